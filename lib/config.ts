@@ -1,0 +1,164 @@
+// Configuration: environment variables, overridable by command-line flags, validated once
+// at start. A bad value stops the program with one line naming the variable, because a
+// half-configured stream worker that starts anyway is worse than one that refuses.
+import { resolve } from 'node:path';
+
+export interface AttuneConfig {
+  host: string;
+  port: number;
+  dataDir: string;
+  logLevel: string;
+  /** The embedded in-process bus, or Kafka when brokers are given. */
+  bus: 'embedded' | 'kafka';
+  kafkaBrokers: string[];
+  kafkaClientId: string;
+  schemaRegistryUrl: string | null;
+  /** Partitions per topic when Attune creates its topics. */
+  topicPartitions: number;
+  /** ClickHouse server URL; null means chDB in `${dataDir}/clickhouse`. */
+  clickhouseUrl: string | null;
+  clickhouseUser: string;
+  clickhousePassword: string;
+  clickhouseDatabase: string;
+  jwt: {
+    /** HS256 shared secret; in embedded mode generated once into the data dir when unset. */
+    secret: string | null;
+    /** RS256 public key (PEM), for verifying tokens issued elsewhere. */
+    publicKey: string | null;
+    issuer: string;
+    audience: string;
+  };
+  coherence: {
+    allowedLatenessMs: number;
+    /** A session with no new beat for this long (processing time) has its open windows flushed. */
+    idleFlushMs: number;
+  };
+  writer: { maxRows: number; maxDelayMs: number };
+  live: {
+    /** Messages queued for one WebSocket client before it is disconnected as too slow. */
+    maxBufferedMessages: number;
+    heartbeatMs: number;
+  };
+  simulate: boolean;
+  simulatorDevices: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, name: string, def: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(name, `expected an integer, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, def: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  const v = raw.trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+  if (['0', 'false', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(name, `expected 1/0, true/false, yes/no or on/off, got "${raw}"`);
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], def: T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return def;
+  if (!(allowed as readonly string[]).includes(raw)) {
+    throw new ConfigError(name, `must be one of ${allowed.join(', ')}, got "${raw}"`);
+  }
+  return raw as T;
+}
+
+function url(env: Env, name: string): string | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('protocol');
+    return raw;
+  } catch {
+    throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+  }
+}
+
+function brokers(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const b of list) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(b)) throw new ConfigError(name, `expected host:port[,host:port...], got "${b}"`);
+  }
+  return list;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * Reads the configuration. `flags` are command-line values that take precedence over the
+ * environment (they are given in the environment variables' names).
+ */
+export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfig {
+  const e: Env = { ...env, ...Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined)) };
+  const kafkaBrokers = brokers(e, 'KAFKA_BROKERS');
+  const bus = oneOf(e, 'ATTUNE_BUS', ['embedded', 'kafka'] as const, kafkaBrokers.length > 0 ? 'kafka' : 'embedded');
+  if (bus === 'kafka' && kafkaBrokers.length === 0) {
+    throw new ConfigError('KAFKA_BROKERS', 'required when ATTUNE_BUS=kafka');
+  }
+  const database = e.CLICKHOUSE_DATABASE ?? 'attune';
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) {
+    throw new ConfigError('CLICKHOUSE_DATABASE', `must be a plain identifier, got "${database}"`);
+  }
+  const publicKey = e.JWT_PUBLIC_KEY ?? null;
+  if (publicKey !== null && !publicKey.includes('BEGIN PUBLIC KEY')) {
+    throw new ConfigError('JWT_PUBLIC_KEY', 'expected a PEM public key (-----BEGIN PUBLIC KEY-----)');
+  }
+  const secret = e.JWT_SECRET ?? null;
+  if (secret !== null && secret.length < 32) {
+    throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
+  }
+  return {
+    host: e.HOST ?? '0.0.0.0',
+    port: int(e, 'PORT', 8080, 0, 65535),
+    dataDir: resolve(e.ATTUNE_DATA_DIR ?? './data'),
+    logLevel: oneOf(e, 'LOG_LEVEL', LOG_LEVELS, 'info'),
+    bus,
+    kafkaBrokers,
+    kafkaClientId: e.KAFKA_CLIENT_ID ?? 'attune',
+    schemaRegistryUrl: url(e, 'SCHEMA_REGISTRY_URL'),
+    topicPartitions: int(e, 'ATTUNE_TOPIC_PARTITIONS', 6, 1, 1024),
+    clickhouseUrl: url(e, 'CLICKHOUSE_URL'),
+    clickhouseUser: e.CLICKHOUSE_USER ?? 'default',
+    clickhousePassword: e.CLICKHOUSE_PASSWORD ?? '',
+    clickhouseDatabase: database,
+    jwt: {
+      secret,
+      publicKey,
+      issuer: e.JWT_ISSUER ?? 'attune',
+      audience: e.JWT_AUDIENCE ?? 'attune-api',
+    },
+    coherence: {
+      allowedLatenessMs: int(e, 'ATTUNE_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),
+      idleFlushMs: int(e, 'ATTUNE_IDLE_FLUSH_MS', 30_000, 1_000, 3_600_000),
+    },
+    writer: {
+      maxRows: int(e, 'ATTUNE_WRITE_BATCH_ROWS', 10_000, 1_000, 1_000_000),
+      maxDelayMs: int(e, 'ATTUNE_WRITE_FLUSH_MS', 1_000, 10, 60_000),
+    },
+    live: {
+      maxBufferedMessages: int(e, 'ATTUNE_WS_MAX_BUFFERED', 256, 1, 100_000),
+      heartbeatMs: int(e, 'ATTUNE_WS_HEARTBEAT_MS', 15_000, 100, 600_000),
+    },
+    simulate: bool(e, 'ATTUNE_SIMULATE', false),
+    simulatorDevices: int(e, 'ATTUNE_SIM_DEVICES', 3, 1, 10_000),
+  };
+}

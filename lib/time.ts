@@ -1,0 +1,26 @@
+// Timestamps move through Attune as epoch milliseconds (numbers). ClickHouse DateTime64(3)
+// values are written as 'YYYY-MM-DD hh:mm:ss.sss' UTC strings, which both a server and chDB
+// parse in every input format, and read back as epoch ms with toUnixTimestamp64Milli.
+
+/** 'YYYY-MM-DD hh:mm:ss.sss' in UTC, the DateTime64(3, 'UTC') text form. */
+export function toClickHouseDateTime(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
+
+/** A 64-bit integer from ClickHouse: a string from a server, a number from chDB. */
+export function int64(v: string | number | bigint | null | undefined): number {
+  if (v === null || v === undefined) return NaN;
+  return typeof v === 'number' ? v : Number(v);
+}
+
+/** Parses an ISO-8601 timestamp or epoch milliseconds; NaN when neither. */
+export function parseTimestamp(v: unknown): number {
+  if (typeof v === 'number') return Number.isFinite(v) ? v : NaN;
+  if (typeof v !== 'string') return NaN;
+  if (/^\d{10,16}$/.test(v)) return Number(v);
+  // Require a date and a time with an explicit zone, so device clocks are never read as local time.
+  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i.test(v)) return NaN;
+  return Date.parse(v);
+}
+
+export const iso = (ms: number): string => new Date(ms).toISOString();
