@@ -1,0 +1,37 @@
+// What the HTTP/WebSocket routes need from the rest of Attune, passed in explicitly so each
+// role (ingest, api, all) wires only what it runs and tests can hand in their own parts.
+import type { ClickHouseClient } from '@clickhouse/client';
+import type { Logger } from '../lib/log.js';
+import type { Bus } from '../bus/types.js';
+import type { Authenticator } from './auth.js';
+import type { DevicesRepository, SessionsRepository } from './sessions-repo.js';
+import type { LiveHub } from './live.js';
+
+/** Encodes and decodes bus record values (Avro, Confluent wire format). */
+export interface RecordCodec {
+  encode(topic: string, record: unknown): Buffer | Promise<Buffer>;
+  decode<T = unknown>(buf: Buffer): T | Promise<T>;
+}
+
+export interface HealthCheck {
+  name: string;
+  check(): Promise<boolean>;
+}
+
+export interface AppContext {
+  log: Logger;
+  auth: Authenticator;
+  clickhouse: ClickHouseClient;
+  database: string;
+  bus: Bus;
+  codec: RecordCodec;
+  sessions: SessionsRepository;
+  devices: DevicesRepository;
+  /** Present where the API role runs (live fan-out). */
+  live?: LiveHub;
+  health: HealthCheck[];
+  clock: () => number;
+  /** Which roles this server carries; decides which routes it registers. */
+  roles: { ingest: boolean; api: boolean };
+  liveOptions: { maxBufferedMessages: number; heartbeatMs: number };
+}

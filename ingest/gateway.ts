@@ -1,0 +1,281 @@
+// The ingest gateway: device registration, batched sync over HTTP, live beats over a
+// WebSocket. Everything is validated (JSON Schema, then plausibility), resolved to a user
+// and a session, and published to the bus before it is acknowledged.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { AttuneError, isAttuneError } from '../lib/errors.js';
+import { Scopes, canAccess, requireScope, type Principal } from '../api/auth.js';
+import type { AppContext } from '../api/context.js';
+import { errorBodySchema } from '../api/errors.js';
+import { authenticateRequest, socketAuth } from '../api/http-auth.js';
+import type { Device, Session } from '../api/sessions-repo.js';
+import { publishReadings } from './publisher.js';
+import {
+  Limits,
+  checkTimestamps,
+  readingId,
+  syncBodySchema,
+  validateReading,
+  type HeartReadingRecord,
+  type ReadingInput,
+} from './readings.js';
+
+const deviceIdParam = {
+  type: 'object',
+  properties: { device_id: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:@-]+$' } },
+  required: ['device_id'],
+} as const;
+
+const deviceBodySchema = {
+  type: 'object',
+  properties: {
+    device_id: deviceIdParam.properties.device_id,
+    name: { type: 'string', maxLength: 200 },
+    model: { type: 'string', maxLength: 200 },
+    firmware: { type: 'string', maxLength: 100 },
+  },
+  required: ['device_id'],
+} as const;
+
+const deviceResponse = {
+  type: 'object',
+  properties: {
+    device_id: { type: 'string' },
+    user_id: { type: 'string' },
+    org_id: { type: 'string' },
+    name: { type: 'string' },
+    model: { type: 'string' },
+    firmware: { type: 'string' },
+    registered_at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const deviceJson = (d: Device) => ({
+  device_id: d.id,
+  user_id: d.userId,
+  org_id: d.orgId,
+  name: d.name,
+  model: d.model,
+  firmware: d.firmware,
+  registered_at: new Date(d.registeredAt).toISOString(),
+});
+
+/** The device, if `p` may send readings for it. Unknown and foreign devices look the same (404). */
+async function ownedDevice(ctx: AppContext, p: Principal, deviceId: string): Promise<Device> {
+  const device = await ctx.devices.get(deviceId);
+  if (!device || !canAccess(p, device)) {
+    throw new AttuneError('not_found', `device ${deviceId} is not registered`, [{ field: 'device_id', reason: 'not_registered' }]);
+  }
+  return device;
+}
+
+/**
+ * Turns validated readings into bus records: timestamps checked, sessions resolved. Throws
+ * a coded error naming the first bad field (with its index) and accepts nothing then, so a
+ * client can fix and resend the whole batch.
+ */
+export async function toRecords(
+  ctx: AppContext,
+  device: Device,
+  readings: ReadingInput[],
+  batchSessionId: string | undefined,
+  source: HeartReadingRecord['source'],
+  prefix = '/readings',
+): Promise<HeartReadingRecord[]> {
+  const now = ctx.clock();
+  const times = checkTimestamps(readings, now, prefix);
+  const explicit = new Map<string, Session>();
+  const out: HeartReadingRecord[] = new Array(readings.length);
+  for (let i = 0; i < readings.length; i++) {
+    const r = readings[i];
+    const named = r.session_id ?? batchSessionId;
+    let sessionId: string | null = null;
+    if (named !== undefined) {
+      let s = explicit.get(named);
+      if (!s) {
+        const found = await ctx.sessions.get(named);
+        // Someone else's session is reported exactly like a missing one.
+        if (!found || found.orgId !== device.orgId || found.userId !== device.userId) {
+          const field = r.session_id !== undefined ? `${prefix}/${i}/session_id` : '/session_id';
+          throw new AttuneError('validation_error', `unknown session ${named}`, [{ field, index: r.session_id !== undefined ? i : undefined, reason: 'unknown_session' }]);
+        }
+        s = found;
+        explicit.set(named, s);
+      }
+      sessionId = s.id;
+    } else {
+      const active = await ctx.sessions.activeAt(device.orgId, device.userId, times[i]);
+      sessionId = active?.id ?? null;
+    }
+    out[i] = {
+      reading_id: readingId(device.id, times[i]),
+      device_id: device.id,
+      user_id: device.userId,
+      org_id: device.orgId,
+      session_id: sessionId,
+      recorded_at: times[i],
+      received_at: now,
+      hr_bpm: r.hr ?? null,
+      rr_intervals_ms: r.rr_intervals_ms ?? [],
+      device_hrv_ms: r.hrv ?? null,
+      device_coherence: r.coherence ?? null,
+      battery_level_pct: r.battery_level ?? null,
+      source,
+    };
+  }
+  return out;
+}
+
+export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.post<{ Body: { device_id: string; name?: string; model?: string; firmware?: string } }>(
+    '/v1/devices',
+    {
+      schema: {
+        tags: ['ingest'],
+        summary: 'Register a device to the calling user (re-registering updates it).',
+        security: [{ bearerAuth: [] }],
+        body: deviceBodySchema,
+        response: { 200: deviceResponse, 201: deviceResponse, '4xx': errorBodySchema },
+      },
+    },
+    async (req, reply) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.writeDevices);
+      const { device, created } = await ctx.devices.register({
+        id: req.body.device_id,
+        orgId: p.orgId,
+        userId: p.userId,
+        name: req.body.name,
+        model: req.body.model,
+        firmware: req.body.firmware,
+      });
+      return reply.status(created ? 201 : 200).send(deviceJson(device));
+    },
+  );
+
+  app.post<{ Params: { device_id: string }; Body: { session_id?: string; readings: ReadingInput[] } }>(
+    '/v1/devices/:device_id/sync',
+    {
+      bodyLimit: Limits.maxBodyBytes,
+      schema: {
+        tags: ['ingest'],
+        summary: 'Upload a batch of readings from a device.',
+        description: `At most ${Limits.maxReadingsPerBatch} readings and 1 MB per request. RR ${Limits.rrMinMs}–${Limits.rrMaxMs} ms, HR ${Limits.hrMin}–${Limits.hrMax} bpm, timestamps at most 5 minutes in the future. A batch is accepted whole or refused whole (400 naming the first bad field and its index).`,
+        security: [{ bearerAuth: [] }],
+        params: deviceIdParam,
+        body: syncBodySchema,
+        response: {
+          202: {
+            type: 'object',
+            properties: { accepted: { type: 'integer' }, device_id: { type: 'string' }, session_ids: { type: 'array', items: { type: 'string' } } },
+          },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req, reply) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.writeReadings);
+      const device = await ownedDevice(ctx, p, req.params.device_id);
+      const records = await toRecords(ctx, device, req.body.readings, req.body.session_id, 'sync');
+      await publish(ctx, records);
+      const sessionIds = [...new Set(records.map((r) => r.session_id).filter((s): s is string => s !== null))];
+      return reply.status(202).send({ accepted: records.length, device_id: device.id, session_ids: sessionIds });
+    },
+  );
+
+  app.get<{ Params: { device_id: string } }>(
+    '/v1/ingest/devices/:device_id',
+    {
+      websocket: true,
+      schema: {
+        tags: ['ingest'],
+        summary: 'Live beats over a WebSocket (see README: session-sync protocol).',
+        params: deviceIdParam,
+      },
+    },
+    (socket: WebSocket, req: FastifyRequest<{ Params: { device_id: string } }>) => {
+      handleIngestSocket(ctx, socket, req);
+    },
+  );
+}
+
+async function publish(ctx: AppContext, records: HeartReadingRecord[]): Promise<void> {
+  try {
+    await publishReadings(ctx.bus, ctx.codec, records);
+  } catch (err) {
+    ctx.log.error({ err }, 'publishing readings failed');
+    throw new AttuneError('unavailable', 'the bus did not accept the readings; nothing was stored, retry later');
+  }
+}
+
+/**
+ * Live ingest protocol. After authentication (header, `?token=` or a first
+ * `{"type":"authenticate","token":…}` message) a client sends JSON messages, each one
+ * reading, an array of readings, or `{"type":"readings","id":…,"readings":[…]}`. Every
+ * message is answered with `{"type":"ack","id","accepted"}` once its readings are on the
+ * bus, or `{"type":"error","id","error":{code,message,details}}`; the socket stays open.
+ */
+function handleIngestSocket(ctx: AppContext, socket: WebSocket, req: FastifyRequest<{ Params: { device_id: string } }>): void {
+  let device: Device | null = null;
+  let seq = 0;
+  const send = (msg: unknown) => {
+    if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(msg));
+  };
+  const sendError = (id: unknown, err: unknown) => {
+    const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
+    if (!isAttuneError(err)) ctx.log.error({ err }, 'live ingest failed');
+    send({ type: 'error', id, error: { code: coded.code, message: coded.message, details: coded.details, request_id: String(req.id) } });
+  };
+  const auth = socketAuth(ctx, socket, req, Scopes.writeReadings, async (p) => {
+    device = await ownedDevice(ctx, p, req.params.device_id);
+    send({ type: 'authenticated', device_id: device.id });
+  });
+  // Messages are processed one at a time, after authentication, so acks come back in order.
+  let chain: Promise<unknown> = auth.initial;
+
+  socket.on('message', (data: Buffer, isBinary: boolean) => {
+    chain = chain.then(async () => {
+      if (socket.readyState !== socket.OPEN) return;
+      const id = ++seq;
+      let msg: unknown;
+      try {
+        if (isBinary) throw new AttuneError('unsupported_media_type', 'send readings as JSON text messages');
+        msg = JSON.parse(data.toString('utf8'));
+      } catch (err) {
+        return sendError(id, isAttuneError(err) ? err : new AttuneError('validation_error', 'message is not valid JSON', [{ field: '/', reason: (err as Error).message }]));
+      }
+      if (!auth.principal || !device) {
+        await auth.handleFirstMessage(msg);
+        return;
+      }
+      const m = msg as Record<string, unknown>;
+      const clientId = m && typeof m === 'object' && !Array.isArray(m) && m.id !== undefined ? m.id : id;
+      try {
+        let list: unknown[];
+        let sessionId: string | undefined;
+        let prefix = '';
+        if (Array.isArray(msg)) list = msg;
+        else if (m && typeof m === 'object' && (m.type === 'readings' || 'readings' in m)) {
+          if (!Array.isArray(m.readings)) throw new AttuneError('validation_error', 'readings must be an array', [{ field: '/readings', reason: 'must be array' }]);
+          list = m.readings;
+          prefix = '/readings';
+          if (typeof m.session_id === 'string') sessionId = m.session_id;
+        } else list = [m];
+        if (list.length === 0) return send({ type: 'ack', id: clientId, accepted: 0 });
+        if (list.length > Limits.maxReadingsPerBatch) {
+          throw new AttuneError('validation_error', `at most ${Limits.maxReadingsPerBatch} readings per message`, [{ field: prefix || '/', reason: 'too_many_readings' }]);
+        }
+        const readings = list.map((r, i) => {
+          const { type: _t, id: _i, ...rest } = (r && typeof r === 'object' ? r : { value: r }) as Record<string, unknown>;
+          return validateReading(rest, i, prefix);
+        });
+        const records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);
+        await publish(ctx, records);
+        send({ type: 'ack', id: clientId, accepted: records.length });
+      } catch (err) {
+        sendError(clientId, err);
+      }
+    });
+  });
+}

@@ -1,0 +1,123 @@
+// Heart readings as devices send them: the JSON Schema (shared by the HTTP sync route, the
+// live WebSocket and the OpenAPI document), the plausibility checks that JSON Schema cannot
+// express, and the conversion to the HeartReading bus record.
+import { createHash } from 'node:crypto';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { AttuneError, type ErrorDetail } from '../lib/errors.js';
+import { parseTimestamp } from '../lib/time.js';
+import { detailsFromValidation } from '../api/errors.js';
+
+export const Limits = {
+  rrMinMs: 250,
+  rrMaxMs: 2500,
+  hrMin: 25,
+  hrMax: 250,
+  maxFutureMs: 5 * 60_000,
+  maxReadingsPerBatch: 10_000,
+  maxRrPerReading: 600,
+  maxBodyBytes: 1024 * 1024,
+  maxWsMessageBytes: 64 * 1024,
+} as const;
+
+const ID = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:@-]+$' } as const;
+
+export const readingSchema = {
+  type: 'object',
+  description: 'One reading: a heart rate and/or the RR intervals since the previous reading. The last RR interval ends at `timestamp`.',
+  properties: {
+    timestamp: {
+      description: 'When the reading was taken: ISO-8601 with a zone (e.g. 2026-11-22T10:00:00.250Z) or epoch milliseconds.',
+      anyOf: [{ type: 'string', maxLength: 40 }, { type: 'number' }],
+    },
+    hr: { type: 'number', minimum: Limits.hrMin, maximum: Limits.hrMax, description: 'Heart rate, beats per minute.' },
+    rr_intervals_ms: {
+      type: 'array',
+      maxItems: Limits.maxRrPerReading,
+      items: { type: 'number', minimum: Limits.rrMinMs, maximum: Limits.rrMaxMs },
+      description: 'RR intervals in milliseconds, oldest first.',
+    },
+    hrv: { type: 'number', minimum: 0, maximum: 2000, description: "The device's own HRV (RMSSD, ms), if it computes one." },
+    coherence: { type: 'number', minimum: 0, maximum: 100, description: "The device's own coherence value, if it computes one." },
+    battery_level: { type: 'number', minimum: 0, maximum: 100, description: 'Battery, percent.' },
+    session_id: { ...ID, description: 'The session this reading belongs to; defaults to the batch session_id, then to the user session active at `timestamp`.' },
+  },
+  required: ['timestamp'],
+  anyOf: [{ required: ['hr'] }, { required: ['rr_intervals_ms'] }],
+} as const;
+
+export const syncBodySchema = {
+  type: 'object',
+  properties: {
+    session_id: { ...ID, description: 'Session for every reading that does not name its own.' },
+    readings: { type: 'array', minItems: 1, maxItems: Limits.maxReadingsPerBatch, items: readingSchema },
+  },
+  required: ['readings'],
+} as const;
+
+export interface ReadingInput {
+  timestamp: string | number;
+  hr?: number;
+  rr_intervals_ms?: number[];
+  hrv?: number;
+  coherence?: number;
+  battery_level?: number;
+  session_id?: string;
+}
+
+export interface HeartReadingRecord {
+  reading_id: string;
+  device_id: string;
+  user_id: string;
+  org_id: string;
+  session_id: string | null;
+  recorded_at: number;
+  received_at: number;
+  hr_bpm: number | null;
+  rr_intervals_ms: number[];
+  device_hrv_ms: number | null;
+  device_coherence: number | null;
+  battery_level_pct: number | null;
+  source: 'sync' | 'live' | 'simulator';
+}
+
+const ajv = new Ajv({ allErrors: false, strict: false });
+const validateReadingFn: ValidateFunction = ajv.compile(readingSchema);
+
+/** Validates one reading with the same schema the HTTP route uses (for the WebSocket path). */
+export function validateReading(value: unknown, index: number, prefix = ''): ReadingInput {
+  if (!validateReadingFn(value)) {
+    const details = detailsFromValidation(validateReadingFn.errors ?? [], `${prefix}/${index}`);
+    throw new AttuneError('validation_error', `invalid reading at index ${index}: ${details[0]?.field} ${details[0]?.reason}`, details);
+  }
+  return value as ReadingInput;
+}
+
+/**
+ * Checks what JSON Schema cannot: the timestamp parses and is not too far in the future.
+ * Returns the parsed times, or throws a coded error naming the first bad field and index.
+ */
+export function checkTimestamps(readings: ReadingInput[], now: number, prefix = '/readings'): Float64Array {
+  const times = new Float64Array(readings.length);
+  const details: ErrorDetail[] = [];
+  for (let i = 0; i < readings.length; i++) {
+    const t = parseTimestamp(readings[i].timestamp);
+    if (Number.isNaN(t)) {
+      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'must be ISO-8601 with a zone, or epoch milliseconds' });
+    } else if (t > now + Limits.maxFutureMs) {
+      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: `is more than ${Limits.maxFutureMs / 60_000} minutes in the future` });
+    } else if (t < Date.UTC(2000, 0, 1)) {
+      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'is before the year 2000' });
+    }
+    if (details.length >= 10) break;
+    times[i] = t;
+  }
+  if (details.length > 0) {
+    throw new AttuneError('validation_error', `invalid timestamp at index ${details[0].index}: ${details[0].reason}`, details);
+  }
+  return times;
+}
+
+/** Stable id of a reading: the same device and time always give the same id, so replays and re-uploads are recognised. */
+export function readingId(deviceId: string, recordedAt: number): string {
+  return createHash('sha256').update(deviceId).update('\u0000').update(String(recordedAt)).digest('hex').slice(0, 32);
+}
