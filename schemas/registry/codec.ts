@@ -1,0 +1,197 @@
+// Avro values in the Confluent wire format: 0x00, the writer schema id as a 4-byte
+// big-endian integer, then the Avro binary body. Encoding writes with the topic's current
+// schema; decoding reads the writer id, fetches that schema once, and resolves it to the
+// current schema of the same record name, so records written by older (or newer,
+// compatible) producers come out in today's shape with defaults filled in.
+import { AttuneError, type ErrorDetail } from '../../lib/errors.js';
+import type { SchemaRegistry } from './registry.js';
+import {
+  loadSchemaFile,
+  parseSchema,
+  topicSchemaFiles,
+  valueSubject,
+  type AttuneRecord,
+  type AvroSchema,
+  type AvroType,
+  type TopicName,
+  type TopicRecords,
+} from './schemas.js';
+
+export const MAGIC_BYTE = 0;
+export const WIRE_HEADER_BYTES = 5;
+
+export function writeWireHeader(schemaId: number, target: Buffer = Buffer.alloc(WIRE_HEADER_BYTES)): Buffer {
+  target[0] = MAGIC_BYTE;
+  target.writeUInt32BE(schemaId, 1);
+  return target;
+}
+
+/** The writer schema id of a wire-format buffer; validation_error when it is not one. */
+export function readSchemaId(buf: Buffer): number {
+  if (buf.length < WIRE_HEADER_BYTES) {
+    throw new AttuneError('validation_error', `Avro value too short for the wire header (${buf.length} bytes)`, [
+      { reason: 'truncated_header' },
+    ]);
+  }
+  if (buf[0] !== MAGIC_BYTE) {
+    throw new AttuneError('validation_error', `unknown magic byte 0x${buf[0].toString(16)} in Avro value`, [
+      { reason: 'bad_magic_byte' },
+    ]);
+  }
+  return buf.readUInt32BE(1);
+}
+
+export interface Codec {
+  /** The schema id `encode` writes for a topic. */
+  schemaIdOf(topic: TopicName): number;
+  /** Encodes with the topic's current schema; validation_error naming the field when invalid. */
+  encode<T extends TopicName>(topic: T, record: TopicRecords[T]): Buffer;
+  /** Decodes any value, fetching an unseen writer schema from the registry first. */
+  decode<R = AttuneRecord>(buf: Buffer): Promise<R>;
+  /**
+   * Decodes without waiting: for hot loops once the writer schema is known (all current
+   * schemas are known from the start). not_found when the id has not been loaded yet.
+   */
+  decodeSync<R = AttuneRecord>(buf: Buffer): R;
+}
+
+interface WriterEntry {
+  reader: AvroType;
+  /** Present when writer and reader schemas differ. */
+  resolver: ReturnType<AvroType['createResolver']> | undefined;
+}
+
+interface TopicWriter {
+  id: number;
+  type: AvroType;
+}
+
+export interface CreateCodecOptions {
+  /** Override the schemas per topic (tests); default: the .avsc files of topicSchemaFiles. */
+  schemas?: Partial<Record<TopicName, AvroSchema>>;
+}
+
+/** Registers the current schema of every topic and returns a codec bound to `registry`. */
+export async function createCodec(registry: SchemaRegistry, opts: CreateCodecOptions = {}): Promise<Codec> {
+  const writers = new Map<string, TopicWriter>();
+  const readersByName = new Map<string, AvroType>();
+  const byWriterId = new Map<number, WriterEntry>();
+  const pending = new Map<number, Promise<WriterEntry>>();
+
+  for (const topic of Object.keys(topicSchemaFiles) as TopicName[]) {
+    const schema = opts.schemas?.[topic] ?? loadSchemaFile(topicSchemaFiles[topic]);
+    const type = parseSchema(schema);
+    const id = await registry.register(valueSubject(topic), schema);
+    writers.set(topic, { id, type });
+    if (type.name) readersByName.set(type.name, type);
+    byWriterId.set(id, { reader: type, resolver: undefined });
+  }
+
+  function entryFor(writerSchema: AvroSchema): WriterEntry {
+    const writer = parseSchema(writerSchema);
+    const reader = (writer.name && readersByName.get(writer.name)) || writer;
+    if (reader === writer || reader.equals(writer)) return { reader, resolver: undefined };
+    return { reader, resolver: reader.createResolver(writer) };
+  }
+
+  async function load(id: number): Promise<WriterEntry> {
+    let p = pending.get(id);
+    if (!p) {
+      p = registry.getSchema(id).then((schema) => {
+        const entry = entryFor(schema);
+        byWriterId.set(id, entry);
+        return entry;
+      });
+      pending.set(id, p);
+      // A failed lookup (registry down, unknown id) may succeed later: do not cache it.
+      p.catch(() => pending.delete(id));
+    }
+    return p;
+  }
+
+  function read<R>(buf: Buffer, id: number, entry: WriterEntry): R {
+    try {
+      const { value, offset } = entry.reader.decode(buf, WIRE_HEADER_BYTES, entry.resolver);
+      if (offset !== buf.length) {
+        throw new Error(offset < 0 ? 'body truncated' : `${buf.length - offset} trailing bytes`);
+      }
+      return value as R;
+    } catch (err) {
+      throw new AttuneError('validation_error', `cannot decode Avro value with schema id ${id}: ${(err as Error).message}`, [
+        { reason: 'malformed_body', schema_id: id },
+      ]);
+    }
+  }
+
+  // Encoding goes through one growing scratch buffer so each record costs one allocation.
+  let scratch = Buffer.allocUnsafe(64 * 1024);
+
+  function invalidFields(type: AvroType, record: unknown): ErrorDetail[] {
+    const details: ErrorDetail[] = [];
+    type.isValid(record, {
+      errorHook: (path: string[], value: unknown, fieldType: AvroType) => {
+        details.push({
+          field: '/' + path.join('/'),
+          reason: `expected ${describe(fieldType)}, got ${JSON.stringify(value) ?? String(value)}`,
+        });
+      },
+    });
+    return details;
+  }
+
+  return {
+    schemaIdOf(topic) {
+      const w = writers.get(topic);
+      if (!w) throw new AttuneError('not_found', `no schema for topic ${topic}`);
+      return w.id;
+    },
+
+    encode(topic, record) {
+      const w = writers.get(topic);
+      if (!w) throw new AttuneError('not_found', `no schema for topic ${topic}`);
+      let end: number;
+      try {
+        for (;;) {
+          end = w.type.encode(record, scratch, WIRE_HEADER_BYTES);
+          if (end >= 0) break;
+          scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratch.length - end + WIRE_HEADER_BYTES));
+        }
+      } catch (err) {
+        const details = invalidFields(w.type, record);
+        const where = details.map((d) => d.field).join(', ');
+        throw new AttuneError(
+          'validation_error',
+          `invalid ${w.type.name ?? 'record'} for ${topic}${where ? ` at ${where}` : ''}: ${details[0]?.reason ?? (err as Error).message}`,
+          details.length > 0 ? details : [{ reason: (err as Error).message }],
+        );
+      }
+      const out = Buffer.allocUnsafe(end);
+      scratch.copy(out, 0, 0, end);
+      writeWireHeader(w.id, out);
+      return out;
+    },
+
+    async decode<R>(buf: Buffer): Promise<R> {
+      const id = readSchemaId(buf);
+      const entry = byWriterId.get(id) ?? (await load(id));
+      return read<R>(buf, id, entry);
+    },
+
+    decodeSync<R>(buf: Buffer): R {
+      const id = readSchemaId(buf);
+      const entry = byWriterId.get(id);
+      if (!entry) {
+        throw new AttuneError('not_found', `Avro schema id ${id} is not loaded yet; use decode()`, [
+          { reason: 'schema_not_loaded', schema_id: id },
+        ]);
+      }
+      return read<R>(buf, id, entry);
+    },
+  };
+}
+
+function describe(type: AvroType): string {
+  const t = type as AvroType & { typeName: string; types?: AvroType[] };
+  if (t.types) return t.types.map(describe).join(' | ');
+  return t.name ?? t.typeName;
+}

@@ -1,0 +1,110 @@
+// The Avro schemas of the bus topics, loaded from schemas/avro/*.avsc, and the TypeScript
+// shapes of their records. timestamp-millis fields stay plain numbers (ms since the epoch):
+// no logical-type hooks are registered with avsc, so it reads and writes them as longs,
+// which is both what the pipeline computes with and the fastest path.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import avro from 'avsc';
+import { Topics } from '../../bus/types.js';
+
+export type AvroSchema = avro.Schema;
+export type AvroType = avro.Type;
+
+export const avroSchemaDir = fileURLToPath(new URL('../avro/', import.meta.url));
+
+export type IngestSource = 'sync' | 'live' | 'simulator';
+
+export interface HeartReading {
+  reading_id: string;
+  device_id: string;
+  user_id: string;
+  org_id: string;
+  session_id?: string | null;
+  recorded_at: number;
+  received_at: number;
+  hr_bpm?: number | null;
+  rr_intervals_ms?: number[];
+  device_hrv_ms?: number | null;
+  device_coherence?: number | null;
+  battery_level_pct?: number | null;
+  source?: IngestSource;
+}
+
+export interface CoherenceWindow {
+  session_id: string;
+  user_id: string;
+  org_id: string;
+  device_id: string;
+  window_start: number;
+  window_end: number;
+  valid: boolean;
+  coherence?: number | null;
+  coherence_ratio?: number | null;
+  peak_frequency_hz?: number | null;
+  breathing_rate_bpm?: number | null;
+  mean_hr_bpm?: number | null;
+  rmssd_ms?: number | null;
+  sdnn_ms?: number | null;
+  pnn50_pct?: number | null;
+  beat_count: number;
+  artifact_ratio: number;
+  late_beat_count?: number;
+}
+
+export interface SessionEvent {
+  event_id: string;
+  session_id: string;
+  user_id: string;
+  org_id: string;
+  type: string;
+  occurred_at: number;
+  payload_json?: string;
+}
+
+export interface DeadLetter {
+  source_topic: string;
+  source_partition: number;
+  source_offset: string;
+  key: string;
+  value: Buffer;
+  reason_code: string;
+  reason: string;
+  failed_at: number;
+  consumer_group: string;
+}
+
+/** The record type carried by each topic. Decoded records have every field filled in. */
+export interface TopicRecords {
+  [Topics.heartReadings]: HeartReading;
+  [Topics.coherenceWindows]: CoherenceWindow;
+  [Topics.sessionEvents]: SessionEvent;
+  [Topics.deadLetter]: DeadLetter;
+}
+export type TopicName = keyof TopicRecords;
+export type AttuneRecord = TopicRecords[TopicName];
+
+/** Which .avsc file holds the current value schema of each topic. */
+export const topicSchemaFiles: Record<TopicName, string> = {
+  [Topics.heartReadings]: 'HeartReading.avsc',
+  [Topics.coherenceWindows]: 'CoherenceWindow.avsc',
+  [Topics.sessionEvents]: 'SessionEvent.avsc',
+  [Topics.deadLetter]: 'DeadLetter.avsc',
+};
+
+/** Confluent TopicNameStrategy: the value schema of topic T lives under subject `T-value`. */
+export const valueSubject = (topic: string): string => `${topic}-value`;
+
+export function loadSchemaFile(file: string, dir: string = avroSchemaDir): AvroSchema {
+  return JSON.parse(readFileSync(join(dir, file), 'utf8')) as AvroSchema;
+}
+
+/** Parses a schema the way the codec needs it: unions unwrapped, no logical-type hooks. */
+export function parseSchema(schema: AvroSchema): AvroType {
+  return avro.Type.forSchema(schema, { wrapUnions: false });
+}
+
+/** SHA-256 over avsc's normalised schema: changes when the binary layout can change. */
+export function schemaFingerprint(schema: AvroSchema): string {
+  return parseSchema(schema).fingerprint('sha256').toString('hex');
+}
