@@ -39,7 +39,7 @@ interface SessionRow {
   org_id: string;
   user_id: string;
   device_id: string;
-  session_type: string;
+  kind: string;
   title: string;
   status: 'active' | 'ended';
   started_at_ms: string | number;
@@ -51,7 +51,7 @@ interface SessionRow {
   metadata_json: string;
 }
 
-const SESSION_COLUMNS = `session_id, org_id, user_id, device_id, session_type, title, status,
+const SESSION_COLUMNS = `session_id, org_id, user_id, device_id, kind, title, status,
   toUnixTimestamp64Milli(started_at) AS started_at_ms,
   if(isNull(ended_at), NULL, toUnixTimestamp64Milli(assumeNotNull(ended_at))) AS ended_at_ms,
   coherence_threshold, threshold_duration_s,
@@ -70,7 +70,7 @@ function fromRow(r: SessionRow): Session {
     orgId: r.org_id,
     userId: r.user_id,
     deviceId: r.device_id,
-    type: r.session_type,
+    type: r.kind,
     title: r.title,
     status: r.status,
     startedAt: int64(r.started_at_ms),
@@ -89,7 +89,7 @@ function toRow(s: Session) {
     org_id: s.orgId,
     user_id: s.userId,
     device_id: s.deviceId,
-    session_type: s.type,
+    kind: s.type,
     title: s.title,
     status: s.status,
     started_at: toClickHouseDateTime(s.startedAt),

@@ -1,0 +1,180 @@
+// Coherence history: GET /v1/users/me/coherence, served from the per-user daily rollup
+// (user_daily_coherence, an AggregatingMergeTree fed by a materialized view), so a year of
+// history costs a few hundred rows, not millions of windows.
+import type { FastifyInstance } from 'fastify';
+import { AttuneError } from '../lib/errors.js';
+import { int64 } from '../lib/time.js';
+import { Scopes, requireScope } from './auth.js';
+import type { AppContext } from './context.js';
+import { errorBodySchema } from './errors.js';
+import { authenticateRequest } from './http-auth.js';
+import { HIGH_COHERENCE_SCORE } from './sessions.js';
+
+const DAY_MS = 86_400_000;
+/** Below this change of the average score per period the trend is called stable. */
+export const TREND_STABLE_SLOPE = 0.01;
+
+const bucketExpr = {
+  day: 'day',
+  week: 'toMonday(day)',
+  month: 'toStartOfMonth(day)',
+} as const;
+type Granularity = keyof typeof bucketExpr;
+
+const pointSchema = {
+  type: 'object',
+  properties: {
+    date: { type: 'string', format: 'date', description: 'First day of the period (UTC).' },
+    average_coherence: { type: 'number', description: 'Mean coherence score 0..1.' },
+    peak_coherence: { type: 'number' },
+    time_in_high_coherence: { type: 'number', description: `Seconds with coherence >= ${HIGH_COHERENCE_SCORE}.` },
+    coherence_ratio: { type: 'number', description: 'Mean McCraty coherence ratio.' },
+    average_hr: { type: ['number', 'null'] },
+    average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
+    window_count: { type: 'integer' },
+  },
+} as const;
+
+interface Row {
+  bucket: string;
+  average_coherence: number;
+  peak_coherence: number;
+  high_s: number | string;
+  coherence_ratio: number;
+  average_hr: number | null;
+  average_hrv: number | null;
+  window_count: number | string;
+}
+
+const r4 = (v: number | null) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(4)));
+
+/** Least-squares slope of y over the point index: the change of the average per period. */
+export function trendSlope(values: number[]): number {
+  const n = values.length;
+  if (n < 2) return 0;
+  const mx = (n - 1) / 2;
+  const my = values.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < n; i++) {
+    num += (i - mx) * (values[i] - my);
+    den += (i - mx) ** 2;
+  }
+  return num / den;
+}
+
+function parseDate(v: string | undefined, field: string, def: number): number {
+  if (v === undefined) return def;
+  const t = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00Z`) : NaN;
+  if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD`, [{ field: `?${field}`, reason: 'invalid date' }]);
+  return t;
+}
+
+const ymd = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.get<{ Querystring: { start_date?: string; end_date?: string; granularity?: Granularity; user_id?: string } }>(
+    '/v1/users/me/coherence',
+    {
+      schema: {
+        tags: ['coherence'],
+        summary: "The caller's coherence history by day, week or month, with a summary and trend.",
+        security: [{ bearerAuth: [] }],
+        querystring: {
+          type: 'object',
+          properties: {
+            start_date: { type: 'string', description: 'YYYY-MM-DD (UTC, inclusive); default 30 days before end_date.' },
+            end_date: { type: 'string', description: 'YYYY-MM-DD (UTC, inclusive); default today.' },
+            granularity: { type: 'string', enum: ['day', 'week', 'month'], default: 'day' },
+            user_id: { type: 'string', maxLength: 128, description: 'Another user of the org (needs admin:org).' },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              user_id: { type: 'string' },
+              granularity: { type: 'string' },
+              start_date: { type: 'string' },
+              end_date: { type: 'string' },
+              data_points: { type: 'array', items: pointSchema },
+              summary: {
+                type: 'object',
+                properties: {
+                  average_coherence: { type: ['number', 'null'] },
+                  peak_coherence: { type: ['number', 'null'] },
+                  time_in_high_coherence: { type: 'number' },
+                  trend: { type: 'string', enum: ['improving', 'declining', 'stable'] },
+                  trend_slope: { type: 'number', description: 'Change of average_coherence per period.' },
+                  window_count: { type: 'integer' },
+                },
+              },
+            },
+          },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.readCoherence);
+      const userId = req.query.user_id ?? p.userId;
+      if (userId !== p.userId && !p.scopes.has(Scopes.adminOrg)) {
+        throw new AttuneError('forbidden', "reading another user's coherence needs admin:org", [{ field: '?user_id', reason: 'missing_scope' }]);
+      }
+      const granularity = req.query.granularity ?? 'day';
+      const today = Math.floor(ctx.clock() / DAY_MS) * DAY_MS;
+      const end = parseDate(req.query.end_date, 'end_date', today);
+      const start = parseDate(req.query.start_date, 'start_date', end - 30 * DAY_MS);
+      if (start > end) throw new AttuneError('validation_error', 'start_date is after end_date', [{ field: '?start_date', reason: 'after end_date' }]);
+      if (end - start > 3 * 366 * DAY_MS) throw new AttuneError('validation_error', 'at most 3 years per request', [{ field: '?start_date', reason: 'range too long' }]);
+
+      const rs = await ctx.clickhouse.query({
+        query: `SELECT toString(${bucketExpr[granularity]}) AS bucket,
+                  avgMerge(avg_coherence_state) AS average_coherence,
+                  maxMerge(max_coherence_state) AS peak_coherence,
+                  sumMerge(high_coherence_s_state) AS high_s,
+                  avgMerge(avg_coherence_ratio_state) AS coherence_ratio,
+                  avgMerge(avg_mean_hr_bpm_state) AS average_hr,
+                  avgMerge(avg_rmssd_ms_state) AS average_hrv,
+                  countMerge(window_count_state) AS window_count
+                FROM ${ctx.database}.user_daily_coherence
+                WHERE org_id = {org:String} AND user_id = {user:String}
+                  AND day BETWEEN toDate({start:String}) AND toDate({end:String})
+                GROUP BY bucket ORDER BY bucket`,
+        query_params: { org: p.orgId, user: userId, start: ymd(start), end: ymd(end) },
+        format: 'JSONEachRow',
+      });
+      const rows = (await rs.json()) as Row[];
+      const points = rows.map((r) => ({
+        date: r.bucket,
+        average_coherence: r4(r.average_coherence)!,
+        peak_coherence: r4(r.peak_coherence)!,
+        time_in_high_coherence: int64(r.high_s),
+        coherence_ratio: r4(r.coherence_ratio)!,
+        average_hr: r4(r.average_hr),
+        average_hrv: r4(r.average_hrv),
+        window_count: int64(r.window_count),
+      }));
+      const windows = points.reduce((a, x) => a + x.window_count, 0);
+      const slope = trendSlope(points.map((x) => x.average_coherence));
+      return {
+        user_id: userId,
+        granularity,
+        start_date: ymd(start),
+        end_date: ymd(end),
+        data_points: points,
+        summary: {
+          // Weighted by windows, so a long day counts more than a short one.
+          average_coherence: windows === 0 ? null : r4(points.reduce((a, x) => a + x.average_coherence * x.window_count, 0) / windows),
+          peak_coherence: points.length === 0 ? null : Math.max(...points.map((x) => x.peak_coherence)),
+          time_in_high_coherence: points.reduce((a, x) => a + x.time_in_high_coherence, 0),
+          trend: Math.abs(slope) < TREND_STABLE_SLOPE ? 'stable' : slope > 0 ? 'improving' : 'declining',
+          trend_slope: r4(slope) ?? 0,
+          window_count: windows,
+        },
+      };
+    },
+  );
+}

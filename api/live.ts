@@ -1,0 +1,303 @@
+// Live fan-out. Each API process reads the coherence-window and session-event topics as its
+// own consumer group (starting at the newest records, never committing: live is live) and
+// pushes envelopes `{id, type, timestamp, payload}` to the WebSocket clients that may see
+// them. Every client has a bounded send queue: a client that does not keep up is
+// disconnected (close code 4008) instead of stalling the others or growing memory.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { Topics, type Bus, type Subscription } from '../bus/types.js';
+import type { Logger } from '../lib/log.js';
+import { AttuneError } from '../lib/errors.js';
+import { iso } from '../lib/time.js';
+import { Scopes, canAccess } from './auth.js';
+import type { AppContext, RecordCodec } from './context.js';
+import { CloseCodes, socketAuth } from './http-auth.js';
+
+export interface Envelope {
+  id: string;
+  type: 'coherence_update' | 'session_event' | 'heartbeat' | 'subscribed';
+  timestamp: string;
+  payload: Record<string, unknown>;
+}
+
+export interface CoherenceWindowRecord {
+  session_id: string;
+  user_id: string;
+  org_id: string;
+  device_id: string;
+  window_start: number;
+  window_end: number;
+  valid: boolean;
+  coherence: number | null;
+  coherence_ratio: number | null;
+  peak_frequency_hz: number | null;
+  breathing_rate_bpm: number | null;
+  mean_hr_bpm: number | null;
+  rmssd_ms: number | null;
+  sdnn_ms: number | null;
+  pnn50_pct: number | null;
+  beat_count: number;
+  artifact_ratio: number;
+  late_beat_count: number;
+}
+
+export interface SessionEventRecord {
+  event_id: string;
+  session_id: string;
+  user_id: string;
+  org_id: string;
+  type: string;
+  occurred_at: number;
+  payload_json: string;
+}
+
+export function coherenceEnvelope(w: CoherenceWindowRecord, now: number): Envelope {
+  return {
+    // Deterministic: a window re-sent after a worker restart carries the same id.
+    id: `${w.session_id}:${w.window_end}`,
+    type: 'coherence_update',
+    timestamp: iso(now),
+    payload: {
+      session_id: w.session_id,
+      user_id: w.user_id,
+      device_id: w.device_id,
+      window_start: iso(w.window_start),
+      window_end: iso(w.window_end),
+      valid: w.valid,
+      coherence: w.coherence,
+      coherence_ratio: w.coherence_ratio,
+      hr: w.mean_hr_bpm,
+      hrv: w.rmssd_ms,
+      breathing_rate: w.breathing_rate_bpm,
+      peak_frequency_hz: w.peak_frequency_hz,
+      artifact_ratio: w.artifact_ratio,
+    },
+  };
+}
+
+export function sessionEventEnvelope(e: SessionEventRecord, now: number): Envelope {
+  let extra: Record<string, unknown> = {};
+  try {
+    extra = JSON.parse(e.payload_json);
+  } catch {
+    extra = {};
+  }
+  return {
+    id: e.event_id,
+    type: 'session_event',
+    timestamp: iso(now),
+    payload: { event: e.type, session_id: e.session_id, user_id: e.user_id, occurred_at: iso(e.occurred_at), ...extra },
+  };
+}
+
+class LiveClient {
+  pending = 0;
+  alive = true;
+  closed = false;
+  constructor(
+    readonly socket: WebSocket,
+    readonly maxPending: number,
+    private readonly onOverflow: (c: LiveClient) => void,
+  ) {}
+
+  send(text: string): void {
+    if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
+    if (this.pending >= this.maxPending) {
+      this.onOverflow(this);
+      return;
+    }
+    this.pending++;
+    this.socket.send(text, () => {
+      this.pending--;
+    });
+  }
+}
+
+export interface LiveStats {
+  clients: number;
+  delivered: number;
+  slowDisconnects: number;
+}
+
+export class LiveHub {
+  private readonly byUser = new Map<string, Set<LiveClient>>();
+  private readonly bySession = new Map<string, Set<LiveClient>>();
+  private readonly all = new Set<LiveClient>();
+  private subscription: Subscription | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  readonly stats: LiveStats = { clients: 0, delivered: 0, slowDisconnects: 0 };
+
+  constructor(
+    private readonly opts: { log: Logger; maxBufferedMessages: number; heartbeatMs: number; clock: () => number },
+  ) {}
+
+  /** Starts reading the live topics from the bus. */
+  async start(bus: Bus, codec: RecordCodec): Promise<void> {
+    const groupId = `attune-live-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.subscription = await bus.subscribe({
+      groupId,
+      topics: [Topics.coherenceWindows, Topics.sessionEvents],
+      fromBeginning: false,
+      eachBatch: async (batch) => {
+        for (const r of batch.records) {
+          try {
+            const rec = await codec.decode<Record<string, unknown>>(r.value);
+            if (batch.topic === Topics.coherenceWindows) this.publishWindow(rec as unknown as CoherenceWindowRecord);
+            else this.publishEvent(rec as unknown as SessionEventRecord);
+          } catch (err) {
+            // A record the API cannot decode is the worker's to dead-letter; live skips it.
+            this.opts.log.warn({ err, topic: batch.topic, offset: r.offset }, 'live: undecodable record skipped');
+          }
+        }
+      },
+    });
+    this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  publishWindow(w: CoherenceWindowRecord): void {
+    this.dispatch(w.org_id, w.user_id, w.session_id, coherenceEnvelope(w, this.opts.clock()));
+  }
+
+  publishEvent(e: SessionEventRecord): void {
+    this.dispatch(e.org_id, e.user_id, e.session_id, sessionEventEnvelope(e, this.opts.clock()));
+  }
+
+  private dispatch(orgId: string, userId: string, sessionId: string, env: Envelope): void {
+    const targets = [this.byUser.get(`${orgId}/${userId}`), this.bySession.get(sessionId)];
+    if (!targets[0] && !targets[1]) return;
+    const text = JSON.stringify(env);
+    for (const set of targets) {
+      if (!set) continue;
+      for (const c of set) {
+        c.send(text);
+        this.stats.delivered++;
+      }
+    }
+  }
+
+  private beat(): void {
+    const text = JSON.stringify({ id: randomUUID(), type: 'heartbeat', timestamp: iso(this.opts.clock()), payload: {} } satisfies Envelope);
+    for (const c of this.all) {
+      if (!c.alive) {
+        // No pong since the last ping: the peer is gone without a close.
+        c.socket.terminate();
+        continue;
+      }
+      c.alive = false;
+      c.socket.ping();
+      c.send(text);
+    }
+  }
+
+  /** Registers a socket for a user's or a session's updates; it is removed when it closes. */
+  attach(socket: WebSocket, key: { user?: { orgId: string; userId: string }; sessionId?: string }): LiveClient {
+    const client = new LiveClient(socket, this.opts.maxBufferedMessages, (c) => this.overflow(c));
+    const sets: Set<LiveClient>[] = [];
+    const add = (map: Map<string, Set<LiveClient>>, k: string) => {
+      let set = map.get(k);
+      if (!set) map.set(k, (set = new Set()));
+      set.add(client);
+      sets.push(set);
+    };
+    if (key.user) add(this.byUser, `${key.user.orgId}/${key.user.userId}`);
+    if (key.sessionId) add(this.bySession, key.sessionId);
+    this.all.add(client);
+    this.stats.clients = this.all.size;
+    socket.on('pong', () => {
+      client.alive = true;
+    });
+    socket.once('close', () => {
+      client.closed = true;
+      this.all.delete(client);
+      this.stats.clients = this.all.size;
+      for (const set of sets) set.delete(client);
+      if (key.user) this.prune(this.byUser, `${key.user.orgId}/${key.user.userId}`);
+      if (key.sessionId) this.prune(this.bySession, key.sessionId);
+    });
+    return client;
+  }
+
+  private prune(map: Map<string, Set<LiveClient>>, k: string): void {
+    if (map.get(k)?.size === 0) map.delete(k);
+  }
+
+  private overflow(c: LiveClient): void {
+    if (c.closed) return;
+    c.closed = true;
+    this.stats.slowDisconnects++;
+    this.opts.log.warn('live: disconnecting a client whose send buffer overflowed');
+    // close() would queue behind the very data the client is not reading; terminate frees it now.
+    c.socket.close(CloseCodes.slowConsumer, 'slow consumer');
+    setTimeout(() => c.socket.terminate(), 1000).unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.subscription?.stop();
+    for (const c of this.all) c.socket.close(1001, 'server shutting down');
+  }
+}
+
+export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const hub = ctx.live;
+  if (!hub) throw new Error('live routes need a LiveHub');
+
+  app.get(
+    '/v1/coherence',
+    {
+      websocket: true,
+      schema: {
+        tags: ['live'],
+        summary: "Live coherence_update and session_event messages for all of the caller's sessions (WebSocket).",
+      },
+    },
+    (socket: WebSocket, req: FastifyRequest) => {
+      const auth = socketAuth(ctx, socket, req, Scopes.readCoherence, async (p) => {
+        hub.attach(socket, { user: { orgId: p.orgId, userId: p.userId } });
+        socket.send(JSON.stringify({ id: randomUUID(), type: 'subscribed', timestamp: iso(ctx.clock()), payload: { user_id: p.userId } } satisfies Envelope));
+      });
+      onFirstMessages(socket, auth);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/sessions/:id/stream',
+    {
+      websocket: true,
+      schema: {
+        tags: ['live'],
+        summary: "Live coherence_update and session_event messages for one session (WebSocket).",
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
+      },
+    },
+    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
+      const auth = socketAuth(ctx, socket, req, Scopes.readSessions, async (p) => {
+        const s = await ctx.sessions.get(req.params.id);
+        if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${req.params.id} not found`);
+        hub.attach(socket, { sessionId: s.id });
+        socket.send(JSON.stringify({ id: randomUUID(), type: 'subscribed', timestamp: iso(ctx.clock()), payload: { session_id: s.id } } satisfies Envelope));
+      });
+      onFirstMessages(socket, auth);
+    },
+  );
+}
+
+/** Live sockets only read the authenticate message; anything after it is ignored. */
+function onFirstMessages(socket: WebSocket, auth: ReturnType<typeof socketAuth>): void {
+  let chain: Promise<unknown> = auth.initial;
+  socket.on('message', (data: Buffer) => {
+    chain = chain.then(async () => {
+      if (auth.principal) return;
+      let msg: unknown = null;
+      try {
+        msg = JSON.parse(data.toString('utf8'));
+      } catch {
+        msg = null;
+      }
+      await auth.handleFirstMessage(msg);
+    });
+  });
+}

@@ -1,0 +1,339 @@
+// Session routes: create, list (cursor-paginated, newest first), read with coherence metrics
+// and a timeline, and end. Wherever the API says `coherence` it means the 0..1 score; the raw
+// McCraty ratio is `coherence_ratio`.
+import type { FastifyInstance } from 'fastify';
+import { AttuneError } from '../lib/errors.js';
+import { int64, iso, parseTimestamp } from '../lib/time.js';
+import { Scopes, canAccess, requireScope, type Principal } from './auth.js';
+import type { AppContext } from './context.js';
+import { errorBodySchema } from './errors.js';
+import { authenticateRequest } from './http-auth.js';
+import type { Session } from './sessions-repo.js';
+
+/** A window counts as high coherence at this score or above (also in the daily rollup). */
+export const HIGH_COHERENCE_SCORE = 0.5;
+/** Seconds each window stands for: windows are emitted every 5 s of event time. */
+export const WINDOW_STEP_S = 5;
+
+const sessionJsonSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    user_id: { type: 'string' },
+    org_id: { type: 'string' },
+    device_id: { type: 'string' },
+    type: { type: 'string' },
+    title: { type: 'string' },
+    status: { type: 'string', enum: ['active', 'ended'] },
+    started_at: { type: 'string', format: 'date-time' },
+    ended_at: { type: ['string', 'null'], format: 'date-time' },
+    coherence_threshold: { type: 'number' },
+    threshold_duration_s: { type: 'integer' },
+    created_at: { type: 'string', format: 'date-time' },
+    metadata: { type: 'object', additionalProperties: true },
+  },
+} as const;
+
+const metricsSchema = {
+  type: 'object',
+  properties: {
+    average_coherence: { type: ['number', 'null'], description: 'Mean coherence score (0..1) over valid windows.' },
+    peak_coherence: { type: ['number', 'null'] },
+    time_in_high_coherence: { type: 'number', description: `Seconds with coherence >= ${HIGH_COHERENCE_SCORE}.` },
+    coherence_ratio: { type: ['number', 'null'], description: 'Mean McCraty coherence ratio.' },
+    average_hr: { type: ['number', 'null'], description: 'Beats per minute.' },
+    average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
+    average_breathing_rate: { type: ['number', 'null'], description: 'Breaths per minute.' },
+    window_count: { type: 'integer' },
+    valid_window_count: { type: 'integer' },
+  },
+} as const;
+
+const timelinePointSchema = {
+  type: 'object',
+  properties: {
+    timestamp: { type: 'string', format: 'date-time', description: 'End of the 64 s window.' },
+    coherence: { type: ['number', 'null'] },
+    coherence_ratio: { type: ['number', 'null'] },
+    hr: { type: ['number', 'null'] },
+    hrv: { type: ['number', 'null'] },
+    breathing_rate: { type: ['number', 'null'] },
+    valid: { type: 'boolean' },
+  },
+} as const;
+
+export function sessionJson(s: Session) {
+  return {
+    id: s.id,
+    user_id: s.userId,
+    org_id: s.orgId,
+    device_id: s.deviceId,
+    type: s.type,
+    title: s.title,
+    status: s.status,
+    started_at: iso(s.startedAt),
+    ended_at: s.endedAt === null ? null : iso(s.endedAt),
+    coherence_threshold: s.coherenceThreshold,
+    threshold_duration_s: s.thresholdDurationS,
+    created_at: iso(s.createdAt),
+    metadata: s.metadata,
+  };
+}
+
+/** The session, if `p` may see it. Someone else's session is a 404, never a hint that it exists. */
+export async function visibleSession(ctx: AppContext, p: Principal, id: string): Promise<Session> {
+  const s = await ctx.sessions.get(id);
+  if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${id} not found`);
+  return s;
+}
+
+function encodeCursor(s: Session): string {
+  return Buffer.from(JSON.stringify([s.startedAt, s.id])).toString('base64url');
+}
+
+function decodeCursor(c: string): { startedAt: number; id: string } {
+  try {
+    const [startedAt, id] = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
+    if (typeof startedAt === 'number' && typeof id === 'string') return { startedAt, id };
+  } catch {
+    /* fall through */
+  }
+  throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'not a cursor returned by this API' }]);
+}
+
+interface MetricsRow {
+  window_count: number | string;
+  valid_window_count: number | string;
+  average_coherence: number | null;
+  peak_coherence: number | null;
+  high_windows: number | string;
+  coherence_ratio: number | null;
+  average_hr: number | null;
+  average_hrv: number | null;
+  average_breathing_rate: number | null;
+}
+
+interface TimelineRow {
+  window_end_ms: number | string;
+  valid: boolean | number;
+  coherence: number | null;
+  coherence_ratio: number | null;
+  hr: number | null;
+  hrv: number | null;
+  breathing_rate: number | null;
+}
+
+const round = (v: number | null, digits = 4) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(digits)));
+
+export async function sessionMetrics(ctx: AppContext, s: Session) {
+  const params = { org: s.orgId, user: s.userId, sid: s.id, high: HIGH_COHERENCE_SCORE };
+  const where = 'org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}';
+  const [mrs, trs] = await Promise.all([
+    ctx.clickhouse.query({
+      query: `SELECT count() AS window_count, countIf(valid) AS valid_window_count,
+                avgIf(coherence, valid) AS average_coherence, maxIf(coherence, valid) AS peak_coherence,
+                countIf(valid AND coherence >= {high:Float64}) AS high_windows,
+                avgIf(coherence_ratio, valid) AS coherence_ratio, avgIf(mean_hr_bpm, valid) AS average_hr,
+                avgIf(rmssd_ms, valid) AS average_hrv, avgIf(breathing_rate_bpm, valid) AS average_breathing_rate
+              FROM ${ctx.database}.coherence_windows FINAL WHERE ${where}`,
+      query_params: params,
+      format: 'JSONEachRow',
+    }),
+    ctx.clickhouse.query({
+      query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, coherence, coherence_ratio,
+                mean_hr_bpm AS hr, rmssd_ms AS hrv, breathing_rate_bpm AS breathing_rate
+              FROM ${ctx.database}.coherence_windows FINAL WHERE ${where} ORDER BY window_end`,
+      query_params: params,
+      format: 'JSONEachRow',
+    }),
+  ]);
+  const m = ((await mrs.json()) as MetricsRow[])[0];
+  const timeline = ((await trs.json()) as TimelineRow[]).map((r) => ({
+    timestamp: iso(int64(r.window_end_ms)),
+    coherence: round(r.coherence),
+    coherence_ratio: round(r.coherence_ratio),
+    hr: round(r.hr, 2),
+    hrv: round(r.hrv, 2),
+    breathing_rate: round(r.breathing_rate, 2),
+    valid: Boolean(r.valid),
+  }));
+  const valid = int64(m?.valid_window_count ?? 0);
+  // avgIf over no rows is nan in ClickHouse; the API says null.
+  const orNull = (v: number | null) => (valid === 0 ? null : round(v));
+  return {
+    metrics: {
+      average_coherence: orNull(m.average_coherence),
+      peak_coherence: orNull(m.peak_coherence),
+      time_in_high_coherence: int64(m.high_windows) * WINDOW_STEP_S,
+      coherence_ratio: orNull(m.coherence_ratio),
+      average_hr: valid === 0 ? null : round(m.average_hr, 2),
+      average_hrv: valid === 0 ? null : round(m.average_hrv, 2),
+      average_breathing_rate: valid === 0 ? null : round(m.average_breathing_rate, 2),
+      window_count: int64(m.window_count),
+      valid_window_count: valid,
+    },
+    timeline,
+  };
+}
+
+export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.post<{
+    Body: { device_id?: string; type?: string; title?: string; started_at?: string | number; coherence_threshold?: number; threshold_duration_s?: number; metadata?: Record<string, unknown> };
+  }>(
+    '/v1/sessions',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: 'Start a session for the calling user.',
+        security: [{ bearerAuth: [] }],
+        body: {
+          type: 'object',
+          properties: {
+            device_id: { type: 'string', maxLength: 128, pattern: '^[A-Za-z0-9._:@-]+$' },
+            type: { type: 'string', enum: ['coherence', 'meditation', 'breathing', 'group', 'other'], default: 'coherence' },
+            title: { type: 'string', maxLength: 200 },
+            started_at: { anyOf: [{ type: 'string', maxLength: 40 }, { type: 'number' }], description: 'Defaults to now.' },
+            coherence_threshold: { type: 'number', minimum: 0, maximum: 1, default: 0.5, description: 'Score at or above which time counts towards coherence_threshold_reached.' },
+            threshold_duration_s: { type: 'integer', minimum: 5, maximum: 3600, default: 30 },
+            metadata: { type: 'object', additionalProperties: true, maxProperties: 50 },
+          },
+          additionalProperties: false,
+        },
+        response: { 201: sessionJsonSchema, '4xx': errorBodySchema },
+      },
+    },
+    async (req, reply) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.writeSessions);
+      let startedAt: number | undefined;
+      if (req.body?.started_at !== undefined) {
+        startedAt = parseTimestamp(req.body.started_at);
+        if (Number.isNaN(startedAt)) throw new AttuneError('validation_error', 'started_at must be ISO-8601 with a zone or epoch ms', [{ field: '/started_at', reason: 'invalid timestamp' }]);
+      }
+      if (req.body?.device_id) {
+        const d = await ctx.devices.get(req.body.device_id);
+        if (!d || !canAccess(p, d) || d.userId !== p.userId) {
+          throw new AttuneError('validation_error', `device ${req.body.device_id} is not registered to you`, [{ field: '/device_id', reason: 'not_registered' }]);
+        }
+      }
+      const s = await ctx.sessions.create({
+        orgId: p.orgId,
+        userId: p.userId,
+        deviceId: req.body?.device_id,
+        type: req.body?.type,
+        title: req.body?.title,
+        startedAt,
+        coherenceThreshold: req.body?.coherence_threshold,
+        thresholdDurationS: req.body?.threshold_duration_s,
+        metadata: req.body?.metadata,
+      });
+      return reply.status(201).send(sessionJson(s));
+    },
+  );
+
+  app.get<{ Querystring: { limit?: number; cursor?: string; status?: 'active' | 'ended'; user_id?: string } }>(
+    '/v1/sessions',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: "List the caller's sessions, newest first (an org admin may pass user_id, or see the whole org).",
+        security: [{ bearerAuth: [] }],
+        querystring: {
+          type: 'object',
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+            cursor: { type: 'string', maxLength: 300 },
+            status: { type: 'string', enum: ['active', 'ended'] },
+            user_id: { type: 'string', maxLength: 128 },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              data: { type: 'array', items: sessionJsonSchema },
+              pagination: { type: 'object', properties: { limit: { type: 'integer' }, next_cursor: { type: ['string', 'null'] }, has_more: { type: 'boolean' } } },
+            },
+          },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.readSessions);
+      const limit = req.query.limit ?? 50;
+      const isAdmin = p.scopes.has(Scopes.adminOrg);
+      if (req.query.user_id && !isAdmin && req.query.user_id !== p.userId) {
+        throw new AttuneError('forbidden', "listing another user's sessions needs admin:org", [{ field: '?user_id', reason: 'missing_scope' }]);
+      }
+      const userId = req.query.user_id ?? (isAdmin ? null : p.userId);
+      const rows = await ctx.sessions.list({
+        orgId: p.orgId,
+        userId,
+        status: req.query.status,
+        limit: limit + 1,
+        before: req.query.cursor ? decodeCursor(req.query.cursor) : undefined,
+      });
+      const page = rows.slice(0, limit);
+      const hasMore = rows.length > limit;
+      return {
+        data: page.map(sessionJson),
+        pagination: { limit, next_cursor: hasMore ? encodeCursor(page[page.length - 1]) : null, has_more: hasMore },
+      };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/sessions/:id',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: 'A session with its coherence metrics and timeline (one point per 5 s window).',
+        security: [{ bearerAuth: [] }],
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
+        response: {
+          200: { type: 'object', properties: { ...sessionJsonSchema.properties, metrics: metricsSchema, timeline: { type: 'array', items: timelinePointSchema } } },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.readSessions);
+      const s = await visibleSession(ctx, p, req.params.id);
+      const { metrics, timeline } = await sessionMetrics(ctx, s);
+      return { ...sessionJson(s), metrics, timeline };
+    },
+  );
+
+  app.post<{ Params: { id: string }; Body: { ended_at?: string | number } | undefined }>(
+    '/v1/sessions/:id/end',
+    {
+      schema: {
+        tags: ['sessions'],
+        summary: 'End a session (idempotent).',
+        security: [{ bearerAuth: [] }],
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
+        body: {
+          type: ['object', 'null'],
+          properties: { ended_at: { anyOf: [{ type: 'string', maxLength: 40 }, { type: 'number' }] } },
+          additionalProperties: false,
+        },
+        response: { 200: sessionJsonSchema, '4xx': errorBodySchema },
+      },
+    },
+    async (req) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.writeSessions);
+      const s = await visibleSession(ctx, p, req.params.id);
+      let at: number | undefined;
+      if (req.body?.ended_at !== undefined) {
+        at = parseTimestamp(req.body.ended_at);
+        if (Number.isNaN(at)) throw new AttuneError('validation_error', 'ended_at must be ISO-8601 with a zone or epoch ms', [{ field: '/ended_at', reason: 'invalid timestamp' }]);
+      }
+      return sessionJson(await ctx.sessions.end(s, at));
+    },
+  );
+}
