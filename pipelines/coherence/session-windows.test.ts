@@ -1,0 +1,272 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { AttuneError } from '../../lib/errors.js';
+import { beatTimes, SessionWindows, type ClosedWindow } from './session-windows.js';
+
+const rrDir = new URL('../../../shared/data/rr/', import.meta.url);
+const loadRr = (name: string): number[] =>
+  readFileSync(new URL(name, rrDir), 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0)
+    .map(Number);
+
+interface Reading {
+  recordedAt: number;
+  rr: number[];
+  offset: bigint;
+}
+
+/** Groups a beat series starting after `startMs` into readings of `perReading` beats. */
+function readingsFrom(rr: number[], startMs: number, perReading: number, firstOffset = 0n): Reading[] {
+  const out: Reading[] = [];
+  let t = startMs;
+  let offset = firstOffset;
+  for (let i = 0; i < rr.length; i += perReading) {
+    const chunk = rr.slice(i, i + perReading);
+    for (const r of chunk) t += r;
+    out.push({ recordedAt: t, rr: chunk, offset: offset++ });
+  }
+  return out;
+}
+
+function feed(sw: SessionWindows, readings: Reading[]): { windows: ClosedWindow[]; late: number } {
+  const windows: ClosedWindow[] = [];
+  let late = 0;
+  for (const r of readings) {
+    late += sw.add(beatTimes(r.recordedAt, r.rr), r.rr, r.offset);
+    windows.push(...sw.closeReady());
+  }
+  return { windows, late };
+}
+
+/** All beats of the readings, ascending: the brute-force reference. */
+function allBeats(readings: Reading[]): { t: number; rr: number }[] {
+  const beats: { t: number; rr: number }[] = [];
+  for (const r of readings) {
+    const ts = beatTimes(r.recordedAt, r.rr);
+    ts.forEach((t, i) => beats.push({ t, rr: r.rr[i] }));
+  }
+  return beats.sort((a, b) => a.t - b.t);
+}
+
+function assertWindowHolds(w: ClosedWindow, beats: { t: number; rr: number }[]): void {
+  const expected = beats.filter((b) => b.t >= w.windowStartMs && b.t < w.windowEndMs);
+  assert.equal(w.count, expected.length, `beat count of window ending ${w.windowEndMs}`);
+  assert.equal(w.beatTimesMs.length, w.count);
+  assert.deepEqual(Array.from(w.beatTimesMs), expected.map((b) => b.t));
+  assert.deepEqual(Array.from(w.rrMs), expected.map((b) => b.rr));
+}
+
+const t0 = 1_763_700_001_234; // deliberately not on a 5 s boundary
+
+test('beatTimes: the last RR interval ends at recorded_at', () => {
+  assert.deepEqual(Array.from(beatTimes(10_000, [800, 900, 1000])), [8_100, 9_000, 10_000]);
+  assert.deepEqual(Array.from(beatTimes(10_000, [])), []);
+  assert.throws(() => beatTimes(10_000, [800, 0]), (e) => e instanceof AttuneError && e.code === 'validation_error');
+  assert.throws(() => beatTimes(Number.NaN, [800]), AttuneError);
+});
+
+test('in-order beats (real meditation recording) give a window every 5 s with exactly its beats', () => {
+  const readings = readingsFrom(loadRr('meditation_Y3med_kundalini_slowbreath.rr_ms.txt'), t0, 5);
+  const sw = new SessionWindows();
+  const { windows, late } = feed(sw, readings);
+  const beats = allBeats(readings);
+  assert.equal(late, 0);
+  assert.equal(sw.lateBeatCount, 0);
+  // First window is the first aligned one holding the first beat; then one per step.
+  assert.equal(windows[0].windowEndMs, Math.floor(beats[0].t / 5000) * 5000 + 5000);
+  for (let i = 0; i < windows.length; i++) {
+    const w = windows[i];
+    assert.equal(w.windowEndMs % 5000, 0, 'window ends are multiples of 5 s');
+    assert.equal(w.windowEndMs - w.windowStartMs, 64_000);
+    if (i > 0) assert.equal(w.windowEndMs - windows[i - 1].windowEndMs, 5000);
+    assertWindowHolds(w, beats);
+  }
+  // Everything up to the watermark is closed, nothing after it.
+  const lastEnd = windows[windows.length - 1].windowEndMs;
+  assert.equal(lastEnd, Math.floor((beats[beats.length - 1].t - 10_000) / 5000) * 5000);
+  // ~680 s recording → roughly 680/5 windows minus the 10 s lateness.
+  assert.ok(windows.length > 130 && windows.length < 140, `got ${windows.length} windows`);
+});
+
+test('windows close on event time only: the same records give the same windows however they are batched', () => {
+  const readings = readingsFrom(loadRr('nsrdb_16539_seg09_5min.rr_ms.txt'), t0, 3);
+  const perRecord = feed(new SessionWindows(), readings).windows;
+  const sw = new SessionWindows();
+  for (const r of readings) sw.add(beatTimes(r.recordedAt, r.rr), r.rr, r.offset);
+  assert.ok(sw.pendingWindowCount > 0);
+  const atOnce = sw.closeReady();
+  assert.deepEqual(atOnce, perRecord);
+  assert.deepEqual(sw.closeReady(), []);
+});
+
+test('out-of-order readings within the allowed lateness land in the right windows', () => {
+  const readings = readingsFrom(loadRr('nsrdb_16272_seg116_5min.rr_ms.txt'), t0, 2);
+  // Hold back every third reading by two readings (a few seconds, well inside 10 s).
+  const shuffled = [...readings];
+  for (let i = 0; i + 2 < shuffled.length; i += 3) {
+    const [held] = shuffled.splice(i, 1);
+    shuffled.splice(i + 2, 0, held);
+  }
+  assert.notDeepEqual(shuffled, readings);
+  const inOrder = feed(new SessionWindows(), readings);
+  const sw = new SessionWindows();
+  const outOfOrder = feed(sw, shuffled);
+  assert.equal(outOfOrder.late, 0);
+  assert.deepEqual(outOfOrder.windows, inOrder.windows);
+  const beats = allBeats(readings);
+  for (const w of outOfOrder.windows) assertWindowHolds(w, beats);
+});
+
+test('beats later than the allowed lateness are counted as late, and kept only for windows still open', () => {
+  const sw = new SessionWindows();
+  const base = 1_763_700_000_000; // on a 5 s boundary
+  // One beat a second from base+1 s to base+100 s.
+  for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(k));
+  const before = sw.closeReady();
+  // Watermark base+90 s: windows up to end base+90 s are closed.
+  assert.equal(sw.closedThroughMs, base + 90_000);
+  assert.equal(before[before.length - 1].windowEndMs, base + 90_000);
+
+  // A reading recorded at base+88.5 s (inside closed window base+90 s but also in open ones).
+  const lateA = sw.add([base + 88_500], [500], 101n);
+  assert.equal(lateA, 1);
+  // A reading from base+20.5 s: every window holding it (ends ≤ base+85 s) is closed → dropped.
+  const lateB = sw.add([base + 20_500], [700], 102n);
+  assert.equal(lateB, 1);
+  assert.equal(sw.lateBeatCount, 2);
+
+  // Move on and close the windows that should now hold the late beat at 88.5 s.
+  for (let k = 101; k <= 120; k++) sw.add([base + k * 1000], [1000], BigInt(k + 2));
+  const after = sw.closeReady();
+  assert.equal(after[0].windowEndMs, base + 95_000);
+  for (const w of after) {
+    const times = Array.from(w.beatTimesMs);
+    assert.ok(times.includes(base + 88_500), `late beat kept in open window ending ${w.windowEndMs}`);
+    assert.ok(!times.includes(base + 20_500));
+    assert.equal(w.lateBeatCount, 2);
+  }
+  for (const w of before) assert.ok(!Array.from(w.beatTimesMs).includes(base + 88_500));
+});
+
+test('gaps longer than a window are skipped, not filled with empty windows', () => {
+  const rr = loadRr('nsrdb_19140_seg073_5min.rr_ms.txt');
+  const first = readingsFrom(rr.slice(0, 120), t0, 4, 0n);
+  const lastOfFirst = first[first.length - 1].recordedAt;
+  const second = readingsFrom(rr.slice(120, 300), lastOfFirst + 10 * 60_000, 4, BigInt(first.length));
+  const readings = [...first, ...second];
+  const sw = new SessionWindows();
+  const { windows } = feed(sw, readings);
+  windows.push(...sw.closeAll());
+  const beats = allBeats(readings);
+  for (const w of windows) {
+    assert.ok(w.count > 0);
+    assertWindowHolds(w, beats);
+  }
+  const resume = second[0].recordedAt - second[0].rr.reduce((a, b) => a + b, 0) + second[0].rr[0];
+  // Windows holding the tail of the first part run up to the last one whose start is at or
+  // before the last beat; the next is the first window holding the first beat after the gap.
+  const jumpAt = windows.findIndex((w, i) => i > 0 && w.windowEndMs - windows[i - 1].windowEndMs > 5000);
+  assert.ok(jumpAt > 0);
+  assert.equal(windows[jumpAt - 1].windowEndMs, Math.floor((lastOfFirst + 64_000) / 5000) * 5000);
+  assert.equal(windows[jumpAt].windowEndMs, Math.floor(resume / 5000) * 5000 + 5000);
+  assert.equal(windows.filter((w, i) => i > 0 && w.windowEndMs - windows[i - 1].windowEndMs > 5000).length, 1);
+});
+
+test('closeAll flushes every remaining window up to the last beat and releases the state', () => {
+  const readings = readingsFrom(loadRr('nsrdb_16539_seg09_5min.rr_ms.txt').slice(0, 150), t0, 5);
+  const sw = new SessionWindows();
+  const { windows } = feed(sw, readings);
+  assert.ok(sw.retainedMinOffset() !== null);
+  const flushed = sw.closeAll();
+  const beats = allBeats(readings);
+  const lastBeat = beats[beats.length - 1].t;
+  assert.ok(flushed.length >= 2);
+  assert.equal(flushed[0].windowEndMs, windows[windows.length - 1].windowEndMs + 5000);
+  assert.equal(flushed[flushed.length - 1].windowEndMs, Math.floor(lastBeat / 5000) * 5000 + 5000);
+  for (const w of flushed) assertWindowHolds(w, beats);
+  assert.equal(sw.retainedBeatCount, 0);
+  assert.equal(sw.retainedMinOffset(), null);
+  assert.deepEqual(sw.closeAll(), []);
+  // A straggler from before the flushed end is late and dropped if no window can hold it.
+  assert.equal(sw.add([lastBeat - 70_000], [800], 999n), 1);
+  assert.equal(sw.retainedBeatCount, 0);
+});
+
+test('a redelivered reading does not double its beats', () => {
+  const readings = readingsFrom(loadRr('nsrdb_16539_seg09_5min.rr_ms.txt'), t0, 4);
+  const withRepeats: Reading[] = [];
+  readings.forEach((r, i) => {
+    withRepeats.push(r);
+    if (i % 7 === 3) withRepeats.push(readings[i - 1]); // the previous one again, still open
+  });
+  const sw = new SessionWindows();
+  const { windows } = feed(sw, withRepeats);
+  assert.ok(sw.duplicateBeatCount > 0);
+  assert.deepEqual(windows, feed(new SessionWindows(), readings).windows);
+});
+
+test('retainedMinOffset is the oldest offset of a beat some open window still needs', () => {
+  const sw = new SessionWindows();
+  const base = 1_763_700_000_000;
+  for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(1000 + k));
+  sw.closeReady();
+  // closed through base+90 s; open windows start at base+95−64 = base+31 s → beat 31.
+  assert.equal(sw.retainedMinOffset(), 1031n);
+  // An out-of-order beat from an older record offset lowers it.
+  sw.add([base + 40_500], [500], 7n);
+  assert.equal(sw.retainedMinOffset(), 7n);
+  // Not yet handed-over windows count too: close windows holding beat 40.5 s without draining.
+  for (let k = 101; k <= 200; k++) sw.add([base + k * 1000], [1000], BigInt(1000 + k));
+  assert.ok(sw.pendingWindowCount > 0);
+  assert.equal(sw.retainedMinOffset(), 7n);
+  sw.closeReady();
+  assert.equal(sw.retainedMinOffset(), BigInt(1000 + 131));
+  assert.equal(sw.add([base + 201_000], [1000], '9223372036854775806'), 0);
+  assert.throws(() => sw.add([base + 202_000], [1000], '9223372036854775808'), AttuneError);
+});
+
+test('eviction keeps a session small over 24 h of beats', () => {
+  const rr = loadRr('pyhrv_SampleNNISeriesLong_60min.rr_ms.txt');
+  const sw = new SessionWindows();
+  let t = t0;
+  let offset = 0n;
+  let windowCount = 0;
+  let maxRetained = 0;
+  let chunk: number[] = [];
+  const dayEnd = t0 + 24 * 3600_000;
+  for (let i = 0; t < dayEnd; i++) {
+    const r = rr[i % rr.length];
+    t += r;
+    chunk.push(r);
+    if (chunk.length === 5) {
+      sw.add(beatTimes(t, chunk), chunk, offset++);
+      chunk = [];
+      const closed = sw.closeReady();
+      windowCount += closed.length;
+      for (const w of closed) {
+        // Full windows (after the first 64 s) hold 64 s of a 50–107 bpm recording.
+        const full = w.windowStartMs >= t0;
+        assert.ok(w.count < 120 && (!full || w.count > 50), `window ending ${w.windowEndMs} holds ${w.count} beats`);
+      }
+      maxRetained = Math.max(maxRetained, sw.retainedBeatCount);
+    }
+  }
+  const expected = Math.floor((24 * 3600_000 - 10_000) / 5000);
+  assert.ok(Math.abs(windowCount - expected) <= 2, `${windowCount} windows, expected ≈ ${expected}`);
+  // 64 + 10 + 5 s of beats at most (this recording stays below ~120 bpm).
+  assert.ok(maxRetained < 160, `max retained ${maxRetained}`);
+  assert.ok(sw.capacity <= 256, `capacity ${sw.capacity}`);
+});
+
+test('invalid input is refused with coded errors', () => {
+  const sw = new SessionWindows();
+  assert.throws(() => sw.add([1, 2], [1], 0n), (e) => e instanceof AttuneError && e.code === 'validation_error');
+  assert.throws(() => sw.add([Number.NaN], [1], 0n), AttuneError);
+  assert.throws(() => sw.add([1], [1], '-1'), AttuneError);
+  assert.throws(() => new SessionWindows({ stepMs: 0 }), AttuneError);
+  assert.throws(() => new SessionWindows({ stepMs: 70_000 }), AttuneError);
+  assert.throws(() => new SessionWindows({ allowedLatenessMs: -1 }), AttuneError);
+});

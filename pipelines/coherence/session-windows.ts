@@ -1,0 +1,376 @@
+// Event-time sliding windows over one session's heart beats.
+//
+// Windows are [end − windowMs, end) with `end` a multiple of stepMs in epoch ms, so every
+// worker (and every replay) cuts the same windows. A window closes when the watermark,
+// maxEventTime − allowedLatenessMs, reaches its end. Closing happens inside add(), right
+// after the record that moved the watermark, so what a window holds depends only on the
+// sequence of records, never on when the caller asks for closed windows; closeReady() just
+// hands them over. That is what makes a replay reproduce the windows (README.md).
+//
+// Beats live in a ring of typed arrays sorted by time: in-order beats are appended at the
+// tail in O(1); an out-of-order beat is placed by binary search and the later beats are
+// shifted by one (bounded by the beats of one window plus the lateness). Beats that no
+// open window can hold anymore are evicted from the head, so a session keeps at most
+// windowMs + allowedLatenessMs + stepMs of beats.
+import { AttuneError } from '../../lib/errors.js';
+import { parseOffset, type Offset } from './offsets.js';
+
+/**
+ * End times of the beats of one reading. The last RR interval ends at `recordedAt` and the
+ * intervals are oldest first, so beat i ends at recordedAt − sum(rr[i+1..n−1]).
+ */
+export function beatTimes(recordedAt: number, rr: ArrayLike<number>): Float64Array {
+  if (!Number.isFinite(recordedAt)) {
+    throw new AttuneError('validation_error', 'recorded_at is not a finite number', [
+      { field: '/recorded_at', reason: 'must be epoch milliseconds' },
+    ]);
+  }
+  const n = rr.length;
+  const times = new Float64Array(n);
+  let t = recordedAt;
+  for (let i = n - 1; i >= 0; i--) {
+    const interval = rr[i];
+    if (!(interval > 0) || !Number.isFinite(interval)) {
+      throw new AttuneError('validation_error', 'RR interval is not a positive finite number', [
+        { field: `/rr_intervals_ms/${i}`, reason: 'must be > 0 ms' },
+      ]);
+    }
+    times[i] = t;
+    t -= interval;
+  }
+  return times;
+}
+
+export interface SessionWindowsOptions {
+  /** Window length, ms. Default 64 000. */
+  windowMs?: number;
+  /** Distance between window ends, ms; window ends are multiples of it. Default 5 000. */
+  stepMs?: number;
+  /** How far behind the newest beat the watermark trails, ms. Default 10 000. */
+  allowedLatenessMs?: number;
+  /** Starting capacity of the beat buffers (grows by doubling). Default 128. */
+  initialCapacity?: number;
+}
+
+export interface ClosedWindow {
+  windowStartMs: number;
+  /** Exclusive; a multiple of stepMs. */
+  windowEndMs: number;
+  /** End times of the beats in the window, ascending (a copy, `count` long). */
+  beatTimesMs: Float64Array;
+  /** RR interval ending at each beat, ms (a copy, `count` long). */
+  rrMs: Float64Array;
+  count: number;
+  /**
+   * The session's cumulative late-beat count when the window closed. Counts only what this
+   * instance has seen, so it is not reproduced by a replay from a committed offset.
+   */
+  lateBeatCount: number;
+}
+
+interface PendingWindow {
+  window: ClosedWindow;
+  /** Oldest offset among the window's beats: a replay must start at or before it. */
+  oldestOffset: bigint;
+}
+
+export const defaultWindowMs = 64_000;
+export const defaultStepMs = 5_000;
+export const defaultAllowedLatenessMs = 10_000;
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value <= 0) {
+    throw new AttuneError('validation_error', `${name} must be a positive integer`, [
+      { field: name, reason: `got ${value}` },
+    ]);
+  }
+  return value;
+}
+
+export class SessionWindows {
+  readonly windowMs: number;
+  readonly stepMs: number;
+  readonly allowedLatenessMs: number;
+
+  // Ring buffers, logical index i lives at (#head + i) % capacity, ascending time.
+  #times: Float64Array;
+  #rr: Float64Array;
+  #offsets: BigInt64Array;
+  #head = 0;
+  #size = 0;
+
+  #maxEventTimeMs = -Infinity;
+  /** Every window with end ≤ this is closed (emitted, or skipped for having no beats). */
+  #closedThroughMs = -Infinity;
+  #lateBeatCount = 0;
+  #duplicateBeatCount = 0;
+  #pending: PendingWindow[] = [];
+
+  constructor(opts: SessionWindowsOptions = {}) {
+    this.windowMs = positiveInteger('windowMs', opts.windowMs ?? defaultWindowMs);
+    this.stepMs = positiveInteger('stepMs', opts.stepMs ?? defaultStepMs);
+    const lateness = opts.allowedLatenessMs ?? defaultAllowedLatenessMs;
+    if (!Number.isInteger(lateness) || lateness < 0) {
+      throw new AttuneError('validation_error', 'allowedLatenessMs must be a non-negative integer', [
+        { field: 'allowedLatenessMs', reason: `got ${lateness}` },
+      ]);
+    }
+    this.allowedLatenessMs = lateness;
+    if (this.stepMs > this.windowMs) {
+      throw new AttuneError('validation_error', 'stepMs must not exceed windowMs', [
+        { field: 'stepMs', reason: `${this.stepMs} > windowMs ${this.windowMs}` },
+      ]);
+    }
+    const capacity = positiveInteger('initialCapacity', opts.initialCapacity ?? 128);
+    this.#times = new Float64Array(capacity);
+    this.#rr = new Float64Array(capacity);
+    this.#offsets = new BigInt64Array(capacity);
+  }
+
+  /** Beats that arrived after a window they belong to had closed (cumulative). */
+  get lateBeatCount(): number {
+    return this.#lateBeatCount;
+  }
+
+  /** Beats ignored because a beat with the very same time was already held (a redelivered reading). */
+  get duplicateBeatCount(): number {
+    return this.#duplicateBeatCount;
+  }
+
+  /** Newest beat time seen, ms; -Infinity before any beat. */
+  get maxEventTimeMs(): number {
+    return this.#maxEventTimeMs;
+  }
+
+  /** maxEventTime − allowedLateness; windows with end ≤ this are closed. */
+  get watermarkMs(): number {
+    return this.#maxEventTimeMs - this.allowedLatenessMs;
+  }
+
+  /** End of the last closed window (all windows ending at or before it are closed); -Infinity if none. */
+  get closedThroughMs(): number {
+    return this.#closedThroughMs;
+  }
+
+  /** Beats held for windows that have not closed. */
+  get retainedBeatCount(): number {
+    return this.#size;
+  }
+
+  /** Current length of the beat buffers (memory ≈ 24 bytes × capacity). */
+  get capacity(): number {
+    return this.#times.length;
+  }
+
+  /** Closed windows not yet handed over by closeReady(). */
+  get pendingWindowCount(): number {
+    return this.#pending.length;
+  }
+
+  /**
+   * Adds the beats of one record (times ascending or not, with the RR interval ending at
+   * each, all from the bus record at `offset`). Returns how many were late: their time lay
+   * before the end of the last closed window. Late beats still go into the windows that
+   * are open; those no open window can hold are dropped (and counted).
+   *
+   * Call it once per record, in offset order: lateness is judged against the watermark
+   * the previous records set, and the windows this record's beats close are cut before
+   * the next record arrives.
+   */
+  add(beatTimesMs: ArrayLike<number>, rrMs: ArrayLike<number>, offset: Offset): number {
+    const n = beatTimesMs.length;
+    if (rrMs.length !== n) {
+      throw new AttuneError('validation_error', 'beat times and RR intervals differ in length', [
+        { reason: `${n} beat times, ${rrMs.length} RR intervals` },
+      ]);
+    }
+    const recordOffset = parseOffset(offset);
+    const closedThrough = this.#closedThroughMs;
+    const keepFrom = closedThrough + this.stepMs - this.windowMs;
+    let late = 0;
+    let maxTime = this.#maxEventTimeMs;
+    for (let i = 0; i < n; i++) {
+      const t = beatTimesMs[i];
+      const rr = rrMs[i];
+      if (!Number.isFinite(t) || !Number.isFinite(rr)) {
+        throw new AttuneError('validation_error', 'beat time or RR interval is not finite', [
+          { index: i, reason: `time ${t}, rr ${rr}` },
+        ]);
+      }
+      if (t < closedThrough) {
+        late++;
+        if (t < keepFrom) continue;
+      }
+      if (this.#insert(t, rr, recordOffset) && t > maxTime) maxTime = t;
+    }
+    this.#lateBeatCount += late;
+    if (maxTime > this.#maxEventTimeMs) {
+      this.#maxEventTimeMs = maxTime;
+      this.#closeThrough(this.#floorToStep(maxTime - this.allowedLatenessMs));
+    }
+    return late;
+  }
+
+  /**
+   * Windows that closed since the last call (end ≤ watermark), oldest first. Each has at
+   * least one beat; ends strictly increase across calls.
+   */
+  closeReady(): ClosedWindow[] {
+    if (this.#pending.length === 0) return [];
+    const out = this.#pending.map((p) => p.window);
+    this.#pending = [];
+    return out;
+  }
+
+  /**
+   * Closes every remaining window up to the first one that ends after the last beat (an
+   * ended or idle session; the caller decides, it has the clock) and returns all closed
+   * windows not yet handed over. The buffers are emptied; beats added afterwards are late
+   * if they fall before that last window's end.
+   */
+  closeAll(): ClosedWindow[] {
+    if (this.#size > 0) {
+      const lastBeat = this.#times[(this.#head + this.#size - 1) % this.#times.length];
+      this.#closeThrough(this.#floorToStep(lastBeat) + this.stepMs);
+    }
+    this.#head = 0;
+    this.#size = 0;
+    return this.closeReady();
+  }
+
+  /**
+   * Oldest bus offset the session still depends on: over the beats held for open windows
+   * and the closed windows not yet handed over. Null when it holds nothing. O(beats held).
+   */
+  retainedMinOffset(): bigint | null {
+    let oldest: bigint | null = null;
+    for (const p of this.#pending) {
+      if (oldest === null || p.oldestOffset < oldest) oldest = p.oldestOffset;
+    }
+    const cap = this.#offsets.length;
+    for (let i = 0; i < this.#size; i++) {
+      const o = this.#offsets[(this.#head + i) % cap];
+      if (oldest === null || o < oldest) oldest = o;
+    }
+    return oldest;
+  }
+
+  #floorToStep(t: number): number {
+    return Math.floor(t / this.stepMs) * this.stepMs;
+  }
+
+  /** Inserts one beat in time order; false when a beat with the same time is already held. */
+  #insert(t: number, rr: number, offset: bigint): boolean {
+    if (this.#size === this.#times.length) this.#grow();
+    const cap = this.#times.length;
+    const times = this.#times;
+    if (this.#size === 0 || t > times[(this.#head + this.#size - 1) % cap]) {
+      const at = (this.#head + this.#size) % cap;
+      times[at] = t;
+      this.#rr[at] = rr;
+      this.#offsets[at] = offset;
+      this.#size++;
+      return true;
+    }
+    // Out of order: first logical index whose time is ≥ t.
+    const pos = this.#lowerBound(t);
+    if (pos < this.#size && times[(this.#head + pos) % cap] === t) {
+      this.#duplicateBeatCount++;
+      return false;
+    }
+    for (let i = this.#size; i > pos; i--) {
+      const to = (this.#head + i) % cap;
+      const from = (this.#head + i - 1) % cap;
+      times[to] = times[from];
+      this.#rr[to] = this.#rr[from];
+      this.#offsets[to] = this.#offsets[from];
+    }
+    const at = (this.#head + pos) % cap;
+    times[at] = t;
+    this.#rr[at] = rr;
+    this.#offsets[at] = offset;
+    this.#size++;
+    return true;
+  }
+
+  /** First logical index whose time is ≥ t (size when none). */
+  #lowerBound(t: number): number {
+    const cap = this.#times.length;
+    let lo = 0;
+    let hi = this.#size;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.#times[(this.#head + mid) % cap] < t) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  #grow(): void {
+    const cap = this.#times.length;
+    const times = new Float64Array(cap * 2);
+    const rr = new Float64Array(cap * 2);
+    const offsets = new BigInt64Array(cap * 2);
+    for (let i = 0; i < this.#size; i++) {
+      const from = (this.#head + i) % cap;
+      times[i] = this.#times[from];
+      rr[i] = this.#rr[from];
+      offsets[i] = this.#offsets[from];
+    }
+    this.#times = times;
+    this.#rr = rr;
+    this.#offsets = offsets;
+    this.#head = 0;
+  }
+
+  /** Drops beats from the head that lie before `t`. */
+  #evictBefore(t: number): void {
+    const cap = this.#times.length;
+    while (this.#size > 0 && this.#times[this.#head] < t) {
+      this.#head = (this.#head + 1) % cap;
+      this.#size--;
+    }
+  }
+
+  /**
+   * Closes every window with end ≤ `targetEndMs`. Windows without beats are skipped: after
+   * each closed window the next candidate is the later of "one step on" and "the first
+   * window holding the oldest remaining beat", so a gap costs one jump, not one empty
+   * window per step.
+   */
+  #closeThrough(targetEndMs: number): void {
+    if (targetEndMs <= this.#closedThroughMs) return;
+    const step = this.stepMs;
+    while (this.#size > 0) {
+      const oldest = this.#times[this.#head];
+      const end = Math.max(this.#closedThroughMs + step, this.#floorToStep(oldest) + step);
+      if (end > targetEndMs) break;
+      this.#pending.push(this.#cut(end - this.windowMs, end));
+      this.#closedThroughMs = end;
+      this.#evictBefore(end + step - this.windowMs);
+    }
+    this.#closedThroughMs = targetEndMs;
+    this.#evictBefore(targetEndMs + step - this.windowMs);
+  }
+
+  /** Copies the beats in [startMs, endMs) out of the ring. All held beats are ≥ startMs here. */
+  #cut(startMs: number, endMs: number): PendingWindow {
+    const cap = this.#times.length;
+    let count = 0;
+    while (count < this.#size && this.#times[(this.#head + count) % cap] < endMs) count++;
+    const beatTimesMs = new Float64Array(count);
+    const rrMs = new Float64Array(count);
+    let oldestOffset = this.#offsets[this.#head];
+    for (let i = 0; i < count; i++) {
+      const at = (this.#head + i) % cap;
+      beatTimesMs[i] = this.#times[at];
+      rrMs[i] = this.#rr[at];
+      const o = this.#offsets[at];
+      if (o < oldestOffset) oldestOffset = o;
+    }
+    return {
+      window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, lateBeatCount: this.#lateBeatCount },
+      oldestOffset,
+    };
+  }
+}
