@@ -1,0 +1,224 @@
+// Drives Attune's public ingest API with simulated heart-rate straps: each device
+// registers, opens a coherence session and then uploads its beats batch by batch,
+// either in real time (a batch when its last second has passed on the wall clock) or as
+// fast as the server accepts (tests, benchmarks). Failed uploads are retried with the
+// same readings, so back-pressure from the server delays data but does not lose it.
+import { AttuneError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { defaultRetryPolicy, postWithRetry, sleep, type PostOutcome, type RequestCounters, type RetryPolicy } from './http-client.js';
+import { Mulberry32, deriveSeed } from './prng.js';
+import { simulatedDevices, type SimulatedDevice } from './profiles.js';
+import { Battery, readingsFor, type SyncReading } from './readings.js';
+import { RrGenerator, type RrProfile } from './rr-generator.js';
+
+export interface SimulatorOptions {
+  /** API root, e.g. `http://127.0.0.1:8080`. */
+  baseUrl: string;
+  /** Number of devices: `sim-device-1` … of users `sim-user-1` … in org `sim-org`. */
+  devices: number;
+  /** Bearer token for a simulated user (asked before every request). */
+  tokenFor: (userId: string, orgId: string) => string;
+  /** Event time each upload covers, ms. Default 1000. */
+  batchIntervalMs?: number;
+  /** Upload on the wall clock (true) or as fast as the server accepts (false, the default). */
+  realtime?: boolean;
+  /** Event time to simulate, ms. Required unless realtime (which then runs until `signal`). */
+  durationMs?: number;
+  signal?: AbortSignal;
+  log: Logger;
+  /** Seed of every random choice; the same seed sends the same readings. Default 1. */
+  seed?: number;
+  /** Event time of the start, ms since the epoch. Default: now, or now − durationMs when not realtime. */
+  startTimeMs?: number;
+  /** Applied over every device's generated profile (e.g. `{ gapsPerMinute: 0 }`). */
+  profileOverrides?: Partial<RrProfile>;
+  retry?: Partial<RetryPolicy>;
+  /** Readings per sync request at most (a realtime device catching up sends several). Default 600. */
+  maxReadingsPerRequest?: number;
+}
+
+export type DeviceOutcome = 'completed' | 'stopped' | 'gave_up';
+
+export interface DeviceStats extends RequestCounters {
+  deviceId: string;
+  userId: string;
+  sessionId: string | null;
+  readingsSent: number;
+  beatsSent: number;
+  outcome: DeviceOutcome;
+  /** Why the device gave up. */
+  failure?: { step: 'register' | 'session' | 'sync'; status?: number; message: string; body?: unknown };
+}
+
+export interface SimulatorStats extends RequestCounters {
+  devices: number;
+  readingsSent: number;
+  beatsSent: number;
+  devicesGaveUp: number;
+  elapsedMs: number;
+  perDevice: DeviceStats[];
+}
+
+interface RunContext {
+  baseUrl: string;
+  tokenFor: SimulatorOptions['tokenFor'];
+  batchIntervalMs: number;
+  realtime: boolean;
+  startTimeMs: number;
+  endTimeMs: number;
+  /** wall clock − event time, for realtime pacing. */
+  wallOffsetMs: number;
+  signal?: AbortSignal;
+  log: Logger;
+  retry: RetryPolicy;
+  maxReadingsPerRequest: number;
+  profileOverrides: Partial<RrProfile>;
+}
+
+function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number } {
+  const realtime = opts.realtime ?? false;
+  const batchIntervalMs = opts.batchIntervalMs ?? 1000;
+  const problems: { field: string; reason: string }[] = [];
+  if (!Number.isInteger(opts.devices) || opts.devices < 1) problems.push({ field: 'devices', reason: 'must be an integer >= 1' });
+  if (!(batchIntervalMs > 0)) problems.push({ field: 'batchIntervalMs', reason: 'must be > 0' });
+  if (opts.durationMs !== undefined && !(opts.durationMs > 0)) problems.push({ field: 'durationMs', reason: 'must be > 0' });
+  if (!realtime && opts.durationMs === undefined) problems.push({ field: 'durationMs', reason: 'is required unless realtime' });
+  const maxReadingsPerRequest = opts.maxReadingsPerRequest ?? 600;
+  if (!Number.isInteger(maxReadingsPerRequest) || maxReadingsPerRequest < 1) problems.push({ field: 'maxReadingsPerRequest', reason: 'must be an integer >= 1' });
+  if (problems.length > 0) throw new AttuneError('validation_error', 'invalid simulator options', problems);
+
+  const now = Date.now();
+  const startTimeMs = Math.round(opts.startTimeMs ?? (realtime ? now : now - opts.durationMs!));
+  return {
+    seed: opts.seed ?? 1,
+    ctx: {
+      baseUrl: opts.baseUrl.replace(/\/+$/, ''),
+      tokenFor: opts.tokenFor,
+      batchIntervalMs,
+      realtime,
+      startTimeMs,
+      endTimeMs: opts.durationMs === undefined ? Infinity : startTimeMs + opts.durationMs,
+      wallOffsetMs: now - startTimeMs,
+      signal: opts.signal,
+      log: opts.log,
+      retry: { ...defaultRetryPolicy, ...opts.retry },
+      maxReadingsPerRequest,
+      profileOverrides: opts.profileOverrides ?? {},
+    },
+  };
+}
+
+export async function runSimulator(opts: SimulatorOptions): Promise<SimulatorStats> {
+  const { ctx, seed } = resolveOptions(opts);
+  const began = Date.now();
+  const devices = simulatedDevices(opts.devices, seed);
+  ctx.log.info(
+    { devices: devices.length, realtime: ctx.realtime, startTime: new Date(ctx.startTimeMs).toISOString(), durationMs: opts.durationMs ?? null, batchIntervalMs: ctx.batchIntervalMs },
+    'simulator starting',
+  );
+  const perDevice = await Promise.all(devices.map((d) => runDevice(ctx, d)));
+  const sum = (f: (d: DeviceStats) => number) => perDevice.reduce((s, d) => s + f(d), 0);
+  const stats: SimulatorStats = {
+    devices: devices.length,
+    readingsSent: sum((d) => d.readingsSent),
+    beatsSent: sum((d) => d.beatsSent),
+    requests: sum((d) => d.requests),
+    errors: sum((d) => d.errors),
+    retries: sum((d) => d.retries),
+    devicesGaveUp: perDevice.filter((d) => d.outcome === 'gave_up').length,
+    elapsedMs: Date.now() - began,
+    perDevice,
+  };
+  const { perDevice: _, ...summary } = stats;
+  ctx.log.info(summary, 'simulator finished');
+  return stats;
+}
+
+/** Each device's back-off jitter has its own stream, apart from its beats. */
+const jitterStream = 2_000_000;
+
+async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<DeviceStats> {
+  const { deviceId, userId, orgId } = device;
+  const log = ctx.log.child({ device_id: deviceId, user_id: userId });
+  const stats: DeviceStats = { deviceId, userId, sessionId: null, readingsSent: 0, beatsSent: 0, requests: 0, errors: 0, retries: 0, outcome: 'completed' };
+  const jitter = new Mulberry32(deriveSeed(device.seed, jitterStream));
+  const post = (path: string, body: unknown): Promise<PostOutcome> =>
+    postWithRetry({
+      url: `${ctx.baseUrl}${path}`,
+      body,
+      token: () => ctx.tokenFor(userId, orgId),
+      log,
+      counters: stats,
+      rng: jitter,
+      retry: ctx.retry,
+      signal: ctx.signal,
+    });
+  /** Records why the device stops; true when it must stop. */
+  const stopsOn = (step: 'register' | 'session' | 'sync', outcome: PostOutcome): boolean => {
+    if (outcome.kind === 'ok') return false;
+    if (outcome.kind === 'aborted') {
+      stats.outcome = 'stopped';
+      return true;
+    }
+    stats.outcome = 'gave_up';
+    stats.failure =
+      outcome.kind === 'refused'
+        ? { step, status: outcome.status, message: `server refused the ${step} request with ${outcome.status}`, body: outcome.body }
+        : { step, status: outcome.status, message: outcome.message };
+    log.error({ step, failure: stats.failure }, `device ${deviceId} gives up: ${stats.failure.message}`);
+    return true;
+  };
+
+  const registered = await post('/v1/devices', { device_id: deviceId, name: `Simulated strap ${device.index}`, model: 'attune-sim', firmware: '1.0.0' });
+  if (stopsOn('register', registered)) return stats;
+
+  const session = await post('/v1/sessions', {
+    device_id: deviceId,
+    type: 'coherence',
+    title: 'Simulated session',
+    coherence_threshold: 0.5,
+    threshold_duration_s: 30,
+  });
+  if (stopsOn('session', session)) return stats;
+  const sessionId = session.kind === 'ok' ? (session.body as { id?: unknown } | null)?.id : undefined;
+  if (typeof sessionId !== 'string' || sessionId === '') {
+    stats.outcome = 'gave_up';
+    stats.failure = { step: 'session', message: 'session response has no string id', body: session.kind === 'ok' ? session.body : undefined };
+    log.error({ failure: stats.failure }, `device ${deviceId} gives up: ${stats.failure.message}`);
+    return stats;
+  }
+  stats.sessionId = sessionId;
+  log.info({ session_id: sessionId, profile: device.profile }, 'device streaming');
+
+  const generator = new RrGenerator({ ...device.profile, ...ctx.profileOverrides }, new Mulberry32(device.seed), ctx.startTimeMs);
+  const battery = new Battery(device.batteryStartPct, ctx.startTimeMs);
+  const syncPath = `/v1/devices/${encodeURIComponent(deviceId)}/sync`;
+  let covered = ctx.startTimeMs;
+  while (covered < ctx.endTimeMs) {
+    if (ctx.signal?.aborted) {
+      stats.outcome = 'stopped';
+      return stats;
+    }
+    let until = Math.min(ctx.endTimeMs, covered + ctx.batchIntervalMs);
+    if (ctx.realtime) {
+      if (!(await sleep(until + ctx.wallOffsetMs - Date.now(), ctx.signal))) {
+        stats.outcome = 'stopped';
+        return stats;
+      }
+      // After slow uploads, catch up in one go (on the batch grid) rather than batch by batch.
+      const behind = Date.now() - ctx.wallOffsetMs - covered;
+      until = Math.min(ctx.endTimeMs, Math.max(until, covered + Math.floor(behind / ctx.batchIntervalMs) * ctx.batchIntervalMs));
+    }
+    const readings = readingsFor(generator.beatsUntil(until), covered, until, battery);
+    covered = until;
+    for (let i = 0; i < readings.length; i += ctx.maxReadingsPerRequest) {
+      const chunk: SyncReading[] = readings.slice(i, i + ctx.maxReadingsPerRequest);
+      const sent = await post(syncPath, { session_id: sessionId, readings: chunk });
+      if (stopsOn('sync', sent)) return stats;
+      stats.readingsSent += chunk.length;
+      stats.beatsSent += chunk.reduce((s, r) => s + r.rr_intervals_ms.length, 0);
+    }
+  }
+  log.info({ readings: stats.readingsSent, beats: stats.beatsSent }, 'device finished');
+  return stats;
+}
