@@ -1,6 +1,7 @@
 // Row shapes for inserting into the heart tables (schemas/clickhouse/0001_heart.sql) with
-// BatchWriter. Timestamps are epoch milliseconds (see batch-writer.ts for why); columns
-// that are Nullable take null. Reads return DateTime64 as 'YYYY-MM-DD hh:mm:ss.sss' strings
+// BatchWriter. Timestamps are epoch milliseconds as INTEGERS (see batch-writer.ts for why):
+// a fractional value such as a beat time derived from RR intervals of 812.5 ms is refused
+// by the insert, so round it (Math.round). Columns that are Nullable take null. Reads return DateTime64 as 'YYYY-MM-DD hh:mm:ss.sss' strings
 // and 64-bit integers as strings or numbers: convert with toEpochMs / toNumber.
 
 /** Table names, for BatchWriter and for SQL through StoreClient.table(). */

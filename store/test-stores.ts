@@ -18,21 +18,33 @@ export interface StoreImplementation {
   dispose(): Promise<void>;
 }
 
-async function configuredClickHouseUrl(): Promise<string | null> {
-  // test/services.ts belongs to another module and may not exist yet; a computed specifier
-  // keeps tsc from requiring it.
+interface ConfiguredServer {
+  url: string;
+  /** Stops what the service chooser started for this process (containers), if anything. */
+  stop(): Promise<void>;
+}
+
+async function configuredClickHouse(): Promise<ConfiguredServer | null> {
+  // test/services.ts belongs to another module and may be absent in a checkout of this one;
+  // a computed specifier keeps tsc from requiring it.
   const servicesModule = new URL('../test/services.js', import.meta.url).href;
   try {
     const mod = (await import(servicesModule)) as { getTestServices?: () => unknown };
     if (typeof mod.getTestServices === 'function') {
-      const services = (await mod.getTestServices()) as { clickhouseUrl?: string | null };
-      if (services && 'clickhouseUrl' in services) return services.clickhouseUrl ?? null;
+      const services = (await mod.getTestServices()) as { clickhouseUrl?: string | null; stop?: () => Promise<void> };
+      const stop = async () => {
+        await services.stop?.();
+      };
+      if (services.clickhouseUrl) return { url: services.clickhouseUrl, stop };
+      await stop();
+      return null;
     }
   } catch (err) {
     const code = (err as { code?: string }).code;
     if (code !== 'ERR_MODULE_NOT_FOUND') throw err;
   }
-  return process.env.CLICKHOUSE_URL || null;
+  const url = process.env.CLICKHOUSE_URL;
+  return url ? { url, stop: async () => {} } : null;
 }
 
 const freshDatabaseName = () => `attune_test_${process.pid}_${randomBytes(4).toString('hex')}`;
@@ -56,7 +68,7 @@ function chdbImplementation(): StoreImplementation {
   };
 }
 
-function serverImplementation(url: string): StoreImplementation {
+function serverImplementation({ url, stop }: ConfiguredServer): StoreImplementation {
   const opened: StoreClient[] = [];
   return {
     kind: 'server',
@@ -70,13 +82,14 @@ function serverImplementation(url: string): StoreImplementation {
         await store.client.command({ query: `DROP DATABASE IF EXISTS ${store.database}` }).catch(() => {});
         await store.close();
       }
+      await stop();
     },
   };
 }
 
 export async function storeImplementations(): Promise<StoreImplementation[]> {
-  const url = await configuredClickHouseUrl();
-  return url ? [chdbImplementation(), serverImplementation(url)] : [chdbImplementation()];
+  const server = await configuredClickHouse();
+  return server ? [chdbImplementation(), serverImplementation(server)] : [chdbImplementation()];
 }
 
 /** Rejects when `promise` has not settled within `ms`: tests wait on events, with a deadline. */
