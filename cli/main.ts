@@ -1,0 +1,176 @@
+// The `attune` command: one binary, one role per subcommand.
+//   attune all        every role in one process (embedded bus + chDB by default)
+//   attune ingest     the ingest gateway alone
+//   attune worker     the stream workers alone (readings sink + coherence)
+//   attune api        the query API and live fan-out alone
+//   attune migrate    applies pending ClickHouse migrations
+//   attune simulate   drives a running server's ingest API with simulated devices
+//   attune token      prints a development JWT the running server accepts
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, type AttuneConfig } from '../lib/config.js';
+import { createLogger, type Logger } from '../lib/log.js';
+import { authFromConfig, openStore, startAttune, startSimulator, type Roles } from './roles.js';
+import { migrate } from '../store/migrate.js';
+import { runSimulator } from '../simulator/index.js';
+
+const USAGE = `usage: attune <command> [options]
+
+commands:
+  all                 every role in one process (embedded default)
+  ingest | worker | api
+                      one role, for scale-out against Kafka and a ClickHouse server
+  migrate             apply pending ClickHouse migrations
+  simulate            drive a running server with simulated devices
+  token               print a development JWT
+
+options (each also an environment variable, see README):
+  --port N            PORT (default 8080)
+  --data-dir DIR      ATTUNE_DATA_DIR (default ./data)
+  --simulate          all: also run the simulator (unless ATTUNE_SIMULATE=0)
+  --devices N         simulate/all: simulated devices (ATTUNE_SIM_DEVICES, default 3)
+  --url URL           simulate: server to drive (default http://127.0.0.1:$PORT)
+  --duration S        simulate: stop after S seconds of simulated time (default: run until Ctrl-C, in real time)
+  --user U --org O --scopes "a b" [--ttl S]
+                      token: claims of the token (ttl default 86400 s)
+`;
+
+const ROLE_SETS: Record<string, Roles> = {
+  all: { ingest: true, api: true, worker: true },
+  ingest: { ingest: true, api: false, worker: false },
+  worker: { ingest: false, api: false, worker: true },
+  api: { ingest: false, api: true, worker: false },
+};
+
+function fail(message: string): never {
+  process.stderr.write(`attune: ${message}\n`);
+  process.exit(2);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        port: { type: 'string' },
+        'data-dir': { type: 'string' },
+        simulate: { type: 'boolean' },
+        devices: { type: 'string' },
+        url: { type: 'string' },
+        duration: { type: 'string' },
+        user: { type: 'string' },
+        org: { type: 'string' },
+        scopes: { type: 'string' },
+        ttl: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (values.help || !command) {
+    process.stdout.write(USAGE);
+    return;
+  }
+
+  let config: AttuneConfig;
+  try {
+    const flags: Record<string, string | undefined> = {
+      PORT: values.port,
+      ATTUNE_DATA_DIR: values['data-dir'],
+      ATTUNE_SIM_DEVICES: values.devices,
+    };
+    // --simulate turns the simulator on, but an explicit ATTUNE_SIMULATE=0 wins: that is how
+    // `npm start` (which passes --simulate) is run without it.
+    if (values.simulate && process.env.ATTUNE_SIMULATE === undefined) flags.ATTUNE_SIMULATE = '1';
+    config = loadConfig(process.env, flags);
+  } catch (err) {
+    if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`);
+    throw err;
+  }
+  const log = createLogger({ level: config.logLevel });
+
+  switch (command) {
+    case 'all':
+    case 'ingest':
+    case 'worker':
+    case 'api':
+      return runRoles(command, config, log);
+    case 'migrate': {
+      const store = await openStore(config, log);
+      try {
+        const { applied } = await migrate(store);
+        process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'up to date\n');
+      } finally {
+        await store.close();
+      }
+      return;
+    }
+    case 'token': {
+      if (!values.user || !values.org) fail('token needs --user and --org');
+      const ttl = values.ttl ? Number(values.ttl) : 86_400;
+      if (!Number.isInteger(ttl) || ttl <= 0) fail('--ttl must be a positive number of seconds');
+      const scopes = (values.scopes ?? 'read:sessions read:coherence').split(/[\s,]+/).filter(Boolean);
+      try {
+        process.stdout.write(authFromConfig(config, log).sign({ userId: values.user, orgId: values.org, scopes, ttlSeconds: ttl }) + '\n');
+      } catch (err) {
+        fail((err as Error).message);
+      }
+      return;
+    }
+    case 'simulate': {
+      const baseUrl = values.url ?? `http://127.0.0.1:${config.port}`;
+      const controller = new AbortController();
+      process.once('SIGINT', () => controller.abort());
+      process.once('SIGTERM', () => controller.abort());
+      const durationMs = values.duration ? Number(values.duration) * 1000 : undefined;
+      if (durationMs !== undefined && !(durationMs > 0)) fail('--duration must be a positive number of seconds');
+      const auth = authFromConfig(config, log);
+      const stats = durationMs
+        ? await runSimulator({
+            baseUrl,
+            devices: config.simulatorDevices,
+            tokenFor: (u, o) => auth.sign({ userId: u, orgId: o, scopes: ['write:sessions', 'write:devices', 'write:readings', 'read:sessions'] }),
+            durationMs,
+            signal: controller.signal,
+            log,
+          })
+        : await startSimulator(config, baseUrl, auth, log, controller.signal);
+      process.stdout.write(JSON.stringify(stats) + '\n');
+      return;
+    }
+    default:
+      fail(`unknown command "${command}"\n${USAGE}`);
+  }
+}
+
+async function runRoles(command: string, config: AttuneConfig, log: Logger): Promise<void> {
+  const roles = ROLE_SETS[command];
+  if (command !== 'all' && config.bus === 'embedded') {
+    log.warn('running a single role on the embedded bus: other processes cannot reach it; set KAFKA_BROKERS to scale out');
+  }
+  const running = await startAttune(config, roles, log.child({ roles: command }), { migrate: command === 'all' });
+  const controller = new AbortController();
+  let simulator: Promise<unknown> | null = null;
+  if (config.simulate && running.url) {
+    simulator = startSimulator(config, `http://127.0.0.1:${config.port}`, running.auth, log, controller.signal).catch((err) =>
+      log.error({ err }, 'simulator stopped'),
+    );
+    log.info({ devices: config.simulatorDevices }, 'simulator running (ATTUNE_SIMULATE=0 turns it off)');
+  }
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    controller.abort();
+    await simulator;
+    await running.stop();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}

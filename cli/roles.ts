@@ -1,0 +1,199 @@
+// Wires the adapters and the roles of one process. `all` runs ingest, the workers and the
+// API in one process on the embedded bus and chDB; `ingest`, `worker` and `api` each run one
+// role against Kafka and a ClickHouse server, so users scale out on those engines.
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { AttuneConfig } from '../lib/config.js';
+import type { Logger } from '../lib/log.js';
+import { Topics, type Bus } from '../bus/types.js';
+import { createEmbeddedBus } from '../bus/embedded.js';
+import { createKafkaBus } from '../bus/kafka.js';
+import { createCodec, type Codec } from '../schemas/registry/codec.js';
+import { ConfluentSchemaRegistry, LocalSchemaRegistry, type SchemaRegistry } from '../schemas/registry/registry.js';
+import { createStoreClient, type StoreClient } from '../store/clickhouse.js';
+import { migrate } from '../store/migrate.js';
+import { createAuthenticator, loadOrCreateSecret, type Authenticator } from '../api/auth.js';
+import type { AppContext, RecordCodec } from '../api/context.js';
+import { LiveHub } from '../api/live.js';
+import { buildServer } from '../api/server.js';
+import { DevicesRepository, SessionsRepository } from '../api/sessions-repo.js';
+import { ReadingsSink } from '../pipelines/readings-sink.js';
+import { CoherenceWorker } from '../pipelines/coherence/worker.js';
+import { runSimulator } from '../simulator/index.js';
+
+export interface Roles {
+  ingest: boolean;
+  api: boolean;
+  worker: boolean;
+}
+
+export interface RunningAttune {
+  server: FastifyInstance | null;
+  /** Where the server listens, e.g. http://127.0.0.1:8080. */
+  url: string | null;
+  store: StoreClient;
+  bus: Bus;
+  codec: Codec;
+  auth: Authenticator;
+  sink: ReadingsSink | null;
+  worker: CoherenceWorker | null;
+  live: LiveHub | null;
+  stop(): Promise<void>;
+}
+
+export function authFromConfig(config: AttuneConfig, log: Logger): Authenticator {
+  let secret = config.jwt.secret;
+  if (!secret && !config.jwt.publicKey) {
+    if (config.bus === 'kafka') log.warn('JWT_SECRET is not set: using this machine\'s data-dir secret; every scaled-out process must share one JWT_SECRET');
+    secret = loadOrCreateSecret(config.dataDir);
+  }
+  return createAuthenticator({ secret, publicKey: config.jwt.publicKey, issuer: config.jwt.issuer, audience: config.jwt.audience });
+}
+
+export async function openStore(config: AttuneConfig, log: Logger): Promise<StoreClient> {
+  return createStoreClient({
+    url: config.clickhouseUrl ?? undefined,
+    username: config.clickhouseUser,
+    password: config.clickhousePassword,
+    dataDir: config.dataDir,
+    database: config.clickhouseDatabase,
+    log,
+  });
+}
+
+export async function openBus(config: AttuneConfig, log: Logger): Promise<Bus> {
+  const bus =
+    config.bus === 'kafka'
+      ? await createKafkaBus({ brokers: config.kafkaBrokers, clientId: config.kafkaClientId, log })
+      : await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
+  await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: config.topicPartitions })));
+  return bus;
+}
+
+export async function openCodec(config: AttuneConfig): Promise<Codec> {
+  const registry: SchemaRegistry = config.schemaRegistryUrl
+    ? new ConfluentSchemaRegistry({ url: config.schemaRegistryUrl, clientId: config.kafkaClientId })
+    : LocalSchemaRegistry.fromManifest();
+  return createCodec(registry);
+}
+
+export async function startAttune(
+  config: AttuneConfig,
+  roles: Roles,
+  log: Logger,
+  opts: { migrate?: boolean; listen?: boolean } = {},
+): Promise<RunningAttune> {
+  const clock = Date.now;
+  const store = await openStore(config, log);
+  if (opts.migrate) {
+    const { applied } = await migrate(store);
+    if (applied.length > 0) log.info({ applied }, 'migrations applied');
+  }
+  const bus = await openBus(config, log);
+  const codec = await openCodec(config);
+  const recordCodec = codec as unknown as RecordCodec;
+  const auth = authFromConfig(config, log);
+  const sessions = new SessionsRepository(store.client, store.database, { clock });
+  const devices = new DevicesRepository(store.client, store.database, clock);
+
+  let sink: ReadingsSink | null = null;
+  let worker: CoherenceWorker | null = null;
+  if (roles.worker) {
+    sink = new ReadingsSink({ bus, codec: recordCodec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
+    worker = new CoherenceWorker({
+      bus,
+      codec: recordCodec,
+      store,
+      sessions,
+      log: log.child({ role: 'coherence-worker' }),
+      allowedLatenessMs: config.coherence.allowedLatenessMs,
+      idleFlushMs: config.coherence.idleFlushMs,
+      writer: config.writer,
+    });
+    await sink.start();
+    await worker.start();
+  }
+
+  let live: LiveHub | null = null;
+  let server: FastifyInstance | null = null;
+  let url: string | null = null;
+  if (roles.api || roles.ingest) {
+    if (roles.api) {
+      live = new LiveHub({ log: log.child({ role: 'live' }), ...config.live, clock });
+      await live.start(bus, recordCodec);
+    }
+    const ctx: AppContext = {
+      log,
+      auth,
+      clickhouse: store.client,
+      database: store.database,
+      bus,
+      codec: recordCodec,
+      sessions,
+      devices,
+      live: live ?? undefined,
+      health: [
+        { name: 'clickhouse', check: () => store.ping() },
+        { name: 'bus', check: async () => (await bus.committed('attune-health', Topics.heartReadings), true) },
+      ],
+      clock,
+      roles: { ingest: roles.ingest, api: roles.api },
+      liveOptions: config.live,
+    };
+    server = await buildServer(ctx);
+    if (opts.listen !== false) {
+      url = await server.listen({ host: config.host, port: config.port });
+      log.info({ url, roles }, 'attune listening');
+    } else {
+      await server.ready();
+    }
+  }
+
+  let stopped = false;
+  return {
+    server,
+    url,
+    store,
+    bus,
+    codec,
+    auth,
+    sink,
+    worker,
+    live,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // Stop taking input first, then drain the workers, then close the adapters.
+      await server?.close();
+      await live?.stop();
+      await sink?.stop();
+      await worker?.stop();
+      await bus.close();
+      await store.close();
+    },
+  };
+}
+
+/** Runs the simulator against a running server until `signal` aborts. */
+export function startSimulator(config: AttuneConfig, baseUrl: string, auth: Authenticator, log: Logger, signal: AbortSignal) {
+  const scopes = ['read:sessions', 'write:sessions', 'write:devices', 'write:readings', 'read:coherence'];
+  // Tokens are re-minted a while before they expire, not on every request.
+  const tokens = new Map<string, { token: string; until: number }>();
+  const tokenFor = (userId: string, orgId: string) => {
+    const now = Date.now();
+    const hit = tokens.get(userId);
+    if (hit && hit.until > now) return hit.token;
+    const token = auth.sign({ userId, orgId, scopes, ttlSeconds: 3600 });
+    tokens.set(userId, { token, until: now + 3000_000 });
+    return token;
+  };
+  return runSimulator({
+    baseUrl,
+    devices: config.simulatorDevices,
+    tokenFor,
+    realtime: true,
+    signal,
+    log: log.child({ role: 'simulator' }),
+    seed: Date.now() % 1_000_000,
+  });
+}

@@ -1,0 +1,346 @@
+// The coherence worker: heart readings in, coherence windows and session events out.
+//
+// Per session it keeps 64 s (+ allowed lateness) of beats in event time (SessionWindows);
+// every 5 s of event time a window closes, its metrics are computed (pipelines/hrv), and the
+// result goes to the bus (live fan-out) and to ClickHouse (coherence_windows, batched).
+//
+// Exactly-once output on an at-least-once bus:
+//  - The offset committed per partition is the oldest one any unemitted window still needs
+//    (PartitionOffsetTracker), and only after the windows emitted before it are durable. A
+//    restart replays from there and rebuilds the same state, so it recomputes the same windows.
+//  - On first sight of a session, the worker reads the last window_end stored for it and
+//    suppresses windows at or before it: the store never gets a window twice, so the daily
+//    rollup (a materialized view, which counts every inserted row) stays exact.
+import { Topics, type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicPartition } from '../../bus/types.js';
+import type { RecordCodec } from '../../api/context.js';
+import type { SessionsRepository } from '../../api/sessions-repo.js';
+import type { CoherenceWindowRecord, SessionEventRecord } from '../../api/live.js';
+import type { HeartReadingRecord } from '../../ingest/readings.js';
+import type { Logger } from '../../lib/log.js';
+import { BatchWriter } from '../../store/batch-writer.js';
+import type { StoreClient } from '../../store/clickhouse.js';
+import { Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
+import { computeWindowMetrics, createWindowPlan, type WindowPlan } from '../hrv/index.js';
+import { deadLetter } from '../dead-letter.js';
+import { PartitionOffsetTracker } from './offsets.js';
+import { SessionWindows, beatTimes, type ClosedWindow } from './session-windows.js';
+import { ThresholdTracker } from './threshold.js';
+
+export const COHERENCE_GROUP = 'attune-coherence';
+
+export interface CoherenceWorkerOptions {
+  bus: Bus;
+  codec: RecordCodec;
+  store: StoreClient;
+  sessions: SessionsRepository;
+  log: Logger;
+  allowedLatenessMs?: number;
+  /** Processing time without a new beat after which a session's open windows are flushed. */
+  idleFlushMs?: number;
+  writer?: { maxRows?: number; maxDelayMs?: number };
+  groupId?: string;
+  clock?: () => number;
+}
+
+interface SessionState {
+  id: string;
+  userId: string;
+  orgId: string;
+  deviceId: string;
+  windows: SessionWindows;
+  threshold: ThresholdTracker | null;
+  /** Windows ending at or before this are already in the store (or were emitted by us). */
+  emittedThroughMs: number;
+  lastBeatAt: number;
+}
+
+interface PartitionState {
+  tracker: PartitionOffsetTracker;
+  sessions: Map<string, SessionState>;
+  /** Sessions flushed for idleness: how far they were emitted, in case their device comes back. */
+  flushedThrough: Map<string, number>;
+  /** Serialises batches and idle flushes of one partition. */
+  lock: Promise<void>;
+}
+
+export interface CoherenceWorkerStats {
+  readings: number;
+  windows: number;
+  validWindows: number;
+  suppressedWindows: number;
+  lateBeats: number;
+  events: number;
+  deadLettered: number;
+  readingsWithoutSession: number;
+}
+
+export class CoherenceWorker {
+  readonly groupId: string;
+  readonly stats: CoherenceWorkerStats = {
+    readings: 0,
+    windows: 0,
+    validWindows: 0,
+    suppressedWindows: 0,
+    lateBeats: 0,
+    events: 0,
+    deadLettered: 0,
+    readingsWithoutSession: 0,
+  };
+  private readonly partitions = new Map<string, PartitionState>();
+  private readonly plan: WindowPlan = createWindowPlan();
+  private readonly windowWriter: BatchWriter<CoherenceWindowRow>;
+  private readonly eventWriter: BatchWriter<SessionEventRow>;
+  private subscription: Subscription | null = null;
+  private idleTimer: NodeJS.Timeout | null = null;
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: CoherenceWorkerOptions) {
+    this.groupId = opts.groupId ?? COHERENCE_GROUP;
+    this.clock = opts.clock ?? Date.now;
+    const onError = (table: string) => (err: unknown, f: object) =>
+      opts.log.error({ err, ...f }, `${table} insert keeps failing; retrying, offsets held`);
+    this.windowWriter = new BatchWriter<CoherenceWindowRow>({
+      store: opts.store,
+      table: Tables.coherenceWindows,
+      maxRows: opts.writer?.maxRows,
+      maxDelayMs: opts.writer?.maxDelayMs,
+      log: opts.log,
+      onError: onError(Tables.coherenceWindows),
+    });
+    this.eventWriter = new BatchWriter<SessionEventRow>({
+      store: opts.store,
+      table: Tables.sessionEvents,
+      maxDelayMs: opts.writer?.maxDelayMs,
+      log: opts.log,
+      onError: onError(Tables.sessionEvents),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.subscription = await this.opts.bus.subscribe({
+      groupId: this.groupId,
+      topics: [Topics.heartReadings],
+      fromBeginning: true,
+      eachBatch: (batch) => this.withPartition(batch.topic, batch.partition, (p) => this.handleBatch(p, batch)),
+      onAssignment: (assigned) => this.onAssignment(assigned),
+    });
+    const idleMs = this.opts.idleFlushMs ?? 30_000;
+    this.idleTimer = setInterval(() => void this.flushIdle(idleMs), Math.min(1_000, idleMs));
+    this.idleTimer.unref();
+  }
+
+  private key(topic: string, partition: number): string {
+    return `${topic}/${partition}`;
+  }
+
+  private async withPartition(topic: string, partition: number, fn: (p: PartitionState) => Promise<void>): Promise<void> {
+    const k = this.key(topic, partition);
+    let p = this.partitions.get(k);
+    if (!p) {
+      p = { tracker: new PartitionOffsetTracker(topic, partition), sessions: new Map(), flushedThrough: new Map(), lock: Promise.resolve() };
+      this.partitions.set(k, p);
+    }
+    const state = p;
+    const run = state.lock.then(() => fn(state));
+    state.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Partitions taken away: their state belongs to the new owner, who replays from the commit. */
+  private onAssignment(assigned: TopicPartition[]): void {
+    const keep = new Set(assigned.map((a) => this.key(a.topic, a.partition)));
+    for (const k of [...this.partitions.keys()]) if (!keep.has(k)) this.partitions.delete(k);
+  }
+
+  private async handleBatch(p: PartitionState, batch: RecordBatch): Promise<void> {
+    const decoded: Array<{ rec: BusRecord; reading: HeartReadingRecord }> = [];
+    const bad: Array<{ record: BusRecord; reasonCode: string; reason: string }> = [];
+    for (const rec of batch.records) {
+      // A batch delivered again after a failure: what was applied stays applied.
+      if (p.tracker.isProcessed(rec.offset)) continue;
+      try {
+        decoded.push({ rec, reading: await this.opts.codec.decode<HeartReadingRecord>(rec.value) });
+      } catch (err) {
+        bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
+      }
+    }
+    if (bad.length > 0) {
+      await deadLetter(this.opts.bus, this.opts.codec, this.groupId, bad, this.clock());
+      this.stats.deadLettered += bad.length;
+    }
+    await this.loadSessions(p, decoded.map((d) => d.reading));
+
+    const windows: CoherenceWindowRecord[] = [];
+    const events: SessionEventRecord[] = [];
+    const touched = new Set<SessionState>();
+    const badOffsets = new Set(bad.map((b) => b.record.offset));
+    let di = 0;
+    for (const rec of batch.records) {
+      if (p.tracker.isProcessed(rec.offset)) continue;
+      if (badOffsets.has(rec.offset)) {
+        p.tracker.processed(rec.offset);
+        continue;
+      }
+      const { reading } = decoded[di++];
+      this.stats.readings++;
+      const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
+      if (!st || reading.rr_intervals_ms.length === 0) {
+        if (!reading.session_id) this.stats.readingsWithoutSession++;
+        p.tracker.processed(rec.offset);
+        continue;
+      }
+      const rr = reading.rr_intervals_ms;
+      this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, rec.offset);
+      st.lastBeatAt = this.clock();
+      touched.add(st);
+      for (const w of st.windows.closeReady()) this.emit(st, w, windows, events);
+      p.tracker.processed(rec.offset);
+    }
+    for (const st of touched) p.tracker.setRetained(st.id, st.windows.retainedMinOffset());
+    await this.output(p, windows, events);
+  }
+
+  /** Creates state for sessions first seen in this batch, with what the store already holds. */
+  private async loadSessions(p: PartitionState, readings: HeartReadingRecord[]): Promise<void> {
+    const fresh = new Map<string, HeartReadingRecord>();
+    for (const r of readings) if (r.session_id && !p.sessions.has(r.session_id)) fresh.set(r.session_id, r);
+    if (fresh.size === 0) return;
+    const ids = [...fresh.keys()];
+    const stored = new Map<string, number>();
+    const rs = await this.opts.store.client.query({
+      query: `SELECT session_id, toUnixTimestamp64Milli(max(window_end)) AS last_end_ms
+              FROM ${this.opts.store.table(Tables.coherenceWindows)}
+              WHERE session_id IN {ids:Array(String)} GROUP BY session_id`,
+      query_params: { ids },
+      format: 'JSONEachRow',
+    });
+    for (const row of (await rs.json()) as Array<{ session_id: string; last_end_ms: string | number }>) {
+      stored.set(row.session_id, Number(row.last_end_ms));
+    }
+    for (const [id, r] of fresh) {
+      const session = await this.opts.sessions.get(id);
+      p.sessions.set(id, {
+        id,
+        userId: r.user_id,
+        orgId: r.org_id,
+        deviceId: r.device_id,
+        windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs }),
+        threshold: session
+          ? new ThresholdTracker({ sessionId: id, threshold: session.coherenceThreshold, holdMs: session.thresholdDurationS * 1000 })
+          : null,
+        // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
+        emittedThroughMs: Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity),
+        lastBeatAt: this.clock(),
+      });
+    }
+  }
+
+  private emit(st: SessionState, w: ClosedWindow, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): void {
+    const m = computeWindowMetrics(w.beatTimesMs, w.rrMs, w.count, w.windowStartMs, w.windowEndMs, this.plan);
+    // The threshold tracker sees replayed windows too, so a streak survives a restart.
+    const reached = st.threshold?.update({ windowEndMs: w.windowEndMs, valid: m.valid, coherence: m.coherence }) ?? [];
+    if (w.windowEndMs <= st.emittedThroughMs) {
+      this.stats.suppressedWindows++;
+      return;
+    }
+    st.emittedThroughMs = w.windowEndMs;
+    this.stats.windows++;
+    if (m.valid) this.stats.validWindows++;
+    windows.push({
+      session_id: st.id,
+      user_id: st.userId,
+      org_id: st.orgId,
+      device_id: st.deviceId,
+      window_start: w.windowStartMs,
+      window_end: w.windowEndMs,
+      valid: m.valid,
+      coherence: m.coherence,
+      coherence_ratio: m.coherenceRatio,
+      peak_frequency_hz: m.peakFrequencyHz,
+      breathing_rate_bpm: m.breathingRateBpm,
+      mean_hr_bpm: m.meanHrBpm,
+      rmssd_ms: m.rmssdMs,
+      sdnn_ms: m.sdnnMs,
+      pnn50_pct: m.pnn50Pct,
+      beat_count: m.beatCount,
+      artifact_ratio: m.artifactRatio,
+      late_beat_count: w.lateBeatCount,
+    });
+    for (const e of reached) {
+      this.stats.events++;
+      events.push({
+        event_id: e.eventId,
+        session_id: st.id,
+        user_id: st.userId,
+        org_id: st.orgId,
+        type: e.type,
+        occurred_at: e.occurredAtMs,
+        payload_json: JSON.stringify({
+          threshold: e.payload.threshold,
+          hold_s: e.payload.holdMs / 1000,
+          coherence: e.payload.coherence,
+          streak_start: new Date(e.payload.streakStartMs).toISOString(),
+        }),
+      });
+    }
+  }
+
+  /** Publishes for live, buffers for the store, and commits once both writers have it. */
+  private async output(p: PartitionState, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): Promise<void> {
+    const now = this.clock();
+    if (windows.length > 0) {
+      const recs = [];
+      for (const w of windows) recs.push({ key: w.session_id, value: await this.opts.codec.encode(Topics.coherenceWindows, w), timestamp: w.window_end });
+      await this.opts.bus.publish(Topics.coherenceWindows, recs);
+    }
+    if (events.length > 0) {
+      const recs = [];
+      for (const e of events) recs.push({ key: e.session_id, value: await this.opts.codec.encode(Topics.sessionEvents, e), timestamp: e.occurred_at });
+      await this.opts.bus.publish(Topics.sessionEvents, recs);
+    }
+    const commitAt = p.tracker.commitOffset();
+    let pending = 2;
+    const durable = () => {
+      if (--pending > 0 || commitAt === null) return;
+      this.subscription?.commit(p.tracker.topic, p.tracker.partition, commitAt).catch((err) => {
+        this.opts.log.warn({ err, partition: p.tracker.partition }, 'coherence commit failed; records will be replayed');
+      });
+    };
+    await this.windowWriter.add(windows.map((w) => ({ ...w, computed_at: now })), durable);
+    await this.eventWriter.add(events, durable);
+  }
+
+  /** Sessions with no new beat for idleMs (processing time): flush their remaining windows. */
+  private async flushIdle(idleMs: number): Promise<void> {
+    const now = this.clock();
+    for (const p of this.partitions.values()) {
+      const idle = [...p.sessions.values()].filter((s) => now - s.lastBeatAt >= idleMs);
+      if (idle.length === 0) continue;
+      await this.withPartition(p.tracker.topic, p.tracker.partition, async (state) => {
+        const windows: CoherenceWindowRecord[] = [];
+        const events: SessionEventRecord[] = [];
+        for (const st of idle) {
+          if (state.sessions.get(st.id) !== st) continue;
+          for (const w of st.windows.closeAll()) this.emit(st, w, windows, events);
+          state.tracker.setRetained(st.id, null);
+          state.sessions.delete(st.id);
+          if (state.flushedThrough.size > 10_000) state.flushedThrough.clear();
+          state.flushedThrough.set(st.id, st.emittedThroughMs);
+        }
+        await this.output(state, windows, events);
+      }).catch((err) => this.opts.log.error({ err }, 'idle flush failed'));
+    }
+  }
+
+  /** Resolves once every window and event emitted so far is in ClickHouse. */
+  async flush(): Promise<void> {
+    await Promise.all([this.windowWriter.flush(), this.eventWriter.flush()]);
+  }
+
+  async stop(): Promise<void> {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    await this.flush().catch((err) => this.opts.log.warn({ err }, 'coherence worker: final flush failed; records will be replayed'));
+    await this.subscription?.stop();
+    await Promise.all([this.windowWriter.close(), this.eventWriter.close()]).catch(() => undefined);
+  }
+}

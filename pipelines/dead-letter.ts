@@ -1,0 +1,31 @@
+// Dead letters: a record a worker cannot process is published, unchanged and with the
+// reason, to attune.deadletter.v1 before its offset is passed. Nothing accepted is dropped
+// without a trace.
+import { Topics, type Bus, type BusRecord } from '../bus/types.js';
+import type { RecordCodec } from '../api/context.js';
+
+export async function deadLetter(
+  bus: Bus,
+  codec: RecordCodec,
+  consumerGroup: string,
+  records: Array<{ record: BusRecord; reasonCode: string; reason: string }>,
+  now: number,
+): Promise<void> {
+  if (records.length === 0) return;
+  const out = [];
+  for (const { record, reasonCode, reason } of records) {
+    const value = await codec.encode(Topics.deadLetter, {
+      source_topic: record.topic,
+      source_partition: record.partition,
+      source_offset: record.offset,
+      key: record.key,
+      value: record.value,
+      reason_code: reasonCode,
+      reason: reason.slice(0, 2000),
+      failed_at: now,
+      consumer_group: consumerGroup,
+    });
+    out.push({ key: record.key, value, headers: { 'attune-reason': reasonCode } });
+  }
+  await bus.publish(Topics.deadLetter, out);
+}

@@ -1,0 +1,118 @@
+// The readings sink: heart readings from the bus into heart_readings, one row per beat.
+// Rows are batched (BatchWriter: 10,000 rows or 1 s) and the partition's offset is
+// committed only once the rows before it are in ClickHouse. A crash before the commit
+// replays them; heart_readings is a ReplacingMergeTree on the natural key, so the replay
+// changes no answer.
+import { Topics, type Bus, type BusRecord, type Subscription } from '../bus/types.js';
+import type { RecordCodec } from '../api/context.js';
+import type { Logger } from '../lib/log.js';
+import { BatchWriter } from '../store/batch-writer.js';
+import type { StoreClient } from '../store/clickhouse.js';
+import { Tables, type HeartReadingRow } from '../store/rows.js';
+import type { HeartReadingRecord } from '../ingest/readings.js';
+import { beatTimes } from './coherence/session-windows.js';
+import { deadLetter } from './dead-letter.js';
+
+export const READINGS_SINK_GROUP = 'attune-readings-sink';
+
+/** One row per beat (the reading's HR repeated on each), or one row when it has only an HR. */
+export function readingToRows(r: HeartReadingRecord, out: HeartReadingRow[]): void {
+  const common = {
+    org_id: r.org_id,
+    user_id: r.user_id,
+    device_id: r.device_id,
+    session_id: r.session_id ?? '',
+    reading_id: r.reading_id,
+    hr_bpm: r.hr_bpm,
+    device_hrv_ms: r.device_hrv_ms,
+    device_coherence: r.device_coherence,
+    battery_level_pct: r.battery_level_pct,
+    source: r.source,
+    received_at: r.received_at,
+  };
+  const rr = r.rr_intervals_ms;
+  if (rr.length === 0) {
+    out.push({ ...common, event_time: r.recorded_at, beat_index: 0, rr_ms: null });
+    return;
+  }
+  const times = beatTimes(r.recorded_at, rr);
+  for (let i = 0; i < rr.length; i++) {
+    out.push({ ...common, event_time: Math.round(times[i]), beat_index: i, rr_ms: rr[i] });
+  }
+}
+
+export interface ReadingsSinkOptions {
+  bus: Bus;
+  codec: RecordCodec;
+  store: StoreClient;
+  log: Logger;
+  writer?: { maxRows?: number; maxDelayMs?: number };
+  groupId?: string;
+  clock?: () => number;
+}
+
+export class ReadingsSink {
+  private subscription: Subscription | null = null;
+  private readonly writer: BatchWriter<HeartReadingRow>;
+  readonly groupId: string;
+  readonly stats = { readings: 0, rows: 0, deadLettered: 0 };
+
+  constructor(private readonly opts: ReadingsSinkOptions) {
+    this.groupId = opts.groupId ?? READINGS_SINK_GROUP;
+    this.writer = new BatchWriter<HeartReadingRow>({
+      store: opts.store,
+      table: Tables.heartReadings,
+      maxRows: opts.writer?.maxRows,
+      maxDelayMs: opts.writer?.maxDelayMs,
+      log: opts.log,
+      onError: (err, f) => opts.log.error({ err, ...f }, 'heart_readings insert keeps failing; retrying, offsets held'),
+    });
+  }
+
+  async start(): Promise<void> {
+    this.subscription = await this.opts.bus.subscribe({
+      groupId: this.groupId,
+      topics: [Topics.heartReadings],
+      fromBeginning: true,
+      eachBatch: async (batch) => {
+        const rows: HeartReadingRow[] = [];
+        const bad: Array<{ record: BusRecord; reasonCode: string; reason: string }> = [];
+        for (const rec of batch.records) {
+          try {
+            const reading = await this.opts.codec.decode<HeartReadingRecord>(rec.value);
+            readingToRows(reading, rows);
+            this.stats.readings++;
+          } catch (err) {
+            bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
+          }
+        }
+        if (bad.length > 0) {
+          await deadLetter(this.opts.bus, this.opts.codec, this.groupId, bad, (this.opts.clock ?? Date.now)());
+          this.stats.deadLettered += bad.length;
+          this.opts.log.warn({ count: bad.length, partition: batch.partition }, 'readings sink dead-lettered records');
+        }
+        const last = batch.records[batch.records.length - 1];
+        if (!last) return;
+        const next = (BigInt(last.offset) + 1n).toString();
+        this.stats.rows += rows.length;
+        await this.writer.add(rows, () => {
+          this.subscription?.commit(batch.topic, batch.partition, next).catch((err) => {
+            this.opts.log.warn({ err, partition: batch.partition }, 'readings sink commit failed; the rows will be replayed');
+          });
+        });
+      },
+    });
+  }
+
+  /** Resolves once every row taken so far is in ClickHouse. */
+  flush(): Promise<void> {
+    return this.writer.flush();
+  }
+
+  /** Flushes and commits what is buffered while still in the group, then leaves it. */
+  async stop(): Promise<void> {
+    await this.writer.flush().catch((err) => this.opts.log.warn({ err }, 'readings sink: final flush failed; rows will be replayed'));
+    await this.subscription?.stop();
+    await this.writer.close().catch(() => undefined);
+  }
+}
