@@ -55,6 +55,10 @@ class FakeApi extends EventEmitter {
       record(req, 201);
       return reply.status(201).send({ id: `session-of-${req.body.device_id}`, state: 'active' });
     });
+    this.app.post('/v1/sessions/:id/end', async (req, reply) => {
+      record(req, 200);
+      return reply.status(200).send({ status: 'ended' });
+    });
     this.app.post<{ Params: { device_id: string }; Body: { readings: unknown[] } }>('/v1/devices/:device_id/sync', async (req, reply) => {
       const n = (this.syncCounts.get(req.params.device_id) ?? 0) + 1;
       this.syncCounts.set(req.params.device_id, n);
@@ -133,7 +137,19 @@ test('fast mode: registers, opens a session and syncs well-formed readings for e
     assert.equal(mine[0].url, '/v1/devices');
     assert.deepEqual(mine[0].body, { device_id: deviceId, name: `Simulated strap ${i}`, model: 'attune-sim', firmware: '1.0.0' });
     assert.equal(mine[1].url, '/v1/sessions');
-    assert.deepEqual(mine[1].body, { device_id: deviceId, type: 'coherence', title: 'Simulated session', coherence_threshold: 0.5, threshold_duration_s: 30 });
+    assert.deepEqual(mine[1].body, {
+      device_id: deviceId,
+      type: 'coherence',
+      title: 'Simulated session',
+      started_at: new Date(start).toISOString(),
+      coherence_threshold: 0.5,
+      threshold_duration_s: 30,
+    });
+    const ends = api.requests.filter((r) => r.url === `/v1/sessions/session-of-${deviceId}/end`);
+    assert.equal(ends.length, 1);
+    assert.deepEqual(ends[0].body, { ended_at: new Date(start + 120_000).toISOString() });
+    assert.equal(ends[0].authorization, `Bearer token:sim-user-${i}:sim-org`);
+    assert.ok(ends[0].at >= mine[mine.length - 1].at, 'the session ends after the last sync');
     const syncs = mine.slice(2);
     assert.ok(syncs.length > 100, `${syncs.length} syncs`);
     let previous = start;
@@ -181,6 +197,7 @@ test('fast mode: registers, opens a session and syncs well-formed readings for e
   assert.equal(stats.errors, 0);
   assert.equal(stats.devicesGaveUp, 0);
   assert.equal(stats.requests, api.requests.length);
+  assert.equal(api.requests.length, 3 * 2 + api.syncs().length + 3);
   assert.equal(stats.readingsSent, api.syncs().reduce((s, r) => s + r.body.readings.length, 0));
 });
 
@@ -259,6 +276,8 @@ test('a 400 on sync makes that device give up with a clear log line; the others 
   const errors = lines.filter((l) => l.level === 50);
   assert.ok(errors.some((l) => l.status === 400 && l.body?.error?.code === 'validation_error' && /refused with 400/.test(l.msg)), JSON.stringify(errors));
   assert.ok(errors.some((l) => l.device_id === 'sim-device-2' && /gives up/.test(l.msg)));
+  // a device that gave up leaves its session alone; the others end theirs
+  assert.deepEqual(api.requests.filter((r) => r.url.endsWith('/end')).map((r) => r.url).sort(), ['/v1/sessions/session-of-sim-device-1/end', '/v1/sessions/session-of-sim-device-3/end']);
 });
 
 test('a refused registration (401) stops the device before it opens a session', async (t) => {
@@ -316,6 +335,7 @@ test('stops promptly on abort, in realtime and while backing off', async (t) => 
   assert.ok(Date.now() - abortedAt < 1000, `stopped ${Date.now() - abortedAt} ms after abort`);
   assert.deepEqual(stats.perDevice.map((d) => d.outcome), ['stopped', 'stopped']);
   assert.equal(stats.perDevice[1].errors, 1);
+  assert.ok(!api.requests.some((r) => r.url.endsWith('/end')), 'an aborted run leaves sessions open');
   const seen = api.requests.length;
   await api.app.close(); // waits for anything still in flight
   assert.equal(api.requests.length, seen);

@@ -35,7 +35,12 @@ export interface SimulatorOptions {
   retry?: Partial<RetryPolicy>;
   /** Readings per sync request at most (a realtime device catching up sends several). Default 600. */
   maxReadingsPerRequest?: number;
+  /** End each device's session (`POST /v1/sessions/{id}/end`) once its duration is done. Default true. */
+  endSessions?: boolean;
 }
+
+/** The requests a device makes, in order. */
+export type Step = 'register' | 'session' | 'sync' | 'end';
 
 export type DeviceOutcome = 'completed' | 'stopped' | 'gave_up';
 
@@ -47,7 +52,7 @@ export interface DeviceStats extends RequestCounters {
   beatsSent: number;
   outcome: DeviceOutcome;
   /** Why the device gave up. */
-  failure?: { step: 'register' | 'session' | 'sync'; status?: number; message: string; body?: unknown };
+  failure?: { step: Step; status?: number; message: string; body?: unknown };
 }
 
 export interface SimulatorStats extends RequestCounters {
@@ -73,6 +78,7 @@ interface RunContext {
   retry: RetryPolicy;
   maxReadingsPerRequest: number;
   profileOverrides: Partial<RrProfile>;
+  endSessions: boolean;
 }
 
 function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number } {
@@ -104,6 +110,7 @@ function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number
       retry: { ...defaultRetryPolicy, ...opts.retry },
       maxReadingsPerRequest,
       profileOverrides: opts.profileOverrides ?? {},
+      endSessions: opts.endSessions ?? true,
     },
   };
 }
@@ -154,7 +161,7 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
       signal: ctx.signal,
     });
   /** Records why the device stops; true when it must stop. */
-  const stopsOn = (step: 'register' | 'session' | 'sync', outcome: PostOutcome): boolean => {
+  const stopsOn = (step: Step, outcome: PostOutcome): boolean => {
     if (outcome.kind === 'ok') return false;
     if (outcome.kind === 'aborted') {
       stats.outcome = 'stopped';
@@ -172,10 +179,12 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
   const registered = await post('/v1/devices', { device_id: deviceId, name: `Simulated strap ${device.index}`, model: 'attune-sim', firmware: '1.0.0' });
   if (stopsOn('register', registered)) return stats;
 
+  // started_at is the simulation's start, so that past (fast-mode) readings fall inside the session.
   const session = await post('/v1/sessions', {
     device_id: deviceId,
     type: 'coherence',
     title: 'Simulated session',
+    started_at: new Date(ctx.startTimeMs).toISOString(),
     coherence_threshold: 0.5,
     threshold_duration_s: 30,
   });
@@ -218,6 +227,10 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
       stats.readingsSent += chunk.length;
       stats.beatsSent += chunk.reduce((s, r) => s + r.rr_intervals_ms.length, 0);
     }
+  }
+  if (ctx.endSessions) {
+    const ended = await post(`/v1/sessions/${encodeURIComponent(sessionId)}/end`, { ended_at: new Date(ctx.endTimeMs).toISOString() });
+    if (stopsOn('end', ended)) return stats;
   }
   log.info({ readings: stats.readingsSent, beats: stats.beatsSent }, 'device finished');
   return stats;

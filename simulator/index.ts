@@ -1,6 +1,6 @@
 // The device simulator: realistic RR-interval streams and a driver that uploads them
 // through Attune's public ingest API.
-export { runSimulator, type SimulatorOptions, type SimulatorStats, type DeviceStats, type DeviceOutcome } from './driver.js';
+export { runSimulator, type SimulatorOptions, type SimulatorStats, type DeviceStats, type DeviceOutcome, type Step } from './driver.js';
 export { RrGenerator, type RrProfile, type Beat, type BeatKind } from './rr-generator.js';
 export { simulatedDevice, simulatedDevices, simulatedOrgId, type SimulatedDevice } from './profiles.js';
 export { readingsFor, readingSpanMs, Battery, type SyncReading } from './readings.js';
