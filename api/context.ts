@@ -2,7 +2,7 @@
 // role (ingest, api, all) wires only what it runs and tests can hand in their own parts.
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from '../lib/log.js';
-import type { Bus } from '../bus/types.js';
+import type { Bus, TopicNames } from '../bus/types.js';
 import type { Authenticator } from './auth.js';
 import type { DevicesRepository, SessionsRepository } from './sessions-repo.js';
 import type { LiveHub } from './live.js';
@@ -24,6 +24,8 @@ export interface AppContext {
   clickhouse: ClickHouseClient;
   database: string;
   bus: Bus;
+  /** Topic names on the bus (possibly prefixed). */
+  topics: TopicNames;
   codec: RecordCodec;
   sessions: SessionsRepository;
   devices: DevicesRepository;

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { Topics, type Bus, type Subscription } from '../bus/types.js';
+import { Topics, type Bus, type Subscription, type TopicNames } from '../bus/types.js';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
@@ -134,17 +134,17 @@ export class LiveHub {
   ) {}
 
   /** Starts reading the live topics from the bus. */
-  async start(bus: Bus, codec: RecordCodec): Promise<void> {
+  async start(bus: Bus, codec: RecordCodec, topics: TopicNames = Topics): Promise<void> {
     const groupId = `attune-live-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
     this.subscription = await bus.subscribe({
       groupId,
-      topics: [Topics.coherenceWindows, Topics.sessionEvents],
+      topics: [topics.coherenceWindows, topics.sessionEvents],
       fromBeginning: false,
       eachBatch: async (batch) => {
         for (const r of batch.records) {
           try {
             const rec = await codec.decode<Record<string, unknown>>(r.value);
-            if (batch.topic === Topics.coherenceWindows) this.publishWindow(rec as unknown as CoherenceWindowRecord);
+            if (batch.topic === topics.coherenceWindows) this.publishWindow(rec as unknown as CoherenceWindowRecord);
             else this.publishEvent(rec as unknown as SessionEventRecord);
           } catch (err) {
             // A record the API cannot decode is the worker's to dead-letter; live skips it.

@@ -84,3 +84,14 @@ export const Topics = {
   sessionEvents: 'attune.session.events.v1',
   deadLetter: 'attune.deadletter.v1',
 } as const;
+
+export type TopicNames = { readonly [K in keyof typeof Topics]: string };
+
+/**
+ * The topic names with a prefix, so several Attune deployments (or test runs) can share one
+ * Kafka cluster. Schemas are looked up by the unprefixed name (`Topics`), the bus uses these.
+ */
+export function prefixedTopics(prefix: string): TopicNames {
+  if (prefix !== '' && !/^[A-Za-z0-9._-]{1,100}$/.test(prefix)) throw new Error(`invalid topic prefix "${prefix}"`);
+  return Object.fromEntries(Object.entries(Topics).map(([k, v]) => [k, `${prefix}${v}`])) as unknown as TopicNames;
+}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AttuneConfig } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
-import { Topics, type Bus } from '../bus/types.js';
+import { prefixedTopics, type Bus, type TopicNames } from '../bus/types.js';
 import { createEmbeddedBus } from '../bus/embedded.js';
 import { createKafkaBus } from '../bus/kafka.js';
 import { createCodec, type Codec } from '../schemas/registry/codec.js';
@@ -61,12 +61,12 @@ export async function openStore(config: AttuneConfig, log: Logger): Promise<Stor
   });
 }
 
-export async function openBus(config: AttuneConfig, log: Logger): Promise<Bus> {
+export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNames): Promise<Bus> {
   const bus =
     config.bus === 'kafka'
       ? await createKafkaBus({ brokers: config.kafkaBrokers, clientId: config.kafkaClientId, log })
       : await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
-  await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: config.topicPartitions })));
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions })));
   return bus;
 }
 
@@ -89,7 +89,8 @@ export async function startAttune(
     const { applied } = await migrate(store);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
   }
-  const bus = await openBus(config, log);
+  const topics = prefixedTopics(config.topicPrefix);
+  const bus = await openBus(config, log, topics);
   const codec = await openCodec(config);
   const recordCodec = codec as unknown as RecordCodec;
   const auth = authFromConfig(config, log);
@@ -99,9 +100,10 @@ export async function startAttune(
   let sink: ReadingsSink | null = null;
   let worker: CoherenceWorker | null = null;
   if (roles.worker) {
-    sink = new ReadingsSink({ bus, codec: recordCodec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
+    sink = new ReadingsSink({ bus, topics, codec: recordCodec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
     worker = new CoherenceWorker({
       bus,
+      topics,
       codec: recordCodec,
       store,
       sessions,
@@ -120,7 +122,7 @@ export async function startAttune(
   if (roles.api || roles.ingest) {
     if (roles.api) {
       live = new LiveHub({ log: log.child({ role: 'live' }), ...config.live, clock });
-      await live.start(bus, recordCodec);
+      await live.start(bus, recordCodec, topics);
     }
     const ctx: AppContext = {
       log,
@@ -128,13 +130,14 @@ export async function startAttune(
       clickhouse: store.client,
       database: store.database,
       bus,
+      topics,
       codec: recordCodec,
       sessions,
       devices,
       live: live ?? undefined,
       health: [
         { name: 'clickhouse', check: () => store.ping() },
-        { name: 'bus', check: async () => (await bus.committed('attune-health', Topics.heartReadings), true) },
+        { name: 'bus', check: async () => (await bus.committed('attune-health', topics.heartReadings), true) },
       ],
       clock,
       roles: { ingest: roles.ingest, api: roles.api },

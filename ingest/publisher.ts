@@ -1,4 +1,4 @@
-import { Topics, type Bus } from '../bus/types.js';
+import { Topics, type Bus, type TopicNames } from '../bus/types.js';
 import type { RecordCodec } from '../api/context.js';
 import type { HeartReadingRecord } from './readings.js';
 
@@ -7,12 +7,12 @@ import type { HeartReadingRecord } from './readings.js';
  * readings keep their order. Resolves only once the bus has them durably: the gateway
  * answers 202 after that, so an acknowledged reading is never lost.
  */
-export async function publishReadings(bus: Bus, codec: RecordCodec, records: HeartReadingRecord[]): Promise<void> {
+export async function publishReadings(bus: Bus, topics: TopicNames, codec: RecordCodec, records: HeartReadingRecord[]): Promise<void> {
   if (records.length === 0) return;
   const out = new Array(records.length);
   for (let i = 0; i < records.length; i++) {
     const r = records[i];
     out[i] = { key: r.device_id, value: await codec.encode(Topics.heartReadings, r), timestamp: r.recorded_at };
   }
-  await bus.publish(Topics.heartReadings, out);
+  await bus.publish(topics.heartReadings, out);
 }

@@ -15,6 +15,8 @@ export interface AttuneConfig {
   schemaRegistryUrl: string | null;
   /** Partitions per topic when Attune creates its topics. */
   topicPartitions: number;
+  /** Prepended to every topic name, so deployments can share a Kafka cluster. */
+  topicPrefix: string;
   /** ClickHouse server URL; null means chDB in `${dataDir}/clickhouse`. */
   clickhouseUrl: string | null;
   clickhouseUser: string;
@@ -101,6 +103,12 @@ function brokers(env: Env, name: string): string[] {
   return list;
 }
 
+function topicPrefix(env: Env): string {
+  const raw = env.ATTUNE_TOPIC_PREFIX ?? '';
+  if (raw !== '' && !/^[A-Za-z0-9._-]{1,100}$/.test(raw)) throw new ConfigError('ATTUNE_TOPIC_PREFIX', `may hold only letters, digits, '.', '_' and '-', got "${raw}"`);
+  return raw;
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -136,6 +144,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     kafkaClientId: e.KAFKA_CLIENT_ID ?? 'attune',
     schemaRegistryUrl: url(e, 'SCHEMA_REGISTRY_URL'),
     topicPartitions: int(e, 'ATTUNE_TOPIC_PARTITIONS', 6, 1, 1024),
+    topicPrefix: topicPrefix(e),
     clickhouseUrl: url(e, 'CLICKHOUSE_URL'),
     clickhouseUser: e.CLICKHOUSE_USER ?? 'default',
     clickhousePassword: e.CLICKHOUSE_PASSWORD ?? '',

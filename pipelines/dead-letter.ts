@@ -1,11 +1,12 @@
 // Dead letters: a record a worker cannot process is published, unchanged and with the
 // reason, to attune.deadletter.v1 before its offset is passed. Nothing accepted is dropped
 // without a trace.
-import { Topics, type Bus, type BusRecord } from '../bus/types.js';
+import { Topics, type Bus, type BusRecord, type TopicNames } from '../bus/types.js';
 import type { RecordCodec } from '../api/context.js';
 
 export async function deadLetter(
   bus: Bus,
+  topics: TopicNames,
   codec: RecordCodec,
   consumerGroup: string,
   records: Array<{ record: BusRecord; reasonCode: string; reason: string }>,
@@ -27,5 +28,5 @@ export async function deadLetter(
     });
     out.push({ key: record.key, value, headers: { 'attune-reason': reasonCode } });
   }
-  await bus.publish(Topics.deadLetter, out);
+  await bus.publish(topics.deadLetter, out);
 }

@@ -3,7 +3,7 @@
 // committed only once the rows before it are in ClickHouse. A crash before the commit
 // replays them; heart_readings is a ReplacingMergeTree on the natural key, so the replay
 // changes no answer.
-import { Topics, type Bus, type BusRecord, type Subscription } from '../bus/types.js';
+import { Topics, type Bus, type BusRecord, type Subscription, type TopicNames } from '../bus/types.js';
 import type { RecordCodec } from '../api/context.js';
 import type { Logger } from '../lib/log.js';
 import { BatchWriter } from '../store/batch-writer.js';
@@ -43,6 +43,7 @@ export function readingToRows(r: HeartReadingRecord, out: HeartReadingRow[]): vo
 
 export interface ReadingsSinkOptions {
   bus: Bus;
+  topics?: TopicNames;
   codec: RecordCodec;
   store: StoreClient;
   log: Logger;
@@ -72,7 +73,7 @@ export class ReadingsSink {
   async start(): Promise<void> {
     this.subscription = await this.opts.bus.subscribe({
       groupId: this.groupId,
-      topics: [Topics.heartReadings],
+      topics: [(this.opts.topics ?? Topics).heartReadings],
       fromBeginning: true,
       eachBatch: async (batch) => {
         const rows: HeartReadingRow[] = [];
@@ -87,7 +88,7 @@ export class ReadingsSink {
           }
         }
         if (bad.length > 0) {
-          await deadLetter(this.opts.bus, this.opts.codec, this.groupId, bad, (this.opts.clock ?? Date.now)());
+          await deadLetter(this.opts.bus, this.opts.topics ?? Topics, this.opts.codec, this.groupId, bad, (this.opts.clock ?? Date.now)());
           this.stats.deadLettered += bad.length;
           this.opts.log.warn({ count: bad.length, partition: batch.partition }, 'readings sink dead-lettered records');
         }

@@ -11,7 +11,7 @@
 //  - On first sight of a session, the worker reads the last window_end stored for it and
 //    suppresses windows at or before it: the store never gets a window twice, so the daily
 //    rollup (a materialized view, which counts every inserted row) stays exact.
-import { Topics, type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicPartition } from '../../bus/types.js';
+import { Topics, type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicNames, type TopicPartition } from '../../bus/types.js';
 import type { RecordCodec } from '../../api/context.js';
 import type { SessionsRepository } from '../../api/sessions-repo.js';
 import type { CoherenceWindowRecord, SessionEventRecord } from '../../api/live.js';
@@ -30,6 +30,7 @@ export const COHERENCE_GROUP = 'attune-coherence';
 
 export interface CoherenceWorkerOptions {
   bus: Bus;
+  topics?: TopicNames;
   codec: RecordCodec;
   store: StoreClient;
   sessions: SessionsRepository;
@@ -93,10 +94,12 @@ export class CoherenceWorker {
   private subscription: Subscription | null = null;
   private idleTimer: NodeJS.Timeout | null = null;
   private readonly clock: () => number;
+  private readonly topics: TopicNames;
 
   constructor(private readonly opts: CoherenceWorkerOptions) {
     this.groupId = opts.groupId ?? COHERENCE_GROUP;
     this.clock = opts.clock ?? Date.now;
+    this.topics = opts.topics ?? Topics;
     const onError = (table: string) => (err: unknown, f: object) =>
       opts.log.error({ err, ...f }, `${table} insert keeps failing; retrying, offsets held`);
     this.windowWriter = new BatchWriter<CoherenceWindowRow>({
@@ -119,7 +122,7 @@ export class CoherenceWorker {
   async start(): Promise<void> {
     this.subscription = await this.opts.bus.subscribe({
       groupId: this.groupId,
-      topics: [Topics.heartReadings],
+      topics: [this.topics.heartReadings],
       fromBeginning: true,
       eachBatch: (batch) => this.withPartition(batch.topic, batch.partition, (p) => this.handleBatch(p, batch)),
       onAssignment: (assigned) => this.onAssignment(assigned),
@@ -165,7 +168,7 @@ export class CoherenceWorker {
       }
     }
     if (bad.length > 0) {
-      await deadLetter(this.opts.bus, this.opts.codec, this.groupId, bad, this.clock());
+      await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, bad, this.clock());
       this.stats.deadLettered += bad.length;
     }
     await this.loadSessions(p, decoded.map((d) => d.reading));
@@ -291,12 +294,12 @@ export class CoherenceWorker {
     if (windows.length > 0) {
       const recs = [];
       for (const w of windows) recs.push({ key: w.session_id, value: await this.opts.codec.encode(Topics.coherenceWindows, w), timestamp: w.window_end });
-      await this.opts.bus.publish(Topics.coherenceWindows, recs);
+      await this.opts.bus.publish(this.topics.coherenceWindows, recs);
     }
     if (events.length > 0) {
       const recs = [];
       for (const e of events) recs.push({ key: e.session_id, value: await this.opts.codec.encode(Topics.sessionEvents, e), timestamp: e.occurred_at });
-      await this.opts.bus.publish(Topics.sessionEvents, recs);
+      await this.opts.bus.publish(this.topics.sessionEvents, recs);
     }
     const commitAt = p.tracker.commitOffset();
     let pending = 2;
