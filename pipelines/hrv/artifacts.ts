@@ -4,17 +4,20 @@
 //
 // Indexing: rr[j] is the interval closed by the beat at beatTimes[j].
 //
-// 0. Intervals outside [300, 2000] ms are removed first (physiologically impossible; they would
-//    also swamp the thresholds below).
 // 1. dRR[j] = rr[j] − rr[j−1] (dRR[0] = 0: the first interval's predecessor is unknown).
 //    Th1[j] = 5.2 · QD of |dRR| over the 91 beats centred on j (fewer at the ends of the series),
 //    QD = (Q3 − Q1) / 2 with linearly interpolated quartiles. dRR is normalised by Th1.
 // 2. medRR = 11-beat centred median of rr; mRR = rr − medRR, negative values doubled (a short
 //    beat is more suspicious than a long one); Th2 = 5.2 · QD of |mRR| over 91 beats; mRR is
 //    normalised by Th2.
-// 3. Both thresholds are floored at 10 ms. With 128 Hz annotations or a very regular heart the
-//    quartile deviation can be 0, and a 0 threshold would make every 8 ms jitter an artifact.
-//    (This floor is ours, not the paper's.)
+// 3. Both thresholds are floored (our addition, not the paper's) at
+//      max(2.5 · median of the same |values| in the same window, 10 ms).
+//    The quartile deviation measures the spread of |dRR|, not its level, and collapses when
+//    |dRR| is nearly constant: a regular RSA at 0.25 Hz and 60 bpm (4 beats per breath) gives
+//    |dRR| ≈ 80 ms at every beat, QD ≈ noise, and every beat would be flagged. For the usual
+//    half-normal or Laplace-like |dRR| (Th = 2.2σ resp. 2.9b) the floor (1.7σ resp. 1.7b) stays
+//    below the paper's threshold and changes nothing. The 10 ms keeps 128 Hz-quantised or
+//    very regular series from a zero threshold.
 // 4. Classification, beat by beat (normalised units; c1 = 0.13, c2 = 0.17):
 //    - normal when |dRR| ≤ 1 and |mRR| ≤ 3;
 //    - ectopic (NPN/PNP pattern) when dRR > 1 and S12 < −c1·dRR − c2, or dRR < −1 and
@@ -35,12 +38,16 @@
 //    - long/short: if the next interval compensates it (their sum within Th2 of 2·medRR, one
 //      above and one below medRR) the shared beat is re-centred as for an ectopic beat;
 //      otherwise the interval is removed.
+// 6. Finally intervals outside [300, 2000] ms are removed. This runs after the correction, so
+//    that a missed beat at a slow rate (2 × 1100 ms) is split rather than dropped and an extra
+//    beat (say 150 + 850 ms) is merged rather than leaving a lone 850; the thresholds are
+//    quartile- and median-based, so a rare wild value does not move them.
 // Each correction counts one corrected beat; each dropped interval one removed beat.
 // artifactRatio = (removed + corrected) / input beats.
 //
 // Deviations from the paper: the thresholds are computed within the series given (for one 64 s
-// window, about 60–90 beats, so the 91-beat window is mostly the whole series); the 10 ms
-// threshold floor; uncompensated long/short intervals are removed rather than replaced by an
+// window, about 60–90 beats, so the 91-beat window is mostly the whole series); the threshold
+// floors (3.); the range check placed after the correction (6.); uncompensated long/short intervals are removed rather than replaced by an
 // interpolated value, which would break the beat-time consistency.
 
 export const RR_MIN_MS = 300;
@@ -51,6 +58,7 @@ const MEDIAN_HALF_WIDTH = 5; // 11-beat window
 const C1 = 0.13;
 const C2 = 0.17;
 const MIN_THRESHOLD_MS = 10;
+const LEVEL_FLOOR = 2.5;
 
 const NORMAL = 0;
 const ECTOPIC = 1;
@@ -65,7 +73,7 @@ export interface CleanedRr {
   /** Number of valid entries in beatTimesMs / rrMs. */
   count: number;
   inputCount: number;
-  /** Intervals dropped: out of range, plus uncompensated long/short ones. */
+  /** Intervals dropped: out of range (after correction), plus uncompensated long/short ones. */
   removed: number;
   /** Beats corrected: ectopic + missed + extra + compensated long/short. */
   corrected: number;
@@ -173,8 +181,8 @@ function quantileSorted(sorted: Float64Array, m: number, q: number): number {
 
 /**
  * Centred rolling statistic of values[0 .. n) over [j − halfWidth, j + halfWidth] (clipped to
- * the series): the median when `quartileDeviation` is false, else
- * max(ALPHA · (Q3 − Q1) / 2, MIN_THRESHOLD_MS). Keeps the window sorted incrementally:
+ * the series): the median when `quartileDeviation` is false, else the threshold
+ * max(ALPHA · (Q3 − Q1) / 2, LEVEL_FLOOR · median, MIN_THRESHOLD_MS). Keeps the window sorted incrementally:
  * O(n · window) moves, no allocation.
  */
 function rollingStatistic(
@@ -203,7 +211,7 @@ function rollingStatistic(
     }
     if (quartileDeviation) {
       const qd = (quantileSorted(sorted, m, 0.75) - quantileSorted(sorted, m, 0.25)) / 2;
-      out[j] = Math.max(ALPHA * qd, MIN_THRESHOLD_MS);
+      out[j] = Math.max(ALPHA * qd, LEVEL_FLOOR * quantileSorted(sorted, m, 0.5), MIN_THRESHOLD_MS);
     } else {
       out[j] = quantileSorted(sorted, m, 0.5);
     }
@@ -285,19 +293,14 @@ export function cleanRrInto(
   ensureOutput(out, inputCount);
   const { t, rr, drr, mrr, medRr, th2, work, sorted, action } = scratch;
 
-  let n = 0;
-  for (let i = from; i < to; i++) {
-    const r = rrMs[i];
-    if (r >= RR_MIN_MS && r <= RR_MAX_MS) {
-      t[n] = beatTimesMs[i];
-      rr[n] = r;
-      n++;
-    }
+  const n = inputCount;
+  for (let j = 0; j < n; j++) {
+    t[j] = beatTimesMs[from + j];
+    rr[j] = rrMs[from + j];
   }
   out.inputCount = inputCount;
-  out.outOfRange = inputCount - n;
   out.ectopic = out.missed = out.extra = out.longShort = 0;
-  let removed = out.outOfRange;
+  let removed = 0;
   let corrected = 0;
 
   if (n >= 3) {
@@ -385,7 +388,19 @@ export function cleanRrInto(
       }
     }
   }
-  out.count = o;
+  // Range check last (see 6. above), compacting in place.
+  let kept = 0;
+  for (let i = 0; i < o; i++) {
+    const r = or[i];
+    if (r >= RR_MIN_MS && r <= RR_MAX_MS) {
+      ot[kept] = ot[i];
+      or[kept] = r;
+      kept++;
+    }
+  }
+  out.outOfRange = o - kept;
+  removed += o - kept;
+  out.count = kept;
   out.removed = removed;
   out.corrected = corrected;
   out.artifactRatio = inputCount > 0 ? (removed + corrected) / inputCount : 0;

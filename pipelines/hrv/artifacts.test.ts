@@ -1,0 +1,174 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { cleanRr, cleanRrInto, createArtifactScratch, createCleanedRr, type CleanedRr } from './artifacts.js';
+import { computeTimeDomain } from './time-domain.js';
+import { beatTimesFromRr, synthesizeRr } from './synthetic-rr.js';
+
+/** Each kept interval equals the step between its beat time and the previous one. */
+function assertBeatTimesConsistent(c: CleanedRr): void {
+  for (let i = 1; i < c.count; i++) {
+    const step = c.beatTimesMs[i] - c.beatTimesMs[i - 1];
+    assert.ok(Math.abs(step - c.rrMs[i]) < 1e-6, `beat ${i}: step ${step} vs RR ${c.rrMs[i]}`);
+  }
+}
+
+const rmssd = (rr: Float64Array, t: Float64Array | null = null) => computeTimeDomain(rr, rr.length, t).rmssdMs;
+
+function rsaSeries(seed: number, meanMs = 1000, frequency = 0.1) {
+  return synthesizeRr({ durationMs: 300000, meanMs, rsaAmplitudeMs: 80, rsaFrequencyHz: frequency, noiseMs: 10, seed });
+}
+
+test('clean RSA series (0.1 and 0.25 Hz, several seeds) pass through untouched', () => {
+  for (const frequency of [0.1, 0.25]) {
+    for (let seed = 1; seed <= 5; seed++) {
+      const s = rsaSeries(seed, 1000, frequency);
+      const c = cleanRr(s.beatTimesMs, s.rrMs);
+      assert.equal(c.removed + c.corrected, 0, `f ${frequency} seed ${seed}: ${JSON.stringify({ ...c, beatTimesMs: 0, rrMs: 0 })}`);
+      assert.deepEqual(Array.from(c.rrMs), Array.from(s.rrMs));
+      assert.equal(c.artifactRatio, 0);
+    }
+  }
+});
+
+test('an ectopic beat (short RR then compensatory long) is corrected by interpolation', () => {
+  const s = rsaSeries(11);
+  const rr = Float64Array.from(s.rrMs);
+  const k = 120;
+  rr[k] -= 330; // premature beat
+  rr[k + 1] += 330; // compensatory pause: the beat after it is on time
+  const c = cleanRr(beatTimesFromRr(rr), rr);
+  assert.equal(c.ectopic, 1);
+  assert.equal(c.corrected, 1);
+  assert.equal(c.removed, 0);
+  assert.equal(c.count, rr.length);
+  assert.ok(Math.abs(c.rrMs[k] - c.rrMs[k + 1]) < 1e-9);
+  assert.ok(Math.abs(c.rrMs[k] - (s.rrMs[k] + s.rrMs[k + 1]) / 2) < 1e-9);
+  assertBeatTimesConsistent(c);
+  const clean = rmssd(s.rrMs);
+  assert.ok(rmssd(rr) > 1.3 * clean, 'the injected beat should disturb RMSSD');
+  assert.ok(Math.abs(rmssd(c.rrMs) - clean) / clean < 0.03, `RMSSD ${rmssd(c.rrMs)} vs ${clean}`);
+});
+
+test('a late beat (long then short, PNP) is detected as ectopic too', () => {
+  const s = rsaSeries(12);
+  const rr = Float64Array.from(s.rrMs);
+  rr[200] += 300;
+  rr[201] -= 300;
+  const c = cleanRr(beatTimesFromRr(rr), rr);
+  assert.equal(c.ectopic, 1);
+  assert.equal(c.removed + c.corrected, 1);
+});
+
+test('a missed beat (doubled RR) is split, even when the doubled RR exceeds 2000 ms', () => {
+  for (const meanMs of [800, 1050]) {
+    const s = rsaSeries(13, meanMs);
+    const list = Array.from(s.rrMs);
+    const k = 90;
+    list.splice(k, 2, list[k] + list[k + 1]);
+    const rr = Float64Array.from(list);
+    const c = cleanRr(beatTimesFromRr(rr), rr);
+    assert.equal(c.missed, 1, `mean ${meanMs}`);
+    assert.equal(c.removed, 0);
+    assert.equal(c.count, s.rrMs.length);
+    assert.ok(Math.abs(c.rrMs[k] - rr[k] / 2) < 1e-9);
+    assertBeatTimesConsistent(c);
+    const clean = rmssd(s.rrMs);
+    assert.ok(Math.abs(rmssd(c.rrMs) - clean) / clean < 0.03, `mean ${meanMs}: RMSSD ${rmssd(c.rrMs)} vs ${clean}`);
+  }
+});
+
+test('an extra beat (split RR) is merged back', () => {
+  const s = rsaSeries(14);
+  for (const share of [0.5, 0.35, 0.7]) {
+    const list = Array.from(s.rrMs);
+    const k = 150;
+    list.splice(k, 1, list[k] * share, list[k] * (1 - share));
+    const rr = Float64Array.from(list);
+    const c = cleanRr(beatTimesFromRr(rr), rr);
+    assert.equal(c.extra, 1, `share ${share}`);
+    assert.equal(c.removed + c.corrected, 1);
+    assert.equal(c.count, s.rrMs.length);
+    assert.ok(Math.abs(c.rrMs[k] - s.rrMs[k]) < 1e-9);
+    assertBeatTimesConsistent(c);
+  }
+});
+
+test('several artifacts in one series: all corrected, RMSSD within 3 % of the clean series', () => {
+  const s = rsaSeries(15);
+  const list = Array.from(s.rrMs);
+  list[40] -= 300; // ectopic
+  list[41] += 300;
+  list.splice(100, 2, list[100] + list[101]); // missed
+  list.splice(180, 1, list[180] * 0.45, list[180] * 0.55); // extra
+  list[250] -= 280; // ectopic
+  list[251] += 280;
+  const rr = Float64Array.from(list);
+  const c = cleanRr(beatTimesFromRr(rr), rr);
+  assert.deepEqual([c.ectopic, c.missed, c.extra, c.removed], [2, 1, 1, 0]);
+  assert.equal(c.count, s.rrMs.length);
+  assert.ok(Math.abs(c.artifactRatio - 4 / rr.length) < 1e-12);
+  const clean = rmssd(s.rrMs);
+  assert.ok(Math.abs(rmssd(c.rrMs, c.beatTimesMs) - clean) / clean < 0.03);
+});
+
+test('RR outside 300–2000 ms is dropped, with beat times kept for the rest', () => {
+  // A 5 s signal dropout: five intervals arrive as one (beat times stay true).
+  const s = rsaSeries(16);
+  const list = Array.from(s.rrMs);
+  const k = 60;
+  list.splice(k, 5, list[k] + list[k + 1] + list[k + 2] + list[k + 3] + list[k + 4]);
+  const rr = Float64Array.from(list);
+  const t = beatTimesFromRr(rr);
+  const c = cleanRr(t, rr);
+  assert.equal(c.removed, 1);
+  assert.equal(c.corrected, 0);
+  assert.equal(c.count, rr.length - 1);
+  for (let i = 0; i < c.count; i++) assert.ok(c.rrMs[i] >= 300 && c.rrMs[i] <= 2000);
+  assert.ok(!Array.from(c.beatTimesMs).includes(t[k]));
+  assert.ok(Math.abs(c.artifactRatio - 1 / rr.length) < 1e-12);
+  // The gap leaves one pair of intervals non-successive for RMSSD.
+  assert.equal(computeTimeDomain(c.rrMs, c.count, c.beatTimesMs).differenceCount, c.count - 2);
+
+  // Too short a series to classify: only the range rule applies.
+  const tiny = cleanRr(Float64Array.of(250, 1150), Float64Array.of(250, 900));
+  assert.deepEqual([tiny.count, tiny.removed, tiny.outOfRange], [1, 1, 1]);
+  assert.equal(tiny.rrMs[0], 900);
+});
+
+test('correction runs before the range rule: a 250 ms premature beat with its pause is interpolated', () => {
+  const s = rsaSeries(18);
+  const rr = Float64Array.from(s.rrMs);
+  const k = 70;
+  const sum = rr[k] + rr[k + 1];
+  rr[k] = 250;
+  rr[k + 1] = sum - 250;
+  const c = cleanRr(beatTimesFromRr(rr), rr);
+  assert.equal(c.ectopic, 1);
+  assert.equal(c.removed, 0);
+  assert.ok(Math.abs(c.rrMs[k] - sum / 2) < 1e-9);
+  assertBeatTimesConsistent(c);
+});
+
+test('cleanRrInto works on a slice, reuses its buffers and grows them when needed', () => {
+  const s = rsaSeries(17);
+  const rr = Float64Array.from(s.rrMs);
+  rr[30] -= 300;
+  rr[31] += 300;
+  const t = beatTimesFromRr(rr);
+  const out = createCleanedRr(4);
+  const scratch = createArtifactScratch(4);
+  cleanRrInto(t, rr, 10, 80, out, scratch);
+  assert.equal(out.inputCount, 70);
+  assert.equal(out.count, 70);
+  assert.equal(out.ectopic, 1);
+  assert.equal(out.beatTimesMs[0], t[10]);
+  assert.ok(scratch.capacity >= 70);
+  const buffer = out.rrMs;
+  cleanRrInto(t, rr, 100, 160, out, scratch);
+  assert.equal(out.rrMs, buffer, 'a smaller call reuses the buffer');
+  assert.equal(out.ectopic, 0);
+  assert.equal(out.removed + out.corrected, 0);
+  cleanRrInto(t, rr, 5, 5, out, scratch);
+  assert.equal(out.count, 0);
+  assert.equal(out.artifactRatio, 0);
+});

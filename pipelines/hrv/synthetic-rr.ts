@@ -1,0 +1,76 @@
+// Synthetic RR series with known answers, for tests and the benchmark. Deterministic: every
+// random draw comes from a seeded generator passed in or made from `seed`.
+
+/** mulberry32: a small, fast 32-bit PRNG; returns uniform numbers in [0, 1). */
+export function createRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Standard normal draw (Box–Muller) from a uniform generator. */
+export function gaussian(random: () => number): number {
+  const u = 1 - random();
+  const v = random();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}
+
+export interface SyntheticRrOptions {
+  durationMs: number;
+  /** Mean RR, ms. */
+  meanMs?: number;
+  /** Respiratory sinus arrhythmia: sinusoid amplitude (ms) and frequency (Hz); 0 for none. */
+  rsaAmplitudeMs?: number;
+  rsaFrequencyHz?: number;
+  /** Standard deviation of independent Gaussian noise added to each RR, ms. */
+  noiseMs?: number;
+  seed?: number;
+  /** Time of the beat that opens the first interval, ms. */
+  startMs?: number;
+}
+
+export interface SyntheticRr {
+  /** Time of the beat closing each interval. */
+  beatTimesMs: Float64Array;
+  rrMs: Float64Array;
+}
+
+/**
+ * Beats t[k] = t[k−1] + RR[k], RR[k] = mean + A sin(2π f t[k−1]) + noise: the heart period
+ * modulated by a sinusoid sampled at each beat, as respiration modulates it.
+ */
+export function synthesizeRr(opts: SyntheticRrOptions): SyntheticRr {
+  const meanMs = opts.meanMs ?? 1000;
+  const amplitude = opts.rsaAmplitudeMs ?? 0;
+  const frequency = opts.rsaFrequencyHz ?? 0.1;
+  const noise = opts.noiseMs ?? 0;
+  const random = createRandom(opts.seed ?? 1);
+  const times: number[] = [];
+  const rr: number[] = [];
+  let t = opts.startMs ?? 0;
+  const end = t + opts.durationMs;
+  for (;;) {
+    const r = meanMs + amplitude * Math.sin((2 * Math.PI * frequency * t) / 1000) + noise * gaussian(random);
+    if (t + r > end) break;
+    t += r;
+    times.push(t);
+    rr.push(r);
+  }
+  return { beatTimesMs: Float64Array.from(times), rrMs: Float64Array.from(rr) };
+}
+
+/** Beat times of an RR series starting at `startMs`: cumulative sums. */
+export function beatTimesFromRr(rrMs: ArrayLike<number>, startMs = 0): Float64Array {
+  const out = new Float64Array(rrMs.length);
+  let t = startMs;
+  for (let i = 0; i < rrMs.length; i++) {
+    t += rrMs[i];
+    out[i] = t;
+  }
+  return out;
+}
