@@ -198,6 +198,8 @@ for (const impl of await storeImplementations()) {
       await assert.rejects(withDeadline(writer.flush(), 10_000, 'flush to fail'), (err: unknown) => isAttuneError(err) && err.code === 'unavailable');
       await assert.rejects(withDeadline(writer.close(), 10_000, 'close to fail'), (err: unknown) => isAttuneError(err) && err.code === 'unavailable');
       assert.equal(durable, false);
+      await assert.rejects(writer.close(), (err: unknown) => isAttuneError(err) && err.code === 'unavailable', 'close() again: same outcome');
+      await assert.rejects(writer.flush(), (err: unknown) => isAttuneError(err) && err.code === 'unavailable');
       await assert.rejects(writer.add(rows(3, 1)), (err: unknown) => isAttuneError(err) && err.code === 'unavailable');
       await store.close();
     });

@@ -90,6 +90,7 @@ export class BatchWriter<Row extends object> {
   private timer: NodeJS.Timeout | null = null;
   private running = false;
   private closing = false;
+  private closed: Promise<void> | null = null;
   private stopped = false;
   private attempts = 0;
   private readonly callbacks: DurableCallback[] = [];
@@ -141,6 +142,9 @@ export class BatchWriter<Row extends object> {
   flush(): Promise<void> {
     const untilRow = this.addedRows;
     if (this.durableRows >= untilRow) return Promise.resolve();
+    if (this.stopped) {
+      return Promise.reject(new AttuneError('unavailable', `batch writer for ${this.table} was closed with rows it could not insert`));
+    }
     this.flushUntilRow = Math.max(this.flushUntilRow, untilRow);
     return new Promise<void>((resolve, reject) => {
       this.flushWaiters.push({ untilRow, resolve, reject });
@@ -153,17 +157,19 @@ export class BatchWriter<Row extends object> {
    * retry.errorAfterAttempts tries); those rows are then dropped from this writer and their
    * onDurable callbacks never fire — their source must be replayed.
    */
-  async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
-    try {
-      await this.flush();
-    } finally {
-      this.stopped = true;
-      this.clearTimer();
-      this.backoff?.wake();
-      for (const wake of this.spaceWaiters.splice(0)) wake();
-    }
+  close(): Promise<void> {
+    this.closed ??= (async () => {
+      this.closing = true;
+      try {
+        await this.flush();
+      } finally {
+        this.stopped = true;
+        this.clearTimer();
+        this.backoff?.wake();
+        for (const wake of this.spaceWaiters.splice(0)) wake();
+      }
+    })();
+    return this.closed;
   }
 
   private schedule(): void {
