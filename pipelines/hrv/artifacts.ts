@@ -10,13 +10,20 @@
 // 2. medRR = 11-beat centred median of rr; mRR = rr − medRR, negative values doubled (a short
 //    beat is more suspicious than a long one); Th2 = 5.2 · QD of |mRR| over 91 beats; mRR is
 //    normalised by Th2.
-// 3. Both thresholds are floored (our addition, not the paper's) at
-//      max(2.5 · median of the same |values| in the same window, 10 ms).
+// 3. Both thresholds are bounded (our addition, not the paper's), with med = the median of the
+//    same |values| over the same window:
+//      Th = max(min(5.2 · QD, 6 · med), 2.5 · med, 10 ms).
+//    The cap: QD tolerates outliers only up to a quarter of the window, and every ectopic beat
+//    puts three outliers into dRR, so from about one ectopic beat in ten the upper quartile is
+//    made of artifacts, Th balloons and nothing is detected (an RMSSD of 300 ms is reported as
+//    clean). The median breaks down only at half. For half-normal, Laplace-like or sinusoidal
+//    |dRR| (5.2 · QD = 2.2σ, 2.9b, 1.4A) the cap (4σ, 4.2b, 4.2A) is far above and inactive.
+//    The floor:
 //    The quartile deviation measures the spread of |dRR|, not its level, and collapses when
 //    |dRR| is nearly constant: a regular RSA at 0.25 Hz and 60 bpm (4 beats per breath) gives
 //    |dRR| ≈ 80 ms at every beat, QD ≈ noise, and every beat would be flagged. For the usual
-//    half-normal or Laplace-like |dRR| (Th = 2.2σ resp. 2.9b) the floor (1.7σ resp. 1.7b) stays
-//    below the paper's threshold and changes nothing. The 10 ms keeps 128 Hz-quantised or
+//    half-normal or Laplace-like |dRR| the floor (1.7σ, 1.7b) stays below the paper's threshold
+//    and changes nothing. The 10 ms keeps 128 Hz-quantised or
 //    very regular series from a zero threshold.
 // 4. Classification, beat by beat (normalised units; c1 = 0.13, c2 = 0.17):
 //    - normal when |dRR| ≤ 1 and |mRR| ≤ 3;
@@ -59,6 +66,7 @@ const C1 = 0.13;
 const C2 = 0.17;
 const MIN_THRESHOLD_MS = 10;
 const LEVEL_FLOOR = 2.5;
+const LEVEL_CAP = 6;
 
 const NORMAL = 0;
 const ECTOPIC = 1;
@@ -182,7 +190,7 @@ function quantileSorted(sorted: Float64Array, m: number, q: number): number {
 /**
  * Centred rolling statistic of values[0 .. n) over [j − halfWidth, j + halfWidth] (clipped to
  * the series): the median when `quartileDeviation` is false, else the threshold
- * max(ALPHA · (Q3 − Q1) / 2, LEVEL_FLOOR · median, MIN_THRESHOLD_MS). Keeps the window sorted incrementally:
+ * max(min(ALPHA · QD, LEVEL_CAP · median), LEVEL_FLOOR · median, MIN_THRESHOLD_MS). Keeps the window sorted incrementally:
  * O(n · window) moves, no allocation.
  */
 function rollingStatistic(
@@ -211,7 +219,8 @@ function rollingStatistic(
     }
     if (quartileDeviation) {
       const qd = (quantileSorted(sorted, m, 0.75) - quantileSorted(sorted, m, 0.25)) / 2;
-      out[j] = Math.max(ALPHA * qd, LEVEL_FLOOR * quantileSorted(sorted, m, 0.5), MIN_THRESHOLD_MS);
+      const median = quantileSorted(sorted, m, 0.5);
+      out[j] = Math.max(Math.min(ALPHA * qd, LEVEL_CAP * median), LEVEL_FLOOR * median, MIN_THRESHOLD_MS);
     } else {
       out[j] = quantileSorted(sorted, m, 0.5);
     }
