@@ -16,9 +16,10 @@ function copyOfMigrations(): string {
   scratchDirs.push(dir);
   return dir;
 }
-after(() => {
-  for (const dir of scratchDirs) rmSync(dir, { recursive: true, force: true });
-});
+function removeScratchDirs(): void {
+  for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+after(removeScratchDirs);
 
 test('migration files are read in version order with LF-normalised checksums', () => {
   const files = readMigrations(defaultMigrationsDir());
@@ -52,7 +53,10 @@ test('badly named and duplicate-version files are refused', () => {
 
 for (const impl of await storeImplementations()) {
   describe(`migrate (${impl.kind})`, () => {
-    after(() => impl.dispose());
+    after(async () => {
+      removeScratchDirs();
+      await impl.dispose();
+    });
 
     test('applies pending migrations once, records them, and is a no-op the second time', async () => {
       const store = await impl.open();
