@@ -136,17 +136,22 @@ test('beats later than the allowed lateness are counted as late, and kept only f
   // A reading from base+20.5 s: every window holding it (ends ≤ base+85 s) is closed → dropped.
   const lateB = sw.add([base + 20_500], [700], 102n);
   assert.equal(lateB, 1);
-  assert.equal(sw.lateBeatCount, 2);
+  // The oldest open window is [base+31 s, base+95 s): a beat just before it is dropped, one
+  // inside it is kept.
+  assert.equal(sw.add([base + 30_999], [600], 103n), 1);
+  assert.equal(sw.add([base + 31_200], [200], 104n), 1);
+  assert.equal(sw.lateBeatCount, 4);
 
   // Move on and close the windows that should now hold the late beat at 88.5 s.
-  for (let k = 101; k <= 120; k++) sw.add([base + k * 1000], [1000], BigInt(k + 2));
+  for (let k = 101; k <= 120; k++) sw.add([base + k * 1000], [1000], BigInt(k + 4));
   const after = sw.closeReady();
   assert.equal(after[0].windowEndMs, base + 95_000);
+  assert.deepEqual(Array.from(after[0].beatTimesMs.subarray(0, 2)), [base + 31_000, base + 31_200]);
   for (const w of after) {
     const times = Array.from(w.beatTimesMs);
     assert.ok(times.includes(base + 88_500), `late beat kept in open window ending ${w.windowEndMs}`);
-    assert.ok(!times.includes(base + 20_500));
-    assert.equal(w.lateBeatCount, 2);
+    assert.ok(!times.includes(base + 20_500) && !times.includes(base + 30_999));
+    assert.equal(w.lateBeatCount, 4);
   }
   for (const w of before) assert.ok(!Array.from(w.beatTimesMs).includes(base + 88_500));
 });
