@@ -285,6 +285,9 @@ class PartitionConsumer {
     const { maxBatchRecords, maxBatchBytes, retryBackoffMs, retryBackoffMaxMs } = this.bus.limits;
     let retry: BusRecord[] | undefined;
     let backoff = retryBackoffMs;
+    // Deliver nothing before subscribe() has resolved, so a handler can already use the
+    // Subscription (to commit) in its first batch.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     while (!this.stopping) {
       let records: BusRecord[];
       if (retry) {
