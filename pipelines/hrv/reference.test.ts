@@ -1,0 +1,174 @@
+// Checks against real recordings (../shared/data/rr, beside the repository) and against the
+// NeuroKit2 reference values in fixtures/reference-hrv.json (see fixtures/README.md).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { cleanRr } from './artifacts.js';
+import { createSplineScratch, resampleCubic } from './resample.js';
+import { createSpectrumPlan, powerSpectralDensity } from './spectrum.js';
+import { computeTimeDomain } from './time-domain.js';
+import { computeWindowMetrics, createWindowPlan, type WindowMetrics } from './window-metrics.js';
+import { beatTimesFromRr } from './synthetic-rr.js';
+
+const dataDir = fileURLToPath(new URL('../../../shared/data/rr/', import.meta.url));
+if (!existsSync(dataDir)) {
+  throw new Error(`HRV reference data not found at ${dataDir}: the shared test recordings must sit beside the repository (../shared/data/rr)`);
+}
+
+interface Reference {
+  beatCount: number;
+  meanHrBpm: number;
+  rmssdMs: number;
+  sdnnMs: number;
+  pnn50Pct: number;
+}
+interface ReferenceFile {
+  windowMs: number;
+  recordings: Record<string, { whole: Reference; windows: (Reference & { startMs: number; endMs: number })[] }>;
+}
+const reference: ReferenceFile = JSON.parse(readFileSync(new URL('./fixtures/reference-hrv.json', import.meta.url), 'utf8'));
+
+function loadRr(name: string): { rr: Float64Array; t: Float64Array } {
+  const text = readFileSync(dataDir + name, 'utf8');
+  const rr = Float64Array.from(text.trim().split(/\s+/).map(Number));
+  assert.ok(rr.length > 100 && rr.every(Number.isFinite), `${name} did not parse`);
+  return { rr, t: beatTimesFromRr(rr) };
+}
+
+function assertClose(actual: number | null, expected: number, relTol: number, what: string): void {
+  assert.ok(actual !== null && Math.abs(actual - expected) <= relTol * Math.abs(expected) + 1e-9, `${what}: ${actual} vs NeuroKit2 ${expected}`);
+}
+
+/** 64 s windows every 5 s of the recording, as the stream worker emits them. */
+function slidingWindows(name: string): WindowMetrics[] {
+  const { rr, t } = loadRr(name);
+  const plan = createWindowPlan();
+  const out: WindowMetrics[] = [];
+  for (let start = 0; start + 64000 <= t[t.length - 1]; start += 5000) out.push(computeWindowMetrics(t, rr, rr.length, start, start + 64000, plan));
+  return out;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+test('fixture covers every recording in the data folder', () => {
+  const names = Object.keys(reference.recordings);
+  assert.ok(names.length >= 8, `only ${names.length} recordings in the fixture`);
+  for (const name of names) assert.ok(existsSync(dataDir + name), `${name} missing from ${dataDir}`);
+});
+
+test('time-domain metrics match NeuroKit2 on whole recordings and fixed windows (no cleaning on either side)', () => {
+  for (const [name, ref] of Object.entries(reference.recordings)) {
+    const { rr, t } = loadRr(name);
+    const whole = computeTimeDomain(rr, rr.length, t);
+    assert.equal(rr.length, ref.whole.beatCount, name);
+    assertClose(whole.rmssdMs, ref.whole.rmssdMs, 1e-9, `${name} RMSSD`);
+    assertClose(whole.sdnnMs, ref.whole.sdnnMs, 1e-9, `${name} SDNN`);
+    assertClose(whole.meanHrBpm, ref.whole.meanHrBpm, 1e-9, `${name} mean HR`);
+    assertClose(whole.pnn50Pct, ref.whole.pnn50Pct, 1e-9, `${name} pNN50`);
+    for (const w of ref.windows) {
+      const idx: number[] = [];
+      for (let i = 0; i < rr.length; i++) if (t[i] >= w.startMs && t[i] < w.endMs) idx.push(i);
+      const wr = Float64Array.from(idx, (i) => rr[i]);
+      const wt = Float64Array.from(idx, (i) => t[i]);
+      const m = computeTimeDomain(wr, wr.length, wt);
+      const label = `${name} [${w.startMs / 1000}, ${w.endMs / 1000}) s`;
+      assert.equal(wr.length, w.beatCount, label);
+      assertClose(m.rmssdMs, w.rmssdMs, 1e-9, `${label} RMSSD`);
+      assertClose(m.sdnnMs, w.sdnnMs, 1e-9, `${label} SDNN`);
+      assertClose(m.meanHrBpm, w.meanHrBpm, 1e-9, `${label} mean HR`);
+      assertClose(m.pnn50Pct, w.pnn50Pct, 1e-9, `${label} pNN50`);
+    }
+  }
+});
+
+test('the full window pipeline equals NeuroKit2 where cleaning changed nothing; elsewhere the intervention is small', () => {
+  let untouched = 0;
+  let cleanedWindows = 0;
+  for (const [name, ref] of Object.entries(reference.recordings)) {
+    const { rr, t } = loadRr(name);
+    const plan = createWindowPlan();
+    for (const w of ref.windows) {
+      const m = computeWindowMetrics(t, rr, rr.length, w.startMs, w.endMs, plan);
+      const label = `${name} [${w.startMs / 1000}, ${w.endMs / 1000}) s`;
+      const coveredByRecording = (t[t.length - 1] - w.startMs) / (w.endMs - w.startMs);
+      if (coveredByRecording < 0.7) {
+        // The recording ends inside this window (the 5 min segments at 256 s).
+        assert.equal(m.valid, false, label);
+        assert.equal(m.invalidReason, m.beatCount < 30 ? 'too_few_beats' : 'low_coverage', label);
+        continue;
+      }
+      assert.equal(m.valid, true, `${label}: ${m.invalidReason}`);
+      if (m.artifactRatio === 0) {
+        untouched++;
+        assertClose(m.meanHrBpm, w.meanHrBpm, 1e-9, `${label} mean HR`);
+        assertClose(m.sdnnMs, w.sdnnMs, 1e-9, `${label} SDNN`);
+        assertClose(m.rmssdMs, w.rmssdMs, 1e-9, `${label} RMSSD`);
+        assertClose(m.pnn50Pct, w.pnn50Pct, 1e-9, `${label} pNN50`);
+      } else {
+        // The reference is uncleaned, so SDNN/RMSSD legitimately differ here (removing a few
+        // long beats can move SDNN by 15 %); only the size of the intervention is bounded.
+        cleanedWindows++;
+        assert.ok(m.artifactRatio < 0.1, `${label}: artifact ratio ${m.artifactRatio}`);
+        assertClose(m.meanHrBpm, w.meanHrBpm, 0.03, `${label} mean HR`);
+      }
+    }
+  }
+  // Measured: 16 of the 29 in-recording windows untouched by cleaning, 13 cleaned (all < 10 %).
+  assert.ok(untouched >= 12, `only ${untouched} windows untouched by cleaning (${cleanedWindows} cleaned)`);
+});
+
+test('Y3 meditation: spectral peak near 0.105 Hz, coherence clearly above its own baseline', () => {
+  const med = slidingWindows('meditation_Y3med_kundalini_slowbreath.rr_ms.txt');
+  const pre = slidingWindows('meditation_Y3pre_same_subject_baseline.rr_ms.txt');
+  for (const ws of [med, pre]) {
+    assert.ok(ws.length > 100);
+    assert.ok(ws.every((w) => w.valid && w.artifactRatio < 0.05));
+  }
+  const medPeaks = med.map((w) => w.peakFrequencyHz!);
+  // Measured: median peak 0.109 Hz; 108 of 124 windows in 0.09–0.12 Hz.
+  assert.ok(Math.abs(median(medPeaks) - 0.105) < 0.008, `median window peak ${median(medPeaks)} Hz`);
+  assert.ok(medPeaks.filter((p) => p >= 0.09 && p <= 0.12).length >= 0.75 * med.length);
+  const medCoherence = mean(med.map((w) => w.coherence!));
+  const preCoherence = mean(pre.map((w) => w.coherence!));
+  // Measured: 0.60 during meditation, 0.24 at baseline.
+  assert.ok(medCoherence > 0.5, `meditation mean coherence ${medCoherence}`);
+  assert.ok(preCoherence < 0.35, `baseline mean coherence ${preCoherence}`);
+  assert.ok(medCoherence > 2 * preCoherence, `${medCoherence} vs ${preCoherence}`);
+});
+
+test('Y3 meditation: the whole-recording averaged spectrum (Welch, 64 s segments) peaks near 0.105 Hz', () => {
+  const { rr, t } = loadRr('meditation_Y3med_kundalini_slowbreath.rr_ms.txt');
+  const cleaned = cleanRr(t, rr);
+  const plan = createSpectrumPlan({ sampleCount: 256, fftSize: 512, sampleRateHz: 4 });
+  const samples = new Float64Array(256);
+  const scratch = createSplineScratch();
+  const average = new Float64Array(plan.psd.length);
+  let segments = 0;
+  for (let start = t[0]; start + 64000 <= t[t.length - 1]; start += 32000) {
+    resampleCubic(cleaned.beatTimesMs, cleaned.rrMs, cleaned.count, start, start + 64000, 4, samples, scratch);
+    const psd = powerSpectralDensity(samples, plan);
+    for (let i = 0; i < psd.length; i++) average[i] += psd[i];
+    segments++;
+  }
+  let peak = Math.ceil(0.04 / plan.binHz);
+  for (let i = peak; i * plan.binHz <= 0.26; i++) if (average[i] > average[peak]) peak = i;
+  assert.ok(segments >= 15);
+  // Measured: bin 13 (0.1016 Hz); 0.105 Hz lies between bins 13 and 14.
+  assert.ok(Math.abs(peak * plan.binHz - 0.105) <= plan.binHz, `averaged peak ${peak * plan.binHz} Hz`);
+});
+
+test('M2 metronome at 0.25 Hz: breathing rate near 15/min in most windows', () => {
+  const ws = slidingWindows('meditation_M2_metronomic_0p25Hz.rr_ms.txt');
+  assert.ok(ws.length > 100 && ws.every((w) => w.valid));
+  const rates = ws.map((w) => w.breathingRateBpm!);
+  const near = rates.filter((r) => Math.abs(r - 15) <= 1).length;
+  // Measured: 81 of 107 windows within 15 ± 1/min, median 14.6/min; the rest lock onto a slow
+  // (< 0.09 Hz) oscillation that outweighs the respiratory peak in those windows.
+  assert.ok(near >= 0.65 * ws.length, `${near} of ${ws.length} windows within 15 ± 1/min`);
+  assert.ok(Math.abs(median(rates) - 15) < 0.6, `median ${median(rates)}/min`);
+});
