@@ -195,6 +195,9 @@ export function startSimulator(config: AttuneConfig, baseUrl: string, auth: Auth
     devices: config.simulatorDevices,
     tokenFor,
     realtime: true,
+    // Two minutes of history first, so a fresh `npm start` shows coherence within seconds
+    // instead of after the first full 64 s window.
+    startTimeMs: Date.now() - 120_000,
     signal,
     log: log.child({ role: 'simulator' }),
     seed: Date.now() % 1_000_000,

@@ -109,7 +109,8 @@ export function checkTimestamps(readings: ReadingInput[], now: number, prefix = 
       details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'is before the year 2000' });
     }
     if (details.length >= 10) break;
-    times[i] = t;
+    // Whole milliseconds: the bus (Avro long) and ClickHouse (DateTime64(3)) take no fractions.
+    times[i] = Math.round(t);
   }
   if (details.length > 0) {
     throw new AttuneError('validation_error', `invalid timestamp at index ${details[0].index}: ${details[0].reason}`, details);

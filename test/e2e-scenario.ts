@@ -1,0 +1,295 @@
+// The end-to-end scenario, run once per bus (embedded and Kafka): readings synced over HTTP
+// → bus → readings sink and coherence worker → ClickHouse → API answers and live events.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { prefixedTopics } from '../bus/types.js';
+import { silentLogger } from '../lib/log.js';
+import { SessionsRepository } from '../api/sessions-repo.js';
+import { CoherenceWorker } from '../pipelines/coherence/worker.js';
+import { ReadingsSink } from '../pipelines/readings-sink.js';
+import type { RecordCodec } from '../api/context.js';
+import { rsaReadings, waitFor, type TestAttune } from './attune.js';
+
+const ORG = 'org-a';
+const OTHER_ORG = 'org-c';
+
+type Reading = ReturnType<typeof rsaReadings>[number];
+
+async function syncAll(app: TestAttune, token: string, deviceId: string, readings: Reading[], batch = 20, sessionId?: string) {
+  const sessionIds = new Set<string>();
+  for (let i = 0; i < readings.length; i += batch) {
+    const res = await app.request('POST', `/v1/devices/${deviceId}/sync`, {
+      token,
+      body: { ...(sessionId ? { session_id: sessionId } : {}), readings: readings.slice(i, i + batch) },
+    });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    assert.equal(res.body.accepted, Math.min(batch, readings.length - i));
+    for (const s of res.body.session_ids) sessionIds.add(s);
+  }
+  return sessionIds;
+}
+
+async function startSession(app: TestAttune, token: string, deviceId: string, startedAt: number) {
+  const dev = await app.request('POST', '/v1/devices', { token, body: { device_id: deviceId, name: 'chest strap', model: 'Polar H10' } });
+  assert.ok(dev.status === 201 || dev.status === 200, JSON.stringify(dev.body));
+  const s = await app.request('POST', '/v1/sessions', {
+    token,
+    body: { device_id: deviceId, title: 'evening practice', started_at: new Date(startedAt).toISOString(), coherence_threshold: 0.5, threshold_duration_s: 30 },
+  });
+  assert.equal(s.status, 201, JSON.stringify(s.body));
+  return s.body.id as string;
+}
+
+/** Waits until the session's timeline reaches past the last beat (the idle flush closed the tail). */
+async function settledSession(app: TestAttune, token: string, id: string, lastBeatMs: number) {
+  return waitFor(`windows of session ${id}`, async () => {
+    const res = await app.request('GET', `/v1/sessions/${id}`, { token });
+    const tl = res.body?.timeline ?? [];
+    return tl.length > 0 && Date.parse(tl[tl.length - 1].timestamp) > lastBeatMs ? res.body : null;
+  }, 60_000, 200);
+}
+
+async function count(app: TestAttune, sql: string, params: Record<string, unknown>): Promise<number> {
+  const rs = await app.store.client.query({ query: sql, query_params: params, format: 'JSONEachRow' });
+  const rows = (await rs.json()) as Array<{ n: string | number }>;
+  return Number(rows[0].n);
+}
+
+const lastBeat = (readings: Reading[]) => Date.parse(readings[readings.length - 1].timestamp);
+const beats = (readings: Reading[]) => readings.reduce((a, r) => a + r.rr_intervals_ms.length, 0);
+
+export function endToEndSuite(name: string, setup: () => Promise<TestAttune | null>): void {
+  describe(name, () => {
+    let app: TestAttune;
+    const t0 = Math.floor((Date.now() - 20 * 60_000) / 1000) * 1000;
+    const readings = rsaReadings({ startMs: t0 + 250, durationS: 180, breathHz: 0.1, seed: 11 });
+    let sessionId = '';
+    let tokenA = '';
+
+    before(async () => {
+      const started = await setup();
+      if (!started) throw new Error('no services for this suite');
+      app = started;
+      tokenA = app.token('user-a', ORG);
+    });
+    after(async () => {
+      await app?.cleanup();
+    });
+
+    test('sync readings → coherence windows in ClickHouse → API answers', async () => {
+      sessionId = await startSession(app, tokenA, 'dev-a', t0);
+      // No session_id in the batches: readings go to the user's session active at their time.
+      const resolved = await syncAll(app, tokenA, 'dev-a', readings);
+      assert.deepEqual([...resolved], [sessionId]);
+
+      const detail = await settledSession(app, tokenA, sessionId, lastBeat(readings));
+      const m = detail.metrics;
+      assert.ok(m.average_coherence > 0.6, `average coherence ${m.average_coherence}`);
+      assert.ok(m.peak_coherence >= m.average_coherence);
+      assert.ok(m.coherence_ratio > 1.5, `coherence ratio ${m.coherence_ratio}`);
+      assert.ok(Math.abs(m.average_breathing_rate - 6) < 0.6, `breathing ${m.average_breathing_rate}`);
+      assert.ok(Math.abs(m.average_hr - 60000 / 900) < 3, `hr ${m.average_hr}`);
+      assert.ok(m.average_hrv > 20, `rmssd ${m.average_hrv}`);
+      assert.ok(m.time_in_high_coherence >= 60, `time in high coherence ${m.time_in_high_coherence}`);
+      assert.equal(detail.timeline.length, m.window_count);
+      // Windows every 5 s of event time, aligned to multiples of 5 s.
+      for (let i = 1; i < detail.timeline.length; i++) {
+        const dt = Date.parse(detail.timeline[i].timestamp) - Date.parse(detail.timeline[i - 1].timestamp);
+        assert.equal(dt % 5000, 0);
+      }
+      assert.equal(Date.parse(detail.timeline[0].timestamp) % 5000, 0);
+
+      await app.sink!.flush();
+      const stored = await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL WHERE session_id = {s:String}`, { s: sessionId });
+      assert.equal(stored, beats(readings));
+
+      const day = new Date(t0).toISOString().slice(0, 10);
+      const hist = await app.request('GET', `/v1/users/me/coherence?granularity=day&start_date=${day}&end_date=${day}`, { token: tokenA });
+      assert.equal(hist.status, 200, JSON.stringify(hist.body));
+      assert.equal(hist.body.data_points.length, 1);
+      assert.equal(hist.body.data_points[0].date, day);
+      assert.equal(hist.body.data_points[0].window_count, m.valid_window_count);
+      assert.ok(Math.abs(hist.body.summary.average_coherence - m.average_coherence) < 1e-3);
+
+      const events = await count(app, `SELECT count() AS n FROM ${app.database}.session_events FINAL WHERE session_id = {s:String} AND type = 'coherence_threshold_reached'`, { s: sessionId });
+      assert.equal(events, 1, 'one coherence_threshold_reached for one sustained high-coherence streak');
+    });
+
+    test('tenant isolation: other users see 404, an org admin sees the session', async () => {
+      const tokenB = app.token('user-b', ORG);
+      const tokenC = app.token('user-c', OTHER_ORG);
+      for (const token of [tokenB, tokenC]) {
+        const res = await app.request('GET', `/v1/sessions/${sessionId}`, { token });
+        assert.equal(res.status, 404);
+        assert.equal(res.body.error.code, 'not_found');
+        const end = await app.request('POST', `/v1/sessions/${sessionId}/end`, { token });
+        assert.equal(end.status, 404);
+        const sync = await app.request('POST', '/v1/devices/dev-a/sync', { token, body: { readings: readings.slice(0, 1) } });
+        assert.equal(sync.status, 404);
+      }
+      const listB = await app.request('GET', '/v1/sessions', { token: tokenB });
+      assert.equal(listB.status, 200);
+      assert.ok(!listB.body.data.some((s: { id: string }) => s.id === sessionId));
+      const histB = await app.request('GET', '/v1/users/me/coherence', { token: tokenB });
+      assert.deepEqual(histB.body.data_points, []);
+      const sneak = await app.request('GET', '/v1/users/me/coherence?user_id=user-a', { token: tokenB });
+      assert.equal(sneak.status, 403);
+
+      const admin = app.token('boss', ORG, ['read:sessions', 'read:coherence', 'admin:org']);
+      assert.equal((await app.request('GET', `/v1/sessions/${sessionId}`, { token: admin })).status, 200);
+      const adminOther = app.token('boss', OTHER_ORG, ['read:sessions', 'admin:org']);
+      assert.equal((await app.request('GET', `/v1/sessions/${sessionId}`, { token: adminOther })).status, 404);
+      const listA = await app.request('GET', '/v1/sessions', { token: tokenA });
+      assert.ok(listA.body.data.some((s: { id: string }) => s.id === sessionId));
+    });
+
+    test('bad input gets coded 400s naming the field and index', async () => {
+      const ok = readings[0];
+      const cases: Array<[string, unknown, string, number | undefined]> = [
+        ['RR too short', { readings: [ok, { ...ok, rr_intervals_ms: [800, 100] }] }, '/readings/1/rr_intervals_ms/1', 1],
+        ['RR too long', { readings: [{ ...ok, rr_intervals_ms: [2600] }] }, '/readings/0/rr_intervals_ms/0', 0],
+        ['HR too high', { readings: [ok, ok, { ...ok, hr: 300 }] }, '/readings/2/hr', 2],
+        ['HR too low', { readings: [{ ...ok, hr: 10 }] }, '/readings/0/hr', 0],
+        ['future timestamp', { readings: [ok, { ...ok, timestamp: new Date(Date.now() + 10 * 60_000).toISOString() }] }, '/readings/1/timestamp', 1],
+        ['timestamp without zone', { readings: [{ ...ok, timestamp: '2026-01-01T10:00:00' }] }, '/readings/0/timestamp', 0],
+        ['missing timestamp', { readings: [{ hr: 60 }] }, '/readings/0/timestamp', 0],
+        ['neither hr nor rr', { readings: [{ timestamp: ok.timestamp }] }, '/readings/0', 0],
+        ['too many readings', { readings: Array.from({ length: 10_001 }, () => ({ timestamp: ok.timestamp, hr: 60 })) }, '/readings', undefined],
+        ['no readings', { readings: [] }, '/readings', undefined],
+        ['unknown session', { session_id: 'nope', readings: [ok] }, '/session_id', undefined],
+      ];
+      for (const [label, body, field, index] of cases) {
+        const res = await app.request('POST', '/v1/devices/dev-a/sync', { token: tokenA, body });
+        assert.equal(res.status, 400, `${label}: ${JSON.stringify(res.body)}`);
+        assert.equal(res.body.error.code, 'validation_error', label);
+        assert.ok(res.body.error.request_id, label);
+        const d = res.body.error.details[0];
+        assert.equal(d.field, field, `${label}: ${JSON.stringify(d)}`);
+        assert.equal(d.index, index, label);
+      }
+      const notJson = await app.request('POST', '/v1/devices/dev-a/sync', { token: tokenA, body: '{"readings": [' });
+      assert.equal(notJson.status, 400);
+      assert.equal(notJson.body.error.code, 'validation_error');
+      const huge = await app.request('POST', '/v1/devices/dev-a/sync', { token: tokenA, body: JSON.stringify({ readings: [ok], pad: 'x'.repeat(1_100_000) }) });
+      assert.equal(huge.status, 413);
+      assert.equal(huge.body.error.code, 'payload_too_large');
+      const anon = await app.request('POST', '/v1/devices/dev-a/sync', { body: { readings: [ok] } });
+      assert.equal(anon.status, 401);
+      assert.equal(anon.body.error.code, 'unauthorized');
+      const readOnly = app.token('user-a', ORG, ['read:sessions']);
+      const denied = await app.request('POST', '/v1/devices/dev-a/sync', { token: readOnly, body: { readings: [ok] } });
+      assert.equal(denied.status, 403);
+      assert.equal(denied.body.error.code, 'forbidden');
+      const badQuery = await app.request('GET', '/v1/users/me/coherence?granularity=hour', { token: tokenA });
+      assert.equal(badQuery.status, 400);
+      assert.equal(badQuery.body.error.details[0].field, '?/granularity');
+    });
+
+    test('out-of-order beats land in the same windows as in-order ones; too-late beats are counted', async () => {
+      const token = app.token('user-ooo', ORG);
+      const start = t0 + 5 * 60_000;
+      const rs = rsaReadings({ startMs: start + 250, durationS: 120, breathHz: 0.1, seed: 5 });
+      const inOrder = await startSession(app, token, 'dev-in-order', start);
+      // A second session of the same user at the same time, fed by another device, named explicitly.
+      assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'dev-shuffled' } })).status, 201);
+      const shuffledSession = await app.request('POST', '/v1/sessions', { token, body: { device_id: 'dev-shuffled', started_at: start } });
+      const scrambledSessionId = shuffledSession.status === 201 ? shuffledSession.body.id : '';
+      assert.ok(scrambledSessionId);
+
+      // Reverse every run of 6 readings: each arrives up to ~6 s of event time late, inside the 10 s lateness.
+      const scrambled: Reading[] = [];
+      for (let i = 0; i < rs.length; i += 6) scrambled.push(...rs.slice(i, i + 6).reverse());
+      await syncAll(app, token, 'dev-in-order', rs, 6, inOrder);
+      const lateBefore = app.worker!.stats.lateBeats;
+      await syncAll(app, token, 'dev-shuffled', scrambled, 6, scrambledSessionId);
+      assert.equal(app.worker!.stats.lateBeats, lateBefore, 'no beat within the lateness is late');
+
+      const a = await settledSession(app, token, inOrder, lastBeat(rs));
+      const b = await settledSession(app, token, scrambledSessionId, lastBeat(rs));
+      assert.ok(a.timeline.length > 15);
+      assert.deepEqual(b.timeline, a.timeline);
+
+      // A reading far behind the watermark of an open session: counted as late, never silently lost.
+      const lateSession = await startSession(app, token, 'dev-late', start + 10 * 60_000);
+      const fresh = rsaReadings({ startMs: start + 10 * 60_000 + 250, durationS: 90, seed: 9 });
+      const lateBefore2 = app.worker!.stats.lateBeats;
+      // Reading 5 is held back until a minute of later beats has moved the watermark past it.
+      await syncAll(app, token, 'dev-late', [...fresh.slice(0, 5), ...fresh.slice(6, 60)], 30, lateSession);
+      await syncAll(app, token, 'dev-late', fresh.slice(5, 6), 1, lateSession);
+      await waitFor('late beats to be counted', () => app.worker!.stats.lateBeats > lateBefore2, 20_000);
+      await app.sink!.flush();
+      // The late reading itself is stored with the raw beats.
+      const lateStored = await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL WHERE session_id = {s:String}`, { s: lateSession });
+      assert.equal(lateStored, beats(fresh.slice(0, 60)));
+    });
+
+    test('replay after a restart that committed nothing changes no answer', async () => {
+      const before = await app.request('GET', `/v1/sessions/${sessionId}`, { token: tokenA });
+      const day = new Date(t0).toISOString().slice(0, 10);
+      const histPath = `/v1/users/me/coherence?granularity=day&start_date=${day}&end_date=${day}`;
+      const histBefore = await app.request('GET', histPath, { token: tokenA });
+      await app.sink!.flush();
+      const rowsBefore = await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL`, {});
+      const windowsBefore = await count(app, `SELECT count() AS n FROM ${app.database}.coherence_windows`, {});
+
+      // A worker and a sink in fresh groups read everything again from the first offset:
+      // the worst case of a crash before any commit.
+      const topics = prefixedTopics(app.topicPrefix);
+      const codec = app.codec as unknown as RecordCodec;
+      const sessions = new SessionsRepository(app.store.client, app.store.database);
+      const replayWorker = new CoherenceWorker({ bus: app.bus, topics, codec, store: app.store, sessions, log: silentLogger, groupId: `replay-${Date.now()}`, idleFlushMs: 1000, writer: { maxDelayMs: 50 } });
+      const replaySink = new ReadingsSink({ bus: app.bus, topics, codec, store: app.store, log: silentLogger, groupId: `replay-sink-${Date.now()}`, writer: { maxDelayMs: 50 } });
+      await replayWorker.start();
+      await replaySink.start();
+      try {
+        const total = app.worker!.stats.readings;
+        await waitFor('the replay to catch up', () => replayWorker.stats.readings >= total && replaySink.stats.readings >= total, 60_000);
+        await replaySink.flush();
+        await waitFor('replayed sessions to go idle', async () => {
+          await replayWorker.flush();
+          return replayWorker.stats.suppressedWindows >= before.body.timeline.length;
+        }, 30_000);
+        assert.equal(replayWorker.stats.windows, 0, 'the replay emitted no window twice');
+      } finally {
+        await replayWorker.stop();
+        await replaySink.stop();
+      }
+      const afterReplay = await app.request('GET', `/v1/sessions/${sessionId}`, { token: tokenA });
+      assert.deepEqual(afterReplay.body, before.body);
+      assert.deepEqual((await app.request('GET', histPath, { token: tokenA })).body, histBefore.body);
+      assert.equal(await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL`, {}), rowsBefore);
+      assert.equal(await count(app, `SELECT count() AS n FROM ${app.database}.coherence_windows`, {}), windowsBefore);
+    });
+
+    test('live: WebSocket clients get coherence_update messages and session events', async () => {
+      const token = app.token('user-live', ORG);
+      const start = Date.now() - 4 * 60_000;
+      const id = await startSession(app, token, 'dev-live', start);
+      const all = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/coherence?token=${token}`);
+      const one = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/sessions/${id}/stream`);
+      const received = { all: [] as any[], one: [] as any[] };
+      all.on('message', (d) => received.all.push(JSON.parse(d.toString())));
+      one.on('message', (d) => received.one.push(JSON.parse(d.toString())));
+      await new Promise((r) => one.once('open', r));
+      one.send(JSON.stringify({ type: 'authenticate', token }));
+      await waitFor('both subscriptions', () => received.all.some((m) => m.type === 'subscribed') && received.one.some((m) => m.type === 'subscribed'), 10_000);
+      try {
+        await syncAll(app, token, 'dev-live', rsaReadings({ startMs: start + 250, durationS: 150, seed: 3 }), 10, id);
+        const update = await waitFor('a coherence_update', () => received.all.find((m) => m.type === 'coherence_update'), 20_000);
+        assert.equal(update.payload.session_id, id);
+        for (const k of ['coherence', 'hr', 'hrv', 'breathing_rate']) assert.ok(k in update.payload, k);
+        assert.ok(update.id && update.timestamp);
+        await waitFor('updates on the session stream', () => received.one.filter((m) => m.type === 'coherence_update').length >= 3, 20_000);
+        await waitFor('a session_event', () => received.one.find((m) => m.type === 'session_event' && m.payload.event === 'coherence_threshold_reached'), 20_000);
+      } finally {
+        all.close();
+        one.close();
+      }
+      // A stranger cannot subscribe to this session.
+      const stranger = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/sessions/${id}/stream?token=${app.token('user-b', ORG)}`);
+      const code = await new Promise<number>((r) => stranger.once('close', (c) => r(c)));
+      assert.equal(code, 4404);
+    });
+  });
+}
