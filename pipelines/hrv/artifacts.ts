@@ -163,7 +163,7 @@ function insertSorted(sorted: Float64Array, m: number, v: number): void {
     if (sorted[mid] <= v) lo = mid + 1;
     else hi = mid;
   }
-  for (let i = m; i > lo; i--) sorted[i] = sorted[i - 1];
+  if (lo < m) sorted.copyWithin(lo + 1, lo, m);
   sorted[lo] = v;
 }
 
@@ -176,7 +176,7 @@ function removeSorted(sorted: Float64Array, m: number, v: number): void {
     if (sorted[mid] < v) lo = mid + 1;
     else hi = mid;
   }
-  for (let i = lo; i < m - 1; i++) sorted[i] = sorted[i + 1];
+  if (lo < m - 1) sorted.copyWithin(lo, lo + 1, m);
 }
 
 /** Quantile q of sorted[0 .. m) with linear interpolation (numpy / pandas 'linear'). */
@@ -201,9 +201,22 @@ function rollingStatistic(
   out: Float64Array,
   sorted: Float64Array,
 ): void {
+  // The first window, [0, halfWidth], is insertion-sorted in one go; later ones move by one
+  // value in and/or one out. While neither happens (the middle of a series shorter than the
+  // window, where every window is the whole series) the statistic is unchanged.
+  let hi = Math.min(n - 1, halfWidth);
   let lo = 0;
-  let hi = -1;
-  let m = 0;
+  let m = hi + 1;
+  for (let i = 0; i < m; i++) {
+    const v = values[i];
+    let k = i;
+    while (k > 0 && sorted[k - 1] > v) {
+      sorted[k] = sorted[k - 1];
+      k--;
+    }
+    sorted[k] = v;
+  }
+  let changed = true;
   for (let j = 0; j < n; j++) {
     const wantHi = Math.min(n - 1, j + halfWidth);
     const wantLo = Math.max(0, j - halfWidth);
@@ -211,18 +224,25 @@ function rollingStatistic(
       hi++;
       insertSorted(sorted, m, values[hi]);
       m++;
+      changed = true;
     }
     while (lo < wantLo) {
       removeSorted(sorted, m, values[lo]);
       m--;
       lo++;
+      changed = true;
     }
+    if (!changed) {
+      out[j] = out[j - 1];
+      continue;
+    }
+    changed = false;
+    const median = quantileSorted(sorted, m, 0.5);
     if (quartileDeviation) {
       const qd = (quantileSorted(sorted, m, 0.75) - quantileSorted(sorted, m, 0.25)) / 2;
-      const median = quantileSorted(sorted, m, 0.5);
       out[j] = Math.max(Math.min(ALPHA * qd, LEVEL_CAP * median), LEVEL_FLOOR * median, MIN_THRESHOLD_MS);
     } else {
-      out[j] = quantileSorted(sorted, m, 0.5);
+      out[j] = median;
     }
   }
 }
