@@ -79,6 +79,7 @@ interface RunContext {
   maxReadingsPerRequest: number;
   profileOverrides: Partial<RrProfile>;
   endSessions: boolean;
+  deviceCount: number;
 }
 
 function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number } {
@@ -111,6 +112,7 @@ function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number
       maxReadingsPerRequest,
       profileOverrides: opts.profileOverrides ?? {},
       endSessions: opts.endSessions ?? true,
+      deviceCount: opts.devices,
     },
   };
 }
@@ -203,6 +205,8 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
   const battery = new Battery(device.batteryStartPct, ctx.startTimeMs);
   const syncPath = `/v1/devices/${encodeURIComponent(deviceId)}/sync`;
   let covered = ctx.startTimeMs;
+  // Real straps are not synchronised: spread the devices' uploads over the batch interval.
+  const staggerMs = Math.floor((ctx.batchIntervalMs * (device.index - 1)) / ctx.deviceCount);
   while (covered < ctx.endTimeMs) {
     if (ctx.signal?.aborted) {
       stats.outcome = 'stopped';
@@ -210,12 +214,12 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
     }
     let until = Math.min(ctx.endTimeMs, covered + ctx.batchIntervalMs);
     if (ctx.realtime) {
-      if (!(await sleep(until + ctx.wallOffsetMs - Date.now(), ctx.signal))) {
+      if (!(await sleep(until + ctx.wallOffsetMs + staggerMs - Date.now(), ctx.signal))) {
         stats.outcome = 'stopped';
         return stats;
       }
       // After slow uploads, catch up in one go (on the batch grid) rather than batch by batch.
-      const behind = Date.now() - ctx.wallOffsetMs - covered;
+      const behind = Date.now() - ctx.wallOffsetMs - staggerMs - covered;
       until = Math.min(ctx.endTimeMs, Math.max(until, covered + Math.floor(behind / ctx.batchIntervalMs) * ctx.batchIntervalMs));
     }
     const readings = readingsFor(generator.beatsUntil(until), covered, until, battery);
