@@ -177,7 +177,9 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       const p = authenticateRequest(ctx, req);
       requireScope(p, Scopes.writeReadings);
       const device = await ownedDevice(ctx, p, req.params.device_id);
-      const records = await toRecords(ctx, device, req.body.readings, req.body.session_id, 'sync');
+      // The simulator says who it is, so its data can be told apart from real devices' in the tables.
+      const source = req.headers['user-agent']?.startsWith('attune-simulator') ? 'simulator' : 'sync';
+      const records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source);
       await publish(ctx, records);
       const sessionIds = [...new Set(records.map((r) => r.session_id).filter((s): s is string => s !== null))];
       return reply.status(202).send({ accepted: records.length, device_id: device.id, session_ids: sessionIds });

@@ -28,7 +28,11 @@ export interface SimulatorOptions {
   log: Logger;
   /** Seed of every random choice; the same seed sends the same readings. Default 1. */
   seed?: number;
-  /** Event time of the start, ms since the epoch. Default: now, or now − durationMs when not realtime. */
+  /**
+   * Event time of the start, ms since the epoch. Default: now, or now − durationMs when not
+   * realtime. In realtime mode a start in the past is sent as fast as accepted, then the
+   * device keeps pace with the clock.
+   */
   startTimeMs?: number;
   /** Applied over every device's generated profile (e.g. `{ gapsPerMinute: 0 }`). */
   profileOverrides?: Partial<RrProfile>;
@@ -105,7 +109,8 @@ function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number
       realtime,
       startTimeMs,
       endTimeMs: opts.durationMs === undefined ? Infinity : startTimeMs + opts.durationMs,
-      wallOffsetMs: now - startTimeMs,
+      // Realtime event time is wall time: a start in the past is history, sent at once (catch-up).
+      wallOffsetMs: 0,
       signal: opts.signal,
       log: opts.log,
       retry: { ...defaultRetryPolicy, ...opts.retry },
