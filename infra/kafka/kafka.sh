@@ -64,8 +64,10 @@ fetch() {
   mkdir -p "${staging}"
   # Resolve into a staging directory and move it into place, so that an interrupted fetch
   # never leaves a libs directory that looks complete.
+  # (Some Maven builds print colour codes even in batch mode; the sed drops them.)
   if ! mvn -B -q -Dstyle.color=never -f "${POM}" -Dkafka.version="${KAFKA_VERSION}" \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="${staging}" >&2; then
+      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="${staging}" 2>&1 \
+      | sed -e $'s/\x1b\\[[0-9;]*m//g' -e '/^$/d' >&2; then
     rm -rf "${staging}"
     die "maven could not fetch Kafka ${KAFKA_VERSION}"
   fi
