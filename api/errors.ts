@@ -41,6 +41,21 @@ interface AjvIssue {
 
 /** Turns ajv issues into details naming the field (and its index in a batch). */
 export function detailsFromValidation(issues: AjvIssue[], prefix = ''): ErrorDetail[] {
+  // An anyOf of `required` branches ("hr or rr_intervals_ms") fails with one issue per branch
+  // and then the anyOf itself: report it once, on the object, naming the alternatives.
+  const anyOf = issues.find((v) => v.keyword === 'anyOf');
+  if (anyOf) {
+    const path = anyOf.instancePath ?? '';
+    const branches = issues.filter((v) => v !== anyOf && (v.instancePath ?? '') === path);
+    if (branches.length > 0 && branches.every((v) => v.keyword === 'required')) {
+      const names = branches.map((v) => String(v.params?.missingProperty));
+      const field = `${prefix}${path}` || '/';
+      const detail: ErrorDetail = { field, reason: `must have ${names.join(' or ')}` };
+      const index = indexFromPath(field);
+      if (index !== undefined) detail.index = index;
+      return [detail];
+    }
+  }
   return issues.map((v) => {
     let field = `${prefix}${v.instancePath ?? ''}`;
     if (v.keyword === 'required' && typeof v.params?.missingProperty === 'string') {

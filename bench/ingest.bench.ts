@@ -1,0 +1,89 @@
+// End-to-end ingest throughput: readings per second from POST /v1/devices/{id}/sync to rows
+// in ClickHouse (heart_readings), with every role running (the coherence worker too).
+//
+//   npm run bench:ingest                      embedded bus + chDB, then Kafka + chDB
+//   node --import tsx bench/ingest.bench.ts embedded|kafka [readings=400000]
+//
+// Kafka comes from KAFKA_BROKERS or is started with infra/kafka/kafka.sh. The load
+// generator runs in a child process. Results go to bench/results/ingest-<bus>-<date>.json.
+// Target: at least 50,000 readings/s end to end in embedded mode on the 2-core machine.
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { startTestAttune, type TestAttune } from '../test/attune.js';
+import { startLocalKafka } from '../test/services.js';
+import { machine } from './lib/machine.js';
+
+const TARGET_EMBEDDED = 50_000;
+const DEVICES = 8;
+const READINGS_PER_REQUEST = 1000;
+const CONCURRENCY = 8;
+
+async function rows(app: TestAttune): Promise<number> {
+  const rs = await app.store.client.query({ query: `SELECT count() AS n FROM ${app.database}.heart_readings`, format: 'JSONEachRow' });
+  return Number(((await rs.json()) as Array<{ n: number | string }>)[0].n);
+}
+
+async function runOne(bus: 'embedded' | 'kafka', total: number) {
+  const brokers = bus === 'kafka' ? (process.env.KAFKA_BROKERS?.split(',') ?? (await startLocalKafka())) : null;
+  const app = await startTestAttune({ kafkaBrokers: brokers, env: { ATTUNE_WRITE_FLUSH_MS: '1000', ATTUNE_TOPIC_PARTITIONS: '6' } });
+  try {
+    const token = app.token('bench-user', 'bench-org');
+    const devices = Array.from({ length: DEVICES }, (_, i) => `bench-device-${i}`);
+    const sessions: string[] = [];
+    const startMs = Date.now() - 30 * 86_400_000;
+    for (const d of devices) {
+      await app.request('POST', '/v1/devices', { token, body: { device_id: d } });
+      const s = await app.request('POST', '/v1/sessions', { token, body: { device_id: d, started_at: startMs } });
+      sessions.push(s.body.id);
+    }
+    const requestsPerDevice = Math.ceil(total / (DEVICES * READINGS_PER_REQUEST));
+    const expected = requestsPerDevice * DEVICES * READINGS_PER_REQUEST;
+    const job = { baseUrl: app.baseUrl, token, devices, sessions, requestsPerDevice, readingsPerRequest: READINGS_PER_REQUEST, startMs, concurrency: CONCURRENCY };
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./lib/sync-load.ts', import.meta.url)), JSON.stringify(job)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    const ready = JSON.parse((await lines.next()).value);
+    if (!ready.ready) throw new Error('load generator failed to start');
+    const began = Date.now();
+    child.stdin!.write('go\n');
+    const load = JSON.parse((await lines.next()).value) as { began: number; ended: number; accepted: number; failed: number; p50_ms: number; p99_ms: number };
+    // Rows land at most a flush interval after the last request; poll the count until all are in.
+    let stored = 0;
+    const deadline = Date.now() + 120_000;
+    while ((stored = await rows(app)) < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const ended = Date.now();
+    child.kill();
+    if (stored < expected) throw new Error(`only ${stored} of ${expected} rows arrived`);
+    const seconds = (ended - began) / 1000;
+    return {
+      bus,
+      readings: expected,
+      failed_requests: load.failed,
+      readings_per_request: READINGS_PER_REQUEST,
+      concurrency: CONCURRENCY,
+      accept_seconds: Number(((load.ended - load.began) / 1000).toFixed(2)),
+      end_to_end_seconds: Number(seconds.toFixed(2)),
+      accepted_readings_per_s: Math.round(expected / ((load.ended - load.began) / 1000)),
+      end_to_end_readings_per_s: Math.round(expected / seconds),
+      request_latency_p50_ms: load.p50_ms,
+      request_latency_p99_ms: load.p99_ms,
+      coherence_windows: app.worker?.stats.windows ?? 0,
+    };
+  } finally {
+    await app.cleanup();
+  }
+}
+
+const which = process.argv[2] ? [process.argv[2] as 'embedded' | 'kafka'] : (['embedded', 'kafka'] as const);
+const total = Number(process.argv[3] ?? 400_000);
+const date = new Date().toISOString().slice(0, 10);
+mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+for (const bus of which) {
+  const result = await runOne(bus, total);
+  const target = bus === 'embedded' ? TARGET_EMBEDDED : null;
+  const out = { benchmark: 'ingest', date, machine: machine(), target_readings_per_s: target, ...result, meets_target: target === null ? null : result.end_to_end_readings_per_s >= target };
+  console.log(JSON.stringify(out, null, 2));
+  writeFileSync(fileURLToPath(new URL(`./results/ingest-${bus}-${date}.json`, import.meta.url)), JSON.stringify(out, null, 2) + '\n');
+}
+process.exit(0);
