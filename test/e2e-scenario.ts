@@ -225,6 +225,9 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
     });
 
     test('replay after a restart that committed nothing changes no answer', async () => {
+      // Let the running worker finish: every session idle-flushed and written.
+      await waitFor('the worker to close every session', () => app.worker!.openSessionCount === 0, 30_000);
+      await app.worker!.flush();
       const before = await app.request('GET', `/v1/sessions/${sessionId}`, { token: tokenA });
       const day = new Date(t0).toISOString().slice(0, 10);
       const histPath = `/v1/users/me/coherence?granularity=day&start_date=${day}&end_date=${day}`;

@@ -335,6 +335,13 @@ export class CoherenceWorker {
     }
   }
 
+  /** Sessions with open windows (not yet closed by the watermark or an idle flush). */
+  get openSessionCount(): number {
+    let n = 0;
+    for (const p of this.partitions.values()) n += p.sessions.size;
+    return n;
+  }
+
   /** Resolves once every window and event emitted so far is in ClickHouse. */
   async flush(): Promise<void> {
     await Promise.all([this.windowWriter.flush(), this.eventWriter.flush()]);
