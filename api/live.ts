@@ -141,6 +141,8 @@ export class LiveHub {
       topics: [topics.coherenceWindows, topics.sessionEvents],
       fromBeginning: false,
       eachBatch: async (batch) => {
+        // Nobody listening: nothing to decode.
+        if (this.all.size === 0) return;
         for (const r of batch.records) {
           try {
             const rec = await codec.decode<Record<string, unknown>>(r.value);
@@ -158,17 +160,17 @@ export class LiveHub {
   }
 
   publishWindow(w: CoherenceWindowRecord): void {
-    this.dispatch(w.org_id, w.user_id, w.session_id, coherenceEnvelope(w, this.opts.clock()));
+    this.dispatch(w.org_id, w.user_id, w.session_id, () => coherenceEnvelope(w, this.opts.clock()));
   }
 
   publishEvent(e: SessionEventRecord): void {
-    this.dispatch(e.org_id, e.user_id, e.session_id, sessionEventEnvelope(e, this.opts.clock()));
+    this.dispatch(e.org_id, e.user_id, e.session_id, () => sessionEventEnvelope(e, this.opts.clock()));
   }
 
-  private dispatch(orgId: string, userId: string, sessionId: string, env: Envelope): void {
+  private dispatch(orgId: string, userId: string, sessionId: string, envelope: () => Envelope): void {
     const targets = [this.byUser.get(`${orgId}/${userId}`), this.bySession.get(sessionId)];
     if (!targets[0] && !targets[1]) return;
-    const text = JSON.stringify(env);
+    const text = JSON.stringify(envelope());
     for (const set of targets) {
       if (!set) continue;
       for (const c of set) {

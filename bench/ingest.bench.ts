@@ -46,6 +46,7 @@ async function runOne(bus: 'embedded' | 'kafka', total: number) {
     const ready = JSON.parse((await lines.next()).value);
     if (!ready.ready) throw new Error('load generator failed to start');
     const began = Date.now();
+    const cpuBefore = process.cpuUsage();
     child.stdin!.write('go\n');
     const load = JSON.parse((await lines.next()).value) as { began: number; ended: number; accepted: number; failed: number; p50_ms: number; p99_ms: number };
     // Rows land at most a flush interval after the last request; poll the count until all are in.
@@ -53,6 +54,7 @@ async function runOne(bus: 'embedded' | 'kafka', total: number) {
     const deadline = Date.now() + 120_000;
     while ((stored = await rows(app)) < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const ended = Date.now();
+    const cpu = process.cpuUsage(cpuBefore);
     child.kill();
     if (stored < expected) throw new Error(`only ${stored} of ${expected} rows arrived`);
     const seconds = (ended - began) / 1000;
@@ -69,6 +71,8 @@ async function runOne(bus: 'embedded' | 'kafka', total: number) {
       request_latency_p50_ms: load.p50_ms,
       request_latency_p99_ms: load.p99_ms,
       coherence_windows: app.worker?.stats.windows ?? 0,
+      // CPU of the Attune process (all its threads, chDB's included) per second of wall time.
+      server_cpu_cores: Number(((cpu.user + cpu.system) / 1e6 / seconds).toFixed(2)),
     };
   } finally {
     await app.cleanup();

@@ -1,7 +1,7 @@
 // Heart readings as devices send them: the JSON Schema (shared by the HTTP sync route, the
 // live WebSocket and the OpenAPI document), the plausibility checks that JSON Schema cannot
 // express, and the conversion to the HeartReading bus record.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { AttuneError, type ErrorDetail } from '../lib/errors.js';
 import { parseTimestamp } from '../lib/time.js';
@@ -120,5 +120,5 @@ export function checkTimestamps(readings: ReadingInput[], now: number, prefix = 
 
 /** Stable id of a reading: the same device and time always give the same id, so replays and re-uploads are recognised. */
 export function readingId(deviceId: string, recordedAt: number): string {
-  return createHash('sha256').update(deviceId).update('\u0000').update(String(recordedAt)).digest('hex').slice(0, 32);
+  return hash('sha256', `${deviceId}\u0000${recordedAt}`, 'hex').slice(0, 32);
 }

@@ -8,21 +8,45 @@ import type { RecordCodec } from '../api/context.js';
 import type { Logger } from '../lib/log.js';
 import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
-import { Tables, type HeartReadingRow } from '../store/rows.js';
+import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../ingest/readings.js';
-import { beatTimes } from './coherence/session-windows.js';
 import { deadLetter } from './dead-letter.js';
 
 export const READINGS_SINK_GROUP = 'attune-readings-sink';
 
-/** One row per beat (the reading's HR repeated on each), or one row when it has only an HR. */
+/**
+ * One row per beat (the reading's HR repeated on each), or one row when it has only an HR.
+ * Rows are built as one literal shape (no spreads) so that V8 keeps them on its fast paths
+ * for allocation and JSON.stringify: this runs for every beat ingested.
+ */
 export function readingToRows(r: HeartReadingRecord, out: HeartReadingRow[]): void {
-  const common = {
+  const sessionId = r.session_id ?? '';
+  const rr = r.rr_intervals_ms;
+  const n = rr.length;
+  if (n === 0) {
+    out.push(row(r, sessionId, r.recorded_at, 0, null));
+    return;
+  }
+  // Beat i ends at recorded_at minus the intervals after it (see beatTimes); walked backwards.
+  let t = r.recorded_at;
+  const start = out.length;
+  out.length = start + n;
+  for (let i = n - 1; i >= 0; i--) {
+    out[start + i] = row(r, sessionId, Math.round(t), i, rr[i]);
+    t -= rr[i];
+  }
+}
+
+function row(r: HeartReadingRecord, sessionId: string, eventTime: number, beatIndex: number, rrMs: number | null): HeartReadingRow {
+  return {
+    event_time: eventTime,
     org_id: r.org_id,
     user_id: r.user_id,
     device_id: r.device_id,
-    session_id: r.session_id ?? '',
+    session_id: sessionId,
     reading_id: r.reading_id,
+    beat_index: beatIndex,
+    rr_ms: rrMs,
     hr_bpm: r.hr_bpm,
     device_hrv_ms: r.device_hrv_ms,
     device_coherence: r.device_coherence,
@@ -30,15 +54,6 @@ export function readingToRows(r: HeartReadingRecord, out: HeartReadingRow[]): vo
     source: r.source,
     received_at: r.received_at,
   };
-  const rr = r.rr_intervals_ms;
-  if (rr.length === 0) {
-    out.push({ ...common, event_time: r.recorded_at, beat_index: 0, rr_ms: null });
-    return;
-  }
-  const times = beatTimes(r.recorded_at, rr);
-  for (let i = 0; i < rr.length; i++) {
-    out.push({ ...common, event_time: Math.round(times[i]), beat_index: i, rr_ms: rr[i] });
-  }
 }
 
 export interface ReadingsSinkOptions {
@@ -63,6 +78,8 @@ export class ReadingsSink {
     this.writer = new BatchWriter<HeartReadingRow>({
       store: opts.store,
       table: Tables.heartReadings,
+      columns: HeartReadingColumns,
+      compact: true,
       maxRows: opts.writer?.maxRows,
       maxDelayMs: opts.writer?.maxDelayMs,
       log: opts.log,

@@ -20,7 +20,7 @@
 // not depend on one), and it is the cheapest to produce: see bench/store-insert.bench.ts.
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
-import type { StoreClient } from './clickhouse.js';
+import { assertIdentifier, type StoreClient } from './clickhouse.js';
 
 export interface RetryOptions {
   /** First back-off, ms (default 100). */
@@ -45,6 +45,11 @@ export interface BatchWriterOptions {
   table: string;
   /** Insert only these columns (the others take their defaults). */
   columns?: string[];
+  /**
+   * With `columns`: insert as JSONCompactEachRow (each row sent as an array in column order),
+   * about a fifth cheaper than JSONEachRow for wide tables on hot paths.
+   */
+  compact?: boolean;
   maxRows?: number;
   maxDelayMs?: number;
   maxBufferedRows?: number;
@@ -69,6 +74,7 @@ export class BatchWriter<Row extends object> {
   readonly table: string;
   private readonly store: StoreClient;
   private readonly columns?: string[];
+  private readonly toArray?: (row: Row) => unknown[];
   private readonly maxRows: number;
   private readonly maxDelayMs: number;
   private readonly maxBufferedRows: number;
@@ -102,6 +108,12 @@ export class BatchWriter<Row extends object> {
     this.store = opts.store;
     this.table = opts.table.includes('.') ? opts.table : opts.store.table(opts.table);
     this.columns = opts.columns;
+    if (opts.compact) {
+      if (!opts.columns || opts.columns.length === 0) throw new AttuneError('internal_error', 'compact inserts need columns');
+      const cols = opts.columns.map((c) => assertIdentifier(c, 'column'));
+      // One generated accessor per writer: a literal array is much cheaper than cols.map per row.
+      this.toArray = new Function('r', `return [${cols.map((c) => `r.${c}`).join(', ')}];`) as (row: Row) => unknown[];
+    }
     this.maxRows = positive(opts.maxRows ?? 10_000, 'maxRows');
     this.maxDelayMs = Math.max(0, opts.maxDelayMs ?? 1000);
     this.maxBufferedRows = positive(opts.maxBufferedRows ?? 100_000, 'maxBufferedRows');
@@ -216,12 +228,24 @@ export class BatchWriter<Row extends object> {
         }
         const batch = this.inflight;
         try {
-          await this.store.client.insert({
-            table: this.table,
-            values: batch,
-            format: 'JSONEachRow',
-            ...(this.columns ? { columns: this.columns as [string, ...string[]] } : {}),
-          });
+          if (this.toArray) {
+            // JSONCompactEachRow: no key per value, so less to encode here and to parse there.
+            const values = new Array(batch.length);
+            for (let i = 0; i < batch.length; i++) values[i] = this.toArray(batch[i]);
+            await this.store.client.insert({
+              table: this.table,
+              values,
+              format: 'JSONCompactEachRow',
+              columns: this.columns as [string, ...string[]],
+            });
+          } else {
+            await this.store.client.insert({
+              table: this.table,
+              values: batch,
+              format: 'JSONEachRow',
+              ...(this.columns ? { columns: this.columns as [string, ...string[]] } : {}),
+            });
+          }
         } catch (err) {
           await this.failed(err, batch.length);
           continue;

@@ -101,3 +101,14 @@ export interface SessionEventRow {
   occurred_at: number;
   payload_json: string;
 }
+
+/** Column order for compact (JSONCompactEachRow) inserts of each row type. */
+export const HeartReadingColumns: Array<keyof HeartReadingRow> = [
+  'event_time', 'org_id', 'user_id', 'device_id', 'session_id', 'reading_id', 'beat_index',
+  'rr_ms', 'hr_bpm', 'device_hrv_ms', 'device_coherence', 'battery_level_pct', 'source', 'received_at',
+];
+export const CoherenceWindowColumns: Array<keyof CoherenceWindowRow> = [
+  'session_id', 'user_id', 'org_id', 'device_id', 'window_start', 'window_end', 'valid', 'coherence',
+  'coherence_ratio', 'peak_frequency_hz', 'breathing_rate_bpm', 'mean_hr_bpm', 'rmssd_ms', 'sdnn_ms',
+  'pnn50_pct', 'beat_count', 'artifact_ratio', 'late_beat_count', 'computed_at',
+];

@@ -19,7 +19,7 @@ import type { HeartReadingRecord } from '../../ingest/readings.js';
 import type { Logger } from '../../lib/log.js';
 import { BatchWriter } from '../../store/batch-writer.js';
 import type { StoreClient } from '../../store/clickhouse.js';
-import { Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
+import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
 import { computeWindowMetrics, createWindowPlan, type WindowPlan } from '../hrv/index.js';
 import { deadLetter } from '../dead-letter.js';
 import { PartitionOffsetTracker } from './offsets.js';
@@ -105,6 +105,8 @@ export class CoherenceWorker {
     this.windowWriter = new BatchWriter<CoherenceWindowRow>({
       store: opts.store,
       table: Tables.coherenceWindows,
+      columns: CoherenceWindowColumns,
+      compact: true,
       maxRows: opts.writer?.maxRows,
       maxDelayMs: opts.writer?.maxDelayMs,
       log: opts.log,
@@ -176,12 +178,15 @@ export class CoherenceWorker {
     const windows: CoherenceWindowRecord[] = [];
     const events: SessionEventRecord[] = [];
     const touched = new Set<SessionState>();
+    const now = this.clock();
     const badOffsets = new Set(bad.map((b) => b.record.offset));
     let di = 0;
     for (const rec of batch.records) {
-      if (p.tracker.isProcessed(rec.offset)) continue;
+      // Parsed once: offsets are 64-bit, and BigInt parsing per beat showed in profiles.
+      const offset = BigInt(rec.offset);
+      if (p.tracker.isProcessed(offset)) continue;
       if (badOffsets.has(rec.offset)) {
-        p.tracker.processed(rec.offset);
+        p.tracker.processed(offset);
         continue;
       }
       const { reading } = decoded[di++];
@@ -189,15 +194,15 @@ export class CoherenceWorker {
       const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
       if (!st || reading.rr_intervals_ms.length === 0) {
         if (!reading.session_id) this.stats.readingsWithoutSession++;
-        p.tracker.processed(rec.offset);
+        p.tracker.processed(offset);
         continue;
       }
       const rr = reading.rr_intervals_ms;
-      this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, rec.offset);
-      st.lastBeatAt = this.clock();
+      this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, offset);
+      st.lastBeatAt = now;
       touched.add(st);
       for (const w of st.windows.closeReady()) this.emit(st, w, windows, events);
-      p.tracker.processed(rec.offset);
+      p.tracker.processed(offset);
     }
     for (const st of touched) p.tracker.setRetained(st.id, st.windows.retainedMinOffset());
     await this.output(p, windows, events);
