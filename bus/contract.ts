@@ -18,7 +18,8 @@ export class Inbox {
   readonly batches: RecordBatch[] = [];
   readonly assignments: TopicPartition[][] = [];
   readonly events: string[] = [];
-  private waiters: Array<() => void> = [];
+  /** Shared by all inboxes: a condition may look at several subscriptions at once. */
+  private static waiters: Array<() => void> = [];
 
   constructor(readonly deadlineMs: number) {}
 
@@ -35,15 +36,21 @@ export class Inbox {
     this.wake();
   }
 
+  /** Records something a handler did, waking anyone waiting on it. */
+  note(event: string): void {
+    this.events.push(event);
+    this.wake();
+  }
+
   private wake(): void {
-    const ws = this.waiters;
-    this.waiters = [];
+    const ws = Inbox.waiters;
+    Inbox.waiters = [];
     for (const w of ws) w();
   }
 
   /** Resolves when `cond()` holds; rejects after the deadline with `what` and what arrived. */
-  async until(what: string, cond: () => boolean): Promise<void> {
-    const deadline = Date.now() + this.deadlineMs;
+  async until(what: string, cond: () => boolean, timeoutMs: number = this.deadlineMs): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
     while (!cond()) {
       const left = deadline - Date.now();
       if (left <= 0) {
@@ -51,7 +58,7 @@ export class Inbox {
       }
       let timer: NodeJS.Timeout | undefined;
       await new Promise<void>((resolve) => {
-        this.waiters.push(resolve);
+        Inbox.waiters.push(resolve);
         timer = setTimeout(resolve, left);
       });
       clearTimeout(timer);
@@ -276,8 +283,8 @@ export function runBusContract(name: string, makeBus: (t: TestContext) => Promis
       let probe = 0;
       while (inbox.records.length === 0) {
         await bus.publish(t, [rec('k', `new-${probe++}`)]);
-        await inbox.until('a probe', () => inbox.records.length > 0).catch(() => undefined);
-        assert.ok(probe < 20, 'no probe arrived');
+        await inbox.until('a probe', () => inbox.records.length > 0, 2000).catch(() => undefined);
+        assert.ok(probe < Math.max(20, deadlineMs / 2000), 'no probe arrived');
       }
       assert.ok(inbox.values().every((v) => v.startsWith('new-')), inbox.values().join(','));
     }));
@@ -293,7 +300,7 @@ export function runBusContract(name: string, makeBus: (t: TestContext) => Promis
       const { inbox, sub } = await consume(bus, subs, group('stop'), [t], {
         eachBatch: async (_batch, box) => {
           running = true;
-          box.events.push('handler-start');
+          box.note('handler-start');
           await released;
           running = false;
           handlerFinished = true;

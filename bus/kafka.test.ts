@@ -1,0 +1,47 @@
+// The bus contract against a real Kafka broker (from test/services.ts: KAFKA_BROKERS,
+// testcontainers, or the local broker of infra/kafka/kafka.sh). Skipped outside CI when
+// there is none.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { Kafka, logLevel } from 'kafkajs';
+import { kafkaOrSkip } from '../test/services.js';
+import { silentLogger } from '../lib/log.js';
+import { createKafkaBus } from './kafka.js';
+import { runBusContract } from './contract.js';
+import { partitionForKey } from './partitioner.js';
+
+runBusContract(
+  'kafka',
+  async (t) => {
+    const brokers = await kafkaOrSkip(t);
+    if (!brokers) return null;
+    return createKafkaBus({ brokers, clientId: 'attune-bus-contract', log: silentLogger, retryBackoffMs: 50, heartbeatIntervalMs: 500, sessionTimeoutMs: 10_000 });
+  },
+  { deadlineMs: 60_000 },
+);
+
+test('kafka: publish places keys where bus/partitioner.ts says, as seen by a plain kafkajs consumer', async (t) => {
+  const brokers = await kafkaOrSkip(t);
+  if (!brokers) return;
+  const bus = await createKafkaBus({ brokers, clientId: 'attune-bus-test', log: silentLogger });
+  const topic = `kafka.placement.${randomUUID().slice(0, 8)}`;
+  const kafka = new Kafka({ brokers, clientId: 'attune-bus-check', logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  try {
+    await bus.ensureTopics([{ topic, partitions: 5 }]);
+    const keys = Array.from({ length: 50 }, (_, i) => `dev-${i}`);
+    await bus.publish(topic, keys.map((key) => ({ key, value: Buffer.from(key) })));
+    await admin.connect();
+    const offsets = await admin.fetchTopicOffsets(topic);
+    const expected = new Map<number, number>();
+    for (const key of keys) {
+      const p = partitionForKey(key, 5);
+      expected.set(p, (expected.get(p) ?? 0) + 1);
+    }
+    for (const o of offsets) assert.equal(Number(o.high), expected.get(o.partition) ?? 0, `partition ${o.partition}`);
+  } finally {
+    await admin.disconnect();
+    await bus.close();
+  }
+});

@@ -1,0 +1,289 @@
+// The Bus over Apache Kafka, with kafkajs.
+//  - publish: acks=-1 (all in-sync replicas) with the idempotent producer, so a retried
+//    send cannot duplicate or reorder records; keys are partitioned by kafkajs's
+//    DefaultPartitioner, the same murmur2 as bus/partitioner.ts and the embedded bus.
+//  - subscribe: one kafkajs consumer per subscription, eachBatch with autoCommit off;
+//    offsets are committed only by Subscription.commit. A rejected handler is retried
+//    here, on the same records, with a doubling back-off (heartbeating meanwhile), until it
+//    succeeds, the subscription stops, or a rebalance takes the partition away (then the
+//    new owner starts again from the committed offset). kafkajs's own crash-and-restart
+//    path is never used for handler errors.
+//  - onAssignment: from the consumer's GROUP_JOIN event.
+import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
+import type { Logger } from '../lib/log.js';
+import { AttuneError } from '../lib/errors.js';
+import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
+
+export interface KafkaBusOptions {
+  brokers: string[];
+  clientId: string;
+  log: Logger;
+  /** Idempotent producer (default true; needs acks=all, which publish always uses). */
+  idempotent?: boolean;
+  /** Replication factor of topics created by ensureTopics (default: the broker's default). */
+  replicationFactor?: number;
+  /** How long ensureTopics waits for partition leaders (default 30 s). */
+  topicReadyTimeoutMs?: number;
+  /** Consumer group session timeout and heartbeat (defaults 30 s / 3 s). */
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Partitions of one subscription handled at the same time (default 6). */
+  partitionsConsumedConcurrently?: number;
+  /** Back-off after a rejected handler: first delay and cap (defaults 200 ms, 5 s). */
+  retryBackoffMs?: number;
+  retryBackoffMaxMs?: number;
+  connectionTimeoutMs?: number;
+  requestTimeoutMs?: number;
+}
+
+/** kafkajs's levels to pino's; kafkajs only formats what the pino level lets through. */
+function kafkajsLevelFor(log: Logger): logLevel {
+  const lv = log.levelVal;
+  if (lv <= 20) return logLevel.DEBUG;
+  if (lv <= 30) return logLevel.INFO;
+  if (lv <= 40) return logLevel.WARN;
+  if (lv <= 50) return logLevel.ERROR;
+  return logLevel.NOTHING;
+}
+
+function pinoLogCreator(log: Logger) {
+  const child = log.child({ component: 'kafkajs' });
+  return () =>
+    ({ namespace, level, log: entry }: LogEntry) => {
+      const { message, timestamp: _ts, logger: _logger, ...fields } = entry as LogEntry['log'] & { logger?: string };
+      const obj = { namespace, ...fields };
+      if (level === logLevel.ERROR) child.error(obj, message);
+      else if (level === logLevel.WARN) child.warn(obj, message);
+      else if (level === logLevel.INFO) child.info(obj, message);
+      else child.debug(obj, message);
+    };
+}
+
+function headerString(v: Buffer | string | (Buffer | string)[] | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  const first = Array.isArray(v) ? v[0] : v;
+  return first === undefined ? undefined : first.toString();
+}
+
+function toBusRecord(topic: string, partition: number, m: KafkaMessage): BusRecord {
+  const headers: Record<string, string> = {};
+  if (m.headers) {
+    for (const name of Object.keys(m.headers)) {
+      const s = headerString(m.headers[name]);
+      if (s !== undefined) headers[name] = s;
+    }
+  }
+  return {
+    topic,
+    partition,
+    offset: m.offset,
+    key: m.key ? m.key.toString() : '',
+    value: m.value ?? Buffer.alloc(0),
+    headers,
+    timestamp: Number(m.timestamp),
+  };
+}
+
+export interface KafkaBus extends Bus {
+  readonly kind: 'kafka';
+}
+
+class KafkaBusImpl implements KafkaBus {
+  readonly kind = 'kafka' as const;
+  private readonly kafka: Kafka;
+  private readonly producer: Producer;
+  private readonly admin: Admin;
+  private readonly consumers = new Set<Subscription>();
+  private closing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: KafkaBusOptions) {
+    this.kafka = new Kafka({
+      clientId: opts.clientId,
+      brokers: opts.brokers,
+      logLevel: kafkajsLevelFor(opts.log),
+      logCreator: pinoLogCreator(opts.log),
+      connectionTimeout: opts.connectionTimeoutMs ?? 10_000,
+      requestTimeout: opts.requestTimeoutMs ?? 30_000,
+    });
+    this.producer = this.kafka.producer({
+      createPartitioner: Partitioners.DefaultPartitioner,
+      idempotent: opts.idempotent ?? true,
+      allowAutoTopicCreation: false,
+    });
+    this.admin = this.kafka.admin();
+  }
+
+  async connect(): Promise<void> {
+    await Promise.all([this.producer.connect(), this.admin.connect()]);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new AttuneError('unavailable', 'the Kafka bus is closed');
+  }
+
+  async ensureTopics(specs: TopicSpec[]): Promise<void> {
+    this.checkOpen();
+    if (specs.length === 0) return;
+    await this.admin.createTopics({
+      waitForLeaders: true,
+      topics: specs.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: this.opts.replicationFactor ?? -1 })),
+    });
+    // Topics that already existed (perhaps created a moment ago by another process) may
+    // still lack leaders: wait for them too.
+    const names = specs.map((s) => s.topic);
+    const deadline = Date.now() + (this.opts.topicReadyTimeoutMs ?? 30_000);
+    let backoff = 50;
+    for (;;) {
+      let ready = false;
+      try {
+        const meta = await this.admin.fetchTopicMetadata({ topics: names });
+        ready = meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+      if (ready) return;
+      if (Date.now() > deadline) {
+        throw new AttuneError('unavailable', `Kafka topics ${names.join(', ')} have no leaders yet`, [{ reason: 'no_leader' }]);
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 1000);
+    }
+  }
+
+  async publish(topic: string, records: OutgoingRecord[]): Promise<void> {
+    this.checkOpen();
+    if (records.length === 0) return;
+    await this.producer.send({
+      topic,
+      acks: -1,
+      messages: records.map((r) => ({
+        key: r.key,
+        value: r.value,
+        headers: r.headers,
+        timestamp: r.timestamp === undefined ? undefined : String(r.timestamp),
+      })),
+    });
+  }
+
+  async subscribe(opts: SubscribeOptions): Promise<Subscription> {
+    this.checkOpen();
+    const log = this.opts.log.child({ group: opts.groupId });
+    const consumer: Consumer = this.kafka.consumer({
+      groupId: opts.groupId,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
+      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
+      allowAutoTopicCreation: false,
+    });
+    const retryBackoffMs = this.opts.retryBackoffMs ?? 200;
+    const retryBackoffMaxMs = this.opts.retryBackoffMaxMs ?? 5000;
+    let stopping = false;
+    const stopWaiters = new Set<() => void>();
+    const pause = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          stopWaiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        stopWaiters.add(done);
+      });
+
+    consumer.on(consumer.events.GROUP_JOIN, (event) => {
+      const assignment = event.payload.memberAssignment as Record<string, number[]>;
+      const assigned: TopicPartition[] = [];
+      for (const topic of Object.keys(assignment).sort()) {
+        for (const partition of [...assignment[topic]].sort((a, b) => a - b)) assigned.push({ topic, partition });
+      }
+      log.debug({ assigned }, 'bus partitions assigned');
+      if (!opts.onAssignment) return;
+      Promise.resolve()
+        .then(() => opts.onAssignment!(assigned))
+        .catch((err) => log.error({ err }, 'onAssignment handler failed'));
+    });
+
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
+      await consumer.run({
+        autoCommit: false,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 6,
+        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+          if (batch.messages.length === 0) return;
+          const records = batch.messages.map((m) => toBusRecord(batch.topic, batch.partition, m));
+          let backoff = retryBackoffMs;
+          for (;;) {
+            if (stopping || !isRunning() || isStale()) return;
+            try {
+              await opts.eachBatch({ topic: batch.topic, partition: batch.partition, records });
+              break;
+            } catch (err) {
+              log.warn(
+                { err, topic: batch.topic, partition: batch.partition, first_offset: records[0].offset, records: records.length, retry_in_ms: backoff },
+                'bus handler rejected a batch; delivering it again',
+              );
+              await pause(backoff);
+              backoff = Math.min(backoff * 2, retryBackoffMaxMs);
+              await heartbeat().catch(() => undefined);
+            }
+          }
+          resolveOffset(records[records.length - 1].offset);
+          await heartbeat().catch(() => undefined);
+        },
+      });
+    } catch (err) {
+      await consumer.disconnect().catch(() => undefined);
+      throw err;
+    }
+
+    let stopped: Promise<void> | undefined;
+    const sub: Subscription = {
+      commit: async (topic, partition, offset) => {
+        if (!/^\d+$/.test(offset)) {
+          throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid' }]);
+        }
+        await consumer.commitOffsets([{ topic, partition, offset }]);
+      },
+      stop: () => {
+        stopped ??= (async () => {
+          stopping = true;
+          for (const wake of [...stopWaiters]) wake();
+          await consumer.disconnect();
+          this.consumers.delete(sub);
+        })();
+        return stopped;
+      },
+    };
+    this.consumers.add(sub);
+    return sub;
+  }
+
+  async committed(groupId: string, topic: string): Promise<Map<number, string>> {
+    this.checkOpen();
+    const res = await this.admin.fetchOffsets({ groupId, topics: [topic] });
+    const out = new Map<number, string>();
+    for (const t of res) {
+      if (t.topic !== topic) continue;
+      for (const p of t.partitions) if (p.offset !== '-1' && p.offset !== '') out.set(p.partition, p.offset);
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await Promise.all([...this.consumers].map((s) => s.stop().catch((err) => this.opts.log.warn({ err }, 'consumer stop failed'))));
+      await Promise.all([this.producer.disconnect(), this.admin.disconnect()]);
+    })();
+    return this.closing;
+  }
+}
+
+/** Connects a producer and an admin client; consumers connect per subscription. */
+export async function createKafkaBus(opts: KafkaBusOptions): Promise<KafkaBus> {
+  const bus = new KafkaBusImpl(opts);
+  await bus.connect();
+  return bus;
+}
