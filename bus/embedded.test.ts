@@ -218,7 +218,7 @@ test('memory stays bounded under a steady stream whose consumer keeps up', async
 });
 
 test('memory-only back-pressure: publish waits for a stalled group and rejects at the deadline', async () => {
-  const bus = await createEmbeddedBus({ log: silentLogger, memoryBytesPerPartition: 16 * 1024, publishTimeoutMs: 300 });
+  const bus = await createEmbeddedBus({ log: silentLogger, memoryBytesPerPartition: 16 * 1024, publishTimeoutMs: 1000 });
   await bus.ensureTopics([{ topic: 'bp', partitions: 1 }]);
   const c = await collect(bus, 'slow', 'bp'); // receives, never commits
   const batch = () => Array.from({ length: 20 }, (_, i) => rec('k', `x${i}`.padEnd(200, 'x')));
