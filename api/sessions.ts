@@ -101,18 +101,6 @@ function decodeCursor(c: string): { startedAt: number; id: string } {
   throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'not a cursor returned by this API' }]);
 }
 
-interface MetricsRow {
-  window_count: number | string;
-  valid_window_count: number | string;
-  average_coherence: number | null;
-  peak_coherence: number | null;
-  high_windows: number | string;
-  coherence_ratio: number | null;
-  average_hr: number | null;
-  average_hrv: number | null;
-  average_breathing_rate: number | null;
-}
-
 interface TimelineRow {
   window_end_ms: number | string;
   valid: boolean | number;
@@ -124,55 +112,47 @@ interface TimelineRow {
 }
 
 const round = (v: number | null, digits = 4) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(digits)));
+const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
 
+/**
+ * Metrics and timeline from one read of the session's windows, so the two always agree
+ * (two queries could straddle an insert).
+ */
 export async function sessionMetrics(ctx: AppContext, s: Session) {
-  const params = { org: s.orgId, user: s.userId, sid: s.id, high: HIGH_COHERENCE_SCORE };
-  const where = 'org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}';
-  const [mrs, trs] = await Promise.all([
-    ctx.clickhouse.query({
-      query: `SELECT count() AS window_count, countIf(valid) AS valid_window_count,
-                avgIf(coherence, valid) AS average_coherence, maxIf(coherence, valid) AS peak_coherence,
-                countIf(valid AND coherence >= {high:Float64}) AS high_windows,
-                avgIf(coherence_ratio, valid) AS coherence_ratio, avgIf(mean_hr_bpm, valid) AS average_hr,
-                avgIf(rmssd_ms, valid) AS average_hrv, avgIf(breathing_rate_bpm, valid) AS average_breathing_rate
-              FROM ${ctx.database}.coherence_windows FINAL WHERE ${where}`,
-      query_params: params,
-      format: 'JSONEachRow',
-    }),
-    ctx.clickhouse.query({
-      query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, coherence, coherence_ratio,
-                mean_hr_bpm AS hr, rmssd_ms AS hrv, breathing_rate_bpm AS breathing_rate
-              FROM ${ctx.database}.coherence_windows FINAL WHERE ${where} ORDER BY window_end`,
-      query_params: params,
-      format: 'JSONEachRow',
-    }),
-  ]);
-  const m = ((await mrs.json()) as MetricsRow[])[0];
-  const timeline = ((await trs.json()) as TimelineRow[]).map((r) => ({
-    timestamp: iso(int64(r.window_end_ms)),
-    coherence: round(r.coherence),
-    coherence_ratio: round(r.coherence_ratio),
-    hr: round(r.hr, 2),
-    hrv: round(r.hrv, 2),
-    breathing_rate: round(r.breathing_rate, 2),
-    valid: Boolean(r.valid),
-  }));
-  const valid = int64(m?.valid_window_count ?? 0);
-  // avgIf over no rows is nan in ClickHouse; the API says null.
-  const orNull = (v: number | null) => (valid === 0 ? null : round(v));
+  const rs = await ctx.clickhouse.query({
+    query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, coherence, coherence_ratio,
+              mean_hr_bpm AS hr, rmssd_ms AS hrv, breathing_rate_bpm AS breathing_rate
+            FROM ${ctx.database}.coherence_windows FINAL
+            WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}
+            ORDER BY window_end`,
+    query_params: { org: s.orgId, user: s.userId, sid: s.id },
+    format: 'JSONEachRow',
+  });
+  const rows = (await rs.json()) as TimelineRow[];
+  const valid = rows.filter((r) => Boolean(r.valid));
+  const pick = (k: keyof TimelineRow) => valid.map((r) => r[k]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  const coherence = pick('coherence');
   return {
     metrics: {
-      average_coherence: orNull(m.average_coherence),
-      peak_coherence: orNull(m.peak_coherence),
-      time_in_high_coherence: int64(m.high_windows) * WINDOW_STEP_S,
-      coherence_ratio: orNull(m.coherence_ratio),
-      average_hr: valid === 0 ? null : round(m.average_hr, 2),
-      average_hrv: valid === 0 ? null : round(m.average_hrv, 2),
-      average_breathing_rate: valid === 0 ? null : round(m.average_breathing_rate, 2),
-      window_count: int64(m.window_count),
-      valid_window_count: valid,
+      average_coherence: round(mean(coherence)),
+      peak_coherence: coherence.length === 0 ? null : round(Math.max(...coherence)),
+      time_in_high_coherence: coherence.filter((c) => c >= HIGH_COHERENCE_SCORE).length * WINDOW_STEP_S,
+      coherence_ratio: round(mean(pick('coherence_ratio'))),
+      average_hr: round(mean(pick('hr')), 2),
+      average_hrv: round(mean(pick('hrv')), 2),
+      average_breathing_rate: round(mean(pick('breathing_rate')), 2),
+      window_count: rows.length,
+      valid_window_count: valid.length,
     },
-    timeline,
+    timeline: rows.map((r) => ({
+      timestamp: iso(int64(r.window_end_ms)),
+      coherence: round(r.coherence),
+      coherence_ratio: round(r.coherence_ratio),
+      hr: round(r.hr, 2),
+      hrv: round(r.hrv, 2),
+      breathing_rate: round(r.breathing_rate, 2),
+      valid: Boolean(r.valid),
+    })),
   };
 }
 

@@ -262,6 +262,13 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       assert.deepEqual(afterReplay.body, before.body);
       assert.deepEqual((await app.request('GET', histPath, { token: tokenA })).body, histBefore.body);
       assert.equal(await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL`, {}), rowsBefore);
+      const dupes = await app.store.client.query({
+        query: `SELECT session_id, toUnixTimestamp64Milli(window_end) AS end_ms, count() AS n, groupArray(toUnixTimestamp64Milli(computed_at)) AS at
+                FROM ${app.database}.coherence_windows GROUP BY session_id, window_end HAVING n > 1`,
+        format: 'JSONEachRow',
+      });
+      const duplicated = await dupes.json();
+      assert.deepEqual(duplicated, [], 'no window was stored twice');
       assert.equal(await count(app, `SELECT count() AS n FROM ${app.database}.coherence_windows`, {}), windowsBefore);
     });
 

@@ -227,19 +227,43 @@ export class CoherenceWorker {
     }
     for (const [id, r] of fresh) {
       const session = await this.opts.sessions.get(id);
+      const threshold = session
+        ? new ThresholdTracker({ sessionId: id, threshold: session.coherenceThreshold, holdMs: session.thresholdDurationS * 1000 })
+        : null;
+      if (threshold && stored.has(id)) await this.resumeStreak(threshold, id, session!.coherenceThreshold);
       p.sessions.set(id, {
         id,
         userId: r.user_id,
         orgId: r.org_id,
         deviceId: r.device_id,
         windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs }),
-        threshold: session
-          ? new ThresholdTracker({ sessionId: id, threshold: session.coherenceThreshold, holdMs: session.thresholdDurationS * 1000 })
-          : null,
+        threshold,
         // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
         emittedThroughMs: Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity),
         lastBeatAt: this.clock(),
       });
+    }
+  }
+
+  /**
+   * A session taken over mid-streak (restart, rebalance): feed the tracker the stored windows
+   * of the current streak, from the last window that broke one. It then fires, or not, at
+   * the same window as an uninterrupted run would, with the same event id; the replayed
+   * windows that follow are ignored by it as already seen.
+   */
+  private async resumeStreak(tracker: ThresholdTracker, sessionId: string, threshold: number): Promise<void> {
+    const table = this.opts.store.table(Tables.coherenceWindows);
+    const rs = await this.opts.store.client.query({
+      query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, coherence FROM ${table} FINAL
+              WHERE session_id = {id:String} AND window_end >= (
+                SELECT max(window_end) FROM ${table} FINAL
+                WHERE session_id = {id:String} AND NOT (valid AND coherence >= {th:Float64}))
+              ORDER BY window_end`,
+      query_params: { id: sessionId, th: threshold },
+      format: 'JSONEachRow',
+    });
+    for (const w of (await rs.json()) as Array<{ end_ms: string | number; valid: boolean | number; coherence: number | null }>) {
+      tracker.update({ windowEndMs: Number(w.end_ms), valid: Boolean(w.valid), coherence: w.coherence });
     }
   }
 
@@ -327,8 +351,10 @@ export class CoherenceWorker {
       await this.withPartition(p.tracker.topic, p.tracker.partition, async (state) => {
         const windows: CoherenceWindowRecord[] = [];
         const events: SessionEventRecord[] = [];
+        const at = this.clock();
         for (const st of idle) {
-          if (state.sessions.get(st.id) !== st) continue;
+          // Re-checked under the lock: a batch queued before this job may have brought beats.
+          if (state.sessions.get(st.id) !== st || at - st.lastBeatAt < idleMs) continue;
           for (const w of st.windows.closeAll()) this.emit(st, w, windows, events);
           state.tracker.setRetained(st.id, null);
           state.sessions.delete(st.id);

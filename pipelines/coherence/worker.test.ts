@@ -1,0 +1,121 @@
+// The coherence worker over the embedded bus and chDB: a worker that stops in the middle of
+// a high-coherence streak and is replaced must fire coherence_threshold_reached exactly once,
+// at the same window (same event id) as a worker that never stopped.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEmbeddedBus } from '../../bus/embedded.js';
+import { Topics, type Bus } from '../../bus/types.js';
+import { createCodec } from '../../schemas/registry/codec.js';
+import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
+import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
+import { migrate } from '../../store/migrate.js';
+import { SessionsRepository } from '../../api/sessions-repo.js';
+import type { RecordCodec } from '../../api/context.js';
+import { readingId, type HeartReadingRecord } from '../../ingest/readings.js';
+import { silentLogger } from '../../lib/log.js';
+import { rsaReadings, waitFor } from '../../test/attune.js';
+import { CoherenceWorker } from './worker.js';
+
+let dir: string;
+let store: StoreClient;
+let bus: Bus;
+let codec: RecordCodec;
+let sessions: SessionsRepository;
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'attune-worker-'));
+  store = await createStoreClient({ dataDir: dir, database: 'worker_test', log: silentLogger });
+  await migrate(store);
+  bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
+  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as RecordCodec;
+  sessions = new SessionsRepository(store.client, store.database);
+});
+
+after(async () => {
+  await bus.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const start = Date.UTC(2026, 10, 1, 9, 0, 0);
+const readings = rsaReadings({ startMs: start + 250, durationS: 150, breathHz: 0.1, seed: 21 });
+
+async function publish(sessionId: string, deviceId: string, from: number, to: number): Promise<void> {
+  const records = [];
+  for (const r of readings.slice(from, to)) {
+    const recordedAt = Date.parse(r.timestamp);
+    const rec: HeartReadingRecord = {
+      reading_id: readingId(deviceId, recordedAt),
+      device_id: deviceId,
+      user_id: 'u1',
+      org_id: 'o1',
+      session_id: sessionId,
+      recorded_at: recordedAt,
+      received_at: recordedAt,
+      hr_bpm: r.hr,
+      rr_intervals_ms: r.rr_intervals_ms,
+      device_hrv_ms: null,
+      device_coherence: null,
+      battery_level_pct: null,
+      source: 'sync',
+    };
+    records.push({ key: deviceId, value: await codec.encode(Topics.heartReadings, rec), timestamp: recordedAt });
+  }
+  await bus.publish(Topics.heartReadings, records);
+}
+
+async function events(sessionId: string): Promise<Array<{ event_id: string; occurred_ms: number }>> {
+  const rs = await store.client.query({
+    query: `SELECT event_id, toUnixTimestamp64Milli(occurred_at) AS occurred_ms FROM ${store.database}.session_events WHERE session_id = {s:String} ORDER BY occurred_at`,
+    query_params: { s: sessionId },
+    format: 'JSONEachRow',
+  });
+  return ((await rs.json()) as Array<{ event_id: string; occurred_ms: string | number }>).map((e) => ({ event_id: e.event_id, occurred_ms: Number(e.occurred_ms) }));
+}
+
+function worker(groupId: string, idleFlushMs: number): CoherenceWorker {
+  return new CoherenceWorker({ bus, codec, store, sessions, log: silentLogger, groupId, idleFlushMs, writer: { maxDelayMs: 20 } });
+}
+
+test('a worker replaced mid-streak fires the threshold event once, at the same window as one that never stopped', async () => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  const reference = await sessions.create({ ...opts, deviceId: 'dev-ref' });
+  const resumed = await sessions.create({ ...opts, deviceId: 'dev-resumed' });
+
+  // Reference: one worker sees everything.
+  const ref = worker('ref-group', 300);
+  await ref.start();
+  await publish(reference.id, 'dev-ref', 0, readings.length);
+  await waitFor('the reference session to be flushed', () => ref.stats.readings === readings.length && ref.openSessionCount === 0, 30_000, 20);
+  await ref.flush();
+  const expected = await events(reference.id);
+  assert.equal(expected.length, 1);
+  await ref.stop();
+
+  // The first worker sees the first 75 s: the streak has begun but not lasted 30 s yet.
+  const first = worker('resume-group', 60_000);
+  await first.start();
+  const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 75_000);
+  await publish(resumed.id, 'dev-resumed', 0, cut);
+  await waitFor('the first worker to take its share', () => first.stats.readings === cut, 30_000, 20);
+  await first.stop();
+  assert.ok(first.stats.validWindows > 0, 'the first worker emitted windows of the streak');
+  assert.deepEqual(await events(resumed.id), [], 'no event before the hold is reached');
+
+  // Its replacement, in the same group, replays from the committed offset and goes on.
+  const second = worker('resume-group', 300);
+  await second.start();
+  await publish(resumed.id, 'dev-resumed', cut, readings.length);
+  await waitFor('the replacement to flush the session', () => second.stats.readings >= readings.length - cut && second.openSessionCount === 0, 30_000, 20);
+  await second.flush();
+  await second.stop();
+
+  const got = await events(resumed.id);
+  assert.equal(got.length, 1, JSON.stringify(got));
+  assert.equal(got[0].occurred_ms, expected[0].occurred_ms);
+  assert.equal(got[0].event_id.replace(resumed.id, ''), expected[0].event_id.replace(reference.id, ''));
+});
