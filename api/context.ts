@@ -11,6 +11,23 @@ import type { LiveHub } from './live.js';
 export interface RecordCodec {
   encode(topic: string, record: unknown): Buffer | Promise<Buffer>;
   decode<T = unknown>(buf: Buffer): T | Promise<T>;
+  /** Decodes without waiting once the writer schema is known; throws otherwise. */
+  decodeSync?<T = unknown>(buf: Buffer): T;
+}
+
+/**
+ * Decodes a record, synchronously when the codec already knows the writer schema (the hot
+ * path: no promise per record), else through the registry.
+ */
+export function decodeRecord<T>(codec: RecordCodec, buf: Buffer): T | Promise<T> {
+  if (codec.decodeSync) {
+    try {
+      return codec.decodeSync<T>(buf);
+    } catch {
+      // Unknown schema id (fetched by decode) or a bad record (decode reports it).
+    }
+  }
+  return codec.decode<T>(buf);
 }
 
 export interface HealthCheck {

@@ -12,7 +12,7 @@ import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
 import { Scopes, canAccess } from './auth.js';
-import type { AppContext, RecordCodec } from './context.js';
+import { decodeRecord, type AppContext, type RecordCodec } from './context.js';
 import { CloseCodes, socketAuth } from './http-auth.js';
 
 export interface Envelope {
@@ -149,7 +149,8 @@ export class LiveHub {
         if (this.all.size === 0) return;
         for (const r of batch.records) {
           try {
-            const rec = await codec.decode<Record<string, unknown>>(r.value);
+            let rec = decodeRecord<Record<string, unknown>>(codec, r.value);
+            if (rec instanceof Promise) rec = await rec;
             if (batch.topic === topics.coherenceWindows) this.publishWindow(rec as unknown as CoherenceWindowRecord);
             else this.publishEvent(rec as unknown as SessionEventRecord);
           } catch (err) {

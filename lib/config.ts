@@ -160,7 +160,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       idleFlushMs: int(e, 'ATTUNE_IDLE_FLUSH_MS', 30_000, 1_000, 3_600_000),
     },
     writer: {
-      maxRows: int(e, 'ATTUNE_WRITE_BATCH_ROWS', 10_000, 1_000, 1_000_000),
+      maxRows: int(e, 'ATTUNE_WRITE_BATCH_ROWS', 50_000, 1_000, 1_000_000),
       maxDelayMs: int(e, 'ATTUNE_WRITE_FLUSH_MS', 1_000, 10, 60_000),
     },
     live: {

@@ -4,7 +4,7 @@
 // replays them; heart_readings is a ReplacingMergeTree on the natural key, so the replay
 // changes no answer.
 import { Topics, type Bus, type BusRecord, type Subscription, type TopicNames } from '../bus/types.js';
-import type { RecordCodec } from '../api/context.js';
+import { decodeRecord, type RecordCodec } from '../api/context.js';
 import type { Logger } from '../lib/log.js';
 import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
@@ -97,7 +97,8 @@ export class ReadingsSink {
         const bad: Array<{ record: BusRecord; reasonCode: string; reason: string }> = [];
         for (const rec of batch.records) {
           try {
-            const reading = await this.opts.codec.decode<HeartReadingRecord>(rec.value);
+            let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
+            if (reading instanceof Promise) reading = await reading;
             readingToRows(reading, rows);
             this.stats.readings++;
           } catch (err) {

@@ -11,8 +11,9 @@
 //  - On first sight of a session, the worker reads the last window_end stored for it and
 //    suppresses windows at or before it: the store never gets a window twice, so the daily
 //    rollup (a materialized view, which counts every inserted row) stays exact.
+import { availableParallelism } from 'node:os';
 import { Topics, type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicNames, type TopicPartition } from '../../bus/types.js';
-import type { RecordCodec } from '../../api/context.js';
+import { decodeRecord, type RecordCodec } from '../../api/context.js';
 import type { SessionsRepository } from '../../api/sessions-repo.js';
 import type { CoherenceWindowRecord, SessionEventRecord } from '../../api/live.js';
 import type { HeartReadingRecord } from '../../ingest/readings.js';
@@ -20,7 +21,8 @@ import type { Logger } from '../../lib/log.js';
 import { BatchWriter } from '../../store/batch-writer.js';
 import type { StoreClient } from '../../store/clickhouse.js';
 import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
-import { computeWindowMetrics, createWindowPlan, type WindowPlan } from '../hrv/index.js';
+import type { WindowMetrics } from '../hrv/index.js';
+import { MetricsPool } from './metrics-pool.js';
 import { deadLetter } from '../dead-letter.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, type ClosedWindow } from './session-windows.js';
@@ -39,6 +41,8 @@ export interface CoherenceWorkerOptions {
   /** Processing time without a new beat after which a session's open windows are flushed. */
   idleFlushMs?: number;
   writer?: { maxRows?: number; maxDelayMs?: number };
+  /** Threads computing window metrics; 0 computes on the event loop. Default: 1 when there is a spare core. */
+  computeThreads?: number;
   groupId?: string;
   clock?: () => number;
 }
@@ -53,6 +57,11 @@ interface SessionState {
   /** Windows ending at or before this are already in the store (or were emitted by us). */
   emittedThroughMs: number;
   lastBeatAt: number;
+}
+
+interface ClosedOf {
+  st: SessionState;
+  w: ClosedWindow;
 }
 
 interface PartitionState {
@@ -88,7 +97,7 @@ export class CoherenceWorker {
     readingsWithoutSession: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
-  private readonly plan: WindowPlan = createWindowPlan();
+  private readonly pool: MetricsPool;
   private readonly windowWriter: BatchWriter<CoherenceWindowRow>;
   private readonly eventWriter: BatchWriter<SessionEventRow>;
   private subscription: Subscription | null = null;
@@ -100,6 +109,7 @@ export class CoherenceWorker {
     this.groupId = opts.groupId ?? COHERENCE_GROUP;
     this.clock = opts.clock ?? Date.now;
     this.topics = opts.topics ?? Topics;
+    this.pool = new MetricsPool({ threads: opts.computeThreads ?? (availableParallelism() > 1 ? 1 : 0), log: opts.log });
     const onError = (table: string) => (err: unknown, f: object) =>
       opts.log.error({ err, ...f }, `${table} insert keeps failing; retrying, offsets held`);
     this.windowWriter = new BatchWriter<CoherenceWindowRow>({
@@ -164,7 +174,9 @@ export class CoherenceWorker {
       // A batch delivered again after a failure: what was applied stays applied.
       if (p.tracker.isProcessed(rec.offset)) continue;
       try {
-        decoded.push({ rec, reading: await this.opts.codec.decode<HeartReadingRecord>(rec.value) });
+        let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
+        if (reading instanceof Promise) reading = await reading;
+        decoded.push({ rec, reading });
       } catch (err) {
         bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
       }
@@ -178,6 +190,7 @@ export class CoherenceWorker {
     const windows: CoherenceWindowRecord[] = [];
     const events: SessionEventRecord[] = [];
     const touched = new Set<SessionState>();
+    const closed: ClosedOf[] = [];
     const now = this.clock();
     const badOffsets = new Set(bad.map((b) => b.record.offset));
     let di = 0;
@@ -201,10 +214,11 @@ export class CoherenceWorker {
       this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, offset);
       st.lastBeatAt = now;
       touched.add(st);
-      for (const w of st.windows.closeReady()) this.emit(st, w, windows, events);
+      for (const w of st.windows.closeReady()) closed.push({ st, w });
       p.tracker.processed(offset);
     }
     for (const st of touched) p.tracker.setRetained(st.id, st.windows.retainedMinOffset());
+    await this.emitAll(closed, windows, events);
     await this.output(p, windows, events);
   }
 
@@ -267,8 +281,14 @@ export class CoherenceWorker {
     }
   }
 
-  private emit(st: SessionState, w: ClosedWindow, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): void {
-    const m = computeWindowMetrics(w.beatTimesMs, w.rrMs, w.count, w.windowStartMs, w.windowEndMs, this.plan);
+  /** Computes the metrics of closed windows (on the pool), then emits them in order. */
+  private async emitAll(closed: ClosedOf[], windows: CoherenceWindowRecord[], events: SessionEventRecord[]): Promise<void> {
+    if (closed.length === 0) return;
+    const metrics = await this.pool.compute(closed.map((c) => c.w));
+    for (let i = 0; i < closed.length; i++) this.emit(closed[i].st, closed[i].w, metrics[i], windows, events);
+  }
+
+  private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): void {
     // The threshold tracker sees replayed windows too, so a streak survives a restart.
     const reached = st.threshold?.update({ windowEndMs: w.windowEndMs, valid: m.valid, coherence: m.coherence }) ?? [];
     if (w.windowEndMs <= st.emittedThroughMs) {
@@ -294,7 +314,8 @@ export class CoherenceWorker {
       rmssd_ms: m.rmssdMs,
       sdnn_ms: m.sdnnMs,
       pnn50_pct: m.pnn50Pct,
-      beat_count: m.beatCount,
+      // Beats in the window as received (before cleaning), as the column says.
+      beat_count: w.count,
       artifact_ratio: m.artifactRatio,
       late_beat_count: w.lateBeatCount,
     });
@@ -352,15 +373,19 @@ export class CoherenceWorker {
         const windows: CoherenceWindowRecord[] = [];
         const events: SessionEventRecord[] = [];
         const at = this.clock();
+        const closed: ClosedOf[] = [];
+        const flushed: SessionState[] = [];
         for (const st of idle) {
           // Re-checked under the lock: a batch queued before this job may have brought beats.
           if (state.sessions.get(st.id) !== st || at - st.lastBeatAt < idleMs) continue;
-          for (const w of st.windows.closeAll()) this.emit(st, w, windows, events);
+          for (const w of st.windows.closeAll()) closed.push({ st, w });
           state.tracker.setRetained(st.id, null);
           state.sessions.delete(st.id);
-          if (state.flushedThrough.size > 10_000) state.flushedThrough.clear();
-          state.flushedThrough.set(st.id, st.emittedThroughMs);
+          flushed.push(st);
         }
+        await this.emitAll(closed, windows, events);
+        if (state.flushedThrough.size > 10_000) state.flushedThrough.clear();
+        for (const st of flushed) state.flushedThrough.set(st.id, st.emittedThroughMs);
         await this.output(state, windows, events);
       }).catch((err) => this.opts.log.error({ err }, 'idle flush failed'));
     }
@@ -373,8 +398,9 @@ export class CoherenceWorker {
     return n;
   }
 
-  /** Resolves once every window and event emitted so far is in ClickHouse. */
+  /** Resolves once the work under way is done and every window and event emitted so far is in ClickHouse. */
   async flush(): Promise<void> {
+    await Promise.all([...this.partitions.values()].map((p) => p.lock));
     await Promise.all([this.windowWriter.flush(), this.eventWriter.flush()]);
   }
 
@@ -383,5 +409,6 @@ export class CoherenceWorker {
     await this.flush().catch((err) => this.opts.log.warn({ err }, 'coherence worker: final flush failed; records will be replayed'));
     await this.subscription?.stop();
     await Promise.all([this.windowWriter.close(), this.eventWriter.close()]).catch(() => undefined);
+    await this.pool.close();
   }
 }
