@@ -18,7 +18,7 @@ function windows(): WindowInput[] {
       x += rr[i];
       t[i] = x;
     }
-    out.push({ beatTimesMs: t, rrMs: rr, count: n, windowStartMs: t[n - 1] - 64_000, windowEndMs: t[n - 1] + 1 });
+    out.push({ beatTimesMs: t, rrMs: rr, count: n, windowStartMs: t[n - 1] + 1 - 64_000, windowEndMs: t[n - 1] + 1 });
   }
   return out;
 }
