@@ -51,6 +51,6 @@ export interface AppContext {
   health: HealthCheck[];
   clock: () => number;
   /** Which roles this server carries; decides which routes it registers. */
-  roles: { ingest: boolean; api: boolean };
+  roles: { ingest: boolean; api: boolean; worker: boolean };
   liveOptions: { maxBufferedMessages: number; heartbeatMs: number };
 }

@@ -2,7 +2,7 @@
 // (the embedded default shares one server). Routes are plain modules registered here, each
 // one concern, with JSON Schemas that double as validation and as the OpenAPI document.
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -21,7 +21,8 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
   const app = Fastify({
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
     loggerInstance: ctx.log as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // One log line per request would dominate the logs of an ingest gateway; errors are logged.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: Limits.maxBodyBytes,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),

@@ -140,7 +140,7 @@ export async function startAttune(
         { name: 'bus', check: async () => (await bus.committed('attune-health', topics.heartReadings), true) },
       ],
       clock,
-      roles: { ingest: roles.ingest, api: roles.api },
+      roles: { ...roles },
       liveOptions: config.live,
     };
     server = await buildServer(ctx);
