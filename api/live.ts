@@ -11,6 +11,7 @@ import { Topics, type Bus, type Subscription, type TopicNames } from '../bus/typ
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
+import type { CoherenceWindow, SessionEvent } from '../schemas/registry/schemas.js';
 import { Scopes, canAccess } from './auth.js';
 import { decodeRecord, type AppContext, type RecordCodec } from './context.js';
 import { CloseCodes, socketAuth } from './http-auth.js';
@@ -22,36 +23,9 @@ export interface Envelope {
   payload: Record<string, unknown>;
 }
 
-export interface CoherenceWindowRecord {
-  session_id: string;
-  user_id: string;
-  org_id: string;
-  device_id: string;
-  window_start: number;
-  window_end: number;
-  valid: boolean;
-  coherence: number | null;
-  coherence_ratio: number | null;
-  peak_frequency_hz: number | null;
-  breathing_rate_bpm: number | null;
-  mean_hr_bpm: number | null;
-  rmssd_ms: number | null;
-  sdnn_ms: number | null;
-  pnn50_pct: number | null;
-  beat_count: number;
-  artifact_ratio: number;
-  late_beat_count: number;
-}
-
-export interface SessionEventRecord {
-  event_id: string;
-  session_id: string;
-  user_id: string;
-  org_id: string;
-  type: string;
-  occurred_at: number;
-  payload_json: string;
-}
+/** Records as decoded from the bus: every field present (absent optionals take their Avro defaults). */
+export type CoherenceWindowRecord = Required<CoherenceWindow>;
+export type SessionEventRecord = Required<SessionEvent>;
 
 export function coherenceEnvelope(w: CoherenceWindowRecord, now: number): Envelope {
   return {

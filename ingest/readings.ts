@@ -5,6 +5,7 @@ import { hash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { AttuneError, type ErrorDetail } from '../lib/errors.js';
 import { parseTimestamp } from '../lib/time.js';
+import type { HeartReading } from '../schemas/registry/schemas.js';
 import { detailsFromValidation } from '../api/errors.js';
 
 export const Limits = {
@@ -64,21 +65,8 @@ export interface ReadingInput {
   session_id?: string;
 }
 
-export interface HeartReadingRecord {
-  reading_id: string;
-  device_id: string;
-  user_id: string;
-  org_id: string;
-  session_id: string | null;
-  recorded_at: number;
-  received_at: number;
-  hr_bpm: number | null;
-  rr_intervals_ms: number[];
-  device_hrv_ms: number | null;
-  device_coherence: number | null;
-  battery_level_pct: number | null;
-  source: 'sync' | 'live' | 'simulator';
-}
+/** A reading as published to the bus, every field set. */
+export type HeartReadingRecord = Required<HeartReading>;
 
 const ajv = new Ajv({ allErrors: false, strict: false });
 const validateReadingFn: ValidateFunction = ajv.compile(readingSchema);
