@@ -272,6 +272,52 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       assert.equal(await count(app, `SELECT count() AS n FROM ${app.database}.coherence_windows`, {}), windowsBefore);
     });
 
+    test('live ingest over a WebSocket: authenticate by message, readings acknowledged, errors coded', async () => {
+      const token = app.token('user-ws', ORG);
+      const start = Date.now() - 3 * 60_000;
+      const id = await startSession(app, token, 'dev-ws', start);
+      const rs = rsaReadings({ startMs: start + 250, durationS: 60, seed: 4 });
+      assert.ok(rs.length > 23);
+      const ws = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/ingest/devices/dev-ws`);
+      const inbox: any[] = [];
+      ws.on('message', (d) => inbox.push(JSON.parse(d.toString())));
+      await new Promise((r) => ws.once('open', r));
+      try {
+        ws.send(JSON.stringify({ type: 'authenticate', token }));
+        await waitFor('authenticated', () => inbox.find((m) => m.type === 'authenticated'), 10_000);
+        ws.send(JSON.stringify({ type: 'readings', id: 'batch-1', session_id: id, readings: rs.slice(0, 20) }));
+        ws.send(JSON.stringify(rs[20]));
+        ws.send(JSON.stringify({ type: 'readings', id: 'bad', readings: [rs[21], { ...rs[22], hr: 400 }] }));
+        ws.send('not json');
+        const acks = await waitFor(`two acks and two errors (got ${JSON.stringify(inbox)})`, () => {
+          const a = inbox.filter((m) => m.type === 'ack');
+          return a.length === 2 && inbox.filter((m) => m.type === 'error').length === 2 ? a : null;
+        }, 10_000);
+        // A message without an id is acknowledged by its position on the socket (the authenticate message was 1).
+        assert.deepEqual(acks.map((a: any) => [a.id, a.accepted]), [['batch-1', 20], [3, 1]]);
+        const errors = inbox.filter((m) => m.type === 'error');
+        assert.equal(errors[0].id, 'bad');
+        assert.equal(errors[0].error.code, 'validation_error');
+        assert.deepEqual([errors[0].error.details[0].field, errors[0].error.details[0].index], ['/readings/1/hr', 1]);
+        assert.equal(errors[1].error.code, 'validation_error');
+        assert.equal(ws.readyState, WebSocket.OPEN, 'errors do not close the socket');
+      } finally {
+        ws.close();
+      }
+      await app.sink!.flush();
+      await waitFor('the acknowledged beats in ClickHouse', async () => {
+        await app.sink!.flush();
+        const n = await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL WHERE device_id = 'dev-ws'`, {});
+        return n === beats(rs.slice(0, 21)) ? n : null;
+      }, 20_000);
+
+      // Refused before any reading: a bad token, and a device of someone else.
+      for (const [path, expected] of [[`/v1/ingest/devices/dev-ws?token=nonsense`, 4401], [`/v1/ingest/devices/dev-a?token=${token}`, 4404]] as const) {
+        const denied = new WebSocket(`${app.baseUrl.replace('http', 'ws')}${path}`);
+        assert.equal(await new Promise<number>((r) => denied.once('close', (c) => r(c))), expected);
+      }
+    });
+
     test('live: WebSocket clients get coherence_update messages and session events', async () => {
       const token = app.token('user-live', ORG);
       const start = Date.now() - 4 * 60_000;
