@@ -4,12 +4,18 @@
 import { Topics, type Bus, type BusRecord, type TopicNames } from '../bus/types.js';
 import type { RecordCodec } from '../api/context.js';
 
+export interface DeadLetterInput {
+  record: BusRecord;
+  reasonCode: string;
+  reason: string;
+}
+
 export async function deadLetter(
   bus: Bus,
   topics: TopicNames,
   codec: RecordCodec,
   consumerGroup: string,
-  records: Array<{ record: BusRecord; reasonCode: string; reason: string }>,
+  records: DeadLetterInput[],
   now: number,
 ): Promise<void> {
   if (records.length === 0) return;

@@ -119,3 +119,59 @@ test('a worker replaced mid-streak fires the threshold event once, at the same w
   assert.equal(got[0].occurred_ms, expected[0].occurred_ms);
   assert.equal(got[0].event_id.replace(resumed.id, ''), expected[0].event_id.replace(reference.id, ''));
 });
+
+async function windowRows(sessionId: string) {
+  const rs = await store.client.query({
+    query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, coherence, rmssd_ms, beat_count
+            FROM ${store.database}.coherence_windows WHERE session_id = {s:String} ORDER BY window_end`,
+    query_params: { s: sessionId },
+    format: 'JSONEachRow',
+  });
+  return rs.json();
+}
+
+test('windows whose publish failed are sent on the redelivery: none lost, none twice', async () => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  const reference = await sessions.create({ ...opts, deviceId: 'dev-ref2' });
+  const flakySession = await sessions.create({ ...opts, deviceId: 'dev-flaky' });
+
+  const ref = worker('ref2-group', 300);
+  await ref.start();
+  await publish(reference.id, 'dev-ref2', 0, readings.length);
+  await waitFor('the reference windows', async () => ref.openSessionCount === 0 && ref.stats.readings >= readings.length, 30_000, 20);
+  await ref.flush();
+  await ref.stop();
+
+  // The windows topic refuses the first three publishes, as a broker might during a failover.
+  let refusals = 3;
+  const flaky: Bus = {
+    kind: bus.kind,
+    ensureTopics: (specs) => bus.ensureTopics(specs),
+    publish: async (topic, records) => {
+      if (topic === Topics.coherenceWindows && refusals > 0) {
+        refusals--;
+        throw new Error('not enough replicas');
+      }
+      return bus.publish(topic, records);
+    },
+    subscribe: (o) => bus.subscribe(o),
+    committed: (g, t) => bus.committed(g, t),
+    close: () => bus.close(),
+  };
+  const w = new CoherenceWorker({ bus: flaky, codec, store, sessions, log: silentLogger, groupId: 'flaky-group', idleFlushMs: 300, writer: { maxDelayMs: 20 } });
+  await w.start();
+  try {
+    await publish(flakySession.id, 'dev-flaky', 0, readings.length);
+    await waitFor('the flaky worker to get through', async () => {
+      if (w.openSessionCount > 0 || refusals > 0) return false;
+      await w.flush();
+      return ((await windowRows(flakySession.id)) as unknown[]).length >= ((await windowRows(reference.id)) as unknown[]).length;
+    }, 30_000, 50);
+  } finally {
+    await w.stop();
+  }
+  assert.equal(refusals, 0, 'the failures happened');
+  const expected = await windowRows(reference.id);
+  assert.ok((expected as unknown[]).length > 10);
+  assert.deepEqual(await windowRows(flakySession.id), expected);
+});

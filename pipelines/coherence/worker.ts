@@ -23,7 +23,7 @@ import type { StoreClient } from '../../store/clickhouse.js';
 import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
 import type { WindowMetrics } from '../hrv/index.js';
 import { MetricsPool } from './metrics-pool.js';
-import { deadLetter } from '../dead-letter.js';
+import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, type ClosedWindow } from './session-windows.js';
 import { ThresholdTracker } from './threshold.js';
@@ -69,6 +69,15 @@ interface PartitionState {
   sessions: Map<string, SessionState>;
   /** Sessions flushed for idleness: how far they were emitted, in case their device comes back. */
   flushedThrough: Map<string, number>;
+  /**
+   * The outbox. Once a record is applied its windows leave the session state, so what they
+   * produce must not be lost if computing or writing them fails: it waits here and is sent
+   * first on the next try (the bus redelivers the failed batch), before any commit.
+   */
+  pendingClosed: ClosedOf[];
+  outWindows: CoherenceWindowRecord[];
+  outEvents: SessionEventRecord[];
+  outDeadLetters: DeadLetterInput[];
   /** Serialises batches and idle flushes of one partition. */
   lock: Promise<void>;
 }
@@ -152,7 +161,16 @@ export class CoherenceWorker {
     const k = this.key(topic, partition);
     let p = this.partitions.get(k);
     if (!p) {
-      p = { tracker: new PartitionOffsetTracker(topic, partition), sessions: new Map(), flushedThrough: new Map(), lock: Promise.resolve() };
+      p = {
+        tracker: new PartitionOffsetTracker(topic, partition),
+        sessions: new Map(),
+        flushedThrough: new Map(),
+        pendingClosed: [],
+        outWindows: [],
+        outEvents: [],
+        outDeadLetters: [],
+        lock: Promise.resolve(),
+      };
       this.partitions.set(k, p);
     }
     const state = p;
@@ -187,10 +205,7 @@ export class CoherenceWorker {
     }
     await this.loadSessions(p, decoded.map((d) => d.reading));
 
-    const windows: CoherenceWindowRecord[] = [];
-    const events: SessionEventRecord[] = [];
     const touched = new Set<SessionState>();
-    const closed: ClosedOf[] = [];
     const now = this.clock();
     const badOffsets = new Set(bad.map((b) => b.record.offset));
     let di = 0;
@@ -211,15 +226,43 @@ export class CoherenceWorker {
         continue;
       }
       const rr = reading.rr_intervals_ms;
-      this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, offset);
+      try {
+        this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, offset);
+      } catch (err) {
+        // Decodable but impossible (RR not a positive finite number, say, from another
+        // producer): set aside with the reason rather than block the partition.
+        p.outDeadLetters.push({ record: rec, reasonCode: 'invalid_reading', reason: (err as Error).message });
+        p.tracker.processed(offset);
+        continue;
+      }
       st.lastBeatAt = now;
       touched.add(st);
-      for (const w of st.windows.closeReady()) closed.push({ st, w });
+      for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
       p.tracker.processed(offset);
     }
     for (const st of touched) p.tracker.setRetained(st.id, st.windows.retainedMinOffset());
-    await this.emitAll(closed, windows, events);
-    await this.output(p, windows, events);
+    await this.drain(p);
+  }
+
+  /**
+   * Computes, emits and writes what the partition's outbox holds. Each step leaves the
+   * outbox as it was when it fails, so a retry picks up where this one stopped.
+   */
+  private async drain(p: PartitionState): Promise<void> {
+    if (p.pendingClosed.length > 0) {
+      const closed = p.pendingClosed;
+      const metrics = await this.pool.compute(closed.map((c) => c.w));
+      p.pendingClosed = [];
+      for (let i = 0; i < closed.length; i++) this.emit(closed[i].st, closed[i].w, metrics[i], p.outWindows, p.outEvents);
+    }
+    if (p.outDeadLetters.length > 0) {
+      await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, p.outDeadLetters, this.clock());
+      this.stats.deadLettered += p.outDeadLetters.length;
+      p.outDeadLetters = [];
+    }
+    await this.output(p, p.outWindows, p.outEvents);
+    p.outWindows = [];
+    p.outEvents = [];
   }
 
   /** Creates state for sessions first seen in this batch, with what the store already holds. */
@@ -279,13 +322,6 @@ export class CoherenceWorker {
     for (const w of (await rs.json()) as Array<{ end_ms: string | number; valid: boolean | number; coherence: number | null }>) {
       tracker.update({ windowEndMs: Number(w.end_ms), valid: Boolean(w.valid), coherence: w.coherence });
     }
-  }
-
-  /** Computes the metrics of closed windows (on the pool), then emits them in order. */
-  private async emitAll(closed: ClosedOf[], windows: CoherenceWindowRecord[], events: SessionEventRecord[]): Promise<void> {
-    if (closed.length === 0) return;
-    const metrics = await this.pool.compute(closed.map((c) => c.w));
-    for (let i = 0; i < closed.length; i++) this.emit(closed[i].st, closed[i].w, metrics[i], windows, events);
   }
 
   private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): void {
@@ -370,23 +406,21 @@ export class CoherenceWorker {
       const idle = [...p.sessions.values()].filter((s) => now - s.lastBeatAt >= idleMs);
       if (idle.length === 0) continue;
       await this.withPartition(p.tracker.topic, p.tracker.partition, async (state) => {
-        const windows: CoherenceWindowRecord[] = [];
-        const events: SessionEventRecord[] = [];
         const at = this.clock();
-        const closed: ClosedOf[] = [];
-        const flushed: SessionState[] = [];
         for (const st of idle) {
           // Re-checked under the lock: a batch queued before this job may have brought beats.
           if (state.sessions.get(st.id) !== st || at - st.lastBeatAt < idleMs) continue;
-          for (const w of st.windows.closeAll()) closed.push({ st, w });
+          let through = st.emittedThroughMs;
+          for (const w of st.windows.closeAll()) {
+            state.pendingClosed.push({ st, w });
+            through = Math.max(through, w.windowEndMs);
+          }
           state.tracker.setRetained(st.id, null);
           state.sessions.delete(st.id);
-          flushed.push(st);
+          if (state.flushedThrough.size > 10_000) state.flushedThrough.clear();
+          state.flushedThrough.set(st.id, through);
         }
-        await this.emitAll(closed, windows, events);
-        if (state.flushedThrough.size > 10_000) state.flushedThrough.clear();
-        for (const st of flushed) state.flushedThrough.set(st.id, st.emittedThroughMs);
-        await this.output(state, windows, events);
+        await this.drain(state);
       }).catch((err) => this.opts.log.error({ err }, 'idle flush failed'));
     }
   }
