@@ -101,8 +101,6 @@ export class LiveHub {
   private readonly all = new Set<LiveClient>();
   private subscription: Subscription | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
-  private positionTimer: NodeJS.Timeout | null = null;
-  private readonly positions = new Map<string, { topic: string; partition: number; offset: string }>();
   readonly stats: LiveStats = { clients: 0, delivered: 0, slowDisconnects: 0 };
 
   constructor(
@@ -116,9 +114,8 @@ export class LiveHub {
       groupId,
       topics: [topics.coherenceWindows, topics.sessionEvents],
       fromBeginning: false,
+      ephemeral: true,
       eachBatch: async (batch) => {
-        const last = batch.records[batch.records.length - 1];
-        if (last) this.positions.set(`${batch.topic}\u0000${batch.partition}`, { topic: batch.topic, partition: batch.partition, offset: (BigInt(last.offset) + 1n).toString() });
         // Nobody listening: nothing to decode.
         if (this.all.size === 0) return;
         for (const r of batch.records) {
@@ -136,21 +133,6 @@ export class LiveHub {
     });
     this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs);
     this.heartbeat.unref();
-    // Live never replays, but its group's position still counts for the embedded log's
-    // retention (and for lag metrics on Kafka): commit where it is, now and then.
-    this.positionTimer = setInterval(() => void this.commitPositions(), 5_000);
-    this.positionTimer.unref();
-  }
-
-  private async commitPositions(): Promise<void> {
-    const sub = this.subscription;
-    if (!sub) return;
-    const due = [...this.positions.values()];
-    this.positions.clear();
-    for (const p of due) {
-      // A partition that moved to another member after a rebalance refuses the commit: fine.
-      await sub.commit(p.topic, p.partition, p.offset).catch(() => undefined);
-    }
   }
 
   publishWindow(w: CoherenceWindowRecord): void {
@@ -189,7 +171,10 @@ export class LiveHub {
   }
 
   /** Registers a socket for a user's or a session's updates; it is removed when it closes. */
-  attach(socket: WebSocket, key: { user?: { orgId: string; userId: string }; sessionId?: string }): LiveClient {
+  attach(socket: WebSocket, key: { user?: { orgId: string; userId: string }; sessionId?: string }): LiveClient | null {
+    // The client may have gone while its authentication was being checked: its 'close'
+    // has fired already, so registering it now would leak it.
+    if (socket.readyState !== socket.OPEN) return null;
     const client = new LiveClient(socket, this.opts.maxBufferedMessages, (c) => this.overflow(c));
     const sets: Set<LiveClient>[] = [];
     const add = (map: Map<string, Set<LiveClient>>, k: string) => {
@@ -232,7 +217,6 @@ export class LiveHub {
 
   async stop(): Promise<void> {
     if (this.heartbeat) clearInterval(this.heartbeat);
-    if (this.positionTimer) clearInterval(this.positionTimer);
     await this.subscription?.stop();
     for (const c of this.all) c.socket.close(1001, 'server shutting down');
   }

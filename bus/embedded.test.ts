@@ -27,13 +27,14 @@ runBusContract('embedded-disk', async () => createEmbeddedBus({ dir: await tempD
 const rec = (key: string, value: string, headers?: Record<string, string>) => ({ key, value: Buffer.from(value), headers });
 
 /** Subscribes and collects; `commitEach` commits after every batch. */
-async function collect(bus: EmbeddedBus, groupId: string, topic: string, opts: { commitEach?: boolean; fromBeginning?: boolean } = {}) {
+async function collect(bus: EmbeddedBus, groupId: string, topic: string, opts: { commitEach?: boolean; fromBeginning?: boolean; ephemeral?: boolean } = {}) {
   const inbox = new Inbox(5000);
   let sub!: Subscription;
   sub = await bus.subscribe({
     groupId,
     topics: [topic],
     fromBeginning: opts.fromBeginning,
+    ephemeral: opts.ephemeral,
     onAssignment: (a) => inbox.addAssignment(a),
     eachBatch: async (batch: RecordBatch) => {
       inbox.addBatch(batch);
@@ -240,6 +241,20 @@ test('memory-only back-pressure: publish waits for a stalled group and rejects a
   const waiting = bus.publish('bp', batch());
   await c.sub.commit('bp', 0, String(accepted * 20));
   await waiting;
+  await bus.close();
+});
+
+test('an ephemeral group (live fan-out) holds back only what it has not handled', async () => {
+  const bus = await createEmbeddedBus({ log: silentLogger, memoryBytesPerPartition: 16 * 1024, publishTimeoutMs: 1000 });
+  await bus.ensureTopics([{ topic: 'eph', partitions: 1 }]);
+  const c = await collect(bus, 'live', 'eph', { ephemeral: true }); // handles, never commits
+  const batch = () => Array.from({ length: 20 }, (_, i) => rec('k', `x${i}`.padEnd(200, 'x')));
+  // Far more than the 16 KiB cap: each publish waits for the handler, never for a commit.
+  for (let i = 0; i < 20; i++) {
+    await bus.publish('eph', batch());
+    await c.inbox.until(`delivery ${i}`, () => c.inbox.records.length === (i + 1) * 20);
+  }
+  await c.sub.stop();
   await bus.close();
 });
 

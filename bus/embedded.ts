@@ -570,7 +570,7 @@ class EmbeddedBusImpl implements EmbeddedBus {
     s?.resolve();
   }
 
-  /** Lowest offset some group still needs: committed, or where a live member started. */
+  /** Lowest offset some group still needs: committed, or where a live member of an uncommitted group is. */
   private retentionFloor(partition: Partition): number {
     let floor = Infinity;
     const groupsSeen = new Set<string>();
@@ -586,7 +586,9 @@ class EmbeddedBusImpl implements EmbeddedBus {
       if (groupsSeen.has(group.id)) continue;
       for (const m of group.members) {
         const c = m.consumers.get(key);
-        if (c) floor = Math.min(floor, c.startPosition);
+        // A member that never commits (an ephemeral subscription, such as live fan-out) holds
+        // only what it has not handled yet; any other holds from where it started.
+        if (c) floor = Math.min(floor, m.opts.ephemeral ? c.position : c.startPosition);
       }
     }
     return floor;

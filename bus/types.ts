@@ -54,6 +54,11 @@ export interface SubscribeOptions {
    * same records are delivered again (after a back-off), so handlers must be idempotent.
    */
   eachBatch: (batch: RecordBatch) => Promise<void>;
+  /**
+   * The group never commits and nothing replays it (live fan-out): the embedded log may
+   * drop what it has handled. Kafka keeps records by time anyway.
+   */
+  ephemeral?: boolean;
   /** Called when this member's partitions change (before any batch of the new set). */
   onAssignment?: (assigned: TopicPartition[]) => void | Promise<void>;
 }

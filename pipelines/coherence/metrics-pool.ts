@@ -44,9 +44,12 @@ class ComputeThread {
       if (this.pending.size === 0) w.unref();
       p?.resolve(msg.metrics);
     });
-    w.on('error', (err) => this.fail(err));
+    // A crash fires 'error' and then 'exit': only the first event of the current thread counts.
+    w.on('error', (err) => {
+      if (w === this.worker) this.fail(err);
+    });
     w.on('exit', (code) => {
-      if (!this.closed) this.fail(new Error(`metrics thread exited with code ${code}`));
+      if (w === this.worker && !this.closed) this.fail(new Error(`metrics thread exited with code ${code}`));
     });
     w.unref();
     return w;
@@ -57,7 +60,9 @@ class ComputeThread {
     this.log.error({ err }, 'metrics thread failed; restarting it');
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
+    const dead = this.worker;
     if (!this.closed) this.worker = this.spawn();
+    void dead.terminate().catch(() => undefined);
   }
 
   compute(packed: Float64Array): Promise<Float64Array> {
