@@ -65,7 +65,9 @@ export function trendSlope(values: number[]): number {
 
 function parseDate(v: string | undefined, field: string, def: number): number {
   if (v === undefined) return def;
-  const t = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00Z`) : NaN;
+  let t = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00Z`) : NaN;
+  // Date.parse rolls 2026-02-31 over to March; a date that does not print back is not real.
+  if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) !== v) t = NaN;
   if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD`, [{ field: `?${field}`, reason: 'invalid date' }]);
   return t;
 }

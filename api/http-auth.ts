@@ -14,7 +14,7 @@ export function authenticateRequest(ctx: Pick<AppContext, 'auth'>, req: FastifyR
 }
 
 /** WebSocket close codes: 4401/4403 mirror HTTP 401/403 in the 4000-4999 application range. */
-export const CloseCodes = { unauthorized: 4401, forbidden: 4403, notFound: 4404, slowConsumer: 4008, authTimeout: 4401 } as const;
+export const CloseCodes = { unauthorized: 4401, forbidden: 4403, notFound: 4404, rateLimited: 4029, slowConsumer: 4008, authTimeout: 4401 } as const;
 
 export interface SocketAuth {
   readonly principal: Principal | null;

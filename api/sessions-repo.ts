@@ -117,7 +117,7 @@ export interface ListOptions {
 export class SessionsRepository {
   /** Per user: their recent sessions and when that list was read. */
   private readonly byUser = new Map<string, { sessions: Session[]; readAt: number }>();
-  private readonly byId = new Map<string, Session>();
+  private readonly byId = new Map<string, { session: Session; readAt: number }>();
 
   constructor(
     private readonly client: ClickHouseClient,
@@ -161,7 +161,9 @@ export class SessionsRepository {
     return s;
   }
 
-  async end(s: Session, at?: number): Promise<Session> {
+  async end(given: Session, at?: number): Promise<Session> {
+    // Read afresh: another process may have ended it already (ending is idempotent).
+    const s = (await this.get(given.id, { fresh: true })) ?? given;
     if (s.status === 'ended') return s;
     const now = this.now;
     const ended: Session = { ...s, status: 'ended', endedAt: Math.max(at ?? now, s.startedAt), updatedAt: Math.max(now, s.updatedAt + 1) };
@@ -171,16 +173,20 @@ export class SessionsRepository {
 
   private async write(s: Session): Promise<void> {
     await this.client.insert({ table: `${this.database}.sessions`, values: [toRow(s)], format: 'JSONEachRow' });
-    this.byId.set(s.id, s);
+    this.remember(s);
     const cached = this.byUser.get(`${s.orgId}/${s.userId}`);
     if (cached) {
       cached.sessions = [s, ...cached.sessions.filter((x) => x.id !== s.id)].sort((a, b) => b.startedAt - a.startedAt);
     }
   }
 
-  async get(id: string): Promise<Session | null> {
+  /**
+   * The session, from a cache of at most cacheTtlMs (other processes may end or change it;
+   * an ended session does not change again), or from the store with `fresh`.
+   */
+  async get(id: string, opts: { fresh?: boolean } = {}): Promise<Session | null> {
     const hit = this.byId.get(id);
-    if (hit) return hit;
+    if (hit && !opts.fresh && (hit.session.status === 'ended' || this.now - hit.readAt < this.ttl)) return hit.session;
     const rs = await this.client.query({
       query: `SELECT ${SESSION_COLUMNS} FROM ${this.database}.sessions FINAL WHERE session_id = {id:String} LIMIT 1`,
       query_params: { id },
@@ -195,7 +201,11 @@ export class SessionsRepository {
 
   private remember(s: Session): void {
     if (this.byId.size > 50_000) this.byId.clear();
-    this.byId.set(s.id, s);
+    this.byId.set(s.id, { session: s, readAt: this.now });
+  }
+
+  private get ttl(): number {
+    return this.opts.cacheTtlMs ?? 2_000;
   }
 
   async list(o: ListOptions): Promise<Session[]> {
@@ -231,13 +241,11 @@ export class SessionsRepository {
    */
   async activeAt(orgId: string, userId: string, t: number): Promise<Session | null> {
     const key = `${orgId}/${userId}`;
-    const ttl = this.opts.cacheTtlMs ?? 2_000;
     let cached = this.byUser.get(key);
     const find = (list: Session[]) => list.find((s) => isActiveAt(s, t)) ?? null;
-    if (cached) {
-      const hit = find(cached.sessions);
-      if (hit || this.now - cached.readAt < ttl) return hit;
-    }
+    // Within the TTL the cached list answers (hit or miss); past it, sessions started or
+    // ended by other processes are read again.
+    if (cached && this.now - cached.readAt < this.ttl) return find(cached.sessions);
     const rs = await this.client.query({
       query: `SELECT ${SESSION_COLUMNS} FROM ${this.database}.sessions FINAL
               WHERE org_id = {org:String} AND user_id = {user:String}

@@ -87,6 +87,16 @@ export async function visibleSession(ctx: AppContext, p: Principal, id: string):
   return s;
 }
 
+/** A session's start or end as given by a client: a real timestamp from 2000 to a day from now. */
+function sessionTime(v: string | number, field: string, now: number): number {
+  const t = parseTimestamp(v);
+  if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field.slice(1)} must be ISO-8601 with a zone or epoch ms`, [{ field, reason: 'invalid timestamp' }]);
+  if (t < Date.UTC(2000, 0, 1) || t > now + 86_400_000) {
+    throw new AttuneError('validation_error', `${field.slice(1)} is out of range`, [{ field, reason: 'must lie between 2000-01-01 and a day from now' }]);
+  }
+  return Math.round(t);
+}
+
 function encodeCursor(s: Session): string {
   return Buffer.from(JSON.stringify([s.startedAt, s.id])).toString('base64url');
 }
@@ -94,7 +104,7 @@ function encodeCursor(s: Session): string {
 function decodeCursor(c: string): { startedAt: number; id: string } {
   try {
     const [startedAt, id] = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
-    if (typeof startedAt === 'number' && typeof id === 'string') return { startedAt, id };
+    if (Number.isSafeInteger(startedAt) && typeof id === 'string' && id.length <= 64) return { startedAt, id };
   } catch {
     /* fall through */
   }
@@ -135,7 +145,8 @@ export async function sessionMetrics(ctx: AppContext, s: Session) {
   return {
     metrics: {
       average_coherence: round(mean(coherence)),
-      peak_coherence: coherence.length === 0 ? null : round(Math.max(...coherence)),
+      // A loop, not Math.max(...xs): a session of weeks has more windows than call arguments may be.
+      peak_coherence: coherence.length === 0 ? null : round(coherence.reduce((a, b) => (b > a ? b : a), -Infinity)),
       time_in_high_coherence: coherence.filter((c) => c >= HIGH_COHERENCE_SCORE).length * WINDOW_STEP_S,
       coherence_ratio: round(mean(pick('coherence_ratio'))),
       average_hr: round(mean(pick('hr')), 2),
@@ -185,11 +196,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     async (req, reply) => {
       const p = authenticateRequest(ctx, req);
       requireScope(p, Scopes.writeSessions);
-      let startedAt: number | undefined;
-      if (req.body?.started_at !== undefined) {
-        startedAt = parseTimestamp(req.body.started_at);
-        if (Number.isNaN(startedAt)) throw new AttuneError('validation_error', 'started_at must be ISO-8601 with a zone or epoch ms', [{ field: '/started_at', reason: 'invalid timestamp' }]);
-      }
+      const startedAt = req.body?.started_at === undefined ? undefined : sessionTime(req.body.started_at, '/started_at', ctx.clock());
       if (req.body?.device_id) {
         const d = await ctx.devices.get(req.body.device_id);
         if (!d || !canAccess(p, d) || d.userId !== p.userId) {
@@ -308,11 +315,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       const p = authenticateRequest(ctx, req);
       requireScope(p, Scopes.writeSessions);
       const s = await visibleSession(ctx, p, req.params.id);
-      let at: number | undefined;
-      if (req.body?.ended_at !== undefined) {
-        at = parseTimestamp(req.body.ended_at);
-        if (Number.isNaN(at)) throw new AttuneError('validation_error', 'ended_at must be ISO-8601 with a zone or epoch ms', [{ field: '/ended_at', reason: 'invalid timestamp' }]);
-      }
+      const at = req.body?.ended_at === undefined ? undefined : sessionTime(req.body.ended_at, '/ended_at', ctx.clock());
       return sessionJson(await ctx.sessions.end(s, at));
     },
   );

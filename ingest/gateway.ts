@@ -7,7 +7,7 @@ import { AttuneError, isAttuneError } from '../lib/errors.js';
 import { Scopes, canAccess, requireScope, type Principal } from '../api/auth.js';
 import type { AppContext } from '../api/context.js';
 import { errorBodySchema } from '../api/errors.js';
-import { authenticateRequest, socketAuth } from '../api/http-auth.js';
+import { CloseCodes, authenticateRequest, socketAuth } from '../api/http-auth.js';
 import type { Device, Session } from '../api/sessions-repo.js';
 import { publishReadings } from './publisher.js';
 import {
@@ -19,6 +19,9 @@ import {
   type HeartReadingRecord,
   type ReadingInput,
 } from './readings.js';
+
+/** Messages one live-ingest socket may have waiting before it is closed as too fast. */
+export const MAX_QUEUED_MESSAGES = 64;
 
 const deviceIdParam = {
   type: 'object',
@@ -69,6 +72,9 @@ async function ownedDevice(ctx: AppContext, p: Principal, deviceId: string): Pro
   return device;
 }
 
+/** A session started without a device takes readings from any of its user's devices. */
+const usableBy = (s: Session, d: Device) => s.deviceId === '' || s.deviceId === d.id;
+
 /**
  * Turns validated readings into bus records: timestamps checked, sessions resolved. Throws
  * a coded error naming the first bad field (with its index) and accepts nothing then, so a
@@ -94,10 +100,16 @@ export async function toRecords(
       let s = explicit.get(named);
       if (!s) {
         const found = await ctx.sessions.get(named);
+        const field = r.session_id !== undefined ? `${prefix}/${i}/session_id` : '/session_id';
+        const index = r.session_id !== undefined ? i : undefined;
         // Someone else's session is reported exactly like a missing one.
         if (!found || found.orgId !== device.orgId || found.userId !== device.userId) {
-          const field = r.session_id !== undefined ? `${prefix}/${i}/session_id` : '/session_id';
-          throw new AttuneError('validation_error', `unknown session ${named}`, [{ field, index: r.session_id !== undefined ? i : undefined, reason: 'unknown_session' }]);
+          throw new AttuneError('validation_error', `unknown session ${named}`, [{ field, index, reason: 'unknown_session' }]);
+        }
+        // One session, one sensor: windows are computed per session in event time, and two
+        // sensors' beats interleaved in one series would be nonsense.
+        if (!usableBy(found, device)) {
+          throw new AttuneError('validation_error', `session ${named} records device ${found.deviceId}`, [{ field, index, reason: 'session_of_another_device' }]);
         }
         s = found;
         explicit.set(named, s);
@@ -105,7 +117,7 @@ export async function toRecords(
       sessionId = s.id;
     } else {
       const active = await ctx.sessions.activeAt(device.orgId, device.userId, times[i]);
-      sessionId = active?.id ?? null;
+      sessionId = active && usableBy(active, device) ? active.id : null;
     }
     out[i] = {
       reading_id: readingId(device.id, times[i]),
@@ -235,8 +247,16 @@ function handleIngestSocket(ctx: AppContext, socket: WebSocket, req: FastifyRequ
   });
   // Messages are processed one at a time, after authentication, so acks come back in order.
   let chain: Promise<unknown> = auth.initial;
+  // A device that sends faster than the bus takes its readings is told so and closed, rather
+  // than queueing without bound in this process.
+  let queued = 0;
 
   socket.on('message', (data: Buffer, isBinary: boolean) => {
+    if (++queued > MAX_QUEUED_MESSAGES) {
+      sendError(null, new AttuneError('rate_limited', `more than ${MAX_QUEUED_MESSAGES} messages waiting; wait for acks before sending more`));
+      socket.close(CloseCodes.rateLimited, 'rate_limited');
+      return;
+    }
     chain = chain.then(async () => {
       if (socket.readyState !== socket.OPEN) return;
       const id = ++seq;
@@ -262,7 +282,10 @@ function handleIngestSocket(ctx: AppContext, socket: WebSocket, req: FastifyRequ
           if (!Array.isArray(m.readings)) throw new AttuneError('validation_error', 'readings must be an array', [{ field: '/readings', reason: 'must be array' }]);
           list = m.readings;
           prefix = '/readings';
-          if (typeof m.session_id === 'string') sessionId = m.session_id;
+          if (m.session_id !== undefined) {
+            if (typeof m.session_id !== 'string') throw new AttuneError('validation_error', 'session_id must be a string', [{ field: '/session_id', reason: 'must be string' }]);
+            sessionId = m.session_id;
+          }
         } else list = [m];
         if (list.length === 0) return send({ type: 'ack', id: clientId, accepted: 0 });
         if (list.length > Limits.maxReadingsPerBatch) {
@@ -278,6 +301,8 @@ function handleIngestSocket(ctx: AppContext, socket: WebSocket, req: FastifyRequ
       } catch (err) {
         sendError(clientId, err);
       }
+    }).finally(() => {
+      queued--;
     });
   });
 }

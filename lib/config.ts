@@ -131,6 +131,9 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     throw new ConfigError('JWT_PUBLIC_KEY', 'expected a PEM public key (-----BEGIN PUBLIC KEY-----)');
   }
   const secret = e.JWT_SECRET ?? null;
+  if (secret !== null && publicKey !== null) {
+    throw new ConfigError('JWT_PUBLIC_KEY', 'set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256), not both');
+  }
   if (secret !== null && secret.length < 32) {
     throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
   }

@@ -181,6 +181,19 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       const denied = await app.request('POST', '/v1/devices/dev-a/sync', { token: readOnly, body: { readings: [ok] } });
       assert.equal(denied.status, 403);
       assert.equal(denied.body.error.code, 'forbidden');
+      const badDay = await app.request('GET', '/v1/users/me/coherence?start_date=2026-02-31', { token: tokenA });
+      assert.equal(badDay.status, 400);
+      assert.equal(badDay.body.error.details[0].field, '?start_date');
+      const farFuture = await app.request('POST', '/v1/sessions', { token: tokenA, body: { started_at: '9999999999999999' } });
+      assert.equal(farFuture.status, 400);
+      assert.equal(farFuture.body.error.details[0].field, '/started_at');
+      const badCursor = await app.request('GET', `/v1/sessions?cursor=${Buffer.from('[1.5,"x"]').toString('base64url')}`, { token: tokenA });
+      assert.equal(badCursor.status, 400);
+      // A session records its device: another device of the same user cannot feed it.
+      assert.equal((await app.request('POST', '/v1/devices', { token: tokenA, body: { device_id: 'dev-a2' } })).status, 201);
+      const foreign = await app.request('POST', '/v1/devices/dev-a2/sync', { token: tokenA, body: { session_id: sessionId, readings: [ok] } });
+      assert.equal(foreign.status, 400);
+      assert.deepEqual([foreign.body.error.details[0].field, foreign.body.error.details[0].reason], ['/session_id', 'session_of_another_device']);
       const badQuery = await app.request('GET', '/v1/users/me/coherence?granularity=hour', { token: tokenA });
       assert.equal(badQuery.status, 400);
       assert.equal(badQuery.body.error.details[0].field, '?/granularity');

@@ -1,0 +1,39 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, loadConfig } from './config.js';
+
+const refuses = (env: Record<string, string>, variable: string) =>
+  assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && e.variable === variable && e.message.startsWith(`${variable}: `));
+
+test('defaults: embedded bus, chDB in ./data, port 8080', () => {
+  const c = loadConfig({});
+  assert.equal(c.bus, 'embedded');
+  assert.equal(c.port, 8080);
+  assert.equal(c.clickhouseUrl, null);
+  assert.ok(c.dataDir.endsWith('/data'));
+  assert.equal(c.writer.maxRows, 50_000);
+  assert.equal(c.coherence.allowedLatenessMs, 10_000);
+});
+
+test('Kafka brokers switch the bus; flags override the environment', () => {
+  const c = loadConfig({ KAFKA_BROKERS: 'a:9092, b:9093', PORT: '1' }, { PORT: '9000' });
+  assert.equal(c.bus, 'kafka');
+  assert.deepEqual(c.kafkaBrokers, ['a:9092', 'b:9093']);
+  assert.equal(c.port, 9000);
+});
+
+test('a bad value is refused with one line naming the variable', () => {
+  refuses({ PORT: 'eighty' }, 'PORT');
+  refuses({ PORT: '70000' }, 'PORT');
+  refuses({ KAFKA_BROKERS: 'localhost' }, 'KAFKA_BROKERS');
+  refuses({ ATTUNE_BUS: 'kafka' }, 'KAFKA_BROKERS');
+  refuses({ CLICKHOUSE_URL: 'ftp://x' }, 'CLICKHOUSE_URL');
+  refuses({ CLICKHOUSE_DATABASE: 'a;drop' }, 'CLICKHOUSE_DATABASE');
+  refuses({ JWT_SECRET: 'short' }, 'JWT_SECRET');
+  refuses({ JWT_PUBLIC_KEY: 'not a pem' }, 'JWT_PUBLIC_KEY');
+  refuses({ JWT_SECRET: 'x'.repeat(40), JWT_PUBLIC_KEY: '-----BEGIN PUBLIC KEY-----\nAAA\n-----END PUBLIC KEY-----' }, 'JWT_PUBLIC_KEY');
+  refuses({ ATTUNE_SIMULATE: 'maybe' }, 'ATTUNE_SIMULATE');
+  refuses({ LOG_LEVEL: 'loud' }, 'LOG_LEVEL');
+  refuses({ ATTUNE_TOPIC_PREFIX: 'has space' }, 'ATTUNE_TOPIC_PREFIX');
+  refuses({ ATTUNE_WRITE_BATCH_ROWS: '10' }, 'ATTUNE_WRITE_BATCH_ROWS');
+});
