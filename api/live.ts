@@ -66,26 +66,56 @@ export function sessionEventEnvelope(e: SessionEventRecord, now: number): Envelo
   };
 }
 
+/** Bytes the socket may hold unsent before messages wait in the client's own queue. */
+const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
+
+/**
+ * One WebSocket client. Messages go straight to the socket while it drains; a burst the
+ * kernel cannot take at once waits in a queue of at most `maxQueued` messages, sent as the
+ * socket drains. A client whose queue overflows is not reading: it is disconnected, and
+ * nothing it does slows the hub or the other clients.
+ */
 class LiveClient {
-  pending = 0;
   alive = true;
   closed = false;
+  private readonly queue: string[] = [];
+  private waiting = false;
+
   constructor(
     readonly socket: WebSocket,
-    readonly maxPending: number,
+    readonly maxQueued: number,
     private readonly onOverflow: (c: LiveClient) => void,
   ) {}
 
   send(text: string): void {
     if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
-    if (this.pending >= this.maxPending) {
+    if (this.queue.length === 0 && this.socket.bufferedAmount < SOCKET_HIGH_WATER_BYTES) {
+      this.socket.send(text);
+      return;
+    }
+    if (this.queue.length >= this.maxQueued) {
+      this.queue.length = 0;
       this.onOverflow(this);
       return;
     }
-    this.pending++;
-    this.socket.send(text, () => {
-      this.pending--;
-    });
+    this.queue.push(text);
+    this.awaitDrain();
+  }
+
+  /** Sends queued messages when the TCP socket has drained. */
+  private awaitDrain(): void {
+    if (this.waiting) return;
+    this.waiting = true;
+    const flush = () => {
+      this.waiting = false;
+      while (!this.closed && this.queue.length > 0 && this.socket.bufferedAmount < SOCKET_HIGH_WATER_BYTES) {
+        this.socket.send(this.queue.shift()!);
+      }
+      if (this.queue.length > 0 && !this.closed) this.awaitDrain();
+    };
+    const raw = (this.socket as unknown as { _socket?: NodeJS.EventEmitter })._socket;
+    if (raw) raw.once('drain', flush);
+    else setImmediate(flush);
   }
 }
 

@@ -1,0 +1,66 @@
+// Live fan-out under a client that stops reading: it is disconnected once its bounded
+// queue overflows, and a client that reads gets every message meanwhile.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
+import type { CoherenceWindowRecord } from './live.js';
+
+let app: TestAttune;
+before(async () => {
+  app = await startTestAttune({ env: { ATTUNE_WS_MAX_BUFFERED: '64' } });
+});
+after(async () => {
+  await app?.cleanup();
+});
+
+/** A WebSocket client that completes the handshake and then never reads a byte. */
+async function stalledClient(path: string): Promise<Socket> {
+  const url = new URL(app.baseUrl);
+  const sock = connect(Number(url.port), url.hostname);
+  await new Promise((r) => sock.once('connect', r));
+  sock.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  await new Promise<void>((resolve) => sock.once('data', () => resolve()));
+  sock.pause();
+  return sock;
+}
+
+function window(i: number): CoherenceWindowRecord {
+  return {
+    session_id: 's-live', user_id: 'u-live', org_id: 'o-live', device_id: 'd', window_start: i * 5000, window_end: i * 5000 + 64_000,
+    valid: true, coherence: 0.5, coherence_ratio: 1, peak_frequency_hz: 0.1, breathing_rate_bpm: 6, mean_hr_bpm: 60, rmssd_ms: 40,
+    sdnn_ms: 50, pnn50_pct: 10, beat_count: 64, artifact_ratio: 0, late_beat_count: 0,
+  };
+}
+
+test('a client that stops reading is dropped; the one that reads gets everything', async () => {
+  const token = app.token('u-live', 'o-live', ['read:coherence']);
+  const slow = await stalledClient(`/v1/coherence?token=${token}`);
+  let slowClosed = false;
+  slow.on('close', () => (slowClosed = true));
+
+  const fast = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/coherence?token=${token}`);
+  let updates = 0;
+  fast.on('message', (d) => {
+    if (JSON.parse(d.toString()).type === 'coherence_update') updates++;
+  });
+  await waitFor('both clients registered', () => app.live!.stats.clients === 2, 10_000, 20);
+
+  // ~20 MB of updates in bursts, far beyond what the stalled client's TCP buffers hold.
+  const total = 50_000;
+  for (let i = 0; i < total; i += 500) {
+    for (let k = i; k < i + 500; k++) app.live!.publishWindow(window(k));
+    await new Promise((r) => setImmediate(r));
+  }
+  await waitFor('the stalled client to be dropped', () => app.live!.stats.slowDisconnects === 1 && app.live!.stats.clients === 1, 20_000, 20);
+  await waitFor('the reading client to get every update', () => updates === total, 30_000, 20);
+  slow.resume();
+  await waitFor('the stalled socket to close', () => slowClosed, 10_000, 20);
+  assert.equal(fast.readyState, WebSocket.OPEN);
+  fast.close();
+});
