@@ -59,8 +59,8 @@ async function count(app: TestAttune, sql: string, params: Record<string, unknow
 const lastBeat = (readings: Reading[]) => Date.parse(readings[readings.length - 1].timestamp);
 const beats = (readings: Reading[]) => readings.reduce((a, r) => a + r.rr_intervals_ms.length, 0);
 
-export function endToEndSuite(name: string, setup: () => Promise<TestAttune | null>): void {
-  describe(name, () => {
+export function endToEndSuite(name: string, setup: () => Promise<TestAttune | null>, opts: { skip?: string } = {}): void {
+  describe(name, { skip: opts.skip }, () => {
     let app: TestAttune;
     const t0 = Math.floor((Date.now() - 20 * 60_000) / 1000) * 1000;
     const readings = rsaReadings({ startMs: t0 + 250, durationS: 180, breathHz: 0.1, seed: 11 });
