@@ -304,7 +304,7 @@ export class CoherenceWorker {
 
   /**
    * A session taken over mid-streak (restart, rebalance): feed the tracker the stored windows
-   * of the current streak, from the last window that broke one. It then fires, or not, at
+   * since the last one that re-armed it (valid, below the threshold). It then fires, or not, at
    * the same window as an uninterrupted run would, with the same event id; the replayed
    * windows that follow are ignored by it as already seen.
    */
@@ -314,7 +314,7 @@ export class CoherenceWorker {
       query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, coherence FROM ${table} FINAL
               WHERE session_id = {id:String} AND window_end >= (
                 SELECT max(window_end) FROM ${table} FINAL
-                WHERE session_id = {id:String} AND NOT (valid AND coherence >= {th:Float64}))
+                WHERE session_id = {id:String} AND valid AND coherence < {th:Float64})
               ORDER BY window_end`,
       query_params: { id: sessionId, th: threshold },
       format: 'JSONEachRow',
