@@ -262,7 +262,18 @@ class KafkaBusImpl implements KafkaBus {
 
   async committed(groupId: string, topic: string): Promise<Map<number, string>> {
     this.checkOpen();
-    const res = await this.admin.fetchOffsets({ groupId, topics: [topic] });
+    // A fresh broker answers "coordinator loading" while it creates __consumer_offsets:
+    // retriable, so wait it out (bounded) rather than fail the caller.
+    let res: Awaited<ReturnType<Admin['fetchOffsets']>>;
+    for (let attempt = 0, delay = 100; ; attempt++, delay = Math.min(delay * 2, 2000)) {
+      try {
+        res = await this.admin.fetchOffsets({ groupId, topics: [topic] });
+        break;
+      } catch (err) {
+        if (!(err as { retriable?: boolean }).retriable || attempt >= 10) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
     const out = new Map<number, string>();
     for (const t of res) {
       if (t.topic !== topic) continue;
