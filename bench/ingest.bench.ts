@@ -86,6 +86,9 @@ const which = process.argv[2] ? [process.argv[2] as 'embedded' | 'kafka'] : (['e
 const total = Number(process.argv[3] ?? 1_000_000);
 const runs = Number(process.argv[4] ?? 3);
 const date = new Date().toISOString().slice(0, 10);
+// One file per set of runs (…-<date>T<HHMM>.json): results on a shared machine vary, and the
+// history of sets says more than the last one.
+const stamp = new Date().toISOString().slice(0, 16).replace(/:/g, '');
 mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
 for (const bus of which) {
   const results = [];
@@ -108,6 +111,6 @@ for (const bus of which) {
     runs: results,
   };
   console.log(JSON.stringify(out, null, 2));
-  writeFileSync(fileURLToPath(new URL(`./results/ingest-${bus}-${date}.json`, import.meta.url)), JSON.stringify(out, null, 2) + '\n');
+  writeFileSync(fileURLToPath(new URL(`./results/ingest-${bus}-${stamp}.json`, import.meta.url)), JSON.stringify(out, null, 2) + '\n');
 }
 process.exit(0);
