@@ -6,7 +6,7 @@
 import { AttuneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { defaultRetryPolicy, postWithRetry, sleep, type PostOutcome, type RequestCounters, type RetryPolicy } from './http-client.js';
-import { Mulberry32, deriveSeed } from './prng.js';
+import { Mulberry32, deriveSeed } from '../lib/prng.js';
 import { simulatedDevices, type SimulatedDevice } from './profiles.js';
 import { Battery, readingsFor, type SyncReading } from './readings.js';
 import { RrGenerator, type RrProfile } from './rr-generator.js';

@@ -4,7 +4,7 @@
 // will not change on retry.
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Logger } from '../lib/log.js';
-import type { Prng } from './prng.js';
+import type { Prng } from '../lib/prng.js';
 
 export interface RetryPolicy {
   /** First back-off, ms; doubles per failed attempt. Default 200. */

@@ -4,5 +4,5 @@ export { runSimulator, type SimulatorOptions, type SimulatorStats, type DeviceSt
 export { RrGenerator, type RrProfile, type Beat, type BeatKind } from './rr-generator.js';
 export { simulatedDevice, simulatedDevices, simulatedOrgId, type SimulatedDevice } from './profiles.js';
 export { readingsFor, readingSpanMs, Battery, type SyncReading } from './readings.js';
-export { Mulberry32, gaussian, exponential, deriveSeed, type Prng } from './prng.js';
+export { Mulberry32, gaussian, exponential, deriveSeed, type Prng } from '../lib/prng.js';
 export { defaultRetryPolicy, type RetryPolicy } from './http-client.js';

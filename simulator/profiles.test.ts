@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { simulatedDevices } from './profiles.js';
 import { RrGenerator } from './rr-generator.js';
-import { Mulberry32 } from './prng.js';
+import { Mulberry32 } from '../lib/prng.js';
 
 test('simulated people span the population: breathing 5.5–15/min, coherence low to high, HR 55–85', () => {
   const devices = simulatedDevices(20, 1);

@@ -1,7 +1,7 @@
 // Who the simulated devices belong to and how each person's heart behaves. Profiles
 // are spread over the population on purpose (slow coherent breathers to fast irregular
 // ones) so that one simulator run exercises the whole range of the coherence pipeline.
-import { Mulberry32, deriveSeed } from './prng.js';
+import { Mulberry32, deriveSeed } from '../lib/prng.js';
 import type { RrProfile } from './rr-generator.js';
 
 export const simulatedOrgId = 'sim-org';

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RrGenerator, type Beat, type RrProfile } from './rr-generator.js';
-import { Mulberry32 } from './prng.js';
+import { Mulberry32 } from '../lib/prng.js';
 import { AttuneError } from '../lib/errors.js';
 
 const minutes = (n: number) => n * 60_000;

@@ -18,7 +18,7 @@
 // contact: beats inside the gap are never reported; the first beat after it carries the
 // interval to its unseen predecessor, as a real device would).
 import { AttuneError } from '../lib/errors.js';
-import { exponential, gaussian, type Prng } from './prng.js';
+import { exponential, gaussian, type Prng } from '../lib/prng.js';
 
 export interface RrProfile {
   /** Mean heart rate, beats per minute. */

@@ -1,4 +1,5 @@
 import { test } from 'node:test';
+import { createRandom } from '../hrv/synthetic-rr.js';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AttuneError } from '../../lib/errors.js';
@@ -51,17 +52,8 @@ const recordings = [
   'nsrdb_19140_seg073_5min.rr_ms.txt',
 ].map((name) => readFileSync(new URL(name, rrDir), 'utf8').split('\n').filter((l) => l.trim()).map(Number));
 
-/** mulberry32: small seeded PRNG, so a failing seed can be rerun. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so a failing seed can be rerun. */
+const prng = createRandom;
 
 interface BusReading {
   sessionId: string;

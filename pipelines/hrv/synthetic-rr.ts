@@ -1,17 +1,8 @@
 // Synthetic RR series with known answers, for tests and the benchmark. Deterministic: every
 // random draw comes from a seeded generator passed in or made from `seed`.
 
-/** mulberry32: a small, fast 32-bit PRNG; returns uniform numbers in [0, 1). */
-export function createRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { createRandom } from '../../lib/prng.js';
+import { createRandom } from '../../lib/prng.js';
 
 /** Standard normal draw (Box–Muller) from a uniform generator. */
 export function gaussian(random: () => number): number {

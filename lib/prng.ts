@@ -1,4 +1,4 @@
-// Seeded pseudo-random numbers for the simulator. Everything random in a simulated
+// Seeded pseudo-random numbers for simulations and tests. Everything random in a simulated
 // stream comes from one of these, so that a seed reproduces a stream exactly
 // (Math.random cannot be seeded).
 
@@ -48,4 +48,10 @@ export function deriveSeed(seed: number, stream: number): number {
   z = Math.imul(z ^ (z >>> 16), 0x21f0aaad);
   z = Math.imul(z ^ (z >>> 15), 0x735a2d97);
   return (z ^ (z >>> 15)) >>> 0;
+}
+
+/** A seeded uniform [0, 1) generator as a plain function (mulberry32). */
+export function createRandom(seed: number): () => number {
+  const m = new Mulberry32(seed);
+  return () => m.next();
 }
