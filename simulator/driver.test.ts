@@ -34,7 +34,8 @@ class FakeApi extends EventEmitter {
     private readonly respondRegister: (deviceId: string) => number | undefined = () => undefined,
   ) {
     super();
-    this.app = Fastify();
+    // Close keep-alive connections at close, so a test does not wait for their idle timeout.
+    this.app = Fastify({ forceCloseConnections: true });
     const record = (req: { method: string; url: string; headers: Record<string, unknown>; body: unknown }, status: number) => {
       const r: Recorded = { method: req.method, url: req.url, authorization: req.headers.authorization as string | undefined, body: req.body, at: Date.now(), status };
       this.requests.push(r);
@@ -335,7 +336,17 @@ test('stops promptly on abort, in realtime and while backing off', async (t) => 
   assert.ok(Date.now() - abortedAt < 1000, `stopped ${Date.now() - abortedAt} ms after abort`);
   assert.deepEqual(stats.perDevice.map((d) => d.outcome), ['stopped', 'stopped']);
   assert.equal(stats.perDevice[1].errors, 1);
-  assert.ok(!api.requests.some((r) => r.url.endsWith('/end')), 'an aborted run leaves sessions open');
+  // Each device that got readings accepted ends its session once, where its data stops.
+  for (const device of ['sim-device-1', 'sim-device-2']) {
+    const accepted = api.requests.filter((r) => r.url === `/v1/devices/${device}/sync` && r.status === 202);
+    const lastReadings = (accepted[accepted.length - 1].body as { readings: Array<{ timestamp: string }> }).readings;
+    const ends = api.requests.filter((r) => r.url === `/v1/sessions/session-of-${device}/end`);
+    assert.equal(ends.length, 1, device);
+    // The last reading the device saw accepted (a response cut off by the abort is not known to it).
+    const endedAt = Date.parse((ends[0].body as { ended_at: string }).ended_at);
+    assert.ok(endedAt <= Date.parse(lastReadings[lastReadings.length - 1].timestamp), device);
+    assert.ok(endedAt >= Date.parse((accepted[0].body as { readings: Array<{ timestamp: string }> }).readings[0].timestamp), device);
+  }
   const seen = api.requests.length;
   await api.app.close(); // waits for anything still in flight
   assert.equal(api.requests.length, seen);

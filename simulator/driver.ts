@@ -205,8 +205,28 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
   }
   stats.sessionId = sessionId;
   log.info({ session_id: sessionId, profile: device.profile }, 'device streaming');
+  /** Event time of the last reading the server accepted. */
+  let coveredAt = ctx.startTimeMs;
+  const done = await stream(sessionId);
+  // A stopped simulator (Ctrl-C) ends its sessions where the data stops, once and briefly,
+  // so that restarts do not leave sessions open for ever.
+  if (ctx.endSessions && done === 'stopped' && stats.readingsSent > 0) {
+    await postWithRetry({
+      url: `${ctx.baseUrl}/v1/sessions/${encodeURIComponent(sessionId)}/end`,
+      body: { ended_at: new Date(coveredAt).toISOString() },
+      token: () => ctx.tokenFor(userId, orgId),
+      log,
+      counters: stats,
+      rng: jitter,
+      retry: { ...ctx.retry, maxAttempts: 1, requestTimeoutMs: 2000 },
+    });
+  }
+  return stats;
+
+  async function stream(sessionId: string): Promise<'stopped' | 'done'> {
 
   const generator = new RrGenerator({ ...device.profile, ...ctx.profileOverrides }, new Mulberry32(device.seed), ctx.startTimeMs);
+
   const battery = new Battery(device.batteryStartPct, ctx.startTimeMs);
   const syncPath = `/v1/devices/${encodeURIComponent(deviceId)}/sync`;
   let covered = ctx.startTimeMs;
@@ -215,13 +235,13 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
   while (covered < ctx.endTimeMs) {
     if (ctx.signal?.aborted) {
       stats.outcome = 'stopped';
-      return stats;
+      return 'stopped';
     }
     let until = Math.min(ctx.endTimeMs, covered + ctx.batchIntervalMs);
     if (ctx.realtime) {
       if (!(await sleep(until + ctx.wallOffsetMs + staggerMs - Date.now(), ctx.signal))) {
         stats.outcome = 'stopped';
-        return stats;
+        return 'stopped';
       }
       // After slow uploads, catch up in one go (on the batch grid) rather than batch by batch.
       const behind = Date.now() - ctx.wallOffsetMs - staggerMs - covered;
@@ -232,15 +252,17 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
     for (let i = 0; i < readings.length; i += ctx.maxReadingsPerRequest) {
       const chunk: SyncReading[] = readings.slice(i, i + ctx.maxReadingsPerRequest);
       const sent = await post(syncPath, { session_id: sessionId, readings: chunk });
-      if (stopsOn('sync', sent)) return stats;
+      if (stopsOn('sync', sent)) return stats.outcome === 'stopped' ? 'stopped' : 'done';
       stats.readingsSent += chunk.length;
       stats.beatsSent += chunk.reduce((s, r) => s + r.rr_intervals_ms.length, 0);
+      coveredAt = Date.parse(chunk[chunk.length - 1].timestamp);
     }
   }
   if (ctx.endSessions) {
     const ended = await post(`/v1/sessions/${encodeURIComponent(sessionId)}/end`, { ended_at: new Date(ctx.endTimeMs).toISOString() });
-    if (stopsOn('end', ended)) return stats;
+    if (stopsOn('end', ended)) return 'done';
   }
   log.info({ readings: stats.readingsSent, beats: stats.beatsSent }, 'device finished');
-  return stats;
+  return 'done';
+  }
 }
