@@ -183,7 +183,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
             device_id: { type: 'string', maxLength: 128, pattern: '^[A-Za-z0-9._:@-]+$' },
             type: { type: 'string', enum: ['coherence', 'meditation', 'breathing', 'group', 'other'], default: 'coherence' },
             title: { type: 'string', maxLength: 200 },
-            started_at: { anyOf: [{ type: 'string', maxLength: 40 }, { type: 'number' }], description: 'Defaults to now.' },
+            started_at: { anyOf: [{ type: 'number' }, { type: 'string', maxLength: 40 }], description: 'Defaults to now.' },
             coherence_threshold: { type: 'number', minimum: 0, maximum: 1, default: 0.5, description: 'Score at or above which time counts towards coherence_threshold_reached.' },
             threshold_duration_s: { type: 'integer', minimum: 5, maximum: 3600, default: 30 },
             metadata: { type: 'object', additionalProperties: true, maxProperties: 50 },
@@ -305,7 +305,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
         body: {
           type: ['object', 'null'],
-          properties: { ended_at: { anyOf: [{ type: 'string', maxLength: 40 }, { type: 'number' }] } },
+          properties: { ended_at: { anyOf: [{ type: 'number' }, { type: 'string', maxLength: 40 }] } },
           additionalProperties: false,
         },
         response: { 200: sessionJsonSchema, '4xx': errorBodySchema },

@@ -28,7 +28,7 @@ export const readingSchema = {
   properties: {
     timestamp: {
       description: 'When the reading was taken: ISO-8601 with a zone (e.g. 2026-11-22T10:00:00.250Z) or epoch milliseconds.',
-      anyOf: [{ type: 'string', maxLength: 40 }, { type: 'number' }],
+      anyOf: [{ type: 'number' }, { type: 'string', maxLength: 40 }],
     },
     hr: { type: 'number', minimum: Limits.hrMin, maximum: Limits.hrMax, description: 'Heart rate, beats per minute.' },
     rr_intervals_ms: {

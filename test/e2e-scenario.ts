@@ -194,6 +194,9 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       const foreign = await app.request('POST', '/v1/devices/dev-a2/sync', { token: tokenA, body: { session_id: sessionId, readings: [ok] } });
       assert.equal(foreign.status, 400);
       assert.deepEqual([foreign.body.error.details[0].field, foreign.body.error.details[0].reason], ['/session_id', 'session_of_another_device']);
+      // Epoch milliseconds as a number (fractions rounded) are as good as ISO strings, over HTTP as over WebSocket.
+      const numeric = await app.request('POST', '/v1/devices/dev-a2/sync', { token: tokenA, body: { readings: [{ timestamp: Date.parse(ok.timestamp) + 0.5, hr: 61 }] } });
+      assert.equal(numeric.status, 202, JSON.stringify(numeric.body));
       const badQuery = await app.request('GET', '/v1/users/me/coherence?granularity=hour', { token: tokenA });
       assert.equal(badQuery.status, 400);
       assert.equal(badQuery.body.error.details[0].field, '?/granularity');
