@@ -53,4 +53,6 @@ export interface AppContext {
   /** Which roles this server carries; decides which routes it registers. */
   roles: { ingest: boolean; api: boolean; worker: boolean };
   liveOptions: { maxBufferedMessages: number; heartbeatMs: number };
+  /** Per-device ingest limit; readingsPerS 0 turns it off. */
+  ingestLimit: { readingsPerS: number; burst: number };
 }

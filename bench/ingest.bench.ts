@@ -29,7 +29,7 @@ async function runOne(bus: 'embedded' | 'kafka', total: number) {
   const brokers = bus === 'kafka' ? (process.env.KAFKA_BROKERS?.split(',') ?? (await startLocalKafka())) : null;
   const app = await startTestAttune({
     kafkaBrokers: brokers,
-    env: { ATTUNE_WRITE_FLUSH_MS: '1000', ATTUNE_TOPIC_PARTITIONS: '6', ...(process.env.ATTUNE_WRITE_BATCH_ROWS ? { ATTUNE_WRITE_BATCH_ROWS: process.env.ATTUNE_WRITE_BATCH_ROWS } : {}) },
+    env: { ATTUNE_WRITE_FLUSH_MS: '1000', ATTUNE_TOPIC_PARTITIONS: '6', ATTUNE_RATE_LIMIT_READINGS_PER_S: '0', ...(process.env.ATTUNE_WRITE_BATCH_ROWS ? { ATTUNE_WRITE_BATCH_ROWS: process.env.ATTUNE_WRITE_BATCH_ROWS } : {}) },
   });
   try {
     const token = app.token('bench-user', 'bench-org');

@@ -142,6 +142,7 @@ export async function startAttune(
       clock,
       roles: { ...roles },
       liveOptions: config.live,
+      ingestLimit: config.ingestLimit,
     };
     server = await buildServer(ctx);
     if (opts.listen !== false) {

@@ -4,6 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../lib/errors.js';
+import { TokenBucket } from '../lib/token-bucket.js';
 import { Scopes, canAccess, requireScope, type Principal } from '../api/auth.js';
 import type { AppContext } from '../api/context.js';
 import { errorBodySchema } from '../api/errors.js';
@@ -138,7 +139,34 @@ export async function toRecords(
   return out;
 }
 
+/**
+ * Per-device rate limits: a device (or a backend syncing for it) gets `readingsPerS`
+ * readings a second with `burst` saved up, so one runaway sender cannot take the gateway.
+ * Returns a coded 429 error saying when to retry, or null when the readings may pass.
+ */
+function deviceLimiter(ctx: AppContext): (deviceId: string, readings: number) => AttuneError | null {
+  const { readingsPerS, burst } = ctx.ingestLimit;
+  if (readingsPerS === 0) return () => null;
+  const buckets = new Map<string, TokenBucket>();
+  return (deviceId, readings) => {
+    const now = ctx.clock();
+    let b = buckets.get(deviceId);
+    if (!b) {
+      // Bounded: forgetting every device's bucket now and then only ever grants a fresh burst.
+      if (buckets.size >= 100_000) buckets.clear();
+      buckets.set(deviceId, (b = new TokenBucket(readingsPerS, burst, now)));
+    }
+    const wait = b.take(readings, now);
+    if (wait === 0) return null;
+    const retryAfterS = Number.isFinite(wait) ? Math.ceil(wait) : null;
+    return new AttuneError('rate_limited', `device ${deviceId} is over its limit of ${readingsPerS} readings/s`, [
+      { field: 'device_id', reason: 'rate_limited', retry_after_s: retryAfterS },
+    ]);
+  };
+}
+
 export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const overLimit = deviceLimiter(ctx);
   app.post<{ Body: { device_id: string; name?: string; model?: string; firmware?: string } }>(
     '/v1/devices',
     {
@@ -191,6 +219,12 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       const device = await ownedDevice(ctx, p, req.params.device_id);
       // The simulator says who it is, so its data can be told apart from real devices' in the tables.
       const source = req.headers['user-agent']?.startsWith('attune-simulator') ? 'simulator' : 'sync';
+      const limited = overLimit(device.id, req.body.readings.length);
+      if (limited) {
+        const after = limited.details[0].retry_after_s;
+        if (typeof after === 'number') void reply.header('retry-after', String(after));
+        throw limited;
+      }
       const records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source);
       await publish(ctx, records);
       const sessionIds = [...new Set(records.map((r) => r.session_id).filter((s): s is string => s !== null))];
@@ -209,7 +243,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       },
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { device_id: string } }>) => {
-      handleIngestSocket(ctx, socket, req);
+      handleIngestSocket(ctx, socket, req, overLimit);
     },
   );
 }
@@ -230,7 +264,12 @@ async function publish(ctx: AppContext, records: HeartReadingRecord[]): Promise<
  * message is answered with `{"type":"ack","id","accepted"}` once its readings are on the
  * bus, or `{"type":"error","id","error":{code,message,details}}`; the socket stays open.
  */
-function handleIngestSocket(ctx: AppContext, socket: WebSocket, req: FastifyRequest<{ Params: { device_id: string } }>): void {
+function handleIngestSocket(
+  ctx: AppContext,
+  socket: WebSocket,
+  req: FastifyRequest<{ Params: { device_id: string } }>,
+  overLimit: (deviceId: string, readings: number) => AttuneError | null,
+): void {
   let device: Device | null = null;
   let seq = 0;
   const send = (msg: unknown) => {
@@ -295,6 +334,8 @@ function handleIngestSocket(ctx: AppContext, socket: WebSocket, req: FastifyRequ
           const { type: _t, id: _i, ...rest } = (r && typeof r === 'object' ? r : { value: r }) as Record<string, unknown>;
           return validateReading(rest, i, prefix);
         });
+        const limited = overLimit(device.id, readings.length);
+        if (limited) throw limited;
         const records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);
         await publish(ctx, records);
         send({ type: 'ack', id: clientId, accepted: records.length });

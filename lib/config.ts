@@ -36,6 +36,8 @@ export interface AttuneConfig {
     idleFlushMs: number;
   };
   writer: { maxRows: number; maxDelayMs: number };
+  /** Per-device ingest limit (readings a second, and the burst saved up); 0 turns it off. */
+  ingestLimit: { readingsPerS: number; burst: number };
   live: {
     /** Messages queued for one WebSocket client before it is disconnected as too slow. */
     maxBufferedMessages: number;
@@ -165,6 +167,10 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     writer: {
       maxRows: int(e, 'ATTUNE_WRITE_BATCH_ROWS', 50_000, 1_000, 1_000_000),
       maxDelayMs: int(e, 'ATTUNE_WRITE_FLUSH_MS', 1_000, 10, 60_000),
+    },
+    ingestLimit: {
+      readingsPerS: int(e, 'ATTUNE_RATE_LIMIT_READINGS_PER_S', 5_000, 0, 10_000_000),
+      burst: int(e, 'ATTUNE_RATE_LIMIT_BURST', 50_000, 10_000, 100_000_000),
     },
     live: {
       maxBufferedMessages: int(e, 'ATTUNE_WS_MAX_BUFFERED', 256, 1, 100_000),
