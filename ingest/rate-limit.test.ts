@@ -27,7 +27,7 @@ test('a device past its burst gets 429 rate_limited with Retry-After; another de
     body: JSON.stringify({ readings: readings(500, start + 10_000_000) }),
   });
   assert.equal(res.status, 429);
-  const body = await res.json();
+  const body = (await res.json()) as { error: { code: string; details: Array<{ retry_after_s: number }> } };
   assert.equal(body.error.code, 'rate_limited');
   const retryAfter = Number(res.headers.get('retry-after'));
   assert.ok(retryAfter >= 4 && retryAfter <= 6, `retry-after ${retryAfter}`);
