@@ -48,11 +48,3 @@ export function frameStart(index: number, layout: FrameLayout): number {
 export function frameCentreSeconds(index: number, layout: FrameLayout, sampleRate: number): number {
   return (index * layout.hop + layout.frameSize / 2) / sampleRate;
 }
-
-/**
- * Frames of two sizes on the same hop share their centres when the larger one starts earlier by
- * half the difference. This is that offset (in samples, may be negative at the signal start).
- */
-export function centredStart(index: number, hop: number, frameSize: number, referenceFrameSize: number): number {
-  return index * hop + Math.floor((referenceFrameSize - frameSize) / 2);
-}
