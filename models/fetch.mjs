@@ -147,15 +147,20 @@ export function extractFromTar(tar, wanted) {
 
 function npmPack(spec, destination) {
   // npm on Windows is npm.cmd; a shell resolves it there. The spec is our own constant.
-  const result = spawnSync('npm', ['pack', spec, '--pack-destination', destination, '--json', '--silent'], {
+  const result = spawnSync('npm', ['pack', spec, '--pack-destination', destination, '--json', '--loglevel=error'], {
     encoding: 'utf8',
     shell: process.platform === 'win32',
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   if (result.error) throw new FetchError(`npm pack ${spec}: ${result.error.message}`);
   if (result.status !== 0) {
-    const tail = (result.stderr || '').split('\n').filter((l) => l && !/Unknown (user|project) config/.test(l)).slice(-5).join('\n');
-    throw new FetchError(`npm pack ${spec} failed (exit ${result.status}):\n${tail}`);
+    // With --json npm reports the failure as {"error":{"summary"}} on stdout.
+    let summary = '';
+    try {
+      summary = JSON.parse(result.stdout).error?.summary ?? '';
+    } catch {}
+    const tail = (result.stderr || '').split('\n').filter((l) => l && !/Unknown \w+ config/.test(l)).slice(-3).join('\n');
+    throw new FetchError(`npm pack ${spec} failed (exit ${result.status}): ${summary || tail}`);
   }
   let filename;
   try {
