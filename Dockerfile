@@ -6,7 +6,8 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-RUN npm run build && npm prune --omit=dev
+# The model files come from npm packages too (see models/README.md).
+RUN npm run build && node models/fetch.mjs && npm prune --omit=dev
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=64 \
     ATTUNE_DATA_DIR=/data
