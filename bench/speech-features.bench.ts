@@ -7,10 +7,11 @@
 //
 // Prints the seconds per round and the median real-time factor (audio seconds / compute seconds).
 // Target for features plus voice activity: ≥ 100× real time.
-import { readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { computeSpeechFeatures, createPitchTrack, createSpeechFeaturePlan, frameCount } from '../pipelines/speech/index.js';
 import { readWavFile } from '../pipelines/speech/wav.test-util.js';
+import { machine } from './lib/machine.js';
 
 const AUDIO_SECONDS = 60;
 const SAMPLE_RATE = 16_000;
@@ -55,4 +56,23 @@ const median = factors[factors.length >> 1];
 console.log(
   `speech features: median ${median.toFixed(0)}× real time on one core (${clips.length} clips, ` +
     `${(100 * voiced).toFixed(0)} % frames voiced; target for features + VAD ≥ 100×)`,
+);
+
+const resultsDir = new URL('./results/', import.meta.url);
+mkdirSync(resultsDir, { recursive: true });
+writeFileSync(
+  new URL(`speech-features-${new Date().toISOString().slice(0, 10)}.json`, resultsDir),
+  JSON.stringify(
+    {
+      benchmark: 'speech features: 30 ms frames every 10 ms, RMS dBFS + FFT-based YIN pitch, one thread',
+      at: new Date().toISOString(),
+      machine: machine(),
+      audio_seconds: AUDIO_SECONDS,
+      rounds_real_time_factor: factors.map((f) => Math.round(f)),
+      median_real_time_factor: Math.round(median),
+      voiced_share: Number(voiced.toFixed(3)),
+    },
+    null,
+    2,
+  ) + '\n',
 );
