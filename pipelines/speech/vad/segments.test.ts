@@ -1,0 +1,106 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isAttuneError } from '../../../lib/errors.js';
+import { createRandom } from '../../../lib/prng.js';
+import { type SegmentOptions, SegmentTracker, findPauses, pauseBetween, speechSegments } from './segments.js';
+
+// 10 ms chunks at 16 kHz make chunk i span [i·10, i·10 + 10) ms: easy to read by hand.
+const tenMs: SegmentOptions = { sampleRate: 16_000, chunkSamples: 160, speechPadMs: 0 };
+const seq = (...runs: [number, number][]) => runs.flatMap(([p, n]) => Array<number>(n).fill(p));
+const spans = (opts: SegmentOptions, probs: number[]) =>
+  speechSegments(probs, { ...tenMs, ...opts }).map((s) => [s.startMs, s.endMs]);
+
+test('speech starts at the onset threshold and a value between the thresholds neither starts nor ends it', () => {
+  // 0.4 is between offset 0.35 and onset 0.5: before speech it does not start it, inside it does not end it.
+  const probs = seq([0, 5], [0.4, 10], [0.6, 10], [0.4, 20], [0.6, 5], [0.1, 20]);
+  assert.deepEqual(spans({}, probs), [[150, 500]]);
+});
+
+test('a dip shorter than minSilenceMs stays inside the segment; a longer one splits it', () => {
+  const dip = (n: number) => seq([0, 5], [0.9, 20], [0.1, n], [0.9, 20], [0, 20]);
+  assert.deepEqual(spans({ minSilenceMs: 100 }, dip(9)), [[50, 540]]);
+  assert.deepEqual(spans({ minSilenceMs: 100 }, dip(10)), [[50, 250], [350, 550]]);
+  // A chunk back at the onset cancels the pending end: two 60 ms dips do not add up to 100 ms.
+  const twoDips = seq([0.9, 10], [0.1, 6], [0.9, 1], [0.1, 6], [0.9, 10], [0, 20]);
+  assert.deepEqual(spans({ minSilenceMs: 100 }, twoDips), [[0, 330]]);
+  // A value between the thresholds does not cancel it: the silence runs on through it.
+  const softDip = seq([0.9, 10], [0.1, 6], [0.4, 1], [0.1, 6], [0.9, 10], [0, 20]);
+  assert.deepEqual(spans({ minSilenceMs: 100 }, softDip), [[0, 100], [230, 330]]);
+});
+
+test('speech shorter than minSpeechMs is dropped', () => {
+  const probs = seq([0, 10], [0.9, 9], [0, 20], [0.9, 10], [0, 20]);
+  assert.deepEqual(spans({ minSpeechMs: 100 }, probs), [[390, 490]]);
+  assert.deepEqual(spans({ minSpeechMs: 90 }, probs), [[100, 190], [390, 490]]);
+});
+
+test('padding widens segments, stops at 0 and the stream end, and never overlaps the neighbour', () => {
+  const probs = seq([0.9, 10], [0, 12], [0.9, 10], [0, 3]);
+  const segs = speechSegments(probs, { ...tenMs, speechPadMs: 30, minSilenceMs: 100 }, 35 * 160);
+  // First: starts at 0 (no room before), ends 30 ms late. Second: 30 ms early, end clamped by the stream end.
+  assert.deepEqual(segs.map((s) => [s.startMs, s.endMs]), [[0, 130], [190, 350]]);
+  assert.deepEqual(segs.map((s) => [s.speechStartSample / 16, s.speechEndSample / 16]), [[0, 100], [220, 320]]);
+  // Padding larger than half the minimum silence: a closed segment's end takes half of minSilenceMs
+  // (all a streaming tracker has seen when it closes), and the next start cannot overlap it.
+  const wide = speechSegments(seq([0.9, 10], [0, 10], [0.9, 10], [0, 30]), { ...tenMs, speechPadMs: 80, minSilenceMs: 100 });
+  assert.deepEqual(wide.map((s) => [s.startMs, s.endMs]), [[0, 150], [150, 350]]);
+});
+
+test('flush closes a segment still open at the end of the stream', () => {
+  const tracker = new SegmentTracker(tenMs);
+  assert.deepEqual(tracker.push(seq([0, 5], [0.9, 20]), 0), []);
+  const [seg] = tracker.flush();
+  assert.equal(seg.startMs, 50);
+  assert.equal(seg.endMs, 250);
+  assert.deepEqual(tracker.flush(), [], 'nothing left after a flush');
+});
+
+test('streaming in random pieces gives the same segments as one batch', () => {
+  const rand = createRandom(7);
+  // Runs of random length and level so that every rule gets exercised.
+  const probs: number[] = [];
+  while (probs.length < 5000) probs.push(...Array<number>(1 + Math.floor(rand() * 15)).fill(rand()));
+  for (const opts of [{}, { chunkSamples: 160, speechPadMs: 50 }, { minSilenceMs: 40, minSpeechMs: 250 }] as SegmentOptions[]) {
+    const batch = speechSegments(probs, opts);
+    assert.ok(batch.length > 20, `enough segments to compare (${batch.length})`);
+    const tracker = new SegmentTracker(opts);
+    const chunk = opts.chunkSamples ?? 512;
+    const streamed = [];
+    for (let i = 0; i < probs.length; ) {
+      const n = Math.min(probs.length - i, Math.floor(rand() * 40));
+      streamed.push(...tracker.push(probs.slice(i, i + n), i * chunk));
+      i += n;
+    }
+    streamed.push(...tracker.flush());
+    assert.deepEqual(streamed, batch);
+  }
+});
+
+test('pushing probabilities that go back in time is an error', () => {
+  const tracker = new SegmentTracker();
+  tracker.push([0.1, 0.2], 0);
+  assert.throws(() => tracker.push([0.1], 512), (e: unknown) => isAttuneError(e) && e.code === 'validation_error');
+});
+
+test('bad options are coded errors', () => {
+  assert.throws(() => new SegmentTracker({ onsetThreshold: 0.3, offsetThreshold: 0.5 }), (e: unknown) => isAttuneError(e) && e.code === 'validation_error');
+  assert.throws(() => new SegmentTracker({ chunkSamples: 0 }), (e: unknown) => isAttuneError(e) && e.code === 'validation_error');
+});
+
+test('pauses are gaps of at least minPauseMs between segments, long from longPauseMs; edges are not pauses', () => {
+  // Speech 200–500, 700–900 (gap 200), 1200–1400 (gap 300), 2500–2700 (gap 1100); silence before and after.
+  const probs = seq([0, 20], [0.9, 30], [0, 20], [0.9, 20], [0, 30], [0.9, 20], [0, 110], [0.9, 20], [0, 200]);
+  const segs = speechSegments(probs, { ...tenMs, speechPadMs: 30 });
+  assert.equal(segs.length, 4);
+  const pauses = findPauses(segs);
+  // Measured between the unpadded speech edges, so the 30 ms padding does not shorten them.
+  assert.deepEqual(pauses, [
+    { startMs: 900, endMs: 1200, durationMs: 300, kind: 'natural' },
+    { startMs: 1400, endMs: 2500, durationMs: 1100, kind: 'long' },
+  ]);
+  // Configurable: a 150 ms threshold also counts the 200 ms gap; a 1200 ms long threshold makes the last natural.
+  const loose = findPauses(segs, { minPauseMs: 150, longPauseMs: 1200 });
+  assert.deepEqual(loose.map((p) => [p.startMs, p.durationMs, p.kind]), [[500, 200, 'natural'], [900, 300, 'natural'], [1400, 1100, 'natural']]);
+  assert.equal(pauseBetween(segs[0], segs[1]), null);
+  assert.deepEqual(findPauses(segs.slice(0, 1)), [], 'one segment: the silence around it is not a pause');
+});
