@@ -1,11 +1,11 @@
 // Upload-path throughput for the worst common case, 48 kHz stereo PCM16: WAV bytes in
 // 64 KB pieces (what a multipart stream delivers) → parse to mono → resample to 16 kHz →
 // PCM16 bus frames. Reports each stage and the whole path as multiples of real time on
-// one core. Run: node --import tsx ingest/audio/audio-ingest.bench.ts [seconds]
-import { createRandom } from '../../lib/prng.js';
-import { WavStreamParser } from './wav-stream.js';
-import { createResampler } from './resample.js';
-import { createAudioFramer } from './frames.js';
+// one core. Run: node --import tsx bench/audio-ingest.bench.ts [seconds]
+import { createRandom } from '../lib/prng.js';
+import { WavStreamParser } from '../ingest/audio/wav-stream.js';
+import { createResampler } from '../ingest/audio/resample.js';
+import { createAudioFramer } from '../ingest/audio/frames.js';
 
 const seconds = Number(process.argv[2] ?? 120);
 const rate = 48000;
