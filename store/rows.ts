@@ -112,3 +112,190 @@ export const CoherenceWindowColumns: Array<keyof CoherenceWindowRow> = [
   'coherence_ratio', 'peak_frequency_hz', 'breathing_rate_bpm', 'mean_hr_bpm', 'rmssd_ms', 'sdnn_ms',
   'pnn50_pct', 'beat_count', 'artifact_ratio', 'late_beat_count', 'computed_at',
 ];
+
+// Speech tables (schemas/clickhouse/0002_speech.sql). Times within a session (start_ms,
+// end_ms, duration_ms) are INTEGER milliseconds from the first sample of the session's audio:
+// round them (Math.round) like the beat times above, since the columns are UInt32.
+// audio_started_at is the session's started_at, the same on every row of a session.
+
+/** Table names of the speech slice, for BatchWriter and StoreClient.table(). */
+export const SpeechTables = {
+  speechSessions: 'speech_sessions',
+  speechUploads: 'speech_uploads',
+  speechSegments: 'speech_segments',
+  speechWords: 'speech_words',
+  speechFrames: 'speech_frames',
+  speechPauses: 'speech_pauses',
+  speechScores: 'speech_scores',
+} as const;
+
+/** What the user practises: the API's `type` field, stored as speech_sessions.kind. */
+export type SpeechSessionKind = 'presentation' | 'interview' | 'conversation' | 'speech';
+export type SpeechSessionStatus = 'created' | 'recording' | 'processing' | 'completed' | 'failed';
+export type SpeechUploadStatus = 'queued' | 'processing' | 'completed' | 'failed';
+export type WordTimingMethod = 'forced_alignment' | 'syllable_estimate';
+export type SpeechPauseKind = 'natural' | 'long';
+
+export interface SpeechSessionRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  title: string;
+  description: string;
+  kind: SpeechSessionKind;
+  expected_duration_s: number | null;
+  settings_json: string;
+  status: SpeechSessionStatus;
+  /** '' while no audio has arrived. */
+  source: 'upload' | 'live' | '';
+  started_at: number | null;
+  ended_at: number | null;
+  audio_duration_s: number | null;
+  sample_rate_hz: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SpeechUploadRow {
+  upload_id: string;
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  status: SpeechUploadStatus;
+  /** e.g. receiving, decoding, voice_activity, features, transcription, alignment, scoring, storing, done. */
+  stage: string;
+  /** 0..1 */
+  progress: number;
+  eta_s: number | null;
+  file_name: string;
+  size_bytes: number;
+  /** '' before the WAV header was read. */
+  encoding: 'pcm16' | 'float32' | '';
+  /** 0 before the WAV header was read. */
+  channel_count: number;
+  /** 0 before the WAV header was read. */
+  sample_rate_hz: number;
+  audio_duration_s: number | null;
+  metadata_json: string;
+  /** '' unless status is failed. */
+  error_code: string;
+  error_message: string;
+  created_at: number;
+  updated_at: number;
+  completed_at: number | null;
+}
+
+export interface SpeechSegmentRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  audio_started_at: number;
+  segment_index: number;
+  start_ms: number;
+  end_ms: number;
+  text: string;
+  word_count: number;
+  is_final: boolean;
+  model: string;
+  computed_at: number;
+}
+
+export interface SpeechWordRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  audio_started_at: number;
+  segment_index: number;
+  word_index: number;
+  text: string;
+  start_ms: number;
+  end_ms: number;
+  /** 0..1, null when the recogniser gave none. */
+  confidence: number | null;
+  is_filler: boolean;
+  /** Canonical filler ('um', 'you know', ...); '' when is_filler is false. */
+  filler: string;
+  is_repetition: boolean;
+  timing_method: WordTimingMethod;
+  model: string;
+  computed_at: number;
+}
+
+export interface SpeechFrameRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  audio_started_at: number;
+  second_index: number;
+  /** null when no frame of the second was voiced. */
+  pitch_mean_hz: number | null;
+  /** null when fewer than two frames were voiced. */
+  pitch_sd_hz: number | null;
+  /** -120 (SILENCE_DBFS) for digital silence. */
+  volume_dbfs: number;
+  voiced_ratio: number;
+  speech_ratio: number;
+  word_count: number;
+  filler_count: number;
+  rolling_wpm: number;
+  computed_at: number;
+}
+
+export interface SpeechPauseRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  audio_started_at: number;
+  start_ms: number;
+  end_ms: number;
+  duration_ms: number;
+  kind: SpeechPauseKind;
+  computed_at: number;
+}
+
+export interface SpeechScoreRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  model: string;
+  /** Scores 0..100. */
+  overall: number;
+  clarity: number;
+  pace: number;
+  engagement: number;
+  confidence: number;
+  features_json: string;
+  weights_json: string;
+  factors_json: string;
+  computed_at: number;
+}
+
+/** Column order (the tables' order) for compact inserts of each speech row type. */
+export const SpeechSessionColumns: Array<keyof SpeechSessionRow> = [
+  'session_id', 'org_id', 'user_id', 'title', 'description', 'kind', 'expected_duration_s', 'settings_json', 'status',
+  'source', 'started_at', 'ended_at', 'audio_duration_s', 'sample_rate_hz', 'created_at', 'updated_at',
+];
+export const SpeechUploadColumns: Array<keyof SpeechUploadRow> = [
+  'upload_id', 'session_id', 'org_id', 'user_id', 'status', 'stage', 'progress', 'eta_s', 'file_name', 'size_bytes',
+  'encoding', 'channel_count', 'sample_rate_hz', 'audio_duration_s', 'metadata_json', 'error_code', 'error_message',
+  'created_at', 'updated_at', 'completed_at',
+];
+export const SpeechSegmentColumns: Array<keyof SpeechSegmentRow> = [
+  'session_id', 'org_id', 'user_id', 'audio_started_at', 'segment_index', 'start_ms', 'end_ms', 'text', 'word_count',
+  'is_final', 'model', 'computed_at',
+];
+export const SpeechWordColumns: Array<keyof SpeechWordRow> = [
+  'session_id', 'org_id', 'user_id', 'audio_started_at', 'segment_index', 'word_index', 'text', 'start_ms', 'end_ms',
+  'confidence', 'is_filler', 'filler', 'is_repetition', 'timing_method', 'model', 'computed_at',
+];
+export const SpeechFrameColumns: Array<keyof SpeechFrameRow> = [
+  'session_id', 'org_id', 'user_id', 'audio_started_at', 'second_index', 'pitch_mean_hz', 'pitch_sd_hz', 'volume_dbfs',
+  'voiced_ratio', 'speech_ratio', 'word_count', 'filler_count', 'rolling_wpm', 'computed_at',
+];
+export const SpeechPauseColumns: Array<keyof SpeechPauseRow> = [
+  'session_id', 'org_id', 'user_id', 'audio_started_at', 'start_ms', 'end_ms', 'duration_ms', 'kind', 'computed_at',
+];
+export const SpeechScoreColumns: Array<keyof SpeechScoreRow> = [
+  'session_id', 'org_id', 'user_id', 'model', 'overall', 'clarity', 'pace', 'engagement', 'confidence', 'features_json',
+  'weights_json', 'factors_json', 'computed_at',
+];
