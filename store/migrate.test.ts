@@ -92,15 +92,15 @@ for (const impl of await storeImplementations()) {
       const dir = copyOfMigrations();
       await migrate(store, { dir });
       writeFileSync(
-        join(dir, '0003_later.sql'),
+        join(dir, '9002_later.sql'),
         "CREATE TABLE IF NOT EXISTS {{database}}.later (a String COMMENT 'a') ENGINE = MergeTree ORDER BY a COMMENT 'later';",
       );
       writeFileSync(
-        join(dir, '0002_extra.sql'),
+        join(dir, '9001_extra.sql'),
         "-- adds a table; the ';' in this comment must not split anything\nCREATE TABLE IF NOT EXISTS {{database}}.extra (a String COMMENT 'a;b') ENGINE = MergeTree ORDER BY a COMMENT 'extra';\n",
       );
       const result = await migrate(store, { dir });
-      assert.deepEqual(result.applied, ['0002_extra', '0003_later']);
+      assert.deepEqual(result.applied, ['9001_extra', '9002_later']);
       assert.deepEqual((await migrate(store, { dir })).applied, []);
       const comments = await queryRows<{ comment: string }>(
         store.client,
@@ -118,7 +118,7 @@ for (const impl of await storeImplementations()) {
       const heart = join(dir, '0001_heart.sql');
       writeFileSync(heart, `${readFileSync(heart, 'utf8')}\n-- an innocent-looking edit\n`);
       writeFileSync(
-        join(dir, '0002_extra.sql'),
+        join(dir, '9001_extra.sql'),
         "CREATE TABLE IF NOT EXISTS {{database}}.extra (a String COMMENT 'a') ENGINE = MergeTree ORDER BY a COMMENT 'extra';",
       );
       await assert.rejects(migrate(store, { dir }), (err: unknown) => {
