@@ -73,6 +73,8 @@ const CASES: [string, string[]][] = [
   ['it was, so, fine', ['so']],
   ['And so, my friends, we begin', []],
   ['So that is that', []],
+  ['Um, so we went home', ['um', 'so']],
+  ['um so I think', ['um', 'so']],
   // basically / actually / literally
   ['Basically, it works', ['basically']],
   ['it works, basically', ['basically']],

@@ -31,7 +31,8 @@
 //   comma, by a complement of meaning: it, that, this, to, what, which, well, exactly, business,
 //   him, her, them, you ("I mean it", "I mean to go", "I mean what I say"). Otherwise it is the
 //   reformulation marker and a filler ("I mean, it's fine", "it was, I mean really big").
-// - "so": a filler when sentence-initial ("So, what now", "So we went") or set off by commas
+// - "so": a filler when sentence-initial ("So, what now", "So we went", also after an opening
+//   filled pause: "Um, so we went") or set off by commas
 //   mid-sentence, except: before a degree or result word (so that, so much, so many, so far,
 //   so long, so big, so-called …), after and/but/or ("and so on", "And so, my fellow Americans":
 //   a connective meaning "therefore"), and after verbs taking "so" as a pro-form (think, hope,
@@ -157,6 +158,9 @@ function soIsFiller(tokens: Token[], i: number): boolean {
   const next = t.after === 'none' ? tokens[i + 1] : undefined;
   if (next && SO_FOLLOWERS.has(next.norm)) return false;
   if (t.before === 'sentence') return true;
+  // "Um, so we went": a filled pause before it does not stop "so" from opening the sentence.
+  const p = tokens[i - 1];
+  if (p && filledPauseName(p.norm) && p.before === 'sentence') return true;
   return setOff(t);
 }
 
