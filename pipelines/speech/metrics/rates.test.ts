@@ -61,7 +61,7 @@ test('rates: segments override word times and overlapping segments are merged', 
 test('rates: fillers are counted in the headline rates and excluded from the lexical ones', () => {
   const words = timedWords('um so I think , you know , it works', 500);
   const r = speechRates(words);
-  // 9 entries, one is a comma pair → 8 words; fillers: um, so, you know → 4 words.
+  // 10 entries, two of them commas → 8 words; fillers: um, so, you know → 4 words.
   assert.equal(r.wordCount, 8);
   assert.equal(r.fillerWordCount, 4);
   assert.equal(r.lexicalWordCount, 4);

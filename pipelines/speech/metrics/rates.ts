@@ -130,7 +130,7 @@ export function rollingWpm(words: readonly TimedWord[], atMs: number, windowMs =
 }
 
 /**
- * Live rolling rate: push words as they are recognised (in start order), read the rate at any
+ * Live rolling rate: push words as they are finalised (in time order), read the rate at any
  * time. Words that ended before the window are dropped, so memory stays bounded by the window.
  */
 export class RollingWpm {
