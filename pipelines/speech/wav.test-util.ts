@@ -1,6 +1,6 @@
-// Minimal WAV reader for tests only: RIFF/WAVE with PCM16 (format 1, or WAVE_FORMAT_EXTENSIBLE
-// carrying 16-bit PCM), mono or stereo; stereo is averaged to mono. The product's streaming WAV
-// parser is a separate piece of work.
+// WAV files for tests and benchmarks: read whole through the product's streaming parser
+// (ingest/audio/wav-stream.ts; channels averaged to mono), and a PCM16 encoder.
+import { WavStreamParser } from '../../ingest/audio/wav-stream.js';
 import { readFileSync } from 'node:fs';
 
 export interface WavAudio {
@@ -14,38 +14,21 @@ export function readWavFile(path: string): WavAudio {
   return parseWav(readFileSync(path));
 }
 
+/** Decodes a whole WAV file with the product's streaming parser (ingest/audio). */
 export function parseWav(buf: Buffer): WavAudio {
-  if (buf.length < 12 || buf.toString('latin1', 0, 4) !== 'RIFF' || buf.toString('latin1', 8, 12) !== 'WAVE') {
-    throw new Error('not a RIFF/WAVE file');
+  const parser = new WavStreamParser({});
+  const pieces = parser.push(buf);
+  parser.end();
+  const format = parser.format!;
+  let length = 0;
+  for (const p of pieces) length += p.length;
+  const samples = new Float32Array(length);
+  let at = 0;
+  for (const p of pieces) {
+    samples.set(p, at);
+    at += p.length;
   }
-  let offset = 12;
-  let format: { code: number; channels: number; sampleRate: number; bits: number } | null = null;
-  while (offset + 8 <= buf.length) {
-    const id = buf.toString('latin1', offset, offset + 4);
-    const size = buf.readUInt32LE(offset + 4);
-    const body = offset + 8;
-    if (id === 'fmt ') {
-      let code = buf.readUInt16LE(body);
-      // Extensible: the real format code is the first two bytes of the sub-format GUID.
-      if (code === 0xfffe && size >= 26) code = buf.readUInt16LE(body + 24);
-      format = { code, channels: buf.readUInt16LE(body + 2), sampleRate: buf.readUInt32LE(body + 4), bits: buf.readUInt16LE(body + 14) };
-    } else if (id === 'data') {
-      if (!format) throw new Error('data chunk before fmt chunk');
-      if (format.code !== 1 || format.bits !== 16) throw new Error(`unsupported encoding: format ${format.code}, ${format.bits} bits`);
-      if (format.channels !== 1 && format.channels !== 2) throw new Error(`unsupported channel count ${format.channels}`);
-      const bytes = Math.min(size, buf.length - body);
-      const frames = Math.floor(bytes / (2 * format.channels));
-      const samples = new Float32Array(frames);
-      for (let i = 0; i < frames; i++) {
-        let acc = 0;
-        for (let c = 0; c < format.channels; c++) acc += buf.readInt16LE(body + 2 * (i * format.channels + c));
-        samples[i] = acc / format.channels / 32768;
-      }
-      return { sampleRate: format.sampleRate, channels: format.channels, samples };
-    }
-    offset = body + size + (size & 1); // chunks are padded to even length
-  }
-  throw new Error('no data chunk');
+  return { sampleRate: format.sampleRate, channels: format.channels, samples };
 }
 
 /** PCM16 WAV bytes of mono or interleaved samples, for round-trip tests. */
