@@ -6,39 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAttuneError } from '../lib/errors.js';
 import { fetchCommand, loadOnnxModel, modelPath, ort, type InferenceSession } from './loader.js';
+import { readWavFile } from '../pipelines/speech/wav.test-util.js';
 
 const speechWav = '/work/shared/data/speech/jfk_1961_inaugural_M.wav';
 
-/** Minimal RIFF walk: the fmt chunk's rate/channels/bits and the data chunk as floats. */
-function readPcm16Wav(path: string): { sampleRate: number; samples: Float32Array } {
-  const buf = readFileSync(path);
-  assert.equal(buf.toString('ascii', 0, 4), 'RIFF');
-  assert.equal(buf.toString('ascii', 8, 12), 'WAVE');
-  let pos = 12;
-  let sampleRate = 0;
-  let channels = 0;
-  let bits = 0;
-  while (pos + 8 <= buf.length) {
-    const id = buf.toString('ascii', pos, pos + 4);
-    const size = buf.readUInt32LE(pos + 4);
-    const body = pos + 8;
-    if (id === 'fmt ') {
-      assert.equal(buf.readUInt16LE(body), 1, 'PCM format');
-      channels = buf.readUInt16LE(body + 2);
-      sampleRate = buf.readUInt32LE(body + 4);
-      bits = buf.readUInt16LE(body + 14);
-    } else if (id === 'data') {
-      assert.equal(channels, 1);
-      assert.equal(bits, 16);
-      const n = Math.floor(Math.min(size, buf.length - body) / 2);
-      const samples = new Float32Array(n);
-      for (let i = 0; i < n; i++) samples[i] = buf.readInt16LE(body + 2 * i) / 32768;
-      return { sampleRate, samples };
-    }
-    pos = body + size + (size & 1); // chunks are padded to even length
-  }
-  throw new Error(`${path}: no data chunk`);
-}
+const readPcm16Wav = (path: string) => readWavFile(path);
 
 const sileroInputs = ['input', 'state', 'sr'];
 const sileroOutputs = ['output', 'stateN'];
