@@ -4,7 +4,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { AttuneError } from '../lib/errors.js';
-import { int64, toClickHouseDateTime } from '../lib/time.js';
+import { int64 } from '../lib/time.js';
+import { Tables, type DeviceRow as DeviceWriteRow, type SessionRow as SessionWriteRow } from '../store/rows.js';
 
 export interface Session {
   id: string;
@@ -83,7 +84,7 @@ function fromRow(r: SessionRow): Session {
   };
 }
 
-function toRow(s: Session) {
+function toRow(s: Session): SessionWriteRow {
   return {
     session_id: s.id,
     org_id: s.orgId,
@@ -92,12 +93,12 @@ function toRow(s: Session) {
     kind: s.type,
     title: s.title,
     status: s.status,
-    started_at: toClickHouseDateTime(s.startedAt),
-    ended_at: s.endedAt === null ? null : toClickHouseDateTime(s.endedAt),
+    started_at: s.startedAt,
+    ended_at: s.endedAt,
     coherence_threshold: s.coherenceThreshold,
     threshold_duration_s: s.thresholdDurationS,
-    created_at: toClickHouseDateTime(s.createdAt),
-    updated_at: toClickHouseDateTime(s.updatedAt),
+    created_at: s.createdAt,
+    updated_at: s.updatedAt,
     metadata_json: JSON.stringify(s.metadata),
   };
 }
@@ -172,7 +173,7 @@ export class SessionsRepository {
   }
 
   private async write(s: Session): Promise<void> {
-    await this.client.insert({ table: `${this.database}.sessions`, values: [toRow(s)], format: 'JSONEachRow' });
+    await this.client.insert({ table: `${this.database}.${Tables.sessions}`, values: [toRow(s)], format: 'JSONEachRow' });
     this.remember(s);
     const cached = this.byUser.get(`${s.orgId}/${s.userId}`);
     if (cached) {
@@ -298,22 +299,19 @@ export class DevicesRepository {
       registeredAt: existing?.registeredAt ?? now,
       updatedAt: Math.max(now, (existing?.updatedAt ?? 0) + 1),
     };
-    await this.client.insert({
-      table: `${this.database}.devices`,
-      values: [
-        {
-          device_id: device.id,
-          org_id: device.orgId,
-          user_id: device.userId,
-          name: device.name,
-          model: device.model,
-          firmware: device.firmware,
-          registered_at: toClickHouseDateTime(device.registeredAt),
-          updated_at: toClickHouseDateTime(device.updatedAt),
-        },
-      ],
-      format: 'JSONEachRow',
-    });
+    const row: DeviceWriteRow = {
+      device_id: device.id,
+      org_id: device.orgId,
+      user_id: device.userId,
+      name: device.name,
+      model: device.model,
+      firmware: device.firmware,
+      registered_at: device.registeredAt,
+      updated_at: device.updatedAt,
+      last_seen_at: null,
+      battery_level_pct: null,
+    };
+    await this.client.insert({ table: `${this.database}.${Tables.devices}`, values: [row], format: 'JSONEachRow' });
     this.cache.set(device.id, device);
     return { device, created: existing === null };
   }

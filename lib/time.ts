@@ -1,11 +1,6 @@
-// Timestamps move through Attune as epoch milliseconds (numbers). ClickHouse DateTime64(3)
-// values are written as 'YYYY-MM-DD hh:mm:ss.sss' UTC strings, which both a server and chDB
-// parse in every input format, and read back as epoch ms with toUnixTimestamp64Milli.
-
-/** 'YYYY-MM-DD hh:mm:ss.sss' in UTC, the DateTime64(3, 'UTC') text form. */
-export function toClickHouseDateTime(ms: number): string {
-  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
-}
+// Timestamps move through Attune as epoch milliseconds (numbers): ClickHouse DateTime64(3)
+// columns take them as integers (see store/README.md) and give them back through
+// toUnixTimestamp64Milli.
 
 /** A 64-bit integer from ClickHouse: a string from a server, a number from chDB. */
 export function int64(v: string | number | bigint | null | undefined): number {
