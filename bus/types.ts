@@ -88,6 +88,10 @@ export const Topics = {
   coherenceWindows: 'attune.coherence.windows.v1',
   sessionEvents: 'attune.session.events.v1',
   deadLetter: 'attune.deadletter.v1',
+  /** Speech audio, mono 16 kHz PCM16 frames keyed by speech session (SpeechAudioFrame.avsc). */
+  speechAudio: 'attune.speech.audio.v1',
+  /** Live speech events: asr:token, metrics:update, processing:status (SpeechEvent.avsc). */
+  speechEvents: 'attune.speech.events.v1',
 } as const;
 
 export type TopicNames = { readonly [K in keyof typeof Topics]: string };

@@ -135,6 +135,8 @@ test('evolution: a record written with an older schema decodes with the defaults
     { id: 2, subject: `${Topics.coherenceWindows}-value`, schema: await manifest.getSchema(2) },
     { id: 3, subject: `${Topics.sessionEvents}-value`, schema: await manifest.getSchema(3) },
     { id: 4, subject: `${Topics.deadLetter}-value`, schema: await manifest.getSchema(4) },
+    { id: 5, subject: `${Topics.speechAudio}-value`, schema: await manifest.getSchema(5) },
+    { id: 6, subject: `${Topics.speechEvents}-value`, schema: await manifest.getSchema(6) },
     { id: 100, subject, schema: olderHeartReadingSchema() },
   ]);
   // An old producer: its codec writes HeartReading with id 100.

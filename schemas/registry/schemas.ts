@@ -74,12 +74,46 @@ export interface DeadLetter {
   consumer_group: string;
 }
 
+export type SpeechAudioSource = 'upload' | 'live';
+
+export interface SpeechAudioFrame {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  stream_id: string;
+  source: SpeechAudioSource;
+  sequence: number;
+  sample_offset: number;
+  pcm16: Buffer;
+  is_last: boolean;
+  aborted_reason?: string | null;
+  audio_started_at: number;
+  source_sample_rate_hz: number;
+  expected_samples?: number | null;
+  sent_at: number;
+  settings_json?: string;
+}
+
+export type SpeechEventType = 'asr:token' | 'metrics:update' | 'processing:status';
+
+export interface SpeechEvent {
+  event_id: string;
+  session_id: string;
+  user_id: string;
+  org_id: string;
+  type: SpeechEventType;
+  occurred_at: number;
+  payload_json?: string;
+}
+
 /** The record type carried by each topic. Decoded records have every field filled in. */
 export interface TopicRecords {
   [Topics.heartReadings]: HeartReading;
   [Topics.coherenceWindows]: CoherenceWindow;
   [Topics.sessionEvents]: SessionEvent;
   [Topics.deadLetter]: DeadLetter;
+  [Topics.speechAudio]: SpeechAudioFrame;
+  [Topics.speechEvents]: SpeechEvent;
 }
 export type TopicName = keyof TopicRecords;
 export type AttuneRecord = TopicRecords[TopicName];
@@ -90,6 +124,8 @@ export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.coherenceWindows]: 'CoherenceWindow.avsc',
   [Topics.sessionEvents]: 'SessionEvent.avsc',
   [Topics.deadLetter]: 'DeadLetter.avsc',
+  [Topics.speechAudio]: 'SpeechAudioFrame.avsc',
+  [Topics.speechEvents]: 'SpeechEvent.avsc',
 };
 
 /** Confluent TopicNameStrategy: the value schema of topic T lives under subject `T-value`. */
