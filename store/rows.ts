@@ -127,6 +127,8 @@ export const SpeechTables = {
   speechFrames: 'speech_frames',
   speechPauses: 'speech_pauses',
   speechScores: 'speech_scores',
+  speechFillers: 'speech_fillers',
+  speechSummaries: 'speech_summaries',
 } as const;
 
 /** What the user practises: the API's `type` field, stored as speech_sessions.kind. */
@@ -298,4 +300,62 @@ export const SpeechPauseColumns: Array<keyof SpeechPauseRow> = [
 export const SpeechScoreColumns: Array<keyof SpeechScoreRow> = [
   'session_id', 'org_id', 'user_id', 'model', 'overall', 'clarity', 'pace', 'engagement', 'confidence', 'features_json',
   'weights_json', 'factors_json', 'computed_at',
+];
+
+// 0003_speech_fillers_summaries.sql
+export type SpeechFillerSource = 'transcript' | 'acoustic' | 'both';
+
+export interface SpeechFillerRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  audio_started_at: number;
+  start_ms: number;
+  end_ms: number;
+  /** Canonical filler name, or 'filled_pause' for an acoustic-only filler. */
+  filler: string;
+  source: SpeechFillerSource;
+  segment_index: number | null;
+  word_index: number | null;
+  computed_at: number;
+}
+
+export interface SpeechSummaryRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  audio_started_at: number;
+  duration_ms: number;
+  speech_ms: number;
+  word_count: number;
+  speaking_rate_wpm: number;
+  articulation_rate_wpm: number;
+  pause_count: number;
+  long_pause_count: number;
+  pause_ratio: number;
+  mean_pause_ms: number | null;
+  filler_count: number;
+  filler_rate_per_min: number;
+  repetition_count: number;
+  pitch_mean_hz: number | null;
+  pitch_sd_hz: number | null;
+  pitch_min_hz: number | null;
+  pitch_max_hz: number | null;
+  pitch_variability_st: number | null;
+  monotone: boolean | null;
+  volume_mean_dbfs: number | null;
+  volume_sd_db: number | null;
+  model: string;
+  computed_at: number;
+}
+
+export const SpeechFillerColumns: Array<keyof SpeechFillerRow> = [
+  'session_id', 'org_id', 'user_id', 'audio_started_at', 'start_ms', 'end_ms', 'filler', 'source', 'segment_index',
+  'word_index', 'computed_at',
+];
+export const SpeechSummaryColumns: Array<keyof SpeechSummaryRow> = [
+  'session_id', 'org_id', 'user_id', 'audio_started_at', 'duration_ms', 'speech_ms', 'word_count', 'speaking_rate_wpm',
+  'articulation_rate_wpm', 'pause_count', 'long_pause_count', 'pause_ratio', 'mean_pause_ms', 'filler_count',
+  'filler_rate_per_min', 'repetition_count', 'pitch_mean_hz', 'pitch_sd_hz', 'pitch_min_hz', 'pitch_max_hz',
+  'pitch_variability_st', 'monotone', 'volume_mean_dbfs', 'volume_sd_db', 'model', 'computed_at',
 ];
