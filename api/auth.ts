@@ -14,6 +14,10 @@ export const Scopes = {
   readCoherence: 'read:coherence',
   writeDevices: 'write:devices',
   writeReadings: 'write:readings',
+  /** Speech sessions and their results, and the live speech stream. */
+  readSpeech: 'read:speech',
+  /** Creating speech sessions and sending them audio (upload or live ingest). */
+  writeSpeech: 'write:speech',
   adminOrg: 'admin:org',
 } as const;
 export type Scope = (typeof Scopes)[keyof typeof Scopes];

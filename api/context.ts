@@ -6,6 +6,8 @@ import type { Bus, TopicNames } from '../bus/types.js';
 import type { Authenticator } from './auth.js';
 import type { DevicesRepository, SessionsRepository } from './sessions-repo.js';
 import type { LiveHub } from './live.js';
+import type { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
+import type { SpeechLiveHub } from './speech-live.js';
 
 /** Encodes and decodes bus record values (Avro, Confluent wire format). */
 export interface RecordCodec {
@@ -48,6 +50,12 @@ export interface AppContext {
   devices: DevicesRepository;
   /** Present where the API role runs (live fan-out). */
   live?: LiveHub;
+  /** Speech sessions; the speech routes are registered only where this is present. */
+  speechSessions?: SpeechSessionsRepository;
+  /** Speech uploads and their processing progress. */
+  speechUploads?: SpeechUploadsRepository;
+  /** Live speech events fan-out; present where the API role runs the speech stream. */
+  speechLive?: SpeechLiveHub;
   health: HealthCheck[];
   clock: () => number;
   /** Which roles this server carries; decides which routes it registers. */

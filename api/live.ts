@@ -73,9 +73,10 @@ const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
  * One WebSocket client. Messages go straight to the socket while it drains; a burst the
  * kernel cannot take at once waits in a queue of at most `maxQueued` messages, sent as the
  * socket drains. A client whose queue overflows is not reading: it is disconnected, and
- * nothing it does slows the hub or the other clients.
+ * nothing it does slows the hub or the other clients. Shared by every live hub (heart and
+ * speech).
  */
-class LiveClient {
+export class LiveClient {
   alive = true;
   closed = false;
   private readonly queue: string[] = [];
@@ -117,6 +118,35 @@ class LiveClient {
     if (raw) raw.once('drain', flush);
     else setImmediate(flush);
   }
+}
+
+/**
+ * Pings every client and sends it a heartbeat envelope; a client that has not answered the
+ * previous ping (its `alive` was not set again by a pong) is terminated.
+ */
+export function heartbeatClients(clients: Iterable<LiveClient>, now: number): void {
+  const text = JSON.stringify({ id: randomUUID(), type: 'heartbeat', timestamp: iso(now), payload: {} } satisfies Envelope);
+  for (const c of clients) {
+    if (!c.alive) {
+      // No pong since the last ping: the peer is gone without a close.
+      c.socket.terminate();
+      continue;
+    }
+    c.alive = false;
+    c.socket.ping();
+    c.send(text);
+  }
+}
+
+/** Disconnects a client whose queue overflowed (close code 4008); false when it was closed already. */
+export function disconnectSlowClient(c: LiveClient, log: Logger): boolean {
+  if (c.closed) return false;
+  c.closed = true;
+  log.warn('live: disconnecting a client whose send buffer overflowed');
+  // close() would queue behind the very data the client is not reading; terminate frees it now.
+  c.socket.close(CloseCodes.slowConsumer, 'slow consumer');
+  setTimeout(() => c.socket.terminate(), 1000).unref();
+  return true;
 }
 
 export interface LiveStats {
@@ -187,17 +217,7 @@ export class LiveHub {
   }
 
   private beat(): void {
-    const text = JSON.stringify({ id: randomUUID(), type: 'heartbeat', timestamp: iso(this.opts.clock()), payload: {} } satisfies Envelope);
-    for (const c of this.all) {
-      if (!c.alive) {
-        // No pong since the last ping: the peer is gone without a close.
-        c.socket.terminate();
-        continue;
-      }
-      c.alive = false;
-      c.socket.ping();
-      c.send(text);
-    }
+    heartbeatClients(this.all, this.opts.clock());
   }
 
   /** Registers a socket for a user's or a session's updates; it is removed when it closes. */
@@ -236,13 +256,7 @@ export class LiveHub {
   }
 
   private overflow(c: LiveClient): void {
-    if (c.closed) return;
-    c.closed = true;
-    this.stats.slowDisconnects++;
-    this.opts.log.warn('live: disconnecting a client whose send buffer overflowed');
-    // close() would queue behind the very data the client is not reading; terminate frees it now.
-    c.socket.close(CloseCodes.slowConsumer, 'slow consumer');
-    setTimeout(() => c.socket.terminate(), 1000).unref();
+    if (disconnectSlowClient(c, this.opts.log)) this.stats.slowDisconnects++;
   }
 
   async stop(): Promise<void> {
@@ -297,7 +311,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
 }
 
 /** Live sockets only read the authenticate message; anything after it is ignored. */
-function onFirstMessages(socket: WebSocket, auth: ReturnType<typeof socketAuth>): void {
+export function onFirstMessages(socket: WebSocket, auth: ReturnType<typeof socketAuth>): void {
   let chain: Promise<unknown> = auth.initial;
   socket.on('message', (data: Buffer) => {
     chain = chain.then(async () => {
