@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS {{database}}.speech_summaries
     duration_ms UInt32 COMMENT 'Length of the session''s audio, milliseconds.',
     speech_ms UInt32 COMMENT 'Time voice activity detection marked as speech, milliseconds (the articulation rate divides by it).',
     word_count UInt32 COMMENT 'Words of the transcript, fillers included.',
-    speaking_rate_wpm Float32 COMMENT 'Words per minute over the whole audio, pauses included: word_count / duration.',
+    speaking_rate_wpm Float32 COMMENT 'Words per minute from the start of the first speech to the end of the last, pauses included (silence before and after the speech is not counted).',
     articulation_rate_wpm Float32 COMMENT 'Words per minute over speaking time only: word_count / speech time.',
     pause_count UInt32 COMMENT 'Pauses (speech_pauses rows): non-speech gaps of at least the minimum pause (250 ms by default).',
     long_pause_count UInt32 COMMENT 'Pauses of kind long (at least 1000 ms by default).',

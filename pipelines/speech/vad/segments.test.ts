@@ -104,3 +104,24 @@ test('pauses are gaps of at least minPauseMs between segments, long from longPau
   assert.equal(pauseBetween(segs[0], segs[1]), null);
   assert.deepEqual(findPauses(segs.slice(0, 1)), [], 'one segment: the silence around it is not a pause');
 });
+
+test('splitAt cuts the open segment without padding, opens the next at the cut, and leaves no pause between them', () => {
+  const tracker = new SegmentTracker({ speechPadMs: 32 });
+  assert.equal(tracker.openStartSample, null);
+  assert.deepEqual(tracker.splitAt(1024), [], 'nothing open, nothing to split');
+  // Silence for 4 chunks, then speech.
+  assert.deepEqual(tracker.push([0, 0, 0, 0, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9], 0), []);
+  assert.equal(tracker.openStartSample, 4 * 512 - 512, 'padded start: one 512-sample pad (32 ms) before the onset chunk');
+  assert.deepEqual(tracker.splitAt(3 * 512), [], 'a cut before the speech start does nothing');
+  assert.deepEqual(tracker.splitAt(11 * 512), [], 'a cut beyond what was seen does nothing');
+  const [first] = tracker.splitAt(8 * 512);
+  assert.equal(first.startSample, 3 * 512);
+  assert.equal(first.endSample, 8 * 512);
+  assert.equal(first.speechEndSample, 8 * 512);
+  assert.equal(tracker.openStartSample, 8 * 512, 'the next segment starts exactly at the cut');
+  const rest = [...tracker.push([0.9, 0, 0, 0, 0, 0], 10 * 512), ...tracker.flush()];
+  assert.equal(rest.length, 1);
+  assert.equal(rest[0].startSample, 8 * 512);
+  assert.equal(rest[0].speechStartSample, 8 * 512);
+  assert.deepEqual(findPauses([first, rest[0]]), [], 'a cut is not a pause');
+});

@@ -72,6 +72,8 @@ export class SegmentTracker {
   private lastEnd = 0;
   /** End of the last chunk seen. */
   private position = 0;
+  /** The open segment continues one cut by splitAt: it is kept however short. */
+  private continued = false;
 
   constructor(opts: SegmentOptions = {}) {
     this.o = resolveOptions(opts);
@@ -100,6 +102,7 @@ export class SegmentTracker {
       if (!this.inSpeech) {
         if (p >= onsetThreshold) {
           this.inSpeech = true;
+          this.continued = false;
           this.speechStart = start;
           this.tentativeEnd = -1;
         }
@@ -118,6 +121,29 @@ export class SegmentTracker {
     return closed;
   }
 
+  /**
+   * Padded start (in samples) of the speech segment now open, or null between segments. A live
+   * recogniser transcribes from here for partial results.
+   */
+  get openStartSample(): number | null {
+    return this.inSpeech ? Math.max(this.speechStart - this.pad, this.lastEnd, 0) : null;
+  }
+
+  /**
+   * Closes the open segment at `atSample` (without padding) and opens the next one there, for a
+   * segment that would outgrow what the recogniser takes (30 s): the caller picks a quiet point.
+   * Returns the closed segment (none when nothing is open or the cut is before its start).
+   */
+  splitAt(atSample: number): SpeechSegment[] {
+    if (!this.inSpeech || atSample <= this.speechStart || atSample > this.position) return [];
+    const segment = this.close(atSample, atSample);
+    this.inSpeech = true;
+    this.continued = true;
+    this.speechStart = atSample;
+    this.tentativeEnd = -1;
+    return segment ? [segment] : [];
+  }
+
   /** Ends the stream at `endSample` (default: the end of the last chunk) and returns an open segment. */
   flush(endSample: number = this.position): SpeechSegment[] {
     if (!this.inSpeech) return [];
@@ -129,7 +155,9 @@ export class SegmentTracker {
   private close(speechEnd: number, paddedEnd: number): SpeechSegment | null {
     this.inSpeech = false;
     this.tentativeEnd = -1;
-    if (speechEnd - this.speechStart < this.minSpeech) return null;
+    const continued = this.continued;
+    this.continued = false;
+    if (!continued && speechEnd - this.speechStart < this.minSpeech) return null;
     const startSample = Math.max(this.speechStart - this.pad, this.lastEnd, 0);
     this.lastEnd = paddedEnd;
     const ms = (s: number) => (s * 1000) / this.o.sampleRate;
