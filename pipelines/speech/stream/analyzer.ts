@@ -1,0 +1,176 @@
+// The streaming front half of the speech pipeline for one audio stream: per-second voice
+// features, voice activity, and speech segments of at most 30 s with their audio, ready for
+// recognition. Feed 16 kHz samples in order with push(); each call returns the seconds it
+// completed and the segments it closed. No I/O and no clock: the voice activity model is
+// passed in, so tests can drive it with a scripted one.
+import { SegmentTracker, type SegmentOptions, type SpeechSegment } from '../vad/segments.js';
+import { SILERO_CHUNK } from '../vad/silero.js';
+import { SecondFeatureStream, type SecondFeatures } from './seconds.js';
+
+/** What the analyzer needs from a voice activity model (SileroVad has this shape). */
+export interface VoiceActivityModel {
+  /** Probabilities of each 512-sample chunk completed by these samples; a partial chunk waits. */
+  process(samples16k: Float32Array): Promise<Float32Array>;
+}
+
+export interface ClosedSegment extends SpeechSegment {
+  /** Position of the segment in the stream, 0..n-1. */
+  index: number;
+  /** The segment's audio, [startSample, endSample). */
+  samples: Float32Array;
+}
+
+export interface AnalyzerStep {
+  seconds: SecondFeatures[];
+  segments: ClosedSegment[];
+}
+
+export interface AnalyzerOptions {
+  segments?: SegmentOptions;
+  /** A segment is cut before it grows past this (the recogniser's limit is 30 s). */
+  maxSegmentMs?: number;
+  /** Where to look for the quietest chunk to cut at, before the limit. */
+  splitSearchMs?: number;
+  /** Speech probability at or above which a chunk counts as speech for speech_ratio. */
+  speechThreshold?: number;
+}
+
+const RATE = 16_000;
+
+export class SpeechStreamAnalyzer {
+  readonly features = new SecondFeatureStream();
+  private readonly tracker: SegmentTracker;
+  private readonly maxSegmentSamples: number;
+  private readonly splitSearchChunks: number;
+  private readonly speechThreshold: number;
+  /** Retained audio, from absolute sample `audioStart`. */
+  private audio = new Float32Array(RATE * 4);
+  private audioLength = 0;
+  private audioStart = 0;
+  private scoredSamples = 0;
+  /** Recent chunk probabilities (for choosing a split point), from chunk index `probStart`. */
+  private recentProbs: number[] = [];
+  private probStart = 0;
+  private emittedSeconds = 0;
+  private segmentCount = 0;
+  readonly allSegments: SpeechSegment[] = [];
+
+  constructor(private readonly vad: VoiceActivityModel, opts: AnalyzerOptions = {}) {
+    this.tracker = new SegmentTracker(opts.segments);
+    this.maxSegmentSamples = Math.round(((opts.maxSegmentMs ?? 29_500) * RATE) / 1000);
+    this.splitSearchChunks = Math.max(1, Math.round(((opts.splitSearchMs ?? 4000) * RATE) / 1000 / SILERO_CHUNK));
+    this.speechThreshold = opts.speechThreshold ?? 0.5;
+  }
+
+  get sampleCount(): number {
+    return this.features.sampleCount;
+  }
+
+  /** Padded start of the segment now open (samples), or null. */
+  get openSegmentStart(): number | null {
+    return this.tracker.openStartSample;
+  }
+
+  /** Index the next closed segment will get. */
+  get nextSegmentIndex(): number {
+    return this.segmentCount;
+  }
+
+  /** Copy of retained audio [from, to) in absolute samples (clipped to what is retained). */
+  audioRange(from: number, to: number): Float32Array {
+    const a = Math.max(from, this.audioStart) - this.audioStart;
+    const b = Math.min(to, this.audioStart + this.audioLength) - this.audioStart;
+    return b > a ? this.audio.slice(a, b) : new Float32Array(0);
+  }
+
+  async push(samples: Float32Array): Promise<AnalyzerStep> {
+    this.retain(samples);
+    this.features.push(samples);
+    const probs = await this.vad.process(samples);
+    const segments: ClosedSegment[] = [];
+    for (let i = 0; i < probs.length; i++) {
+      const chunkStart = this.scoredSamples;
+      this.features.markVoiceActivity(chunkStart, SILERO_CHUNK, probs[i] >= this.speechThreshold);
+      this.scoredSamples += SILERO_CHUNK;
+      this.recentProbs.push(probs[i]);
+      for (const s of this.tracker.push([probs[i]], chunkStart)) segments.push(this.closeSegment(s));
+      // A segment about to outgrow the recogniser is cut at the quietest recent chunk.
+      const open = this.tracker.openStartSample;
+      if (open !== null && this.scoredSamples - open >= this.maxSegmentSamples) {
+        for (const s of this.tracker.splitAt(this.quietestChunkStart(open))) segments.push(this.closeSegment(s));
+      }
+    }
+    this.trimProbs();
+    this.trimAudio();
+    return { seconds: this.takeSeconds(false), segments };
+  }
+
+  /** Ends the stream: closes an open segment and returns the last seconds. */
+  finish(): AnalyzerStep {
+    const segments = this.tracker.flush(this.sampleCount).map((s) => this.closeSegment(s));
+    // Samples after the last whole chunk were never scored: they count as not speech.
+    if (this.sampleCount > this.scoredSamples) this.features.markVoiceActivity(this.scoredSamples, this.sampleCount - this.scoredSamples, false);
+    return { seconds: this.takeSeconds(true), segments };
+  }
+
+  private takeSeconds(final: boolean): SecondFeatures[] {
+    // A second is complete for features once frames passed it, and for voice activity once
+    // its samples were scored (a chunk straddling the next second is scored as a whole).
+    const complete = final ? this.features.completeSeconds(true) : Math.min(this.features.completeSeconds(false), Math.floor(this.scoredSamples / RATE));
+    const out: SecondFeatures[] = [];
+    for (; this.emittedSeconds < complete; this.emittedSeconds++) out.push(this.features.features(this.emittedSeconds));
+    return out;
+  }
+
+  private closeSegment(s: SpeechSegment): ClosedSegment {
+    this.allSegments.push(s);
+    return { ...s, index: this.segmentCount++, samples: this.audioRange(s.startSample, s.endSample) };
+  }
+
+  private quietestChunkStart(openStart: number): number {
+    // Search the last splitSearchChunks chunks, but never closer than 1 s to the segment start.
+    const lastChunk = this.probStart + this.recentProbs.length - 1;
+    const firstAllowed = Math.ceil((openStart + RATE) / SILERO_CHUNK);
+    let best = lastChunk;
+    let bestP = Infinity;
+    for (let c = Math.max(firstAllowed, lastChunk - this.splitSearchChunks + 1); c <= lastChunk; c++) {
+      const p = this.recentProbs[c - this.probStart];
+      if (p < bestP) {
+        bestP = p;
+        best = c;
+      }
+    }
+    return best * SILERO_CHUNK;
+  }
+
+  private retain(samples: Float32Array): void {
+    if (this.audioLength + samples.length > this.audio.length) {
+      const next = new Float32Array(Math.max(this.audio.length * 2, this.audioLength + samples.length));
+      next.set(this.audio.subarray(0, this.audioLength));
+      this.audio = next;
+    }
+    this.audio.set(samples, this.audioLength);
+    this.audioLength += samples.length;
+  }
+
+  /** Drops audio no segment can still need: before the open segment, or before the padding reach. */
+  private trimAudio(): void {
+    const open = this.tracker.openStartSample;
+    // Between segments the next one may start up to one chunk plus the padding before the
+    // chunk that opens it; keep a second to be safe.
+    const keepFrom = Math.max(0, open ?? this.scoredSamples - RATE);
+    const drop = keepFrom - this.audioStart;
+    if (drop <= RATE) return;
+    this.audio.copyWithin(0, drop, this.audioLength);
+    this.audioLength -= drop;
+    this.audioStart = keepFrom;
+  }
+
+  private trimProbs(): void {
+    const excess = this.recentProbs.length - this.splitSearchChunks * 2;
+    if (excess > 256) {
+      this.recentProbs.splice(0, excess);
+      this.probStart += excess;
+    }
+  }
+}

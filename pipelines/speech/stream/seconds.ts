@@ -1,0 +1,174 @@
+// Per-second voice features of a stream of 16 kHz samples, computed as the samples arrive
+// (pure: samples in, numbers out; plans and buffers owned by the instance). Frames are the
+// feature plan's 30 ms frames every 10 ms; a frame belongs to the second that holds its centre,
+// so a second's pitch never mixes frames of its neighbours. Volume is the RMS of the second's own
+// samples. Memory grows with the number of seconds (a few dozen bytes each) and the voiced f0
+// values kept for session statistics (4 bytes per voiced 10 ms frame), never with the audio.
+import { SPEECH_SAMPLE_RATE } from '../frames.js';
+import { type SpeechFeaturePlan, computeSpeechFeatures, createSpeechFeaturePlan } from '../index.js';
+import { dbfsFromMeanSquare } from '../volume.js';
+
+export interface SecondFeatures {
+  /** Which second: [index, index + 1) s from the first sample. */
+  index: number;
+  /** Mean f0 over the second's voiced frames, Hz; null when none was voiced. */
+  pitchMeanHz: number | null;
+  /** SD of f0 over the voiced frames, Hz; null with fewer than two. */
+  pitchSdHz: number | null;
+  /** RMS of the second's samples, dBFS. */
+  volumeDbfs: number;
+  /** Share of the second's frames judged voiced, 0..1. */
+  voicedRatio: number;
+  /** Share of the second's samples in chunks the voice activity model scored as speech, 0..1. */
+  speechRatio: number;
+}
+
+class SecondAccumulator {
+  frames = 0;
+  voiced = 0;
+  f0Sum = 0;
+  f0Squares = 0;
+  sampleSquares = 0;
+  samples = 0;
+  speechSamples = 0;
+  scoredSamples = 0;
+}
+
+/** A growable Float32Array. */
+export class FloatList {
+  private data: Float32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.data = new Float32Array(capacity);
+  }
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const next = new Float32Array(this.data.length * 2);
+      next.set(this.data);
+      this.data = next;
+    }
+    this.data[this.length++] = v;
+  }
+  view(): Float32Array {
+    return this.data.subarray(0, this.length);
+  }
+}
+
+export class SecondFeatureStream {
+  private readonly plan: SpeechFeaturePlan;
+  private readonly rate = SPEECH_SAMPLE_RATE;
+  private readonly frameSize: number;
+  private readonly hop: number;
+  /** Samples not yet consumed by a frame start, from absolute index `bufferStart`. */
+  private buffer = new Float32Array(0);
+  private bufferStart = 0;
+  /** Index of the next frame to compute. */
+  private nextFrame = 0;
+  private totalSamples = 0;
+  private readonly seconds: SecondAccumulator[] = [];
+  /** f0 of every voiced frame so far, for session pitch statistics. */
+  readonly voicedF0 = new FloatList(4096);
+
+  constructor(plan: SpeechFeaturePlan = createSpeechFeaturePlan()) {
+    this.plan = plan;
+    this.frameSize = plan.pitch.frameSize;
+    this.hop = plan.hop;
+  }
+
+  /** Samples seen so far. */
+  get sampleCount(): number {
+    return this.totalSamples;
+  }
+
+  private second(i: number): SecondAccumulator {
+    while (this.seconds.length <= i) this.seconds.push(new SecondAccumulator());
+    return this.seconds[i];
+  }
+
+  /** Feeds the next samples of the stream. */
+  push(samples: Float32Array): void {
+    // Volume from the samples themselves.
+    let at = this.totalSamples;
+    let i = 0;
+    while (i < samples.length) {
+      const sec = Math.floor(at / this.rate);
+      const take = Math.min(samples.length - i, (sec + 1) * this.rate - at);
+      const acc = this.second(sec);
+      let squares = 0;
+      for (let k = i; k < i + take; k++) squares += samples[k] * samples[k];
+      acc.sampleSquares += squares;
+      acc.samples += take;
+      i += take;
+      at += take;
+    }
+    this.totalSamples += samples.length;
+
+    // Append to the frame buffer and compute every frame that is now complete.
+    const merged = new Float32Array(this.buffer.length + samples.length);
+    merged.set(this.buffer);
+    merged.set(samples, this.buffer.length);
+    this.buffer = merged;
+    const firstFrameStart = this.nextFrame * this.hop;
+    const available = this.bufferStart + this.buffer.length - firstFrameStart;
+    if (available < this.frameSize) return;
+    const frames = Math.floor((available - this.frameSize) / this.hop) + 1;
+    const span = this.buffer.subarray(firstFrameStart - this.bufferStart, firstFrameStart - this.bufferStart + (frames - 1) * this.hop + this.frameSize);
+    const features = computeSpeechFeatures(span, this.plan);
+    for (let f = 0; f < features.frames; f++) {
+      const centre = (this.nextFrame + f) * this.hop + this.frameSize / 2;
+      const acc = this.second(Math.floor(centre / this.rate));
+      acc.frames++;
+      if (features.voiced[f] === 1 && features.f0Hz[f] > 0) {
+        const f0 = features.f0Hz[f];
+        acc.voiced++;
+        acc.f0Sum += f0;
+        acc.f0Squares += f0 * f0;
+        this.voicedF0.push(f0);
+      }
+    }
+    this.nextFrame += features.frames;
+    // Keep only what the next frame needs.
+    const keepFrom = this.nextFrame * this.hop;
+    this.buffer = this.buffer.slice(keepFrom - this.bufferStart);
+    this.bufferStart = keepFrom;
+  }
+
+  /** Marks `count` samples from `startSample` as scored by voice activity, speech or not. */
+  markVoiceActivity(startSample: number, count: number, isSpeech: boolean): void {
+    let at = startSample;
+    const end = startSample + count;
+    while (at < end) {
+      const sec = Math.floor(at / this.rate);
+      const take = Math.min(end - at, (sec + 1) * this.rate - at);
+      const acc = this.second(sec);
+      acc.scoredSamples += take;
+      if (isSpeech) acc.speechSamples += take;
+      at += take;
+    }
+  }
+
+  /**
+   * Seconds whose samples and frames are all in: second s is complete once the stream has
+   * passed the end of s plus half a frame (its last frame's centre is in s, its end beyond).
+   * With `final`, every second that has samples.
+   */
+  completeSeconds(final = false): number {
+    if (final) return Math.ceil(this.totalSamples / this.rate);
+    return Math.max(0, Math.floor((this.totalSamples - this.frameSize / 2) / this.rate));
+  }
+
+  /** Features of second `index` (zeros for a second with no samples). */
+  features(index: number): SecondFeatures {
+    const acc = this.seconds[index] ?? new SecondAccumulator();
+    const mean = acc.voiced > 0 ? acc.f0Sum / acc.voiced : null;
+    const sd = acc.voiced > 1 && mean !== null ? Math.sqrt(Math.max(0, acc.f0Squares / acc.voiced - mean * mean)) : null;
+    return {
+      index,
+      pitchMeanHz: mean,
+      pitchSdHz: sd,
+      volumeDbfs: dbfsFromMeanSquare(acc.samples > 0 ? acc.sampleSquares / acc.samples : 0),
+      voicedRatio: acc.frames > 0 ? acc.voiced / acc.frames : 0,
+      speechRatio: acc.scoredSamples > 0 ? acc.speechSamples / acc.scoredSamples : 0,
+    };
+  }
+}
