@@ -1,0 +1,4 @@
+// Filler detection from the audio (held, level vowels) and its merge with the transcript's fillers.
+export * from './filled-pauses.js';
+export * from './merge.js';
+export * from './spectral-change.js';

@@ -1,0 +1,78 @@
+// Filler evidence from the transcript and from the audio, merged into one list of events.
+//
+// The transcript knows words but recognisers drop fast fillers; the acoustic detector hears held
+// vowels but cannot tell "uh" from a drawn-out word ("sooo", "theee"). So:
+// - a transcript filler (um, uh, like, you know, …) is an event whatever the audio says;
+// - an acoustic hit overlapping a transcript filled pause (um, uh, er, ah, hmm) joins it into
+//   one 'both' event spanning the union of the two;
+// - an acoustic hit overlapping a non-filler word by at least DRAWN_OUT_SHARE of the hit's
+//   length is that word said slowly, not a filler, and is dropped; a smaller overlap is the
+//   aligner's word edge running into a pause, and the hit stands;
+// - every other acoustic hit is an 'acoustic' event named 'filled_pause'.
+// Lexical fillers (like, so, you know…) are not held vowels, so an acoustic hit overlapping one
+// counts as overlapping a non-filler word for this purpose: the word explains the sound.
+import type { FillerHit } from '../metrics/fillers.js';
+import type { FilledPause } from './filled-pauses.js';
+
+export interface FillerEvent {
+  startMs: number;
+  endMs: number;
+  /** 'um', 'uh', … as in the transcript, or 'filled_pause' for one heard only in the audio. */
+  filler: string;
+  source: 'transcript' | 'acoustic' | 'both';
+  /** Index of the transcript word, when the transcript has it. */
+  wordIndex?: number;
+}
+
+/** Share of an acoustic hit that a non-filler word may cover before the hit is taken for that word. */
+export const DRAWN_OUT_SHARE = 0.3;
+
+const FILLED_PAUSES = new Set(['um', 'uh', 'er', 'ah', 'hmm']);
+
+function overlapMs(a: { startMs: number; endMs: number }, b: { startMs: number; endMs: number }): number {
+  return Math.max(0, Math.min(a.endMs, b.endMs) - Math.max(a.startMs, b.startMs));
+}
+
+/**
+ * Transcript fillers (from pipelines/speech/metrics detectFillers on timed words) merged with
+ * acoustic filled pauses: an acoustic hit overlapping a transcript filled pause is one 'both'
+ * event; an acoustic hit overlapping a non-filler word is dropped (a drawn-out word, not a
+ * filler) unless the overlap is small (< 30% of the hit); the rest are 'acoustic' events named
+ * 'filled_pause'. Events come in time order.
+ */
+export function mergeFillerEvidence(
+  words: readonly { text: string; startMs: number; endMs: number }[],
+  transcriptHits: readonly FillerHit[],
+  acoustic: readonly FilledPause[],
+): FillerEvent[] {
+  const events: FillerEvent[] = transcriptHits.map((h) => ({
+    startMs: h.startMs,
+    endMs: h.endMs,
+    filler: h.filler,
+    source: 'transcript' as const,
+    wordIndex: h.wordIndex,
+  }));
+  // Words inside a filled-pause hit are the filler itself; words inside lexical hits are words.
+  const fillerWord = new Set<number>();
+  for (const h of transcriptHits) if (FILLED_PAUSES.has(h.filler)) for (let k = 0; k < h.wordCount; k++) fillerWord.add(h.wordIndex + k);
+
+  for (const hit of acoustic) {
+    let joined = false;
+    for (const e of events) {
+      if (e.source === 'acoustic' || !FILLED_PAUSES.has(e.filler) || overlapMs(e, hit) <= 0) continue;
+      e.startMs = Math.min(e.startMs, hit.startMs);
+      e.endMs = Math.max(e.endMs, hit.endMs);
+      e.source = 'both';
+      joined = true;
+    }
+    if (joined) continue;
+    const hitMs = Math.max(hit.endMs - hit.startMs, Number.EPSILON);
+    let wordOverlap = 0;
+    words.forEach((w, i) => {
+      if (!fillerWord.has(i)) wordOverlap += overlapMs(w, hit);
+    });
+    if (wordOverlap >= DRAWN_OUT_SHARE * hitMs) continue;
+    events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: 'filled_pause', source: 'acoustic' });
+  }
+  return events.sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs);
+}
