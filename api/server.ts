@@ -12,6 +12,9 @@ import { registerHealthRoutes } from './health.js';
 import { registerSessionRoutes } from './sessions.js';
 import { registerCoherenceRoutes } from './coherence.js';
 import { registerLiveRoutes } from './live.js';
+import { registerSpeechSessionRoutes } from './speech-sessions.js';
+import { registerSpeechResultRoutes } from './speech-results.js';
+import { registerSpeechLiveRoutes } from './speech-live.js';
 import { registerIngestRoutes } from '../ingest/gateway.js';
 import { Limits } from '../ingest/readings.js';
 
@@ -57,6 +60,12 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     await registerSessionRoutes(app, ctx);
     await registerCoherenceRoutes(app, ctx);
     await registerLiveRoutes(app, ctx);
+    // The speech API where the role wires its repository (and its live hub for the stream).
+    if (ctx.speechSessions) {
+      await registerSpeechSessionRoutes(app, ctx);
+      await registerSpeechResultRoutes(app, ctx);
+      if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
+    }
   }
   return app;
 }

@@ -1,0 +1,129 @@
+// A server carrying the speech API for the api/speech-*.test.ts files: chDB in a temporary
+// directory (migrated), the embedded bus in memory, the local schema registry, an HS256
+// authenticator, the speech repositories and a started SpeechLiveHub, listening on a free
+// port. Rows of the speech tables are inserted directly (insertRows): the tests do not depend
+// on the speech worker.
+import { randomBytes } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { createEmbeddedBus } from '../bus/embedded.js';
+import { Topics, type Bus } from '../bus/types.js';
+import { silentLogger } from '../lib/log.js';
+import { createCodec, type Codec } from '../schemas/registry/codec.js';
+import { LocalSchemaRegistry } from '../schemas/registry/registry.js';
+import type { SpeechEvent } from '../schemas/registry/schemas.js';
+import type { StoreClient } from '../store/clickhouse.js';
+import { migrate } from '../store/migrate.js';
+import { storeImplementations, type StoreImplementation } from '../store/test-stores.js';
+import { createAuthenticator, type Authenticator } from './auth.js';
+import type { AppContext, RecordCodec } from './context.js';
+import { LiveHub } from './live.js';
+import { buildServer } from './server.js';
+import { DevicesRepository, SessionsRepository } from './sessions-repo.js';
+import { SpeechLiveHub } from './speech-live.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
+
+export interface SpeechTestServer {
+  baseUrl: string;
+  wsUrl: string;
+  app: FastifyInstance;
+  store: StoreClient;
+  bus: Bus;
+  codec: Codec;
+  auth: Authenticator;
+  speechSessions: SpeechSessionsRepository;
+  speechLive: SpeechLiveHub;
+  token(userId: string, orgId: string, scopes?: string[]): string;
+  request<T = any>(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: T }>;
+  /** Inserts rows into a table of the test database (epoch-ms integers for DateTime64). */
+  insertRows(table: string, rows: object[]): Promise<void>;
+  /** Publishes SpeechEvent records on the bus, keyed by session. */
+  publishEvents(events: SpeechEvent[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export const SPEECH_READ = ['read:speech'];
+export const SPEECH_ALL = ['read:speech', 'write:speech'];
+
+export async function startSpeechTestServer(opts: { maxBufferedMessages?: number } = {}): Promise<SpeechTestServer> {
+  const impl: StoreImplementation = (await storeImplementations())[0];
+  const store = await impl.open();
+  await migrate(store);
+  const bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
+  const codec = await createCodec(LocalSchemaRegistry.fromManifest());
+  const recordCodec = codec as unknown as RecordCodec;
+  const auth = createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
+  const clock = Date.now;
+  const liveOptions = { maxBufferedMessages: opts.maxBufferedMessages ?? 1024, heartbeatMs: 30_000 };
+  const speechSessions = new SpeechSessionsRepository(store.client, store.database, { clock });
+  const speechLive = new SpeechLiveHub({ log: silentLogger, ...liveOptions, clock });
+  await speechLive.start(bus, recordCodec, Topics);
+  const ctx: AppContext = {
+    log: silentLogger,
+    auth,
+    clickhouse: store.client,
+    database: store.database,
+    bus,
+    topics: Topics,
+    codec: recordCodec,
+    sessions: new SessionsRepository(store.client, store.database, { clock }),
+    devices: new DevicesRepository(store.client, store.database, clock),
+    // The heart live routes are registered with the API role; their hub is not started here.
+    live: new LiveHub({ log: silentLogger, ...liveOptions, clock }),
+    speechSessions,
+    speechUploads: new SpeechUploadsRepository(store.client, store.database, { clock }),
+    speechLive,
+    health: [],
+    clock,
+    roles: { ingest: false, api: true, worker: false },
+    liveOptions,
+    ingestLimit: { readingsPerS: 0, burst: 0 },
+  };
+  const app = await buildServer(ctx);
+  const url = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    baseUrl: url,
+    wsUrl: url.replace(/^http/, 'ws'),
+    app,
+    store,
+    bus,
+    codec,
+    auth,
+    speechSessions,
+    speechLive,
+    token: (userId, orgId, scopes = SPEECH_ALL) => auth.sign({ userId, orgId, scopes, ttlSeconds: 600 }),
+    async request(method, path, o = {}) {
+      const headers: Record<string, string> = {};
+      if (o.token) headers.authorization = `Bearer ${o.token}`;
+      let body: string | undefined;
+      if (o.body !== undefined) {
+        headers['content-type'] = 'application/json';
+        body = JSON.stringify(o.body);
+      }
+      const res = await fetch(url + path, { method, headers, body });
+      const text = await res.text();
+      let parsed: any = text;
+      try {
+        parsed = text ? JSON.parse(text) : null;
+      } catch {
+        /* not JSON */
+      }
+      return { status: res.status, body: parsed };
+    },
+    async insertRows(table, rows) {
+      await store.client.insert({ table: store.table(table), values: rows, format: 'JSONEachRow' });
+    },
+    async publishEvents(events) {
+      await bus.publish(
+        Topics.speechEvents,
+        events.map((e) => ({ key: e.session_id, value: codec.encode(Topics.speechEvents, e) })),
+      );
+    },
+    async close() {
+      await app.close();
+      await speechLive.stop();
+      await bus.close();
+      await impl.dispose();
+    },
+  };
+}

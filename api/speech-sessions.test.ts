@@ -1,0 +1,198 @@
+// Speech session routes over HTTP against chDB: create (validation, defaults, unknown
+// settings kept), read with summary, list (filters, cursor pages), scopes and tenant rules.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { SpeechSessionRow, SpeechSummaryRow } from '../store/rows.js';
+import { SPEECH_READ, startSpeechTestServer, type SpeechTestServer } from './speech-api.test-util.js';
+
+let srv: SpeechTestServer;
+before(async () => {
+  srv = await startSpeechTestServer();
+});
+after(async () => {
+  await srv?.close();
+});
+
+test('POST creates a session with the defaults filled in and unknown settings kept; GET reads it back', async () => {
+  const token = srv.token('u1', 'o1');
+  const res = await srv.request('POST', '/v1/speech-sessions', {
+    token,
+    body: { title: 'Quarterly review', description: 'Dry run', type: 'presentation', duration: 600, settings: { min_pause_ms: 300, custom_flag: { x: 1 } } },
+  });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  const s = res.body;
+  assert.match(s.id, /^[0-9a-f-]{36}$/);
+  assert.equal(s.title, 'Quarterly review');
+  assert.equal(s.description, 'Dry run');
+  assert.equal(s.type, 'presentation');
+  assert.equal(s.duration, 600);
+  assert.deepEqual(s.settings, { min_pause_ms: 300, long_pause_ms: 1000, model: 'moonshine-tiny', custom_flag: { x: 1 } });
+  assert.equal(s.status, 'created');
+  assert.equal(s.source, null);
+  assert.equal(s.started_at, null);
+  assert.equal(s.audio_duration_s, null);
+  assert.equal(s.user_id, 'u1');
+  assert.ok(Math.abs(Date.parse(s.created_at) - Date.now()) < 60_000);
+
+  const got = await srv.request('GET', `/v1/speech-sessions/${s.id}`, { token });
+  assert.equal(got.status, 200);
+  assert.deepEqual({ ...got.body, summary: undefined }, { ...s, summary: undefined });
+  assert.equal(got.body.summary, null, 'no summary before the analysis');
+
+  const minimal = await srv.request('POST', '/v1/speech-sessions', { token, body: { type: 'interview' } });
+  assert.equal(minimal.status, 201);
+  assert.equal(minimal.body.title, '');
+  assert.equal(minimal.body.duration, null);
+});
+
+test('POST refuses invalid bodies with validation_error naming the field', async () => {
+  const token = srv.token('u1', 'o1');
+  const cases: Array<[unknown, string]> = [
+    [{}, '/type'],
+    [{ type: 'lecture' }, '/type'],
+    [{ type: 'speech', duration: 0 }, '/duration'],
+    [{ type: 'speech', duration: 14_401 }, '/duration'],
+    [{ type: 'speech', duration: 12.5 }, '/duration'],
+    [{ type: 'speech', settings: { min_pause_ms: 50 } }, '/settings/min_pause_ms'],
+    [{ type: 'speech', settings: { model: 'whisper' } }, '/settings/model'],
+    [{ type: 'speech', settings: { language: 'fr' } }, '/settings/language'],
+    [{ type: 'speech', settings: { min_pause_ms: 800, long_pause_ms: 500 } }, '/settings/long_pause_ms'],
+    [{ type: 'speech', settings: [] }, '/settings'],
+    [{ type: 'speech', colour: 'red' }, '/colour'],
+    [{ type: 'speech', title: 'x'.repeat(201) }, '/title'],
+  ];
+  for (const [body, field] of cases) {
+    const res = await srv.request('POST', '/v1/speech-sessions', { token, body });
+    assert.equal(res.status, 400, JSON.stringify(body));
+    assert.equal(res.body.error.code, 'validation_error');
+    assert.equal(res.body.error.details[0].field, field, JSON.stringify(res.body));
+  }
+});
+
+test('scopes: no token is 401, a missing scope is 403', async () => {
+  assert.equal((await srv.request('POST', '/v1/speech-sessions', { body: { type: 'speech' } })).status, 401);
+  const readOnly = srv.token('u1', 'o1', SPEECH_READ);
+  const post = await srv.request('POST', '/v1/speech-sessions', { token: readOnly, body: { type: 'speech' } });
+  assert.equal(post.status, 403);
+  assert.equal(post.body.error.code, 'forbidden');
+  const heartOnly = srv.token('u1', 'o1', ['read:sessions']);
+  const list = await srv.request('GET', '/v1/speech-sessions', { token: heartOnly });
+  assert.equal(list.status, 403);
+});
+
+test("tenant rules: another user's or another org's session is a 404; the org admin sees it", async () => {
+  const owner = srv.token('owner', 'org-t');
+  const created = await srv.request('POST', '/v1/speech-sessions', { token: owner, body: { type: 'speech' } });
+  const path = `/v1/speech-sessions/${created.body.id}`;
+  assert.equal((await srv.request('GET', path, { token: owner })).status, 200);
+  const other = await srv.request('GET', path, { token: srv.token('someone-else', 'org-t') });
+  assert.equal(other.status, 404);
+  assert.equal(other.body.error.code, 'not_found');
+  assert.equal((await srv.request('GET', path, { token: srv.token('owner', 'other-org') })).status, 404, 'same user id in another org');
+  assert.equal((await srv.request('GET', path, { token: srv.token('admin', 'org-t', [...SPEECH_READ, 'admin:org']) })).status, 200);
+  assert.equal((await srv.request('GET', path, { token: srv.token('admin', 'other-org', [...SPEECH_READ, 'admin:org']) })).status, 404);
+  assert.equal((await srv.request('GET', '/v1/speech-sessions/does-not-exist', { token: owner })).status, 404);
+});
+
+function sessionRow(i: number, over: Partial<SpeechSessionRow>): SpeechSessionRow {
+  const created = Date.UTC(2025, 2, 1 + i, 10, 0, 0);
+  return {
+    session_id: `list-${i}`, org_id: 'org-l', user_id: 'ua', title: `s${i}`, description: '', kind: 'speech', expected_duration_s: null,
+    settings_json: '{}', status: 'created', source: '', started_at: null, ended_at: null, audio_duration_s: null, sample_rate_hz: null,
+    created_at: created, updated_at: created, ...over,
+  };
+}
+
+test('GET list: own sessions newest first, filters by status, type and dates, cursor pages; admins see the org', async () => {
+  await srv.insertRows('speech_sessions', [
+    sessionRow(0, {}),
+    sessionRow(1, { kind: 'interview' }),
+    sessionRow(2, { status: 'completed', source: 'upload', started_at: Date.UTC(2025, 2, 3, 10, 5), sample_rate_hz: 44_100, audio_duration_s: 61.5 }),
+    sessionRow(3, { user_id: 'ub' }),
+    sessionRow(4, { kind: 'interview', status: 'completed' }),
+    sessionRow(5, {}),
+  ]);
+  // A newer version of s5 (a status change) replaces the first under FINAL.
+  await srv.insertRows('speech_sessions', [sessionRow(5, { status: 'failed', updated_at: Date.UTC(2025, 2, 7) })]);
+  const ua = srv.token('ua', 'org-l', SPEECH_READ);
+  const titles = async (q: string, token = ua) => {
+    const res = await srv.request('GET', `/v1/speech-sessions${q}`, { token });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return res.body.data.map((s: { title: string }) => s.title);
+  };
+  assert.deepEqual(await titles(''), ['s5', 's4', 's2', 's1', 's0']);
+  assert.deepEqual(await titles('?status=completed'), ['s4', 's2']);
+  assert.deepEqual(await titles('?status=failed'), ['s5']);
+  assert.deepEqual(await titles('?status=created'), ['s1', 's0'], 'the replaced version of s5 is not listed');
+  assert.deepEqual(await titles('?type=interview'), ['s4', 's1']);
+  assert.deepEqual(await titles('?from=2025-03-02&to=2025-03-05'), ['s4', 's2', 's1'], 'to as a date includes that day');
+  assert.deepEqual(await titles('?from=2025-03-03T10:00:00Z&to=2025-03-05T10:00:00Z'), ['s2'], 'to as a timestamp is exclusive');
+  assert.deepEqual(await titles('', srv.token('boss', 'org-l', [...SPEECH_READ, 'admin:org'])), ['s5', 's4', 's3', 's2', 's1', 's0']);
+  assert.deepEqual(await titles('?user_id=ub', srv.token('boss', 'org-l', [...SPEECH_READ, 'admin:org'])), ['s3']);
+
+  const full = await srv.request('GET', '/v1/speech-sessions?status=completed&type=speech', { token: ua });
+  const s2 = full.body.data[0];
+  assert.equal(s2.source, 'upload');
+  assert.equal(s2.started_at, '2025-03-03T10:05:00.000Z');
+  assert.equal(s2.sample_rate_hz, 44_100);
+  assert.equal(s2.audio_duration_s, 61.5);
+
+  const pages: string[][] = [];
+  let cursor: string | null = null;
+  do {
+    const res: { body: { data: Array<{ title: string }>; pagination: { next_cursor: string | null; has_more: boolean; limit: number } } } = await srv.request(
+      'GET',
+      `/v1/speech-sessions?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      { token: ua },
+    );
+    pages.push(res.body.data.map((s) => s.title));
+    assert.equal(res.body.pagination.limit, 2);
+    assert.equal(res.body.pagination.has_more, res.body.pagination.next_cursor !== null);
+    cursor = res.body.pagination.next_cursor;
+  } while (cursor);
+  assert.deepEqual(pages, [['s5', 's4'], ['s2', 's1'], ['s0']]);
+
+  const forbidden = await srv.request('GET', '/v1/speech-sessions?user_id=ub', { token: ua });
+  assert.equal(forbidden.status, 403);
+  for (const q of ['?cursor=nonsense', '?from=2025-02-30', '?to=yesterday', '?status=done', '?limit=0', '?from=2025-03-05&to=2025-03-01']) {
+    const res = await srv.request('GET', `/v1/speech-sessions${q}`, { token: ua });
+    assert.equal(res.status, 400, q);
+    assert.equal(res.body.error.code, 'validation_error', q);
+  }
+});
+
+test('GET one: the summary once speech_summaries has a row (the latest version)', async () => {
+  const token = srv.token('u-sum', 'o-sum');
+  const created = await srv.request('POST', '/v1/speech-sessions', { token, body: { type: 'speech' } });
+  const id = created.body.id;
+  const base: SpeechSummaryRow = {
+    session_id: id, org_id: 'o-sum', user_id: 'u-sum', audio_started_at: Date.UTC(2025, 4, 1), duration_ms: 90_000, speech_ms: 72_000,
+    word_count: 210, speaking_rate_wpm: 140, articulation_rate_wpm: 175, pause_count: 12, long_pause_count: 2, pause_ratio: 0.2,
+    mean_pause_ms: 640, filler_count: 4, filler_rate_per_min: 2.6666667, repetition_count: 1, pitch_mean_hz: 182.5, pitch_sd_hz: 31.2,
+    pitch_min_hz: 130, pitch_max_hz: 250, pitch_variability_st: 2.9, monotone: false, volume_mean_dbfs: -23.4, volume_sd_db: 4.1,
+    model: 'moonshine-tiny', computed_at: Date.UTC(2025, 4, 1, 0, 2),
+  };
+  await srv.insertRows('speech_summaries', [{ ...base, word_count: 1, computed_at: base.computed_at - 1000 }, base]);
+  const res = await srv.request('GET', `/v1/speech-sessions/${id}`, { token });
+  assert.equal(res.status, 200);
+  assert.deepEqual(res.body.summary, {
+    duration_s: 90, speech_s: 72, word_count: 210, speaking_rate_wpm: 140, articulation_rate_wpm: 175, pause_count: 12, long_pause_count: 2,
+    pause_ratio: 0.2, mean_pause_ms: 640, filler_count: 4, filler_rate_per_min: 2.67, repetition_count: 1,
+    pitch: { mean_hz: 182.5, sd_hz: 31.2, min_hz: 130, max_hz: 250, variability_st: 2.9, monotone: false },
+    volume: { mean_dbfs: -23.4, sd_db: 4.1 },
+    model: 'moonshine-tiny', computed_at: '2025-05-01T00:02:00.000Z',
+  });
+});
+
+// WebSocket routes are left out of the document by @fastify/websocket, like /v1/coherence.
+test('the speech HTTP routes are in the OpenAPI document', async () => {
+  const res = await srv.request('GET', '/docs/json');
+  assert.equal(res.status, 200);
+  const paths = Object.keys(res.body.paths);
+  for (const p of ['/v1/speech-sessions', '/v1/speech-sessions/{id}', '/v1/speech-sessions/{id}/transcript', '/v1/speech-sessions/{id}/metrics', '/v1/speech-sessions/{id}/fluency', '/v1/speech-sessions/{id}/scores']) {
+    assert.ok(paths.includes(p), `${p} in ${paths.join(', ')}`);
+  }
+  const create = res.body.paths['/v1/speech-sessions'].post;
+  assert.ok(create.requestBody.content['application/json'].schema.properties.settings.properties.min_pause_ms);
+  assert.ok(res.body.paths['/v1/speech-sessions/{id}/scores'].get.responses['404']);
+});

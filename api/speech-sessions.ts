@@ -1,0 +1,381 @@
+// Speech session routes: create, list (cursor-paginated, newest first, filtered by status,
+// type and creation dates) and read one with its delivery summary. Tenant rules are the heart
+// sessions': a user sees their own sessions, an org admin the org's; anything else is a 404.
+import type { FastifyInstance } from 'fastify';
+import { AttuneError } from '../lib/errors.js';
+import { iso, parseTimestamp } from '../lib/time.js';
+import { toNullableNumber, toNumber } from '../store/clickhouse.js';
+import { SpeechTables, type SpeechSessionKind, type SpeechSessionStatus } from '../store/rows.js';
+import { Scopes, canAccess, requireScope, type Principal } from './auth.js';
+import type { AppContext } from './context.js';
+import { errorBodySchema } from './errors.js';
+import { authenticateRequest } from './http-auth.js';
+import type { SpeechSession, SpeechSessionsRepository } from './speech-sessions-repo.js';
+
+export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation', 'interview', 'conversation', 'speech'];
+export const SPEECH_SESSION_STATUSES: readonly SpeechSessionStatus[] = ['created', 'recording', 'processing', 'completed', 'failed'];
+export const SPEECH_MODELS = ['moonshine-tiny', 'moonshine-base'] as const;
+/** Settings every session has unless the client gave others (the pipeline's defaults). */
+export const DEFAULT_SPEECH_SETTINGS = { min_pause_ms: 250, long_pause_ms: 1000, model: 'moonshine-tiny' } as const;
+/** The longest session a client may announce (API field duration): 4 hours. */
+export const MAX_EXPECTED_DURATION_S = 14_400;
+
+const settingsSchema = {
+  type: 'object',
+  description:
+    'Analysis settings. Known keys are validated; other keys are kept as given (at most 50 keys). ' +
+    `Defaults: min_pause_ms ${DEFAULT_SPEECH_SETTINGS.min_pause_ms}, long_pause_ms ${DEFAULT_SPEECH_SETTINGS.long_pause_ms}, model ${DEFAULT_SPEECH_SETTINGS.model}.`,
+  properties: {
+    min_pause_ms: { type: 'integer', minimum: 100, maximum: 5000, description: 'Shortest non-speech gap counted as a pause, ms.' },
+    long_pause_ms: { type: 'integer', minimum: 100, maximum: 60_000, description: 'Pauses at least this long are long pauses, ms; above min_pause_ms.' },
+    model: { type: 'string', enum: [...SPEECH_MODELS], description: 'Speech recognition model.' },
+    language: { type: 'string', enum: ['en'], description: 'Language spoken; English only.' },
+  },
+  additionalProperties: true,
+  maxProperties: 50,
+} as const;
+
+export const speechSessionJsonSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    user_id: { type: 'string' },
+    org_id: { type: 'string' },
+    title: { type: 'string' },
+    description: { type: 'string' },
+    type: { type: 'string', enum: [...SPEECH_SESSION_TYPES] },
+    duration: { type: ['integer', 'null'], description: 'Expected duration given at creation, seconds.' },
+    settings: { type: 'object', additionalProperties: true },
+    status: {
+      type: 'string',
+      enum: [...SPEECH_SESSION_STATUSES],
+      description: 'created (no audio yet), recording (live audio streaming), processing (analysis running), completed (results stored) or failed.',
+    },
+    source: { type: ['string', 'null'], enum: ['upload', 'live', null], description: 'Where the audio came from; null before any audio.' },
+    started_at: { type: ['string', 'null'], format: 'date-time', description: 'First sample of the audio: the origin of every *_ms time of the session.' },
+    ended_at: { type: ['string', 'null'], format: 'date-time' },
+    audio_duration_s: { type: ['number', 'null'] },
+    sample_rate_hz: { type: ['integer', 'null'], description: 'Sample rate of the audio as received.' },
+    created_at: { type: 'string', format: 'date-time' },
+    updated_at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+const nullableNumber = { type: ['number', 'null'] } as const;
+
+export const speechSummarySchema = {
+  type: ['object', 'null'],
+  description: 'Delivery metrics of the analysed audio; null until the analysis has stored them.',
+  properties: {
+    duration_s: { type: 'number' },
+    speech_s: { type: 'number', description: 'Time voice activity detection marked as speech.' },
+    word_count: { type: 'integer' },
+    speaking_rate_wpm: { type: 'number', description: 'Words per minute over the whole audio, pauses included.' },
+    articulation_rate_wpm: { type: 'number', description: 'Words per minute over speaking time.' },
+    pause_count: { type: 'integer' },
+    long_pause_count: { type: 'integer' },
+    pause_ratio: { type: 'number', description: 'Share of the time between the first and the last speech that is pauses, 0..1.' },
+    mean_pause_ms: { type: ['integer', 'null'] },
+    filler_count: { type: 'integer' },
+    filler_rate_per_min: { type: 'number' },
+    repetition_count: { type: 'integer' },
+    pitch: {
+      type: 'object',
+      properties: {
+        mean_hz: nullableNumber,
+        sd_hz: nullableNumber,
+        min_hz: { ...nullableNumber, description: '5th percentile of voiced frames.' },
+        max_hz: { ...nullableNumber, description: '95th percentile of voiced frames.' },
+        variability_st: { ...nullableNumber, description: 'Standard deviation in semitones.' },
+        monotone: { type: ['boolean', 'null'] },
+      },
+    },
+    volume: {
+      type: 'object',
+      properties: {
+        mean_dbfs: { ...nullableNumber, description: 'Mean loudness of the seconds with speech.' },
+        sd_db: { ...nullableNumber, description: 'Standard deviation of the per-second loudness over seconds with speech.' },
+      },
+    },
+    model: { type: 'string', description: 'Recognition model of the transcript.' },
+    computed_at: { type: 'string', format: 'date-time' },
+  },
+} as const;
+
+export function speechSessionJson(s: SpeechSession) {
+  return {
+    id: s.id,
+    user_id: s.userId,
+    org_id: s.orgId,
+    title: s.title,
+    description: s.description,
+    type: s.type,
+    duration: s.expectedDurationS,
+    settings: s.settings,
+    status: s.status,
+    source: s.source === '' ? null : s.source,
+    started_at: s.startedAt === null ? null : iso(s.startedAt),
+    ended_at: s.endedAt === null ? null : iso(s.endedAt),
+    audio_duration_s: s.audioDurationS,
+    sample_rate_hz: s.sampleRateHz,
+    created_at: iso(s.createdAt),
+    updated_at: iso(s.updatedAt),
+  };
+}
+
+export function speechRepo(ctx: AppContext): SpeechSessionsRepository {
+  if (!ctx.speechSessions) throw new AttuneError('unavailable', 'speech sessions are not configured on this server');
+  return ctx.speechSessions;
+}
+
+/** The speech session, if `p` may see it. Someone else's session is a 404, never a hint that it exists. */
+export async function visibleSpeechSession(ctx: AppContext, p: Principal, id: string): Promise<SpeechSession> {
+  const s = await speechRepo(ctx).get(id);
+  if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `speech session ${id} not found`);
+  return s;
+}
+
+/** Settings as stored: the defaults, then what the client gave; long_pause_ms above min_pause_ms. */
+export function effectiveSettings(given: Record<string, unknown> | undefined): Record<string, unknown> {
+  const settings: Record<string, unknown> = { ...DEFAULT_SPEECH_SETTINGS, ...(given ?? {}) };
+  if ((settings.long_pause_ms as number) <= (settings.min_pause_ms as number)) {
+    throw new AttuneError('validation_error', 'settings.long_pause_ms must be above settings.min_pause_ms', [
+      { field: '/settings/long_pause_ms', reason: `must be above min_pause_ms (${settings.min_pause_ms})` },
+    ]);
+  }
+  if (JSON.stringify(settings).length > 16_384) {
+    throw new AttuneError('validation_error', 'settings are too large (at most 16 KB of JSON)', [{ field: '/settings', reason: 'too large' }]);
+  }
+  return settings;
+}
+
+/**
+ * A bound of the created_at filter: a date (YYYY-MM-DD, UTC; as `to` it includes that whole
+ * day) or an ISO-8601 timestamp with a zone, or epoch ms.
+ */
+export function dateBound(v: string, field: 'from' | 'to'): number {
+  if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
+    const t = Date.parse(`${v}T00:00:00Z`);
+    // Date.parse rolls 2026-02-31 over to March; a date that does not print back is not real.
+    if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === v) return field === 'to' ? t + 86_400_000 : t;
+  } else {
+    const t = parseTimestamp(v);
+    if (!Number.isNaN(t)) return Math.round(t);
+  }
+  throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD or an ISO-8601 timestamp with a zone`, [{ field: `?${field}`, reason: 'invalid date' }]);
+}
+
+interface SummaryRow {
+  duration_ms: number | string;
+  speech_ms: number | string;
+  word_count: number | string;
+  speaking_rate_wpm: number;
+  articulation_rate_wpm: number;
+  pause_count: number | string;
+  long_pause_count: number | string;
+  pause_ratio: number;
+  mean_pause_ms: number | string | null;
+  filler_count: number | string;
+  filler_rate_per_min: number;
+  repetition_count: number | string;
+  pitch_mean_hz: number | null;
+  pitch_sd_hz: number | null;
+  pitch_min_hz: number | null;
+  pitch_max_hz: number | null;
+  pitch_variability_st: number | null;
+  monotone: boolean | number | null;
+  volume_mean_dbfs: number | null;
+  volume_sd_db: number | null;
+  model: string;
+  computed_at_ms: number | string;
+}
+
+/** Rounds a Float32 read back to `digits` decimals (no float noise in the API); null stays null. */
+export const roundTo = (v: number | null | undefined, digits: number): number | null =>
+  v === null || v === undefined || !Number.isFinite(v) ? null : Number(v.toFixed(digits));
+
+export type SpeechSummary = NonNullable<Awaited<ReturnType<typeof readSpeechSummary>>>;
+
+/** The session's row of speech_summaries (the latest version), as the API shows it; null when not computed yet. */
+export async function readSpeechSummary(ctx: AppContext, s: SpeechSession) {
+  const rs = await ctx.clickhouse.query({
+    query: `SELECT duration_ms, speech_ms, word_count, speaking_rate_wpm, articulation_rate_wpm, pause_count, long_pause_count,
+              pause_ratio, mean_pause_ms, filler_count, filler_rate_per_min, repetition_count, pitch_mean_hz, pitch_sd_hz,
+              pitch_min_hz, pitch_max_hz, pitch_variability_st, monotone, volume_mean_dbfs, volume_sd_db, model,
+              toUnixTimestamp64Milli(computed_at) AS computed_at_ms
+            FROM ${ctx.database}.${SpeechTables.speechSummaries} FINAL
+            WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}
+            ORDER BY computed_at DESC LIMIT 1`,
+    query_params: { org: s.orgId, user: s.userId, sid: s.id },
+    format: 'JSONEachRow',
+  });
+  const rows = (await rs.json()) as SummaryRow[];
+  if (rows.length === 0) return null;
+  const r = rows[0];
+  return {
+    duration_s: toNumber(r.duration_ms) / 1000,
+    speech_s: toNumber(r.speech_ms) / 1000,
+    word_count: toNumber(r.word_count),
+    speaking_rate_wpm: roundTo(r.speaking_rate_wpm, 1) ?? 0,
+    articulation_rate_wpm: roundTo(r.articulation_rate_wpm, 1) ?? 0,
+    pause_count: toNumber(r.pause_count),
+    long_pause_count: toNumber(r.long_pause_count),
+    pause_ratio: roundTo(r.pause_ratio, 4) ?? 0,
+    mean_pause_ms: toNullableNumber(r.mean_pause_ms),
+    filler_count: toNumber(r.filler_count),
+    filler_rate_per_min: roundTo(r.filler_rate_per_min, 2) ?? 0,
+    repetition_count: toNumber(r.repetition_count),
+    pitch: {
+      mean_hz: roundTo(r.pitch_mean_hz, 2),
+      sd_hz: roundTo(r.pitch_sd_hz, 2),
+      min_hz: roundTo(r.pitch_min_hz, 2),
+      max_hz: roundTo(r.pitch_max_hz, 2),
+      variability_st: roundTo(r.pitch_variability_st, 3),
+      monotone: r.monotone === null ? null : Boolean(r.monotone),
+    },
+    volume: { mean_dbfs: roundTo(r.volume_mean_dbfs, 2), sd_db: roundTo(r.volume_sd_db, 2) },
+    model: r.model,
+    computed_at: iso(toNumber(r.computed_at_ms)),
+  };
+}
+
+interface CreateBody {
+  title?: string;
+  description?: string;
+  type: SpeechSessionKind;
+  duration?: number;
+  settings?: Record<string, unknown>;
+}
+
+interface ListQuery {
+  limit?: number;
+  cursor?: string;
+  status?: SpeechSessionStatus;
+  type?: SpeechSessionKind;
+  from?: string;
+  to?: string;
+  user_id?: string;
+}
+
+export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.post<{ Body: CreateBody }>(
+    '/v1/speech-sessions',
+    {
+      schema: {
+        tags: ['speech'],
+        summary: 'Create a speech session for the calling user; send it audio by upload or live stream.',
+        security: [{ bearerAuth: [] }],
+        body: {
+          type: 'object',
+          properties: {
+            title: { type: 'string', maxLength: 200 },
+            description: { type: 'string', maxLength: 2000 },
+            type: { type: 'string', enum: [...SPEECH_SESSION_TYPES], description: 'What the user practises.' },
+            duration: { type: 'integer', minimum: 1, maximum: MAX_EXPECTED_DURATION_S, description: 'Expected duration, seconds.' },
+            settings: settingsSchema,
+          },
+          required: ['type'],
+          additionalProperties: false,
+        },
+        response: { 201: speechSessionJsonSchema, '4xx': errorBodySchema },
+      },
+    },
+    async (req, reply) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.writeSpeech);
+      const body = req.body;
+      const s = await speechRepo(ctx).create({
+        orgId: p.orgId,
+        userId: p.userId,
+        title: body.title,
+        description: body.description,
+        type: body.type,
+        expectedDurationS: body.duration ?? null,
+        settings: effectiveSettings(body.settings),
+      });
+      return reply.status(201).send(speechSessionJson(s));
+    },
+  );
+
+  app.get<{ Querystring: ListQuery }>(
+    '/v1/speech-sessions',
+    {
+      schema: {
+        tags: ['speech'],
+        summary: "List the caller's speech sessions, newest first (an org admin sees the org's, or one user's with user_id).",
+        security: [{ bearerAuth: [] }],
+        querystring: {
+          type: 'object',
+          properties: {
+            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+            cursor: { type: 'string', maxLength: 300, description: 'pagination.next_cursor of the previous page.' },
+            status: { type: 'string', enum: [...SPEECH_SESSION_STATUSES] },
+            type: { type: 'string', enum: [...SPEECH_SESSION_TYPES] },
+            from: { type: 'string', maxLength: 40, description: 'Created at or after: YYYY-MM-DD (UTC) or an ISO-8601 timestamp.' },
+            to: { type: 'string', maxLength: 40, description: 'Created before: an ISO-8601 timestamp, or YYYY-MM-DD (UTC, that day included).' },
+            user_id: { type: 'string', maxLength: 128, description: 'Another user of the org (needs admin:org).' },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            properties: {
+              data: { type: 'array', items: speechSessionJsonSchema },
+              pagination: { type: 'object', properties: { limit: { type: 'integer' }, next_cursor: { type: ['string', 'null'] }, has_more: { type: 'boolean' } } },
+            },
+          },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.readSpeech);
+      const q = req.query;
+      const limit = q.limit ?? 50;
+      const isAdmin = p.scopes.has(Scopes.adminOrg);
+      if (q.user_id && !isAdmin && q.user_id !== p.userId) {
+        throw new AttuneError('forbidden', "listing another user's speech sessions needs admin:org", [{ field: '?user_id', reason: 'missing_scope' }]);
+      }
+      const from = q.from === undefined ? undefined : dateBound(q.from, 'from');
+      const to = q.to === undefined ? undefined : dateBound(q.to, 'to');
+      if (from !== undefined && to !== undefined && from >= to) {
+        throw new AttuneError('validation_error', 'from must be before to', [{ field: '?from', reason: 'not before to' }]);
+      }
+      const { items, nextCursor } = await speechRepo(ctx).list({
+        orgId: p.orgId,
+        userId: q.user_id ?? (isAdmin ? undefined : p.userId),
+        status: q.status,
+        type: q.type,
+        from,
+        to,
+        limit,
+        cursor: q.cursor,
+      });
+      return { data: items.map(speechSessionJson), pagination: { limit, next_cursor: nextCursor, has_more: nextCursor !== null } };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/speech-sessions/:id',
+    {
+      schema: {
+        tags: ['speech'],
+        summary: 'A speech session, with its delivery summary once the analysis has stored it (else summary is null).',
+        security: [{ bearerAuth: [] }],
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
+        response: {
+          200: { type: 'object', properties: { ...speechSessionJsonSchema.properties, summary: speechSummarySchema } },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, Scopes.readSpeech);
+      const s = await visibleSpeechSession(ctx, p, req.params.id);
+      return { ...speechSessionJson(s), summary: await readSpeechSummary(ctx, s) };
+    },
+  );
+}
