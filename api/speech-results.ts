@@ -181,13 +181,16 @@ export async function readMetrics(ctx: AppContext, s: SpeechSession, granularity
   // Pitch pooled over the voiced frames of the bucket, each second weighted by its share of
   // voiced frames: mean = Σw·m / Σw; variance = Σw·(sd² + m²) / Σw − mean² (a second with one
   // voiced frame has no sd and adds 0). No sd when at most one second was voiced and it had none.
+  // Inner aliases differ from the column names: ClickHouse would otherwise read an alias such
+  // as voiced_ratio inside the other aggregates.
   const result = await rows<BucketRow>(
     ctx,
     `SELECT bucket, first_second, last_second,
         if(voiced_w > 0, pitch_wsum / voiced_w, NULL) AS pitch_mean_hz,
         if(voiced_w > 0 AND (sd_seconds > 0 OR pitch_seconds > 1),
            sqrt(greatest(pitch_sq_wsum / voiced_w - pow(pitch_wsum / voiced_w, 2), 0)), NULL) AS pitch_sd_hz,
-        volume_dbfs, voiced_ratio, speech_ratio, word_count, filler_count, rolling_wpm
+        energy_dbfs AS volume_dbfs, mean_voiced AS voiced_ratio, mean_speech AS speech_ratio, words AS word_count,
+        fillers AS filler_count, last_rolling_wpm AS rolling_wpm
      FROM (
        SELECT intDiv(second_index, {n:UInt32}) AS bucket,
          min(second_index) AS first_second,
@@ -197,12 +200,12 @@ export async function readMetrics(ctx: AppContext, s: SpeechSession, granularity
          sumIf(toFloat64(voiced_ratio) * (pow(ifNull(pitch_sd_hz, 0), 2) + pow(assumeNotNull(pitch_mean_hz), 2)), pitch_mean_hz IS NOT NULL) AS pitch_sq_wsum,
          countIf(pitch_mean_hz IS NOT NULL) AS pitch_seconds,
          countIf(pitch_sd_hz IS NOT NULL) AS sd_seconds,
-         10 * log10(avg(pow(10, toFloat64(volume_dbfs) / 10))) AS volume_dbfs,
-         avg(voiced_ratio) AS voiced_ratio,
-         avg(speech_ratio) AS speech_ratio,
-         sum(word_count) AS word_count,
-         sum(filler_count) AS filler_count,
-         argMax(rolling_wpm, second_index) AS rolling_wpm
+         10 * log10(avg(pow(10, toFloat64(volume_dbfs) / 10))) AS energy_dbfs,
+         avg(voiced_ratio) AS mean_voiced,
+         avg(speech_ratio) AS mean_speech,
+         sum(word_count) AS words,
+         sum(filler_count) AS fillers,
+         argMax(rolling_wpm, second_index) AS last_rolling_wpm
        FROM ${ctx.database}.${SpeechTables.speechFrames} FINAL
        WHERE ${OF_SESSION}
        GROUP BY bucket
