@@ -56,6 +56,8 @@ export interface AppContext {
   speechUploads?: SpeechUploadsRepository;
   /** Live speech events fan-out; present where the API role runs the speech stream. */
   speechLive?: SpeechLiveHub;
+  /** Speech file upload limits (config.speechUpload); 200 MB and 4 h when absent. */
+  speechUploadLimits?: { maxBytes: number; maxDurationS: number };
   health: HealthCheck[];
   clock: () => number;
   /** Which roles this server carries; decides which routes it registers. */

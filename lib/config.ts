@@ -43,6 +43,8 @@ export interface AttuneConfig {
     maxBufferedMessages: number;
     heartbeatMs: number;
   };
+  /** Speech file uploads: larger or longer files are refused with 413. */
+  speechUpload: { maxBytes: number; maxDurationS: number };
   simulate: boolean;
   simulatorDevices: number;
 }
@@ -175,6 +177,10 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     live: {
       maxBufferedMessages: int(e, 'ATTUNE_WS_MAX_BUFFERED', 256, 1, 100_000),
       heartbeatMs: int(e, 'ATTUNE_WS_HEARTBEAT_MS', 15_000, 100, 600_000),
+    },
+    speechUpload: {
+      maxBytes: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_BYTES', 200 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
+      maxDurationS: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_DURATION_S', 4 * 3600, 1, 24 * 3600),
     },
     simulate: bool(e, 'ATTUNE_SIMULATE', false),
     simulatorDevices: int(e, 'ATTUNE_SIM_DEVICES', 3, 1, 10_000),

@@ -1,0 +1,413 @@
+// Speech file uploads: `POST /v1/speech-sessions/{id}/upload` takes a WAV file as multipart
+// (field `file`, optional JSON field `metadata`) and streams it onto the bus, and
+// `GET /v1/speech-sessions/{id}/upload/{upload_id}/status` reports the job.
+//
+// The file is never held whole: each chunk of the multipart body goes through the WAV parser,
+// the resampler and the framer, and the next chunk is read only once the bus has taken the
+// frames of this one, so the HTTP body is consumed as fast as the bus accepts audio. The
+// speech worker does the analysis and moves the upload and session rows on from there.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import multipart, { type MultipartFile, type MultipartValue } from '@fastify/multipart';
+import { AttuneError, isAttuneError } from '../../lib/errors.js';
+import { iso } from '../../lib/time.js';
+import { requireScope, type Principal } from '../../api/auth.js';
+import type { AppContext } from '../../api/context.js';
+import { errorBodySchema } from '../../api/errors.js';
+import { authenticateRequest } from '../../api/http-auth.js';
+import type { SpeechSession, SpeechUpload } from '../../api/speech-sessions-repo.js';
+import { WavStreamParser, type WavFormat } from './wav-stream.js';
+import { SpeechAudioPublisher, UploadFraming, samplesAt16k } from './publisher.js';
+import { SpeechScopes, audioConflict, ownedSpeechSession, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
+
+export interface SpeechUploadLimits {
+  /** Largest file accepted, bytes (413 above). */
+  maxBytes: number;
+  /** Longest audio accepted, seconds (413 above). */
+  maxDurationS: number;
+}
+
+export const DEFAULT_UPLOAD_LIMITS: SpeechUploadLimits = { maxBytes: 200 * 1024 * 1024, maxDurationS: 4 * 3600 };
+/** The metadata field is a small JSON object, not a second payload. */
+export const MAX_METADATA_BYTES = 64 * 1024;
+
+const sessionIdParam = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' } as const;
+
+const acceptedResponse = {
+  type: 'object',
+  properties: {
+    upload_id: { type: 'string' },
+    session_id: { type: 'string' },
+    status: { type: 'string', enum: ['processing'] },
+    status_url: { type: 'string' },
+  },
+} as const;
+
+const statusResponse = {
+  type: 'object',
+  properties: {
+    upload_id: { type: 'string' },
+    session_id: { type: 'string' },
+    status: { type: 'string', enum: ['queued', 'processing', 'completed', 'failed'] },
+    stage: { type: 'string' },
+    progress: { type: 'number', description: 'Share of the job done, 0..1.' },
+    eta_s: { type: ['number', 'null'], description: 'Estimated seconds left; null when not estimated.' },
+    file_name: { type: 'string' },
+    size_bytes: { type: 'integer' },
+    encoding: { type: 'string', description: 'pcm16 or float32; empty before the header was read.' },
+    channel_count: { type: 'integer' },
+    sample_rate_hz: { type: 'integer' },
+    audio_duration_s: { type: ['number', 'null'] },
+    error: {
+      type: ['object', 'null'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+    created_at: { type: 'string', format: 'date-time' },
+    updated_at: { type: 'string', format: 'date-time' },
+    completed_at: { type: ['string', 'null'], format: 'date-time' },
+  },
+} as const;
+
+export function uploadStatusJson(u: SpeechUpload) {
+  return {
+    upload_id: u.id,
+    session_id: u.sessionId,
+    status: u.status,
+    stage: u.stage,
+    progress: u.progress,
+    eta_s: u.etaS,
+    file_name: u.fileName,
+    size_bytes: u.sizeBytes,
+    encoding: u.encoding,
+    channel_count: u.channelCount,
+    sample_rate_hz: u.sampleRateHz,
+    audio_duration_s: u.audioDurationS,
+    error: u.errorCode ? { code: u.errorCode, message: u.errorMessage } : null,
+    created_at: iso(u.createdAt),
+    updated_at: iso(u.updatedAt),
+    completed_at: u.completedAt === null ? null : iso(u.completedAt),
+  };
+}
+
+export const statusUrl = (sessionId: string, uploadId: string) =>
+  `/v1/speech-sessions/${encodeURIComponent(sessionId)}/upload/${encodeURIComponent(uploadId)}/status`;
+
+export async function registerSpeechUploadRoutes(app: FastifyInstance, ctx: AppContext, limits: SpeechUploadLimits = DEFAULT_UPLOAD_LIMITS): Promise<void> {
+  // Its own scope: the multipart parser applies to these routes only. Limits are given per
+  // request (req.parts), so they hold whoever else registers the plugin.
+  await app.register(async (scope) => {
+    if (!scope.hasRequestDecorator('parts')) await scope.register(multipart);
+
+    scope.post<{ Params: { id: string } }>(
+      '/v1/speech-sessions/:id/upload',
+      {
+        schema: {
+          tags: ['speech'],
+          summary: 'Upload a WAV file (multipart: field `file`, optional JSON field `metadata`) to a speech session.',
+          description:
+            `PCM16 or float32 WAV, mono or stereo, ${Math.round(limits.maxBytes / 1048576)} MB and ${limits.maxDurationS} s at most. ` +
+            'The file is streamed and processed as it arrives; the answer (202) comes once it is all received. ' +
+            'A broken header is 400, an unsupported encoding 415, a file too large or too long 413, a session that already has audio 409.',
+          security: [{ bearerAuth: [] }],
+          consumes: ['multipart/form-data'],
+          params: { type: 'object', properties: { id: sessionIdParam }, required: ['id'] },
+          response: { 202: acceptedResponse, '4xx': errorBodySchema, '5xx': errorBodySchema },
+        },
+      },
+      async (req, reply) => {
+        const body = await receiveUpload(ctx, limits, req, reply);
+        return reply.status(202).send(body);
+      },
+    );
+
+    scope.get<{ Params: { id: string; upload_id: string } }>(
+      '/v1/speech-sessions/:id/upload/:upload_id/status',
+      {
+        schema: {
+          tags: ['speech'],
+          summary: 'Progress of an uploaded file: status, stage, progress, estimated time left, error.',
+          security: [{ bearerAuth: [] }],
+          params: { type: 'object', properties: { id: sessionIdParam, upload_id: sessionIdParam }, required: ['id', 'upload_id'] },
+          response: { 200: statusResponse, '4xx': errorBodySchema },
+        },
+      },
+      async (req) => {
+        const p = authenticateRequest(ctx, req);
+        requireScope(p, SpeechScopes.read);
+        const repos = speechRepos(ctx);
+        await ownedSpeechSession(repos, p, req.params.id);
+        const upload = await repos.uploads.get(req.params.upload_id);
+        if (!upload || upload.sessionId !== req.params.id) {
+          throw new AttuneError('not_found', `upload ${req.params.upload_id} not found`, [{ field: 'upload_id', reason: 'not_found' }]);
+        }
+        return uploadStatusJson(upload);
+      },
+    );
+  });
+}
+
+/** Reads the multipart body, streaming the file onto the bus; returns the 202 body. */
+async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
+  const startedAt = ctx.clock();
+  const p = authenticateRequest(ctx, req);
+  requireScope(p, SpeechScopes.write);
+  const repos = speechRepos(ctx);
+  const session = await ownedSpeechSession(repos, p, req.params.id);
+  // Refused before a byte of the body is read; claimForAudio checks again, atomically.
+  if (!takesAudio(session)) throw audioConflict(session);
+  if (!req.isMultipart()) {
+    throw new AttuneError('unsupported_media_type', 'send the file as multipart/form-data (field "file", optional field "metadata")', [
+      { reason: 'not_multipart', content_type: req.headers['content-type'] ?? null },
+    ]);
+  }
+  const job = new UploadJob(ctx, repos, limits, p, session, startedAt);
+  try {
+    const parts = req.parts({
+      limits: { fileSize: limits.maxBytes, files: 1, fields: 8, fieldSize: MAX_METADATA_BYTES, parts: 10, headerPairs: 64 },
+    });
+    for await (const part of multipartParts(parts, limits)) {
+      if (part.type === 'file') {
+        if (part.fieldname !== 'file') {
+          throw new AttuneError('validation_error', `unexpected file field "${part.fieldname}"; send the WAV in field "file"`, [
+            { field: part.fieldname, reason: 'unexpected_file_field' },
+          ]);
+        }
+        await job.receiveFile(part);
+      } else if (part.fieldname === 'metadata') {
+        await job.setMetadata(parseMetadata(part));
+      } else if (part.fieldname === 'file') {
+        throw new AttuneError('validation_error', 'field "file" must be a file part (with a filename)', [{ field: 'file', reason: 'not_a_file' }]);
+      }
+      // Other text fields are ignored, as form clients add their own.
+    }
+    if (!job.fileReceived) throw new AttuneError('validation_error', 'the WAV file is missing: send it in field "file"', [{ field: 'file', reason: 'required' }]);
+    return await job.finish();
+  } catch (err) {
+    // The rest of a refused body is not worth reading.
+    void reply.header('connection', 'close');
+    throw await job.fail(err);
+  }
+}
+
+/** The multipart parts, with the plugin's own errors turned into coded ones. */
+async function* multipartParts(parts: AsyncIterableIterator<MultipartFile | MultipartValue>, limits: SpeechUploadLimits): AsyncGenerator<MultipartFile | MultipartValue> {
+  for (;;) {
+    let next: IteratorResult<MultipartFile | MultipartValue>;
+    try {
+      next = await parts.next();
+    } catch (err) {
+      throw multipartError(err, limits);
+    }
+    if (next.done) return;
+    yield next.value;
+  }
+}
+
+function multipartError(err: unknown, limits: SpeechUploadLimits): AttuneError {
+  if (isAttuneError(err)) return err;
+  const code = (err as { code?: string }).code;
+  switch (code) {
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return fileTooLarge(limits);
+    case 'FST_FILES_LIMIT':
+      return new AttuneError('validation_error', 'send one file only', [{ field: 'file', reason: 'too_many_files' }]);
+    case 'FST_FIELDS_LIMIT':
+    case 'FST_PARTS_LIMIT':
+      return new AttuneError('payload_too_large', 'too many form fields', [{ reason: 'too_many_fields' }]);
+    case 'FST_INVALID_JSON_FIELD_ERROR':
+      return invalidMetadata('not valid JSON');
+    case 'FST_PROTO_VIOLATION':
+      return new AttuneError('validation_error', (err as Error).message, [{ reason: 'invalid_field_name' }]);
+  }
+  return new AttuneError('validation_error', `malformed multipart body: ${(err as Error).message}`, [{ reason: 'malformed_multipart' }]);
+}
+
+const fileTooLarge = (limits: SpeechUploadLimits) =>
+  new AttuneError('payload_too_large', `file is larger than ${limits.maxBytes} bytes`, [{ field: 'file', reason: 'too_large', max_bytes: limits.maxBytes }]);
+
+const invalidMetadata = (reason: string) =>
+  new AttuneError('validation_error', `field "metadata" must be a JSON object (${reason})`, [{ field: 'metadata', reason }]);
+
+function parseMetadata(part: MultipartValue): Record<string, unknown> {
+  if (part.valueTruncated) {
+    throw new AttuneError('payload_too_large', `field "metadata" is larger than ${MAX_METADATA_BYTES} bytes`, [
+      { field: 'metadata', reason: 'too_large', max_bytes: MAX_METADATA_BYTES },
+    ]);
+  }
+  let value: unknown = part.value;
+  // Sent as application/json the plugin has parsed it already; as text it is parsed here.
+  if (typeof value === 'string') {
+    try {
+      value = JSON.parse(value);
+    } catch {
+      throw invalidMetadata('not valid JSON');
+    }
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidMetadata('not an object');
+  return value as Record<string, unknown>;
+}
+
+/** Mono float samples through the WAV parser: the encodings the speech pipeline takes. */
+function uploadEncoding(f: WavFormat): 'pcm16' | 'float32' {
+  if (f.encoding === 'pcm' && f.bitsPerSample === 16) return 'pcm16';
+  if (f.encoding === 'float' && f.bitsPerSample === 32) return 'float32';
+  throw new AttuneError('unsupported_media_type', `unsupported WAV encoding (${f.encoding === 'pcm' ? 'PCM' : 'float'} ${f.bitsPerSample}-bit); send PCM16 or float32`, [
+    { field: 'file', reason: 'unsupported_encoding', encoding: f.encoding, bits_per_sample: f.bitsPerSample },
+  ]);
+}
+
+/**
+ * One upload: created when the file part starts, the session claimed once the WAV header is
+ * read (so a broken file never takes the session), frames published while the file arrives.
+ */
+class UploadJob {
+  fileReceived = false;
+  private upload: SpeechUpload | null = null;
+  private metadata: Record<string, unknown> | null = null;
+  private parser: WavStreamParser | null = null;
+  private publisher: SpeechAudioPublisher | null = null;
+  private claimed = false;
+
+  constructor(
+    private readonly ctx: AppContext,
+    private readonly repos: SpeechRepos,
+    private readonly limits: SpeechUploadLimits,
+    private readonly principal: Principal,
+    private readonly session: SpeechSession,
+    private readonly startedAt: number,
+  ) {}
+
+  async setMetadata(metadata: Record<string, unknown>): Promise<void> {
+    this.metadata = metadata;
+    // After the file the row exists already: record it there.
+    if (this.upload) this.upload = await this.repos.uploads.update(this.upload.id, { metadata });
+  }
+
+  async receiveFile(part: MultipartFile): Promise<void> {
+    if (this.fileReceived) throw new AttuneError('validation_error', 'send one file only', [{ field: 'file', reason: 'too_many_files' }]);
+    this.fileReceived = true;
+    this.upload = await this.repos.uploads.create({
+      sessionId: this.session.id,
+      orgId: this.session.orgId,
+      userId: this.session.userId,
+      fileName: part.filename ?? '',
+      metadata: this.metadata ?? undefined,
+    });
+    const parser = (this.parser = new WavStreamParser({ maxBytes: this.limits.maxBytes, maxDurationS: this.limits.maxDurationS, field: 'file' }));
+    for await (const chunk of fileChunks(part.file)) {
+      const pieces = parser.push(chunk);
+      if (!this.publisher && parser.format) await this.start(parser.format, parser.bytesReceived);
+      for (const samples of pieces) await this.publisher!.write(samples);
+    }
+    // The multipart limit cuts the file short without an error of its own.
+    if (part.file.truncated) throw fileTooLarge(this.limits);
+    parser.end();
+  }
+
+  /** Header read: refuse what the pipeline cannot take, claim the session, describe the file. */
+  private async start(format: WavFormat, bytesSoFar: number): Promise<void> {
+    const encoding = uploadEncoding(format);
+    if (format.channels > 2) {
+      throw new AttuneError('unsupported_media_type', `${format.channels} channels; send mono or stereo`, [
+        { field: 'file', reason: 'unsupported_channel_count', channels: format.channels },
+      ]);
+    }
+    const sampleFrames = format.dataBytes === null ? null : Math.floor(format.dataBytes / format.blockAlign);
+    await this.repos.sessions.claimForAudio(this.session.id, { source: 'upload', startedAt: this.startedAt, sampleRateHz: format.sampleRate });
+    this.claimed = true;
+    const upload = this.upload!;
+    this.upload = await this.repos.uploads.update(upload.id, {
+      status: 'processing',
+      stage: 'receiving',
+      sizeBytes: bytesSoFar,
+      encoding,
+      channelCount: format.channels,
+      sampleRateHz: format.sampleRate,
+      audioDurationS: sampleFrames === null ? null : sampleFrames / format.sampleRate,
+    });
+    this.publisher = new SpeechAudioPublisher(
+      { bus: this.ctx.bus, topics: this.ctx.topics, codec: this.ctx.codec },
+      {
+        sessionId: this.session.id,
+        orgId: this.session.orgId,
+        userId: this.session.userId,
+        streamId: upload.id,
+        source: 'upload',
+        audioStartedAt: this.startedAt,
+        sourceSampleRateHz: format.sampleRate,
+        expectedSamples: sampleFrames === null ? null : samplesAt16k(sampleFrames, format.sampleRate),
+        settingsJson: JSON.stringify(this.session.settings ?? {}),
+      },
+      UploadFraming,
+    );
+  }
+
+  /**
+   * The whole body is in: rows first, then the last frame, so the worker (which completes
+   * the rows after the last frame) never has its progress overwritten by this route.
+   */
+  async finish() {
+    const upload = this.upload!;
+    const parser = this.parser!;
+    const durationS = parser.durationS;
+    await this.repos.uploads.update(upload.id, { sizeBytes: parser.bytesReceived, audioDurationS: durationS });
+    await this.repos.sessions.update(this.session.id, { endedAt: this.ctx.clock(), audioDurationS: durationS });
+    await this.publisher!.end();
+    this.ctx.log.info(
+      { session_id: this.session.id, upload_id: upload.id, bytes: parser.bytesReceived, duration_s: durationS, frames: this.publisher!.framesPublished },
+      'speech upload received',
+    );
+    return { upload_id: upload.id, session_id: this.session.id, status: 'processing' as const, status_url: statusUrl(this.session.id, upload.id) };
+  }
+
+  /**
+   * Ends a failed upload cleanly: the stream (if any frame went out) gets a last frame with
+   * the reason so the worker drops it, the upload is marked failed, and the session too when
+   * this upload had claimed it (it can take a new upload then). Returns the error to answer.
+   */
+  async fail(err: unknown): Promise<AttuneError> {
+    const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
+    if (!isAttuneError(err)) this.ctx.log.error({ err, session_id: this.session.id }, 'speech upload failed');
+    const reason = String(coded.details[0]?.reason ?? coded.code);
+    const now = this.ctx.clock();
+    const steps: Array<[string, () => Promise<unknown>]> = [];
+    if (this.publisher && !this.publisher.ended) steps.push(['abort stream', () => this.publisher!.abort(reason)]);
+    if (this.upload) {
+      const id = this.upload.id;
+      steps.push(['mark upload failed', () => this.repos.uploads.update(id, { status: 'failed', errorCode: coded.code, errorMessage: coded.message, completedAt: now })]);
+    }
+    if (this.claimed) steps.push(['mark session failed', () => this.repos.sessions.update(this.session.id, { status: 'failed', endedAt: now })]);
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (stepErr) {
+        this.ctx.log.error({ err: stepErr, session_id: this.session.id }, `speech upload: could not ${what}`);
+      }
+    }
+    if (coded.statusCode < 500) {
+      this.ctx.log.info({ session_id: this.session.id, upload_id: this.upload?.id, code: coded.code, reason, user_id: this.principal.userId }, 'speech upload refused');
+    }
+    return coded;
+  }
+}
+
+/** The file part's bytes; the body ending early (client gone, broken form) is a coded 400. */
+async function* fileChunks(file: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+  const it = file[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await it.next();
+      } catch (err) {
+        throw new AttuneError('validation_error', 'the upload ended before the file was complete', [
+          { field: 'file', reason: 'truncated_upload', cause: (err as Error).message },
+        ]);
+      }
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    // Stopping early (a refusal) destroys the part's stream.
+    await it.return?.();
+  }
+}
