@@ -127,3 +127,14 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
     },
   };
 }
+
+/** Polls `check` until it is truthy, or throws naming `what` once `timeoutMs` has passed. */
+export async function waitUntil<T>(what: string, check: () => T | null | undefined | false, timeoutMs = 10_000, everyMs = 10): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}

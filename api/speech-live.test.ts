@@ -1,0 +1,155 @@
+// The live speech stream: SpeechEvent records published on the embedded bus reach the real
+// WebSocket clients of their session only; someone else's (or no) session is refused with
+// 4404, a missing scope with 4403; a client that stops reading is dropped (4008) while a
+// reading client gets every event.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import type { SpeechEvent } from '../schemas/registry/schemas.js';
+import { SPEECH_READ, startSpeechTestServer, waitUntil, type SpeechTestServer } from './speech-api.test-util.js';
+import type { SpeechSession } from './speech-sessions-repo.js';
+
+let srv: SpeechTestServer;
+before(async () => {
+  srv = await startSpeechTestServer({ maxBufferedMessages: 64 });
+});
+after(async () => {
+  await srv?.close();
+});
+
+interface Received {
+  messages: Array<{ id: string; type: string; timestamp: string; payload: Record<string, unknown> }>;
+  closed: { code: number; reason: string } | null;
+  ws: WebSocket;
+}
+
+/** A client that records every message and its close. */
+function client(path: string, headers: Record<string, string> = {}): Received {
+  const ws = new WebSocket(`${srv.wsUrl}${path}`, { headers });
+  const r: Received = { messages: [], closed: null, ws };
+  ws.on('message', (d) => r.messages.push(JSON.parse(d.toString())));
+  ws.on('close', (code, reason) => (r.closed = { code, reason: reason.toString() }));
+  return r;
+}
+
+const events = (r: Received) => r.messages.filter((m) => m.type !== 'subscribed' && m.type !== 'heartbeat');
+
+function event(s: SpeechSession, n: number, type: SpeechEvent['type'], payload: Record<string, unknown>): SpeechEvent {
+  return { event_id: `${s.id}:${type}:${n}`, session_id: s.id, user_id: s.userId, org_id: s.orgId, type, occurred_at: Date.UTC(2025, 6, 1, 12, 0, n), payload_json: JSON.stringify(payload) };
+}
+
+test('events published on the bus reach the clients of their session only, as envelopes', async () => {
+  const a = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-a', type: 'speech' });
+  const b = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-b', type: 'speech' });
+  await srv.speechSessions.claimForAudio(a.id, { source: 'live', startedAt: Date.now(), sampleRateHz: 16_000 });
+  const ca = client(`/v1/speech-sessions/${a.id}/stream?token=${srv.token('u-a', 'o-live', SPEECH_READ)}`);
+  const cb = client(`/v1/speech-sessions/${b.id}/stream`, { authorization: `Bearer ${srv.token('u-b', 'o-live', SPEECH_READ)}` });
+  await waitUntil('both clients subscribed', () => ca.messages.length > 0 && cb.messages.length > 0);
+  assert.equal(ca.messages[0].type, 'subscribed');
+  assert.deepEqual(ca.messages[0].payload, { session_id: a.id, status: 'recording' });
+  assert.deepEqual(cb.messages[0].payload, { session_id: b.id, status: 'created' });
+
+  await srv.publishEvents([
+    event(a, 1, 'asr:token', { text: 'hello', isFinal: false, segment_index: 0 }),
+    event(b, 1, 'metrics:update', { second_index: 0, volume_dbfs: -30 }),
+    event(a, 2, 'metrics:update', { second_index: 0, rolling_wpm: 120 }),
+    event(a, 3, 'processing:status', { stage: 'transcription', progress: 0.5, eta_s: 3 }),
+    event(b, 2, 'asr:token', { text: 'bye', isFinal: true, segment_index: 0 }),
+  ]);
+  await waitUntil("a's three events and b's two", () => events(ca).length >= 3 && events(cb).length >= 2);
+  assert.deepEqual(events(ca), [
+    { id: `${a.id}:asr:token:1`, type: 'asr:token', timestamp: '2025-07-01T12:00:01.000Z', payload: { text: 'hello', isFinal: false, segment_index: 0 } },
+    { id: `${a.id}:metrics:update:2`, type: 'metrics:update', timestamp: '2025-07-01T12:00:02.000Z', payload: { second_index: 0, rolling_wpm: 120 } },
+    { id: `${a.id}:processing:status:3`, type: 'processing:status', timestamp: '2025-07-01T12:00:03.000Z', payload: { stage: 'transcription', progress: 0.5, eta_s: 3 } },
+  ]);
+  assert.deepEqual(events(cb).map((m) => m.id), [`${b.id}:metrics:update:1`, `${b.id}:asr:token:2`]);
+
+  // After both clients leave, nothing is kept for them.
+  ca.ws.close();
+  cb.ws.close();
+  await waitUntil('clients removed', () => srv.speechLive.stats.clients === 0);
+});
+
+test('a client may authenticate with a first message instead of the URL', async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-m', type: 'interview' });
+  const c = client(`/v1/speech-sessions/${s.id}/stream`);
+  await new Promise((r) => c.ws.once('open', r));
+  c.ws.send(JSON.stringify({ type: 'authenticate', token: srv.token('u-m', 'o-live', SPEECH_READ) }));
+  await waitUntil('subscribed', () => c.messages.length > 0);
+  assert.deepEqual(c.messages[0].payload, { session_id: s.id, status: 'created' });
+  await srv.publishEvents([event(s, 1, 'processing:status', { stage: 'receiving', progress: 0 })]);
+  await waitUntil('the event', () => events(c).length === 1);
+  c.ws.close();
+});
+
+test("another user's or org's session, an unknown session and a missing scope are refused with close codes", async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-live', userId: 'owner', type: 'speech' });
+  const cases: Array<[string, string, number, string]> = [
+    [s.id, srv.token('intruder', 'o-live', SPEECH_READ), 4404, 'not_found'],
+    [s.id, srv.token('owner', 'another-org', SPEECH_READ), 4404, 'not_found'],
+    ['no-such-session', srv.token('owner', 'o-live', SPEECH_READ), 4404, 'not_found'],
+    [s.id, srv.token('owner', 'o-live', ['read:sessions']), 4403, 'forbidden'],
+    [s.id, 'not-a-jwt', 4401, 'unauthorized'],
+  ];
+  for (const [id, token, code, errorCode] of cases) {
+    const c = client(`/v1/speech-sessions/${id}/stream?token=${token}`);
+    await waitUntil(`close ${code}`, () => c.closed);
+    assert.equal(c.closed!.code, code);
+    assert.equal(c.messages.length, 1);
+    assert.equal(c.messages[0].type, 'error');
+    assert.equal((c.messages[0] as unknown as { error: { code: string } }).error.code, errorCode);
+  }
+  assert.equal(srv.speechLive.stats.clients, 0, 'no refused client was registered');
+  // The org admin may watch the session.
+  const admin = client(`/v1/speech-sessions/${s.id}/stream?token=${srv.token('boss', 'o-live', [...SPEECH_READ, 'admin:org'])}`);
+  await waitUntil('admin subscribed', () => admin.messages.length > 0);
+  assert.equal(admin.messages[0].type, 'subscribed');
+  admin.ws.close();
+  await waitUntil('admin removed', () => srv.speechLive.stats.clients === 0);
+});
+
+/** A WebSocket client that completes the handshake and then never reads a byte. */
+async function stalledClient(path: string): Promise<Socket> {
+  const url = new URL(srv.baseUrl);
+  const sock = connect(Number(url.port), url.hostname);
+  await new Promise((r) => sock.once('connect', r));
+  sock.write(
+    `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
+  await new Promise<void>((resolve) => sock.once('data', () => resolve()));
+  sock.pause();
+  return sock;
+}
+
+test('a client that stops reading is dropped; the one that reads gets every event', async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-slow', type: 'speech' });
+  const token = srv.token('u-slow', 'o-live', SPEECH_READ);
+  const path = `/v1/speech-sessions/${s.id}/stream?token=${token}`;
+  const slow = await stalledClient(path);
+  let slowClosed = false;
+  slow.on('close', () => (slowClosed = true));
+  const fast = client(path);
+  await waitUntil('both clients registered', () => srv.speechLive.stats.clients === 2);
+
+  // ~20 MB of events in bursts, far beyond what the stalled client's TCP buffers hold.
+  const total = 20_000;
+  const filler = 'x'.repeat(1000);
+  const startedDropped = srv.speechLive.stats.slowDisconnects;
+  for (let i = 0; i < total; i += 500) {
+    for (let k = i; k < i + 500; k++) {
+      const e = event(s, k, 'asr:token', { text: filler, isFinal: false });
+      srv.speechLive.publish({ ...e, payload_json: e.payload_json! });
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  await waitUntil('the stalled client to be dropped', () => srv.speechLive.stats.slowDisconnects === startedDropped + 1 && srv.speechLive.stats.clients === 1, 20_000);
+  await waitUntil('the reading client to get every event', () => events(fast).length === total, 30_000);
+  assert.equal(events(fast)[total - 1].id, `${s.id}:asr:token:${total - 1}`, 'in order, none lost');
+  slow.resume();
+  await waitUntil('the stalled socket to close', () => slowClosed, 10_000);
+  assert.equal(fast.ws.readyState, WebSocket.OPEN);
+  fast.ws.close();
+});
