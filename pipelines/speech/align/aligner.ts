@@ -1,0 +1,279 @@
+// Word times by forced alignment of the recognised words to the audio, with soundswallower
+// (PocketSphinx in WebAssembly, CMU en-us acoustic model and dictionary), and the syllable spread
+// as the fallback.
+//
+// How a segment is aligned: every word gets a dictionary entry (the CMU dictionary has 134k
+// words, filled pauses included: um, uh, er, ah, hmm); a word it lacks gets a derived
+// pronunciation (parts of a hyphenated word or a possessive from the dictionary, digits as the
+// spoken number, otherwise letter-to-phone rules) so that one name does not cost the whole
+// segment its alignment. The decoder then finds the best path through exactly these words with
+// optional silence between them, over the whole segment at once (full-utterance cepstral mean
+// normalisation). A token with no letter or digit cannot be pronounced; it is left out of the
+// alignment and spread by syllables over the gap between its aligned neighbours (only that word
+// is marked 'syllable_estimate').
+//
+// The result falls back to the syllable spread of the whole segment (method 'syllable_estimate'
+// and a `reason`) when the decoder cannot fit the words into the audio (noise, silence, a
+// segment too short for its words: the search ends outside the grammar), or when the fit is
+// implausible: a word longer than MAX_WORD_MS_BASE + MAX_WORD_MS_PER_SYLLABLE per syllable, or
+// phones squeezed to the decoder's minimum duration (the sign of words forced into audio that
+// does not hold them).
+//
+// Cost, measured on this machine (2 shared cores; bench: align.bench.ts): load ≈ 0.2–0.3 s and
+// ≈ 40 MB RSS per instance (WASM heap with the acoustic model and the dictionary), so keep one
+// instance per worker. Alignment runs at ≈ 50–70× real time on one core with the default beams
+// on the LibriSpeech/JFK clips. The decoder is synchronous WebAssembly: align() blocks the event
+// loop for the segment's duration / that factor (≈ 0.5 s for a 30 s segment), and for the same
+// reason calls on one instance can never interleave (they are serialised by construction).
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AttuneError } from '../../../lib/errors.js';
+import { letterToPhones } from './letter-to-phone.js';
+import { numberWords } from './number-words.js';
+import { spreadBySyllables, syllableCount } from './syllables.js';
+import type { AlignedWord, WordTimingMethod } from './types.js';
+
+type SoundSwallowerModule = import('soundswallower').SoundSwallowerModule;
+type Decoder = import('soundswallower').Decoder;
+type Segment = import('soundswallower').Segment;
+
+export const ALIGNER_SAMPLE_RATE = 16_000;
+/** A word may last at most this long plus MAX_WORD_MS_PER_SYLLABLE per syllable (a held "ummm" stays well inside). */
+export const MAX_WORD_MS_BASE = 1500;
+export const MAX_WORD_MS_PER_SYLLABLE = 500;
+/**
+ * Above this share of phones at the decoder's minimum duration (3 frames = 30 ms, one per HMM
+ * state) the words were squeezed into audio that does not hold them. Real speech measured here:
+ * 0–21 % on the six test clips. With the default beams, more words than the audio holds (1.3× to
+ * 4× the transcript) made the search fail outright before this check was reached; it stays as a
+ * guard for wider beams or other models.
+ */
+export const MAX_MINIMUM_DURATION_PHONE_SHARE = 0.5;
+
+export interface AlignOutcome {
+  words: AlignedWord[];
+  method: WordTimingMethod;
+  /** Why the syllable spread was used (only with method 'syllable_estimate'). */
+  reason?: string;
+}
+
+export interface WordAlignerOptions {
+  /** Acoustic model directory in soundswallower's layout; default: the bundled en-us model. */
+  modelDir?: string;
+  /**
+   * Decoder settings over soundswallower's defaults (PocketSphinx names: beam, pbeam, wbeam,
+   * maxhmmpf, topn, ds, …); for benchmarks and tuning, see align.bench.ts for the trade-offs.
+   */
+  decoderConfig?: Record<string, string | number | boolean>;
+}
+
+/** Filler entries of the decoder's own (silence, noise), not words of the transcript. */
+const isDecoderFiller = (t: string) => t.startsWith('<') || t.startsWith('[') || t.startsWith('+');
+/** "and(2)" → "and": alternative pronunciations carry their number. */
+const baseWord = (t: string) => t.replace(/\(\d+\)$/, '');
+
+/** 'ERROR: "fsg_search.c", line 915: Final result …' → 'Final result …'. */
+const decoderMessage = (m: string) => m.replace(/^[A-Z]+: "[^"]*", line \d+: /, '').trim();
+
+/** The form looked up in the dictionary: lower case, no accents, straight apostrophes, no edge punctuation. */
+export function dictionaryForm(word: string): string {
+  return word
+    .toLowerCase()
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .replace(/[\u2018\u2019\u02bc]/g, "'")
+    .replace(/[^a-z0-9'-]+/g, '')
+    .replace(/^[-']+|[-']+$/g, '');
+}
+
+function soundswallowerModelDir(): string {
+  return join(dirname(fileURLToPath(import.meta.resolve('soundswallower'))), 'model', 'en-us');
+}
+
+export class WordAligner {
+  private decoder: Decoder | null;
+  private readonly frameRate: number;
+  /** The decoder's last message (it reports problems only by printing them). */
+  private lastMessage = '';
+  /** Words this instance added to the decoder's dictionary, with the phones given. */
+  private readonly derived = new Map<string, string>();
+
+  /** Milliseconds load() took, for the worker's startup log. */
+  readonly loadMs: number;
+
+  private constructor(decoder: Decoder, loadMs: number, messages: { set: (f: (m: string) => void) => void }) {
+    this.decoder = decoder;
+    this.loadMs = loadMs;
+    this.frameRate = Number(decoder.get_config('frate'));
+    messages.set((m) => {
+      this.lastMessage = m;
+    });
+  }
+
+  /** Loads the WASM decoder and the en-us model once (reuse one instance per worker; ≈ 0.25 s, ≈ 40 MB RSS). */
+  static async load(opts: WordAlignerOptions = {}): Promise<WordAligner> {
+    const started = performance.now();
+    let sink: (m: string) => void = () => {};
+    const messages = { set: (f: (m: string) => void) => (sink = f) };
+    const { default: createModule } = await import('soundswallower');
+    // The Emscripten glue installs a process-wide uncaughtException handler that rethrows (turning
+    // every crash of the worker into exit code 7 with the minified glue as the "source"); the
+    // worker owns crash handling, so take it off again.
+    const listenersBefore = new Set(process.listeners('uncaughtException'));
+    let module: SoundSwallowerModule;
+    try {
+      module = await createModule({ print: (m: string) => sink(m), printErr: (m: string) => sink(m) } as Partial<SoundSwallowerModule>);
+    } finally {
+      for (const l of process.listeners('uncaughtException')) if (!listenersBefore.has(l)) process.off('uncaughtException', l);
+    }
+    const hmm = opts.modelDir ?? soundswallowerModelDir();
+    const decoder = new module.Decoder({ ...opts.decoderConfig, hmm, samprate: ALIGNER_SAMPLE_RATE, loglevel: 'ERROR' });
+    try {
+      await decoder.initialize();
+    } catch (e) {
+      decoder.delete();
+      throw new AttuneError('unavailable', `forced-alignment model could not be loaded from ${hmm}: ${(e as Error).message}`, [
+        { field: 'modelDir', reason: (e as Error).message },
+      ]);
+    }
+    return new WordAligner(decoder, performance.now() - started, messages);
+  }
+
+  /**
+   * Times of `words` (as recognised, lower case; may contain apostrophes, digits, hyphens) in `samples`
+   * (16 kHz mono float, one voice-activity segment of at most 30 s) whose first sample is at `offsetMs`
+   * of the session. Never throws for an alignment failure: returns the syllable spread with method
+   * 'syllable_estimate' and a reason when the decoder fails, no word can be pronounced, or the result
+   * is implausible. Calls on one instance are serialised. Times are not rounded.
+   */
+  async align(samples: Float32Array, words: readonly string[], offsetMs: number): Promise<AlignOutcome> {
+    const decoder = this.decoder;
+    if (!decoder) throw new AttuneError('internal_error', 'WordAligner used after release()');
+    const durationMs = (samples.length / ALIGNER_SAMPLE_RATE) * 1000;
+    const endMs = offsetMs + durationMs;
+    const fallback = (reason: string): AlignOutcome => ({ words: spreadBySyllables(words, offsetMs, endMs), method: 'syllable_estimate', reason });
+    if (words.length === 0) return { words: [], method: 'forced_alignment' };
+    if (samples.length === 0) return fallback('no audio');
+
+    // Dictionary entries for the words, deriving the missing ones.
+    const keys = words.map((w) => {
+      const form = dictionaryForm(w);
+      return /[a-z0-9]/.test(form) ? form : null;
+    });
+    const toAdd: Array<[string, string]> = [];
+    for (const key of keys) {
+      if (key === null || this.derived.has(key) || decoder.lookup_word(key) !== null) continue;
+      const phones = derivePronunciation(key, (w) => decoder.lookup_word(w) ?? this.derived.get(w) ?? null).join(' ');
+      this.derived.set(key, phones);
+      toAdd.push([key, phones]);
+    }
+    const alignedKeys = keys.filter((k): k is string => k !== null);
+    if (alignedKeys.length === 0) return fallback('no word has a pronunciation');
+
+    let alignment: Segment;
+    this.lastMessage = '';
+    try {
+      if (toAdd.length > 0) decoder.add_words(...toAdd);
+      decoder.set_align_text(alignedKeys.join(' '));
+      decoder.start();
+      decoder.process_audio(samples, false, true);
+      decoder.stop();
+      alignment = decoder.get_alignment({ align_level: 1 });
+    } catch (e) {
+      return fallback(`decoder failed: ${decoderMessage(this.lastMessage) || (e as Error).message}`);
+    }
+
+    const found = (alignment.w ?? []).filter((s) => !isDecoderFiller(baseWord(s.t)));
+    if (found.length !== alignedKeys.length || found.some((s, i) => baseWord(s.t) !== alignedKeys[i])) {
+      const why = found.length === 0 ? decoderMessage(this.lastMessage) || 'no path through the words' : `${found.length} of ${alignedKeys.length} words in the result`;
+      return fallback(`decoder found no alignment: ${why}`);
+    }
+
+    const frameMs = 1000 / this.frameRate;
+    const clamp = (ms: number) => Math.min(endMs, Math.max(offsetMs, ms));
+    const at = (seconds: number) => clamp(offsetMs + Math.round(seconds * this.frameRate) * frameMs);
+    let phones = 0;
+    let minimumPhones = 0;
+    const timed: Array<AlignedWord | null> = [];
+    let next = 0;
+    for (let i = 0; i < words.length; i++) {
+      if (keys[i] === null) {
+        timed.push(null);
+        continue;
+      }
+      const seg = found[next++];
+      const word: AlignedWord = { text: words[i], startMs: at(seg.b), endMs: at(seg.b + seg.d), method: 'forced_alignment' };
+      const limit = MAX_WORD_MS_BASE + MAX_WORD_MS_PER_SYLLABLE * syllableCount(words[i]);
+      if (word.endMs - word.startMs > limit) {
+        return fallback(`implausible alignment: "${words[i]}" lasts ${Math.round(word.endMs - word.startMs)} ms (limit ${limit} ms)`);
+      }
+      for (const phone of seg.w ?? []) {
+        phones++;
+        if (Math.round(phone.d * this.frameRate) <= 3) minimumPhones++;
+      }
+      timed.push(word);
+    }
+    if (phones > 0 && minimumPhones / phones > MAX_MINIMUM_DURATION_PHONE_SHARE) {
+      return fallback(`implausible alignment: ${minimumPhones} of ${phones} phones at the minimum duration`);
+    }
+    return { words: fillUnpronounceable(words, timed, offsetMs, endMs), method: 'forced_alignment' };
+  }
+
+  /** Frees the decoder (WASM memory). The instance cannot align afterwards. */
+  release(): void {
+    this.decoder?.delete();
+    this.decoder = null;
+  }
+}
+
+/**
+ * Phones for a word the dictionary lacks (in dictionaryForm): hyphen-joined parts, a possessive
+ * 's and digits from the dictionary (`lookup`: space-separated phones or null) where it has them,
+ * letter-to-phone rules for the rest.
+ */
+export function derivePronunciation(word: string, lookup: (word: string) => string | null): string[] {
+  const known = (w: string): string[] | null => {
+    const p = lookup(w);
+    return p ? p.split(' ') : null;
+  };
+  const phones: string[] = [];
+  for (const part of word.split('-').filter((p) => /[a-z0-9]/.test(p))) {
+    const direct = known(part);
+    if (direct) {
+      phones.push(...direct);
+      continue;
+    }
+    const possessive = /^(.+)'s$/.exec(part);
+    const stem = (possessive ? possessive[1] : part).replace(/'/g, '');
+    for (const run of stem.match(/[a-z]+|\d+(?:st|nd|rd|th|s)?/g) ?? []) {
+      const spoken = numberWords(run);
+      if (spoken) for (const w of spoken) phones.push(...(known(w) ?? letterToPhones(w)));
+      else phones.push(...(known(run) ?? letterToPhones(run)));
+    }
+    if (possessive) phones.push('Z');
+  }
+  return phones;
+}
+
+/**
+ * Gives the words that could not be aligned (null in `timed`) the span between their aligned
+ * neighbours, spread by syllables; at a segment edge the span reaches the segment's edge.
+ */
+function fillUnpronounceable(words: readonly string[], timed: Array<AlignedWord | null>, startMs: number, endMs: number): AlignedWord[] {
+  const out: AlignedWord[] = [];
+  for (let i = 0; i < words.length; ) {
+    const word = timed[i];
+    if (word) {
+      out.push(word);
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < words.length && !timed[j]) j++;
+    const from = i > 0 ? timed[i - 1]!.endMs : startMs;
+    const to = j < words.length ? timed[j]!.startMs : endMs;
+    out.push(...spreadBySyllables(words.slice(i, j), from, Math.max(from, to)));
+    i = j;
+  }
+  return out;
+}

@@ -1,0 +1,7 @@
+// Word timings for the speech worker: forced alignment with soundswallower, and the syllable
+// spread it falls back to.
+export type { AlignedWord, WordTimingMethod } from './types.js';
+export { syllableCount, spreadBySyllables } from './syllables.js';
+export { numberWords } from './number-words.js';
+export { letterToPhones } from './letter-to-phone.js';
+export { type AlignOutcome, type WordAlignerOptions, WordAligner, derivePronunciation, dictionaryForm, ALIGNER_SAMPLE_RATE } from './aligner.js';
