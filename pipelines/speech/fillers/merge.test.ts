@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mergeFillerEvidence } from './merge.js';
+import type { FilledPause } from './filled-pauses.js';
+import { detectFillers } from '../metrics/fillers.js';
+import { timedWords } from '../metrics/timed-words.test-util.js';
+
+function pause(startMs: number, endMs: number): FilledPause {
+  return { startMs, endMs, durationMs: endMs - startMs, meanF0Hz: 110, f0SpreadSemitones: 0.3, spectralFlux: 0.2, score: 0.8 };
+}
+
+// Words of 300 ms, back to back: "so" 0–300, "we" 300–600, "um" 600–900, "went" 900–1200,
+// "home" 1200–1500.
+const words = timedWords('So we um went home', 300);
+const hits = detectFillers(words);
+
+test('the transcript rules find "So" and "um" in the example', () => {
+  assert.deepEqual(hits.map((h) => h.filler), ['so', 'um']);
+});
+
+test('an acoustic hit on a transcript filled pause makes one "both" event spanning both', () => {
+  const events = mergeFillerEvidence(words, hits, [pause(650, 980)]);
+  const um = events.filter((e) => e.filler === 'um');
+  assert.equal(um.length, 1);
+  assert.deepEqual(um[0], { startMs: 600, endMs: 980, filler: 'um', source: 'both', wordIndex: 2 });
+  assert.equal(events.length, 2);
+});
+
+test('transcript fillers without acoustic evidence stay "transcript"', () => {
+  const events = mergeFillerEvidence(words, hits, []);
+  assert.deepEqual(events.map((e) => [e.filler, e.source, e.wordIndex]), [['so', 'transcript', 0], ['um', 'transcript', 2]]);
+});
+
+test('an acoustic hit mostly on a non-filler word is a drawn-out word and is dropped', () => {
+  // 1000–1400 lies on "went" (to 1200) and "home": all 400 ms on non-filler words.
+  const events = mergeFillerEvidence(words, hits, [pause(1000, 1400)]);
+  assert.equal(events.filter((e) => e.source === 'acoustic').length, 0);
+});
+
+test('an acoustic hit that only grazes a word (< 30% of it) stands as "filled_pause"', () => {
+  // 1400–1900: 100 ms on "home" (20% of 500 ms), the rest after the last word.
+  const events = mergeFillerEvidence(words, hits, [pause(1400, 1900)]);
+  const acoustic = events.filter((e) => e.source === 'acoustic');
+  assert.deepEqual(acoustic, [{ startMs: 1400, endMs: 1900, filler: 'filled_pause', source: 'acoustic' }]);
+  // 35% on the word: dropped.
+  assert.equal(mergeFillerEvidence(words, hits, [pause(1325, 1825)]).filter((e) => e.source === 'acoustic').length, 0);
+});
+
+test('acoustic hits in silence or with no transcript at all are "acoustic" events, in time order', () => {
+  const events = mergeFillerEvidence([], [], [pause(2000, 2300), pause(500, 800)]);
+  assert.deepEqual(events.map((e) => [e.startMs, e.filler, e.source]), [[500, 'filled_pause', 'acoustic'], [2000, 'filled_pause', 'acoustic']]);
+});
+
+test('an acoustic hit on a lexical filler ("So") is explained by the word and dropped', () => {
+  const events = mergeFillerEvidence(words, hits, [pause(0, 280)]);
+  assert.deepEqual(events.map((e) => [e.filler, e.source]), [['so', 'transcript'], ['um', 'transcript']]);
+});
