@@ -52,6 +52,8 @@ export interface IngestTestOptions {
   wrapBus?: (bus: Bus) => Bus;
   /** Keep the frames' audio (default true); false keeps counts only. */
   keepAudio?: boolean;
+  /** The embedded bus's in-memory tail per partition (its default is 16 MB). */
+  busMemoryBytesPerPartition?: number;
 }
 
 async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
@@ -67,7 +69,7 @@ export async function startIngestTestServer(opts: IngestTestOptions = {}): Promi
   const store = await impl.open();
   await migrate(store);
   const busDir = mkdtempSync(join(tmpdir(), 'attune-speech-ingest-bus-'));
-  const bus = await createEmbeddedBus({ dir: busDir, log: silentLogger, defaultPartitions: 2 });
+  const bus = await createEmbeddedBus({ dir: busDir, log: silentLogger, defaultPartitions: 2, memoryBytesPerPartition: opts.busMemoryBytesPerPartition });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
   const recordCodec = codec as unknown as RecordCodec;
