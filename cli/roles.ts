@@ -17,6 +17,9 @@ import type { AppContext, RecordCodec } from '../api/context.js';
 import { LiveHub } from '../api/live.js';
 import { buildServer } from '../api/server.js';
 import { DevicesRepository, SessionsRepository } from '../api/sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../api/speech-sessions-repo.js';
+import { SpeechLiveHub } from '../api/speech-live.js';
+import { SpeechWorker } from '../pipelines/speech/worker.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import { runSimulator } from '../simulator/index.js';
@@ -37,7 +40,9 @@ export interface RunningAttune {
   auth: Authenticator;
   sink: ReadingsSink | null;
   worker: CoherenceWorker | null;
+  speechWorker: SpeechWorker | null;
   live: LiveHub | null;
+  speechLive: SpeechLiveHub | null;
   stop(): Promise<void>;
 }
 
@@ -96,9 +101,12 @@ export async function startAttune(
   const auth = authFromConfig(config, log);
   const sessions = new SessionsRepository(store.client, store.database, { clock });
   const devices = new DevicesRepository(store.client, store.database, clock);
+  const speechSessions = new SpeechSessionsRepository(store.client, store.database, { clock });
+  const speechUploads = new SpeechUploadsRepository(store.client, store.database, { clock });
 
   let sink: ReadingsSink | null = null;
   let worker: CoherenceWorker | null = null;
+  let speechWorker: SpeechWorker | null = null;
   if (roles.worker) {
     sink = new ReadingsSink({ bus, topics, codec: recordCodec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
     worker = new CoherenceWorker({
@@ -114,15 +122,34 @@ export async function startAttune(
     });
     await sink.start();
     await worker.start();
+    if (config.speech.enabled) {
+      speechWorker = new SpeechWorker({
+        bus,
+        topics,
+        codec: recordCodec,
+        store,
+        sessions: speechSessions,
+        uploads: speechUploads,
+        log: log.child({ role: 'speech-worker' }),
+        clock,
+        defaultModel: config.speech.model,
+        scoreModelPath: config.speech.scoreModelPath ?? undefined,
+        alignment: config.speech.alignment,
+      });
+      await speechWorker.start();
+    }
   }
 
   let live: LiveHub | null = null;
+  let speechLive: SpeechLiveHub | null = null;
   let server: FastifyInstance | null = null;
   let url: string | null = null;
   if (roles.api || roles.ingest) {
     if (roles.api) {
       live = new LiveHub({ log: log.child({ role: 'live' }), ...config.live, clock });
       await live.start(bus, recordCodec, topics);
+      speechLive = new SpeechLiveHub({ log: log.child({ role: 'speech-live' }), ...config.live, clock });
+      await speechLive.start(bus, recordCodec, topics);
     }
     const ctx: AppContext = {
       log,
@@ -135,6 +162,9 @@ export async function startAttune(
       sessions,
       devices,
       live: live ?? undefined,
+      speechSessions,
+      speechUploads,
+      speechLive: speechLive ?? undefined,
       health: [
         { name: 'clickhouse', check: () => store.ping() },
         { name: 'bus', check: async () => (await bus.committed('attune-health', topics.heartReadings), true) },
@@ -163,15 +193,19 @@ export async function startAttune(
     auth,
     sink,
     worker,
+    speechWorker,
     live,
+    speechLive,
     async stop() {
       if (stopped) return;
       stopped = true;
       // Stop taking input first, then drain the workers, then close the adapters.
       await server?.close();
       await live?.stop();
+      await speechLive?.stop();
       await sink?.stop();
       await worker?.stop();
+      await speechWorker?.stop();
       await bus.close();
       await store.close();
     },

@@ -45,6 +45,16 @@ export interface AttuneConfig {
   };
   /** Speech file uploads: larger or longer files are refused with 413. */
   speechUpload: { maxBytes: number; maxDurationS: number };
+  /** The speech worker (runs with the worker role). */
+  speech: {
+    enabled: boolean;
+    /** Recognition model when a session names none: moonshine-tiny, moonshine-base, or a folder with a Moonshine-signature model. */
+    model: string;
+    /** A scoring model with the rubric's signature; null for the shipped rubric. */
+    scoreModelPath: string | null;
+    /** Forced alignment of word times (else syllable estimates). */
+    alignment: boolean;
+  };
   simulate: boolean;
   simulatorDevices: number;
 }
@@ -181,6 +191,12 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     speechUpload: {
       maxBytes: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_BYTES', 200 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
       maxDurationS: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_DURATION_S', 4 * 3600, 1, 24 * 3600),
+    },
+    speech: {
+      enabled: bool(e, 'ATTUNE_SPEECH', true),
+      model: e.ATTUNE_SPEECH_MODEL?.trim() || 'moonshine-tiny',
+      scoreModelPath: e.ATTUNE_SPEECH_SCORE_MODEL?.trim() || null,
+      alignment: bool(e, 'ATTUNE_SPEECH_ALIGNMENT', true),
     },
     simulate: bool(e, 'ATTUNE_SIMULATE', false),
     simulatorDevices: int(e, 'ATTUNE_SIM_DEVICES', 3, 1, 10_000),

@@ -19,7 +19,7 @@ export interface TestAttune extends RunningAttune {
   cleanup(): Promise<void>;
 }
 
-export const ALL_SCOPES = ['read:sessions', 'write:sessions', 'read:coherence', 'write:devices', 'write:readings'];
+export const ALL_SCOPES = ['read:sessions', 'write:sessions', 'read:coherence', 'write:devices', 'write:readings', 'read:speech', 'write:speech'];
 
 export interface TestAttuneOptions {
   kafkaBrokers?: string[] | null;

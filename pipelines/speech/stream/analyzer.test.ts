@@ -60,7 +60,7 @@ async function run(audio: Float32Array, pieces: number[], opts = {}) {
 test('segments come with their own audio and the seconds with their features, the same in any piece sizes', async () => {
   // 0.5 s silence, 2 s voice at 200 Hz, 1 s silence, 1.5 s voice at 150 Hz, 0.7 s silence.
   const audio = concat([silence(0.5), voice(2, 200), silence(1), voice(1.5, 150), silence(0.7)]);
-  const whole = await run(audio, [audio.length]);
+  const whole = await run(audio, [audio.length], { utteranceGapMs: 500 });
   assert.equal(whole.segments.length, 2);
   const [a, b] = whole.segments;
   assert.deepEqual([a.index, b.index], [0, 1]);
@@ -89,12 +89,23 @@ test('segments come with their own audio and the seconds with their features, th
 
   const rnd = createRandom(7);
   const pieces = Array.from({ length: 50 }, () => 1 + Math.floor(rnd() * 3000));
-  const streamed = await run(audio, pieces);
+  const streamed = await run(audio, pieces, { utteranceGapMs: 500 });
   assert.deepEqual(streamed.segments.map(({ samples: _s, ...rest }) => rest), whole.segments.map(({ samples: _s, ...rest }) => rest));
   // Sums over pieces add in a different order: equal to rounding.
   const rounded = (xs: SecondFeatures[]) => xs.map((x) => Object.fromEntries(Object.entries(x).map(([k, v]) => [k, typeof v === 'number' ? Number(v.toFixed(9)) : v])));
   assert.deepEqual(rounded(streamed.seconds), rounded(whole.seconds));
   for (const s of streamed.segments) assert.deepEqual(s.samples, audio.subarray(s.startSample, s.endSample));
+});
+
+test('voice segments closer than the utterance gap are recognised together, as one utterance with its silence', async () => {
+  const audio = concat([silence(0.5), voice(2, 200), silence(1), voice(1.5, 150), silence(2), voice(1, 170), silence(0.5)]);
+  const { segments, analyzer } = await run(audio, [1600]); // default gap 1.5 s
+  assert.equal(analyzer.allSegments.length, 3, 'three voice segments for pauses');
+  assert.deepEqual(segments.map((s) => s.parts), [2, 1], 'the 1 s silence joins, the 2 s one splits');
+  assert.equal(segments[0].speechStartSample, analyzer.allSegments[0].speechStartSample);
+  assert.equal(segments[0].speechEndSample, analyzer.allSegments[1].speechEndSample);
+  for (const s of segments) assert.deepEqual(s.samples, audio.subarray(s.startSample, s.endSample));
+  assert.deepEqual(segments.map((s) => s.index), [0, 1]);
 });
 
 test('speech longer than the recogniser takes is cut into segments under the limit that cover it without gaps', async () => {

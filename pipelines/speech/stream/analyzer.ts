@@ -1,6 +1,13 @@
 // The streaming front half of the speech pipeline for one audio stream: per-second voice
 // features, voice activity, and speech segments of at most 30 s with their audio, ready for
-// recognition. Feed 16 kHz samples in order with push(); each call returns the seconds it
+// recognition.
+//
+// Two levels of segments. Voice activity segments (split at 100 ms of silence) give speech
+// time and pauses. Recognition gets utterances: consecutive voice activity segments joined
+// while the silence between them is shorter than utteranceGapMs (default 1.5 s) and the whole
+// stays within 30 s. A recogniser given each short voice segment alone loses the context of
+// the sentence and drops short words ("ask not" between two pauses); one given the phrase
+// hears it whole, and forced alignment still places every word in time. Feed 16 kHz samples in order with push(); each call returns the seconds it
 // completed and the segments it closed. No I/O and no clock: the voice activity model is
 // passed in, so tests can drive it with a scripted one.
 import { SegmentTracker, type SegmentOptions, type SpeechSegment } from '../vad/segments.js';
@@ -13,11 +20,14 @@ export interface VoiceActivityModel {
   process(samples16k: Float32Array): Promise<Float32Array>;
 }
 
+/** An utterance for recognition: one or more voice activity segments and the silences between them. */
 export interface ClosedSegment extends SpeechSegment {
-  /** Position of the segment in the stream, 0..n-1. */
+  /** Position of the utterance in the stream, 0..n-1. */
   index: number;
-  /** The segment's audio, [startSample, endSample). */
+  /** The utterance's audio, [startSample, endSample). */
   samples: Float32Array;
+  /** Voice activity segments it joins. */
+  parts: number;
 }
 
 export interface AnalyzerStep {
@@ -33,6 +43,8 @@ export interface AnalyzerOptions {
   splitSearchMs?: number;
   /** Speech probability at or above which a chunk counts as speech for speech_ratio. */
   speechThreshold?: number;
+  /** Voice activity segments closer than this are recognised together (default 1500 ms). */
+  utteranceGapMs?: number;
 }
 
 const RATE = 16_000;
@@ -43,6 +55,9 @@ export class SpeechStreamAnalyzer {
   private readonly maxSegmentSamples: number;
   private readonly splitSearchChunks: number;
   private readonly speechThreshold: number;
+  private readonly utteranceGap: number;
+  /** Voice activity segments of the utterance being gathered. */
+  private utterance: SpeechSegment[] = [];
   /** Retained audio, from absolute sample `audioStart`. */
   private audio = new Float32Array(RATE * 4);
   private audioLength = 0;
@@ -60,18 +75,19 @@ export class SpeechStreamAnalyzer {
     this.maxSegmentSamples = Math.round(((opts.maxSegmentMs ?? 29_500) * RATE) / 1000);
     this.splitSearchChunks = Math.max(1, Math.round(((opts.splitSearchMs ?? 4000) * RATE) / 1000 / SILERO_CHUNK));
     this.speechThreshold = opts.speechThreshold ?? 0.5;
+    this.utteranceGap = Math.round(((opts.utteranceGapMs ?? 1500) * RATE) / 1000);
   }
 
   get sampleCount(): number {
     return this.features.sampleCount;
   }
 
-  /** Padded start of the segment now open (samples), or null. */
+  /** Start (samples) of the utterance being gathered or spoken, or null between utterances. */
   get openSegmentStart(): number | null {
-    return this.tracker.openStartSample;
+    return this.utterance.length > 0 ? this.utterance[0].startSample : this.tracker.openStartSample;
   }
 
-  /** Index the next closed segment will get. */
+  /** Index the next utterance will get. */
   get nextSegmentIndex(): number {
     return this.segmentCount;
   }
@@ -93,11 +109,20 @@ export class SpeechStreamAnalyzer {
       this.features.markVoiceActivity(chunkStart, SILERO_CHUNK, probs[i] >= this.speechThreshold);
       this.scoredSamples += SILERO_CHUNK;
       this.recentProbs.push(probs[i]);
-      for (const s of this.tracker.push([probs[i]], chunkStart)) segments.push(this.closeSegment(s));
-      // A segment about to outgrow the recogniser is cut at the quietest recent chunk.
+      for (const s of this.tracker.push([probs[i]], chunkStart)) this.gather(s, segments);
+      // A voice segment about to outgrow the recogniser is cut at the quietest recent chunk.
       const open = this.tracker.openStartSample;
       if (open !== null && this.scoredSamples - open >= this.maxSegmentSamples) {
-        for (const s of this.tracker.splitAt(this.quietestChunkStart(open))) segments.push(this.closeSegment(s));
+        for (const s of this.tracker.splitAt(this.quietestChunkStart(open))) this.gather(s, segments);
+      }
+      // An utterance ends after utteranceGap of silence, or when speech now open would take it past the limit.
+      if (this.utterance.length > 0) {
+        const first = this.utterance[0].startSample;
+        const lastEnd = this.utterance[this.utterance.length - 1].speechEndSample;
+        const openNow = this.tracker.openStartSample;
+        if (openNow === null ? this.scoredSamples - lastEnd >= this.utteranceGap : this.scoredSamples - first >= this.maxSegmentSamples) {
+          segments.push(this.closeUtterance());
+        }
       }
     }
     this.trimProbs();
@@ -107,7 +132,9 @@ export class SpeechStreamAnalyzer {
 
   /** Ends the stream: closes an open segment and returns the last seconds. */
   finish(): AnalyzerStep {
-    const segments = this.tracker.flush(this.sampleCount).map((s) => this.closeSegment(s));
+    const segments: ClosedSegment[] = [];
+    for (const s of this.tracker.flush(this.sampleCount)) this.gather(s, segments);
+    if (this.utterance.length > 0) segments.push(this.closeUtterance());
     // Samples after the last whole chunk were never scored: they count as not speech.
     if (this.sampleCount > this.scoredSamples) this.features.markVoiceActivity(this.scoredSamples, this.sampleCount - this.scoredSamples, false);
     return { seconds: this.takeSeconds(true), segments };
@@ -122,9 +149,35 @@ export class SpeechStreamAnalyzer {
     return out;
   }
 
-  private closeSegment(s: SpeechSegment): ClosedSegment {
+  /** Adds a closed voice segment to the utterance, closing the utterance first when the segment would not fit. */
+  private gather(s: SpeechSegment, out: ClosedSegment[]): void {
     this.allSegments.push(s);
-    return { ...s, index: this.segmentCount++, samples: this.audioRange(s.startSample, s.endSample) };
+    if (this.utterance.length > 0) {
+      const first = this.utterance[0];
+      const last = this.utterance[this.utterance.length - 1];
+      if (s.speechStartSample - last.speechEndSample >= this.utteranceGap || s.endSample - first.startSample > this.maxSegmentSamples) {
+        out.push(this.closeUtterance());
+      }
+    }
+    this.utterance.push(s);
+  }
+
+  private closeUtterance(): ClosedSegment {
+    const parts = this.utterance;
+    this.utterance = [];
+    const first = parts[0];
+    const last = parts[parts.length - 1];
+    return {
+      startSample: first.startSample,
+      endSample: last.endSample,
+      startMs: first.startMs,
+      endMs: last.endMs,
+      speechStartSample: first.speechStartSample,
+      speechEndSample: last.speechEndSample,
+      index: this.segmentCount++,
+      samples: this.audioRange(first.startSample, last.endSample),
+      parts: parts.length,
+    };
   }
 
   private quietestChunkStart(openStart: number): number {
@@ -155,7 +208,7 @@ export class SpeechStreamAnalyzer {
 
   /** Drops audio no segment can still need: before the open segment, or before the padding reach. */
   private trimAudio(): void {
-    const open = this.tracker.openStartSample;
+    const open = this.openSegmentStart;
     // Between segments the next one may start up to one chunk plus the padding before the
     // chunk that opens it; keep a second to be safe.
     const keepFrom = Math.max(0, open ?? this.scoredSamples - RATE);

@@ -1,0 +1,173 @@
+// From a stream's recognised segments and per-second features to the session's results:
+// words with filler and repetition marks, fillers from the transcript and the audio merged,
+// pauses, per-second frames with word counts and the rolling rate, and the summary the scores
+// are computed from. Pure: plain data in, plain data out. Transcript rules (fillers,
+// repetitions) run over the whole transcript, not per segment, because their context ("and
+// so", "I mean it") can cross a segment boundary.
+import { pitchStats } from '../pitch-stats.js';
+import { findPauses, type Pause, type PauseOptions, type SpeechSegment } from '../vad/segments.js';
+import { detectFillers, detectRepetitions, RollingWpm, speechRates, type SpeechRates } from '../metrics/index.js';
+import { mergeFillerEvidence, type FillerEvent } from '../fillers/index.js';
+import type { WordTimingMethod } from '../align/index.js';
+import type { SecondFeatures } from './seconds.js';
+import type { SegmentTranscript } from './recognition.js';
+
+export interface ResultWord {
+  segmentIndex: number;
+  wordIndex: number;
+  /** Lower case, no punctuation. */
+  text: string;
+  startMs: number;
+  endMs: number;
+  isFiller: boolean;
+  /** Canonical filler name, '' when not a filler. */
+  filler: string;
+  isRepetition: boolean;
+  timingMethod: WordTimingMethod;
+}
+
+export interface ResultFrame extends SecondFeatures {
+  wordCount: number;
+  fillerCount: number;
+  rollingWpm: number;
+}
+
+export interface SessionSummary {
+  durationMs: number;
+  speechMs: number;
+  wordCount: number;
+  speakingRateWpm: number;
+  articulationRateWpm: number;
+  pauseCount: number;
+  longPauseCount: number;
+  pauseRatio: number;
+  meanPauseMs: number | null;
+  fillerCount: number;
+  fillerRatePerMin: number;
+  repetitionCount: number;
+  pitchMeanHz: number | null;
+  pitchSdHz: number | null;
+  /** 5th and 95th percentiles of voiced f0: robust to the odd octave error. */
+  pitchMinHz: number | null;
+  pitchMaxHz: number | null;
+  pitchVariabilitySt: number | null;
+  monotone: boolean | null;
+  volumeMeanDbfs: number | null;
+  volumeSdDb: number | null;
+}
+
+export interface SessionResults {
+  text: string;
+  words: ResultWord[];
+  fillers: FillerEvent[];
+  pauses: Pause[];
+  frames: ResultFrame[];
+  rates: SpeechRates;
+  summary: SessionSummary;
+}
+
+export interface SessionResultsInput {
+  /** Length of the audio, ms. */
+  durationMs: number;
+  /** Final transcripts of every segment (any order). */
+  transcripts: readonly SegmentTranscript[];
+  /** Voice-activity segments in time order (unpadded bounds give speech time and pauses). */
+  speechSegments: readonly SpeechSegment[];
+  seconds: readonly SecondFeatures[];
+  voicedF0: Float32Array;
+  pauses?: PauseOptions;
+  rollingWindowMs?: number;
+}
+
+function percentile(sorted: Float32Array, p: number): number {
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.round(p * (sorted.length - 1))));
+  return sorted[i];
+}
+
+export function assembleSessionResults(input: SessionResultsInput): SessionResults {
+  const transcripts = [...input.transcripts].sort((a, b) => a.index - b.index);
+  // Words of the whole session, as recognised (with punctuation, for the filler rules).
+  const flat = transcripts.flatMap((t) => t.words.map((w, wordIndex) => ({ ...w, segmentIndex: t.index, wordIndex })));
+  const timed = flat.map((w) => ({ text: w.text, startMs: w.startMs, endMs: w.endMs }));
+  const hits = detectFillers(timed);
+  const repetitions = detectRepetitions(timed);
+
+  const fillerOf = new Map<number, string>();
+  for (const h of hits) for (let k = 0; k < h.wordCount; k++) fillerOf.set(h.wordIndex + k, h.filler);
+  const repeated = new Set<number>();
+  for (const r of repetitions) {
+    // Every copy after the first is marked.
+    for (let k = r.phraseLength; k < r.wordCount; k++) repeated.add(r.wordIndex + k);
+  }
+  const words: ResultWord[] = flat.map((w, i) => ({
+    segmentIndex: w.segmentIndex,
+    wordIndex: w.wordIndex,
+    text: w.norm,
+    startMs: w.startMs,
+    endMs: w.endMs,
+    isFiller: fillerOf.has(i),
+    filler: fillerOf.get(i) ?? '',
+    isRepetition: repeated.has(i),
+    timingMethod: w.method,
+  }));
+  const acoustic = transcripts.flatMap((t) => t.filledPauses);
+  const fillers = mergeFillerEvidence(timed, hits, acoustic).sort((a, b) => a.startMs - b.startMs);
+
+  const segments = input.speechSegments;
+  const pauses = findPauses(segments, input.pauses);
+  const firstSpeechMs = segments.length > 0 ? (segments[0].speechStartSample * 1000) / 16_000 : 0;
+  const lastSpeechMs = segments.length > 0 ? (segments[segments.length - 1].speechEndSample * 1000) / 16_000 : 0;
+  const spanMs = Math.max(0, lastSpeechMs - firstSpeechMs);
+  const speechSpans = segments.map((s) => ({ startMs: (s.speechStartSample * 1000) / 16_000, endMs: (s.speechEndSample * 1000) / 16_000 }));
+  const rates = speechRates(timed, { segments: speechSpans, totalMs: spanMs });
+  const pauseMs = pauses.reduce((n, p) => n + p.durationMs, 0);
+
+  // Per-second frames.
+  const frames: ResultFrame[] = input.seconds.map((s) => ({ ...s, wordCount: 0, fillerCount: 0, rollingWpm: 0 }));
+  const secondOf = (ms: number) => Math.min(frames.length - 1, Math.max(0, Math.floor(ms / 1000)));
+  if (frames.length > 0) {
+    for (const w of words) frames[secondOf(w.startMs)].wordCount++;
+    for (const f of fillers) frames[secondOf(f.startMs)].fillerCount++;
+    const rolling = new RollingWpm({ windowMs: input.rollingWindowMs });
+    let next = 0;
+    const byStart = [...timed].sort((a, b) => a.startMs - b.startMs);
+    for (const frame of frames) {
+      const endMs = (frame.index + 1) * 1000;
+      while (next < byStart.length && byStart[next].startMs < endMs) rolling.push(byStart[next++]);
+      frame.rollingWpm = rolling.at(endMs);
+    }
+  }
+
+  const stats = pitchStats(input.voicedF0, new Uint8Array(input.voicedF0.length).fill(1));
+  const sortedF0 = Float32Array.from(input.voicedF0).sort();
+  const speechSeconds = input.seconds.filter((s) => s.speechRatio >= 0.5);
+  const volumeMean = speechSeconds.length > 0 ? speechSeconds.reduce((n, s) => n + s.volumeDbfs, 0) / speechSeconds.length : null;
+  const volumeSd =
+    volumeMean !== null && speechSeconds.length > 1
+      ? Math.sqrt(speechSeconds.reduce((n, s) => n + (s.volumeDbfs - volumeMean) ** 2, 0) / speechSeconds.length)
+      : null;
+  const minutes = input.durationMs / 60_000;
+  const summary: SessionSummary = {
+    durationMs: input.durationMs,
+    speechMs: rates.speakingMs,
+    wordCount: rates.wordCount,
+    speakingRateWpm: rates.speakingRateWpm,
+    articulationRateWpm: rates.articulationRateWpm,
+    pauseCount: pauses.length,
+    longPauseCount: pauses.filter((p) => p.kind === 'long').length,
+    pauseRatio: spanMs > 0 ? Math.min(1, pauseMs / spanMs) : 0,
+    meanPauseMs: pauses.length > 0 ? pauseMs / pauses.length : null,
+    fillerCount: fillers.length,
+    fillerRatePerMin: minutes > 0 ? fillers.length / minutes : 0,
+    repetitionCount: repetitions.length,
+    pitchMeanHz: stats.meanHz,
+    pitchSdHz: stats.sdHz,
+    pitchMinHz: sortedF0.length > 0 ? percentile(sortedF0, 0.05) : null,
+    pitchMaxHz: sortedF0.length > 0 ? percentile(sortedF0, 0.95) : null,
+    pitchVariabilitySt: stats.variabilitySemitones,
+    monotone: stats.monotone,
+    volumeMeanDbfs: volumeMean,
+    volumeSdDb: volumeSd,
+  };
+  return { text: transcripts.map((t) => t.text).filter((t) => t.length > 0).join(' '), words, fillers, pauses, frames, rates, summary };
+}

@@ -1,0 +1,758 @@
+// The speech worker: reads audio frames from the bus (uploads and live streams alike, keyed by
+// session), runs the speech pipeline on each stream as it arrives, sends live events and
+// writes the results to ClickHouse.
+//
+// Per stream: features and voice activity on every frame (fast, in the batch handler);
+// closed segments go to the recognition queue (one per worker, see stream/recognition.ts);
+// live streams also get partial results of the open segment about once a second and a
+// metrics:update for every second of audio; uploads get processing:status with progress and
+// an estimate of the time left. When the last frame arrives the stream is finalised: every
+// segment recognised, then words, fillers, pauses, frames, summary and scores are written and
+// the session is completed.
+//
+// Delivery: at least once, like every other consumer here. A stream's state lives in memory,
+// so the committed offset of a partition never passes the first frame of a stream that is not
+// finalised: after a crash or a rebalance the new owner reads every unfinished stream again
+// from its first frame, and recomputes exactly the same results (same keys, newer computed_at:
+// ReplacingMergeTree keeps one copy) and the same event ids. Frames of a stream whose first
+// frame it did not see (the stream was finalised before the committed offset) are skipped.
+import type { Bus, BusRecord, Subscription, TopicNames } from '../../bus/types.js';
+import { Topics } from '../../bus/types.js';
+import type { Logger } from '../../lib/log.js';
+import { AttuneError } from '../../lib/errors.js';
+import type { StoreClient } from '../../store/clickhouse.js';
+import { BatchWriter } from '../../store/batch-writer.js';
+import {
+  SpeechFillerColumns,
+  SpeechFrameColumns,
+  SpeechPauseColumns,
+  SpeechScoreColumns,
+  SpeechSegmentColumns,
+  SpeechSummaryColumns,
+  SpeechTables,
+  SpeechWordColumns,
+  type SpeechFillerRow,
+  type SpeechFrameRow,
+  type SpeechPauseRow,
+  type SpeechScoreRow,
+  type SpeechSegmentRow,
+  type SpeechSummaryRow,
+  type SpeechWordRow,
+} from '../../store/rows.js';
+import type { SpeechAudioFrame, SpeechEvent, SpeechEventType } from '../../schemas/registry/schemas.js';
+import { decodeRecord, type RecordCodec } from '../../api/context.js';
+import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../api/speech-sessions-repo.js';
+import { deadLetter } from '../dead-letter.js';
+import { fromPcm16 } from '../../ingest/audio/frames.js';
+import { MoonshineRecognizer } from './asr/moonshine.js';
+import { WordAligner } from './align/index.js';
+import { SileroVad } from './vad/silero.js';
+import { ScoreModel, scoreFeatures, type SpeechScores } from './scoring/index.js';
+import { SpeechStreamAnalyzer, type ClosedSegment } from './stream/analyzer.js';
+import { RecognitionQueue, splitWords, type SegmentTranscript } from './stream/recognition.js';
+import { assembleSessionResults, type SessionResults } from './stream/results.js';
+import type { SecondFeatures } from './stream/seconds.js';
+
+const RATE = 16_000;
+
+export interface SpeechWorkerOptions {
+  bus: Bus;
+  topics?: TopicNames;
+  codec: RecordCodec;
+  store: StoreClient;
+  sessions: SpeechSessionsRepository;
+  uploads: SpeechUploadsRepository;
+  log: Logger;
+  clock?: () => number;
+  groupId?: string;
+  /** Recognition model when the session's settings name none (default moonshine-tiny). */
+  defaultModel?: string;
+  /** Scoring model file; default the shipped rubric. */
+  scoreModelPath?: string;
+  /** Forced alignment on (default) or off (syllable estimates only). */
+  alignment?: boolean;
+  /** Audio of a live stream between two partial results (default 1000 ms). */
+  partialIntervalMs?: number;
+  /** Seconds of final-segment audio waiting for recognition before the handler stops reading (default 120). */
+  maxRecognitionBacklogS?: number;
+  /** Minimum wall time between two processing:status events of one upload (default 1000 ms). */
+  statusIntervalMs?: number;
+  writer?: { maxRows?: number; maxDelayMs?: number };
+}
+
+interface StreamSettings {
+  model: string;
+  minPauseMs?: number;
+  longPauseMs?: number;
+}
+
+interface StreamState {
+  id: string;
+  sessionId: string;
+  orgId: string;
+  userId: string;
+  source: 'upload' | 'live';
+  audioStartedAt: number;
+  expectedSamples: number | null;
+  settings: StreamSettings;
+  partitionKey: string;
+  firstOffset: bigint;
+  nextSequence: number;
+  analyzer: SpeechStreamAnalyzer;
+  vad: SileroVad;
+  transcripts: Array<Promise<SegmentTranscript>>;
+  recognisedSamples: number;
+  finalWordStarts: number[];
+  partial: { segmentIndex: number; words: number; fromMs: number; toMs: number } | null;
+  lastPartialSample: number;
+  lastFinalIndex: number;
+  fillersSoFar: number;
+  pausesSoFar: number;
+  startedWall: number;
+  lastStatusWall: number;
+  lastProgressStored: number;
+  failed: boolean;
+}
+
+interface PartitionState {
+  topic: string;
+  partition: number;
+  /** Next offset after the last record handled. */
+  next: bigint;
+  committed: bigint;
+}
+
+export class SpeechWorker {
+  readonly groupId: string;
+  readonly stats = { frames: 0, streams: 0, finalized: 0, failed: 0, segments: 0, skipped: 0, deadLettered: 0 };
+  private readonly topics: TopicNames;
+  private readonly clock: () => number;
+  private readonly log: Logger;
+  private subscription: Subscription | null = null;
+  private readonly streams = new Map<string, StreamState>();
+  private readonly partitions = new Map<string, PartitionState>();
+  private readonly recognizers = new Map<string, Promise<MoonshineRecognizer>>();
+  private readonly vadPool: SileroVad[] = [];
+  private readonly finalizing = new Set<Promise<void>>();
+  private recognition!: RecognitionQueue;
+  private aligner: WordAligner | null = null;
+  private scorer: ScoreModel | null = null;
+  private writers!: {
+    segments: BatchWriter<SpeechSegmentRow>;
+    words: BatchWriter<SpeechWordRow>;
+    frames: BatchWriter<SpeechFrameRow>;
+    pauses: BatchWriter<SpeechPauseRow>;
+    fillers: BatchWriter<SpeechFillerRow>;
+    summaries: BatchWriter<SpeechSummaryRow>;
+    scores: BatchWriter<SpeechScoreRow>;
+  };
+
+  constructor(private readonly opts: SpeechWorkerOptions) {
+    this.groupId = opts.groupId ?? 'attune-speech-worker';
+    this.topics = opts.topics ?? Topics;
+    this.clock = opts.clock ?? Date.now;
+    this.log = opts.log;
+  }
+
+  async start(): Promise<void> {
+    const { store, log } = this.opts;
+    const w = this.opts.writer ?? {};
+    const writer = <Row extends object>(table: string, columns: string[]) =>
+      new BatchWriter<Row>({ store, table, columns, compact: true, log, maxRows: w.maxRows ?? 5000, maxDelayMs: w.maxDelayMs ?? 200 });
+    this.writers = {
+      segments: writer(SpeechTables.speechSegments, SpeechSegmentColumns),
+      words: writer(SpeechTables.speechWords, SpeechWordColumns),
+      frames: writer(SpeechTables.speechFrames, SpeechFrameColumns),
+      pauses: writer(SpeechTables.speechPauses, SpeechPauseColumns),
+      fillers: writer(SpeechTables.speechFillers, SpeechFillerColumns),
+      summaries: writer(SpeechTables.speechSummaries, SpeechSummaryColumns),
+      scores: writer(SpeechTables.speechScores, SpeechScoreColumns),
+    };
+    // Models a worker cannot run without are opened up front, so a missing file fails the
+    // start with the command that fetches it rather than the first stream.
+    await this.recognizerFor(this.opts.defaultModel ?? 'moonshine-tiny');
+    this.scorer = await ScoreModel.load(this.opts.scoreModelPath ? { path: this.opts.scoreModelPath } : {});
+    if (this.opts.alignment !== false) this.aligner = await WordAligner.load();
+    this.vadPool.push(await SileroVad.load());
+    this.recognition = new RecognitionQueue({ recognizer: (m) => this.recognizerFor(m), aligner: this.aligner });
+    this.subscription = await this.opts.bus.subscribe({
+      groupId: this.groupId,
+      topics: [this.topics.speechAudio],
+      fromBeginning: true,
+      eachBatch: async (batch) => {
+        for (const record of batch.records) await this.handle(record);
+      },
+      onAssignment: () => {
+        // Partitions moved: streams of partitions this member lost will be re-read by their new
+        // owner from their first frame; drop ours so no half-state lingers.
+        this.partitions.clear();
+        for (const s of this.streams.values()) this.dropStream(s);
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+    this.subscription = null;
+    // Streams still open stay uncommitted: they are re-read from their first frame next time.
+    await Promise.allSettled([...this.finalizing]);
+    if (this.writers) await Promise.allSettled(Object.values(this.writers).map((w) => w.close()));
+    for (const s of this.streams.values()) this.dropStream(s);
+    for (const vad of this.vadPool.splice(0)) await vad.release();
+    for (const r of this.recognizers.values()) await (await r).release?.();
+    this.aligner?.release();
+    await this.scorer?.release();
+  }
+
+  /** Resolves when every stream seen so far is finalised (tests, benchmarks). */
+  async drain(): Promise<void> {
+    while (this.finalizing.size > 0) await Promise.allSettled([...this.finalizing]);
+  }
+
+  private recognizerFor(model: string): Promise<MoonshineRecognizer> {
+    let r = this.recognizers.get(model);
+    if (!r) {
+      r = MoonshineRecognizer.load({ model });
+      this.recognizers.set(model, r);
+      r.catch(() => this.recognizers.delete(model));
+    }
+    return r;
+  }
+
+  private async takeVad(): Promise<SileroVad> {
+    const vad = this.vadPool.pop() ?? (await SileroVad.load());
+    vad.reset();
+    return vad;
+  }
+
+  private dropStream(s: StreamState): void {
+    this.streams.delete(s.id);
+    this.vadPool.push(s.vad);
+  }
+
+  // ---- records ----
+
+  private async handle(record: BusRecord): Promise<void> {
+    const key = `${record.topic}:${record.partition}`;
+    let part = this.partitions.get(key);
+    if (!part) {
+      part = { topic: record.topic, partition: record.partition, next: BigInt(record.offset), committed: -1n };
+      this.partitions.set(key, part);
+    }
+    const offset = BigInt(record.offset);
+    let frame: SpeechAudioFrame;
+    try {
+      const decoded = decodeRecord<SpeechAudioFrame>(this.opts.codec, record.value);
+      frame = decoded instanceof Promise ? await decoded : decoded;
+      if (frame.pcm16.length % 2 !== 0) throw new AttuneError('validation_error', 'pcm16 has an odd byte count', [{ field: 'pcm16', reason: 'odd length' }]);
+    } catch (err) {
+      await this.deadLetterRecord(record, err);
+      part.next = offset + 1n;
+      await this.maybeCommit(part);
+      return;
+    }
+    this.stats.frames++;
+    await this.onFrame(frame, part, offset);
+    if (part.next < offset + 1n) part.next = offset + 1n;
+    await this.maybeCommit(part);
+    // Backpressure: an upload faster than recognition waits here, so its audio does not pile
+    // up in memory (the bus keeps it).
+    await this.recognition.backlogBelow(this.opts.maxRecognitionBacklogS ?? 120);
+  }
+
+  private async deadLetterRecord(record: BusRecord, err: unknown): Promise<void> {
+    const e = err as Error & { code?: string };
+    this.log.warn({ err, topic: record.topic, partition: record.partition, offset: record.offset }, 'speech frame dead-lettered');
+    this.stats.deadLettered++;
+    await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, [{ record, reasonCode: e.code ?? 'invalid_record', reason: e.message }], this.clock());
+  }
+
+  private parseSettings(json: string | undefined): StreamSettings {
+    let raw: Record<string, unknown> = {};
+    try {
+      raw = JSON.parse(json || '{}') as Record<string, unknown>;
+    } catch {
+      raw = {};
+    }
+    const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
+    return {
+      model: typeof raw.model === 'string' && raw.model.length > 0 ? raw.model : (this.opts.defaultModel ?? 'moonshine-tiny'),
+      minPauseMs: num(raw.min_pause_ms),
+      longPauseMs: num(raw.long_pause_ms),
+    };
+  }
+
+  private async onFrame(frame: SpeechAudioFrame, part: PartitionState, offset: bigint): Promise<void> {
+    let s = this.streams.get(frame.stream_id);
+    if (!s) {
+      if (frame.sequence !== 0) {
+        // Its first frame is before our starting offset: that stream was finalised already.
+        this.stats.skipped++;
+        return;
+      }
+      s = await this.openStream(frame, part, offset);
+    }
+    if (s.failed) return;
+    if (frame.sequence < s.nextSequence) return; // redelivered
+    if (frame.sequence > s.nextSequence) {
+      await this.failStream(s, 'internal_error', `audio frames missing: expected frame ${s.nextSequence}, got ${frame.sequence}`);
+      return;
+    }
+    s.nextSequence++;
+    if (frame.aborted_reason) {
+      await this.failStream(s, 'aborted', frame.aborted_reason);
+      return;
+    }
+    const samples = fromPcm16(frame.pcm16);
+    if (samples.length > 0) {
+      const step = await s.analyzer.push(samples);
+      const events: SpeechEvent[] = [];
+      for (const seg of step.segments) this.queueSegment(s, seg);
+      if (s.source === 'live') {
+        for (const second of step.seconds) events.push(this.metricsEvent(s, second));
+        this.maybePartial(s);
+      } else {
+        this.maybeUploadStatus(s, events, false);
+      }
+      await this.publishEvents(events);
+    }
+    if (frame.is_last) this.beginFinalize(s);
+  }
+
+  private async openStream(frame: SpeechAudioFrame, part: PartitionState, offset: bigint): Promise<StreamState> {
+    const settings = this.parseSettings(frame.settings_json);
+    const vad = await this.takeVad();
+    const s: StreamState = {
+      id: frame.stream_id,
+      sessionId: frame.session_id,
+      orgId: frame.org_id,
+      userId: frame.user_id,
+      source: frame.source,
+      audioStartedAt: frame.audio_started_at,
+      expectedSamples: frame.expected_samples ?? null,
+      settings,
+      partitionKey: `${part.topic}:${part.partition}`,
+      firstOffset: offset,
+      nextSequence: 0,
+      analyzer: new SpeechStreamAnalyzer(vad),
+      vad,
+      transcripts: [],
+      recognisedSamples: 0,
+      finalWordStarts: [],
+      partial: null,
+      lastPartialSample: 0,
+      lastFinalIndex: -1,
+      fillersSoFar: 0,
+      pausesSoFar: 0,
+      startedWall: this.clock(),
+      lastStatusWall: 0,
+      lastProgressStored: -1,
+      failed: false,
+    };
+    this.streams.set(s.id, s);
+    this.stats.streams++;
+    const events: SpeechEvent[] = [];
+    this.statusEvent(s, events, s.source === 'live' ? 'recording' : 'analysis', 0, null, 'processing');
+    await this.publishEvents(events);
+    if (s.source === 'upload') await this.storeUploadProgress(s, 'analysis', 0, null);
+    return s;
+  }
+
+  // ---- recognition ----
+
+  private queueSegment(s: StreamState, seg: ClosedSegment): void {
+    this.stats.segments++;
+    const prevSpeechEnd = s.analyzer.allSegments.length > 1 ? s.analyzer.allSegments[s.analyzer.allSegments.length - 2] : null;
+    if (prevSpeechEnd && seg.speechStartSample - prevSpeechEnd.speechEndSample >= ((s.settings.minPauseMs ?? 250) * RATE) / 1000) s.pausesSoFar++;
+    const p = this.recognition.final(seg, s.settings.model).then(async (t) => {
+      s.recognisedSamples += seg.endSample - seg.startSample;
+      if (s.failed) return t;
+      s.lastFinalIndex = Math.max(s.lastFinalIndex, t.index);
+      for (const w of t.words) s.finalWordStarts.push(w.startMs);
+      s.fillersSoFar += t.filledPauses.length + t.words.filter((w) => /^(um+|uh+|uhm|erm|er|ah+|hmm+|mm+)$/.test(w.norm)).length;
+      if (s.partial && s.partial.segmentIndex <= t.index) s.partial = null;
+      const events: SpeechEvent[] = [this.tokenEvent(s, t.index, t.text, true, t.startMs, t.endMs, t.words.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method })))];
+      if (s.source === 'upload') this.maybeUploadStatus(s, events, false);
+      await this.publishEvents(events);
+      await this.writers.segments.add([this.segmentRow(s, t, true)]);
+      return t;
+    });
+    // A failed segment fails the stream at finalisation; do not leave the rejection unhandled.
+    p.catch(() => undefined);
+    s.transcripts.push(p);
+  }
+
+  private maybePartial(s: StreamState): void {
+    const open = s.analyzer.openSegmentStart;
+    if (open === null) return;
+    // Each partial re-reads the utterance from its start, so a long one is re-read less often:
+    // the cost of partials stays near 1/8 of the audio's length however long the utterance.
+    const base = ((this.opts.partialIntervalMs ?? 1000) * RATE) / 1000;
+    const interval = Math.max(base, (s.analyzer.sampleCount - open) / 8);
+    if (s.analyzer.sampleCount - s.lastPartialSample < interval) return;
+    const end = s.analyzer.sampleCount;
+    s.lastPartialSample = end;
+    const segmentIndex = s.analyzer.nextSegmentIndex;
+    const samples = s.analyzer.audioRange(open, end);
+    void this.recognition.partial(s.id, samples, s.settings.model).then(async (text) => {
+      // Stale once the segment's final result is out (or the stream is gone).
+      if (text === null || s.failed || segmentIndex <= s.lastFinalIndex || !this.streams.has(s.id)) return;
+      const fromMs = Math.round((open * 1000) / RATE);
+      const toMs = Math.round((end * 1000) / RATE);
+      s.partial = { segmentIndex, words: splitWords(text).length, fromMs, toMs };
+      await this.publishEvents([this.tokenEvent(s, segmentIndex, text, false, fromMs, toMs)]);
+    });
+  }
+
+  // ---- finalisation ----
+
+  private beginFinalize(s: StreamState): void {
+    const p = this.finalize(s)
+      .catch(async (err) => {
+        this.log.error({ err, session: s.sessionId, stream: s.id }, 'speech stream failed');
+        await this.failStream(s, 'internal_error', (err as Error).message).catch(() => undefined);
+      })
+      .finally(() => {
+        this.finalizing.delete(p);
+      });
+    this.finalizing.add(p);
+  }
+
+  private async finalize(s: StreamState): Promise<void> {
+    const step = s.analyzer.finish();
+    for (const seg of step.segments) this.queueSegment(s, seg);
+    const durationMs = Math.round((s.analyzer.sampleCount * 1000) / RATE);
+    const now = this.clock();
+    if (s.source === 'live') {
+      const events: SpeechEvent[] = step.seconds.map((second) => this.metricsEvent(s, second));
+      this.statusEvent(s, events, 'transcription', 0.9, null, 'processing');
+      await this.publishEvents(events);
+      await this.opts.sessions.update(s.sessionId, { status: 'processing', endedAt: s.audioStartedAt + durationMs, audioDurationS: durationMs / 1000 }).catch((err) => this.log.warn({ err }, 'session update failed'));
+    }
+    const transcripts = await Promise.all(s.transcripts);
+    if (s.failed) return;
+    const seconds: SecondFeatures[] = [];
+    for (let i = 0; i < s.analyzer.features.completeSeconds(true); i++) seconds.push(s.analyzer.features.features(i));
+    const results = assembleSessionResults({
+      durationMs,
+      transcripts,
+      speechSegments: s.analyzer.allSegments,
+      seconds,
+      voicedF0: s.analyzer.features.voicedF0.view(),
+      pauses: definedOnly({ minPauseMs: s.settings.minPauseMs, longPauseMs: s.settings.longPauseMs }),
+    });
+    const scores = await this.score(results, s.analyzer.features.voicedF0.view());
+    await this.writeResults(s, transcripts, results, scores, now);
+    const done = this.clock();
+    await this.opts.sessions.update(s.sessionId, {
+      status: 'completed',
+      endedAt: s.audioStartedAt + durationMs,
+      audioDurationS: durationMs / 1000,
+    });
+    if (s.source === 'upload') {
+      // The results are stored: a lost progress row must not turn them into a failure.
+      await this.opts.uploads
+        .update(s.id, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: done })
+        .catch((err) => this.log.warn({ err, upload: s.id }, 'upload completion not recorded'));
+    }
+    const events: SpeechEvent[] = [];
+    this.statusEvent(s, events, 'done', 1, null, 'completed', { wordCount: results.summary.wordCount, durationS: durationMs / 1000 });
+    await this.publishEvents(events);
+    this.stats.finalized++;
+    this.completeStream(s);
+  }
+
+  private async score(results: SessionResults, voicedF0: Float32Array): Promise<SpeechScores | null> {
+    // Nothing said, nothing to score (the scores endpoint answers 404 for such a session).
+    if (!this.scorer || results.summary.wordCount === 0 || results.rates.totalMs <= 0) return null;
+    const features = scoreFeatures({
+      // Rates per minute over the time from the first to the last speech, like the summary's
+      // speaking rate: silence before and after the speaker is not theirs to be scored on.
+      durationMs: results.rates.totalMs,
+      speechMs: results.summary.speechMs,
+      wordCount: results.summary.wordCount,
+      pauses: results.pauses.map((p) => ({ durationMs: p.durationMs, kind: p.kind })),
+      fillerCount: results.summary.fillerCount,
+      repetitionCount: results.summary.repetitionCount,
+      pitchHz: voicedF0,
+      secondVolumesDbfs: results.frames.filter((f) => f.speechRatio >= 0.5).map((f) => f.volumeDbfs),
+    });
+    return this.scorer.score(features);
+  }
+
+  private async writeResults(s: StreamState, transcripts: SegmentTranscript[], r: SessionResults, scores: SpeechScores | null, computedAt: number): Promise<void> {
+    const base = { session_id: s.sessionId, org_id: s.orgId, user_id: s.userId, audio_started_at: s.audioStartedAt, computed_at: computedAt };
+    const model = s.settings.model;
+    const w = this.writers;
+    await w.words.add(
+      r.words.map((x) => ({
+        ...base,
+        segment_index: x.segmentIndex,
+        word_index: x.wordIndex,
+        text: x.text,
+        start_ms: x.startMs,
+        end_ms: Math.max(x.startMs, x.endMs),
+        confidence: null,
+        is_filler: x.isFiller,
+        filler: x.filler,
+        is_repetition: x.isRepetition,
+        timing_method: x.timingMethod,
+        model,
+      })),
+    );
+    await w.fillers.add(
+      r.fillers.map((f) => ({
+        ...base,
+        start_ms: Math.round(f.startMs),
+        end_ms: Math.round(f.endMs),
+        filler: f.filler,
+        source: f.source,
+        segment_index: f.wordIndex !== undefined ? (r.words[f.wordIndex]?.segmentIndex ?? null) : null,
+        word_index: f.wordIndex !== undefined ? (r.words[f.wordIndex]?.wordIndex ?? null) : null,
+      })),
+    );
+    await w.pauses.add(
+      r.pauses.map((p) => ({ ...base, start_ms: Math.round(p.startMs), end_ms: Math.round(p.endMs), duration_ms: Math.round(p.endMs) - Math.round(p.startMs), kind: p.kind })),
+    );
+    await w.frames.add(
+      r.frames.map((f) => ({
+        ...base,
+        second_index: f.index,
+        pitch_mean_hz: f.pitchMeanHz,
+        pitch_sd_hz: f.pitchSdHz,
+        volume_dbfs: f.volumeDbfs,
+        voiced_ratio: f.voicedRatio,
+        speech_ratio: f.speechRatio,
+        word_count: f.wordCount,
+        filler_count: f.fillerCount,
+        rolling_wpm: f.rollingWpm,
+      })),
+    );
+    // The segment rows again, final, with the word counts (segments were written as they came).
+    const wordsPerSegment = new Map<number, number>();
+    for (const x of r.words) wordsPerSegment.set(x.segmentIndex, (wordsPerSegment.get(x.segmentIndex) ?? 0) + 1);
+    await w.segments.add(transcripts.map((t) => ({ ...this.segmentRow(s, t, true), word_count: wordsPerSegment.get(t.index) ?? 0, computed_at: computedAt })));
+    const m = r.summary;
+    await w.summaries.add([
+      {
+        ...base,
+        duration_ms: m.durationMs,
+        speech_ms: Math.round(m.speechMs),
+        word_count: m.wordCount,
+        speaking_rate_wpm: m.speakingRateWpm,
+        articulation_rate_wpm: m.articulationRateWpm,
+        pause_count: m.pauseCount,
+        long_pause_count: m.longPauseCount,
+        pause_ratio: m.pauseRatio,
+        mean_pause_ms: m.meanPauseMs === null ? null : Math.round(m.meanPauseMs),
+        filler_count: m.fillerCount,
+        filler_rate_per_min: m.fillerRatePerMin,
+        repetition_count: m.repetitionCount,
+        pitch_mean_hz: m.pitchMeanHz,
+        pitch_sd_hz: m.pitchSdHz,
+        pitch_min_hz: m.pitchMinHz,
+        pitch_max_hz: m.pitchMaxHz,
+        pitch_variability_st: m.pitchVariabilitySt,
+        monotone: m.monotone,
+        volume_mean_dbfs: m.volumeMeanDbfs,
+        volume_sd_db: m.volumeSdDb,
+        model,
+      },
+    ]);
+    if (scores) {
+      await w.scores.add([
+        {
+          session_id: s.sessionId,
+          org_id: s.orgId,
+          user_id: s.userId,
+          model: scores.model,
+          overall: scores.scores.overall,
+          clarity: scores.scores.clarity,
+          pace: scores.scores.pace,
+          engagement: scores.scores.engagement,
+          confidence: scores.scores.confidence,
+          features_json: JSON.stringify(scores.features),
+          weights_json: JSON.stringify(scores.weights ?? {}),
+          factors_json: JSON.stringify(scores.factors ?? {}),
+          computed_at: computedAt,
+        },
+      ]);
+    }
+    await Promise.all(Object.values(w).map((x) => x.flush()));
+  }
+
+  private segmentRow(s: StreamState, t: SegmentTranscript, isFinal: boolean): SpeechSegmentRow {
+    return {
+      session_id: s.sessionId,
+      org_id: s.orgId,
+      user_id: s.userId,
+      audio_started_at: s.audioStartedAt,
+      segment_index: t.index,
+      start_ms: t.startMs,
+      end_ms: t.endMs,
+      text: t.text,
+      word_count: t.words.length,
+      is_final: isFinal,
+      model: t.model,
+      computed_at: this.clock(),
+    };
+  }
+
+  private async failStream(s: StreamState, code: string, message: string): Promise<void> {
+    if (s.failed) return;
+    s.failed = true;
+    this.stats.failed++;
+    this.log.warn({ session: s.sessionId, stream: s.id, code, message }, 'speech stream failed');
+    const now = this.clock();
+    await this.opts.sessions.update(s.sessionId, { status: 'failed' }).catch((err) => this.log.warn({ err }, 'session update failed'));
+    if (s.source === 'upload') {
+      await this.opts.uploads
+        .update(s.id, { status: 'failed', errorCode: code, errorMessage: message, completedAt: now, etaS: null })
+        .catch((err) => this.log.warn({ err }, 'upload update failed'));
+    }
+    const events: SpeechEvent[] = [];
+    this.statusEvent(s, events, 'failed', 0, null, 'failed', { error: { code, message } });
+    await this.publishEvents(events);
+    // Recognition already queued for the stream finishes and is discarded; the stream counts as
+    // done for the committed offset once nothing of it is pending.
+    void Promise.allSettled(s.transcripts).then(() => this.completeStream(s));
+  }
+
+  private completeStream(s: StreamState): void {
+    if (this.streams.get(s.id) !== s) return;
+    this.dropStream(s);
+    const part = this.partitions.get(s.partitionKey);
+    if (part) void this.maybeCommit(part).catch((err) => this.log.warn({ err }, 'speech commit failed'));
+  }
+
+  /** Commits the partition up to the first frame of its oldest open stream (or all it has read). */
+  private async maybeCommit(part: PartitionState): Promise<void> {
+    let upTo = part.next;
+    const key = `${part.topic}:${part.partition}`;
+    for (const s of this.streams.values()) if (s.partitionKey === key && s.firstOffset < upTo) upTo = s.firstOffset;
+    if (upTo <= part.committed || !this.subscription) return;
+    part.committed = upTo;
+    await this.subscription.commit(part.topic, part.partition, upTo.toString());
+  }
+
+  // ---- events ----
+
+  private event(s: StreamState, type: SpeechEventType, id: string, payload: Record<string, unknown>): SpeechEvent {
+    return {
+      event_id: id,
+      session_id: s.sessionId,
+      org_id: s.orgId,
+      user_id: s.userId,
+      type,
+      occurred_at: this.clock(),
+      payload_json: JSON.stringify({ sessionId: s.sessionId, ...payload }),
+    };
+  }
+
+  private tokenEvent(s: StreamState, segmentIndex: number, text: string, isFinal: boolean, startMs: number, endMs: number, words?: unknown[]): SpeechEvent {
+    const id = `${s.sessionId}:asr:${segmentIndex}:${isFinal ? 'final' : endMs}`;
+    return this.event(s, 'asr:token', id, { segmentIndex, text, isFinal, startMs, endMs, ...(words ? { words } : {}) });
+  }
+
+  private metricsEvent(s: StreamState, second: SecondFeatures): SpeechEvent {
+    const atMs = (second.index + 1) * 1000;
+    return this.event(s, 'metrics:update', `${s.sessionId}:metrics:${second.index}`, {
+      second: second.index,
+      atMs,
+      volumeDbfs: round(second.volumeDbfs, 2),
+      pitchHz: second.pitchMeanHz === null ? null : round(second.pitchMeanHz, 1),
+      voicedRatio: round(second.voicedRatio, 3),
+      speechRatio: round(second.speechRatio, 3),
+      rollingWpm: round(this.liveRollingWpm(s, atMs), 1),
+      wordCount: s.finalWordStarts.length + (s.partial?.words ?? 0),
+      fillerCount: s.fillersSoFar,
+      pauseCount: s.pausesSoFar,
+    });
+  }
+
+  /** Words per minute over the last 30 s of audio: final words, plus the open segment's partial words spread over it. */
+  private liveRollingWpm(s: StreamState, atMs: number): number {
+    const windowMs = 30_000;
+    const from = atMs - windowMs;
+    let count = 0;
+    for (let i = s.finalWordStarts.length - 1; i >= 0; i--) {
+      const t = s.finalWordStarts[i];
+      if (t >= from && t < atMs) count++;
+    }
+    if (s.partial && s.partial.toMs > s.partial.fromMs) {
+      const overlap = Math.max(0, Math.min(atMs, s.partial.toMs) - Math.max(from, s.partial.fromMs));
+      count += (s.partial.words * overlap) / (s.partial.toMs - s.partial.fromMs);
+    }
+    const span = Math.min(windowMs, atMs);
+    return span > 0 ? (count * 60_000) / span : 0;
+  }
+
+  private statusEvent(
+    s: StreamState,
+    events: SpeechEvent[],
+    stage: string,
+    progress: number,
+    etaS: number | null,
+    status: string,
+    extra: Record<string, unknown> = {},
+  ): void {
+    const pct = Math.round(progress * 100);
+    events.push(
+      this.event(s, 'processing:status', `${s.sessionId}:status:${s.id}:${stage}:${pct}`, {
+        ...(s.source === 'upload' ? { uploadId: s.id } : { streamId: s.id }),
+        status,
+        stage,
+        progress: round(progress, 3),
+        etaS: etaS === null ? null : round(etaS, 1),
+        ...extra,
+      }),
+    );
+  }
+
+  /** Upload progress: analysis counts half, recognition the other half (storing is quick). */
+  private maybeUploadStatus(s: StreamState, events: SpeechEvent[], force: boolean): void {
+    const now = this.clock();
+    if (!force && now - s.lastStatusWall < (this.opts.statusIntervalMs ?? 1000)) return;
+    s.lastStatusWall = now;
+    const expected = s.expectedSamples && s.expectedSamples > 0 ? s.expectedSamples : null;
+    const analysed = expected ? Math.min(1, s.analyzer.sampleCount / expected) : 0;
+    const recognised = expected ? Math.min(1, s.recognisedSamples / expected) : 0;
+    const progress = Math.min(0.99, 0.5 * analysed + 0.49 * recognised);
+    const elapsed = (now - s.startedWall) / 1000;
+    const etaS = progress > 0.02 ? (elapsed * (1 - progress)) / progress : null;
+    const stage = analysed < 1 ? 'analysis' : 'transcription';
+    this.statusEvent(s, events, stage, progress, etaS, 'processing');
+    // The stored row follows every 10 %.
+    if (Math.floor(progress * 10) > s.lastProgressStored) {
+      s.lastProgressStored = Math.floor(progress * 10);
+      void this.storeUploadProgress(s, stage, progress, etaS);
+    }
+  }
+
+  private async storeUploadProgress(s: StreamState, stage: string, progress: number, etaS: number | null): Promise<void> {
+    await this.opts.uploads.update(s.id, { status: 'processing', stage, progress, etaS }).catch((err) => this.log.warn({ err, upload: s.id }, 'upload progress update failed'));
+  }
+
+  private async publishEvents(events: SpeechEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    try {
+      const records = await Promise.all(
+        events.map(async (e) => ({ key: e.session_id, value: await this.opts.codec.encode(Topics.speechEvents, e), timestamp: e.occurred_at })),
+      );
+      await this.opts.bus.publish(this.topics.speechEvents, records);
+    } catch (err) {
+      // Live events are best effort: the results are in ClickHouse either way.
+      this.log.warn({ err }, 'speech events not published');
+    }
+  }
+}
+
+/** The object without its undefined fields (so option spreads keep their defaults). */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function round(v: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(v * f) / f;
+}
