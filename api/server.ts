@@ -16,6 +16,7 @@ import { registerSpeechSessionRoutes } from './speech-sessions.js';
 import { registerSpeechResultRoutes } from './speech-results.js';
 import { registerSpeechLiveRoutes } from './speech-live.js';
 import { registerIngestRoutes } from '../ingest/gateway.js';
+import { registerSpeechIngestRoutes } from '../ingest/audio/routes.js';
 import { Limits } from '../ingest/readings.js';
 
 export const API_VERSION = '0.1.0';
@@ -56,6 +57,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
 
   await registerHealthRoutes(app, ctx);
   if (ctx.roles.ingest) await registerIngestRoutes(app, ctx);
+  if (ctx.roles.ingest) await registerSpeechIngestRoutes(app, ctx);
   if (ctx.roles.api) {
     await registerSessionRoutes(app, ctx);
     await registerCoherenceRoutes(app, ctx);
