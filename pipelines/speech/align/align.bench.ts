@@ -2,6 +2,16 @@
 // differ when other work shares the cores) and how far cheaper decoder settings move the
 // word boundaries from the default ones, on the real clips of /work/shared/data/speech.
 // Run: node --import tsx pipelines/speech/align/align.bench.ts [repeats]
+//
+// Measured here (2 shared cores, load average ≈ 5 from other work; 31.7 s of audio × 3):
+//   default        49× RT wall, 65× CPU   load ≈ 0.3 s, +38 MB RSS
+//   topn=2         56× wall, 77× CPU      boundaries move ≤ 30 ms (mean 3 ms)
+//   beams 1e-30    no faster              ≤ 20 ms
+//   beams 1e-20    no faster              one clip falls back to the syllable spread
+//   no alt prons   60× wall, 62× CPU      ≤ 50 ms
+//   ds=2          101× wall, 106× CPU     one word moved by 1030 ms: not acceptable
+// The default is kept: it is already well above the 25× the pipeline budget asks of alignment.
+// (RSS deltas after the first instance are unreliable: the previous instance is being collected.)
 import { readFileSync } from 'node:fs';
 import { readWavFile } from '../wav.test-util.js';
 import { type AlignOutcome, WordAligner } from './aligner.js';

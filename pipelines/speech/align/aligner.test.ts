@@ -261,6 +261,7 @@ test('noise, silence, too little audio for the words, or no pronounceable word: 
     ['twice the words', c.samples, [...c.words, ...c.words]],
     ['no pronounceable word', c.samples, ['—', '...', '?!']],
     ['no audio', new Float32Array(0), ['hello']],
+    ['most words missing from the transcript', c.samples, ['ask', 'not']],
   ];
   for (const [label, samples, words] of cases) {
     const out = await aligner.align(samples, words, 2000);

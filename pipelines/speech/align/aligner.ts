@@ -15,16 +15,20 @@
 // The result falls back to the syllable spread of the whole segment (method 'syllable_estimate'
 // and a `reason`) when the decoder cannot fit the words into the audio (noise, silence, a
 // segment too short for its words: the search ends outside the grammar), or when the fit is
-// implausible: a word longer than MAX_WORD_MS_BASE + MAX_WORD_MS_PER_SYLLABLE per syllable, or
-// phones squeezed to the decoder's minimum duration (the sign of words forced into audio that
+// implausible: a word longer than MAX_WORD_MS_BASE + MAX_WORD_MS_PER_SYLLABLE per syllable (a
+// filled pause: MAX_FILLED_PAUSE_MS), or
+// words squeezed to the decoder's minimum duration (the sign of words forced into audio that
 // does not hold them).
 //
 // Cost, measured on this machine (2 shared cores; bench: align.bench.ts): load ≈ 0.2–0.3 s and
-// ≈ 40 MB RSS per instance (WASM heap with the acoustic model and the dictionary), so keep one
-// instance per worker. Alignment runs at ≈ 50–70× real time on one core with the default beams
-// on the LibriSpeech/JFK clips. The decoder is synchronous WebAssembly: align() blocks the event
-// loop for the segment's duration / that factor (≈ 0.5 s for a 30 s segment), and for the same
-// reason calls on one instance can never interleave (they are serialised by construction).
+// ≈ 35–40 MB RSS per instance (WASM heap with the acoustic model and the dictionary), so keep one
+// instance per worker. Alignment runs at ≈ 50–65× real time on one core with the default beams
+// over the six test clips (no need to trade accuracy for speed; the cheaper settings and what
+// they cost are in align.bench.ts). The decoder is synchronous WebAssembly: align() blocks the
+// event loop for the segment's duration / that factor (≈ 0.5 s for a 30 s segment), and for the
+// same reason calls on one instance can never interleave (they are serialised by construction).
+// Not detected: a transcript with wrong words that still fits the audio is aligned anyway
+// (that is what forcing means); only the checks above can refuse it.
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AttuneError } from '../../../lib/errors.js';
@@ -38,13 +42,22 @@ type Decoder = import('soundswallower').Decoder;
 type Segment = import('soundswallower').Segment;
 
 export const ALIGNER_SAMPLE_RATE = 16_000;
-/** A word may last at most this long plus MAX_WORD_MS_PER_SYLLABLE per syllable (a held "ummm" stays well inside). */
-export const MAX_WORD_MS_BASE = 1500;
-export const MAX_WORD_MS_PER_SYLLABLE = 500;
 /**
- * Above this share of phones at the decoder's minimum duration (3 frames = 30 ms, one per HMM
- * state) the words were squeezed into audio that does not hold them. Real speech measured here:
- * 0–21 % on the six test clips. With the default beams, more words than the audio holds (1.3× to
+ * A word may last at most this long plus MAX_WORD_MS_PER_SYLLABLE per syllable: 1.2 s for one
+ * syllable, room for a drawn-out "sooo" (the longest word in the test clips: "yes", 700 ms). A
+ * longer word is usually the decoder pulling a word over speech the transcript lacks (JFK aligned
+ * to just "ask not" stretches "not" over 1.47 s).
+ */
+export const MAX_WORD_MS_BASE = 800;
+export const MAX_WORD_MS_PER_SYLLABLE = 400;
+/** Filled pauses may be held much longer than words. */
+export const MAX_FILLED_PAUSE_MS = 3000;
+const FILLED_PAUSES = new Set(['um', 'umm', 'uhm', 'uh', 'uhh', 'er', 'erm', 'err', 'ah', 'ahh', 'aah', 'hmm', 'hm', 'hmmm', 'mm', 'mmm']);
+/**
+ * Above this share of phones in words at the decoder's minimum duration (3 frames = 30 ms per
+ * phone, one per HMM state) the words were squeezed into audio that does not hold them. Real
+ * speech measured here: 0–21 % of phones at the minimum on the six test clips (so fewer in
+ * whole words at it). With the default beams, more words than the audio holds (1.3× to
  * 4× the transcript) made the search fail outright before this check was reached; it stays as a
  * guard for wider beams or other models.
  */
@@ -178,7 +191,9 @@ export class WordAligner {
       decoder.start();
       decoder.process_audio(samples, false, true);
       decoder.stop();
-      alignment = decoder.get_alignment({ align_level: 1 });
+      // Word level only: asking for phones (align_level 1) runs a second alignment pass that costs
+      // as much as the first (measured: 220 ms vs 211 ms on the 11 s JFK clip) and gives the same word times.
+      alignment = decoder.get_alignment({ align_level: 0 });
     } catch (e) {
       return fallback(`decoder failed: ${decoderMessage(this.lastMessage) || (e as Error).message}`);
     }
@@ -203,14 +218,14 @@ export class WordAligner {
       }
       const seg = found[next++];
       const word: AlignedWord = { text: words[i], startMs: at(seg.b), endMs: at(seg.b + seg.d), method: 'forced_alignment' };
-      const limit = MAX_WORD_MS_BASE + MAX_WORD_MS_PER_SYLLABLE * syllableCount(words[i]);
+      const limit = FILLED_PAUSES.has(keys[i]!) ? MAX_FILLED_PAUSE_MS : MAX_WORD_MS_BASE + MAX_WORD_MS_PER_SYLLABLE * syllableCount(words[i]);
       if (word.endMs - word.startMs > limit) {
         return fallback(`implausible alignment: "${words[i]}" lasts ${Math.round(word.endMs - word.startMs)} ms (limit ${limit} ms)`);
       }
-      for (const phone of seg.w ?? []) {
-        phones++;
-        if (Math.round(phone.d * this.frameRate) <= 3) minimumPhones++;
-      }
+      // A word squeezed to its minimum duration spends 3 frames (one per HMM state) on each phone.
+      const wordPhones = (decoder.lookup_word(seg.t) ?? decoder.lookup_word(keys[i]!) ?? '').split(' ').filter(Boolean).length;
+      phones += wordPhones;
+      if (Math.round(seg.d * this.frameRate) <= 3 * wordPhones) minimumPhones += wordPhones;
       timed.push(word);
     }
     if (phones > 0 && minimumPhones / phones > MAX_MINIMUM_DURATION_PHONE_SHARE) {
