@@ -16,9 +16,8 @@
 // and a `reason`) when the decoder cannot fit the words into the audio (noise, silence, a
 // segment too short for its words: the search ends outside the grammar), or when the fit is
 // implausible: a word longer than MAX_WORD_MS_BASE + MAX_WORD_MS_PER_SYLLABLE per syllable (a
-// filled pause: MAX_FILLED_PAUSE_MS), or
-// words squeezed to the decoder's minimum duration (the sign of words forced into audio that
-// does not hold them).
+// filled pause: MAX_FILLED_PAUSE_MS), or words squeezed to the decoder's minimum duration (the
+// sign of words forced into audio that does not hold them).
 //
 // Cost, measured on this machine (2 shared cores; bench: align.bench.ts): load ≈ 0.2–0.3 s and
 // ≈ 35–40 MB RSS per instance (WASM heap with the acoustic model and the dictionary), so keep one
