@@ -64,6 +64,6 @@ export function numberWords(token: string): string[] | null {
   const suffix = m[2];
   const last = words.length - 1;
   if (suffix === 'st' || suffix === 'nd' || suffix === 'rd' || suffix === 'th') words[last] = ordinalOf(words[last]);
-  else if (suffix === 's' || suffix === "'s") words[last] = words[last].endsWith('y') ? `${words[last].slice(0, -1)}ies` : `${words[last]}s`;
+  else if (suffix === 's' || suffix === "'s") words[last] = words[last].endsWith('y') ? `${words[last].slice(0, -1)}ies` : words[last].endsWith('x') ? `${words[last]}es` : `${words[last]}s`;
   return words;
 }

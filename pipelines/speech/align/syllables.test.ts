@@ -69,6 +69,7 @@ test('numberWords reads digits the way they are spoken', () => {
   assert.deepEqual(numberWords('21st'), ['twenty', 'first']);
   assert.deepEqual(numberWords('40th'), ['fortieth']);
   assert.deepEqual(numberWords('90s'), ['nineties']);
+  assert.deepEqual(numberWords('6s'), ['sixes']);
   assert.equal(numberWords('abc'), null);
   assert.equal(numberWords('12a'), null);
 });
