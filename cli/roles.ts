@@ -165,6 +165,7 @@ export async function startAttune(
       speechSessions,
       speechUploads,
       speechLive: speechLive ?? undefined,
+      speechUploadLimits: config.speechUpload,
       health: [
         { name: 'clickhouse', check: () => store.ping() },
         { name: 'bus', check: async () => (await bus.committed('attune-health', topics.heartReadings), true) },

@@ -55,3 +55,18 @@ test('an acoustic hit on a lexical filler ("So") is explained by the word and dr
   const events = mergeFillerEvidence(words, hits, [pause(0, 280)]);
   assert.deepEqual(events.map((e) => [e.filler, e.source]), [['so', 'transcript'], ['um', 'transcript']]);
 });
+
+test('word times derived from the transcript (alignment, syllable spread) do not explain a hit away: a dropped filler lands in them', () => {
+  const hit = pause(3340, 4100);
+  // "I" force-aligned over the "uh" before it, a syllable estimate, a normal-length word shifted onto it.
+  for (const w of [
+    { text: 'i', startMs: 3332, endMs: 4082, timingMethod: 'forced_alignment' as const },
+    { text: 'worked', startMs: 3300, endMs: 4200, timingMethod: 'syllable_estimate' as const },
+    { text: 'friday', startMs: 3500, endMs: 3990, timingMethod: 'forced_alignment' as const },
+  ]) {
+    assert.deepEqual(mergeFillerEvidence([w], [], [hit]).map((e) => e.source), ['acoustic'], w.text);
+  }
+  // A lexical filler still explains the sound, however it was timed.
+  const so = [{ text: 'So', startMs: 3300, endMs: 4200, timingMethod: 'forced_alignment' as const }];
+  assert.deepEqual(mergeFillerEvidence(so, detectFillers(so), [hit]).map((e) => e.source), ['transcript']);
+});

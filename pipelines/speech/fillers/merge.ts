@@ -11,6 +11,17 @@
 // - every other acoustic hit is an 'acoustic' event named 'filled_pause'.
 // Lexical fillers (like, so, you know…) are not held vowels, so an acoustic hit overlapping one
 // counts as overlapping a non-filler word for this purpose: the word explains the sound.
+//
+// Word times are only evidence when they come from the audio independently of the transcript.
+// When the recogniser dropped a filler, the transcript has no word for it, and both forced
+// alignment (which must place every transcript word and nothing else) and the syllable spread
+// hand its time to the neighbouring words: an "I" said in 150 ms is aligned over 750 ms when an
+// "uh" precedes it, and a normal-length "Friday" is shifted onto the "um" after it. So overlap
+// with a word counts against a hit only for words whose times the caller marks as measured
+// (no timingMethod); words timed by 'forced_alignment' or 'syllable_estimate' do not count.
+// Drawn-out words are then left to the detector's own rules (pitch not raised above the
+// speaker's median, level pitch, steady spectrum), which found no hit in the real read and
+// spontaneous clips (pipelines/speech/fillers/filler-clips.test.ts).
 import type { FillerHit } from '../metrics/fillers.js';
 import type { FilledPause } from './filled-pauses.js';
 
@@ -27,6 +38,7 @@ export interface FillerEvent {
 /** Share of an acoustic hit that a non-filler word may cover before the hit is taken for that word. */
 export const DRAWN_OUT_SHARE = 0.3;
 
+
 const FILLED_PAUSES = new Set(['um', 'uh', 'er', 'ah', 'hmm']);
 
 function overlapMs(a: { startMs: number; endMs: number }, b: { startMs: number; endMs: number }): number {
@@ -41,7 +53,7 @@ function overlapMs(a: { startMs: number; endMs: number }, b: { startMs: number; 
  * 'filled_pause'. Events come in time order.
  */
 export function mergeFillerEvidence(
-  words: readonly { text: string; startMs: number; endMs: number }[],
+  words: readonly { text: string; startMs: number; endMs: number; timingMethod?: 'forced_alignment' | 'syllable_estimate' }[],
   transcriptHits: readonly FillerHit[],
   acoustic: readonly FilledPause[],
 ): FillerEvent[] {
@@ -54,7 +66,10 @@ export function mergeFillerEvidence(
   }));
   // Words inside a filled-pause hit are the filler itself; words inside lexical hits are words.
   const fillerWord = new Set<number>();
-  for (const h of transcriptHits) if (FILLED_PAUSES.has(h.filler)) for (let k = 0; k < h.wordCount; k++) fillerWord.add(h.wordIndex + k);
+  const lexicalWord = new Set<number>();
+  for (const h of transcriptHits) {
+    for (let k = 0; k < h.wordCount; k++) (FILLED_PAUSES.has(h.filler) ? fillerWord : lexicalWord).add(h.wordIndex + k);
+  }
 
   for (const hit of acoustic) {
     let joined = false;
@@ -69,7 +84,10 @@ export function mergeFillerEvidence(
     const hitMs = Math.max(hit.endMs - hit.startMs, Number.EPSILON);
     let wordOverlap = 0;
     words.forEach((w, i) => {
-      if (!fillerWord.has(i)) wordOverlap += overlapMs(w, hit);
+      // Lexical fillers always explain the sound (a held "so"); other words only with measured times.
+      const lexicalFiller = lexicalWord.has(i);
+      if (fillerWord.has(i) || (w.timingMethod !== undefined && !lexicalFiller)) return;
+      wordOverlap += overlapMs(w, hit);
     });
     if (wordOverlap >= DRAWN_OUT_SHARE * hitMs) continue;
     events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: 'filled_pause', source: 'acoustic' });

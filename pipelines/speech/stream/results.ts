@@ -111,7 +111,11 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
     timingMethod: w.method,
   }));
   const acoustic = transcripts.flatMap((t) => t.filledPauses);
-  const fillers = mergeFillerEvidence(timed, hits, acoustic).sort((a, b) => a.startMs - b.startMs);
+  const fillers = mergeFillerEvidence(
+    flat.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method })),
+    hits,
+    acoustic,
+  ).sort((a, b) => a.startMs - b.startMs);
 
   const segments = input.speechSegments;
   const pauses = findPauses(segments, input.pauses);
