@@ -3,6 +3,7 @@
 // pace, and collect the live events of a session.
 import WebSocket from 'ws';
 import { toPcm16 } from '../ingest/audio/frames.js';
+import { encodeWavPcm16 } from '../pipelines/speech/wav.test-util.js';
 
 export interface SpeechEventMessage {
   id: string;
@@ -48,22 +49,7 @@ export async function uploadWav(
 
 /** A mono PCM16 WAV file of float samples. */
 export function wavBytes(samples: Float32Array, sampleRate: number): Buffer {
-  const data = toPcm16(samples);
-  const header = Buffer.alloc(44);
-  header.write('RIFF', 0);
-  header.writeUInt32LE(36 + data.length, 4);
-  header.write('WAVE', 8);
-  header.write('fmt ', 12);
-  header.writeUInt32LE(16, 16);
-  header.writeUInt16LE(1, 20);
-  header.writeUInt16LE(1, 22);
-  header.writeUInt32LE(sampleRate, 24);
-  header.writeUInt32LE(sampleRate * 2, 28);
-  header.writeUInt16LE(2, 32);
-  header.writeUInt16LE(16, 34);
-  header.write('data', 36);
-  header.writeUInt32LE(data.length, 40);
-  return Buffer.concat([header, data]);
+  return encodeWavPcm16(samples, sampleRate, 1);
 }
 
 /** Listens to `/v1/speech-sessions/{id}/stream` and keeps every event with its arrival time. */
