@@ -300,7 +300,9 @@ export class SpeechWorker {
     }
     s.nextSequence++;
     if (frame.aborted_reason) {
-      await this.failStream(s, 'aborted', frame.aborted_reason);
+      // The ingest that aborted the stream has marked the upload and session failed with the
+      // precise error (e.g. payload_too_large); only the stream's state and listeners are ours.
+      await this.failStream(s, 'aborted', frame.aborted_reason, { recordFailure: false });
       return;
     }
     const samples = fromPcm16(frame.pcm16);
@@ -598,24 +600,28 @@ export class SpeechWorker {
     };
   }
 
-  private async failStream(s: StreamState, code: string, message: string): Promise<void> {
+  private async failStream(s: StreamState, code: string, message: string, opts: { recordFailure?: boolean } = {}): Promise<void> {
     if (s.failed) return;
     s.failed = true;
     this.stats.failed++;
     this.log.warn({ session: s.sessionId, stream: s.id, code, message }, 'speech stream failed');
     const now = this.clock();
-    await this.opts.sessions.update(s.sessionId, { status: 'failed' }).catch((err) => this.log.warn({ err }, 'session update failed'));
-    if (s.source === 'upload') {
-      await this.opts.uploads
-        .update(s.id, { status: 'failed', errorCode: code, errorMessage: message, completedAt: now, etaS: null })
-        .catch((err) => this.log.warn({ err }, 'upload update failed'));
-    }
+    if (opts.recordFailure !== false) await this.recordFailure(s, code, message, now);
     const events: SpeechEvent[] = [];
     this.statusEvent(s, events, 'failed', 0, null, 'failed', { error: { code, message } });
     await this.publishEvents(events);
     // Recognition already queued for the stream finishes and is discarded; the stream counts as
     // done for the committed offset once nothing of it is pending.
     void Promise.allSettled(s.transcripts).then(() => this.completeStream(s));
+  }
+
+  private async recordFailure(s: StreamState, code: string, message: string, now: number): Promise<void> {
+    await this.opts.sessions.update(s.sessionId, { status: 'failed' }).catch((err) => this.log.warn({ err }, 'session update failed'));
+    if (s.source === 'upload') {
+      await this.opts.uploads
+        .update(s.id, { status: 'failed', errorCode: code, errorMessage: message, completedAt: now, etaS: null })
+        .catch((err) => this.log.warn({ err }, 'upload update failed'));
+    }
   }
 
   private completeStream(s: StreamState): void {

@@ -1,0 +1,189 @@
+// The speech worker over the embedded bus and chDB, with the real models: redelivered frames,
+// a worker replaced in the middle of a stream, an aborted stream and a broken record. The
+// results of every run must equal those of one clean pass (at-least-once, idempotent).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEmbeddedBus } from '../../bus/embedded.js';
+import { Topics, type Bus, type OutgoingRecord } from '../../bus/types.js';
+import { createCodec } from '../../schemas/registry/codec.js';
+import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
+import { createStoreClient, queryRows, type StoreClient } from '../../store/clickhouse.js';
+import { migrate } from '../../store/migrate.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../../api/speech-sessions-repo.js';
+import type { RecordCodec } from '../../api/context.js';
+import { frameAudio } from '../../ingest/audio/frames.js';
+import { silentLogger } from '../../lib/log.js';
+import { waitFor } from '../../test/attune.js';
+import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
+import { readWavFile } from './wav.test-util.js';
+import { SpeechWorker } from './worker.js';
+
+const JFK = join(import.meta.dirname, '../../../shared/data/speech/jfk_1961_inaugural_M.wav');
+
+let dir: string;
+let store: StoreClient;
+let bus: Bus;
+let codec: RecordCodec;
+let sessions: SpeechSessionsRepository;
+let uploads: SpeechUploadsRepository;
+const audio = readWavFile(JFK).samples; // 16 kHz mono
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'attune-speech-worker-'));
+  store = await createStoreClient({ dataDir: dir, database: 'speech_worker_test', log: silentLogger });
+  await migrate(store);
+  bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
+  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as RecordCodec;
+  sessions = new SpeechSessionsRepository(store.client, store.database);
+  uploads = new SpeechUploadsRepository(store.client, store.database);
+});
+
+after(async () => {
+  await bus.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function worker(groupId = 'speech-test'): SpeechWorker {
+  return new SpeechWorker({ bus, codec, store, sessions, uploads, log: silentLogger, groupId, writer: { maxDelayMs: 50 } });
+}
+
+async function newUpload(): Promise<{ sessionId: string; uploadId: string }> {
+  const s = await sessions.create({ orgId: 'o1', userId: 'u1', type: 'speech', title: 'worker test' });
+  const u = await uploads.create({ sessionId: s.id, orgId: 'o1', userId: 'u1', fileName: 'jfk.wav' });
+  await sessions.claimForAudio(s.id, { source: 'upload', startedAt: Date.UTC(2026, 10, 1, 9), sampleRateHz: 16000 });
+  return { sessionId: s.id, uploadId: u.id };
+}
+
+/** The stream's records: 2 s frames, then an empty last frame (or one with aborted_reason). */
+async function streamRecords(sessionId: string, streamId: string, opts: { abort?: string; frames?: number } = {}): Promise<OutgoingRecord[]> {
+  const frames = frameAudio(audio).slice(0, opts.frames);
+  const base: Omit<SpeechAudioFrame, 'sequence' | 'sample_offset' | 'pcm16' | 'is_last'> = {
+    session_id: sessionId,
+    org_id: 'o1',
+    user_id: 'u1',
+    stream_id: streamId,
+    source: 'upload',
+    aborted_reason: null,
+    audio_started_at: Date.UTC(2026, 10, 1, 9),
+    source_sample_rate_hz: 16000,
+    expected_samples: audio.length,
+    sent_at: Date.UTC(2026, 10, 1, 9),
+    settings_json: '{}',
+  };
+  const values = frames.map((f) => ({ ...base, sequence: f.sequence, sample_offset: f.sampleOffset, pcm16: f.payload, is_last: false }));
+  const end = frames.length > 0 ? frames[frames.length - 1].sampleOffset + frames[frames.length - 1].sampleCount : 0;
+  values.push({ ...base, sequence: frames.length, sample_offset: end, pcm16: Buffer.alloc(0), is_last: true, aborted_reason: opts.abort ?? null });
+  return Promise.all(values.map(async (v) => ({ key: sessionId, value: await codec.encode(Topics.speechAudio, v) })));
+}
+
+/** What the session's results look like in ClickHouse, without the version columns. */
+async function results(sessionId: string) {
+  const q = (sql: string) => queryRows<Record<string, unknown>>(store.client, sql, { s: sessionId });
+  const db = store.database;
+  return {
+    words: await q(`SELECT segment_index, word_index, text, start_ms, end_ms, is_filler, timing_method FROM ${db}.speech_words FINAL WHERE session_id = {s:String} ORDER BY segment_index, word_index`),
+    segments: await q(`SELECT segment_index, start_ms, end_ms, text, word_count FROM ${db}.speech_segments FINAL WHERE session_id = {s:String} ORDER BY segment_index`),
+    pauses: await q(`SELECT start_ms, end_ms, kind FROM ${db}.speech_pauses FINAL WHERE session_id = {s:String} ORDER BY start_ms`),
+    frames: await q(`SELECT second_index, round(volume_dbfs, 3) AS v, word_count, round(rolling_wpm, 3) AS r FROM ${db}.speech_frames FINAL WHERE session_id = {s:String} ORDER BY second_index`),
+    summary: await q(`SELECT word_count, round(articulation_rate_wpm, 3) AS a, pause_count FROM ${db}.speech_summaries FINAL WHERE session_id = {s:String}`),
+    scores: await q(`SELECT model, round(overall, 3) AS o FROM ${db}.speech_scores FINAL WHERE session_id = {s:String}`),
+  };
+}
+
+async function completed(sessionId: string) {
+  return waitFor(`session ${sessionId} completed`, async () => {
+    const s = await sessions.get(sessionId);
+    return s && (s.status === 'completed' || s.status === 'failed') ? s : null;
+  }, 120_000, 50);
+}
+
+let reference: Awaited<ReturnType<typeof results>>;
+
+test('one clean pass: the upload is analysed, stored, the session and upload completed, the offset committed past the stream', async () => {
+  const w = worker('speech-clean');
+  await w.start();
+  try {
+    const { sessionId, uploadId } = await newUpload();
+    await bus.publish(Topics.speechAudio, await streamRecords(sessionId, uploadId));
+    const s = await completed(sessionId);
+    assert.equal(s.status, 'completed');
+    assert.ok(Math.abs((s.audioDurationS ?? 0) - audio.length / 16000) < 0.01);
+    const u = await uploads.get(uploadId);
+    assert.equal(u?.status, 'completed');
+    assert.equal(u?.progress, 1);
+    reference = await results(sessionId);
+    assert.equal(reference.summary.length, 1);
+    assert.ok(reference.words.length >= 20, `${reference.words.length} words`);
+    assert.equal(reference.frames.length, 11);
+    assert.equal(reference.scores.length, 1);
+    // Nothing of the stream is left open: the committed offsets cover every record.
+    await waitFor('offsets committed', async () => {
+      const committed = await bus.committed('speech-clean', Topics.speechAudio);
+      return [...committed.values()].reduce((n, o) => n + Number(o), 0) === (await streamRecords(sessionId, uploadId)).length;
+    }, 10_000, 50);
+  } finally {
+    await w.stop();
+  }
+});
+
+test('frames delivered twice and a worker replaced mid-stream give exactly the results of one pass', async () => {
+  const { sessionId, uploadId } = await newUpload();
+  const records = await streamRecords(sessionId, uploadId);
+  // First worker sees the first half (and the first frames twice), then stops before the end.
+  const half = Math.floor(records.length / 2);
+  const first = worker('speech-replay');
+  await first.start();
+  await bus.publish(Topics.speechAudio, [...records.slice(0, half), ...records.slice(0, 2)]);
+  await waitFor('first half read', () => first.stats.frames >= half + 2, 30_000, 20);
+  await first.stop();
+  const committed = await bus.committed('speech-replay', Topics.speechAudio);
+  const partitionOffset = [...committed.values()].reduce((n, o) => Math.max(n, Number(o)), 0);
+  assert.equal(partitionOffset, 0, 'nothing committed past the first frame of an unfinished stream');
+  assert.equal((await sessions.get(sessionId))?.status, 'processing');
+
+  // The replacement re-reads the stream from its first frame and finishes it.
+  const second = worker('speech-replay');
+  await second.start();
+  try {
+    await bus.publish(Topics.speechAudio, records.slice(half));
+    assert.equal((await completed(sessionId)).status, 'completed');
+    const replayed = await results(sessionId);
+    assert.deepEqual(replayed, reference);
+  } finally {
+    await second.stop();
+  }
+});
+
+test('an aborted stream is dropped with no results, a stream with a missing frame fails its session, a broken record is dead-lettered', async () => {
+  const w = worker('speech-abort');
+  await w.start();
+  try {
+    // Aborted by the ingest (which records the precise error itself): nothing is stored.
+    const aborted = await newUpload();
+    await bus.publish(Topics.speechAudio, await streamRecords(aborted.sessionId, aborted.uploadId, { frames: 2, abort: 'upload truncated at byte 123' }));
+    await waitFor('abort seen', () => w.stats.failed === 1, 30_000, 20);
+    // A frame missing from the stream: the worker fails the session and the upload.
+    const gap = await newUpload();
+    const records = await streamRecords(gap.sessionId, gap.uploadId);
+    await bus.publish(Topics.speechAudio, [records[0], ...records.slice(2)]);
+    assert.equal((await completed(gap.sessionId)).status, 'failed');
+    const u = await waitFor('upload failed', async () => ((await uploads.get(gap.uploadId))?.status === 'failed' ? uploads.get(gap.uploadId) : null), 10_000, 50);
+    assert.equal(u?.errorCode, 'internal_error');
+    assert.match(u?.errorMessage ?? '', /frames missing: expected frame 1, got 2/);
+    await w.drain();
+    for (const id of [aborted.sessionId, gap.sessionId]) {
+      const stored = await results(id);
+      assert.deepEqual([stored.words.length, stored.summary.length, stored.scores.length], [0, 0, 0]);
+    }
+
+    await bus.publish(Topics.speechAudio, [{ key: 'x', value: Buffer.from('not avro') }]);
+    await waitFor('dead-lettered', () => w.stats.deadLettered === 1, 10_000, 20);
+  } finally {
+    await w.stop();
+  }
+});
