@@ -44,12 +44,11 @@ import { decodeRecord, type RecordCodec } from '../../api/context.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../api/speech-sessions-repo.js';
 import { deadLetter } from '../dead-letter.js';
 import { fromPcm16 } from '../../ingest/audio/frames.js';
-import { MoonshineRecognizer } from './asr/moonshine.js';
-import { WordAligner } from './align/index.js';
 import { SileroVad } from './vad/silero.js';
 import { ScoreModel, scoreFeatures, type SpeechScores } from './scoring/index.js';
 import { SpeechStreamAnalyzer, type ClosedSegment } from './stream/analyzer.js';
-import { RecognitionQueue, splitWords, type SegmentTranscript } from './stream/recognition.js';
+import { splitWords, type SegmentTranscript } from './stream/recognition.js';
+import { RecognitionThread } from './stream/recognition-thread.js';
 import { assembleSessionResults, type SessionResults } from './stream/results.js';
 import type { SecondFeatures } from './stream/seconds.js';
 
@@ -131,11 +130,9 @@ export class SpeechWorker {
   private subscription: Subscription | null = null;
   private readonly streams = new Map<string, StreamState>();
   private readonly partitions = new Map<string, PartitionState>();
-  private readonly recognizers = new Map<string, Promise<MoonshineRecognizer>>();
   private readonly vadPool: SileroVad[] = [];
   private readonly finalizing = new Set<Promise<void>>();
-  private recognition!: RecognitionQueue;
-  private aligner: WordAligner | null = null;
+  private recognition!: RecognitionThread;
   private scorer: ScoreModel | null = null;
   private writers!: {
     segments: BatchWriter<SpeechSegmentRow>;
@@ -169,12 +166,12 @@ export class SpeechWorker {
       scores: writer(SpeechTables.speechScores, SpeechScoreColumns),
     };
     // Models a worker cannot run without are opened up front, so a missing file fails the
-    // start with the command that fetches it rather than the first stream.
-    await this.recognizerFor(this.opts.defaultModel ?? 'moonshine-tiny');
+    // start with the command that fetches it rather than the first stream. Recognition,
+    // alignment and filled pauses run in their own thread (stream/recognition-thread.ts).
+    this.recognition = new RecognitionThread({ defaultModel: this.opts.defaultModel ?? 'moonshine-tiny', alignment: this.opts.alignment !== false });
+    await this.recognition.start();
     this.scorer = await ScoreModel.load(this.opts.scoreModelPath ? { path: this.opts.scoreModelPath } : {});
-    if (this.opts.alignment !== false) this.aligner = await WordAligner.load();
     this.vadPool.push(await SileroVad.load());
-    this.recognition = new RecognitionQueue({ recognizer: (m) => this.recognizerFor(m), aligner: this.aligner });
     this.subscription = await this.opts.bus.subscribe({
       groupId: this.groupId,
       topics: [this.topics.speechAudio],
@@ -199,24 +196,13 @@ export class SpeechWorker {
     if (this.writers) await Promise.allSettled(Object.values(this.writers).map((w) => w.close()));
     for (const s of this.streams.values()) this.dropStream(s);
     for (const vad of this.vadPool.splice(0)) await vad.release();
-    for (const r of this.recognizers.values()) await (await r).release?.();
-    this.aligner?.release();
+    await this.recognition?.close();
     await this.scorer?.release();
   }
 
   /** Resolves when every stream seen so far is finalised (tests, benchmarks). */
   async drain(): Promise<void> {
     while (this.finalizing.size > 0) await Promise.allSettled([...this.finalizing]);
-  }
-
-  private recognizerFor(model: string): Promise<MoonshineRecognizer> {
-    let r = this.recognizers.get(model);
-    if (!r) {
-      r = MoonshineRecognizer.load({ model });
-      this.recognizers.set(model, r);
-      r.catch(() => this.recognizers.delete(model));
-    }
-    return r;
   }
 
   private async takeVad(): Promise<SileroVad> {
