@@ -95,6 +95,8 @@ export interface EmbeddedBus extends Bus {
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
 /** Fixed per-record overhead counted against the memory budget (object, strings, arrays). */
 const RECORD_OVERHEAD_BYTES = 160;
+/** Placeholder for an evicted record's slot until the array is compacted (never read: reads start at head). */
+const EVICTED = Object.freeze({ topic: '', partition: -1, offset: '-1', key: '', value: Buffer.alloc(0), headers: {}, timestamp: 0 }) as BusRecord;
 
 interface Deferred {
   promise: Promise<void>;
@@ -195,6 +197,9 @@ class Partition {
   evictWhile(drop: (offset: number, appendTime: number) => boolean): void {
     while (this.head < this.records.length && drop(this.memStart, this.appendTimes[this.head])) {
       this.memBytes -= this.sizes[this.head];
+      // Let go of the record now, not at the next compaction: with 64 KB audio frames, 1024
+      // evicted records would otherwise keep 64 MB alive per partition.
+      this.records[this.head] = EVICTED;
       this.head++;
       this.memStart++;
     }
