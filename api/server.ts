@@ -17,6 +17,7 @@ import { registerSpeechResultRoutes } from './speech-results.js';
 import { registerSpeechLiveRoutes } from './speech-live.js';
 import { registerIngestRoutes } from '../ingest/gateway.js';
 import { registerSpeechIngestRoutes } from '../ingest/audio/routes.js';
+import { registerSpeechUploadStatusRoute } from '../ingest/audio/upload.js';
 import { Limits } from '../ingest/readings.js';
 
 export const API_VERSION = '0.1.0';
@@ -66,6 +67,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     if (ctx.speechSessions) {
       await registerSpeechSessionRoutes(app, ctx);
       await registerSpeechResultRoutes(app, ctx);
+      await registerSpeechUploadStatusRoute(app, ctx);
       if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
     }
   }

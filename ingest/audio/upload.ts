@@ -119,30 +119,37 @@ export async function registerSpeechUploadRoutes(app: FastifyInstance, ctx: AppC
       },
     );
 
-    scope.get<{ Params: { id: string; upload_id: string } }>(
-      '/v1/speech-sessions/:id/upload/:upload_id/status',
-      {
-        schema: {
-          tags: ['speech'],
-          summary: 'Progress of an uploaded file: status, stage, progress, estimated time left, error.',
-          security: [{ bearerAuth: [] }],
-          params: { type: 'object', properties: { id: sessionIdParam, upload_id: sessionIdParam }, required: ['id', 'upload_id'] },
-          response: { 200: statusResponse, '4xx': errorBodySchema },
-        },
-      },
-      async (req) => {
-        const p = authenticateRequest(ctx, req);
-        requireScope(p, SpeechScopes.read);
-        const repos = speechRepos(ctx);
-        await ownedSpeechSession(repos, p, req.params.id);
-        const upload = await repos.uploads.get(req.params.upload_id);
-        if (!upload || upload.sessionId !== req.params.id) {
-          throw new AttuneError('not_found', `upload ${req.params.upload_id} not found`, [{ field: 'upload_id', reason: 'not_found' }]);
-        }
-        return uploadStatusJson(upload);
-      },
-    );
   });
+}
+
+/**
+ * The status of an upload's processing job. A read of ClickHouse, so it is served where the API
+ * runs (and by an ingest-only process, so a client that uploaded there can follow its job).
+ */
+export async function registerSpeechUploadStatusRoute(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.get<{ Params: { id: string; upload_id: string } }>(
+    '/v1/speech-sessions/:id/upload/:upload_id/status',
+    {
+      schema: {
+        tags: ['speech'],
+        summary: 'Progress of an uploaded file: status, stage, progress, estimated time left, error.',
+        security: [{ bearerAuth: [] }],
+        params: { type: 'object', properties: { id: sessionIdParam, upload_id: sessionIdParam }, required: ['id', 'upload_id'] },
+        response: { 200: statusResponse, '4xx': errorBodySchema },
+      },
+    },
+    async (req) => {
+      const p = authenticateRequest(ctx, req);
+      requireScope(p, SpeechScopes.read);
+      const repos = speechRepos(ctx);
+      await ownedSpeechSession(repos, p, req.params.id);
+      const upload = await repos.uploads.get(req.params.upload_id);
+      if (!upload || upload.sessionId !== req.params.id) {
+        throw new AttuneError('not_found', `upload ${req.params.upload_id} not found`, [{ field: 'upload_id', reason: 'not_found' }]);
+      }
+      return uploadStatusJson(upload);
+    },
+  );
 }
 
 /** Reads the multipart body, streaming the file onto the bus; returns the 202 body. */
