@@ -427,6 +427,7 @@ export class SpeechWorker {
       speechSegments: s.analyzer.allSegments,
       seconds,
       voicedF0: s.analyzer.features.voicedF0.view(),
+      frameDbfs: s.analyzer.features.frameDbfs.view(),
       pauses: definedOnly({ minPauseMs: s.settings.minPauseMs, longPauseMs: s.settings.longPauseMs }),
     });
     const scores = await this.score(results, s.analyzer.features.voicedF0.view());

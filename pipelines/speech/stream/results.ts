@@ -10,6 +10,7 @@ import { detectFillers, detectRepetitions, RollingWpm, speechRates, type SpeechR
 import { mergeFillerEvidence, type FillerEvent } from '../fillers/index.js';
 import type { WordTimingMethod } from '../align/index.js';
 import type { SecondFeatures } from './seconds.js';
+import { phonationSpans } from './phonation.js';
 import type { SegmentTranscript } from './recognition.js';
 
 export interface ResultWord {
@@ -75,6 +76,8 @@ export interface SessionResultsInput {
   speechSegments: readonly SpeechSegment[];
   seconds: readonly SecondFeatures[];
   voicedF0: Float32Array;
+  /** Level of every 10 ms frame, dBFS: phonation time, the articulation rate's denominator (voice activity time when absent). */
+  frameDbfs?: Float32Array;
   pauses?: PauseOptions;
   rollingWindowMs?: number;
 }
@@ -122,7 +125,9 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
   const firstSpeechMs = segments.length > 0 ? (segments[0].speechStartSample * 1000) / 16_000 : 0;
   const lastSpeechMs = segments.length > 0 ? (segments[segments.length - 1].speechEndSample * 1000) / 16_000 : 0;
   const spanMs = Math.max(0, lastSpeechMs - firstSpeechMs);
-  const speechSpans = segments.map((s) => ({ startMs: (s.speechStartSample * 1000) / 16_000, endMs: (s.speechEndSample * 1000) / 16_000 }));
+  const speechSpans = input.frameDbfs
+    ? phonationSpans(input.frameDbfs, segments)
+    : segments.map((s) => ({ startMs: (s.speechStartSample * 1000) / 16_000, endMs: (s.speechEndSample * 1000) / 16_000 }));
   const rates = speechRates(timed, { segments: speechSpans, totalMs: spanMs });
   const pauseMs = pauses.reduce((n, p) => n + p.durationMs, 0);
 

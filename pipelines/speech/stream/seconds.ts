@@ -68,6 +68,8 @@ export class SecondFeatureStream {
   private readonly seconds: SecondAccumulator[] = [];
   /** f0 of every voiced frame so far, for session pitch statistics. */
   readonly voicedF0 = new FloatList(4096);
+  /** Level of every frame so far, dBFS (4 bytes per 10 ms), for phonation time (stream/phonation.ts). */
+  readonly frameDbfs = new FloatList(4096);
 
   constructor(plan: SpeechFeaturePlan = createSpeechFeaturePlan()) {
     this.plan = plan;
@@ -118,6 +120,7 @@ export class SecondFeatureStream {
       const centre = (this.nextFrame + f) * this.hop + this.frameSize / 2;
       const acc = this.second(Math.floor(centre / this.rate));
       acc.frames++;
+      this.frameDbfs.push(features.dbfs[f]);
       if (features.voiced[f] === 1 && features.f0Hz[f] > 0) {
         const f0 = features.f0Hz[f];
         acc.voiced++;
