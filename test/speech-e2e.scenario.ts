@@ -30,8 +30,16 @@ const praat: Record<string, { sounding_ms: number }> = JSON.parse(readFileSync(n
 /** The clear read-speech clips the WER target applies to. */
 export const readSpeech = (c: Clip) => /^read/.test(c.style);
 
-export async function uploadAndWait(app: TestAttune, token: string, wav: Uint8Array, name: string, timeoutMs = 120_000) {
+export async function uploadAndWait(
+  app: TestAttune,
+  token: string,
+  wav: Uint8Array,
+  name: string,
+  opts: { timeoutMs?: number; onSession?: (id: string) => Promise<void> } = {},
+) {
+  const timeoutMs = opts.timeoutMs ?? 120_000;
   const session = await createSpeechSession(app.baseUrl, token, { type: 'speech', title: name });
+  await opts.onSession?.(session.id);
   const up = await uploadWav(app.baseUrl, token, session.id, wav, { fileName: name, metadata: { test: 'e2e' } });
   assert.equal(up.status, 202, JSON.stringify(up.body));
   const status = await waitFor(
@@ -128,7 +136,18 @@ export function speechScenario(t: TestContext['test'], getApp: () => TestAttune)
     // margins add to the spliced silence).
     const truth = findGaps(samples, 500).map(([a, b]) => ({ startMs: a / 16, endMs: b / 16 }));
     assert.equal(truth.length, 2, `two long silences by energy: ${JSON.stringify(truth)}`);
-    const { get } = await uploadAndWait(app, token(), wavBytes(samples, 16_000), 'spliced-silences.wav');
+    let events: SpeechEventListener | undefined;
+    const { get, uploadId } = await uploadAndWait(app, token(), wavBytes(samples, 16_000), 'spliced-silences.wav', {
+      onSession: async (id) => {
+        events = await SpeechEventListener.open(app.baseUrl, token(), id);
+      },
+    });
+    // The upload's job reported itself live: stages with progress, ending completed.
+    const done = await events!.waitFor((e) => e.msg.type === 'processing:status' && e.msg.payload.status === 'completed', 30_000, 'completed');
+    const statuses = events!.of('processing:status').map((e) => e.msg.payload);
+    assert.ok(statuses.every((p) => p.uploadId === uploadId && typeof p.stage === 'string' && p.progress >= 0 && p.progress <= 1 && 'etaS' in p));
+    assert.deepEqual([statuses[0].stage, done.msg.payload.stage, done.msg.payload.progress], ['analysis', 'done', 1]);
+    events!.close();
     const fluency = await get('/fluency');
     for (const gap of truth) {
       const hit = fluency.pauses.items.find((p: any) => p.start_ms < gap.endMs && gap.startMs < p.end_ms);
