@@ -7,7 +7,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
 # The model files come from npm packages too (see models/README.md).
-RUN npm run build && node models/fetch.mjs && npm prune --omit=dev
+RUN npm run build && node models/fetch.mjs && node models/rubric/build.mjs && npm prune --omit=dev
 ENV NODE_ENV=production \
     NODE_OPTIONS=--max-semi-space-size=64 \
     ATTUNE_DATA_DIR=/data

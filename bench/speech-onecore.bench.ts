@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { SileroVad } from '../pipelines/speech/vad/silero.js';
 import { SpeechStreamAnalyzer, type VoiceActivityModel } from '../pipelines/speech/stream/analyzer.js';
 import { RecognitionQueue, splitWords, type SegmentTranscript } from '../pipelines/speech/stream/recognition.js';
-import { assembleSessionResults } from '../pipelines/speech/stream/results.js';
+import { assembleSessionResults, scoreInput } from '../pipelines/speech/stream/results.js';
 import type { SecondFeatures } from '../pipelines/speech/stream/seconds.js';
 import { MoonshineRecognizer } from '../pipelines/speech/asr/moonshine.js';
 import { WordAligner } from '../pipelines/speech/align/index.js';
@@ -163,21 +163,13 @@ async function pipeline(model: string, rounds: number) {
     for (let i = 0; i < analyzer.features.completeSeconds(true); i++) seconds.push(analyzer.features.features(i));
     const durationMs = Math.round((analyzer.sampleCount * 1000) / SAMPLE_RATE);
     const voicedF0 = analyzer.features.voicedF0.view();
-    const results = assembleSessionResults({ durationMs, transcripts, speechSegments: analyzer.allSegments, seconds, voicedF0 });
+    const frameDbfs = analyzer.features.frameDbfs.view();
+    const results = assembleSessionResults({ durationMs, transcripts, speechSegments: analyzer.allSegments, seconds, voicedF0, frameDbfs });
     ms.assemble = now() - t;
     t = now();
-    const scores = await scorer.score(
-      scoreFeatures({
-        durationMs: results.rates.totalMs,
-        speechMs: results.summary.speechMs,
-        wordCount: results.summary.wordCount,
-        pauses: results.pauses.map((p) => ({ durationMs: p.durationMs, kind: p.kind })),
-        fillerCount: results.summary.fillerCount,
-        repetitionCount: results.summary.repetitionCount,
-        pitchHz: voicedF0,
-        secondVolumesDbfs: results.frames.filter((f) => f.speechRatio >= 0.5).map((f) => f.volumeDbfs),
-      }),
-    );
+    const input = scoreInput(results, voicedF0);
+    if (!input) throw new Error('nothing was recognised in the benchmark audio');
+    const scores = await scorer.score(scoreFeatures(input));
     ms.score = now() - t;
     return { transcripts, results, scores, ms: { ...ms } };
   };

@@ -49,7 +49,7 @@ import { ScoreModel, scoreFeatures, type SpeechScores } from './scoring/index.js
 import { SpeechStreamAnalyzer, type ClosedSegment } from './stream/analyzer.js';
 import { splitWords, type SegmentTranscript } from './stream/recognition.js';
 import { RecognitionThread } from './stream/recognition-thread.js';
-import { assembleSessionResults, type SessionResults } from './stream/results.js';
+import { assembleSessionResults, scoreInput, type SessionResults } from './stream/results.js';
 import type { SecondFeatures } from './stream/seconds.js';
 
 const RATE = 16_000;
@@ -453,20 +453,8 @@ export class SpeechWorker {
 
   private async score(results: SessionResults, voicedF0: Float32Array): Promise<SpeechScores | null> {
     // Nothing said, nothing to score (the scores endpoint answers 404 for such a session).
-    if (!this.scorer || results.summary.wordCount === 0 || results.rates.totalMs <= 0) return null;
-    const features = scoreFeatures({
-      // Rates per minute over the time from the first to the last speech, like the summary's
-      // speaking rate: silence before and after the speaker is not theirs to be scored on.
-      durationMs: results.rates.totalMs,
-      speechMs: results.summary.speechMs,
-      wordCount: results.summary.wordCount,
-      pauses: results.pauses.map((p) => ({ durationMs: p.durationMs, kind: p.kind })),
-      fillerCount: results.summary.fillerCount,
-      repetitionCount: results.summary.repetitionCount,
-      pitchHz: voicedF0,
-      secondVolumesDbfs: results.frames.filter((f) => f.speechRatio >= 0.5).map((f) => f.volumeDbfs),
-    });
-    return this.scorer.score(features);
+    const input = scoreInput(results, voicedF0);
+    return this.scorer && input ? this.scorer.score(scoreFeatures(input)) : null;
   }
 
   private async writeResults(s: StreamState, transcripts: SegmentTranscript[], r: SessionResults, scores: SpeechScores | null, computedAt: number): Promise<void> {

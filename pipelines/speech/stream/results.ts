@@ -11,6 +11,7 @@ import { mergeFillerEvidence, type FillerEvent } from '../fillers/index.js';
 import type { WordTimingMethod } from '../align/index.js';
 import type { SecondFeatures } from './seconds.js';
 import { phonationSpans } from './phonation.js';
+import type { ScoreFeatureInput } from '../scoring/features.js';
 import type { SegmentTranscript } from './recognition.js';
 
 export interface ResultWord {
@@ -179,4 +180,23 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
     volumeSdDb: volumeSd,
   };
   return { text: transcripts.map((t) => t.text).filter((t) => t.length > 0).join(' '), words, fillers, pauses, frames, rates, summary };
+}
+
+/**
+ * What the scoring model is given for a session, or null when nothing was said (no scores).
+ * Rates per minute count from the first to the last speech, like the summary's speaking rate:
+ * silence before and after the speaker is not theirs to be scored on.
+ */
+export function scoreInput(results: SessionResults, voicedF0: Float32Array): ScoreFeatureInput | null {
+  if (results.summary.wordCount === 0 || results.rates.totalMs <= 0) return null;
+  return {
+    durationMs: results.rates.totalMs,
+    speechMs: results.summary.speechMs,
+    wordCount: results.summary.wordCount,
+    pauses: results.pauses.map((p) => ({ durationMs: p.durationMs, kind: p.kind })),
+    fillerCount: results.summary.fillerCount,
+    repetitionCount: results.summary.repetitionCount,
+    pitchHz: voicedF0,
+    secondVolumesDbfs: results.frames.filter((f) => f.speechRatio >= 0.5).map((f) => f.volumeDbfs),
+  };
 }
