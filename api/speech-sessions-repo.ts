@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { AttuneError } from '../lib/errors.js';
-import { toNullableNumber, toNumber } from '../store/clickhouse.js';
+import { queryRows, toNullableNumber, toNumber } from '../store/clickhouse.js';
 import {
   SpeechTables,
   type SpeechSessionKind,
@@ -304,12 +304,11 @@ export class SpeechSessionsRepository {
   }
 
   async get(id: string): Promise<SpeechSession | null> {
-    const rs = await this.client.query({
-      query: `SELECT ${SESSION_COLUMNS} FROM ${this.database}.${SpeechTables.speechSessions} FINAL WHERE session_id = {id:String} LIMIT 1`,
-      query_params: { id },
-      format: 'JSONEachRow',
-    });
-    const rows = (await rs.json()) as ReadSessionRow[];
+    const rows = await queryRows<ReadSessionRow>(
+      this.client,
+      `SELECT ${SESSION_COLUMNS} FROM ${this.database}.${SpeechTables.speechSessions} FINAL WHERE session_id = {id:String} LIMIT 1`,
+      { id },
+    );
     return rows.length === 0 ? null : sessionFromRow(rows[0]);
   }
 
@@ -344,14 +343,15 @@ export class SpeechSessionsRepository {
       params.cid = c.id;
     }
     // FINAL before WHERE: the filters see each session's current version only.
-    const rs = await this.client.query({
-      query: `SELECT ${SESSION_COLUMNS} FROM ${this.database}.${SpeechTables.speechSessions} FINAL
-              WHERE ${where.join(' AND ')}
-              ORDER BY created_at DESC, session_id DESC LIMIT {limit:UInt32}`,
-      query_params: params,
-      format: 'JSONEachRow',
-    });
-    const rows = ((await rs.json()) as ReadSessionRow[]).map(sessionFromRow);
+    const rows = (
+      await queryRows<ReadSessionRow>(
+        this.client,
+        `SELECT ${SESSION_COLUMNS} FROM ${this.database}.${SpeechTables.speechSessions} FINAL
+         WHERE ${where.join(' AND ')}
+         ORDER BY created_at DESC, session_id DESC LIMIT {limit:UInt32}`,
+        params,
+      )
+    ).map(sessionFromRow);
     const items = rows.slice(0, filter.limit);
     const nextCursor = rows.length > filter.limit && items.length > 0 ? encodeCursor(items[items.length - 1]) : null;
     return { items, nextCursor };
@@ -455,12 +455,11 @@ export class SpeechUploadsRepository {
   }
 
   async get(id: string): Promise<SpeechUpload | null> {
-    const rs = await this.client.query({
-      query: `SELECT ${UPLOAD_COLUMNS} FROM ${this.database}.${SpeechTables.speechUploads} FINAL WHERE upload_id = {id:String} LIMIT 1`,
-      query_params: { id },
-      format: 'JSONEachRow',
-    });
-    const rows = (await rs.json()) as ReadUploadRow[];
+    const rows = await queryRows<ReadUploadRow>(
+      this.client,
+      `SELECT ${UPLOAD_COLUMNS} FROM ${this.database}.${SpeechTables.speechUploads} FINAL WHERE upload_id = {id:String} LIMIT 1`,
+      { id },
+    );
     return rows.length === 0 ? null : uploadFromRow(rows[0]);
   }
 
