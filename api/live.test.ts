@@ -2,9 +2,8 @@
 // queue overflows, and a client that reads gets every message meanwhile.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import { stalledClient } from '../test/stalled-client.js';
 import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
 import type { CoherenceWindowRecord } from './live.js';
 
@@ -16,19 +15,6 @@ after(async () => {
   await app?.cleanup();
 });
 
-/** A WebSocket client that completes the handshake and then never reads a byte. */
-async function stalledClient(path: string): Promise<Socket> {
-  const url = new URL(app.baseUrl);
-  const sock = connect(Number(url.port), url.hostname);
-  await new Promise((r) => sock.once('connect', r));
-  sock.write(
-    `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  );
-  await new Promise<void>((resolve) => sock.once('data', () => resolve()));
-  sock.pause();
-  return sock;
-}
 
 function window(i: number): CoherenceWindowRecord {
   return {
@@ -40,7 +26,7 @@ function window(i: number): CoherenceWindowRecord {
 
 test('a client that stops reading is dropped; the one that reads gets everything', async () => {
   const token = app.token('u-live', 'o-live', ['read:coherence']);
-  const slow = await stalledClient(`/v1/coherence?token=${token}`);
+  const slow = await stalledClient(app.baseUrl, `/v1/coherence?token=${token}`);
   let slowClosed = false;
   slow.on('close', () => (slowClosed = true));
 

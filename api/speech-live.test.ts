@@ -4,9 +4,8 @@
 // reading client gets every event.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
-import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
+import { stalledClient } from '../test/stalled-client.js';
 import type { SpeechEvent } from '../schemas/registry/schemas.js';
 import { SPEECH_READ, startSpeechTestServer, waitUntil, type SpeechTestServer } from './speech-api.test-util.js';
 import type { SpeechSession } from './speech-sessions-repo.js';
@@ -110,25 +109,12 @@ test("another user's or org's session, an unknown session and a missing scope ar
   await waitUntil('admin removed', () => srv.speechLive.stats.clients === 0);
 });
 
-/** A WebSocket client that completes the handshake and then never reads a byte. */
-async function stalledClient(path: string): Promise<Socket> {
-  const url = new URL(srv.baseUrl);
-  const sock = connect(Number(url.port), url.hostname);
-  await new Promise((r) => sock.once('connect', r));
-  sock.write(
-    `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
-  );
-  await new Promise<void>((resolve) => sock.once('data', () => resolve()));
-  sock.pause();
-  return sock;
-}
 
 test('a client that stops reading is dropped; the one that reads gets every event', async () => {
   const s = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-slow', type: 'speech' });
   const token = srv.token('u-slow', 'o-live', SPEECH_READ);
   const path = `/v1/speech-sessions/${s.id}/stream?token=${token}`;
-  const slow = await stalledClient(path);
+  const slow = await stalledClient(srv.baseUrl, path);
   let slowClosed = false;
   slow.on('close', () => (slowClosed = true));
   const fast = client(path);
