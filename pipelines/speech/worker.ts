@@ -45,6 +45,8 @@ import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../ap
 import { deadLetter } from '../dead-letter.js';
 import { fromPcm16 } from '../../ingest/audio/frames.js';
 import { SileroVad } from './vad/silero.js';
+import { findPauses, type PauseOptions } from './vad/segments.js';
+import { filledPauseName } from './metrics/fillers.js';
 import { ScoreModel, scoreFeatures, type SpeechScores } from './scoring/index.js';
 import { SpeechStreamAnalyzer, type ClosedSegment } from './stream/analyzer.js';
 import { splitWords, type SegmentTranscript } from './stream/recognition.js';
@@ -106,7 +108,6 @@ interface StreamState {
   lastPartialSample: number;
   lastFinalIndex: number;
   fillersSoFar: number;
-  pausesSoFar: number;
   startedWall: number;
   lastStatusWall: number;
   lastProgressStored: number;
@@ -300,7 +301,7 @@ export class SpeechWorker {
         for (const second of step.seconds) events.push(this.metricsEvent(s, second));
         this.maybePartial(s);
       } else {
-        this.maybeUploadStatus(s, events, false);
+        this.maybeUploadStatus(s, events);
       }
       await this.publishEvents(events);
     }
@@ -331,7 +332,6 @@ export class SpeechWorker {
       lastPartialSample: 0,
       lastFinalIndex: -1,
       fillersSoFar: 0,
-      pausesSoFar: 0,
       startedWall: this.clock(),
       lastStatusWall: 0,
       lastProgressStored: -1,
@@ -350,17 +350,15 @@ export class SpeechWorker {
 
   private queueSegment(s: StreamState, seg: ClosedSegment): void {
     this.stats.segments++;
-    const prevSpeechEnd = s.analyzer.allSegments.length > 1 ? s.analyzer.allSegments[s.analyzer.allSegments.length - 2] : null;
-    if (prevSpeechEnd && seg.speechStartSample - prevSpeechEnd.speechEndSample >= ((s.settings.minPauseMs ?? 250) * RATE) / 1000) s.pausesSoFar++;
     const p = this.recognition.final(seg, s.settings.model).then(async (t) => {
       s.recognisedSamples += seg.endSample - seg.startSample;
       if (s.failed) return t;
       s.lastFinalIndex = Math.max(s.lastFinalIndex, t.index);
       for (const w of t.words) s.finalWordStarts.push(w.startMs);
-      s.fillersSoFar += t.filledPauses.length + t.words.filter((w) => /^(um+|uh+|uhm|erm|er|ah+|hmm+|mm+)$/.test(w.norm)).length;
+      s.fillersSoFar += t.filledPauses.length + t.words.filter((w) => filledPauseName(w.norm) !== undefined).length;
       if (s.partial && s.partial.segmentIndex <= t.index) s.partial = null;
       const events: SpeechEvent[] = [this.tokenEvent(s, t.index, t.text, true, t.startMs, t.endMs, t.words.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method })))];
-      if (s.source === 'upload') this.maybeUploadStatus(s, events, false);
+      if (s.source === 'upload') this.maybeUploadStatus(s, events);
       await this.publishEvents(events);
       await this.writers.segments.add([this.segmentRow(s, t, true)]);
       return t;
@@ -428,7 +426,7 @@ export class SpeechWorker {
       seconds,
       voicedF0: s.analyzer.features.voicedF0.view(),
       frameDbfs: s.analyzer.features.frameDbfs.view(),
-      pauses: definedOnly({ minPauseMs: s.settings.minPauseMs, longPauseMs: s.settings.longPauseMs }),
+      pauses: this.pauseOptions(s),
     });
     const scores = await this.score(results, s.analyzer.features.voicedF0.view());
     await this.writeResults(s, transcripts, results, scores, now);
@@ -449,6 +447,10 @@ export class SpeechWorker {
     await this.publishEvents(events);
     this.stats.finalized++;
     this.completeStream(s);
+  }
+
+  private pauseOptions(s: StreamState): PauseOptions {
+    return definedOnly({ minPauseMs: s.settings.minPauseMs, longPauseMs: s.settings.longPauseMs });
   }
 
   private async score(results: SessionResults, voicedF0: Float32Array): Promise<SpeechScores | null> {
@@ -647,7 +649,7 @@ export class SpeechWorker {
       rollingWpm: round(this.liveRollingWpm(s, atMs), 1),
       wordCount: s.finalWordStarts.length + (s.partial?.words ?? 0),
       fillerCount: s.fillersSoFar,
-      pauseCount: s.pausesSoFar,
+      pauseCount: findPauses(s.analyzer.allSegments, this.pauseOptions(s)).length,
     });
   }
 
@@ -691,9 +693,9 @@ export class SpeechWorker {
   }
 
   /** Upload progress: analysis counts half, recognition the other half (storing is quick). */
-  private maybeUploadStatus(s: StreamState, events: SpeechEvent[], force: boolean): void {
+  private maybeUploadStatus(s: StreamState, events: SpeechEvent[]): void {
     const now = this.clock();
-    if (!force && now - s.lastStatusWall < (this.opts.statusIntervalMs ?? 1000)) return;
+    if (now - s.lastStatusWall < (this.opts.statusIntervalMs ?? 1000)) return;
     s.lastStatusWall = now;
     const expected = s.expectedSamples && s.expectedSamples > 0 ? s.expectedSamples : null;
     const analysed = expected ? Math.min(1, s.analyzer.sampleCount / expected) : 0;

@@ -8,7 +8,7 @@
 // A final segment is: recognised → split into words → word times by forced alignment (the
 // syllable spread when alignment fails) → filled pauses found in its audio.
 import type { MoonshineRecognizer } from '../asr/moonshine.js';
-import type { WordAligner, WordTimingMethod } from '../align/index.js';
+import { spreadBySyllables, type WordAligner, type WordTimingMethod } from '../align/index.js';
 import { detectFilledPauses, type FilledPause } from '../fillers/index.js';
 import type { ClosedSegment } from './analyzer.js';
 
@@ -184,7 +184,7 @@ export class RecognitionQueue {
     if (words.length > 0) {
       const aligned = this.opts.aligner
         ? await this.opts.aligner.align(segment.samples, words.map((w) => w.norm), startMs)
-        : { words: (await import('../align/index.js')).spreadBySyllables(words.map((w) => w.norm), startMs, endMs), method: 'syllable_estimate' as const, reason: 'no aligner' };
+        : { words: spreadBySyllables(words.map((w) => w.norm), startMs, endMs), method: 'syllable_estimate' as const, reason: 'no aligner' };
       timingMethod = aligned.method;
       alignmentNote = aligned.reason;
       timed = words.map((w, i) => ({
