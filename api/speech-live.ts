@@ -11,10 +11,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Topics, type Bus, type Subscription, type TopicNames } from '../bus/types.js';
 import type { Logger } from '../lib/log.js';
-import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
 import type { SpeechEvent, SpeechEventType } from '../schemas/registry/schemas.js';
-import { Scopes, canAccess } from './auth.js';
+import { Scopes } from './auth.js';
 import { decodeRecord, type AppContext, type RecordCodec } from './context.js';
 import { socketAuth } from './http-auth.js';
 import { LiveClient, disconnectSlowClient, heartbeatClients, onFirstMessages, type LiveStats } from './live.js';
@@ -150,8 +149,7 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
       const auth = socketAuth(ctx, socket, req, Scopes.readSpeech, async (p) => {
-        const s = await sessions.get(req.params.id);
-        if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `speech session ${req.params.id} not found`);
+        const s = await sessions.getVisible(p, req.params.id);
         if (!hub.attach(socket, s.id)) return;
         socket.send(
           JSON.stringify({ id: randomUUID(), type: 'subscribed', timestamp: iso(ctx.clock()), payload: { session_id: s.id, status: s.status } } satisfies SpeechEnvelope),

@@ -8,6 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { AttuneError } from '../lib/errors.js';
+import { canAccess, type Principal } from './auth.js';
 import { queryRows, toNullableNumber, toNumber } from '../store/clickhouse.js';
 import {
   SpeechTables,
@@ -300,6 +301,13 @@ export class SpeechSessionsRepository {
       updatedAt: now,
     };
     await this.write(s);
+    return s;
+  }
+
+  /** The session if `p` may see it (its user, or an admin of its org); unknown and foreign ones are the same 404. */
+  async getVisible(p: Principal, id: string): Promise<SpeechSession> {
+    const s = await this.get(id);
+    if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `speech session ${id} not found`, [{ field: 'id', reason: 'not_found' }]);
     return s;
   }
 

@@ -6,7 +6,7 @@ import { AttuneError } from '../lib/errors.js';
 import { iso, parseTimestamp } from '../lib/time.js';
 import { toNullableNumber, toNumber } from '../store/clickhouse.js';
 import { SpeechTables, type SpeechSessionKind, type SpeechSessionStatus } from '../store/rows.js';
-import { Scopes, canAccess, requireScope, type Principal } from './auth.js';
+import { Scopes, requireScope, type Principal } from './auth.js';
 import type { AppContext } from './context.js';
 import { errorBodySchema } from './errors.js';
 import { authenticateRequest } from './http-auth.js';
@@ -130,9 +130,7 @@ export function speechRepo(ctx: AppContext): SpeechSessionsRepository {
 
 /** The speech session, if `p` may see it. Someone else's session is a 404, never a hint that it exists. */
 export async function visibleSpeechSession(ctx: AppContext, p: Principal, id: string): Promise<SpeechSession> {
-  const s = await speechRepo(ctx).get(id);
-  if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `speech session ${id} not found`);
-  return s;
+  return speechRepo(ctx).getVisible(p, id);
 }
 
 /** Settings as stored: the defaults, then what the client gave; long_pause_ms above min_pause_ms. */

@@ -27,7 +27,7 @@ import type { AppContext } from '../../api/context.js';
 import { CloseCodes, socketAuth } from '../../api/http-auth.js';
 import type { SpeechSession } from '../../api/speech-sessions-repo.js';
 import { LiveFraming, SpeechAudioPublisher, BUS_SAMPLE_RATE } from './publisher.js';
-import { SpeechScopes, audioConflict, ownedSpeechSession, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
+import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
 
 export const LIVE_SAMPLE_RATES = [16000, 44100, 48000] as const;
 /** Close codes of this socket beyond the shared ones: 4000 + the HTTP status. */
@@ -85,7 +85,7 @@ class LiveAudioConnection {
   ) {
     this.auth = socketAuth(ctx, socket, req, SpeechScopes.write, async (p) => {
       const repos = speechRepos(ctx);
-      const session = await ownedSpeechSession(repos, p, req.params.speech_session_id);
+      const session = await repos.sessions.getVisible(p, req.params.speech_session_id);
       this.repos = repos;
       this.session = session;
       this.state = 'ready';

@@ -1,7 +1,7 @@
 // Who may send or read a speech session's audio: the speech scopes, the tenant check on the
 // session, and the repositories the audio ingest needs from the application context.
 import { AttuneError } from '../../lib/errors.js';
-import { Scopes, canAccess, type Principal, type Scope } from '../../api/auth.js';
+import { Scopes, type Scope } from '../../api/auth.js';
 import type { AppContext } from '../../api/context.js';
 import type { SpeechSession, SpeechSessionsRepository, SpeechUploadsRepository } from '../../api/speech-sessions-repo.js';
 
@@ -19,15 +19,6 @@ export function speechRepos(ctx: AppContext): SpeechRepos {
     throw new AttuneError('unavailable', 'speech sessions are not configured on this server');
   }
   return { sessions: ctx.speechSessions, uploads: ctx.speechUploads };
-}
-
-/** The session, if `p` may use it. Unknown and foreign sessions look the same (404). */
-export async function ownedSpeechSession(repos: SpeechRepos, p: Principal, id: string): Promise<SpeechSession> {
-  const s = await repos.sessions.get(id);
-  if (!s || !canAccess(p, s)) {
-    throw new AttuneError('not_found', `speech session ${id} not found`, [{ field: 'id', reason: 'not_found' }]);
-  }
-  return s;
 }
 
 /** Whether a session may still take audio (claimForAudio has the final word). */

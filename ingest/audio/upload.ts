@@ -17,7 +17,7 @@ import { authenticateRequest } from '../../api/http-auth.js';
 import type { SpeechSession, SpeechUpload } from '../../api/speech-sessions-repo.js';
 import { WavStreamParser, type WavFormat } from './wav-stream.js';
 import { SpeechAudioPublisher, UploadFraming, samplesAt16k } from './publisher.js';
-import { SpeechScopes, audioConflict, ownedSpeechSession, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
+import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
 
 export interface SpeechUploadLimits {
   /** Largest file accepted, bytes (413 above). */
@@ -142,7 +142,7 @@ export async function registerSpeechUploadStatusRoute(app: FastifyInstance, ctx:
       const p = authenticateRequest(ctx, req);
       requireScope(p, SpeechScopes.read);
       const repos = speechRepos(ctx);
-      await ownedSpeechSession(repos, p, req.params.id);
+      await repos.sessions.getVisible(p, req.params.id);
       const upload = await repos.uploads.get(req.params.upload_id);
       if (!upload || upload.sessionId !== req.params.id) {
         throw new AttuneError('not_found', `upload ${req.params.upload_id} not found`, [{ field: 'upload_id', reason: 'not_found' }]);
@@ -158,7 +158,7 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
   const p = authenticateRequest(ctx, req);
   requireScope(p, SpeechScopes.write);
   const repos = speechRepos(ctx);
-  const session = await ownedSpeechSession(repos, p, req.params.id);
+  const session = await repos.sessions.getVisible(p, req.params.id);
   // Refused before a byte of the body is read; claimForAudio checks again, atomically.
   if (!takesAudio(session)) throw audioConflict(session);
   if (!req.isMultipart()) {
