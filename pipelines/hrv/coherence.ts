@@ -18,6 +18,8 @@
 //
 // A spectrum with no power in the total band gives CR = score = 0 and NaN frequencies.
 
+import type { SpectrumPlan } from './spectrum.js';
+
 export const PEAK_SEARCH_LOW_HZ = 0.04;
 export const PEAK_SEARCH_HIGH_HZ = 0.26;
 export const PEAK_HALF_WIDTH_HZ = 0.015;
@@ -55,10 +57,10 @@ function lastBinAtOrBelow(hz: number, binHz: number): number {
  * returns `out` when given. Allocates nothing otherwise.
  */
 export function computeCoherence(
-  psd: Float64Array,
-  binHz: number,
+  spectrum: Pick<SpectrumPlan, 'psd' | 'binHz'>,
   out: CoherenceResult = createCoherenceResult(),
 ): CoherenceResult {
+  const { psd, binHz } = spectrum;
   const lastBin = psd.length - 1;
   const totalLo = Math.max(0, firstBinAtOrAbove(TOTAL_LOW_HZ, binHz));
   const totalHi = Math.min(lastBin, lastBinAtOrBelow(TOTAL_HIGH_HZ, binHz));

@@ -182,8 +182,9 @@ export function computeWindowMetrics(
     plan.tachogram,
     plan.spline,
   );
-  const psd = powerSpectralDensity(plan.tachogram, plan.spectrum);
-  const co = computeCoherence(psd, plan.spectrum.binHz, plan.coherence);
+  // The spectrum plan then holds the window's periodogram (grid and lags) that coherence reads.
+  powerSpectralDensity(plan.tachogram, plan.spectrum);
+  const co = computeCoherence(plan.spectrum, plan.coherence);
   return {
     valid: true,
     coherence: co.score,
