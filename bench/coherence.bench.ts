@@ -2,21 +2,26 @@
 // coherence) on one core: 64 s windows every 5 s over every real RR recording in
 // ../shared/data/rr (about 60–110 beats per window), one plan reused, single thread.
 //
-//   node --import tsx bench/coherence.bench.ts [rounds=7] [roundMs=1000]
+//   npm run bench:coherence -- [runs=7] [runMs=1000]
 //
-// Prints the windows/s of each round and their median, and writes
-// bench/results/coherence-<YYYY-MM-DD>.json. Target: ≥ 20,000 windows/s.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, platform, release } from 'node:os';
+// Each run computes windows round-robin for runMs after one warm-up; prints the windows/s of
+// each run and their median, and writes bench/results/coherence-<time>-<tag>.json.
+// Target: ≥ 20,000 windows/s.
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { computeWindowMetrics, createWindowPlan } from '../pipelines/hrv/index.js';
 import { beatTimesFromRr } from '../pipelines/hrv/synthetic-rr.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
 
 const TARGET_WINDOWS_PER_S = 20_000;
 const WINDOW_MS = 64_000;
 const STEP_MS = 5_000;
-const rounds = Number(process.argv[2] ?? 7);
+const rounds = runsArg(process.argv[2], 7);
 const roundMs = Number(process.argv[3] ?? 1000);
+const bench = new BenchRun('coherence', {
+  description: 'computeWindowMetrics (clean, time domain, 4 Hz spline, 512-point PSD, coherence), single thread, one reused WindowPlan, 64 s windows every 5 s over every ../shared/data/rr recording',
+  options: { runs: rounds, run_ms: roundMs, warm_up_ms: 1500 },
+});
 
 interface Window {
   t: Float64Array;
@@ -66,42 +71,21 @@ for (let r = 0; r < rounds; r++) {
   perRound.push(Math.round(rate));
   console.log(`round ${r + 1}: ${Math.round(rate).toLocaleString('en-US')} windows/s`);
 }
-const sorted = [...perRound].sort((a, b) => a - b);
-const median = sorted[Math.floor(sorted.length / 2)];
-const meets = median >= TARGET_WINDOWS_PER_S;
-console.log(
-  `median ${median.toLocaleString('en-US')} windows/s (${(1e6 / median).toFixed(1)} µs/window) on one core; target ${TARGET_WINDOWS_PER_S.toLocaleString('en-US')}: ${meets ? 'met' : 'NOT met'}`,
-);
+const m = bench.metric('windows_per_s', perRound, 'windows/s', 'higher');
+const meets = m.median >= TARGET_WINDOWS_PER_S;
+console.log(`windows/s: ${describeMetric(m, 0)}; ${(1e6 / m.median).toFixed(1)} µs/window on one core; target ${TARGET_WINDOWS_PER_S.toLocaleString('en-US')}: ${meets ? 'met' : 'NOT met'}`);
 
-const at = new Date();
-const result = {
-  at: at.toISOString(),
-  benchmark: 'coherence: computeWindowMetrics, single thread, one reused WindowPlan',
+const file = bench.write({
   windows: {
-    lengthMs: WINDOW_MS,
-    stepMs: STEP_MS,
+    length_ms: WINDOW_MS,
+    step_ms: STEP_MS,
     distinct: windows.length,
-    meanBeats: Math.round((beatsInWindows / windows.length) * 10) / 10,
-    source: 'every ../shared/data/rr/*.rr_ms.txt, 64 s windows every 5 s',
+    mean_beats: Math.round((beatsInWindows / windows.length) * 10) / 10,
+    valid_share: Math.round((validWindows / windows.length) * 1000) / 1000,
   },
-  rounds: perRound,
-  roundMs,
-  medianWindowsPerS: median,
-  microsecondsPerWindow: Math.round((1e7 / median)) / 10,
-  targetWindowsPerS: TARGET_WINDOWS_PER_S,
-  meetsTarget: meets,
-  validShare: Math.round((validWindows / windows.length) * 1000) / 1000,
+  microseconds_per_window_at_median: Math.round(1e7 / m.median) / 10,
+  target_windows_per_s: TARGET_WINDOWS_PER_S,
+  meets_target: meets,
   checksum,
-  machine: {
-    cpu: cpus()[0]?.model ?? 'unknown',
-    cores: cpus().length,
-    node: process.version,
-    os: `${platform()} ${release()}`,
-    loadavg1m: Math.round(loadavg()[0] * 100) / 100,
-  },
-};
-const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
-mkdirSync(resultsDir, { recursive: true });
-const file = `${resultsDir}coherence-${at.toISOString().slice(0, 10)}.json`;
-writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-console.log(`wrote ${file}`);
+});
+console.log(`wrote ${relativeResultPath(file)}`);

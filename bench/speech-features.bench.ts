@@ -3,19 +3,24 @@
 // the PTDB-TUG 16 kHz clip, repeated in turn to fill 60 s), one plan and one output track reused,
 // single thread. Voice activity (Silero) is not part of this yet.
 //
-//   node --import tsx bench/speech-features.bench.ts [rounds=7]
+//   npm run bench:speech-features -- [runs=7]
 //
-// Prints the seconds per round and the median real-time factor (audio seconds / compute seconds).
+// Prints the seconds per run and the median real-time factor (audio seconds / compute seconds),
+// and writes bench/results/speech-features-<time>-<tag>.json.
 // Target for features plus voice activity: ≥ 100× real time.
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { computeSpeechFeatures, createPitchTrack, createSpeechFeaturePlan, frameCount } from '../pipelines/speech/index.js';
 import { readWavFile } from '../pipelines/speech/wav.test-util.js';
-import { machine } from './lib/machine.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
 
 const AUDIO_SECONDS = 60;
 const SAMPLE_RATE = 16_000;
-const rounds = Number(process.argv[2] ?? 7);
+const rounds = runsArg(process.argv[2], 7);
+const bench = new BenchRun('speech-features', {
+  description: 'speech frame features: 30 ms frames every 10 ms, RMS dBFS + YIN pitch with voicing, one thread, 60 s of the real 16 kHz clips (../shared/data/speech and the PTDB-TUG clip) repeated in turn',
+  options: { runs: rounds, audio_seconds: AUDIO_SECONDS },
+});
 
 const dataDir = fileURLToPath(new URL('../../shared/data/', import.meta.url));
 const clips = [
@@ -51,28 +56,10 @@ for (let r = 0; r < rounds; r++) {
   factors.push(AUDIO_SECONDS / seconds);
   console.log(`round ${r + 1}: ${(seconds * 1000).toFixed(1)} ms for ${AUDIO_SECONDS} s, ${(AUDIO_SECONDS / seconds).toFixed(0)}× real time`);
 }
-factors.sort((a, b) => a - b);
-const median = factors[factors.length >> 1];
+const m = bench.metric('real_time_factor', factors, '× real time (audio s / compute s)', 'higher');
 console.log(
-  `speech features: median ${median.toFixed(0)}× real time on one core (${clips.length} clips, ` +
+  `speech features: ${describeMetric(m, 0, '×')} real time on one core (${clips.length} clips, ` +
     `${(100 * voiced).toFixed(0)} % frames voiced; target for features + VAD ≥ 100×)`,
 );
-
-const resultsDir = new URL('./results/', import.meta.url);
-mkdirSync(resultsDir, { recursive: true });
-writeFileSync(
-  new URL(`speech-features-${new Date().toISOString().slice(0, 10)}.json`, resultsDir),
-  JSON.stringify(
-    {
-      benchmark: 'speech features: 30 ms frames every 10 ms, RMS dBFS + FFT-based YIN pitch, one thread',
-      at: new Date().toISOString(),
-      machine: machine(),
-      audio_seconds: AUDIO_SECONDS,
-      rounds_real_time_factor: factors.map((f) => Math.round(f)),
-      median_real_time_factor: Math.round(median),
-      voiced_share: Number(voiced.toFixed(3)),
-    },
-    null,
-    2,
-  ) + '\n',
-);
+const file = bench.write({ clips: clips.length, voiced_share: Number(voiced.toFixed(3)) });
+console.log(`wrote ${relativeResultPath(file)}`);
