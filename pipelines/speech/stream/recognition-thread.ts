@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { AttuneError } from '../../../lib/errors.js';
 import type { ClosedSegment } from './analyzer.js';
 import type { SegmentTranscript } from './recognition.js';
+import type { StageTimes } from './stage-clock.js';
 
 export interface RecognitionThreadOptions {
   /** Model opened at start, so a missing file fails the start (with the fetch command). */
@@ -20,6 +21,7 @@ export type ToThread =
   | { type: 'init'; defaultModel: string; alignment: boolean }
   | { type: 'final'; id: number; segment: Omit<ClosedSegment, 'samples'>; samples: Float32Array; model: string }
   | { type: 'partial'; id: number; stream: string; samples: Float32Array; model: string }
+  | { type: 'stage-times'; id: number; reset: boolean }
   | { type: 'close' };
 
 /** Messages from the thread. */
@@ -27,6 +29,7 @@ export type FromThread =
   | { type: 'ready' }
   | { type: 'final'; id: number; transcript: SegmentTranscript }
   | { type: 'partial'; id: number; text: string | null }
+  | { type: 'stage-times'; id: number; stages: StageTimes }
   | { type: 'failed'; id: number | null; code: string; message: string };
 
 /** Compiled, the thread's .js sits beside this file; from sources it registers tsx first (workers do not inherit loader flags). */
@@ -42,7 +45,7 @@ interface Pending {
   resolve: (v: any) => void;
   reject: (e: unknown) => void;
   samples: number;
-  kind: 'final' | 'partial';
+  kind: ToThread['type'];
 }
 
 export class RecognitionThread {
@@ -104,6 +107,16 @@ export class RecognitionThread {
     return this.request<string | null>('partial', 0, (id) => ({ type: 'partial', id, stream, samples, model })).catch(() => null);
   }
 
+  /**
+   * Wall time inside each recognition stage, measured in the thread where they run (see
+   * stage-clock.ts): final_recognition, final_alignment, final_total (a final's whole run, filled
+   * pauses included), partial_recognition. With `reset`, the thread's totals restart from zero.
+   * Answered between two utterances: a running one is counted when it ends.
+   */
+  async stageTimes(reset = false): Promise<StageTimes> {
+    return this.request<StageTimes>('stage-times', 0, (id) => ({ type: 'stage-times', id, reset }));
+  }
+
   async close(): Promise<void> {
     this.closing = true;
     const worker = this.worker;
@@ -113,7 +126,7 @@ export class RecognitionThread {
     await exited;
   }
 
-  private async request<T>(kind: 'final' | 'partial', samples: number, message: (id: number) => ToThread): Promise<T> {
+  private async request<T>(kind: ToThread['type'], samples: number, message: (id: number) => ToThread): Promise<T> {
     if (this.closing) throw new AttuneError('unavailable', 'the recognition thread is closed');
     await this.start();
     const id = this.nextId++;
@@ -135,6 +148,7 @@ export class RecognitionThread {
     this.queuedSamples -= p.samples;
     if (m.type === 'final') p.resolve(m.transcript);
     else if (m.type === 'partial') p.resolve(m.text);
+    else if (m.type === 'stage-times') p.resolve(m.stages);
     else p.reject(new AttuneError(m.code as never, m.message));
     for (const w of this.doneWaiters.splice(0)) w();
   }
