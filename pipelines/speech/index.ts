@@ -1,7 +1,7 @@
 // Speech frame features: RMS volume and YIN pitch on 30 ms frames every 10 ms, and pitch
 // statistics. Pure: typed arrays in, numbers out; plans and buffers belong to the caller.
 import { DEFAULT_HOP, DEFAULT_PITCH_FRAME_SIZE, SPEECH_SAMPLE_RATE, frameCount } from './frames.js';
-import { type PitchPlan, type PitchTrack, createPitchPlan, createPitchTrack, trackPitch } from './pitch.js';
+import { type PitchPlan, type PitchPlanOptions, type PitchTrack, createPitchPlan, createPitchTrack, trackPitch } from './pitch.js';
 
 export * from './frames.js';
 export * from './volume.js';
@@ -19,18 +19,12 @@ export interface SpeechFeaturePlan {
  * (i · 160 + 240) / 16000 s.
  */
 export function createSpeechFeaturePlan(
-  opts: { frameSize?: number; hop?: number; minHz?: number; maxHz?: number; threshold?: number; minDbfs?: number } = {},
+  opts: { frameSize?: number; hop?: number } & Omit<PitchPlanOptions, 'sampleRate' | 'frameSize'> = {},
 ): SpeechFeaturePlan {
+  const { frameSize, hop, ...pitch } = opts;
   return {
-    hop: opts.hop ?? DEFAULT_HOP,
-    pitch: createPitchPlan({
-      sampleRate: SPEECH_SAMPLE_RATE,
-      frameSize: opts.frameSize ?? DEFAULT_PITCH_FRAME_SIZE,
-      minHz: opts.minHz,
-      maxHz: opts.maxHz,
-      threshold: opts.threshold,
-      minDbfs: opts.minDbfs,
-    }),
+    hop: hop ?? DEFAULT_HOP,
+    pitch: createPitchPlan({ ...pitch, sampleRate: SPEECH_SAMPLE_RATE, frameSize: frameSize ?? DEFAULT_PITCH_FRAME_SIZE }),
   };
 }
 

@@ -26,6 +26,23 @@ test('two pitches an octave apart: exact mean, SD, range and 6-semitone variabil
   assert.equal(s.monotone, false);
 });
 
+test('5th and 95th percentiles interpolate between order statistics and ignore a few stray frames', () => {
+  // 0..100 Hz + 100 in steps of 1 (101 voiced frames), plus two stray frames at 1000 Hz.
+  const values = Array.from({ length: 101 }, (_, i) => 100 + i);
+  const s = pitchStats(new Float32Array(values), new Uint8Array(101).fill(1));
+  assert.equal(s.p5Hz, 105);
+  assert.equal(s.p95Hz, 195);
+  // 21 frames: (n − 1) · 0.05 = 1, (n − 1) · 0.95 = 19 exactly; 11 frames: 0.5 and 9.5, halfway.
+  const eleven = pitchStats(new Float32Array([10, 20, 30, 40, 50, 60, 70, 80, 90, 100, 110]), new Uint8Array(11).fill(1));
+  assert.equal(eleven.p5Hz, 15);
+  assert.equal(eleven.p95Hz, 105);
+  const stray = pitchStats(new Float32Array([...values, 1000, 1000]), new Uint8Array(103).fill(1));
+  assert.equal(stray.maxHz, 1000);
+  assert.ok(stray.p95Hz! < 200, `p95 ${stray.p95Hz}`);
+  assert.equal(pitchStats(new Float32Array([150]), new Uint8Array([1])).p5Hz, 150);
+  assert.equal(pitchStats(new Float32Array([150]), new Uint8Array([0])).p95Hz, null);
+});
+
 test('a steady pitch is monotone; the threshold is configurable', () => {
   // ±1 semitone around 200 Hz: SD 1 semitone.
   const lo = 200 * 2 ** (-1 / 12);

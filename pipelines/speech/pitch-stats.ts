@@ -7,6 +7,9 @@
 // heard as flat under 2.
 // Standard deviations are population SDs (divided by n): the frames are the whole utterance,
 // not a sample of it.
+// The 5th and 95th percentiles give the speaking range without the few stray frames that set the
+// minimum and maximum (a voicing edge, a creaky frame, one wrong period); they interpolate linearly
+// between order statistics (numpy's default): p = values[(n − 1) · q] for q = 0.05, 0.95.
 
 /** Variability (SD, semitones) under which speech is called monotone. */
 export const MONOTONE_SEMITONES = 2;
@@ -19,6 +22,9 @@ export interface PitchStats {
   minHz: number | null;
   maxHz: number | null;
   medianHz: number | null;
+  /** 5th and 95th percentiles of voiced f0, Hz. */
+  p5Hz: number | null;
+  p95Hz: number | null;
   variabilitySemitones: number | null;
   monotone: boolean | null;
 }
@@ -29,6 +35,14 @@ export interface PitchStatsOptions {
   /** Only frames [from, to) count (default: all). */
   from?: number;
   to?: number;
+}
+
+/** Percentile q (0..1) of ascending `sorted` (non-empty), linear between order statistics. */
+function percentile(sorted: Float64Array, q: number): number {
+  const x = q * (sorted.length - 1);
+  const i = Math.floor(x);
+  const j = Math.min(sorted.length - 1, i + 1);
+  return sorted[i] + (sorted[j] - sorted[i]) * (x - i);
 }
 
 /**
@@ -48,6 +62,8 @@ export function pitchStats(f0Hz: Float32Array, voiced: Uint8Array, opts: PitchSt
       minHz: null,
       maxHz: null,
       medianHz: null,
+      p5Hz: null,
+      p95Hz: null,
       variabilitySemitones: null,
       monotone: null,
     };
@@ -87,6 +103,8 @@ export function pitchStats(f0Hz: Float32Array, voiced: Uint8Array, opts: PitchSt
     minHz: min,
     maxHz: max,
     medianHz: median,
+    p5Hz: percentile(values, 0.05),
+    p95Hz: percentile(values, 0.95),
     variabilitySemitones: variability,
     monotone: variability < (opts.monotoneSemitones ?? MONOTONE_SEMITONES),
   };

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AttuneError } from '../../lib/errors.js';
 import { Mulberry32, gaussian } from '../../lib/prng.js';
-import { type PitchTrack, createPitchPlan, estimatePitch, trackPitch } from './pitch.js';
+import { type PitchTrack, PitchTracker, createPitchPlan, estimatePitch, trackPitch } from './pitch.js';
 import { SR, addNoise, harmonicSignal, tone } from './synthetic-audio.test-util.js';
 
 const FRAME = 480;
@@ -64,6 +64,24 @@ test('harmonic-rich tones with a weak fundamental: the fundamental, not a harmon
     const track = trackPitch(signal, HOP, plan);
     const { rate } = grossErrorRate(track, frames(signal), () => hz);
     assert.ok(rate <= 0.02, `${hz} Hz: gross error rate ${rate}`);
+  }
+});
+
+test('a dominant second harmonic (first formant near 2·f0, as in a low voice\'s open vowel): the fundamental, not the octave above', () => {
+  // A first-dip rule doubles these: the half-period dip is deep and comes first. The fundamental
+  // carries a sixth of the second harmonic's amplitude, intonation moves ±3 % at 4 Hz, 25 dB SNR.
+  let seed = 11;
+  for (const amplitudes of [
+    [0.15, 1, 0.2],
+    [0.1, 1, 0.3, 0.1],
+  ]) {
+    for (const hz of [80, 100, 120, 150]) {
+      const f0At = (t: number) => hz * (1 + 0.03 * Math.sin(2 * Math.PI * 4 * t));
+      const signal = addNoise(harmonicSignal(1, f0At, amplitudes), 25, seed++);
+      const track = trackPitch(signal, HOP, plan);
+      const { rate } = grossErrorRate(track, frames(signal), (i) => f0At(centre(i)));
+      assert.ok(rate <= 0.02, `${hz} Hz ${JSON.stringify(amplitudes)}: gross error rate ${rate}`);
+    }
   }
 });
 
@@ -164,6 +182,40 @@ test('a plan is reused without carrying state from one signal to the next', () =
   assert.deepEqual(again.voiced, first.voiced);
 });
 
+test('a tracker fed frame by frame gives trackPitch, and a frame depends on no audio beyond the look-ahead', () => {
+  const a = addNoise(harmonicSignal(2, (t) => 110 + 60 * Math.sin(2 * Math.PI * t), [0.3, 1, 0.5, 0.2]), 20, 21);
+  a.fill(0, 9_000, 14_000); // a pause, so voicing changes are decided too
+  const whole = trackPitch(a, HOP, plan);
+  const n = frames(a);
+  const f0 = new Float32Array(n);
+  const voiced = new Uint8Array(n);
+  let next = 0;
+  const tracker = new PitchTracker(plan, HOP, (i, hz, isVoiced) => {
+    assert.equal(i, next++, 'frames arrive in order, once each');
+    f0[i] = hz;
+    voiced[i] = isVoiced ? 1 : 0;
+  });
+  for (let i = 0; i < n; i++) {
+    tracker.pushFrame(a, i * HOP);
+    // Frame i − lookahead is decided as soon as frame i is in.
+    assert.equal(next, Math.max(0, i + 1 - plan.lookaheadFrames));
+  }
+  tracker.finish();
+  assert.equal(next, n);
+  assert.deepEqual(f0, whole.f0Hz);
+  assert.deepEqual(voiced, whole.voiced);
+
+  // Replace everything after frame k + lookahead with other sound: frames up to k are unchanged.
+  const k = 60;
+  const b = Float32Array.from(a);
+  const cut = (k + plan.lookaheadFrames) * HOP + FRAME;
+  b.set(addNoise(harmonicSignal((b.length - cut) / SR, () => 300, [1, 0.5]), 5, 22), cut);
+  const other = trackPitch(b, HOP, plan);
+  assert.deepEqual(other.f0Hz.subarray(0, k + 1), whole.f0Hz.subarray(0, k + 1));
+  assert.deepEqual(other.voiced.subarray(0, k + 1), whole.voiced.subarray(0, k + 1));
+  assert.notDeepEqual(other.f0Hz.subarray(k + plan.lookaheadFrames + 3), whole.f0Hz.subarray(k + plan.lookaheadFrames + 3));
+});
+
 test('invalid plans and frames are coded errors', () => {
   const expectValidation = (fn: () => unknown) =>
     assert.throws(fn, (e: unknown) => e instanceof AttuneError && e.code === 'validation_error');
@@ -173,4 +225,6 @@ test('invalid plans and frames are coded errors', () => {
   expectValidation(() => createPitchPlan({ sampleRate: SR, frameSize: FRAME, threshold: 1.5 }));
   expectValidation(() => estimatePitch(new Float32Array(100), 0, plan));
   expectValidation(() => trackPitch(new Float32Array(1000), 0, plan));
+  expectValidation(() => createPitchPlan({ sampleRate: SR, frameSize: FRAME, lookaheadFrames: -1 }));
+  expectValidation(() => createPitchPlan({ sampleRate: SR, frameSize: FRAME, octaveJumpCost: Number.NaN }));
 });

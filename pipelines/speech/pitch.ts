@@ -1,32 +1,54 @@
-// Fundamental frequency by YIN (de Cheveigné & Kawahara, JASA 2002) on one frame at a time.
+// Fundamental frequency: YIN's difference function per frame (de Cheveigné & Kawahara, JASA 2002),
+// several period candidates per frame, and the path through them chosen by dynamic programming
+// across frames, as in Praat's pitch analysis (Boersma, Proc. IFA 17, 1993) and pYIN (Mauch &
+// Dixon, ICASSP 2014). The period choice and the voicing decision are separate steps: a frame
+// does not become unvoiced because its best dip misses one threshold, and a dip does not become
+// the period because it is the first under that threshold (which doubled male voices whose
+// second harmonic is strong: the half-period dip falls under the threshold first).
 //
-// A frame of N samples is split into an integration window of W = N − τmax samples and the lags
-// τ ≤ τmax = ceil(fs / minHz). The difference function
-//   d(τ) = Σ_{j<W} (x_j − x_{j+τ})² = E(0) + E(τ) − 2 r(τ),
-// with E(τ) = Σ_{j<W} x_{j+τ}² (a running sum) and r(τ) = Σ_{j<W} x_j x_{j+τ}, gets r from one
-// FFT cross-correlation: r = IFFT(conj(FFT(x[0..W))) · FFT(x[0..N))). The FFT length L is the
-// next power of two ≥ N; no circular wrap reaches lags ≤ τmax because j + τ < N ≤ L.
+// 1. Difference function. A frame of N samples is split into an integration window of
+//    W = N − τmax samples and the lags τ ≤ τmax = ceil(fs / minHz). The difference function
+//      d(τ) = Σ_{j<W} (x_j − x_{j+τ})² = E(0) + E(τ) − 2 r(τ),
+//    with E(τ) = Σ_{j<W} x_{j+τ}² (a running sum) and r(τ) = Σ_{j<W} x_j x_{j+τ}, gets r from one
+//    FFT cross-correlation: r = IFFT(conj(FFT(x[0..W))) · FFT(x[0..N))). The FFT length L is the
+//    next power of two ≥ N; no circular wrap reaches lags ≤ τmax because j + τ < N ≤ L. Then the
+//    cumulative mean normalised difference d'(τ) = d(τ) · τ / Σ_{k=1..τ} d(k) (≈ the share of the
+//    frame's power that does not repeat after τ samples: 0 for a periodic signal, about 1 for noise).
 //
-// Then the cumulative mean normalised difference d'(τ) = d(τ) · τ / Σ_{k=1..τ} d(k), the first
-// lag in [fs/maxHz, τmax] where d' dips under `threshold` (followed down to its local minimum, so
-// the period and not a subharmonic is taken), a parabola through the dip and its neighbours for
-// sub-sample precision, and f0 = fs / τ.
+// 2. Candidates. Every local minimum of d' in [fs/maxHz, τmax] is a period candidate (up to
+//    MAX_CANDIDATES, the strongest), refined to sub-sample precision by a parabola through
+//    the dip and its neighbours. Its strength is its periodicity 1 − d' minus a small octave cost
+//    per octave below maxHz (Praat's "octave cost"): a subharmonic 2τ dips about as low as τ, so
+//    among nearly equal dips the shorter period wins. Besides the candidates, every frame has an
+//    unvoiced state with strength 1 − `threshold`, plus a level term that grows as the frame falls
+//    from `softDbfs` towards the hard gate `minDbfs` (under which no period is a candidate), so
+//    faint periodic hum and reverberation tails between words do not count as voice.
 //
-// Timing: the analysed samples are x[0 .. W + τ), so the measurement is centred
-// (τmax − τ) / 2 samples before the frame centre (≈ 5 ms early for a 200 Hz voice with a 30 ms
-// frame at 16 kHz). Frame times elsewhere use the frame centre; the PTDB-TUG comparison in
-// pitch-reference.test.ts shows the size of that choice.
+// 3. Path. Viterbi over the frames maximises the summed strengths minus transition costs:
+//    `octaveJumpCost` per octave between consecutive voiced f0s (so a one-frame jump to the double
+//    must be worth more than that cost) and `voicedUnvoicedCost` per voicing change (so isolated
+//    voiced or unvoiced frames need strong evidence), both per 10 ms of hop as in Praat. The path
+//    is decided with a fixed look-ahead of `lookaheadFrames`: frame t is final when frame
+//    t + lookahead has been analysed (traced back from the best state there), or at the end of the
+//    input. A frame's result therefore depends only on the audio up to a fixed distance after it,
+//    never on how a stream was cut into chunks, and a whole-array call gives the same result as
+//    the same audio streamed (PitchTracker).
 //
-// Voiced when the dip's d' (the aperiodicity: ≈ the share of non-periodic power) is under the
-// threshold and the frame's RMS level is at least `minDbfs`; the energy gate keeps faint
-// periodic hum and reverberation tails between words from counting as voice. Unvoiced frames
-// report f0 = 0, as the PTDB-TUG reference tracks do.
+// Timing: the analysed samples are x[0 .. W + τ), so the measurement is centred (τmax − τ) / 2
+// samples before the frame centre (≈ 5 ms early for a 200 Hz voice with a 30 ms frame at 16 kHz).
+// Frame times elsewhere use the frame centre.
+//
+// Unvoiced frames report f0 = 0, as Praat and the PTDB-TUG reference tracks do.
 //
 // The plan holds the FFT and every scratch buffer; the caller makes one per frame shape and
-// reuses it (one plan per thread: analysing a frame overwrites its scratch).
+// reuses it (one plan per thread: analysing a frame overwrites its scratch). A PitchTracker holds
+// the path state of one signal.
 import FFT from 'fft.js';
 import { AttuneError } from '../../lib/errors.js';
 import { dbfsFromMeanSquare } from './volume.js';
+
+/** Period candidates kept per frame (the lowest dips of d'). */
+export const MAX_CANDIDATES = 5;
 
 export interface PitchPlanOptions {
   sampleRate: number;
@@ -36,10 +58,31 @@ export interface PitchPlanOptions {
   minHz?: number;
   /** Highest f0 searched, Hz (default 500). */
   maxHz?: number;
-  /** YIN aperiodicity threshold for the dip and for voicing (default 0.2). */
+  /**
+   * Voicing threshold on the aperiodicity d': the unvoiced state's strength is 1 − threshold, so a
+   * frame on its own (no level term, no neighbours) is voiced when its best dip is below it.
+   */
   threshold?: number;
-  /** Energy gate: frames quieter than this (RMS dBFS over the whole frame) are unvoiced (default −50). */
+  /** Hard energy gate: frames quieter than this (RMS dBFS over the whole frame) are unvoiced. */
   minDbfs?: number;
+  /** Frames quieter than this get a growing push towards unvoiced (reaching 1 at minDbfs). */
+  softDbfs?: number;
+  /**
+   * Praat's silence threshold: frames whose RMS amplitude is under about this share of the voice's
+   * recent loudest periodic frame are pushed towards unvoiced (Praat measures against the loudest
+   * sound of the recording; here against voice, so a cough or a knock does not mute speech).
+   */
+  silenceThreshold?: number;
+  /** How fast that recent loudest level forgets a loud frame, dB per second. */
+  peakDecayDbPerSecond?: number;
+  /** Strength subtracted per octave of a candidate below maxHz (favours the shorter of equal dips). */
+  octaveCost?: number;
+  /** Path cost per octave of f0 change between consecutive voiced frames (per 10 ms of hop). */
+  octaveJumpCost?: number;
+  /** Path cost of a change between voiced and unvoiced (per 10 ms of hop). */
+  voicedUnvoicedCost?: number;
+  /** Frames after frame t analysed before frame t is decided. */
+  lookaheadFrames?: number;
 }
 
 export interface PitchPlan {
@@ -49,6 +92,13 @@ export interface PitchPlan {
   readonly maxHz: number;
   readonly threshold: number;
   readonly minDbfs: number;
+  readonly softDbfs: number;
+  readonly silenceThreshold: number;
+  readonly peakDecayDbPerSecond: number;
+  readonly octaveCost: number;
+  readonly octaveJumpCost: number;
+  readonly voicedUnvoicedCost: number;
+  readonly lookaheadFrames: number;
   /** Shortest lag searched, samples. */
   readonly minLag: number;
   /** Longest lag searched, samples. */
@@ -70,7 +120,7 @@ export interface PitchPlan {
 export interface PitchTrack {
   /** f0 in Hz, 0 when unvoiced. */
   f0Hz: Float32Array;
-  /** d' at the chosen dip (0 = perfectly periodic, about 1 = noise). */
+  /** d' at the chosen period, or the lowest d' of the frame when unvoiced (0 = periodic, about 1 = noise). */
   aperiodicity: Float32Array;
   /** 1 voiced, 0 unvoiced. */
   voiced: Uint8Array;
@@ -85,7 +135,26 @@ export interface PitchEstimate {
   dbfs: number;
 }
 
-const DEFAULTS = { minHz: 60, maxHz: 500, threshold: 0.2, minDbfs: -50 };
+/**
+ * Defaults. threshold, octaveCost, octaveJumpCost, voicedUnvoicedCost and softDbfs were chosen on
+ * development clips only (the four MFA recordings in ../shared/data/fillers against Praat, and the
+ * synthetic signals of pitch.test.ts), never on the clips the pitch tests score (the speech clips
+ * and PTDB-TUG). The costs start from Praat's defaults (octave cost 0.01, octave-jump cost 0.35,
+ * voiced/unvoiced cost 0.14).
+ */
+const DEFAULTS = {
+  minHz: 60,
+  maxHz: 500,
+  threshold: 0.55,
+  minDbfs: -60,
+  softDbfs: -45,
+  silenceThreshold: 0.03,
+  peakDecayDbPerSecond: 1,
+  octaveCost: 0.02,
+  octaveJumpCost: 0.35,
+  voicedUnvoicedCost: 0.14,
+  lookaheadFrames: 10,
+};
 
 function invalid(field: string, message: string, got: unknown): AttuneError {
   return new AttuneError('validation_error', message, [{ field, reason: `got ${String(got)}` }]);
@@ -96,12 +165,31 @@ export function createPitchPlan(opts: PitchPlanOptions): PitchPlan {
   const maxHz = opts.maxHz ?? DEFAULTS.maxHz;
   const threshold = opts.threshold ?? DEFAULTS.threshold;
   const minDbfs = opts.minDbfs ?? DEFAULTS.minDbfs;
+  const softDbfs = Math.max(minDbfs, opts.softDbfs ?? DEFAULTS.softDbfs);
+  const silenceThreshold = opts.silenceThreshold ?? DEFAULTS.silenceThreshold;
+  const peakDecayDbPerSecond = opts.peakDecayDbPerSecond ?? DEFAULTS.peakDecayDbPerSecond;
+  const octaveCost = opts.octaveCost ?? DEFAULTS.octaveCost;
+  const octaveJumpCost = opts.octaveJumpCost ?? DEFAULTS.octaveJumpCost;
+  const voicedUnvoicedCost = opts.voicedUnvoicedCost ?? DEFAULTS.voicedUnvoicedCost;
+  const lookaheadFrames = opts.lookaheadFrames ?? DEFAULTS.lookaheadFrames;
   const { sampleRate, frameSize } = opts;
   if (!(sampleRate > 0)) throw invalid('sampleRate', 'sampleRate must be positive', sampleRate);
   if (!(minHz > 0 && maxHz > minHz && maxHz < sampleRate / 4)) {
     throw invalid('minHz', 'need 0 < minHz < maxHz < sampleRate / 4', `${minHz}..${maxHz}`);
   }
   if (!(threshold > 0 && threshold < 1)) throw invalid('threshold', 'threshold must be in (0, 1)', threshold);
+  for (const [field, v] of [
+    ['octaveCost', octaveCost],
+    ['octaveJumpCost', octaveJumpCost],
+    ['voicedUnvoicedCost', voicedUnvoicedCost],
+    ['silenceThreshold', silenceThreshold],
+    ['peakDecayDbPerSecond', peakDecayDbPerSecond],
+  ] as const) {
+    if (!(v >= 0 && Number.isFinite(v))) throw invalid(field, `${field} must be a finite number ≥ 0`, v);
+  }
+  if (!(Number.isInteger(lookaheadFrames) && lookaheadFrames >= 0)) {
+    throw invalid('lookaheadFrames', 'lookaheadFrames must be an integer ≥ 0', lookaheadFrames);
+  }
   const minLag = Math.max(2, Math.floor(sampleRate / maxHz));
   const maxLag = Math.ceil(sampleRate / minHz);
   const window = frameSize - maxLag;
@@ -118,6 +206,13 @@ export function createPitchPlan(opts: PitchPlanOptions): PitchPlan {
     maxHz,
     threshold,
     minDbfs,
+    softDbfs,
+    silenceThreshold,
+    peakDecayDbPerSecond,
+    octaveCost,
+    octaveJumpCost,
+    voicedUnvoicedCost,
+    lookaheadFrames,
     minLag,
     maxLag,
     window,
@@ -160,12 +255,33 @@ function crossCorrelate(samples: Float32Array, start: number, plan: PitchPlan): 
   fft.inverseTransform(correlation, crossSpectrum);
 }
 
+/** One analysed frame: its level, and its period candidates (f0, d', strength), strongest first. */
+interface FrameCandidates {
+  dbfs: number;
+  /** dB below the recent loudest periodic frame (≥ 0), set by the tracker. */
+  belowPeakDb: number;
+  /** Lowest d' over the searched lags (the frame's aperiodicity when no period is chosen). */
+  minDprime: number;
+  count: number;
+  f0Hz: Float64Array;
+  dprime: Float64Array;
+  /** 1 − d' − octave cost. */
+  strength: Float64Array;
+}
+
+function createFrameCandidates(): FrameCandidates {
+  return { dbfs: 0, belowPeakDb: 0, minDprime: 1, count: 0, f0Hz: new Float64Array(MAX_CANDIDATES),
+    dprime: new Float64Array(MAX_CANDIDATES),
+    strength: new Float64Array(MAX_CANDIDATES),
+  };
+}
+
 /**
- * Analyse the frame samples[start .. start + frameSize) into `track` at `index`. The caller
- * guarantees the frame lies inside `samples`.
+ * Level, d' and the period candidates of the frame samples[start .. start + frameSize) into `out`.
+ * The caller guarantees the frame lies inside `samples`.
  */
-function analyseFrame(samples: Float32Array, start: number, plan: PitchPlan, track: PitchTrack, index: number): void {
-  const { window, maxLag, minLag, frameSize, threshold, correlation, sampleRate } = plan;
+function analyseFrame(samples: Float32Array, start: number, plan: PitchPlan, out: FrameCandidates): void {
+  const { window, maxLag, minLag, frameSize, correlation, sampleRate } = plan;
   const cmnd = plan.normalisedDifference;
 
   let frameEnergy = 0;
@@ -173,8 +289,9 @@ function analyseFrame(samples: Float32Array, start: number, plan: PitchPlan, tra
     const x = samples[start + j];
     frameEnergy += x * x;
   }
-  const dbfs = dbfsFromMeanSquare(frameEnergy / frameSize);
-  track.dbfs[index] = dbfs;
+  out.dbfs = dbfsFromMeanSquare(frameEnergy / frameSize);
+  out.count = 0;
+  out.minDprime = 1;
 
   let energy0 = 0;
   for (let j = 0; j < window; j++) {
@@ -183,9 +300,6 @@ function analyseFrame(samples: Float32Array, start: number, plan: PitchPlan, tra
   }
   if (!(energy0 > 0)) {
     cmnd.fill(1);
-    track.f0Hz[index] = 0;
-    track.aperiodicity[index] = 1;
-    track.voiced[index] = 0;
     return;
   }
 
@@ -205,32 +319,205 @@ function analyseFrame(samples: Float32Array, start: number, plan: PitchPlan, tra
     cmnd[tau] = runningSum > 0 ? (d * tau) / runningSum : 1;
   }
 
-  let best = -1;
-  for (let tau = minLag; tau <= maxLag; tau++) {
-    if (cmnd[tau] < threshold) {
-      while (tau + 1 <= maxLag && cmnd[tau + 1] < cmnd[tau]) tau++;
-      best = tau;
-      break;
+  let minDprime = 1;
+  for (let tau = minLag; tau <= maxLag; tau++) if (cmnd[tau] < minDprime) minDprime = cmnd[tau];
+  out.minDprime = minDprime;
+  // Below the hard gate no period is a candidate: the frame is unvoiced whatever its neighbours.
+  if (out.dbfs < plan.minDbfs) return;
+
+  // Local minima strictly inside the searched lags, the strongest kept (insertion into ≤ 5 slots,
+  // strongest first). Ranking by strength rather than d' keeps the period itself when a steady
+  // tone's subharmonic dips are all about as deep as the period's.
+  const { f0Hz, dprime, strength } = out;
+  for (let tau = minLag + 1; tau < maxLag; tau++) {
+    const b = cmnd[tau];
+    if (!(b < cmnd[tau - 1] && b <= cmnd[tau + 1]) || b >= 1) continue;
+    const a = cmnd[tau - 1];
+    const c = cmnd[tau + 1];
+    const curvature = a - 2 * b + c;
+    let period = tau;
+    let value = b;
+    if (curvature > 0) {
+      const shift = (0.5 * (a - c)) / curvature;
+      period = tau + shift;
+      value = Math.max(0, b - 0.25 * (a - c) * shift);
     }
+    const f0 = sampleRate / period;
+    const own = 1 - value - plan.octaveCost * Math.log2(plan.maxHz / f0);
+    let slot = out.count < MAX_CANDIDATES ? out.count : MAX_CANDIDATES - 1;
+    if (out.count === MAX_CANDIDATES && own <= strength[slot]) continue;
+    while (slot > 0 && strength[slot - 1] < own) {
+      dprime[slot] = dprime[slot - 1];
+      f0Hz[slot] = f0Hz[slot - 1];
+      strength[slot] = strength[slot - 1];
+      slot--;
+    }
+    dprime[slot] = value;
+    f0Hz[slot] = f0;
+    strength[slot] = own;
+    if (out.count < MAX_CANDIDATES) out.count++;
   }
-  if (best < 0) {
-    best = minLag;
-    for (let tau = minLag + 1; tau <= maxLag; tau++) if (cmnd[tau] < cmnd[best]) best = tau;
+}
+
+/** A decided frame, delivered in frame order. */
+export type PitchFrameSink = (index: number, f0Hz: number, voiced: boolean, aperiodicity: number, dbfs: number) => void;
+
+/** A frame counts towards the voice's loudest level when its best dip is at least this periodic. */
+const PERIODIC_FOR_PEAK = 0.25;
+
+const STATES = MAX_CANDIDATES + 1; // state 0 = unvoiced, 1.. = candidates
+
+/**
+ * The path state of one signal: frames are analysed one by one (`pushFrame`) and delivered to the
+ * sink once decided, `lookaheadFrames` later, or all at `finish`. Holds only the last
+ * lookahead + 1 frames, so memory does not grow with the signal.
+ */
+export class PitchTracker {
+  private readonly plan: PitchPlan;
+  private readonly sink: PitchFrameSink;
+  private readonly ring: number;
+  private readonly frames: FrameCandidates[];
+  /** Per ring slot and state: accumulated path score, back-pointer to the previous frame's state, strength. */
+  private readonly score: Float64Array;
+  private readonly back: Int8Array;
+  private readonly hopCostScale: number;
+  private readonly peakDecayPerFrame: number;
+  /**
+   * Level of the recent loudest periodic frame (best d' under PERIODIC_FOR_PEAK), dBFS: the
+   * loudest so far, decaying by peakDecayPerFrame each frame.
+   */
+  private peakDbfs = -Infinity;
+  /** Frames analysed and frames delivered. */
+  private analysed = 0;
+  private decided = 0;
+
+  constructor(plan: PitchPlan, hop: number, sink: PitchFrameSink) {
+    if (!Number.isInteger(hop) || hop < 1) throw invalid('hop', 'hop must be a positive integer', hop);
+    this.plan = plan;
+    this.sink = sink;
+    this.ring = plan.lookaheadFrames + 2;
+    this.frames = Array.from({ length: this.ring }, createFrameCandidates);
+    this.score = new Float64Array(this.ring * STATES);
+    this.back = new Int8Array(this.ring * STATES);
+    // Praat scales its transition costs by 0.01 s / time step, so that they mean the same per
+    // second of signal whatever the hop.
+    this.hopCostScale = (0.01 * plan.sampleRate) / hop;
+    this.peakDecayPerFrame = (plan.peakDecayDbPerSecond * hop) / plan.sampleRate;
   }
 
-  let period = best;
-  if (best > 1 && best < maxLag) {
-    const a = cmnd[best - 1];
-    const b = cmnd[best];
-    const c = cmnd[best + 1];
-    const curvature = a - 2 * b + c;
-    if (curvature > 0) period = best + (0.5 * (a - c)) / curvature;
+  /** Frames analysed so far. */
+  get frameCount(): number {
+    return this.analysed;
   }
-  const aperiodicity = cmnd[best];
-  const voiced = aperiodicity < threshold && dbfs >= plan.minDbfs;
-  track.f0Hz[index] = voiced ? sampleRate / period : 0;
-  track.aperiodicity[index] = aperiodicity;
-  track.voiced[index] = voiced ? 1 : 0;
+
+  /** Analyses samples[start .. start + frameSize) as the next frame. */
+  pushFrame(samples: Float32Array, start: number): void {
+    const t = this.analysed;
+    const slot = t % this.ring;
+    const frame = this.frames[slot];
+    analyseFrame(samples, start, this.plan, frame);
+    this.peakDbfs -= this.peakDecayPerFrame;
+    if (frame.count > 0 && frame.minDprime < PERIODIC_FOR_PEAK && frame.dbfs > this.peakDbfs) this.peakDbfs = frame.dbfs;
+    frame.belowPeakDb = this.peakDbfs > frame.dbfs ? this.peakDbfs - frame.dbfs : 0;
+    this.forward(t, slot, frame);
+    this.analysed++;
+    const lookahead = this.plan.lookaheadFrames;
+    if (t >= lookahead) this.deliverThrough(t, t - lookahead);
+  }
+
+  /** Decides and delivers every frame not yet delivered (the end of the signal). */
+  finish(): void {
+    if (this.analysed > this.decided) this.deliverThrough(this.analysed - 1, this.analysed - 1);
+  }
+
+  /** Strength of state s of a frame (−∞ for an empty candidate slot). */
+  private strength(frame: FrameCandidates, s: number): number {
+    const p = this.plan;
+    if (s === 0) {
+      const quiet = Math.max(0, Math.min(1, (p.softDbfs - frame.dbfs) / Math.max(1e-9, p.softDbfs - p.minDbfs)));
+      // Praat (Boersma 1993): unvoiced strength = voicing threshold + max(0, 2 − (local / global
+      // level) / (silence threshold / (1 + voicing threshold))), with 1 − threshold as Praat's
+      // voicing threshold (periodicity) and amplitude ratios from the frame's RMS.
+      const voicing = 1 - p.threshold;
+      const ratio = 10 ** (-frame.belowPeakDb / 20);
+      const silent = Math.max(0, 2 - (ratio * (1 + voicing)) / p.silenceThreshold);
+      return voicing + (frame.count === 0 ? 2 : Math.max(quiet, silent));
+    }
+    if (s > frame.count) return -Infinity;
+    return frame.strength[s - 1];
+  }
+
+  private forward(t: number, slot: number, frame: FrameCandidates): void {
+    const base = slot * STATES;
+    if (t === 0) {
+      for (let s = 0; s < STATES; s++) {
+        this.score[base + s] = this.strength(frame, s);
+        this.back[base + s] = 0;
+      }
+      return;
+    }
+    const prevSlot = (t - 1) % this.ring;
+    const prev = this.frames[prevSlot];
+    const prevBase = prevSlot * STATES;
+    const jump = this.plan.octaveJumpCost * this.hopCostScale;
+    const vu = this.plan.voicedUnvoicedCost * this.hopCostScale;
+    let best = -Infinity;
+    for (let s = 0; s < STATES; s++) {
+      const own = this.strength(frame, s);
+      if (own === -Infinity) {
+        this.score[base + s] = -Infinity;
+        this.back[base + s] = 0;
+        continue;
+      }
+      let bestPrev = 0;
+      let bestScore = -Infinity;
+      for (let q = 0; q <= prev.count; q++) {
+        const before = this.score[prevBase + q];
+        if (before === -Infinity) continue;
+        let cost = 0;
+        if (s === 0 && q === 0) cost = 0;
+        else if (s === 0 || q === 0) cost = vu;
+        else cost = jump * Math.abs(Math.log2(frame.f0Hz[s - 1] / prev.f0Hz[q - 1]));
+        const total = before - cost;
+        if (total > bestScore) {
+          bestScore = total;
+          bestPrev = q;
+        }
+      }
+      this.score[base + s] = bestScore + own;
+      this.back[base + s] = bestPrev;
+      if (this.score[base + s] > best) best = this.score[base + s];
+    }
+    // Scores only matter relative to each other: keep them near 0 so long signals lose no precision.
+    for (let s = 0; s < STATES; s++) this.score[base + s] -= best;
+  }
+
+  /** Traces back from the best state of frame `from` and delivers frames decided .. through. */
+  private deliverThrough(from: number, through: number): void {
+    let slot = from % this.ring;
+    let state = 0;
+    let best = -Infinity;
+    for (let s = 0; s < STATES; s++) {
+      if (this.score[slot * STATES + s] > best) {
+        best = this.score[slot * STATES + s];
+        state = s;
+      }
+    }
+    // States of frames decided .. from along the path, last first.
+    const states: number[] = [];
+    for (let t = from; t >= this.decided; t--) {
+      states.push(state);
+      state = this.back[slot * STATES + state];
+      slot = (slot + this.ring - 1) % this.ring;
+    }
+    for (let t = this.decided; t <= through; t++) {
+      const s = states[from - t];
+      const frame = this.frames[t % this.ring];
+      if (s === 0) this.sink(t, 0, false, frame.minDprime, frame.dbfs);
+      else this.sink(t, frame.f0Hz[s - 1], true, frame.dprime[s - 1], frame.dbfs);
+    }
+    this.decided = through + 1;
+  }
 }
 
 export function createPitchTrack(frames: number): PitchTrack {
@@ -242,25 +529,37 @@ export function createPitchTrack(frames: number): PitchTrack {
   };
 }
 
-/** Pitch of one frame, samples[start .. start + plan.frameSize). */
+/** Pitch of one frame on its own (no neighbours to follow), samples[start .. start + plan.frameSize). */
 export function estimatePitch(samples: Float32Array, start: number, plan: PitchPlan): PitchEstimate {
   if (!Number.isInteger(start) || start < 0 || start + plan.frameSize > samples.length) {
     throw invalid('start', 'the frame must lie inside the samples', start);
   }
-  const track = createPitchTrack(1);
-  analyseFrame(samples, start, plan, track, 0);
-  return { f0Hz: track.f0Hz[0], aperiodicity: track.aperiodicity[0], voiced: track.voiced[0] === 1, dbfs: track.dbfs[0] };
+  let result: PitchEstimate = { f0Hz: 0, aperiodicity: 1, voiced: false, dbfs: -Infinity };
+  const tracker = new PitchTracker(plan, 1, (_i, f0Hz, voiced, aperiodicity, dbfs) => {
+    result = { f0Hz, aperiodicity, voiced, dbfs };
+  });
+  tracker.pushFrame(samples, start);
+  tracker.finish();
+  return result;
 }
 
 /**
  * Pitch of every whole frame of plan.frameSize samples, one every `hop` samples
  * (frame i starts at i · hop). Writes into `out` when given (it must have room for every frame).
+ * The same as pushing the frames through a PitchTracker and finishing it.
  */
 export function trackPitch(samples: Float32Array, hop: number, plan: PitchPlan, out?: PitchTrack): PitchTrack {
   if (!Number.isInteger(hop) || hop < 1) throw invalid('hop', 'hop must be a positive integer', hop);
   const frames = samples.length < plan.frameSize ? 0 : Math.floor((samples.length - plan.frameSize) / hop) + 1;
   const track = out ?? createPitchTrack(frames);
   if (track.f0Hz.length < frames) throw invalid('out', `the track must hold ${frames} frames`, track.f0Hz.length);
-  for (let i = 0; i < frames; i++) analyseFrame(samples, i * hop, plan, track, i);
+  const tracker = new PitchTracker(plan, hop, (i, f0Hz, voiced, aperiodicity, dbfs) => {
+    track.f0Hz[i] = f0Hz;
+    track.voiced[i] = voiced ? 1 : 0;
+    track.aperiodicity[i] = aperiodicity;
+    track.dbfs[i] = dbfs;
+  });
+  for (let i = 0; i < frames; i++) tracker.pushFrame(samples, i * hop);
+  tracker.finish();
   return track;
 }

@@ -4,8 +4,15 @@
 // so a second's pitch never mixes frames of its neighbours. Volume is the RMS of the second's own
 // samples. Memory grows with the number of seconds (a few dozen bytes each) and the voiced f0
 // values kept for session statistics (4 bytes per voiced 10 ms frame), never with the audio.
+//
+// Pitch comes from one PitchTracker over the whole stream: a frame's f0 and voicing are final
+// once the tracker has analysed the plan's lookaheadFrames frames after it (pitch.ts), so every
+// per-second result depends only on the audio, never on how it was cut into chunks, and equals
+// computeSpeechFeatures on the whole recording. A second is complete once its last frame is
+// decided: about lookahead · 10 ms + 15 ms after its end.
 import { SPEECH_SAMPLE_RATE } from '../frames.js';
-import { type SpeechFeaturePlan, computeSpeechFeatures, createSpeechFeaturePlan } from '../index.js';
+import { type SpeechFeaturePlan, createSpeechFeaturePlan } from '../index.js';
+import { PitchTracker } from '../pitch.js';
 import { dbfsFromMeanSquare } from '../volume.js';
 
 export interface SecondFeatures {
@@ -55,15 +62,18 @@ export class FloatList {
 }
 
 export class SecondFeatureStream {
-  private readonly plan: SpeechFeaturePlan;
   private readonly rate = SPEECH_SAMPLE_RATE;
   private readonly frameSize: number;
   private readonly hop: number;
   /** Samples not yet consumed by a frame start, from absolute index `bufferStart`. */
   private buffer = new Float32Array(0);
   private bufferStart = 0;
-  /** Index of the next frame to compute. */
+  /** Index of the next frame to analyse. */
   private nextFrame = 0;
+  /** Frames whose pitch is decided (delivered by the tracker), always a prefix. */
+  private decidedFrames = 0;
+  private readonly tracker: PitchTracker;
+  private readonly lookaheadFrames: number;
   private totalSamples = 0;
   private readonly seconds: SecondAccumulator[] = [];
   /** f0 of every voiced frame so far, for session pitch statistics. */
@@ -72,9 +82,25 @@ export class SecondFeatureStream {
   readonly frameDbfs = new FloatList(4096);
 
   constructor(plan: SpeechFeaturePlan = createSpeechFeaturePlan()) {
-    this.plan = plan;
     this.frameSize = plan.pitch.frameSize;
     this.hop = plan.hop;
+    this.lookaheadFrames = plan.pitch.lookaheadFrames;
+    this.tracker = new PitchTracker(plan.pitch, plan.hop, (index, f0, voiced, _aperiodicity, dbfs) => this.takeFrame(index, f0, voiced, dbfs));
+  }
+
+  /** A frame whose pitch is decided, in frame order. */
+  private takeFrame(index: number, f0: number, voiced: boolean, dbfs: number): void {
+    const centre = index * this.hop + this.frameSize / 2;
+    const acc = this.second(Math.floor(centre / this.rate));
+    acc.frames++;
+    this.frameDbfs.push(dbfs);
+    if (voiced && f0 > 0) {
+      acc.voiced++;
+      acc.f0Sum += f0;
+      acc.f0Squares += f0 * f0;
+      this.voicedF0.push(f0);
+    }
+    this.decidedFrames = index + 1;
   }
 
   /** Samples seen so far. */
@@ -105,31 +131,15 @@ export class SecondFeatureStream {
     }
     this.totalSamples += samples.length;
 
-    // Append to the frame buffer and compute every frame that is now complete.
+    // Append to the frame buffer and analyse every frame that is now complete.
     const merged = new Float32Array(this.buffer.length + samples.length);
     merged.set(this.buffer);
     merged.set(samples, this.buffer.length);
     this.buffer = merged;
-    const firstFrameStart = this.nextFrame * this.hop;
-    const available = this.bufferStart + this.buffer.length - firstFrameStart;
-    if (available < this.frameSize) return;
-    const frames = Math.floor((available - this.frameSize) / this.hop) + 1;
-    const span = this.buffer.subarray(firstFrameStart - this.bufferStart, firstFrameStart - this.bufferStart + (frames - 1) * this.hop + this.frameSize);
-    const features = computeSpeechFeatures(span, this.plan);
-    for (let f = 0; f < features.frames; f++) {
-      const centre = (this.nextFrame + f) * this.hop + this.frameSize / 2;
-      const acc = this.second(Math.floor(centre / this.rate));
-      acc.frames++;
-      this.frameDbfs.push(features.dbfs[f]);
-      if (features.voiced[f] === 1 && features.f0Hz[f] > 0) {
-        const f0 = features.f0Hz[f];
-        acc.voiced++;
-        acc.f0Sum += f0;
-        acc.f0Squares += f0 * f0;
-        this.voicedF0.push(f0);
-      }
+    while (this.nextFrame * this.hop + this.frameSize <= this.bufferStart + this.buffer.length) {
+      this.tracker.pushFrame(this.buffer, this.nextFrame * this.hop - this.bufferStart);
+      this.nextFrame++;
     }
-    this.nextFrame += features.frames;
     // Keep only what the next frame needs.
     const keepFrom = this.nextFrame * this.hop;
     this.buffer = this.buffer.slice(keepFrom - this.bufferStart);
@@ -151,13 +161,26 @@ export class SecondFeatureStream {
   }
 
   /**
-   * Seconds whose samples and frames are all in: second s is complete once the stream has
-   * passed the end of s plus half a frame (its last frame's centre is in s, its end beyond).
-   * With `final`, every second that has samples.
+   * Seconds whose samples and frames are all in: second s is complete once every frame centred
+   * in it is decided (the first undecided frame's centre lies beyond s). With `final`, the stream
+   * has ended: the frames still waiting for look-ahead are decided now, and every second that has
+   * samples is complete.
    */
   completeSeconds(final = false): number {
-    if (final) return Math.ceil(this.totalSamples / this.rate);
-    return Math.max(0, Math.floor((this.totalSamples - this.frameSize / 2) / this.rate));
+    if (final) {
+      this.tracker.finish();
+      return Math.ceil(this.totalSamples / this.rate);
+    }
+    return Math.floor((this.decidedFrames * this.hop + this.frameSize / 2) / this.rate);
+  }
+
+  /**
+   * Stream length, samples, at which second `index` becomes complete (without `final`): every
+   * frame centred in it analysed, plus the tracker's look-ahead of frames after the last.
+   */
+  samplesToComplete(index: number): number {
+    const framesCentredBefore = Math.ceil(((index + 1) * this.rate - this.frameSize / 2) / this.hop);
+    return (framesCentredBefore - 1 + this.lookaheadFrames) * this.hop + this.frameSize;
   }
 
   /** Features of second `index` (zeros for a second with no samples). */
