@@ -41,8 +41,16 @@ export {
   type TimeDomainMetrics,
 } from './time-domain.js';
 export {
+  DEFAULT_MAX_EDGE_GAP_MS,
+  DEFAULT_MAX_GAP_BREATHS,
+  DEFAULT_MAX_GAP_MS,
+  DEFAULT_MIN_COVERAGE,
+  INVALID_REASONS,
   computeWindowMetrics,
   createWindowPlan,
+  windowCoverage,
+  type CoverageResult,
+  type InvalidReason,
   type WindowMetrics,
   type WindowPlan,
   type WindowPlanOptions,

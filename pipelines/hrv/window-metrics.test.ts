@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeWindowMetrics, createWindowPlan, type WindowMetrics } from './window-metrics.js';
+import { computeWindowMetrics, createWindowPlan, windowCoverage, type WindowMetrics } from './window-metrics.js';
 import { AttuneError } from '../../lib/errors.js';
 import { beatTimesFromRr, createRandom, gaussian, synthesizeRr } from './synthetic-rr.js';
 
@@ -75,7 +75,7 @@ test('injected ectopic, missed and extra beats are corrected: RMSSD within 3 %, 
   }
 });
 
-test('RR outside 300–2000 ms is dropped and counted', () => {
+test('RR outside 300–2000 ms is dropped and counted; the hole it leaves is a gap', () => {
   const s = rsa(0.1, 7);
   const list = Array.from(s.rrMs);
   // A 4 s dropout inside the window: four intervals arrive as one.
@@ -84,33 +84,96 @@ test('RR outside 300–2000 ms is dropped and counted', () => {
   const t = beatTimesFromRr(rr);
   const inWindow = rr.filter((_, i) => t[i] >= START && t[i] < START + WINDOW).length;
   const m = window(t, rr);
-  assert.equal(m.valid, true);
   assert.equal(m.beatCount, inWindow - 1);
   assert.ok(Math.abs(m.artifactRatio - 1 / inWindow) < 1e-12);
+  // 4 s is 0.4 of a 10 s breath: more than the quarter breath a spline can bridge.
+  assert.ok(Math.abs(m.longestGapMs - list[40]) < 1e-6, `gap ${m.longestGapMs}`);
+  assert.deepEqual([m.valid, m.invalidReason, m.partial], [false, 'long_gap', false]);
 });
 
-test('a window where most beats are missing is invalid, with null metrics', () => {
-  const s = rsa(0.1, 8);
-  // Keep only every third beat (each still with its true RR and time): ~33 % coverage.
-  const keep = (_: number, i: number) => i % 3 === 0;
-  const t = s.beatTimesMs.filter(keep);
-  const rr = s.rrMs.filter(keep);
-  const m = window(t, rr);
-  assert.equal(m.valid, false);
-  assert.equal(m.invalidReason, 'too_few_beats'); // ~21 beats
-  for (const key of ['coherence', 'coherenceRatio', 'peakFrequencyHz', 'breathingRateBpm', 'meanHrBpm', 'rmssdMs', 'sdnnMs', 'pnn50Pct'] as const) {
-    assert.equal(m[key], null, key);
+test('windowCoverage: covered share, longest gap, and the stretches at both edges', () => {
+  // Window [0, 10 000): intervals [−500, 500], [500, 1500], gap, [4000, 5000], [5000, 6000]; nothing after 6000.
+  const t = [500, 1500, 5000, 6000];
+  const rr = [1000, 1000, 1000, 1000];
+  const c = windowCoverage(t, rr, 4, 0, 10_000);
+  assert.equal(c.coverage, (500 + 1000 + 1000 + 1000) / 10_000);
+  assert.deepEqual([c.leadingGapMs, c.longestInteriorGapMs, c.trailingGapMs, c.longestGapMs], [0, 2500, 4000, 4000]);
+  // Data that starts late: the leading stretch.
+  const late = windowCoverage([3000, 4000], [1000, 1000], 2, 0, 4500);
+  assert.deepEqual([late.leadingGapMs, late.longestInteriorGapMs, late.trailingGapMs, late.coverage], [2000, 0, 500, 2000 / 4500]);
+  // Overlapping intervals (RR longer than the step between beat times) are not counted twice.
+  const overlap = windowCoverage([1000, 1500], [1000, 1000], 2, 0, 2000);
+  assert.deepEqual([overlap.coverage, overlap.longestGapMs], [0.75, 500]);
+  const empty = windowCoverage([], [], 0, 0, 64_000);
+  assert.deepEqual([empty.coverage, empty.leadingGapMs, empty.trailingGapMs, empty.longestGapMs], [0, 64_000, 64_000, 64_000]);
+});
+
+/** The series without the beats whose time lies in [from, to): a sensor dropout (later beats keep their times). */
+function dropout(t: Float64Array, rr: Float64Array, from: number, to: number) {
+  const keep = (_: number, i: number) => t[i] < from || t[i] >= to;
+  return { t: t.filter(keep), rr: rr.filter(keep) };
+}
+
+test('a window missing 30 % of its span is invalid (low_coverage), and says how much it covers', () => {
+  // Was valid, with CR 0.51 instead of 8.4 and the peak at 0.062 Hz instead of 0.1.
+  const s = synthesizeRr({ durationMs: 200_000, rsaAmplitudeMs: 50, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 7 });
+  const hole = dropout(s.beatTimesMs, s.rrMs, 100_000 - 9_600, 100_000 + 9_600);
+  const m = computeWindowMetrics(hole.t, hole.rr, hole.rr.length, 68_000, 132_000, createWindowPlan());
+  assert.deepEqual([m.valid, m.invalidReason, m.partial, m.coherenceRatio], [false, 'low_coverage', false, null]);
+  assert.ok(m.coverage > 0.65 && m.coverage < 0.72, `coverage ${m.coverage}`);
+  assert.ok(m.longestGapMs > 18_000 && m.longestGapMs < 20_000, `gap ${m.longestGapMs}`);
+});
+
+test('no window that holds 5 s or more of a 20 s dropout is valid', () => {
+  // Was: windows holding 5–19 s of it valid, CR 45–87 % off (0.05–0.25 Hz).
+  const plan = createWindowPlan();
+  for (const hz of [0.05, 0.1, 0.25]) {
+    const s = synthesizeRr({ durationMs: 400_000, rsaAmplitudeMs: 50, rsaFrequencyHz: hz, noiseMs: 8, seed: 3 });
+    const g = dropout(s.beatTimesMs, s.rrMs, 200_000, 220_000);
+    for (let end = 205_000; end <= 280_000; end += 5000) {
+      const held = Math.min(end, 220_000) - Math.max(end - WINDOW, 200_000);
+      const m = computeWindowMetrics(g.t, g.rr, g.rr.length, end - WINDOW, end, plan);
+      if (held >= 5000) {
+        assert.equal(m.valid, false, `${hz} Hz, window ending ${end}: ${held} ms of the gap, CR ${m.coherenceRatio}`);
+        assert.equal(m.coherence, null);
+      }
+      // Where the gap is cut by the window's edge it is partial; inside, a long gap or low coverage.
+      const atEdge = end - WINDOW > 200_000 - 1000 || end < 220_000 + 1000;
+      if (!m.valid) assert.equal(m.invalidReason, atEdge ? 'partial' : m.coverage < 0.9 ? 'low_coverage' : 'long_gap', `window ending ${end}`);
+      assert.equal(m.partial, m.invalidReason === 'partial');
+    }
   }
-  assert.ok(m.beatCount > 15 && m.beatCount < 25);
+});
 
-  // Enough beats but a 30 s hole: low coverage.
-  const hole = (_: number, i: number) => s.beatTimesMs[i] < 30000 || s.beatTimesMs[i] >= 60000;
-  const holed = window(s.beatTimesMs.filter(hole), s.rrMs.filter(hole), createWindowPlan({ minBeats: 20 }));
-  assert.equal(holed.valid, false);
-  assert.equal(holed.invalidReason, 'low_coverage');
+test('a gap inside a window may last a quarter breath at the window\'s breathing rate', () => {
+  // 2 s is a fifth of a 10 s breath (bridged) but half of a 4 s breath (not).
+  for (const [hz, gapMs, valid] of [[0.1, 2000, true], [0.1, 3000, false], [0.25, 2000, false], [0.05, 4000, true], [0.05, 6000, false]] as const) {
+    const s = synthesizeRr({ durationMs: 200_000, rsaAmplitudeMs: 50, rsaFrequencyHz: hz, noiseMs: 8, seed: 11 });
+    const g = dropout(s.beatTimesMs, s.rrMs, 100_000, 100_000 + gapMs);
+    const m = computeWindowMetrics(g.t, g.rr, g.rr.length, 70_000, 134_000, createWindowPlan());
+    assert.equal(m.valid, valid, `${hz} Hz, ${gapMs} ms gap (${m.longestGapMs} ms uncovered): ${m.invalidReason}`);
+    assert.equal(m.invalidReason, valid ? null : 'long_gap');
+    assert.ok(m.coverage > 0.9);
+  }
+});
 
-  const empty = window(new Float64Array(0), new Float64Array(0));
-  assert.deepEqual([empty.valid, empty.beatCount, empty.artifactRatio, empty.invalidReason], [false, 0, 0, 'too_few_beats']);
+test("a session's first windows are partial and invalid until the data reaches back to their start", () => {
+  // Was: valid from 50 s of data on (coverage ≥ 70 %), and counted in the session's averages.
+  const s = synthesizeRr({ durationMs: 200_000, rsaAmplitudeMs: 50, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 3 });
+  const plan = createWindowPlan();
+  for (let end = 5000; end <= 75_000; end += 5000) {
+    const m = computeWindowMetrics(s.beatTimesMs, s.rrMs, s.rrMs.length, end - WINDOW, end, plan);
+    const missingAtStart = WINDOW - end; // the series starts at 0
+    if (missingAtStart > 4000) {
+      assert.deepEqual([m.valid, m.partial, m.invalidReason], [false, true, 'partial'], `window ending ${end}`);
+      assert.ok(Math.abs(m.coverage - Math.min(end, WINDOW) / WINDOW) < 0.03, `coverage ${m.coverage} at ${end}`);
+    } else {
+      assert.deepEqual([m.valid, m.partial], [true, false], `window ending ${end}: ${m.invalidReason}`);
+    }
+  }
+  // And the last windows of a session that ended: data stops 10 s before the window's end.
+  const m = computeWindowMetrics(s.beatTimesMs, s.rrMs, s.rrMs.length, 200_000 + 10_000 - WINDOW, 210_000, plan);
+  assert.deepEqual([m.valid, m.partial, m.invalidReason], [false, true, 'partial']);
 });
 
 test('a window with too many artifacts is invalid', () => {
