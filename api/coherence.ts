@@ -1,6 +1,8 @@
 // Coherence history: GET /v1/users/me/coherence, served from the per-user daily rollup
 // (user_daily_coherence, an AggregatingMergeTree fed by a materialized view), so a year of
-// history costs a few hundred rows, not millions of windows.
+// history costs a few hundred rows, not millions of windows. The view counts only valid
+// windows, and a window is valid only when it can be trusted (a full 64 s of data, no long
+// gap: pipelines/hrv/window-metrics.ts), so partial and gapped windows are in no figure here.
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64 } from '../lib/time.js';
@@ -31,7 +33,7 @@ const pointSchema = {
     coherence_ratio: { type: 'number', description: 'Mean McCraty coherence ratio.' },
     average_hr: { type: ['number', 'null'] },
     average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
-    window_count: { type: 'integer' },
+    window_count: { type: 'integer', description: 'Valid (trusted) 5 s windows the figures are computed from; partial and gapped windows are not counted.' },
   },
 } as const;
 

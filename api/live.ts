@@ -40,6 +40,12 @@ export function coherenceEnvelope(w: CoherenceWindowRecord, now: number): Envelo
       window_start: iso(w.window_start),
       window_end: iso(w.window_end),
       valid: w.valid,
+      // Why a window is not trusted (null when valid), and what it holds: the first windows of
+      // a session are partial until a full 64 s of data is in, and a client can show that.
+      invalid_reason: w.invalid_reason,
+      partial: w.partial,
+      coverage: w.coverage,
+      longest_gap_ms: w.longest_gap_ms,
       coherence: w.coherence,
       coherence_ratio: w.coherence_ratio,
       hr: w.mean_hr_bpm,

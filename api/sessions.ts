@@ -34,10 +34,13 @@ const sessionJsonSchema = {
   },
 } as const;
 
+const TRUSTED = 'valid windows only (a full 64 s of data with no long gap: see README "How coherence is computed")';
+
 const metricsSchema = {
   type: 'object',
+  description: `Averages over ${TRUSTED}; partial and gapped windows are on the timeline but in no average.`,
   properties: {
-    average_coherence: { type: ['number', 'null'], description: 'Mean coherence score (0..1) over valid windows.' },
+    average_coherence: { type: ['number', 'null'], description: `Mean coherence score (0..1) over ${TRUSTED}.` },
     peak_coherence: { type: ['number', 'null'] },
     time_in_high_coherence: { type: 'number', description: `Seconds with coherence >= ${HIGH_COHERENCE_SCORE}.` },
     coherence_ratio: { type: ['number', 'null'], description: 'Mean McCraty coherence ratio.' },
@@ -45,7 +48,13 @@ const metricsSchema = {
     average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
     average_breathing_rate: { type: ['number', 'null'], description: 'Breaths per minute.' },
     window_count: { type: 'integer' },
-    valid_window_count: { type: 'integer' },
+    valid_window_count: { type: 'integer', description: 'Windows the averages are computed from.' },
+    partial_window_count: { type: 'integer', description: "Windows whose data did not reach one of their edges (the session's first and last minute, the edges of a dropout)." },
+    invalid_reasons: {
+      type: 'object',
+      description: 'Windows left out of the averages, by reason (partial, too_few_beats, low_coverage, too_many_artifacts, long_gap).',
+      additionalProperties: { type: 'integer' },
+    },
   },
 } as const;
 
@@ -58,7 +67,11 @@ const timelinePointSchema = {
     hr: { type: ['number', 'null'] },
     hrv: { type: ['number', 'null'] },
     breathing_rate: { type: ['number', 'null'] },
-    valid: { type: 'boolean' },
+    valid: { type: 'boolean', description: 'Trusted and counted in the averages; the metrics are null when false.' },
+    invalid_reason: { type: ['string', 'null'], description: 'Why not valid: partial, too_few_beats, low_coverage, too_many_artifacts or long_gap; null when valid.' },
+    partial: { type: 'boolean', description: "The window's data does not reach one of its edges (e.g. the session's first minute)." },
+    coverage: { type: ['number', 'null'], description: 'Share of the window covered by clean beats, 0..1 (null for windows stored before it was recorded).' },
+    longest_gap_ms: { type: ['number', 'null'], description: 'Longest stretch of the window without clean beats, ms, edges included.' },
   },
 } as const;
 
@@ -114,6 +127,10 @@ function decodeCursor(c: string): { startedAt: number; id: string } {
 interface TimelineRow {
   window_end_ms: number | string;
   valid: boolean | number;
+  invalid_reason: string | null;
+  partial: boolean | number;
+  coverage: number | null;
+  longest_gap_ms: number | null;
   coherence: number | null;
   coherence_ratio: number | null;
   hr: number | null;
@@ -130,7 +147,8 @@ const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a +
  */
 export async function sessionMetrics(ctx: AppContext, s: Session) {
   const rs = await ctx.clickhouse.query({
-    query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, coherence, coherence_ratio,
+    query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
+              coherence, coherence_ratio,
               mean_hr_bpm AS hr, rmssd_ms AS hrv, breathing_rate_bpm AS breathing_rate
             FROM ${ctx.database}.coherence_windows FINAL
             WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}
@@ -139,7 +157,16 @@ export async function sessionMetrics(ctx: AppContext, s: Session) {
     format: 'JSONEachRow',
   });
   const rows = (await rs.json()) as TimelineRow[];
-  const valid = rows.filter((r) => Boolean(r.valid));
+  // Only trusted windows enter an average. The worker never marks a partial window valid;
+  // checking `partial` too keeps a row from any other writer out of the averages.
+  const trusted = (r: TimelineRow) => Boolean(r.valid) && !r.partial;
+  const valid = rows.filter(trusted);
+  const invalidReasons: Record<string, number> = {};
+  for (const r of rows) {
+    if (trusted(r)) continue;
+    const reason = r.invalid_reason ?? (r.partial ? 'partial' : 'unknown');
+    invalidReasons[reason] = (invalidReasons[reason] ?? 0) + 1;
+  }
   const pick = (k: keyof TimelineRow) => valid.map((r) => r[k]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   const coherence = pick('coherence');
   return {
@@ -154,6 +181,8 @@ export async function sessionMetrics(ctx: AppContext, s: Session) {
       average_breathing_rate: round(mean(pick('breathing_rate')), 2),
       window_count: rows.length,
       valid_window_count: valid.length,
+      partial_window_count: rows.filter((r) => Boolean(r.partial)).length,
+      invalid_reasons: invalidReasons,
     },
     timeline: rows.map((r) => ({
       timestamp: iso(int64(r.window_end_ms)),
@@ -162,7 +191,11 @@ export async function sessionMetrics(ctx: AppContext, s: Session) {
       hr: round(r.hr, 2),
       hrv: round(r.hrv, 2),
       breathing_rate: round(r.breathing_rate, 2),
-      valid: Boolean(r.valid),
+      valid: trusted(r),
+      invalid_reason: r.invalid_reason,
+      partial: Boolean(r.partial),
+      coverage: round(r.coverage, 3),
+      longest_gap_ms: round(r.longest_gap_ms, 0),
     })),
   };
 }

@@ -46,6 +46,11 @@ export interface CoherenceWindowRow {
   window_start: number;
   window_end: number;
   valid: boolean;
+  /** Why the window is not valid (pipelines/hrv INVALID_REASONS); null when valid. */
+  invalid_reason: string | null;
+  partial: boolean;
+  coverage: number | null;
+  longest_gap_ms: number | null;
   coherence: number | null;
   coherence_ratio: number | null;
   peak_frequency_hz: number | null;
@@ -108,9 +113,10 @@ export const HeartReadingColumns: Array<keyof HeartReadingRow> = [
   'rr_ms', 'hr_bpm', 'device_hrv_ms', 'device_coherence', 'battery_level_pct', 'source', 'received_at',
 ];
 export const CoherenceWindowColumns: Array<keyof CoherenceWindowRow> = [
-  'session_id', 'user_id', 'org_id', 'device_id', 'window_start', 'window_end', 'valid', 'coherence',
-  'coherence_ratio', 'peak_frequency_hz', 'breathing_rate_bpm', 'mean_hr_bpm', 'rmssd_ms', 'sdnn_ms',
-  'pnn50_pct', 'beat_count', 'artifact_ratio', 'late_beat_count', 'computed_at',
+  'session_id', 'user_id', 'org_id', 'device_id', 'window_start', 'window_end', 'valid', 'invalid_reason',
+  'partial', 'coverage', 'longest_gap_ms', 'coherence', 'coherence_ratio', 'peak_frequency_hz',
+  'breathing_rate_bpm', 'mean_hr_bpm', 'rmssd_ms', 'sdnn_ms', 'pnn50_pct', 'beat_count', 'artifact_ratio',
+  'late_beat_count', 'computed_at',
 ];
 
 // Speech tables (schemas/clickhouse/0002_speech.sql). Times within a session (start_ms,

@@ -53,6 +53,7 @@ function window(
   user_id: string,
   windowEnd: number,
   metrics: { coherence: number; ratio: number; hr: number | null; rmssd: number | null } | null,
+  invalid: { reason: string; partial: boolean; coverage: number; gapMs: number } = { reason: 'too_many_artifacts', partial: false, coverage: 0.97, gapMs: 1200 },
 ): CoherenceWindowRow {
   return {
     session_id: `sess-${user_id}`,
@@ -62,6 +63,10 @@ function window(
     window_start: windowEnd - 64_000,
     window_end: windowEnd,
     valid: metrics !== null,
+    invalid_reason: metrics ? null : invalid.reason,
+    partial: metrics ? false : invalid.partial,
+    coverage: metrics ? 0.98 : invalid.coverage,
+    longest_gap_ms: metrics ? 1100 : invalid.gapMs,
     coherence: metrics?.coherence ?? null,
     coherence_ratio: metrics?.ratio ?? null,
     peak_frequency_hz: metrics ? 0.1 : null,
@@ -225,6 +230,8 @@ for (const impl of await storeImplementations()) {
         window('user-2', day1 + 5000, m(0.5, 1, 62, 35)), // exactly the threshold: counts as high
         window('user-2', day1 + 10_000, m(0.8, 4, 63, null)), // a NULL metric is skipped by its average
         window('user-2', day1 + 15_000, null), // invalid: not in the rollup at all
+        window('user-2', day1 - 5000, null, { reason: 'partial', partial: true, coverage: 0.6, gapMs: 25_600 }), // a session's first minute: not counted
+        window('user-2', day1 + 20_000, null, { reason: 'long_gap', partial: false, coverage: 0.91, gapMs: 4800 }), // a dropout inside: not counted
         window('user-2', day2, m(0.6, 1.5, 70, 50)),
         window('user-3', day1, m(0.45, 0.818, 80, 20)),
       ];
@@ -280,7 +287,7 @@ for (const impl of await storeImplementations()) {
         }
       }
       // The anchors of the fixture, spelled out: user-2 on day 1 had 3 valid windows, two at
-      // or above 0.5, so 10 s of high coherence; the invalid window was left out.
+      // or above 0.5, so 10 s of high coherence; the invalid, partial and gapped windows were left out.
       const u2d1 = rows.find((r) => r.user_id === 'user-2' && r.day === '2026-11-21')!;
       assert.equal(toNumber(u2d1.window_count as number), 3);
       assert.equal(toNumber(u2d1.high_coherence_s as number), 10);

@@ -1,7 +1,7 @@
 // Packs closed windows and their metrics into flat Float64Arrays, so that handing a batch of
 // windows to a compute thread is one transferable buffer each way instead of a structured
 // clone of thousands of small objects. Pure.
-import type { WindowMetrics } from '../hrv/index.js';
+import { INVALID_REASONS, type WindowMetrics } from '../hrv/index.js';
 
 export interface WindowInput {
   beatTimesMs: Float64Array;
@@ -11,8 +11,8 @@ export interface WindowInput {
   windowEndMs: number;
 }
 
-const REASONS: WindowMetrics['invalidReason'][] = [null, 'too_few_beats', 'low_coverage', 'too_many_artifacts'];
-export const METRICS_STRIDE = 12;
+const REASONS: WindowMetrics['invalidReason'][] = [null, ...INVALID_REASONS];
+export const METRICS_STRIDE = 15;
 
 /** [n, then per window: count, start, end, times…, rr…] */
 export function packWindows(windows: WindowInput[]): Float64Array {
@@ -67,6 +67,9 @@ export function writeMetrics(out: Float64Array, index: number, m: WindowMetrics)
   out[o + 9] = m.beatCount;
   out[o + 10] = m.artifactRatio;
   out[o + 11] = REASONS.indexOf(m.invalidReason);
+  out[o + 12] = m.coverage;
+  out[o + 13] = m.longestGapMs;
+  out[o + 14] = m.partial ? 1 : 0;
 }
 
 export function readMetrics(buf: Float64Array, index: number): WindowMetrics {
@@ -84,5 +87,8 @@ export function readMetrics(buf: Float64Array, index: number): WindowMetrics {
     beatCount: buf[o + 9],
     artifactRatio: buf[o + 10],
     invalidReason: REASONS[buf[o + 11]] ?? null,
+    coverage: buf[o + 12],
+    longestGapMs: buf[o + 13],
+    partial: buf[o + 14] === 1,
   };
 }

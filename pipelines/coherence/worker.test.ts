@@ -96,10 +96,33 @@ test('a worker replaced mid-streak fires the threshold event once, at the same w
   assert.equal(expected.length, 1);
   await ref.stop();
 
-  // The first worker sees the first 75 s: the streak has begun but not lasted 30 s yet.
+  // The stored windows say why they are or are not trusted: windows whose beats start more
+  // than 4 s after their start (the session's first minute) or stop more than 4 s before their
+  // end (its last window) are partial; every other window of this clean series is valid.
+  const stored = (await (
+    await store.client.query({
+      query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms
+              FROM ${store.database}.coherence_windows WHERE session_id = {s:String} ORDER BY window_end`,
+      query_params: { s: reference.id },
+      format: 'JSONEachRow',
+    })
+  ).json()) as Array<{ end_ms: string | number; valid: boolean; invalid_reason: string | null; partial: boolean; coverage: number; longest_gap_ms: number }>;
+  const lastBeat = Date.parse(readings[readings.length - 1].timestamp);
+  for (const w of stored) {
+    const end = Number(w.end_ms);
+    const full = start + 250 - (end - 64_000) <= 4000 && end - lastBeat <= 4000;
+    assert.equal(w.valid, full, `window ending ${end - start} ms into the session: ${w.invalid_reason}`);
+    assert.equal(w.partial, !full);
+    assert.equal(w.invalid_reason, full ? null : 'partial');
+    assert.ok(w.coverage > 0 && w.coverage <= 1 && w.longest_gap_ms >= 0);
+    if (full) assert.ok(w.coverage > 0.97 && w.longest_gap_ms < 2000, JSON.stringify(w));
+  }
+
+  // The first worker sees the first 85 s: windows close through 75 s, and the first full one
+  // (the earlier ones are partial) ends at 65 s, so the streak has begun but not lasted 30 s yet.
   const first = worker('resume-group', 60_000);
   await first.start();
-  const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 75_000);
+  const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 85_000);
   await publish(resumed.id, 'dev-resumed', 0, cut);
   await waitFor('the first worker to take its share', () => first.stats.readings === cut, 30_000, 20);
   await first.stop();

@@ -6,7 +6,7 @@ import { AttuneError } from '../../lib/errors.js';
 import { Topics } from '../../bus/types.js';
 import { createCodec, readSchemaId, writeWireHeader } from './codec.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry } from './registry.js';
-import { loadSchemaFile, type AvroSchema, type HeartReading } from './schemas.js';
+import { loadSchemaFile, type AvroSchema, type CoherenceWindow, type HeartReading } from './schemas.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -137,6 +137,7 @@ test('evolution: a record written with an older schema decodes with the defaults
     { id: 4, subject: `${Topics.deadLetter}-value`, schema: await manifest.getSchema(4) },
     { id: 5, subject: `${Topics.speechAudio}-value`, schema: await manifest.getSchema(5) },
     { id: 6, subject: `${Topics.speechEvents}-value`, schema: await manifest.getSchema(6) },
+    { id: 7, subject: `${Topics.coherenceWindows}-value`, schema: await manifest.getSchema(7) },
     { id: 100, subject, schema: olderHeartReadingSchema() },
   ]);
   // An old producer: its codec writes HeartReading with id 100.
@@ -154,6 +155,23 @@ test('evolution: a record written with an older schema decodes with the defaults
   assert.deepEqual(back.rr_intervals_ms, [1000, 500.5]);
   // Once seen, the old writer id decodes synchronously too.
   assert.equal(codec.decodeSync<HeartReading>(oldBytes).device_coherence, 0.5);
+});
+
+test('CoherenceWindow v1 records (schema id 2, before the trust fields) decode with the v2 defaults; v2 is written as id 7', async () => {
+  const codec = await createCodec(LocalSchemaRegistry.fromManifest());
+  assert.equal(codec.schemaIdOf(Topics.coherenceWindows), 7);
+  const v1 = await createCodec(LocalSchemaRegistry.fromManifest(), { schemas: { [Topics.coherenceWindows]: loadSchemaFile('CoherenceWindow.v1.avsc') } });
+  assert.equal(v1.schemaIdOf(Topics.coherenceWindows), 2);
+  const window = {
+    session_id: 's', user_id: 'u', org_id: 'o', device_id: 'd', window_start: 0, window_end: 64_000, valid: true,
+    coherence: 0.8, coherence_ratio: 4, peak_frequency_hz: 0.1, breathing_rate_bpm: 6, mean_hr_bpm: 60, rmssd_ms: 40,
+    sdnn_ms: 50, pnn50_pct: 10, beat_count: 64, artifact_ratio: 0, late_beat_count: 0,
+  };
+  const old = await codec.decode<CoherenceWindow>(v1.encode(Topics.coherenceWindows, window));
+  assert.deepEqual([old.invalid_reason, old.partial, old.coverage, old.longest_gap_ms, old.coherence], [null, false, null, null, 0.8]);
+  const fresh = { ...window, valid: false, coherence: null, invalid_reason: 'partial', partial: true, coverage: 0.5, longest_gap_ms: 32_000 };
+  const back = await codec.decode<CoherenceWindow>(codec.encode(Topics.coherenceWindows, fresh));
+  assert.deepEqual({ ...back }, fresh);
 });
 
 test('the local manifest refuses a schema it does not list and fingerprints match the files', async () => {

@@ -50,6 +50,11 @@ export interface CoherenceWindow {
   beat_count: number;
   artifact_ratio: number;
   late_beat_count?: number;
+  /** Schema version 2 (defaults fill them in records written before). */
+  invalid_reason?: string | null;
+  partial?: boolean;
+  coverage?: number | null;
+  longest_gap_ms?: number | null;
 }
 
 export interface SessionEvent {
