@@ -5,6 +5,9 @@
 //
 //   node --max-semi-space-size=64 --import tsx bench/speech-live.bench.ts <streams> [seconds=30] [no-partials]
 //
+// One run: the entry (speech.bench.ts) runs it in ≥ 3 fresh processes per stream count and
+// takes the medians. Each run also writes its own bench/results/speech-live-<time>-<tag>.json.
+//
 // Per stream: every metrics:update's latency = arrival − (startedAt + payload.atMs), i.e. from
 // the moment the last sample of that second was sent to the event's arrival. A stream keeps up
 // when each whole second of its audio got a metrics:update and its p99 latency is ≤ 1000 ms.
@@ -12,60 +15,57 @@
 //
 // To see where time goes it also records: the event loop's delay (perf_hooks), the process's CPU
 // use, the recognition backlog of the worker's queue, the client's pacing (actual send time −
-// due time), and wall time inside the pipeline's stages by wrapping their prototype methods from
-// here (SpeechStreamAnalyzer.push, RecognitionQueue final/partial runs, Moonshine transcribe,
-// WordAligner.align). The product code is not changed.
+// due time), and wall time inside the pipeline's stages where they run: the analyzer's push on
+// the main thread (its prototype method wrapped from here), and recognition, alignment, whole
+// finals and partials in the recognition thread (its own StageClock, read with
+// RecognitionThread.stageTimes(); wrapping those methods here, as this benchmark once did, timed
+// nothing, because the thread has its own copies of the classes).
 // Prints progress lines and, last, one line `RESULT {json}`.
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { loadavg } from 'node:os';
 import { startTestAttune } from '../test/attune.js';
 import { SpeechEventListener, createSpeechSession, streamLiveAudio, type LiveStreamResult } from '../test/speech-client.js';
 import { SpeechStreamAnalyzer } from '../pipelines/speech/stream/analyzer.js';
-import { RecognitionQueue } from '../pipelines/speech/stream/recognition.js';
-import { MoonshineRecognizer } from '../pipelines/speech/asr/moonshine.js';
-import { WordAligner } from '../pipelines/speech/align/index.js';
+import { RecognitionThread } from '../pipelines/speech/stream/recognition-thread.js';
+import type { StageTimes } from '../pipelines/speech/stream/stage-clock.js';
 import { SAMPLE_RATE, loadSpeechClips, speechAudio } from './speech-audio.bench.js';
+import { BenchRun, relativeResultPath } from './lib/results.js';
 
 const streams = Number(process.argv[2] ?? 1);
 const minSeconds = Number(process.argv[3] ?? 30);
-/** Diagnosis only: `no-partials` drops every partial-result request (the worker gets null, as when a newer one replaced it). */
+/**
+ * Diagnosis only: `no-partials` drops every partial-result request before it reaches the
+ * recognition thread (the worker gets null, as when a newer request replaced it).
+ */
 const noPartials = process.argv[4] === 'no-partials';
 const COMPLETE_TIMEOUT_MS = 180_000;
+const bench = new BenchRun('speech-live', {
+  description: `${streams} concurrent live streams through one whole Attune process at real-time pace (one run; bench:speech takes medians over runs)`,
+  options: { streams, seconds: minSeconds, partials: !noPartials },
+});
 
-// ---- stage clocks (wall ms inside each method, including awaits) ----
-type Stage = 'analyzer_push' | 'final_run' | 'partial_run' | 'transcribe' | 'align';
-const stageMs: Record<Stage, { ms: number; calls: number; maxMs: number }> = {
-  analyzer_push: { ms: 0, calls: 0, maxMs: 0 },
-  final_run: { ms: 0, calls: 0, maxMs: 0 },
-  partial_run: { ms: 0, calls: 0, maxMs: 0 },
-  transcribe: { ms: 0, calls: 0, maxMs: 0 },
-  align: { ms: 0, calls: 0, maxMs: 0 },
-};
+// ---- the analyzer's stage clock (main thread; wall ms inside push, including awaits) ----
+const analyzerPush = { ms: 0, calls: 0, maxMs: 0 };
 let clocking = false;
-function clock(proto: any, method: string, stage: Stage): void {
-  const original = proto[method] as (...args: unknown[]) => Promise<unknown>;
-  proto[method] = async function (this: unknown, ...args: unknown[]) {
+{
+  const push = SpeechStreamAnalyzer.prototype.push;
+  SpeechStreamAnalyzer.prototype.push = async function (this: SpeechStreamAnalyzer, ...args: Parameters<typeof push>) {
     const t = performance.now();
     try {
-      return await original.apply(this, args);
+      return await push.apply(this, args);
     } finally {
       if (clocking) {
         const ms = performance.now() - t;
-        const s = stageMs[stage];
-        s.ms += ms;
-        s.calls++;
-        s.maxMs = Math.max(s.maxMs, ms);
+        analyzerPush.ms += ms;
+        analyzerPush.calls++;
+        analyzerPush.maxMs = Math.max(analyzerPush.maxMs, ms);
       }
     }
   };
 }
-clock(SpeechStreamAnalyzer.prototype, 'push', 'analyzer_push');
-clock(RecognitionQueue.prototype, 'runFinal', 'final_run');
-clock(RecognitionQueue.prototype, 'runPartial', 'partial_run');
-clock(MoonshineRecognizer.prototype, 'transcribe', 'transcribe');
-clock(WordAligner.prototype, 'align', 'align');
 
-if (noPartials) (RecognitionQueue.prototype as any).partial = () => Promise.resolve(null);
+// Patched on the main thread's side of the thread, where the worker asks for partials.
+if (noPartials) RecognitionThread.prototype.partial = () => Promise.resolve(null);
 
 const pct = (sorted: number[], q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]);
 const r0 = (x: number) => Math.round(x);
@@ -73,6 +73,13 @@ const r1 = (x: number) => Math.round(x * 10) / 10;
 function summary(xs: number[]) {
   const s = [...xs].sort((a, b) => a - b);
   return { n: s.length, p50: r0(pct(s, 0.5)), p95: r0(pct(s, 0.95)), p99: r0(pct(s, 0.99)), max: r0(s[s.length - 1] ?? NaN) };
+}
+
+/** Wall ms per stage (total, calls, longest, ms per second of audio streamed). */
+function stageSummary(stages: StageTimes, audioSeconds: number) {
+  return Object.fromEntries(
+    Object.entries(stages).map(([k, v]) => [k, { total: r0(v.ms), calls: v.calls, max: r0(v.maxMs), per_audio_s: r1(v.ms / audioSeconds) }]),
+  );
 }
 
 const app = await startTestAttune({ env: { LOG_LEVEL: 'silent' } });
@@ -97,8 +104,9 @@ try {
 
   const loop = monitorEventLoopDelay({ resolution: 10 });
   const backlog: number[] = [];
-  const recognition = (worker as unknown as { recognition: RecognitionQueue }).recognition;
+  const recognition = (worker as unknown as { recognition: RecognitionThread }).recognition;
   const sampler = setInterval(() => backlog.push(recognition.backlogSeconds), 250);
+  await recognition.stageTimes(true); // from zero: the warm-up's stages are not counted
   const load0 = loadavg();
   const cpu0 = process.cpuUsage();
   const wall0 = performance.now();
@@ -119,6 +127,7 @@ try {
   const cpuPlaying = process.cpuUsage(cpu0);
   loop.disable();
   clocking = false;
+  const threadWhilePlaying = await recognition.stageTimes(true);
   const eventLoop = { p50: r1(loop.percentile(50) / 1e6), p99: r1(loop.percentile(99) / 1e6), max: r1(loop.max / 1e6) };
 
   // Then every stream to completion (its last seconds and final transcripts).
@@ -131,6 +140,7 @@ try {
     ),
   );
   clearInterval(sampler);
+  const threadAfterStop = await recognition.stageTimes(true);
 
   const finalLags: number[][] = [];
   const perStream = listeners.map((l, i) => {
@@ -187,9 +197,10 @@ try {
     event_loop_delay_ms: eventLoop,
     cpu_cores_used_while_playing: Math.round(((cpuPlaying.user + cpuPlaying.system) / 1000 / playedWall) * 100) / 100,
     recognition_backlog_s: { mean: r1(backlog.reduce((a, b) => a + b, 0) / Math.max(1, backlog.length)), max: r1(Math.max(0, ...backlog)) },
-    stage_wall_ms_while_playing: Object.fromEntries(
-      Object.entries(stageMs).map(([k, v]) => [k, { total: r0(v.ms), calls: v.calls, max: r0(v.maxMs), per_audio_s: r1(v.ms / audioSeconds) }]),
-    ),
+    // Wall ms per stage. While playing: from the first stream's start to the last one's stop;
+    // after stop: from then until every stream completed (the backlog drained).
+    stage_wall_ms_while_playing: stageSummary({ analyzer_push: analyzerPush, ...threadWhilePlaying }, audioSeconds),
+    stage_wall_ms_after_stop: stageSummary(threadAfterStop, audioSeconds),
     load_average_before: load0.map(r1),
     load_average_after: loadavg().map(r1),
     per_stream: perStream.map(({ latencies: _l, ...s }) => s),
@@ -199,7 +210,12 @@ try {
       `${result.seconds_missing} seconds missing; ${result.partials_while_playing} partials, ${result.finals_while_playing} finals while playing; ` +
       `event loop delay p99 ${eventLoop.p99} max ${eventLoop.max} ms; ${result.cpu_cores_used_while_playing} cores; backlog max ${result.recognition_backlog_s.max} s`,
   );
-  console.log('RESULT ' + JSON.stringify(result));
+  // One run: each metric has one value here; bench:speech takes the medians over runs.
+  bench.metric('metrics_latency_p99_ms', [all.p99], 'ms', 'lower');
+  bench.metric('streams_keeping_up', [result.streams_keeping_up], 'streams', 'higher');
+  const file = bench.write(result);
+  console.log(`wrote ${relativeResultPath(file)}`);
+  console.log('RESULT ' + JSON.stringify({ ...result, result_file: relativeResultPath(file) }));
 } finally {
   await app.cleanup();
 }

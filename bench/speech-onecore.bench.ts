@@ -1,7 +1,7 @@
 // One-core parts of bench/speech.bench.ts, run in a child process that the entry pins with
 // `taskset -c 0` (the whole process: the main thread, libuv's pool and onnxruntime's threads).
 //
-//   taskset -c 0 node --import tsx bench/speech-onecore.bench.ts features [rounds=5]
+//   taskset -c 0 node --import tsx bench/speech-onecore.bench.ts features [rounds=7]
 //   taskset -c 0 node --import tsx bench/speech-onecore.bench.ts pipeline moonshine-tiny [rounds=3]
 //
 // features: SpeechStreamAnalyzer (per-second features + Silero VAD + utterances) fed 20 ms pieces.
@@ -9,7 +9,9 @@
 //   filled pauses), assembleSessionResults and ScoreModel scoring: an uploaded stream's whole path
 //   minus the bus and the store. Each utterance is awaited as it closes, so every stage's time is
 //   its own (on one core nothing could overlap anyway).
-// Both print progress lines and, last, one line `RESULT {json}` for the entry to read.
+// Both measure `rounds` runs after one warm-up and report true medians over them (with an even
+// count, the mean of the two middle runs). Both write bench/results/speech-onecore-<part>-<time>-<tag>.json
+// and print progress lines and, last, one line `RESULT {json}` for the entry to read.
 import { readFileSync } from 'node:fs';
 import { SileroVad } from '../pipelines/speech/vad/silero.js';
 import { SpeechStreamAnalyzer, type VoiceActivityModel } from '../pipelines/speech/stream/analyzer.js';
@@ -21,6 +23,8 @@ import { WordAligner } from '../pipelines/speech/align/index.js';
 import { ScoreModel, scoreFeatures } from '../pipelines/speech/scoring/index.js';
 import { wordErrors } from '../pipelines/speech/asr/wer.js';
 import { SAMPLE_RATE, loadSpeechClips, speechAudio, speechDir } from './speech-audio.bench.js';
+import { BenchRun, relativeResultPath, runsArg } from './lib/results.js';
+import { median } from './lib/stats.js';
 
 const PIECE = 320; // 20 ms
 const MIN_SECONDS = 60;
@@ -41,7 +45,6 @@ class Meter {
 }
 
 const now = () => performance.now();
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const r1 = (x: number) => Math.round(x * 10) / 10;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
@@ -108,6 +111,11 @@ async function features(rounds: number) {
     seconds_emitted: last.seconds,
     voice_segments: last.voiceSegments,
     utterances: last.utterances,
+    runs: {
+      rtf_wall: perRound.map((p) => audioSeconds / p.wallS),
+      rtf_cpu: perRound.map((p) => audioSeconds / p.cpuS),
+      cpu_over_wall: perRound.map((p) => p.cpuS / p.wallS),
+    },
   };
 }
 
@@ -226,12 +234,34 @@ async function pipeline(model: string, rounds: number) {
     word_timing_methods: methods,
     wer_vs_manifest: r3(wordErrors(reference, last.results.text).wer),
     scores: last.scores.scores,
+    runs: {
+      rtf_wall: perRound.map((p) => audioSeconds / p.wallS),
+      rtf_cpu: perRound.map((p) => audioSeconds / p.cpuS),
+      cpu_over_wall: perRound.map((p) => p.cpuS / p.wallS),
+      recognition_s: perRound.map((p) => p.ms.transcribe / 1000),
+      alignment_s: perRound.map((p) => p.ms.align / 1000),
+      analyzer_s: perRound.map((p) => p.ms.analyzer / 1000),
+    },
   };
 }
 
 const [part, ...rest] = process.argv.slice(2);
-let result: object;
-if (part === 'features') result = await features(Number(rest[0] ?? 5));
-else if (part === 'pipeline') result = await pipeline(rest[0] ?? 'moonshine-tiny', Number(rest[1] ?? 3));
-else throw new Error(`unknown part ${part}: features | pipeline <model> [rounds]`);
-console.log('RESULT ' + JSON.stringify(result));
+const model = rest[0] ?? 'moonshine-tiny';
+const rounds = part === 'features' ? runsArg(rest[0], 7) : runsArg(rest[1], 3);
+if (part !== 'features' && part !== 'pipeline') throw new Error(`unknown part ${part}: features | pipeline <model> [rounds]`);
+const bench = new BenchRun(part === 'features' ? 'speech-onecore-features' : `speech-onecore-pipeline-${model}`, {
+  description:
+    part === 'features'
+      ? 'SpeechStreamAnalyzer (per-second features + Silero VAD + utterances) fed 20 ms pieces of real speech; meant to run pinned to one core (taskset -c 0)'
+      : `the whole per-stream speech path with ${model} (analyzer, recognition, alignment, filled pauses, results, scores), no bus or store; meant to run pinned to one core (taskset -c 0)`,
+  options: { part, ...(part === 'pipeline' ? { model } : {}), rounds, audio_seconds: r1(audioSeconds), clips: used },
+});
+const { runs, ...result } = part === 'features' ? await features(rounds) : await pipeline(model, rounds);
+bench.metric('rtf_wall', runs.rtf_wall, '× real time (audio s / wall s)', 'higher');
+bench.metric('rtf_cpu', runs.rtf_cpu, '× real time (audio s / CPU s, all threads)', 'higher');
+// Below ~0.85 the pinned core was shared with another process during that round.
+bench.metric('cpu_over_wall', runs.cpu_over_wall, 'CPU s / wall s', 'higher');
+for (const [k, v] of Object.entries(runs)) if (k.endsWith('_s')) bench.metric(k, v, 's', 'lower');
+const file = bench.write(result);
+console.log(`wrote ${relativeResultPath(file)}`);
+console.log('RESULT ' + JSON.stringify({ ...result, runs, result_file: relativeResultPath(file) }));

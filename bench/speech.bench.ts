@@ -4,170 +4,177 @@
 //   features  features + voice activity (SpeechStreamAnalyzer with Silero), one core; target ≥ 100×
 //   pipeline  the whole pipeline with Moonshine tiny and base, one core; target tiny ≥ 8×
 //   live      concurrent live streams through a whole Attune in one process, at real-time pace,
-//             N = 1, 2, 4, 8, 10, 12 until one fails; target ≥ 8 with metrics:update within 1 s.
-//             Below 8, a diagnosis run: 8 streams with partial results switched off.
+//             N = 1, 2, 4, 8, 10, 12 until no run of an N keeps up; target ≥ 8 with
+//             metrics:update within 1 s. Below 8, a diagnosis: 8 streams with and without partial
+//             results, interleaved.
 //
-//   npm run bench:speech -- [features|pipeline|live|all] [live stream counts, e.g. 8,10]
+//   npm run bench:speech -- [features|pipeline|live|all] [live stream counts=1,2,4,8,10,12] [live runs=3] [live seconds=30]
 //
 // "One core" parts run in a child process pinned with `taskset -c 0` (main thread, libuv pool and
-// onnxruntime's threads alike); they report wall and CPU time (process.cpuUsage, all threads):
-// audio seconds / wall seconds is the real-time factor, and CPU / wall below 1 means the core was
-// shared with something else (then the part is run once more and the better run kept, both
-// recorded). Each live count runs in a fresh, unpinned child process. Prints a table and writes
-// bench/results/speech-<date>T<HHMM>.json with the machine and load averages.
-import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { machine } from './lib/machine.js';
+// onnxruntime's threads alike), 7 rounds (features) or 3 (pipeline) after a warm-up; they report
+// wall and CPU time (process.cpuUsage, all threads): audio seconds / wall seconds is the real-time
+// factor. CPU / wall below 0.85 means the core was shared with another process: the part is then
+// marked `disturbed` (not run again and picked: every round counts in its median).
+// Each live run is a fresh, unpinned child process; every stream count gets `live runs` of them
+// (default 3) and its figures are medians over those runs.
+//
+// Every child writes its own result file; this entry writes bench/results/speech-<time>-<tag>.json
+// with the medians over runs, the load averages, and the child files' names, and prints a table.
+import { runChild } from './lib/child.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
+import { interleavedOrder, median, round } from './lib/stats.js';
+import { loadAverage } from './lib/machine.js';
 
 const part = process.argv[2] ?? 'all';
 if (!['features', 'pipeline', 'live', 'all'].includes(part)) throw new Error(`unknown part ${part}: features | pipeline | live | all`);
-const liveCounts = (process.argv[3] ?? '1,2,4,8,10,12').split(',').map(Number);
-const LIVE_SECONDS = 30;
-/** CPU / wall of a pinned run below this: the core was shared, run it again. */
+const liveCounts = (process.argv[3] || '1,2,4,8,10,12').split(',').map(Number);
+const liveRuns = runsArg(process.argv[4], 3);
+const LIVE_SECONDS = Number(process.argv[5] || 30);
+const FEATURE_ROUNDS = 7;
+const PIPELINE_ROUNDS = 3;
+const PIPELINE_MODELS = ['moonshine-tiny', 'moonshine-base'];
+/** CPU / wall of a pinned run below this: the core was shared with another process. */
 const DISTURBED_CPU_SHARE = 0.85;
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const started = new Date();
-const load = () => loadavg().map((x) => Number(x.toFixed(2)));
+const bench = new BenchRun('speech', {
+  description: 'speech pipeline (issue 3 §10): features + VAD and full pipeline on one core, concurrent live streams; medians over runs',
+  options: {
+    part,
+    live_counts: liveCounts,
+    live_runs: liveRuns,
+    live_seconds: LIVE_SECONDS,
+    feature_rounds: FEATURE_ROUNDS,
+    pipeline_rounds: PIPELINE_ROUNDS,
+    pipeline_models: PIPELINE_MODELS,
+    audio: 'real 16 kHz clips of ../shared/data/speech, whole, with 400 ms silences between them: ≥ 60 s one-core, ≥ 30 s per live stream (each stream from a different first clip)',
+    live_client: 'same process as Attune; N ingest sockets (20 ms PCM16 messages at real-time pace) and N event sockets; stream starts spread over 1 s',
+  },
+});
+const node = (script: string, ...args: string[]) => ['node', '--import', 'tsx', script, ...args];
+const liveArgs = (n: number, ...extra: string[]) => ['--max-semi-space-size=64', '--import', 'tsx', 'bench/speech-live.bench.ts', String(n), String(LIVE_SECONDS), ...extra];
+const childFiles: string[] = [];
 
-/** Runs a child, echoes its output, resolves with its `RESULT {json}` line. */
-function child(command: string, args: string[]): Promise<any> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(command, args, { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
-    let result: any = null;
-    let buffered = '';
-    p.stdout.on('data', (d: Buffer) => {
-      buffered += d.toString();
-      let nl: number;
-      while ((nl = buffered.indexOf('\n')) >= 0) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        if (line.startsWith('RESULT ')) result = JSON.parse(line.slice(7));
-        else console.log('  ' + line);
-      }
-    });
-    p.on('error', reject);
-    p.on('close', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))));
-  });
+/** A pinned run (once: every round counts), marked when its core was visibly shared. */
+async function pinned(args: string[]): Promise<any> {
+  const loadBefore = loadAverage();
+  const r = await runChild('taskset', ['-c', '0', ...args]);
+  childFiles.push(r.result_file);
+  const share = median(r.runs.cpu_over_wall);
+  const disturbed = share < DISTURBED_CPU_SHARE;
+  if (disturbed) console.log(`  CPU / wall median ${share.toFixed(2)} < ${DISTURBED_CPU_SHARE}: core 0 was shared (load ${loadBefore.join(' ')}); the figure says little about the code`);
+  return { ...r, load_average_before: loadBefore, disturbed };
 }
 
-const node = (script: string, ...args: string[]) => ['node', '--import', 'tsx', script, ...args];
+async function liveRun(n: number, ...extra: string[]): Promise<any> {
+  const r = await runChild('node', liveArgs(n, ...extra));
+  childFiles.push(r.result_file);
+  return r;
+}
 
-/** A pinned run, once more when the core was visibly shared; the better (higher median RTF) is kept. */
-async function pinned(args: string[]): Promise<any> {
-  const run = async () => ({ load_average_before: load(), ...(await child('taskset', ['-c', '0', ...args])) });
-  const first = await run();
-  if (first.cpu_over_wall_median >= DISTURBED_CPU_SHARE) return first;
-  console.log(`  CPU / wall ${first.cpu_over_wall_median} < ${DISTURBED_CPU_SHARE}: core 0 was shared (load ${first.load_average_before.join(' ')}); running again`);
-  const second = await run();
-  const best = second.rtf_wall_median > first.rtf_wall_median ? second : first;
-  return { ...best, reruns: [first, second].map((r) => ({ rtf_wall_median: r.rtf_wall_median, cpu_over_wall_median: r.cpu_over_wall_median, load_average_before: r.load_average_before })) };
+/** What one live run says, for the summary (its own file has everything). */
+function summariseLive(r: any) {
+  const stages = r.stage_wall_ms_while_playing ?? {};
+  return {
+    result_file: r.result_file,
+    all_keep_up: r.all_keep_up,
+    streams_keeping_up: r.streams_keeping_up,
+    metrics_latency_ms: r.metrics_latency_ms,
+    seconds_missing: r.seconds_missing,
+    event_loop_delay_ms: r.event_loop_delay_ms,
+    cpu_cores_used_while_playing: r.cpu_cores_used_while_playing,
+    client_pacing_lag_p99_ms: r.client_pacing_lag_ms?.p99,
+    stage_ms_per_audio_s_while_playing: Object.fromEntries(Object.entries<any>(stages).map(([k, v]) => [k, v.per_audio_s])),
+    load_average_before: r.load_average_before,
+  };
+}
+
+/** Medians over live runs of one stream count, recorded as metrics `live_<n>_…`. */
+function liveMetrics(prefix: string, runs: any[]) {
+  const stageNames = [...new Set(runs.flatMap((r) => Object.keys(r.stage_wall_ms_while_playing ?? {})))];
+  return {
+    p99: bench.metric(`${prefix}_metrics_latency_p99_ms`, runs.map((r) => r.metrics_latency_ms.p99), 'ms', 'lower'),
+    max: bench.metric(`${prefix}_metrics_latency_max_ms`, runs.map((r) => r.metrics_latency_ms.max), 'ms', 'lower'),
+    keeping: bench.metric(`${prefix}_streams_keeping_up`, runs.map((r) => r.streams_keeping_up), 'streams', 'higher'),
+    loop: bench.metric(`${prefix}_event_loop_delay_p99_ms`, runs.map((r) => r.event_loop_delay_ms.p99), 'ms', 'lower'),
+    cores: bench.metric(`${prefix}_cpu_cores_used`, runs.map((r) => r.cpu_cores_used_while_playing), 'cores', 'lower'),
+    stages: Object.fromEntries(
+      stageNames.map((s) => [s, bench.metric(`${prefix}_stage_${s}_ms_per_audio_s`, runs.map((r) => r.stage_wall_ms_while_playing?.[s]?.per_audio_s ?? 0), 'wall ms per audio s', 'lower')]),
+    ),
+  };
 }
 
 const results: Record<string, any> = {};
+const rows: string[][] = [['measurement', 'result (median over runs)', 'target', 'notes']];
 
 if (part === 'features' || part === 'all') {
   console.log('features + voice activity, one core (taskset -c 0):');
-  results.features = await pinned(node('bench/speech-onecore.bench.ts', 'features', '7'));
+  const f = await pinned(node('bench/speech-onecore.bench.ts', 'features', String(FEATURE_ROUNDS)));
+  const m = bench.metric('features_rtf_wall', f.runs.rtf_wall, '× real time', 'higher');
+  results.features = { ...f, runs: undefined };
+  rows.push(['features + VAD, 1 core', describeMetric(m, 0, '×'), '≥ 100×', `VAD ${(100 * f.vad_share_of_wall).toFixed(0)} % of time, ${f.audio_seconds} s audio${f.disturbed ? ', DISTURBED (core shared)' : ''}; ${f.result_file}`]);
 }
 if (part === 'pipeline' || part === 'all') {
   results.pipeline = {};
-  for (const [model, rounds] of [['moonshine-tiny', '3'], ['moonshine-base', '2']]) {
+  for (const model of PIPELINE_MODELS) {
     console.log(`full pipeline with ${model}, one core (taskset -c 0):`);
-    results.pipeline[model] = await pinned(node('bench/speech-onecore.bench.ts', 'pipeline', model, rounds));
+    const p = await pinned(node('bench/speech-onecore.bench.ts', 'pipeline', model, String(PIPELINE_ROUNDS)));
+    const short = model.replace('moonshine-', '');
+    const m = bench.metric(`pipeline_${short}_rtf_wall`, p.runs.rtf_wall, '× real time', 'higher');
+    results.pipeline[model] = { ...p, runs: undefined };
+    const s = p.stage_seconds_median;
+    rows.push([
+      `full pipeline ${short}, 1 core`,
+      describeMetric(m, 1, '×'),
+      model === 'moonshine-tiny' ? '≥ 8×' : '(report)',
+      `s: analyzer ${s.analyzer}, asr ${s.recognition}, align ${s.alignment}, fillers ${s.filled_pauses_and_rest}; WER ${(100 * p.wer_vs_manifest).toFixed(1)} %${p.disturbed ? ', DISTURBED (core shared)' : ''}; ${p.result_file}`,
+    ]);
   }
 }
 if (part === 'live' || part === 'all') {
   results.live = [];
   for (const n of liveCounts) {
-    console.log(`${n} live stream(s), whole Attune in one process, unpinned:`);
-    const args = ['--max-semi-space-size=64', '--import', 'tsx', 'bench/speech-live.bench.ts', String(n), String(LIVE_SECONDS)];
-    let r = await child('node', args);
-    if (!r.all_keep_up && r.load_average_before[0] > 1) {
-      // Two cores shared with other engineers' runs: a failure under load gets a second chance.
-      console.log(`  failed with load average ${r.load_average_before.join(' ')} at its start; running again`);
-      const again = await child('node', args);
-      r = { ...(again.all_keep_up ? again : r), rerun_of_disturbed: { first: summariseLive(r), second: summariseLive(again) } };
+    const runs = [];
+    for (let r = 0; r < liveRuns; r++) {
+      console.log(`${n} live stream(s), whole Attune in one process, unpinned, run ${r + 1}/${liveRuns}:`);
+      runs.push(await liveRun(n));
     }
-    results.live.push(r);
-    if (!r.all_keep_up) break;
+    const m = liveMetrics(`live_${n}`, runs);
+    const allKeepUp = runs.filter((r) => r.all_keep_up).length;
+    results.live.push({ streams: n, runs_where_all_keep_up: allKeepUp, runs: runs.length, medians: m, per_run: runs.map(summariseLive) });
+    const st = (k: string) => (m.stages[k] ? round(m.stages[k].median, 0) : '–');
+    rows.push([
+      `live × ${n}`,
+      `${allKeepUp}/${runs.length} runs all keep up; p99 ${describeMetric(m.p99, 0, ' ms')}`,
+      'all, p99 ≤ 1000 ms',
+      `max ${round(m.max.median, 0)} ms, loop delay p99 ${round(m.loop.median, 0)} ms, ${round(m.cores.median, 2)} cores; wall ms per audio s: analyzer ${st('analyzer_push')}, ` +
+        `final asr ${st('final_recognition')}, align ${st('final_alignment')}, whole finals ${st('final_total')}, partials ${st('partial_recognition')}`,
+    ]);
+    if (allKeepUp === 0) break;
   }
-  const sustained = Math.max(0, ...results.live.filter((l: any) => l.all_keep_up).map((l: any) => l.streams));
-  if (sustained < 8) {
-    // Diagnosis: the same 8 streams with partial results switched off, to see what they cost.
-    console.log('diagnosis: 8 live streams with partial results switched off:');
-    results.live_diagnosis_no_partials = await child('node', ['--max-semi-space-size=64', '--import', 'tsx', 'bench/speech-live.bench.ts', '8', String(LIVE_SECONDS), 'no-partials']);
+  const sustained = results.live.filter((l: any) => l.runs_where_all_keep_up === l.runs).map((l: any) => l.streams as number);
+  results.live_sustained_streams = sustained.length > 0 ? Math.max(...sustained) : 0;
+  rows.push(['live sustained', `${results.live_sustained_streams} streams`, '≥ 8', `largest N where every stream kept up in every run (of ${results.live.map((l: any) => l.streams).join(', ')})`]);
+  if (results.live_sustained_streams < 8 && liveCounts.some((n) => n >= 8)) {
+    // Diagnosis: what partial results cost, 8 streams with and without them in the same run, interleaved.
+    const byVariant: Record<string, any[]> = { partials: [], 'no-partials': [] };
+    for (const round of interleavedOrder(['partials', 'no-partials'], liveRuns))
+      for (const v of round) {
+        console.log(`diagnosis: 8 live streams, ${v}:`);
+        byVariant[v].push(await liveRun(8, ...(v === 'no-partials' ? ['no-partials'] : [])));
+      }
+    results.live_diagnosis = Object.fromEntries(
+      Object.entries(byVariant).map(([v, runs]) => {
+        const m = liveMetrics(`diagnosis_8_${v.replace('-', '_')}`, runs);
+        rows.push([`live × 8, ${v} (diagnosis)`, `p99 ${describeMetric(m.p99, 0, ' ms')}`, '', `loop delay p99 ${round(m.loop.median, 0)} ms, ${round(m.cores.median, 2)} cores`]);
+        return [v, { medians: m, per_run: runs.map(summariseLive) }];
+      }),
+    );
   }
 }
 
-function summariseLive(r: any) {
-  return { all_keep_up: r.all_keep_up, streams_keeping_up: r.streams_keeping_up, metrics_latency_ms: r.metrics_latency_ms, load_average_before: r.load_average_before };
-}
-
-// ---- table ----
-const rows: string[][] = [['measurement', 'result', 'target', 'notes']];
-if (results.features) {
-  const f = results.features;
-  rows.push(['features + VAD, 1 core', `${f.rtf_wall_median}× real time`, '≥ 100×', `CPU-time RTF ${f.rtf_cpu_median}×, VAD ${(100 * f.vad_share_of_wall).toFixed(0)} % of time, ${f.audio_seconds} s audio`]);
-}
-for (const [model, p] of Object.entries<any>(results.pipeline ?? {})) {
-  const s = p.stage_seconds_median;
-  rows.push([
-    `full pipeline ${model.replace('moonshine-', '')}, 1 core`,
-    `${p.rtf_wall_median}× real time`,
-    model === 'moonshine-tiny' ? '≥ 8×' : '(report)',
-    `CPU-time RTF ${p.rtf_cpu_median}×; s: analyzer ${s.analyzer}, asr ${s.recognition}, align ${s.alignment}, fillers ${s.filled_pauses_and_rest}; WER ${(100 * p.wer_vs_manifest).toFixed(1)} %`,
-  ]);
-}
-for (const l of results.live ?? []) {
-  const m = l.metrics_latency_ms;
-  rows.push([
-    `live × ${l.streams}`,
-    `${l.streams_keeping_up}/${l.streams} keep up`,
-    'all, p99 ≤ 1000 ms',
-    `latency p50/p95/p99/max ${m.p50}/${m.p95}/${m.p99}/${m.max} ms, missing s ${l.seconds_missing}, partials ${l.partials_while_playing}, finals ${l.finals_while_playing}, loop delay p99 ${l.event_loop_delay_ms.p99} max ${l.event_loop_delay_ms.max} ms, ${l.cpu_cores_used_while_playing} cores, pacing p99 ${l.client_pacing_lag_ms.p99} ms`,
-  ]);
-}
-if (results.live_diagnosis_no_partials) {
-  const l = results.live_diagnosis_no_partials;
-  const m = l.metrics_latency_ms;
-  rows.push([
-    `live × 8, no partials`,
-    `${l.streams_keeping_up}/8 keep up`,
-    '(diagnosis)',
-    `latency p50/p95/p99/max ${m.p50}/${m.p95}/${m.p99}/${m.max} ms, loop delay p99 ${l.event_loop_delay_ms.p99} max ${l.event_loop_delay_ms.max} ms, ${l.cpu_cores_used_while_playing} cores`,
-  ]);
-}
-if (results.live) {
-  const ok = results.live.filter((l: any) => l.all_keep_up).map((l: any) => l.streams);
-  results.live_sustained_streams = ok.length > 0 ? Math.max(...ok) : 0;
-  rows.push(['live sustained', `${results.live_sustained_streams} streams`, '≥ 8', `largest N tried where every stream kept up (of ${results.live.map((l: any) => l.streams).join(', ')})`]);
-}
 const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 console.log('');
 for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
 
-const resultsDir = new URL('./results/', import.meta.url);
-mkdirSync(resultsDir, { recursive: true });
-const stamp = started.toISOString().slice(0, 16).replace(':', '');
-const file = new URL(`speech-${stamp}.json`, resultsDir);
-writeFileSync(
-  file,
-  JSON.stringify(
-    {
-      benchmark: 'speech pipeline (issue 3 §10): features + VAD and full pipeline on one core, concurrent live streams',
-      at: started.toISOString(),
-      part,
-      machine: machine(),
-      load_average_at_end: load(),
-      audio: 'real 16 kHz clips of ../shared/data/speech, whole, with 400 ms silences between them: ≥ 60 s one-core, ≥ 30 s per live stream (each stream from a different first clip)',
-      live_client: 'same process as Attune; N ingest sockets (20 ms PCM16 messages at real-time pace) and N event sockets; stream starts spread over 1 s',
-      ...results,
-    },
-    null,
-    2,
-  ) + '\n',
-);
-console.log(`\nwrote ${fileURLToPath(file)}`);
+const file = bench.write({ ...results, child_result_files: childFiles, table: rows });
+console.log(`\nwrote ${relativeResultPath(file)}`);

@@ -1,0 +1,24 @@
+// Runs a benchmark part in a child process (so it can be pinned to a core, or start from a clean
+// heap), echoes its output indented, and resolves with the object on its `RESULT {json}` line.
+import { spawn } from 'node:child_process';
+import { REPO_ROOT } from './results.js';
+
+export function runChild(command: string, args: string[]): Promise<any> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let result: any = null;
+    let buffered = '';
+    p.stdout.on('data', (d: Buffer) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (line.startsWith('RESULT ')) result = JSON.parse(line.slice(7));
+        else console.log('  ' + line);
+      }
+    });
+    p.on('error', reject);
+    p.on('close', (code) => (code === 0 && result ? resolve(result) : reject(new Error(`${command} ${args.join(' ')} exited with ${code}`))));
+  });
+}
