@@ -65,3 +65,20 @@ export function beatTimesFromRr(rrMs: ArrayLike<number>, startMs = 0): Float64Ar
   }
   return out;
 }
+
+/**
+ * A copy of `rrMs` with a premature ectopic beat closing interval k for each k in `positions`:
+ * the beat arrives `prematurity[i]` (0..1) of an interval early, RR'[k] = RR[k]·(1 − p), and is
+ * followed by a full compensatory pause, RR'[k + 1] = RR[k + 1] + RR[k]·p, so the pair sums to
+ * the two normal intervals and every other beat keeps its time. The same two floating-point
+ * operations as scripts/reference/make_artifact_fixtures.py, so both sides build the same series.
+ */
+export function injectEctopicBeats(rrMs: ArrayLike<number>, positions: readonly number[], prematurity: readonly number[]): Float64Array {
+  const out = Float64Array.from(rrMs);
+  positions.forEach((k, i) => {
+    const p = prematurity[i];
+    out[k] = rrMs[k] * (1 - p);
+    out[k + 1] = rrMs[k + 1] + rrMs[k] * p;
+  });
+  return out;
+}
