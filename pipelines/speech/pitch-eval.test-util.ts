@@ -13,6 +13,12 @@ import { DEFAULT_HOP, DEFAULT_PITCH_FRAME_SIZE, SPEECH_SAMPLE_RATE } from './fra
 
 export const SHARED_DATA_DIR = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
 
+/** Path of a fixture clip: 'espeak/…' clips live in test/fixtures/fillers, the others in ../shared/data. */
+export function clipPath(name: string): string {
+  if (name.startsWith('espeak/')) return fileURLToPath(new URL('../../test/fixtures/fillers/' + name.slice('espeak/'.length), import.meta.url));
+  return SHARED_DATA_DIR + name;
+}
+
 export interface ReferenceTrack {
   /** Time of reference frame 0 (seconds from the first sample) and the frame step. */
   firstFrameS: number;
@@ -31,7 +37,7 @@ interface PraatFixture {
   clips: Record<string, { role: 'development' | 'evaluation'; first_frame_s: number; f0_hz: number[] }>;
 }
 
-/** Praat's tracks from the committed fixture, keyed 'speech/<file>.wav', 'pitch/…', 'fillers/…'. */
+/** Praat's tracks from the committed fixture, keyed 'speech/<file>.wav', 'pitch/…', 'fillers/…', 'espeak/…'. */
 export function praatClips(): PraatClip[] {
   const path = fileURLToPath(new URL('./fixtures/praat-pitch.json', import.meta.url));
   const fixture = JSON.parse(readFileSync(path, 'utf8')) as PraatFixture;

@@ -4,13 +4,13 @@
 //
 //   node --import tsx scripts/reference/pitch-eval.ts [ptdbFirstFrameS=0.025]
 import { computeSpeechFeatures, createSpeechFeaturePlan, pitchStats } from '../../pipelines/speech/index.js';
-import { SHARED_DATA_DIR, praatClips, ptdbReference, referenceStats, scoreAgainst } from '../../pipelines/speech/pitch-eval.test-util.js';
+import { clipPath, praatClips, ptdbReference, referenceStats, scoreAgainst } from '../../pipelines/speech/pitch-eval.test-util.js';
 import { readWavFile } from '../../pipelines/speech/wav.test-util.js';
 
 const pct = (x: number) => (100 * x).toFixed(1).padStart(5);
 const plan = createSpeechFeaturePlan(JSON.parse(process.env.PITCH_OPTS ?? '{}'));
 for (const clip of praatClips()) {
-  const wav = readWavFile(SHARED_DATA_DIR + clip.name);
+  const wav = readWavFile(clipPath(clip.name));
   const f = computeSpeechFeatures(wav.samples, plan);
   const s = scoreAgainst(f, clip);
   const ours = pitchStats(f.f0Hz, f.voiced);

@@ -3,8 +3,9 @@
 
 Dev-only (the product never runs Python; CI reads the committed fixture). Writes
 pipelines/speech/fixtures/praat-pitch.json: for every 16 kHz WAV in ../shared/data/speech, the
-PTDB-TUG clip ../shared/data/pitch/mic_F01_sa1_16k.wav and (as development data, kept apart from
-the clips the pass marks are judged on) ../shared/data/fillers/*.wav, Praat's "To Pitch (ac)"
+PTDB-TUG clip ../shared/data/pitch/mic_F01_sa1_16k.wav and, as development data kept apart from
+the clips the pass marks are judged on, ../shared/data/fillers/*.wav (real, one male speaker) and
+the espeak-ng clips test/fixtures/fillers/*.wav (synthetic, male and female voices), Praat's "To Pitch (ac)"
 with time step 0.01 s, pitch floor 60 Hz, pitch ceiling 500 Hz and every other setting at
 Praat's default (15 candidates, not "very accurate", silence threshold 0.03, voicing threshold
 0.45, octave cost 0.01, octave-jump cost 0.35, voiced/unvoiced cost 0.14).
@@ -39,6 +40,9 @@ sets = {
     "speech": sorted(glob.glob(os.path.join(data, "speech", "*.wav"))),
     "pitch": [os.path.join(data, "pitch", "mic_F01_sa1_16k.wav")],
     "fillers": sorted(glob.glob(os.path.join(data, "fillers", "*.wav"))),
+    # Synthetic espeak-ng clips committed in the repository (test/fixtures/fillers, top level only:
+    # heldout/ and spliced/ belong to the filler detector's evaluation and hold the speech clips).
+    "espeak": sorted(glob.glob(os.path.join(root, "test", "fixtures", "fillers", "*.wav"))),
 }
 
 clips = {}
@@ -50,7 +54,7 @@ for group, paths in sets.items():
         f0 = pitch.selected_array["frequency"]
         times = pitch.xs()
         clips[f"{group}/{os.path.basename(path)}"] = {
-            "role": "development" if group == "fillers" else "evaluation",
+            "role": "development" if group in ("fillers", "espeak") else "evaluation",
             "duration_s": round(sound.duration, 6),
             "first_frame_s": round(float(times[0]), 6),
             "f0_hz": [round(float(v), 2) for v in f0],

@@ -48,9 +48,9 @@ test('per-second pitch of a real recording is the same whatever the chunk sizes,
 test('a second is complete once the look-ahead after it is in, not before', () => {
   const s = new SecondFeatureStream();
   const oneSecondPlus = s.samplesToComplete(0);
-  // 99 frames are centred in the first second; with 10 frames of look-ahead (100 ms) the first
-  // second is decided once frame 108 (samples 17 280 .. 17 760) is in.
-  assert.equal(oneSecondPlus, 17_760);
+  // 99 frames are centred in the first second; with 30 frames of look-ahead (300 ms) the first
+  // second is decided once frame 128 (samples 20 480 .. 20 960) is in.
+  assert.equal(oneSecondPlus, 20_960);
   s.push(jfk.subarray(0, oneSecondPlus - 1));
   assert.equal(s.completeSeconds(), 0);
   s.push(jfk.subarray(oneSecondPlus - 1, oneSecondPlus));
