@@ -274,12 +274,15 @@ interface FrameCandidates {
   dprime: Float64Array;
   /** 1 − d' − octave cost. */
   strength: Float64Array;
+  /** log2 of f0Hz, for the octave-jump cost. */
+  log2F0: Float64Array;
 }
 
 function createFrameCandidates(): FrameCandidates {
   return { dbfs: 0, belowPeakDb: 0, minDprime: 1, count: 0, f0Hz: new Float64Array(MAX_CANDIDATES),
     dprime: new Float64Array(MAX_CANDIDATES),
     strength: new Float64Array(MAX_CANDIDATES),
+    log2F0: new Float64Array(MAX_CANDIDATES),
   };
 }
 
@@ -364,6 +367,7 @@ function analyseFrame(samples: Float32Array, start: number, plan: PitchPlan, out
     strength[slot] = own;
     if (out.count < MAX_CANDIDATES) out.count++;
   }
+  for (let k = 0; k < out.count; k++) out.log2F0[k] = Math.log2(f0Hz[k]);
 }
 
 /** A decided frame, delivered in frame order. */
@@ -387,6 +391,8 @@ export class PitchTracker {
   /** Per ring slot and state: accumulated path score, back-pointer to the previous frame's state, strength. */
   private readonly score: Float64Array;
   private readonly back: Int8Array;
+  /** States along a traced path, scratch for deliverThrough. */
+  private readonly pathStates: Int8Array;
   private readonly hopCostScale: number;
   private readonly peakDecayPerFrame: number;
   /**
@@ -406,6 +412,7 @@ export class PitchTracker {
     this.frames = Array.from({ length: this.ring }, createFrameCandidates);
     this.score = new Float64Array(this.ring * STATES);
     this.back = new Int8Array(this.ring * STATES);
+    this.pathStates = new Int8Array(this.ring);
     // Praat scales its transition costs by 0.01 s / time step, so that they mean the same per
     // second of signal whatever the hop.
     this.hopCostScale = (0.01 * plan.sampleRate) / hop;
@@ -484,7 +491,7 @@ export class PitchTracker {
         let cost = 0;
         if (s === 0 && q === 0) cost = 0;
         else if (s === 0 || q === 0) cost = vu;
-        else cost = jump * Math.abs(Math.log2(frame.f0Hz[s - 1] / prev.f0Hz[q - 1]));
+        else cost = jump * Math.abs(frame.log2F0[s - 1] - prev.log2F0[q - 1]);
         const total = before - cost;
         if (total > bestScore) {
           bestScore = total;
@@ -511,9 +518,9 @@ export class PitchTracker {
       }
     }
     // States of frames decided .. from along the path, last first.
-    const states: number[] = [];
+    const states = this.pathStates;
     for (let t = from; t >= this.decided; t--) {
-      states.push(state);
+      states[from - t] = state;
       state = this.back[slot * STATES + state];
       slot = (slot + this.ring - 1) % this.ring;
     }
