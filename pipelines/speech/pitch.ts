@@ -16,17 +16,25 @@
 //    frame's power that does not repeat after τ samples: 0 for a periodic signal, about 1 for noise).
 //
 // 2. Candidates. Every local minimum of d' in [fs/maxHz, τmax] is a period candidate (up to
-//    MAX_CANDIDATES, the strongest), refined to sub-sample precision by a parabola through
-//    the dip and its neighbours. Its strength is its periodicity 1 − d' minus a small octave cost
-//    per octave below maxHz (Praat's "octave cost"): a subharmonic 2τ dips about as low as τ, so
-//    among nearly equal dips the shorter period wins (YIN's first dip under a threshold, or
-//    pYIN's prior over thresholds, would favour the shorter period more strongly; against Praat,
-//    which the tests take as the reference, that was worse on the development clips: period-
-//    doubled voice, as in creak or espeak-ng's female voices, repeats exactly only every two
-//    cycles, and Praat, like this tracker, then reports the doubled period). Besides the candidates, every frame has an
-//    unvoiced state with strength 1 − `threshold`, plus a level term that grows as the frame falls
-//    from `softDbfs` towards the hard gate `minDbfs` (under which no period is a candidate), so
-//    faint periodic hum and reverberation tails between words do not count as voice.
+//    MAX_CANDIDATES, the strongest), refined to sub-sample precision by a parabola through the dip
+//    and its neighbours. Its strength is its periodicity 1 − d' minus a small octave cost per
+//    octave below maxHz (Praat's "octave cost"): a subharmonic 2τ dips about as low as τ, so among
+//    nearly equal dips the shorter period wins. (YIN's first dip under a threshold, or pYIN's
+//    prior over thresholds, favours the shorter period more strongly; against Praat, the tests'
+//    reference, that scored worse on the development clips: period-doubled voice, as in creak or
+//    espeak-ng's female voices, repeats exactly only every two cycles, and Praat, like this
+//    tracker, then reports the doubled period.)
+//
+//    Voicing. Besides the candidates every frame has an unvoiced state, whose strength is Praat's
+//    (Boersma 1993): the voicing threshold 1 − `threshold`, plus a silence term
+//    max(0, 2 − (a / A) · (2 − threshold) / silenceThreshold) that grows as the frame's RMS
+//    amplitude a falls under about `silenceThreshold` (3 %) of A, the level of the loudest clearly
+//    periodic frame lately (d' < PERIODIC_FOR_PEAK, forgotten at peakDecayDbPerSecond; Praat uses
+//    the loudest sample of the whole recording, which a stream does not have and which a knock or
+//    a cough would set), or an absolute term that grows from `softDbfs` to 1 at the hard gate
+//    `minDbfs` (under which no period is a candidate), whichever is larger. So mains hum and
+//    reverberation tails between words, periodic but far below the voice, do not count as voice,
+//    while a quiet but periodic voice does.
 //
 // 3. Path. Viterbi over the frames maximises the summed strengths minus transition costs:
 //    `octaveJumpCost` per octave between consecutive voiced f0s (so a one-frame jump to the double
@@ -51,7 +59,7 @@ import FFT from 'fft.js';
 import { AttuneError } from '../../lib/errors.js';
 import { dbfsFromMeanSquare } from './volume.js';
 
-/** Period candidates kept per frame (the lowest dips of d'). */
+/** Period candidates kept per frame (the strongest dips of d'). */
 export const MAX_CANDIDATES = 5;
 
 export interface PitchPlanOptions {
