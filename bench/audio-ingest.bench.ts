@@ -1,13 +1,26 @@
 // Upload-path throughput for the worst common case, 48 kHz stereo PCM16: WAV bytes in
 // 64 KB pieces (what a multipart stream delivers) → parse to mono → resample to 16 kHz →
 // PCM16 bus frames. Reports each stage and the whole path as multiples of real time on
-// one core. Run: node --import tsx bench/audio-ingest.bench.ts [seconds]
+// one core.
+//
+//   npm run bench:audio-ingest -- [seconds=120] [runs=5]
+//
+// The three nested stage sets (parse; parse + resample; all) are measured in the same run,
+// interleaved (their order rotates each run), after one warm-up each; each figure is the median
+// over runs. Writes bench/results/audio-ingest-<time>-<tag>.json.
 import { createRandom } from '../lib/prng.js';
 import { WavStreamParser } from '../ingest/audio/wav-stream.js';
 import { createResampler } from '../ingest/audio/resample.js';
 import { createAudioFramer } from '../ingest/audio/frames.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
+import { interleavedOrder } from './lib/stats.js';
 
 const seconds = Number(process.argv[2] ?? 120);
+const runs = runsArg(process.argv[3], 5);
+const bench = new BenchRun('audio-ingest', {
+  description: 'WAV upload path for 48 kHz stereo PCM16 in 64 KB pieces: parse to mono, resample to 16 kHz, PCM16 bus frames; synthetic tones + noise; one thread',
+  options: { seconds, runs },
+});
 const rate = 48000;
 const frames = seconds * rate;
 
@@ -64,19 +77,23 @@ function run(stages: 'parse' | 'parse+resample' | 'all'): { ms: number; out: num
   return { ms: performance.now() - t0, out };
 }
 
-for (const stage of ['parse', 'parse+resample', 'all'] as const) {
-  run(stage); // warm-up
-  const ms: number[] = [];
-  let out = 0;
-  for (let k = 0; k < 3; k++) {
+const stages = ['parse', 'parse+resample', 'all'] as const;
+for (const stage of stages) run(stage); // warm-up
+const factors: Record<(typeof stages)[number], number[]> = { parse: [], 'parse+resample': [], all: [] };
+const outputs: Record<string, number> = {};
+for (const order of interleavedOrder(stages, runs)) {
+  for (const stage of order) {
     const r = run(stage);
-    ms.push(r.ms);
-    out = r.out;
+    factors[stage].push((seconds * 1000) / r.ms);
+    outputs[stage] = r.out;
   }
-  const best = Math.min(...ms);
+}
+for (const stage of stages) {
+  const m = bench.metric(`${stage.replace('+', '_')}_real_time_factor`, factors[stage], '× real time (audio s / compute s)', 'higher');
   console.log(
-    `${stage.padEnd(15)} ${seconds} s of 48 kHz stereo PCM16 (${(wav.length / 1e6).toFixed(1)} MB): ` +
-      `${best.toFixed(0)} ms best of 3 → ${((seconds * 1000) / best).toFixed(0)}× real time, ` +
-      `${(wav.length / 1e6 / (best / 1000)).toFixed(0)} MB/s (out: ${out})`,
+    `${stage.padEnd(15)} ${seconds} s of 48 kHz stereo PCM16 (${(wav.length / 1e6).toFixed(1)} MB): ${describeMetric(m, 0, '×')} real time, ` +
+      `${((wav.length / 1e6) * (m.median / seconds)).toFixed(0)} MB/s at the median (out: ${outputs[stage]})`,
   );
 }
+const file = bench.write({ wav_bytes: wav.length, outputs });
+console.log(`wrote ${relativeResultPath(file)}`);

@@ -5,15 +5,15 @@
 //   npm run bench:ingest -- embedded|kafka [readings=1000000] [runs=3]
 //
 // Kafka comes from KAFKA_BROKERS or is started with infra/kafka/kafka.sh. The load
-// generator runs in a child process. Results go to bench/results/ingest-<bus>-<date>.json.
+// generator runs in a child process. Each bus's set of runs goes to
+// bench/results/ingest-<bus>-<time>-<tag>.json (every run's figures and their medians).
 // Target: at least 50,000 readings/s end to end in embedded mode on the 2-core machine.
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { startTestAttune, type TestAttune } from '../test/attune.js';
 import { startLocalKafka } from '../test/services.js';
-import { machine } from './lib/machine.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
 
 const TARGET_EMBEDDED = 50_000;
 const DEVICES = 8;
@@ -84,33 +84,27 @@ async function runOne(bus: 'embedded' | 'kafka', total: number) {
 
 const which = process.argv[2] ? [process.argv[2] as 'embedded' | 'kafka'] : (['embedded', 'kafka'] as const);
 const total = Number(process.argv[3] ?? 1_000_000);
-const runs = Number(process.argv[4] ?? 3);
-const date = new Date().toISOString().slice(0, 10);
-// One file per set of runs (…-<date>T<HHMM>.json): results on a shared machine vary, and the
-// history of sets says more than the last one.
-const stamp = new Date().toISOString().slice(0, 16).replace(/:/g, '');
-mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
+const runs = runsArg(process.argv[4], 3);
 for (const bus of which) {
+  // One file per set of runs: results on a shared machine vary, and the history of sets says
+  // more than the last one.
+  const bench = new BenchRun(`ingest-${bus}`, {
+    description: 'ingest: POST /v1/devices/{id}/sync → rows in heart_readings, every role in one process (the coherence worker too); load generator in a child process',
+    options: { bus, readings: total, runs, devices: DEVICES, readings_per_request: READINGS_PER_REQUEST, concurrency: CONCURRENCY },
+  });
   const results = [];
   for (let i = 0; i < runs; i++) {
     const r = await runOne(bus, total);
     console.log(`${bus} run ${i + 1}/${runs}: ${r.end_to_end_readings_per_s} readings/s end to end (${r.accepted_readings_per_s} accepted/s)`);
     results.push(r);
   }
-  const sorted = results.map((r) => r.end_to_end_readings_per_s).sort((a, b) => a - b);
-  const median = sorted[Math.floor(sorted.length / 2)];
+  const e2e = bench.metric('end_to_end_readings_per_s', results.map((r) => r.end_to_end_readings_per_s), 'readings/s', 'higher');
+  bench.metric('accepted_readings_per_s', results.map((r) => r.accepted_readings_per_s), 'readings/s', 'higher');
+  bench.metric('request_latency_p99_ms', results.map((r) => r.request_latency_p99_ms), 'ms', 'lower');
+  bench.metric('server_cpu_cores', results.map((r) => r.server_cpu_cores), 'cores', 'lower');
   const target = bus === 'embedded' ? TARGET_EMBEDDED : null;
-  const out = {
-    benchmark: 'ingest: POST /v1/devices/{id}/sync → rows in heart_readings, every role in one process',
-    date,
-    machine: machine(),
-    bus,
-    target_readings_per_s: target,
-    median_end_to_end_readings_per_s: median,
-    meets_target: target === null ? null : median >= target,
-    runs: results,
-  };
-  console.log(JSON.stringify(out, null, 2));
-  writeFileSync(fileURLToPath(new URL(`./results/ingest-${bus}-${stamp}.json`, import.meta.url)), JSON.stringify(out, null, 2) + '\n');
+  console.log(`${bus}: end to end ${describeMetric(e2e, 0, ' readings/s')}${target ? `; target ${target}: ${e2e.median >= target ? 'met' : 'NOT met'}` : ''}`);
+  const file = bench.write({ target_readings_per_s: target, meets_target: target === null ? null : e2e.median >= target, runs: results });
+  console.log(`wrote ${relativeResultPath(file)}`);
 }
 process.exit(0);

@@ -2,19 +2,28 @@
 // rows, and the cost of the DateTime64(3) encodings that work without per-query settings.
 // Rows are built from a real RR recording (meditation, subject Y3) replayed for many users.
 //
-//   node --import tsx bench/store-insert.bench.ts [totalRows=100000]
+//   node --import tsx bench/store-insert.bench.ts [totalRows=100000] [runs=3]   (npm run bench:store-insert)
 //
-// Set CLICKHOUSE_URL to run the same against a ClickHouse server as well.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+// Set CLICKHOUSE_URL to run the same against a ClickHouse server as well. The encodings are
+// compared in the same run, interleaved; every figure is the median over runs. Writes
+// bench/results/store-insert-<time>-<tag>.json.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../lib/log.js';
 import { createStoreClient, queryRows, toNumber, type StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
 import { BatchWriter } from '../store/batch-writer.js';
 import type { HeartReadingRow } from '../store/rows.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
+import { interleavedOrder } from './lib/stats.js';
 
 const totalRows = Number(process.argv[2] ?? 100_000);
+const rounds = runsArg(process.argv[3], 3);
+const bench = new BenchRun('store-insert', {
+  description: 'heart_readings inserts through chDB (and a ClickHouse server when CLICKHOUSE_URL is set) with JSONEachRow in batches of 10,000 rows, three DateTime64(3) encodings, and through BatchWriter; rows from a real RR recording replayed for many users',
+  options: { total_rows: totalRows, runs: rounds, batch_rows: 10_000, clickhouse_server: Boolean(process.env.CLICKHOUSE_URL) },
+});
 const batchRows = 10_000;
 const rrFile = new URL('../../shared/data/rr/meditation_Y3med_kundalini_slowbreath.rr_ms.txt', import.meta.url);
 const rr = readFileSync(rrFile, 'utf8')
@@ -84,9 +93,8 @@ async function run(store: StoreClient) {
   // Warm-up: the first insert pays for part/file creation.
   await store.client.insert({ table, values: rows.slice(0, 1000), format: 'JSONEachRow' });
 
-  // Rounds interleave the encodings so that load from other processes spreads over all of
-  // them; each figure is the median round.
-  const rounds = 3;
+  // Rounds interleave the encodings (their order rotating) so that load from other processes
+  // spreads over all of them; each figure is the median round.
   const samples: Record<Encoding, { encodeMs: number[]; insertMs: number[]; correct: boolean }> = {
     epoch_ms_number: { encodeMs: [], insertMs: [], correct: true },
     formatted_string: { encodeMs: [], insertMs: [], correct: true },
@@ -94,8 +102,8 @@ async function run(store: StoreClient) {
   };
   const wantLo = rows.reduce((m, r) => Math.min(m, r.event_time), Infinity);
   const wantHi = rows.reduce((m, r) => Math.max(m, r.event_time), -Infinity);
-  for (let round = 0; round < rounds; round++) {
-    for (const enc of Object.keys(samples) as Encoding[]) {
+  for (const order of interleavedOrder(Object.keys(samples) as Encoding[], rounds)) {
+    for (const enc of order) {
       await store.client.command({ query: `TRUNCATE TABLE ${table}` });
       // JS-side cost alone: turn the rows into the JSONEachRow body the client sends.
       samples[enc].encodeMs.push(
@@ -121,28 +129,29 @@ async function run(store: StoreClient) {
         toNumber(check[0].n) === rows.length && toNumber(check[0].lo) === wantLo && toNumber(check[0].hi) === wantHi;
     }
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const perS = (ms: number[]) => ms.map((x) => rows.length / (x / 1000));
   for (const [enc, s] of Object.entries(samples)) {
-    results[enc] = {
-      encode_rows_per_s: Math.round(rows.length / (median(s.encodeMs) / 1000)),
-      insert_rows_per_s: Math.round(rows.length / (median(s.insertMs) / 1000)),
-      insert_ms_rounds: s.insertMs.map(Math.round),
-      correct: s.correct,
-    };
-    console.log(store.kind, enc, results[enc]);
+    const encode = bench.metric(`${store.kind}_${enc}_encode_rows_per_s`, perS(s.encodeMs), 'rows/s', 'higher');
+    const insert = bench.metric(`${store.kind}_${enc}_insert_rows_per_s`, perS(s.insertMs), 'rows/s', 'higher');
+    results[enc] = { correct: s.correct };
+    console.log(`${store.kind} ${enc}: encode ${describeMetric(encode, 0, ' rows/s')}; insert ${describeMetric(insert, 0, ' rows/s')}; correct ${s.correct}`);
   }
 
   // End to end through BatchWriter (epoch-ms numbers), rows handed over in consumer-sized batches.
-  await store.client.command({ query: `TRUNCATE TABLE ${table}` });
-  const writer = new BatchWriter<HeartReadingRow>({ store, table: 'heart_readings', maxRows: batchRows, log: silentLogger });
-  const writerMs = await timeIt(async () => {
-    for (let i = 0; i < rows.length; i += 500) await writer.add(rows.slice(i, i + 500));
-    await writer.flush();
-  });
-  await writer.close();
-  results.load_average_1m = Number(loadavg()[0].toFixed(2));
-  results.batch_writer = { rows_per_s: Math.round(rows.length / (writerMs / 1000)), ms: Math.round(writerMs) };
-  console.log(store.kind, 'batch_writer', results.batch_writer);
+  const writerMs: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    await store.client.command({ query: `TRUNCATE TABLE ${table}` });
+    const writer = new BatchWriter<HeartReadingRow>({ store, table: 'heart_readings', maxRows: batchRows, log: silentLogger });
+    writerMs.push(
+      await timeIt(async () => {
+        for (let i = 0; i < rows.length; i += 500) await writer.add(rows.slice(i, i + 500));
+        await writer.flush();
+      }),
+    );
+    await writer.close();
+  }
+  const bw = bench.metric(`${store.kind}_batch_writer_rows_per_s`, perS(writerMs), 'rows/s', 'higher');
+  console.log(`${store.kind} batch_writer: ${describeMetric(bw, 0, ' rows/s')}`);
   return results;
 }
 
@@ -161,6 +170,5 @@ try {
 } finally {
   rmSync(dataDir, { recursive: true, force: true });
 }
-const outDir = new URL('./results/', import.meta.url);
-mkdirSync(outDir, { recursive: true });
-writeFileSync(new URL('store-insert.json', outDir), `${JSON.stringify({ at: new Date().toISOString(), node: process.version, results: all }, null, 2)}\n`);
+const file = bench.write({ backends: all });
+console.log(`wrote ${relativeResultPath(file)}`);

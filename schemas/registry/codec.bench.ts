@@ -1,12 +1,22 @@
-// Encode+decode throughput of HeartReading through the wire-format codec.
-// Run: node --import tsx schemas/registry/codec.bench.ts
+// Encode+decode throughput of HeartReading through the wire-format codec, one thread.
+//
+//   node --import tsx schemas/registry/codec.bench.ts [runs=5]     (npm run bench:codec)
+//
+// Each run encodes then decodes 200,000 records after one warm-up; figures are medians over
+// runs. Writes bench/results/codec-<time>-<tag>.json.
 import { Topics } from '../../bus/types.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from '../../bench/lib/results.js';
 import { createCodec } from './codec.js';
 import { LocalSchemaRegistry } from './registry.js';
 import type { HeartReading } from './schemas.js';
 
 const codec = await createCodec(LocalSchemaRegistry.fromManifest());
 const n = 200_000;
+const runs = runsArg(process.argv[2], 5);
+const bench = new BenchRun('codec', {
+  description: 'HeartReading through the wire-format codec (Avro with the schema-registry header): encode then decodeSync, 1,000 distinct records cycled, one thread',
+  options: { records_per_run: n, runs },
+});
 const readings: HeartReading[] = Array.from({ length: 1000 }, (_, i) => ({
   reading_id: (i * 2654435761).toString(16).padStart(32, '0'),
   device_id: `device-${i % 50}`,
@@ -37,14 +47,19 @@ function run(count: number): { encodeNs: number; decodeNs: number; bytes: number
 }
 
 run(20_000); // warm-up
-const { encodeNs, decodeNs, bytes } = run(n);
-const rate = (ns: number) => Math.round(n / (ns / 1e9));
-console.log(
-  JSON.stringify({
-    records: n,
-    bytes_per_record: bytes,
-    encode_per_s: rate(encodeNs),
-    decode_per_s: rate(decodeNs),
-    encode_plus_decode_per_s: rate(encodeNs + decodeNs),
-  }),
-);
+const rate = (ns: number) => n / (ns / 1e9);
+const encode: number[] = [];
+const decode: number[] = [];
+const both: number[] = [];
+let bytes = 0;
+for (let r = 0; r < runs; r++) {
+  const out = run(n);
+  bytes = out.bytes;
+  encode.push(rate(out.encodeNs));
+  decode.push(rate(out.decodeNs));
+  both.push(rate(out.encodeNs + out.decodeNs));
+}
+for (const [name, values] of [['encode_per_s', encode], ['decode_per_s', decode], ['encode_plus_decode_per_s', both]] as const)
+  console.log(`${name}: ${describeMetric(bench.metric(name, values, 'records/s', 'higher'), 0)}`);
+const file = bench.write({ bytes_per_record: bytes });
+console.log(`wrote ${relativeResultPath(file)}`);
