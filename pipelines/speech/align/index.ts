@@ -4,4 +4,16 @@ export type { AlignedWord, WordTimingMethod } from './types.js';
 export { syllableCount, spreadBySyllables } from './syllables.js';
 export { numberWords } from './number-words.js';
 export { letterToPhones } from './letter-to-phone.js';
-export { type AlignOutcome, type WordAlignerOptions, WordAligner, derivePronunciation, dictionaryForm, ALIGNER_SAMPLE_RATE } from './aligner.js';
+export {
+  type AlignOutcome,
+  type AlignedFiller,
+  type AlignCallOptions,
+  type OptionalFillerName,
+  type WordAlignerOptions,
+  WordAligner,
+  OPTIONAL_FILLERS,
+  derivePronunciation,
+  dictionaryForm,
+  fillerGrammar,
+  ALIGNER_SAMPLE_RATE,
+} from './aligner.js';

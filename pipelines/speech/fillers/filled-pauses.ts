@@ -62,6 +62,10 @@ export interface FilledPause {
   spectralFlux: number;
   /** 0..1, higher is more clearly a held, level vowel. */
   score: number;
+  /** Which filled pause, when the forced alignment said (um, uh, hmm); absent when only the acoustic rules found it. */
+  name?: 'um' | 'uh' | 'hmm';
+  /** What found it: the acoustic rules alone, a filler the alignment placed (checked against the audio), or both. */
+  foundBy?: 'acoustic' | 'alignment' | 'both';
 }
 
 export interface FilledPauseOptions {
@@ -130,6 +134,32 @@ function plans() {
 
 const semitones = (hz: number, refHz: number) => 12 * Math.log2(hz / refHz);
 
+/**
+ * Semitones from refHz to hz with whole octaves taken out (−6..6): a jump of an octave inside a
+ * held vowel is the pitch track's octave error or the period doubling of creaky voice, which
+ * hesitations often have, not a change of pitch. (With the Viterbi pitch tracker of fa3f987 the
+ * female espeak fillers come out with half their frames an octave down.)
+ */
+function foldedSemitones(hz: number, refHz: number): number {
+  const d = semitones(hz, refHz);
+  return d - 12 * Math.round(d / 12);
+}
+
+/** Pitch distance between two f0 values in semitones, octave errors folded out. */
+const pitchStep = (a: number, b: number) => Math.abs(foldedSemitones(a, b));
+
+/**
+ * Level of a run of f0 values (sorted ascending): its median, and the 10th–90th percentile spread
+ * and the mean of the values folded to within half an octave of that median.
+ */
+function foldedLevel(sortedF0: readonly number[]): { medianHz: number; spread: number; meanOffset: number } {
+  if (sortedF0.length === 0) return { medianHz: 0, spread: 0, meanOffset: 0 };
+  const medianHz = percentile(sortedF0, 0.5);
+  const offsets = sortedF0.map((x) => foldedSemitones(x, medianHz)).sort((a, b) => a - b);
+  const meanOffset = offsets.reduce((a, b) => a + b, 0) / offsets.length;
+  return { medianHz, spread: percentile(offsets, 0.9) - percentile(offsets, 0.1), meanOffset };
+}
+
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
   const x = p * (sorted.length - 1);
@@ -138,18 +168,25 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[i] + (sorted[j] - sorted[i]) * (x - i);
 }
 
-/** Filled pauses in 16 kHz mono samples; times relative to the first sample + offsetMs. */
-export function detectFilledPauses(samples: Float32Array, opts: FilledPauseOptions & { offsetMs?: number } = {}): FilledPause[] {
-  const o = { ...DEFAULTS, ...definedOnly(opts) };
-  const offsetMs = opts.offsetMs ?? 0;
+interface FrameAnalysis {
+  f: ReturnType<typeof computeSpeechFeatures>;
+  flux: Float32Array;
+  n: number;
+  hopMs: number;
+  centreMs: (i: number) => number;
+  medianF0: number;
+  floorDbfs: number;
+  loudVoiced: (i: number) => boolean;
+}
+
+/** Per-frame pitch, voicing, level and spectral change of an input, with its speaker's median f0 and level floor. */
+function analyseFrames(samples: Float32Array, o: Required<FilledPauseOptions>): FrameAnalysis {
   const { features: featurePlan, spectral } = plans();
   const f = computeSpeechFeatures(samples, featurePlan);
   const n = f.frames;
-  if (n === 0) return [];
-  const flux = spectralChange(samples, n, spectral);
+  const flux = n > 0 ? spectralChange(samples, n, spectral) : new Float32Array(0);
   const hopMs = (featurePlan.hop * 1000) / SAMPLE_RATE;
   const centreMs = (i: number) => (i * featurePlan.hop + featurePlan.pitch.frameSize / 2) * (1000 / SAMPLE_RATE);
-
   const voicedLevels: number[] = [];
   const voicedF0: number[] = [];
   for (let i = 0; i < n; i++) {
@@ -162,11 +199,20 @@ export function detectFilledPauses(samples: Float32Array, opts: FilledPauseOptio
   const medianF0 = percentile(voicedF0, 0.5);
   const floorDbfs = Math.max(o.minDbfs, percentile(voicedLevels, 0.9) - o.maxDbBelowSpeech);
   const loudVoiced = (i: number) => f.voiced[i] === 1 && f.dbfs[i] >= floorDbfs;
+  return { f, flux, n, hopMs, centreMs, medianF0, floorDbfs, loudVoiced };
+}
+
+/** Filled pauses in 16 kHz mono samples; times relative to the first sample + offsetMs. */
+export function detectFilledPauses(samples: Float32Array, opts: FilledPauseOptions & { offsetMs?: number } = {}): FilledPause[] {
+  const o = { ...DEFAULTS, ...definedOnly(opts) };
+  const offsetMs = opts.offsetMs ?? 0;
+  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced } = analyseFrames(samples, o);
+  if (n === 0) return [];
 
   const steady = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     if (!loudVoiced(i) || flux[i] > o.maxFluxDb) continue;
-    if (i > 0 && f.voiced[i - 1] && Math.abs(semitones(f.f0Hz[i], f.f0Hz[i - 1])) > o.maxStepSemitones) continue;
+    if (i > 0 && f.voiced[i - 1] && pitchStep(f.f0Hz[i], f.f0Hz[i - 1]) > o.maxStepSemitones) continue;
     steady[i] = 1;
   }
 
@@ -222,9 +268,15 @@ export function detectFilledPauses(samples: Float32Array, opts: FilledPauseOptio
 
     // Widen over onset/offset frames that carry on the run's pitch.
     const runF0 = steadyF0(f.f0Hz, steady, first, last);
-    const lo = runF0[0];
-    const hi = runF0[runF0.length - 1];
-    const inRange = (k: number) => loudVoiced(k) && semitones(f.f0Hz[k], lo) > -o.maxStepSemitones && semitones(f.f0Hz[k], hi) < o.maxStepSemitones;
+    const runRef = percentile(runF0, 0.5);
+    const runOffsets = runF0.map((x) => foldedSemitones(x, runRef)).sort((a, b) => a - b);
+    const lo = runOffsets[0];
+    const hi = runOffsets[runOffsets.length - 1];
+    const inRange = (k: number) => {
+      if (!loudVoiced(k)) return false;
+      const d = foldedSemitones(f.f0Hz[k], runRef);
+      return d > lo - o.maxStepSemitones && d < hi + o.maxStepSemitones;
+    };
     for (let e = 0; e < o.edgeFrames && first > 0 && inRange(first - 1); e++) first--;
     for (let e = 0; e < o.edgeFrames && last < n - 1 && inRange(last + 1); e++) last++;
 
@@ -236,18 +288,19 @@ export function detectFilledPauses(samples: Float32Array, opts: FilledPauseOptio
     const f0s: number[] = [];
     for (let k = first; k <= last; k++) if (f.voiced[k]) f0s.push(f.f0Hz[k]);
     f0s.sort((a, b) => a - b);
-    const spread = semitones(percentile(f0s, 0.9), percentile(f0s, 0.1));
+    const level = foldedLevel(f0s);
+    const spread = level.spread;
     const allowedSpread = o.maxSpreadSemitones + (o.maxDriftSemitonesPerSecond * durationMs) / 1000;
     if (spread > allowedSpread || medianFlux > o.maxMedianFluxDb || steadyFraction < (dropouts > 0 ? o.minSteadyFractionBridged : o.minSteadyFraction)) continue;
-    let f0Sum = 0;
-    for (const x of f0s) f0Sum += x;
-    if (semitones(f0Sum / f0s.length, medianF0) > o.maxSemitonesAboveMedian) continue;
+    // The pause's pitch: its median with the folded frames' mean offset.
+    const meanF0Hz = level.medianHz * 2 ** (level.meanOffset / 12);
+    if (semitones(meanF0Hz, medianF0) > o.maxSemitonesAboveMedian) continue;
     const score = (clamp01(1 - medianFlux / o.maxMedianFluxDb) + clamp01(1 - spread / allowedSpread)) / 2;
     found.push({
       startMs: offsetMs + startMs,
       endMs: offsetMs + endMs,
       durationMs,
-      meanF0Hz: f0Sum / f0s.length,
+      meanF0Hz,
       f0SpreadSemitones: spread,
       spectralFlux: medianFlux,
       score,
@@ -277,7 +330,7 @@ function joinSplitPauses(pauses: FilledPause[]): FilledPause[] {
   const out: FilledPause[] = [];
   for (const p of pauses) {
     const prev = out[out.length - 1];
-    if (prev && p.startMs - prev.endMs < JOIN_GAP_MS && Math.abs(semitones(p.meanF0Hz, prev.meanF0Hz)) <= 1) {
+    if (prev && p.startMs - prev.endMs < JOIN_GAP_MS && pitchStep(p.meanF0Hz, prev.meanF0Hz) <= 1) {
       const a = prev.durationMs;
       const b = p.durationMs;
       prev.endMs = p.endMs;
@@ -297,7 +350,7 @@ function joinSplitPauses(pauses: FilledPause[]): FilledPause[] {
 function bridgeIsLevel(f0: Float32Array, from: number, to: number, maxSemitones: number): boolean {
   const ref = f0[from];
   for (let k = from + 1; k <= to; k++) {
-    if (f0[k] > 0 && Math.abs(semitones(f0[k], ref)) > maxSemitones) return false;
+    if (f0[k] > 0 && pitchStep(f0[k], ref) > maxSemitones) return false;
   }
   return true;
 }
@@ -317,4 +370,80 @@ function definedOnly<T extends object>(o: T): Partial<T> {
   const out: Partial<T> = {};
   for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
   return out;
+}
+
+/** What the audio says about one span (a candidate filler from the alignment). */
+export interface SpanEvidence {
+  startMs: number;
+  endMs: number;
+  /** Share of the span's frames that are voiced and loud enough (see FilledPauseOptions.minDbfs). */
+  voicedShare: number;
+  /** 10th to 90th percentile of f0 over its loud voiced frames, semitones. */
+  f0SpreadSemitones: number;
+  /** Median spectral change over its loud voiced frames, dB per frame. */
+  medianFluxDb: number;
+  /** Share of its loud voiced frames that are steady (spectral change ≤ maxFluxDb). */
+  steadyShare: number;
+  /** Mean f0 of its loud voiced frames above the input's median voiced f0, semitones. */
+  semitonesAboveMedian: number;
+  /** Longest run of steady loud voiced frames, ms. */
+  longestSteadyMs: number;
+  /** Mean f0 of its loud voiced frames, Hz (0 when none). */
+  meanF0Hz: number;
+}
+
+/**
+ * Acoustic evidence over given spans of the input (times relative to its first sample +
+ * offsetMs), on the same frames, median f0 and level floor as detectFilledPauses.
+ */
+export function spanEvidence(
+  samples: Float32Array,
+  spans: readonly { startMs: number; endMs: number }[],
+  opts: FilledPauseOptions & { offsetMs?: number } = {},
+): SpanEvidence[] {
+  const o = { ...DEFAULTS, ...definedOnly(opts) };
+  const offsetMs = opts.offsetMs ?? 0;
+  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced } = analyseFrames(samples, o);
+  return spans.map((span) => {
+    const from = span.startMs - offsetMs;
+    const to = span.endMs - offsetMs;
+    const f0s: number[] = [];
+    const fluxes: number[] = [];
+    let frames = 0;
+    let steadyRun = 0;
+    let longest = 0;
+    let steadyCount = 0;
+    for (let i = 0; i < n; i++) {
+      const c = centreMs(i);
+      if (c < from || c >= to) continue;
+      frames++;
+      if (!loudVoiced(i)) {
+        steadyRun = 0;
+        continue;
+      }
+      f0s.push(f.f0Hz[i]);
+      fluxes.push(flux[i]);
+      const level = i === 0 || !f.voiced[i - 1] || pitchStep(f.f0Hz[i], f.f0Hz[i - 1]) <= o.maxStepSemitones;
+      if (flux[i] <= o.maxFluxDb && level) {
+        steadyCount++;
+        steadyRun++;
+        longest = Math.max(longest, steadyRun);
+      } else steadyRun = 0;
+    }
+    f0s.sort((a, b) => a - b);
+    fluxes.sort((a, b) => a - b);
+    const level = foldedLevel(f0s);
+    const meanF0 = level.medianHz * 2 ** (level.meanOffset / 12);
+    return {
+      startMs: span.startMs,
+      endMs: span.endMs,
+      voicedShare: frames > 0 ? f0s.length / frames : 0,
+      f0SpreadSemitones: level.spread,
+      medianFluxDb: fluxes.length > 0 ? percentile(fluxes, 0.5) : Infinity,
+      steadyShare: f0s.length > 0 ? steadyCount / f0s.length : 0,
+      semitonesAboveMedian: f0s.length > 0 && medianF0 > 0 ? semitones(meanF0, medianF0) : 0,
+      longestSteadyMs: longest * hopMs,
+      meanF0Hz: f0s.length > 0 ? meanF0 : 0,
+    };
+  });
 }

@@ -2,3 +2,5 @@
 export * from './filled-pauses.js';
 export * from './merge.js';
 export * from './spectral-change.js';
+export * from './evidence.js';
+export * from './filler-score.js';

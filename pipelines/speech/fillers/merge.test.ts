@@ -70,3 +70,17 @@ test('word times derived from the transcript (alignment, syllable spread) do not
   const so = [{ text: 'So', startMs: 3300, endMs: 4200, timingMethod: 'forced_alignment' as const }];
   assert.deepEqual(mergeFillerEvidence(so, detectFillers(so), [hit]).map((e) => e.source), ['transcript']);
 });
+
+test('a filled pause the alignment named is reported under its name, not "filled_pause"', () => {
+  const named: FilledPause = { ...pause(2000, 2400), name: 'uh', foundBy: 'alignment' };
+  assert.deepEqual(mergeFillerEvidence(words, hits, [named]).filter((e) => e.source === 'acoustic'), [{ startMs: 2000, endMs: 2400, filler: 'uh', source: 'acoustic' }]);
+});
+
+test('an audio filler right beside a transcript "um" (under 50 ms apart) is the same filler', () => {
+  // "um" is 600–900; the alignment's filler continues it from 920.
+  const events = mergeFillerEvidence(words, hits, [{ ...pause(920, 1150), name: 'um', foundBy: 'alignment' }]);
+  assert.deepEqual(events.map((e) => [e.filler, e.source, e.startMs, e.endMs]), [['so', 'transcript', 0, 300], ['um', 'both', 600, 1150]]);
+  // 100 ms after it: another filler (with aligned word times, which do not explain a hit away).
+  const aligned = words.map((w) => ({ ...w, timingMethod: 'forced_alignment' as const }));
+  assert.equal(mergeFillerEvidence(aligned, hits, [pause(1000, 1150)]).filter((e) => e.source === 'acoustic').length, 1);
+});

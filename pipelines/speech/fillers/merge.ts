@@ -46,6 +46,17 @@ function overlapMs(a: { startMs: number; endMs: number }, b: { startMs: number; 
 }
 
 /**
+ * Gap under which an audio hit and a transcript filled pause are one filler: the alignment puts
+ * its optional fillers beside the transcript's words, so a transcript "um" whose audio runs longer
+ * than its aligned word can come back as the word plus an aligned filler right after it.
+ */
+export const TOUCH_TRANSCRIPT_MS = 50;
+
+function touches(a: { startMs: number; endMs: number }, b: { startMs: number; endMs: number }): boolean {
+  return Math.max(a.startMs, b.startMs) - Math.min(a.endMs, b.endMs) < TOUCH_TRANSCRIPT_MS;
+}
+
+/**
  * Transcript fillers (from pipelines/speech/metrics detectFillers on timed words) merged with
  * acoustic filled pauses: an acoustic hit overlapping a transcript filled pause is one 'both'
  * event; an acoustic hit overlapping a non-filler word is dropped (a drawn-out word, not a
@@ -74,7 +85,7 @@ export function mergeFillerEvidence(
   for (const hit of acoustic) {
     let joined = false;
     for (const e of events) {
-      if (e.source === 'acoustic' || !FILLED_PAUSES.has(e.filler) || overlapMs(e, hit) <= 0) continue;
+      if (e.source === 'acoustic' || !FILLED_PAUSES.has(e.filler) || !touches(e, hit)) continue;
       e.startMs = Math.min(e.startMs, hit.startMs);
       e.endMs = Math.max(e.endMs, hit.endMs);
       e.source = 'both';
@@ -90,7 +101,7 @@ export function mergeFillerEvidence(
       wordOverlap += overlapMs(w, hit);
     });
     if (wordOverlap >= DRAWN_OUT_SHARE * hitMs) continue;
-    events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: 'filled_pause', source: 'acoustic' });
+    events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: hit.name ?? 'filled_pause', source: 'acoustic' });
   }
   return events.sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs);
 }

@@ -5,11 +5,12 @@
 // stream has at most one partial waiting (a newer request replaces it), so partials use idle
 // time and can never delay a final or pile up.
 //
-// A final segment is: recognised → split into words → word times by forced alignment (the
-// syllable spread when alignment fails) → filled pauses found in its audio.
+// A final segment is: recognised → split into words → word times by forced alignment with
+// optional filled pauses in every gap (the syllable spread when alignment fails) → filled pauses:
+// the acoustic rules' hits and the aligned fillers the audio bears out (fillers/evidence.ts).
 import type { MoonshineRecognizer } from '../asr/moonshine.js';
-import { spreadBySyllables, type WordAligner, type WordTimingMethod } from '../align/index.js';
-import { detectFilledPauses, type FilledPause } from '../fillers/index.js';
+import { spreadBySyllables, type AlignedFiller, type WordAligner, type WordTimingMethod } from '../align/index.js';
+import { combineFilledPauses, detectFilledPauses, judgeAlignedFillers, type FilledPause } from '../fillers/index.js';
 import type { ClosedSegment } from './analyzer.js';
 
 export interface TranscriptWord {
@@ -37,6 +38,8 @@ export interface SegmentTranscript {
   /** Why alignment fell back, when it did. */
   alignmentNote?: string;
   filledPauses: FilledPause[];
+  /** Filled pauses the forced alignment placed between the words (candidates; see fillers/). */
+  alignedFillers?: AlignedFiller[];
   /** Wall-clock ms spent recognising, aligning and detecting. */
   computeMs: number;
 }
@@ -181,11 +184,13 @@ export class RecognitionQueue {
     let timed: TranscriptWord[] = [];
     let timingMethod: WordTimingMethod = 'syllable_estimate';
     let alignmentNote: string | undefined;
+    let alignedFillers: AlignedFiller[] = [];
     if (words.length > 0) {
       const aligned = this.opts.aligner
-        ? await this.opts.aligner.align(segment.samples, words.map((w) => w.norm), startMs)
+        ? await this.opts.aligner.align(segment.samples, words.map((w) => w.norm), startMs, { optionalFillers: true })
         : { words: spreadBySyllables(words.map((w) => w.norm), startMs, endMs), method: 'syllable_estimate' as const, reason: 'no aligner' };
       timingMethod = aligned.method;
+      alignedFillers = aligned.fillers ?? [];
       alignmentNote = aligned.reason;
       timed = words.map((w, i) => ({
         text: w.text,
@@ -195,7 +200,9 @@ export class RecognitionQueue {
         method: aligned.words[i].method,
       }));
     }
-    const filledPauses = detectFilledPauses(segment.samples, { offsetMs: segment.startMs });
+    // Filled pauses: the acoustic rules and the alignment's fillers where the audio agrees (fillers/evidence.ts).
+    const acoustic = detectFilledPauses(segment.samples, { offsetMs: segment.startMs });
+    const filledPauses = combineFilledPauses(acoustic, judgeAlignedFillers(segment.samples, alignedFillers, { offsetMs: segment.startMs }));
     return {
       index: segment.index,
       startMs,
@@ -208,6 +215,7 @@ export class RecognitionQueue {
       timingMethod,
       alignmentNote,
       filledPauses,
+      alignedFillers,
       computeMs: this.now() - started,
     };
   }
