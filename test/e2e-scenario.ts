@@ -56,6 +56,37 @@ async function count(app: TestAttune, sql: string, params: Record<string, unknow
   return Number(rows[0].n);
 }
 
+/**
+ * The session's metrics come from its trusted windows only: every average equals the one over
+ * the timeline points marked valid, and the untrusted points carry a reason and no metrics.
+ */
+function assertAveragesUseOnlyTrustedWindows(detail: any) {
+  const m = detail.metrics;
+  const trusted = detail.timeline.filter((p: any) => p.valid);
+  const untrusted = detail.timeline.filter((p: any) => !p.valid);
+  assert.equal(m.valid_window_count, trusted.length);
+  assert.equal(m.window_count, trusted.length + untrusted.length);
+  const byReason: Record<string, number> = {};
+  for (const p of untrusted) {
+    assert.ok(typeof p.invalid_reason === 'string', JSON.stringify(p));
+    assert.deepEqual([p.coherence, p.coherence_ratio, p.hr, p.hrv, p.breathing_rate], [null, null, null, null, null], p.timestamp);
+    byReason[p.invalid_reason] = (byReason[p.invalid_reason] ?? 0) + 1;
+  }
+  assert.deepEqual(m.invalid_reasons, byReason);
+  for (const p of detail.timeline) {
+    assert.ok(p.coverage > 0 && p.coverage <= 1, JSON.stringify(p));
+    assert.ok(p.longest_gap_ms >= 0, JSON.stringify(p));
+  }
+  assert.ok(trusted.length > 0, JSON.stringify(detail.timeline));
+  const avg = (k: string) => trusted.reduce((a: number, p: any) => a + p[k], 0) / trusted.length;
+  // The timeline rounds to 4 (coherence) or 2 digits: the averages agree to that.
+  assert.ok(Math.abs(m.average_coherence - avg('coherence')) < 1e-3, `${m.average_coherence} vs ${avg('coherence')}`);
+  assert.ok(Math.abs(m.coherence_ratio - avg('coherence_ratio')) < 1e-3);
+  assert.ok(Math.abs(m.average_hr - avg('hr')) < 0.01);
+  assert.ok(Math.abs(m.average_hrv - avg('hrv')) < 0.01);
+  assert.equal(m.time_in_high_coherence, 5 * trusted.filter((p: any) => p.coherence >= 0.5).length);
+}
+
 const lastBeat = (readings: Reading[]) => Date.parse(readings[readings.length - 1].timestamp);
 const beats = (readings: Reading[]) => readings.reduce((a, r) => a + r.rr_intervals_ms.length, 0);
 
@@ -99,6 +130,15 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
         assert.equal(dt % 5000, 0);
       }
       assert.equal(Date.parse(detail.timeline[0].timestamp) % 5000, 0);
+      assertAveragesUseOnlyTrustedWindows(detail);
+      // The session's first windows reach back before its first beat (t0 + 250 ms): more than
+      // 4 s of them without data makes them partial, shown on the timeline, in no average.
+      for (const p of detail.timeline) {
+        const missingAtStart = t0 + 250 - (Date.parse(p.timestamp) - 64_000);
+        if (missingAtStart > 4000) assert.deepEqual([p.valid, p.partial, p.invalid_reason, p.coherence], [false, true, 'partial', null], p.timestamp);
+      }
+      assert.ok(m.partial_window_count >= 12, `partial windows ${m.partial_window_count}`);
+      assert.equal(m.invalid_reasons.partial, m.partial_window_count);
 
       await app.sink!.flush();
       const stored = await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL WHERE session_id = {s:String}`, { s: sessionId });
@@ -114,6 +154,42 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
 
       const events = await count(app, `SELECT count() AS n FROM ${app.database}.session_events FINAL WHERE session_id = {s:String} AND type = 'coherence_threshold_reached'`, { s: sessionId });
       assert.equal(events, 1, 'one coherence_threshold_reached for one sustained high-coherence streak');
+    });
+
+    test('a 20 s dropout: the windows it spoils are on the timeline with a reason and in no average, the history counts only trusted windows', async () => {
+      const token = app.token('user-gap', ORG);
+      const start = t0 + 15 * 60_000;
+      const rs = rsaReadings({ startMs: start + 250, durationS: 200, breathHz: 0.1, seed: 13 });
+      const gapFrom = start + 100_000;
+      const gapTo = gapFrom + 20_000;
+      // The sensor drops out for 20 s: the readings recorded then never arrive.
+      const kept = rs.filter((r) => Date.parse(r.timestamp) < gapFrom || Date.parse(r.timestamp) >= gapTo);
+      assert.ok(beats(rs) - beats(kept) >= 15, `${beats(rs) - beats(kept)} beats lost`);
+      const id = await startSession(app, token, 'dev-gap', start);
+      await syncAll(app, token, 'dev-gap', kept, 20, id);
+      const detail = await settledSession(app, token, id, lastBeat(kept));
+      assertAveragesUseOnlyTrustedWindows(detail);
+      const m = detail.metrics;
+      // Every window holding 5 s or more of the dropout is untrusted; some trusted windows remain.
+      for (const p of detail.timeline) {
+        const end = Date.parse(p.timestamp);
+        const held = Math.min(end, gapTo) - Math.max(end - 64_000, gapFrom);
+        if (held >= 5000) {
+          assert.equal(p.valid, false, `window ending ${end - start} ms holds ${held} ms of the dropout`);
+          assert.ok(['partial', 'low_coverage', 'long_gap'].includes(p.invalid_reason), p.invalid_reason);
+          assert.ok(p.longest_gap_ms >= 5000, `${p.longest_gap_ms}`);
+        }
+      }
+      assert.ok(m.valid_window_count >= 10, `trusted windows ${m.valid_window_count}`);
+      assert.ok((m.invalid_reasons.long_gap ?? 0) + (m.invalid_reasons.low_coverage ?? 0) > 0, JSON.stringify(m.invalid_reasons));
+      assert.ok(m.average_coherence > 0.6, `average coherence ${m.average_coherence}`);
+
+      // Both UTC days the session could touch, in case it straddles midnight.
+      const [from, to] = [start, start + 300_000].map((t) => new Date(t).toISOString().slice(0, 10));
+      const hist = await app.request('GET', `/v1/users/me/coherence?granularity=day&start_date=${from}&end_date=${to}`, { token });
+      assert.equal(hist.status, 200, JSON.stringify(hist.body));
+      assert.equal(hist.body.summary.window_count, m.valid_window_count);
+      assert.ok(Math.abs(hist.body.summary.average_coherence - m.average_coherence) < 1e-3);
     });
 
     test('tenant isolation: other users see 404, an org admin sees the session', async () => {
@@ -350,7 +426,10 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
         await syncAll(app, token, 'dev-live', rsaReadings({ startMs: start + 250, durationS: 150, seed: 3 }), 10, id);
         const update = await waitFor('a coherence_update', () => received.all.find((m) => m.type === 'coherence_update'), 20_000);
         assert.equal(update.payload.session_id, id);
-        for (const k of ['coherence', 'hr', 'hrv', 'breathing_rate']) assert.ok(k in update.payload, k);
+        for (const k of ['coherence', 'hr', 'hrv', 'breathing_rate', 'valid', 'invalid_reason', 'partial', 'coverage', 'longest_gap_ms']) assert.ok(k in update.payload, k);
+        // The session's first updates come from its first minute: partial, shown, with no score yet.
+        assert.deepEqual([update.payload.valid, update.payload.partial, update.payload.invalid_reason, update.payload.coherence], [false, true, 'partial', null]);
+        assert.ok(update.payload.coverage > 0 && update.payload.coverage < 1);
         assert.ok(update.id && update.timestamp);
         await waitFor('updates on the session stream', () => received.one.filter((m) => m.type === 'coherence_update').length >= 3, 20_000);
         await waitFor('a session_event', () => received.one.find((m) => m.type === 'session_event' && m.payload.event === 'coherence_threshold_reached'), 20_000);
