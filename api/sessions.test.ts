@@ -1,0 +1,56 @@
+// Session metrics from the stored windows: only trusted windows enter an average; the others
+// stay on the timeline with their reason.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { AppContext } from './context.js';
+import type { Session } from './sessions-repo.js';
+import { sessionMetrics } from './sessions.js';
+
+const session = { id: 's1', orgId: 'o1', userId: 'u1' } as Session;
+
+/** A context whose ClickHouse answers every query with `rows` (what the session's windows hold). */
+function contextWith(rows: object[]): AppContext {
+  const clickhouse = { query: async () => ({ json: async () => rows }) };
+  return { clickhouse, database: 'attune' } as unknown as AppContext;
+}
+
+const trusted = (endS: number, coherence: number) => ({
+  window_end_ms: endS * 1000, valid: 1, invalid_reason: null, partial: 0, coverage: 0.985, longest_gap_ms: 1010.4,
+  coherence, coherence_ratio: coherence / (1 - coherence), hr: 60, hrv: 40, breathing_rate: 6,
+});
+const untrusted = (endS: number, reason: string, partial: boolean, coverage: number | null) => ({
+  window_end_ms: endS * 1000, valid: 0, invalid_reason: reason, partial: partial ? 1 : 0, coverage, longest_gap_ms: 12_000,
+  coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null,
+});
+
+test('averages use only trusted windows; partial and gapped windows are counted by reason and shown on the timeline', async () => {
+  const rows = [
+    untrusted(5, 'partial', true, 0.07),
+    untrusted(60, 'partial', true, 0.93),
+    trusted(65, 0.8),
+    untrusted(70, 'long_gap', false, 0.92),
+    untrusted(75, 'low_coverage', false, 0.7),
+    trusted(80, 0.4),
+    // A row no worker of this version writes (valid yet partial, say from an older writer): not trusted.
+    { ...trusted(85, 0.99), partial: 1 },
+  ];
+  const { metrics, timeline } = await sessionMetrics(contextWith(rows), session);
+  assert.equal(metrics.average_coherence, 0.6);
+  assert.equal(metrics.peak_coherence, 0.8);
+  assert.equal(metrics.time_in_high_coherence, 5);
+  assert.deepEqual([metrics.window_count, metrics.valid_window_count, metrics.partial_window_count], [7, 2, 3]);
+  assert.deepEqual(metrics.invalid_reasons, { partial: 3, long_gap: 1, low_coverage: 1 });
+  assert.deepEqual(timeline.map((p) => p.valid), [false, false, true, false, false, true, false]);
+  assert.deepEqual(timeline[0], {
+    timestamp: new Date(5000).toISOString(), coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null,
+    valid: false, invalid_reason: 'partial', partial: true, coverage: 0.07, longest_gap_ms: 12_000,
+  });
+  assert.deepEqual([timeline[2].coverage, timeline[2].longest_gap_ms, timeline[2].invalid_reason], [0.985, 1010, null]);
+});
+
+test('windows stored before the trust columns existed (NULL coverage) keep the verdict they were stored with', async () => {
+  const old = { ...trusted(65, 0.5), coverage: null, longest_gap_ms: null, partial: false };
+  const { metrics, timeline } = await sessionMetrics(contextWith([old]), session);
+  assert.deepEqual([metrics.valid_window_count, metrics.average_coherence], [1, 0.5]);
+  assert.deepEqual([timeline[0].coverage, timeline[0].longest_gap_ms], [null, null]);
+});
