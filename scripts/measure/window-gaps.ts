@@ -1,7 +1,7 @@
 // How much a gap in the data moves a window's coherence ratio and peak: the measurement behind
 // the validity limits in pipelines/hrv/window-metrics.ts (coverage >= 90 %, no uncovered
 // stretch over 5 s, edges included). Dev-only; writes pipelines/hrv/fixtures/window-gaps.json.
-// Run: npx tsx scripts/measure/window-gaps.ts   (about a minute on one core)
+// Run: npx tsx scripts/measure/window-gaps.ts   (about 15 s on one core)
 //
 // A gap is a sensor dropout: every beat whose time lies in [g, g + L) is lost; the beats after
 // it keep their true times and RR (devices time-stamp each interval). Each gapped window is
