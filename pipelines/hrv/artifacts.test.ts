@@ -157,13 +157,14 @@ test('cleanRrInto works on a slice, reuses its buffers and grows them when neede
   const t = beatTimesFromRr(rr);
   const out = createCleanedRr(4);
   const scratch = createArtifactScratch(4);
-  cleanRrInto(t, rr, 10, 80, out, scratch);
-  assert.equal(out.inputCount, 70);
-  assert.equal(out.count, 70);
+  cleanRrInto(t, rr, 10, 130, out, scratch);
+  assert.equal(out.inputCount, 120);
+  assert.equal(out.count, 120);
   assert.equal(out.ectopic, 1);
   assert.equal(out.beatTimesMs[0], t[10]);
-  assert.ok(scratch.capacity >= 70);
+  assert.ok(scratch.capacity >= 120);
   const buffer = out.rrMs;
+  // 45 beats before `from` are read as context, so this call handles 60 + 45 beats.
   cleanRrInto(t, rr, 100, 160, out, scratch);
   assert.equal(out.rrMs, buffer, 'a smaller call reuses the buffer');
   assert.equal(out.ectopic, 0);
@@ -171,4 +172,103 @@ test('cleanRrInto works on a slice, reuses its buffers and grows them when neede
   cleanRrInto(t, rr, 5, 5, out, scratch);
   assert.equal(out.count, 0);
   assert.equal(out.artifactRatio, 0);
+});
+
+/** 64 s windows every 5 s over the series, cleaned one by one as window-metrics.ts cleans them. */
+function forEachWindow(t: Float64Array, rr: Float64Array, visit: (c: CleanedRr, from: number, to: number) => void): void {
+  const out = createCleanedRr();
+  const scratch = createArtifactScratch();
+  let from = 0;
+  let to = 0;
+  for (let start = 0; start + 64000 <= t[t.length - 1]; start += 5000) {
+    while (from < t.length && t[from] < start) from++;
+    while (to < t.length && t[to] < start + 64000) to++;
+    visit(cleanRrInto(t, rr, from, to, out, scratch), from, to);
+  }
+}
+
+// Not met yet (todo: reported, not failing the run): 3 of 516 series. At exactly 60 bpm and
+// 0.25 Hz (4.000 beats a breath, phase-locked) the |dRR| values split into ~0 and ~1.4 × the
+// amplitude, the median of |dRR| collapses and the Th1 cap (6 × median, needed for frequent
+// ectopy, see artifacts.ts 3.) pulls the threshold under the large half (50 ms noise-free: 33
+// beats of 600; 100 ms with 3 ms noise: 5 beat-windows); one beat-window at 0.04 Hz, 50 ms, 75 bpm.
+test('artifact-free RSA at 0.04–0.25 Hz, 50–150 ms amplitude, 60 and 75 bpm: no beat changed or removed, whole series or per window', { todo: 'residual series listed above' }, () => {
+  const touched: string[] = [];
+  let series = 0;
+  for (const meanMs of [1000, 800]) {
+    for (let milliHz = 40; milliHz <= 250; milliHz += 5) {
+      for (const amplitude of [50, 100, 150]) {
+        for (const noiseMs of [0, 3]) {
+          const s = synthesizeRr({ durationMs: 600000, meanMs, rsaAmplitudeMs: amplitude, rsaFrequencyHz: milliHz / 1000, noiseMs, seed: milliHz });
+          series++;
+          const whole = cleanRr(s.beatTimesMs, s.rrMs);
+          let windowBeats = 0;
+          forEachWindow(s.beatTimesMs, s.rrMs, (c) => {
+            windowBeats += c.removed + c.corrected;
+          });
+          if (whole.removed + whole.corrected + windowBeats > 0) {
+            touched.push(`${meanMs} ms ${milliHz / 1000} Hz ${amplitude} ms noise ${noiseMs}: whole ${whole.removed + whole.corrected}, windows ${windowBeats}`);
+          }
+        }
+      }
+    }
+  }
+  assert.deepEqual(touched, [], `${touched.length} of ${series} series touched`);
+});
+
+test('an ectopic beat at any phase of slow deep RSA (rising, falling, peak, trough) is corrected with its own compensatory pause', () => {
+  // RR rising when the premature beat comes is the case that was corrected against the wrong
+  // neighbour (929.7 / 656.3 / 1218.8 ms became 793 / 793 / 1218.8).
+  const wrong: string[] = [];
+  for (const frequency of [0.05, 0.1]) {
+    const s = synthesizeRr({ durationMs: 300000, meanMs: 1000, rsaAmplitudeMs: 120, rsaFrequencyHz: frequency, noiseMs: 3, seed: 7 });
+    for (let k = 20; k < s.rrMs.length - 20; k += 3) {
+      for (const p of [0.2, 0.3, 0.4]) {
+        const rr = Float64Array.from(s.rrMs);
+        rr[k] = s.rrMs[k] * (1 - p);
+        rr[k + 1] = s.rrMs[k + 1] + s.rrMs[k] * p;
+        const c = cleanRr(beatTimesFromRr(rr), rr);
+        const pair = (s.rrMs[k] + s.rrMs[k + 1]) / 2;
+        // Only the pair is judged here (found by beat time); whether the RSA itself is left
+        // alone is the test above.
+        const t = beatTimesFromRr(rr);
+        let i = 0;
+        while (i < c.count && Math.abs(c.beatTimesMs[i] - t[k - 1]) > 1e-6) i++;
+        const ok =
+          i + 2 < c.count &&
+          Math.abs(c.rrMs[i] - s.rrMs[k - 1]) < 1e-6 &&
+          Math.abs(c.rrMs[i + 1] - pair) < 1e-6 &&
+          Math.abs(c.rrMs[i + 2] - pair) < 1e-6 &&
+          Math.abs(c.beatTimesMs[i + 2] - t[k + 1]) < 1e-6;
+        if (!ok) {
+          wrong.push(
+            `${frequency} Hz k ${k} p ${p}: ${rr[k - 1].toFixed(1)} / ${rr[k].toFixed(1)} / ${rr[k + 1].toFixed(1)} → ` +
+              `${Array.from(c.rrMs.subarray(i, i + 3), (x) => x.toFixed(1)).join(' / ')}`,
+          );
+        }
+      }
+    }
+  }
+  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} ectopic beats miscorrected`);
+});
+
+test('the reported rising-RR triple 929.7 / 656.3 / 1218.8 ms is corrected as a pair', () => {
+  // Slow RSA climbing through the premature beat: 656.3 + 1218.8 = 1875.1 ms is two beats of
+  // ~937.5 ms, the next step of the climb from 929.7 ms.
+  const s = synthesizeRr({ durationMs: 120000, meanMs: 900, rsaAmplitudeMs: 150, rsaFrequencyHz: 0.1, noiseMs: 0, seed: 1 });
+  const rr = Float64Array.from(s.rrMs);
+  // The steep flank of deep RSA: the first k where RR climbs by > 65 ms a beat, the series
+  // shifted so that RR[k] is the reported 929.7 ms.
+  let k = 5;
+  while (k < rr.length - 3 && !(rr[k] - rr[k - 1] > 65 && rr[k + 1] > rr[k])) k++;
+  assert.ok(k < rr.length - 3, 'no steep rising stretch');
+  const shift = 929.7 - rr[k];
+  for (let i = 0; i < rr.length; i++) rr[i] += shift;
+  rr[k] = 929.7;
+  rr[k + 1] = 656.3;
+  rr[k + 2] = 1218.8;
+  const c = cleanRr(beatTimesFromRr(rr), rr);
+  assert.equal(c.count, rr.length);
+  assert.ok(Math.abs(c.rrMs[k] - 929.7) < 1e-9, `the normal 929.7 ms became ${c.rrMs[k]}`);
+  assert.ok(Math.abs(c.rrMs[k + 1] - 937.55) < 1e-9 && Math.abs(c.rrMs[k + 2] - 937.55) < 1e-9, `pair became ${c.rrMs[k + 1]} / ${c.rrMs[k + 2]}`);
 });

@@ -4,58 +4,62 @@
 //
 // Indexing: rr[j] is the interval closed by the beat at beatTimes[j].
 //
-// 1. dRR[j] = rr[j] − rr[j−1] (dRR[0] = 0: the first interval's predecessor is unknown).
-//    Th1[j] = 5.2 · QD of |dRR| over the 91 beats centred on j (fewer at the ends of the series),
-//    QD = (Q3 − Q1) / 2 with linearly interpolated quartiles. dRR is normalised by Th1.
-// 2. medRR = 11-beat centred median of rr; mRR = rr − medRR, negative values doubled (a short
-//    beat is more suspicious than a long one); Th2 = 5.2 · QD of |mRR| over 91 beats; mRR is
-//    normalised by Th2.
-// 3. Both thresholds are bounded (our addition, not the paper's), with med = the median of the
-//    same |values| over the same window:
-//      Th = max(min(5.2 · QD, 6 · med), 2.5 · med, 10 ms).
-//    The cap: QD tolerates outliers only up to a quarter of the window, and every ectopic beat
-//    puts three outliers into dRR, so from about one ectopic beat in ten the upper quartile is
-//    made of artifacts, Th balloons and nothing is detected (an RMSSD of 300 ms is reported as
-//    clean). The median breaks down only at half. For half-normal, Laplace-like or sinusoidal
-//    |dRR| (5.2 · QD = 2.2σ, 2.9b, 1.4A) the cap (4σ, 4.2b, 4.2A) is far above and inactive.
-//    The floor:
-//    The quartile deviation measures the spread of |dRR|, not its level, and collapses when
-//    |dRR| is nearly constant: a regular RSA at 0.25 Hz and 60 bpm (4 beats per breath) gives
-//    |dRR| ≈ 80 ms at every beat, QD ≈ noise, and every beat would be flagged. For the usual
-//    half-normal or Laplace-like |dRR| the floor (1.7σ, 1.7b) stays below the paper's threshold
-//    and changes nothing. The 10 ms keeps 128 Hz-quantised or
-//    very regular series from a zero threshold.
-// 4. Classification, beat by beat (normalised units; c1 = 0.13, c2 = 0.17):
-//    - normal when |dRR| ≤ 1 and |mRR| ≤ 3;
-//    - ectopic (NPN/PNP pattern) when dRR > 1 and S12 < −c1·dRR − c2, or dRR < −1 and
-//      S12 > −c1·dRR + c2, where S12 = max(dRR[j−1], dRR[j+1]) for dRR > 0, min(...) for dRR < 0.
-//      The pattern is centred on the second interval of the disturbed pair, so when beat j is
-//      the first abnormal one, j + 1 is tested for the ectopic pattern too;
-//    - long: dRR > 1 and S22 < −1; short: dRR < −1 and S22 > 1, where S22 = min(dRR[j+1],
-//      dRR[j+2]) for dRR ≥ 0, max(...) for dRR < 0; or |mRR| > 3 (long or short);
-//    - missed: long with |rr/2 − medRR| < Th2; extra: short with |rr[j] + rr[j+1] − medRR| < Th2;
+// 0. Context: up to 45 beats before the slice that lead into it without a gap are read too
+//    (never written out), so a window's first intervals have a dRR and the thresholds see up to
+//    ~110 of the paper's 91-beat neighbourhood. Beats after the slice are not read (in a live
+//    stream they do not exist yet).
+// 1. dRR[j] = rr[j] − rr[j−1] (dRR[0] = 0). Th1[j] = 5.2 · QD of |dRR| over the 91 beats
+//    centred on j (fewer at the ends), QD = (Q3 − Q1) / 2 with linearly interpolated quartiles,
+//    as NeuroKit2 computes it. dRR is normalised by Th1.
+// 2. medRR = 11-beat centred median of rr; mRR = rr − medRR, negative values doubled;
+//    Th2 = 5.2 · QD of |mRR| over 91 beats (the paper's, unbounded); mRR normalised by Th2.
+// 3. Th1 only is bounded (not the paper's), with med = the median of |dRR| over the same beats:
+//      Th1 = max(min(5.2 · QD, 6 · med), 2.5 · med, 10 ms).
+//    The cap: each ectopic beat puts three outliers into dRR, so from about one ectopic beat in
+//    ten the upper quartile is made of artifacts and Th1 balloons. Measured on 64 s of RSA
+//    (60 ms at 0.1 Hz, 15 ms noise, 5 seeds) with an ectopic beat every 10th beat: with the cap
+//    30 of 30 corrected, RMSSD within −8…+2 %; without it 0 of 30 and RMSSD +510…+680 %. It
+//    has a cost: where |dRR| splits into ~0 and large halves (RSA at exactly 4 beats a breath,
+//    phase-locked) the median collapses and the cap pulls Th1 too low (see the todo test).
+//    The floor: QD collapses when |dRR| is nearly constant (regular RSA at 0.25 Hz, 60 bpm);
+//    without it 2 more windows (of 107) of the real 0.25 Hz metronome record (M2) leave the 10 % RMSSD
+//    band. Bounding Th2 the same way changed no measured figure, so Th2 is the paper's.
+// 4. Classification (normalised units; c1 = 0.13, c2 = 0.17), Figure 1 of the paper as
+//    NeuroKit2 reads it:
+//    - a beat is examined only when |dRR| > 1 (|mRR| > 3 never flags a beat on its own);
+//    - ectopic when dRR > 1 and S12 < −c1·dRR − c2, or dRR < −1 and S12 > −c1·dRR + c2, with
+//      S12 = max(dRR[j−1], dRR[j+1]) for dRR > 0, min(...) for dRR < 0. Of two neighbouring
+//      beats that pass, the one with the larger |dRR| is the centre of the pattern;
+//    - long: dRR > 1 and S22 < −1; short: dRR < −1 and S22 > 1, S22 = min(dRR[j+1], dRR[j+2])
+//      for dRR ≥ 0, max(...) for dRR < 0 (not read across an ectopic pattern just ahead);
+//      or |mRR| > 3 (long or short);
+//    - extra: short with |rr[j] + rr[j+1] − medRR| < Th2;
+//    - a long beat after a short one is an ectopic pair when re-centring the beat between them
+//      leaves the series smoother than re-centring with the next beat, their mean is within Th2
+//      of medRR, and a split would not explain the long interval better;
+//    - missed: long with |rr/2 − medRR| < Th2, and the split closer to medRR than the interval
+//      itself and than the pair reading;
 //    - otherwise long/short.
-//    Neighbours beyond the ends of the series count as dRR = 0. After a detection the
-//    intervals whose dRR it disturbed are not classified again.
+//    Beyond the ends of the series dRR is mirrored (NeuroKit2's reflect padding). After a
+//    detection the intervals whose dRR it disturbed are not classified again.
 // 5. Correction, keeping each interval equal to the step between its beat times:
-//    - ectopic: the misplaced beat between rr[j−1] and rr[j] is moved to the midpoint of its
-//      neighbours, so both intervals become (rr[j−1] + rr[j]) / 2 (interpolation);
-//    - missed: rr[j] is split in two equal intervals (a beat inserted at the midpoint);
-//    - extra: rr[j] and rr[j+1] are merged (the spurious beat deleted);
-//    - long/short: if the next interval compensates it (their sum within Th2 of 2·medRR, one
-//      above and one below medRR) the shared beat is re-centred as for an ectopic beat;
-//      otherwise the interval is removed.
-// 6. Finally intervals outside [300, 2000] ms are removed. This runs after the correction, so
-//    that a missed beat at a slow rate (2 × 1100 ms) is split rather than dropped and an extra
-//    beat (say 150 + 850 ms) is merged rather than leaving a lone 850; the thresholds are
-//    quartile- and median-based, so a rare wild value does not move them.
-// Each correction counts one corrected beat; each dropped interval one removed beat.
-// artifactRatio = (removed + corrected) / input beats.
+//    - ectopic (centre j): the misplaced beat between rr[j−1] and rr[j] moves to the midpoint
+//      of its neighbours, both intervals become (rr[j−1] + rr[j]) / 2;
+//    - missed: rr[j] is split in two equal intervals; extra: rr[j] and rr[j+1] are merged;
+//    - long/short: the beat closing rr[j] moves to the midpoint of its neighbours, as the paper
+//      and NeuroKit2 correct misaligned beats; a last interval, or one outside 300–2000 ms
+//      (a gap, not a misplaced beat), is dropped instead.
+// 6. Finally intervals outside [300, 2000] ms are removed (after the correction, so a missed
+//    beat at a slow rate is split rather than dropped and an extra beat merged).
+// Each correction counts one corrected beat; each dropped interval one removed beat, counted
+// only for beats of the slice. artifactRatio = (removed + corrected) / input beats.
 //
-// Deviations from the paper: the thresholds are computed within the series given (for one 64 s
-// window, about 60–90 beats, so the 91-beat window is mostly the whole series); the threshold
-// floors (3.); the range check placed after the correction (6.); uncompensated long/short intervals are removed rather than replaced by an
-// interpolated value, which would break the beat-time consistency.
+// Deviations from the paper, each measured in the comments where it is made: the Th1 bounds
+// (3.); which of two passing beats is the ectopic centre, the pair reading of a long beat and
+// the extra conditions on a missed beat (4.); the range rule (5., 6.). The paper's 91-beat
+// thresholds are computed over the context plus the slice: for a 64 s window about 105–135
+// beats at rest, so each beat's 91-beat neighbourhood is almost full except for the last 45
+// beats of the window, whose neighbourhood is cut at the window's end.
 
 export const RR_MIN_MS = 300;
 export const RR_MAX_MS = 2000;
@@ -67,6 +71,15 @@ const C2 = 0.17;
 const MIN_THRESHOLD_MS = 10;
 const LEVEL_FLOOR = 2.5;
 const LEVEL_CAP = 6;
+
+/** Bounds on α·QD as multiples of the median of the same values (see 3. above). */
+interface ThresholdBounds {
+  floor: number;
+  cap: number;
+}
+const TH1_BOUNDS: ThresholdBounds = { floor: LEVEL_FLOOR, cap: LEVEL_CAP };
+/** Th2 is the paper's α·QD: bounding it changed no figure measured (see 3. above). */
+const TH2_BOUNDS: ThresholdBounds = { floor: 0, cap: Infinity };
 
 const NORMAL = 0;
 const ECTOPIC = 1;
@@ -105,6 +118,8 @@ export interface ArtifactScratch {
   work: Float64Array;
   sorted: Float64Array;
   action: Uint8Array;
+  /** Input interval (index into t / rr) each output interval came from. */
+  source: Int32Array;
 }
 
 export function createArtifactScratch(capacity = 256): ArtifactScratch {
@@ -119,6 +134,8 @@ export function createArtifactScratch(capacity = 256): ArtifactScratch {
     work: new Float64Array(capacity),
     sorted: new Float64Array(capacity),
     action: new Uint8Array(capacity),
+    // A missed-beat split writes two outputs for one input.
+    source: new Int32Array(2 * capacity),
   };
 }
 
@@ -197,7 +214,7 @@ function rollingStatistic(
   values: Float64Array,
   n: number,
   halfWidth: number,
-  quartileDeviation: boolean,
+  bounds: ThresholdBounds | null,
   out: Float64Array,
   sorted: Float64Array,
 ): void {
@@ -238,17 +255,30 @@ function rollingStatistic(
     }
     changed = false;
     const median = quantileSorted(sorted, m, 0.5);
-    if (quartileDeviation) {
+    if (bounds !== null) {
       const qd = (quantileSorted(sorted, m, 0.75) - quantileSorted(sorted, m, 0.25)) / 2;
-      out[j] = Math.max(Math.min(ALPHA * qd, LEVEL_CAP * median), LEVEL_FLOOR * median, MIN_THRESHOLD_MS);
+      // (Written so that an unbounded cap with a zero median is no cap, not ∞ · 0 = NaN.)
+      const capped = bounds.cap === Infinity ? ALPHA * qd : Math.min(ALPHA * qd, bounds.cap * median);
+      out[j] = Math.max(capped, bounds.floor * median, MIN_THRESHOLD_MS);
     } else {
       out[j] = median;
     }
   }
 }
 
+/**
+ * dRR at index i with NeuroKit2's reflect padding beyond the ends (dRR[−1] = dRR[1],
+ * dRR[n] = dRR[n − 2], ...): a pattern cut by the end of the series is judged as if mirrored,
+ * so that an ectopic beat whose compensatory pause is the last interval is still recognised
+ * (with the missing neighbours read as 0, as before, an NPN pattern at the end of a window could
+ * never satisfy S12 < −c1·dRR − c2, since S12 ≥ 0).
+ */
 function drrAt(drr: Float64Array, n: number, i: number): number {
-  return i >= 0 && i < n ? drr[i] : 0;
+  if (n < 2) return 0;
+  let k = i;
+  if (k < 0) k = -k;
+  if (k >= n) k = 2 * (n - 1) - k;
+  return k >= 0 && k < n ? drr[k] : 0;
 }
 
 function isEctopic(drr: Float64Array, n: number, j: number): boolean {
@@ -259,6 +289,20 @@ function isEctopic(drr: Float64Array, n: number, j: number): boolean {
   return false;
 }
 
+/**
+ * Sum of squared successive differences over rr[a − 1 .. a + 2] once the beat between rr[a] and
+ * rr[a + 1] is re-centred (both become their mean): how smooth that correction leaves the
+ * series. Decides which neighbour a long interval is paired with.
+ */
+function roughnessAfterRecentring(rr: Float64Array, n: number, a: number): number {
+  if (a < 0 || a + 1 >= n) return Infinity;
+  const mean = (rr[a] + rr[a + 1]) / 2;
+  let sum = 0;
+  if (a > 0) sum += (mean - rr[a - 1]) ** 2;
+  if (a + 2 < n) sum += (rr[a + 2] - mean) ** 2;
+  return sum;
+}
+
 /** Classifies every beat of scratch.rr[0 .. n) into scratch.action. */
 function classify(s: ArtifactScratch, n: number): void {
   const { rr, drr, mrr, medRr, th2, action } = s;
@@ -266,23 +310,36 @@ function classify(s: ArtifactScratch, n: number): void {
   let j = 0;
   while (j < n) {
     const d = drr[j];
-    const mj = mrr[j];
-    if (d <= 1 && d >= -1 && mj <= 3 && mj >= -3) {
+    // Figure 1 of the paper as NeuroKit2 reads it: a beat is examined only when its dRR
+    // exceeds Th1. |mRR| > 3 then decides long/short among those, never on its own: alone it
+    // flags the troughs of slow deep RSA, where the 11-beat median cannot follow a 20–25-beat
+    // breath (before this gate, 62 of 516 artifact-free synthetic series at 0.04–0.25 Hz,
+    // 50–150 ms lost beats, up to 146 in 10 min).
+    if (d <= 1 && d >= -1) {
       j++;
       continue;
     }
-    if (isEctopic(drr, n, j)) {
-      action[j] = ECTOPIC;
-      j += 2;
+    // An ectopic beat disturbs three dRRs, the middle one (the second interval of the pair)
+    // about twice as much as the others: −p, +2p, −p for a premature beat. The paper's S12 test
+    // is meant for that middle one, but the first can pass it too when RR is rising into the
+    // ectopic beat (dRR[j − 1] > 0); correcting there re-times the normal beat before the pair
+    // (929.7 / 656.3 / 1218.8 ms became 793 / 793 / 1218.8). So of j and j + 1, the one with the
+    // larger |dRR| is the centre.
+    let centre = isEctopic(drr, n, j) ? j : isEctopic(drr, n, j + 1) ? j + 1 : -1;
+    if (centre >= 0) {
+      if (isEctopic(drr, n, centre + 1) && Math.abs(drrAt(drr, n, centre + 1)) > Math.abs(drr[centre])) centre++;
+      action[centre] = ECTOPIC;
+      j = centre + 2;
       continue;
     }
-    if (isEctopic(drr, n, j + 1)) {
-      action[j + 1] = ECTOPIC;
-      j += 3;
-      continue;
-    }
-    const next1 = drrAt(drr, n, j + 1);
-    const next2 = drrAt(drr, n, j + 2);
+    const mj = mrr[j];
+    // S22 reads dRR[j + 1] and dRR[j + 2]. When those belong to an ectopic beat just ahead
+    // (its pattern centred at j + 2 or j + 3), S22 measures that beat, not beat j: a normal
+    // 992 / 1109 / 1070 ms step (NSRDB 16272) read as "long" because 705 / 1404 ms followed.
+    // The ectopic beat is then left to its own turn.
+    const ahead = isEctopic(drr, n, j + 2) ? 0 : isEctopic(drr, n, j + 3) ? 1 : 2;
+    const next1 = ahead >= 1 ? drrAt(drr, n, j + 1) : 0;
+    const next2 = ahead >= 2 ? drrAt(drr, n, j + 2) : next1;
     const s22 = d >= 0 ? Math.min(next1, next2) : Math.max(next1, next2);
     const long = d > 1 && s22 < -1;
     const short = d < -1 && s22 > 1;
@@ -295,7 +352,28 @@ function classify(s: ArtifactScratch, n: number): void {
       j += 3;
       continue;
     }
-    if (long && Math.abs(rr[j] / 2 - medRr[j]) < th2[j]) {
+    // The paper's missed-beat test alone, |rr/2 − medRR| < Th2, accepts almost any long
+    // interval where slow deep RSA makes Th2 large (Th2 ≈ 300 ms at RR ≈ 720 ms in the Y3
+    // meditation: 719 / 844 / 766 ms had its 844 split in two). So a split must also explain
+    // the interval better than the two other readings the paper offers: a normal interval
+    // (|rr − medRR|) and the compensatory pause of an ectopic beat before it, re-centred with
+    // its short predecessor (|(rr[j−1] + rr[j]) / 2 − medRR|): 672 / 602 / 1070 ms (a beat 20 %
+    // early while RR was falling, so dRR[j−1] stayed under Th1) is an ectopic pair, not a
+    // missed beat. Which neighbour a long interval is re-centred with is decided by which
+    // re-centring leaves the series smoother (844 / 1062 / 1125 ms in NSRDB 16539 is not a pair
+    // with the 844).
+    const splitError = Math.abs(rr[j] / 2 - medRr[j]);
+    const missedBetter =
+      splitError < Math.abs(rr[j] - medRr[j]) && (j === 0 || splitError < Math.abs((rr[j - 1] + rr[j]) / 2 - medRr[j]));
+    const pairError = j > 0 ? Math.abs((rr[j - 1] + rr[j]) / 2 - medRr[j]) : Infinity;
+    const ectopicPairBefore =
+      j > 0 && rr[j - 1] < medRr[j] && pairError < th2[j] && roughnessAfterRecentring(rr, n, j - 1) < roughnessAfterRecentring(rr, n, j);
+    if (long && !missedBetter && ectopicPairBefore) {
+      action[j] = ECTOPIC;
+      j += 2;
+      continue;
+    }
+    if (long && missedBetter && splitError < th2[j]) {
       action[j] = MISSED;
       j += 2;
       continue;
@@ -305,9 +383,17 @@ function classify(s: ArtifactScratch, n: number): void {
   }
 }
 
+/** Largest mismatch (ms) between a beat-time step and its RR for two intervals to be adjacent. */
+const ADJACENT_TOLERANCE_MS = 10;
+
 /**
  * Cleans beats [from, to) of (beatTimesMs, rrMs) into `out`. beatTimesMs[i] is the time of the
- * beat closing rrMs[i]; times must increase. Allocates only when `out` or `scratch` must grow.
+ * beat closing rrMs[i]; times must increase. Up to 45 beats before `from` that lead without a
+ * gap into it are read as context (never written out): they give the first intervals of the
+ * slice a dRR and the thresholds more of the paper's 91 beats, so that an ectopic beat just
+ * before or at the start of a window is judged as it would be in the middle. Beats from `to` on
+ * are not read (in a live stream they do not exist yet). Allocates only when `out` or
+ * `scratch` must grow.
  */
 export function cleanRrInto(
   beatTimesMs: Float64Array,
@@ -318,14 +404,25 @@ export function cleanRrInto(
   scratch: ArtifactScratch,
 ): CleanedRr {
   const inputCount = Math.max(0, to - from);
-  ensureScratch(scratch, inputCount);
-  ensureOutput(out, inputCount);
-  const { t, rr, drr, mrr, medRr, th2, work, sorted, action } = scratch;
+  let first = from;
+  if (inputCount > 0) {
+    while (
+      first > 0 &&
+      from - first < THRESHOLD_HALF_WIDTH &&
+      Math.abs(beatTimesMs[first] - rrMs[first] - beatTimesMs[first - 1]) <= ADJACENT_TOLERANCE_MS
+    ) {
+      first--;
+    }
+  }
+  const context = from - first;
+  const n = inputCount + context;
+  ensureScratch(scratch, n);
+  ensureOutput(out, n);
+  const { t, rr, drr, mrr, medRr, th2, work, sorted, action, source } = scratch;
 
-  const n = inputCount;
   for (let j = 0; j < n; j++) {
-    t[j] = beatTimesMs[from + j];
-    rr[j] = rrMs[from + j];
+    t[j] = beatTimesMs[first + j];
+    rr[j] = rrMs[first + j];
   }
   out.inputCount = inputCount;
   out.ectopic = out.missed = out.extra = out.longShort = 0;
@@ -336,22 +433,25 @@ export function cleanRrInto(
     drr[0] = 0;
     for (let j = 1; j < n; j++) drr[j] = rr[j] - rr[j - 1];
     for (let j = 0; j < n; j++) work[j] = Math.abs(drr[j]);
-    rollingStatistic(work, n, THRESHOLD_HALF_WIDTH, true, th2, sorted); // Th1, parked in th2
+    rollingStatistic(work, n, THRESHOLD_HALF_WIDTH, TH1_BOUNDS, th2, sorted); // Th1, parked in th2
     for (let j = 0; j < n; j++) drr[j] /= th2[j];
 
-    rollingStatistic(rr, n, MEDIAN_HALF_WIDTH, false, medRr, sorted);
+    rollingStatistic(rr, n, MEDIAN_HALF_WIDTH, null, medRr, sorted);
     for (let j = 0; j < n; j++) {
       const dev = rr[j] - medRr[j];
       mrr[j] = dev < 0 ? 2 * dev : dev;
       work[j] = Math.abs(mrr[j]);
     }
-    rollingStatistic(work, n, THRESHOLD_HALF_WIDTH, true, th2, sorted); // Th2 (ms)
+    rollingStatistic(work, n, THRESHOLD_HALF_WIDTH, TH2_BOUNDS, th2, sorted); // Th2 (ms)
     for (let j = 0; j < n; j++) mrr[j] /= th2[j];
     classify(scratch, n);
   } else {
     action.fill(NORMAL, 0, n);
   }
 
+  // Corrections run over context and slice alike (a context beat may be the one re-timed for a
+  // pair that ends in the slice); `source` remembers which input interval each output came
+  // from, and only outputs from the slice are kept and counted.
   const ot = out.beatTimesMs;
   const or = out.rrMs;
   let o = 0;
@@ -360,6 +460,7 @@ export function cleanRrInto(
       case NORMAL:
         ot[o] = t[j];
         or[o] = rr[j];
+        source[o] = j;
         o++;
         break;
       case ECTOPIC: {
@@ -370,65 +471,94 @@ export function cleanRrInto(
         ot[o - 1] = t[j] - mean;
         ot[o] = t[j];
         or[o] = mean;
+        source[o] = j;
         o++;
-        corrected++;
-        out.ectopic++;
+        if (j >= context) {
+          corrected++;
+          out.ectopic++;
+        }
         break;
       }
       case MISSED: {
         const half = rr[j] / 2;
         ot[o] = t[j] - half;
         or[o] = half;
+        source[o] = j;
         ot[o + 1] = t[j];
         or[o + 1] = half;
+        source[o + 1] = j;
         o += 2;
-        corrected++;
-        out.missed++;
+        if (j >= context) {
+          corrected++;
+          out.missed++;
+        }
         break;
       }
       case EXTRA:
         ot[o] = t[j + 1];
         or[o] = rr[j] + rr[j + 1];
+        source[o] = j + 1;
         o++;
         j++;
-        corrected++;
-        out.extra++;
+        if (j >= context) {
+          corrected++;
+          out.extra++;
+        }
         break;
       case LONG_SHORT: {
-        out.longShort++;
-        const med = medRr[j];
-        if (j + 1 < n) {
-          const next = rr[j + 1];
-          const compensated = Math.abs(rr[j] + next - 2 * med) < th2[j] && (rr[j] - med) * (next - med) < 0;
-          if (compensated) {
-            const mean = (rr[j] + next) / 2;
-            ot[o] = t[j + 1] - mean;
-            or[o] = mean;
-            ot[o + 1] = t[j + 1];
-            or[o + 1] = mean;
-            o += 2;
-            j++;
-            corrected++;
-            break;
-          }
+        // As the paper (and NeuroKit2) correct a misaligned beat: the beat closing rr[j] is moved
+        // to the midpoint of its neighbours, so rr[j] and rr[j + 1] both become their mean and
+        // every beat time stays consistent with its interval. Removing the interval instead
+        // (as before) deletes the two large differences around it, where interpolation keeps
+        // half their power: on the clean NSRDB 16539 segment two removals cut a window's RMSSD
+        // from 80.9 to 63.7 ms.
+        if (j >= context) out.longShort++;
+        // An interval outside 300–2000 ms is a gap or a glitch, not a misplaced beat: sharing
+        // it with a neighbour would spoil a good interval; it is dropped instead.
+        const inRange = rr[j] >= RR_MIN_MS && rr[j] <= RR_MAX_MS;
+        if (inRange && j + 1 < n) {
+          const mean = (rr[j] + rr[j + 1]) / 2;
+          ot[o] = t[j + 1] - mean;
+          or[o] = mean;
+          source[o] = j;
+          ot[o + 1] = t[j + 1];
+          or[o + 1] = mean;
+          source[o + 1] = j + 1;
+          o += 2;
+          j++;
+          if (j >= context) corrected++;
+          break;
         }
-        removed++;
+        // The last interval has no neighbour to share with: dropped (the range check counts
+        // an out-of-range one).
+        if (!inRange) {
+          ot[o] = t[j];
+          or[o] = rr[j];
+          source[o] = j;
+          o++;
+          break;
+        }
+        if (j >= context) removed++;
         break;
       }
     }
   }
-  // Range check last (see 6. above), compacting in place.
+  // Context dropped and range check last (see 6. above), compacting in place.
   let kept = 0;
+  let outOfRange = 0;
   for (let i = 0; i < o; i++) {
+    if (source[i] < context) continue;
     const r = or[i];
     if (r >= RR_MIN_MS && r <= RR_MAX_MS) {
       ot[kept] = ot[i];
       or[kept] = r;
       kept++;
+    } else {
+      outOfRange++;
     }
   }
-  out.outOfRange = o - kept;
-  removed += o - kept;
+  out.outOfRange = outOfRange;
+  removed += outOfRange;
   out.count = kept;
   out.removed = removed;
   out.corrected = corrected;
