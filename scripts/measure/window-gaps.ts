@@ -14,6 +14,7 @@
 // Held-out set (only scored, never used to choose): every record of ../shared/data/rr/ with
 // gaps cut out of it. Both use a permissive plan (no coverage or gap rule) so that every
 // gapped window is computed, then bin by the coverage and longest gap the product measures.
+import { execSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
@@ -262,6 +263,21 @@ function scatteredByMissing(xs: Array<Sample & { missing: number }>) {
   return out;
 }
 
+/**
+ * The code the figures come from: the commit, and whether pipelines/hrv differed from it (the
+ * numbers move with the coherence and artifact code, so rerun this after changing either).
+ * Outside a git checkout (an exported tree), MEASURED_COMMIT names it.
+ */
+function codeVersion(): { commit: string; hrv_uncommitted_changes: boolean | null } {
+  try {
+    const commit = execSync('git rev-parse --short HEAD', { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    const dirty = execSync('git status --porcelain -- pipelines/hrv', { cwd: repoRoot, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+    return { commit, hrv_uncommitted_changes: dirty.length > 0 };
+  } catch {
+    return { commit: process.env.MEASURED_COMMIT ?? 'unknown', hrv_uncommitted_changes: process.env.MEASURED_COMMIT ? false : null };
+  }
+}
+
 const limits = [2000, 3000, 4000, 5000, 6000, 8000, 10000];
 const result = {
   note:
@@ -270,6 +286,7 @@ const result = {
     'Development set: synthetic RSA (0.05-0.25 Hz, 50 ms, mean RR 1000 ms / noise 8 ms and 800 ms / 20 ms), 24 windows per condition. ' +
     'Held out: every record of ../shared/data/rr/, windows 20 s apart (60 s in records over 20 min) whose ungapped window is valid, one gap per length at a random place.',
   made: new Date().toISOString().slice(0, 10),
+  code: codeVersion(),
   default_rules_on_gapped_windows: {
     development_synthetic: {
       interior: verdicts(synthetic.interior),
