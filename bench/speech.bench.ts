@@ -8,7 +8,7 @@
 //             metrics:update within 1 s. Below 8, a diagnosis: 8 streams with and without partial
 //             results, interleaved.
 //
-//   npm run bench:speech -- [features|pipeline|live|all] [live stream counts=1,2,4,8,10,12] [live runs=3] [live seconds=30]
+//   npm run bench:speech -- [features|pipeline|live|all] [live stream counts=1,2,4,8,10,12] [live runs=3] [live seconds=30] [--baseline=<git rev>]
 //
 // "One core" parts run in a child process pinned with `taskset -c 0` (main thread, libuv pool and
 // onnxruntime's threads alike), 7 rounds (features) or 3 (pipeline) after a warm-up; they report
@@ -18,18 +18,29 @@
 // Each live run is a fresh, unpinned child process; every stream count gets `live runs` of them
 // (default 3) and its figures are medians over those runs.
 //
+// With --baseline=<rev>, each one-core part is also measured on that commit's code (bench/lib/baseline.ts:
+// a git archive of it, measured by this bench/), in the same run, interleaved: three processes
+// each, candidate and baseline alternating (which goes first rotates). The metrics then pool the
+// rounds of the three processes of each side.
+//
 // Every child writes its own result file; this entry writes bench/results/speech-<time>-<tag>.json
 // with the medians over runs, the load averages, and the child files' names, and prints a table.
 import { runChild } from './lib/child.js';
 import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
 import { interleavedOrder, median, round } from './lib/stats.js';
 import { loadAverage } from './lib/machine.js';
+import { type Baseline, baselineEnv, prepareBaseline } from './lib/baseline.js';
 
-const part = process.argv[2] ?? 'all';
+const args = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const baselineRev = process.argv.slice(2).find((a) => a.startsWith('--baseline='))?.slice('--baseline='.length);
+const part = args[0] ?? 'all';
 if (!['features', 'pipeline', 'live', 'all'].includes(part)) throw new Error(`unknown part ${part}: features | pipeline | live | all`);
-const liveCounts = (process.argv[3] || '1,2,4,8,10,12').split(',').map(Number);
-const liveRuns = runsArg(process.argv[4], 3);
-const LIVE_SECONDS = Number(process.argv[5] || 30);
+const liveCounts = (args[1] || '1,2,4,8,10,12').split(',').map(Number);
+const liveRuns = runsArg(args[2], 3);
+const LIVE_SECONDS = Number(args[3] || 30);
+/** Processes per side when comparing with a baseline. */
+const BASELINE_PROCESSES = 3;
+const baseline: Baseline | null = baselineRev ? prepareBaseline(baselineRev) : null;
 const FEATURE_ROUNDS = 7;
 const PIPELINE_ROUNDS = 3;
 const PIPELINE_MODELS = ['moonshine-tiny', 'moonshine-base'];
@@ -46,6 +57,7 @@ const bench = new BenchRun('speech', {
     feature_rounds: FEATURE_ROUNDS,
     pipeline_rounds: PIPELINE_ROUNDS,
     pipeline_models: PIPELINE_MODELS,
+    baseline: baseline ? { rev: baselineRev, commit: baseline.commit, processes_per_side: BASELINE_PROCESSES } : null,
     audio: 'real 16 kHz clips of ../shared/data/speech, whole, with 400 ms silences between them: ≥ 60 s one-core, ≥ 30 s per live stream (each stream from a different first clip)',
     live_client: 'same process as Attune; N ingest sockets (20 ms PCM16 messages at real-time pace) and N event sockets; stream starts spread over 1 s',
   },
@@ -54,10 +66,10 @@ const node = (script: string, ...args: string[]) => ['node', '--import', 'tsx', 
 const liveArgs = (n: number, ...extra: string[]) => ['--max-semi-space-size=64', '--import', 'tsx', 'bench/speech-live.bench.ts', String(n), String(LIVE_SECONDS), ...extra];
 const childFiles: string[] = [];
 
-/** A pinned run (once: every round counts), marked when its core was visibly shared. */
-async function pinned(args: string[]): Promise<any> {
+/** A pinned run (once: every round counts), marked when its core was visibly shared; in the baseline's checkout with `base`. */
+async function pinned(args: string[], base: Baseline | null = null): Promise<any> {
   const loadBefore = loadAverage();
-  const r = await runChild('taskset', ['-c', '0', ...args]);
+  const r = await runChild('taskset', ['-c', '0', ...args], base ? { cwd: base.dir, env: baselineEnv(base) } : {});
   childFiles.push(r.result_file);
   const share = median(r.runs.cpu_over_wall);
   const disturbed = share < DISTURBED_CPU_SHARE;
@@ -103,28 +115,53 @@ function liveMetrics(prefix: string, runs: any[]) {
   };
 }
 
+/**
+ * A one-core part: one pinned process, or with a baseline, BASELINE_PROCESSES of each side
+ * interleaved. Records `<key>_rtf_wall` (and `<key>_baseline_rtf_wall`) over every round, and
+ * returns the candidate's last process (for its stage times and WER) with the comparison.
+ */
+async function onecore(key: string, args: string[]): Promise<{ last: any; m: ReturnType<typeof bench.metric>; vs: string }> {
+  if (!baseline) {
+    const r = await pinned(args);
+    return { last: r, m: bench.metric(`${key}_rtf_wall`, r.runs.rtf_wall, '× real time', 'higher'), vs: '' };
+  }
+  const sides: Record<'candidate' | 'baseline', any[]> = { candidate: [], baseline: [] };
+  for (const order of interleavedOrder(['candidate', 'baseline'] as const, BASELINE_PROCESSES))
+    for (const side of order) {
+      console.log(`  ${side}${side === 'baseline' ? ` (${baseline.commit.slice(0, 7)})` : ''}:`);
+      sides[side].push(await pinned(args, side === 'baseline' ? baseline : null));
+    }
+  const m = bench.metric(`${key}_rtf_wall`, sides.candidate.flatMap((r) => r.runs.rtf_wall), '× real time', 'higher');
+  const b = bench.metric(`${key}_baseline_rtf_wall`, sides.baseline.flatMap((r) => r.runs.rtf_wall), '× real time', 'higher');
+  comparisons[key] = {
+    candidate_processes: sides.candidate.map((r) => ({ result_file: r.result_file, rtf_wall_median: r.rtf_wall_median, disturbed: r.disturbed })),
+    baseline_processes: sides.baseline.map((r) => ({ result_file: r.result_file, rtf_wall_median: r.rtf_wall_median, disturbed: r.disturbed })),
+    candidate_over_baseline: round(m.median / b.median, 3),
+  };
+  return { last: sides.candidate[sides.candidate.length - 1], m, vs: `; baseline ${baseline.commit.slice(0, 7)} ${describeMetric(b, 1, '×')} in the same run (candidate / baseline ${round(m.median / b.median, 2)})` };
+}
+
 const results: Record<string, any> = {};
+const comparisons: Record<string, any> = {};
 const rows: string[][] = [['measurement', 'result (median over runs)', 'target', 'notes']];
 
 if (part === 'features' || part === 'all') {
   console.log('features + voice activity, one core (taskset -c 0):');
-  const f = await pinned(node('bench/speech-onecore.bench.ts', 'features', String(FEATURE_ROUNDS)));
-  const m = bench.metric('features_rtf_wall', f.runs.rtf_wall, '× real time', 'higher');
+  const { last: f, m, vs } = await onecore('features', node('bench/speech-onecore.bench.ts', 'features', String(FEATURE_ROUNDS)));
   results.features = { ...f, runs: undefined };
-  rows.push(['features + VAD, 1 core', describeMetric(m, 0, '×'), '≥ 100×', `VAD ${(100 * f.vad_share_of_wall).toFixed(0)} % of time, ${f.audio_seconds} s audio${f.disturbed ? ', DISTURBED (core shared)' : ''}; ${f.result_file}`]);
+  rows.push(['features + VAD, 1 core', describeMetric(m, 0, '×') + vs, '≥ 100×', `VAD ${(100 * f.vad_share_of_wall).toFixed(0)} % of time, ${f.audio_seconds} s audio${f.disturbed ? ', DISTURBED (core shared)' : ''}; ${f.result_file}`]);
 }
 if (part === 'pipeline' || part === 'all') {
   results.pipeline = {};
   for (const model of PIPELINE_MODELS) {
     console.log(`full pipeline with ${model}, one core (taskset -c 0):`);
-    const p = await pinned(node('bench/speech-onecore.bench.ts', 'pipeline', model, String(PIPELINE_ROUNDS)));
     const short = model.replace('moonshine-', '');
-    const m = bench.metric(`pipeline_${short}_rtf_wall`, p.runs.rtf_wall, '× real time', 'higher');
+    const { last: p, m, vs } = await onecore(`pipeline_${short}`, node('bench/speech-onecore.bench.ts', 'pipeline', model, String(PIPELINE_ROUNDS)));
     results.pipeline[model] = { ...p, runs: undefined };
     const s = p.stage_seconds_median;
     rows.push([
       `full pipeline ${short}, 1 core`,
-      describeMetric(m, 1, '×'),
+      describeMetric(m, 1, '×') + vs,
       model === 'moonshine-tiny' ? '≥ 8×' : '(report)',
       `s: analyzer ${s.analyzer}, asr ${s.recognition}, align ${s.alignment}, fillers ${s.filled_pauses_and_rest}; WER ${(100 * p.wer_vs_manifest).toFixed(1)} %${p.disturbed ? ', DISTURBED (core shared)' : ''}; ${p.result_file}`,
     ]);
@@ -176,5 +213,5 @@ const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
 console.log('');
 for (const r of rows) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  '));
 
-const file = bench.write({ ...results, child_result_files: childFiles, table: rows });
+const file = bench.write({ ...results, ...(baseline ? { baseline_comparisons: comparisons } : {}), child_result_files: childFiles, table: rows });
 console.log(`\nwrote ${relativeResultPath(file)}`);

@@ -3,9 +3,10 @@
 import { spawn } from 'node:child_process';
 import { REPO_ROOT } from './results.js';
 
-export function runChild(command: string, args: string[]): Promise<any> {
+/** `cwd` (default the repository) and extra environment variables, e.g. to run a baseline checkout. */
+export function runChild(command: string, args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<any> {
   return new Promise((resolve, reject) => {
-    const p = spawn(command, args, { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn(command, args, { cwd: opts.cwd ?? REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'inherit'] });
     let result: any = null;
     let buffered = '';
     p.stdout.on('data', (d: Buffer) => {

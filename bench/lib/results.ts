@@ -9,7 +9,7 @@
 // metric, and each metric's true median, min and max.
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type GitState, type Machine, gitState, loadAverage, machine } from './machine.js';
 import { MIN_RUNS_FOR_MEDIAN, type Summary, round, summarise } from './stats.js';
@@ -103,7 +103,7 @@ export class BenchRun {
       finished_at: new Date().toISOString(),
       command: this.opts.command ?? commandLine(),
       options: this.opts.options ?? {},
-      git: gitState(REPO_ROOT),
+      git: process.env.BENCH_CODE_COMMIT ? baselineGitState(process.env.BENCH_CODE_COMMIT) : gitState(REPO_ROOT),
       machine: { ...machine(), load_average_start: this.loadAtStart, load_average_end: loadAverage() },
       metrics: this.metrics,
       details,
@@ -125,6 +125,11 @@ export class BenchRun {
   }
 }
 
+/** A baseline run (bench/lib/baseline.ts): a git archive of that commit, measured by the current bench/. */
+function baselineGitState(commit: string): GitState & { code: string } {
+  return { commit, uncommitted: [], code: 'baseline: git archive of this commit, measured by the bench/ of the run that started it' };
+}
+
 /** "median 123.4× (min 110.2×, max 130.9×, 7 runs)", flagged when there are too few runs to quote. */
 export function describeMetric(m: Summary, digits = 1, unit = ''): string {
   const warn = m.quotable ? '' : ` — only ${m.n} run(s), fewer than ${MIN_RUNS_FOR_MEDIAN}: not a median to quote`;
@@ -142,7 +147,8 @@ export function runsArg(value: string | undefined, fallback: number): number {
   return n;
 }
 
-/** For a benchmark's last line: where the result went, relative to the repository. */
+/** For a benchmark's last line: where the result went, relative to the repository (a baseline checkout's runs land in ours). */
 export function relativeResultPath(path: string): string {
+  if (dirname(path) === RESULTS_DIR.replace(/\/$/, '') && RESULTS_DIR.endsWith(join('bench', 'results'))) return join('bench', 'results', basename(path));
   return relative(REPO_ROOT, path);
 }
