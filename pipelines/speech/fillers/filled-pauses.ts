@@ -34,11 +34,19 @@
 //      drawn-out stressed or phrase-final syllables are often high.
 // 5. Hits less than 100 ms apart on the same pitch are joined (vowel and nasal of one "um").
 //
+// Pitch steps, spreads and levels are measured with whole octaves folded out (foldedSemitones):
+// an octave jump inside a held vowel is the pitch track's octave error or creaky voice's period
+// doubling, not a change of pitch (the Viterbi tracker of fa3f987 puts half the frames of the
+// female espeak fillers an octave down; unfolded, their spread read 12.7–13 semitones).
+//
 // The thresholds were set on the generated espeak-ng clips and checked on the real recordings in
 // ../shared/data/speech (no false hits there); espeak's comma-final syllables, which it holds
 // level and steady, are the main source of false hits, and the transcript merge (merge.ts) drops
-// hits that lie on a word. Known limit: espeak's fastest "um"s (under about 200 ms) have a vowel
-// of only 60–80 ms before the nasal and are not found.
+// hits that lie on a word. Known limits: espeak's fastest "um"s (under about 200 ms) have a vowel
+// of only 60–80 ms before the nasal and are not found; real hesitations are less steady than
+// espeak's (median spectral change 0.5–0.67 dB per frame on the development recordings of
+// ../shared/data/fillers, against 0.2–0.45 in the espeak clips), so these rules alone find few of
+// them: in the worker they are one of three kinds of evidence (evidence.ts, merge.ts).
 //
 // Loudness: a frame counts only at `minDbfs` (default −45 dBFS) or above, and not more than
 // `maxDbBelowSpeech` (default 25 dB) under the input's speech level (the 90th percentile of its

@@ -129,3 +129,22 @@ test('fillers: none in the real clip transcripts (they contain no fillers)', () 
     assert.deepEqual(detectFillers(timedWords(text)), [], f);
   }
 });
+
+// What Moonshine writes when it hears a filler (seen on ../shared/data/fillers: "Um, for a
+// stalliner.", "Montreal forced, uh, um, uh, uh, Um," with the base model) goes through the worker's
+// word split (stream/recognition.ts splitWords) and these rules: each comes out as its filler,
+// whatever punctuation it carries; a backchannel ("Mm-hmm", "Uh-huh") is not a filler.
+test('fillers: the forms Moonshine writes survive the word split and are found', async () => {
+  const { splitWords } = await import('../stream/recognition.js');
+  const text = 'Montreal forced, uh, um, Uh... Um, Hmm. for a, Er, ah, aligner. Mm-hmm. Uh-huh.';
+  const words = splitWords(text).map((w, i) => ({ text: w.text, startMs: i * 300, endMs: i * 300 + 250 }));
+  assert.deepEqual(detectFillers(words).map((h) => [h.filler, words[h.wordIndex].text]), [
+    ['uh', 'uh,'],
+    ['um', 'um,'],
+    ['uh', 'Uh...'],
+    ['um', 'Um,'],
+    ['hmm', 'Hmm.'],
+    ['er', 'Er,'],
+    ['ah', 'ah,'],
+  ]);
+});
