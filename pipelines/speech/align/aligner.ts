@@ -8,7 +8,11 @@
 // spoken number, otherwise letter-to-phone rules) so that one name does not cost the whole
 // segment its alignment. The decoder then finds the best path through exactly these words with
 // optional silence between them, over the whole segment at once (full-utterance cepstral mean
-// normalisation). A token with no letter or digit cannot be pronounced; it is left out of the
+// normalisation). With `optionalFillers` (what the speech worker asks for) the path may also hold
+// any number of filled pauses (um, uh, hmm) in every gap, through a JSGF grammar instead of the
+// fixed word sequence: recognisers leave most fillers out, and the decoder then places them where
+// the audio holds them (checked against the audio in fillers/evidence.ts); when that search ends
+// outside the grammar, the words are aligned alone as before. A token with no letter or digit cannot be pronounced; it is left out of the
 // alignment and spread by syllables over the gap between its aligned neighbours (only that word
 // is marked 'syllable_estimate').
 //
@@ -23,7 +27,9 @@
 // ≈ 35–40 MB RSS per instance (WASM heap with the acoustic model and the dictionary), so keep one
 // instance per worker. Alignment runs at ≈ 50–65× real time on one core with the default beams
 // over the six test clips (no need to trade accuracy for speed; the cheaper settings and what
-// they cost are in align.bench.ts). The decoder is synchronous WebAssembly: align() blocks the
+// they cost are in align.bench.ts); with optional fillers at ≈ 40–48× (two runs each, taskset -c 0,
+// 2026-12-02: 61/67× without, 48/39× with), and twice that when the grammar search fails and the
+// words are aligned again alone. The decoder is synchronous WebAssembly: align() blocks the
 // event loop for the segment's duration / that factor (≈ 0.5 s for a 30 s segment), and for the
 // same reason calls on one instance can never interleave (they are serialised by construction).
 // Not detected: a transcript with wrong words that still fits the audio is aligned anyway
