@@ -1,30 +1,49 @@
 // Coherence ratio after McCraty et al. (HeartMath; McCraty, Atkinson, Tomasino & Bradley 2009,
-// "The coherent heart", Integral Review 5(2)), from a one-sided PSD of the tachogram:
+// "The coherent heart", Integral Review 5(2)), from the one-sided periodogram of the tachogram
+// (spectrum.ts), taken as the continuous function of frequency it is rather than as its bins:
 //
-//   1. Peak: the largest local maximum of the PSD among bins centred in [0.04, 0.26] Hz (a bin
-//      counts as a local maximum when it is ≥ both neighbours). If the band holds none (the
-//      spectrum rises or falls through it) the largest bin in the band is taken.
-//   2. Peak frequency: refined by fitting a parabola through the log-power of the peak bin and
-//      its two neighbours (for a Hann-tapered sinusoid the log main lobe is close to a parabola,
-//      which the linear one is not); the offset is clamped to ±0.5 bin.
-//   3. Peak power: Σ psd · binHz over bins whose centre lies within ±0.015 Hz of the refined peak
-//      frequency (3 or 4 bins at 0.0078 Hz spacing).
-//   4. Total power: Σ psd · binHz over bins centred in [0.0033, 0.4] Hz.
-//   5. Coherence ratio CR = peak / (total − peak).
-//   6. Score = CR / (1 + CR), which equals peak / total: the share of the 0.0033–0.4 Hz power
+//   1. Peak frequency: where the periodogram is largest within [0.04, 0.26] Hz, band edges
+//      included, wherever its neighbours outside the band are ("the maximum peak in the
+//      0.04–0.26 Hz range"). Found on the FFT grid, then refined on the continuous periodogram
+//      (see findPeakFrequency), so it is exact to ~1e-6 Hz rather than to a bin.
+//   2. Peak power: ∫ P(f) df over [peak − 0.015, peak + 0.015] Hz, the published 0.030 Hz band.
+//   3. Total power: ∫ P(f) df over [0.0033, 0.4] Hz.
+//   4. Coherence ratio CR = peak / (total − peak).
+//   5. Score = CR / (1 + CR), which equals peak / total: the share of the 0.0033–0.4 Hz power
 //      that sits in the peak, in [0, 1].
-//   7. Breathing rate (breaths/min) = peak frequency × 60: with slow, regular breathing the
+//   6. Breathing rate (breaths/min) = peak frequency × 60: with slow, regular breathing the
 //      dominant HRV oscillation is respiratory sinus arrhythmia at the breathing frequency.
 //
+// Both integrals are exact integrals of the periodogram (spectrum.ts, bandPower), not sums of
+// whole bins. With 0.0078 Hz bins a ±0.015 Hz band held 3 or 4 bins depending on where the peak
+// fell between them, and a pure sinusoid scored CR 4.3 on a bin centre and 12.4 just off it:
+// the result was a property of the grid. It is now a property of the signal.
+//
 // A spectrum with no power in the total band gives CR = score = 0 and NaN frequencies.
-
-import type { SpectrumPlan } from './spectrum.js';
+import { bandPower, periodogramAt, periodogramWithDerivatives, type PeriodogramPoint, type SpectrumPlan } from './spectrum.js';
 
 export const PEAK_SEARCH_LOW_HZ = 0.04;
 export const PEAK_SEARCH_HIGH_HZ = 0.26;
 export const PEAK_HALF_WIDTH_HZ = 0.015;
 export const TOTAL_LOW_HZ = 0.0033;
 export const TOTAL_HIGH_HZ = 0.4;
+
+/**
+ * Grid maxima whose height is at least this share of the best refined peak are refined too.
+ * The grid spacing is 1/(2T) for a window of T seconds (2× zero padding), so the top of a peak is
+ * at most 1/(4T) from a grid point; for the narrowest peak a Hann window makes (a sinusoid's main
+ * lobe) the sample there keeps ≥ 92 % of the top's height. 0.8 leaves a margin for peaks that
+ * interference between neighbouring components makes a little sharper, at the cost of refining
+ * a second candidate in the rare windows with two near-equal peaks.
+ */
+const CANDIDATE_SHARE = 0.8;
+/**
+ * Peak refinement stops when the bracket or the Newton step is below this, Hz: 0.03 % of the
+ * 0.030 Hz band, and at the top of a peak the band power changes only to second order with its
+ * centre. The reference's grid is 1.5e-5 Hz.
+ */
+const PEAK_TOLERANCE_HZ = 1e-5;
+const MAX_REFINE_STEPS = 40;
 
 export interface CoherenceResult {
   coherenceRatio: number;
@@ -42,31 +61,114 @@ export function createCoherenceResult(): CoherenceResult {
   return { coherenceRatio: 0, score: 0, peakFrequencyHz: NaN, breathingRateBpm: NaN, peakPower: 0, totalPower: 0 };
 }
 
-/** Smallest bin index whose centre is ≥ hz. */
-function firstBinAtOrAbove(hz: number, binHz: number): number {
-  return Math.ceil(hz / binHz - 1e-9);
-}
+// Module-level scratch for the refinement: single-threaded JS runs one computeCoherence at a
+// time, and nothing in it survives a call, so sharing it keeps the hot path allocation-free
+// without widening the plan.
+const point: PeriodogramPoint = { value: 0, slope: 0, curvature: 0 };
 
-/** Largest bin index whose centre is ≤ hz. */
-function lastBinAtOrBelow(hz: number, binHz: number): number {
-  return Math.floor(hz / binHz + 1e-9);
+/**
+ * Maximum of the continuous periodogram within [lo, hi], starting from `start` in it: Newton's
+ * method on P′ kept inside a bracket that always holds the maximum (P′ > 0 at a point moves the
+ * bracket's low end up to it, P′ < 0 moves the high end down), bisecting whenever a Newton step
+ * would leave the bracket or P is not concave there. The bracket is at most one 1/T wide, well
+ * inside a Hann main lobe (4/T), so it holds a single hump. A maximum at a band edge ends there.
+ * Returns the frequency and leaves P there in `point.value`.
+ */
+function refineMaximum(spectrum: SpectrumPlan, start: number, lo: number, hi: number): number {
+  let x = start;
+  for (let step = 0; step < MAX_REFINE_STEPS; step++) {
+    periodogramWithDerivatives(spectrum, x, point);
+    if (point.slope > 0) lo = x;
+    else if (point.slope < 0) hi = x;
+    else return x;
+    let next = point.curvature < 0 ? x - point.slope / point.curvature : NaN;
+    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    const moved = next - x;
+    if (Math.abs(moved) < PEAK_TOLERANCE_HZ || hi - lo < PEAK_TOLERANCE_HZ) {
+      // P at `next` from the local quadratic (exact to ~1e-10 relative over so short a step),
+      // which spares one more pass over the lags.
+      point.value += point.slope * moved + 0.5 * point.curvature * moved * moved;
+      return next;
+    }
+    x = next;
+  }
+  periodogramWithDerivatives(spectrum, x, point);
+  return x;
 }
 
 /**
- * Coherence of `psd` (bins 0 .. psd.length − 1, bin i centred on i · binHz). Writes into and
- * returns `out` when given. Allocates nothing otherwise.
+ * Start for the refinement of grid candidate j: the vertex of the parabola through the log
+ * powers of bins j − 1, j, j + 1 (for a Hann-tapered sinusoid the log main lobe is close to a
+ * parabola), clamped to ±0.5 bin, so that Newton usually needs one or two steps.
  */
-export function computeCoherence(
-  spectrum: Pick<SpectrumPlan, 'psd' | 'binHz'>,
-  out: CoherenceResult = createCoherenceResult(),
-): CoherenceResult {
+function gridVertex(psd: Float64Array, j: number, binHz: number): number {
+  const floor = psd[j] * 1e-12 + Number.MIN_VALUE;
+  const a = Math.log(psd[j - 1] + floor);
+  const b = Math.log(psd[j] + floor);
+  const c = Math.log(psd[j + 1] + floor);
+  const curvature = a - 2 * b + c;
+  let offset = curvature < 0 ? (0.5 * (a - c)) / curvature : 0;
+  if (offset > 0.5) offset = 0.5;
+  else if (offset < -0.5) offset = -0.5;
+  return (j + offset) * binHz;
+}
+
+/**
+ * Frequency of the largest value of the last window's continuous periodogram within
+ * [PEAK_SEARCH_LOW_HZ, PEAK_SEARCH_HIGH_HZ] (band edges included).
+ *
+ * The grid (bins of spectrum.psd inside the band, plus P at both edges) finds the candidate humps:
+ * points at least as high as their neighbours on it. Each candidate whose grid height is within
+ * CANDIDATE_SHARE of the best refined height so far is refined on the continuous periodogram
+ * between its grid neighbours; the highest refined point wins.
+ */
+export function findPeakFrequency(spectrum: SpectrumPlan): number {
   const { psd, binHz } = spectrum;
-  const lastBin = psd.length - 1;
-  const totalLo = Math.max(0, firstBinAtOrAbove(TOTAL_LOW_HZ, binHz));
-  const totalHi = Math.min(lastBin, lastBinAtOrBelow(TOTAL_HIGH_HZ, binHz));
-  let total = 0;
-  for (let i = totalLo; i <= totalHi; i++) total += psd[i];
-  total *= binHz;
+  const low = PEAK_SEARCH_LOW_HZ;
+  const high = Math.min(PEAK_SEARCH_HIGH_HZ, spectrum.sampleRateHz / 2);
+  // Interior grid bins strictly inside the band; the edges are evaluated exactly instead.
+  const first = Math.floor(low / binHz) + 1;
+  const last = Math.ceil(high / binHz) - 1;
+  const lowValue = periodogramAt(spectrum, low);
+  const highValue = periodogramAt(spectrum, high);
+  const frequencyAt = (j: number) => (j < first ? low : j > last ? high : j * binHz);
+  const valueAt = (j: number) => (j < first ? lowValue : j > last ? highValue : psd[j]);
+
+  // Candidate j runs over first − 1 (the low edge) .. last + 1 (the high edge). Visit them from
+  // the highest grid value down so that the pruning bound is as tight as possible early.
+  let bestHz = low;
+  let bestValue = -Infinity;
+  let gridMax = -Infinity;
+  for (let j = first - 1; j <= last + 1; j++) gridMax = Math.max(gridMax, valueAt(j));
+  // Two passes: the grid's highest candidate first, then every other one the bound lets through.
+  for (let pass = 0; pass < 2; pass++) {
+    for (let j = first - 1; j <= last + 1; j++) {
+      const v = valueAt(j);
+      const isHighest = v === gridMax;
+      if (pass === 0 ? !isHighest : isHighest) continue;
+      if (pass === 1 && !(v >= CANDIDATE_SHARE * bestValue)) continue;
+      if (j >= first && v < valueAt(j - 1)) continue;
+      if (j <= last && v < valueAt(j + 1)) continue;
+      const lo = frequencyAt(Math.max(j - 1, first - 1));
+      const hi = frequencyAt(Math.min(j + 1, last + 1));
+      const interior = j > first && j < last;
+      const hz = refineMaximum(spectrum, interior ? gridVertex(psd, j, binHz) : frequencyAt(j), lo, hi);
+      if (point.value > bestValue) {
+        bestValue = point.value;
+        bestHz = hz;
+      }
+      if (pass === 0) break;
+    }
+  }
+  return bestHz;
+}
+
+/**
+ * Coherence of the window whose periodogram `spectrum` holds (powerSpectralDensity was last
+ * called with this plan). Writes into and returns `out` when given. Allocates nothing.
+ */
+export function computeCoherence(spectrum: SpectrumPlan, out: CoherenceResult = createCoherenceResult()): CoherenceResult {
+  const total = bandPower(spectrum, TOTAL_LOW_HZ, Math.min(TOTAL_HIGH_HZ, spectrum.sampleRateHz / 2));
   out.totalPower = total;
   if (!(total > 0)) {
     out.coherenceRatio = 0;
@@ -76,35 +178,8 @@ export function computeCoherence(
     out.peakPower = 0;
     return out;
   }
-
-  const searchLo = Math.max(1, firstBinAtOrAbove(PEAK_SEARCH_LOW_HZ, binHz));
-  const searchHi = Math.min(lastBin - 1, lastBinAtOrBelow(PEAK_SEARCH_HIGH_HZ, binHz));
-  let peakBin = -1;
-  let largestBin = searchLo;
-  for (let i = searchLo; i <= searchHi; i++) {
-    const p = psd[i];
-    if (p > psd[largestBin]) largestBin = i;
-    if (p >= psd[i - 1] && p >= psd[i + 1] && (peakBin < 0 || p > psd[peakBin])) peakBin = i;
-  }
-  if (peakBin < 0) peakBin = largestBin;
-
-  // Log-parabolic refinement; a zero neighbour (log −∞) would pull the vertex onto the peak bin
-  // anyway, so the tiny floor only keeps the arithmetic finite.
-  const floor = psd[peakBin] * 1e-12 + Number.MIN_VALUE;
-  const a = Math.log(psd[peakBin - 1] + floor);
-  const b = Math.log(psd[peakBin] + floor);
-  const c = Math.log(psd[peakBin + 1] + floor);
-  const curvature = a - 2 * b + c;
-  let offset = curvature < 0 ? (0.5 * (a - c)) / curvature : 0;
-  if (offset > 0.5) offset = 0.5;
-  else if (offset < -0.5) offset = -0.5;
-  const peakHz = (peakBin + offset) * binHz;
-
-  const bandLo = Math.max(0, firstBinAtOrAbove(peakHz - PEAK_HALF_WIDTH_HZ, binHz));
-  const bandHi = Math.min(lastBin, lastBinAtOrBelow(peakHz + PEAK_HALF_WIDTH_HZ, binHz));
-  let peak = 0;
-  for (let i = bandLo; i <= bandHi; i++) peak += psd[i];
-  peak *= binHz;
+  const peakHz = findPeakFrequency(spectrum);
+  const peak = bandPower(spectrum, peakHz - PEAK_HALF_WIDTH_HZ, peakHz + PEAK_HALF_WIDTH_HZ);
   // Guards a spectrum whose every bit of power sits in the peak band (CR would be infinite);
   // real tachograms always leak some power outside ±0.015 Hz.
   const rest = Math.max(total - peak, total * 1e-12);

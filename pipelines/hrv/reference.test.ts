@@ -1,11 +1,13 @@
-// Checks against real recordings (../shared/data/rr, beside the repository) and against the
-// NeuroKit2 reference values in fixtures/reference-hrv.json (see fixtures/README.md).
+// Checks against real recordings (../shared/data/rr, beside the repository), against the
+// NeuroKit2 reference values in fixtures/reference-hrv.json and against the independent
+// fine-grid coherence reference in fixtures/reference-coherence.json (see fixtures/README.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { cleanRr } from './artifacts.js';
 import { createSplineScratch, resampleCubic } from './resample.js';
+import { computeCoherence } from './coherence.js';
 import { createSpectrumPlan, powerSpectralDensity } from './spectrum.js';
 import { computeTimeDomain } from './time-domain.js';
 import { computeWindowMetrics, createWindowPlan, type WindowMetrics } from './window-metrics.js';
@@ -28,6 +30,23 @@ interface ReferenceFile {
   recordings: Record<string, { whole: Reference; windows: (Reference & { startMs: number; endMs: number })[] }>;
 }
 const reference: ReferenceFile = JSON.parse(readFileSync(new URL('./fixtures/reference-hrv.json', import.meta.url), 'utf8'));
+
+/** One window of fixtures/reference-coherence.json (scripts/reference/coherence_reference.py). */
+interface CoherenceReferenceWindow {
+  startMs: number;
+  beatCount: number;
+  /** Raw RR, taper-weighted detrend: the same definition as Attune's. Absent under 4 beats. */
+  cr?: number;
+  peakHz?: number;
+  /** The same after NeuroKit2's Kubios correction of the whole record. */
+  crKubios?: number;
+  peakHzKubios?: number;
+  /** Raw RR, plain (unweighted) linear detrend, for information. */
+  crPlainDetrend?: number;
+}
+const coherenceReference: { windowMs: number; stepMs: number; recordings: Record<string, CoherenceReferenceWindow[]> } = JSON.parse(
+  readFileSync(new URL('./fixtures/reference-coherence.json', import.meta.url), 'utf8'),
+);
 
 function loadRr(name: string): { rr: Float64Array; t: Float64Array } {
   const text = readFileSync(dataDir + name, 'utf8');
@@ -135,10 +154,18 @@ test('Y3 meditation: spectral peak near 0.105 Hz, coherence clearly above its ow
   assert.ok(medPeaks.filter((p) => p >= 0.09 && p <= 0.12).length >= 0.75 * med.length);
   const medCoherence = mean(med.map((w) => w.coherence!));
   const preCoherence = mean(pre.map((w) => w.coherence!));
-  // Measured: 0.60 during meditation, 0.24 at baseline.
-  assert.ok(medCoherence > 0.5, `meditation mean coherence ${medCoherence}`);
-  assert.ok(preCoherence < 0.35, `baseline mean coherence ${preCoherence}`);
-  assert.ok(medCoherence > 2 * preCoherence, `${medCoherence} vs ${preCoherence}`);
+  const highShare = (ws: WindowMetrics[]) => ws.filter((w) => w.coherence! >= 0.5).length / ws.length;
+  // Bounds from the product's own definition of "high coherence" (score ≥ 0.5), not from the
+  // measured values: meditation is high on average and in most windows, baseline in neither.
+  // (Before issue 7 this test asserted baseline < 0.35 and meditation > 2 × baseline, set around
+  // the then measured 0.24 and 0.60; the 0.24 was low because bin-centred peaks lost a bin of
+  // their band and the peak search missed the maximum. Measured now: 0.63 and 0.38 mean, 81 % and
+  // 22 % of windows high.)
+  console.log(`Y3 mean coherence ${medCoherence.toFixed(3)} meditation, ${preCoherence.toFixed(3)} baseline; high in ${(100 * highShare(med)).toFixed(0)} % and ${(100 * highShare(pre)).toFixed(0)} % of windows`);
+  assert.ok(medCoherence >= 0.5, `meditation mean coherence ${medCoherence}`);
+  assert.ok(preCoherence < 0.5, `baseline mean coherence ${preCoherence}`);
+  assert.ok(highShare(med) > 0.5, `meditation: ${highShare(med)} of windows high`);
+  assert.ok(highShare(pre) < 0.5, `baseline: ${highShare(pre)} of windows high`);
 });
 
 test('Y3 meditation: the whole-recording averaged spectrum (Welch, 64 s segments) peaks near 0.105 Hz', () => {
@@ -172,3 +199,128 @@ test('M2 metronome at 0.25 Hz: breathing rate near 15/min in most windows', () =
   assert.ok(near >= 0.65 * ws.length, `${near} of ${ws.length} windows within 15 ± 1/min`);
   assert.ok(Math.abs(median(rates) - 15) < 0.6, `median ${median(rates)}/min`);
 });
+
+// Coherence against the independent fine-grid reference (scripts/reference/coherence_reference.py,
+// scipy, periodogram on 2^18 points). Pass marks from issue 7's "Done when": per record, CR within
+// 10 % in at least 95 % of windows and the peak frequency within 0.01 Hz in at least 95 %.
+const CR_TOLERANCE = 0.1;
+const PEAK_TOLERANCE_HZ = 0.01;
+const REQUIRED_SHARE = 0.95;
+
+interface Agreement {
+  windows: number;
+  crWithin: number;
+  peakWithin: number;
+  worstCr: string;
+}
+
+function agreementLine(name: string, a: Agreement): string {
+  return `${name}: ${a.windows} windows, CR within 10 % in ${((100 * a.crWithin) / a.windows).toFixed(1)} %, peak within 0.01 Hz in ${((100 * a.peakWithin) / a.windows).toFixed(1)} %; worst CR ${a.worstCr}`;
+}
+
+function tally(a: Agreement, cr: number, peakHz: number, refCr: number, refPeakHz: number, label: string, worst: { rel: number }): void {
+  a.windows++;
+  const rel = cr / refCr - 1;
+  if (Math.abs(rel) <= CR_TOLERANCE) a.crWithin++;
+  if (Math.abs(peakHz - refPeakHz) <= PEAK_TOLERANCE_HZ) a.peakWithin++;
+  if (Math.abs(rel) > worst.rel) {
+    worst.rel = Math.abs(rel);
+    a.worstCr = `${cr.toPrecision(4)} vs ${refCr.toPrecision(4)} at ${label}`;
+  }
+}
+
+test('coherence fixture covers every recording and the windows the tests compute', () => {
+  const names = Object.keys(coherenceReference.recordings);
+  assert.deepEqual(names.sort(), Object.keys(reference.recordings).sort());
+  for (const name of names) {
+    const { t } = loadRr(name);
+    const starts = coherenceReference.recordings[name].map((w) => w.startMs);
+    const expected: number[] = [];
+    for (let start = 0; start + 64000 <= t[t.length - 1]; start += 5000) expected.push(start);
+    assert.deepEqual(starts, expected, name);
+  }
+});
+
+test('the coherence maths matches the fine-grid reference on every window of every record (same beats on both sides)', () => {
+  // Attune's spectral stages (spline, PSD, coherence) on exactly the beats the reference used:
+  // the window's raw beats, no cleaning. Windows with fewer than 30 beats (the product's minimum)
+  // are left out, as the product leaves them out.
+  const plan = createSpectrumPlan({ sampleCount: 256, fftSize: 512, sampleRateHz: 4 });
+  const scratch = createSplineScratch();
+  const tachogram = new Float64Array(256);
+  for (const [name, windows] of Object.entries(coherenceReference.recordings)) {
+    const { rr, t } = loadRr(name);
+    const a: Agreement = { windows: 0, crWithin: 0, peakWithin: 0, worstCr: '-' };
+    const worst = { rel: 0 };
+    for (const w of windows) {
+      if (w.beatCount < 30 || w.cr === undefined) continue;
+      const idx: number[] = [];
+      for (let i = 0; i < rr.length; i++) if (t[i] >= w.startMs && t[i] < w.startMs + 64000) idx.push(i);
+      assert.equal(idx.length, w.beatCount, `${name} at ${w.startMs} ms`);
+      const wt = Float64Array.from(idx, (i) => t[i]);
+      const wr = Float64Array.from(idx, (i) => rr[i]);
+      resampleCubic(wt, wr, wr.length, w.startMs, w.startMs + 64000, 4, tachogram, scratch);
+      powerSpectralDensity(tachogram, plan);
+      const co = computeCoherence(plan);
+      tally(a, co.coherenceRatio, co.peakFrequencyHz, w.cr, w.peakHz!, `${w.startMs / 1000} s`, worst);
+    }
+    console.log(agreementLine(name, a));
+    assert.ok(a.windows >= 40, `${name}: only ${a.windows} windows`);
+    assert.ok(a.crWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
+    assert.ok(a.peakWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
+  }
+});
+
+/**
+ * The product path (computeWindowMetrics: cleaning, validity, spline, PSD, coherence) on the
+ * valid windows, against the reference on raw RR where cleaning changed no beat of the window and
+ * against the reference on the NeuroKit2-Kubios-corrected record where it did.
+ */
+function productAgreement(onlyUntouched: boolean): { name: string; a: Agreement }[] {
+  const out: { name: string; a: Agreement }[] = [];
+  for (const [name, windows] of Object.entries(coherenceReference.recordings)) {
+    const { rr, t } = loadRr(name);
+    const plan = createWindowPlan();
+    const a: Agreement = { windows: 0, crWithin: 0, peakWithin: 0, worstCr: '-' };
+    const worst = { rel: 0 };
+    for (const w of windows) {
+      const m = computeWindowMetrics(t, rr, rr.length, w.startMs, w.startMs + 64000, plan);
+      if (!m.valid) continue;
+      const untouched = m.artifactRatio === 0;
+      if (onlyUntouched && !untouched) continue;
+      const refCr = untouched ? w.cr : w.crKubios;
+      const refPeak = untouched ? w.peakHz : w.peakHzKubios;
+      assert.ok(refCr !== undefined && refPeak !== undefined, `${name} at ${w.startMs} ms: no reference for a valid window`);
+      tally(a, m.coherenceRatio!, m.peakFrequencyHz!, refCr, refPeak, `${w.startMs / 1000} s${untouched ? '' : ' (cleaned)'}`, worst);
+    }
+    out.push({ name, a });
+  }
+  return out;
+}
+
+test('through the product path, windows that cleaning left untouched match the reference', () => {
+  for (const { name, a } of productAgreement(true)) {
+    console.log(`untouched: ${agreementLine(name, a)}`);
+    if (a.windows === 0) continue;
+    assert.ok(a.crWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
+    assert.ok(a.peakWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
+  }
+});
+
+test(
+  'through the product path, every valid window matches the reference (issue 7 Done when)',
+  {
+    todo:
+      'depends on artifact cleaning (issue 7 item 3): in windows where the 11-beat median rule changes beats that neither the ' +
+      'recording nor the Kubios method changes, the product computes on a different series than either reference',
+  },
+  () => {
+    const results = productAgreement(false);
+    for (const { name, a } of results) console.log(`all valid: ${agreementLine(name, a)}`);
+    for (const { name, a } of results) {
+      assert.ok(a.windows > 0, `${name}: no valid window`);
+      assert.ok(a.crWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
+      assert.ok(a.peakWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
+    }
+  },
+);
