@@ -25,7 +25,7 @@
 // An acoustic hit overlapping an accepted aligned filler is the same filler (found by both, named
 // by the alignment); an acoustic hit overlapping a rejected one keeps the alignment's name.
 import type { AlignedFiller } from '../align/index.js';
-import { spanEvidence, type FilledPause, type FilledPauseOptions, type SpanEvidence } from './filled-pauses.js';
+import { detectFilledPausesAndEvidence, spanEvidence, type FilledPause, type FilledPauseOptions, type SpanEvidence } from './filled-pauses.js';
 
 export const TOUCH_MS = 30;
 export const MAX_JOINED_MS = 700;
@@ -77,8 +77,25 @@ export function judgeAlignedFillers(
   opts: FilledPauseOptions & { offsetMs?: number } = {},
 ): AlignedCandidate[] {
   const joined = joinAlignedPieces(fillers);
-  const evidence = spanEvidence(samples, joined, opts);
+  return verdicts(joined, spanEvidence(samples, joined, opts));
+}
+
+function verdicts(joined: ReturnType<typeof joinAlignedPieces>, evidence: readonly SpanEvidence[]): AlignedCandidate[] {
   return joined.map((j, i) => ({ ...j, evidence: evidence[i], accepted: alignedFillerHolds(evidence[i], j.endMs - j.startMs) }));
+}
+
+/**
+ * One utterance's filled pauses (what the speech worker calls): the acoustic rules' hits and
+ * the aligned fillers the audio bears out, combined; one analysis of the audio serves both.
+ */
+export function findFilledPauses(
+  samples: Float32Array,
+  alignedFillers: readonly AlignedFiller[],
+  opts: FilledPauseOptions & { offsetMs?: number } = {},
+): FilledPause[] {
+  const joined = joinAlignedPieces(alignedFillers);
+  const { pauses, evidence } = detectFilledPausesAndEvidence(samples, joined, opts);
+  return combineFilledPauses(pauses, verdicts(joined, evidence));
 }
 
 const overlaps = (a: { startMs: number; endMs: number }, b: { startMs: number; endMs: number }) => a.startMs < b.endMs && b.startMs < a.endMs;

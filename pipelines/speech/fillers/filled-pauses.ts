@@ -212,9 +212,26 @@ function analyseFrames(samples: Float32Array, o: Required<FilledPauseOptions>): 
 
 /** Filled pauses in 16 kHz mono samples; times relative to the first sample + offsetMs. */
 export function detectFilledPauses(samples: Float32Array, opts: FilledPauseOptions & { offsetMs?: number } = {}): FilledPause[] {
+  return detectFilledPausesAndEvidence(samples, [], opts).pauses;
+}
+
+/**
+ * detectFilledPauses and spanEvidence over one analysis of the input (the pitch track and
+ * spectral change are computed once).
+ */
+export function detectFilledPausesAndEvidence(
+  samples: Float32Array,
+  spans: readonly { startMs: number; endMs: number }[],
+  opts: FilledPauseOptions & { offsetMs?: number } = {},
+): { pauses: FilledPause[]; evidence: SpanEvidence[] } {
   const o = { ...DEFAULTS, ...definedOnly(opts) };
   const offsetMs = opts.offsetMs ?? 0;
-  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced } = analyseFrames(samples, o);
+  const a = analyseFrames(samples, o);
+  return { pauses: detectInAnalysis(a, o, offsetMs), evidence: evidenceInAnalysis(a, o, offsetMs, spans) };
+}
+
+function detectInAnalysis(a: FrameAnalysis, o: Required<FilledPauseOptions>, offsetMs: number): FilledPause[] {
+  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced } = a;
   if (n === 0) return [];
 
   const steady = new Uint8Array(n);
@@ -409,9 +426,11 @@ export function spanEvidence(
   spans: readonly { startMs: number; endMs: number }[],
   opts: FilledPauseOptions & { offsetMs?: number } = {},
 ): SpanEvidence[] {
-  const o = { ...DEFAULTS, ...definedOnly(opts) };
-  const offsetMs = opts.offsetMs ?? 0;
-  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced } = analyseFrames(samples, o);
+  return detectFilledPausesAndEvidence(samples, spans, opts).evidence;
+}
+
+function evidenceInAnalysis(a: FrameAnalysis, o: Required<FilledPauseOptions>, offsetMs: number, spans: readonly { startMs: number; endMs: number }[]): SpanEvidence[] {
+  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced } = a;
   return spans.map((span) => {
     const from = span.startMs - offsetMs;
     const to = span.endMs - offsetMs;

@@ -10,7 +10,7 @@
 // the acoustic rules' hits and the aligned fillers the audio bears out (fillers/evidence.ts).
 import type { MoonshineRecognizer } from '../asr/moonshine.js';
 import { spreadBySyllables, type AlignedFiller, type WordAligner, type WordTimingMethod } from '../align/index.js';
-import { combineFilledPauses, detectFilledPauses, judgeAlignedFillers, type FilledPause } from '../fillers/index.js';
+import { findFilledPauses, type FilledPause } from '../fillers/index.js';
 import type { ClosedSegment } from './analyzer.js';
 
 export interface TranscriptWord {
@@ -201,8 +201,7 @@ export class RecognitionQueue {
       }));
     }
     // Filled pauses: the acoustic rules and the alignment's fillers where the audio agrees (fillers/evidence.ts).
-    const acoustic = detectFilledPauses(segment.samples, { offsetMs: segment.startMs });
-    const filledPauses = combineFilledPauses(acoustic, judgeAlignedFillers(segment.samples, alignedFillers, { offsetMs: segment.startMs }));
+    const filledPauses = findFilledPauses(segment.samples, alignedFillers, { offsetMs: segment.startMs });
     return {
       index: segment.index,
       startMs,
