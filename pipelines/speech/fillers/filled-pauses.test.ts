@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { detectFilledPauses } from './filled-pauses.js';
+import { detectFilledPauses, spanEvidence } from './filled-pauses.js';
 import { SR, addNoise, harmonicSignal } from '../synthetic-audio.test-util.js';
 import { Mulberry32, gaussian } from '../../../lib/prng.js';
 
@@ -81,4 +81,29 @@ test('a vowel that changes quality every 80 ms (running speech) is not a filled 
 test('empty and too-short input give no pauses', () => {
   assert.deepEqual(detectFilledPauses(new Float32Array(0)), []);
   assert.deepEqual(detectFilledPauses(new Float32Array(100)), []);
+});
+
+test('span evidence: a held vowel is voiced, steady and level; the silence around it is not voiced', () => {
+  // 300 ms silence, 500 ms vowel, 300 ms silence.
+  const x = heldVowel(0.5);
+  const [vowel, silence] = spanEvidence(x, [
+    { startMs: 350, endMs: 750 },
+    { startMs: 0, endMs: 250 },
+  ]);
+  assert.ok(vowel.voicedShare > 0.9, `voiced ${vowel.voicedShare}`);
+  assert.ok(vowel.f0SpreadSemitones < 0.5, `spread ${vowel.f0SpreadSemitones}`);
+  assert.ok(vowel.steadyShare > 0.8, `steady ${vowel.steadyShare}`);
+  assert.ok(Math.abs(vowel.meanF0Hz - 120) < 3, `f0 ${vowel.meanF0Hz}`);
+  assert.equal(silence.voicedShare, 0);
+});
+
+test('span evidence: a glide spreads over the semitones it covers, and an octave jump does not count as one', () => {
+  // 120 → 160 Hz over 500 ms: 5 semitones.
+  const glide = heldVowel(0.5, (t) => 120 + 80 * t);
+  const [g] = spanEvidence(glide, [{ startMs: 350, endMs: 750 }]);
+  assert.ok(g.f0SpreadSemitones > 3, `glide spread ${g.f0SpreadSemitones}`);
+  // 120 Hz, then 240 Hz: the same pitch class, as an octave error or period doubling reads.
+  const jump = heldVowel(0.5, (t) => (t < 0.25 ? 120 : 240));
+  const [j] = spanEvidence(jump, [{ startMs: 350, endMs: 750 }]);
+  assert.ok(j.f0SpreadSemitones < 1, `octave jump spread ${j.f0SpreadSemitones}`);
 });
