@@ -23,7 +23,8 @@
 // edges fall between them:
 //   ∫_{f1}^{f2} P(f) df = L[0] (f2 − f1) + Σ_{d≥1} L[d] (sin 2πf2d/fs − sin 2πf1d/fs) · fs / (π d),
 // O(N) per band. L comes from the grid itself: |X|² on fftSize ≥ 2N − 1 points is the DFT of ρ
-// without circular wrap-around, so one more real FFT of |X|² gives ρ (Wiener–Khinchin). This is
+// without circular wrap-around, so one cosine transform of |X|² gives ρ (Wiener–Khinchin; a
+// half-length real FFT, see autocorrelationFromPower). This is
 // cheaper than a zero-padded FFT fine enough for 1 % band edges (the ±0.015 Hz band would need
 // 2^15 points at 4 Hz) and has no grid at all.
 import FFT from 'fft.js';
@@ -62,8 +63,13 @@ export interface SpectrumPlan {
   readonly fftOutput: Float64Array;
   /** One-sided PSD, fftSize / 2 + 1 bins. */
   readonly psd: Float64Array;
-  /** |X|² mirrored to fftSize points: the input of the FFT that yields the lags. */
-  readonly powerInput: Float64Array;
+  /** |X[k]|², k = 0 .. fftSize/2: the input of the cosine transform that yields the lags. */
+  readonly power: Float64Array;
+  /** Half-length FFT, its input and output, and sin(πj / (fftSize/2)): for that transform. */
+  readonly halfFft: FFT;
+  readonly halfInput: Float64Array;
+  readonly halfOutput: Float64Array;
+  readonly halfSin: Float64Array;
   /**
    * Lag coefficients L[0 .. sampleCount) of the continuous periodogram (see the file comment):
    * P(f) = L[0] + 2 Σ L[d] cos(2π f d / fs). Overwritten with `psd` by each call.
@@ -73,8 +79,8 @@ export interface SpectrumPlan {
 
 export function createSpectrumPlan(opts: SpectrumPlanOptions): SpectrumPlan {
   const { sampleCount, fftSize, sampleRateHz } = opts;
-  if (!Number.isInteger(fftSize) || fftSize < 4 || (fftSize & (fftSize - 1)) !== 0) {
-    throw new AttuneError('validation_error', 'fftSize must be a power of two of at least 4', [
+  if (!Number.isInteger(fftSize) || fftSize < 8 || (fftSize & (fftSize - 1)) !== 0) {
+    throw new AttuneError('validation_error', 'fftSize must be a power of two of at least 8', [
       { field: 'fftSize', reason: `got ${fftSize}` },
     ]);
   }
@@ -113,7 +119,11 @@ export function createSpectrumPlan(opts: SpectrumPlanOptions): SpectrumPlan {
     fftInput: new Float64Array(fftSize),
     fftOutput: new Float64Array(2 * fftSize),
     psd: new Float64Array(fftSize / 2 + 1),
-    powerInput: new Float64Array(fftSize),
+    power: new Float64Array(fftSize / 2 + 1),
+    halfFft: new FFT(fftSize / 2),
+    halfInput: new Float64Array(fftSize / 2),
+    halfOutput: new Float64Array(fftSize),
+    halfSin: Float64Array.from({ length: fftSize / 2 }, (_, j) => Math.sin((2 * Math.PI * j) / fftSize)),
     lags: new Float64Array(sampleCount),
   };
 }
@@ -174,33 +184,56 @@ export function detrendTapered(samples: Float64Array, plan: SpectrumPlan, out: F
  * (bins 0 .. fftSize/2) and fills `plan.lags`; the next call overwrites both. Allocates nothing.
  */
 export function powerSpectralDensity(samples: Float64Array, plan: SpectrumPlan): Float64Array {
-  const { sampleCount, fftSize, fftInput, fftOutput, psd, densityScale, powerInput, lags } = plan;
+  const { sampleCount, fftSize, fftInput, fftOutput, psd, densityScale, power } = plan;
   detrendTapered(samples, plan, fftInput);
   plan.fft.realTransform(fftOutput, fftInput);
   const half = fftSize >> 1;
   const twice = 2 * densityScale;
-  for (let i = 1; i < half; i++) {
+  for (let i = 0; i <= half; i++) {
     const re = fftOutput[2 * i];
     const im = fftOutput[2 * i + 1];
-    const power = re * re + im * im;
-    psd[i] = power * twice;
-    powerInput[i] = power;
-    powerInput[fftSize - i] = power;
+    const p = re * re + im * im;
+    power[i] = p;
+    psd[i] = p * twice;
   }
-  const dc = fftOutput[0];
-  psd[0] = dc * dc * densityScale;
-  powerInput[0] = dc * dc;
-  const ny = fftOutput[2 * half];
-  const nyIm = fftOutput[2 * half + 1];
-  psd[half] = (ny * ny + nyIm * nyIm) * densityScale;
-  powerInput[half] = ny * ny + nyIm * nyIm;
-
-  // |X|² is real and even, so its forward DFT is real and equals fftSize · ρ(d); lags past
-  // sampleCount − 1 are zero and not needed.
-  plan.fft.realTransform(fftOutput, powerInput);
-  const lagScale = twice / fftSize;
-  for (let d = 0; d < sampleCount; d++) lags[d] = fftOutput[2 * d] * lagScale;
+  psd[0] = power[0] * densityScale;
+  psd[half] = power[half] * densityScale;
+  autocorrelationFromPower(plan, twice / fftSize);
   return psd;
+}
+
+/**
+ * lags[d] = scale · Σ_{k<fftSize} |X[k]|² cos(2πkd / fftSize), d < sampleCount: the inverse DFT of
+ * the (real, even) power spectrum, i.e. the autocorrelation ρ(d) scaled. Computed as a DCT-I of
+ * the L + 1 = fftSize/2 + 1 one-sided values through one real FFT of length L (Numerical Recipes'
+ * cosft1), which costs about half of a full-length real FFT of the mirrored spectrum:
+ *   y[j] = ½ (S[j] + S[L−j]) − sin(πj/L) (S[j] − S[L−j]),  Y = FFT_L(y),
+ *   F(2m) = Re Y[m],  F(2m+1) = F(2m−1) − Im Y[m]  (fft.js' e^{−i…} convention),
+ *   F(1) = ½ (S[0] − S[L]) + Σ_{0<k<L} S[k] cos(πk/L),
+ * where F(d) = ½ S[0] + ½ (−1)^d S[L] + Σ_{0<k<L} S[k] cos(πkd/L) and the full sum is 2 F(d).
+ */
+function autocorrelationFromPower(plan: SpectrumPlan, scale: number): void {
+  const { power, halfInput, halfOutput, halfSin, lags, sampleCount } = plan;
+  const L = plan.fftSize >> 1;
+  halfInput[0] = 0.5 * (power[0] + power[L]);
+  let f1 = 0.5 * (power[0] - power[L]);
+  for (let j = 1; j < L; j++) {
+    const a = power[j];
+    const b = power[L - j];
+    halfInput[j] = 0.5 * (a + b) - halfSin[j] * (a - b);
+    // cos(πj/L) = sin(π(L/2 − j)/L) for j ≤ L/2, and −sin(π(j − L/2)/L) above.
+    f1 += a * (j <= L / 2 ? halfSin[L / 2 - j] : -halfSin[j - L / 2]);
+  }
+  plan.halfFft.realTransform(halfOutput, halfInput);
+  const twiceScale = 2 * scale;
+  lags[0] = halfOutput[0] * twiceScale;
+  let odd = f1;
+  if (sampleCount > 1) lags[1] = odd * twiceScale;
+  for (let m = 1; 2 * m < sampleCount; m++) {
+    lags[2 * m] = halfOutput[2 * m] * twiceScale;
+    odd -= halfOutput[2 * m + 1];
+    if (2 * m + 1 < sampleCount) lags[2 * m + 1] = odd * twiceScale;
+  }
 }
 
 /** The continuous one-sided periodogram of the last window at `hz` (0 < hz < fs/2). */
