@@ -267,3 +267,25 @@ test('the reported rising-RR triple 929.7 / 656.3 / 1218.8 ms is corrected as a 
   assert.ok(Math.abs(c.rrMs[k] - 929.7) < 1e-9, `the normal 929.7 ms became ${c.rrMs[k]}`);
   assert.ok(Math.abs(c.rrMs[k + 1] - 937.55) < 1e-9 && Math.abs(c.rrMs[k + 2] - 937.55) < 1e-9, `pair became ${c.rrMs[k + 1]} / ${c.rrMs[k + 2]}`);
 });
+
+test('an ectopic beat just before a window is re-timed with the context before it', () => {
+  const s = rsaSeries(21);
+  const inject = (p: number) => {
+    const rr = Float64Array.from(s.rrMs);
+    rr[k] = s.rrMs[k] * (1 - p);
+    rr[k + 1] = s.rrMs[k + 1] + s.rrMs[k] * p;
+    return { rr, t: beatTimesFromRr(rr) };
+  };
+  const k = 100;
+  const from = k + 1; // the window opens with the compensatory pause
+  const to = from + 64;
+
+  // The beats before `from` are in the buffer: the pair is seen whole and its first beat re-timed.
+  for (const p of [0.2, 0.3, 0.4]) {
+    const { rr, t } = inject(p);
+    const c = cleanRrInto(t, rr, from, to, createCleanedRr(), createArtifactScratch());
+    assert.equal(c.count, 64, `p ${p}`);
+    assert.equal(c.ectopic, 1, `p ${p}`);
+    assert.ok(Math.abs(c.rrMs[0] - (s.rrMs[k] + s.rrMs[k + 1]) / 2) < 1e-9, `p ${p}: first interval ${c.rrMs[0]}`);
+  }
+});

@@ -43,7 +43,6 @@
 //    - missed: long with |rr/2 − medRR| < Th2, and the split closer to medRR than the interval
 //      itself and than the pair reading;
 //    - otherwise long/short.
-//    The first interval of the series (no dRR) is dropped when |mRR| > 3.
 //    Beyond the ends of the series dRR is mirrored (NeuroKit2's reflect padding). After a
 //    detection the intervals whose dRR it disturbed are not classified again.
 // 5. Correction, keeping each interval equal to the step between its beat times:
@@ -99,7 +98,6 @@ const ECTOPIC = 1;
 const MISSED = 2;
 const EXTRA = 3;
 const LONG_SHORT = 4;
-const DROP_FIRST = 5;
 
 /** The cleaned series plus what was done to it. Caller-owned; arrays grow when needed. */
 export interface CleanedRr {
@@ -325,14 +323,6 @@ function classify(s: ArtifactScratch, n: number): void {
   const { rr, drr, drrPaper, mrr, medRr, th2, action } = s;
   action.fill(NORMAL, 0, n);
   let j = 0;
-  // The first interval of the series has no predecessor, so no dRR: the paper's gate never
-  // opens for it. Judged by mRR alone, and dropped when it is an outlier (nothing before it to
-  // re-time): otherwise the compensatory pause of an ectopic beat just before a live window
-  // (which gets no context, see cleanRrInto) stayed in as the window's first interval.
-  if (n > 1 && (mrr[0] > 3 || mrr[0] < -3)) {
-    action[0] = DROP_FIRST;
-    j = 1;
-  }
   while (j < n) {
     const d = drr[j];
     // Figure 1 of the paper as NeuroKit2 reads it: a beat is examined only when its dRR
@@ -543,9 +533,6 @@ export function cleanRrInto(
           corrected++;
           out.extra++;
         }
-        break;
-      case DROP_FIRST:
-        if (j >= context) removed++;
         break;
       case LONG_SHORT: {
         // As the paper (and NeuroKit2) correct a misaligned beat: the beat closing rr[j] is moved
