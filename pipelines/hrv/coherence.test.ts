@@ -2,8 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { computeCoherence, createCoherenceResult, findPeakFrequency } from './coherence.js';
 import { createSplineScratch, resampleCubic } from './resample.js';
-import { bandPower, createSpectrumPlan, powerSpectralDensity } from './spectrum.js';
-import { synthesizeRr } from './synthetic-rr.js';
+import { bandPower, createSpectrumPlan, periodogramAt, powerSpectralDensity } from './spectrum.js';
+import { createRandom, gaussian, synthesizeRr } from './synthetic-rr.js';
 import { computeWindowMetrics, createWindowPlan } from './window-metrics.js';
 
 const FS = 4;
@@ -136,6 +136,37 @@ test('of two near-equal peaks the higher one wins, even when the FFT grid sample
   assert.ok(psd[13] > Math.max(psd[23], psd[24]), 'premise: on the grid the on-bin peak looks higher');
   const peak = findPeakFrequency(plan);
   assert.ok(Math.abs(peak - offGrid) < 0.001, `peak ${peak}, expected ${offGrid}`);
+});
+
+test('the peak is never below the maximum of the continuous periodogram on a dense 4e-5 Hz grid (random spectra)', () => {
+  // Up to four tones anywhere in 0.02–0.28 Hz (so some sit just outside the band) plus noise: the
+  // grid candidates and their pruning (CANDIDATE_SHARE) must not lose the true maximum.
+  const plan = createSpectrumPlan({ sampleCount: N, fftSize: 512, sampleRateHz: FS });
+  for (let seed = 1; seed <= 100; seed++) {
+    const random = createRandom(seed);
+    const tones = Array.from({ length: 1 + Math.floor(random() * 4) }, () => ({ hz: 0.02 + 0.26 * random(), amplitude: 10 + 40 * random(), phase: 2 * Math.PI * random() }));
+    const noise = 30 * random();
+    const x = new Float64Array(N);
+    for (let k = 0; k < N; k++) {
+      let v = 1000 + noise * gaussian(random);
+      for (const t of tones) v += t.amplitude * Math.sin(2 * Math.PI * t.hz * (k / FS) + t.phase);
+      x[k] = v;
+    }
+    powerSpectralDensity(x, plan);
+    const found = findPeakFrequency(plan);
+    assert.ok(found >= 0.04 && found <= 0.26, `seed ${seed}: ${found}`);
+    let denseMax = 0;
+    let denseHz = 0;
+    for (let i = 0; i <= 5500; i++) {
+      const hz = 0.04 + i * 4e-5;
+      const v = periodogramAt(plan, hz);
+      if (v > denseMax) {
+        denseMax = v;
+        denseHz = hz;
+      }
+    }
+    assert.ok(periodogramAt(plan, found) >= denseMax * (1 - 1e-9), `seed ${seed}: peak ${found.toFixed(5)} Hz, dense maximum at ${denseHz.toFixed(5)} Hz`);
+  }
 });
 
 test('the peak frequency of a sinusoid is exact to 1e-4 Hz on and between bins', () => {
