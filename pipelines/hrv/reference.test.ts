@@ -311,8 +311,9 @@ test(
   'through the product path, every valid window matches the reference (issue 7 Done when)',
   {
     todo:
-      'depends on artifact cleaning (issue 7 item 3): in windows where the 11-beat median rule changes beats that neither the ' +
-      'recording nor the Kubios method changes, the product computes on a different series than either reference',
+      'depends on artifact cleaning (issue 7 item 3): in the windows where Attune\'s correction moves other beats than ' +
+      'NeuroKit2\'s Kubios correction does (e.g. nsrdb_16539 at 70 s: Attune re-times the beats at 103.4 and 124.4 s, Kubios the one ' +
+      'at 104.5 s), the product computes on a different series than the reference; the windows cleaning leaves alone agree (above)',
   },
   () => {
     const results = productAgreement(false);
