@@ -56,6 +56,22 @@ test('issue 7 sweep: a pure sinusoid at 0.045–0.25 Hz (0.001 Hz steps) scores 
   }
 });
 
+test('issue 7 sweep through the product path (computeWindowMetrics: cleaning, validity, spectrum, coherence)', () => {
+  // What a user gets. Artifact cleaning must leave these artifact-free series alone for this to
+  // hold (issue 7 item 3), so a failure here with the spectral sweep above passing points there.
+  const rows = [];
+  for (let k = 45; k <= 250; k++) {
+    const m = throughProduct(k / 1000);
+    assert.equal(m.valid, true, `${k / 1000} Hz: ${m.invalidReason}`);
+    rows.push({ hz: k / 1000, cr: m.coherenceRatio!, peak: m.peakFrequencyHz! });
+  }
+  const mid = median(rows.map((r) => r.cr));
+  for (const r of rows) {
+    assert.ok(Math.abs(r.cr / mid - 1) <= 0.05, `${r.hz} Hz: CR ${r.cr.toFixed(3)} is ${(r.cr / mid).toFixed(3)} × the median ${mid.toFixed(3)}`);
+    assert.ok(Math.abs(r.peak - r.hz) <= 0.005, `${r.hz} Hz: peak at ${r.peak}`);
+  }
+});
+
 test('the sweep holds whatever the window phase from 0.05 Hz up (the detrend no longer leaks the phase)', () => {
   // Below ~0.05 Hz a 64 s window holds under 3.2 cycles and removing a trend line also removes a
   // phase-dependent share of the oscillation itself (up to +9 % CR at 0.045 Hz for some phases);
