@@ -21,13 +21,15 @@
 // Why: uncovered stretches are bridged by the spline (held flat at the edges). Inside the
 // window, a bridge longer than about a quarter breath flattens a half-wave of the breathing
 // oscillation, which the spline cannot restore, while the peak barely moves, so the window
-// looks plausible and is wrong. On synthetic RSA with known answers (0.05–0.25 Hz), the share
-// of gapped windows whose CR stays within 10 % of the same window without the gap falls from
-// 81–93 % below a quarter breath to 67 % just above it and 38 % at half a breath; the score's
-// 95th-percentile error grows from about 0.05 to 0.13–0.39. At the edges the flat hold costs
-// far less: CR within 10 % in 97–99 % of windows up to 4 s, 77 % at 4–5 s. Real records with
-// gaps cut out, not used to choose the limits, degrade the same way. Measured by
-// scripts/measure/window-gaps.ts into pipelines/hrv/fixtures/window-gaps.json.
+// looks plausible and is wrong. On synthetic RSA with known answers (0.05–0.25 Hz) the
+// coherence score's 95th-percentile error is 0.02–0.055 for gaps up to a quarter breath and
+// 0.39–0.49 beyond (the share of windows whose CR stays within 10 % of the same window
+// without the gap: 86–94 %, then 68 % falling to 28 % at half a breath). At the edges the flat
+// hold falls where the Hann taper is small: CR within 10 % in 99 % of windows up to 7 s, half
+// of them from 9 s. 4 s is well inside that, and short enough that a session's first windows
+// are named partial rather than failing the coverage rule (a 6.4 s edge stretch alone breaks
+// 90 %). Real records with gaps cut out, not used to choose the limits, degrade the same way.
+// Measured by scripts/measure/window-gaps.ts into pipelines/hrv/fixtures/window-gaps.json.
 // Every window reports its coverage and longest gap, valid or not, so a user can see why. An
 // invalid window reports null for every metric, and as invalidReason the first rule above it
 // fails ('partial', 'too_few_beats', 'low_coverage', 'too_many_artifacts', 'long_gap').
