@@ -159,7 +159,13 @@ def main() -> int:
         "nfft": NFFT,
         "recordings": recordings,
     }
-    OUT.write_text(json.dumps(doc, indent=1) + "\n")
+    # One window per line: readable diffs, a third of the size of an indented dump.
+    head = json.dumps({k: v for k, v in doc.items() if k != "recordings"}, indent=1)[:-2]
+    records = ",\n".join(
+        f"  {json.dumps(name)}: [\n" + ",\n".join("   " + json.dumps(w, separators=(",", ":")) for w in ws) + "\n  ]"
+        for name, ws in recordings.items()
+    )
+    OUT.write_text(head + ',\n "recordings": {\n' + records + "\n }\n}\n")
     print(f"wrote {OUT}", file=sys.stderr)
     return 0
 
