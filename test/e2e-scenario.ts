@@ -170,10 +170,16 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       const detail = await settledSession(app, token, id, lastBeat(kept));
       assertAveragesUseOnlyTrustedWindows(detail);
       const m = detail.metrics;
-      // Every window holding 5 s or more of the dropout is untrusted; some trusted windows remain.
+      // The stretch without beats: from the last beat before the dropout to the start of the
+      // first interval after it (a reading's beats end at its timestamp and run back from it).
+      const before = kept.filter((r) => Date.parse(r.timestamp) < gapFrom);
+      const after = kept.find((r) => Date.parse(r.timestamp) >= gapTo)!;
+      const noDataFrom = Date.parse(before[before.length - 1].timestamp);
+      const noDataTo = Date.parse(after.timestamp) - after.rr_intervals_ms.reduce((a, b) => a + b, 0);
+      // Every window holding 5 s or more of it is untrusted; some trusted windows remain.
       for (const p of detail.timeline) {
         const end = Date.parse(p.timestamp);
-        const held = Math.min(end, gapTo) - Math.max(end - 64_000, gapFrom);
+        const held = Math.min(end, noDataTo) - Math.max(end - 64_000, noDataFrom);
         if (held >= 5000) {
           assert.equal(p.valid, false, `window ending ${end - start} ms holds ${held} ms of the dropout`);
           assert.ok(['partial', 'low_coverage', 'long_gap'].includes(p.invalid_reason), p.invalid_reason);
