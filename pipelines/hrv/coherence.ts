@@ -20,7 +20,7 @@
 // the result was a property of the grid. It is now a property of the signal.
 //
 // A spectrum with no power in the total band gives CR = score = 0 and NaN frequencies.
-import { bandPower, periodogramAt, periodogramWithDerivatives, type PeriodogramPoint, type SpectrumPlan } from './spectrum.js';
+import { bandPower, periodogramWithDerivatives, type PeriodogramPoint, type SpectrumPlan } from './spectrum.js';
 
 export const PEAK_SEARCH_LOW_HZ = 0.04;
 export const PEAK_SEARCH_HIGH_HZ = 0.26;
@@ -63,7 +63,7 @@ export function createCoherenceResult(): CoherenceResult {
 
 // Module-level scratch for the refinement: single-threaded JS runs one computeCoherence at a
 // time, and nothing in it survives a call, so sharing it keeps the hot path allocation-free
-// without widening the plan.
+// without widening the plan. (Per-plan constants live in tablesByPlan below.)
 const point: PeriodogramPoint = { value: 0, slope: 0, curvature: 0 };
 
 /**
@@ -114,61 +114,127 @@ function gridVertex(psd: Float64Array, j: number, binHz: number): number {
 }
 
 /**
+ * Per-plan constants of the search, made once per SpectrumPlan and kept beside it (a WeakMap, so
+ * they go when the plan goes): cos(2π f d / fs) at both search edges and the total band's
+ * integration kernel, which turn P(edge) and the total power into dot products with the lags,
+ * and scratch for the grid sequence.
+ */
+interface SearchTables {
+  high: number;
+  first: number;
+  last: number;
+  lowCos: Float64Array;
+  highCos: Float64Array;
+  totalHigh: number;
+  /** (sin(ω·hi·d) − sin(ω·lo·d)) / (ω·d) for the total band, d ≥ 1. */
+  totalKernel: Float64Array;
+  /** The grid sequence: the low edge, the bins strictly inside the band, the high edge. */
+  sequenceHz: Float64Array;
+  sequenceValue: Float64Array;
+}
+
+const tablesByPlan = new WeakMap<SpectrumPlan, SearchTables>();
+
+function tablesFor(spectrum: SpectrumPlan): SearchTables {
+  let tables = tablesByPlan.get(spectrum);
+  if (tables) return tables;
+  const { sampleCount, sampleRateHz, binHz } = spectrum;
+  const omega = (2 * Math.PI) / sampleRateHz;
+  const high = Math.min(PEAK_SEARCH_HIGH_HZ, sampleRateHz / 2);
+  const totalHigh = Math.min(TOTAL_HIGH_HZ, sampleRateHz / 2);
+  const first = Math.floor(PEAK_SEARCH_LOW_HZ / binHz) + 1;
+  const last = Math.ceil(high / binHz) - 1;
+  const lowCos = new Float64Array(sampleCount);
+  const highCos = new Float64Array(sampleCount);
+  const totalKernel = new Float64Array(sampleCount);
+  for (let d = 1; d < sampleCount; d++) {
+    lowCos[d] = Math.cos(omega * PEAK_SEARCH_LOW_HZ * d);
+    highCos[d] = Math.cos(omega * high * d);
+    totalKernel[d] = (Math.sin(omega * totalHigh * d) - Math.sin(omega * TOTAL_LOW_HZ * d)) / (omega * d);
+  }
+  const length = Math.max(0, last - first + 1) + 2;
+  tables = {
+    high,
+    first,
+    last,
+    lowCos,
+    highCos,
+    totalHigh,
+    totalKernel,
+    sequenceHz: new Float64Array(length),
+    sequenceValue: new Float64Array(length),
+  };
+  tablesByPlan.set(spectrum, tables);
+  return tables;
+}
+
+/** L[0] · width + 2 Σ_{d≥1} L[d] · table[d]: P(f) for a cosine table (width 1), a band for a kernel. */
+function lagDot(lags: Float64Array, table: Float64Array, width: number): number {
+  let sum = 0;
+  for (let d = 1; d < lags.length; d++) sum += lags[d] * table[d];
+  return lags[0] * width + 2 * sum;
+}
+
+/**
  * Frequency of the largest value of the last window's continuous periodogram within
  * [PEAK_SEARCH_LOW_HZ, PEAK_SEARCH_HIGH_HZ] (band edges included).
  *
- * The grid (bins of spectrum.psd inside the band, plus P at both edges) finds the candidate humps:
- * points at least as high as their neighbours on it. Each candidate whose grid height is within
- * CANDIDATE_SHARE of the best refined height so far is refined on the continuous periodogram
- * between its grid neighbours; the highest refined point wins.
+ * The grid sequence (P at the low edge, the bins of spectrum.psd strictly inside the band, P at
+ * the high edge) finds the candidate humps: points at least as high as their neighbours in it.
+ * The highest candidate is refined first on the continuous periodogram between its neighbours;
+ * then every other candidate whose grid height is within CANDIDATE_SHARE of the best refined
+ * height. The highest refined point wins.
  */
 export function findPeakFrequency(spectrum: SpectrumPlan): number {
-  const { psd, binHz } = spectrum;
-  const low = PEAK_SEARCH_LOW_HZ;
-  const high = Math.min(PEAK_SEARCH_HIGH_HZ, spectrum.sampleRateHz / 2);
-  // Interior grid bins strictly inside the band; the edges are evaluated exactly instead.
-  const first = Math.floor(low / binHz) + 1;
-  const last = Math.ceil(high / binHz) - 1;
-  const lowValue = periodogramAt(spectrum, low);
-  const highValue = periodogramAt(spectrum, high);
-  const frequencyAt = (j: number) => (j < first ? low : j > last ? high : j * binHz);
-  const valueAt = (j: number) => (j < first ? lowValue : j > last ? highValue : psd[j]);
+  const { psd, binHz, lags } = spectrum;
+  const tables = tablesFor(spectrum);
+  const { first, last, sequenceHz: hz, sequenceValue: value } = tables;
+  const n = hz.length;
+  hz[0] = PEAK_SEARCH_LOW_HZ;
+  value[0] = lagDot(lags, tables.lowCos, 1);
+  for (let j = first; j <= last; j++) {
+    hz[j - first + 1] = j * binHz;
+    value[j - first + 1] = psd[j];
+  }
+  hz[n - 1] = tables.high;
+  value[n - 1] = lagDot(lags, tables.highCos, 1);
 
-  // Candidate j runs over first − 1 (the low edge) .. last + 1 (the high edge). Visit them from
-  // the highest grid value down so that the pruning bound is as tight as possible early.
-  let bestHz = low;
-  let bestValue = -Infinity;
-  let gridMax = -Infinity;
-  for (let j = first - 1; j <= last + 1; j++) gridMax = Math.max(gridMax, valueAt(j));
-  // Two passes: the grid's highest candidate first, then every other one the bound lets through.
-  for (let pass = 0; pass < 2; pass++) {
-    for (let j = first - 1; j <= last + 1; j++) {
-      const v = valueAt(j);
-      const isHighest = v === gridMax;
-      if (pass === 0 ? !isHighest : isHighest) continue;
-      if (pass === 1 && !(v >= CANDIDATE_SHARE * bestValue)) continue;
-      if (j >= first && v < valueAt(j - 1)) continue;
-      if (j <= last && v < valueAt(j + 1)) continue;
-      const lo = frequencyAt(Math.max(j - 1, first - 1));
-      const hi = frequencyAt(Math.min(j + 1, last + 1));
-      const interior = j > first && j < last;
-      const hz = refineMaximum(spectrum, interior ? gridVertex(psd, j, binHz) : frequencyAt(j), lo, hi);
-      if (point.value > bestValue) {
-        bestValue = point.value;
-        bestHz = hz;
-      }
-      if (pass === 0) break;
+  let highest = 0;
+  for (let i = 1; i < n; i++) if (value[i] > value[highest]) highest = i;
+  let bestHz = refineCandidate(spectrum, tables, highest);
+  let bestValue = point.value;
+  for (let i = 0; i < n; i++) {
+    if (i === highest || !(value[i] >= CANDIDATE_SHARE * bestValue)) continue;
+    if (i > 0 && value[i] < value[i - 1]) continue;
+    if (i < n - 1 && value[i] < value[i + 1]) continue;
+    const candidateHz = refineCandidate(spectrum, tables, i);
+    if (point.value > bestValue) {
+      bestValue = point.value;
+      bestHz = candidateHz;
     }
   }
   return bestHz;
 }
 
+/** Refines the grid sequence's point i between its neighbours; `point.value` holds P there. */
+function refineCandidate(spectrum: SpectrumPlan, tables: SearchTables, i: number): number {
+  const { sequenceHz: hz } = tables;
+  const n = hz.length;
+  const lo = hz[Math.max(i - 1, 0)];
+  const hi = hz[Math.min(i + 1, n - 1)];
+  // Interior bins with grid neighbours on both sides start at the log-parabolic vertex.
+  const start = i > 1 && i < n - 2 ? gridVertex(spectrum.psd, tables.first + i - 1, spectrum.binHz) : hz[i];
+  return refineMaximum(spectrum, start, lo, hi);
+}
+
 /**
  * Coherence of the window whose periodogram `spectrum` holds (powerSpectralDensity was last
- * called with this plan). Writes into and returns `out` when given. Allocates nothing.
+ * called with this plan). Writes into and returns `out` when given. Allocates nothing after the
+ * first call with a plan (which makes the plan's search tables).
  */
 export function computeCoherence(spectrum: SpectrumPlan, out: CoherenceResult = createCoherenceResult()): CoherenceResult {
-  const total = bandPower(spectrum, TOTAL_LOW_HZ, Math.min(TOTAL_HIGH_HZ, spectrum.sampleRateHz / 2));
+  const tables = tablesFor(spectrum);
+  const total = lagDot(spectrum.lags, tables.totalKernel, tables.totalHigh - TOTAL_LOW_HZ);
   out.totalPower = total;
   if (!(total > 0)) {
     out.coherenceRatio = 0;
