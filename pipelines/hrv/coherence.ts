@@ -5,7 +5,7 @@
 //   1. Peak frequency: where the periodogram is largest within [0.04, 0.26] Hz, band edges
 //      included, wherever its neighbours outside the band are ("the maximum peak in the
 //      0.04–0.26 Hz range"). Found on the FFT grid, then refined on the continuous periodogram
-//      (see findPeakFrequency), so it is exact to ~1e-6 Hz rather than to a bin.
+//      (see findPeakFrequency), so it is exact to 1e-5 Hz rather than to a bin.
 //   2. Peak power: ∫ P(f) df over [peak − 0.015, peak + 0.015] Hz, the published 0.030 Hz band.
 //   3. Total power: ∫ P(f) df over [0.0033, 0.4] Hz.
 //   4. Coherence ratio CR = peak / (total − peak).
