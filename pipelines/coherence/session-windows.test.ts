@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AttuneError } from '../../lib/errors.js';
-import { beatTimes, SessionWindows, type ClosedWindow } from './session-windows.js';
+import { beatTimes, defaultContextMs, SessionWindows, type ClosedWindow } from './session-windows.js';
 
 const rrDir = new URL('../../../shared/data/rr/', import.meta.url);
 const loadRr = (name: string): number[] =>
@@ -51,8 +51,15 @@ function allBeats(readings: Reading[]): { t: number; rr: number }[] {
   return beats.sort((a, b) => a.t - b.t);
 }
 
-function assertWindowHolds(w: ClosedWindow, beats: { t: number; rr: number }[]): void {
-  const expected = beats.filter((b) => b.t >= w.windowStartMs && b.t < w.windowEndMs);
+/**
+ * The window hands over exactly its own beats, preceded by every beat of the `contextMs`
+ * before its start (context for artifact cleaning).
+ */
+function assertWindowHolds(w: ClosedWindow, beats: { t: number; rr: number }[], contextMs = defaultContextMs): void {
+  const context = beats.filter((b) => b.t >= w.windowStartMs - contextMs && b.t < w.windowStartMs);
+  const own = beats.filter((b) => b.t >= w.windowStartMs && b.t < w.windowEndMs);
+  const expected = [...context, ...own];
+  assert.equal(w.contextCount, context.length, `context beats of window ending ${w.windowEndMs}`);
   assert.equal(w.count, expected.length, `beat count of window ending ${w.windowEndMs}`);
   assert.equal(w.beatTimesMs.length, w.count);
   assert.deepEqual(Array.from(w.beatTimesMs), expected.map((b) => b.t));
@@ -121,7 +128,8 @@ test('out-of-order readings within the allowed lateness land in the right window
 });
 
 test('beats later than the allowed lateness are counted as late, and kept only for windows still open', () => {
-  const sw = new SessionWindows();
+  // Lateness alone: no context before windows (the context test below covers that).
+  const sw = new SessionWindows({ contextMs: 0 });
   const base = 1_763_700_000_000; // on a 5 s boundary
   // One beat a second from base+1 s to base+100 s.
   for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(k));
@@ -195,8 +203,9 @@ test('closeAll flushes every remaining window up to the last beat and releases t
   assert.equal(sw.retainedBeatCount, 0);
   assert.equal(sw.retainedMinOffset(), null);
   assert.deepEqual(sw.closeAll(), []);
-  // A straggler from before the flushed end is late and dropped if no window can hold it.
-  assert.equal(sw.add([lastBeat - 70_000], [800], 999n), 1);
+  // A straggler from before the flushed end is late and dropped if no window can hold it,
+  // nor use it as context.
+  assert.equal(sw.add([lastBeat - 70_000 - defaultContextMs], [800], 999n), 1);
   assert.equal(sw.retainedBeatCount, 0);
 });
 
@@ -214,7 +223,7 @@ test('a redelivered reading does not double its beats', () => {
 });
 
 test('retainedMinOffset is the oldest offset of a beat some open window still needs', () => {
-  const sw = new SessionWindows();
+  const sw = new SessionWindows({ contextMs: 0 });
   const base = 1_763_700_000_000;
   for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(1000 + k));
   sw.closeReady();
@@ -254,16 +263,39 @@ test('eviction keeps a session small over 24 h of beats', () => {
       for (const w of closed) {
         // Full windows (after the first 64 s) hold 64 s of a 50–107 bpm recording.
         const full = w.windowStartMs >= t0;
-        assert.ok(w.count < 120 && (!full || w.count > 50), `window ending ${w.windowEndMs} holds ${w.count} beats`);
+        const own = w.count - w.contextCount;
+        assert.ok(own < 120 && (!full || own > 50), `window ending ${w.windowEndMs} holds ${own} beats`);
+        assert.ok(w.contextCount < 115, `window ending ${w.windowEndMs} has ${w.contextCount} context beats`);
       }
       maxRetained = Math.max(maxRetained, sw.retainedBeatCount);
     }
   }
   const expected = Math.floor((24 * 3600_000 - 10_000) / 5000);
   assert.ok(Math.abs(windowCount - expected) <= 2, `${windowCount} windows, expected ≈ ${expected}`);
-  // 64 + 10 + 5 s of beats at most (this recording stays below ~120 bpm).
-  assert.ok(maxRetained < 160, `max retained ${maxRetained}`);
-  assert.ok(sw.capacity <= 256, `capacity ${sw.capacity}`);
+  // 60 s of context + 64 + 10 + 5 s of beats at most (this recording stays below ~120 bpm).
+  assert.ok(maxRetained < 280, `max retained ${maxRetained}`);
+  assert.ok(sw.capacity <= 512, `capacity ${sw.capacity}`);
+});
+
+test('a late beat no open window holds is kept as context for the next windows while it can still be context', () => {
+  const sw = new SessionWindows();
+  const base = 1_763_700_000_000;
+  for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(k));
+  sw.closeReady();
+  // Closed through base+90 s: the oldest open window is [base+31 s, base+95 s), and its
+  // context reaches back to base−29 s.
+  assert.equal(sw.closedThroughMs, base + 90_000);
+  assert.equal(sw.add([base + 20_500], [500], 101n), 1); // late, context of open windows
+  assert.equal(sw.add([base - 29_500], [500], 102n), 1); // late, too old even for context
+  for (let k = 101; k <= 110; k++) sw.add([base + k * 1000], [1000], BigInt(k + 2));
+  const next = sw.closeReady();
+  assert.equal(next[0].windowEndMs, base + 95_000);
+  const context = Array.from(next[0].beatTimesMs.subarray(0, next[0].contextCount));
+  assert.ok(context.includes(base + 20_500), 'late beat handed over as context');
+  assert.ok(!context.includes(base - 29_500));
+  assert.equal(context[0], base + 1000);
+  assert.ok(context.every((t) => t >= base + 31_000 - defaultContextMs && t < base + 31_000));
+  assert.equal(sw.retainedMinOffset(), 1n, 'the context beats hold the commit back');
 });
 
 test('invalid input is refused with coded errors', () => {
@@ -274,4 +306,5 @@ test('invalid input is refused with coded errors', () => {
   assert.throws(() => new SessionWindows({ stepMs: 0 }), AttuneError);
   assert.throws(() => new SessionWindows({ stepMs: 70_000 }), AttuneError);
   assert.throws(() => new SessionWindows({ allowedLatenessMs: -1 }), AttuneError);
+  assert.throws(() => new SessionWindows({ contextMs: -1 }), AttuneError);
 });

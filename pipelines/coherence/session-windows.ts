@@ -10,8 +10,15 @@
 // Beats live in a ring of typed arrays sorted by time: in-order beats are appended at the
 // tail in O(1); an out-of-order beat is placed by binary search and the later beats are
 // shifted by one (bounded by the beats of one window plus the lateness). Beats that no
-// open window can hold anymore are evicted from the head, so a session keeps at most
-// windowMs + allowedLatenessMs + stepMs of beats.
+// open window can hold anymore, nor its context, are evicted from the head, so a session
+// keeps at most contextMs + windowMs + allowedLatenessMs + stepMs of beats.
+//
+// Context: a closed window also carries the beats of the `contextMs` (60 s) before its start.
+// Artifact cleaning (pipelines/hrv/artifacts.ts) judges a beat against the 91 beats around
+// it (Lipponen & Tarvainen 2019); a 64 s window holds only 60–90, so without the beats before
+// it the first beats of every window would be judged against half a neighbourhood. The
+// context is part of the state the record sequence determines, like the window's own beats,
+// and retainedMinOffset() covers it, so a replay or restart hands over the same context.
 import { AttuneError } from '../../lib/errors.js';
 import { parseOffset, type Offset } from './offsets.js';
 
@@ -48,6 +55,12 @@ export interface SessionWindowsOptions {
   stepMs?: number;
   /** How far behind the newest beat the watermark trails, ms. Default 10 000. */
   allowedLatenessMs?: number;
+  /**
+   * Beats before a window's start handed over with it as context for artifact cleaning, ms.
+   * Default 60 000 (at least the 45 beats the cleaning reads, down to 45 bpm). 0 hands over
+   * the window's own beats only.
+   */
+  contextMs?: number;
   /** Starting capacity of the beat buffers (grows by doubling). Default 128. */
   initialCapacity?: number;
 }
@@ -56,11 +69,16 @@ export interface ClosedWindow {
   windowStartMs: number;
   /** Exclusive; a multiple of stepMs. */
   windowEndMs: number;
-  /** End times of the beats in the window, ascending (a copy, `count` long). */
+  /**
+   * End times of the beats handed over, ascending (a copy, `count` long): first
+   * `contextCount` beats of the context before windowStartMs, then the window's own beats.
+   */
   beatTimesMs: Float64Array;
   /** RR interval ending at each beat, ms (a copy, `count` long). */
   rrMs: Float64Array;
   count: number;
+  /** Leading beats that lie before windowStartMs (context, not part of the window). */
+  contextCount: number;
   /**
    * The session's cumulative late-beat count when the window closed. Counts only what this
    * instance has seen, so it is not reproduced by a replay from a committed offset.
@@ -77,6 +95,7 @@ interface PendingWindow {
 export const defaultWindowMs = 64_000;
 export const defaultStepMs = 5_000;
 export const defaultAllowedLatenessMs = 10_000;
+export const defaultContextMs = 60_000;
 
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value <= 0) {
@@ -91,6 +110,7 @@ export class SessionWindows {
   readonly windowMs: number;
   readonly stepMs: number;
   readonly allowedLatenessMs: number;
+  readonly contextMs: number;
 
   // Ring buffers, logical index i lives at (#head + i) % capacity, ascending time.
   #times: Float64Array;
@@ -116,6 +136,13 @@ export class SessionWindows {
       ]);
     }
     this.allowedLatenessMs = lateness;
+    const context = opts.contextMs ?? defaultContextMs;
+    if (!Number.isInteger(context) || context < 0) {
+      throw new AttuneError('validation_error', 'contextMs must be a non-negative integer', [
+        { field: 'contextMs', reason: `got ${context}` },
+      ]);
+    }
+    this.contextMs = context;
     if (this.stepMs > this.windowMs) {
       throw new AttuneError('validation_error', 'stepMs must not exceed windowMs', [
         { field: 'stepMs', reason: `${this.stepMs} > windowMs ${this.windowMs}` },
@@ -152,7 +179,7 @@ export class SessionWindows {
     return this.#closedThroughMs;
   }
 
-  /** Beats held for windows that have not closed. */
+  /** Beats held for windows that have not closed and as their context. */
   get retainedBeatCount(): number {
     return this.#size;
   }
@@ -186,7 +213,8 @@ export class SessionWindows {
     }
     const recordOffset = parseOffset(offset);
     const closedThrough = this.#closedThroughMs;
-    const keepFrom = closedThrough + this.stepMs - this.windowMs;
+    // A late beat is still kept while an open window can hold it or use it as context.
+    const keepFrom = closedThrough + this.stepMs - this.windowMs - this.contextMs;
     let late = 0;
     let maxTime = this.#maxEventTimeMs;
     for (let i = 0; i < n; i++) {
@@ -333,43 +361,51 @@ export class SessionWindows {
   }
 
   /**
-   * Closes every window with end ≤ `targetEndMs`. Windows without beats are skipped: after
-   * each closed window the next candidate is the later of "one step on" and "the first
-   * window holding the oldest remaining beat", so a gap costs one jump, not one empty
-   * window per step.
+   * Closes every window with end ≤ `targetEndMs`. Windows without beats of their own are
+   * skipped: after each closed window the next candidate is the later of "one step on" and
+   * "the first window holding the oldest beat not yet past every closed window" (context
+   * beats before it do not count), so a gap costs one jump, not one empty window per step.
    */
   #closeThrough(targetEndMs: number): void {
     if (targetEndMs <= this.#closedThroughMs) return;
     const step = this.stepMs;
-    while (this.#size > 0) {
-      const oldest = this.#times[this.#head];
+    while (true) {
+      const nextOpen = this.#lowerBound(this.#closedThroughMs + step - this.windowMs);
+      if (nextOpen >= this.#size) break;
+      const oldest = this.#times[(this.#head + nextOpen) % this.#times.length];
       const end = Math.max(this.#closedThroughMs + step, this.#floorToStep(oldest) + step);
       if (end > targetEndMs) break;
       this.#pending.push(this.#cut(end - this.windowMs, end));
       this.#closedThroughMs = end;
-      this.#evictBefore(end + step - this.windowMs);
+      this.#evictBefore(end + step - this.windowMs - this.contextMs);
     }
     this.#closedThroughMs = targetEndMs;
-    this.#evictBefore(targetEndMs + step - this.windowMs);
+    this.#evictBefore(targetEndMs + step - this.windowMs - this.contextMs);
   }
 
-  /** Copies the beats in [startMs, endMs) out of the ring. All held beats are ≥ startMs here. */
+  /**
+   * Copies the beats in [startMs − contextMs, endMs) out of the ring. Older beats may still
+   * be held after a gap jump; they are neither handed over nor counted in oldestOffset.
+   */
   #cut(startMs: number, endMs: number): PendingWindow {
     const cap = this.#times.length;
-    let count = 0;
-    while (count < this.#size && this.#times[(this.#head + count) % cap] < endMs) count++;
+    const first = this.#lowerBound(startMs - this.contextMs);
+    const contextCount = this.#lowerBound(startMs) - first;
+    let last = first + contextCount;
+    while (last < this.#size && this.#times[(this.#head + last) % cap] < endMs) last++;
+    const count = last - first;
     const beatTimesMs = new Float64Array(count);
     const rrMs = new Float64Array(count);
-    let oldestOffset = this.#offsets[this.#head];
+    let oldestOffset = this.#offsets[(this.#head + first) % cap];
     for (let i = 0; i < count; i++) {
-      const at = (this.#head + i) % cap;
+      const at = (this.#head + first + i) % cap;
       beatTimesMs[i] = this.#times[at];
       rrMs[i] = this.#rr[at];
       const o = this.#offsets[at];
       if (o < oldestOffset) oldestOffset = o;
     }
     return {
-      window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, lateBeatCount: this.#lateBeatCount },
+      window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, contextCount, lateBeatCount: this.#lateBeatCount },
       oldestOffset,
     };
   }

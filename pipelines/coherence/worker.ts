@@ -354,8 +354,9 @@ export class CoherenceWorker {
       rmssd_ms: m.rmssdMs,
       sdnn_ms: m.sdnnMs,
       pnn50_pct: m.pnn50Pct,
-      // Beats in the window as received (before cleaning), as the column says.
-      beat_count: w.count,
+      // Beats in the window as received (before cleaning), as the column says; the context
+      // beats handed over before the window are not its own.
+      beat_count: w.count - w.contextCount,
       artifact_ratio: m.artifactRatio,
       late_beat_count: w.lateBeatCount,
     });
