@@ -83,11 +83,6 @@ export interface SessionResultsInput {
   rollingWindowMs?: number;
 }
 
-function percentile(sorted: Float32Array, p: number): number {
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.round(p * (sorted.length - 1))));
-  return sorted[i];
-}
-
 export function assembleSessionResults(input: SessionResultsInput): SessionResults {
   const transcripts = [...input.transcripts].sort((a, b) => a.index - b.index);
   // Words of the whole session, as recognised (with punctuation, for the filler rules).
@@ -149,7 +144,6 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
   }
 
   const stats = pitchStats(input.voicedF0, new Uint8Array(input.voicedF0.length).fill(1));
-  const sortedF0 = Float32Array.from(input.voicedF0).sort();
   const speechSeconds = input.seconds.filter((s) => s.speechRatio >= 0.5);
   const volumeMean = speechSeconds.length > 0 ? speechSeconds.reduce((n, s) => n + s.volumeDbfs, 0) / speechSeconds.length : null;
   const volumeSd =
@@ -172,8 +166,8 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
     repetitionCount: repetitions.length,
     pitchMeanHz: stats.meanHz,
     pitchSdHz: stats.sdHz,
-    pitchMinHz: sortedF0.length > 0 ? percentile(sortedF0, 0.05) : null,
-    pitchMaxHz: sortedF0.length > 0 ? percentile(sortedF0, 0.95) : null,
+    pitchMinHz: stats.p5Hz,
+    pitchMaxHz: stats.p95Hz,
     pitchVariabilitySt: stats.variabilitySemitones,
     monotone: stats.monotone,
     volumeMeanDbfs: volumeMean,
