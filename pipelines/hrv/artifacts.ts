@@ -130,7 +130,11 @@ export interface ArtifactScratch {
   medRr: Float64Array;
   th2: Float64Array;
   work: Float64Array;
+  /** The rolling window, sorted, and the rolling median and quartiles read from it. */
   sorted: Float64Array;
+  median: Float64Array;
+  lower: Float64Array;
+  upper: Float64Array;
   action: Uint8Array;
   /** Input interval (index into t / rr) each output interval came from. */
   source: Int32Array;
@@ -148,6 +152,9 @@ export function createArtifactScratch(capacity = 256): ArtifactScratch {
     th2: new Float64Array(capacity),
     work: new Float64Array(capacity),
     sorted: new Float64Array(capacity),
+    median: new Float64Array(capacity),
+    lower: new Float64Array(capacity),
+    upper: new Float64Array(capacity),
     action: new Uint8Array(capacity),
     // A missed-beat split writes two outputs for one input.
     source: new Int32Array(2 * capacity),
@@ -186,17 +193,43 @@ function ensureOutput(out: CleanedRr, n: number): void {
   out.rrMs = new Float64Array(capacity);
 }
 
-/** Inserts v into sorted[0 .. m), keeping it sorted. */
-function insertSorted(sorted: Float64Array, m: number, v: number): void {
+/**
+ * Replaces one occurrence of `outgoing` (which must be present) in sorted[0 .. m) by `incoming`,
+ * keeping it sorted: only the values between the two positions move, in one pass (a removal then
+ * an insertion would each move everything above its position). The window holds the same
+ * multiset either way, so every quantile read from it is the same number.
+ */
+function replaceSorted(sorted: Float64Array, m: number, outgoing: number, incoming: number): void {
   let lo = 0;
   let hi = m;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if (sorted[mid] <= v) lo = mid + 1;
+    if (sorted[mid] < outgoing) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < m) sorted.copyWithin(lo + 1, lo, m);
-  sorted[lo] = v;
+  let i = lo;
+  if (incoming > outgoing) {
+    while (i + 1 < m && sorted[i + 1] < incoming) {
+      sorted[i] = sorted[i + 1];
+      i++;
+    }
+  } else {
+    while (i > 0 && sorted[i - 1] > incoming) {
+      sorted[i] = sorted[i - 1];
+      i--;
+    }
+  }
+  sorted[i] = incoming;
+}
+
+/** Inserts v into sorted[0 .. m), keeping it sorted (room for m + 1 values). */
+function insertSorted(sorted: Float64Array, m: number, v: number): void {
+  let i = m;
+  while (i > 0 && sorted[i - 1] > v) {
+    sorted[i] = sorted[i - 1];
+    i--;
+  }
+  sorted[i] = v;
 }
 
 /** Removes one occurrence of v (which must be present) from sorted[0 .. m). */
@@ -208,7 +241,7 @@ function removeSorted(sorted: Float64Array, m: number, v: number): void {
     if (sorted[mid] < v) lo = mid + 1;
     else hi = mid;
   }
-  if (lo < m - 1) sorted.copyWithin(lo, lo + 1, m);
+  for (let i = lo; i < m - 1; i++) sorted[i] = sorted[i + 1];
 }
 
 /** Quantile q of sorted[0 .. m) with linear interpolation (numpy / pandas 'linear'). */
@@ -220,65 +253,67 @@ function quantileSorted(sorted: Float64Array, m: number, q: number): number {
 }
 
 /**
- * Centred rolling statistic of values[0 .. n) over [j − halfWidth, j + halfWidth] (clipped to
- * the series): the median when `quartileDeviation` is false, else the threshold
- * max(min(ALPHA · QD, LEVEL_CAP · median), LEVEL_FLOOR · median, MIN_THRESHOLD_MS). Keeps the window sorted incrementally:
- * O(n · window) moves, no allocation.
+ * Centred rolling median of values[0 .. n) over [j − halfWidth, j + halfWidth] (clipped to the
+ * series) into `median`, and when `lower` / `upper` are given the quartiles (linear
+ * interpolation) too. One sorted copy of the window is kept and updated as the window slides
+ * (O(n · window) moves, no allocation); one pass serves every statistic read from it.
+ * The values must be finite (RR intervals are checked upstream).
  */
-function rollingStatistic(
+function rollingQuantiles(
   values: Float64Array,
   n: number,
   halfWidth: number,
-  bounds: ThresholdBounds | null,
-  out: Float64Array,
   sorted: Float64Array,
+  median: Float64Array,
+  lower: Float64Array | null,
+  upper: Float64Array | null,
 ): void {
   // The first window, [0, halfWidth], is insertion-sorted in one go; later ones move by one
   // value in and/or one out. While neither happens (the middle of a series shorter than the
-  // window, where every window is the whole series) the statistic is unchanged.
+  // window, where every window is the whole series) the statistics are unchanged.
   let hi = Math.min(n - 1, halfWidth);
   let lo = 0;
   let m = hi + 1;
-  for (let i = 0; i < m; i++) {
-    const v = values[i];
-    let k = i;
-    while (k > 0 && sorted[k - 1] > v) {
-      sorted[k] = sorted[k - 1];
-      k--;
-    }
-    sorted[k] = v;
-  }
-  let changed = true;
+  for (let i = 0; i < m; i++) insertSorted(sorted, i, values[i]);
   for (let j = 0; j < n; j++) {
     const wantHi = Math.min(n - 1, j + halfWidth);
     const wantLo = Math.max(0, j - halfWidth);
-    while (hi < wantHi) {
+    const grows = hi < wantHi;
+    const shrinks = lo < wantLo;
+    // (The window moves by at most one at each end per step.)
+    if (grows && shrinks) {
+      hi++;
+      replaceSorted(sorted, m, values[lo], values[hi]);
+      lo++;
+    } else if (grows) {
       hi++;
       insertSorted(sorted, m, values[hi]);
       m++;
-      changed = true;
-    }
-    while (lo < wantLo) {
+    } else if (shrinks) {
       removeSorted(sorted, m, values[lo]);
       m--;
       lo++;
-      changed = true;
-    }
-    if (!changed) {
-      out[j] = out[j - 1];
+    } else if (j > 0) {
+      median[j] = median[j - 1];
+      if (lower !== null) lower[j] = lower[j - 1];
+      if (upper !== null) upper[j] = upper[j - 1];
       continue;
     }
-    changed = false;
-    const median = quantileSorted(sorted, m, 0.5);
-    if (bounds !== null) {
-      const qd = (quantileSorted(sorted, m, 0.75) - quantileSorted(sorted, m, 0.25)) / 2;
-      // (Written so that an unbounded cap with a zero median is no cap, not ∞ · 0 = NaN.)
-      const capped = bounds.cap === Infinity ? ALPHA * qd : Math.min(ALPHA * qd, bounds.cap * median);
-      out[j] = Math.max(capped, bounds.floor * median, MIN_THRESHOLD_MS);
-    } else {
-      out[j] = median;
-    }
+    median[j] = quantileSorted(sorted, m, 0.5);
+    if (lower !== null) lower[j] = quantileSorted(sorted, m, 0.25);
+    if (upper !== null) upper[j] = quantileSorted(sorted, m, 0.75);
   }
+}
+
+/**
+ * The threshold from the rolling quartiles of a window:
+ * max(min(ALPHA · QD, cap · median), floor · median, MIN_THRESHOLD_MS), QD = (Q3 − Q1) / 2.
+ */
+function threshold(lower: number, median: number, upper: number, bounds: ThresholdBounds): number {
+  const qd = (upper - lower) / 2;
+  // (Written so that an unbounded cap with a zero median is no cap, not ∞ · 0 = NaN.)
+  const capped = bounds.cap === Infinity ? ALPHA * qd : Math.min(ALPHA * qd, bounds.cap * median);
+  return Math.max(capped, bounds.floor * median, MIN_THRESHOLD_MS);
 }
 
 /**
@@ -442,7 +477,7 @@ export function cleanRrInto(
   const n = inputCount + context;
   ensureScratch(scratch, n);
   ensureOutput(out, n);
-  const { t, rr, drr, drrPaper, mrr, medRr, th2, work, sorted, action, source } = scratch;
+  const { t, rr, drr, drrPaper, mrr, medRr, th2, work, sorted, median, lower, upper, action, source } = scratch;
 
   for (let j = 0; j < n; j++) {
     t[j] = beatTimesMs[first + j];
@@ -457,20 +492,23 @@ export function cleanRrInto(
     drr[0] = 0;
     for (let j = 1; j < n; j++) drr[j] = rr[j] - rr[j - 1];
     for (let j = 0; j < n; j++) work[j] = Math.abs(drr[j]);
-    rollingStatistic(work, n, THRESHOLD_HALF_WIDTH, TH1_PAPER, medRr, sorted); // paper's Th1, parked in medRr
-    for (let j = 0; j < n; j++) drrPaper[j] = drr[j] / medRr[j];
-    rollingStatistic(work, n, THRESHOLD_HALF_WIDTH, TH1_BOUNDS, th2, sorted); // bounded Th1, parked in th2
-    for (let j = 0; j < n; j++) drr[j] /= th2[j];
+    // Both forms of Th1 come from the same quartiles of |dRR|: one rolling pass.
+    rollingQuantiles(work, n, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
+    for (let j = 0; j < n; j++) {
+      const d = drr[j];
+      drrPaper[j] = d / threshold(lower[j], median[j], upper[j], TH1_PAPER);
+      drr[j] = d / threshold(lower[j], median[j], upper[j], TH1_BOUNDS);
+    }
 
-    rollingStatistic(rr, n, MEDIAN_HALF_WIDTH, null, medRr, sorted);
+    rollingQuantiles(rr, n, MEDIAN_HALF_WIDTH, sorted, medRr, null, null);
     for (let j = 0; j < n; j++) {
       const dev = rr[j] - medRr[j];
       mrr[j] = dev < 0 ? 2 * dev : dev;
       work[j] = Math.abs(mrr[j]);
     }
-    rollingStatistic(work, n, THRESHOLD_HALF_WIDTH, TH2_BOUNDS, th2, sorted); // Th2 (ms)
+    rollingQuantiles(work, n, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
     for (let j = 0; j < n; j++) {
-      th2[j] = Math.max(th2[j], TH2_MIN_SHARE_OF_MEDIAN_RR * medRr[j]);
+      th2[j] = Math.max(threshold(lower[j], median[j], upper[j], TH2_BOUNDS), TH2_MIN_SHARE_OF_MEDIAN_RR * medRr[j]); // Th2 (ms)
       mrr[j] /= th2[j];
     }
     classify(scratch, n);
