@@ -46,7 +46,7 @@ import { deadLetter } from '../dead-letter.js';
 import { fromPcm16 } from '../../ingest/audio/frames.js';
 import { SileroVad } from './vad/silero.js';
 import { findPauses, type PauseOptions } from './vad/segments.js';
-import { filledPauseName } from './metrics/fillers.js';
+import { liveFillerCount } from './fillers/live-count.js';
 import { ScoreModel, scoreFeatures, type SpeechScores } from './scoring/index.js';
 import { SpeechStreamAnalyzer, type ClosedSegment } from './stream/analyzer.js';
 import { splitWords, type SegmentTranscript } from './stream/recognition.js';
@@ -107,6 +107,8 @@ interface StreamState {
   partial: { segmentIndex: number; words: number; fromMs: number; toMs: number } | null;
   lastPartialSample: number;
   lastFinalIndex: number;
+  /** Final transcripts so far, in arrival (= segment) order: the live filler count is computed from them. */
+  finals: SegmentTranscript[];
   fillersSoFar: number;
   startedWall: number;
   lastStatusWall: number;
@@ -331,6 +333,7 @@ export class SpeechWorker {
       partial: null,
       lastPartialSample: 0,
       lastFinalIndex: -1,
+      finals: [],
       fillersSoFar: 0,
       startedWall: this.clock(),
       lastStatusWall: 0,
@@ -355,7 +358,8 @@ export class SpeechWorker {
       if (s.failed) return t;
       s.lastFinalIndex = Math.max(s.lastFinalIndex, t.index);
       for (const w of t.words) s.finalWordStarts.push(w.startMs);
-      s.fillersSoFar += t.filledPauses.length + t.words.filter((w) => filledPauseName(w.norm) !== undefined).length;
+      s.finals.push(t);
+      s.fillersSoFar = liveFillerCount(s.finals);
       if (s.partial && s.partial.segmentIndex <= t.index) s.partial = null;
       const events: SpeechEvent[] = [this.tokenEvent(s, t.index, t.text, true, t.startMs, t.endMs, t.words.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method })))];
       if (s.source === 'upload') this.maybeUploadStatus(s, events);

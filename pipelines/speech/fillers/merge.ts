@@ -41,6 +41,18 @@ export const DRAWN_OUT_SHARE = 0.3;
 
 const FILLED_PAUSES = new Set(['um', 'uh', 'er', 'ah', 'hmm']);
 
+/** Index of the first span (sorted by start) starting at or after ms. */
+function firstStartingFrom(spans: readonly { startMs: number }[], ms: number): number {
+  let lo = 0;
+  let hi = spans.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (spans[mid].startMs < ms) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 function overlapMs(a: { startMs: number; endMs: number }, b: { startMs: number; endMs: number }): number {
   return Math.max(0, Math.min(a.endMs, b.endMs) - Math.max(a.startMs, b.startMs));
 }
@@ -82,10 +94,21 @@ export function mergeFillerEvidence(
     for (let k = 0; k < h.wordCount; k++) (FILLED_PAUSES.has(h.filler) ? fillerWord : lexicalWord).add(h.wordIndex + k);
   }
 
+  // Only transcript filled pauses can take an audio hit in; only words with measured times and
+  // lexical fillers can explain one away (see above). Both lists are fixed before the loop, and the
+  // words are searched by time, so a long session's merge (the live count redoes it for every
+  // utterance) costs about the hits times the few words near each.
+  const joinable = events.filter((e) => FILLED_PAUSES.has(e.filler));
+  const explaining = words
+    .map((w, i) => ({ startMs: w.startMs, endMs: w.endMs, explains: !fillerWord.has(i) && (w.timingMethod === undefined || lexicalWord.has(i)) }))
+    .filter((w) => w.explains)
+    .sort((a, b) => a.startMs - b.startMs);
+  const longestWordMs = explaining.reduce((m, w) => Math.max(m, w.endMs - w.startMs), 0);
+
   for (const hit of acoustic) {
     let joined = false;
-    for (const e of events) {
-      if (e.source === 'acoustic' || !FILLED_PAUSES.has(e.filler) || !touches(e, hit)) continue;
+    for (const e of joinable) {
+      if (e.source === 'acoustic' || !touches(e, hit)) continue;
       e.startMs = Math.min(e.startMs, hit.startMs);
       e.endMs = Math.max(e.endMs, hit.endMs);
       e.source = 'both';
@@ -94,12 +117,10 @@ export function mergeFillerEvidence(
     if (joined) continue;
     const hitMs = Math.max(hit.endMs - hit.startMs, Number.EPSILON);
     let wordOverlap = 0;
-    words.forEach((w, i) => {
-      // Lexical fillers always explain the sound (a held "so"); other words only with measured times.
-      const lexicalFiller = lexicalWord.has(i);
-      if (fillerWord.has(i) || (w.timingMethod !== undefined && !lexicalFiller)) return;
-      wordOverlap += overlapMs(w, hit);
-    });
+    // A word overlapping the hit starts after hit.startMs - longestWordMs and before hit.endMs.
+    for (let k = firstStartingFrom(explaining, hit.startMs - longestWordMs); k < explaining.length && explaining[k].startMs < hit.endMs; k++) {
+      wordOverlap += overlapMs(explaining[k], hit);
+    }
     if (wordOverlap >= DRAWN_OUT_SHARE * hitMs) continue;
     events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: hit.name ?? 'filled_pause', source: 'acoustic' });
   }

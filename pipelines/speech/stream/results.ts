@@ -83,12 +83,27 @@ export interface SessionResultsInput {
   rollingWindowMs?: number;
 }
 
-export function assembleSessionResults(input: SessionResultsInput): SessionResults {
-  const transcripts = [...input.transcripts].sort((a, b) => a.index - b.index);
-  // Words of the whole session, as recognised (with punctuation, for the filler rules).
+/**
+ * The session's words (as recognised, with punctuation, for the filler rules), the transcript's
+ * filler hits and every filler merged with the audio's filled pauses. The final results and the
+ * live filler count (fillers/live-count.ts) both come from here, so a filler counted live is
+ * counted the same way at the end.
+ */
+export function sessionFillers(input: readonly SegmentTranscript[]) {
+  const transcripts = [...input].sort((a, b) => a.index - b.index);
   const flat = transcripts.flatMap((t) => t.words.map((w, wordIndex) => ({ ...w, segmentIndex: t.index, wordIndex })));
   const timed = flat.map((w) => ({ text: w.text, startMs: w.startMs, endMs: w.endMs }));
   const hits = detectFillers(timed);
+  const fillers = mergeFillerEvidence(
+    flat.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method })),
+    hits,
+    transcripts.flatMap((t) => t.filledPauses),
+  ).sort((a, b) => a.startMs - b.startMs);
+  return { transcripts, flat, timed, hits, fillers };
+}
+
+export function assembleSessionResults(input: SessionResultsInput): SessionResults {
+  const { transcripts, flat, timed, hits, fillers } = sessionFillers(input.transcripts);
   const repetitions = detectRepetitions(timed);
 
   const fillerOf = new Map<number, string>();
@@ -109,12 +124,6 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
     isRepetition: repeated.has(i),
     timingMethod: w.method,
   }));
-  const acoustic = transcripts.flatMap((t) => t.filledPauses);
-  const fillers = mergeFillerEvidence(
-    flat.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method })),
-    hits,
-    acoustic,
-  ).sort((a, b) => a.startMs - b.startMs);
 
   const segments = input.speechSegments;
   const pauses = findPauses(segments, input.pauses);
