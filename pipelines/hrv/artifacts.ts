@@ -130,7 +130,7 @@ export interface ArtifactScratch {
   medRr: Float64Array;
   th2: Float64Array;
   work: Float64Array;
-  /** The rolling window, sorted, and the rolling median and quartiles read from it. */
+  /** The rolling window, sorted (2 · capacity + 2 long, see rollingQuantiles), and the rolling median and quartiles read from it. */
   sorted: Float64Array;
   median: Float64Array;
   lower: Float64Array;
@@ -151,7 +151,7 @@ export function createArtifactScratch(capacity = 256): ArtifactScratch {
     medRr: new Float64Array(capacity),
     th2: new Float64Array(capacity),
     work: new Float64Array(capacity),
-    sorted: new Float64Array(capacity),
+    sorted: new Float64Array(2 * capacity + 2),
     median: new Float64Array(capacity),
     lower: new Float64Array(capacity),
     upper: new Float64Array(capacity),
@@ -193,115 +193,110 @@ function ensureOutput(out: CleanedRr, n: number): void {
   out.rrMs = new Float64Array(capacity);
 }
 
-/**
- * Replaces one occurrence of `outgoing` (which must be present) in sorted[0 .. m) by `incoming`,
- * keeping it sorted: only the values between the two positions move, in one pass (a removal then
- * an insertion would each move everything above its position). The window holds the same
- * multiset either way, so every quantile read from it is the same number.
- */
-function replaceSorted(sorted: Float64Array, m: number, outgoing: number, incoming: number): void {
-  let lo = 0;
-  let hi = m;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid] < outgoing) lo = mid + 1;
-    else hi = mid;
-  }
-  let i = lo;
-  if (incoming > outgoing) {
-    while (i + 1 < m && sorted[i + 1] < incoming) {
-      sorted[i] = sorted[i + 1];
+// The rolling window is kept sorted in buffer[base .. base + m), with room on both sides, so
+// that a value entering or leaving moves only the values on the shorter side of its place
+// (about a quarter of the window on average, instead of half when everything above it moves).
+// Which side is shorter is read from the middle value, so no search is needed: the values are
+// scanned and moved in the same pass. Over one series each value enters once and leaves at most
+// once, and each step moves `base` by at most one, so base stays within [n − (values entered),
+// n + (values left)] of a start at n: a buffer of 2n + 2 holds every state.
+
+/** Inserts v into the sorted window buffer[base .. base + m); returns the new base. */
+function insertSorted(buffer: Float64Array, base: number, m: number, v: number): number {
+  if (m === 0 || v < buffer[base + (m >> 1)]) {
+    // Its place is in the lower half: the values below it move down one place.
+    let i = base - 1;
+    while (i + 1 < base + m && buffer[i + 1] < v) {
+      buffer[i] = buffer[i + 1];
       i++;
     }
-  } else {
-    while (i > 0 && sorted[i - 1] > incoming) {
-      sorted[i] = sorted[i - 1];
-      i--;
-    }
+    buffer[i] = v;
+    return base - 1;
   }
-  sorted[i] = incoming;
-}
-
-/** Inserts v into sorted[0 .. m), keeping it sorted (room for m + 1 values). */
-function insertSorted(sorted: Float64Array, m: number, v: number): void {
-  let i = m;
-  while (i > 0 && sorted[i - 1] > v) {
-    sorted[i] = sorted[i - 1];
+  // In the upper half (at or above the middle value, which stops the scan): the values above
+  // it move up one place.
+  let i = base + m;
+  while (buffer[i - 1] > v) {
+    buffer[i] = buffer[i - 1];
     i--;
   }
-  sorted[i] = v;
+  buffer[i] = v;
+  return base;
 }
 
-/** Removes one occurrence of v (which must be present) from sorted[0 .. m). */
-function removeSorted(sorted: Float64Array, m: number, v: number): void {
-  let lo = 0;
-  let hi = m;
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (sorted[mid] < v) lo = mid + 1;
-    else hi = mid;
+/** Removes one occurrence of v (which must be present) from buffer[base .. base + m); returns the new base. */
+function removeSorted(buffer: Float64Array, base: number, m: number, v: number): number {
+  if (v < buffer[base + (m >> 1)]) {
+    // In the lower half: the values below its first occurrence move up one place over it.
+    let i = base;
+    let carry = buffer[i];
+    while (carry < v) {
+      const next = buffer[i + 1];
+      buffer[i + 1] = carry;
+      carry = next;
+      i++;
+    }
+    return base + 1;
   }
-  for (let i = lo; i < m - 1; i++) sorted[i] = sorted[i + 1];
+  // In the upper half: the values above its last occurrence move down one place over it.
+  let i = base + m - 1;
+  let carry = buffer[i];
+  while (carry > v) {
+    const next = buffer[i - 1];
+    buffer[i - 1] = carry;
+    carry = next;
+    i--;
+  }
+  return base;
 }
 
-/** Quantile q of sorted[0 .. m) with linear interpolation (numpy / pandas 'linear'). */
-function quantileSorted(sorted: Float64Array, m: number, q: number): number {
+/** Quantile q of the sorted buffer[base .. base + m) with linear interpolation (numpy / pandas 'linear'). */
+function quantileSorted(buffer: Float64Array, base: number, m: number, q: number): number {
   const pos = q * (m - 1);
   const lo = Math.floor(pos);
   const frac = pos - lo;
-  return frac === 0 ? sorted[lo] : sorted[lo] + frac * (sorted[lo + 1] - sorted[lo]);
+  const at = base + lo;
+  return frac === 0 ? buffer[at] : buffer[at] + frac * (buffer[at + 1] - buffer[at]);
 }
 
 /**
  * Centred rolling median of values[0 .. n) over [j − halfWidth, j + halfWidth] (clipped to the
  * series) into `median`, and when `lower` / `upper` are given the quartiles (linear
- * interpolation) too. One sorted copy of the window is kept and updated as the window slides
- * (O(n · window) moves, no allocation); one pass serves every statistic read from it.
- * The values must be finite (RR intervals are checked upstream).
+ * interpolation) too. One sorted copy of the window (in `buffer`, 2n + 2 long, see above) is
+ * updated as the window slides, O(n · window) moves and no allocation; one pass serves every
+ * statistic read from it. The values must be finite (RR intervals are checked upstream).
  */
 function rollingQuantiles(
   values: Float64Array,
   n: number,
   halfWidth: number,
-  sorted: Float64Array,
+  buffer: Float64Array,
   median: Float64Array,
   lower: Float64Array | null,
   upper: Float64Array | null,
 ): void {
-  // The first window, [0, halfWidth], is insertion-sorted in one go; later ones move by one
-  // value in and/or one out. While neither happens (the middle of a series shorter than the
-  // window, where every window is the whole series) the statistics are unchanged.
+  let base = n;
+  let m = 0;
   let hi = Math.min(n - 1, halfWidth);
   let lo = 0;
-  let m = hi + 1;
-  for (let i = 0; i < m; i++) insertSorted(sorted, i, values[i]);
+  for (let i = 0; i <= hi; i++) base = insertSorted(buffer, base, m++, values[i]);
   for (let j = 0; j < n; j++) {
-    const wantHi = Math.min(n - 1, j + halfWidth);
-    const wantLo = Math.max(0, j - halfWidth);
-    const grows = hi < wantHi;
-    const shrinks = lo < wantLo;
-    // (The window moves by at most one at each end per step.)
-    if (grows && shrinks) {
-      hi++;
-      replaceSorted(sorted, m, values[lo], values[hi]);
-      lo++;
-    } else if (grows) {
-      hi++;
-      insertSorted(sorted, m, values[hi]);
-      m++;
-    } else if (shrinks) {
-      removeSorted(sorted, m, values[lo]);
-      m--;
-      lo++;
-    } else if (j > 0) {
+    // The window moves by at most one at each end per step. While neither moves (the middle
+    // of a series shorter than the window, where every window is the whole series) the
+    // statistics are unchanged.
+    const grows = hi < Math.min(n - 1, j + halfWidth);
+    const shrinks = lo < Math.max(0, j - halfWidth);
+    if (!grows && !shrinks && j > 0) {
       median[j] = median[j - 1];
       if (lower !== null) lower[j] = lower[j - 1];
       if (upper !== null) upper[j] = upper[j - 1];
       continue;
     }
-    median[j] = quantileSorted(sorted, m, 0.5);
-    if (lower !== null) lower[j] = quantileSorted(sorted, m, 0.25);
-    if (upper !== null) upper[j] = quantileSorted(sorted, m, 0.75);
+    if (shrinks) base = removeSorted(buffer, base, m--, values[lo++]);
+    if (grows) base = insertSorted(buffer, base, m++, values[++hi]);
+    median[j] = quantileSorted(buffer, base, m, 0.5);
+    if (lower !== null) lower[j] = quantileSorted(buffer, base, m, 0.25);
+    if (upper !== null) upper[j] = quantileSorted(buffer, base, m, 0.75);
   }
 }
 
