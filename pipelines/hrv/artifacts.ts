@@ -203,10 +203,15 @@ function ensureOutput(out: CleanedRr, n: number): void {
 
 /** Inserts v into the sorted window buffer[base .. base + m); returns the new base. */
 function insertSorted(buffer: Float64Array, base: number, m: number, v: number): number {
-  if (m === 0 || v < buffer[base + (m >> 1)]) {
-    // Its place is in the lower half: the values below it move down one place.
+  if (m === 0) {
+    buffer[base - 1] = v;
+    return base - 1;
+  }
+  if (v < buffer[base + (m >> 1)]) {
+    // Its place is in the lower half (below the middle value, which stops the scan): the values
+    // below it move down one place.
     let i = base - 1;
-    while (i + 1 < base + m && buffer[i + 1] < v) {
+    while (buffer[i + 1] < v) {
       buffer[i] = buffer[i + 1];
       i++;
     }
