@@ -107,3 +107,33 @@ test('span evidence: a glide spreads over the semitones it covers, and an octave
   const [j] = spanEvidence(jump, [{ startMs: 350, endMs: 750 }]);
   assert.ok(j.f0SpreadSemitones < 1, `octave jump spread ${j.f0SpreadSemitones}`);
 });
+
+/** `x` scaled to an RMS level of `dbfs`. */
+function atLevel(x: Float32Array, dbfs: number): Float32Array {
+  let sq = 0;
+  for (const v of x) sq += v * v;
+  const gain = 10 ** (dbfs / 20) / Math.sqrt(sq / x.length);
+  return x.map((v) => v * gain);
+}
+
+test('the loudness floor follows the speaker: a hum 18 dB under the speech at -50 dBFS is heard, one 30 dB under is not', () => {
+  // 2 s of syllable-like voice (formants moving every 80 ms, never a filled pause itself) at
+  // -32 dBFS, 300 ms of silence, then a 500 ms hum at 100 Hz: the quiet "hmm" voice activity
+  // leaves out, which the filler search now sees in the utterance's context.
+  const syllables: Float32Array[] = [];
+  for (let k = 0; k < 25; k++) syllables.push(harmonicSignal(0.08, () => 130, VOWEL.map((a, h) => (k % 2 === 0 ? a : h < 3 ? a / 6 : a * 2)), 0.3));
+  const speech = atLevel(Float32Array.from(syllables.flatMap((p) => Array.from(p))), -32);
+  const withHum = (humDbfs: number) => {
+    const hum = atLevel(harmonicSignal(0.5, () => 100, VOWEL, 0.3), humDbfs);
+    const x = new Float32Array(speech.length + Math.round(0.3 * SR) + hum.length + Math.round(0.3 * SR));
+    x.set(speech, 0);
+    x.set(hum, speech.length + Math.round(0.3 * SR));
+    return { x: addNoise(x, 60, 11), humStartMs: ((speech.length + 0.3 * SR) * 1000) / SR };
+  };
+  const heard = withHum(-50);
+  const found = detectFilledPauses(heard.x);
+  assert.equal(found.length, 1, `found ${JSON.stringify(found.map((p) => [p.startMs, p.endMs]))}`);
+  assert.ok(Math.abs(found[0].startMs - heard.humStartMs) <= 40, `start ${found[0].startMs} vs ${heard.humStartMs}`);
+  // 30 dB under the speech is under the relative floor (maxDbBelowSpeech, 25 dB): background.
+  assert.deepEqual(detectFilledPauses(withHum(-62).x), []);
+});

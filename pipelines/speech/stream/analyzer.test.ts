@@ -108,6 +108,31 @@ test('voice segments closer than the utterance gap are recognised together, as o
   assert.deepEqual(segments.map((s) => s.index), [0, 1]);
 });
 
+test('each utterance carries the silences around it that no other utterance has, for the filler search: a quiet hum voice activity leaves out is inside one', async () => {
+  // A hum at about -46 dBFS (under the stand-in voice activity's -40) 0.8 s after the first
+  // utterance's speech, in a 3 s silence: longer than the utterance gap, so two utterances.
+  const hum = harmonicSignal(0.6, () => 100, [1, 0.5], 0.007);
+  const audio = concat([silence(0.5), voice(1.5, 200), silence(0.8), hum, silence(1.6), voice(1, 170), silence(0.4)]);
+  const humStart = 2.8 * RATE;
+  const humEnd = humStart + hum.length;
+  for (const pieces of [[audio.length], [320], [1000, 7777, 123]]) {
+    const { segments } = await run(audio, pieces);
+    assert.equal(segments.length, 2, 'the hum is not speech to voice activity');
+    const [a, b] = segments;
+    for (const s of segments) {
+      const c = s.context!;
+      assert.ok(c.startSample <= s.startSample && c.startSample + c.samples.length >= s.endSample, 'the context holds the utterance');
+      assert.equal((s.startSample - c.startSample) % 160, 0, 'whole 10 ms frames before the utterance');
+      assert.deepEqual(c.samples, audio.subarray(c.startSample, c.startSample + c.samples.length), 'the context is the input audio');
+    }
+    assert.equal(a.context!.startSample, 0, 'the first utterance reaches back to the start (0.5 s < 1 s)');
+    const aEnd = a.context!.startSample + a.context!.samples.length;
+    assert.ok(aEnd <= b.context!.startSample, 'contexts do not overlap');
+    assert.ok(a.context!.startSample <= humStart && aEnd >= humEnd, `the hum (${humStart}–${humEnd}) is in the first utterance's context (to ${aEnd})`);
+    assert.ok(b.startSample - b.context!.startSample <= RATE, 'at most 1 s before an utterance');
+  }
+});
+
 test('speech longer than the recogniser takes is cut into segments under the limit that cover it without gaps', async () => {
   // 45 s of voice with a slight dip in level every 3 s (the quietest chunks are the cut points).
   const parts: Float32Array[] = [silence(0.3)];

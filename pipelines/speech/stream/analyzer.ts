@@ -28,7 +28,19 @@ export interface ClosedSegment extends SpeechSegment {
   samples: Float32Array;
   /** Voice activity segments it joins. */
   parts: number;
+  /**
+   * The utterance's audio with the silences around it that belong to no other utterance (up to
+   * CONTEXT_BEFORE_MS before it, and after it up to where the analyzer closed it or the next
+   * utterance starts): the filler search looks here, because voice activity leaves out quiet
+   * hums ("hmm") and the tails of hesitations. Recognition still reads `samples` only.
+   */
+  context?: { startSample: number; samples: Float32Array };
 }
+
+/** How far before an utterance its filler-search context may reach (audio retained between utterances is about 1 s). */
+export const CONTEXT_BEFORE_MS = 1000;
+/** The filler analysis's frame hop, samples (10 ms). */
+const CONTEXT_FRAME = 160;
 
 export interface AnalyzerStep {
   seconds: SecondFeatures[];
@@ -68,6 +80,8 @@ export class SpeechStreamAnalyzer {
   private probStart = 0;
   private emittedSeconds = 0;
   private segmentCount = 0;
+  /** Where the next utterance's context may start: the end of the previous one's. */
+  private contextFrom = 0;
   readonly allSegments: SpeechSegment[] = [];
 
   constructor(private readonly vad: VoiceActivityModel, opts: AnalyzerOptions = {}) {
@@ -121,7 +135,7 @@ export class SpeechStreamAnalyzer {
         const lastEnd = this.utterance[this.utterance.length - 1].speechEndSample;
         const openNow = this.tracker.openStartSample;
         if (openNow === null ? this.scoredSamples - lastEnd >= this.utteranceGap : this.scoredSamples - first >= this.maxSegmentSamples) {
-          segments.push(this.closeUtterance());
+          segments.push(this.closeUtterance(this.scoredSamples));
         }
       }
     }
@@ -134,7 +148,7 @@ export class SpeechStreamAnalyzer {
   finish(): AnalyzerStep {
     const segments: ClosedSegment[] = [];
     for (const s of this.tracker.flush(this.sampleCount)) this.gather(s, segments);
-    if (this.utterance.length > 0) segments.push(this.closeUtterance());
+    if (this.utterance.length > 0) segments.push(this.closeUtterance(this.sampleCount));
     // Samples after the last whole chunk were never scored: they count as not speech.
     if (this.sampleCount > this.scoredSamples) this.features.markVoiceActivity(this.scoredSamples, this.sampleCount - this.scoredSamples, false);
     return { seconds: this.takeSeconds(true), segments };
@@ -156,17 +170,24 @@ export class SpeechStreamAnalyzer {
       const first = this.utterance[0];
       const last = this.utterance[this.utterance.length - 1];
       if (s.speechStartSample - last.speechEndSample >= this.utteranceGap || s.endSample - first.startSample > this.maxSegmentSamples) {
-        out.push(this.closeUtterance());
+        out.push(this.closeUtterance(s.startSample));
       }
     }
     this.utterance.push(s);
   }
 
-  private closeUtterance(): ClosedSegment {
+  /** Closes the utterance gathered so far; its context may reach up to `contextEnd` (the next utterance's start, or the audio seen). */
+  private closeUtterance(contextEnd: number): ClosedSegment {
     const parts = this.utterance;
     this.utterance = [];
     const first = parts[0];
     const last = parts[parts.length - 1];
+    // Whole 10 ms frames before the utterance: the filler analysis (10 ms hop) then puts the
+    // utterance's own frames where it puts them without context (its rules are not re-sampled).
+    const earliest = Math.max(this.contextFrom, first.startSample - Math.round((CONTEXT_BEFORE_MS * RATE) / 1000), this.audioStart);
+    const contextStart = first.startSample - CONTEXT_FRAME * Math.max(0, Math.floor((first.startSample - earliest) / CONTEXT_FRAME));
+    const contextStop = Math.max(last.endSample, Math.min(contextEnd, this.audioStart + this.audioLength));
+    this.contextFrom = contextStop;
     return {
       startSample: first.startSample,
       endSample: last.endSample,
@@ -177,6 +198,7 @@ export class SpeechStreamAnalyzer {
       index: this.segmentCount++,
       samples: this.audioRange(first.startSample, last.endSample),
       parts: parts.length,
+      context: { startSample: contextStart, samples: this.audioRange(contextStart, contextStop) },
     };
   }
 
@@ -210,8 +232,10 @@ export class SpeechStreamAnalyzer {
   private trimAudio(): void {
     const open = this.openSegmentStart;
     // Between segments the next one may start up to one chunk plus the padding before the
-    // chunk that opens it; keep a second to be safe.
-    const keepFrom = Math.max(0, open ?? this.scoredSamples - RATE);
+    // chunk that opens it; keep a second to be safe. Before that, the next utterance's filler
+    // context (up to CONTEXT_BEFORE_MS, never into the previous utterance's context).
+    const base = open ?? this.scoredSamples - RATE;
+    const keepFrom = Math.max(0, Math.min(base, Math.max(this.contextFrom, base - Math.round((CONTEXT_BEFORE_MS * RATE) / 1000))));
     const drop = keepFrom - this.audioStart;
     if (drop <= RATE) return;
     this.audio.copyWithin(0, drop, this.audioLength);

@@ -7,7 +7,8 @@
 //
 // A final segment is: recognised → split into words → word times by forced alignment with
 // optional filled pauses in every gap (the syllable spread when alignment fails) → filled pauses:
-// the acoustic rules' hits and the aligned fillers the audio bears out (fillers/evidence.ts).
+// the acoustic rules' hits and the aligned fillers the audio bears out (fillers/evidence.ts),
+// over the utterance and the silences around it that no other utterance has.
 import type { MoonshineRecognizer } from '../asr/moonshine.js';
 import { spreadBySyllables, type AlignedFiller, type WordAligner, type WordTimingMethod } from '../align/index.js';
 import { findFilledPauses, type FilledPause } from '../fillers/index.js';
@@ -200,8 +201,11 @@ export class RecognitionQueue {
         method: aligned.words[i].method,
       }));
     }
-    // Filled pauses: the acoustic rules and the alignment's fillers where the audio agrees (fillers/evidence.ts).
-    const filledPauses = findFilledPauses(segment.samples, alignedFillers, { offsetMs: segment.startMs });
+    // Filled pauses: the acoustic rules and the alignment's fillers where the audio agrees
+    // (fillers/evidence.ts), searched over the utterance with the silences around it (the
+    // analyzer's context): voice activity leaves quiet hums and the tails of hesitations out.
+    const search = segment.context ?? { startSample: segment.startSample, samples: segment.samples };
+    const filledPauses = findFilledPauses(search.samples, alignedFillers, { offsetMs: (search.startSample * 1000) / 16_000 });
     return {
       index: segment.index,
       startMs,
