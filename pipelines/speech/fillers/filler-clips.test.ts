@@ -74,8 +74,9 @@ test('real recordings with espeak fillers spliced in between sentences and into 
   const all = addScores(scores);
   t.diagnostic(line('all', all));
   assert.ok(all.total >= 8);
-  // Target 80%. Measured 6/8: espeak's fast "um" snippets (200–220 ms) have a vowel of only
-  // 60–80 ms before the nasal and are missed in 2 of 3 places; see filled-pauses.ts.
-  assert.ok(all.found / all.total >= 0.75, `recall ${all.found}/${all.total}`);
+  // The bar is the espeak clips' 80 % of the issue's Done-when (it was 0.75 here, a measured
+  // 6/8, until the level floor relative to the speaker of d68dba6 found 7/8). espeak's fast "um"
+  // snippets (200–220 ms) have a vowel of only 60–80 ms before the nasal and are the misses.
+  assert.ok(all.found / all.total >= 0.8, `recall ${all.found}/${all.total}`);
   assert.ok(all.falseHits / all.speechMinutes <= 1, `${all.falseHits} false hits`);
 });
