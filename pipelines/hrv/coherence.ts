@@ -168,11 +168,30 @@ function tablesFor(spectrum: SpectrumPlan): SearchTables {
   return tables;
 }
 
-/** L[0] · width + 2 Σ_{d≥1} L[d] · table[d]: P(f) for a cosine table (width 1), a band for a kernel. */
-function lagDot(lags: Float64Array, table: Float64Array, width: number): number {
-  let sum = 0;
-  for (let d = 1; d < lags.length; d++) sum += lags[d] * table[d];
-  return lags[0] * width + 2 * sum;
+/** The window's P at both search edges and its total power (see lagSums). */
+const edgesAndTotal = { low: 0, high: 0, total: 0 };
+
+/**
+ * P(low search edge), P(high search edge) and the total band power, each L[0] · width +
+ * 2 Σ_{d≥1} L[d] · table[d] (a cosine table and width 1 for P, the kernel and the band width for
+ * the total), into edgesAndTotal. One pass with three accumulators: each sum is added up in the
+ * same order as by itself, so the numbers are the same as three passes, while the three
+ * dependency chains overlap instead of running one after another.
+ */
+function lagSums(lags: Float64Array, tables: SearchTables): void {
+  const { lowCos, highCos, totalKernel } = tables;
+  let low = 0;
+  let high = 0;
+  let total = 0;
+  for (let d = 1; d < lags.length; d++) {
+    const l = lags[d];
+    low += l * lowCos[d];
+    high += l * highCos[d];
+    total += l * totalKernel[d];
+  }
+  edgesAndTotal.low = lags[0] + 2 * low;
+  edgesAndTotal.high = lags[0] + 2 * high;
+  edgesAndTotal.total = lags[0] * (tables.totalHigh - TOTAL_LOW_HZ) + 2 * total;
 }
 
 /**
@@ -186,18 +205,24 @@ function lagDot(lags: Float64Array, table: Float64Array, width: number): number 
  * height. The highest refined point wins.
  */
 export function findPeakFrequency(spectrum: SpectrumPlan): number {
-  const { psd, binHz, lags } = spectrum;
   const tables = tablesFor(spectrum);
+  lagSums(spectrum.lags, tables);
+  return peakFrequencyFrom(spectrum, tables, edgesAndTotal.low, edgesAndTotal.high);
+}
+
+/** findPeakFrequency, given P at the low and the high search edge. */
+function peakFrequencyFrom(spectrum: SpectrumPlan, tables: SearchTables, lowEdgeValue: number, highEdgeValue: number): number {
+  const { psd, binHz } = spectrum;
   const { first, last, sequenceHz: hz, sequenceValue: value } = tables;
   const n = hz.length;
   hz[0] = PEAK_SEARCH_LOW_HZ;
-  value[0] = lagDot(lags, tables.lowCos, 1);
+  value[0] = lowEdgeValue;
   for (let j = first; j <= last; j++) {
     hz[j - first + 1] = j * binHz;
     value[j - first + 1] = psd[j];
   }
   hz[n - 1] = tables.high;
-  value[n - 1] = lagDot(lags, tables.highCos, 1);
+  value[n - 1] = highEdgeValue;
 
   let highest = 0;
   for (let i = 1; i < n; i++) if (value[i] > value[highest]) highest = i;
@@ -234,7 +259,8 @@ function refineCandidate(spectrum: SpectrumPlan, tables: SearchTables, i: number
  */
 export function computeCoherence(spectrum: SpectrumPlan, out: CoherenceResult = createCoherenceResult()): CoherenceResult {
   const tables = tablesFor(spectrum);
-  const total = lagDot(spectrum.lags, tables.totalKernel, tables.totalHigh - TOTAL_LOW_HZ);
+  lagSums(spectrum.lags, tables);
+  const total = edgesAndTotal.total;
   out.totalPower = total;
   if (!(total > 0)) {
     out.coherenceRatio = 0;
@@ -244,7 +270,7 @@ export function computeCoherence(spectrum: SpectrumPlan, out: CoherenceResult = 
     out.peakPower = 0;
     return out;
   }
-  const peakHz = findPeakFrequency(spectrum);
+  const peakHz = peakFrequencyFrom(spectrum, tables, edgesAndTotal.low, edgesAndTotal.high);
   const peak = bandPower(spectrum, peakHz - PEAK_HALF_WIDTH_HZ, peakHz + PEAK_HALF_WIDTH_HZ);
   // Guards a spectrum whose every bit of power sits in the peak band (CR would be infinite);
   // real tachograms always leak some power outside ±0.015 Hz.
