@@ -73,7 +73,7 @@ function rms(x: Float32Array, from = 0, to = x.length): number {
 }
 
 /** Level of the speech in `x`: RMS over its 10 ms blocks within 20 dB of the loudest. */
-function speechRms(x: Float32Array): number {
+export function speechRms(x: Float32Array): number {
   const blocks: number[] = [];
   for (let i = 0; i + 160 <= x.length; i += 160) blocks.push(rms(x, i, i + 160));
   const top = Math.max(...blocks);
