@@ -113,6 +113,11 @@ interface StreamState {
   startedWall: number;
   lastStatusWall: number;
   lastProgressStored: number;
+  /**
+   * The upload row's writes, chained: each is a read-modify-write, so a progress write still in
+   * flight when the stream completes could otherwise land after "completed" and undo it.
+   */
+  uploadWrites: Promise<void>;
   failed: boolean;
 }
 
@@ -338,6 +343,7 @@ export class SpeechWorker {
       startedWall: this.clock(),
       lastStatusWall: 0,
       lastProgressStored: -1,
+      uploadWrites: Promise.resolve(),
       failed: false,
     };
     this.streams.set(s.id, s);
@@ -435,17 +441,16 @@ export class SpeechWorker {
     const scores = await this.score(results, s.analyzer.features.voicedF0.view());
     await this.writeResults(s, transcripts, results, scores, now);
     const done = this.clock();
+    if (s.source === 'upload') {
+      // The results are stored: a lost progress row must not turn them into a failure.
+      await this.chainUploadWrite(s, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: done }, 'upload completion not recorded');
+    }
+    // The session last: a client that sees it completed finds its upload completed too.
     await this.opts.sessions.update(s.sessionId, {
       status: 'completed',
       endedAt: s.audioStartedAt + durationMs,
       audioDurationS: durationMs / 1000,
     });
-    if (s.source === 'upload') {
-      // The results are stored: a lost progress row must not turn them into a failure.
-      await this.opts.uploads
-        .update(s.id, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: done })
-        .catch((err) => this.log.warn({ err, upload: s.id }, 'upload completion not recorded'));
-    }
     const events: SpeechEvent[] = [];
     this.statusEvent(s, events, 'done', 1, null, 'completed', { wordCount: results.summary.wordCount, durationS: durationMs / 1000 });
     await this.publishEvents(events);
@@ -597,12 +602,10 @@ export class SpeechWorker {
   }
 
   private async recordFailure(s: StreamState, code: string, message: string, now: number): Promise<void> {
-    await this.opts.sessions.update(s.sessionId, { status: 'failed' }).catch((err) => this.log.warn({ err }, 'session update failed'));
     if (s.source === 'upload') {
-      await this.opts.uploads
-        .update(s.id, { status: 'failed', errorCode: code, errorMessage: message, completedAt: now, etaS: null })
-        .catch((err) => this.log.warn({ err }, 'upload update failed'));
+      await this.chainUploadWrite(s, { status: 'failed', errorCode: code, errorMessage: message, completedAt: now, etaS: null }, 'upload update failed');
     }
+    await this.opts.sessions.update(s.sessionId, { status: 'failed' }).catch((err) => this.log.warn({ err }, 'session update failed'));
   }
 
   private completeStream(s: StreamState): void {
@@ -717,7 +720,18 @@ export class SpeechWorker {
   }
 
   private async storeUploadProgress(s: StreamState, stage: string, progress: number, etaS: number | null): Promise<void> {
-    await this.opts.uploads.update(s.id, { status: 'processing', stage, progress, etaS }).catch((err) => this.log.warn({ err, upload: s.id }, 'upload progress update failed'));
+    await this.chainUploadWrite(s, { status: 'processing', stage, progress, etaS }, 'upload progress update failed');
+  }
+
+  /** Writes the upload row after every earlier write of this stream; a failure is logged, never thrown. */
+  private chainUploadWrite(s: StreamState, change: Parameters<SpeechWorkerOptions['uploads']['update']>[1], failure: string): Promise<void> {
+    s.uploadWrites = s.uploadWrites.then(() =>
+      this.opts.uploads.update(s.id, change).then(
+        () => undefined,
+        (err) => this.log.warn({ err, upload: s.id }, failure),
+      ),
+    );
+    return s.uploadWrites;
   }
 
   private async publishEvents(events: SpeechEvent[]): Promise<void> {
