@@ -1,19 +1,31 @@
 // Embedded bus throughput: batches of 1,000 HeartReading-sized records (110-byte values,
 // 500 device keys) into a 6-partition topic, with one consumer group committing every
-// batch. Reports publish rate, publish latency per batch and end-to-end delivery rate.
-// Run: node --import tsx bus/embedded.bench.ts [batches]
+// batch. Reports publish rate, publish latency per batch and end-to-end delivery rate, in
+// memory and on disk, each over `runs` fresh buses interleaved (memory, disk, memory, ...), and
+// writes every run to bench/results/bus-embedded-<time>-<tag>.json (bench/lib).
+// Run: node --import tsx bus/embedded.bench.ts [batches=200] [runs=3]   (npm run bench:bus)
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { silentLogger } from '../lib/log.js';
 import { createEmbeddedBus } from './embedded.js';
 import type { Subscription } from './types.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from '../bench/lib/results.js';
 
 const batches = Number(process.argv[2] ?? 200);
+const rounds = runsArg(process.argv[3], 3);
 const batchSize = 1000;
 const value = Buffer.alloc(110, 7);
 
-async function run(mode: 'memory' | 'disk'): Promise<Record<string, number | string>> {
+interface RunResult {
+  publish_records_per_s: number;
+  end_to_end_records_per_s: number;
+  publish_batch_ms_p50: number;
+  publish_batch_ms_p99: number;
+  max_partition_memory_bytes: number;
+}
+
+async function run(mode: 'memory' | 'disk'): Promise<RunResult> {
   const dir = mode === 'disk' ? await mkdtemp(join(tmpdir(), 'attune-bus-bench-')) : undefined;
   const bus = await createEmbeddedBus({ dir, log: silentLogger });
   await bus.ensureTopics([{ topic: 'bench', partitions: 6 }]);
@@ -48,8 +60,6 @@ async function run(mode: 'memory' | 'disk'): Promise<Record<string, number | str
   await bus.close();
   if (dir) await rm(dir, { recursive: true, force: true });
   return {
-    mode,
-    records: total,
     publish_records_per_s: Math.round(total / (publishMs / 1000)),
     end_to_end_records_per_s: Math.round(total / (e2eMs / 1000)),
     publish_batch_ms_p50: Number(latencies[Math.floor(latencies.length / 2)].toFixed(2)),
@@ -58,4 +68,26 @@ async function run(mode: 'memory' | 'disk'): Promise<Record<string, number | str
   };
 }
 
-for (const mode of ['memory', 'disk'] as const) console.log(JSON.stringify(await run(mode)));
+const bench = new BenchRun('bus-embedded', {
+  description: `embedded bus: ${batches} batches of ${batchSize} records (110-byte values, 500 keys) into 6 partitions, one consumer group committing every batch; a fresh bus per run, memory and disk interleaved`,
+  options: { batches, batch_size: batchSize, runs: rounds },
+});
+const modes = ['memory', 'disk'] as const;
+const runs: Record<(typeof modes)[number], RunResult[]> = { memory: [], disk: [] };
+for (let r = 0; r < rounds; r++) {
+  for (const mode of r % 2 === 0 ? modes : ([...modes].reverse() as typeof modes[number][])) {
+    const result = await run(mode);
+    runs[mode].push(result);
+    console.log(JSON.stringify({ mode, run: r + 1, ...result }));
+  }
+}
+for (const mode of modes) {
+  const of = (k: keyof RunResult) => runs[mode].map((x) => x[k]);
+  const publish = bench.metric(`${mode}_publish_records_per_s`, of('publish_records_per_s'), 'records/s', 'higher');
+  const e2e = bench.metric(`${mode}_end_to_end_records_per_s`, of('end_to_end_records_per_s'), 'records/s', 'higher');
+  bench.metric(`${mode}_publish_batch_ms_p50`, of('publish_batch_ms_p50'), 'ms', 'lower');
+  bench.metric(`${mode}_publish_batch_ms_p99`, of('publish_batch_ms_p99'), 'ms', 'lower');
+  bench.metric(`${mode}_max_partition_memory_bytes`, of('max_partition_memory_bytes'), 'bytes', 'lower');
+  console.log(`${mode}: publish ${describeMetric(publish, 0, ' records/s')}; end to end ${describeMetric(e2e, 0, ' records/s')}`);
+}
+console.log(`recorded in ${relativeResultPath(bench.write())}`);
