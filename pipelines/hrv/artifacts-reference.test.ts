@@ -9,15 +9,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { cleanRr, cleanRrInto, createArtifactScratch, createCleanedRr, type CleanedRr } from './artifacts.js';
 import { computeTimeDomain } from './time-domain.js';
 import { beatTimesFromRr, injectEctopicBeats } from './synthetic-rr.js';
+import { loadRrRecording, rrDataDir } from './rr-recordings.test-util.js';
 
-const dataDir = fileURLToPath(new URL('../../../shared/data/rr/', import.meta.url));
-if (!existsSync(dataDir)) {
-  throw new Error(`HRV reference data not found at ${dataDir}: the shared test recordings must sit beside the repository (../shared/data/rr)`);
-}
+const dataDir = rrDataDir;
 
 interface WindowReference {
   startMs: number;
@@ -40,11 +37,7 @@ interface ReferenceFile {
 }
 const reference: ReferenceFile = JSON.parse(readFileSync(new URL('./fixtures/reference-artifacts.json', import.meta.url), 'utf8'));
 
-function loadRr(name: string): Float64Array {
-  const rr = Float64Array.from(readFileSync(dataDir + name, 'utf8').trim().split(/\s+/).map(Number));
-  assert.ok(rr.length > 100 && rr.every(Number.isFinite), `${name} did not parse`);
-  return rr;
-}
+const loadRr = loadRrRecording;
 
 function injected(name: string, ref: RecordingReference): { rr: Float64Array; t: Float64Array; clean: Float64Array; cleanT: Float64Array } {
   const clean = loadRr(name);

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { cleanRr } from './artifacts.js';
 import { createSplineScratch, resampleCubic } from './resample.js';
 import { computeCoherence } from './coherence.js';
@@ -12,11 +11,9 @@ import { createSpectrumPlan, powerSpectralDensity } from './spectrum.js';
 import { computeTimeDomain } from './time-domain.js';
 import { computeWindowMetrics, createWindowPlan, type WindowMetrics } from './window-metrics.js';
 import { beatTimesFromRr } from './synthetic-rr.js';
+import { loadRrRecording, rrDataDir } from './rr-recordings.test-util.js';
 
-const dataDir = fileURLToPath(new URL('../../../shared/data/rr/', import.meta.url));
-if (!existsSync(dataDir)) {
-  throw new Error(`HRV reference data not found at ${dataDir}: the shared test recordings must sit beside the repository (../shared/data/rr)`);
-}
+const dataDir = rrDataDir;
 
 interface Reference {
   beatCount: number;
@@ -49,9 +46,7 @@ const coherenceReference: { windowMs: number; stepMs: number; recordings: Record
 );
 
 function loadRr(name: string): { rr: Float64Array; t: Float64Array } {
-  const text = readFileSync(dataDir + name, 'utf8');
-  const rr = Float64Array.from(text.trim().split(/\s+/).map(Number));
-  assert.ok(rr.length > 100 && rr.every(Number.isFinite), `${name} did not parse`);
+  const rr = loadRrRecording(name);
   return { rr, t: beatTimesFromRr(rr) };
 }
 
