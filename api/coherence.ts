@@ -6,10 +6,11 @@
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64 } from '../lib/time.js';
-import { Scopes, requireScope } from './auth.js';
-import type { AppContext } from './context.js';
-import { errorBodySchema } from './errors.js';
-import { authenticateRequest } from './http-auth.js';
+import { requireScope } from '../http/auth.js';
+import { Scopes } from '../lib/principal.js';
+import type { AppContext } from '../http/context.js';
+import { errorBodySchema } from '../http/errors.js';
+import { authenticateRequest } from '../http/http-auth.js';
 import { HIGH_COHERENCE_SCORE } from './sessions.js';
 
 const DAY_MS = 86_400_000;

@@ -1,11 +1,13 @@
 // Live fan-out under a client that stops reading: it is disconnected once its bounded
 // queue overflows, and a client that reads gets every message meanwhile.
+import { Topics } from '../bus/types.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { stalledClient } from '../test/stalled-client.js';
 import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
-import { coherenceEnvelope, type CoherenceWindowRecord } from './live.js';
+import { coherenceEnvelope } from './live.js';
+import type { CoherenceWindowRecord } from '../schemas/records.js';
 
 let app: TestAttune;
 before(async () => {
@@ -59,7 +61,7 @@ test('a client that stops reading is dropped; the one that reads gets everything
   // ~20 MB of updates in bursts, far beyond what the stalled client's TCP buffers hold.
   const total = 50_000;
   for (let i = 0; i < total; i += 500) {
-    for (let k = i; k < i + 500; k++) app.live!.publishWindow(window(k));
+    for (let k = i; k < i + 500; k++) app.live!.publish(window(k), Topics.coherenceWindows);
     await new Promise((r) => setImmediate(r));
   }
   await waitFor('the stalled client to be dropped', () => app.live!.stats.slowDisconnects === 1 && app.live!.stats.clients === 1, 20_000, 20);

@@ -2,8 +2,8 @@
 // stay on the timeline with their reason.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { AppContext } from './context.js';
-import type { Session } from './sessions-repo.js';
+import type { AppContext } from '../http/context.js';
+import type { Session } from '../store/sessions-repo.js';
 import { sessionMetrics } from './sessions.js';
 
 const session = { id: 's1', orgId: 'o1', userId: 'u1' } as Session;

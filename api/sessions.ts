@@ -4,11 +4,12 @@
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64, iso, parseTimestamp } from '../lib/time.js';
-import { Scopes, canAccess, requireScope, type Principal } from './auth.js';
-import type { AppContext } from './context.js';
-import { errorBodySchema } from './errors.js';
-import { authenticateRequest } from './http-auth.js';
-import type { Session } from './sessions-repo.js';
+import { requireScope } from '../http/auth.js';
+import { Scopes, canAccess, type Principal } from '../lib/principal.js';
+import type { AppContext } from '../http/context.js';
+import { errorBodySchema } from '../http/errors.js';
+import { authenticateRequest } from '../http/http-auth.js';
+import type { Session } from '../store/sessions-repo.js';
 
 /** A window counts as high coherence at this score or above (also in the daily rollup). */
 export const HIGH_COHERENCE_SCORE = 0.5;

@@ -14,13 +14,15 @@ import type { SpeechEvent } from '../schemas/registry/schemas.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
 import { storeImplementations, type StoreImplementation } from '../store/test-stores.js';
-import { createAuthenticator, type Authenticator } from './auth.js';
-import type { AppContext, RecordCodec } from './context.js';
-import { LiveHub } from './live.js';
-import { buildServer } from './server.js';
-import { DevicesRepository, SessionsRepository } from './sessions-repo.js';
-import { SpeechLiveHub } from './speech-live.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
+import { createAuthenticator, type Authenticator } from '../http/auth.js';
+import type { AppContext } from '../http/context.js';
+import { createCoherenceLiveHub } from './live.js';
+import { buildServer } from '../cli/server.js';
+import { DevicesRepository, SessionsRepository } from '../store/sessions-repo.js';
+import { createSpeechLiveHub } from './speech-live.js';
+import type { LiveHub } from '../http/live-hub.js';
+import type { SpeechEventRecord } from '../schemas/records.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/speech-sessions-repo.js';
 
 export interface SpeechTestServer {
   baseUrl: string;
@@ -31,7 +33,7 @@ export interface SpeechTestServer {
   codec: Codec;
   auth: Authenticator;
   speechSessions: SpeechSessionsRepository;
-  speechLive: SpeechLiveHub;
+  speechLive: LiveHub<SpeechEventRecord>;
   token(userId: string, orgId: string, scopes?: string[]): string;
   request<T = any>(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: T }>;
   /** Inserts rows into a table of the test database (epoch-ms integers for DateTime64). */
@@ -51,13 +53,12 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
   const bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
-  const recordCodec = codec as unknown as RecordCodec;
   const auth = createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
   const clock = Date.now;
   const liveOptions = { maxBufferedMessages: opts.maxBufferedMessages ?? 1024, heartbeatMs: 30_000 };
   const speechSessions = new SpeechSessionsRepository(store.client, store.database, { clock });
-  const speechLive = new SpeechLiveHub({ log: silentLogger, ...liveOptions, clock });
-  await speechLive.start(bus, recordCodec, Topics);
+  const speechLive = createSpeechLiveHub({ log: silentLogger, ...liveOptions, clock }, Topics);
+  await speechLive.start(bus, codec);
   const ctx: AppContext = {
     log: silentLogger,
     auth,
@@ -65,11 +66,11 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
     database: store.database,
     bus,
     topics: Topics,
-    codec: recordCodec,
+    codec,
     sessions: new SessionsRepository(store.client, store.database, { clock }),
     devices: new DevicesRepository(store.client, store.database, clock),
     // The heart live routes are registered with the API role; their hub is not started here.
-    live: new LiveHub({ log: silentLogger, ...liveOptions, clock }),
+    live: createCoherenceLiveHub({ log: silentLogger, ...liveOptions, clock }, Topics),
     speechSessions,
     speechUploads: new SpeechUploadsRepository(store.client, store.database, { clock }),
     speechLive,

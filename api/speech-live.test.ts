@@ -2,13 +2,14 @@
 // WebSocket clients of their session only; someone else's (or no) session is refused with
 // 4404, a missing scope with 4403; a client that stops reading is dropped (4008) while a
 // reading client gets every event.
+import { Topics } from '../bus/types.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { stalledClient } from '../test/stalled-client.js';
 import type { SpeechEvent } from '../schemas/registry/schemas.js';
 import { SPEECH_READ, startSpeechTestServer, waitUntil, type SpeechTestServer } from './speech-api.test-util.js';
-import type { SpeechSession } from './speech-sessions-repo.js';
+import type { SpeechSession } from '../store/speech-sessions-repo.js';
 
 let srv: SpeechTestServer;
 before(async () => {
@@ -127,7 +128,7 @@ test('a client that stops reading is dropped; the one that reads gets every even
   for (let i = 0; i < total; i += 500) {
     for (let k = i; k < i + 500; k++) {
       const e = event(s, k, 'asr:token', { text: filler, isFinal: false });
-      srv.speechLive.publish({ ...e, payload_json: e.payload_json! });
+      srv.speechLive.publish({ ...e, payload_json: e.payload_json! }, Topics.speechEvents);
     }
     // The next burst once the reading client has this one: on a loaded machine (CI runs test
     // files side by side) bursts faster than it can read would overflow its queue too, and

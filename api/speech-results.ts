@@ -12,11 +12,12 @@ import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
 import { toNumber } from '../store/clickhouse.js';
 import { SpeechTables } from '../store/rows.js';
-import { Scopes, requireScope } from './auth.js';
-import type { AppContext } from './context.js';
-import { errorBodySchema } from './errors.js';
-import { authenticateRequest } from './http-auth.js';
-import type { SpeechSession } from './speech-sessions-repo.js';
+import { requireScope } from '../http/auth.js';
+import { Scopes } from '../lib/principal.js';
+import type { AppContext } from '../http/context.js';
+import { errorBodySchema } from '../http/errors.js';
+import { authenticateRequest } from '../http/http-auth.js';
+import type { SpeechSession } from '../store/speech-sessions-repo.js';
 import { SPEECH_SESSION_STATUSES, readSpeechSummary, roundTo, speechSummarySchema, visibleSpeechSession } from './speech-sessions.js';
 
 /** Seconds per bucket of each metrics granularity. */

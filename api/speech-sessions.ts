@@ -6,11 +6,12 @@ import { AttuneError } from '../lib/errors.js';
 import { iso, parseTimestamp } from '../lib/time.js';
 import { toNullableNumber, toNumber } from '../store/clickhouse.js';
 import { SpeechTables, type SpeechSessionKind, type SpeechSessionStatus } from '../store/rows.js';
-import { Scopes, requireScope, type Principal } from './auth.js';
-import type { AppContext } from './context.js';
-import { errorBodySchema } from './errors.js';
-import { authenticateRequest } from './http-auth.js';
-import type { SpeechSession, SpeechSessionsRepository } from './speech-sessions-repo.js';
+import { requireScope } from '../http/auth.js';
+import { Scopes, type Principal } from '../lib/principal.js';
+import type { AppContext } from '../http/context.js';
+import { errorBodySchema } from '../http/errors.js';
+import { authenticateRequest } from '../http/http-auth.js';
+import type { SpeechSession, SpeechSessionsRepository } from '../store/speech-sessions-repo.js';
 
 export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation', 'interview', 'conversation', 'speech'];
 export const SPEECH_SESSION_STATUSES: readonly SpeechSessionStatus[] = ['created', 'recording', 'processing', 'completed', 'failed'];

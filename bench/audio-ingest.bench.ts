@@ -11,7 +11,7 @@
 import { createRandom } from '../lib/prng.js';
 import { WavStreamParser } from '../ingest/audio/wav-stream.js';
 import { createResampler } from '../ingest/audio/resample.js';
-import { createAudioFramer } from '../ingest/audio/frames.js';
+import { createAudioFramer } from '../schemas/audio-frames.js';
 import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
 import { interleavedOrder } from './lib/stats.js';
 

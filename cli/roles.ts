@@ -12,13 +12,15 @@ import { createCodec, type Codec } from '../schemas/registry/codec.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry, type SchemaRegistry } from '../schemas/registry/registry.js';
 import { createStoreClient, type StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
-import { createAuthenticator, loadOrCreateSecret, type Authenticator } from '../api/auth.js';
-import type { AppContext, RecordCodec } from '../api/context.js';
-import { LiveHub } from '../api/live.js';
-import { buildServer } from '../api/server.js';
-import { DevicesRepository, SessionsRepository } from '../api/sessions-repo.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository } from '../api/speech-sessions-repo.js';
-import { SpeechLiveHub } from '../api/speech-live.js';
+import { createAuthenticator, loadOrCreateSecret, type Authenticator } from '../http/auth.js';
+import type { AppContext } from '../http/context.js';
+import { createCoherenceLiveHub, type CoherenceLiveRecord } from '../api/live.js';
+import { buildServer } from './server.js';
+import { DevicesRepository, SessionsRepository } from '../store/sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/speech-sessions-repo.js';
+import { createSpeechLiveHub } from '../api/speech-live.js';
+import type { LiveHub } from '../http/live-hub.js';
+import type { SpeechEventRecord } from '../schemas/records.js';
 import { SpeechWorker } from '../pipelines/speech/worker.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
@@ -41,8 +43,8 @@ export interface RunningAttune {
   sink: ReadingsSink | null;
   worker: CoherenceWorker | null;
   speechWorker: SpeechWorker | null;
-  live: LiveHub | null;
-  speechLive: SpeechLiveHub | null;
+  live: LiveHub<CoherenceLiveRecord> | null;
+  speechLive: LiveHub<SpeechEventRecord> | null;
   stop(): Promise<void>;
 }
 
@@ -97,7 +99,6 @@ export async function startAttune(
   const topics = prefixedTopics(config.topicPrefix);
   const bus = await openBus(config, log, topics);
   const codec = await openCodec(config);
-  const recordCodec = codec as unknown as RecordCodec;
   const auth = authFromConfig(config, log);
   const sessions = new SessionsRepository(store.client, store.database, { clock });
   const devices = new DevicesRepository(store.client, store.database, clock);
@@ -108,11 +109,11 @@ export async function startAttune(
   let worker: CoherenceWorker | null = null;
   let speechWorker: SpeechWorker | null = null;
   if (roles.worker) {
-    sink = new ReadingsSink({ bus, topics, codec: recordCodec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
+    sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
     worker = new CoherenceWorker({
       bus,
       topics,
-      codec: recordCodec,
+      codec,
       store,
       sessions,
       log: log.child({ role: 'coherence-worker' }),
@@ -126,7 +127,7 @@ export async function startAttune(
       speechWorker = new SpeechWorker({
         bus,
         topics,
-        codec: recordCodec,
+        codec,
         store,
         sessions: speechSessions,
         uploads: speechUploads,
@@ -140,16 +141,16 @@ export async function startAttune(
     }
   }
 
-  let live: LiveHub | null = null;
-  let speechLive: SpeechLiveHub | null = null;
+  let live: LiveHub<CoherenceLiveRecord> | null = null;
+  let speechLive: LiveHub<SpeechEventRecord> | null = null;
   let server: FastifyInstance | null = null;
   let url: string | null = null;
   if (roles.api || roles.ingest) {
     if (roles.api) {
-      live = new LiveHub({ log: log.child({ role: 'live' }), ...config.live, clock });
-      await live.start(bus, recordCodec, topics);
-      speechLive = new SpeechLiveHub({ log: log.child({ role: 'speech-live' }), ...config.live, clock });
-      await speechLive.start(bus, recordCodec, topics);
+      live = createCoherenceLiveHub({ log: log.child({ role: 'live' }), ...config.live, clock }, topics);
+      await live.start(bus, codec);
+      speechLive = createSpeechLiveHub({ log: log.child({ role: 'speech-live' }), ...config.live, clock }, topics);
+      await speechLive.start(bus, codec);
     }
     const ctx: AppContext = {
       log,
@@ -158,7 +159,7 @@ export async function startAttune(
       database: store.database,
       bus,
       topics,
-      codec: recordCodec,
+      codec,
       sessions,
       devices,
       live: live ?? undefined,

@@ -5,21 +5,15 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../lib/errors.js';
 import { TokenBucket } from '../lib/token-bucket.js';
-import { Scopes, canAccess, requireScope, type Principal } from '../api/auth.js';
-import type { AppContext } from '../api/context.js';
-import { errorBodySchema } from '../api/errors.js';
-import { CloseCodes, authenticateRequest, socketAuth } from '../api/http-auth.js';
-import type { Device, Session } from '../api/sessions-repo.js';
+import { requireScope } from '../http/auth.js';
+import { Scopes, canAccess, type Principal } from '../lib/principal.js';
+import type { AppContext } from '../http/context.js';
+import { errorBodySchema } from '../http/errors.js';
+import { CloseCodes, authenticateRequest, socketAuth } from '../http/http-auth.js';
+import type { Device, Session } from '../store/sessions-repo.js';
 import { publishReadings } from './publisher.js';
-import {
-  Limits,
-  checkTimestamps,
-  readingId,
-  syncBodySchema,
-  validateReading,
-  type HeartReadingRecord,
-  type ReadingInput,
-} from './readings.js';
+import { readingId, type HeartReadingRecord } from '../schemas/records.js';
+import { Limits, checkTimestamps, syncBodySchema, validateReading, type ReadingInput } from './readings.js';
 
 /** Messages one live-ingest socket may have waiting before it is closed as too fast. */
 export const MAX_QUEUED_MESSAGES = 64;

@@ -1,13 +1,13 @@
 import { Topics, type Bus, type TopicNames } from '../bus/types.js';
-import type { RecordCodec } from '../api/context.js';
-import type { HeartReadingRecord } from './readings.js';
+import type { Codec } from '../schemas/registry/codec.js';
+import type { HeartReadingRecord } from '../schemas/records.js';
 
 /**
  * Publishes accepted readings to the heart-readings topic, keyed by device so one device's
  * readings keep their order. Resolves only once the bus has them durably: the gateway
  * answers 202 after that, so an acknowledged reading is never lost.
  */
-export async function publishReadings(bus: Bus, topics: TopicNames, codec: RecordCodec, records: HeartReadingRecord[]): Promise<void> {
+export async function publishReadings(bus: Bus, topics: TopicNames, codec: Codec, records: HeartReadingRecord[]): Promise<void> {
   if (records.length === 0) return;
   const out = new Array(records.length);
   for (let i = 0; i < records.length; i++) {

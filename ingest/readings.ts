@@ -1,12 +1,11 @@
 // Heart readings as devices send them: the JSON Schema (shared by the HTTP sync route, the
 // live WebSocket and the OpenAPI document), the plausibility checks that JSON Schema cannot
 // express, and the conversion to the HeartReading bus record.
-import { hash } from 'node:crypto';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { AttuneError, type ErrorDetail } from '../lib/errors.js';
 import { parseTimestamp } from '../lib/time.js';
 import type { HeartReading } from '../schemas/registry/schemas.js';
-import { detailsFromValidation } from '../api/errors.js';
+import { detailsFromValidation } from '../http/errors.js';
 
 export const Limits = {
   rrMinMs: 250,
@@ -65,9 +64,6 @@ export interface ReadingInput {
   session_id?: string;
 }
 
-/** A reading as published to the bus, every field set. */
-export type HeartReadingRecord = Required<HeartReading>;
-
 const ajv = new Ajv({ allErrors: false, strict: false });
 const validateReadingFn: ValidateFunction = ajv.compile(readingSchema);
 
@@ -104,9 +100,4 @@ export function checkTimestamps(readings: ReadingInput[], now: number, prefix = 
     throw new AttuneError('validation_error', `invalid timestamp at index ${details[0].index}: ${details[0].reason}`, details);
   }
   return times;
-}
-
-/** Stable id of a reading: the same device and time always give the same id, so replays and re-uploads are recognised. */
-export function readingId(deviceId: string, recordedAt: number): string {
-  return hash('sha256', `${deviceId}\u0000${recordedAt}`, 'hex').slice(0, 32);
 }

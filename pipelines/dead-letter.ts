@@ -2,7 +2,7 @@
 // reason, to attune.deadletter.v1 before its offset is passed. Nothing accepted is dropped
 // without a trace.
 import { Topics, type Bus, type BusRecord, type TopicNames } from '../bus/types.js';
-import type { RecordCodec } from '../api/context.js';
+import type { Codec } from '../schemas/registry/codec.js';
 
 export interface DeadLetterInput {
   record: BusRecord;
@@ -13,7 +13,7 @@ export interface DeadLetterInput {
 export async function deadLetter(
   bus: Bus,
   topics: TopicNames,
-  codec: RecordCodec,
+  codec: Codec,
   consumerGroup: string,
   records: DeadLetterInput[],
   now: number,

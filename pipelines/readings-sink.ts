@@ -4,12 +4,12 @@
 // replays them; heart_readings is a ReplacingMergeTree on the natural key, so the replay
 // changes no answer.
 import { Topics, type Bus, type BusRecord, type Subscription, type TopicNames } from '../bus/types.js';
-import { decodeRecord, type RecordCodec } from '../api/context.js';
+import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import type { Logger } from '../lib/log.js';
 import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
-import type { HeartReadingRecord } from '../ingest/readings.js';
+import type { HeartReadingRecord } from '../schemas/records.js';
 import { deadLetter } from './dead-letter.js';
 
 export const READINGS_SINK_GROUP = 'attune-readings-sink';
@@ -59,7 +59,7 @@ function row(r: HeartReadingRecord, sessionId: string, eventTime: number, beatIn
 export interface ReadingsSinkOptions {
   bus: Bus;
   topics?: TopicNames;
-  codec: RecordCodec;
+  codec: Codec;
   store: StoreClient;
   log: Logger;
   writer?: { maxRows?: number; maxDelayMs?: number };

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { prefixedTopics } from '../bus/types.js';
 import { silentLogger } from '../lib/log.js';
-import { SessionsRepository } from '../api/sessions-repo.js';
+import { SessionsRepository } from '../store/sessions-repo.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
-import type { RecordCodec } from '../api/context.js';
+import type { Codec } from '../schemas/registry/codec.js';
 import { rsaReadings, waitFor, type TestAttune } from './attune.js';
 
 const ORG = 'org-a';
@@ -337,7 +337,7 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       // A worker and a sink in fresh groups read everything again from the first offset:
       // the worst case of a crash before any commit.
       const topics = prefixedTopics(app.topicPrefix);
-      const codec = app.codec as unknown as RecordCodec;
+      const codec = app.codec;
       const sessions = new SessionsRepository(app.store.client, app.store.database);
       const replayWorker = new CoherenceWorker({ bus: app.bus, topics, codec, store: app.store, sessions, log: silentLogger, groupId: `replay-${Date.now()}`, idleFlushMs: 1000, writer: { maxDelayMs: 50 } });
       const replaySink = new ReadingsSink({ bus: app.bus, topics, codec, store: app.store, log: silentLogger, groupId: `replay-sink-${Date.now()}`, writer: { maxDelayMs: 50 } });

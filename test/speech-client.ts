@@ -2,7 +2,7 @@
 // session, upload a WAV (multipart), stream audio live over the ingest socket at real-time
 // pace, and collect the live events of a session.
 import WebSocket from 'ws';
-import { toPcm16 } from '../ingest/audio/frames.js';
+import { toPcm16 } from '../schemas/audio-frames.js';
 import { encodeWavPcm16 } from '../pipelines/speech/wav.test-util.js';
 
 export interface SpeechEventMessage {

@@ -9,7 +9,7 @@ import type { Bus } from '../../bus/types.js';
 import { parseWav } from '../../pipelines/speech/wav.test-util.js';
 import { readFileSync } from 'node:fs';
 import { resample } from './resample.js';
-import { toPcm16 } from './frames.js';
+import { toPcm16 } from '../../schemas/audio-frames.js';
 import { LiveAudioCloseCodes, PAUSE_AFTER_S } from './live-socket.js';
 import { startIngestTestServer, streamPcm, waitFor, type IngestTestServer } from './speech-ingest.test-util.js';
 

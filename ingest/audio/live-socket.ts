@@ -23,9 +23,9 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../../lib/errors.js';
-import type { AppContext } from '../../api/context.js';
-import { CloseCodes, socketAuth } from '../../api/http-auth.js';
-import type { SpeechSession } from '../../api/speech-sessions-repo.js';
+import type { AppContext } from '../../http/context.js';
+import { CloseCodes, socketAuth } from '../../http/http-auth.js';
+import type { SpeechSession } from '../../store/speech-sessions-repo.js';
 import { LiveFraming, SpeechAudioPublisher, BUS_SAMPLE_RATE } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
 

@@ -7,10 +7,9 @@ import { Topics, type Bus, type OutgoingRecord } from '../../bus/types.js';
 import { createCodec, type Codec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
-import type { RecordCodec } from '../../api/context.js';
 import { LiveFraming, SpeechAudioPublisher, UploadFraming, samplesAt16k, type SpeechStreamInfo } from './publisher.js';
 import { resample } from './resample.js';
-import { toPcm16 } from './frames.js';
+import { toPcm16 } from '../../schemas/audio-frames.js';
 
 let codec: Codec;
 before(async () => {
@@ -63,7 +62,7 @@ const info = (over: Partial<SpeechStreamInfo> = {}): SpeechStreamInfo => ({
 
 function publisher(bus: RecordingBus, i: SpeechStreamInfo, framing = UploadFraming) {
   const topics = Object.fromEntries(Object.entries(Topics).map(([k, v]) => [k, 'p.' + v])) as unknown as typeof Topics;
-  return new SpeechAudioPublisher({ bus: bus.asBus(), topics, codec: codec as unknown as RecordCodec, now: () => 1_700_000_000_500 }, i, framing);
+  return new SpeechAudioPublisher({ bus: bus.asBus(), topics, codec: codec, now: () => 1_700_000_000_500 }, i, framing);
 }
 
 const ramp = (n: number) => Float32Array.from({ length: n }, (_, i) => ((i % 2000) - 1000) / 2000);

@@ -5,11 +5,11 @@
 // awaits each write (the upload route reading the HTTP body, the live socket reading its
 // messages) never holds more than a batch of audio in memory.
 import { Topics, type Bus, type OutgoingRecord, type TopicNames } from '../../bus/types.js';
-import type { RecordCodec } from '../../api/context.js';
+import type { Codec } from '../../schemas/registry/codec.js';
 import type { SpeechAudioFrame, SpeechAudioSource } from '../../schemas/registry/schemas.js';
 import { AttuneError, isAttuneError } from '../../lib/errors.js';
 import { createResampler, type Resampler } from './resample.js';
-import { createAudioFramer, type AudioFrame, type AudioFramer } from './frames.js';
+import { createAudioFramer, type AudioFrame, type AudioFramer } from '../../schemas/audio-frames.js';
 
 /** Rate of every sample on the bus. */
 export const BUS_SAMPLE_RATE = 16000;
@@ -34,7 +34,7 @@ export interface SpeechStreamInfo {
 export interface SpeechPublisherDeps {
   bus: Bus;
   topics: TopicNames;
-  codec: RecordCodec;
+  codec: Codec;
   /** Wall clock for sent_at (default Date.now). */
   now?: () => number;
 }

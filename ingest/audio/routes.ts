@@ -1,8 +1,8 @@
-// The speech audio ingest routes: file uploads (with their status) and the live audio
-// socket. Registered where the ingest role runs and the speech repositories are wired.
+// The speech audio ingest routes: file uploads and the live audio socket (the upload
+// status route is registered by the composition root, cli/server.ts, where ingest or API runs). Registered where the ingest role runs and the speech repositories are wired.
 import type { FastifyInstance } from 'fastify';
-import type { AppContext } from '../../api/context.js';
-import { DEFAULT_UPLOAD_LIMITS, registerSpeechUploadRoutes, registerSpeechUploadStatusRoute } from './upload.js';
+import type { AppContext } from '../../http/context.js';
+import { DEFAULT_UPLOAD_LIMITS, registerSpeechUploadRoutes } from './upload.js';
 import { registerLiveAudioRoutes } from './live-socket.js';
 
 export async function registerSpeechIngestRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -12,6 +12,4 @@ export async function registerSpeechIngestRoutes(app: FastifyInstance, ctx: AppC
   }
   await registerSpeechUploadRoutes(app, ctx, ctx.speechUploadLimits ?? DEFAULT_UPLOAD_LIMITS);
   await registerLiveAudioRoutes(app, ctx);
-  // Where the API runs too, it registers the status route itself.
-  if (!ctx.roles.api) await registerSpeechUploadStatusRoute(app, ctx);
 }

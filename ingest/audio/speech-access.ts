@@ -1,9 +1,9 @@
 // Who may send or read a speech session's audio: the speech scopes, the tenant check on the
 // session, and the repositories the audio ingest needs from the application context.
 import { AttuneError } from '../../lib/errors.js';
-import { Scopes, type Scope } from '../../api/auth.js';
-import type { AppContext } from '../../api/context.js';
-import type { SpeechSession, SpeechSessionsRepository, SpeechUploadsRepository } from '../../api/speech-sessions-repo.js';
+import { Scopes, type Scope } from '../../lib/principal.js';
+import type { AppContext } from '../../http/context.js';
+import type { SpeechSession, SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/speech-sessions-repo.js';
 
 /** Scopes of the speech routes: sending audio, and reading what became of it. */
 export const SpeechScopes: { write: Scope; read: Scope } = { write: Scopes.writeSpeech, read: Scopes.readSpeech };

@@ -18,13 +18,14 @@ import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
 import type { StoreClient } from '../../store/clickhouse.js';
 import { migrate } from '../../store/migrate.js';
 import { storeImplementations, type StoreImplementation } from '../../store/test-stores.js';
-import { createAuthenticator, type Authenticator } from '../../api/auth.js';
-import type { AppContext, RecordCodec } from '../../api/context.js';
-import { registerErrorHandling } from '../../api/errors.js';
-import { DevicesRepository, SessionsRepository } from '../../api/sessions-repo.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository, type SpeechSession } from '../../api/speech-sessions-repo.js';
+import { createAuthenticator, type Authenticator } from '../../http/auth.js';
+import type { AppContext } from '../../http/context.js';
+import { registerErrorHandling } from '../../http/errors.js';
+import { DevicesRepository, SessionsRepository } from '../../store/sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository, type SpeechSession } from '../../store/speech-sessions-repo.js';
 import { Limits } from '../readings.js';
 import { registerSpeechIngestRoutes } from './routes.js';
+import { registerSpeechUploadStatusRoute } from './upload.js';
 
 export const SPEECH_WRITE = ['write:speech', 'read:speech'];
 
@@ -61,6 +62,8 @@ async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
   registerErrorHandling(app);
   await app.register(websocket, { options: { maxPayload: Limits.maxWsMessageBytes } });
   await registerSpeechIngestRoutes(app, ctx);
+  // As cli/server.ts does where the ingest role runs.
+  await registerSpeechUploadStatusRoute(app, ctx);
   return app;
 }
 
@@ -72,7 +75,6 @@ export async function startIngestTestServer(opts: IngestTestOptions = {}): Promi
   const bus = await createEmbeddedBus({ dir: busDir, log: silentLogger, defaultPartitions: 2, memoryBytesPerPartition: opts.busMemoryBytesPerPartition });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
-  const recordCodec = codec as unknown as RecordCodec;
   const auth: Authenticator = createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
   const clock = Date.now;
   const sessions = new SpeechSessionsRepository(store.client, store.database, { clock });
@@ -84,7 +86,7 @@ export async function startIngestTestServer(opts: IngestTestOptions = {}): Promi
     database: store.database,
     bus: opts.wrapBus ? opts.wrapBus(bus) : bus,
     topics: Topics,
-    codec: recordCodec,
+    codec,
     sessions: new SessionsRepository(store.client, store.database, { clock }),
     devices: new DevicesRepository(store.client, store.database, clock),
     speechSessions: sessions,

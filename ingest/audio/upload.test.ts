@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { loadConfig, ConfigError } from '../../lib/config.js';
 import { parseWav } from '../../pipelines/speech/wav.test-util.js';
 import { resample } from './resample.js';
-import { toPcm16, MAX_FRAME_BYTES } from './frames.js';
+import { toPcm16, MAX_FRAME_BYTES } from '../../schemas/audio-frames.js';
 import {
   encodeWav,
   injectUpload,

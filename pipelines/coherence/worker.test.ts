@@ -12,9 +12,9 @@ import { createCodec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
 import { migrate } from '../../store/migrate.js';
-import { SessionsRepository } from '../../api/sessions-repo.js';
-import type { RecordCodec } from '../../api/context.js';
-import { readingId, type HeartReadingRecord } from '../../ingest/readings.js';
+import { SessionsRepository } from '../../store/sessions-repo.js';
+import type { Codec } from '../../schemas/registry/codec.js';
+import { readingId, type HeartReadingRecord } from '../../schemas/records.js';
 import { silentLogger } from '../../lib/log.js';
 import { rsaReadings, waitFor } from '../../test/attune.js';
 import { CoherenceWorker } from './worker.js';
@@ -22,7 +22,7 @@ import { CoherenceWorker } from './worker.js';
 let dir: string;
 let store: StoreClient;
 let bus: Bus;
-let codec: RecordCodec;
+let codec: Codec;
 let sessions: SessionsRepository;
 
 before(async () => {
@@ -31,7 +31,7 @@ before(async () => {
   await migrate(store);
   bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
-  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as RecordCodec;
+  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
   sessions = new SessionsRepository(store.client, store.database);
 });
 

@@ -13,10 +13,9 @@
 //    rollup (a materialized view, which counts every inserted row) stays exact.
 import { availableParallelism } from 'node:os';
 import { Topics, type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicNames, type TopicPartition } from '../../bus/types.js';
-import { decodeRecord, type RecordCodec } from '../../api/context.js';
-import type { SessionsRepository } from '../../api/sessions-repo.js';
-import type { CoherenceWindowRecord, SessionEventRecord } from '../../api/live.js';
-import type { HeartReadingRecord } from '../../ingest/readings.js';
+import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { SessionsRepository } from '../../store/sessions-repo.js';
+import type { CoherenceWindowRecord, HeartReadingRecord, SessionEventRecord } from '../../schemas/records.js';
 import type { Logger } from '../../lib/log.js';
 import { BatchWriter } from '../../store/batch-writer.js';
 import type { StoreClient } from '../../store/clickhouse.js';
@@ -33,7 +32,7 @@ export const COHERENCE_GROUP = 'attune-coherence';
 export interface CoherenceWorkerOptions {
   bus: Bus;
   topics?: TopicNames;
-  codec: RecordCodec;
+  codec: Codec;
   store: StoreClient;
   sessions: SessionsRepository;
   log: Logger;

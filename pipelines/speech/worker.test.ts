@@ -12,9 +12,9 @@ import { createCodec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, queryRows, type StoreClient } from '../../store/clickhouse.js';
 import { migrate } from '../../store/migrate.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository } from '../../api/speech-sessions-repo.js';
-import type { RecordCodec } from '../../api/context.js';
-import { frameAudio } from '../../ingest/audio/frames.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/speech-sessions-repo.js';
+import type { Codec } from '../../schemas/registry/codec.js';
+import { frameAudio } from '../../schemas/audio-frames.js';
 import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
 import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
@@ -26,7 +26,7 @@ const JFK = join(import.meta.dirname, '../../../shared/data/speech/jfk_1961_inau
 let dir: string;
 let store: StoreClient;
 let bus: Bus;
-let codec: RecordCodec;
+let codec: Codec;
 let sessions: SpeechSessionsRepository;
 let uploads: SpeechUploadsRepository;
 const audio = readWavFile(JFK).samples; // 16 kHz mono
@@ -37,7 +37,7 @@ before(async () => {
   await migrate(store);
   bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
-  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as RecordCodec;
+  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
   sessions = new SpeechSessionsRepository(store.client, store.database);
   uploads = new SpeechUploadsRepository(store.client, store.database);
 });

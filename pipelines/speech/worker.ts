@@ -40,10 +40,10 @@ import {
   type SpeechWordRow,
 } from '../../store/rows.js';
 import type { SpeechAudioFrame, SpeechEvent, SpeechEventType } from '../../schemas/registry/schemas.js';
-import { decodeRecord, type RecordCodec } from '../../api/context.js';
-import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../api/speech-sessions-repo.js';
+import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/speech-sessions-repo.js';
 import { deadLetter } from '../dead-letter.js';
-import { fromPcm16 } from '../../ingest/audio/frames.js';
+import { fromPcm16 } from '../../schemas/audio-frames.js';
 import { SileroVad } from './vad/silero.js';
 import { findPauses, type PauseOptions } from './vad/segments.js';
 import { liveFillerCount } from './fillers/live-count.js';
@@ -59,7 +59,7 @@ const RATE = 16_000;
 export interface SpeechWorkerOptions {
   bus: Bus;
   topics?: TopicNames;
-  codec: RecordCodec;
+  codec: Codec;
   store: StoreClient;
   sessions: SpeechSessionsRepository;
   uploads: SpeechUploadsRepository;

@@ -195,3 +195,16 @@ function describe(type: AvroType): string {
   if (t.types) return t.types.map(describe).join(' | ');
   return t.name ?? t.typeName;
 }
+
+/**
+ * Decodes a record, synchronously when the codec already knows the writer schema (the hot
+ * path: no promise per record), else through the registry (an unseen writer id is fetched; a
+ * bad record is reported by `decode`).
+ */
+export function decodeRecord<T>(codec: Codec, buf: Buffer): T | Promise<T> {
+  try {
+    return codec.decodeSync<T>(buf);
+  } catch {
+    return codec.decode<T>(buf);
+  }
+}

@@ -7,26 +7,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { createSigner, createVerifier } from 'fast-jwt';
 import { AttuneError } from '../lib/errors.js';
-
-export const Scopes = {
-  readSessions: 'read:sessions',
-  writeSessions: 'write:sessions',
-  readCoherence: 'read:coherence',
-  writeDevices: 'write:devices',
-  writeReadings: 'write:readings',
-  /** Speech sessions and their results, and the live speech stream. */
-  readSpeech: 'read:speech',
-  /** Creating speech sessions and sending them audio (upload or live ingest). */
-  writeSpeech: 'write:speech',
-  adminOrg: 'admin:org',
-} as const;
-export type Scope = (typeof Scopes)[keyof typeof Scopes];
-
-export interface Principal {
-  userId: string;
-  orgId: string;
-  scopes: ReadonlySet<string>;
-}
+import type { Principal, Scope } from '../lib/principal.js';
 
 export interface TokenClaims {
   sub: string;
@@ -118,12 +99,6 @@ export function requireScope(p: Principal, scope: Scope): void {
   if (!p.scopes.has(scope)) {
     throw new AttuneError('forbidden', `this route needs the ${scope} scope`, [{ reason: 'missing_scope', scope }]);
   }
-}
-
-/** Whether `p` may see data owned by (orgId, userId): its own, or its org's as an org admin. */
-export function canAccess(p: Principal, owner: { orgId: string; userId: string }): boolean {
-  if (p.orgId !== owner.orgId) return false;
-  return p.userId === owner.userId || p.scopes.has(Scopes.adminOrg);
 }
 
 export function bearerToken(header: string | undefined): string | null {

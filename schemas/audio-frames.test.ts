@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createRandom } from '../../lib/prng.js';
-import { createAudioFramer, frameAudio, fromPcm16, toPcm16, MAX_FRAME_BYTES, DEFAULT_FRAME_SAMPLES, type AudioFrame } from './frames.js';
+import { createRandom } from '../lib/prng.js';
+import { createAudioFramer, frameAudio, fromPcm16, toPcm16, MAX_FRAME_BYTES, DEFAULT_FRAME_SAMPLES, type AudioFrame } from './audio-frames.js';
 
 test('toPcm16 writes little-endian int16, rounds, clips, and round-trips through fromPcm16', () => {
   const x = Float32Array.from([0, 0.5, -0.5, 1, -1, 1.7, -3, 1 / 32768, NaN]);

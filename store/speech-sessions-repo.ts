@@ -8,8 +8,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { AttuneError } from '../lib/errors.js';
-import { canAccess, type Principal } from './auth.js';
-import { queryRows, toNullableNumber, toNumber } from '../store/clickhouse.js';
+import { canAccess, type Principal } from '../lib/principal.js';
+import { queryRows, toNullableNumber, toNumber } from './clickhouse.js';
 import {
   SpeechTables,
   type SpeechSessionKind,
@@ -17,7 +17,7 @@ import {
   type SpeechSessionStatus,
   type SpeechUploadRow,
   type SpeechUploadStatus,
-} from '../store/rows.js';
+} from './rows.js';
 
 export type { SpeechSessionKind, SpeechSessionStatus, SpeechUploadStatus };
 

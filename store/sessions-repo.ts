@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { AttuneError } from '../lib/errors.js';
 import { int64 } from '../lib/time.js';
-import { Tables, type DeviceRow as DeviceWriteRow, type SessionRow as SessionWriteRow } from '../store/rows.js';
+import { Tables, type DeviceRow as DeviceWriteRow, type SessionRow as SessionWriteRow } from './rows.js';
 
 export interface Session {
   id: string;

@@ -3,9 +3,9 @@
 // audio claim that only one writer may win.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { migrate } from '../store/migrate.js';
-import { storeImplementations, type StoreImplementation } from '../store/test-stores.js';
-import type { StoreClient } from '../store/clickhouse.js';
+import { migrate } from './migrate.js';
+import { storeImplementations, type StoreImplementation } from './test-stores.js';
+import type { StoreClient } from './clickhouse.js';
 import { isAttuneError } from '../lib/errors.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
 

@@ -1,6 +1,6 @@
-// Builds the Fastify server for the roles a process runs: ingest routes, API routes, or both
-// (the embedded default shares one server). Routes are plain modules registered here, each
-// one concern, with JSON Schemas that double as validation and as the OpenAPI document.
+// The Fastify server every role builds on: one server per process, whatever roles it runs
+// (the embedded default shares one). Routes are plain modules registered on it, each one
+// concern, with JSON Schemas that double as validation and as the OpenAPI document.
 import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
@@ -8,27 +8,28 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { AppContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
-import { registerHealthRoutes } from './health.js';
-import { registerSessionRoutes } from './sessions.js';
-import { registerCoherenceRoutes } from './coherence.js';
-import { registerLiveRoutes } from './live.js';
-import { registerSpeechSessionRoutes } from './speech-sessions.js';
-import { registerSpeechResultRoutes } from './speech-results.js';
-import { registerSpeechLiveRoutes } from './speech-live.js';
-import { registerIngestRoutes } from '../ingest/gateway.js';
-import { registerSpeechIngestRoutes } from '../ingest/audio/routes.js';
-import { registerSpeechUploadStatusRoute } from '../ingest/audio/upload.js';
-import { Limits } from '../ingest/readings.js';
 
 export const API_VERSION = '0.1.0';
 
-export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
+export interface HttpServerLimits {
+  /** Largest request body, bytes. */
+  bodyLimit: number;
+  /** Largest WebSocket message, bytes. */
+  maxWsMessageBytes: number;
+}
+
+/**
+ * A Fastify server with what every role shares: request ids, the coded error handler, the
+ * OpenAPI document and the WebSocket plugin. Routes are registered on it by the composition
+ * root (cli/server.ts).
+ */
+export async function createHttpServer(ctx: Pick<AppContext, 'log'>, limits: HttpServerLimits): Promise<FastifyInstance> {
   const app = Fastify({
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
     loggerInstance: ctx.log as unknown as FastifyBaseLogger,
     // One log line per request would dominate the logs of an ingest gateway; errors are logged.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: Limits.maxBodyBytes,
+    bodyLimit: limits.bodyLimit,
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
@@ -54,22 +55,7 @@ export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(websocket, { options: { maxPayload: Limits.maxWsMessageBytes } });
+  await app.register(websocket, { options: { maxPayload: limits.maxWsMessageBytes } });
 
-  await registerHealthRoutes(app, ctx);
-  if (ctx.roles.ingest) await registerIngestRoutes(app, ctx);
-  if (ctx.roles.ingest) await registerSpeechIngestRoutes(app, ctx);
-  if (ctx.roles.api) {
-    await registerSessionRoutes(app, ctx);
-    await registerCoherenceRoutes(app, ctx);
-    await registerLiveRoutes(app, ctx);
-    // The speech API where the role wires its repository (and its live hub for the stream).
-    if (ctx.speechSessions) {
-      await registerSpeechSessionRoutes(app, ctx);
-      await registerSpeechResultRoutes(app, ctx);
-      await registerSpeechUploadStatusRoute(app, ctx);
-      if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
-    }
-  }
   return app;
 }

@@ -4,7 +4,8 @@
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../lib/errors.js';
-import { bearerToken, requireScope, type Principal, type Scope } from './auth.js';
+import { bearerToken, requireScope } from './auth.js';
+import { type Principal, type Scope } from '../lib/principal.js';
 import type { AppContext } from './context.js';
 
 export function authenticateRequest(ctx: Pick<AppContext, 'auth'>, req: FastifyRequest): Principal {

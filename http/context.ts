@@ -3,34 +3,11 @@
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from '../lib/log.js';
 import type { Bus, TopicNames } from '../bus/types.js';
+import type { Codec } from '../schemas/registry/codec.js';
 import type { Authenticator } from './auth.js';
-import type { DevicesRepository, SessionsRepository } from './sessions-repo.js';
-import type { LiveHub } from './live.js';
-import type { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
-import type { SpeechLiveHub } from './speech-live.js';
-
-/** Encodes and decodes bus record values (Avro, Confluent wire format). */
-export interface RecordCodec {
-  encode(topic: string, record: unknown): Buffer | Promise<Buffer>;
-  decode<T = unknown>(buf: Buffer): T | Promise<T>;
-  /** Decodes without waiting once the writer schema is known; throws otherwise. */
-  decodeSync?<T = unknown>(buf: Buffer): T;
-}
-
-/**
- * Decodes a record, synchronously when the codec already knows the writer schema (the hot
- * path: no promise per record), else through the registry.
- */
-export function decodeRecord<T>(codec: RecordCodec, buf: Buffer): T | Promise<T> {
-  if (codec.decodeSync) {
-    try {
-      return codec.decodeSync<T>(buf);
-    } catch {
-      // Unknown schema id (fetched by decode) or a bad record (decode reports it).
-    }
-  }
-  return codec.decode<T>(buf);
-}
+import type { DevicesRepository, SessionsRepository } from '../store/sessions-repo.js';
+import type { LiveHub } from './live-hub.js';
+import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/speech-sessions-repo.js';
 
 export interface HealthCheck {
   name: string;
@@ -45,17 +22,18 @@ export interface AppContext {
   bus: Bus;
   /** Topic names on the bus (possibly prefixed). */
   topics: TopicNames;
-  codec: RecordCodec;
+  /** Avro codec of bus record values (Confluent wire format). */
+  codec: Codec;
   sessions: SessionsRepository;
   devices: DevicesRepository;
   /** Present where the API role runs (live fan-out). */
-  live?: LiveHub;
+  live?: LiveHub<unknown>;
   /** Speech sessions; the speech routes are registered only where this is present. */
   speechSessions?: SpeechSessionsRepository;
   /** Speech uploads and their processing progress. */
   speechUploads?: SpeechUploadsRepository;
   /** Live speech events fan-out; present where the API role runs the speech stream. */
-  speechLive?: SpeechLiveHub;
+  speechLive?: LiveHub<unknown>;
   /** Speech file upload limits (config.speechUpload); 200 MB and 4 h when absent. */
   speechUploadLimits?: { maxBytes: number; maxDurationS: number };
   health: HealthCheck[];

@@ -1,0 +1,22 @@
+// Every route of the API role (history, analytics, live fan-out, speech results), registered
+// on a server the composition root (cli/server.ts) builds.
+import type { FastifyInstance } from 'fastify';
+import type { AppContext } from '../http/context.js';
+import { registerSessionRoutes } from './sessions.js';
+import { registerCoherenceRoutes } from './coherence.js';
+import { registerLiveRoutes } from './live.js';
+import { registerSpeechSessionRoutes } from './speech-sessions.js';
+import { registerSpeechResultRoutes } from './speech-results.js';
+import { registerSpeechLiveRoutes } from './speech-live.js';
+
+export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  await registerSessionRoutes(app, ctx);
+  await registerCoherenceRoutes(app, ctx);
+  await registerLiveRoutes(app, ctx);
+  // The speech API where the role wires its repository (and its live hub for the stream).
+  if (ctx.speechSessions) {
+    await registerSpeechSessionRoutes(app, ctx);
+    await registerSpeechResultRoutes(app, ctx);
+    if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
+  }
+}

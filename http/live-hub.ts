@@ -1,0 +1,258 @@
+// Live fan-out, shared by every live WebSocket route (heart coherence, speech events). A hub
+// reads some bus topics as its own ephemeral consumer group (newest records only, never
+// committing: live is live), turns each record into an envelope `{id, type, timestamp,
+// payload}` and sends it to the sockets attached under the record's keys (a user, a session).
+// What a record's keys and envelope are is the route's business (api/live.ts,
+// api/speech-live.ts); this module owns the sockets: bounded send queues, heartbeats, slow
+// consumers, and clean shutdown.
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { WebSocket } from 'ws';
+import type { Bus, Subscription } from '../bus/types.js';
+import type { Logger } from '../lib/log.js';
+import { iso } from '../lib/time.js';
+import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
+import { CloseCodes, type SocketAuth } from './http-auth.js';
+
+/** What every live message looks like on the socket. */
+export interface Envelope<T extends string = string> {
+  id: string;
+  type: T;
+  timestamp: string;
+  payload: Record<string, unknown>;
+}
+
+/** Bytes the socket may hold unsent before messages wait in the client's own queue. */
+const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
+
+/**
+ * One WebSocket client. Messages go straight to the socket while it drains; a burst the
+ * kernel cannot take at once waits in a queue of at most `maxQueued` messages, sent as the
+ * socket drains. A client whose queue overflows is not reading: it is disconnected, and
+ * nothing it does slows the hub or the other clients.
+ */
+export class LiveClient {
+  alive = true;
+  closed = false;
+  private readonly queue: string[] = [];
+  private waiting = false;
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly maxQueued: number,
+    private readonly onOverflow: (c: LiveClient) => void,
+  ) {}
+
+  send(text: string): void {
+    if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
+    if (this.queue.length === 0 && this.socket.bufferedAmount < SOCKET_HIGH_WATER_BYTES) {
+      this.socket.send(text);
+      return;
+    }
+    if (this.queue.length >= this.maxQueued) {
+      this.queue.length = 0;
+      this.onOverflow(this);
+      return;
+    }
+    this.queue.push(text);
+    this.awaitDrain();
+  }
+
+  /** Sends queued messages when the TCP socket has drained. */
+  private awaitDrain(): void {
+    if (this.waiting) return;
+    this.waiting = true;
+    const flush = () => {
+      this.waiting = false;
+      while (!this.closed && this.queue.length > 0 && this.socket.bufferedAmount < SOCKET_HIGH_WATER_BYTES) {
+        this.socket.send(this.queue.shift()!);
+      }
+      if (this.queue.length > 0 && !this.closed) this.awaitDrain();
+    };
+    const raw = (this.socket as unknown as { _socket?: NodeJS.EventEmitter })._socket;
+    if (raw) raw.once('drain', flush);
+    else setImmediate(flush);
+  }
+}
+
+export interface LiveStats {
+  clients: number;
+  delivered: number;
+  slowDisconnects: number;
+}
+
+/** Where a record goes: the keys of the sockets that see it, and its envelope (built once, only when someone listens). */
+export interface LiveDelivery {
+  keys: readonly string[];
+  envelope: () => Envelope;
+}
+
+export interface LiveHubOptions {
+  log: Logger;
+  /** Messages a client may have waiting before it is dropped as a slow consumer. */
+  maxBufferedMessages: number;
+  heartbeatMs: number;
+  clock: () => number;
+}
+
+export interface LiveFeed<R> {
+  /** Names the consumer group (with host, pid and a random suffix) and the log lines. */
+  name: string;
+  /** The bus topics to read. */
+  topics: readonly string[];
+  /** The delivery of one decoded record read from `topic`; null to drop it. */
+  route(record: R, topic: string): LiveDelivery | null;
+}
+
+export class LiveHub<R = unknown> {
+  private readonly byKey = new Map<string, Set<LiveClient>>();
+  private readonly all = new Set<LiveClient>();
+  private subscription: Subscription | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  readonly stats: LiveStats = { clients: 0, delivered: 0, slowDisconnects: 0 };
+
+  constructor(
+    private readonly opts: LiveHubOptions,
+    private readonly feed: LiveFeed<R>,
+  ) {}
+
+  /** Starts reading the feed's topics from the bus (only records published from now on). */
+  async start(bus: Bus, codec: Codec): Promise<void> {
+    const groupId = `attune-${this.feed.name}-${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+    this.subscription = await bus.subscribe({
+      groupId,
+      topics: [...this.feed.topics],
+      fromBeginning: false,
+      ephemeral: true,
+      eachBatch: async (batch) => {
+        // Nobody listening: nothing to decode.
+        if (this.all.size === 0) return;
+        for (const r of batch.records) {
+          try {
+            let rec = decodeRecord<R>(codec, r.value);
+            if (rec instanceof Promise) rec = await rec;
+            this.publish(rec, batch.topic);
+          } catch (err) {
+            // A record the API cannot decode is the worker's to dead-letter; live skips it.
+            this.opts.log.warn({ err, topic: batch.topic, offset: r.offset }, `${this.feed.name}: undecodable record skipped`);
+          }
+        }
+      },
+    });
+    this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  /** Sends one record to the clients attached under its keys. */
+  publish(record: R, topic: string): void {
+    const delivery = this.feed.route(record, topic);
+    if (!delivery) return;
+    let text: string | null = null;
+    for (const key of delivery.keys) {
+      const set = this.byKey.get(key);
+      if (!set) continue;
+      text ??= JSON.stringify(delivery.envelope());
+      for (const c of set) {
+        c.send(text);
+        this.stats.delivered++;
+      }
+    }
+  }
+
+  /**
+   * Registers a socket under `keys`; it is removed when it closes. Null when the socket closed
+   * already (the client may have gone while its authentication was checked: registering it
+   * would leak it).
+   */
+  attach(socket: WebSocket, keys: readonly string[]): LiveClient | null {
+    if (socket.readyState !== socket.OPEN) return null;
+    const client = new LiveClient(socket, this.opts.maxBufferedMessages, (c) => {
+      if (disconnectSlowClient(c, this.opts.log)) this.stats.slowDisconnects++;
+    });
+    for (const key of keys) {
+      let set = this.byKey.get(key);
+      if (!set) this.byKey.set(key, (set = new Set()));
+      set.add(client);
+    }
+    this.all.add(client);
+    this.stats.clients = this.all.size;
+    socket.on('pong', () => {
+      client.alive = true;
+    });
+    socket.once('close', () => {
+      client.closed = true;
+      this.all.delete(client);
+      this.stats.clients = this.all.size;
+      for (const key of keys) {
+        const set = this.byKey.get(key);
+        if (!set) continue;
+        set.delete(client);
+        if (set.size === 0) this.byKey.delete(key);
+      }
+    });
+    return client;
+  }
+
+  private beat(): void {
+    heartbeatClients(this.all, this.opts.clock());
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = null;
+    await this.subscription?.stop();
+    this.subscription = null;
+    for (const c of this.all) c.socket.close(1001, 'server shutting down');
+  }
+}
+
+/**
+ * Pings every client and sends it a heartbeat envelope; a client that has not answered the
+ * previous ping (its `alive` was not set again by a pong) is terminated.
+ */
+export function heartbeatClients(clients: Iterable<LiveClient>, now: number): void {
+  const text = JSON.stringify({ id: randomUUID(), type: 'heartbeat', timestamp: iso(now), payload: {} } satisfies Envelope);
+  for (const c of clients) {
+    if (!c.alive) {
+      // No pong since the last ping: the peer is gone without a close.
+      c.socket.terminate();
+      continue;
+    }
+    c.alive = false;
+    c.socket.ping();
+    c.send(text);
+  }
+}
+
+/** Disconnects a client whose queue overflowed (close code 4008); false when it was closed already. */
+export function disconnectSlowClient(c: LiveClient, log: Logger): boolean {
+  if (c.closed) return false;
+  c.closed = true;
+  log.warn('live: disconnecting a client whose send buffer overflowed');
+  // close() would queue behind the very data the client is not reading; terminate frees it now.
+  c.socket.close(CloseCodes.slowConsumer, 'slow consumer');
+  setTimeout(() => c.socket.terminate(), 1000).unref();
+  return true;
+}
+
+/** The first message after attaching: which stream the socket now receives. */
+export function subscribedEnvelope(now: number, payload: Record<string, unknown>): string {
+  return JSON.stringify({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload } satisfies Envelope);
+}
+
+/** Live sockets only read the authenticate message; anything after it is ignored. */
+export function onFirstMessages(socket: WebSocket, auth: SocketAuth): void {
+  let chain: Promise<unknown> = auth.initial;
+  socket.on('message', (data: Buffer) => {
+    chain = chain.then(async () => {
+      if (auth.principal) return;
+      let msg: unknown = null;
+      try {
+        msg = JSON.parse(data.toString('utf8'));
+      } catch {
+        msg = null;
+      }
+      await auth.handleFirstMessage(msg);
+    });
+  });
+}

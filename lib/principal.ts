@@ -1,0 +1,29 @@
+// Who is asking, and the tenant rule every read applies: a user sees their own data, an
+// organisation admin the organisation's. Below every layer that needs it (store/ filters by
+// it, http/ authenticates it, api/ and ingest/ check scopes with it).
+
+export const Scopes = {
+  readSessions: 'read:sessions',
+  writeSessions: 'write:sessions',
+  readCoherence: 'read:coherence',
+  writeDevices: 'write:devices',
+  writeReadings: 'write:readings',
+  /** Speech sessions and their results, and the live speech stream. */
+  readSpeech: 'read:speech',
+  /** Creating speech sessions and sending them audio (upload or live ingest). */
+  writeSpeech: 'write:speech',
+  adminOrg: 'admin:org',
+} as const;
+export type Scope = (typeof Scopes)[keyof typeof Scopes];
+
+export interface Principal {
+  userId: string;
+  orgId: string;
+  scopes: ReadonlySet<string>;
+}
+
+/** Whether `p` may see data owned by (orgId, userId): its own, or its org's as an org admin. */
+export function canAccess(p: Principal, owner: { orgId: string; userId: string }): boolean {
+  if (p.orgId !== owner.orgId) return false;
+  return p.userId === owner.userId || p.scopes.has(Scopes.adminOrg);
+}

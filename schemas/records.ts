@@ -1,0 +1,18 @@
+// Bus records as the workers and the API see them after decoding: every field present (an
+// absent optional takes its Avro default), so readers never test for undefined. The Avro
+// shapes themselves are in registry/schemas.ts, generated from avro/*.avsc.
+import { hash } from 'node:crypto';
+import type { CoherenceWindow, HeartReading, SessionEvent, SpeechEvent } from './registry/schemas.js';
+
+export type HeartReadingRecord = Required<HeartReading>;
+export type CoherenceWindowRecord = Required<CoherenceWindow>;
+export type SessionEventRecord = Required<SessionEvent>;
+export type SpeechEventRecord = Required<SpeechEvent>;
+
+/**
+ * Stable id of a reading: the same device and time always give the same id, so replays and
+ * re-uploads are recognised (the readings table deduplicates on it).
+ */
+export function readingId(deviceId: string, recordedAt: number): string {
+  return hash('sha256', `${deviceId}\u0000${recordedAt}`, 'hex').slice(0, 32);
+}
