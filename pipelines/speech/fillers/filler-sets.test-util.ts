@@ -6,6 +6,11 @@
 //   espeak           test/fixtures/fillers/*.wav (development voices)
 //   espeak-heldout   test/fixtures/fillers/heldout/*.wav (other voices, rates, pitches)
 //   spliced-heldout  test/fixtures/fillers/spliced/*.wav (real fillers spliced into real speech)
+//   spliced-dev      test/fixtures/fillers/spliced-dev/*.wav (development fillers, plain, creaky,
+//                    whispered and lower, spliced into real speech)
+//   noisy-dev        test/fixtures/fillers/dev-variants/*_noisy.wav (the development recordings
+//                    with room noise and reverberation)
+//   dev              shared-dev + espeak + spliced-dev + noisy-dev (everything tuned on)
 //   speech           ../shared/data/speech (no fillers; reference transcripts for WER)
 // On the real filler clips every filler event is scored (their truth lists "you know" too); on
 // generated and spliced clips only filled pauses, as only those are marked.
@@ -56,7 +61,8 @@ function fixtureClips(dir: string, set: string): EvalClip[] {
         name: f.replace(/\.json$/, ''),
         samples: readWavFile(join(dir, j.clip)).samples,
         truth: j.fillers.map((x: any) => ({ startMs: x.start_ms, endMs: x.end_ms, filler: x.filler })),
-        filledPausesOnly: true,
+        // Recordings whose truth lists every filler event (`all_fillers`) are scored on all of them.
+        filledPausesOnly: j.all_fillers !== true,
       };
     });
 }
@@ -89,6 +95,12 @@ export function clipsOf(set: string): EvalClip[] {
       return fixtureClips(join(fixtures, 'heldout'), set);
     case 'spliced-heldout':
       return fixtureClips(join(fixtures, 'spliced'), set);
+    case 'spliced-dev':
+      return fixtureClips(join(fixtures, 'spliced-dev'), set);
+    case 'noisy-dev':
+      return fixtureClips(join(fixtures, 'dev-variants'), set);
+    case 'dev':
+      return [...clipsOf('shared-dev'), ...clipsOf('espeak'), ...clipsOf('spliced-dev'), ...clipsOf('noisy-dev')];
     case 'speech':
       return speechClips();
     default:
