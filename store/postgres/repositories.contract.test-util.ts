@@ -1,0 +1,288 @@
+// The repository contract: what the Postgres repositories promise, whatever runs the SQL.
+// repositories.pglite.test.ts runs it on PGlite, repositories.server.test.ts on a PostgreSQL
+// server (the one CI starts). Each suite gets a fresh, migrated database; tests use their own
+// organisation ids so they do not see each other's rows.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isAttuneError } from '../../lib/errors.js';
+import type { Principal } from '../../lib/principal.js';
+import type { SqlClient } from './client.js';
+import { migratePostgres, readPgMigrations, defaultPgMigrationsDir } from './migrate.js';
+import { DevicesRepository, SessionsRepository } from './sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
+import { isVersionConflict } from './sql.js';
+import type { TestDatabase } from './test-databases.test-util.js';
+
+const isCode = (code: string, reason?: string) => (e: unknown) =>
+  isAttuneError(e) && e.code === code && (reason === undefined || e.details.some((d) => d.reason === reason));
+
+export function repositoryContract(label: string, open: () => Promise<TestDatabase>): void {
+  describe(`postgres repositories (${label})`, () => {
+    let db: TestDatabase;
+    let sql: SqlClient;
+    let now = Date.UTC(2026, 0, 10, 12, 0, 0);
+    const clock = () => now;
+    const ttl = 2_000;
+    let sessions: SessionsRepository;
+    let devices: DevicesRepository;
+    let speech: SpeechSessionsRepository;
+    let uploads: SpeechUploadsRepository;
+
+    before(async () => {
+      db = await open();
+      sql = db.client;
+      const first = await migratePostgres(sql);
+      assert.deepEqual(first.applied, readPgMigrations(defaultPgMigrationsDir()).map((f) => f.name));
+      sessions = new SessionsRepository(sql, { clock, cacheTtlMs: ttl });
+      devices = new DevicesRepository(sql, { clock, cacheTtlMs: ttl });
+      speech = new SpeechSessionsRepository(sql, { clock });
+      uploads = new SpeechUploadsRepository(sql, { clock });
+    });
+    after(async () => {
+      await db?.dispose();
+    });
+
+    test('migrations: a second run applies nothing; every table and the stream constraint exist', async () => {
+      assert.deepEqual((await migratePostgres(sql)).applied, []);
+      const { rows } = await sql.query<{ name: string }>(
+        `SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename`,
+      );
+      assert.deepEqual(
+        rows.map((r) => r.name),
+        ['devices', 'schema_migrations', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads'],
+      );
+      const idx = await sql.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'speech_audio_streams_one_open_per_session'`);
+      assert.match(idx.rows[0]?.indexdef ?? '', /UNIQUE INDEX .* \(session_id\) WHERE \(released_at IS NULL\)/);
+    });
+
+    test('devices: ids are scoped to the organisation; the owner re-registers, another user of the org is refused', async () => {
+      const a = await devices.register({ id: 'H10-1', orgId: 'org-dev-a', userId: 'u1', name: 'chest strap', model: 'Polar H10' });
+      assert.equal(a.created, true);
+      assert.deepEqual([a.device.name, a.device.model, a.device.firmware, a.device.version], ['chest strap', 'Polar H10', '', 1]);
+      assert.equal(a.device.registeredAt, now);
+
+      now += 1000;
+      const again = await devices.register({ id: 'H10-1', orgId: 'org-dev-a', userId: 'u1', firmware: '3.1' });
+      assert.equal(again.created, false);
+      assert.deepEqual([again.device.name, again.device.model, again.device.firmware, again.device.version], ['chest strap', 'Polar H10', '3.1', 2]);
+      assert.equal(again.device.registeredAt, a.device.registeredAt, 'registered_at kept');
+      assert.equal(again.device.updatedAt, now);
+
+      await assert.rejects(devices.register({ id: 'H10-1', orgId: 'org-dev-a', userId: 'u2' }), isCode('conflict', 'already_registered'));
+
+      // Another organisation registers the same id: its own device, and nothing of org A shows.
+      const b = await devices.register({ id: 'H10-1', orgId: 'org-dev-b', userId: 'u9', name: 'other' });
+      assert.equal(b.created, true);
+      assert.deepEqual([b.device.orgId, b.device.userId, b.device.name, b.device.model, b.device.version], ['org-dev-b', 'u9', 'other', '', 1]);
+      const fresh = new DevicesRepository(sql, { clock });
+      assert.equal((await fresh.get('org-dev-a', 'H10-1'))?.userId, 'u1');
+      assert.equal((await fresh.get('org-dev-b', 'H10-1'))?.userId, 'u9');
+      assert.equal(await fresh.get('org-dev-c', 'H10-1'), null);
+    });
+
+    test('sessions: create and get round-trip every field; the device must be registered in the same organisation', async () => {
+      await devices.register({ id: 'dev-s1', orgId: 'org-s', userId: 'u1' });
+      await devices.register({ id: 'dev-x', orgId: 'org-other', userId: 'u1' });
+      const s = await sessions.create({
+        orgId: 'org-s', userId: 'u1', deviceId: 'dev-s1', type: 'breathing', title: 'Morning', startedAt: now - 60_000,
+        coherenceThreshold: 0.7, thresholdDurationS: 45, metadata: { mood: 'calm', tags: ['a', 'b'], n: 1.5 },
+      });
+      assert.deepEqual(
+        [s.status, s.endedAt, s.startedAt, s.createdAt, s.updatedAt, s.version, s.coherenceThreshold, s.thresholdDurationS],
+        ['active', null, now - 60_000, now, now, 1, 0.7, 45],
+      );
+      const fresh = new SessionsRepository(sql, { clock });
+      assert.deepEqual(await fresh.get(s.id), s);
+      const plain = await sessions.create({ orgId: 'org-s', userId: 'u1' });
+      assert.deepEqual([plain.deviceId, plain.type, plain.coherenceThreshold, plain.thresholdDurationS, plain.metadata], ['', 'coherence', 0.5, 30, {}]);
+      assert.deepEqual(await fresh.get(plain.id), plain);
+
+      await assert.rejects(sessions.create({ orgId: 'org-s', userId: 'u1', deviceId: 'never-registered' }), isCode('validation_error', 'not_registered'));
+      await assert.rejects(sessions.create({ orgId: 'org-s', userId: 'u1', deviceId: 'dev-x' }), isCode('validation_error', 'not_registered'), "another organisation's device");
+      assert.equal(await fresh.get('not-a-uuid'), null);
+      assert.equal(await fresh.get('00000000-0000-4000-8000-000000000000'), null);
+    });
+
+    test('sessions: end is idempotent and never before the start; activeAt and list', async () => {
+      const org = 'org-end';
+      const t0 = now;
+      const older = await sessions.create({ orgId: org, userId: 'u1', startedAt: t0 - 100_000 });
+      const s = await sessions.create({ orgId: org, userId: 'u1', startedAt: t0 - 10_000 });
+      await sessions.create({ orgId: org, userId: 'u2', startedAt: t0 - 5_000 });
+      assert.equal((await sessions.activeAt(org, 'u1', t0 - 1))?.id, s.id, 'the latest started of two active sessions');
+      assert.equal((await sessions.activeAt(org, 'u1', t0 - 50_000))?.id, older.id);
+
+      now += 1000;
+      const ended = await sessions.end(s, t0 - 20_000);
+      assert.deepEqual([ended.status, ended.endedAt, ended.version], ['ended', s.startedAt, 2], 'clamped to the start');
+      const again = await sessions.end(s);
+      assert.deepEqual(again, ended, 'ending an ended session changes nothing');
+      assert.equal((await sessions.activeAt(org, 'u1', t0 - 1))?.id, older.id, 'a local write updates the per-user cache at once');
+
+      assert.deepEqual((await sessions.list({ orgId: org, userId: null, limit: 10 })).map((x) => x.startedAt), [t0 - 5_000, t0 - 10_000, t0 - 100_000]);
+      assert.deepEqual((await sessions.list({ orgId: org, userId: 'u1', status: 'active', limit: 10 })).map((x) => x.id), [older.id]);
+      const page1 = await sessions.list({ orgId: org, userId: null, limit: 2 });
+      const last = page1[page1.length - 1];
+      const page2 = await sessions.list({ orgId: org, userId: null, limit: 2, before: { startedAt: last.startedAt, id: last.id } });
+      assert.deepEqual(page2.map((x) => x.id), [older.id]);
+      await assert.rejects(sessions.list({ orgId: org, userId: null, limit: 2, before: { startedAt: 1, id: 'garbage' } }), isCode('validation_error'));
+      await assert.rejects(sessions.end({ ...s, id: '00000000-0000-4000-8000-000000000001' }), isCode('not_found'));
+    });
+
+    test("sessions: another process's changes are seen after the cache TTL, or at once with fresh", async () => {
+      const org = 'org-cache';
+      const ours = new SessionsRepository(sql, { clock, cacheTtlMs: ttl });
+      const theirs = new SessionsRepository(sql, { clock, cacheTtlMs: ttl });
+      assert.equal(await ours.activeAt(org, 'u1', now), null);
+      const s = await theirs.create({ orgId: org, userId: 'u1', startedAt: now - 1000 });
+      assert.equal(await ours.activeAt(org, 'u1', now), null, 'a cached miss answers within the TTL');
+      now += ttl + 1;
+      assert.equal((await ours.activeAt(org, 'u1', now))?.id, s.id, 'read again after the TTL');
+      assert.equal((await ours.get(s.id))?.title, '');
+      await theirs.update(s.id, { title: 'renamed' });
+      assert.equal((await ours.get(s.id))?.title, '', 'cached');
+      assert.equal((await ours.get(s.id, { fresh: true }))?.title, 'renamed');
+    });
+
+    test('sessions: update changes only the patched fields; a stale version is a conflict and changes nothing', async () => {
+      const s = await sessions.create({ orgId: 'org-upd', userId: 'u1', metadata: { a: 1 } });
+      const a = await sessions.update(s.id, { title: 'T' }, { expectedVersion: 1 });
+      assert.deepEqual([a.title, a.metadata, a.version, a.updatedAt], ['T', { a: 1 }, 2, now + 1], 'updated_at strictly later even when the clock stands still');
+      await assert.rejects(sessions.update(s.id, { title: 'stale' }, { expectedVersion: 1 }), (e) => isVersionConflict(e) && e.code === 'conflict' && e.currentVersion === 2);
+      const b = await sessions.update(s.id, { coherenceThreshold: 0.8, metadata: { b: 2 } });
+      assert.deepEqual([b.title, b.coherenceThreshold, b.metadata, b.version], ['T', 0.8, { b: 2 }, 3]);
+      await assert.rejects(sessions.end(b, now, { expectedVersion: 2 }), (e) => isVersionConflict(e));
+      assert.equal((await sessions.get(s.id, { fresh: true }))?.status, 'active');
+      assert.equal((await sessions.end(b, now, { expectedVersion: 3 })).version, 4);
+      await assert.rejects(sessions.update('00000000-0000-4000-8000-000000000002', { title: 'x' }), isCode('not_found'));
+      await assert.rejects(sessions.update(s.id, { coherenceThreshold: 2 }), (e) => (e as { code?: string }).code === '23514', 'CHECK refuses an out-of-range threshold');
+    });
+
+    test('speech sessions: create then get round-trips every field', async () => {
+      const s = await speech.create({
+        orgId: 'org-sp', userId: 'u1', title: 'Pitch', description: 'Q1 review', type: 'presentation', expectedDurationS: 300,
+        settings: { min_pause_ms: 300, custom: { a: [1, 2] } },
+      });
+      assert.deepEqual([s.status, s.source, s.createdAt, s.version, s.startedAt], ['created', '', now, 1, null]);
+      assert.deepEqual(await speech.get(s.id), s);
+      assert.equal(await speech.get('no-such-session'), null);
+      const owner: Principal = { orgId: 'org-sp', userId: 'u1', scopes: new Set() };
+      const stranger: Principal = { orgId: 'org-sp', userId: 'u2', scopes: new Set() };
+      assert.deepEqual(await speech.getVisible(owner, s.id), s);
+      await assert.rejects(speech.getVisible(stranger, s.id), isCode('not_found'));
+    });
+
+    test('speech sessions: updates keep other fields, updated_at strictly increases even when the clock goes back, concurrent updates all land', async () => {
+      const s = await speech.create({ orgId: 'org-sp', userId: 'u1', type: 'speech' });
+      const a = await speech.update(s.id, { title: 'first' });
+      assert.equal(a.updatedAt, s.updatedAt + 1);
+      now -= 10_000;
+      const b = await speech.update(s.id, { status: 'processing', audioDurationS: 12.5 });
+      now += 10_000;
+      assert.equal(b.updatedAt, a.updatedAt + 1);
+      assert.deepEqual([b.title, b.status, b.audioDurationS, b.version], ['first', 'processing', 12.5, 3]);
+      await Promise.all([speech.update(s.id, { title: 'T' }), speech.update(s.id, { description: 'D' }), speech.update(s.id, { settings: { x: 1 } })]);
+      const read = await speech.get(s.id);
+      assert.deepEqual([read?.title, read?.description, read?.settings, read?.version], ['T', 'D', { x: 1 }, 6]);
+      await assert.rejects(speech.update(s.id, { title: 'stale' }, { expectedVersion: 3 }), (e) => isVersionConflict(e) && e.currentVersion === 6);
+      assert.equal((await speech.get(s.id))?.title, 'T');
+      await assert.rejects(speech.update('missing', { title: 'x' }), isCode('not_found'));
+      await assert.rejects(speech.update('00000000-0000-4000-8000-000000000003', { title: 'x' }), isCode('not_found'));
+    });
+
+    test('speech audio: of two claims at once exactly one wins; later claims are refused until the session failed; release', async () => {
+      const s = await speech.create({ orgId: 'org-sp', userId: 'u1', type: 'interview' });
+      const at = now - 5_000;
+      const results = await Promise.allSettled([
+        speech.claimForAudio(s.id, { source: 'live', startedAt: at, sampleRateHz: 48_000, streamId: 'live-1' }),
+        speech.claimForAudio(s.id, { source: 'live', startedAt: at, sampleRateHz: 16_000, streamId: 'live-2' }),
+      ]);
+      const won = results.findIndex((r) => r.status === 'fulfilled');
+      assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected'], 'exactly one claim wins');
+      const err = (results[1 - won] as PromiseRejectedResult).reason;
+      assert.ok(isAttuneError(err) && err.code === 'conflict' && err.message === 'session already has audio', String(err));
+      const claimed = await speech.get(s.id);
+      assert.deepEqual([claimed?.status, claimed?.source, claimed?.startedAt, claimed?.sampleRateHz, claimed?.version], ['recording', 'live', at, [48_000, 16_000][won], 2]);
+      assert.deepEqual((await speech.openAudioStream(s.id))?.streamId, `live-${won + 1}`);
+      assert.equal((await sql.query('SELECT 1 FROM speech_audio_streams WHERE session_id = $1', [s.id])).rows.length, 1, 'the loser left no claim');
+
+      await assert.rejects(speech.claimForAudio(s.id, { source: 'upload', startedAt: at, sampleRateHz: 16_000 }), isCode('conflict', 'status is recording'));
+      // The live stream fails: the session's failure releases its stream, and a retry may claim.
+      await speech.update(s.id, { status: 'failed', endedAt: at + 1000 });
+      assert.equal(await speech.openAudioStream(s.id), null);
+      now += 1000;
+      const { session: retry, stream } = await speech.claimAudioStream(s.id, { source: 'upload', startedAt: at + 2000, sampleRateHz: 44_100 });
+      assert.deepEqual([retry.status, retry.source, retry.endedAt, stream.source, stream.releasedAt], ['processing', 'upload', null, 'upload', null]);
+      assert.deepEqual(await speech.get(s.id), retry);
+      assert.equal(await speech.releaseAudio(s.id, { outcome: 'ended', streamId: 'some-other-stream' }), false, 'only the named stream');
+      assert.equal(await speech.releaseAudio(s.id, { outcome: 'ended' }), true);
+      assert.equal(await speech.releaseAudio(s.id, { outcome: 'ended' }), false, 'idempotent');
+      const history = await sql.query<{ stream_id: string; outcome: string }>(
+        'SELECT stream_id, outcome FROM speech_audio_streams WHERE session_id = $1 ORDER BY claimed_at, stream_id', [s.id],
+      );
+      assert.deepEqual(history.rows.map((r) => r.outcome), ['failed', 'ended']);
+      await assert.rejects(speech.claimForAudio('00000000-0000-4000-8000-000000000004', { source: 'live', startedAt: at, sampleRateHz: 16_000 }), isCode('not_found'));
+    });
+
+    test('speech audio: the database itself refuses a second open stream of a session', async () => {
+      const s = await speech.create({ orgId: 'org-sp', userId: 'u1', type: 'speech' });
+      await speech.claimForAudio(s.id, { source: 'live', startedAt: now, sampleRateHz: 16_000 });
+      // Bypassing the repository (as a buggy or foreign writer would): the unique index holds.
+      await assert.rejects(
+        sql.query(`INSERT INTO speech_audio_streams (stream_id, session_id, source, claimed_at) VALUES ('rogue', $1, 'live', now())`, [s.id]),
+        (e) => (e as { code?: string }).code === '23505',
+      );
+      await speech.releaseAudio(s.id, { outcome: 'aborted' });
+      await sql.query(`INSERT INTO speech_audio_streams (stream_id, session_id, source, claimed_at) VALUES ('next', $1, 'live', now())`, [s.id]);
+    });
+
+    test('speech sessions: list filters by user, status, type and created_at, newest first, page by page', async () => {
+      const org = 'org-list';
+      const made = [];
+      for (let i = 0; i < 7; i++) {
+        now += 1000;
+        made.push(await speech.create({ orgId: org, userId: i % 2 === 0 ? 'ua' : 'ub', type: i < 4 ? 'speech' : 'interview', title: `s${i}` }));
+      }
+      await speech.update(made[2].id, { status: 'completed' });
+      await speech.create({ orgId: 'org-list-other', userId: 'ua', type: 'speech' });
+      const titles = (r: { items: Array<{ title: string }> }) => r.items.map((s) => s.title);
+      const all = await speech.list({ orgId: org, limit: 100 });
+      assert.deepEqual(titles(all), ['s6', 's5', 's4', 's3', 's2', 's1', 's0']);
+      assert.equal(all.nextCursor, null);
+      assert.deepEqual(titles(await speech.list({ orgId: org, userId: 'ua', limit: 100 })), ['s6', 's4', 's2', 's0']);
+      assert.deepEqual(titles(await speech.list({ orgId: org, status: 'completed', limit: 10 })), ['s2']);
+      assert.deepEqual(titles(await speech.list({ orgId: org, type: 'interview', limit: 10 })), ['s6', 's5', 's4']);
+      assert.deepEqual(titles(await speech.list({ orgId: org, from: made[1].createdAt, to: made[4].createdAt, limit: 10 })), ['s3', 's2', 's1']);
+      const pages: string[][] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await speech.list({ orgId: org, limit: 3, cursor });
+        pages.push(titles(page));
+        cursor = page.nextCursor ?? undefined;
+      } while (cursor);
+      assert.deepEqual(pages, [['s6', 's5', 's4'], ['s3', 's2', 's1'], ['s0']]);
+      await assert.rejects(speech.list({ orgId: org, limit: 3, cursor: 'garbage' }), isCode('validation_error'));
+    });
+
+    test("uploads: create queued, update progress and failure, read back; an upload needs its session's org and user", async () => {
+      const s = await speech.create({ orgId: 'org-up', userId: 'u1', type: 'speech' });
+      const u = await uploads.create({ sessionId: s.id, orgId: 'org-up', userId: 'u1', fileName: 'talk.wav', metadata: { mic: 'usb' } });
+      assert.deepEqual([u.status, u.stage, u.progress, u.completedAt, u.encoding, u.errorCode, u.version], ['queued', 'receiving', 0, null, '', '', 1]);
+      assert.deepEqual(await uploads.get(u.id), u);
+      const p = await uploads.update(u.id, {
+        status: 'processing', stage: 'transcription', progress: 0.3, etaS: 4.2, sizeBytes: 5_000_000_123, encoding: 'pcm16', channelCount: 2, sampleRateHz: 44_100, audioDurationS: 56.7,
+      });
+      assert.equal(p.updatedAt, u.updatedAt + 1);
+      assert.deepEqual(await uploads.get(u.id), p, 'progress, eta and a size past 2^32 read back as written');
+      assert.deepEqual([p.progress, p.etaS, p.sizeBytes], [0.3, 4.2, 5_000_000_123]);
+      const failed = await uploads.update(u.id, { status: 'failed', errorCode: 'validation_error', errorMessage: 'bad header', completedAt: now, etaS: null }, { expectedVersion: 2 });
+      assert.deepEqual(await uploads.get(u.id), failed);
+      assert.deepEqual([failed.stage, failed.etaS, failed.version], ['transcription', null, 3], 'fields not in the patch are kept');
+      await assert.rejects(uploads.update(u.id, { progress: 1 }, { expectedVersion: 2 }), (e) => isVersionConflict(e));
+      await assert.rejects(uploads.update('missing', { progress: 1 }), isCode('not_found'));
+      await assert.rejects(uploads.create({ sessionId: '00000000-0000-4000-8000-000000000005', orgId: 'org-up', userId: 'u1', fileName: '' }), isCode('not_found'));
+      await assert.rejects(uploads.create({ sessionId: s.id, orgId: 'org-up', userId: 'u2', fileName: '' }), isCode('not_found'), "another user's session");
+      await assert.rejects(uploads.create({ sessionId: 's1', orgId: 'org-up', userId: 'u1', fileName: '' }), isCode('not_found'));
+    });
+  });
+}
