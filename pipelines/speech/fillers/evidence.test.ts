@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { alignedFillerHolds, combineFilledPauses, joinAlignedPieces, MAX_JOINED_MS, MIN_ALIGNED_MS, type AlignedCandidate } from './evidence.js';
+import { alignedFillerHolds, combineFilledPauses, joinAlignedPieces, MAX_JOINED_MS, MIN_ALIGNED_MS, MIN_UNVOICED_MS, type AlignedCandidate } from './evidence.js';
 import type { FilledPause, SpanEvidence } from './filled-pauses.js';
 
 // A held, level, low vowel as the development recordings' real fillers measure (8.0 s and 14.5 s
@@ -8,6 +8,13 @@ import type { FilledPause, SpanEvidence } from './filled-pauses.js';
 // 2–2.6 semitones under the speaker's median).
 const held: SpanEvidence = {
   startMs: 0, endMs: 400, voicedShare: 0.8, f0SpreadSemitones: 0.8, medianFluxDb: 0.65, steadyShare: 0.7, semitonesAboveMedian: -2.4, longestSteadyMs: 120, meanF0Hz: 87,
+  loudShare: 1, loudMedianFluxDb: 0.67, loudSteadyShare: 0.68,
+};
+// A creaky hesitation the pitch tracker hardly hears (the fried "uh" of the development set
+// test/fixtures/fillers/spliced-dev: 8 % voiced, loud frames' median change 0.78 dB, 53 % steady).
+const fried: SpanEvidence = {
+  startMs: 0, endMs: 380, voicedShare: 0.08, f0SpreadSemitones: 0, medianFluxDb: 0.69, steadyShare: 0.67, semitonesAboveMedian: -18.7, longestSteadyMs: 20, meanF0Hz: 60,
+  loudShare: 1, loudMedianFluxDb: 0.78, loudSteadyShare: 0.53,
 };
 
 test('touching aligned pieces are one hesitation, named by a closing nasal; a long run stays apart', () => {
@@ -21,10 +28,17 @@ test('touching aligned pieces are one hesitation, named by a closing nasal; a lo
 test('an aligned filler holds when the audio is a held, level vowel not raised in pitch', () => {
   assert.equal(alignedFillerHolds(held, 400), true);
   assert.equal(alignedFillerHolds(held, MIN_ALIGNED_MS - 10), false, 'too short: a vowel inside a word');
-  assert.equal(alignedFillerHolds({ ...held, voicedShare: 0.3 }, 400), false, 'mostly unvoiced');
   assert.equal(alignedFillerHolds({ ...held, semitonesAboveMedian: 3.2 }, 400), false, 'raised pitch: a stressed word the transcript lacks');
-  assert.equal(alignedFillerHolds({ ...held, medianFluxDb: 1.0 }, 400), false, 'moving spectrum: running speech');
-  assert.equal(alignedFillerHolds({ ...held, steadyShare: 0.3 }, 400), false, 'few steady frames');
+  assert.equal(alignedFillerHolds({ ...held, medianFluxDb: 1.0, loudMedianFluxDb: 1.0 }, 400), false, 'moving spectrum: running speech');
+  assert.equal(alignedFillerHolds({ ...held, steadyShare: 0.3, loudSteadyShare: 0.3 }, 400), false, 'few steady frames');
+});
+
+test('a creaky, mostly unvoiced filler holds on the steadiness of its loud frames; unvoiced and moving, quiet or short does not', () => {
+  assert.equal(alignedFillerHolds(fried, 380), true);
+  assert.equal(alignedFillerHolds({ ...fried, loudMedianFluxDb: 0.95, loudSteadyShare: 0.4 }, 380), false, 'unvoiced and moving: a consonant cluster or a recognition gap');
+  assert.equal(alignedFillerHolds({ ...fried, loudShare: 0.5 }, 380), false, 'half of it under the level floor: breath or silence');
+  assert.equal(alignedFillerHolds(fried, MIN_UNVOICED_MS - 10), false, 'too short for the weaker, unvoiced evidence');
+  assert.equal(alignedFillerHolds({ ...held, voicedShare: 0.3, loudMedianFluxDb: 1.1, loudSteadyShare: 0.3 }, 400), false, 'mostly unvoiced and not steady');
 });
 
 function pause(startMs: number, endMs: number): FilledPause {

@@ -419,6 +419,12 @@ export interface SpanEvidence {
   longestSteadyMs: number;
   /** Mean f0 of its loud voiced frames, Hz (0 when none). */
   meanF0Hz: number;
+  /** Share of the span's frames loud enough (level floor as above), voiced or not. */
+  loudShare: number;
+  /** Median spectral change over its loud frames, voiced or not, dB per frame (Infinity when none). */
+  loudMedianFluxDb: number;
+  /** Share of its loud frames, voiced or not, with spectral change ≤ maxFluxDb. */
+  loudSteadyShare: number;
 }
 
 /**
@@ -434,7 +440,7 @@ export function spanEvidence(
 }
 
 function evidenceInAnalysis(a: FrameAnalysis, o: Required<FilledPauseOptions>, offsetMs: number, spans: readonly { startMs: number; endMs: number }[]): SpanEvidence[] {
-  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced } = a;
+  const { f, flux, n, hopMs, centreMs, medianF0, loudVoiced, floorDbfs } = a;
   return spans.map((span) => {
     const from = span.startMs - offsetMs;
     const to = span.endMs - offsetMs;
@@ -444,10 +450,16 @@ function evidenceInAnalysis(a: FrameAnalysis, o: Required<FilledPauseOptions>, o
     let steadyRun = 0;
     let longest = 0;
     let steadyCount = 0;
+    const loudFlux: number[] = [];
+    let loudSteady = 0;
     for (let i = 0; i < n; i++) {
       const c = centreMs(i);
       if (c < from || c >= to) continue;
       frames++;
+      if (f.dbfs[i] >= floorDbfs) {
+        loudFlux.push(flux[i]);
+        if (flux[i] <= o.maxFluxDb) loudSteady++;
+      }
       if (!loudVoiced(i)) {
         steadyRun = 0;
         continue;
@@ -475,6 +487,9 @@ function evidenceInAnalysis(a: FrameAnalysis, o: Required<FilledPauseOptions>, o
       semitonesAboveMedian: f0s.length > 0 && medianF0 > 0 ? semitones(meanF0, medianF0) : 0,
       longestSteadyMs: longest * hopMs,
       meanF0Hz: f0s.length > 0 ? meanF0 : 0,
+      loudShare: frames > 0 ? loudFlux.length / frames : 0,
+      loudMedianFluxDb: loudFlux.length > 0 ? percentile(loudFlux.sort((x, y) => x - y), 0.5) : Infinity,
+      loudSteadyShare: loudFlux.length > 0 ? loudSteady / loudFlux.length : 0,
     };
   });
 }
