@@ -1,0 +1,66 @@
+// The SqlClient factories: PGlite keeps its data in <dataDir>/postgres across a restart (the
+// embedded default), the `pg` driver is loaded only when a server is used, and transactions
+// commit or roll back on both adapters.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createSqlClient } from './client.js';
+
+const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+
+test('PGlite in <dataDir>/postgres: transactions commit or roll back, and the data survives a reopen', { timeout: 120_000 }, async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'attune-pglite-test-'));
+  try {
+    const first = await createSqlClient({ dataDir });
+    assert.equal(first.kind, 'pglite');
+    assert.ok(existsSync(join(dataDir, 'postgres', 'PG_VERSION')), 'the cluster lives in <dataDir>/postgres');
+    await first.exec('CREATE TABLE t (id int PRIMARY KEY, note text)');
+    await first.transaction(async (tx) => {
+      await tx.query('INSERT INTO t VALUES ($1, $2)', [1, 'committed']);
+    });
+    await assert.rejects(
+      first.transaction(async (tx) => {
+        await tx.query('INSERT INTO t VALUES ($1, $2)', [2, 'rolled back']);
+        throw new Error('boom');
+      }),
+      /boom/,
+    );
+    const updated = await first.query('UPDATE t SET note = note WHERE id = $1', [1]);
+    assert.equal(updated.rowCount, 1);
+    await first.close();
+
+    const again = await createSqlClient({ dataDir });
+    try {
+      assert.deepEqual((await again.query('SELECT id, note FROM t ORDER BY id')).rows, [{ id: 1, note: 'committed' }]);
+    } finally {
+      await again.close();
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('importing the client module loads neither driver; a server client loads pg', { timeout: 60_000 }, async () => {
+  // A fresh process: what this one imported says nothing. pg is CommonJS, so it shows in
+  // require.cache once loaded.
+  const script = `
+    import { createRequire } from 'node:module';
+    const cache = createRequire(import.meta.url).cache;
+    const pgLoaded = () => Object.keys(cache).some((k) => /node_modules[\\\\/]pg[\\\\/]/.test(k));
+    const m = await import('./store/postgres/client.ts');
+    const before = pgLoaded();
+    const c = await m.createSqlClient({ databaseUrl: 'postgres://nobody@127.0.0.1:1/none' });
+    await c.close();
+    console.log(JSON.stringify({ before, after: pgLoaded(), kind: c.kind }));
+  `;
+  const out = await new Promise<string>((resolve, reject) =>
+    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, timeout: 60_000 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout),
+    ),
+  );
+  assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { before: false, after: true, kind: 'pg' });
+});
