@@ -1,6 +1,6 @@
 // Live fan-out under a client that stops reading: it is disconnected once its bounded
 // queue overflows, and a client that reads gets every message meanwhile.
-import { Topics } from '../bus/types.js';
+import { Topics } from '../schemas/topics.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';

@@ -5,7 +5,7 @@
 // sockets of the record's user and session.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { Topics, type TopicNames } from '../bus/types.js';
+import { Topics, type TopicNames } from '../schemas/topics.js';
 import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
 import type { CoherenceWindowRecord, SessionEventRecord } from '../schemas/records.js';

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { createEmbeddedBus } from '../bus/embedded.js';
-import { Topics, type Bus } from '../bus/types.js';
+import { type Bus } from '../bus/types.js';
+import { Topics } from '../schemas/topics.js';
 import { silentLogger } from '../lib/log.js';
 import { createCodec, type Codec } from '../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../schemas/registry/registry.js';

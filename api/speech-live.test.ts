@@ -2,7 +2,7 @@
 // WebSocket clients of their session only; someone else's (or no) session is refused with
 // 4404, a missing scope with 4403; a client that stops reading is dropped (4008) while a
 // reading client gets every event.
-import { Topics } from '../bus/types.js';
+import { Topics } from '../schemas/topics.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';

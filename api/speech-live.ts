@@ -5,7 +5,7 @@
 // processing:status and the event's payload_json as payload.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { Topics, type TopicNames } from '../bus/types.js';
+import { Topics, type TopicNames } from '../schemas/topics.js';
 import { iso } from '../lib/time.js';
 import type { SpeechEventType } from '../schemas/registry/schemas.js';
 import type { SpeechEventRecord } from '../schemas/records.js';

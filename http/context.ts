@@ -2,7 +2,8 @@
 // role (ingest, api, all) wires only what it runs and tests can hand in their own parts.
 import type { ClickHouseClient } from '@clickhouse/client';
 import type { Logger } from '../lib/log.js';
-import type { Bus, TopicNames } from '../bus/types.js';
+import type { Bus } from '../bus/types.js';
+import type { TopicNames } from '../schemas/topics.js';
 import type { Codec } from '../schemas/registry/codec.js';
 import type { Authenticator } from './auth.js';
 import type { DevicesRepository, SessionsRepository } from '../store/sessions-repo.js';

@@ -4,11 +4,11 @@
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../lib/errors.js';
-import { bearerToken, requireScope } from './auth.js';
+import { bearerToken, requireScope, type Authenticator } from './auth.js';
 import { type Principal, type Scope } from '../lib/principal.js';
-import type { AppContext } from './context.js';
+import type { Logger } from '../lib/log.js';
 
-export function authenticateRequest(ctx: Pick<AppContext, 'auth'>, req: FastifyRequest): Principal {
+export function authenticateRequest(ctx: { auth: Authenticator }, req: FastifyRequest): Principal {
   const token = bearerToken(req.headers.authorization);
   if (!token) throw new AttuneError('unauthorized', 'missing bearer token (Authorization: Bearer <jwt>)');
   return ctx.auth.verify(token);
@@ -26,7 +26,7 @@ export interface SocketAuth {
 }
 
 export function socketAuth(
-  ctx: Pick<AppContext, 'auth' | 'log'>,
+  ctx: { auth: Authenticator; log: Logger },
   socket: WebSocket,
   req: FastifyRequest,
   scope: Scope,

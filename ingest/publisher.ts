@@ -1,4 +1,5 @@
-import { Topics, type Bus, type TopicNames } from '../bus/types.js';
+import { type Bus } from '../bus/types.js';
+import { Topics, type TopicNames } from '../schemas/topics.js';
 import type { Codec } from '../schemas/registry/codec.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
 

@@ -1,7 +1,8 @@
 // Dead letters: a record a worker cannot process is published, unchanged and with the
 // reason, to attune.deadletter.v1 before its offset is passed. Nothing accepted is dropped
 // without a trace.
-import { Topics, type Bus, type BusRecord, type TopicNames } from '../bus/types.js';
+import { type Bus, type BusRecord } from '../bus/types.js';
+import { Topics, type TopicNames } from '../schemas/topics.js';
 import type { Codec } from '../schemas/registry/codec.js';
 
 export interface DeadLetterInput {

@@ -3,7 +3,8 @@
 // committed only once the rows before it are in ClickHouse. A crash before the commit
 // replays them; heart_readings is a ReplacingMergeTree on the natural key, so the replay
 // changes no answer.
-import { Topics, type Bus, type BusRecord, type Subscription, type TopicNames } from '../bus/types.js';
+import { type Bus, type BusRecord, type Subscription } from '../bus/types.js';
+import { Topics, type TopicNames } from '../schemas/topics.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import type { Logger } from '../lib/log.js';
 import { BatchWriter } from '../store/batch-writer.js';

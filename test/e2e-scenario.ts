@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { prefixedTopics } from '../bus/types.js';
+import { prefixedTopics } from '../schemas/topics.js';
 import { silentLogger } from '../lib/log.js';
 import { SessionsRepository } from '../store/sessions-repo.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';

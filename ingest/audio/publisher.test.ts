@@ -3,7 +3,8 @@
 // frame (flagged, or empty when nothing is left), aborts, and a failing bus.
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Topics, type Bus, type OutgoingRecord } from '../../bus/types.js';
+import { type Bus, type OutgoingRecord } from '../../bus/types.js';
+import { Topics } from '../../schemas/topics.js';
 import { createCodec, type Codec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';

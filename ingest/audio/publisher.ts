@@ -4,7 +4,8 @@
 // one partition. Every write resolves only once the bus has its frames: a caller that
 // awaits each write (the upload route reading the HTTP body, the live socket reading its
 // messages) never holds more than a batch of audio in memory.
-import { Topics, type Bus, type OutgoingRecord, type TopicNames } from '../../bus/types.js';
+import { type Bus, type OutgoingRecord } from '../../bus/types.js';
+import { Topics, type TopicNames } from '../../schemas/topics.js';
 import type { Codec } from '../../schemas/registry/codec.js';
 import type { SpeechAudioFrame, SpeechAudioSource } from '../../schemas/registry/schemas.js';
 import { AttuneError, isAttuneError } from '../../lib/errors.js';

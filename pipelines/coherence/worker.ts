@@ -12,7 +12,8 @@
 //    suppresses windows at or before it: the store never gets a window twice, so the daily
 //    rollup (a materialized view, which counts every inserted row) stays exact.
 import { availableParallelism } from 'node:os';
-import { Topics, type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicNames, type TopicPartition } from '../../bus/types.js';
+import { type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicPartition } from '../../bus/types.js';
+import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SessionsRepository } from '../../store/sessions-repo.js';
 import type { CoherenceWindowRecord, HeartReadingRecord, SessionEventRecord } from '../../schemas/records.js';

@@ -16,8 +16,9 @@
 // from its first frame, and recomputes exactly the same results (same keys, newer computed_at:
 // ReplacingMergeTree keeps one copy) and the same event ids. Frames of a stream whose first
 // frame it did not see (the stream was finalised before the committed offset) are skipped.
-import type { Bus, BusRecord, Subscription, TopicNames } from '../../bus/types.js';
-import { Topics } from '../../bus/types.js';
+import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
+import type { TopicNames } from '../../schemas/topics.js';
+import { Topics } from '../../schemas/topics.js';
 import type { Logger } from '../../lib/log.js';
 import { AttuneError } from '../../lib/errors.js';
 import type { StoreClient } from '../../store/clickhouse.js';

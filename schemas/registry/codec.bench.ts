@@ -4,7 +4,7 @@
 //
 // Each run encodes then decodes 200,000 records after one warm-up; figures are medians over
 // runs. Writes bench/results/codec-<time>-<tag>.json.
-import { Topics } from '../../bus/types.js';
+import { Topics } from '../topics.js';
 import { BenchRun, describeMetric, relativeResultPath, runsArg } from '../../bench/lib/results.js';
 import { createCodec } from './codec.js';
 import { LocalSchemaRegistry } from './registry.js';

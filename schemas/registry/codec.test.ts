@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AttuneError } from '../../lib/errors.js';
-import { Topics } from '../../bus/types.js';
+import { Topics } from '../topics.js';
 import { createCodec, readSchemaId, writeWireHeader } from './codec.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry } from './registry.js';
 import { loadSchemaFile, type AvroSchema, type CoherenceWindow, type HeartReading } from './schemas.js';

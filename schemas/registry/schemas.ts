@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
-import { Topics } from '../../bus/types.js';
+import { Topics } from '../topics.js';
 
 export type AvroSchema = avro.Schema;
 export type AvroType = avro.Type;

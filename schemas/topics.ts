@@ -1,0 +1,26 @@
+// The topic catalogue: every record stream Attune reads or writes, and the Avro record on it
+// (registry/schemas.ts maps each topic to its schema). The bus carries them; the names are
+// part of the data contract (other consumers of the Kafka cluster read them too).
+
+/** Topic names. Versioned so that an incompatible schema change gets a new topic. */
+export const Topics = {
+  heartReadings: 'attune.heart.readings.v1',
+  coherenceWindows: 'attune.coherence.windows.v1',
+  sessionEvents: 'attune.session.events.v1',
+  deadLetter: 'attune.deadletter.v1',
+  /** Speech audio, mono 16 kHz PCM16 frames keyed by speech session (SpeechAudioFrame.avsc). */
+  speechAudio: 'attune.speech.audio.v1',
+  /** Live speech events: asr:token, metrics:update, processing:status (SpeechEvent.avsc). */
+  speechEvents: 'attune.speech.events.v1',
+} as const;
+
+export type TopicNames = { readonly [K in keyof typeof Topics]: string };
+
+/**
+ * The topic names with a prefix, so several Attune deployments (or test runs) can share one
+ * Kafka cluster. Schemas are looked up by the unprefixed name (`Topics`), the bus uses these.
+ */
+export function prefixedTopics(prefix: string): TopicNames {
+  if (prefix !== '' && !/^[A-Za-z0-9._-]{1,100}$/.test(prefix)) throw new Error(`invalid topic prefix "${prefix}"`);
+  return Object.fromEntries(Object.entries(Topics).map(([k, v]) => [k, `${prefix}${v}`])) as unknown as TopicNames;
+}
