@@ -90,21 +90,34 @@ test('fixture covers every recording in the data folder', () => {
   for (const name of names) assert.ok(existsSync(dataDir + name), `${name} missing from ${dataDir}`);
 });
 
-// Pairs corrected as a pair, reported (t.diagnostic) by the RMSSD test below, not asserted: the
-// issue's bar (every pair) is not met yet. 3 of 94 pairs of the pyHRV 60 min record
-// (whole record) and 37 of 2,476 pair-in-window cases (Y3 meditation 1, pyHRV 36) are not
-// corrected as a pair. pyHRV 1364 and 1766 (premature by 21 and 25 %) sit on a steep climb of
-// RR, so the step out of the pair is small and the paper's S12 test fails; 2121 lands at the
-// normal level just after a real long beat, and its pause reads as a missed beat; 968 misses the
-// S12 bound by 0.02 in two windows; Y3 307's pause is the last interval of one window. A looser
-// ectopic test that caught 1364 and 1766 also re-timed 26 more beats of the clean pyHRV record
-// and 8 of the clean MIT-BIH 100, so it was not kept.
-function reportPairs(t: { diagnostic(message: string): void }): void {
+// Pairs corrected as a pair. The issue's bar (every injected pair, detected and corrected as a
+// pair) is asserted on the whole record of every recording, with one documented exception,
+// PAIR_EXCEPTIONS below; the strict bar is kept as a `todo` test so the shortfall stays visible.
+// Per 64 s window (as the stream cleans) the pair-in-window cases are reported, not asserted:
+// 2462 of 2476 (2439 before the pair rules of this round); the 14 left are pyHRV 2121 in each of
+// its 13 windows and Y3 meditation 307 in the one window whose last interval is its pause (the
+// window's end cuts the pattern; beats after a window are not read, see artifacts.ts 0.).
+// Whole record, before this round: 201 of 204 (pyHRV 1364 and 1766, on a steep climb of RR where
+// the paper's S12 test fails, and 2121); now 203 of 204.
+//
+// pyHRV 2121 (p = 0.28): the clean record has a real long interval there (1031 ms against a
+// local median of 773 ms), so the injected premature beat lands at the normal level
+// (734 / 738.1 / 1237.9 / 852 ms) and nothing in the RR series says "premature": the paper's
+// S12 test needs a short interval before the long one, and the long 1237.9 ms (1.6 × the median)
+// passes the paper's missed-beat test, so it is split in two (NeuroKit2's Kubios reading does the
+// same). Reading it as a pair would need the knowledge that 738.1 ms is early, which only the
+// clean record has.
+const PAIR_EXCEPTIONS: Record<string, number[]> = { 'pyhrv_SampleNNISeriesLong_60min.rr_ms.txt': [2121] };
+
+function pairFigures(): { lines: string[]; failures: string[]; wholeMissed: Map<string, number[]> } {
   const failures: string[] = [];
+  const lines: string[] = [];
+  const wholeMissed = new Map<string, number[]>();
   for (const [name, ref] of Object.entries(reference.recordings)) {
     const { rr, t: times } = injected(name, ref);
     const whole = cleanRr(times, rr);
-    const wholeMissed = ref.injection.positions.filter((k) => !correctedAsPair(whole, times, k));
+    const missed = ref.injection.positions.filter((k) => !correctedAsPair(whole, times, k));
+    wholeMissed.set(name, missed);
 
     const out = createCleanedRr();
     const scratch = createArtifactScratch();
@@ -122,15 +135,44 @@ function reportPairs(t: { diagnostic(message: string): void }): void {
       }
     }
     const nk = ref.kubiosOnInjected;
-    t.diagnostic(
-      `${name}: ${ref.injection.positions.length} pairs; whole record ${ref.injection.positions.length - wholeMissed.length} corrected as a pair ` +
+    lines.push(
+      `${name}: ${ref.injection.positions.length} pairs; whole record ${ref.injection.positions.length - missed.length} corrected as a pair ` +
         `(NeuroKit2 Kubios: ${nk.pairsCorrectedAsPair}; ectopic beat moved at all: ${nk.prematureBeatsMoved}); ` +
         `per window ${pairsOk}/${inWindows} pair-in-window cases`,
     );
-    if (wholeMissed.length > 0) failures.push(`${name} whole record: pairs at ${wholeMissed.join(', ')}`);
+    if (missed.length > 0) failures.push(`${name} whole record: pairs at ${missed.join(', ')}`);
   }
-  t.diagnostic(`${failures.length} pairs not corrected as a pair${failures.length > 0 ? `: ${failures.slice(0, 20).join('; ')}` : ''}`);
+  return { lines, failures, wholeMissed };
 }
+
+test('2 % injected ectopic beats: every injected pair corrected as a pair on the whole record (one documented exception)', (t) => {
+  const { lines, failures, wholeMissed } = pairFigures();
+  for (const line of lines) t.diagnostic(line);
+  t.diagnostic(`${failures.length} pairs not corrected as a pair${failures.length > 0 ? `: ${failures.slice(0, 20).join('; ')}` : ''}`);
+  const unexpected: string[] = [];
+  for (const [name, missed] of wholeMissed) {
+    const allowed = PAIR_EXCEPTIONS[name] ?? [];
+    const extra = missed.filter((k) => !allowed.includes(k));
+    if (extra.length > 0) unexpected.push(`${name}: ${extra.join(', ')}`);
+  }
+  assert.deepEqual(unexpected, []);
+});
+
+test('2 % injected ectopic beats: every injected pair corrected as a pair, no exception (the issue\'s bar)', { todo: 'pyHRV 2121 is not (see PAIR_EXCEPTIONS)' }, () => {
+  const { wholeMissed } = pairFigures();
+  assert.deepEqual([...wholeMissed].filter(([, missed]) => missed.length > 0), []);
+});
+
+/**
+ * Records where RMSSD after cleaning the injected record is within 10 % of the uncleaned clean
+ * record's in fewer than 90 % of windows: the literal reading of the bar is not met there. Both
+ * are irregular reviewed NN series (NSRDB 16539: steps of 200–300 ms between neighbouring
+ * beats; pyHRV: 5.2 · QD of dRR up to 250 ms) where the paper's thresholds, computed over a
+ * window, flag real beats of the clean record as well; NeuroKit2's Kubios method, on the whole
+ * record, flags real beats there too (5 and 83). Against the clean record as Attune cleans it
+ * (what the injected ectopy costs) both pass.
+ */
+const RMSSD_RAW_NOT_MET = ['nsrdb_16539_seg09_5min.rr_ms.txt', 'pyhrv_SampleNNISeriesLong_60min.rr_ms.txt'];
 
 test('2 % injected ectopic beats: RMSSD within 10 % of the clean record in at least 90 % of windows, every record', (t) => {
   // "The clean record's RMSSD" is taken as Attune reports it: the clean record through the same
@@ -138,6 +180,7 @@ test('2 % injected ectopic beats: RMSSD within 10 % of the clean record in at le
   // (the clean record uncleaned) is reported beside it: where the paper's method flags real
   // irregular beats of a clean record, that one also counts the cleaning of the clean record.
   const short: string[] = [];
+  const shortRaw: string[] = [];
   for (const [name, ref] of Object.entries(reference.recordings)) {
     const { rr, t: times, clean, cleanT } = injected(name, ref);
     const out = createCleanedRr();
@@ -177,9 +220,17 @@ test('2 % injected ectopic beats: RMSSD within 10 % of the clean record in at le
         `NeuroKit2 Kubios whole record ${pct(nkWhole, n)}, per window ${pct(nkWindow, n)}`,
     );
     if (ok < 0.9 * n) short.push(`${name}: ${ok}/${n}`);
+    if (okRaw < 0.9 * n) shortRaw.push(`${name}: ${okRaw}/${n}`);
   }
   assert.deepEqual(short, []);
-  reportPairs(t);
+  // Against the uncleaned clean record: asserted on every record but those in
+  // RMSSD_RAW_NOT_MET (reported above), where the cleaning also re-times real irregular beats of
+  // the clean record.
+  assert.deepEqual(
+    shortRaw.filter((line) => !RMSSD_RAW_NOT_MET.some((name) => line.startsWith(name))),
+    [],
+  );
+  if (shortRaw.length > 0) t.diagnostic(`RMSSD within 10 % of the uncleaned clean record in fewer than 90 % of windows: ${shortRaw.join('; ')}`);
 });
 
 test('clean real records: no beat removed; corrections counted beside NeuroKit2 Kubios', (t) => {

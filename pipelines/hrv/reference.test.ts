@@ -293,16 +293,48 @@ function productAgreement(onlyUntouched: boolean): { name: string; a: Agreement 
   return out;
 }
 
-test('through the product path, windows that cleaning left untouched match the reference', (t) => {
+test('through the product path, windows that cleaning left untouched match the reference', () => {
   for (const { name, a } of productAgreement(true)) {
     console.log(`untouched: ${agreementLine(name, a)}`);
     if (a.windows === 0) continue;
     assert.ok(a.crWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
     assert.ok(a.peakWithin >= REQUIRED_SHARE * a.windows, agreementLine(name, a));
   }
-  // Every valid window, reported and not asserted: where Attune's artifact correction re-times
-  // other beats than NeuroKit2's Kubios correction does (e.g. nsrdb_16539 at 70 s), the product
-  // computes on a different series than either reference, and a low-coherence window's ratio
-  // moves by more than 10 % with one beat. The maths on the same beats is asserted above.
-  for (const { name, a } of productAgreement(false)) t.diagnostic(`all valid windows: ${agreementLine(name, a)}`);
+});
+
+/**
+ * Records where the product path does not reach the issue's bar on every valid window (CR within
+ * 10 % of the reference in 95 % of them). NSRDB 16539 (44 of 48 windows; peak 47 of 48) is an
+ * irregular reviewed NN series (steps of 200–300 ms between neighbouring beats, intervals over
+ * 1.2 s cut out and the rest joined) on which the paper's method itself moves CR: NeuroKit2's
+ * Kubios correction of the whole record changes CR by more than 10 % in 13 of its 48 windows.
+ * Where cleaning touches a window the reference is that whole-record correction, while Attune
+ * cleans each window with its own 91-beat thresholds (45 beats of context before it, none after,
+ * as a live stream must): beat 244 (|dRR| just over Th1 on the whole record) is flagged by
+ * NeuroKit2 and not in the windows at 180 and 185 s; beat 290 (and 291, the last of its window)
+ * is flagged in the windows at 195 and 215 s and not on the whole record. On a window of CR 0.2–0.7 one beat moves CR by
+ * more than 10 %. Where both flag the same ectopic beat, NeuroKit2 re-times the beat after it
+ * (its ectopic correction moves the beat closing the flagged interval, for a premature beat the
+ * on-time one after the pause: it corrects 3 of the 204 injected pairs as a pair), so the series
+ * differ there too.
+ */
+const PRODUCT_PATH_NOT_MET = ['nsrdb_16539_seg09_5min.rr_ms.txt'];
+
+test('through the product path, every valid window matches the reference (CR within 10 % in 95 %, peak within 0.01 Hz in 95 %)', (t) => {
+  // The reference is the raw-RR one where cleaning changed no beat of the window and the
+  // NeuroKit2-Kubios-corrected one where it did (see productAgreement).
+  const short: string[] = [];
+  for (const { name, a } of productAgreement(false)) {
+    t.diagnostic(`all valid windows: ${agreementLine(name, a)}`);
+    assert.ok(a.windows > 0, name);
+    const met = a.crWithin >= REQUIRED_SHARE * a.windows && a.peakWithin >= REQUIRED_SHARE * a.windows;
+    if (!met && !PRODUCT_PATH_NOT_MET.includes(name)) short.push(agreementLine(name, a));
+    if (met && PRODUCT_PATH_NOT_MET.includes(name)) t.diagnostic(`${name} now meets the bar: take it out of PRODUCT_PATH_NOT_MET`);
+  }
+  assert.deepEqual(short, []);
+});
+
+test('through the product path, every valid window of every record matches the reference (the issue\'s bar, no exception)', { todo: 'NSRDB 16539 is short (see PRODUCT_PATH_NOT_MET)' }, () => {
+  const short = productAgreement(false).filter(({ a }) => a.crWithin < REQUIRED_SHARE * a.windows || a.peakWithin < REQUIRED_SHARE * a.windows);
+  assert.deepEqual(short.map(({ name, a }) => agreementLine(name, a)), []);
 });
