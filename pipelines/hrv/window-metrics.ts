@@ -23,8 +23,8 @@
 // oscillation, which the spline cannot restore, while the peak barely moves, so the window
 // looks plausible and is wrong. On synthetic RSA with known answers (0.05–0.25 Hz) the
 // coherence score's 95th-percentile error is 0.02–0.055 for gaps up to a quarter breath and
-// 0.39–0.49 beyond (the share of windows whose CR stays within 10 % of the same window
-// without the gap: 86–94 %, then 68 % falling to 28 % at half a breath). At the edges the flat
+// 0.40–0.49 beyond (the share of windows whose CR stays within 10 % of the same window
+// without the gap: 86–94 %, then 65 % falling to 30 % at half a breath). At the edges the flat
 // hold falls where the Hann taper is small: CR within 10 % in 99 % of windows up to 7 s, half
 // of them from 9 s. 4 s is well inside that, and short enough that a session's first windows
 // are named partial rather than failing the coverage rule (a 6.4 s edge stretch alone breaks
