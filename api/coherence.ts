@@ -6,11 +6,10 @@
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64 } from '../lib/time.js';
-import { requireScope } from '../http/auth.js';
 import { Scopes } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
-import { authenticateRequest } from '../http/http-auth.js';
+import { principalOf } from '../http/auth-plugin.js';
 import { HIGH_COHERENCE_SCORE } from './sessions.js';
 
 const DAY_MS = 86_400_000;
@@ -81,6 +80,7 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
   app.get<{ Querystring: { start_date?: string; end_date?: string; granularity?: Granularity; user_id?: string } }>(
     '/v1/users/me/coherence',
     {
+      config: { auth: { scope: Scopes.readCoherence } },
       schema: {
         tags: ['coherence'],
         summary: "The caller's coherence history by day, week or month, with a summary and trend.",
@@ -122,8 +122,7 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readCoherence);
+      const p = principalOf(req);
       const userId = req.query.user_id ?? p.userId;
       if (userId !== p.userId && !p.scopes.has(Scopes.adminOrg)) {
         throw new AttuneError('forbidden', "reading another user's coherence needs admin:org", [{ field: '?user_id', reason: 'missing_scope' }]);

@@ -12,7 +12,7 @@ import type { CoherenceWindowRecord, SessionEventRecord } from '../schemas/recor
 import { Scopes, canAccess } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
-import { LiveHub, onFirstMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
+import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
 
 export type CoherenceEnvelope = Envelope<'coherence_update' | 'session_event'>;
 
@@ -90,6 +90,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
   app.get(
     '/v1/coherence',
     {
+      config: { auth: { scope: Scopes.readCoherence, socket: true } },
       websocket: true,
       schema: {
         tags: ['live'],
@@ -97,17 +98,18 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
       },
     },
     (socket: WebSocket, req: FastifyRequest) => {
-      const auth = socketAuth(ctx, socket, req, Scopes.readCoherence, async (p) => {
+      const auth = socketAuth(ctx, socket, req, async (p) => {
         if (!hub.attach(socket, [userKey(p.orgId, p.userId)])) return;
         socket.send(subscribedEnvelope(ctx.clock(), { user_id: p.userId }));
       });
-      onFirstMessages(socket, auth);
+      onAuthenticateMessages(socket, auth);
     },
   );
 
   app.get<{ Params: { id: string } }>(
     '/v1/sessions/:id/stream',
     {
+      config: { auth: { scope: Scopes.readSessions, socket: true } },
       websocket: true,
       schema: {
         tags: ['live'],
@@ -116,13 +118,13 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
       },
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
-      const auth = socketAuth(ctx, socket, req, Scopes.readSessions, async (p) => {
+      const auth = socketAuth(ctx, socket, req, async (p) => {
         const s = await ctx.sessions.get(req.params.id);
         if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${req.params.id} not found`);
         if (!hub.attach(socket, [sessionKey(s.id)])) return;
         socket.send(subscribedEnvelope(ctx.clock(), { session_id: s.id }));
       });
-      onFirstMessages(socket, auth);
+      onAuthenticateMessages(socket, auth);
     },
   );
 }

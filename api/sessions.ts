@@ -4,11 +4,10 @@
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64, iso, parseTimestamp } from '../lib/time.js';
-import { requireScope } from '../http/auth.js';
 import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
-import { authenticateRequest } from '../http/http-auth.js';
+import { principalOf } from '../http/auth-plugin.js';
 import type { Session } from '../store/sessions-repo.js';
 
 /** A window counts as high coherence at this score or above (also in the daily rollup). */
@@ -207,6 +206,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
   }>(
     '/v1/sessions',
     {
+      config: { auth: { scope: Scopes.writeSessions } },
       schema: {
         tags: ['sessions'],
         summary: 'Start a session for the calling user.',
@@ -228,8 +228,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       },
     },
     async (req, reply) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.writeSessions);
+      const p = principalOf(req);
       const startedAt = req.body?.started_at === undefined ? undefined : sessionTime(req.body.started_at, '/started_at', ctx.clock());
       if (req.body?.device_id) {
         const d = await ctx.devices.get(req.body.device_id);
@@ -255,6 +254,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
   app.get<{ Querystring: { limit?: number; cursor?: string; status?: 'active' | 'ended'; user_id?: string } }>(
     '/v1/sessions',
     {
+      config: { auth: { scope: Scopes.readSessions } },
       schema: {
         tags: ['sessions'],
         summary: "List the caller's sessions, newest first (an org admin may pass user_id, or see the whole org).",
@@ -282,8 +282,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSessions);
+      const p = principalOf(req);
       const limit = req.query.limit ?? 50;
       const isAdmin = p.scopes.has(Scopes.adminOrg);
       if (req.query.user_id && !isAdmin && req.query.user_id !== p.userId) {
@@ -309,6 +308,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
   app.get<{ Params: { id: string } }>(
     '/v1/sessions/:id',
     {
+      config: { auth: { scope: Scopes.readSessions } },
       schema: {
         tags: ['sessions'],
         summary: 'A session with its coherence metrics and timeline (one point per 5 s window).',
@@ -321,8 +321,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSessions);
+      const p = principalOf(req);
       const s = await visibleSession(ctx, p, req.params.id);
       const { metrics, timeline } = await sessionMetrics(ctx, s);
       return { ...sessionJson(s), metrics, timeline };
@@ -332,6 +331,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
   app.post<{ Params: { id: string }; Body: { ended_at?: string | number } | undefined }>(
     '/v1/sessions/:id/end',
     {
+      config: { auth: { scope: Scopes.writeSessions } },
       schema: {
         tags: ['sessions'],
         summary: 'End a session (idempotent).',
@@ -346,8 +346,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.writeSessions);
+      const p = principalOf(req);
       const s = await visibleSession(ctx, p, req.params.id);
       const at = req.body?.ended_at === undefined ? undefined : sessionTime(req.body.ended_at, '/ended_at', ctx.clock());
       return sessionJson(await ctx.sessions.end(s, at));

@@ -12,7 +12,7 @@ import type { SpeechEventRecord } from '../schemas/records.js';
 import { Scopes } from '../lib/principal.js';
 import { type AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
-import { LiveHub, onFirstMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
+import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
 
 export type SpeechEnvelope = Envelope<SpeechEventType>;
 
@@ -49,6 +49,7 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
   app.get<{ Params: { id: string } }>(
     '/v1/speech-sessions/:id/stream',
     {
+      config: { auth: { scope: Scopes.readSpeech, socket: true } },
       websocket: true,
       schema: {
         tags: ['speech'],
@@ -61,12 +62,12 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
       },
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
-      const auth = socketAuth(ctx, socket, req, Scopes.readSpeech, async (p) => {
+      const auth = socketAuth(ctx, socket, req, async (p) => {
         const s = await sessions.getVisible(p, req.params.id);
         if (!hub.attach(socket, [speechSessionKey(s.id)])) return;
         socket.send(subscribedEnvelope(ctx.clock(), { session_id: s.id, status: s.status }));
       });
-      onFirstMessages(socket, auth);
+      onAuthenticateMessages(socket, auth);
     },
   );
 }

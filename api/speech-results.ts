@@ -12,11 +12,10 @@ import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
 import { toNumber } from '../store/clickhouse.js';
 import { SpeechTables } from '../store/rows.js';
-import { requireScope } from '../http/auth.js';
 import { Scopes } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
-import { authenticateRequest } from '../http/http-auth.js';
+import { principalOf } from '../http/auth-plugin.js';
 import type { SpeechSession } from '../store/speech-sessions-repo.js';
 import { SPEECH_SESSION_STATUSES, readSpeechSummary, roundTo, speechSummarySchema, visibleSpeechSession } from './speech-sessions.js';
 
@@ -369,6 +368,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
   app.get<{ Params: { id: string } }>(
     '/v1/speech-sessions/:id/transcript',
     {
+      config: { auth: { scope: Scopes.readSpeech } },
       schema: {
         tags: ['speech'],
         summary: 'The transcript: text of the final segments, words with their times, and segments. While the session is recording or processing, what is stored so far.',
@@ -391,8 +391,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSpeech);
+      const p = principalOf(req);
       return readTranscript(ctx, await visibleSpeechSession(ctx, p, req.params.id));
     },
   );
@@ -400,6 +399,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
   app.get<{ Params: { id: string }; Querystring: { granularity?: MetricsGranularity } }>(
     '/v1/speech-sessions/:id/metrics',
     {
+      config: { auth: { scope: Scopes.readSpeech } },
       schema: {
         tags: ['speech'],
         summary: 'Voice metrics over time (pitch, volume, voicing, speech, words per minute) per second, 5 s, 10 s or minute. While processing, the seconds stored so far.',
@@ -426,8 +426,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSpeech);
+      const p = principalOf(req);
       return readMetrics(ctx, await visibleSpeechSession(ctx, p, req.params.id), req.query.granularity ?? 'second');
     },
   );
@@ -435,6 +434,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
   app.get<{ Params: { id: string } }>(
     '/v1/speech-sessions/:id/fluency',
     {
+      config: { auth: { scope: Scopes.readSpeech } },
       schema: {
         tags: ['speech'],
         summary: 'Fluency of an analysed session: speaking and articulation rates, pauses, fillers (by filler, with times), repetitions, pitch and volume. 404 not_found until analysed.',
@@ -517,8 +517,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSpeech);
+      const p = principalOf(req);
       return readFluency(ctx, await visibleSpeechSession(ctx, p, req.params.id));
     },
   );
@@ -527,6 +526,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
   app.get<{ Params: { id: string } }>(
     '/v1/speech-sessions/:id/scores',
     {
+      config: { auth: { scope: Scopes.readSpeech } },
       schema: {
         tags: ['speech'],
         summary: 'Delivery scores 0..100 (overall, clarity, pace, engagement, confidence) with the features, weights and per-feature factors behind them. 404 not_found until scored.',
@@ -552,8 +552,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSpeech);
+      const p = principalOf(req);
       return readScores(ctx, await visibleSpeechSession(ctx, p, req.params.id));
     },
   );

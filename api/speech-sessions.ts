@@ -6,11 +6,10 @@ import { AttuneError } from '../lib/errors.js';
 import { iso, parseTimestamp } from '../lib/time.js';
 import { toNullableNumber, toNumber } from '../store/clickhouse.js';
 import { SpeechTables, type SpeechSessionKind, type SpeechSessionStatus } from '../store/rows.js';
-import { requireScope } from '../http/auth.js';
 import { Scopes, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
-import { authenticateRequest } from '../http/http-auth.js';
+import { principalOf } from '../http/auth-plugin.js';
 import type { SpeechSession, SpeechSessionsRepository } from '../store/speech-sessions-repo.js';
 
 export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation', 'interview', 'conversation', 'speech'];
@@ -260,6 +259,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
   app.post<{ Body: CreateBody }>(
     '/v1/speech-sessions',
     {
+      config: { auth: { scope: Scopes.writeSpeech } },
       schema: {
         tags: ['speech'],
         summary: 'Create a speech session for the calling user; send it audio by upload or live stream.',
@@ -280,8 +280,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
       },
     },
     async (req, reply) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.writeSpeech);
+      const p = principalOf(req);
       const body = req.body;
       const s = await speechRepo(ctx).create({
         orgId: p.orgId,
@@ -299,6 +298,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
   app.get<{ Querystring: ListQuery }>(
     '/v1/speech-sessions',
     {
+      config: { auth: { scope: Scopes.readSpeech } },
       schema: {
         tags: ['speech'],
         summary: "List the caller's speech sessions, newest first (an org admin sees the org's, or one user's with user_id).",
@@ -329,8 +329,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSpeech);
+      const p = principalOf(req);
       const q = req.query;
       const limit = q.limit ?? 50;
       const isAdmin = p.scopes.has(Scopes.adminOrg);
@@ -359,6 +358,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
   app.get<{ Params: { id: string } }>(
     '/v1/speech-sessions/:id',
     {
+      config: { auth: { scope: Scopes.readSpeech } },
       schema: {
         tags: ['speech'],
         summary: 'A speech session, with its delivery summary once the analysis has stored it (else summary is null).',
@@ -371,8 +371,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.readSpeech);
+      const p = principalOf(req);
       const s = await visibleSpeechSession(ctx, p, req.params.id);
       return { ...speechSessionJson(s), summary: await readSpeechSummary(ctx, s) };
     },

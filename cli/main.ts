@@ -31,7 +31,7 @@ options (each also an environment variable, see README):
   --url URL           simulate: server to drive (default http://127.0.0.1:$PORT)
   --duration S        simulate: stop after S seconds of simulated time (default: run until Ctrl-C, in real time)
   --user U --org O --scopes "a b" [--ttl S]
-                      token: claims of the token (ttl default 86400 s)
+                      token: claims of the token (ttl default 86400 s, at most JWT_MAX_AGE_S)
 `;
 
 const ROLE_SETS: Record<string, Roles> = {
@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<void> {
     }
     case 'token': {
       if (!values.user || !values.org) fail('token needs --user and --org');
-      const ttl = values.ttl ? Number(values.ttl) : 86_400;
+      const ttl = values.ttl ? Number(values.ttl) : Math.min(86_400, config.jwt.maxAgeS);
       if (!Number.isInteger(ttl) || ttl <= 0) fail('--ttl must be a positive number of seconds');
       const scopes = (values.scopes ?? 'read:sessions read:coherence').split(/[\s,]+/).filter(Boolean);
       try {

@@ -51,11 +51,18 @@ export interface RunningAttune {
 
 export function authFromConfig(config: AttuneConfig, log: Logger): Authenticator {
   let secret = config.jwt.secret;
-  if (!secret && !config.jwt.publicKey) {
+  if (!secret && !config.jwt.publicKey && !config.jwt.jwksUrl) {
     if (config.bus === 'kafka') log.warn('JWT_SECRET is not set: using this machine\'s data-dir secret; every scaled-out process must share one JWT_SECRET');
     secret = loadOrCreateSecret(config.dataDir);
   }
-  return createAuthenticator({ secret, publicKey: config.jwt.publicKey, issuer: config.jwt.issuer, audience: config.jwt.audience });
+  return createAuthenticator({
+    secret,
+    publicKey: config.jwt.publicKey,
+    jwksUrl: config.jwt.jwksUrl,
+    issuer: config.jwt.issuer,
+    audience: config.jwt.audience,
+    maxAgeS: config.jwt.maxAgeS,
+  });
 }
 
 export async function openStore(config: AttuneConfig, log: Logger): Promise<StoreClient> {

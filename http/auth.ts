@@ -1,11 +1,16 @@
-// Authentication and authorisation. Tokens are JWTs (HS256 with a shared secret, or RS256
-// verified with a public key) that carry the user, the org and space-separated scopes.
-// Every route names the scope it needs; tenant checks (a user sees only their own data, an
-// org admin sees the org's) are done with `canAccess` where the data is looked up.
+// Authentication. Tokens are JWTs that carry the user (`sub`), the organisation (`org_id`)
+// and space-separated scopes, verified with one of: an HS256 shared secret, an RS256 public
+// key (PEM), or the RS256 keys of an identity provider's JWKS URL (fetched by kid, cached).
+// Every token must carry `exp`, `iss` and `aud`; a token older than the maximum age (by `iat`,
+// or, without `iat`, one that stays valid for longer than it) is refused, so a leaked token is
+// useful for a bounded time. Which scope a route needs is declared on the route
+// (http/auth-plugin.ts); tenant checks (`canAccess`, lib/principal.ts) are made where the
+// data is looked up.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSigner, createVerifier } from 'fast-jwt';
+import { createSigner, createVerifier, type Algorithm } from 'fast-jwt';
+import buildGetJwks from 'get-jwks';
 import { AttuneError } from '../lib/errors.js';
 import type { Principal, Scope } from '../lib/principal.js';
 
@@ -16,52 +21,96 @@ export interface TokenClaims {
 }
 
 export interface AuthOptions {
+  /** HS256 shared secret. */
   secret: string | null;
+  /** RS256 public key, PEM. */
   publicKey: string | null;
+  /** RS256 keys from an identity provider: the URL of its JWKS document. */
+  jwksUrl?: string | null;
   issuer: string;
   audience: string;
+  /** Oldest token accepted, seconds (default one day). */
+  maxAgeS?: number;
+}
+
+/** A verified token: who, and until when (ms since the epoch) the token is valid. */
+export interface VerifiedToken extends Principal {
+  expiresAt: number;
 }
 
 export interface Authenticator {
-  verify(token: string): Principal;
+  verify(token: string): Promise<VerifiedToken>;
   /** Only with an HS256 secret: RS256 tokens are minted by the identity provider. */
   sign(p: { userId: string; orgId: string; scopes: string[]; ttlSeconds?: number }): string;
+  /** The longest a token may live, seconds. */
+  readonly maxAgeS: number;
 }
 
+export const DEFAULT_TOKEN_MAX_AGE_S = 86_400;
+const CLOCK_TOLERANCE_MS = 5_000;
 const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
 
+/** The key source of the verifier: a static key, or the JWKS document's key named by the token's kid. */
+function keyOf(opts: AuthOptions): string | ((decoded: { header: { kid?: string; alg?: string } }) => Promise<string>) {
+  if (opts.jwksUrl) {
+    const url = new URL(opts.jwksUrl);
+    // get-jwks caches keys by kid (lru-cache, 10 min) and keeps a stale copy for when the
+    // provider is down; its fetch gives up after 5 s.
+    const jwks = buildGetJwks({ max: 100, ttl: 10 * 60_000, jwksPath: url.pathname + url.search });
+    return async ({ header }) => {
+      if (!header.kid) throw new Error('the token names no key (kid) of the JWKS');
+      return jwks.getPublicKey({ domain: url.origin, kid: header.kid, alg: header.alg ?? 'RS256' });
+    };
+  }
+  return (opts.publicKey ?? opts.secret)!;
+}
+
 export function createAuthenticator(opts: AuthOptions): Authenticator {
-  if (!opts.secret && !opts.publicKey) throw new Error('auth needs JWT_SECRET or JWT_PUBLIC_KEY');
-  const verifier = createVerifier({
-    key: (opts.publicKey ?? opts.secret)!,
-    algorithms: opts.publicKey ? ['RS256'] : ['HS256'],
+  const sources = [opts.secret, opts.publicKey, opts.jwksUrl].filter((v) => v).length;
+  if (sources !== 1) throw new Error('auth needs exactly one of JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL');
+  const maxAgeS = opts.maxAgeS ?? DEFAULT_TOKEN_MAX_AGE_S;
+  const key = keyOf(opts);
+  const common = {
+    algorithms: [opts.secret ? 'HS256' : 'RS256'] as Algorithm[],
     allowedIss: opts.issuer,
     allowedAud: opts.audience,
-    clockTolerance: 5_000,
+    requiredClaims: ['exp', 'iss', 'aud'],
+    maxAge: maxAgeS * 1000,
+    clockTolerance: CLOCK_TOLERANCE_MS,
     cache: 1000,
-  });
+  };
+  // One verifier type for both key kinds: a key fetcher makes fast-jwt's verifier async.
+  const verifier: (token: string) => Promise<Record<string, unknown>> | Record<string, unknown> =
+    typeof key === 'function' ? createVerifier({ ...common, key }) : createVerifier({ ...common, key });
   const secret = opts.secret;
   return {
-    verify(token: string): Principal {
+    maxAgeS,
+    async verify(token: string): Promise<VerifiedToken> {
       let claims: Partial<TokenClaims> & Record<string, unknown>;
       try {
-        claims = verifier(token);
+        claims = await verifier(token);
       } catch (err) {
-        throw new AttuneError('unauthorized', `invalid token: ${(err as Error).message}`);
+        throw new AttuneError('unauthorized', `invalid token: ${(err as Error).message}`, [{ reason: 'invalid_token' }]);
+      }
+      const expiresAt = Number(claims.exp) * 1000;
+      // Without iat, fast-jwt's maxAge cannot apply: bound the time the token has left instead.
+      if (typeof claims.iat !== 'number' && expiresAt - Date.now() > maxAgeS * 1000 + CLOCK_TOLERANCE_MS) {
+        throw new AttuneError('unauthorized', `invalid token: without iat it must expire within ${maxAgeS} s`, [{ reason: 'token_too_long_lived' }]);
       }
       if (typeof claims.sub !== 'string' || !ID_PATTERN.test(claims.sub)) {
-        throw new AttuneError('unauthorized', 'token has no valid sub (user id) claim');
+        throw new AttuneError('unauthorized', 'token has no valid sub (user id) claim', [{ reason: 'invalid_token' }]);
       }
       if (typeof claims.org_id !== 'string' || !ID_PATTERN.test(claims.org_id)) {
-        throw new AttuneError('unauthorized', 'token has no valid org_id claim');
+        throw new AttuneError('unauthorized', 'token has no valid org_id claim', [{ reason: 'invalid_token' }]);
       }
       const scope = typeof claims.scope === 'string' ? claims.scope : '';
-      return { userId: claims.sub, orgId: claims.org_id, scopes: new Set(scope.split(/\s+/).filter(Boolean)) };
+      return { userId: claims.sub, orgId: claims.org_id, scopes: new Set(scope.split(/\s+/).filter(Boolean)), expiresAt };
     },
-    sign({ userId, orgId, scopes, ttlSeconds = 24 * 3600 }) {
+    sign({ userId, orgId, scopes, ttlSeconds = Math.min(24 * 3600, maxAgeS) }) {
       if (!secret) throw new Error('signing needs an HS256 secret (JWT_SECRET or the embedded secret file)');
       if (!ID_PATTERN.test(userId)) throw new Error(`invalid user id "${userId}"`);
       if (!ID_PATTERN.test(orgId)) throw new Error(`invalid org id "${orgId}"`);
+      if (ttlSeconds > maxAgeS) throw new Error(`a token may live at most ${maxAgeS} s (JWT_MAX_AGE_S)`);
       const signer = createSigner({
         key: secret,
         algorithm: 'HS256',

@@ -30,14 +30,14 @@ export async function registerHealthRoutes(app: FastifyInstance, ctx: AppContext
   };
   const roles = Object.entries(ctx.roles).filter(([, on]) => on).map(([r]) => r);
 
-  app.get('/health', { schema: { tags: ['health'], summary: 'Status of this process and its dependencies.', response: { 200: healthSchema } } }, async () => {
+  app.get('/health', { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'Status of this process and its dependencies.', response: { 200: healthSchema } } }, async () => {
     const checks = await runChecks(ctx);
     return { status: Object.values(checks).every((c) => c === 'up') ? 'ok' : 'degraded', checks, roles };
   });
-  app.get('/health/ready', { schema: { tags: ['health'], summary: 'Ready to take traffic: 200 when every dependency answers, else 503.', response: { 200: healthSchema, 503: healthSchema } } }, async (_req, reply) => {
+  app.get('/health/ready', { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'Ready to take traffic: 200 when every dependency answers, else 503.', response: { 200: healthSchema, 503: healthSchema } } }, async (_req, reply) => {
     const checks = await runChecks(ctx);
     const ok = Object.values(checks).every((c) => c === 'up');
     return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', checks, roles });
   });
-  app.get('/health/live', { schema: { tags: ['health'], summary: 'The process is running.', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));
+  app.get('/health/live', { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'The process is running.', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));
 }

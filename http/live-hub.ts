@@ -240,19 +240,22 @@ export function subscribedEnvelope(now: number, payload: Record<string, unknown>
   return JSON.stringify({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload } satisfies Envelope);
 }
 
-/** Live sockets only read the authenticate message; anything after it is ignored. */
-export function onFirstMessages(socket: WebSocket, auth: SocketAuth): void {
+/**
+ * Live sockets only read authenticate messages: the first one (when the upgrade carried no
+ * token) and fresh ones before the token expires; anything else is ignored.
+ */
+export function onAuthenticateMessages(socket: WebSocket, auth: SocketAuth): void {
   let chain: Promise<unknown> = auth.initial;
   socket.on('message', (data: Buffer) => {
     chain = chain.then(async () => {
-      if (auth.principal) return;
       let msg: unknown = null;
       try {
         msg = JSON.parse(data.toString('utf8'));
       } catch {
         msg = null;
       }
-      await auth.handleFirstMessage(msg);
+      if (auth.principal) await auth.handleReauthentication(msg);
+      else await auth.handleFirstMessage(msg);
     });
   });
 }

@@ -8,6 +8,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { AppContext } from './context.js';
 import { registerErrorHandling } from './errors.js';
+import { registerAuth } from './auth-plugin.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -23,7 +24,7 @@ export interface HttpServerLimits {
  * OpenAPI document and the WebSocket plugin. Routes are registered on it by the composition
  * root (cli/server.ts).
  */
-export async function createHttpServer(ctx: Pick<AppContext, 'log'>, limits: HttpServerLimits): Promise<FastifyInstance> {
+export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, limits: HttpServerLimits): Promise<FastifyInstance> {
   const app = Fastify({
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
     loggerInstance: ctx.log as unknown as FastifyBaseLogger,
@@ -56,6 +57,8 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log'>, limits: Htt
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   await app.register(websocket, { options: { maxPayload: limits.maxWsMessageBytes } });
+  // After the docs plugin's own routes: every route from here on declares who may call it.
+  registerAuth(app, ctx.auth);
 
   return app;
 }

@@ -5,11 +5,11 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../lib/errors.js';
 import { TokenBucket } from '../lib/token-bucket.js';
-import { requireScope } from '../http/auth.js';
 import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
-import { CloseCodes, authenticateRequest, socketAuth } from '../http/http-auth.js';
+import { CloseCodes, socketAuth } from '../http/http-auth.js';
+import { principalOf } from '../http/auth-plugin.js';
 import type { Device, Session } from '../store/sessions-repo.js';
 import { publishReadings } from './publisher.js';
 import { readingId, type HeartReadingRecord } from '../schemas/records.js';
@@ -164,6 +164,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
   app.post<{ Body: { device_id: string; name?: string; model?: string; firmware?: string } }>(
     '/v1/devices',
     {
+      config: { auth: { scope: Scopes.writeDevices } },
       schema: {
         tags: ['ingest'],
         summary: 'Register a device to the calling user (re-registering updates it).',
@@ -173,8 +174,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       },
     },
     async (req, reply) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.writeDevices);
+      const p = principalOf(req);
       const { device, created } = await ctx.devices.register({
         id: req.body.device_id,
         orgId: p.orgId,
@@ -190,6 +190,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
   app.post<{ Params: { device_id: string }; Body: { session_id?: string; readings: ReadingInput[] } }>(
     '/v1/devices/:device_id/sync',
     {
+      config: { auth: { scope: Scopes.writeReadings } },
       bodyLimit: Limits.maxBodyBytes,
       schema: {
         tags: ['ingest'],
@@ -208,8 +209,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       },
     },
     async (req, reply) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, Scopes.writeReadings);
+      const p = principalOf(req);
       const device = await ownedDevice(ctx, p, req.params.device_id);
       // The simulator says who it is, so its data can be told apart from real devices' in the tables.
       const source = req.headers['user-agent']?.startsWith('attune-simulator') ? 'simulator' : 'sync';
@@ -229,6 +229,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
   app.get<{ Params: { device_id: string } }>(
     '/v1/ingest/devices/:device_id',
     {
+      config: { auth: { scope: Scopes.writeReadings, socket: true } },
       websocket: true,
       schema: {
         tags: ['ingest'],
@@ -274,7 +275,7 @@ function handleIngestSocket(
     if (!isAttuneError(err)) ctx.log.error({ err }, 'live ingest failed');
     send({ type: 'error', id, error: { code: coded.code, message: coded.message, details: coded.details, request_id: String(req.id) } });
   };
-  const auth = socketAuth(ctx, socket, req, Scopes.writeReadings, async (p) => {
+  const auth = socketAuth(ctx, socket, req, async (p) => {
     device = await ownedDevice(ctx, p, req.params.device_id);
     send({ type: 'authenticated', device_id: device.id });
   });
@@ -304,6 +305,7 @@ function handleIngestSocket(
         await auth.handleFirstMessage(msg);
         return;
       }
+      if (await auth.handleReauthentication(msg)) return;
       const m = msg as Record<string, unknown>;
       const clientId = m && typeof m === 'object' && !Array.isArray(m) && m.id !== undefined ? m.id : id;
       try {

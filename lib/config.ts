@@ -27,8 +27,12 @@ export interface AttuneConfig {
     secret: string | null;
     /** RS256 public key (PEM), for verifying tokens issued elsewhere. */
     publicKey: string | null;
+    /** An identity provider's JWKS document (RS256 keys by kid). */
+    jwksUrl: string | null;
     issuer: string;
     audience: string;
+    /** Oldest token accepted (by its iat), seconds. */
+    maxAgeS: number;
   };
   coherence: {
     allowedLatenessMs: number;
@@ -148,6 +152,10 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
   if (secret !== null && publicKey !== null) {
     throw new ConfigError('JWT_PUBLIC_KEY', 'set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256), not both');
   }
+  const jwksUrl = url(e, 'JWT_JWKS_URL');
+  if (jwksUrl !== null && (secret !== null || publicKey !== null)) {
+    throw new ConfigError('JWT_JWKS_URL', 'set one of JWT_SECRET (HS256), JWT_PUBLIC_KEY or JWT_JWKS_URL (RS256), not several');
+  }
   if (secret !== null && secret.length < 32) {
     throw new ConfigError('JWT_SECRET', 'must be at least 32 characters');
   }
@@ -169,8 +177,11 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     jwt: {
       secret,
       publicKey,
+      jwksUrl,
       issuer: e.JWT_ISSUER ?? 'attune',
       audience: e.JWT_AUDIENCE ?? 'attune-api',
+      // One day by default; at most a year.
+      maxAgeS: int(e, 'JWT_MAX_AGE_S', 86_400, 60, 31_536_000),
     },
     coherence: {
       allowedLatenessMs: int(e, 'ATTUNE_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),

@@ -46,6 +46,7 @@ export async function registerLiveAudioRoutes(app: FastifyInstance, ctx: AppCont
   app.get<{ Params: { speech_session_id: string } }>(
     '/v1/ingest/audio/:speech_session_id',
     {
+      config: { auth: { scope: SpeechScopes.write, socket: true } },
       websocket: true,
       schema: {
         tags: ['speech'],
@@ -83,7 +84,7 @@ class LiveAudioConnection {
     private readonly socket: WebSocket,
     private readonly req: FastifyRequest<{ Params: { speech_session_id: string } }>,
   ) {
-    this.auth = socketAuth(ctx, socket, req, SpeechScopes.write, async (p) => {
+    this.auth = socketAuth(ctx, socket, req, async (p) => {
       const repos = speechRepos(ctx);
       const session = await repos.sessions.getVisible(p, req.params.speech_session_id);
       this.repos = repos;
@@ -130,6 +131,7 @@ class LiveAudioConnection {
       await this.auth.handleFirstMessage(msg);
       return;
     }
+    if (await this.auth.handleReauthentication(msg)) return;
     const type = msg && typeof msg === 'object' && !Array.isArray(msg) ? (msg as Record<string, unknown>).type : undefined;
     if (type === 'start') return this.start(msg as Record<string, unknown>);
     if (type === 'stop') return this.finish(true);

@@ -21,7 +21,7 @@ import { migrate } from '../../store/migrate.js';
 import { storeImplementations, type StoreImplementation } from '../../store/test-stores.js';
 import { createAuthenticator, type Authenticator } from '../../http/auth.js';
 import type { AppContext } from '../../http/context.js';
-import { registerErrorHandling } from '../../http/errors.js';
+import { createHttpServer } from '../../http/server.js';
 import { DevicesRepository, SessionsRepository } from '../../store/sessions-repo.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository, type SpeechSession } from '../../store/speech-sessions-repo.js';
 import { Limits } from '../readings.js';
@@ -59,9 +59,7 @@ export interface IngestTestOptions {
 }
 
 async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
-  const app = Fastify({ bodyLimit: Limits.maxBodyBytes });
-  registerErrorHandling(app);
-  await app.register(websocket, { options: { maxPayload: Limits.maxWsMessageBytes } });
+  const app = await createHttpServer(ctx, { bodyLimit: Limits.maxBodyBytes, maxWsMessageBytes: Limits.maxWsMessageBytes });
   await registerSpeechIngestRoutes(app, ctx);
   // As cli/server.ts does where the ingest role runs.
   await registerSpeechUploadStatusRoute(app, ctx);

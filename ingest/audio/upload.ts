@@ -10,11 +10,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import multipart, { type MultipartFile, type MultipartValue } from '@fastify/multipart';
 import { AttuneError, isAttuneError } from '../../lib/errors.js';
 import { iso } from '../../lib/time.js';
-import { requireScope } from '../../http/auth.js';
 import { type Principal } from '../../lib/principal.js';
 import type { AppContext } from '../../http/context.js';
 import { errorBodySchema } from '../../http/errors.js';
-import { authenticateRequest } from '../../http/http-auth.js';
+import { principalOf } from '../../http/auth-plugin.js';
 import type { SpeechSession, SpeechUpload } from '../../store/speech-sessions-repo.js';
 import { WavStreamParser, type WavFormat } from './wav-stream.js';
 import { SpeechAudioPublisher, UploadFraming, samplesAt16k } from './publisher.js';
@@ -101,6 +100,7 @@ export async function registerSpeechUploadRoutes(app: FastifyInstance, ctx: AppC
     scope.post<{ Params: { id: string } }>(
       '/v1/speech-sessions/:id/upload',
       {
+        config: { auth: { scope: SpeechScopes.write } },
         schema: {
           tags: ['speech'],
           summary: 'Upload a WAV file (multipart: field `file`, optional JSON field `metadata`) to a speech session.',
@@ -131,6 +131,7 @@ export async function registerSpeechUploadStatusRoute(app: FastifyInstance, ctx:
   app.get<{ Params: { id: string; upload_id: string } }>(
     '/v1/speech-sessions/:id/upload/:upload_id/status',
     {
+      config: { auth: { scope: SpeechScopes.read } },
       schema: {
         tags: ['speech'],
         summary: 'Progress of an uploaded file: status, stage, progress, estimated time left, error.',
@@ -140,8 +141,7 @@ export async function registerSpeechUploadStatusRoute(app: FastifyInstance, ctx:
       },
     },
     async (req) => {
-      const p = authenticateRequest(ctx, req);
-      requireScope(p, SpeechScopes.read);
+      const p = principalOf(req);
       const repos = speechRepos(ctx);
       await repos.sessions.getVisible(p, req.params.id);
       const upload = await repos.uploads.get(req.params.upload_id);
@@ -156,8 +156,7 @@ export async function registerSpeechUploadStatusRoute(app: FastifyInstance, ctx:
 /** Reads the multipart body, streaming the file onto the bus; returns the 202 body. */
 async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) {
   const startedAt = ctx.clock();
-  const p = authenticateRequest(ctx, req);
-  requireScope(p, SpeechScopes.write);
+  const p = principalOf(req);
   const repos = speechRepos(ctx);
   const session = await repos.sessions.getVisible(p, req.params.id);
   // Refused before a byte of the body is read; claimForAudio checks again, atomically.

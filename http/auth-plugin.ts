@@ -1,0 +1,81 @@
+// Authentication as one Fastify hook. Every route declares in its options who may call it:
+//   config: { auth: { scope: Scopes.readSessions } }            a bearer token with that scope
+//   config: { auth: { scope: Scopes.readSpeech, socket: true } } a WebSocket: the token may also
+//                                                                come as ?token= or a first message
+//   config: { auth: 'public' }                                   health probes, the API docs
+// A route that declares nothing fails at startup, so no route is open by omission. The hook
+// runs on `onRequest`, before the body is read: an unauthenticated client cannot make the
+// server parse (or buffer) a body. Handlers read the caller from `principalOf(req)`.
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AttuneError } from '../lib/errors.js';
+import type { Scope } from '../lib/principal.js';
+import { bearerToken, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
+
+export type RouteAuth = { scope: Scope; socket?: boolean } | 'public';
+
+/** A route as the auth hook saw it declared (for tests and the route table). */
+export interface DeclaredRoute {
+  method: string;
+  url: string;
+  auth: RouteAuth;
+  websocket: boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered after registerAuth, with who may call it. */
+    declaredRoutes: DeclaredRoute[];
+  }
+  interface FastifyContextConfig {
+    /** Who may call the route (see http/auth-plugin.ts). */
+    auth?: RouteAuth;
+  }
+  interface FastifyRequest {
+    /** The caller, set by the auth hook on routes that need a token. */
+    principal: VerifiedToken | null;
+  }
+}
+
+/** The route's declared auth; for routes Fastify adds itself (404, HEAD twins) what they inherit. */
+export function routeAuthOf(req: FastifyRequest): RouteAuth | undefined {
+  return (req.routeOptions.config as { auth?: RouteAuth } | undefined)?.auth;
+}
+
+/**
+ * Adds the hook and the route check to `app`. Routes registered before this call (by plugins
+ * such as the API docs) are public; every route after it must declare `config.auth`.
+ */
+export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
+  app.decorateRequest('principal', null);
+  const declaredRoutes: DeclaredRoute[] = [];
+  app.decorate('declaredRoutes', declaredRoutes);
+  app.addHook('onRoute', (route) => {
+    const declared = (route.config as { auth?: RouteAuth } | undefined)?.auth;
+    if (declared === undefined) {
+      throw new Error(`route ${String(route.method)} ${route.url} declares no auth: set config.auth to { scope } or 'public'`);
+    }
+    if (declared !== 'public' && !declared.scope) throw new Error(`route ${String(route.method)} ${route.url}: config.auth needs a scope`);
+    for (const method of [route.method].flat()) {
+      declaredRoutes.push({ method: String(method), url: route.url, auth: declared, websocket: (route as { websocket?: boolean }).websocket === true });
+    }
+  });
+  app.addHook('onRequest', async (req) => {
+    const declared = routeAuthOf(req);
+    // No declaration: Fastify's not-found handler, or a route registered before the hook.
+    if (declared === undefined || declared === 'public') return;
+    // A socket authenticates itself (header, ?token= or a first message; http-auth.ts), so that
+    // a refusal is a close code the client can read rather than a failed upgrade.
+    if (declared.socket) return;
+    const token = bearerToken(req.headers.authorization);
+    if (!token) throw new AttuneError('unauthorized', 'missing bearer token (Authorization: Bearer <jwt>)', [{ reason: 'missing_token' }]);
+    const p = await auth.verify(token);
+    requireScope(p, declared.scope);
+    req.principal = p;
+  });
+}
+
+/** The authenticated caller of a route that declared a scope. */
+export function principalOf(req: FastifyRequest): VerifiedToken {
+  if (!req.principal) throw new AttuneError('internal_error', 'route reached without an authenticated principal');
+  return req.principal;
+}
