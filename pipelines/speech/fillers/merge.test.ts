@@ -84,3 +84,24 @@ test('an audio filler right beside a transcript "um" (under 50 ms apart) is the 
   const aligned = words.map((w) => ({ ...w, timingMethod: 'forced_alignment' as const }));
   assert.equal(mergeFillerEvidence(aligned, hits, [pause(1000, 1150)]).filter((e) => e.source === 'acoustic').length, 1);
 });
+
+test('a transcript "uh" the alignment squeezed under 150 ms beside the hesitation it names is one filler with it; apart or full-length, two', () => {
+  // "I uh went": the decoder gave "uh" 60 ms (1000–1060) and the hesitation's audio (1150–1900)
+  // to an optional filler beside it.
+  const said = [
+    { text: 'I', startMs: 600, endMs: 800, timingMethod: 'forced_alignment' as const },
+    { text: 'uh', startMs: 1000, endMs: 1060, timingMethod: 'forced_alignment' as const },
+    { text: 'went', startMs: 2000, endMs: 2300, timingMethod: 'forced_alignment' as const },
+  ];
+  const audio = { ...pause(1150, 1900), name: 'uh' as const, foundBy: 'alignment' as const };
+  const one = mergeFillerEvidence(said, detectFillers(said), [audio]);
+  assert.deepEqual(one.map((e) => [e.filler, e.source, e.startMs, e.endMs, e.wordIndex]), [['uh', 'both', 1000, 1900, 1]]);
+  // 300 ms apart: two fillers.
+  assert.equal(mergeFillerEvidence(said, detectFillers(said), [{ ...audio, startMs: 1360, endMs: 1900 }]).length, 2);
+  // A transcript "uh" of normal length beside an audio filler 80 ms on: two ("uh ... um" said).
+  const full = said.map((w) => (w.text === 'uh' ? { ...w, startMs: 700, endMs: 1070 } : w));
+  assert.equal(mergeFillerEvidence(full, detectFillers(full), [audio]).length, 2);
+  // Two squeezed transcript fillers and the hesitation 80 ms after them ("um uh" written for one): one event.
+  const two = [said[0], { ...said[1], text: 'um', startMs: 1000, endMs: 1080 }, { text: 'uh', startMs: 1080, endMs: 1110, timingMethod: 'forced_alignment' as const }, said[2]];
+  assert.deepEqual(mergeFillerEvidence(two, detectFillers(two), [{ ...audio, startMs: 1190 }]).map((e) => [e.filler, e.source, e.startMs, e.endMs]), [['uh', 'both', 1000, 1900]]);
+});

