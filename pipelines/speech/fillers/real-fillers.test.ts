@@ -18,13 +18,13 @@ after(async () => {
   await runner.release();
 });
 
-async function score(sets: string[], t: { diagnostic: (m: string) => void }) {
+async function score(sets: string[], t: { diagnostic: (m: string) => void }, by: SessionRunner = runner) {
   let found = 0;
   let total = 0;
   let falseHits = 0;
   let minutes = 0;
   for (const clip of sets.flatMap(clipsOf)) {
-    const { results } = await runner.run(clip.samples);
+    const { results } = await by.run(clip.samples);
     const events = results.fillers.filter((f) => !clip.filledPausesOnly || FILLED_PAUSE_EVENTS.has(f.filler));
     const s = scoreFillers(clip.truth, events);
     found += s.found;
@@ -37,9 +37,10 @@ async function score(sets: string[], t: { diagnostic: (m: string) => void }) {
   return { found, total, falseHits, minutes };
 }
 
-// Recall is not at its bar yet on the real recordings and the held-out data (see
-// test/fixtures/fillers/EVALUATION.md: Moonshine tiny writes almost none of these speakers'
-// fillers, and the fillers it covers with wrong words leave nothing for the audio evidence). CI
+// With Moonshine tiny (the default model) recall is not at its bar yet on the real recordings and
+// the held-out data (see test/fixtures/fillers/EVALUATION.md: tiny writes almost none of these
+// speakers' fillers, and the fillers it covers with wrong words leave nothing for the audio
+// evidence); with Moonshine base it is, and the last test asserts the whole Done-when for it. CI
 // skips nothing: each of these tests asserts the parts of the Done-when that hold (the set is
 // whole, at most 1 false filler per minute) and reports recall against its 85 % bar as a
 // diagnostic; the bar is not lowered to a measured figure. When recall reaches it, the diagnostic
@@ -73,4 +74,25 @@ test('generated espeak-ng clips: recall ≥ 80 %', async (t) => {
 test('clean read and spontaneous speech without fillers: no false filler', async (t) => {
   const s = await score(['speech'], t);
   assert.equal(s.falseHits, 0);
+});
+
+// With Moonshine base (a session can ask for it; proposed for uploads, which are not real-time:
+// test/fixtures/fillers/EVALUATION.md, third round) the whole Done-when holds, so it is asserted.
+test('with Moonshine base: recall ≥ 85 % with at most 1 false filler per minute on the real filler recordings and on the held-out data; espeak clips ≥ 80 %; clean speech no false filler', async (t) => {
+  const base = await openSessionRunner('moonshine-base');
+  try {
+    const shared = await score(['shared'], t, base);
+    assert.equal(shared.total, 15);
+    assert.ok(shared.found / shared.total >= RECALL_BAR, `shared recordings: recall ${shared.found}/${shared.total}`);
+    assert.ok(shared.falseHits / shared.minutes <= 1, `shared recordings: ${shared.falseHits} false in ${shared.minutes.toFixed(2)} min`);
+    const heldOut = await score(['shared-heldout', 'espeak-heldout', 'spliced-heldout'], t, base);
+    assert.ok(heldOut.total >= 20, 'enough held-out fillers to measure');
+    assert.ok(heldOut.found / heldOut.total >= RECALL_BAR, `held-out data: recall ${heldOut.found}/${heldOut.total}`);
+    assert.ok(heldOut.falseHits / heldOut.minutes <= 1, `held-out data: ${heldOut.falseHits} false in ${heldOut.minutes.toFixed(2)} min`);
+    const espeak = await score(['espeak'], t, base);
+    assert.ok(espeak.found / espeak.total >= 0.8, `espeak: recall ${espeak.found}/${espeak.total}`);
+    assert.equal((await score(['speech'], t, base)).falseHits, 0);
+  } finally {
+    await base.release();
+  }
 });
