@@ -6,12 +6,17 @@
 //   attune migrate    applies pending ClickHouse migrations
 //   attune simulate   drives a running server's ingest API with simulated devices
 //   attune token      prints a development JWT the running server accepts
+//
+// Each command imports what it runs, when it runs (dynamic imports): `attune token` loads the
+// JWT code alone, not the server, bus, stores or pipelines behind the roles, so it answers in
+// a fraction of a second. The native modules load further down, only where used: chDB when no
+// CLICKHOUSE_URL is set (store/clickhouse.ts), PGlite without DATABASE_URL
+// (store/postgres/client.ts), onnxruntime when the speech worker opens its models
+// (models/loader.ts). cli/lazy-load.test.ts checks this.
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type AttuneConfig } from '../lib/config.js';
 import { createLogger, type Logger } from '../lib/log.js';
-import { authFromConfig, openStore, startAttune, startSimulator, type Roles } from './roles.js';
-import { migrate } from '../store/migrate.js';
-import { runSimulator } from '../simulator/index.js';
+import type { Roles } from './roles.js';
 
 const USAGE = `usage: attune <command> [options]
 
@@ -100,6 +105,7 @@ export async function main(argv: string[]): Promise<void> {
     case 'api':
       return runRoles(command, config, log);
     case 'migrate': {
+      const [{ openStore }, { migrate }] = await Promise.all([import('./roles.js'), import('../store/migrate.js')]);
       const store = await openStore(config, log);
       try {
         const { applied } = await migrate(store);
@@ -114,6 +120,7 @@ export async function main(argv: string[]): Promise<void> {
       const ttl = values.ttl ? Number(values.ttl) : Math.min(86_400, config.jwt.maxAgeS);
       if (!Number.isInteger(ttl) || ttl <= 0) fail('--ttl must be a positive number of seconds');
       const scopes = (values.scopes ?? 'read:sessions read:coherence').split(/[\s,]+/).filter(Boolean);
+      const { authFromConfig } = await import('./auth-config.js');
       try {
         process.stdout.write(authFromConfig(config, log).sign({ userId: values.user, orgId: values.org, scopes, ttlSeconds: ttl }) + '\n');
       } catch (err) {
@@ -128,9 +135,10 @@ export async function main(argv: string[]): Promise<void> {
       process.once('SIGTERM', () => controller.abort());
       const durationMs = values.duration ? Number(values.duration) * 1000 : undefined;
       if (durationMs !== undefined && !(durationMs > 0)) fail('--duration must be a positive number of seconds');
+      const { authFromConfig } = await import('./auth-config.js');
       const auth = authFromConfig(config, log);
       const stats = durationMs
-        ? await runSimulator({
+        ? await (await import('../simulator/index.js')).runSimulator({
             baseUrl,
             devices: config.simulatorDevices,
             tokenFor: (u, o) => auth.sign({ userId: u, orgId: o, scopes: ['write:sessions', 'write:devices', 'write:readings', 'read:sessions'] }),
@@ -138,7 +146,7 @@ export async function main(argv: string[]): Promise<void> {
             signal: controller.signal,
             log,
           })
-        : await startSimulator(config, baseUrl, auth, log, controller.signal);
+        : await (await import('./roles.js')).startSimulator(config, baseUrl, auth, log, controller.signal);
       process.stdout.write(JSON.stringify(stats) + '\n');
       return;
     }
@@ -152,6 +160,7 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger): Pro
   if (command !== 'all' && config.bus === 'embedded') {
     log.warn('running a single role on the embedded bus: other processes cannot reach it; set KAFKA_BROKERS to scale out');
   }
+  const { startAttune, startSimulator } = await import('./roles.js');
   const running = await startAttune(config, roles, log.child({ roles: command }), { migrate: command === 'all' });
   const controller = new AbortController();
   let simulator: Promise<unknown> | null = null;

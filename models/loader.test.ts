@@ -5,10 +5,11 @@ import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isAttuneError } from '../lib/errors.js';
-import { fetchCommand, loadOnnxModel, modelPath, ort, type InferenceSession } from './loader.js';
+import { fetchCommand, loadOnnxModel, loadOrt, modelPath, type InferenceSession } from './loader.js';
 import { readWavFile } from '../pipelines/speech/wav.test-util.js';
 
-const speechWav = '/work/shared/data/speech/jfk_1961_inaugural_M.wav';
+const speechWav = new URL('../../shared/data/speech/jfk_1961_inaugural_M.wav', import.meta.url).pathname;
+const ort = await loadOrt();
 
 const readPcm16Wav = (path: string) => readWavFile(path);
 

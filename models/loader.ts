@@ -2,14 +2,30 @@
 // checking that a model has the input and output names its caller is written against.
 // Checking names up front turns "a different model was configured" into one clear error
 // at start-up instead of a failed run() deep inside a pipeline.
+//
+// onnxruntime-node (a native addon and its 20-odd MB shared library) is imported dynamically,
+// on the first loadOnnxModel()/loadOrt() call, so that importing this module, or a module
+// that builds on it (VAD, recognition, scoring, the speech worker), costs nothing: only a
+// process that opens a model (the speech worker role) loads the runtime. Callers take their
+// Tensor constructor from `await loadOrt()` when they open their model.
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import ort from 'onnxruntime-node';
 import type { InferenceSession } from 'onnxruntime-node';
 import { AttuneError } from '../lib/errors.js';
 
 export type { InferenceSession };
+
+/** The onnxruntime-node module (`Tensor`, `InferenceSession`, `env`). */
+export type Ort = typeof import('onnxruntime-node');
+
+let ortModule: Promise<Ort> | null = null;
+
+/** Imports onnxruntime-node once, on first use; every later call returns the same module. */
+export function loadOrt(): Promise<Ort> {
+  ortModule ??= import('onnxruntime-node').then((m) => (m.default ?? m) as Ort);
+  return ortModule;
+}
 
 /** Fetch command for a model id, as printed in errors. */
 export const fetchCommand = (id: string): string => `node models/fetch.mjs --only ${id}`;
@@ -74,6 +90,7 @@ export async function loadOnnxModel(path: string, signature: ModelSignature = {}
   if (!existsSync(path)) {
     throw new AttuneError('unavailable', `model file ${path} does not exist`, [{ field: 'path', reason: 'missing', path }]);
   }
+  const ort = await loadOrt();
   let session: InferenceSession;
   try {
     // From a buffer rather than a path so that a corrupt file is reported as ours, below.
@@ -101,5 +118,3 @@ export async function loadOnnxModel(path: string, signature: ModelSignature = {}
   }
   return session;
 }
-
-export { ort };

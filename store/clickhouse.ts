@@ -10,10 +10,11 @@
 //    batch-writer.ts for DateTime64);
 //  - chDB has one engine per process and data directory: open a second StoreClient on the
 //    same dataDir (that shares the engine), never a different one.
+// chDB (a native addon and its 566 MB shared library) is imported dynamically, only when no
+// URL is configured: a process that talks to a ClickHouse server never loads it.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
 import { AttuneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 
@@ -89,6 +90,7 @@ export async function createStoreClient(opts: StoreClientOptions): Promise<Store
     mkdirSync(path, { recursive: true });
     // chDB's connection implements @clickhouse/client-common's Connection from its own copy
     // of that package, which tsc treats as a different type.
+    const { createChdbConnection } = await import('chdb/connection');
     const connection = createChdbConnection({ path }) as unknown as ClickHouseClientConfigOptions['connection'];
     client = createClient({ connection });
     try {

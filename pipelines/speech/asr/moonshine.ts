@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 import { AttuneError } from '../../../lib/errors.js';
-import { loadOnnxModel, modelPath, ort, type InferenceSession } from '../../../models/loader.js';
+import { loadOnnxModel, loadOrt, modelPath, type InferenceSession, type Ort } from '../../../models/loader.js';
 import { BOS_TOKEN, EOS_TOKEN, decodePartial, decodeTokens } from './tokenizer.js';
 
 export const SAMPLE_RATE = 16000;
@@ -119,6 +119,8 @@ export class MoonshineRecognizer {
     private readonly encoder: InferenceSession,
     private readonly decoder: InferenceSession,
     readonly shape: MoonshineShape,
+    /** onnxruntime-node, imported when the first model is opened (models/loader.ts). */
+    private readonly ort: Ort,
   ) {}
 
   /**
@@ -143,7 +145,7 @@ export class MoonshineRecognizer {
           { field: 'signature', reason: 'names differ', path: files.decoder },
         ]);
       }
-      return new MoonshineRecognizer(model, encoder, decoder, shape);
+      return new MoonshineRecognizer(model, encoder, decoder, shape, await loadOrt());
     } catch (err) {
       await encoder.release();
       if (decoder) await decoder.release();
@@ -172,21 +174,21 @@ export class MoonshineRecognizer {
     if (seconds < MIN_SEGMENT_S) return { text: '', tokens: [], finished: true };
     const maxTokens = opts.maxTokens ?? Math.max(8, Math.ceil(seconds * TOKENS_PER_SECOND));
 
-    const { last_hidden_state: hidden } = await this.encoder.run({ input_values: new ort.Tensor('float32', samples, [1, samples.length]) });
+    const { last_hidden_state: hidden } = await this.encoder.run({ input_values: new this.ort.Tensor('float32', samples, [1, samples.length]) });
 
     const { layers, kvHeads, headDim } = this.shape;
     const pastNames = cacheNames('past_key_values', layers);
     const presentNames = cacheNames('present', layers);
-    const feeds: Record<string, InstanceType<typeof ort.Tensor>> = { encoder_hidden_states: hidden };
+    const feeds: Record<string, InstanceType<Ort['Tensor']>> = { encoder_hidden_states: hidden };
     // First step: empty past (length 0) and use_cache_branch false, so the decoder computes
     // the cross-attention keys/values from the encoder output; those stay fixed afterwards.
-    const empty = new ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
+    const empty = new this.ort.Tensor('float32', new Float32Array(0), [1, kvHeads, 0, headDim]);
     for (const name of pastNames) feeds[name] = empty;
     // One int64 slot and one bool slot reused for every step (the tensors wrap these arrays).
     const inputId = new BigInt64Array(1);
-    const inputIds = new ort.Tensor('int64', inputId, [1, 1]);
+    const inputIds = new this.ort.Tensor('int64', inputId, [1, 1]);
     const useCache = new Uint8Array(1);
-    feeds.use_cache_branch = new ort.Tensor('bool', useCache, [1]);
+    feeds.use_cache_branch = new this.ort.Tensor('bool', useCache, [1]);
     feeds.input_ids = inputIds;
 
     const tokens: number[] = [];

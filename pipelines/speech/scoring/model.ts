@@ -13,7 +13,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { AttuneError } from '../../../lib/errors.js';
-import { loadOnnxModel, modelsDir, ort, type InferenceSession } from '../../../models/loader.js';
+import { loadOnnxModel, loadOrt, modelsDir, type InferenceSession, type Ort } from '../../../models/loader.js';
 import { FEATURE_NAMES, type FeatureName, type ScoreFeatures } from './features.js';
 import { readOnnxMetadata } from './onnx-metadata.js';
 
@@ -151,10 +151,13 @@ export class ScoreModel {
   readonly weights: ScoreWeights | null;
   readonly metadata: Readonly<Record<string, string>>;
   private readonly session: InferenceSession;
+  /** onnxruntime-node, imported when the first model is opened (models/loader.ts). */
+  private readonly ort: Ort;
 
-  private constructor(path: string, session: InferenceSession, metadata: Record<string, string>, featureNames: FeatureName[], weights: ScoreWeights | null) {
+  private constructor(path: string, session: InferenceSession, ort: Ort, metadata: Record<string, string>, featureNames: FeatureName[], weights: ScoreWeights | null) {
     this.path = path;
     this.session = session;
+    this.ort = ort;
     this.metadata = metadata;
     this.featureNames = featureNames;
     this.weights = weights;
@@ -176,7 +179,7 @@ export class ScoreModel {
       checkScoreNames(path, metadata);
       const weights = readWeights(path, metadata, order);
       checkShapes(path, session, order.length);
-      return new ScoreModel(path, session, metadata, order, weights);
+      return new ScoreModel(path, session, await loadOrt(), metadata, order, weights);
     } catch (err) {
       await session.release();
       throw err;
@@ -196,7 +199,7 @@ export class ScoreModel {
       validateFeatures(features, this.featureNames, i);
       this.featureNames.forEach((name, j) => (input[i * F + j] = features[name]));
     });
-    const out = await this.session.run({ features: new ort.Tensor('float32', input, [list.length, F]) });
+    const out = await this.session.run({ features: new this.ort.Tensor('float32', input, [list.length, F]) });
     const scores = out.scores.data as Float32Array;
     const subscores = out.subscores.data as Float32Array;
     if (scores.length !== list.length * SCORE_NAMES.length || subscores.length !== list.length * F) {

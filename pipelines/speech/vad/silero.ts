@@ -11,7 +11,7 @@
 // stream needs its own instance (sessions are not shared, because run() calls of different
 // streams would otherwise have to be serialised and their states juggled anyway).
 import { AttuneError } from '../../../lib/errors.js';
-import { type InferenceSession, loadOnnxModel, modelPath, ort } from '../../../models/loader.js';
+import { type InferenceSession, type Ort, loadOnnxModel, loadOrt, modelPath } from '../../../models/loader.js';
 
 export const SILERO_SAMPLE_RATE = 16_000;
 /** New samples per model run at 16 kHz (32 ms). */
@@ -30,7 +30,9 @@ export interface SileroVadOptions {
 
 export class SileroVad {
   private readonly session: InferenceSession;
-  private readonly sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SILERO_SAMPLE_RATE)]), []);
+  /** onnxruntime-node, imported when the first model is opened (models/loader.ts). */
+  private readonly ort: Ort;
+  private readonly sr: InstanceType<Ort['Tensor']>;
   private state = new Float32Array(STATE_SIZE);
   /** Context (first 64) + chunk (next 512): the model's input, rebuilt in place per run. */
   private readonly window = new Float32Array(SILERO_CONTEXT + SILERO_CHUNK);
@@ -38,15 +40,17 @@ export class SileroVad {
   private pending = 0;
   private samplesConsumed = 0;
 
-  private constructor(session: InferenceSession) {
+  private constructor(session: InferenceSession, ort: Ort) {
     this.session = session;
+    this.ort = ort;
+    this.sr = new ort.Tensor('int64', BigInt64Array.from([BigInt(SILERO_SAMPLE_RATE)]), []);
   }
 
   /** Opens a session on the Silero v5 model (checks its signature). One instance per stream. */
   static async load(opts: SileroVadOptions = {}): Promise<SileroVad> {
     const path = opts.modelPath ?? modelPath('silero', 'silero_vad.onnx');
     const session = await loadOnnxModel(path, { expectInputs: SILERO_INPUTS, expectOutputs: SILERO_OUTPUTS });
-    return new SileroVad(session);
+    return new SileroVad(session, await loadOrt());
   }
 
   /** Index of the first sample of the next chunk whose probability process() will return. */
@@ -92,8 +96,8 @@ export class SileroVad {
     try {
       result = await this.session.run({
         // slice(): the tensor must not alias the window we keep rewriting.
-        input: new ort.Tensor('float32', this.window.slice(), [1, this.window.length]),
-        state: new ort.Tensor('float32', this.state, [2, 1, 128]),
+        input: new this.ort.Tensor('float32', this.window.slice(), [1, this.window.length]),
+        state: new this.ort.Tensor('float32', this.state, [2, 1, 128]),
         sr: this.sr,
       });
     } catch (err) {
