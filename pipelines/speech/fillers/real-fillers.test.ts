@@ -77,7 +77,9 @@ test('clean read and spontaneous speech without fillers: no false filler', async
 });
 
 // With Moonshine base (a session can ask for it; proposed for uploads, which are not real-time:
-// test/fixtures/fillers/EVALUATION.md, third round) the whole Done-when holds, so it is asserted.
+// test/fixtures/fillers/EVALUATION.md, third round) the whole Done-when holds by the committed
+// scorer, so it is asserted. Narrowly: one of the cold-corpus matches is a transcript "So" within
+// 0.3 s of a marked "uh" (EVALUATION.md note 1), and held-out recall is 20/23 against a bar of 19.6.
 test('with Moonshine base: recall ≥ 85 % with at most 1 false filler per minute on the real filler recordings and on the held-out data; espeak clips ≥ 80 %; clean speech no false filler', async (t) => {
   const base = await openSessionRunner('moonshine-base');
   try {
