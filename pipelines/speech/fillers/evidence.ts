@@ -23,7 +23,7 @@
 //    voiced frames steady) — the same measures as the acoustic rules, with the looser limits that
 //    the decoder's independent evidence allows (the acoustic rules alone ask for a median of 0.45);
 // 4. or, when the checks on its voiced frames fail (creaky, breathy or fried hesitations are
-//    aperiodic to the pitch tracker: a vocal-fry "uh" can be 0–20 % voiced to it), the same
+//    aperiodic to the pitch tracker: the fried "uh" of the development set is 8 % voiced to it), the same
 //    steadiness measured over all its loud frames, voiced or not: it lasts at least MIN_UNVOICED_MS, at least
 //    MIN_LOUD_SHARE of its frames are above the speaker's level floor, their median spectral change
 //    is at most MAX_UNVOICED_FLUX_DB (the acoustic rules' limit for one steady frame: the typical
