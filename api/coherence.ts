@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64 } from '../lib/time.js';
 import { Scopes } from '../lib/principal.js';
-import type { AppContext } from '../http/context.js';
+import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import { HIGH_COHERENCE_SCORE } from './sessions.js';
@@ -134,7 +134,7 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
       if (start > end) throw new AttuneError('validation_error', 'start_date is after end_date', [{ field: '?start_date', reason: 'after end_date' }]);
       if (end - start > 3 * 366 * DAY_MS) throw new AttuneError('validation_error', 'at most 3 years per request', [{ field: '?start_date', reason: 'range too long' }]);
 
-      const rs = await ctx.clickhouse.query({
+      const rs = await clickhouseOf(ctx).query({
         query: `SELECT toString(${bucketExpr[granularity]}) AS bucket,
                   avgMerge(avg_coherence_state) AS average_coherence,
                   maxMerge(max_coherence_state) AS peak_coherence,

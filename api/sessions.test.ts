@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AppContext } from '../http/context.js';
-import type { Session } from '../store/sessions-repo.js';
+import type { Session } from '../store/postgres/sessions-repo.js';
 import { sessionMetrics } from './sessions.js';
 
 const session = { id: 's1', orgId: 'o1', userId: 'u1' } as Session;

@@ -1,14 +1,14 @@
 // Session routes: create, list (cursor-paginated, newest first), read with coherence metrics
-// and a timeline, and end. Wherever the API says `coherence` it means the 0..1 score; the raw
+// and a timeline, change (optimistic versions), and end. Wherever the API says `coherence` it means the 0..1 score; the raw
 // McCraty ratio is `coherence_ratio`.
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64, iso, parseTimestamp } from '../lib/time.js';
 import { Scopes, canAccess, type Principal } from '../lib/principal.js';
-import type { AppContext } from '../http/context.js';
+import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
-import type { Session } from '../store/sessions-repo.js';
+import type { Session } from '../store/postgres/sessions-repo.js';
 
 /** A window counts as high coherence at this score or above (also in the daily rollup). */
 export const HIGH_COHERENCE_SCORE = 0.5;
@@ -31,6 +31,7 @@ const sessionJsonSchema = {
     threshold_duration_s: { type: 'integer' },
     created_at: { type: 'string', format: 'date-time' },
     metadata: { type: 'object', additionalProperties: true },
+    version: { type: 'integer', description: 'Bumped by every change; send it back in PATCH to update only the version you read (else 409).' },
   },
 } as const;
 
@@ -90,12 +91,17 @@ export function sessionJson(s: Session) {
     threshold_duration_s: s.thresholdDurationS,
     created_at: iso(s.createdAt),
     metadata: s.metadata,
+    version: s.version,
   };
 }
 
-/** The session, if `p` may see it. Someone else's session is a 404, never a hint that it exists. */
-export async function visibleSession(ctx: AppContext, p: Principal, id: string): Promise<Session> {
-  const s = await ctx.sessions.get(id);
+/**
+ * The session, if `p` may see it. Someone else's session is a 404, never a hint that it
+ * exists. `fresh` reads past the repository's cache (a few seconds old at most), for answers
+ * a client bases a versioned change on.
+ */
+export async function visibleSession(ctx: AppContext, p: Principal, id: string, opts: { fresh?: boolean } = {}): Promise<Session> {
+  const s = await ctx.sessions.get(id, opts);
   if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${id} not found`);
   return s;
 }
@@ -146,7 +152,7 @@ const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a +
  * (two queries could straddle an insert).
  */
 export async function sessionMetrics(ctx: AppContext, s: Session) {
-  const rs = await ctx.clickhouse.query({
+  const rs = await clickhouseOf(ctx).query({
     query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
               coherence, coherence_ratio,
               mean_hr_bpm AS hr, rmssd_ms AS hrv, breathing_rate_bpm AS breathing_rate
@@ -231,7 +237,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       const p = principalOf(req);
       const startedAt = req.body?.started_at === undefined ? undefined : sessionTime(req.body.started_at, '/started_at', ctx.clock());
       if (req.body?.device_id) {
-        const d = await ctx.devices.get(req.body.device_id);
+        const d = await ctx.devices.get(p.orgId, req.body.device_id);
         if (!d || !canAccess(p, d) || d.userId !== p.userId) {
           throw new AttuneError('validation_error', `device ${req.body.device_id} is not registered to you`, [{ field: '/device_id', reason: 'not_registered' }]);
         }
@@ -322,7 +328,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     },
     async (req) => {
       const p = principalOf(req);
-      const s = await visibleSession(ctx, p, req.params.id);
+      const s = await visibleSession(ctx, p, req.params.id, { fresh: true });
       const { metrics, timeline } = await sessionMetrics(ctx, s);
       return { ...sessionJson(s), metrics, timeline };
     },
@@ -350,6 +356,52 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       const s = await visibleSession(ctx, p, req.params.id);
       const at = req.body?.ended_at === undefined ? undefined : sessionTime(req.body.ended_at, '/ended_at', ctx.clock());
       return sessionJson(await ctx.sessions.end(s, at));
+    },
+  );
+
+  app.patch<{
+    Params: { id: string };
+    Body: { title?: string; type?: string; coherence_threshold?: number; threshold_duration_s?: number; metadata?: Record<string, unknown>; version?: number };
+  }>(
+    '/v1/sessions/:id',
+    {
+      config: { auth: { scope: Scopes.writeSessions } },
+      schema: {
+        tags: ['sessions'],
+        summary: 'Change a session: title, type, threshold, metadata. With `version`, only if the session is still at that version (else 409 conflict).',
+        security: [{ bearerAuth: [] }],
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
+        body: {
+          type: 'object',
+          properties: {
+            type: { type: 'string', enum: ['coherence', 'meditation', 'breathing', 'group', 'other'] },
+            title: { type: 'string', maxLength: 200 },
+            coherence_threshold: { type: 'number', minimum: 0, maximum: 1 },
+            threshold_duration_s: { type: 'integer', minimum: 5, maximum: 3600 },
+            metadata: { type: 'object', additionalProperties: true, maxProperties: 50 },
+            version: { type: 'integer', minimum: 1, description: 'The version the change is based on (optimistic concurrency).' },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: sessionJsonSchema, '4xx': errorBodySchema },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      const s = await visibleSession(ctx, p, req.params.id, { fresh: true });
+      const b = req.body;
+      const updated = await ctx.sessions.update(
+        s.id,
+        {
+          ...(b.title !== undefined ? { title: b.title } : {}),
+          ...(b.type !== undefined ? { type: b.type } : {}),
+          ...(b.coherence_threshold !== undefined ? { coherenceThreshold: b.coherence_threshold } : {}),
+          ...(b.threshold_duration_s !== undefined ? { thresholdDurationS: b.threshold_duration_s } : {}),
+          ...(b.metadata !== undefined ? { metadata: b.metadata } : {}),
+        },
+        { expectedVersion: b.version },
+      );
+      return sessionJson(updated);
     },
   );
 }

@@ -19,11 +19,12 @@ import { createAuthenticator, type Authenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { createCoherenceLiveHub } from './live.js';
 import { buildServer } from '../cli/server.js';
-import { DevicesRepository, SessionsRepository } from '../store/sessions-repo.js';
+import { DevicesRepository, SessionsRepository } from '../store/postgres/sessions-repo.js';
 import { createSpeechLiveHub } from './speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
 import type { SpeechEventRecord } from '../schemas/records.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/speech-sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
+import { entityTestDatabase, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
 
 export interface SpeechTestServer {
   baseUrl: string;
@@ -39,9 +40,27 @@ export interface SpeechTestServer {
   request<T = any>(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: T }>;
   /** Inserts rows into a table of the test database (epoch-ms integers for DateTime64). */
   insertRows(table: string, rows: object[]): Promise<void>;
+  /** Inserts speech sessions into the entity database as they would be after their history (ids generated). */
+  seedSpeechSessions(rows: SpeechSessionSeed[]): Promise<void>;
+  /** The entity database (PostgreSQL or PGlite). */
+  entities: TestDatabase;
   /** Publishes SpeechEvent records on the bus, keyed by session. */
   publishEvents(events: SpeechEvent[]): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface SpeechSessionSeed {
+  orgId: string;
+  userId: string;
+  title: string;
+  kind?: string;
+  status?: string;
+  source?: 'upload' | 'live';
+  startedAt?: number;
+  audioDurationS?: number;
+  sampleRateHz?: number;
+  createdAt: number;
+  updatedAt?: number;
 }
 
 export const SPEECH_READ = ['read:speech'];
@@ -57,7 +76,8 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
   const auth = createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
   const clock = Date.now;
   const liveOptions = { maxBufferedMessages: opts.maxBufferedMessages ?? 1024, heartbeatMs: 30_000 };
-  const speechSessions = new SpeechSessionsRepository(store.client, store.database, { clock });
+  const entities = await entityTestDatabase();
+  const speechSessions = new SpeechSessionsRepository(entities.client, { clock });
   const speechLive = createSpeechLiveHub({ log: silentLogger, ...liveOptions, clock }, Topics);
   await speechLive.start(bus, codec);
   const ctx: AppContext = {
@@ -68,12 +88,12 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
     bus,
     topics: Topics,
     codec,
-    sessions: new SessionsRepository(store.client, store.database, { clock }),
-    devices: new DevicesRepository(store.client, store.database, clock),
+    sessions: new SessionsRepository(entities.client, { clock }),
+    devices: new DevicesRepository(entities.client, { clock }),
     // The heart live routes are registered with the API role; their hub is not started here.
     live: createCoherenceLiveHub({ log: silentLogger, ...liveOptions, clock }, Topics),
     speechSessions,
-    speechUploads: new SpeechUploadsRepository(store.client, store.database, { clock }),
+    speechUploads: new SpeechUploadsRepository(entities.client, { clock }),
     speechLive,
     health: [],
     clock,
@@ -121,11 +141,23 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
         events.map((e) => ({ key: e.session_id, value: codec.encode(Topics.speechEvents, e) })),
       );
     },
+    async seedSpeechSessions(rows) {
+      for (const r of rows) {
+        await entities.client.query(
+          `INSERT INTO speech_sessions (session_id, org_id, user_id, title, kind, status, source, started_at, audio_duration_s, sample_rate_hz, created_at, updated_at)
+           VALUES (gen_random_uuid(), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+          [r.orgId, r.userId, r.title, r.kind ?? 'speech', r.status ?? 'created', r.source ?? null, r.startedAt === undefined ? null : new Date(r.startedAt),
+            r.audioDurationS ?? null, r.sampleRateHz ?? null, new Date(r.createdAt), new Date(r.updatedAt ?? r.createdAt)],
+        );
+      }
+    },
+    entities,
     async close() {
       await app.close();
       await speechLive.stop();
       await bus.close();
       await impl.dispose();
+      await entities.dispose();
     },
   };
 }

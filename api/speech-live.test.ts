@@ -9,7 +9,7 @@ import WebSocket from 'ws';
 import { stalledClient } from '../test/stalled-client.js';
 import type { SpeechEvent } from '../schemas/registry/schemas.js';
 import { SPEECH_READ, startSpeechTestServer, waitUntil, type SpeechTestServer } from './speech-api.test-util.js';
-import type { SpeechSession } from '../store/speech-sessions-repo.js';
+import type { SpeechSession } from '../store/postgres/speech-sessions-repo.js';
 
 let srv: SpeechTestServer;
 before(async () => {

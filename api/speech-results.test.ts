@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SpeechFillerRow, SpeechFrameRow, SpeechPauseRow, SpeechScoreRow, SpeechSegmentRow, SpeechSummaryRow, SpeechWordRow } from '../store/rows.js';
 import { SPEECH_READ, startSpeechTestServer, type SpeechTestServer } from './speech-api.test-util.js';
-import type { SpeechSession } from '../store/speech-sessions-repo.js';
+import type { SpeechSession } from '../store/postgres/speech-sessions-repo.js';
 
 let srv: SpeechTestServer;
 const ORG = 'o-res';

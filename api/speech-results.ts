@@ -13,10 +13,10 @@ import { iso } from '../lib/time.js';
 import { toNumber } from '../store/clickhouse.js';
 import { SpeechTables } from '../store/rows.js';
 import { Scopes } from '../lib/principal.js';
-import type { AppContext } from '../http/context.js';
+import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
-import type { SpeechSession } from '../store/speech-sessions-repo.js';
+import type { SpeechSession } from '../store/postgres/speech-sessions-repo.js';
 import { SPEECH_SESSION_STATUSES, readSpeechSummary, roundTo, speechSummarySchema, visibleSpeechSession } from './speech-sessions.js';
 
 /** Seconds per bucket of each metrics granularity. */
@@ -40,7 +40,7 @@ function notComputedYet(what: string, s: SpeechSession): AttuneError {
 }
 
 async function rows<T>(ctx: AppContext, sql: string, s: SpeechSession, extra: Record<string, unknown> = {}): Promise<T[]> {
-  const rs = await ctx.clickhouse.query({ query: sql, query_params: { org: s.orgId, user: s.userId, sid: s.id, ...extra }, format: 'JSONEachRow' });
+  const rs = await clickhouseOf(ctx).query({ query: sql, query_params: { org: s.orgId, user: s.userId, sid: s.id, ...extra }, format: 'JSONEachRow' });
   return (await rs.json()) as T[];
 }
 

@@ -2,8 +2,8 @@
 // settings kept), read with summary, list (filters, cursor pages), scopes and tenant rules.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SpeechSessionRow, SpeechSummaryRow } from '../store/rows.js';
-import { SPEECH_READ, startSpeechTestServer, type SpeechTestServer } from './speech-api.test-util.js';
+import type { SpeechSummaryRow } from '../store/rows.js';
+import { SPEECH_READ, startSpeechTestServer, type SpeechSessionSeed, type SpeechTestServer } from './speech-api.test-util.js';
 
 let srv: SpeechTestServer;
 before(async () => {
@@ -94,26 +94,21 @@ test("tenant rules: another user's or another org's session is a 404; the org ad
   assert.equal((await srv.request('GET', '/v1/speech-sessions/does-not-exist', { token: owner })).status, 404);
 });
 
-function sessionRow(i: number, over: Partial<SpeechSessionRow>): SpeechSessionRow {
-  const created = Date.UTC(2025, 2, 1 + i, 10, 0, 0);
-  return {
-    session_id: `list-${i}`, org_id: 'org-l', user_id: 'ua', title: `s${i}`, description: '', kind: 'speech', expected_duration_s: null,
-    settings_json: '{}', status: 'created', source: '', started_at: null, ended_at: null, audio_duration_s: null, sample_rate_hz: null,
-    created_at: created, updated_at: created, ...over,
-  };
+function sessionRow(i: number, over: Partial<SpeechSessionSeed>): SpeechSessionSeed {
+  return { orgId: 'org-l', userId: 'ua', title: `s${i}`, createdAt: Date.UTC(2025, 2, 1 + i, 10, 0, 0), ...over };
 }
 
 test('GET list: own sessions newest first, filters by status, type and dates, cursor pages; admins see the org', async () => {
-  await srv.insertRows('speech_sessions', [
+  await srv.seedSpeechSessions([
     sessionRow(0, {}),
     sessionRow(1, { kind: 'interview' }),
-    sessionRow(2, { status: 'completed', source: 'upload', started_at: Date.UTC(2025, 2, 3, 10, 5), sample_rate_hz: 44_100, audio_duration_s: 61.5 }),
-    sessionRow(3, { user_id: 'ub' }),
+    sessionRow(2, { status: 'completed', source: 'upload', startedAt: Date.UTC(2025, 2, 3, 10, 5), sampleRateHz: 44_100, audioDurationS: 61.5 }),
+    sessionRow(3, { userId: 'ub' }),
     sessionRow(4, { kind: 'interview', status: 'completed' }),
     sessionRow(5, {}),
   ]);
-  // A newer version of s5 (a status change) replaces the first under FINAL.
-  await srv.insertRows('speech_sessions', [sessionRow(5, { status: 'failed', updated_at: Date.UTC(2025, 2, 7) })]);
+  // s5 changes status later: it is listed once, as it is now.
+  await srv.entities.client.query(`UPDATE speech_sessions SET status = 'failed', updated_at = $1, version = version + 1 WHERE title = 's5'`, [new Date(Date.UTC(2025, 2, 7))]);
   const ua = srv.token('ua', 'org-l', SPEECH_READ);
   const titles = async (q: string, token = ua) => {
     const res = await srv.request('GET', `/v1/speech-sessions${q}`, { token });

@@ -7,10 +7,10 @@ import { iso, parseTimestamp } from '../lib/time.js';
 import { toNullableNumber, toNumber } from '../store/clickhouse.js';
 import { SpeechTables, type SpeechSessionKind, type SpeechSessionStatus } from '../store/rows.js';
 import { Scopes, type Principal } from '../lib/principal.js';
-import type { AppContext } from '../http/context.js';
+import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
-import type { SpeechSession, SpeechSessionsRepository } from '../store/speech-sessions-repo.js';
+import type { SpeechSession, SpeechSessionsRepository } from '../store/postgres/speech-sessions-repo.js';
 
 export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation', 'interview', 'conversation', 'speech'];
 export const SPEECH_SESSION_STATUSES: readonly SpeechSessionStatus[] = ['created', 'recording', 'processing', 'completed', 'failed'];
@@ -196,7 +196,7 @@ export type SpeechSummary = NonNullable<Awaited<ReturnType<typeof readSpeechSumm
 
 /** The session's row of speech_summaries (the latest version), as the API shows it; null when not computed yet. */
 export async function readSpeechSummary(ctx: AppContext, s: SpeechSession) {
-  const rs = await ctx.clickhouse.query({
+  const rs = await clickhouseOf(ctx).query({
     query: `SELECT duration_ms, speech_ms, word_count, speaking_rate_wpm, articulation_rate_wpm, pause_count, long_pause_count,
               pause_ratio, mean_pause_ms, filler_count, filler_rate_per_min, repetition_count, pitch_mean_hz, pitch_sd_hz,
               pitch_min_hz, pitch_max_hz, pitch_variability_st, monotone, volume_mean_dbfs, volume_sd_db, model,

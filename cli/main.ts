@@ -23,8 +23,8 @@ const USAGE = `usage: attune <command> [options]
 commands:
   all                 every role in one process (embedded default)
   ingest | worker | api
-                      one role, for scale-out against Kafka and a ClickHouse server
-  migrate             apply pending ClickHouse migrations
+                      one role, for scale-out against Kafka, PostgreSQL and a ClickHouse server
+  migrate             apply pending PostgreSQL (entities) and ClickHouse (facts) migrations
   simulate            drive a running server with simulated devices
   token               print a development JWT
 
@@ -105,11 +105,23 @@ export async function main(argv: string[]): Promise<void> {
     case 'api':
       return runRoles(command, config, log);
     case 'migrate': {
-      const [{ openStore }, { migrate }] = await Promise.all([import('./roles.js'), import('../store/migrate.js')]);
+      // Entities (PostgreSQL, or PGlite in the data dir) first, then facts (ClickHouse).
+      const [{ openEntities, openStore }, { migrate }, { migratePostgres }] = await Promise.all([
+        import('./roles.js'),
+        import('../store/migrate.js'),
+        import('../store/postgres/migrate.js'),
+      ]);
+      const sql = await openEntities(config);
+      try {
+        const { applied } = await migratePostgres(sql);
+        process.stdout.write(applied.length ? `postgres applied: ${applied.join(', ')}\n` : 'postgres up to date\n');
+      } finally {
+        await sql.close();
+      }
       const store = await openStore(config, log);
       try {
         const { applied } = await migrate(store);
-        process.stdout.write(applied.length ? `applied: ${applied.join(', ')}\n` : 'up to date\n');
+        process.stdout.write(applied.length ? `clickhouse applied: ${applied.join(', ')}\n` : 'clickhouse up to date\n');
       } finally {
         await store.close();
       }

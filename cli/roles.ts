@@ -13,12 +13,15 @@ import { createCodec, type Codec } from '../schemas/registry/codec.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry, type SchemaRegistry } from '../schemas/registry/registry.js';
 import { createStoreClient, type StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
-import { createAuthenticator, loadOrCreateSecret, type Authenticator } from '../http/auth.js';
+import { createSqlClient, type SqlClient } from '../store/postgres/client.js';
+import { migratePostgres } from '../store/postgres/migrate.js';
+import type { Authenticator } from '../http/auth.js';
+import { authFromConfig } from './auth-config.js';
 import type { AppContext } from '../http/context.js';
 import { createCoherenceLiveHub, type CoherenceLiveRecord } from '../api/live.js';
 import { buildServer } from './server.js';
-import { DevicesRepository, SessionsRepository } from '../store/sessions-repo.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/speech-sessions-repo.js';
+import { DevicesRepository, SessionsRepository } from '../store/postgres/sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
 import { createSpeechLiveHub } from '../api/speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
 import type { SpeechEventRecord } from '../schemas/records.js';
@@ -37,7 +40,10 @@ export interface RunningAttune {
   server: FastifyInstance | null;
   /** Where the server listens, e.g. http://127.0.0.1:8080. */
   url: string | null;
-  store: StoreClient;
+  /** ClickHouse; null in the ingest-only role, which needs none. */
+  store: StoreClient | null;
+  /** The entity database (PostgreSQL or PGlite). */
+  sql: SqlClient;
   bus: Bus;
   codec: Codec;
   auth: Authenticator;
@@ -49,22 +55,6 @@ export interface RunningAttune {
   stop(): Promise<void>;
 }
 
-export function authFromConfig(config: AttuneConfig, log: Logger): Authenticator {
-  let secret = config.jwt.secret;
-  if (!secret && !config.jwt.publicKey && !config.jwt.jwksUrl) {
-    if (config.bus === 'kafka') log.warn('JWT_SECRET is not set: using this machine\'s data-dir secret; every scaled-out process must share one JWT_SECRET');
-    secret = loadOrCreateSecret(config.dataDir);
-  }
-  return createAuthenticator({
-    secret,
-    publicKey: config.jwt.publicKey,
-    jwksUrl: config.jwt.jwksUrl,
-    issuer: config.jwt.issuer,
-    audience: config.jwt.audience,
-    maxAgeS: config.jwt.maxAgeS,
-  });
-}
-
 export async function openStore(config: AttuneConfig, log: Logger): Promise<StoreClient> {
   return createStoreClient({
     url: config.clickhouseUrl ?? undefined,
@@ -74,6 +64,11 @@ export async function openStore(config: AttuneConfig, log: Logger): Promise<Stor
     database: config.clickhouseDatabase,
     log,
   });
+}
+
+/** The entity database: the PostgreSQL server of DATABASE_URL, else PGlite in `${dataDir}/postgres`. */
+export async function openEntities(config: AttuneConfig): Promise<SqlClient> {
+  return createSqlClient({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
 }
 
 export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNames): Promise<Bus> {
@@ -99,24 +94,31 @@ export async function startAttune(
   opts: { migrate?: boolean; listen?: boolean } = {},
 ): Promise<RunningAttune> {
   const clock = Date.now;
-  const store = await openStore(config, log);
+  // Entities live in PostgreSQL (PGlite without DATABASE_URL); facts in ClickHouse, which the
+  // ingest role does not need: it validates, resolves sessions in Postgres and publishes.
+  const sql = await openEntities(config);
+  const store = roles.api || roles.worker ? await openStore(config, log) : null;
   if (opts.migrate) {
-    const { applied } = await migrate(store);
-    if (applied.length > 0) log.info({ applied }, 'migrations applied');
+    const entities = await migratePostgres(sql);
+    if (entities.applied.length > 0) log.info({ applied: entities.applied }, 'postgres migrations applied');
+    if (store) {
+      const { applied } = await migrate(store);
+      if (applied.length > 0) log.info({ applied }, 'clickhouse migrations applied');
+    }
   }
   const topics = prefixedTopics(config.topicPrefix);
   const bus = await openBus(config, log, topics);
   const codec = await openCodec(config);
   const auth = authFromConfig(config, log);
-  const sessions = new SessionsRepository(store.client, store.database, { clock });
-  const devices = new DevicesRepository(store.client, store.database, clock);
-  const speechSessions = new SpeechSessionsRepository(store.client, store.database, { clock });
-  const speechUploads = new SpeechUploadsRepository(store.client, store.database, { clock });
+  const sessions = new SessionsRepository(sql, { clock });
+  const devices = new DevicesRepository(sql, { clock });
+  const speechSessions = new SpeechSessionsRepository(sql, { clock });
+  const speechUploads = new SpeechUploadsRepository(sql, { clock });
 
   let sink: ReadingsSink | null = null;
   let worker: CoherenceWorker | null = null;
   let speechWorker: SpeechWorker | null = null;
-  if (roles.worker) {
+  if (roles.worker && store) {
     sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
     worker = new CoherenceWorker({
       bus,
@@ -163,8 +165,8 @@ export async function startAttune(
     const ctx: AppContext = {
       log,
       auth,
-      clickhouse: store.client,
-      database: store.database,
+      clickhouse: store?.client,
+      database: store?.database ?? config.clickhouseDatabase,
       bus,
       topics,
       codec,
@@ -176,7 +178,8 @@ export async function startAttune(
       speechLive: speechLive ?? undefined,
       speechUploadLimits: config.speechUpload,
       health: [
-        { name: 'clickhouse', check: () => store.ping() },
+        { name: 'postgres', check: async () => (await sql.query('SELECT 1'), true) },
+        ...(store ? [{ name: 'clickhouse', check: () => store.ping() }] : []),
         { name: 'bus', check: async () => (await bus.committed('attune-health', topics.heartReadings), true) },
       ],
       clock,
@@ -198,6 +201,7 @@ export async function startAttune(
     server,
     url,
     store,
+    sql,
     bus,
     codec,
     auth,
@@ -217,7 +221,8 @@ export async function startAttune(
       await worker?.stop();
       await speechWorker?.stop();
       await bus.close();
-      await store.close();
+      await store?.close();
+      await sql.close();
     },
   };
 }

@@ -6,9 +6,9 @@ import type { Bus } from '../bus/types.js';
 import type { TopicNames } from '../schemas/topics.js';
 import type { Codec } from '../schemas/registry/codec.js';
 import type { Authenticator } from './auth.js';
-import type { DevicesRepository, SessionsRepository } from '../store/sessions-repo.js';
+import type { DevicesRepository, SessionsRepository } from '../store/postgres/sessions-repo.js';
 import type { LiveHub } from './live-hub.js';
-import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/speech-sessions-repo.js';
+import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
 
 export interface HealthCheck {
   name: string;
@@ -18,7 +18,8 @@ export interface HealthCheck {
 export interface AppContext {
   log: Logger;
   auth: Authenticator;
-  clickhouse: ClickHouseClient;
+  /** ClickHouse (facts); absent in the ingest-only role. */
+  clickhouse?: ClickHouseClient;
   database: string;
   bus: Bus;
   /** Topic names on the bus (possibly prefixed). */
@@ -44,4 +45,10 @@ export interface AppContext {
   liveOptions: { maxBufferedMessages: number; heartbeatMs: number };
   /** Per-device ingest limit; readingsPerS 0 turns it off. */
   ingestLimit: { readingsPerS: number; burst: number };
+}
+
+/** ClickHouse of a context that serves facts (the API and worker roles open it; ingest does not). */
+export function clickhouseOf(ctx: Pick<AppContext, 'clickhouse'>): ClickHouseClient {
+  if (!ctx.clickhouse) throw new Error('this role has no ClickHouse: facts are served where the API role runs');
+  return ctx.clickhouse;
 }

@@ -10,7 +10,7 @@ import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { CloseCodes, socketAuth } from '../http/http-auth.js';
 import { principalOf } from '../http/auth-plugin.js';
-import type { Device, Session } from '../store/sessions-repo.js';
+import type { Device, Session } from '../store/postgres/sessions-repo.js';
 import { publishReadings } from './publisher.js';
 import { readingId, type HeartReadingRecord } from '../schemas/records.js';
 import { Limits, checkTimestamps, syncBodySchema, validateReading, type ReadingInput } from './readings.js';
@@ -60,7 +60,7 @@ const deviceJson = (d: Device) => ({
 
 /** The device, if `p` may send readings for it. Unknown and foreign devices look the same (404). */
 async function ownedDevice(ctx: AppContext, p: Principal, deviceId: string): Promise<Device> {
-  const device = await ctx.devices.get(deviceId);
+  const device = await ctx.devices.get(p.orgId, deviceId);
   if (!device || !canAccess(p, device)) {
     throw new AttuneError('not_found', `device ${deviceId} is not registered`, [{ field: 'device_id', reason: 'not_registered' }]);
   }
@@ -115,7 +115,7 @@ export async function toRecords(
       sessionId = active && usableBy(active, device) ? active.id : null;
     }
     out[i] = {
-      reading_id: readingId(device.id, times[i]),
+      reading_id: readingId(device.orgId, device.id, times[i]),
       device_id: device.id,
       user_id: device.userId,
       org_id: device.orgId,

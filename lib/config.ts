@@ -17,6 +17,8 @@ export interface AttuneConfig {
   topicPartitions: number;
   /** Prepended to every topic name, so deployments can share a Kafka cluster. */
   topicPrefix: string;
+  /** PostgreSQL server for entities (devices, sessions, speech sessions, uploads); null means PGlite in `${dataDir}/postgres`. */
+  databaseUrl: string | null;
   /** ClickHouse server URL; null means chDB in `${dataDir}/clickhouse`. */
   clickhouseUrl: string | null;
   clickhouseUser: string;
@@ -99,6 +101,19 @@ function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[], 
   return raw as T;
 }
 
+function postgresUrl(env: Env, name: string): string | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== 'postgres:' && u.protocol !== 'postgresql:') throw new Error('protocol');
+    return raw;
+  } catch {
+    // Not echoed: the URL may carry a password.
+    throw new ConfigError(name, 'expected a postgres:// or postgresql:// URL');
+  }
+}
+
 function url(env: Env, name: string): string | null {
   const raw = env[name];
   if (raw === undefined || raw === '') return null;
@@ -170,6 +185,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     schemaRegistryUrl: url(e, 'SCHEMA_REGISTRY_URL'),
     topicPartitions: int(e, 'ATTUNE_TOPIC_PARTITIONS', 6, 1, 1024),
     topicPrefix: topicPrefix(e),
+    databaseUrl: postgresUrl(e, 'DATABASE_URL'),
     clickhouseUrl: url(e, 'CLICKHOUSE_URL'),
     clickhouseUser: e.CLICKHOUSE_USER ?? 'default',
     clickhousePassword: e.CLICKHOUSE_PASSWORD ?? '',

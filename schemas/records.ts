@@ -11,8 +11,9 @@ export type SpeechEventRecord = Required<SpeechEvent>;
 
 /**
  * Stable id of a reading: the same device and time always give the same id, so replays and
- * re-uploads are recognised (the readings table deduplicates on it).
+ * re-uploads are recognised (the readings table deduplicates on it). Device ids are unique
+ * per organisation only, so the organisation is part of it.
  */
-export function readingId(deviceId: string, recordedAt: number): string {
-  return hash('sha256', `${deviceId}\u0000${recordedAt}`, 'hex').slice(0, 32);
+export function readingId(orgId: string, deviceId: string, recordedAt: number): string {
+  return hash('sha256', `${orgId}\u0000${deviceId}\u0000${recordedAt}`, 'hex').slice(0, 32);
 }

@@ -1,5 +1,7 @@
 // Starts a whole Attune (every role, one process) for a test, on the embedded bus or on
 // Kafka, with chDB in a temporary directory or a ClickHouse server, listening on a free port.
+import type { StoreClient } from '../store/clickhouse.js';
+import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -8,7 +10,9 @@ import { loadConfig } from '../lib/config.js';
 import { silentLogger, createLogger } from '../lib/log.js';
 import { startAttune, type RunningAttune, type Roles } from '../cli/roles.js';
 
-export interface TestAttune extends RunningAttune {
+export interface TestAttune extends Omit<RunningAttune, 'store'> {
+  /** ClickHouse (test Attunes run with the API or worker role unless `roles` says otherwise). */
+  store: StoreClient;
   baseUrl: string;
   dataDir: string;
   database: string;
@@ -31,6 +35,12 @@ export interface TestAttuneOptions {
   dataDir?: string;
   database?: string;
   topicPrefix?: string;
+  /**
+   * Where entities live: 'server' a fresh database on the PostgreSQL server (DATABASE_URL, or
+   * the local one infra/postgres/postgres.sh starts; always in CI), 'pglite' the embedded
+   * default in the data dir. Default: the server when there is one, else PGlite.
+   */
+  entities?: 'server' | 'pglite';
 }
 
 export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<TestAttune> {
@@ -53,12 +63,22 @@ export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<Tes
     ...(opts.clickhouseUrl ? { CLICKHOUSE_URL: opts.clickhouseUrl } : {}),
     ...opts.env,
   };
+  let entityDb: TestDatabase | null = null;
+  if (opts.entities !== 'pglite') {
+    const serverUrl = await serverDatabaseUrl();
+    if (serverUrl) {
+      entityDb = await serverDatabase(serverUrl);
+      env.DATABASE_URL = entityDb.url!;
+    } else if (opts.entities === 'server') throw new Error('no PostgreSQL server for this test');
+  }
+  if (!env.DATABASE_URL) delete env.DATABASE_URL;
   const config = loadConfig(env);
   const log = env.LOG_LEVEL === 'silent' ? silentLogger : createLogger({ level: env.LOG_LEVEL });
   const running = await startAttune(config, opts.roles ?? { ingest: true, api: true, worker: true }, log, { migrate: true });
   const baseUrl = running.url!.replace('0.0.0.0', '127.0.0.1');
   return {
     ...running,
+    store: running.store!,
     baseUrl,
     dataDir,
     database,
@@ -84,6 +104,7 @@ export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<Tes
     },
     async cleanup() {
       await running.stop();
+      await entityDb?.dispose();
       if (ownDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { prefixedTopics } from '../schemas/topics.js';
 import { silentLogger } from '../lib/log.js';
-import { SessionsRepository } from '../store/sessions-repo.js';
+import { SessionsRepository } from '../store/postgres/sessions-repo.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import type { Codec } from '../schemas/registry/codec.js';
@@ -338,7 +338,7 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       // the worst case of a crash before any commit.
       const topics = prefixedTopics(app.topicPrefix);
       const codec = app.codec;
-      const sessions = new SessionsRepository(app.store.client, app.store.database);
+      const sessions = new SessionsRepository(app.sql);
       const replayWorker = new CoherenceWorker({ bus: app.bus, topics, codec, store: app.store, sessions, log: silentLogger, groupId: `replay-${Date.now()}`, idleFlushMs: 1000, writer: { maxDelayMs: 50 } });
       const replaySink = new ReadingsSink({ bus: app.bus, topics, codec, store: app.store, log: silentLogger, groupId: `replay-sink-${Date.now()}`, writer: { maxDelayMs: 50 } });
       await replayWorker.start();

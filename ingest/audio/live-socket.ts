@@ -25,7 +25,7 @@ import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../../lib/errors.js';
 import type { AppContext } from '../../http/context.js';
 import { CloseCodes, socketAuth } from '../../http/http-auth.js';
-import type { SpeechSession } from '../../store/speech-sessions-repo.js';
+import type { SpeechSession } from '../../store/postgres/speech-sessions-repo.js';
 import { LiveFraming, SpeechAudioPublisher, BUS_SAMPLE_RATE } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
 
@@ -162,8 +162,11 @@ class LiveAudioConnection {
     if (!takesAudio(session)) return this.refuse(audioConflict(session), LiveAudioCloseCodes.conflict);
     const sampleRate = rate as number;
     let claimed: SpeechSession;
+    // The claim is a row in PostgreSQL: of two starts for one session, from any processes,
+    // exactly one gets it; the other is refused with 4409.
+    const streamId = `live-${randomUUID()}`;
     try {
-      claimed = await this.repos!.sessions.claimForAudio(session.id, { source: 'live', startedAt: receivedAt, sampleRateHz: sampleRate });
+      claimed = await this.repos!.sessions.claimForAudio(session.id, { source: 'live', startedAt: receivedAt, sampleRateHz: sampleRate, streamId });
     } catch (err) {
       const code = isAttuneError(err) && err.code === 'conflict' ? LiveAudioCloseCodes.conflict : LiveAudioCloseCodes.unavailable;
       return this.refuse(err, code);
@@ -175,7 +178,7 @@ class LiveAudioConnection {
         sessionId: session.id,
         orgId: session.orgId,
         userId: session.userId,
-        streamId: `live-${randomUUID()}`,
+        streamId,
         source: 'live',
         audioStartedAt: receivedAt,
         sourceSampleRateHz: sampleRate,
@@ -247,6 +250,9 @@ class LiveAudioConnection {
       await this.failStream(err);
       return;
     }
+    await this.repos!.sessions.releaseAudio(this.session!.id, { outcome: 'ended', streamId: publisher.streamId }).catch((err) => {
+      this.ctx.log.error({ err, session_id: this.session!.id }, 'live audio: could not release the stream claim');
+    });
     const samples = publisher.samplesPublished;
     this.ctx.log.info({ session_id: this.session!.id, stream_id: publisher.streamId, samples, by_client: byClient }, 'live speech stream ended');
     this.send({ type: 'stopped', stream_id: publisher.streamId, samples, duration_s: samples / BUS_SAMPLE_RATE });

@@ -3,7 +3,7 @@
 import { AttuneError } from '../../lib/errors.js';
 import { Scopes, type Scope } from '../../lib/principal.js';
 import type { AppContext } from '../../http/context.js';
-import type { SpeechSession, SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/speech-sessions-repo.js';
+import type { SpeechSession, SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
 
 /** Scopes of the speech routes: sending audio, and reading what became of it. */
 export const SpeechScopes: { write: Scope; read: Scope } = { write: Scopes.writeSpeech, read: Scopes.readSpeech };

@@ -16,14 +16,12 @@ import { silentLogger } from '../../lib/log.js';
 import { createCodec, type Codec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
-import type { StoreClient } from '../../store/clickhouse.js';
-import { migrate } from '../../store/migrate.js';
-import { storeImplementations, type StoreImplementation } from '../../store/test-stores.js';
 import { createAuthenticator, type Authenticator } from '../../http/auth.js';
 import type { AppContext } from '../../http/context.js';
 import { createHttpServer } from '../../http/server.js';
-import { DevicesRepository, SessionsRepository } from '../../store/sessions-repo.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository, type SpeechSession } from '../../store/speech-sessions-repo.js';
+import { DevicesRepository, SessionsRepository } from '../../store/postgres/sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository, type SpeechSession } from '../../store/postgres/speech-sessions-repo.js';
+import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import { Limits } from '../readings.js';
 import { registerSpeechIngestRoutes } from './routes.js';
 import { registerSpeechUploadStatusRoute } from './upload.js';
@@ -35,7 +33,8 @@ export interface IngestTestServer {
   app: FastifyInstance;
   baseUrl: string;
   wsUrl: string;
-  store: StoreClient;
+  /** The entity database (PostgreSQL or PGlite); the ingest role has no ClickHouse. */
+  entities: TestDatabase;
   bus: Bus;
   codec: Codec;
   sessions: SpeechSessionsRepository;
@@ -67,27 +66,24 @@ async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
 }
 
 export async function startIngestTestServer(opts: IngestTestOptions = {}): Promise<IngestTestServer> {
-  const impl: StoreImplementation = (await storeImplementations())[0];
-  const store = await impl.open();
-  await migrate(store);
+  const entities = await entityTestDatabase();
   const busDir = mkdtempSync(join(tmpdir(), 'attune-speech-ingest-bus-'));
   const bus = await createEmbeddedBus({ dir: busDir, log: silentLogger, defaultPartitions: 2, memoryBytesPerPartition: opts.busMemoryBytesPerPartition });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
   const auth: Authenticator = createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
   const clock = Date.now;
-  const sessions = new SpeechSessionsRepository(store.client, store.database, { clock });
-  const uploads = new SpeechUploadsRepository(store.client, store.database, { clock });
+  const sessions = new SpeechSessionsRepository(entities.client, { clock });
+  const uploads = new SpeechUploadsRepository(entities.client, { clock });
   const ctx: AppContext = {
     log: silentLogger,
     auth,
-    clickhouse: store.client,
-    database: store.database,
+    database: 'attune',
     bus: opts.wrapBus ? opts.wrapBus(bus) : bus,
     topics: Topics,
     codec,
-    sessions: new SessionsRepository(store.client, store.database, { clock }),
-    devices: new DevicesRepository(store.client, store.database, clock),
+    sessions: new SessionsRepository(entities.client, { clock }),
+    devices: new DevicesRepository(entities.client, { clock }),
     speechSessions: sessions,
     speechUploads: uploads,
     health: [],
@@ -105,7 +101,7 @@ export async function startIngestTestServer(opts: IngestTestOptions = {}): Promi
     app,
     baseUrl,
     wsUrl: baseUrl.replace(/^http/, 'ws'),
-    store,
+    entities,
     bus,
     codec,
     sessions,
@@ -123,7 +119,7 @@ export async function startIngestTestServer(opts: IngestTestOptions = {}): Promi
       await app.close();
       await frames.stop();
       await bus.close();
-      await impl.dispose();
+      await entities.dispose();
       rmSync(busDir, { recursive: true, force: true });
     },
   };

@@ -309,12 +309,10 @@ describe('refusals', () => {
 
 /** The session's failed upload (the newest one). */
 async function failedUploadOf(sessionId: string) {
-  const rs = await srv.store.client.query({
-    query: `SELECT upload_id FROM ${srv.store.database}.speech_uploads FINAL WHERE session_id = {s:String} AND status = 'failed' ORDER BY created_at DESC LIMIT 1`,
-    query_params: { s: sessionId },
-    format: 'JSONEachRow',
-  });
-  const rows = (await rs.json()) as Array<{ upload_id: string }>;
+  const { rows } = await srv.entities.client.query<{ upload_id: string }>(
+    `SELECT upload_id FROM speech_uploads WHERE session_id = $1 AND status = 'failed' ORDER BY created_at DESC LIMIT 1`,
+    [sessionId],
+  );
   assert.equal(rows.length, 1, 'one failed upload');
   return (await srv.uploads.get(rows[0].upload_id))!;
 }

@@ -14,7 +14,7 @@ import { type Principal } from '../../lib/principal.js';
 import type { AppContext } from '../../http/context.js';
 import { errorBodySchema } from '../../http/errors.js';
 import { principalOf } from '../../http/auth-plugin.js';
-import type { SpeechSession, SpeechUpload } from '../../store/speech-sessions-repo.js';
+import type { SpeechSession, SpeechUpload } from '../../store/postgres/speech-sessions-repo.js';
 import { WavStreamParser, type WavFormat } from './wav-stream.js';
 import { SpeechAudioPublisher, UploadFraming, samplesAt16k } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
@@ -319,9 +319,9 @@ class UploadJob {
       ]);
     }
     const sampleFrames = format.dataBytes === null ? null : Math.floor(format.dataBytes / format.blockAlign);
-    await this.repos.sessions.claimForAudio(this.session.id, { source: 'upload', startedAt: this.startedAt, sampleRateHz: format.sampleRate });
-    this.claimed = true;
     const upload = this.upload!;
+    await this.repos.sessions.claimForAudio(this.session.id, { source: 'upload', startedAt: this.startedAt, sampleRateHz: format.sampleRate, streamId: upload.id });
+    this.claimed = true;
     this.upload = await this.repos.uploads.update(upload.id, {
       status: 'processing',
       stage: 'receiving',
@@ -359,6 +359,8 @@ class UploadJob {
     await this.repos.uploads.update(upload.id, { sizeBytes: parser.bytesReceived, audioDurationS: durationS });
     await this.repos.sessions.update(this.session.id, { endedAt: this.ctx.clock(), audioDurationS: durationS });
     await this.publisher!.end();
+    // The audio is all on the bus: the claim ends (the session stays 'processing').
+    await this.repos.sessions.releaseAudio(this.session.id, { outcome: 'ended', streamId: upload.id });
     this.ctx.log.info(
       { session_id: this.session.id, upload_id: upload.id, bytes: parser.bytesReceived, duration_s: durationS, frames: this.publisher!.framesPublished },
       'speech upload received',

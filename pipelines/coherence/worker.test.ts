@@ -13,7 +13,8 @@ import { createCodec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
 import { migrate } from '../../store/migrate.js';
-import { SessionsRepository } from '../../store/sessions-repo.js';
+import { DevicesRepository, SessionsRepository } from '../../store/postgres/sessions-repo.js';
+import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import type { Codec } from '../../schemas/registry/codec.js';
 import { readingId, type HeartReadingRecord } from '../../schemas/records.js';
 import { silentLogger } from '../../lib/log.js';
@@ -24,6 +25,7 @@ let dir: string;
 let store: StoreClient;
 let bus: Bus;
 let codec: Codec;
+let entities: TestDatabase;
 let sessions: SessionsRepository;
 
 before(async () => {
@@ -33,12 +35,17 @@ before(async () => {
   bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
-  sessions = new SessionsRepository(store.client, store.database);
+  entities = await entityTestDatabase();
+  sessions = new SessionsRepository(entities.client);
+  // A session's device must be registered (a foreign key in PostgreSQL).
+  const devices = new DevicesRepository(entities.client);
+  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
 });
 
 after(async () => {
   await bus.close();
   await store.close();
+  await entities.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -50,7 +57,7 @@ async function publish(sessionId: string, deviceId: string, from: number, to: nu
   for (const r of readings.slice(from, to)) {
     const recordedAt = Date.parse(r.timestamp);
     const rec: HeartReadingRecord = {
-      reading_id: readingId(deviceId, recordedAt),
+      reading_id: readingId('o1', deviceId, recordedAt),
       device_id: deviceId,
       user_id: 'u1',
       org_id: 'o1',

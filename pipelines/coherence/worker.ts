@@ -15,7 +15,7 @@ import { availableParallelism } from 'node:os';
 import { type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicPartition } from '../../bus/types.js';
 import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
-import type { SessionsRepository } from '../../store/sessions-repo.js';
+import type { SessionsRepository } from '../../store/postgres/sessions-repo.js';
 import type { CoherenceWindowRecord, HeartReadingRecord, SessionEventRecord } from '../../schemas/records.js';
 import type { Logger } from '../../lib/log.js';
 import { BatchWriter } from '../../store/batch-writer.js';

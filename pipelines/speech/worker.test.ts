@@ -13,7 +13,8 @@ import { createCodec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, queryRows, type StoreClient } from '../../store/clickhouse.js';
 import { migrate } from '../../store/migrate.js';
-import { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/speech-sessions-repo.js';
+import { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
+import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import type { Codec } from '../../schemas/registry/codec.js';
 import { frameAudio } from '../../schemas/audio-frames.js';
 import { silentLogger } from '../../lib/log.js';
@@ -28,6 +29,7 @@ let dir: string;
 let store: StoreClient;
 let bus: Bus;
 let codec: Codec;
+let entities: TestDatabase;
 let sessions: SpeechSessionsRepository;
 let uploads: SpeechUploadsRepository;
 const audio = readWavFile(JFK).samples; // 16 kHz mono
@@ -39,13 +41,15 @@ before(async () => {
   bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
-  sessions = new SpeechSessionsRepository(store.client, store.database);
-  uploads = new SpeechUploadsRepository(store.client, store.database);
+  entities = await entityTestDatabase();
+  sessions = new SpeechSessionsRepository(entities.client);
+  uploads = new SpeechUploadsRepository(entities.client);
 });
 
 after(async () => {
   await bus.close();
   await store.close();
+  await entities.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -42,7 +42,7 @@ import {
 } from '../../store/rows.js';
 import type { SpeechAudioFrame, SpeechEvent, SpeechEventType } from '../../schemas/registry/schemas.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
-import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/speech-sessions-repo.js';
+import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
 import { deadLetter } from '../dead-letter.js';
 import { fromPcm16 } from '../../schemas/audio-frames.js';
 import { SileroVad } from './vad/silero.js';

@@ -11,6 +11,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createPgClient, createPgliteClient, type SqlClient } from './client.js';
+import { migratePostgres } from './migrate.js';
 
 export const POSTGRES_SCRIPT = fileURLToPath(new URL('../../infra/postgres/postgres.sh', import.meta.url));
 
@@ -87,4 +88,16 @@ export async function serverDatabase(url: string): Promise<TestDatabase> {
       await admin.close();
     },
   };
+}
+
+/**
+ * The entity database of a test that needs one (not the contract suite, which runs on both):
+ * a fresh, migrated database on the server when there is one (always in CI), else PGlite in
+ * memory.
+ */
+export async function entityTestDatabase(): Promise<TestDatabase> {
+  const url = await serverDatabaseUrl();
+  const db = url ? await serverDatabase(url) : await pgliteDatabase();
+  await migratePostgres(db.client);
+  return db;
 }
