@@ -88,12 +88,37 @@ function assertAveragesUseOnlyTrustedWindows(detail: any) {
 }
 
 const lastBeat = (readings: Reading[]) => Date.parse(readings[readings.length - 1].timestamp);
+
+/**
+ * The windows a session fed `readings` without gaps must get: ends on the 5 s grid from the
+ * first one after the first beat to the first one after the last beat, each 64 s long, and
+ * partial when the data covers less than all but 4 s of either edge (pipelines/hrv's rule).
+ * A reading's beats end at its timestamp and run back from it, so the data starts at the
+ * first reading's timestamp minus all its intervals.
+ */
+function expectedWindows(readings: Reading[]): Array<{ endMs: number; partial: boolean }> {
+  const first = readings[0];
+  const dataStart = Date.parse(first.timestamp) - first.rr_intervals_ms.reduce((a, b) => a + b, 0);
+  const firstBeat = dataStart + first.rr_intervals_ms[0];
+  const last = lastBeat(readings);
+  const out: Array<{ endMs: number; partial: boolean }> = [];
+  for (let end = Math.floor(firstBeat / 5000) * 5000 + 5000; end <= Math.floor(last / 5000) * 5000 + 5000; end += 5000) {
+    out.push({ endMs: end, partial: dataStart - (end - 64_000) > 4000 || end - last > 4000 });
+  }
+  return out;
+}
 const beats = (readings: Reading[]) => readings.reduce((a, r) => a + r.rr_intervals_ms.length, 0);
 
 export function endToEndSuite(name: string, setup: () => Promise<TestAttune | null>, opts: { skip?: string } = {}): void {
   describe(name, { skip: opts.skip }, () => {
     let app: TestAttune;
-    const t0 = Math.floor((Date.now() - 20 * 60_000) / 1000) * 1000;
+    // The input is the same in every run: only its date moves with the clock, never its phase
+    // against the 5 s window grid. t0 + 250 ms (the first interval's start) lies 4.25 s past a
+    // grid point, so the first grid point after it comes before the first beat and closes no
+    // window: 11 windows reach back more than 4 s before the data (a grid point at t0 itself
+    // gives 12). The phase once came from the clock's seconds, which made the count 11 in one
+    // run in five and a `>= 12` check flaky on both buses.
+    const t0 = Math.floor((Date.now() - 20 * 60_000) / 5000) * 5000 + 4000;
     const readings = rsaReadings({ startMs: t0 + 250, durationS: 180, breathHz: 0.1, seed: 11 });
     let sessionId = '';
     let tokenA = '';
@@ -131,14 +156,24 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       }
       assert.equal(Date.parse(detail.timeline[0].timestamp) % 5000, 0);
       assertAveragesUseOnlyTrustedWindows(detail);
-      // The session's first windows reach back before its first beat (t0 + 250 ms): more than
-      // 4 s of them without data makes them partial, shown on the timeline, in no average.
+      // Exactly the windows the input gives, whatever the timing: one per grid point from the
+      // first after the first beat to the first after the last beat (closed when the session
+      // went quiet), and partial exactly where the data stops more than 4 s short of an edge:
+      // the session's first windows, which reach back before its first beat (t0 + 250 ms), and
+      // perhaps its last. Partial windows are shown on the timeline, in no average.
+      const expected = expectedWindows(readings);
+      assert.deepEqual(detail.timeline.map((p: any) => Date.parse(p.timestamp)), expected.map((w) => w.endMs), 'window ends');
+      assert.deepEqual(detail.timeline.map((p: any) => p.partial), expected.map((w) => w.partial), 'partial windows');
       for (const p of detail.timeline) {
-        const missingAtStart = t0 + 250 - (Date.parse(p.timestamp) - 64_000);
-        if (missingAtStart > 4000) assert.deepEqual([p.valid, p.partial, p.invalid_reason, p.coherence], [false, true, 'partial', null], p.timestamp);
+        if (p.partial) assert.deepEqual([p.valid, p.invalid_reason, p.coherence], [false, 'partial', null], p.timestamp);
       }
-      assert.ok(m.partial_window_count >= 12, `partial windows ${m.partial_window_count}`);
+      const leading = detail.timeline.filter((p: any) => t0 + 250 - (Date.parse(p.timestamp) - 64_000) > 4000);
+      assert.ok(leading.every((p: any) => p.partial), 'windows reaching back more than 4 s before the data are partial');
+      assert.equal(leading.length, 11, 'windows reaching back more than 4 s before the data');
+      assert.equal(m.partial_window_count, expected.filter((w) => w.partial).length);
       assert.equal(m.invalid_reasons.partial, m.partial_window_count);
+      // Every full window of this clean input is trusted.
+      assert.equal(m.valid_window_count, expected.filter((w) => !w.partial).length);
 
       await app.sink!.flush();
       const stored = await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL WHERE session_id = {s:String}`, { s: sessionId });
