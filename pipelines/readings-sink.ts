@@ -12,6 +12,7 @@ import type { StoreClient } from '../store/clickhouse.js';
 import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
 import { deadLetter } from './dead-letter.js';
+import { groupIdFor } from './group-id.js';
 
 export const READINGS_SINK_GROUP = 'attune-readings-sink';
 
@@ -64,6 +65,7 @@ export interface ReadingsSinkOptions {
   store: StoreClient;
   log: Logger;
   writer?: { maxRows?: number; maxDelayMs?: number };
+  /** Default: READINGS_SINK_GROUP behind the topics' prefix (pipelines/group-id.ts). */
   groupId?: string;
   clock?: () => number;
 }
@@ -75,7 +77,7 @@ export class ReadingsSink {
   readonly stats = { readings: 0, rows: 0, deadLettered: 0 };
 
   constructor(private readonly opts: ReadingsSinkOptions) {
-    this.groupId = opts.groupId ?? READINGS_SINK_GROUP;
+    this.groupId = opts.groupId ?? groupIdFor(READINGS_SINK_GROUP, opts.topics);
     this.writer = new BatchWriter<HeartReadingRow>({
       store: opts.store,
       table: Tables.heartReadings,

@@ -24,6 +24,7 @@ import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type SessionEv
 import type { WindowMetrics } from '../hrv/index.js';
 import { MetricsPool } from './metrics-pool.js';
 import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
+import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, type ClosedWindow } from './session-windows.js';
 import { ThresholdTracker } from './threshold.js';
@@ -43,6 +44,7 @@ export interface CoherenceWorkerOptions {
   writer?: { maxRows?: number; maxDelayMs?: number };
   /** Threads computing window metrics; 0 computes on the event loop. Default: 1 when there is a spare core. */
   computeThreads?: number;
+  /** Default: COHERENCE_GROUP behind the topics' prefix (pipelines/group-id.ts). */
   groupId?: string;
   clock?: () => number;
 }
@@ -115,9 +117,9 @@ export class CoherenceWorker {
   private readonly topics: TopicNames;
 
   constructor(private readonly opts: CoherenceWorkerOptions) {
-    this.groupId = opts.groupId ?? COHERENCE_GROUP;
     this.clock = opts.clock ?? Date.now;
     this.topics = opts.topics ?? Topics;
+    this.groupId = opts.groupId ?? groupIdFor(COHERENCE_GROUP, this.topics);
     this.pool = new MetricsPool({ threads: opts.computeThreads ?? (availableParallelism() > 1 ? 1 : 0), log: opts.log });
     const onError = (table: string) => (err: unknown, f: object) =>
       opts.log.error({ err, ...f }, `${table} insert keeps failing; retrying, offsets held`);
