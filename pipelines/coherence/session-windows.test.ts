@@ -209,6 +209,33 @@ test('closeAll flushes every remaining window up to the last beat and releases t
   assert.equal(sw.retainedBeatCount, 0);
 });
 
+test('closeTail closes the tail but keeps the beats: resumed input gives the windows of an uninterrupted run after the tail', () => {
+  const readings = readingsFrom(loadRr('nsrdb_16539_seg09_5min.rr_ms.txt'), t0, 5);
+  const whole = feed(new SessionWindows(), readings);
+  const cut = Math.floor(readings.length / 2);
+  const sw = new SessionWindows();
+  const before = feed(sw, readings.slice(0, cut));
+  const tail = sw.closeTail();
+  const lastBeforePause = readings[cut - 1].recordedAt;
+  assert.equal(tail[tail.length - 1].windowEndMs, Math.floor(lastBeforePause / 5000) * 5000 + 5000);
+  assert.ok(sw.retainedBeatCount > 0 && sw.retainedMinOffset() !== null, 'the beats stay');
+  const after = feed(sw, readings.slice(cut));
+  const got = [...before.windows, ...tail, ...after.windows];
+  // Every window of the uninterrupted run, once each and in order, up to its own last closed one.
+  assert.deepEqual(got.map((w) => w.windowEndMs).slice(0, whole.windows.length), whole.windows.map((w) => w.windowEndMs));
+  const beats = allBeats(readings);
+  const beatsBeforePause = allBeats(readings.slice(0, cut));
+  for (const w of got.slice(0, whole.windows.length)) {
+    // The one window closed early, ending after the last beat before the pause, holds what
+    // had come; every other one holds exactly its beats, as if there had been no pause.
+    if (w.windowEndMs > lastBeforePause && w.windowEndMs - 5000 <= lastBeforePause) assertWindowHolds(w, beatsBeforePause);
+    else assertWindowHolds(w, beats);
+  }
+  // The beats after the pause that the early window missed are counted as late.
+  const missed = beats.filter((b) => b.t > lastBeforePause && b.t < tail[tail.length - 1].windowEndMs).length;
+  assert.equal(after.late, missed);
+});
+
 test('a redelivered reading does not double its beats', () => {
   const readings = readingsFrom(loadRr('nsrdb_16539_seg09_5min.rr_ms.txt'), t0, 4);
   const withRepeats: Reading[] = [];

@@ -257,12 +257,23 @@ export class SessionWindows {
    * if they fall before that last window's end.
    */
   closeAll(): ClosedWindow[] {
+    const out = this.closeTail();
+    this.#head = 0;
+    this.#size = 0;
+    return out;
+  }
+
+  /**
+   * Like closeAll(), but the beats a later window or its context may still need are kept:
+   * if beats come after all (a paused upload, a stalled consumer), the windows after the tail
+   * are cut from the same beats as if there had been no pause. Only the tail windows, closed
+   * early, miss what comes later (their beats then count as late).
+   */
+  closeTail(): ClosedWindow[] {
     if (this.#size > 0) {
       const lastBeat = this.#times[(this.#head + this.#size - 1) % this.#times.length];
       this.#closeThrough(this.#floorToStep(lastBeat) + this.stepMs);
     }
-    this.#head = 0;
-    this.#size = 0;
     return this.closeReady();
   }
 

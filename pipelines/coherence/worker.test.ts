@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus } from '../../bus/embedded.js';
 import { type Bus } from '../../bus/types.js';
-import { Topics } from '../../schemas/topics.js';
+import { Topics, prefixedTopics } from '../../schemas/topics.js';
 import { createCodec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
@@ -19,6 +19,7 @@ import type { Codec } from '../../schemas/registry/codec.js';
 import { readingId, type HeartReadingRecord } from '../../schemas/records.js';
 import { silentLogger } from '../../lib/log.js';
 import { rsaReadings, waitFor } from '../../test/attune.js';
+import { partitionForKey } from '../../bus/partitioner.js';
 import { CoherenceWorker } from './worker.js';
 
 let dir: string;
@@ -39,7 +40,7 @@ before(async () => {
   sessions = new SessionsRepository(entities.client);
   // A session's device must be registered (a foreign key in PostgreSQL).
   const devices = new DevicesRepository(entities.client);
-  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
+  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky', 'dev-clean', 'dev-paused', 'dev-quiet']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
 });
 
 after(async () => {
@@ -52,9 +53,9 @@ after(async () => {
 const start = Date.UTC(2026, 10, 1, 9, 0, 0);
 const readings = rsaReadings({ startMs: start + 250, durationS: 150, breathHz: 0.1, seed: 21 });
 
-async function publish(sessionId: string, deviceId: string, from: number, to: number): Promise<void> {
+async function publish(sessionId: string, deviceId: string, from: number, to: number, topic: string = Topics.heartReadings, series = readings): Promise<void> {
   const records = [];
-  for (const r of readings.slice(from, to)) {
+  for (const r of series.slice(from, to)) {
     const recordedAt = Date.parse(r.timestamp);
     const rec: HeartReadingRecord = {
       reading_id: readingId('o1', deviceId, recordedAt),
@@ -73,7 +74,7 @@ async function publish(sessionId: string, deviceId: string, from: number, to: nu
     };
     records.push({ key: deviceId, value: await codec.encode(Topics.heartReadings, rec), timestamp: recordedAt });
   }
-  await bus.publish(Topics.heartReadings, records);
+  await bus.publish(topic, records);
 }
 
 async function events(sessionId: string): Promise<Array<{ event_id: string; occurred_ms: number }>> {
@@ -205,4 +206,100 @@ test('windows whose publish failed are sent on the redelivery: none lost, none t
   const expected = await windowRows(reference.id);
   assert.ok((expected as unknown[]).length > 10);
   assert.deepEqual(await windowRows(flakySession.id), expected);
+});
+
+const publishReadings = publish;
+
+async function windowMetrics(sessionId: string) {
+  const rs = await store.client.query({
+    query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
+              coherence, coherence_ratio, mean_hr_bpm, rmssd_ms, sdnn_ms, beat_count, artifact_ratio
+            FROM ${store.database}.coherence_windows FINAL WHERE session_id = {s:String} ORDER BY window_end`,
+    query_params: { s: sessionId },
+    format: 'JSONEachRow',
+  });
+  return (await rs.json()) as Array<{ end_ms: string | number } & Record<string, unknown>>;
+}
+
+test('a pause in the input longer than the idle flush changes no window but the one it cut short', async () => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  const clean = await sessions.create({ ...opts, deviceId: 'dev-clean' });
+  const paused = await sessions.create({ ...opts, deviceId: 'dev-paused' });
+  // Topics of its own, so the worker's counts are this test's readings only.
+  const topics = prefixedTopics('pause.');
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'pause-group', idleFlushMs: 300, writer: { maxDelayMs: 20 } });
+  await w.start();
+  const publish = (id: string, device: string, from: number, to: number) => publishReadings(id, device, from, to, topics.heartReadings);
+  const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 70_000);
+  try {
+    await publish(clean.id, 'dev-clean', 0, readings.length);
+    await waitFor('the clean session to be flushed', () => w.stats.readings === readings.length && w.openSessionCount === 0, 30_000, 20);
+    // The paused device sends its first 70 s, then nothing until the worker has flushed it
+    // for idleness (the phone paused its uploads, or the broker was away), then the rest.
+    await publish(paused.id, 'dev-paused', 0, cut);
+    await waitFor('the paused session to be flushed', () => w.stats.readings === readings.length + cut && w.openSessionCount === 0, 30_000, 20);
+    await publish(paused.id, 'dev-paused', cut, readings.length);
+    await waitFor('the rest to be flushed', () => w.stats.readings === 2 * readings.length && w.openSessionCount === 0, 30_000, 20);
+    await w.flush();
+  } finally {
+    await w.stop();
+  }
+  const expected = await windowMetrics(clean.id);
+  const got = await windowMetrics(paused.id);
+  assert.ok(expected.length > 20);
+  assert.deepEqual(got.map((r) => Number(r.end_ms)), expected.map((r) => Number(r.end_ms)), 'the same windows');
+  // The idle flush closed the window that ends after the last beat before the pause with
+  // what it had: that one window differs (on the wall clock, the session looked over).
+  // Every other window, before the pause and after it, is the clean run's.
+  const lastBeforePause = Date.parse(readings[cut - 1].timestamp);
+  const differing = expected.filter((e, i) => JSON.stringify(got[i]) !== JSON.stringify(e)).map((e) => Number(e.end_ms) - start);
+  const cutShort = expected.map((e) => Number(e.end_ms)).filter((end) => end > lastBeforePause && end - 5000 <= lastBeforePause).map((end) => end - start);
+  assert.equal(cutShort.length, 1);
+  assert.deepEqual(differing, cutShort, 'windows (ms into the session) that differ from the clean run');
+});
+
+test('an idle-flushed session is let go once the event time of its partition is past it, and no longer holds the commit back', async () => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  const topics = prefixedTopics('release.');
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+  // Two devices whose readings share a partition.
+  const partition = partitionForKey('dev-quiet', 2);
+  let other = 0;
+  while (partitionForKey(`dev-busy-${other}`, 2) !== partition) other++;
+  await new DevicesRepository(entities.client).register({ id: `dev-busy-${other}`, orgId: 'o1', userId: 'u1' });
+  const quiet = await sessions.create({ ...opts, deviceId: 'dev-quiet' });
+  const busy = await sessions.create({ ...opts, deviceId: `dev-busy-${other}` });
+  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'release-group', idleFlushMs: 300, writer: { maxDelayMs: 20 } });
+  await w.start();
+  const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 70_000);
+  try {
+    await publishReadings(quiet.id, 'dev-quiet', 0, cut, topics.heartReadings);
+    await waitFor('the quiet session to go dormant', () => w.stats.readings === cut && w.dormantSessionCount === 1, 30_000, 20);
+    // The other device's beats stay within the retention (139 s) of the quiet one's last beat:
+    // the quiet session is kept, and with it its oldest offset.
+    const lastQuiet = Date.parse(readings[cut - 1].timestamp);
+    const sendBusy = async (from: number) => {
+      const rs = rsaReadings({ startMs: from, durationS: 20, seed: 3 });
+      await publishReadings(busy.id, `dev-busy-${other}`, 0, rs.length, topics.heartReadings, rs);
+      return rs.length;
+    };
+    let sent = cut + (await sendBusy(lastQuiet + 100_000));
+    await waitFor('the busy readings', () => w.stats.readings === sent && w.openSessionCount === 0, 30_000, 20);
+    assert.equal(w.stats.releasedSessions, 0);
+    assert.equal(w.dormantSessionCount, 2);
+    await w.flush();
+    const held = await waitFor('a commit', async () => (await bus.committed('release-group', topics.heartReadings)).get(partition), 10_000, 20);
+    assert.ok(BigInt(held) < BigInt(cut), `commit ${held} holds the quiet session's beats (offsets below ${cut})`);
+    // Past the retention: the quiet session is let go, and the commit moves past its offsets.
+    sent += await sendBusy(lastQuiet + 200_000);
+    await waitFor('the quiet session to be let go', () => w.stats.readings === sent && w.stats.releasedSessions === 1, 30_000, 20);
+    await waitFor('the commit to move on', async () => {
+      await w.flush();
+      const c = (await bus.committed('release-group', topics.heartReadings)).get(partition);
+      return c !== undefined && BigInt(c) >= BigInt(cut);
+    }, 10_000, 20);
+  } finally {
+    await w.stop();
+  }
 });

@@ -26,7 +26,7 @@ import { MetricsPool } from './metrics-pool.js';
 import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
 import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
-import { SessionWindows, beatTimes, type ClosedWindow } from './session-windows.js';
+import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
 import { ThresholdTracker } from './threshold.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
@@ -41,6 +41,13 @@ export interface CoherenceWorkerOptions {
   allowedLatenessMs?: number;
   /** Processing time without a new beat after which a session's open windows are flushed. */
   idleFlushMs?: number;
+  /**
+   * How far (event time) the partition's newest beat must be past an idle-flushed session's
+   * last beat before the session's beats are let go. Default windowMs + contextMs + lateness +
+   * step (139 s): until then a session that resumes is cut from the same beats as one that
+   * never paused.
+   */
+  dormantRetentionMs?: number;
   writer?: { maxRows?: number; maxDelayMs?: number };
   /** Threads computing window metrics; 0 computes on the event loop. Default: 1 when there is a spare core. */
   computeThreads?: number;
@@ -59,6 +66,11 @@ interface SessionState {
   /** Windows ending at or before this are already in the store (or were emitted by us). */
   emittedThroughMs: number;
   lastBeatAt: number;
+  /**
+   * Flushed for idleness: its tail windows are closed, its beats kept (and their offsets
+   * retained) in case it resumes, until the partition's event time is dormantRetentionMs past it.
+   */
+  dormant: boolean;
 }
 
 interface ClosedOf {
@@ -69,8 +81,12 @@ interface ClosedOf {
 interface PartitionState {
   tracker: PartitionOffsetTracker;
   sessions: Map<string, SessionState>;
-  /** Sessions flushed for idleness: how far they were emitted, in case their device comes back. */
+  /** Sessions let go after their dormancy: how far they were emitted, in case their device comes back. */
   flushedThrough: Map<string, number>;
+  /** Newest beat time of the partition, ms (event time). */
+  maxEventTimeMs: number;
+  /** No dormant session is let go before maxEventTimeMs passes this (a lower bound). */
+  nextReleaseMs: number;
   /**
    * The outbox. Once a record is applied its windows leave the session state, so what they
    * produce must not be lost if computing or writing them fails: it waits here and is sent
@@ -93,6 +109,8 @@ export interface CoherenceWorkerStats {
   events: number;
   deadLettered: number;
   readingsWithoutSession: number;
+  /** Idle-flushed sessions whose beats were let go (the partition's event time moved on). */
+  releasedSessions: number;
 }
 
 export class CoherenceWorker {
@@ -106,6 +124,7 @@ export class CoherenceWorker {
     events: 0,
     deadLettered: 0,
     readingsWithoutSession: 0,
+    releasedSessions: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
   private readonly pool: MetricsPool;
@@ -167,6 +186,8 @@ export class CoherenceWorker {
         tracker: new PartitionOffsetTracker(topic, partition),
         sessions: new Map(),
         flushedThrough: new Map(),
+        maxEventTimeMs: -Infinity,
+        nextReleaseMs: Infinity,
         pendingClosed: [],
         outWindows: [],
         outEvents: [],
@@ -238,9 +259,14 @@ export class CoherenceWorker {
         continue;
       }
       st.lastBeatAt = now;
+      st.dormant = false;
       touched.add(st);
       for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
       p.tracker.processed(offset);
+      if (st.windows.maxEventTimeMs > p.maxEventTimeMs) {
+        p.maxEventTimeMs = st.windows.maxEventTimeMs;
+        if (p.maxEventTimeMs > p.nextReleaseMs) this.releaseDormant(p, touched);
+      }
     }
     for (const st of touched) p.tracker.setRetained(st.id, st.windows.retainedMinOffset());
     await this.drain(p);
@@ -300,6 +326,7 @@ export class CoherenceWorker {
         // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
         emittedThroughMs: Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity),
         lastBeatAt: this.clock(),
+        dormant: false,
       });
     }
   }
@@ -406,36 +433,72 @@ export class CoherenceWorker {
     await this.eventWriter.add(events, durable);
   }
 
-  /** Sessions with no new beat for idleMs (processing time): flush their remaining windows. */
+  /**
+   * Sessions with no new beat for idleMs (processing time): close their tail windows (those
+   * the watermark has not closed, up to the first ending after the last beat). The session
+   * stays, dormant, with its beats: a pause that ends (an upload resumed, a consumer caught
+   * up) changes only the tail windows it closed, not the next 64 s (issue 10, item 1). They
+   * are still closed on the wall clock; see README.md for what it would take not to.
+   */
   private async flushIdle(idleMs: number): Promise<void> {
     const now = this.clock();
     for (const p of this.partitions.values()) {
-      const idle = [...p.sessions.values()].filter((s) => now - s.lastBeatAt >= idleMs);
+      const idle = [...p.sessions.values()].filter((s) => !s.dormant && now - s.lastBeatAt >= idleMs);
       if (idle.length === 0) continue;
       await this.withPartition(p.tracker.topic, p.tracker.partition, async (state) => {
         const at = this.clock();
         for (const st of idle) {
           // Re-checked under the lock: a batch queued before this job may have brought beats.
-          if (state.sessions.get(st.id) !== st || at - st.lastBeatAt < idleMs) continue;
-          let through = st.emittedThroughMs;
-          for (const w of st.windows.closeAll()) {
-            state.pendingClosed.push({ st, w });
-            through = Math.max(through, w.windowEndMs);
-          }
-          state.tracker.setRetained(st.id, null);
-          state.sessions.delete(st.id);
-          if (state.flushedThrough.size > 10_000) state.flushedThrough.clear();
-          state.flushedThrough.set(st.id, through);
+          if (state.sessions.get(st.id) !== st || st.dormant || at - st.lastBeatAt < idleMs) continue;
+          for (const w of st.windows.closeTail()) state.pendingClosed.push({ st, w });
+          st.dormant = true;
+          state.tracker.setRetained(st.id, st.windows.retainedMinOffset());
+          state.nextReleaseMs = Math.min(state.nextReleaseMs, st.windows.maxEventTimeMs + this.dormantRetentionMs);
         }
         await this.drain(state);
       }).catch((err) => this.opts.log.error({ err }, 'idle flush failed'));
     }
   }
 
+  private get dormantRetentionMs(): number {
+    return this.opts.dormantRetentionMs ?? defaultWindowMs + defaultContextMs + (this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs) + defaultStepMs;
+  }
+
+  /**
+   * Lets go of the dormant sessions the partition's event time has left dormantRetentionMs
+   * behind: their beats and retained offsets. Their windows were emitted when they went
+   * dormant; `flushedThrough` remembers how far, in case their device comes back after all.
+   */
+  private releaseDormant(p: PartitionState, touched: Set<SessionState>): void {
+    let next = Infinity;
+    for (const st of p.sessions.values()) {
+      if (!st.dormant) continue;
+      const until = st.windows.maxEventTimeMs + this.dormantRetentionMs;
+      if (until >= p.maxEventTimeMs) {
+        next = Math.min(next, until);
+        continue;
+      }
+      p.tracker.setRetained(st.id, null);
+      p.sessions.delete(st.id);
+      touched.delete(st);
+      this.stats.releasedSessions++;
+      if (p.flushedThrough.size > 10_000) p.flushedThrough.clear();
+      p.flushedThrough.set(st.id, Math.max(st.emittedThroughMs, st.windows.closedThroughMs));
+    }
+    p.nextReleaseMs = next;
+  }
+
   /** Sessions with open windows (not yet closed by the watermark or an idle flush). */
   get openSessionCount(): number {
     let n = 0;
-    for (const p of this.partitions.values()) n += p.sessions.size;
+    for (const p of this.partitions.values()) for (const st of p.sessions.values()) if (!st.dormant) n++;
+    return n;
+  }
+
+  /** Idle-flushed sessions whose beats are still held in case they resume. */
+  get dormantSessionCount(): number {
+    let n = 0;
+    for (const p of this.partitions.values()) for (const st of p.sessions.values()) if (st.dormant) n++;
     return n;
   }
 
