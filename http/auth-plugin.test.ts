@@ -77,6 +77,15 @@ test('every route declares its auth, and every non-public one refuses tokens wit
   }
 });
 
+test('the API docs stay public; unknown routes are a coded 404', async () => {
+  const docs = await app.request('GET', '/docs/json');
+  assert.equal(docs.status, 200);
+  assert.equal(docs.body.openapi, '3.1.0');
+  const missing = await app.request('GET', '/v1/no-such-route');
+  assert.equal(missing.status, 404);
+  assert.equal(missing.body.error.code, 'not_found');
+});
+
 test('an unauthenticated request is refused before its body is read', async () => {
   // 3 MB, over the body limit: with the hook on onRequest the answer is 401, not 413.
   const body = JSON.stringify({ readings: [], pad: 'x'.repeat(3 * 1024 * 1024) });
@@ -89,6 +98,8 @@ test('a route that declares no auth stops the server from starting', async () =>
   const auth = createAuthenticator({ secret, publicKey: null, issuer: iss, audience: aud });
   const server = await createHttpServer({ log: silentLogger, auth }, { bodyLimit: 1024, maxWsMessageBytes: 1024 });
   assert.throws(() => server.get('/v1/forgotten', async () => ({})), /declares no auth/);
+  // Only a WebSocket route may leave authentication to the socket.
+  assert.throws(() => server.get('/v1/sneaky', { config: { auth: { scope: 'read:sessions', socket: true } } }, async () => ({})), /exactly on WebSocket routes/);
   await server.close();
 });
 
@@ -131,4 +142,32 @@ test('a fresh authenticate message before expiry keeps the socket open; another 
   await closing;
   assert.equal(closed, 4401);
   assert.equal(messages.at(-1).error.details[0].reason, 'principal_changed');
+});
+
+test('on the live ingest socket a fresh token is taken ahead of the readings and is not counted as one', async () => {
+  const token = app.auth.sign({ userId: 'u9', orgId: 'o9', scopes: ['write:devices', 'write:readings'] });
+  const reg = await app.request('POST', '/v1/devices', { token, body: { device_id: 'reauth-dev' } });
+  assert.ok(reg.status === 201 || reg.status === 200, JSON.stringify(reg.body));
+  const ws = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/ingest/devices/reauth-dev`, { headers: { authorization: `Bearer ${token}` } });
+  const messages: any[] = [];
+  const next = (type: string) =>
+    new Promise<any>((resolve) => {
+      const check = () => {
+        const m = messages.find((x) => x.type === type);
+        if (m) resolve(m);
+        else ws.once('message', check);
+      };
+      check();
+    });
+  ws.on('message', (d) => messages.push(JSON.parse(d.toString())));
+  await next('authenticated');
+  ws.send(JSON.stringify({ type: 'authenticate', token: app.auth.sign({ userId: 'u9', orgId: 'o9', scopes: ['write:readings'] }) }));
+  ws.send(JSON.stringify({ id: 'r1', timestamp: new Date().toISOString(), hr: 61 }));
+  const ack = await next('ack');
+  const re = await next('reauthenticated');
+  assert.equal(ack.id, 'r1');
+  assert.equal(ack.accepted, 1);
+  assert.ok(Date.parse(re.expires_at) > Date.now());
+  assert.equal(messages.filter((m) => m.type === 'error').length, 0, JSON.stringify(messages));
+  ws.close();
 });

@@ -13,6 +13,9 @@ import { bearerToken, requireScope, type Authenticator, type VerifiedToken } fro
 
 export type RouteAuth = { scope: Scope; socket?: boolean } | 'public';
 
+/** The OpenAPI document and its UI (@fastify/swagger-ui), public like the health probes. */
+const DOCS_PREFIX = /^\/docs(\/|$)/;
+
 /** A route as the auth hook saw it declared (for tests and the route table). */
 export interface DeclaredRoute {
   method: string;
@@ -55,14 +58,25 @@ export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
       throw new Error(`route ${String(route.method)} ${route.url} declares no auth: set config.auth to { scope } or 'public'`);
     }
     if (declared !== 'public' && !declared.scope) throw new Error(`route ${String(route.method)} ${route.url}: config.auth needs a scope`);
+    const websocket = (route as { websocket?: boolean }).websocket === true;
+    // The hook leaves socket routes to the socket's own authentication: only a real WebSocket
+    // route may say so, or an HTTP route could opt out of authentication by a flag.
+    if (declared !== 'public' && (declared.socket === true) !== websocket) {
+      throw new Error(`route ${String(route.method)} ${route.url}: config.auth.socket must be set exactly on WebSocket routes`);
+    }
     for (const method of [route.method].flat()) {
-      declaredRoutes.push({ method: String(method), url: route.url, auth: declared, websocket: (route as { websocket?: boolean }).websocket === true });
+      declaredRoutes.push({ method: String(method), url: route.url, auth: declared, websocket });
     }
   });
   app.addHook('onRequest', async (req) => {
     const declared = routeAuthOf(req);
-    // No declaration: Fastify's not-found handler, or a route registered before the hook.
-    if (declared === undefined || declared === 'public') return;
+    if (declared === 'public') return;
+    if (declared === undefined) {
+      // Fastify's not-found handler (a coded 404) and the API docs, registered before the hook,
+      // declare nothing; any other undeclared route is refused rather than left open.
+      if (req.is404 || DOCS_PREFIX.test(req.routeOptions.url ?? '')) return;
+      throw new AttuneError('unauthorized', 'this route declares no authentication', [{ reason: 'undeclared_route' }]);
+    }
     // A socket authenticates itself (header, ?token= or a first message; http-auth.ts), so that
     // a refusal is a close code the client can read rather than a failed upgrade.
     if (declared.socket) return;

@@ -86,6 +86,12 @@ test('RS256 tokens verify against the keys of a JWKS endpoint, by kid', async ()
     await refusal(auth.verify(sign(privateKey, 'unknown-kid')));
     // An HS256 token is not accepted where RS256 keys are configured.
     await refusal(auth.verify(hs256({ ...claims, iss, aud, exp: nowS() + 600 })));
+    // Made-up kids and algorithms do not make Attune fetch the provider's keys again and again.
+    const before = fetches;
+    for (let i = 0; i < 20; i++) await refusal(auth.verify(sign(privateKey, `made-up-${i}`)));
+    assert.ok(fetches - before <= 1, `${fetches - before} fetches for 20 unknown kids`);
+    const noneAlg = `${Buffer.from(JSON.stringify({ alg: 'none', kid })).toString('base64url')}.${Buffer.from(JSON.stringify({ ...claims, iss, aud, exp: nowS() + 600 })).toString('base64url')}.`;
+    await refusal(auth.verify(noneAlg));
   } finally {
     server.close();
   }
@@ -94,4 +100,31 @@ test('RS256 tokens verify against the keys of a JWKS endpoint, by kid', async ()
 test('exactly one key source is configured', () => {
   assert.throws(() => createAuthenticator({ secret: null, publicKey: null, issuer: iss, audience: aud }), /exactly one/);
   assert.throws(() => createAuthenticator({ secret, publicKey: null, jwksUrl: 'http://127.0.0.1:1/jwks', issuer: iss, audience: aud }), /exactly one/);
+});
+
+test('an unreachable identity provider is 503 unavailable, not a bad token', async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  const auth = createAuthenticator({ secret: null, publicKey: null, jwksUrl: `http://127.0.0.1:${port}/keys.json`, issuer: iss, audience: aud });
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const token = createSigner({ key: privateKey.export({ format: 'pem', type: 'pkcs8' }) as string, algorithm: 'RS256', kid: 'k1', iss, aud, expiresIn: 600_000 })(claims);
+  try {
+    await auth.verify(token);
+    assert.fail('accepted');
+  } catch (err) {
+    assert.ok(isAttuneError(err));
+    assert.deepEqual([err.code, err.statusCode, err.details[0].reason], ['unavailable', 503, 'jwks_unavailable']);
+  }
+});
+
+test('iat in the future is refused; a token’s life is bounded by iat + max age; scp and provider-style subjects are read', async () => {
+  const auth = createAuthenticator({ secret, publicKey: null, issuer: iss, audience: aud, maxAgeS: 3600 });
+  await refusal(auth.verify(hs256({ ...claims, iss, aud, iat: nowS() + 3600, exp: nowS() + 7000 })));
+  const p = await auth.verify(hs256({ ...claims, iss, aud, iat: nowS() - 600, exp: nowS() + 86_400 }));
+  assert.ok(Math.abs(p.expiresAt - (Date.now() + 3000_000)) < 2000, 'expires at iat + max age, not at exp');
+  const okta = await auth.verify(hs256({ sub: 'auth0|5f1c', org_id: 'o1', scp: ['read:sessions', 'write:readings'], iss, aud, exp: nowS() + 600 }));
+  assert.deepEqual([okta.userId, [...okta.scopes]], ['auth0|5f1c', ['read:sessions', 'write:readings']]);
+  await refusal(auth.verify(hs256({ sub: 'a/b', org_id: 'o1', iss, aud, exp: nowS() + 600 })));
 });

@@ -3,14 +3,15 @@
 // key (PEM), or the RS256 keys of an identity provider's JWKS URL (fetched by kid, cached).
 // Every token must carry `exp`, `iss` and `aud`; a token older than the maximum age (by `iat`,
 // or, without `iat`, one that stays valid for longer than it) is refused, so a leaked token is
-// useful for a bounded time. Which scope a route needs is declared on the route
+// useful for a bounded time. RS256 keys may come from an identity provider's JWKS URL (jose's
+// remote key set: timeout, cache, rate-limited refetch). Which scope a route needs is declared on the route
 // (http/auth-plugin.ts); tenant checks (`canAccess`, lib/principal.ts) are made where the
 // data is looked up.
-import { randomBytes } from 'node:crypto';
+import { KeyObject, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSigner, createVerifier, type Algorithm } from 'fast-jwt';
-import buildGetJwks from 'get-jwks';
+import { createRemoteJWKSet, errors } from 'jose';
 import { AttuneError } from '../lib/errors.js';
 import type { Principal, Scope } from '../lib/principal.js';
 
@@ -48,21 +49,40 @@ export interface Authenticator {
 
 export const DEFAULT_TOKEN_MAX_AGE_S = 86_400;
 const CLOCK_TOLERANCE_MS = 5_000;
-const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+// `|` for identity providers' subjects such as auth0|5f…; never `/`, which the live hub's keys use.
+const ID_PATTERN = /^[A-Za-z0-9._:@|-]{1,128}$/;
 
-/** The key source of the verifier: a static key, or the JWKS document's key named by the token's kid. */
+/** Thrown by the JWKS key source when the identity provider cannot be reached (not the token's fault). */
+class KeysUnavailableError extends Error {}
+
+/**
+ * The key source of the verifier: a static key, or the key of an identity provider's JWKS
+ * document named by the token's kid. The JWKS is fetched by jose's remote key set: one fetch
+ * at a time, 5 s timeout, cached 10 min, and an unknown kid refetches at most every 30 s, so
+ * tokens with made-up kids cannot make Attune hammer the provider. The header is checked
+ * before anything is fetched.
+ */
 function keyOf(opts: AuthOptions): string | ((decoded: { header: { kid?: string; alg?: string } }) => Promise<string>) {
-  if (opts.jwksUrl) {
-    const url = new URL(opts.jwksUrl);
-    // get-jwks caches keys by kid (lru-cache, 10 min) and keeps a stale copy for when the
-    // provider is down; its fetch gives up after 5 s.
-    const jwks = buildGetJwks({ max: 100, ttl: 10 * 60_000, jwksPath: url.pathname + url.search });
-    return async ({ header }) => {
-      if (!header.kid) throw new Error('the token names no key (kid) of the JWKS');
-      return jwks.getPublicKey({ domain: url.origin, kid: header.kid, alg: header.alg ?? 'RS256' });
-    };
-  }
-  return (opts.publicKey ?? opts.secret)!;
+  if (!opts.jwksUrl) return (opts.publicKey ?? opts.secret)!;
+  const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 5_000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+  const pems = new WeakMap<object, string>();
+  return async ({ header }) => {
+    if (header.alg !== 'RS256') throw new Error(`the token's alg must be RS256, got ${String(header.alg)}`);
+    if (typeof header.kid !== 'string' || header.kid === '') throw new Error('the token names no key (kid) of the JWKS');
+    let key: object;
+    try {
+      key = await jwks({ alg: 'RS256', kid: header.kid });
+    } catch (err) {
+      if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) throw new Error(`no key ${header.kid} in the JWKS`);
+      throw new KeysUnavailableError(`the JWKS at ${opts.jwksUrl} could not be read: ${(err as Error).message}`);
+    }
+    let pem = pems.get(key);
+    if (!pem) {
+      const keyObject = key instanceof KeyObject ? key : KeyObject.from(key as Parameters<typeof KeyObject.from>[0]);
+      pems.set(key, (pem = keyObject.export({ format: 'pem', type: 'spki' }) as string));
+    }
+    return pem;
+  };
 }
 
 export function createAuthenticator(opts: AuthOptions): Authenticator {
@@ -90,11 +110,21 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
       try {
         claims = await verifier(token);
       } catch (err) {
+        const cause = (err as { originalError?: unknown }).originalError;
+        if (cause instanceof KeysUnavailableError) {
+          throw new AttuneError('unavailable', "the identity provider's keys cannot be read; retry later", [{ reason: 'jwks_unavailable' }]);
+        }
         throw new AttuneError('unauthorized', `invalid token: ${(err as Error).message}`, [{ reason: 'invalid_token' }]);
       }
-      const expiresAt = Number(claims.exp) * 1000;
+      const now = Date.now();
+      const exp = Number(claims.exp) * 1000;
+      const iat = typeof claims.iat === 'number' ? claims.iat * 1000 : null;
+      // fast-jwt's maxAge does not look at an iat in the future, which would stretch it.
+      if (iat !== null && iat > now + CLOCK_TOLERANCE_MS) {
+        throw new AttuneError('unauthorized', 'invalid token: issued in the future (iat)', [{ reason: 'invalid_token' }]);
+      }
       // Without iat, fast-jwt's maxAge cannot apply: bound the time the token has left instead.
-      if (typeof claims.iat !== 'number' && expiresAt - Date.now() > maxAgeS * 1000 + CLOCK_TOLERANCE_MS) {
+      if (iat === null && exp - now > maxAgeS * 1000 + CLOCK_TOLERANCE_MS) {
         throw new AttuneError('unauthorized', `invalid token: without iat it must expire within ${maxAgeS} s`, [{ reason: 'token_too_long_lived' }]);
       }
       if (typeof claims.sub !== 'string' || !ID_PATTERN.test(claims.sub)) {
@@ -103,8 +133,12 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
       if (typeof claims.org_id !== 'string' || !ID_PATTERN.test(claims.org_id)) {
         throw new AttuneError('unauthorized', 'token has no valid org_id claim', [{ reason: 'invalid_token' }]);
       }
-      const scope = typeof claims.scope === 'string' ? claims.scope : '';
-      return { userId: claims.sub, orgId: claims.org_id, scopes: new Set(scope.split(/\s+/).filter(Boolean)), expiresAt };
+      // `scope` (space-separated) or `scp` (a string or a list, as Okta and Azure AD issue it).
+      const raw = typeof claims.scope === 'string' ? claims.scope : claims.scp;
+      const scopes = Array.isArray(raw) ? raw.filter((x): x is string => typeof x === 'string') : typeof raw === 'string' ? raw.split(/\s+/) : [];
+      // A socket lives no longer than the token would be accepted on a new request.
+      const expiresAt = iat === null ? exp : Math.min(exp, iat + maxAgeS * 1000);
+      return { userId: claims.sub, orgId: claims.org_id, scopes: new Set(scopes.filter(Boolean)), expiresAt };
     },
     sign({ userId, orgId, scopes, ttlSeconds = Math.min(24 * 3600, maxAgeS) }) {
       if (!secret) throw new Error('signing needs an HS256 secret (JWT_SECRET or the embedded secret file)');

@@ -12,10 +12,30 @@ import { bearerToken, requireScope, type Authenticator, type VerifiedToken } fro
 import { routeAuthOf } from './auth-plugin.js';
 
 /** WebSocket close codes: 4401/4403 mirror HTTP 401/403 in the 4000-4999 application range. */
-export const CloseCodes = { unauthorized: 4401, forbidden: 4403, notFound: 4404, rateLimited: 4029, slowConsumer: 4008, authTimeout: 4401 } as const;
+export const CloseCodes = { unauthorized: 4401, forbidden: 4403, notFound: 4404, rateLimited: 4029, slowConsumer: 4008, authTimeout: 4401, unavailable: 4503, internalError: 1011 } as const;
 
 /** setTimeout's longest delay (2^31 − 1 ms is about 24.8 days); longer deadlines are re-armed. */
 const MAX_TIMER_MS = 2 ** 30;
+/** How long an expiry waits for a fresh token that is being checked when it falls due. */
+const REAUTH_GRACE_MS = 1_000;
+
+/** The close code of a refusal: the HTTP status in the 4000 range where one fits (1011 for our own failure). */
+function closeCodeOf(err: AttuneError): number {
+  switch (err.code) {
+    case 'forbidden':
+      return CloseCodes.forbidden;
+    case 'not_found':
+      return CloseCodes.notFound;
+    case 'rate_limited':
+      return CloseCodes.rateLimited;
+    case 'unavailable':
+      return CloseCodes.unavailable;
+    case 'internal_error':
+      return CloseCodes.internalError;
+    default:
+      return CloseCodes.unauthorized;
+  }
+}
 
 export interface SocketAuth {
   readonly principal: VerifiedToken | null;
@@ -29,6 +49,27 @@ export interface SocketAuth {
    * `{"type":"reauthenticated","expires_at"}`; true when the message was one (consumed).
    */
   handleReauthentication(msg: unknown): Promise<boolean>;
+}
+
+/**
+ * For sockets that queue their messages behind slow work (readings, audio): handles an
+ * `authenticate` message on arrival instead of in the queue, so a fresh token is never stuck
+ * behind data when the old one expires. True when `data` was one (and is consumed). A socket
+ * the server has paused for back-pressure reads nothing, so clients should re-authenticate
+ * well before expiry (the README suggests at 80 % of the token's life).
+ */
+export function reauthenticationAhead(auth: SocketAuth, data: Buffer): boolean {
+  // Cheap test first: readings and control messages rarely mention it, tokens are < 8 KB.
+  if (data.length > 8192 || !data.includes('"authenticate"')) return false;
+  let msg: unknown;
+  try {
+    msg = JSON.parse(data.toString('utf8'));
+  } catch {
+    return false;
+  }
+  if (!isAuthenticateMessage(msg)) return false;
+  void auth.handleReauthentication(msg);
+  return true;
 }
 
 /** Whether a parsed message is `{"type":"authenticate","token":"…"}`. */
@@ -54,21 +95,31 @@ export function socketAuth(
   const scope = declared.scope;
   let principal: VerifiedToken | null = null;
   let expiry: NodeJS.Timeout | undefined;
+  // Once the socket closed or was refused, nothing that finishes later (a slow token check,
+  // onAuthenticated) may register it or arm a timer for it.
+  let over = false;
+  let pendingReauth: Promise<unknown> | null = null;
   const fail = (err: unknown) => {
+    over = true;
+    clearTimeout(expiry);
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) ctx.log.error({ err }, 'websocket authentication failed');
     if (socket.readyState === socket.OPEN) {
       socket.send(JSON.stringify({ type: 'error', error: { code: coded.code, message: coded.message, details: coded.details, request_id: String(req.id) } }));
-      const code = coded.code === 'forbidden' ? CloseCodes.forbidden : coded.code === 'not_found' ? CloseCodes.notFound : CloseCodes.unauthorized;
-      socket.close(code, coded.code);
+      socket.close(closeCodeOf(coded), coded.code);
     }
   };
   const armExpiry = (expiresAt: number) => {
     clearTimeout(expiry);
+    if (over) return;
     const left = expiresAt - ctx.clock();
     expiry = setTimeout(
-      () => {
+      async () => {
         if (expiresAt - ctx.clock() > 0) return armExpiry(expiresAt);
+        // A fresh token being checked right now gets up to a second to land.
+        if (pendingReauth) await Promise.race([pendingReauth, new Promise((r) => setTimeout(r, REAUTH_GRACE_MS).unref())]);
+        if (over) return;
+        if (principal && principal.expiresAt > ctx.clock()) return armExpiry(principal.expiresAt);
         fail(new AttuneError('unauthorized', 'the token expired; send {"type":"authenticate","token":…} before expiry to stay connected', [{ reason: 'token_expired' }]));
       },
       Math.max(0, Math.min(left, MAX_TIMER_MS)),
@@ -79,13 +130,15 @@ export function socketAuth(
     try {
       const p = await ctx.auth.verify(token);
       requireScope(p, scope);
+      if (over) return false;
       await onAuthenticated(p);
+      if (over) return false;
       principal = p;
       clearTimeout(timer);
       armExpiry(p.expiresAt);
       return true;
     } catch (err) {
-      fail(err);
+      if (!over) fail(err);
       return false;
     }
   };
@@ -96,6 +149,7 @@ export function socketAuth(
   }, timeoutMs);
   timer.unref();
   socket.once('close', () => {
+    over = true;
     clearTimeout(timer);
     clearTimeout(expiry);
   });
@@ -113,19 +167,25 @@ export function socketAuth(
     async handleReauthentication(msg: unknown): Promise<boolean> {
       if (!isAuthenticateMessage(msg)) return false;
       const current = principal;
-      if (!current) return false;
-      try {
-        const p = await ctx.auth.verify(msg.token);
-        requireScope(p, scope);
-        if (p.userId !== current.userId || p.orgId !== current.orgId) {
-          throw new AttuneError('unauthorized', 'a fresh token must name the same user and organisation', [{ reason: 'principal_changed' }]);
+      if (!current || over) return !!current;
+      const check = (async () => {
+        try {
+          const p = await ctx.auth.verify(msg.token);
+          requireScope(p, scope);
+          if (p.userId !== current.userId || p.orgId !== current.orgId) {
+            throw new AttuneError('unauthorized', 'a fresh token must name the same user and organisation', [{ reason: 'principal_changed' }]);
+          }
+          if (over) return;
+          principal = p;
+          armExpiry(p.expiresAt);
+          if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'reauthenticated', expires_at: new Date(p.expiresAt).toISOString() }));
+        } catch (err) {
+          if (!over) fail(err);
         }
-        principal = p;
-        armExpiry(p.expiresAt);
-        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'reauthenticated', expires_at: new Date(p.expiresAt).toISOString() }));
-      } catch (err) {
-        fail(err);
-      }
+      })();
+      pendingReauth = check;
+      await check;
+      if (pendingReauth === check) pendingReauth = null;
       return true;
     },
   };

@@ -8,7 +8,7 @@ import { TokenBucket } from '../lib/token-bucket.js';
 import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
-import { CloseCodes, socketAuth } from '../http/http-auth.js';
+import { CloseCodes, reauthenticationAhead, socketAuth } from '../http/http-auth.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { Device, Session } from '../store/postgres/sessions-repo.js';
 import { publishReadings } from './publisher.js';
@@ -286,6 +286,9 @@ function handleIngestSocket(
   let queued = 0;
 
   socket.on('message', (data: Buffer, isBinary: boolean) => {
+    // A fresh token goes ahead of the readings waiting for the bus, so a busy device is not
+    // closed at expiry with its new token still in the queue.
+    if (!isBinary && auth.principal && reauthenticationAhead(auth, data)) return;
     if (++queued > MAX_QUEUED_MESSAGES) {
       sendError(null, new AttuneError('rate_limited', `more than ${MAX_QUEUED_MESSAGES} messages waiting; wait for acks before sending more`));
       socket.close(CloseCodes.rateLimited, 'rate_limited');

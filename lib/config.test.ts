@@ -37,3 +37,19 @@ test('a bad value is refused with one line naming the variable', () => {
   refuses({ ATTUNE_TOPIC_PREFIX: 'has space' }, 'ATTUNE_TOPIC_PREFIX');
   refuses({ ATTUNE_WRITE_BATCH_ROWS: '10' }, 'ATTUNE_WRITE_BATCH_ROWS');
 });
+
+test('entities: PGlite without DATABASE_URL, a postgres:// URL otherwise (never echoed back)', () => {
+  assert.equal(loadConfig({}).databaseUrl, null);
+  assert.equal(loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/attune' }).databaseUrl, 'postgres://u:p@db:5432/attune');
+  refuses({ DATABASE_URL: 'mysql://u:secret@db/attune' }, 'DATABASE_URL');
+  assert.throws(() => loadConfig({ DATABASE_URL: 'mysql://u:secret@db/attune' }), (e: unknown) => !(e as Error).message.includes('secret'));
+});
+
+test('tokens: JWKS over https (http on this machine only), one key source, a bounded maximum age', () => {
+  assert.equal(loadConfig({ JWT_JWKS_URL: 'https://idp.example.com/.well-known/jwks.json' }).jwt.jwksUrl, 'https://idp.example.com/.well-known/jwks.json');
+  assert.equal(loadConfig({ JWT_JWKS_URL: 'http://127.0.0.1:8000/jwks' }).jwt.jwksUrl, 'http://127.0.0.1:8000/jwks');
+  refuses({ JWT_JWKS_URL: 'http://idp.example.com/jwks' }, 'JWT_JWKS_URL');
+  refuses({ JWT_JWKS_URL: 'https://idp.example.com/jwks', JWT_SECRET: 'x'.repeat(40) }, 'JWT_JWKS_URL');
+  assert.equal(loadConfig({}).jwt.maxAgeS, 86_400);
+  refuses({ JWT_MAX_AGE_S: '10' }, 'JWT_MAX_AGE_S');
+});

@@ -168,6 +168,10 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     throw new ConfigError('JWT_PUBLIC_KEY', 'set either JWT_SECRET (HS256) or JWT_PUBLIC_KEY (RS256), not both');
   }
   const jwksUrl = url(e, 'JWT_JWKS_URL');
+  // Keys fetched in the clear could be swapped by anyone on the path: https, except on this machine.
+  if (jwksUrl !== null && new URL(jwksUrl).protocol !== 'https:' && !['127.0.0.1', 'localhost', '[::1]'].includes(new URL(jwksUrl).hostname)) {
+    throw new ConfigError('JWT_JWKS_URL', 'must be https (http only for 127.0.0.1, localhost or [::1])');
+  }
   if (jwksUrl !== null && (secret !== null || publicKey !== null)) {
     throw new ConfigError('JWT_JWKS_URL', 'set one of JWT_SECRET (HS256), JWT_PUBLIC_KEY or JWT_JWKS_URL (RS256), not several');
   }

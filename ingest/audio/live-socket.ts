@@ -24,7 +24,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../../lib/errors.js';
 import type { AppContext } from '../../http/context.js';
-import { CloseCodes, socketAuth } from '../../http/http-auth.js';
+import { CloseCodes, reauthenticationAhead, socketAuth } from '../../http/http-auth.js';
 import type { SpeechSession } from '../../store/postgres/speech-sessions-repo.js';
 import { LiveFraming, SpeechAudioPublisher, BUS_SAMPLE_RATE } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
@@ -97,6 +97,8 @@ class LiveAudioConnection {
 
   listen(): void {
     this.socket.on('message', (data: Buffer, isBinary: boolean) => {
+      // A fresh token goes ahead of the audio waiting for the bus (see reauthenticationAhead).
+      if (!isBinary && this.auth.principal && reauthenticationAhead(this.auth, data)) return;
       if (isBinary) this.pendingBytes += data.length;
       this.applyBackpressure();
       this.enqueue(() => this.onMessage(data, isBinary));
