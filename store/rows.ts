@@ -8,8 +8,6 @@
 export const Tables = {
   heartReadings: 'heart_readings',
   coherenceWindows: 'coherence_windows',
-  sessions: 'sessions',
-  devices: 'devices',
   sessionEvents: 'session_events',
   userDailyCoherence: 'user_daily_coherence',
   schemaMigrations: 'schema_migrations',
@@ -65,38 +63,6 @@ export interface CoherenceWindowRow {
   computed_at: number;
 }
 
-export interface SessionRow {
-  session_id: string;
-  org_id: string;
-  user_id: string;
-  /** '' when not yet known. */
-  device_id: string;
-  kind: string;
-  title: string;
-  status: 'active' | 'ended';
-  started_at: number;
-  ended_at: number | null;
-  coherence_threshold: number;
-  threshold_duration_s: number;
-  created_at: number;
-  updated_at: number;
-  metadata_json: string;
-}
-
-export interface DeviceRow {
-  device_id: string;
-  org_id: string;
-  /** '' when unassigned. */
-  user_id: string;
-  name: string;
-  model: string;
-  firmware: string;
-  registered_at: number;
-  updated_at: number;
-  last_seen_at: number | null;
-  battery_level_pct: number | null;
-}
-
 export interface SessionEventRow {
   event_id: string;
   session_id: string;
@@ -126,8 +92,6 @@ export const CoherenceWindowColumns: Array<keyof CoherenceWindowRow> = [
 
 /** Table names of the speech slice, for BatchWriter and StoreClient.table(). */
 export const SpeechTables = {
-  speechSessions: 'speech_sessions',
-  speechUploads: 'speech_uploads',
   speechSegments: 'speech_segments',
   speechWords: 'speech_words',
   speechFrames: 'speech_frames',
@@ -143,55 +107,6 @@ export type SpeechSessionStatus = 'created' | 'recording' | 'processing' | 'comp
 export type SpeechUploadStatus = 'queued' | 'processing' | 'completed' | 'failed';
 export type WordTimingMethod = 'forced_alignment' | 'syllable_estimate';
 export type SpeechPauseKind = 'natural' | 'long';
-
-export interface SpeechSessionRow {
-  session_id: string;
-  org_id: string;
-  user_id: string;
-  title: string;
-  description: string;
-  kind: SpeechSessionKind;
-  expected_duration_s: number | null;
-  settings_json: string;
-  status: SpeechSessionStatus;
-  /** '' while no audio has arrived. */
-  source: 'upload' | 'live' | '';
-  started_at: number | null;
-  ended_at: number | null;
-  audio_duration_s: number | null;
-  sample_rate_hz: number | null;
-  created_at: number;
-  updated_at: number;
-}
-
-export interface SpeechUploadRow {
-  upload_id: string;
-  session_id: string;
-  org_id: string;
-  user_id: string;
-  status: SpeechUploadStatus;
-  /** e.g. receiving, decoding, voice_activity, features, transcription, alignment, scoring, storing, done. */
-  stage: string;
-  /** 0..1 */
-  progress: number;
-  eta_s: number | null;
-  file_name: string;
-  size_bytes: number;
-  /** '' before the WAV header was read. */
-  encoding: 'pcm16' | 'float32' | '';
-  /** 0 before the WAV header was read. */
-  channel_count: number;
-  /** 0 before the WAV header was read. */
-  sample_rate_hz: number;
-  audio_duration_s: number | null;
-  metadata_json: string;
-  /** '' unless status is failed. */
-  error_code: string;
-  error_message: string;
-  created_at: number;
-  updated_at: number;
-  completed_at: number | null;
-}
 
 export interface SpeechSegmentRow {
   session_id: string;
@@ -279,15 +194,6 @@ export interface SpeechScoreRow {
 }
 
 /** Column order (the tables' order) for compact inserts of each speech row type. */
-export const SpeechSessionColumns: Array<keyof SpeechSessionRow> = [
-  'session_id', 'org_id', 'user_id', 'title', 'description', 'kind', 'expected_duration_s', 'settings_json', 'status',
-  'source', 'started_at', 'ended_at', 'audio_duration_s', 'sample_rate_hz', 'created_at', 'updated_at',
-];
-export const SpeechUploadColumns: Array<keyof SpeechUploadRow> = [
-  'upload_id', 'session_id', 'org_id', 'user_id', 'status', 'stage', 'progress', 'eta_s', 'file_name', 'size_bytes',
-  'encoding', 'channel_count', 'sample_rate_hz', 'audio_duration_s', 'metadata_json', 'error_code', 'error_message',
-  'created_at', 'updated_at', 'completed_at',
-];
 export const SpeechSegmentColumns: Array<keyof SpeechSegmentRow> = [
   'session_id', 'org_id', 'user_id', 'audio_started_at', 'segment_index', 'start_ms', 'end_ms', 'text', 'word_count',
   'is_final', 'model', 'computed_at',

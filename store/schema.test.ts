@@ -9,10 +9,8 @@ import {
   HIGH_COHERENCE_THRESHOLD,
   Tables,
   type CoherenceWindowRow,
-  type DeviceRow,
   type HeartReadingRow,
   type SessionEventRow,
-  type SessionRow,
 } from './rows.js';
 import { storeImplementations } from './test-stores.js';
 
@@ -81,40 +79,6 @@ function window(
     computed_at: windowEnd + 40,
   };
 }
-
-function sessionRow(updated_at: number, status: 'active' | 'ended'): SessionRow {
-  return {
-    session_id: 'sess-1',
-    org_id: 'org-a',
-    user_id: 'user-1',
-    device_id: 'dev-1',
-    kind: 'coherence',
-    title: 'Morning practice',
-    status,
-    started_at: t0,
-    ended_at: status === 'ended' ? updated_at : null,
-    coherence_threshold: 0.5,
-    threshold_duration_s: 30,
-    created_at: t0,
-    updated_at,
-    metadata_json: '{"app":"test"}',
-  };
-}
-
-const deviceRows = (): DeviceRow[] => [
-  {
-    device_id: 'dev-1',
-    org_id: 'org-a',
-    user_id: 'user-1',
-    name: 'chest strap',
-    model: 'Polar H10',
-    firmware: '5.0.0',
-    registered_at: t0,
-    updated_at: t0,
-    last_seen_at: t0 + 3000,
-    battery_level_pct: 88,
-  },
-];
 
 const eventRows = (): SessionEventRow[] => [
   {
@@ -186,8 +150,6 @@ for (const impl of await storeImplementations()) {
       const windows = [window('user-1', t0, { coherence: 0.7, ratio: 2.33, hr: 64, rmssd: 42 }), window('user-1', t0 + 5000, null)];
       const fixtures: Array<[string, object[], string]> = [
         [Tables.heartReadings, heartRows(), 'reading_id, beat_index'],
-        [Tables.sessions, [sessionRow(t0, 'active')], 'session_id'],
-        [Tables.devices, deviceRows(), 'device_id'],
         [Tables.sessionEvents, eventRows(), 'event_id'],
         [Tables.coherenceWindows, windows, 'session_id, window_end'],
       ];
@@ -207,18 +169,6 @@ for (const impl of await storeImplementations()) {
       );
       assert.deepEqual(beats.map((b) => b.rr_ms), [812.5, 845, 901.25, null]);
       assert.equal(beats[3].session_id, '');
-    });
-
-    test('a newer version of a session replaces the older one under FINAL', async () => {
-      await insert(store, Tables.sessions, [sessionRow(t0 + 60_000, 'ended')]);
-      await insert(store, Tables.sessions, [sessionRow(t0 + 1, 'active')]); // a late, stale copy
-      const rows = await queryRows<{ status: string; ended_at: string | null; n: number | string }>(
-        store.client,
-        `SELECT status, ended_at, count() OVER () AS n FROM ${store.table(Tables.sessions)} FINAL WHERE session_id = 'sess-1'`,
-      );
-      assert.equal(rows.length, 1);
-      assert.equal(rows[0].status, 'ended');
-      assert.equal(rows[0].ended_at, '2026-11-21 00:00:50.000');
     });
 
     test('the daily rollup computes the expected values from known windows', async () => {

@@ -12,16 +12,12 @@ import {
   SpeechPauseColumns,
   SpeechScoreColumns,
   SpeechSegmentColumns,
-  SpeechSessionColumns,
   SpeechTables,
-  SpeechUploadColumns,
   SpeechWordColumns,
   type SpeechFrameRow,
   type SpeechPauseRow,
   type SpeechScoreRow,
   type SpeechSegmentRow,
-  type SpeechSessionRow,
-  type SpeechUploadRow,
   type SpeechWordRow,
 } from './rows.js';
 import { storeImplementations } from './test-stores.js';
@@ -30,52 +26,6 @@ const speechTableNames: string[] = Object.values(SpeechTables);
 const t0 = Date.UTC(2026, 10, 30, 23, 59, 58, 250); // two seconds before a month boundary
 const who = { org_id: 'org-a', user_id: 'user-1' };
 const audio = { session_id: 'speech-1', ...who, audio_started_at: t0 };
-
-function sessionRow(updated_at: number, status: SpeechSessionRow['status']): SpeechSessionRow {
-  const hasAudio = status !== 'created';
-  return {
-    session_id: 'speech-1',
-    ...who,
-    title: 'Quarterly review',
-    description: "Practice for Monday's talk; it's O'Brien's slot",
-    kind: 'presentation',
-    expected_duration_s: 300,
-    settings_json: '{"min_pause_ms":250,"model":"moonshine-tiny"}',
-    status,
-    source: hasAudio ? 'upload' : '',
-    started_at: hasAudio ? t0 : null,
-    ended_at: status === 'completed' ? t0 + 4000 : null,
-    audio_duration_s: hasAudio ? 3.75 : null,
-    sample_rate_hz: hasAudio ? 44_100 : null,
-    created_at: t0 - 60_000,
-    updated_at,
-  };
-}
-
-function uploadRow(updated_at: number, progress: number): SpeechUploadRow {
-  const done = progress === 1;
-  return {
-    upload_id: 'up-1',
-    session_id: 'speech-1',
-    ...who,
-    status: done ? 'completed' : 'processing',
-    stage: done ? 'done' : 'transcription',
-    progress,
-    eta_s: done ? null : 1.5,
-    file_name: 'review.wav',
-    size_bytes: 330_794,
-    encoding: 'pcm16',
-    channel_count: 2,
-    sample_rate_hz: 44_100,
-    audio_duration_s: 3.75,
-    metadata_json: '{"mic":"headset"}',
-    error_code: '',
-    error_message: '',
-    created_at: t0,
-    updated_at,
-    completed_at: done ? updated_at : null,
-  };
-}
 
 const segmentRows = (computed_at: number, is_final: boolean): SpeechSegmentRow[] => [
   { ...audio, segment_index: 0, start_ms: 120, end_ms: 1_900, text: is_final ? 'um hello everyone' : 'um hello', word_count: is_final ? 3 : 2, is_final, model: 'moonshine-tiny', computed_at },
@@ -145,8 +95,6 @@ const scoreRows = (): SpeechScoreRow[] =>
 
 /** Each new table with rows for it, the row type's column list, and the natural key order. */
 const fixtures: Array<{ table: string; rows: () => object[]; columns: string[]; orderBy: string }> = [
-  { table: SpeechTables.speechSessions, rows: () => [sessionRow(t0 + 4500, 'completed')], columns: SpeechSessionColumns, orderBy: 'session_id' },
-  { table: SpeechTables.speechUploads, rows: () => [uploadRow(t0 + 6000, 1)], columns: SpeechUploadColumns, orderBy: 'upload_id' },
   { table: SpeechTables.speechSegments, rows: () => segmentRows(t0 + 5000, true), columns: SpeechSegmentColumns, orderBy: 'session_id, segment_index' },
   { table: SpeechTables.speechWords, rows: wordRows, columns: SpeechWordColumns, orderBy: 'session_id, segment_index, word_index' },
   { table: SpeechTables.speechFrames, rows: frameRows, columns: SpeechFrameColumns, orderBy: 'session_id, second_index' },
@@ -193,7 +141,7 @@ for (const impl of await storeImplementations()) {
         );
       const before = await listTables();
       const names = before.map((t) => t.name);
-      for (const table of [...speechTableNames, 'heart_readings', 'sessions']) assert.ok(names.includes(table), `${table} exists`);
+      for (const table of [...speechTableNames, 'heart_readings', 'coherence_windows']) assert.ok(names.includes(table), `${table} exists`);
       assert.deepEqual((await migrate(store)).applied, []);
       assert.deepEqual(await listTables(), before);
       const recorded = await queryRows<{ name: string }>(
@@ -263,16 +211,6 @@ for (const impl of await storeImplementations()) {
         assert.deepEqual(await snapshot(store, table, orderBy), once, `${table} after replay`);
       }
       // Values survive the round trip, NULLs, quotes and Bools included.
-      const [session] = await queryRows<Record<string, unknown>>(
-        store.client,
-        `SELECT description, started_at, expected_duration_s, source FROM ${store.table(SpeechTables.speechSessions)} FINAL`,
-      );
-      assert.deepEqual(session, {
-        description: "Practice for Monday's talk; it's O'Brien's slot",
-        started_at: '2026-11-30 23:59:58.250',
-        expected_duration_s: 300,
-        source: 'upload',
-      });
       const words = await queryRows<{ text: string; is_filler: boolean; filler: string; confidence: number | null; timing_method: string }>(
         store.client,
         `SELECT text, is_filler, filler, confidence, timing_method FROM ${store.table(SpeechTables.speechWords)} FINAL ORDER BY segment_index, word_index`,
@@ -294,23 +232,11 @@ for (const impl of await storeImplementations()) {
     });
 
     test('newer versions replace older ones under FINAL, whatever order they arrive in', async () => {
-      await insert(store, SpeechTables.speechSessions, [sessionRow(t0 - 60_000, 'created'), sessionRow(t0 + 100, 'processing')]);
-      await insert(store, SpeechTables.speechUploads, [uploadRow(t0 + 2000, 0.25), uploadRow(t0 + 9000, 1), uploadRow(t0 + 3000, 0.5)]);
       // A live partial result for segment 0 arriving late must not replace the final one.
       await insert(store, SpeechTables.speechSegments, segmentRows(t0 + 1000, false));
       await insert(store, SpeechTables.speechSegments, segmentRows(t0 + 7000, true));
       await insert(store, SpeechTables.speechSegments, segmentRows(t0 + 1500, false));
 
-      const sessions = await queryRows<{ status: string; ended_at: string | null }>(
-        store.client,
-        `SELECT status, ended_at FROM ${store.table(SpeechTables.speechSessions)} FINAL WHERE session_id = 'speech-1'`,
-      );
-      assert.deepEqual(sessions, [{ status: 'completed', ended_at: '2026-12-01 00:00:02.250' }]);
-      const uploads = await queryRows<{ status: string; progress: number; eta_s: number | null }>(
-        store.client,
-        `SELECT status, progress, eta_s FROM ${store.table(SpeechTables.speechUploads)} FINAL WHERE upload_id = 'up-1'`,
-      );
-      assert.deepEqual(uploads, [{ status: 'completed', progress: 1, eta_s: null }]);
       const segments = await queryRows<{ text: string; is_final: boolean }>(
         store.client,
         `SELECT text, is_final FROM ${store.table(SpeechTables.speechSegments)} FINAL WHERE session_id = 'speech-1' ORDER BY segment_index`,
