@@ -94,34 +94,8 @@ running_pid() {
   echo "${pid}"
 }
 
-port_open() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
-
-# mkdir is atomic, so the directory is the lock; it records its holder's pid so a lock
-# left by a killed process is recognised and taken over.
-acquire_lock() {
-  local deadline=$((SECONDS + START_TIMEOUT + 60)) holder
-  mkdir -p "$(dirname "${LOCK_DIR}")"
-  until mkdir "${LOCK_DIR}" 2>/dev/null; do
-    holder="$(cat "${LOCK_DIR}/pid" 2>/dev/null || true)"
-    if [[ -n "${holder}" ]] && ! kill -0 "${holder}" 2>/dev/null; then
-      log "removing stale lock of dead process ${holder}"
-      rm -rf "${LOCK_DIR}"
-      continue
-    fi
-    (( SECONDS < deadline )) || die "timed out waiting for lock ${LOCK_DIR} (held by ${holder:-?})"
-    sleep 0.2
-  done
-  echo $$ > "${LOCK_DIR}/pid"
-  trap release_lock EXIT
-}
-
-release_lock() {
-  if [[ "$(cat "${LOCK_DIR}/pid" 2>/dev/null || true)" == "$$" ]]; then
-    rm -rf "${LOCK_DIR}"
-  fi
-}
+# port_open, acquire_lock, release_lock
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/service.sh"
 
 # Sets JAVA_ARGS: the JVM command line up to (not including) the main class. An array,
 # so that the classpath wildcard reaches java unexpanded.
