@@ -14,7 +14,7 @@ import { LocalSchemaRegistry } from '../schemas/registry/registry.js';
 import type { SpeechEvent } from '../schemas/registry/schemas.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
-import { storeImplementations, type StoreImplementation } from '../store/test-stores.js';
+import { storeImplementations, type StoreImplementation } from '../store/test-stores.test-util.js';
 import { createAuthenticator, type Authenticator } from '../http/auth.js';
 import type { AppContext } from '../http/context.js';
 import { createCoherenceLiveHub } from './live.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import { createEmbeddedBus, type EmbeddedBus, type EmbeddedBusOptions } from './embedded.js';
-import { Inbox, runBusContract } from './contract.js';
+import { Inbox, runBusContract } from './bus.contract.js';
 import type { RecordBatch, Subscription } from './types.js';
 
 const tempDirs: string[] = [];

@@ -8,7 +8,7 @@ import { Kafka, logLevel } from 'kafkajs';
 import { kafkaOrSkip } from '../test/services.js';
 import { silentLogger } from '../lib/log.js';
 import { createKafkaBus } from './kafka.js';
-import { runBusContract } from './contract.js';
+import { runBusContract } from './bus.contract.js';
 import { partitionForKey } from './partitioner.js';
 
 runBusContract(

@@ -4,7 +4,7 @@ import { silentLogger } from '../lib/log.js';
 import { isAttuneError } from '../lib/errors.js';
 import { BatchWriter, type InsertFailure } from './batch-writer.js';
 import { queryRows, toNumber, type StoreClient } from './clickhouse.js';
-import { storeImplementations, withDeadline } from './test-stores.js';
+import { storeImplementations, withDeadline } from './test-stores.test-util.js';
 
 interface Row {
   k: number;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { silentLogger } from '../lib/log.js';
 import { isAttuneError } from '../lib/errors.js';
 import { createStoreClient, queryRows, toEpochMs, toNullableNumber, toNumber } from './clickhouse.js';
-import { storeImplementations } from './test-stores.js';
+import { storeImplementations } from './test-stores.test-util.js';
 
 test('toNumber normalises 64-bit values from either backend', () => {
   assert.equal(toNumber('12345678901'), 12345678901);

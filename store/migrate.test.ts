@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { isAttuneError } from '../lib/errors.js';
 import { queryRows, toNumber } from './clickhouse.js';
 import { checksumOf, defaultMigrationsDir, migrate, migrationStatements, readMigrations } from './migrate.js';
-import { storeImplementations } from './test-stores.js';
+import { storeImplementations } from './test-stores.test-util.js';
 
 const scratchDirs: string[] = [];
 /** A copy of the repository's migrations that a test may change. */

@@ -12,7 +12,7 @@ import {
   type HeartReadingRow,
   type SessionEventRow,
 } from './rows.js';
-import { storeImplementations } from './test-stores.js';
+import { storeImplementations } from './test-stores.test-util.js';
 
 const t0 = Date.UTC(2026, 10, 20, 23, 59, 50); // ten seconds before midnight UTC: windows span two days
 

@@ -20,7 +20,7 @@ import {
   type SpeechSegmentRow,
   type SpeechWordRow,
 } from './rows.js';
-import { storeImplementations } from './test-stores.js';
+import { storeImplementations } from './test-stores.test-util.js';
 
 const speechTableNames: string[] = Object.values(SpeechTables);
 const t0 = Date.UTC(2026, 10, 30, 23, 59, 58, 250); // two seconds before a month boundary
