@@ -37,8 +37,23 @@ module.exports = {
     layer('models-below-pipelines', 'models', ['store', 'bus', 'pipelines', 'http', 'api', 'ingest', 'cli'], 'models/ loads ONNX files; the pipelines use it.'),
     layer('pipelines-below-http', 'pipelines', ['http', 'api', 'ingest', 'cli'], 'Workers read the bus and write through store/; they never import the HTTP layers.'),
     layer('http-below-routes', 'http', ['pipelines', 'api', 'ingest', 'cli'], 'http/ is what api/ and ingest/ share; it knows neither.'),
-    layer('api-not-ingest', 'api', ['ingest', 'pipelines', 'cli'], 'api/ and ingest/ never import each other; cli/ composes them.'),
-    layer('ingest-not-api', 'ingest', ['api', 'pipelines', 'cli'], 'api/ and ingest/ never import each other; cli/ composes them.'),
+    layer('api-not-ingest', 'api', ['ingest', 'pipelines', 'models', 'cli'], 'api/ and ingest/ never import each other; cli/ composes them.'),
+    layer('ingest-not-api', 'ingest', ['api', 'pipelines', 'models', 'cli'], 'api/ and ingest/ never import each other; cli/ composes them.'),
+    {
+      name: 'known-folders',
+      comment: 'Imports reach only folders with a place in the layers above: a new folder needs its rule first.',
+      severity: 'error',
+      from: {},
+      to: { pathNot: '^(lib|schemas|store|bus|models|pipelines|http|api|ingest|cli|simulator|infra|bench|scripts|test)/|(^|/)node_modules/', dependencyTypesNot: ['core'] },
+    },
+    {
+      name: 'native-modules-on-demand',
+      comment:
+        'chDB, PGlite, pg and onnxruntime load only in the process that uses them (issue 8): import them with import() where they are needed; a type-only import is fine.',
+      severity: 'error',
+      from: { path: '^(lib|schemas|store|bus|models|pipelines|http|api|ingest|cli|simulator)/', pathNot: TOOLING },
+      to: { path: '(^|/)node_modules/(chdb|@electric-sql/pglite|pg|onnxruntime-node)/', dynamic: false, dependencyTypesNot: ['type-only'] },
+    },
     {
       name: 'product-not-tooling',
       comment: 'Product code never imports tests, test utilities, benchmarks or scripts (they are not in dist/).',
