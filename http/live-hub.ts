@@ -246,7 +246,14 @@ export function subscribedEnvelope(now: number, payload: Record<string, unknown>
  */
 export function onAuthenticateMessages(socket: WebSocket, auth: SocketAuth): void {
   let chain: Promise<unknown> = auth.initial;
+  // Checks run one at a time; a client that sends faster than tokens can be checked is not
+  // reading the protocol, and is closed rather than queued without bound.
+  let pending = 0;
   socket.on('message', (data: Buffer) => {
+    if (++pending > MAX_PENDING_AUTH_MESSAGES) {
+      socket.close(CloseCodes.rateLimited, 'rate_limited');
+      return;
+    }
     chain = chain.then(async () => {
       let msg: unknown = null;
       try {
@@ -256,6 +263,11 @@ export function onAuthenticateMessages(socket: WebSocket, auth: SocketAuth): voi
       }
       if (auth.principal) await auth.handleReauthentication(msg);
       else await auth.handleFirstMessage(msg);
+    }).finally(() => {
+      pending--;
     });
   });
 }
+
+/** Messages a live (read-only) socket may have waiting for their token checks. */
+const MAX_PENDING_AUTH_MESSAGES = 16;
