@@ -70,7 +70,7 @@ function parseDate(v: string | undefined, field: string, def: number): number {
   let t = /^\d{4}-\d{2}-\d{2}$/.test(v) ? Date.parse(`${v}T00:00:00Z`) : NaN;
   // Date.parse rolls 2026-02-31 over to March; a date that does not print back is not real.
   if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) !== v) t = NaN;
-  if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD`, [{ field: `?${field}`, reason: 'invalid date' }]);
+  if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD`, [{ field: `?${field}`, reason: 'invalid_date' }]);
   return t;
 }
 
@@ -131,8 +131,8 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
       const today = Math.floor(ctx.clock() / DAY_MS) * DAY_MS;
       const end = parseDate(req.query.end_date, 'end_date', today);
       const start = parseDate(req.query.start_date, 'start_date', end - 30 * DAY_MS);
-      if (start > end) throw new AttuneError('validation_error', 'start_date is after end_date', [{ field: '?start_date', reason: 'after end_date' }]);
-      if (end - start > 3 * 366 * DAY_MS) throw new AttuneError('validation_error', 'at most 3 years per request', [{ field: '?start_date', reason: 'range too long' }]);
+      if (start > end) throw new AttuneError('validation_error', 'start_date is after end_date', [{ field: '?start_date', reason: 'invalid_range', message: 'after end_date' }]);
+      if (end - start > 3 * 366 * DAY_MS) throw new AttuneError('validation_error', 'at most 3 years per request', [{ field: '?start_date', reason: 'invalid_range', message: 'range too long' }]);
 
       const rs = await clickhouseOf(ctx).query({
         query: `SELECT toString(${bucketExpr[granularity]}) AS bucket,

@@ -109,9 +109,9 @@ export async function visibleSession(ctx: AppContext, p: Principal, id: string, 
 /** A session's start or end as given by a client: a real timestamp from 2000 to a day from now. */
 function sessionTime(v: string | number, field: string, now: number): number {
   const t = parseTimestamp(v);
-  if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field.slice(1)} must be ISO-8601 with a zone or epoch ms`, [{ field, reason: 'invalid timestamp' }]);
+  if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field.slice(1)} must be ISO-8601 with a zone or epoch ms`, [{ field, reason: 'invalid_timestamp' }]);
   if (t < Date.UTC(2000, 0, 1) || t > now + 86_400_000) {
-    throw new AttuneError('validation_error', `${field.slice(1)} is out of range`, [{ field, reason: 'must lie between 2000-01-01 and a day from now' }]);
+    throw new AttuneError('validation_error', `${field.slice(1)} is out of range`, [{ field, reason: 'out_of_range', message: 'must lie between 2000-01-01 and a day from now' }]);
   }
   return Math.round(t);
 }
@@ -127,7 +127,7 @@ function decodeCursor(c: string): { startedAt: number; id: string } {
   } catch {
     /* fall through */
   }
-  throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'not a cursor returned by this API' }]);
+  throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'invalid_cursor' }]);
 }
 
 interface TimelineRow {

@@ -138,11 +138,11 @@ export function effectiveSettings(given: Record<string, unknown> | undefined): R
   const settings: Record<string, unknown> = { ...DEFAULT_SPEECH_SETTINGS, ...(given ?? {}) };
   if ((settings.long_pause_ms as number) <= (settings.min_pause_ms as number)) {
     throw new AttuneError('validation_error', 'settings.long_pause_ms must be above settings.min_pause_ms', [
-      { field: '/settings/long_pause_ms', reason: `must be above min_pause_ms (${settings.min_pause_ms})` },
+      { field: '/settings/long_pause_ms', reason: 'out_of_range', message: `must be above min_pause_ms (${settings.min_pause_ms})` },
     ]);
   }
   if (JSON.stringify(settings).length > 16_384) {
-    throw new AttuneError('validation_error', 'settings are too large (at most 16 KB of JSON)', [{ field: '/settings', reason: 'too large' }]);
+    throw new AttuneError('validation_error', 'settings are too large (at most 16 KB of JSON)', [{ field: '/settings', reason: 'invalid_length', message: 'at most 16 KB of JSON' }]);
   }
   return settings;
 }
@@ -160,7 +160,7 @@ export function dateBound(v: string, field: 'from' | 'to'): number {
     const t = parseTimestamp(v);
     if (!Number.isNaN(t)) return Math.round(t);
   }
-  throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD or an ISO-8601 timestamp with a zone`, [{ field: `?${field}`, reason: 'invalid date' }]);
+  throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD or an ISO-8601 timestamp with a zone`, [{ field: `?${field}`, reason: 'invalid_date' }]);
 }
 
 interface SummaryRow {
@@ -339,7 +339,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
       const from = q.from === undefined ? undefined : dateBound(q.from, 'from');
       const to = q.to === undefined ? undefined : dateBound(q.to, 'to');
       if (from !== undefined && to !== undefined && from >= to) {
-        throw new AttuneError('validation_error', 'from must be before to', [{ field: '?from', reason: 'not before to' }]);
+        throw new AttuneError('validation_error', 'from must be before to', [{ field: '?from', reason: 'invalid_range', message: 'not before to' }]);
       }
       const { items, nextCursor } = await speechRepo(ctx).list({
         orgId: p.orgId,

@@ -491,7 +491,7 @@ class EmbeddedBusImpl implements EmbeddedBus {
         );
       }
       if (!Number.isInteger(partitions) || partitions < 1) {
-        return Promise.reject(new AttuneError('validation_error', `topic ${name} needs at least one partition`, [{ field: 'partitions', reason: 'invalid' }]));
+        return Promise.reject(new AttuneError('validation_error', `topic ${name} needs at least one partition`, [{ field: 'partitions', reason: 'invalid_argument' }]));
       }
       t = this.createTopic(name, partitions);
       this.topics.set(name, t);
@@ -701,7 +701,7 @@ class EmbeddedBusImpl implements EmbeddedBus {
 
   private async commit(member: Member, topic: string, partition: number, offset: string): Promise<void> {
     if (!/^\d{1,15}$/.test(offset)) {
-      throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid' }]);
+      throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid_offset' }]);
     }
     if (member.stopped || !member.consumers.has(tpKey(topic, partition))) {
       throw new AttuneError('conflict', `${topic}/${partition} is not assigned to this member of group ${member.group.id}`, [

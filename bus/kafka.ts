@@ -242,7 +242,7 @@ class KafkaBusImpl implements KafkaBus {
     const sub: Subscription = {
       commit: async (topic, partition, offset) => {
         if (!/^\d+$/.test(offset)) {
-          throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid' }]);
+          throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid_offset' }]);
         }
         await consumer.commitOffsets([{ topic, partition, offset }]);
       },

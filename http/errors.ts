@@ -1,9 +1,14 @@
 // One error format for every route:
 //   {"error":{"code","message","details","request_id"}}
-// Fastify's own errors (schema validation, body too large, bad JSON, unsupported media type)
-// are mapped to the same codes so clients handle one shape.
+// Fastify's own errors (schema validation, body too large, bad JSON, unsupported media type,
+// a too-long path segment, a malformed URL), Node's parser errors (headers too large) and
+// refusals while shutting down are mapped to the same codes so clients handle one shape.
+// Every detail's `reason` comes from lib/error-catalogue.ts.
+import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AttuneError, isAttuneError, type ErrorCode, type ErrorDetail } from '../lib/errors.js';
+import { AttuneError, isAttuneError, type ErrorCode, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string };
@@ -39,8 +44,44 @@ interface AjvIssue {
   params?: Record<string, unknown>;
 }
 
+type ValidationReason = ReasonFor<'validation_error'>;
+
+/** Ajv keyword → catalogued reason; Ajv's own text stays in the detail's `message`. */
+export const reasonByAjvKeyword: Readonly<Record<string, ValidationReason>> = {
+  required: 'required',
+  dependentRequired: 'required',
+  dependencies: 'required',
+  type: 'invalid_type',
+  minimum: 'out_of_range',
+  maximum: 'out_of_range',
+  exclusiveMinimum: 'out_of_range',
+  exclusiveMaximum: 'out_of_range',
+  multipleOf: 'out_of_range',
+  minLength: 'invalid_length',
+  maxLength: 'invalid_length',
+  minItems: 'invalid_length',
+  maxItems: 'invalid_length',
+  minProperties: 'invalid_length',
+  maxProperties: 'invalid_length',
+  additionalItems: 'invalid_length',
+  pattern: 'invalid_format',
+  format: 'invalid_format',
+  additionalProperties: 'unknown_field',
+  unevaluatedProperties: 'unknown_field',
+  enum: 'invalid_value',
+  const: 'invalid_value',
+};
+
+/** The reason for an Ajv keyword; keywords not in the table (anyOf, oneOf, not, if, uniqueItems, …) are `invalid_value`. */
+export const reasonForAjvKeyword = (keyword: string): ValidationReason => reasonByAjvKeyword[keyword] ?? 'invalid_value';
+
+function detail(field: string, reason: ValidationReason, message: string): ErrorDetail<ValidationReason> {
+  const index = indexFromPath(field);
+  return index === undefined ? { field, reason, message } : { field, index, reason, message };
+}
+
 /** Turns ajv issues into details naming the field (and its index in a batch). */
-export function detailsFromValidation(issues: AjvIssue[], prefix = ''): ErrorDetail[] {
+export function detailsFromValidation(issues: AjvIssue[], prefix = ''): ErrorDetail<ValidationReason>[] {
   // An anyOf of `required` branches ("hr or rr_intervals_ms") fails with one issue per branch
   // and then the anyOf itself: report it once, on the object, naming the alternatives.
   const anyOf = issues.find((v) => v.keyword === 'anyOf');
@@ -49,11 +90,7 @@ export function detailsFromValidation(issues: AjvIssue[], prefix = ''): ErrorDet
     const branches = issues.filter((v) => v !== anyOf && (v.instancePath ?? '') === path);
     if (branches.length > 0 && branches.every((v) => v.keyword === 'required')) {
       const names = branches.map((v) => String(v.params?.missingProperty));
-      const field = `${prefix}${path}` || '/';
-      const detail: ErrorDetail = { field, reason: `must have ${names.join(' or ')}` };
-      const index = indexFromPath(field);
-      if (index !== undefined) detail.index = index;
-      return [detail];
+      return [detail(`${prefix}${path}` || '/', 'required', `must have ${names.join(' or ')}`)];
     }
   }
   return issues.map((v) => {
@@ -64,37 +101,52 @@ export function detailsFromValidation(issues: AjvIssue[], prefix = ''): ErrorDet
     if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
       field = `${field}/${v.params.additionalProperty}`;
     }
-    const detail: ErrorDetail = { field: field || '/', reason: v.message ?? v.keyword };
-    const index = indexFromPath(field);
-    if (index !== undefined) detail.index = index;
-    return detail;
+    return detail(field || '/', reasonForAjvKeyword(v.keyword), v.message ?? v.keyword);
   });
 }
 
-export function toAttuneError(err: FastifyError | Error): AttuneError {
+/** What a route accepts as a body, for a 415 (its schema's `consumes`, else JSON). */
+export function acceptedContentTypes(req?: FastifyRequest): string[] {
+  const consumes = (req?.routeOptions?.schema as { consumes?: unknown } | undefined)?.consumes;
+  return Array.isArray(consumes) && consumes.every((c) => typeof c === 'string') ? consumes : ['application/json'];
+}
+
+export function toAttuneError(err: FastifyError | Error, req?: FastifyRequest): AttuneError {
   if (isAttuneError(err)) return err;
   const fe = err as FastifyError & { validation?: AjvIssue[]; validationContext?: string };
   if (fe.validation) {
     const prefix = fe.validationContext === 'querystring' ? '?' : fe.validationContext === 'params' ? ':' : '';
     const details = detailsFromValidation(fe.validation, prefix);
     const first = details[0];
-    return new AttuneError('validation_error', `invalid ${fe.validationContext ?? 'request'}: ${first?.field ?? ''} ${first?.reason ?? ''}`.trim(), details);
+    return new AttuneError('validation_error', `invalid ${fe.validationContext ?? 'request'}: ${first?.field ?? ''} ${first?.message ?? ''}`.trim(), details);
   }
   switch (fe.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new AttuneError('payload_too_large', 'request body is too large', [{ reason: fe.message }]);
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new AttuneError('unsupported_media_type', fe.message);
+      return new AttuneError('payload_too_large', 'request body is too large', [{ reason: 'body_too_large', message: fe.message }]);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': {
+      const accepted = acceptedContentTypes(req);
+      const given = req?.headers['content-type'] ?? null;
+      return new AttuneError('unsupported_media_type', `unsupported content type ${given === null ? '(none)' : JSON.stringify(given)}; send ${accepted.join(' or ')}`, [
+        { field: 'content-type', reason: 'unsupported_content_type', content_type: given, accepted },
+      ]);
+    }
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new AttuneError('validation_error', 'request body is not valid JSON', [{ field: '/', reason: fe.message }]);
+      return new AttuneError('validation_error', 'request body is not valid JSON', [{ field: '/', reason: 'invalid_json', message: fe.message }]);
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new AttuneError('validation_error', fe.message, [{ reason: 'invalid_content_length' }]);
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new AttuneError('uri_too_long', 'a path segment is longer than any path parameter may be', [{ reason: 'uri_too_long', message: fe.message }]);
+    case 'FST_ERR_BAD_URL':
+      return new AttuneError('validation_error', 'the URL is malformed', [{ reason: 'malformed_request', message: fe.message }]);
   }
   if (err instanceof SyntaxError) {
-    return new AttuneError('validation_error', 'request body is not valid JSON', [{ field: '/', reason: err.message }]);
+    return new AttuneError('validation_error', 'request body is not valid JSON', [{ field: '/', reason: 'invalid_json', message: err.message }]);
   }
-  if (fe.statusCode === 429) return new AttuneError('rate_limited', fe.message);
+  if (fe.statusCode === 429) return new AttuneError('rate_limited', fe.message, [{ reason: 'rate_limited' }]);
+  if (fe.statusCode === 404) return new AttuneError('not_found', fe.message, [{ reason: 'not_found' }]);
   if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500) {
-    return new AttuneError(fe.statusCode === 404 ? 'not_found' : 'validation_error', fe.message);
+    return new AttuneError('validation_error', fe.message, [{ reason: 'malformed_request', message: fe.code }]);
   }
   return new AttuneError('internal_error', 'internal error');
 }
@@ -103,15 +155,64 @@ export function errorBody(err: AttuneError, requestId: string): ErrorBody {
   return { error: { code: err.code, message: err.message, details: err.details, request_id: requestId } };
 }
 
+/**
+ * Fastify's `frameworkErrors`: errors raised before routing (a path segment longer than
+ * maxParamLength → 414, a malformed URL → 400), in the coded body.
+ */
+export function frameworkErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const coded = toAttuneError(err, req);
+  req.log.info({ code: coded.code, msg: coded.message }, 'request refused');
+  void reply.status(coded.statusCode).send(errorBody(coded, String(req.id)));
+}
+
+/**
+ * Fastify's `clientErrorHandler`: errors from Node's HTTP parser, before there is a request
+ * (headers too large → 431, request timeout → 408, unparseable request → 400), written to the
+ * socket in the coded body. Mirrors Fastify's default handler otherwise.
+ */
+export function clientErrorHandler(this: FastifyInstance | undefined, err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let coded: AttuneError;
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    coded = new AttuneError('header_too_large', 'the request line and headers are too large', [{ reason: 'header_too_large' }]);
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    coded = new AttuneError('request_timeout', 'the request was not received in time', [{ reason: 'request_timeout' }]);
+  } else {
+    coded = new AttuneError('validation_error', 'the HTTP request cannot be parsed', [{ reason: 'malformed_request', message: err.code ?? err.message }]);
+  }
+  this?.log?.debug({ err }, 'client error');
+  if (socket.writable) {
+    const body = JSON.stringify(errorBody(coded, randomUUID()));
+    const status = `${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}`.trimEnd();
+    socket.write(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+  socket.destroy(err);
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
+  // No route takes text/plain: without Fastify's default parser a text body on a JSON route
+  // is 415 unsupported_content_type, not a 400 from the schema ("body must be object").
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
-    const coded = toAttuneError(err);
+    const coded = toAttuneError(err, req);
     if (coded.statusCode >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: coded.code, msg: coded.message }, 'request refused');
     void reply.status(coded.statusCode).send(errorBody(coded, String(req.id)));
   });
   app.setNotFoundHandler((req, reply) => {
-    const e = new AttuneError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`);
+    const e = new AttuneError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, [{ reason: 'no_route' }]);
     void reply.status(404).send(errorBody(e, String(req.id)));
+  });
+  // Requests that arrive while the server closes (on a kept-alive connection) are refused in
+  // the coded body; Fastify's own return503OnClosing is off (http/server.ts).
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', async (req, reply) => {
+    if (!closing) return;
+    const e = new AttuneError('unavailable', 'the server is shutting down; retry on another connection', [{ reason: 'shutting_down' }]);
+    return reply.status(503).header('connection', 'close').send(errorBody(e, String(req.id)));
   });
 }

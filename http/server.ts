@@ -7,7 +7,7 @@ import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { AppContext } from './context.js';
-import { registerErrorHandling } from './errors.js';
+import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { registerAuth } from './auth-plugin.js';
 
 export const API_VERSION = '0.1.0';
@@ -39,6 +39,12 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, li
     // __proto__/constructor scan of every body (a cost per reading) buys nothing here.
     onProtoPoisoning: 'ignore',
     onConstructorPoisoning: 'ignore',
+    // Errors Fastify answers on its own get the coded body too: Node's parser errors (431
+    // headers too large), errors before routing (414 a too-long path segment, a malformed URL),
+    // and requests during shutdown (503, refused by registerErrorHandling's onRequest hook).
+    clientErrorHandler,
+    frameworkErrors: frameworkErrorHandler,
+    return503OnClosing: false,
   });
   registerErrorHandling(app);
 

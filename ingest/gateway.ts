@@ -62,7 +62,7 @@ const deviceJson = (d: Device) => ({
 async function ownedDevice(ctx: AppContext, p: Principal, deviceId: string): Promise<Device> {
   const device = await ctx.devices.get(p.orgId, deviceId);
   if (!device || !canAccess(p, device)) {
-    throw new AttuneError('not_found', `device ${deviceId} is not registered`, [{ field: 'device_id', reason: 'not_registered' }]);
+    throw new AttuneError('not_found', `device ${deviceId} is not registered`, [{ field: 'device_id', reason: 'unknown_device' }]);
   }
   return device;
 }
@@ -302,7 +302,7 @@ function handleIngestSocket(
         if (isBinary) throw new AttuneError('unsupported_media_type', 'send readings as JSON text messages');
         msg = JSON.parse(data.toString('utf8'));
       } catch (err) {
-        return sendError(id, isAttuneError(err) ? err : new AttuneError('validation_error', 'message is not valid JSON', [{ field: '/', reason: (err as Error).message }]));
+        return sendError(id, isAttuneError(err) ? err : new AttuneError('validation_error', 'message is not valid JSON', [{ field: '/', reason: 'invalid_json', message: (err as Error).message }]));
       }
       if (!auth.principal || !device) {
         await auth.handleFirstMessage(msg);
@@ -317,11 +317,11 @@ function handleIngestSocket(
         let prefix = '';
         if (Array.isArray(msg)) list = msg;
         else if (m && typeof m === 'object' && (m.type === 'readings' || 'readings' in m)) {
-          if (!Array.isArray(m.readings)) throw new AttuneError('validation_error', 'readings must be an array', [{ field: '/readings', reason: 'must be array' }]);
+          if (!Array.isArray(m.readings)) throw new AttuneError('validation_error', 'readings must be an array', [{ field: '/readings', reason: 'invalid_type', message: 'must be array' }]);
           list = m.readings;
           prefix = '/readings';
           if (m.session_id !== undefined) {
-            if (typeof m.session_id !== 'string') throw new AttuneError('validation_error', 'session_id must be a string', [{ field: '/session_id', reason: 'must be string' }]);
+            if (typeof m.session_id !== 'string') throw new AttuneError('validation_error', 'session_id must be a string', [{ field: '/session_id', reason: 'invalid_type', message: 'must be string' }]);
             sessionId = m.session_id;
           }
         } else list = [m];

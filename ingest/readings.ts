@@ -2,7 +2,7 @@
 // live WebSocket and the OpenAPI document), the plausibility checks that JSON Schema cannot
 // express, and the conversion to the HeartReading bus record.
 import { Ajv, type ValidateFunction } from 'ajv';
-import { AttuneError, type ErrorDetail } from '../lib/errors.js';
+import { AttuneError, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
 import { parseTimestamp } from '../lib/time.js';
 import type { HeartReading } from '../schemas/registry/schemas.js';
 import { detailsFromValidation } from '../http/errors.js';
@@ -71,7 +71,7 @@ const validateReadingFn: ValidateFunction = ajv.compile(readingSchema);
 export function validateReading(value: unknown, index: number, prefix = ''): ReadingInput {
   if (!validateReadingFn(value)) {
     const details = detailsFromValidation(validateReadingFn.errors ?? [], `${prefix}/${index}`);
-    throw new AttuneError('validation_error', `invalid reading at index ${index}: ${details[0]?.field} ${details[0]?.reason}`, details);
+    throw new AttuneError('validation_error', `invalid reading at index ${index}: ${details[0]?.field} ${details[0]?.message ?? details[0]?.reason}`, details);
   }
   return value as ReadingInput;
 }
@@ -82,22 +82,22 @@ export function validateReading(value: unknown, index: number, prefix = ''): Rea
  */
 export function checkTimestamps(readings: ReadingInput[], now: number, prefix = '/readings'): Float64Array {
   const times = new Float64Array(readings.length);
-  const details: ErrorDetail[] = [];
+  const details: ErrorDetail<ReasonFor<'validation_error'>>[] = [];
   for (let i = 0; i < readings.length; i++) {
     const t = parseTimestamp(readings[i].timestamp);
     if (Number.isNaN(t)) {
-      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'must be ISO-8601 with a zone, or epoch milliseconds' });
+      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'invalid_timestamp', message: 'must be ISO-8601 with a zone, or epoch milliseconds' });
     } else if (t > now + Limits.maxFutureMs) {
-      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: `is more than ${Limits.maxFutureMs / 60_000} minutes in the future` });
+      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'out_of_range', message: `is more than ${Limits.maxFutureMs / 60_000} minutes in the future` });
     } else if (t < Date.UTC(2000, 0, 1)) {
-      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'is before the year 2000' });
+      details.push({ field: `${prefix}/${i}/timestamp`, index: i, reason: 'out_of_range', message: 'is before the year 2000' });
     }
     if (details.length >= 10) break;
     // Whole milliseconds: the bus (Avro long) and ClickHouse (DateTime64(3)) take no fractions.
     times[i] = Math.round(t);
   }
   if (details.length > 0) {
-    throw new AttuneError('validation_error', `invalid timestamp at index ${details[0].index}: ${details[0].reason}`, details);
+    throw new AttuneError('validation_error', `invalid timestamp at index ${details[0].index}: ${details[0].message ?? details[0].reason}`, details);
   }
   return times;
 }

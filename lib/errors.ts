@@ -2,50 +2,32 @@
 // machine-readable `code`, an HTTP status, a message for people and optional details
 // (which field, which index). The API turns them into
 //   {"error":{"code","message","details","request_id"}}
-export type ErrorCode =
-  | 'unauthorized'
-  | 'forbidden'
-  | 'not_found'
-  | 'validation_error'
-  | 'conflict'
-  | 'payload_too_large'
-  | 'unsupported_media_type'
-  | 'rate_limited'
-  | 'unavailable'
-  | 'internal_error';
+import { ErrorCodes, type ErrorCode, type Reason, type ReasonFor } from './error-catalogue.js';
 
-const statusByCode: Record<ErrorCode, number> = {
-  unauthorized: 401,
-  forbidden: 403,
-  not_found: 404,
-  validation_error: 400,
-  conflict: 409,
-  payload_too_large: 413,
-  unsupported_media_type: 415,
-  rate_limited: 429,
-  unavailable: 503,
-  internal_error: 500,
-};
+export type { ErrorCode, Reason, ReasonFor } from './error-catalogue.js';
 
-export interface ErrorDetail {
+export interface ErrorDetail<R extends Reason = Reason> {
   /** JSON pointer-like path of the offending field, e.g. `/readings/3/rr_intervals_ms/0`. */
   field?: string;
   /** Index of the offending item in a batch, when there is one. */
   index?: number;
-  /** Why it was refused. */
-  reason: string;
+  /** Why it was refused: a catalogued reason (lib/error-catalogue.ts). */
+  reason: R;
+  /** Free text for people, e.g. Ajv's "must be >= 250" or a parser's message. */
+  message?: string;
   [key: string]: unknown;
 }
 
-export class AttuneError extends Error {
-  readonly code: ErrorCode;
+export class AttuneError<C extends ErrorCode = ErrorCode> extends Error {
+  readonly code: C;
   readonly statusCode: number;
   readonly details: ErrorDetail[];
-  constructor(code: ErrorCode, message: string, details: ErrorDetail[] = []) {
+  /** Each detail's reason must be catalogued under `code` (checked by the compiler). */
+  constructor(code: C, message: string, details: ErrorDetail<ReasonFor<C>>[] = []) {
     super(message);
     this.name = 'AttuneError';
     this.code = code;
-    this.statusCode = statusByCode[code];
+    this.statusCode = ErrorCodes[code].status;
     this.details = details;
   }
 }

@@ -53,12 +53,12 @@ export function modelsDir(): string {
  */
 export function modelPath(id: string, file: string, opts: { dir?: string } = {}): string {
   if (!/^[a-z0-9][a-z0-9._-]*$/.test(id) || file.split(/[\\/]/).some((part) => part === '..' || part === '')) {
-    throw new AttuneError('validation_error', `bad model id or file name: ${id}/${file}`, [{ reason: 'model ids and file names may not leave the models folder' }]);
+    throw new AttuneError('validation_error', `bad model id or file name: ${id}/${file}`, [{ reason: 'invalid_argument', message: 'model ids and file names may not leave the models folder' }]);
   }
   const path = join(resolve(opts.dir ?? modelsDir()), id, file);
   if (!existsSync(path)) {
     throw new AttuneError('unavailable', `model file ${id}/${file} is missing at ${path}; fetch it with \`${fetchCommand(id)}\``, [
-      { field: 'model', reason: 'not fetched', model: id, file, path, command: fetchCommand(id) },
+      { field: 'model', reason: 'model_missing', message: 'not fetched', model: id, file, path, command: fetchCommand(id) },
     ]);
   }
   return path;
@@ -88,7 +88,7 @@ function differences(kind: 'input' | 'output', actual: readonly string[], expect
  */
 export async function loadOnnxModel(path: string, signature: ModelSignature = {}): Promise<InferenceSession> {
   if (!existsSync(path)) {
-    throw new AttuneError('unavailable', `model file ${path} does not exist`, [{ field: 'path', reason: 'missing', path }]);
+    throw new AttuneError('unavailable', `model file ${path} does not exist`, [{ field: 'path', reason: 'model_missing', path }]);
   }
   const ort = await loadOrt();
   let session: InferenceSession;
@@ -101,7 +101,7 @@ export async function loadOnnxModel(path: string, signature: ModelSignature = {}
       graphOptimizationLevel: 'all',
     });
   } catch (err) {
-    throw new AttuneError('unavailable', `cannot load ONNX model ${path}: ${(err as Error).message}`, [{ field: 'path', reason: 'not a loadable ONNX model', path }]);
+    throw new AttuneError('unavailable', `cannot load ONNX model ${path}: ${(err as Error).message}`, [{ field: 'path', reason: 'model_unusable', message: 'not a loadable ONNX model', path }]);
   }
   const problems = [
     ...(signature.expectInputs ? differences('input', session.inputNames, signature.expectInputs) : []),
@@ -113,7 +113,7 @@ export async function loadOnnxModel(path: string, signature: ModelSignature = {}
     await session.release();
     // 'unavailable': a configured model that does not fit is the server's problem, not the caller's.
     throw new AttuneError('unavailable', `model ${path} does not have the expected signature: ${problems.join('; ')}`, [
-      { field: 'signature', reason: problems.join('; '), path, inputs, outputs },
+      { field: 'signature', reason: 'model_unusable', message: problems.join('; '), path, inputs, outputs },
     ]);
   }
   return session;

@@ -4,12 +4,18 @@
 import { type Bus, type BusRecord } from '../bus/types.js';
 import { Topics, type TopicNames } from '../schemas/topics.js';
 import type { Codec } from '../schemas/registry/codec.js';
+import { isAttuneError, type Reason } from '../lib/errors.js';
 
 export interface DeadLetterInput {
   record: BusRecord;
-  reasonCode: string;
+  /** A catalogued reason (lib/error-catalogue.ts): the record's `reason_code` and `attune-reason` header. */
+  reasonCode: Reason;
+  /** Free text: what went wrong. */
   reason: string;
 }
+
+/** The reason to dead-letter a record for `err`: its first detail's catalogued reason, else `invalid_record`. */
+export const deadLetterReason = (err: unknown): Reason => (isAttuneError(err) ? err.details[0]?.reason : undefined) ?? 'invalid_record';
 
 export async function deadLetter(
   bus: Bus,

@@ -11,7 +11,7 @@ import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
-import { deadLetter } from './dead-letter.js';
+import { deadLetter, type DeadLetterInput } from './dead-letter.js';
 import { groupIdFor } from './group-id.js';
 
 export const READINGS_SINK_GROUP = 'attune-readings-sink';
@@ -97,7 +97,7 @@ export class ReadingsSink {
       fromBeginning: true,
       eachBatch: async (batch) => {
         const rows: HeartReadingRow[] = [];
-        const bad: Array<{ record: BusRecord; reasonCode: string; reason: string }> = [];
+        const bad: DeadLetterInput[] = [];
         for (const rec of batch.records) {
           try {
             let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);

@@ -89,13 +89,13 @@ interface RunContext {
 function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number } {
   const realtime = opts.realtime ?? false;
   const batchIntervalMs = opts.batchIntervalMs ?? 1000;
-  const problems: { field: string; reason: string }[] = [];
-  if (!Number.isInteger(opts.devices) || opts.devices < 1) problems.push({ field: 'devices', reason: 'must be an integer >= 1' });
-  if (!(batchIntervalMs > 0)) problems.push({ field: 'batchIntervalMs', reason: 'must be > 0' });
-  if (opts.durationMs !== undefined && !(opts.durationMs > 0)) problems.push({ field: 'durationMs', reason: 'must be > 0' });
-  if (!realtime && opts.durationMs === undefined) problems.push({ field: 'durationMs', reason: 'is required unless realtime' });
+  const problems: { field: string; reason: 'invalid_argument'; message: string }[] = [];
+  if (!Number.isInteger(opts.devices) || opts.devices < 1) problems.push({ field: 'devices', reason: 'invalid_argument', message: 'must be an integer >= 1' });
+  if (!(batchIntervalMs > 0)) problems.push({ field: 'batchIntervalMs', reason: 'invalid_argument', message: 'must be > 0' });
+  if (opts.durationMs !== undefined && !(opts.durationMs > 0)) problems.push({ field: 'durationMs', reason: 'invalid_argument', message: 'must be > 0' });
+  if (!realtime && opts.durationMs === undefined) problems.push({ field: 'durationMs', reason: 'invalid_argument', message: 'is required unless realtime' });
   const maxReadingsPerRequest = opts.maxReadingsPerRequest ?? 600;
-  if (!Number.isInteger(maxReadingsPerRequest) || maxReadingsPerRequest < 1) problems.push({ field: 'maxReadingsPerRequest', reason: 'must be an integer >= 1' });
+  if (!Number.isInteger(maxReadingsPerRequest) || maxReadingsPerRequest < 1) problems.push({ field: 'maxReadingsPerRequest', reason: 'invalid_argument', message: 'must be an integer >= 1' });
   if (problems.length > 0) throw new AttuneError('validation_error', 'invalid simulator options', problems);
 
   const now = Date.now();

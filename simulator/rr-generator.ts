@@ -86,9 +86,9 @@ function resolve(p: RrProfile): Resolved {
     gapsPerMinute: p.gapsPerMinute ?? 0.1,
     gapDurationMs: p.gapDurationMs ?? [2000, 8000],
   };
-  const problems: { field: string; reason: string }[] = [];
-  const check = (field: string, ok: boolean, reason: string) => {
-    if (!ok) problems.push({ field, reason });
+  const problems: { field: string; reason: 'invalid_argument'; message: string }[] = [];
+  const check = (field: string, ok: boolean, message: string) => {
+    if (!ok) problems.push({ field, reason: 'invalid_argument', message });
   };
   const finite = Number.isFinite;
   check('baseHrBpm', finite(r.baseHrBpm) && r.baseHrBpm >= 30 && r.baseHrBpm <= 200, 'must be 30..200 bpm');

@@ -275,7 +275,7 @@ export class BatchWriter<Row extends object> {
       const waiters = this.flushWaiters;
       this.flushWaiters = [];
       const error = new AttuneError('unavailable', `insert into ${this.table} failed ${this.attempts} times`, [
-        { reason: err instanceof Error ? err.message : String(err), attempts: this.attempts },
+        { reason: 'write_failed', message: err instanceof Error ? err.message : String(err), attempts: this.attempts },
       ]);
       (error as Error).cause = err;
       for (const w of waiters) w.reject(error);

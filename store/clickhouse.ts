@@ -48,7 +48,7 @@ const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/;
 export function assertIdentifier(name: string, what = 'identifier'): string {
   if (!identifier.test(name)) {
     throw new AttuneError('validation_error', `invalid ClickHouse ${what}: ${JSON.stringify(name)}`, [
-      { field: what, reason: 'must match [A-Za-z_][A-Za-z0-9_]*' },
+      { field: what, reason: 'invalid_format', message: 'must match [A-Za-z_][A-Za-z0-9_]*' },
     ]);
   }
   return name;
@@ -82,7 +82,7 @@ export async function createStoreClient(opts: StoreClientOptions): Promise<Store
   } else {
     if (!opts.dataDir) {
       throw new AttuneError('validation_error', 'the store needs either a ClickHouse url or a dataDir for chDB', [
-        { field: 'dataDir', reason: 'required when url is not set' },
+        { field: 'dataDir', reason: 'required', message: 'required when url is not set' },
       ]);
     }
     kind = 'chdb';
@@ -163,8 +163,8 @@ export function toEpochMs(v: string | number): number {
 }
 
 function unavailable(message: string, err: unknown): AttuneError {
-  const reason = err instanceof Error ? err.message : String(err);
-  const e = new AttuneError('unavailable', message, [{ reason }]);
+  const cause = err instanceof Error ? err.message : String(err);
+  const e = new AttuneError('unavailable', message, [{ reason: 'store_unavailable', message: cause }]);
   (e as Error).cause = err;
   return e;
 }

@@ -127,7 +127,7 @@ class LiveAudioConnection {
       msg = JSON.parse(data.toString('utf8'));
     } catch (err) {
       if (this.state === 'authenticating') return void (await this.auth.handleFirstMessage(null));
-      return this.sendError(new AttuneError('validation_error', 'message is not valid JSON', [{ field: '/', reason: (err as Error).message }]));
+      return this.sendError(new AttuneError('validation_error', 'message is not valid JSON', [{ field: '/', reason: 'invalid_json', message: (err as Error).message }]));
     }
     if (this.state === 'authenticating') {
       await this.auth.handleFirstMessage(msg);
@@ -149,14 +149,14 @@ class LiveAudioConnection {
     if (!LIVE_SAMPLE_RATES.includes(rate as (typeof LIVE_SAMPLE_RATES)[number])) {
       return this.refuse(
         new AttuneError('validation_error', `sample_rate must be one of ${LIVE_SAMPLE_RATES.join(', ')}`, [
-          { field: '/sample_rate', reason: 'unsupported_sample_rate', allowed: [...LIVE_SAMPLE_RATES], got: rate ?? null },
+          { field: '/sample_rate', reason: 'invalid_value', allowed: [...LIVE_SAMPLE_RATES], got: rate ?? null },
         ]),
         LiveAudioCloseCodes.badRequest,
       );
     }
     if (msg.encoding !== undefined && msg.encoding !== 'pcm16') {
       return this.refuse(
-        new AttuneError('validation_error', 'encoding must be pcm16 (signed 16-bit little-endian mono)', [{ field: '/encoding', reason: 'unsupported_encoding', got: msg.encoding }]),
+        new AttuneError('validation_error', 'encoding must be pcm16 (signed 16-bit little-endian mono)', [{ field: '/encoding', reason: 'invalid_value', got: msg.encoding }]),
         LiveAudioCloseCodes.badRequest,
       );
     }

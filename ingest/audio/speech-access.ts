@@ -25,5 +25,5 @@ export function speechRepos(ctx: AppContext): SpeechRepos {
 export const takesAudio = (s: SpeechSession): boolean => s.status === 'created' || s.status === 'failed';
 
 export function audioConflict(s: SpeechSession): AttuneError {
-  return new AttuneError('conflict', 'session already has audio', [{ reason: `status is ${s.status}`, status: s.status, source: s.source }]);
+  return new AttuneError('conflict', 'session already has audio', [{ reason: 'audio_exists', message: `status is ${s.status}`, status: s.status, source: s.source }]);
 }

@@ -237,22 +237,28 @@ describe('refusals', () => {
 
   test('metadata that is not a JSON object is 400 naming the field, before or after the file', async () => {
     const s = await srv.newSession('u-bad', 'o-bad');
-    expectError(await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: '{nope' }, wavPart(small)]), 400, 'validation_error', 'not valid JSON', 'metadata');
-    expectError(await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: '[1,2]' }, wavPart(small)]), 400, 'validation_error', 'not an object', 'metadata');
+    const notJson = await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: '{nope' }, wavPart(small)]);
+    expectError(notJson, 400, 'validation_error', 'invalid_metadata', 'metadata');
+    assert.equal(notJson.body.error.details[0].message, 'not valid JSON');
+    const notObject = await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: '[1,2]' }, wavPart(small)]);
+    expectError(notObject, 400, 'validation_error', 'invalid_metadata', 'metadata');
+    assert.equal(notObject.body.error.details[0].message, 'not an object');
     assert.equal((await srv.sessions.get(s.id))!.status, 'created', 'refused before the file: nothing claimed');
     // After the file the audio is on the bus already: the stream is aborted, the session failed.
     const res = await injectUpload(srv.app, s.id, token(), [wavPart(small), { name: 'metadata', value: '"text"' }]);
-    expectError(res, 400, 'validation_error', 'not an object', 'metadata');
+    expectError(res, 400, 'validation_error', 'invalid_metadata', 'metadata');
+    assert.equal(res.body.error.details[0].message, 'not an object');
     const upload = await failedUploadOf(s.id);
     const stream = await srv.frames.finished(upload.id);
-    assert.equal(stream.last!.aborted_reason, 'not an object');
+    assert.equal(stream.last!.aborted_reason, 'invalid_metadata');
     assert.equal((await srv.sessions.get(s.id))!.status, 'failed');
     // Sent as application/json, the multipart plugin parses it and reports a bad one only
     // when the body ends: after the file, so that stream is aborted the same way.
     const s2 = await srv.newSession('u-bad', 'o-bad');
     const bad = await injectUpload(srv.app, s2.id, token(), [{ name: 'metadata', value: '{nope', contentType: 'application/json' }, wavPart(small)]);
-    expectError(bad, 400, 'validation_error', 'not valid JSON', 'metadata');
-    assert.equal((await srv.frames.finished((await failedUploadOf(s2.id)).id)).last!.aborted_reason, 'not valid JSON');
+    expectError(bad, 400, 'validation_error', 'invalid_metadata', 'metadata');
+    assert.equal(bad.body.error.details[0].message, 'not valid JSON');
+    assert.equal((await srv.frames.finished((await failedUploadOf(s2.id)).id)).last!.aborted_reason, 'invalid_metadata');
     await assertSessionStillFree(s.id);
     await assertSessionStillFree(s2.id);
   });

@@ -231,8 +231,8 @@ function multipartError(err: unknown, limits: SpeechUploadLimits): AttuneError {
 const fileTooLarge = (limits: SpeechUploadLimits) =>
   new AttuneError('payload_too_large', `file is larger than ${limits.maxBytes} bytes`, [{ field: 'file', reason: 'too_large', max_bytes: limits.maxBytes }]);
 
-const invalidMetadata = (reason: string) =>
-  new AttuneError('validation_error', `field "metadata" must be a JSON object (${reason})`, [{ field: 'metadata', reason }]);
+const invalidMetadata = (why: string) =>
+  new AttuneError('validation_error', `field "metadata" must be a JSON object (${why})`, [{ field: 'metadata', reason: 'invalid_metadata', message: why }]);
 
 function parseMetadata(part: MultipartValue): Record<string, unknown> {
   if (part.valueTruncated) {

@@ -3,7 +3,7 @@
 // bytes it cannot use yet, so a 200 MB upload is never held in memory. Samples come out as
 // mono float32 at the file's own rate: channels are averaged, because every later stage
 // (voice activity, pitch, recognition) works on one channel.
-import { AttuneError } from '../../lib/errors.js';
+import { AttuneError, type ReasonFor } from '../../lib/errors.js';
 
 export type WavEncoding = 'pcm' | 'float';
 
@@ -266,7 +266,7 @@ export class WavStreamParser {
     return out;
   }
 
-  private invalid(reason: string, extra: Record<string, unknown> = {}): AttuneError {
+  private invalid(reason: ReasonFor<'validation_error'>, extra: Record<string, unknown> = {}): AttuneError {
     return new AttuneError('validation_error', `not a readable WAV file: ${reason.replace(/_/g, ' ')}`, [
       { field: this.field, reason, ...extra },
     ]);

@@ -26,12 +26,12 @@ export function parseOffset(offset: Offset): bigint {
     value = BigInt(offset);
   } else {
     throw new AttuneError('validation_error', `not a Kafka offset: ${String(offset)}`, [
-      { reason: 'an offset is a non-negative decimal integer string or a bigint' },
+      { reason: 'invalid_offset', message: 'an offset is a non-negative decimal integer string or a bigint' },
     ]);
   }
   if (value < 0n || value > maxOffset) {
     throw new AttuneError('validation_error', `Kafka offset out of range: ${value}`, [
-      { reason: 'an offset lies in 0..2^63-1' },
+      { reason: 'invalid_offset', message: 'an offset lies in 0..2^63-1' },
     ]);
   }
   return value;

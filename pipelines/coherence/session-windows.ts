@@ -29,7 +29,7 @@ import { parseOffset, type Offset } from './offsets.js';
 export function beatTimes(recordedAt: number, rr: ArrayLike<number>): Float64Array {
   if (!Number.isFinite(recordedAt)) {
     throw new AttuneError('validation_error', 'recorded_at is not a finite number', [
-      { field: '/recorded_at', reason: 'must be epoch milliseconds' },
+      { field: '/recorded_at', reason: 'invalid_argument', message: 'must be epoch milliseconds' },
     ]);
   }
   const n = rr.length;
@@ -39,7 +39,7 @@ export function beatTimes(recordedAt: number, rr: ArrayLike<number>): Float64Arr
     const interval = rr[i];
     if (!(interval > 0) || !Number.isFinite(interval)) {
       throw new AttuneError('validation_error', 'RR interval is not a positive finite number', [
-        { field: `/rr_intervals_ms/${i}`, reason: 'must be > 0 ms' },
+        { field: `/rr_intervals_ms/${i}`, reason: 'invalid_argument', message: 'must be > 0 ms' },
       ]);
     }
     times[i] = t;
@@ -100,7 +100,7 @@ export const defaultContextMs = 60_000;
 function positiveInteger(name: string, value: number): number {
   if (!Number.isInteger(value) || value <= 0) {
     throw new AttuneError('validation_error', `${name} must be a positive integer`, [
-      { field: name, reason: `got ${value}` },
+      { field: name, reason: 'invalid_argument', message: `got ${value}` },
     ]);
   }
   return value;
@@ -132,20 +132,20 @@ export class SessionWindows {
     const lateness = opts.allowedLatenessMs ?? defaultAllowedLatenessMs;
     if (!Number.isInteger(lateness) || lateness < 0) {
       throw new AttuneError('validation_error', 'allowedLatenessMs must be a non-negative integer', [
-        { field: 'allowedLatenessMs', reason: `got ${lateness}` },
+        { field: 'allowedLatenessMs', reason: 'invalid_argument', message: `got ${lateness}` },
       ]);
     }
     this.allowedLatenessMs = lateness;
     const context = opts.contextMs ?? defaultContextMs;
     if (!Number.isInteger(context) || context < 0) {
       throw new AttuneError('validation_error', 'contextMs must be a non-negative integer', [
-        { field: 'contextMs', reason: `got ${context}` },
+        { field: 'contextMs', reason: 'invalid_argument', message: `got ${context}` },
       ]);
     }
     this.contextMs = context;
     if (this.stepMs > this.windowMs) {
       throw new AttuneError('validation_error', 'stepMs must not exceed windowMs', [
-        { field: 'stepMs', reason: `${this.stepMs} > windowMs ${this.windowMs}` },
+        { field: 'stepMs', reason: 'invalid_argument', message: `${this.stepMs} > windowMs ${this.windowMs}` },
       ]);
     }
     const capacity = positiveInteger('initialCapacity', opts.initialCapacity ?? 128);
@@ -208,7 +208,7 @@ export class SessionWindows {
     const n = beatTimesMs.length;
     if (rrMs.length !== n) {
       throw new AttuneError('validation_error', 'beat times and RR intervals differ in length', [
-        { reason: `${n} beat times, ${rrMs.length} RR intervals` },
+        { reason: 'invalid_argument', message: `${n} beat times, ${rrMs.length} RR intervals` },
       ]);
     }
     const recordOffset = parseOffset(offset);
@@ -222,7 +222,7 @@ export class SessionWindows {
       const rr = rrMs[i];
       if (!Number.isFinite(t) || !Number.isFinite(rr)) {
         throw new AttuneError('validation_error', 'beat time or RR interval is not finite', [
-          { index: i, reason: `time ${t}, rr ${rr}` },
+          { index: i, reason: 'invalid_argument', message: `time ${t}, rr ${rr}` },
         ]);
       }
       if (t < closedThrough) {

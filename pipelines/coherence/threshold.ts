@@ -69,13 +69,13 @@ export class ThresholdTracker {
   #streakWindowCount = 0;
 
   constructor(opts: ThresholdTrackerOptions) {
-    const problems: { field: string; reason: string }[] = [];
-    if (!Number.isFinite(opts.threshold)) problems.push({ field: 'threshold', reason: 'must be a finite number' });
-    if (!(opts.holdMs > 0) || !Number.isFinite(opts.holdMs)) problems.push({ field: 'holdMs', reason: 'must be > 0' });
+    const problems: { field: string; reason: 'invalid_argument'; message: string }[] = [];
+    if (!Number.isFinite(opts.threshold)) problems.push({ field: 'threshold', reason: 'invalid_argument', message: 'must be a finite number' });
+    if (!(opts.holdMs > 0) || !Number.isFinite(opts.holdMs)) problems.push({ field: 'holdMs', reason: 'invalid_argument', message: 'must be > 0' });
     const stepMs = opts.stepMs ?? defaultStepMs;
-    if (!Number.isInteger(stepMs) || stepMs <= 0) problems.push({ field: 'stepMs', reason: 'must be a positive integer' });
+    if (!Number.isInteger(stepMs) || stepMs <= 0) problems.push({ field: 'stepMs', reason: 'invalid_argument', message: 'must be a positive integer' });
     const hysteresis = opts.hysteresis ?? 0;
-    if (!(hysteresis >= 0) || !Number.isFinite(hysteresis)) problems.push({ field: 'hysteresis', reason: 'must be ≥ 0' });
+    if (!(hysteresis >= 0) || !Number.isFinite(hysteresis)) problems.push({ field: 'hysteresis', reason: 'invalid_argument', message: 'must be ≥ 0' });
     if (problems.length > 0) {
       throw new AttuneError('validation_error', 'invalid threshold tracker options', problems);
     }

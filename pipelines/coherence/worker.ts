@@ -210,7 +210,7 @@ export class CoherenceWorker {
 
   private async handleBatch(p: PartitionState, batch: RecordBatch): Promise<void> {
     const decoded: Array<{ rec: BusRecord; reading: HeartReadingRecord }> = [];
-    const bad: Array<{ record: BusRecord; reasonCode: string; reason: string }> = [];
+    const bad: DeadLetterInput[] = [];
     for (const rec of batch.records) {
       // A batch delivered again after a failure: what was applied stays applied.
       if (p.tracker.isProcessed(rec.offset)) continue;

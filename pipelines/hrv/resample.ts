@@ -50,12 +50,12 @@ function checkWindow(startMs: number, endMs: number, sampleRateHz: number, out: 
   const n = sampleCountFor(startMs, endMs, sampleRateHz);
   if (!(sampleRateHz > 0) || !(n > 0)) {
     throw new AttuneError('validation_error', 'resampling window must be non-empty with a positive rate', [
-      { field: 'sampleRateHz', reason: `window [${startMs}, ${endMs}) ms at ${sampleRateHz} Hz` },
+      { field: 'sampleRateHz', reason: 'invalid_argument', message: `window [${startMs}, ${endMs}) ms at ${sampleRateHz} Hz` },
     ]);
   }
   if (out.length < n) {
     throw new AttuneError('validation_error', 'output buffer too small for the resampling window', [
-      { field: 'out', reason: `needs ${n} samples, has ${out.length}` },
+      { field: 'out', reason: 'invalid_argument', message: `needs ${n} samples, has ${out.length}` },
     ]);
   }
   return n;

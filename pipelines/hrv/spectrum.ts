@@ -81,17 +81,17 @@ export function createSpectrumPlan(opts: SpectrumPlanOptions): SpectrumPlan {
   const { sampleCount, fftSize, sampleRateHz } = opts;
   if (!Number.isInteger(fftSize) || fftSize < 8 || (fftSize & (fftSize - 1)) !== 0) {
     throw new AttuneError('validation_error', 'fftSize must be a power of two of at least 8', [
-      { field: 'fftSize', reason: `got ${fftSize}` },
+      { field: 'fftSize', reason: 'invalid_argument', message: `got ${fftSize}` },
     ]);
   }
   if (!Number.isInteger(sampleCount) || sampleCount < 4 || 2 * sampleCount - 1 > fftSize) {
     throw new AttuneError('validation_error', 'sampleCount must be an integer in [4, (fftSize + 1) / 2]', [
-      { field: 'sampleCount', reason: `got ${sampleCount} with fftSize ${fftSize}` },
+      { field: 'sampleCount', reason: 'invalid_argument', message: `got ${sampleCount} with fftSize ${fftSize}` },
     ]);
   }
   if (!(sampleRateHz > 0)) {
     throw new AttuneError('validation_error', 'sampleRateHz must be positive', [
-      { field: 'sampleRateHz', reason: `got ${sampleRateHz}` },
+      { field: 'sampleRateHz', reason: 'invalid_argument', message: `got ${sampleRateHz}` },
     ]);
   }
   const taper = new Float64Array(sampleCount);

@@ -118,7 +118,7 @@ export function createWindowPlan(opts: WindowPlanOptions = {}): WindowPlan {
   const fftSize = opts.fftSize ?? 512;
   if (!(windowMs > 0) || !(resampleHz > 0)) {
     throw new AttuneError('validation_error', 'windowMs and resampleHz must be positive', [
-      { field: 'windowMs', reason: `windowMs ${windowMs}, resampleHz ${resampleHz}` },
+      { field: 'windowMs', reason: 'invalid_argument', message: `windowMs ${windowMs}, resampleHz ${resampleHz}` },
     ]);
   }
   const sampleCount = sampleCountFor(0, windowMs, resampleHz);
@@ -251,7 +251,7 @@ export function computeWindowMetrics(
 ): WindowMetrics {
   if (windowEndMs - windowStartMs !== plan.windowMs) {
     throw new AttuneError('validation_error', 'window length does not match the plan', [
-      { field: 'windowEndMs', reason: `window is ${windowEndMs - windowStartMs} ms, plan is ${plan.windowMs} ms` },
+      { field: 'windowEndMs', reason: 'invalid_argument', message: `window is ${windowEndMs - windowStartMs} ms, plan is ${plan.windowMs} ms` },
     ]);
   }
   const from = lowerBound(beatTimesMs, count, windowStartMs);

@@ -24,11 +24,11 @@ export function validateLayout(layout: FrameLayout): void {
   const { frameSize, hop } = layout;
   if (!Number.isInteger(frameSize) || frameSize < 2) {
     throw new AttuneError('validation_error', 'frameSize must be an integer of at least 2', [
-      { field: 'frameSize', reason: `got ${frameSize}` },
+      { field: 'frameSize', reason: 'invalid_argument', message: `got ${frameSize}` },
     ]);
   }
   if (!Number.isInteger(hop) || hop < 1) {
-    throw new AttuneError('validation_error', 'hop must be a positive integer', [{ field: 'hop', reason: `got ${hop}` }]);
+    throw new AttuneError('validation_error', 'hop must be a positive integer', [{ field: 'hop', reason: 'invalid_argument', message: `got ${hop}` }]);
   }
 }
 

@@ -172,7 +172,7 @@ const DEFAULTS = {
 };
 
 function invalid(field: string, message: string, got: unknown): AttuneError {
-  return new AttuneError('validation_error', message, [{ field, reason: `got ${String(got)}` }]);
+  return new AttuneError('validation_error', message, [{ field, reason: 'invalid_argument', message: `got ${String(got)}` }]);
 }
 
 export function createPitchPlan(opts: PitchPlanOptions): PitchPlan {

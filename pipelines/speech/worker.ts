@@ -43,7 +43,7 @@ import {
 import type { SpeechAudioFrame, SpeechEvent, SpeechEventType } from '../../schemas/registry/schemas.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
-import { deadLetter } from '../dead-letter.js';
+import { deadLetter, deadLetterReason } from '../dead-letter.js';
 import { fromPcm16 } from '../../schemas/audio-frames.js';
 import { SileroVad } from './vad/silero.js';
 import { findPauses, type PauseOptions } from './vad/segments.js';
@@ -239,7 +239,7 @@ export class SpeechWorker {
     try {
       const decoded = decodeRecord<SpeechAudioFrame>(this.opts.codec, record.value);
       frame = decoded instanceof Promise ? await decoded : decoded;
-      if (frame.pcm16.length % 2 !== 0) throw new AttuneError('validation_error', 'pcm16 has an odd byte count', [{ field: 'pcm16', reason: 'odd length' }]);
+      if (frame.pcm16.length % 2 !== 0) throw new AttuneError('validation_error', 'pcm16 has an odd byte count', [{ field: 'pcm16', reason: 'invalid_record', message: 'odd length' }]);
     } catch (err) {
       await this.deadLetterRecord(record, err);
       part.next = offset + 1n;
@@ -259,7 +259,7 @@ export class SpeechWorker {
     const e = err as Error & { code?: string };
     this.log.warn({ err, topic: record.topic, partition: record.partition, offset: record.offset }, 'speech frame dead-lettered');
     this.stats.deadLettered++;
-    await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, [{ record, reasonCode: e.code ?? 'invalid_record', reason: e.message }], this.clock());
+    await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, [{ record, reasonCode: deadLetterReason(err), reason: e.message }], this.clock());
   }
 
   private parseSettings(json: string | undefined): StreamSettings {

@@ -126,13 +126,14 @@ export async function createCodec(registry: SchemaRegistry, opts: CreateCodecOpt
   // Encoding goes through one growing scratch buffer so each record costs one allocation.
   let scratch = Buffer.allocUnsafe(64 * 1024);
 
-  function invalidFields(type: AvroType, record: unknown): ErrorDetail[] {
-    const details: ErrorDetail[] = [];
+  function invalidFields(type: AvroType, record: unknown): ErrorDetail<'invalid_type'>[] {
+    const details: ErrorDetail<'invalid_type'>[] = [];
     type.isValid(record, {
       errorHook: (path: string[], value: unknown, fieldType: AvroType) => {
         details.push({
           field: '/' + path.join('/'),
-          reason: `expected ${describe(fieldType)}, got ${JSON.stringify(value) ?? String(value)}`,
+          reason: 'invalid_type',
+          message: `expected ${describe(fieldType)}, got ${JSON.stringify(value) ?? String(value)}`,
         });
       },
     });
@@ -161,8 +162,8 @@ export async function createCodec(registry: SchemaRegistry, opts: CreateCodecOpt
         const where = details.map((d) => d.field).join(', ');
         throw new AttuneError(
           'validation_error',
-          `invalid ${w.type.name ?? 'record'} for ${topic}${where ? ` at ${where}` : ''}: ${details[0]?.reason ?? (err as Error).message}`,
-          details.length > 0 ? details : [{ reason: (err as Error).message }],
+          `invalid ${w.type.name ?? 'record'} for ${topic}${where ? ` at ${where}` : ''}: ${details[0]?.message ?? (err as Error).message}`,
+          details.length > 0 ? details : [{ reason: 'invalid_record', message: (err as Error).message }],
         );
       }
       const out = Buffer.allocUnsafe(end);

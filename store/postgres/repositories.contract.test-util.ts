@@ -206,7 +206,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       assert.deepEqual((await speech.openAudioStream(s.id))?.streamId, `live-${won + 1}`);
       assert.equal((await sql.query('SELECT 1 FROM speech_audio_streams WHERE session_id = $1', [s.id])).rows.length, 1, 'the loser left no claim');
 
-      await assert.rejects(speech.claimForAudio(s.id, { source: 'upload', startedAt: at, sampleRateHz: 16_000 }), isCode('conflict', 'status is recording'));
+      await assert.rejects(speech.claimForAudio(s.id, { source: 'upload', startedAt: at, sampleRateHz: 16_000 }), isCode('conflict', 'audio_exists'));
       // The live stream fails: the session's failure releases its stream, and a retry may claim.
       await speech.update(s.id, { status: 'failed', endedAt: at + 1000 });
       assert.equal(await speech.openAudioStream(s.id), null);

@@ -253,7 +253,7 @@ export class SessionsRepository {
     }
     if (o.before) {
       if (!isUuid(o.before.id)) {
-        throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'not a cursor returned by this API' }]);
+        throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'invalid_cursor' }]);
       }
       params.push(toDate(o.before.startedAt), o.before.id);
       where.push(`(started_at, session_id) < ($${params.length - 1}, $${params.length}::uuid)`);

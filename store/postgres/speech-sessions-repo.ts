@@ -289,7 +289,7 @@ function decodeCursor(c: string): { createdAt: number; id: string } {
   } catch {
     /* fall through */
   }
-  throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'not a cursor returned by this API' }]);
+  throw new AttuneError('validation_error', 'invalid cursor', [{ field: '?cursor', reason: 'invalid_cursor' }]);
 }
 
 export interface ClaimAudio {
@@ -416,7 +416,7 @@ export class SpeechSessionsRepository {
         if (locked.length === 0) throw notFound(id);
         const status = locked[0].status;
         if (status !== 'created' && status !== 'failed') {
-          throw new AttuneError('conflict', 'session already has audio', [{ reason: `status is ${status}`, status }]);
+          throw new AttuneError('conflict', 'session already has audio', [{ reason: 'audio_exists', message: `status is ${status}`, status }]);
         }
         // A retry after a failure: a stream the failure left open is over.
         await releaseOpen(tx, id, now, 'superseded', null);

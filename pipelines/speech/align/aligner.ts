@@ -192,7 +192,7 @@ export class WordAligner {
     } catch (e) {
       decoder.delete();
       throw new AttuneError('unavailable', `forced-alignment model could not be loaded from ${hmm}: ${(e as Error).message}`, [
-        { field: 'modelDir', reason: (e as Error).message },
+        { field: 'modelDir', reason: 'model_unusable', message: (e as Error).message },
       ]);
     }
     return new WordAligner(decoder, performance.now() - started, messages);

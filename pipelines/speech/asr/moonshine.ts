@@ -59,7 +59,7 @@ function resolveModelFiles(model: string): { encoder: string; decoder: string } 
   const files = { encoder: join(dir, ENCODER_FILE), decoder: join(dir, DECODER_FILE) };
   for (const path of Object.values(files)) {
     if (!existsSync(path)) {
-      throw new AttuneError('unavailable', `Moonshine model file ${path} is missing`, [{ field: 'model', reason: 'missing file', path }]);
+      throw new AttuneError('unavailable', `Moonshine model file ${path} is missing`, [{ field: 'model', reason: 'model_missing', path }]);
     }
   }
   return files;
@@ -83,7 +83,7 @@ export function readDecoderShape(decoder: InferenceSession): MoonshineShape {
   const hiddenSize = hiddenShape[2];
   if (layers === 0 || [...Array(layers).keys()].some((i) => !layerIds.has(i)) || typeof kvHeads !== 'number' || typeof headDim !== 'number' || typeof hiddenSize !== 'number') {
     throw new AttuneError('unavailable', 'Moonshine decoder does not declare its cache geometry (past_key_values.<layer>.decoder.key as [batch, heads, past, head_dim])', [
-      { field: 'signature', reason: 'unknown cache shape', layers, keyShape: JSON.stringify(keyShape) },
+      { field: 'signature', reason: 'model_unusable', message: 'unknown cache shape', layers, keyShape: JSON.stringify(keyShape) },
     ]);
   }
   return { layers, kvHeads, headDim, hiddenSize };
@@ -142,7 +142,7 @@ export class MoonshineRecognizer {
       const extra = [...decoder.inputNames.filter((n) => !expectInputs.includes(n)), ...decoder.outputNames.filter((n) => !expectOutputs.includes(n))];
       if (missing.length || extra.length) {
         throw new AttuneError('unavailable', `model ${files.decoder} is not a Moonshine merged decoder: missing ${missing.join(', ') || 'none'}; unexpected ${extra.join(', ') || 'none'}`, [
-          { field: 'signature', reason: 'names differ', path: files.decoder },
+          { field: 'signature', reason: 'model_unusable', message: 'names differ', path: files.decoder },
         ]);
       }
       return new MoonshineRecognizer(model, encoder, decoder, shape, await loadOrt());
@@ -168,7 +168,7 @@ export class MoonshineRecognizer {
     const seconds = samples.length / SAMPLE_RATE;
     if (seconds > MAX_SEGMENT_S) {
       throw new AttuneError('validation_error', `speech segment of ${seconds.toFixed(2)} s is longer than ${MAX_SEGMENT_S} s; split it at pauses first`, [
-        { field: 'samples', reason: 'too long', seconds, max: MAX_SEGMENT_S },
+        { field: 'samples', reason: 'invalid_argument', message: 'too long', seconds, max: MAX_SEGMENT_S },
       ]);
     }
     if (seconds < MIN_SEGMENT_S) return { text: '', tokens: [], finished: true };

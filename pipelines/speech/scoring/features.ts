@@ -105,7 +105,7 @@ function volumeFeatures(dbfs: readonly number[]): { mean: number; sd: number } {
 
 function requireNumber(name: string, value: number, min: number): void {
   if (!Number.isFinite(value) || value < min) {
-    throw new AttuneError('validation_error', `scoreFeatures: ${name} must be a finite number >= ${min}, got ${value}`, [{ field: name, reason: 'out of range' }]);
+    throw new AttuneError('validation_error', `scoreFeatures: ${name} must be a finite number >= ${min}, got ${value}`, [{ field: name, reason: 'out_of_range' }]);
   }
 }
 
@@ -118,7 +118,7 @@ export function scoreFeatures(input: ScoreFeatureInput): ScoreFeatures {
   requireNumber('repetitionCount', input.repetitionCount, 0);
   input.pauses.forEach((p, i) => requireNumber(`pauses[${i}].durationMs`, p.durationMs, 0));
   input.secondVolumesDbfs.forEach((v, i) => {
-    if (!Number.isFinite(v)) throw new AttuneError('validation_error', `scoreFeatures: secondVolumesDbfs[${i}] is ${v}`, [{ field: `secondVolumesDbfs[${i}]`, reason: 'not finite' }]);
+    if (!Number.isFinite(v)) throw new AttuneError('validation_error', `scoreFeatures: secondVolumesDbfs[${i}] is ${v}`, [{ field: `secondVolumesDbfs[${i}]`, reason: 'invalid_argument', message: 'not finite' }]);
   });
 
   const minutes = input.durationMs / MS_PER_MINUTE;

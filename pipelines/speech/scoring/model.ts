@@ -50,15 +50,15 @@ export function rubricModelPath(dir = modelsDir()): string {
   const path = join(dir, RUBRIC_MODEL_ID, RUBRIC_MODEL_FILE);
   if (!existsSync(path)) {
     throw new AttuneError('unavailable', `scoring model ${RUBRIC_MODEL_ID}/${RUBRIC_MODEL_FILE} is missing at ${path}; build it with \`${RUBRIC_BUILD_COMMAND}\``, [
-      { field: 'model', reason: 'not built', model: RUBRIC_MODEL_ID, file: RUBRIC_MODEL_FILE, path, command: RUBRIC_BUILD_COMMAND },
+      { field: 'model', reason: 'model_missing', message: 'not built', model: RUBRIC_MODEL_ID, file: RUBRIC_MODEL_FILE, path, command: RUBRIC_BUILD_COMMAND },
     ]);
   }
   return path;
 }
 
-function refuse(path: string, reason: string): AttuneError {
+function refuse(path: string, why: string): AttuneError {
   // 'unavailable', like the loader: a configured model that does not fit is the server's problem.
-  return new AttuneError('unavailable', `scoring model ${path} cannot be used: ${reason}`, [{ field: 'model', reason, path }]);
+  return new AttuneError('unavailable', `scoring model ${path} cannot be used: ${why}`, [{ field: 'model', reason: 'model_unusable', message: why, path }]);
 }
 
 function parseJson(path: string, key: string, text: string): unknown {
@@ -137,7 +137,7 @@ function validateFeatures(features: ScoreFeatures, order: readonly FeatureName[]
   for (const name of order) {
     const v = (features as unknown as Record<string, unknown>)[name];
     if (typeof v !== 'number' || !Number.isFinite(v)) {
-      throw new AttuneError('validation_error', `feature ${name} must be a finite number, got ${String(v)}`, [{ field: name, index, reason: 'not a finite number' }]);
+      throw new AttuneError('validation_error', `feature ${name} must be a finite number, got ${String(v)}`, [{ field: name, index, reason: 'invalid_argument', message: 'not a finite number' }]);
     }
   }
 }

@@ -49,7 +49,7 @@ export interface SpeechSegment {
 
 function resolveOptions(opts: SegmentOptions): Required<SegmentOptions> {
   const o = { ...DEFAULT_SEGMENT_OPTIONS, ...opts };
-  const bad = (field: string, reason: string) => new AttuneError('validation_error', `bad VAD segment option ${field}: ${reason}`, [{ field, reason }]);
+  const bad = (field: string, why: string) => new AttuneError('validation_error', `bad VAD segment option ${field}: ${why}`, [{ field, reason: 'invalid_argument', message: why }]);
   if (!(o.sampleRate > 0)) throw bad('sampleRate', 'must be positive');
   if (!Number.isInteger(o.chunkSamples) || o.chunkSamples < 1) throw bad('chunkSamples', 'must be a positive integer');
   if (!(o.onsetThreshold > 0 && o.onsetThreshold <= 1)) throw bad('onsetThreshold', 'must be in (0, 1]');
@@ -90,7 +90,7 @@ export class SegmentTracker {
   push(probabilities: ArrayLike<number>, startSample: number = this.position): SpeechSegment[] {
     if (startSample < this.position) {
       throw new AttuneError('validation_error', `probabilities go back in time: chunk at ${startSample} after ${this.position}`, [
-        { field: 'startSample', reason: 'must not be before the end of the previous push' },
+        { field: 'startSample', reason: 'invalid_argument', message: 'must not be before the end of the previous push' },
       ]);
     }
     const { chunkSamples, onsetThreshold, offsetThreshold } = this.o;

@@ -1,0 +1,178 @@
+// The error catalogue, in the style of fastify's FST_ERR_*: every error Attune sends has a
+// stable `code` (one HTTP status each) and every entry of its `details` a `reason` from the
+// table below, each reason belonging to exactly one code. It is data, so the README table
+// (scripts/error-catalogue.ts), the docs and the tests enumerate it; `Reason` is derived from
+// it, so a reason that is not catalogued does not compile, and `ReasonFor<C>` keeps a reason
+// under its own code (`new AttuneError('conflict', …, [{ reason: 'required' }])` does not
+// compile either). Free text (Ajv's "must be >= 250", a parser's message) goes in a detail's
+// `message`, never in `reason`.
+
+/** The error codes: the `code` of every error body, each with its one HTTP status. */
+export const ErrorCodes = {
+  validation_error: { status: 400, description: 'The request (body, query, path, message or file) is malformed or out of range.' },
+  unauthorized: { status: 401, description: 'No valid bearer token.' },
+  forbidden: { status: 403, description: 'The token lacks a scope or the resource belongs to someone else.' },
+  not_found: { status: 404, description: 'No such route or resource (for this user).' },
+  request_timeout: { status: 408, description: 'The request did not arrive in time.' },
+  conflict: { status: 409, description: 'The resource is in a state that refuses the change.' },
+  payload_too_large: { status: 413, description: 'The body, file or form is larger than allowed.' },
+  uri_too_long: { status: 414, description: 'The URL (a path segment) is longer than allowed.' },
+  unsupported_media_type: { status: 415, description: 'The body has a content type this route does not take.' },
+  rate_limited: { status: 429, description: 'Too many requests or readings; retry later.' },
+  header_too_large: { status: 431, description: 'The request line and headers are larger than allowed.' },
+  internal_error: { status: 500, description: 'A fault in Attune.' },
+  unavailable: { status: 503, description: 'A dependency is unavailable or the server is shutting down; retry later.' },
+} as const satisfies Record<string, { status: number; description: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+interface Entry<C extends ErrorCode> {
+  code: C;
+  status: (typeof ErrorCodes)[C]['status'];
+  description: string;
+}
+const r = <C extends ErrorCode>(code: C, description: string): Entry<C> => ({ code, status: ErrorCodes[code].status, description });
+
+/** Every `details[].reason` (and dead-letter `reason_code`), with its code, status and meaning. */
+export const Reasons = {
+  // Validation of bodies, queries and path parameters (Ajv keywords map onto these).
+  required: r('validation_error', 'A required field or part is missing.'),
+  invalid_type: r('validation_error', 'A field has the wrong JSON type.'),
+  out_of_range: r('validation_error', 'A number or time lies outside its allowed range.'),
+  invalid_length: r('validation_error', 'A string, array or object is too short or too long.'),
+  invalid_format: r('validation_error', 'A string does not match its pattern or format.'),
+  invalid_value: r('validation_error', 'A value is not one of those allowed.'),
+  unknown_field: r('validation_error', 'A field that the schema does not define.'),
+  invalid_json: r('validation_error', 'The body or message is not valid JSON.'),
+  invalid_content_length: r('validation_error', 'Content-Length does not match the body.'),
+  malformed_request: r('validation_error', 'The HTTP request or its URL cannot be parsed.'),
+  invalid_timestamp: r('validation_error', 'Not an ISO-8601 timestamp with a zone, or epoch milliseconds.'),
+  invalid_date: r('validation_error', 'Not a date YYYY-MM-DD (or, where allowed, an ISO-8601 timestamp).'),
+  invalid_range: r('validation_error', 'A time range is reversed or too long.'),
+  invalid_cursor: r('validation_error', 'Not a cursor returned by this API.'),
+  constraint_violation: r('validation_error', 'A value breaks a database constraint.'),
+  // Devices, sessions and readings.
+  not_registered: r('validation_error', 'The device is not registered to the caller.'),
+  unknown_device: r('not_found', 'The device sending readings is not registered.'),
+  unknown_session: r('validation_error', 'A reading names a session that does not exist.'),
+  session_of_another_device: r('validation_error', 'A reading names a session recorded by another device.'),
+  too_many_readings: r('validation_error', 'More readings in one message than allowed.'),
+  // Speech audio: uploads, WAV files and live streams.
+  not_multipart: r('unsupported_media_type', 'An upload that is not multipart/form-data.'),
+  unexpected_file_field: r('validation_error', 'A file part in a field other than "file".'),
+  not_a_file: r('validation_error', 'Field "file" is not a file part.'),
+  too_many_files: r('validation_error', 'More than one file in an upload.'),
+  too_many_fields: r('payload_too_large', 'More form fields than allowed.'),
+  invalid_field_name: r('validation_error', 'A form field name that is not allowed.'),
+  malformed_multipart: r('validation_error', 'The multipart body cannot be parsed.'),
+  invalid_metadata: r('validation_error', 'Field "metadata" is not a JSON object.'),
+  truncated_upload: r('validation_error', 'The upload ended before the file did.'),
+  too_large: r('payload_too_large', 'A file or field is larger than allowed.'),
+  too_long: r('payload_too_large', 'Audio is longer than allowed.'),
+  truncated_header: r('validation_error', 'A WAV file or bus record ends inside its header.'),
+  truncated_data: r('validation_error', 'A WAV data chunk is shorter than it says.'),
+  partial_sample_frame: r('validation_error', 'A WAV file ends inside a sample frame.'),
+  not_riff: r('validation_error', 'The file is not RIFF.'),
+  not_wave: r('validation_error', 'The RIFF file is not WAVE.'),
+  missing_fmt_chunk: r('validation_error', 'A WAV file without a fmt chunk before its data.'),
+  missing_data_chunk: r('validation_error', 'A WAV file without a data chunk.'),
+  duplicate_fmt_chunk: r('validation_error', 'A WAV file with two fmt chunks.'),
+  bad_fmt_size: r('validation_error', 'A WAV fmt chunk of an impossible size.'),
+  bad_chunk_id: r('validation_error', 'A WAV chunk id that is not four printable characters.'),
+  bad_extensible_fmt: r('validation_error', 'A WAVE_FORMAT_EXTENSIBLE fmt chunk that is too short.'),
+  bad_channel_count: r('validation_error', 'A WAV file with no channels.'),
+  bad_block_align: r('validation_error', 'A WAV block align that does not match channels and bits.'),
+  unsupported_container: r('unsupported_media_type', 'A container other than RIFF/WAVE (e.g. RF64).'),
+  unsupported_encoding: r('unsupported_media_type', 'A WAV file that is not 16-bit PCM.'),
+  unsupported_sample_rate: r('unsupported_media_type', 'A WAV file whose sample rate is outside those accepted.'),
+  unsupported_channel_count: r('unsupported_media_type', 'A WAV file with more channels than accepted.'),
+  audio_exists: r('conflict', 'The speech session already has (or had) audio.'),
+  stream_already_open: r('conflict', 'The speech session already has an open audio stream.'),
+  not_computed: r('not_found', 'The result is not computed (yet, or the session failed).'),
+  unknown_type: r('validation_error', 'A socket message of an unknown type.'),
+  already_started: r('validation_error', 'A second start message on one socket.'),
+  audio_before_start: r('validation_error', 'Audio sent before the start message.'),
+  stop_before_start: r('validation_error', 'A stop message before the start message.'),
+  too_much_pending_audio: r('rate_limited', 'More audio waiting for the bus than allowed; send at real-time pace.'),
+  // Authentication and authorisation.
+  missing_token: r('unauthorized', 'No bearer token (header, ?token= or authenticate message).'),
+  invalid_token: r('unauthorized', 'The token is malformed, badly signed, expired or lacks a claim.'),
+  token_expired: r('unauthorized', 'The socket token expired without a fresh one.'),
+  token_too_long_lived: r('unauthorized', 'A token without iat that lives longer than allowed.'),
+  auth_timeout: r('unauthorized', 'No authenticate message within 10 s of the socket opening.'),
+  principal_changed: r('unauthorized', 'A fresh socket token names another user or organisation.'),
+  undeclared_route: r('unauthorized', 'The route declares no authentication, so it is refused.'),
+  missing_scope: r('forbidden', 'The token lacks the scope the route needs.'),
+  jwks_unavailable: r('unavailable', "The identity provider's keys cannot be read."),
+  // Entities.
+  not_found: r('not_found', 'No such resource visible to the caller.'),
+  no_route: r('not_found', 'No route for this method and path.'),
+  already_registered: r('conflict', 'The device is registered to another user.'),
+  version_conflict: r('conflict', 'The record changed since the version given (optimistic concurrency).'),
+  // HTTP transport (Fastify and Node's parser).
+  body_too_large: r('payload_too_large', 'The request body is larger than the body limit.'),
+  uri_too_long: r('uri_too_long', 'A path segment is longer than the longest path parameter.'),
+  header_too_large: r('header_too_large', 'The request line and headers exceed the server limit.'),
+  unsupported_content_type: r('unsupported_media_type', 'A body whose content type the route does not accept.'),
+  request_timeout: r('request_timeout', 'The request was not received in time.'),
+  rate_limited: r('rate_limited', 'The device is over its readings rate.'),
+  shutting_down: r('unavailable', 'The server is shutting down.'),
+  // Bus, schema registry and storage.
+  bus_publish_failed: r('unavailable', 'The bus did not accept a record.'),
+  bus_full: r('unavailable', 'The embedded bus is full.'),
+  no_leader: r('unavailable', 'Kafka topics have no leaders yet.'),
+  log_write_failed: r('unavailable', 'The embedded bus could not write its log.'),
+  corrupt_segment: r('internal_error', 'An embedded bus log segment is corrupt.'),
+  not_assigned: r('conflict', 'A commit for a partition not assigned to the consumer.'),
+  invalid_topic_name: r('validation_error', 'A topic name that is not allowed.'),
+  invalid_offset: r('validation_error', 'An offset that is not a non-negative 64-bit integer.'),
+  store_unavailable: r('unavailable', 'The store (ClickHouse) cannot be reached or refused a query.'),
+  write_failed: r('unavailable', 'Rows could not be written after retries.'),
+  registry_error: r('unavailable', 'The schema registry cannot be reached or refused a request.'),
+  unknown_schema_id: r('not_found', 'A record names a schema id the registry does not know.'),
+  schema_not_loaded: r('not_found', 'A record names a schema id not loaded by this process.'),
+  unregistered_schema: r('not_found', 'A schema that is not registered under its subject.'),
+  fingerprint_mismatch: r('conflict', 'A schema file differs from the fingerprint recorded for it.'),
+  bad_magic_byte: r('validation_error', 'A bus record without the schema-registry magic byte.'),
+  malformed_body: r('validation_error', 'A bus record whose Avro body cannot be decoded.'),
+  bad_migration_name: r('internal_error', 'A migration file name that is not NNNN_name.sql.'),
+  duplicate_migration_version: r('internal_error', 'Two migration files with one version.'),
+  unknown_placeholder: r('internal_error', 'A migration with an unknown placeholder.'),
+  migration_checksum_mismatch: r('conflict', 'An applied migration differs from its file.'),
+  // Dead letters (reason_code on attune.deadletter.v1) and worker inputs.
+  undecodable: r('validation_error', 'Dead letter: a bus record that cannot be decoded.'),
+  invalid_reading: r('validation_error', 'Dead letter: a reading the coherence worker refuses.'),
+  invalid_record: r('validation_error', 'A bus record (or dead letter) that is invalid.'),
+  // Internal contracts (reach clients only as internal_error/unavailable).
+  invalid_argument: r('validation_error', 'A function or option got a value outside its domain (internal).'),
+  model_missing: r('unavailable', 'A model file is missing.'),
+  model_unusable: r('unavailable', 'A model file cannot be used (shape, metadata, build).'),
+} as const;
+
+export type Reason = keyof typeof Reasons;
+
+/** The reasons catalogued under error code C (all of them when C is the whole union). */
+export type ReasonFor<C extends ErrorCode> = { [K in Reason]: (typeof Reasons)[K]['code'] extends C ? K : never }[Reason];
+
+export const isReason = (s: unknown): s is Reason => typeof s === 'string' && Object.hasOwn(Reasons, s);
+
+export interface CatalogueRow {
+  code: ErrorCode;
+  status: number;
+  reason: Reason;
+  description: string;
+}
+
+/** The catalogue as rows, sorted by status, code and reason. */
+export function catalogueRows(): CatalogueRow[] {
+  return (Object.keys(Reasons) as Reason[])
+    .map((reason) => ({ reason, code: Reasons[reason].code as ErrorCode, status: Reasons[reason].status as number, description: Reasons[reason].description }))
+    .sort((a, b) => a.status - b.status || a.code.localeCompare(b.code) || a.reason.localeCompare(b.reason));
+}
+
+/** The README's Markdown table: code, status, reason, description. */
+export function catalogueMarkdown(): string {
+  const lines = ['| code | status | reason | description |', '|---|---|---|---|'];
+  for (const row of catalogueRows()) lines.push(`| \`${row.code}\` | ${row.status} | \`${row.reason}\` | ${row.description.replace(/\|/g, '\\|')} |`);
+  return lines.join('\n') + '\n';
+}
