@@ -115,7 +115,7 @@ export const Reasons = {
   header_too_large: r('header_too_large', 'The request line and headers exceed the server limit.'),
   unsupported_content_type: r('unsupported_media_type', 'A body whose content type the route does not accept.'),
   request_timeout: r('request_timeout', 'The request was not received in time.'),
-  rate_limited: r('rate_limited', 'The device is over its readings rate.'),
+  rate_limited: r('rate_limited', 'Over a rate limit (a device over its readings per second: retry_after_s says when to retry).'),
   shutting_down: r('unavailable', 'The server is shutting down.'),
   // Bus, schema registry and storage.
   bus_publish_failed: r('unavailable', 'The bus did not accept a record.'),
