@@ -44,6 +44,7 @@ import type { SpeechAudioFrame, SpeechEvent, SpeechEventType } from '../../schem
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
 import { deadLetter, deadLetterReason } from '../dead-letter.js';
+import { groupIdFor } from '../group-id.js';
 import { fromPcm16 } from '../../schemas/audio-frames.js';
 import { SileroVad } from './vad/silero.js';
 import { findPauses, type PauseOptions } from './vad/segments.js';
@@ -154,8 +155,9 @@ export class SpeechWorker {
   };
 
   constructor(private readonly opts: SpeechWorkerOptions) {
-    this.groupId = opts.groupId ?? 'attune-speech-worker';
     this.topics = opts.topics ?? Topics;
+    // With the topic prefix, so deployments (and test suites) sharing a cluster never share a group.
+    this.groupId = opts.groupId ?? groupIdFor('attune-speech-worker', this.topics);
     this.clock = opts.clock ?? Date.now;
     this.log = opts.log;
   }
