@@ -127,7 +127,12 @@ class KafkaBusImpl implements KafkaBus {
     if (specs.length === 0) return;
     await this.admin.createTopics({
       waitForLeaders: true,
-      topics: specs.map((s) => ({ topic: s.topic, numPartitions: s.partitions, replicationFactor: this.opts.replicationFactor ?? -1 })),
+      topics: specs.map((s) => ({
+        topic: s.topic,
+        numPartitions: s.partitions,
+        replicationFactor: this.opts.replicationFactor ?? -1,
+        configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+      })),
     });
     // Topics that already existed (perhaps created a moment ago by another process) may
     // still lack leaders: wait for them too.

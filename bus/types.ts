@@ -36,6 +36,11 @@ export interface RecordBatch {
 export interface TopicSpec {
   topic: string;
   partitions: number;
+  /**
+   * Kafka keeps the latest record of each key (cleanup.policy=compact): for topics of
+   * entity states. The embedded log keeps every record, which reads the same.
+   */
+  compacted?: boolean;
 }
 
 export interface TopicPartition {

@@ -28,6 +28,7 @@ import type { SpeechEventRecord } from '../schemas/records.js';
 import { SpeechWorker } from '../pipelines/speech/worker.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
+import { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 import { runSimulator } from '../simulator/index.js';
 
 export interface Roles {
@@ -48,6 +49,10 @@ export interface RunningAttune {
   codec: Codec;
   auth: Authenticator;
   sink: ReadingsSink | null;
+  /** The worker role's relay of session changes (PostgreSQL outbox → bus). */
+  sessionChanges: SessionChangesRelay | null;
+  /** The worker role's sink of session changes into the ClickHouse sessions dimension. */
+  sessionDimension: SessionDimensionSink | null;
   worker: CoherenceWorker | null;
   speechWorker: SpeechWorker | null;
   live: LiveHub<CoherenceLiveRecord> | null;
@@ -76,7 +81,7 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
     config.bus === 'kafka'
       ? await createKafkaBus({ brokers: config.kafkaBrokers, clientId: config.kafkaClientId, log })
       : await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
-  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions })));
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions, compacted: topic === topics.sessionChanges })));
   return bus;
 }
 
@@ -118,6 +123,8 @@ export async function startAttune(
   let sink: ReadingsSink | null = null;
   let worker: CoherenceWorker | null = null;
   let speechWorker: SpeechWorker | null = null;
+  let sessionChanges: SessionChangesRelay | null = null;
+  let sessionDimension: SessionDimensionSink | null = null;
   if (roles.worker && store) {
     sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
     worker = new CoherenceWorker({
@@ -133,6 +140,11 @@ export async function startAttune(
     });
     await sink.start();
     await worker.start();
+    // Session changes: PostgreSQL's outbox → attune.session.changes.v1 → the ClickHouse dimension.
+    sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
+    await sessionDimension.start();
+    sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
+    sessionChanges.start();
     if (config.speech.enabled) {
       speechWorker = new SpeechWorker({
         bus,
@@ -206,6 +218,8 @@ export async function startAttune(
     codec,
     auth,
     sink,
+    sessionChanges,
+    sessionDimension,
     worker,
     speechWorker,
     live,
@@ -220,6 +234,8 @@ export async function startAttune(
       await sink?.stop();
       await worker?.stop();
       await speechWorker?.stop();
+      await sessionChanges?.stop();
+      await sessionDimension?.stop();
       await bus.close();
       await store?.close();
       await sql.close();

@@ -10,6 +10,11 @@ export const Topics = {
   deadLetter: 'attune.deadletter.v1',
   /** Speech audio, mono 16 kHz PCM16 frames keyed by speech session (SpeechAudioFrame.avsc). */
   speechAudio: 'attune.speech.audio.v1',
+  /**
+   * Session states after each change, compacted by session id (SessionChange.avsc): what the
+   * ClickHouse sessions dimension is built from.
+   */
+  sessionChanges: 'attune.session.changes.v1',
   /** Live speech events: asr:token, metrics:update, processing:status (SpeechEvent.avsc). */
   speechEvents: 'attune.speech.events.v1',
 } as const;

@@ -81,11 +81,11 @@ for (const impl of await storeImplementations()) {
         'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name',
         { db: store.database },
       );
-      for (const t of ['heart_readings', 'coherence_windows', 'session_events', 'user_daily_coherence', 'user_daily_coherence_mv', 'schema_migrations']) {
+      for (const t of ['heart_readings', 'coherence_windows', 'sessions', 'session_events', 'user_daily_coherence', 'user_daily_coherence_mv', 'schema_migrations']) {
         assert.ok(tables.some((r) => r.name === t), `table ${t} exists`);
       }
-      // Entities live in PostgreSQL since 0005: ClickHouse holds facts only.
-      for (const t of ['sessions', 'devices', 'speech_sessions', 'speech_uploads']) {
+      // Entities live in PostgreSQL since 0005: ClickHouse keeps facts and the sessions dimension.
+      for (const t of ['devices', 'speech_sessions', 'speech_uploads']) {
         assert.ok(!tables.some((r) => r.name === t), `table ${t} is gone`);
       }
       await store.close();

@@ -8,6 +8,7 @@
 export const Tables = {
   heartReadings: 'heart_readings',
   coherenceWindows: 'coherence_windows',
+  sessions: 'sessions',
   sessionEvents: 'session_events',
   userDailyCoherence: 'user_daily_coherence',
   schemaMigrations: 'schema_migrations',
@@ -61,6 +62,26 @@ export interface CoherenceWindowRow {
   artifact_ratio: number;
   late_beat_count: number;
   computed_at: number;
+}
+
+/** A version of a session in the ClickHouse dimension (built from attune.session.changes.v1). */
+export interface SessionRow {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  /** '' when the session takes any of its user's devices. */
+  device_id: string;
+  kind: string;
+  title: string;
+  status: 'active' | 'ended' | string;
+  started_at: number;
+  ended_at: number | null;
+  coherence_threshold: number;
+  threshold_duration_s: number;
+  created_at: number;
+  updated_at: number;
+  metadata_json: string;
+  version: number;
 }
 
 export interface SessionEventRow {

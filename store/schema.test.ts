@@ -11,6 +11,7 @@ import {
   type CoherenceWindowRow,
   type HeartReadingRow,
   type SessionEventRow,
+  type SessionRow,
 } from './rows.js';
 import { storeImplementations } from './test-stores.test-util.js';
 
@@ -77,6 +78,26 @@ function window(
     artifact_ratio: metrics ? 0.01 : 0.6,
     late_beat_count: 0,
     computed_at: windowEnd + 40,
+  };
+}
+
+function sessionRow(updated_at: number, status: 'active' | 'ended', version: number): SessionRow {
+  return {
+    session_id: 'sess-1',
+    org_id: 'org-a',
+    user_id: 'user-1',
+    device_id: 'dev-1',
+    kind: 'coherence',
+    title: 'Morning practice',
+    status,
+    started_at: t0,
+    ended_at: status === 'ended' ? updated_at : null,
+    coherence_threshold: 0.5,
+    threshold_duration_s: 30,
+    created_at: t0,
+    updated_at,
+    metadata_json: '{"app":"test"}',
+    version,
   };
 }
 
@@ -150,6 +171,7 @@ for (const impl of await storeImplementations()) {
       const windows = [window('user-1', t0, { coherence: 0.7, ratio: 2.33, hr: 64, rmssd: 42 }), window('user-1', t0 + 5000, null)];
       const fixtures: Array<[string, object[], string]> = [
         [Tables.heartReadings, heartRows(), 'reading_id, beat_index'],
+        [Tables.sessions, [sessionRow(t0, 'active', 1)], 'session_id'],
         [Tables.sessionEvents, eventRows(), 'event_id'],
         [Tables.coherenceWindows, windows, 'session_id, window_end'],
       ];
@@ -169,6 +191,19 @@ for (const impl of await storeImplementations()) {
       );
       assert.deepEqual(beats.map((b) => b.rr_ms), [812.5, 845, 901.25, null]);
       assert.equal(beats[3].session_id, '');
+    });
+
+    test('the sessions dimension: a newer version replaces the older one under FINAL, whatever order they arrive in', async () => {
+      await insert(store, Tables.sessions, [sessionRow(t0 + 60_000, 'ended', 3)]);
+      await insert(store, Tables.sessions, [sessionRow(t0 + 1, 'active', 2)]); // a late, stale copy
+      const rows = await queryRows<{ status: string; ended_at: string | null; version: number; n: number | string }>(
+        store.client,
+        `SELECT status, ended_at, version, count() OVER () AS n FROM ${store.table(Tables.sessions)} FINAL WHERE session_id = 'sess-1'`,
+      );
+      assert.equal(rows.length, 1);
+      assert.equal(rows[0].status, 'ended');
+      assert.equal(Number(rows[0].version), 3);
+      assert.equal(rows[0].ended_at, '2026-11-21 00:00:50.000');
     });
 
     test('the daily rollup computes the expected values from known windows', async () => {

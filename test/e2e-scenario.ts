@@ -261,6 +261,24 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       assert.ok(listA.body.data.some((s: { id: string }) => s.id === sessionId));
     });
 
+    test('the sessions dimension in ClickHouse holds the session as PostgreSQL has it, through the bus', async () => {
+      const api = await app.request('GET', `/v1/sessions/${sessionId}`, { token: tokenA });
+      const row = await waitFor('the session in the dimension', async () => {
+        await app.sessionDimension!.flush();
+        const rs = await app.store.client.query({
+          query: `SELECT session_id, user_id, device_id, status, version FROM ${app.database}.sessions FINAL WHERE session_id = {s:String}`,
+          query_params: { s: sessionId },
+          format: 'JSONEachRow',
+        });
+        const rows = (await rs.json()) as Array<{ session_id: string; user_id: string; device_id: string; status: string; version: number }>;
+        return rows[0]?.version === api.body.version ? rows[0] : null;
+      }, 30_000, 100);
+      assert.deepEqual(
+        { ...row, version: Number(row.version) },
+        { session_id: sessionId, user_id: api.body.user_id, device_id: api.body.device_id, status: api.body.status, version: api.body.version },
+      );
+    });
+
     test('bad input gets coded 400s naming the field and index', async () => {
       const ok = readings[0];
       const cases: Array<[string, unknown, string, number | undefined]> = [

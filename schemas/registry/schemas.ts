@@ -57,6 +57,24 @@ export interface CoherenceWindow {
   longest_gap_ms?: number | null;
 }
 
+export interface SessionChange {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  device_id: string;
+  type: string;
+  title: string;
+  status: string;
+  started_at: number;
+  ended_at?: number | null;
+  coherence_threshold: number;
+  threshold_duration_s: number;
+  metadata_json?: string;
+  version: number;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface SessionEvent {
   event_id: string;
   session_id: string;
@@ -116,6 +134,7 @@ export interface TopicRecords {
   [Topics.heartReadings]: HeartReading;
   [Topics.coherenceWindows]: CoherenceWindow;
   [Topics.sessionEvents]: SessionEvent;
+  [Topics.sessionChanges]: SessionChange;
   [Topics.deadLetter]: DeadLetter;
   [Topics.speechAudio]: SpeechAudioFrame;
   [Topics.speechEvents]: SpeechEvent;
@@ -128,6 +147,7 @@ export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.heartReadings]: 'HeartReading.avsc',
   [Topics.coherenceWindows]: 'CoherenceWindow.avsc',
   [Topics.sessionEvents]: 'SessionEvent.avsc',
+  [Topics.sessionChanges]: 'SessionChange.avsc',
   [Topics.deadLetter]: 'DeadLetter.avsc',
   [Topics.speechAudio]: 'SpeechAudioFrame.avsc',
   [Topics.speechEvents]: 'SpeechEvent.avsc',
