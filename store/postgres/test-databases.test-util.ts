@@ -1,7 +1,8 @@
 // Databases for the Postgres tests: PGlite in memory (always), and a PostgreSQL server.
 // The server is, in order of choice:
 //   1. DATABASE_URL from the environment (CI exports the one infra/postgres/postgres.sh printed);
-//   2. outside CI, the local server of infra/postgres/postgres.sh, started when needed (port
+//   2. outside CI, a testcontainers PostgreSQL 15 when a Docker engine answers;
+//   3. outside CI, the local server of infra/postgres/postgres.sh, started when needed (port
 //      POSTGRES_PORT, default 54329; data POSTGRES_DATA_DIR) and left running for the next test
 //      file, like the local Kafka broker (stop it with `bash infra/postgres/postgres.sh stop`);
 //      when that is impossible (no PostgreSQL binaries), null, and the test skips.
@@ -12,6 +13,7 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createPgClient, createPgliteClient, type SqlClient } from './client.js';
 import { migratePostgres } from './migrate.js';
+import { dockerAnswers } from '../../test/services.js';
 
 export const POSTGRES_SCRIPT = fileURLToPath(new URL('../../infra/postgres/postgres.sh', import.meta.url));
 
@@ -53,6 +55,12 @@ export function serverDatabaseUrl(env: NodeJS.ProcessEnv = process.env): Promise
     if (env.DATABASE_URL) return env.DATABASE_URL;
     if (env.CI === 'true') {
       throw new Error('CI=true but DATABASE_URL is not set: .ci/run must start PostgreSQL (infra/postgres/postgres.sh start) and export it');
+    }
+    // A container when a Docker engine answers (reaped by testcontainers when this process ends).
+    if (await dockerAnswers(env)) {
+      const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+      const container = await new PostgreSqlContainer('postgres:15').withDatabase('attune').withUsername('attune').withPassword('attune').start();
+      return container.getConnectionUri();
     }
     const r = await runScript('start', env);
     const line = /^DATABASE_URL=(\S+)$/m.exec(r.stdout);
