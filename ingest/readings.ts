@@ -4,15 +4,12 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import { AttuneError, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
 import { parseTimestamp } from '../lib/time.js';
+import { ReadingLimits } from '../schemas/reading-limits.js';
 import type { HeartReading } from '../schemas/registry/schemas.js';
 import { detailsFromValidation } from '../http/errors.js';
 
 export const Limits = {
-  rrMinMs: 250,
-  rrMaxMs: 2500,
-  hrMin: 25,
-  hrMax: 250,
-  maxFutureMs: 5 * 60_000,
+  ...ReadingLimits,
   maxReadingsPerBatch: 10_000,
   maxRrPerReading: 600,
   maxBodyBytes: 1024 * 1024,

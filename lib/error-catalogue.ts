@@ -142,6 +142,10 @@ export const Reasons = {
   // Dead letters (reason_code on attune.deadletter.v1) and worker inputs.
   undecodable: r('validation_error', 'Dead letter: a bus record that cannot be decoded.'),
   invalid_reading: r('validation_error', 'Dead letter: a reading the coherence worker refuses.'),
+  implausible_rr: r('validation_error', 'Dead letter: a reading on the bus with an RR interval outside 250–2500 ms.'),
+  implausible_hr: r('validation_error', 'Dead letter: a reading on the bus with a heart rate outside 25–250 bpm.'),
+  implausible_timestamp: r('validation_error', 'Dead letter: a reading on the bus dated before 2000 or over 5 minutes after it was received.'),
+  future_beat: r('validation_error', "Dead letter: a reading far ahead of its session's event-time clock that the next readings did not confirm (quarantined)."),
   invalid_record: r('validation_error', 'A bus record (or dead letter) that is invalid.'),
   // Internal contracts (reach clients only as internal_error/unavailable).
   invalid_argument: r('validation_error', 'A function or option got a value outside its domain (internal).'),

@@ -1,0 +1,55 @@
+// What a plausible heart reading is: the limits the ingest gateway enforces on what devices
+// send (ingest/readings.ts) and the workers re-apply to every record they read from the bus
+// (pipelines/coherence/worker.ts, pipelines/readings-sink.ts), since the bus also carries
+// records from other producers, replays and older versions. One module, below both layers, so
+// the two cannot drift apart.
+import type { ReasonFor } from '../lib/error-catalogue.js';
+import type { HeartReadingRecord } from './records.js';
+
+export const ReadingLimits = {
+  rrMinMs: 250,
+  rrMaxMs: 2500,
+  hrMin: 25,
+  hrMax: 250,
+  /** How far past its arrival a reading may be dated (the gateway: past the wall clock). */
+  maxFutureMs: 5 * 60_000,
+  /** Readings dated before this (2000-01-01) are refused. */
+  minTimestampMs: Date.UTC(2000, 0, 1),
+} as const;
+
+export interface ImplausibleReading {
+  reason: ReasonFor<'validation_error'>;
+  /** The field, as a JSON pointer into the record. */
+  field: string;
+  message: string;
+}
+
+/**
+ * The first implausible value of a decoded bus record, or null. Event time only: a reading's
+ * future limit is measured from its own `received_at` (the gateway's clock when it accepted
+ * it), never from the reader's clock, so a replay judges every record the same way.
+ */
+export function implausibleReading(r: HeartReadingRecord): ImplausibleReading | null {
+  const L = ReadingLimits;
+  const rr = r.rr_intervals_ms;
+  for (let i = 0; i < rr.length; i++) {
+    const v = rr[i];
+    if (!(v >= L.rrMinMs && v <= L.rrMaxMs)) {
+      return { reason: 'implausible_rr', field: `/rr_intervals_ms/${i}`, message: `RR ${v} ms is outside ${L.rrMinMs}–${L.rrMaxMs} ms` };
+    }
+  }
+  if (r.hr_bpm !== null && !(r.hr_bpm >= L.hrMin && r.hr_bpm <= L.hrMax)) {
+    return { reason: 'implausible_hr', field: '/hr_bpm', message: `HR ${r.hr_bpm} bpm is outside ${L.hrMin}–${L.hrMax} bpm` };
+  }
+  if (!Number.isFinite(r.recorded_at) || r.recorded_at < L.minTimestampMs) {
+    return { reason: 'implausible_timestamp', field: '/recorded_at', message: `recorded_at ${r.recorded_at} is before the year 2000` };
+  }
+  if (Number.isFinite(r.received_at) && r.received_at >= L.minTimestampMs && r.recorded_at > r.received_at + L.maxFutureMs) {
+    return {
+      reason: 'implausible_timestamp',
+      field: '/recorded_at',
+      message: `recorded_at is ${Math.round((r.recorded_at - r.received_at) / 1000)} s after received_at (at most ${L.maxFutureMs / 1000} s)`,
+    };
+  }
+  return null;
+}
