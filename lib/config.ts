@@ -51,6 +51,8 @@ export interface AttuneConfig {
   };
   /** Speech file uploads: larger or longer files are refused with 413. */
   speechUpload: { maxBytes: number; maxDurationS: number };
+  /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes. */
+  maxStoredJsonBytes: number;
   /** The speech worker (runs with the worker role). */
   speech: {
     enabled: boolean;
@@ -223,6 +225,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       maxBytes: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_BYTES', 200 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
       maxDurationS: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_DURATION_S', 4 * 3600, 1, 24 * 3600),
     },
+    maxStoredJsonBytes: int(e, 'ATTUNE_MAX_STORED_JSON_BYTES', 16_384, 1_024, 1_048_576),
     speech: {
       enabled: bool(e, 'ATTUNE_SPEECH', true),
       model: e.ATTUNE_SPEECH_MODEL?.trim() || 'moonshine-tiny',
