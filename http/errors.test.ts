@@ -112,6 +112,38 @@ test('Ajv keywords map onto catalogued validation reasons', () => {
   assert.deepEqual(either, { field: '/readings/0', index: 0, reason: 'required', message: 'must have hr or rr_intervals_ms' });
 });
 
+test('400: JSON nested 5,000 and 10,000 deep is json_too_deep on every JSON route, never a 500', async () => {
+  const deep = (n: number, open = '{"a":', close = '}') => open.repeat(n) + '1' + close.repeat(n);
+  const bodies = [deep(10_000), deep(5_000, '[', ']'), `{"title":"t","metadata":${deep(5_000)}}`, `{"readings":[${deep(10_000, '[', ']')}]}`];
+  // Every route the OpenAPI document lists with a JSON body, path parameters filled in.
+  const doc = (await app.request('GET', '/docs/json')).body;
+  const routes: Array<[string, string]> = [];
+  for (const [path, ops] of Object.entries<any>(doc.paths)) {
+    for (const [method, op] of Object.entries<any>(ops)) {
+      if (op?.requestBody?.content?.['application/json']) routes.push([method.toUpperCase(), path.replace(/\{[^}]+\}/g, '00000000-0000-4000-8000-000000000000')]);
+    }
+  }
+  assert.ok(routes.length >= 5, `JSON routes found: ${JSON.stringify(routes)}`);
+  assert.ok(routes.some(([m, p]) => m === 'POST' && p === '/v1/sessions'));
+  for (const [method, path] of routes) {
+    for (const body of bodies) {
+      const res = await app.request(method, path, { token, body });
+      const e = assertCoded(res.status, res.body, 'validation_error', 'json_too_deep');
+      assert.equal(e.details[0].field, '/', `${method} ${path}`);
+    }
+  }
+  // 64 levels are parsed (and judged by the route); 65 are not.
+  const ok = await app.request('POST', '/v1/sessions', { token, body: `{"title":"x","metadata":{"m":${deep(30)}}}` });
+  assert.equal(ok.status, 201, JSON.stringify(ok.body));
+  const at = await app.request('POST', '/v1/sessions', { token, body: deep(64) });
+  assert.equal(assertCoded(at.status, at.body, 'validation_error', 'unknown_field').details[0].field, '/a');
+  const over = await app.request('POST', '/v1/sessions', { token, body: deep(65) });
+  assertCoded(over.status, over.body, 'validation_error', 'json_too_deep');
+  // Brackets inside strings are text, not depth.
+  const inString = await app.request('POST', '/v1/sessions', { token, body: JSON.stringify({ title: '[{'.repeat(99), metadata: { k: '\\"[[[' + '{'.repeat(500) } }) });
+  assert.equal(inString.status, 201, JSON.stringify(inString.body));
+});
+
 test('404: an unknown route', async () => {
   const res = await app.request('GET', '/v1/no-such-thing', { token });
   assert.match(assertCoded(res.status, res.body, 'not_found', 'no_route').message, /no route GET \/v1\/no-such-thing/);

@@ -9,6 +9,7 @@ import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AttuneError, isAttuneError, type ErrorCode, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
+import { MAX_BODY_JSON_DEPTH, bodyTooDeep, jsonTextDepth } from '../lib/json-limits.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string };
@@ -189,10 +190,30 @@ export function clientErrorHandler(this: FastifyInstance | undefined, err: Error
   socket.destroy(err);
 }
 
+/**
+ * Fastify's JSON body parser behind a depth scan: a body nested deeper than `maxDepth` is a
+ * 400 validation_error (`json_too_deep`, field '/') before JSON.parse builds it. A body nested
+ * 10,000 deep parsed fine but made a later JSON.stringify (of the stored metadata) throw a
+ * RangeError, a 500; no route takes anything close to 64 levels. The scan is one pass over the
+ * characters (bench/json-depth.bench.ts measures it on a 1 MB sync body).
+ */
+export function registerJsonBodyParser(app: FastifyInstance, maxDepth = MAX_BODY_JSON_DEPTH): void {
+  const { onProtoPoisoning, onConstructorPoisoning } = app.initialConfig;
+  const parse = app.getDefaultJsonParser(onProtoPoisoning ?? 'error', onConstructorPoisoning ?? 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (req, body, done) => {
+    if (jsonTextDepth(body as string, maxDepth) > maxDepth) {
+      done(bodyTooDeep(maxDepth), undefined);
+      return;
+    }
+    parse(req, body as string, done);
+  });
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   // No route takes text/plain: without Fastify's default parser a text body on a JSON route
   // is 415 unsupported_content_type, not a 400 from the schema ("body must be object").
   app.removeContentTypeParser('text/plain');
+  registerJsonBodyParser(app);
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const coded = toAttuneError(err, req);
     if (coded.statusCode >= 500) req.log.error({ err }, 'request failed');
