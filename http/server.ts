@@ -1,7 +1,6 @@
 // The Fastify server every role builds on: one server per process, whatever roles it runs
 // (the embedded default shares one). Routes are plain modules registered on it, each one
 // concern, with JSON Schemas that double as validation and as the OpenAPI document.
-import { randomUUID } from 'node:crypto';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
 import swagger from '@fastify/swagger';
@@ -9,6 +8,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { AppContext } from './context.js';
 import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { registerAuth } from './auth-plugin.js';
+import { connectionsCheckingIntervalMs, DEFAULT_HTTP_TIMEOUTS, registerBodyRateGuard, requestIdFor, type HttpTimeouts } from './timeouts.js';
+import { wsConnectionHook, wsErrorHandler } from './ws-limits.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -17,6 +18,8 @@ export interface HttpServerLimits {
   bodyLimit: number;
   /** Largest WebSocket message, bytes. */
   maxWsMessageBytes: number;
+  /** Connection, request and body timeouts (http/timeouts.ts); defaults DEFAULT_HTTP_TIMEOUTS. */
+  timeouts?: Partial<HttpTimeouts>;
 }
 
 /**
@@ -25,14 +28,24 @@ export interface HttpServerLimits {
  * root (cli/server.ts).
  */
 export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, limits: HttpServerLimits): Promise<FastifyInstance> {
+  const timeouts: HttpTimeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...limits.timeouts };
   const app = Fastify({
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
     loggerInstance: ctx.log as unknown as FastifyBaseLogger,
     // One log line per request would dominate the logs of an ingest gateway; errors are logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: limits.bodyLimit,
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's X-Request-Id is kept only when it is a short safe token (it goes into logs
+    // and error bodies); anything else gets a fresh UUID (http/timeouts.ts requestIdFor).
+    requestIdHeader: false,
+    genReqId: requestIdFor,
+    // Timeouts (http/timeouts.ts): headers 10 s, the whole request 15 min (a 200 MB upload at
+    // 1.8 Mbit/s), an idle socket 60 s, an idle kept-alive one 30 s, and a body slower than
+    // 8 KiB/s after its first 10 s is cut (registerBodyRateGuard below).
+    connectionTimeout: timeouts.idleTimeoutMs,
+    keepAliveTimeout: timeouts.keepAliveTimeoutMs,
+    requestTimeout: timeouts.requestTimeoutMs,
+    http: { headersTimeout: timeouts.headersTimeoutMs, connectionsCheckingInterval: connectionsCheckingIntervalMs(timeouts) },
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },
     // Bodies are validated against schemas and never merged into other objects, so the
@@ -47,6 +60,7 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, li
     return503OnClosing: false,
   });
   registerErrorHandling(app);
+  registerBodyRateGuard(app, timeouts);
 
   await app.register(swagger, {
     openapi: {
@@ -62,7 +76,10 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, li
     },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
-  await app.register(websocket, { options: { maxPayload: limits.maxWsMessageBytes } });
+  // A message over the limit closes its socket with 4413 and a coded reason, logged at info
+  // (ws alone closes with 1009, an empty reason, and an error with a stack): http/ws-limits.ts.
+  await app.register(websocket, { options: { maxPayload: limits.maxWsMessageBytes }, errorHandler: wsErrorHandler });
+  app.websocketServer.on('connection', wsConnectionHook(limits.maxWsMessageBytes));
   // After the docs plugin's own routes: every route from here on declares who may call it.
   registerAuth(app, ctx.auth);
 

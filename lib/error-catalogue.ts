@@ -115,6 +115,7 @@ export const Reasons = {
   // HTTP transport (Fastify and Node's parser).
   body_too_large: r('payload_too_large', 'The request body is larger than the body limit.'),
   uri_too_long: r('uri_too_long', 'A path segment is longer than the longest path parameter.'),
+  message_too_large: r('payload_too_large', 'A WebSocket message is larger than allowed (the socket closes with 4413).'),
   header_too_large: r('header_too_large', 'The request line and headers exceed the server limit.'),
   unsupported_content_type: r('unsupported_media_type', 'A body whose content type the route does not accept.'),
   request_timeout: r('request_timeout', 'The request was not received in time.'),
@@ -142,6 +143,8 @@ export const Reasons = {
   duplicate_migration_version: r('internal_error', 'Two migration files with one version.'),
   unknown_placeholder: r('internal_error', 'A migration with an unknown placeholder.'),
   migration_checksum_mismatch: r('conflict', 'An applied migration differs from its file.'),
+  insecure_permissions: r('internal_error', 'Startup refused: the data directory or a key file is open to group or others.'),
+  weak_key: r('internal_error', 'Startup refused: a key file shorter than 32 bytes.'),
   // Dead letters (reason_code on attune.deadletter.v1) and worker inputs.
   undecodable: r('validation_error', 'Dead letter: a bus record that cannot be decoded.'),
   invalid_reading: r('validation_error', 'Dead letter: a reading the coherence worker refuses.'),
