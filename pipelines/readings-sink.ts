@@ -11,6 +11,7 @@ import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
+import { implausibleReading } from '../schemas/reading-limits.js';
 import { deadLetter, type DeadLetterInput } from './dead-letter.js';
 import { groupIdFor } from './group-id.js';
 
@@ -74,7 +75,7 @@ export class ReadingsSink {
   private subscription: Subscription | null = null;
   private readonly writer: BatchWriter<HeartReadingRow>;
   readonly groupId: string;
-  readonly stats = { readings: 0, rows: 0, deadLettered: 0 };
+  readonly stats = { readings: 0, rows: 0, deadLettered: 0, implausible: 0 };
 
   constructor(private readonly opts: ReadingsSinkOptions) {
     this.groupId = opts.groupId ?? groupIdFor(READINGS_SINK_GROUP, opts.topics);
@@ -102,6 +103,13 @@ export class ReadingsSink {
           try {
             let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
             if (reading instanceof Promise) reading = await reading;
+            // The gateway's plausibility checks, again: RR −5 ms or 99,999 ms is not stored.
+            const implausible = implausibleReading(reading);
+            if (implausible) {
+              bad.push({ record: rec, reasonCode: implausible.reason, reason: `${implausible.field}: ${implausible.message}` });
+              this.stats.implausible++;
+              continue;
+            }
             readingToRows(reading, rows);
             this.stats.readings++;
           } catch (err) {

@@ -28,6 +28,8 @@ import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
 import { ThresholdTracker } from './threshold.js';
+import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
+import { implausibleReading } from '../../schemas/reading-limits.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
 
@@ -39,6 +41,13 @@ export interface CoherenceWorkerOptions {
   sessions: SessionsRepository;
   log: Logger;
   allowedLatenessMs?: number;
+  /**
+   * How far past a session's clock a reading may start before it is held as a suspected
+   * outlier (clock-guard.ts), ms. Default: the allowed lateness.
+   */
+  clockHorizonMs?: number;
+  /** Readings that must agree before a session's clock jumps past the horizon; 1 turns the guard off. Default 3. */
+  confirmReadings?: number;
   /** Processing time without a new beat after which a session's open windows are flushed. */
   idleFlushMs?: number;
   /**
@@ -62,6 +71,8 @@ interface SessionState {
   orgId: string;
   deviceId: string;
   windows: SessionWindows;
+  /** Holds readings that would jump the clock until the next ones confirm or refute them. */
+  guard: SessionClockGuard<Guarded>;
   threshold: ThresholdTracker | null;
   /** Windows ending at or before this are already in the store (or were emitted by us). */
   emittedThroughMs: number;
@@ -71,6 +82,12 @@ interface SessionState {
    * retained) in case it resumes, until the partition's event time is dormantRetentionMs past it.
    */
   dormant: boolean;
+}
+
+interface Guarded {
+  rec: BusRecord;
+  reading: HeartReadingRecord;
+  offset: bigint;
 }
 
 interface ClosedOf {
@@ -108,6 +125,12 @@ export interface CoherenceWorkerStats {
   lateBeats: number;
   events: number;
   deadLettered: number;
+  /** Readings failing the plausibility checks (RR, HR, timestamps), dead-lettered. */
+  implausibleReadings: number;
+  /** Readings that would have jumped their session's clock, unconfirmed, dead-lettered as future_beat. */
+  quarantinedReadings: number;
+  /** Readings held by the clock guard whose jump the next readings confirmed (a device resuming after a gap). */
+  confirmedJumps: number;
   readingsWithoutSession: number;
   /** Idle-flushed sessions whose beats were let go (the partition's event time moved on). */
   releasedSessions: number;
@@ -123,6 +146,9 @@ export class CoherenceWorker {
     lateBeats: 0,
     events: 0,
     deadLettered: 0,
+    implausibleReadings: 0,
+    quarantinedReadings: 0,
+    confirmedJumps: 0,
     readingsWithoutSession: 0,
     releasedSessions: 0,
   };
@@ -242,25 +268,39 @@ export class CoherenceWorker {
       }
       const { reading } = decoded[di++];
       this.stats.readings++;
+      // The gateway's plausibility checks, again: the bus also carries other producers' records.
+      const implausible = implausibleReading(reading);
+      if (implausible) {
+        p.outDeadLetters.push({ record: rec, reasonCode: implausible.reason, reason: `${implausible.field}: ${implausible.message}` });
+        this.stats.implausibleReadings++;
+        p.tracker.processed(offset);
+        continue;
+      }
       const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
       if (!st || reading.rr_intervals_ms.length === 0) {
         if (!reading.session_id) this.stats.readingsWithoutSession++;
         p.tracker.processed(offset);
         continue;
       }
-      const rr = reading.rr_intervals_ms;
-      try {
-        this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, offset);
-      } catch (err) {
-        // Decodable but impossible (RR not a positive finite number, say, from another
-        // producer): set aside with the reason rather than block the partition.
-        p.outDeadLetters.push({ record: rec, reasonCode: 'invalid_reading', reason: (err as Error).message });
-        p.tracker.processed(offset);
-        continue;
-      }
-      st.lastBeatAt = now;
-      st.dormant = false;
+      let startMs = reading.recorded_at;
+      for (const v of reading.rr_intervals_ms) startMs -= v;
+      const decision = st.guard.offer(startMs, reading.recorded_at, offset, { rec, reading, offset });
       touched.add(st);
+      this.quarantine(p, st, decision.quarantine);
+      if (decision.release.length > 1) this.stats.confirmedJumps++;
+      for (const g of decision.release) {
+        const rr = g.reading.rr_intervals_ms;
+        try {
+          this.stats.lateBeats += st.windows.add(beatTimes(g.reading.recorded_at, rr), rr, g.offset);
+        } catch (err) {
+          // Decodable but impossible (RR not a positive finite number, say, from another
+          // producer): set aside with the reason rather than block the partition.
+          p.outDeadLetters.push({ record: g.rec, reasonCode: 'invalid_reading', reason: (err as Error).message });
+          continue;
+        }
+        st.lastBeatAt = now;
+        st.dormant = false;
+      }
       for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
       p.tracker.processed(offset);
       if (st.windows.maxEventTimeMs > p.maxEventTimeMs) {
@@ -268,8 +308,30 @@ export class CoherenceWorker {
         if (p.maxEventTimeMs > p.nextReleaseMs) this.releaseDormant(p, touched);
       }
     }
-    for (const st of touched) p.tracker.setRetained(st.id, st.windows.retainedMinOffset());
+    for (const st of touched) p.tracker.setRetained(st.id, this.retainedMinOffset(st));
     await this.drain(p);
+  }
+
+  /** The oldest offset a session still needs: its windows' beats and the readings its guard holds. */
+  private retainedMinOffset(st: SessionState): bigint | null {
+    const w = st.windows.retainedMinOffset();
+    const g = st.guard.heldMinOffset();
+    if (w === null) return g;
+    if (g === null) return w;
+    return g < w ? g : w;
+  }
+
+  /** Dead-letters readings the clock guard refused (future_beat); they never reach the windows. */
+  private quarantine(p: PartitionState, st: SessionState, held: Guarded[]): void {
+    for (const g of held) {
+      const ahead = Math.round((g.reading.recorded_at - st.guard.clockMs) / 1000);
+      p.outDeadLetters.push({
+        record: g.rec,
+        reasonCode: 'future_beat',
+        reason: `recorded_at ${new Date(g.reading.recorded_at).toISOString()} is ${ahead} s ahead of session ${st.id}'s clock; the readings after it did not confirm the jump`,
+      });
+      this.stats.quarantinedReadings++;
+    }
   }
 
   /**
@@ -322,6 +384,12 @@ export class CoherenceWorker {
         orgId: r.org_id,
         deviceId: r.device_id,
         windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs }),
+        guard: new SessionClockGuard<Guarded>({
+          horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
+          confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
+          // The session's start is its clock before any beat: a first reading far past it is held too.
+          startMs: session?.startedAt ?? -Infinity,
+        }),
         threshold,
         // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
         emittedThroughMs: Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity),
@@ -452,7 +520,7 @@ export class CoherenceWorker {
           if (state.sessions.get(st.id) !== st || st.dormant || at - st.lastBeatAt < idleMs) continue;
           for (const w of st.windows.closeTail()) state.pendingClosed.push({ st, w });
           st.dormant = true;
-          state.tracker.setRetained(st.id, st.windows.retainedMinOffset());
+          state.tracker.setRetained(st.id, this.retainedMinOffset(st));
           state.nextReleaseMs = Math.min(state.nextReleaseMs, st.windows.maxEventTimeMs + this.dormantRetentionMs);
         }
         await this.drain(state);
@@ -478,6 +546,8 @@ export class CoherenceWorker {
         next = Math.min(next, until);
         continue;
       }
+      // Readings still held were never confirmed: quarantined, not silently forgotten.
+      this.quarantine(p, st, st.guard.drop());
       p.tracker.setRetained(st.id, null);
       p.sessions.delete(st.id);
       touched.delete(st);

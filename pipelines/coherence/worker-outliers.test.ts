@@ -1,0 +1,284 @@
+// Poison beats on the bus (issue 9 "Strict input", issue 10 item 3): one reading minutes ahead
+// of its session must not move the session's clock (quarantined, dead-lettered, counted; every
+// window of the clean run still produced, identical); a device that really resumes after a
+// gap keeps its windows; implausible RR/HR/timestamps are dead-lettered by the coherence
+// worker and by the readings sink, and never stored.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createEmbeddedBus } from '../../bus/embedded.js';
+import { type Bus } from '../../bus/types.js';
+import { Topics, prefixedTopics, type TopicNames } from '../../schemas/topics.js';
+import { createCodec, decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
+import type { DeadLetter } from '../../schemas/registry/schemas.js';
+import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
+import { migrate } from '../../store/migrate.js';
+import { DevicesRepository, SessionsRepository } from '../../store/postgres/sessions-repo.js';
+import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
+import { readingId, type HeartReadingRecord } from '../../schemas/records.js';
+import { silentLogger } from '../../lib/log.js';
+import { rsaReadings, waitFor } from '../../test/attune.js';
+import { ReadingsSink } from '../readings-sink.js';
+import { CoherenceWorker } from './worker.js';
+
+let dir: string;
+let store: StoreClient;
+let bus: Bus;
+let codec: Codec;
+let entities: TestDatabase;
+let sessions: SessionsRepository;
+
+const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref'];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'attune-outliers-'));
+  store = await createStoreClient({ dataDir: dir, database: 'outliers_test', log: silentLogger });
+  await migrate(store);
+  bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
+  entities = await entityTestDatabase();
+  sessions = new SessionsRepository(entities.client);
+  const repo = new DevicesRepository(entities.client);
+  for (const id of devices) await repo.register({ id, orgId: 'o1', userId: 'u1' });
+});
+
+after(async () => {
+  await bus.close();
+  await store.close();
+  await entities.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const start = Date.UTC(2026, 10, 1, 9, 0, 0);
+const readings = rsaReadings({ startMs: start + 250, durationS: 150, breathHz: 0.1, seed: 21 });
+type Reading = (typeof readings)[number];
+const sessionOpts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+
+async function topicsFor(prefix: string): Promise<TopicNames> {
+  const topics = prefixedTopics(prefix);
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+  return topics;
+}
+
+interface Extra {
+  recordedAt: number;
+  receivedAt?: number;
+  rr: number[];
+  hr?: number | null;
+}
+
+function record(sessionId: string, deviceId: string, r: Reading | Extra): HeartReadingRecord {
+  const recordedAt = 'timestamp' in r ? Date.parse(r.timestamp) : r.recordedAt;
+  const receivedAt = 'timestamp' in r ? recordedAt : (r.receivedAt ?? recordedAt);
+  return {
+    reading_id: readingId('o1', deviceId, recordedAt),
+    device_id: deviceId,
+    user_id: 'u1',
+    org_id: 'o1',
+    session_id: sessionId,
+    recorded_at: recordedAt,
+    received_at: receivedAt,
+    hr_bpm: 'timestamp' in r ? r.hr : (r.hr ?? null),
+    rr_intervals_ms: 'timestamp' in r ? r.rr_intervals_ms : r.rr,
+    device_hrv_ms: null,
+    device_coherence: null,
+    battery_level_pct: null,
+    source: 'sync',
+  };
+}
+
+async function publish(topic: string, sessionId: string, deviceId: string, series: Array<Reading | Extra>): Promise<void> {
+  const recs = [];
+  for (const r of series) {
+    const rec = record(sessionId, deviceId, r);
+    recs.push({ key: deviceId, value: await codec.encode(Topics.heartReadings, rec), timestamp: rec.recorded_at });
+  }
+  await bus.publish(topic, recs);
+}
+
+async function windowMetrics(sessionId: string) {
+  const rs = await store.client.query({
+    query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
+              coherence, coherence_ratio, mean_hr_bpm, rmssd_ms, sdnn_ms, beat_count, artifact_ratio
+            FROM ${store.database}.coherence_windows FINAL WHERE session_id = {s:String} ORDER BY window_end`,
+    query_params: { s: sessionId },
+    format: 'JSONEachRow',
+  });
+  return (await rs.json()) as Array<{ end_ms: string | number; valid: boolean | number } & Record<string, unknown>>;
+}
+
+/** Every dead letter on the topics' dead-letter topic, once `count` are there. */
+async function deadLetters(topics: TopicNames, count: number): Promise<DeadLetter[]> {
+  const got: DeadLetter[] = [];
+  const sub = await bus.subscribe({
+    groupId: `dl-reader-${topics.deadLetter}`,
+    topics: [topics.deadLetter],
+    fromBeginning: true,
+    ephemeral: true,
+    eachBatch: async (batch) => {
+      for (const rec of batch.records) got.push(await decodeRecord<DeadLetter>(codec, rec.value));
+    },
+  });
+  try {
+    await waitFor(`${count} dead letters`, () => got.length >= count, 10_000, 20);
+  } finally {
+    await sub.stop();
+  }
+  return got;
+}
+
+function worker(topics: TopicNames, groupId: string, extra: { confirmReadings?: number } = {}): CoherenceWorker {
+  return new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId, idleFlushMs: 500, writer: { maxDelayMs: 20 }, ...extra });
+}
+
+test('one reading 4 minutes ahead moves no window: it is quarantined (future_beat), dead-lettered and counted', async () => {
+  const topics = await topicsFor('outlier.');
+  const control = await sessions.create({ ...sessionOpts, deviceId: 'dev-ctl' });
+  const outlier = await sessions.create({ ...sessionOpts, deviceId: 'dev-out' });
+  const unguarded = await sessions.create({ ...sessionOpts, deviceId: 'dev-off' });
+  // 60 s into the session, a reading dated 240 s ahead (received now, so within the
+  // gateway's 5 minutes of the future), then the session goes on as before.
+  const k = readings.findIndex((r) => Date.parse(r.timestamp) > start + 60_000);
+  const at = Date.parse(readings[k].timestamp);
+  const poisoned: Array<Reading | Extra> = [...readings.slice(0, k), { recordedAt: at + 240_000, receivedAt: at, rr: [880, 910] }, ...readings.slice(k)];
+
+  const w = worker(topics, 'outlier-group');
+  // The same input without the guard (confirmReadings 1): the behaviour before it.
+  const offTopics = await topicsFor('outlier-off.');
+  const off = worker(offTopics, 'outlier-off-group', { confirmReadings: 1 });
+  await w.start();
+  await off.start();
+  try {
+    await publish(topics.heartReadings, control.id, 'dev-ctl', readings);
+    await publish(topics.heartReadings, outlier.id, 'dev-out', poisoned);
+    await publish(offTopics.heartReadings, unguarded.id, 'dev-off', poisoned);
+    await waitFor('both sessions flushed', () => w.stats.readings === 2 * readings.length + 1 && w.openSessionCount === 0, 30_000, 20);
+    await waitFor('the unguarded session flushed', () => off.stats.readings === readings.length + 1 && off.openSessionCount === 0, 30_000, 20);
+    await w.flush();
+    await off.flush();
+  } finally {
+    await w.stop();
+    await off.stop();
+  }
+  const expected = await windowMetrics(control.id);
+  const got = await windowMetrics(outlier.id);
+  const before = await windowMetrics(unguarded.id);
+  const key = (r: Record<string, unknown>) => JSON.stringify(r);
+  const lost = (rows: typeof expected) => expected.filter((e) => !rows.some((r) => key(r) === key(e)));
+  const validOf = (rows: typeof expected) => rows.filter((r) => Boolean(r.valid)).length;
+  console.log(
+    `control: ${expected.length} windows (${validOf(expected)} valid); unguarded: ${lost(before).length} of them missing or changed, ${validOf(before)} valid; guarded: ${lost(got).length} missing or changed, ${validOf(got)} valid`,
+  );
+  assert.ok(expected.length > 20 && validOf(expected) > 10);
+  assert.ok(lost(before).length > 0, 'without the guard the outlier costs windows (the input reproduces the issue)');
+  assert.deepEqual(got, expected, 'every window of the control run, identical');
+  assert.equal(w.stats.quarantinedReadings, 1);
+  assert.equal(w.stats.implausibleReadings, 0);
+  assert.equal(w.stats.deadLettered, 1);
+  const dl = await deadLetters(topics, 1);
+  assert.equal(dl.length, 1);
+  assert.equal(dl[0].reason_code, 'future_beat');
+  assert.equal(dl[0].consumer_group, 'outlier-group');
+  assert.match(dl[0].reason, /240 s ahead/);
+  const decoded = await decodeRecord<HeartReadingRecord>(codec, dl[0].value as Buffer);
+  assert.equal(decoded.recorded_at, at + 240_000, 'the dead letter carries the record itself');
+});
+
+test('a device that really resumes after a 10-minute gap keeps its windows: the jump is confirmed, no beat is lost', async () => {
+  const topics = await topicsFor('gap.');
+  const offTopics = await topicsFor('gap-off.');
+  const gapped = await sessions.create({ ...sessionOpts, deviceId: 'dev-gap' });
+  const reference = await sessions.create({ ...sessionOpts, deviceId: 'dev-gap-ref' });
+  const lastBefore = Date.parse(readings[readings.length - 1].timestamp);
+  const resumed = rsaReadings({ startMs: lastBefore + 600_000, durationS: 120, breathHz: 0.1, seed: 5 });
+  const series = [...readings, ...resumed];
+
+  const w = worker(topics, 'gap-group');
+  const off = worker(offTopics, 'gap-off-group', { confirmReadings: 1 });
+  await w.start();
+  await off.start();
+  try {
+    await publish(topics.heartReadings, gapped.id, 'dev-gap', series);
+    await publish(offTopics.heartReadings, reference.id, 'dev-gap-ref', series);
+    await waitFor('the gapped session flushed', () => w.stats.readings === series.length && w.openSessionCount === 0, 30_000, 20);
+    await waitFor('the reference flushed', () => off.stats.readings === series.length && off.openSessionCount === 0, 30_000, 20);
+    await w.flush();
+    await off.flush();
+  } finally {
+    await w.stop();
+    await off.stop();
+  }
+  const expected = await windowMetrics(reference.id);
+  const got = await windowMetrics(gapped.id);
+  const afterGap = expected.filter((r) => Number(r.end_ms) > lastBefore + 600_000);
+  assert.ok(afterGap.length > 20 && afterGap.some((r) => Boolean(r.valid)), `windows after the gap: ${afterGap.length}`);
+  assert.deepEqual(got, expected, 'the same windows as without the guard, those after the gap included');
+  assert.equal(w.stats.quarantinedReadings, 0);
+  assert.equal(w.stats.confirmedJumps, 1);
+  assert.equal(w.stats.deadLettered, 0);
+});
+
+test('RR −5 ms, RR 99,999 ms, HR 300 and a reading dated a year ahead are dead-lettered by the worker and the sink, never stored', async () => {
+  const topics = await topicsFor('implausible.');
+  const session = await sessions.create({ ...sessionOpts, deviceId: 'dev-bad' });
+  const clean = await sessions.create({ ...sessionOpts, deviceId: 'dev-bad-ref' });
+  const t0 = Date.parse(readings[20].timestamp);
+  const bad: Extra[] = [
+    { recordedAt: t0 + 100, rr: [-5] },
+    { recordedAt: t0 + 200, rr: [99_999] },
+    { recordedAt: t0 + 300, rr: [900], hr: 300 },
+    { recordedAt: t0 + 365 * 86_400_000, receivedAt: t0 + 400, rr: [900] },
+  ];
+  const series: Array<Reading | Extra> = [...readings.slice(0, 20), ...bad, ...readings.slice(20)];
+  const w = worker(topics, 'implausible-worker');
+  const sink = new ReadingsSink({ bus, topics, codec, store, log: silentLogger, groupId: 'implausible-sink', writer: { maxDelayMs: 20 } });
+  await w.start();
+  await sink.start();
+  try {
+    await publish(topics.heartReadings, session.id, 'dev-bad', series);
+    await publish(topics.heartReadings, clean.id, 'dev-bad-ref', readings);
+    const total = series.length + readings.length;
+    await waitFor('the worker to read everything', () => w.stats.readings === total && w.openSessionCount === 0, 30_000, 20);
+    await waitFor('the sink to read everything', () => sink.stats.readings + sink.stats.implausible === total, 30_000, 20);
+    await w.flush();
+    await sink.flush();
+  } finally {
+    await w.stop();
+    await sink.stop();
+  }
+  assert.equal(w.stats.implausibleReadings, 4);
+  assert.equal(sink.stats.implausible, 4);
+  assert.equal(w.stats.quarantinedReadings, 0, 'the year-ahead reading was refused as implausible before the guard saw it');
+
+  const badIds = bad.map((b) => readingId('o1', 'dev-bad', b.recordedAt));
+  const rs = await store.client.query({
+    query: `SELECT reading_id, count() AS n FROM ${store.database}.heart_readings WHERE session_id = {s:String} GROUP BY reading_id`,
+    query_params: { s: session.id },
+    format: 'JSONEachRow',
+  });
+  const stored = new Set(((await rs.json()) as Array<{ reading_id: string }>).map((r) => r.reading_id));
+  assert.equal(stored.size, readings.length, 'every plausible reading stored');
+  for (const id of badIds) assert.ok(!stored.has(id), `implausible reading ${id} not stored`);
+
+  const dl = await deadLetters(topics, 8);
+  const summary = dl.map((d) => `${d.consumer_group} ${d.reason_code}`).sort();
+  assert.deepEqual(summary, [
+    'implausible-sink implausible_hr',
+    'implausible-sink implausible_rr',
+    'implausible-sink implausible_rr',
+    'implausible-sink implausible_timestamp',
+    'implausible-worker implausible_hr',
+    'implausible-worker implausible_rr',
+    'implausible-worker implausible_rr',
+    'implausible-worker implausible_timestamp',
+  ]);
+  assert.ok(dl.some((d) => /RR -5 ms/.test(d.reason)) && dl.some((d) => /RR 99999 ms/.test(d.reason)));
+
+  // The windows are those of the clean readings alone: no bad beat reached them.
+  const windows = await windowMetrics(session.id);
+  assert.ok(windows.length > 20);
+  assert.deepEqual(windows, await windowMetrics(clean.id));
+});
