@@ -3,7 +3,7 @@
 // and a session, and published to the bus before it is acknowledged.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import { AttuneError, isAttuneError } from '../lib/errors.js';
+import { AttuneError, isAttuneError, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
 import { TokenBucket } from '../lib/token-bucket.js';
 import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
@@ -13,7 +13,9 @@ import { principalOf } from '../http/auth-plugin.js';
 import type { Device, Session } from '../store/postgres/sessions-repo.js';
 import { publishReadings } from './publisher.js';
 import { readingId, type HeartReadingRecord } from '../schemas/records.js';
-import { Limits, checkTimestamps, syncBodySchema, validateReading, type ReadingInput } from './readings.js';
+import { Ajv } from 'ajv';
+import type { FastifySchemaCompiler } from 'fastify';
+import { Limits, checkTimestamps, defaultReadingRules, parseReadings, parseSyncBody, syncBodySchema, type ReadingInput, type ReadingRules, type SyncBody } from './readings.js';
 
 /** Messages one live-ingest socket may have waiting before it is closed as too fast. */
 export const MAX_QUEUED_MESSAGES = 64;
@@ -67,6 +69,34 @@ async function ownedDevice(ctx: AppContext, p: Principal, deviceId: string): Pro
   return device;
 }
 
+/**
+ * The reading rules of a context: config.ingestLimit carries them (lib/config.ts); contexts
+ * built by hand (tests) get the defaults.
+ */
+export function readingRulesOf(ctx: Pick<AppContext, 'ingestLimit'>): ReadingRules {
+  const given = ctx.ingestLimit as Partial<ReadingRules>;
+  return {
+    maxFutureMs: given.maxFutureMs ?? defaultReadingRules.maxFutureMs,
+    maxAgeMs: given.maxAgeMs ?? defaultReadingRules.maxAgeMs,
+    sessionLeadMs: given.sessionLeadMs ?? defaultReadingRules.sessionLeadMs,
+    sessionGraceMs: given.sessionGraceMs ?? defaultReadingRules.sessionGraceMs,
+  };
+}
+
+// The sync route's body is checked strictly by parseSyncBody (the live socket's function
+// too); its other parts (the path) with the server's usual options.
+const pathAjv = new Ajv({ allErrors: false, strict: false, coerceTypes: 'array', useDefaults: true, removeAdditional: true });
+const strictBodyCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+  if (httpPart !== 'body') return pathAjv.compile(schema as object);
+  return (data: unknown) => {
+    try {
+      return { value: parseSyncBody(data) };
+    } catch (err) {
+      return { error: err as Error };
+    }
+  };
+};
+
 /** A session started without a device takes readings from any of its user's devices. */
 const usableBy = (s: Session, d: Device) => s.deviceId === '' || s.deviceId === d.id;
 
@@ -84,7 +114,9 @@ export async function toRecords(
   prefix = '/readings',
 ): Promise<HeartReadingRecord[]> {
   const now = ctx.clock();
-  const times = checkTimestamps(readings, now, prefix);
+  const rules = readingRulesOf(ctx);
+  const times = checkTimestamps(readings, now, prefix, rules.maxFutureMs);
+  const outside: ErrorDetail<ReasonFor<'validation_error'>>[] = [];
   const explicit = new Map<string, Session>();
   const out: HeartReadingRecord[] = new Array(readings.length);
   for (let i = 0; i < readings.length; i++) {
@@ -110,7 +142,29 @@ export async function toRecords(
         explicit.set(named, s);
       }
       sessionId = s.id;
+      // A reading belongs to the session it names only while that session runs, give or take
+      // the allowed lateness before its start and the grace after its end.
+      const from = s.startedAt - rules.sessionLeadMs;
+      const to = s.endedAt === null ? Infinity : s.endedAt + rules.sessionGraceMs;
+      if ((times[i] < from || times[i] > to) && outside.length < 10) {
+        outside.push({
+          field: `${prefix}/${i}/timestamp`,
+          index: i,
+          reason: 'outside_session',
+          message: `is outside session ${s.id} (${new Date(s.startedAt).toISOString()} – ${s.endedAt === null ? 'open' : new Date(s.endedAt).toISOString()}, ${rules.sessionLeadMs / 1000} s before and ${rules.sessionGraceMs / 1000} s after allowed)`,
+        });
+      }
     } else {
+      // A reading without a session may still be synced late, but not without bound.
+      if (times[i] < now - rules.maxAgeMs && outside.length < 10) {
+        outside.push({
+          field: `${prefix}/${i}/timestamp`,
+          index: i,
+          reason: 'out_of_range',
+          message: `is more than ${Math.round(rules.maxAgeMs / 86_400_000)} days old; older readings must name their session`,
+        });
+        continue;
+      }
       const active = await ctx.sessions.activeAt(device.orgId, device.userId, times[i]);
       sessionId = active && usableBy(active, device) ? active.id : null;
     }
@@ -129,6 +183,9 @@ export async function toRecords(
       battery_level_pct: r.battery_level ?? null,
       source,
     };
+  }
+  if (outside.length > 0) {
+    throw new AttuneError('validation_error', `invalid timestamp at index ${outside[0].index}: ${outside[0].message}`, outside);
   }
   return out;
 }
@@ -187,15 +244,17 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
     },
   );
 
-  app.post<{ Params: { device_id: string }; Body: { session_id?: string; readings: ReadingInput[] } }>(
+  app.post<{ Params: { device_id: string }; Body: SyncBody }>(
     '/v1/devices/:device_id/sync',
     {
       config: { auth: { scope: Scopes.writeReadings } },
       bodyLimit: Limits.maxBodyBytes,
+      // Strict body (no type conversion, null = absent, no unknown fields), as on the live socket.
+      validatorCompiler: strictBodyCompiler,
       schema: {
         tags: ['ingest'],
         summary: 'Upload a batch of readings from a device.',
-        description: `At most ${Limits.maxReadingsPerBatch} readings and 1 MB per request. RR ${Limits.rrMinMs}–${Limits.rrMaxMs} ms, HR ${Limits.hrMin}–${Limits.hrMax} bpm, timestamps at most 5 minutes in the future. A batch is accepted whole or refused whole (400 naming the first bad field and its index).`,
+        description: `At most ${Limits.maxReadingsPerBatch} readings and 1 MB per request. RR ${Limits.rrMinMs}–${Limits.rrMaxMs} ms, HR ${Limits.hrMin}–${Limits.hrMax} bpm, timestamps at most ${defaultReadingRules.maxFutureMs / 1000} s in the future by default (ATTUNE_READING_MAX_FUTURE_MS, at most the allowed lateness), within the session they name (from its start less the allowed lateness to its end plus ATTUNE_SESSION_GRACE_MS), and at most ${defaultReadingRules.maxAgeMs / 86_400_000} days old when they name none (ATTUNE_READING_MAX_AGE_DAYS). Types are strict, \`null\` means absent, unknown fields are refused. A batch is accepted whole or refused whole (400 naming the first bad field and its index).`,
         security: [{ bearerAuth: [] }],
         params: deviceIdParam,
         body: syncBodySchema,
@@ -312,27 +371,34 @@ function handleIngestSocket(
       const m = msg as Record<string, unknown>;
       const clientId = m && typeof m === 'object' && !Array.isArray(m) && m.id !== undefined ? m.id : id;
       try {
-        let list: unknown[];
+        let readings: ReadingInput[];
         let sessionId: string | undefined;
         let prefix = '';
-        if (Array.isArray(msg)) list = msg;
-        else if (m && typeof m === 'object' && (m.type === 'readings' || 'readings' in m)) {
-          if (!Array.isArray(m.readings)) throw new AttuneError('validation_error', 'readings must be an array', [{ field: '/readings', reason: 'invalid_type', message: 'must be array' }]);
-          list = m.readings;
+        // The same validation as the sync route (parseSyncBody / parseReadings), so a reading
+        // is accepted or refused alike, with the same details, on HTTP and here.
+        if (m && typeof m === 'object' && !Array.isArray(m) && (m.type === 'readings' || 'readings' in m)) {
+          const { type: _t, id: _i, ...body } = m;
+          if (Array.isArray(body.readings) && body.readings.length === 0) return send({ type: 'ack', id: clientId, accepted: 0 });
+          const parsed = parseSyncBody(body);
+          readings = parsed.readings;
+          sessionId = parsed.session_id;
           prefix = '/readings';
-          if (m.session_id !== undefined) {
-            if (typeof m.session_id !== 'string') throw new AttuneError('validation_error', 'session_id must be a string', [{ field: '/session_id', reason: 'invalid_type', message: 'must be string' }]);
-            sessionId = m.session_id;
+        } else {
+          const list: unknown[] = Array.isArray(msg) ? msg : [m];
+          if (list.length === 0) return send({ type: 'ack', id: clientId, accepted: 0 });
+          if (list.length > Limits.maxReadingsPerBatch) {
+            throw new AttuneError('validation_error', `at most ${Limits.maxReadingsPerBatch} readings per message`, [{ field: '/', reason: 'too_many_readings' }]);
           }
-        } else list = [m];
-        if (list.length === 0) return send({ type: 'ack', id: clientId, accepted: 0 });
-        if (list.length > Limits.maxReadingsPerBatch) {
-          throw new AttuneError('validation_error', `at most ${Limits.maxReadingsPerBatch} readings per message`, [{ field: prefix || '/', reason: 'too_many_readings' }]);
+          // A reading sent on its own may carry the message's type and id.
+          readings = parseReadings(
+            list.map((r) => {
+              if (!r || typeof r !== 'object' || Array.isArray(r)) return r;
+              const { type: _t, id: _i, ...rest } = r as Record<string, unknown>;
+              return rest;
+            }),
+            '',
+          );
         }
-        const readings = list.map((r, i) => {
-          const { type: _t, id: _i, ...rest } = (r && typeof r === 'object' ? r : { value: r }) as Record<string, unknown>;
-          return validateReading(rest, i, prefix);
-        });
         const limited = overLimit(device.id, readings.length);
         if (limited) throw limited;
         const records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);

@@ -42,8 +42,13 @@ export interface AttuneConfig {
     idleFlushMs: number;
   };
   writer: { maxRows: number; maxDelayMs: number };
-  /** Per-device ingest limit (readings a second, and the burst saved up); 0 turns it off. */
-  ingestLimit: { readingsPerS: number; burst: number };
+  /**
+   * Per-device ingest limit (readings a second, and the burst saved up; 0 turns it off), and
+   * when a reading may be dated (ingest/readings.ts ReadingRules): at most maxFutureMs ahead
+   * (never more than the allowed lateness), at most maxAgeMs old when it names no session,
+   * within [started_at − sessionLeadMs, ended_at + sessionGraceMs] of the session it names.
+   */
+  ingestLimit: { readingsPerS: number; burst: number; maxFutureMs: number; maxAgeMs: number; sessionLeadMs: number; sessionGraceMs: number };
   live: {
     /** Messages queued for one WebSocket client before it is disconnected as too slow. */
     maxBufferedMessages: number;
@@ -144,6 +149,21 @@ function topicPrefix(env: Env): string {
   return raw;
 }
 
+/** When readings may be dated: the future tolerance defaults to, and may not exceed, the allowed lateness. */
+function readingRules(e: Env): { maxFutureMs: number; maxAgeMs: number; sessionLeadMs: number; sessionGraceMs: number } {
+  const lateness = int(e, 'ATTUNE_ALLOWED_LATENESS_MS', 10_000, 0, 600_000);
+  const maxFutureMs = int(e, 'ATTUNE_READING_MAX_FUTURE_MS', lateness, 0, 600_000);
+  if (maxFutureMs > lateness) {
+    throw new ConfigError('ATTUNE_READING_MAX_FUTURE_MS', `must not exceed ATTUNE_ALLOWED_LATENESS_MS (${lateness}): a reading further ahead would make every later beat of its session late`);
+  }
+  return {
+    maxFutureMs,
+    maxAgeMs: int(e, 'ATTUNE_READING_MAX_AGE_DAYS', 30, 1, 36_500) * 86_400_000,
+    sessionLeadMs: lateness,
+    sessionGraceMs: int(e, 'ATTUNE_SESSION_GRACE_MS', lateness, 0, 86_400_000),
+  };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -216,6 +236,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     ingestLimit: {
       readingsPerS: int(e, 'ATTUNE_RATE_LIMIT_READINGS_PER_S', 5_000, 0, 10_000_000),
       burst: int(e, 'ATTUNE_RATE_LIMIT_BURST', 50_000, 10_000, 100_000_000),
+      ...readingRules(e),
     },
     live: {
       maxBufferedMessages: int(e, 'ATTUNE_WS_MAX_BUFFERED', 256, 1, 100_000),

@@ -58,6 +58,7 @@ export const Reasons = {
   unknown_device: r('not_found', 'The device sending readings is not registered.'),
   unknown_session: r('validation_error', 'A reading names a session that does not exist.'),
   session_of_another_device: r('validation_error', 'A reading names a session recorded by another device.'),
+  outside_session: r('validation_error', 'A reading is dated outside the session it names (before its start less the allowed lateness, or after its end plus the grace).'),
   too_many_readings: r('validation_error', 'More readings in one message than allowed.'),
   // Speech audio: uploads, WAV files and live streams.
   not_multipart: r('unsupported_media_type', 'An upload that is not multipart/form-data.'),
