@@ -38,6 +38,8 @@ export interface AppContext {
   speechLive?: LiveHub<unknown>;
   /** Speech file upload limits (config.speechUpload); 200 MB and 4 h when absent. */
   speechUploadLimits?: { maxBytes: number; maxDurationS: number };
+  /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes (config.maxStoredJsonBytes); 16 KB when absent. */
+  maxStoredJsonBytes?: number;
   health: HealthCheck[];
   clock: () => number;
   /** Which roles this server carries; decides which routes it registers. */

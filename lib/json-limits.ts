@@ -88,6 +88,13 @@ export function bodyTooDeep(limit: number = MAX_BODY_JSON_DEPTH): AttuneError {
   ]);
 }
 
+/** The refusal of a stored JSON field nested deeper than `maxDepth`, naming the field. */
+export function storedJsonTooDeep(field: string, maxDepth: number): AttuneError {
+  return new AttuneError('validation_error', `${field.replace(/^\//, '')} is nested deeper than ${maxDepth} levels`, [
+    { field, reason: 'json_too_deep', max_depth: maxDepth, message: `nested deeper than ${maxDepth} levels` },
+  ]);
+}
+
 /**
  * Checks a JSON object a client asks Attune to store: at most `limits.maxDepth` deep and
  * `limits.maxBytes` bytes of JSON (UTF-8), else a 400 validation_error naming `field`
@@ -95,12 +102,7 @@ export function bodyTooDeep(limit: number = MAX_BODY_JSON_DEPTH): AttuneError {
  * the size is measured only on a value JSON.stringify can handle.
  */
 export function checkStoredJson(value: unknown, field: string, limits: StoredJsonLimits): number {
-  const depth = jsonValueDepth(value, limits.maxDepth);
-  if (depth > limits.maxDepth) {
-    throw new AttuneError('validation_error', `${field.replace(/^\//, '')} is nested deeper than ${limits.maxDepth} levels`, [
-      { field, reason: 'json_too_deep', max_depth: limits.maxDepth, message: `nested deeper than ${limits.maxDepth} levels` },
-    ]);
-  }
+  if (jsonValueDepth(value, limits.maxDepth) > limits.maxDepth) throw storedJsonTooDeep(field, limits.maxDepth);
   const bytes = Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
   if (bytes > limits.maxBytes) {
     throw new AttuneError('validation_error', `${field.replace(/^\//, '')} is larger than ${limits.maxBytes} bytes of JSON`, [

@@ -263,6 +263,42 @@ describe('refusals', () => {
     await assertSessionStillFree(s2.id);
   });
 
+  test('a float WAV with a NaN sample is 400 naming its time; the upload is failed, the session free again', async () => {
+    const s = await srv.newSession('u-bad', 'o-bad');
+    const samples = new Float32Array(48_000).map((_, i) => 0.3 * Math.sin((2 * Math.PI * 440 * i) / 48_000));
+    samples[36_000] = Number.NaN; // 0.75 s
+    const res = await injectUpload(srv.app, s.id, token(), [wavPart(encodeWav([samples], 48_000, 'float32'))]);
+    expectError(res, 400, 'validation_error', 'non_finite_sample', 'file');
+    assert.equal(res.body.error.details[0].at_s, 0.75);
+    assert.match(res.body.error.message, /at 0\.75 s/);
+    assert.equal((await failedUploadOf(s.id)).errorCode, 'validation_error');
+    await assertSessionStillFree(s.id);
+  });
+
+  test('metadata over the stored-JSON cap (16 KB) or nested over 32 levels is 400 naming the field; at the cap it is stored', async () => {
+    const s = await srv.newSession('u-bad', 'o-bad');
+    const atCap = { k: 'x'.repeat(16_384 - '{"k":""}'.length) };
+    assert.equal(Buffer.byteLength(JSON.stringify(atCap)), 16_384);
+    const over = { k: 'x'.repeat(16_384 - '{"k":""}'.length + 1) };
+    const big = await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: JSON.stringify(over) }, wavPart(small)]);
+    expectError(big, 400, 'validation_error', 'json_too_large', 'metadata');
+    assert.equal(big.body.error.details[0].max_bytes, 16_384);
+    let deep: unknown = 1;
+    for (let i = 0; i < 33; i++) deep = { d: deep };
+    expectError(await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: JSON.stringify(deep) }, wavPart(small)]), 400, 'validation_error', 'json_too_deep', 'metadata');
+    // Thousands deep, as text or as a JSON part: the same 400, never a 500.
+    const thousands = '{"a":'.repeat(5_000) + '1' + '}'.repeat(5_000);
+    expectError(await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: thousands }, wavPart(small)]), 400, 'validation_error', 'json_too_deep', 'metadata');
+    expectError(
+      await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: thousands, contentType: 'application/json' }, wavPart(small)]),
+      400, 'validation_error', 'json_too_deep', 'metadata',
+    );
+    assert.equal((await srv.sessions.get(s.id))!.status, 'created', 'refused before the file: nothing claimed');
+    const ok = await injectUpload(srv.app, s.id, token(), [{ name: 'metadata', value: JSON.stringify(atCap) }, wavPart(small)]);
+    assert.equal(ok.status, 202, JSON.stringify(ok.body));
+    assert.deepEqual((await srv.uploads.get(ok.body.upload_id))!.metadata, atCap);
+  });
+
   test('someone else\'s or an unknown session is 404; a session with audio is 409', async () => {
     const s = await srv.newSession('u-owner', 'o-bad');
     expectError(await injectUpload(srv.app, s.id, token(), [wavPart(small)]), 404, 'not_found');

@@ -16,6 +16,7 @@ import { errorBodySchema } from '../../http/errors.js';
 import { principalOf } from '../../http/auth-plugin.js';
 import type { SpeechSession, SpeechUpload } from '../../store/postgres/speech-sessions-repo.js';
 import { WavStreamParser, type WavFormat } from './wav-stream.js';
+import { checkStoredJson, defaultStoredJsonLimits, jsonTextDepth, storedJsonTooDeep, type StoredJsonLimits } from '../../lib/json-limits.js';
 import { SpeechAudioPublisher, UploadFraming, samplesAt16k } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
 
@@ -27,7 +28,11 @@ export interface SpeechUploadLimits {
 }
 
 export const DEFAULT_UPLOAD_LIMITS: SpeechUploadLimits = { maxBytes: 200 * 1024 * 1024, maxDurationS: 4 * 3600 };
-/** The metadata field is a small JSON object, not a second payload. */
+/**
+ * The metadata field is a small JSON object, not a second payload: a field over this many bytes
+ * is cut by the multipart parser (413 too_large); what is stored is at most
+ * ATTUNE_MAX_STORED_JSON_BYTES (16 KB) of JSON, 32 levels deep (400 json_too_large/json_too_deep).
+ */
 export const MAX_METADATA_BYTES = 64 * 1024;
 
 const sessionIdParam = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' } as const;
@@ -167,9 +172,10 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
     ]);
   }
   const job = new UploadJob(ctx, repos, limits, p, session, startedAt);
+  const stored = defaultStoredJsonLimits(ctx.maxStoredJsonBytes);
   try {
     const parts = req.parts({
-      limits: { fileSize: limits.maxBytes, files: 1, fields: 8, fieldSize: MAX_METADATA_BYTES, parts: 10, headerPairs: 64 },
+      limits: { fileSize: limits.maxBytes, files: 1, fields: 8, fieldSize: Math.max(MAX_METADATA_BYTES, stored.maxBytes), parts: 10, headerPairs: 64 },
     });
     for await (const part of multipartParts(parts, limits)) {
       if (part.type === 'file') {
@@ -180,7 +186,7 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
         }
         await job.receiveFile(part);
       } else if (part.fieldname === 'metadata') {
-        await job.setMetadata(parseMetadata(part));
+        await job.setMetadata(parseMetadata(part, stored));
       } else if (part.fieldname === 'file') {
         throw new AttuneError('validation_error', 'field "file" must be a file part (with a filename)', [{ field: 'file', reason: 'not_a_file' }]);
       }
@@ -234,15 +240,16 @@ const fileTooLarge = (limits: SpeechUploadLimits) =>
 const invalidMetadata = (why: string) =>
   new AttuneError('validation_error', `field "metadata" must be a JSON object (${why})`, [{ field: 'metadata', reason: 'invalid_metadata', message: why }]);
 
-function parseMetadata(part: MultipartValue): Record<string, unknown> {
+function parseMetadata(part: MultipartValue, stored: StoredJsonLimits): Record<string, unknown> {
   if (part.valueTruncated) {
-    throw new AttuneError('payload_too_large', `field "metadata" is larger than ${MAX_METADATA_BYTES} bytes`, [
-      { field: 'metadata', reason: 'too_large', max_bytes: MAX_METADATA_BYTES },
-    ]);
+    const max = Math.max(MAX_METADATA_BYTES, stored.maxBytes);
+    throw new AttuneError('payload_too_large', `field "metadata" is larger than ${max} bytes`, [{ field: 'metadata', reason: 'too_large', max_bytes: max }]);
   }
   let value: unknown = part.value;
-  // Sent as application/json the plugin has parsed it already; as text it is parsed here.
+  // Sent as application/json the plugin has parsed it already; as text it is parsed here,
+  // after a depth scan (nothing nested thousands deep is built).
   if (typeof value === 'string') {
+    if (jsonTextDepth(value, stored.maxDepth) > stored.maxDepth) throw storedJsonTooDeep('metadata', stored.maxDepth);
     try {
       value = JSON.parse(value);
     } catch {
@@ -250,6 +257,7 @@ function parseMetadata(part: MultipartValue): Record<string, unknown> {
     }
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidMetadata('not an object');
+  checkStoredJson(value, 'metadata', stored);
   return value as Record<string, unknown>;
 }
 

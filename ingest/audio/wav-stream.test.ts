@@ -266,3 +266,30 @@ test('parseWavStream rejects a broken stream and stops reading it', async () => 
   assert.ok(pulled < 3, 'reading stopped at the error');
   assert.ok(source.destroyed);
 });
+
+test('a float WAV with a NaN or infinite sample is refused (400) naming the first bad sample and its time, however it is split', () => {
+  const sr = 16000;
+  const cases: Array<{ bad: number; at: number; ch: number; value: string }> = [
+    { bad: Number.NaN, at: 12_345, ch: 0, value: 'NaN' },
+    { bad: Number.POSITIVE_INFINITY, at: 3, ch: 1, value: 'Infinity' },
+    { bad: Number.NEGATIVE_INFINITY, at: 15_999, ch: 1, value: '-Infinity' },
+  ];
+  for (const c of cases) {
+    const l = tone(16_000, 440, sr, 0.5);
+    const r = tone(16_000, 220, sr, 0.5);
+    (c.ch === 0 ? l : r)[c.at] = c.bad;
+    // A second bad sample later: the first one is named.
+    if (c.at + 1 < 16_000) l[c.at + 1] = Number.NaN;
+    const wav = encodeWav({ sampleRate: sr, channels: [l, r], encoding: 'float32' });
+    const extra = { sample: c.at, at_s: Math.round((c.at / sr) * 1000) / 1000, value: c.value };
+    expectCode(() => parseAll(wav), 'validation_error', 400, 'non_finite_sample', extra);
+    expectCode(() => parseInPieces(wav, c.at, 997), 'validation_error', 400, 'non_finite_sample', extra);
+  }
+  // The message names the time too, for a person reading it.
+  const l = tone(8000, 440, sr, 0.5);
+  l[8000 - 1] = Number.NaN;
+  assert.throws(() => parseAll(encodeWav({ sampleRate: sr, channels: [l], encoding: 'float32' })), /sample 7999 \(at 0\.5 s\) is NaN/);
+  // PCM cannot hold NaN, and a clean float file still parses.
+  const clean = tone(8000, 440, sr, 0.5);
+  assert.equal(parseAll(encodeWav({ sampleRate: sr, channels: [clean], encoding: 'float32' })).samples.length, 8000);
+});

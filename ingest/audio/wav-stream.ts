@@ -253,10 +253,14 @@ export class WavStreamParser {
       }
     } else {
       const read = sampleReader(fmt.encoding, bytes);
+      const float = fmt.encoding === 'float';
       for (let i = 0; i < frames; i++) {
         let s = 0;
         for (let c = 0; c < ch; c++, p += bytes) s += read(buf, p);
         out[i] = s * scale;
+        // NaN or ±Infinity in a channel (or a float64 beyond float32's range) would poison every
+        // later stage: refused, naming the first such sample's time.
+        if (float && !Number.isFinite(out[i])) throw this.nonFinite(buf, this.framesDecoded + i, p - fmt.blockAlign);
       }
     }
     this.framesDecoded += frames;
@@ -264,6 +268,21 @@ export class WavStreamParser {
       throw this.tooLarge('too_long', { max_duration_s: this.maxDurationS });
     }
     return out;
+  }
+
+  /** The refusal of sample frame `frame` (starting at byte `at` of `buf`), naming its time and value. */
+  private nonFinite(buf: Buffer, frame: number, at: number): AttuneError {
+    const fmt = this.format!;
+    const bytes = fmt.bitsPerSample / 8;
+    const read = sampleReader(fmt.encoding, bytes);
+    const values: number[] = [];
+    for (let c = 0; c < fmt.channels; c++) values.push(read(buf, at + c * bytes));
+    const bad = values.find((v) => !Number.isFinite(v));
+    const what = bad === undefined ? 'out of float32 range' : Number.isNaN(bad) ? 'NaN' : bad > 0 ? 'Infinity' : '-Infinity';
+    const atS = round3(frame / fmt.sampleRate);
+    return new AttuneError('validation_error', `sample ${frame} (at ${atS} s) is ${what}: a float WAV must hold finite samples`, [
+      { field: this.field, reason: 'non_finite_sample', sample: frame, at_s: atS, value: what },
+    ]);
   }
 
   private invalid(reason: ReasonFor<'validation_error'>, extra: Record<string, unknown> = {}): AttuneError {
