@@ -48,3 +48,13 @@ test('the session start is the clock before any beat; drop() hands back what is 
   const unknownStart = new SessionClockGuard<string>({ horizonMs: 0 });
   assert.deepEqual(offerSecond(unknownStart, 1e6, 0), { release: ['r0'], quarantine: [] });
 });
+
+test('a late or re-uploaded reading while one is held decides nothing', () => {
+  const g = new SessionClockGuard<string>({ horizonMs: 10_000, startMs: 0 });
+  for (let i = 0; i < 5; i++) offerSecond(g, i, i);
+  offerSecond(g, 600, 5, 'resumed');
+  assert.deepEqual(offerSecond(g, 2, 6, 'again'), { release: ['again'], quarantine: [] });
+  assert.equal(g.heldCount, 1);
+  offerSecond(g, 601, 7);
+  assert.deepEqual(offerSecond(g, 602, 8), { release: ['resumed', 'r7', 'r8'], quarantine: [] });
+});

@@ -14,6 +14,8 @@
 //    confirm the jump (a device resuming after a real gap), and once `confirmReadings`
 //    readings agree they are all released in order, so the first beats after a gap are kept
 //    and cut into the same windows as if they had never been held.
+//  - A late reading (ending at or before the clock, a re-upload say) goes through and
+//    decides nothing: only a reading that moves the old clock on refutes the held ones.
 //  - A held reading still undecided when its session is let go is quarantined too.
 //
 // Pure: decisions depend only on the session's sequence of readings (no clock), so a replay
@@ -85,6 +87,11 @@ export class SessionClockGuard<T> {
     if (this.#held.length === 0) {
       if (continuesClock) return this.#pass(endMs, item, []);
       return this.#hold(startMs, endMs, offset, item, []);
+    }
+    if (continuesClock && endMs <= this.#clockMs) {
+      // A late or re-uploaded reading: it goes through (the windows judge its lateness) but
+      // says nothing about the held ones.
+      return { release: [item], quarantine: [] };
     }
     if (continuesClock) {
       // The session goes on where it was: the held readings were outliers.

@@ -31,7 +31,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref'];
+const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref'];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-outliers-'));
@@ -185,6 +185,51 @@ test('one reading 4 minutes ahead moves no window: it is quarantined (future_bea
   assert.match(dl[0].reason, /240 s ahead/);
   const decoded = await decodeRecord<HeartReadingRecord>(codec, dl[0].value as Buffer);
   assert.equal(decoded.recorded_at, at + 240_000, 'the dead letter carries the record itself');
+});
+
+test('a worker stopped while it holds the outlier is replaced, and the replacement quarantines it: the same windows', async () => {
+  const topics = await topicsFor('restart.');
+  const refTopics = await topicsFor('restart-ref.');
+  const session = await sessions.create({ ...sessionOpts, deviceId: 'dev-rs' });
+  const control = await sessions.create({ ...sessionOpts, deviceId: 'dev-rs-ref' });
+  const k = readings.findIndex((r) => Date.parse(r.timestamp) > start + 90_000);
+  const at = Date.parse(readings[k].timestamp);
+  const outlier: Extra = { recordedAt: at + 240_000, receivedAt: at, rr: [880, 910] };
+
+  const ref = worker(refTopics, 'restart-ref-group');
+  await ref.start();
+  try {
+    await publish(refTopics.heartReadings, control.id, 'dev-rs-ref', readings);
+    await waitFor('the control flushed', () => ref.stats.readings === readings.length && ref.openSessionCount === 0, 30_000, 20);
+    await ref.flush();
+  } finally {
+    await ref.stop();
+  }
+
+  // The first worker (no idle flush in its lifetime) stops with the outlier held.
+  const first = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'restart-group', idleFlushMs: 60_000, writer: { maxDelayMs: 20 } });
+  await first.start();
+  try {
+    await publish(topics.heartReadings, session.id, 'dev-rs', [...readings.slice(0, k), outlier]);
+    await waitFor('the first worker to read its share', () => first.stats.readings === k + 1, 30_000, 20);
+  } finally {
+    await first.stop();
+  }
+  assert.equal(first.stats.quarantinedReadings, 0, 'still undecided when it stopped');
+  assert.ok(first.stats.windows > 0);
+
+  const second = worker(topics, 'restart-group');
+  await second.start();
+  try {
+    await publish(topics.heartReadings, session.id, 'dev-rs', readings.slice(k));
+    await waitFor('the replacement to flush', () => second.stats.quarantinedReadings === 1 && second.openSessionCount === 0 && second.stats.readings >= readings.length - k, 30_000, 20);
+    await second.flush();
+  } finally {
+    await second.stop();
+  }
+  assert.deepEqual(await windowMetrics(session.id), await windowMetrics(control.id));
+  const dl = await deadLetters(topics, 1);
+  assert.deepEqual(dl.map((d) => [d.reason_code, d.consumer_group]), [['future_beat', 'restart-group']]);
 });
 
 test('a device that really resumes after a 10-minute gap keeps its windows: the jump is confirmed, no beat is lost', async () => {

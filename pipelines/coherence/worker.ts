@@ -378,6 +378,8 @@ export class CoherenceWorker {
         ? new ThresholdTracker({ sessionId: id, threshold: session.coherenceThreshold, holdMs: session.thresholdDurationS * 1000 })
         : null;
       if (threshold && stored.has(id)) await this.resumeStreak(threshold, id, session!.coherenceThreshold);
+      // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
+      const emittedThroughMs = Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity);
       p.sessions.set(id, {
         id,
         userId: r.user_id,
@@ -387,12 +389,13 @@ export class CoherenceWorker {
         guard: new SessionClockGuard<Guarded>({
           horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
           confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
-          // The session's start is its clock before any beat: a first reading far past it is held too.
-          startMs: session?.startedAt ?? -Infinity,
+          // Before any beat the clock is the session's start, or the last window already stored
+          // (a restart or rebalance: the replay starts before it), so even a session's first
+          // reading is held when it lies far past both.
+          startMs: Math.max(session?.startedAt ?? -Infinity, emittedThroughMs),
         }),
         threshold,
-        // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
-        emittedThroughMs: Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity),
+        emittedThroughMs,
         lastBeatAt: this.clock(),
         dormant: false,
       });
