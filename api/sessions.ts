@@ -8,7 +8,8 @@ import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
-import type { Session } from '../store/postgres/sessions-repo.js';
+import type { ListedSession, Session } from '../store/postgres/sessions-repo.js';
+import { checkStoredJson, defaultStoredJsonLimits } from '../lib/json-limits.js';
 
 /** A window counts as high coherence at this score or above (also in the daily rollup). */
 export const HIGH_COHERENCE_SCORE = 0.5;
@@ -76,7 +77,8 @@ const timelinePointSchema = {
   },
 } as const;
 
-export function sessionJson(s: Session) {
+/** The API's session; `metadata` is absent from a list's items unless the list asked for it (include=metadata). */
+export function sessionJson(s: Session | ListedSession) {
   return {
     id: s.id,
     user_id: s.userId,
@@ -116,7 +118,7 @@ function sessionTime(v: string | number, field: string, now: number): number {
   return Math.round(t);
 }
 
-function encodeCursor(s: Session): string {
+function encodeCursor(s: Pick<Session, 'startedAt' | 'id'>): string {
   return Buffer.from(JSON.stringify([s.startedAt, s.id])).toString('base64url');
 }
 
@@ -207,6 +209,8 @@ export async function sessionMetrics(ctx: AppContext, s: Session) {
 }
 
 export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  // metadata: at most 16 KB of JSON (ATTUNE_MAX_STORED_JSON_BYTES) and 32 levels deep.
+  const storedLimits = defaultStoredJsonLimits(ctx.maxStoredJsonBytes);
   app.post<{
     Body: { device_id?: string; type?: string; title?: string; started_at?: string | number; coherence_threshold?: number; threshold_duration_s?: number; metadata?: Record<string, unknown> };
   }>(
@@ -235,6 +239,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     },
     async (req, reply) => {
       const p = principalOf(req);
+      if (req.body?.metadata !== undefined) checkStoredJson(req.body.metadata, '/metadata', storedLimits);
       const startedAt = req.body?.started_at === undefined ? undefined : sessionTime(req.body.started_at, '/started_at', ctx.clock());
       if (req.body?.device_id) {
         const d = await ctx.devices.get(p.orgId, req.body.device_id);
@@ -257,13 +262,14 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     },
   );
 
-  app.get<{ Querystring: { limit?: number; cursor?: string; status?: 'active' | 'ended'; user_id?: string } }>(
+  app.get<{ Querystring: { limit?: number; cursor?: string; status?: 'active' | 'ended'; user_id?: string; include?: 'metadata' } }>(
     '/v1/sessions',
     {
       config: { auth: { scope: Scopes.readSessions } },
       schema: {
         tags: ['sessions'],
         summary: "List the caller's sessions, newest first (an org admin may pass user_id, or see the whole org).",
+        description: 'Items leave out `metadata` (up to 16 KB each) unless `include=metadata`; GET /v1/sessions/{id} always has it.',
         security: [{ bearerAuth: [] }],
         querystring: {
           type: 'object',
@@ -272,6 +278,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
             cursor: { type: 'string', maxLength: 300 },
             status: { type: 'string', enum: ['active', 'ended'] },
             user_id: { type: 'string', maxLength: 128 },
+            include: { type: 'string', enum: ['metadata'], description: 'Put each session\'s metadata in the items.' },
           },
           additionalProperties: false,
         },
@@ -301,6 +308,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
         status: req.query.status,
         limit: limit + 1,
         before: req.query.cursor ? decodeCursor(req.query.cursor) : undefined,
+        withMetadata: req.query.include === 'metadata',
       });
       const page = rows.slice(0, limit);
       const hasMore = rows.length > limit;
@@ -388,6 +396,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     },
     async (req) => {
       const p = principalOf(req);
+      if (req.body.metadata !== undefined) checkStoredJson(req.body.metadata, '/metadata', storedLimits);
       const s = await visibleSession(ctx, p, req.params.id, { fresh: true });
       const b = req.body;
       const updated = await ctx.sessions.update(

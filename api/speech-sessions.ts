@@ -10,7 +10,8 @@ import { Scopes, type Principal } from '../lib/principal.js';
 import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
-import type { SpeechSession, SpeechSessionsRepository } from '../store/postgres/speech-sessions-repo.js';
+import type { ListedSpeechSession, SpeechSession, SpeechSessionsRepository } from '../store/postgres/speech-sessions-repo.js';
+import { checkStoredJson, defaultStoredJsonLimits, type StoredJsonLimits } from '../lib/json-limits.js';
 
 export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation', 'interview', 'conversation', 'speech'];
 export const SPEECH_SESSION_STATUSES: readonly SpeechSessionStatus[] = ['created', 'recording', 'processing', 'completed', 'failed'];
@@ -102,7 +103,8 @@ export const speechSummarySchema = {
   },
 } as const;
 
-export function speechSessionJson(s: SpeechSession) {
+/** The API's speech session; `settings` is absent from a list's items unless the list asked for it (include=settings). */
+export function speechSessionJson(s: SpeechSession | ListedSpeechSession) {
   return {
     id: s.id,
     user_id: s.userId,
@@ -133,17 +135,19 @@ export async function visibleSpeechSession(ctx: AppContext, p: Principal, id: st
   return speechRepo(ctx).getVisible(p, id);
 }
 
-/** Settings as stored: the defaults, then what the client gave; long_pause_ms above min_pause_ms. */
-export function effectiveSettings(given: Record<string, unknown> | undefined): Record<string, unknown> {
+/**
+ * Settings as stored: the defaults, then what the client gave; long_pause_ms above
+ * min_pause_ms; at most 16 KB of JSON (ATTUNE_MAX_STORED_JSON_BYTES) and 32 levels deep.
+ */
+export function effectiveSettings(given: Record<string, unknown> | undefined, limits: StoredJsonLimits = defaultStoredJsonLimits()): Record<string, unknown> {
+  if (given !== undefined) checkStoredJson(given, '/settings', limits);
   const settings: Record<string, unknown> = { ...DEFAULT_SPEECH_SETTINGS, ...(given ?? {}) };
   if ((settings.long_pause_ms as number) <= (settings.min_pause_ms as number)) {
     throw new AttuneError('validation_error', 'settings.long_pause_ms must be above settings.min_pause_ms', [
       { field: '/settings/long_pause_ms', reason: 'out_of_range', message: `must be above min_pause_ms (${settings.min_pause_ms})` },
     ]);
   }
-  if (JSON.stringify(settings).length > 16_384) {
-    throw new AttuneError('validation_error', 'settings are too large (at most 16 KB of JSON)', [{ field: '/settings', reason: 'invalid_length', message: 'at most 16 KB of JSON' }]);
-  }
+  checkStoredJson(settings, '/settings', limits);
   return settings;
 }
 
@@ -253,9 +257,11 @@ interface ListQuery {
   from?: string;
   to?: string;
   user_id?: string;
+  include?: 'settings';
 }
 
 export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const storedLimits = defaultStoredJsonLimits(ctx.maxStoredJsonBytes);
   app.post<{ Body: CreateBody }>(
     '/v1/speech-sessions',
     {
@@ -289,7 +295,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
         description: body.description,
         type: body.type,
         expectedDurationS: body.duration ?? null,
-        settings: effectiveSettings(body.settings),
+        settings: effectiveSettings(body.settings, storedLimits),
       });
       return reply.status(201).send(speechSessionJson(s));
     },
@@ -302,6 +308,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
       schema: {
         tags: ['speech'],
         summary: "List the caller's speech sessions, newest first (an org admin sees the org's, or one user's with user_id).",
+        description: 'Items leave out `settings` (up to 16 KB each) unless `include=settings`; GET /v1/speech-sessions/{id} always has them.',
         security: [{ bearerAuth: [] }],
         querystring: {
           type: 'object',
@@ -313,6 +320,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
             from: { type: 'string', maxLength: 40, description: 'Created at or after: YYYY-MM-DD (UTC) or an ISO-8601 timestamp.' },
             to: { type: 'string', maxLength: 40, description: 'Created before: an ISO-8601 timestamp, or YYYY-MM-DD (UTC, that day included).' },
             user_id: { type: 'string', maxLength: 128, description: 'Another user of the org (needs admin:org).' },
+            include: { type: 'string', enum: ['settings'], description: "Put each session's settings in the items." },
           },
           additionalProperties: false,
         },
@@ -350,6 +358,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
         to,
         limit,
         cursor: q.cursor,
+        withSettings: q.include === 'settings',
       });
       return { data: items.map(speechSessionJson), pagination: { limit, next_cursor: nextCursor, has_more: nextCursor !== null } };
     },

@@ -6,8 +6,9 @@
 //    passes the version it read (expectedVersion) gets VersionConflictError on a stale write;
 //  - device ids are scoped to their organisation: get(orgId, id), and registering an id that
 //    another organisation uses works and reveals nothing;
-//  - the caches are lru-cache instances with a size and a TTL, updated by this process's own
-//    writes (other processes' changes are seen within the TTL, or at once with `fresh`).
+//  - the caches are lru-cache instances bounded in entries and in bytes (a session's metadata
+//    may be 16 KB), with a TTL, updated by this process's own writes (other processes' changes
+//    are seen within the TTL, or at once with `fresh`); lists are never cached.
 import { randomUUID } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { AttuneError } from '../../lib/errors.js';
@@ -55,14 +56,36 @@ export interface ListOptions {
   limit: number;
   /** Exclusive: sessions started before this (started_at, id) pair, newest first. */
   before?: { startedAt: number; id: string };
+  /** Read each session's metadata too (up to 16 KB each); left out (not even read) by default. */
+  withMetadata?: boolean;
 }
+
+/** A session as a list gives it: metadata only when asked for (ListOptions.withMetadata). */
+export type ListedSession = Omit<Session, 'metadata'> & { metadata?: Record<string, unknown> };
 
 export interface CacheOptions {
   /** How long a cached read answers (default 2 s). */
   cacheTtlMs?: number;
   /** Entries per cache (default 50 000). */
   cacheMax?: number;
+  /** Estimated bytes per cache (default 32 MB): what its entries' JSON would take. */
+  cacheMaxBytes?: number;
   clock?: () => number;
+}
+
+export const DEFAULT_CACHE_MAX_BYTES = 32 * 1024 * 1024;
+/** A session's fixed fields, estimated: ids, title (≤ 200 chars), times and numbers. */
+const SESSION_BASE_BYTES = 512;
+const sessionBytesMemo = new WeakMap<Session, number>();
+
+/** The estimated size of a cached session: its fixed fields and its metadata's JSON (measured once per object). */
+export function sessionCacheBytes(s: Session): number {
+  let n = sessionBytesMemo.get(s);
+  if (n === undefined) {
+    n = SESSION_BASE_BYTES + s.title.length * 2 + JSON.stringify(s.metadata).length * 2;
+    sessionBytesMemo.set(s, n);
+  }
+  return n;
 }
 
 interface SessionRow {
@@ -85,6 +108,8 @@ interface SessionRow {
 
 const SESSION_COLUMNS = `session_id::text AS session_id, org_id, user_id, device_id, kind, title, status, started_at, ended_at,
   coherence_threshold, threshold_duration_s, metadata, version, created_at, updated_at`;
+/** A list's columns: no metadata (a page of 200 sessions would otherwise carry up to 3 MB of it). */
+const SESSION_LIST_COLUMNS = SESSION_COLUMNS.replace(' metadata,', '');
 
 function sessionFromRow(r: SessionRow): Session {
   return {
@@ -139,8 +164,24 @@ export class SessionsRepository {
     const max = opts.cacheMax ?? 50_000;
     // ttlResolution 0: the injected clock is read on every check (tests move it by hand).
     const perf = { now: () => this.now };
-    this.byId = new LRUCache<string, Session>({ max, ttl, ttlResolution: 0, perf });
-    this.byUser = new LRUCache<string, Session[]>({ max, ttl, ttlResolution: 0, perf });
+    const maxSize = opts.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES;
+    this.byId = new LRUCache<string, Session>({ max, maxSize, sizeCalculation: sessionCacheBytes, ttl, ttlResolution: 0, perf });
+    this.byUser = new LRUCache<string, Session[]>({
+      max,
+      maxSize,
+      sizeCalculation: (list) => list.reduce((sum, s) => sum + sessionCacheBytes(s), 64),
+      ttl,
+      ttlResolution: 0,
+      perf,
+    });
+  }
+
+  /** What the caches hold: entries and estimated bytes (for tests and metrics). */
+  cacheStats(): { byId: { entries: number; bytes: number }; byUser: { entries: number; bytes: number } } {
+    return {
+      byId: { entries: this.byId.size, bytes: this.byId.calculatedSize },
+      byUser: { entries: this.byUser.size, bytes: this.byUser.calculatedSize },
+    };
   }
 
   private get now(): number {
@@ -240,7 +281,8 @@ export class SessionsRepository {
     return this.remember(sessionFromRow(rows[0]));
   }
 
-  async list(o: ListOptions): Promise<Session[]> {
+  /** Newest first; without metadata unless `withMetadata`. Never cached. */
+  async list(o: ListOptions): Promise<ListedSession[]> {
     const where = ['org_id = $1'];
     const params: unknown[] = [o.orgId];
     if (o.userId !== null) {
@@ -260,11 +302,15 @@ export class SessionsRepository {
     }
     params.push(o.limit);
     const { rows } = await this.sql.query<SessionRow>(
-      `SELECT ${SESSION_COLUMNS} FROM sessions WHERE ${where.join(' AND ')}
+      `SELECT ${o.withMetadata ? SESSION_COLUMNS : SESSION_LIST_COLUMNS} FROM sessions WHERE ${where.join(' AND ')}
        ORDER BY started_at DESC, session_id DESC LIMIT $${params.length}`,
       params,
     );
-    return rows.map(sessionFromRow);
+    if (o.withMetadata) return rows.map(sessionFromRow);
+    return rows.map((r) => {
+      const { metadata: _none, ...s } = sessionFromRow(r);
+      return s;
+    });
   }
 
   /**
@@ -341,6 +387,8 @@ export class DevicesRepository {
   ) {
     this.cache = new LRUCache<string, Device>({
       max: opts.cacheMax ?? 50_000,
+      maxSize: opts.cacheMaxBytes ?? DEFAULT_CACHE_MAX_BYTES,
+      sizeCalculation: (d) => 256 + (d.id.length + d.orgId.length + d.userId.length + d.name.length + d.model.length + d.firmware.length) * 2,
       ttl: Math.max(1, opts.cacheTtlMs ?? 2_000),
       ttlResolution: 0,
       perf: { now: () => this.now },

@@ -111,7 +111,12 @@ export interface SpeechSessionFilter {
   limit: number;
   /** From a previous page's nextCursor. */
   cursor?: string;
+  /** Read each session's settings too (up to 16 KB each); left out (not even read) by default. */
+  withSettings?: boolean;
 }
+
+/** A speech session as a list gives it: settings only when asked for (SpeechSessionFilter.withSettings). */
+export type ListedSpeechSession = Omit<SpeechSession, 'settings'> & { settings?: Record<string, unknown> };
 
 interface SessionRow {
   session_id: string;
@@ -169,6 +174,8 @@ interface StreamRow {
 
 const SESSION_COLUMNS = `session_id::text AS session_id, org_id, user_id, title, description, kind, expected_duration_s, settings, status, source,
   started_at, ended_at, audio_duration_s, sample_rate_hz, version, created_at, updated_at`;
+/** A list's columns: no settings (a page of 200 sessions would otherwise carry up to 3 MB of them). */
+const SESSION_LIST_COLUMNS = SESSION_COLUMNS.replace(' settings,', '');
 const UPLOAD_COLUMNS = `upload_id::text AS upload_id, session_id::text AS session_id, org_id, user_id, status, stage, progress, eta_s, file_name,
   size_bytes, encoding, channel_count, sample_rate_hz, audio_duration_s, metadata, error_code, error_message, version, created_at, updated_at, completed_at`;
 const STREAM_COLUMNS = 'stream_id, session_id::text AS session_id, source, holder, claimed_at, released_at, outcome';
@@ -278,7 +285,7 @@ const uploadUpdate = {
 const notFound = (id: string) => new AttuneError('not_found', `speech session ${id} not found`, [{ field: 'id', reason: 'not_found' }]);
 const uploadNotFound = (id: string) => new AttuneError('not_found', `upload ${id} not found`, [{ field: 'id', reason: 'not_found' }]);
 
-function encodeCursor(s: SpeechSession): string {
+function encodeCursor(s: Pick<SpeechSession, 'createdAt' | 'id'>): string {
   return Buffer.from(JSON.stringify([s.createdAt, s.id])).toString('base64url');
 }
 
@@ -346,8 +353,8 @@ export class SpeechSessionsRepository {
     return rows.length === 0 ? null : sessionFromRow(rows[0]);
   }
 
-  /** Newest first (created_at, then id); nextCursor is null on the last page. */
-  async list(filter: SpeechSessionFilter): Promise<{ items: SpeechSession[]; nextCursor: string | null }> {
+  /** Newest first (created_at, then id), without settings unless `withSettings`; nextCursor is null on the last page. */
+  async list(filter: SpeechSessionFilter): Promise<{ items: ListedSpeechSession[]; nextCursor: string | null }> {
     const where = ['org_id = $1'];
     const params: unknown[] = [filter.orgId];
     const add = (clause: (n: number) => string, value: unknown) => {
@@ -366,11 +373,16 @@ export class SpeechSessionsRepository {
     }
     params.push(filter.limit + 1);
     const { rows } = await this.sql.query<SessionRow>(
-      `SELECT ${SESSION_COLUMNS} FROM speech_sessions WHERE ${where.join(' AND ')}
+      `SELECT ${filter.withSettings ? SESSION_COLUMNS : SESSION_LIST_COLUMNS} FROM speech_sessions WHERE ${where.join(' AND ')}
        ORDER BY created_at DESC, session_id DESC LIMIT $${params.length}`,
       params,
     );
-    const all = rows.map(sessionFromRow);
+    const all: ListedSpeechSession[] = rows.map((r) => {
+      const s = sessionFromRow(r);
+      if (filter.withSettings) return s;
+      const { settings: _none, ...listed } = s;
+      return listed;
+    });
     const items = all.slice(0, filter.limit);
     const nextCursor = all.length > filter.limit && items.length > 0 ? encodeCursor(items[items.length - 1]) : null;
     return { items, nextCursor };
