@@ -1,5 +1,6 @@
 // Dead letters: a record a worker cannot process is published, unchanged and with the
-// reason, to attune.deadletter.v1 before its offset is passed. Nothing accepted is dropped
+// reason, to attune.deadletter.v1 before its offset is passed (headers: attune-reason,
+// attune-source-topic/-partition/-offset, attune-failed-at, attune-consumer-group). Nothing accepted is dropped
 // without a trace.
 import { type Bus, type BusRecord } from '../bus/types.js';
 import { Topics, type TopicNames } from '../schemas/topics.js';
@@ -39,7 +40,20 @@ export async function deadLetter(
       failed_at: now,
       consumer_group: consumerGroup,
     });
-    out.push({ key: record.key, value, headers: { 'attune-reason': reasonCode } });
+    // The same facts as headers, so a consumer (or kcat) can route and count dead letters
+    // without decoding them (issue 10: reason, source topic, partition, offset and time).
+    out.push({
+      key: record.key,
+      value,
+      headers: {
+        'attune-reason': reasonCode,
+        'attune-source-topic': record.topic,
+        'attune-source-partition': String(record.partition),
+        'attune-source-offset': record.offset,
+        'attune-failed-at': new Date(now).toISOString(),
+        'attune-consumer-group': consumerGroup,
+      },
+    });
   }
   await bus.publish(topics.deadLetter, out);
 }

@@ -110,16 +110,16 @@ async function windowMetrics(sessionId: string) {
   return (await rs.json()) as Array<{ end_ms: string | number; valid: boolean | number } & Record<string, unknown>>;
 }
 
-/** Every dead letter on the topics' dead-letter topic, once `count` are there. */
-async function deadLetters(topics: TopicNames, count: number): Promise<DeadLetter[]> {
-  const got: DeadLetter[] = [];
+/** Every dead letter on the topics' dead-letter topic, once `count` are there (with its bus headers). */
+async function deadLetters(topics: TopicNames, count: number): Promise<Array<DeadLetter & { headers: Record<string, string> }>> {
+  const got: Array<DeadLetter & { headers: Record<string, string> }> = [];
   const sub = await bus.subscribe({
     groupId: `dl-reader-${topics.deadLetter}`,
     topics: [topics.deadLetter],
     fromBeginning: true,
     ephemeral: true,
     eachBatch: async (batch) => {
-      for (const rec of batch.records) got.push(await decodeRecord<DeadLetter>(codec, rec.value));
+      for (const rec of batch.records) got.push({ ...(await decodeRecord<DeadLetter>(codec, rec.value)), headers: rec.headers });
     },
   });
   try {
@@ -183,6 +183,18 @@ test('one reading 4 minutes ahead moves no window: it is quarantined (future_bea
   assert.equal(dl[0].reason_code, 'future_beat');
   assert.equal(dl[0].consumer_group, 'outlier-group');
   assert.match(dl[0].reason, /240 s ahead/);
+  assert.deepEqual(
+    { ...dl[0].headers, 'attune-failed-at': 'x' },
+    {
+      'attune-reason': 'future_beat',
+      'attune-source-topic': topics.heartReadings,
+      'attune-source-partition': String(dl[0].source_partition),
+      'attune-source-offset': dl[0].source_offset,
+      'attune-failed-at': 'x',
+      'attune-consumer-group': 'outlier-group',
+    },
+  );
+  assert.ok(!Number.isNaN(Date.parse(dl[0].headers['attune-failed-at'])));
   const decoded = await decodeRecord<HeartReadingRecord>(codec, dl[0].value as Buffer);
   assert.equal(decoded.recorded_at, at + 240_000, 'the dead letter carries the record itself');
 });
