@@ -9,10 +9,7 @@ import type { HeartReading } from '../schemas/registry/schemas.js';
 import { detailsFromValidation, indexFromPath } from '../http/errors.js';
 
 export const Limits = {
-  rrMinMs: 250,
-  rrMaxMs: 2500,
-  hrMin: 25,
-  hrMax: 250,
+  ...ReadingLimits,
   /** Default future tolerance: the coherence windows' allowed lateness (ATTUNE_READING_MAX_FUTURE_MS). */
   maxFutureMs: 10_000,
   maxReadingsPerBatch: 10_000,

@@ -1,5 +1,5 @@
-// What a plausible heart reading is: the limits the ingest gateway enforces on what devices
-// send (ingest/readings.ts) and the workers re-apply to every record they read from the bus
+// What a plausible heart reading is: the RR and HR limits the ingest gateway enforces on what
+// devices send (ingest/readings.ts) and the workers re-apply to every record they read from the bus
 // (pipelines/coherence/worker.ts, pipelines/readings-sink.ts), since the bus also carries
 // records from other producers, replays and older versions. One module, below both layers, so
 // the two cannot drift apart.
@@ -11,8 +11,13 @@ export const ReadingLimits = {
   rrMaxMs: 2500,
   hrMin: 25,
   hrMax: 250,
-  /** How far past its arrival a reading may be dated (the gateway: past the wall clock). */
-  maxFutureMs: 5 * 60_000,
+  /**
+   * How far past its own received_at a reading on the bus may be dated. An outer bound for
+   * records from any producer; the gateway's own tolerance is tighter (ingest/readings.ts,
+   * ATTUNE_READING_MAX_FUTURE_MS, at most the allowed lateness), and the coherence worker's
+   * clock guard catches a plausible reading that would still jump its session's clock.
+   */
+  busMaxFutureMs: 5 * 60_000,
   /** Readings dated before this (2000-01-01) are refused. */
   minTimestampMs: Date.UTC(2000, 0, 1),
 } as const;
@@ -44,11 +49,11 @@ export function implausibleReading(r: HeartReadingRecord): ImplausibleReading | 
   if (!Number.isFinite(r.recorded_at) || r.recorded_at < L.minTimestampMs) {
     return { reason: 'implausible_timestamp', field: '/recorded_at', message: `recorded_at ${r.recorded_at} is before the year 2000` };
   }
-  if (Number.isFinite(r.received_at) && r.received_at >= L.minTimestampMs && r.recorded_at > r.received_at + L.maxFutureMs) {
+  if (Number.isFinite(r.received_at) && r.received_at >= L.minTimestampMs && r.recorded_at > r.received_at + L.busMaxFutureMs) {
     return {
       reason: 'implausible_timestamp',
       field: '/recorded_at',
-      message: `recorded_at is ${Math.round((r.recorded_at - r.received_at) / 1000)} s after received_at (at most ${L.maxFutureMs / 1000} s)`,
+      message: `recorded_at is ${Math.round((r.recorded_at - r.received_at) / 1000)} s after received_at (at most ${L.busMaxFutureMs / 1000} s)`,
     };
   }
   return null;
