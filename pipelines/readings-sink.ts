@@ -106,7 +106,7 @@ export class ReadingsSink {
             // The gateway's plausibility checks, again: RR −5 ms or 99,999 ms is not stored.
             const implausible = implausibleReading(reading);
             if (implausible) {
-              bad.push({ record: rec, reasonCode: implausible.reason, reason: `${implausible.field}: ${implausible.message}` });
+              bad.push({ record: rec, reasonCode: implausible.reason, reason: implausible.field + ': ' + implausible.message });
               this.stats.implausible++;
               continue;
             }

@@ -271,7 +271,7 @@ export class CoherenceWorker {
       // The gateway's plausibility checks, again: the bus also carries other producers' records.
       const implausible = implausibleReading(reading);
       if (implausible) {
-        p.outDeadLetters.push({ record: rec, reasonCode: implausible.reason, reason: `${implausible.field}: ${implausible.message}` });
+        p.outDeadLetters.push({ record: rec, reasonCode: implausible.reason, reason: implausible.field + ': ' + implausible.message });
         this.stats.implausibleReadings++;
         p.tracker.processed(offset);
         continue;
