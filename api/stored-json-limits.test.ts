@@ -6,7 +6,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestAttune, type TestAttune } from '../test/attune.js';
 import { loadConfig, ConfigError } from '../lib/config.js';
-import { checkStoredJson, jsonTextDepth, jsonValueDepth, DEFAULT_MAX_STORED_JSON_BYTES, MAX_STORED_JSON_DEPTH } from '../lib/json-limits.js';
+import { checkStoredJson, jsonBytesDepth, jsonTextDepth, jsonValueDepth, DEFAULT_MAX_STORED_JSON_BYTES, MAX_STORED_JSON_DEPTH } from '../lib/json-limits.js';
 import { AttuneError } from '../lib/errors.js';
 import { SessionsRepository, sessionCacheBytes } from '../store/postgres/sessions-repo.js';
 import { pgliteDatabase } from '../store/postgres/test-databases.test-util.js';
@@ -51,6 +51,10 @@ test('the limits: 16 KB by default, configurable, 32 levels; depth counted witho
   assert.equal(jsonValueDepth('text'), 0);
   assert.equal(jsonTextDepth(JSON.stringify(nested(32))), 32);
   assert.equal(jsonTextDepth('{"a":"[[[{{{\\"[[["}'), 1);
+  // The byte scan (request bodies) agrees with the string scan, multi-byte text included.
+  for (const t of ['{"a":"[[[{{{\\"[[["}', JSON.stringify(nested(32)), '[{"é€":["\\\\",[{}]]}]', '["\\\\"]]]', '']) {
+    assert.equal(jsonBytesDepth(Buffer.from(t)), jsonTextDepth(t), t);
+  }
   // A 100,000-deep value is measured (no stack overflow) and the scan stops past the limit.
   let deep: unknown = 1;
   for (let i = 0; i < 100_000; i++) deep = [deep];
