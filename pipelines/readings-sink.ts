@@ -11,7 +11,7 @@ import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
-import { implausibleReading } from '../schemas/reading-limits.js';
+import { implausibleReading, notAHeartReading } from '../schemas/reading-limits.js';
 import { deadLetter, type DeadLetterInput } from './dead-letter.js';
 import { groupIdFor } from './group-id.js';
 
@@ -103,6 +103,11 @@ export class ReadingsSink {
           try {
             let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
             if (reading instanceof Promise) reading = await reading;
+            const wrong = notAHeartReading(reading);
+            if (wrong) {
+              bad.push({ record: rec, reasonCode: 'invalid_record', reason: wrong });
+              continue;
+            }
             // The gateway's plausibility checks, again: RR −5 ms or 99,999 ms is not stored.
             const implausible = implausibleReading(reading);
             if (implausible) {

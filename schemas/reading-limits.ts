@@ -58,3 +58,23 @@ export function implausibleReading(r: HeartReadingRecord): ImplausibleReading | 
   }
   return null;
 }
+
+/**
+ * Why a decoded bus value is not a heart reading at all (a CoherenceWindow or SessionEvent
+ * written to the readings topic, say: it decodes, with its own schema), or null. Checked by
+ * shape, not schema id, so a later version of the HeartReading schema still passes.
+ */
+export function notAHeartReading(v: unknown): string | null {
+  if (typeof v !== 'object' || v === null) return `a ${v === null ? 'null' : typeof v}, not a HeartReading record`;
+  const r = v as Record<string, unknown>;
+  for (const f of ['reading_id', 'device_id', 'user_id', 'org_id'] as const) {
+    if (typeof r[f] !== 'string') return `not a HeartReading record: ${f} is ${r[f] === undefined ? 'missing' : typeof r[f]}`;
+  }
+  for (const f of ['recorded_at', 'received_at'] as const) {
+    if (typeof r[f] !== 'number') return `not a HeartReading record: ${f} is ${r[f] === undefined ? 'missing' : typeof r[f]}`;
+  }
+  if (!Array.isArray(r.rr_intervals_ms)) return 'not a HeartReading record: rr_intervals_ms is not an array';
+  if (r.session_id !== null && typeof r.session_id !== 'string') return 'not a HeartReading record: session_id is neither a string nor null';
+  if (r.hr_bpm !== null && typeof r.hr_bpm !== 'number') return 'not a HeartReading record: hr_bpm is neither a number nor null';
+  return null;
+}

@@ -31,7 +31,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref'];
+const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws'];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-outliers-'));
@@ -338,4 +338,40 @@ test('RR −5 ms, RR 99,999 ms, HR 300 and a reading dated a year ahead are dead
   const windows = await windowMetrics(session.id);
   assert.ok(windows.length > 20);
   assert.deepEqual(windows, await windowMetrics(clean.id));
+});
+
+test('records of another schema on the readings topic are dead-lettered (invalid_record) by the worker and the sink, and the partition goes on', async () => {
+  const topics = await topicsFor('wrong-schema.');
+  const session = await sessions.create({ ...sessionOpts, deviceId: 'dev-ws' });
+  const t = Date.parse(readings[10].timestamp);
+  const window = await codec.encode(Topics.coherenceWindows, {
+    session_id: session.id, user_id: 'u1', org_id: 'o1', device_id: 'dev-ws', window_start: t - 64_000, window_end: t,
+    valid: false, beat_count: 0, artifact_ratio: 0,
+  });
+  const event = await codec.encode(Topics.sessionEvents, { event_id: 'e1', session_id: session.id, user_id: 'u1', org_id: 'o1', type: 'x', occurred_at: t });
+  await publish(topics.heartReadings, session.id, 'dev-ws', readings.slice(0, 10));
+  await bus.publish(topics.heartReadings, [{ key: 'dev-ws', value: window, timestamp: t }, { key: 'dev-ws', value: event, timestamp: t }]);
+  await publish(topics.heartReadings, session.id, 'dev-ws', readings.slice(10));
+  const w = worker(topics, 'wrong-schema-worker');
+  const sink = new ReadingsSink({ bus, topics, codec, store, log: silentLogger, groupId: 'wrong-schema-sink', writer: { maxDelayMs: 20 } });
+  await w.start();
+  await sink.start();
+  try {
+    await waitFor('the worker to get past them', () => w.stats.readings === readings.length && w.stats.deadLettered === 2 && w.openSessionCount === 0, 30_000, 20);
+    await waitFor('the sink to get past them', () => sink.stats.readings === readings.length && sink.stats.deadLettered === 2, 30_000, 20);
+    await w.flush();
+    await sink.flush();
+  } finally {
+    await w.stop();
+    await sink.stop();
+  }
+  assert.ok(w.stats.windows > 20);
+  const dl = await deadLetters(topics, 4);
+  assert.deepEqual(dl.map((d) => `${d.consumer_group} ${d.reason_code}`).sort(), [
+    'wrong-schema-sink invalid_record',
+    'wrong-schema-sink invalid_record',
+    'wrong-schema-worker invalid_record',
+    'wrong-schema-worker invalid_record',
+  ]);
+  assert.ok(dl.every((d) => /not a HeartReading record/.test(d.reason)), dl.map((d) => d.reason).join('; '));
 });

@@ -29,7 +29,7 @@ import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
 import { ThresholdTracker } from './threshold.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
-import { implausibleReading } from '../../schemas/reading-limits.js';
+import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
 
@@ -243,7 +243,11 @@ export class CoherenceWorker {
       try {
         let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
         if (reading instanceof Promise) reading = await reading;
-        decoded.push({ rec, reading });
+        // A record of another schema decodes too; used as a reading it would throw outside
+        // any handler on every redelivery and stall the partition (issue 10, item 2).
+        const wrong = notAHeartReading(reading);
+        if (wrong) bad.push({ record: rec, reasonCode: 'invalid_record', reason: wrong });
+        else decoded.push({ rec, reading });
       } catch (err) {
         bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
       }
