@@ -29,6 +29,7 @@
 // earliest record (fromBeginning, the default) or at the end.
 // Handlers must not await `stop()` of their own subscription (it waits for them).
 import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
+import { DIR_MODE, FILE_MODE } from '../lib/data-dir.js';
 import { join } from 'node:path';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
@@ -423,7 +424,7 @@ class EmbeddedBusImpl implements EmbeddedBus {
     this.offsets = await OffsetStore.open(dir ? join(dir, 'groups') : undefined);
     if (dir) {
       const topicsDir = join(dir, 'topics');
-      await mkdir(topicsDir, { recursive: true });
+      await mkdir(topicsDir, { recursive: true, mode: DIR_MODE });
       for (const name of await readdir(topicsDir)) {
         let meta: { partitions: number };
         try {
@@ -463,9 +464,9 @@ class EmbeddedBusImpl implements EmbeddedBus {
   private async createTopic(name: string, partitions: number): Promise<Topic> {
     if (this.opts.dir) {
       const topicDir = join(this.opts.dir, 'topics', name);
-      await mkdir(topicDir, { recursive: true });
+      await mkdir(topicDir, { recursive: true, mode: DIR_MODE });
       const tmp = join(topicDir, 'topic.json.tmp');
-      const fh = await open(tmp, 'w');
+      const fh = await open(tmp, 'w', FILE_MODE);
       try {
         await fh.writeFile(JSON.stringify({ topic: name, partitions }));
         await fh.datasync();

@@ -3,6 +3,7 @@
 // the new offsets. Commits that arrive while a write is in flight are coalesced into the
 // next write; each commit resolves once a write containing it is on disk.
 import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
+import { DIR_MODE, FILE_MODE } from '../lib/data-dir.js';
 import { join } from 'node:path';
 
 /** topic → partition → next offset to read. */
@@ -25,7 +26,7 @@ export class OffsetStore {
   static async open(dir: string | undefined): Promise<OffsetStore> {
     const store = new OffsetStore(dir);
     if (!dir) return store;
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: DIR_MODE });
     for (const name of await readdir(dir)) {
       if (!name.endsWith('.json')) continue;
       const data = JSON.parse(await readFile(join(dir, name), 'utf8')) as GroupFile;
@@ -79,7 +80,7 @@ export class OffsetStore {
       }
       const target = join(this.dir!, fileName(groupId));
       const tmp = `${target}.tmp`;
-      const fh = await open(tmp, 'w');
+      const fh = await open(tmp, 'w', FILE_MODE);
       try {
         await fh.writeFile(JSON.stringify(data));
         await fh.datasync();

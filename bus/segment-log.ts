@@ -5,6 +5,7 @@
 // partition pays one sync per round trip, not per publish.
 // On open every segment is scanned; a torn last record (crash mid-write) is cut off.
 import { mkdir, open, readdir, unlink, type FileHandle } from 'node:fs/promises';
+import { DIR_MODE, FILE_MODE } from '../lib/data-dir.js';
 import { join } from 'node:path';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
@@ -76,13 +77,13 @@ export class SegmentLog {
   /** Opens (creating if needed) the log in `opts.dir`, truncating a torn tail. */
   static async open(opts: SegmentLogOptions): Promise<SegmentLog> {
     const log = new SegmentLog(opts);
-    await mkdir(opts.dir, { recursive: true });
+    await mkdir(opts.dir, { recursive: true, mode: DIR_MODE });
     const names = (await readdir(opts.dir)).filter((n) => /^\d{20}\.log$/.test(n)).sort();
     for (let i = 0; i < names.length; i++) {
       log.segments.push(await log.scan(join(opts.dir, names[i]), Number(names[i].slice(0, 20)), i === names.length - 1));
     }
     if (log.segments.length === 0) log.segments.push(log.emptySegment(0));
-    log.active = await open(log.last.path, 'a');
+    log.active = await open(log.last.path, 'a', FILE_MODE);
     return log;
   }
 
@@ -237,7 +238,7 @@ export class SegmentLog {
     if (seg.size === 0) return;
     if (seg.size < this.opts.segmentBytes && this.now() - seg.createdAt < this.opts.segmentMs) return;
     const next = this.emptySegment(nextBase);
-    const fh = await open(next.path, 'a');
+    const fh = await open(next.path, 'a', FILE_MODE);
     await this.active.close();
     this.active = fh;
     this.segments.push(next);

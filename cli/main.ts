@@ -17,6 +17,8 @@ import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig, type AttuneConfig } from '../lib/config.js';
 import { createLogger, type Logger } from '../lib/log.js';
 import type { Roles } from './roles.js';
+import { isAttuneError } from '../lib/errors.js';
+import { ATTUNE_UMASK, secureDataDir } from '../lib/data-dir.js';
 
 const USAGE = `usage: attune <command> [options]
 
@@ -51,7 +53,32 @@ function fail(message: string): never {
   process.exit(2);
 }
 
+/** Whether a command keeps anything in the data directory (embedded bus, chDB, PGlite, the generated JWT secret). */
+function usesDataDir(command: string, config: AttuneConfig): boolean {
+  const ownSecret = !config.jwt.secret && !config.jwt.publicKey && !config.jwt.jwksUrl;
+  if (command === 'token') return ownSecret;
+  return config.bus === 'embedded' || !config.clickhouseUrl || !config.databaseUrl || ownSecret;
+}
+
+/** A refusal to start on insecure data at rest (lib/data-dir.ts), as one coded line. */
+function failOnInsecure(err: unknown): void {
+  const reason = isAttuneError(err) ? err.details[0]?.reason : undefined;
+  if (reason === 'insecure_permissions' || reason === 'weak_key') fail(`${reason}: ${(err as Error).message}`);
+}
+
 export async function main(argv: string[]): Promise<void> {
+  // Nothing the command creates (data directory, bus logs, chDB and PGlite files, the secret)
+  // is open to group or others: chDB and PGlite create their own files, under this umask.
+  process.umask(ATTUNE_UMASK);
+  try {
+    await run(argv);
+  } catch (err) {
+    failOnInsecure(err);
+    throw err;
+  }
+}
+
+async function run(argv: string[]): Promise<void> {
   let parsed;
   try {
     parsed = parseArgs({
@@ -97,6 +124,10 @@ export async function main(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.logLevel });
+  if ((Object.hasOwn(ROLE_SETS, command) || command === 'migrate' || command === 'token') && usesDataDir(command, config)) {
+    const { fixedFrom } = secureDataDir(config.dataDir);
+    if (fixedFrom) log.warn({ dataDir: config.dataDir, was: fixedFrom }, 'the data directory was open to group or others: now 0700');
+  }
 
   switch (command) {
     case 'all':
@@ -136,6 +167,7 @@ export async function main(argv: string[]): Promise<void> {
       try {
         process.stdout.write(authFromConfig(config, log).sign({ userId: values.user, orgId: values.org, scopes, ttlSeconds: ttl }) + '\n');
       } catch (err) {
+        failOnInsecure(err);
         fail((err as Error).message);
       }
       return;
@@ -177,7 +209,8 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger): Pro
   const controller = new AbortController();
   let simulator: Promise<unknown> | null = null;
   if (config.simulate && running.url) {
-    simulator = startSimulator(config, `http://127.0.0.1:${config.port}`, running.auth, log, controller.signal).catch((err) =>
+    // The port listened on (PORT=0 picks a free one), not the configured one.
+    simulator = startSimulator(config, `http://127.0.0.1:${new URL(running.url).port}`, running.auth, log, controller.signal).catch((err) =>
       log.error({ err }, 'simulator stopped'),
     );
     log.info({ devices: config.simulatorDevices }, 'simulator running (ATTUNE_SIMULATE=0 turns it off)');

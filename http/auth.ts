@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createSigner, createVerifier, type Algorithm } from 'fast-jwt';
 import { createRemoteJWKSet, errors } from 'jose';
 import { AttuneError } from '../lib/errors.js';
+import { checkKeyFile, DIR_MODE, FILE_MODE } from '../lib/data-dir.js';
 import type { Principal, Scope } from '../lib/principal.js';
 
 export interface TokenClaims {
@@ -164,17 +165,23 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
 export function loadOrCreateSecret(dataDir: string): string {
   const dir = join(dataDir, 'secrets');
   const file = join(dir, 'jwt-hs256.key');
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  // An existing key open to group or others, or shorter than 32 bytes, is refused (lib/data-dir.ts).
+  const existing = (): string => {
+    const text = readFileSync(file, 'utf8');
+    checkKeyFile(file, text);
+    return text.trim();
+  };
+  if (existsSync(file)) return existing();
+  mkdirSync(dir, { recursive: true, mode: DIR_MODE });
   const secret = randomBytes(48).toString('base64url');
   try {
-    writeFileSync(file, secret + '\n', { flag: 'wx', mode: 0o600 });
+    writeFileSync(file, secret + '\n', { flag: 'wx', mode: FILE_MODE });
   } catch (err) {
     // Another process created it first: use theirs.
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return readFileSync(file, 'utf8').trim();
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return existing();
     throw err;
   }
-  chmodSync(file, 0o600);
+  chmodSync(file, FILE_MODE);
   return secret;
 }
 

@@ -13,6 +13,7 @@
 // chDB (a native addon and its 566 MB shared library) is imported dynamically, only when no
 // URL is configured: a process that talks to a ClickHouse server never loads it.
 import { mkdirSync } from 'node:fs';
+import { DIR_MODE } from '../lib/data-dir.js';
 import { join } from 'node:path';
 import { createClient, type ClickHouseClient, type ClickHouseClientConfigOptions } from '@clickhouse/client';
 import { AttuneError } from '../lib/errors.js';
@@ -87,7 +88,7 @@ export async function createStoreClient(opts: StoreClientOptions): Promise<Store
     }
     kind = 'chdb';
     const path = join(opts.dataDir, 'clickhouse');
-    mkdirSync(path, { recursive: true });
+    mkdirSync(path, { recursive: true, mode: DIR_MODE });
     // chDB's connection implements @clickhouse/client-common's Connection from its own copy
     // of that package, which tsc treats as a different type.
     const { createChdbConnection } = await import('chdb/connection');

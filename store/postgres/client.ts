@@ -9,6 +9,7 @@
 // convert with Number(). Pass timestamps as Date objects.
 import { hostname } from 'node:os';
 import { mkdirSync } from 'node:fs';
+import { closeTree, DIR_MODE } from '../../lib/data-dir.js';
 import { AttuneError } from '../../lib/errors.js';
 
 export interface SqlResult<R> {
@@ -103,8 +104,10 @@ export interface PgliteClientOptions {
 /** PGlite (PostgreSQL compiled to WebAssembly) in this process: one connection, queued. */
 export async function createPgliteClient(opts: PgliteClientOptions = {}): Promise<SqlClient> {
   const { PGlite } = await import('@electric-sql/pglite');
-  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true });
+  if (opts.dataDir) mkdirSync(opts.dataDir, { recursive: true, mode: DIR_MODE });
   const db = await PGlite.create(opts.dataDir ? { dataDir: opts.dataDir } : {});
+  // PGlite unpacks its initial database with explicit 0666 modes (no umask applies): close them.
+  if (opts.dataDir) closeTree(opts.dataDir);
   type Q = { query: (sql: string, params?: unknown[]) => Promise<{ rows: unknown[]; affectedRows?: number }>; exec: (sql: string) => Promise<unknown> };
   const wrap = (q: Q): SqlQueryable => ({
     async query<R>(sql: string, params: readonly unknown[] = []) {
