@@ -45,7 +45,7 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, li
     connectionTimeout: timeouts.idleTimeoutMs,
     keepAliveTimeout: timeouts.keepAliveTimeoutMs,
     requestTimeout: timeouts.requestTimeoutMs,
-    http: { headersTimeout: timeouts.headersTimeoutMs, connectionsCheckingInterval: connectionsCheckingIntervalMs(timeouts) },
+    http: { headersTimeout: Math.min(timeouts.headersTimeoutMs, timeouts.requestTimeoutMs), connectionsCheckingInterval: connectionsCheckingIntervalMs(timeouts) },
     ajv: { customOptions: { allErrors: false, coerceTypes: 'array', removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },
     // Bodies are validated against schemas and never merged into other objects, so the

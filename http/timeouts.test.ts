@@ -14,7 +14,8 @@ import pino from 'pino';
 import { createAuthenticator } from './auth.js';
 import { createHttpServer } from './server.js';
 import { WS_MESSAGE_TOO_LARGE } from './ws-limits.js';
-import { SAFE_REQUEST_ID } from './timeouts.js';
+import { DEFAULT_HTTP_TIMEOUTS, SAFE_REQUEST_ID } from './timeouts.js';
+import { ConfigError, loadConfig } from '../lib/config.js';
 
 const MAX_WS = 64 * 1024;
 const lines: any[] = [];
@@ -30,7 +31,7 @@ let port: number;
 before(async () => {
   const log = pino({ level: 'info' }, sink);
   const auth = createAuthenticator({ secret: 'x'.repeat(40), publicKey: null, issuer: 'attune', audience: 'attune' });
-  app = await createHttpServer({ log, auth } as any, { bodyLimit: 1024 * 1024, maxWsMessageBytes: MAX_WS, timeouts: { bodyInitialS: 1, bodyMinRate: 1024 } });
+  app = await createHttpServer({ log, auth } as any, { bodyLimit: 1024 * 1024, maxWsMessageBytes: MAX_WS, timeouts: { bodyInitialS: 1, bodyMinRate: 1024, headersTimeoutMs: 1000 } });
   app.post('/echo', { config: { auth: 'public' } as any, schema: { body: { type: 'object' } } } as any, async (req: any) => ({ ok: true, id: req.id, keys: Object.keys(req.body as object).length }));
   app.get('/ws', { websocket: true, config: { auth: 'public' } as any } as any, (socket: WebSocket) => {
     socket.on('message', (m: Buffer) => socket.send(`got ${m.length}`));
@@ -73,6 +74,28 @@ test('a body trickled a byte a second is cut with 408 request_timeout and the co
   assert.ok(result.sent < body.length / 4, `sent ${result.sent} bytes before the cut`);
   assert.ok(elapsed < 10_000, `cut after ${elapsed} ms`);
   assert.ok(lines.some((l) => l.msg === 'request body too slow: connection cut' && l.level === 30));
+});
+
+test('headers trickled a byte every 100 ms are cut by headersTimeout with 408', async () => {
+  const started = Date.now();
+  const text = await new Promise<string>((resolve) => {
+    let out = '';
+    const s = connect(port, '127.0.0.1', () => {
+      s.write('GET /docs/json HTTP/1.1\r\nHost: x\r\n');
+      const tick = setInterval(() => (s.destroyed ? clearInterval(tick) : s.write('X-Slow: 1\r\n')), 100);
+      s.on('close', () => {
+        clearInterval(tick);
+        resolve(out);
+      });
+    });
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (out += d));
+    s.on('error', () => undefined);
+  });
+  assert.match(text, /^HTTP\/1\.1 408 /, text);
+  assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).error.code, 'request_timeout');
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed >= 1000 && elapsed < 5000, `cut after ${elapsed} ms`);
 });
 
 test('a body at a normal pace on the same route passes', async () => {
@@ -145,4 +168,11 @@ test('other closes pass through unchanged', async () => {
   const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
   ws.close(1000, 'bye');
   assert.equal(await closed, 1000);
+});
+
+test('the HTTP_* variables default to DEFAULT_HTTP_TIMEOUTS and are range-checked', () => {
+  assert.deepEqual(loadConfig({}).httpTimeouts, DEFAULT_HTTP_TIMEOUTS);
+  assert.equal(loadConfig({ HTTP_REQUEST_TIMEOUT_S: '1800', HTTP_BODY_MIN_BYTES_PER_S: '1024' }).httpTimeouts.requestTimeoutMs, 1_800_000);
+  assert.throws(() => loadConfig({ HTTP_REQUEST_TIMEOUT_S: '5' }), ConfigError);
+  assert.throws(() => loadConfig({ HTTP_BODY_MIN_BYTES_PER_S: '0' }), ConfigError);
 });

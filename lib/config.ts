@@ -58,6 +58,12 @@ export interface AttuneConfig {
   speechUpload: { maxBytes: number; maxDurationS: number };
   /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes. */
   maxStoredJsonBytes: number;
+  /**
+   * HTTP timeouts (http/timeouts.ts HttpTimeouts): request line and headers, the whole request
+   * with its body (the ceiling for uploads), an idle socket, an idle kept-alive connection, and
+   * the body's minimum rate after its first seconds.
+   */
+  httpTimeouts: { headersTimeoutMs: number; requestTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number; bodyInitialS: number; bodyMinRate: number };
   /** The speech worker (runs with the worker role). */
   speech: {
     enabled: boolean;
@@ -228,6 +234,14 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     coherence: {
       allowedLatenessMs: int(e, 'ATTUNE_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),
       idleFlushMs: int(e, 'ATTUNE_IDLE_FLUSH_MS', 30_000, 1_000, 3_600_000),
+    },
+    httpTimeouts: {
+      headersTimeoutMs: int(e, 'HTTP_HEADERS_TIMEOUT_S', 10, 1, 300) * 1000,
+      requestTimeoutMs: int(e, 'HTTP_REQUEST_TIMEOUT_S', 900, 10, 86_400) * 1000,
+      idleTimeoutMs: int(e, 'HTTP_IDLE_TIMEOUT_S', 60, 1, 3_600) * 1000,
+      keepAliveTimeoutMs: int(e, 'HTTP_KEEP_ALIVE_TIMEOUT_S', 30, 1, 3_600) * 1000,
+      bodyInitialS: int(e, 'HTTP_BODY_TIMEOUT_S', 10, 1, 3_600),
+      bodyMinRate: int(e, 'HTTP_BODY_MIN_BYTES_PER_S', 8_192, 1, 1_000_000_000),
     },
     writer: {
       maxRows: int(e, 'ATTUNE_WRITE_BATCH_ROWS', 50_000, 1_000, 1_000_000),
