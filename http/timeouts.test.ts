@@ -176,3 +176,32 @@ test('the HTTP_* variables default to DEFAULT_HTTP_TIMEOUTS and are range-checke
   assert.throws(() => loadConfig({ HTTP_REQUEST_TIMEOUT_S: '5' }), ConfigError);
   assert.throws(() => loadConfig({ HTTP_BODY_MIN_BYTES_PER_S: '0' }), ConfigError);
 });
+
+test('an open WebSocket outlives the idle, headers and request timeouts', async () => {
+  const log = pino({ level: 'silent' });
+  const auth = createAuthenticator({ secret: 'x'.repeat(40), publicKey: null, issuer: 'attune', audience: 'attune' });
+  const short = await createHttpServer({ log, auth } as any, {
+    bodyLimit: 1024,
+    maxWsMessageBytes: 1024,
+    timeouts: { idleTimeoutMs: 500, headersTimeoutMs: 500, requestTimeoutMs: 1000, keepAliveTimeoutMs: 500 },
+  });
+  short.get('/ws', { websocket: true, config: { auth: 'public' } as any } as any, (socket: WebSocket) => {
+    socket.on('message', (m: Buffer) => socket.send(`got ${m.length}`));
+  });
+  await short.listen({ port: 0, host: '127.0.0.1' });
+  try {
+    const ws = new WebSocket(`ws://127.0.0.1:${(short.server.address() as { port: number }).port}/ws`);
+    await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+    let closed = false;
+    ws.once('close', () => (closed = true));
+    // Wait out every HTTP timeout (1 s at most, checked every 250 ms) three times over, silent.
+    await new Promise((r) => setTimeout(r, 3_000));
+    assert.equal(closed, false);
+    const reply = new Promise<string>((r) => ws.once('message', (m) => r(String(m))));
+    ws.send('hi');
+    assert.equal(await reply, 'got 2');
+    ws.close();
+  } finally {
+    await short.close();
+  }
+});
