@@ -127,6 +127,8 @@ async function run(argv: string[]): Promise<void> {
   if ((Object.hasOwn(ROLE_SETS, command) || command === 'migrate' || command === 'token') && usesDataDir(command, config)) {
     const { fixedFrom } = secureDataDir(config.dataDir);
     if (fixedFrom) log.warn({ dataDir: config.dataDir, was: fixedFrom }, 'the data directory was open to group or others: now 0700');
+    // The key file is checked before any database opens, so a refusal is immediate.
+    if (!config.jwt.secret && !config.jwt.publicKey && !config.jwt.jwksUrl) (await import('../http/auth.js')).loadOrCreateSecret(config.dataDir);
   }
 
   switch (command) {
