@@ -36,6 +36,7 @@ before(async () => {
   app.get('/ws', { websocket: true, config: { auth: 'public' } as any } as any, (socket: WebSocket) => {
     socket.on('message', (m: Buffer) => socket.send(`got ${m.length}`));
   });
+  app.post('/private', { config: { auth: { scope: 'write:devices' } } as any } as any, async () => ({ ok: true }));
   await app.listen({ port: 0, host: '127.0.0.1' });
   port = (app.server.address() as { port: number }).port;
 });
@@ -74,6 +75,29 @@ test('a body trickled a byte a second is cut with 408 request_timeout and the co
   assert.ok(result.sent < body.length / 4, `sent ${result.sent} bytes before the cut`);
   assert.ok(elapsed < 10_000, `cut after ${elapsed} ms`);
   assert.ok(lines.some((l) => l.msg === 'request body too slow: connection cut' && l.level === 30));
+});
+
+test('a body trickled after the route already answered (401 before the body is read) is cut too', async () => {
+  const body = JSON.stringify({ a: 'x'.repeat(100) });
+  const started = Date.now();
+  const text = await new Promise<string>((resolve) => {
+    let out = '';
+    let sent = 0;
+    const s = connect(port, '127.0.0.1', () => {
+      s.write(`POST /private HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
+      const tick = setInterval(() => (s.destroyed || sent >= body.length ? clearInterval(tick) : s.write(body[sent++])), 1000);
+      s.on('close', () => {
+        clearInterval(tick);
+        resolve(out);
+      });
+    });
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => (out += d));
+    s.on('error', () => undefined);
+  });
+  assert.match(text, /^HTTP\/1\.1 401 /, text);
+  const elapsed = Date.now() - started;
+  assert.ok(elapsed < 10_000, `connection closed after ${elapsed} ms`);
 });
 
 test('headers trickled a byte every 100 ms are cut by headersTimeout with 408', async () => {

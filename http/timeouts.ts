@@ -96,9 +96,11 @@ export function registerBodyRateGuard(app: FastifyInstance, t: Pick<HttpTimeouts
       clientErrorHandler.call(app, err, socket);
     };
     timer = setTimeout(check, t.bodyInitialS * 1000);
+    // Not stopped by the reply: a route may answer before reading the body (a 401 from the
+    // auth hook), and Node then discards the rest of the body on the kept-alive connection, so
+    // a trickled body would hold it open; the rule runs until the body is in or the socket closes.
     raw.once('end', stop);
-    raw.once('close', stop);
-    reply.raw.once('close', stop);
+    socket.once('close', stop);
     done();
   });
 }
