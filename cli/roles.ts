@@ -189,6 +189,8 @@ export async function startAttune(
       speechUploads,
       speechLive: speechLive ?? undefined,
       speechUploadLimits: config.speechUpload,
+      maxStoredJsonBytes: config.maxStoredJsonBytes,
+      httpTimeouts: config.httpTimeouts,
       health: [
         { name: 'postgres', check: async () => (await sql.query('SELECT 1'), true) },
         ...(store ? [{ name: 'clickhouse', check: () => store.ping() }] : []),

@@ -14,7 +14,7 @@ import { Limits } from '../ingest/readings.js';
 export { API_VERSION } from '../http/server.js';
 
 export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
-  const app = await createHttpServer(ctx, { bodyLimit: Limits.maxBodyBytes, maxWsMessageBytes: Limits.maxWsMessageBytes });
+  const app = await createHttpServer(ctx, { bodyLimit: Limits.maxBodyBytes, maxWsMessageBytes: Limits.maxWsMessageBytes, timeouts: ctx.httpTimeouts });
   await registerHealthRoutes(app, ctx);
   if (ctx.roles.ingest) {
     await registerIngestRoutes(app, ctx);

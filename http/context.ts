@@ -8,6 +8,7 @@ import type { Codec } from '../schemas/registry/codec.js';
 import type { Authenticator } from './auth.js';
 import type { DevicesRepository, SessionsRepository } from '../store/postgres/sessions-repo.js';
 import type { LiveHub } from './live-hub.js';
+import type { HttpTimeouts } from './timeouts.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
 
 export interface HealthCheck {
@@ -40,6 +41,8 @@ export interface AppContext {
   speechUploadLimits?: { maxBytes: number; maxDurationS: number };
   /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes (config.maxStoredJsonBytes); 16 KB when absent. */
   maxStoredJsonBytes?: number;
+  /** Connection, request and body timeouts (config.httpTimeouts); http/timeouts.ts defaults when absent. */
+  httpTimeouts?: HttpTimeouts;
   health: HealthCheck[];
   clock: () => number;
   /** Which roles this server carries; decides which routes it registers. */
