@@ -49,7 +49,7 @@ for (let i = 0; i < 20; i++) {
 
 const readingsPerBody = (JSON.parse(body) as { readings: unknown[] }).readings.length;
 const run = new BenchRun('json-depth', {
-  description: 'jsonBytesDepth (the depth scan of every JSON request body, over its bytes), utf8 decode + JSON.parse, and jsonTextDepth (the same scan over a string) on one ~1 MB sync body of readings, ms per MB, interleaved per run.',
+  description: 'jsonBytesDepth (the depth scan of every JSON request body, over its bytes), utf8 decode + JSON.parse, and jsonTextDepth (UTF-8 encode, then the same scan; before 2026-12-02 16:05 a separate scan over the string) on one ~1 MB sync body of readings, ms per MB, interleaved per run.',
   options: { runs, iterations, body_bytes: Buffer.byteLength(body), readings: readingsPerBody, max_depth: MAX_BODY_JSON_DEPTH },
 });
 const variants: Record<string, () => unknown> = {

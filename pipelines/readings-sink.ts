@@ -12,7 +12,8 @@ import type { StoreClient } from '../store/clickhouse.js';
 import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
 import { implausibleReading, notAHeartReading } from '../schemas/reading-limits.js';
-import { deadLetter, type DeadLetterInput } from './dead-letter.js';
+import type { DeadLetterInput } from './dead-letter.js';
+import { finishSinkBatch, type TableSinkContext } from './table-sink.js';
 import { groupIdFor } from './group-id.js';
 
 export const READINGS_SINK_GROUP = 'attune-readings-sink';
@@ -91,6 +92,11 @@ export class ReadingsSink {
     });
   }
 
+  private get sinkContext(): TableSinkContext<HeartReadingRow> {
+    const o = this.opts;
+    return { bus: o.bus, topics: o.topics ?? Topics, codec: o.codec, groupId: this.groupId, clock: o.clock ?? Date.now, log: o.log, writer: this.writer, subscription: () => this.subscription, name: 'readings sink' };
+  }
+
   async start(): Promise<void> {
     this.subscription = await this.opts.bus.subscribe({
       groupId: this.groupId,
@@ -121,20 +127,9 @@ export class ReadingsSink {
             bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
           }
         }
-        if (bad.length > 0) {
-          await deadLetter(this.opts.bus, this.opts.topics ?? Topics, this.opts.codec, this.groupId, bad, (this.opts.clock ?? Date.now)());
-          this.stats.deadLettered += bad.length;
-          this.opts.log.warn({ count: bad.length, partition: batch.partition }, 'readings sink dead-lettered records');
-        }
-        const last = batch.records[batch.records.length - 1];
-        if (!last) return;
-        const next = (BigInt(last.offset) + 1n).toString();
+        this.stats.deadLettered += bad.length;
         this.stats.rows += rows.length;
-        await this.writer.add(rows, () => {
-          this.subscription?.commit(batch.topic, batch.partition, next).catch((err) => {
-            this.opts.log.warn({ err, partition: batch.partition }, 'readings sink commit failed; the rows will be replayed');
-          });
-        });
+        await finishSinkBatch(this.sinkContext, batch, rows, bad);
       },
     });
   }

@@ -22,7 +22,8 @@ import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import type { SqlClient } from '../store/postgres/client.js';
 import { Tables, type SessionRow } from '../store/rows.js';
-import { deadLetter, type DeadLetterInput } from './dead-letter.js';
+import type { DeadLetterInput } from './dead-letter.js';
+import { finishSinkBatch } from './table-sink.js';
 import { groupIdFor } from './group-id.js';
 
 const BATCH = 500;
@@ -219,19 +220,14 @@ export class SessionDimensionSink {
             bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
           }
         }
-        if (bad.length > 0) {
-          await deadLetter(this.opts.bus, topics, this.opts.codec, this.groupId, bad, (this.opts.clock ?? Date.now)());
-          this.stats.deadLettered += bad.length;
-        }
-        const last = batch.records[batch.records.length - 1];
-        if (!last) return;
-        const next = (BigInt(last.offset) + 1n).toString();
+        this.stats.deadLettered += bad.length;
         this.stats.rows += rows.length;
-        await this.writer.add(rows, () => {
-          this.subscription?.commit(batch.topic, batch.partition, next).catch((err) => {
-            this.opts.log.warn({ err, partition: batch.partition }, 'session dimension commit failed; the rows will be replayed');
-          });
-        });
+        await finishSinkBatch(
+          { bus: this.opts.bus, topics, codec: this.opts.codec, groupId: this.groupId, clock: this.opts.clock ?? Date.now, log: this.opts.log, writer: this.writer, subscription: () => this.subscription, name: 'session dimension' },
+          batch,
+          rows,
+          bad,
+        );
       },
     });
   }

@@ -17,6 +17,7 @@ import { serverDatabase, serverDatabaseUrl, type TestDatabase } from './test-dat
 const url = await serverDatabaseUrl();
 
 if (url === null) {
+  // Outside CI only: in CI serverDatabaseUrl() throws without DATABASE_URL, so this file fails.
   test('postgres repositories (server)', (t) => t.skip('no PostgreSQL server: set DATABASE_URL or install PostgreSQL (infra/postgres/postgres.sh)'));
 } else {
   repositoryContract('server', () => serverDatabase(url));

@@ -1,0 +1,44 @@
+// The end of a sink's batch, shared by the sinks that copy a topic into a ClickHouse table
+// (readings-sink.ts, session-changes.ts): dead-letter what could not be used, hand the rows to
+// the batch writer, and commit the partition's offset only once those rows are durable. A
+// crash before the commit replays the batch; the tables are ReplacingMergeTrees, so a replay
+// changes no answer.
+import type { Bus, BusRecord, Subscription } from '../bus/types.js';
+import type { Logger } from '../lib/log.js';
+import type { Codec } from '../schemas/registry/codec.js';
+import type { TopicNames } from '../schemas/topics.js';
+import type { BatchWriter } from '../store/batch-writer.js';
+import { deadLetter, type DeadLetterInput } from './dead-letter.js';
+
+export interface TableSinkContext<Row extends object> {
+  bus: Bus;
+  topics: TopicNames;
+  codec: Codec;
+  groupId: string;
+  clock: () => number;
+  log: Logger;
+  writer: BatchWriter<Row>;
+  subscription: () => Subscription | null;
+  /** Names the sink in log lines. */
+  name: string;
+}
+
+export async function finishSinkBatch<Row extends object>(
+  sink: TableSinkContext<Row>,
+  batch: { topic: string; partition: number; records: BusRecord[] },
+  rows: Row[],
+  bad: DeadLetterInput[],
+): Promise<void> {
+  if (bad.length > 0) {
+    await deadLetter(sink.bus, sink.topics, sink.codec, sink.groupId, bad, sink.clock());
+    sink.log.warn({ count: bad.length, partition: batch.partition }, `${sink.name} dead-lettered records`);
+  }
+  const last = batch.records[batch.records.length - 1];
+  if (!last) return;
+  const next = (BigInt(last.offset) + 1n).toString();
+  await sink.writer.add(rows, () => {
+    sink.subscription()?.commit(batch.topic, batch.partition, next).catch((err) => {
+      sink.log.warn({ err, partition: batch.partition }, `${sink.name} commit failed; the rows will be replayed`);
+    });
+  });
+}
