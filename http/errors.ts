@@ -211,6 +211,12 @@ export function registerJsonBodyParser(app: FastifyInstance, maxDepth = MAX_BODY
   });
 }
 
+/** Seconds a 503 tells the client to wait: a detail's retry_after_s (e.g. a bus that cannot take data), else 5. */
+export function retryAfterS(err: AttuneError): number {
+  for (const d of err.details) if (typeof d.retry_after_s === 'number' && d.retry_after_s > 0) return Math.ceil(d.retry_after_s);
+  return 5;
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   // No route takes text/plain: without Fastify's default parser a text body on a JSON route
   // is 415 unsupported_content_type, not a 400 from the schema ("body must be object").
@@ -220,6 +226,7 @@ export function registerErrorHandling(app: FastifyInstance): void {
     const coded = toAttuneError(err, req);
     if (coded.statusCode >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: coded.code, msg: coded.message }, 'request refused');
+    if (coded.statusCode === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(retryAfterS(coded)));
     void reply.status(coded.statusCode).send(errorBody(coded, String(req.id)));
   });
   app.setNotFoundHandler((req, reply) => {
