@@ -30,6 +30,9 @@ import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 import { runSimulator } from '../simulator/index.js';
+import { Metrics } from '../lib/metrics.js';
+import { startMetricsListener, type MetricsListener } from '../http/metrics.js';
+import { instrumentBus, instrumentStore, registerWorkerMetrics } from './metrics.js';
 
 export interface Roles {
   ingest: boolean;
@@ -57,6 +60,10 @@ export interface RunningAttune {
   speechWorker: SpeechWorker | null;
   live: LiveHub<CoherenceLiveRecord> | null;
   speechLive: LiveHub<SpeechEventRecord> | null;
+  /** This process's metrics (GET /metrics: cli/metrics.ts, http/metrics.ts). */
+  metrics: Metrics;
+  /** The metrics listener (ATTUNE_METRICS_PORT), e.g. http://127.0.0.1:9464; null without one. */
+  metricsUrl: string | null;
   stop(): Promise<void>;
 }
 
@@ -99,10 +106,11 @@ export async function startAttune(
   opts: { migrate?: boolean; listen?: boolean } = {},
 ): Promise<RunningAttune> {
   const clock = Date.now;
+  const metrics = new Metrics();
   // Entities live in PostgreSQL (PGlite without DATABASE_URL); facts in ClickHouse, which the
   // ingest role does not need: it validates, resolves sessions in Postgres and publishes.
   const sql = await openEntities(config);
-  const store = roles.api || roles.worker ? await openStore(config, log) : null;
+  const store = roles.api || roles.worker ? instrumentStore(await openStore(config, log), metrics) : null;
   if (opts.migrate) {
     const entities = await migratePostgres(sql);
     if (entities.applied.length > 0) log.info({ applied: entities.applied }, 'postgres migrations applied');
@@ -112,7 +120,7 @@ export async function startAttune(
     }
   }
   const topics = prefixedTopics(config.topicPrefix);
-  const bus = await openBus(config, log, topics);
+  const bus = instrumentBus(await openBus(config, log, topics), metrics, topics);
   const codec = await openCodec(config);
   const auth = authFromConfig(config, log);
   const sessions = new SessionsRepository(sql, { clock });
@@ -201,13 +209,20 @@ export async function startAttune(
       liveOptions: config.live,
       ingestLimit: config.ingestLimit,
     };
-    server = await buildServer(ctx);
+    server = await buildServer(ctx, { metrics, metricsToken: config.metrics.token });
     if (opts.listen !== false) {
       url = await server.listen({ host: config.host, port: config.port });
       log.info({ url, roles }, 'attune listening');
     } else {
       await server.ready();
     }
+  }
+
+  registerWorkerMetrics(metrics, { sink, worker, speechWorker, sessionChanges, sessionDimension, live, speechLive });
+  let metricsListener: MetricsListener | null = null;
+  if (config.metrics.port !== null && opts.listen !== false) {
+    metricsListener = await startMetricsListener({ host: config.metrics.host, port: config.metrics.port, token: config.metrics.token, metrics, log });
+    log.info({ url: `${metricsListener.url}/metrics` }, 'metrics listening');
   }
 
   let stopped = false;
@@ -226,9 +241,12 @@ export async function startAttune(
     speechWorker,
     live,
     speechLive,
+    metrics,
+    metricsUrl: metricsListener?.url ?? null,
     async stop() {
       if (stopped) return;
       stopped = true;
+      await metricsListener?.close();
       // Stop taking input first, then drain the workers, then close the adapters.
       await server?.close();
       await live?.stop();

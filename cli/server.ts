@@ -10,11 +10,16 @@ import { registerIngestRoutes } from '../ingest/gateway.js';
 import { registerSpeechIngestRoutes } from '../ingest/audio/routes.js';
 import { registerSpeechUploadStatusRoute } from '../ingest/audio/upload.js';
 import { Limits } from '../ingest/readings.js';
+import type { Metrics } from '../lib/metrics.js';
+import { registerHttpMetrics, registerMetricsRoute } from '../http/metrics.js';
 
 export { API_VERSION } from '../http/server.js';
 
-export async function buildServer(ctx: AppContext): Promise<FastifyInstance> {
+/** `metrics`: the process's registry, fed by every request; with `metricsToken`, GET /metrics behind it (http/metrics.ts). */
+export async function buildServer(ctx: AppContext, opts: { metrics?: Metrics; metricsToken?: string | null } = {}): Promise<FastifyInstance> {
   const app = await createHttpServer(ctx, { bodyLimit: Limits.maxBodyBytes, maxWsMessageBytes: Limits.maxWsMessageBytes, timeouts: ctx.httpTimeouts });
+  if (opts.metrics) registerHttpMetrics(app, opts.metrics);
+  if (opts.metrics && opts.metricsToken) registerMetricsRoute(app, opts.metrics, opts.metricsToken);
   await registerHealthRoutes(app, ctx);
   if (ctx.roles.ingest) {
     await registerIngestRoutes(app, ctx);

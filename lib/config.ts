@@ -64,6 +64,12 @@ export interface AttuneConfig {
    * the body's minimum rate after its first seconds.
    */
   httpTimeouts: { headersTimeoutMs: number; requestTimeoutMs: number; idleTimeoutMs: number; keepAliveTimeoutMs: number; bodyInitialS: number; bodyMinRate: number };
+  /**
+   * GET /metrics (http/metrics.ts): on a listener of its own at host:port (ATTUNE_METRICS_PORT,
+   * unset = none; ATTUNE_METRICS_HOST, default 127.0.0.1), and on the main port only behind
+   * ATTUNE_METRICS_TOKEN (which the metrics listener then asks for too). Neither: no /metrics.
+   */
+  metrics: { port: number | null; host: string; token: string | null };
   /** The speech worker (runs with the worker role). */
   speech: {
     enabled: boolean;
@@ -170,6 +176,15 @@ function readingRules(e: Env): { maxFutureMs: number; maxAgeMs: number; sessionL
   };
 }
 
+/** Where GET /metrics is served: ATTUNE_METRICS_PORT (0: a free port) and _HOST, ATTUNE_METRICS_TOKEN. */
+function metricsConfig(e: Env): AttuneConfig['metrics'] {
+  const port = e.ATTUNE_METRICS_PORT === undefined || e.ATTUNE_METRICS_PORT === '' ? null : int(e, 'ATTUNE_METRICS_PORT', 0, 0, 65535);
+  if (port !== null && port !== 0 && port === int(e, 'PORT', 8080, 0, 65535)) throw new ConfigError('ATTUNE_METRICS_PORT', `must differ from PORT (${port}): metrics stay off the public port`);
+  const token = e.ATTUNE_METRICS_TOKEN === undefined || e.ATTUNE_METRICS_TOKEN === '' ? null : e.ATTUNE_METRICS_TOKEN;
+  if (token !== null && !/^[\x21-\x7e]{16,512}$/.test(token)) throw new ConfigError('ATTUNE_METRICS_TOKEN', 'must be 16 to 512 printable characters without spaces');
+  return { port, host: e.ATTUNE_METRICS_HOST?.trim() || '127.0.0.1', token };
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -261,6 +276,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       maxDurationS: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_DURATION_S', 4 * 3600, 1, 24 * 3600),
     },
     maxStoredJsonBytes: int(e, 'ATTUNE_MAX_STORED_JSON_BYTES', 16_384, 1_024, 1_048_576),
+    metrics: metricsConfig(e),
     speech: {
       enabled: bool(e, 'ATTUNE_SPEECH', true),
       model: e.ATTUNE_SPEECH_MODEL?.trim() || 'moonshine-tiny',

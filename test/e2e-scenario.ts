@@ -501,5 +501,80 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       const code = await new Promise<number>((r) => stranger.once('close', (c) => r(c)));
       assert.equal(code, 4404);
     });
+
+    test('GET /metrics after the traffic: records in and out, lag per partition, sink, socket and request series', async () => {
+      assert.ok(app.metricsUrl, 'the suite runs with ATTUNE_METRICS_PORT');
+      const topics = prefixedTopics(app.topicPrefix);
+      const scrape = async () => {
+        const res = await fetch(`${app.metricsUrl}/metrics`);
+        assert.equal(res.status, 200);
+        return res.text();
+      };
+      /** Every series of a metric: labels text → value. */
+      const series = (text: string, name: string) => {
+        const out = new Map<string, number>();
+        for (const l of text.split('\n')) {
+          const m = new RegExp(`^${name}(\\{[^}]*\\})? (\\S+)$`).exec(l);
+          if (m) out.set(m[1] ?? '', Number(m[2]));
+        }
+        return out;
+      };
+      const one = (text: string, name: string, labels: string) => series(text, name).get(labels);
+      const lagOf = (text: string, group: string, topic: string) =>
+        [...series(text, 'attune_consumer_lag')].filter(([k]) => k.includes(`group="${group}"`) && k.includes(`topic="${topic}"`));
+
+      await app.sink!.flush();
+      let text = await scrape();
+      const published = one(text, 'attune_bus_records_published_total', `{topic="${topics.heartReadings}"}`) ?? 0;
+      assert.ok(published >= readings.length, `readings published: ${published}`);
+      // Every record published reached the readings sink and the coherence worker (at least once).
+      for (const group of [app.sink!.groupId, app.worker!.groupId]) {
+        const consumed = one(text, 'attune_bus_records_consumed_total', `{topic="${topics.heartReadings}",group="${group}"}`) ?? 0;
+        assert.ok(consumed >= published, `${group} consumed ${consumed} of ${published}`);
+        // One lag series per partition the group holds (test/attune.ts: 3 partitions).
+        const lag = lagOf(text, group, topics.heartReadings);
+        assert.deepEqual(lag.map(([k]) => /partition="(\d+)"/.exec(k)![1]).sort(), ['0', '1', '2'], `${group}: ${JSON.stringify(lag)}`);
+        for (const [k, v] of lag) assert.ok(Number.isInteger(v) && v >= 0, `${k} ${v}`);
+      }
+      // The sink commits once its rows are in ClickHouse: its lag drains to 0.
+      await waitFor('the readings sink to commit everything', async () => {
+        await app.sink!.flush();
+        return lagOf(await scrape(), app.sink!.groupId, topics.heartReadings).every(([, v]) => v === 0);
+      }, 20_000, 200);
+
+      // A group that reads without committing: its lag is every record it has read.
+      const probeGroup = `metrics-probe-${Date.now()}`;
+      let received = 0;
+      const probe = await app.bus.subscribe({ groupId: probeGroup, topics: [topics.heartReadings], fromBeginning: true, eachBatch: async (b) => void (received += b.records.length) });
+      try {
+        await waitFor('the probe to read every reading', () => received >= published, 30_000, 50);
+        text = await scrape();
+        const lag = lagOf(text, probeGroup, topics.heartReadings);
+        assert.ok(lag.length > 0, 'lag series of the probe group');
+        assert.equal(lag.reduce((a, [, v]) => a + v, 0), received, 'lag of a group that committed nothing');
+      } finally {
+        await probe.stop();
+      }
+      assert.equal(lagOf(await scrape(), probeGroup, topics.heartReadings).length, 0, 'a stopped group has no lag series');
+
+      // The sinks' inserts: heart_readings rows at least the beats the first test stored.
+      text = await scrape();
+      const rows = one(text, 'attune_sink_rows_total', `{table="${app.database}.heart_readings"}`) ?? 0;
+      assert.ok(rows >= beats(readings), `heart_readings rows ${rows}`);
+      assert.ok((one(text, 'attune_sink_batches_total', `{table="${app.database}.heart_readings"}`) ?? 0) > 0);
+      assert.ok((one(text, 'attune_sink_batches_total', `{table="${app.database}.coherence_windows"}`) ?? 0) > 0);
+      assert.ok((one(text, 'attune_sink_batch_duration_seconds_count', `{table="${app.database}.heart_readings"}`) ?? 0) > 0);
+      assert.equal(one(text, 'attune_readings_sink_rows_total', ''), app.sink!.stats.rows);
+      // Late beats (the out-of-order test) and the sockets the suite opened and closed.
+      assert.equal(one(text, 'attune_coherence_late_beats_total', ''), app.worker!.stats.lateBeats);
+      assert.ok(app.worker!.stats.lateBeats > 0);
+      assert.match(text, /# TYPE attune_dead_letters_total counter/);
+      assert.ok((one(text, 'attune_websocket_connections_total', '') ?? 0) >= 4, 'WebSocket connections opened');
+      assert.equal(one(text, 'attune_live_sockets', '{hub="coherence"}'), app.live!.stats.clients);
+      assert.ok((one(text, 'attune_live_messages_total', '{hub="coherence"}') ?? 0) > 0, 'live messages delivered');
+      // Requests by route pattern: the syncs, never a raw device id.
+      assert.ok((one(text, 'attune_http_requests_total', '{method="POST",route="/v1/devices/:device_id/sync",status="202"}') ?? 0) >= readings.length / 20);
+      assert.ok(!/route="[^"]*dev-a/.test(text), 'no raw path in a route label');
+    });
   });
 }

@@ -5,5 +5,6 @@ import { startTestAttune } from './attune.js';
 
 endToEndSuite('end to end on the embedded bus', async () => {
   const services = await getTestServices({ needKafka: false });
-  return startTestAttune({ clickhouseUrl: services.clickhouseUrl });
+  // The metrics listener on a free port of 127.0.0.1: the last test scrapes it.
+  return startTestAttune({ clickhouseUrl: services.clickhouseUrl, env: { ATTUNE_METRICS_PORT: '0' } });
 });

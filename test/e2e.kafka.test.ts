@@ -13,6 +13,6 @@ if (!services?.kafkaBrokers && process.env.CI === 'true') throw new Error('CI ne
 
 endToEndSuite(
   'end to end on Kafka',
-  async () => startTestAttune({ kafkaBrokers: services!.kafkaBrokers, clickhouseUrl: services!.clickhouseUrl }),
+  async () => startTestAttune({ kafkaBrokers: services!.kafkaBrokers, clickhouseUrl: services!.clickhouseUrl, env: { ATTUNE_METRICS_PORT: '0' } }),
   { skip: services?.kafkaBrokers ? undefined : 'no Kafka: set KAFKA_BROKERS, run Docker, or install Java 17 + Maven for infra/kafka/kafka.sh' },
 );

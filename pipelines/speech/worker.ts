@@ -134,6 +134,14 @@ interface PartitionState {
 export class SpeechWorker {
   readonly groupId: string;
   readonly stats = { frames: 0, streams: 0, finalized: 0, failed: 0, segments: 0, skipped: 0, deadLettered: 0 };
+  /**
+   * Finalised streams by source: seconds of audio and of wall-clock time from the first frame to
+   * the stored results; processing / audio is the real-time factor (the last stream's kept too).
+   */
+  readonly timing = {
+    live: { audioS: 0, processingS: 0, lastRealTimeFactor: 0 },
+    upload: { audioS: 0, processingS: 0, lastRealTimeFactor: 0 },
+  };
   private readonly topics: TopicNames;
   private readonly clock: () => number;
   private readonly log: Logger;
@@ -209,6 +217,11 @@ export class SpeechWorker {
     for (const vad of this.vadPool.splice(0)) await vad.release();
     await this.recognition?.close();
     await this.scorer?.release();
+  }
+
+  /** What waits: seconds of audio queued for recognition, streams open, streams being finalised. */
+  get queue(): { recognitionBacklogS: number; openStreams: number; finalizing: number } {
+    return { recognitionBacklogS: this.recognition ? this.recognition.backlogSeconds : 0, openStreams: this.streams.size, finalizing: this.finalizing.size };
   }
 
   /** Resolves when every stream seen so far is finalised (tests, benchmarks). */
@@ -458,6 +471,10 @@ export class SpeechWorker {
     this.statusEvent(s, events, 'done', 1, null, 'completed', { wordCount: results.summary.wordCount, durationS: durationMs / 1000 });
     await this.publishEvents(events);
     this.stats.finalized++;
+    const timing = this.timing[s.source];
+    timing.audioS += durationMs / 1000;
+    timing.processingS += (done - s.startedWall) / 1000;
+    if (durationMs > 0) timing.lastRealTimeFactor = (done - s.startedWall) / durationMs;
     this.completeStream(s);
   }
 
