@@ -71,3 +71,49 @@ test('kafka: concurrent publishes through the idempotent producer all land, none
     await bus.close();
   }
 });
+
+test('kafka: a handler blocked past the session timeout keeps its member and partitions (no rebalance, no redelivery)', { timeout: 120_000 }, async (t) => {
+  const brokers = await kafkaOrSkip(t);
+  if (!brokers) return;
+  // 6 s is the broker's smallest session timeout; the handler blocks 2.5 times as long, as a
+  // sink does while ClickHouse refuses inserts.
+  const bus = await createKafkaBus({ brokers, clientId: 'attune-bus-blocked', log: silentLogger, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500 });
+  const id = randomUUID().slice(0, 8);
+  const topic = `kafka.blocked.${id}`;
+  const assignments: number[][] = [];
+  const seen: string[] = [];
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let first = true;
+  let arrived!: () => void;
+  const secondArrived = new Promise<void>((r) => (arrived = r));
+  try {
+    await bus.ensureTopics([{ topic, partitions: 1 }]);
+    await bus.publish(topic, [{ key: 'k', value: Buffer.from('a') }]);
+    let blockedAt = 0;
+    const sub = await bus.subscribe({
+      groupId: `blocked-${id}`,
+      topics: [topic],
+      onAssignment: (a) => void assignments.push(a.map((tp) => tp.partition)),
+      eachBatch: async (batch) => {
+        for (const r of batch.records) seen.push(`${r.offset}:${r.value.toString()}`);
+        if (first) {
+          first = false;
+          blockedAt = Date.now();
+          setTimeout(release, 15_000);
+          await released;
+        }
+        if (seen.some((s) => s.endsWith(':b'))) arrived();
+      },
+    });
+    await released;
+    assert.ok(Date.now() - blockedAt >= 14_000);
+    await bus.publish(topic, [{ key: 'k', value: Buffer.from('b') }]);
+    await Promise.race([secondArrived, new Promise((_, reject) => setTimeout(() => reject(new Error(`b never arrived; seen ${seen}`)), 30_000))]);
+    assert.deepEqual(seen, ['0:a', '1:b'], 'nothing delivered twice');
+    assert.deepEqual(assignments, [[0]], 'one assignment: the member was never rebalanced out');
+    await sub.stop();
+  } finally {
+    await bus.close();
+  }
+});

@@ -14,6 +14,9 @@ import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
 
+export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
+export const DEFAULT_HEARTBEAT_MS = 1_000;
+
 export interface KafkaBusOptions {
   brokers: string[];
   clientId: string;
@@ -24,7 +27,12 @@ export interface KafkaBusOptions {
   replicationFactor?: number;
   /** How long ensureTopics waits for partition leaders (default 30 s). */
   topicReadyTimeoutMs?: number;
-  /** Consumer group session timeout and heartbeat (defaults 30 s / 3 s). */
+  /**
+   * Consumer group session timeout and heartbeat (defaults 10 s / 1 s). kafkajs has no
+   * static membership, so after a crash the replacement's partitions wait for the dead
+   * member's session to expire: the timeout is how long a takeover takes. A running handler
+   * keeps the member alive (heartbeats continue while it is blocked).
+   */
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
   /** Partitions of one subscription handled at the same time (default 6). */
@@ -174,10 +182,11 @@ class KafkaBusImpl implements KafkaBus {
   async subscribe(opts: SubscribeOptions): Promise<Subscription> {
     this.checkOpen();
     const log = this.opts.log.child({ group: opts.groupId });
+    const heartbeatMs = this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
     const consumer: Consumer = this.kafka.consumer({
       groupId: opts.groupId,
-      sessionTimeout: this.opts.sessionTimeoutMs ?? 30_000,
-      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 3_000,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+      heartbeatInterval: heartbeatMs,
       allowAutoTopicCreation: false,
     });
     const retryBackoffMs = this.opts.retryBackoffMs ?? 200;
@@ -221,6 +230,11 @@ class KafkaBusImpl implements KafkaBus {
           let backoff = retryBackoffMs;
           for (;;) {
             if (stopping || !isRunning() || isStale()) return;
+            // kafkajs heartbeats only between batches: a handler blocked longer than the
+            // session timeout (a sink waiting on ClickHouse) would get the member thrown out
+            // and its work replayed. Heartbeat while it runs; kafkajs fetches nothing more
+            // for this partition meanwhile, so the partition is in effect paused.
+            const beating = setInterval(() => void heartbeat().catch(() => undefined), heartbeatMs);
             try {
               await opts.eachBatch({ topic: batch.topic, partition: batch.partition, records });
               break;
@@ -232,6 +246,8 @@ class KafkaBusImpl implements KafkaBus {
               await pause(backoff);
               backoff = Math.min(backoff * 2, retryBackoffMaxMs);
               await heartbeat().catch(() => undefined);
+            } finally {
+              clearInterval(beating);
             }
           }
           resolveOffset(records[records.length - 1].offset);
