@@ -1,0 +1,25 @@
+// Dev-only: writes the artifact-free synthetic RR series of pipelines/hrv/artifacts.test.ts
+// ("artifact-free RSA at 0.04–0.25 Hz, 50–150 ms amplitude, 60 and 75 bpm", 516 series of 10 min)
+// as JSON, so that scripts/reference/kubios_synthetic.py can run NeuroKit2's Kubios correction on
+// exactly the same series. Usage:
+//   npx tsx scripts/reference/export-synthetic-rr.ts /tmp/synthetic-rr.json
+//   /opt/attune-ref/bin/python scripts/reference/kubios_synthetic.py /tmp/synthetic-rr.json
+// Not run by the tests; the figures it gives are quoted in pipelines/hrv/fixtures/README.md.
+import { writeFileSync } from 'node:fs';
+import { synthesizeRr } from '../../pipelines/hrv/synthetic-rr.js';
+
+const out: { label: string; rrMs: number[] }[] = [];
+// The same loops and options as the test (keep in step with artifacts.test.ts).
+for (const meanMs of [1000, 800]) {
+  for (let milliHz = 40; milliHz <= 250; milliHz += 5) {
+    for (const amplitude of [50, 100, 150]) {
+      for (const noiseMs of [0, 3]) {
+        const s = synthesizeRr({ durationMs: 600000, meanMs, rsaAmplitudeMs: amplitude, rsaFrequencyHz: milliHz / 1000, noiseMs, seed: milliHz });
+        out.push({ label: `${meanMs} ms ${milliHz / 1000} Hz ${amplitude} ms noise ${noiseMs}`, rrMs: Array.from(s.rrMs) });
+      }
+    }
+  }
+}
+const path = process.argv[2] ?? '/tmp/synthetic-rr.json';
+writeFileSync(path, JSON.stringify(out));
+console.log(`${out.length} series written to ${path}`);
