@@ -143,7 +143,7 @@ export async function startAttune(
       sessions,
       log: log.child({ role: 'coherence-worker' }),
       allowedLatenessMs: config.coherence.allowedLatenessMs,
-      idleFlushMs: config.coherence.idleFlushMs,
+      sessionIdleEndMs: config.coherence.sessionIdleEndMs,
       writer: config.writer,
     });
     await sink.start();

@@ -38,8 +38,11 @@ export interface AttuneConfig {
   };
   coherence: {
     allowedLatenessMs: number;
-    /** A session with no new beat for this long (processing time) has its open windows flushed. */
-    idleFlushMs: number;
+    /**
+     * Event time a session may stay silent while its partition's event time moves on before it
+     * is ended and its last windows closed (as its end call would); never the wall clock.
+     */
+    sessionIdleEndMs: number;
   };
   writer: { maxRows: number; maxDelayMs: number };
   /**
@@ -248,7 +251,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     },
     coherence: {
       allowedLatenessMs: int(e, 'ATTUNE_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),
-      idleFlushMs: int(e, 'ATTUNE_IDLE_FLUSH_MS', 30_000, 1_000, 3_600_000),
+      sessionIdleEndMs: int(e, 'ATTUNE_SESSION_IDLE_END_MS', 300_000, 10_000, 86_400_000),
     },
     httpTimeouts: {
       headersTimeoutMs: int(e, 'HTTP_HEADERS_TIMEOUT_S', 10, 1, 300) * 1000,

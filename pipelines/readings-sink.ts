@@ -15,6 +15,7 @@ import { implausibleReading, notAHeartReading } from '../schemas/reading-limits.
 import type { DeadLetterInput } from './dead-letter.js';
 import { finishSinkBatch, type TableSinkContext } from './table-sink.js';
 import { groupIdFor } from './group-id.js';
+import { asEndMarker } from './coherence/end-markers.js';
 
 export const READINGS_SINK_GROUP = 'attune-readings-sink';
 
@@ -76,7 +77,7 @@ export class ReadingsSink {
   private subscription: Subscription | null = null;
   private readonly writer: BatchWriter<HeartReadingRow>;
   readonly groupId: string;
-  readonly stats = { readings: 0, rows: 0, deadLettered: 0, implausible: 0 };
+  readonly stats = { readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0 };
 
   constructor(private readonly opts: ReadingsSinkOptions) {
     this.groupId = opts.groupId ?? groupIdFor(READINGS_SINK_GROUP, opts.topics);
@@ -109,6 +110,11 @@ export class ReadingsSink {
           try {
             let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
             if (reading instanceof Promise) reading = await reading;
+            // A session's end marker (coherence/end-markers.ts) shares the partition; no rows.
+            if (asEndMarker(reading)) {
+              this.stats.endMarkers++;
+              continue;
+            }
             const wrong = notAHeartReading(reading);
             if (wrong) {
               bad.push({ record: rec, reasonCode: 'invalid_record', reason: wrong });

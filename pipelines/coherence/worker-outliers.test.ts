@@ -23,6 +23,7 @@ import { silentLogger } from '../../lib/log.js';
 import { rsaReadings, waitFor } from '../../test/attune.js';
 import { ReadingsSink } from '../readings-sink.js';
 import { CoherenceWorker } from './worker.js';
+import { endMarkerRecord } from './end-markers.js';
 
 let dir: string;
 let store: StoreClient;
@@ -90,12 +91,16 @@ function record(sessionId: string, deviceId: string, r: Reading | Extra): HeartR
   };
 }
 
-async function publish(topic: string, sessionId: string, deviceId: string, series: Array<Reading | Extra>): Promise<void> {
+/** Publishes the readings, then (unless `end` is false) the session's end marker, as the end call would. */
+async function publish(topic: string, sessionId: string, deviceId: string, series: Array<Reading | Extra>, end = true): Promise<void> {
   const recs = [];
+  let last = 0;
   for (const r of series) {
     const rec = record(sessionId, deviceId, r);
+    last = Math.max(last, rec.recorded_at);
     recs.push({ key: deviceId, value: await codec.encode(Topics.heartReadings, rec), timestamp: rec.recorded_at });
   }
+  if (end) recs.push(await endMarkerRecord(codec, { sessionId, deviceId, userId: 'u1', orgId: 'o1', endedAtMs: last }));
   await bus.publish(topic, recs);
 }
 
@@ -131,7 +136,7 @@ async function deadLetters(topics: TopicNames, count: number): Promise<Array<Dea
 }
 
 function worker(topics: TopicNames, groupId: string, extra: { confirmReadings?: number } = {}): CoherenceWorker {
-  return new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId, idleFlushMs: 500, writer: { maxDelayMs: 20 }, ...extra });
+  return new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId, writer: { maxDelayMs: 20 }, ...extra });
 }
 
 test('one reading 4 minutes ahead moves no window: it is quarantined (future_beat), dead-lettered and counted', async () => {
@@ -218,11 +223,11 @@ test('a worker stopped while it holds the outlier is replaced, and the replaceme
     await ref.stop();
   }
 
-  // The first worker (no idle flush in its lifetime) stops with the outlier held.
-  const first = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'restart-group', idleFlushMs: 60_000, writer: { maxDelayMs: 20 } });
+  // The first worker (no end marker in its lifetime) stops with the outlier held.
+  const first = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'restart-group', writer: { maxDelayMs: 20 } });
   await first.start();
   try {
-    await publish(topics.heartReadings, session.id, 'dev-rs', [...readings.slice(0, k), outlier]);
+    await publish(topics.heartReadings, session.id, 'dev-rs', [...readings.slice(0, k), outlier], false);
     await waitFor('the first worker to read its share', () => first.stats.readings === k + 1, 30_000, 20);
   } finally {
     await first.stop();
@@ -349,7 +354,7 @@ test('records of another schema on the readings topic are dead-lettered (invalid
     valid: false, beat_count: 0, artifact_ratio: 0,
   });
   const event = await codec.encode(Topics.sessionEvents, { event_id: 'e1', session_id: session.id, user_id: 'u1', org_id: 'o1', type: 'x', occurred_at: t });
-  await publish(topics.heartReadings, session.id, 'dev-ws', readings.slice(0, 10));
+  await publish(topics.heartReadings, session.id, 'dev-ws', readings.slice(0, 10), false);
   await bus.publish(topics.heartReadings, [{ key: 'dev-ws', value: window, timestamp: t }, { key: 'dev-ws', value: event, timestamp: t }]);
   await publish(topics.heartReadings, session.id, 'dev-ws', readings.slice(10));
   const w = worker(topics, 'wrong-schema-worker');

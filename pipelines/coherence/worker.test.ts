@@ -21,6 +21,7 @@ import { silentLogger } from '../../lib/log.js';
 import { rsaReadings, waitFor } from '../../test/attune.js';
 import { partitionForKey } from '../../bus/partitioner.js';
 import { CoherenceWorker } from './worker.js';
+import { endMarkerRecord } from './end-markers.js';
 
 let dir: string;
 let store: StoreClient;
@@ -53,6 +54,7 @@ after(async () => {
 const start = Date.UTC(2026, 10, 1, 9, 0, 0);
 const readings = rsaReadings({ startMs: start + 250, durationS: 150, breathHz: 0.1, seed: 21 });
 
+/** Publishes series[from, to); the publish that reaches the series' end also sends the session's end marker, as the end call would. */
 async function publish(sessionId: string, deviceId: string, from: number, to: number, topic: string = Topics.heartReadings, series = readings): Promise<void> {
   const records = [];
   for (const r of series.slice(from, to)) {
@@ -74,6 +76,9 @@ async function publish(sessionId: string, deviceId: string, from: number, to: nu
     };
     records.push({ key: deviceId, value: await codec.encode(Topics.heartReadings, rec), timestamp: recordedAt });
   }
+  if (to >= series.length) {
+    records.push(await endMarkerRecord(codec, { sessionId, deviceId, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[series.length - 1].timestamp) }));
+  }
   await bus.publish(topic, records);
 }
 
@@ -86,8 +91,8 @@ async function events(sessionId: string): Promise<Array<{ event_id: string; occu
   return ((await rs.json()) as Array<{ event_id: string; occurred_ms: string | number }>).map((e) => ({ event_id: e.event_id, occurred_ms: Number(e.occurred_ms) }));
 }
 
-function worker(groupId: string, idleFlushMs: number): CoherenceWorker {
-  return new CoherenceWorker({ bus, codec, store, sessions, log: silentLogger, groupId, idleFlushMs, writer: { maxDelayMs: 20 } });
+function worker(groupId: string): CoherenceWorker {
+  return new CoherenceWorker({ bus, codec, store, sessions, log: silentLogger, groupId, writer: { maxDelayMs: 20 } });
 }
 
 test('a worker replaced mid-streak fires the threshold event once, at the same window as one that never stopped', async () => {
@@ -96,7 +101,7 @@ test('a worker replaced mid-streak fires the threshold event once, at the same w
   const resumed = await sessions.create({ ...opts, deviceId: 'dev-resumed' });
 
   // Reference: one worker sees everything.
-  const ref = worker('ref-group', 300);
+  const ref = worker('ref-group');
   await ref.start();
   await publish(reference.id, 'dev-ref', 0, readings.length);
   await waitFor('the reference session to be flushed', () => ref.stats.readings === readings.length && ref.openSessionCount === 0, 30_000, 20);
@@ -129,7 +134,7 @@ test('a worker replaced mid-streak fires the threshold event once, at the same w
 
   // The first worker sees the first 85 s: windows close through 75 s, and the first full one
   // (the earlier ones are partial) ends at 65 s, so the streak has begun but not lasted 30 s yet.
-  const first = worker('resume-group', 60_000);
+  const first = worker('resume-group');
   await first.start();
   const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 85_000);
   await publish(resumed.id, 'dev-resumed', 0, cut);
@@ -139,7 +144,7 @@ test('a worker replaced mid-streak fires the threshold event once, at the same w
   assert.deepEqual(await events(resumed.id), [], 'no event before the hold is reached');
 
   // Its replacement, in the same group, replays from the committed offset and goes on.
-  const second = worker('resume-group', 300);
+  const second = worker('resume-group');
   await second.start();
   await publish(resumed.id, 'dev-resumed', cut, readings.length);
   await waitFor('the replacement to flush the session', () => second.stats.readings >= readings.length - cut && second.openSessionCount === 0, 30_000, 20);
@@ -167,7 +172,7 @@ test('windows whose publish failed are sent on the redelivery: none lost, none t
   const reference = await sessions.create({ ...opts, deviceId: 'dev-ref2' });
   const flakySession = await sessions.create({ ...opts, deviceId: 'dev-flaky' });
 
-  const ref = worker('ref2-group', 300);
+  const ref = worker('ref2-group');
   await ref.start();
   await publish(reference.id, 'dev-ref2', 0, readings.length);
   await waitFor('the reference windows', async () => ref.openSessionCount === 0 && ref.stats.readings >= readings.length, 30_000, 20);
@@ -190,7 +195,7 @@ test('windows whose publish failed are sent on the redelivery: none lost, none t
     committed: (g, t) => bus.committed(g, t),
     close: () => bus.close(),
   };
-  const w = new CoherenceWorker({ bus: flaky, codec, store, sessions, log: silentLogger, groupId: 'flaky-group', idleFlushMs: 300, writer: { maxDelayMs: 20 } });
+  const w = new CoherenceWorker({ bus: flaky, codec, store, sessions, log: silentLogger, groupId: 'flaky-group', writer: { maxDelayMs: 20 } });
   await w.start();
   try {
     await publish(flakySession.id, 'dev-flaky', 0, readings.length);
@@ -221,26 +226,36 @@ async function windowMetrics(sessionId: string) {
   return (await rs.json()) as Array<{ end_ms: string | number } & Record<string, unknown>>;
 }
 
-test('a pause in the input longer than the idle flush changes no window but the one it cut short', async () => {
+test('a pause in the input, however long on the wall clock, changes no window: windows close on event time only', async () => {
   const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
   const clean = await sessions.create({ ...opts, deviceId: 'dev-clean' });
   const paused = await sessions.create({ ...opts, deviceId: 'dev-paused' });
   // Topics of its own, so the worker's counts are this test's readings only.
   const topics = prefixedTopics('pause.');
   await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
-  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'pause-group', idleFlushMs: 300, writer: { maxDelayMs: 20 } });
+  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'pause-group', writer: { maxDelayMs: 20 } });
   await w.start();
   const publish = (id: string, device: string, from: number, to: number) => publishReadings(id, device, from, to, topics.heartReadings);
   const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 70_000);
   try {
     await publish(clean.id, 'dev-clean', 0, readings.length);
-    await waitFor('the clean session to be flushed', () => w.stats.readings === readings.length && w.openSessionCount === 0, 30_000, 20);
-    // The paused device sends its first 70 s, then nothing until the worker has flushed it
-    // for idleness (the phone paused its uploads, or the broker was away), then the rest.
+    await waitFor('the clean session to end', () => w.stats.readings === readings.length && w.openSessionCount === 0, 30_000, 20);
+    // The paused device sends its first 70 s, then nothing for a while (the phone paused its
+    // uploads, or the broker was away): 1.5 s here, 5 times what the old wall-clock idle flush
+    // took to cut its tail; then the rest, and the end.
     await publish(paused.id, 'dev-paused', 0, cut);
-    await waitFor('the paused session to be flushed', () => w.stats.readings === readings.length + cut && w.openSessionCount === 0, 30_000, 20);
+    await waitFor('the first part', () => w.stats.readings === readings.length + cut, 30_000, 20);
+    await w.flush();
+    const during = await windowMetrics(paused.id);
+    const lastBeforePause = Date.parse(readings[cut - 1].timestamp);
+    assert.ok(during.length > 0 && during.every((r) => Number(r.end_ms) <= lastBeforePause - 10_000), 'only windows the watermark closed');
+    const quiet = Date.now() + 1500;
+    await waitFor('the pause', () => Date.now() >= quiet, 5_000, 50);
+    await w.flush();
+    assert.deepEqual(await windowMetrics(paused.id), during, 'nothing closed during the pause');
+    assert.equal(w.openSessionCount, 1);
     await publish(paused.id, 'dev-paused', cut, readings.length);
-    await waitFor('the rest to be flushed', () => w.stats.readings === 2 * readings.length && w.openSessionCount === 0, 30_000, 20);
+    await waitFor('the rest to end', () => w.stats.readings === 2 * readings.length && w.openSessionCount === 0, 30_000, 20);
     await w.flush();
   } finally {
     await w.stop();
@@ -248,18 +263,11 @@ test('a pause in the input longer than the idle flush changes no window but the 
   const expected = await windowMetrics(clean.id);
   const got = await windowMetrics(paused.id);
   assert.ok(expected.length > 20);
-  assert.deepEqual(got.map((r) => Number(r.end_ms)), expected.map((r) => Number(r.end_ms)), 'the same windows');
-  // The idle flush closed the window that ends after the last beat before the pause with
-  // what it had: that one window differs (on the wall clock, the session looked over).
-  // Every other window, before the pause and after it, is the clean run's.
-  const lastBeforePause = Date.parse(readings[cut - 1].timestamp);
-  const differing = expected.filter((e, i) => JSON.stringify(got[i]) !== JSON.stringify(e)).map((e) => Number(e.end_ms) - start);
-  const cutShort = expected.map((e) => Number(e.end_ms)).filter((end) => end > lastBeforePause && end - 5000 <= lastBeforePause).map((end) => end - start);
-  assert.equal(cutShort.length, 1);
-  assert.deepEqual(differing, cutShort, 'windows (ms into the session) that differ from the clean run');
+  assert.deepEqual(got, expected, 'every window equals the clean run\'s');
+  assert.equal(w.stats.endedSessions, 2);
 });
 
-test('an idle-flushed session is let go once the event time of its partition is past it, and no longer holds the commit back', async () => {
+test('a silent session is ended once the event time of its partition is sessionIdleEndMs past it, and no longer holds the commit back', async () => {
   const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
   const topics = prefixedTopics('release.');
   await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
@@ -270,35 +278,41 @@ test('an idle-flushed session is let go once the event time of its partition is 
   await new DevicesRepository(entities.client).register({ id: `dev-busy-${other}`, orgId: 'o1', userId: 'u1' });
   const quiet = await sessions.create({ ...opts, deviceId: 'dev-quiet' });
   const busy = await sessions.create({ ...opts, deviceId: `dev-busy-${other}` });
-  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'release-group', idleFlushMs: 300, writer: { maxDelayMs: 20 } });
+  const idleEndMs = 120_000;
+  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'release-group', sessionIdleEndMs: idleEndMs, writer: { maxDelayMs: 20 } });
   await w.start();
   const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 70_000);
+  const lastQuiet = Date.parse(readings[cut - 1].timestamp);
+  // The busy device's readings, [from, from + 20 s), without an end marker.
+  const sendBusy = async (from: number) => {
+    const rs = rsaReadings({ startMs: from, durationS: 20, seed: 3 });
+    await publishReadings(busy.id, `dev-busy-${other}`, 0, rs.length - 1, topics.heartReadings, rs);
+    return rs.length - 1;
+  };
   try {
     await publishReadings(quiet.id, 'dev-quiet', 0, cut, topics.heartReadings);
-    await waitFor('the quiet session to go dormant', () => w.stats.readings === cut && w.dormantSessionCount === 1, 30_000, 20);
-    // The other device's beats stay within the retention (139 s) of the quiet one's last beat:
-    // the quiet session is kept, and with it its oldest offset.
-    const lastQuiet = Date.parse(readings[cut - 1].timestamp);
-    const sendBusy = async (from: number) => {
-      const rs = rsaReadings({ startMs: from, durationS: 20, seed: 3 });
-      await publishReadings(busy.id, `dev-busy-${other}`, 0, rs.length, topics.heartReadings, rs);
-      return rs.length;
-    };
-    let sent = cut + (await sendBusy(lastQuiet + 100_000));
-    await waitFor('the busy readings', () => w.stats.readings === sent && w.openSessionCount === 0, 30_000, 20);
-    assert.equal(w.stats.releasedSessions, 0);
-    assert.equal(w.dormantSessionCount, 2);
+    // Within the idle span of the quiet session's last beat: it stays open, and its oldest offset held.
+    let sent = cut + (await sendBusy(lastQuiet + idleEndMs - 30_000));
+    await waitFor('the busy readings', () => w.stats.readings === sent, 30_000, 20);
+    assert.equal(w.stats.idleEndedSessions, 0);
+    assert.equal(w.openSessionCount, 2);
     await w.flush();
     const held = await waitFor('a commit', async () => (await bus.committed('release-group', topics.heartReadings)).get(partition), 10_000, 20);
     assert.ok(BigInt(held) < BigInt(cut), `commit ${held} holds the quiet session's beats (offsets below ${cut})`);
-    // Past the retention: the quiet session is let go, and the commit moves past its offsets.
-    sent += await sendBusy(lastQuiet + 200_000);
-    await waitFor('the quiet session to be let go', () => w.stats.readings === sent && w.stats.releasedSessions === 1, 30_000, 20);
+    const before = await windowMetrics(quiet.id);
+    // Past it: the quiet session is ended, its last windows closed, and the commit moves past its offsets.
+    sent += await sendBusy(lastQuiet + idleEndMs + 10_000);
+    await waitFor('the quiet session to be ended', () => w.stats.readings === sent && w.stats.idleEndedSessions === 1, 30_000, 20);
+    assert.equal(w.openSessionCount, 1);
     await waitFor('the commit to move on', async () => {
       await w.flush();
       const c = (await bus.committed('release-group', topics.heartReadings)).get(partition);
       return c !== undefined && BigInt(c) >= BigInt(cut);
     }, 10_000, 20);
+    const after = await windowMetrics(quiet.id);
+    const lastEnd = Number(after[after.length - 1].end_ms);
+    assert.ok(after.length > before.length, 'the tail windows closed');
+    assert.ok(lastEnd > lastQuiet && lastEnd - 5_000 <= lastQuiet, 'through the window holding the last beat');
   } finally {
     await w.stop();
   }

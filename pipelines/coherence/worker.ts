@@ -4,6 +4,13 @@
 // every 5 s of event time a window closes, its metrics are computed (pipelines/hrv), and the
 // result goes to the bus (live fan-out) and to ClickHouse (coherence_windows, batched).
 //
+// Event time only (issue 10, item 1): a window is final, and emitted, when the session's
+// watermark passes its end plus the allowed lateness, or when the session ends: its end
+// marker in the readings partition (end-markers.ts, written after the end call), or the
+// partition's event time moving sessionIdleEndMs past the session's last beat while it is
+// silent. Nothing depends on the wall clock, so a stall, a pause of the uploads, a restart
+// or a rebalance gives the same windows as an uninterrupted run.
+//
 // Exactly-once output on an at-least-once bus:
 //  - The offset committed per partition is the oldest one any unemitted window still needs
 //    (PartitionOffsetTracker), and only after the windows emitted before it are durable. A
@@ -30,6 +37,7 @@ import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, 
 import { ThresholdTracker } from './threshold.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
+import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
 
@@ -48,15 +56,14 @@ export interface CoherenceWorkerOptions {
   clockHorizonMs?: number;
   /** Readings that must agree before a session's clock jumps past the horizon; 1 turns the guard off. Default 3. */
   confirmReadings?: number;
-  /** Processing time without a new beat after which a session's open windows are flushed. */
-  idleFlushMs?: number;
   /**
-   * How far (event time) the partition's newest beat must be past an idle-flushed session's
-   * last beat before the session's beats are let go. Default windowMs + contextMs + lateness +
-   * step (139 s): until then a session that resumes is cut from the same beats as one that
-   * never paused.
+   * Event time a session may stay silent while its partition moves on (the newest beat of the
+   * partition past the session's last beat) before it is ended and its last windows closed,
+   * as if its end marker had come. Default 300,000 (5 min).
    */
-  dormantRetentionMs?: number;
+  sessionIdleEndMs?: number;
+  /** Run the session-changes → end-marker relay (end-markers.ts) beside the worker. Default true. */
+  endMarkers?: boolean;
   writer?: { maxRows?: number; maxDelayMs?: number };
   /** Threads computing window metrics; 0 computes on the event loop. Default: 1 when there is a spare core. */
   computeThreads?: number;
@@ -76,12 +83,6 @@ interface SessionState {
   threshold: ThresholdTracker | null;
   /** Windows ending at or before this are already in the store (or were emitted by us). */
   emittedThroughMs: number;
-  lastBeatAt: number;
-  /**
-   * Flushed for idleness: its tail windows are closed, its beats kept (and their offsets
-   * retained) in case it resumes, until the partition's event time is dormantRetentionMs past it.
-   */
-  dormant: boolean;
 }
 
 interface Guarded {
@@ -98,12 +99,12 @@ interface ClosedOf {
 interface PartitionState {
   tracker: PartitionOffsetTracker;
   sessions: Map<string, SessionState>;
-  /** Sessions let go after their dormancy: how far they were emitted, in case their device comes back. */
+  /** Sessions ended (marker or idle end): how far they were emitted, in case a late reading comes. */
   flushedThrough: Map<string, number>;
   /** Newest beat time of the partition, ms (event time). */
   maxEventTimeMs: number;
-  /** No dormant session is let go before maxEventTimeMs passes this (a lower bound). */
-  nextReleaseMs: number;
+  /** No session is idle-ended before maxEventTimeMs passes this (a lower bound). */
+  nextIdleEndMs: number;
   /**
    * The outbox. Once a record is applied its windows leave the session state, so what they
    * produce must not be lost if computing or writing them fails: it waits here and is sent
@@ -113,7 +114,7 @@ interface PartitionState {
   outWindows: CoherenceWindowRecord[];
   outEvents: SessionEventRecord[];
   outDeadLetters: DeadLetterInput[];
-  /** Serialises batches and idle flushes of one partition. */
+  /** Serialises the batches of one partition. */
   lock: Promise<void>;
 }
 
@@ -132,9 +133,16 @@ export interface CoherenceWorkerStats {
   /** Readings held by the clock guard whose jump the next readings confirmed (a device resuming after a gap). */
   confirmedJumps: number;
   readingsWithoutSession: number;
-  /** Idle-flushed sessions whose beats were let go (the partition's event time moved on). */
-  releasedSessions: number;
+  /** Sessions whose end marker closed their last windows. */
+  endedSessions: number;
+  /** Sessions ended because their partition's event time moved sessionIdleEndMs past their last beat. */
+  idleEndedSessions: number;
+  /** End markers read (a repeated one, or one for a session with nothing open, closes nothing). */
+  endMarkers: number;
 }
+
+/** Key under which the partition's newest-beat record is retained (no session id looks like it). */
+const PARTITION_MAX = '\u0000partition-max';
 
 export class CoherenceWorker {
   readonly groupId: string;
@@ -150,14 +158,16 @@ export class CoherenceWorker {
     quarantinedReadings: 0,
     confirmedJumps: 0,
     readingsWithoutSession: 0,
-    releasedSessions: 0,
+    endedSessions: 0,
+    idleEndedSessions: 0,
+    endMarkers: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
   private readonly pool: MetricsPool;
   private readonly windowWriter: BatchWriter<CoherenceWindowRow>;
   private readonly eventWriter: BatchWriter<SessionEventRow>;
   private subscription: Subscription | null = null;
-  private idleTimer: NodeJS.Timeout | null = null;
+  private endMarkers: SessionEndMarkers | null = null;
   private readonly clock: () => number;
   private readonly topics: TopicNames;
 
@@ -195,9 +205,14 @@ export class CoherenceWorker {
       eachBatch: (batch) => this.withPartition(batch.topic, batch.partition, (p) => this.handleBatch(p, batch)),
       onAssignment: (assigned) => this.onAssignment(assigned),
     });
-    const idleMs = this.opts.idleFlushMs ?? 30_000;
-    this.idleTimer = setInterval(() => void this.flushIdle(idleMs), Math.min(1_000, idleMs));
-    this.idleTimer.unref();
+    if (this.opts.endMarkers !== false) {
+      this.endMarkers = new SessionEndMarkers({ bus: this.opts.bus, codec: this.opts.codec, topics: this.topics, log: this.opts.log });
+      await this.endMarkers.start();
+    }
+  }
+
+  private get sessionIdleEndMs(): number {
+    return this.opts.sessionIdleEndMs ?? 300_000;
   }
 
   private key(topic: string, partition: number): string {
@@ -213,7 +228,7 @@ export class CoherenceWorker {
         sessions: new Map(),
         flushedThrough: new Map(),
         maxEventTimeMs: -Infinity,
-        nextReleaseMs: Infinity,
+        nextIdleEndMs: Infinity,
         pendingClosed: [],
         outWindows: [],
         outEvents: [],
@@ -236,6 +251,7 @@ export class CoherenceWorker {
 
   private async handleBatch(p: PartitionState, batch: RecordBatch): Promise<void> {
     const decoded: Array<{ rec: BusRecord; reading: HeartReadingRecord }> = [];
+    const markers = new Map<string, EndMarker>();
     const bad: DeadLetterInput[] = [];
     for (const rec of batch.records) {
       // A batch delivered again after a failure: what was applied stays applied.
@@ -243,6 +259,11 @@ export class CoherenceWorker {
       try {
         let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
         if (reading instanceof Promise) reading = await reading;
+        const marker = asEndMarker(reading);
+        if (marker) {
+          markers.set(rec.offset, marker);
+          continue;
+        }
         // A record of another schema decodes too; used as a reading it would throw outside
         // any handler on every redelivery and stall the partition (issue 10, item 2).
         const wrong = notAHeartReading(reading);
@@ -259,7 +280,6 @@ export class CoherenceWorker {
     await this.loadSessions(p, decoded.map((d) => d.reading));
 
     const touched = new Set<SessionState>();
-    const now = this.clock();
     const badOffsets = new Set(bad.map((b) => b.record.offset));
     let di = 0;
     for (const rec of batch.records) {
@@ -267,6 +287,17 @@ export class CoherenceWorker {
       const offset = BigInt(rec.offset);
       if (p.tracker.isProcessed(offset)) continue;
       if (badOffsets.has(rec.offset)) {
+        p.tracker.processed(offset);
+        continue;
+      }
+      const marker = markers.get(rec.offset);
+      if (marker) {
+        this.stats.endMarkers++;
+        const st = p.sessions.get(marker.sessionId);
+        if (st) {
+          this.endSession(p, st, touched);
+          this.stats.endedSessions++;
+        }
         p.tracker.processed(offset);
         continue;
       }
@@ -302,18 +333,57 @@ export class CoherenceWorker {
           p.outDeadLetters.push({ record: g.rec, reasonCode: 'invalid_reading', reason: (err as Error).message });
           continue;
         }
-        st.lastBeatAt = now;
-        st.dormant = false;
       }
       for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
       p.tracker.processed(offset);
+      p.nextIdleEndMs = Math.min(p.nextIdleEndMs, this.idleEndAt(st));
       if (st.windows.maxEventTimeMs > p.maxEventTimeMs) {
         p.maxEventTimeMs = st.windows.maxEventTimeMs;
-        if (p.maxEventTimeMs > p.nextReleaseMs) this.releaseDormant(p, touched);
+        // The record that set the partition's event time is kept above the commit, so a
+        // replay after a restart starts with the same partition event time (idle ends).
+        p.tracker.setRetained(PARTITION_MAX, offset);
+        if (p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
       }
     }
     for (const st of touched) p.tracker.setRetained(st.id, this.retainedMinOffset(st));
     await this.drain(p);
+  }
+
+  /** When the partition's event time ends the session for silence: its newest beat (or clock) + sessionIdleEndMs. */
+  private idleEndAt(st: SessionState): number {
+    const last = Math.max(st.windows.maxEventTimeMs, st.guard.clockMs);
+    return last === -Infinity ? Infinity : last + this.sessionIdleEndMs;
+  }
+
+  /**
+   * A session's end (its marker, or silence in event time): its last windows close, up to the
+   * first one ending after its last beat; readings its clock guard still holds were never
+   * confirmed and are quarantined; its state and retained offsets are let go. `flushedThrough`
+   * remembers how far it was emitted, in case a late reading of it comes after all.
+   */
+  private endSession(p: PartitionState, st: SessionState, touched: Set<SessionState>): void {
+    this.quarantine(p, st, st.guard.drop());
+    for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w });
+    p.tracker.setRetained(st.id, null);
+    p.sessions.delete(st.id);
+    touched.delete(st);
+    if (p.flushedThrough.size > 10_000) p.flushedThrough.clear();
+    p.flushedThrough.set(st.id, Math.max(st.emittedThroughMs, st.windows.closedThroughMs));
+  }
+
+  /** Ends the sessions the partition's event time has left sessionIdleEndMs behind. */
+  private endIdle(p: PartitionState, touched: Set<SessionState>): void {
+    let next = Infinity;
+    for (const st of [...p.sessions.values()]) {
+      const at = this.idleEndAt(st);
+      if (at >= p.maxEventTimeMs) {
+        next = Math.min(next, at);
+        continue;
+      }
+      this.endSession(p, st, touched);
+      this.stats.idleEndedSessions++;
+    }
+    p.nextIdleEndMs = next;
   }
 
   /** The oldest offset a session still needs: its windows' beats and the readings its guard holds. */
@@ -400,8 +470,6 @@ export class CoherenceWorker {
         }),
         threshold,
         emittedThroughMs,
-        lastBeatAt: this.clock(),
-        dormant: false,
       });
     }
   }
@@ -508,74 +576,10 @@ export class CoherenceWorker {
     await this.eventWriter.add(events, durable);
   }
 
-  /**
-   * Sessions with no new beat for idleMs (processing time): close their tail windows (those
-   * the watermark has not closed, up to the first ending after the last beat). The session
-   * stays, dormant, with its beats: a pause that ends (an upload resumed, a consumer caught
-   * up) changes only the tail windows it closed, not the next 64 s (issue 10, item 1). They
-   * are still closed on the wall clock; see README.md for what it would take not to.
-   */
-  private async flushIdle(idleMs: number): Promise<void> {
-    const now = this.clock();
-    for (const p of this.partitions.values()) {
-      const idle = [...p.sessions.values()].filter((s) => !s.dormant && now - s.lastBeatAt >= idleMs);
-      if (idle.length === 0) continue;
-      await this.withPartition(p.tracker.topic, p.tracker.partition, async (state) => {
-        const at = this.clock();
-        for (const st of idle) {
-          // Re-checked under the lock: a batch queued before this job may have brought beats.
-          if (state.sessions.get(st.id) !== st || st.dormant || at - st.lastBeatAt < idleMs) continue;
-          for (const w of st.windows.closeTail()) state.pendingClosed.push({ st, w });
-          st.dormant = true;
-          state.tracker.setRetained(st.id, this.retainedMinOffset(st));
-          state.nextReleaseMs = Math.min(state.nextReleaseMs, st.windows.maxEventTimeMs + this.dormantRetentionMs);
-        }
-        await this.drain(state);
-      }).catch((err) => this.opts.log.error({ err }, 'idle flush failed'));
-    }
-  }
-
-  private get dormantRetentionMs(): number {
-    return this.opts.dormantRetentionMs ?? defaultWindowMs + defaultContextMs + (this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs) + defaultStepMs;
-  }
-
-  /**
-   * Lets go of the dormant sessions the partition's event time has left dormantRetentionMs
-   * behind: their beats and retained offsets. Their windows were emitted when they went
-   * dormant; `flushedThrough` remembers how far, in case their device comes back after all.
-   */
-  private releaseDormant(p: PartitionState, touched: Set<SessionState>): void {
-    let next = Infinity;
-    for (const st of p.sessions.values()) {
-      if (!st.dormant) continue;
-      const until = st.windows.maxEventTimeMs + this.dormantRetentionMs;
-      if (until >= p.maxEventTimeMs) {
-        next = Math.min(next, until);
-        continue;
-      }
-      // Readings still held were never confirmed: quarantined, not silently forgotten.
-      this.quarantine(p, st, st.guard.drop());
-      p.tracker.setRetained(st.id, null);
-      p.sessions.delete(st.id);
-      touched.delete(st);
-      this.stats.releasedSessions++;
-      if (p.flushedThrough.size > 10_000) p.flushedThrough.clear();
-      p.flushedThrough.set(st.id, Math.max(st.emittedThroughMs, st.windows.closedThroughMs));
-    }
-    p.nextReleaseMs = next;
-  }
-
-  /** Sessions with open windows (not yet closed by the watermark or an idle flush). */
+  /** Sessions with open windows (not yet ended by their marker or by silence). */
   get openSessionCount(): number {
     let n = 0;
-    for (const p of this.partitions.values()) for (const st of p.sessions.values()) if (!st.dormant) n++;
-    return n;
-  }
-
-  /** Idle-flushed sessions whose beats are still held in case they resume. */
-  get dormantSessionCount(): number {
-    let n = 0;
-    for (const p of this.partitions.values()) for (const st of p.sessions.values()) if (st.dormant) n++;
+    for (const p of this.partitions.values()) n += p.sessions.size;
     return n;
   }
 
@@ -586,7 +590,7 @@ export class CoherenceWorker {
   }
 
   async stop(): Promise<void> {
-    if (this.idleTimer) clearInterval(this.idleTimer);
+    await this.endMarkers?.stop();
     await this.flush().catch((err) => this.opts.log.warn({ err }, 'coherence worker: final flush failed; records will be replayed'));
     await this.subscription?.stop();
     await Promise.all([this.windowWriter.close(), this.eventWriter.close()]).catch(() => undefined);

@@ -1,0 +1,127 @@
+// End-of-session markers: how a session's end reaches the coherence worker in event order.
+//
+// The end call (POST /v1/sessions/:id/end) changes the session in PostgreSQL; the session
+// changes relay publishes its new state to attune.session.changes.v1 (pipelines/session-changes.ts).
+// The worker cannot act on that record directly: it is on another topic, so where it falls
+// among the session's readings depends on timing (a worker catching up after a restart would
+// see the end before readings that came before it, and close windows early).
+//
+// So SessionEndMarkers reads the session changes and, for each ended session, appends a marker
+// to the READINGS topic with the key the session's readings have (the device id): it lands in
+// the same partition, after every reading the gateway acknowledged before the end call. The
+// worker closes the session's last windows when it reaches the marker, at the same place in
+// every run and every replay. A marker written twice (a redelivered change, a later change of
+// an ended session) finds nothing open and closes nothing.
+//
+// A marker is a SessionEvent record (type `session_end_marker`) on the readings topic: no new
+// schema, and consumers that do not know it dead-letter it as "not a HeartReading" rather than
+// mistaking it for one. Attune's own readers (the coherence worker, the readings sink) skip it.
+import type { Bus, OutgoingRecord, Subscription } from '../../bus/types.js';
+import type { Logger } from '../../lib/log.js';
+import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { SessionChange } from '../../schemas/registry/schemas.js';
+import type { SessionEventRecord } from '../../schemas/records.js';
+import { Topics, type TopicNames } from '../../schemas/topics.js';
+import { groupIdFor } from '../group-id.js';
+
+export const END_MARKER_TYPE = 'session_end_marker';
+export const END_MARKERS_GROUP = 'attune-coherence-end-markers';
+
+export interface EndMarker {
+  sessionId: string;
+  deviceId: string;
+  endedAtMs: number;
+}
+
+/** The marker record for a session's end, keyed like its readings (by device). */
+export async function endMarkerRecord(codec: Codec, m: EndMarker & { userId: string; orgId: string }): Promise<OutgoingRecord> {
+  const rec: SessionEventRecord = {
+    event_id: `${m.sessionId}:${END_MARKER_TYPE}`,
+    session_id: m.sessionId,
+    user_id: m.userId,
+    org_id: m.orgId,
+    type: END_MARKER_TYPE,
+    occurred_at: m.endedAtMs,
+    payload_json: JSON.stringify({ device_id: m.deviceId }),
+  };
+  return { key: m.deviceId, value: await codec.encode(Topics.sessionEvents, rec), timestamp: m.endedAtMs };
+}
+
+/** The end marker a decoded readings-topic value is, or null when it is something else. */
+export function asEndMarker(v: unknown): EndMarker | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  if (r.type !== END_MARKER_TYPE || typeof r.session_id !== 'string' || typeof r.occurred_at !== 'number') return null;
+  let deviceId = '';
+  try {
+    const p = JSON.parse(String(r.payload_json ?? '{}')) as { device_id?: unknown };
+    if (typeof p.device_id === 'string') deviceId = p.device_id;
+  } catch {
+    /* a marker without a readable payload still names its session */
+  }
+  return { sessionId: r.session_id, deviceId, endedAtMs: r.occurred_at };
+}
+
+export interface SessionEndMarkersOptions {
+  bus: Bus;
+  codec: Codec;
+  topics?: TopicNames;
+  log: Logger;
+  groupId?: string;
+}
+
+/** Session changes in, end markers on the readings topic out (see the top of this file). */
+export class SessionEndMarkers {
+  private subscription: Subscription | null = null;
+  readonly groupId: string;
+  readonly stats = { markers: 0, endedWithoutDevice: 0, undecodable: 0 };
+
+  constructor(private readonly opts: SessionEndMarkersOptions) {
+    this.groupId = opts.groupId ?? groupIdFor(END_MARKERS_GROUP, opts.topics);
+  }
+
+  async start(): Promise<void> {
+    const topics = this.opts.topics ?? Topics;
+    this.subscription = await this.opts.bus.subscribe({
+      groupId: this.groupId,
+      topics: [topics.sessionChanges],
+      fromBeginning: true,
+      eachBatch: async (batch) => {
+        const out: OutgoingRecord[] = [];
+        for (const rec of batch.records) {
+          let change: SessionChange;
+          try {
+            const d = decodeRecord<SessionChange>(this.opts.codec, rec.value);
+            change = d instanceof Promise ? await d : d;
+          } catch {
+            // The session dimension sink dead-letters it; here it simply ends nothing.
+            this.stats.undecodable++;
+            continue;
+          }
+          if (change.status !== 'ended' || change.ended_at === null || change.ended_at === undefined) continue;
+          if (!change.device_id) {
+            // Its readings may come from any of the user's devices: no one partition to mark.
+            // Its windows close on the event-time idle end instead.
+            this.stats.endedWithoutDevice++;
+            continue;
+          }
+          out.push(await endMarkerRecord(this.opts.codec, { sessionId: change.session_id, deviceId: change.device_id, userId: change.user_id, orgId: change.org_id, endedAtMs: change.ended_at }));
+        }
+        if (out.length > 0) {
+          await this.opts.bus.publish(topics.heartReadings, out);
+          this.stats.markers += out.length;
+        }
+        const last = batch.records[batch.records.length - 1];
+        if (last) {
+          await this.subscription?.commit(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString()).catch((err) => {
+            this.opts.log.warn({ err }, 'end markers: commit failed; the changes will be read again (a repeated marker closes nothing)');
+          });
+        }
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.subscription?.stop();
+  }
+}
