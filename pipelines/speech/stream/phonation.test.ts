@@ -16,7 +16,7 @@ const praat = JSON.parse(readFileSync(join(root, 'test/fixtures/speech/speaking-
 };
 const total = (spans: { startMs: number; endMs: number }[]) => spans.reduce((n, s) => n + s.endMs - s.startMs, 0);
 
-test('phonation time of the real clips agrees with Praat\'s: within 5% on clean recordings, 20% on the noisy meeting headset', async (t) => {
+test('phonation time of the real clips agrees with Praat\'s: within 5%, the noisy meeting headset included', async (t) => {
   for (const [file, ref] of Object.entries(praat.clips)) {
     const samples = readWavFile(join(root, '../shared/data/speech', file)).samples;
     const analyzer = new SpeechStreamAnalyzer(await SileroVad.load());
@@ -25,10 +25,10 @@ test('phonation time of the real clips agrees with Praat\'s: within 5% on clean 
     const spans = phonationSpans(analyzer.features.frameDbfs.view(), analyzer.allSegments);
     const ours = total(spans);
     t.diagnostic(`${file}: ${ours} ms vs Praat ${ref.sounding_ms} ms; ${spans.map((s) => `${s.startMs}-${s.endMs}`).join(' ')} vs ${ref.spans_ms.map(([a, b]) => `${a}-${b}`).join(' ')}`);
-    // The AMI headset has breath noise bumps just above the -25 dB threshold after words, which
-    // Praat's smoother intensity contour keeps under it: our word tails run ~150 ms longer.
-    const tolerance = file.startsWith('ami_') ? 0.2 : 0.05;
-    assert.ok(Math.abs(ours - ref.sounding_ms) <= tolerance * ref.sounding_ms, `${file}: ${ours} vs ${ref.sounding_ms}`);
+    // The AMI headset has breath-noise bumps a frame or two long just above the -25 dB threshold
+    // after words; Praat drops such short sounds before it bridges short silences, so they do not
+    // join the word before them (they did when the silences were bridged first: AMI 2680 ms, +15 %).
+    assert.ok(Math.abs(ours - ref.sounding_ms) <= 0.05 * ref.sounding_ms, `${file}: ${ours} vs ${ref.sounding_ms}`);
     // No sounding stretch where Praat hears silence.
     for (const s of spans) assert.ok(ref.spans_ms.some(([a, b]) => s.startMs < b && a < s.endMs), `${file}: ${s.startMs}-${s.endMs} is silent for Praat`);
   }
@@ -51,4 +51,10 @@ test('synthetic: loud stretches inside voice activity count, quiet and outside o
   blip.fill(0, 40, 43);
   assert.deepEqual(phonationSpans(blip, [seg(0, 1000)]), []);
   assert.deepEqual(phonationSpans(new Float32Array(0), [seg(0, 10)]), []);
+  // Praat's order: a 30 ms bump 100 ms after a word is dropped as too short before the silence
+  // between them is bridged, so it does not lengthen the word (bridging first gave 110-740 ms).
+  const tail = new Float32Array(100).fill(-60);
+  tail.fill(0, 10, 60);
+  tail.fill(0, 70, 73);
+  assert.deepEqual(phonationSpans(tail, [seg(0, 1000)]), [{ startMs: 110, endMs: 610 }]);
 });

@@ -53,12 +53,16 @@ export function phonationSpans(frameDbfs: Float32Array, segments: readonly Speec
     if (last && from - last.endMs < 1e-9) last.endMs = from + hop;
     else runs.push({ startMs: from, endMs: from + hop });
   }
-  // Bridge short silences, then drop short sounds.
+  // Drop short sounds, then bridge short silences: Praat's order (Intensity_to_TextGrid_detectSilences
+  // removes the short sounding intervals first). The other order lets a breath bump of a frame or
+  // two just after a word join the word across the silence between them (the AMI headset clip:
+  // word tails ~160 ms longer than Praat's).
   const bridged: TimeSpan[] = [];
   for (const r of runs) {
+    if (r.endMs - r.startMs < minSounding) continue;
     const last = bridged[bridged.length - 1];
     if (last && r.startMs - last.endMs < minSilent) last.endMs = r.endMs;
     else bridged.push({ ...r });
   }
-  return bridged.filter((r) => r.endMs - r.startMs >= minSounding);
+  return bridged;
 }
