@@ -2,7 +2,11 @@
 // differ when other work shares the cores) and how far cheaper decoder settings move the word
 // boundaries from the default ones, on the real clips of ../shared/data/speech.
 //
-//   node --import tsx pipelines/speech/align/align.bench.ts [runs=3]     (npm run bench:align)
+//   node --import tsx pipelines/speech/align/align.bench.ts [runs=3] [--fillers]     (npm run bench:align)
+//
+// --fillers aligns as the speech worker does, with an optional filled pause in every gap.
+// "default" is the aligner's own settings (DEFAULT_DECODER_CONFIG: beams wider than
+// PocketSphinx's); "pocketsphinx beams" are PocketSphinx's defaults, used before 2026-12-02.
 //
 // Every setting is loaded and warmed up first, then measured in the same run, interleaved: each
 // run aligns every clip once with every setting, in an order that rotates from run to run. The
@@ -28,10 +32,13 @@ const clips = [
   samples: readWavFile(`${dir}${name}.wav`).samples,
   words: readFileSync(`${dir}${name}.txt`, 'utf8').toLowerCase().replace(/[^a-z' ]+/g, ' ').split(/\s+/).filter(Boolean),
 }));
-const runs = runsArg(process.argv[2], 3);
+const withFillers = process.argv.includes('--fillers');
+const runs = runsArg(process.argv.slice(2).find((a) => a !== '--fillers'), 3);
+const alignOpts = { optionalFillers: withFillers };
 
 const settings: Array<[string, Record<string, number | string | boolean>]> = [
   ['default', {}],
+  ['pocketsphinx beams', { beam: 1e-48, pbeam: 1e-48, wbeam: 7e-29 }],
   ['topn=2', { topn: 2 }],
   ['beams 1e-30', { beam: 1e-30, pbeam: 1e-30, wbeam: 1e-20 }],
   ['beams 1e-20', { beam: 1e-20, pbeam: 1e-20, wbeam: 1e-15 }],
@@ -40,7 +47,7 @@ const settings: Array<[string, Record<string, number | string | boolean>]> = [
 ];
 const bench = new BenchRun('align', {
   description: 'soundswallower forced alignment of the real clips of ../shared/data/speech with the default decoder settings and cheaper ones, interleaved in one process',
-  options: { runs, settings: Object.fromEntries(settings) },
+  options: { runs, optional_fillers: withFillers, settings: Object.fromEntries(settings) },
 });
 const totalSeconds = clips.reduce((s, c) => s + c.samples.length / 16000, 0);
 
@@ -60,7 +67,7 @@ for (const [label, decoderConfig] of settings) {
   // Warm-up: WebAssembly starts in the baseline compiler and tiers up while it runs. Its outcomes
   // are the ones compared (the decoder is deterministic).
   const outcomes: AlignOutcome[] = [];
-  for (const c of clips) outcomes.push(await aligner.align(c.samples, c.words, 0));
+  for (const c of clips) outcomes.push(await aligner.align(c.samples, c.words, 0, alignOpts));
   loaded.push({ label, aligner, rssBytes, outcomes, rtfWall: [], rtfCpu: [] });
 }
 
@@ -68,7 +75,7 @@ for (const order of interleavedOrder(loaded, runs)) {
   for (const s of order) {
     const cpu0 = process.cpuUsage();
     const t = performance.now();
-    for (const c of clips) await s.aligner.align(c.samples, c.words, 0);
+    for (const c of clips) await s.aligner.align(c.samples, c.words, 0, alignOpts);
     const ms = performance.now() - t;
     const cpu = process.cpuUsage(cpu0);
     s.rtfWall.push((totalSeconds * 1000) / ms);

