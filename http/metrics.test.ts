@@ -9,8 +9,9 @@ import { silentLogger } from '../lib/log.js';
 import { Metrics } from '../lib/metrics.js';
 import { createAuthenticator } from './auth.js';
 import { createHttpServer } from './server.js';
-import { metricsTokenMatches, registerHttpMetrics, registerMetricsRoute, startMetricsListener, UNMATCHED_ROUTE } from './metrics.js';
-import { startTestAttune, type TestAttune } from '../test/attune.js';
+import { closeCodeLabel, metricsTokenMatches, registerHttpMetrics, registerMetricsRoute, startMetricsListener, UNMATCHED_ROUTE } from './metrics.js';
+import WebSocket from 'ws';
+import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
 
 const TOKEN = randomBytes(24).toString('hex');
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -23,6 +24,10 @@ function value(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(series + ' '));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
 }
+
+test('close codes as labels: standard and 44xx codes as they are, any other one "other"', () => {
+  assert.deepEqual([1000, 1006, 4408, 4413, 3999, 4500, 4999, 2000].map(closeCodeLabel), ['1000', '1006', '4408', '4413', 'other', 'other', 'other', 'other']);
+});
 
 test('the metrics token is compared whole, as a bearer token', () => {
   assert.equal(metricsTokenMatches(`Bearer ${TOKEN}`, TOKEN), true);
@@ -58,12 +63,31 @@ test('on the main server: GET /metrics needs the token; requests are counted by 
   registerMetricsRoute(app, metrics, TOKEN);
   app.get('/things/:id', { config: { auth: 'public' } }, async (req) => ({ id: (req.params as { id: string }).id }));
   app.post('/things/:id', { config: { auth: { scope: 'write:sessions' } } }, async () => ({}));
+  app.get('/socket/:code', { websocket: true, config: { auth: { scope: 'read:sessions', socket: true } } }, (socket, req) => {
+    socket.close(Number((req.params as { code: string }).code), 'test');
+  });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`;
 
   for (const id of ['a1', 'b2', 'c3']) assert.equal((await fetch(`${base}/things/${id}`)).status, 200);
   assert.equal((await fetch(`${base}/things/x`, { method: 'POST' })).status, 401);
   assert.equal((await fetch(`${base}/no/such/route-${randomBytes(4).toString('hex')}`)).status, 404);
+
+  // Sockets closed by the server with 4408 (twice) and 1000, and one a client closes with a code of its own.
+  const closed = (path: string, clientCode?: number) =>
+    new Promise<number>((resolve, reject) => {
+      const ws = new WebSocket(`${base.replace('http', 'ws')}${path}`);
+      if (clientCode) ws.once('open', () => ws.close(clientCode));
+      ws.once('close', (code) => resolve(code));
+      ws.once('error', reject);
+    });
+  assert.deepEqual([await closed('/socket/4408'), await closed('/socket/4408'), await closed('/socket/1000')], [4408, 4408, 1000]);
+  await closed('/socket/1000', 3999);
+  const closesCounted = async () => {
+    const t = await metrics.text();
+    return ['1000', '4408', 'other'].reduce((n, code) => n + (value(t, `attune_websocket_closes_total{code="${code}"}`) ?? 0), 0);
+  };
+  await waitFor('the four socket closes to be counted', async () => (await closesCounted()) === 4, 10_000, 20);
 
   const anonymous = await fetch(`${base}/metrics`);
   assert.equal(anonymous.status, 401);
@@ -87,6 +111,10 @@ test('on the main server: GET /metrics needs the token; requests are counted by 
   assert.equal(value(text, 'attune_http_requests_total{method="GET",route="/metrics",status="401"}'), 3);
   assert.equal(value(text, 'attune_http_request_duration_seconds_count{method="GET",route="/things/:id"}'), 3);
   assert.ok(!text.includes('a1') && !text.includes('/no/such'), 'no raw URL in any label');
+  assert.equal(value(text, 'attune_websocket_connections_total'), 4);
+  assert.equal(value(text, 'attune_websocket_closes_total{code="4408"}'), 2);
+  assert.equal((value(text, 'attune_websocket_closes_total{code="1000"}') ?? 0) + (value(text, 'attune_websocket_closes_total{code="other"}') ?? 0), 2);
+  assert.equal(value(text, 'attune_websocket_connections'), 0);
   assert.ok((value(text, 'attune_http_request_duration_seconds_sum{method="GET",route="/things/:id"}') ?? -1) >= 0);
 });
 

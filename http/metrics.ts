@@ -33,9 +33,20 @@ export function registerHttpMetrics(app: FastifyInstance, metrics: Metrics): voi
     done();
   });
   const opened = metrics.counter('attune_websocket_connections_total', 'WebSocket connections opened (every socket route: live ingest, live audio, live coherence and speech).');
-  app.websocketServer?.on('connection', () => opened.inc());
+  // How sockets end, by close code: 1000/1001 normal, 1006 cut without a close frame (a
+  // terminated socket), 44xx Attune's refusals and evictions (4401 auth, 4408 ping or idle
+  // timeout, 4413 message too large, a slow consumer's code...). Other codes a client may send
+  // are one label, "other", so a client cannot grow the series.
+  const closes = metrics.counter('attune_websocket_closes_total', 'WebSocket connections closed, by close code (44xx: refusals and evictions by Attune).', ['code']);
+  app.websocketServer?.on('connection', (socket: { once(event: 'close', fn: (code: number) => void): unknown }) => {
+    opened.inc();
+    socket.once('close', (code) => closes.inc({ code: closeCodeLabel(code) }));
+  });
   metrics.gaugeFrom('attune_websocket_connections', 'WebSocket connections open now.', [], () => [[{}, app.websocketServer?.clients.size ?? 0]]);
 }
+
+/** A close code as a label: the standard ones and 4400-4499 as they are, anything else "other". */
+export const closeCodeLabel = (code: number): string => ((code >= 1000 && code <= 1015) || (code >= 4400 && code <= 4499) ? String(code) : 'other');
 
 /** Whether an Authorization header carries `Bearer <token>` (compared in constant time). */
 export function metricsTokenMatches(authorization: string | undefined, token: string): boolean {
