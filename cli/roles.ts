@@ -9,6 +9,7 @@ import { type Bus } from '../bus/types.js';
 import { prefixedTopics, type TopicNames } from '../schemas/topics.js';
 import { createEmbeddedBus } from '../bus/embedded.js';
 import { createKafkaBus } from '../bus/kafka.js';
+import { withPublishTimeout } from '../bus/publish-timeout.js';
 import { createCodec, type Codec } from '../schemas/registry/codec.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry, type SchemaRegistry } from '../schemas/registry/registry.js';
 import { createStoreClient, type StoreClient } from '../store/clickhouse.js';
@@ -89,7 +90,8 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
       ? await createKafkaBus({ brokers: config.kafkaBrokers, clientId: config.kafkaClientId, log })
       : await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
   await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions, compacted: topic === topics.sessionChanges })));
-  return bus;
+  // Every publish settles within ATTUNE_PUBLISH_TIMEOUT_MS: the gateway answers 503 + Retry-After, never hangs.
+  return withPublishTimeout(bus, config.publishTimeoutMs);
 }
 
 export async function openCodec(config: AttuneConfig): Promise<Codec> {
@@ -133,44 +135,6 @@ export async function startAttune(
   let speechWorker: SpeechWorker | null = null;
   let sessionChanges: SessionChangesRelay | null = null;
   let sessionDimension: SessionDimensionSink | null = null;
-  if (roles.worker && store) {
-    sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
-    worker = new CoherenceWorker({
-      bus,
-      topics,
-      codec,
-      store,
-      sessions,
-      log: log.child({ role: 'coherence-worker' }),
-      allowedLatenessMs: config.coherence.allowedLatenessMs,
-      sessionIdleEndMs: config.coherence.sessionIdleEndMs,
-      writer: config.writer,
-    });
-    await sink.start();
-    await worker.start();
-    // Session changes: PostgreSQL's outbox → attune.session.changes.v1 → the ClickHouse dimension.
-    sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
-    await sessionDimension.start();
-    sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
-    sessionChanges.start();
-    if (config.speech.enabled) {
-      speechWorker = new SpeechWorker({
-        bus,
-        topics,
-        codec,
-        store,
-        sessions: speechSessions,
-        uploads: speechUploads,
-        log: log.child({ role: 'speech-worker' }),
-        clock,
-        defaultModel: config.speech.model,
-        scoreModelPath: config.speech.scoreModelPath ?? undefined,
-        alignment: config.speech.alignment,
-      });
-      await speechWorker.start();
-    }
-  }
-
   let live: LiveHub<CoherenceLiveRecord> | null = null;
   let speechLive: LiveHub<SpeechEventRecord> | null = null;
   let server: FastifyInstance | null = null;
@@ -218,6 +182,52 @@ export async function startAttune(
     }
   }
 
+  // The workers start after the server listens (issue 10): joining their consumer groups takes
+  // seconds on Kafka (after a crash, until the dead member's session expires), and ingest
+  // needs none of them. Until they have joined, their records wait on the bus.
+  try {
+    if (roles.worker && store) {
+      sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
+      worker = new CoherenceWorker({
+        bus,
+        topics,
+        codec,
+        store,
+        sessions,
+        log: log.child({ role: 'coherence-worker' }),
+        allowedLatenessMs: config.coherence.allowedLatenessMs,
+        sessionIdleEndMs: config.coherence.sessionIdleEndMs,
+        writer: config.writer,
+      });
+      // Their groups join in parallel: each join is a round of the group protocol.
+      await Promise.all([sink.start(), worker.start()]);
+      // Session changes: PostgreSQL's outbox → attune.session.changes.v1 → the ClickHouse dimension.
+      sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
+      await sessionDimension.start();
+      sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
+      sessionChanges.start();
+      if (config.speech.enabled) {
+        speechWorker = new SpeechWorker({
+          bus,
+          topics,
+          codec,
+          store,
+          sessions: speechSessions,
+          uploads: speechUploads,
+          log: log.child({ role: 'speech-worker' }),
+          clock,
+          defaultModel: config.speech.model,
+          scoreModelPath: config.speech.scoreModelPath ?? undefined,
+          alignment: config.speech.alignment,
+        });
+        await speechWorker.start();
+      }
+    }
+  } catch (err) {
+    await server?.close().catch(() => undefined);
+    throw err;
+  }
+
   registerWorkerMetrics(metrics, { sink, worker, speechWorker, sessionChanges, sessionDimension, live, speechLive });
   let metricsListener: MetricsListener | null = null;
   if (config.metrics.port !== null && opts.listen !== false) {
@@ -251,11 +261,8 @@ export async function startAttune(
       await server?.close();
       await live?.stop();
       await speechLive?.stop();
-      await sink?.stop();
-      await worker?.stop();
-      await speechWorker?.stop();
-      await sessionChanges?.stop();
-      await sessionDimension?.stop();
+      // Every consumer leaves its group at once (in parallel), so their partitions move on now.
+      await Promise.all([sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();

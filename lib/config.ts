@@ -12,6 +12,8 @@ export interface AttuneConfig {
   bus: 'embedded' | 'kafka';
   kafkaBrokers: string[];
   kafkaClientId: string;
+  /** Bound of one bus publish (ATTUNE_PUBLISH_TIMEOUT_MS, 5 s): past it the gateway answers 503 + Retry-After. */
+  publishTimeoutMs: number;
   schemaRegistryUrl: string | null;
   /** Partitions per topic when Attune creates its topics. */
   topicPartitions: number;
@@ -232,6 +234,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     bus,
     kafkaBrokers,
     kafkaClientId: e.KAFKA_CLIENT_ID ?? 'attune',
+    publishTimeoutMs: int(e, 'ATTUNE_PUBLISH_TIMEOUT_MS', 5_000, 100, 120_000),
     schemaRegistryUrl: url(e, 'SCHEMA_REGISTRY_URL'),
     topicPartitions: int(e, 'ATTUNE_TOPIC_PARTITIONS', 6, 1, 1024),
     topicPrefix: topicPrefix(e),
