@@ -179,14 +179,16 @@ test('2 % injected ectopic beats: every injected pair corrected as a pair, no ex
 
 /**
  * Records where RMSSD after cleaning the injected record is within 10 % of the uncleaned clean
- * record's in fewer than 90 % of windows: the literal reading of the bar is not met there. Both
- * are irregular reviewed NN series (NSRDB 16539: steps of 200–300 ms between neighbouring
- * beats; pyHRV: 5.2 · QD of dRR up to 250 ms) where the paper's thresholds, computed over a
- * window, flag real beats of the clean record as well; NeuroKit2's Kubios method, on the whole
- * record, flags real beats there too (5 and 83). Against the clean record as Attune cleans it
- * (what the injected ectopy costs) both pass.
+ * record's in fewer than 90 % of windows: the literal reading of the bar is not met there.
+ * NSRDB 16539 (40 of 48 windows, 83.3 %) is an irregular reviewed NN series (steps of 200–300 ms
+ * between neighbouring beats, intervals over 1.2 s cut out and the rest joined) where the paper's
+ * thresholds, computed over a window, flag real beats of the clean record as well; NeuroKit2's
+ * Kubios method, on the whole record, flags 5 real beats there too. Against the clean record as
+ * Attune cleans it (what the injected ectopy costs) it passes. pyHRV was listed here too (89.0 %)
+ * until the long/short re-timing was limited to misplaced beats (artifacts.ts 4.): 92.5 %, now
+ * asserted.
  */
-const RMSSD_RAW_NOT_MET = ['nsrdb_16539_seg09_5min.rr_ms.txt', 'pyhrv_SampleNNISeriesLong_60min.rr_ms.txt'];
+const RMSSD_RAW_NOT_MET = ['nsrdb_16539_seg09_5min.rr_ms.txt'];
 
 test('2 % injected ectopic beats: RMSSD within 10 % of the clean record in at least 90 % of windows, every record', (t) => {
   // "The clean record's RMSSD" is taken as Attune reports it: the clean record through the same
@@ -279,4 +281,40 @@ test('clean real records: no beat removed; corrections counted beside NeuroKit2 
     if (whole.removed > 0) dropped.push(`${name}: ${whole.removed} dropped`);
   }
   assert.deepEqual(dropped, []);
+});
+
+test('a real long interval that no short one compensates is left alone (pyHRV 820 / 1133 / 781 ms, reviewed NN record)', (t) => {
+  // Re-timing the beat after it (the paper's long/short correction) made this 957 / 957 ms; it
+  // is not a misplaced beat (the two intervals sum to 176 ms more than two local medians), so
+  // since the second artifact round of fixtures/ARTIFACT-SPLIT.md it is left alone: asserted on
+  // the whole record and in every window where the beat has its full 45-beat neighbourhood after
+  // it. Nearer a window's end the thresholds are computed on fewer beats (nothing after the
+  // window is read) and it may still be moved: counted, not asserted.
+  const name = 'pyhrv_SampleNNISeriesLong_60min.rr_ms.txt';
+  const rr = loadRr(name);
+  const times = beatTimesFromRr(rr);
+  const k = 616;
+  assert.deepEqual([rr[k - 1], rr[k], rr[k + 1]], [820, 1133, 781], 'the record changed');
+  const whole = cleanRr(times, rr);
+  assert.ok(hasBeat(whole.beatTimesMs, whole.count, times[k]), 'beat moved on the whole record');
+  const out = createCleanedRr();
+  const scratch = createArtifactScratch();
+  let windows = 0;
+  let full = 0;
+  let kept = 0;
+  for (const w of reference.recordings[name].windows) {
+    const from = lowerBound(times, w.startMs);
+    const to = lowerBound(times, w.startMs + reference.windowMs);
+    if (k < from || k + 1 >= to) continue;
+    windows++;
+    cleanRrInto(times, rr, from, to, out, scratch);
+    const isKept = hasBeat(out.beatTimesMs, out.count, times[k]);
+    if (isKept) kept++;
+    if (to - 1 - k >= 45) {
+      full++;
+      assert.ok(isKept, `beat moved in the window at ${w.startMs / 1000} s`);
+    }
+  }
+  t.diagnostic(`kept in ${kept} of the ${windows} windows that hold it (asserted in the ${full} with 45 beats after it)`);
+  assert.ok(full >= 5, `only ${full} windows with the beat's full neighbourhood`);
 });

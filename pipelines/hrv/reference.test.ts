@@ -327,14 +327,14 @@ test('through the product path, windows that cleaning left untouched match the r
 
 /**
  * Records short of the bar against the causal Kubios reference (measured 2026-12-02 after the
- * reference was chosen, see fixtures/README.md). pyHRV 60 min: 662 of 708 valid windows within
- * 10 % (93.5 %; peak 96.9 %). Of the 46 windows off: 16 the product left untouched and equal the
+ * reference was chosen, see fixtures/README.md). pyHRV 60 min: 647 of 708 valid windows within
+ * 10 % (91.4 %; peak 96.9 %). Of the 61 windows off: 26 the product left untouched and equal the
  * raw-RR reference (NeuroKit2 re-times real beats of this reviewed NN record there: it moves 83
- * peaks of the clean record, Attune's cleaning 37); 15 the product cleaned but still within 10 %
- * of the raw-RR reference; 15 off both, where the product re-times isolated long intervals that
- * no short one compensates (773 / 992 / 781, 844 / 1016 / 766, 859 / 1141 / 812 ms around 1340–
- * 1400 s; 781 / 1086 / 844 ms at 670 s) as the paper's long/short class, which NeuroKit2 corrects
- * differently. Against the raw-RR reference alone the record is 93.5 % as well.
+ * peaks of the clean record, Attune's cleaning 24; at 670 s it splits 781 / 1086 / 844 ms as a
+ * missed beat, CR 0.212 → 0.559); 17 the product cleaned but still within 10 % of the raw-RR
+ * reference; 18 off both. Against the raw-RR reference alone the record is 95.2 %. Before the
+ * long/short re-timing was limited to misplaced beats (artifacts.ts 4.) the record was 93.5 %
+ * against either reference: the product moved 13 more real beats, as NeuroKit2 moves them.
  */
 const PRODUCT_PATH_NOT_MET = ['pyhrv_SampleNNISeriesLong_60min.rr_ms.txt'];
 
