@@ -80,6 +80,8 @@ export interface AttuneConfig {
     enabled: boolean;
     /** Recognition model when a session names none: moonshine-tiny, moonshine-base, or a folder with a Moonshine-signature model. */
     model: string;
+    /** The same for uploads (ATTUNE_SPEECH_UPLOAD_MODEL, default moonshine-base); `model` is then the live streams' default. */
+    uploadModel: string;
     /** A scoring model with the rubric's signature; null for the shipped rubric. */
     scoreModelPath: string | null;
     /** Forced alignment of word times (else syllable estimates). */
@@ -286,6 +288,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     speech: {
       enabled: bool(e, 'ATTUNE_SPEECH', true),
       model: e.ATTUNE_SPEECH_MODEL?.trim() || 'moonshine-tiny',
+      uploadModel: e.ATTUNE_SPEECH_UPLOAD_MODEL?.trim() || 'moonshine-base',
       scoreModelPath: e.ATTUNE_SPEECH_SCORE_MODEL?.trim() || null,
       alignment: bool(e, 'ATTUNE_SPEECH_ALIGNMENT', true),
     },

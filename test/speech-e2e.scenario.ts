@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { readWavFile } from '../pipelines/speech/wav.test-util.js';
 import { wordErrors } from '../pipelines/speech/asr/wer.js';
-import { REAL_SPEECH, findGaps, generatedClipNames, loadGeneratedClip, scoreDetections, addScores } from '../pipelines/speech/fillers/filler-clips.test-util.js';
+import { REAL_SPEECH, findGaps, generatedClipNames, loadGeneratedClip } from '../pipelines/speech/fillers/filler-clips.test-util.js';
+import { scoreFillers } from '../pipelines/speech/fillers/filler-score.js';
 import { resample } from '../ingest/audio/resample.js';
 import { waitFor, type TestAttune } from './attune.js';
 import { SpeechEventListener, createSpeechSession, streamLiveAudio, uploadWav, wavBytes } from './speech-client.js';
@@ -164,7 +165,15 @@ export function speechScenario(t: TestContext['test'], getApp: () => TestAttune)
 
   t('generated filler clips: at least 80% of the fillers found, at most 1 false filler per minute of speech', async (tc) => {
     const app = getApp();
-    const scores = [];
+    // Matched as the issue's Done-when matches fillers: within 0.3 s (fillers/filler-score.ts, the
+    // scorer of the filler tests and of EVALUATION.md). On these espeak clips the forced alignment
+    // fails and words fall back to the syllable spread, so a filler the recogniser wrote ("We have
+    // um, three people", Moonshine base) can be placed 0.1 s after the marked one without
+    // overlapping it; requiring overlap counted it as a false filler (and the marked one as missed).
+    let found = 0;
+    let total = 0;
+    let falseHits = 0;
+    let speechMinutes = 0;
     for (const name of generatedClipNames()) {
       const clip = loadGeneratedClip(name);
       const { get } = await uploadAndWait(app, token(), wavBytes(clip.samples, 16_000), `${name}.wav`);
@@ -172,16 +181,19 @@ export function speechScenario(t: TestContext['test'], getApp: () => TestAttune)
       // The clips' truth marks their filled pauses (um, uh); lexical fillers such as a
       // sentence-initial "So" are the transcript rules' business (metrics/fillers.test.ts).
       const filledPause = (f: any) => ['um', 'uh', 'er', 'ah', 'hmm', 'filled_pause'].includes(f.filler);
-      const found = fluency.fillers.items.filter(filledPause).map((f: any) => ({ startMs: f.start_ms, endMs: f.end_ms }));
-      const s = scoreDetections(clip, found);
-      tc.diagnostic(`${name}: found ${s.found}/${s.total}, false ${s.falseHits}; sources ${fluency.fillers.items.map((f: any) => `${f.filler}:${f.source}`).join(' ')}`);
-      scores.push(s);
+      const detected = fluency.fillers.items.filter(filledPause).map((f: any) => ({ startMs: f.start_ms, endMs: f.end_ms }));
+      const truth = clip.fillers.map((f) => ({ startMs: f.start_ms, endMs: f.end_ms, filler: f.filler }));
+      const s = scoreFillers(truth, detected);
+      tc.diagnostic(`${name}: found ${s.found}/${s.total}, false ${s.falseHits}; sources ${fluency.fillers.items.map((f: any) => `${f.filler}:${f.source}@${f.start_ms}`).join(' ')}`);
+      found += s.found;
+      total += s.total;
+      falseHits += s.falseHits;
+      speechMinutes += clip.speechMs / 60_000;
     }
-    const all = addScores(scores);
-    tc.diagnostic(`all: ${all.found}/${all.total} found, ${all.falseHits} false in ${(all.speechMinutes * 60).toFixed(0)} s of speech`);
-    assert.ok(all.total >= 15);
-    assert.ok(all.found / all.total >= 0.8, `recall ${all.found}/${all.total}`);
-    assert.ok(all.falseHits / all.speechMinutes <= 1, `${all.falseHits} false in ${all.speechMinutes.toFixed(2)} min`);
+    tc.diagnostic(`all: ${found}/${total} found, ${falseHits} false in ${(speechMinutes * 60).toFixed(0)} s of speech`);
+    assert.ok(total >= 15);
+    assert.ok(found / total >= 0.8, `recall ${found}/${total}`);
+    assert.ok(falseHits / speechMinutes <= 1, `${falseHits} false in ${speechMinutes.toFixed(2)} min`);
   });
 
   t('a real recording with fillers: the audio fillers come back named (um, uh) from the alignment, source acoustic', async (tc) => {

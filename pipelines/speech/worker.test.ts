@@ -22,6 +22,7 @@ import { waitFor } from '../../test/attune.js';
 import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
 import { readWavFile } from './wav.test-util.js';
 import { SpeechWorker } from './worker.js';
+import { DEFAULT_UPLOAD_MODEL } from './default-models.js';
 
 const JFK = join(import.meta.dirname, '../../../shared/data/speech/jfk_1961_inaugural_M.wav');
 
@@ -126,6 +127,9 @@ test('one clean pass: the upload is analysed, stored, the session and upload com
     assert.ok(reference.words.length >= 20, `${reference.words.length} words`);
     assert.equal(reference.frames.length, 11);
     assert.equal(reference.scores.length, 1);
+    // Its settings name no model: an upload is recognised with the upload default, not the live one.
+    const models = await queryRows<{ model: string }>(store.client, `SELECT DISTINCT model FROM ${store.database}.speech_segments FINAL WHERE session_id = {s:String}`, { s: sessionId });
+    assert.deepEqual(models.map((r) => r.model), [DEFAULT_UPLOAD_MODEL]);
     // Nothing of the stream is left open: the committed offsets cover every record.
     await waitFor('offsets committed', async () => {
       const committed = await bus.committed('speech-clean', Topics.speechAudio);

@@ -55,6 +55,7 @@ import { splitWords, type SegmentTranscript } from './stream/recognition.js';
 import { RecognitionThread } from './stream/recognition-thread.js';
 import { assembleSessionResults, scoreInput, type SessionResults } from './stream/results.js';
 import type { SecondFeatures } from './stream/seconds.js';
+import { DEFAULT_LIVE_MODEL, DEFAULT_UPLOAD_MODEL } from './default-models.js';
 
 const RATE = 16_000;
 
@@ -68,8 +69,13 @@ export interface SpeechWorkerOptions {
   log: Logger;
   clock?: () => number;
   groupId?: string;
-  /** Recognition model when the session's settings name none (default moonshine-tiny). */
+  /** Recognition model of a live stream whose session's settings name none (default moonshine-tiny). */
   defaultModel?: string;
+  /**
+   * Recognition model of an upload whose session's settings name none (default moonshine-base,
+   * default-models.ts): an upload is not held to real time.
+   */
+  uploadModel?: string;
   /** Scoring model file; default the shipped rubric. */
   scoreModelPath?: string;
   /** Forced alignment on (default) or off (syllable estimates only). */
@@ -187,7 +193,7 @@ export class SpeechWorker {
     // Models a worker cannot run without are opened up front, so a missing file fails the
     // start with the command that fetches it rather than the first stream. Recognition,
     // alignment and filled pauses run in their own thread (stream/recognition-thread.ts).
-    this.recognition = new RecognitionThread({ defaultModel: this.opts.defaultModel ?? 'moonshine-tiny', alignment: this.opts.alignment !== false });
+    this.recognition = new RecognitionThread({ defaultModel: this.opts.defaultModel ?? DEFAULT_LIVE_MODEL, alignment: this.opts.alignment !== false });
     await this.recognition.start();
     this.scorer = await ScoreModel.load(this.opts.scoreModelPath ? { path: this.opts.scoreModelPath } : {});
     this.vadPool.push(await SileroVad.load());
@@ -277,7 +283,7 @@ export class SpeechWorker {
     await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, [{ record, reasonCode: deadLetterReason(err), reason: e.message }], this.clock());
   }
 
-  private parseSettings(json: string | undefined): StreamSettings {
+  private parseSettings(json: string | undefined, source: 'live' | 'upload'): StreamSettings {
     let raw: Record<string, unknown> = {};
     try {
       raw = JSON.parse(json || '{}') as Record<string, unknown>;
@@ -286,7 +292,12 @@ export class SpeechWorker {
     }
     const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v > 0 ? v : undefined);
     return {
-      model: typeof raw.model === 'string' && raw.model.length > 0 ? raw.model : (this.opts.defaultModel ?? 'moonshine-tiny'),
+      model:
+        typeof raw.model === 'string' && raw.model.length > 0
+          ? raw.model
+          : source === 'upload'
+            ? (this.opts.uploadModel ?? DEFAULT_UPLOAD_MODEL)
+            : (this.opts.defaultModel ?? DEFAULT_LIVE_MODEL),
       minPauseMs: num(raw.min_pause_ms),
       longPauseMs: num(raw.long_pause_ms),
     };
@@ -332,7 +343,7 @@ export class SpeechWorker {
   }
 
   private async openStream(frame: SpeechAudioFrame, part: PartitionState, offset: bigint): Promise<StreamState> {
-    const settings = this.parseSettings(frame.settings_json);
+    const settings = this.parseSettings(frame.settings_json, frame.source);
     const vad = await this.takeVad();
     const s: StreamState = {
       id: frame.stream_id,
