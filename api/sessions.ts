@@ -387,7 +387,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
             coherence_threshold: { type: 'number', minimum: 0, maximum: 1 },
             threshold_duration_s: { type: 'integer', minimum: 5, maximum: 3600 },
             metadata: { type: 'object', additionalProperties: true, maxProperties: 50 },
-            version: { type: 'integer', minimum: 1, description: 'The version the change is based on (optimistic concurrency).' },
+            version: { type: 'integer', minimum: 1, maximum: 2_147_483_647, description: 'The version the change is based on (optimistic concurrency).' },
           },
           additionalProperties: false,
         },

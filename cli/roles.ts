@@ -163,6 +163,7 @@ export async function startAttune(
       speechUploadLimits: config.speechUpload,
       maxStoredJsonBytes: config.maxStoredJsonBytes,
       httpTimeouts: config.httpTimeouts,
+      corsOrigins: config.corsOrigins,
       health: [
         { name: 'postgres', check: async () => (await sql.query('SELECT 1'), true) },
         ...(store ? [{ name: 'clickhouse', check: () => store.ping() }] : []),

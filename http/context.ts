@@ -43,6 +43,8 @@ export interface AppContext {
   maxStoredJsonBytes?: number;
   /** Connection, request and body timeouts (config.httpTimeouts); http/timeouts.ts defaults when absent. */
   httpTimeouts?: HttpTimeouts;
+  /** Origins whose pages may read answers (config.corsOrigins, http/response-headers.ts); none when absent. */
+  corsOrigins?: string[];
   health: HealthCheck[];
   clock: () => number;
   /** Which roles this server carries; decides which routes it registers. */

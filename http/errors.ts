@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AttuneError, isAttuneError, type ErrorCode, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
 import { MAX_BODY_JSON_DEPTH, bodyTooDeep, jsonBytesDepth } from '../lib/json-limits.js';
+import { invalidText, jsonBytesHaveNul } from '../lib/text-limits.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string };
@@ -205,6 +206,11 @@ export function registerJsonBodyParser(app: FastifyInstance, maxDepth = MAX_BODY
     const bytes = body as Buffer;
     if (jsonBytesDepth(bytes, maxDepth) > maxDepth) {
       done(bodyTooDeep(maxDepth), undefined);
+      return;
+    }
+    // A \u0000 in any string: PostgreSQL stores no NUL (lib/text-limits.ts).
+    if (jsonBytesHaveNul(bytes)) {
+      done(invalidText('/'), undefined);
       return;
     }
     parse(req, bytes.toString('utf8'), done);

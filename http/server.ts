@@ -3,13 +3,14 @@
 // concern, with JSON Schemas that double as validation and as the OpenAPI document.
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import websocket from '@fastify/websocket';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import type { AppContext } from './context.js';
 import { clientErrorHandler, frameworkErrorHandler, registerErrorHandling } from './errors.js';
 import { registerAuth } from './auth-plugin.js';
 import { connectionsCheckingIntervalMs, DEFAULT_HTTP_TIMEOUTS, registerBodyRateGuard, requestIdFor, type HttpTimeouts } from './timeouts.js';
 import { wsConnectionHook, wsErrorHandler } from './ws-limits.js';
+import { registerOpenApi } from './openapi.js';
+import { registerResponseHeaders } from './response-headers.js';
+import { registerTextGuard } from './text-guard.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -27,7 +28,7 @@ export interface HttpServerLimits {
  * OpenAPI document and the WebSocket plugin. Routes are registered on it by the composition
  * root (cli/server.ts).
  */
-export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, limits: HttpServerLimits): Promise<FastifyInstance> {
+export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'corsOrigins'>, limits: HttpServerLimits): Promise<FastifyInstance> {
   const timeouts: HttpTimeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...limits.timeouts };
   const app = Fastify({
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
@@ -61,25 +62,19 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth'>, li
   });
   registerErrorHandling(app);
   registerBodyRateGuard(app, timeouts);
+  // CORS for ATTUNE_CORS_ORIGINS only, and Cache-Control: no-store on every answer but the
+  // docs' files (http/response-headers.ts); before the rate limit, so a 429 carries them too.
+  await registerResponseHeaders(app, { corsOrigins: ctx.corsOrigins });
+  // A %00 in the URL is a 400 before any route (PostgreSQL stores no NUL): http/text-guard.ts.
+  registerTextGuard(app);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: {
-        title: 'Attune API',
-        version: API_VERSION,
-        description:
-          'Heart data ingest, HRV coherence history and live updates. Errors are {"error":{"code","message","details","request_id"}}. ' +
-          'WebSocket routes are listed as GET; see the README for their message protocol.',
-      },
-      components: { securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
-    },
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
   // A message over the limit closes its socket with 4413 and a coded reason, logged at info
   // (ws alone closes with 1009, an empty reason, and an error with a stack): http/ws-limits.ts.
   await app.register(websocket, { options: { maxPayload: limits.maxWsMessageBytes }, errorHandler: wsErrorHandler });
   app.websocketServer.on('connection', wsConnectionHook(limits.maxWsMessageBytes));
+  // The OpenAPI document and UI (http/openapi.ts), after the WebSocket plugin: its route hook
+  // lists the sockets that plugin hides and adds the coded error answers to every route.
+  await registerOpenApi(app, { version: API_VERSION });
   // After the docs plugin's own routes: every route from here on declares who may call it.
   registerAuth(app, ctx.auth);
 

@@ -63,6 +63,8 @@ export interface AttuneConfig {
   speechUpload: { maxBytes: number; maxDurationS: number };
   /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes. */
   maxStoredJsonBytes: number;
+  /** Origins whose pages may read answers (CORS, http/response-headers.ts): ATTUNE_CORS_ORIGINS, a comma list or `*`; empty (default): no CORS headers. */
+  corsOrigins: string[];
   /**
    * HTTP timeouts (http/timeouts.ts HttpTimeouts): request line and headers, the whole request
    * with its body (the ceiling for uploads), an idle socket, an idle kept-alive connection, and
@@ -192,6 +194,26 @@ function metricsConfig(e: Env): AttuneConfig['metrics'] {
   return { port, host: e.ATTUNE_METRICS_HOST?.trim() || '127.0.0.1', token };
 }
 
+/** ATTUNE_CORS_ORIGINS: origins such as https://app.example.com or http://localhost:3000, comma-separated, or `*`. */
+function corsOrigins(env: Env, name: string): string[] {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const o of list) {
+    if (o === '*') continue;
+    let u: URL | null = null;
+    try {
+      u = new URL(o);
+    } catch {
+      /* reported below */
+    }
+    if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== o) {
+      throw new ConfigError(name, `expected origins scheme://host[:port] (no path, no trailing slash) or *, got "${o}"`);
+    }
+  }
+  return [...new Set(list)];
+}
+
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -284,6 +306,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       maxDurationS: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_DURATION_S', 4 * 3600, 1, 24 * 3600),
     },
     maxStoredJsonBytes: int(e, 'ATTUNE_MAX_STORED_JSON_BYTES', 16_384, 1_024, 1_048_576),
+    corsOrigins: corsOrigins(e, 'ATTUNE_CORS_ORIGINS'),
     metrics: metricsConfig(e),
     speech: {
       enabled: bool(e, 'ATTUNE_SPEECH', true),

@@ -3,6 +3,7 @@
 // turned into a JSON.stringify RangeError, a 500), and the free-form objects a client stores
 // (session metadata, speech-session settings, upload metadata) are capped in bytes and depth,
 // so that no tenant can make lists, caches and bus records large for everyone.
+import { invalidText, unstorableJsonText } from './text-limits.js';
 import { AttuneError } from './errors.js';
 
 /** Stored JSON (metadata, settings): at most this many bytes by default (ATTUNE_MAX_STORED_JSON_BYTES). */
@@ -109,11 +110,15 @@ export function storedJsonTooDeep(field: string, maxDepth: number): AttuneError 
  */
 export function checkStoredJson(value: unknown, field: string, limits: StoredJsonLimits): number {
   if (jsonValueDepth(value, limits.maxDepth) > limits.maxDepth) throw storedJsonTooDeep(field, limits.maxDepth);
-  const bytes = Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
+  const text = JSON.stringify(value) ?? '';
+  const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > limits.maxBytes) {
     throw new AttuneError('validation_error', `${field.replace(/^\//, '')} is larger than ${limits.maxBytes} bytes of JSON`, [
       { field, reason: 'json_too_large', max_bytes: limits.maxBytes, bytes, message: `${bytes} bytes of JSON; at most ${limits.maxBytes}` },
     ]);
   }
+  // NUL and lone surrogates: jsonb refuses them (a 500 before).
+  const unstorable = unstorableJsonText(text);
+  if (unstorable) throw invalidText(field, unstorable);
   return bytes;
 }

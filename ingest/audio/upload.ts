@@ -13,6 +13,8 @@ import { iso } from '../../lib/time.js';
 import { type Principal } from '../../lib/principal.js';
 import type { AppContext } from '../../http/context.js';
 import { errorBodySchema } from '../../http/errors.js';
+import { documentedBody } from '../../http/openapi.js';
+import { invalidText } from '../../lib/text-limits.js';
 import { principalOf } from '../../http/auth-plugin.js';
 import type { SpeechSession, SpeechUpload } from '../../store/postgres/speech-sessions-repo.js';
 import { WavStreamParser, type WavFormat } from './wav-stream.js';
@@ -36,6 +38,19 @@ export const DEFAULT_UPLOAD_LIMITS: SpeechUploadLimits = { maxBytes: 200 * 1024 
 export const MAX_METADATA_BYTES = 64 * 1024;
 
 const sessionIdParam = { type: 'string', minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._:-]+$' } as const;
+
+/**
+ * The multipart form, for the OpenAPI document only: the handler reads the parts as a stream
+ * (a schema here would make Fastify validate a body it never builds).
+ */
+const uploadFormSchema = {
+  type: 'object',
+  properties: {
+    file: { type: 'string', format: 'binary', contentMediaType: 'audio/wav', description: 'The WAV file (a file part, with a filename).' },
+    metadata: { type: 'string', contentMediaType: 'application/json', maxLength: MAX_METADATA_BYTES, description: 'Optional: a JSON object stored with the upload (at most ATTUNE_MAX_STORED_JSON_BYTES, 16 KB, and 32 levels deep).' },
+  },
+  required: ['file'],
+};
 
 const acceptedResponse = {
   type: 'object',
@@ -105,7 +120,7 @@ export async function registerSpeechUploadRoutes(app: FastifyInstance, ctx: AppC
     scope.post<{ Params: { id: string } }>(
       '/v1/speech-sessions/:id/upload',
       {
-        config: { auth: { scope: SpeechScopes.write } },
+        config: { auth: { scope: SpeechScopes.write }, swaggerTransform: documentedBody(uploadFormSchema) },
         schema: {
           tags: ['speech'],
           summary: 'Upload a WAV file (multipart: field `file`, optional JSON field `metadata`) to a speech session.',
@@ -184,6 +199,8 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
             { field: part.fieldname, reason: 'unexpected_file_field' },
           ]);
         }
+        // A NUL in the file name (RFC 5987 filename*=UTF-8''%00) would reach PostgreSQL as a 500.
+        if (part.filename?.includes('\0')) throw invalidText('file');
         await job.receiveFile(part);
       } else if (part.fieldname === 'metadata') {
         await job.setMetadata(parseMetadata(part, stored));
