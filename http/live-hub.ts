@@ -13,6 +13,7 @@ import type { Logger } from '../lib/log.js';
 import { iso } from '../lib/time.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import { CloseCodes, type SocketAuth } from './http-auth.js';
+import { watchSocket, type HeartbeatTimers } from './ws-heartbeat.js';
 
 /** What every live message looks like on the socket. */
 export interface Envelope<T extends string = string> {
@@ -32,7 +33,6 @@ const SOCKET_HIGH_WATER_BYTES = 256 * 1024;
  * nothing it does slows the hub or the other clients.
  */
 export class LiveClient {
-  alive = true;
   closed = false;
   private readonly queue: string[] = [];
   private waiting = false;
@@ -91,8 +91,11 @@ export interface LiveHubOptions {
   log: Logger;
   /** Messages a client may have waiting before it is dropped as a slow consumer. */
   maxBufferedMessages: number;
+  /** Ping interval: a socket that has not answered a ping when the next is due is closed with 4408 (http/ws-heartbeat.ts). */
   heartbeatMs: number;
   clock: () => number;
+  /** The heartbeat's timers (tests); real ones when absent. */
+  heartbeatTimers?: HeartbeatTimers;
 }
 
 export interface LiveFeed<R> {
@@ -108,7 +111,6 @@ export class LiveHub<R = unknown> {
   private readonly byKey = new Map<string, Set<LiveClient>>();
   private readonly all = new Set<LiveClient>();
   private subscription: Subscription | null = null;
-  private heartbeat: NodeJS.Timeout | null = null;
   readonly stats: LiveStats = { clients: 0, delivered: 0, slowDisconnects: 0 };
 
   constructor(
@@ -139,8 +141,6 @@ export class LiveHub<R = unknown> {
         }
       },
     });
-    this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs);
-    this.heartbeat.unref();
   }
 
   /** Sends one record to the clients attached under its keys. */
@@ -176,8 +176,15 @@ export class LiveHub<R = unknown> {
     }
     this.all.add(client);
     this.stats.clients = this.all.size;
-    socket.on('pong', () => {
-      client.alive = true;
+    // Pong only: these sockets read nothing but authenticate messages, so a quiet client that
+    // answers pings is kept (no idle timeout); each ping comes with a heartbeat envelope.
+    watchSocket(socket, {
+      pingIntervalMs: this.opts.heartbeatMs,
+      idleTimeoutMs: null,
+      timers: this.opts.heartbeatTimers,
+      log: this.opts.log,
+      name: this.feed.name,
+      onPing: () => client.send(heartbeatEnvelope(this.opts.clock())),
     });
     socket.once('close', () => {
       client.closed = true;
@@ -193,35 +200,16 @@ export class LiveHub<R = unknown> {
     return client;
   }
 
-  private beat(): void {
-    heartbeatClients(this.all, this.opts.clock());
-  }
-
   async stop(): Promise<void> {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = null;
     await this.subscription?.stop();
     this.subscription = null;
     for (const c of this.all) c.socket.close(1001, 'server shutting down');
   }
 }
 
-/**
- * Pings every client and sends it a heartbeat envelope; a client that has not answered the
- * previous ping (its `alive` was not set again by a pong) is terminated.
- */
-export function heartbeatClients(clients: Iterable<LiveClient>, now: number): void {
-  const text = JSON.stringify({ id: randomUUID(), type: 'heartbeat', timestamp: iso(now), payload: {} } satisfies Envelope);
-  for (const c of clients) {
-    if (!c.alive) {
-      // No pong since the last ping: the peer is gone without a close.
-      c.socket.terminate();
-      continue;
-    }
-    c.alive = false;
-    c.socket.ping();
-    c.send(text);
-  }
+/** The `heartbeat` envelope sent with each ping. */
+export function heartbeatEnvelope(now: number): string {
+  return JSON.stringify({ id: randomUUID(), type: 'heartbeat', timestamp: iso(now), payload: {} } satisfies Envelope);
 }
 
 /** Disconnects a client whose queue overflowed (close code 4008); false when it was closed already. */

@@ -9,6 +9,7 @@ import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { CloseCodes, reauthenticationAhead, socketAuth } from '../http/http-auth.js';
+import { heartbeatSettings, watchSocket } from '../http/ws-heartbeat.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { Device, Session } from '../store/postgres/sessions-repo.js';
 import { publishReadings } from './publisher.js';
@@ -317,6 +318,8 @@ async function publish(ctx: AppContext, records: HeartReadingRecord[]): Promise<
  * reading, an array of readings, or `{"type":"readings","id":…,"readings":[…]}`. Every
  * message is answered with `{"type":"ack","id","accepted"}` once its readings are on the
  * bus, or `{"type":"error","id","error":{code,message,details}}`; the socket stays open.
+ * Pinged every ATTUNE_WS_HEARTBEAT_MS: an unanswered ping, or no message for
+ * ATTUNE_WS_IDLE_TIMEOUT_S, closes it with 4408 (http/ws-heartbeat.ts) after an error message.
  */
 function handleIngestSocket(
   ctx: AppContext,
@@ -337,6 +340,12 @@ function handleIngestSocket(
   const auth = socketAuth(ctx, socket, req, async (p) => {
     device = await ownedDevice(ctx, p, req.params.device_id);
     send({ type: 'authenticated', device_id: device.id });
+  });
+  watchSocket(socket, {
+    ...heartbeatSettings(ctx.liveOptions, true),
+    log: ctx.log,
+    name: 'live-ingest',
+    onTimeout: (t) => sendError(null, new AttuneError('request_timeout', `socket closed: ${t.text}`, [{ reason: t.reason }])),
   });
   // Messages are processed one at a time, after authentication, so acks come back in order.
   let chain: Promise<unknown> = auth.initial;

@@ -58,6 +58,8 @@ export interface AttuneConfig {
     /** Messages queued for one WebSocket client before it is disconnected as too slow. */
     maxBufferedMessages: number;
     heartbeatMs: number;
+    /** An ingest socket (live readings, live audio) with no message for this long is closed with 4408 (pings alone do not keep it). */
+    idleTimeoutMs: number;
   };
   /** Speech file uploads: larger or longer files are refused with 413. */
   speechUpload: { maxBytes: number; maxDurationS: number };
@@ -300,6 +302,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     live: {
       maxBufferedMessages: int(e, 'ATTUNE_WS_MAX_BUFFERED', 256, 1, 100_000),
       heartbeatMs: int(e, 'ATTUNE_WS_HEARTBEAT_MS', 15_000, 100, 600_000),
+      idleTimeoutMs: int(e, 'ATTUNE_WS_IDLE_TIMEOUT_S', 60, 1, 86_400) * 1000,
     },
     speechUpload: {
       maxBytes: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_BYTES', 200 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),

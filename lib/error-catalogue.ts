@@ -123,6 +123,8 @@ export const Reasons = {
   unsupported_content_type: r('unsupported_media_type', 'A body whose content type the route does not accept.'),
   websocket_only: r('upgrade_required', 'A plain HTTP request to a WebSocket route (send Upgrade: websocket).'),
   request_timeout: r('request_timeout', 'The request was not received in time.'),
+  ping_timeout: r('request_timeout', 'A WebSocket did not answer a ping before the next one was due (the socket closes with 4408).'),
+  idle_timeout: r('request_timeout', 'An ingest WebSocket sent no message for ATTUNE_WS_IDLE_TIMEOUT_S (the socket closes with 4408).'),
   rate_limited: r('rate_limited', 'Over a rate limit (a device over its readings per second: retry_after_s says when to retry).'),
   shutting_down: r('unavailable', 'The server is shutting down.'),
   // Bus, schema registry and storage.

@@ -1,10 +1,14 @@
 // Live speech audio over the WebSocket, with a real ws client against a listening server on
 // chDB and the embedded bus: a 48 kHz clip sent in 20 ms messages arrives on the bus as
 // small frames, published while the client is still sending, exactly the resampled audio;
-// stop and a bare close both end the stream; protocol errors are coded.
+// stop and a bare close both end the stream; protocol errors are coded; a client that stops
+// answering pings, or sends nothing for the idle timeout, is closed with 4408 and its stream
+// ended once, as by stop.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
 import type { Bus } from '../../bus/types.js';
 import { parseWav } from '../../pipelines/speech/wav.test-util.js';
 import { readFileSync } from 'node:fs';
@@ -48,8 +52,9 @@ interface Client {
   sendAsync(data: Buffer | string): Promise<void>;
 }
 
-async function connect(sessionId: string, token: string | null): Promise<Client> {
+async function connect(sessionId: string, token: string | null, onMessage?: (msg: any, ws: WebSocket) => void): Promise<Client> {
   const ws = new WebSocket(`${srv.wsUrl}/v1/ingest/audio/${sessionId}${token ? `?token=${token}` : ''}`);
+  if (onMessage) ws.on('message', (d, isBinary) => !isBinary && onMessage(JSON.parse(d.toString()), ws));
   const inbox: any[] = [];
   ws.on('message', (d, isBinary) => {
     if (!isBinary) inbox.push(JSON.parse(d.toString()));
@@ -75,9 +80,9 @@ const expectedAt16k = (pcm: Buffer, rate: number) => {
   return toPcm16(resample(f, rate, 16000));
 };
 
-async function startedClient(userId = 'u-live', orgId = 'o-live', rate = 48000) {
+async function startedClient(userId = 'u-live', orgId = 'o-live', rate = 48000, onMessage?: (msg: any, ws: WebSocket) => void) {
   const session = await srv.newSession(userId, orgId, { pause_ms: 250 });
-  const c = await connect(session.id, srv.token(userId, orgId));
+  const c = await connect(session.id, srv.token(userId, orgId), onMessage);
   assert.equal((await c.next('authenticated')).session_id, session.id);
   c.ws.send(JSON.stringify({ type: 'start', sample_rate: rate, encoding: 'pcm16' }));
   const started = await c.next('started');
@@ -255,5 +260,116 @@ describe('protocol errors', () => {
     late.ws.send(JSON.stringify({ type: 'authenticate', token: srv.token('u-owner', 'o-live') }));
     assert.equal((await late.next('authenticated')).session_id, session.id);
     late.ws.close();
+  });
+});
+
+describe('heartbeat: a timeout counts as stop', () => {
+  /** Runs `fn` with the sockets' heartbeat settings (read when a socket connects). */
+  async function withHeartbeat(live: { heartbeatMs: number; idleTimeoutMs: number }, fn: () => Promise<void>, log?: typeof srv.ctx.log): Promise<void> {
+    const saved = srv.ctx.liveOptions;
+    const savedLog = srv.ctx.log;
+    const options: typeof saved = { ...saved, ...live };
+    srv.ctx.liveOptions = options;
+    if (log) srv.ctx.log = log;
+    try {
+      await fn();
+    } finally {
+      srv.ctx.liveOptions = saved;
+      srv.ctx.log = savedLog;
+    }
+  }
+  /** The server's log lines (debug and up) while a test runs with `capture`. */
+  const logged: any[] = [];
+  const capture = pino(
+    { level: 'debug' },
+    new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split('\n')) if (line) logged.push(JSON.parse(line));
+        done();
+      },
+    }),
+  );
+  const pcm16k = toPcm16(parseWav(readFileSync(`${data}speech/librispeech_251-137823-0002_M.wav`)).samples.subarray(0, 16000));
+  const lastFrames = (id: string) => srv.frames.streams.get(id)!.frames.filter((f) => f.is_last).length;
+
+  async function assertEndedAsStop(sessionId: string, streamId: string, pcm: Buffer) {
+    const stream = await srv.frames.finished(streamId);
+    assert.ok(streamPcm(stream).equals(pcm), 'every sample sent before the timeout is on the bus');
+    assert.equal(stream.last!.aborted_reason, null, 'a normal end, as by stop');
+    const s = await waitFor('the session to leave recording', async () => {
+      const r = (await srv.sessions.get(sessionId))!;
+      return r.status !== 'recording' && r;
+    });
+    assert.equal(s.status, 'processing', 'handed to the worker for analysis');
+    assert.ok(s.endedAt !== null);
+    assert.ok(Math.abs(s.audioDurationS! - pcm.length / 2 / 16000) < 1e-9);
+    assert.equal(await srv.sessions.openAudioStream(sessionId), null, 'the stream claim is released');
+  }
+
+  test('a client that vanishes mid-stream (reads nothing, so answers no ping) is closed with 4408 ping_timeout; its stream ends as with stop', { timeout: 60_000 }, async () => {
+    await withHeartbeat({ heartbeatMs: 250, idleTimeoutMs: 60_000 }, async () => {
+      const { session, c, started } = await startedClient('u-live', 'o-live', 16000);
+      for (let at = 0; at < pcm16k.length; at += 640) await c.sendAsync(pcm16k.subarray(at, at + 640));
+      // Gone without a close: the client no longer reads its socket (pings included).
+      c.ws.pause();
+      // The server ends the stream on its own: no stop, no close from the client.
+      await assertEndedAsStop(session.id, started.stream_id, pcm16k);
+      assert.equal(lastFrames(started.stream_id), 1);
+      c.ws.resume();
+      const closed = await c.closed;
+      assert.equal(closed.code, LiveAudioCloseCodes.timeout);
+      assert.equal(closed.code, 4408);
+      assert.equal(closed.reason, 'ping_timeout: no pong within 0.25 s');
+      const err = c.inbox.find((m) => m.type === 'error');
+      assert.equal(err?.error.code, 'request_timeout');
+      assert.equal(err?.error.details[0].reason, 'ping_timeout');
+      assert.equal(c.inbox.some((m) => m.type === 'stopped'), false, 'no stopped message to a socket that is closing');
+    });
+  });
+
+  test('a client that answers pings but sends nothing is closed with 4408 idle_timeout; a stop racing the close and the close itself end the stream only once', { timeout: 60_000 }, async () => {
+    await withHeartbeat({ heartbeatMs: 200, idleTimeoutMs: 1_500 }, async () => {
+      let stopSent = false;
+      const { session, c, started } = await startedClient('u-live', 'o-live', 16000, (msg, ws) => {
+        // The timeout's error message arrives just before its close frame: answer it with a
+        // stop, which reaches the server after it closed the socket and ended the stream.
+        if (msg.type === 'error' && msg.error.details[0]?.reason === 'idle_timeout' && ws.readyState === WebSocket.OPEN) {
+          ws.send(JSON.stringify({ type: 'stop' }));
+          stopSent = true;
+        }
+      });
+      const versionAfterStart = (await srv.sessions.get(session.id))!.version;
+      for (let at = 0; at < pcm16k.length; at += 640) await c.sendAsync(pcm16k.subarray(at, at + 640));
+      const closed = await c.closed;
+      assert.equal(closed.code, 4408);
+      assert.equal(closed.reason, 'idle_timeout: no message for 1.5 s');
+      assert.ok(stopSent, 'the stop was sent after the timeout');
+      await assertEndedAsStop(session.id, started.stream_id, pcm16k);
+      // The server has handled the stop and the close (everything queued on the connection) ...
+      await waitFor('the server to handle the close', () => logged.some((l) => l.msg === 'live audio: socket closed and handled' && l.session_id === session.id));
+      // ... and ended the stream once: one last frame, the session updated once (created, claimed, ended).
+      assert.equal(lastFrames(started.stream_id), 1);
+      assert.equal((await srv.sessions.get(session.id))!.version, versionAfterStart + 1);
+    }, capture);
+  });
+
+  test('an active client is not closed: 2 s of audio at real-time pace with a 100 ms ping and a 400 ms idle timeout, then stop', { timeout: 60_000 }, async () => {
+    await withHeartbeat({ heartbeatMs: 100, idleTimeoutMs: 400 }, async () => {
+      const { c, started } = await startedClient('u-live', 'o-live', 16000);
+      const pcm = Buffer.concat([pcm16k, pcm16k]);
+      const t0 = performance.now();
+      for (let at = 0, i = 1; at < pcm.length; at += 640, i++) {
+        await c.sendAsync(pcm.subarray(at, at + 640));
+        // 20 ms of audio per message, sent when it would have been spoken.
+        const wait = t0 + i * 20 - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      }
+      c.ws.send(JSON.stringify({ type: 'stop' }));
+      const stopped = await c.next('stopped');
+      assert.equal(stopped.samples, pcm.length / 2);
+      assert.equal((await c.closed).code, 1000);
+      assert.equal(c.inbox.some((m) => m.type === 'error'), false);
+      assert.equal(lastFrames(started.stream_id), 1);
+    });
   });
 });

@@ -19,19 +19,26 @@
 // PAUSE_AFTER_S of audio is waiting for the bus, the socket stops being read (TCP then
 // slows the client) until less than RESUME_BELOW_S is waiting; a client that still piles up
 // MAX_PENDING_S (messages already buffered when reading stopped) is closed with 4029.
+//
+// Heartbeat (http/ws-heartbeat.ts): the socket is pinged every ATTUNE_WS_HEARTBEAT_MS; a ping
+// unanswered when the next is due, or no message for ATTUNE_WS_IDLE_TIMEOUT_S, closes it with
+// 4408 (`ping_timeout` / `idle_timeout`) after an error message. That counts as a stop: the
+// stream is ended at once (finish, the path of stop and of a bare close; it runs once,
+// whichever of them comes first), its claim released, and the session analysed.
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../../lib/errors.js';
 import type { AppContext } from '../../http/context.js';
 import { CloseCodes, reauthenticationAhead, socketAuth } from '../../http/http-auth.js';
+import { WS_TIMEOUT, heartbeatSettings, watchSocket } from '../../http/ws-heartbeat.js';
 import type { SpeechSession } from '../../store/postgres/speech-sessions-repo.js';
 import { LiveFraming, SpeechAudioPublisher, BUS_SAMPLE_RATE } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
 
 export const LIVE_SAMPLE_RATES = [16000, 44100, 48000] as const;
 /** Close codes of this socket beyond the shared ones: 4000 + the HTTP status. */
-export const LiveAudioCloseCodes = { ...CloseCodes, badRequest: 4400, conflict: 4409, unavailable: 4503, internal: 4500 } as const;
+export const LiveAudioCloseCodes = { ...CloseCodes, badRequest: 4400, conflict: 4409, unavailable: 4503, internal: 4500, timeout: WS_TIMEOUT } as const;
 export const PAUSE_AFTER_S = 5;
 export const RESUME_BELOW_S = 1;
 export const MAX_PENDING_S = 30;
@@ -104,7 +111,22 @@ class LiveAudioConnection {
       this.enqueue(() => this.onMessage(data, isBinary));
     });
     // A close without stop is a stop: the messages already queued are handled first.
-    this.socket.on('close', () => this.enqueue(() => this.finish(false)));
+    this.socket.on('close', () =>
+      this.enqueue(async () => {
+        await this.finish(false);
+        this.ctx.log.debug({ session_id: this.session?.id ?? null, request_id: String(this.req.id) }, 'live audio: socket closed and handled');
+      }),
+    );
+    // So is a heartbeat timeout: the stream ends now, not when a vanished peer's socket is finally destroyed.
+    watchSocket(this.socket, {
+      ...heartbeatSettings(this.ctx.liveOptions, true),
+      log: this.ctx.log,
+      name: 'live-audio',
+      onTimeout: (t) => {
+        this.sendError(new AttuneError('request_timeout', `socket closed: ${t.text}`, [{ reason: t.reason }]));
+        this.enqueue(() => this.finish(false));
+      },
+    });
   }
 
   private enqueue(task: () => Promise<void>): void {
