@@ -1,5 +1,5 @@
-// Authentication. Tokens are JWTs that carry the user (`sub`), the organisation (`org_id`)
-// and space-separated scopes, verified with one of: an HS256 shared secret, an RS256 public
+// Authentication. Tokens are JWTs that carry the user (`sub`), the organisation (`org_id`),
+// space-separated scopes and optionally a rate-limit `tier` (lib/tiers.ts), verified with one of: an HS256 shared secret, an RS256 public
 // key (PEM), or the RS256 keys of an identity provider's JWKS URL (fetched by kid, cached).
 // Every token must carry `exp`, `iss` and `aud`; a token older than the maximum age (by `iat`,
 // or, without `iat`, one that stays valid for longer than it) is refused, so a leaked token is
@@ -15,6 +15,7 @@ import { createRemoteJWKSet, errors } from 'jose';
 import { AttuneError } from '../lib/errors.js';
 import { checkKeyFile, DIR_MODE, FILE_MODE } from '../lib/data-dir.js';
 import type { Principal, Scope } from '../lib/principal.js';
+import { tierOfClaim, type Tier } from '../lib/tiers.js';
 
 export interface TokenClaims {
   sub: string;
@@ -43,7 +44,7 @@ export interface VerifiedToken extends Principal {
 export interface Authenticator {
   verify(token: string): Promise<VerifiedToken>;
   /** Only with an HS256 secret: RS256 tokens are minted by the identity provider. */
-  sign(p: { userId: string; orgId: string; scopes: string[]; ttlSeconds?: number }): string;
+  sign(p: { userId: string; orgId: string; scopes: string[]; ttlSeconds?: number; tier?: Tier }): string;
   /** The longest a token may live, seconds. */
   readonly maxAgeS: number;
 }
@@ -139,9 +140,12 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
       const scopes = Array.isArray(raw) ? raw.filter((x): x is string => typeof x === 'string') : typeof raw === 'string' ? raw.split(/\s+/) : [];
       // A socket lives no longer than the token would be accepted on a new request.
       const expiresAt = iat === null ? exp : Math.min(exp, iat + maxAgeS * 1000);
-      return { userId: claims.sub, orgId: claims.org_id, scopes: new Set(scopes.filter(Boolean)), expiresAt };
+      // The rate-limit tier (lib/tiers.ts): the `tier` claim, free|plus|pro|enterprise in any
+      // case; absent or another value leaves it unset, and ATTUNE_DEFAULT_TIER applies.
+      const tier = tierOfClaim(claims.tier);
+      return { userId: claims.sub, orgId: claims.org_id, scopes: new Set(scopes.filter(Boolean)), expiresAt, ...(tier ? { tier } : {}) };
     },
-    sign({ userId, orgId, scopes, ttlSeconds = Math.min(24 * 3600, maxAgeS) }) {
+    sign({ userId, orgId, scopes, ttlSeconds = Math.min(24 * 3600, maxAgeS), tier }) {
       if (!secret) throw new Error('signing needs an HS256 secret (JWT_SECRET or the embedded secret file)');
       if (!ID_PATTERN.test(userId)) throw new Error(`invalid user id "${userId}"`);
       if (!ID_PATTERN.test(orgId)) throw new Error(`invalid org id "${orgId}"`);
@@ -153,7 +157,7 @@ export function createAuthenticator(opts: AuthOptions): Authenticator {
         aud: opts.audience,
         expiresIn: ttlSeconds * 1000,
       });
-      return signer({ sub: userId, org_id: orgId, scope: scopes.join(' ') });
+      return signer({ sub: userId, org_id: orgId, scope: scopes.join(' '), ...(tier ? { tier } : {}) });
     },
   };
 }

@@ -9,6 +9,7 @@ import type { Authenticator } from './auth.js';
 import type { DevicesRepository, SessionsRepository } from '../store/postgres/sessions-repo.js';
 import type { LiveHub } from './live-hub.js';
 import type { HttpTimeouts } from './timeouts.js';
+import type { RateLimitConfig } from './rate-limit.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
 
 export interface HealthCheck {
@@ -50,6 +51,8 @@ export interface AppContext {
   /** Which roles this server carries; decides which routes it registers. */
   roles: { ingest: boolean; api: boolean; worker: boolean };
   liveOptions: { maxBufferedMessages: number; heartbeatMs: number };
+  /** Request rate limits and quotas (config.rateLimit, http/rate-limit.ts); none when absent. */
+  rateLimit?: RateLimitConfig;
   /** Per-device ingest limit; readingsPerS 0 turns it off. */
   ingestLimit: { readingsPerS: number; burst: number };
 }

@@ -131,6 +131,9 @@ export function socketAuth(
       const p = await ctx.auth.verify(token);
       requireScope(p, scope);
       if (over) return false;
+      // Open sockets per user (http/rate-limit.ts): one over the tier's number closes with 4029.
+      await req.server.rateLimits?.sockets.acquire(p, socket);
+      if (over) return false;
       await onAuthenticated(p);
       if (over) return false;
       principal = p;

@@ -11,6 +11,7 @@ import { wsConnectionHook, wsErrorHandler } from './ws-limits.js';
 import { registerOpenApi } from './openapi.js';
 import { registerResponseHeaders } from './response-headers.js';
 import { registerTextGuard } from './text-guard.js';
+import { registerRateLimit } from './rate-limit.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -28,7 +29,7 @@ export interface HttpServerLimits {
  * OpenAPI document and the WebSocket plugin. Routes are registered on it by the composition
  * root (cli/server.ts).
  */
-export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'corsOrigins'>, limits: HttpServerLimits): Promise<FastifyInstance> {
+export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'rateLimit' | 'corsOrigins'>, limits: HttpServerLimits): Promise<FastifyInstance> {
   const timeouts: HttpTimeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...limits.timeouts };
   const app = Fastify({
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
@@ -75,6 +76,9 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'c
   // The OpenAPI document and UI (http/openapi.ts), after the WebSocket plugin: its route hook
   // lists the sockets that plugin hides and adds the coded error answers to every route.
   await registerOpenApi(app, { version: API_VERSION });
+  // Rate limits and quotas (http/rate-limit.ts), ahead of the auth hook so that requests it
+  // refuses are counted too (by address): X-RateLimit-* on every response but the health probes.
+  await registerRateLimit(app, ctx);
   // After the docs plugin's own routes: every route from here on declares who may call it.
   registerAuth(app, ctx.auth);
 

@@ -4,7 +4,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
-import { TokenBucket } from '../lib/token-bucket.js';
+import { ReadingBudget } from '../lib/token-bucket.js';
 import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
@@ -191,34 +191,45 @@ export async function toRecords(
   return out;
 }
 
+/** The readings budget of the gateway (see readingBudget). */
+interface Budget {
+  /** Takes `readings` from the device's and its user's budgets, or returns a coded 429 saying when to retry. */
+  take(device: Device, readings: number): AttuneError | null;
+  /** Gives them back: the readings were refused after all (only accepted readings count). */
+  refund(device: Device, readings: number): void;
+}
+
 /**
- * Per-device rate limits: a device (or a backend syncing for it) gets `readingsPerS`
- * readings a second with `burst` saved up, so one runaway sender cannot take the gateway.
- * Returns a coded 429 error saying when to retry, or null when the readings may pass.
+ * Readings rate limits: a device (or a backend syncing for it) gets `readingsPerS` readings a
+ * second with `burst` saved up, and so does its user over all their devices
+ * (ATTUNE_RATE_LIMIT_USER_READINGS_PER_S / _BURST, by default a device's), so neither one
+ * runaway sender nor one token with many devices can take the gateway.
  */
-function deviceLimiter(ctx: AppContext): (deviceId: string, readings: number) => AttuneError | null {
+function readingBudget(ctx: AppContext): Budget {
   const { readingsPerS, burst } = ctx.ingestLimit;
-  if (readingsPerS === 0) return () => null;
-  const buckets = new Map<string, TokenBucket>();
-  return (deviceId, readings) => {
-    const now = ctx.clock();
-    let b = buckets.get(deviceId);
-    if (!b) {
-      // Bounded: forgetting every device's bucket now and then only ever grants a fresh burst.
-      if (buckets.size >= 100_000) buckets.clear();
-      buckets.set(deviceId, (b = new TokenBucket(readingsPerS, burst, now)));
-    }
-    const wait = b.take(readings, now);
-    if (wait === 0) return null;
-    const retryAfterS = Number.isFinite(wait) ? Math.ceil(wait) : null;
-    return new AttuneError('rate_limited', `device ${deviceId} is over its limit of ${readingsPerS} readings/s`, [
-      { field: 'device_id', reason: 'rate_limited', retry_after_s: retryAfterS },
-    ]);
+  if (readingsPerS === 0) return { take: () => null, refund: () => {} };
+  const perUser = ctx.ingestLimit as { userReadingsPerS?: number; userBurst?: number };
+  const budget = new ReadingBudget({ ratePerS: readingsPerS, burst }, { ratePerS: perUser.userReadingsPerS ?? readingsPerS, burst: perUser.userBurst ?? burst });
+  const userKey = (d: Device) => `${d.orgId}/${d.userId}`;
+  const deviceKey = (d: Device) => `${d.orgId}/${d.id}`;
+  return {
+    take(device, readings) {
+      const refused = budget.take(userKey(device), deviceKey(device), readings, ctx.clock());
+      if (!refused) return null;
+      const retryAfterS = Number.isFinite(refused.waitS) ? Math.ceil(refused.waitS) : null;
+      const who = refused.scope === 'device' ? `device ${device.id}` : `user ${device.userId} (all their devices)`;
+      return new AttuneError('rate_limited', `${who} is over its limit of ${refused.limit.ratePerS} readings/s (burst ${refused.limit.burst})`, [
+        { field: refused.scope === 'device' ? 'device_id' : 'user_id', reason: 'rate_limited', scope: refused.scope, retry_after_s: retryAfterS },
+      ]);
+    },
+    refund(device, readings) {
+      budget.refund(userKey(device), deviceKey(device), readings, ctx.clock());
+    },
   };
 }
 
 export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  const overLimit = deviceLimiter(ctx);
+  const budget = readingBudget(ctx);
   app.post<{ Body: { device_id: string; name?: string; model?: string; firmware?: string } }>(
     '/v1/devices',
     {
@@ -233,14 +244,17 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
     },
     async (req, reply) => {
       const p = principalOf(req);
-      const { device, created } = await ctx.devices.register({
-        id: req.body.device_id,
-        orgId: p.orgId,
-        userId: p.userId,
-        name: req.body.name,
-        model: req.body.model,
-        firmware: req.body.firmware,
-      });
+      const register = () =>
+        ctx.devices.register({
+          id: req.body.device_id,
+          orgId: p.orgId,
+          userId: p.userId,
+          name: req.body.name,
+          model: req.body.model,
+          firmware: req.body.firmware,
+        });
+      // Devices per user by tier (http/rate-limit.ts): a new one beyond it is 409 device_quota.
+      const { device, created } = app.rateLimits ? await app.rateLimits.withDeviceQuota(p, req.body.device_id, ctx.devices, register) : await register();
       return reply.status(created ? 201 : 200).send(deviceJson(device));
     },
   );
@@ -273,14 +287,20 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       const device = await ownedDevice(ctx, p, req.params.device_id);
       // The simulator says who it is, so its data can be told apart from real devices' in the tables.
       const source = req.headers['user-agent']?.startsWith('attune-simulator') ? 'simulator' : 'sync';
-      const limited = overLimit(device.id, req.body.readings.length);
+      const limited = budget.take(device, req.body.readings.length);
       if (limited) {
         const after = limited.details[0].retry_after_s;
         if (typeof after === 'number') void reply.header('retry-after', String(after));
         throw limited;
       }
-      const records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source);
-      await publish(ctx, records);
+      let records: HeartReadingRecord[];
+      try {
+        records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source);
+        await publish(ctx, records);
+      } catch (err) {
+        budget.refund(device, req.body.readings.length);
+        throw err;
+      }
       const sessionIds = [...new Set(records.map((r) => r.session_id).filter((s): s is string => s !== null))];
       return reply.status(202).send({ accepted: records.length, device_id: device.id, session_ids: sessionIds });
     },
@@ -298,7 +318,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       },
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { device_id: string } }>) => {
-      handleIngestSocket(ctx, socket, req, overLimit);
+      handleIngestSocket(ctx, socket, req, budget);
     },
   );
 }
@@ -325,7 +345,7 @@ function handleIngestSocket(
   ctx: AppContext,
   socket: WebSocket,
   req: FastifyRequest<{ Params: { device_id: string } }>,
-  overLimit: (deviceId: string, readings: number) => AttuneError | null,
+  budget: Budget,
 ): void {
   let device: Device | null = null;
   let seq = 0;
@@ -408,10 +428,16 @@ function handleIngestSocket(
             '',
           );
         }
-        const limited = overLimit(device.id, readings.length);
+        const limited = budget.take(device, readings.length);
         if (limited) throw limited;
-        const records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);
-        await publish(ctx, records);
+        let records: HeartReadingRecord[];
+        try {
+          records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);
+          await publish(ctx, records);
+        } catch (err) {
+          budget.refund(device, readings.length);
+          throw err;
+        }
         send({ type: 'ack', id: clientId, accepted: records.length });
       } catch (err) {
         sendError(clientId, err);

@@ -2,6 +2,7 @@
 // at start. A bad value stops the program with one line naming the variable, because a
 // half-configured stream worker that starts anyway is worse than one that refuses.
 import { resolve } from 'node:path';
+import { TIER_NAMES, type Tier } from './tiers.js';
 
 export interface AttuneConfig {
   host: string;
@@ -53,7 +54,13 @@ export interface AttuneConfig {
    * (never more than the allowed lateness), at most maxAgeMs old when it names no session,
    * within [started_at − sessionLeadMs, ended_at + sessionGraceMs] of the session it names.
    */
-  ingestLimit: { readingsPerS: number; burst: number; maxFutureMs: number; maxAgeMs: number; sessionLeadMs: number; sessionGraceMs: number };
+  ingestLimit: { readingsPerS: number; burst: number; maxFutureMs: number; maxAgeMs: number; sessionLeadMs: number; sessionGraceMs: number; userReadingsPerS: number; userBurst: number };
+  /**
+   * Request rate limits and quotas (http/rate-limit.ts, lib/tiers.ts): on unless
+   * ATTUNE_RATE_LIMIT=off; tokens without a `tier` claim get defaultTier (ATTUNE_DEFAULT_TIER);
+   * with REDIS_URL the counts are shared by every instance using that Redis.
+   */
+  rateLimit: { enabled: boolean; defaultTier: Tier; redisUrl: string | null };
   live: {
     /** Messages queued for one WebSocket client before it is disconnected as too slow. */
     maxBufferedMessages: number;
@@ -153,6 +160,19 @@ function url(env: Env, name: string): string | null {
     return raw;
   } catch {
     throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
+  }
+}
+
+function redisUrl(env: Env, name: string): string | null {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return null;
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new Error('protocol');
+    return raw;
+  } catch {
+    // Not echoed: the URL may carry a password.
+    throw new ConfigError(name, 'expected a redis:// or rediss:// URL');
   }
 }
 
@@ -298,6 +318,14 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       readingsPerS: int(e, 'ATTUNE_RATE_LIMIT_READINGS_PER_S', 5_000, 0, 10_000_000),
       burst: int(e, 'ATTUNE_RATE_LIMIT_BURST', 50_000, 10_000, 100_000_000),
       ...readingRules(e),
+      // The same budget per user, over all their devices (default: one device's).
+      userReadingsPerS: int(e, 'ATTUNE_RATE_LIMIT_USER_READINGS_PER_S', int(e, 'ATTUNE_RATE_LIMIT_READINGS_PER_S', 5_000, 0, 10_000_000), 0, 10_000_000),
+      userBurst: int(e, 'ATTUNE_RATE_LIMIT_USER_BURST', int(e, 'ATTUNE_RATE_LIMIT_BURST', 50_000, 10_000, 100_000_000), 10_000, 100_000_000),
+    },
+    rateLimit: {
+      enabled: bool(e, 'ATTUNE_RATE_LIMIT', true),
+      defaultTier: oneOf(e, 'ATTUNE_DEFAULT_TIER', TIER_NAMES, 'free'),
+      redisUrl: redisUrl(e, 'REDIS_URL'),
     },
     live: {
       maxBufferedMessages: int(e, 'ATTUNE_WS_MAX_BUFFERED', 256, 1, 100_000),

@@ -115,6 +115,7 @@ export const Reasons = {
   no_route: r('not_found', 'No route for this method and path.'),
   already_registered: r('conflict', 'The device is registered to another user.'),
   version_conflict: r('conflict', 'The record changed since the version given (optimistic concurrency).'),
+  device_quota: r('conflict', "A new device beyond the devices per user of the token's tier (free 2, plus 5, pro 20)."),
   // HTTP transport (Fastify and Node's parser).
   body_too_large: r('payload_too_large', 'The request body is larger than the body limit.'),
   uri_too_long: r('uri_too_long', 'A path segment is longer than the longest path parameter.'),
@@ -125,7 +126,8 @@ export const Reasons = {
   request_timeout: r('request_timeout', 'The request was not received in time.'),
   ping_timeout: r('request_timeout', 'A WebSocket did not answer a ping before the next one was due (the socket closes with 4408).'),
   idle_timeout: r('request_timeout', 'An ingest WebSocket sent no message for ATTUNE_WS_IDLE_TIMEOUT_S (the socket closes with 4408).'),
-  rate_limited: r('rate_limited', 'Over a rate limit (a device over its readings per second: retry_after_s says when to retry).'),
+  rate_limited: r('rate_limited', "Over a rate limit (the token's tier: requests a minute or a second; a device's or a user's readings per second): Retry-After and retry_after_s say when to retry."),
+  socket_quota: r('rate_limited', "A WebSocket beyond the open sockets per user of the token's tier (free 1, plus 2, pro 5): closed with 4029."),
   shutting_down: r('unavailable', 'The server is shutting down.'),
   // Bus, schema registry and storage.
   bus_publish_failed: r('unavailable', 'The bus did not accept a record.'),

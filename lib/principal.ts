@@ -1,6 +1,7 @@
 // Who is asking, and the tenant rule every read applies: a user sees their own data, an
 // organisation admin the organisation's. Below every layer that needs it (store/ filters by
 // it, http/ authenticates it, api/ and ingest/ check scopes with it).
+import type { Tier } from './tiers.js';
 
 export const Scopes = {
   readSessions: 'read:sessions',
@@ -20,6 +21,8 @@ export interface Principal {
   userId: string;
   orgId: string;
   scopes: ReadonlySet<string>;
+  /** The token's rate-limit tier (its `tier` claim, lib/tiers.ts); absent: the configured default tier. */
+  tier?: Tier;
 }
 
 /** Whether `p` may see data owned by (orgId, userId): its own, or its org's as an org admin. */

@@ -59,6 +59,10 @@ export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<Tes
     ATTUNE_WRITE_FLUSH_MS: '100',
     ATTUNE_IDLE_FLUSH_MS: '2000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    // Tokens minted here carry no tier claim: the enterprise tier's limits (10,000 requests a
+    // minute, 500 a second, unlimited sockets and devices) keep suites that send many requests
+    // from one user or address clear of them. Tests of the limits set their own.
+    ATTUNE_DEFAULT_TIER: 'enterprise',
     ...(opts.kafkaBrokers ? { KAFKA_BROKERS: opts.kafkaBrokers.join(',') } : {}),
     ...(opts.clickhouseUrl ? { CLICKHOUSE_URL: opts.clickhouseUrl } : {}),
     ...opts.env,

@@ -429,6 +429,12 @@ export class DevicesRepository {
     return { device, created: rows[0].created === true };
   }
 
+  /** How many devices are registered to a user (not cached: the device quota counts them, http/rate-limit.ts). */
+  async countOfUser(orgId: string, userId: string): Promise<number> {
+    const { rows } = await this.sql.query<{ n: number | string }>('SELECT count(*) AS n FROM devices WHERE org_id = $1 AND user_id = $2', [orgId, userId]);
+    return Number(rows[0]?.n ?? 0);
+  }
+
   /** Device `id` of organisation `orgId` (cached for at most cacheTtlMs), or null. */
   async get(orgId: string, id: string): Promise<Device | null> {
     const key = `${orgId}/${id}`;
