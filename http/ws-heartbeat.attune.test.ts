@@ -100,8 +100,10 @@ describe('WebSocket heartbeat on a running Attune', () => {
     }
     // Gone without stop or close: the client reads nothing more (so answers no ping).
     c.ws.pause();
+    const vanishedAt = performance.now();
     const done = await events.waitFor((e) => e.msg.type === 'processing:status' && e.msg.payload.status === 'completed', 120_000, 'the session to complete');
     assert.equal(done.msg.payload.status, 'completed');
+    tc.diagnostic(`completed ${(done.at - vanishedAt).toFixed(0)} ms after the client vanished (${(wav.samples.length / 16).toFixed(0)} ms of audio, ${PING_MS} ms ping)`);
     const s = await app.request('GET', `/v1/speech-sessions/${session.id}`, { token });
     assert.equal(s.body.status, 'completed', JSON.stringify(s.body));
     assert.ok(Math.abs(s.body.audio_duration_s - wav.samples.length / 16_000) < 0.01, `audio_duration_s ${s.body.audio_duration_s}`);

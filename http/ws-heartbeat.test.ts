@@ -6,7 +6,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
-import { WS_TIMEOUT, watchSocket, type HeartbeatSocket, type HeartbeatTimers, type WsTimeout } from './ws-heartbeat.js';
+import { ConfigError, loadConfig } from '../lib/config.js';
+import { WS_TIMEOUT, heartbeatSettings, watchSocket, type HeartbeatSocket, type HeartbeatTimers, type WsTimeout } from './ws-heartbeat.js';
 
 class ManualTimers implements HeartbeatTimers {
   private t = 0;
@@ -170,4 +171,15 @@ describe('ws heartbeat', () => {
     assert.equal(s.closes.length, 0);
     assert.equal(s.terminated, 0);
   });
+});
+
+test('configuration: ping every ATTUNE_WS_HEARTBEAT_MS (15 s), ingest sockets idle after ATTUNE_WS_IDLE_TIMEOUT_S (60 s), fan-out sockets never idle', () => {
+  const live = loadConfig({}).live;
+  assert.deepEqual(heartbeatSettings(live, true), { pingIntervalMs: 15_000, idleTimeoutMs: 60_000 });
+  assert.deepEqual(heartbeatSettings(live, false), { pingIntervalMs: 15_000, idleTimeoutMs: null });
+  const short = loadConfig({ ATTUNE_WS_HEARTBEAT_MS: '250', ATTUNE_WS_IDLE_TIMEOUT_S: '2' }).live;
+  assert.deepEqual(heartbeatSettings(short, true), { pingIntervalMs: 250, idleTimeoutMs: 2_000 });
+  for (const bad of ['0', '-1', '1.5', 'soon', '86401']) {
+    assert.throws(() => loadConfig({ ATTUNE_WS_IDLE_TIMEOUT_S: bad }), (e: unknown) => e instanceof ConfigError && e.variable === 'ATTUNE_WS_IDLE_TIMEOUT_S');
+  }
 });
