@@ -185,6 +185,8 @@ export class LiveHub<R = unknown> {
       log: this.opts.log,
       name: this.feed.name,
       onPing: () => client.send(heartbeatEnvelope(this.opts.clock())),
+      // As before every coded close (docs/websocket-protocols.md), though a peer that stopped answering rarely reads it.
+      onTimeout: (t) => client.send(JSON.stringify({ type: 'error', error: { code: 'request_timeout', message: `socket closed: ${t.text}`, details: [{ reason: t.reason }] } })),
     });
     socket.once('close', () => {
       client.closed = true;

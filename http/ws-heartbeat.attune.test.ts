@@ -5,6 +5,7 @@
 //     4408 ping_timeout and its speech session is completed and analysed from the audio it
 //     sent (transcript within the clip's WER bound), as if it had sent stop; the fan-out socket
 //     watching the session, which sends nothing but answers pings, stays open throughout;
+//   - a fan-out (live coherence) client that answers no ping is closed with 4408 ping_timeout;
 //   - a live-ingest client that answers no ping is closed with 4408 ping_timeout;
 //   - a live-ingest client that answers pings but sends nothing is closed with 4408
 //     idle_timeout, not before the idle timeout;
@@ -124,6 +125,19 @@ describe('WebSocket heartbeat on a running Attune', () => {
     assert.equal(eventsClosed, false);
     assert.ok(events.of('heartbeat').length >= 3, `${events.of('heartbeat').length} heartbeat envelopes`);
     events.close();
+  });
+
+  test('a live-coherence (fan-out) client that answers no ping is closed with 4408 ping_timeout and leaves the hub', { timeout: 30_000 }, async () => {
+    const token = app.token('hb-watcher', 'org-hb', ['read:coherence']);
+    const before = app.live!.stats.clients;
+    const c = await open(ws('/v1/coherence', token), { autoPong: false });
+    await c.next('subscribed');
+    const closed = await c.closed;
+    assert.deepEqual([closed.code, closed.reason], [WS_TIMEOUT, `ping_timeout: no pong within ${PING_MS / 1000} s`]);
+    assert.ok(c.inbox.some((m) => m.type === 'heartbeat'), 'the heartbeat envelope comes with the ping');
+    const err = c.inbox.find((m) => m.type === 'error');
+    assert.deepEqual([err?.error.code, err?.error.details[0].reason], ['request_timeout', 'ping_timeout']);
+    await waitFor('the hub to drop the client', () => app.live!.stats.clients === before, 5_000, 10);
   });
 
   test('a live-ingest client that answers no ping is closed with 4408 ping_timeout', { timeout: 30_000 }, async () => {
