@@ -1,5 +1,5 @@
 // Issue 9's "a silent ingest socket is closed and its speech session analysed", on a whole
-// Attune (every role, embedded bus, chDB or CLICKHOUSE_URL) with a 200 ms ping and a 1 s idle
+// Attune (every role, embedded bus, chDB or CLICKHOUSE_URL) with a 300 ms ping and a 1 s idle
 // timeout (ATTUNE_WS_HEARTBEAT_MS, ATTUNE_WS_IDLE_TIMEOUT_S):
 //   - a live-audio client that vanishes mid-stream (stops reading: no pongs) is closed with
 //     4408 ping_timeout and its speech session is completed and analysed from the audio it
@@ -25,7 +25,7 @@ import { wordErrors } from '../pipelines/speech/asr/wer.js';
 import { toPcm16 } from '../schemas/audio-frames.js';
 import { WS_TIMEOUT } from './ws-heartbeat.js';
 
-const PING_MS = 200;
+const PING_MS = 300;
 const IDLE_S = 1;
 
 interface Client {

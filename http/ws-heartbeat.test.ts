@@ -25,6 +25,16 @@ class ManualTimers implements HeartbeatTimers {
   get pending(): number {
     return this.due.size;
   }
+  /** A stalled process: the clock jumps to `to`, then every timer due by then runs late, at `to`. */
+  stallTo(to: number): void {
+    this.t = to;
+    for (;;) {
+      const next = [...this.due].filter((e) => e[1].at <= to).sort((a, b) => a[1].at - b[1].at)[0];
+      if (!next) break;
+      this.due.delete(next[0]);
+      next[1].fn();
+    }
+  }
   /** Moves the clock to `to`, running every timer due on the way in order. */
   advanceTo(to: number): void {
     for (;;) {
@@ -109,6 +119,30 @@ describe('ws heartbeat', () => {
     await advance(timers, 2_000, 100);
     assert.equal(s.closes.length, 0);
     assert.equal(s.pings.length, 20);
+  });
+
+  test('a stalled process: a pong read only after the stall keeps the socket; with none it is closed half an interval later', async () => {
+    for (const pongAfterStall of [true, false]) {
+      const timers = new ManualTimers();
+      const s = new FakeSocket(timers, false);
+      watchSocket(as(s), { pingIntervalMs: 100, idleTimeoutMs: null, timers });
+      await advance(timers, 100);
+      assert.deepEqual(s.pings, [100]);
+      // Stalled from just after the ping until 260: the verdict due at 200 runs 60 ms late.
+      timers.stallTo(260);
+      assert.equal(s.closes.length, 0, 'no verdict given on a stalled turn');
+      if (pongAfterStall) s.emit('pong');
+      await advance(timers, 309);
+      assert.equal(s.closes.length, 0);
+      await advance(timers, 320);
+      if (pongAfterStall) {
+        assert.equal(s.closes.length, 0, 'the pong read after the stall counts');
+        assert.equal(s.pings.at(-1), 310, 'and the next ping goes out at the deferred verdict');
+      } else {
+        assert.equal(s.closes.length, 1, 'still no pong half an interval after the stall: closed');
+        assert.equal(s.closes[0].reason, 'ping_timeout: no pong within 0.1 s');
+      }
+    }
   });
 
   test('pongs keep a socket without an idle timeout open however long it sends nothing', async () => {

@@ -11,6 +11,10 @@
 //     messages, so they have no idle timeout: answering pings keeps them.
 // A socket the server has paused (back-pressure: it is not reading, so it cannot see pongs or
 // messages) is never timed out while paused; its clocks restart when it resumes.
+// A verdict is not given on the spot: a timer runs before the I/O that queued up while it
+// waited, so a suspected timeout waits two turns of the event loop for a pong or message
+// already sent, and half an interval more (once) when the timer fired half an interval late
+// (a stalled process, which may not have read what the client sent in time).
 // After the coded close the peer has `closeGraceMs` to answer the closing handshake; then the
 // socket is destroyed, so its `close` event (where the routes end streams) comes promptly
 // even when the peer is gone. Each socket has one timer, armed for its next ping or its idle
@@ -81,6 +85,9 @@ export function heartbeatSettings(live: { heartbeatMs: number; idleTimeoutMs?: n
 /** Idle timeout of the ingest sockets when the configuration names none (ATTUNE_WS_IDLE_TIMEOUT_S's default). */
 export const DEFAULT_WS_IDLE_TIMEOUT_MS = 60_000;
 
+/** Event-loop turns a suspected timeout waits before its verdict. */
+const CONFIRM_TURNS = 2;
+
 const seconds = (ms: number) => `${Number((ms / 1000).toFixed(3))} s`;
 
 /** Starts pinging `socket`; see the module comment for the rules. */
@@ -96,8 +103,12 @@ export function watchSocket(socket: HeartbeatSocket, opts: HeartbeatOptions): He
   let stopped = false;
   let graceTimer: unknown = null;
   let timedOut: WsTimeout | null = null;
-  /** A timeout is being confirmed: the verdict waits one turn of the event loop. */
-  let confirming = false;
+  /** When the armed timer was due (its lateness tells a stalled process). */
+  let dueAt = 0;
+  /** Turns of the event loop given to a suspected timeout before the verdict. */
+  let confirmTurns = 0;
+  /** The verdict was put off once already because the process had stalled. */
+  let stallDeferred = false;
 
   const onMessage = () => {
     lastMessageAt = timers.now();
@@ -122,8 +133,8 @@ export function watchSocket(socket: HeartbeatSocket, opts: HeartbeatOptions): He
 
   function arm(now: number): void {
     if (stopped) return;
-    const due = idle === null ? nextPingAt : Math.min(nextPingAt, lastMessageAt + idle);
-    timer = timers.setTimeout(tick, Math.max(0, due - now));
+    dueAt = idle === null ? nextPingAt : Math.min(nextPingAt, lastMessageAt + idle);
+    timer = timers.setTimeout(tick, Math.max(0, dueAt - now));
   }
 
   function tick(): void {
@@ -136,18 +147,31 @@ export function watchSocket(socket: HeartbeatSocket, opts: HeartbeatOptions): He
       lastMessageAt = now;
       awaitingPong = false;
       nextPingAt = now + interval;
-      confirming = false;
+      confirmTurns = 0;
+      stallDeferred = false;
       return arm(now);
     }
     const idleOver = idle !== null && now - lastMessageAt >= idle;
-    if ((idleOver || (now >= nextPingAt && awaitingPong)) && !confirming) {
-      // A timer that fires late (a busy event loop) runs before the I/O that queued up in the
-      // meantime is read: give a pong or a message already in the kernel one turn to arrive.
-      confirming = true;
-      timer = timers.setTimeout(tick, 0);
-      return;
+    if (idleOver || (now >= nextPingAt && awaitingPong)) {
+      // A process that stalled (GC, CPU starvation, a long synchronous task) for half an
+      // interval or more may not have read a pong or message the client sent in time: the
+      // verdict waits another half interval, once.
+      if (confirmTurns === 0 && !stallDeferred && now - dueAt >= interval / 2) {
+        stallDeferred = true;
+        timer = timers.setTimeout(tick, interval / 2);
+        return;
+      }
+      // A timer runs before the I/O that queued up meanwhile is read: two turns of the event
+      // loop let a pong or a message already sent arrive (on loopback the peer may first have
+      // to read our ping in the same process).
+      if (confirmTurns < CONFIRM_TURNS) {
+        confirmTurns++;
+        timer = timers.setTimeout(tick, 0);
+        return;
+      }
     }
-    confirming = false;
+    confirmTurns = 0;
+    stallDeferred = false;
     if (idleOver) {
       return expire({ reason: 'idle_timeout', text: `idle_timeout: no message for ${seconds(idle!)}`, afterMs: idle! });
     }

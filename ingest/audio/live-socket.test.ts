@@ -353,8 +353,8 @@ describe('heartbeat: a timeout counts as stop', () => {
     }, capture);
   });
 
-  test('an active client is not closed: 2 s of audio at real-time pace with a 100 ms ping and a 400 ms idle timeout, then stop', { timeout: 60_000 }, async () => {
-    await withHeartbeat({ heartbeatMs: 100, idleTimeoutMs: 400 }, async () => {
+  test('an active client is not closed: 2 s of audio at real-time pace with a 200 ms ping and a 600 ms idle timeout, then stop', { timeout: 60_000 }, async () => {
+    await withHeartbeat({ heartbeatMs: 200, idleTimeoutMs: 600 }, async () => {
       const { c, started } = await startedClient('u-live', 'o-live', 16000);
       const pcm = Buffer.concat([pcm16k, pcm16k]);
       const t0 = performance.now();
