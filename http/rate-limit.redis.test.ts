@@ -2,7 +2,8 @@
 // processes with one REDIS_URL count one user's requests in one budget (the 61st of the minute
 // on the free tier is refused, whichever process gets it, and X-RateLimit-Remaining counts
 // down across both) and one user's open sockets together (free: a socket on one process
-// makes one on the other close with 4029). Redis is REDIS_URL when set, else the local server
+// makes one on the other close with 4029); two ingest gateways with one REDIS_URL spend one
+// readings budget per device and per user. Redis is REDIS_URL when set, else the local server
 // of infra/redis/redis.sh (started here when not running; CI installs redis-server).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { Redis } from 'ioredis';
 import { createAuthenticator } from './auth.js';
-import { waitFor } from '../test/attune.js';
+import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
 import { migratePostgres } from '../store/postgres/migrate.js';
 import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
 
@@ -198,4 +199,43 @@ test('open sockets of a user are counted across processes (free: 1)', async () =
     return s.first?.type === 'subscribed' ? s : null;
   }, 10_000);
   third.ws.close();
+});
+
+test('two ingest gateways on one Redis spend one readings budget per device and per user; refused readings are refunded', async () => {
+  const env = {
+    REDIS_URL: redisUrl,
+    ATTUNE_RATE_LIMIT_READINGS_PER_S: '100',
+    ATTUNE_RATE_LIMIT_BURST: '10000',
+    ATTUNE_RATE_LIMIT_USER_READINGS_PER_S: '100',
+    ATTUNE_RATE_LIMIT_USER_BURST: '15000',
+  };
+  const gateways: TestAttune[] = [];
+  try {
+    // In-process, ingest only (no chDB), each its own Redis client, bus and entities.
+    for (let i = 0; i < 2; i++) gateways.push(await startTestAttune({ env, roles: { ingest: true, api: false, worker: false } }));
+    const [ga, gb] = gateways;
+    const user = 'u-readings';
+    const ta = ga.token(user, org);
+    const tb = gb.token(user, org);
+    for (const [g, t, devices] of [[ga, ta, ['r-dev-1']], [gb, tb, ['r-dev-1', 'r-dev-2']]] as const) {
+      for (const d of devices) assert.equal((await g.request('POST', '/v1/devices', { token: t, body: { device_id: d } })).status, 201);
+    }
+    const readings = (n: number, from: number) => Array.from({ length: n }, (_, i) => ({ timestamp: from + i * 1000, hr: 60 }));
+    const start = Date.now() - 86_400_000;
+    // Taken, refused (no such session), given back.
+    const refused = await ga.request('POST', '/v1/devices/r-dev-1/sync', { token: ta, body: { session_id: 'no-such-session', readings: readings(10_000, start) } });
+    assert.equal(refused.status, 400);
+    assert.equal((await ga.request('POST', '/v1/devices/r-dev-1/sync', { token: ta, body: { readings: readings(10_000, start) } })).status, 202);
+    // The device's burst is spent on A: B refuses it too.
+    const device = await gb.request('POST', '/v1/devices/r-dev-1/sync', { token: tb, body: { readings: readings(500, start + 20_000_000) } });
+    assert.equal(device.status, 429);
+    assert.equal(device.body.error.details[0].scope, 'device');
+    // A fresh device on B has its own 10,000 but the user only ~5,000 left.
+    const userRefusal = await gb.request('POST', '/v1/devices/r-dev-2/sync', { token: tb, body: { readings: readings(8_000, start + 40_000_000) } });
+    assert.equal(userRefusal.status, 429);
+    assert.equal(userRefusal.body.error.details[0].scope, 'user');
+    assert.equal((await gb.request('POST', '/v1/devices/r-dev-2/sync', { token: tb, body: { readings: readings(4_000, start + 40_000_000) } })).status, 202);
+  } finally {
+    for (const g of gateways) await g.cleanup();
+  }
 });

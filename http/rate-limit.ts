@@ -53,10 +53,28 @@ export interface SocketQuota {
   count(p: Pick<Principal, 'orgId' | 'userId'>): Promise<number>;
 }
 
+/** A token bucket's rate and burst (readings a second, and saved up). */
+export interface BucketLimits {
+  ratePerS: number;
+  burst: number;
+}
+
+/**
+ * The ingest readings budget kept in Redis (a device's and its user's token buckets, both
+ * charged or neither), so every gateway using that Redis spends one budget. Without Redis the
+ * gateway keeps it in process (lib/token-bucket.ts ReadingBudget), with the same answers.
+ */
+export interface SharedReadingBudget {
+  take(userKey: string, deviceKey: string, n: number, device: BucketLimits, user: BucketLimits): Promise<{ scope: 'device' | 'user'; waitS: number; limit: BucketLimits } | null>;
+  refund(userKey: string, deviceKey: string, n: number, device: BucketLimits, user: BucketLimits): Promise<void>;
+}
+
 export interface RateLimits {
   readonly config: RateLimitConfig;
   readonly redis: Redis | null;
   readonly sockets: SocketQuota;
+  /** The readings budget in Redis; null without REDIS_URL (the gateway keeps it in process). */
+  readonly readings: SharedReadingBudget | null;
   tierOf(p: Pick<Principal, 'tier'> | null | undefined): Tier;
   limitsOf(p: Pick<Principal, 'tier'> | null | undefined): TierLimits;
   /**
@@ -113,6 +131,7 @@ export async function createRateLimits(config: RateLimitConfig, log: Logger): Pr
     config,
     redis,
     sockets: config.enabled ? sockets : { acquire: async () => {}, count: sockets.count },
+    readings: redis ? redisReadingBudget(redis, log) : null,
     tierOf,
     limitsOf: (p) => Tiers[tierOf(p)],
     async withDeviceQuota(p, deviceId, devices, register) {
@@ -242,6 +261,76 @@ function redisSocketQuota(redis: Redis, tierOf: (p: Principal) => Tier, log: Log
     },
     stop() {
       clearInterval(refresh);
+    },
+  };
+}
+
+// Two token buckets (device, user) as hashes {tokens, at}; refilled by Redis server time; both
+// charged or neither. Returns the seconds each would make the caller wait, as strings (Lua
+// numbers would be truncated to integers): "0" passes, "-1" never (more than the burst).
+const BUDGET_TAKE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = tonumber(ARGV[1])
+local function level(key, rate, burst)
+  if rate <= 0 then return nil end
+  local v = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens, at = tonumber(v[1]), tonumber(v[2])
+  if tokens == nil or at == nil then return burst end
+  return math.min(burst, tokens + math.max(0, now - at) / 1000 * rate)
+end
+local function wait(tokens, rate, burst)
+  if tokens == nil or n <= tokens then return 0 end
+  if n > burst then return -1 end
+  return (n - tokens) / rate
+end
+local dRate, dBurst, uRate, uBurst = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local d, u = level(KEYS[1], dRate, dBurst), level(KEYS[2], uRate, uBurst)
+local dw, uw = wait(d, dRate, dBurst), wait(u, uRate, uBurst)
+if dw ~= 0 or uw ~= 0 then return { tostring(dw), tostring(uw) } end
+if d ~= nil then
+  redis.call('HSET', KEYS[1], 'tokens', tostring(d - n), 'at', now)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(dBurst / dRate * 1000) + 1000)
+end
+if u ~= nil then
+  redis.call('HSET', KEYS[2], 'tokens', tostring(u - n), 'at', now)
+  redis.call('PEXPIRE', KEYS[2], math.ceil(uBurst / uRate * 1000) + 1000)
+end
+return { '0', '0' }
+`;
+const BUDGET_REFUND_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = tonumber(ARGV[1])
+for i = 1, 2 do
+  local rate, burst = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local v = redis.call('HMGET', KEYS[i], 'tokens', 'at')
+  local tokens, at = tonumber(v[1]), tonumber(v[2])
+  if rate > 0 and tokens ~= nil and at ~= nil then
+    tokens = math.min(burst, tokens + math.max(0, now - at) / 1000 * rate + n)
+    redis.call('HSET', KEYS[i], 'tokens', tostring(tokens), 'at', now)
+  end
+end
+return 1
+`;
+
+function redisReadingBudget(redis: Redis, log: Logger): SharedReadingBudget {
+  const keys = (userKey: string, deviceKey: string) => [`attune:readings:device:${deviceKey}`, `attune:readings:user:${userKey}`];
+  return {
+    async take(userKey, deviceKey, n, device, user) {
+      let answer: [string, string];
+      try {
+        answer = (await redis.eval(BUDGET_TAKE_LUA, 2, ...keys(userKey, deviceKey), n, device.ratePerS, device.burst, user.ratePerS, user.burst)) as [string, string];
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'redis unavailable: readings budget not checked');
+        return null;
+      }
+      const [dw, uw] = answer.map((w) => (Number(w) < 0 ? Infinity : Number(w)));
+      if (dw === 0 && uw === 0) return null;
+      return dw >= uw ? { scope: 'device', waitS: dw, limit: device } : { scope: 'user', waitS: uw, limit: user };
+    },
+    async refund(userKey, deviceKey, n, device, user) {
+      await redis.eval(BUDGET_REFUND_LUA, 2, ...keys(userKey, deviceKey), n, device.ratePerS, device.burst, user.ratePerS, user.burst).catch(() => {});
     },
   };
 }

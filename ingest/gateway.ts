@@ -11,6 +11,7 @@ import { errorBodySchema } from '../http/errors.js';
 import { CloseCodes, reauthenticationAhead, socketAuth } from '../http/http-auth.js';
 import { heartbeatSettings, watchSocket } from '../http/ws-heartbeat.js';
 import { principalOf } from '../http/auth-plugin.js';
+import type { SharedReadingBudget } from '../http/rate-limit.js';
 import type { Device, Session } from '../store/postgres/sessions-repo.js';
 import { publishReadings } from './publisher.js';
 import { readingId, type HeartReadingRecord } from '../schemas/records.js';
@@ -194,9 +195,9 @@ export async function toRecords(
 /** The readings budget of the gateway (see readingBudget). */
 interface Budget {
   /** Takes `readings` from the device's and its user's budgets, or returns a coded 429 saying when to retry. */
-  take(device: Device, readings: number): AttuneError | null;
+  take(device: Device, readings: number): Promise<AttuneError | null>;
   /** Gives them back: the readings were refused after all (only accepted readings count). */
-  refund(device: Device, readings: number): void;
+  refund(device: Device, readings: number): Promise<void>;
 }
 
 /**
@@ -205,16 +206,21 @@ interface Budget {
  * (ATTUNE_RATE_LIMIT_USER_READINGS_PER_S / _BURST, by default a device's), so neither one
  * runaway sender nor one token with many devices can take the gateway.
  */
-function readingBudget(ctx: AppContext): Budget {
+function readingBudget(ctx: AppContext, shared: SharedReadingBudget | null): Budget {
   const { readingsPerS, burst } = ctx.ingestLimit;
-  if (readingsPerS === 0) return { take: () => null, refund: () => {} };
+  if (readingsPerS === 0) return { take: async () => null, refund: async () => {} };
   const perUser = ctx.ingestLimit as { userReadingsPerS?: number; userBurst?: number };
-  const budget = new ReadingBudget({ ratePerS: readingsPerS, burst }, { ratePerS: perUser.userReadingsPerS ?? readingsPerS, burst: perUser.userBurst ?? burst });
+  const deviceLimits = { ratePerS: readingsPerS, burst };
+  const userLimits = { ratePerS: perUser.userReadingsPerS ?? readingsPerS, burst: perUser.userBurst ?? burst };
+  // With REDIS_URL every gateway spends one budget (http/rate-limit.ts), else this process's.
+  const budget = new ReadingBudget(deviceLimits, userLimits);
   const userKey = (d: Device) => `${d.orgId}/${d.userId}`;
   const deviceKey = (d: Device) => `${d.orgId}/${d.id}`;
   return {
-    take(device, readings) {
-      const refused = budget.take(userKey(device), deviceKey(device), readings, ctx.clock());
+    async take(device, readings) {
+      const refused = shared
+        ? await shared.take(userKey(device), deviceKey(device), readings, deviceLimits, userLimits)
+        : budget.take(userKey(device), deviceKey(device), readings, ctx.clock());
       if (!refused) return null;
       const retryAfterS = Number.isFinite(refused.waitS) ? Math.ceil(refused.waitS) : null;
       const who = refused.scope === 'device' ? `device ${device.id}` : `user ${device.userId} (all their devices)`;
@@ -222,14 +228,15 @@ function readingBudget(ctx: AppContext): Budget {
         { field: refused.scope === 'device' ? 'device_id' : 'user_id', reason: 'rate_limited', scope: refused.scope, retry_after_s: retryAfterS },
       ]);
     },
-    refund(device, readings) {
-      budget.refund(userKey(device), deviceKey(device), readings, ctx.clock());
+    async refund(device, readings) {
+      if (shared) await shared.refund(userKey(device), deviceKey(device), readings, deviceLimits, userLimits);
+      else budget.refund(userKey(device), deviceKey(device), readings, ctx.clock());
     },
   };
 }
 
 export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
-  const budget = readingBudget(ctx);
+  const budget = readingBudget(ctx, app.rateLimits?.readings ?? null);
   app.post<{ Body: { device_id: string; name?: string; model?: string; firmware?: string } }>(
     '/v1/devices',
     {
@@ -287,7 +294,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       const device = await ownedDevice(ctx, p, req.params.device_id);
       // The simulator says who it is, so its data can be told apart from real devices' in the tables.
       const source = req.headers['user-agent']?.startsWith('attune-simulator') ? 'simulator' : 'sync';
-      const limited = budget.take(device, req.body.readings.length);
+      const limited = await budget.take(device, req.body.readings.length);
       if (limited) {
         const after = limited.details[0].retry_after_s;
         if (typeof after === 'number') void reply.header('retry-after', String(after));
@@ -298,7 +305,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source);
         await publish(ctx, records);
       } catch (err) {
-        budget.refund(device, req.body.readings.length);
+        await budget.refund(device, req.body.readings.length);
         throw err;
       }
       const sessionIds = [...new Set(records.map((r) => r.session_id).filter((s): s is string => s !== null))];
@@ -428,14 +435,14 @@ function handleIngestSocket(
             '',
           );
         }
-        const limited = budget.take(device, readings.length);
+        const limited = await budget.take(device, readings.length);
         if (limited) throw limited;
         let records: HeartReadingRecord[];
         try {
           records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);
           await publish(ctx, records);
         } catch (err) {
-          budget.refund(device, readings.length);
+          await budget.refund(device, readings.length);
           throw err;
         }
         send({ type: 'ack', id: clientId, accepted: records.length });
