@@ -140,16 +140,18 @@ describe('WebSocket heartbeat on a running Attune', () => {
     await waitFor('the hub to drop the client', () => app.live!.stats.clients === before, 5_000, 10);
   });
 
-  test('a live-ingest client that answers no ping is closed with 4408 ping_timeout', { timeout: 30_000 }, async () => {
+  test('a live-ingest client that answers no ping is closed with 4408 ping_timeout', { timeout: 30_000 }, async (tc) => {
     const c = await ingestSocket('hb-silent', 'hb-dev-silent', { autoPong: false });
+    const openedAt = performance.now();
     const closed = await c.closed;
+    tc.diagnostic(`closed ${(closed.at - openedAt).toFixed(0)} ms after opening (${PING_MS} ms ping: due at 2 intervals)`);
     assert.deepEqual([closed.code, closed.reason], [WS_TIMEOUT, `ping_timeout: no pong within ${PING_MS / 1000} s`]);
     assert.ok(c.pings >= 1);
     const err = c.inbox.find((m) => m.type === 'error');
     assert.deepEqual([err?.error.code, err?.error.details[0].reason], ['request_timeout', 'ping_timeout']);
   });
 
-  test('a live-ingest client that answers pings but sends nothing is closed with 4408 idle_timeout, not before the idle timeout', { timeout: 30_000 }, async () => {
+  test('a live-ingest client that answers pings but sends nothing is closed with 4408 idle_timeout, not before the idle timeout', { timeout: 30_000 }, async (tc) => {
     const c = await ingestSocket('hb-idle', 'hb-dev-idle');
     await c.next('authenticated');
     const reading = rsaReadings({ startMs: Date.now() - 30_000, durationS: 5 })[0];
@@ -158,6 +160,7 @@ describe('WebSocket heartbeat on a running Attune', () => {
     assert.equal((await c.next('ack')).accepted, 1);
     const closed = await c.closed;
     assert.deepEqual([closed.code, closed.reason], [WS_TIMEOUT, `idle_timeout: no message for ${IDLE_S} s`]);
+    tc.diagnostic(`closed ${(closed.at - lastSent).toFixed(0)} ms after the last message (idle timeout ${IDLE_S} s)`);
     assert.ok(closed.at - lastSent >= IDLE_S * 1000, `closed ${(closed.at - lastSent).toFixed(0)} ms after the last message`);
     assert.ok(c.pings >= 2, `${c.pings} pings answered meanwhile`);
     const err = c.inbox.find((m) => m.type === 'error');
