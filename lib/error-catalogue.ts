@@ -145,6 +145,8 @@ export const Reasons = {
   schema_not_loaded: r('not_found', 'A record names a schema id not loaded by this process.'),
   unregistered_schema: r('not_found', 'A schema that is not registered under its subject.'),
   fingerprint_mismatch: r('conflict', 'A schema file differs from the fingerprint recorded for it.'),
+  incompatible_schema: r('conflict', 'The schema registry refused a schema as incompatible with the versions before it under its subject.'),
+  invalid_schema: r('validation_error', 'The schema registry refused a schema as not valid Avro.'),
   bad_magic_byte: r('validation_error', 'A bus record without the schema-registry magic byte.'),
   malformed_body: r('validation_error', 'A bus record whose Avro body cannot be decoded.'),
   bad_migration_name: r('internal_error', 'A migration file name that is not NNNN_name.sql.'),
