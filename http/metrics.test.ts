@@ -155,14 +155,15 @@ test('the metrics listener: GET /metrics only, on 127.0.0.1 by default, the toke
 
 test('a running Attune: no /metrics on the public port by default; the metrics port and the token when configured', async () => {
   const roles = { ingest: true, api: false, worker: false };
-  const plain: TestAttune = await startTestAttune({ roles, entities: 'pglite' });
+  const plain: TestAttune = await startTestAttune({ roles });
   cleanups.push(() => plain.cleanup());
   assert.equal(plain.metricsUrl, null);
   assert.equal((await plain.request('GET', '/metrics')).status, 404);
   assert.equal((await plain.request('GET', '/metrics', { headers: { authorization: `Bearer ${TOKEN}` } })).status, 404);
 
-  const configured: TestAttune = await startTestAttune({ roles, entities: 'pglite', env: { ATTUNE_METRICS_PORT: '0', ATTUNE_METRICS_TOKEN: TOKEN } });
-  cleanups.push(() => configured.cleanup());
+  const configured: TestAttune = await startTestAttune({ roles, env: { ATTUNE_METRICS_PORT: '0', ATTUNE_METRICS_TOKEN: TOKEN } });
+  let stopped = false;
+  cleanups.push(async () => (stopped ? undefined : configured.cleanup()));
   assert.match(configured.metricsUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
   assert.notEqual(new URL(configured.metricsUrl!).port, new URL(configured.baseUrl).port);
   assert.equal((await configured.request('GET', '/health/live')).status, 200);
@@ -177,6 +178,7 @@ test('a running Attune: no /metrics on the public port by default; the metrics p
   assert.equal(side.status, 200);
   assert.ok(value(await side.text(), 'attune_http_requests_total{method="GET",route="/metrics",status="200"}')! >= 1);
   // The listener stops with Attune.
+  stopped = true;
   await configured.cleanup();
   await assert.rejects(fetch(`${configured.metricsUrl}/metrics`));
 });
