@@ -1,6 +1,7 @@
 // Coherence history: GET /v1/users/me/coherence, served from the per-user daily rollup
-// (user_daily_coherence, an AggregatingMergeTree fed by a materialized view), so a year of
-// history costs a few hundred rows, not millions of windows. The view counts only valid
+// (user_daily_coherence: since migration 0006 a view aggregating coherence_windows FINAL when
+// read, so a window inserted twice, or an insert a crash cut short, changes no figure; it
+// scans the user's windows of the asked days, at most 17,280 a day). The view counts only valid
 // windows, and a window is valid only when it can be trusted (a full 64 s of data, no long
 // gap: pipelines/hrv/window-metrics.ts), so partial and gapped windows are in no figure here.
 import type { FastifyInstance } from 'fastify';

@@ -81,11 +81,12 @@ for (const impl of await storeImplementations()) {
         'SELECT name FROM system.tables WHERE database = {db:String} ORDER BY name',
         { db: store.database },
       );
-      for (const t of ['heart_readings', 'coherence_windows', 'sessions', 'session_events', 'user_daily_coherence', 'user_daily_coherence_mv', 'schema_migrations']) {
+      for (const t of ['heart_readings', 'coherence_windows', 'sessions', 'session_events', 'user_daily_coherence', 'schema_migrations']) {
         assert.ok(tables.some((r) => r.name === t), `table ${t} exists`);
       }
       // Entities live in PostgreSQL since 0005: ClickHouse keeps facts and the sessions dimension.
-      for (const t of ['devices', 'speech_sessions', 'speech_uploads']) {
+      // The daily rollup is a view over coherence_windows FINAL since 0006: no materialized view.
+      for (const t of ['devices', 'speech_sessions', 'speech_uploads', 'user_daily_coherence_mv']) {
         assert.ok(!tables.some((r) => r.name === t), `table ${t} is gone`);
       }
       await store.close();

@@ -34,7 +34,7 @@ import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
 import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
-import { ThresholdTracker } from './threshold.js';
+import { ThresholdTracker, type SessionEventDescriptor } from './threshold.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
@@ -451,7 +451,7 @@ export class CoherenceWorker {
       const threshold = session
         ? new ThresholdTracker({ sessionId: id, threshold: session.coherenceThreshold, holdMs: session.thresholdDurationS * 1000 })
         : null;
-      if (threshold && stored.has(id)) await this.resumeStreak(threshold, id, session!.coherenceThreshold);
+      const refired = threshold && stored.has(id) ? await this.resumeStreak(threshold, id, session!.coherenceThreshold) : [];
       // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
       const emittedThroughMs = Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity);
       p.sessions.set(id, {
@@ -471,6 +471,11 @@ export class CoherenceWorker {
         threshold,
         emittedThroughMs,
       });
+      // An event the stored windows fire again may not have reached the store before a crash
+      // (windows and events are written by two writers): written again, it is the same row
+      // (same event_id, ReplacingMergeTree), so it is stored once either way.
+      const st = p.sessions.get(id)!;
+      for (const e of refired) p.outEvents.push(this.eventRecord(st, e));
     }
   }
 
@@ -480,7 +485,7 @@ export class CoherenceWorker {
    * the same window as an uninterrupted run would, with the same event id; the replayed
    * windows that follow are ignored by it as already seen.
    */
-  private async resumeStreak(tracker: ThresholdTracker, sessionId: string, threshold: number): Promise<void> {
+  private async resumeStreak(tracker: ThresholdTracker, sessionId: string, threshold: number): Promise<SessionEventDescriptor[]> {
     const table = this.opts.store.table(Tables.coherenceWindows);
     const rs = await this.opts.store.client.query({
       query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, coherence FROM ${table} FINAL
@@ -491,9 +496,28 @@ export class CoherenceWorker {
       query_params: { id: sessionId, th: threshold },
       format: 'JSONEachRow',
     });
+    const fired: SessionEventDescriptor[] = [];
     for (const w of (await rs.json()) as Array<{ end_ms: string | number; valid: boolean | number; coherence: number | null }>) {
-      tracker.update({ windowEndMs: Number(w.end_ms), valid: Boolean(w.valid), coherence: w.coherence });
+      fired.push(...tracker.update({ windowEndMs: Number(w.end_ms), valid: Boolean(w.valid), coherence: w.coherence }));
     }
+    return fired;
+  }
+
+  private eventRecord(st: SessionState, e: SessionEventDescriptor): SessionEventRecord {
+    return {
+      event_id: e.eventId,
+      session_id: st.id,
+      user_id: st.userId,
+      org_id: st.orgId,
+      type: e.type,
+      occurred_at: e.occurredAtMs,
+      payload_json: JSON.stringify({
+        threshold: e.payload.threshold,
+        hold_s: e.payload.holdMs / 1000,
+        coherence: e.payload.coherence,
+        streak_start: new Date(e.payload.streakStartMs).toISOString(),
+      }),
+    };
   }
 
   private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): void {
@@ -534,20 +558,7 @@ export class CoherenceWorker {
     });
     for (const e of reached) {
       this.stats.events++;
-      events.push({
-        event_id: e.eventId,
-        session_id: st.id,
-        user_id: st.userId,
-        org_id: st.orgId,
-        type: e.type,
-        occurred_at: e.occurredAtMs,
-        payload_json: JSON.stringify({
-          threshold: e.payload.threshold,
-          hold_s: e.payload.holdMs / 1000,
-          coherence: e.payload.coherence,
-          streak_start: new Date(e.payload.streakStartMs).toISOString(),
-        }),
-      });
+      events.push(this.eventRecord(st, e));
     }
   }
 
