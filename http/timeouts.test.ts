@@ -229,3 +229,39 @@ test('an open WebSocket outlives the idle, headers and request timeouts', async 
     await short.close();
   }
 });
+
+test('the body rule leaves no listener on a kept-alive socket: 30 requests on one connection', async () => {
+  // Before, every request with a body added a 'close' listener to the socket and never took it
+  // off: a busy kept-alive connection piled them up (MaxListenersExceededWarning after 11).
+  const counts: number[] = [];
+  const route = app.server.listeners('request')[0];
+  assert.ok(route);
+  const seen = (req: import('node:http').IncomingMessage) => {
+    req.once('end', () => setImmediate(() => counts.push(req.socket.listenerCount('close'))));
+  };
+  app.server.prependListener('request', seen);
+  try {
+    const agent = new (await import('node:http')).Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 30; i++) {
+      const res = await fetchOnAgent(agent, JSON.stringify({ i }));
+      assert.equal(res, 200);
+    }
+    agent.destroy();
+  } finally {
+    app.server.off('request', seen);
+  }
+  assert.equal(counts.length, 30);
+  assert.ok(Math.max(...counts) <= counts[0] + 1, `close listeners per request: ${counts.join(',')}`);
+});
+
+async function fetchOnAgent(agent: import('node:http').Agent, body: string): Promise<number> {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request({ port, host: '127.0.0.1', path: '/echo', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

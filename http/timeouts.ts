@@ -72,6 +72,9 @@ export function registerBodyRateGuard(app: FastifyInstance, t: Pick<HttpTimeouts
     const stop = () => {
       if (timer) clearTimeout(timer);
       timer = null;
+      // One kept-alive socket carries many requests: leave no listener behind per request.
+      raw.off('end', stop);
+      socket.off('close', stop);
     };
     const deadline = () => start + t.bodyInitialS * 1000 + ((socket.bytesRead - bytesAtStart) / t.bodyMinRate) * 1000;
     const check = () => {
