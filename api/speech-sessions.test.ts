@@ -26,7 +26,7 @@ test('POST creates a session with the defaults filled in and unknown settings ke
   assert.equal(s.description, 'Dry run');
   assert.equal(s.type, 'presentation');
   assert.equal(s.duration, 600);
-  assert.deepEqual(s.settings, { min_pause_ms: 300, long_pause_ms: 1000, model: 'moonshine-tiny', custom_flag: { x: 1 } });
+  assert.deepEqual(s.settings, { min_pause_ms: 300, long_pause_ms: 1000, custom_flag: { x: 1 } });
   assert.equal(s.status, 'created');
   assert.equal(s.source, null);
   assert.equal(s.started_at, null);

@@ -17,7 +17,10 @@ export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation
 export const SPEECH_SESSION_STATUSES: readonly SpeechSessionStatus[] = ['created', 'recording', 'processing', 'completed', 'failed'];
 export const SPEECH_MODELS = ['moonshine-tiny', 'moonshine-base'] as const;
 /** Settings every session has unless the client gave others (the pipeline's defaults). */
-export const DEFAULT_SPEECH_SETTINGS = { min_pause_ms: 250, long_pause_ms: 1000, model: 'moonshine-tiny' } as const;
+/** No model here: a session that names none gets the worker's default for its audio,
+ * moonshine-base for an upload and moonshine-tiny for a live stream (ATTUNE_SPEECH_UPLOAD_MODEL,
+ * ATTUNE_SPEECH_MODEL). */
+export const DEFAULT_SPEECH_SETTINGS = { min_pause_ms: 250, long_pause_ms: 1000 } as const;
 /** The longest session a client may announce (API field duration): 4 hours. */
 export const MAX_EXPECTED_DURATION_S = 14_400;
 
@@ -25,7 +28,7 @@ const settingsSchema = {
   type: 'object',
   description:
     'Analysis settings. Known keys are validated; other keys are kept as given (at most 50 keys). ' +
-    `Defaults: min_pause_ms ${DEFAULT_SPEECH_SETTINGS.min_pause_ms}, long_pause_ms ${DEFAULT_SPEECH_SETTINGS.long_pause_ms}, model ${DEFAULT_SPEECH_SETTINGS.model}.`,
+    `Defaults: min_pause_ms ${DEFAULT_SPEECH_SETTINGS.min_pause_ms}, long_pause_ms ${DEFAULT_SPEECH_SETTINGS.long_pause_ms}; without a model, uploads are recognised with moonshine-base and live streams with moonshine-tiny.`,
   properties: {
     min_pause_ms: { type: 'integer', minimum: 100, maximum: 5000, description: 'Shortest non-speech gap counted as a pause, ms.' },
     long_pause_ms: { type: 'integer', minimum: 100, maximum: 60_000, description: 'Pauses at least this long are long pauses, ms; above min_pause_ms.' },

@@ -219,6 +219,7 @@ export async function startAttune(
           log: log.child({ role: 'speech-worker' }),
           clock,
           defaultModel: config.speech.model,
+          uploadModel: config.speech.uploadModel,
           scoreModelPath: config.speech.scoreModelPath ?? undefined,
           alignment: config.speech.alignment,
         });
