@@ -95,6 +95,7 @@ test('the multipart upload body and the WebSocket routes are documented', () => 
     assert.ok(op, `${path} is not listed`);
     assert.match(op.responses['101'].description, /docs\/websocket-protocols\.md/);
     if (scope) assert.ok(op.parameters.some((p: any) => p.name === scope && p.in === 'path'), path);
+    assert.ok(op.parameters.some((p: any) => p.name === 'token' && p.in === 'query'), `${path}: ?token= is not documented`);
   }
   assert.match(doc.info.description, /docs\/websocket-protocols\.md/);
 });

@@ -85,6 +85,11 @@ function completeRoute(route: RouteOptions & { websocket?: boolean }): void {
     // @fastify/websocket hides its routes from the document; they are listed here.
     schema.hide = false;
     route.preHandler = [upgradeRequired, ...[route.preHandler ?? []].flat()];
+    // The token may come in the URL, for browser clients that cannot set headers.
+    schema.querystring ??= {
+      type: 'object',
+      properties: { token: { type: 'string', description: 'The bearer token, when the upgrade cannot carry an Authorization header (or send it as a first authenticate message).' } },
+    };
   }
   if (schema.hide) return;
   const response = (schema.response ??= {}) as Record<string, unknown>;

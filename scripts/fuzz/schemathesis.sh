@@ -10,6 +10,8 @@
 #   ATTUNE_FUZZ_PORT (18085)  ATTUNE_FUZZ_DATA_DIR (/tmp/h-fuzz-data, emptied first)
 #   ATTUNE_FUZZ_MAX_TIME (150 s for the schemathesis run)  ATTUNE_FUZZ_MAX_EXAMPLES (50 per operation)
 #   ATTUNE_FUZZ_SEED (random)  ATTUNE_FUZZ_REPORT_DIR (<data dir>-report: JUnit and NDJSON)
+#   ATTUNE_FUZZ_CHECKS (the five above; `all` adds schemathesis' heuristic ones, e.g.
+#     positive_data_acceptance, which business rules beyond the schema always fail)
 #   ATTUNE_FUZZ_SRC=1  run the TypeScript sources through tsx instead of dist/ (no rebuild)
 #   ATTUNE_FUZZ_VENV   schemathesis' virtualenv (/opt/attune-fuzz; created when missing)
 set -euo pipefail
@@ -80,7 +82,7 @@ set +e
 # From the report dir: schemathesis keeps its example database in ./.schemathesis.
 (cd "${report_dir}" && "${st}" --no-color run "${base}/docs/json" \
   --header "Authorization: Bearer ${token}" \
-  --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance \
+  --checks "${ATTUNE_FUZZ_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance}" \
   --max-time "${max_time}" --max-examples "${max_examples}" --request-timeout 30 \
   --workers 2 --suppress-health-check all \
   --report junit,ndjson --report-dir "${report_dir}" \
