@@ -3,7 +3,8 @@
 // on the free tier is refused, whichever process gets it, and X-RateLimit-Remaining counts
 // down across both) and one user's open sockets together (free: a socket on one process
 // makes one on the other close with 4029); two ingest gateways with one REDIS_URL spend one
-// readings budget per device and per user. Redis is REDIS_URL when set, else the local server
+// readings budget per device and per user, and cannot register more devices than the user's tier
+// allows even when registrations race on both. Redis is REDIS_URL when set, else the local server
 // of infra/redis/redis.sh (started here when not running; CI installs redis-server).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -235,6 +236,31 @@ test('two ingest gateways on one Redis spend one readings budget per device and 
     assert.equal(userRefusal.status, 429);
     assert.equal(userRefusal.body.error.details[0].scope, 'user');
     assert.equal((await gb.request('POST', '/v1/devices/r-dev-2/sync', { token: tb, body: { readings: readings(4_000, start + 40_000_000) } })).status, 202);
+  } finally {
+    for (const g of gateways) await g.cleanup();
+  }
+});
+
+test('device registrations racing on four gateways stay within the quota (a Redis lock per user)', async (t) => {
+  if (!db) {
+    assert.ok(process.env.CI !== 'true', 'CI has a PostgreSQL server');
+    return t.skip('needs a PostgreSQL server for one devices table');
+  }
+  const gateways: TestAttune[] = [];
+  try {
+    // One devices table (the server database of before()), four gateways, each its Redis client.
+    for (let i = 0; i < 4; i++) {
+      gateways.push(await startTestAttune({ entities: 'pglite', env: { REDIS_URL: redisUrl, DATABASE_URL: db.url!, ATTUNE_DEFAULT_TIER: 'free' }, roles: { ingest: true, api: false, worker: false } }));
+    }
+    for (let round = 0; round < 8; round++) {
+      const user = `u-race-${round}`;
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) => gateways[i % 4].request('POST', '/v1/devices', { token: gateways[i % 4].token(user, org), body: { device_id: `race-${round}-${i}` } })),
+      );
+      const statuses = answers.map((a) => a.status).sort();
+      assert.deepEqual(statuses, [201, 201, 409, 409, 409, 409, 409, 409], `round ${round}`);
+      for (const a of answers.filter((x) => x.status === 409)) assert.equal(a.body.error.details[0].reason, 'device_quota');
+    }
   } finally {
     for (const g of gateways) await g.cleanup();
   }

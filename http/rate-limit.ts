@@ -81,7 +81,8 @@ export interface RateLimits {
    * Registers a device within the user's device quota: `register` runs when the device is
    * known already (re-registration, or another user's: register refuses that) or the user
    * has fewer than their tier's number; else a coded 409 device_quota. Registrations of one
-   * user in this process run one at a time, so they cannot overshoot together.
+   * user run one at a time: in this process, and with Redis across instances (a lock per
+   * user), so concurrent ones cannot overshoot together.
    */
   withDeviceQuota<T>(p: Principal, deviceId: string, devices: DeviceCounter, register: () => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -140,15 +141,20 @@ export async function createRateLimits(config: RateLimitConfig, log: Logger): Pr
       const key = userKey(p);
       const previous = deviceLocks.get(key) ?? Promise.resolve();
       const run = previous.catch(() => {}).then(async () => {
-        if (!(await devices.get(p.orgId, deviceId))) {
-          const n = await devices.countOfUser(p.orgId, p.userId);
-          if (n >= quota) {
-            throw new AttuneError('conflict', `the ${tierOf(p)} tier allows ${quota} devices per user; this user has ${n}`, [
-              { field: '/device_id', reason: 'device_quota', tier: tierOf(p), limit: quota },
-            ]);
+        const unlock = redis ? await redisLock(redis, `attune:devices-lock:${key}`, log) : null;
+        try {
+          if (!(await devices.get(p.orgId, deviceId))) {
+            const n = await devices.countOfUser(p.orgId, p.userId);
+            if (n >= quota) {
+              throw new AttuneError('conflict', `the ${tierOf(p)} tier allows ${quota} devices per user; this user has ${n}`, [
+                { field: '/device_id', reason: 'device_quota', tier: tierOf(p), limit: quota },
+              ]);
+            }
           }
+          return await register();
+        } finally {
+          await unlock?.();
         }
-        return register();
       });
       deviceLocks.set(key, run);
       try {
@@ -162,6 +168,35 @@ export async function createRateLimits(config: RateLimitConfig, log: Logger): Pr
       if (redis) await redis.quit().catch(() => redis?.disconnect());
     },
   };
+}
+
+const UNLOCK_LUA = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/**
+ * A short lock in Redis (SET NX PX, released only by its holder; it expires by itself after
+ * 10 s should its holder die). Waits up to 5 s for it; without an answer from Redis, or after
+ * the wait, goes on unlocked (logged): a lock that cannot be had must not stop registrations.
+ */
+async function redisLock(redis: Redis, key: string, log: Logger): Promise<() => Promise<void>> {
+  const token = randomUUID();
+  const deadline = Date.now() + 5_000;
+  for (let delay = 5; ; delay = Math.min(100, delay * 2)) {
+    try {
+      if ((await redis.set(key, token, 'PX', 10_000, 'NX')) === 'OK') {
+        return async () => {
+          await redis.eval(UNLOCK_LUA, 1, key, token).catch(() => {});
+        };
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'redis unavailable: device registration not locked');
+      return async () => {};
+    }
+    if (Date.now() > deadline) {
+      log.warn({ key }, 'device registration lock not had in 5 s: going on without it');
+      return async () => {};
+    }
+    await new Promise((r) => setTimeout(r, delay));
+  }
 }
 
 function quotaError(tier: Tier, limit: number, open: number): AttuneError {
