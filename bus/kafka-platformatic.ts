@@ -1,0 +1,385 @@
+// The Bus over Apache Kafka with @platformatic/kafka (pure JavaScript, maintained; kafkajs
+// has had no release since 2023).
+//  - publish: acks=-1 with the idempotent producer, one produce request in flight (the calls
+//    made meanwhile are coalesced into the next); keys are placed by the client's
+//    compatibilityPartitioner, positive(murmur2(key)) % partitions: the Java client's and
+//    kafkajs's DefaultPartitioner, the same as bus/partitioner.ts.
+//  - subscribe: one Consumer per subscription. Its message stream (all assigned partitions,
+//    offsets from the group's commits, autocommit off) is split into one queue per
+//    partition; each partition's queue is handed to the handler in offset order, one batch
+//    at a time, partitions concurrently. A rejected batch is retried here with a doubling
+//    back-off until it succeeds, the subscription stops or the partition is revoked.
+//  - Heartbeats run on their own timer, so a handler blocked for minutes (a sink waiting on
+//    ClickHouse) keeps the member; when the buffered records pass `maxBufferedRecords` the
+//    stream is paused (no more fetching, memory bounded) until the handlers catch up.
+//  - groupInstanceId gives static membership (KIP-345): a restarted process with the same id
+//    gets its partitions back at once, without waiting for the session timeout.
+import { Admin, Consumer, Producer, compatibilityPartitioner, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
+import type { Logger } from '../lib/log.js';
+import { AttuneError } from '../lib/errors.js';
+import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
+
+export interface PlatformaticKafkaBusOptions {
+  brokers: string[];
+  clientId: string;
+  log: Logger;
+  idempotent?: boolean;
+  replicationFactor?: number;
+  topicReadyTimeoutMs?: number;
+  /** Consumer group session timeout and heartbeat (defaults 10 s / 1 s). */
+  sessionTimeoutMs?: number;
+  heartbeatIntervalMs?: number;
+  /** Static membership: a stable id of this process (e.g. the host name); none by default. */
+  groupInstanceId?: string;
+  retryBackoffMs?: number;
+  retryBackoffMaxMs?: number;
+  /** Records of one subscription buffered before the stream is paused (default 20,000). */
+  maxBufferedRecords?: number;
+  /** Most records handed to one eachBatch call (default 5,000). */
+  maxBatchRecords?: number;
+  requestTimeoutMs?: number;
+}
+
+const ALREADY_EXISTS = /TOPIC_ALREADY_EXISTS|already exists/i;
+
+function errorText(err: unknown): string {
+  const e = err as { message?: string; errors?: unknown[] };
+  const inner = Array.isArray(e?.errors) ? e.errors.map(errorText).join('; ') : '';
+  return `${e?.message ?? String(err)} ${inner}`;
+}
+
+function toBusRecord(m: Message<Buffer, Buffer, Buffer, Buffer>): BusRecord {
+  const headers: Record<string, string> = {};
+  for (const [k, v] of m.headers) headers[k.toString()] = v.toString();
+  return {
+    topic: m.topic,
+    partition: m.partition,
+    offset: m.offset.toString(),
+    key: m.key ? m.key.toString() : '',
+    value: m.value ?? Buffer.alloc(0),
+    headers,
+    timestamp: Number(m.timestamp),
+  };
+}
+
+/** Closes a consumer, leaving its group (the callback form: the promise overload does not type with `force`). */
+function closeConsumer(c: Consumer<Buffer, Buffer, Buffer, Buffer>): Promise<void> {
+  return new Promise((resolve, reject) => c.close(true, (err?: Error | null) => (err ? reject(err) : resolve())));
+}
+
+interface PartitionState {
+  topic: string;
+  partition: number;
+  queue: Message<Buffer, Buffer, Buffer, Buffer>[];
+  /** The next offset not yet queued: a refetch after a rebalance is skipped up to it. */
+  next: bigint;
+  running: Promise<void> | null;
+  revoked: boolean;
+}
+
+export class PlatformaticKafkaBus implements Bus {
+  readonly kind = 'kafka' as const;
+  private readonly producer: Producer<Buffer, Buffer, Buffer, Buffer>;
+  private readonly admin: Admin;
+  private readonly subs = new Set<Subscription>();
+  private closing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly opts: PlatformaticKafkaBusOptions) {
+    this.producer = new Producer({
+      clientId: opts.clientId,
+      bootstrapBrokers: opts.brokers,
+      idempotent: opts.idempotent ?? true,
+      acks: -1,
+      partitioner: compatibilityPartitioner,
+      autocreateTopics: false,
+      timeout: opts.requestTimeoutMs ?? 30_000,
+    });
+    this.admin = new Admin({ clientId: `${opts.clientId}-admin`, bootstrapBrokers: opts.brokers, timeout: opts.requestTimeoutMs ?? 30_000 });
+  }
+
+  async connect(): Promise<void> {
+    await Promise.all([this.producer.metadata({ topics: [] }), this.admin.metadata({ topics: [] })]);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new AttuneError('unavailable', 'the Kafka bus is closed');
+  }
+
+  async ensureTopics(specs: TopicSpec[]): Promise<void> {
+    this.checkOpen();
+    if (specs.length === 0) return;
+    for (const s of specs) {
+      try {
+        await this.admin.createTopics({
+          topics: [s.topic],
+          partitions: s.partitions,
+          replicas: this.opts.replicationFactor ?? -1,
+          configs: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        });
+      } catch (err) {
+        if (!ALREADY_EXISTS.test(errorText(err))) throw err;
+      }
+    }
+    const names = specs.map((s) => s.topic);
+    const deadline = Date.now() + (this.opts.topicReadyTimeoutMs ?? 30_000);
+    let backoff = 50;
+    for (;;) {
+      let ready = false;
+      try {
+        const meta = await this.admin.metadata({ topics: names, forceUpdate: true });
+        ready = names.every((n) => {
+          const t = meta.topics.get(n);
+          return t !== undefined && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0);
+        });
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+      if (ready) return;
+      if (Date.now() > deadline) {
+        throw new AttuneError('unavailable', `Kafka topics ${names.join(', ')} have no leaders yet`, [{ reason: 'no_leader' }]);
+      }
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, 1000);
+    }
+  }
+
+  async publish(topic: string, records: OutgoingRecord[]): Promise<void> {
+    this.checkOpen();
+    if (records.length === 0) return;
+    const messages = records.map((r) => ({
+      topic,
+      key: Buffer.from(r.key),
+      value: r.value,
+      headers: r.headers ? new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)])) : undefined,
+      timestamp: r.timestamp === undefined ? undefined : BigInt(r.timestamp),
+    }));
+    return new Promise<void>((resolve, reject) => {
+      this.pending.push({ messages, resolve, reject });
+      if (!this.sending) void this.sendPending();
+    });
+  }
+
+  // One produce request in flight at a time: with several, @platformatic/kafka 1.35's
+  // idempotent producer gets OUT_OF_ORDER_SEQUENCE_NUMBER from the broker (50 concurrent
+  // sends: 10 refused). Publishes made meanwhile are coalesced into the next request, in
+  // call order, so concurrency costs no throughput.
+  private readonly pending: Array<{ messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[]; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private sending = false;
+
+  private async sendPending(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending.splice(0);
+        try {
+          await this.producer.send({ acks: -1, messages: batch.length === 1 ? batch[0].messages : batch.flatMap((p) => p.messages) });
+          for (const p of batch) p.resolve();
+        } catch (err) {
+          for (const p of batch) p.reject(err);
+        }
+      }
+    } finally {
+      this.sending = false;
+    }
+  }
+
+  async subscribe(opts: SubscribeOptions): Promise<Subscription> {
+    this.checkOpen();
+    const log = this.opts.log.child({ group: opts.groupId });
+    const retryBackoffMs = this.opts.retryBackoffMs ?? 200;
+    const retryBackoffMaxMs = this.opts.retryBackoffMaxMs ?? 5000;
+    const maxBuffered = this.opts.maxBufferedRecords ?? 20_000;
+    const maxBatch = this.opts.maxBatchRecords ?? 5_000;
+    const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+      clientId: `${this.opts.clientId}-${opts.groupId}`,
+      bootstrapBrokers: this.opts.brokers,
+      groupId: opts.groupId,
+      sessionTimeout: this.opts.sessionTimeoutMs ?? 10_000,
+      heartbeatInterval: this.opts.heartbeatIntervalMs ?? 1_000,
+      rebalanceTimeout: Math.max(this.opts.sessionTimeoutMs ?? 10_000, 30_000),
+      ...(this.opts.groupInstanceId && !opts.ephemeral ? { groupInstanceId: this.opts.groupInstanceId } : {}),
+      autocommit: false,
+      timeout: this.opts.requestTimeoutMs ?? 30_000,
+    });
+
+    let stopping = false;
+    const wakers = new Set<() => void>();
+    const pause = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          wakers.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        wakers.add(done);
+      });
+    const parts = new Map<string, PartitionState>();
+    let buffered = 0;
+    let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | null = null;
+    let paused = false;
+    // onAssignment runs before any batch of the new assignment: batches wait on this chain.
+    let assignmentDone: Promise<void> = Promise.resolve();
+    // The partitions of the latest assignment: the stream may still hand over records of a
+    // revoked partition fetched before the rebalance; those are the new owner's.
+    let mine = new Set<string>();
+
+    const drop = (st: PartitionState) => {
+      st.revoked = true;
+      buffered -= st.queue.length;
+      st.queue = [];
+      parts.delete(`${st.topic}:${st.partition}`);
+    };
+
+    consumer.on('consumer:group:join', (payload) => {
+      const assigned: TopicPartition[] = [];
+      for (const a of payload.assignments ?? []) for (const p of a.partitions) assigned.push({ topic: a.topic, partition: p });
+      assigned.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1));
+      const keep = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`));
+      mine = keep;
+      for (const [key, st] of [...parts]) if (!keep.has(key)) drop(st);
+      log.debug({ assigned }, 'bus partitions assigned');
+      if (opts.onAssignment) {
+        const prev = assignmentDone;
+        assignmentDone = prev
+          .then(() => opts.onAssignment!(assigned))
+          .catch((err) => log.error({ err }, 'onAssignment handler failed'));
+      }
+    });
+
+    const pump = async (st: PartitionState) => {
+      await assignmentDone;
+      while (!stopping && !st.revoked && st.queue.length > 0) {
+        const take = st.queue.slice(0, maxBatch);
+        const records = take.map(toBusRecord);
+        let backoff = retryBackoffMs;
+        let ok = false;
+        while (!stopping && !st.revoked) {
+          try {
+            await opts.eachBatch({ topic: st.topic, partition: st.partition, records });
+            ok = true;
+            break;
+          } catch (err) {
+            log.warn(
+              { err, topic: st.topic, partition: st.partition, first_offset: records[0].offset, records: records.length, retry_in_ms: backoff },
+              'bus handler rejected a batch; delivering it again',
+            );
+            await pause(backoff);
+            backoff = Math.min(backoff * 2, retryBackoffMaxMs);
+          }
+        }
+        if (!ok) return;
+        st.queue.splice(0, take.length);
+        buffered -= take.length;
+        if (paused && buffered <= maxBuffered / 2 && stream) {
+          paused = false;
+          stream.resume();
+        }
+      }
+    };
+    const kick = (st: PartitionState) => {
+      if (st.running) return;
+      st.running = pump(st)
+        .catch((err) => log.error({ err }, 'bus partition pump failed'))
+        .finally(() => {
+          st.running = null;
+          if (!stopping && !st.revoked && st.queue.length > 0) kick(st);
+        });
+    };
+
+    try {
+      stream = await consumer.consume({
+        topics: opts.topics,
+        mode: 'committed',
+        fallbackMode: opts.fromBeginning === false ? 'latest' : 'earliest',
+        autocommit: false,
+        maxWaitTime: 200,
+      });
+    } catch (err) {
+      await closeConsumer(consumer).catch(() => undefined);
+      throw err;
+    }
+    stream.on('data', (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
+      if (stopping) return;
+      const key = `${m.topic}:${m.partition}`;
+      if (!mine.has(key)) return;
+      let st = parts.get(key);
+      if (!st) {
+        st = { topic: m.topic, partition: m.partition, queue: [], next: -1n, running: null, revoked: false };
+        parts.set(key, st);
+      }
+      if (m.offset < st.next) return; // refetched after a rebalance: already queued or handled
+      st.next = m.offset + 1n;
+      st.queue.push(m);
+      buffered++;
+      if (!paused && buffered >= maxBuffered) {
+        paused = true;
+        stream!.pause();
+      }
+      kick(st);
+    });
+    stream.on('error', (err: Error) => log.warn({ err }, 'kafka consumer stream error'));
+
+    let stopped: Promise<void> | undefined;
+    const sub: Subscription = {
+      commit: async (topic, partition, offset) => {
+        if (!/^\d+$/.test(offset)) {
+          throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid_offset' }]);
+        }
+        await consumer.commit({ offsets: [{ topic, partition, offset: BigInt(offset), leaderEpoch: -1 }] });
+      },
+      stop: () => {
+        stopped ??= (async () => {
+          stopping = true;
+          for (const wake of [...wakers]) wake();
+          await Promise.all([...parts.values()].map((st) => st.running));
+          await stream?.close().catch((err: unknown) => log.debug({ err }, 'closing the consumer stream failed'));
+          // Leaves the group (LeaveGroup), so the partitions move to the other members at once.
+          await closeConsumer(consumer).catch((err: unknown) => log.debug({ err }, 'closing the consumer failed'));
+          this.subs.delete(sub);
+        })();
+        return stopped;
+      },
+    };
+    this.subs.add(sub);
+    return sub;
+  }
+
+  async committed(groupId: string, topic: string): Promise<Map<number, string>> {
+    this.checkOpen();
+    const out = new Map<number, string>();
+    let res: Awaited<ReturnType<Admin['listConsumerGroupOffsets']>> = [];
+    for (let attempt = 0, delay = 100; ; attempt++, delay = Math.min(delay * 2, 2000)) {
+      try {
+        res = await this.admin.listConsumerGroupOffsets({ groups: [groupId] });
+        break;
+      } catch (err) {
+        if (attempt >= 10 || !/COORDINATOR_LOAD_IN_PROGRESS|NOT_COORDINATOR|COORDINATOR_NOT_AVAILABLE/.test(errorText(err))) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+    for (const g of res) {
+      for (const t of g.topics) {
+        if (t.name !== topic) continue;
+        for (const p of t.partitions) if (p.committedOffset >= 0n) out.set(p.partitionIndex, p.committedOffset.toString());
+      }
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    this.closing ??= (async () => {
+      this.closed = true;
+      await Promise.all([...this.subs].map((s) => s.stop().catch((err) => this.opts.log.warn({ err }, 'consumer stop failed'))));
+      await Promise.all([this.producer.close(), this.admin.close()]);
+    })();
+    return this.closing;
+  }
+}
+
+export async function createPlatformaticKafkaBus(opts: PlatformaticKafkaBusOptions): Promise<PlatformaticKafkaBus> {
+  const bus = new PlatformaticKafkaBus(opts);
+  await bus.connect();
+  return bus;
+}
