@@ -4,7 +4,8 @@
 // down across both) and one user's open sockets together (free: a socket on one process
 // makes one on the other close with 4029); two ingest gateways with one REDIS_URL spend one
 // readings budget per device and per user, and cannot register more devices than the user's tier
-// allows even when registrations race on both. Redis is REDIS_URL when set, else the local server
+// allows even when registrations race on both; while Redis does not answer (CLIENT PAUSE),
+// requests are let through, not refused. Redis is REDIS_URL when set, else the local server
 // of infra/redis/redis.sh (started here when not running; CI installs redis-server).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -263,5 +264,33 @@ test('device registrations racing on four gateways stay within the quota (a Redi
     }
   } finally {
     for (const g of gateways) await g.cleanup();
+  }
+});
+
+test('Redis not answering: requests are let through (without headers), none refused', async () => {
+  const gateway = await startTestAttune({ env: { REDIS_URL: redisUrl, ATTUNE_DEFAULT_TIER: 'free' }, roles: { ingest: true, api: false, worker: false } });
+  const admin = new Redis(redisUrl);
+  try {
+    const t = gateway.auth.sign({ userId: 'u-redis-down', orgId: org, scopes: ['write:devices'], ttlSeconds: 600, tier: 'free' });
+    const register = (i: number) => gateway.request('POST', '/v1/devices', { token: t, body: { device_id: `down-${i}` } });
+    const before = await fetch(`${gateway.baseUrl}/v1/devices`, { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: '{"device_id":"down-0"}' });
+    assert.equal(before.status, 201);
+    assert.equal(before.headers.get('x-ratelimit-limit'), '60');
+    // Every client but this one waits for 6 s: the limiter's commands time out (1 s each).
+    await admin.call('CLIENT', 'PAUSE', '6000', 'ALL');
+    const t0 = Date.now();
+    const during = await fetch(`${gateway.baseUrl}/v1/devices`, { method: 'POST', headers: { authorization: `Bearer ${t}`, 'content-type': 'application/json' }, body: '{"device_id":"down-0"}' });
+    const elapsed = Date.now() - t0;
+    await admin.call('CLIENT', 'UNPAUSE');
+    assert.equal(during.status, 200, 'answered (re-registration), not refused');
+    assert.equal(during.headers.get('x-ratelimit-limit'), null, 'no counts to report');
+    assert.ok(elapsed < 5_500, `answered before Redis came back (${elapsed} ms)`);
+    // Back: counted again.
+    const afterwards = await register(0);
+    assert.equal(afterwards.status, 200);
+  } finally {
+    await admin.call('CLIENT', 'UNPAUSE').catch(() => {});
+    admin.disconnect();
+    await gateway.cleanup();
   }
 });
