@@ -211,15 +211,42 @@ test('open sockets per user: free allows 1 of any kind, plus 2; one more is clos
 
 test('config: ATTUNE_DEFAULT_TIER, ATTUNE_RATE_LIMIT and REDIS_URL are checked', async () => {
   const { loadConfig, ConfigError } = await import('../lib/config.js');
-  assert.deepEqual(loadConfig({}).rateLimit, { enabled: true, defaultTier: 'free', redisUrl: null });
+  assert.deepEqual(loadConfig({}).rateLimit, { enabled: true, defaultTier: 'free', redisUrl: null, trustProxy: false });
   assert.deepEqual(loadConfig({ ATTUNE_DEFAULT_TIER: 'pro', ATTUNE_RATE_LIMIT: 'off', REDIS_URL: 'redis://127.0.0.1:6389/0' }).rateLimit, {
     enabled: false,
     defaultTier: 'pro',
     redisUrl: 'redis://127.0.0.1:6389/0',
+    trustProxy: false,
   });
   assert.throws(() => loadConfig({ ATTUNE_DEFAULT_TIER: 'gold' }), ConfigError);
   assert.throws(() => loadConfig({ REDIS_URL: 'http://127.0.0.1:6389' }), /REDIS_URL: expected a redis:\/\/ or rediss:\/\/ URL/);
   // The per-user readings budget defaults to a device's.
   const c = loadConfig({ ATTUNE_RATE_LIMIT_READINGS_PER_S: '200', ATTUNE_RATE_LIMIT_BURST: '20000' });
   assert.deepEqual([c.ingestLimit.userReadingsPerS, c.ingestLimit.userBurst], [200, 20_000]);
+});
+
+test('ATTUNE_TRUST_PROXY: behind a trusted proxy each client address has its own budget; otherwise X-Forwarded-For is ignored', async () => {
+  const anonymous = (base: string, forwardedFor: string) => fetch(`${base}/v1/sessions`, { headers: { 'x-forwarded-for': forwardedFor } });
+  const remaining = (r: Response) => Number(r.headers.get('x-ratelimit-remaining'));
+  // Not trusted (the default): the header changes nothing, one budget for the peer address.
+  const n1 = remaining(await anonymous(app.baseUrl, '203.0.113.1'));
+  const n2 = remaining(await anonymous(app.baseUrl, '203.0.113.2'));
+  assert.equal(n2, n1 - 1);
+  const proxied = await startTestAttune({ env: { ATTUNE_DEFAULT_TIER: 'free', ATTUNE_TRUST_PROXY: '127.0.0.1' }, roles: { ingest: true, api: false, worker: false } });
+  try {
+    const a1 = await anonymous(proxied.baseUrl, '203.0.113.1');
+    const b1 = await anonymous(proxied.baseUrl, '203.0.113.2');
+    const a2 = await anonymous(proxied.baseUrl, '203.0.113.1');
+    // An ingest-only Attune has no GET /v1/sessions: 404s, counted like any request.
+    assert.deepEqual([a1.status, b1.status, a2.status], [404, 404, 404]);
+    assert.deepEqual([remaining(a1), remaining(b1), remaining(a2)], [59, 59, 58]);
+  } finally {
+    await proxied.cleanup();
+  }
+  const { loadConfig } = await import('../lib/config.js');
+  assert.equal(loadConfig({}).rateLimit.trustProxy, false);
+  assert.equal(loadConfig({ ATTUNE_TRUST_PROXY: '2' }).rateLimit.trustProxy, 2);
+  assert.deepEqual(loadConfig({ ATTUNE_TRUST_PROXY: '10.0.0.0/8, 127.0.0.1' }).rateLimit.trustProxy, ['10.0.0.0/8', '127.0.0.1']);
+  assert.throws(() => loadConfig({ ATTUNE_TRUST_PROXY: 'proxy.example' }), /ATTUNE_TRUST_PROXY/);
+  assert.throws(() => loadConfig({ ATTUNE_TRUST_PROXY: '10.0.0.0/33' }), /ATTUNE_TRUST_PROXY/);
 });

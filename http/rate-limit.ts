@@ -36,6 +36,8 @@ export interface RateLimitConfig {
   defaultTier: Tier;
   /** Shared counts across instances (REDIS_URL); null: in this process. */
   redisUrl: string | null;
+  /** Whose X-Forwarded-For gives the client address (ATTUNE_TRUST_PROXY; Fastify's trustProxy); absent: nobody's. */
+  trustProxy?: boolean | number | string[];
 }
 
 /** How long a Redis socket entry lives without a refresh (a crashed instance's sockets free up after it). */
@@ -379,6 +381,12 @@ declare module 'fastify' {
     /** Who the rate limits count this request against (set by the rate-limit hook). */
     rateLimitSubject?: { key: string; tier: Tier };
   }
+}
+
+/** Fastify's trustProxy for ATTUNE_TRUST_PROXY: a number of hops as the function Fastify makes of one (its types take no number). */
+export function trustProxyOption(tp: boolean | number | string[] | undefined): boolean | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof tp === 'number') return (_address, hop) => hop < tp;
+  return tp ?? false;
 }
 
 /** Routes never limited and without the headers: the health probes (a load balancer's address must never be refused). */

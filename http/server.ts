@@ -11,7 +11,7 @@ import { wsConnectionHook, wsErrorHandler } from './ws-limits.js';
 import { registerOpenApi } from './openapi.js';
 import { registerResponseHeaders } from './response-headers.js';
 import { registerTextGuard } from './text-guard.js';
-import { registerRateLimit } from './rate-limit.js';
+import { registerRateLimit, trustProxyOption } from './rate-limit.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -41,6 +41,8 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'r
     // and error bodies); anything else gets a fresh UUID (http/timeouts.ts requestIdFor).
     requestIdHeader: false,
     genReqId: requestIdFor,
+    // The client address behind proxies (ATTUNE_TRUST_PROXY): what rate limits key anonymous requests by.
+    trustProxy: trustProxyOption(ctx.rateLimit?.trustProxy),
     // Timeouts (http/timeouts.ts): headers 10 s, the whole request 15 min (a 200 MB upload at
     // 1.8 Mbit/s), an idle socket 60 s, an idle kept-alive one 30 s, and a body slower than
     // 8 KiB/s after its first 10 s is cut (registerBodyRateGuard below).

@@ -1,6 +1,7 @@
 // Configuration: environment variables, overridable by command-line flags, validated once
 // at start. A bad value stops the program with one line naming the variable, because a
 // half-configured stream worker that starts anyway is worse than one that refuses.
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { TIER_NAMES, type Tier } from './tiers.js';
 
@@ -60,7 +61,7 @@ export interface AttuneConfig {
    * ATTUNE_RATE_LIMIT=off; tokens without a `tier` claim get defaultTier (ATTUNE_DEFAULT_TIER);
    * with REDIS_URL the counts are shared by every instance using that Redis.
    */
-  rateLimit: { enabled: boolean; defaultTier: Tier; redisUrl: string | null };
+  rateLimit: { enabled: boolean; defaultTier: Tier; redisUrl: string | null; trustProxy: boolean | number | string[] };
   live: {
     /** Messages queued for one WebSocket client before it is disconnected as too slow. */
     maxBufferedMessages: number;
@@ -161,6 +162,28 @@ function url(env: Env, name: string): string | null {
   } catch {
     throw new ConfigError(name, `expected an http(s) URL, got "${raw}"`);
   }
+}
+
+/**
+ * ATTUNE_TRUST_PROXY: whose X-Forwarded-For gives the client address (rate limits by address,
+ * logs). Empty (default): nobody's, the address is the TCP peer's; a number: that many proxy
+ * hops in front; addresses or CIDRs (comma list): those proxies; `true`: any (only when
+ * nothing can reach Attune but through the proxy: the header is the client's to write).
+ */
+function trustProxy(env: Env, name: string): boolean | number | string[] {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (/^\d+$/.test(raw)) return int(env, name, 0, 0, 100);
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const a of list) {
+    const [addr, bits, extra] = a.split('/');
+    const v = isIP(addr);
+    if (v === 0 || extra !== undefined || (bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= (v === 4 ? 32 : 128)))) {
+      throw new ConfigError(name, `expected true, a number of hops, or addresses/CIDRs, got "${a}"`);
+    }
+  }
+  return list;
 }
 
 function redisUrl(env: Env, name: string): string | null {
@@ -326,6 +349,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       enabled: bool(e, 'ATTUNE_RATE_LIMIT', true),
       defaultTier: oneOf(e, 'ATTUNE_DEFAULT_TIER', TIER_NAMES, 'free'),
       redisUrl: redisUrl(e, 'REDIS_URL'),
+      trustProxy: trustProxy(e, 'ATTUNE_TRUST_PROXY'),
     },
     live: {
       maxBufferedMessages: int(e, 'ATTUNE_WS_MAX_BUFFERED', 256, 1, 100_000),
