@@ -269,9 +269,12 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
     '/v1/speech-sessions',
     {
       config: { auth: { scope: Scopes.writeSpeech } },
+      // For clients and the fuzzer (scripts/fuzz): the new session's id goes to its upload.
+      links: { 201: { upload: { operationId: 'uploadSpeechAudio', parameters: { id: '$response.body#/id' } } } },
       schema: {
         tags: ['speech'],
         summary: 'Create a speech session for the calling user; send it audio by upload or live stream.',
+        operationId: 'createSpeechSession',
         security: [{ bearerAuth: [] }],
         body: {
           type: 'object',

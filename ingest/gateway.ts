@@ -241,6 +241,8 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
     '/v1/devices',
     {
       config: { auth: { scope: Scopes.writeDevices } },
+      // For clients and the fuzzer (scripts/fuzz): a registered device's id goes to the sync route.
+      links: Object.fromEntries(['200', '201'].map((s) => [s, { sync: { operationId: 'syncReadings', parameters: { device_id: '$response.body#/device_id' } } }])),
       schema: {
         tags: ['ingest'],
         summary: 'Register a device to the calling user (re-registering updates it).',
@@ -276,6 +278,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       schema: {
         tags: ['ingest'],
         summary: 'Upload a batch of readings from a device.',
+        operationId: 'syncReadings',
         description: `At most ${Limits.maxReadingsPerBatch} readings and 1 MB per request. RR ${Limits.rrMinMs}–${Limits.rrMaxMs} ms, HR ${Limits.hrMin}–${Limits.hrMax} bpm, timestamps at most ${defaultReadingRules.maxFutureMs / 1000} s in the future by default (ATTUNE_READING_MAX_FUTURE_MS, at most the allowed lateness), within the session they name (from its start less the allowed lateness to its end plus ATTUNE_SESSION_GRACE_MS), and at most ${defaultReadingRules.maxAgeMs / 86_400_000} days old when they name none (ATTUNE_READING_MAX_AGE_DAYS). Types are strict, \`null\` means absent, unknown fields are refused. A batch is accepted whole or refused whole (400 naming the first bad field and its index).`,
         security: [{ bearerAuth: [] }],
         params: deviceIdParam,

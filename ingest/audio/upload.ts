@@ -121,9 +121,11 @@ export async function registerSpeechUploadRoutes(app: FastifyInstance, ctx: AppC
       '/v1/speech-sessions/:id/upload',
       {
         config: { auth: { scope: SpeechScopes.write }, swaggerTransform: documentedBody(uploadFormSchema) },
+        links: { 202: { status: { operationId: 'getSpeechUploadStatus', parameters: { id: '$response.body#/session_id', upload_id: '$response.body#/upload_id' } } } },
         schema: {
           tags: ['speech'],
           summary: 'Upload a WAV file (multipart: field `file`, optional JSON field `metadata`) to a speech session.',
+          operationId: 'uploadSpeechAudio',
           description:
             `PCM16 or float32 WAV, mono or stereo, ${Math.round(limits.maxBytes / 1048576)} MB and ${limits.maxDurationS} s at most. ` +
             'The file is streamed and processed as it arrives; the answer (202) comes once it is all received. ' +
@@ -155,6 +157,7 @@ export async function registerSpeechUploadStatusRoute(app: FastifyInstance, ctx:
       schema: {
         tags: ['speech'],
         summary: 'Progress of an uploaded file: status, stage, progress, estimated time left, error.',
+        operationId: 'getSpeechUploadStatus',
         security: [{ bearerAuth: [] }],
         params: { type: 'object', properties: { id: sessionIdParam, upload_id: sessionIdParam }, required: ['id', 'upload_id'] },
         response: { 200: statusResponse, '4xx': errorBodySchema },
