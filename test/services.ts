@@ -63,6 +63,7 @@ export const TEST_IMAGES = {
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 export const KAFKA_SCRIPT = fileURLToPath(new URL('../infra/kafka/kafka.sh', import.meta.url));
+export const SCHEMA_REGISTRY_SCRIPT = fileURLToPath(new URL('../infra/schema-registry/registry.sh', import.meta.url));
 
 const isCi = (env: NodeJS.ProcessEnv): boolean => env.CI === 'true';
 
@@ -340,4 +341,59 @@ export async function kafkaOrSkip(
   if (isCi(process.env)) throw new AttuneError('unavailable', 'CI needs Kafka and nothing provided it');
   t.skip('no Kafka: set KAFKA_BROKERS, run Docker, or install Java 17 + Maven for infra/kafka/kafka.sh');
   return null;
+}
+
+// ---- the Schema Registry ------------------------------------------------------------------
+
+/**
+ * Runs `infra/schema-registry/registry.sh start` (a real Apicurio Registry speaking the
+ * Confluent API; idempotent, locked) and reads its SCHEMA_REGISTRY_URL line. Like the local
+ * broker, a registry started here is left running for the next test file.
+ */
+export function startLocalSchemaRegistry(
+  opts: { script?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<string> {
+  const script = opts.script ?? SCHEMA_REGISTRY_SCRIPT;
+  // First use builds the registry with Maven (about 1.5 min); later starts take ~15 s.
+  const timeoutMs = opts.timeoutMs ?? 400_000;
+  return new Promise((resolve, reject) => {
+    execFile(
+      'bash',
+      [script, 'start'],
+      { cwd: repoRoot, env: opts.env ?? process.env, timeout: timeoutMs, maxBuffer: 4 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        if (err) {
+          const tail = stderr.trim().split('\n').slice(-5).join(' | ');
+          reject(new Error(`${script} start failed (${err.code ?? err.signal ?? err.message}): ${tail}`));
+          return;
+        }
+        const line = stdout.split('\n').find((l) => l.startsWith('SCHEMA_REGISTRY_URL='));
+        const url = line?.slice('SCHEMA_REGISTRY_URL='.length).trim();
+        if (!url) reject(new Error(`${script} start printed no SCHEMA_REGISTRY_URL line`));
+        else resolve(url);
+      },
+    );
+  });
+}
+
+/**
+ * The URL of a real Confluent-compatible registry for a test, or null after marking the test
+ * skipped: SCHEMA_REGISTRY_URL when set (CI exports the one .ci/run started), else the local
+ * registry of infra/schema-registry/registry.sh, started on first use. In CI a missing
+ * registry throws, so the test fails rather than skips.
+ */
+export async function schemaRegistryOrSkip(
+  t: SkippableTest,
+  start: () => Promise<string> = () => startLocalSchemaRegistry(),
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | null> {
+  const fromEnv = env.SCHEMA_REGISTRY_URL?.trim();
+  if (fromEnv) return fromEnv;
+  try {
+    return await start();
+  } catch (err) {
+    if (isCi(env)) throw new AttuneError('unavailable', `CI needs a schema registry and none started: ${oneLine(err)}`);
+    t.skip(`no schema registry: set SCHEMA_REGISTRY_URL, or install Java 17 + Maven for infra/schema-registry/registry.sh (${oneLine(err)})`);
+    return null;
+  }
 }

@@ -1,12 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { AttuneError } from '../../lib/errors.js';
 import { Topics } from '../topics.js';
 import { createCodec, readSchemaId, writeWireHeader } from './codec.js';
+import { startConfluentDouble } from './confluent-double.test-util.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry } from './registry.js';
-import { loadSchemaFile, type AvroSchema, type CoherenceWindow, type HeartReading } from './schemas.js';
+import { loadSchemaFile, schemaFingerprint, type AvroSchema, type CoherenceWindow, type HeartReading } from './schemas.js';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -181,57 +180,26 @@ test('the local manifest refuses a schema it does not list and fingerprints matc
   await assert.rejects(registry.register('other-value', await registry.getSchema(1)), /not in the local registry/);
 });
 
-// A minimal Confluent REST stand-in: just the calls the client makes.
-async function fakeConfluentRegistry() {
-  const schemas: string[] = [];
-  const subjects = new Map<string, number>();
-  const calls: string[] = [];
-  const server = createServer(async (req: IncomingMessage, res: ServerResponse) => {
-    let body = '';
-    for await (const chunk of req) body += chunk;
-    calls.push(`${req.method} ${req.url}`);
-    const send = (status: number, json: unknown) => {
-      res.writeHead(status, { 'content-type': 'application/vnd.schemaregistry.v1+json' });
-      res.end(JSON.stringify(json));
-    };
-    const url = req.url ?? '';
-    let m: RegExpMatchArray | null;
-    if (req.method === 'GET' && url.startsWith('/config/')) return send(404, { error_code: 40401, message: 'Subject not found' });
-    if (req.method === 'PUT' && url.startsWith('/config/')) return send(200, JSON.parse(body));
-    if (req.method === 'POST' && (m = url.match(/^\/subjects\/([^/]+)\/versions$/))) {
-      const schema = (JSON.parse(body) as { schema: string }).schema;
-      let id = schemas.indexOf(schema) + 1;
-      if (id === 0) id = schemas.push(schema);
-      subjects.set(decodeURIComponent(m[1]), id);
-      return send(200, { id });
-    }
-    if (req.method === 'GET' && (m = url.match(/^\/schemas\/ids\/(\d+)$/))) {
-      const schema = schemas[Number(m[1]) - 1];
-      return schema ? send(200, { schema }) : send(404, { error_code: 40403, message: 'Schema not found' });
-    }
-    send(404, { error_code: 404, message: `no route ${req.method} ${url}` });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, subjects, calls, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
-}
-
-test('ConfluentSchemaRegistry registers <topic>-value subjects and resolves ids over HTTP', async () => {
-  const fake = await fakeConfluentRegistry();
+test('ConfluentSchemaRegistry registers <topic>-value subjects (TopicNameStrategy) and resolves ids over HTTP', async () => {
+  const double = await startConfluentDouble();
   try {
-    const codec = await createCodec(new ConfluentSchemaRegistry({ url: fake.url }));
-    assert.deepEqual([...fake.subjects.keys()].sort(), Object.values(Topics).map((t) => `${t}-value`).sort());
+    const codec = await createCodec(new ConfluentSchemaRegistry({ url: double.url }));
+    const subjects = (await (await fetch(`${double.url}/subjects`)).json()) as string[];
+    assert.deepEqual(subjects.sort(), Object.values(Topics).map((t) => `${t}-value`).sort());
     const bytes = codec.encode(Topics.heartReadings, smallReading);
-    assert.equal(readSchemaId(bytes), fake.subjects.get(`${Topics.heartReadings}-value`));
+    const latest = (await (await fetch(`${double.url}/subjects/${Topics.heartReadings}-value/versions/latest`)).json()) as { id: number };
+    assert.equal(readSchemaId(bytes), latest.id);
 
-    // A fresh consumer-side codec knows nothing about the id and fetches it.
-    const registry = new ConfluentSchemaRegistry({ url: fake.url });
-    const schema = (await registry.getSchema(readSchemaId(bytes))) as { name: string };
-    assert.equal(schema.name, 'io.attune.heart.v1.HeartReading');
+    // A fresh consumer-side client knows nothing about the id and fetches it.
+    const registry = new ConfluentSchemaRegistry({ url: double.url });
+    const schema = await registry.getSchema(readSchemaId(bytes));
+    assert.equal(schemaFingerprint(schema), schemaFingerprint(loadSchemaFile('HeartReading.avsc')));
     assert.deepEqual({ ...(await codec.decode<HeartReading>(bytes)) }, smallReading);
     await assert.rejects(registry.getSchema(77), (e: unknown) => e instanceof AttuneError && e.code === 'not_found');
-    assert.ok(fake.calls.includes('GET /schemas/ids/77'));
+    assert.ok(double.calls.includes('GET /schemas/ids/77'));
+    // Registration is a plain POST: the subject's compatibility level is left to the registry.
+    assert.ok(!double.calls.some((c) => c.includes('/config')), double.calls.join(', '));
   } finally {
-    await fake.close();
+    await double.close();
   }
 });

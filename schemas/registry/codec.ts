@@ -69,6 +69,11 @@ interface TopicWriter {
 export interface CreateCodecOptions {
   /** Override the schemas per topic (tests); default: the .avsc files of topicSchemaFiles. */
   schemas?: Partial<Record<TopicName, AvroSchema>>;
+  /**
+   * The registry subject of a topic's values; default TopicNameStrategy, `<topic>-value`.
+   * Tests against a shared real registry use subjects of their own.
+   */
+  subjectOf?: (topic: TopicName) => string;
 }
 
 /** Registers the current schema of every topic and returns a codec bound to `registry`. */
@@ -81,7 +86,7 @@ export async function createCodec(registry: SchemaRegistry, opts: CreateCodecOpt
   for (const topic of Object.keys(topicSchemaFiles) as TopicName[]) {
     const schema = opts.schemas?.[topic] ?? loadSchemaFile(topicSchemaFiles[topic]);
     const type = parseSchema(schema);
-    const id = await registry.register(valueSubject(topic), schema);
+    const id = await registry.register((opts.subjectOf ?? valueSubject)(topic), schema);
     writers.set(topic, { id, type });
     if (type.name) readersByName.set(type.name, type);
     byWriterId.set(id, { reader: type, resolver: undefined });

@@ -5,7 +5,6 @@
 //  - ConfluentSchemaRegistry: a real Confluent-compatible registry over HTTP.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { SchemaRegistry as ConfluentClient, SchemaType } from '@kafkajs/confluent-schema-registry';
 import { AttuneError } from '../../lib/errors.js';
 import { avroSchemaDir, loadSchemaFile, schemaFingerprint, type AvroSchema } from './schemas.js';
 
@@ -86,42 +85,123 @@ export class LocalSchemaRegistry implements SchemaRegistry {
 }
 
 export interface ConfluentSchemaRegistryOptions {
-  /** Base URL of the registry, e.g. http://localhost:8081. */
+  /**
+   * Base URL of the registry's Confluent API, e.g. http://localhost:8081, or with a path
+   * for registries that serve it under one (Apicurio: http://host:8080/apis/ccompat/v7).
+   */
   url: string;
   auth?: { username: string; password: string };
   clientId?: string;
+  /** Per request (default 10 s); past it the call fails with `unavailable`. */
+  timeoutMs?: number;
 }
 
-/** A Confluent-compatible registry; subjects follow TopicNameStrategy (`<topic>-value`). */
+const REGISTRY_CONTENT_TYPE = 'application/vnd.schemaregistry.v1+json';
+
+/** A Confluent REST error body: `{ error_code, message }`. */
+interface RegistryErrorBody {
+  error_code?: number;
+  message?: string;
+}
+
+/**
+ * A Confluent-compatible registry over its REST API; subjects follow TopicNameStrategy
+ * (`<topic>-value`). Registration is a plain `POST /subjects/{subject}/versions`: the
+ * subject's compatibility level is the registry's (or its operator's) to set, never ours,
+ * so a FULL subject stays FULL. What the registry says maps onto coded errors:
+ *   409 (incompatible with earlier versions)  → conflict `incompatible_schema`
+ *   422 (not a valid schema)                  → validation_error `invalid_schema`
+ *   404 on a schema id                        → not_found `unknown_schema_id`
+ *   anything else, or no answer               → unavailable `registry_error`
+ */
 export class ConfluentSchemaRegistry implements SchemaRegistry {
-  private readonly client: ConfluentClient;
+  private readonly base: string;
+  private readonly headers: Record<string, string>;
+  private readonly timeoutMs: number;
 
   constructor(opts: ConfluentSchemaRegistryOptions) {
-    this.client = new ConfluentClient({ host: opts.url, auth: opts.auth, clientId: opts.clientId ?? 'attune' });
+    this.base = opts.url.replace(/\/+$/, '');
+    this.headers = { accept: `${REGISTRY_CONTENT_TYPE}, application/json`, 'user-agent': opts.clientId ?? 'attune' };
+    if (opts.auth) {
+      this.headers.authorization = `Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`;
+    }
+    this.timeoutMs = opts.timeoutMs ?? 10_000;
   }
 
   async register(subject: string, schema: AvroSchema): Promise<number> {
-    try {
-      const { id } = await this.client.register({ type: SchemaType.AVRO, schema: JSON.stringify(schema) }, { subject });
-      return id;
-    } catch (err) {
-      throw new AttuneError('unavailable', `schema registry refused ${subject}: ${(err as Error).message}`, [
-        { reason: 'registry_error', subject },
+    const path = `/subjects/${encodeURIComponent(subject)}/versions`;
+    const res = await this.call('POST', path, { schema: JSON.stringify(schema) }, { subject });
+    if (res.status === 200) {
+      const id = (res.body as { id?: unknown }).id;
+      if (Number.isInteger(id)) return id as number;
+      throw registryError(`schema registry answered ${path} without an id`, { subject });
+    }
+    const why = errorText(res);
+    if (res.status === 409) {
+      throw new AttuneError('conflict', `schema registry refused ${subject} as incompatible: ${why}`, [
+        { reason: 'incompatible_schema', subject, message: why },
       ]);
     }
+    if (res.status === 422) {
+      throw new AttuneError('validation_error', `schema registry refused ${subject} as invalid: ${why}`, [
+        { reason: 'invalid_schema', subject, message: why },
+      ]);
+    }
+    throw registryError(`schema registry refused ${subject}: ${why}`, { subject });
   }
 
   async getSchema(id: number): Promise<AvroSchema> {
-    let type: unknown;
-    try {
-      type = await this.client.getSchema(id);
-    } catch (err) {
-      if ((err as { status?: number }).status === 404) throw unknownSchemaId(id);
-      throw new AttuneError('unavailable', `schema registry lookup of id ${id} failed: ${(err as Error).message}`, [
-        { reason: 'registry_error', schema_id: id },
+    const res = await this.call('GET', `/schemas/ids/${id}`, undefined, { schema_id: id });
+    if (res.status === 404) throw unknownSchemaId(id);
+    if (res.status !== 200) throw registryError(`schema registry lookup of id ${id} failed: ${errorText(res)}`, { schema_id: id });
+    const { schema, schemaType } = res.body as { schema?: unknown; schemaType?: unknown };
+    if (schemaType !== undefined && schemaType !== 'AVRO') {
+      throw new AttuneError('validation_error', `schema id ${id} is a ${String(schemaType)} schema, not Avro`, [
+        { reason: 'invalid_schema', schema_id: id },
       ]);
     }
-    // The client hands back its parsed avsc Type; its JSON form is the writer schema.
-    return (type as { schema(opts?: object): AvroSchema }).schema({ exportAttrs: true });
+    try {
+      return JSON.parse(String(schema)) as AvroSchema;
+    } catch {
+      throw registryError(`schema registry returned schema id ${id} that is not JSON`, { schema_id: id });
+    }
   }
+
+  private async call(
+    method: 'GET' | 'POST',
+    path: string,
+    body: unknown,
+    detail: { subject?: string; schema_id?: number },
+  ): Promise<{ status: number; body: unknown }> {
+    let res: Response;
+    let text: string;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers: body === undefined ? this.headers : { ...this.headers, 'content-type': REGISTRY_CONTENT_TYPE },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      text = await res.text();
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code;
+      throw registryError(`schema registry ${method} ${path} failed: ${(err as Error).message}${cause ? ` (${cause})` : ''}`, detail);
+    }
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : {};
+    } catch {
+      // A proxy's HTML error page, say: kept as text for the message.
+    }
+    return { status: res.status, body: parsed };
+  }
+}
+
+const registryError = (message: string, detail: { subject?: string; schema_id?: number }): AttuneError =>
+  new AttuneError('unavailable', message, [{ reason: 'registry_error', ...detail }]);
+
+function errorText(res: { status: number; body: unknown }): string {
+  const b = res.body as RegistryErrorBody | string;
+  if (typeof b === 'string') return `HTTP ${res.status}${b ? ` ${b.slice(0, 200)}` : ''}`;
+  return `HTTP ${res.status}${b.error_code !== undefined ? ` (error ${b.error_code})` : ''}${b.message ? `: ${b.message}` : ''}`;
 }
