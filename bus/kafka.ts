@@ -18,6 +18,10 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export const DEFAULT_HEARTBEAT_MS = 1_000;
 
 export interface KafkaBusOptions {
+  /** The client: kafkajs (this file) or @platformatic/kafka (bus/kafka-platformatic.ts); default kafkajs. */
+  client?: 'kafkajs' | 'platformatic';
+  /** Static membership (platformatic only; kafkajs has none). */
+  groupInstanceId?: string;
   brokers: string[];
   clientId: string;
   log: Logger;
@@ -315,6 +319,10 @@ class KafkaBusImpl implements KafkaBus {
 
 /** Connects a producer and an admin client; consumers connect per subscription. */
 export async function createKafkaBus(opts: KafkaBusOptions): Promise<KafkaBus> {
+  if (opts.client === 'platformatic') {
+    const { createPlatformaticKafkaBus } = await import('./kafka-platformatic.js');
+    return createPlatformaticKafkaBus({ ...opts, requestTimeoutMs: opts.requestTimeoutMs });
+  }
   const bus = new KafkaBusImpl(opts);
   await bus.connect();
   return bus;

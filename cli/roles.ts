@@ -87,7 +87,14 @@ export async function openEntities(config: AttuneConfig): Promise<SqlClient> {
 export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNames): Promise<Bus> {
   const bus =
     config.bus === 'kafka'
-      ? await createKafkaBus({ brokers: config.kafkaBrokers, clientId: config.kafkaClientId, log })
+      ? await createKafkaBus({
+          client: config.kafkaClient,
+          brokers: config.kafkaBrokers,
+          clientId: config.kafkaClientId,
+          log,
+          sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+          groupInstanceId: config.kafkaInstanceId ?? undefined,
+        })
       : await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
   await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions, compacted: topic === topics.sessionChanges })));
   // Every publish settles within ATTUNE_PUBLISH_TIMEOUT_MS: the gateway answers 503 + Retry-After, never hangs.

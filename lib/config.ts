@@ -16,6 +16,12 @@ export interface AttuneConfig {
   kafkaClientId: string;
   /** Bound of one bus publish (ATTUNE_PUBLISH_TIMEOUT_MS, 5 s): past it the gateway answers 503 + Retry-After. */
   publishTimeoutMs: number;
+  /** The Kafka client behind the bus (ATTUNE_KAFKA_CLIENT): @platformatic/kafka or kafkajs. */
+  kafkaClient: 'platformatic' | 'kafkajs';
+  /** Consumer group session timeout (ATTUNE_KAFKA_SESSION_TIMEOUT_MS, 10 s): how long a crashed member holds its partitions. */
+  kafkaSessionTimeoutMs: number;
+  /** Static group membership (ATTUNE_KAFKA_INSTANCE_ID, platformatic only): a restarted process with the same id gets its partitions back at once. */
+  kafkaInstanceId: string | null;
   schemaRegistryUrl: string | null;
   /** Partitions per topic when Attune creates its topics. */
   topicPartitions: number;
@@ -304,6 +310,9 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     kafkaBrokers,
     kafkaClientId: e.KAFKA_CLIENT_ID ?? 'attune',
     publishTimeoutMs: int(e, 'ATTUNE_PUBLISH_TIMEOUT_MS', 5_000, 100, 120_000),
+    kafkaClient: oneOf(e, 'ATTUNE_KAFKA_CLIENT', ['platformatic', 'kafkajs'] as const, 'kafkajs'),
+    kafkaSessionTimeoutMs: int(e, 'ATTUNE_KAFKA_SESSION_TIMEOUT_MS', 10_000, 6_000, 300_000),
+    kafkaInstanceId: e.ATTUNE_KAFKA_INSTANCE_ID?.trim() || null,
     schemaRegistryUrl: url(e, 'SCHEMA_REGISTRY_URL'),
     topicPartitions: int(e, 'ATTUNE_TOPIC_PARTITIONS', 6, 1, 1024),
     topicPrefix: topicPrefix(e),

@@ -1,0 +1,187 @@
+// The Kafka clients compared (issue 10): readings per second from POST /v1/devices/{id}/sync
+// to rows in ClickHouse (heart_readings) through Kafka with the real workers, and a bare
+// baseline with the same client: records already on a topic, consumed and inserted into a
+// ClickHouse table one row per record (no decoding, no processing), through the same
+// BatchWriter the sinks use. Targets: pipeline >= 0.7 of its baseline and >= 50,000
+// readings/s.
+//
+//   npm run bench:kafka [-- readings=300000 runs=3 clients=platformatic,kafkajs]
+//
+// Every measurement runs in a child process of its own (chDB and PGlite open once per
+// process), interleaved across clients and modes. Kafka comes from KAFKA_BROKERS or is
+// started with infra/kafka/kafka.sh. @confluentinc/kafka-javascript is not measured: its
+// install builds librdkafka from source and fails offline by default (see the README).
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { randomUUID } from 'node:crypto';
+import { startTestAttune, type TestAttune } from '../test/attune.js';
+import { startLocalKafka } from '../test/services.js';
+import { BatchWriter } from '../store/batch-writer.js';
+import { silentLogger } from '../lib/log.js';
+import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
+import { runChild } from './lib/child.js';
+import { interleavedOrder, round } from './lib/stats.js';
+
+const TARGET_READINGS_PER_S = 50_000;
+const TARGET_RATIO = 0.7;
+const DEVICES = 8;
+const READINGS_PER_REQUEST = 1000;
+const CONCURRENCY = 8;
+const PARTITIONS = 6;
+type Client = 'platformatic' | 'kafkajs';
+type Mode = 'pipeline' | 'baseline';
+
+async function brokers(): Promise<string[]> {
+  return process.env.KAFKA_BROKERS?.split(',') ?? (await startLocalKafka());
+}
+
+async function count(app: TestAttune, table: string): Promise<number> {
+  const rs = await app.store.client.query({ query: `SELECT count() AS n FROM ${app.database}.${table}`, format: 'JSONEachRow' });
+  return Number(((await rs.json()) as Array<{ n: number | string }>)[0].n);
+}
+
+/** Sync endpoint → Kafka → readings sink and coherence worker → heart_readings. */
+async function pipeline(client: Client, total: number) {
+  const app = await startTestAttune({
+    kafkaBrokers: await brokers(),
+    entities: 'pglite',
+    env: { ATTUNE_KAFKA_CLIENT: client, ATTUNE_WRITE_FLUSH_MS: '1000', ATTUNE_TOPIC_PARTITIONS: String(PARTITIONS), ATTUNE_RATE_LIMIT_READINGS_PER_S: '0', ATTUNE_RATE_LIMIT: 'off' },
+  });
+  try {
+    const token = app.token('bench-user', 'bench-org');
+    const devices = Array.from({ length: DEVICES }, (_, i) => `bench-device-${i}`);
+    const sessions: string[] = [];
+    const startMs = Date.now() - 30 * 86_400_000;
+    for (const d of devices) {
+      await app.request('POST', '/v1/devices', { token, body: { device_id: d } });
+      const s = await app.request('POST', '/v1/sessions', { token, body: { device_id: d, started_at: startMs } });
+      sessions.push(s.body.id);
+    }
+    const requestsPerDevice = Math.ceil(total / (DEVICES * READINGS_PER_REQUEST));
+    const expected = requestsPerDevice * DEVICES * READINGS_PER_REQUEST;
+    const job = { baseUrl: app.baseUrl, token, devices, sessions, requestsPerDevice, readingsPerRequest: READINGS_PER_REQUEST, startMs, concurrency: CONCURRENCY };
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./lib/sync-load.ts', import.meta.url)), JSON.stringify(job)], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+    if (!JSON.parse((await lines.next()).value).ready) throw new Error('load generator failed to start');
+    const began = Date.now();
+    child.stdin!.write('go\n');
+    const load = JSON.parse((await lines.next()).value) as { began: number; ended: number; accepted: number; failed: number; p50_ms: number; p99_ms: number };
+    let stored = 0;
+    const deadline = Date.now() + 300_000;
+    while ((stored = await count(app, 'heart_readings')) < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const seconds = (Date.now() - began) / 1000;
+    child.kill();
+    if (stored < expected) throw new Error(`only ${stored} of ${expected} rows arrived`);
+    if (load.failed > 0) throw new Error(`${load.failed} requests failed`);
+    return {
+      readings: expected,
+      readings_per_s: Math.round(expected / seconds),
+      accepted_readings_per_s: Math.round(expected / ((load.ended - load.began) / 1000)),
+      request_latency_p99_ms: load.p99_ms,
+      seconds: round(seconds, 2),
+    };
+  } finally {
+    await app.cleanup();
+  }
+}
+
+/** The same client's bare path: records on a topic → consumer → BatchWriter → ClickHouse. */
+async function baseline(client: Client, total: number) {
+  const app = await startTestAttune({
+    kafkaBrokers: await brokers(),
+    entities: 'pglite',
+    roles: { ingest: false, api: true, worker: false },
+    env: { ATTUNE_KAFKA_CLIENT: client, ATTUNE_TOPIC_PARTITIONS: String(PARTITIONS) },
+  });
+  try {
+    const topic = `${app.topicPrefix}bench.baseline.${randomUUID().slice(0, 8)}`;
+    await app.bus.ensureTopics([{ topic, partitions: PARTITIONS }]);
+    // A heart reading record is ~100 bytes of Avro; one record per reading, as the gateway publishes.
+    const value = Buffer.alloc(100, 7);
+    for (let sent = 0; sent < total; sent += 5000) {
+      const n = Math.min(5000, total - sent);
+      await app.bus.publish(topic, Array.from({ length: n }, (_, i) => ({ key: `bench-device-${(sent + i) % DEVICES}`, value, timestamp: Date.now() })));
+    }
+    await app.store.client.command({
+      query: `CREATE TABLE IF NOT EXISTS ${app.database}.bench_baseline (partition UInt16, offset UInt64, key String, ts DateTime64(3), bytes UInt32) ENGINE = MergeTree ORDER BY (partition, offset)`,
+    });
+    const writer = new BatchWriter<{ partition: number; offset: string; key: string; ts: number; bytes: number }>({
+      store: app.store,
+      table: 'bench_baseline',
+      columns: ['partition', 'offset', 'key', 'ts', 'bytes'],
+      compact: true,
+      maxRows: 100_000,
+      maxDelayMs: 1000,
+      log: silentLogger,
+    });
+    let durable = 0;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const began = Date.now();
+    const sub = await app.bus.subscribe({
+      groupId: `${app.topicPrefix}bench-baseline-${randomUUID().slice(0, 8)}`,
+      topics: [topic],
+      eachBatch: async (batch) => {
+        const last = batch.records[batch.records.length - 1];
+        await writer.add(
+          batch.records.map((r) => ({ partition: r.partition, offset: r.offset, key: r.key, ts: r.timestamp, bytes: r.value.length })),
+          () => {
+            durable += batch.records.length;
+            void sub.commit(batch.topic, batch.partition, String(BigInt(last.offset) + 1n)).catch(() => undefined);
+            if (durable >= total) done();
+          },
+        );
+      },
+    });
+    await Promise.race([finished, new Promise((_, reject) => setTimeout(() => reject(new Error(`baseline: ${durable} of ${total} after 300 s`)), 300_000))]);
+    const seconds = (Date.now() - began) / 1000;
+    await sub.stop();
+    await writer.close();
+    const stored = await count(app, 'bench_baseline');
+    if (stored < total) throw new Error(`baseline: ${stored} of ${total} rows stored`);
+    return { readings: total, readings_per_s: Math.round(total / seconds), seconds: round(seconds, 2) };
+  } finally {
+    await app.cleanup();
+  }
+}
+
+const args = new Map(process.argv.slice(2).map((a) => a.split('=') as [string, string]));
+if (args.has('--child')) {
+  const [client, mode] = args.get('--child')!.split(',') as [Client, Mode];
+  const total = Number(args.get('readings'));
+  const r = mode === 'pipeline' ? await pipeline(client, total) : await baseline(client, total);
+  console.log('RESULT ' + JSON.stringify(r));
+  process.exit(0);
+}
+
+const total = Number(args.get('readings') ?? 300_000);
+const runs = runsArg(args.get('runs'), 3);
+const clients = (args.get('clients') ?? 'platformatic,kafkajs').split(',') as Client[];
+const variants = clients.flatMap((c) => (['pipeline', 'baseline'] as const).map((m) => ({ client: c, mode: m })));
+const bench = new BenchRun('kafka', {
+  description:
+    'Kafka clients behind the bus: sync endpoint → Kafka → real workers → heart_readings rows (pipeline), and records on a topic → consumer → BatchWriter → ClickHouse, no processing (baseline), per client; each measurement in its own process (chDB, PGlite), interleaved',
+  options: { readings: total, runs, clients, devices: DEVICES, readings_per_request: READINGS_PER_REQUEST, concurrency: CONCURRENCY, partitions: PARTITIONS },
+});
+const results: Record<string, Array<Record<string, number>>> = {};
+for (const round_ of interleavedOrder(variants, runs)) {
+  for (const v of round_) {
+    const key = `${v.client}_${v.mode}`;
+    const r = await runChild(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${v.client},${v.mode}`, `readings=${total}`]);
+    console.log(`${key}: ${r.readings_per_s} readings/s (${r.seconds} s)`);
+    (results[key] ??= []).push(r);
+  }
+}
+const summary: Record<string, unknown> = {};
+for (const c of clients) {
+  const p = bench.metric(`${c}_pipeline_readings_per_s`, results[`${c}_pipeline`].map((r) => r.readings_per_s), 'readings/s', 'higher');
+  const b = bench.metric(`${c}_baseline_readings_per_s`, results[`${c}_baseline`].map((r) => r.readings_per_s), 'readings/s', 'higher');
+  bench.metric(`${c}_pipeline_request_p99_ms`, results[`${c}_pipeline`].map((r) => r.request_latency_p99_ms), 'ms', 'lower');
+  const ratio = round(p.median / b.median, 2);
+  summary[c] = { pipeline_median: p.median, baseline_median: b.median, ratio, meets_ratio: ratio >= TARGET_RATIO, meets_rate: p.median >= TARGET_READINGS_PER_S };
+  console.log(`${c}: pipeline ${describeMetric(p, 0, ' readings/s')}, baseline ${describeMetric(b, 0, ' readings/s')}, ratio ${ratio} (target ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT met'}; ${TARGET_READINGS_PER_S}/s: ${p.median >= TARGET_READINGS_PER_S ? 'met' : 'NOT met'})`);
+}
+const file = bench.write({ target_readings_per_s: TARGET_READINGS_PER_S, target_ratio: TARGET_RATIO, summary, runs: results });
+console.log(`wrote ${relativeResultPath(file)}`);
+process.exit(0);
