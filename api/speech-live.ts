@@ -57,7 +57,7 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
           'Live events of one speech session (WebSocket): asr:token (partial and final transcript), metrics:update (at least once a second while audio flows) and processing:status (stage, progress, eta). ' +
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs read:speech. ' +
           'The first message is {"type":"subscribed","payload":{"session_id","status"}}; then envelopes {"id","type","timestamp","payload"}. ' +
-          'Close codes: 4401 unauthenticated, 4403 missing scope, 4404 no such session (or not yours), 4008 too slow a reader.',
+          'Close codes: 4401 unauthenticated, 4403 missing scope, 4404 no such session (or not yours), 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader (all of them: docs/websocket-protocols.md).',
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
       },
     },
