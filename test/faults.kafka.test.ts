@@ -185,7 +185,7 @@ async function deployment(name: string, brokers: string[]) {
       await start();
       break;
     } catch (err) {
-      startFailures.push((err as Error).message.split('\n').find((l) => /Error/.test(l)) ?? (err as Error).message.slice(0, 200));
+      startFailures.push((err as Error).message.split('\n').find((l) => /Error: /.test(l)) ?? (err as Error).message.slice(0, 200));
       if (attempt === 3) throw err;
     }
   }
@@ -289,26 +289,31 @@ async function runScenario(name: string, brokers: string[], fault: Fault = {}) {
     phase('uploaded');
     // The end calls, dated a second after each device's last beat.
     await Promise.all(devices.map((dev, i) => call(d, 'POST', `/v1/sessions/${ids[i]}/end`, dev.user, { ended_at: dev.lastBeat + 1000 }, 200)));
-    // Every session's last window (the one holding its last beat) is stored...
+    // Every reading: the readings sink has committed past every end marker (its probe joins
+    // its group meanwhile) ...
+    const readings = readingsCommitted(d);
+    readings.catch(() => undefined);
+    // ... and every session's last window (the one holding its last beat) is stored.
+    const settledSessions = new Set<number>();
     await waitFor('every session\'s last window', async () => {
-      for (let i = 0; i < devices.length; i++) {
-        const s = await call(d, 'GET', `/v1/sessions/${ids[i]}`, devices[i].user, undefined, 200);
-        const tl = s.timeline ?? [];
-        if (!(tl.length > 0 && Date.parse(tl[tl.length - 1].timestamp) > devices[i].lastBeat)) return false;
-      }
-      return true;
+      await Promise.all(
+        devices.map(async (dev, i) => {
+          if (settledSessions.has(i)) return;
+          const s = await call(d, 'GET', `/v1/sessions/${ids[i]}`, dev.user, undefined, 200);
+          const tl = s.timeline ?? [];
+          if (tl.length > 0 && Date.parse(tl[tl.length - 1].timestamp) > dev.lastBeat) settledSessions.add(i);
+        }),
+      );
+      return settledSessions.size === devices.length;
     }, 180_000, 500);
     phase('windows');
-    // ... and every reading: the readings sink has committed past every end marker.
-    await readingsCommitted(d);
+    await readings;
     phase('readings');
     const api = { sessions: [] as unknown[], history: [] as unknown[] };
     const day0 = new Date(t0).toISOString().slice(0, 10);
     const day1 = new Date(t0 + 3_600_000).toISOString().slice(0, 10);
-    for (let i = 0; i < devices.length; i++) {
-      api.sessions.push(await call(d, 'GET', `/v1/sessions/${ids[i]}`, devices[i].user, undefined, 200));
-      api.history.push(await call(d, 'GET', `/v1/users/me/coherence?granularity=day&start_date=${day0}&end_date=${day1}`, devices[i].user, undefined, 200));
-    }
+    api.sessions = await Promise.all(devices.map((dev, i) => call(d, 'GET', `/v1/sessions/${ids[i]}`, dev.user, undefined, 200)));
+    api.history = await Promise.all(devices.map((dev) => call(d, 'GET', `/v1/users/me/coherence?granularity=day&start_date=${day0}&end_date=${day1}`, dev.user, undefined, 200)));
     phase('api');
     await d.stop();
     phase('stopped');
