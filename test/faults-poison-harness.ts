@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { createAuthenticator, type Authenticator } from '../http/auth.js';
 import { loadConfig } from '../lib/config.js';
 import { silentLogger } from '../lib/log.js';
-import { openBus, openCodec, startAttune, type RunningAttune } from '../cli/roles.js';
+import { openBus, openCodec, startAttune, type Roles, type RunningAttune } from '../cli/roles.js';
 import { prefixedTopics } from '../schemas/topics.js';
 import { decodeRecord } from '../schemas/registry/codec.js';
 import { asEndMarker } from '../pipelines/coherence/end-markers.js';
@@ -85,6 +85,8 @@ export interface Deployment {
   database: string;
   dataDir: string;
   brokers: string[];
+  /** Its PostgreSQL database (for a deployment that joins it). */
+  pgUrl: string;
   /** The in-process Attune, when it runs in the test process. */
   running: RunningAttune | null;
   unexpectedExits: string[];
@@ -94,13 +96,19 @@ export interface Deployment {
   dispose(): Promise<void>;
 }
 
-interface DeploymentOptions {
+export interface DeploymentOptions {
   name: string;
   brokers: string[];
   pgUrl: string;
   secret: string;
   prefix?: string;
   env?: Record<string, string>;
+  /** The subcommand of a child deployment (default all); `worker` listens for /metrics only. */
+  command?: 'all' | 'worker';
+  /** The roles of an in-process deployment (default every role). */
+  roles?: Roles;
+  /** Join another deployment: its PostgreSQL database, ClickHouse database and topic prefix. */
+  join?: { pgUrl: string; database: string; prefix: string };
 }
 
 function deploymentEnv(o: DeploymentOptions, dataDir: string, prefix: string, database: string, pgUrl: string): Record<string, string> {
@@ -126,18 +134,25 @@ function deploymentEnv(o: DeploymentOptions, dataDir: string, prefix: string, da
 
 function names(o: DeploymentOptions) {
   const dataDir = mkdtempSync(join(tmpdir(), `h-f2-${o.name}-`));
-  const prefix = o.prefix ?? `f2-${o.name}-${randomUUID().slice(0, 8)}.`;
-  const database = `f2_${o.name.replace(/\W/g, '_')}_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
+  const prefix = o.join?.prefix ?? o.prefix ?? `f2-${o.name}-${randomUUID().slice(0, 8)}.`;
+  const database = o.join?.database ?? `f2_${o.name.replace(/\W/g, '_')}_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
   return { dataDir, prefix, database };
+}
+
+async function entityDatabase(o: DeploymentOptions): Promise<{ url: string; dispose(): Promise<void> }> {
+  if (o.join) return { url: o.join.pgUrl, dispose: async () => undefined };
+  const pg = await serverDatabase(o.pgUrl);
+  return { url: pg.url!, dispose: () => pg.dispose() };
 }
 
 const keepDirs = () => process.env.FAULTS_KEEP_DIRS === '1';
 
 /** `attune all` in a child process (restarted if it dies on its own, as a supervisor would; the exit is recorded). */
-export async function childDeployment(o: DeploymentOptions): Promise<Deployment> {
+export async function childDeployment(o: DeploymentOptions): Promise<Deployment & { kill9(): Promise<void> }> {
   const { dataDir, prefix, database } = names(o);
-  const pg = await serverDatabase(o.pgUrl);
-  const env = { ...process.env, ...deploymentEnv(o, dataDir, prefix, database, pg.url!) };
+  const pg = await entityDatabase(o);
+  const command = o.command ?? 'all';
+  const env = { ...process.env, ...deploymentEnv(o, dataDir, prefix, database, pg.url) };
   const log = createWriteStream(join(dataDir, 'attune.log'), { flags: 'a' });
   let child: ChildProcess | null = null;
   let stopping = false;
@@ -146,7 +161,7 @@ export async function childDeployment(o: DeploymentOptions): Promise<Deployment>
   let metricsUrl: string | null = null;
   const start = (): Promise<void> =>
     new Promise<void>((resolve, reject) => {
-      const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then((m) => m.main(['all']))`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const c = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then((m) => m.main([${JSON.stringify(command)}]))`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
       child = c;
       let out = '';
       let err = '';
@@ -165,7 +180,7 @@ export async function childDeployment(o: DeploymentOptions): Promise<Deployment>
             /* a partial line */
           }
         }
-        if (url && metricsUrl) resolve();
+        if (metricsUrl && (url || command === 'worker')) resolve();
       });
       c.once('exit', (code, signal) => {
         reject(new Error(`attune (${o.name}) exited with ${code ?? signal} before listening:\n${err}\n${out.slice(-1500)}`));
@@ -198,9 +213,17 @@ export async function childDeployment(o: DeploymentOptions): Promise<Deployment>
     database,
     dataDir,
     brokers: o.brokers,
+    pgUrl: pg.url,
     running: null,
     unexpectedExits,
     stop,
+    async kill9() {
+      stopping = true;
+      const c = child!;
+      const gone = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      await gone;
+    },
     async state() {
       await stop();
       const { stdout } = await run(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
@@ -222,9 +245,9 @@ export async function childDeployment(o: DeploymentOptions): Promise<Deployment>
 /** `attune all` in this process (startAttune, as cli/main.ts runs it), so a test can wrap what it uses. */
 export async function inProcessDeployment(o: DeploymentOptions): Promise<Deployment> {
   const { dataDir, prefix, database } = names(o);
-  const pg = await serverDatabase(o.pgUrl);
-  const config = loadConfig(deploymentEnv(o, dataDir, prefix, database, pg.url!));
-  const running = await startAttune(config, { ingest: true, api: true, worker: true }, silentLogger, { migrate: true });
+  const pg = await entityDatabase(o);
+  const config = loadConfig(deploymentEnv(o, dataDir, prefix, database, pg.url));
+  const running = await startAttune(config, o.roles ?? { ingest: true, api: true, worker: true }, silentLogger, { migrate: true });
   let stopped = false;
   return {
     name: o.name,
@@ -234,6 +257,7 @@ export async function inProcessDeployment(o: DeploymentOptions): Promise<Deploym
     database,
     dataDir,
     brokers: o.brokers,
+    pgUrl: pg.url,
     running,
     unexpectedExits: [],
     async stop() {
