@@ -29,7 +29,7 @@ export interface TestAttuneOptions {
   kafkaBrokers?: string[] | null;
   clickhouseUrl?: string | null;
   roles?: Roles;
-  /** Extra environment, e.g. ATTUNE_IDLE_FLUSH_MS. */
+  /** Extra environment, e.g. ATTUNE_SESSION_IDLE_END_MS. */
   env?: Record<string, string>;
   /** Reuse a data dir (chDB allows one per process). */
   dataDir?: string;
@@ -57,7 +57,6 @@ export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<Tes
     ATTUNE_TOPIC_PARTITIONS: '3',
     JWT_SECRET: randomBytes(32).toString('hex'),
     ATTUNE_WRITE_FLUSH_MS: '100',
-    ATTUNE_IDLE_FLUSH_MS: '2000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // Tokens minted here carry no tier claim: the enterprise tier's limits (10,000 requests a
     // minute, 500 a second, unlimited sockets and devices) keep suites that send many requests
