@@ -67,17 +67,20 @@ async function pipeline(client: Client, total: number) {
     const began = Date.now();
     child.stdin!.write('go\n');
     const load = JSON.parse((await lines.next()).value) as { began: number; ended: number; accepted: number; failed: number; p50_ms: number; p99_ms: number };
+    // A request refused with 503 (publish past ATTUNE_PUBLISH_TIMEOUT_MS on a loaded machine)
+    // is counted, not retried: the rate is of the accepted readings, which must all arrive.
+    const accepted = load.accepted;
     let stored = 0;
     const deadline = Date.now() + 300_000;
-    while ((stored = await count(app, 'heart_readings')) < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while ((stored = await count(app, 'heart_readings')) < accepted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const seconds = (Date.now() - began) / 1000;
     child.kill();
-    if (stored < expected) throw new Error(`only ${stored} of ${expected} rows arrived`);
-    if (load.failed > 0) throw new Error(`${load.failed} requests failed`);
+    if (stored < accepted) throw new Error(`only ${stored} of ${accepted} accepted readings arrived`);
     return {
-      readings: expected,
-      readings_per_s: Math.round(expected / seconds),
-      accepted_readings_per_s: Math.round(expected / ((load.ended - load.began) / 1000)),
+      readings: accepted,
+      failed_requests: load.failed,
+      readings_per_s: Math.round(accepted / seconds),
+      accepted_readings_per_s: Math.round(accepted / ((load.ended - load.began) / 1000)),
       request_latency_p99_ms: load.p99_ms,
       seconds: round(seconds, 2),
     };
@@ -165,23 +168,37 @@ const bench = new BenchRun('kafka', {
   options: { readings: total, runs, clients, devices: DEVICES, readings_per_request: READINGS_PER_REQUEST, concurrency: CONCURRENCY, partitions: PARTITIONS },
 });
 const results: Record<string, Array<Record<string, number>>> = {};
+const failures: Record<string, string[]> = {};
 for (const round_ of interleavedOrder(variants, runs)) {
   for (const v of round_) {
     const key = `${v.client}_${v.mode}`;
-    const r = await runChild(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${v.client},${v.mode}`, `readings=${total}`]);
+    // A run that fails (e.g. the rows never all arrive) is kept as a failure, not retried:
+    // how often a client fails is part of the comparison.
+    const r = await runChild(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${v.client},${v.mode}`, `readings=${total}`]).catch((err: Error) => {
+      console.log(`${key}: FAILED ${err.message}`);
+      (failures[key] ??= []).push(err.message);
+      return null;
+    });
+    if (!r) continue;
     console.log(`${key}: ${r.readings_per_s} readings/s (${r.seconds} s)`);
     (results[key] ??= []).push(r);
   }
 }
 const summary: Record<string, unknown> = {};
 for (const c of clients) {
+  if (!results[`${c}_pipeline`] || !results[`${c}_baseline`]) {
+    summary[c] = { failed: true };
+    console.log(`${c}: no successful pipeline or baseline run`);
+    continue;
+  }
   const p = bench.metric(`${c}_pipeline_readings_per_s`, results[`${c}_pipeline`].map((r) => r.readings_per_s), 'readings/s', 'higher');
   const b = bench.metric(`${c}_baseline_readings_per_s`, results[`${c}_baseline`].map((r) => r.readings_per_s), 'readings/s', 'higher');
   bench.metric(`${c}_pipeline_request_p99_ms`, results[`${c}_pipeline`].map((r) => r.request_latency_p99_ms), 'ms', 'lower');
+  bench.metric(`${c}_pipeline_failed_requests`, results[`${c}_pipeline`].map((r) => r.failed_requests), 'requests', 'lower');
   const ratio = round(p.median / b.median, 2);
   summary[c] = { pipeline_median: p.median, baseline_median: b.median, ratio, meets_ratio: ratio >= TARGET_RATIO, meets_rate: p.median >= TARGET_READINGS_PER_S };
   console.log(`${c}: pipeline ${describeMetric(p, 0, ' readings/s')}, baseline ${describeMetric(b, 0, ' readings/s')}, ratio ${ratio} (target ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT met'}; ${TARGET_READINGS_PER_S}/s: ${p.median >= TARGET_READINGS_PER_S ? 'met' : 'NOT met'})`);
 }
-const file = bench.write({ target_readings_per_s: TARGET_READINGS_PER_S, target_ratio: TARGET_RATIO, summary, runs: results });
+const file = bench.write({ target_readings_per_s: TARGET_READINGS_PER_S, target_ratio: TARGET_RATIO, summary, failures, runs: results });
 console.log(`wrote ${relativeResultPath(file)}`);
 process.exit(0);
