@@ -65,7 +65,7 @@ async function runOne(file) {
   results.push({ file, code, seconds });
 }
 async function lane() {
-  while (next < files.length) await runOne(files[next++]);
+  while (next < files.length && !interrupted) await runOne(files[next++]);
 }
 let interrupted = false;
 process.on('SIGINT', () => {
