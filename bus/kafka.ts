@@ -1,4 +1,7 @@
-// The Bus over Apache Kafka, with kafkajs.
+// The Bus over Apache Kafka. createKafkaBus picks the client: @platformatic/kafka by default
+// (bus/kafka-platformatic.ts: maintained, pure JavaScript, static membership), or kafkajs
+// (this file; no release since 2023) with client: 'kafkajs' / ATTUNE_KAFKA_CLIENT=kafkajs.
+// The kafkajs adapter:
 //  - publish: acks=-1 (all in-sync replicas) with the idempotent producer, so a retried
 //    send cannot duplicate or reorder records; keys are partitioned by kafkajs's
 //    DefaultPartitioner, the same murmur2 as bus/partitioner.ts and the embedded bus.
@@ -18,7 +21,7 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export const DEFAULT_HEARTBEAT_MS = 1_000;
 
 export interface KafkaBusOptions {
-  /** The client: kafkajs (this file) or @platformatic/kafka (bus/kafka-platformatic.ts); default kafkajs. */
+  /** The client: @platformatic/kafka (bus/kafka-platformatic.ts, the default) or kafkajs (this file). */
   client?: 'kafkajs' | 'platformatic';
   /** Static membership (platformatic only; kafkajs has none). */
   groupInstanceId?: string;
@@ -319,7 +322,7 @@ class KafkaBusImpl implements KafkaBus {
 
 /** Connects a producer and an admin client; consumers connect per subscription. */
 export async function createKafkaBus(opts: KafkaBusOptions): Promise<KafkaBus> {
-  if (opts.client === 'platformatic') {
+  if ((opts.client ?? 'platformatic') === 'platformatic') {
     const { createPlatformaticKafkaBus } = await import('./kafka-platformatic.js');
     return createPlatformaticKafkaBus({ ...opts, requestTimeoutMs: opts.requestTimeoutMs });
   }
