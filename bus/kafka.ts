@@ -140,19 +140,31 @@ class KafkaBusImpl implements KafkaBus {
   async ensureTopics(specs: TopicSpec[]): Promise<void> {
     this.checkOpen();
     if (specs.length === 0) return;
-    await this.admin.createTopics({
-      waitForLeaders: true,
-      topics: specs.map((s) => ({
-        topic: s.topic,
-        numPartitions: s.partitions,
-        replicationFactor: this.opts.replicationFactor ?? -1,
-        configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-      })),
-    });
+    const deadline = Date.now() + (this.opts.topicReadyTimeoutMs ?? 30_000);
+    // kafkajs's wait for leaders reads metadata right after the creation, and a broker that
+    // has not caught up yet answers UNKNOWN_TOPIC_OR_PARTITION, which kafkajs throws (seen in
+    // CI when two suites create topics at once): a retriable error retries the (idempotent)
+    // creation until the deadline instead of failing the start.
+    for (let backoff = 50; ; backoff = Math.min(backoff * 2, 1000)) {
+      try {
+        await this.admin.createTopics({
+          waitForLeaders: true,
+          topics: specs.map((s) => ({
+            topic: s.topic,
+            numPartitions: s.partitions,
+            replicationFactor: this.opts.replicationFactor ?? -1,
+            configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+          })),
+        });
+        break;
+      } catch (err) {
+        if ((err as { retriable?: boolean }).retriable !== true || Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, backoff));
+      }
+    }
     // Topics that already existed (perhaps created a moment ago by another process) may
     // still lack leaders: wait for them too.
     const names = specs.map((s) => s.topic);
-    const deadline = Date.now() + (this.opts.topicReadyTimeoutMs ?? 30_000);
     let backoff = 50;
     for (;;) {
       let ready = false;
