@@ -41,7 +41,12 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
-const nodeArgs = (f) => ['--import', 'tsx', '--test', '--test-reporter=spec', ...f];
+// --test-force-exit: a file whose tests have ended (passed, failed or timed out) exits even if
+// something it started still holds the event loop (a Kafka client retrying against a stopped
+// broker, a child's pipe): in CI such a file once held its lane for 10 minutes after its
+// before-hook failed. FILE_TIMEOUT_MS is the last resort for a file that never ends at all.
+const nodeArgs = (f) => ['--import', 'tsx', '--test', '--test-force-exit', '--test-reporter=spec', ...f];
+const FILE_TIMEOUT_MS = Number(process.env.ATTUNE_TEST_FILE_TIMEOUT_MS ?? 15 * 60_000);
 
 if (files.length === 1) {
   // One file: its output as it comes.
@@ -58,7 +63,14 @@ async function runOne(file) {
   const out = [];
   child.stdout.on('data', (d) => out.push(d));
   child.stderr.on('data', (d) => out.push(d));
-  const code = await new Promise((resolve) => child.once('close', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+  let timedOut = false;
+  const killer = setTimeout(() => {
+    timedOut = true;
+    out.push(Buffer.from(`\n✖ ${file}: still running after ${FILE_TIMEOUT_MS / 1000} s, killed (ATTUNE_TEST_FILE_TIMEOUT_MS)\n`));
+    child.kill('SIGKILL');
+  }, FILE_TIMEOUT_MS);
+  const code = await new Promise((resolve) => child.once('close', (c, signal) => resolve(timedOut ? 1 : (c ?? (signal ? 1 : 0)))));
+  clearTimeout(killer);
   const seconds = (Date.now() - started) / 1000;
   process.stdout.write(`\n━━ ${file} (${seconds.toFixed(1)} s, ${code === 0 ? 'passed' : `FAILED, exit ${code}`})\n`);
   process.stdout.write(Buffer.concat(out));
