@@ -1,13 +1,13 @@
 // Issue 10: after a kill -9 of `attune all` (Kafka), how soon do 202s resume once a new
 // process is started, and how soon does the new process take over the worker groups?
 // Dev-only measurement (not a test): KAFKA_BROKERS must name a broker you may use.
-//   KAFKA_BROKERS=127.0.0.1:19592 node --import tsx bus/crash-restart.check.ts
+//   KAFKA_BROKERS=127.0.0.1:19592 node --import tsx scripts/measure/crash-restart.ts (from the repository root)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createAuthenticator } from '../http/auth.js';
+import { createAuthenticator } from '../../http/auth.js';
 
 const brokers = process.env.KAFKA_BROKERS;
 if (!brokers) throw new Error('KAFKA_BROKERS is required');
