@@ -28,10 +28,6 @@ KAFKA_VERSION="${KAFKA_VERSION:-4.1.1}"
 CACHE_ROOT="${ATTUNE_CACHE_DIR:-${HOME}/.cache/attune}"
 KAFKA_HOME="${CACHE_ROOT}/kafka-${KAFKA_VERSION}"
 LIBS_DIR="${KAFKA_HOME}/libs"
-DATA_DIR="${KAFKA_DATA_DIR:-${KAFKA_HOME}/run}"
-# Absolute, because it ends up in the broker's config and identifies its process.
-[[ "${DATA_DIR}" == /* ]] || DATA_DIR="${PWD}/${DATA_DIR}"
-DATA_DIR="${DATA_DIR%/}"
 PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
@@ -41,14 +37,20 @@ STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(cd "${SCRIPT_DIR}/../.." && pwd)"
 POM="${SCRIPT_DIR}/pom.xml"
-PID_FILE="${DATA_DIR}/kafka.pid"
-OUT_FILE="${DATA_DIR}/kafka.out"
-LOCK_DIR="${DATA_DIR}.lock"
 # Written last by fetch: its presence means the libs directory is complete for this version.
 FETCH_MARKER="${LIBS_DIR}/.complete"
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# absolute_dir, port_open, require_free_port, live_pid, acquire_lock, wait_ready, stop_process
+source "${SCRIPT_DIR}/../lib/service.sh"
+
+# Absolute, because it ends up in the broker's config and identifies its process.
+DATA_DIR="$(absolute_dir "${KAFKA_DATA_DIR:-${KAFKA_HOME}/run}")"
+PID_FILE="${DATA_DIR}/kafka.pid"
+OUT_FILE="${DATA_DIR}/kafka.out"
+LOCK_DIR="${DATA_DIR}.lock"
 
 # ---- fetch ------------------------------------------------------------------------------
 
@@ -82,20 +84,8 @@ fetch() {
 
 # Prints the broker's pid when the pid file names a live kafka.Kafka process of this data dir.
 running_pid() {
-  [[ -f "${PID_FILE}" ]] || return 1
-  local pid
-  pid="$(cat "${PID_FILE}" 2>/dev/null || true)"
-  [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "${pid}" 2>/dev/null || return 1
-  # Guard against a recycled pid: the process must be our broker.
-  if [[ -r "/proc/${pid}/cmdline" ]]; then
-    tr '\0' ' ' < "/proc/${pid}/cmdline" | grep -q "kafka.Kafka ${DATA_DIR}/server.properties" || return 1
-  fi
-  echo "${pid}"
+  live_pid "${PID_FILE}" "kafka.Kafka ${DATA_DIR}/server.properties"
 }
-
-# port_open, acquire_lock, release_lock
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/service.sh"
 
 # Sets JAVA_ARGS: the JVM command line up to (not including) the main class. An array,
 # so that the classpath wildcard reaches java unexpanded.
@@ -227,12 +217,8 @@ start() {
   else
     fetch
     command -v java >/dev/null || die "java not found (Kafka ${KAFKA_VERSION} needs Java 17+)"
-    if port_open "${PORT}"; then
-      die "port ${PORT} is already in use by another process (set KAFKA_PORT or stop it)"
-    fi
-    if port_open "${CONTROLLER_PORT}"; then
-      die "controller port ${CONTROLLER_PORT} is already in use (set KAFKA_CONTROLLER_PORT)"
-    fi
+    require_free_port "${PORT}" KAFKA_PORT
+    require_free_port "${CONTROLLER_PORT}" KAFKA_CONTROLLER_PORT
     rm -f "${PID_FILE}"
     write_config
     : > "${OUT_FILE}"
@@ -246,49 +232,12 @@ start() {
     echo $! > "${PID_FILE}"
   fi
 
-  local pid deadline=$((SECONDS + START_TIMEOUT)) started=$SECONDS
+  local pid started=$SECONDS
   pid="$(cat "${PID_FILE}")"
-  until broker_ready; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-      log "broker process ${pid} exited during start; last lines of ${OUT_FILE} and server.log:"
-      tail -n 40 "${OUT_FILE}" >&2 || true
-      tail -n 40 "${DATA_DIR}/logs/server.log" >&2 2>/dev/null || true
-      rm -f "${PID_FILE}"
-      exit 1
-    fi
-    if (( SECONDS >= deadline )); then
-      log "broker not ready after ${START_TIMEOUT}s; last lines of ${DATA_DIR}/logs/server.log:"
-      tail -n 40 "${DATA_DIR}/logs/server.log" >&2 2>/dev/null || tail -n 40 "${OUT_FILE}" >&2 || true
-      exit 1
-    fi
-    sleep 0.5
-  done
+  wait_ready "broker process ${pid}" broker_ready "kill -0 ${pid} 2>/dev/null" 0 0.5 \
+    "${OUT_FILE}" "${DATA_DIR}/logs/server.log"
   log "ready in $((SECONDS - started))s (pid ${pid})"
   echo "KAFKA_BROKERS=127.0.0.1:${PORT}"
-}
-
-stop() {
-  mkdir -p "$(dirname "${DATA_DIR}")"
-  acquire_lock
-  local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "${PID_FILE}"
-    log "not running"
-    return 0
-  fi
-  log "stopping broker (pid ${pid})"
-  kill -TERM "${pid}" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "${pid}" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-      log "still running after ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "${pid}" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "${PID_FILE}"
-  log "stopped"
 }
 
 status() {
@@ -304,7 +253,7 @@ status() {
 case "${1:-}" in
   fetch) fetch; log "Kafka ${KAFKA_VERSION} jars in ${LIBS_DIR}" ;;
   start) start ;;
-  stop) stop ;;
+  stop) stop_process broker ;;
   status) status ;;
   *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
 esac

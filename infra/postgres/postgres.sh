@@ -39,16 +39,18 @@ DB_PASSWORD="${POSTGRES_PASSWORD:-attune}"
 OS_USER="${POSTGRES_OS_USER:-postgres}"
 START_TIMEOUT="${POSTGRES_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${POSTGRES_STOP_TIMEOUT:-30}"
-DATA_DIR="${POSTGRES_DATA_DIR:-${TMPDIR:-/tmp}/attune-postgres-$(id -u)}"
-[[ "${DATA_DIR}" == /* ]] || DATA_DIR="${PWD}/${DATA_DIR}"
-DATA_DIR="${DATA_DIR%/}"
+
+log() { echo "postgres.sh: $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# absolute_dir, port_open, require_free_port, live_pid, acquire_lock, wait_ready
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/service.sh"
+
+DATA_DIR="$(absolute_dir "${POSTGRES_DATA_DIR:-${TMPDIR:-/tmp}/attune-postgres-$(id -u)}")"
 PGDATA_DIR="${DATA_DIR}/pgdata"
 SOCKET_DIR="${DATA_DIR}/socket"
 LOG_FILE="${DATA_DIR}/postgres.log"
 LOCK_DIR="${DATA_DIR}.lock"
-
-log() { echo "postgres.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 [[ "${PORT}" =~ ^[0-9]+$ ]] || die "POSTGRES_PORT must be a number (got ${PORT})"
 [[ "${DB_NAME}" =~ ^[a-z_][a-z0-9_]*$ ]] || die "POSTGRES_DB must be a plain lower-case identifier (got ${DB_NAME})"
@@ -103,20 +105,8 @@ ensure_os_user() {
 
 # Prints the postmaster's pid when postmaster.pid names a live postgres of this cluster.
 running_pid() {
-  local pid_file="${PGDATA_DIR}/postmaster.pid" pid
-  [[ -f "${pid_file}" ]] || return 1
-  pid="$(head -n 1 "${pid_file}" 2>/dev/null || true)"
-  [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "${pid}" 2>/dev/null || return 1
-  # Guard against a recycled pid: the process must be a postgres on this data directory.
-  if [[ -r "/proc/${pid}/cmdline" ]]; then
-    tr '\0' ' ' < "/proc/${pid}/cmdline" | grep -q -- "-D ${PGDATA_DIR}" || return 1
-  fi
-  echo "${pid}"
+  live_pid "${PGDATA_DIR}/postmaster.pid" "-D ${PGDATA_DIR}"
 }
-
-# port_open, acquire_lock, release_lock
-source "$(dirname "${BASH_SOURCE[0]}")/../lib/service.sh"
 
 init_cluster() {
   if [[ -f "${PGDATA_DIR}/PG_VERSION" ]]; then
@@ -169,9 +159,7 @@ start() {
   acquire_lock
   ensure_os_user
   if ! running_pid >/dev/null; then
-    if port_open "${PORT}"; then
-      die "port ${PORT} is already in use by another process (set POSTGRES_PORT or stop it)"
-    fi
+    require_free_port "${PORT}" POSTGRES_PORT
     init_cluster "${bin}"
     mkdir -p "${SOCKET_DIR}"
     touch "${LOG_FILE}"
@@ -184,24 +172,10 @@ start() {
       start < /dev/null >&2 || { tail -n 30 "${LOG_FILE}" >&2 || true; die "pg_ctl start failed"; }
   fi
 
-  local deadline=$((SECONDS + START_TIMEOUT)) started=$SECONDS seen_pid=""
-  until "${bin}/pg_isready" -q -h 127.0.0.1 -p "${PORT}" -d postgres -t 2; do
-    if running_pid >/dev/null; then
-      seen_pid=1
-    elif [[ -n "${seen_pid}" || $((SECONDS - started)) -ge 5 ]]; then
-      # postmaster.pid appears a moment after pg_ctl returns; after it vanished (or never came
-      # within 5 s) the server is not coming.
-      log "server exited during start; last lines of ${LOG_FILE}:"
-      tail -n 40 "${LOG_FILE}" >&2 || true
-      exit 1
-    fi
-    if (( SECONDS >= deadline )); then
-      log "not accepting connections after ${START_TIMEOUT}s; last lines of ${LOG_FILE}:"
-      tail -n 40 "${LOG_FILE}" >&2 || true
-      exit 1
-    fi
-    sleep 0.1
-  done
+  local started=$SECONDS ready
+  printf -v ready '%q -q -h 127.0.0.1 -p %q -d postgres -t 2' "${bin}/pg_isready" "${PORT}"
+  # postmaster.pid appears a moment after pg_ctl returns: 5 s before it must be there.
+  wait_ready postgres "${ready}" "running_pid >/dev/null" 5 0.1 "${LOG_FILE}"
   ensure_database "${bin}"
   log "ready in $((SECONDS - started))s (pid $(running_pid || echo '?'))"
   database_url

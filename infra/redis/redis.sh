@@ -23,20 +23,20 @@ set -euo pipefail
 PORT="${REDIS_PORT:-6389}"
 START_TIMEOUT="${REDIS_START_TIMEOUT:-30}"
 STOP_TIMEOUT="${REDIS_STOP_TIMEOUT:-15}"
-DATA_DIR="${REDIS_DATA_DIR:-${TMPDIR:-/tmp}/attune-redis-$(id -u)}"
-[[ "${DATA_DIR}" == /* ]] || DATA_DIR="${PWD}/${DATA_DIR}"
-DATA_DIR="${DATA_DIR%/}"
-PID_FILE="${DATA_DIR}/redis.pid"
-LOG_FILE="${DATA_DIR}/redis.log"
-LOCK_DIR="${DATA_DIR}.lock"
 
 log() { echo "redis.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-[[ "${PORT}" =~ ^[0-9]+$ ]] || die "REDIS_PORT must be a number (got ${PORT})"
-
+# absolute_dir, port_open, require_free_port, live_pid, acquire_lock, wait_ready, stop_process
 # shellcheck source=../lib/service.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/service.sh"
+
+DATA_DIR="$(absolute_dir "${REDIS_DATA_DIR:-${TMPDIR:-/tmp}/attune-redis-$(id -u)}")"
+PID_FILE="${DATA_DIR}/redis.pid"
+LOG_FILE="${DATA_DIR}/redis.log"
+LOCK_DIR="${DATA_DIR}.lock"
+
+[[ "${PORT}" =~ ^[0-9]+$ ]] || die "REDIS_PORT must be a number (got ${PORT})"
 
 redis_url() { echo "REDIS_URL=redis://127.0.0.1:${PORT}"; }
 
@@ -52,10 +52,7 @@ find_server() {
 
 # The pid of our server, when the pid file names a live process.
 running_pid() {
-  local pid
-  pid="$(cat "${PID_FILE}" 2>/dev/null || true)"
-  [[ -n "${pid}" ]] && kill -0 "${pid}" 2>/dev/null && { echo "${pid}"; return 0; }
-  return 1
+  live_pid "${PID_FILE}"
 }
 
 # PING over bash's /dev/tcp, so redis-cli is not needed.
@@ -75,9 +72,7 @@ start() {
   chmod 700 "${DATA_DIR}"
   acquire_lock
   if ! running_pid >/dev/null; then
-    if port_open "${PORT}"; then
-      die "port ${PORT} is already in use by another process (set REDIS_PORT or stop it)"
-    fi
+    require_free_port "${PORT}" REDIS_PORT
     log "starting $("${bin}" --version | awk '{print $3}') on 127.0.0.1:${PORT} (data ${DATA_DIR})"
     rm -f "${PID_FILE}"
     # setsid: the server outlives the caller (a test process or a CI step).
@@ -86,46 +81,10 @@ start() {
       --save '' --appendonly no --maxmemory 256mb --maxmemory-policy volatile-ttl < /dev/null >&2 \
       || { tail -n 30 "${LOG_FILE}" >&2 || true; die "redis-server failed to start"; }
   fi
-  local deadline=$((SECONDS + START_TIMEOUT)) started=$SECONDS
-  until answers_ping; do
-    if (( SECONDS - started >= 3 )) && ! running_pid >/dev/null; then
-      log "server exited during start; last lines of ${LOG_FILE}:"
-      tail -n 30 "${LOG_FILE}" >&2 || true
-      exit 1
-    fi
-    if (( SECONDS >= deadline )); then
-      log "no PONG after ${START_TIMEOUT}s; last lines of ${LOG_FILE}:"
-      tail -n 30 "${LOG_FILE}" >&2 || true
-      exit 1
-    fi
-    sleep 0.1
-  done
+  # The pid file appears once redis-server has daemonized: 3 s before it must be there.
+  wait_ready redis-server answers_ping "running_pid >/dev/null" 3 0.1 "${LOG_FILE}"
   log "ready (pid $(running_pid || echo '?'))"
   redis_url
-}
-
-stop() {
-  local pid
-  mkdir -p "${DATA_DIR}"
-  acquire_lock
-  if ! pid="$(running_pid)"; then
-    log "not running"
-    return 0
-  fi
-  log "stopping (pid ${pid})"
-  # SIGTERM: Redis shuts down cleanly (nothing to save: --save '').
-  kill -TERM "${pid}" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "${pid}" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-      log "still running after ${STOP_TIMEOUT}s; SIGKILL"
-      kill -KILL "${pid}" 2>/dev/null || true
-      break
-    fi
-    sleep 0.1
-  done
-  rm -f "${PID_FILE}"
-  log "stopped"
 }
 
 status() {
@@ -141,7 +100,8 @@ status() {
 
 case "${1:-}" in
   start) start ;;
-  stop) stop ;;
+  # SIGTERM: Redis shuts down cleanly (nothing to save: --save '').
+  stop) stop_process redis-server ;;
   status) status ;;
   url) redis_url ;;
   *) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;

@@ -29,9 +29,6 @@ CACHE_ROOT="${ATTUNE_CACHE_DIR:-${HOME}/.cache/attune}"
 REG_HOME="${CACHE_ROOT}/apicurio-registry-${APICURIO_VERSION}"
 APP_DIR="${REG_HOME}/app"
 RUNNER_JAR="${APP_DIR}/apicurio-registry-runner-0-runner.jar"
-DATA_DIR="${SCHEMA_REGISTRY_DATA_DIR:-${REG_HOME}/run}"
-[[ "${DATA_DIR}" == /* ]] || DATA_DIR="${PWD}/${DATA_DIR}"
-DATA_DIR="${DATA_DIR%/}"
 PORT="${SCHEMA_REGISTRY_PORT:-18081}"
 COMPATIBILITY="${SCHEMA_REGISTRY_COMPATIBILITY:-BACKWARD}"
 HEAP_OPTS="${SCHEMA_REGISTRY_HEAP_OPTS:--Xms64m -Xmx384m}"
@@ -40,9 +37,6 @@ STOP_TIMEOUT="${SCHEMA_REGISTRY_STOP_TIMEOUT:-20}"
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 POM="${SCRIPT_DIR}/pom.xml"
-PID_FILE="${DATA_DIR}/registry.pid"
-OUT_FILE="${DATA_DIR}/registry.out"
-LOCK_DIR="${DATA_DIR}.lock"
 FETCH_MARKER="${APP_DIR}/.complete"
 API_PATH=/apis/ccompat/v6
 URL="http://127.0.0.1:${PORT}${API_PATH}"
@@ -50,8 +44,13 @@ URL="http://127.0.0.1:${PORT}${API_PATH}"
 log() { echo "registry.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
-# port_open, acquire_lock, release_lock
+# absolute_dir, port_open, require_free_port, live_pid, acquire_lock, wait_ready, stop_process
 source "${SCRIPT_DIR}/../lib/service.sh"
+
+DATA_DIR="$(absolute_dir "${SCHEMA_REGISTRY_DATA_DIR:-${REG_HOME}/run}")"
+PID_FILE="${DATA_DIR}/registry.pid"
+OUT_FILE="${DATA_DIR}/registry.out"
+LOCK_DIR="${DATA_DIR}.lock"
 
 # ---- fetch ------------------------------------------------------------------------------
 
@@ -99,15 +98,7 @@ EOF
 
 # Prints the registry's pid when the pid file names a live process running our jar.
 running_pid() {
-  [[ -f "${PID_FILE}" ]] || return 1
-  local pid
-  pid="$(cat "${PID_FILE}" 2>/dev/null || true)"
-  [[ "${pid}" =~ ^[0-9]+$ ]] || return 1
-  kill -0 "${pid}" 2>/dev/null || return 1
-  if [[ -r "/proc/${pid}/cmdline" ]]; then
-    tr '\0' ' ' < "/proc/${pid}/cmdline" | grep -q -- "-jar ${RUNNER_JAR}" || return 1
-  fi
-  echo "${pid}"
+  live_pid "${PID_FILE}" "-jar ${RUNNER_JAR}"
 }
 
 # Ready when the Confluent API answers a list of subjects.
@@ -136,9 +127,7 @@ start() {
     log "registry process $(running_pid) is up but not ready yet; waiting"
   else
     fetch
-    if port_open "${PORT}"; then
-      die "port ${PORT} is already in use by another process (set SCHEMA_REGISTRY_PORT or stop it)"
-    fi
+    require_free_port "${PORT}" SCHEMA_REGISTRY_PORT
     mkdir -p "${DATA_DIR}"
     rm -f "${PID_FILE}"
     : > "${OUT_FILE}"
@@ -153,49 +142,12 @@ start() {
     echo $! > "${PID_FILE}"
   fi
 
-  local pid deadline=$((SECONDS + START_TIMEOUT)) started=$SECONDS
+  local pid started=$SECONDS
   pid="$(cat "${PID_FILE}")"
-  until registry_ready; do
-    if ! kill -0 "${pid}" 2>/dev/null; then
-      log "registry process ${pid} exited during start; last lines of ${OUT_FILE}:"
-      tail -n 40 "${OUT_FILE}" >&2 || true
-      rm -f "${PID_FILE}"
-      exit 1
-    fi
-    if (( SECONDS >= deadline )); then
-      log "registry not ready after ${START_TIMEOUT}s; last lines of ${OUT_FILE}:"
-      tail -n 40 "${OUT_FILE}" >&2 || true
-      exit 1
-    fi
-    sleep 0.5
-  done
+  wait_ready "registry process ${pid}" registry_ready "kill -0 ${pid} 2>/dev/null" 0 0.5 "${OUT_FILE}"
   set_compatibility
   log "ready in $((SECONDS - started))s (pid ${pid}, global compatibility ${COMPATIBILITY})"
   echo "SCHEMA_REGISTRY_URL=${URL}"
-}
-
-stop() {
-  mkdir -p "$(dirname "${DATA_DIR}")"
-  acquire_lock
-  local pid
-  if ! pid="$(running_pid)"; then
-    rm -f "${PID_FILE}"
-    log "not running"
-    return 0
-  fi
-  log "stopping registry (pid ${pid})"
-  kill -TERM "${pid}" 2>/dev/null || true
-  local deadline=$((SECONDS + STOP_TIMEOUT))
-  while kill -0 "${pid}" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-      log "still running after ${STOP_TIMEOUT}s; sending SIGKILL"
-      kill -KILL "${pid}" 2>/dev/null || true
-      break
-    fi
-    sleep 0.2
-  done
-  rm -f "${PID_FILE}"
-  log "stopped"
 }
 
 status() {
@@ -212,7 +164,7 @@ status() {
 case "${1:-}" in
   fetch) fetch; log "Apicurio Registry ${APICURIO_VERSION} in ${APP_DIR}" ;;
   start) start ;;
-  stop) stop ;;
+  stop) stop_process registry ;;
   status) status ;;
   *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
 esac
