@@ -2,8 +2,9 @@
 // cover (poison records, a failing ClickHouse, two topic prefixes on one broker): the same
 // deterministic input through real `attune all` deployments on a real Kafka broker, and the
 // final ClickHouse state and API answers of each run, normalised so that two runs compare
-// row by row. Used by test/faults-poison.kafka.test.ts, test/faults-sink.kafka.test.ts and
-// test/prefixes.kafka.test.ts.
+// row by row. Used by test/faults-poison.kafka.test.ts, test/faults-sink.kafka.test.ts,
+// test/faults-scale.kafka.test.ts and test/prefixes.kafka.test.ts (their common before/after
+// in test/faults-suite.ts); test/faults.kafka.test.ts takes requestUntil and dumpState.
 //
 // chDB opens one data dir per process, so a deployment in a child process is read after it
 // stopped by another child: this file run as a script (H_F2_DUMP_DIR, H_F2_DUMP_DB) prints
@@ -228,12 +229,7 @@ export async function childDeployment(o: DeploymentOptions): Promise<Deployment 
     },
     async state() {
       await stop();
-      const { stdout } = await run(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
-        cwd: root,
-        env: { ...process.env, H_F2_DUMP_DIR: dataDir, H_F2_DUMP_DB: database },
-        maxBuffer: 256 * 1024 * 1024,
-      });
-      return JSON.parse(stdout) as StoreState;
+      return dumpState(dataDir, database);
     },
     async dispose() {
       await stop().catch(() => undefined);
@@ -282,13 +278,22 @@ export async function inProcessDeployment(o: DeploymentOptions): Promise<Deploym
 
 /** A request retried until it gets `want` (5xx, 429 and refused connections are retried, as a client would). */
 export async function call(d: Deployment, input: Input, method: string, path: string, user: string, body: unknown, want: number): Promise<any> {
+  return requestUntil(d.url, input.token(user), method, path, body, want);
+}
+
+/**
+ * `method` `path` on `baseUrl` with the bearer `token`, retried for up to 3 min until the
+ * answer is `want`: 5xx, 408, 429 and refused connections are retried (a broker stop, a
+ * restart), any other status fails at once. Returns the parsed body.
+ */
+export async function requestUntil(baseUrl: string, token: string, method: string, path: string, body: unknown, want: number): Promise<any> {
   const deadline = Date.now() + 180_000;
   let last = '';
   for (;;) {
     try {
-      const res = await fetch(d.url + path, {
+      const res = await fetch(baseUrl + path, {
         method,
-        headers: { authorization: `Bearer ${input.token(user)}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+        headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: body !== undefined ? JSON.stringify(body) : undefined,
         signal: AbortSignal.timeout(30_000),
       });
@@ -338,18 +343,22 @@ export async function settle(d: Deployment, input: Input, ids: string[], timeout
     }
     return true;
   }, timeoutMs, 500);
-  await readingsCommitted(d, input, timeoutMs);
+  await readingsCommitted(d, input.secret, input.devices.length, timeoutMs);
 }
 
+/** What a bus client of a deployment needs of it (also test/faults.kafka.test.ts's deployments). */
+export type BusTarget = Pick<Deployment, 'brokers' | 'prefix' | 'dataDir'>;
+
 /** A bus client of the deployment's own topics (its prefix), for a test to publish or read. */
-export async function deploymentBus(d: Deployment, secret: string) {
+export async function deploymentBus(d: BusTarget, secret: string) {
   const config = loadConfig({ KAFKA_BROKERS: d.brokers.join(','), JWT_SECRET: secret, ATTUNE_TOPIC_PREFIX: d.prefix, ATTUNE_TOPIC_PARTITIONS: '3', ATTUNE_DATA_DIR: d.dataDir });
   const topics = prefixedTopics(d.prefix);
   return { bus: await openBus(config, silentLogger, topics), codec: await openCodec(config), topics };
 }
 
-async function readingsCommitted(d: Deployment, input: Input, timeoutMs: number) {
-  const { bus, codec, topics } = await deploymentBus(d, input.secret);
+/** Waits until the readings sink's committed offsets reach past the end markers of `sessions` sessions. */
+export async function readingsCommitted(d: BusTarget, secret: string, sessions: number, timeoutMs: number): Promise<void> {
+  const { bus, codec, topics } = await deploymentBus(d, secret);
   const ends = new Map<number, bigint>();
   const ended = new Set<string>();
   const sub = await bus.subscribe({
@@ -371,7 +380,7 @@ async function readingsCommitted(d: Deployment, input: Input, timeoutMs: number)
     },
   });
   try {
-    await waitFor('every end marker on the readings topic', () => ended.size >= input.devices.length, timeoutMs, 200);
+    await waitFor('every end marker on the readings topic', () => ended.size >= sessions, timeoutMs, 200);
     const group = groupIdFor(READINGS_SINK_GROUP, topics);
     await waitFor('the readings sink to commit every partition', async () => {
       const c = await bus.committed(group, topics.heartReadings);
@@ -429,6 +438,19 @@ export async function storeState(store: StoreClient): Promise<StoreState> {
                       sumMerge(high_coherence_s_state) AS high_s
                     FROM ${db}.user_daily_coherence GROUP BY org_id, user_id, day ORDER BY user_id, day`),
   };
+}
+
+/**
+ * The final ClickHouse state of a stopped Attune's data dir, read by a child process (this file
+ * run as a script): chDB opens one data dir per process.
+ */
+export async function dumpState(dataDir: string, database: string): Promise<StoreState> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', fileURLToPath(import.meta.url)], {
+    cwd: root,
+    env: { ...process.env, H_F2_DUMP_DIR: dataDir, H_F2_DUMP_DB: database },
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  return JSON.parse(stdout) as StoreState;
 }
 
 export type RunState = ReturnType<typeof normalise>;

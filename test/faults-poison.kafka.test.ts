@@ -6,11 +6,9 @@
 // (attune_dead_letters_total{reason,group}); and every valid record must be processed: the final
 // ClickHouse state and API answers equal a clean run's of the same input (run at the same time
 // on the same broker, with its own topic prefix), with zero differences.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { getTestServices } from './services.js';
-import { serverDatabaseUrl } from '../store/postgres/test-databases.test-util.js';
 import { Topics } from '../schemas/topics.js';
 import { decodeRecord } from '../schemas/registry/codec.js';
 import type { DeadLetter, HeartReading } from '../schemas/registry/schemas.js';
@@ -22,7 +20,6 @@ import {
   createSessions,
   deploymentBus,
   differences,
-  isCi,
   makeInput,
   metricValue,
   normalise,
@@ -30,28 +27,13 @@ import {
   upload,
   type Deployment,
 } from './faults-poison-harness.js';
+import { faultSuite } from './faults-suite.js';
 
 const secret = randomBytes(32).toString('hex');
 const input = makeInput({ devices: 4, durationS: 300, batchS: 60, secret });
 const UNDECODABLE = 1000;
 
-let brokers: string[] | null = null;
-let pgUrl: string | null = null;
-const deployments: Deployment[] = [];
-
-before(async () => {
-  const services = await getTestServices({ needKafka: true }).catch((err: Error) => {
-    if (isCi) throw err;
-    return null;
-  });
-  brokers = services?.kafkaBrokers ?? null;
-  pgUrl = await serverDatabaseUrl().catch(() => null);
-  if (isCi && !(brokers && pgUrl)) throw new Error('CI needs Kafka and a PostgreSQL server');
-});
-
-after(async () => {
-  await Promise.all(deployments.map((d) => d.dispose()));
-});
+const suite = faultSuite();
 
 type Kind = 'undecodable' | 'wrong-schema' | 'implausible';
 interface Poison {
@@ -118,13 +100,13 @@ async function poisonFor(d: Deployment, ids: string[]): Promise<Poison[]> {
 }
 
 test('1,000 undecodable, 10 wrong-schema and 10 implausible records mid-stream: all dead-lettered with reasons and headers, counted in /metrics, every valid record processed (zero differences from a clean run)', async (t) => {
-  if (!brokers || !pgUrl) return t.skip('needs Kafka and a PostgreSQL server');
-  const opts = (name: string) => ({ name, brokers: brokers!, pgUrl: pgUrl!, secret });
+  const opts = suite.options(t, secret);
+  if (!opts) return;
   const cleanP = cleanRun(opts('poison-clean'), input);
   cleanP.catch(() => undefined);
 
   const d = await childDeployment(opts('poison'));
-  deployments.push(d);
+  suite.deployments.push(d);
   const ids = await createSessions(d, input);
   const poison = await poisonFor(d, ids);
   const { bus, codec, topics } = await deploymentBus(d, secret);

@@ -13,35 +13,20 @@
 // two workers (CLICKHOUSE_URL), as a ClickHouse server would be. Each worker runs every sink
 // and the coherence worker; the kill takes one of each away, and the survivor takes over its
 // partitions through the groups and replays them from the committed offsets.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { getTestServices } from './services.js';
-import { serverDatabaseUrl } from '../store/postgres/test-databases.test-util.js';
-import { apiAnswers, childDeployment, cleanRun, createSessions, differences, inProcessDeployment, isCi, makeInput, metricValue, normalise, settle, upload, type Deployment } from './faults-poison-harness.js';
+import { apiAnswers, childDeployment, cleanRun, createSessions, differences, inProcessDeployment, makeInput, metricValue, normalise, settle, upload, type Deployment } from './faults-poison-harness.js';
 import { waitFor } from './attune.js';
 import { serveChdbOverHttp } from './faults-scale-chdb-http.js';
+import { faultSuite } from './faults-suite.js';
 
 const secret = randomBytes(32).toString('hex');
 const input = makeInput({ devices: 4, durationS: 300, batchS: 60, secret });
 const KILL_AT_ROUND = 2; // of 5: 40 % of the input acknowledged
 
-let brokers: string[] | null = null;
-let pgUrl: string | null = null;
-const deployments: Deployment[] = [];
 const closers: Array<() => Promise<void>> = [];
-
-before(async () => {
-  const services = await getTestServices({ needKafka: true }).catch((err: Error) => {
-    if (isCi) throw err;
-    return null;
-  });
-  brokers = services?.kafkaBrokers ?? null;
-  pgUrl = await serverDatabaseUrl().catch(() => null);
-  if (isCi && !(brokers && pgUrl)) throw new Error('CI needs Kafka and a PostgreSQL server');
-});
-
-after(async () => {
+const suite = faultSuite(async (deployments) => {
   // Workers first (they write through the API process's ClickHouse endpoint), then the rest.
   for (const d of deployments.slice(1)) await d.dispose();
   for (const c of closers) await c().catch(() => undefined);
@@ -49,19 +34,19 @@ after(async () => {
 });
 
 test('two attune worker processes in one group, kill -9 of one mid-stream: zero differences from the clean single-process run', async (t) => {
-  if (!brokers || !pgUrl) return t.skip('needs Kafka and a PostgreSQL server');
-  const opts = (name: string) => ({ name, brokers: brokers!, pgUrl: pgUrl!, secret });
+  const opts = suite.options(t, secret);
+  if (!opts) return;
   const cleanP = cleanRun(opts('scale-clean'), input);
   cleanP.catch(() => undefined);
   try {
     const api = await inProcessDeployment({ ...opts('scale-api'), roles: { ingest: true, api: true, worker: false } });
-    deployments.push(api);
+    suite.deployments.push(api);
     const ch = await serveChdbOverHttp(api.running!.store!.client);
     closers.push(() => ch.close());
     const join = { pgUrl: api.pgUrl, database: api.database, prefix: api.prefix };
     const workerOpts = (name: string) => ({ ...opts(name), command: 'worker' as const, join, env: { CLICKHOUSE_URL: ch.url } });
     const [w1, w2] = await Promise.all([childDeployment(workerOpts('scale-w1')), childDeployment(workerOpts('scale-w2'))]);
-    deployments.push(w1, w2);
+    suite.deployments.push(w1, w2);
 
     const ids = await createSessions(api, input);
     let killedAt = 0;

@@ -10,16 +10,15 @@
 //     RSS_BUDGET_MB of its RSS before it (budget below);
 //   - nothing lost, nothing duplicated: the final ClickHouse state (FINAL and rows as inserted)
 //     and API answers equal a clean run's (a child process, at the same time), zero differences.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { getTestServices } from './services.js';
-import { serverDatabaseUrl } from '../store/postgres/test-databases.test-util.js';
 import { groupIdFor } from '../pipelines/group-id.js';
 import { READINGS_SINK_GROUP } from '../pipelines/readings-sink.js';
 import { prefixedTopics } from '../schemas/topics.js';
 import { waitFor } from './attune.js';
-import { apiAnswers, cleanRun, createSessions, differences, inProcessDeployment, isCi, makeInput, normalise, settle, upload, type Deployment } from './faults-poison-harness.js';
+import { apiAnswers, cleanRun, createSessions, differences, inProcessDeployment, makeInput, normalise, settle, upload } from './faults-poison-harness.js';
+import { faultSuite } from './faults-suite.js';
 
 const OUTAGE_MS = 40_000;
 /**
@@ -36,32 +35,16 @@ const MIN_MEAN_RETRY_INTERVAL_MS = 1000;
 const secret = randomBytes(32).toString('hex');
 const input = makeInput({ devices: 4, durationS: 300, batchS: 60, secret });
 
-let brokers: string[] | null = null;
-let pgUrl: string | null = null;
-const deployments: Deployment[] = [];
-
-before(async () => {
-  const services = await getTestServices({ needKafka: true }).catch((err: Error) => {
-    if (isCi) throw err;
-    return null;
-  });
-  brokers = services?.kafkaBrokers ?? null;
-  pgUrl = await serverDatabaseUrl().catch(() => null);
-  if (isCi && !(brokers && pgUrl)) throw new Error('CI needs Kafka and a PostgreSQL server');
-});
-
-after(async () => {
-  await Promise.all(deployments.map((d) => d.dispose()));
-});
+const suite = faultSuite();
 
 test('ClickHouse inserts failing for 40 s: no tight retry loop, nothing committed unstored, RSS within budget, zero differences from a clean run', async (t) => {
-  if (!brokers || !pgUrl) return t.skip('needs Kafka and a PostgreSQL server');
-  const opts = (name: string) => ({ name, brokers: brokers!, pgUrl: pgUrl!, secret });
+  const opts = suite.options(t, secret);
+  if (!opts) return;
   const cleanP = cleanRun(opts('sink-clean'), input);
   cleanP.catch(() => undefined);
   try {
     const d = await inProcessDeployment(opts('sink'));
-    deployments.push(d);
+    suite.deployments.push(d);
     const running = d.running!;
     const topics = prefixedTopics(d.prefix);
     const sinkGroup = groupIdFor(READINGS_SINK_GROUP, topics);

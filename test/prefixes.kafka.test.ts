@@ -4,41 +4,25 @@
 // spread both deployments' topics over all members, and 359 of 478 records were never
 // consumed. Both get the same deterministic input, so besides "every beat stored, every
 // session's windows complete" their final ClickHouse states and API answers must be equal.
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { getTestServices } from './services.js';
-import { serverDatabaseUrl } from '../store/postgres/test-databases.test-util.js';
-import { apiAnswers, childDeployment, createSessions, differences, isCi, makeInput, normalise, settle, upload, type Deployment } from './faults-poison-harness.js';
+import { apiAnswers, childDeployment, createSessions, differences, makeInput, normalise, settle, upload } from './faults-poison-harness.js';
+import { faultSuite } from './faults-suite.js';
 
 const DEVICES = 4;
 const DURATION_S = 240;
 const secret = randomBytes(32).toString('hex');
 const input = makeInput({ devices: DEVICES, durationS: DURATION_S, batchS: 60, secret });
 
-let brokers: string[] | null = null;
-let pgUrl: string | null = null;
-const deployments: Deployment[] = [];
-
-before(async () => {
-  const services = await getTestServices({ needKafka: true }).catch((err: Error) => {
-    if (isCi) throw err;
-    return null;
-  });
-  brokers = services?.kafkaBrokers ?? null;
-  pgUrl = await serverDatabaseUrl().catch(() => null);
-  if (isCi && !(brokers && pgUrl)) throw new Error('CI needs Kafka and a PostgreSQL server');
-});
-
-after(async () => {
-  await Promise.all(deployments.map((d) => d.dispose()));
-});
+const suite = faultSuite();
 
 test('two deployments with different topic prefixes on one broker, at once: each processes all of its own records', async (t) => {
-  if (!brokers || !pgUrl) return t.skip('needs Kafka and a PostgreSQL server');
+  const opts = suite.options(t, secret);
+  if (!opts) return;
   const run = async (name: string) => {
-    const d = await childDeployment({ name, brokers: brokers!, pgUrl: pgUrl!, secret });
-    deployments.push(d);
+    const d = await childDeployment(opts(name));
+    suite.deployments.push(d);
     const ids = await createSessions(d, input);
     await upload(d, input, ids);
     await settle(d, input, ids);
