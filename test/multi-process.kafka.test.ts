@@ -66,6 +66,10 @@ function startAttuneProcess(role: 'ingest' | 'api', prefix: string): Promise<str
       ATTUNE_TOPIC_PARTITIONS: '2',
       CLICKHOUSE_DATABASE: `mp_${randomUUID().replace(/-/g, '').slice(0, 10)}`,
       JWT_SECRET: secret,
+      // One user races many requests and two sockets here on purpose: the enterprise tier's
+      // limits (no socket quota, 500 requests a second) keep the rate limits out of what this
+      // file tests (http/rate-limit*.test.ts test them).
+      ATTUNE_DEFAULT_TIER: 'enterprise',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
