@@ -18,6 +18,7 @@ import { Admin, Consumer, Producer, compatibilityPartitioner, type Message, type
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
+import { checkCommitOffset, interruptiblePauses, waitForLeaders } from './kafka-common.js';
 
 export interface PlatformaticKafkaBusOptions {
   brokers: string[];
@@ -122,26 +123,13 @@ export class PlatformaticKafkaBus implements Bus {
       }
     }
     const names = specs.map((s) => s.topic);
-    const deadline = Date.now() + (this.opts.topicReadyTimeoutMs ?? 30_000);
-    let backoff = 50;
-    for (;;) {
-      let ready = false;
-      try {
-        const meta = await this.admin.metadata({ topics: names, forceUpdate: true });
-        ready = names.every((n) => {
-          const t = meta.topics.get(n);
-          return t !== undefined && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0);
-        });
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-      }
-      if (ready) return;
-      if (Date.now() > deadline) {
-        throw new AttuneError('unavailable', `Kafka topics ${names.join(', ')} have no leaders yet`, [{ reason: 'no_leader' }]);
-      }
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 1000);
-    }
+    await waitForLeaders(names, Date.now() + (this.opts.topicReadyTimeoutMs ?? 30_000), async () => {
+      const meta = await this.admin.metadata({ topics: names, forceUpdate: true });
+      return names.every((n) => {
+        const t = meta.topics.get(n);
+        return t !== undefined && t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0);
+      });
+    });
   }
 
   async publish(topic: string, records: OutgoingRecord[]): Promise<void> {
@@ -204,17 +192,7 @@ export class PlatformaticKafkaBus implements Bus {
     });
 
     let stopping = false;
-    const wakers = new Set<() => void>();
-    const pause = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          wakers.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, ms);
-        wakers.add(done);
-      });
+    const { pause, wakeAll } = interruptiblePauses();
     const parts = new Map<string, PartitionState>();
     let buffered = 0;
     let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | null = null;
@@ -327,15 +305,13 @@ export class PlatformaticKafkaBus implements Bus {
     let stopped: Promise<void> | undefined;
     const sub: Subscription = {
       commit: async (topic, partition, offset) => {
-        if (!/^\d+$/.test(offset)) {
-          throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid_offset' }]);
-        }
+        checkCommitOffset(offset);
         await consumer.commit({ offsets: [{ topic, partition, offset: BigInt(offset), leaderEpoch: -1 }] });
       },
       stop: () => {
         stopped ??= (async () => {
           stopping = true;
-          for (const wake of [...wakers]) wake();
+          wakeAll();
           await Promise.all([...parts.values()].map((st) => st.running));
           await stream?.close().catch((err: unknown) => log.debug({ err }, 'closing the consumer stream failed'));
           // Leaves the group (LeaveGroup), so the partitions move to the other members at once.

@@ -16,6 +16,7 @@ import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMes
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
+import { checkCommitOffset, interruptiblePauses, waitForLeaders } from './kafka-common.js';
 
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export const DEFAULT_HEARTBEAT_MS = 1_000;
@@ -165,22 +166,10 @@ class KafkaBusImpl implements KafkaBus {
     // Topics that already existed (perhaps created a moment ago by another process) may
     // still lack leaders: wait for them too.
     const names = specs.map((s) => s.topic);
-    let backoff = 50;
-    for (;;) {
-      let ready = false;
-      try {
-        const meta = await this.admin.fetchTopicMetadata({ topics: names });
-        ready = meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
-      } catch (err) {
-        if (Date.now() > deadline) throw err;
-      }
-      if (ready) return;
-      if (Date.now() > deadline) {
-        throw new AttuneError('unavailable', `Kafka topics ${names.join(', ')} have no leaders yet`, [{ reason: 'no_leader' }]);
-      }
-      await new Promise((r) => setTimeout(r, backoff));
-      backoff = Math.min(backoff * 2, 1000);
-    }
+    await waitForLeaders(names, deadline, async () => {
+      const meta = await this.admin.fetchTopicMetadata({ topics: names });
+      return meta.topics.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0));
+    });
   }
 
   async publish(topic: string, records: OutgoingRecord[]): Promise<void> {
@@ -211,17 +200,7 @@ class KafkaBusImpl implements KafkaBus {
     const retryBackoffMs = this.opts.retryBackoffMs ?? 200;
     const retryBackoffMaxMs = this.opts.retryBackoffMaxMs ?? 5000;
     let stopping = false;
-    const stopWaiters = new Set<() => void>();
-    const pause = (ms: number) =>
-      new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(timer);
-          stopWaiters.delete(done);
-          resolve();
-        };
-        const timer = setTimeout(done, ms);
-        stopWaiters.add(done);
-      });
+    const { pause, wakeAll } = interruptiblePauses();
 
     consumer.on(consumer.events.GROUP_JOIN, (event) => {
       const assignment = event.payload.memberAssignment as Record<string, number[]>;
@@ -281,15 +260,13 @@ class KafkaBusImpl implements KafkaBus {
     let stopped: Promise<void> | undefined;
     const sub: Subscription = {
       commit: async (topic, partition, offset) => {
-        if (!/^\d+$/.test(offset)) {
-          throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid_offset' }]);
-        }
+        checkCommitOffset(offset);
         await consumer.commitOffsets([{ topic, partition, offset }]);
       },
       stop: () => {
         stopped ??= (async () => {
           stopping = true;
-          for (const wake of [...stopWaiters]) wake();
+          wakeAll();
           await consumer.disconnect();
           this.consumers.delete(sub);
         })();

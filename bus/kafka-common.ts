@@ -1,0 +1,59 @@
+// What the two Kafka adapters (bus/kafka.ts on kafkajs, bus/kafka-platformatic.ts on
+// @platformatic/kafka) must do alike, whatever their client: the same wait for topic leaders
+// with the same error, the same check of a committed offset, the same interruptible back-off.
+// Written once so that the adapters cannot drift apart on what a caller sees.
+import { AttuneError } from '../lib/errors.js';
+
+/**
+ * Polls `leadersReady` (every partition of `names` has a leader) with a back-off of 50 ms
+ * doubling to 1 s until it answers true. Past `deadline` (epoch ms) a failing poll's error is
+ * thrown as is, and a broker that answers but has no leaders yet gives `unavailable`
+ * (reason no_leader).
+ */
+export async function waitForLeaders(names: string[], deadline: number, leadersReady: () => Promise<boolean>): Promise<void> {
+  let backoff = 50;
+  for (;;) {
+    let ready = false;
+    try {
+      ready = await leadersReady();
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+    }
+    if (ready) return;
+    if (Date.now() > deadline) {
+      throw new AttuneError('unavailable', `Kafka topics ${names.join(', ')} have no leaders yet`, [{ reason: 'no_leader' }]);
+    }
+    await new Promise((r) => setTimeout(r, backoff));
+    backoff = Math.min(backoff * 2, 1000);
+  }
+}
+
+/** Throws validation_error (reason invalid_offset) unless `offset` is a non-negative integer string. */
+export function checkCommitOffset(offset: string): void {
+  if (!/^\d+$/.test(offset)) {
+    throw new AttuneError('validation_error', `offset must be a non-negative integer string, got ${JSON.stringify(offset)}`, [{ field: 'offset', reason: 'invalid_offset' }]);
+  }
+}
+
+/**
+ * The retry back-off of a subscription's handler: `pause(ms)` resolves after `ms`, or at once
+ * when the subscription stops and calls `wakeAll()`, so a stop never waits out a back-off.
+ */
+export function interruptiblePauses(): { pause(ms: number): Promise<void>; wakeAll(): void } {
+  const waiters = new Set<() => void>();
+  return {
+    pause: (ms) =>
+      new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiters.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, ms);
+        waiters.add(done);
+      }),
+    wakeAll: () => {
+      for (const wake of [...waiters]) wake();
+    },
+  };
+}
