@@ -462,19 +462,27 @@ export type RunState = ReturnType<typeof normalise>;
  */
 export function normalise(store: StoreState, api: unknown, ids: string[], input: Input) {
   const sessions = new Map(ids.map((id, i) => [id, input.devices[i].id]));
-  const text = JSON.stringify({ ...store, api }, (k, v) => (k === 'created_at' || k === 'updated_at' ? undefined : v));
+  return normaliseState({ ...store, api }, sessions) as StoreState & { api: { sessions: unknown[]; history: unknown[] } };
+}
+
+/** normalise() of a state (store parts and api) whose session ids map to device ids by `sessions`. */
+export function normaliseState(state: object, sessions: Map<string, string>): any {
+  const text = JSON.stringify(state, (k, v) => (k === 'created_at' || k === 'updated_at' ? undefined : v));
   const out = JSON.parse(text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, (id) => sessions.get(id) ?? id));
   for (const part of ['windows', 'events', 'readings', 'daily']) {
     out[part] = out[part].map((r: unknown) => JSON.stringify(r)).sort().map((r: string) => JSON.parse(r));
   }
   for (const d of out.daily) d.avg_coherence = Number(Number(d.avg_coherence).toPrecision(12));
-  return out as StoreState & { api: { sessions: unknown[]; history: unknown[] } };
+  return out;
 }
 
-/** Differences by part, as short descriptions (empty when equal). */
-export function differences(clean: RunState, got: RunState): string[] {
+/** The parts differences() compares by default: every one of a RunState. */
+export const ALL_PARTS = ['windows', 'windowRowsInserted', 'events', 'eventRowsInserted', 'readings', 'readingRowsInserted', 'daily', 'api'] as const;
+
+/** Differences by part (of `parts`), as short descriptions (empty when equal). */
+export function differences(clean: RunState, got: RunState, parts: ReadonlyArray<(typeof ALL_PARTS)[number]> = ALL_PARTS): string[] {
   const out: string[] = [];
-  for (const part of ['windows', 'windowRowsInserted', 'events', 'eventRowsInserted', 'readings', 'readingRowsInserted', 'daily', 'api'] as const) {
+  for (const part of parts) {
     const a: unknown[] = part === 'api' ? [...clean.api.sessions, ...clean.api.history] : clean[part];
     const b: unknown[] = part === 'api' ? [...got.api.sessions, ...got.api.history] : got[part];
     const n = Math.max(a.length, b.length);
