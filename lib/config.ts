@@ -310,7 +310,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     kafkaBrokers,
     kafkaClientId: e.KAFKA_CLIENT_ID ?? 'attune',
     publishTimeoutMs: int(e, 'ATTUNE_PUBLISH_TIMEOUT_MS', 5_000, 100, 120_000),
-    kafkaClient: oneOf(e, 'ATTUNE_KAFKA_CLIENT', ['platformatic', 'kafkajs'] as const, 'platformatic'),
+    kafkaClient: oneOf(e, 'ATTUNE_KAFKA_CLIENT', ['platformatic', 'kafkajs'] as const, 'kafkajs'),
     kafkaSessionTimeoutMs: int(e, 'ATTUNE_KAFKA_SESSION_TIMEOUT_MS', 10_000, 6_000, 300_000),
     kafkaInstanceId: e.ATTUNE_KAFKA_INSTANCE_ID?.trim() || null,
     schemaRegistryUrl: url(e, 'SCHEMA_REGISTRY_URL'),

@@ -65,7 +65,12 @@ test('two attune worker processes in one group, kill -9 of one mid-stream: zero 
     const clean = await cleanP;
     assert.ok(killedAt > 0, 'a worker was killed mid-stream');
     assert.equal(clean.readings.length, input.beats, 'clean run: every beat stored');
-    assert.deepEqual(differences(clean, got), []);
+    // Rows as inserted are compared for windows only: after a kill -9 the survivor replays the
+    // dead worker's uncommitted records, so readings it had inserted but not committed are
+    // inserted again, and a threshold event the resumed streak fires again is written again
+    // (same ids: one row each under FINAL, which the other parts compare), as in
+    // faults.kafka.test.ts's kill scenarios.
+    assert.deepEqual(differences(clean, got, ['windows', 'windowRowsInserted', 'events', 'readings', 'daily', 'api']), []);
     assert.deepEqual([...w1.unexpectedExits, ...w2.unexpectedExits], [], 'no worker died on its own');
     console.log(`scale-out: ${got.windows.length} windows, ${got.events.length} events, ${got.readings.length} reading rows, as the clean run`);
   } finally {

@@ -407,13 +407,25 @@ test('kill -9 of the Attune process at 40 % of the input, then a restart: zero d
   assertSameAsClean(await cleanState(), await settled(2));
 });
 
-test('the broker stopped for 20 s at 40 % of the input: zero differences', async (t) => {
-  if (skip(t)) return;
-  runAll();
-  assertSameAsClean(await cleanState(), await brokerRun(0));
-});
-
-test('kill -9 of the broker at 40 % of the input, then a restart: zero differences', async (t) => {
-  if (skip(t)) return;
-  assertSameAsClean(await cleanState(), await brokerRun(1));
-});
+// The broker scenarios: the stored answers are held to zero differences (issue 10's bar); that
+// the Attune process itself stays up through the outage is a separate `todo` test, because
+// today it does not: about 20 s into the outage the Kafka client gives up and the process
+// exits (kafkajs: KafkaJSNumberOfRetriesExceeded; platformatic: findGroupCoordinator), and
+// the suite restarts it as a supervisor would (README, Known limitations).
+const brokerScenarios = [
+  { name: 'the broker stopped for 20 s at 40 % of the input', run: 0 },
+  { name: 'kill -9 of the broker at 40 % of the input, then a restart', run: 1 },
+];
+for (const { name, run } of brokerScenarios) {
+  test(`${name}: zero differences`, async (t) => {
+    if (skip(t)) return;
+    runAll();
+    const got = await brokerRun(run);
+    for (const exit of got.unexpectedExits) t.diagnostic(`restarted after: ${exit}`);
+    assert.deepEqual(differences(await cleanState(), got), []);
+  });
+  test(`${name}: Attune keeps running through it`, { todo: 'the Kafka client gives up ~20 s into an outage and the process exits' }, async (t) => {
+    if (skip(t)) return;
+    assert.deepEqual((await brokerRun(run)).unexpectedExits, [], 'Attune survived the fault');
+  });
+}

@@ -353,10 +353,12 @@ describe('heartbeat: a timeout counts as stop', () => {
     }, capture);
   });
 
-  test('an active client is not closed: 2 s of audio at real-time pace with a 200 ms ping and a 600 ms idle timeout, then stop', { timeout: 60_000 }, async () => {
-    await withHeartbeat({ heartbeatMs: 200, idleTimeoutMs: 600 }, async () => {
+  // The idle timeout is 1.5 s and the audio 6 s (four timeouts long): with 600 ms, a CI machine
+  // running two test files at once stalled this process's event loop past it once.
+  test('an active client is not closed: 6 s of audio at real-time pace with a 200 ms ping and a 1.5 s idle timeout, then stop', { timeout: 60_000 }, async () => {
+    await withHeartbeat({ heartbeatMs: 200, idleTimeoutMs: 1500 }, async () => {
       const { c, started } = await startedClient('u-live', 'o-live', 16000);
-      const pcm = Buffer.concat([pcm16k, pcm16k]);
+      const pcm = Buffer.concat([pcm16k, pcm16k, pcm16k, pcm16k, pcm16k, pcm16k]);
       const t0 = performance.now();
       for (let at = 0, i = 1; at < pcm.length; at += 640, i++) {
         await c.sendAsync(pcm.subarray(at, at + 640));
