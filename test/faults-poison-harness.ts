@@ -286,12 +286,14 @@ export async function call(d: Deployment, input: Input, method: string, path: st
  * answer is `want`: 5xx, 408, 429 and refused connections are retried (a broker stop, a
  * restart), any other status fails at once. Returns the parsed body.
  */
-export async function requestUntil(baseUrl: string, token: string, method: string, path: string, body: unknown, want: number): Promise<any> {
+// `baseUrl` may be a getter: a deployment restarted meanwhile (a supervised restart after a
+// crash) listens on a new port, and each retry must go to where it listens now.
+export async function requestUntil(baseUrl: string | (() => string), token: string, method: string, path: string, body: unknown, want: number): Promise<any> {
   const deadline = Date.now() + 180_000;
   let last = '';
   for (;;) {
     try {
-      const res = await fetch(baseUrl + path, {
+      const res = await fetch((typeof baseUrl === 'string' ? baseUrl : baseUrl()) + path, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
         body: body !== undefined ? JSON.stringify(body) : undefined,

@@ -35,6 +35,7 @@ import { READINGS_SINK_GROUP } from '../pipelines/readings-sink.js';
 import { serverDatabase, serverDatabaseUrl } from '../store/postgres/test-databases.test-util.js';
 import { KAFKA_SCRIPT, getTestServices } from './services.js';
 import { rsaReadings, waitFor } from './attune.js';
+import { requestUntil } from './faults-poison-harness.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -223,30 +224,8 @@ async function deployment(name: string, brokers: string[]) {
 type Deployment = Awaited<ReturnType<typeof deployment>>;
 
 /** A request retried until it gets `want` (a 503 during a broker stop, a refused connection during a restart). */
-async function call(d: Deployment, method: string, path: string, user: string, body: unknown, want: number): Promise<any> {
-  const deadline = Date.now() + 180_000;
-  let last = '';
-  for (;;) {
-    try {
-      const res = await fetch(d.url + path, {
-        method,
-        headers: { authorization: `Bearer ${tokens.get(user)}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      if (res.status === want) return text ? JSON.parse(text) : null;
-      last = `${res.status} ${text.slice(0, 300)}`;
-      if (res.status < 500 && res.status !== 429 && res.status !== 408) throw new Error(`${method} ${path}: ${last}`);
-    } catch (err) {
-      if ((err as Error).message.startsWith(`${method} ${path}:`)) throw err;
-      last = (err as Error).message;
-    }
-    if (Date.now() > deadline) throw new Error(`${method} ${path} never got ${want}: ${last}`);
-    // Back-off between retries, as a client would (not a synchronisation).
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const call = (d: Deployment, method: string, path: string, user: string, body: unknown, want: number): Promise<any> =>
+  requestUntil(() => d.url, tokens.get(user)!, method, path, body, want);
 
 interface Fault {
   /** Rounds a device holds back (sent, in order, before the first round it does not hold). */
