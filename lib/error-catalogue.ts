@@ -116,6 +116,12 @@ export const Reasons = {
   already_registered: r('conflict', 'The device is registered to another user.'),
   version_conflict: r('conflict', 'The record changed since the version given (optimistic concurrency).'),
   device_quota: r('conflict', "A new device beyond the devices per user of the token's tier (free 2, plus 5, pro 20)."),
+  mesh_full: r('conflict', 'The mesh session has as many participants present as its max_participants.'),
+  mesh_ended: r('conflict', 'The mesh session has ended: it can no longer be joined.'),
+  not_invited: r('forbidden', 'The mesh session is private and the caller is neither its host nor invited.'),
+  not_host: r('forbidden', 'Only the mesh session\'s host (or an organisation admin) may do this.'),
+  insufficient_tier: r('forbidden', "The mesh session requires a higher tier than the token's (join_requirements.min_tier)."),
+  insufficient_coherence_history: r('forbidden', "The caller's average coherence over the last 30 days is below the mesh session's join_requirements.min_coherence_history."),
   // HTTP transport (Fastify and Node's parser).
   body_too_large: r('payload_too_large', 'The request body is larger than the body limit.'),
   uri_too_long: r('uri_too_long', 'A path segment is longer than the longest path parameter.'),

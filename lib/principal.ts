@@ -13,6 +13,10 @@ export const Scopes = {
   readSpeech: 'read:speech',
   /** Creating speech sessions and sending them audio (upload or live ingest). */
   writeSpeech: 'write:speech',
+  /** Creating (and, as host, ending) group (mesh) sessions. */
+  meshCreate: 'mesh:create',
+  /** Seeing, joining and leaving group (mesh) sessions, and their live stream. */
+  meshJoin: 'mesh:join',
   adminOrg: 'admin:org',
 } as const;
 export type Scope = (typeof Scopes)[keyof typeof Scopes];

@@ -10,6 +10,7 @@ import type { SqlClient } from './client.js';
 import { migratePostgres, readPgMigrations, defaultPgMigrationsDir } from './migrate.js';
 import { DevicesRepository, SessionsRepository } from './sessions-repo.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
+import { MeshRepository, type MeshViewer } from './mesh-repo.js';
 import { isVersionConflict } from './sql.js';
 import type { TestDatabase } from './test-databases.test-util.js';
 
@@ -49,7 +50,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       );
       assert.deepEqual(
         rows.map((r) => r.name),
-        ['devices', 'schema_migrations', 'session_changes', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads'],
+        ['devices', 'mesh_invitations', 'mesh_participants', 'mesh_sessions', 'schema_migrations', 'session_changes', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads'],
       );
       const idx = await sql.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'speech_audio_streams_one_open_per_session'`);
       assert.match(idx.rows[0]?.indexdef ?? '', /UNIQUE INDEX .* \(session_id\) WHERE \(released_at IS NULL\)/);
@@ -283,6 +284,152 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       await assert.rejects(uploads.create({ sessionId: '00000000-0000-4000-8000-000000000005', orgId: 'org-up', userId: 'u1', fileName: '' }), isCode('not_found'));
       await assert.rejects(uploads.create({ sessionId: s.id, orgId: 'org-up', userId: 'u2', fileName: '' }), isCode('not_found'), "another user's session");
       await assert.rejects(uploads.create({ sessionId: 's1', orgId: 'org-up', userId: 'u1', fileName: '' }), isCode('not_found'));
+    });
+
+    // Mesh (group) sessions: store/postgres/mesh-repo.ts, schemas/postgres/0003_mesh.sql.
+    const viewer = (org: string, userId: string, admin = false): MeshViewer => ({ orgId: org, userId, admin });
+
+    test('mesh: create and get round-trip every field; status follows the clock (scheduled, active at the start, ended after the duration)', async () => {
+      const mesh = new MeshRepository(sql, { clock });
+      const org = 'org-mesh-a';
+      const s = await mesh.create({
+        orgId: org, hostUserId: 'host', hostDisplayName: 'Sarah', name: 'Morning circle', visibility: 'public', maxParticipants: 8,
+        scheduledStart: now + 60_000, durationS: 1200, protocol: 'gratitude_focus', breathingRateBpm: 5.5, coherenceThreshold: 0.8,
+        thresholdDurationS: 40, minTier: 'pro', minCoherenceHistory: 0.6,
+      });
+      assert.deepEqual(
+        [s.type, s.status, s.startedAt, s.endedAt, s.scheduledStart, s.scheduledEnd, s.version, s.participantCount, s.createdAt],
+        ['scheduled', 'scheduled', null, null, now + 60_000, now + 60_000 + 1_200_000, 1, 0, now],
+      );
+      assert.deepEqual(
+        [s.hostDisplayName, s.protocol, s.breathingRateBpm, s.coherenceThreshold, s.thresholdDurationS, s.minTier, s.minCoherenceHistory, s.maxParticipants],
+        ['Sarah', 'gratitude_focus', 5.5, 0.8, 40, 'pro', 0.6, 8],
+      );
+      assert.deepEqual(await mesh.get(s.id), s);
+      const t0 = now;
+      now = t0 + 60_000;
+      assert.deepEqual([(await mesh.get(s.id))?.status, (await mesh.get(s.id))?.startedAt], ['active', t0 + 60_000], 'active from the scheduled start, stored or not');
+      now = t0 + 60_000 + 1_200_000;
+      const ended = await mesh.get(s.id);
+      assert.deepEqual([ended?.status, ended?.endedAt], ['ended', t0 + 60_000 + 1_200_000]);
+      now = t0;
+      const instant = await mesh.create({ orgId: org, hostUserId: 'host', name: 'Now', visibility: 'private', maxParticipants: 3 });
+      assert.deepEqual(
+        [instant.type, instant.status, instant.startedAt, instant.scheduledEnd, instant.protocol, instant.breathingRateBpm, instant.coherenceThreshold, instant.thresholdDurationS, instant.minTier],
+        ['instant', 'active', now, null, 'heart_breath_sync', 6, 0.7, 30, null],
+      );
+      await assert.rejects(mesh.create({ orgId: org, hostUserId: 'host', name: 'x', visibility: 'public', maxParticipants: 0 }), isCode('validation_error', 'constraint_violation'));
+      assert.equal(await mesh.get('not-a-uuid'), null);
+      assert.equal(await mesh.get('00000000-0000-4000-8000-000000000009'), null);
+    });
+
+    test('mesh: join admits up to max_participants (mesh_full beyond), joining twice is the same participant, leaving frees a seat and rejoining brings the same participant back', async () => {
+      const mesh = new MeshRepository(sql, { clock });
+      const org = 'org-mesh-join';
+      const s = await mesh.create({ orgId: org, hostUserId: 'host', name: 'Three seats', visibility: 'public', maxParticipants: 3 });
+      const a = await mesh.join(s.id, viewer(org, 'ua'), { intention: 'calm', displayName: 'A' });
+      assert.deepEqual([a.joined, a.participant.position, a.participant.intention, a.participant.displayName, a.participant.anonymous, a.session.participantCount], [true, 1, 'calm', 'A', false, 1]);
+      const again = await mesh.join(s.id, viewer(org, 'ua'), { intention: 'other' });
+      assert.deepEqual([again.joined, again.participant, again.session.participantCount], [false, a.participant, 1], 'the same participant, unchanged');
+      const b = await mesh.join(s.id, viewer(org, 'ub'), { anonymous: true });
+      const c = await mesh.join(s.id, viewer(org, 'uc'));
+      assert.deepEqual([b.participant.position, b.participant.anonymous, c.participant.position, c.session.participantCount], [2, true, 3, 3]);
+      await assert.rejects(mesh.join(s.id, viewer(org, 'ud')), isCode('conflict', 'mesh_full'));
+      assert.equal((await mesh.get(s.id))?.participantCount, 3, 'the refused join left nothing');
+      assert.deepEqual((await mesh.join(s.id, viewer(org, 'ub'))).participant.id, b.participant.id, 'a present participant at capacity is answered, not refused');
+
+      now += 1000;
+      const left = await mesh.leave(s.id, viewer(org, 'ub'));
+      assert.deepEqual([left.left, left.participant.leftAt], [true, now]);
+      assert.deepEqual([(await mesh.leave(s.id, viewer(org, 'ub'))).left], [false], 'leaving again changes nothing');
+      await assert.rejects(mesh.leave(s.id, viewer(org, 'never')), isCode('not_found'));
+      const d = await mesh.join(s.id, viewer(org, 'ud'));
+      assert.deepEqual([d.participant.position, d.session.participantCount], [4, 3], 'positions are never reused');
+      await assert.rejects(mesh.join(s.id, viewer(org, 'ub')), isCode('conflict', 'mesh_full'), 'the seat b left was taken');
+      await mesh.leave(s.id, viewer(org, 'ua'));
+      const back = await mesh.join(s.id, viewer(org, 'ub'));
+      assert.deepEqual([back.joined, back.participant.id, back.participant.position, back.participant.leftAt, back.participant.anonymous], [true, b.participant.id, 2, null, true]);
+      assert.deepEqual((await mesh.present(s.id)).map((p) => p.userId), ['ub', 'uc', 'ud']);
+
+      await assert.rejects(mesh.join(s.id, viewer('org-mesh-other', 'ua')), isCode('not_found'), 'another organisation');
+      await assert.rejects(mesh.join('00000000-0000-4000-8000-00000000000a', viewer(org, 'ua')), isCode('not_found'));
+      await assert.rejects(mesh.join(s.id, viewer(org, 'ue'), { deviceId: 'unregistered' }), isCode('conflict', 'mesh_full'), 'capacity is checked first');
+      const open = await mesh.create({ orgId: org, hostUserId: 'host', name: 'Open', visibility: 'public', maxParticipants: 10 });
+      await assert.rejects(mesh.join(open.id, viewer(org, 'ue'), { deviceId: 'unregistered' }), isCode('validation_error', 'not_registered'));
+      await devices.register({ id: 'mesh-dev', orgId: org, userId: 'ue' });
+      assert.equal((await mesh.join(open.id, viewer(org, 'ue'), { deviceId: 'mesh-dev' })).participant.deviceId, 'mesh-dev');
+    });
+
+    test('mesh: a private session admits its host and invitees only; an ended session (by the host or by its planned end) admits nobody; ending is idempotent', async () => {
+      const mesh = new MeshRepository(sql, { clock });
+      const org = 'org-mesh-private';
+      const s = await mesh.create({
+        orgId: org, hostUserId: 'host', name: 'Family', visibility: 'private', maxParticipants: 8,
+        invitedUserIds: ['u1', 'u2', 'u2', 'host'], invitationEmails: ['Fam1@example.com', 'fam1@example.com'],
+      });
+      const inv = await sql.query<{ user_id: string | null; email: string | null }>('SELECT user_id, email FROM mesh_invitations WHERE mesh_id = $1 ORDER BY user_id, email', [s.id]);
+      assert.deepEqual(inv.rows, [{ user_id: 'u1', email: null }, { user_id: 'u2', email: null }, { user_id: null, email: 'Fam1@example.com' }]);
+      await assert.rejects(mesh.join(s.id, viewer(org, 'stranger')), isCode('forbidden', 'not_invited'));
+      await assert.rejects(mesh.access(s.id, viewer(org, 'stranger')), isCode('forbidden', 'not_invited'));
+      await assert.rejects(mesh.access(s.id, viewer('org-x', 'u1')), isCode('not_found'));
+      assert.equal((await mesh.access(s.id, viewer(org, 'admin', true))).invited, false, 'an admin sees it');
+      await assert.rejects(mesh.join(s.id, viewer(org, 'admin', true)), isCode('forbidden', 'not_invited'), 'but is not invited to join');
+      assert.equal((await mesh.join(s.id, viewer(org, 'host'))).participant.position, 1);
+      const u1 = await mesh.join(s.id, viewer(org, 'u1'));
+      const access = await mesh.access(s.id, viewer(org, 'u1'));
+      assert.deepEqual([access.invited, access.participant], [true, u1.participant]);
+
+      now += 5000;
+      const ended = await mesh.end(s.id);
+      assert.deepEqual([ended.status, ended.endedAt, ended.version, ended.participantCount], ['ended', now, 2, 2]);
+      now += 5000;
+      assert.deepEqual(await mesh.end(s.id), ended, 'ending again changes nothing');
+      await assert.rejects(mesh.join(s.id, viewer(org, 'u2')), isCode('conflict', 'mesh_ended'));
+      // A scheduled session ended before its start: a zero-length session.
+      const later = await mesh.create({ orgId: org, hostUserId: 'host', name: 'Later', visibility: 'public', maxParticipants: 2, scheduledStart: now + 3_600_000 });
+      const cancelled = await mesh.end(later.id);
+      assert.deepEqual([cancelled.status, cancelled.startedAt, cancelled.endedAt], ['ended', now, now]);
+      // A session whose planned end passed is stored as ended by the next join.
+      const short = await mesh.create({ orgId: org, hostUserId: 'host', name: 'Short', visibility: 'public', maxParticipants: 2, durationS: 60 });
+      now += 61_000;
+      await assert.rejects(mesh.join(short.id, viewer(org, 'u1')), isCode('conflict', 'mesh_ended'));
+      const stored = await sql.query<{ status: string }>('SELECT status FROM mesh_sessions WHERE mesh_id = $1', [short.id]);
+      assert.equal(stored.rows[0].status, 'active', 'the refused join rolled back, status change included');
+      assert.equal((await mesh.end(short.id)).endedAt, short.scheduledStart + 60_000, 'ended at its planned end, not now');
+    });
+
+    test('mesh: list shows what the viewer may see, filtered by status, visibility and type, page by page with the total', async () => {
+      const mesh = new MeshRepository(sql, { clock });
+      const org = 'org-mesh-list';
+      const t0 = now;
+      const made = [];
+      for (let i = 0; i < 5; i++) {
+        made.push(await mesh.create({ orgId: org, hostUserId: 'host', name: `pub${i}`, visibility: 'public', maxParticipants: 5, scheduledStart: t0 - 10_000 * (5 - i) }));
+      }
+      const priv = await mesh.create({ orgId: org, hostUserId: 'host', name: 'priv', visibility: 'private', maxParticipants: 5, invitedUserIds: ['friend'], scheduledStart: t0 - 1 });
+      const future = await mesh.create({ orgId: org, hostUserId: 'host', name: 'future', visibility: 'public', maxParticipants: 5, scheduledStart: t0 + 3_600_000 });
+      await mesh.create({ orgId: 'org-mesh-list-other', hostUserId: 'host', name: 'elsewhere', visibility: 'public', maxParticipants: 5 });
+      await mesh.end(made[0].id);
+      await mesh.join(made[4].id, viewer(org, 'stranger'));
+      const names = (r: { sessions: Array<{ name: string }> }) => r.sessions.map((x) => x.name);
+      const all = await mesh.list({ viewer: viewer(org, 'stranger'), page: 1, perPage: 10 });
+      assert.deepEqual([names(all), all.total], [['future', 'pub4', 'pub3', 'pub2', 'pub1', 'pub0'], 6]);
+      assert.equal(all.sessions[1].participantCount, 1);
+      assert.deepEqual(names(await mesh.list({ viewer: viewer(org, 'friend'), status: 'active', page: 1, perPage: 10 })), ['priv', 'pub4', 'pub3', 'pub2', 'pub1']);
+      assert.deepEqual(names(await mesh.list({ viewer: viewer(org, 'stranger'), status: 'ended', page: 1, perPage: 10 })), ['pub0']);
+      assert.deepEqual(names(await mesh.list({ viewer: viewer(org, 'stranger'), status: 'scheduled', page: 1, perPage: 10 })), ['future']);
+      assert.deepEqual(names(await mesh.list({ viewer: viewer(org, 'admin', true), visibility: 'private', page: 1, perPage: 10 })), ['priv']);
+      assert.deepEqual(names(await mesh.list({ viewer: viewer(org, 'stranger'), type: 'scheduled', page: 1, perPage: 10 })), ['future']);
+      const p2 = await mesh.list({ viewer: viewer(org, 'stranger'), status: 'active', page: 2, perPage: 3 });
+      assert.deepEqual([names(p2), p2.total], [['pub1'], 4]);
+      const beyond = await mesh.list({ viewer: viewer(org, 'stranger'), page: 9, perPage: 3 });
+      assert.deepEqual([names(beyond), beyond.total], [[], 6]);
+      // The clock moves the future session into the active list without any write.
+      now = t0 + 3_600_000;
+      assert.ok(names(await mesh.list({ viewer: viewer(org, 'stranger'), status: 'active', page: 1, perPage: 10 })).includes('future'));
+      now = t0;
+      void priv;
+      void future;
     });
   });
 }
