@@ -11,6 +11,10 @@ export const Tables = {
   sessions: 'sessions',
   sessionEvents: 'session_events',
   userDailyCoherence: 'user_daily_coherence',
+  /** Group (mesh) session facts (schemas/clickhouse/0007_group_windows.sql). */
+  groupWindows: 'group_windows',
+  groupParticipantWindows: 'group_participant_windows',
+  groupDailyCoherence: 'group_daily_coherence',
   schemaMigrations: 'schema_migrations',
 } as const;
 
@@ -292,3 +296,41 @@ export const SpeechSummaryColumns: Array<keyof SpeechSummaryRow> = [
   'filler_rate_per_min', 'repetition_count', 'pitch_mean_hz', 'pitch_sd_hz', 'pitch_min_hz', 'pitch_max_hz',
   'pitch_variability_st', 'monotone', 'volume_mean_dbfs', 'volume_sd_db', 'model', 'computed_at',
 ];
+
+/** A group window of a mesh session (group_windows, 0007_group_windows.sql). */
+export interface GroupWindowRow {
+  org_id: string;
+  group_id: string;
+  window_start: number;
+  window_end: number;
+  participant_count: number;
+  present_count: number;
+  coherence: number | null;
+  sync_r: number | null;
+  plv: number | null;
+  sync_z: number | null;
+  sync_p: number | null;
+  surrogate_count: number;
+  breathing_sync: number | null;
+  xcorr_max: number | null;
+  xcorr_lag_s: number | null;
+  computed_at: number;
+}
+
+/** A participant's part in a group window (group_participant_windows, 0007_group_windows.sql). */
+export interface GroupParticipantWindowRow {
+  org_id: string;
+  group_id: string;
+  participant_id: string;
+  user_id: string;
+  window_end: number;
+  counted: boolean;
+  coherence: number | null;
+  contribution_weight: number;
+  phase_locking: number | null;
+  breathing_rate_bpm: number | null;
+  breathing_sync: number | null;
+  artifact_ratio: number | null;
+  coverage: number | null;
+  computed_at: number;
+}
