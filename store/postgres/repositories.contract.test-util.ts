@@ -50,7 +50,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       );
       assert.deepEqual(
         rows.map((r) => r.name),
-        ['devices', 'mesh_invitations', 'mesh_participants', 'mesh_sessions', 'schema_migrations', 'session_changes', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads'],
+        ['devices', 'mesh_invitations', 'mesh_participants', 'mesh_sessions', 'schema_migrations', 'session_changes', 'session_practice', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads', 'users'],
       );
       const idx = await sql.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'speech_audio_streams_one_open_per_session'`);
       assert.match(idx.rows[0]?.indexdef ?? '', /UNIQUE INDEX .* \(session_id\) WHERE \(released_at IS NULL\)/);

@@ -133,7 +133,7 @@ if (url === null) {
       assert.equal(applied.filter((x) => x.length > 0).length, 1, `one migrator applied, the others found nothing: ${JSON.stringify(applied)}`);
       assert.ok(applied.flat().includes('0001_entities'));
       const { rows } = await db.client.query<{ version: string; n: string }>('SELECT version, count(*) AS n FROM schema_migrations GROUP BY version ORDER BY version');
-      assert.deepEqual(rows.map((r) => [r.version, Number(r.n)]), [['0001', 1], ['0002', 1], ['0003', 1]]);
+      assert.deepEqual(rows.map((r) => [r.version, Number(r.n)]), [['0001', 1], ['0002', 1], ['0003', 1], ['0004', 1]]);
     });
   });
 }
