@@ -8,6 +8,7 @@ import { registerLiveRoutes } from './live.js';
 import { registerSpeechSessionRoutes } from './speech-sessions.js';
 import { registerSpeechResultRoutes } from './speech-results.js';
 import { registerSpeechLiveRoutes } from './speech-live.js';
+import { registerMeshRoutes } from './mesh-sessions.js';
 
 export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   await registerSessionRoutes(app, ctx);
@@ -19,4 +20,5 @@ export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): 
     await registerSpeechResultRoutes(app, ctx);
     if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
   }
+  if (ctx.mesh) await registerMeshRoutes(app, ctx);
 }

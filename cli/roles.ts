@@ -23,6 +23,7 @@ import { createCoherenceLiveHub, type CoherenceLiveRecord } from '../api/live.js
 import { buildServer } from './server.js';
 import { DevicesRepository, SessionsRepository } from '../store/postgres/sessions-repo.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
+import { MeshRepository } from '../store/postgres/mesh-repo.js';
 import { createSpeechLiveHub } from '../api/speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
 import type { SpeechEventRecord } from '../schemas/records.js';
@@ -167,6 +168,7 @@ export async function startAttune(
       speechSessions,
       speechUploads,
       speechLive: speechLive ?? undefined,
+      mesh: new MeshRepository(sql, { clock }),
       speechUploadLimits: config.speechUpload,
       maxStoredJsonBytes: config.maxStoredJsonBytes,
       httpTimeouts: config.httpTimeouts,

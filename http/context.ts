@@ -11,6 +11,7 @@ import type { LiveHub } from './live-hub.js';
 import type { HttpTimeouts } from './timeouts.js';
 import type { RateLimitConfig } from './rate-limit.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
+import type { MeshRepository } from '../store/postgres/mesh-repo.js';
 
 export interface HealthCheck {
   name: string;
@@ -40,6 +41,8 @@ export interface AppContext {
   speechLive?: LiveHub<unknown>;
   /** Speech file upload limits (config.speechUpload); 200 MB and 4 h when absent. */
   speechUploadLimits?: { maxBytes: number; maxDurationS: number };
+  /** Group (mesh) sessions; the mesh routes are registered only where this is present (api/mesh-sessions.ts). */
+  mesh?: MeshRepository;
   /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes (config.maxStoredJsonBytes); 16 KB when absent. */
   maxStoredJsonBytes?: number;
   /** Connection, request and body timeouts (config.httpTimeouts); http/timeouts.ts defaults when absent. */
