@@ -138,23 +138,35 @@ export function instantaneousPhase(plan: PhasePlan, x: ArrayLike<number>, out: F
   return true;
 }
 
+/** Phasors phasorsInto writes for a stride: ⌈keptCount / stride⌉. */
+export function phasorCount(plan: PhasePlan, stride = 1): number {
+  return Math.ceil(plan.keptCount / stride);
+}
+
 /**
- * Unit phasors (cos φ, sin φ) of the kept samples [trim, sampleCount − trim) into
- * re/im[offset .. offset + keptCount). Returns false (nothing usable written) when the series
- * is not finite or has no oscillation in the band (the analytic signal vanishes somewhere, so
- * its phase is undefined there).
+ * Unit phasors (cos φ, sin φ) of every `stride`-th kept sample (trim, trim + stride, … below
+ * sampleCount − trim) into re/im[offset .. offset + phasorCount(plan, stride)). Returns false
+ * (nothing usable written) when the series is not finite or has no oscillation in the band (the
+ * analytic signal vanishes at a kept sample, so its phase is undefined there).
  */
-export function phasorsInto(plan: PhasePlan, x: ArrayLike<number>, re: Float64Array | Float32Array, im: Float64Array | Float32Array, offset: number): boolean {
+export function phasorsInto(
+  plan: PhasePlan,
+  x: ArrayLike<number>,
+  re: Float64Array | Float32Array,
+  im: Float64Array | Float32Array,
+  offset: number,
+  stride = 1,
+): boolean {
   if (!analyticSignal(plan, x)) return false;
   const z = plan.analytic;
   const { trim, keptCount } = plan;
-  for (let i = 0; i < keptCount; i++) {
+  for (let i = 0, k = 0; i < keptCount; i += stride, k++) {
     const a = z[2 * (trim + i)];
     const b = z[2 * (trim + i) + 1];
     const m = Math.sqrt(a * a + b * b);
     if (!(m > 1e-12)) return false;
-    re[offset + i] = a / m;
-    im[offset + i] = b / m;
+    re[offset + k] = a / m;
+    im[offset + k] = b / m;
   }
   return true;
 }
