@@ -17,6 +17,8 @@ export const Topics = {
   sessionChanges: 'attune.session.changes.v1',
   /** Live speech events: asr:token, metrics:update, processing:status (SpeechEvent.avsc). */
   speechEvents: 'attune.speech.events.v1',
+  /** Live group (mesh) session events, keyed by mesh session id (MeshEvent.avsc). */
+  meshEvents: 'attune.mesh.events.v1',
 } as const;
 
 export type TopicNames = { readonly [K in keyof typeof Topics]: string };

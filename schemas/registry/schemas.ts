@@ -129,6 +129,17 @@ export interface SpeechEvent {
   payload_json?: string;
 }
 
+export type MeshEventType = 'participant_joined' | 'participant_left' | 'session_ended' | 'group_coherence' | 'manifestation_event';
+
+export interface MeshEvent {
+  event_id: string;
+  mesh_id: string;
+  org_id: string;
+  type: MeshEventType;
+  occurred_at: number;
+  payload_json?: string;
+}
+
 /** The record type carried by each topic. Decoded records have every field filled in. */
 export interface TopicRecords {
   [Topics.heartReadings]: HeartReading;
@@ -138,6 +149,7 @@ export interface TopicRecords {
   [Topics.deadLetter]: DeadLetter;
   [Topics.speechAudio]: SpeechAudioFrame;
   [Topics.speechEvents]: SpeechEvent;
+  [Topics.meshEvents]: MeshEvent;
 }
 export type TopicName = keyof TopicRecords;
 export type AttuneRecord = TopicRecords[TopicName];
@@ -151,6 +163,7 @@ export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.deadLetter]: 'DeadLetter.avsc',
   [Topics.speechAudio]: 'SpeechAudioFrame.avsc',
   [Topics.speechEvents]: 'SpeechEvent.avsc',
+  [Topics.meshEvents]: 'MeshEvent.avsc',
 };
 
 /** Confluent TopicNameStrategy: the value schema of topic T lives under subject `T-value`. */
