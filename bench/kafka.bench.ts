@@ -1,9 +1,16 @@
 // The Kafka clients compared (issue 10): readings per second from POST /v1/devices/{id}/sync
 // to rows in ClickHouse (heart_readings) through Kafka with the real workers, and a bare
-// baseline with the same client: records already on a topic, consumed and inserted into a
-// ClickHouse table one row per record (no decoding, no processing), through the same
-// BatchWriter the sinks use. Targets: pipeline >= 0.7 of its baseline and >= 50,000
-// readings/s.
+// baseline with the same client: the same records (the gateway's Avro HeartReading records
+// for the same readings, published in the same per-device batches) already on a topic,
+// consumed and inserted into a ClickHouse table one row per record (no decoding, no
+// processing), through the same BatchWriter with the readings sink's settings (WRITER). The
+// baseline's clock starts when its consumer has its partitions, as the pipeline's starts with
+// its workers in their groups (join time is reported as join_s). Targets: pipeline >= 0.7 of
+// its baseline and >= 50,000 readings/s.
+//
+// Each run also records the CPU seconds of the Attune process (all threads) and of the load
+// generator during the measured phase. BENCH_CPU_PROF=<dir> writes a CPU profile of that phase
+// (bench/lib/phase-profile.ts); bench/lib/cpu-profile-summary.ts sums it per file/function.
 //
 //   npm run bench:kafka [-- readings=300000 runs=3 clients=platformatic,kafkajs]
 //
@@ -19,9 +26,12 @@ import { startTestAttune, type TestAttune } from '../test/attune.js';
 import { startLocalKafka } from '../test/services.js';
 import { BatchWriter } from '../store/batch-writer.js';
 import { silentLogger } from '../lib/log.js';
+import { Topics } from '../schemas/topics.js';
+import { readingId, type HeartReadingRecord } from '../schemas/records.js';
 import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
 import { runChild } from './lib/child.js';
 import { interleavedOrder, round } from './lib/stats.js';
+import { measuredPhase } from './lib/phase-profile.js';
 
 const TARGET_READINGS_PER_S = 50_000;
 const TARGET_RATIO = 0.7;
@@ -29,6 +39,9 @@ const DEVICES = 8;
 const READINGS_PER_REQUEST = 1000;
 const CONCURRENCY = 8;
 const PARTITIONS = 6;
+/** The readings sink's BatchWriter settings in the pipeline runs, and the baseline's writer's. */
+const WRITER = { maxRows: 50_000, maxDelayMs: 1000 };
+const WRITER_ENV = { ATTUNE_WRITE_BATCH_ROWS: String(WRITER.maxRows), ATTUNE_WRITE_FLUSH_MS: String(WRITER.maxDelayMs) };
 type Client = 'platformatic' | 'kafkajs';
 type Mode = 'pipeline' | 'baseline';
 
@@ -46,7 +59,7 @@ async function pipeline(client: Client, total: number) {
   const app = await startTestAttune({
     kafkaBrokers: await brokers(),
     entities: 'pglite',
-    env: { ATTUNE_KAFKA_CLIENT: client, ATTUNE_WRITE_FLUSH_MS: '1000', ATTUNE_TOPIC_PARTITIONS: String(PARTITIONS), ATTUNE_RATE_LIMIT_READINGS_PER_S: '0', ATTUNE_RATE_LIMIT: 'off' },
+    env: { ATTUNE_KAFKA_CLIENT: client, ...WRITER_ENV, ATTUNE_TOPIC_PARTITIONS: String(PARTITIONS), ATTUNE_RATE_LIMIT_READINGS_PER_S: '0', ATTUNE_RATE_LIMIT: 'off' },
   });
   try {
     const token = app.token('bench-user', 'bench-org');
@@ -64,9 +77,10 @@ async function pipeline(client: Client, total: number) {
     const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./lib/sync-load.ts', import.meta.url)), JSON.stringify(job)], { stdio: ['pipe', 'pipe', 'inherit'] });
     const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
     if (!JSON.parse((await lines.next()).value).ready) throw new Error('load generator failed to start');
+    const phase = await measuredPhase(`${client}-pipeline`);
     const began = Date.now();
     child.stdin!.write('go\n');
-    const load = JSON.parse((await lines.next()).value) as { began: number; ended: number; accepted: number; failed: number; p50_ms: number; p99_ms: number };
+    const load = JSON.parse((await lines.next()).value) as { began: number; ended: number; accepted: number; failed: number; p50_ms: number; p99_ms: number; cpu_s: number };
     // A request refused with 503 (publish past ATTUNE_PUBLISH_TIMEOUT_MS on a loaded machine)
     // is counted, not retried: the rate is of the accepted readings, which must all arrive.
     const accepted = load.accepted;
@@ -74,6 +88,7 @@ async function pipeline(client: Client, total: number) {
     const deadline = Date.now() + 300_000;
     while ((stored = await count(app, 'heart_readings')) < accepted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     const seconds = (Date.now() - began) / 1000;
+    const cpu = await phase.end();
     child.kill();
     if (stored < accepted) throw new Error(`only ${stored} of ${accepted} accepted readings arrived`);
     return {
@@ -83,6 +98,8 @@ async function pipeline(client: Client, total: number) {
       accepted_readings_per_s: Math.round(accepted / ((load.ended - load.began) / 1000)),
       request_latency_p99_ms: load.p99_ms,
       seconds: round(seconds, 2),
+      attune_cpu_s: cpu.cpu_s,
+      load_generator_cpu_s: load.cpu_s,
     };
   } finally {
     await app.cleanup();
@@ -100,11 +117,40 @@ async function baseline(client: Client, total: number) {
   try {
     const topic = `${app.topicPrefix}bench.baseline.${randomUUID().slice(0, 8)}`;
     await app.bus.ensureTopics([{ topic, partitions: PARTITIONS }]);
-    // A heart reading record is ~100 bytes of Avro; one record per reading, as the gateway publishes.
-    const value = Buffer.alloc(100, 7);
-    for (let sent = 0; sent < total; sent += 5000) {
-      const n = Math.min(5000, total - sent);
-      await app.bus.publish(topic, Array.from({ length: n }, (_, i) => ({ key: `bench-device-${(sent + i) % DEVICES}`, value, timestamp: Date.now() })));
+    // The same records as the pipeline's: the gateway's HeartReading records for the load
+    // generator's readings (bench/lib/sync-load.ts), Avro-encoded by the same codec, published
+    // per device in requests of READINGS_PER_REQUEST (so the log holds the same record batches).
+    const startMs = Date.now() - 30 * 86_400_000;
+    const requestsPerDevice = Math.ceil(total / (DEVICES * READINGS_PER_REQUEST));
+    total = requestsPerDevice * DEVICES * READINGS_PER_REQUEST;
+    const sessions = Array.from({ length: DEVICES }, () => randomUUID());
+    for (let r = 0; r < requestsPerDevice; r++) {
+      for (let d = 0; d < DEVICES; d++) {
+        const device = `bench-device-${d}`;
+        const out = new Array(READINGS_PER_REQUEST);
+        for (let i = 0; i < READINGS_PER_REQUEST; i++) {
+          const n = r * READINGS_PER_REQUEST + i;
+          const rr = 800 + Math.round(60 * Math.sin(n / 2.5));
+          const t = startMs + n * 1000;
+          const rec: HeartReadingRecord = {
+            reading_id: readingId('bench-org', device, t),
+            device_id: device,
+            user_id: 'bench-user',
+            org_id: 'bench-org',
+            session_id: sessions[d],
+            recorded_at: t,
+            received_at: Date.now(),
+            hr_bpm: Math.round(60000 / rr),
+            rr_intervals_ms: [rr],
+            device_hrv_ms: null,
+            device_coherence: null,
+            battery_level_pct: null,
+            source: 'sync',
+          };
+          out[i] = { key: device, value: app.codec.encode(Topics.heartReadings, rec), timestamp: t };
+        }
+        await app.bus.publish(topic, out);
+      }
     }
     await app.store.client.command({
       query: `CREATE TABLE IF NOT EXISTS ${app.database}.bench_baseline (partition UInt16, offset UInt64, key String, ts DateTime64(3), bytes UInt32) ENGINE = MergeTree ORDER BY (partition, offset)`,
@@ -114,18 +160,30 @@ async function baseline(client: Client, total: number) {
       table: 'bench_baseline',
       columns: ['partition', 'offset', 'key', 'ts', 'bytes'],
       compact: true,
-      maxRows: 100_000,
-      maxDelayMs: 1000,
+      // The readings sink's settings in the pipeline runs (WRITER_ENV).
+      maxRows: WRITER.maxRows,
+      maxDelayMs: WRITER.maxDelayMs,
       log: silentLogger,
     });
     let durable = 0;
     let done!: () => void;
     const finished = new Promise<void>((r) => (done = r));
-    const began = Date.now();
+    const phase = await measuredPhase(`${client}-baseline`);
+    // The clock starts once the consumer has its partitions, as the pipeline's starts with its
+    // workers already in their groups: joining a group is not throughput (it is reported apart).
+    const subscribed = Date.now();
+    let began = 0;
+    const start = () => {
+      if (began === 0) began = Date.now();
+    };
     const sub = await app.bus.subscribe({
       groupId: `${app.topicPrefix}bench-baseline-${randomUUID().slice(0, 8)}`,
       topics: [topic],
+      onAssignment: (assigned) => {
+        if (assigned.length > 0) start();
+      },
       eachBatch: async (batch) => {
+        start();
         const last = batch.records[batch.records.length - 1];
         await writer.add(
           batch.records.map((r) => ({ partition: r.partition, offset: r.offset, key: r.key, ts: r.timestamp, bytes: r.value.length })),
@@ -139,11 +197,12 @@ async function baseline(client: Client, total: number) {
     });
     await Promise.race([finished, new Promise((_, reject) => setTimeout(() => reject(new Error(`baseline: ${durable} of ${total} after 300 s`)), 300_000))]);
     const seconds = (Date.now() - began) / 1000;
+    const cpu = await phase.end();
     await sub.stop();
     await writer.close();
     const stored = await count(app, 'bench_baseline');
     if (stored < total) throw new Error(`baseline: ${stored} of ${total} rows stored`);
-    return { readings: total, readings_per_s: Math.round(total / seconds), seconds: round(seconds, 2) };
+    return { readings: total, readings_per_s: Math.round(total / seconds), seconds: round(seconds, 2), join_s: round((began - subscribed) / 1000, 2), attune_cpu_s: cpu.cpu_s };
   } finally {
     await app.cleanup();
   }

@@ -49,6 +49,7 @@ function post(path: string, body: Buffer): Promise<number> {
 
 process.stdout.write(JSON.stringify({ ready: true }) + '\n');
 process.stdin.once('data', async () => {
+  const cpu0 = process.cpuUsage();
   const began = Date.now();
   let next = 0;
   let accepted = 0;
@@ -68,6 +69,8 @@ process.stdin.once('data', async () => {
   );
   latencies.sort((a, b) => a - b);
   const p = (q: number) => Number(latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))].toFixed(1));
-  process.stdout.write(JSON.stringify({ began, ended: Date.now(), accepted, failed, p50_ms: p(0.5), p99_ms: p(0.99) }) + '\n');
+  const cpu = process.cpuUsage(cpu0);
+  const cpu_s = Number(((cpu.user + cpu.system) / 1e6).toFixed(2));
+  process.stdout.write(JSON.stringify({ began, ended: Date.now(), accepted, failed, p50_ms: p(0.5), p99_ms: p(0.99), cpu_s }) + '\n');
   agent.destroy();
 });

@@ -1,0 +1,61 @@
+// Sums a V8 CPU profile's (node --cpu-prof) self time per function and per file, to see where
+// a benchmark's time goes without a profiler UI:
+//
+//   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/kafka.bench.ts --child=kafkajs,pipeline readings=200000
+//   node --import tsx bench/lib/cpu-profile-summary.ts /tmp/prof/*.cpuprofile [top=30]
+//
+// Self time is attributed from the samples (each sample's node, weighted by its time delta).
+// Files are shortened to the package (node_modules/<pkg>) or the repository path.
+import { readFileSync } from 'node:fs';
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+  startTime: number;
+  endTime: number;
+}
+
+function shortFile(url: string): string {
+  if (!url) return '(native)';
+  const nm = url.lastIndexOf('node_modules/');
+  if (nm >= 0) {
+    const rest = url.slice(nm + 'node_modules/'.length).split('/');
+    return 'npm:' + (rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]);
+  }
+  if (url.startsWith('node:')) return url;
+  const repo = url.indexOf('/work/main/');
+  return repo >= 0 ? url.slice(repo + '/work/main/'.length) : url.replace(/^file:\/\//, '');
+}
+
+const args = process.argv.slice(2);
+const top = Number(args.find((a) => a.startsWith('top='))?.slice(4) ?? 30);
+for (const file of args.filter((a) => !a.includes('='))) {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const selfUs = new Map<number, number>();
+  for (let i = 0; i < p.samples.length; i++) selfUs.set(p.samples[i], (selfUs.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0));
+  const total = [...selfUs.values()].reduce((a, b) => a + b, 0);
+  const fns = new Map<string, number>();
+  const files = new Map<string, number>();
+  for (const [id, us] of selfUs) {
+    const n = byId.get(id)!;
+    const f = shortFile(n.callFrame.url);
+    const name = `${n.callFrame.functionName || '(anonymous)'} ${f}${n.callFrame.url ? ':' + (n.callFrame.lineNumber + 1) : ''}`;
+    fns.set(name, (fns.get(name) ?? 0) + us);
+    files.set(f, (files.get(f) ?? 0) + us);
+  }
+  const idle = [...fns].filter(([k]) => k.startsWith('(idle)')).reduce((a, [, v]) => a + v, 0);
+  const pct = (us: number) => ((100 * us) / total).toFixed(1).padStart(5) + '%';
+  const ms = (us: number) => (us / 1000).toFixed(0).padStart(7) + ' ms';
+  console.log(`${file}: ${(total / 1e6).toFixed(1)} s sampled, ${(idle / 1e6).toFixed(1)} s idle`);
+  console.log(`-- self time by file (top ${top})`);
+  for (const [k, v] of [...files].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${ms(v)} ${pct(v)}  ${k}`);
+  console.log(`-- self time by function (top ${top})`);
+  for (const [k, v] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, top)) console.log(`${ms(v)} ${pct(v)}  ${k}`);
+}
