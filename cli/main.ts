@@ -1,7 +1,8 @@
 // The `attune` command: one binary, one role per subcommand.
 //   attune all        every role in one process (embedded bus + chDB by default)
 //   attune ingest     the ingest gateway alone
-//   attune worker     the stream workers alone (readings sink + coherence)
+//   attune worker     the compute workers alone (coherence; Kafka in, Kafka out, no ClickHouse)
+//   attune sink       the ClickHouse writers alone (readings, windows, events, sessions; speech)
 //   attune api        the query API and live fan-out alone
 //   attune migrate    applies pending ClickHouse migrations
 //   attune simulate   drives a running server's ingest API with simulated devices
@@ -25,7 +26,7 @@ const USAGE = `usage: attune <command> [options]
 
 commands:
   all                 every role in one process (embedded default)
-  ingest | worker | api
+  ingest | worker | sink | api
                       one role, for scale-out against Kafka, PostgreSQL and a ClickHouse server
   migrate             apply pending PostgreSQL (entities) and ClickHouse (facts) migrations
   simulate            drive a running server with simulated devices
@@ -44,10 +45,11 @@ options (each also an environment variable, see README):
 `;
 
 const ROLE_SETS: Record<string, Roles> = {
-  all: { ingest: true, api: true, worker: true },
-  ingest: { ingest: true, api: false, worker: false },
-  worker: { ingest: false, api: false, worker: true },
-  api: { ingest: false, api: true, worker: false },
+  all: { ingest: true, api: true, worker: true, sink: true },
+  ingest: { ingest: true, api: false, worker: false, sink: false },
+  worker: { ingest: false, api: false, worker: true, sink: false },
+  sink: { ingest: false, api: false, worker: false, sink: true },
+  api: { ingest: false, api: true, worker: false, sink: false },
 };
 
 function fail(message: string): never {
@@ -138,6 +140,7 @@ async function run(argv: string[]): Promise<void> {
     case 'all':
     case 'ingest':
     case 'worker':
+    case 'sink':
     case 'api':
       return runRoles(command, config, log);
     case 'migrate': {

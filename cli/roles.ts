@@ -1,6 +1,8 @@
-// Wires the adapters and the roles of one process. `all` runs ingest, the workers and the
-// API in one process on the embedded bus and chDB; `ingest`, `worker` and `api` each run one
-// role against Kafka and a ClickHouse server, so users scale out on those engines.
+// Wires the adapters and the roles of one process. `all` runs ingest, the workers, the sinks
+// and the API in one process on the embedded bus and chDB; `ingest`, `worker`, `sink` and `api`
+// each run one role against Kafka and a ClickHouse server, so users scale out on those engines.
+// `worker` is compute only (Kafka in, Kafka out: it opens no ClickHouse); `sink` holds every
+// ClickHouse writer.
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AttuneConfig } from '../lib/config.js';
@@ -30,6 +32,7 @@ import type { SpeechEventRecord } from '../schemas/records.js';
 import { SpeechWorker } from '../pipelines/speech/worker.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
+import { CoherenceWindowsSink, SessionEventsSink } from '../pipelines/sinks/result-sinks.js';
 import { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 import { runSimulator } from '../simulator/index.js';
 import { Metrics } from '../lib/metrics.js';
@@ -39,7 +42,10 @@ import { instrumentBus, instrumentStore, registerWorkerMetrics } from './metrics
 export interface Roles {
   ingest: boolean;
   api: boolean;
+  /** Compute: the coherence worker and the session-changes relay (no ClickHouse). */
   worker: boolean;
+  /** The ClickHouse writers: readings, windows, events, sessions dimension, and the speech worker. Default: as `worker`. */
+  sink?: boolean;
 }
 
 export interface RunningAttune {
@@ -54,9 +60,12 @@ export interface RunningAttune {
   codec: Codec;
   auth: Authenticator;
   sink: ReadingsSink | null;
+  /** The sink role's writers of the coherence worker's results. */
+  windowsSink: CoherenceWindowsSink | null;
+  eventsSink: SessionEventsSink | null;
   /** The worker role's relay of session changes (PostgreSQL outbox → bus). */
   sessionChanges: SessionChangesRelay | null;
-  /** The worker role's sink of session changes into the ClickHouse sessions dimension. */
+  /** The sink role's sink of session changes into the ClickHouse sessions dimension. */
   sessionDimension: SessionDimensionSink | null;
   worker: CoherenceWorker | null;
   speechWorker: SpeechWorker | null;
@@ -120,7 +129,8 @@ export async function startAttune(
   // Entities live in PostgreSQL (PGlite without DATABASE_URL); facts in ClickHouse, which the
   // ingest role does not need: it validates, resolves sessions in Postgres and publishes.
   const sql = await openEntities(config);
-  const store = roles.api || roles.worker ? instrumentStore(await openStore(config, log), metrics) : null;
+  const sinks = roles.sink ?? roles.worker;
+  const store = roles.api || sinks ? instrumentStore(await openStore(config, log), metrics) : null;
   if (opts.migrate) {
     const entities = await migratePostgres(sql);
     if (entities.applied.length > 0) log.info({ applied: entities.applied }, 'postgres migrations applied');
@@ -139,6 +149,8 @@ export async function startAttune(
   const speechUploads = new SpeechUploadsRepository(sql, { clock });
 
   let sink: ReadingsSink | null = null;
+  let windowsSink: CoherenceWindowsSink | null = null;
+  let eventsSink: SessionEventsSink | null = null;
   let worker: CoherenceWorker | null = null;
   let speechWorker: SpeechWorker | null = null;
   let sessionChanges: SessionChangesRelay | null = null;
@@ -197,43 +209,50 @@ export async function startAttune(
   // seconds on Kafka (after a crash, until the dead member's session expires), and ingest
   // needs none of them. Until they have joined, their records wait on the bus.
   try {
-    if (roles.worker && store) {
-      sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
+    const starting: Array<Promise<void>> = [];
+    if (roles.worker) {
       worker = new CoherenceWorker({
         bus,
         topics,
         codec,
-        store,
         sessions,
         log: log.child({ role: 'coherence-worker' }),
         allowedLatenessMs: config.coherence.allowedLatenessMs,
         sessionIdleEndMs: config.coherence.sessionIdleEndMs,
-        writer: config.writer,
       });
-      // Their groups join in parallel: each join is a round of the group protocol.
-      await Promise.all([sink.start(), worker.start()]);
-      // Session changes: PostgreSQL's outbox → attune.session.changes.v1 → the ClickHouse dimension.
+      starting.push(worker.start());
+    }
+    if (sinks && store) {
+      sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
+      windowsSink = new CoherenceWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'windows-sink' }), writer: config.writer });
+      eventsSink = new SessionEventsSink({ bus, topics, codec, store, log: log.child({ role: 'events-sink' }), writer: config.writer });
       sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
-      await sessionDimension.start();
+      starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start());
+    }
+    // Their groups join in parallel: each join is a round of the group protocol.
+    await Promise.all(starting);
+    if (roles.worker) {
+      // Session changes: PostgreSQL's outbox → attune.session.changes.v1 → end markers and the ClickHouse dimension.
       sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
       sessionChanges.start();
-      if (config.speech.enabled) {
-        speechWorker = new SpeechWorker({
-          bus,
-          topics,
-          codec,
-          store,
-          sessions: speechSessions,
-          uploads: speechUploads,
-          log: log.child({ role: 'speech-worker' }),
-          clock,
-          defaultModel: config.speech.model,
-          uploadModel: config.speech.uploadModel,
-          scoreModelPath: config.speech.scoreModelPath ?? undefined,
-          alignment: config.speech.alignment,
-        });
-        await speechWorker.start();
-      }
+    }
+    // The speech worker still writes ClickHouse itself, so it runs with the sinks.
+    if (sinks && store && config.speech.enabled) {
+      speechWorker = new SpeechWorker({
+        bus,
+        topics,
+        codec,
+        store,
+        sessions: speechSessions,
+        uploads: speechUploads,
+        log: log.child({ role: 'speech-worker' }),
+        clock,
+        defaultModel: config.speech.model,
+        uploadModel: config.speech.uploadModel,
+        scoreModelPath: config.speech.scoreModelPath ?? undefined,
+        alignment: config.speech.alignment,
+      });
+      await speechWorker.start();
     }
   } catch (err) {
     await server?.close().catch(() => undefined);
@@ -257,6 +276,8 @@ export async function startAttune(
     codec,
     auth,
     sink,
+    windowsSink,
+    eventsSink,
     sessionChanges,
     sessionDimension,
     worker,
@@ -274,7 +295,7 @@ export async function startAttune(
       await live?.stop();
       await speechLive?.stop();
       // Every consumer leaves its group at once (in parallel), so their partitions move on now.
-      await Promise.all([sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop()]);
+      await Promise.all([sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();

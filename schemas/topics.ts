@@ -31,3 +31,21 @@ export function prefixedTopics(prefix: string): TopicNames {
   if (prefix !== '' && !/^[A-Za-z0-9._-]{1,100}$/.test(prefix)) throw new Error(`invalid topic prefix "${prefix}"`);
   return Object.fromEntries(Object.entries(Topics).map(([k, v]) => [k, `${prefix}${v}`])) as unknown as TopicNames;
 }
+
+/**
+ * Attune's internal topics: state, not data (no Avro schema, no other consumer). Prefixed like
+ * the others (internalTopic); created by their owner, not by openBus.
+ *  - coherenceCheckpoints: the coherence worker's restart state, compacted by session id
+ *    (pipelines/coherence/checkpoints.ts): per session the last window end it published and
+ *    its threshold tracker's state there.
+ */
+export const InternalTopics = {
+  coherenceCheckpoints: 'attune.coherence.checkpoints.v1',
+} as const;
+
+/** An internal topic's name with the prefix `topics` were made with. */
+export function internalTopic(name: keyof typeof InternalTopics, topics: TopicNames = Topics): string {
+  const plain = Topics.heartReadings;
+  const prefix = topics.heartReadings.endsWith(plain) ? topics.heartReadings.slice(0, topics.heartReadings.length - plain.length) : '';
+  return `${prefix}${InternalTopics[name]}`;
+}

@@ -397,7 +397,7 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       const topics = prefixedTopics(app.topicPrefix);
       const codec = app.codec;
       const sessions = new SessionsRepository(app.sql);
-      const replayWorker = new CoherenceWorker({ bus: app.bus, topics, codec, store: app.store, sessions, log: silentLogger, groupId: `replay-${Date.now()}`, endMarkers: false, writer: { maxDelayMs: 50 } });
+      const replayWorker = new CoherenceWorker({ bus: app.bus, topics, codec, sessions, log: silentLogger, groupId: `replay-${Date.now()}`, endMarkers: false });
       const replaySink = new ReadingsSink({ bus: app.bus, topics, codec, store: app.store, log: silentLogger, groupId: `replay-sink-${Date.now()}`, writer: { maxDelayMs: 50 } });
       await replayWorker.start();
       await replaySink.start();

@@ -55,6 +55,14 @@ export interface SessionEventDescriptor {
   payload: ThresholdReachedPayload;
 }
 
+/** What a tracker needs to continue where another left off (snapshot / restore). */
+export interface ThresholdSnapshot {
+  armed: boolean;
+  lastEndMs: number | null;
+  streakFirstEndMs: number | null;
+  streakWindowCount: number;
+}
+
 export class ThresholdTracker {
   readonly sessionId: string;
   readonly threshold: number;
@@ -84,6 +92,27 @@ export class ThresholdTracker {
     this.holdMs = opts.holdMs;
     this.stepMs = stepMs;
     this.hysteresis = hysteresis;
+  }
+
+  /**
+   * The tracker's state after the last window fed (the coherence worker's restart checkpoint,
+   * coherence/checkpoints.ts); `restore()` on a tracker with the same options continues from it
+   * exactly as this one would. Infinity-free: lastEndMs is null before any window.
+   */
+  snapshot(): ThresholdSnapshot {
+    return {
+      armed: this.#armed,
+      lastEndMs: this.#lastEndMs === -Infinity ? null : this.#lastEndMs,
+      streakFirstEndMs: this.#streakFirstEndMs,
+      streakWindowCount: this.#streakWindowCount,
+    };
+  }
+
+  restore(s: ThresholdSnapshot): void {
+    this.#armed = s.armed;
+    this.#lastEndMs = s.lastEndMs ?? -Infinity;
+    this.#streakFirstEndMs = s.streakFirstEndMs;
+    this.#streakWindowCount = s.streakWindowCount;
   }
 
   /** False between an event and the drop below threshold − hysteresis that re-arms it. */

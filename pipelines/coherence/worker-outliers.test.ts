@@ -24,10 +24,13 @@ import { rsaReadings, waitFor } from '../../test/attune.js';
 import { ReadingsSink } from '../readings-sink.js';
 import { CoherenceWorker } from './worker.js';
 import { endMarkerRecord } from './end-markers.js';
+import { TestResultSinks, countingBus, flushingThrough, type CountingBus } from '../sinks/result-sinks.test-util.js';
 
 let dir: string;
 let store: StoreClient;
-let bus: Bus;
+let bus: CountingBus;
+/** The windows and events sinks of each topic prefix: the worker writes to the bus only. */
+const sinks = new Map<string, TestResultSinks>();
 let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
@@ -38,7 +41,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-outliers-'));
   store = await createStoreClient({ dataDir: dir, database: 'outliers_test', log: silentLogger });
   await migrate(store);
-  bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  bus = countingBus(await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 }));
   codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
   entities = await entityTestDatabase();
   sessions = new SessionsRepository(entities.client);
@@ -47,6 +50,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const s of sinks.values()) await s.stop();
   await bus.close();
   await store.close();
   await entities.dispose();
@@ -135,8 +139,14 @@ async function deadLetters(topics: TopicNames, count: number): Promise<Array<Dea
   return got;
 }
 
+function sinksFor(topics: TopicNames): TestResultSinks {
+  let s = sinks.get(topics.heartReadings);
+  if (!s) sinks.set(topics.heartReadings, (s = new TestResultSinks(bus, codec, store, topics)));
+  return s;
+}
+
 function worker(topics: TopicNames, groupId: string, extra: { confirmReadings?: number } = {}): CoherenceWorker {
-  return new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId, writer: { maxDelayMs: 20 }, ...extra });
+  return flushingThrough(new CoherenceWorker({ bus, topics, codec, sessions, log: silentLogger, groupId, ...extra }), sinksFor(topics));
 }
 
 test('one reading 4 minutes ahead moves no window: it is quarantined (future_beat), dead-lettered and counted', async () => {
@@ -224,7 +234,7 @@ test('a worker stopped while it holds the outlier is replaced, and the replaceme
   }
 
   // The first worker (no end marker in its lifetime) stops with the outlier held.
-  const first = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'restart-group', writer: { maxDelayMs: 20 } });
+  const first = worker(topics, 'restart-group');
   await first.start();
   try {
     await publish(topics.heartReadings, session.id, 'dev-rs', [...readings.slice(0, k), outlier], false);

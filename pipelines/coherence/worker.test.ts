@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus } from '../../bus/embedded.js';
 import { type Bus } from '../../bus/types.js';
-import { Topics, prefixedTopics } from '../../schemas/topics.js';
+import { Topics, prefixedTopics, type TopicNames } from '../../schemas/topics.js';
 import { createCodec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
@@ -22,10 +22,14 @@ import { rsaReadings, waitFor } from '../../test/attune.js';
 import { partitionForKey } from '../../bus/partitioner.js';
 import { CoherenceWorker } from './worker.js';
 import { endMarkerRecord } from './end-markers.js';
+import { TestResultSinks, countingBus, flushingThrough, type CountingBus } from '../sinks/result-sinks.test-util.js';
 
 let dir: string;
 let store: StoreClient;
-let bus: Bus;
+let bus: CountingBus;
+/** The windows and events sinks: the worker writes to the bus only. */
+let sinks: TestResultSinks;
+const moreSinks: TestResultSinks[] = [];
 let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
@@ -34,9 +38,10 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-worker-'));
   store = await createStoreClient({ dataDir: dir, database: 'worker_test', log: silentLogger });
   await migrate(store);
-  bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  bus = countingBus(await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 }));
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
+  sinks = new TestResultSinks(bus, codec, store);
   entities = await entityTestDatabase();
   sessions = new SessionsRepository(entities.client);
   // A session's device must be registered (a foreign key in PostgreSQL).
@@ -45,6 +50,7 @@ before(async () => {
 });
 
 after(async () => {
+  for (const s of [sinks, ...moreSinks]) await s.stop();
   await bus.close();
   await store.close();
   await entities.dispose();
@@ -91,8 +97,8 @@ async function events(sessionId: string): Promise<Array<{ event_id: string; occu
   return ((await rs.json()) as Array<{ event_id: string; occurred_ms: string | number }>).map((e) => ({ event_id: e.event_id, occurred_ms: Number(e.occurred_ms) }));
 }
 
-function worker(groupId: string): CoherenceWorker {
-  return new CoherenceWorker({ bus, codec, store, sessions, log: silentLogger, groupId, writer: { maxDelayMs: 20 } });
+function worker(groupId: string, topics?: TopicNames, through: TestResultSinks = sinks): CoherenceWorker {
+  return flushingThrough(new CoherenceWorker({ bus, codec, topics, sessions, log: silentLogger, groupId }), through);
 }
 
 test('a worker replaced mid-streak fires the threshold event once, at the same window as one that never stopped', async () => {
@@ -134,19 +140,25 @@ test('a worker replaced mid-streak fires the threshold event once, at the same w
 
   // The first worker sees the first 85 s: windows close through 75 s, and the first full one
   // (the earlier ones are partial) ends at 65 s, so the streak has begun but not lasted 30 s yet.
-  const first = worker('resume-group');
+  // Topics of their own: the group reads from the first offset, and the reference's readings
+  // are not its share.
+  const rt = prefixedTopics('resume.');
+  await bus.ensureTopics(Object.values(rt).map((topic) => ({ topic, partitions: 2 })));
+  const resumeSinks = new TestResultSinks(bus, codec, store, rt);
+  moreSinks.push(resumeSinks);
+  const first = worker('resume-group', rt, resumeSinks);
   await first.start();
   const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 85_000);
-  await publish(resumed.id, 'dev-resumed', 0, cut);
+  await publish(resumed.id, 'dev-resumed', 0, cut, rt.heartReadings);
   await waitFor('the first worker to take its share', () => first.stats.readings === cut, 30_000, 20);
   await first.stop();
   assert.ok(first.stats.validWindows > 0, 'the first worker emitted windows of the streak');
   assert.deepEqual(await events(resumed.id), [], 'no event before the hold is reached');
 
   // Its replacement, in the same group, replays from the committed offset and goes on.
-  const second = worker('resume-group');
+  const second = worker('resume-group', rt, resumeSinks);
   await second.start();
-  await publish(resumed.id, 'dev-resumed', cut, readings.length);
+  await publish(resumed.id, 'dev-resumed', cut, readings.length, rt.heartReadings);
   await waitFor('the replacement to flush the session', () => second.stats.readings >= readings.length - cut && second.openSessionCount === 0, 30_000, 20);
   await second.flush();
   await second.stop();
@@ -155,6 +167,7 @@ test('a worker replaced mid-streak fires the threshold event once, at the same w
   assert.equal(got.length, 1, JSON.stringify(got));
   assert.equal(got[0].occurred_ms, expected[0].occurred_ms);
   assert.equal(got[0].event_id.replace(resumed.id, ''), expected[0].event_id.replace(reference.id, ''));
+  assert.equal(second.stats.restoredSessions, 1, 'the replacement took the session over from its checkpoint');
 });
 
 async function windowRows(sessionId: string) {
@@ -195,7 +208,7 @@ test('windows whose publish failed are sent on the redelivery: none lost, none t
     committed: (g, t) => bus.committed(g, t),
     close: () => bus.close(),
   };
-  const w = new CoherenceWorker({ bus: flaky, codec, store, sessions, log: silentLogger, groupId: 'flaky-group', writer: { maxDelayMs: 20 } });
+  const w = flushingThrough(new CoherenceWorker({ bus: flaky, codec, sessions, log: silentLogger, groupId: 'flaky-group' }), sinks);
   await w.start();
   try {
     await publish(flakySession.id, 'dev-flaky', 0, readings.length);
@@ -233,7 +246,9 @@ test('a pause in the input, however long on the wall clock, changes no window: w
   // Topics of its own, so the worker's counts are this test's readings only.
   const topics = prefixedTopics('pause.');
   await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
-  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'pause-group', writer: { maxDelayMs: 20 } });
+  const pauseSinks = new TestResultSinks(bus, codec, store, topics);
+  moreSinks.push(pauseSinks);
+  const w = flushingThrough(new CoherenceWorker({ bus, topics, codec, sessions, log: silentLogger, groupId: 'pause-group' }), pauseSinks);
   await w.start();
   const publish = (id: string, device: string, from: number, to: number) => publishReadings(id, device, from, to, topics.heartReadings);
   const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 70_000);
@@ -279,7 +294,9 @@ test('a silent session is ended once the event time of its partition is sessionI
   const quiet = await sessions.create({ ...opts, deviceId: 'dev-quiet' });
   const busy = await sessions.create({ ...opts, deviceId: `dev-busy-${other}` });
   const idleEndMs = 120_000;
-  const w = new CoherenceWorker({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'release-group', sessionIdleEndMs: idleEndMs, writer: { maxDelayMs: 20 } });
+  const releaseSinks = new TestResultSinks(bus, codec, store, topics);
+  moreSinks.push(releaseSinks);
+  const w = flushingThrough(new CoherenceWorker({ bus, topics, codec, sessions, log: silentLogger, groupId: 'release-group', sessionIdleEndMs: idleEndMs }), releaseSinks);
   await w.start();
   const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 70_000);
   const lastQuiet = Date.parse(readings[cut - 1].timestamp);

@@ -2,7 +2,10 @@
 //
 // Per session it keeps 64 s (+ allowed lateness) of beats in event time (SessionWindows);
 // every 5 s of event time a window closes, its metrics are computed (pipelines/hrv), and the
-// result goes to the bus (live fan-out) and to ClickHouse (coherence_windows, batched).
+// result goes to the bus: the coherenceWindows and sessionEvents topics, read by the live
+// fan-out and by the sinks that write ClickHouse (pipelines/sinks/). Kafka in, Kafka out
+// (issue 10): the worker opens no ClickHouse at all, so compute scales out with the readings
+// topic's consumer group wherever ClickHouse is.
 //
 // Event time only (issue 10, item 1): a window is final, and emitted, when the session's
 // watermark passes its end plus the allowed lateness, or when the session ends: its end
@@ -13,21 +16,21 @@
 //
 // Exactly-once output on an at-least-once bus:
 //  - The offset committed per partition is the oldest one any unemitted window still needs
-//    (PartitionOffsetTracker), and only after the windows emitted before it are durable. A
-//    restart replays from there and rebuilds the same state, so it recomputes the same windows.
-//  - On first sight of a session, the worker reads the last window_end stored for it and
-//    suppresses windows at or before it: the store never gets a window twice, so the daily
-//    rollup (a materialized view, which counts every inserted row) stays exact.
+//    (PartitionOffsetTracker), and only after the windows emitted before it, their events and
+//    the sessions' checkpoints are acknowledged by the bus. A restart replays from there and
+//    rebuilds the same state, so it recomputes the same windows.
+//  - Restart state from Kafka (checkpoints.ts): per session the last window end published and
+//    the threshold tracker's state there, in a compacted topic. On first sight of a session
+//    the worker suppresses windows at or before that end and continues the tracker from it.
+//    A crash between publishing windows and their checkpoint publishes those windows again
+//    (the same ones, computed again); the windows sink recognises them (sinks/).
 import { availableParallelism } from 'node:os';
 import { type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicPartition } from '../../bus/types.js';
-import { Topics, type TopicNames } from '../../schemas/topics.js';
+import { Topics, internalTopic, type TopicNames } from '../../schemas/topics.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SessionsRepository } from '../../store/postgres/sessions-repo.js';
 import type { CoherenceWindowRecord, HeartReadingRecord, SessionEventRecord } from '../../schemas/records.js';
 import type { Logger } from '../../lib/log.js';
-import { BatchWriter } from '../../store/batch-writer.js';
-import type { StoreClient } from '../../store/clickhouse.js';
-import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
 import type { WindowMetrics } from '../hrv/index.js';
 import { MetricsPool } from './metrics-pool.js';
 import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
@@ -35,6 +38,7 @@ import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
 import { ThresholdTracker, type SessionEventDescriptor } from './threshold.js';
+import { CheckpointTable, type SessionCheckpoint } from './checkpoints.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
@@ -45,7 +49,6 @@ export interface CoherenceWorkerOptions {
   bus: Bus;
   topics?: TopicNames;
   codec: Codec;
-  store: StoreClient;
   sessions: SessionsRepository;
   log: Logger;
   allowedLatenessMs?: number;
@@ -64,7 +67,10 @@ export interface CoherenceWorkerOptions {
   sessionIdleEndMs?: number;
   /** Run the session-changes → end-marker relay (end-markers.ts) beside the worker. Default true. */
   endMarkers?: boolean;
-  writer?: { maxRows?: number; maxDelayMs?: number };
+  /** The checkpoint topic (default: InternalTopics.coherenceCheckpoints behind the topics' prefix). */
+  checkpointTopic?: string;
+  /** Partitions of the checkpoint topic when the worker creates it (default 1). */
+  checkpointPartitions?: number;
   /** Threads computing window metrics; 0 computes on the event loop. Default: 1 when there is a spare core. */
   computeThreads?: number;
   /** Default: COHERENCE_GROUP behind the topics' prefix (pipelines/group-id.ts). */
@@ -81,8 +87,10 @@ interface SessionState {
   /** Holds readings that would jump the clock until the next ones confirm or refute them. */
   guard: SessionClockGuard<Guarded>;
   threshold: ThresholdTracker | null;
-  /** Windows ending at or before this are already in the store (or were emitted by us). */
+  /** Windows ending at or before this were published (by us, or before a restart: its checkpoint). */
   emittedThroughMs: number;
+  /** Ended (marker or idle end): said in its last checkpoint. */
+  ended: boolean;
 }
 
 interface Guarded {
@@ -114,6 +122,10 @@ interface PartitionState {
   outWindows: CoherenceWindowRecord[];
   outEvents: SessionEventRecord[];
   outDeadLetters: DeadLetterInput[];
+  /** Sessions whose checkpoint changed with the windows in the outbox: written after them. */
+  outCheckpoints: Set<SessionState>;
+  /** The checkpoint read barrier for this partition's new owner (set on its first batch). */
+  synced: Promise<void> | null;
   /** Serialises the batches of one partition. */
   lock: Promise<void>;
 }
@@ -139,6 +151,8 @@ export interface CoherenceWorkerStats {
   idleEndedSessions: number;
   /** End markers read (a repeated one, or one for a session with nothing open, closes nothing). */
   endMarkers: number;
+  /** Sessions taken over (restart, rebalance) whose state came from a checkpoint. */
+  restoredSessions: number;
 }
 
 /** Key under which the partition's newest-beat record is retained (no session id looks like it). */
@@ -161,11 +175,11 @@ export class CoherenceWorker {
     endedSessions: 0,
     idleEndedSessions: 0,
     endMarkers: 0,
+    restoredSessions: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
   private readonly pool: MetricsPool;
-  private readonly windowWriter: BatchWriter<CoherenceWindowRow>;
-  private readonly eventWriter: BatchWriter<SessionEventRow>;
+  readonly checkpoints: CheckpointTable;
   private subscription: Subscription | null = null;
   private endMarkers: SessionEndMarkers | null = null;
   private readonly clock: () => number;
@@ -176,28 +190,19 @@ export class CoherenceWorker {
     this.topics = opts.topics ?? Topics;
     this.groupId = opts.groupId ?? groupIdFor(COHERENCE_GROUP, this.topics);
     this.pool = new MetricsPool({ threads: opts.computeThreads ?? (availableParallelism() > 1 ? 1 : 0), log: opts.log });
-    const onError = (table: string) => (err: unknown, f: object) =>
-      opts.log.error({ err, ...f }, `${table} insert keeps failing; retrying, offsets held`);
-    this.windowWriter = new BatchWriter<CoherenceWindowRow>({
-      store: opts.store,
-      table: Tables.coherenceWindows,
-      columns: CoherenceWindowColumns,
-      compact: true,
-      maxRows: opts.writer?.maxRows,
-      maxDelayMs: opts.writer?.maxDelayMs,
+    this.checkpoints = new CheckpointTable({
+      bus: opts.bus,
+      topic: opts.checkpointTopic ?? internalTopic('coherenceCheckpoints', this.topics),
+      groupId: `${this.groupId}-checkpoints`,
+      partitions: opts.checkpointPartitions,
       log: opts.log,
-      onError: onError(Tables.coherenceWindows),
-    });
-    this.eventWriter = new BatchWriter<SessionEventRow>({
-      store: opts.store,
-      table: Tables.sessionEvents,
-      maxDelayMs: opts.writer?.maxDelayMs,
-      log: opts.log,
-      onError: onError(Tables.sessionEvents),
+      clock: this.clock,
     });
   }
 
   async start(): Promise<void> {
+    // The checkpoint reader first: a partition's first batch waits for its read barrier.
+    await this.checkpoints.start();
     this.subscription = await this.opts.bus.subscribe({
       groupId: this.groupId,
       topics: [this.topics.heartReadings],
@@ -233,6 +238,8 @@ export class CoherenceWorker {
         outWindows: [],
         outEvents: [],
         outDeadLetters: [],
+        outCheckpoints: new Set(),
+        synced: null,
         lock: Promise.resolve(),
       };
       this.partitions.set(k, p);
@@ -277,6 +284,13 @@ export class CoherenceWorker {
       await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, bad, this.clock());
       this.stats.deadLettered += bad.length;
     }
+    if (!p.synced) {
+      // Taken over (start, restart, rebalance): everything the previous owner checkpointed
+      // must be read before any session of the partition is set up.
+      p.synced = this.checkpoints.sync();
+      p.synced.catch(() => (p.synced = null));
+    }
+    await p.synced;
     await this.loadSessions(p, decoded.map((d) => d.reading));
 
     const touched = new Set<SessionState>();
@@ -366,6 +380,8 @@ export class CoherenceWorker {
     for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w });
     p.tracker.setRetained(st.id, null);
     p.sessions.delete(st.id);
+    st.ended = true;
+    p.outCheckpoints.add(st);
     touched.delete(st);
     if (p.flushedThrough.size > 10_000) p.flushedThrough.clear();
     p.flushedThrough.set(st.id, Math.max(st.emittedThroughMs, st.windows.closedThroughMs));
@@ -417,43 +433,40 @@ export class CoherenceWorker {
       const closed = p.pendingClosed;
       const metrics = await this.pool.compute(closed.map((c) => c.w));
       p.pendingClosed = [];
-      for (let i = 0; i < closed.length; i++) this.emit(closed[i].st, closed[i].w, metrics[i], p.outWindows, p.outEvents);
+      for (let i = 0; i < closed.length; i++) {
+        this.emit(closed[i].st, closed[i].w, metrics[i], p.outWindows, p.outEvents);
+        p.outCheckpoints.add(closed[i].st);
+      }
     }
     if (p.outDeadLetters.length > 0) {
       await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, p.outDeadLetters, this.clock());
       this.stats.deadLettered += p.outDeadLetters.length;
       p.outDeadLetters = [];
     }
-    await this.output(p, p.outWindows, p.outEvents);
+    await this.output(p, p.outWindows, p.outEvents, p.outCheckpoints);
     p.outWindows = [];
     p.outEvents = [];
+    p.outCheckpoints = new Set();
   }
 
-  /** Creates state for sessions first seen in this batch, with what the store already holds. */
+  /** Creates state for sessions first seen in this batch, from their checkpoints (a takeover). */
   private async loadSessions(p: PartitionState, readings: HeartReadingRecord[]): Promise<void> {
     const fresh = new Map<string, HeartReadingRecord>();
     for (const r of readings) if (r.session_id && !p.sessions.has(r.session_id)) fresh.set(r.session_id, r);
     if (fresh.size === 0) return;
-    const ids = [...fresh.keys()];
-    const stored = new Map<string, number>();
-    const rs = await this.opts.store.client.query({
-      query: `SELECT session_id, toUnixTimestamp64Milli(max(window_end)) AS last_end_ms
-              FROM ${this.opts.store.table(Tables.coherenceWindows)}
-              WHERE session_id IN {ids:Array(String)} GROUP BY session_id`,
-      query_params: { ids },
-      format: 'JSONEachRow',
-    });
-    for (const row of (await rs.json()) as Array<{ session_id: string; last_end_ms: string | number }>) {
-      stored.set(row.session_id, Number(row.last_end_ms));
-    }
     for (const [id, r] of fresh) {
       const session = await this.opts.sessions.get(id);
+      const cp = this.checkpoints.get(id);
       const threshold = session
         ? new ThresholdTracker({ sessionId: id, threshold: session.coherenceThreshold, holdMs: session.thresholdDurationS * 1000 })
         : null;
-      const refired = threshold && stored.has(id) ? await this.resumeStreak(threshold, id, session!.coherenceThreshold) : [];
-      // The flushed-through mark covers windows still in the writer's buffer, not yet in the store.
-      const emittedThroughMs = Math.max(stored.get(id) ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity);
+      // The tracker continues from its state right after the last window published: replayed
+      // windows at or before it are ignored by it, the next ones fire as an uninterrupted run.
+      if (threshold && cp?.threshold) threshold.restore(cp.threshold);
+      if (cp) this.stats.restoredSessions++;
+      // The flushed-through mark covers a session this process ended, whose checkpoint its
+      // reader may not have read back yet.
+      const emittedThroughMs = Math.max(cp?.emittedThroughMs ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity);
       p.sessions.set(id, {
         id,
         userId: r.user_id,
@@ -463,44 +476,25 @@ export class CoherenceWorker {
         guard: new SessionClockGuard<Guarded>({
           horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
           confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
-          // Before any beat the clock is the session's start, or the last window already stored
-          // (a restart or rebalance: the replay starts before it), so even a session's first
-          // reading is held when it lies far past both.
+          // Before any beat the clock is the session's start, or the last window already
+          // published (a restart or rebalance: the replay starts before it), so even a
+          // session's first reading is held when it lies far past both.
           startMs: Math.max(session?.startedAt ?? -Infinity, emittedThroughMs),
         }),
         threshold,
         emittedThroughMs,
+        ended: false,
       });
-      // An event the stored windows fire again may not have reached the store before a crash
-      // (windows and events are written by two writers): written again, it is the same row
-      // (same event_id, ReplacingMergeTree), so it is stored once either way.
-      const st = p.sessions.get(id)!;
-      for (const e of refired) p.outEvents.push(this.eventRecord(st, e));
     }
   }
 
-  /**
-   * A session taken over mid-streak (restart, rebalance): feed the tracker the stored windows
-   * since the last one that re-armed it (valid, below the threshold). It then fires, or not, at
-   * the same window as an uninterrupted run would, with the same event id; the replayed
-   * windows that follow are ignored by it as already seen.
-   */
-  private async resumeStreak(tracker: ThresholdTracker, sessionId: string, threshold: number): Promise<SessionEventDescriptor[]> {
-    const table = this.opts.store.table(Tables.coherenceWindows);
-    const rs = await this.opts.store.client.query({
-      query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, coherence FROM ${table} FINAL
-              WHERE session_id = {id:String} AND window_end >= (
-                SELECT max(window_end) FROM ${table} FINAL
-                WHERE session_id = {id:String} AND valid AND coherence < {th:Float64})
-              ORDER BY window_end`,
-      query_params: { id: sessionId, th: threshold },
-      format: 'JSONEachRow',
-    });
-    const fired: SessionEventDescriptor[] = [];
-    for (const w of (await rs.json()) as Array<{ end_ms: string | number; valid: boolean | number; coherence: number | null }>) {
-      fired.push(...tracker.update({ windowEndMs: Number(w.end_ms), valid: Boolean(w.valid), coherence: w.coherence }));
-    }
-    return fired;
+  private checkpointOf(st: SessionState): SessionCheckpoint {
+    return {
+      sessionId: st.id,
+      emittedThroughMs: st.emittedThroughMs === -Infinity ? null : st.emittedThroughMs,
+      threshold: st.threshold?.snapshot() ?? null,
+      ended: st.ended,
+    };
   }
 
   private eventRecord(st: SessionState, e: SessionEventDescriptor): SessionEventRecord {
@@ -562,9 +556,12 @@ export class CoherenceWorker {
     }
   }
 
-  /** Publishes for live, buffers for the store, and commits once both writers have it. */
-  private async output(p: PartitionState, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): Promise<void> {
-    const now = this.clock();
+  /**
+   * Publishes windows, then their events, then the sessions' checkpoints, each once the one
+   * before is acknowledged, and then commits: a checkpoint never runs ahead of the windows
+   * topic, and the committed offset never ahead of the checkpoints.
+   */
+  private async output(p: PartitionState, windows: CoherenceWindowRecord[], events: SessionEventRecord[], sessions: Set<SessionState>): Promise<void> {
     if (windows.length > 0) {
       const recs = [];
       for (const w of windows) recs.push({ key: w.session_id, value: await this.opts.codec.encode(Topics.coherenceWindows, w), timestamp: w.window_end });
@@ -575,16 +572,12 @@ export class CoherenceWorker {
       for (const e of events) recs.push({ key: e.session_id, value: await this.opts.codec.encode(Topics.sessionEvents, e), timestamp: e.occurred_at });
       await this.opts.bus.publish(this.topics.sessionEvents, recs);
     }
+    if (sessions.size > 0) await this.checkpoints.write([...sessions].map((st) => this.checkpointOf(st)));
     const commitAt = p.tracker.commitOffset();
-    let pending = 2;
-    const durable = () => {
-      if (--pending > 0 || commitAt === null) return;
-      this.subscription?.commit(p.tracker.topic, p.tracker.partition, commitAt).catch((err) => {
-        this.opts.log.warn({ err, partition: p.tracker.partition }, 'coherence commit failed; records will be replayed');
-      });
-    };
-    await this.windowWriter.add(windows.map((w) => ({ ...w, computed_at: now })), durable);
-    await this.eventWriter.add(events, durable);
+    if (commitAt === null) return;
+    this.subscription?.commit(p.tracker.topic, p.tracker.partition, commitAt).catch((err) => {
+      this.opts.log.warn({ err, partition: p.tracker.partition }, 'coherence commit failed; records will be replayed');
+    });
   }
 
   /** Sessions with open windows (not yet ended by their marker or by silence). */
@@ -594,17 +587,16 @@ export class CoherenceWorker {
     return n;
   }
 
-  /** Resolves once the work under way is done and every window and event emitted so far is in ClickHouse. */
+  /** Resolves once the work under way is done and every window and event emitted so far is on the bus. */
   async flush(): Promise<void> {
     await Promise.all([...this.partitions.values()].map((p) => p.lock));
-    await Promise.all([this.windowWriter.flush(), this.eventWriter.flush()]);
   }
 
   async stop(): Promise<void> {
     await this.endMarkers?.stop();
     await this.flush().catch((err) => this.opts.log.warn({ err }, 'coherence worker: final flush failed; records will be replayed'));
     await this.subscription?.stop();
-    await Promise.all([this.windowWriter.close(), this.eventWriter.close()]).catch(() => undefined);
+    await this.checkpoints.stop();
     await this.pool.close();
   }
 }

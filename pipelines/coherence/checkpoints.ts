@@ -1,0 +1,238 @@
+// The coherence worker's restart state, on Kafka (issue 10: no compute worker reads ClickHouse).
+//
+// A compacted topic keyed by session id (InternalTopics.coherenceCheckpoints, JSON values:
+// internal state, not a data contract). Per session: the end of the last window the worker
+// published, its threshold tracker's state right after that window, and whether the session
+// has ended. Written by the worker after the windows and events it covers are acknowledged by
+// the bus, and before the readings offset that depends on it is committed; so at any crash the
+// newest checkpoint of a session is at least as new as the committed offset, and never ahead
+// of what the windows topic holds (see pipelines/coherence/README.md, "Restart state").
+//
+// Every worker process reads the whole topic into memory (CheckpointTable: a consumer in a
+// group of its own, so it gets every partition) and keeps reading. Before it uses the table
+// for a readings partition it has just been given, it places a read barrier: a record with a
+// fresh nonce in every partition of the checkpoint topic, and waits until its reader has seen
+// them all. Kafka keeps each partition in order, so every checkpoint acknowledged before the
+// barrier (everything the partition's previous owner wrote before it died or let go) is then
+// in the table.
+import { randomUUID } from 'node:crypto';
+import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
+import { partitionForKey } from '../../bus/partitioner.js';
+import type { Logger } from '../../lib/log.js';
+import type { ThresholdSnapshot } from './threshold.js';
+
+export interface SessionCheckpoint {
+  sessionId: string;
+  /** Windows ending at or before this are published; null when none was. */
+  emittedThroughMs: number | null;
+  /** The session's threshold tracker right after that window (null: the session has no tracker). */
+  threshold: ThresholdSnapshot | null;
+  /** The session ended (its end marker, or its idle end in event time). */
+  ended: boolean;
+}
+
+interface CheckpointWire {
+  v: 1;
+  session_id: string;
+  emitted_through_ms: number | null;
+  threshold: { armed: boolean; last_end_ms: number | null; streak_first_end_ms: number | null; streak_window_count: number } | null;
+  ended: boolean;
+  written_at: number;
+}
+
+interface BarrierWire {
+  v: 1;
+  barrier: string;
+}
+
+const BARRIER_PREFIX = '\u0000barrier:';
+
+/** One key per partition of an n-partition topic (murmur2, as the bus partitions), for barriers. */
+const barrierKeyCache = new Map<number, string[]>();
+export function barrierKeys(partitions: number): string[] {
+  let keys = barrierKeyCache.get(partitions);
+  if (keys) return keys;
+  const found: Array<string | undefined> = new Array(partitions);
+  let left = partitions;
+  for (let j = 0; left > 0; j++) {
+    const key = `${BARRIER_PREFIX}${j}`;
+    const p = partitionForKey(key, partitions);
+    if (found[p] === undefined) {
+      found[p] = key;
+      left--;
+    }
+  }
+  keys = found as string[];
+  barrierKeyCache.set(partitions, keys);
+  return keys;
+}
+
+export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
+  const t = c.threshold;
+  const wire: CheckpointWire = {
+    v: 1,
+    session_id: c.sessionId,
+    emitted_through_ms: c.emittedThroughMs,
+    threshold: t ? { armed: t.armed, last_end_ms: t.lastEndMs, streak_first_end_ms: t.streakFirstEndMs, streak_window_count: t.streakWindowCount } : null,
+    ended: c.ended,
+    written_at: now,
+  };
+  return Buffer.from(JSON.stringify(wire));
+}
+
+/** A checkpoint, a barrier's nonce, or null for a value that is neither (never thrown: no record may stall the reader). */
+export function decodeCheckpoint(value: Buffer): SessionCheckpoint | { barrier: string } | null {
+  let v: Partial<CheckpointWire & BarrierWire>;
+  try {
+    v = JSON.parse(value.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (!v || typeof v !== 'object' || v.v !== 1) return null;
+  if (typeof v.barrier === 'string') return { barrier: v.barrier };
+  if (typeof v.session_id !== 'string') return null;
+  const t = v.threshold;
+  const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  return {
+    sessionId: v.session_id,
+    emittedThroughMs: num(v.emitted_through_ms),
+    threshold:
+      t && typeof t === 'object'
+        ? { armed: t.armed === true, lastEndMs: num(t.last_end_ms), streakFirstEndMs: num(t.streak_first_end_ms), streakWindowCount: num(t.streak_window_count) ?? 0 }
+        : null,
+    ended: v.ended === true,
+  };
+}
+
+export interface CheckpointTableOptions {
+  bus: Bus;
+  topic: string;
+  /** The reader's group: used as is on the embedded bus (one process), with a random suffix on Kafka. */
+  groupId: string;
+  log: Logger;
+  /** Partitions when the topic is created here (default 1; any count works). */
+  partitions?: number;
+  /** How long a barrier may take before sync() rejects (the batch is then retried). Default 60 s. */
+  barrierTimeoutMs?: number;
+  clock?: () => number;
+}
+
+interface PendingBarrier {
+  remaining: Set<number>;
+  resolve: () => void;
+}
+
+export class CheckpointTable {
+  readonly stats = { read: 0, written: 0, barriers: 0, ignored: 0 };
+  private readonly table = new Map<string, SessionCheckpoint>();
+  private readonly barriers = new Map<string, PendingBarrier>();
+  private sub: Subscription | null = null;
+  private partitions: number | null = null;
+  private assignedWaiters: Array<() => void> = [];
+  private readonly committedFloor = new Set<number>();
+
+  constructor(private readonly opts: CheckpointTableOptions) {}
+
+  async start(): Promise<void> {
+    const { bus, topic } = this.opts;
+    await bus.ensureTopics([{ topic, partitions: this.opts.partitions ?? 1, compacted: true }]);
+    // Kafka: every worker process reads every partition, so each has a group of its own (a
+    // group that never commits leaves nothing behind on the broker). The embedded bus is one
+    // process; its stable group commits offset 0 once per partition, which keeps the
+    // embedded log's retention (it deletes what every group has committed past) off the
+    // checkpoints: the embedded log does not compact, so it keeps every checkpoint.
+    const embedded = bus.kind === 'embedded';
+    const groupId = embedded ? this.opts.groupId : `${this.opts.groupId}-${randomUUID().slice(0, 8)}`;
+    this.sub = await bus.subscribe({
+      groupId,
+      topics: [topic],
+      fromBeginning: true,
+      onAssignment: (assigned) => {
+        const n = assigned.filter((a) => a.topic === topic).length;
+        if (n > 0) this.partitions = Math.max(this.partitions ?? 0, n);
+        if (this.partitions !== null) for (const w of this.assignedWaiters.splice(0)) w();
+      },
+      eachBatch: async (batch) => {
+        for (const rec of batch.records) this.apply(batch.partition, rec);
+        if (embedded && !this.committedFloor.has(batch.partition)) {
+          await this.sub?.commit(batch.topic, batch.partition, '0');
+          this.committedFloor.add(batch.partition);
+        }
+      },
+    });
+  }
+
+  private apply(partition: number, rec: BusRecord): void {
+    const c = decodeCheckpoint(rec.value);
+    if (c === null) {
+      this.stats.ignored++;
+      return;
+    }
+    if ('barrier' in c) {
+      const b = this.barriers.get(c.barrier);
+      if (b) {
+        b.remaining.delete(partition);
+        if (b.remaining.size === 0) {
+          this.barriers.delete(c.barrier);
+          b.resolve();
+        }
+      }
+      return;
+    }
+    this.stats.read++;
+    this.table.set(c.sessionId, c);
+  }
+
+  private partitionCount(): Promise<number> {
+    if (this.partitions !== null) return Promise.resolve(this.partitions);
+    return new Promise((resolve) => this.assignedWaiters.push(() => resolve(this.partitions!)));
+  }
+
+  /**
+   * Resolves once every checkpoint the bus acknowledged before this call is in the table (a
+   * read barrier through every partition of the topic).
+   */
+  async sync(): Promise<void> {
+    const timeoutMs = this.opts.barrierTimeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`coherence checkpoints: read barrier not seen within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const nonce = randomUUID();
+    try {
+      const n = await Promise.race([this.partitionCount(), timeout]);
+      const seen = new Promise<void>((resolve) => this.barriers.set(nonce, { remaining: new Set(Array.from({ length: n }, (_, i) => i)), resolve }));
+      const value = Buffer.from(JSON.stringify({ v: 1, barrier: nonce } satisfies BarrierWire));
+      await this.opts.bus.publish(this.opts.topic, barrierKeys(n).map((key) => ({ key, value })));
+      await Promise.race([seen, timeout]);
+      this.stats.barriers++;
+    } finally {
+      clearTimeout(timer);
+      this.barriers.delete(nonce);
+    }
+  }
+
+  get(sessionId: string): SessionCheckpoint | undefined {
+    return this.table.get(sessionId);
+  }
+
+  get size(): number {
+    return this.table.size;
+  }
+
+  /** Publishes checkpoints (resolves once the bus has them durably). */
+  async write(checkpoints: SessionCheckpoint[]): Promise<void> {
+    if (checkpoints.length === 0) return;
+    const now = (this.opts.clock ?? Date.now)();
+    await this.opts.bus.publish(
+      this.opts.topic,
+      checkpoints.map((c) => ({ key: c.sessionId, value: encodeCheckpoint(c, now) })),
+    );
+    this.stats.written += checkpoints.length;
+  }
+
+  async stop(): Promise<void> {
+    await this.sub?.stop();
+    this.sub = null;
+  }
+}
