@@ -28,6 +28,7 @@ export const MESH_ALL = ['mesh:create', 'mesh:join'];
 
 export interface MeshTestServer {
   baseUrl: string;
+  wsUrl: string;
   app: FastifyInstance;
   store: StoreClient;
   bus: Bus;
@@ -35,7 +36,7 @@ export interface MeshTestServer {
   entities: TestDatabase;
   mesh: MeshRepository;
   devices: DevicesRepository;
-  /** The server's clock (ms); tests move it. */
+  /** The server's clock (ms); tests move it (unless realClock). */
   clock: { now: number };
   token(userId: string, orgId: string, scopes?: string[], tier?: Tier): string;
   request<T = any>(method: string, path: string, opts?: { token?: string; body?: unknown }): Promise<{ status: number; body: T }>;
@@ -43,19 +44,28 @@ export interface MeshTestServer {
   close(): Promise<void>;
 }
 
-export async function startMeshTestServer(opts: { defaultTier?: Tier } = {}): Promise<MeshTestServer> {
-  const impl: StoreImplementation = (await storeImplementations())[0];
-  const store = await impl.open();
-  await migrate(store);
-  const bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
-  await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
+export interface MeshTestServerOptions {
+  defaultTier?: Tier;
+  /** The wall clock instead of the test's hand-moved one (the live stream's pulses follow it). */
+  realClock?: boolean;
+  /** Another server's bus, ClickHouse and entity database: a second API process of one deployment. */
+  shareWith?: MeshTestServer;
+}
+
+export async function startMeshTestServer(opts: MeshTestServerOptions = {}): Promise<MeshTestServer> {
+  const shared = opts.shareWith;
+  const impl: StoreImplementation | null = shared ? null : (await storeImplementations())[0];
+  const store = shared ? shared.store : await impl!.open();
+  if (!shared) await migrate(store);
+  const bus = shared ? shared.bus : await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  if (!shared) await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
-  const auth = createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
+  const auth = shared ? shared.auth : createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
   const clockState = { now: Date.now() };
-  const clock = () => clockState.now;
+  const clock = opts.realClock ? () => Date.now() : () => clockState.now;
   const liveOptions = { maxBufferedMessages: 1024, heartbeatMs: 30_000 };
-  const entities = await pgliteDatabase();
-  await migratePostgres(entities.client);
+  const entities = shared ? shared.entities : await pgliteDatabase();
+  if (!shared) await migratePostgres(entities.client);
   const mesh = new MeshRepository(entities.client, { clock });
   const devices = new DevicesRepository(entities.client, { clock });
   const ctx: AppContext = {
@@ -84,6 +94,7 @@ export async function startMeshTestServer(opts: { defaultTier?: Tier } = {}): Pr
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     baseUrl: url,
+    wsUrl: url.replace(/^http/, 'ws'),
     app,
     store,
     bus,
@@ -116,8 +127,10 @@ export async function startMeshTestServer(opts: { defaultTier?: Tier } = {}): Pr
     },
     async close() {
       await app.close();
+      // What a shared server owns is closed by it.
+      if (shared) return;
       await bus.close();
-      await impl.dispose();
+      await impl!.dispose();
       await entities.dispose();
     },
   };

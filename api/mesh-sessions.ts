@@ -23,6 +23,7 @@ import { TIER_NAMES, type Tier } from '../lib/tiers.js';
 import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
+import { MeshLive, participantPayload, publishMeshEvent, registerMeshStreamRoute } from './mesh-live.js';
 import { MESH_PROTOCOLS, type MeshRepository, type MeshSession, type MeshViewer, type MeshStatus, type MeshVisibility, type MeshKind } from '../store/postgres/mesh-repo.js';
 
 /** Days of a joiner's own history that join_requirements.min_coherence_history averages over. */
@@ -263,6 +264,14 @@ export interface MeshCreateBody {
 
 export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const mesh = () => meshRepo(ctx);
+  const log = ctx.log.child({ role: 'mesh' });
+  // The live stream's hub: this module's own, started with the routes and stopped with the server.
+  const live = new MeshLive({ log: ctx.log.child({ role: 'mesh-live' }), ...ctx.liveOptions, clock: ctx.clock }, ctx.topics);
+  await live.start(ctx.bus, ctx.codec);
+  app.addHook('onClose', async () => {
+    await live.stop();
+  });
+  registerMeshStreamRoute(app, ctx, live, (id, viewer) => mesh().access(id, viewer));
 
   app.post<{ Body: MeshCreateBody }>(
     '/v1/mesh/sessions',
@@ -505,6 +514,16 @@ export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext):
       // Requirements are checked on the first join only: a participant coming back was admitted.
       if (!participant) await checkJoinRequirements(ctx, p, session);
       const result = await mesh().join(session.id, viewer, { intention: b.intention, anonymous: b.anonymous, deviceId: b.device_id, displayName: b.display_name });
+      if (result.joined) {
+        await publishMeshEvent(ctx, log, {
+          event_id: `${session.id}:participant_joined:${result.participant.id}:${result.participant.joinedAt}`,
+          mesh_id: session.id,
+          org_id: session.orgId,
+          type: 'participant_joined',
+          occurred_at: result.participant.joinedAt,
+          payload: participantPayload(result.participant, result.session.participantCount),
+        });
+      }
       const averages = await averageCoherences(ctx, p.orgId, [result.session]);
       return {
         joined: true,
@@ -540,7 +559,17 @@ export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext):
     },
     async (req) => {
       const p = principalOf(req);
-      const { participant } = await mesh().leave(req.params.id, viewerOf(p));
+      const { participant, left, participantCount } = await mesh().leave(req.params.id, viewerOf(p));
+      if (left && participant.leftAt !== null) {
+        await publishMeshEvent(ctx, log, {
+          event_id: `${participant.meshId}:participant_left:${participant.id}:${participant.leftAt}`,
+          mesh_id: participant.meshId,
+          org_id: participant.orgId,
+          type: 'participant_left',
+          occurred_at: participant.leftAt,
+          payload: participantPayload(participant, participantCount),
+        });
+      }
       return { left: true, participant_id: participant.id, left_at: iso(participant.leftAt ?? ctx.clock()) };
     },
   );
@@ -566,6 +595,16 @@ export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext):
         throw new AttuneError('forbidden', 'only the host may end a mesh session', [{ reason: 'not_host' }]);
       }
       const ended = await mesh().end(session.id);
+      if (session.status !== 'ended' && ended.endedAt !== null) {
+        await publishMeshEvent(ctx, log, {
+          event_id: `${ended.id}:session_ended`,
+          mesh_id: ended.id,
+          org_id: ended.orgId,
+          type: 'session_ended',
+          occurred_at: ended.endedAt,
+          payload: { ended_at: iso(ended.endedAt), participant_count: ended.participantCount },
+        });
+      }
       const averages = await averageCoherences(ctx, p.orgId, [ended]);
       return meshJson(ended, averages.get(ended.id) ?? null, meshWebsocketUrl(req, ended.id));
     },

@@ -436,7 +436,7 @@ export class MeshRepository {
   }
 
   /** The viewer leaves (idempotent: leaving again answers the same row). not_found when they never joined. */
-  async leave(id: string, viewer: MeshViewer): Promise<{ participant: MeshParticipant; left: boolean }> {
+  async leave(id: string, viewer: MeshViewer): Promise<{ participant: MeshParticipant; left: boolean; participantCount: number }> {
     if (!isUuid(id)) throw notFound(id);
     const now = this.now;
     return this.sql.transaction(async (tx) => {
@@ -447,10 +447,10 @@ export class MeshRepository {
         `UPDATE mesh_participants SET left_at = GREATEST($3, joined_at) WHERE mesh_id = $1 AND user_id = $2 AND left_at IS NULL RETURNING ${PARTICIPANT_COLUMNS}`,
         [id, viewer.userId, toDate(now)],
       );
-      if (rows[0]) return { participant: participantFromRow(rows[0]), left: true };
+      if (rows[0]) return { participant: participantFromRow(rows[0]), left: true, participantCount: await presentCount(tx, id) };
       const gone = await tx.query<ParticipantRow>(`SELECT ${PARTICIPANT_COLUMNS} FROM mesh_participants WHERE mesh_id = $1 AND user_id = $2`, [id, viewer.userId]);
       if (!gone.rows[0]) throw new AttuneError('not_found', `you are not a participant of mesh session ${id}`, [{ field: 'id', reason: 'not_found' }]);
-      return { participant: participantFromRow(gone.rows[0]), left: false };
+      return { participant: participantFromRow(gone.rows[0]), left: false, participantCount: await presentCount(tx, id) };
     });
   }
 

@@ -1,0 +1,125 @@
+// The mesh live stream (issue 11 item 3) on the embedded bus: two API servers of one
+// deployment (one bus, one entity database), a socket on one and the joins, leaves and end on
+// the other, so participant_joined / participant_left / session_ended can only arrive through
+// the bus topic attune.mesh.events.v1; sync_pulse at least once a second with the pacer's
+// phase and progress for its instant; group_coherence from the bus feeds the pulse's
+// group_sync; a private session refuses strangers (4403), another organisation gets 4404.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { Topics } from '../schemas/topics.js';
+import type { MeshEvent } from '../schemas/registry/schemas.js';
+import { createCodec } from '../schemas/registry/codec.js';
+import { LocalSchemaRegistry } from '../schemas/registry/registry.js';
+import { startMeshTestServer, type MeshTestServer } from './mesh-api.test-util.js';
+import { waitUntil } from './speech-api.test-util.js';
+import { pacerAt } from './mesh-pacer.js';
+
+let a: MeshTestServer;
+let b: MeshTestServer;
+before(async () => {
+  a = await startMeshTestServer({ realClock: true });
+  b = await startMeshTestServer({ realClock: true, shareWith: a });
+});
+after(async () => {
+  await b?.close();
+  await a?.close();
+});
+
+interface Message {
+  id?: string;
+  type: string;
+  timestamp?: string;
+  payload?: Record<string, any>;
+  error?: { code: string; details: Array<{ reason: string }> };
+}
+interface Client {
+  ws: WebSocket;
+  messages: Message[];
+  received: number[];
+  closed: { code: number } | null;
+}
+
+function client(srv: MeshTestServer, path: string, token: string): Client {
+  const ws = new WebSocket(`${srv.wsUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const c: Client = { ws, messages: [], received: [], closed: null };
+  ws.on('message', (d) => {
+    c.messages.push(JSON.parse(d.toString()));
+    c.received.push(Date.now());
+  });
+  ws.on('close', (code) => (c.closed = { code }));
+  return c;
+}
+const ofType = (c: Client, type: string) => c.messages.filter((m) => m.type === type);
+
+test('participant_joined / participant_left / session_ended cross the bus to another API server; sync_pulse at least once a second, on the pacer', async () => {
+  const org = 'org-live';
+  const host = a.token('host', org);
+  const created = await a.request('POST', '/v1/mesh/sessions', { token: host, body: { name: 'Live circle', breathing_rate_bpm: 6, max_participants: 5 } });
+  assert.equal(created.status, 201);
+  const s = created.body;
+  const watcher = client(b, `/v1/mesh/sessions/${s.id}/stream`, b.token('watcher', org));
+  await waitUntil('subscribed', () => watcher.messages.length > 0);
+  assert.deepEqual(watcher.messages[0].payload, { mesh_id: s.id, status: 'active', participant_count: 0, breathing_rate_bpm: 6 });
+
+  const joined = await a.request('POST', `/v1/mesh/sessions/${s.id}/join`, { token: a.token('ua', org), body: { display_name: 'Ann', intention: 'calm' } });
+  const anon = await a.request('POST', `/v1/mesh/sessions/${s.id}/join`, { token: a.token('ub', org), body: { display_name: 'Bob', anonymous: true } });
+  await a.request('POST', `/v1/mesh/sessions/${s.id}/join`, { token: a.token('ua', org) }); // again: no second event
+  await waitUntil('two participant_joined', () => ofType(watcher, 'participant_joined').length >= 2);
+  const [j1, j2] = ofType(watcher, 'participant_joined');
+  assert.deepEqual(j1.payload, { participant_id: joined.body.participant_id, position: 1, user_id: 'ua', display_name: 'Ann', anonymous: false, participant_count: 1 });
+  assert.deepEqual(j2.payload, { participant_id: anon.body.participant_id, position: 2, user_id: null, display_name: null, anonymous: true, participant_count: 2 });
+  assert.match(j1.id!, new RegExp(`^${s.id}:participant_joined:`));
+
+  // Pulses: every one on the pacer for its own instant, none more than a second after the last.
+  await waitUntil('5 pulses', () => ofType(watcher, 'sync_pulse').length >= 5, 10_000);
+  const pulses = watcher.messages.map((m, i) => ({ m, at: watcher.received[i] })).filter((x) => x.m.type === 'sync_pulse');
+  for (const { m } of pulses) {
+    const expected = pacerAt(Date.parse(s.started_at), 6, Date.parse(m.timestamp!))!;
+    assert.deepEqual(m.payload, { phase: expected.phase, progress: Number(expected.progress.toFixed(4)), group_sync: null, breathing_rate_bpm: 6, cycle: expected.cycle });
+  }
+  const gaps = pulses.slice(1).map((p, i) => Date.parse(p.m.timestamp!) - Date.parse(pulses[i].m.timestamp!));
+  assert.ok(Math.max(...gaps) <= 1000, `pulse gaps ${gaps}`);
+
+  // group_coherence from the group worker (published here by hand) reaches the socket and becomes the pulses' group_sync.
+  const codec = await createCodec(LocalSchemaRegistry.fromManifest());
+  const gc: MeshEvent = {
+    event_id: `${s.id}:group_coherence:1`, mesh_id: s.id, org_id: org, type: 'group_coherence', occurred_at: Date.now(),
+    payload_json: JSON.stringify({ coherence: 0.78, participant_count: 2, sync_r: 0.82, sync_z: 4.1, sync_p: 0.0099 }),
+  };
+  await a.bus.publish(Topics.meshEvents, [{ key: s.id, value: codec.encode(Topics.meshEvents, gc) }]);
+  await waitUntil('group_coherence', () => ofType(watcher, 'group_coherence').length === 1);
+  assert.deepEqual(ofType(watcher, 'group_coherence')[0].payload, { coherence: 0.78, participant_count: 2, sync_r: 0.82, sync_z: 4.1, sync_p: 0.0099 });
+  const seen = watcher.messages.length;
+  await waitUntil('a pulse after it', () => watcher.messages.slice(seen).some((m) => m.type === 'sync_pulse'), 5_000);
+  assert.equal(watcher.messages.slice(seen).find((m) => m.type === 'sync_pulse')!.payload!.group_sync, 0.82);
+
+  await a.request('POST', `/v1/mesh/sessions/${s.id}/leave`, { token: a.token('ub', org) });
+  await waitUntil('participant_left', () => ofType(watcher, 'participant_left').length === 1);
+  assert.deepEqual(ofType(watcher, 'participant_left')[0].payload, { participant_id: anon.body.participant_id, position: 2, user_id: null, display_name: null, anonymous: true, participant_count: 1 });
+
+  await a.request('POST', `/v1/mesh/sessions/${s.id}/end`, { token: host });
+  await waitUntil('session_ended', () => ofType(watcher, 'session_ended').length === 1);
+  const afterEnd = watcher.messages.length;
+  // No pulse after the end (b learnt it from the bus): nothing arrives within two pulse periods.
+  await new Promise((r) => setTimeout(r, 1200));
+  assert.deepEqual(watcher.messages.slice(afterEnd).filter((m) => m.type === 'sync_pulse'), []);
+  assert.equal(ofType(watcher, 'participant_joined').length, 2, 'the repeated join published nothing');
+  watcher.ws.close();
+  await waitUntil('closed', () => watcher.closed);
+});
+
+test('a private session refuses a stranger (4403 not_invited); another organisation gets 4404; a missing scope 4403', async () => {
+  const org = 'org-live-private';
+  const s = (await a.request('POST', '/v1/mesh/sessions', { token: a.token('host', org), body: { name: 'Private', visibility: 'private', invited_user_ids: ['kid'] } })).body;
+  const stranger = client(a, `/v1/mesh/sessions/${s.id}/stream`, a.token('stranger', org));
+  const elsewhere = client(a, `/v1/mesh/sessions/${s.id}/stream`, a.token('kid', 'org-else'));
+  const noScope = client(a, `/v1/mesh/sessions/${s.id}/stream`, a.token('kid', org, ['mesh:create']));
+  const kid = client(a, `/v1/mesh/sessions/${s.id}/stream`, a.token('kid', org));
+  await waitUntil('three refused', () => stranger.closed && elsewhere.closed && noScope.closed);
+  assert.deepEqual([stranger.closed!.code, stranger.messages[0].error!.details[0].reason], [4403, 'not_invited']);
+  assert.equal(elsewhere.closed!.code, 4404);
+  assert.equal(noScope.closed!.code, 4403);
+  await waitUntil('the invitee subscribed', () => kid.messages.some((m) => m.type === 'subscribed'));
+  kid.ws.close();
+});

@@ -1,0 +1,212 @@
+// The live stream of a group (mesh) session: the WebSocket /v1/mesh/sessions/{id}/stream
+// (issue 11 item 3), with the envelope `{id, type, timestamp, payload}` and the socket
+// authentication of the other streams (http/http-auth.ts). Two sources:
+//  - the bus topic attune.mesh.events.v1 (MeshEvent.avsc), read by every API process through
+//    a LiveHub (ephemeral consumer group, bounded send queues, heartbeats):
+//    participant_joined / participant_left / session_ended, published by the join, leave and
+//    end routes of whichever process served them, and group_coherence / manifestation_event
+//    once the group worker publishes them;
+//  - sync_pulse, computed in this process every PULSE_MS while a socket of the session is
+//    open: the pacer's phase and progress (api/mesh-pacer.ts, a pure function of the time, the
+//    session's start and its breathing rate, so every process sends the same pulse for the
+//    same instant) and group_sync, the Kuramoto R of the latest group_coherence event seen
+//    (null until the group worker publishes one).
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { Topics, type TopicNames } from '../schemas/topics.js';
+import { iso } from '../lib/time.js';
+import { Scopes } from '../lib/principal.js';
+import type { Logger } from '../lib/log.js';
+import type { Bus } from '../bus/types.js';
+import type { Codec } from '../schemas/registry/codec.js';
+import type { MeshEventRecord } from '../schemas/records.js';
+import type { MeshEventType } from '../schemas/registry/schemas.js';
+import type { AppContext } from '../http/context.js';
+import { socketAuth } from '../http/http-auth.js';
+import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
+import type { MeshParticipant, MeshSession, MeshViewer } from '../store/postgres/mesh-repo.js';
+import { pacerAt } from './mesh-pacer.js';
+
+/** How often a session's sockets get a sync_pulse, ms ("at least once a second"). */
+export const PULSE_MS = 500;
+
+export type MeshEnvelope = Envelope<MeshEventType | 'sync_pulse'>;
+
+/** A pulse computed in this process: delivered through the hub, never through the bus. */
+interface PulseRecord {
+  kind: 'pulse';
+  mesh_id: string;
+  envelope: MeshEnvelope;
+}
+export type MeshLiveRecord = MeshEventRecord | PulseRecord;
+
+const meshKey = (meshId: string) => `mesh:${meshId}`;
+
+function parsePayload(json: string): Record<string, unknown> {
+  try {
+    const v = JSON.parse(json || '{}');
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The envelope of a bus event; timestamp is when it occurred. */
+export function meshEventEnvelope(e: MeshEventRecord): MeshEnvelope {
+  return { id: e.event_id, type: e.type, timestamp: iso(e.occurred_at), payload: parsePayload(e.payload_json) };
+}
+
+/** What participant_joined / participant_left say about a participant: no name or user id when anonymous. */
+export function participantPayload(p: MeshParticipant, participantCount: number) {
+  return {
+    participant_id: p.id,
+    position: p.position,
+    user_id: p.anonymous ? null : p.userId,
+    display_name: p.anonymous ? null : p.displayName || p.userId,
+    anonymous: p.anonymous,
+    participant_count: participantCount,
+  };
+}
+
+interface Pulsing {
+  sockets: number;
+  timer: NodeJS.Timeout;
+}
+
+/** The hub of the mesh streams and the pulse timers of the sessions watched in this process. */
+export class MeshLive {
+  readonly hub: LiveHub<MeshLiveRecord>;
+  /** The latest group synchrony (sync_r of group_coherence) per session. */
+  private readonly groupSync = new Map<string, number | null>();
+  private readonly pulsing = new Map<string, Pulsing>();
+  private readonly ended = new Set<string>();
+
+  constructor(
+    private readonly opts: LiveHubOptions & { pulseMs?: number },
+    topics: TopicNames = Topics,
+  ) {
+    this.hub = new LiveHub<MeshLiveRecord>(opts, {
+      name: 'mesh-live',
+      topics: [topics.meshEvents],
+      route: (rec) => {
+        if ('kind' in rec) return { keys: [meshKey(rec.mesh_id)], envelope: () => rec.envelope };
+        if (rec.type === 'group_coherence') {
+          const r = parsePayload(rec.payload_json).sync_r;
+          this.groupSync.set(rec.mesh_id, typeof r === 'number' && Number.isFinite(r) ? r : null);
+        } else if (rec.type === 'session_ended') {
+          this.ended.add(rec.mesh_id);
+          this.stopPulses(rec.mesh_id);
+        }
+        return { keys: [meshKey(rec.mesh_id)], envelope: () => meshEventEnvelope(rec) };
+      },
+    });
+  }
+
+  start(bus: Bus, codec: Codec): Promise<void> {
+    return this.hub.start(bus, codec);
+  }
+
+  async stop(): Promise<void> {
+    for (const id of [...this.pulsing.keys()]) this.stopPulses(id);
+    await this.hub.stop();
+  }
+
+  /** Sessions with a pulse timer running (tests, metrics). */
+  get pulsingSessions(): number {
+    return this.pulsing.size;
+  }
+
+  /** The sync_pulse of `s` at `t`, or null before its start or after its end. */
+  pulseAt(s: Pick<MeshSession, 'id' | 'startedAt' | 'scheduledStart' | 'scheduledEnd' | 'endedAt' | 'breathingRateBpm'>, t: number): MeshEnvelope | null {
+    const end = s.endedAt ?? s.scheduledEnd;
+    if (this.ended.has(s.id) || (end !== null && t >= end)) return null;
+    const pacer = pacerAt(s.startedAt ?? s.scheduledStart, s.breathingRateBpm, t);
+    if (!pacer) return null;
+    return {
+      id: `${s.id}:sync_pulse:${t}`,
+      type: 'sync_pulse',
+      timestamp: iso(t),
+      payload: {
+        phase: pacer.phase,
+        progress: Number(pacer.progress.toFixed(4)),
+        group_sync: this.groupSync.get(s.id) ?? null,
+        breathing_rate_bpm: s.breathingRateBpm,
+        cycle: pacer.cycle,
+      },
+    };
+  }
+
+  /** Attaches a socket to session `s`'s stream and keeps its pulse running while any socket of it is open. */
+  attach(socket: WebSocket, s: MeshSession): boolean {
+    if (!this.hub.attach(socket, [meshKey(s.id)])) return false;
+    let p = this.pulsing.get(s.id);
+    if (!p) {
+      const timer = setInterval(() => {
+        const envelope = this.pulseAt(s, this.opts.clock());
+        if (envelope) this.hub.publish({ kind: 'pulse', mesh_id: s.id, envelope }, '');
+      }, this.opts.pulseMs ?? PULSE_MS);
+      timer.unref();
+      p = { sockets: 0, timer };
+      this.pulsing.set(s.id, p);
+    }
+    p.sockets++;
+    socket.once('close', () => {
+      const q = this.pulsing.get(s.id);
+      if (q && --q.sockets <= 0) this.stopPulses(s.id);
+    });
+    return true;
+  }
+
+  private stopPulses(meshId: string): void {
+    const p = this.pulsing.get(meshId);
+    if (!p) return;
+    clearInterval(p.timer);
+    this.pulsing.delete(meshId);
+  }
+}
+
+/** Publishes a mesh event on the bus (keyed by session). A failure is logged: the change it reports is committed already. */
+export async function publishMeshEvent(ctx: Pick<AppContext, 'bus' | 'codec' | 'topics'>, log: Logger, e: Omit<MeshEventRecord, 'payload_json'> & { payload: Record<string, unknown> }): Promise<void> {
+  const { payload, ...rest } = e;
+  const record: MeshEventRecord = { ...rest, payload_json: JSON.stringify(payload) };
+  try {
+    await ctx.bus.publish(ctx.topics.meshEvents, [{ key: record.mesh_id, value: ctx.codec.encode(Topics.meshEvents, record) }]);
+  } catch (err) {
+    log.warn({ err, mesh_id: record.mesh_id, type: record.type }, 'mesh event not published (live streams miss it)');
+  }
+}
+
+export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, live: MeshLive, access: (id: string, v: MeshViewer) => Promise<{ session: MeshSession; participant: MeshParticipant | null }>): void {
+  app.get<{ Params: { id: string } }>(
+    '/v1/mesh/sessions/:id/stream',
+    {
+      config: { auth: { scope: Scopes.meshJoin, socket: true } },
+      websocket: true,
+      schema: {
+        tags: ['mesh'],
+        summary:
+          'Live events of one group session (WebSocket): participant_joined and participant_left {participant_id, position, user_id and display_name (null when anonymous), participant_count}, ' +
+          `sync_pulse every ${PULSE_MS} ms {phase: inhale|exhale, progress 0..1, group_sync, breathing_rate_bpm, cycle}, session_ended, and group_coherence / manifestation_event from the group worker. ` +
+          'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs mesh:join. ' +
+          'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}; then envelopes {"id","type","timestamp","payload"}. ' +
+          'Close codes: 4401 unauthenticated, 4403 missing scope or a private session you are not invited to, 4404 no such session, 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader.',
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
+      },
+    },
+    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
+      const auth = socketAuth(ctx, socket, req, async (p) => {
+        const { session } = await access(req.params.id, { orgId: p.orgId, userId: p.userId, admin: p.scopes.has(Scopes.adminOrg) });
+        if (!live.attach(socket, session)) return;
+        socket.send(
+          subscribedEnvelope(ctx.clock(), {
+            mesh_id: session.id,
+            status: session.status,
+            participant_count: session.participantCount,
+            breathing_rate_bpm: session.breathingRateBpm,
+          }),
+        );
+      });
+      onAuthenticateMessages(socket, auth);
+    },
+  );
+}
