@@ -54,7 +54,7 @@ test('every route declares its auth, and every non-public one refuses tokens wit
   assert.ok(secured.length >= 18, `only ${secured.length} secured routes found`);
   assert.deepEqual(
     secured.filter((r) => r.websocket).map((r) => r.url).sort(),
-    ['/v1/coherence', '/v1/ingest/audio/:speech_session_id', '/v1/ingest/devices/:device_id', '/v1/sessions/:id/stream', '/v1/speech-sessions/:id/stream'],
+    ['/v1/coherence', '/v1/ingest/audio/:speech_session_id', '/v1/ingest/devices/:device_id', '/v1/mesh/sessions/:id/stream', '/v1/sessions/:id/stream', '/v1/speech-sessions/:id/stream'],
   );
   assert.deepEqual(
     routes.filter((r) => r.auth === 'public').map((r) => r.url).sort(),
