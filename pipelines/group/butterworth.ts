@@ -145,15 +145,35 @@ export function createFiltFiltScratch(coefficients: BandPassCoefficients, capaci
   return { padLen, ext: new Float64Array(capacity + 2 * padLen), state: new Float64Array(coefficients.a.length - 1) };
 }
 
-/** Direct form II transposed over ext[0..len) in place, forward (dir 1) or backward (dir −1), from zi · first. */
+/** Direct form II transposed over data[0..len) in place, forward or backward, starting from zi · the first sample. */
 function lfilterInPlace(c: BandPassCoefficients, data: Float64Array, len: number, forward: boolean, z: Float64Array): void {
   const { b, a, zi } = c;
   const m = z.length;
   const first = forward ? data[0] : data[len - 1];
   for (let i = 0; i < m; i++) z[i] = zi[i] * first;
   const b0 = b[0];
-  for (let step = 0; step < len; step++) {
-    const n = forward ? step : len - 1 - step;
+  const from = forward ? 0 : len - 1;
+  const dir = forward ? 1 : -1;
+  if (m === 4) {
+    // Order 2 (the default), unrolled: the state lives in locals.
+    const [, b1, b2, b3, b4] = b;
+    const [, a1, a2, a3, a4] = a;
+    let z0 = z[0];
+    let z1 = z[1];
+    let z2 = z[2];
+    let z3 = z[3];
+    for (let step = 0, n = from; step < len; step++, n += dir) {
+      const x = data[n];
+      const y = b0 * x + z0;
+      z0 = b1 * x + z1 - a1 * y;
+      z1 = b2 * x + z2 - a2 * y;
+      z2 = b3 * x + z3 - a3 * y;
+      z3 = b4 * x - a4 * y;
+      data[n] = y;
+    }
+    return;
+  }
+  for (let step = 0, n = from; step < len; step++, n += dir) {
     const x = data[n];
     const y = b0 * x + z[0];
     for (let i = 0; i < m - 1; i++) z[i] = b[i + 1] * x + z[i + 1] - a[i + 1] * y;

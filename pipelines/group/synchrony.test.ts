@@ -108,6 +108,14 @@ test('cross-correlation finds a known lag and sign between two participants', ()
   assert.equal(pair.lagS, 3);
   assert.ok(pair.r < -0.99, `r ${pair.r}`);
   assert.ok(s.crossCorrelation!.meanAbsR > 0.99);
+  // Every pair of a small group against a direct Pearson r at every lag.
+  const five = syntheticGroup({ n: 5, lockedShare: 0.4, seed: 6 }).series;
+  const got = computeSynchrony(plan, five, { seed: 1 }).crossCorrelation!.pairs;
+  assert.equal(got.length, 10);
+  for (const p of got) {
+    const d = directBestLag(five[p.j], five[p.k], 40);
+    assert.ok(Math.abs(p.r - d.r) < 1e-9 && p.lagS === d.lag / 4, `pair ${p.j}-${p.k}: ${p.r}@${p.lagS} vs ${d.r}@${d.lag / 4}`);
+  }
   // Groups above 50 skip it unless asked.
   const big = syntheticGroup({ n: 51, lockedShare: 0, seed: 3 }).series;
   assert.equal(computeSynchrony(plan, big, { seed: 1 }).crossCorrelation, null);
@@ -124,6 +132,29 @@ test('participants without a phase are excluded and listed; fewer than 100 surro
   assert.equal(computeSynchrony(plan, [g[0]], { seed: 1 }).r, null);
   assert.throws(() => computeSynchrony(plan, g, { seed: 1, surrogates: 99 }), /surrogates/);
 });
+
+/** Pearson r of x[t], y[t + lag] over the overlap, the largest |r| for |lag| ≤ maxLag (smaller |lag|, then positive, first). */
+function directBestLag(x: Float64Array, y: Float64Array, maxLag: number): { r: number; lag: number } {
+  let best = { r: 0, lag: 0 };
+  for (const lag of [0, ...Array.from({ length: maxLag }, (_, i) => [i + 1, -(i + 1)]).flat()]) {
+    const xs: number[] = [];
+    const ys: number[] = [];
+    for (let t = 0; t < x.length; t++) if (t + lag >= 0 && t + lag < y.length) (xs.push(x[t]), ys.push(y[t + lag]));
+    const mx = xs.reduce((a, b) => a + b) / xs.length;
+    const my = ys.reduce((a, b) => a + b) / ys.length;
+    let sxy = 0;
+    let sxx = 0;
+    let syy = 0;
+    for (let i = 0; i < xs.length; i++) {
+      sxy += (xs[i] - mx) * (ys[i] - my);
+      sxx += (xs[i] - mx) ** 2;
+      syy += (ys[i] - my) ** 2;
+    }
+    const r = sxy / Math.sqrt(sxx * syy);
+    if (Math.abs(r) > Math.abs(best.r)) best = { r, lag };
+  }
+  return best;
+}
 
 /** Smallest k with P(X ≤ k) ≥ q for X ~ binomial(n, p). */
 function binomialUpperQuantile(n: number, p: number, q: number): number {

@@ -21,6 +21,7 @@
 //           S − 1), p = (1 + #{R_s ≥ R}) / (1 + S).
 //
 // Pure: numbers in, numbers out; every random draw comes from mulberry32 seeded by `seed`.
+import FFT from 'fft.js';
 import { AttuneError } from '../../lib/errors.js';
 import { Mulberry32, deriveSeed } from '../../lib/prng.js';
 import { createPhasePlan, phasorCount, phasorsInto, type PhasePlan, type PhasePlanOptions } from './phase.js';
@@ -64,6 +65,8 @@ export interface SynchronyPlan {
   sumRe: Float64Array;
   sumIm: Float64Array;
   shifts: Int32Array;
+  /** Cross-correlation scratch, made on first use. */
+  xcorr: XcorrScratch | null;
 }
 
 export function createSynchronyPlan(opts: SynchronyPlanOptions = {}): SynchronyPlan {
@@ -95,6 +98,7 @@ export function createSynchronyPlan(opts: SynchronyPlanOptions = {}): SynchronyP
     sumRe: new Float64Array(DEFAULT_SURROGATES * L),
     sumIm: new Float64Array(DEFAULT_SURROGATES * L),
     shifts: new Int32Array(capacity * DEFAULT_SURROGATES),
+    xcorr: null,
   };
 }
 
@@ -338,66 +342,132 @@ export function computeSynchrony(plan: SynchronyPlan, series: readonly ArrayLike
  * For every pair of participants with a phase: Pearson r of x_j(t) and x_k(t + lag) over the
  * samples both cover, for |lag| ≤ maxLag samples; the lag of the largest |r| (the smallest |lag|
  * on ties). Uses the whole window (not the trimmed part): no filter edge to avoid.
+ * Σ_t x_j(t) x_k(t + lag) for every lag comes from one inverse FFT of the cross-spectrum
+ * conj(X_j)·X_k (zero-padded to ≥ T + maxLag, so no lag wraps), two pairs per inverse FFT (the
+ * real and imaginary parts of IFFT(C1 + i·C2) are the two real correlations); the overlap's
+ * sums of x and x² come from prefix sums.
  */
 function crossCorrelate(plan: SynchronyPlan, series: readonly ArrayLike<number>[], rows: Int32Array, n: number): { meanAbsR: number; pairs: PairCorrelation[] } {
   const T = plan.phase.sampleCount;
   const M = plan.maxLag;
   const fs = plan.phase.sampleRateHz;
-  // Centred copies and prefix sums of x and x² (centring keeps the sums well conditioned).
-  const xs: Float64Array[] = [];
-  const p1: Float64Array[] = [];
-  const p2: Float64Array[] = [];
+  const xc = xcorrScratch(plan, n);
+  const { fft, nfft, spectra, p1, p2, padded, packed, out } = xc;
   for (let j = 0; j < n; j++) {
     const src = series[rows[j]];
     let mean = 0;
     for (let t = 0; t < T; t++) mean += src[t];
     mean /= T;
-    const x = new Float64Array(T);
-    const s1 = new Float64Array(T + 1);
-    const s2 = new Float64Array(T + 1);
+    const o = j * (T + 1);
+    p1[o] = 0;
+    p2[o] = 0;
     for (let t = 0; t < T; t++) {
-      x[t] = src[t] - mean;
-      s1[t + 1] = s1[t] + x[t];
-      s2[t + 1] = s2[t] + x[t] * x[t];
+      const v = src[t] - mean; // centred: keeps the sums well conditioned
+      padded[t] = v;
+      p1[o + t + 1] = p1[o + t] + v;
+      p2[o + t + 1] = p2[o + t] + v * v;
     }
-    xs.push(x);
-    p1.push(s1);
-    p2.push(s2);
+    const spec = spectra[j];
+    fft.realTransform(spec, padded);
+    fft.completeSpectrum(spec);
   }
+  const pairList: [number, number][] = [];
+  for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) pairList.push([a, b]);
   const pairs: PairCorrelation[] = [];
   let absSum = 0;
-  for (let a = 0; a < n; a++) {
-    for (let b = a + 1; b < n; b++) {
-      const x = xs[a];
-      const y = xs[b];
-      let bestR = 0;
-      let bestLag = 0;
-      let bestAbs = -1;
-      for (let step = 0; step <= 2 * M; step++) {
-        // 0, 1, −1, 2, −2, …: the smaller |lag| wins ties.
-        const lag = step === 0 ? 0 : step % 2 === 1 ? (step + 1) / 2 : -step / 2;
-        const t0 = Math.max(0, -lag);
-        const t1 = Math.min(T, T - lag); // x[t] with y[t + lag], t in [t0, t1)
-        const m = t1 - t0;
-        let sxy = 0;
-        for (let t = t0; t < t1; t++) sxy += x[t] * y[t + lag];
-        const sx = p1[a][t1] - p1[a][t0];
-        const sxx = p2[a][t1] - p2[a][t0];
-        const sy = p1[b][t1 + lag] - p1[b][t0 + lag];
-        const syy = p2[b][t1 + lag] - p2[b][t0 + lag];
-        const cov = sxy - (sx * sy) / m;
-        const vx = sxx - (sx * sx) / m;
-        const vy = syy - (sy * sy) / m;
-        const r = vx > 0 && vy > 0 ? cov / Math.sqrt(vx * vy) : 0;
-        if (Math.abs(r) > bestAbs) {
-          bestAbs = Math.abs(r);
-          bestR = r;
-          bestLag = lag;
-        }
+  const best = (a: number, b: number, c: Float64Array, part: 0 | 1) => {
+    let bestR = 0;
+    let bestLag = 0;
+    let bestAbs = -1;
+    const oa = a * (T + 1);
+    const ob = b * (T + 1);
+    for (let step = 0; step <= 2 * M; step++) {
+      // 0, 1, −1, 2, −2, …: the smaller |lag| wins ties.
+      const lag = step === 0 ? 0 : step % 2 === 1 ? (step + 1) / 2 : -step / 2;
+      const t0 = lag < 0 ? -lag : 0;
+      const t1 = lag > 0 ? T - lag : T; // x_a[t] with x_b[t + lag], t in [t0, t1)
+      const m = t1 - t0;
+      const sxy = c[2 * (lag < 0 ? nfft + lag : lag) + part];
+      const sx = p1[oa + t1] - p1[oa + t0];
+      const sxx = p2[oa + t1] - p2[oa + t0];
+      const sy = p1[ob + t1 + lag] - p1[ob + t0 + lag];
+      const syy = p2[ob + t1 + lag] - p2[ob + t0 + lag];
+      const cov = sxy - (sx * sy) / m;
+      const vx = sxx - (sx * sx) / m;
+      const vy = syy - (sy * sy) / m;
+      const r = vx > 0 && vy > 0 ? cov / Math.sqrt(vx * vy) : 0;
+      const ar = Math.abs(r);
+      if (ar > bestAbs) {
+        bestAbs = ar;
+        bestR = r;
+        bestLag = lag;
       }
-      pairs.push({ j: rows[a], k: rows[b], r: bestR, lagS: bestLag / fs });
-      absSum += Math.abs(bestR);
     }
+    pairs.push({ j: rows[a], k: rows[b], r: bestR, lagS: bestLag / fs });
+    absSum += Math.abs(bestR);
+  };
+  for (let q = 0; q < pairList.length; q += 2) {
+    const [a1, b1] = pairList[q];
+    const second = q + 1 < pairList.length ? pairList[q + 1] : null;
+    const A1 = spectra[a1];
+    const B1 = spectra[b1];
+    if (second) {
+      const A2 = spectra[second[0]];
+      const B2 = spectra[second[1]];
+      for (let i = 0; i < 2 * nfft; i += 2) {
+        // C1 = conj(A1)·B1, C2 = conj(A2)·B2; packed = C1 + i·C2.
+        const c1r = A1[i] * B1[i] + A1[i + 1] * B1[i + 1];
+        const c1i = A1[i] * B1[i + 1] - A1[i + 1] * B1[i];
+        const c2r = A2[i] * B2[i] + A2[i + 1] * B2[i + 1];
+        const c2i = A2[i] * B2[i + 1] - A2[i + 1] * B2[i];
+        packed[i] = c1r - c2i;
+        packed[i + 1] = c1i + c2r;
+      }
+    } else {
+      for (let i = 0; i < 2 * nfft; i += 2) {
+        packed[i] = A1[i] * B1[i] + A1[i + 1] * B1[i + 1];
+        packed[i + 1] = A1[i] * B1[i + 1] - A1[i + 1] * B1[i];
+      }
+    }
+    fft.inverseTransform(out, packed);
+    best(a1, b1, out, 0);
+    if (second) best(second[0], second[1], out, 1);
   }
   return { meanAbsR: pairs.length > 0 ? absSum / pairs.length : NaN, pairs };
+}
+
+interface XcorrScratch {
+  nfft: number;
+  fft: FFT;
+  spectra: Float64Array[];
+  p1: Float64Array;
+  p2: Float64Array;
+  padded: Float64Array;
+  packed: Float64Array;
+  out: Float64Array;
+}
+function xcorrScratch(plan: SynchronyPlan, n: number): XcorrScratch {
+  const T = plan.phase.sampleCount;
+  let x = plan.xcorr;
+  if (!x) {
+    let nfft = 8;
+    while (nfft < T + plan.maxLag) nfft *= 2;
+    x = {
+      nfft,
+      fft: new FFT(nfft),
+      spectra: [],
+      p1: new Float64Array(0),
+      p2: new Float64Array(0),
+      padded: new Float64Array(nfft),
+      packed: new Float64Array(2 * nfft),
+      out: new Float64Array(2 * nfft),
+    };
+    plan.xcorr = x;
+  }
+  while (x.spectra.length < n) x.spectra.push(new Float64Array(2 * x.nfft));
+  if (x.p1.length < n * (T + 1)) {
+    x.p1 = new Float64Array(n * (T + 1));
+    x.p2 = new Float64Array(n * (T + 1));
+  }
+  return x;
 }
