@@ -1,6 +1,14 @@
 // The bus contract and the Kafka checks against a real Kafka broker with the
-// @platformatic/kafka adapter (its compatibilityPartitioner must agree with bus/partitioner.ts).
+// @platformatic/kafka adapter (its compatibilityPartitioner must agree with bus/partitioner.ts),
+// and scale-out: two members of one group, one of them killed.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { kafkaOrSkip } from '../test/services.js';
+import { partitionForKey } from './partitioner.js';
 import { silentLogger } from '../lib/log.js';
 import { createPlatformaticKafkaBus } from './kafka-platformatic.js';
 import { runBusContract } from './bus.contract.js';
@@ -17,3 +25,114 @@ runBusContract(
 );
 
 runKafkaChecks('platformatic', (brokers, o) => createPlatformaticKafkaBus({ brokers, log: silentLogger, ...o }));
+
+async function until<T>(what: string, check: () => T | null | undefined | false, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+interface ChildMember {
+  assigned: number[] | null;
+  /** Keys reported after their batch's commit. */
+  keys: Set<string>;
+  partitions: Set<number>;
+  subscribed: boolean;
+  exited: boolean;
+  stderr: string;
+  child: ChildProcess;
+}
+
+/** A group member in its own process (bus/kafka-platformatic-member.test-util.ts), so it can be killed. */
+function childMember(brokers: string[], topic: string, group: string): ChildMember {
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./kafka-platformatic-member.test-util.ts', import.meta.url)), brokers.join(','), topic, group], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const m: ChildMember = { assigned: null, keys: new Set(), partitions: new Set(), subscribed: false, exited: false, stderr: '', child };
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const msg = JSON.parse(line) as { assigned?: number[]; partition?: number; keys?: string[]; subscribed?: boolean };
+    if (msg.assigned) m.assigned = msg.assigned;
+    if (msg.subscribed) m.subscribed = true;
+    if (msg.keys) {
+      for (const k of msg.keys) m.keys.add(k);
+      m.partitions.add(msg.partition!);
+    }
+  });
+  child.stderr!.on('data', (d: Buffer) => (m.stderr = (m.stderr + d.toString()).slice(-4000)));
+  child.once('exit', () => (m.exited = true));
+  return m;
+}
+
+// Issue 10, scale-out: two members of one group share a 6-partition topic, and when one
+// crashes (SIGKILL: no LeaveGroup) the other takes over all its partitions and consumes
+// what it had not committed and everything published after.
+test('platformatic: two members of one group split 6 partitions, and the survivor of a kill -9 takes them all over', { timeout: 120_000 }, async (t) => {
+  const brokers = await kafkaOrSkip(t);
+  if (!brokers) return;
+  const id = randomUUID().slice(0, 8);
+  const topic = `kafka.scale.${id}`;
+  const group = `scale-${id}`;
+  const bus = await createPlatformaticKafkaBus({ brokers, clientId: 'attune-bus-scale', log: silentLogger, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, retryBackoffMs: 50 });
+  let member: ChildMember | null = null;
+  try {
+    await bus.ensureTopics([{ topic, partitions: 6 }]);
+    const batch = (round: string) => Array.from({ length: 300 }, (_, i) => `${round}-${i}`);
+    const first = batch('a');
+    const second = batch('b');
+    // The keys reach every partition, so each member has records of its own to consume.
+    assert.equal(new Set(first.map((k) => partitionForKey(k, 6))).size, 6);
+
+    let assigned: number[] = [];
+    const consumed = new Set<string>();
+    const consumedFrom = new Set<number>();
+    const sub = await bus.subscribe({
+      groupId: group,
+      topics: [topic],
+      onAssignment: (a) => void (assigned = a.map((tp) => tp.partition)),
+      eachBatch: async (b) => {
+        for (const r of b.records) consumed.add(r.key);
+        consumedFrom.add(b.partition);
+        await sub.commit(b.topic, b.partition, (BigInt(b.records[b.records.length - 1].offset) + 1n).toString());
+      },
+    });
+    await until('the first member to hold all 6 partitions', () => assigned.length === 6, 30_000);
+    const m = (member = childMember(brokers, topic, group));
+    await until('both members to hold partitions: 6 between them, none twice', () => {
+      const theirs = m.assigned ?? [];
+      return theirs.length > 0 && assigned.length > 0 && [...theirs, ...assigned].sort().join() === '0,1,2,3,4,5';
+    }, 60_000).catch((err: Error) => Promise.reject(new Error(`${err.message}; ours ${assigned}, theirs ${m.assigned}; child: ${m.stderr}`)));
+    const ours = [...assigned];
+    const theirs = [...m.assigned!];
+
+    await bus.publish(topic, first.map((key) => ({ key, value: Buffer.from(key) })));
+    await until('every record of the first round consumed by one member or the other', () => first.every((k) => consumed.has(k) || m.keys.has(k)), 60_000);
+    assert.ok(m.keys.size > 0 && consumed.size > 0, `both members consumed: ours ${consumed.size}, theirs ${m.keys.size}`);
+    assert.deepEqual([...consumedFrom].filter((p) => !ours.includes(p)), [], 'we consumed only our partitions');
+    assert.deepEqual([...m.partitions].filter((p) => !theirs.includes(p)), [], 'they consumed only theirs');
+    for (const k of first) assert.equal(ours.includes(partitionForKey(k, 6)) ? consumed.has(k) : m.keys.has(k), true, `${k} consumed by its partition's owner`);
+
+    // A crash: the member neither leaves the group nor commits again.
+    m.child.kill('SIGKILL');
+    await until('the member to exit', () => m.exited, 10_000);
+    const killedAt = Date.now();
+    await bus.publish(topic, second.map((key) => ({ key, value: Buffer.from(key) })));
+    await until('the survivor to hold all 6 partitions', () => assigned.length === 6, 60_000);
+    const tookOverMs = Date.now() - killedAt;
+    await until('every record of the second round consumed by the survivor', () => second.every((k) => consumed.has(k)), 60_000);
+    t.diagnostic(`took over ${theirs.length} partitions ${(tookOverMs / 1000).toFixed(1)} s after the kill (session timeout 6 s)`);
+    assert.deepEqual(
+      [...first, ...second].filter((k) => !consumed.has(k) && !m.keys.has(k)),
+      [],
+      'every record consumed by one member or the other',
+    );
+    assert.ok(second.some((k) => theirs.includes(partitionForKey(k, 6))), 'the second round reached the dead member\'s partitions');
+    await sub.stop();
+  } finally {
+    if (member && !member.exited) member.child.kill('SIGKILL');
+    await bus.close();
+  }
+});

@@ -14,7 +14,14 @@
 //    read from the stream, whose fetching then stops (memory bounded) until the handlers catch up.
 //  - groupInstanceId gives static membership (KIP-345): a restarted process with the same id
 //    gets its partitions back at once, without waiting for the session timeout.
-import { Admin, Consumer, Producer, compatibilityPartitioner, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
+//  - A broker outage or kill: @platformatic/kafka 1.35's consumer does not come back from one
+//    on its own (its stream dies when a fetch fails past the retries, its heartbeats stop after
+//    an error, a failed rejoin emits an 'error' nobody hears, which ends the process). The
+//    subscription then replaces the consumer, retrying with the back-off until the broker
+//    answers, rejoining as the same member; its partitions are delivered again from the
+//    committed offsets (handlers are idempotent). Publishes meanwhile fail or time out
+//    (bus/publish-timeout.ts: 503 + Retry-After at the gateway).
+import { Admin, Base, Consumer, Producer, compatibilityPartitioner, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
@@ -179,7 +186,7 @@ export class PlatformaticKafkaBus implements Bus {
     const retryBackoffMaxMs = this.opts.retryBackoffMaxMs ?? 5000;
     const maxBuffered = this.opts.maxBufferedRecords ?? 20_000;
     const maxBatch = this.opts.maxBatchRecords ?? 5_000;
-    const consumer = new Consumer<Buffer, Buffer, Buffer, Buffer>({
+    const consumerOptions = {
       clientId: `${this.opts.clientId}-${opts.groupId}`,
       bootstrapBrokers: this.opts.brokers,
       groupId: opts.groupId,
@@ -189,14 +196,23 @@ export class PlatformaticKafkaBus implements Bus {
       ...(this.opts.groupInstanceId && !opts.ephemeral ? { groupInstanceId: this.opts.groupInstanceId } : {}),
       autocommit: false,
       timeout: this.opts.requestTimeoutMs ?? 30_000,
-    });
+    };
 
     let stopping = false;
     const { pause, wakeAll } = interruptiblePauses();
     const parts = new Map<string, PartitionState>();
+    // The pump of a revoked partition may still be in its handler: a new state of the same
+    // partition (assigned again) waits for it, so one partition never has two handlers at once.
+    const retiring = new Map<string, Promise<void>>();
     let buffered = 0;
+    // The live consumer and its stream. Both are replaced when the client loses its group or its
+    // fetch loop (see recover); `generation` tells the current ones' events from stale ones'.
+    let consumer: Consumer<Buffer, Buffer, Buffer, Buffer>;
     let stream: MessagesStream<Buffer, Buffer, Buffer, Buffer> | null = null;
-    let drain = () => {};
+    let generation = 0;
+    let recovering: Promise<void> | null = null;
+    // Set once the first consumer is consuming: a subscribe that fails throws instead.
+    let live = false;
     // onAssignment runs before any batch of the new assignment: batches wait on this chain.
     let assignmentDone: Promise<void> = Promise.resolve();
     // The partitions of the latest assignment: the stream may still hand over records of a
@@ -204,16 +220,14 @@ export class PlatformaticKafkaBus implements Bus {
     let mine = new Set<string>();
 
     const drop = (st: PartitionState) => {
+      const key = `${st.topic}:${st.partition}`;
       st.revoked = true;
       buffered -= st.queue.length;
       st.queue = [];
-      parts.delete(`${st.topic}:${st.partition}`);
+      parts.delete(key);
+      if (st.running) retiring.set(key, st.running);
     };
-
-    consumer.on('consumer:group:join', (payload) => {
-      const assigned: TopicPartition[] = [];
-      for (const a of payload.assignments ?? []) for (const p of a.partitions) assigned.push({ topic: a.topic, partition: p });
-      assigned.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1));
+    const assign = (assigned: TopicPartition[]) => {
       const keep = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`));
       mine = keep;
       for (const [key, st] of [...parts]) if (!keep.has(key)) drop(st);
@@ -225,10 +239,11 @@ export class PlatformaticKafkaBus implements Bus {
           .then(() => opts.onAssignment!(assigned))
           .catch((err) => log.error({ err }, 'onAssignment handler failed'));
       }
-    });
+    };
 
     const pump = async (st: PartitionState) => {
       await assignmentDone;
+      await retiring.get(`${st.topic}:${st.partition}`);
       while (!stopping && !st.revoked && st.queue.length > 0) {
         const take = st.queue.slice(0, maxBatch);
         const records = take.map(toBusRecord);
@@ -256,26 +271,17 @@ export class PlatformaticKafkaBus implements Bus {
     };
     const kick = (st: PartitionState) => {
       if (st.running) return;
-      st.running = pump(st)
+      const key = `${st.topic}:${st.partition}`;
+      const running = pump(st)
         .catch((err) => log.error({ err }, 'bus partition pump failed'))
         .finally(() => {
           st.running = null;
+          if (retiring.get(key) === running) retiring.delete(key);
           if (!stopping && !st.revoked && st.queue.length > 0) kick(st);
         });
+      st.running = running;
     };
 
-    try {
-      stream = await consumer.consume({
-        topics: opts.topics,
-        mode: 'committed',
-        fallbackMode: opts.fromBeginning === false ? 'latest' : 'earliest',
-        autocommit: false,
-        maxWaitTime: 200,
-      });
-    } catch (err) {
-      await closeConsumer(consumer).catch(() => undefined);
-      throw err;
-    }
     // Paused mode: records are read only while fewer than maxBuffered are queued. When we stop
     // reading, the stream's buffer fills to its highWaterMark and its fetch loop stops by
     // Node's own backpressure; reading again restarts it (the client's pause()/resume() path
@@ -294,13 +300,124 @@ export class PlatformaticKafkaBus implements Bus {
       buffered++;
       kick(st);
     };
-    drain = () => {
-      if (!stream) return;
+    function drain(): void {
+      const s = stream;
+      if (!s) return;
       let m: Message<Buffer, Buffer, Buffer, Buffer> | null;
-      while (!stopping && buffered < maxBuffered && (m = stream.read() as Message<Buffer, Buffer, Buffer, Buffer> | null) !== null) take(m);
+      while (!stopping && stream === s && buffered < maxBuffered && (m = s.read() as Message<Buffer, Buffer, Buffer, Buffer> | null) !== null) take(m);
+    }
+
+    // One consumer and its stream; `memberId` rejoins as the member the previous consumer was,
+    // so the coordinator does not wait out that member's session before assigning partitions
+    // (one it no longer knows answers UNKNOWN_MEMBER_ID, and the client joins afresh).
+    const open = async (memberId: string | null): Promise<void> => {
+      const gen = ++generation;
+      const c = new Consumer<Buffer, Buffer, Buffer, Buffer>(consumerOptions);
+      consumer = c;
+      if (memberId) c.memberId = memberId;
+      const current = () => gen === generation && !stopping;
+      c.on('consumer:group:join', (payload) => {
+        if (!current()) return;
+        const assigned: TopicPartition[] = [];
+        for (const a of payload.assignments ?? []) for (const p of a.partitions) assigned.push({ topic: a.topic, partition: p });
+        assigned.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1));
+        assign(assigned);
+      });
+      // @platformatic/kafka 1.35 stops heartbeating after a heartbeat error that does not ask
+      // for a rejoin (its timer is cleared before the refresh meant to re-arm it), and emits
+      // 'error' (which, unheard, throws out of a timer and ends the process) when a rejoin
+      // fails, e.g. findGroupCoordinator while the broker is down. Either way the member is
+      // lost: a new consumer takes over.
+      c.on('consumer:heartbeat:error', (p: { error?: unknown }) => {
+        if (current()) recover('a heartbeat failed', p?.error);
+      });
+      c.on('error', (err: unknown) => {
+        if (current()) recover('the consumer could not rejoin its group', err);
+        else log.debug({ err }, 'kafka consumer error (a replaced consumer)');
+      });
+      let s: MessagesStream<Buffer, Buffer, Buffer, Buffer>;
+      try {
+        s = await c.consume({
+          topics: opts.topics,
+          mode: 'committed',
+          fallbackMode: opts.fromBeginning === false ? 'latest' : 'earliest',
+          autocommit: false,
+          maxWaitTime: 200,
+        });
+      } catch (err) {
+        if (gen === generation) generation++;
+        void discard(c, null);
+        throw err;
+      }
+      if (!current()) {
+        void discard(c, s);
+        return;
+      }
+      stream = s;
+      s.on('readable', drain);
+      // A fetch that fails past the client's retries (broker down) destroys the stream.
+      s.on('error', (err: Error) => {
+        if (current()) recover('the fetch loop failed', err);
+      });
+      s.on('close', () => {
+        if (current()) recover('the consumer stream closed', undefined);
+      });
+      drain();
     };
-    stream.on('readable', drain);
-    stream.on('error', (err: Error) => log.warn({ err }, 'kafka consumer stream error'));
+
+    // Closes a consumer, and its connections even when the broker cannot be reached. A replaced
+    // one (leave false) must not leave the group: its member id is its successor's. Without a
+    // member id, leaveGroup sends nothing and only ends the membership, so no heartbeat of it
+    // (which would rejoin as a new member) goes out any more.
+    const discard = async (c: Consumer<Buffer, Buffer, Buffer, Buffer>, s: MessagesStream<Buffer, Buffer, Buffer, Buffer> | null, leave = false): Promise<void> => {
+      if (!leave) {
+        c.memberId = null;
+        c.leaveGroup(true, () => undefined);
+      }
+      if (s) await s.close().catch((err: unknown) => log.debug({ err }, 'closing a consumer stream failed'));
+      try {
+        await closeConsumer(c);
+      } catch (err) {
+        log.debug({ err }, 'closing a kafka consumer failed; dropping its connections');
+        await new Promise<void>((resolve) => (Base.prototype.close as (this: unknown, cb: () => void) => void).call(c, () => resolve()));
+      }
+    };
+
+    const recover = (reason: string, err: unknown) => {
+      if (stopping || recovering || !live) return;
+      const old = consumer;
+      const oldStream = stream;
+      const memberId = old.memberId;
+      generation++;
+      stream = null;
+      log.warn({ err, reason }, 'kafka consumer lost; replacing it (its partitions are delivered again from the committed offsets)');
+      // Everything queued is dropped and fetched again from the commits by the new consumer;
+      // handlers running now finish first (retiring).
+      for (const st of [...parts.values()]) drop(st);
+      assign([]);
+      void discard(old, oldStream);
+      recovering = (async () => {
+        let backoff = retryBackoffMs;
+        let attempt = 0;
+        while (!stopping) {
+          try {
+            await open(memberId);
+            if (!stopping) log.info({ attempts: attempt + 1 }, 'kafka consumer replaced');
+            return;
+          } catch (e) {
+            attempt++;
+            log.warn({ err: e, retry_in_ms: backoff }, 'kafka consumer could not join its group; trying again');
+            await pause(backoff);
+            backoff = Math.min(backoff * 2, retryBackoffMaxMs);
+          }
+        }
+      })().finally(() => {
+        recovering = null;
+      });
+    };
+
+    await open(null);
+    live = true;
 
     let stopped: Promise<void> | undefined;
     const sub: Subscription = {
@@ -312,10 +429,11 @@ export class PlatformaticKafkaBus implements Bus {
         stopped ??= (async () => {
           stopping = true;
           wakeAll();
+          await recovering;
           await Promise.all([...parts.values()].map((st) => st.running));
-          await stream?.close().catch((err: unknown) => log.debug({ err }, 'closing the consumer stream failed'));
+          await Promise.all([...retiring.values()]);
           // Leaves the group (LeaveGroup), so the partitions move to the other members at once.
-          await closeConsumer(consumer).catch((err: unknown) => log.debug({ err }, 'closing the consumer failed'));
+          await discard(consumer, stream, true);
           this.subs.delete(sub);
         })();
         return stopped;
