@@ -63,6 +63,8 @@ export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<Tes
     // from one user or address clear of them. Tests of the limits set their own.
     ATTUNE_DEFAULT_TIER: 'enterprise',
     ...(opts.kafkaBrokers ? { KAFKA_BROKERS: opts.kafkaBrokers.join(',') } : {}),
+    // The Kafka client the suite was run with (the config reads only this env).
+    ...(process.env.ATTUNE_KAFKA_CLIENT ? { ATTUNE_KAFKA_CLIENT: process.env.ATTUNE_KAFKA_CLIENT } : {}),
     ...(opts.clickhouseUrl ? { CLICKHOUSE_URL: opts.clickhouseUrl } : {}),
     ...opts.env,
   };

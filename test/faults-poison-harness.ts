@@ -131,6 +131,9 @@ function deploymentEnv(o: DeploymentOptions, dataDir: string, prefix: string, da
     ATTUNE_METRICS_PORT: '0',
     // No speech here: one consumer group less to join per process.
     ATTUNE_SPEECH: 'off',
+    // The Kafka client the suite was run with (children inherit it anyway; in-process
+    // deployments read only this env).
+    ...(process.env.ATTUNE_KAFKA_CLIENT ? { ATTUNE_KAFKA_CLIENT: process.env.ATTUNE_KAFKA_CLIENT } : {}),
     ...o.env,
   };
 }
