@@ -45,7 +45,8 @@ describe('mesh sessions API (PGlite)', () => {
       [{ name: 'x', max_participants: 0 }, '/max_participants'],
       [{ name: 'x', breathing_rate_bpm: 60 }, '/breathing_rate_bpm'],
       [{ name: 'x', invitation_emails: ['not-an-address'] }, '/invitation_emails/0'],
-      [{ name: 'x', scheduled_start: '2020-01-01T00:00:00Z' }, '/scheduled_start'],
+      [{ name: 'x', scheduled_start: '1999-12-31T23:59:59Z' }, '/scheduled_start'],
+      [{ name: 'x', scheduled_start: new Date(srv.clock.now + 367 * 86_400_000).toISOString() }, '/scheduled_start'],
       [{ name: 'x', join_requirements: { min_tier: 'gold' } }, '/join_requirements/min_tier'],
     ] as const) {
       const bad = await create(host, body);
@@ -246,5 +247,51 @@ describe('mesh sessions API (PGlite)', () => {
     assert.equal((await join(srv.token('ua', org), s.id)).body.your_contribution_weight, 0);
     const ended = await srv.request('POST', `/v1/mesh/sessions/${s.id}/end`, { token: host });
     assert.equal(ended.body.average_coherence, 0.6, 'ended: the mean over its windows');
+  });
+
+  test("the coherence platform document's mesh examples, sent as written, answer every documented field", async () => {
+    const org = 'org-mesh-doc';
+    const pro = srv.token('usr_host123', org, MESH_ALL, 'pro');
+    // Create Mesh Session (Pro+): the document's body, unchanged (its start is in the past: the session is over).
+    const created = await srv.request('POST', '/v1/mesh/sessions', {
+      token: pro,
+      body: JSON.parse(`{
+  "name": "Family Evening Calm",
+  "visibility": "private",
+  "max_participants": 8,
+  "scheduled_start": "2026-01-31T21:00:00Z",
+  "duration": 1200,
+  "protocol": "gratitude_focus",
+  "invitation_emails": [
+    "family1@example.com",
+    "family2@example.com"
+  ]
+}`),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.deepEqual([created.body.started_at, created.body.scheduled_end, created.body.status], ['2026-01-31T21:00:00.000Z', '2026-01-31T21:20:00.000Z', 'ended']);
+
+    const open = (await create(pro, { name: 'Morning Coherence Circle', host_display_name: 'Sarah Kim', join_requirements: { min_tier: 'pro', min_coherence_history: null } })).body;
+    // List Active Mesh Sessions: ?type=public&status=active.
+    const list = await srv.request('GET', '/v1/mesh/sessions?type=public&status=active', { token: pro });
+    assert.equal(list.status, 200);
+    const item = list.body.sessions.find((x: any) => x.id === open.id);
+    const types: Record<string, string> = {
+      id: 'string', name: 'string', type: 'string', visibility: 'string', participant_count: 'number', started_at: 'string', scheduled_end: 'object',
+      host: 'object', join_requirements: 'object',
+    };
+    for (const [k, t] of Object.entries(types)) assert.equal(typeof item[k], t, `sessions[].${k}`);
+    assert.ok('average_coherence' in item, 'sessions[].average_coherence (null until the group worker writes a window)');
+    assert.deepEqual(Object.keys(item.host).sort(), ['display_name', 'id', 'verified']);
+    assert.deepEqual(Object.keys(item.join_requirements).sort(), ['min_coherence_history', 'min_tier']);
+    assert.deepEqual(Object.keys(list.body.meta).sort(), ['page', 'per_page', 'total']);
+
+    // Join Mesh Session: the document's body, unchanged.
+    const joined = await srv.request('POST', `/v1/mesh/sessions/${open.id}/join`, { token: srv.token('usr_abc', org, MESH_ALL, 'pro'), body: JSON.parse('{\n  "intention": "Global peace and harmony",\n  "anonymous": false\n}') });
+    assert.equal(joined.status, 200, JSON.stringify(joined.body));
+    for (const [k, t] of Object.entries({ joined: 'boolean', participant_id: 'string', position: 'number', websocket_url: 'string', your_contribution_weight: 'number' })) {
+      assert.equal(typeof joined.body[k], t, k);
+    }
+    assert.ok('group_coherence' in joined.body);
   });
 });

@@ -236,12 +236,16 @@ async function checkJoinRequirements(ctx: AppContext, p: Principal, s: MeshSessi
   }
 }
 
-/** A time given by a client: ISO-8601 with a zone or epoch ms, from a minute ago to a year from now. */
+/**
+ * A start given by a client: ISO-8601 with a zone or epoch ms, from 2000 to a year from now. A
+ * start in the past is taken as given (the session is active from it, or ended already when
+ * its duration has passed), as the coherence platform document's own create example is dated.
+ */
 function startTime(v: string | number, now: number): number {
   const t = parseTimestamp(v);
   if (Number.isNaN(t)) throw new AttuneError('validation_error', 'scheduled_start must be ISO-8601 with a zone or epoch ms', [{ field: '/scheduled_start', reason: 'invalid_timestamp' }]);
-  if (t < now - 60_000 || t > now + 366 * 86_400_000) {
-    throw new AttuneError('validation_error', 'scheduled_start is out of range', [{ field: '/scheduled_start', reason: 'out_of_range', message: 'must lie between a minute ago and a year from now' }]);
+  if (t < Date.UTC(2000, 0, 1) || t > now + 366 * 86_400_000) {
+    throw new AttuneError('validation_error', 'scheduled_start is out of range', [{ field: '/scheduled_start', reason: 'out_of_range', message: 'must lie between 2000-01-01 and a year from now' }]);
   }
   return Math.round(t);
 }
