@@ -16,7 +16,7 @@
 //    new owner starts again from the committed offset). kafkajs's own crash-and-restart
 //    path is never used for handler errors.
 //  - onAssignment: from the consumer's GROUP_JOIN event.
-import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
+import { Kafka, Partitioners, logLevel, type Admin, type Consumer, type EachBatchHandler, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
@@ -52,6 +52,13 @@ export interface KafkaBusOptions {
   /** Back-off after a rejected handler: first delay and cap (defaults 200 ms, 5 s). */
   retryBackoffMs?: number;
   retryBackoffMaxMs?: number;
+  /**
+   * A consumer kafkajs will not restart (it crashed on an error kafkajs does not retry, such
+   * as no group coordinator during a broker outage) is replaced after this back-off: first
+   * delay and cap (defaults 1 s, 10 s).
+   */
+  restartBackoffMs?: number;
+  restartBackoffMaxMs?: number;
   connectionTimeoutMs?: number;
   requestTimeoutMs?: number;
 }
@@ -104,6 +111,31 @@ function toBusRecord(topic: string, partition: number, m: KafkaMessage): BusReco
   };
 }
 
+/** kafkajs's error names for "the broker (or its group coordinator) cannot be reached now". */
+const UNREACHABLE = new Set([
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSNoBrokerAvailableError',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSGroupCoordinatorNotFound',
+]);
+
+/**
+ * Whether a kafkajs error says the broker is out of reach (connection refused or closed, a
+ * timeout, no coordinator, kafkajs's retries used up on any of these), anywhere in its cause
+ * chain, or is marked retriable: waiting helps. Anything else (authorization, an invalid
+ * topic) does not go away by waiting.
+ */
+export function isUnreachable(err: unknown): boolean {
+  for (let e = err as { name?: string; retriable?: boolean; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
+    if (e.retriable === true || (e.name !== undefined && UNREACHABLE.has(e.name))) return true;
+    if (e.name === 'KafkaJSNonRetriableError' && /group coordinator|No broker available/i.test(e.message ?? '')) return true;
+  }
+  return false;
+}
+
 export interface KafkaBus extends Bus {
   readonly kind: 'kafka';
 }
@@ -116,6 +148,8 @@ class KafkaBusImpl implements KafkaBus {
   private readonly consumers = new Set<Subscription>();
   private closing: Promise<void> | undefined;
   private closed = false;
+  /** Wakes subscriptions waiting for an unreachable broker when the bus closes. */
+  private readonly closeWaits = interruptiblePauses();
 
   constructor(private readonly opts: KafkaBusOptions) {
     this.kafka = new Kafka({
@@ -195,70 +229,142 @@ class KafkaBusImpl implements KafkaBus {
     this.checkOpen();
     const log = this.opts.log.child({ group: opts.groupId });
     const heartbeatMs = this.opts.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_MS;
-    const consumer: Consumer = this.kafka.consumer({
-      groupId: opts.groupId,
-      sessionTimeout: this.opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
-      heartbeatInterval: heartbeatMs,
-      allowAutoTopicCreation: false,
-    });
     const retryBackoffMs = this.opts.retryBackoffMs ?? 200;
     const retryBackoffMaxMs = this.opts.retryBackoffMaxMs ?? 5000;
+    const restartBackoffMs = this.opts.restartBackoffMs ?? 1000;
+    const restartBackoffMaxMs = this.opts.restartBackoffMaxMs ?? 10_000;
     let stopping = false;
     const { pause, wakeAll } = interruptiblePauses();
 
-    consumer.on(consumer.events.GROUP_JOIN, (event) => {
-      const assignment = event.payload.memberAssignment as Record<string, number[]>;
-      const assigned: TopicPartition[] = [];
-      for (const topic of Object.keys(assignment).sort()) {
-        for (const partition of [...assignment[topic]].sort((a, b) => a - b)) assigned.push({ topic, partition });
+    const eachBatch: EachBatchHandler = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      if (batch.messages.length === 0) return;
+      const records = batch.messages.map((m) => toBusRecord(batch.topic, batch.partition, m));
+      let backoff = retryBackoffMs;
+      for (;;) {
+        if (stopping || !isRunning() || isStale()) return;
+        // kafkajs heartbeats only between batches: a handler blocked longer than the
+        // session timeout (a sink waiting on ClickHouse) would get the member thrown out
+        // and its work replayed. Heartbeat while it runs; kafkajs fetches nothing more
+        // for this partition meanwhile, so the partition is in effect paused.
+        const beating = setInterval(() => void heartbeat().catch(() => undefined), heartbeatMs);
+        try {
+          await opts.eachBatch({ topic: batch.topic, partition: batch.partition, records });
+          break;
+        } catch (err) {
+          log.warn(
+            { err, topic: batch.topic, partition: batch.partition, first_offset: records[0].offset, records: records.length, retry_in_ms: backoff },
+            'bus handler rejected a batch; delivering it again',
+          );
+          await pause(backoff);
+          backoff = Math.min(backoff * 2, retryBackoffMaxMs);
+          await heartbeat().catch(() => undefined);
+        } finally {
+          clearInterval(beating);
+        }
       }
-      log.debug({ assigned }, 'bus partitions assigned');
-      if (!opts.onAssignment) return;
-      Promise.resolve()
-        .then(() => opts.onAssignment!(assigned))
-        .catch((err) => log.error({ err }, 'onAssignment handler failed'));
-    });
+      resolveOffset(records[records.length - 1].offset);
+      await heartbeat().catch(() => undefined);
+    };
 
-    await consumer.connect();
-    try {
-      await consumer.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
-      await consumer.run({
+    // The consumer of this subscription. kafkajs restarts a consumer that crashed on a
+    // retriable error itself, but gives up for good on the others, and some of those are
+    // what a broker outage looks like: "Failed to find group coordinator" after its retries,
+    // a connection refused while rejoining. Such a consumer would stay stopped with the
+    // process alive (a worker silently doing nothing), so here a consumer that kafkajs will
+    // not restart is replaced by a new one, with a back-off (1 s doubling to 10 s), until
+    // the subscription stops. The new member starts from the group's committed offsets, as
+    // after any rebalance.
+    let consumer!: Consumer;
+    let restartDelay = restartBackoffMs;
+    let restartTimer: NodeJS.Timeout | undefined;
+    let restarting: Promise<void> | undefined;
+    const newConsumer = (): Consumer => {
+      const c = this.kafka.consumer({
+        groupId: opts.groupId,
+        sessionTimeout: this.opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
+        heartbeatInterval: heartbeatMs,
+        allowAutoTopicCreation: false,
+      });
+      c.on(c.events.GROUP_JOIN, (event) => {
+        restartDelay = restartBackoffMs;
+        const assignment = event.payload.memberAssignment as Record<string, number[]>;
+        const assigned: TopicPartition[] = [];
+        for (const topic of Object.keys(assignment).sort()) {
+          for (const partition of [...assignment[topic]].sort((a, b) => a - b)) assigned.push({ topic, partition });
+        }
+        log.debug({ assigned }, 'bus partitions assigned');
+        if (!opts.onAssignment) return;
+        Promise.resolve()
+          .then(() => opts.onAssignment!(assigned))
+          .catch((err) => log.error({ err }, 'onAssignment handler failed'));
+      });
+      c.on(c.events.CRASH, (event) => {
+        if (event.payload.restart || stopping || c !== consumer) return;
+        log.warn({ err: event.payload.error, restart_in_ms: restartDelay }, 'bus consumer stopped on an error kafkajs does not retry; replacing it');
+        scheduleRestart();
+      });
+      return c;
+    };
+    const run = async (c: Consumer): Promise<void> => {
+      await c.connect();
+      await c.subscribe({ topics: opts.topics, fromBeginning: opts.fromBeginning ?? true });
+      await c.run({
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: this.opts.partitionsConsumedConcurrently ?? 6,
-        eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-          if (batch.messages.length === 0) return;
-          const records = batch.messages.map((m) => toBusRecord(batch.topic, batch.partition, m));
-          let backoff = retryBackoffMs;
-          for (;;) {
-            if (stopping || !isRunning() || isStale()) return;
-            // kafkajs heartbeats only between batches: a handler blocked longer than the
-            // session timeout (a sink waiting on ClickHouse) would get the member thrown out
-            // and its work replayed. Heartbeat while it runs; kafkajs fetches nothing more
-            // for this partition meanwhile, so the partition is in effect paused.
-            const beating = setInterval(() => void heartbeat().catch(() => undefined), heartbeatMs);
-            try {
-              await opts.eachBatch({ topic: batch.topic, partition: batch.partition, records });
-              break;
-            } catch (err) {
-              log.warn(
-                { err, topic: batch.topic, partition: batch.partition, first_offset: records[0].offset, records: records.length, retry_in_ms: backoff },
-                'bus handler rejected a batch; delivering it again',
-              );
-              await pause(backoff);
-              backoff = Math.min(backoff * 2, retryBackoffMaxMs);
-              await heartbeat().catch(() => undefined);
-            } finally {
-              clearInterval(beating);
-            }
-          }
-          resolveOffset(records[records.length - 1].offset);
-          await heartbeat().catch(() => undefined);
-        },
+        eachBatch,
       });
-    } catch (err) {
-      await consumer.disconnect().catch(() => undefined);
-      throw err;
+    };
+    const scheduleRestart = (): void => {
+      if (stopping || restartTimer) return;
+      const delay = restartDelay;
+      restartDelay = Math.min(restartDelay * 2, restartBackoffMaxMs);
+      restartTimer = setTimeout(() => {
+        restartTimer = undefined;
+        restarting = (async () => {
+          const old = consumer;
+          await old.disconnect().catch(() => undefined);
+          if (stopping) return;
+          const c = (consumer = newConsumer());
+          try {
+            await run(c);
+            // A stop while it was starting: stop() disconnected the consumer before this one.
+            if (stopping) await c.disconnect();
+          } catch (err) {
+            await c.disconnect().catch(() => undefined);
+            if (stopping) return;
+            log.warn({ err, restart_in_ms: restartDelay }, 'bus consumer could not start again; retrying');
+            scheduleRestart();
+          }
+        })();
+      }, delay);
+    };
+
+    // The first join. A worker may subscribe long after the process started (the speech
+    // worker opens its models first, tens of seconds under load); if the broker is away just
+    // then, the subscription waits for it (trying again with the same back-off) instead of
+    // failing the start of a process that is already serving ingest. Errors that are not
+    // about reaching the broker (a topic or group the broker refuses) still fail at once.
+    for (;;) {
+      consumer = newConsumer();
+      try {
+        await run(consumer);
+        break;
+      } catch (err) {
+        await consumer.disconnect().catch(() => undefined);
+        if (this.closed || !isUnreachable(err)) {
+          stopping = true;
+          throw err;
+        }
+        const delay = restartDelay;
+        restartDelay = Math.min(restartDelay * 2, restartBackoffMaxMs);
+        log.warn({ err, retry_in_ms: delay }, 'bus consumer could not join: the broker is unreachable; trying again');
+        await this.closeWaits.pause(delay);
+        if (this.closed) {
+          stopping = true;
+          throw new AttuneError('unavailable', 'the Kafka bus is closed');
+        }
+      }
     }
 
     let stopped: Promise<void> | undefined;
@@ -270,8 +376,10 @@ class KafkaBusImpl implements KafkaBus {
       stop: () => {
         stopped ??= (async () => {
           stopping = true;
+          clearTimeout(restartTimer);
           wakeAll();
           await consumer.disconnect();
+          await restarting;
           this.consumers.delete(sub);
         })();
         return stopped;
@@ -306,6 +414,7 @@ class KafkaBusImpl implements KafkaBus {
   async close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true;
+      this.closeWaits.wakeAll();
       await Promise.all([...this.consumers].map((s) => s.stop().catch((err) => this.opts.log.warn({ err }, 'consumer stop failed'))));
       await Promise.all([this.producer.disconnect(), this.admin.disconnect()]);
     })();
