@@ -71,12 +71,33 @@ test('instantaneous phase of real RR windows matches scipy filtfilt + hilbert wi
   assert.ok(worstAll < 1e-3, `worst phase difference anywhere ${worstAll} rad`);
 });
 
+test('phasors every 4th sample (the folded spectrum) are the full-rate phasors at those samples', () => {
+  const plan = createPhasePlan();
+  const spline = createSplineScratch();
+  const rr = loadRrRecording('nsrdb_16272_seg116_5min.rr_ms.txt');
+  const t = beatTimesFromRr(rr);
+  const x = new Float64Array(plan.sampleCount);
+  const fullRe = new Float64Array(plan.keptCount);
+  const fullIm = new Float64Array(plan.keptCount);
+  const re = new Float64Array(plan.keptCount / 4);
+  const im = new Float64Array(plan.keptCount / 4);
+  for (const start of [20_000, 100_000, 200_000]) {
+    resampleCubic(t, rr, t.length, start, start + 64_000, 4, x, spline);
+    assert.ok(phasorsInto(plan, x, fullRe, fullIm, 0, 1));
+    assert.ok(phasorsInto(plan, x, re, im, 0, 4));
+    for (let k = 0; k < re.length; k++) {
+      assert.ok(Math.abs(re[k] - fullRe[4 * k]) < 1e-9 && Math.abs(im[k] - fullIm[4 * k]) < 1e-9, `${start} k=${k}`);
+    }
+  }
+});
+
 test('a series with no oscillation in the band has no phase', () => {
   const plan = createPhasePlan();
   const flat = new Float64Array(plan.sampleCount).fill(900);
   const re = new Float64Array(plan.keptCount);
   const im = new Float64Array(plan.keptCount);
   assert.equal(phasorsInto(plan, flat, re, im, 0), false);
+  assert.equal(phasorsInto(plan, flat, re, im, 0, 4), false);
   const bad = new Float64Array(plan.sampleCount).fill(900);
   bad[10] = NaN;
   assert.equal(phasorsInto(plan, bad, re, im, 0), false);

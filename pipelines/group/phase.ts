@@ -68,6 +68,8 @@ export interface PhasePlan {
   readonly spectrum: Float64Array;
   /** The analytic signal of the last call, interleaved re/im, sampleCount complex values. */
   readonly analytic: Float64Array;
+  /** For phasorsInto with a stride: the folded spectrum's smaller inverse FFT, made on first use. */
+  folded: { stride: number; fft: FFT; spectrum: Float64Array; out: Float64Array } | null;
 }
 
 export function createPhasePlan(opts: PhasePlanOptions = {}): PhasePlan {
@@ -98,14 +100,15 @@ export function createPhasePlan(opts: PhasePlanOptions = {}): PhasePlan {
     filtered: new Float64Array(sampleCount),
     spectrum: new Float64Array(2 * sampleCount),
     analytic: new Float64Array(2 * sampleCount),
+    folded: null,
   };
 }
 
 /**
- * Band-passed analytic signal of x[0..sampleCount) into plan.analytic (interleaved re/im).
- * Returns false when x holds a non-finite value (nothing is written then).
+ * The analytic signal's spectrum of x[0..sampleCount) into plan.spectrum (interleaved re/im,
+ * bins 0..N/2 set, the rest zero). Returns false when x holds a non-finite value.
  */
-export function analyticSignal(plan: PhasePlan, x: ArrayLike<number>): boolean {
+function analyticSpectrum(plan: PhasePlan, x: ArrayLike<number>): boolean {
   const n = plan.sampleCount;
   if (x.length < n) {
     throw new AttuneError('validation_error', 'series shorter than the phase plan', [{ field: 'series', reason: 'invalid_argument', message: `${x.length} < ${n}` }]);
@@ -126,8 +129,43 @@ export function analyticSignal(plan: PhasePlan, x: ArrayLike<number>): boolean {
     spec[2 * k + 1] *= 2;
   }
   spec.fill(0, n + 2);
-  plan.fft.inverseTransform(plan.analytic, spec);
   return true;
+}
+
+/**
+ * Band-passed analytic signal of x[0..sampleCount) into plan.analytic (interleaved re/im).
+ * Returns false when x holds a non-finite value (nothing is written then).
+ */
+export function analyticSignal(plan: PhasePlan, x: ArrayLike<number>): boolean {
+  if (!analyticSpectrum(plan, x)) return false;
+  plan.fft.inverseTransform(plan.analytic, plan.spectrum);
+  return true;
+}
+
+/**
+ * The analytic signal at every `stride`-th sample only (z[stride·m], m < N/stride), into
+ * `out`: sampling the time domain every stride-th sample folds the spectrum, so
+ * z[stride·m] = (1/stride) · IFFT_{N/stride}(F)[m] with F[k] = Σ_q Z[k + q·N/stride]; one
+ * inverse FFT of N/stride points instead of N. Exact, not an approximation.
+ */
+function analyticEveryStride(plan: PhasePlan, stride: number): Float64Array {
+  const n = plan.sampleCount;
+  const m = n / stride;
+  let f = plan.folded;
+  if (!f || f.stride !== stride) {
+    f = { stride, fft: new FFT(m), spectrum: new Float64Array(2 * m), out: new Float64Array(2 * m) };
+    plan.folded = f;
+  }
+  const spec = plan.spectrum;
+  const folded = f.spectrum;
+  folded.fill(0);
+  for (let k = 0; k <= n / 2; k++) {
+    const i = 2 * (k % m);
+    folded[i] += spec[2 * k];
+    folded[i + 1] += spec[2 * k + 1];
+  }
+  f.fft.inverseTransform(f.out, folded);
+  return f.out;
 }
 
 /** Instantaneous phase (radians, (−π, π]) of the whole window into out[0..sampleCount); false as analyticSignal. */
@@ -157,9 +195,24 @@ export function phasorsInto(
   offset: number,
   stride = 1,
 ): boolean {
+  const { trim, keptCount, sampleCount } = plan;
+  if (stride > 1 && sampleCount % stride === 0 && trim % stride === 0 && sampleCount / stride >= 2) {
+    // Only every stride-th sample is needed: the folded spectrum's smaller inverse FFT.
+    if (!analyticSpectrum(plan, x)) return false;
+    const z = analyticEveryStride(plan, stride);
+    const first = trim / stride;
+    for (let i = 0, k = 0; i < keptCount; i += stride, k++) {
+      const a = z[2 * (first + k)];
+      const b = z[2 * (first + k) + 1];
+      const mod = Math.sqrt(a * a + b * b);
+      if (!(mod > 1e-12)) return false;
+      re[offset + k] = a / mod;
+      im[offset + k] = b / mod;
+    }
+    return true;
+  }
   if (!analyticSignal(plan, x)) return false;
   const z = plan.analytic;
-  const { trim, keptCount } = plan;
   for (let i = 0, k = 0; i < keptCount; i += stride, k++) {
     const a = z[2 * (trim + i)];
     const b = z[2 * (trim + i) + 1];
