@@ -1,9 +1,21 @@
-// Coherence history: GET /v1/users/me/coherence, served from the per-user daily rollup
-// (user_daily_coherence: since migration 0006 a view aggregating coherence_windows FINAL when
-// read, so a window inserted twice, or an insert a crash cut short, changes no figure; it
-// scans the user's windows of the asked days, at most 17,280 a day). The view counts only valid
-// windows, and a window is valid only when it can be trusted (a full 64 s of data, no long
-// gap: pipelines/hrv/window-metrics.ts), so partial and gapped windows are in no figure here.
+// Coherence history: GET /v1/users/me/coherence, aggregated from coherence_windows FINAL with
+// the per-user daily rollup's rule (user_daily_coherence, migration 0006: valid windows with a
+// score and a ratio, days are UTC days of window_end), read directly so one scan also counts
+// the sessions of each period; a window inserted twice, or an insert a crash cut short, changes
+// no figure; it scans the user's windows of the asked days, at most 17,280 a day. A window is
+// valid only when it can be trusted (a full 64 s of data, no long gap:
+// pipelines/hrv/window-metrics.ts), so partial and gapped windows are in no figure here.
+//
+// The answer has the coherence platform document's `data` (date, sessions, total_minutes,
+// average_coherence, peak_coherence, time_in_high_coherence in minutes, as total_minutes) and
+// `summary` (period_average, trend, trend_percentage), and Attune's earlier `data_points`
+// (time_in_high_coherence in seconds) and summary fields, unchanged.
+//
+// Trend rule: a least-squares line through the periods' average scores (x = period index).
+// trend is stable when the line changes by less than TREND_STABLE_SLOPE (0.01 of score) per
+// period, else improving or declining by its sign; trend_percentage is the line's change over
+// the whole range (slope x (periods - 1)) as a percentage of period_average, 1 decimal (0 with
+// fewer than two periods).
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64 } from '../lib/time.js';
@@ -11,7 +23,7 @@ import { Scopes } from '../lib/principal.js';
 import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
-import { HIGH_COHERENCE_SCORE } from './sessions.js';
+import { HIGH_COHERENCE_SCORE, WINDOW_STEP_S } from './sessions.js';
 
 const DAY_MS = 86_400_000;
 /** Below this change of the average score per period the trend is called stable. */
@@ -38,6 +50,18 @@ const pointSchema = {
   },
 } as const;
 
+/** An item of the document's `data`: the point's fields, with the document's units. */
+const dataSchema = {
+  type: 'object',
+  properties: {
+    ...pointSchema.properties,
+    sessions: { type: 'integer', description: 'Sessions with at least one valid window in the period.' },
+    total_minutes: { type: 'number', description: 'Minutes of valid windows (5 s each), 1 decimal.' },
+    time_in_high_coherence: { type: 'number', description: `Minutes with coherence >= ${HIGH_COHERENCE_SCORE}, 1 decimal (data_points has it in seconds).` },
+    time_in_high_coherence_s: { type: 'number', description: 'The same in seconds.' },
+  },
+} as const;
+
 interface Row {
   bucket: string;
   average_coherence: number;
@@ -47,7 +71,10 @@ interface Row {
   average_hr: number | null;
   average_hrv: number | null;
   window_count: number | string;
+  sessions: number | string;
 }
+
+const r1 = (v: number) => Number(v.toFixed(1));
 
 const r4 = (v: number | null) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(4)));
 
@@ -64,6 +91,12 @@ export function trendSlope(values: number[]): number {
     den += (i - mx) ** 2;
   }
   return num / den;
+}
+
+/** The trend line's change over `n` periods as a percentage of the period average (1 decimal); 0 with fewer than two periods. */
+export function trendPercentage(slope: number, n: number, average: number | null): number {
+  if (n < 2 || average === null || average === 0) return 0;
+  return Number(((100 * slope * (n - 1)) / average).toFixed(1));
 }
 
 function parseDate(v: string | undefined, field: string, def: number): number {
@@ -104,10 +137,13 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
               granularity: { type: 'string' },
               start_date: { type: 'string' },
               end_date: { type: 'string' },
-              data_points: { type: 'array', items: pointSchema },
+              data: { type: 'array', items: dataSchema },
+              data_points: { type: 'array', items: pointSchema, description: 'Kept for earlier clients: data without sessions and total_minutes, time_in_high_coherence in seconds.' },
               summary: {
                 type: 'object',
                 properties: {
+                  period_average: { type: ['number', 'null'], description: 'Mean score over the range, weighted by windows.' },
+                  trend_percentage: { type: 'number', description: "The trend line's change over the range, percent of period_average." },
                   average_coherence: { type: ['number', 'null'] },
                   peak_coherence: { type: ['number', 'null'] },
                   time_in_high_coherence: { type: 'number' },
@@ -137,18 +173,21 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
 
       const rs = await clickhouseOf(ctx).query({
         query: `SELECT toString(${bucketExpr[granularity]}) AS bucket,
-                  avgMerge(avg_coherence_state) AS average_coherence,
-                  maxMerge(max_coherence_state) AS peak_coherence,
-                  sumMerge(high_coherence_s_state) AS high_s,
-                  avgMerge(avg_coherence_ratio_state) AS coherence_ratio,
-                  avgMerge(avg_mean_hr_bpm_state) AS average_hr,
-                  avgMerge(avg_rmssd_ms_state) AS average_hrv,
-                  countMerge(window_count_state) AS window_count
-                FROM ${ctx.database}.user_daily_coherence
-                WHERE org_id = {org:String} AND user_id = {user:String}
-                  AND day BETWEEN toDate({start:String}) AND toDate({end:String})
+                  avg(assumeNotNull(coherence)) AS average_coherence,
+                  max(assumeNotNull(coherence)) AS peak_coherence,
+                  sum(toUInt32(if(assumeNotNull(coherence) >= ${HIGH_COHERENCE_SCORE}, ${WINDOW_STEP_S}, 0))) AS high_s,
+                  avg(assumeNotNull(coherence_ratio)) AS coherence_ratio,
+                  avg(mean_hr_bpm) AS average_hr,
+                  avg(rmssd_ms) AS average_hrv,
+                  count() AS window_count,
+                  uniqExact(session_id) AS sessions
+                FROM (SELECT toDate(window_end, 'UTC') AS day, session_id, coherence, coherence_ratio, mean_hr_bpm, rmssd_ms
+                      FROM ${ctx.database}.coherence_windows FINAL
+                      WHERE org_id = {org:String} AND user_id = {user:String}
+                        AND window_end >= toDateTime64({start:String}, 3, 'UTC') AND window_end < toDateTime64({endExcl:String}, 3, 'UTC')
+                        AND valid AND coherence IS NOT NULL AND coherence_ratio IS NOT NULL)
                 GROUP BY bucket ORDER BY bucket`,
-        query_params: { org: p.orgId, user: userId, start: ymd(start), end: ymd(end) },
+        query_params: { org: p.orgId, user: userId, start: ymd(start), endExcl: ymd(end + DAY_MS) },
         format: 'JSONEachRow',
       });
       const rows = (await rs.json()) as Row[];
@@ -164,15 +203,26 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
       }));
       const windows = points.reduce((a, x) => a + x.window_count, 0);
       const slope = trendSlope(points.map((x) => x.average_coherence));
+      // Weighted by windows, so a long day counts more than a short one.
+      const average = windows === 0 ? null : r4(points.reduce((a, x) => a + x.average_coherence * x.window_count, 0) / windows);
+      const data = points.map((x, i) => ({
+        ...x,
+        sessions: int64(rows[i].sessions),
+        total_minutes: r1((x.window_count * WINDOW_STEP_S) / 60),
+        time_in_high_coherence: r1(x.time_in_high_coherence / 60),
+        time_in_high_coherence_s: x.time_in_high_coherence,
+      }));
       return {
         user_id: userId,
         granularity,
         start_date: ymd(start),
         end_date: ymd(end),
+        data,
         data_points: points,
         summary: {
-          // Weighted by windows, so a long day counts more than a short one.
-          average_coherence: windows === 0 ? null : r4(points.reduce((a, x) => a + x.average_coherence * x.window_count, 0) / windows),
+          period_average: average,
+          trend_percentage: trendPercentage(slope, points.length, average),
+          average_coherence: average,
           peak_coherence: points.length === 0 ? null : Math.max(...points.map((x) => x.peak_coherence)),
           time_in_high_coherence: points.reduce((a, x) => a + x.time_in_high_coherence, 0),
           trend: Math.abs(slope) < TREND_STABLE_SLOPE ? 'stable' : slope > 0 ? 'improving' : 'declining',

@@ -8,11 +8,13 @@ import { registerLiveRoutes } from './live.js';
 import { registerSpeechSessionRoutes } from './speech-sessions.js';
 import { registerSpeechResultRoutes } from './speech-results.js';
 import { registerSpeechLiveRoutes } from './speech-live.js';
+import { registerUserRoutes } from './users.js';
 import { registerMeshRoutes } from './mesh-sessions.js';
 
 export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   await registerSessionRoutes(app, ctx);
   await registerCoherenceRoutes(app, ctx);
+  await registerUserRoutes(app, ctx);
   await registerLiveRoutes(app, ctx);
   // The speech API where the role wires its repository (and its live hub for the stream).
   if (ctx.speechSessions) {

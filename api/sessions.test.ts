@@ -6,7 +6,7 @@ import type { AppContext } from '../http/context.js';
 import type { Session } from '../store/postgres/sessions-repo.js';
 import { sessionMetrics } from './sessions.js';
 
-const session = { id: 's1', orgId: 'o1', userId: 'u1' } as Session;
+const session = { id: 's1', orgId: 'o1', userId: 'u1', startedAt: 0 } as Session;
 
 /** A context whose ClickHouse answers every query with `rows` (what the session's windows hold). */
 function contextWith(rows: object[]): AppContext {
@@ -42,10 +42,18 @@ test('averages use only trusted windows; partial and gapped windows are counted 
   assert.deepEqual(metrics.invalid_reasons, { partial: 3, long_gap: 1, low_coverage: 1 });
   assert.deepEqual(timeline.map((p) => p.valid), [false, false, true, false, false, true, false]);
   assert.deepEqual(timeline[0], {
-    timestamp: new Date(5000).toISOString(), coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null,
+    time: 5, timestamp: new Date(5000).toISOString(), coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null,
     valid: false, invalid_reason: 'partial', partial: true, coverage: 0.07, longest_gap_ms: 12_000,
   });
   assert.deepEqual([timeline[2].coverage, timeline[2].longest_gap_ms, timeline[2].invalid_reason], [0.985, 1010, null]);
+  assert.deepEqual(timeline.map((p) => p.time), [5, 60, 65, 70, 75, 80, 85], 'seconds from the start');
+  assert.equal(metrics.breathing_sync_score, null, 'no protocol, no pace');
+});
+
+test("breathing_sync_score: the trusted windows' breathing rate against the protocol's pace", async () => {
+  const rows = [{ ...trusted(65, 0.8), breathing_rate: 6 }, { ...trusted(70, 0.8), breathing_rate: 7.5 }, { ...untrusted(75, 'long_gap', false, 0.5), breathing_rate: 15 }];
+  const { metrics } = await sessionMetrics(contextWith(rows), session, 6);
+  assert.equal(metrics.breathing_sync_score, 0.875, 'mean of 1 and 0.75; the untrusted window left out');
 });
 
 test('windows stored before the trust columns existed (NULL coverage) keep the verdict they were stored with', async () => {

@@ -9,12 +9,45 @@ import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { ListedSession, Session } from '../store/postgres/sessions-repo.js';
+import type { SessionPractice } from '../store/postgres/users-repo.js';
 import { checkStoredJson, defaultStoredJsonLimits } from '../lib/json-limits.js';
 
 /** A window counts as high coherence at this score or above (also in the daily rollup). */
 export const HIGH_COHERENCE_SCORE = 0.5;
 /** Seconds each window stands for: windows are emitted every 5 s of event time. */
 export const WINDOW_STEP_S = 5;
+
+/**
+ * The coherence platform document's protocols ("Session Protocols"): duration range in
+ * minutes and level as documented. The document gives no breathing rate; Attune paces every
+ * protocol at 6 breaths a minute (0.1 Hz, resonance breathing, as the mesh pacer's default),
+ * the rate breathing_sync_score compares the measured breathing with.
+ */
+export const PROTOCOLS = {
+  heart_breath_sync: { name: 'Heart-Breath Synchronization', minMinutes: 5, maxMinutes: 30, level: 1, breathingRateBpm: 6 },
+  gratitude_focus: { name: 'Gratitude Focus', minMinutes: 10, maxMinutes: 20, level: 1, breathingRateBpm: 6 },
+  coherence_building: { name: 'Coherence Building', minMinutes: 15, maxMinutes: 45, level: 2, breathingRateBpm: 6 },
+  intention_amplify: { name: 'Intention Amplification', minMinutes: 20, maxMinutes: 60, level: 2, breathingRateBpm: 6 },
+  manifestation_basic: { name: 'Basic Manifestation', minMinutes: 30, maxMinutes: 90, level: 3, breathingRateBpm: 6 },
+  manifestation_advanced: { name: 'Advanced Manifestation', minMinutes: 60, maxMinutes: 180, level: 4, breathingRateBpm: 6 },
+} as const;
+export type ProtocolId = keyof typeof PROTOCOLS;
+const PROTOCOL_IDS = Object.keys(PROTOCOLS) as ProtocolId[];
+const SESSION_TYPES = ['coherence', 'meditation', 'breathing', 'group', 'other', 'solo'] as const;
+
+/**
+ * How closely the measured breathing followed the protocol's pace, 0..1: the mean over the
+ * valid windows with a breathing rate of max(0, 1 - |measured - paced| / paced), the measured
+ * rate being the window's HRV spectral peak in breaths a minute. 1: every window breathed at
+ * the pace; 0.5: on average half the pace away (e.g. 9 or 3 breaths/min against 6); null
+ * without a protocol or without such windows.
+ */
+export function breathingSyncScore(rates: number[], pacedBpm: number | null): number | null {
+  if (pacedBpm === null || rates.length === 0) return null;
+  let sum = 0;
+  for (const b of rates) sum += Math.max(0, 1 - Math.abs(b - pacedBpm) / pacedBpm);
+  return sum / rates.length;
+}
 
 const sessionJsonSchema = {
   type: 'object',
@@ -24,8 +57,19 @@ const sessionJsonSchema = {
     org_id: { type: 'string' },
     device_id: { type: 'string' },
     type: { type: 'string' },
+    protocol: { type: ['string', 'null'], description: 'Protocol id (coherence platform document); null for sessions started without one.' },
+    protocol_level: { type: ['integer', 'null'] },
+    target_duration: { type: ['integer', 'null'], description: 'Seconds the user means to practise.' },
+    intention: { type: ['string', 'null'] },
+    notes: { type: ['string', 'null'], description: 'Given at the end.' },
+    subjective_rating: { type: ['integer', 'null'], description: '1-5, given at the end.' },
+    websocket_url: { type: 'string', description: "The session's live stream (GET /v1/sessions/{id}/stream)." },
     title: { type: 'string' },
-    status: { type: 'string', enum: ['active', 'ended'] },
+    status: {
+      type: 'string',
+      enum: ['active', 'ended', 'completed'],
+      description: "A session started with the document's form (a protocol) says completed once ended, as the document; others say ended.",
+    },
     started_at: { type: 'string', format: 'date-time' },
     ended_at: { type: ['string', 'null'], format: 'date-time' },
     coherence_threshold: { type: 'number' },
@@ -49,6 +93,10 @@ const metricsSchema = {
     average_hr: { type: ['number', 'null'], description: 'Beats per minute.' },
     average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
     average_breathing_rate: { type: ['number', 'null'], description: 'Breaths per minute.' },
+    breathing_sync_score: {
+      type: ['number', 'null'],
+      description: "0..1, how closely the measured breathing rate followed the protocol's paced rate: mean over valid windows of max(0, 1 - |measured - paced| / paced); null without a protocol.",
+    },
     window_count: { type: 'integer' },
     valid_window_count: { type: 'integer', description: 'Windows the averages are computed from.' },
     partial_window_count: { type: 'integer', description: "Windows whose data did not reach one of their edges (the session's first and last minute, the edges of a dropout)." },
@@ -63,6 +111,7 @@ const metricsSchema = {
 const timelinePointSchema = {
   type: 'object',
   properties: {
+    time: { type: 'number', description: "Seconds from the session's start to the end of the window (coherence platform document)." },
     timestamp: { type: 'string', format: 'date-time', description: 'End of the 64 s window.' },
     coherence: { type: ['number', 'null'] },
     coherence_ratio: { type: ['number', 'null'] },
@@ -77,16 +126,37 @@ const timelinePointSchema = {
   },
 } as const;
 
-/** The API's session; `metadata` is absent from a list's items unless the list asked for it (include=metadata). */
-export function sessionJson(s: Session | ListedSession) {
+/** The session's live stream URL as this request reached the server (ws, or wss behind TLS). */
+export function websocketUrl(req: { protocol: string; host: string }, id: string): string {
+  return `${req.protocol === 'https' ? 'wss' : 'ws'}://${req.host}/v1/sessions/${id}/stream`;
+}
+
+/**
+ * The API's session; `metadata` is absent from a list's items unless the list asked for it
+ * (include=metadata). With `practice` (the document's fields, or null for a session without
+ * them) the document's fields are there too.
+ */
+export function sessionJson(s: Session | ListedSession, practice?: SessionPractice | null, wsUrl?: string) {
+  const documented = practice !== undefined && practice !== null && practice.protocol !== null;
   return {
     id: s.id,
     user_id: s.userId,
     org_id: s.orgId,
     device_id: s.deviceId,
     type: s.type,
+    ...(practice === undefined
+      ? {}
+      : {
+          protocol: practice?.protocol ?? null,
+          protocol_level: practice?.protocol ? PROTOCOLS[practice.protocol as ProtocolId].level : null,
+          target_duration: practice?.targetDurationS ?? null,
+          intention: practice ? practice.intention : null,
+          notes: practice?.notes ?? null,
+          subjective_rating: practice?.subjectiveRating ?? null,
+        }),
+    ...(wsUrl === undefined ? {} : { websocket_url: wsUrl }),
     title: s.title,
-    status: s.status,
+    status: documented && s.status === 'ended' ? 'completed' : s.status,
     started_at: iso(s.startedAt),
     ended_at: s.endedAt === null ? null : iso(s.endedAt),
     coherence_threshold: s.coherenceThreshold,
@@ -153,7 +223,7 @@ const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a +
  * Metrics and timeline from one read of the session's windows, so the two always agree
  * (two queries could straddle an insert).
  */
-export async function sessionMetrics(ctx: AppContext, s: Session) {
+export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: number | null = null) {
   const rs = await clickhouseOf(ctx).query({
     query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
               coherence, coherence_ratio,
@@ -187,12 +257,14 @@ export async function sessionMetrics(ctx: AppContext, s: Session) {
       average_hr: round(mean(pick('hr')), 2),
       average_hrv: round(mean(pick('hrv')), 2),
       average_breathing_rate: round(mean(pick('breathing_rate')), 2),
+      breathing_sync_score: round(breathingSyncScore(pick('breathing_rate'), pacedBpm)),
       window_count: rows.length,
       valid_window_count: valid.length,
       partial_window_count: rows.filter((r) => Boolean(r.partial)).length,
       invalid_reasons: invalidReasons,
     },
     timeline: rows.map((r) => ({
+      time: Math.round((int64(r.window_end_ms) - s.startedAt) / 1000),
       timestamp: iso(int64(r.window_end_ms)),
       coherence: round(r.coherence),
       coherence_ratio: round(r.coherence_ratio),
@@ -212,7 +284,18 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
   // metadata: at most 16 KB of JSON (ATTUNE_MAX_STORED_JSON_BYTES) and 32 levels deep.
   const storedLimits = defaultStoredJsonLimits(ctx.maxStoredJsonBytes);
   app.post<{
-    Body: { device_id?: string; type?: string; title?: string; started_at?: string | number; coherence_threshold?: number; threshold_duration_s?: number; metadata?: Record<string, unknown> };
+    Body: {
+      device_id?: string;
+      type?: string;
+      title?: string;
+      started_at?: string | number;
+      coherence_threshold?: number;
+      threshold_duration_s?: number;
+      metadata?: Record<string, unknown>;
+      protocol?: ProtocolId;
+      target_duration?: number;
+      intention?: string;
+    };
   }>(
     '/v1/sessions',
     {
@@ -225,7 +308,15 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
           type: 'object',
           properties: {
             device_id: { type: 'string', maxLength: 128, pattern: '^[A-Za-z0-9._:@-]+$' },
-            type: { type: 'string', enum: ['coherence', 'meditation', 'breathing', 'group', 'other'], default: 'coherence' },
+            type: { type: 'string', enum: SESSION_TYPES, default: 'coherence', description: "solo is the coherence platform document's type." },
+            protocol: { type: 'string', enum: PROTOCOL_IDS, description: 'Protocol id (coherence platform document, "Session Protocols").' },
+            target_duration: {
+              type: 'integer',
+              minimum: 60,
+              maximum: 86_400,
+              description: "Seconds; within the protocol's documented duration range when a protocol is given (heart_breath_sync 5-30 min, ...).",
+            },
+            intention: { type: 'string', maxLength: 500 },
             title: { type: 'string', maxLength: 200 },
             started_at: { anyOf: [{ type: 'number' }, { type: 'string', maxLength: 40 }], description: 'Defaults to now.' },
             coherence_threshold: { type: 'number', minimum: 0, maximum: 1, default: 0.5, description: 'Score at or above which time counts towards coherence_threshold_reached.' },
@@ -240,6 +331,17 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     async (req, reply) => {
       const p = principalOf(req);
       if (req.body?.metadata !== undefined) checkStoredJson(req.body.metadata, '/metadata', storedLimits);
+      const protocol = req.body?.protocol;
+      const target = req.body?.target_duration;
+      if (protocol !== undefined && target !== undefined) {
+        const { minMinutes, maxMinutes } = PROTOCOLS[protocol];
+        if (target < minMinutes * 60 || target > maxMinutes * 60) {
+          throw new AttuneError('validation_error', `target_duration of ${protocol} must be ${minMinutes}-${maxMinutes} minutes`, [
+            { field: '/target_duration', reason: 'out_of_range', message: `must lie between ${minMinutes * 60} and ${maxMinutes * 60} s for ${protocol}` },
+          ]);
+        }
+      }
+      const documented = protocol !== undefined || target !== undefined || req.body?.intention !== undefined;
       const startedAt = req.body?.started_at === undefined ? undefined : sessionTime(req.body.started_at, '/started_at', ctx.clock());
       if (req.body?.device_id) {
         const d = await ctx.devices.get(p.orgId, req.body.device_id);
@@ -258,7 +360,12 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
         thresholdDurationS: req.body?.threshold_duration_s,
         metadata: req.body?.metadata,
       });
-      return reply.status(201).send(sessionJson(s));
+      if (!ctx.users) return reply.status(201).send(sessionJson(s));
+      await ctx.users.ensure(p.orgId, p.userId);
+      const practice = documented
+        ? await ctx.users.setPractice({ sessionId: s.id, protocol: protocol ?? null, targetDurationS: target ?? null, intention: req.body?.intention })
+        : null;
+      return reply.status(201).send(sessionJson(s, practice, websocketUrl(req, s.id)));
     },
   );
 
@@ -312,8 +419,9 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       });
       const page = rows.slice(0, limit);
       const hasMore = rows.length > limit;
+      const practices = ctx.users ? await ctx.users.practices(page.map((x) => x.id)) : null;
       return {
-        data: page.map(sessionJson),
+        data: page.map((x) => sessionJson(x, practices ? (practices.get(x.id) ?? null) : undefined, websocketUrl(req, x.id))),
         pagination: { limit, next_cursor: hasMore ? encodeCursor(page[page.length - 1]) : null, has_more: hasMore },
       };
     },
@@ -329,7 +437,15 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
         security: [{ bearerAuth: [] }],
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
         response: {
-          200: { type: 'object', properties: { ...sessionJsonSchema.properties, metrics: metricsSchema, timeline: { type: 'array', items: timelinePointSchema } } },
+          200: {
+            type: 'object',
+            properties: {
+              ...sessionJsonSchema.properties,
+              duration: { type: 'integer', description: 'Seconds from started_at to ended_at (to now while active).' },
+              metrics: metricsSchema,
+              timeline: { type: 'array', items: timelinePointSchema },
+            },
+          },
           '4xx': errorBodySchema,
         },
       },
@@ -337,23 +453,30 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     async (req) => {
       const p = principalOf(req);
       const s = await visibleSession(ctx, p, req.params.id, { fresh: true });
-      const { metrics, timeline } = await sessionMetrics(ctx, s);
-      return { ...sessionJson(s), metrics, timeline };
+      const practice = ctx.users ? await ctx.users.practice(s.id) : undefined;
+      const paced = practice?.protocol ? PROTOCOLS[practice.protocol as ProtocolId].breathingRateBpm : null;
+      const { metrics, timeline } = await sessionMetrics(ctx, s, paced);
+      const duration = Math.max(0, Math.round(((s.endedAt ?? ctx.clock()) - s.startedAt) / 1000));
+      return { ...sessionJson(s, practice, websocketUrl(req, s.id)), duration, metrics, timeline };
     },
   );
 
-  app.post<{ Params: { id: string }; Body: { ended_at?: string | number } | undefined }>(
+  app.post<{ Params: { id: string }; Body: { ended_at?: string | number; notes?: string; subjective_rating?: number } | undefined }>(
     '/v1/sessions/:id/end',
     {
       config: { auth: { scope: Scopes.writeSessions } },
       schema: {
         tags: ['sessions'],
-        summary: 'End a session (idempotent).',
+        summary: 'End a session (idempotent), with optional notes and a subjective rating 1-5 (stored; a later end may add them).',
         security: [{ bearerAuth: [] }],
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
         body: {
           type: ['object', 'null'],
-          properties: { ended_at: { anyOf: [{ type: 'number' }, { type: 'string', maxLength: 40 }] } },
+          properties: {
+            ended_at: { anyOf: [{ type: 'number' }, { type: 'string', maxLength: 40 }] },
+            notes: { type: 'string', maxLength: 2000 },
+            subjective_rating: { type: 'integer', minimum: 1, maximum: 5 },
+          },
           additionalProperties: false,
         },
         response: { 200: sessionJsonSchema, '4xx': errorBodySchema },
@@ -363,7 +486,13 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       const p = principalOf(req);
       const s = await visibleSession(ctx, p, req.params.id);
       const at = req.body?.ended_at === undefined ? undefined : sessionTime(req.body.ended_at, '/ended_at', ctx.clock());
-      return sessionJson(await ctx.sessions.end(s, at));
+      const ended = await ctx.sessions.end(s, at);
+      if (!ctx.users) return sessionJson(ended);
+      const given = req.body?.notes !== undefined || req.body?.subjective_rating !== undefined;
+      const practice = given
+        ? await ctx.users.setOutcome(s.id, { notes: req.body?.notes, subjectiveRating: req.body?.subjective_rating })
+        : await ctx.users.practice(s.id);
+      return sessionJson(ended, practice, websocketUrl(req, s.id));
     },
   );
 
@@ -382,7 +511,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
         body: {
           type: 'object',
           properties: {
-            type: { type: 'string', enum: ['coherence', 'meditation', 'breathing', 'group', 'other'] },
+            type: { type: 'string', enum: SESSION_TYPES },
             title: { type: 'string', maxLength: 200 },
             coherence_threshold: { type: 'number', minimum: 0, maximum: 1 },
             threshold_duration_s: { type: 'integer', minimum: 5, maximum: 3600 },
@@ -410,7 +539,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
         },
         { expectedVersion: b.version },
       );
-      return sessionJson(updated);
+      return sessionJson(updated, ctx.users ? await ctx.users.practice(updated.id) : undefined, websocketUrl(req, updated.id));
     },
   );
 }

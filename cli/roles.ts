@@ -25,6 +25,7 @@ import { createCoherenceLiveHub, type CoherenceLiveRecord } from '../api/live.js
 import { buildServer } from './server.js';
 import { DevicesRepository, SessionsRepository } from '../store/postgres/sessions-repo.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
+import { UsersRepository } from '../store/postgres/users-repo.js';
 import { MeshRepository } from '../store/postgres/mesh-repo.js';
 import { createSpeechLiveHub } from '../api/speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
@@ -147,6 +148,7 @@ export async function startAttune(
   const devices = new DevicesRepository(sql, { clock });
   const speechSessions = new SpeechSessionsRepository(sql, { clock });
   const speechUploads = new SpeechUploadsRepository(sql, { clock });
+  const users = new UsersRepository(sql, { clock });
 
   let sink: ReadingsSink | null = null;
   let windowsSink: CoherenceWindowsSink | null = null;
@@ -176,6 +178,7 @@ export async function startAttune(
       codec,
       sessions,
       devices,
+      users,
       live: live ?? undefined,
       speechSessions,
       speechUploads,

@@ -11,6 +11,7 @@ import type { LiveHub } from './live-hub.js';
 import type { HttpTimeouts } from './timeouts.js';
 import type { RateLimitConfig } from './rate-limit.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
+import type { UsersRepository } from '../store/postgres/users-repo.js';
 import type { MeshRepository } from '../store/postgres/mesh-repo.js';
 
 export interface HealthCheck {
@@ -31,6 +32,8 @@ export interface AppContext {
   codec: Codec;
   sessions: SessionsRepository;
   devices: DevicesRepository;
+  /** Users, document-form devices, session practice fields (api/users.ts); the routes that need it are left out when absent. */
+  users?: UsersRepository;
   /** Present where the API role runs (live fan-out). */
   live?: LiveHub<unknown>;
   /** Speech sessions; the speech routes are registered only where this is present. */

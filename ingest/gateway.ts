@@ -15,6 +15,8 @@ import type { SharedReadingBudget } from '../http/rate-limit.js';
 import type { Device, Session } from '../store/postgres/sessions-repo.js';
 import { publishReadings } from './publisher.js';
 import { readingId, type HeartReadingRecord } from '../schemas/records.js';
+import { parseTimestamp } from '../lib/time.js';
+import { deviceProfileJson } from '../store/postgres/users-repo.js';
 import { Ajv } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
 import { Limits, checkTimestamps, defaultReadingRules, parseReadings, parseSyncBody, syncBodySchema, type ReadingInput, type ReadingRules, type SyncBody } from './readings.js';
@@ -28,6 +30,9 @@ const deviceIdParam = {
   required: ['device_id'],
 } as const;
 
+// Two forms: Attune's (the client names the device: device_id) and the coherence platform
+// document's (type, serial_number, firmware_version: the server assigns the id, the serial is
+// unique per organisation).
 const deviceBodySchema = {
   type: 'object',
   properties: {
@@ -35,13 +40,23 @@ const deviceBodySchema = {
     name: { type: 'string', maxLength: 200 },
     model: { type: 'string', maxLength: 200 },
     firmware: { type: 'string', maxLength: 100 },
+    type: { type: 'string', pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'Kind of sensor, e.g. solas (document form).' },
+    serial_number: { type: 'string', minLength: 1, maxLength: 128, pattern: '^[A-Za-z0-9._:@/-]+$', description: 'Unique within the organisation (document form).' },
+    firmware_version: { type: 'string', maxLength: 100, description: 'Firmware version (document form; firmware in the device_id form).' },
   },
-  required: ['device_id'],
+  anyOf: [{ required: ['device_id'] }, { required: ['type', 'serial_number'] }],
 } as const;
 
 const deviceResponse = {
   type: 'object',
   properties: {
+    id: { type: 'string', description: 'The device id (server-assigned in the document form); the same as device_id.' },
+    type: { type: 'string' },
+    serial_number: { type: ['string', 'null'] },
+    firmware_version: { type: 'string' },
+    last_sync: { type: ['string', 'null'], format: 'date-time' },
+    battery_level: { type: ['number', 'null'] },
+    last_worn: { type: ['string', 'null'], format: 'date-time' },
     device_id: { type: 'string' },
     user_id: { type: 'string' },
     org_id: { type: 'string' },
@@ -237,7 +252,7 @@ function readingBudget(ctx: AppContext, shared: SharedReadingBudget | null): Bud
 
 export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const budget = readingBudget(ctx, app.rateLimits?.readings ?? null);
-  app.post<{ Body: { device_id: string; name?: string; model?: string; firmware?: string } }>(
+  app.post<{ Body: { device_id?: string; name?: string; model?: string; firmware?: string; type?: string; serial_number?: string; firmware_version?: string } }>(
     '/v1/devices',
     {
       config: { auth: { scope: Scopes.writeDevices } },
@@ -245,7 +260,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       links: Object.fromEntries(['200', '201'].map((s) => [s, { sync: { operationId: 'syncReadings', parameters: { device_id: '$response.body#/device_id' } } }])),
       schema: {
         tags: ['ingest'],
-        summary: 'Register a device to the calling user (re-registering updates it).',
+        summary: 'Register a device to the calling user (re-registering updates it): by device_id, or by type and serial_number (the server assigns the id).',
         security: [{ bearerAuth: [] }],
         body: deviceBodySchema,
         response: { 200: deviceResponse, 201: deviceResponse, '4xx': errorBodySchema },
@@ -253,9 +268,32 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
     },
     async (req, reply) => {
       const p = principalOf(req);
+      const users = ctx.users;
+      if (req.body.device_id === undefined || users === undefined) {
+        if (!users || req.body.type === undefined || req.body.serial_number === undefined) {
+          throw new AttuneError('validation_error', 'device_id, or type and serial_number, are required', [{ field: '/device_id', reason: 'required' }]);
+        }
+        const input = { orgId: p.orgId, userId: p.userId, type: req.body.type, serialNumber: req.body.serial_number, firmware: req.body.firmware_version ?? req.body.firmware };
+        await users.ensure(p.orgId, p.userId);
+        // The quota counts the user's devices; the serial stands for the id not known yet.
+        const counter = { get: (org: string, serial: string) => users.deviceBySerial(org, serial), countOfUser: (org: string, user: string) => ctx.devices.countOfUser(org, user) };
+        const register = () => users.registerDevice(input);
+        const { device, created } = app.rateLimits ? await app.rateLimits.withDeviceQuota(p, input.serialNumber, counter, register) : await register();
+        return reply.status(created ? 201 : 200).send({
+          ...deviceProfileJson(device),
+          device_id: device.id,
+          user_id: device.userId,
+          org_id: device.orgId,
+          name: device.name,
+          model: device.model,
+          firmware: device.firmware,
+          registered_at: new Date(device.registeredAt).toISOString(),
+        });
+      }
+      const deviceId = req.body.device_id;
       const register = () =>
         ctx.devices.register({
-          id: req.body.device_id,
+          id: deviceId,
           orgId: p.orgId,
           userId: p.userId,
           name: req.body.name,
@@ -263,7 +301,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
           firmware: req.body.firmware,
         });
       // Devices per user by tier (http/rate-limit.ts): a new one beyond it is 409 device_quota.
-      const { device, created } = app.rateLimits ? await app.rateLimits.withDeviceQuota(p, req.body.device_id, ctx.devices, register) : await register();
+      const { device, created } = app.rateLimits ? await app.rateLimits.withDeviceQuota(p, deviceId, ctx.devices, register) : await register();
       return reply.status(created ? 201 : 200).send(deviceJson(device));
     },
   );
@@ -312,6 +350,14 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         throw err;
       }
       const sessionIds = [...new Set(records.map((r) => r.session_id).filter((s): s is string => s !== null))];
+      // The document's device fields: last_sync (this sync's acceptance), battery (the body's,
+      // else the last reading's that has one) and last_worn, kept per device.
+      if (ctx.users) {
+        let battery = req.body.battery_level;
+        for (let i = req.body.readings.length - 1; battery === undefined && i >= 0; i--) battery = req.body.readings[i].battery_level;
+        const lastWorn = req.body.last_worn === undefined ? null : Math.round(parseTimestamp(req.body.last_worn));
+        await ctx.users.noteSync(device.orgId, device.id, { at: ctx.clock(), batteryLevel: battery ?? null, lastWorn });
+      }
       return reply.status(202).send({ accepted: records.length, device_id: device.id, session_ids: sessionIds });
     },
   );

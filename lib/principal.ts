@@ -17,6 +17,10 @@ export const Scopes = {
   meshCreate: 'mesh:create',
   /** Seeing, joining and leaving group (mesh) sessions, and their live stream. */
   meshJoin: 'mesh:join',
+  /** Reading one's own profile, statistics, devices and baseline (GET /v1/users/me). */
+  readUser: 'read:user',
+  /** Changing one's own display name and preferences (PATCH /v1/users/me). */
+  writeUser: 'write:user',
   adminOrg: 'admin:org',
 } as const;
 export type Scope = (typeof Scopes)[keyof typeof Scopes];

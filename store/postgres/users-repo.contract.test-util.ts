@@ -125,7 +125,10 @@ export function usersContract(label: string, open: () => Promise<TestDatabase>):
       await assert.rejects(users.setOutcome(s.id, { subjectiveRating: 6 }), 'rating 6 refused by the database');
       await assert.rejects(users.setPractice({ sessionId: s.id, protocol: 'not_a_protocol' }));
       assert.equal(await users.practice('not-a-uuid'), null);
-      await sessions.create({ orgId: 'org-p', userId: 'u1' });
+      const plain = await sessions.create({ orgId: 'org-p', userId: 'u1' });
+      const page = await users.practices([s.id, plain.id, 'not-a-uuid']);
+      assert.deepEqual([...page.keys()], [s.id], 'a list page: only sessions with practice fields');
+      assert.equal(page.get(s.id)?.subjectiveRating, 4);
       assert.equal(await users.sessionCount('org-p', 'u1'), 2);
       assert.equal(await users.sessionCount('org-p', 'u2'), 0);
     });

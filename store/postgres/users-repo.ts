@@ -11,6 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { AttuneError } from '../../lib/errors.js';
+import { iso } from '../../lib/time.js';
 import { SqlStates, sqlState, type SqlClient } from './client.js';
 import { isUuid, ms, msOrNull, num, numOrNull, toDate, toDateOrNull } from './sql.js';
 
@@ -137,6 +138,19 @@ const practiceFromRow = (r: PracticeRow): SessionPractice => ({
   notes: r.notes,
   subjectiveRating: numOrNull(r.subjective_rating),
 });
+
+/** A device as the API shows it (GET /v1/users/me devices[], POST /v1/devices): the document's fields and Attune's. */
+export function deviceProfileJson(d: DeviceProfile) {
+  return {
+    id: d.id,
+    type: d.type,
+    serial_number: d.serialNumber,
+    firmware_version: d.firmware,
+    last_sync: d.lastSync === null ? null : iso(d.lastSync),
+    battery_level: d.batteryLevel,
+    last_worn: d.lastWorn === null ? null : iso(d.lastWorn),
+  };
+}
 
 /** A server-assigned device id: dev_<type>_<8 hex> (the document's dev_solas_a7f3 style). */
 export function newDeviceId(type: string): string {
@@ -330,6 +344,17 @@ export class UsersRepository {
       [sessionId, o.notes ?? null, o.subjectiveRating ?? null],
     );
     return practiceFromRow(rows[0]);
+  }
+
+  /** The practice fields of several sessions (a list page), by session id; sessions without them are absent. */
+  async practices(sessionIds: string[]): Promise<Map<string, SessionPractice>> {
+    const ids = sessionIds.filter(isUuid);
+    if (ids.length === 0) return new Map();
+    const { rows } = await this.sql.query<PracticeRow>(
+      `SELECT session_id::text AS session_id, protocol, target_duration_s, intention, notes, subjective_rating FROM session_practice WHERE session_id = ANY($1::uuid[])`,
+      [ids],
+    );
+    return new Map(rows.map((r) => [r.session_id, practiceFromRow(r)]));
   }
 
   async practice(sessionId: string): Promise<SessionPractice | null> {
