@@ -3,8 +3,8 @@
 // group, and (small groups) the lagged cross-correlation of the series. Definitions and
 // references in pipelines/group/README.md.
 //
-// With u_j(t) = exp(iφ_j(t)) participant j's unit phasor at kept sample t (phase.ts), N
-// participants with a phase and L kept samples:
+// With u_j(t) = exp(iφ_j(t)) participant j's unit phasor at time t (phase.ts; one phasor per
+// second of the window's kept central 48 s by default, L = 48) and N participants with a phase:
 //   Z(t)  = Σ_j u_j(t)
 //   R     = (1/L) Σ_t |Z(t)| / N                             O(N·L)
 //   PPC   = (1/L) Σ_t (|Z(t)|² − N) / (N(N − 1))            O(N·L): = mean over pairs j<k and t

@@ -4,6 +4,7 @@ import { BREATHING_SYNC_FULL_SCALE_HZ, breathingSyncScore, groupCoherence, signa
 import { createSynchronyPlan } from './synchrony.js';
 import { syntheticGroup } from './synthetic-group.js';
 import { computeGroupWindow, groupWindowSeed } from './window.js';
+import { GroupMembership } from './membership.js';
 
 test('group coherence is the quality-weighted mean; weights sum to 1 and skip invalid windows', () => {
   const g = groupCoherence([
@@ -52,4 +53,41 @@ test('a group window: weights, R, z, p and breathing synchrony, the same on repl
   assert.deepEqual(computeGroupWindow(createSynchronyPlan(), input, { seed, pacerRateBpm: 6 }), a);
   assert.notEqual(groupWindowSeed('group-1', 1_700_000_070_000), seed);
   assert.notEqual(groupWindowSeed('group-2', 1_700_000_065_000), seed);
+});
+
+test('windows over a session: membership decides who goes into the maths, and a replay gives the same windows', () => {
+  const { series, participants } = syntheticGroup({ n: 6, lockedShare: 1, seed: 8 });
+  const T0 = 1_700_000_000_000;
+  // p0..p3 from the start; p4 joins 60 s late; p5 stops sending at 120 s.
+  const joinMs = [0, 0, 0, 0, 60_000, 0].map((d) => T0 + d);
+  const stopMs = [Infinity, Infinity, Infinity, Infinity, Infinity, T0 + 120_000];
+  const ends = Array.from({ length: 30 }, (_, i) => T0 + 65_000 + i * 5_000);
+  const runSession = () => {
+    const plan = createSynchronyPlan();
+    const m = new GroupMembership();
+    return ends.map((end) => {
+      for (let j = 0; j < 6; j++) {
+        const last = Math.min(end - 500, stopMs[j] - 500);
+        if (last < joinMs[j]) continue;
+        const valid = end - 64_000 >= joinMs[j] && end <= stopMs[j];
+        m.observe({ participantId: `p${j}`, windowEndMs: end, valid, lastBeatMs: last });
+      }
+      const who = m.close(end);
+      const input = who.contributing.map((id) => {
+        const j = Number(id.slice(1));
+        return { participantId: id, series: series[j], coherence: 0.6, coverage: 1, artifactRatio: 0, breathingRateBpm: participants[j].breathingHz * 60 };
+      });
+      const r = computeGroupWindow(plan, input, { seed: groupWindowSeed('g', end), pacerRateBpm: 6 });
+      return { end, counts: who.counts, result: r };
+    });
+  };
+  const a = runSession();
+  const expected = (end: number) => 4 + (end >= T0 + 125_000 ? 1 : 0) + (end <= T0 + 120_000 ? 1 : 0);
+  for (const w of a) {
+    assert.equal(w.result.participantCount, expected(w.end), `window ${w.end - T0}`);
+    assert.equal(w.counts.contributing, expected(w.end));
+  }
+  assert.equal(a.find((w) => w.end === T0 + 130_000)!.counts.inactive, 0); // 10.5 s since p5's last beat…
+  assert.equal(a.find((w) => w.end === T0 + 135_000)!.counts.inactive, 1); // …15.5 s: inactive
+  assert.deepEqual(runSession(), a);
 });
