@@ -356,7 +356,10 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         let battery = req.body.battery_level;
         for (let i = req.body.readings.length - 1; battery === undefined && i >= 0; i--) battery = req.body.readings[i].battery_level;
         const lastWorn = req.body.last_worn === undefined ? null : Math.round(parseTimestamp(req.body.last_worn));
-        await ctx.users.noteSync(device.orgId, device.id, { at: ctx.clock(), batteryLevel: battery ?? null, lastWorn });
+        // The readings are on the bus: a failed bookkeeping write must not turn that into an error.
+        await ctx.users.noteSync(device.orgId, device.id, { at: ctx.clock(), batteryLevel: battery ?? null, lastWorn }).catch((err) => {
+          ctx.log.warn({ err, device_id: device.id }, 'recording the sync on the device failed');
+        });
       }
       return reply.status(202).send({ accepted: records.length, device_id: device.id, session_ids: sessionIds });
     },

@@ -113,6 +113,28 @@ export function usersContract(label: string, open: () => Promise<TestDatabase>):
       assert.equal((await users.device('org-s', device.id))!.batteryLevel, 14);
     });
 
+    test('sync bookkeeping: the syncs of one device within the write interval are merged into one write, made before any read', async () => {
+      const held = new UsersRepository(sql, { clock, syncWriteIntervalMs: 600_000 });
+      const { device } = await held.registerDevice({ orgId: 'org-s', userId: 'u1', type: 'solas', serialNumber: 'SOL-C' });
+      const t = Date.UTC(2026, 1, 1, 8, 0, 0);
+      await held.noteSync('org-s', device.id, { at: t, batteryLevel: 80 });
+      await held.noteSync('org-s', device.id, { at: t + 2000, lastWorn: t + 1500 });
+      await held.noteSync('org-s', device.id, { at: t + 1000, batteryLevel: 79 });
+      assert.equal(held.pendingSyncCount, 1);
+      const stored = async () => {
+        const { rows } = await sql.query<{ last_seen_at: Date; battery_level_pct: number | null }>(
+          'SELECT last_seen_at, battery_level_pct FROM devices WHERE org_id = $1 AND device_id = $2',
+          ['org-s', device.id],
+        );
+        return [new Date(rows[0].last_seen_at).getTime(), rows[0].battery_level_pct === null ? null : Number(rows[0].battery_level_pct)];
+      };
+      assert.deepEqual(await stored(), [t, 80], 'only the first sync written so far');
+      const d = (await held.device('org-s', device.id))!;
+      assert.deepEqual([d.lastSync, d.batteryLevel, d.lastWorn], [t + 2000, 79, t + 1500], 'the latest time; the battery of the latest sync that had one');
+      assert.equal(held.pendingSyncCount, 0);
+      assert.deepEqual(await stored(), [t + 2000, 79]);
+    });
+
     test('sessions: kind solo, practice fields at the start, notes and rating at the end; counts', async () => {
       const s = await sessions.create({ orgId: 'org-p', userId: 'u1', type: 'solo' });
       assert.equal(s.type, 'solo');

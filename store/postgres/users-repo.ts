@@ -152,6 +152,27 @@ export function deviceProfileJson(d: DeviceProfile) {
   };
 }
 
+interface PendingSync {
+  orgId: string;
+  deviceId: string;
+  at: number;
+  batteryLevel: number | null;
+  lastWorn: number | null;
+}
+
+/** Two syncs of one device as one: the later time, the later sync's battery (else the other's), the later last-worn. */
+function mergeSync(a: PendingSync | undefined, b: PendingSync): PendingSync {
+  if (!a) return b;
+  const [older, newer] = a.at <= b.at ? [a, b] : [b, a];
+  return {
+    orgId: b.orgId,
+    deviceId: b.deviceId,
+    at: newer.at,
+    batteryLevel: newer.batteryLevel ?? older.batteryLevel,
+    lastWorn: a.lastWorn === null ? b.lastWorn : b.lastWorn === null ? a.lastWorn : Math.max(a.lastWorn, b.lastWorn),
+  };
+}
+
 /** A server-assigned device id: dev_<type>_<8 hex> (the document's dev_solas_a7f3 style). */
 export function newDeviceId(type: string): string {
   return `dev_${type}_${randomBytes(4).toString('hex')}`;
@@ -160,10 +181,14 @@ export function newDeviceId(type: string): string {
 export class UsersRepository {
   /** Subjects this process has ensured (org/user): ensure() skips the insert for them. */
   private readonly ensured = new LRUCache<string, true>({ max: 100_000 });
+  /** Syncs held back by noteSync, by org/device, and when each device's last one was written (wall clock). */
+  private readonly pendingSyncs = new Map<string, PendingSync>();
+  private readonly lastSyncWrite = new LRUCache<string, number>({ max: 100_000 });
+  private syncTimer: ReturnType<typeof setTimeout> | null = null;
 
   constructor(
     private readonly sql: SqlClient,
-    private readonly opts: { clock?: () => number } = {},
+    private readonly opts: { clock?: () => number; syncWriteIntervalMs?: number } = {},
   ) {}
 
   private get now(): number {
@@ -278,12 +303,14 @@ export class UsersRepository {
   }
 
   async device(orgId: string, deviceId: string): Promise<DeviceProfile | null> {
+    await this.flushSyncs();
     const { rows } = await this.sql.query<DeviceProfileRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND device_id = $2`, [orgId, deviceId]);
     return rows[0] ? deviceFromRow(rows[0]) : null;
   }
 
   /** The user's devices, first registered first. */
   async devicesOf(orgId: string, userId: string): Promise<DeviceProfile[]> {
+    await this.flushSyncs();
     const { rows } = await this.sql.query<DeviceProfileRow>(
       `SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND user_id = $2 ORDER BY registered_at, device_id`,
       [orgId, userId],
@@ -293,9 +320,62 @@ export class UsersRepository {
 
   /**
    * Records an accepted sync: last_sync = `at`; the battery and last-worn time when given.
-   * Never moves last_sync back (two syncs finishing out of order keep the later).
+   * Never moves last_sync back (two syncs finishing out of order keep the later). Written at
+   * most once per syncWriteIntervalMs (1 s) per device: a device syncing faster has its later
+   * syncs merged and written when the interval is up (the sync path then costs no query), and
+   * this process's reads (device, devicesOf) write what is waiting first. Other processes see
+   * a sync within the interval; a crash loses at most that much of last_sync.
    */
   async noteSync(orgId: string, deviceId: string, s: { at: number; batteryLevel?: number | null; lastWorn?: number | null }): Promise<void> {
+    const key = `${orgId}/${deviceId}`;
+    this.pendingSyncs.set(key, mergeSync(this.pendingSyncs.get(key), { orgId, deviceId, at: s.at, batteryLevel: s.batteryLevel ?? null, lastWorn: s.lastWorn ?? null }));
+    const interval = this.opts.syncWriteIntervalMs ?? 1_000;
+    const last = this.lastSyncWrite.get(key);
+    const wall = Date.now();
+    if (last === undefined || wall - last >= interval) return this.writeSync(key);
+    this.scheduleSyncFlush(interval - (wall - last));
+  }
+
+  /** Writes every sync this process holds back (the reads call it; so may a shutdown). */
+  async flushSyncs(): Promise<void> {
+    if (this.pendingSyncs.size === 0) return;
+    if (this.syncTimer) {
+      clearTimeout(this.syncTimer);
+      this.syncTimer = null;
+    }
+    await Promise.all([...this.pendingSyncs.keys()].map((k) => this.writeSync(k)));
+  }
+
+  /** Syncs held back and not written yet (tests). */
+  get pendingSyncCount(): number {
+    return this.pendingSyncs.size;
+  }
+
+  private scheduleSyncFlush(ms: number): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      // A failed write puts its sync back (writeSync), to be tried with the next one.
+      this.flushSyncs().catch(() => this.scheduleSyncFlush(this.opts.syncWriteIntervalMs ?? 1_000));
+    }, Math.max(1, ms));
+    this.syncTimer.unref?.();
+  }
+
+  private async writeSync(key: string): Promise<void> {
+    const p = this.pendingSyncs.get(key);
+    if (!p) return;
+    this.pendingSyncs.delete(key);
+    this.lastSyncWrite.set(key, Date.now());
+    try {
+      await this.updateSync(p);
+    } catch (err) {
+      this.pendingSyncs.set(key, mergeSync(this.pendingSyncs.get(key), p));
+      throw err;
+    }
+  }
+
+  private async updateSync(s: PendingSync): Promise<void> {
+    const { orgId, deviceId } = s;
     await this.sql.query(
       `UPDATE devices SET
          last_seen_at = GREATEST(COALESCE(last_seen_at, $3), $3),
