@@ -71,14 +71,29 @@ test('late joiner counts from their first valid window; a silent participant is 
   assert.equal(counts.reduce((s, x) => s + x, 0), 60 + ends.filter((e) => e >= T0 + 125_000).length + ends.filter((e) => e <= T0 + 150_000 || e >= T0 + 265_000).length);
 });
 
-test('a participant who leaves is excluded from then on; one who sends again after leaving is back', () => {
+test('a participant who leaves is excluded from then on, even if their device keeps sending, until they join again', () => {
   const T0 = 2_000_000;
-  const ends = Array.from({ length: 20 }, (_, i) => T0 + 65_000 + i * STEP);
+  const ends = Array.from({ length: 30 }, (_, i) => T0 + 65_000 + i * STEP);
   const last = ends[ends.length - 1];
-  const { out } = run([observations('a', T0, last), observations('b', T0, T0 + 100_000)], ends, [['b', T0 + 100_000]]);
-  assert.deepEqual(out.get(T0 + 95_000)!.contributing, ['a', 'b']);
-  assert.equal(out.get(T0 + 100_000)!.counts.left, 1);
+  const m = new GroupMembership();
+  const obs = [observations('a', T0, last), observations('b', T0, T0 + 100_000), observations('c', T0, last)].flat();
+  const out = new Map<number, ReturnType<GroupMembership['close']>>();
+  for (const end of ends) {
+    for (const o of obs.filter((o) => o.windowEndMs === end)) m.observe(o);
+    if (end === T0 + 100_000) {
+      m.leave('b', T0 + 100_000); // b leaves and stops sending
+      m.leave('c', T0 + 98_000); // c leaves, its device goes on
+    }
+    if (end === T0 + 150_000) m.join('c');
+    out.set(end, m.close(end));
+  }
+  assert.deepEqual(out.get(T0 + 95_000)!.contributing, ['a', 'b', 'c']);
   assert.deepEqual(out.get(T0 + 100_000)!.contributing, ['a']);
+  assert.equal(out.get(T0 + 100_000)!.counts.left, 2);
+  assert.ok(out.get(T0 + 100_000)!.changes.some((ch) => ch.participantId === 'c' && ch.from === 'active' && ch.to === 'left'));
+  assert.deepEqual(out.get(T0 + 145_000)!.contributing, ['a']);
+  // c joins again with fresh, valid data: contributing at once; b stays left.
+  assert.deepEqual(out.get(T0 + 150_000)!.contributing, ['a', 'c']);
   assert.equal(out.get(last)!.counts.left, 1);
 });
 

@@ -8,7 +8,8 @@
 //                   their first valid window exists (a session's first minute is never valid);
 //   - `inactive`    when their newest beat seen (in windows ending ≤ E) is ≥ inactiveAfterMs
 //                   (15 s) before E, or they have no beat at all: excluded until they return;
-//   - `left`        after leave() at or before E (until they are observed again after it);
+//   - `left`        after leave() at or before E, until join() again (readings a device keeps
+//                   sending after its user left do not bring them back);
 //   - `active`      otherwise.
 // A participant *contributes* to window E (its maths: R, PLV, coherence) when active and their
 // own window ending at E is valid. An active participant whose window at E is invalid (a burst
@@ -109,6 +110,14 @@ export class GroupMembership {
     this.#member(participantId).leftAtMs = atMs;
   }
 
+  /**
+   * The participant joined (again): a participant who left counts again from the next close
+   * (subject to the rules above). Observations alone also register a participant.
+   */
+  join(participantId: string): void {
+    this.#member(participantId).leftAtMs = null;
+  }
+
   /** Decides group window E (> the previous one). */
   close(windowEndMs: number): MembershipWindow {
     if (!(windowEndMs > this.#closedThroughMs)) {
@@ -124,17 +133,14 @@ export class GroupMembership {
       const m = this.#members.get(id)!;
       let validAtEnd = false;
       let used = 0;
-      let observedAfterLeave = false;
       for (const o of m.pending) {
         if (o.windowEndMs > windowEndMs) break;
         used++;
         if (o.lastBeatMs !== null && (m.lastBeatMs === null || o.lastBeatMs > m.lastBeatMs)) m.lastBeatMs = o.lastBeatMs;
         if (o.valid) m.everValid = true;
         if (o.windowEndMs === windowEndMs && o.valid) validAtEnd = true;
-        if (m.leftAtMs !== null && o.lastBeatMs !== null && o.lastBeatMs > m.leftAtMs) observedAfterLeave = true;
       }
       if (used > 0) m.pending.splice(0, used);
-      if (observedAfterLeave) m.leftAtMs = null; // came back
       let status: MemberStatus;
       if (m.leftAtMs !== null && m.leftAtMs <= windowEndMs) status = 'left';
       else if (!m.everValid) status = 'waiting';
