@@ -1,5 +1,5 @@
 // The mesh sessions API (issue 11 item 1) on PGlite: the coherence platform document's shapes
-// (list, join), capacity (409 conflict/mesh_full), private sessions (403 not_invited), joining
+// (list, join), capacity (409 mesh_full), private sessions (403 not_invited), joining
 // twice, leaving, ending (host only), join requirements, and the group's state and timeline
 // from group windows as the group worker will store them.
 import { after, before, describe, test } from 'node:test';
@@ -115,7 +115,7 @@ describe('mesh sessions API (PGlite)', () => {
     assert.deepEqual([b.body.position, b.body.participant_count], [2, 2]);
     const full = await join(srv.token('uc', org), s.id);
     assert.equal(full.status, 409);
-    assert.deepEqual([full.body.error.code, reason(full), full.body.error.details[0].max_participants], ['conflict', 'mesh_full', 2]);
+    assert.deepEqual([full.body.error.code, reason(full), full.body.error.details[0].max_participants], ['mesh_full', 'mesh_full', 2]);
     assert.equal((await join(srv.token('ua', org), s.id)).status, 200, 'a present participant is answered at capacity');
 
     const left = await srv.request('POST', `/v1/mesh/sessions/${s.id}/leave`, { token: srv.token('ub', org) });

@@ -10,8 +10,8 @@
 //  - join answers the document's fields {joined, participant_id, position, websocket_url,
 //    group_coherence, your_contribution_weight} and Attune's participant_count and
 //    already_joined.
-// Errors are Attune's catalogue: a full session is 409 `conflict` with reason `mesh_full`
-// (the document's code `mesh_full` is Attune's reason; one code per status, lib/error-catalogue.ts).
+// Errors are Attune's catalogue: a full session is 409 with the document's code `mesh_full`
+// (reason `mesh_full`), a tier refusal 403 `insufficient_tier` (lib/error-catalogue.ts).
 // Tenant rule: a session is its organisation's; a private one is visible to its host,
 // invitees, participants and the organisation's admins (403 not_invited for other members,
 // 404 for other organisations).
@@ -221,7 +221,7 @@ async function checkJoinRequirements(ctx: AppContext, p: Principal, s: MeshSessi
   if (s.minTier) {
     const tier: Tier = p.tier ?? ctx.rateLimit?.defaultTier ?? 'free';
     if (TIER_NAMES.indexOf(tier) < TIER_NAMES.indexOf(s.minTier as Tier)) {
-      throw new AttuneError('forbidden', `this mesh session requires the ${s.minTier} tier; yours is ${tier}`, [
+      throw new AttuneError('insufficient_tier', `this mesh session requires the ${s.minTier} tier; yours is ${tier}`, [
         { reason: 'insufficient_tier', required_tier: s.minTier, current_tier: tier },
       ]);
     }
@@ -473,7 +473,7 @@ export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext):
       config: { auth: { scope: Scopes.meshJoin } },
       schema: {
         tags: ['mesh'],
-        summary: 'Join a group session (409 conflict/mesh_full at capacity; 403 not_invited for a private session). Joining again answers the same participant.',
+        summary: 'Join a group session (409 mesh_full at capacity; 403 not_invited for a private session). Joining again answers the same participant.',
         security: [{ bearerAuth: [] }],
         params: idParams,
         body: {

@@ -23,12 +23,14 @@ const errorRef = { $ref: `${ERROR_SCHEMA_ID}#` } as const;
 /** Where the WebSocket message protocols are described (linked from the document). */
 export const WEBSOCKET_PROTOCOLS_DOC = 'docs/websocket-protocols.md';
 
-const statusOf: Record<string, ErrorCode> = Object.fromEntries(Object.entries(ErrorCodes).map(([code, { status }]) => [String(status), code as ErrorCode]));
+/** The codes of each status, the generic one first (the catalogue lists it first). */
+const codesOf = new Map<string, ErrorCode[]>();
+for (const [code, { status }] of Object.entries(ErrorCodes)) codesOf.set(String(status), [...(codesOf.get(String(status)) ?? []), code as ErrorCode]);
 
-/** A response of the coded error body for `status`, described by its code. */
+/** A response of the coded error body for `status`, described by its codes. */
 function errorResponse(status: number | string, extra = '') {
-  const code = statusOf[String(status)];
-  const what = code ? `\`${code}\`: ${ErrorCodes[code].description}` : 'A coded error.';
+  const codes = codesOf.get(String(status)) ?? [];
+  const what = codes.length > 0 ? codes.map((code) => `\`${code}\`: ${ErrorCodes[code].description}`).join(' Or ') : 'A coded error.';
   return { description: `${what}${extra}`, ...errorRef };
 }
 

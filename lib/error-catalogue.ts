@@ -12,9 +12,14 @@ export const ErrorCodes = {
   validation_error: { status: 400, description: 'The request (body, query, path, message or file) is malformed or out of range.' },
   unauthorized: { status: 401, description: 'No valid bearer token.' },
   forbidden: { status: 403, description: 'The token lacks a scope or the resource belongs to someone else.' },
+  // The coherence platform document's own specific codes (../shared/seeds 000, "Common Error
+  // Codes"): a client written against it checks `error.code === 'mesh_full'`, so these are codes,
+  // each sharing its status with the generic code above (which the OpenAPI text names first).
+  insufficient_tier: { status: 403, description: 'The feature needs a higher tier than the token\'s (coherence platform code).' },
   not_found: { status: 404, description: 'No such route or resource (for this user).' },
   request_timeout: { status: 408, description: 'The request did not arrive in time.' },
   conflict: { status: 409, description: 'The resource is in a state that refuses the change.' },
+  mesh_full: { status: 409, description: 'The group (mesh) session is at capacity (coherence platform code).' },
   payload_too_large: { status: 413, description: 'The body, file or form is larger than allowed.' },
   uri_too_long: { status: 414, description: 'The URL (a path segment) is longer than allowed.' },
   unsupported_media_type: { status: 415, description: 'The body has a content type this route does not take.' },
@@ -116,11 +121,11 @@ export const Reasons = {
   already_registered: r('conflict', 'The device is registered to another user.'),
   version_conflict: r('conflict', 'The record changed since the version given (optimistic concurrency).'),
   device_quota: r('conflict', "A new device beyond the devices per user of the token's tier (free 2, plus 5, pro 20)."),
-  mesh_full: r('conflict', 'The mesh session has as many participants present as its max_participants.'),
+  mesh_full: r('mesh_full', 'The mesh session has as many participants present as its max_participants.'),
   mesh_ended: r('conflict', 'The mesh session has ended: it can no longer be joined.'),
   not_invited: r('forbidden', 'The mesh session is private and the caller is neither its host nor invited.'),
   not_host: r('forbidden', 'Only the mesh session\'s host (or an organisation admin) may do this.'),
-  insufficient_tier: r('forbidden', "The mesh session requires a higher tier than the token's (join_requirements.min_tier)."),
+  insufficient_tier: r('insufficient_tier', "The mesh session requires a higher tier than the token's (join_requirements.min_tier)."),
   insufficient_coherence_history: r('forbidden', "The caller's average coherence over the last 30 days is below the mesh session's join_requirements.min_coherence_history."),
   // HTTP transport (Fastify and Node's parser).
   body_too_large: r('payload_too_large', 'The request body is larger than the body limit.'),

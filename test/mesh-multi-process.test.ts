@@ -2,7 +2,7 @@
 // Postgres (exactly one admitted)": two `attune api` processes on one PostgreSQL server, each
 // receiving joins of one mesh session at the same moment while a single seat is left. The
 // session row lock taken by the join's transaction (store/postgres/mesh-repo.ts) decides:
-// every round admits exactly one joiner, the others get 409 conflict/mesh_full, and the
+// every round admits exactly one joiner, the others get 409 mesh_full, and the
 // database holds max_participants participants. The processes run on their own embedded bus
 // (nothing here crosses the bus); only PostgreSQL is shared, as in a scaled-out deployment.
 import { after, before, test } from 'node:test';
@@ -122,7 +122,7 @@ test(`two api processes, ${RACERS} joins at once for the last seat of a mesh ses
     const admitted = results.filter((r) => r.status === 200);
     const refused = results.filter((r) => r.status !== 200);
     assert.equal(admitted.length, 1, `round ${round}: ${JSON.stringify(results.map((r) => [r.status, r.body?.error?.details?.[0]?.reason ?? r.body?.position]))}`);
-    for (const r of refused) assert.deepEqual([r.status, r.body.error.code, r.body.error.details[0].reason], [409, 'conflict', 'mesh_full']);
+    for (const r of refused) assert.deepEqual([r.status, r.body.error.code, r.body.error.details[0].reason], [409, 'mesh_full', 'mesh_full']);
     assert.deepEqual([admitted[0].body.position, admitted[0].body.participant_count], [SEATS, SEATS]);
     const present = await repo.present(id);
     assert.equal(present.length, SEATS, `round ${round}: the database holds max_participants participants`);

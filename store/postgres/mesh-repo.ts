@@ -3,7 +3,7 @@
 //  - join is one transaction: lock the session row (SELECT ... FOR UPDATE), check its status
 //    and who may join, count the participants present, insert (or bring back) the caller's
 //    participant row. Joins of one session from any number of processes are serialised by
-//    the row lock, so the last seat goes to exactly one of them (409 conflict, mesh_full, for
+//    the row lock, so the last seat goes to exactly one of them (409 mesh_full, for
 //    the others). Joining twice answers the same participant; leaving and joining again
 //    brings the same participant (id and position) back, if a seat is free.
 //  - status follows the clock (0003_mesh.sql): the effective status, started_at and ended_at
@@ -402,7 +402,7 @@ export class MeshRepository {
         }
         const present = await presentCount(tx, id);
         if (present >= session.maxParticipants) {
-          throw new AttuneError('conflict', `mesh session ${id} is full (${session.maxParticipants} participants)`, [
+          throw new AttuneError('mesh_full', `mesh session ${id} is full (${session.maxParticipants} participants)`, [
             { reason: 'mesh_full', max_participants: session.maxParticipants },
           ]);
         }

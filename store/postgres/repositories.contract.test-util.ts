@@ -334,7 +334,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       const b = await mesh.join(s.id, viewer(org, 'ub'), { anonymous: true });
       const c = await mesh.join(s.id, viewer(org, 'uc'));
       assert.deepEqual([b.participant.position, b.participant.anonymous, c.participant.position, c.session.participantCount], [2, true, 3, 3]);
-      await assert.rejects(mesh.join(s.id, viewer(org, 'ud')), isCode('conflict', 'mesh_full'));
+      await assert.rejects(mesh.join(s.id, viewer(org, 'ud')), isCode('mesh_full', 'mesh_full'));
       assert.equal((await mesh.get(s.id))?.participantCount, 3, 'the refused join left nothing');
       assert.deepEqual((await mesh.join(s.id, viewer(org, 'ub'))).participant.id, b.participant.id, 'a present participant at capacity is answered, not refused');
 
@@ -345,7 +345,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       await assert.rejects(mesh.leave(s.id, viewer(org, 'never')), isCode('not_found'));
       const d = await mesh.join(s.id, viewer(org, 'ud'));
       assert.deepEqual([d.participant.position, d.session.participantCount], [4, 3], 'positions are never reused');
-      await assert.rejects(mesh.join(s.id, viewer(org, 'ub')), isCode('conflict', 'mesh_full'), 'the seat b left was taken');
+      await assert.rejects(mesh.join(s.id, viewer(org, 'ub')), isCode('mesh_full', 'mesh_full'), 'the seat b left was taken');
       await mesh.leave(s.id, viewer(org, 'ua'));
       const back = await mesh.join(s.id, viewer(org, 'ub'));
       assert.deepEqual([back.joined, back.participant.id, back.participant.position, back.participant.leftAt, back.participant.anonymous], [true, b.participant.id, 2, null, true]);
@@ -353,7 +353,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
 
       await assert.rejects(mesh.join(s.id, viewer('org-mesh-other', 'ua')), isCode('not_found'), 'another organisation');
       await assert.rejects(mesh.join('00000000-0000-4000-8000-00000000000a', viewer(org, 'ua')), isCode('not_found'));
-      await assert.rejects(mesh.join(s.id, viewer(org, 'ue'), { deviceId: 'unregistered' }), isCode('conflict', 'mesh_full'), 'capacity is checked first');
+      await assert.rejects(mesh.join(s.id, viewer(org, 'ue'), { deviceId: 'unregistered' }), isCode('mesh_full', 'mesh_full'), 'capacity is checked first');
       const open = await mesh.create({ orgId: org, hostUserId: 'host', name: 'Open', visibility: 'public', maxParticipants: 10 });
       await assert.rejects(mesh.join(open.id, viewer(org, 'ue'), { deviceId: 'unregistered' }), isCode('validation_error', 'not_registered'));
       await devices.register({ id: 'mesh-dev', orgId: org, userId: 'ue' });
