@@ -302,7 +302,9 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         });
       // Devices per user by tier (http/rate-limit.ts): a new one beyond it is 409 device_quota.
       const { device, created } = app.rateLimits ? await app.rateLimits.withDeviceQuota(p, deviceId, ctx.devices, register) : await register();
-      return reply.status(created ? 201 : 200).send(deviceJson(device));
+      // The document's fields too (id, type, firmware_version, last_sync, ...), as the serial form answers.
+      const profile = ctx.users ? await ctx.users.device(device.orgId, device.id) : null;
+      return reply.status(created ? 201 : 200).send(profile ? { ...deviceProfileJson(profile), ...deviceJson(device) } : deviceJson(device));
     },
   );
 
@@ -498,6 +500,15 @@ function handleIngestSocket(
           throw err;
         }
         send({ type: 'ack', id: clientId, accepted: records.length });
+        // Live readings count as a sync of the device too (last_sync and battery in GET /v1/users/me).
+        const synced = device;
+        if (ctx.users && synced) {
+          let battery: number | undefined;
+          for (let i = readings.length - 1; battery === undefined && i >= 0; i--) battery = readings[i].battery_level;
+          await ctx.users.noteSync(synced.orgId, synced.id, { at: ctx.clock(), batteryLevel: battery ?? null }).catch((err) => {
+            ctx.log.warn({ err, device_id: synced.id }, 'recording the sync on the device failed');
+          });
+        }
       } catch (err) {
         sendError(clientId, err);
       }

@@ -1,0 +1,72 @@
+// The coherence platform document's device forms beside Attune's: registration by serial
+// number (server-assigned id, serial unique per organisation) and by device_id (unchanged),
+// and the device's last_sync and battery kept from HTTP syncs and live readings alike.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import WebSocket from 'ws';
+import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
+
+const SCOPES = ['read:user', 'write:devices', 'write:readings'];
+let app: TestAttune;
+before(async () => {
+  app = await startTestAttune();
+});
+after(async () => {
+  await app?.cleanup();
+});
+
+test('registration: by serial (server id, 200 on repeat, 409 for another user of the organisation) and by device_id, side by side', async () => {
+  const token = app.token('u-dev', 'o-dev', SCOPES);
+  const a = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-X-1', firmware_version: '2.1.4' } });
+  assert.equal(a.status, 201, JSON.stringify(a.body));
+  assert.match(a.body.id, /^dev_solas_[0-9a-f]{8}$/);
+  assert.deepEqual([a.body.device_id, a.body.firmware_version, a.body.firmware, a.body.last_sync], [a.body.id, '2.1.4', '2.1.4', null]);
+  const again = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-X-1', firmware_version: '2.2.0' } });
+  assert.deepEqual([again.status, again.body.id, again.body.firmware_version], [200, a.body.id, '2.2.0']);
+  const other = await app.request('POST', '/v1/devices', { token: app.token('u-other', 'o-dev', SCOPES), body: { type: 'solas', serial_number: 'SOL-X-1' } });
+  assert.deepEqual([other.status, other.body.error.code, other.body.error.details[0].reason], [409, 'conflict', 'already_registered']);
+  // Another organisation may register the same serial.
+  assert.equal((await app.request('POST', '/v1/devices', { token: app.token('u-dev', 'o-dev-2', SCOPES), body: { type: 'solas', serial_number: 'SOL-X-1' } })).status, 201);
+
+  const byId = await app.request('POST', '/v1/devices', { token, body: { device_id: 'H10-legacy', name: 'strap', model: 'Polar H10', firmware: '3.1' } });
+  assert.equal(byId.status, 201, JSON.stringify(byId.body));
+  assert.deepEqual([byId.body.device_id, byId.body.id, byId.body.name, byId.body.model, byId.body.firmware, byId.body.type], ['H10-legacy', 'H10-legacy', 'strap', 'Polar H10', '3.1', '']);
+  const neither = await app.request('POST', '/v1/devices', { token, body: { type: 'solas' } });
+  assert.equal(neither.status, 400, JSON.stringify(neither.body));
+
+  const me = await app.request('GET', '/v1/users/me', { token });
+  assert.deepEqual(me.body.devices.map((d: { id: string }) => d.id), [a.body.id, 'H10-legacy']);
+});
+
+test('last_sync and battery: from the sync body, else from the last reading with one, and from live readings', async () => {
+  const token = app.token('u-sync', 'o-dev', SCOPES);
+  const dev = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-S-1' } });
+  const id = dev.body.id as string;
+  const now = Date.now();
+  const device = async () => (await app.request('GET', '/v1/users/me', { token })).body.devices.find((d: { id: string }) => d.id === id);
+
+  const first = await app.request('POST', `/v1/devices/${id}/sync`, { token, body: { readings: [{ timestamp: now - 60_000, hr: 70 }], battery_level: 87, last_worn: new Date(now - 30_000).toISOString() } });
+  assert.equal(first.status, 202, JSON.stringify(first.body));
+  let d = await device();
+  assert.deepEqual([d.battery_level, Date.parse(d.last_worn)], [87, now - 30_000]);
+  const firstSync = Date.parse(d.last_sync);
+  assert.ok(Math.abs(firstSync - Date.now()) < 60_000, d.last_sync);
+
+  // No battery in the body: the last reading's that has one.
+  const second = await app.request('POST', `/v1/devices/${id}/sync`, { token, body: { readings: [{ timestamp: now - 50_000, hr: 70, battery_level: 64 }, { timestamp: now - 40_000, hr: 71 }] } });
+  assert.equal(second.status, 202);
+  d = await device();
+  assert.equal(d.battery_level, 64);
+  assert.ok(Date.parse(d.last_sync) >= firstSync);
+
+  // Live readings over the ingest socket count as a sync too.
+  const ws = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/ingest/devices/${id}?token=${token}`);
+  const inbox: Array<{ type: string; id?: unknown }> = [];
+  ws.on('message', (m) => inbox.push(JSON.parse(m.toString())));
+  await waitFor('authenticated', () => inbox.find((m) => m.type === 'authenticated'), 10_000);
+  ws.send(JSON.stringify({ type: 'readings', id: 'live-1', readings: [{ timestamp: Date.now() - 1000, hr: 72, battery_level: 42 }] }));
+  await waitFor('the ack', () => inbox.find((m) => m.type === 'ack' && m.id === 'live-1'), 10_000);
+  ws.close();
+  d = await device();
+  assert.equal(d.battery_level, 42);
+});
