@@ -409,6 +409,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
         throw new AttuneError('forbidden', "listing another user's sessions needs admin:org", [{ field: '?user_id', reason: 'missing_scope' }]);
       }
       const userId = req.query.user_id ?? (isAdmin ? null : p.userId);
+      await ctx.users?.ensure(p.orgId, p.userId);
       const rows = await ctx.sessions.list({
         orgId: p.orgId,
         userId,

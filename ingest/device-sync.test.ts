@@ -38,6 +38,18 @@ test('registration: by serial (server id, 200 on repeat, 409 for another user of
   assert.deepEqual(me.body.devices.map((d: { id: string }) => d.id), [a.body.id, 'H10-legacy']);
 });
 
+test('a user is created on first sight: registering a device by id, before any call of /v1/users/me', async () => {
+  const token = app.token('u-first-sight', 'o-dev', SCOPES);
+  assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'first-sight-strap' } })).status, 201);
+  const seen = Date.now();
+  // The next millisecond, so a user created by the call below could not pass the check.
+  while (Date.now() <= seen) {
+    /* at most 1 ms */
+  }
+  const me = await app.request('GET', '/v1/users/me', { token });
+  assert.ok(Date.parse(me.body.created_at) <= seen, `created ${me.body.created_at}, first /v1/users/me after ${new Date(seen).toISOString()}`);
+});
+
 test('last_sync and battery: from the sync body, else from the last reading with one, and from live readings', async () => {
   const token = app.token('u-sync', 'o-dev', SCOPES);
   const dev = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-S-1' } });

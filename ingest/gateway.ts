@@ -291,6 +291,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         });
       }
       const deviceId = req.body.device_id;
+      await users?.ensure(p.orgId, p.userId);
       const register = () =>
         ctx.devices.register({
           id: deviceId,
@@ -335,6 +336,8 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
     async (req, reply) => {
       const p = principalOf(req);
       const device = await ownedDevice(ctx, p, req.params.device_id);
+      // Users are created on first sight (one insert per user and process, then a cache hit).
+      await ctx.users?.ensure(device.orgId, device.userId);
       // The simulator says who it is, so its data can be told apart from real devices' in the tables.
       const source = req.headers['user-agent']?.startsWith('attune-simulator') ? 'simulator' : 'sync';
       const limited = await budget.take(device, req.body.readings.length);
@@ -420,6 +423,7 @@ function handleIngestSocket(
   };
   const auth = socketAuth(ctx, socket, req, async (p) => {
     device = await ownedDevice(ctx, p, req.params.device_id);
+    await ctx.users?.ensure(device.orgId, device.userId);
     send({ type: 'authenticated', device_id: device.id });
   });
   watchSocket(socket, {
