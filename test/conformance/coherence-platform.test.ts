@@ -19,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import WebSocket from 'ws';
 import { getTestServices } from '../services.js';
 import { rsaReadings, startTestAttune, waitFor, type TestAttune } from '../attune.js';
 import { checkShape, docRequests, docTable, type DocRequest, type FieldCheck } from './doc-examples.js';
@@ -61,6 +62,7 @@ const TODO_OTHER = [
   'Real-Time Coherence Stream: auf-protocol-v1 subprotocol, coherence_update and session_event message shapes (issue 12, live)',
   'Webhooks: payload example and signature verification (issue 12, webhooks)',
   'Error Handling: error response format with documentation_url (issue 12, errors)',
+  'Session-sync document (001): /health, /health/ready, /health/live, the {id, type, timestamp, payload} envelope and heartbeats (issue 12, health and live)',
 ];
 
 const key = (e: DocRequest) => `${e.section} / ${e.subsection}`;
@@ -203,6 +205,16 @@ describe('coherence platform document: request examples replayed verbatim', () =
     assert.deepEqual([res.body.type, res.body.protocol, res.body.status, res.body.target_duration, res.body.intention], [sent.type, sent.protocol, 'active', sent.target_duration, sent.intention]);
     assert.equal(res.body.websocket_url, `${app.baseUrl.replace(/^http/, 'ws')}/v1/sessions/${res.body.id}/stream`);
     createdSessionId = res.body.id;
+    // The URL is the session's live stream: a client that opens it and authenticates as the
+    // document's example does is subscribed to the session.
+    const ws = new WebSocket(res.body.websocket_url);
+    const inbox: Array<{ type: string; payload?: { session_id?: string } }> = [];
+    ws.on('message', (m) => inbox.push(JSON.parse(m.toString())));
+    await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+    ws.send(JSON.stringify({ type: 'authenticate', token }));
+    const subscribed = await waitFor('subscribed', () => inbox.find((m) => m.type === 'subscribed'), 10_000, 20);
+    assert.equal(subscribed.payload?.session_id, createdSessionId);
+    ws.close();
   });
 
   test('Session Endpoints / Session Protocols: each documented protocol id with its duration range and level', async () => {
