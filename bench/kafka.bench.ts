@@ -84,9 +84,20 @@ async function pipeline(client: Client, total: number) {
     // A request refused with 503 (publish past ATTUNE_PUBLISH_TIMEOUT_MS on a loaded machine)
     // is counted, not retried: the rate is of the accepted readings, which must all arrive.
     const accepted = load.accepted;
+    // Done when the rows are in heart_readings, checked with count() every 50 ms. A count()
+    // costs the measured process ~1.4 ms of CPU on chDB (the baseline counts nothing), so it
+    // is asked only once the readings sink has taken every accepted reading (an in-memory
+    // counter): the end is detected the same way, without polling through the whole run.
     let stored = 0;
     const deadline = Date.now() + 300_000;
-    while ((stored = await count(app, 'heart_readings')) < accepted && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (;;) {
+      if ((app.sink?.stats.readings ?? Infinity) >= accepted && (stored = await count(app, 'heart_readings')) >= accepted) break;
+      if (Date.now() > deadline) {
+        stored = await count(app, 'heart_readings');
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const seconds = (Date.now() - began) / 1000;
     const cpu = await phase.end();
     child.kill();
