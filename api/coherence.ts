@@ -1,8 +1,10 @@
 // Coherence history: GET /v1/users/me/coherence, aggregated from coherence_windows FINAL with
 // the per-user daily rollup's rule (user_daily_coherence, migration 0006: valid windows with a
-// score and a ratio, days are UTC days of window_end), read directly so one scan also counts
+// score and a ratio), read directly so one scan also counts
 // the sessions of each period; a window inserted twice, or an insert a crash cut short, changes
-// no figure; it scans the user's windows of the asked days, at most 17,280 a day. A window is
+// no figure; it scans the user's windows of the asked days, at most 17,280 a day. Days (and
+// the dates asked) are calendar days in the user's time zone (preferences.timezone, UTC until
+// set), the same days the streaks of GET /v1/users/me count. A window is
 // valid only when it can be trusted (a full 64 s of data, no long gap:
 // pipelines/hrv/window-metrics.ts), so partial and gapped windows are in no figure here.
 //
@@ -24,6 +26,7 @@ import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import { HIGH_COHERENCE_SCORE, WINDOW_STEP_S } from './sessions.js';
+import { localDay } from './users.js';
 
 const DAY_MS = 86_400_000;
 /** Below this change of the average score per period the trend is called stable. */
@@ -39,7 +42,7 @@ type Granularity = keyof typeof bucketExpr;
 const pointSchema = {
   type: 'object',
   properties: {
-    date: { type: 'string', format: 'date', description: 'First day of the period (UTC).' },
+    date: { type: 'string', format: 'date', description: "First day of the period (the user's time zone)." },
     average_coherence: { type: 'number', description: 'Mean coherence score 0..1.' },
     peak_coherence: { type: 'number' },
     time_in_high_coherence: { type: 'number', description: `Seconds with coherence >= ${HIGH_COHERENCE_SCORE}.` },
@@ -122,8 +125,8 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
         querystring: {
           type: 'object',
           properties: {
-            start_date: { type: 'string', description: 'YYYY-MM-DD (UTC, inclusive); default 30 days before end_date.' },
-            end_date: { type: 'string', description: 'YYYY-MM-DD (UTC, inclusive); default today.' },
+            start_date: { type: 'string', description: "YYYY-MM-DD (the user's time zone, inclusive); default 30 days before end_date." },
+            end_date: { type: 'string', description: "YYYY-MM-DD (the user's time zone, inclusive); default today there." },
             granularity: { type: 'string', enum: ['day', 'week', 'month'], default: 'day' },
             user_id: { type: 'string', maxLength: 128, description: 'Another user of the org (needs admin:org).' },
           },
@@ -134,6 +137,7 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
             type: 'object',
             properties: {
               user_id: { type: 'string' },
+              timezone: { type: 'string', description: "The user's time zone (preferences.timezone, UTC by default): days are its calendar days." },
               granularity: { type: 'string' },
               start_date: { type: 'string' },
               end_date: { type: 'string' },
@@ -165,7 +169,9 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
         throw new AttuneError('forbidden', "reading another user's coherence needs admin:org", [{ field: '?user_id', reason: 'missing_scope' }]);
       }
       const granularity = req.query.granularity ?? 'day';
-      const today = Math.floor(ctx.clock() / DAY_MS) * DAY_MS;
+      // Days are the user's calendar days (preferences.timezone; UTC until they set one), as the streaks.
+      const timezone = (ctx.users ? (await ctx.users.get(p.orgId, userId))?.timezone : undefined) ?? 'UTC';
+      const today = Date.parse(`${localDay(ctx.clock(), timezone)}T00:00:00Z`);
       const end = parseDate(req.query.end_date, 'end_date', today);
       const start = parseDate(req.query.start_date, 'start_date', end - 30 * DAY_MS);
       if (start > end) throw new AttuneError('validation_error', 'start_date is after end_date', [{ field: '?start_date', reason: 'invalid_range', message: 'after end_date' }]);
@@ -181,13 +187,13 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
                   avg(rmssd_ms) AS average_hrv,
                   count() AS window_count,
                   uniqExact(session_id) AS sessions
-                FROM (SELECT toDate(window_end, 'UTC') AS day, session_id, coherence, coherence_ratio, mean_hr_bpm, rmssd_ms
+                FROM (SELECT toDate(window_end, {tz:String}) AS day, session_id, coherence, coherence_ratio, mean_hr_bpm, rmssd_ms
                       FROM ${ctx.database}.coherence_windows FINAL
                       WHERE org_id = {org:String} AND user_id = {user:String}
-                        AND window_end >= toDateTime64({start:String}, 3, 'UTC') AND window_end < toDateTime64({endExcl:String}, 3, 'UTC')
+                        AND window_end >= toDateTime64({start:String}, 3, {tz:String}) AND window_end < toDateTime64({endExcl:String}, 3, {tz:String})
                         AND valid AND coherence IS NOT NULL AND coherence_ratio IS NOT NULL)
                 GROUP BY bucket ORDER BY bucket`,
-        query_params: { org: p.orgId, user: userId, start: ymd(start), endExcl: ymd(end + DAY_MS) },
+        query_params: { org: p.orgId, user: userId, start: ymd(start), endExcl: ymd(end + DAY_MS), tz: timezone },
         format: 'JSONEachRow',
       });
       const rows = (await rs.json()) as Row[];
@@ -214,6 +220,7 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
       }));
       return {
         user_id: userId,
+        timezone,
         granularity,
         start_date: ymd(start),
         end_date: ymd(end),

@@ -10,8 +10,8 @@
 // example this file does not know fails.
 //
 // The data the responses are computed from is seeded first (Attune's own routes): a session
-// on the document's date (2026-01-31, so the history example's January has a day) and one in
-// the last hour (so the baseline and the current streak have data), each with RR readings that
+// on the document's date (2026-01-31, so the history example's January has a day), one on an
+// evening of 2026-01-19 in the document's time zone, and one in the last hour (so the baseline and the current streak have data), each with RR readings that
 // the coherence worker turns into windows. The document's sync example is dated 2026-01-31
 // with no session, older than the default 30 days such readings may be: this Attune runs with
 // ATTUNE_READING_MAX_AGE_DAYS=36500.
@@ -146,6 +146,10 @@ describe('coherence platform document: request examples replayed verbatim', () =
     // On the document's date, 19:00 UTC as its session example, 5 minutes of data.
     const jan = Date.parse('2026-01-31T19:00:00Z');
     januarySessionId = await seedSession('seed-strap', jan, 300, Date.parse('2026-01-31T19:10:23Z'));
+    // 03:00 UTC on 2026-01-20 is the evening of the 19th in the document's time zone
+    // (America/Los_Angeles, set by its profile example): the history counts it on the 19th.
+    const evening = Date.parse('2026-01-20T03:00:00Z');
+    await seedSession('seed-strap', evening, 180, evening + 600_000);
     // In the last hour: 3 minutes of data.
     const recent = Math.floor((Date.now() - 15 * 60_000) / 5000) * 5000 + 4000;
     recentSessionId = await seedSession('seed-strap', recent, 180, Date.now());
@@ -288,9 +292,11 @@ describe('coherence platform document: request examples replayed verbatim', () =
     const res = await replay(e, {});
     assert.equal(res.status, 200, JSON.stringify(res.body));
     expectShape(e, res.body);
-    assert.deepEqual(res.body.data.map((d: { date: string; sessions: number }) => [d.date, d.sessions]), [['2026-01-31', 1]]);
+    const zone = JSON.parse(bySubsection('Update User Profile').body).preferences.timezone;
+    assert.equal(res.body.timezone, zone);
+    assert.deepEqual(res.body.data.map((d: { date: string; sessions: number }) => [d.date, d.sessions]), [['2026-01-19', 1], ['2026-01-31', 1]], `days in ${zone}`);
     assert.ok(['improving', 'stable', 'declining'].includes(res.body.summary.trend));
-    assert.deepEqual(res.body.data_points.map((d: { date: string }) => d.date), ['2026-01-31'], 'data_points kept beside data');
+    assert.deepEqual(res.body.data_points.map((d: { date: string }) => d.date), ['2026-01-19', '2026-01-31'], 'data_points kept beside data');
   });
 
   for (const [name, why] of Object.entries(TODO)) test(`${name}`, { todo: why }, () => {});
