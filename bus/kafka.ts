@@ -47,6 +47,8 @@ export interface KafkaBusOptions {
    */
   sessionTimeoutMs?: number;
   heartbeatIntervalMs?: number;
+  /** Longest wait of a fetch for records, which also bounds how long a stop waits to leave (default 1 s). */
+  fetchMaxWaitMs?: number;
   /** Partitions of one subscription handled at the same time (default 6). */
   partitionsConsumedConcurrently?: number;
   /** Back-off after a rejected handler: first delay and cap (defaults 200 ms, 5 s). */
@@ -283,6 +285,10 @@ class KafkaBusImpl implements KafkaBus {
         groupId: opts.groupId,
         sessionTimeout: this.opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS,
         heartbeatInterval: heartbeatMs,
+        // A fetch waits at most this long for records (kafkajs default 5 s). A stop waits for
+        // the fetch in flight before the member leaves its group, so this bounds how long a
+        // graceful shutdown holds the partitions; idle, each consumer fetches once a second.
+        maxWaitTimeInMs: this.opts.fetchMaxWaitMs ?? 1_000,
         allowAutoTopicCreation: false,
       });
       c.on(c.events.GROUP_JOIN, (event) => {

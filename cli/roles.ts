@@ -129,9 +129,17 @@ export async function startAttune(
   const metrics = new Metrics();
   // Entities live in PostgreSQL (PGlite without DATABASE_URL); facts in ClickHouse, which the
   // ingest role does not need: it validates, resolves sessions in Postgres and publishes.
-  const sql = await openEntities(config);
   const sinks = roles.sink ?? roles.worker;
-  const store = roles.api || sinks ? instrumentStore(await openStore(config, log), metrics) : null;
+  const topics = prefixedTopics(config.topicPrefix);
+  // The bus connects (and checks its topics) while the databases open and migrate: each waits on
+  // its own I/O, and after a crash every second before the first 202 counts (issue 10).
+  const busOpening = openBus(config, log, topics);
+  busOpening.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
+  const [sql, rawStore] = await Promise.all([openEntities(config), roles.api || sinks ? openStore(config, log) : null]).catch(async (err) => {
+    await busOpening.then((b) => b.close(), () => undefined);
+    throw err;
+  });
+  const store = rawStore ? instrumentStore(rawStore, metrics) : null;
   if (opts.migrate) {
     const entities = await migratePostgres(sql);
     if (entities.applied.length > 0) log.info({ applied: entities.applied }, 'postgres migrations applied');
@@ -140,8 +148,7 @@ export async function startAttune(
       if (applied.length > 0) log.info({ applied }, 'clickhouse migrations applied');
     }
   }
-  const topics = prefixedTopics(config.topicPrefix);
-  const bus = instrumentBus(await openBus(config, log, topics), metrics, topics);
+  const bus = instrumentBus(await busOpening, metrics, topics);
   const codec = await openCodec(config);
   const auth = authFromConfig(config, log);
   const sessions = new SessionsRepository(sql, { clock });
@@ -162,11 +169,14 @@ export async function startAttune(
   let server: FastifyInstance | null = null;
   let url: string | null = null;
   if (roles.api || roles.ingest) {
+    // The live hubs join their groups while the server builds (CPU: route schemas compile), and
+    // before it listens, so no socket is accepted before its hub consumes.
+    let hubsStarting: Promise<unknown> = Promise.resolve();
     if (roles.api) {
       live = createCoherenceLiveHub({ log: log.child({ role: 'live' }), ...config.live, clock }, topics);
-      await live.start(bus, codec);
       speechLive = createSpeechLiveHub({ log: log.child({ role: 'speech-live' }), ...config.live, clock }, topics);
-      await speechLive.start(bus, codec);
+      hubsStarting = Promise.all([live.start(bus, codec), speechLive.start(bus, codec)]);
+      hubsStarting.catch(() => undefined); // awaited below
     }
     const ctx: AppContext = {
       log,
@@ -200,6 +210,7 @@ export async function startAttune(
       rateLimit: config.rateLimit,
     };
     server = await buildServer(ctx, { metrics, metricsToken: config.metrics.token });
+    await hubsStarting;
     if (opts.listen !== false) {
       url = await server.listen({ host: config.host, port: config.port });
       log.info({ url, roles }, 'attune listening');
@@ -295,10 +306,10 @@ export async function startAttune(
       await metricsListener?.close();
       // Stop taking input first, then drain the workers, then close the adapters.
       await server?.close();
-      await live?.stop();
-      await speechLive?.stop();
-      // Every consumer leaves its group at once (in parallel), so their partitions move on now.
-      await Promise.all([sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
+      // Every consumer, the live hubs' and the workers', leaves its group at once (in parallel),
+      // so their partitions move on now: each waits for its fetch in flight, and one after the
+      // other they held the workers' partitions ~10 s past a SIGTERM (the fault suite's check).
+      await Promise.all([live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();
