@@ -38,6 +38,16 @@ test('registration: by serial (server id, 200 on repeat, 409 for another user of
   assert.deepEqual(me.body.devices.map((d: { id: string }) => d.id), [a.body.id, 'H10-legacy']);
 });
 
+test("the device quota counts devices registered by serial: a free-tier user's third is refused; re-registering one of the two is not", async () => {
+  const token = app.auth.sign({ userId: 'u-free', orgId: 'o-dev', scopes: SCOPES, tier: 'free' });
+  for (const serial of ['SOL-Q-1', 'SOL-Q-2']) assert.equal((await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: serial } })).status, 201);
+  const third = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-Q-3' } });
+  assert.deepEqual([third.status, third.body.error.details[0].reason], [409, 'device_quota'], JSON.stringify(third.body));
+  assert.equal((await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-Q-2', firmware_version: '2.2' } })).status, 200);
+  const byId = await app.request('POST', '/v1/devices', { token, body: { device_id: 'strap-q' } });
+  assert.deepEqual([byId.status, byId.body.error.details[0].reason], [409, 'device_quota'], 'the two forms share the quota');
+});
+
 test('a user is created on first sight: registering a device by id, before any call of /v1/users/me', async () => {
   const token = app.token('u-first-sight', 'o-dev', SCOPES);
   assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'first-sight-strap' } })).status, 201);
