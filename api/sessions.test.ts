@@ -51,7 +51,7 @@ test('averages use only trusted windows; partial and gapped windows are counted 
 });
 
 test("breathing_sync_score: the trusted windows' breathing rate against the protocol's pace", async () => {
-  const rows = [{ ...trusted(65, 0.8), breathing_rate: 6 }, { ...trusted(70, 0.8), breathing_rate: 7.5 }, { ...untrusted(75, 'long_gap', false, 0.5), breathing_rate: 15 }];
+  const rows = [{ ...trusted(65, 0.8), breathing_rate: 6 }, { ...trusted(70, 0.8), breathing_rate: 6.45 }, { ...untrusted(75, 'long_gap', false, 0.5), breathing_rate: 15 }];
   const { metrics } = await sessionMetrics(contextWith(rows), session, 6);
   assert.equal(metrics.breathing_sync_score, 0.875, 'mean of 1 and 0.75; the untrusted window left out');
 });

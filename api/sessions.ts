@@ -36,16 +36,24 @@ const PROTOCOL_IDS = Object.keys(PROTOCOLS) as ProtocolId[];
 const SESSION_TYPES = ['coherence', 'meditation', 'breathing', 'group', 'other', 'solo'] as const;
 
 /**
+ * Breathing-rate difference (Hz) at which a window's breathing sync reaches 0: the 0.03 Hz
+ * width of the coherence peak band (1.8 breaths/min); half of it, the band's half width,
+ * scores 0.5. The same per-window rule as the group sessions' breathing_sync_score
+ * (pipelines/group/group-coherence.ts, which api/ may not import).
+ */
+export const BREATHING_SYNC_FULL_SCALE_HZ = 0.03;
+
+/**
  * How closely the measured breathing followed the protocol's pace, 0..1: the mean over the
- * valid windows with a breathing rate of max(0, 1 - |measured - paced| / paced), the measured
- * rate being the window's HRV spectral peak in breaths a minute. 1: every window breathed at
- * the pace; 0.5: on average half the pace away (e.g. 9 or 3 breaths/min against 6); null
- * without a protocol or without such windows.
+ * valid windows with a breathing rate of max(0, 1 - (|measured - paced| / 60) / 0.03 Hz), the
+ * measured rate being the window's HRV spectral peak in breaths a minute. 1: every window
+ * breathed at the pace; 0.5: on average 0.9 breaths/min (0.015 Hz) away; 0 from 1.8
+ * breaths/min away; null without a protocol or without such windows.
  */
 export function breathingSyncScore(rates: number[], pacedBpm: number | null): number | null {
   if (pacedBpm === null || rates.length === 0) return null;
   let sum = 0;
-  for (const b of rates) sum += Math.max(0, 1 - Math.abs(b - pacedBpm) / pacedBpm);
+  for (const b of rates) sum += Math.max(0, 1 - Math.abs(b - pacedBpm) / 60 / BREATHING_SYNC_FULL_SCALE_HZ);
   return sum / rates.length;
 }
 
@@ -95,7 +103,8 @@ const metricsSchema = {
     average_breathing_rate: { type: ['number', 'null'], description: 'Breaths per minute.' },
     breathing_sync_score: {
       type: ['number', 'null'],
-      description: "0..1, how closely the measured breathing rate followed the protocol's paced rate: mean over valid windows of max(0, 1 - |measured - paced| / paced); null without a protocol.",
+      description:
+        "0..1, how closely the measured breathing rate followed the protocol's paced rate (6 breaths/min): mean over valid windows of max(0, 1 - |measured - paced| / 1.8 breaths/min); null without a protocol.",
     },
     window_count: { type: 'integer' },
     valid_window_count: { type: 'integer', description: 'Windows the averages are computed from.' },

@@ -43,11 +43,11 @@ test("trend_percentage: the trend line's change over the range, percent of the p
   assert.equal(trendPercentage(slope, 5, null), 0, 'no data');
 });
 
-test('breathing_sync_score: 1 at the paced rate, falling linearly to 0 at a pace away; null without a pace or data', () => {
+test('breathing_sync_score: 1 at the paced rate, 0.5 at 0.9 breaths/min (the peak band half width), 0 from 1.8 away; null without a pace or data', () => {
   assert.equal(breathingSyncScore([6, 6, 6], 6), 1);
-  assert.equal(breathingSyncScore([9, 3], 6), 0.5);
-  assert.equal(breathingSyncScore([12, 15], 6), 0);
-  assert.ok(Math.abs(breathingSyncScore([6, 7.5], 6)! - 0.875) < 1e-12);
+  assert.ok(Math.abs(breathingSyncScore([6.9, 5.1], 6)! - 0.5) < 1e-12);
+  assert.equal(breathingSyncScore([8, 4, 12], 6), 0);
+  assert.ok(Math.abs(breathingSyncScore([6, 6.45], 6)! - 0.875) < 1e-12, 'mean of 1 and 0.75');
   assert.equal(breathingSyncScore([6], null), null);
   assert.equal(breathingSyncScore([], 6), null);
   // Every documented protocol has a pace.
