@@ -267,6 +267,8 @@ interface Fault {
   at40?: (d: Deployment) => Promise<Promise<void> | void>;
   /** Stop with a second member in the readings sink's group, and time its takeover (state.leaveMs). */
   leaveProbe?: boolean;
+  /** Called once every round is acknowledged. */
+  onUploaded?: () => void;
 }
 
 /** Pushes the input through a fresh deployment with the fault, and returns its final state. */
@@ -301,6 +303,7 @@ async function runScenario(name: string, brokers: string[], fault: Fault = {}) {
     }
     await pending;
     phase('uploaded');
+    fault.onUploaded?.();
     // The end calls, dated a second after each device's last beat.
     await Promise.all(devices.map((dev, i) => call(d, 'POST', `/v1/sessions/${ids[i]}/end`, dev.user, { ended_at: dev.lastBeat + 1000 }, 200)));
     // Every reading: the readings sink has committed past every end marker (its probe joins
@@ -477,12 +480,21 @@ let all: { noBrokerFault: Promise<PromiseSettledResult<State>[]>; brokerFaults: 
 function runAll() {
   if (all) return all;
   const alone = sharedBrokers ?? ownBrokers;
+  let cleanUploaded!: () => void;
+  let pauseUploaded!: () => void;
+  const othersUploaded = Promise.all([new Promise<void>((r) => (cleanUploaded = r)), new Promise<void>((r) => (pauseUploaded = r))]);
   const noBrokerFault = Promise.allSettled([
-    runScenario('clean', alone, { leaveProbe: true }),
+    // (A run that fails before it has sent everything releases the kill run all the same.)
+    runScenario('clean', alone, { leaveProbe: true, onUploaded: cleanUploaded }).finally(() => cleanUploaded()),
     // Half the devices hold back the round at 40 %: 120 s of event time, sent with the next round.
-    runScenario('pause', alone, { holds: (i, r) => i % 2 === 0 && r >= AT_40 && r < AT_40 + 120 / BATCH_S }),
+    runScenario('pause', alone, { holds: (i, r) => i % 2 === 0 && r >= AT_40 && r < AT_40 + 120 / BATCH_S, onUploaded: pauseUploaded }).finally(() => pauseUploaded()),
     runScenario('kill-attune', alone, {
       at40: async (d) => {
+        // The restart is timed (issue 10: 202s within 10 s of it), so it happens once the two
+        // other runs have sent everything: their uploads at full speed would otherwise load
+        // the machine the restart is timed on (first 202 after 16.8 s with them, load ~15;
+        // 2.7 s alone at load ~6). What they do afterwards (settling, API reads) is light.
+        await othersUploaded;
         await d.kill9();
         d.marks.restartAt = Date.now();
         await d.restart();
