@@ -237,7 +237,18 @@ export async function startAttune(
       starting.push(worker.start());
     }
     if (sinks && store) {
-      sink = new ReadingsSink({ bus, topics, codec, store, log: log.child({ role: 'readings-sink' }), writer: config.writer });
+      sink = new ReadingsSink({
+        bus,
+        topics,
+        codec,
+        store,
+        log: log.child({ role: 'readings-sink' }),
+        writer: config.writer,
+        // The coherence worker's clock guard, applied to the raw beats too (same defaults).
+        sessions,
+        clockHorizonMs: config.coherence.allowedLatenessMs,
+        sessionIdleEndMs: config.coherence.sessionIdleEndMs,
+      });
       windowsSink = new CoherenceWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'windows-sink' }), writer: config.writer });
       eventsSink = new SessionEventsSink({ bus, topics, codec, store, log: log.child({ role: 'events-sink' }), writer: config.writer });
       sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });

@@ -28,6 +28,8 @@ export async function finishSinkBatch<Row extends object>(
   batch: { topic: string; partition: number; records: BusRecord[] },
   rows: Row[],
   bad: DeadLetterInput[],
+  /** The offset to commit once the rows are durable; default: past the batch's last record. */
+  commitOffset?: string,
 ): Promise<void> {
   if (bad.length > 0) {
     await deadLetter(sink.bus, sink.topics, sink.codec, sink.groupId, bad, sink.clock());
@@ -35,7 +37,7 @@ export async function finishSinkBatch<Row extends object>(
   }
   const last = batch.records[batch.records.length - 1];
   if (!last) return;
-  const next = (BigInt(last.offset) + 1n).toString();
+  const next = commitOffset ?? (BigInt(last.offset) + 1n).toString();
   await sink.writer.add(rows, () => {
     sink.subscription()?.commit(batch.topic, batch.partition, next).catch((err) => {
       sink.log.warn({ err, partition: batch.partition }, `${sink.name} commit failed; the rows will be replayed`);

@@ -35,7 +35,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws'];
+const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws', 'dev-sg', 'dev-sg-gap', 'dev-sg-off'];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-outliers-'));
@@ -291,6 +291,57 @@ test('a device that really resumes after a 10-minute gap keeps its windows: the 
   assert.equal(w.stats.quarantinedReadings, 0);
   assert.equal(w.stats.confirmedJumps, 1);
   assert.equal(w.stats.deadLettered, 0);
+});
+
+test('the readings sink applies the clock guard too: the raw beats of the forged future reading are not stored, every other reading is (and a confirmed jump is)', async () => {
+  const topics = await topicsFor('sink-guard.');
+  const forged = await sessions.create({ ...sessionOpts, deviceId: 'dev-sg' });
+  const resumed = await sessions.create({ ...sessionOpts, deviceId: 'dev-sg-gap' });
+  // As in the first test: 60 s in, one reading dated 240 s ahead (received then, so plausible).
+  const k = readings.findIndex((r) => Date.parse(r.timestamp) > start + 60_000);
+  const at = Date.parse(readings[k].timestamp);
+  const outlier: Extra = { recordedAt: at + 240_000, receivedAt: at, rr: [880, 910] };
+  const poisoned: Array<Reading | Extra> = [...readings.slice(0, k), outlier, ...readings.slice(k)];
+  // A device that really resumes 10 minutes later: the jump is confirmed, every reading kept.
+  const later = rsaReadings({ startMs: start + 250 + 600_000 + 150_000, durationS: 60, breathHz: 0.1, seed: 22 });
+  const gapped = [...readings, ...later];
+  const guarded = new ReadingsSink({ bus, topics, codec, store, sessions, log: silentLogger, groupId: 'sink-guard', writer: { maxDelayMs: 20 } });
+  // The control: the same sink without the guard stores the forged beats (the behaviour before).
+  const offTopics = await topicsFor('sink-guard-off.');
+  const unguarded = new ReadingsSink({ bus, topics: offTopics, codec, store, log: silentLogger, groupId: 'sink-guard-off', writer: { maxDelayMs: 20 } });
+  const unguardedSession = await sessions.create({ ...sessionOpts, deviceId: 'dev-sg-off' });
+  await guarded.start();
+  await unguarded.start();
+  try {
+    await publish(topics.heartReadings, forged.id, 'dev-sg', poisoned);
+    await publish(topics.heartReadings, resumed.id, 'dev-sg-gap', gapped);
+    await publish(offTopics.heartReadings, unguardedSession.id, 'dev-sg-off', poisoned);
+    await waitFor('the guarded sink to read everything', () => guarded.stats.readings === poisoned.length + gapped.length && guarded.stats.endMarkers === 2, 30_000, 20);
+    await waitFor('the unguarded sink to read everything', () => unguarded.stats.readings === poisoned.length, 30_000, 20);
+    await guarded.flush();
+    await unguarded.flush();
+  } finally {
+    await guarded.stop();
+    await unguarded.stop();
+  }
+  const storedIds = async (sessionId: string) => {
+    const rs = await store.client.query({
+      query: `SELECT DISTINCT reading_id FROM ${store.database}.heart_readings FINAL WHERE session_id = {s:String}`,
+      query_params: { s: sessionId },
+      format: 'JSONEachRow',
+    });
+    return new Set(((await rs.json()) as Array<{ reading_id: string }>).map((r) => r.reading_id));
+  };
+  const forgedId = (device: string) => readingId('o1', device, outlier.recordedAt);
+  const idsOf = (device: string, series: Array<Reading | Extra>) => series.map((r) => readingId('o1', device, 'timestamp' in r ? Date.parse(r.timestamp) : r.recordedAt));
+  const off = await storedIds(unguardedSession.id);
+  assert.ok(off.has(forgedId('dev-sg-off')), 'without the guard the forged reading is stored (the input reproduces the limitation)');
+  const got = await storedIds(forged.id);
+  assert.ok(!got.has(forgedId('dev-sg')), 'the forged reading is not stored');
+  assert.deepEqual([...got].sort(), idsOf('dev-sg', readings).sort(), 'every other reading is');
+  assert.equal(guarded.stats.quarantined, 1);
+  assert.deepEqual([...(await storedIds(resumed.id))].sort(), idsOf('dev-sg-gap', gapped).sort(), 'a confirmed jump loses no reading');
+  assert.equal(guarded.stats.held, 0);
 });
 
 test('RR −5 ms, RR 99,999 ms, HR 300 and a reading dated a year ahead are dead-lettered by the worker and the sink, never stored', async () => {
