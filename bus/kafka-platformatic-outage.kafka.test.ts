@@ -168,3 +168,48 @@ for (const fault of ['stopped for 20 s', 'killed with SIGKILL and restarted'] as
     }
   });
 }
+
+// A worker that starts while the broker is down (Attune listens first and starts its workers
+// after): its subscribe waits for the broker instead of failing the process.
+test('platformatic: a subscribe made while the broker is stopped waits for it, then consumes', { timeout: 240_000 }, async (t) => {
+  if (!(await kafkaOrSkip(t))) return;
+  const brokers = await startLocalKafka({ env });
+  fatal.length = 0;
+  const id = randomUUID().slice(0, 8);
+  const topic = `outage.sub.${id}`;
+  const bus = await createPlatformaticKafkaBus({ brokers, clientId: 'attune-bus-outage', log: silentLogger, sessionTimeoutMs: 6_000, heartbeatIntervalMs: 500, retryBackoffMs: 100, subscribeTimeoutMs: 90_000 });
+  try {
+    await bus.ensureTopics([{ topic, partitions: 3 }]);
+    await bus.publish(topic, [{ key: 'before', value: Buffer.from('before') }]);
+    await kafkaSh('stop');
+    const consumed = new Set<string>();
+    let settled: string | null = null;
+    const subscribing = bus.subscribe({
+      groupId: `outage-sub-${id}`,
+      topics: [topic],
+      eachBatch: async (b) => {
+        for (const r of b.records) consumed.add(r.key);
+      },
+    });
+    subscribing.then(
+      () => (settled = 'joined'),
+      (err: Error) => (settled = `failed: ${err.message}`),
+    );
+    await new Promise((r) => setTimeout(r, OUTAGE_MS)); // the outage itself
+    assert.equal(settled, null, 'the subscribe neither failed nor joined while the broker was down');
+    await startLocalKafka({ env });
+    const backAt = Date.now();
+    const sub = await subscribing;
+    const joinedMs = Date.now() - backAt;
+    const deadline = Date.now() + 60_000;
+    while (!consumed.has('before')) {
+      if (Date.now() > deadline) throw new Error('the record published before the outage was never consumed');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    t.diagnostic(`subscribe joined ${(joinedMs / 1000).toFixed(1)} s after the broker was back`);
+    assert.deepEqual(fatal, [], 'nothing that ends a process');
+    await sub.stop();
+  } finally {
+    await bus.close();
+  }
+});

@@ -20,7 +20,9 @@
 //    subscription then replaces the consumer, retrying with the back-off until the broker
 //    answers, rejoining as the same member; its partitions are delivered again from the
 //    committed offsets (handlers are idempotent). Publishes meanwhile fail or time out
-//    (bus/publish-timeout.ts: 503 + Retry-After at the gateway).
+//    (bus/publish-timeout.ts: 503 + Retry-After at the gateway). A subscribe made while the
+//    broker is unreachable (a worker starting during an outage) waits for it, up to
+//    `subscribeTimeoutMs`.
 import { Admin, Base, Consumer, Producer, compatibilityPartitioner, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
@@ -46,9 +48,22 @@ export interface PlatformaticKafkaBusOptions {
   /** Most records handed to one eachBatch call (default 5,000). */
   maxBatchRecords?: number;
   requestTimeoutMs?: number;
+  /**
+   * How long a subscribe keeps trying to join while the broker cannot be reached (default
+   * 60 s): the workers start after the server listens, and a broker outage then must not end
+   * the process.
+   */
+  subscribeTimeoutMs?: number;
 }
 
 const ALREADY_EXISTS = /TOPIC_ALREADY_EXISTS|already exists/i;
+
+/** Whether a client error (or one it wraps) is the kind a later try may not meet: the network, a coordinator moving. */
+function transient(err: unknown): boolean {
+  const e = err as { canRetry?: unknown; errors?: unknown[] };
+  if (e?.canRetry === true) return true;
+  return Array.isArray(e?.errors) && e.errors.some(transient);
+}
 
 function errorText(err: unknown): string {
   const e = err as { message?: string; errors?: unknown[] };
@@ -416,7 +431,18 @@ export class PlatformaticKafkaBus implements Bus {
       });
     };
 
-    await open(null);
+    // A broker that cannot be reached yet (an outage while the workers start) is waited for.
+    const deadline = Date.now() + (this.opts.subscribeTimeoutMs ?? 60_000);
+    for (let backoff = retryBackoffMs; ; backoff = Math.min(backoff * 2, retryBackoffMaxMs)) {
+      try {
+        await open(null);
+        break;
+      } catch (err) {
+        if (!transient(err) || Date.now() + backoff > deadline || this.closed) throw err;
+        log.warn({ err, retry_in_ms: backoff }, 'kafka consumer could not join its group; trying again');
+        await new Promise((r) => setTimeout(r, backoff));
+      }
+    }
     live = true;
 
     let stopped: Promise<void> | undefined;
