@@ -183,6 +183,8 @@ async function baseline(client: Client, total: number) {
     // The clock starts once the consumer has its partitions, as the pipeline's starts with its
     // workers already in their groups: joining a group is not throughput (it is reported apart).
     const subscribed = Date.now();
+    /** Records delivered per partition, for the error when not all become durable. */
+    const consumed = new Map<number, number>();
     let began = 0;
     const start = () => {
       if (began === 0) began = Date.now();
@@ -195,6 +197,7 @@ async function baseline(client: Client, total: number) {
       },
       eachBatch: async (batch) => {
         start();
+        consumed.set(batch.partition, (consumed.get(batch.partition) ?? 0) + batch.records.length);
         const last = batch.records[batch.records.length - 1];
         await writer.add(
           batch.records.map((r) => ({ partition: r.partition, offset: r.offset, key: r.key, ts: r.timestamp, bytes: r.value.length })),
@@ -206,7 +209,7 @@ async function baseline(client: Client, total: number) {
         );
       },
     });
-    await Promise.race([finished, new Promise((_, reject) => setTimeout(() => reject(new Error(`baseline: ${durable} of ${total} after 300 s`)), 300_000))]);
+    await Promise.race([finished, new Promise((_, reject) => setTimeout(() => reject(new Error(`baseline: ${durable} of ${total} durable after 300 s; delivered per partition ${JSON.stringify(Object.fromEntries([...consumed].sort((a, b) => a[0] - b[0])))}, ${writer.bufferedRows} rows in the writer`)), 300_000))]);
     const seconds = (Date.now() - began) / 1000;
     const cpu = await phase.end();
     await sub.stop();
