@@ -101,7 +101,7 @@ async function pipeline(client: Client, total: number) {
     const seconds = (Date.now() - began) / 1000;
     const cpu = await phase.end();
     child.kill();
-    if (stored < accepted) throw new Error(`only ${stored} of ${accepted} accepted readings arrived`);
+    if (stored < accepted) throw new Error(`only ${stored} of ${accepted} accepted readings arrived; readings sink stats ${JSON.stringify(app.sink?.stats ?? null)}`);
     return {
       readings: accepted,
       failed_requests: load.failed,
