@@ -23,7 +23,7 @@ export interface TestAttune extends Omit<RunningAttune, 'store'> {
   cleanup(): Promise<void>;
 }
 
-export const ALL_SCOPES = ['read:sessions', 'write:sessions', 'read:coherence', 'write:devices', 'write:readings', 'read:speech', 'write:speech'];
+export const ALL_SCOPES = ['read:sessions', 'write:sessions', 'read:coherence', 'write:devices', 'write:readings', 'read:speech', 'write:speech', 'read:user', 'write:user', 'mesh:create', 'mesh:join'];
 
 export interface TestAttuneOptions {
   kafkaBrokers?: string[] | null;
