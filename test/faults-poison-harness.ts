@@ -25,6 +25,8 @@ import { decodeRecord } from '../schemas/registry/codec.js';
 import { asEndMarker } from '../pipelines/coherence/end-markers.js';
 import { groupIdFor } from '../pipelines/group-id.js';
 import { READINGS_SINK_GROUP } from '../pipelines/readings-sink.js';
+import { COHERENCE_WINDOWS_SINK_GROUP, SESSION_EVENTS_SINK_GROUP } from '../pipelines/sinks/result-sinks.js';
+import { Kafka, logLevel } from 'kafkajs';
 import { createStoreClient, type StoreClient } from '../store/clickhouse.js';
 import { serverDatabase } from '../store/postgres/test-databases.test-util.js';
 import { rsaReadings, waitFor } from './attune.js';
@@ -349,6 +351,36 @@ export async function settle(d: Deployment, input: Input, ids: string[], timeout
     return true;
   }, timeoutMs, 500);
   await readingsCommitted(d, input.secret, input.devices.length, timeoutMs);
+  await resultSinksCaughtUp(d, input.secret, timeoutMs);
+}
+
+/**
+ * Waits until the result sinks (windows, session events) have committed everything on their
+ * topics, i.e. their consumer lag is zero: their rows are durable. Called once the last
+ * windows are visible: the worker publishes a step's events right after its windows (worker.ts,
+ * output()), so by then the events topic holds everything, but the events sink may still be
+ * backing off after a store outage (faults-sink: CI saw the state read while it waited).
+ */
+export async function resultSinksCaughtUp(d: BusTarget, secret: string, timeoutMs: number): Promise<void> {
+  const topics = prefixedTopics(d.prefix);
+  const { bus } = await deploymentBus(d, secret);
+  const admin = new Kafka({ clientId: 'faults-lag-probe', brokers: d.brokers, logLevel: logLevel.NOTHING }).admin();
+  await admin.connect();
+  try {
+    for (const [group, topic] of [
+      [groupIdFor(COHERENCE_WINDOWS_SINK_GROUP, topics), topics.coherenceWindows],
+      [groupIdFor(SESSION_EVENTS_SINK_GROUP, topics), topics.sessionEvents],
+    ] as const) {
+      await waitFor(`${group} to commit the end of ${topic}`, async () => {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const c = await bus.committed(group, topic);
+        return ends.every((e) => BigInt(e.high) === 0n || BigInt(c.get(e.partition) ?? '0') >= BigInt(e.high));
+      }, timeoutMs, 200);
+    }
+  } finally {
+    await admin.disconnect();
+    await bus.close();
+  }
 }
 
 /** What a bus client of a deployment needs of it (also test/faults.kafka.test.ts's deployments). */
@@ -462,7 +494,7 @@ export type RunState = ReturnType<typeof normalise>;
 
 /**
  * Session ids (random per run) become device ids and rows are sorted again; the API's own
- * times (created_at, updated_at) go. Daily averages are compared to 12 significant digits
+ * times (created_at, updated_at) go, and so does the host of a websocket_url. Daily averages are compared to 12 significant digits
  * (avgMerge adds partial sums in merge order; the windows under them are compared exactly).
  */
 export function normalise(store: StoreState, api: unknown, ids: string[], input: Input) {
@@ -472,7 +504,10 @@ export function normalise(store: StoreState, api: unknown, ids: string[], input:
 
 /** normalise() of a state (store parts and api) whose session ids map to device ids by `sessions`. */
 export function normaliseState(state: object, sessions: Map<string, string>): any {
-  const text = JSON.stringify(state, (k, v) => (k === 'created_at' || k === 'updated_at' ? undefined : v));
+  // websocket_url names the deployment that answered (its own port), not a result.
+  const text = JSON.stringify(state, (k, v) =>
+    k === 'created_at' || k === 'updated_at' ? undefined : k === 'websocket_url' && typeof v === 'string' ? v.replace(/^(wss?:\/\/)[^/]+/, '$1deployment') : v,
+  );
   const out = JSON.parse(text.replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, (id) => sessions.get(id) ?? id));
   for (const part of ['windows', 'events', 'readings', 'daily']) {
     out[part] = out[part].map((r: unknown) => JSON.stringify(r)).sort().map((r: string) => JSON.parse(r));
