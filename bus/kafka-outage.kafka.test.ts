@@ -127,10 +127,15 @@ for (const fault of ['stopped for 20 s', 'killed with SIGKILL and restarted'] as
         }
       })();
       const acked = () => publishes.filter((p) => p.error === undefined).flatMap((p) => p.keys);
-      const waitUntil = async (what: string, check: () => boolean, timeoutMs: number) => {
+      // On a time-out, say what is missing (which accepted records the consumers never saw).
+      const missing = (seen: Set<string>) => {
+        const m = acked().filter((k) => !seen.has(k));
+        return `${m.length} of ${acked().length} accepted records not consumed (first ${m.slice(0, 5).join(', ')}; last consumed ${[...seen].at(-1)})`;
+      };
+      const waitUntil = async (what: string, check: () => boolean, timeoutMs: number, state = () => missing(consumed)) => {
         const deadline = Date.now() + timeoutMs;
         while (!check()) {
-          if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+          if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}: ${state()}`);
           await new Promise((r) => setTimeout(r, 50));
         }
       };
@@ -167,7 +172,7 @@ for (const fault of ['stopped for 20 s', 'killed with SIGKILL and restarted'] as
       const lateSub = await late;
       assert.equal(lateWhileDown, null, 'the subscription made during the outage was still waiting when the broker came back');
       assert.ok(lateSub, `the subscription made during the outage: ${lateSettled}`);
-      await waitUntil('every accepted record consumed by the group that subscribed during the outage', () => acked().every((k) => lateConsumed.has(k)), 90_000);
+      await waitUntil('every accepted record consumed by the group that subscribed during the outage', () => acked().every((k) => lateConsumed.has(k)), 90_000, () => missing(lateConsumed));
       publishing = false;
       await producer;
 
