@@ -20,7 +20,7 @@ after(async () => {
 });
 
 interface Received {
-  messages: Array<{ id: string; type: string; timestamp: string; payload: Record<string, unknown> }>;
+  messages: Array<{ id: string; type: string; timestamp: string; payload: Record<string, unknown>; data?: Record<string, unknown> }>;
   closed: { code: number; reason: string } | null;
   ws: WebSocket;
 }
@@ -52,17 +52,30 @@ test('events published on the bus reach the clients of their session only, as en
   assert.deepEqual(cb.messages[0].payload, { session_id: b.id, status: 'created' });
 
   await srv.publishEvents([
-    event(a, 1, 'asr:token', { text: 'hello', isFinal: false, segment_index: 0 }),
-    event(b, 1, 'metrics:update', { second_index: 0, volume_dbfs: -30 }),
-    event(a, 2, 'metrics:update', { second_index: 0, rolling_wpm: 120 }),
-    event(a, 3, 'processing:status', { stage: 'transcription', progress: 0.5, eta_s: 3 }),
-    event(b, 2, 'asr:token', { text: 'bye', isFinal: true, segment_index: 0 }),
+    event(a, 1, 'asr:token', { text: 'hello', isFinal: false, segmentIndex: 0, startMs: 1500, endMs: 2250, confidence: null }),
+    event(b, 1, 'metrics:update', { second: 0, volumeDbfs: -30 }),
+    event(a, 2, 'metrics:update', { second: 1, atMs: 2000, rollingWpm: 120, pitchHz: 131.5, volumeDbfs: -21.25, newPauses: [{ startMs: 1200, endMs: 1500, durationMs: 300, kind: 'natural' }] }),
+    event(a, 3, 'processing:status', { stage: 'transcription', progress: 0.5, etaS: 3, status: 'processing' }),
+    event(b, 2, 'asr:token', { text: 'bye', isFinal: true, segmentIndex: 0 }),
   ]);
   await waitUntil("a's three events and b's two", () => events(ca).length >= 3 && events(cb).length >= 2);
+  // Attune's payload as the worker sent it, and the speech-coaching document's names and units in data.
   assert.deepEqual(events(ca), [
-    { id: `${a.id}:asr:token:1`, type: 'asr:token', timestamp: '2025-07-01T12:00:01.000Z', payload: { text: 'hello', isFinal: false, segment_index: 0 } },
-    { id: `${a.id}:metrics:update:2`, type: 'metrics:update', timestamp: '2025-07-01T12:00:02.000Z', payload: { second_index: 0, rolling_wpm: 120 } },
-    { id: `${a.id}:processing:status:3`, type: 'processing:status', timestamp: '2025-07-01T12:00:03.000Z', payload: { stage: 'transcription', progress: 0.5, eta_s: 3 } },
+    {
+      id: `${a.id}:asr:token:1`, type: 'asr:token', timestamp: '2025-07-01T12:00:01.000Z',
+      payload: { text: 'hello', isFinal: false, segmentIndex: 0, startMs: 1500, endMs: 2250, confidence: null },
+      data: { token: 'hello', confidence: null, start: 1.5, end: 2.25, isFinal: false },
+    },
+    {
+      id: `${a.id}:metrics:update:2`, type: 'metrics:update', timestamp: '2025-07-01T12:00:02.000Z',
+      payload: { second: 1, atMs: 2000, rollingWpm: 120, pitchHz: 131.5, volumeDbfs: -21.25, newPauses: [{ startMs: 1200, endMs: 1500, durationMs: 300, kind: 'natural' }] },
+      data: { timestamp: 2, wpm: 120, pitch: 131.5, volume: -21.25, pauses: [{ start: 1.2, end: 1.5, duration: 0.3, type: 'natural' }] },
+    },
+    {
+      id: `${a.id}:processing:status:3`, type: 'processing:status', timestamp: '2025-07-01T12:00:03.000Z',
+      payload: { stage: 'transcription', progress: 0.5, etaS: 3, status: 'processing' },
+      data: { stage: 'transcription', progress: 50, estimatedTime: 3, status: 'processing' },
+    },
   ]);
   assert.deepEqual(events(cb).map((m) => m.id), [`${b.id}:metrics:update:1`, `${b.id}:asr:token:2`]);
 

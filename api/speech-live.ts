@@ -14,7 +14,44 @@ import { type AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
 import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
 
-export type SpeechEnvelope = Envelope<SpeechEventType>;
+/** Attune's envelope plus `data`: the event as the speech-coaching document names it (its events are `{type, data}`). */
+export type SpeechEnvelope = Envelope<SpeechEventType> & { data: Record<string, unknown> };
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const seconds = (ms: unknown): number | null => {
+  const v = num(ms);
+  return v === null ? null : Math.round(v) / 1000;
+};
+
+/**
+ * The document's fields of an event, from Attune's payload: asr:token {token (the utterance's
+ * text so far, or final), confidence (final: the recogniser's; partial: null), start, end (s),
+ * isFinal}; metrics:update {timestamp (s of audio), wpm (rolling 30 s), pitch (Hz, null when
+ * unvoiced), volume (dBFS), pauses found since the previous update [{start, end, duration}] (s)};
+ * processing:status {stage, progress (percent), estimatedTime (s, null while unknown), status}.
+ */
+export function docEventData(type: SpeechEventType, p: Record<string, unknown>): Record<string, unknown> {
+  switch (type) {
+    case 'asr:token':
+      return { token: typeof p.text === 'string' ? p.text : '', confidence: num(p.confidence), start: seconds(p.startMs), end: seconds(p.endMs), isFinal: p.isFinal === true };
+    case 'metrics:update': {
+      const pauses = Array.isArray(p.newPauses) ? (p.newPauses as Array<Record<string, unknown>>) : [];
+      return {
+        timestamp: seconds(p.atMs),
+        wpm: num(p.rollingWpm),
+        pitch: num(p.pitchHz),
+        volume: num(p.volumeDbfs),
+        pauses: pauses.map((x) => ({ start: seconds(x.startMs), end: seconds(x.endMs), duration: seconds(x.durationMs), type: x.kind })),
+      };
+    }
+    case 'processing:status': {
+      const progress = num(p.progress);
+      return { stage: p.stage, progress: progress === null ? null : Math.round(progress * 1000) / 10, estimatedTime: num(p.etaS), status: p.status };
+    }
+    default:
+      return {};
+  }
+}
 
 export const SPEECH_EVENT_TYPES: readonly SpeechEventType[] = ['asr:token', 'metrics:update', 'processing:status'];
 
@@ -27,7 +64,7 @@ export function speechEventEnvelope(e: SpeechEventRecord): SpeechEnvelope {
   } catch {
     payload = {};
   }
-  return { id: e.event_id, type: e.type, timestamp: iso(e.occurred_at), payload };
+  return { id: e.event_id, type: e.type, timestamp: iso(e.occurred_at), payload, data: docEventData(e.type, payload) };
 }
 
 const speechSessionKey = (sessionId: string) => `speech-session:${sessionId}`;

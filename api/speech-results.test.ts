@@ -78,13 +78,28 @@ test('transcript: final segments joined in order, every word with its times, par
     text: 'like', start_ms: 4500, end_ms: 4900, confidence: 0.9, is_filler: false, filler: null, is_repetition: false, timing_method: 'forced_alignment', segment_index: 1,
   });
   assert.equal(res.body.words[5].is_repetition, true);
+
+  // The speech-coaching document's transcript: seconds, confidences (the mean of the words' that have one).
+  assert.equal(res.body.success, true);
+  const t = res.body.data.transcript;
+  assert.deepEqual([t.text, t.confidence, t.language], ['hello um world i like tea', 0.9, 'en']);
+  assert.deepEqual(t.wordTimings[1], { word: 'um', start: 0.5, end: 0.9, confidence: null });
+  assert.deepEqual(t.wordTimings[4], { word: 'like', start: 4.5, end: 4.9, confidence: 0.9 });
+  assert.deepEqual(t.segments, [
+    { start: 0, end: 3, text: 'hello um world', confidence: 0.9 },
+    { start: 4, end: 7, text: 'i like tea', confidence: 0.9 },
+  ], 'final segments only');
 });
 
 test('transcript of a session with nothing stored yet: empty, with its status', async () => {
   const s = await newSession('created');
   const res = await srv.request('GET', `/v1/speech-sessions/${s.id}/transcript`, { token });
   assert.equal(res.status, 200);
-  assert.deepEqual(res.body, { session_id: s.id, status: 'created', text: '', model: null, words: [], segments: [] });
+  const { success, data, meta, ...attune } = res.body;
+  assert.deepEqual(attune, { session_id: s.id, status: 'created', text: '', model: null, words: [], segments: [] });
+  assert.equal(success, true);
+  assert.equal(typeof meta.requestId, 'string');
+  assert.deepEqual(data, { transcript: { text: '', confidence: null, language: 'en', wordTimings: [], segments: [] } });
 });
 
 function frame(s: SpeechSession, i: number, over: Partial<SpeechFrameRow> = {}): SpeechFrameRow {
@@ -149,6 +164,26 @@ test('metrics: per-second rows aggregated by granularity with exact weighted pit
   assert.equal(m.wpm, 100, '20 words over the 12 s stored');
   assert.equal(m.rolling_wpm, 110);
 
+  // The document's metrics, before the summary exists: timeline and pauses, no pitch or volume statistics.
+  const docFive = five.data.metrics;
+  assert.deepEqual(docFive.timeline.map((p: { timestamp: number; wpm: number; pitch: number | null }) => [p.timestamp, p.wpm, p.pitch]), [[0, 120, 120], [5, 120, 170], [10, 0, null]]);
+  assert.deepEqual(docFive.summary, { duration: 12, wpm: 0, totalPauses: 0, pauseTime: 0, fillerWords: 0 });
+  assert.ok(!('pitch' in docFive) && !('volume' in docFive));
+
+  // With the summary and pauses: pitch rising 100 -> 190 Hz (11 semitones) is increasing, the flat -20 dBFS stable.
+  await srv.insertRows('speech_summaries', [summary(s, { duration_ms: 12_000 })]);
+  await srv.insertRows('speech_pauses', [
+    { ...common(s), start_ms: 10_000, end_ms: 12_000, duration_ms: 2000, kind: 'long', computed_at: T0 },
+    { ...common(s), start_ms: 2200, end_ms: 2600, duration_ms: 400, kind: 'natural', computed_at: T0 },
+  ]);
+  const doc = (await get('?granularity=5second')).data.metrics;
+  assert.deepEqual(doc.summary, { duration: 12, wpm: 150, totalPauses: 3, pauseTime: 2.4, fillerWords: 4 });
+  assert.deepEqual(doc.pitch, { mean: 150, std: 20, min: 110, max: 200, trend: 'increasing' });
+  assert.deepEqual(doc.volume, { mean: -22, std: 3, min: -20, max: -20, trend: 'stable' });
+  assert.deepEqual(doc.pauses, [{ start: 2.2, end: 2.6, duration: 0.4, type: 'natural' }, { start: 10, end: 12, duration: 2, type: 'long' }]);
+  assert.deepEqual(doc.timeline.map((p: { pauses: unknown[] }) => p.pauses.length), [1, 0, 1], 'each pause in the bucket it starts in');
+  assert.equal(doc.timeline[0].volume, b0.volume_dbfs);
+
   const bad = await srv.request('GET', `/v1/speech-sessions/${s.id}/metrics?granularity=hour`, { token });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.error.code, 'validation_error');
@@ -204,6 +239,38 @@ test('fluency: 404 until the summary exists, then rates, pauses, fillers by fill
   assert.deepEqual(f.repetitions, { count: 1, items: [{ text: 'the', start_ms: 500 }] });
   assert.deepEqual(f.pitch, { mean_hz: 150, sd_hz: 20, min_hz: 110, max_hz: 200, variability_st: 2.2, monotone: false });
   assert.deepEqual(f.volume, { mean_dbfs: -22, sd_db: 3 });
+
+  // The document's fluency: frequency is the share of all fillers; seconds; overallFluency =
+  // 100 x mean(fillers 4/min -> 0.8, repetitions 1/min -> 1, long pauses 1/min -> 1) = 93.3.
+  assert.deepEqual(f.data.fluency, {
+    fillerWords: [
+      { word: 'um', count: 2, timestamps: [1, 5], frequency: 0.5 },
+      { word: 'filled_pause', count: 1, timestamps: [7], frequency: 0.25 },
+      { word: 'like', count: 1, timestamps: [3], frequency: 0.25 },
+    ],
+    repetitions: [{ phrase: 'the', count: 1, timestamps: [0.5] }],
+    overallFluency: 93.3,
+  });
+  assert.ok(!('grammarErrors' in f.data.fluency), 'no grammar model: no grammarErrors, not an empty list');
+});
+
+test('settings enableFluencyAnalysis / enableScoring false: /fluency and /scores are 404 saying so, and nothing inline', async () => {
+  const s = await srv.speechSessions.create({ orgId: ORG, userId: USER, type: 'speech', settings: { enableFluencyAnalysis: false, enableScoring: false } });
+  await srv.speechSessions.claimForAudio(s.id, { source: 'upload', startedAt: AUDIO_AT, sampleRateHz: 16_000 });
+  await srv.speechSessions.update(s.id, { status: 'completed' });
+  await srv.insertRows('speech_summaries', [summary(s)]);
+  for (const [route, setting] of [['fluency', 'enableFluencyAnalysis'], ['scores', 'enableScoring']]) {
+    const res = await srv.request('GET', `/v1/speech-sessions/${s.id}/${route}`, { token });
+    assert.equal(res.status, 404, route);
+    assert.equal(res.body.error.message, `no ${route}: the session's settings.${setting} is false`);
+  }
+  const detail = await srv.request('GET', `/v1/speech-sessions/${s.id}`, { token });
+  assert.equal(detail.status, 200);
+  const doc = detail.body.data.session;
+  assert.ok(!('fluency' in doc) && !('scores' in doc), JSON.stringify(doc));
+  assert.ok('transcript' in doc && 'metrics' in doc);
+  assert.equal(doc.metrics.wpm, 150);
+  assert.deepEqual(doc.metrics.pitch.range, [110, 200]);
 });
 
 test('scores: 404 saying why until computed, then the latest model with features, weights and factors', async () => {
@@ -227,7 +294,16 @@ test('scores: 404 saying why until computed, then the latest model with features
   await srv.insertRows('speech_scores', [row('rubric-v1', 70.1, T0), row('trained-v2', 81.7, T0 + 1000), row('rubric-v1', 60, T0 - 1000)]);
   const res = await srv.request('GET', `/v1/speech-sessions/${s.id}/scores`, { token });
   assert.equal(res.status, 200, JSON.stringify(res.body));
-  assert.deepEqual(res.body, {
+  const { success, data, meta, ...attune } = res.body;
+  assert.equal(success, true);
+  assert.ok(meta.requestId);
+  // A model other than the rubric: no category weights claimed; pace's speed factor is the feature's sub-score (12.5 / 0.7).
+  assert.equal(data.scores.overall, 81.7);
+  assert.deepEqual(data.scores.categories.pace, { score: 88.8, weight: null, factors: { speed: 17.9 } });
+  assert.deepEqual(data.scores.categories.clarity, { score: 71.3, weight: null, factors: {} });
+  assert.deepEqual(data.scores.benchmarks, { beginner: 60, intermediate: 75, advanced: 90, expert: 95 });
+  assert.deepEqual(data.scores.improvements.map((i: { category: string; impact: string }) => [i.category, i.impact]), [['pace', 'high']]);
+  assert.deepEqual(attune, {
     session_id: s.id,
     status: 'processing',
     model: 'trained-v2',
@@ -253,4 +329,55 @@ test("results of another user's or org's session are 404; a missing scope is 403
   }
   const admin = await srv.request('GET', `/v1/speech-sessions/${s.id}/fluency`, { token: srv.token('boss', ORG, [...SPEECH_READ, 'admin:org']) });
   assert.equal(admin.status, 200);
+});
+
+test('DELETE removes the session and every row of it in each speech table; others stay', async () => {
+  const tables = ['speech_segments', 'speech_words', 'speech_frames', 'speech_pauses', 'speech_fillers', 'speech_summaries', 'speech_scores'];
+  const seed = async (s: SpeechSession) => {
+    await srv.insertRows('speech_segments', [segment(s, 0, 'hello world')]);
+    await srv.insertRows('speech_words', [word(s, 0, 0, 'hello'), word(s, 0, 1, 'world')]);
+    await srv.insertRows('speech_frames', [frame(s, 0), frame(s, 1)]);
+    await srv.insertRows('speech_pauses', [{ ...common(s), start_ms: 100, end_ms: 500, duration_ms: 400, kind: 'natural', computed_at: T0 }]);
+    await srv.insertRows('speech_fillers', [{ ...common(s), start_ms: 100, end_ms: 300, filler: 'um', source: 'acoustic', segment_index: null, word_index: null, computed_at: T0 }]);
+    await srv.insertRows('speech_summaries', [summary(s)]);
+    await srv.insertRows('speech_scores', [{ session_id: s.id, org_id: ORG, user_id: USER, model: 'rubric-v1', overall: 70, clarity: 70, pace: 70, engagement: 70, confidence: 70, features_json: '{}', weights_json: '{}', factors_json: '{}', computed_at: T0 }]);
+  };
+  const counts = async (s: SpeechSession) => {
+    const out: Record<string, number> = {};
+    for (const t of tables) {
+      const rs = await srv.store.client.query({ query: `SELECT count() AS n FROM ${srv.store.table(t)} WHERE session_id = {sid:String}`, query_params: { sid: s.id }, format: 'JSONEachRow' });
+      out[t] = Number(((await rs.json()) as Array<{ n: string }>)[0].n);
+    }
+    return out;
+  };
+  const doomed = await newSession('completed');
+  const kept = await newSession('completed');
+  await seed(doomed);
+  await seed(kept);
+  const upload = await srv.entities.client.query(
+    `INSERT INTO speech_uploads (upload_id, session_id, org_id, user_id, file_name, created_at, updated_at) VALUES (gen_random_uuid(), $1, $2, $3, 'a.wav', now(), now()) RETURNING upload_id::text AS id`,
+    [doomed.id, ORG, USER],
+  );
+  const expected = { speech_segments: 1, speech_words: 2, speech_frames: 2, speech_pauses: 1, speech_fillers: 1, speech_summaries: 1, speech_scores: 1 };
+  assert.deepEqual(await counts(doomed), expected);
+  const writer = srv.token(USER, ORG, ['read:speech', 'write:speech']);
+
+  assert.equal((await srv.request('DELETE', `/v1/speech-sessions/${doomed.id}`, { token })).status, 403, 'needs write:speech');
+  assert.equal((await srv.request('DELETE', `/v1/speech-sessions/${doomed.id}`, { token: srv.token('stranger', ORG, ['write:speech']) })).status, 404);
+  const busy = await newSession('processing');
+  const refused = await srv.request('DELETE', `/v1/speech-sessions/${busy.id}`, { token: writer });
+  assert.equal(refused.status, 409);
+  assert.equal(refused.body.error.details[0].reason, 'session_busy');
+
+  const res = await srv.request('DELETE', `/v1/speech-sessions/${doomed.id}`, { token: writer });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.equal(res.body.success, true);
+  assert.deepEqual(res.body.data, { message: 'Session deleted successfully' });
+  assert.deepEqual([res.body.id, res.body.deleted], [doomed.id, true]);
+  assert.deepEqual(await counts(doomed), Object.fromEntries(tables.map((t) => [t, 0])), 'no row of the session in any speech table');
+  assert.deepEqual(await counts(kept), expected, "another session's rows stay");
+  const left = await srv.entities.client.query(`SELECT count(*)::int AS n FROM speech_uploads WHERE upload_id = $1`, [(upload.rows[0] as { id: string }).id]);
+  assert.equal((left.rows[0] as { n: number }).n, 0, 'its uploads are gone');
+  assert.equal((await srv.request('GET', `/v1/speech-sessions/${doomed.id}`, { token })).status, 404);
+  assert.equal((await srv.request('DELETE', `/v1/speech-sessions/${doomed.id}`, { token: writer })).status, 404);
 });

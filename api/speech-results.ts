@@ -17,7 +17,9 @@ import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { SpeechSession } from '../store/postgres/speech-sessions-repo.js';
-import { SPEECH_SESSION_STATUSES, readSpeechSummary, roundTo, speechSummarySchema, visibleSpeechSession } from './speech-sessions.js';
+import { SPEECH_SESSION_STATUSES, readSpeechSummary, roundTo, speechSessionJson, speechSessionJsonSchema, speechSummarySchema, visibleSpeechSession } from './speech-sessions.js';
+import { docEnvelopeSchema, openObject, withDocEnvelope } from '../http/doc-envelope.js';
+import { docFluency, docInlineMetrics, docInlineScores, docMetrics, docScores, docSession, docSettingOn, docTranscript, sessionUrls, type MetricsIn } from './speech-doc.js';
 
 /** Seconds per bucket of each metrics granularity. */
 export const METRICS_GRANULARITY_S = { second: 1, '5second': 5, '10second': 10, minute: 60 } as const;
@@ -30,6 +32,10 @@ const notYet404 = { ...errorBodySchema, description: 'No such session (or not yo
 
 /** Why a session has no fluency or scores yet, for the 404's message. */
 function notComputedYet(what: string, s: SpeechSession): AttuneError {
+  const setting = what === 'fluency' ? 'enableFluencyAnalysis' : what === 'scores' ? 'enableScoring' : null;
+  if (setting && !docSettingOn(s.settings, setting)) {
+    return new AttuneError('not_found', `no ${what}: the session's settings.${setting} is false`, [{ reason: 'not_computed', status: s.status, field: `settings.${setting}` }]);
+  }
   const why =
     s.status === 'created' ? 'session has no audio yet'
     : s.status === 'recording' ? 'session is recording'
@@ -257,6 +263,8 @@ interface FillerRow {
 interface RepetitionRow {
   text: string;
   start_ms: Int;
+  segment_index: Int;
+  word_index: Int;
 }
 
 export async function readFluency(ctx: AppContext, s: SpeechSession) {
@@ -266,7 +274,7 @@ export async function readFluency(ctx: AppContext, s: SpeechSession) {
     rows<FillerRow>(ctx, `SELECT start_ms, end_ms, filler, source FROM ${ctx.database}.${SpeechTables.speechFillers} FINAL WHERE ${OF_SESSION} ORDER BY start_ms`, s),
     rows<RepetitionRow>(
       ctx,
-      `SELECT text, start_ms FROM ${ctx.database}.${SpeechTables.speechWords} FINAL WHERE ${OF_SESSION} AND is_repetition ORDER BY segment_index, word_index`,
+      `SELECT text, start_ms, segment_index, word_index FROM ${ctx.database}.${SpeechTables.speechWords} FINAL WHERE ${OF_SESSION} AND is_repetition ORDER BY segment_index, word_index`,
       s,
     ),
   ]);
@@ -310,6 +318,44 @@ export async function readFluency(ctx: AppContext, s: SpeechSession) {
     },
     pitch: summary.pitch,
     volume: summary.volume,
+    /** For the document's shape (docFluency): the repeated words with their places. */
+    repeatedWords: repetitions.map((r) => ({ text: r.text, start_ms: toNumber(r.start_ms), segment_index: toNumber(r.segment_index), word_index: toNumber(r.word_index) })),
+  };
+}
+
+// ---------------------------------------------------------------- the document's metrics
+
+interface SecondRow {
+  second_index: Int;
+  pitch_mean_hz: number | null;
+  volume_dbfs: number;
+  speech_ratio: number;
+}
+interface PauseItemRow {
+  start_ms: Int;
+  end_ms: Int;
+  duration_ms: Int;
+  kind: string;
+}
+
+/** What docMetrics needs besides the buckets: the summary, every second, the pauses. */
+export async function readDocMetricsInput(ctx: AppContext, s: SpeechSession, granularity: MetricsGranularity): Promise<MetricsIn> {
+  const [summary, buckets, seconds, pauses] = await Promise.all([
+    readSpeechSummary(ctx, s),
+    readMetrics(ctx, s, granularity),
+    rows<SecondRow>(
+      ctx,
+      `SELECT second_index, pitch_mean_hz, volume_dbfs, speech_ratio FROM ${ctx.database}.${SpeechTables.speechFrames} FINAL WHERE ${OF_SESSION} ORDER BY second_index`,
+      s,
+    ),
+    rows<PauseItemRow>(ctx, `SELECT start_ms, end_ms, duration_ms, kind FROM ${ctx.database}.${SpeechTables.speechPauses} FINAL WHERE ${OF_SESSION} ORDER BY start_ms`, s),
+  ]);
+  return {
+    summary,
+    buckets: buckets.buckets,
+    seconds: seconds.map((x) => ({ second: toNumber(x.second_index), pitch_mean_hz: roundTo(x.pitch_mean_hz, 2), volume_dbfs: roundTo(x.volume_dbfs, 2) ?? -120, speech_ratio: roundTo(x.speech_ratio, 4) ?? 0 })),
+    pauses: pauses.map((x) => ({ start_ms: toNumber(x.start_ms), end_ms: toNumber(x.end_ms), duration_ms: toNumber(x.duration_ms), kind: x.kind })),
+    prosody: docSettingOn(s.settings, 'enableProsodyAnalysis'),
   };
 }
 
@@ -364,7 +410,61 @@ export async function readScores(ctx: AppContext, s: SpeechSession) {
 
 // ---------------------------------------------------------------- routes
 
+/** Reads a result, or undefined when it is not there (not computed, or disabled). */
+async function optional<T>(read: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof AttuneError && err.code === 'not_found') return undefined;
+    throw err;
+  }
+}
+
 export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  app.get<{ Params: { id: string } }>(
+    '/v1/speech-sessions/:id',
+    {
+      config: { auth: { scope: Scopes.readSpeech } },
+      schema: {
+        tags: ['speech'],
+        summary: 'A speech session, with its delivery summary once the analysis has stored it (else summary is null).',
+        description:
+          "data.session is the speech-coaching document's session; once the session is completed it carries transcript, metrics, scores and fluency inline " +
+          '(each absent when its analysis is disabled in the settings or has nothing to show).',
+        security: [{ bearerAuth: [] }],
+        params: idParams,
+        response: {
+          200: { type: 'object', properties: { ...speechSessionJsonSchema.properties, summary: speechSummarySchema, ...docEnvelopeSchema(openObject) } },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      const s = await visibleSpeechSession(ctx, p, req.params.id);
+      const summary = await readSpeechSummary(ctx, s);
+      const analysed = s.status === 'completed';
+      const [transcript, metrics, scores, fluency] = analysed
+        ? await Promise.all([
+            readTranscript(ctx, s),
+            readDocMetricsInput(ctx, s, 'second'),
+            docSettingOn(s.settings, 'enableScoring') ? optional(() => readScores(ctx, s)) : Promise.resolve(undefined),
+            docSettingOn(s.settings, 'enableFluencyAnalysis') ? optional(() => readFluency(ctx, s)) : Promise.resolve(undefined),
+          ])
+        : [undefined, undefined, undefined, undefined];
+      const session = {
+        ...docSession(s, sessionUrls(req, s.id), scores ? scores.scores.overall : null),
+        // Attune does not keep the audio: it is analysed as it streams in (README, speech).
+        mediaUrl: null,
+        ...(transcript ? { transcript: docTranscript(transcript) } : {}),
+        ...(metrics ? { metrics: docInlineMetrics(metrics) } : {}),
+        ...(scores ? { scores: docInlineScores(scores) } : {}),
+        ...(fluency ? { fluency: docFluency(fluency) } : {}),
+      };
+      return withDocEnvelope({ ...speechSessionJson(s), summary }, { session }, req, ctx.clock());
+    },
+  );
+
   app.get<{ Params: { id: string } }>(
     '/v1/speech-sessions/:id/transcript',
     {
@@ -384,6 +484,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
               model: { type: ['string', 'null'], description: 'Recognition model; null before any segment.' },
               words: { type: 'array', items: wordSchema },
               segments: { type: 'array', items: segmentSchema },
+              ...docEnvelopeSchema(openObject),
             },
           },
           '4xx': errorBodySchema,
@@ -392,7 +493,8 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
     },
     async (req) => {
       const p = principalOf(req);
-      return readTranscript(ctx, await visibleSpeechSession(ctx, p, req.params.id));
+      const t = await readTranscript(ctx, await visibleSpeechSession(ctx, p, req.params.id));
+      return withDocEnvelope(t, { transcript: docTranscript(t) }, req, ctx.clock());
     },
   );
 
@@ -419,6 +521,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
               granularity: { type: 'string' },
               bucket_s: { type: 'integer' },
               buckets: { type: 'array', items: bucketSchema },
+              ...docEnvelopeSchema(openObject),
             },
           },
           '4xx': errorBodySchema,
@@ -427,7 +530,10 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
     },
     async (req) => {
       const p = principalOf(req);
-      return readMetrics(ctx, await visibleSpeechSession(ctx, p, req.params.id), req.query.granularity ?? 'second');
+      const s = await visibleSpeechSession(ctx, p, req.params.id);
+      const input = await readDocMetricsInput(ctx, s, req.query.granularity ?? 'second');
+      const m = await readMetrics(ctx, s, req.query.granularity ?? 'second');
+      return withDocEnvelope(m, { metrics: docMetrics(input) }, req, ctx.clock());
     },
   );
 
@@ -509,6 +615,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
               },
               pitch: speechSummarySchema.properties.pitch,
               volume: speechSummarySchema.properties.volume,
+              ...docEnvelopeSchema(openObject),
             },
           },
           404: notYet404,
@@ -518,7 +625,10 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
     },
     async (req) => {
       const p = principalOf(req);
-      return readFluency(ctx, await visibleSpeechSession(ctx, p, req.params.id));
+      const s = await visibleSpeechSession(ctx, p, req.params.id);
+      if (!docSettingOn(s.settings, 'enableFluencyAnalysis')) throw notComputedYet('fluency', s);
+      const f = await readFluency(ctx, s);
+      return withDocEnvelope(f, { fluency: docFluency(f) }, req, ctx.clock());
     },
   );
 
@@ -544,6 +654,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
               weights: { ...scoreMap, description: 'Model weights, by score then feature.' },
               factors: { ...scoreMap, description: "Each feature's contribution to each score for this session, by score then feature." },
               computed_at: { type: 'string', format: 'date-time' },
+              ...docEnvelopeSchema(openObject),
             },
           },
           404: notYet404,
@@ -553,7 +664,10 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
     },
     async (req) => {
       const p = principalOf(req);
-      return readScores(ctx, await visibleSpeechSession(ctx, p, req.params.id));
+      const s = await visibleSpeechSession(ctx, p, req.params.id);
+      if (!docSettingOn(s.settings, 'enableScoring')) throw notComputedYet('scores', s);
+      const sc = await readScores(ctx, s);
+      return withDocEnvelope(sc, { scores: docScores(sc) }, req, ctx.clock());
     },
   );
 }

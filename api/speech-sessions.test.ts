@@ -34,10 +34,29 @@ test('POST creates a session with the defaults filled in and unknown settings ke
   assert.equal(s.user_id, 'u1');
   assert.ok(Math.abs(Date.parse(s.created_at) - Date.now()) < 60_000);
 
+  // The speech-coaching document's envelope and session beside Attune's fields.
+  assert.equal(s.success, true);
+  assert.equal(typeof s.meta.requestId, 'string');
+  assert.ok(Math.abs(Date.parse(s.meta.timestamp) - Date.now()) < 60_000);
+  const doc = s.data.session;
+  assert.deepEqual([doc.id, doc.title, doc.description, doc.type, doc.status, doc.createdAt], [s.id, 'Quarterly review', 'Dry run', 'presentation', 'created', s.created_at]);
+  assert.deepEqual(doc.settings, { enableRealTimeProcessing: true, enableProsodyAnalysis: true, enableFluencyAnalysis: true, enableScoring: true }, 'each on unless false');
+  assert.equal(doc.duration, 600, 'the expected duration until there is audio');
+  assert.equal(doc.uploadUrl, `${srv.baseUrl}/v1/speech-sessions/${s.id}/upload`);
+  assert.equal(doc.websocketUrl, `${srv.baseUrl.replace(/^http/, 'ws')}/v1/speech-sessions/${s.id}/stream`);
+
   const got = await srv.request('GET', `/v1/speech-sessions/${s.id}`, { token });
   assert.equal(got.status, 200);
-  assert.deepEqual({ ...got.body, summary: undefined }, { ...s, summary: undefined });
+  const attune = (b: Record<string, unknown>) => ({ ...b, summary: undefined, success: undefined, data: undefined, meta: undefined });
+  assert.deepEqual(attune(got.body), attune(s));
   assert.equal(got.body.summary, null, 'no summary before the analysis');
+  assert.deepEqual({ ...got.body.data.session, mediaUrl: undefined }, { ...doc, mediaUrl: undefined });
+  assert.equal(got.body.data.session.mediaUrl, null, 'Attune keeps no audio');
+  assert.ok(!('transcript' in got.body.data.session), 'no results inline before the analysis');
+
+  const off = await srv.request('POST', '/v1/speech-sessions', { token, body: { type: 'speech', settings: { enableScoring: false, enableFluencyAnalysis: false } } });
+  assert.deepEqual(off.body.data.session.settings, { enableRealTimeProcessing: true, enableProsodyAnalysis: true, enableFluencyAnalysis: false, enableScoring: false });
+  assert.deepEqual(off.body.settings, { min_pause_ms: 250, long_pause_ms: 1000, enableScoring: false, enableFluencyAnalysis: false });
 
   const minimal = await srv.request('POST', '/v1/speech-sessions', { token, body: { type: 'interview' } });
   assert.equal(minimal.status, 201);
@@ -58,6 +77,7 @@ test('POST refuses invalid bodies with validation_error naming the field', async
     [{ type: 'speech', settings: { language: 'fr' } }, '/settings/language'],
     [{ type: 'speech', settings: { min_pause_ms: 800, long_pause_ms: 500 } }, '/settings/long_pause_ms'],
     [{ type: 'speech', settings: [] }, '/settings'],
+    [{ type: 'speech', settings: { enableScoring: 'no' } }, '/settings/enableScoring'],
     [{ type: 'speech', colour: 'red' }, '/colour'],
     [{ type: 'speech', title: 'x'.repeat(201) }, '/title'],
   ];
@@ -113,7 +133,7 @@ test('GET list: own sessions newest first, filters by status, type and dates, cu
   const titles = async (q: string, token = ua) => {
     const res = await srv.request('GET', `/v1/speech-sessions${q}`, { token });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    return res.body.data.map((s: { title: string }) => s.title);
+    return res.body.items.map((s: { title: string }) => s.title);
   };
   assert.deepEqual(await titles(''), ['s5', 's4', 's2', 's1', 's0']);
   assert.deepEqual(await titles('?status=completed'), ['s4', 's2']);
@@ -126,7 +146,7 @@ test('GET list: own sessions newest first, filters by status, type and dates, cu
   assert.deepEqual(await titles('?user_id=ub', srv.token('boss', 'org-l', [...SPEECH_READ, 'admin:org'])), ['s3']);
 
   const full = await srv.request('GET', '/v1/speech-sessions?status=completed&type=speech', { token: ua });
-  const s2 = full.body.data[0];
+  const s2 = full.body.items[0];
   assert.equal(s2.source, 'upload');
   assert.equal(s2.started_at, '2025-03-03T10:05:00.000Z');
   assert.equal(s2.sample_rate_hz, 44_100);
@@ -135,21 +155,40 @@ test('GET list: own sessions newest first, filters by status, type and dates, cu
   const pages: string[][] = [];
   let cursor: string | null = null;
   do {
-    const res: { body: { data: Array<{ title: string }>; pagination: { next_cursor: string | null; has_more: boolean; limit: number } } } = await srv.request(
+    const res: { body: { items: Array<{ title: string }>; pagination: { next_cursor: string | null; has_more: boolean; limit: number } } } = await srv.request(
       'GET',
       `/v1/speech-sessions?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
       { token: ua },
     );
-    pages.push(res.body.data.map((s) => s.title));
+    pages.push(res.body.items.map((s) => s.title));
     assert.equal(res.body.pagination.limit, 2);
     assert.equal(res.body.pagination.has_more, res.body.pagination.next_cursor !== null);
     cursor = res.body.pagination.next_cursor;
   } while (cursor);
   assert.deepEqual(pages, [['s5', 's4'], ['s2', 's1'], ['s0']]);
 
+  // The speech-coaching document's paging: page and limit, data.sessions and data.pagination.
+  const docPage = async (q: string) => {
+    const res = await srv.request('GET', `/v1/speech-sessions${q}`, { token: ua });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    return { titles: res.body.data.sessions.map((s: { title: string }) => s.title), pagination: res.body.data.pagination, items: res.body.items.length };
+  };
+  assert.deepEqual(await docPage('?page=2&limit=2'), { titles: ['s2', 's1'], pagination: { page: 2, limit: 2, total: 5, pages: 3 }, items: 2 });
+  assert.deepEqual(await docPage('?page=3&limit=2'), { titles: ['s0'], pagination: { page: 3, limit: 2, total: 5, pages: 3 }, items: 1 });
+  assert.deepEqual(await docPage('?page=4&limit=2'), { titles: [], pagination: { page: 4, limit: 2, total: 5, pages: 3 }, items: 0 });
+  assert.deepEqual((await docPage('?page=1')).pagination, { page: 1, limit: 20, total: 5, pages: 1 }, "the document's default limit");
+  assert.deepEqual((await docPage('?startDate=2025-03-02&endDate=2025-03-05&status=completed')).titles, ['s4', 's2'], 'startDate and endDate are from and to');
+  assert.deepEqual((await docPage('?type=interview')).pagination, { page: 1, limit: 20, total: 2, pages: 1 });
+  const listed = (await srv.request('GET', '/v1/speech-sessions?status=completed&type=speech', { token: ua })).body.data.sessions[0];
+  assert.equal(listed.duration, 61.5, 'the document\'s duration is the audio\'s once there is some');
+  assert.equal(listed.status, 'completed');
+  assert.equal(listed.score, null, 'no scores stored');
+  assert.match(listed.uploadUrl, /^http:\/\/.+\/v1\/speech-sessions\/[0-9a-f-]+\/upload$/);
+  assert.match(listed.websocketUrl, /^ws:\/\/.+\/v1\/speech-sessions\/[0-9a-f-]+\/stream$/);
+
   const forbidden = await srv.request('GET', '/v1/speech-sessions?user_id=ub', { token: ua });
   assert.equal(forbidden.status, 403);
-  for (const q of ['?cursor=nonsense', '?from=2025-02-30', '?to=yesterday', '?status=done', '?limit=0', '?from=2025-03-05&to=2025-03-01']) {
+  for (const q of ['?cursor=nonsense', '?from=2025-02-30', '?to=yesterday', '?status=done', '?limit=0', '?from=2025-03-05&to=2025-03-01', '?page=0', '?page=1&cursor=x', '?from=2025-03-01&startDate=2025-03-01', '?endDate=soon']) {
     const res = await srv.request('GET', `/v1/speech-sessions${q}`, { token: ua });
     assert.equal(res.status, 400, q);
     assert.equal(res.body.error.code, 'validation_error', q);

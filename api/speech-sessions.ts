@@ -12,6 +12,8 @@ import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { ListedSpeechSession, SpeechSession, SpeechSessionsRepository } from '../store/postgres/speech-sessions-repo.js';
 import { checkStoredJson, defaultStoredJsonLimits, type StoredJsonLimits } from '../lib/json-limits.js';
+import { docEnvelopeSchema, openObject, withDocEnvelope } from '../http/doc-envelope.js';
+import { docSession, sessionUrls } from './speech-doc.js';
 
 export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation', 'interview', 'conversation', 'speech'];
 export const SPEECH_SESSION_STATUSES: readonly SpeechSessionStatus[] = ['created', 'recording', 'processing', 'completed', 'failed'];
@@ -34,6 +36,12 @@ const settingsSchema = {
     long_pause_ms: { type: 'integer', minimum: 100, maximum: 60_000, description: 'Pauses at least this long are long pauses, ms; above min_pause_ms.' },
     model: { type: 'string', enum: [...SPEECH_MODELS], description: 'Speech recognition model.' },
     language: { type: 'string', enum: ['en'], description: 'Language spoken; English only.' },
+    // The speech-coaching document's switches: each true unless false; a disabled stage is not
+    // run (or, for prosody and real time, not kept) and its results are absent.
+    enableRealTimeProcessing: { type: 'boolean', description: 'True unless false. Live events while audio streams (asr:token, metrics:update); false: results only at the end.' },
+    enableProsodyAnalysis: { type: 'boolean', description: 'True unless false. Pitch and volume (metrics.pitch, metrics.volume, the timeline\'s pitch and volume); false: absent.' },
+    enableFluencyAnalysis: { type: 'boolean', description: 'True unless false. Fillers, repetitions and overall fluency (/fluency); false: not run, /fluency is 404.' },
+    enableScoring: { type: 'boolean', description: 'True unless false. Delivery scores (/scores); false: not run, /scores is 404.' },
   },
   additionalProperties: true,
   maxProperties: 50,
@@ -158,11 +166,11 @@ export function effectiveSettings(given: Record<string, unknown> | undefined, li
  * A bound of the created_at filter: a date (YYYY-MM-DD, UTC; as `to` it includes that whole
  * day) or an ISO-8601 timestamp with a zone, or epoch ms.
  */
-export function dateBound(v: string, field: 'from' | 'to'): number {
+export function dateBound(v: string, field: 'from' | 'to' | 'startDate' | 'endDate'): number {
   if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
     const t = Date.parse(`${v}T00:00:00Z`);
     // Date.parse rolls 2026-02-31 over to March; a date that does not print back is not real.
-    if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === v) return field === 'to' ? t + 86_400_000 : t;
+    if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === v) return field === 'to' || field === 'endDate' ? t + 86_400_000 : t;
   } else {
     const t = parseTimestamp(v);
     if (!Number.isNaN(t)) return Math.round(t);
@@ -244,6 +252,35 @@ export async function readSpeechSummary(ctx: AppContext, s: SpeechSession) {
   };
 }
 
+/** The overall score of each session that has one (the latest scoring), for lists. */
+export async function readOverallScores(ctx: AppContext, sessions: ReadonlyArray<{ id: string; orgId: string }>): Promise<Map<string, number>> {
+  const out = new Map<string, number>();
+  if (sessions.length === 0) return out;
+  const rs = await clickhouseOf(ctx).query({
+    query: `SELECT session_id, argMax(overall, computed_at) AS overall FROM ${ctx.database}.${SpeechTables.speechScores} FINAL
+            WHERE org_id = {org:String} AND session_id IN {ids:Array(String)} GROUP BY session_id`,
+    query_params: { org: sessions[0].orgId, ids: sessions.map((x) => x.id) },
+    format: 'JSONEachRow',
+  });
+  for (const row of (await rs.json()) as Array<{ session_id: string; overall: number }>) out.set(row.session_id, roundTo(row.overall, 1) ?? 0);
+  return out;
+}
+
+/**
+ * Deletes every row of the session from each speech table: ClickHouse lightweight DELETE
+ * (rows are masked at once and dropped at the next merge), synchronous (lightweight_deletes_sync
+ * by default), filtered by the tables' ORDER BY prefix (org, user, session).
+ */
+export async function deleteSpeechResults(ctx: AppContext, s: { id: string; orgId: string; userId: string }): Promise<void> {
+  const ch = clickhouseOf(ctx);
+  for (const table of Object.values(SpeechTables)) {
+    await ch.command({
+      query: `DELETE FROM ${ctx.database}.${table} WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}`,
+      query_params: { org: s.orgId, user: s.userId, sid: s.id },
+    });
+  }
+}
+
 interface CreateBody {
   title?: string;
   description?: string;
@@ -255,6 +292,9 @@ interface CreateBody {
 interface ListQuery {
   limit?: number;
   cursor?: string;
+  page?: number;
+  startDate?: string;
+  endDate?: string;
   status?: SpeechSessionStatus;
   type?: SpeechSessionKind;
   from?: string;
@@ -288,7 +328,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
           required: ['type'],
           additionalProperties: false,
         },
-        response: { 201: speechSessionJsonSchema, '4xx': errorBodySchema },
+        response: { 201: { type: 'object', properties: { ...speechSessionJsonSchema.properties, ...docEnvelopeSchema(openObject) } }, '4xx': errorBodySchema },
       },
     },
     async (req, reply) => {
@@ -303,7 +343,7 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
         expectedDurationS: body.duration ?? null,
         settings: effectiveSettings(body.settings, storedLimits),
       });
-      return reply.status(201).send(speechSessionJson(s));
+      return reply.status(201).send(withDocEnvelope(speechSessionJson(s), { session: docSession(s, sessionUrls(req, s.id), null) }, req, ctx.clock()));
     },
   );
 
@@ -314,13 +354,19 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
       schema: {
         tags: ['speech'],
         summary: "List the caller's speech sessions, newest first (an org admin sees the org's, or one user's with user_id).",
-        description: 'Items leave out `settings` (up to 16 KB each) unless `include=settings`; GET /v1/speech-sessions/{id} always has them.',
+        description:
+          'Items leave out `settings` (up to 16 KB each) unless `include=settings`; GET /v1/speech-sessions/{id} always has them. ' +
+          "Pages: by `cursor` (Attune's, `pagination.next_cursor`) or by `page` (the speech-coaching document's: `data.pagination` {page, limit, total, pages}). " +
+          "The sessions are in `items` (Attune's form) and in `data.sessions` (the document's).",
         security: [{ bearerAuth: [] }],
         querystring: {
           type: 'object',
           properties: {
-            limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
+            limit: { type: 'integer', minimum: 1, maximum: 200, default: 20, description: "Items per page (the document's default, 20)." },
             cursor: { type: 'string', maxLength: 300, description: 'pagination.next_cursor of the previous page.' },
+            page: { type: 'integer', minimum: 1, maximum: 1_000_000, description: 'Page number from 1 (not with cursor).' },
+            startDate: { type: 'string', maxLength: 40, description: 'As from (the document\'s name).' },
+            endDate: { type: 'string', maxLength: 40, description: 'As to (the document\'s name).' },
             status: { type: 'string', enum: [...SPEECH_SESSION_STATUSES] },
             type: { type: 'string', enum: [...SPEECH_SESSION_TYPES] },
             from: { type: 'string', maxLength: 40, description: 'Created at or after: YYYY-MM-DD (UTC) or an ISO-8601 timestamp.' },
@@ -334,8 +380,18 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
           200: {
             type: 'object',
             properties: {
-              data: { type: 'array', items: speechSessionJsonSchema },
+              items: { type: 'array', items: speechSessionJsonSchema },
               pagination: { type: 'object', properties: { limit: { type: 'integer' }, next_cursor: { type: ['string', 'null'] }, has_more: { type: 'boolean' } } },
+              ...docEnvelopeSchema({
+                type: 'object',
+                properties: {
+                  sessions: { type: 'array', items: openObject },
+                  pagination: {
+                    type: 'object',
+                    properties: { page: { type: ['integer', 'null'], description: 'null when paged by cursor.' }, limit: { type: 'integer' }, total: { type: 'integer' }, pages: { type: 'integer' } },
+                  },
+                },
+              }),
             },
           },
           '4xx': errorBodySchema,
@@ -345,42 +401,63 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
     async (req) => {
       const p = principalOf(req);
       const q = req.query;
-      const limit = q.limit ?? 50;
+      if (q.page !== undefined && q.cursor !== undefined) {
+        throw new AttuneError('validation_error', 'page and cursor cannot be used together', [{ field: '?page', reason: 'invalid_value' }]);
+      }
+      for (const [a, b] of [['from', 'startDate'], ['to', 'endDate']] as const) {
+        if (q[a] !== undefined && q[b] !== undefined) throw new AttuneError('validation_error', `${a} and ${b} are the same filter: give one`, [{ field: `?${b}`, reason: 'invalid_value' }]);
+      }
+      // The speech-coaching document's default page size (Attune's was 50 before that document).
+      const limit = q.limit ?? 20;
       const isAdmin = p.scopes.has(Scopes.adminOrg);
       if (q.user_id && !isAdmin && q.user_id !== p.userId) {
         throw new AttuneError('forbidden', "listing another user's speech sessions needs admin:org", [{ field: '?user_id', reason: 'missing_scope' }]);
       }
-      const from = q.from === undefined ? undefined : dateBound(q.from, 'from');
-      const to = q.to === undefined ? undefined : dateBound(q.to, 'to');
+      const from = q.from !== undefined ? dateBound(q.from, 'from') : q.startDate !== undefined ? dateBound(q.startDate, 'startDate') : undefined;
+      const to = q.to !== undefined ? dateBound(q.to, 'to') : q.endDate !== undefined ? dateBound(q.endDate, 'endDate') : undefined;
       if (from !== undefined && to !== undefined && from >= to) {
         throw new AttuneError('validation_error', 'from must be before to', [{ field: '?from', reason: 'invalid_range', message: 'not before to' }]);
       }
-      const { items, nextCursor } = await speechRepo(ctx).list({
-        orgId: p.orgId,
-        userId: q.user_id ?? (isAdmin ? undefined : p.userId),
-        status: q.status,
-        type: q.type,
-        from,
-        to,
-        limit,
-        cursor: q.cursor,
-        withSettings: q.include === 'settings',
-      });
-      return { data: items.map(speechSessionJson), pagination: { limit, next_cursor: nextCursor, has_more: nextCursor !== null } };
+      const filter = { orgId: p.orgId, userId: q.user_id ?? (isAdmin ? undefined : p.userId), status: q.status, type: q.type, from, to };
+      const page = q.cursor === undefined ? (q.page ?? 1) : null;
+      const [{ items, nextCursor }, total] = await Promise.all([
+        speechRepo(ctx).list({ ...filter, limit, cursor: q.cursor, offset: page === null ? 0 : (page - 1) * limit, withSettings: q.include === 'settings' }),
+        speechRepo(ctx).count(filter),
+      ]);
+      const scores = await readOverallScores(ctx, items);
+      return withDocEnvelope(
+        { items: items.map(speechSessionJson), pagination: { limit, next_cursor: nextCursor, has_more: nextCursor !== null } },
+        {
+          sessions: items.map((s) => docSession(s, sessionUrls(req, s.id), scores.get(s.id) ?? null)),
+          pagination: { page, limit, total, pages: Math.ceil(total / limit) },
+        },
+        req,
+        ctx.clock(),
+      );
     },
   );
 
-  app.get<{ Params: { id: string } }>(
+  // GET /v1/speech-sessions/{id} is in speech-results.ts: it carries the results inline.
+
+  app.delete<{ Params: { id: string } }>(
     '/v1/speech-sessions/:id',
     {
-      config: { auth: { scope: Scopes.readSpeech } },
+      config: { auth: { scope: Scopes.writeSpeech } },
       schema: {
         tags: ['speech'],
-        summary: 'A speech session, with its delivery summary once the analysis has stored it (else summary is null).',
+        summary: 'Delete a speech session and every row of it: its results in ClickHouse (lightweight DELETE in each speech table), then the session, its uploads and audio streams in PostgreSQL.',
+        description: 'A session still recording or processing is a 409 conflict (session_busy): the worker would write results after the delete.',
         security: [{ bearerAuth: [] }],
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
         response: {
-          200: { type: 'object', properties: { ...speechSessionJsonSchema.properties, summary: speechSummarySchema } },
+          200: {
+            type: 'object',
+            properties: {
+              id: { type: 'string' },
+              deleted: { type: 'boolean', enum: [true] },
+              ...docEnvelopeSchema({ type: 'object', properties: { message: { type: 'string' } } }),
+            },
+          },
           '4xx': errorBodySchema,
         },
       },
@@ -388,7 +465,13 @@ export async function registerSpeechSessionRoutes(app: FastifyInstance, ctx: App
     async (req) => {
       const p = principalOf(req);
       const s = await visibleSpeechSession(ctx, p, req.params.id);
-      return { ...speechSessionJson(s), summary: await readSpeechSummary(ctx, s) };
+      if (s.status === 'recording' || s.status === 'processing') {
+        throw new AttuneError('conflict', `speech session is ${s.status}: delete it once it is completed or failed`, [{ reason: 'session_busy', status: s.status }]);
+      }
+      await deleteSpeechResults(ctx, s);
+      // The results first: a failure between the two leaves the session, so the DELETE can be repeated.
+      await speechRepo(ctx).delete(s.id);
+      return withDocEnvelope({ id: s.id, deleted: true as const }, { message: 'Session deleted successfully' }, req, ctx.clock());
     },
   );
 }

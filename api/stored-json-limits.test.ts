@@ -115,11 +115,11 @@ test('lists leave metadata and settings out unless include= asks; GET by id alwa
 
   await app.request('POST', '/v1/speech-sessions', { token: t, body: { type: 'speech', settings: { min_pause_ms: 300 } } });
   const speech = await app.request('GET', '/v1/speech-sessions', { token: t });
-  assert.equal(speech.body.data.length, 1);
-  assert.ok(!('settings' in speech.body.data[0]));
-  assert.equal(speech.body.data[0].type, 'speech');
+  assert.equal(speech.body.items.length, 1);
+  assert.ok(!('settings' in speech.body.items[0]));
+  assert.equal(speech.body.items[0].type, 'speech');
   const speechWith = await app.request('GET', '/v1/speech-sessions?include=settings', { token: t });
-  assert.equal(speechWith.body.data[0].settings.min_pause_ms, 300);
+  assert.equal(speechWith.body.items[0].settings.min_pause_ms, 300);
 });
 
 test('the sessions cache is bounded in bytes as well as entries', async () => {

@@ -99,6 +99,7 @@ export const Reasons = {
   unsupported_channel_count: r('unsupported_media_type', 'A WAV file with more channels than accepted.'),
   audio_exists: r('conflict', 'The speech session already has (or had) audio.'),
   stream_already_open: r('conflict', 'The speech session already has an open audio stream.'),
+  session_busy: r('conflict', 'The speech session is recording or processing: it can be deleted once completed or failed.'),
   not_computed: r('not_found', 'The result is not computed (yet, or the session failed).'),
   unknown_type: r('validation_error', 'A socket message of an unknown type.'),
   already_started: r('validation_error', 'A second start message on one socket.'),

@@ -10,6 +10,8 @@ export interface SpeechEventMessage {
   type: string;
   timestamp: string;
   payload: Record<string, any>;
+  /** The speech-coaching document's fields of the event (api/speech-live.ts docEventData). */
+  data?: Record<string, any>;
 }
 
 export interface ReceivedEvent {

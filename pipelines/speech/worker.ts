@@ -93,6 +93,16 @@ interface StreamSettings {
   model: string;
   minPauseMs?: number;
   longPauseMs?: number;
+  /**
+   * The speech-coaching document's switches (settings.enable*, each on unless false). realTime
+   * off: no partial results, metrics:update or per-segment asr:token while a live stream runs;
+   * prosody off: pitch and volume are not stored; fluency off: fillers and repetitions are not
+   * looked for; scoring off: the scorer does not run.
+   */
+  realTime: boolean;
+  prosody: boolean;
+  fluency: boolean;
+  scoring: boolean;
 }
 
 interface StreamState {
@@ -118,6 +128,8 @@ interface StreamState {
   /** Final transcripts so far, in arrival (= segment) order: the live filler count is computed from them. */
   finals: SegmentTranscript[];
   fillersSoFar: number;
+  /** Pauses already sent in a metrics:update (newPauses). */
+  pausesSent: number;
   startedWall: number;
   lastStatusWall: number;
   lastProgressStored: number;
@@ -300,6 +312,10 @@ export class SpeechWorker {
             : (this.opts.defaultModel ?? DEFAULT_LIVE_MODEL),
       minPauseMs: num(raw.min_pause_ms),
       longPauseMs: num(raw.long_pause_ms),
+      realTime: raw.enableRealTimeProcessing !== false,
+      prosody: raw.enableProsodyAnalysis !== false,
+      fluency: raw.enableFluencyAnalysis !== false,
+      scoring: raw.enableScoring !== false,
     };
   }
 
@@ -332,8 +348,10 @@ export class SpeechWorker {
       const events: SpeechEvent[] = [];
       for (const seg of step.segments) this.queueSegment(s, seg);
       if (s.source === 'live') {
-        for (const second of step.seconds) events.push(this.metricsEvent(s, second));
-        this.maybePartial(s);
+        if (s.settings.realTime) {
+          for (const second of step.seconds) events.push(this.metricsEvent(s, second));
+          this.maybePartial(s);
+        }
       } else {
         this.maybeUploadStatus(s, events);
       }
@@ -367,6 +385,7 @@ export class SpeechWorker {
       lastFinalIndex: -1,
       finals: [],
       fillersSoFar: 0,
+      pausesSent: 0,
       startedWall: this.clock(),
       lastStatusWall: 0,
       lastProgressStored: -1,
@@ -392,9 +411,14 @@ export class SpeechWorker {
       s.lastFinalIndex = Math.max(s.lastFinalIndex, t.index);
       for (const w of t.words) s.finalWordStarts.push(w.startMs);
       s.finals.push(t);
-      s.fillersSoFar = liveFillerCount(s.finals);
+      if (s.settings.fluency) s.fillersSoFar = liveFillerCount(s.finals);
       if (s.partial && s.partial.segmentIndex <= t.index) s.partial = null;
-      const events: SpeechEvent[] = [this.tokenEvent(s, t.index, t.text, true, t.startMs, t.endMs, t.words.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method })))];
+      const events: SpeechEvent[] =
+        s.source === 'live' && !s.settings.realTime
+          ? []
+          : [
+              this.tokenEvent(s, t.index, t.text, true, t.startMs, t.endMs, t.words.map((w) => ({ text: w.norm, startMs: w.startMs, endMs: w.endMs, timingMethod: w.method, confidence: roundOrNull(w.confidence, 4) })), t.confidence),
+            ];
       if (s.source === 'upload') this.maybeUploadStatus(s, events);
       await this.publishEvents(events);
       await this.writers.segments.add([this.segmentRow(s, t, true)]);
@@ -447,7 +471,7 @@ export class SpeechWorker {
     const durationMs = Math.round((s.analyzer.sampleCount * 1000) / RATE);
     const now = this.clock();
     if (s.source === 'live') {
-      const events: SpeechEvent[] = step.seconds.map((second) => this.metricsEvent(s, second));
+      const events: SpeechEvent[] = s.settings.realTime ? step.seconds.map((second) => this.metricsEvent(s, second)) : [];
       this.statusEvent(s, events, 'transcription', 0.9, null, 'processing');
       await this.publishEvents(events);
       await this.opts.sessions.update(s.sessionId, { status: 'processing', endedAt: s.audioStartedAt + durationMs, audioDurationS: durationMs / 1000 }).catch((err) => this.log.warn({ err }, 'session update failed'));
@@ -464,8 +488,9 @@ export class SpeechWorker {
       voicedF0: s.analyzer.features.voicedF0.view(),
       frameDbfs: s.analyzer.features.frameDbfs.view(),
       pauses: this.pauseOptions(s),
+      fluency: s.settings.fluency,
     });
-    const scores = await this.score(results, s.analyzer.features.voicedF0.view());
+    const scores = s.settings.scoring ? await this.score(results, s.analyzer.features.voicedF0.view()) : null;
     await this.writeResults(s, transcripts, results, scores, now);
     const done = this.clock();
     if (s.source === 'upload') {
@@ -511,7 +536,7 @@ export class SpeechWorker {
         text: x.text,
         start_ms: x.startMs,
         end_ms: Math.max(x.startMs, x.endMs),
-        confidence: null,
+        confidence: x.confidence,
         is_filler: x.isFiller,
         filler: x.filler,
         is_repetition: x.isRepetition,
@@ -537,8 +562,8 @@ export class SpeechWorker {
       r.frames.map((f) => ({
         ...base,
         second_index: f.index,
-        pitch_mean_hz: f.pitchMeanHz,
-        pitch_sd_hz: f.pitchSdHz,
+        pitch_mean_hz: s.settings.prosody ? f.pitchMeanHz : null,
+        pitch_sd_hz: s.settings.prosody ? f.pitchSdHz : null,
         volume_dbfs: f.volumeDbfs,
         voiced_ratio: f.voicedRatio,
         speech_ratio: f.speechRatio,
@@ -567,14 +592,16 @@ export class SpeechWorker {
         filler_count: m.fillerCount,
         filler_rate_per_min: m.fillerRatePerMin,
         repetition_count: m.repetitionCount,
-        pitch_mean_hz: m.pitchMeanHz,
-        pitch_sd_hz: m.pitchSdHz,
-        pitch_min_hz: m.pitchMinHz,
-        pitch_max_hz: m.pitchMaxHz,
-        pitch_variability_st: m.pitchVariabilitySt,
-        monotone: m.monotone,
-        volume_mean_dbfs: m.volumeMeanDbfs,
-        volume_sd_db: m.volumeSdDb,
+        // Prosody off: no pitch or volume figures are kept (the frames keep their dBFS, which the
+        // stored timeline needs; the API leaves volume out for such a session).
+        pitch_mean_hz: s.settings.prosody ? m.pitchMeanHz : null,
+        pitch_sd_hz: s.settings.prosody ? m.pitchSdHz : null,
+        pitch_min_hz: s.settings.prosody ? m.pitchMinHz : null,
+        pitch_max_hz: s.settings.prosody ? m.pitchMaxHz : null,
+        pitch_variability_st: s.settings.prosody ? m.pitchVariabilitySt : null,
+        monotone: s.settings.prosody ? m.monotone : null,
+        volume_mean_dbfs: s.settings.prosody ? m.volumeMeanDbfs : null,
+        volume_sd_db: s.settings.prosody ? m.volumeSdDb : null,
         model,
       },
     ]);
@@ -670,9 +697,9 @@ export class SpeechWorker {
     };
   }
 
-  private tokenEvent(s: StreamState, segmentIndex: number, text: string, isFinal: boolean, startMs: number, endMs: number, words?: unknown[]): SpeechEvent {
+  private tokenEvent(s: StreamState, segmentIndex: number, text: string, isFinal: boolean, startMs: number, endMs: number, words?: unknown[], confidence?: number | null): SpeechEvent {
     const id = `${s.sessionId}:asr:${segmentIndex}:${isFinal ? 'final' : endMs}`;
-    return this.event(s, 'asr:token', id, { segmentIndex, text, isFinal, startMs, endMs, ...(words ? { words } : {}) });
+    return this.event(s, 'asr:token', id, { segmentIndex, text, isFinal, startMs, endMs, confidence: roundOrNull(confidence, 4), ...(words ? { words } : {}) });
   }
 
   private metricsEvent(s: StreamState, second: SecondFeatures): SpeechEvent {
@@ -687,8 +714,19 @@ export class SpeechWorker {
       rollingWpm: round(this.liveRollingWpm(s, atMs), 1),
       wordCount: s.finalWordStarts.length + (s.partial?.words ?? 0),
       fillerCount: s.fillersSoFar,
-      pauseCount: findPauses(s.analyzer.allSegments, this.pauseOptions(s)).length,
+      ...this.pausesOfUpdate(s),
     });
+  }
+
+  /** The pause count so far, and the pauses found since the previous metrics:update (each sent once). */
+  private pausesOfUpdate(s: StreamState): { pauseCount: number; newPauses: Array<{ startMs: number; endMs: number; durationMs: number; kind: string }> } {
+    const pauses = findPauses(s.analyzer.allSegments, this.pauseOptions(s));
+    const fresh = pauses.slice(s.pausesSent);
+    s.pausesSent = pauses.length;
+    return {
+      pauseCount: pauses.length,
+      newPauses: fresh.map((p) => ({ startMs: Math.round(p.startMs), endMs: Math.round(p.endMs), durationMs: Math.round(p.endMs) - Math.round(p.startMs), kind: p.kind })),
+    };
   }
 
   /** Words per minute over the last 30 s of audio: final words, plus the open segment's partial words spread over it. */
@@ -782,6 +820,10 @@ export class SpeechWorker {
 /** The object without its undefined fields (so option spreads keep their defaults). */
 function definedOnly<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function roundOrNull(v: number | null | undefined, digits: number): number | null {
+  return v === null || v === undefined || !Number.isFinite(v) ? null : round(v, digits);
 }
 
 function round(v: number, digits: number): number {

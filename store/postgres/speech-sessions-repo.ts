@@ -66,7 +66,8 @@ export interface SpeechUpload {
   etaS: number | null;
   fileName: string;
   sizeBytes: number;
-  encoding: 'pcm16' | 'float32' | '';
+  /** The file's audio coding: pcm16 or float32 (WAV), mp3, opus (Ogg or WebM); empty before the header was read. */
+  encoding: 'pcm16' | 'float32' | 'mp3' | 'opus' | '';
   channelCount: number;
   sampleRateHz: number;
   audioDurationS: number | null;
@@ -111,6 +112,8 @@ export interface SpeechSessionFilter {
   limit: number;
   /** From a previous page's nextCursor. */
   cursor?: string;
+  /** Skip this many sessions first (page-numbered lists; not with cursor). */
+  offset?: number;
   /** Read each session's settings too (up to 16 KB each); left out (not even read) by default. */
   withSettings?: boolean;
 }
@@ -149,7 +152,7 @@ interface UploadRow {
   eta_s: number | null;
   file_name: string;
   size_bytes: string | number;
-  encoding: 'pcm16' | 'float32' | null;
+  encoding: 'pcm16' | 'float32' | 'mp3' | 'opus' | null;
   channel_count: number;
   sample_rate_hz: number;
   audio_duration_s: number | null;
@@ -355,26 +358,18 @@ export class SpeechSessionsRepository {
 
   /** Newest first (created_at, then id), without settings unless `withSettings`; nextCursor is null on the last page. */
   async list(filter: SpeechSessionFilter): Promise<{ items: ListedSpeechSession[]; nextCursor: string | null }> {
-    const where = ['org_id = $1'];
-    const params: unknown[] = [filter.orgId];
-    const add = (clause: (n: number) => string, value: unknown) => {
-      params.push(value);
-      where.push(clause(params.length));
-    };
-    if (filter.userId !== undefined) add((n) => `user_id = $${n}`, filter.userId);
-    if (filter.status) add((n) => `status = $${n}`, filter.status);
-    if (filter.type) add((n) => `kind = $${n}`, filter.type);
-    if (filter.from !== undefined) add((n) => `created_at >= $${n}`, toDate(filter.from));
-    if (filter.to !== undefined) add((n) => `created_at < $${n}`, toDate(filter.to));
+    const { where, params } = this.listWhere(filter);
     if (filter.cursor) {
       const c = decodeCursor(filter.cursor);
       params.push(toDate(c.createdAt), c.id);
       where.push(`(created_at, session_id) < ($${params.length - 1}, $${params.length}::uuid)`);
     }
     params.push(filter.limit + 1);
+    const limitParam = params.length;
+    params.push(filter.offset ?? 0);
     const { rows } = await this.sql.query<SessionRow>(
       `SELECT ${filter.withSettings ? SESSION_COLUMNS : SESSION_LIST_COLUMNS} FROM speech_sessions WHERE ${where.join(' AND ')}
-       ORDER BY created_at DESC, session_id DESC LIMIT $${params.length}`,
+       ORDER BY created_at DESC, session_id DESC LIMIT $${limitParam} OFFSET $${params.length}`,
       params,
     );
     const all: ListedSpeechSession[] = rows.map((r) => {
@@ -386,6 +381,35 @@ export class SpeechSessionsRepository {
     const items = all.slice(0, filter.limit);
     const nextCursor = all.length > filter.limit && items.length > 0 ? encodeCursor(items[items.length - 1]) : null;
     return { items, nextCursor };
+  }
+
+  /** How many sessions the filter matches (cursor, offset and limit ignored). */
+  async count(filter: Omit<SpeechSessionFilter, 'limit'>): Promise<number> {
+    const { where, params } = this.listWhere(filter);
+    const { rows } = await this.sql.query<{ n: string | number }>(`SELECT count(*) AS n FROM speech_sessions WHERE ${where.join(' AND ')}`, params);
+    return Number(rows[0].n);
+  }
+
+  /** Deletes the session; its uploads and audio streams go with it (ON DELETE CASCADE). False when it was not there. */
+  async delete(id: string): Promise<boolean> {
+    if (!isUuid(id)) return false;
+    const { rows } = await this.sql.query<{ session_id: string }>('DELETE FROM speech_sessions WHERE session_id = $1 RETURNING session_id::text AS session_id', [id]);
+    return rows.length > 0;
+  }
+
+  private listWhere(filter: Omit<SpeechSessionFilter, 'limit'>): { where: string[]; params: unknown[] } {
+    const where = ['org_id = $1'];
+    const params: unknown[] = [filter.orgId];
+    const add = (clause: (n: number) => string, value: unknown) => {
+      params.push(value);
+      where.push(clause(params.length));
+    };
+    if (filter.userId !== undefined) add((n) => `user_id = $${n}`, filter.userId);
+    if (filter.status) add((n) => `status = $${n}`, filter.status);
+    if (filter.type) add((n) => `kind = $${n}`, filter.type);
+    if (filter.from !== undefined) add((n) => `created_at >= $${n}`, toDate(filter.from));
+    if (filter.to !== undefined) add((n) => `created_at < $${n}`, toDate(filter.to));
+    return { where, params };
   }
 
   /**

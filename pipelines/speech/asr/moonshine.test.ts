@@ -71,7 +71,7 @@ test('the length cap stops decoding and reports it', async () => {
 });
 
 test('silence and very short audio give no words; segments over 30 s are refused', async () => {
-  assert.deepEqual(await tiny.transcribe(new Float32Array(800)), { text: '', tokens: [], finished: true });
+  assert.deepEqual(await tiny.transcribe(new Float32Array(800)), { text: '', tokens: [], finished: true, tokenLogProbs: [] });
   const silence = await tiny.transcribe(new Float32Array(16000 * 2));
   assert.ok(silence.tokens.length <= 12, `tokens for silence: ${silence.tokens.length}`);
   await assert.rejects(tiny.transcribe(new Float32Array(16000 * 31)), (err: unknown) => isAttuneError(err) && err.code === 'validation_error' && /30 s/.test(err.message));

@@ -36,6 +36,11 @@ export interface Transcription {
   tokens: number[];
   /** False when decoding stopped at the length cap instead of EOS. */
   finished: boolean;
+  /**
+   * Natural log of the probability the decoder gave each generated token (softmax of its logits
+   * at that step), one per entry of `tokens`: the basis of word confidences (asr/confidence.ts).
+   */
+  tokenLogProbs: number[];
 }
 
 /** Decoder shape read from the model's input metadata. */
@@ -93,6 +98,16 @@ function cacheNames(prefix: 'past_key_values' | 'present', layers: number): stri
   const names: string[] = [];
   for (let i = 0; i < layers; i++) for (const part of cacheParts) names.push(`${prefix}.${i}.${part}`);
   return names;
+}
+
+/** log softmax of row `row` of a [rows, width] float array, at `index` (max-shifted, so large logits do not overflow). */
+export function logSoftmaxAt(data: Float32Array, row: number, width: number, index: number): number {
+  const start = row * width;
+  let max = -Infinity;
+  for (let j = 0; j < width; j++) if (data[start + j] > max) max = data[start + j];
+  let sum = 0;
+  for (let j = 0; j < width; j++) sum += Math.exp(data[start + j] - max);
+  return data[start + index] - max - Math.log(sum);
 }
 
 /** Index of the largest value in row `row` of a [rows, width] float array. */
@@ -171,7 +186,7 @@ export class MoonshineRecognizer {
         { field: 'samples', reason: 'invalid_argument', message: 'too long', seconds, max: MAX_SEGMENT_S },
       ]);
     }
-    if (seconds < MIN_SEGMENT_S) return { text: '', tokens: [], finished: true };
+    if (seconds < MIN_SEGMENT_S) return { text: '', tokens: [], finished: true, tokenLogProbs: [] };
     const maxTokens = opts.maxTokens ?? Math.max(8, Math.ceil(seconds * TOKENS_PER_SECOND));
 
     const { last_hidden_state: hidden } = await this.encoder.run({ input_values: new this.ort.Tensor('float32', samples, [1, samples.length]) });
@@ -192,6 +207,7 @@ export class MoonshineRecognizer {
     feeds.input_ids = inputIds;
 
     const tokens: number[] = [];
+    const tokenLogProbs: number[] = [];
     let token = BOS_TOKEN;
     let finished = false;
     for (let step = 0; step < maxTokens; step++) {
@@ -200,7 +216,8 @@ export class MoonshineRecognizer {
       const out = await this.decoder.run(feeds);
       const logits = out.logits;
       const width = logits.dims[2];
-      token = argmaxRow(logits.data as Float32Array, logits.dims[1] - 1, width);
+      const row = logits.dims[1] - 1;
+      token = argmaxRow(logits.data as Float32Array, row, width);
       for (let i = 0; i < pastNames.length; i++) {
         // On cached steps the encoder ("cross") outputs are not recomputed; keep the first ones.
         if (step === 0 || cacheParts[i % 4].startsWith('decoder')) feeds[pastNames[i]] = out[presentNames[i]];
@@ -210,9 +227,10 @@ export class MoonshineRecognizer {
         break;
       }
       tokens.push(token);
+      tokenLogProbs.push(logSoftmaxAt(logits.data as Float32Array, row, width, token));
       opts.onPartial?.(decodePartial(tokens));
     }
-    return { text: decodeTokens(tokens), tokens, finished };
+    return { text: decodeTokens(tokens), tokens, finished, tokenLogProbs };
   }
 
   /** Releases both sessions; later transcribe() calls fail with AttuneError('unavailable'). */

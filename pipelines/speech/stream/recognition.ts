@@ -12,6 +12,7 @@
 import type { MoonshineRecognizer } from '../asr/moonshine.js';
 import { spreadBySyllables, type AlignedFiller, type WordAligner, type WordTimingMethod } from '../align/index.js';
 import { findFilledPauses, type FilledPause } from '../fillers/index.js';
+import { tokenWords, utteranceConfidence } from '../asr/confidence.js';
 import type { ClosedSegment } from './analyzer.js';
 
 export interface TranscriptWord {
@@ -22,6 +23,8 @@ export interface TranscriptWord {
   startMs: number;
   endMs: number;
   method: WordTimingMethod;
+  /** The recogniser's confidence in the word, 0..1 (asr/confidence.ts); null (or absent) when its tokens could not be matched to it. */
+  confidence?: number | null;
 }
 
 export interface SegmentTranscript {
@@ -33,6 +36,8 @@ export interface SegmentTranscript {
   speechEndMs: number;
   text: string;
   words: TranscriptWord[];
+  /** exp(mean log p) over the utterance's tokens; null (or absent) without any. */
+  confidence?: number | null;
   model: string;
   /** forced_alignment when the aligner placed the words, else syllable_estimate. */
   timingMethod: WordTimingMethod;
@@ -61,6 +66,18 @@ export function splitWords(text: string): Array<{ text: string; norm: string }> 
     .filter((t) => t.length > 0)
     .map((t) => ({ text: t, norm: normaliseWord(t) }))
     .filter((w) => /[a-z0-9]/.test(w.norm));
+}
+
+/**
+ * Each word of splitWords(text) with the confidence of the token word it came from (a token
+ * word that splits into several words gives each its confidence); all null when the two do not
+ * line up (never seen: both split the same decoded text at its spaces).
+ */
+export function wordConfidences(words: ReadonlyArray<{ text: string }>, tokens: readonly number[], logProbs: readonly number[] | undefined): Array<number | null> {
+  if (!logProbs || logProbs.length !== tokens.length) return words.map(() => null);
+  const out: number[] = [];
+  for (const tw of tokenWords(tokens, logProbs)) for (const _ of splitWords(tw.text)) out.push(tw.confidence);
+  return out.length === words.length ? out : words.map(() => null);
 }
 
 export interface RecognitionOptions {
@@ -178,8 +195,9 @@ export class RecognitionQueue {
   private async runFinal(segment: ClosedSegment, model: string): Promise<SegmentTranscript> {
     const started = this.now();
     const recognizer = await this.opts.recognizer(model);
-    const { text } = await recognizer.transcribe(segment.samples);
+    const { text, tokens, tokenLogProbs } = await recognizer.transcribe(segment.samples);
     const words = splitWords(text.trim());
+    const confidences = wordConfidences(words, tokens, tokenLogProbs);
     const startMs = Math.round(segment.startMs);
     const endMs = Math.round(segment.endMs);
     let timed: TranscriptWord[] = [];
@@ -199,6 +217,7 @@ export class RecognitionQueue {
         startMs: Math.round(aligned.words[i].startMs),
         endMs: Math.round(aligned.words[i].endMs),
         method: aligned.words[i].method,
+        confidence: confidences[i],
       }));
     }
     // Filled pauses: the acoustic rules and the alignment's fillers where the audio agrees
@@ -214,6 +233,7 @@ export class RecognitionQueue {
       speechEndMs: Math.round((segment.speechEndSample * 1000) / 16_000),
       text: text.trim(),
       words: timed,
+      confidence: tokenLogProbs ? utteranceConfidence(tokens, tokenLogProbs) : null,
       model,
       timingMethod,
       alignmentNote,

@@ -26,6 +26,8 @@ export interface ResultWord {
   filler: string;
   isRepetition: boolean;
   timingMethod: WordTimingMethod;
+  /** The recogniser's confidence, 0..1; null when unknown. */
+  confidence: number | null;
 }
 
 export interface ResultFrame extends SecondFeatures {
@@ -81,6 +83,8 @@ export interface SessionResultsInput {
   frameDbfs?: Float32Array;
   pauses?: PauseOptions;
   rollingWindowMs?: number;
+  /** Filler and repetition detection (default on); off: none are looked for, and none are counted. */
+  fluency?: boolean;
 }
 
 /**
@@ -102,9 +106,18 @@ export function sessionFillers(input: readonly SegmentTranscript[]) {
   return { transcripts, flat, timed, hits, fillers };
 }
 
+/** The session's words as sessionFillers has them, without looking for fillers (fluency analysis off). */
+function sessionWordsOnly(input: readonly SegmentTranscript[]): ReturnType<typeof sessionFillers> {
+  const transcripts = [...input].sort((a, b) => a.index - b.index);
+  const flat = transcripts.flatMap((t) => t.words.map((w, wordIndex) => ({ ...w, segmentIndex: t.index, wordIndex })));
+  const timed = flat.map((w) => ({ text: w.text, startMs: w.startMs, endMs: w.endMs }));
+  return { transcripts, flat, timed, hits: [], fillers: [] };
+}
+
 export function assembleSessionResults(input: SessionResultsInput): SessionResults {
-  const { transcripts, flat, timed, hits, fillers } = sessionFillers(input.transcripts);
-  const repetitions = detectRepetitions(timed);
+  const fluency = input.fluency !== false;
+  const { transcripts, flat, timed, hits, fillers } = fluency ? sessionFillers(input.transcripts) : sessionWordsOnly(input.transcripts);
+  const repetitions = fluency ? detectRepetitions(timed) : [];
 
   const fillerOf = new Map<number, string>();
   for (const h of hits) for (let k = 0; k < h.wordCount; k++) fillerOf.set(h.wordIndex + k, h.filler);
@@ -123,6 +136,7 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
     filler: fillerOf.get(i) ?? '',
     isRepetition: repeated.has(i),
     timingMethod: w.method,
+    confidence: w.confidence ?? null,
   }));
 
   const segments = input.speechSegments;
