@@ -33,6 +33,8 @@ import type { SpeechEventRecord } from '../schemas/records.js';
 import { SpeechWorker } from '../pipelines/speech/worker.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
+import { GroupWorker } from '../pipelines/group/worker.js';
+import { GroupWindowsSink } from '../pipelines/sinks/group-windows-sink.js';
 import { CoherenceWindowsSink, SessionEventsSink } from '../pipelines/sinks/result-sinks.js';
 import { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 import { runSimulator } from '../simulator/index.js';
@@ -69,6 +71,10 @@ export interface RunningAttune {
   /** The sink role's sink of session changes into the ClickHouse sessions dimension. */
   sessionDimension: SessionDimensionSink | null;
   worker: CoherenceWorker | null;
+  /** The worker role's group worker (mesh sessions: participants' windows → group windows and live events). */
+  groupWorker: GroupWorker | null;
+  /** The sink role's writer of group windows (group_windows, group_participant_windows). */
+  groupWindowsSink: GroupWindowsSink | null;
   speechWorker: SpeechWorker | null;
   live: LiveHub<CoherenceLiveRecord> | null;
   speechLive: LiveHub<SpeechEventRecord> | null;
@@ -161,6 +167,8 @@ export async function startAttune(
   let windowsSink: CoherenceWindowsSink | null = null;
   let eventsSink: SessionEventsSink | null = null;
   let worker: CoherenceWorker | null = null;
+  let groupWorker: GroupWorker | null = null;
+  let groupWindowsSink: GroupWindowsSink | null = null;
   let speechWorker: SpeechWorker | null = null;
   let sessionChanges: SessionChangesRelay | null = null;
   let sessionDimension: SessionDimensionSink | null = null;
@@ -233,8 +241,11 @@ export async function startAttune(
         log: log.child({ role: 'coherence-worker' }),
         allowedLatenessMs: config.coherence.allowedLatenessMs,
         sessionIdleEndMs: config.coherence.sessionIdleEndMs,
+        // Mesh participations (PostgreSQL): group participants' windows also go to the group repartition topic.
+        groups: new MeshRepository(sql, { clock }),
       });
-      starting.push(worker.start());
+      groupWorker = new GroupWorker({ bus, topics, codec, log: log.child({ role: 'group-worker' }) });
+      starting.push(worker.start(), groupWorker.start());
     }
     if (sinks && store) {
       sink = new ReadingsSink({
@@ -252,7 +263,8 @@ export async function startAttune(
       windowsSink = new CoherenceWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'windows-sink' }), writer: config.writer });
       eventsSink = new SessionEventsSink({ bus, topics, codec, store, log: log.child({ role: 'events-sink' }), writer: config.writer });
       sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
-      starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start());
+      groupWindowsSink = new GroupWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'group-windows-sink' }), writer: config.writer });
+      starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start(), groupWindowsSink.start());
     }
     // Their groups join in parallel: each join is a round of the group protocol.
     await Promise.all(starting);
@@ -306,6 +318,8 @@ export async function startAttune(
     sessionChanges,
     sessionDimension,
     worker,
+    groupWorker,
+    groupWindowsSink,
     speechWorker,
     live,
     speechLive,
@@ -320,7 +334,7 @@ export async function startAttune(
       // Every consumer, the live hubs' and the workers', leaves its group at once (in parallel),
       // so their partitions move on now: each waits for its fetch in flight, and one after the
       // other they held the workers' partitions ~10 s past a SIGTERM (the fault suite's check).
-      await Promise.all([live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
+      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();

@@ -2,13 +2,15 @@
 // absent optional takes its Avro default), so readers never test for undefined. The Avro
 // shapes themselves are in registry/schemas.ts, generated from avro/*.avsc.
 import { hash } from 'node:crypto';
-import type { CoherenceWindow, HeartReading, MeshEvent, SessionEvent, SpeechEvent } from './registry/schemas.js';
+import type { CoherenceWindow, GroupParticipantWindow, GroupWindow, GroupWindowParticipant, HeartReading, MeshEvent, SessionEvent, SpeechEvent } from './registry/schemas.js';
 
 export type HeartReadingRecord = Required<HeartReading>;
 export type CoherenceWindowRecord = Required<CoherenceWindow>;
 export type SessionEventRecord = Required<SessionEvent>;
 export type SpeechEventRecord = Required<SpeechEvent>;
 export type MeshEventRecord = Required<MeshEvent>;
+export type GroupParticipantWindowRecord = Required<GroupParticipantWindow>;
+export type GroupWindowRecord = Required<Omit<GroupWindow, 'participants'>> & { participants: Required<GroupWindowParticipant>[] };
 
 /**
  * Stable id of a reading: the same device and time always give the same id, so replays and

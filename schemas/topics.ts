@@ -19,6 +19,14 @@ export const Topics = {
   speechEvents: 'attune.speech.events.v1',
   /** Live group (mesh) session events, keyed by mesh session id (MeshEvent.avsc). */
   meshEvents: 'attune.mesh.events.v1',
+  /**
+   * The repartition topic of group sessions: each mesh participant's coherence windows with
+   * their 4 Hz RR series, keyed by mesh session id, so one group's state lives on one
+   * partition of the group worker (GroupParticipantWindow.avsc; pipelines/group/worker.ts).
+   */
+  groupParticipantWindows: 'attune.group.participant-windows.v1',
+  /** Group windows (coherence, synchrony) of mesh sessions, keyed by mesh session id (GroupWindow.avsc). */
+  groupWindows: 'attune.group.windows.v1',
 } as const;
 
 export type TopicNames = { readonly [K in keyof typeof Topics]: string };
@@ -41,6 +49,8 @@ export function prefixedTopics(prefix: string): TopicNames {
  */
 export const InternalTopics = {
   coherenceCheckpoints: 'attune.coherence.checkpoints.v1',
+  /** The group worker's restart state per mesh session (same format, pipelines/group/worker.ts). */
+  groupCheckpoints: 'attune.group.checkpoints.v1',
 } as const;
 
 /** An internal topic's name with the prefix `topics` were made with. */

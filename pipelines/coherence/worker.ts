@@ -29,7 +29,7 @@ import { type Bus, type BusRecord, type RecordBatch, type Subscription, type Top
 import { Topics, internalTopic, type TopicNames } from '../../schemas/topics.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SessionsRepository } from '../../store/postgres/sessions-repo.js';
-import type { CoherenceWindowRecord, HeartReadingRecord, SessionEventRecord } from '../../schemas/records.js';
+import type { CoherenceWindowRecord, GroupParticipantWindowRecord, HeartReadingRecord, SessionEventRecord } from '../../schemas/records.js';
 import type { Logger } from '../../lib/log.js';
 import type { WindowMetrics } from '../hrv/index.js';
 import { MetricsPool } from './metrics-pool.js';
@@ -42,6 +42,7 @@ import { CheckpointTable, type SessionCheckpoint } from './checkpoints.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
+import { GroupFanout, type ParticipationSource } from './group-fanout.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
 
@@ -76,6 +77,11 @@ export interface CoherenceWorkerOptions {
   /** Default: COHERENCE_GROUP behind the topics' prefix (pipelines/group-id.ts). */
   groupId?: string;
   clock?: () => number;
+  /**
+   * Mesh participations (PostgreSQL, MeshRepository): with it, the windows of group participants
+   * are also published on the group repartition topic (group-fanout.ts). Without it, none are.
+   */
+  groups?: ParticipationSource;
 }
 
 interface SessionState {
@@ -122,6 +128,8 @@ interface PartitionState {
   outWindows: CoherenceWindowRecord[];
   outEvents: SessionEventRecord[];
   outDeadLetters: DeadLetterInput[];
+  /** Group participants' windows (repartition topic, keyed by mesh session), published with the windows. */
+  outGroup: GroupParticipantWindowRecord[];
   /** Sessions whose checkpoint changed with the windows in the outbox: written after them. */
   outCheckpoints: Set<SessionState>;
   /** The checkpoint read barrier for this partition's new owner (set on its first batch). */
@@ -184,9 +192,12 @@ export class CoherenceWorker {
   private endMarkers: SessionEndMarkers | null = null;
   private readonly clock: () => number;
   private readonly topics: TopicNames;
+  /** Group participants' windows → the repartition topic; null without opts.groups. */
+  readonly groupFanout: GroupFanout | null;
 
   constructor(private readonly opts: CoherenceWorkerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.groupFanout = opts.groups ? new GroupFanout({ source: opts.groups, clock: this.clock }) : null;
     this.topics = opts.topics ?? Topics;
     this.groupId = opts.groupId ?? groupIdFor(COHERENCE_GROUP, this.topics);
     this.pool = new MetricsPool({ threads: opts.computeThreads ?? (availableParallelism() > 1 ? 1 : 0), log: opts.log });
@@ -238,6 +249,7 @@ export class CoherenceWorker {
         outWindows: [],
         outEvents: [],
         outDeadLetters: [],
+        outGroup: [],
         outCheckpoints: new Set(),
         synced: null,
         lock: Promise.resolve(),
@@ -432,10 +444,20 @@ export class CoherenceWorker {
     if (p.pendingClosed.length > 0) {
       const closed = p.pendingClosed;
       const metrics = await this.pool.compute(closed.map((c) => c.w));
+      // Group participations are looked up before the outbox moves on, so a failed lookup
+      // leaves the closed windows where they were (the windows a replay suppresses need none).
+      const fanout = this.groupFanout;
+      const groups = fanout
+        ? await Promise.all(closed.map((c) => (c.w.windowEndMs > c.st.emittedThroughMs ? fanout.participationsAt(c.st.orgId, c.st.userId, c.st.deviceId, c.w.windowEndMs) : [])))
+        : null;
       p.pendingClosed = [];
       for (let i = 0; i < closed.length; i++) {
-        this.emit(closed[i].st, closed[i].w, metrics[i], p.outWindows, p.outEvents);
-        p.outCheckpoints.add(closed[i].st);
+        const { st, w } = closed[i];
+        const emitted = this.emit(st, w, metrics[i], p.outWindows, p.outEvents);
+        if (emitted && fanout && groups && groups[i].length > 0) {
+          for (const r of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i])) p.outGroup.push(r);
+        }
+        p.outCheckpoints.add(st);
       }
     }
     if (p.outDeadLetters.length > 0) {
@@ -443,8 +465,9 @@ export class CoherenceWorker {
       this.stats.deadLettered += p.outDeadLetters.length;
       p.outDeadLetters = [];
     }
-    await this.output(p, p.outWindows, p.outEvents, p.outCheckpoints);
+    await this.output(p, p.outWindows, p.outEvents, p.outCheckpoints, p.outGroup);
     p.outWindows = [];
+    p.outGroup = [];
     p.outEvents = [];
     p.outCheckpoints = new Set();
   }
@@ -514,12 +537,13 @@ export class CoherenceWorker {
     };
   }
 
-  private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): void {
+  /** Emits the window (and any event it completes); false when it was suppressed (published before a restart). */
+  private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): boolean {
     // The threshold tracker sees replayed windows too, so a streak survives a restart.
     const reached = st.threshold?.update({ windowEndMs: w.windowEndMs, valid: m.valid, coherence: m.coherence }) ?? [];
     if (w.windowEndMs <= st.emittedThroughMs) {
       this.stats.suppressedWindows++;
-      return;
+      return false;
     }
     st.emittedThroughMs = w.windowEndMs;
     this.stats.windows++;
@@ -554,18 +578,26 @@ export class CoherenceWorker {
       this.stats.events++;
       events.push(this.eventRecord(st, e));
     }
+    return true;
   }
 
   /**
-   * Publishes windows, then their events, then the sessions' checkpoints, each once the one
-   * before is acknowledged, and then commits: a checkpoint never runs ahead of the windows
-   * topic, and the committed offset never ahead of the checkpoints.
+   * Publishes windows (and the group participants' copies on the repartition topic), then
+   * their events, then the sessions' checkpoints, each once the one before is acknowledged,
+   * and then commits: a checkpoint never runs ahead of the windows topic, and the committed
+   * offset never ahead of the checkpoints.
    */
-  private async output(p: PartitionState, windows: CoherenceWindowRecord[], events: SessionEventRecord[], sessions: Set<SessionState>): Promise<void> {
+  private async output(p: PartitionState, windows: CoherenceWindowRecord[], events: SessionEventRecord[], sessions: Set<SessionState>, group: GroupParticipantWindowRecord[]): Promise<void> {
     if (windows.length > 0) {
       const recs = [];
       for (const w of windows) recs.push({ key: w.session_id, value: await this.opts.codec.encode(Topics.coherenceWindows, w), timestamp: w.window_end });
       await this.opts.bus.publish(this.topics.coherenceWindows, recs);
+    }
+    if (group.length > 0) {
+      // Keyed by the group: one group's windows, from every participant, on one partition.
+      const recs = [];
+      for (const g of group) recs.push({ key: g.mesh_id, value: await this.opts.codec.encode(Topics.groupParticipantWindows, g), timestamp: g.window_end });
+      await this.opts.bus.publish(this.topics.groupParticipantWindows, recs);
     }
     if (events.length > 0) {
       const recs = [];

@@ -139,6 +139,8 @@ test('evolution: a record written with an older schema decodes with the defaults
     { id: 7, subject: `${Topics.coherenceWindows}-value`, schema: await manifest.getSchema(7) },
     { id: 8, subject: `${Topics.sessionChanges}-value`, schema: await manifest.getSchema(8) },
     { id: 9, subject: `${Topics.meshEvents}-value`, schema: await manifest.getSchema(9) },
+    { id: 10, subject: `${Topics.groupParticipantWindows}-value`, schema: await manifest.getSchema(10) },
+    { id: 11, subject: `${Topics.groupWindows}-value`, schema: await manifest.getSchema(11) },
     { id: 100, subject, schema: olderHeartReadingSchema() },
   ]);
   // An old producer: its codec writes HeartReading with id 100.

@@ -140,6 +140,61 @@ export interface MeshEvent {
   payload_json?: string;
 }
 
+export interface GroupParticipantWindow {
+  mesh_id: string;
+  org_id: string;
+  participant_id: string;
+  user_id: string;
+  session_id: string;
+  device_id: string;
+  window_start: number;
+  window_end: number;
+  valid: boolean;
+  coherence?: number | null;
+  coverage: number;
+  artifact_ratio: number;
+  breathing_rate_bpm?: number | null;
+  last_beat_at?: number | null;
+  sample_rate_hz: number;
+  series?: number[];
+  pacer_rate_bpm: number;
+  coherence_threshold: number;
+  threshold_duration_s: number;
+  protocol?: string;
+}
+
+export interface GroupWindowParticipant {
+  participant_id: string;
+  user_id: string;
+  counted: boolean;
+  coherence?: number | null;
+  contribution_weight: number;
+  phase_locking?: number | null;
+  breathing_rate_bpm?: number | null;
+  breathing_sync?: number | null;
+  artifact_ratio?: number | null;
+  coverage?: number | null;
+}
+
+export interface GroupWindow {
+  mesh_id: string;
+  org_id: string;
+  window_start: number;
+  window_end: number;
+  participant_count: number;
+  present_count: number;
+  coherence?: number | null;
+  sync_r?: number | null;
+  plv?: number | null;
+  sync_z?: number | null;
+  sync_p?: number | null;
+  surrogate_count: number;
+  breathing_sync?: number | null;
+  xcorr_max?: number | null;
+  xcorr_lag_s?: number | null;
+  participants?: GroupWindowParticipant[];
+}
+
 /** The record type carried by each topic. Decoded records have every field filled in. */
 export interface TopicRecords {
   [Topics.heartReadings]: HeartReading;
@@ -150,6 +205,8 @@ export interface TopicRecords {
   [Topics.speechAudio]: SpeechAudioFrame;
   [Topics.speechEvents]: SpeechEvent;
   [Topics.meshEvents]: MeshEvent;
+  [Topics.groupParticipantWindows]: GroupParticipantWindow;
+  [Topics.groupWindows]: GroupWindow;
 }
 export type TopicName = keyof TopicRecords;
 export type AttuneRecord = TopicRecords[TopicName];
@@ -164,6 +221,8 @@ export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.speechAudio]: 'SpeechAudioFrame.avsc',
   [Topics.speechEvents]: 'SpeechEvent.avsc',
   [Topics.meshEvents]: 'MeshEvent.avsc',
+  [Topics.groupParticipantWindows]: 'GroupParticipantWindow.avsc',
+  [Topics.groupWindows]: 'GroupWindow.avsc',
 };
 
 /** Confluent TopicNameStrategy: the value schema of topic T lives under subject `T-value`. */

@@ -66,6 +66,26 @@ export interface MeshParticipant {
   leftAt: number | null;
 }
 
+/** A user's participation in a mesh session, as the coherence worker needs it (participationsOf). */
+export interface MeshParticipation {
+  meshId: string;
+  orgId: string;
+  participantId: string;
+  userId: string;
+  /** Null: the user's readings from any device count. */
+  deviceId: string | null;
+  joinedAt: number;
+  leftAt: number | null;
+  /** When the session started (or is scheduled to). */
+  startedAt: number;
+  /** When it ended (or is planned to end); null without an end. */
+  endedAt: number | null;
+  breathingRateBpm: number;
+  coherenceThreshold: number;
+  thresholdDurationS: number;
+  protocol: MeshProtocol;
+}
+
 /** Who asks: the tenant rule of lib/principal.ts with an org admin flag. */
 export interface MeshViewer {
   orgId: string;
@@ -485,6 +505,44 @@ export class MeshRepository {
       [id, limit],
     );
     return rows.map(participantFromRow);
+  }
+
+  /**
+   * The user's participations (present or left) in sessions of the organisation that have not
+   * ended before `sinceMs`, with what the group worker needs of the session: for the coherence
+   * worker, which decides per window whether it belongs to a group (pipelines/group/README.md,
+   * "Which windows belong to a group"). One indexed query (mesh_participants_user_idx).
+   */
+  async participationsOf(orgId: string, userId: string, sinceMs: number): Promise<MeshParticipation[]> {
+    const now = this.now;
+    const { rows } = await this.sql.query<ParticipantRow & MeshRow>(
+      `SELECT p.participant_id::text AS participant_id, p.user_id, p.display_name, p.device_id, p.position, p.intention, p.anonymous,
+              p.joined_at, p.left_at, ${MESH_COLUMNS}
+         FROM mesh_participants p JOIN mesh_sessions s ON s.mesh_id = p.mesh_id
+        WHERE p.org_id = $1 AND p.user_id = $2 AND (p.left_at IS NULL OR p.left_at > $3)
+          AND (s.ended_at IS NULL OR s.ended_at > $3)
+        ORDER BY p.joined_at, p.participant_id
+        LIMIT 100`,
+      [orgId, userId, toDate(sinceMs)],
+    );
+    return rows.map((r) => {
+      const s = meshFromRow(r, now);
+      return {
+        meshId: s.id,
+        orgId: s.orgId,
+        participantId: r.participant_id,
+        userId: r.user_id,
+        deviceId: r.device_id,
+        joinedAt: ms(r.joined_at),
+        leftAt: msOrNull(r.left_at),
+        startedAt: s.startedAt ?? s.scheduledStart,
+        endedAt: s.endedAt ?? s.scheduledEnd,
+        breathingRateBpm: s.breathingRateBpm,
+        coherenceThreshold: s.coherenceThreshold,
+        thresholdDurationS: s.thresholdDurationS,
+        protocol: s.protocol,
+      };
+    });
   }
 
   /**

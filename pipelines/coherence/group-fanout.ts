@@ -1,0 +1,148 @@
+// Which coherence windows belong to a group (mesh) session, and the records the coherence
+// worker publishes for them on the repartition topic (issue 11 item 2; pipelines/group/README.md,
+// "The worker").
+//
+// The mapping comes from PostgreSQL (mesh_participants joined with mesh_sessions), where the
+// join, leave and end routes write it, through one indexed query per user
+// (MeshRepository.participationsOf). No ClickHouse: the coherence worker stays Kafka in, Kafka
+// out. A window of session S (user U, device D) ending at E belongs to every participation of U
+// with device D or no device, joined at or before E and not left before E, in a mesh session
+// started at or before E and not ended before E. All of these are event-time comparisons against
+// timestamps the API stored, so a replay decides the same.
+//
+// Caching: the answer for a user is kept and reused for windows ending at or before the time
+// it was fetched (less skewMs for clocks of other processes): a join or leave committed after
+// the fetch carries a joined_at / left_at at or after it, so it cannot change the answer for
+// those windows. A window ending later than that refetches. The wall clock is used only to
+// know how fresh a cached answer is, never to decide what a window holds; live, windows close
+// about 10 s (the allowed lateness) after their end, so a user costs about one query per 10-15 s
+// while streaming, and a replay of old data one query per user.
+import type { MeshParticipation } from '../../store/postgres/mesh-repo.js';
+import type { GroupParticipantWindowRecord } from '../../schemas/records.js';
+import type { WindowMetrics } from '../hrv/index.js';
+import { computeWindowMetrics, createWindowPlan, type WindowPlan } from '../hrv/index.js';
+import type { ClosedWindow } from './session-windows.js';
+
+export interface ParticipationSource {
+  participationsOf(orgId: string, userId: string, sinceMs: number): Promise<MeshParticipation[]>;
+}
+
+export interface GroupFanoutOptions {
+  source: ParticipationSource;
+  /** Wall clock: only to tell how fresh a cached answer is. */
+  clock?: () => number;
+  /** Clock difference allowed between the API processes and this one, ms. Default 2,000. */
+  skewMs?: number;
+  /** How far before a window's end the query looks for participations, ms. Default 1 h. */
+  lookbackMs?: number;
+  /** Users kept in the cache before it is cleared. Default 100,000. */
+  maxUsers?: number;
+}
+
+interface Entry {
+  /** Answers windows ending in [sinceMs, validThroughMs]. */
+  sinceMs: number;
+  validThroughMs: number;
+  list: MeshParticipation[];
+}
+
+export class GroupFanout {
+  private readonly cache = new Map<string, Entry>();
+  private readonly inflight = new Map<string, Promise<Entry>>();
+  private readonly clock: () => number;
+  private plan: WindowPlan | null = null;
+  readonly stats = { queries: 0, records: 0 };
+
+  constructor(private readonly opts: GroupFanoutOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  /** The participations a window of this user's session (on `deviceId`) ending at `windowEndMs` belongs to. */
+  async participationsAt(orgId: string, userId: string, deviceId: string, windowEndMs: number): Promise<MeshParticipation[]> {
+    const key = `${orgId}\u0000${userId}`;
+    let e = this.cache.get(key);
+    if (!e || windowEndMs > e.validThroughMs || windowEndMs < e.sinceMs) e = await this.fetch(key, orgId, userId, windowEndMs);
+    return e.list.filter(
+      (p) =>
+        (p.deviceId === null || p.deviceId === '' || p.deviceId === deviceId) &&
+        p.joinedAt <= windowEndMs &&
+        (p.leftAt === null || windowEndMs <= p.leftAt) &&
+        p.startedAt <= windowEndMs &&
+        (p.endedAt === null || windowEndMs <= p.endedAt),
+    );
+  }
+
+  private fetch(key: string, orgId: string, userId: string, windowEndMs: number): Promise<Entry> {
+    const running = this.inflight.get(key);
+    if (running) return running.then((e) => (windowEndMs <= e.validThroughMs && windowEndMs >= e.sinceMs ? e : this.fetch(key, orgId, userId, windowEndMs)));
+    const sinceMs = windowEndMs - (this.opts.lookbackMs ?? 3_600_000);
+    const fetchedAt = this.clock();
+    const p = this.opts.source.participationsOf(orgId, userId, sinceMs).then(
+      (list) => {
+        this.inflight.delete(key);
+        const e: Entry = { sinceMs, validThroughMs: fetchedAt - (this.opts.skewMs ?? 2_000), list };
+        if (this.cache.size >= (this.opts.maxUsers ?? 100_000)) this.cache.clear();
+        this.cache.set(key, e);
+        return e;
+      },
+      (err) => {
+        this.inflight.delete(key);
+        throw err;
+      },
+    );
+    this.stats.queries++;
+    this.inflight.set(key, p);
+    return p;
+  }
+
+  /**
+   * The window's evenly sampled RR series: the 4 Hz spline tachogram computeWindowMetrics builds
+   * for the window's spectrum (the same pure function and input as the metrics the window was
+   * published with, run again here on the event loop for the windows of group participants
+   * only, ~30 µs each, rather than shipping 256 samples back from the compute thread for
+   * every window). Empty for an invalid window (no tachogram is computed for it).
+   */
+  seriesOf(w: ClosedWindow, m: WindowMetrics): number[] {
+    if (!m.valid) return [];
+    this.plan ??= createWindowPlan();
+    const again = computeWindowMetrics(w.beatTimesMs, w.rrMs, w.count, w.windowStartMs, w.windowEndMs, this.plan);
+    if (!again.valid) return [];
+    return Array.from(this.plan.tachogram);
+  }
+
+  /** The repartition records of one window for the participations it belongs to. */
+  records(
+    s: { sessionId: string; userId: string; orgId: string; deviceId: string },
+    w: ClosedWindow,
+    m: WindowMetrics,
+    participations: MeshParticipation[],
+  ): GroupParticipantWindowRecord[] {
+    if (participations.length === 0) return [];
+    const series = this.seriesOf(w, m);
+    // The window's own beats come after its context beats; the newest is the last one.
+    const lastBeatAt = w.count > w.contextCount ? w.beatTimesMs[w.count - 1] : null;
+    this.stats.records += participations.length;
+    return participations.map((p) => ({
+      mesh_id: p.meshId,
+      org_id: s.orgId,
+      participant_id: p.participantId,
+      user_id: s.userId,
+      session_id: s.sessionId,
+      device_id: s.deviceId,
+      window_start: w.windowStartMs,
+      window_end: w.windowEndMs,
+      valid: m.valid,
+      coherence: m.coherence,
+      coverage: m.coverage,
+      artifact_ratio: m.artifactRatio,
+      breathing_rate_bpm: m.breathingRateBpm,
+      last_beat_at: lastBeatAt,
+      sample_rate_hz: this.plan?.resampleHz ?? 4,
+      series,
+      pacer_rate_bpm: p.breathingRateBpm,
+      coherence_threshold: p.coherenceThreshold,
+      threshold_duration_s: p.thresholdDurationS,
+      protocol: p.protocol,
+    }));
+  }
+}

@@ -1,0 +1,120 @@
+// GroupWindows (pure): who counts per group window, when a window is final, and that the
+// result does not depend on the arrival order of the participants' windows.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSynchronyPlan } from './synchrony.js';
+import { GroupWindows, type ClosedGroupWindow, type ParticipantWindowInput } from './group-windows.js';
+import { FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
+import type { GroupParticipantWindowRecord } from '../../schemas/records.js';
+
+const plan = createSynchronyPlan();
+
+function input(w: GroupParticipantWindowRecord, offset: number): ParticipantWindowInput {
+  return {
+    participantId: w.participant_id,
+    userId: w.user_id,
+    sessionId: w.session_id,
+    windowStartMs: w.window_start,
+    windowEndMs: w.window_end,
+    valid: w.valid,
+    coherence: w.coherence,
+    coverage: w.coverage,
+    artifactRatio: w.artifact_ratio,
+    breathingRateBpm: w.breathing_rate_bpm,
+    lastBeatMs: w.last_beat_at,
+    series: w.series,
+    offset: BigInt(offset),
+  };
+}
+
+function run(records: GroupParticipantWindowRecord[]): ClosedGroupWindow[] {
+  const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6 });
+  const out: ClosedGroupWindow[] = [];
+  records.forEach((r, i) => {
+    g.add(input(r, i));
+    out.push(...g.closeReady());
+  });
+  out.push(...g.closeAll());
+  return out;
+}
+
+const windows = fixtureWindows('mesh-1', 'org-1');
+
+test('a phase-locked group: R high and significant, late joiner and drop-out counted as expected, the inactive rule after 15 s', () => {
+  const closed = run(windowMajor(windows));
+  assert.equal(closed.length, FIXTURE_WINDOWS);
+  assert.deepEqual(
+    closed.map((c) => c.windowEndMs),
+    Array.from({ length: FIXTURE_WINDOWS }, (_, k) => fixtureEnd(k)),
+  );
+  // p5 joins late (counted from its first valid window, 8); p4 sends nothing in 15..20.
+  const expectedCount = (k: number) => 3 + (k >= 8 ? 1 : 0) + (k >= 15 && k <= 20 ? 0 : 1);
+  assert.deepEqual(
+    closed.map((c) => c.result.participantCount),
+    closed.map((_, k) => expectedCount(k)),
+  );
+  // p4 is still active (not counted) 5 and 10 s after its last beat, inactive from 15 s.
+  assert.deepEqual(
+    [15, 16, 17, 20, 21].map((k) => closed[k].membership.statuses.find((s) => s.participantId === 'p4')!.status),
+    ['active', 'active', 'inactive', 'inactive', 'active'],
+  );
+  assert.equal(closed[0].membership.statuses.find((s) => s.participantId === 'p5')!.status, 'waiting');
+  for (const c of closed) {
+    assert.ok(c.result.syncR! > 0.9, `R ${c.result.syncR} at ${c.windowEndMs}`);
+    assert.ok(c.result.syncP! < 0.05, `p ${c.result.syncP} at ${c.windowEndMs}`);
+    assert.ok(c.result.surrogateCount >= 100);
+    assert.equal(c.result.breathingSync, 1);
+    const w = c.participants.filter((p) => p.counted).reduce((s, p) => s + p.weight, 0);
+    assert.ok(Math.abs(w - 1) < 1e-12);
+  }
+});
+
+test('another arrival order (each participant still in order) gives identical group windows', () => {
+  const a = run(windowMajor(windows));
+  for (const seed of [1, 2, 3]) assert.deepEqual(run(shuffledRounds(windows, seed)), a);
+});
+
+test('a window is final once the group (or its partition) is the lateness past it, whoever has sent it', () => {
+  const g = new GroupWindows({ groupId: 'mesh-2', plan, pacerRateBpm: null, allowedLatenessMs: 10_000 });
+  const [p1, p2] = [windows[0], windows[1]];
+  g.add(input(p1[0]!, 0));
+  g.add(input(p2[0]!, 1));
+  g.add(input(p1[1]!, 2));
+  assert.equal(g.closeReady().length, 0, '5 s past window 0: not final');
+  g.add(input(p1[2]!, 3));
+  assert.deepEqual(
+    g.closeReady().map((c) => c.windowEndMs),
+    [fixtureEnd(0)],
+    '10 s past window 0: final',
+  );
+  g.add(input(p1[3]!, 4));
+  const [c1] = g.closeReady();
+  assert.equal(c1.windowEndMs, fixtureEnd(1));
+  assert.equal(c1.result.participantCount, 1, "p2's window 1 had not come: it was 10 s behind p1");
+  assert.equal(g.add(input(p2[1]!, 5)), false, "p2's window 1 is late now");
+  assert.equal(g.lateCount, 1);
+  assert.equal(g.retainedMinOffset(), 3n);
+  // The partition's event time closes what this group's own input no longer moves.
+  assert.equal(g.advance(fixtureEnd(20)), true);
+  assert.deepEqual(
+    g.closeReady().map((c) => c.windowEndMs),
+    [fixtureEnd(2), fixtureEnd(3)],
+  );
+  assert.equal(g.retainedMinOffset(), null);
+});
+
+test('two windows of one participant for one end keep the same one whatever their order', () => {
+  const w = windows[0][12]!;
+  const other = { ...w, session_id: 'session-0', coverage: w.coverage, coherence: 0.1 };
+  const a = new GroupWindows({ groupId: 'mesh-3', plan, pacerRateBpm: 6 });
+  const b = new GroupWindows({ groupId: 'mesh-3', plan, pacerRateBpm: 6 });
+  a.add(input(w, 0));
+  a.add(input(other, 1));
+  b.add(input(other, 0));
+  b.add(input(w, 1));
+  const [ca] = a.closeAll();
+  const [cb] = b.closeAll();
+  assert.equal(ca.result.coherence, 0.1, 'the smaller session id, at equal validity and coverage');
+  assert.equal(cb.result.coherence, ca.result.coherence);
+  assert.equal(a.duplicateCount, 1);
+});

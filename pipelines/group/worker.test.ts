@@ -1,0 +1,170 @@
+// The group worker over the embedded bus and chDB, with the group windows sink: the same group
+// input in two arrival orders, and once with the worker stopped mid-streak and replaced, gives
+// identical stored group_windows and group_participant_windows, and one manifestation_event.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createEmbeddedBus } from '../../bus/embedded.js';
+import type { Bus } from '../../bus/types.js';
+import { Topics, prefixedTopics, type TopicNames } from '../../schemas/topics.js';
+import { createCodec, decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
+import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
+import { migrate } from '../../store/migrate.js';
+import type { GroupParticipantWindowRecord, MeshEventRecord } from '../../schemas/records.js';
+import { silentLogger } from '../../lib/log.js';
+import { waitFor } from '../../test/attune.js';
+import { GroupWorker } from './worker.js';
+import { GroupWindowsSink } from '../sinks/group-windows-sink.js';
+import { FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
+
+const MESH = '6f1d0c2e-8a57-4d0b-9a43-1c1b2f7d0e11';
+/**
+ * Group windows closed: the last two stay open, since nothing after them moves the group's (or
+ * its partition's) event time the 10 s lateness past them.
+ */
+const CLOSED = FIXTURE_WINDOWS - 2;
+let dir: string;
+let store: StoreClient;
+let bus: Bus;
+let codec: Codec;
+const stops: Array<() => Promise<void>> = [];
+
+before(async () => {
+  dir = mkdtempSync('/tmp/hA1-group-worker-');
+  store = await createStoreClient({ dataDir: dir, database: 'group_worker_test', log: silentLogger });
+  await migrate(store);
+  bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
+});
+
+after(async () => {
+  for (const s of stops.reverse()) await s();
+  await bus.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function topicsFor(prefix: string): Promise<TopicNames> {
+  const topics = prefixedTopics(prefix);
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+  return topics;
+}
+
+async function publish(topics: TopicNames, records: GroupParticipantWindowRecord[]): Promise<void> {
+  for (const r of records) {
+    await bus.publish(topics.groupParticipantWindows, [{ key: r.mesh_id, value: codec.encode(Topics.groupParticipantWindows, r), timestamp: r.window_end }]);
+  }
+}
+
+function startWorker(topics: TopicNames): Promise<GroupWorker> {
+  const w = new GroupWorker({ bus, topics, codec, log: silentLogger });
+  return w.start().then(() => w);
+}
+
+async function startSink(topics: TopicNames): Promise<GroupWindowsSink> {
+  const s = new GroupWindowsSink({ bus, topics, codec, store, log: silentLogger, writer: { maxDelayMs: 20 } });
+  await s.start();
+  stops.push(() => s.stop());
+  return s;
+}
+
+async function meshEvents(topics: TopicNames): Promise<MeshEventRecord[]> {
+  const out: MeshEventRecord[] = [];
+  const sub = await bus.subscribe({
+    groupId: `read-${topics.meshEvents}-${Math.random()}`,
+    topics: [topics.meshEvents],
+    fromBeginning: true,
+    eachBatch: async (b) => {
+      for (const r of b.records) out.push(decodeRecord<MeshEventRecord>(codec, r.value) as MeshEventRecord);
+    },
+  });
+  await waitFor('mesh events read', () => out.filter((e) => e.type === 'group_coherence').length >= CLOSED);
+  await sub.stop();
+  return out;
+}
+
+async function stored(org: string) {
+  const q = async (sql: string) => (await (await store.client.query({ query: sql, query_params: { org }, format: 'JSONEachRow' })).json()) as Record<string, unknown>[];
+  const windows = await q(`SELECT * EXCEPT computed_at, toUnixTimestamp64Milli(window_end) AS end_ms FROM group_worker_test.group_windows FINAL WHERE org_id = {org:String} ORDER BY window_end`);
+  const participants = await q(`SELECT * EXCEPT computed_at FROM group_worker_test.group_participant_windows FINAL WHERE org_id = {org:String} ORDER BY window_end, participant_id`);
+  // The org differs per run (the runs share the tables); everything else must be equal.
+  const strip = (rows: Record<string, unknown>[]) => rows.map(({ org_id: _o, ...rest }) => rest);
+  return { windows: strip(windows), participants: strip(participants) };
+}
+
+async function untilStored(sink: GroupWindowsSink, n: number): Promise<void> {
+  await waitFor(`${n} group windows taken by the sink`, () => sink.stats.records >= n, 60_000);
+  await sink.flush();
+}
+
+test('the same group input in another arrival order, and with a restart mid-streak, stores identical group windows', async () => {
+  // Run A: window-major order.
+  const ta = await topicsFor('ga.');
+  const sinkA = await startSink(ta);
+  const wa = await startWorker(ta);
+  stops.push(() => wa.stop());
+  await publish(ta, windowMajor(fixtureWindows(MESH, 'org-a')));
+  await untilStored(sinkA, CLOSED);
+  const a = await stored('org-a');
+  assert.equal(a.windows.length, CLOSED);
+  assert.deepEqual(
+    a.windows.map((w) => Number(w.end_ms)),
+    Array.from({ length: CLOSED }, (_, k) => fixtureEnd(k)),
+  );
+
+  // What a phase-locked group must look like.
+  for (const w of a.windows) {
+    assert.ok((w.sync_r as number) > 0.9, `R ${w.sync_r}`);
+    assert.ok((w.surrogate_count as number) >= 100);
+    assert.equal(w.breathing_sync, 1);
+  }
+  assert.deepEqual(
+    a.windows.map((w) => Number(w.participant_count)),
+    a.windows.map((_, k) => 3 + (k >= 8 ? 1 : 0) + (k >= 15 && k <= 20 ? 0 : 1)),
+  );
+  const weights = new Map<string, number>();
+  for (const p of a.participants) weights.set(String(p.window_end), (weights.get(String(p.window_end)) ?? 0) + (p.contribution_weight as number));
+  for (const w of weights.values()) assert.ok(Math.abs(w - 1) < 1e-9, `weights sum ${w}`);
+  const eventsA = await meshEvents(ta);
+  const manifestA = eventsA.filter((e) => e.type === 'manifestation_event');
+  assert.deepEqual(
+    manifestA.map((e) => e.event_id),
+    [`${MESH}:manifestation_event:${fixtureEnd(13)}`],
+    'group coherence >= 0.7 from window 10: the 20 s hold is complete at window 13, once',
+  );
+  assert.equal(JSON.parse(manifestA[0].payload_json).level, 2);
+
+  // Run B: another arrival order (each participant's windows still in order).
+  const tb = await topicsFor('gb.');
+  const sinkB = await startSink(tb);
+  const wb = await startWorker(tb);
+  stops.push(() => wb.stop());
+  await publish(tb, shuffledRounds(fixtureWindows(MESH, 'org-b'), 11));
+  await untilStored(sinkB, CLOSED);
+  assert.deepEqual(await stored('org-b'), a);
+
+  // Run C: window-major, the worker stopped after window 11 (inside the streak) and replaced.
+  const tc = await topicsFor('gc.');
+  const sinkC = await startSink(tc);
+  const all = windowMajor(fixtureWindows(MESH, 'org-c'));
+  const cut = all.findIndex((r) => r.window_end === fixtureEnd(12));
+  const w1 = await startWorker(tc);
+  await publish(tc, all.slice(0, cut));
+  await waitFor('the first worker has taken its records', () => w1.stats.records >= cut);
+  await w1.stop();
+  const firstRun = w1.stats.windows;
+  assert.ok(firstRun > 0 && firstRun < CLOSED, `first worker emitted ${firstRun}`);
+  const w2 = await startWorker(tc);
+  stops.push(() => w2.stop());
+  await publish(tc, all.slice(cut));
+  await untilStored(sinkC, CLOSED);
+  assert.equal(w2.stats.restoredGroups, 1, 'the replacement continued from the checkpoint');
+  assert.equal(firstRun + w2.stats.windows, CLOSED, 'no window published twice');
+  assert.deepEqual(await stored('org-c'), a);
+  const manifestC = (await meshEvents(tc)).filter((e) => e.type === 'manifestation_event');
+  assert.deepEqual(
+    manifestC.map((e) => e.event_id),
+    manifestA.map((e) => e.event_id),
+  );
+});
