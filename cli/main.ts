@@ -5,7 +5,7 @@
 //   attune sink       the ClickHouse writers alone (readings, windows, events, sessions; speech)
 //   attune api        the query API and live fan-out alone
 //   attune migrate    applies pending ClickHouse migrations
-//   attune simulate   drives a running server's ingest API with simulated devices
+//   attune simulate   drives a running server's ingest API with simulated devices (--group N: a simulated group session)
 //   attune token      prints a development JWT the running server accepts
 //
 // Each command imports what it runs, when it runs (dynamic imports): `attune token` loads the
@@ -30,6 +30,7 @@ commands:
                       one role, for scale-out against Kafka, PostgreSQL and a ClickHouse server
   migrate             apply pending PostgreSQL (entities) and ClickHouse (facts) migrations
   simulate            drive a running server with simulated devices
+                      (--group N: a simulated group session of N participants instead)
   token               print a development JWT
 
 options (each also an environment variable, see README):
@@ -39,6 +40,11 @@ options (each also an environment variable, see README):
   --devices N         simulate/all: simulated devices (ATTUNE_SIM_DEVICES, default 3)
   --url URL           simulate: server to drive (default http://127.0.0.1:$PORT)
   --duration S        simulate: stop after S seconds of simulated time (default: run until Ctrl-C, in real time)
+  --group N           simulate: a public group (mesh) session of N simulated participants;
+                      all --simulate: its size (ATTUNE_SIM_GROUP, default 8; 0: no group)
+  --locked-share X    simulate/all: share of the group breathing in phase with the pacer, 0..1 (default 0.75)
+  --breathing-rate R  simulate/all: the group's pacer, breaths per minute, 2..30 (default 6)
+  --seed S            simulate --group: seed of the participants' beats (default: 1 with --duration, else the clock)
   --user U --org O --scopes "a b" [--ttl S] [--tier T]
                       token: claims of the token (ttl default 86400 s, at most JWT_MAX_AGE_S;
                       tier free|plus|pro|enterprise, default none: ATTUNE_DEFAULT_TIER applies)
@@ -95,6 +101,10 @@ async function run(argv: string[]): Promise<void> {
         devices: { type: 'string' },
         url: { type: 'string' },
         duration: { type: 'string' },
+        group: { type: 'string' },
+        'locked-share': { type: 'string' },
+        'breathing-rate': { type: 'string' },
+        seed: { type: 'string' },
         user: { type: 'string' },
         org: { type: 'string' },
         scopes: { type: 'string' },
@@ -119,6 +129,7 @@ async function run(argv: string[]): Promise<void> {
       PORT: values.port,
       ATTUNE_DATA_DIR: values['data-dir'],
       ATTUNE_SIM_DEVICES: values.devices,
+      ATTUNE_SIM_GROUP: values.group,
     };
     // --simulate turns the simulator on, but an explicit ATTUNE_SIMULATE=0 wins: that is how
     // `npm start` (which passes --simulate) is run without it.
@@ -129,6 +140,7 @@ async function run(argv: string[]): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.logLevel });
+  const groupFlags = groupOptions(values);
   if ((Object.hasOwn(ROLE_SETS, command) || command === 'migrate' || command === 'token') && usesDataDir(command, config)) {
     const { fixedFrom } = secureDataDir(config.dataDir);
     if (fixedFrom) log.warn({ dataDir: config.dataDir, was: fixedFrom }, 'the data directory was open to group or others: now 0700');
@@ -142,7 +154,7 @@ async function run(argv: string[]): Promise<void> {
     case 'worker':
     case 'sink':
     case 'api':
-      return runRoles(command, config, log);
+      return runRoles(command, config, log, groupFlags);
     case 'migrate': {
       // Entities (PostgreSQL, or PGlite in the data dir) first, then facts (ClickHouse).
       const [{ openEntities, openStore }, { migrate }, { migratePostgres }] = await Promise.all([
@@ -191,6 +203,14 @@ async function run(argv: string[]): Promise<void> {
       if (durationMs !== undefined && !(durationMs > 0)) fail('--duration must be a positive number of seconds');
       const { authFromConfig } = await import('./auth-config.js');
       const auth = authFromConfig(config, log);
+      if (values.group !== undefined) {
+        if (config.simulatorGroup < 1) fail('--group must be at least 1');
+        const { startGroupSimulator } = await import('./simulate-group.js');
+        const stats = await startGroupSimulator(baseUrl, auth, log, controller.signal, { participants: config.simulatorGroup, ...groupFlags, durationMs });
+        process.stdout.write(JSON.stringify(stats) + '\n');
+        if (stats.meshSessionId === null && !controller.signal.aborted) process.exit(1);
+        return;
+      }
       const stats = durationMs
         ? await (await import('../simulator/index.js')).runSimulator({
             baseUrl,
@@ -210,7 +230,23 @@ async function run(argv: string[]): Promise<void> {
   }
 }
 
-async function runRoles(command: string, config: AttuneConfig, log: Logger): Promise<void> {
+/** --locked-share, --breathing-rate and --seed of the simulated group, checked. */
+function groupOptions(values: { 'locked-share'?: string; 'breathing-rate'?: string; seed?: string }): { lockedShare: number; breathingRateBpm: number; seed?: number } {
+  const num = (raw: string | undefined, def: number, flag: string, ok: (x: number) => boolean, what: string): number => {
+    if (raw === undefined) return def;
+    const x = raw.trim() === '' ? NaN : Number(raw);
+    if (!Number.isFinite(x) || !ok(x)) fail(`${flag} must be ${what}, got "${raw}"`);
+    return x;
+  };
+  const seed = values.seed === undefined ? undefined : num(values.seed, 0, '--seed', (x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32, 'an integer 0..4294967295');
+  return {
+    lockedShare: num(values['locked-share'], 0.75, '--locked-share', (x) => x >= 0 && x <= 1, 'a number 0..1'),
+    breathingRateBpm: num(values['breathing-rate'], 6, '--breathing-rate', (x) => x >= 2 && x <= 30, 'breaths per minute 2..30'),
+    ...(seed === undefined ? {} : { seed }),
+  };
+}
+
+async function runRoles(command: string, config: AttuneConfig, log: Logger, groupFlags: ReturnType<typeof groupOptions>): Promise<void> {
   const roles = ROLE_SETS[command];
   if (command !== 'all' && config.bus === 'embedded') {
     log.warn('running a single role on the embedded bus: other processes cannot reach it; set KAFKA_BROKERS to scale out');
@@ -221,10 +257,17 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger): Pro
   let simulator: Promise<unknown> | null = null;
   if (config.simulate && running.url) {
     // The port listened on (PORT=0 picks a free one), not the configured one.
-    simulator = startSimulator(config, `http://127.0.0.1:${new URL(running.url).port}`, running.auth, log, controller.signal).catch((err) =>
-      log.error({ err }, 'simulator stopped'),
-    );
-    log.info({ devices: config.simulatorDevices }, 'simulator running (ATTUNE_SIMULATE=0 turns it off)');
+    const baseUrl = `http://127.0.0.1:${new URL(running.url).port}`;
+    const devices = startSimulator(config, baseUrl, running.auth, log, controller.signal).catch((err) => log.error({ err }, 'simulator stopped'));
+    // And a live group session, so GET /v1/mesh/sessions?status=active lists one at once.
+    const group =
+      config.simulatorGroup > 0
+        ? import('./simulate-group.js')
+            .then(({ startGroupSimulator }) => startGroupSimulator(baseUrl, running.auth, log, controller.signal, { participants: config.simulatorGroup, ...groupFlags }))
+            .catch((err) => log.error({ err }, 'group simulator stopped'))
+        : null;
+    simulator = Promise.all([devices, group]);
+    log.info({ devices: config.simulatorDevices, group: config.simulatorGroup }, 'simulator running (ATTUNE_SIMULATE=0 turns it off, ATTUNE_SIM_GROUP=0 only the group)');
   }
   let stopping = false;
   const shutdown = async (signal: string) => {

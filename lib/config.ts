@@ -107,6 +107,8 @@ export interface AttuneConfig {
   };
   simulate: boolean;
   simulatorDevices: number;
+  /** Participants of the simulated group session `attune all --simulate` runs (0: none). */
+  simulatorGroup: number;
 }
 
 export class ConfigError extends Error {
@@ -381,5 +383,6 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     },
     simulate: bool(e, 'ATTUNE_SIMULATE', false),
     simulatorDevices: int(e, 'ATTUNE_SIM_DEVICES', 3, 1, 10_000),
+    simulatorGroup: int(e, 'ATTUNE_SIM_GROUP', 8, 0, 10_000),
   };
 }

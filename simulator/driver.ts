@@ -5,10 +5,11 @@
 // same readings, so back-pressure from the server delays data but does not lose it.
 import { AttuneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { defaultRetryPolicy, postWithRetry, sleep, type PostOutcome, type RequestCounters, type RetryPolicy } from './http-client.js';
+import { defaultRetryPolicy, postWithRetry, type PostOutcome, type RequestCounters, type RetryPolicy } from './http-client.js';
 import { Mulberry32, deriveSeed } from '../lib/prng.js';
 import { simulatedDevices, type SimulatedDevice } from './profiles.js';
-import { Battery, readingsFor, type SyncReading } from './readings.js';
+import { Battery } from './readings.js';
+import { uploadBeats } from './upload.js';
 import { RrGenerator, type RrProfile } from './rr-generator.js';
 
 export interface SimulatorOptions {
@@ -75,8 +76,6 @@ interface RunContext {
   realtime: boolean;
   startTimeMs: number;
   endTimeMs: number;
-  /** wall clock − event time, for realtime pacing. */
-  wallOffsetMs: number;
   signal?: AbortSignal;
   log: Logger;
   retry: RetryPolicy;
@@ -108,9 +107,8 @@ function resolveOptions(opts: SimulatorOptions): { ctx: RunContext; seed: number
       batchIntervalMs,
       realtime,
       startTimeMs,
-      endTimeMs: opts.durationMs === undefined ? Infinity : startTimeMs + opts.durationMs,
       // Realtime event time is wall time: a start in the past is history, sent at once (catch-up).
-      wallOffsetMs: 0,
+      endTimeMs: opts.durationMs === undefined ? Infinity : startTimeMs + opts.durationMs,
       signal: opts.signal,
       log: opts.log,
       retry: { ...defaultRetryPolicy, ...opts.retry },
@@ -224,39 +222,34 @@ async function runDevice(ctx: RunContext, device: SimulatedDevice): Promise<Devi
   return stats;
 
   async function stream(sessionId: string): Promise<'stopped' | 'done'> {
-
   const generator = new RrGenerator({ ...device.profile, ...ctx.profileOverrides }, new Mulberry32(device.seed), ctx.startTimeMs);
-
-  const battery = new Battery(device.batteryStartPct, ctx.startTimeMs);
-  const syncPath = `/v1/devices/${encodeURIComponent(deviceId)}/sync`;
-  let covered = ctx.startTimeMs;
-  // Real straps are not synchronised: spread the devices' uploads over the batch interval.
-  const staggerMs = Math.floor((ctx.batchIntervalMs * (device.index - 1)) / ctx.deviceCount);
-  while (covered < ctx.endTimeMs) {
-    if (ctx.signal?.aborted) {
-      stats.outcome = 'stopped';
-      return 'stopped';
-    }
-    let until = Math.min(ctx.endTimeMs, covered + ctx.batchIntervalMs);
-    if (ctx.realtime) {
-      if (!(await sleep(until + ctx.wallOffsetMs + staggerMs - Date.now(), ctx.signal))) {
-        stats.outcome = 'stopped';
-        return 'stopped';
-      }
-      // After slow uploads, catch up in one go (on the batch grid) rather than batch by batch.
-      const behind = Date.now() - ctx.wallOffsetMs - staggerMs - covered;
-      until = Math.min(ctx.endTimeMs, Math.max(until, covered + Math.floor(behind / ctx.batchIntervalMs) * ctx.batchIntervalMs));
-    }
-    const readings = readingsFor(generator.beatsUntil(until), covered, until, battery);
-    covered = until;
-    for (let i = 0; i < readings.length; i += ctx.maxReadingsPerRequest) {
-      const chunk: SyncReading[] = readings.slice(i, i + ctx.maxReadingsPerRequest);
-      const sent = await post(syncPath, { session_id: sessionId, readings: chunk });
-      if (stopsOn('sync', sent)) return stats.outcome === 'stopped' ? 'stopped' : 'done';
+  const uploaded = await uploadBeats({
+    generator,
+    battery: new Battery(device.batteryStartPct, ctx.startTimeMs),
+    deviceId,
+    sessionId,
+    startMs: ctx.startTimeMs,
+    endMs: ctx.endTimeMs,
+    batchIntervalMs: ctx.batchIntervalMs,
+    realtime: ctx.realtime,
+    // Real straps are not synchronised: spread the devices' uploads over the batch interval.
+    staggerMs: Math.floor((ctx.batchIntervalMs * (device.index - 1)) / ctx.deviceCount),
+    maxReadingsPerRequest: ctx.maxReadingsPerRequest,
+    signal: ctx.signal,
+    post,
+    onAccepted: (chunk) => {
       stats.readingsSent += chunk.length;
       stats.beatsSent += chunk.reduce((s, r) => s + r.rr_intervals_ms.length, 0);
       coveredAt = Date.parse(chunk[chunk.length - 1].timestamp);
-    }
+    },
+  });
+  if (uploaded.kind === 'stopped') {
+    stats.outcome = 'stopped';
+    return 'stopped';
+  }
+  if (uploaded.kind === 'failed') {
+    stopsOn('sync', uploaded.outcome);
+    return 'done';
   }
   if (ctx.endSessions) {
     const ended = await post(`/v1/sessions/${encodeURIComponent(sessionId)}/end`, { ended_at: new Date(ctx.endTimeMs).toISOString() });

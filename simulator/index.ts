@@ -6,3 +6,5 @@ export { simulatedDevice, simulatedDevices, simulatedOrgId, type SimulatedDevice
 export { readingsFor, readingSpanMs, Battery, type SyncReading } from './readings.js';
 export { Mulberry32, gaussian, exponential, deriveSeed, type Prng } from '../lib/prng.js';
 export { defaultRetryPolicy, type RetryPolicy } from './http-client.js';
+export { runGroupSimulator, GROUP_SIMULATOR_SCOPES, SIMULATED_GROUP_NAME, type GroupSimulatorOptions, type GroupSimulatorStats, type ParticipantStats } from './group.js';
+export { groupParticipants, groupParticipant, pacerPhaseRad, lockedCount, type GroupPlan, type GroupParticipant } from './group-profiles.js';

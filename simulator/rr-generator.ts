@@ -39,6 +39,16 @@ export interface RrProfile {
   gapsPerMinute?: number;
   /** Length of a contact loss, drawn uniformly from [min, max] ms. Default [2000, 8000]. */
   gapDurationMs?: readonly [number, number];
+  /**
+   * Breathing that follows a clock (a group session's pacer) instead of a free-running phase:
+   * the breathing phase is θ(t) = 2π·f·(t − referenceMs)/1000 + offsetRad + w(t), f the
+   * breathing rate, w a bounded wander (an Ornstein–Uhlenbeck process, sd `wanderRad`, time
+   * constant `wanderTimeConstantS`, default 20 s) in place of the free phase's random walk.
+   * θ mod 2π in [0, π) is the inhalation, as api/mesh-pacer.ts has it, and the interval
+   * shortens while breathing in (RSA): the sinusoid is −A·sin θ. With f the pacer's rate and
+   * offsetRad 0 the person breathes with the pacer.
+   */
+  breathingClock?: { referenceMs: number; offsetRad: number; wanderRad: number; wanderTimeConstantS?: number };
 }
 
 export type BeatKind = 'normal' | 'premature' | 'compensatory';
@@ -72,6 +82,7 @@ interface Resolved {
   ectopicRate: number;
   gapsPerMinute: number;
   gapDurationMs: readonly [number, number];
+  breathingClock: { referenceMs: number; offsetRad: number; wanderRad: number; wanderTimeConstantS: number } | null;
 }
 
 function resolve(p: RrProfile): Resolved {
@@ -85,6 +96,7 @@ function resolve(p: RrProfile): Resolved {
     ectopicRate: p.ectopicRate ?? 0.003,
     gapsPerMinute: p.gapsPerMinute ?? 0.1,
     gapDurationMs: p.gapDurationMs ?? [2000, 8000],
+    breathingClock: p.breathingClock ? { wanderTimeConstantS: 20, ...p.breathingClock } : null,
   };
   const problems: { field: string; reason: 'invalid_argument'; message: string }[] = [];
   const check = (field: string, ok: boolean, message: string) => {
@@ -101,6 +113,12 @@ function resolve(p: RrProfile): Resolved {
   check('gapsPerMinute', finite(r.gapsPerMinute) && r.gapsPerMinute >= 0, 'must be >= 0');
   const [gapMin, gapMax] = r.gapDurationMs;
   check('gapDurationMs', finite(gapMin) && finite(gapMax) && gapMin > 0 && gapMax >= gapMin, 'must be [min, max] with 0 < min <= max');
+  const clock = r.breathingClock;
+  if (clock) {
+    check('breathingClock', finite(clock.referenceMs) && finite(clock.offsetRad), 'referenceMs and offsetRad must be finite');
+    check('breathingClock', finite(clock.wanderRad) && clock.wanderRad >= 0 && clock.wanderRad <= Math.PI, 'wanderRad must be 0..π');
+    check('breathingClock', finite(clock.wanderTimeConstantS) && clock.wanderTimeConstantS > 0, 'wanderTimeConstantS must be > 0');
+  }
   if (problems.length > 0) {
     throw new AttuneError('validation_error', 'invalid RR generator profile', problems);
   }
@@ -137,6 +155,8 @@ export class RrGenerator {
   /** The last sinus interval, ms: the dt for stepping the noise processes. */
   private lastRrMs: number;
   private phase: number;
+  /** The wander of a clocked breathing phase (null: free-running phase). */
+  private readonly wander: OrnsteinUhlenbeck | null;
   private nextGapStartMs: number;
   private gapEndMs = -Infinity;
   private inGapSinceLastReported = false;
@@ -163,6 +183,9 @@ export class RrGenerator {
     this.sinusTimeMs = startTimeMs;
     this.lastRrMs = 60000 / this.p.baseHrBpm;
     this.nextGapStartMs = this.scheduleGap(startTimeMs);
+    // Drawn last, and only for clocked breathing: a free-running profile's stream is the same as before.
+    const clock = this.p.breathingClock;
+    this.wander = clock ? new OrnsteinUhlenbeck(clock.wanderRad, clock.wanderTimeConstantS, rng) : null;
   }
 
   /** The next reported beat. The stream never ends. */
@@ -194,10 +217,20 @@ export class RrGenerator {
     const dtS = this.lastRrMs / 1000;
     const { baseHrBpm, breathingHz } = this.p;
     const hr = Math.max(30, baseHrBpm + this.drift.step(dtS, this.rng));
-    this.phase += 2 * Math.PI * breathingHz * dtS + this.phaseNoise * Math.sqrt(dtS) * gaussian(this.rng);
+    let rsa: number;
+    const clock = this.p.breathingClock;
+    if (clock && this.wander) {
+      // The phase at (about) the end of this interval, as the free-running phase below is.
+      const atMs = this.sinusTimeMs + this.lastRrMs;
+      const theta = (2 * Math.PI * breathingHz * (atMs - clock.referenceMs)) / 1000 + clock.offsetRad + this.wander.step(dtS, this.rng);
+      rsa = -this.rsaAmplitudeMs * Math.sin(theta);
+    } else {
+      this.phase += 2 * Math.PI * breathingHz * dtS + this.phaseNoise * Math.sqrt(dtS) * gaussian(this.rng);
+      rsa = this.rsaAmplitudeMs * Math.sin(this.phase);
+    }
     let noise = this.whiteSd * gaussian(this.rng);
     for (const component of this.pink) noise += component.step(dtS, this.rng);
-    const rr = 60000 / hr + this.rsaAmplitudeMs * Math.sin(this.phase) + noise;
+    const rr = 60000 / hr + rsa + noise;
     const rounded = Math.round(Math.min(maxRrMs, Math.max(minRrMs, rr)));
     this.lastRrMs = rounded;
     return rounded;
