@@ -3,8 +3,26 @@
 // session-event topics through a LiveHub (http/live-hub.ts: ephemeral consumer group, bounded
 // send queues, heartbeats) and pushes envelopes `{id, type, timestamp, payload}` to the
 // sockets of the record's user and session.
+//
+// Issue 12 (docs/websocket-protocols.md has the messages):
+//  - a client that opens either socket with the subprotocol `auf-protocol-v1` (the coherence
+//    platform document's) gets its messages in that document's shapes, `{type, timestamp,
+//    data}` (coherence_update with coherence, hrv, hr, breathing_phase, breathing_progress)
+//    and `{type: "session_event", event, data}`, each with its `id` too; without it, the
+//    session-sync envelope stays the default;
+//  - `{"type":"heartbeat"}` (bare or as an envelope) is answered with `ping`; three missed
+//    heartbeats time the socket out (http/live-hub.ts);
+//  - resume: the last message id a client saw, as `?last_id=` on the upgrade or as
+//    `lastVersion` of a `subscribe` message (`{type:"subscribe", payload:{sessionId,
+//    lastVersion}}`), gets the messages after it from the hub's bounded buffers (per session
+//    and per user) before live ones.
+// breathing_phase and breathing_progress are the breathing pacer's guidance at the message's
+// timestamp (api/mesh-pacer.ts: inhale the first half of each breath, exhale the second), from
+// the session's start at the protocols' 6 breaths a minute; null until this process knows the
+// session's start (looked up on the session's first message, or when the socket opens).
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
+import { LRUCache } from 'lru-cache';
 import { Topics, type TopicNames } from '../schemas/topics.js';
 import { AttuneError } from '../lib/errors.js';
 import { iso } from '../lib/time.js';
@@ -12,7 +30,11 @@ import type { CoherenceWindowRecord, SessionEventRecord } from '../schemas/recor
 import { Scopes, canAccess } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
-import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
+import { LiveHub, onAuthenticateMessages, type Envelope, type EnvelopeRenderer, type LiveClient, type LiveHubOptions } from '../http/live-hub.js';
+import type { VerifiedToken } from '../http/auth.js';
+import { randomUUID } from 'node:crypto';
+import { pacerAt } from './mesh-pacer.js';
+import { PROTOCOLS } from './sessions.js';
 
 export type CoherenceEnvelope = Envelope<'coherence_update' | 'session_event'>;
 
@@ -71,21 +93,174 @@ export function createCoherenceLiveHub(opts: LiveHubOptions, topics: TopicNames 
   return new LiveHub<CoherenceLiveRecord>(opts, {
     name: 'live',
     topics: [topics.coherenceWindows, topics.sessionEvents],
+    resume: true,
     route(rec, topic) {
       const keys = [userKey(rec.org_id, rec.user_id), sessionKey(rec.session_id)];
       if (topic === topics.coherenceWindows) {
         const w = rec as CoherenceWindowRecord;
-        return { keys, envelope: () => coherenceEnvelope(w, opts.clock()) };
+        return { keys, resumeKeys: keys, envelope: () => coherenceEnvelope(w, opts.clock()) };
       }
       const e = rec as SessionEventRecord;
-      return { keys, envelope: () => sessionEventEnvelope(e, opts.clock()) };
+      return { keys, resumeKeys: keys, envelope: () => sessionEventEnvelope(e, opts.clock()) };
     },
   });
+}
+
+/** The coherence platform document's WebSocket subprotocol. */
+export const AUF_PROTOCOL = 'auf-protocol-v1';
+
+/** The pacer's rate: every documented protocol paces at 6 breaths a minute (api/sessions.ts PROTOCOLS). */
+const PACE_BPM = PROTOCOLS.heart_breath_sync.breathingRateBpm;
+
+/** Where the pacer of a session is at `t`: phase and progress, or nulls when its start is unknown. */
+export function breathingGuidance(startMs: number | undefined, t: number): { breathing_phase: 'inhale' | 'exhale' | null; breathing_progress: number | null } {
+  const p = startMs === undefined ? null : pacerAt(startMs, PACE_BPM, t);
+  return { breathing_phase: p?.phase ?? null, breathing_progress: p ? Number(p.progress.toFixed(3)) : null };
+}
+
+/**
+ * An envelope in the `auf-protocol-v1` shapes: `{type, id, timestamp, data}`, session events
+ * with `event` beside `data` (and `duration_above`, the document's name for hold_s). `startOf`
+ * gives a session's start (epoch ms) when known.
+ */
+export function aufMessage(env: Envelope, startOf: (sessionId: string) => number | undefined): Record<string, unknown> {
+  const payload = env.payload;
+  if (env.type === 'coherence_update') {
+    const sessionId = String(payload.session_id ?? '');
+    const { coherence, hrv, hr, ...rest } = payload;
+    return {
+      type: env.type,
+      id: env.id,
+      timestamp: env.timestamp,
+      data: { coherence: coherence ?? null, hrv: hrv ?? null, hr: hr ?? null, ...breathingGuidance(startOf(sessionId), Date.parse(env.timestamp)), ...rest },
+    };
+  }
+  if (env.type === 'session_event') {
+    const { event, ...rest } = payload;
+    const data: Record<string, unknown> = { ...rest };
+    if (typeof rest.hold_s === 'number' && data.duration_above === undefined) data.duration_above = rest.hold_s;
+    return { type: env.type, id: env.id, event, timestamp: env.timestamp, data };
+  }
+  return { type: env.type, id: env.id, timestamp: env.timestamp, data: payload };
+}
+
+/** Session starts for the pacer, looked up once per session (LRU) through the sessions repository. */
+class SessionStarts {
+  private readonly starts = new LRUCache<string, number>({ max: 20_000 });
+  private readonly pending = new Set<string>();
+
+  constructor(private readonly lookup: (id: string) => Promise<{ startedAt: number } | null>) {}
+
+  get(id: string): number | undefined {
+    const t = this.starts.get(id);
+    if (t === undefined && id !== '') void this.fetch(id);
+    return t;
+  }
+
+  set(id: string, startedAt: number): void {
+    this.starts.set(id, startedAt);
+  }
+
+  private async fetch(id: string): Promise<void> {
+    if (this.pending.has(id) || this.pending.size > 1_000) return;
+    this.pending.add(id);
+    try {
+      const s = await this.lookup(id);
+      if (s) this.starts.set(id, s.startedAt);
+    } catch {
+      // Next message tries again; the pacer fields stay null meanwhile.
+    } finally {
+      this.pending.delete(id);
+    }
+  }
+}
+
+/** A control message's fields, bare (`{type, sessionId}`) or in an envelope (`{type, payload: {…}}`). */
+function controlOf(msg: unknown): { type: string; fields: Record<string, unknown> } | null {
+  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return null;
+  const m = msg as Record<string, unknown>;
+  if (typeof m.type !== 'string') return null;
+  const payload = m.payload && typeof m.payload === 'object' && !Array.isArray(m.payload) ? (m.payload as Record<string, unknown>) : {};
+  return { type: m.type, fields: { ...m, ...payload } };
+}
+
+/** A message id given as lastVersion / last_id: a string, or a number written as one. */
+function lastIdOf(v: unknown): string | null {
+  if (typeof v === 'string' && v !== '' && v.length <= 200) return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return null;
+}
+
+function envelopeText(client: LiveClient, type: string, now: number, payload: Record<string, unknown>): void {
+  client.sendEnvelope({ id: randomUUID(), type, timestamp: iso(now), payload }, true);
 }
 
 export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const hub = ctx.live;
   if (!hub) throw new Error('live routes need a LiveHub');
+  const starts = new SessionStarts((id) => ctx.sessions.get(id));
+  // One renderer for every auf client: the hub writes each record's text once for all of them.
+  const auf: EnvelopeRenderer = (env) => JSON.stringify(aufMessage(env, (id) => starts.get(id)));
+
+  /** Sends `subscribed` (with how a resume went) and then the messages missed after `lastId`, ahead of anything held. */
+  function resume(c: LiveClient, key: string, lastId: string | null, payload: Record<string, unknown>): void {
+    const plan = lastId === null ? { envelopes: [], found: false } : hub!.missed(c, key, lastId);
+    const info = lastId === null ? {} : { last_id: lastId, replayed: plan.envelopes.length, complete: plan.found };
+    envelopeText(c, 'subscribed', ctx.clock(), { ...payload, ...info });
+    for (const env of plan.envelopes) c.sendEnvelope(env, true);
+  }
+
+  /**
+   * One live socket: attached under `key` once authenticated, in the format its subprotocol
+   * asks, `subscribed` and (with `?last_id=` on the upgrade) what it missed, in one turn of the
+   * event loop so nothing live comes between; then its control messages: `heartbeat` → ping,
+   * `subscribe` with lastVersion → the missed messages of its stream or of one of the user's
+   * sessions (held live messages follow).
+   */
+  function liveSocket(socket: WebSocket, req: FastifyRequest, streamSession: string | null) {
+    let client: LiveClient | null = null;
+    let ownKey: string | null = null;
+    let principal: VerifiedToken | null = null;
+    const sendError = (c: LiveClient, message: string) =>
+      c.sendEnvelope({ id: randomUUID(), type: 'error', timestamp: iso(ctx.clock()), payload: { code: 'not_found', message, details: [{ field: 'sessionId', reason: 'not_found' }] } }, true);
+    return {
+      attach(p: VerifiedToken, key: string, subscribed: Record<string, unknown>): boolean {
+        const c = hub!.attach(socket, [key]);
+        if (!c) return false;
+        if (socket.protocol === AUF_PROTOCOL) c.render = auf;
+        client = c;
+        ownKey = key;
+        principal = p;
+        resume(c, key, lastIdOf((req.query as Record<string, unknown> | undefined)?.last_id), subscribed);
+        return true;
+      },
+      async control(msg: unknown): Promise<void> {
+        const c = client;
+        const m = controlOf(msg);
+        if (!c || !m || !ownKey || !principal) return;
+        if (m.type === 'heartbeat') return hub!.heartbeat(c);
+        if (m.type !== 'subscribe') return;
+        const lastId = lastIdOf(m.fields.lastVersion ?? m.fields.last_id);
+        const asked = typeof m.fields.sessionId === 'string' ? m.fields.sessionId : typeof m.fields.session_id === 'string' ? m.fields.session_id : null;
+        c.hold();
+        try {
+          let key = ownKey;
+          let payload: Record<string, unknown> = streamSession ? { session_id: streamSession } : { user_id: principal.userId };
+          if (asked !== null && asked !== streamSession) {
+            if (streamSession !== null) return sendError(c, `this socket streams session ${streamSession}`);
+            const s = await ctx.sessions.get(asked);
+            if (!s || !canAccess(principal, s)) return sendError(c, `session ${asked} not found`);
+            starts.set(s.id, s.startedAt);
+            key = sessionKey(s.id);
+            payload = { session_id: s.id };
+          }
+          resume(c, key, lastId, payload);
+        } finally {
+          c.release();
+        }
+      },
+    };
+  }
 
   app.get(
     '/v1/coherence',
@@ -98,11 +273,11 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
       },
     },
     (socket: WebSocket, req: FastifyRequest) => {
+      const live = liveSocket(socket, req, null);
       const auth = socketAuth(ctx, socket, req, async (p) => {
-        if (!hub.attach(socket, [userKey(p.orgId, p.userId)])) return;
-        socket.send(subscribedEnvelope(ctx.clock(), { user_id: p.userId }));
+        live.attach(p, userKey(p.orgId, p.userId), { user_id: p.userId });
       });
-      onAuthenticateMessages(socket, auth);
+      onAuthenticateMessages(socket, auth, (msg) => live.control(msg));
     },
   );
 
@@ -118,13 +293,14 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
       },
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
+      const live = liveSocket(socket, req, req.params.id);
       const auth = socketAuth(ctx, socket, req, async (p) => {
         const s = await ctx.sessions.get(req.params.id);
         if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${req.params.id} not found`);
-        if (!hub.attach(socket, [sessionKey(s.id)])) return;
-        socket.send(subscribedEnvelope(ctx.clock(), { session_id: s.id }));
+        starts.set(s.id, s.startedAt);
+        live.attach(p, sessionKey(s.id), { session_id: s.id });
       });
-      onAuthenticateMessages(socket, auth);
+      onAuthenticateMessages(socket, auth, (msg) => live.control(msg));
     },
   );
 }

@@ -10,8 +10,7 @@ import { registerSpeechResultRoutes } from './speech-results.js';
 import { registerSpeechLiveRoutes } from './speech-live.js';
 import { registerUserRoutes } from './users.js';
 import { registerMeshRoutes } from './mesh-sessions.js';
-import { registerApiKeyRoutes } from './api-keys.js';
-import { registerWebhookRoutes } from './webhooks.js';
+import { registerOrgAnalyticsRoutes } from './org-analytics.js';
 
 export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   await registerSessionRoutes(app, ctx);
@@ -25,7 +24,5 @@ export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): 
     if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
   }
   if (ctx.mesh) await registerMeshRoutes(app, ctx);
-  // API keys and webhooks where the role wires their repositories (cli/roles.ts).
-  await registerApiKeyRoutes(app, ctx);
-  await registerWebhookRoutes(app, ctx);
+  if (ctx.orgAnalytics && ctx.clickhouse) await registerOrgAnalyticsRoutes(app, ctx);
 }

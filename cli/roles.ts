@@ -18,11 +18,7 @@ import { createStoreClient, type StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
 import { createSqlClient, type SqlClient } from '../store/postgres/client.js';
 import { migratePostgres } from '../store/postgres/migrate.js';
-import { loadOrCreateSecret, type Authenticator } from '../http/auth.js';
-import { withApiKeys } from '../http/api-key-auth.js';
-import { ApiKeysRepository } from '../store/postgres/api-keys-repo.js';
-import { WebhooksRepository } from '../store/postgres/webhooks-repo.js';
-import { WebhookDispatcher } from '../pipelines/webhooks/dispatcher.js';
+import type { Authenticator } from '../http/auth.js';
 import { authFromConfig } from './auth-config.js';
 import type { AppContext } from '../http/context.js';
 import { createCoherenceLiveHub, type CoherenceLiveRecord } from '../api/live.js';
@@ -31,6 +27,7 @@ import { DevicesRepository, SessionsRepository } from '../store/postgres/session
 import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
 import { UsersRepository } from '../store/postgres/users-repo.js';
 import { MeshRepository } from '../store/postgres/mesh-repo.js';
+import { OrgAnalyticsRepository } from '../store/postgres/org-analytics-repo.js';
 import { createSpeechLiveHub } from '../api/speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
 import type { SpeechEventRecord } from '../schemas/records.js';
@@ -74,8 +71,6 @@ export interface RunningAttune {
   sessionChanges: SessionChangesRelay | null;
   /** The sink role's sink of session changes into the ClickHouse sessions dimension. */
   sessionDimension: SessionDimensionSink | null;
-  /** The sink role's webhook dispatcher (bus → PostgreSQL outbox → signed deliveries). */
-  webhookDispatcher: WebhookDispatcher | null;
   worker: CoherenceWorker | null;
   /** The worker role's group worker (mesh sessions: participants' windows → group windows and live events). */
   groupWorker: GroupWorker | null;
@@ -162,19 +157,7 @@ export async function startAttune(
   }
   const bus = instrumentBus(await busOpening, metrics, topics);
   const codec = await openCodec(config);
-  // API keys (and the tokens exchanged for them, signed with Attune's own key) beside the
-  // identity provider's tokens: http/api-key-auth.ts.
-  const apiKeys = new ApiKeysRepository(sql, { clock });
-  const keyAuth = withApiKeys(authFromConfig(config, log), {
-    keys: apiKeys,
-    tokenSecret: config.apiKeys.tokenSecret ?? config.jwt.secret ?? loadOrCreateSecret(config.dataDir),
-    audience: config.jwt.audience,
-    tokenTtlS: config.apiKeys.tokenTtlS,
-    clock,
-  });
-  const auth: Authenticator = keyAuth;
-  const webhooks = new WebhooksRepository(sql, { clock });
-  const webhookGuard = { allowPrivate: config.webhooks.allowPrivate, allowHosts: config.webhooks.allowHosts };
+  const auth = authFromConfig(config, log);
   const sessions = new SessionsRepository(sql, { clock });
   const devices = new DevicesRepository(sql, { clock });
   const speechSessions = new SpeechSessionsRepository(sql, { clock });
@@ -190,7 +173,6 @@ export async function startAttune(
   let speechWorker: SpeechWorker | null = null;
   let sessionChanges: SessionChangesRelay | null = null;
   let sessionDimension: SessionDimensionSink | null = null;
-  let webhookDispatcher: WebhookDispatcher | null = null;
   let live: LiveHub<CoherenceLiveRecord> | null = null;
   let speechLive: LiveHub<SpeechEventRecord> | null = null;
   let server: FastifyInstance | null = null;
@@ -221,12 +203,12 @@ export async function startAttune(
       speechUploads,
       speechLive: speechLive ?? undefined,
       mesh: new MeshRepository(sql, { clock }),
-      apiKeys: { repo: apiKeys, auth: keyAuth },
-      webhooks: { repo: webhooks, guard: webhookGuard },
+      orgAnalytics: new OrgAnalyticsRepository(sql),
       speechUploadLimits: config.speechUpload,
       maxStoredJsonBytes: config.maxStoredJsonBytes,
       httpTimeouts: config.httpTimeouts,
       corsOrigins: config.corsOrigins,
+      errorDocsUrl: config.errorDocsUrl,
       health: [
         { name: 'postgres', check: async () => (await sql.query('SELECT 1'), true) },
         ...(store ? [{ name: 'clickhouse', check: () => store.ping() }] : []),
@@ -294,23 +276,6 @@ export async function startAttune(
       sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
       sessionChanges.start();
     }
-    // Webhooks run with the sinks: a completed session's figures and streaks come from ClickHouse.
-    if (sinks && store && config.webhooks.enabled) {
-      webhookDispatcher = new WebhookDispatcher({
-        bus,
-        topics,
-        codec,
-        sql,
-        webhooks,
-        store,
-        log: log.child({ role: 'webhooks' }),
-        clock,
-        guard: webhookGuard,
-        // A completed session's event waits for its last windows (they close after the end).
-        settleMs: config.webhooks.settleMs ?? config.coherence.allowedLatenessMs + 20_000,
-      });
-      await webhookDispatcher.start();
-    }
     // The speech worker still writes ClickHouse itself, so it runs with the sinks.
     if (sinks && store && config.speech.enabled) {
       speechWorker = new SpeechWorker({
@@ -355,7 +320,6 @@ export async function startAttune(
     eventsSink,
     sessionChanges,
     sessionDimension,
-    webhookDispatcher,
     worker,
     groupWorker,
     groupWindowsSink,
@@ -373,7 +337,7 @@ export async function startAttune(
       // Every consumer, the live hubs' and the workers', leaves its group at once (in parallel),
       // so their partitions move on now: each waits for its fetch in flight, and one after the
       // other they held the workers' partitions ~10 s past a SIGTERM (the fault suite's check).
-      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), webhookDispatcher?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
+      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();

@@ -13,10 +13,7 @@ import type { RateLimitConfig } from './rate-limit.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
 import type { UsersRepository } from '../store/postgres/users-repo.js';
 import type { MeshRepository } from '../store/postgres/mesh-repo.js';
-import type { ApiKeysRepository } from '../store/postgres/api-keys-repo.js';
-import type { WebhooksRepository } from '../store/postgres/webhooks-repo.js';
-import type { ApiKeyAuthenticator } from './api-key-auth.js';
-import type { NetGuardOptions } from '../lib/net-guard.js';
+import type { OrgAnalyticsRepository } from '../store/postgres/org-analytics-repo.js';
 
 export interface HealthCheck {
   name: string;
@@ -50,12 +47,16 @@ export interface AppContext {
   speechUploadLimits?: { maxBytes: number; maxDurationS: number };
   /** Group (mesh) sessions; the mesh routes are registered only where this is present (api/mesh-sessions.ts). */
   mesh?: MeshRepository;
+  /** PostgreSQL's part of organisation analytics; the analytics route is registered only where this is present (api/org-analytics.ts). */
+  orgAnalytics?: OrgAnalyticsRepository;
   /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes (config.maxStoredJsonBytes); 16 KB when absent. */
   maxStoredJsonBytes?: number;
   /** Connection, request and body timeouts (config.httpTimeouts); http/timeouts.ts defaults when absent. */
   httpTimeouts?: HttpTimeouts;
   /** Origins whose pages may read answers (config.corsOrigins, http/response-headers.ts); none when absent. */
   corsOrigins?: string[];
+  /** Where the README is published (config.errorDocsUrl, ATTUNE_ERROR_DOCS_URL): error bodies carry documentation_url at its error catalogue; none when absent. */
+  errorDocsUrl?: string | null;
   health: HealthCheck[];
   clock: () => number;
   /** Which roles this server carries; decides which routes it registers. */
@@ -63,10 +64,6 @@ export interface AppContext {
   liveOptions: { maxBufferedMessages: number; heartbeatMs: number };
   /** Request rate limits and quotas (config.rateLimit, http/rate-limit.ts); none when absent. */
   rateLimit?: RateLimitConfig;
-  /** API keys (/v1/api-keys) and the client_credentials token route; left out when absent (api/api-keys.ts). */
-  apiKeys?: { repo: ApiKeysRepository; auth: ApiKeyAuthenticator };
-  /** Webhooks (/v1/webhooks) and the SSRF guard their URLs pass; left out when absent (api/webhooks.ts). */
-  webhooks?: { repo: WebhooksRepository; guard: NetGuardOptions };
   /** Per-device ingest limit; readingsPerS 0 turns it off. */
   ingestLimit: { readingsPerS: number; burst: number };
 }

@@ -4,6 +4,11 @@
 // a too-long path segment, a malformed URL), Node's parser errors (headers too large) and
 // refusals while shutting down are mapped to the same codes so clients handle one shape.
 // Every detail's `reason` comes from lib/error-catalogue.ts.
+// With ATTUNE_ERROR_DOCS_URL (where the deployment publishes Attune's README), every body also
+// carries `documentation_url`, that URL at the README's error catalogue (`#error-catalogue`),
+// as the coherence platform document's error format does (../shared/seeds 000, "Error
+// Handling"); the field is optional there, and absent without the setting: Attune does not
+// know where its README is published.
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -13,7 +18,21 @@ import { MAX_BODY_JSON_DEPTH, bodyTooDeep, jsonBytesDepth } from '../lib/json-li
 import { invalidText, jsonBytesHaveNul } from '../lib/text-limits.js';
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string };
+  error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string; documentation_url?: string };
+}
+
+/** The README's heading of the error catalogue, as an anchor. */
+export const ERROR_CATALOGUE_ANCHOR = 'error-catalogue';
+
+/** documentation_url for a docs base URL: the base at the error catalogue (a base with its own #fragment is used as given). */
+export function documentationUrl(base: string): string {
+  return base.includes('#') ? base : `${base}#${ERROR_CATALOGUE_ANCHOR}`;
+}
+
+/** The documentation base an app was built with (registerErrorHandling), or null. */
+export function errorDocsUrlOf(app: FastifyInstance | undefined | null): string | null {
+  const v = (app as unknown as { attuneErrorDocsUrl?: unknown } | undefined)?.attuneErrorDocsUrl;
+  return typeof v === 'string' && v !== '' ? v : null;
 }
 
 export const errorBodySchema = {
@@ -26,6 +45,7 @@ export const errorBodySchema = {
         message: { type: 'string' },
         details: { type: 'array', items: { type: 'object', additionalProperties: true } },
         request_id: { type: 'string' },
+        documentation_url: { type: 'string', format: 'uri', description: "The README's error catalogue (only where ATTUNE_ERROR_DOCS_URL is set)." },
       },
       required: ['code', 'message', 'details', 'request_id'],
     },
@@ -153,8 +173,10 @@ export function toAttuneError(err: FastifyError | Error, req?: FastifyRequest): 
   return new AttuneError('internal_error', 'internal error');
 }
 
-export function errorBody(err: AttuneError, requestId: string): ErrorBody {
-  return { error: { code: err.code, message: err.message, details: err.details, request_id: requestId } };
+export function errorBody(err: AttuneError, requestId: string, docsUrl: string | null = null): ErrorBody {
+  const body: ErrorBody = { error: { code: err.code, message: err.message, details: err.details, request_id: requestId } };
+  if (docsUrl) body.error.documentation_url = documentationUrl(docsUrl);
+  return body;
 }
 
 /**
@@ -164,7 +186,7 @@ export function errorBody(err: AttuneError, requestId: string): ErrorBody {
 export function frameworkErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const coded = toAttuneError(err, req);
   req.log.info({ code: coded.code, msg: coded.message }, 'request refused');
-  void reply.status(coded.statusCode).send(errorBody(coded, String(req.id)));
+  void reply.status(coded.statusCode).send(errorBody(coded, String(req.id), errorDocsUrlOf(req.server)));
 }
 
 /**
@@ -184,7 +206,7 @@ export function clientErrorHandler(this: FastifyInstance | undefined, err: Error
   }
   this?.log?.debug({ err }, 'client error');
   if (socket.writable) {
-    const body = JSON.stringify(errorBody(coded, randomUUID()));
+    const body = JSON.stringify(errorBody(coded, randomUUID(), errorDocsUrlOf(this)));
     const status = `${coded.statusCode} ${STATUS_CODES[coded.statusCode] ?? ''}`.trimEnd();
     socket.write(`HTTP/1.1 ${status}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   }
@@ -223,7 +245,9 @@ export function retryAfterS(err: AttuneError): number {
   return 5;
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+export function registerErrorHandling(app: FastifyInstance, opts: { docsUrl?: string | null } = {}): void {
+  const docsUrl = opts.docsUrl ?? null;
+  app.decorate('attuneErrorDocsUrl', docsUrl);
   // No route takes text/plain: without Fastify's default parser a text body on a JSON route
   // is 415 unsupported_content_type, not a 400 from the schema ("body must be object").
   app.removeContentTypeParser('text/plain');
@@ -233,11 +257,11 @@ export function registerErrorHandling(app: FastifyInstance): void {
     if (coded.statusCode >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: coded.code, msg: coded.message }, 'request refused');
     if (coded.statusCode === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(retryAfterS(coded)));
-    void reply.status(coded.statusCode).send(errorBody(coded, String(req.id)));
+    void reply.status(coded.statusCode).send(errorBody(coded, String(req.id), docsUrl));
   });
   app.setNotFoundHandler((req, reply) => {
     const e = new AttuneError('not_found', `no route ${req.method} ${req.url.split('?')[0]}`, [{ reason: 'no_route' }]);
-    void reply.status(404).send(errorBody(e, String(req.id)));
+    void reply.status(404).send(errorBody(e, String(req.id), docsUrl));
   });
   // Requests that arrive while the server closes (on a kept-alive connection) are refused in
   // the coded body; Fastify's own return503OnClosing is off (http/server.ts).
@@ -249,6 +273,6 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.addHook('onRequest', async (req, reply) => {
     if (!closing) return;
     const e = new AttuneError('unavailable', 'the server is shutting down; retry on another connection', [{ reason: 'shutting_down' }]);
-    return reply.status(503).header('connection', 'close').send(errorBody(e, String(req.id)));
+    return reply.status(503).header('connection', 'close').send(errorBody(e, String(req.id), docsUrl));
   });
 }

@@ -1,8 +1,45 @@
+// The health probes, in the session-sync document's shapes (../shared/seeds 001, "Health
+// Endpoints"; issue 12), keeping the fields Attune answered before (checks, roles):
+//   GET /health        {status, timestamp, version, services, uptime, checks, roles}
+//   GET /health/ready  {ready, status, checks, roles}
+//   GET /health/live   {alive, status}
+// Rules (also in the README):
+//   - checks: each dependency this process uses, up or down (a check that takes longer than
+//     CHECK_TIMEOUT_MS is down): postgres, clickhouse (where the role opens it), bus.
+//   - services: the same, as the document names them and says them: database (PostgreSQL),
+//     messageQueue (the bus), cache (Redis for the shared rate limits; not_configured without
+//     REDIS_URL), plus clickhouse where this process uses it; connected / disconnected.
+//   - status: healthy when every check is up; unhealthy when PostgreSQL or the bus is down
+//     (nothing can be taken in: sessions and readings need both); degraded otherwise (only
+//     ClickHouse or Redis: ingest goes on, the bus keeps the data, queries of history fail or
+//     rate limits are per process). /health answers 200 unless unhealthy (503).
+//   - ready: every check up (200), else 503 {ready: false}: what a load balancer needs.
+//   - alive: the process answers (always 200).
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { AppContext } from './context.js';
 
 /** Dependency checks time out rather than hang a load balancer's probe. */
 const CHECK_TIMEOUT_MS = 2_000;
+
+/** Checks whose failure makes the process unhealthy (it can take nothing in). */
+const ESSENTIAL = new Set(['postgres', 'bus']);
+
+/** The document's service names for Attune's checks. */
+const SERVICE_NAMES: Record<string, string> = { postgres: 'database', bus: 'messageQueue' };
+
+/** Attune's version: package.json beside the sources (tsx) or above dist/ (compiled). */
+export const attuneVersion: string = (() => {
+  for (const rel of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'attune' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not there: the next candidate
+    }
+  }
+  return 'unknown';
+})();
 
 async function runChecks(ctx: AppContext): Promise<Record<string, 'up' | 'down'>> {
   const results = await Promise.all(
@@ -22,22 +59,83 @@ async function runChecks(ctx: AppContext): Promise<Record<string, 'up' | 'down'>
   return Object.fromEntries(results);
 }
 
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+/** The status rule above, from the checks and Redis' state (null: not configured). */
+export function healthStatus(checks: Record<string, 'up' | 'down'>, cache: 'connected' | 'disconnected' | 'not_configured'): HealthStatus {
+  const down = Object.entries(checks).filter(([, v]) => v === 'down').map(([k]) => k);
+  if (down.some((k) => ESSENTIAL.has(k))) return 'unhealthy';
+  if (down.length > 0 || cache === 'disconnected') return 'degraded';
+  return 'healthy';
+}
+
 export async function registerHealthRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const checksSchema = { type: 'object', additionalProperties: { type: 'string', enum: ['up', 'down'] } };
+  const rolesSchema = { type: 'array', items: { type: 'string' } };
   const healthSchema = {
     type: 'object',
-    properties: { status: { type: 'string', enum: ['ok', 'degraded'] }, checks: checksSchema, roles: { type: 'array', items: { type: 'string' } } },
+    required: ['status', 'timestamp', 'version', 'services', 'uptime'],
+    properties: {
+      status: { type: 'string', enum: ['healthy', 'degraded', 'unhealthy'], description: 'healthy: every dependency up; unhealthy: PostgreSQL or the bus down; degraded: only ClickHouse or Redis down.' },
+      timestamp: { type: 'string', format: 'date-time' },
+      version: { type: 'string', description: "Attune's version (package.json)." },
+      services: {
+        type: 'object',
+        description: 'database (PostgreSQL), messageQueue (the bus), cache (Redis; not_configured without REDIS_URL), clickhouse where this process uses it.',
+        additionalProperties: { type: 'string', enum: ['connected', 'disconnected', 'not_configured'] },
+      },
+      uptime: { type: 'integer', description: 'Seconds since this process started.' },
+      checks: checksSchema,
+      roles: rolesSchema,
+    },
   };
+  const readySchema = { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' }, status: { type: 'string', enum: ['ok', 'degraded'] }, checks: checksSchema, roles: rolesSchema } };
   const roles = Object.entries(ctx.roles).filter(([, on]) => on).map(([r]) => r);
+  const cacheState = (): 'connected' | 'disconnected' | 'not_configured' => {
+    const redis = (app as unknown as { rateLimits?: { redis: { status: string } | null } | null }).rateLimits?.redis;
+    if (!redis) return 'not_configured';
+    return redis.status === 'ready' ? 'connected' : 'disconnected';
+  };
 
-  app.get('/health', { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'Status of this process and its dependencies.', response: { 200: healthSchema } } }, async () => {
-    const checks = await runChecks(ctx);
-    return { status: Object.values(checks).every((c) => c === 'up') ? 'ok' : 'degraded', checks, roles };
-  });
-  app.get('/health/ready', { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'Ready to take traffic: 200 when every dependency answers, else 503.', response: { 200: healthSchema, 503: healthSchema } } }, async (_req, reply) => {
-    const checks = await runChecks(ctx);
-    const ok = Object.values(checks).every((c) => c === 'up');
-    return reply.status(ok ? 200 : 503).send({ status: ok ? 'ok' : 'degraded', checks, roles });
-  });
-  app.get('/health/live', { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'The process is running.', response: { 200: { type: 'object', properties: { status: { type: 'string' } } } } } }, async () => ({ status: 'ok' }));
+  app.get(
+    '/health',
+    {
+      config: { auth: 'public' },
+      schema: { tags: ['health'], summary: 'Status of this process and its dependencies (200 healthy or degraded, 503 unhealthy).', response: { 200: healthSchema, 503: healthSchema } },
+    },
+    async (_req, reply) => {
+      const checks = await runChecks(ctx);
+      const cache = cacheState();
+      const services: Record<string, string> = {};
+      for (const [name, state] of Object.entries(checks)) services[SERVICE_NAMES[name] ?? name] = state === 'up' ? 'connected' : 'disconnected';
+      services.cache = cache;
+      const status = healthStatus(checks, cache);
+      return reply.status(status === 'unhealthy' ? 503 : 200).send({
+        status,
+        timestamp: new Date(ctx.clock()).toISOString(),
+        version: attuneVersion,
+        services,
+        uptime: Math.floor(process.uptime()),
+        checks,
+        roles,
+      });
+    },
+  );
+  app.get(
+    '/health/ready',
+    { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'Ready to take traffic: 200 {ready: true} when every dependency answers, else 503 {ready: false}.', response: { 200: readySchema, 503: readySchema } } },
+    async (_req, reply) => {
+      const checks = await runChecks(ctx);
+      const ok = Object.values(checks).every((c) => c === 'up');
+      return reply.status(ok ? 200 : 503).send({ ready: ok, status: ok ? 'ok' : 'degraded', checks, roles });
+    },
+  );
+  app.get(
+    '/health/live',
+    {
+      config: { auth: 'public' },
+      schema: { tags: ['health'], summary: 'The process is running: {alive: true}.', response: { 200: { type: 'object', required: ['alive'], properties: { alive: { type: 'boolean' }, status: { type: 'string' } } } } },
+    },
+    async () => ({ alive: true, status: 'ok' }),
+  );
 }

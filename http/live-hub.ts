@@ -5,6 +5,18 @@
 // What a record's keys and envelope are is the route's business (api/live.ts,
 // api/speech-live.ts); this module owns the sockets: bounded send queues, heartbeats, slow
 // consumers, and clean shutdown.
+//
+// Also, for feeds that ask for it (the session-sync document's parts, issue 12):
+//  - a client's format: a socket may get each envelope rendered its own way (the coherence
+//    platform's `auf-protocol-v1` messages, api/live.ts); one text per format per record;
+//  - client heartbeats: a `{"type":"heartbeat"}` message is answered with a `ping` message,
+//    and a client that has sent one and then misses MISSED_HEARTBEATS in a row (nothing for
+//    3 x clientHeartbeatMs) is closed with 4408 (`heartbeat_timeout`); clients that never send
+//    one are kept by WebSocket pongs alone, as before;
+//  - resume: the feed's envelopes are kept under their resume keys (a session, a user) in a
+//    bounded buffer, the last `resumePerKey` of each of at most `resumeMaxKeys` keys (least
+//    recently written dropped first), even while nobody listens; a client that reconnects
+//    with the id of the last message it saw gets the ones after it before live ones.
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { WebSocket } from 'ws';
@@ -13,7 +25,7 @@ import type { Logger } from '../lib/log.js';
 import { iso } from '../lib/time.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import { CloseCodes, type SocketAuth } from './http-auth.js';
-import { watchSocket, type HeartbeatTimers } from './ws-heartbeat.js';
+import { WS_TIMEOUT, realTimers, watchSocket, type HeartbeatTimers } from './ws-heartbeat.js';
 
 /** What every live message looks like on the socket. */
 export interface Envelope<T extends string = string> {
@@ -36,6 +48,12 @@ export class LiveClient {
   closed = false;
   private readonly queue: string[] = [];
   private waiting = false;
+  /** How this client's envelopes are written; JSON of the envelope when absent. */
+  render: EnvelopeRenderer | null = null;
+  /** Ids of envelopes sent to this client (the last RECENT_IDS), so a replay sends none twice. */
+  private readonly sentIds = new Set<string>();
+  /** While held (a replay being prepared), live messages wait here, in order. */
+  private held: Array<{ text: string; id?: string }> | null = null;
 
   constructor(
     readonly socket: WebSocket,
@@ -43,7 +61,37 @@ export class LiveClient {
     private readonly onOverflow: (c: LiveClient) => void,
   ) {}
 
-  send(text: string): void {
+  /** Sends an envelope (its id noted, rendered in the client's format); `now` passes a hold (a replay). */
+  sendEnvelope(env: Envelope, now = false): void {
+    this.send(renderWith(this.render, env), env.id, now);
+  }
+
+  /** Whether an envelope with this id went to this client already. */
+  hasSent(id: string): boolean {
+    return this.sentIds.has(id);
+  }
+
+  /** Live messages wait until release() (a replay goes first). */
+  hold(): void {
+    this.held ??= [];
+  }
+
+  /** Sends what waited while held, skipping ids sent meanwhile (by the replay). */
+  release(): void {
+    const held = this.held;
+    this.held = null;
+    for (const m of held ?? []) if (m.id === undefined || !this.sentIds.has(m.id)) this.send(m.text, m.id);
+  }
+
+  send(text: string, id?: string, now = false): void {
+    if (this.held && !now) {
+      this.held.push({ text, id });
+      return;
+    }
+    if (id !== undefined) {
+      this.sentIds.add(id);
+      if (this.sentIds.size > RECENT_IDS) this.sentIds.delete(this.sentIds.values().next().value as string);
+    }
     if (this.closed || this.socket.readyState !== this.socket.OPEN) return;
     if (this.queue.length === 0 && this.socket.bufferedAmount < SOCKET_HIGH_WATER_BYTES) {
       this.socket.send(text);
@@ -75,6 +123,23 @@ export class LiveClient {
   }
 }
 
+/** Ids a client remembers having been sent (a replay skips them). */
+const RECENT_IDS = 1024;
+
+/** Writes an envelope in a client's format. */
+export type EnvelopeRenderer = (env: Envelope) => string;
+
+const renderWith = (r: EnvelopeRenderer | null, env: Envelope) => (r ? r(env) : JSON.stringify(env));
+
+/** Client heartbeats missed in a row that time a socket out (session-sync document). */
+export const MISSED_HEARTBEATS = 3;
+
+/** What a replay did: how many messages it sent, and whether the last id was found (false: the buffer no longer reaches back to it, or never had it, and everything it holds was sent). */
+export interface ReplayResult {
+  replayed: number;
+  found: boolean;
+}
+
 export interface LiveStats {
   clients: number;
   delivered: number;
@@ -85,6 +150,8 @@ export interface LiveStats {
 export interface LiveDelivery {
   keys: readonly string[];
   envelope: () => Envelope;
+  /** Keys the envelope is kept under for resume (a session, a user); none: not kept. */
+  resumeKeys?: readonly string[];
 }
 
 export interface LiveHubOptions {
@@ -94,13 +161,24 @@ export interface LiveHubOptions {
   /** Ping interval: a socket that has not answered a ping when the next is due is closed with 4408 (http/ws-heartbeat.ts). */
   heartbeatMs: number;
   clock: () => number;
-  /** The heartbeat's timers (tests); real ones when absent. */
+  /** The heartbeat's timers (tests); real ones when absent. Also the client heartbeats' timers. */
   heartbeatTimers?: HeartbeatTimers;
+  /** Interval of client heartbeat messages (the session-sync document's 30 s); MISSED_HEARTBEATS of them missed time a socket out. */
+  clientHeartbeatMs?: number;
+  /** Envelopes kept per resume key (default 120: 10 min of a session's 5 s windows). */
+  resumePerKey?: number;
+  /** Resume keys kept (default 2,000; the least recently written is dropped first). */
+  resumeMaxKeys?: number;
 }
+
+/** The session-sync document's heartbeat interval. */
+export const DEFAULT_CLIENT_HEARTBEAT_MS = 30_000;
 
 export interface LiveFeed<R> {
   /** Names the consumer group (with host, pid and a random suffix) and the log lines. */
   name: string;
+  /** Keep envelopes for resume (under each delivery's resumeKeys), read even while nobody listens. */
+  resume?: boolean;
   /** The bus topics to read. */
   topics: readonly string[];
   /** The delivery of one decoded record read from `topic`; null to drop it. */
@@ -112,6 +190,9 @@ export class LiveHub<R = unknown> {
   private readonly all = new Set<LiveClient>();
   private subscription: Subscription | null = null;
   readonly stats: LiveStats = { clients: 0, delivered: 0, slowDisconnects: 0 };
+  /** Resume buffers by key; Map order is write recency (a key written is moved to the end). */
+  private readonly resume = new Map<string, Envelope[]>();
+  private readonly heartbeats = new WeakMap<LiveClient, ClientHeartbeat>();
 
   constructor(
     private readonly opts: LiveHubOptions,
@@ -127,8 +208,8 @@ export class LiveHub<R = unknown> {
       fromBeginning: false,
       ephemeral: true,
       eachBatch: async (batch) => {
-        // Nobody listening: nothing to decode.
-        if (this.all.size === 0) return;
+        // Nobody listening and nothing to keep for resume: nothing to decode.
+        if (this.all.size === 0 && !this.feed.resume) return;
         for (const r of batch.records) {
           try {
             let rec = decodeRecord<R>(codec, r.value);
@@ -143,20 +224,62 @@ export class LiveHub<R = unknown> {
     });
   }
 
-  /** Sends one record to the clients attached under its keys. */
+  /** Sends one record to the clients attached under its keys (and keeps it for resume). */
   publish(record: R, topic: string): void {
     const delivery = this.feed.route(record, topic);
     if (!delivery) return;
-    let text: string | null = null;
+    let env: Envelope | null = null;
+    if (this.feed.resume && delivery.resumeKeys?.length) {
+      env = delivery.envelope();
+      for (const key of delivery.resumeKeys) this.keep(key, env);
+    }
+    // One text per format (clients of one format share it).
+    const texts = new Map<EnvelopeRenderer | null, string>();
     for (const key of delivery.keys) {
       const set = this.byKey.get(key);
       if (!set) continue;
-      text ??= JSON.stringify(delivery.envelope());
+      env ??= delivery.envelope();
       for (const c of set) {
-        c.send(text);
+        let text = texts.get(c.render);
+        if (text === undefined) texts.set(c.render, (text = renderWith(c.render, env)));
+        c.send(text, env.id);
         this.stats.delivered++;
       }
     }
+  }
+
+  private keep(key: string, env: Envelope): void {
+    const perKey = this.opts.resumePerKey ?? 120;
+    let buf = this.resume.get(key);
+    if (buf) this.resume.delete(key);
+    else buf = [];
+    this.resume.set(key, buf);
+    buf.push(env);
+    if (buf.length > perKey) buf.splice(0, buf.length - perKey);
+    const maxKeys = this.opts.resumeMaxKeys ?? 2_000;
+    while (this.resume.size > maxKeys) this.resume.delete(this.resume.keys().next().value as string);
+  }
+
+  /** Envelopes kept under `key` (oldest first). */
+  buffered(key: string): readonly Envelope[] {
+    return this.resume.get(key) ?? [];
+  }
+
+  /**
+   * Sends `client` the envelopes kept under `key` after the one with id `lastId` (all of them
+   * when it is not among them), skipping any it was sent already, past any hold.
+   */
+  replay(client: LiveClient, key: string, lastId: string): ReplayResult {
+    const plan = this.missed(client, key, lastId);
+    for (const env of plan.envelopes) client.sendEnvelope(env, true);
+    return { replayed: plan.envelopes.length, found: plan.found };
+  }
+
+  /** What replay() would send, without sending it. */
+  missed(client: LiveClient, key: string, lastId: string): { envelopes: Envelope[]; found: boolean } {
+    const buf = this.resume.get(key) ?? [];
+    const at = buf.findIndex((e) => e.id === lastId);
+    return { envelopes: buf.slice(at + 1).filter((e) => !client.hasSent(e.id)), found: at >= 0 };
   }
 
   /**
@@ -176,6 +299,11 @@ export class LiveHub<R = unknown> {
     }
     this.all.add(client);
     this.stats.clients = this.all.size;
+    const clientBeat = new ClientHeartbeat(socket, this.opts.clientHeartbeatMs ?? DEFAULT_CLIENT_HEARTBEAT_MS, this.opts.heartbeatTimers ?? realTimers, (text) => {
+      this.opts.log.info({ code: 'request_timeout', reason: 'heartbeat_timeout', close_code: WS_TIMEOUT, socket: this.feed.name }, `websocket closed: ${text}`);
+      client.send(JSON.stringify({ type: 'error', error: { code: 'request_timeout', message: `socket closed: ${text}`, details: [{ reason: 'heartbeat_timeout' }] } }));
+    });
+    this.heartbeats.set(client, clientBeat);
     // Pong only: these sockets read nothing but authenticate messages, so a quiet client that
     // answers pings is kept (no idle timeout); each ping comes with a heartbeat envelope.
     watchSocket(socket, {
@@ -184,12 +312,13 @@ export class LiveHub<R = unknown> {
       timers: this.opts.heartbeatTimers,
       log: this.opts.log,
       name: this.feed.name,
-      onPing: () => client.send(heartbeatEnvelope(this.opts.clock())),
+      onPing: () => client.sendEnvelope(heartbeatEnvelopeOf(this.opts.clock())),
       // As before every coded close (docs/websocket-protocols.md), though a peer that stopped answering rarely reads it.
       onTimeout: (t) => client.send(JSON.stringify({ type: 'error', error: { code: 'request_timeout', message: `socket closed: ${t.text}`, details: [{ reason: t.reason }] } })),
     });
     socket.once('close', () => {
       client.closed = true;
+      clientBeat.stop();
       this.all.delete(client);
       this.stats.clients = this.all.size;
       for (const key of keys) {
@@ -202,6 +331,12 @@ export class LiveHub<R = unknown> {
     return client;
   }
 
+  /** A client's `heartbeat` message: answered with a `ping` message; from now on MISSED_HEARTBEATS missed in a row close the socket. */
+  heartbeat(client: LiveClient): void {
+    this.heartbeats.get(client)?.beat();
+    client.sendEnvelope(pingEnvelope(this.opts.clock()));
+  }
+
   async stop(): Promise<void> {
     await this.subscription?.stop();
     this.subscription = null;
@@ -209,9 +344,60 @@ export class LiveHub<R = unknown> {
   }
 }
 
+/** The `ping` envelope answering a client's heartbeat message (session-sync document: payload {timestamp}). */
+export function pingEnvelope(now: number): Envelope<'ping'> {
+  const timestamp = iso(now);
+  return { id: randomUUID(), type: 'ping', timestamp, payload: { timestamp } };
+}
+
+/**
+ * The session-sync document's client heartbeats on one socket: off until the client's first
+ * heartbeat; then MISSED_HEARTBEATS intervals without one close the socket with 4408
+ * (`heartbeat_timeout: …`), after `onTimeout` (which sends the coded error message).
+ */
+export class ClientHeartbeat {
+  private timer: unknown = null;
+  private stopped = false;
+
+  constructor(
+    private readonly socket: Pick<WebSocket, 'close' | 'readyState' | 'OPEN'>,
+    private readonly intervalMs: number,
+    private readonly timers: HeartbeatTimers,
+    private readonly onTimeout: (text: string) => void,
+  ) {}
+
+  beat(): void {
+    if (this.stopped) return;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    const limit = this.intervalMs * MISSED_HEARTBEATS;
+    this.timer = this.timers.setTimeout(() => {
+      this.timer = null;
+      if (this.stopped || this.socket.readyState !== this.socket.OPEN) return;
+      this.stopped = true;
+      const text = `heartbeat_timeout: no heartbeat for ${limit / 1000} s`;
+      try {
+        this.onTimeout(text);
+      } finally {
+        this.socket.close(WS_TIMEOUT, text);
+      }
+    }, limit);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== null) this.timers.clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
 /** The `heartbeat` envelope sent with each ping. */
+export function heartbeatEnvelopeOf(now: number): Envelope<'heartbeat'> {
+  return { id: randomUUID(), type: 'heartbeat', timestamp: iso(now), payload: {} };
+}
+
+/** The `heartbeat` envelope sent with each ping, as text. */
 export function heartbeatEnvelope(now: number): string {
-  return JSON.stringify({ id: randomUUID(), type: 'heartbeat', timestamp: iso(now), payload: {} } satisfies Envelope);
+  return JSON.stringify(heartbeatEnvelopeOf(now));
 }
 
 /** Disconnects a client whose queue overflowed (close code 4008); false when it was closed already. */
@@ -231,10 +417,11 @@ export function subscribedEnvelope(now: number, payload: Record<string, unknown>
 }
 
 /**
- * Live sockets only read authenticate messages: the first one (when the upgrade carried no
- * token) and fresh ones before the token expires; anything else is ignored.
+ * Live sockets read authenticate messages: the first one (when the upgrade carried no token)
+ * and fresh ones before the token expires. Once authenticated, any other message goes to
+ * `onControl` (a route's heartbeat and subscribe messages) when given, else it is ignored.
  */
-export function onAuthenticateMessages(socket: WebSocket, auth: SocketAuth): void {
+export function onAuthenticateMessages(socket: WebSocket, auth: SocketAuth, onControl?: (msg: unknown) => void | Promise<void>): void {
   let chain: Promise<unknown> = auth.initial;
   // Checks run one at a time; a client that sends faster than tokens can be checked is not
   // reading the protocol, and is closed rather than queued without bound.
@@ -251,8 +438,9 @@ export function onAuthenticateMessages(socket: WebSocket, auth: SocketAuth): voi
       } catch {
         msg = null;
       }
-      if (auth.principal) await auth.handleReauthentication(msg);
-      else await auth.handleFirstMessage(msg);
+      if (auth.principal) {
+        if (!(await auth.handleReauthentication(msg)) && onControl) await onControl(msg);
+      } else await auth.handleFirstMessage(msg);
     }).finally(() => {
       pending--;
     });

@@ -8,7 +8,7 @@
 import cors from '@fastify/cors';
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
-import { errorBody } from './errors.js';
+import { errorBody, errorDocsUrlOf } from './errors.js';
 
 /** The API docs (@fastify/swagger-ui): static files that may be cached like any other. */
 const DOCS_PREFIX = /^\/docs(\/|$|\?)/;
@@ -55,7 +55,7 @@ export async function registerResponseHeaders(app: FastifyInstance, opts: Respon
   app.addHook('onRequest', async (req, reply) => {
     if (req.method !== 'OPTIONS' || req.routeOptions.url !== '*' || (req as { corsPreflightEnabled?: boolean }).corsPreflightEnabled) return;
     const e = new AttuneError('not_found', `no route OPTIONS ${req.url.split('?')[0]}`, [{ reason: 'no_route' }]);
-    return reply.status(404).send(errorBody(e, String(req.id)));
+    return reply.status(404).send(errorBody(e, String(req.id), errorDocsUrlOf(req.server)));
   });
   app.addHook('onSend', async (req, reply, payload) => {
     if (!DOCS_PREFIX.test(req.url)) void reply.header('cache-control', NO_STORE);

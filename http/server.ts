@@ -29,7 +29,7 @@ export interface HttpServerLimits {
  * OpenAPI document and the WebSocket plugin. Routes are registered on it by the composition
  * root (cli/server.ts).
  */
-export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'rateLimit' | 'corsOrigins'>, limits: HttpServerLimits): Promise<FastifyInstance> {
+export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'rateLimit' | 'corsOrigins' | 'errorDocsUrl'>, limits: HttpServerLimits): Promise<FastifyInstance> {
   const timeouts: HttpTimeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...limits.timeouts };
   const app = Fastify({
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
@@ -63,7 +63,7 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'r
     frameworkErrors: frameworkErrorHandler,
     return503OnClosing: false,
   });
-  registerErrorHandling(app);
+  registerErrorHandling(app, { docsUrl: ctx.errorDocsUrl });
   registerBodyRateGuard(app, timeouts);
   // CORS for ATTUNE_CORS_ORIGINS only, and Cache-Control: no-store on every answer but the
   // docs' files (http/response-headers.ts); before the rate limit, so a 429 carries them too.

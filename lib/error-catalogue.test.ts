@@ -34,11 +34,12 @@ test('every entry has a known code, the status of its code, and a one-line descr
   const documented = { unauthorized: 401, forbidden: 403, not_found: 404, validation_error: 400, conflict: 409, payload_too_large: 413, unsupported_media_type: 415, rate_limited: 429, unavailable: 503, internal_error: 500 };
   for (const [code, status] of Object.entries(documented)) assert.equal(ErrorCodes[code as keyof typeof ErrorCodes]?.status, status, code);
   // Every status has one generic code; the coherence platform's specific codes (mesh_full,
-  // insufficient_tier) share a status with one, and nothing else does.
-  const specific = ['insufficient_tier', 'mesh_full'];
+  // insufficient_tier, device_not_connected, insufficient_coherence_level) share a status with
+  // one, and nothing else does.
+  const specific = ['insufficient_tier', 'mesh_full', 'device_not_connected', 'insufficient_coherence_level'];
   const statuses = Object.entries(ErrorCodes).filter(([code]) => !specific.includes(code)).map(([, c]) => c.status);
   assert.equal(new Set(statuses).size, statuses.length);
-  assert.deepEqual(specific.map((c) => ErrorCodes[c as keyof typeof ErrorCodes]?.status), [403, 409]);
+  assert.deepEqual(specific.map((c) => ErrorCodes[c as keyof typeof ErrorCodes]?.status), [403, 409, 400, 403]);
 });
 
 test('every reason literal in product code is catalogued', () => {

@@ -20,6 +20,11 @@ export const ErrorCodes = {
   request_timeout: { status: 408, description: 'The request did not arrive in time.' },
   conflict: { status: 409, description: 'The resource is in a state that refuses the change.' },
   mesh_full: { status: 409, description: 'The group (mesh) session is at capacity (coherence platform code).' },
+  // Catalogued from the same table so a client switching on them compiles against Attune's
+  // list; Attune raises neither yet (no protocol is gated by coherence level, and devices are
+  // sensors that sync, not paired connections): issue 12, errors.
+  device_not_connected: { status: 400, description: 'The device is not paired/connected (coherence platform code; not raised by Attune yet).' },
+  insufficient_coherence_level: { status: 403, description: 'The protocol needs a higher coherence level than the caller\'s (coherence platform code; not raised by Attune yet).' },
   payload_too_large: { status: 413, description: 'The body, file or form is larger than allowed.' },
   uri_too_long: { status: 414, description: 'The URL (a path segment) is longer than allowed.' },
   unsupported_media_type: { status: 415, description: 'The body has a content type this route does not take.' },
@@ -115,10 +120,7 @@ export const Reasons = {
   principal_changed: r('unauthorized', 'A fresh socket token names another user or organisation.'),
   undeclared_route: r('unauthorized', 'The route declares no authentication, so it is refused.'),
   missing_scope: r('forbidden', 'The token lacks the scope the route needs.'),
-  invalid_api_key: r('unauthorized', 'The API key is unknown, revoked or expired, its secret is wrong, or X-AUF-Client-ID / client_id names another key.'),
-  scope_not_held: r('forbidden', "An API key asked for a scope its creator's token does not hold."),
-  unsupported_grant_type: r('validation_error', 'POST /v1/auth/token takes only grant_type=client_credentials (people log in at the identity provider).'),
-  private_address: r('validation_error', 'A webhook URL whose host is or resolves to a loopback, private or link-local address (allowed only with ATTUNE_WEBHOOKS_ALLOW_PRIVATE or ATTUNE_WEBHOOKS_ALLOW_HOSTS).'),
+  other_organisation: r('forbidden', "The path names an organisation other than the token's (organisation analytics)."),
   jwks_unavailable: r('unavailable', "The identity provider's keys cannot be read."),
   // Entities.
   not_found: r('not_found', 'No such resource visible to the caller.'),
@@ -131,6 +133,8 @@ export const Reasons = {
   not_invited: r('forbidden', 'The mesh session is private and the caller is neither its host nor invited.'),
   not_host: r('forbidden', 'Only the mesh session\'s host (or an organisation admin) may do this.'),
   insufficient_tier: r('insufficient_tier', "The mesh session requires a higher tier than the token's (join_requirements.min_tier)."),
+  device_not_connected: r('device_not_connected', 'Coherence platform code: the device (a Solas) is not paired. Catalogued for clients of the document; Attune does not raise it yet.'),
+  insufficient_coherence_level: r('insufficient_coherence_level', "Coherence platform code: the protocol needs a higher coherence level. Catalogued for clients of the document; Attune does not gate protocols by level yet."),
   insufficient_coherence_history: r('forbidden', "The caller's average coherence over the last 30 days is below the mesh session's join_requirements.min_coherence_history."),
   // HTTP transport (Fastify and Node's parser).
   body_too_large: r('payload_too_large', 'The request body is larger than the body limit.'),
@@ -141,6 +145,7 @@ export const Reasons = {
   websocket_only: r('upgrade_required', 'A plain HTTP request to a WebSocket route (send Upgrade: websocket).'),
   request_timeout: r('request_timeout', 'The request was not received in time.'),
   ping_timeout: r('request_timeout', 'A WebSocket did not answer a ping before the next one was due (the socket closes with 4408).'),
+  heartbeat_timeout: r('request_timeout', 'A live WebSocket client that sends heartbeat messages missed three in a row (the socket closes with 4408).'),
   idle_timeout: r('request_timeout', 'An ingest WebSocket sent no message for ATTUNE_WS_IDLE_TIMEOUT_S (the socket closes with 4408).'),
   rate_limited: r('rate_limited', "Over a rate limit (the token's tier: requests a minute or a second; a device's or a user's readings per second): Retry-After and retry_after_s say when to retry."),
   socket_quota: r('rate_limited', "A WebSocket beyond the open sockets per user of the token's tier (free 1, plus 2, pro 5): closed with 4029."),

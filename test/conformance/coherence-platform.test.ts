@@ -22,13 +22,19 @@ import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { getTestServices } from '../services.js';
 import { rsaReadings, startTestAttune, waitFor, type TestAttune } from '../attune.js';
-import { checkShape, docRequests, docTable, type DocRequest, type FieldCheck } from './doc-examples.js';
+import { checkShape, docBlocks, docRequests, docTable, type DocRequest, type FieldCheck } from './doc-examples.js';
+import { Topics } from '../../schemas/topics.js';
+import { ErrorCodes } from '../../lib/error-catalogue.js';
 
 const DOC = fileURLToPath(new URL('../../../shared/seeds/000_b16363771ac160cb.txt', import.meta.url));
 if (!existsSync(DOC)) {
   throw new Error(`coherence platform document not found at ${DOC}: the product documents must sit beside the repository (../shared/seeds)`);
 }
 const markdown = readFileSync(DOC, 'utf8');
+/** The session-sync document: its health, envelope and heartbeat parts are checked here too. */
+const DOC_001 = fileURLToPath(new URL('../../../shared/seeds/001_fd0b52772d71a6aa.txt', import.meta.url));
+/** Where this test's Attune says its README is published (ATTUNE_ERROR_DOCS_URL). */
+const ERROR_DOCS_URL = 'https://attune.example/README.md';
 const examples = docRequests(markdown);
 
 const ORG = 'org-conformance';
@@ -54,15 +60,11 @@ const TODO: Record<string, string> = {
   'Mesh Network Endpoints / List Active Mesh Sessions': 'mesh sessions API (issue 11/12, another helper)',
   'Mesh Network Endpoints / Join Mesh Session': 'mesh sessions API (issue 11/12, another helper)',
   'Mesh Network Endpoints / Create Mesh Session (Pro+)': 'mesh sessions API (issue 11/12, another helper)',
-  'Analytics Endpoints (Enterprise) / Organization Dashboard': 'organisation analytics (issue 12, not built yet)',
   'Webhooks / Configuring Webhooks': 'webhooks (issue 12, not built yet)',
 };
 /** Parts of the document with no request example that this suite does not check yet. */
 const TODO_OTHER = [
-  'Real-Time Coherence Stream: auf-protocol-v1 subprotocol, coherence_update and session_event message shapes (issue 12, live)',
   'Webhooks: payload example and signature verification (issue 12, webhooks)',
-  'Error Handling: error response format with documentation_url (issue 12, errors)',
-  'Session-sync document (001): /health, /health/ready, /health/live, the {id, type, timestamp, payload} envelope and heartbeats (issue 12, health and live)',
 ];
 
 const key = (e: DocRequest) => `${e.section} / ${e.subsection}`;
@@ -139,7 +141,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
 
   before(async () => {
     const services = await getTestServices({ needKafka: false });
-    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, env: { ATTUNE_READING_MAX_AGE_DAYS: '36500' } });
+    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, env: { ATTUNE_READING_MAX_AGE_DAYS: '36500', ATTUNE_ERROR_DOCS_URL: ERROR_DOCS_URL } });
     token = app.token(USER, ORG, SCOPES);
     const dev = await app.request('POST', '/v1/devices', { token, body: { device_id: 'seed-strap', model: 'Polar H10' } });
     assert.equal(dev.status, 201, JSON.stringify(dev.body));
@@ -159,7 +161,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
   });
 
   test('the document has the examples this suite replays, and every other request example is listed as todo', () => {
-    const known = new Set(['Register Device', 'Sync Device Data', 'Create Session', 'End Session', 'Update User Profile', 'Get Current User', 'Get User Coherence History', 'Get Session Details']);
+    const known = new Set(['Register Device', 'Sync Device Data', 'Create Session', 'End Session', 'Update User Profile', 'Get Current User', 'Get User Coherence History', 'Get Session Details', 'Organization Dashboard']);
     const unknown = examples.filter((e) => !known.has(e.subsection) && !(key(e) in TODO)).map(key);
     assert.deepEqual(unknown, [], 'request examples neither replayed nor listed as todo');
     assert.equal(examples.filter((e) => known.has(e.subsection)).length, known.size);
@@ -297,6 +299,124 @@ describe('coherence platform document: request examples replayed verbatim', () =
     assert.deepEqual(res.body.data.map((d: { date: string; sessions: number }) => [d.date, d.sessions]), [['2026-01-19', 1], ['2026-01-31', 1]], `days in ${zone}`);
     assert.ok(['improving', 'stable', 'declining'].includes(res.body.summary.trend));
     assert.deepEqual(res.body.data_points.map((d: { date: string }) => d.date), ['2026-01-19', '2026-01-31'], 'data_points kept beside data');
+  });
+
+  test('Analytics Endpoints (Enterprise) / Organization Dashboard: every documented field but wellness_impact, for an organisation admin', async () => {
+    const e = bySubsection('Organization Dashboard');
+    // A session 40 days ago, in the 30 days before the example's period, so coherence_improvement has both periods to compare.
+    const before30 = Math.floor((Date.now() - 40 * 86_400_000) / 5000) * 5000 + 4000;
+    await seedSession('seed-strap', before30, 180, before30 + 600_000);
+    // {API_KEY}: a token with admin:org (API keys are their own part of issue 12; a key exchanged
+    // for a token carries the same scope).
+    const admin = app.token('org-admin', ORG, ['admin:org']);
+    const headers: Record<string, string> = {};
+    for (const [h, v] of Object.entries(e.headers)) headers[h] = v.replace('{API_KEY}', admin);
+    const res = await fetch(app.baseUrl + e.target.replace('{org_id}', ORG).replace(/\s+/g, ''), { method: e.method, headers });
+    const body = (await res.json()) as Record<string, any>;
+    examplesReplayed++;
+    assert.equal(res.status, 200, JSON.stringify(body));
+    // wellness_impact is left out on purpose (no measurable basis; README "Organisation analytics").
+    const { wellness_impact: _omitted, ...documented } = e.response as Record<string, unknown>;
+    const checks = checkShape(documented, body, '', NULLABLE);
+    fieldChecks.push(...checks);
+    assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(body));
+    assert.equal(body.period, '30d');
+    assert.equal(body.wellness_impact, undefined);
+    // Sessions of the last 30 days: the recent seed and the created one are heart_breath_sync, and the protocol test started two of each protocol.
+    assert.equal(body.trends.top_protocol, 'heart_breath_sync');
+    assert.ok(body.users.active >= 1 && body.users.total >= body.users.active, JSON.stringify(body.users));
+    // Own organisation only.
+    const other = await fetch(app.baseUrl + e.target.replace('{org_id}', 'org-someone-else').replace(/\s+/g, ''), { headers });
+    assert.equal(other.status, 403);
+  });
+
+  test('Real-Time Coherence Stream: auf-protocol-v1 with the documented authenticate message gets the documented coherence_update and session_event shapes', async () => {
+    const messages = docBlocks(markdown).filter((b) => b.section === 'Real-Time Coherence Stream' && b.lang === 'json').map((b) => JSON.parse(b.text));
+    const docUpdate = messages.find((m) => m.type === 'coherence_update');
+    const docEvent = messages.find((m) => m.type === 'session_event');
+    assert.ok(docUpdate && docEvent, 'the document shows both messages');
+    const ws = new WebSocket(`${app.baseUrl.replace(/^http/, 'ws')}/v1/coherence`, ['auf-protocol-v1']);
+    const inbox: any[] = [];
+    ws.on('message', (m) => inbox.push(JSON.parse(m.toString())));
+    await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+    ws.send(JSON.stringify({ type: 'authenticate', token }));
+    await waitFor('subscribed', () => inbox.find((m) => m.type === 'subscribed'), 10_000, 20);
+    // Records handed to the live hub as the bus would: a window of the recent session (its
+    // start known once looked up: the pacer's phase), and a threshold event.
+    let i = 0;
+    const update = await waitFor('a coherence_update with the pacer', () => {
+      app.live!.publish({
+        session_id: recentSessionId, user_id: USER, org_id: ORG, device_id: 'seed-strap', window_start: Date.now() - 64_000 + i, window_end: Date.now() + i++,
+        valid: true, coherence: 0.72, coherence_ratio: 2.57, peak_frequency_hz: 0.1, breathing_rate_bpm: 6, mean_hr_bpm: 66, rmssd_ms: 48,
+        sdnn_ms: 50, pnn50_pct: 10, beat_count: 64, artifact_ratio: 0, late_beat_count: 0, invalid_reason: null, partial: false, coverage: 1, longest_gap_ms: 1100,
+      }, Topics.coherenceWindows);
+      return inbox.find((m) => m.type === 'coherence_update' && m.data?.breathing_phase !== null);
+    }, 10_000, 100);
+    app.live!.publish({ event_id: 'conf-ev-1', session_id: recentSessionId, org_id: ORG, user_id: USER, type: 'coherence_threshold_reached', occurred_at: Date.now(), payload_json: JSON.stringify({ threshold: 0.7, hold_s: 30, coherence: 0.74 }) }, Topics.sessionEvents);
+    const event = await waitFor('session_event', () => inbox.find((m) => m.type === 'session_event'), 10_000, 20);
+    ws.close();
+    for (const [doc, got] of [[docUpdate, update], [docEvent, event]]) {
+      const checks = checkShape(doc, got, '', NULLABLE);
+      fieldChecks.push(...checks);
+      assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(got));
+    }
+    assert.ok(['inhale', 'exhale'].includes(update.data.breathing_phase));
+  });
+
+  test('Error Handling: the documented error format, documentation_url at the README error catalogue; the documented codes are catalogued', async () => {
+    const doc = docBlocks(markdown).find((b) => b.section === 'Error Handling' && b.lang === 'json');
+    assert.ok(doc);
+    const docError = JSON.parse(doc.text);
+    const res = await app.request('GET', '/v1/sessions/00000000-0000-4000-8000-000000000000', { token });
+    assert.equal(res.status, 404);
+    // details: the document shows one object; Attune's is a list of detail objects (its
+    // documented shape since the first release, which clients rely on): checked as a list.
+    const { details: _docDetails, ...docRest } = docError.error;
+    const checks = checkShape({ error: docRest }, res.body, '', NULLABLE);
+    fieldChecks.push(...checks);
+    assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(res.body));
+    assert.ok(Array.isArray(res.body.error.details));
+    assert.equal(res.body.error.documentation_url, `${ERROR_DOCS_URL}#error-catalogue`);
+    // Every code of the document's table is an error code of Attune's, with the documented status.
+    for (const row of docTable(markdown, 'Common Error Codes')) {
+      const code = row.Code.replace(/`/g, '');
+      assert.equal(ErrorCodes[code as keyof typeof ErrorCodes]?.status, Number(row['HTTP Status']), code);
+    }
+  });
+
+  test('Session-sync document (001): /health, /health/ready, /health/live answer the documented fields', async () => {
+    const doc001 = readFileSync(DOC_001, 'utf8');
+    for (const route of ['/health', '/health/ready', '/health/live']) {
+      const m = new RegExp(`#### GET ${route.replace(/\//g, '\\/')}\\n[\\s\\S]*?\`\`\`json\\n([\\s\\S]*?)\`\`\``).exec(doc001);
+      assert.ok(m, `the document shows ${route}`);
+      const res = await app.request('GET', route);
+      assert.equal(res.status, 200, `${route}: ${JSON.stringify(res.body)}`);
+      const checks = checkShape(JSON.parse(m[1]), res.body, '', NULLABLE);
+      fieldChecks.push(...checks);
+      assert.deepEqual(checks.filter((c) => !c.ok), [], `${route}: ${JSON.stringify(res.body)}`);
+    }
+    const health = await app.request('GET', '/health');
+    assert.equal(health.body.status, 'healthy');
+  });
+
+  test('Session-sync document (001): the {id, type, timestamp, payload} envelope by default; heartbeat answered with ping', async () => {
+    const doc001 = readFileSync(DOC_001, 'utf8');
+    const envelope = JSON.parse(/All messages use JSON envelope:\s*```json\n([\s\S]*?)```/.exec(doc001)![1]);
+    const ws = new WebSocket(`${app.baseUrl.replace(/^http/, 'ws')}/v1/coherence?token=${token}`);
+    const inbox: any[] = [];
+    ws.on('message', (m) => inbox.push(JSON.parse(m.toString())));
+    await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+    const subscribed = await waitFor('subscribed', () => inbox.find((m) => m.type === 'subscribed'), 10_000, 20);
+    // The document's connection example's heartbeat, as written (an envelope with an empty payload).
+    ws.send(JSON.stringify({ id: 'hb-1', type: 'heartbeat', timestamp: new Date().toISOString(), payload: {} }));
+    const ping = await waitFor('ping', () => inbox.find((m) => m.type === 'ping'), 10_000, 20);
+    ws.close();
+    for (const got of [subscribed, ping]) {
+      const checks = checkShape(envelope, got, '', NULLABLE);
+      fieldChecks.push(...checks);
+      assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(got));
+    }
+    assert.equal(typeof ping.payload.timestamp, 'string');
   });
 
   for (const [name, why] of Object.entries(TODO)) test(`${name}`, { todo: why }, () => {});

@@ -1,0 +1,164 @@
+// GET /v1/organizations/{org_id}/analytics against a whole embedded Attune (chDB, PGlite):
+// the figures follow the documented rules on windows written straight into coherence_windows
+// (this period, the previous one, another organisation, invalid ones) and sessions started
+// through the API with their protocols; the token's own organisation only, admin:org only; and
+// ClickHouse answers the coherence query from the org_daily_coherence projection (0008), not
+// the windows.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestAttune, type TestAttune } from '../test/attune.js';
+import type { CoherenceWindowRow } from '../store/rows.js';
+import { engagementTrend, orgCoherenceQuery, periodBounds } from './org-analytics.js';
+
+const DAY = 86_400_000;
+const ORG = 'org-analytics';
+const ADMIN_SCOPES = ['admin:org', 'read:sessions', 'write:sessions', 'read:user'];
+
+function window(org: string, user: string, session: string, windowEnd: number, coherence: number | null): CoherenceWindowRow {
+  return {
+    session_id: session,
+    user_id: user,
+    org_id: org,
+    device_id: `dev-${user}`,
+    window_start: windowEnd - 64_000,
+    window_end: windowEnd,
+    valid: coherence !== null,
+    invalid_reason: coherence === null ? 'too_many_artifacts' : null,
+    partial: false,
+    coverage: 0.98,
+    longest_gap_ms: 1100,
+    coherence,
+    coherence_ratio: coherence === null ? null : coherence / (1 - coherence),
+    peak_frequency_hz: coherence === null ? null : 0.1,
+    breathing_rate_bpm: coherence === null ? null : 6,
+    mean_hr_bpm: coherence === null ? null : 62,
+    rmssd_ms: coherence === null ? null : 45,
+    sdnn_ms: coherence === null ? null : 50,
+    pnn50_pct: coherence === null ? null : 12,
+    beat_count: 70,
+    artifact_ratio: coherence === null ? 0.6 : 0.01,
+    late_beat_count: 0,
+    computed_at: windowEnd + 40,
+  };
+}
+
+/** `n` windows 5 s apart ending at `end`. */
+const run = (org: string, user: string, session: string, end: number, n: number, coherence: number | null) =>
+  Array.from({ length: n }, (_, i) => window(org, user, session, end - (n - 1 - i) * 5000, coherence));
+
+test('engagementTrend: stable within ±10 %, increasing from nothing, else by the sign', () => {
+  assert.deepEqual(
+    [engagementTrend(0, 0), engagementTrend(3, 0), engagementTrend(110, 100), engagementTrend(90, 100), engagementTrend(111, 100), engagementTrend(89, 100)],
+    ['stable', 'increasing', 'stable', 'stable', 'increasing', 'decreasing'],
+  );
+});
+
+test('periodBounds: the last N UTC days with today, and the N days before', () => {
+  const now = Date.parse('2026-03-10T15:00:00Z');
+  const b = periodBounds('7d', now);
+  assert.deepEqual([b.prevFrom, b.from, b.to].map((t) => new Date(t).toISOString()), ['2026-02-25T00:00:00.000Z', '2026-03-04T00:00:00.000Z', '2026-03-11T00:00:00.000Z']);
+});
+
+describe('organisation analytics over HTTP', () => {
+  let app: TestAttune;
+  let admin = '';
+  const now = Date.now();
+  const today = Math.floor(now / DAY) * DAY;
+
+  before(async () => {
+    app = await startTestAttune({ entities: 'pglite' });
+    admin = app.token('org-admin', ORG, ADMIN_SCOPES);
+    // Sessions through the API: 3 started in the last 7 days (2 heart_breath_sync, 1
+    // gratitude_focus; two of them ended, 600 s and 900 s), 1 started 10 days ago.
+    const users = ['u1', 'u2', 'u3'];
+    const start = async (user: string, protocol: string, startedAt: number, endedAt: number | null) => {
+      const token = app.token(user, ORG, ADMIN_SCOPES);
+      const s = await app.request('POST', '/v1/sessions', { token, body: { type: 'solo', protocol, target_duration: 900, started_at: new Date(startedAt).toISOString() } });
+      assert.equal(s.status, 201, JSON.stringify(s.body));
+      if (endedAt !== null) {
+        const e = await app.request('POST', `/v1/sessions/${s.body.id}/end`, { token, body: { ended_at: new Date(endedAt).toISOString() } });
+        assert.equal(e.status, 200, JSON.stringify(e.body));
+      }
+    };
+    const h1 = today - 2 * DAY + 9 * 3600_000;
+    await start(users[0], 'heart_breath_sync', h1, h1 + 600_000);
+    await start(users[1], 'heart_breath_sync', h1 + 3600_000, h1 + 3600_000 + 900_000);
+    await start(users[1], 'gratitude_focus', Math.min(now - 60_000, today + 60_000), null);
+    await start(users[0], 'coherence_building', today - 10 * DAY, today - 10 * DAY + 1200_000);
+    // A user seen (GET /v1/users/me) who has not practised.
+    assert.equal((await app.request('GET', '/v1/users/me', { token: app.token(users[2], ORG, ADMIN_SCOPES) })).status, 200);
+
+    // Windows: this week u1 at 0.6 and u2 at 0.8 (10 each), invalid ones (not counted), the
+    // week before u1 at 0.5, another organisation at 0.1 (not counted).
+    const rows = [
+      ...run(ORG, 'u1', 's1', today - 2 * DAY + 10 * 3600_000, 10, 0.6),
+      ...run(ORG, 'u2', 's2', today - DAY + 10 * 3600_000, 10, 0.8),
+      ...run(ORG, 'u2', 's2', today - DAY + 11 * 3600_000, 4, null),
+      ...run(ORG, 'u1', 's0', today - 10 * DAY + 10 * 3600_000, 10, 0.5),
+      ...run('org-other', 'x1', 'sx', today - DAY + 10 * 3600_000, 10, 0.1),
+    ];
+    await app.store.client.insert({ table: app.store.table('coherence_windows'), values: rows, format: 'JSONEachRow' });
+  });
+  after(async () => {
+    await app?.cleanup();
+  });
+
+  test('the documented fields, by the documented rules (7d)', async () => {
+    const res = await app.request('GET', `/v1/organizations/${ORG}/analytics?period=7d`, { token: admin });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const b = res.body;
+    assert.equal(b.period, '7d');
+    // The users table holds u1..u3 (created by their sessions and GET /v1/users/me; the admin token creates no user).
+    assert.deepEqual(b.users, { total: 3, active: 2, active_rate: 0.6667 });
+    assert.equal(b.sessions.total, 3);
+    assert.equal(b.sessions.average_duration, 750, 'mean of 600 s and 900 s; the open session is not counted');
+    assert.equal(b.sessions.average_coherence, 0.7);
+    assert.equal(b.sessions.time_in_high_coherence, 100, '20 valid windows >= 0.5, 5 s each');
+    assert.equal(b.trends.coherence_improvement, 0.2, '0.7 against 0.5 the week before');
+    assert.equal(b.trends.engagement_trend, 'increasing', '3 sessions against 1');
+    assert.equal(b.trends.top_protocol, 'heart_breath_sync');
+    assert.equal(b.wellness_impact, undefined, 'not answered: no measurable basis (README)');
+  });
+
+  test('30d and 90d hold both weeks; the default period is 30d', async () => {
+    const res = await app.request('GET', `/v1/organizations/${ORG}/analytics`, { token: admin });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.period, '30d');
+    assert.equal(res.body.sessions.total, 4);
+    assert.equal(res.body.sessions.average_coherence, Number(((10 * 0.6 + 10 * 0.8 + 10 * 0.5) / 30).toFixed(4)));
+    assert.equal(res.body.trends.coherence_improvement, null, 'nothing in the 30 days before');
+    assert.equal(res.body.trends.engagement_trend, 'increasing');
+    const q = await app.request('GET', `/v1/organizations/${ORG}/analytics?period=90d`, { token: admin });
+    assert.equal(q.status, 200);
+    assert.equal(q.body.sessions.total, 4);
+  });
+
+  test('another organisation is 403 other_organisation; without admin:org 403 missing_scope; a bad period 400', async () => {
+    const other = await app.request('GET', '/v1/organizations/org-other/analytics', { token: admin });
+    assert.deepEqual([other.status, other.body.error.code, other.body.error.details[0].reason], [403, 'forbidden', 'other_organisation']);
+    const plain = await app.request('GET', `/v1/organizations/${ORG}/analytics`, { token: app.token('u1', ORG, ['read:sessions']) });
+    assert.deepEqual([plain.status, plain.body.error.details[0].reason], [403, 'missing_scope']);
+    const bad = await app.request('GET', `/v1/organizations/${ORG}/analytics?period=1y`, { token: admin });
+    assert.deepEqual([bad.status, bad.body.error.details[0].reason], [400, 'invalid_value']);
+  });
+
+  test('an organisation with nothing: zeros and nulls, not errors', async () => {
+    const res = await app.request('GET', '/v1/organizations/org-empty/analytics?period=7d', { token: app.token('a', 'org-empty', ADMIN_SCOPES) });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.deepEqual(res.body.users, { total: 0, active: 0, active_rate: 0 });
+    assert.deepEqual(res.body.sessions, { total: 0, average_duration: null, average_coherence: null, time_in_high_coherence: 0 });
+    assert.deepEqual(res.body.trends, { coherence_improvement: null, engagement_trend: 'stable', top_protocol: null });
+  });
+
+  test('ClickHouse reads the org_daily_coherence projection for the coherence query', async () => {
+    const { prevFrom, from, to } = periodBounds('30d', now);
+    const ymd = (t: number) => new Date(t).toISOString().slice(0, 10);
+    const rs = await app.store.client.query({
+      query: `EXPLAIN ${orgCoherenceQuery(app.database)}`,
+      query_params: { org: ORG, prevFrom: ymd(prevFrom), from: ymd(from), to: ymd(to) },
+      format: 'JSONEachRow',
+    });
+    const plan = ((await rs.json()) as Array<{ explain: string }>).map((r) => r.explain).join('\n');
+    assert.match(plan, /org_daily_coherence/, plan);
+  });
+});

@@ -1,0 +1,192 @@
+// Organisation analytics (coherence platform document, "Analytics Endpoints (Enterprise)";
+// issue 12): GET /v1/organizations/{org_id}/analytics?period=7d|30d|90d, scope admin:org, the
+// token's own organisation only (another is 403 other_organisation).
+//
+// Rules (also in the README):
+//  - period: the last N calendar days in UTC, today included ([today − N + 1, today + 1));
+//    the previous period is the N days before it.
+//  - users.total: users of the organisation Attune has seen (PostgreSQL users, created on
+//    first sight of a subject), and at least users.active.
+//  - users.active: distinct users with a valid coherence window in the period (they practised
+//    with a sensor); active_rate = active / total (0 when total is 0), 4 decimals.
+//  - sessions.total: sessions started in the period, any status. average_duration: mean
+//    seconds from start to end of those that have ended (whole seconds; null when none has).
+//    average_coherence: mean score 0..1 of the period's valid windows (null without any).
+//  - trends.coherence_improvement: average_coherence of the period minus that of the previous
+//    period, in score points (0..1 scale, 4 decimals); null when either has no valid window.
+//  - trends.engagement_trend: sessions of the period against the previous period's: stable
+//    within ENGAGEMENT_STABLE_BAND (±10 %, or both 0), else increasing or decreasing (from 0
+//    to any: increasing).
+//  - trends.top_protocol: the protocol of most sessions started in the period (ties: the
+//    first by name); null when none names a protocol.
+//  - wellness_impact (estimated_stress_reduction, productivity_correlation) is not answered:
+//    Attune measures no stress and no productivity, so there is nothing to estimate them from.
+//
+// Where the figures come from: the coherence figures and active users from ClickHouse's
+// projection org_daily_coherence of coherence_windows (schemas/clickhouse/0008: per org, UTC
+// day, user and valid flag, so a period reads at most users x days rows, not the windows);
+// users, sessions, durations and protocols from PostgreSQL, where those entities live
+// (store/postgres/org-analytics-repo.ts), each through an index on the organisation.
+import type { FastifyInstance } from 'fastify';
+import { AttuneError } from '../lib/errors.js';
+import { Scopes } from '../lib/principal.js';
+import { clickhouseOf, type AppContext } from '../http/context.js';
+import { errorBodySchema } from '../http/errors.js';
+import { principalOf } from '../http/auth-plugin.js';
+import { HIGH_COHERENCE_SCORE } from './sessions.js';
+
+const DAY_MS = 86_400_000;
+export const PERIODS = { '7d': 7, '30d': 30, '90d': 90 } as const;
+export type Period = keyof typeof PERIODS;
+
+/** Session counts within ±10 % of the previous period's are a stable engagement. */
+export const ENGAGEMENT_STABLE_BAND = 0.1;
+
+export type EngagementTrend = 'increasing' | 'stable' | 'decreasing';
+
+/** The engagement rule above, from the sessions of the period and of the one before. */
+export function engagementTrend(current: number, previous: number): EngagementTrend {
+  if (previous === 0) return current > 0 ? 'increasing' : 'stable';
+  const change = (current - previous) / previous;
+  if (Math.abs(change) <= ENGAGEMENT_STABLE_BAND) return 'stable';
+  return change > 0 ? 'increasing' : 'decreasing';
+}
+
+/** The period's bounds (epoch ms, UTC days): [from, to) and the previous period's start. */
+export function periodBounds(period: Period, now: number): { prevFrom: number; from: number; to: number } {
+  const days = PERIODS[period];
+  const to = Math.floor(now / DAY_MS) * DAY_MS + DAY_MS;
+  const from = to - days * DAY_MS;
+  return { prevFrom: from - days * DAY_MS, from, to };
+}
+
+const r4 = (v: number | null) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(4)));
+const ymd = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+
+interface CoherenceRow {
+  cur: number | string;
+  users: number | string;
+  windows: number | string;
+  score_sum: number | string | null;
+  high_windows: number | string;
+}
+
+/**
+ * The period's and the previous period's coherence from the projection: the inner query
+ * filters and groups by the projection's keys and asks its aggregates, so ClickHouse reads
+ * the projection (no FINAL: see 0008 for what that costs).
+ */
+export function orgCoherenceQuery(database: string): string {
+  return `SELECT day >= {from:Date} AS cur, uniqExact(user_id) AS users, sum(n) AS windows, sum(s) AS score_sum, sum(h) AS high_windows
+          FROM (SELECT toDate(window_end) AS day, user_id, count(coherence) AS n, sum(coherence) AS s, countIf(coherence >= ${HIGH_COHERENCE_SCORE}) AS h
+                FROM ${database}.coherence_windows
+                WHERE org_id = {org:String} AND valid AND toDate(window_end) >= {prevFrom:Date} AND toDate(window_end) < {to:Date}
+                GROUP BY org_id, toDate(window_end), user_id, valid)
+          WHERE n > 0
+          GROUP BY cur`;
+}
+
+export async function registerOrgAnalyticsRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const repo = ctx.orgAnalytics;
+  if (!repo) return;
+  const num = { type: 'number' };
+  app.get<{ Params: { org_id: string }; Querystring: { period?: Period } }>(
+    '/v1/organizations/:org_id/analytics',
+    {
+      config: { auth: { scope: Scopes.adminOrg } },
+      schema: {
+        tags: ['analytics'],
+        summary: "The organisation's users, sessions and coherence over the last 7, 30 or 90 days, with trends against the period before (admin:org, own organisation).",
+        security: [{ bearerAuth: [] }],
+        params: { type: 'object', properties: { org_id: { type: 'string', minLength: 1, maxLength: 128 } }, required: ['org_id'] },
+        querystring: {
+          type: 'object',
+          properties: { period: { type: 'string', enum: Object.keys(PERIODS), default: '30d', description: 'The last 7, 30 or 90 UTC calendar days, today included.' } },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['period', 'users', 'sessions', 'trends'],
+            properties: {
+              period: { type: 'string' },
+              start_date: { type: 'string', format: 'date', description: 'First UTC day of the period.' },
+              end_date: { type: 'string', format: 'date', description: 'Last UTC day of the period (today).' },
+              users: {
+                type: 'object',
+                properties: {
+                  total: { type: 'integer', description: 'Users of the organisation Attune has seen (at least active).' },
+                  active: { type: 'integer', description: 'Users with a valid coherence window in the period.' },
+                  active_rate: { ...num, description: 'active / total, 0..1.' },
+                },
+              },
+              sessions: {
+                type: 'object',
+                properties: {
+                  total: { type: 'integer', description: 'Sessions started in the period.' },
+                  average_duration: { type: ['integer', 'null'], description: 'Mean seconds from start to end of the ended ones.' },
+                  average_coherence: { type: ['number', 'null'], description: "Mean score 0..1 of the period's valid 5 s windows." },
+                  time_in_high_coherence: { type: 'integer', description: `Seconds of valid windows with a score >= ${HIGH_COHERENCE_SCORE}.` },
+                },
+              },
+              trends: {
+                type: 'object',
+                properties: {
+                  coherence_improvement: { type: ['number', 'null'], description: "average_coherence minus the previous period's, score points." },
+                  engagement_trend: { type: 'string', enum: ['increasing', 'stable', 'decreasing'], description: "Sessions against the previous period's: stable within ±10 %." },
+                  top_protocol: { type: ['string', 'null'], description: 'Protocol of most sessions started in the period.' },
+                },
+              },
+            },
+          },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      if (req.params.org_id !== p.orgId) {
+        throw new AttuneError('forbidden', "analytics of another organisation than the token's", [{ field: ':org_id', reason: 'other_organisation' }]);
+      }
+      const period = req.query.period ?? '30d';
+      const { prevFrom, from, to } = periodBounds(period, ctx.clock());
+      const [rows, total, s] = await Promise.all([
+        clickhouseOf(ctx)
+          .query({
+            query: orgCoherenceQuery(ctx.database),
+            query_params: { org: p.orgId, prevFrom: ymd(prevFrom), from: ymd(from), to: ymd(to) },
+            format: 'JSONEachRow',
+          })
+          .then((rs) => rs.json() as Promise<CoherenceRow[]>),
+        repo.userCount(p.orgId),
+        repo.sessionFigures(p.orgId, prevFrom, from, to),
+      ]);
+      const isCur = (r: CoherenceRow) => r.cur === 1 || r.cur === '1' || (r.cur as unknown) === true;
+      const cur = rows.find(isCur);
+      const prev = rows.find((r) => !isCur(r));
+      const mean = (r: CoherenceRow | undefined) => (r && Number(r.windows) > 0 ? Number(r.score_sum) / Number(r.windows) : null);
+      const avgNow = mean(cur);
+      const avgBefore = mean(prev);
+      const active = Number(cur?.users ?? 0);
+      // Users with windows from before users were recorded (0004) count too.
+      const users = Math.max(total, active);
+      return {
+        period,
+        start_date: ymd(from),
+        end_date: ymd(to - DAY_MS),
+        users: { total: users, active, active_rate: users === 0 ? 0 : r4(active / users) },
+        sessions: {
+          total: s.sessions,
+          average_duration: s.averageDurationS === null ? null : Math.round(s.averageDurationS),
+          average_coherence: r4(avgNow),
+          time_in_high_coherence: Number(cur?.high_windows ?? 0) * 5,
+        },
+        trends: {
+          coherence_improvement: avgNow === null || avgBefore === null ? null : r4(avgNow - avgBefore),
+          engagement_trend: engagementTrend(s.sessions, s.previousSessions),
+          top_protocol: s.topProtocol,
+        },
+      };
+    },
+  );
+}
