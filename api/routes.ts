@@ -11,6 +11,8 @@ import { registerSpeechLiveRoutes } from './speech-live.js';
 import { registerUserRoutes } from './users.js';
 import { registerMeshRoutes } from './mesh-sessions.js';
 import { registerOrgAnalyticsRoutes } from './org-analytics.js';
+import { registerApiKeyRoutes } from './api-keys.js';
+import { registerWebhookRoutes } from './webhooks.js';
 
 export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
   await registerSessionRoutes(app, ctx);
@@ -25,4 +27,7 @@ export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): 
   }
   if (ctx.mesh) await registerMeshRoutes(app, ctx);
   if (ctx.orgAnalytics && ctx.clickhouse) await registerOrgAnalyticsRoutes(app, ctx);
+  // API keys and webhooks where the role wires their repositories (cli/roles.ts).
+  await registerApiKeyRoutes(app, ctx);
+  await registerWebhookRoutes(app, ctx);
 }

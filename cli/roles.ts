@@ -18,7 +18,11 @@ import { createStoreClient, type StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
 import { createSqlClient, type SqlClient } from '../store/postgres/client.js';
 import { migratePostgres } from '../store/postgres/migrate.js';
-import type { Authenticator } from '../http/auth.js';
+import { loadOrCreateSecret, type Authenticator } from '../http/auth.js';
+import { withApiKeys } from '../http/api-key-auth.js';
+import { ApiKeysRepository } from '../store/postgres/api-keys-repo.js';
+import { WebhooksRepository } from '../store/postgres/webhooks-repo.js';
+import { WebhookDispatcher } from '../pipelines/webhooks/dispatcher.js';
 import { authFromConfig } from './auth-config.js';
 import type { AppContext } from '../http/context.js';
 import { createCoherenceLiveHub, type CoherenceLiveRecord } from '../api/live.js';
@@ -71,6 +75,8 @@ export interface RunningAttune {
   sessionChanges: SessionChangesRelay | null;
   /** The sink role's sink of session changes into the ClickHouse sessions dimension. */
   sessionDimension: SessionDimensionSink | null;
+  /** The sink role's webhook dispatcher (bus → PostgreSQL outbox → signed deliveries). */
+  webhookDispatcher: WebhookDispatcher | null;
   worker: CoherenceWorker | null;
   /** The worker role's group worker (mesh sessions: participants' windows → group windows and live events). */
   groupWorker: GroupWorker | null;
@@ -157,7 +163,19 @@ export async function startAttune(
   }
   const bus = instrumentBus(await busOpening, metrics, topics);
   const codec = await openCodec(config);
-  const auth = authFromConfig(config, log);
+  // API keys (and the tokens exchanged for them, signed with Attune's own key) beside the
+  // identity provider's tokens: http/api-key-auth.ts.
+  const apiKeys = new ApiKeysRepository(sql, { clock });
+  const keyAuth = withApiKeys(authFromConfig(config, log), {
+    keys: apiKeys,
+    tokenSecret: config.apiKeys.tokenSecret ?? config.jwt.secret ?? loadOrCreateSecret(config.dataDir),
+    audience: config.jwt.audience,
+    tokenTtlS: config.apiKeys.tokenTtlS,
+    clock,
+  });
+  const auth: Authenticator = keyAuth;
+  const webhooks = new WebhooksRepository(sql, { clock });
+  const webhookGuard = { allowPrivate: config.webhooks.allowPrivate, allowHosts: config.webhooks.allowHosts };
   const sessions = new SessionsRepository(sql, { clock });
   const devices = new DevicesRepository(sql, { clock });
   const speechSessions = new SpeechSessionsRepository(sql, { clock });
@@ -173,6 +191,7 @@ export async function startAttune(
   let speechWorker: SpeechWorker | null = null;
   let sessionChanges: SessionChangesRelay | null = null;
   let sessionDimension: SessionDimensionSink | null = null;
+  let webhookDispatcher: WebhookDispatcher | null = null;
   let live: LiveHub<CoherenceLiveRecord> | null = null;
   let speechLive: LiveHub<SpeechEventRecord> | null = null;
   let server: FastifyInstance | null = null;
@@ -204,6 +223,8 @@ export async function startAttune(
       speechLive: speechLive ?? undefined,
       mesh: new MeshRepository(sql, { clock }),
       orgAnalytics: new OrgAnalyticsRepository(sql),
+      apiKeys: { repo: apiKeys, auth: keyAuth },
+      webhooks: { repo: webhooks, guard: webhookGuard },
       speechUploadLimits: config.speechUpload,
       maxStoredJsonBytes: config.maxStoredJsonBytes,
       httpTimeouts: config.httpTimeouts,
@@ -276,6 +297,23 @@ export async function startAttune(
       sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
       sessionChanges.start();
     }
+    // Webhooks run with the sinks: a completed session's figures and streaks come from ClickHouse.
+    if (sinks && store && config.webhooks.enabled) {
+      webhookDispatcher = new WebhookDispatcher({
+        bus,
+        topics,
+        codec,
+        sql,
+        webhooks,
+        store,
+        log: log.child({ role: 'webhooks' }),
+        clock,
+        guard: webhookGuard,
+        // A completed session's event waits for its last windows (they close after the end).
+        settleMs: config.webhooks.settleMs ?? config.coherence.allowedLatenessMs + 20_000,
+      });
+      await webhookDispatcher.start();
+    }
     // The speech worker still writes ClickHouse itself, so it runs with the sinks.
     if (sinks && store && config.speech.enabled) {
       speechWorker = new SpeechWorker({
@@ -320,6 +358,7 @@ export async function startAttune(
     eventsSink,
     sessionChanges,
     sessionDimension,
+    webhookDispatcher,
     worker,
     groupWorker,
     groupWindowsSink,
@@ -337,7 +376,7 @@ export async function startAttune(
       // Every consumer, the live hubs' and the workers', leaves its group at once (in parallel),
       // so their partitions move on now: each waits for its fetch in flight, and one after the
       // other they held the workers' partitions ~10 s past a SIGTERM (the fault suite's check).
-      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
+      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), webhookDispatcher?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();

@@ -10,6 +10,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import type { Scope } from '../lib/principal.js';
 import { bearerToken, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
+import { apiKeyIdOf, looksLikeApiKey } from '../store/postgres/api-keys-repo.js';
 
 export type RouteAuth = { scope: Scope; socket?: boolean } | 'public';
 
@@ -80,12 +81,27 @@ export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
     // A socket authenticates itself (header, ?token= or a first message; http-auth.ts), so that
     // a refusal is a close code the client can read rather than a failed upgrade.
     if (declared.socket) return;
-    const token = bearerToken(req.headers.authorization);
+    const token = credentialOf(req);
     if (!token) throw new AttuneError('unauthorized', 'missing bearer token (Authorization: Bearer <jwt>)', [{ reason: 'missing_token' }]);
     const p = await auth.verify(token);
     requireScope(p, declared.scope);
     req.principal = p;
   });
+}
+
+/**
+ * The request's credential: a bearer token (a JWT or an API key), else an API key in
+ * X-API-Key (http/api-key-auth.ts). With an API key, the coherence platform document's
+ * X-AUF-Client-ID header, when sent, must name the key's id.
+ */
+export function credentialOf(req: FastifyRequest): string | null {
+  const header = req.headers['x-api-key'];
+  const token = bearerToken(req.headers.authorization) ?? (typeof header === 'string' && header.trim() !== '' ? header.trim() : null);
+  const clientId = req.headers['x-auf-client-id'];
+  if (token && looksLikeApiKey(token) && typeof clientId === 'string' && apiKeyIdOf(token) !== clientId.trim()) {
+    throw new AttuneError('unauthorized', 'X-AUF-Client-ID does not name the API key sent', [{ reason: 'invalid_api_key' }]);
+  }
+  return token;
 }
 
 /** The authenticated caller of a route that declared a scope. */

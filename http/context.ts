@@ -14,6 +14,10 @@ import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../store
 import type { UsersRepository } from '../store/postgres/users-repo.js';
 import type { MeshRepository } from '../store/postgres/mesh-repo.js';
 import type { OrgAnalyticsRepository } from '../store/postgres/org-analytics-repo.js';
+import type { ApiKeysRepository } from '../store/postgres/api-keys-repo.js';
+import type { WebhooksRepository } from '../store/postgres/webhooks-repo.js';
+import type { ApiKeyAuthenticator } from './api-key-auth.js';
+import type { NetGuardOptions } from '../lib/net-guard.js';
 
 export interface HealthCheck {
   name: string;
@@ -64,6 +68,10 @@ export interface AppContext {
   liveOptions: { maxBufferedMessages: number; heartbeatMs: number };
   /** Request rate limits and quotas (config.rateLimit, http/rate-limit.ts); none when absent. */
   rateLimit?: RateLimitConfig;
+  /** API keys (/v1/api-keys) and the client_credentials token route; left out when absent (api/api-keys.ts). */
+  apiKeys?: { repo: ApiKeysRepository; auth: ApiKeyAuthenticator };
+  /** Webhooks (/v1/webhooks) and the SSRF guard their URLs pass; left out when absent (api/webhooks.ts). */
+  webhooks?: { repo: WebhooksRepository; guard: NetGuardOptions };
   /** Per-device ingest limit; readingsPerS 0 turns it off. */
   ingestLimit: { readingsPerS: number; burst: number };
 }

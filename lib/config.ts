@@ -111,6 +111,19 @@ export interface AttuneConfig {
   simulatorDevices: number;
   /** Participants of the simulated group session `attune all --simulate` runs (0: none). */
   simulatorGroup: number;
+  /**
+   * API keys (http/api-key-auth.ts): the HS256 key of the tokens POST /v1/auth/token mints
+   * (ATTUNE_TOKEN_SECRET; null: JWT_SECRET, else the data directory's secret) and their
+   * lifetime (ATTUNE_TOKEN_TTL_S, 900).
+   */
+  apiKeys: { tokenSecret: string | null; tokenTtlS: number };
+  /**
+   * Webhooks (pipelines/webhooks/): ATTUNE_WEBHOOKS_ALLOW_PRIVATE=1 lets them reach loopback,
+   * private and link-local addresses; ATTUNE_WEBHOOKS_ALLOW_HOSTS names hosts or CIDRs that
+   * may be reached although private (comma list). ATTUNE_WEBHOOKS=0 runs no dispatcher.
+   * ATTUNE_WEBHOOKS_SETTLE_MS: how long session.completed waits for the session's last windows.
+   */
+  webhooks: { enabled: boolean; allowPrivate: boolean; allowHosts: string[]; settleMs: number | null };
 }
 
 export class ConfigError extends Error {
@@ -387,5 +400,19 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     simulate: bool(e, 'ATTUNE_SIMULATE', false),
     simulatorDevices: int(e, 'ATTUNE_SIM_DEVICES', 3, 1, 10_000),
     simulatorGroup: int(e, 'ATTUNE_SIM_GROUP', 8, 0, 10_000),
+    apiKeys: { tokenSecret: tokenSecret(e), tokenTtlS: int(e, 'ATTUNE_TOKEN_TTL_S', 900, 60, 86_400) },
+    webhooks: {
+      enabled: bool(e, 'ATTUNE_WEBHOOKS', true),
+      allowPrivate: bool(e, 'ATTUNE_WEBHOOKS_ALLOW_PRIVATE', false),
+      allowHosts: (e.ATTUNE_WEBHOOKS_ALLOW_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
+      // How long a completed session's event waits for its last windows; default the allowed lateness + 20 s.
+      settleMs: e.ATTUNE_WEBHOOKS_SETTLE_MS === undefined ? null : int(e, 'ATTUNE_WEBHOOKS_SETTLE_MS', 30_000, 0, 3_600_000),
+    },
   };
+}
+
+function tokenSecret(e: Env): string | null {
+  const v = e.ATTUNE_TOKEN_SECRET ?? null;
+  if (v !== null && v.length < 32) throw new ConfigError('ATTUNE_TOKEN_SECRET', 'must be at least 32 characters');
+  return v;
 }

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../lib/config.js';
-import { silentLogger, createLogger } from '../lib/log.js';
+import { silentLogger, createLogger, type Logger } from '../lib/log.js';
 import { startAttune, type RunningAttune, type Roles } from '../cli/roles.js';
 
 export interface TestAttune extends Omit<RunningAttune, 'store'> {
@@ -41,6 +41,8 @@ export interface TestAttuneOptions {
    * default in the data dir. Default: the server when there is one, else PGlite.
    */
   entities?: 'server' | 'pglite';
+  /** The process's logger (a test capturing log lines); by default silent unless TEST_LOG_LEVEL. */
+  log?: Logger;
 }
 
 export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<TestAttune> {
@@ -78,7 +80,7 @@ export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<Tes
   }
   if (!env.DATABASE_URL) delete env.DATABASE_URL;
   const config = loadConfig(env);
-  const log = env.LOG_LEVEL === 'silent' ? silentLogger : createLogger({ level: env.LOG_LEVEL });
+  const log = opts.log ?? (env.LOG_LEVEL === 'silent' ? silentLogger : createLogger({ level: env.LOG_LEVEL }));
   const running = await startAttune(config, opts.roles ?? { ingest: true, api: true, worker: true }, log, { migrate: true });
   const baseUrl = running.url!.replace('0.0.0.0', '127.0.0.1');
   return {

@@ -1,0 +1,153 @@
+// API keys and POST /v1/auth/token on two Attune instances sharing one PostgreSQL server
+// database (as a scaled-out deployment): instance A (every role) manages keys, instance B (an
+// ingest gateway) only authenticates. A key works on both as Bearer (with X-AUF-Client-ID) or
+// X-API-Key; a key revoked on A is refused on B within 1 s, and so are the tokens exchanged for
+// it; the secret appears in no later answer and in no log line of either instance (their logs
+// are captured at trace level).
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { ALL_SCOPES, startTestAttune, type TestAttune } from '../test/attune.js';
+import { createLogger } from '../lib/log.js';
+import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
+
+const ORG = 'org-keys';
+const ADMIN = 'admin-1';
+const logLines: string[] = [];
+const capture = (name: string) => createLogger({ level: 'trace', name, destination: { write: (s: string) => void logLines.push(s) } });
+
+let db: TestDatabase | null = null;
+let a: TestAttune;
+let b: TestAttune;
+let adminToken = '';
+let skip: string | false = false;
+
+before(async () => {
+  const url = await serverDatabaseUrl();
+  if (!url) {
+    skip = 'no PostgreSQL server (infra/postgres/postgres.sh): two instances need a shared database';
+    return;
+  }
+  db = await serverDatabase(url);
+  const env = { DATABASE_URL: db.url!, JWT_SECRET: randomBytes(32).toString('hex') };
+  a = await startTestAttune({ entities: 'pglite', env, log: capture('attune-a'), roles: { ingest: true, api: true, worker: false, sink: false } });
+  b = await startTestAttune({ entities: 'pglite', env, log: capture('attune-b'), roles: { ingest: true, api: false, worker: false } });
+  adminToken = a.token(ADMIN, ORG, [...ALL_SCOPES, 'admin:org']);
+});
+after(async () => {
+  await a?.cleanup();
+  await b?.cleanup();
+  await db?.dispose();
+});
+
+const keyPattern = /^atk_(ak_[0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
+
+async function createKey(body: unknown, token = adminToken) {
+  return a.request('POST', '/v1/api-keys', { token, body });
+}
+
+async function form(app: TestAttune, body: string, headers: Record<string, string> = {}) {
+  const res = await fetch(`${app.baseUrl}/v1/auth/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+test('create, use on both instances, exchange, list, revoke: refused on the other instance within 1 s; the secret in no answer and no log', async (t) => {
+  if (skip) return t.skip(skip);
+  // Created by an org admin; scopes among the creator's.
+  const created = await createKey({ name: 'backend', scopes: ['read:user', 'write:devices'] });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const key: string = created.body.key;
+  const m = keyPattern.exec(key);
+  assert.ok(m, key);
+  const [, id, secret] = m!;
+  assert.equal(created.body.id, id);
+  assert.equal(created.body.client_id, id);
+  assert.deepEqual([created.body.status, created.body.created_by, created.body.expires_at, created.body.revoked_at], ['active', ADMIN, null, null]);
+
+  // The document's form: Bearer + X-AUF-Client-ID; GET /v1/users/me answers as the key's creator.
+  const me = await a.request('GET', '/v1/users/me', { headers: { authorization: `Bearer ${key}`, 'x-auf-client-id': id } });
+  assert.equal(me.status, 200, JSON.stringify(me.body));
+  assert.deepEqual([me.body.id, me.body.org_id], [ADMIN, ORG]);
+  // A client id naming another key, a wrong secret, and a scope the key lacks.
+  const otherId = await a.request('GET', '/v1/users/me', { headers: { authorization: `Bearer ${key}`, 'x-auf-client-id': 'ak_0000000000000000' } });
+  assert.deepEqual([otherId.status, otherId.body.error.details[0].reason], [401, 'invalid_api_key']);
+  const wrongSecret = await a.request('GET', '/v1/users/me', { headers: { 'x-api-key': `atk_${id}.${'A'.repeat(43)}` } });
+  assert.deepEqual([wrongSecret.status, wrongSecret.body.error.details[0].reason], [401, 'invalid_api_key']);
+  const lacking = await a.request('GET', '/v1/sessions', { headers: { 'x-api-key': key } });
+  assert.deepEqual([lacking.status, lacking.body.error.details[0].reason], [403, 'missing_scope']);
+  // Instance B (another process's view of the same database): X-API-Key.
+  const dev = await b.request('POST', '/v1/devices', { headers: { 'x-api-key': key }, body: { device_id: 'strap-1' } });
+  assert.equal(dev.status, 201, JSON.stringify(dev.body));
+
+  // client_credentials: form (the OAuth encoding), JSON, and HTTP Basic.
+  const ex = await form(a, `grant_type=client_credentials&client_id=${id}&client_secret=${encodeURIComponent(key)}`);
+  assert.equal(ex.status, 200, JSON.stringify(ex.body));
+  assert.deepEqual([ex.body.token_type, ex.body.expires_in, ex.body.scope], ['Bearer', 900, 'read:user write:devices']);
+  const json = await a.request('POST', '/v1/auth/token', { body: { grant_type: 'client_credentials', client_secret: key } });
+  assert.equal(json.status, 200, JSON.stringify(json.body));
+  const basic = await form(a, 'grant_type=client_credentials', { authorization: `Basic ${Buffer.from(`${id}:${key}`).toString('base64')}` });
+  assert.equal(basic.status, 200, JSON.stringify(basic.body));
+  const jwt: string = ex.body.access_token;
+  assert.equal((await b.request('POST', '/v1/devices', { token: jwt, body: { device_id: 'strap-2' } })).status, 201, 'the exchanged token works on B');
+  const grant = await form(a, `grant_type=password&username=x&password=y`);
+  assert.equal(grant.status, 400);
+  assert.equal(grant.body.error.details[0].reason, 'unsupported_grant_type');
+  const badId = await form(a, `grant_type=client_credentials&client_id=ak_0000000000000000&client_secret=${encodeURIComponent(key)}`);
+  assert.deepEqual([badId.status, badId.body.error.details[0].reason], [401, 'invalid_api_key']);
+
+  // The list never shows a secret.
+  const list = await a.request('GET', '/v1/api-keys', { token: adminToken });
+  assert.equal(list.status, 200);
+  assert.deepEqual(list.body.api_keys.map((k: { id: string }) => k.id), [id]);
+  assert.ok(!JSON.stringify(list.body).includes(secret));
+
+  // Revoked on A; B refuses the key, and the token exchanged for it, within 1 s.
+  assert.equal((await b.request('POST', '/v1/devices', { headers: { 'x-api-key': key }, body: { device_id: 'strap-1' } })).status, 200, 'B knows the key (and caches it) just before');
+  const revoked = await a.request('DELETE', `/v1/api-keys/${id}`, { token: adminToken });
+  assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+  assert.equal(revoked.body.status, 'revoked');
+  const at = Date.now();
+  let keyRefusedMs = -1;
+  let tokenRefusedMs = -1;
+  while (Date.now() - at < 3000 && (keyRefusedMs < 0 || tokenRefusedMs < 0)) {
+    if (keyRefusedMs < 0 && (await b.request('POST', '/v1/devices', { headers: { 'x-api-key': key }, body: { device_id: 'strap-1' } })).status === 401) keyRefusedMs = Date.now() - at;
+    if (tokenRefusedMs < 0 && (await b.request('POST', '/v1/devices', { token: jwt, body: { device_id: 'strap-1' } })).status === 401) tokenRefusedMs = Date.now() - at;
+    await new Promise((r) => setTimeout(r, 20)); // a probe every 20 ms, well inside the rate limits
+  }
+  t.diagnostic(`revoked key refused on the other instance after ${keyRefusedMs} ms, its exchanged token after ${tokenRefusedMs} ms`);
+  assert.ok(keyRefusedMs >= 0 && keyRefusedMs <= 1000, `key refused after ${keyRefusedMs} ms`);
+  assert.ok(tokenRefusedMs >= 0 && tokenRefusedMs <= 1000, `token refused after ${tokenRefusedMs} ms`);
+  const refused = await b.request('POST', '/v1/devices', { headers: { 'x-api-key': key }, body: { device_id: 'strap-1' } });
+  assert.deepEqual([refused.status, refused.body.error.code, refused.body.error.details[0].reason], [401, 'unauthorized', 'invalid_api_key']);
+  assert.equal((await form(a, `grant_type=client_credentials&client_secret=${encodeURIComponent(key)}`)).status, 401, 'a revoked key is not exchanged');
+  const after = await a.request('GET', '/v1/api-keys', { token: adminToken });
+  assert.equal(after.body.api_keys[0].status, 'revoked');
+
+  // The secret in no log line of either instance (captured at trace level, refusals included).
+  a.server!.log.info({ req: { headers: { authorization: `Bearer ${key}`, 'x-api-key': key } }, body: { client_secret: key } }, 'a line carrying the credentials, as a careless log call would');
+  assert.ok(logLines.some((l) => l.includes('request refused')), 'the capture sees the refusals');
+  assert.ok(logLines.some((l) => l.includes('[redacted]')), 'the careless line was redacted');
+  const leaked = logLines.filter((l) => l.includes(secret) || l.includes(jwt));
+  assert.deepEqual(leaked, []);
+});
+
+test('who may create which key: admin:org, only scopes the creator holds, an expiry in the future', async (t) => {
+  if (skip) return t.skip(skip);
+  const notAdmin = await createKey({ scopes: ['read:user'] }, a.token('u-plain', ORG, ALL_SCOPES));
+  assert.deepEqual([notAdmin.status, notAdmin.body.error.details[0].reason], [403, 'missing_scope']);
+  const narrow = a.token('admin-2', ORG, ['admin:org', 'read:user']);
+  const more = await createKey({ scopes: ['read:user', 'write:devices'] }, narrow);
+  assert.deepEqual([more.status, more.body.error.details[0].reason, more.body.error.details[0].field], [403, 'scope_not_held', '/scopes']);
+  const past = await createKey({ scopes: ['read:user'], expires_at: new Date(Date.now() - 1000).toISOString() });
+  assert.deepEqual([past.status, past.body.error.details[0].field], [400, '/expires_at']);
+  const unknown = await createKey({ scopes: ['root'] });
+  assert.equal(unknown.status, 400);
+  const expiring = await createKey({ scopes: ['read:user'], expires_at: new Date(Date.now() + 3600_000).toISOString() });
+  assert.equal(expiring.status, 201);
+  const ex = await a.request('POST', '/v1/auth/token', { body: { grant_type: 'client_credentials', client_secret: expiring.body.key } });
+  assert.ok(ex.body.expires_in <= 900 && ex.body.expires_in > 0);
+  // Another organisation's admin neither sees nor revokes it.
+  const other = a.token('admin-x', 'org-other', [...ALL_SCOPES, 'admin:org']);
+  assert.deepEqual((await a.request('GET', '/v1/api-keys', { token: other })).body.api_keys, []);
+  assert.equal((await a.request('DELETE', `/v1/api-keys/${expiring.body.id}`, { token: other })).status, 404);
+});

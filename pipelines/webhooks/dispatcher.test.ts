@@ -1,0 +1,320 @@
+// The webhook dispatcher against a real PostgreSQL (the server when there is one, else PGlite)
+// and the embedded bus, with a clock the test drives: a local receiver verifies every
+// delivery with the coherence platform document's own verifyWebhook (copied below, and checked
+// against the document's text); the receiver is down for two minutes of that clock while the
+// dispatcher restarts, and the deliveries arrive once each at the back-off's times; the retry
+// schedule lasts over 24 h; a loopback URL is refused at delivery time; and the events each bus
+// record makes.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { createEmbeddedBus } from '../../bus/embedded.js';
+import type { Bus } from '../../bus/types.js';
+import { silentLogger } from '../../lib/log.js';
+import { createCodec, type Codec } from '../../schemas/registry/codec.js';
+import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
+import type { SessionChange } from '../../schemas/registry/schemas.js';
+import { Topics } from '../../schemas/topics.js';
+import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
+import { WebhooksRepository, type Webhook } from '../../store/postgres/webhooks-repo.js';
+import { waitFor } from '../../test/attune.js';
+import { MAX_ATTEMPTS, RETRY_DELAYS_S, WebhookDispatcher, type WebhookDispatcherOptions } from './dispatcher.js';
+
+// ---- The document's verification function, verbatim but for the parameter types. ----
+function verifyWebhook(payload: string, signature: string, secret: string) {
+  const expected = crypto
+    .createHmac('sha256', secret)
+    .update(payload)
+    .digest('hex');
+  return crypto.timingSafeEqual(
+    Buffer.from(signature),
+    Buffer.from(`sha256=${expected}`)
+  );
+}
+// -------------------------------------------------------------------------------------
+
+const DOC = fileURLToPath(new URL('../../../shared/seeds/000_b16363771ac160cb.txt', import.meta.url));
+const PORT = 18431;
+const SECRET = 'your-webhook-secret';
+const T0 = Date.parse('2026-12-03T06:00:00Z');
+
+interface Received {
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** A webhook receiver on PORT that can be stopped and started; it records what it is sent. */
+class Receiver {
+  received: Received[] = [];
+  status = 200;
+  private server: Server | null = null;
+  async up(): Promise<void> {
+    this.server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        this.received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        res.statusCode = this.status;
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(PORT, '127.0.0.1', resolve));
+  }
+  async down(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (s) await new Promise<void>((resolve) => { s.closeAllConnections(); s.close(() => resolve()); });
+  }
+}
+
+let db: TestDatabase;
+let bus: Bus;
+let codec: Codec;
+let now = T0;
+const clock = () => now;
+let repo: WebhooksRepository;
+const receiver = new Receiver();
+const running: WebhookDispatcher[] = [];
+
+async function dispatcher(over: Partial<WebhookDispatcherOptions> = {}): Promise<WebhookDispatcher> {
+  const d = new WebhookDispatcher({
+    bus,
+    topics: Topics,
+    codec,
+    sql: db.client,
+    webhooks: repo,
+    store: null,
+    log: silentLogger,
+    clock,
+    guard: { allowPrivate: false, allowHosts: ['127.0.0.1'] },
+    settleMs: 30_000,
+    pollMs: 0,
+    timeoutMs: 2_000,
+    ...over,
+  });
+  await d.start();
+  running.push(d);
+  return d;
+}
+
+function sessionChange(id: string, org: string, over: Partial<SessionChange> = {}): SessionChange {
+  return {
+    session_id: id,
+    org_id: org,
+    user_id: 'usr_abc123',
+    device_id: '',
+    type: 'solo',
+    title: '',
+    status: 'ended',
+    started_at: T0 - 623_000,
+    ended_at: T0,
+    coherence_threshold: 0.7,
+    threshold_duration_s: 30,
+    metadata_json: '{}',
+    version: 2,
+    created_at: T0 - 623_000,
+    updated_at: T0,
+    ...over,
+  };
+}
+
+async function publishChange(c: SessionChange): Promise<void> {
+  await bus.publish(Topics.sessionChanges, [{ key: c.session_id, value: await codec.encode(Topics.sessionChanges, c) }]);
+}
+
+async function eventCount(org: string): Promise<number> {
+  const { rows } = await db.client.query<{ n: string | number }>('SELECT count(*) AS n FROM webhook_events WHERE org_id = $1', [org]);
+  return Number(rows[0].n);
+}
+
+async function webhook(org: string, url = `http://127.0.0.1:${PORT}/auf-webhook`): Promise<Webhook> {
+  return repo.create({ orgId: org, createdBy: 'admin', url, events: ['session.started', 'session.completed'], secret: SECRET, description: '' });
+}
+
+before(async () => {
+  db = await entityTestDatabase();
+  bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
+  codec = await createCodec(LocalSchemaRegistry.fromManifest());
+  repo = new WebhooksRepository(db.client, { clock });
+});
+after(async () => {
+  for (const d of running) await d.stop();
+  await receiver.down();
+  await bus?.close();
+  await db?.dispose();
+});
+
+test("the test's verifyWebhook is the document's", () => {
+  // Compared as tokens: without white space, semicolons and the quote style (tsx may reformat
+  // the function's source text; the parameter types are gone at run time).
+  const tokens = (text: string) => text.replace(/\s+/g, '').replace(/;/g, '').replace(/"/g, "'");
+  const doc = tokens(readFileSync(DOC, 'utf8'));
+  const mine = tokens(verifyWebhook.toString());
+  assert.ok(doc.includes('functionverifyWebhook(payload,signature,secret){'));
+  assert.ok(doc.includes(mine.slice(mine.indexOf('{'))), `the document no longer has this function body: ${mine}`);
+});
+
+test('receiver down for 2 minutes while the dispatcher restarts: each event arrives once, signed, at the back-off times', async () => {
+  const org = 'org-down';
+  const hook = await webhook(org);
+  let a = await dispatcher();
+  // The same record twice (a replay) is one event.
+  const change = sessionChange('sess_xyz789', org);
+  await publishChange(change);
+  await publishChange(change);
+  await waitFor('two events from the session change', async () => (await eventCount(org)) === 2);
+
+  // t = 0: the receiver is down; session.started is attempted and fails; session.completed waits 30 s for its windows.
+  now = T0;
+  assert.equal(await a.runOnce(), 1);
+  let log = await repo.deliveries(org, hook.id, 10);
+  assert.equal(log.length, 1);
+  assert.equal(log[0].eventType, 'session.started');
+  assert.equal(log[0].status, 'pending');
+  assert.equal(log[0].attempts, 1);
+  assert.match(log[0].lastError ?? '', /ECONNREFUSED/);
+  assert.equal(log[0].nextAttemptAt, T0 + RETRY_DELAYS_S[0] * 1000);
+
+  // The dispatcher restarts (state is in PostgreSQL, nothing in its memory matters).
+  await a.stop();
+  a = await dispatcher();
+
+  // t = 29 s: nothing is due.
+  now = T0 + 29_000;
+  assert.equal(await a.runOnce(), 0);
+  // t = 30 s: started's 2nd attempt, completed's 1st: both refused.
+  now = T0 + 30_000;
+  assert.equal(await a.runOnce(), 2);
+  // t = 90 s: started's 3rd (30 + 60), completed's 2nd (30 + 30): refused.
+  now = T0 + 90_000;
+  assert.equal(await a.runOnce(), 2);
+  // t = 120 s: the receiver is back after 2 minutes down; nothing is due until 150 s.
+  now = T0 + 120_000;
+  await receiver.up();
+  assert.equal(await a.runOnce(), 0);
+  assert.equal(receiver.received.length, 0);
+  // t = 150 s: completed's 3rd attempt (90 + 60) arrives; t = 210 s: started's 4th (90 + 120).
+  now = T0 + 150_000;
+  assert.equal(await a.runOnce(), 1);
+  now = T0 + 210_000;
+  assert.equal(await a.runOnce(), 1);
+  // Much later nothing is sent again.
+  now = T0 + 30 * 3600_000;
+  assert.equal(await a.runOnce(), 0);
+
+  assert.equal(receiver.received.length, 2);
+  const bodies = receiver.received.map((r) => {
+    const signature = r.headers['x-auf-signature'];
+    assert.equal(typeof signature, 'string');
+    assert.equal(verifyWebhook(r.body, signature as string, SECRET), true, 'the document\'s verifyWebhook accepts the signature');
+    assert.equal(verifyWebhook(r.body, signature as string, 'another-secret'), false);
+    assert.equal(r.headers['content-type'], 'application/json');
+    return JSON.parse(r.body);
+  });
+  const [completed, started] = bodies;
+  assert.deepEqual(Object.keys(completed), ['id', 'type', 'created', 'data']);
+  assert.equal(completed.type, 'session.completed');
+  assert.match(completed.id, /^evt_[0-9a-f]{24}$/);
+  assert.equal(completed.created, new Date(T0).toISOString());
+  // The document's payload fields (without ClickHouse here the coherence figures are null).
+  assert.equal(completed.data.user_id, 'usr_abc123');
+  assert.equal(completed.data.session_id, 'sess_xyz789');
+  assert.equal(completed.data.duration, 623);
+  assert.ok('average_coherence' in completed.data && 'peak_coherence' in completed.data);
+  assert.equal(started.type, 'session.started');
+  assert.equal(started.data.session_id, 'sess_xyz789');
+
+  log = await repo.deliveries(org, hook.id, 10);
+  const byType = Object.fromEntries(log.map((d) => [d.eventType, d]));
+  assert.equal(byType['session.started'].status, 'delivered');
+  assert.equal(byType['session.started'].attempts, 4);
+  assert.equal(byType['session.started'].deliveredAt, T0 + 210_000);
+  assert.equal(byType['session.completed'].status, 'delivered');
+  assert.equal(byType['session.completed'].attempts, 3);
+  assert.equal(byType['session.completed'].lastStatusCode, 200);
+  receiver.received = [];
+});
+
+test('a receiver that keeps failing is retried with exponential back-off for over 24 h, then the delivery fails', async () => {
+  const org = 'org-failing';
+  const hook = await webhook(org);
+  receiver.status = 500;
+  const d = await dispatcher();
+  now = T0 + 100 * 3600_000;
+  const first = now;
+  await publishChange(sessionChange('sess_fail', org, { status: 'active', ended_at: null }));
+  await waitFor('the started event', async () => (await eventCount(org)) === 1);
+  const attemptsAt: number[] = [];
+  for (let i = 0; i < 40; i++) {
+    const made = await d.runOnce();
+    if (made > 0) attemptsAt.push(now);
+    const [delivery] = await repo.deliveries(org, hook.id, 1);
+    if (delivery.status !== 'pending') break;
+    now = delivery.nextAttemptAt!;
+  }
+  const [delivery] = await repo.deliveries(org, hook.id, 1);
+  assert.equal(delivery.status, 'failed');
+  assert.equal(delivery.attempts, MAX_ATTEMPTS);
+  assert.equal(delivery.lastStatusCode, 500);
+  assert.equal(attemptsAt.length, MAX_ATTEMPTS);
+  const gaps = attemptsAt.slice(1).map((t, i) => (t - attemptsAt[i]) / 1000);
+  assert.deepEqual(gaps, RETRY_DELAYS_S);
+  for (let i = 1; i < gaps.length; i++) assert.ok(gaps[i] >= gaps[i - 1], 'delays never shrink');
+  const spanH = (attemptsAt[attemptsAt.length - 1] - first) / 3600_000;
+  assert.ok(spanH >= 24, `retried for ${spanH} h`);
+  assert.equal(receiver.received.length, MAX_ATTEMPTS, 'each attempt reached the receiver');
+  receiver.received = [];
+  receiver.status = 200;
+});
+
+test('a loopback URL is refused at delivery time by default (the guard runs when sending, not only at creation)', async () => {
+  const org = 'org-ssrf';
+  // Stored directly: as if it had been allowed when created, or its name re-pointed since.
+  const byIp = await webhook(org);
+  const byName = await webhook(org, `http://localhost:${PORT}/auf-webhook`);
+  const d = await dispatcher({ guard: { allowPrivate: false, allowHosts: [] } });
+  now = T0 + 200 * 3600_000;
+  await publishChange(sessionChange('sess_ssrf', org, { status: 'active', ended_at: null }));
+  await waitFor('the started event', async () => (await eventCount(org)) === 1);
+  assert.equal(await d.runOnce(), 2);
+  for (const h of [byIp, byName]) {
+    const [delivery] = await repo.deliveries(org, h.id, 1);
+    assert.equal(delivery.status, 'pending');
+    assert.match(delivery.lastError ?? '', /^private_address/);
+    assert.equal(delivery.lastStatusCode, null);
+  }
+  assert.equal(receiver.received.length, 0, 'nothing reached the loopback receiver');
+});
+
+test('events of the other topics: low battery once per fall below 15 %, mesh threshold, speech completed', async () => {
+  const d = await dispatcher();
+  const reading = (level: number | null, n: number) => ({
+    reading_id: `r${n}`, device_id: 'solas-1', user_id: 'u1', org_id: 'org-ev', session_id: null, recorded_at: T0 + n * 1000, received_at: T0 + n * 1000,
+    hr_bpm: 60, rr_intervals_ms: [1000], device_hrv_ms: null, device_coherence: null, battery_level_pct: level, source: 'sync' as const,
+  });
+  const types = async (topic: string, v: unknown) => (await d.eventsOf(topic, v)).map((e) => e.type);
+  assert.deepEqual(await types(Topics.heartReadings, reading(50, 1)), []);
+  assert.deepEqual(await types(Topics.heartReadings, reading(null, 2)), []);
+  const low = await d.eventsOf(Topics.heartReadings, reading(14, 3));
+  assert.deepEqual(low.map((e) => e.type), ['device.low_battery']);
+  assert.equal(low[0].data?.battery_level, 14);
+  assert.deepEqual(await types(Topics.heartReadings, reading(12, 4)), [], 'still low: no second event');
+  // A restarted dispatcher (empty memory) knows the device is low from PostgreSQL.
+  const d2 = await dispatcher();
+  assert.deepEqual((await d2.eventsOf(Topics.heartReadings, reading(11, 5))).map((e) => e.type), []);
+  assert.deepEqual(await types(Topics.heartReadings, reading(15, 6)), [], '15 % is not below 15 %');
+  assert.deepEqual(await types(Topics.heartReadings, reading(9, 7)), ['device.low_battery'], 'after a recharge, a new fall');
+
+  const mesh = { event_id: 'm1', mesh_id: 'mesh_global_morning', org_id: 'org-ev', type: 'manifestation_event', occurred_at: T0, payload_json: '{"group_coherence":0.81}' };
+  const m = await d.eventsOf(Topics.meshEvents, mesh);
+  assert.deepEqual(m.map((e) => [e.type, e.data?.mesh_session_id, e.data?.group_coherence]), [['mesh.threshold_reached', 'mesh_global_morning', 0.81]]);
+  assert.deepEqual(await types(Topics.meshEvents, { ...mesh, type: 'group_coherence' }), []);
+
+  const speech = { event_id: 's1', session_id: 'sp1', user_id: 'u1', org_id: 'org-ev', type: 'processing:status', occurred_at: T0, payload_json: '{"status":"completed","uploadId":"up1","wordCount":120,"durationS":61.5}' };
+  const s = await d.eventsOf(Topics.speechEvents, speech);
+  assert.deepEqual(s.map((e) => [e.type, e.data?.speech_session_id, e.data?.word_count, e.data?.duration]), [['speech.session.completed', 'sp1', 120, 61.5]]);
+  assert.deepEqual(await types(Topics.speechEvents, { ...speech, payload_json: '{"status":"processing"}' }), []);
+});

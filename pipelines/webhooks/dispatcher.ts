@@ -1,0 +1,384 @@
+// The webhook dispatcher (issue 12): events from the bus → PostgreSQL outbox → signed HTTP
+// deliveries with exponential back-off.
+//
+//  1. Intake: a consumer group (`attune-webhooks`) reads session changes, mesh events, speech
+//     events and heart readings, turns what a webhook can report into events (events.ts) and
+//     stores them in webhook_events (one row per deterministic event id: a replayed record is the
+//     same event); the offset is committed only after the insert. A new group starts at the
+//     topics' ends (history is not replayed into webhooks created today).
+//  2. Fan-out: a ready event (session.completed waits `settleMs` for the session's last windows,
+//     then reads its figures from ClickHouse) becomes one delivery per webhook of its
+//     organisation subscribed to its type, with the exact body that will be signed.
+//  3. Delivery: due deliveries are taken FOR UPDATE SKIP LOCKED with a lease, POSTed with
+//     `X-AUF-Signature: sha256=<hex HMAC-SHA256 of the raw body with the webhook's secret>`
+//     (the coherence platform document's verifyWebhook), and recorded. A 2xx is delivered;
+//     anything else (other status, timeout, refused connection, refused address) is retried
+//     after RETRY_DELAYS_S[attempt - 1]: 30 s doubling to 6 h, 14 attempts over 26.5 h, then
+//     failed. The SSRF guard (lib/net-guard.ts) runs inside the connection's DNS lookup.
+// All state is in PostgreSQL, so a restart loses nothing: pending deliveries are taken again.
+// Time comes from `clock` (injectable: the tests drive two minutes of receiver downtime and
+// the back-off without sleeping).
+import { createHash, createHmac } from 'node:crypto';
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
+import type { Bus, Subscription } from '../../bus/types.js';
+import type { Logger } from '../../lib/log.js';
+import { addressAllowed, guardedLookup, PrivateAddressError, type NetGuardOptions } from '../../lib/net-guard.js';
+import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { HeartReading, MeshEvent, SessionChange, SpeechEvent } from '../../schemas/registry/schemas.js';
+import type { TopicNames } from '../../schemas/topics.js';
+import type { StoreClient } from '../../store/clickhouse.js';
+import type { SqlClient, SqlQueryable } from '../../store/postgres/client.js';
+import type { DueDelivery, ReadyEvent, WebhookEventInput, WebhooksRepository } from '../../store/postgres/webhooks-repo.js';
+import { groupIdFor } from '../group-id.js';
+
+/** The event types a webhook may subscribe to. */
+export const WEBHOOK_EVENT_TYPES = ['session.started', 'session.completed', 'user.streak_milestone', 'mesh.threshold_reached', 'device.low_battery', 'speech.session.completed'] as const;
+export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
+
+/** Wait after attempt n (1-based) failed: 30 s doubling, at most 6 h; after the last, the delivery has failed (26.5 h after the first attempt). */
+export const RETRY_DELAYS_S = [30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 21600, 21600, 21600];
+export const MAX_ATTEMPTS = RETRY_DELAYS_S.length + 1;
+export const LOW_BATTERY_PCT = 15;
+export const STREAK_MILESTONES = [7, 30, 100];
+export const SIGNATURE_HEADER = 'x-auf-signature';
+
+/** The document's signature: `sha256=` + hex HMAC-SHA256 of the raw body. */
+export function signatureOf(body: string, secret: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** evt_ + 24 hex of sha-256 over what the event is about: the same record always makes the same id. */
+export const eventIdOf = (key: string): string => `evt_${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
+
+export interface SendResult {
+  statusCode: number | null;
+  error: string | null;
+}
+
+export interface WebhookDispatcherOptions {
+  bus: Bus;
+  topics: TopicNames;
+  codec: Codec;
+  sql: SqlClient;
+  webhooks: WebhooksRepository;
+  /** ClickHouse: session.completed figures and streaks; without it they are null / not computed. */
+  store?: StoreClient | null;
+  log: Logger;
+  clock?: () => number;
+  guard: NetGuardOptions;
+  /** How long a completed session's event waits for its last windows (default 30 s). */
+  settleMs?: number;
+  /** Poll of the outbox when idle, ms (default 1000). 0: no timer (tests call runOnce). */
+  pollMs?: number;
+  /** One attempt's timeout, ms (default 10 s). */
+  timeoutMs?: number;
+  /** The HTTP sender (tests may replace it); the guarded node:http(s) request by default. */
+  send?: (d: DueDelivery, headers: Record<string, string>) => Promise<SendResult>;
+}
+
+const iso = (t: number) => new Date(t).toISOString();
+const round = (v: number | null | undefined, digits = 4) => (v === null || v === undefined || !Number.isFinite(Number(v)) ? null : Number(Number(v).toFixed(digits)));
+
+function parseJson(s: string | undefined): Record<string, unknown> {
+  try {
+    const v = JSON.parse(s ?? '{}');
+    return v && typeof v === 'object' && !Array.isArray(v) ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+export class WebhookDispatcher {
+  private subscription: Subscription | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> = Promise.resolve();
+  private stopped = true;
+  private readonly clock: () => number;
+  /** Devices' last known battery state (low or not), so PostgreSQL is asked only on a change. */
+  private readonly battery = new Map<string, boolean>();
+  readonly stats = { events: 0, delivered: 0, failedAttempts: 0, failed: 0 };
+
+  constructor(private readonly opts: WebhookDispatcherOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  async start(): Promise<void> {
+    this.stopped = false;
+    const t = this.opts.topics;
+    this.subscription = await this.opts.bus.subscribe({
+      groupId: groupIdFor('attune-webhooks', t),
+      topics: [t.sessionChanges, t.meshEvents, t.speechEvents, t.heartReadings],
+      fromBeginning: false,
+      eachBatch: async (batch) => {
+        const events: WebhookEventInput[] = [];
+        for (const rec of batch.records) {
+          let value: unknown;
+          try {
+            value = decodeRecord(this.opts.codec, rec.value);
+            if (value instanceof Promise) value = await value;
+          } catch {
+            continue; // undecodable: the workers dead-letter it; nothing a webhook can report
+          }
+          events.push(...(await this.eventsOf(batch.topic, value)));
+        }
+        if (events.length > 0) {
+          await this.opts.webhooks.addEvents(events);
+          this.stats.events += events.length;
+        }
+        const last = batch.records[batch.records.length - 1];
+        if (last) await this.subscription?.commit(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString());
+        if (events.length > 0) this.kick();
+      },
+    });
+    if ((this.opts.pollMs ?? 1000) > 0) this.schedule(0);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.subscription?.stop();
+    this.subscription = null;
+    await this.running.catch(() => undefined);
+  }
+
+  /** The webhook events one bus record makes (none for most). */
+  async eventsOf(topic: string, value: unknown): Promise<WebhookEventInput[]> {
+    const t = this.opts.topics;
+    const now = this.clock();
+    if (topic === t.sessionChanges) {
+      const s = value as SessionChange;
+      const out: WebhookEventInput[] = [];
+      // The topic carries each session's state after a change; a session created and ended
+      // between two relay rounds arrives ended only: it has started all the same.
+      out.push({
+        eventId: eventIdOf(`session.started:${s.session_id}`),
+        orgId: s.org_id,
+        type: 'session.started',
+        created: s.started_at,
+        subject: {},
+        data: { user_id: s.user_id, session_id: s.session_id, type: s.type, started_at: iso(s.started_at), device_id: s.device_id || null },
+        readyAt: now,
+      });
+      if (s.status !== 'active' && s.ended_at !== null && s.ended_at !== undefined) {
+        out.push({
+          eventId: eventIdOf(`session.completed:${s.session_id}`),
+          orgId: s.org_id,
+          type: 'session.completed',
+          created: s.ended_at,
+          subject: { session_id: s.session_id, user_id: s.user_id, org_id: s.org_id, started_at: s.started_at, ended_at: s.ended_at, status: s.status },
+          data: null,
+          readyAt: now + (this.opts.settleMs ?? 30_000),
+        });
+      }
+      return out;
+    }
+    if (topic === t.meshEvents) {
+      const m = value as MeshEvent;
+      if (m.type !== 'manifestation_event') return [];
+      return [{ eventId: eventIdOf(`mesh.threshold_reached:${m.event_id}`), orgId: m.org_id, type: 'mesh.threshold_reached', created: m.occurred_at, subject: {}, data: { mesh_session_id: m.mesh_id, ...parseJson(m.payload_json) }, readyAt: now }];
+    }
+    if (topic === t.speechEvents) {
+      const e = value as SpeechEvent;
+      if (e.type !== 'processing:status') return [];
+      const p = parseJson(e.payload_json);
+      if (p.status !== 'completed') return [];
+      const source = typeof p.uploadId === 'string' ? { upload_id: p.uploadId } : { stream_id: p.streamId ?? null };
+      return [
+        {
+          eventId: eventIdOf(`speech.session.completed:${e.session_id}:${String(p.uploadId ?? p.streamId ?? '')}`),
+          orgId: e.org_id,
+          type: 'speech.session.completed',
+          created: e.occurred_at,
+          subject: {},
+          data: { user_id: e.user_id, speech_session_id: e.session_id, ...source, word_count: p.wordCount ?? null, duration: p.durationS ?? null },
+          readyAt: now,
+        },
+      ];
+    }
+    if (topic === t.heartReadings) {
+      const r = value as HeartReading;
+      if (r.battery_level_pct === null || r.battery_level_pct === undefined) return [];
+      const low = r.battery_level_pct < LOW_BATTERY_PCT;
+      const k = `${r.org_id}/${r.device_id}`;
+      if (this.battery.get(k) === low) return [];
+      const fell = await this.opts.webhooks.batteryFell(r.org_id, r.device_id, low);
+      this.battery.set(k, low);
+      if (!fell) return [];
+      return [
+        {
+          eventId: eventIdOf(`device.low_battery:${r.org_id}:${r.device_id}:${r.reading_id}`),
+          orgId: r.org_id,
+          type: 'device.low_battery',
+          created: r.recorded_at,
+          subject: {},
+          data: { device_id: r.device_id, user_id: r.user_id, battery_level: r.battery_level_pct, threshold: LOW_BATTERY_PCT, recorded_at: iso(r.recorded_at) },
+          readyAt: now,
+        },
+      ];
+    }
+    return [];
+  }
+
+  /** One round: fan out every ready event, then attempt every due delivery. Returns the attempts made. */
+  async runOnce(): Promise<number> {
+    const now = this.clock();
+    while ((await this.opts.webhooks.fanOut(now, 100, (e, tx) => this.complete(e, tx), (e) => this.render(e))) === 100) {
+      // more ready events
+    }
+    let attempts = 0;
+    for (;;) {
+      const due = await this.opts.webhooks.takeDue(this.clock(), (this.opts.timeoutMs ?? 10_000) + 30_000, 20);
+      if (due.length === 0) break;
+      await Promise.all(due.map((d) => this.attempt(d)));
+      attempts += due.length;
+      if (due.length < 20) break;
+    }
+    return attempts;
+  }
+
+  private render(e: ReadyEvent & { data: Record<string, unknown> }): string {
+    return JSON.stringify({ id: e.eventId, type: e.type, created: iso(e.created), data: e.data });
+  }
+
+  /** The data of an event that waited (session.completed), and the streak milestone it may make. */
+  private async complete(e: ReadyEvent, tx: SqlQueryable): Promise<Record<string, unknown> | null> {
+    if (e.type !== 'session.completed') return null;
+    const s = e.subject as { session_id: string; user_id: string; org_id: string; started_at: number; ended_at: number };
+    let average: number | null = null;
+    let peak: number | null = null;
+    let validWindows = 0;
+    const store = this.opts.store;
+    if (store) {
+      const rs = await store.client.query({
+        query: `SELECT count() AS n, avg(coherence) AS average, max(coherence) AS peak FROM ${store.database}.coherence_windows FINAL
+                WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String} AND valid AND NOT partial AND coherence IS NOT NULL`,
+        query_params: { org: s.org_id, user: s.user_id, sid: s.session_id },
+        format: 'JSONEachRow',
+      });
+      const [row] = (await rs.json()) as Array<{ n: string | number; average: number | null; peak: number | null }>;
+      validWindows = Number(row?.n ?? 0);
+      average = validWindows > 0 ? round(row.average) : null;
+      peak = validWindows > 0 ? round(row.peak) : null;
+      const milestone = await this.streakMilestone(tx, s, store);
+      if (milestone) await this.opts.webhooks.addEvents([milestone], tx);
+    }
+    return {
+      user_id: s.user_id,
+      session_id: s.session_id,
+      duration: Math.max(0, Math.round((s.ended_at - s.started_at) / 1000)),
+      average_coherence: average,
+      peak_coherence: peak,
+      valid_window_count: validWindows,
+      started_at: iso(s.started_at),
+      ended_at: iso(s.ended_at),
+    };
+  }
+
+  /**
+   * user.streak_milestone: after a completed session, the user's practice days in a row
+   * (calendar days in their time zone with a valid window, as GET /v1/users/me counts them)
+   * ending on the session's day; an event when that is 7, 30 or 100. Its id names the user,
+   * the milestone and the day, so a streak reaches each milestone once.
+   */
+  private async streakMilestone(tx: SqlQueryable, s: { session_id: string; user_id: string; org_id: string; ended_at: number }, store: StoreClient): Promise<WebhookEventInput | null> {
+    const { rows } = await tx.query<{ timezone: string }>('SELECT timezone FROM users WHERE org_id = $1 AND user_id = $2', [s.org_id, s.user_id]);
+    const tz = rows[0]?.timezone ?? 'UTC';
+    const rs = await store.client.query({
+      query: `SELECT toString(toDate(window_end, {tz:String})) AS d, toString(toDate(fromUnixTimestamp64Milli({end:Int64}), {tz:String})) AS today
+              FROM ${store.database}.coherence_windows FINAL
+              WHERE org_id = {org:String} AND user_id = {user:String} AND valid AND coherence IS NOT NULL
+              GROUP BY d ORDER BY d DESC LIMIT 101`,
+      query_params: { org: s.org_id, user: s.user_id, tz, end: s.ended_at },
+      format: 'JSONEachRow',
+    });
+    const days = (await rs.json()) as Array<{ d: string; today: string }>;
+    if (days.length === 0) return null;
+    const dayNum = (d: string) => Math.round(Date.parse(`${d}T00:00:00Z`) / 86_400_000);
+    const have = new Set(days.map((r) => dayNum(r.d)));
+    const end = dayNum(days[0].today);
+    let streak = 0;
+    while (have.has(end - streak)) streak++;
+    if (!STREAK_MILESTONES.includes(streak)) return null;
+    return {
+      eventId: eventIdOf(`user.streak_milestone:${s.org_id}:${s.user_id}:${streak}:${days[0].today}`),
+      orgId: s.org_id,
+      type: 'user.streak_milestone',
+      created: s.ended_at,
+      subject: {},
+      data: { user_id: s.user_id, streak_days: streak, milestone: streak, date: days[0].today, timezone: tz, session_id: s.session_id },
+      readyAt: this.clock(),
+    };
+  }
+
+  private async attempt(d: DueDelivery): Promise<void> {
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'Attune-Webhooks/1',
+      [SIGNATURE_HEADER]: signatureOf(d.body, d.secret),
+      // The speech-coaching document's name for the same signature.
+      'x-webhook-signature': signatureOf(d.body, d.secret),
+      'x-auf-event-id': d.eventId,
+      'x-auf-delivery': d.id,
+      'x-auf-attempt': String(d.attempts),
+    };
+    let result: SendResult;
+    try {
+      result = await (this.opts.send ?? ((x, h) => this.post(x, h)))(d, headers);
+    } catch (err) {
+      result = { statusCode: null, error: (err as Error).message };
+    }
+    const at = this.clock();
+    const delivered = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+    const next = delivered || d.attempts >= MAX_ATTEMPTS ? null : at + RETRY_DELAYS_S[d.attempts - 1] * 1000;
+    await this.opts.webhooks.recordAttempt(d.id, { delivered, statusCode: result.statusCode, error: delivered ? null : result.error ?? `HTTP ${result.statusCode}`, nextAttemptAt: next, at });
+    if (delivered) this.stats.delivered++;
+    else {
+      this.stats.failedAttempts++;
+      if (next === null) this.stats.failed++;
+      this.opts.log.info({ delivery: d.id, webhook: d.webhookId, attempt: d.attempts, status: result.statusCode, error: result.error, next_attempt_at: next === null ? null : iso(next) }, 'webhook delivery failed');
+    }
+  }
+
+  /** POST with the SSRF guard in the connection's DNS lookup; no redirects followed. */
+  private post(d: DueDelivery, headers: Record<string, string>): Promise<SendResult> {
+    const u = new URL(d.url);
+    const host = u.hostname.replace(/^\[|\]$/g, '');
+    if (isIP(host) && !addressAllowed(this.opts.guard, host)) {
+      return Promise.resolve({ statusCode: null, error: `private_address: ${host} may not be reached` });
+    }
+    const timeoutMs = this.opts.timeoutMs ?? 10_000;
+    return new Promise((resolve) => {
+      const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
+        u,
+        { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(d.body)) }, lookup: guardedLookup(this.opts.guard) as never, timeout: timeoutMs },
+        (res: IncomingMessage) => {
+          res.resume(); // the receiver's body is not read
+          res.on('end', () => resolve({ statusCode: res.statusCode ?? null, error: null }));
+          res.on('error', () => resolve({ statusCode: res.statusCode ?? null, error: null }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      req.on('error', (err) => resolve({ statusCode: null, error: err instanceof PrivateAddressError ? `private_address: ${err.message}` : err.message }));
+      req.end(d.body);
+    });
+  }
+
+  private kick(): void {
+    if ((this.opts.pollMs ?? 1000) > 0 && !this.stopped) this.schedule(0);
+  }
+
+  private schedule(delayMs: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.running = this.running
+        .then(() => this.runOnce())
+        .catch((err) => this.opts.log.warn({ err }, 'webhook dispatcher round failed; retrying'))
+        .finally(() => this.schedule(this.opts.pollMs ?? 1000));
+    }, delayMs);
+    this.timer.unref();
+  }
+}

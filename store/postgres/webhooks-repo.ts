@@ -1,0 +1,259 @@
+// Webhooks, their events and the delivery outbox in PostgreSQL (schemas/postgres/
+// 0005_api_keys_webhooks.sql). The API manages webhooks and reads the delivery log; the
+// dispatcher (pipelines/webhooks/) adds events from the bus, fans ready events out to the
+// organisation's webhooks, and takes due deliveries FOR UPDATE SKIP LOCKED (several
+// dispatchers share the outbox without sending one delivery twice at once). Every time is the
+// caller's clock, so back-off can be driven by a test clock.
+import { randomUUID } from 'node:crypto';
+import { AttuneError } from '../../lib/errors.js';
+import type { SqlClient, SqlQueryable } from './client.js';
+import { isUuid, ms, msOrNull, toDate } from './sql.js';
+
+export interface Webhook {
+  id: string;
+  orgId: string;
+  createdBy: string;
+  url: string;
+  events: string[];
+  description: string;
+  createdAt: number;
+}
+
+export interface WebhookDelivery {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  eventType: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  createdAt: number;
+  nextAttemptAt: number | null;
+  lastAttemptAt: number | null;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  deliveredAt: number | null;
+}
+
+export interface WebhookEventInput {
+  eventId: string;
+  orgId: string;
+  type: string;
+  /** When it happened (the payload's `created`). */
+  created: number;
+  /** Ids the data is computed from when it is not known yet. */
+  subject: Record<string, unknown>;
+  /** null: computed when ready (WebhookEventReady). */
+  data: Record<string, unknown> | null;
+  readyAt: number;
+}
+
+export interface ReadyEvent extends WebhookEventInput {}
+
+/** A delivery taken for an attempt, with what it needs to be sent. */
+export interface DueDelivery {
+  id: string;
+  webhookId: string;
+  eventId: string;
+  url: string;
+  secret: string;
+  body: string;
+  /** Attempts including the one now being made. */
+  attempts: number;
+  createdAt: number;
+}
+
+interface WebhookRow {
+  webhook_id: string;
+  org_id: string;
+  created_by: string;
+  url: string;
+  events: string[];
+  description: string;
+  created_at: Date;
+}
+const WEBHOOK_COLUMNS = 'webhook_id::text AS webhook_id, org_id, created_by, url, events, description, created_at';
+const toWebhook = (r: WebhookRow): Webhook => ({
+  id: r.webhook_id,
+  orgId: r.org_id,
+  createdBy: r.created_by,
+  url: r.url,
+  events: [...r.events],
+  description: r.description,
+  createdAt: ms(r.created_at),
+});
+
+interface DeliveryRow {
+  delivery_id: string | number;
+  webhook_id: string;
+  event_id: string;
+  event_type: string;
+  status: WebhookDelivery['status'];
+  attempts: number;
+  created_at: Date;
+  next_attempt_at: Date | null;
+  last_attempt_at: Date | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: Date | null;
+}
+const DELIVERY_COLUMNS =
+  'delivery_id, webhook_id::text AS webhook_id, event_id, event_type, status, attempts, created_at, next_attempt_at, last_attempt_at, last_status_code, last_error, delivered_at';
+const toDelivery = (r: DeliveryRow): WebhookDelivery => ({
+  id: String(r.delivery_id),
+  webhookId: r.webhook_id,
+  eventId: r.event_id,
+  eventType: r.event_type,
+  status: r.status,
+  attempts: Number(r.attempts),
+  createdAt: ms(r.created_at),
+  nextAttemptAt: r.status === 'pending' ? msOrNull(r.next_attempt_at) : null,
+  lastAttemptAt: msOrNull(r.last_attempt_at),
+  lastStatusCode: r.last_status_code === null ? null : Number(r.last_status_code),
+  lastError: r.last_error,
+  deliveredAt: msOrNull(r.delivered_at),
+});
+
+const notFound = (id: string) => new AttuneError('not_found', `webhook ${id} not found`, [{ field: 'id', reason: 'not_found' }]);
+
+export class WebhooksRepository {
+  private readonly clock: () => number;
+  constructor(private readonly sql: SqlClient, opts: { clock?: () => number } = {}) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  // --- the API's side ---
+
+  async create(input: { orgId: string; createdBy: string; url: string; events: string[]; secret: string; description: string }): Promise<Webhook> {
+    const { rows } = await this.sql.query<WebhookRow>(
+      `INSERT INTO webhooks (webhook_id, org_id, created_by, url, events, secret, description, created_at)
+       VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8) RETURNING ${WEBHOOK_COLUMNS}`,
+      [randomUUID(), input.orgId, input.createdBy, input.url, input.events, input.secret, input.description, toDate(this.clock())],
+    );
+    return toWebhook(rows[0]);
+  }
+
+  async list(orgId: string): Promise<Webhook[]> {
+    const { rows } = await this.sql.query<WebhookRow>(`SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE org_id = $1 ORDER BY created_at DESC, webhook_id LIMIT 1000`, [orgId]);
+    return rows.map(toWebhook);
+  }
+
+  async get(orgId: string, id: string): Promise<Webhook> {
+    if (!isUuid(id)) throw notFound(id);
+    const { rows } = await this.sql.query<WebhookRow>(`SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE org_id = $1 AND webhook_id = $2`, [orgId, id]);
+    if (rows.length === 0) throw notFound(id);
+    return toWebhook(rows[0]);
+  }
+
+  /** Deletes a webhook and its delivery log; pending deliveries are not sent. */
+  async delete(orgId: string, id: string): Promise<void> {
+    if (!isUuid(id)) throw notFound(id);
+    const { rows } = await this.sql.query(`DELETE FROM webhooks WHERE org_id = $1 AND webhook_id = $2 RETURNING webhook_id`, [orgId, id]);
+    if (rows.length === 0) throw notFound(id);
+  }
+
+  /** The delivery log of a webhook, newest first. */
+  async deliveries(orgId: string, id: string, limit: number): Promise<WebhookDelivery[]> {
+    await this.get(orgId, id);
+    const { rows } = await this.sql.query<DeliveryRow>(
+      `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE webhook_id = $1 ORDER BY delivery_id DESC LIMIT $2`,
+      [id, limit],
+    );
+    return rows.map(toDelivery);
+  }
+
+  // --- the dispatcher's side ---
+
+  /** Adds events (an event id already known is left as it is: a replayed record is the same event). */
+  async addEvents(events: WebhookEventInput[], q: SqlQueryable = this.sql): Promise<void> {
+    for (const e of events) {
+      await q.query(
+        `INSERT INTO webhook_events (event_id, org_id, type, created, subject, data, ready_at)
+         VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7) ON CONFLICT (event_id) DO NOTHING`,
+        [e.eventId, e.orgId, e.type, toDate(e.created), JSON.stringify(e.subject), e.data === null ? null : JSON.stringify(e.data), toDate(e.readyAt)],
+      );
+    }
+  }
+
+  /**
+   * Fans out up to `limit` ready events: `complete` fills the data of those that have none
+   * (null: the event is dropped, e.g. its session vanished), then one delivery per webhook of
+   * the event's organisation subscribed to its type, with the body `render` makes. One
+   * transaction; the events are locked, so two dispatchers never fan out one event twice.
+   */
+  async fanOut(
+    now: number,
+    limit: number,
+    complete: (e: ReadyEvent, tx: SqlQueryable) => Promise<Record<string, unknown> | null>,
+    render: (e: ReadyEvent & { data: Record<string, unknown> }) => string,
+  ): Promise<number> {
+    return this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<{ event_id: string; org_id: string; type: string; created: Date; subject: Record<string, unknown>; data: Record<string, unknown> | null; ready_at: Date }>(
+        `SELECT event_id, org_id, type, created, subject, data, ready_at FROM webhook_events
+         WHERE NOT fanned_out AND ready_at <= $1 ORDER BY ready_at, event_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
+        [toDate(now), limit],
+      );
+      for (const r of rows) {
+        const e: ReadyEvent = { eventId: r.event_id, orgId: r.org_id, type: r.type, created: ms(r.created), subject: r.subject ?? {}, data: r.data, readyAt: ms(r.ready_at) };
+        const data = e.data ?? (await complete(e, tx));
+        if (data !== null) {
+          const body = render({ ...e, data });
+          await tx.query(
+            `INSERT INTO webhook_deliveries (webhook_id, event_id, event_type, body, created_at, next_attempt_at)
+             SELECT webhook_id, $2, $3, $4, $5, $5 FROM webhooks WHERE org_id = $1 AND $3 = ANY(events)
+             ON CONFLICT (webhook_id, event_id) DO NOTHING`,
+            [e.orgId, e.eventId, e.type, body, toDate(now)],
+          );
+        }
+        await tx.query(`UPDATE webhook_events SET fanned_out = true, data = $2::jsonb WHERE event_id = $1`, [e.eventId, data === null ? null : JSON.stringify(data)]);
+      }
+      return rows.length;
+    });
+  }
+
+  /**
+   * Takes up to `limit` deliveries due at `now` for an attempt: their next attempt moves to
+   * `now + leaseMs` (a dispatcher that dies mid-attempt leaves them to be tried again then)
+   * and the attempt is counted.
+   */
+  async takeDue(now: number, leaseMs: number, limit: number): Promise<DueDelivery[]> {
+    const { rows } = await this.sql.query<{ delivery_id: string | number; webhook_id: string; event_id: string; url: string; secret: string; body: string; attempts: number; created_at: Date }>(
+      `UPDATE webhook_deliveries d SET next_attempt_at = $2, attempts = d.attempts + 1, last_attempt_at = $1
+       FROM webhooks w
+       WHERE w.webhook_id = d.webhook_id AND d.delivery_id IN (
+         SELECT delivery_id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
+         ORDER BY next_attempt_at, delivery_id LIMIT $3 FOR UPDATE SKIP LOCKED)
+       RETURNING d.delivery_id, d.webhook_id::text AS webhook_id, d.event_id, w.url, w.secret, d.body, d.attempts, d.created_at`,
+      [toDate(now), toDate(now + leaseMs), limit],
+    );
+    return rows.map((r) => ({
+      id: String(r.delivery_id),
+      webhookId: r.webhook_id,
+      eventId: r.event_id,
+      url: r.url,
+      secret: r.secret,
+      body: r.body,
+      attempts: Number(r.attempts),
+      createdAt: ms(r.created_at),
+    }));
+  }
+
+  /** Records an attempt's outcome: delivered, or pending until `nextAttemptAt`, or failed for good (nextAttemptAt null). */
+  async recordAttempt(id: string, outcome: { delivered: boolean; statusCode: number | null; error: string | null; nextAttemptAt: number | null; at: number }): Promise<void> {
+    const status = outcome.delivered ? 'delivered' : outcome.nextAttemptAt === null ? 'failed' : 'pending';
+    await this.sql.query(
+      `UPDATE webhook_deliveries SET status = $2, last_status_code = $3, last_error = $4, next_attempt_at = $5, delivered_at = $6 WHERE delivery_id = $1`,
+      [id, status, outcome.statusCode, outcome.error, outcome.nextAttemptAt === null ? null : toDate(outcome.nextAttemptAt), outcome.delivered ? toDate(outcome.at) : null],
+    );
+  }
+
+  /** Records a device's battery state; true when it has just fallen below the level (it was not low, or unknown). */
+  async batteryFell(orgId: string, deviceId: string, low: boolean): Promise<boolean> {
+    const { rows } = await this.sql.query<{ low: boolean }>(
+      `INSERT INTO webhook_device_battery (org_id, device_id, low) VALUES ($1, $2, $3)
+       ON CONFLICT (org_id, device_id) DO UPDATE SET low = EXCLUDED.low WHERE webhook_device_battery.low IS DISTINCT FROM EXCLUDED.low
+       RETURNING low`,
+      [orgId, deviceId, low],
+    );
+    return rows.length > 0 && rows[0].low === true;
+  }
+}
