@@ -36,6 +36,7 @@ import { createSpeechLiveHub } from '../api/speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
 import type { SpeechEventRecord } from '../schemas/records.js';
 import { SpeechWorker } from '../pipelines/speech/worker.js';
+import { SpeechToText } from '../pipelines/speech/stt.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import { GroupWorker } from '../pipelines/group/worker.js';
@@ -221,6 +222,8 @@ export async function startAttune(
       speechSessions,
       speechUploads,
       speechLive: speechLive ?? undefined,
+      // POST /v1/speech/stt where ingest runs; its models open on the first request (ingest/audio/stt.ts closes it with the server).
+      speechToText: roles.ingest && config.speech.enabled ? new SpeechToText({ model: config.speech.uploadModel, alignment: config.speech.alignment }) : undefined,
       mesh: new MeshRepository(sql, { clock }),
       orgAnalytics: new OrgAnalyticsRepository(sql),
       apiKeys: { repo: apiKeys, auth: keyAuth },

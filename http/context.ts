@@ -24,6 +24,21 @@ export interface HealthCheck {
   check(): Promise<boolean>;
 }
 
+/** What POST /v1/speech/stt needs from the recogniser (pipelines/speech/stt.ts has this shape). */
+export interface SpeechToTextService {
+  /** Recognises mono 16 kHz samples: text, word times in seconds, confidence (null when the recogniser reports none). */
+  transcribe(samples16k: Float32Array): Promise<{
+    text: string;
+    language: string;
+    confidence: number | null;
+    duration_seconds: number;
+    words: Array<{ word: string; start: number; end: number; timing_method: string }>;
+    model: string;
+    segments: Array<{ start: number; end: number; text: string }>;
+  }>;
+  close(): Promise<void>;
+}
+
 export interface AppContext {
   log: Logger;
   auth: Authenticator;
@@ -47,6 +62,8 @@ export interface AppContext {
   speechUploads?: SpeechUploadsRepository;
   /** Live speech events fan-out; present where the API role runs the speech stream. */
   speechLive?: LiveHub<unknown>;
+  /** Synchronous speech-to-text (POST /v1/speech/stt, ingest/audio/stt.ts): pipelines/speech/stt.ts, wired by cli/roles.ts; the route is left out when absent. */
+  speechToText?: SpeechToTextService;
   /** Speech file upload limits (config.speechUpload); 200 MB and 4 h when absent. */
   speechUploadLimits?: { maxBytes: number; maxDurationS: number };
   /** Group (mesh) sessions; the mesh routes are registered only where this is present (api/mesh-sessions.ts). */

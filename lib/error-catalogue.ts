@@ -102,6 +102,10 @@ export const Reasons = {
   unsupported_encoding: r('unsupported_media_type', 'A WAV file that is not 16-bit PCM.'),
   unsupported_sample_rate: r('unsupported_media_type', 'A WAV file whose sample rate is outside those accepted.'),
   unsupported_channel_count: r('unsupported_media_type', 'A WAV file with more channels than accepted.'),
+  unsupported_format: r('unsupported_media_type', 'An audio file in a format Attune does not decode (MP4/AAC, FLAC, …; found by its first bytes): details[].accepted lists the formats it takes.'),
+  unsupported_codec: r('unsupported_media_type', 'An Ogg or WebM file whose audio is not Opus (Vorbis, AAC, …).'),
+  undecodable_audio: r('validation_error', 'An MP3, Ogg or WebM file with no decodable audio, a broken container structure, or audio the decoder refused.'),
+  truncated_audio: r('validation_error', 'An MP3, Ogg or WebM file that ends before its audio does (a cut-off upload or file).'),
   audio_exists: r('conflict', 'The speech session already has (or had) audio.'),
   stream_already_open: r('conflict', 'The speech session already has an open audio stream.'),
   session_busy: r('conflict', 'The speech session is recording or processing: it can be deleted once completed or failed.'),
@@ -154,6 +158,7 @@ export const Reasons = {
   rate_limited: r('rate_limited', "Over a rate limit (the token's tier: requests a minute or a second; a device's or a user's readings per second): Retry-After and retry_after_s say when to retry."),
   socket_quota: r('rate_limited', "A WebSocket beyond the open sockets per user of the token's tier (free 1, plus 2, pro 5): closed with 4029."),
   shutting_down: r('unavailable', 'The server is shutting down.'),
+  stt_busy: r('unavailable', 'POST /v1/speech/stt: as many recognitions are running or waiting in this process as it takes; retry after Retry-After.'),
   // Bus, schema registry and storage.
   bus_publish_failed: r('unavailable', 'The bus did not accept a record.'),
   bus_full: r('unavailable', 'The embedded bus is full.'),

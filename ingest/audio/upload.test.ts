@@ -168,9 +168,12 @@ describe('refusals', () => {
 
   test('a broken header is 400 naming the reason; the upload is failed, the session still free', async () => {
     const s = await srv.newSession('u-bad', 'o-bad');
+    const notWave = Buffer.concat([small.subarray(0, 8), Buffer.from('AVI '), small.subarray(12)]);
+    const res = await injectUpload(srv.app, s.id, token(), [wavPart(notWave)]);
+    expectError(res, 400, 'validation_error', 'not_wave', 'file');
+    // First bytes of no accepted format: not a broken WAV but another kind of file (decoders/).
     const junk = Buffer.concat([Buffer.from('JUNK'), small.subarray(4)]);
-    const res = await injectUpload(srv.app, s.id, token(), [wavPart(junk)]);
-    expectError(res, 400, 'validation_error', 'not_riff', 'file');
+    expectError(await injectUpload(srv.app, s.id, token(), [wavPart(junk)]), 415, 'unsupported_media_type', 'unsupported_format', 'file');
     const cut = await injectUpload(srv.app, s.id, token(), [wavPart(small.subarray(0, 10))]);
     expectError(cut, 400, 'validation_error', 'truncated_header');
     await assertSessionStillFree(s.id);

@@ -1,9 +1,10 @@
-// Speech file uploads: `POST /v1/speech-sessions/{id}/upload` takes a WAV file as multipart
-// (field `file`, optional JSON field `metadata`) and streams it onto the bus, and
+// Speech file uploads: `POST /v1/speech-sessions/{id}/upload` takes an audio file (WAV, MP3,
+// Ogg Opus or WebM Opus, told apart by their first bytes: decoders/) as multipart (field
+// `file`, optional JSON field `metadata`) and streams it onto the bus, and
 // `GET /v1/speech-sessions/{id}/upload/{upload_id}/status` reports the job.
 //
-// The file is never held whole: each chunk of the multipart body goes through the WAV parser,
-// the resampler and the framer, and the next chunk is read only once the bus has taken the
+// The file is never held whole: each chunk of the multipart body goes through the format's
+// decoder (mono samples at the file's rate), the resampler and the framer, and the next chunk is read only once the bus has taken the
 // frames of this one, so the HTTP body is consumed as fast as the bus accepts audio. The
 // speech worker does the analysis and moves the upload and session rows on from there.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -17,7 +18,7 @@ import { documentedBody } from '../../http/openapi.js';
 import { invalidText } from '../../lib/text-limits.js';
 import { principalOf } from '../../http/auth-plugin.js';
 import type { SpeechSession, SpeechUpload } from '../../store/postgres/speech-sessions-repo.js';
-import { WavStreamParser, type WavFormat } from './wav-stream.js';
+import { AudioFileDecoder, ACCEPTED_AUDIO_FORMATS, ACCEPTED_AUDIO_TYPES, type DecodedAudioInfo } from './decoders/index.js';
 import { checkStoredJson, defaultStoredJsonLimits, jsonTextDepth, storedJsonTooDeep, type StoredJsonLimits } from '../../lib/json-limits.js';
 import { SpeechAudioPublisher, UploadFraming, samplesAt16k } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
@@ -46,7 +47,12 @@ const sessionIdParam = { type: 'string', minLength: 1, maxLength: 64, pattern: '
 const uploadFormSchema = {
   type: 'object',
   properties: {
-    file: { type: 'string', format: 'binary', contentMediaType: 'audio/wav', description: 'The WAV file (a file part, with a filename).' },
+    file: {
+      type: 'string',
+      format: 'binary',
+      contentMediaType: ACCEPTED_AUDIO_TYPES.join(', '),
+      description: `The audio file (a file part, with a filename): ${ACCEPTED_AUDIO_FORMATS.join(', ')}. The format is read from the first bytes, whatever the part's content type.`,
+    },
     metadata: { type: 'string', contentMediaType: 'application/json', maxLength: MAX_METADATA_BYTES, description: 'Optional: a JSON object stored with the upload (at most ATTUNE_MAX_STORED_JSON_BYTES, 16 KB, and 32 levels deep).' },
   },
   required: ['file'],
@@ -73,7 +79,7 @@ const statusResponse = {
     eta_s: { type: ['number', 'null'], description: 'Estimated seconds left; null when not estimated.' },
     file_name: { type: 'string' },
     size_bytes: { type: 'integer' },
-    encoding: { type: 'string', description: 'pcm16 or float32; empty before the header was read.' },
+    encoding: { type: 'string', description: "The file's audio coding: pcm16 or float32 (WAV), mp3, opus (Ogg or WebM); empty before the header was read." },
     channel_count: { type: 'integer' },
     sample_rate_hz: { type: 'integer' },
     audio_duration_s: { type: ['number', 'null'] },
@@ -124,12 +130,13 @@ export async function registerSpeechUploadRoutes(app: FastifyInstance, ctx: AppC
         links: { 202: { status: { operationId: 'getSpeechUploadStatus', parameters: { id: '$response.body#/session_id', upload_id: '$response.body#/upload_id' } } } },
         schema: {
           tags: ['speech'],
-          summary: 'Upload a WAV file (multipart: field `file`, optional JSON field `metadata`) to a speech session.',
+          summary: 'Upload an audio file (WAV, MP3, Ogg Opus or WebM Opus; multipart: field `file`, optional JSON field `metadata`) to a speech session.',
           operationId: 'uploadSpeechAudio',
           description:
-            `PCM16 or float32 WAV, mono or stereo, ${Math.round(limits.maxBytes / 1048576)} MB and ${limits.maxDurationS} s at most. ` +
+            `${ACCEPTED_AUDIO_FORMATS.join(', ')}; mono or stereo, ${Math.round(limits.maxBytes / 1048576)} MB and ${limits.maxDurationS} s at most. ` +
+            'The format is found from the first bytes (not the content type) and decoded in Node (WebAssembly decoders), then resampled to 16 kHz. ' +
             'The file is streamed and processed as it arrives; the answer (202) comes once it is all received. ' +
-            'A broken header is 400, an unsupported encoding 415, a file too large or too long 413, a session that already has audio 409.',
+            'A broken or cut-off file is 400, another format (MP4/AAC, FLAC, …) or codec 415 naming the accepted ones, a file too large or too long 413, a session that already has audio 409.',
           security: [{ bearerAuth: [] }],
           consumes: ['multipart/form-data'],
           params: { type: 'object', properties: { id: sessionIdParam }, required: ['id'] },
@@ -198,7 +205,7 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
     for await (const part of multipartParts(parts, limits)) {
       if (part.type === 'file') {
         if (part.fieldname !== 'file') {
-          throw new AttuneError('validation_error', `unexpected file field "${part.fieldname}"; send the WAV in field "file"`, [
+          throw new AttuneError('validation_error', `unexpected file field "${part.fieldname}"; send the audio file in field "file"`, [
             { field: part.fieldname, reason: 'unexpected_file_field' },
           ]);
         }
@@ -212,7 +219,7 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
       }
       // Other text fields are ignored, as form clients add their own.
     }
-    if (!job.fileReceived) throw new AttuneError('validation_error', 'the WAV file is missing: send it in field "file"', [{ field: 'file', reason: 'required' }]);
+    if (!job.fileReceived) throw new AttuneError('validation_error', 'the audio file is missing: send it in field "file"', [{ field: 'file', reason: 'required' }]);
     return await job.finish();
   } catch (err) {
     // The rest of a refused body is not worth reading.
@@ -221,8 +228,8 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
   }
 }
 
-/** The multipart parts, with the plugin's own errors turned into coded ones. */
-async function* multipartParts(parts: AsyncIterableIterator<MultipartFile | MultipartValue>, limits: SpeechUploadLimits): AsyncGenerator<MultipartFile | MultipartValue> {
+/** The multipart parts, with the plugin's own errors turned into coded ones (also POST /v1/speech/stt's). */
+export async function* multipartParts(parts: AsyncIterableIterator<MultipartFile | MultipartValue>, limits: SpeechUploadLimits): AsyncGenerator<MultipartFile | MultipartValue> {
   for (;;) {
     let next: IteratorResult<MultipartFile | MultipartValue>;
     try {
@@ -281,24 +288,15 @@ function parseMetadata(part: MultipartValue, stored: StoredJsonLimits): Record<s
   return value as Record<string, unknown>;
 }
 
-/** Mono float samples through the WAV parser: the encodings the speech pipeline takes. */
-function uploadEncoding(f: WavFormat): 'pcm16' | 'float32' {
-  if (f.encoding === 'pcm' && f.bitsPerSample === 16) return 'pcm16';
-  if (f.encoding === 'float' && f.bitsPerSample === 32) return 'float32';
-  throw new AttuneError('unsupported_media_type', `unsupported WAV encoding (${f.encoding === 'pcm' ? 'PCM' : 'float'} ${f.bitsPerSample}-bit); send PCM16 or float32`, [
-    { field: 'file', reason: 'unsupported_encoding', encoding: f.encoding, bits_per_sample: f.bitsPerSample },
-  ]);
-}
-
 /**
- * One upload: created when the file part starts, the session claimed once the WAV header is
+ * One upload: created when the file part starts, the session claimed once the file's header is
  * read (so a broken file never takes the session), frames published while the file arrives.
  */
 class UploadJob {
   fileReceived = false;
   private upload: SpeechUpload | null = null;
   private metadata: Record<string, unknown> | null = null;
-  private parser: WavStreamParser | null = null;
+  private decoder: AudioFileDecoder | null = null;
   private publisher: SpeechAudioPublisher | null = null;
   private claimed = false;
 
@@ -327,26 +325,28 @@ class UploadJob {
       fileName: part.filename ?? '',
       metadata: this.metadata ?? undefined,
     });
-    const parser = (this.parser = new WavStreamParser({ maxBytes: this.limits.maxBytes, maxDurationS: this.limits.maxDurationS, field: 'file' }));
-    for await (const chunk of fileChunks(part.file)) {
-      const pieces = parser.push(chunk);
-      if (!this.publisher && parser.format) await this.start(parser.format, parser.bytesReceived);
-      for (const samples of pieces) await this.publisher!.write(samples);
+    const decoder = (this.decoder = new AudioFileDecoder({ maxBytes: this.limits.maxBytes, maxDurationS: this.limits.maxDurationS, field: 'file' }));
+    try {
+      for await (const chunk of fileChunks(part.file)) await this.publish(await decoder.push(chunk));
+      // The multipart limit cuts the file short without an error of its own.
+      if (part.file.truncated) throw fileTooLarge(this.limits);
+      await this.publish(await decoder.end());
+    } finally {
+      decoder.free();
     }
-    // The multipart limit cuts the file short without an error of its own.
-    if (part.file.truncated) throw fileTooLarge(this.limits);
-    parser.end();
   }
 
-  /** Header read: refuse what the pipeline cannot take, claim the session, describe the file. */
-  private async start(format: WavFormat, bytesSoFar: number): Promise<void> {
-    const encoding = uploadEncoding(format);
-    if (format.channels > 2) {
-      throw new AttuneError('unsupported_media_type', `${format.channels} channels; send mono or stereo`, [
-        { field: 'file', reason: 'unsupported_channel_count', channels: format.channels },
-      ]);
-    }
-    const sampleFrames = format.dataBytes === null ? null : Math.floor(format.dataBytes / format.blockAlign);
+  /** Samples decoded: the session is claimed at the first (the header is read by then), then they go to the bus. */
+  private async publish(pieces: Float32Array[]): Promise<void> {
+    const decoder = this.decoder!;
+    if (!this.publisher && decoder.info) await this.start(decoder.info, decoder.bytesReceived);
+    for (const samples of pieces) await this.publisher!.write(samples);
+  }
+
+  /** Header read (the decoder has refused what the pipeline cannot take): claim the session, describe the file. */
+  private async start(format: DecodedAudioInfo, bytesSoFar: number): Promise<void> {
+    const encoding = format.encoding;
+    const sampleFrames = format.declaredFrames;
     const upload = this.upload!;
     await this.repos.sessions.claimForAudio(this.session.id, { source: 'upload', startedAt: this.startedAt, sampleRateHz: format.sampleRate, streamId: upload.id });
     this.claimed = true;
@@ -382,15 +382,15 @@ class UploadJob {
    */
   async finish() {
     const upload = this.upload!;
-    const parser = this.parser!;
-    const durationS = parser.durationS;
-    await this.repos.uploads.update(upload.id, { sizeBytes: parser.bytesReceived, audioDurationS: durationS });
+    const decoder = this.decoder!;
+    const durationS = decoder.durationS;
+    await this.repos.uploads.update(upload.id, { sizeBytes: decoder.bytesReceived, audioDurationS: durationS });
     await this.repos.sessions.update(this.session.id, { endedAt: this.ctx.clock(), audioDurationS: durationS });
     await this.publisher!.end();
     // The audio is all on the bus: the claim ends (the session stays 'processing').
     await this.repos.sessions.releaseAudio(this.session.id, { outcome: 'ended', streamId: upload.id });
     this.ctx.log.info(
-      { session_id: this.session.id, upload_id: upload.id, bytes: parser.bytesReceived, duration_s: durationS, frames: this.publisher!.framesPublished },
+      { session_id: this.session.id, upload_id: upload.id, format: decoder.format, bytes: decoder.bytesReceived, duration_s: durationS, frames: this.publisher!.framesPublished },
       'speech upload received',
     );
     return { upload_id: upload.id, session_id: this.session.id, status: 'processing' as const, status_url: statusUrl(this.session.id, upload.id) };
@@ -428,7 +428,7 @@ class UploadJob {
 }
 
 /** The file part's bytes; the body ending early (client gone, broken form) is a coded 400. */
-async function* fileChunks(file: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+export async function* fileChunks(file: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
   const it = file[Symbol.asyncIterator]();
   try {
     for (;;) {
