@@ -20,6 +20,8 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
+import crypto from 'node:crypto';
+import { createServer } from 'node:http';
 import { getTestServices } from '../services.js';
 import { rsaReadings, startTestAttune, waitFor, type TestAttune } from '../attune.js';
 import { checkShape, docBlocks, docRequests, docTable, type DocRequest, type FieldCheck } from './doc-examples.js';
@@ -56,16 +58,23 @@ const NULLABLE: Record<string, string> = {
 /** Request examples of other parts of issue 12 (or out of scope): todo, by "section / subsection". */
 const TODO: Record<string, string> = {
   'Authentication / OAuth 2.0 Flow': 'out of scope: people log in at the organisation identity provider (seeds/README.md); POST /v1/auth/token client_credentials is issue 12 (API keys)',
-  'Authentication / API Key Authentication (Server-to-Server)': 'API keys (issue 12, not built yet)',
   'Mesh Network Endpoints / List Active Mesh Sessions': 'mesh sessions API (issue 11/12, another helper)',
   'Mesh Network Endpoints / Join Mesh Session': 'mesh sessions API (issue 11/12, another helper)',
   'Mesh Network Endpoints / Create Mesh Session (Pro+)': 'mesh sessions API (issue 11/12, another helper)',
-  'Webhooks / Configuring Webhooks': 'webhooks (issue 12, not built yet)',
 };
 /** Parts of the document with no request example that this suite does not check yet. */
-const TODO_OTHER = [
-  'Webhooks: payload example and signature verification (issue 12, webhooks)',
+const TODO_OTHER: string[] = [
 ];
+
+/** Request examples replayed by the API key and webhook checks at the end of this suite. */
+const REPLAYED_KEYS_AND_WEBHOOKS = ['API Key Authentication (Server-to-Server)', 'Configuring Webhooks'];
+/**
+ * The webhook example registers https://your-server.com/auf-webhook: that host is allowed by
+ * name (not resolved: this machine may have no DNS), and 127.0.0.1 for the local receiver that
+ * checks deliveries; a completed session's event waits 2 s for its last windows.
+ */
+const WEBHOOK_ENV = { ATTUNE_WEBHOOKS_ALLOW_HOSTS: 'your-server.com,127.0.0.1', ATTUNE_WEBHOOKS_SETTLE_MS: '2000' };
+const WEBHOOK_RECEIVER_PORT = 18433;
 
 const key = (e: DocRequest) => `${e.section} / ${e.subsection}`;
 const bySubsection = (name: string) => {
@@ -92,7 +101,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
       return encodeURIComponent(v);
     });
     const headers: Record<string, string> = {};
-    for (const [h, v] of Object.entries(e.headers)) headers[h] = v.replace('{ACCESS_TOKEN}', token);
+    for (const [h, v] of Object.entries(e.headers)) headers[h] = v.replace('{ACCESS_TOKEN}', token).replace(/\{(API_KEY|CLIENT_ID)\}/g, (_, name: string) => vars[name] ?? `{${name}}`);
     const res = await fetch(app.baseUrl + fill(e.target), { method: e.method, headers, body: e.body === '' ? undefined : e.body });
     const text = await res.text();
     examplesReplayed++;
@@ -141,7 +150,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
 
   before(async () => {
     const services = await getTestServices({ needKafka: false });
-    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, env: { ATTUNE_READING_MAX_AGE_DAYS: '36500', ATTUNE_ERROR_DOCS_URL: ERROR_DOCS_URL } });
+    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, env: { ...WEBHOOK_ENV, ATTUNE_READING_MAX_AGE_DAYS: '36500', ATTUNE_ERROR_DOCS_URL: ERROR_DOCS_URL } });
     token = app.token(USER, ORG, SCOPES);
     const dev = await app.request('POST', '/v1/devices', { token, body: { device_id: 'seed-strap', model: 'Polar H10' } });
     assert.equal(dev.status, 201, JSON.stringify(dev.body));
@@ -162,6 +171,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
 
   test('the document has the examples this suite replays, and every other request example is listed as todo', () => {
     const known = new Set(['Register Device', 'Sync Device Data', 'Create Session', 'End Session', 'Update User Profile', 'Get Current User', 'Get User Coherence History', 'Get Session Details', 'Organization Dashboard']);
+    for (const s of REPLAYED_KEYS_AND_WEBHOOKS) known.add(s);
     const unknown = examples.filter((e) => !known.has(e.subsection) && !(key(e) in TODO)).map(key);
     assert.deepEqual(unknown, [], 'request examples neither replayed nor listed as todo');
     assert.equal(examples.filter((e) => known.has(e.subsection)).length, known.size);
@@ -417,6 +427,78 @@ describe('coherence platform document: request examples replayed verbatim', () =
       assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(got));
     }
     assert.equal(typeof ping.payload.timestamp, 'string');
+  });
+
+  /** An API key of the conformance organisation, created by `creator` as an organisation admin. */
+  async function apiKey(scopes: string[], creator = 'org-admin') {
+    const admin = app.token(creator, ORG, [...scopes, 'admin:org']);
+    const res = await app.request('POST', '/v1/api-keys', { token: admin, body: { name: 'conformance', scopes } });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    return { key: res.body.key as string, id: res.body.id as string };
+  }
+
+  test('Authentication / API Key Authentication (Server-to-Server): the example with a key and its client id answers the user', async () => {
+    const e = bySubsection('API Key Authentication (Server-to-Server)');
+    // Created by the conformance user (as an organisation admin): the key acts as them, so the profile has their data.
+    const k = await apiKey(['read:user'], USER);
+    const res = await replay(e, { API_KEY: k.key, CLIENT_ID: k.id });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    // The example documents no response of its own: it is the Get Current User answer, for the key's creator.
+    const checks = checkShape(bySubsection('Get Current User').response, res.body, '', NULLABLE);
+    fieldChecks.push(...checks);
+    assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(res.body));
+    assert.equal(res.body.id, USER);
+    const wrongClient = await replay(e, { API_KEY: k.key, CLIENT_ID: 'ak_0000000000000000' });
+    assert.equal(wrongClient.status, 401);
+  });
+
+  test('Webhooks / Configuring Webhooks: the example, sent with an API key, registers the webhook', async () => {
+    const e = bySubsection('Configuring Webhooks');
+    const k = await apiKey(['admin:org']);
+    const res = await replay(e, { API_KEY: k.key });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const sent = JSON.parse(e.body);
+    const list = await app.request('GET', '/v1/webhooks', { headers: { 'x-api-key': k.key } });
+    const hook = list.body.webhooks.find((w: { id: string }) => w.id === res.body.id);
+    assert.deepEqual([hook.url, hook.events], [sent.url, sent.events]);
+    assert.ok(!JSON.stringify(list.body).includes(sent.secret), 'the secret is never shown');
+  });
+
+  test("Webhooks: a completed session's delivery has the payload example's fields and passes the document's verifyWebhook", async () => {
+    // The document's function itself, read from its javascript block (its require line swapped for node:crypto).
+    const block = docBlocks(markdown).find((b) => b.subsection === 'Webhook Signature Verification' && b.lang === 'javascript');
+    assert.ok(block, 'the document shows verifyWebhook');
+    const verifyWebhook = new Function('crypto', `${block.text.replace(/^const crypto = require\('crypto'\);$/m, '')}\nreturn verifyWebhook;`)(crypto) as (p: string, s: string, k: string) => boolean;
+    const example = docBlocks(markdown).find((b) => b.subsection === 'Webhook Payload Example' && b.lang === 'json');
+    assert.ok(example, 'the document shows a payload');
+    const received: Array<{ body: string; signature: string }> = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        received.push({ body: Buffer.concat(chunks).toString('utf8'), signature: String(req.headers['x-auf-signature']) });
+        res.end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(WEBHOOK_RECEIVER_PORT, '127.0.0.1', resolve));
+    try {
+      const admin = app.token('org-admin', ORG, ['admin:org']);
+      const hook = await app.request('POST', '/v1/webhooks', { token: admin, body: { url: `http://127.0.0.1:${WEBHOOK_RECEIVER_PORT}/auf-webhook`, events: ['session.completed'], secret: 'your-webhook-secret' } });
+      assert.equal(hook.status, 201, JSON.stringify(hook.body));
+      const start = Math.floor((Date.now() - 40 * 60_000) / 5000) * 5000 + 4000;
+      const sid = await seedSession('seed-strap', start, 150, start + 160_000);
+      const delivery = await waitFor('the session.completed delivery', () => received.find((r) => JSON.parse(r.body).data?.session_id === sid), 60_000, 100);
+      assert.equal(verifyWebhook(delivery.body, delivery.signature, 'your-webhook-secret'), true);
+      assert.equal(verifyWebhook(delivery.body, delivery.signature, 'another-secret'), false);
+      const payload = JSON.parse(delivery.body);
+      const checks = checkShape(JSON.parse(example.text), payload, '', NULLABLE);
+      fieldChecks.push(...checks);
+      assert.deepEqual(checks.filter((c) => !c.ok), [], delivery.body);
+      assert.deepEqual([payload.type, payload.data.user_id, payload.data.duration], ['session.completed', USER, 160]);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 
   for (const [name, why] of Object.entries(TODO)) test(`${name}`, { todo: why }, () => {});
