@@ -7,23 +7,22 @@
 // (nothing here crosses the bus); only PostgreSQL is shared, as in a scaled-out deployment.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createAuthenticator } from '../http/auth.js';
 import { migratePostgres } from '../store/postgres/migrate.js';
 import { MeshRepository } from '../store/postgres/mesh-repo.js';
 import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
+import { startAttuneProcess, stopAttuneProcesses } from './attune-process.js';
 
 const ROUNDS = 12;
 /** Joins sent per round: half to each process, all for the one seat left. */
 const RACERS = 4;
 const SEATS = 3;
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const secret = randomBytes(32).toString('hex');
 const auth = createAuthenticator({ secret, publicKey: null, issuer: 'attune', audience: 'attune-api' });
 
@@ -41,8 +40,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+  await stopAttuneProcesses(children);
   await db?.dispose();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
@@ -54,43 +52,17 @@ after(async () => {
 function startApiProcess(): Promise<string> {
   const dataDir = mkdtempSync(join(tmpdir(), 'attune-mesh-mp-'));
   dirs.push(dataDir);
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then(async (m) => { await m.main(['migrate']); await m.main(['api']); })`], {
-    cwd: root,
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      ATTUNE_DATA_DIR: dataDir,
-      DATABASE_URL: db!.url!,
-      KAFKA_BROKERS: '',
-      CLICKHOUSE_URL: '',
-      CLICKHOUSE_DATABASE: `mesh_${randomUUID().replace(/-/g, '').slice(0, 10)}`,
-      JWT_SECRET: secret,
-      // Many requests from a few users at once: the enterprise tier keeps the rate limits
-      // (tested in http/rate-limit*.test.ts) out of what this file tests.
-      ATTUNE_DEFAULT_TIER: 'enterprise',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (const line of out.split('\n')) {
-        if (!line.includes('attune listening')) continue;
-        try {
-          resolve(String(JSON.parse(line).url).replace('0.0.0.0', '127.0.0.1'));
-        } catch {
-          /* a partial line: wait for the rest */
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => reject(new Error(`attune api exited with ${code} before listening:\n${err}\n${out.slice(-2000)}`)));
-  });
+  return startAttuneProcess(['migrate', 'api'], {
+    ATTUNE_DATA_DIR: dataDir,
+    DATABASE_URL: db!.url!,
+    KAFKA_BROKERS: '',
+    CLICKHOUSE_URL: '',
+    CLICKHOUSE_DATABASE: `mesh_${randomUUID().replace(/-/g, '').slice(0, 10)}`,
+    JWT_SECRET: secret,
+    // Many requests from a few users at once: the enterprise tier keeps the rate limits
+    // (tested in http/rate-limit*.test.ts) out of what this file tests.
+    ATTUNE_DEFAULT_TIER: 'enterprise',
+  }, children);
 }
 
 async function call(base: string, token: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {

@@ -6,22 +6,21 @@
 // nothing is lost when the loser retries on the new version.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import WebSocket from 'ws';
 import { createAuthenticator } from '../http/auth.js';
 import { migratePostgres } from '../store/postgres/migrate.js';
 import { SpeechSessionsRepository } from '../store/postgres/speech-sessions-repo.js';
 import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
 import { getTestServices } from './services.js';
+import { startAttuneProcess, stopAttuneProcesses } from './attune-process.js';
 
 const isCi = (env: NodeJS.ProcessEnv) => env.CI === 'true';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const secret = randomBytes(32).toString('hex');
 const auth = createAuthenticator({ secret, publicKey: null, issuer: 'attune', audience: 'attune-api' });
 
@@ -42,55 +41,28 @@ before(async () => {
 });
 
 after(async () => {
-  for (const c of children) c.kill('SIGTERM');
-  await Promise.all(children.map((c) => (c.exitCode !== null ? null : new Promise((r) => c.once('exit', r)))));
+  await stopAttuneProcesses(children);
   await db?.dispose();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 /** Starts `attune <role>` in a child process and resolves with its URL once it listens. */
-function startAttuneProcess(role: 'ingest' | 'api', prefix: string): Promise<string> {
+function startRole(role: 'ingest' | 'api', prefix: string): Promise<string> {
   const dataDir = mkdtempSync(join(tmpdir(), `attune-mp-${role}-`));
   dirs.push(dataDir);
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then((m) => m.main(['${role}']))`], {
-    cwd: root,
-    env: {
-      ...process.env,
-      HOST: '127.0.0.1',
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      ATTUNE_DATA_DIR: dataDir,
-      DATABASE_URL: db!.url!,
-      KAFKA_BROKERS: brokers!.join(','),
-      ATTUNE_TOPIC_PREFIX: prefix,
-      ATTUNE_TOPIC_PARTITIONS: '2',
-      CLICKHOUSE_DATABASE: `mp_${randomUUID().replace(/-/g, '').slice(0, 10)}`,
-      JWT_SECRET: secret,
-      // One user races many requests and two sockets here on purpose: the enterprise tier's
-      // limits (no socket quota, 500 requests a second) keep the rate limits out of what this
-      // file tests (http/rate-limit*.test.ts test them).
-      ATTUNE_DEFAULT_TIER: 'enterprise',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (const line of out.split('\n')) {
-        if (!line.includes('attune listening')) continue;
-        try {
-          resolve(String(JSON.parse(line).url).replace('0.0.0.0', '127.0.0.1'));
-        } catch {
-          /* a partial line: wait for the rest */
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => reject(new Error(`attune ${role} exited with ${code} before listening:\n${err}\n${out.slice(-2000)}`)));
-  });
+  return startAttuneProcess([role], {
+    ATTUNE_DATA_DIR: dataDir,
+    DATABASE_URL: db!.url!,
+    KAFKA_BROKERS: brokers!.join(','),
+    ATTUNE_TOPIC_PREFIX: prefix,
+    ATTUNE_TOPIC_PARTITIONS: '2',
+    CLICKHOUSE_DATABASE: `mp_${randomUUID().replace(/-/g, '').slice(0, 10)}`,
+    JWT_SECRET: secret,
+    // One user races many requests and two sockets here on purpose: the enterprise tier's
+    // limits (no socket quota, 500 requests a second) keep the rate limits out of what this
+    // file tests (http/rate-limit*.test.ts test them).
+    ATTUNE_DEFAULT_TIER: 'enterprise',
+  }, children);
 }
 
 test('two ingest processes, one speech session, two simultaneous live starts: exactly one stream', async (t) => {
@@ -100,7 +72,7 @@ test('two ingest processes, one speech session, two simultaneous live starts: ex
     return t.skip('needs Kafka and a PostgreSQL server');
   }
   const prefix = `mp-${randomUUID().slice(0, 8)}.`;
-  const [a, b] = await Promise.all([startAttuneProcess('ingest', prefix), startAttuneProcess('ingest', prefix)]);
+  const [a, b] = await Promise.all([startRole('ingest', prefix), startRole('ingest', prefix)]);
   const speech = new SpeechSessionsRepository(db.client);
   const token = auth.sign({ userId: 'u1', orgId: 'o1', scopes: ['write:speech'] });
   for (let round = 0; round < 3; round++) {
@@ -138,7 +110,7 @@ test('two api processes, one session, two changes based on the same version: one
     return t.skip('needs Kafka and a PostgreSQL server');
   }
   const prefix = `mp-${randomUUID().slice(0, 8)}.`;
-  const [a, b] = await Promise.all([startAttuneProcess('api', prefix), startAttuneProcess('api', prefix)]);
+  const [a, b] = await Promise.all([startRole('api', prefix), startRole('api', prefix)]);
   const token = auth.sign({ userId: 'u1', orgId: 'o1', scopes: ['write:sessions', 'read:sessions'] });
   const call = async (base: string, method: string, path: string, body?: unknown) => {
     const res = await fetch(base + path, {
