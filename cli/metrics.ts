@@ -10,6 +10,8 @@ import type { TopicNames } from '../schemas/topics.js';
 import type { LiveHub } from '../http/live-hub.js';
 import type { ReadingsSink } from '../pipelines/readings-sink.js';
 import type { CoherenceWorker } from '../pipelines/coherence/worker.js';
+import type { GroupWorker } from '../pipelines/group/worker.js';
+import type { GroupWindowsSink } from '../pipelines/sinks/group-windows-sink.js';
 import type { SpeechWorker } from '../pipelines/speech/worker.js';
 import type { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 
@@ -222,6 +224,9 @@ export function instrumentStore(store: StoreClient, metrics: Metrics): StoreClie
 export interface WorkerParts {
   sink: ReadingsSink | null;
   worker: CoherenceWorker | null;
+  /** The group worker and its sink (issue 11); absent where a caller predates them. */
+  groupWorker?: GroupWorker | null;
+  groupWindowsSink?: GroupWindowsSink | null;
   speechWorker: SpeechWorker | null;
   sessionChanges: SessionChangesRelay | null;
   sessionDimension: SessionDimensionSink | null;
@@ -248,6 +253,30 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
     metrics.counterFrom('attune_coherence_quarantined_readings_total', 'Readings that would have jumped their session\'s clock, dead-lettered as future_beat.', [], () => [[{}, s.quarantinedReadings]]);
     metrics.counterFrom('attune_coherence_implausible_readings_total', 'Readings failing the plausibility checks, dead-lettered.', [], () => [[{}, s.implausibleReadings]]);
     metrics.gaugeFrom('attune_coherence_open_sessions', 'Sessions with open windows in the coherence worker.', [], () => [[{}, worker.openSessionCount]]);
+    const fanout = worker.groupFanout;
+    if (fanout) {
+      metrics.counterFrom('attune_coherence_group_records_total', "Group participants' windows the coherence worker published on the group repartition topic.", [], () => [[{}, fanout.stats.records]]);
+      metrics.counterFrom('attune_coherence_group_lookups_total', 'PostgreSQL lookups of a user\'s mesh participations by the coherence worker.', [], () => [[{}, fanout.stats.queries]]);
+    }
+  }
+  const group = parts.groupWorker;
+  if (group) {
+    const s = group.stats;
+    metrics.counterFrom('attune_group_participant_windows_total', "Participants' windows the group worker read.", [], () => [[{}, s.records]]);
+    metrics.counterFrom('attune_group_windows_total', 'Group windows the group worker published.', [], () => [[{}, s.windows]]);
+    metrics.counterFrom('attune_group_late_windows_total', "Participants' windows that came after their group window closed (ignored).", [], () => [[{}, s.lateWindows]]);
+    metrics.counterFrom('attune_group_events_total', 'Live group events published, by type.', ['type'], () => [
+      [{ type: 'group_coherence' }, s.events - s.manifestations],
+      [{ type: 'manifestation_event' }, s.manifestations],
+    ]);
+    metrics.gaugeFrom('attune_group_open_groups', 'Groups (mesh sessions) with state in the group worker.', [], () => [[{}, group.openGroupCount]]);
+  }
+  const groupSink = parts.groupWindowsSink;
+  if (groupSink) {
+    metrics.counterFrom('attune_group_windows_sink_rows_total', 'Rows the group windows sink handed to its writers, by table.', ['table'], () => [
+      [{ table: 'group_windows' }, groupSink.stats.windowRows],
+      [{ table: 'group_participant_windows' }, groupSink.stats.participantRows],
+    ]);
   }
   if (sessionChanges) {
     metrics.counterFrom('attune_session_changes_published_total', 'Session changes relayed from the PostgreSQL outbox to the bus.', [], () => [[{}, sessionChanges.stats.published]]);

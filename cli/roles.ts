@@ -340,7 +340,7 @@ export async function startAttune(
     throw err;
   }
 
-  registerWorkerMetrics(metrics, { sink, worker, speechWorker, sessionChanges, sessionDimension, live, speechLive });
+  registerWorkerMetrics(metrics, { sink, worker, groupWorker, groupWindowsSink, speechWorker, sessionChanges, sessionDimension, live, speechLive });
   let metricsListener: MetricsListener | null = null;
   if (config.metrics.port !== null && opts.listen !== false) {
     metricsListener = await startMetricsListener({ host: config.metrics.host, port: config.metrics.port, token: config.metrics.token, metrics, log });

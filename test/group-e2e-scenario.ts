@@ -146,6 +146,14 @@ export function groupEndToEnd(name: string, setup: () => Promise<TestAttune | nu
           if (Number(r.n) > 0) assert.ok(Math.abs(r.w - 1) < 1e-9, `weights of ${r.end_ms} sum to ${r.w}`);
         }
 
+        // GET /metrics counts the group path (cli/metrics.ts).
+        const text = await app.metrics.text();
+        const metric = (series: string) => Number(text.split('\n').find((l) => l.startsWith(series + ' '))?.slice(series.length + 1));
+        assert.ok(metric('attune_coherence_group_records_total') >= 3 * rows.length, text.match(/attune_coherence_group.*/g)?.join('; '));
+        assert.ok(metric('attune_group_windows_total') >= rows.length);
+        assert.ok(metric('attune_group_events_total{type="group_coherence"}') >= rows.length);
+        assert.ok(metric('attune_group_windows_sink_rows_total{table="group_windows"}') >= rows.length);
+
         // The API reads them: the timeline, and a participant's weight.
         const detail = await app.request('GET', `/v1/mesh/sessions/${meshId}`, { token: participants[0].token });
         assert.equal(detail.status, 200, JSON.stringify(detail.body));
