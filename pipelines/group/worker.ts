@@ -49,7 +49,7 @@ export interface GroupWorkerOptions {
   topics?: TopicNames;
   codec: Codec;
   log: Logger;
-  /** How long after the group's newest window end a window waits for slow participants, ms. Default 15,000. */
+  /** How far the group's (or its partition's) newest window end must be past a window for it to close, ms. Default 10,000. */
   allowedLatenessMs?: number;
   /** Surrogates per window (at least 100). Default 100. */
   surrogates?: number;
