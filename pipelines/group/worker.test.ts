@@ -168,3 +168,33 @@ test('the same group input in another arrival order, and with a restart mid-stre
     manifestA.map((e) => e.event_id),
   );
 });
+
+test('records that are not participant windows are dead-lettered and the partition moves on', async () => {
+  const td = await topicsFor('gd.');
+  const sink = await startSink(td);
+  const w = await startWorker(td);
+  stops.push(() => w.stop());
+  const event: MeshEventRecord = { event_id: 'x', mesh_id: MESH, org_id: 'org-d', type: 'group_coherence', occurred_at: fixtureEnd(0), payload_json: '{}' };
+  await bus.publish(td.groupParticipantWindows, [
+    { key: MESH, value: Buffer.from('not avro at all') },
+    // Decodes (another schema on the topic), but is no participant window.
+    { key: MESH, value: codec.encode(Topics.meshEvents, event) },
+  ]);
+  await publish(td, windowMajor(fixtureWindows(MESH, 'org-d')));
+  await untilStored(sink, CLOSED);
+  assert.equal(w.stats.deadLettered, 2);
+  const reasons: string[] = [];
+  const sub = await bus.subscribe({
+    groupId: 'read-gd-deadletters',
+    topics: [td.deadLetter],
+    fromBeginning: true,
+    eachBatch: async (b) => {
+      for (const r of b.records) reasons.push(r.headers['attune-reason'] ?? '');
+    },
+  });
+  await waitFor('2 dead letters', () => reasons.length >= 2);
+  await sub.stop();
+  assert.deepEqual(reasons.sort(), ['invalid_record', 'undecodable']);
+  const { windows } = await stored('org-d');
+  assert.equal(windows.length, CLOSED);
+});
