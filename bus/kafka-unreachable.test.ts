@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import kafkajs from 'kafkajs';
-import { isUnreachable } from './kafka.js';
+import { isUnreachable, mustRejoin } from './kafka.js';
 
 // kafkajs is CommonJS and its error classes are not detected as named exports (nor all typed).
 type ErrorClass = new (e: unknown, opts?: Record<string, unknown>) => Error & { retriable?: boolean };
@@ -38,4 +38,20 @@ test('isUnreachable: errors waiting cannot fix are not', () => {
   assert.equal(isUnreachable(new KafkaJSNonRetriableError(denied, { cause: denied })), false);
   assert.equal(isUnreachable(new TypeError('eachBatch is not a function')), false);
   assert.equal(isUnreachable(undefined), false);
+});
+
+test('mustRejoin: a commit or heartbeat refused because the group moved on ends the batch retry loop; other errors do not', () => {
+  const protocol = (type: string, code: number, retriable: boolean) => new KafkaJSProtocolError(Object.assign(new Error(type), { type, code, retriable }));
+  // What a commit or heartbeat of a member from before a broker restart gets.
+  assert.equal(mustRejoin(protocol('ILLEGAL_GENERATION', 22, false)), true);
+  assert.equal(mustRejoin(protocol('UNKNOWN_MEMBER_ID', 25, false)), true);
+  assert.equal(mustRejoin(protocol('REBALANCE_IN_PROGRESS', 27, false)), true);
+  assert.equal(mustRejoin(protocol('NOT_COORDINATOR_FOR_GROUP', 16, true)), true);
+  // Wrapped by kafkajs's retrier.
+  assert.equal(mustRejoin(new KafkaJSNonRetriableError(protocol('ILLEGAL_GENERATION', 22, false), { cause: protocol('ILLEGAL_GENERATION', 22, false) })), true);
+  // A sink's own failure, a refused connection, an authorization error: retry the batch (or fail), no rejoin.
+  assert.equal(mustRejoin(new Error('connect ECONNREFUSED 127.0.0.1:8123')), false);
+  assert.equal(mustRejoin(new KafkaJSConnectionError('Connection error: connect ECONNREFUSED 127.0.0.1:9092')), false);
+  assert.equal(mustRejoin(protocol('TOPIC_AUTHORIZATION_FAILED', 29, false)), false);
+  assert.equal(mustRejoin(undefined), false);
 });

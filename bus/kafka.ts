@@ -138,6 +138,17 @@ export function isUnreachable(err: unknown): boolean {
   return false;
 }
 
+/** Group errors after which a member must rejoin (kafkajs's isRebalancing, plus an unknown member). */
+const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'NOT_COORDINATOR', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
+
+/** Whether a kafkajs error (anywhere in its cause chain) means this member must rejoin its group. */
+export function mustRejoin(err: unknown): boolean {
+  for (let e = err as { type?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
+    if (e.type !== undefined && REJOIN.has(e.type)) return true;
+  }
+  return false;
+}
+
 export interface KafkaBus extends Bus {
   readonly kind: 'kafka';
 }
@@ -242,27 +253,38 @@ class KafkaBusImpl implements KafkaBus {
       if (batch.messages.length === 0) return;
       const records = batch.messages.map((m) => toBusRecord(batch.topic, batch.partition, m));
       let backoff = retryBackoffMs;
+      // A heartbeat (or the handler's own commit) refused because the group moved on: this
+      // member must rejoin, which kafkajs does only when the error reaches its runner. Retrying
+      // the batch in here instead would never end (CI: after a broker SIGKILL the test's
+      // consumer retried a commit refused for its old generation and consumed nothing more for
+      // 90 s). The batch is not resolved, so it is delivered again after the rejoin.
+      let rejoin: unknown = null;
+      const beat = () => heartbeat().catch((err) => void (mustRejoin(err) && (rejoin ??= err)));
       for (;;) {
         if (stopping || !isRunning() || isStale()) return;
         // kafkajs heartbeats only between batches: a handler blocked longer than the
         // session timeout (a sink waiting on ClickHouse) would get the member thrown out
         // and its work replayed. Heartbeat while it runs; kafkajs fetches nothing more
         // for this partition meanwhile, so the partition is in effect paused.
-        const beating = setInterval(() => void heartbeat().catch(() => undefined), heartbeatMs);
+        const beating = setInterval(() => void beat(), heartbeatMs);
         try {
           await opts.eachBatch({ topic: batch.topic, partition: batch.partition, records });
           break;
         } catch (err) {
+          if (mustRejoin(err)) rejoin ??= err;
           log.warn(
-            { err, topic: batch.topic, partition: batch.partition, first_offset: records[0].offset, records: records.length, retry_in_ms: backoff },
-            'bus handler rejected a batch; delivering it again',
+            { err, topic: batch.topic, partition: batch.partition, first_offset: records[0].offset, records: records.length, retry_in_ms: rejoin ? 0 : backoff },
+            rejoin ? 'bus handler rejected a batch and the group has moved on; rejoining' : 'bus handler rejected a batch; delivering it again',
           );
-          await pause(backoff);
-          backoff = Math.min(backoff * 2, retryBackoffMaxMs);
-          await heartbeat().catch(() => undefined);
+          if (!rejoin) {
+            await pause(backoff);
+            backoff = Math.min(backoff * 2, retryBackoffMaxMs);
+            await beat();
+          }
         } finally {
           clearInterval(beating);
         }
+        if (rejoin) throw rejoin;
       }
       resolveOffset(records[records.length - 1].offset);
       await heartbeat().catch(() => undefined);
