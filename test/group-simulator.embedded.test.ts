@@ -6,6 +6,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { getTestServices } from './services.js';
 import { startTestAttune, waitFor, type TestAttune } from './attune.js';
 import { GROUP_SIMULATOR_SCOPES, runGroupSimulator, type GroupSimulatorStats } from '../simulator/group.js';
@@ -17,7 +19,7 @@ let dataDir: string;
 
 before(async () => {
   const services = await getTestServices({ needKafka: false });
-  dataDir = mkdtempSync('/tmp/hA2-group-sim-');
+  dataDir = mkdtempSync(join(tmpdir(), 'attune-group-sim-'));
   app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, dataDir });
 });
 after(async () => {
