@@ -12,6 +12,7 @@ import { readWavFile } from '../../../pipelines/speech/wav.test-util.js';
 import { resample } from '../resample.js';
 import { AudioFileDecoder, sniffAudioFormat, ACCEPTED_AUDIO_FORMATS } from './index.js';
 import { readMp3FrameHeader } from './mp3.js';
+import { Mulberry32 } from '../../../lib/prng.js';
 
 const fixtures = new URL('../../../test/fixtures/audio-formats/', import.meta.url);
 const clip = (name: string) => readFileSync(new URL(name, fixtures));
@@ -207,4 +208,33 @@ test('too long: refused from the MP3 Xing header before any audio is decoded, an
     assert.equal(e.details[0].max_duration_s, 5);
   }
   await rejects(decodeAll(clip('jfk.webm'), 4096, { maxBytes: 10_000, maxDurationS: 3600 }), 413, 'too_large');
+});
+
+test('damaged copies of every clip (bytes flipped, spans zeroed or dropped, seeded): decoded or refused with a coded 4xx, never a crash', async (tc) => {
+  const rng = new Mulberry32(1303);
+  const outcomes: Record<string, number> = {};
+  for (const f of [...FORMATS.map((x) => x.file), 'wav']) {
+    const good = f === 'wav' ? readFileSync(new URL('../../../../shared/data/speech/jfk_1961_inaugural_M.wav', import.meta.url)) : clip(f);
+    for (let n = 0; n < 40; n++) {
+      const bad = Buffer.from(good);
+      const kind = n % 4;
+      const at = Math.floor(rng.next() * bad.length);
+      if (kind === 0) for (let k = 0; k < 8; k++) bad[Math.floor(rng.next() * bad.length)] ^= 1 << Math.floor(rng.next() * 8);
+      else if (kind === 1) bad.fill(0, at, Math.min(bad.length, at + 1 + Math.floor(rng.next() * 512)));
+      else if (kind === 2) bad.fill(0xff, at, Math.min(bad.length, at + 1 + Math.floor(rng.next() * 64)));
+      const bytes = kind === 3 ? Buffer.concat([bad.subarray(0, at), bad.subarray(Math.min(bad.length, at + 1 + Math.floor(rng.next() * 4096)))]) : bad;
+      let outcome: string;
+      try {
+        await decodeAll(bytes, 4096);
+        outcome = 'decoded';
+      } catch (err) {
+        assert.ok(err instanceof AttuneError, `${f} damage ${n} (kind ${kind} at ${at}): ${(err as Error)?.stack}`);
+        assert.ok(err.statusCode >= 400 && err.statusCode < 500, `${f} damage ${n}: ${err.statusCode} ${err.message}`);
+        outcome = String(err.details[0]?.reason);
+      }
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+    }
+  }
+  tc.diagnostic(`200 damaged files: ${JSON.stringify(outcomes)}`);
+  assert.ok(Object.keys(outcomes).length >= 2, `outcomes ${JSON.stringify(outcomes)}`);
 });
