@@ -77,12 +77,19 @@ describe('uploads of real and converted clips', () => {
       const { session, res, before, after } = await uploadAndCollect(srv.app, file, name, name.startsWith('jfk_float') ? { metadataAfter: { device: 'phone', take: 2 } } : { metadataFirst: { device: 'laptop' } });
       assert.equal(res.status, 202, JSON.stringify(res.body));
       const uploadId = res.body.upload_id as string;
-      assert.deepEqual(res.body, {
+      const { success, data, meta, ...attune } = res.body;
+      assert.deepEqual(attune, {
         upload_id: uploadId,
         session_id: session.id,
         status: 'processing',
         status_url: `/v1/speech-sessions/${session.id}/upload/${uploadId}/status`,
       });
+      // The speech-coaching document's answer (C1): uploadId, status, progress (percent), estimatedTime (s).
+      assert.equal(success, true);
+      assert.equal(typeof meta.requestId, 'string');
+      assert.equal(data.uploadId, uploadId);
+      assert.ok(['processing', 'completed', 'failed'].includes(data.status), data.status);
+      assert.ok(data.progress >= 0 && data.progress <= 100 && data.estimatedTime >= 0, JSON.stringify(data));
 
       const stream = await srv.frames.finished(uploadId);
       const frames = [...stream.frames].sort((a, b) => a.sequence - b.sequence);
@@ -142,6 +149,11 @@ describe('uploads of real and converted clips', () => {
       assert.equal(st.completed_at, null);
       assert.equal(typeof st.created_at, 'string');
       assert.ok(Date.parse(st.updated_at) >= Date.parse(st.created_at));
+      // The document's status: the transfer is complete (all bytes in), the analysis has its own status.
+      assert.deepEqual(
+        [st.data.uploadId, st.data.status, st.data.progress, st.data.fileSize, st.data.uploadedBytes, st.data.processingStatus],
+        [uploadId, 'completed', 100, file.length, file.length, 'processing'],
+      );
     });
   }
 });

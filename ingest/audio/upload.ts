@@ -14,6 +14,7 @@ import { iso } from '../../lib/time.js';
 import { type Principal } from '../../lib/principal.js';
 import type { AppContext } from '../../http/context.js';
 import { errorBodySchema } from '../../http/errors.js';
+import { docEnvelopeSchema, withDocEnvelope } from '../../http/doc-envelope.js';
 import { documentedBody } from '../../http/openapi.js';
 import { invalidText } from '../../lib/text-limits.js';
 import { principalOf } from '../../http/auth-plugin.js';
@@ -65,8 +66,48 @@ const acceptedResponse = {
     session_id: { type: 'string' },
     status: { type: 'string', enum: ['processing'] },
     status_url: { type: 'string' },
+    ...docEnvelopeSchema({
+      type: 'object',
+      properties: {
+        uploadId: { type: 'string' },
+        status: { type: 'string', enum: ['processing', 'completed', 'failed'], description: 'Of the analysis: the file is all received when this answer comes.' },
+        progress: { type: 'number', description: 'Analysis done so far, percent 0..100 (it runs while the file streams in).' },
+        estimatedTime: { type: 'number', description: "Seconds left: the worker's estimate, else audio duration / UPLOAD_SPEED_ESTIMATE (8x real time)." },
+      },
+    }),
   },
 } as const;
+
+/** Real-time factor assumed for an upload's time left before the worker has measured its own (the speech bench's floor for tiny, README). */
+export const UPLOAD_SPEED_ESTIMATE = 8;
+
+/**
+ * The speech-coaching document's upload answers, from the upload row. The document has two
+ * statuses: `status` of the transfer (uploading until the file is all in, then completed; failed
+ * when it failed while arriving) and `processingStatus` of the analysis (the row's status).
+ * `progress` is the transfer's percent; the analysis's is `processingProgress`.
+ */
+export function docUploadStatus(u: SpeechUpload) {
+  // The route writes size_bytes once the whole file is in (finish()); the worker moves the stage on.
+  const received = u.sizeBytes > 0 || u.stage !== 'receiving';
+  const failedArriving = u.status === 'failed' && u.stage === 'receiving';
+  return {
+    uploadId: u.id,
+    status: failedArriving ? 'failed' : received ? 'completed' : 'uploading',
+    progress: received && !failedArriving ? 100 : 0,
+    fileSize: u.sizeBytes,
+    uploadedBytes: received ? u.sizeBytes : 0,
+    processingStatus: u.status,
+    processingProgress: Math.round(u.progress * 1000) / 10,
+    estimatedTime: docEstimatedTime(u),
+  };
+}
+
+function docEstimatedTime(u: SpeechUpload): number | null {
+  if (u.status === 'completed' || u.status === 'failed') return 0;
+  if (u.etaS !== null) return Math.round(u.etaS * 10) / 10;
+  return u.audioDurationS === null ? null : Math.round(((u.audioDurationS * (1 - u.progress)) / UPLOAD_SPEED_ESTIMATE) * 10) / 10;
+}
 
 const statusResponse = {
   type: 'object',
@@ -90,6 +131,19 @@ const statusResponse = {
     created_at: { type: 'string', format: 'date-time' },
     updated_at: { type: 'string', format: 'date-time' },
     completed_at: { type: ['string', 'null'], format: 'date-time' },
+    ...docEnvelopeSchema({
+      type: 'object',
+      properties: {
+        uploadId: { type: 'string' },
+        status: { type: 'string', enum: ['uploading', 'completed', 'failed'], description: 'Of the transfer.' },
+        progress: { type: 'number', description: 'Of the transfer, percent: 0 while the file arrives (its size is not known before), 100 once in.' },
+        fileSize: { type: 'integer', description: 'Bytes of the file part (0 until it is all in).' },
+        uploadedBytes: { type: 'integer' },
+        processingStatus: { type: 'string', enum: ['queued', 'processing', 'completed', 'failed'] },
+        processingProgress: { type: 'number', description: 'Of the analysis, percent.' },
+        estimatedTime: { type: ['number', 'null'], description: 'Seconds of analysis left; null while unknown.' },
+      },
+    }),
   },
 } as const;
 
@@ -145,7 +199,11 @@ export async function registerSpeechUploadRoutes(app: FastifyInstance, ctx: AppC
       },
       async (req, reply) => {
         const body = await receiveUpload(ctx, limits, req, reply);
-        return reply.status(202).send(body);
+        // The document's fields, from the row as the worker has it now (analysis runs while the file streams in).
+        const row = await speechRepos(ctx).uploads.get(body.upload_id);
+        const progress = row ? Math.round(row.progress * 1000) / 10 : 0;
+        const data = { uploadId: body.upload_id, status: row?.status === 'completed' || row?.status === 'failed' ? row.status : 'processing', progress, estimatedTime: row ? (docEstimatedTime(row) ?? 0) : 0 };
+        return reply.status(202).send(withDocEnvelope(body, data, req, ctx.clock()));
       },
     );
 
@@ -178,7 +236,7 @@ export async function registerSpeechUploadStatusRoute(app: FastifyInstance, ctx:
       if (!upload || upload.sessionId !== req.params.id) {
         throw new AttuneError('not_found', `upload ${req.params.upload_id} not found`, [{ field: 'upload_id', reason: 'not_found' }]);
       }
-      return uploadStatusJson(upload);
+      return withDocEnvelope(uploadStatusJson(upload), docUploadStatus(upload), req, ctx.clock());
     },
   );
 }
