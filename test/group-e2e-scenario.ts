@@ -162,6 +162,31 @@ export function groupEndToEnd(name: string, setup: () => Promise<TestAttune | nu
         const again = await app.request('POST', `/v1/mesh/sessions/${meshId}/join`, { token: participants[0].token, body: { device_id: participants[0].deviceId } });
         assert.equal(again.status, 200);
         assert.ok(again.body.your_contribution_weight > 0.2 && again.body.your_contribution_weight < 0.5, `weight ${again.body.your_contribution_weight}`);
+
+        // The participants end their sessions: their last windows carry the end, and the group's
+        // last windows close (without it the last two would wait for event time that never comes).
+        streaming = false;
+        await streamer;
+        const lastBeat = Math.max(...participants.map((p) => Date.parse(p.readings[p.sent - 1].timestamp)));
+        for (const p of participants) {
+          const end = await app.request('POST', `/v1/sessions/${p.sessionId}/end`, { token: p.token });
+          assert.equal(end.status, 200, JSON.stringify(end.body));
+        }
+        const lastEnd = await waitFor(
+          'group windows through the last beat',
+          async () => {
+            const r = await app.store.client.query({
+              query: `SELECT toUnixTimestamp64Milli(max(window_end)) AS end_ms FROM ${app.database}.group_windows FINAL WHERE org_id = {org:String} AND group_id = {id:String}`,
+              query_params: { org: ORG, id: meshId },
+              format: 'JSONEachRow',
+            });
+            const end = Number(((await r.json()) as Array<{ end_ms: string }>)[0]?.end_ms ?? 0);
+            return end > lastBeat ? end : null;
+          },
+          60_000,
+          200,
+        );
+        t.diagnostic(`after the end calls: last group window ${new Date(lastEnd).toISOString()}, last beat ${new Date(lastBeat).toISOString()}`);
       } finally {
         streaming = false;
         await streamer;

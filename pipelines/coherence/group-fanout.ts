@@ -23,6 +23,12 @@ import type { WindowMetrics } from '../hrv/index.js';
 import { computeWindowMetrics, createWindowPlan, type WindowPlan } from '../hrv/index.js';
 import type { ClosedWindow } from './session-windows.js';
 
+/**
+ * Header of a participant window record that is its session's last (the session ended: its end
+ * call's marker, or its idle end). The group worker reads it (GroupWindows.add's `ends`).
+ */
+export const PARTICIPANT_ENDED_HEADER = 'attune-participant-ended';
+
 export interface ParticipationSource {
   participationsOf(orgId: string, userId: string, sinceMs: number): Promise<MeshParticipation[]>;
 }

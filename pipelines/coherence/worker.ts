@@ -42,7 +42,7 @@ import { CheckpointTable, type SessionCheckpoint } from './checkpoints.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
-import { GroupFanout, type ParticipationSource } from './group-fanout.js';
+import { GroupFanout, PARTICIPANT_ENDED_HEADER, type ParticipationSource } from './group-fanout.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
 
@@ -128,8 +128,11 @@ interface PartitionState {
   outWindows: CoherenceWindowRecord[];
   outEvents: SessionEventRecord[];
   outDeadLetters: DeadLetterInput[];
-  /** Group participants' windows (repartition topic, keyed by mesh session), published with the windows. */
-  outGroup: GroupParticipantWindowRecord[];
+  /**
+   * Group participants' windows (repartition topic, keyed by mesh session), published with the
+   * windows; `ended`: the session's last window (it ended: marker or idle end).
+   */
+  outGroup: Array<{ rec: GroupParticipantWindowRecord; ended: boolean }>;
   /** Sessions whose checkpoint changed with the windows in the outbox: written after them. */
   outCheckpoints: Set<SessionState>;
   /** The checkpoint read barrier for this partition's new owner (set on its first batch). */
@@ -451,11 +454,16 @@ export class CoherenceWorker {
         ? await Promise.all(closed.map((c) => (c.w.windowEndMs > c.st.emittedThroughMs ? fanout.participationsAt(c.st.orgId, c.st.userId, c.st.deviceId, c.w.windowEndMs) : [])))
         : null;
       p.pendingClosed = [];
+      // The last window of a session that ended tells the group worker the participant's input
+      // ended (GroupWindows: a group whose participants all ended closes its last windows).
+      const lastOfEnded = new Map<SessionState, number>();
+      for (let i = 0; i < closed.length; i++) if (closed[i].st.ended) lastOfEnded.set(closed[i].st, i);
       for (let i = 0; i < closed.length; i++) {
         const { st, w } = closed[i];
         const emitted = this.emit(st, w, metrics[i], p.outWindows, p.outEvents);
         if (emitted && fanout && groups && groups[i].length > 0) {
-          for (const r of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i])) p.outGroup.push(r);
+          const ended = lastOfEnded.get(st) === i;
+          for (const rec of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i])) p.outGroup.push({ rec, ended });
         }
         p.outCheckpoints.add(st);
       }
@@ -587,7 +595,13 @@ export class CoherenceWorker {
    * and then commits: a checkpoint never runs ahead of the windows topic, and the committed
    * offset never ahead of the checkpoints.
    */
-  private async output(p: PartitionState, windows: CoherenceWindowRecord[], events: SessionEventRecord[], sessions: Set<SessionState>, group: GroupParticipantWindowRecord[]): Promise<void> {
+  private async output(
+    p: PartitionState,
+    windows: CoherenceWindowRecord[],
+    events: SessionEventRecord[],
+    sessions: Set<SessionState>,
+    group: Array<{ rec: GroupParticipantWindowRecord; ended: boolean }>,
+  ): Promise<void> {
     if (windows.length > 0) {
       const recs = [];
       for (const w of windows) recs.push({ key: w.session_id, value: await this.opts.codec.encode(Topics.coherenceWindows, w), timestamp: w.window_end });
@@ -596,7 +610,15 @@ export class CoherenceWorker {
     if (group.length > 0) {
       // Keyed by the group: one group's windows, from every participant, on one partition.
       const recs = [];
-      for (const g of group) recs.push({ key: g.mesh_id, value: await this.opts.codec.encode(Topics.groupParticipantWindows, g), timestamp: g.window_end });
+      for (const { rec: g, ended } of group) {
+        recs.push({
+          key: g.mesh_id,
+          value: await this.opts.codec.encode(Topics.groupParticipantWindows, g),
+          timestamp: g.window_end,
+          // About the stream, not the window: no schema change for it.
+          ...(ended ? { headers: { [PARTICIPANT_ENDED_HEADER]: 'true' } } : {}),
+        });
+      }
       await this.opts.bus.publish(this.topics.groupParticipantWindows, recs);
     }
     if (events.length > 0) {

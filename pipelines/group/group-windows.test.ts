@@ -118,3 +118,22 @@ test('two windows of one participant for one end keep the same one whatever thei
   assert.equal(cb.result.coherence, ca.result.coherence);
   assert.equal(a.duplicateCount, 1);
 });
+
+test("once every participant's input has ended (their session's last window), the group's last windows close", () => {
+  const last = (r: GroupParticipantWindowRecord) => r.window_end === fixtureEnd(FIXTURE_WINDOWS - 1);
+  const feed = (records: GroupParticipantWindowRecord[], endsOf: (r: GroupParticipantWindowRecord) => boolean) => {
+    const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6 });
+    const out: ClosedGroupWindow[] = [];
+    records.forEach((r, i) => {
+      g.add({ ...input(r, i), ends: endsOf(r) });
+      out.push(...g.closeReady());
+    });
+    return out;
+  };
+  const all = feed(windowMajor(windows), last);
+  assert.equal(all.length, FIXTURE_WINDOWS, 'all 30 close without closeAll()');
+  assert.deepEqual(all, run(windowMajor(windows)), 'the same windows as a flush');
+  assert.deepEqual(feed(shuffledRounds(windows, 4), last), all);
+  // One participant still sending (no end): the last two wait for the lateness as before.
+  assert.equal(feed(windowMajor(windows), (r) => last(r) && r.participant_id !== 'p3').length, FIXTURE_WINDOWS - 2);
+});

@@ -17,6 +17,10 @@
 //   are late: counted, ignored. A group whose input stops keeps its last windows open until its
 //   partition's event time moves on; a partition where nothing moves closes nothing (the
 //   coherence worker's rule for idle sessions).
+//   Except at the end: when every participant seen has sent the last window of their session
+//   (`ends`: the coherence worker marks a session's last window when the session ended), all
+//   open ends close; each participant's windows come before their end, so whatever the arrival
+//   order, every window is in by then.
 //   (A shortcut closing E as soon as every recently active participant had passed it was
 //   tried and dropped: whether a returning or new participant's first window made it in then
 //   depended on the arrival order.)
@@ -50,6 +54,8 @@ export interface ParticipantWindowInput {
   series: ArrayLike<number>;
   /** Position on the bus (for the commit offset). */
   offset: bigint;
+  /** The participant's session ended with this window (their input ended). */
+  ends?: boolean;
 }
 
 export interface GroupWindowsOptions {
@@ -102,6 +108,8 @@ export class GroupWindows {
   private readonly latenessMs: number;
   private readonly byEnd = new Map<number, Map<string, ParticipantWindowInput>>();
   private maxEndMs = -Infinity;
+  /** Per participant seen: whether their newest window ended their input. */
+  private readonly ended = new Map<string, boolean>();
   /** The partition's event time (advance()). */
   private externalEndMs = -Infinity;
   private closed: ClosedGroupWindow[] = [];
@@ -132,6 +140,7 @@ export class GroupWindows {
 
   /** Adds one participant window; closes what it makes final. False when late (ignored). */
   add(w: ParticipantWindowInput): boolean {
+    this.ended.set(w.participantId, w.ends === true);
     if (w.windowEndMs <= this.membership.closedThroughMs) {
       this.lateCount++;
       return false;
@@ -147,7 +156,7 @@ export class GroupWindows {
       if (better(w, had)) at.set(w.participantId, { ...w, offset: had.offset < w.offset ? had.offset : w.offset });
     } else at.set(w.participantId, w);
     if (w.windowEndMs > this.maxEndMs) this.maxEndMs = w.windowEndMs;
-    this.closeWhatIsFinal(false);
+    this.closeWhatIsFinal(this.allEnded());
     return true;
   }
 
@@ -182,6 +191,13 @@ export class GroupWindows {
     let min: bigint | null = null;
     for (const at of this.byEnd.values()) for (const w of at.values()) if (min === null || w.offset < min) min = w.offset;
     return min;
+  }
+
+  /** Every participant seen has ended their input: nothing more will come for the open ends. */
+  private allEnded(): boolean {
+    if (this.ended.size === 0) return false;
+    for (const e of this.ended.values()) if (!e) return false;
+    return true;
   }
 
   private isFinal(end: number): boolean {

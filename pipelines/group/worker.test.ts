@@ -16,6 +16,7 @@ import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
 import { GroupWorker } from './worker.js';
 import { GroupWindowsSink } from '../sinks/group-windows-sink.js';
+import { PARTICIPANT_ENDED_HEADER } from '../coherence/group-fanout.js';
 import { FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
 
 const MESH = '6f1d0c2e-8a57-4d0b-9a43-1c1b2f7d0e11';
@@ -51,9 +52,11 @@ async function topicsFor(prefix: string): Promise<TopicNames> {
   return topics;
 }
 
-async function publish(topics: TopicNames, records: GroupParticipantWindowRecord[]): Promise<void> {
+/** `ended`: records sent as their session's last window (the coherence worker's header). */
+async function publish(topics: TopicNames, records: GroupParticipantWindowRecord[], ended: (r: GroupParticipantWindowRecord) => boolean = () => false): Promise<void> {
   for (const r of records) {
-    await bus.publish(topics.groupParticipantWindows, [{ key: r.mesh_id, value: codec.encode(Topics.groupParticipantWindows, r), timestamp: r.window_end }]);
+    const headers = ended(r) ? { [PARTICIPANT_ENDED_HEADER]: 'true' } : undefined;
+    await bus.publish(topics.groupParticipantWindows, [{ key: r.mesh_id, value: codec.encode(Topics.groupParticipantWindows, r), timestamp: r.window_end, headers }]);
   }
 }
 
@@ -197,4 +200,24 @@ test('records that are not participant windows are dead-lettered and the partiti
   assert.deepEqual(reasons.sort(), ['invalid_record', 'undecodable']);
   const { windows } = await stored('org-d');
   assert.equal(windows.length, CLOSED);
+});
+
+test("a group whose participants' sessions all ended stores its last windows too, and holds no offset back", async () => {
+  const te = await topicsFor('ge.');
+  const sink = await startSink(te);
+  const w = await startWorker(te);
+  stops.push(() => w.stop());
+  await publish(te, windowMajor(fixtureWindows(MESH, 'org-e')), (r) => r.window_end === fixtureEnd(FIXTURE_WINDOWS - 1));
+  await untilStored(sink, FIXTURE_WINDOWS);
+  const { windows } = await stored('org-e');
+  assert.equal(windows.length, FIXTURE_WINDOWS);
+  // The first 28 are those of the run without ends.
+  const a = await stored('org-a');
+  assert.deepEqual(windows.slice(0, CLOSED), a.windows);
+  // Nothing open: the commit is past the last record.
+  const published = windowMajor(fixtureWindows(MESH, 'org-e')).length;
+  await waitFor('the commit past every record', async () => {
+    const c = await bus.committed(w.groupId, te.groupParticipantWindows);
+    return [...c.values()].reduce((s, o) => s + Number(o), 0) === published;
+  });
 });

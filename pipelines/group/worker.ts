@@ -29,6 +29,7 @@ import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from '../coherence/offsets.js';
 import { CheckpointTable, type SessionCheckpoint } from '../coherence/checkpoints.js';
 import { ThresholdTracker } from '../coherence/threshold.js';
+import { PARTICIPANT_ENDED_HEADER } from '../coherence/group-fanout.js';
 import { createSynchronyPlan, type SynchronyPlan } from './synchrony.js';
 import { GroupWindows, type ClosedGroupWindow } from './group-windows.js';
 
@@ -222,6 +223,7 @@ export class GroupWorker {
         lastBeatMs: w.last_beat_at,
         series: w.series,
         offset,
+        ends: rec.headers[PARTICIPANT_ENDED_HEADER] === 'true',
       });
       if (!added) this.stats.lateWindows++;
       touched.add(g);
