@@ -92,6 +92,8 @@ test('create, use on both instances, exchange, list, revoke: refused on the othe
   const grant = await form(a, `grant_type=password&username=x&password=y`);
   assert.equal(grant.status, 400);
   assert.equal(grant.body.error.details[0].reason, 'unsupported_grant_type');
+  const badBasic = await form(a, 'grant_type=client_credentials', { authorization: `Basic ${Buffer.from('ak_x:%E0%A4%A').toString('base64')}` });
+  assert.deepEqual([badBasic.status, badBasic.body.error.details[0].reason], [401, 'invalid_api_key'], 'a malformed escape in Basic credentials');
   const badId = await form(a, `grant_type=client_credentials&client_id=ak_0000000000000000&client_secret=${encodeURIComponent(key)}`);
   assert.deepEqual([badId.status, badId.body.error.details[0].reason], [401, 'invalid_api_key']);
 

@@ -64,7 +64,14 @@ function clientCredentials(req: FastifyRequest<{ Body: { client_id?: string; cli
   if (basic) {
     const text = Buffer.from(basic[1], 'base64').toString('utf8');
     const colon = text.indexOf(':');
-    if (colon > 0) return { id: decodeURIComponent(text.slice(0, colon)), secret: decodeURIComponent(text.slice(colon + 1)) };
+    if (colon > 0) {
+      try {
+        return { id: decodeURIComponent(text.slice(0, colon)), secret: decodeURIComponent(text.slice(colon + 1)) };
+      } catch {
+        // A malformed %-escape: not a credential.
+        throw new AttuneError('unauthorized', 'malformed HTTP Basic credentials', [{ reason: 'invalid_api_key' }]);
+      }
+    }
   }
   return { id: req.body?.client_id ?? null, secret: req.body?.client_secret ?? null };
 }

@@ -23,8 +23,18 @@ export interface NetGuardOptions {
 
 export type UrlCheck = { ok: true; url: URL } | { ok: false; reason: 'invalid_format' | 'private_address'; message: string };
 
+/** How long a webhook's host may take to resolve (a resolver that does not answer would hold the request). */
+export const RESOLVE_TIMEOUT_MS = 3_000;
+
 const defaultResolve = (host: string): Promise<LookupAddress[]> =>
-  new Promise((res, rej) => dnsLookup(host, { all: true, verbatim: true }, (err, addresses) => (err ? rej(err) : res(addresses))));
+  new Promise((res, rej) => {
+    const timer = setTimeout(() => rej(Object.assign(new Error(`resolving ${host} took over ${RESOLVE_TIMEOUT_MS} ms`), { code: 'ETIMEOUT' })), RESOLVE_TIMEOUT_MS);
+    dnsLookup(host, { all: true, verbatim: true }, (err, addresses) => {
+      clearTimeout(timer);
+      if (err) rej(err);
+      else res(addresses);
+    });
+  });
 
 /** ipaddr.js's range name of `address`; 'unicast' is the only public one. */
 export function addressRange(address: string): string {

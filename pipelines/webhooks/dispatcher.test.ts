@@ -318,3 +318,39 @@ test('events of the other topics: low battery once per fall below 15 %, mesh thr
   assert.deepEqual(s.map((e) => [e.type, e.data?.speech_session_id, e.data?.word_count, e.data?.duration]), [['speech.session.completed', 'sp1', 120, 61.5]]);
   assert.deepEqual(await types(Topics.speechEvents, { ...speech, payload_json: '{"status":"processing"}' }), []);
 });
+
+test('low battery through the bus: decoded only while a webhook takes device.low_battery; one event per fall', async () => {
+  for (const d of running.splice(0)) await d.stop();
+  const org = 'org-battery';
+  const committed = async () => [...(await bus.committed('attune-webhooks', Topics.heartReadings)).values()].reduce((a, o) => a + Number(o), 0);
+  // No webhook takes device.low_battery yet: the reading is passed over (committed, not decoded).
+  const idle = await dispatcher();
+  const before = await committed();
+  await bus.publish(Topics.heartReadings, [{ key: 'solas-8', value: await codec.encode(Topics.heartReadings, {
+    reading_id: 'b0', device_id: 'solas-8', user_id: 'u8', org_id: org, session_id: null, recorded_at: T0, received_at: T0,
+    hr_bpm: 60, rr_intervals_ms: [1000], device_hrv_ms: null, device_coherence: null, battery_level_pct: 10, source: 'sync' as const,
+  }) }]);
+  await waitFor('the reading committed', async () => (await committed()) === before + 1);
+  const { rows } = await db.client.query('SELECT * FROM webhook_device_battery WHERE device_id = $1', ['solas-8']);
+  assert.deepEqual(rows, [], 'not decoded: no battery state kept');
+  assert.equal(await eventCount(org), 0);
+  await idle.stop();
+  running.splice(running.indexOf(idle), 1);
+
+  const hook = await repo.create({ orgId: org, createdBy: 'admin', url: `http://127.0.0.1:${PORT}/auf-webhook`, events: ['device.low_battery'], secret: SECRET, description: '' });
+  const d = await dispatcher();
+  const reading = (level: number, n: number) => ({
+    reading_id: `b${n}`, device_id: 'solas-9', user_id: 'u9', org_id: org, session_id: null, recorded_at: T0 + n * 1000, received_at: T0 + n * 1000,
+    hr_bpm: 60, rr_intervals_ms: [1000], device_hrv_ms: null, device_coherence: null, battery_level_pct: level, source: 'sync' as const,
+  });
+  for (const [level, n] of [[40, 1], [14, 2], [12, 3], [16, 4], [8, 5]]) {
+    await bus.publish(Topics.heartReadings, [{ key: 'solas-9', value: await codec.encode(Topics.heartReadings, reading(level, n)) }]);
+  }
+  await waitFor('two low-battery events', async () => (await eventCount(org)) === 2);
+  now = T0 + 300 * 3600_000;
+  await d.runOnce(); // (the refused loopback deliveries of the test before are due again too)
+  const levels = receiver.received.map((r) => JSON.parse(r.body)).filter((p) => p.type === 'device.low_battery').map((p) => p.data.battery_level);
+  assert.deepEqual(levels.sort(), [14, 8].sort());
+  const log = await repo.deliveries(org, hook.id, 10);
+  assert.deepEqual(log.map((x) => [x.status, x.attempts]), [['delivered', 1], ['delivered', 1]]);
+});

@@ -98,6 +98,11 @@ export class WebhookDispatcher {
   private readonly clock: () => number;
   /** Devices' last known battery state (low or not), so PostgreSQL is asked only on a change. */
   private readonly battery = new Map<string, boolean>();
+  /**
+   * Whether any webhook takes device.low_battery (asked at most every 10 s of wall time): the
+   * readings topic is the busiest, and without such a webhook its records are not decoded.
+   */
+  private batteryWanted: { value: boolean; at: number } | null = null;
   readonly stats = { events: 0, delivered: 0, failedAttempts: 0, failed: 0 };
 
   constructor(private readonly opts: WebhookDispatcherOptions) {
@@ -113,7 +118,8 @@ export class WebhookDispatcher {
       fromBeginning: false,
       eachBatch: async (batch) => {
         const events: WebhookEventInput[] = [];
-        for (const rec of batch.records) {
+        const skip = batch.topic === t.heartReadings && !(await this.wantsBattery());
+        for (const rec of skip ? [] : batch.records) {
           let value: unknown;
           try {
             value = decodeRecord(this.opts.codec, rec.value);
@@ -141,6 +147,14 @@ export class WebhookDispatcher {
     await this.subscription?.stop();
     this.subscription = null;
     await this.running.catch(() => undefined);
+  }
+
+  private async wantsBattery(): Promise<boolean> {
+    const now = Date.now();
+    if (this.batteryWanted && now - this.batteryWanted.at < 10_000) return this.batteryWanted.value;
+    const { rows } = await this.opts.sql.query<{ wanted: boolean }>(`SELECT EXISTS (SELECT 1 FROM webhooks WHERE 'device.low_battery' = ANY(events)) AS wanted`);
+    this.batteryWanted = { value: rows[0]?.wanted === true, at: now };
+    return this.batteryWanted.value;
   }
 
   /** The webhook events one bus record makes (none for most). */
