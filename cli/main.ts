@@ -84,6 +84,12 @@ export async function main(argv: string[]): Promise<void> {
     await run(argv);
   } catch (err) {
     failOnInsecure(err);
+    // A dependency that never came up (Kafka past ATTUNE_KAFKA_CONNECT_WAIT_MS): one line
+    // naming it and a non-zero exit (1: the environment, not the command line), no stack trace.
+    if (isAttuneError(err) && err.code === 'unavailable') {
+      process.stderr.write(`attune: ${err.message}\n`);
+      process.exit(1);
+    }
     throw err;
   }
 }

@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { AttuneConfig } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
+import { AttuneError } from '../lib/errors.js';
 import { type Bus } from '../bus/types.js';
 import { prefixedTopics, type TopicNames } from '../schemas/topics.js';
 import { createEmbeddedBus } from '../bus/embedded.js';
-import { createKafkaBus } from '../bus/kafka.js';
+import { createKafkaBus, isUnreachable } from '../bus/kafka.js';
 import { withPublishTimeout } from '../bus/publish-timeout.js';
 import { createCodec, type Codec } from '../schemas/registry/codec.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry, type SchemaRegistry } from '../schemas/registry/registry.js';
@@ -110,20 +111,51 @@ export async function openEntities(config: AttuneConfig): Promise<SqlClient> {
 }
 
 export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNames): Promise<Bus> {
-  const bus =
-    config.bus === 'kafka'
-      ? await createKafkaBus({
-          client: config.kafkaClient,
-          brokers: config.kafkaBrokers,
-          clientId: config.kafkaClientId,
-          log,
-          sessionTimeoutMs: config.kafkaSessionTimeoutMs,
-          groupInstanceId: config.kafkaInstanceId ?? undefined,
-        })
-      : await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
-  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions, compacted: topic === topics.sessionChanges })));
-  // Every publish settles within ATTUNE_PUBLISH_TIMEOUT_MS: the gateway answers 503 + Retry-After, never hangs.
-  return withPublishTimeout(bus, config.publishTimeoutMs);
+  const specs = Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions, compacted: topic === topics.sessionChanges }));
+  if (config.bus === 'embedded') {
+    const bus = await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
+    await bus.ensureTopics(specs);
+    return withPublishTimeout(bus, config.publishTimeoutMs);
+  }
+  // A process started while Kafka is away (both restarted by an orchestrator, the broker
+  // slower to come up) waits for it, with a back-off, for ATTUNE_KAFKA_CONNECT_WAIT_MS; then it
+  // exits with an error naming the brokers, not with a client's stack trace.
+  const deadline = Date.now() + config.kafkaConnectWaitMs;
+  for (let delay = 1_000, attempt = 1; ; attempt++, delay = Math.min(delay * 2, 10_000)) {
+    let bus: Bus | null = null;
+    try {
+      bus = await createKafkaBus({
+        client: config.kafkaClient,
+        brokers: config.kafkaBrokers,
+        clientId: config.kafkaClientId,
+        log,
+        sessionTimeoutMs: config.kafkaSessionTimeoutMs,
+        groupInstanceId: config.kafkaInstanceId ?? undefined,
+      });
+      await bus.ensureTopics(specs);
+      // Every publish settles within ATTUNE_PUBLISH_TIMEOUT_MS: the gateway answers 503 + Retry-After, never hangs.
+      return withPublishTimeout(bus, config.publishTimeoutMs);
+    } catch (err) {
+      await bus?.close().catch(() => undefined);
+      const brokers = config.kafkaBrokers.join(',');
+      if (!brokerUnreachable(err)) throw err;
+      const givingUp = Date.now() + delay > deadline;
+      log.warn({ brokers, attempt, retry_in_ms: givingUp ? null : delay, err: (err as Error).message }, givingUp ? 'Kafka unreachable at start; giving up' : 'Kafka unreachable at start; waiting for it');
+      if (givingUp) {
+        throw new AttuneError('unavailable', `Kafka at ${brokers} unreachable for ${Math.round(config.kafkaConnectWaitMs / 1000)} s (ATTUNE_KAFKA_CONNECT_WAIT_MS): ${(err as Error).message}`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** Whether a bus client's error (either client) means the brokers could not be reached. */
+function brokerUnreachable(err: unknown): boolean {
+  if (isUnreachable(err)) return true;
+  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
+    if (/ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ECONNRESET/.test(`${e.code ?? ''} ${e.message ?? ''}`)) return true;
+  }
+  return false;
 }
 
 export async function openCodec(config: AttuneConfig): Promise<Codec> {
@@ -225,9 +257,9 @@ export async function startAttune(
       // POST /v1/speech/stt where ingest runs; its models open on the first request (ingest/audio/stt.ts closes it with the server).
       speechToText: roles.ingest && config.speech.enabled ? new SpeechToText({ model: config.speech.uploadModel, alignment: config.speech.alignment }) : undefined,
       mesh: new MeshRepository(sql, { clock }),
-      orgAnalytics: new OrgAnalyticsRepository(sql),
       apiKeys: { repo: apiKeys, auth: keyAuth },
       webhooks: { repo: webhooks, guard: webhookGuard },
+      orgAnalytics: new OrgAnalyticsRepository(sql),
       speechUploadLimits: config.speechUpload,
       maxStoredJsonBytes: config.maxStoredJsonBytes,
       httpTimeouts: config.httpTimeouts,
