@@ -66,8 +66,9 @@ async function newUpload(): Promise<{ sessionId: string; uploadId: string }> {
 }
 
 /** The stream's records: 2 s frames, then an empty last frame (or one with aborted_reason). */
-async function streamRecords(sessionId: string, streamId: string, opts: { abort?: string; frames?: number } = {}): Promise<OutgoingRecord[]> {
-  const frames = frameAudio(audio).slice(0, opts.frames);
+async function streamRecords(sessionId: string, streamId: string, opts: { abort?: string; frames?: number; samples?: Float32Array; settings?: Record<string, unknown> } = {}): Promise<OutgoingRecord[]> {
+  const samples = opts.samples ?? audio;
+  const frames = frameAudio(samples).slice(0, opts.frames);
   const base: Omit<SpeechAudioFrame, 'sequence' | 'sample_offset' | 'pcm16' | 'is_last'> = {
     session_id: sessionId,
     org_id: 'o1',
@@ -77,9 +78,9 @@ async function streamRecords(sessionId: string, streamId: string, opts: { abort?
     aborted_reason: null,
     audio_started_at: Date.UTC(2026, 10, 1, 9),
     source_sample_rate_hz: 16000,
-    expected_samples: audio.length,
+    expected_samples: samples.length,
     sent_at: Date.UTC(2026, 10, 1, 9),
-    settings_json: '{}',
+    settings_json: JSON.stringify(opts.settings ?? {}),
   };
   const values = frames.map((f) => ({ ...base, sequence: f.sequence, sample_offset: f.sampleOffset, pcm16: f.payload, is_last: false }));
   const end = frames.length > 0 ? frames[frames.length - 1].sampleOffset + frames[frames.length - 1].sampleCount : 0;
@@ -192,6 +193,38 @@ test('an aborted stream is dropped with no results, a stream with a missing fram
 
     await bus.publish(Topics.speechAudio, [{ key: 'x', value: Buffer.from('not avro') }]);
     await waitFor('dead-lettered', () => w.stats.deadLettered === 1, 10_000, 20);
+  } finally {
+    await w.stop();
+  }
+});
+
+test("the speech-coaching document's switches: with enableScoring, enableFluencyAnalysis and enableProsodyAnalysis false nothing of those stages is stored; on, it is; words carry the recogniser's confidence", async () => {
+  const fillerClip = readWavFile(join(import.meta.dirname, '../../test/fixtures/fillers/fillers_us_m_mixed.wav')).samples;
+  const w = worker('speech-switches');
+  await w.start();
+  const q = (sql: string, sessionId: string) => queryRows<Record<string, unknown>>(store.client, sql.replaceAll('DB', store.database), { s: sessionId });
+  const run = async (settings: Record<string, unknown>) => {
+    const { sessionId, uploadId } = await newUpload();
+    await bus.publish(Topics.speechAudio, await streamRecords(sessionId, uploadId, { samples: fillerClip, settings }));
+    assert.equal((await completed(sessionId)).status, 'completed');
+    return {
+      scores: (await q('SELECT count() AS n FROM DB.speech_scores FINAL WHERE session_id = {s:String}', sessionId))[0].n,
+      fillers: (await q('SELECT count() AS n FROM DB.speech_fillers FINAL WHERE session_id = {s:String}', sessionId))[0].n,
+      fillerWords: (await q('SELECT countIf(is_filler) AS n FROM DB.speech_words FINAL WHERE session_id = {s:String}', sessionId))[0].n,
+      summary: (await q('SELECT filler_count, pitch_mean_hz, volume_mean_dbfs FROM DB.speech_summaries FINAL WHERE session_id = {s:String}', sessionId))[0],
+      voicedSeconds: (await q('SELECT countIf(pitch_mean_hz IS NOT NULL) AS n FROM DB.speech_frames FINAL WHERE session_id = {s:String}', sessionId))[0].n,
+      confidences: (await q('SELECT count() AS words, countIf(confidence IS NOT NULL AND confidence > 0 AND confidence <= 1) AS n FROM DB.speech_words FINAL WHERE session_id = {s:String}', sessionId))[0],
+    };
+  };
+  try {
+    const off = await run({ enableScoring: false, enableFluencyAnalysis: false, enableProsodyAnalysis: false });
+    const on = await run({});
+    console.log(`switches off: ${JSON.stringify(off)}; on: ${JSON.stringify(on)}`);
+    assert.deepEqual([Number(off.scores), Number(off.fillers), Number(off.fillerWords), Number(off.summary.filler_count), off.summary.pitch_mean_hz, off.summary.volume_mean_dbfs, Number(off.voicedSeconds)], [0, 0, 0, 0, null, null, 0]);
+    assert.equal(Number(on.scores), 1);
+    assert.ok(Number(on.fillers) >= 2, `the clip's fillers are found with the switch on (${on.fillers})`);
+    assert.ok(on.summary.pitch_mean_hz !== null && on.summary.volume_mean_dbfs !== null && Number(on.voicedSeconds) > 5);
+    for (const r of [off, on]) assert.equal(Number(r.confidences.n), Number(r.confidences.words), 'every word has a confidence in (0, 1]');
   } finally {
     await w.stop();
   }
