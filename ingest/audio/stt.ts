@@ -37,8 +37,8 @@ const formSchema = {
     file: {
       type: 'string',
       format: 'binary',
-      contentMediaType: ACCEPTED_AUDIO_TYPES.join(', '),
-      description: `The audio (a file part; field "file", or "audio"): ${ACCEPTED_AUDIO_FORMATS.join(', ')}, found from its first bytes.`,
+      contentMediaType: 'application/octet-stream',
+      description: `The audio (a file part; field "file", or "audio"): ${ACCEPTED_AUDIO_FORMATS.join(', ')} (${ACCEPTED_AUDIO_TYPES.join(', ')}), found from its first bytes.`,
     },
   },
   required: ['file'],

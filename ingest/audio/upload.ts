@@ -51,8 +51,8 @@ const uploadFormSchema = {
     file: {
       type: 'string',
       format: 'binary',
-      contentMediaType: ACCEPTED_AUDIO_TYPES.join(', '),
-      description: `The audio file (a file part, with a filename): ${ACCEPTED_AUDIO_FORMATS.join(', ')}. The format is read from the first bytes, whatever the part's content type.`,
+      contentMediaType: 'application/octet-stream',
+      description: `The audio file (a file part, with a filename): ${ACCEPTED_AUDIO_FORMATS.join(', ')} (${ACCEPTED_AUDIO_TYPES.join(', ')}). The format is read from the first bytes, whatever the part's content type.`,
     },
     metadata: { type: 'string', contentMediaType: 'application/json', maxLength: MAX_METADATA_BYTES, description: 'Optional: a JSON object stored with the upload (at most ATTUNE_MAX_STORED_JSON_BYTES, 16 KB, and 32 levels deep).' },
   },
