@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Tables, type GroupParticipantWindowRow, type GroupWindowRow } from '../store/rows.js';
 import { MESH_ALL, startMeshTestServer, type MeshTestServer } from './mesh-api.test-util.js';
+import { CURRENT_WINDOW_MAX_AGE_MS } from './mesh-sessions.js';
 
 let srv: MeshTestServer;
 before(async () => {
@@ -242,8 +243,10 @@ describe('mesh sessions API (PGlite)', () => {
     const listed = await srv.request('GET', '/v1/mesh/sessions?status=active', { token: host });
     assert.equal(listed.body.sessions.find((x: any) => x.id === s.id).average_coherence, 0.7);
 
-    srv.clock.now = end + 31_000;
-    assert.equal((await srv.request('GET', `/v1/mesh/sessions/${s.id}`, { token: host })).body.average_coherence, null, 'no window in the last 30 s');
+    srv.clock.now = end + CURRENT_WINDOW_MAX_AGE_MS;
+    assert.equal((await srv.request('GET', `/v1/mesh/sessions/${s.id}`, { token: host })).body.average_coherence, 0.7, 'still current at the bound');
+    srv.clock.now = end + CURRENT_WINDOW_MAX_AGE_MS + 1_000;
+    assert.equal((await srv.request('GET', `/v1/mesh/sessions/${s.id}`, { token: host })).body.average_coherence, null, 'no window within CURRENT_WINDOW_MAX_AGE_MS');
     assert.equal((await join(srv.token('ua', org), s.id)).body.your_contribution_weight, 0);
     const ended = await srv.request('POST', `/v1/mesh/sessions/${s.id}/end`, { token: host });
     assert.equal(ended.body.average_coherence, 0.6, 'ended: the mean over its windows');

@@ -28,8 +28,14 @@ import { MESH_PROTOCOLS, type MeshRepository, type MeshSession, type MeshViewer,
 
 /** Days of a joiner's own history that join_requirements.min_coherence_history averages over. */
 export const COHERENCE_HISTORY_DAYS = 30;
-/** A group window older than this is not "current": an active session's average_coherence is then null. */
-export const CURRENT_WINDOW_MAX_AGE_MS = 30_000;
+/**
+ * A group window older than this is not "current": an active session's average_coherence is then
+ * null. A group window is final only after both allowed latenesses (the coherence worker's 10 s,
+ * then the group worker's 10 s of event time) and up to one 5 s step, so the newest stored one
+ * normally ends 20-25 s ago (A1 measured 21-27 s at load 10-20); 30 s left active sessions
+ * null much of the time. 45 s: that delay plus the sinks' batching under load.
+ */
+export const CURRENT_WINDOW_MAX_AGE_MS = 45_000;
 
 const idPattern = '^[A-Za-z0-9._:@|-]{1,128}$';
 
