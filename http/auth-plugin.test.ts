@@ -58,8 +58,8 @@ test('every route declares its auth, and every non-public one refuses tokens wit
   );
   assert.deepEqual(
     routes.filter((r) => r.auth === 'public').map((r) => r.url).sort(),
-    ['/health', '/health/live', '/health/ready'],
-    'only the health probes are public',
+    ['/health', '/health/live', '/health/ready', '/v1/auth/token'],
+    'only the health probes, and the client_credentials exchange whose credential is the API key in its body, are public',
   );
   for (const r of secured) {
     for (const [what, token] of Object.entries(badTokens)) {

@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
-import { startTestAttune, type TestAttune } from '../test/attune.js';
+import { ALL_SCOPES, startTestAttune, type TestAttune } from '../test/attune.js';
 import { ErrorCodes, Reasons, isReason } from '../lib/error-catalogue.js';
 import { silentLogger } from '../lib/log.js';
 import { Limits } from '../ingest/readings.js';
@@ -125,9 +125,11 @@ test('400: JSON nested 5,000 and 10,000 deep is json_too_deep on every JSON rout
   }
   assert.ok(routes.length >= 5, `JSON routes found: ${JSON.stringify(routes)}`);
   assert.ok(routes.some(([m, p]) => m === 'POST' && p === '/v1/sessions'));
+  // Every scope, organisation admin's included (the API key and webhook routes), so the body is what is judged.
+  const everyScope = app.token('u1', 'o1', [...ALL_SCOPES, 'admin:org']);
   for (const [method, path] of routes) {
     for (const body of bodies) {
-      const res = await app.request(method, path, { token, body });
+      const res = await app.request(method, path, { token: everyScope, body });
       const e = assertCoded(res.status, res.body, 'validation_error', 'json_too_deep');
       assert.equal(e.details[0].field, '/', `${method} ${path}`);
     }
