@@ -25,8 +25,8 @@ const seconds = (ms: unknown): number | null => {
 
 /**
  * The document's fields of an event, from Attune's payload: asr:token {token (the utterance's
- * text so far, or final), confidence (final: the recogniser's; partial: null), start, end (s),
- * isFinal}; metrics:update {timestamp (s of audio), wpm (rolling 30 s), pitch (Hz, null when
+ * text so far, or final), confidence (the recogniser's, exp mean token log p; null without
+ * tokens), start, end (s), isFinal}; metrics:update {timestamp (s of audio), wpm (rolling 30 s), pitch (Hz, null when
  * unvoiced), volume (dBFS), pauses found since the previous update [{start, end, duration}] (s)};
  * processing:status {stage, progress (percent), estimatedTime (s, null while unknown), status}.
  */

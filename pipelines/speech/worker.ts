@@ -441,13 +441,14 @@ export class SpeechWorker {
     s.lastPartialSample = end;
     const segmentIndex = s.analyzer.nextSegmentIndex;
     const samples = s.analyzer.audioRange(open, end);
-    void this.recognition.partial(s.id, samples, s.settings.model).then(async (text) => {
+    void this.recognition.partial(s.id, samples, s.settings.model).then(async (result) => {
       // Stale once the segment's final result is out (or the stream is gone).
-      if (text === null || s.failed || segmentIndex <= s.lastFinalIndex || !this.streams.has(s.id)) return;
+      if (result === null || s.failed || segmentIndex <= s.lastFinalIndex || !this.streams.has(s.id)) return;
+      const text = result.text;
       const fromMs = Math.round((open * 1000) / RATE);
       const toMs = Math.round((end * 1000) / RATE);
       s.partial = { segmentIndex, words: splitWords(text).length, fromMs, toMs };
-      await this.publishEvents([this.tokenEvent(s, segmentIndex, text, false, fromMs, toMs)]);
+      await this.publishEvents([this.tokenEvent(s, segmentIndex, text, false, fromMs, toMs, undefined, result.confidence)]);
     });
   }
 

@@ -202,7 +202,6 @@ const NULLABLE: Record<string, string> = {
   'data.sessions[].completedAt': 'null until the session is completed',
   'data.sessions[].score': 'null until the session is scored',
   'data.estimatedTime': 'null while the worker has no estimate',
-  'asr:token.confidence': 'partial results of a live utterance carry none (finals carry the recogniser\'s)',
   'metrics:update.pitch': 'seconds without voiced frames have no pitch',
   'processing:status.estimatedTime': 'null while the worker has no estimate (the first status, and at the end)',
 };

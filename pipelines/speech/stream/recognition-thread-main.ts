@@ -61,7 +61,7 @@ port.on('message', (m: ToThread) => {
       );
       break;
     case 'partial':
-      void queue!.partial(m.stream, m.samples, m.model).then((text) => send({ type: 'partial', id: m.id, text }));
+      void queue!.partial(m.stream, m.samples, m.model).then((r) => send({ type: 'partial', id: m.id, text: r?.text ?? null, confidence: r?.confidence ?? null }));
       break;
     case 'stage-times':
       send({ type: 'stage-times', id: m.id, stages: stages.read(m.reset) });

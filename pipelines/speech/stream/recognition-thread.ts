@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { AttuneError } from '../../../lib/errors.js';
 import type { ClosedSegment } from './analyzer.js';
-import type { SegmentTranscript } from './recognition.js';
+import type { PartialResult, SegmentTranscript } from './recognition.js';
 import type { StageTimes } from './stage-clock.js';
 
 export interface RecognitionThreadOptions {
@@ -28,7 +28,7 @@ export type ToThread =
 export type FromThread =
   | { type: 'ready' }
   | { type: 'final'; id: number; transcript: SegmentTranscript }
-  | { type: 'partial'; id: number; text: string | null }
+  | { type: 'partial'; id: number; text: string | null; confidence?: number | null }
   | { type: 'stage-times'; id: number; stages: StageTimes }
   | { type: 'failed'; id: number | null; code: string; message: string };
 
@@ -103,8 +103,8 @@ export class RecognitionThread {
     return this.request('final', samples.length, (id) => ({ type: 'final', id, segment: rest, samples, model }));
   }
 
-  async partial(stream: string, samples: Float32Array, model: string): Promise<string | null> {
-    return this.request<string | null>('partial', 0, (id) => ({ type: 'partial', id, stream, samples, model })).catch(() => null);
+  async partial(stream: string, samples: Float32Array, model: string): Promise<PartialResult | null> {
+    return this.request<PartialResult | null>('partial', 0, (id) => ({ type: 'partial', id, stream, samples, model })).catch(() => null);
   }
 
   /**
@@ -147,7 +147,7 @@ export class RecognitionThread {
     this.pending.delete(m.id);
     this.queuedSamples -= p.samples;
     if (m.type === 'final') p.resolve(m.transcript);
-    else if (m.type === 'partial') p.resolve(m.text);
+    else if (m.type === 'partial') p.resolve(m.text === null ? null : { text: m.text, confidence: m.confidence ?? null });
     else if (m.type === 'stage-times') p.resolve(m.stages);
     else p.reject(new AttuneError(m.code as never, m.message));
     for (const w of this.doneWaiters.splice(0)) w();

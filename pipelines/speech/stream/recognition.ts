@@ -96,12 +96,18 @@ interface FinalJob {
   reject: (e: unknown) => void;
 }
 
+/** A partial result: the open utterance's text so far and the recogniser's confidence in it (exp mean token log p). */
+export interface PartialResult {
+  text: string;
+  confidence: number | null;
+}
+
 interface PartialJob {
   kind: 'partial';
   stream: string;
   samples: Float32Array;
   model: string;
-  resolve: (text: string | null) => void;
+  resolve: (result: PartialResult | null) => void;
 }
 
 export class RecognitionQueue {
@@ -134,7 +140,7 @@ export class RecognitionQueue {
    * Text of an open segment so far, when the queue has time for it: null when a newer partial
    * of the stream replaced this one, or it could not run. Never rejects.
    */
-  partial(stream: string, samples: Float32Array, model: string): Promise<string | null> {
+  partial(stream: string, samples: Float32Array, model: string): Promise<PartialResult | null> {
     return new Promise((resolve) => {
       this.partials.get(stream)?.resolve(null);
       this.partials.set(stream, { kind: 'partial', stream, samples, model, resolve });
@@ -186,10 +192,10 @@ export class RecognitionQueue {
     return first.value[1];
   }
 
-  private async runPartial(job: PartialJob): Promise<string | null> {
+  private async runPartial(job: PartialJob): Promise<PartialResult | null> {
     const recognizer = await this.opts.recognizer(job.model);
-    const { text } = await recognizer.transcribe(job.samples);
-    return text.trim();
+    const { text, tokens, tokenLogProbs } = await recognizer.transcribe(job.samples);
+    return { text: text.trim(), confidence: tokenLogProbs ? utteranceConfidence(tokens, tokenLogProbs) : null };
   }
 
   private async runFinal(segment: ClosedSegment, model: string): Promise<SegmentTranscript> {
