@@ -51,7 +51,7 @@ const resultSchema = {
     language: { type: 'string', enum: ['en'], description: 'Language of the transcript (the recogniser is English).' },
     confidence: {
       type: ['number', 'null'],
-      description: "The recogniser's confidence, 0..1 (mean of its words' token probabilities); null when the recogniser reports none.",
+      description: "The recogniser's confidence, 0..1: the mean of the words' confidences (each the geometric mean of its tokens' probabilities); null when no word was recognised.",
     },
     duration_seconds: { type: 'number', description: 'Length of the audio, seconds.' },
     words: {

@@ -38,8 +38,8 @@ export interface SttResult {
   text: string;
   language: 'en';
   /**
-   * The recogniser's confidence in the text, 0..1: the mean of its words' confidences when
-   * the recogniser reports them (token probabilities), else null.
+   * The recogniser's confidence in the text, 0..1: the mean of its words' confidences (each
+   * the geometric mean of its tokens' probabilities, asr/confidence.ts); null without words.
    */
   confidence: number | null;
   duration_seconds: number;
