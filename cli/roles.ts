@@ -325,13 +325,6 @@ export async function startAttune(
       groupWindowsSink = new GroupWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'group-windows-sink' }), writer: config.writer });
       starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start(), groupWindowsSink.start());
     }
-    // Their groups join in parallel: each join is a round of the group protocol.
-    await Promise.all(starting);
-    if (roles.worker) {
-      // Session changes: PostgreSQL's outbox → attune.session.changes.v1 → end markers and the ClickHouse dimension.
-      sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
-      sessionChanges.start();
-    }
     // Webhooks run with the sinks: a completed session's figures and streaks come from ClickHouse.
     if (sinks && store && config.webhooks.enabled) {
       webhookDispatcher = new WebhookDispatcher({
@@ -347,7 +340,14 @@ export async function startAttune(
         // A completed session's event waits for its last windows (they close after the end).
         settleMs: config.webhooks.settleMs ?? config.coherence.allowedLatenessMs + 20_000,
       });
-      await webhookDispatcher.start();
+      starting.push(webhookDispatcher.start());
+    }
+    // Their groups join in parallel: each join is a round of the group protocol.
+    await Promise.all(starting);
+    if (roles.worker) {
+      // Session changes: PostgreSQL's outbox → attune.session.changes.v1 → end markers and the ClickHouse dimension.
+      sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
+      sessionChanges.start();
     }
     // The speech worker still writes ClickHouse itself, so it runs with the sinks.
     if (sinks && store && config.speech.enabled) {
