@@ -354,3 +354,50 @@ test('low battery through the bus: decoded only while a webhook takes device.low
   const log = await repo.deliveries(org, hook.id, 10);
   assert.deepEqual(log.map((x) => [x.status, x.attempts]), [['delivered', 1], ['delivered', 1]]);
 });
+
+test("session.completed reads its figures from ClickHouse; a streak of 7, 30 or 100 days ending on the session's day is a user.streak_milestone", async () => {
+  for (const d of running.splice(0)) await d.stop();
+  const org = 'org-streak';
+  const hook = await repo.create({ orgId: org, createdBy: 'admin', url: `http://127.0.0.1:${PORT}/auf-webhook`, events: ['session.completed', 'user.streak_milestone'], secret: SECRET, description: '' });
+  // ClickHouse as the dispatcher asks it (the same SQL runs on chDB in api/webhooks.test.ts):
+  // the session's trusted windows, and the user's practice days (newest first) with the session's day.
+  const day = (offset: number) => new Date(Date.parse('2026-12-03T00:00:00Z') - offset * 86_400_000).toISOString().slice(0, 10);
+  let practiceDays: string[] = [];
+  const queries: string[] = [];
+  const store = {
+    database: 'attune',
+    client: {
+      query: async ({ query }: { query: string }) => {
+        queries.push(query);
+        const rows = query.includes('avg(coherence)')
+          ? [{ n: '24', average: 0.612345, peak: 0.9 }]
+          : practiceDays.map((d) => ({ d, today: day(0) }));
+        return { json: async () => rows };
+      },
+    },
+  };
+  const d = await dispatcher({ store: store as never, settleMs: 0 });
+  const completedWithStreak = async (sid: string, days: number) => {
+    practiceDays = Array.from({ length: days }, (_, i) => day(i));
+    await publishChange(sessionChange(sid, org, { user_id: 'u-streak' }));
+    await waitFor(`the events of ${sid}`, async () => {
+      const { rows } = await db.client.query<{ n: string | number }>("SELECT count(*) AS n FROM webhook_events WHERE org_id = $1 AND subject->>'session_id' = $2", [org, sid]);
+      return Number(rows[0].n) === 1;
+    });
+    now += 1000;
+    await d.runOnce(); // fans out session.completed (and adds the milestone, if any)
+    await d.runOnce(); // fans out the milestone
+  };
+  receiver.received = [];
+  await completedWithStreak('sess-streak-6', 6);
+  await completedWithStreak('sess-streak-7', 7);
+  await completedWithStreak('sess-streak-8', 8);
+  const got = receiver.received.map((r) => JSON.parse(r.body));
+  const completed = got.filter((p) => p.type === 'session.completed');
+  assert.equal(completed.length, 3);
+  assert.deepEqual([completed[0].data.average_coherence, completed[0].data.peak_coherence, completed[0].data.valid_window_count], [0.6123, 0.9, 24]);
+  const milestones = got.filter((p) => p.type === 'user.streak_milestone');
+  assert.deepEqual(milestones.map((p) => [p.data.user_id, p.data.streak_days, p.data.date, p.data.session_id]), [['u-streak', 7, day(0), 'sess-streak-7']]);
+  assert.ok(queries.some((q) => q.includes('GROUP BY d')), 'the practice days were asked');
+  assert.equal((await repo.deliveries(org, hook.id, 10)).length, 4);
+});
