@@ -401,3 +401,27 @@ test("session.completed reads its figures from ClickHouse; a streak of 7, 30 or 
   assert.ok(queries.some((q) => q.includes('GROUP BY d')), 'the practice days were asked');
   assert.equal((await repo.deliveries(org, hook.id, 10)).length, 4);
 });
+
+test('delivered and failed deliveries and their events are forgotten after 30 days; pending ones stay', async () => {
+  for (const d of running.splice(0)) await d.stop();
+  const org = 'org-prune';
+  const ok = await webhook(org);
+  const broken = await webhook(org, 'http://127.0.0.1:18439/nobody-listens');
+  const d = await dispatcher();
+  now = T0 + 400 * 3600_000;
+  await publishChange(sessionChange('sess_prune', org, { status: 'active', ended_at: null }));
+  await waitFor('the started event', async () => (await eventCount(org)) === 1);
+  await d.runOnce();
+  assert.deepEqual((await repo.deliveries(org, ok.id, 5)).map((x) => x.status), ['delivered']);
+  assert.deepEqual((await repo.deliveries(org, broken.id, 5)).map((x) => x.status), ['pending']);
+  // 29 days on: kept (and the broken one retried meanwhile, still pending).
+  now += 29 * 86_400_000;
+  await d.runOnce();
+  assert.equal((await repo.deliveries(org, ok.id, 5)).length, 1);
+  // 31 days on: the delivered one and its log entry are gone; the pending one and its event stay.
+  now += 2 * 86_400_000;
+  await d.runOnce();
+  assert.deepEqual(await repo.deliveries(org, ok.id, 5), []);
+  assert.equal((await repo.deliveries(org, broken.id, 5))[0].status, 'pending');
+  assert.equal(await eventCount(org), 1, 'the event stays while a delivery names it');
+});

@@ -41,6 +41,8 @@ export type WebhookEventType = (typeof WEBHOOK_EVENT_TYPES)[number];
 export const RETRY_DELAYS_S = [30, 60, 120, 240, 480, 960, 1920, 3840, 7680, 15360, 21600, 21600, 21600];
 export const MAX_ATTEMPTS = RETRY_DELAYS_S.length + 1;
 export const LOW_BATTERY_PCT = 15;
+/** Delivered and failed deliveries, and events no delivery names, are forgotten after this (the delivery log's depth). */
+export const RETENTION_MS = 30 * 86_400_000;
 export const STREAK_MILESTONES = [7, 30, 100];
 export const SIGNATURE_HEADER = 'x-auf-signature';
 
@@ -74,6 +76,8 @@ export interface WebhookDispatcherOptions {
   pollMs?: number;
   /** One attempt's timeout, ms (default 10 s). */
   timeoutMs?: number;
+  /** How long delivered and failed deliveries, and their events, are kept (default 30 days; pruned hourly). */
+  retentionMs?: number;
   /** The HTTP sender (tests may replace it); the guarded node:http(s) request by default. */
   send?: (d: DueDelivery, headers: Record<string, string>) => Promise<SendResult>;
 }
@@ -103,6 +107,8 @@ export class WebhookDispatcher {
    * readings topic is the busiest, and without such a webhook its records are not decoded.
    */
   private batteryWanted: { value: boolean; at: number } | null = null;
+  /** When (clock) the outbox was last pruned. */
+  private prunedAt = -Infinity;
   readonly stats = { events: 0, delivered: 0, failedAttempts: 0, failed: 0 };
 
   constructor(private readonly opts: WebhookDispatcherOptions) {
@@ -238,6 +244,11 @@ export class WebhookDispatcher {
   /** One round: fan out every ready event, then attempt every due delivery. Returns the attempts made. */
   async runOnce(): Promise<number> {
     const now = this.clock();
+    if (now - this.prunedAt >= 3600_000) {
+      this.prunedAt = now;
+      const pruned = await this.opts.webhooks.prune(now - (this.opts.retentionMs ?? RETENTION_MS));
+      if (pruned.deliveries + pruned.events > 0) this.opts.log.info(pruned, 'webhook outbox pruned');
+    }
     while ((await this.opts.webhooks.fanOut(now, 100, (e, tx) => this.complete(e, tx), (e) => this.render(e))) === 100) {
       // more ready events
     }

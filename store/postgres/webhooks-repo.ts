@@ -246,6 +246,20 @@ export class WebhooksRepository {
     );
   }
 
+  /**
+   * Forgets what is older than `before`: delivered and failed deliveries created before it,
+   * then fanned-out events ready before it that no delivery names any more. Pending deliveries
+   * stay whatever their age (they are still to be tried).
+   */
+  async prune(before: number): Promise<{ deliveries: number; events: number }> {
+    const d = await this.sql.query(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1`, [toDate(before)]);
+    const e = await this.sql.query(
+      `DELETE FROM webhook_events e WHERE fanned_out AND ready_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.event_id)`,
+      [toDate(before)],
+    );
+    return { deliveries: d.rowCount, events: e.rowCount };
+  }
+
   /** Records a device's battery state; true when it has just fallen below the level (it was not low, or unknown). */
   async batteryFell(orgId: string, deviceId: string, low: boolean): Promise<boolean> {
     const { rows } = await this.sql.query<{ low: boolean }>(
