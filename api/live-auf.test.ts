@@ -224,7 +224,7 @@ describe('live sockets of a whole Attune', () => {
     const sid = 'bounded-session';
     for (let i = 0; i < 500; i++) app.live!.publish(window(sid, i), Topics.coherenceWindows);
     const kept = (app.live as unknown as LiveHub).buffered(`session:${sid}`);
-    assert.equal(kept.length, 120);
-    assert.equal(kept[0].id, `${sid}:${window(sid, 380).window_end}`);
+    assert.equal(kept.length, 60);
+    assert.equal(kept[0].id, `${sid}:${window(sid, 440).window_end}`);
   });
 });

@@ -165,7 +165,7 @@ export interface LiveHubOptions {
   heartbeatTimers?: HeartbeatTimers;
   /** Interval of client heartbeat messages (the session-sync document's 30 s); MISSED_HEARTBEATS of them missed time a socket out. */
   clientHeartbeatMs?: number;
-  /** Envelopes kept per resume key (default 120: 10 min of a session's 5 s windows). */
+  /** Envelopes kept per resume key (default 60: 5 min of a session's 5 s windows; a session's and its user's keys share the envelope objects). */
   resumePerKey?: number;
   /** Resume keys kept (default 2,000; the least recently written is dropped first). */
   resumeMaxKeys?: number;
@@ -249,7 +249,7 @@ export class LiveHub<R = unknown> {
   }
 
   private keep(key: string, env: Envelope): void {
-    const perKey = this.opts.resumePerKey ?? 120;
+    const perKey = this.opts.resumePerKey ?? 60;
     let buf = this.resume.get(key);
     if (buf) this.resume.delete(key);
     else buf = [];

@@ -1,0 +1,206 @@
+// Issue 12's query latency: p99 of the coherence history (GET /v1/users/me/coherence), the
+// session detail (GET /v1/sessions/{id}) and the organisation analytics
+// (GET /v1/organizations/{org_id}/analytics) routes on 10 million generated coherence windows,
+// one Attune process (API role, chDB, PGlite), the load generator in the same process, one
+// request at a time (latency, not throughput).
+//
+//   npm run bench:api -- [runs=3] [windows=10000000] [requests=200]
+//
+// Data, generated in the stores directly (no pipeline): one organisation of 500 users; sessions
+// of 20 minutes (240 windows of 5 s) spread evenly over the last 90 days, each with a protocol
+// (PostgreSQL sessions + session_practice, ended), and their windows in coherence_windows (5 %
+// invalid, scores spread 0.2–0.9) inserted with INSERT … SELECT FROM numbers() (ClickHouse
+// generates them), then OPTIMIZE … FINAL so the parts are merged as a long-running store's
+// would be. Each run: per route, `requests` requests after 20 of warm-up, routes interleaved in
+// a rotating order; the history and session requests pick users and sessions at random
+// (seeded), the analytics requests rotate over 7d, 30d and 90d. Metrics: p50 and p99 latency
+// per route (ms, wall clock around fetch), median over runs.
+import { performance } from 'node:perf_hooks';
+import { BenchRun, describeMetric, runsArg } from './lib/results.js';
+import { interleavedOrder } from './lib/stats.js';
+
+const ORG = 'bench-org';
+const USERS = 500;
+const WINDOWS_PER_SESSION = 240;
+const PROTOCOLS = ['heart_breath_sync', 'gratitude_focus', 'coherence_building', 'intention_amplify', 'manifestation_basic', 'manifestation_advanced'];
+
+const runs = runsArg(process.argv[2], 3);
+const windows = Number(process.argv[3] ?? 10_000_000);
+const requests = Number(process.argv[4] ?? 200);
+
+/** Deterministic UUID of session number n (the same text in ClickHouse and PostgreSQL). */
+const sessionUuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1);
+  return sorted[Math.max(0, i)];
+}
+
+/** A small seeded generator (mulberry32), so every run asks the same requests. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+async function main(): Promise<void> {
+  const { startTestAttune } = await import('../test/attune.js');
+  const app = await startTestAttune({
+    entities: 'pglite',
+    roles: { ingest: false, api: true, worker: false },
+    env: { ATTUNE_RATE_LIMIT: 'off' },
+  });
+  const run = new BenchRun('api', {
+    description: `p50/p99 latency of the history, session and organisation analytics routes on ${windows.toLocaleString('en')} generated coherence windows, one process (API role, chDB, PGlite), one request at a time`,
+    options: { runs, windows, requests, users: USERS, windows_per_session: WINDOWS_PER_SESSION },
+  });
+  try {
+    const sessions = Math.ceil(windows / WINDOWS_PER_SESSION);
+    const now = Date.now();
+    const spanMs = 90 * 86_400_000;
+    const first = now - spanMs;
+    const stepMs = Math.floor(spanMs / sessions);
+    const t0 = performance.now();
+    // PostgreSQL: users, sessions (ended, 20 min), practice protocols.
+    await app.sql.query(
+      `INSERT INTO users (org_id, user_id, created_at, updated_at)
+       SELECT $1, 'user-' || u, to_timestamp($2 / 1000.0), to_timestamp($2 / 1000.0) FROM generate_series(0, $3 - 1) AS u`,
+      [ORG, first, USERS],
+    );
+    await app.sql.query(
+      `INSERT INTO sessions (session_id, org_id, user_id, kind, status, started_at, ended_at, created_at, updated_at)
+       SELECT ('00000000-0000-4000-8000-' || lpad(s::text, 12, '0'))::uuid, $1, 'user-' || (s % $2), 'coherence', 'ended',
+              to_timestamp(($3 + s::bigint * $4) / 1000.0), to_timestamp(($3 + s::bigint * $4 + $5) / 1000.0),
+              to_timestamp(($3 + s::bigint * $4) / 1000.0), to_timestamp(($3 + s::bigint * $4 + $5) / 1000.0)
+         FROM generate_series(0, $6 - 1) AS s`,
+      [ORG, USERS, first, stepMs, WINDOWS_PER_SESSION * 5000 + 59_000, sessions],
+    );
+    await app.sql.query(
+      `INSERT INTO session_practice (session_id, protocol, target_duration_s)
+       SELECT ('00000000-0000-4000-8000-' || lpad(s::text, 12, '0'))::uuid, ($1::text[])[1 + (s % 6)], 1200 FROM generate_series(0, $2 - 1) AS s`,
+      [PROTOCOLS, sessions],
+    );
+    // The outbox rows the session inserts queued (no relay runs in this process).
+    await app.sql.query('DELETE FROM session_changes').catch(() => {});
+    const tPg = performance.now();
+    // ClickHouse: the windows, generated by ClickHouse itself.
+    const db = app.database;
+    await app.store.client.command({
+      query: `INSERT INTO ${db}.coherence_windows
+        SELECT
+          concat('00000000-0000-4000-8000-', leftPad(toString(s), 12, '0')) AS session_id,
+          concat('user-', toString(s % ${USERS})) AS user_id,
+          '${ORG}' AS org_id,
+          concat('dev-', toString(s % ${USERS})) AS device_id,
+          fromUnixTimestamp64Milli(toInt64(${first} + s * ${stepMs} + w * 5000), 'UTC') AS window_start,
+          fromUnixTimestamp64Milli(toInt64(${first} + s * ${stepMs} + w * 5000 + 64000), 'UTC') AS window_end,
+          (cityHash64(number) % 100) >= 5 AS valid,
+          if(valid, 0.2 + (cityHash64(number, 1) % 7000) / 10000.0, NULL) AS coherence,
+          if(valid, coherence / (1 - coherence), NULL) AS coherence_ratio,
+          if(valid, 0.1, NULL) AS peak_frequency_hz,
+          if(valid, 6.0, NULL) AS breathing_rate_bpm,
+          if(valid, 55 + (cityHash64(number, 2) % 300) / 10.0, NULL) AS mean_hr_bpm,
+          if(valid, 25 + (cityHash64(number, 3) % 500) / 10.0, NULL) AS rmssd_ms,
+          if(valid, 50.0, NULL) AS sdnn_ms,
+          if(valid, 12.0, NULL) AS pnn50_pct,
+          toUInt32(70) AS beat_count,
+          if(valid, 0.01, 0.6) AS artifact_ratio,
+          toUInt32(0) AS late_beat_count,
+          fromUnixTimestamp64Milli(toInt64(${first} + s * ${stepMs} + w * 5000 + 64040), 'UTC') AS computed_at,
+          if(valid, NULL, 'too_many_artifacts') AS invalid_reason,
+          false AS partial,
+          if(valid, 0.98, 0.9) AS coverage,
+          toUInt32(1100) AS longest_gap_ms
+        FROM (SELECT number, intDiv(number, ${WINDOWS_PER_SESSION}) AS s, number % ${WINDOWS_PER_SESSION} AS w FROM numbers(${windows}))`,
+    });
+    await app.store.client.command({ query: `OPTIMIZE TABLE ${db}.coherence_windows FINAL` });
+    const tCh = performance.now();
+    const stored = await app.store.client.query({ query: `SELECT count() AS n FROM ${db}.coherence_windows`, format: 'JSONEachRow' });
+    const storedWindows = Number(((await stored.json()) as Array<{ n: string }>)[0].n);
+    console.log(`generated ${sessions} sessions (PostgreSQL ${((tPg - t0) / 1000).toFixed(1)} s) and ${storedWindows} windows (ClickHouse ${((tCh - tPg) / 1000).toFixed(1)} s)`);
+
+    const admin = app.token('bench-admin', ORG, ['admin:org']);
+    const userToken = (u: number) => app.token(`user-${u}`, ORG, ['read:coherence', 'read:sessions']);
+    const day = (t: number) => new Date(t).toISOString().slice(0, 10);
+    const random = rng(12);
+    const periods = ['7d', '30d', '90d'];
+    const routes: Record<string, (i: number) => { path: string; token: string }> = {
+      history: () => {
+        const u = Math.floor(random() * USERS);
+        return { path: `/v1/users/me/coherence?start_date=${day(now - 30 * 86_400_000)}&end_date=${day(now)}`, token: userToken(u) };
+      },
+      session: () => {
+        const s = Math.floor(random() * sessions);
+        return { path: `/v1/sessions/${sessionUuid(s)}`, token: userToken(s % USERS) };
+      },
+      analytics: (i) => ({ path: `/v1/organizations/${ORG}/analytics?period=${periods[i % 3]}`, token: admin }),
+    };
+    const names = Object.keys(routes);
+    const samples: Record<string, { p50: number[]; p99: number[] }> = Object.fromEntries(names.map((n) => [n, { p50: [], p99: [] }]));
+    const time = async (r: { path: string; token: string }) => {
+      const start = performance.now();
+      const res = await fetch(app.baseUrl + r.path, { headers: { authorization: `Bearer ${r.token}` } });
+      await res.arrayBuffer();
+      const ms = performance.now() - start;
+      if (res.status !== 200) throw new Error(`${r.path}: ${res.status}`);
+      return ms;
+    };
+    const orders = interleavedOrder(names, runs);
+    for (let k = 0; k < runs; k++) {
+      for (const name of orders[k]) {
+        for (let i = 0; i < 20; i++) await time(routes[name](i));
+        const ms: number[] = [];
+        for (let i = 0; i < requests; i++) ms.push(await time(routes[name](i)));
+        ms.sort((a, b) => a - b);
+        samples[name].p50.push(quantile(ms, 0.5));
+        samples[name].p99.push(quantile(ms, 0.99));
+        console.log(`run ${k + 1} ${name}: p50 ${quantile(ms, 0.5).toFixed(1)} ms, p99 ${quantile(ms, 0.99).toFixed(1)} ms`);
+      }
+    }
+    // Where the analytics time goes: its ClickHouse query and its PostgreSQL queries alone (30 each per period, median ms).
+    const { OrgAnalyticsRepository } = await import('../store/postgres/org-analytics-repo.js');
+    const { orgCoherenceQuery, periodBounds } = await import('../api/org-analytics.js');
+    const repo = new OrgAnalyticsRepository(app.sql);
+    const breakdown: Record<string, number> = {};
+    const med = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    for (const period of ['7d', '30d', '90d'] as const) {
+      const { prevFrom, from, to } = periodBounds(period, Date.now());
+      const ch: number[] = [];
+      const pg: number[] = [];
+      for (let i = 0; i < 30; i++) {
+        let t = performance.now();
+        const rs = await app.store.client.query({ query: orgCoherenceQuery(db), query_params: { org: ORG, prevFrom: day(prevFrom), from: day(from), to: day(to) }, format: 'JSONEachRow' });
+        await rs.json();
+        ch.push(performance.now() - t);
+        t = performance.now();
+        await Promise.all([repo.userCount(ORG), repo.sessionFigures(ORG, prevFrom, from, to)]);
+        pg.push(performance.now() - t);
+      }
+      breakdown[`analytics_${period}_clickhouse_ms`] = med(ch);
+      breakdown[`analytics_${period}_postgres_ms`] = med(pg);
+    }
+    console.log(`analytics breakdown (median ms): ${JSON.stringify(breakdown)}`);
+    // Whether ClickHouse plans the analytics query on the projection (migration 0008).
+    const { prevFrom: pf, from: fr, to: tt } = periodBounds('90d', Date.now());
+    const plan = await app.store.client.query({ query: `EXPLAIN ${orgCoherenceQuery(db)}`, query_params: { org: ORG, prevFrom: day(pf), from: day(fr), to: day(tt) }, format: 'JSONEachRow' });
+    const planText = ((await plan.json()) as Array<{ explain: string }>).map((r) => r.explain).join('\n');
+    const usesProjection = planText.includes('org_daily_coherence');
+    console.log(`analytics query reads the projection: ${usesProjection}`);
+    for (const name of names) {
+      console.log(`${name} p50 ${describeMetric(run.metric(`${name}_p50_ms`, samples[name].p50, 'ms', 'lower'), 1, ' ms')}`);
+      console.log(`${name} p99 ${describeMetric(run.metric(`${name}_p99_ms`, samples[name].p99, 'ms', 'lower'), 1, ' ms')}`);
+    }
+    const file = run.write({ breakdown, uses_projection: usesProjection, plan: planText, sessions, stored_windows: storedWindows, generate_s: { postgres: (tPg - t0) / 1000, clickhouse: (tCh - tPg) / 1000 }, target: 'analytics p99 < 50 ms (issue 12)' });
+    console.log(`wrote ${file}`);
+  } finally {
+    await app.cleanup();
+  }
+}
+
+await main();
