@@ -134,6 +134,18 @@ test('requests without a valid token are counted by address; health probes are n
   assert.equal(limitHeaders(await call('/v1/sessions')).remaining, limitHeaders(unknown).remaining - 1);
 });
 
+test('an API key is counted under its user, in X-API-Key as in Authorization: Bearer', async () => {
+  const admin = app.auth.sign({ userId: 'u-key', orgId: 'o-rl', scopes: [...ALL_SCOPES, 'admin:org'], ttlSeconds: 3600 });
+  const created = await call('/v1/api-keys', admin, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ scopes: ['read:sessions'] }) });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const byHeader = await call('/v1/sessions', undefined, { headers: { 'x-api-key': created.body.key } });
+  const byBearer = await call('/v1/sessions', created.body.key);
+  assert.deepEqual([byHeader.status, byBearer.status], [200, 200]);
+  // One budget, the key's user's (its creator's): the creating request, then the two.
+  assert.equal(limitHeaders(byHeader).remaining, limitHeaders(created).remaining - 1);
+  assert.equal(limitHeaders(byBearer).remaining, limitHeaders(byHeader).remaining - 1);
+});
+
 test('devices per user: free allows 2, a third new device is a coded 409; re-registering is allowed', async () => {
   const token = tokenOf('u-devices', 'free');
   for (const d of ['q-dev-1', 'q-dev-2']) assert.equal((await call('/v1/devices', token, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ device_id: d }) })).status, 201);

@@ -464,6 +464,9 @@ export async function registerRateLimit(app: FastifyInstance, ctx: { rateLimit?:
 async function subjectOf(req: FastifyRequest, auth: Authenticator, limits: RateLimits): Promise<{ key: string; tier: Tier }> {
   const declared = routeAuthOf(req);
   let token = bearerToken(req.headers.authorization);
+  // An API key may come in X-API-Key instead (http/api-key-auth.ts): counted under its user too.
+  const apiKey = req.headers['x-api-key'];
+  if (!token && typeof apiKey === 'string' && apiKey.trim() !== '') token = apiKey.trim();
   if (!token && declared && declared !== 'public' && declared.socket) {
     const q = (req.query as Record<string, unknown> | undefined)?.token;
     if (typeof q === 'string') token = q;
