@@ -8,6 +8,8 @@ import { registerLiveRoutes } from './live.js';
 import { registerSpeechSessionRoutes } from './speech-sessions.js';
 import { registerSpeechResultRoutes } from './speech-results.js';
 import { registerSpeechLiveRoutes } from './speech-live.js';
+import { registerSpeechReportRoutes } from './speech-reports.js';
+import { registerSpeechSearchRoutes } from './speech-search.js';
 import { registerUserRoutes } from './users.js';
 import { registerMeshRoutes } from './mesh-sessions.js';
 import { registerOrgAnalyticsRoutes } from './org-analytics.js';
@@ -23,6 +25,8 @@ export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): 
   if (ctx.speechSessions) {
     await registerSpeechSessionRoutes(app, ctx);
     await registerSpeechResultRoutes(app, ctx);
+    await registerSpeechReportRoutes(app, ctx);
+    await registerSpeechSearchRoutes(app, ctx);
     if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
   }
   if (ctx.mesh) await registerMeshRoutes(app, ctx);

@@ -17,6 +17,7 @@ export const ErrorCodes = {
   // each sharing its status with the generic code above (which the OpenAPI text names first).
   insufficient_tier: { status: 403, description: 'The feature needs a higher tier than the token\'s (coherence platform code).' },
   not_found: { status: 404, description: 'No such route or resource (for this user).' },
+  not_acceptable: { status: 406, description: 'The representation asked for (e.g. a report format) is not produced.' },
   request_timeout: { status: 408, description: 'The request did not arrive in time.' },
   conflict: { status: 409, description: 'The resource is in a state that refuses the change.' },
   mesh_full: { status: 409, description: 'The group (mesh) session is at capacity (coherence platform code).' },
@@ -104,6 +105,7 @@ export const Reasons = {
   unsupported_channel_count: r('unsupported_media_type', 'A WAV file with more channels than accepted.'),
   unsupported_format: r('unsupported_media_type', 'An audio file in a format Attune does not decode (MP4/AAC, FLAC, …; found by its first bytes): details[].accepted lists the formats it takes.'),
   unsupported_codec: r('unsupported_media_type', 'An Ogg or WebM file whose audio is not Opus (Vorbis, AAC, …).'),
+  unsupported_report_format: r('not_acceptable', 'A report format Attune does not produce (pdf): details[].message lists those it does (json, csv).'),
   undecodable_audio: r('validation_error', 'An MP3, Ogg or WebM file with no decodable audio, a broken container structure, or audio the decoder refused.'),
   truncated_audio: r('validation_error', 'An MP3, Ogg or WebM file that ends before its audio does (a cut-off upload or file).'),
   audio_exists: r('conflict', 'The speech session already has (or had) audio.'),

@@ -118,6 +118,9 @@ export interface SpeechSessionFilter {
   withSettings?: boolean;
 }
 
+/** What a report or a search result shows of a session besides its ClickHouse figures. */
+export type DescribedSpeechSession = Pick<SpeechSession, 'title' | 'type' | 'status' | 'createdAt' | 'audioDurationS'>;
+
 /** A speech session as a list gives it: settings only when asked for (SpeechSessionFilter.withSettings). */
 export type ListedSpeechSession = Omit<SpeechSession, 'settings'> & { settings?: Record<string, unknown> };
 
@@ -381,6 +384,22 @@ export class SpeechSessionsRepository {
     const items = all.slice(0, filter.limit);
     const nextCursor = all.length > filter.limit && items.length > 0 ? encodeCursor(items[items.length - 1]) : null;
     return { items, nextCursor };
+  }
+
+  /**
+   * Title, type, status and creation time of those of `ids` that are sessions of the org (a
+   * report enriches the ClickHouse rows it streams with them, one page of ids at a time).
+   */
+  async describeMany(orgId: string, ids: readonly string[]): Promise<Map<string, DescribedSpeechSession>> {
+    const out = new Map<string, DescribedSpeechSession>();
+    const uuids = ids.filter(isUuid);
+    if (uuids.length === 0) return out;
+    const { rows } = await this.sql.query<{ session_id: string; title: string; kind: SpeechSessionKind; status: SpeechSessionStatus; created_at: Date; audio_duration_s: number | null }>(
+      'SELECT session_id::text AS session_id, title, kind, status, created_at, audio_duration_s FROM speech_sessions WHERE org_id = $1 AND session_id = ANY($2::uuid[])',
+      [orgId, uuids],
+    );
+    for (const r of rows) out.set(r.session_id, { title: r.title, type: r.kind, status: r.status, createdAt: ms(r.created_at), audioDurationS: numOrNull(r.audio_duration_s) });
+    return out;
   }
 
   /** How many sessions the filter matches (cursor, offset and limit ignored). */
