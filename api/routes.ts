@@ -10,6 +10,7 @@ import { registerSpeechResultRoutes } from './speech-results.js';
 import { registerSpeechLiveRoutes } from './speech-live.js';
 import { registerSpeechReportRoutes } from './speech-reports.js';
 import { registerSpeechSearchRoutes } from './speech-search.js';
+import { registerSpeechProgressRoutes } from './speech-progress.js';
 import { registerUserRoutes } from './users.js';
 import { registerMeshRoutes } from './mesh-sessions.js';
 import { registerOrgAnalyticsRoutes } from './org-analytics.js';
@@ -27,6 +28,7 @@ export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): 
     await registerSpeechResultRoutes(app, ctx);
     await registerSpeechReportRoutes(app, ctx);
     await registerSpeechSearchRoutes(app, ctx);
+    await registerSpeechProgressRoutes(app, ctx);
     if (ctx.speechLive) await registerSpeechLiveRoutes(app, ctx);
   }
   if (ctx.mesh) await registerMeshRoutes(app, ctx);
