@@ -67,7 +67,7 @@ export function speechEventEnvelope(e: SpeechEventRecord): SpeechEnvelope {
   return { id: e.event_id, type: e.type, timestamp: iso(e.occurred_at), payload, data: docEventData(e.type, payload) };
 }
 
-const speechSessionKey = (sessionId: string) => `speech-session:${sessionId}`;
+export const speechSessionKey = (sessionId: string) => `speech-session:${sessionId}`;
 
 /** The hub of the live speech stream: each speech event to the sockets of its session. */
 export function createSpeechLiveHub(opts: LiveHubOptions, topics: TopicNames = Topics): LiveHub<SpeechEventRecord> {

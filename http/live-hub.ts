@@ -126,6 +126,9 @@ export class LiveClient {
 /** Ids a client remembers having been sent (a replay skips them). */
 const RECENT_IDS = 1024;
 
+/** A non-ws consumer of a hub's envelopes (LiveHub.listen). */
+export type LiveListener = (env: Envelope) => void;
+
 /** Writes an envelope in a client's format. */
 export type EnvelopeRenderer = (env: Envelope) => string;
 
@@ -188,6 +191,9 @@ export interface LiveFeed<R> {
 export class LiveHub<R = unknown> {
   private readonly byKey = new Map<string, Set<LiveClient>>();
   private readonly all = new Set<LiveClient>();
+  /** Listeners by key: transports other than ws (socket.io, api/speech-socketio.ts) fed by this hub's one consumer. */
+  private readonly listenersByKey = new Map<string, Set<LiveListener>>();
+  private listenerCount = 0;
   private subscription: Subscription | null = null;
   readonly stats: LiveStats = { clients: 0, delivered: 0, slowDisconnects: 0 };
   /** Resume buffers by key; Map order is write recency (a key written is moved to the end). */
@@ -209,7 +215,7 @@ export class LiveHub<R = unknown> {
       ephemeral: true,
       eachBatch: async (batch) => {
         // Nobody listening and nothing to keep for resume: nothing to decode.
-        if (this.all.size === 0 && !this.feed.resume) return;
+        if (this.all.size === 0 && this.listenerCount === 0 && !this.feed.resume) return;
         for (const r of batch.records) {
           try {
             let rec = decodeRecord<R>(codec, r.value);
@@ -246,6 +252,50 @@ export class LiveHub<R = unknown> {
         this.stats.delivered++;
       }
     }
+    for (const key of delivery.keys) {
+      const set = this.listenersByKey.get(key);
+      if (!set) continue;
+      env ??= delivery.envelope();
+      for (const l of set) {
+        try {
+          l(env);
+        } catch (err) {
+          this.opts.log.warn({ err }, `${this.feed.name}: a live listener failed`);
+        }
+        this.stats.delivered++;
+      }
+    }
+  }
+
+  /**
+   * Calls `listener` with each envelope routed under one of `keys` (not a replay, not the
+   * ws sockets' heartbeats: the transport keeps its own connection alive and bounds its own
+   * queue). Returns the function that removes it.
+   */
+  listen(keys: readonly string[], listener: LiveListener): () => void {
+    for (const key of keys) {
+      let set = this.listenersByKey.get(key);
+      if (!set) this.listenersByKey.set(key, (set = new Set()));
+      set.add(listener);
+    }
+    this.listenerCount++;
+    let removed = false;
+    return () => {
+      if (removed) return;
+      removed = true;
+      this.listenerCount--;
+      for (const key of keys) {
+        const set = this.listenersByKey.get(key);
+        if (!set) continue;
+        set.delete(listener);
+        if (set.size === 0) this.listenersByKey.delete(key);
+      }
+    };
+  }
+
+  /** Listeners registered with listen() and not removed. */
+  get listeners(): number {
+    return this.listenerCount;
   }
 
   private keep(key: string, env: Envelope): void {
