@@ -172,6 +172,12 @@ export async function registerSpeechSearchRoutes(app: FastifyInstance, ctx: AppC
         (from === null ? '' : ' AND audio_started_at >= fromUnixTimestamp64Milli({from:Int64})') +
         (to === null ? '' : ' AND audio_started_at < fromUnixTimestamp64Milli({to:Int64})') +
         ' AND is_final AND multiSearchAny(text, {words:Array(String)})';
+      // Candidates first, without FINAL (which must merge the versions of every key range it
+      // reads): sessions whose segments, all versions counted, hold every word, a superset of
+      // those that match under FINAL; the FINAL read then covers only these sessions (session_id
+      // follows org and user in the ORDER BY). Both reads use the skip index.
+      const candidates = `SELECT session_id FROM ${segments} WHERE ${where} GROUP BY session_id
+        HAVING arrayAll(c -> c > 0, sumForEach(arrayMap(w -> countSubstrings(concat(' ', text, ' '), w), {padded:Array(String)})))`;
       const order =
         sort === 'date' ? 'm.started_ms DESC, m.session_id'
         : sort === 'score' ? 'sc.n > 0 DESC, sc.overall DESC, m.started_ms DESC, m.session_id'
@@ -189,7 +195,8 @@ export async function registerSpeechSearchRoutes(app: FastifyInstance, ctx: AppC
                          sumForEach(arrayMap(w -> countSubstrings(t, w), {padded:Array(String)})) AS per_word,
                          countIf(position(t, {phrase:String}) > 0) AS phrase_segments,
                          round(0.5 * (phrase_segments > 0) + 0.5 * least(1, arraySum(per_word) / (2 * length(per_word))), 3) AS relevance
-                  FROM (SELECT session_id, user_id, audio_started_at, concat(' ', text, ' ') AS t FROM ${segments} FINAL WHERE ${where})
+                  FROM (SELECT session_id, user_id, audio_started_at, concat(' ', text, ' ') AS t FROM ${segments} FINAL
+                        WHERE ${where} AND session_id IN (${candidates}))
                   GROUP BY session_id
                   HAVING arrayAll(c -> c > 0, per_word)
                 ) AS m
