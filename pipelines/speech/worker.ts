@@ -505,7 +505,9 @@ export class SpeechWorker {
       audioDurationS: durationMs / 1000,
     });
     const events: SpeechEvent[] = [];
-    this.statusEvent(s, events, 'done', 1, null, 'completed', { wordCount: results.summary.wordCount, durationS: durationMs / 1000 });
+    // score: the overall score (1 decimal, as the session list's `score`), null when not scored; the webhook's session.completed carries it (pipelines/webhooks).
+    const score = scores && Number.isFinite(scores.scores.overall) ? Math.round(scores.scores.overall * 10) / 10 : null;
+    this.statusEvent(s, events, 'done', 1, null, 'completed', { wordCount: results.summary.wordCount, durationS: durationMs / 1000, score });
     await this.publishEvents(events);
     this.stats.finalized++;
     const timing = this.timing[s.source];

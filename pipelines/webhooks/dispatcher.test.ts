@@ -313,9 +313,13 @@ test('events of the other topics: low battery once per fall below 15 %, mesh thr
   assert.deepEqual(m.map((e) => [e.type, e.data?.mesh_session_id, e.data?.group_coherence]), [['mesh.threshold_reached', 'mesh_global_morning', 0.81]]);
   assert.deepEqual(await types(Topics.meshEvents, { ...mesh, type: 'group_coherence' }), []);
 
-  const speech = { event_id: 's1', session_id: 'sp1', user_id: 'u1', org_id: 'org-ev', type: 'processing:status', occurred_at: T0, payload_json: '{"status":"completed","uploadId":"up1","wordCount":120,"durationS":61.5}' };
+  const speech = { event_id: 's1', session_id: 'sp1', user_id: 'u1', org_id: 'org-ev', type: 'processing:status', occurred_at: T0, payload_json: '{"status":"completed","uploadId":"up1","wordCount":120,"durationS":61.5,"score":72.4}' };
   const s = await d.eventsOf(Topics.speechEvents, speech);
   assert.deepEqual(s.map((e) => [e.type, e.data?.speech_session_id, e.data?.word_count, e.data?.duration]), [['speech.session.completed', 'sp1', 120, 61.5]]);
+  // The speech-coaching document's session.completed data {status, score, duration}; its score null when the session was not scored.
+  assert.deepEqual([s[0].data?.status, s[0].data?.score], ['completed', 72.4]);
+  const unscored = await d.eventsOf(Topics.speechEvents, { ...speech, event_id: 's2', session_id: 'sp2', payload_json: '{"status":"completed","uploadId":"up2","wordCount":0,"durationS":3}' });
+  assert.equal(unscored[0].data?.score, null);
   assert.deepEqual(await types(Topics.speechEvents, { ...speech, payload_json: '{"status":"processing"}' }), []);
 });
 

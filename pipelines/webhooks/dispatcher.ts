@@ -51,6 +51,17 @@ export function signatureOf(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
 }
 
+/**
+ * The speech-coaching document's top-level webhook fields, for its session.completed (a speech
+ * session, Attune's speech.session.completed: /sessions is /v1/speech-sessions there, so its
+ * event type has the same prefix): {event: "session.completed", sessionId, userId, timestamp}
+ * beside Attune's {id, type, created}; its data {status, score, duration} is in `data`.
+ */
+function documentFields(e: { type: string; created: number; data: Record<string, unknown> }): Record<string, unknown> {
+  if (e.type !== 'speech.session.completed') return {};
+  return { event: 'session.completed', sessionId: e.data.speech_session_id ?? null, userId: e.data.user_id ?? null, timestamp: iso(e.created) };
+}
+
 /** evt_ + 24 hex of sha-256 over what the event is about: the same record always makes the same id. */
 export const eventIdOf = (key: string): string => `evt_${createHash('sha256').update(key).digest('hex').slice(0, 24)}`;
 
@@ -212,7 +223,8 @@ export class WebhookDispatcher {
           type: 'speech.session.completed',
           created: e.occurred_at,
           subject: {},
-          data: { user_id: e.user_id, speech_session_id: e.session_id, ...source, word_count: p.wordCount ?? null, duration: p.durationS ?? null },
+          // status and score: the speech-coaching document's session.completed data {status, score, duration} (render adds its top-level fields).
+          data: { user_id: e.user_id, speech_session_id: e.session_id, ...source, word_count: p.wordCount ?? null, duration: p.durationS ?? null, status: 'completed', score: typeof p.score === 'number' ? p.score : null },
           readyAt: now,
         },
       ];
@@ -264,7 +276,7 @@ export class WebhookDispatcher {
   }
 
   private render(e: ReadyEvent & { data: Record<string, unknown> }): string {
-    return JSON.stringify({ id: e.eventId, type: e.type, created: iso(e.created), data: e.data });
+    return JSON.stringify({ id: e.eventId, type: e.type, created: iso(e.created), ...documentFields(e), data: e.data });
   }
 
   /** The data of an event that waited (session.completed), and the streak milestone it may make. */

@@ -24,10 +24,21 @@ import { startTestAttune, waitFor, type TestAttune } from '../attune.js';
 import { checkShape, type FieldCheck } from './doc-examples.js';
 import { readWavFile } from '../../pipelines/speech/wav.test-util.js';
 import { SpeechEventListener, streamLiveAudio, wavBytes } from '../speech-client.js';
+import crypto from 'node:crypto';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { io as socketIo, type Socket } from 'socket.io-client';
 
 const DOC = fileURLToPath(new URL('../../../shared/seeds/004_3cda0ec8804e55ef.txt', import.meta.url));
 if (!existsSync(DOC)) throw new Error(`speech-coaching document not found at ${DOC}: the product documents must sit beside the repository (../shared/seeds)`);
 const markdown = readFileSync(DOC, 'utf8');
+// The webhook signature's verification code is the coherence platform document's (this one names
+// only the header): its verifyWebhook, run as written (its require('crypto') given node's).
+const PLATFORM_DOC = fileURLToPath(new URL('../../../shared/seeds/000_b16363771ac160cb.txt', import.meta.url));
+function documentVerifyWebhook(): (payload: string, signature: string, secret: string) => boolean {
+  const code = /```javascript\n(const crypto = require\('crypto'\);\s*function verifyWebhook[\s\S]*?)```/.exec(readFileSync(PLATFORM_DOC, 'utf8'));
+  assert.ok(code, 'the coherence platform document has verifyWebhook');
+  return new Function('require', `${code[1]}\nreturn verifyWebhook;`)((m: string) => (m === 'crypto' ? crypto : assert.fail(m)));
+}
 
 // ---------------------------------------------------------------- reading the document
 
@@ -149,6 +160,9 @@ const REPLAYED = [
   'GET /sessions/{sessionId}/fluency',
 ];
 
+/** Examples Attune sends rather than answers: the webhook, received by a local receiver here. */
+const RECEIVED = ['POST /webhooks/session-completed'];
+
 /** Request examples not replayed, by "METHOD /path": why. */
 const TODO: Record<string, string> = {
   'POST /auth/register': 'out of scope: identity is the organisation identity provider (seeds/README.md)',
@@ -169,12 +183,10 @@ const TODO: Record<string, string> = {
   'DELETE /user/account': "out of scope: users are the coherence platform's (seeds/README.md)",
   'GET /organizations': 'out of scope: organisation management (seeds/README.md)',
   'GET /organizations/{orgId}/members': 'out of scope: organisation management (seeds/README.md)',
-  'POST /webhooks/session-completed': 'issue 13, session.completed webhook: not built yet',
 };
 
 /** Parts of the document without a request example that this suite does not check. */
 const TODO_OTHER = [
-  "socket.io: a client connecting with io(url, {auth: {token}}) (issue 13, live): not built; the events are checked over Attune's WebSocket",
   'Media formats MP3, MP4, WebM (issue 13, formats): another helper (C2); this suite uploads WAV',
   "Error Response {success: false, error: {code: VALIDATION_ERROR, ...}}: Attune's errors keep the coherence platform's body {error: {code, message, details, request_id}}",
   'Rate limits of the document (5 session creations a minute, 3 uploads a minute): Attune applies its tier limits instead',
@@ -326,6 +338,35 @@ function valuesAt(body: unknown, path: string): unknown[] {
   return cur;
 }
 
+// ---------------------------------------------------------------- the webhook receiver
+
+const HOOK_PORT = 18480;
+const HOOK_SECRET = 'your-webhook-secret';
+
+/** A local receiver keeping every delivery's headers and raw body. */
+async function startReceiver(port: number): Promise<{ server: Server; received: Array<{ headers: IncomingHttpHeaders; body: string }> }> {
+  const received: Array<{ headers: IncomingHttpHeaders; body: string }> = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return { server, received };
+}
+
+/** The webhook section's example: its header names and its Body. */
+function webhookExample(): { headers: string[]; body: any } {
+  const blocks = coachBlocks(markdown).filter((b) => b.h3 === 'POST /webhooks/session-completed');
+  const headers = blocks.find((b) => b.label === 'Headers');
+  const body = blocks.find((b) => b.label === 'Body');
+  assert.ok(headers && body, 'the document shows the webhook headers and body');
+  return { headers: headers.text.split('\n').map((l) => l.split(':')[0].trim()).filter(Boolean), body: JSON.parse(stripJsonComments(body.text)) };
+}
+
 // ---------------------------------------------------------------- the suite
 
 describe('speech-coaching document: request examples replayed verbatim', () => {
@@ -338,7 +379,9 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
   let fileBytes = 0;
   let listener: SpeechEventListener;
   let requests = 0;
+  let hooks: { server: Server; received: Array<{ headers: IncomingHttpHeaders; body: string }> };
   const replayedExamples = new Set<string>();
+  let socketIoCounts: Record<string, number> = {};
   const checks: FieldCheck[] = [];
   const absent: Array<{ path: string; reason: string }> = [];
   const unitChecks: Array<{ path: string; what: string; n: number }> = [];
@@ -388,15 +431,24 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
   before(async () => {
     const services = await getTestServices({ needKafka: false });
     dataDir = mkdtempSync('/tmp/hC1-conformance-');
-    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, dataDir, env: { PORT: '18451' } });
+    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, dataDir, env: { PORT: '18451', ATTUNE_WEBHOOKS_ALLOW_HOSTS: '127.0.0.1' } });
     token = app.token('usr-coach', 'org-coach', ['read:speech', 'write:speech']);
+    // The document's session.completed webhook: Attune's speech.session.completed (README, webhooks), to a local receiver.
+    hooks = await startReceiver(HOOK_PORT);
+    const res = await fetch(`${app.baseUrl}/v1/webhooks`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${app.token('usr-admin', 'org-coach', ['admin:org'])}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ url: `http://127.0.0.1:${HOOK_PORT}/webhooks/session-completed`, events: ['speech.session.completed'], secret: HOOK_SECRET }),
+    });
+    assert.equal(res.status, 201, await res.text());
   });
   after(async () => {
     listener?.close();
     await app?.cleanup();
+    if (hooks) await new Promise<void>((resolve) => { hooks.server.closeAllConnections(); hooks.server.close(() => resolve()); });
     rmSync(dataDir, { recursive: true, force: true });
     console.log(
-      `speech-coaching conformance: ${replayedExamples.size} of ${REPLAYED.length} in-scope request examples replayed (${requests} requests) and ${events.size} event examples; ` +
+      `speech-coaching conformance: ${replayedExamples.size} of ${REPLAYED.length + RECEIVED.length} in-scope request examples replayed or received (${requests} requests) and ${events.size} event examples (over the WebSocket and socket.io: ${JSON.stringify(socketIoCounts)} to the socket.io client); ` +
         `${new Set(checks.map((c) => c.path)).size} distinct documented fields present with their type (${checks.length} checks over every answer and event), ` +
         `${unitChecks.reduce((n, u) => n + u.n, 0)} values of ${new Set(unitChecks.map((u) => u.path)).size} fields checked for their unit; ` +
         `${new Set(absent.map((a) => a.path)).size} documented fields absent by design; ${Object.keys(TODO).length + TODO_OTHER.length} parts todo`,
@@ -405,7 +457,7 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
   });
 
   test('the document has the examples this suite replays, and every other request example is listed as todo', () => {
-    const unknown = examples.map(key).filter((k) => !REPLAYED.includes(k) && !(k in TODO));
+    const unknown = examples.map(key).filter((k) => !REPLAYED.includes(k) && !RECEIVED.includes(k) && !(k in TODO));
     assert.deepEqual(unknown, [], 'request examples neither replayed nor listed as todo');
     for (const k of REPLAYED) byKey(k);
     assert.deepEqual([...events.keys()], ['asr:token', 'metrics:update', 'processing:status']);
@@ -455,6 +507,30 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
     assert.deepEqual([done.data.status, done.data.processingStatus, done.data.progress], ['completed', 'completed', 100]);
     assert.equal(done.data.fileSize, fileBytes, 'fileSize: bytes of the file part');
     assert.equal(done.data.uploadedBytes, fileBytes);
+  });
+
+  test("POST /webhooks/session-completed: the upload's completion is delivered with the documented body, signed in X-Webhook-Signature as the platform document's verifyWebhook checks", async () => {
+    const doc = webhookExample();
+    assert.deepEqual(doc.headers, ['X-Webhook-Signature', 'Content-Type']);
+    const verifyWebhook = documentVerifyWebhook();
+    const delivery = await waitFor('the webhook delivery of the uploaded session', async () => hooks.received.find((r) => JSON.parse(r.body).sessionId === sessionId) ?? null, 60_000, 200);
+    requests++;
+    replayedExamples.add('POST /webhooks/session-completed');
+    const sig = delivery.headers['x-webhook-signature'];
+    assert.equal(typeof sig, 'string', 'X-Webhook-Signature header');
+    assert.equal(verifyWebhook(delivery.body, sig as string, HOOK_SECRET), true, "the document's verifyWebhook accepts the delivery");
+    assert.equal(verifyWebhook(delivery.body, sig as string, 'another-secret'), false, 'and refuses it with another secret');
+    assert.match(String(delivery.headers['content-type']), /^application\/json/);
+    const body = JSON.parse(delivery.body);
+    expectShape('webhook session.completed', { webhook: doc.body }, { webhook: body });
+    assert.deepEqual([body.event, body.sessionId, body.userId, body.data.status], ['session.completed', sessionId, 'usr-coach', 'completed']);
+    assert.ok(Math.abs(body.data.duration - durationS) < 0.05, `duration ${body.data.duration} s of ${durationS} s`);
+    assert.ok(Number.isFinite(Date.parse(body.timestamp)));
+    // The score is the session's, as the session list shows it.
+    const list = await replay(byKey('GET /sessions'), {});
+    const listed = list.body.data.sessions.find((x: { id: string }) => x.id === sessionId);
+    assert.equal(body.data.score, listed.score);
+    assert.ok(percent.ok(body.data.score, { durationS }), `score ${body.data.score}`);
   });
 
   test('GET /sessions/{sessionId}/transcript: text, confidence, language, wordTimings and segments in seconds', async () => {
@@ -550,14 +626,30 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
     const live = await replay(byKey('POST /sessions'), {});
     const liveId = live.body.data.session.id as string;
     const liveListener = await SpeechEventListener.open(app.baseUrl, token, liveId);
+    // And a socket.io client as the document connects one: io(url, {auth: {token}}), the URL the session's websocketUrl.
+    const sio: Socket = socketIo(live.body.data.session.websocketUrl, { auth: { token }, reconnection: false, forceNew: true });
+    const sioEvents: Array<{ name: string; msg: { type: string; data?: unknown } }> = [];
+    sio.onAny((name, msg) => sioEvents.push({ name, msg }));
     try {
+      await waitFor('the socket.io client subscribed', () => (sioEvents.some((e) => e.name === 'subscribed') ? true : null), 20_000, 50);
       await streamLiveAudio(app.baseUrl, token, liveId, wav16k(join(speechDir, 'jfk_1961_inaugural_M.wav')), 16000, { realtime: true });
       await liveListener.waitFor((ev) => ev.msg.type === 'processing:status' && (ev.msg as { payload: { status?: string } }).payload.status === 'completed', 120_000, 'the live session to complete');
       const updates = liveListener.of('metrics:update');
       check('metrics:update', updates);
       assert.ok(updates.some((ev) => ((ev.msg.data as { pauses: unknown[] }).pauses ?? []).length > 0), 'some update carries a pause');
       check('asr:token', liveListener.of('asr:token'));
+      // The socket.io client got the same three events, under their names, with the document's data.
+      await waitFor('the socket.io client to see the completion', () => (sioEvents.some((e) => e.name === 'processing:status' && (e.msg.data as { status?: string }).status === 'completed') ? true : null), 20_000, 50);
+      for (const type of ['asr:token', 'metrics:update', 'processing:status']) {
+        const got = sioEvents.filter((e) => e.name === type);
+        assert.ok(got.every((e) => e.msg.type === type));
+        check(type, got.map((e) => ({ msg: e.msg })));
+        assert.equal(got.length, liveListener.of(type).length, `socket.io ${type}: as many as over the WebSocket`);
+      }
+      socketIoCounts = Object.fromEntries(['asr:token', 'metrics:update', 'processing:status'].map((t) => [t, sioEvents.filter((e) => e.name === t).length]));
+      console.log(`socket.io client: ${JSON.stringify(socketIoCounts)}`);
     } finally {
+      sio.close();
       liveListener.close();
     }
   });
