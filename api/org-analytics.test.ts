@@ -2,13 +2,14 @@
 // the figures follow the documented rules on windows written straight into coherence_windows
 // (this period, the previous one, another organisation, invalid ones) and sessions started
 // through the API with their protocols; the token's own organisation only, admin:org only; and
-// ClickHouse answers the coherence query from the org_daily_coherence projection (0008), not
+// ClickHouse answers the coherence query from the org_daily_users projection (0010), not
 // the windows.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestAttune, type TestAttune } from '../test/attune.js';
 import type { CoherenceWindowRow } from '../store/rows.js';
 import { engagementTrend, orgCoherenceQuery, periodBounds } from './org-analytics.js';
+import { OrgAnalyticsRepository } from '../store/postgres/org-analytics-repo.js';
 
 const DAY = 86_400_000;
 const ORG = 'org-analytics';
@@ -150,7 +151,7 @@ describe('organisation analytics over HTTP', () => {
     assert.deepEqual(res.body.trends, { coherence_improvement: null, engagement_trend: 'stable', top_protocol: null });
   });
 
-  test('ClickHouse reads the org_daily_coherence projection for the coherence query', async () => {
+  test('ClickHouse reads the org_daily_users projection for the coherence query', async () => {
     const { prevFrom, from, to } = periodBounds('30d', now);
     const ymd = (t: number) => new Date(t).toISOString().slice(0, 10);
     const rs = await app.store.client.query({
@@ -159,6 +160,98 @@ describe('organisation analytics over HTTP', () => {
       format: 'JSONEachRow',
     });
     const plan = ((await rs.json()) as Array<{ explain: string }>).map((r) => r.explain).join('\n');
-    assert.match(plan, /org_daily_coherence/, plan);
+    assert.match(plan, /org_daily_users/, plan);
+  });
+
+  test('the daily sessions rollup (0007) equals the direct computation after creates, ends, replays, moves and a delete', async () => {
+    const R = 'org-rollup';
+    const repo = new OrgAnalyticsRepository(app.sql);
+    // Every (day, protocol) bucket of the rollup against a GROUP BY over the sessions themselves.
+    const buckets = async () => {
+      const rollup = await app.sql.query<{ k: string }>(
+        `SELECT day::text || '|' || protocol || '|' || started || '|' || ended || '|' || duration_sum_s::text AS k
+           FROM org_daily_sessions WHERE org_id = $1 AND started > 0 ORDER BY day, protocol`,
+        [R],
+      );
+      const direct = await app.sql.query<{ k: string }>(
+        `SELECT (s.started_at AT TIME ZONE 'UTC')::date::text || '|' || COALESCE(p.protocol, '') || '|' || count(*) || '|' ||
+                count(s.ended_at) || '|' || COALESCE(sum(EXTRACT(EPOCH FROM (s.ended_at - s.started_at))), 0)::text AS k
+           FROM sessions s LEFT JOIN session_practice p ON p.session_id = s.session_id
+          WHERE s.org_id = $1 GROUP BY (s.started_at AT TIME ZONE 'UTC')::date, COALESCE(p.protocol, '') ORDER BY (s.started_at AT TIME ZONE 'UTC')::date, COALESCE(p.protocol, '')`,
+        [R],
+      );
+      return { rollup: rollup.rows.map((r) => r.k), direct: direct.rows.map((r) => r.k) };
+    };
+    const same = async (what: string) => {
+      const b = await buckets();
+      assert.deepEqual(b.rollup, b.direct, what);
+      for (const period of ['7d', '30d', '90d'] as const) {
+        const { prevFrom, from, to } = periodBounds(period, now);
+        assert.deepEqual(await repo.sessionFigures(R, prevFrom, from, to), await repo.sessionFiguresDirect(R, prevFrom, from, to), `${what}, ${period}`);
+      }
+      return b.rollup.length;
+    };
+    const token = (u: string) => app.token(u, R, ADMIN_SCOPES);
+    const ids: string[] = [];
+    const create = async (u: string, protocol: string | null, startedAt: number) => {
+      const body: Record<string, unknown> = { type: 'solo', target_duration: 900, started_at: new Date(startedAt).toISOString() };
+      if (protocol) body.protocol = protocol;
+      const s = await app.request('POST', '/v1/sessions', { token: token(u), body });
+      assert.equal(s.status, 201, JSON.stringify(s.body));
+      ids.push(s.body.id);
+      return s.body.id as string;
+    };
+    const end = async (u: string, id: string, endedAt: number) => {
+      const e = await app.request('POST', `/v1/sessions/${id}/end`, { token: token(u), body: { ended_at: new Date(endedAt).toISOString(), notes: 'ok', subjective_rating: 4 } });
+      assert.equal(e.status, 200, JSON.stringify(e.body));
+    };
+    // Creates over three periods' worth of days, with, without and with different protocols
+    // (a tie on the last day: the first by name wins), then ends with odd durations (ms).
+    const d = (days: number, h: number) => today - days * DAY + h * 3600_000;
+    const a = await create('r1', 'gratitude_focus', d(1, 8));
+    const b = await create('r2', 'coherence_building', d(1, 9));
+    const c = await create('r1', null, d(3, 7));
+    const e1 = await create('r3', 'heart_breath_sync', d(12, 6));
+    const f = await create('r2', 'heart_breath_sync', d(40, 6));
+    await create('r3', 'gratitude_focus', d(100, 6));
+    assert.equal(await same('after creates'), 6);
+    await end('r1', a, d(1, 8) + 601_234);
+    await end('r2', b, d(1, 9) + 899_999);
+    await end('r1', c, d(3, 7) + 60_001);
+    await end('r3', e1, d(12, 6) + 1_200_500);
+    await same('after ends');
+    const before = await buckets();
+    // Replays: the same ends again through the API (idempotent), the same end and practice
+    // rows written again in SQL (an outbox relay or a retried request rewriting a row), and a
+    // transaction rolled back after changing a session.
+    await end('r1', a, d(1, 8) + 601_234);
+    await end('r3', e1, d(12, 6) + 1_200_500);
+    await app.sql.query(`UPDATE sessions SET ended_at = ended_at, started_at = started_at, status = status WHERE org_id = $1`, [R]);
+    await app.sql.query(
+      `INSERT INTO session_practice (session_id, protocol) SELECT session_id, protocol FROM session_practice WHERE session_id = ANY($1::uuid[])
+       ON CONFLICT (session_id) DO UPDATE SET protocol = EXCLUDED.protocol`,
+      [ids],
+    );
+    await assert.rejects(
+      app.sql.transaction(async (tx) => {
+        await tx.query(`UPDATE sessions SET started_at = started_at - interval '20 days' WHERE session_id = $1`, [f]);
+        throw new Error('rolled back');
+      }),
+      /rolled back/,
+    );
+    assert.deepEqual(await buckets(), before, 'a replay or a rolled-back change leaves the rollup as it was');
+    await same('after replays');
+    // Changes that move sessions between buckets: a later start, a protocol given afterwards
+    // and one changed, a session deleted (its practice row goes with it).
+    await app.sql.query(`UPDATE sessions SET started_at = started_at + interval '2 days', ended_at = ended_at + interval '2 days' WHERE session_id = $1`, [e1]);
+    await app.sql.query(`INSERT INTO session_practice (session_id, protocol) VALUES ($1, 'coherence_building') ON CONFLICT (session_id) DO UPDATE SET protocol = EXCLUDED.protocol`, [c]);
+    await app.sql.query(`UPDATE session_practice SET protocol = 'intention_amplify' WHERE session_id = $1`, [a]);
+    await app.sql.query(`DELETE FROM sessions WHERE session_id = $1`, [f]);
+    await same('after moves and a delete');
+    const res = await app.request('GET', `/v1/organizations/${R}/analytics?period=7d`, { token: token('r1') });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    assert.equal(res.body.sessions.total, 3);
+    assert.equal(res.body.sessions.average_duration, Math.round((601.234 + 899.999 + 60.001) / 3));
+    assert.equal(res.body.trends.top_protocol, 'coherence_building', 'b and c: coherence_building 2, intention_amplify 1');
   });
 });

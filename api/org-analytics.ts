@@ -23,10 +23,18 @@
 //    Attune measures no stress and no productivity, so there is nothing to estimate them from.
 //
 // Where the figures come from: the coherence figures and active users from ClickHouse's
-// projection org_daily_coherence of coherence_windows (schemas/clickhouse/0008: per org, UTC
-// day, user and valid flag, so a period reads at most users x days rows, not the windows);
-// users, sessions, durations and protocols from PostgreSQL, where those entities live
-// (store/postgres/org-analytics-repo.ts), each through an index on the organisation.
+// projection org_daily_users of coherence_windows (schemas/clickhouse/0010, replacing 0008's
+// org_daily_coherence: per org, UTC day and valid flag, the day's users as an exact set, so a
+// period reads one row per day, not the windows);
+// users from PostgreSQL's users table, and sessions, durations and protocols from its daily
+// rollup org_daily_sessions (schemas/postgres/0007: per org, UTC day of the start and
+// protocol), kept by triggers in the same transaction as every session change, through a
+// per-session ledger so that a replayed or retried write changes nothing
+// (store/postgres/org-analytics-repo.ts). PostgreSQL rather than carrying the protocol into
+// ClickHouse's sessions dimension: the dimension is fed asynchronously through the outbox and
+// the bus and is only correct read with FINAL (a replayed change is a second row until a
+// merge), which an aggregate projection or AggregatingMergeTree cannot offer; the rollup
+// here is exact at every commit.
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { Scopes } from '../lib/principal.js';
@@ -72,17 +80,16 @@ interface CoherenceRow {
 }
 
 /**
- * The period's and the previous period's coherence from the projection: the inner query
- * filters and groups by the projection's keys and asks its aggregates, so ClickHouse reads
- * the projection (no FINAL: see 0008 for what that costs).
+ * The period's and the previous period's coherence from the projection org_daily_users
+ * (schemas/clickhouse/0010): the query filters on the projection's keys, groups by an
+ * expression of its day and asks exactly its aggregates, so ClickHouse merges one row per day
+ * (the users as exact sets) instead of reading windows (no FINAL: see 0008 for what that costs).
  */
 export function orgCoherenceQuery(database: string): string {
-  return `SELECT day >= {from:Date} AS cur, uniqExact(user_id) AS users, sum(n) AS windows, sum(s) AS score_sum, sum(h) AS high_windows
-          FROM (SELECT toDate(window_end) AS day, user_id, count(coherence) AS n, sum(coherence) AS s, countIf(coherence >= ${HIGH_COHERENCE_SCORE}) AS h
-                FROM ${database}.coherence_windows
-                WHERE org_id = {org:String} AND valid AND toDate(window_end) >= {prevFrom:Date} AND toDate(window_end) < {to:Date}
-                GROUP BY org_id, toDate(window_end), user_id, valid)
-          WHERE n > 0
+  return `SELECT toDate(window_end) >= {from:Date} AS cur, uniqExactIf(user_id, coherence IS NOT NULL) AS users, count(coherence) AS windows,
+                 sum(coherence) AS score_sum, countIf(coherence >= ${HIGH_COHERENCE_SCORE}) AS high_windows
+          FROM ${database}.coherence_windows
+          WHERE org_id = {org:String} AND valid AND toDate(window_end) >= {prevFrom:Date} AND toDate(window_end) < {to:Date}
           GROUP BY cur`;
 }
 

@@ -8,7 +8,8 @@
 //
 // Data, generated in the stores directly (no pipeline): one organisation of 500 users; sessions
 // of 20 minutes (240 windows of 5 s) spread evenly over the last 90 days, each with a protocol
-// (PostgreSQL sessions + session_practice, ended), and their windows in coherence_windows (5 %
+// (PostgreSQL sessions + session_practice, ended; inserted through the triggers that keep the
+// daily sessions rollup of migration 0007), and their windows in coherence_windows (5 %
 // invalid, scores spread 0.2–0.9) inserted with INSERT … SELECT FROM numbers() (ClickHouse
 // generates them), then OPTIMIZE … FINAL so the parts are merged as a long-running store's
 // would be. Each run: per route, `requests` requests after 20 of warm-up, routes interleaved in
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
       const { prevFrom, from, to } = periodBounds(period, Date.now());
       const ch: number[] = [];
       const pg: number[] = [];
+      const pgDirect: number[] = [];
       for (let i = 0; i < 30; i++) {
         let t = performance.now();
         const rs = await app.store.client.query({ query: orgCoherenceQuery(db), query_params: { org: ORG, prevFrom: day(prevFrom), from: day(from), to: day(to) }, format: 'JSONEachRow' });
@@ -181,16 +183,21 @@ async function main(): Promise<void> {
         t = performance.now();
         await Promise.all([repo.userCount(ORG), repo.sessionFigures(ORG, prevFrom, from, to)]);
         pg.push(performance.now() - t);
+        // The same figures computed from the sessions themselves (before the 0007 rollup), for comparison.
+        t = performance.now();
+        await Promise.all([repo.userCount(ORG), repo.sessionFiguresDirect(ORG, prevFrom, from, to)]);
+        pgDirect.push(performance.now() - t);
       }
       breakdown[`analytics_${period}_clickhouse_ms`] = med(ch);
       breakdown[`analytics_${period}_postgres_ms`] = med(pg);
+      breakdown[`analytics_${period}_postgres_direct_ms`] = med(pgDirect);
     }
     console.log(`analytics breakdown (median ms): ${JSON.stringify(breakdown)}`);
-    // Whether ClickHouse plans the analytics query on the projection (migration 0008).
+    // Whether ClickHouse plans the analytics query on the projection (migration 0010).
     const { prevFrom: pf, from: fr, to: tt } = periodBounds('90d', Date.now());
     const plan = await app.store.client.query({ query: `EXPLAIN ${orgCoherenceQuery(db)}`, query_params: { org: ORG, prevFrom: day(pf), from: day(fr), to: day(tt) }, format: 'JSONEachRow' });
     const planText = ((await plan.json()) as Array<{ explain: string }>).map((r) => r.explain).join('\n');
-    const usesProjection = planText.includes('org_daily_coherence');
+    const usesProjection = planText.includes('org_daily_users');
     console.log(`analytics query reads the projection: ${usesProjection}`);
     for (const name of names) {
       console.log(`${name} p50 ${describeMetric(run.metric(`${name}_p50_ms`, samples[name].p50, 'ms', 'lower'), 1, ' ms')}`);

@@ -4,10 +4,14 @@
 // (session_practice) are entities; the ClickHouse sessions dimension carries no protocol and
 // ClickHouse has no user list. The coherence figures come from ClickHouse.
 //
-// Each query reads one organisation's rows through an index: sessions_org_started_idx
-// (org_id, started_at DESC, …) for the sessions of a period, users_pkey for the users.
+// Each query reads one organisation's rows through an index: org_daily_sessions_pkey
+// (org_id, day, protocol) for the sessions of a period (the daily rollup of migration 0007),
+// users_pkey for the users.
 import type { SqlQueryable } from './client.js';
 import { toDate } from './sql.js';
+
+/** 'YYYY-MM-DD' of the UTC day of epoch ms t. */
+const utcDay = (t: number): string => new Date(t).toISOString().slice(0, 10);
 
 export interface OrgSessionFigures {
   /** Sessions started in [from, to), any status. */
@@ -29,11 +33,43 @@ export class OrgAnalyticsRepository {
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** Session figures of [from, to) and the session count of the period before it, [prevFrom, from). Times in epoch ms. */
+  /** Session figures of [from, to) and the session count of the period before it, [prevFrom, from). Times in epoch ms, UTC midnights. */
   async sessionFigures(orgId: string, prevFrom: number, from: number, to: number): Promise<OrgSessionFigures> {
-    // One pass over the organisation's sessions of both periods (sessions_org_started_idx),
-    // the protocol joined by primary key; mode() takes the first protocol by name among equally
-    // frequent ones, as the rule says.
+    // From the daily rollup org_daily_sessions (schemas/postgres/0007: per organisation, UTC
+    // day of the start and protocol; kept by triggers in the sessions' own transactions), by
+    // its primary key: at most days x 7 rows, whatever the number of sessions. The bounds are
+    // UTC midnights (periodBounds), so "started in [from, to)" is "day in [from, to)". The mean
+    // duration is the exact (numeric) duration sum over the ended count, as avg() would give;
+    // top_protocol: most sessions, ties to the first by name (as mode() WITHIN GROUP (ORDER BY
+    // protocol) over the sessions did).
+    const { rows } = await this.sql.query<{ cur: number | string; prev: number | string; avg_s: number | string | null; top_protocol: string | null }>(
+      `WITH d AS (
+         SELECT day, protocol, started, ended, duration_sum_s FROM org_daily_sessions
+          WHERE org_id = $1 AND day >= $2::date AND day < $4::date)
+       SELECT COALESCE(sum(started) FILTER (WHERE day >= $3::date), 0) AS cur,
+              COALESCE(sum(started) FILTER (WHERE day < $3::date), 0) AS prev,
+              sum(duration_sum_s) FILTER (WHERE day >= $3::date) / NULLIF(sum(ended) FILTER (WHERE day >= $3::date), 0) AS avg_s,
+              (SELECT protocol FROM d WHERE day >= $3::date AND protocol <> '' GROUP BY protocol HAVING sum(started) > 0
+                ORDER BY sum(started) DESC, protocol LIMIT 1) AS top_protocol
+         FROM d`,
+      [orgId, utcDay(prevFrom), utcDay(from), utcDay(to)],
+    );
+    const r = rows[0];
+    const avg = r?.avg_s === null || r?.avg_s === undefined ? null : Number(r.avg_s);
+    return {
+      sessions: Number(r?.cur ?? 0),
+      previousSessions: Number(r?.prev ?? 0),
+      averageDurationS: avg === null || !Number.isFinite(avg) ? null : avg,
+      topProtocol: r?.top_protocol ?? null,
+    };
+  }
+
+  /**
+   * The same figures computed directly from the sessions (one pass over the organisation's
+   * sessions of both periods, the protocol joined), as before the rollup: what the rollup
+   * must equal (api/org-analytics.test.ts), and the bench's comparison.
+   */
+  async sessionFiguresDirect(orgId: string, prevFrom: number, from: number, to: number): Promise<OrgSessionFigures> {
     const totals = await this.sql.query<{ cur: number | string; prev: number | string; avg_s: number | string | null; top_protocol: string | null }>(
       `SELECT count(*) FILTER (WHERE s.started_at >= $3) AS cur,
               count(*) FILTER (WHERE s.started_at < $3) AS prev,
