@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSynchronyPlan } from './synchrony.js';
 import { GroupWindows, type ClosedGroupWindow, type ParticipantWindowInput } from './group-windows.js';
-import { FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
+import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
 import type { GroupParticipantWindowRecord } from '../../schemas/records.js';
 
 const plan = createSynchronyPlan();
@@ -136,4 +136,111 @@ test("once every participant's input has ended (their session's last window), th
   assert.deepEqual(feed(shuffledRounds(windows, 4), last), all);
   // One participant still sending (no end): the last two wait for the lateness as before.
   assert.equal(feed(windowMajor(windows), (r) => last(r) && r.participant_id !== 'p3').length, FIXTURE_WINDOWS - 2);
+});
+
+// Issue 11 (G): early close, and the end of a participant's input (a leave, the group session's end).
+
+type Item = { w: GroupParticipantWindowRecord } | { end: { participant_id: string; window_end: number; at: number; left: boolean } };
+
+/** Feeds items (windows and end markers) in order; returns the closed windows and, per window end, the index of the item that closed it. */
+function feedItems(items: Item[], opts: { earlyClose: boolean; flush?: boolean }) {
+  const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6, earlyClose: opts.earlyClose });
+  const out: ClosedGroupWindow[] = [];
+  const closedAt = new Map<number, number>();
+  items.forEach((it, i) => {
+    if ('w' in it) g.add(input(it.w, i));
+    else g.endInput({ participantId: it.end.participant_id, windowEndMs: it.end.window_end, atMs: it.end.at, left: it.end.left, offset: BigInt(i) });
+    for (const c of g.closeReady()) {
+      closedAt.set(c.windowEndMs, i);
+      out.push(c);
+    }
+  });
+  if (opts.flush !== false) out.push(...g.closeAll());
+  return { out, closedAt, g };
+}
+
+const asItems = (rows: (GroupParticipantWindowRecord | null)[][]): (Item | null)[][] => rows.map((row) => row.map((w) => (w ? { w } : null)));
+
+test('early close: each window closes as soon as its last participant has sent it, with the same windows in any arrival order; a run\'s first 10 s are dropped', () => {
+  const items = asItems(windows);
+  const { out, closedAt } = feedItems(windowMajor(items), { earlyClose: true, flush: false });
+  // All participants start at window 0: windows 0 and 1 are everyone's warm-up.
+  assert.deepEqual(
+    out.map((c) => c.windowEndMs),
+    Array.from({ length: FIXTURE_WINDOWS - 2 }, (_, k) => fixtureEnd(k + 2)),
+    'windows 2..29 closed without a flush (the last ones too)',
+  );
+  // Window-major order: window k is complete with p5's window k (p5 sends every window).
+  const order = windowMajor(items);
+  const lastOf = (k: number) => order.findIndex((it) => it && 'w' in it && it.w.participant_id === 'p5' && it.w.window_end === fixtureEnd(k));
+  const firstOf = (k: number) => order.findIndex((it) => it && 'w' in it && it.w.window_end === fixtureEnd(k));
+  let previous = -1;
+  for (let k = 2; k < FIXTURE_WINDOWS; k++) {
+    // p4, silent from 15, might still send windows for 15..18 (its newest, 14, is within the
+    // lateness plus the run gap): those wait for the lateness rule, the first window at k + 2;
+    // windows close in order (19 after 18).
+    const expected = Math.max(previous, k >= 15 && k <= 18 ? firstOf(k + 2) : lastOf(k));
+    assert.equal(closedAt.get(fixtureEnd(k)), expected, `window ${k}`);
+    previous = expected;
+  }
+  // p4 returns at 21 after 30 s: a new run, counted from 23; p5 counted from its first valid window, 8.
+  const expectedCount = (k: number) => 3 + (k >= 8 ? 1 : 0) + (k <= 14 || k >= 23 ? 1 : 0);
+  assert.deepEqual(out.map((c) => c.result.participantCount), out.map((c) => expectedCount(fixtureIndex(c.windowEndMs))));
+  // Outside the warm-ups the maths is the lateness rule's.
+  const late = run(windowMajor(windows));
+  for (const c of out) {
+    const k = fixtureIndex(c.windowEndMs);
+    if (k !== 21 && k !== 22) assert.deepEqual(c.result, late[k].result, `window ${k}`);
+  }
+  for (const seed of [1, 2, 3, 4, 5, 6]) assert.deepEqual(feedItems(shuffledRounds(items, seed), { earlyClose: true, flush: false }).out, out, `seed ${seed}`);
+});
+
+const fixtureIndex = (endMs: number) => (endMs - fixtureEnd(0)) / 5000;
+
+/** The fixture with p3 leaving 2 s after window 12 (no windows after; its marker at window 13). */
+function withLeave(): (Item | null)[][] {
+  const items = asItems(windows);
+  const j = FIXTURE_PARTICIPANTS.indexOf('p3');
+  for (let k = 13; k < FIXTURE_WINDOWS; k++) items[j][k] = null;
+  items[j][13] = { end: { participant_id: 'p3', window_end: fixtureEnd(13), at: fixtureEnd(12) + 2000, left: true } };
+  return items;
+}
+
+test('a leave counts from its event time: left from the next window, in both close rules and any arrival order', () => {
+  for (const earlyClose of [false, true]) {
+    const items = withLeave();
+    const { out } = feedItems(windowMajor(items), { earlyClose });
+    const at = (k: number) => out.find((c) => c.windowEndMs === fixtureEnd(k))!;
+    assert.equal(at(12).membership.statuses.find((s) => s.participantId === 'p3')!.status, 'active');
+    for (const k of [13, 14, 20, 29]) {
+      assert.equal(at(k).membership.statuses.find((s) => s.participantId === 'p3')!.status, 'left', `window ${k}, earlyClose ${earlyClose}`);
+      assert.ok(!at(k).membership.contributing.includes('p3'));
+    }
+    assert.equal(at(13).membership.counts.left, 1);
+    assert.deepEqual(at(13).membership.changes, [{ participantId: 'p3', from: 'active', to: 'left' }]);
+    for (const seed of [1, 2, 3, 4]) assert.deepEqual(feedItems(shuffledRounds(items, seed), { earlyClose }).out, out, `seed ${seed}, earlyClose ${earlyClose}`);
+  }
+});
+
+test("the group session's end (every participant's end marker) closes the group's last windows at once, in any arrival order", () => {
+  for (const earlyClose of [false, true]) {
+    const items = asItems(windows);
+    const endAt = fixtureEnd(19) + 1000;
+    for (const [j, id] of FIXTURE_PARTICIPANTS.entries()) {
+      for (let k = 20; k < FIXTURE_WINDOWS; k++) items[j][k] = null;
+      items[j][20] = { end: { participant_id: id, window_end: fixtureEnd(20), at: endAt, left: false } };
+    }
+    const { out } = feedItems(windowMajor(items), { earlyClose, flush: false });
+    assert.equal(out.at(-1)!.windowEndMs, fixtureEnd(19), `earlyClose ${earlyClose}: the last window closed without a flush`);
+    assert.equal(out.length, earlyClose ? 18 : 20);
+    // Not `left`: the session ended.
+    assert.equal(out.at(-1)!.membership.counts.left, 0);
+    for (const seed of [1, 2, 3]) assert.deepEqual(feedItems(shuffledRounds(items, seed), { earlyClose, flush: false }).out, out, `seed ${seed}`);
+    // One participant's marker missing (still streaming elsewhere): with the lateness rule the
+    // last window waits (the others' markers, at window 20, moved event time 5 s past 19);
+    // early close needs no marker (everyone has sent window 19).
+    const partial = items.map((row, j) => (j === 0 ? row.map((it, k) => (k === 20 ? null : it)) : row));
+    const n = feedItems(windowMajor(partial), { earlyClose, flush: false }).out.length;
+    assert.equal(n, earlyClose ? out.length : out.length - 1);
+  }
 });

@@ -21,9 +21,30 @@
 //   (`ends`: the coherence worker marks a session's last window when the session ended), all
 //   open ends close; each participant's windows come before their end, so whatever the arrival
 //   order, every window is in by then.
-//   (A shortcut closing E as soon as every recently active participant had passed it was
-//   tried and dropped: whether a returning or new participant's first window made it in then
-//   depended on the arrival order.)
+//   Early close (`earlyClose`, the worker's default): E also closes as soon as every
+//   participant who could still send a window counted at E has sent one ending at or after E
+//   (or ended). Who that is follows from the data alone, under the same arrival assumption (a
+//   window at e is in before any window ending at e + allowedLatenessMs or later):
+//     - a participant's windows form runs: a window more than runGapMs (15 s) after their
+//       previous one, or after their input ended, starts a new run. The first
+//       allowedLatenessMs of a run (its warm-up: the windows ending before start + lateness) are
+//       dropped, never counted nor observed, whether they came before E closed or not: those
+//       are the only windows whose arrival the other participants' data cannot bound (a new or
+//       returning participant's), which is why a plain "everyone active has passed E" rule
+//       depended on the arrival order and this one does not;
+//     - a participant in a run that started at or before E - lateness, not ended, whose newest
+//       window ends before E but after E - lateness - runGapMs, may still send windows counted
+//       at E: E waits for them (and closes on the lateness rule if they fell silent);
+//     - anyone else can only still send windows ending after E - lateness that start a new run
+//       (dropped at E) or none.
+//   So an early-closed E holds exactly the windows the lateness rule would give it. Live, a group
+//   window is then out as soon as its last participant's window is (the coherence worker's
+//   lateness), about 10 s sooner.
+// - Input ends (endInput(): the coherence fan-out's marker when a participant left the group or
+//   the group session ended, published after their last window for it): the participant counts
+//   as ended (as their session's last window does) and, when they left, is `left` from their
+//   leave's event time (with early close, from the marker's end plus the lateness when the
+//   marker itself opens a run, so that it too cannot arrive after a window it changes closed).
 // - Closing E: GroupMembership decides who counts (active with a valid window at E; late joiners
 //   from their first valid window; inactive after 15 s of event time without a beat), and
 //   computeGroupWindow computes coherence (weighted), R, PLV, z, p (surrogates seeded by
@@ -37,6 +58,8 @@ import type { SynchronyPlan } from './synchrony.js';
 import { computeGroupWindow, groupWindowSeed, type GroupWindowResult } from './window.js';
 
 export const DEFAULT_GROUP_LATENESS_MS = 10_000;
+/** A participant's window this long (or more) after their previous one starts a new run (early close). */
+export const DEFAULT_RUN_GAP_MS = 15_000;
 
 export interface ParticipantWindowInput {
   participantId: string;
@@ -67,6 +90,33 @@ export interface GroupWindowsOptions {
   inactiveAfterMs?: number;
   /** At least 100. Default 100. */
   surrogates?: number;
+  /** Close a window as soon as everyone who could still count in it has passed it (see the header). Default false. */
+  earlyClose?: boolean;
+  /** Early close: a gap longer than this between a participant's windows starts a new run. Default 15,000 ms. */
+  runGapMs?: number;
+}
+
+/** The end of a participant's input to the group (the coherence fan-out's marker record). */
+export interface ParticipantInputEnd {
+  participantId: string;
+  /** The aligned end of the first window of theirs past the end (the marker's window_end). */
+  windowEndMs: number;
+  /** When the participation ended (left_at, or the group session's ended_at), ms. */
+  atMs: number;
+  /** True: they left the group (status `left`); false: the group session ended. */
+  left: boolean;
+  offset: bigint;
+}
+
+interface ParticipantInput {
+  /** Newest window (or end marker) end seen. */
+  newestEndMs: number;
+  /** Start of the run the newest window belongs to. */
+  runStartMs: number;
+  /** Their newest record ended their input. */
+  ended: boolean;
+  /** Recent windows' ends and offsets (early close: what a restart must replay to rebuild the runs). */
+  recent: Array<{ endMs: number; offset: bigint }>;
 }
 
 export interface ClosedParticipant {
@@ -108,18 +158,24 @@ export class GroupWindows {
   private readonly latenessMs: number;
   private readonly byEnd = new Map<number, Map<string, ParticipantWindowInput>>();
   private maxEndMs = -Infinity;
-  /** Per participant seen: whether their newest window ended their input. */
-  private readonly ended = new Map<string, boolean>();
+  /** Per participant seen: runs, and whether their newest window ended their input. */
+  private readonly inputs = new Map<string, ParticipantInput>();
+  private readonly earlyClose: boolean;
+  private readonly runGapMs: number;
   /** The partition's event time (advance()). */
   private externalEndMs = -Infinity;
   private closed: ClosedGroupWindow[] = [];
   lateCount = 0;
   duplicateCount = 0;
+  /** Early close: windows dropped as the warm-up of a run. */
+  warmupCount = 0;
 
   constructor(private readonly opts: GroupWindowsOptions) {
     this.groupId = opts.groupId;
     this.membership = new GroupMembership({ inactiveAfterMs: opts.inactiveAfterMs });
     this.latenessMs = opts.allowedLatenessMs ?? DEFAULT_GROUP_LATENESS_MS;
+    this.earlyClose = opts.earlyClose === true;
+    this.runGapMs = opts.runGapMs ?? DEFAULT_RUN_GAP_MS;
     if (!(this.latenessMs >= 0)) {
       throw new AttuneError('validation_error', 'allowedLatenessMs must be >= 0', [{ field: 'allowedLatenessMs', reason: 'invalid_argument', message: `got ${this.latenessMs}` }]);
     }
@@ -140,7 +196,15 @@ export class GroupWindows {
 
   /** Adds one participant window; closes what it makes final. False when late (ignored). */
   add(w: ParticipantWindowInput): boolean {
-    this.ended.set(w.participantId, w.ends === true);
+    const p = this.track(w.participantId, w.windowEndMs, w.offset);
+    p.ended = w.ends === true;
+    if (this.earlyClose && w.windowEndMs < p.runStartMs + this.latenessMs) {
+      // The warm-up of a run: dropped whenever it comes (see the header).
+      this.warmupCount++;
+      if (w.windowEndMs > this.maxEndMs) this.maxEndMs = w.windowEndMs;
+      this.closeWhatIsFinal(this.allEnded());
+      return true;
+    }
     if (w.windowEndMs <= this.membership.closedThroughMs) {
       this.lateCount++;
       return false;
@@ -158,6 +222,50 @@ export class GroupWindows {
     if (w.windowEndMs > this.maxEndMs) this.maxEndMs = w.windowEndMs;
     this.closeWhatIsFinal(this.allEnded());
     return true;
+  }
+
+  /**
+   * The participant's input to the group ended (they left, or the group session ended): the
+   * coherence fan-out's marker, which comes after their last window for the group. Closes what
+   * that makes final (every participant ended: all open ends).
+   */
+  endInput(e: ParticipantInputEnd): void {
+    const prev = this.inputs.get(e.participantId);
+    const inRun = prev !== undefined && !prev.ended && e.windowEndMs - prev.newestEndMs <= this.runGapMs;
+    const p = this.track(e.participantId, e.windowEndMs, e.offset);
+    p.ended = true;
+    if (e.left) this.membership.leave(e.participantId, this.earlyClose && !inRun ? Math.max(e.atMs, e.windowEndMs + this.latenessMs) : e.atMs);
+    if (e.windowEndMs > this.maxEndMs) this.maxEndMs = e.windowEndMs;
+    this.closeWhatIsFinal(this.allEnded());
+  }
+
+  /** Records a participant's window (or end marker) at `endMs` in their runs. */
+  private track(id: string, endMs: number, offset: bigint): ParticipantInput {
+    let p = this.inputs.get(id);
+    if (!p) {
+      p = { newestEndMs: -Infinity, runStartMs: endMs, ended: false, recent: [] };
+      this.inputs.set(id, p);
+    }
+    if (endMs > p.newestEndMs) {
+      if (p.ended || endMs - p.newestEndMs > this.runGapMs) p.runStartMs = endMs;
+      p.newestEndMs = endMs;
+    }
+    if (this.earlyClose) {
+      p.recent.push({ endMs, offset });
+      // Open ends are after the last closed one: older entries are never retained.
+      const horizon = this.membership.closedThroughMs - this.replayHorizonMs();
+      while (p.recent.length > 0 && p.recent[0].endMs < horizon) p.recent.shift();
+    }
+    return p;
+  }
+
+  /**
+   * Early close: how far before the first open end a restart must replay each participant's
+   * windows to rebuild their runs (a run's warm-up ends within a gap plus the lateness of its
+   * first replayed window).
+   */
+  private replayHorizonMs(): number {
+    return this.runGapMs + this.latenessMs + 5000;
   }
 
   /**
@@ -189,19 +297,35 @@ export class GroupWindows {
   /** Oldest bus offset an open window still needs; null when none. */
   retainedMinOffset(): bigint | null {
     let min: bigint | null = null;
-    for (const at of this.byEnd.values()) for (const w of at.values()) if (min === null || w.offset < min) min = w.offset;
+    let firstOpen = Infinity;
+    for (const [end, at] of this.byEnd) {
+      if (end < firstOpen) firstOpen = end;
+      for (const w of at.values()) if (min === null || w.offset < min) min = w.offset;
+    }
+    if (min === null || !this.earlyClose) return min;
+    // Early close: also what rebuilds every participant's run at the open ends.
+    const horizon = firstOpen - this.replayHorizonMs();
+    for (const p of this.inputs.values()) for (const r of p.recent) if (r.endMs >= horizon && r.offset < min) min = r.offset;
     return min;
   }
 
   /** Every participant seen has ended their input: nothing more will come for the open ends. */
   private allEnded(): boolean {
-    if (this.ended.size === 0) return false;
-    for (const e of this.ended.values()) if (!e) return false;
+    if (this.inputs.size === 0) return false;
+    for (const p of this.inputs.values()) if (!p.ended) return false;
     return true;
   }
 
   private isFinal(end: number): boolean {
-    return Math.max(this.maxEndMs, this.externalEndMs) - end >= this.latenessMs;
+    if (Math.max(this.maxEndMs, this.externalEndMs) - end >= this.latenessMs) return true;
+    if (!this.earlyClose) return false;
+    // Early close (see the header): nobody who could still send a window counted at E.
+    for (const p of this.inputs.values()) {
+      if (p.ended || p.newestEndMs >= end) continue;
+      if (p.runStartMs > end - this.latenessMs) continue; // in warm-up at E: dropped there
+      if (p.newestEndMs > end - this.latenessMs - this.runGapMs) return false;
+    }
+    return true;
   }
 
   private closeWhatIsFinal(all: boolean): void {
