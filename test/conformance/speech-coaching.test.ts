@@ -630,8 +630,19 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
     const sio: Socket = socketIo(live.body.data.session.websocketUrl, { auth: { token }, reconnection: false, forceNew: true });
     const sioEvents: Array<{ name: string; msg: { type: string; data?: unknown } }> = [];
     sio.onAny((name, msg) => sioEvents.push({ name, msg }));
+    // A service's client: the same with an API key of the session's user as the token.
+    const created = await fetch(`${app.baseUrl}/v1/api-keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${app.token('usr-coach', 'org-coach', ['read:speech', 'write:speech', 'admin:org'])}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'coach-socket.io', scopes: ['read:speech'] }),
+    });
+    const apiKey = ((await created.json()) as { key: string }).key;
+    assert.equal(created.status, 201);
+    const withKey: Socket = socketIo(`${app.baseUrl}/v1/speech-sessions/${liveId}`, { auth: { token: apiKey }, reconnection: false, forceNew: true });
+    const keyEvents: string[] = [];
+    withKey.onAny((name) => keyEvents.push(name));
     try {
-      await waitFor('the socket.io client subscribed', () => (sioEvents.some((e) => e.name === 'subscribed') ? true : null), 20_000, 50);
+      await waitFor('the socket.io clients subscribed', () => (sioEvents.some((e) => e.name === 'subscribed') && keyEvents.includes('subscribed') ? true : null), 20_000, 50);
       await streamLiveAudio(app.baseUrl, token, liveId, wav16k(join(speechDir, 'jfk_1961_inaugural_M.wav')), 16000, { realtime: true });
       await liveListener.waitFor((ev) => ev.msg.type === 'processing:status' && (ev.msg as { payload: { status?: string } }).payload.status === 'completed', 120_000, 'the live session to complete');
       const updates = liveListener.of('metrics:update');
@@ -645,11 +656,13 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
         assert.ok(got.every((e) => e.msg.type === type));
         check(type, got.map((e) => ({ msg: e.msg })));
         assert.equal(got.length, liveListener.of(type).length, `socket.io ${type}: as many as over the WebSocket`);
+        assert.equal(keyEvents.filter((n) => n === type).length, got.length, `socket.io ${type} with an API key`);
       }
       socketIoCounts = Object.fromEntries(['asr:token', 'metrics:update', 'processing:status'].map((t) => [t, sioEvents.filter((e) => e.name === t).length]));
       console.log(`socket.io client: ${JSON.stringify(socketIoCounts)}`);
     } finally {
       sio.close();
+      withKey.close();
       liveListener.close();
     }
   });
