@@ -50,7 +50,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       );
       assert.deepEqual(
         rows.map((r) => r.name),
-        ['devices', 'mesh_invitations', 'mesh_participants', 'mesh_sessions', 'schema_migrations', 'session_changes', 'session_practice', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads', 'users'],
+        ['api_keys', 'devices', 'mesh_invitations', 'mesh_participants', 'mesh_sessions', 'org_daily_sessions', 'org_daily_sessions_counted', 'schema_migrations', 'session_changes', 'session_practice', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads', 'users', 'webhook_deliveries', 'webhook_device_battery', 'webhook_events', 'webhooks'],
       );
       const idx = await sql.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'speech_audio_streams_one_open_per_session'`);
       assert.match(idx.rows[0]?.indexdef ?? '', /UNIQUE INDEX .* \(session_id\) WHERE \(released_at IS NULL\)/);
