@@ -11,6 +11,7 @@ import { registerSpeechLiveRoutes } from './speech-live.js';
 import { registerSpeechSocketIo } from './speech-socketio.js';
 import { registerSpeechReportRoutes } from './speech-reports.js';
 import { registerSpeechSearchRoutes } from './speech-search.js';
+import { registerSpeechProgressRoutes } from './speech-progress.js';
 import { registerUserRoutes } from './users.js';
 import { registerMeshRoutes } from './mesh-sessions.js';
 import { registerOrgAnalyticsRoutes } from './org-analytics.js';
@@ -28,6 +29,7 @@ export async function registerApiRoutes(app: FastifyInstance, ctx: AppContext): 
     await registerSpeechResultRoutes(app, ctx);
     await registerSpeechReportRoutes(app, ctx);
     await registerSpeechSearchRoutes(app, ctx);
+    await registerSpeechProgressRoutes(app, ctx);
     if (ctx.speechLive) {
       await registerSpeechLiveRoutes(app, ctx);
       // The same events to socket.io clients (the speech-coaching document's io(url, {auth: {token}})).

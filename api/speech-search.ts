@@ -203,7 +203,7 @@ export async function registerSpeechSearchRoutes(app: FastifyInstance, ctx: AppC
                 LEFT JOIN (
                   SELECT session_id, argMax(overall, computed_at) AS overall, count() AS n
                   FROM ${ctx.database}.${SpeechTables.speechScores} FINAL
-                  WHERE org_id = {org:String}${user === null ? '' : ' AND user_id = {user:String}'}
+                  WHERE org_id = {org:String}${user === null ? '' : ' AND user_id = {user:String}'} AND session_id IN (${candidates})
                   GROUP BY session_id
                 ) AS sc ON m.session_id = sc.session_id
                 ORDER BY ${order}
