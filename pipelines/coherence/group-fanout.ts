@@ -29,6 +29,22 @@ import type { ClosedWindow } from './session-windows.js';
  */
 export const PARTICIPANT_ENDED_HEADER = 'attune-participant-ended';
 
+/**
+ * Header of a marker record (not a window): the participant's input to the group ended, value
+ * `left:<ms>` (they left the group at that time) or `ended:<ms>` (the group session ended then).
+ * Published with the participant's first window past the end (window_end is that window's,
+ * aligned), so it comes after every window of theirs the group gets; the group worker's
+ * GroupWindows.endInput().
+ */
+export const PARTICIPATION_END_HEADER = 'attune-participation-end';
+
+/** A participation whose end a window of the participant's session is the first past. */
+export interface ParticipationEnd {
+  participation: MeshParticipation;
+  atMs: number;
+  left: boolean;
+}
+
 export interface ParticipationSource {
   participationsOf(orgId: string, userId: string, sinceMs: number): Promise<MeshParticipation[]>;
 }
@@ -65,10 +81,29 @@ export class GroupFanout {
 
   /** The participations a window of this user's session (on `deviceId`) ending at `windowEndMs` belongs to. */
   async participationsAt(orgId: string, userId: string, deviceId: string, windowEndMs: number): Promise<MeshParticipation[]> {
+    return (await this.lookup(orgId, userId, deviceId, windowEndMs)).current;
+  }
+
+  /**
+   * The participations of this window and those whose end (leave, or the group session's end)
+   * it is the first window past: end in [windowEndMs - 5 s, windowEndMs). One window per 5 s,
+   * aligned, so a participant streaming through the end has exactly one; an end during a gap
+   * in their data gets no marker (the group then closes on its lateness).
+   */
+  async lookup(orgId: string, userId: string, deviceId: string, windowEndMs: number): Promise<{ current: MeshParticipation[]; ends: ParticipationEnd[] }> {
     const key = `${orgId}\u0000${userId}`;
     let e = this.cache.get(key);
     if (!e || windowEndMs > e.validThroughMs || windowEndMs < e.sinceMs) e = await this.fetch(key, orgId, userId, windowEndMs);
-    return e.list.filter(
+    const ends: ParticipationEnd[] = [];
+    for (const p of e.list) {
+      if (!(p.deviceId === null || p.deviceId === '' || p.deviceId === deviceId)) continue;
+      const left = p.leftAt !== null && (p.endedAt === null || p.leftAt < p.endedAt);
+      const atMs = left ? p.leftAt! : p.endedAt;
+      if (atMs === null || !(atMs < windowEndMs && atMs >= windowEndMs - 5000)) continue;
+      if (p.joinedAt > atMs || p.startedAt > atMs) continue;
+      ends.push({ participation: p, atMs, left });
+    }
+    const current = e.list.filter(
       (p) =>
         (p.deviceId === null || p.deviceId === '' || p.deviceId === deviceId) &&
         p.joinedAt <= windowEndMs &&
@@ -76,6 +111,7 @@ export class GroupFanout {
         p.startedAt <= windowEndMs &&
         (p.endedAt === null || windowEndMs <= p.endedAt),
     );
+    return { current, ends };
   }
 
   private fetch(key: string, orgId: string, userId: string, windowEndMs: number): Promise<Entry> {
@@ -114,6 +150,35 @@ export class GroupFanout {
     const again = computeWindowMetrics(w.beatTimesMs, w.rrMs, w.count, w.windowStartMs, w.windowEndMs, this.plan);
     if (!again.valid) return [];
     return Array.from(this.plan.tachogram);
+  }
+
+  /** Marker records (PARTICIPATION_END_HEADER) for the participations whose end this window is the first past. */
+  endMarkers(s: { sessionId: string; userId: string; orgId: string; deviceId: string }, w: ClosedWindow, ends: ParticipationEnd[]): Array<{ rec: GroupParticipantWindowRecord; header: string }> {
+    return ends.map(({ participation: p, atMs, left }) => ({
+      header: `${left ? 'left' : 'ended'}:${atMs}`,
+      rec: {
+        mesh_id: p.meshId,
+        org_id: s.orgId,
+        participant_id: p.participantId,
+        user_id: s.userId,
+        session_id: s.sessionId,
+        device_id: s.deviceId,
+        window_start: w.windowStartMs,
+        window_end: w.windowEndMs,
+        valid: false,
+        coherence: null,
+        coverage: 0,
+        artifact_ratio: 0,
+        breathing_rate_bpm: null,
+        last_beat_at: null,
+        sample_rate_hz: 4,
+        series: [],
+        pacer_rate_bpm: p.breathingRateBpm,
+        coherence_threshold: p.coherenceThreshold,
+        threshold_duration_s: p.thresholdDurationS,
+        protocol: p.protocol,
+      },
+    }));
   }
 
   /** The repartition records of one window for the participations it belongs to. */

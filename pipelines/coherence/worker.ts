@@ -42,7 +42,7 @@ import { CheckpointTable, type SessionCheckpoint } from './checkpoints.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
-import { GroupFanout, PARTICIPANT_ENDED_HEADER, type ParticipationSource } from './group-fanout.js';
+import { GroupFanout, PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER, type ParticipationSource } from './group-fanout.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
 
@@ -132,7 +132,7 @@ interface PartitionState {
    * Group participants' windows (repartition topic, keyed by mesh session), published with the
    * windows; `ended`: the session's last window (it ended: marker or idle end).
    */
-  outGroup: Array<{ rec: GroupParticipantWindowRecord; ended: boolean }>;
+  outGroup: Array<{ rec: GroupParticipantWindowRecord; ended: boolean; /** A marker: PARTICIPATION_END_HEADER's value. */ end?: string }>;
   /** Sessions whose checkpoint changed with the windows in the outbox: written after them. */
   outCheckpoints: Set<SessionState>;
   /** The checkpoint read barrier for this partition's new owner (set on its first batch). */
@@ -451,7 +451,7 @@ export class CoherenceWorker {
       // leaves the closed windows where they were (the windows a replay suppresses need none).
       const fanout = this.groupFanout;
       const groups = fanout
-        ? await Promise.all(closed.map((c) => (c.w.windowEndMs > c.st.emittedThroughMs ? fanout.participationsAt(c.st.orgId, c.st.userId, c.st.deviceId, c.w.windowEndMs) : [])))
+        ? await Promise.all(closed.map((c) => (c.w.windowEndMs > c.st.emittedThroughMs ? fanout.lookup(c.st.orgId, c.st.userId, c.st.deviceId, c.w.windowEndMs) : { current: [], ends: [] })))
         : null;
       p.pendingClosed = [];
       // The last window of a session that ended tells the group worker the participant's input
@@ -461,9 +461,14 @@ export class CoherenceWorker {
       for (let i = 0; i < closed.length; i++) {
         const { st, w } = closed[i];
         const emitted = this.emit(st, w, metrics[i], p.outWindows, p.outEvents);
-        if (emitted && fanout && groups && groups[i].length > 0) {
+        if (emitted && fanout && groups && groups[i].current.length > 0) {
           const ended = lastOfEnded.get(st) === i;
-          for (const rec of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i])) p.outGroup.push({ rec, ended });
+          for (const rec of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i].current)) p.outGroup.push({ rec, ended });
+        }
+        // The first window past a leave or the group session's end: a marker after the
+        // participant's last window for that group (GroupWindows.endInput).
+        if (emitted && fanout && groups && groups[i].ends.length > 0) {
+          for (const m of fanout.endMarkers({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, groups[i].ends)) p.outGroup.push({ rec: m.rec, ended: true, end: m.header });
         }
         p.outCheckpoints.add(st);
       }
@@ -600,7 +605,7 @@ export class CoherenceWorker {
     windows: CoherenceWindowRecord[],
     events: SessionEventRecord[],
     sessions: Set<SessionState>,
-    group: Array<{ rec: GroupParticipantWindowRecord; ended: boolean }>,
+    group: Array<{ rec: GroupParticipantWindowRecord; ended: boolean; /** A marker: PARTICIPATION_END_HEADER's value. */ end?: string }>,
   ): Promise<void> {
     if (windows.length > 0) {
       const recs = [];
@@ -610,13 +615,13 @@ export class CoherenceWorker {
     if (group.length > 0) {
       // Keyed by the group: one group's windows, from every participant, on one partition.
       const recs = [];
-      for (const { rec: g, ended } of group) {
+      for (const { rec: g, ended, end } of group) {
         recs.push({
           key: g.mesh_id,
           value: await this.opts.codec.encode(Topics.groupParticipantWindows, g),
           timestamp: g.window_end,
           // About the stream, not the window: no schema change for it.
-          ...(ended ? { headers: { [PARTICIPANT_ENDED_HEADER]: 'true' } } : {}),
+          ...(ended ? { headers: { [PARTICIPANT_ENDED_HEADER]: 'true', ...(end ? { [PARTICIPATION_END_HEADER]: end } : {}) } } : {}),
         });
       }
       await this.opts.bus.publish(this.topics.groupParticipantWindows, recs);

@@ -16,8 +16,8 @@ import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
 import { GroupWorker } from './worker.js';
 import { GroupWindowsSink } from '../sinks/group-windows-sink.js';
-import { PARTICIPANT_ENDED_HEADER } from '../coherence/group-fanout.js';
-import { FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
+import { PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
+import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
 
 const MESH = '6f1d0c2e-8a57-4d0b-9a43-1c1b2f7d0e11';
 /**
@@ -60,8 +60,9 @@ async function publish(topics: TopicNames, records: GroupParticipantWindowRecord
   }
 }
 
-function startWorker(topics: TopicNames): Promise<GroupWorker> {
-  const w = new GroupWorker({ bus, topics, codec, log: silentLogger });
+/** A1's runs check the lateness rule (earlyClose false); the early-close test the default. */
+function startWorker(topics: TopicNames, earlyClose = false): Promise<GroupWorker> {
+  const w = new GroupWorker({ bus, topics, codec, log: silentLogger, earlyClose });
   return w.start().then(() => w);
 }
 
@@ -72,7 +73,7 @@ async function startSink(topics: TopicNames): Promise<GroupWindowsSink> {
   return s;
 }
 
-async function meshEvents(topics: TopicNames): Promise<MeshEventRecord[]> {
+async function meshEvents(topics: TopicNames, n = CLOSED): Promise<MeshEventRecord[]> {
   const out: MeshEventRecord[] = [];
   const sub = await bus.subscribe({
     groupId: `read-${topics.meshEvents}-${Math.random()}`,
@@ -82,7 +83,7 @@ async function meshEvents(topics: TopicNames): Promise<MeshEventRecord[]> {
       for (const r of b.records) out.push(decodeRecord<MeshEventRecord>(codec, r.value) as MeshEventRecord);
     },
   });
-  await waitFor('mesh events read', () => out.filter((e) => e.type === 'group_coherence').length >= CLOSED);
+  await waitFor('mesh events read', () => out.filter((e) => e.type === 'group_coherence').length >= n);
   await sub.stop();
   return out;
 }
@@ -220,4 +221,73 @@ test("a group whose participants' sessions all ended stores its last windows too
     const c = await bus.committed(w.groupId, te.groupParticipantWindows);
     return [...c.values()].reduce((s, o) => s + Number(o), 0) === published;
   });
+});
+
+test('early close (the worker default): every window out without waiting for the lateness, the same stored windows in another arrival order and across a restart', async () => {
+  // Windows 0 and 1 are everyone's warm-up (GroupWindows); the other 28 close as soon as all have sent them, the last ones too.
+  const EARLY = FIXTURE_WINDOWS - 2;
+  const tf = await topicsFor('gf.');
+  const sinkF = await startSink(tf);
+  const wf = await startWorker(tf, true);
+  stops.push(() => wf.stop());
+  await publish(tf, windowMajor(fixtureWindows(MESH, 'org-f')));
+  await untilStored(sinkF, EARLY);
+  const f = await stored('org-f');
+  assert.deepEqual(f.windows.map((w) => w.end_ms), Array.from({ length: EARLY }, (_, k) => fixtureEnd(k + 2)));
+  // The lateness rule's run (org-a, same input): identical windows where neither has a warm-up (p4 is back at 21).
+  const a = await stored('org-a');
+  const strip = (w: Record<string, unknown>) => ({ ...w, present_count: undefined });
+  for (const w of f.windows) {
+    const k = (Number(w.end_ms) - fixtureEnd(0)) / 5000;
+    if (k !== 21 && k !== 22 && k < CLOSED) assert.deepEqual(strip(w), strip(a.windows.find((x) => x.end_ms === w.end_ms)!), `window ${k}`);
+  }
+  // Another arrival order.
+  const tg = await topicsFor('gg.');
+  const sinkG = await startSink(tg);
+  const wg = await startWorker(tg, true);
+  stops.push(() => wg.stop());
+  await publish(tg, shuffledRounds(fixtureWindows(MESH, 'org-g'), 12));
+  await untilStored(sinkG, EARLY);
+  assert.deepEqual(await stored('org-g'), f);
+  // Stopped after window 17 (p4 silent: 15..18 were waiting) and replaced.
+  const th = await topicsFor('gh.');
+  const sinkH = await startSink(th);
+  const all = windowMajor(fixtureWindows(MESH, 'org-h'));
+  const cut = all.findIndex((r) => r.window_end === fixtureEnd(18));
+  const w1 = await startWorker(th, true);
+  await publish(th, all.slice(0, cut));
+  await waitFor('the first worker has taken its records', () => w1.stats.records >= cut);
+  await w1.stop();
+  const firstRun = w1.stats.windows;
+  assert.ok(firstRun > 0 && firstRun < EARLY, `first worker emitted ${firstRun}`);
+  const w2 = await startWorker(th, true);
+  stops.push(() => w2.stop());
+  await publish(th, all.slice(cut));
+  await untilStored(sinkH, EARLY);
+  assert.equal(firstRun + w2.stats.windows, EARLY, 'no window published twice');
+  assert.deepEqual(await stored('org-h'), f);
+});
+
+test("the group session's end reaches the worker as the participants' end markers (the coherence fan-out's header): its last windows stored at once", async () => {
+  const ti = await topicsFor('gi.');
+  const sink = await startSink(ti);
+  const w = await startWorker(ti);
+  stops.push(() => w.stop());
+  const endAt = fixtureEnd(19) + 1000;
+  const records = windowMajor(fixtureWindows(MESH, 'org-i')).filter((r) => r.window_end <= fixtureEnd(19));
+  await publish(ti, records);
+  for (const id of FIXTURE_PARTICIPANTS) {
+    const last = records.filter((r) => r.participant_id === id).at(-1)!;
+    const marker = { ...last, window_end: fixtureEnd(20), valid: false, coherence: null, series: [], last_beat_at: null };
+    await bus.publish(ti.groupParticipantWindows, [
+      { key: MESH, value: codec.encode(Topics.groupParticipantWindows, marker), timestamp: marker.window_end, headers: { [PARTICIPANT_ENDED_HEADER]: 'true', [PARTICIPATION_END_HEADER]: `ended:${endAt}` } },
+    ]);
+  }
+  await untilStored(sink, 20);
+  const { windows } = await stored('org-i');
+  assert.deepEqual(windows.map((x) => x.end_ms), Array.from({ length: 20 }, (_, k) => fixtureEnd(k)));
+  assert.equal(w.stats.inputEnds, FIXTURE_PARTICIPANTS.length);
+  // The same windows as the run without an end (org-a) up to window 17, which that run closed too.
+  const a = await stored('org-a');
+  assert.deepEqual(windows.slice(0, 18), a.windows.slice(0, 18));
 });

@@ -29,7 +29,7 @@ import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from '../coherence/offsets.js';
 import { CheckpointTable, type SessionCheckpoint } from '../coherence/checkpoints.js';
 import { ThresholdTracker } from '../coherence/threshold.js';
-import { PARTICIPANT_ENDED_HEADER } from '../coherence/group-fanout.js';
+import { PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
 import { createSynchronyPlan, type SynchronyPlan } from './synchrony.js';
 import { GroupWindows, type ClosedGroupWindow } from './group-windows.js';
 
@@ -54,6 +54,11 @@ export interface GroupWorkerOptions {
   allowedLatenessMs?: number;
   /** Surrogates per window (at least 100). Default 100. */
   surrogates?: number;
+  /**
+   * Close a group window as soon as everyone who could still count in it has sent theirs
+   * (GroupWindows' early close: about 10 s sooner live, the same windows). Default true.
+   */
+  earlyClose?: boolean;
   checkpointTopic?: string;
   checkpointPartitions?: number;
   /** Default: GROUP_WORKER_GROUP behind the topics' prefix. */
@@ -92,6 +97,8 @@ export interface GroupWorkerStats {
   manifestations: number;
   deadLettered: number;
   restoredGroups: number;
+  /** Participation end markers (a leave, the group session's end). */
+  inputEnds: number;
 }
 
 /** Samples of a window's series: 64 s at 4 Hz (the synchrony plan's sampleCount). */
@@ -109,6 +116,12 @@ export function notAParticipantWindow(r: unknown): string | null {
   return null;
 }
 
+/** A PARTICIPATION_END_HEADER value: `left:<ms>` or `ended:<ms>`; null when malformed. */
+export function parseParticipationEnd(v: string): { left: boolean; atMs: number } | null {
+  const m = /^(left|ended):(-?\d+)$/.exec(v);
+  return m ? { left: m[1] === 'left', atMs: Number(m[2]) } : null;
+}
+
 /** Event time after which a group with nothing open is let go, ms. */
 const IDLE_GROUP_MS = 3_600_000;
 
@@ -116,7 +129,7 @@ const nn = (v: number | null): number | null => (v === null || !Number.isFinite(
 
 export class GroupWorker {
   readonly groupId: string;
-  readonly stats: GroupWorkerStats = { records: 0, windows: 0, suppressedWindows: 0, lateWindows: 0, events: 0, manifestations: 0, deadLettered: 0, restoredGroups: 0 };
+  readonly stats: GroupWorkerStats = { records: 0, windows: 0, suppressedWindows: 0, lateWindows: 0, events: 0, manifestations: 0, deadLettered: 0, restoredGroups: 0, inputEnds: 0 };
   readonly checkpoints: CheckpointTable;
   private readonly partitions = new Map<string, PartitionState>();
   private readonly topics: TopicNames;
@@ -209,6 +222,18 @@ export class GroupWorker {
       const offset = BigInt(rec.offset);
       this.stats.records++;
       const g = this.groupOf(p, w);
+      const endHeader = rec.headers[PARTICIPATION_END_HEADER];
+      const end = endHeader === undefined ? null : parseParticipationEnd(endHeader);
+      if (end) {
+        // A marker, not a window: the participant's input to the group ended.
+        g.windows.endInput({ participantId: w.participant_id, windowEndMs: w.window_end, atMs: end.atMs, left: end.left, offset });
+        this.stats.inputEnds++;
+        touched.add(g);
+        if (w.window_end > p.maxEndMs) p.maxEndMs = w.window_end;
+        for (const c of g.windows.closeReady()) this.emit(p, g, c);
+        p.tracker.processed(offset);
+        continue;
+      }
       const added = g.windows.add({
         participantId: w.participant_id,
         userId: w.user_id,
@@ -273,6 +298,7 @@ export class GroupWorker {
         pacerRateBpm: Number.isFinite(w.pacer_rate_bpm) && w.pacer_rate_bpm > 0 ? w.pacer_rate_bpm : null,
         allowedLatenessMs: this.opts.allowedLatenessMs,
         surrogates: this.opts.surrogates,
+        earlyClose: this.opts.earlyClose ?? true,
       }),
       threshold,
       level: PROTOCOL_LEVELS[w.protocol] ?? 1,
