@@ -36,7 +36,8 @@ export function batchItemDeadLetter(codec: Codec, record: BusRecord, index: numb
     // Decoded from a valid batch, it encodes; should it not, the whole record is kept.
     value = record.value;
   }
-  return { record, reasonCode, reason: `readings[${index}]: ${reason}`, item: { index, value } };
+  const text = `readings[${index}]: ${reason}`;
+  return { record, reasonCode, reason: text, item: { index, value } };
 }
 
 /** The reason to dead-letter a record for `err`: its first detail's catalogued reason, else `invalid_record`. */

@@ -364,7 +364,7 @@ export class CoherenceWorker {
     // The gateway's plausibility checks, again: the bus also carries other producers' records.
     const implausible = implausibleReading(reading);
     if (implausible) {
-      p.outDeadLetters.push(this.deadLetterOf({ rec, reading, offset, index }, implausible.reason, implausible.field + ': ' + implausible.message));
+      p.outDeadLetters.push(this.deadLetterOf({ rec, reading, offset, index }, { reasonCode: implausible.reason, reason: implausible.field + ': ' + implausible.message }));
       this.stats.implausibleReadings++;
       return;
     }
@@ -386,7 +386,7 @@ export class CoherenceWorker {
       } catch (err) {
         // Decodable but impossible (RR not a positive finite number, say, from another
         // producer): set aside with the reason rather than block the partition.
-        p.outDeadLetters.push(this.deadLetterOf(g, 'invalid_reading', (err as Error).message));
+        p.outDeadLetters.push(this.deadLetterOf(g, { reasonCode: 'invalid_reading', reason: (err as Error).message }));
         continue;
       }
     }
@@ -402,9 +402,9 @@ export class CoherenceWorker {
   }
 
   /** A reading's dead letter: its record unchanged, or, inside a batch record, the reading alone with its index. */
-  private deadLetterOf(g: Guarded, reasonCode: DeadLetterInput['reasonCode'], reason: string): DeadLetterInput {
-    if (g.index === null) return { record: g.rec, reasonCode, reason };
-    return batchItemDeadLetter(this.opts.codec, g.rec, g.index, g.reading, reasonCode, reason);
+  private deadLetterOf(g: Guarded, why: Pick<DeadLetterInput, 'reasonCode' | 'reason'>): DeadLetterInput {
+    if (g.index === null) return { record: g.rec, ...why };
+    return batchItemDeadLetter(this.opts.codec, g.rec, g.index, g.reading, why.reasonCode, why.reason);
   }
 
   /** When the partition's event time ends the session for silence: its newest beat (or clock) + sessionIdleEndMs. */
@@ -460,11 +460,10 @@ export class CoherenceWorker {
     for (const g of held) {
       const ahead = Math.round((g.reading.recorded_at - st.guard.clockMs) / 1000);
       p.outDeadLetters.push(
-        this.deadLetterOf(
-          g,
-          'future_beat',
-          `recorded_at ${new Date(g.reading.recorded_at).toISOString()} is ${ahead} s ahead of session ${st.id}'s clock; the readings after it did not confirm the jump`,
-        ),
+        this.deadLetterOf(g, {
+          reasonCode: 'future_beat',
+          reason: `recorded_at ${new Date(g.reading.recorded_at).toISOString()} is ${ahead} s ahead of session ${st.id}'s clock; the readings after it did not confirm the jump`,
+        }),
       );
       this.stats.quarantinedReadings++;
     }
