@@ -8,6 +8,11 @@
 // its workers in their groups (join time is reported as join_s). Targets: pipeline >= 0.7 of
 // its baseline and >= 50,000 readings/s.
 //
+// Since the gateway publishes HeartReadingBatch records (up to ATTUNE_READINGS_PER_RECORD,
+// 1,000, readings a record; schemas/reading-batches.ts) the pipeline's records are no longer
+// the baseline's: the baseline still publishes and inserts one HeartReading record per reading,
+// unchanged, so its figures compare with the runs before batches. Read the ratio knowing that.
+//
 // Each run also records the CPU seconds of the Attune process (all threads) and of the load
 // generator during the measured phase. BENCH_CPU_PROF=<dir> writes a CPU profile of that phase
 // (bench/lib/phase-profile.ts); bench/lib/cpu-profile-summary.ts sums it per file/function.

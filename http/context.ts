@@ -89,8 +89,11 @@ export interface AppContext {
   apiKeys?: { repo: ApiKeysRepository; auth: ApiKeyAuthenticator };
   /** Webhooks (/v1/webhooks) and the SSRF guard their URLs pass; left out when absent (api/webhooks.ts). */
   webhooks?: { repo: WebhooksRepository; guard: NetGuardOptions };
-  /** Per-device ingest limit; readingsPerS 0 turns it off. */
-  ingestLimit: { readingsPerS: number; burst: number };
+  /**
+   * Per-device ingest limit; readingsPerS 0 turns it off. readingsPerRecord: readings per
+   * bus record (ATTUNE_READINGS_PER_RECORD; default 1,000, 1 = one HeartReading record each).
+   */
+  ingestLimit: { readingsPerS: number; burst: number; readingsPerRecord?: number };
 }
 
 /** ClickHouse of a context that serves facts (the API and worker roles open it; ingest does not). */

@@ -389,7 +389,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
 
 async function publish(ctx: AppContext, records: HeartReadingRecord[]): Promise<void> {
   try {
-    await publishReadings(ctx.bus, ctx.topics, ctx.codec, records);
+    await publishReadings(ctx.bus, ctx.topics, ctx.codec, records, ctx.ingestLimit.readingsPerRecord);
   } catch (err) {
     ctx.log.error({ err }, 'publishing readings failed');
     throw new AttuneError('unavailable', 'the bus did not accept the readings; nothing was stored, retry later');

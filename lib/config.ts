@@ -63,7 +63,7 @@ export interface AttuneConfig {
    * (never more than the allowed lateness), at most maxAgeMs old when it names no session,
    * within [started_at − sessionLeadMs, ended_at + sessionGraceMs] of the session it names.
    */
-  ingestLimit: { readingsPerS: number; burst: number; maxFutureMs: number; maxAgeMs: number; sessionLeadMs: number; sessionGraceMs: number; userReadingsPerS: number; userBurst: number };
+  ingestLimit: { readingsPerS: number; burst: number; readingsPerRecord: number; maxFutureMs: number; maxAgeMs: number; sessionLeadMs: number; sessionGraceMs: number; userReadingsPerS: number; userBurst: number };
   /**
    * Request rate limits and quotas (http/rate-limit.ts, lib/tiers.ts): on unless
    * ATTUNE_RATE_LIMIT=off; tokens without a `tier` claim get defaultTier (ATTUNE_DEFAULT_TIER);
@@ -369,6 +369,9 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     ingestLimit: {
       readingsPerS: int(e, 'ATTUNE_RATE_LIMIT_READINGS_PER_S', 5_000, 0, 10_000_000),
       burst: int(e, 'ATTUNE_RATE_LIMIT_BURST', 50_000, 10_000, 100_000_000),
+      // Readings of one device and session per bus record (schemas/reading-batches.ts); 1: one
+      // HeartReading record each, as before batches (for consumers that do not read batches).
+      readingsPerRecord: int(e, 'ATTUNE_READINGS_PER_RECORD', 1_000, 1, 10_000),
       ...readingRules(e),
       // The same budget per user, over all their devices (default: one device's).
       userReadingsPerS: int(e, 'ATTUNE_RATE_LIMIT_USER_READINGS_PER_S', int(e, 'ATTUNE_RATE_LIMIT_READINGS_PER_S', 5_000, 0, 10_000_000), 0, 10_000_000),

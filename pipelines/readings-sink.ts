@@ -1,4 +1,6 @@
-// The readings sink: heart readings from the bus into heart_readings, one row per beat.
+// The readings sink: heart readings from the bus into heart_readings, one row per beat. A
+// batch record (HeartReadingBatch, schemas/reading-batches.ts) gives the same rows as its
+// readings published one by one would (same reading_id, same beats).
 // Rows are batched (BatchWriter: 10,000 rows or 1 s) and the partition's offset is
 // committed only once the rows before it are in ClickHouse. A crash before the commit
 // replays them; heart_readings is a ReplacingMergeTree on the natural key, so the replay
@@ -15,14 +17,15 @@
 // its last published window), so a replay continues where the sink was.
 import { type Bus, type BusRecord, type Subscription } from '../bus/types.js';
 import { Topics, type TopicNames } from '../schemas/topics.js';
-import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
+import type { Codec } from '../schemas/registry/codec.js';
+import { decodeReadingsValue } from '../schemas/reading-batches.js';
 import type { Logger } from '../lib/log.js';
 import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
 import { implausibleReading, notAHeartReading } from '../schemas/reading-limits.js';
-import type { DeadLetterInput } from './dead-letter.js';
+import { batchItemDeadLetter, type DeadLetterInput } from './dead-letter.js';
 import { finishSinkBatch, type TableSinkContext } from './table-sink.js';
 import { groupIdFor } from './group-id.js';
 import { asEndMarker } from './coherence/end-markers.js';
@@ -149,8 +152,28 @@ export class ReadingsSink {
         const steps: Array<{ reading: HeartReadingRecord; offset: bigint } | { endOf: string }> = [];
         for (const rec of batch.records) {
           try {
-            let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
-            if (reading instanceof Promise) reading = await reading;
+            let decoded = decodeReadingsValue(this.opts.codec, rec.value);
+            if (decoded instanceof Promise) decoded = await decoded;
+            if (decoded.kind === 'batch') {
+              // Many readings in one record (HeartReadingBatch): each judged on its own, an
+              // implausible one dead-lettered alone (with its index), the others stored.
+              const offset = guarded ? BigInt(rec.offset) : 0n;
+              const readings = decoded.readings;
+              for (let i = 0; i < readings.length; i++) {
+                const reading = readings[i];
+                const implausible = implausibleReading(reading);
+                if (implausible) {
+                  bad.push(batchItemDeadLetter(this.opts.codec, rec, i, reading, implausible.reason, implausible.field + ': ' + implausible.message));
+                  this.stats.implausible++;
+                  continue;
+                }
+                this.stats.readings++;
+                if (guarded && reading.session_id && reading.rr_intervals_ms.length > 0) steps.push({ reading, offset });
+                else readingToRows(reading, rows);
+              }
+              continue;
+            }
+            const reading = decoded.value as HeartReadingRecord;
             // A session's end marker (coherence/end-markers.ts) shares the partition; no rows.
             const marker = asEndMarker(reading);
             if (marker) {

@@ -7,6 +7,13 @@
 // (issue 10): the worker opens no ClickHouse at all, so compute scales out with the readings
 // topic's consumer group wherever ClickHouse is.
 //
+// Readings arrive one per record (HeartReading) or many per record (HeartReadingBatch,
+// schemas/reading-batches.ts); a batch's readings are applied one by one at the record's
+// offset, as if each had a record of its own there, so windows, the clock guard and the
+// committed offset (the oldest offset an unemitted window needs: with batches, the batch record
+// holding its oldest beat) come out the same. An implausible or quarantined reading inside a
+// batch is dead-lettered alone, with the record's offset and its index in the batch.
+//
 // Event time only (issue 10, item 1): a window is final, and emitted, when the session's
 // watermark passes its end plus the allowed lateness, or when the session ends: its end
 // marker in the readings partition (end-markers.ts, written after the end call), or the
@@ -27,13 +34,14 @@
 import { availableParallelism } from 'node:os';
 import { type Bus, type BusRecord, type RecordBatch, type Subscription, type TopicPartition } from '../../bus/types.js';
 import { Topics, internalTopic, type TopicNames } from '../../schemas/topics.js';
-import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { Codec } from '../../schemas/registry/codec.js';
+import { decodeReadingsValue } from '../../schemas/reading-batches.js';
 import type { SessionsRepository } from '../../store/postgres/sessions-repo.js';
 import type { CoherenceWindowRecord, GroupParticipantWindowRecord, HeartReadingRecord, SessionEventRecord } from '../../schemas/records.js';
 import type { Logger } from '../../lib/log.js';
 import type { WindowMetrics } from '../hrv/index.js';
 import { MetricsPool } from './metrics-pool.js';
-import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
+import { batchItemDeadLetter, deadLetter, type DeadLetterInput } from '../dead-letter.js';
 import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
@@ -103,6 +111,8 @@ interface Guarded {
   rec: BusRecord;
   reading: HeartReadingRecord;
   offset: bigint;
+  /** Its index in a batch record (HeartReadingBatch); null when the record is this one reading. */
+  index: number | null;
 }
 
 interface ClosedOf {
@@ -272,15 +282,21 @@ export class CoherenceWorker {
   }
 
   private async handleBatch(p: PartitionState, batch: RecordBatch): Promise<void> {
-    const decoded: Array<{ rec: BusRecord; reading: HeartReadingRecord }> = [];
+    /** Per usable record, in order: its readings, and whether it is a batch record (HeartReadingBatch). */
+    const decoded: Array<{ readings: HeartReadingRecord[]; batched: boolean }> = [];
     const markers = new Map<string, EndMarker>();
     const bad: DeadLetterInput[] = [];
     for (const rec of batch.records) {
       // A batch delivered again after a failure: what was applied stays applied.
       if (p.tracker.isProcessed(rec.offset)) continue;
       try {
-        let reading = decodeRecord<HeartReadingRecord>(this.opts.codec, rec.value);
-        if (reading instanceof Promise) reading = await reading;
+        let value = decodeReadingsValue(this.opts.codec, rec.value);
+        if (value instanceof Promise) value = await value;
+        if (value.kind === 'batch') {
+          decoded.push({ readings: value.readings, batched: true });
+          continue;
+        }
+        const reading = value.value as HeartReadingRecord;
         const marker = asEndMarker(reading);
         if (marker) {
           markers.set(rec.offset, marker);
@@ -290,7 +306,7 @@ export class CoherenceWorker {
         // any handler on every redelivery and stall the partition (issue 10, item 2).
         const wrong = notAHeartReading(reading);
         if (wrong) bad.push({ record: rec, reasonCode: 'invalid_record', reason: wrong });
-        else decoded.push({ rec, reading });
+        else decoded.push({ readings: [reading], batched: false });
       } catch (err) {
         bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
       }
@@ -306,7 +322,7 @@ export class CoherenceWorker {
       p.synced.catch(() => (p.synced = null));
     }
     await p.synced;
-    await this.loadSessions(p, decoded.map((d) => d.reading));
+    await this.loadSessions(p, decoded.flatMap((d) => d.readings));
 
     const touched = new Set<SessionState>();
     const badOffsets = new Set(bad.map((b) => b.record.offset));
@@ -330,52 +346,68 @@ export class CoherenceWorker {
         p.tracker.processed(offset);
         continue;
       }
-      const { reading } = decoded[di++];
-      this.stats.readings++;
-      // The gateway's plausibility checks, again: the bus also carries other producers' records.
-      const implausible = implausibleReading(reading);
-      if (implausible) {
-        p.outDeadLetters.push({ record: rec, reasonCode: implausible.reason, reason: implausible.field + ': ' + implausible.message });
-        this.stats.implausibleReadings++;
-        p.tracker.processed(offset);
-        continue;
-      }
-      const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
-      if (!st || reading.rr_intervals_ms.length === 0) {
-        if (!reading.session_id) this.stats.readingsWithoutSession++;
-        p.tracker.processed(offset);
-        continue;
-      }
-      let startMs = reading.recorded_at;
-      for (const v of reading.rr_intervals_ms) startMs -= v;
-      const decision = st.guard.offer(startMs, reading.recorded_at, offset, { rec, reading, offset });
-      touched.add(st);
-      this.quarantine(p, st, decision.quarantine);
-      if (decision.release.length > 1) this.stats.confirmedJumps++;
-      for (const g of decision.release) {
-        const rr = g.reading.rr_intervals_ms;
-        try {
-          this.stats.lateBeats += st.windows.add(beatTimes(g.reading.recorded_at, rr), rr, g.offset);
-        } catch (err) {
-          // Decodable but impossible (RR not a positive finite number, say, from another
-          // producer): set aside with the reason rather than block the partition.
-          p.outDeadLetters.push({ record: g.rec, reasonCode: 'invalid_reading', reason: (err as Error).message });
-          continue;
-        }
-      }
-      for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
+      // A batch record's readings one by one, exactly as if each had its own record at this
+      // offset: the windows, the clock guard and the retained offsets see the same sequence.
+      // The record counts as processed once all of them are applied (nothing here awaits).
+      const { readings, batched } = decoded[di++];
+      for (let i = 0; i < readings.length; i++) this.applyReading(p, rec, offset, readings[i], batched ? i : null, touched);
       p.tracker.processed(offset);
-      p.nextIdleEndMs = Math.min(p.nextIdleEndMs, this.idleEndAt(st));
-      if (st.windows.maxEventTimeMs > p.maxEventTimeMs) {
-        p.maxEventTimeMs = st.windows.maxEventTimeMs;
-        // The record that set the partition's event time is kept above the commit, so a
-        // replay after a restart starts with the same partition event time (idle ends).
-        p.tracker.setRetained(PARTITION_MAX, offset);
-        if (p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
-      }
     }
     for (const st of touched) p.tracker.setRetained(st.id, this.retainedMinOffset(st));
     await this.drain(p);
+  }
+
+  /**
+   * Applies one reading of the record at `offset` (`index`: its place in a batch record, null
+   * for a single-reading record): plausibility, the clock guard, the session's windows, the
+   * partition's event time and idle ends.
+   */
+  private applyReading(p: PartitionState, rec: BusRecord, offset: bigint, reading: HeartReadingRecord, index: number | null, touched: Set<SessionState>): void {
+    this.stats.readings++;
+    // The gateway's plausibility checks, again: the bus also carries other producers' records.
+    const implausible = implausibleReading(reading);
+    if (implausible) {
+      p.outDeadLetters.push(this.deadLetterOf({ rec, reading, offset, index }, { reasonCode: implausible.reason, reason: implausible.field + ': ' + implausible.message }));
+      this.stats.implausibleReadings++;
+      return;
+    }
+    const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
+    if (!st || reading.rr_intervals_ms.length === 0) {
+      if (!reading.session_id) this.stats.readingsWithoutSession++;
+      return;
+    }
+    let startMs = reading.recorded_at;
+    for (const v of reading.rr_intervals_ms) startMs -= v;
+    const decision = st.guard.offer(startMs, reading.recorded_at, offset, { rec, reading, offset, index });
+    touched.add(st);
+    this.quarantine(p, st, decision.quarantine);
+    if (decision.release.length > 1) this.stats.confirmedJumps++;
+    for (const g of decision.release) {
+      const rr = g.reading.rr_intervals_ms;
+      try {
+        this.stats.lateBeats += st.windows.add(beatTimes(g.reading.recorded_at, rr), rr, g.offset);
+      } catch (err) {
+        // Decodable but impossible (RR not a positive finite number, say, from another
+        // producer): set aside with the reason rather than block the partition.
+        p.outDeadLetters.push(this.deadLetterOf(g, { reasonCode: 'invalid_reading', reason: (err as Error).message }));
+        continue;
+      }
+    }
+    for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
+    p.nextIdleEndMs = Math.min(p.nextIdleEndMs, this.idleEndAt(st));
+    if (st.windows.maxEventTimeMs > p.maxEventTimeMs) {
+      p.maxEventTimeMs = st.windows.maxEventTimeMs;
+      // The record that set the partition's event time is kept above the commit, so a
+      // replay after a restart starts with the same partition event time (idle ends).
+      p.tracker.setRetained(PARTITION_MAX, offset);
+      if (p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
+    }
+  }
+
+  /** A reading's dead letter: its record unchanged, or, inside a batch record, the reading alone with its index. */
+  private deadLetterOf(g: Guarded, why: Pick<DeadLetterInput, 'reasonCode' | 'reason'>): DeadLetterInput {
+    if (g.index === null) return { record: g.rec, ...why };
+    return batchItemDeadLetter(this.opts.codec, g.rec, g.index, g.reading, why.reasonCode, why.reason);
   }
 
   /** When the partition's event time ends the session for silence: its newest beat (or clock) + sessionIdleEndMs. */
@@ -430,11 +462,12 @@ export class CoherenceWorker {
   private quarantine(p: PartitionState, st: SessionState, held: Guarded[]): void {
     for (const g of held) {
       const ahead = Math.round((g.reading.recorded_at - st.guard.clockMs) / 1000);
-      p.outDeadLetters.push({
-        record: g.rec,
-        reasonCode: 'future_beat',
-        reason: `recorded_at ${new Date(g.reading.recorded_at).toISOString()} is ${ahead} s ahead of session ${st.id}'s clock; the readings after it did not confirm the jump`,
-      });
+      p.outDeadLetters.push(
+        this.deadLetterOf(g, {
+          reasonCode: 'future_beat',
+          reason: `recorded_at ${new Date(g.reading.recorded_at).toISOString()} is ${ahead} s ahead of session ${st.id}'s clock; the readings after it did not confirm the jump`,
+        }),
+      );
       this.stats.quarantinedReadings++;
     }
   }

@@ -141,6 +141,7 @@ test('evolution: a record written with an older schema decodes with the defaults
     { id: 9, subject: `${Topics.meshEvents}-value`, schema: await manifest.getSchema(9) },
     { id: 10, subject: `${Topics.groupParticipantWindows}-value`, schema: await manifest.getSchema(10) },
     { id: 11, subject: `${Topics.groupWindows}-value`, schema: await manifest.getSchema(11) },
+    { id: 12, subject: `${Topics.heartReadings}-io.attune.heart.v1.HeartReadingBatch`, schema: await manifest.getSchema(12) },
     { id: 100, subject, schema: olderHeartReadingSchema() },
   ]);
   // An old producer: its codec writes HeartReading with id 100.
@@ -183,12 +184,15 @@ test('the local manifest refuses a schema it does not list and fingerprints matc
   await assert.rejects(registry.register('other-value', await registry.getSchema(1)), /not in the local registry/);
 });
 
-test('ConfluentSchemaRegistry registers <topic>-value subjects (TopicNameStrategy) and resolves ids over HTTP', async () => {
+test('ConfluentSchemaRegistry registers <topic>-value subjects (TopicNameStrategy), the batch record under <topic>-<record name>, and resolves ids over HTTP', async () => {
   const double = await startConfluentDouble();
   try {
     const codec = await createCodec(new ConfluentSchemaRegistry({ url: double.url }));
     const subjects = (await (await fetch(`${double.url}/subjects`)).json()) as string[];
-    assert.deepEqual(subjects.sort(), Object.values(Topics).map((t) => `${t}-value`).sort());
+    assert.deepEqual(
+      subjects.sort(),
+      [...Object.values(Topics).map((t) => `${t}-value`), `${Topics.heartReadings}-io.attune.heart.v1.HeartReadingBatch`].sort(),
+    );
     const bytes = codec.encode(Topics.heartReadings, smallReading);
     const latest = (await (await fetch(`${double.url}/subjects/${Topics.heartReadings}-value/versions/latest`)).json()) as { id: number };
     assert.equal(readSchemaId(bytes), latest.id);

@@ -6,13 +6,17 @@
 import { AttuneError, type ErrorDetail } from '../../lib/errors.js';
 import type { SchemaRegistry } from './registry.js';
 import {
+  extraRecordSchemas,
   loadSchemaFile,
+  recordSubject,
   parseSchema,
   topicSchemaFiles,
   valueSubject,
   type AttuneRecord,
   type AvroSchema,
   type AvroType,
+  type ExtraRecordName,
+  type ExtraRecords,
   type TopicName,
   type TopicRecords,
 } from './schemas.js';
@@ -46,6 +50,17 @@ export interface Codec {
   schemaIdOf(topic: TopicName): number;
   /** Encodes with the topic's current schema; validation_error naming the field when invalid. */
   encode<T extends TopicName>(topic: T, record: TopicRecords[T]): Buffer;
+  /** The schema id `encodeRecord` writes for a further record type of a topic (ExtraRecords). */
+  schemaIdOfRecord(name: ExtraRecordName): number;
+  /** Encodes a further record type of a topic (a HeartReadingBatch on the readings topic). */
+  encodeRecord<N extends ExtraRecordName>(name: N, record: ExtraRecords[N]): Buffer;
+  /**
+   * The full name of the record type a writer schema id decodes to (the reader's: a later
+   * version of a schema gives the same name), once the id is loaded (every current schema is,
+   * and any id `decode` has read); undefined otherwise. What a reader dispatches on when a
+   * topic carries more than one record type.
+   */
+  recordNameOf(schemaId: number): string | undefined;
   /** Decodes any value, fetching an unseen writer schema from the registry first. */
   decode<R = AttuneRecord>(buf: Buffer): Promise<R>;
   /**
@@ -74,6 +89,14 @@ export interface CreateCodecOptions {
    * Tests against a shared real registry use subjects of their own.
    */
   subjectOf?: (topic: TopicName) => string;
+  /**
+   * The subject of a further record type on a topic (TopicRecordNameStrategy); default
+   * `<topic>-<full name>`, or with `subjectOf` given, its subject without `-value` in place of
+   * the topic.
+   */
+  recordSubjectOf?: (topic: TopicName, fullName: string) => string;
+  /** Override the further record types' schemas (tests: an older or newer version). */
+  recordSchemas?: Partial<Record<ExtraRecordName, AvroSchema>>;
 }
 
 /** Registers the current schema of every topic and returns a codec bound to `registry`. */
@@ -89,6 +112,19 @@ export async function createCodec(registry: SchemaRegistry, opts: CreateCodecOpt
     const id = await registry.register((opts.subjectOf ?? valueSubject)(topic), schema);
     writers.set(topic, { id, type });
     if (type.name) readersByName.set(type.name, type);
+    byWriterId.set(id, { reader: type, resolver: undefined });
+  }
+  const recordWriters = new Map<ExtraRecordName, TopicWriter>();
+  const recordSubjectOf =
+    opts.recordSubjectOf ??
+    (opts.subjectOf ? (topic: TopicName, fullName: string) => recordSubject(opts.subjectOf!(topic).replace(/-value$/, ''), fullName) : recordSubject);
+  for (const name of Object.keys(extraRecordSchemas) as ExtraRecordName[]) {
+    const { topic, file, fullName } = extraRecordSchemas[name];
+    const schema = opts.recordSchemas?.[name] ?? loadSchemaFile(file);
+    const type = parseSchema(schema);
+    const id = await registry.register(recordSubjectOf(topic, fullName), schema);
+    recordWriters.set(name, { id, type });
+    readersByName.set(fullName, type);
     byWriterId.set(id, { reader: type, resolver: undefined });
   }
 
@@ -145,6 +181,29 @@ export async function createCodec(registry: SchemaRegistry, opts: CreateCodecOpt
     return details;
   }
 
+  function encodeWith(w: TopicWriter, record: unknown, topic: string): Buffer {
+    let end: number;
+    try {
+      for (;;) {
+        end = w.type.encode(record, scratch, WIRE_HEADER_BYTES);
+        if (end >= 0) break;
+        scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratch.length - end + WIRE_HEADER_BYTES));
+      }
+    } catch (err) {
+      const details = invalidFields(w.type, record);
+      const where = details.map((d) => d.field).join(', ');
+      throw new AttuneError(
+        'validation_error',
+        `invalid ${w.type.name ?? 'record'} for ${topic}${where ? ` at ${where}` : ''}: ${details[0]?.message ?? (err as Error).message}`,
+        details.length > 0 ? details : [{ reason: 'invalid_record', message: (err as Error).message }],
+      );
+    }
+    const out = Buffer.allocUnsafe(end);
+    scratch.copy(out, 0, 0, end);
+    writeWireHeader(w.id, out);
+    return out;
+  }
+
   return {
     schemaIdOf(topic) {
       const w = writers.get(topic);
@@ -155,26 +214,23 @@ export async function createCodec(registry: SchemaRegistry, opts: CreateCodecOpt
     encode(topic, record) {
       const w = writers.get(topic);
       if (!w) throw new AttuneError('not_found', `no schema for topic ${topic}`);
-      let end: number;
-      try {
-        for (;;) {
-          end = w.type.encode(record, scratch, WIRE_HEADER_BYTES);
-          if (end >= 0) break;
-          scratch = Buffer.allocUnsafe(Math.max(scratch.length * 2, scratch.length - end + WIRE_HEADER_BYTES));
-        }
-      } catch (err) {
-        const details = invalidFields(w.type, record);
-        const where = details.map((d) => d.field).join(', ');
-        throw new AttuneError(
-          'validation_error',
-          `invalid ${w.type.name ?? 'record'} for ${topic}${where ? ` at ${where}` : ''}: ${details[0]?.message ?? (err as Error).message}`,
-          details.length > 0 ? details : [{ reason: 'invalid_record', message: (err as Error).message }],
-        );
-      }
-      const out = Buffer.allocUnsafe(end);
-      scratch.copy(out, 0, 0, end);
-      writeWireHeader(w.id, out);
-      return out;
+      return encodeWith(w, record, topic);
+    },
+
+    schemaIdOfRecord(name) {
+      const w = recordWriters.get(name);
+      if (!w) throw new AttuneError('not_found', `no schema for record ${name}`);
+      return w.id;
+    },
+
+    encodeRecord(name, record) {
+      const w = recordWriters.get(name);
+      if (!w) throw new AttuneError('not_found', `no schema for record ${name}`);
+      return encodeWith(w, record, extraRecordSchemas[name].topic);
+    },
+
+    recordNameOf(schemaId) {
+      return byWriterId.get(schemaId)?.reader.name;
     },
 
     async decode<R>(buf: Buffer): Promise<R> {

@@ -31,6 +31,28 @@ export interface HeartReading {
   source?: IngestSource;
 }
 
+/** One reading of a HeartReadingBatch: a HeartReading without the fields its batch carries once. */
+export interface HeartReadingBatchItem {
+  reading_id: string;
+  recorded_at: number;
+  hr_bpm?: number | null;
+  rr_intervals_ms?: number[];
+  device_hrv_ms?: number | null;
+  device_coherence?: number | null;
+  battery_level_pct?: number | null;
+}
+
+/** Readings of one device and session in one bus record (HeartReadingBatch.avsc; schemas/reading-batches.ts). */
+export interface HeartReadingBatch {
+  device_id: string;
+  user_id: string;
+  org_id: string;
+  session_id?: string | null;
+  received_at: number;
+  source?: IngestSource;
+  readings: HeartReadingBatchItem[];
+}
+
 export interface CoherenceWindow {
   session_id: string;
   user_id: string;
@@ -224,6 +246,24 @@ export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.groupParticipantWindows]: 'GroupParticipantWindow.avsc',
   [Topics.groupWindows]: 'GroupWindow.avsc',
 };
+
+/**
+ * Further record types a topic carries beside its value schema, by record name. Their subject
+ * follows Confluent's TopicRecordNameStrategy, `<topic>-<full record name>` (recordSubject), so
+ * the topic's own `<topic>-value` subject keeps one record type and its compatibility rules;
+ * a reader tells them apart by the writer schema id in each value's wire header.
+ */
+export interface ExtraRecords {
+  HeartReadingBatch: HeartReadingBatch;
+}
+export type ExtraRecordName = keyof ExtraRecords;
+
+export const extraRecordSchemas: Record<ExtraRecordName, { topic: TopicName; file: string; fullName: string }> = {
+  HeartReadingBatch: { topic: Topics.heartReadings, file: 'HeartReadingBatch.avsc', fullName: 'io.attune.heart.v1.HeartReadingBatch' },
+};
+
+/** Confluent TopicRecordNameStrategy: record `fullName` on topic T lives under subject `T-fullName`. */
+export const recordSubject = (topic: string, fullName: string): string => `${topic}-${fullName}`;
 
 /** Confluent TopicNameStrategy: the value schema of topic T lives under subject `T-value`. */
 export const valueSubject = (topic: string): string => `${topic}-value`;
