@@ -189,6 +189,11 @@ export class GroupWindows {
     return this.opts.pacerRateBpm;
   }
 
+  /** Newest window (or end marker) end added, warm-ups included; -Infinity before any. */
+  get newestInputMs(): number {
+    return this.maxEndMs;
+  }
+
   /** Windows still open (ends not yet closed). */
   get openEndCount(): number {
     return this.byEnd.size;

@@ -60,7 +60,7 @@ async function publish(topics: TopicNames, records: GroupParticipantWindowRecord
   }
 }
 
-/** A1's runs check the lateness rule (earlyClose false); the early-close test the default. */
+/** A1's runs check the lateness rule (earlyClose false, the default); the early-close test the option. */
 function startWorker(topics: TopicNames, earlyClose = false): Promise<GroupWorker> {
   const w = new GroupWorker({ bus, topics, codec, log: silentLogger, earlyClose });
   return w.start().then(() => w);
@@ -223,7 +223,7 @@ test("a group whose participants' sessions all ended stores its last windows too
   });
 });
 
-test('early close (the worker default): every window out without waiting for the lateness, the same stored windows in another arrival order and across a restart', async () => {
+test('early close (earlyClose: true): every window out without waiting for the lateness, the same stored windows in another arrival order and across a restart', async () => {
   // Windows 0 and 1 are everyone's warm-up (GroupWindows); the other 28 close as soon as all have sent them, the last ones too.
   const EARLY = FIXTURE_WINDOWS - 2;
   const tf = await topicsFor('gf.');
