@@ -141,3 +141,15 @@ test('an existing 0755 data directory is closed to 0700 at startup', async () =>
   assert.equal(statSync(join(dataDir, 'secrets', 'jwt-hs256.key')).mode & 0o777, 0o600);
   assert.match(r.stdout + r.stderr, /now 0700/);
 });
+
+test('token --scopes all signs every scope Attune knows; other names are kept as given', async () => {
+  const { Scopes } = await import('../lib/principal.js');
+  const dataDir = join(freshBase(), 'data');
+  const r = await runToExit(['token', '--user', 'u1', '--org', 'o1', '--scopes', 'all extra:scope'], env(dataDir));
+  assert.equal(r.code, 0, r.stderr);
+  const payload = JSON.parse(Buffer.from(r.stdout.trim().split('.')[1]!, 'base64url').toString('utf8')) as { scope?: string; scopes?: string[] };
+  const signed = new Set(Array.isArray(payload.scopes) ? payload.scopes : String(payload.scope ?? '').split(' '));
+  for (const s of Object.values(Scopes)) assert.ok(signed.has(s), `missing ${s}: ${[...signed].join(' ')}`);
+  assert.ok(signed.has('extra:scope'));
+  assert.ok(!signed.has('all'));
+});

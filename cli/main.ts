@@ -21,6 +21,7 @@ import type { Roles } from './roles.js';
 import { isAttuneError } from '../lib/errors.js';
 import { ATTUNE_UMASK, secureDataDir } from '../lib/data-dir.js';
 import { TIER_NAMES, tierOfClaim } from '../lib/tiers.js';
+import { Scopes } from '../lib/principal.js';
 
 const USAGE = `usage: attune <command> [options]
 
@@ -45,7 +46,7 @@ options (each also an environment variable, see README):
   --locked-share X    simulate/all: share of the group breathing in phase with the pacer, 0..1 (default 0.75)
   --breathing-rate R  simulate/all: the group's pacer, breaths per minute, 2..30 (default 6)
   --seed S            simulate --group: seed of the participants' beats (default: 1 with --duration, else the clock)
-  --user U --org O --scopes "a b" [--ttl S] [--tier T]
+  --user U --org O --scopes "a b" [--ttl S] [--tier T]   (--scopes all: every scope)
                       token: claims of the token (ttl default 86400 s, at most JWT_MAX_AGE_S;
                       tier free|plus|pro|enterprise, default none: ATTUNE_DEFAULT_TIER applies)
 `;
@@ -188,7 +189,10 @@ async function run(argv: string[]): Promise<void> {
       if (!values.user || !values.org) fail('token needs --user and --org');
       const ttl = values.ttl ? Number(values.ttl) : Math.min(86_400, config.jwt.maxAgeS);
       if (!Number.isInteger(ttl) || ttl <= 0) fail('--ttl must be a positive number of seconds');
-      const scopes = (values.scopes ?? 'read:sessions read:coherence').split(/[\s,]+/).filter(Boolean);
+      // `all` is every scope Attune knows (lib/principal.ts), so a tool such as the fuzzer is not
+      // left with a list that misses the scopes of newer routes.
+      const named = (values.scopes ?? 'read:sessions read:coherence').split(/[\s,]+/).filter(Boolean);
+      const scopes = named.flatMap((s) => (s === 'all' ? Object.values(Scopes) : [s]));
       const tier = values.tier === undefined ? undefined : tierOfClaim(values.tier);
       if (tier === null) fail(`--tier must be one of ${TIER_NAMES.join(', ')}`);
       const { authFromConfig } = await import('./auth-config.js');

@@ -23,7 +23,9 @@ report_dir="${ATTUNE_FUZZ_REPORT_DIR:-${data_dir}-report}"
 max_time="${ATTUNE_FUZZ_MAX_TIME:-150}"
 max_examples="${ATTUNE_FUZZ_MAX_EXAMPLES:-50}"
 base="http://127.0.0.1:${port}"
-all_scopes="read:sessions write:sessions read:coherence write:devices write:readings read:speech write:speech admin:org"
+# `all`: every scope Attune knows, so routes added later are fuzzed with their scope too (a
+# written list here missed mesh:* and the user scopes: 8 routes answered only 403).
+all_scopes="all"
 
 st="$(bash scripts/fuzz/install.sh)"
 
