@@ -5,9 +5,10 @@
 // every field of the documented response is checked for presence and JSON type (a documented
 // date-time or date must be one). Examples without a documented response are checked by what
 // they must have changed, read back through the documented GET routes, against the values in
-// the example itself. The document's other request examples (mesh, analytics, webhooks, API
-// keys, the OAuth server) are listed as todo tests, so nothing is skipped silently, and an
-// example this file does not know fails.
+// the example itself. The API key, webhook, organisation analytics and mesh (group session)
+// examples are replayed too (at the end: the mesh list and join need a live group, below); the
+// OAuth server's is a todo test (out of scope), so nothing is skipped silently, and an example
+// this file does not know fails.
 //
 // The data the responses are computed from is seeded first (Attune's own routes): a session
 // on the document's date (2026-01-31, so the history example's January has a day), one on an
@@ -42,7 +43,7 @@ const examples = docRequests(markdown);
 const ORG = 'org-conformance';
 const USER = 'usr-conformance';
 /** The document's scopes a user token carries for these routes, and Attune's two ingest scopes (the document names none for devices). */
-const SCOPES = ['read:user', 'write:user', 'read:sessions', 'write:sessions', 'read:coherence', 'write:devices', 'write:readings'];
+const SCOPES = ['read:user', 'write:user', 'read:sessions', 'write:sessions', 'read:coherence', 'write:devices', 'write:readings', 'mesh:join', 'mesh:create'];
 
 /**
  * Fields the document shows with a value that Attune answers null, and why. Nothing else may
@@ -58,9 +59,6 @@ const NULLABLE: Record<string, string> = {
 /** Request examples of other parts of issue 12 (or out of scope): todo, by "section / subsection". */
 const TODO: Record<string, string> = {
   'Authentication / OAuth 2.0 Flow': 'out of scope: people log in at the organisation identity provider (seeds/README.md); POST /v1/auth/token client_credentials is issue 12 (API keys)',
-  'Mesh Network Endpoints / List Active Mesh Sessions': 'mesh sessions API (issue 11/12, another helper)',
-  'Mesh Network Endpoints / Join Mesh Session': 'mesh sessions API (issue 11/12, another helper)',
-  'Mesh Network Endpoints / Create Mesh Session (Pro+)': 'mesh sessions API (issue 11/12, another helper)',
 };
 /** Parts of the document with no request example that this suite does not check yet. */
 const TODO_OTHER: string[] = [
@@ -68,13 +66,15 @@ const TODO_OTHER: string[] = [
 
 /** Request examples replayed by the API key and webhook checks at the end of this suite. */
 const REPLAYED_KEYS_AND_WEBHOOKS = ['API Key Authentication (Server-to-Server)', 'Configuring Webhooks'];
+/** Request examples replayed by the mesh (group session) checks at the end of this suite. */
+const REPLAYED_MESH = ['Create Mesh Session (Pro+)', 'List Active Mesh Sessions', 'Join Mesh Session'];
 /**
  * The webhook example registers https://your-server.com/auf-webhook: that host is allowed by
  * name (not resolved: this machine may have no DNS), and 127.0.0.1 for the local receiver that
  * checks deliveries; a completed session's event waits 2 s for its last windows.
  */
 const WEBHOOK_ENV = { ATTUNE_WEBHOOKS_ALLOW_HOSTS: 'your-server.com,127.0.0.1', ATTUNE_WEBHOOKS_SETTLE_MS: '2000' };
-const WEBHOOK_RECEIVER_PORT = 18433;
+const WEBHOOK_RECEIVER_PORT = Number(process.env.CONFORMANCE_HOOK_PORT ?? 18433);
 
 const key = (e: DocRequest) => `${e.section} / ${e.subsection}`;
 const bySubsection = (name: string) => {
@@ -171,7 +171,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
 
   test('the document has the examples this suite replays, and every other request example is listed as todo', () => {
     const known = new Set(['Register Device', 'Sync Device Data', 'Create Session', 'End Session', 'Update User Profile', 'Get Current User', 'Get User Coherence History', 'Get Session Details', 'Organization Dashboard']);
-    for (const s of REPLAYED_KEYS_AND_WEBHOOKS) known.add(s);
+    for (const s of [...REPLAYED_KEYS_AND_WEBHOOKS, ...REPLAYED_MESH]) known.add(s);
     const unknown = examples.filter((e) => !known.has(e.subsection) && !(key(e) in TODO)).map(key);
     assert.deepEqual(unknown, [], 'request examples neither replayed nor listed as todo');
     assert.equal(examples.filter((e) => known.has(e.subsection)).length, known.size);
@@ -498,6 +498,139 @@ describe('coherence platform document: request examples replayed verbatim', () =
     } finally {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  test('Mesh Network Endpoints / Create Mesh Session (Pro+): the documented body creates the private session it describes', async () => {
+    const e = bySubsection('Create Mesh Session (Pro+)');
+    const res = await replay(e, {});
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const sent = JSON.parse(e.body);
+    // The document shows no response: what it created is read back through the list (private
+    // sessions the caller hosts). Its start is the document's date, 2026-01-31 21:00 UTC, for
+    // 1,200 s: a past start is taken as given, so the session ran then and is over.
+    const list = await app.request('GET', '/v1/mesh/sessions?visibility=private&status=ended&per_page=100', { token });
+    assert.equal(list.status, 200, JSON.stringify(list.body));
+    const s = list.body.sessions.find((x: { id: string }) => x.id === res.body.id);
+    assert.ok(s, JSON.stringify(list.body));
+    assert.deepEqual(
+      [s.name, s.visibility, s.max_participants, s.duration, s.protocol, Date.parse(s.scheduled_start), Date.parse(s.scheduled_end), s.status, s.host.id],
+      [sent.name, sent.visibility, sent.max_participants, sent.duration, sent.protocol, Date.parse(sent.scheduled_start), Date.parse(sent.scheduled_start) + sent.duration * 1000, 'ended', USER],
+    );
+    // Private: a member of the organisation who is neither the host nor invited cannot see it.
+    const other = await app.request('GET', `/v1/mesh/sessions/${res.body.id}`, { token: app.token('usr-mesh-stranger', ORG) });
+    assert.equal(other.status, 403, JSON.stringify(other.body));
+  });
+
+  test('Mesh Network Endpoints / List Active Mesh Sessions and Join Mesh Session: a live public group; every documented field of both answers', async () => {
+    const list = bySubsection('List Active Mesh Sessions');
+    const joinExample = bySubsection('Join Mesh Session');
+    // A public group session with the list example's host name and tier requirement, made
+    // through Attune's create route; its host and a second member breathe in it (readings
+    // through the ordinary device sync: 2.5 minutes of history at once, then a reading a second
+    // as its time comes), so the group worker writes group windows and the list's
+    // average_coherence, which the document shows as a number, is the latest one's.
+    const docItem = (list.response as { sessions: Array<{ join_requirements: { min_tier: string; min_coherence_history: number } }> }).sessions[0];
+    // The example's tier; a history threshold (0.4) that the paced breathing of this suite's
+    // readings (average coherence above 0.6 in the end-to-end suites) clears with room to spare.
+    const requirements = { min_tier: docItem.join_requirements.min_tier, min_coherence_history: 0.4 };
+    const hostToken = app.token('usr-mesh-host', ORG);
+    const created = await app.request('POST', '/v1/mesh/sessions', {
+      token: hostToken,
+      body: { name: 'Morning Coherence Circle', visibility: 'public', max_participants: 10, duration: 1800, host_display_name: 'Sarah Kim', join_requirements: requirements },
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const meshId = created.body.id as string;
+    const t0 = Math.floor((Date.now() - 150_000) / 5000) * 5000 + 1250;
+    const members = ['usr-mesh-host', 'usr-mesh-member'].map((user, i) => ({
+      user,
+      token: app.token(user, ORG),
+      deviceId: `mesh-strap-${i + 1}`,
+      sessionId: '',
+      readings: rsaReadings({ startMs: t0, durationS: 420, breathHz: 0.1, meanRrMs: 880 + 40 * i, seed: 41 + i }),
+      sent: 0,
+    }));
+    for (const m of members) {
+      const dev = await app.request('POST', '/v1/devices', { token: m.token, body: { device_id: m.deviceId, model: 'Polar H10' } });
+      assert.equal(dev.status, 201, JSON.stringify(dev.body));
+      const s = await app.request('POST', '/v1/sessions', { token: m.token, body: { device_id: m.deviceId, title: 'group practice', started_at: new Date(t0 - 1000).toISOString() } });
+      assert.equal(s.status, 201, JSON.stringify(s.body));
+      m.sessionId = s.body.id;
+    }
+    const sendDue = async () => {
+      const until = Date.now();
+      for (const m of members) {
+        let n = 0;
+        while (m.sent + n < m.readings.length && Date.parse(m.readings[m.sent + n].timestamp) <= until) n++;
+        for (let i = 0; i < n; i += 200) {
+          const res = await app.request('POST', `/v1/devices/${m.deviceId}/sync`, { token: m.token, body: { session_id: m.sessionId, readings: m.readings.slice(m.sent + i, m.sent + Math.min(n, i + 200)) } });
+          assert.equal(res.status, 202, JSON.stringify(res.body));
+        }
+        m.sent += n;
+      }
+    };
+    let streaming = true;
+    let streamError: unknown = null;
+    const streamer = (async () => {
+      while (streaming) {
+        await sendDue().catch((err) => (streamError = err));
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    })();
+    try {
+      // The host joins (never refused by the requirements); the member once their own windows give
+      // them the coherence history the session requires (403 until then).
+      const hostJoin = await app.request('POST', `/v1/mesh/sessions/${meshId}/join`, { token: members[0].token, body: { device_id: members[0].deviceId } });
+      assert.equal(hostJoin.status, 200, JSON.stringify(hostJoin.body));
+      await waitFor('the member admitted by min_coherence_history', async () => {
+        if (streamError) throw streamError;
+        const r = await app.request('POST', `/v1/mesh/sessions/${meshId}/join`, { token: members[1].token, body: { device_id: members[1].deviceId } });
+        if (r.status === 403) return null;
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        return r.body;
+      }, 90_000, 1000);
+
+      // The list example as written, until the group has a current window.
+      const listed = await waitFor('a current group window in the list', async () => {
+        if (streamError) throw streamError;
+        const r = await replay(list, {});
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        const mine = r.body.sessions.find((x: { id: string }) => x.id === meshId);
+        return mine && mine.average_coherence !== null ? r.body : null;
+      }, 150_000, 1000);
+      expectShape(list, listed);
+      assert.ok(listed.sessions.every((x: { visibility: string; status: string }) => x.visibility === 'public' && x.status === 'active'), 'only active public sessions');
+      const mine = listed.sessions.find((x: { id: string }) => x.id === meshId);
+      assert.deepEqual([mine.participant_count, mine.host.display_name, mine.join_requirements], [2, 'Sarah Kim', requirements]);
+      assert.ok(mine.average_coherence > 0 && mine.average_coherence <= 1, String(mine.average_coherence));
+      assert.equal(Date.parse(mine.scheduled_end) - Date.parse(mine.started_at), 1_800_000);
+      assert.deepEqual(listed.meta, { total: listed.sessions.length, page: 1, per_page: 10 });
+
+      // The join example as written, by the conformance user (their seeded sessions of the last
+      // hour are their coherence history), while the group window is current.
+      const joined = await replay(joinExample, { mesh_id: meshId });
+      assert.equal(joined.status, 200, JSON.stringify(joined.body));
+      expectShape(joinExample, joined.body);
+      assert.deepEqual([joined.body.joined, joined.body.position, joined.body.participant_count, joined.body.already_joined], [true, 3, 3, false]);
+      assert.ok(joined.body.group_coherence > 0 && joined.body.group_coherence <= 1, String(joined.body.group_coherence));
+      assert.equal(joined.body.your_contribution_weight, 0, 'no window of theirs counted yet');
+      assert.equal(joined.body.websocket_url, `${app.baseUrl.replace(/^http/, 'ws')}/v1/mesh/sessions/${meshId}/stream`);
+      // The URL is the group's live stream: the joiner's token opens it.
+      const ws = new WebSocket(joined.body.websocket_url, { headers: { authorization: `Bearer ${token}` } });
+      const inbox: Array<{ type: string; payload?: { mesh_id?: string } }> = [];
+      ws.on('message', (m) => inbox.push(JSON.parse(m.toString())));
+      try {
+        const subscribed = await waitFor('subscribed to the mesh stream', () => inbox.find((m) => m.type === 'subscribed'), 10_000, 20);
+        assert.equal(subscribed.payload?.mesh_id, meshId);
+      } finally {
+        ws.close();
+      }
+      // The example's body was stored: joining again answers the same participant.
+      const again = await replay(joinExample, { mesh_id: meshId });
+      assert.deepEqual([again.status, again.body.participant_id, again.body.already_joined], [200, joined.body.participant_id, true]);
+    } finally {
+      streaming = false;
+      await streamer;
     }
   });
 
