@@ -1,8 +1,9 @@
 // Conformance with the speech-coaching API document (../shared/seeds/004_3cda0ec8804e55ef.txt,
 // beside the repository): every request example of its in-scope sections (sessions, media
-// upload, real-time events, analysis results) is read out of the document and sent as written
-// to a running embedded Attune, under /v1/speech-sessions instead of the document's /sessions
-// (which would collide with the heart sessions: README, speech). The request bodies are the
+// upload, real-time events, analysis results, progress analytics, reports, search) is read out
+// of the document and sent as written to a running embedded Attune, under /v1/speech-sessions
+// instead of the document's /sessions (which would collide with the heart sessions: README,
+// speech) and under /v1 for the others. The request bodies are the
 // document's text verbatim (its // comments removed, as any JSON client must); only the
 // {placeholders} are filled in. Every field of the documented response is checked for presence
 // and JSON type (checkShape), and the fields with a unit for the unit: seconds, Hz, dBFS,
@@ -12,8 +13,12 @@
 //
 // The audio: a clip with fillers (test/fixtures/fillers, espeak-ng) then the JFK clip with
 // "ask not" said twice (its samples repeated, so the transcript has a repetition), uploaded;
-// and the JFK clip streamed live at real-time pace for metrics:update. Both are real speech
-// analysed by the whole pipeline (Moonshine, alignment, fillers, scoring).
+// the JFK clip streamed live at real-time pace for metrics:update; and the JFK clip as MP3
+// (test/fixtures/audio-formats), uploaded through the same example (an MP4 of it is the 415 the
+// README documents; Ogg and WebM Opus are checked against the WAV transcript in
+// test/audio-formats.embedded.test.ts). All are real speech analysed by the whole pipeline
+// (Moonshine, alignment, fillers, scoring); the report, search and progress examples are
+// replayed over these sessions.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -158,6 +163,9 @@ const REPLAYED = [
   'GET /sessions/{sessionId}/metrics',
   'GET /sessions/{sessionId}/scores',
   'GET /sessions/{sessionId}/fluency',
+  'GET /reports/sessions',
+  'GET /search/sessions',
+  'GET /analytics/progress',
 ];
 
 /** Examples Attune sends rather than answers: the webhook, received by a local receiver here. */
@@ -175,9 +183,6 @@ const TODO: Record<string, string> = {
   'POST /sessions/{sessionId}/clips': 'out of scope: clips/video (seeds/README.md)',
   'GET /sessions/{sessionId}/clips': 'out of scope: clips/video (seeds/README.md)',
   'GET /clips/{clipId}/status': 'out of scope: clips/video (seeds/README.md)',
-  'GET /reports/sessions': 'issue 13, reports: not built yet',
-  'GET /analytics/progress': 'issue 13, progress analytics: not built yet',
-  'GET /search/sessions': 'issue 13, transcript search: not built yet',
   'GET /user/profile': "out of scope: users are the coherence platform's /v1/users/me (seeds/README.md)",
   'PUT /user/profile': "out of scope: users are the coherence platform's /v1/users/me (seeds/README.md)",
   'DELETE /user/account': "out of scope: users are the coherence platform's (seeds/README.md)",
@@ -187,7 +192,6 @@ const TODO: Record<string, string> = {
 
 /** Parts of the document without a request example that this suite does not check. */
 const TODO_OTHER = [
-  'Media formats MP3, MP4, WebM (issue 13, formats): another helper (C2); this suite uploads WAV',
   "Error Response {success: false, error: {code: VALIDATION_ERROR, ...}}: Attune's errors keep the coherence platform's body {error: {code, message, details, request_id}}",
   'Rate limits of the document (5 session creations a minute, 3 uploads a minute): Attune applies its tier limits instead',
 ];
@@ -216,12 +220,22 @@ const NULLABLE: Record<string, string> = {
   'data.estimatedTime': 'null while the worker has no estimate',
   'metrics:update.pitch': 'seconds without voiced frames have no pitch',
   'processing:status.estimatedTime': 'null while the worker has no estimate (the first status, and at the end)',
+  'data.report.summary.improvement':
+    "null unless both halves of the report's period hold a scored session (README, Session reports): the replay over today's date; the replay whose halves each hold one has a number (checked)",
+  'data.analytics.overallScore.previous': "null without a scored session in the previous window: the first replay (all of this suite's audio is from now); the second, with one there, has numbers (checked)",
+  'data.analytics.overallScore.change': 'null unless both windows have a scored session (as previous)',
+  'data.analytics.overallScore.trend': 'null without a change (as previous)',
+  'data.analytics.categoryScores.clarity.previous': 'as overallScore.previous',
+  'data.analytics.categoryScores.clarity.change': 'as overallScore.change',
+  'data.analytics.categoryScores.pace.previous': 'as overallScore.previous',
+  'data.analytics.categoryScores.pace.change': 'as overallScore.change',
 };
 
 // ---------------------------------------------------------------- the audio
 
 const speechDir = fileURLToPath(new URL('../../../shared/data/speech/', import.meta.url));
 const fillersClip = fileURLToPath(new URL('../fixtures/fillers/fillers_us_m_mixed.wav', import.meta.url));
+const AUDIO_FORMATS = new URL('../fixtures/audio-formats/', import.meta.url);
 
 function wav16k(path: string): Float32Array {
   const { sampleRate, samples } = readWavFile(path);
@@ -262,6 +276,8 @@ const percent: Unit = { what: 'percent 0..100', ok: (v) => isNum(v) && v >= 0 &&
 const hz: Unit = { what: 'Hz of a voice (50..500)', ok: (v) => isNum(v) && v >= 50 && v <= 500 };
 const dbfs: Unit = { what: 'dBFS (-120..0)', ok: (v) => isNum(v) && v >= -120 && v <= 0 };
 const wpm: Unit = { what: 'words per minute (0..400)', ok: (v) => isNum(v) && v >= 0 && v <= 400 };
+const anySeconds: Unit = { what: 'seconds >= 0', ok: (v) => isNum(v) && v >= 0 };
+const points: Unit = { what: 'a change of score points (-100..100)', ok: (v) => isNum(v) && v >= -100 && v <= 100 };
 
 /** Unit of each documented field with one, by path (a.b[].c). */
 const UNITS: Record<string, Unit> = {
@@ -313,6 +329,31 @@ const UNITS: Record<string, Unit> = {
   'data.sessions[].score': percent,
   'data.progress': percent,
   'data.estimatedTime': { what: 'seconds >= 0', ok: (v) => isNum(v) && v >= 0 },
+  // Reports: durations over several sessions, scores 0..100, the change between the period's halves in points.
+  'data.report.summary.totalDuration': anySeconds,
+  'data.report.summary.averageScore': percent,
+  'data.report.summary.improvement': points,
+  'data.report.trends.scores[].averageScore': percent,
+  'data.report.trends.duration[].averageDuration': seconds,
+  // Search.
+  'data.results[].score': percent,
+  'data.results[].duration': seconds,
+  'data.results[].highlights[].start': seconds,
+  'data.results[].highlights[].end': seconds,
+  'data.results[].relevance': ratio,
+  // Progress analytics.
+  'data.analytics.overallScore.current': percent,
+  'data.analytics.overallScore.previous': percent,
+  'data.analytics.overallScore.change': points,
+  'data.analytics.categoryScores.clarity.current': percent,
+  'data.analytics.categoryScores.clarity.previous': percent,
+  'data.analytics.categoryScores.clarity.change': points,
+  'data.analytics.categoryScores.pace.current': percent,
+  'data.analytics.categoryScores.pace.previous': percent,
+  'data.analytics.categoryScores.pace.change': points,
+  'data.analytics.practiceTime.total': anySeconds,
+  'data.analytics.practiceTime.average': seconds,
+  'data.analytics.improvements[].improvement': points,
   // Events.
   'asr:token.confidence': ratio,
   'asr:token.start': seconds,
@@ -340,7 +381,7 @@ function valuesAt(body: unknown, path: string): unknown[] {
 
 // ---------------------------------------------------------------- the webhook receiver
 
-const HOOK_PORT = 18480;
+const HOOK_PORT = Number(process.env.CONFORMANCE_SPEECH_HOOK_PORT ?? 18480);
 const HOOK_SECRET = 'your-webhook-secret';
 
 /** A local receiver keeping every delivery's headers and raw body. */
@@ -374,6 +415,9 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
   let dataDir = '';
   let token = '';
   let sessionId = '';
+  /** The live JFK session and the MP3 upload's: the report, search and progress examples run over all three. */
+  let liveId = '';
+  let mp3Id = '';
   let uploadId = '';
   let durationS = 0;
   let fileBytes = 0;
@@ -391,9 +435,9 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
     assert.ok(e, `the document has the example ${k}`);
     return e;
   };
-  /** The document's path under /v1/speech-sessions, placeholders filled. */
+  /** The document's path under /v1/speech-sessions (its /sessions) or /v1 (the others), placeholders filled. */
   const target = (e: CoachExample, vars: Record<string, string>, query = '') =>
-    e.path.replace(/^\/sessions/, '/v1/speech-sessions').replace(/\{([A-Za-z]+)\}/g, (_, n: string) => {
+    (e.path.startsWith('/sessions') ? e.path.replace(/^\/sessions/, '/v1/speech-sessions') : `/v1${e.path}`).replace(/\{([A-Za-z]+)\}/g, (_, n: string) => {
       assert.ok(vars[n] !== undefined, `no value for {${n}}`);
       return encodeURIComponent(vars[n]);
     }) + query;
@@ -431,7 +475,7 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
   before(async () => {
     const services = await getTestServices({ needKafka: false });
     dataDir = mkdtempSync('/tmp/hC1-conformance-');
-    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, dataDir, env: { PORT: '18451', ATTUNE_WEBHOOKS_ALLOW_HOSTS: '127.0.0.1' } });
+    app = await startTestAttune({ clickhouseUrl: services.clickhouseUrl, dataDir, env: { PORT: process.env.CONFORMANCE_SPEECH_PORT ?? '18451', ATTUNE_WEBHOOKS_ALLOW_HOSTS: '127.0.0.1' } });
     token = app.token('usr-coach', 'org-coach', ['read:speech', 'write:speech']);
     // The document's session.completed webhook: Attune's speech.session.completed (README, webhooks), to a local receiver.
     hooks = await startReceiver(HOOK_PORT);
@@ -624,7 +668,7 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
     assert.ok(listener.of('asr:token').every((ev) => ev.msg.data && (ev.msg.data as { isFinal: boolean }).isFinal === true), 'an upload sends final tokens');
 
     const live = await replay(byKey('POST /sessions'), {});
-    const liveId = live.body.data.session.id as string;
+    liveId = live.body.data.session.id as string;
     const liveListener = await SpeechEventListener.open(app.baseUrl, token, liveId);
     // And a socket.io client as the document connects one: io(url, {auth: {token}}), the URL the session's websocketUrl.
     const sio: Socket = socketIo(live.body.data.session.websocketUrl, { auth: { token }, reconnection: false, forceNew: true });
@@ -665,6 +709,175 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
       withKey.close();
       liveListener.close();
     }
+  });
+
+  test('media formats: the upload example with an MP3 file is analysed (the documented upload and status fields); an MP4 file is 415 naming the accepted formats', async () => {
+    const created = await replay(byKey('POST /sessions'), {});
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    mp3Id = created.body.data.session.id;
+    const e = byKey('POST /sessions/{sessionId}/upload');
+    const upload = async (bytes: Uint8Array, name: string, type: string) => {
+      const form = new FormData();
+      form.set('file', new Blob([bytes], { type }), name);
+      form.set('metadata', JSON.stringify({ device: 'phone', note: name }));
+      const res = await fetch(app.baseUrl + target(e, { sessionId: mp3Id }), { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+      requests++;
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    // The document lists MP4; Attune has no maintained AAC decoder (README, speech: formats).
+    const m4a = await upload(readFileSync(new URL('jfk.m4a', AUDIO_FORMATS)), 'jfk.m4a', 'audio/mp4');
+    assert.deepEqual([m4a.status, m4a.body.error?.code, m4a.body.error?.details?.[0]?.reason], [415, 'unsupported_media_type', 'unsupported_format'], JSON.stringify(m4a.body));
+    assert.ok(m4a.body.error.details[0].accepted.includes('MP3'), JSON.stringify(m4a.body.error.details));
+    const mp3 = readFileSync(new URL('jfk.mp3', AUDIO_FORMATS));
+    const res = await upload(mp3, 'jfk.mp3', 'audio/mpeg');
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    expectShape(`${key(e)} (MP3)`, e.response, res.body);
+    const st = byKey('GET /sessions/{sessionId}/upload/{uploadId}/status');
+    const done = await waitFor('the MP3 upload to be analysed', async () => {
+      const r = await replay(st, { sessionId: mp3Id, uploadId: res.body.data.uploadId });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      return r.body.data.processingStatus === 'completed' || r.body.data.processingStatus === 'failed' ? r.body : null;
+    }, 240_000, 500);
+    expectShape(`${key(st)} (MP3)`, st.response, done);
+    assert.deepEqual([done.data.processingStatus, done.data.fileSize], ['completed', mp3.length]);
+    const t = await replay(byKey('GET /sessions/{sessionId}/transcript'), { sessionId: mp3Id });
+    assert.match(t.body.data.transcript.text.toLowerCase(), /ask not/);
+  });
+
+  /** A session whose analysis is dated 40 days back (the progress test), and its overall score. */
+  let previousId = '';
+  let previousScore = 0;
+  /** The report's rows of this suite's three analysed sessions, by audio start (read by the report test). */
+  let reportRows: Array<{ id: string; startedAt: string; duration: number; score: number | null }> = [];
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
+  test("GET /reports/sessions: the document's report (summary, trends) of today's analysed sessions by the documented rules; its downloadUrl is the CSV; pdf 406", async () => {
+    const e = byKey('GET /reports/sessions');
+    const today = new Date().toISOString().slice(0, 10);
+    const day = await replay(e, {}, `?startDate=${today}&endDate=${today}&format=json`);
+    assert.equal(day.status, 200, JSON.stringify(day.body));
+    expectShape(`${key(e)} (today)`, e.response, day.body);
+    const r = day.body.data.report;
+    reportRows = [...r.sessions].sort((a: { startedAt: string }, b: { startedAt: string }) => Date.parse(a.startedAt) - Date.parse(b.startedAt));
+    assert.deepEqual(reportRows.map((x) => x.id).sort(), [sessionId, liveId, mp3Id].sort(), 'the analysed sessions of the day');
+    const scored = reportRows.filter((x) => x.score !== null).map((x) => x.score!);
+    assert.equal(scored.length, 3, 'all three are scored');
+    assert.equal(r.summary.totalSessions, 3);
+    assert.ok(Math.abs(r.summary.totalDuration - reportRows.reduce((n, x) => n + x.duration, 0)) < 0.5, JSON.stringify(r.summary));
+    assert.ok(Math.abs(r.summary.averageScore - mean(scored)) < 0.11, JSON.stringify(r.summary));
+    // Every session is today's: the earlier half of the day (its UTC days are the halves' unit) has none.
+    assert.equal(r.summary.improvement, null);
+    assert.deepEqual(r.trends.scores.map((x: { date: string }) => x.date), [today]);
+    assert.deepEqual([Date.parse(r.period.start), Date.parse(r.period.end)], [Date.parse(`${today}T00:00:00Z`), Date.parse(`${today}T00:00:00Z`) + 86_400_000], JSON.stringify(r.period));
+
+    const csv = await fetch(r.downloadUrl, { headers: { authorization: `Bearer ${token}` } });
+    requests++;
+    assert.equal(csv.status, 200);
+    assert.match(String(csv.headers.get('content-type')), /^text\/csv/);
+    const lines = (await csv.text()).trim().split('\r\n');
+    assert.deepEqual([lines.length, lines[0].split(',')[0]], [4, 'id']);
+    assert.equal((await replay(e, {}, `?startDate=${today}&endDate=${today}&format=pdf`)).status, 406);
+  });
+
+  test('GET /search/sessions: a phrase of the transcripts finds the three sessions with highlights in seconds, under each documented sort; the documented pagination', async () => {
+    const e = byKey('GET /search/sessions');
+    const ids = [sessionId, liveId, mp3Id];
+    for (const sort of ['relevance', 'date', 'score'] as const) {
+      const res = await replay(e, {}, `?q=${encodeURIComponent('ask not')}&sort=${sort}&page=1&limit=20`);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      expectShape(`${key(e)} sort=${sort}`, e.response, res.body);
+      const results = res.body.data.results as Array<{ id: string; score: number; relevance: number; highlights: Array<{ text: string; start: number; end: number }> }>;
+      assert.deepEqual(results.map((x) => x.id).sort(), [...ids].sort());
+      assert.deepEqual(res.body.data.pagination, { page: 1, limit: 20, total: 3, pages: 1 });
+      for (const x of results) {
+        assert.ok(x.highlights.some((h) => /\bask not\b/i.test(h.text)), JSON.stringify(x.highlights));
+        assert.ok(x.highlights.every((h) => h.end > h.start), JSON.stringify(x.highlights));
+      }
+      const byStart = new Map(reportRows.map((x) => [x.id, Date.parse(x.startedAt)]));
+      if (sort === 'date') assert.deepEqual(results.map((x) => x.id), [...ids].sort((a, b) => byStart.get(b)! - byStart.get(a)!), 'newest audio first');
+      if (sort === 'score') assert.ok(results.every((x, i) => i === 0 || results[i - 1].score >= x.score), 'highest score first');
+      if (sort === 'relevance') assert.ok(results.every((x, i) => i === 0 || results[i - 1].relevance >= x.relevance), 'most relevant first');
+    }
+    const none = await replay(e, {}, `?q=${encodeURIComponent('xylophone')}`);
+    assert.deepEqual([none.status, none.body.data.results, none.body.data.pagination.total], [200, [], 0]);
+  });
+
+  test('GET /analytics/progress: overallScore, categoryScores, practiceTime and improvements of the analysed sessions, against a previous window', async () => {
+    const e = byKey('GET /analytics/progress');
+    // First as the suite's data stands: every session's audio is from now, so the previous month
+    // is empty (previous, change and trend null; no improvements).
+    const first = await replay(e, {}, '?period=month');
+    assert.equal(first.status, 200, JSON.stringify(first.body));
+    const noPrevious = { ...e.response, data: { analytics: { ...e.response.data.analytics, improvements: [] } } };
+    expectShape(`${key(e)} (no previous window)`, noPrevious, first.body);
+    const cur = first.body.data.analytics;
+    assert.deepEqual([cur.period, cur.overallScore.previous, cur.overallScore.trend, cur.improvements], ['month', null, null, []]);
+    const scored = reportRows.map((x) => x.score!);
+    assert.ok(Math.abs(cur.overallScore.current - mean(scored)) < 0.06, `${cur.overallScore.current} vs ${mean(scored)}`);
+    assert.equal(cur.practiceTime.sessions, 3);
+    assert.ok(Math.abs(cur.practiceTime.total - reportRows.reduce((n, x) => n + x.duration, 0)) < 0.5, JSON.stringify(cur.practiceTime));
+
+    // Then with a session in the previous window. No route dates audio in the past: the session is
+    // created by the document's example, and its analysis rows are written to ClickHouse here:
+    // the uploaded session's summary moved 40 days back, scored 10 points below this window's
+    // means in every category.
+    const created = await replay(byKey('POST /sessions'), {});
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    previousId = created.body.data.session.id;
+    const summaries = app.store.table('speech_summaries');
+    const scoresTable = app.store.table('speech_scores');
+    // (A subquery: REPLACE's session_id alias would otherwise be what the WHERE compares.)
+    await app.store.client.command({
+      query: `INSERT INTO ${summaries} SELECT * REPLACE ({pid:String} AS session_id, audio_started_at - INTERVAL 40 DAY AS audio_started_at)
+              FROM (SELECT * FROM ${summaries} FINAL WHERE session_id = {sid:String})`,
+      query_params: { pid: previousId, sid: sessionId },
+    });
+    previousScore = cur.overallScore.current - 10;
+    const was = {
+      overall: previousScore,
+      clarity: cur.categoryScores.clarity.current - 10,
+      pace: cur.categoryScores.pace.current - 10,
+      engagement: cur.categoryScores.engagement.current - 10,
+      confidence: cur.categoryScores.confidence.current - 10,
+    };
+    await app.store.client.command({
+      query: `INSERT INTO ${scoresTable} SELECT * REPLACE ({pid:String} AS session_id, {overall:Float64} AS overall, {clarity:Float64} AS clarity, {pace:Float64} AS pace,
+                {engagement:Float64} AS engagement, {confidence:Float64} AS confidence) FROM (SELECT * FROM ${scoresTable} FINAL WHERE session_id = {sid:String} LIMIT 1)`,
+      query_params: { pid: previousId, sid: sessionId, ...was },
+    });
+    const written = await app.store.client.query({
+      query: `SELECT (SELECT count() FROM ${summaries} FINAL WHERE session_id = {pid:String}) AS summaries, (SELECT count() FROM ${scoresTable} FINAL WHERE session_id = {pid:String}) AS scores`,
+      query_params: { pid: previousId },
+      format: 'JSONEachRow',
+    });
+    assert.deepEqual(((await written.json()) as Array<Record<string, string | number>>).map((r) => [Number(r.summaries), Number(r.scores)]), [[1, 1]]);
+    const second = await replay(e, {}, '?period=month');
+    assert.equal(second.status, 200, JSON.stringify(second.body));
+    expectShape(`${key(e)} (with a previous window)`, e.response, second.body);
+    const a = second.body.data.analytics;
+    assert.ok(Math.abs(a.overallScore.previous - was.overall) < 0.06 && Math.abs(a.overallScore.change - 10) < 0.11, JSON.stringify(a.overallScore));
+    assert.equal(a.overallScore.trend, 'improving');
+    assert.deepEqual(a.practiceTime, cur.practiceTime, 'the previous window is not practice time of this one');
+    assert.deepEqual(a.improvements.map((i: { category: string }) => i.category).sort(), ['clarity', 'confidence', 'engagement', 'pace']);
+    assert.ok(a.improvements.every((i: { improvement: number; sessions: number }) => Math.abs(i.improvement - 10) < 0.11 && i.sessions === 3), JSON.stringify(a.improvements));
+    // metrics= keeps only the named parts.
+    const some = await replay(e, {}, '?period=month&metrics=overallScore,practiceTime');
+    assert.deepEqual(Object.keys(some.body.data.analytics).filter((k) => k !== 'period' && k !== 'window').sort(), ['overallScore', 'practiceTime']);
+  });
+
+  test('GET /reports/sessions over 45 days: the session of 40 days ago in the earlier half, improvement = later minus earlier', async () => {
+    const e = byKey('GET /reports/sessions');
+    const today = new Date().toISOString().slice(0, 10);
+    const from = new Date(Date.parse(`${today}T00:00:00Z`) - 45 * 86_400_000).toISOString().slice(0, 10);
+    const res = await replay(e, {}, `?startDate=${from}&endDate=${today}&format=json`);
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    expectShape(`${key(e)} (45 days)`, e.response, res.body);
+    const r = res.body.data.report;
+    assert.deepEqual(r.sessions.map((x: { id: string }) => x.id).sort(), [...reportRows.map((x) => x.id), previousId].sort());
+    assert.equal(r.summary.totalSessions, 4);
+    const improvement = mean(reportRows.map((x) => x.score!)) - previousScore;
+    assert.ok(typeof r.summary.improvement === 'number' && Math.abs(r.summary.improvement - improvement) < 0.11, `improvement ${r.summary.improvement}, expected ${improvement}`);
+    assert.equal(r.trends.scores.length, 2, JSON.stringify(r.trends.scores));
   });
 
   test('DELETE /sessions/{sessionId}: the documented body; no row of the session is left in any speech table', async () => {
