@@ -522,7 +522,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
     assert.equal(other.status, 403, JSON.stringify(other.body));
   });
 
-  test('Mesh Network Endpoints / List Active Mesh Sessions and Join Mesh Session: a live public group; every documented field of both answers', async () => {
+  test('Mesh Network Endpoints / List Active Mesh Sessions and Join Mesh Session: a live public group; every documented field of both answers; the Mesh WebSocket Protocol messages', async () => {
     const list = bySubsection('List Active Mesh Sessions');
     const joinExample = bySubsection('Join Mesh Session');
     // A public group session with the list example's host name and tier requirement, made
@@ -537,10 +537,17 @@ describe('coherence platform document: request examples replayed verbatim', () =
     const hostToken = app.token('usr-mesh-host', ORG);
     const created = await app.request('POST', '/v1/mesh/sessions', {
       token: hostToken,
-      body: { name: 'Morning Coherence Circle', visibility: 'public', max_participants: 10, duration: 1800, host_display_name: 'Sarah Kim', join_requirements: requirements },
+      // A threshold the paced group holds within seconds, so a manifestation_event comes (the default, 0.7 for 30 s, may not).
+      body: { name: 'Morning Coherence Circle', visibility: 'public', max_participants: 10, duration: 1800, host_display_name: 'Sarah Kim', join_requirements: requirements, coherence_threshold: 0.3, threshold_duration_s: 10 },
     });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     const meshId = created.body.id as string;
+    // The host watches the group's stream from the start (the document's "Mesh WebSocket Protocol").
+    const meshWs = new WebSocket(created.body.websocket_url, { headers: { authorization: `Bearer ${hostToken}` } });
+    const meshInbox: Array<{ type: string; payload: Record<string, unknown> }> = [];
+    meshWs.on('message', (m) => meshInbox.push(JSON.parse(m.toString())));
+    let meshWsError: Error | null = null;
+    meshWs.on('error', (err) => (meshWsError = err));
     const t0 = Math.floor((Date.now() - 150_000) / 5000) * 5000 + 1250;
     const members = ['usr-mesh-host', 'usr-mesh-member'].map((user, i) => ({
       user,
@@ -628,9 +635,54 @@ describe('coherence platform document: request examples replayed verbatim', () =
       // The example's body was stored: joining again answers the same participant.
       const again = await replay(joinExample, { mesh_id: meshId });
       assert.deepEqual([again.status, again.body.participant_id, again.body.already_joined], [200, joined.body.participant_id, true]);
+
+      // The Mesh WebSocket Protocol: the document names each message's fields in a comment of its
+      // switch ("// { coherence: 0.78, participant_count: 127 }", "// { user_id, display_name,
+      // position }"). Attune's stream carries them in the session-sync envelope's payload
+      // (README, Group sessions). Each documented field must be there, with the type of the
+      // value shown where the comment shows one.
+      const block = docBlocks(markdown).find((b) => b.subsection === 'Mesh WebSocket Protocol' && b.lang === 'javascript');
+      assert.ok(block, 'the document shows the mesh WebSocket protocol');
+      const documented = [...block.text.matchAll(/case '([a-z_]+)':[^\n]*\n[^\n]*\n\s*\/\/ \{ ([^}]*) \}/g)].map((m) => ({
+        type: m[1],
+        fields: m[2].split(',').map((f) => f.trim()).map((f) => {
+          const [name, value] = f.split(':').map((x) => x.trim());
+          return { name, value: value === undefined ? undefined : /^'.*'$/.test(value) ? value.slice(1, -1) : Number(value) };
+        }),
+      }));
+      assert.deepEqual(documented.map((d) => d.type), ['group_coherence', 'participant_joined', 'sync_pulse', 'manifestation_event']);
+      const wanted: Record<string, (m: { payload: Record<string, unknown> }) => boolean> = {
+        group_coherence: () => true,
+        // The conformance user's join, the example's (not anonymous).
+        participant_joined: (m) => m.payload.user_id === USER,
+        // After a group window: group_sync is R of the latest one (null before).
+        sync_pulse: (m) => m.payload.group_sync !== null,
+        manifestation_event: () => true,
+      };
+      for (const d of documented) {
+        const msg = await waitFor(`${d.type} on the mesh stream`, () => {
+          if (meshWsError) throw meshWsError;
+          return meshInbox.find((m) => m.type === d.type && wanted[d.type](m));
+        }, 90_000, 100);
+        for (const f of d.fields) {
+          const path = `${d.type}.${f.name}`;
+          const got = msg.payload[f.name];
+          if (!(f.name in msg.payload)) fieldChecks.push({ path, ok: false, problem: 'missing' });
+          else if (f.value === undefined) fieldChecks.push({ path, ok: true });
+          else fieldChecks.push(...checkShape({ [f.name]: f.value }, { [f.name]: got }, d.type, NULLABLE));
+        }
+        assert.deepEqual(fieldChecks.filter((c) => !c.ok), [], `${d.type}: ${JSON.stringify(msg)}`);
+      }
+      const joinedMsg = meshInbox.find((m) => m.type === 'participant_joined' && m.payload.user_id === USER)!;
+      assert.equal(joinedMsg.payload.position, 3);
+      const pulse = meshInbox.find((m) => m.type === 'sync_pulse')!;
+      assert.ok(['inhale', 'exhale'].includes(pulse.payload.phase as string) && (pulse.payload.progress as number) >= 0 && (pulse.payload.progress as number) <= 1, JSON.stringify(pulse));
+      const manifestation = meshInbox.find((m) => m.type === 'manifestation_event')!;
+      assert.ok((manifestation.payload.duration as number) >= 10 && (manifestation.payload.strength as number) >= 0.3, JSON.stringify(manifestation));
     } finally {
       streaming = false;
       await streamer;
+      meshWs.close();
     }
   });
 
