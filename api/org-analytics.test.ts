@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestAttune, type TestAttune } from '../test/attune.js';
 import type { CoherenceWindowRow } from '../store/rows.js';
-import { engagementTrend, orgCoherenceQuery, periodBounds } from './org-analytics.js';
+import { coherenceReader, engagementTrend, orgCoherenceQuery, periodBounds, type CoherenceRow } from './org-analytics.js';
 import { OrgAnalyticsRepository } from '../store/postgres/org-analytics-repo.js';
 
 const DAY = 86_400_000;
@@ -161,6 +161,54 @@ describe('organisation analytics over HTTP', () => {
     });
     const plan = ((await rs.json()) as Array<{ explain: string }>).map((r) => r.explain).join('\n');
     assert.match(plan, /org_daily_users/, plan);
+  });
+
+  test('a kept coherence answer is served only while coherence_windows is unchanged: after an insert, a replayed window, a merge and a delete each answer equals a fresh computation', async () => {
+    const C = 'org-cache';
+    const token = app.token('c-admin', C, ADMIN_SCOPES);
+    const reader = coherenceReader({ clickhouse: app.store.client, database: app.database });
+    const ymd = (t: number) => new Date(t).toISOString().slice(0, 10);
+    const table = app.store.table('coherence_windows');
+    const insert = (rows: CoherenceWindowRow[]) => app.store.client.insert({ table, values: rows, format: 'JSONEachRow' });
+    // What the route answers against the query run now, without the cache, for every period.
+    const same = async (what: string) => {
+      const answers: Record<string, unknown> = {};
+      for (const period of ['7d', '30d', '90d'] as const) {
+        const res = await app.request('GET', `/v1/organizations/${C}/analytics?period=${period}`, { token });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        const { prevFrom, from, to } = periodBounds(period, Date.now());
+        const rows = await reader.fresh({ org: C, prevFrom: ymd(prevFrom), from: ymd(from), to: ymd(to) });
+        const cur = rows.find((r: CoherenceRow) => Number(r.cur) === 1);
+        const expected = {
+          active: Number(cur?.users ?? 0),
+          average_coherence: cur && Number(cur.windows) > 0 ? Number((Number(cur.score_sum) / Number(cur.windows)).toFixed(4)) : null,
+          time_in_high_coherence: Number(cur?.high_windows ?? 0) * 5,
+        };
+        const got = { active: res.body.users.active, average_coherence: res.body.sessions.average_coherence, time_in_high_coherence: res.body.sessions.time_in_high_coherence };
+        assert.deepEqual(got, expected, `${what}, ${period}`);
+        answers[period] = got;
+      }
+      return answers['7d'] as { active: number; average_coherence: number | null; time_in_high_coherence: number };
+    };
+    const w1 = run(C, 'c1', 'sc1', today + 3600_000, 10, 0.6);
+    await insert(w1);
+    assert.deepEqual(await same('first answers'), { active: 1, average_coherence: 0.6, time_in_high_coherence: 50 });
+    const before = { ...reader.stats };
+    assert.deepEqual(await same('unchanged'), { active: 1, average_coherence: 0.6, time_in_high_coherence: 50 });
+    assert.equal(reader.stats.hits - before.hits, 3, 'nothing changed: the three periods served from the cache');
+    // A new window of another user.
+    await insert([window(C, 'c2', 'sc2', today + 7200_000, 0.2)]);
+    assert.deepEqual(await same('after an insert'), { active: 2, average_coherence: Number((6.2 / 11).toFixed(4)), time_in_high_coherence: 50 });
+    // A replayed window (the same session and window_end again, a later computed_at): one more
+    // part until a merge drops it; the active users, a set, do not change.
+    await insert([{ ...w1[9], computed_at: w1[9].computed_at + 1000 }]);
+    const replayed = await same('after a replayed window');
+    assert.equal(replayed.active, 2, 'a replayed window is not a second user');
+    await app.store.client.command({ query: `OPTIMIZE TABLE ${table} FINAL` });
+    assert.deepEqual(await same('after the merge dropped the copy'), { active: 2, average_coherence: Number((6.2 / 11).toFixed(4)), time_in_high_coherence: 50 });
+    // A mutation deleting c2's window.
+    await app.store.client.command({ query: `ALTER TABLE ${table} DELETE WHERE org_id = '${C}' AND user_id = 'c2' SETTINGS mutations_sync = 2` });
+    assert.deepEqual(await same('after a delete'), { active: 1, average_coherence: 0.6, time_in_high_coherence: 50 });
   });
 
   test('the daily sessions rollup (0007) equals the direct computation after creates, ends, replays, moves and a delete', async () => {

@@ -6,7 +6,7 @@
 //
 // Each query reads one organisation's rows through an index: org_daily_sessions_pkey
 // (org_id, day, protocol) for the sessions of a period (the daily rollup of migration 0007),
-// users_pkey for the users.
+// users_pkey for the users (orgFigures asks both in one statement).
 import type { SqlQueryable } from './client.js';
 import { toDate } from './sql.js';
 
@@ -35,6 +35,16 @@ export class OrgAnalyticsRepository {
 
   /** Session figures of [from, to) and the session count of the period before it, [prevFrom, from). Times in epoch ms, UTC midnights. */
   async sessionFigures(orgId: string, prevFrom: number, from: number, to: number): Promise<OrgSessionFigures> {
+    const { users: _users, ...figures } = await this.orgFigures(orgId, prevFrom, from, to);
+    return figures;
+  }
+
+  /**
+   * sessionFigures and userCount in one statement: the route's whole PostgreSQL part in one
+   * round trip (with PGlite each statement runs on the event loop's thread, so one fewer
+   * statement is time no other request waits for).
+   */
+  async orgFigures(orgId: string, prevFrom: number, from: number, to: number): Promise<OrgSessionFigures & { users: number }> {
     // From the daily rollup org_daily_sessions (schemas/postgres/0007: per organisation, UTC
     // day of the start and protocol; kept by triggers in the sessions' own transactions), by
     // its primary key: at most days x 7 rows, whatever the number of sessions. The bounds are
@@ -42,7 +52,7 @@ export class OrgAnalyticsRepository {
     // duration is the exact (numeric) duration sum over the ended count, as avg() would give;
     // top_protocol: most sessions, ties to the first by name (as mode() WITHIN GROUP (ORDER BY
     // protocol) over the sessions did).
-    const { rows } = await this.sql.query<{ cur: number | string; prev: number | string; avg_s: number | string | null; top_protocol: string | null }>(
+    const { rows } = await this.sql.query<{ users: number | string; cur: number | string; prev: number | string; avg_s: number | string | null; top_protocol: string | null }>(
       `WITH d AS (
          SELECT day, protocol, started, ended, duration_sum_s FROM org_daily_sessions
           WHERE org_id = $1 AND day >= $2::date AND day < $4::date)
@@ -50,13 +60,15 @@ export class OrgAnalyticsRepository {
               COALESCE(sum(started) FILTER (WHERE day < $3::date), 0) AS prev,
               sum(duration_sum_s) FILTER (WHERE day >= $3::date) / NULLIF(sum(ended) FILTER (WHERE day >= $3::date), 0) AS avg_s,
               (SELECT protocol FROM d WHERE day >= $3::date AND protocol <> '' GROUP BY protocol HAVING sum(started) > 0
-                ORDER BY sum(started) DESC, protocol LIMIT 1) AS top_protocol
+                ORDER BY sum(started) DESC, protocol LIMIT 1) AS top_protocol,
+              (SELECT count(*) FROM users WHERE org_id = $1) AS users
          FROM d`,
       [orgId, utcDay(prevFrom), utcDay(from), utcDay(to)],
     );
     const r = rows[0];
     const avg = r?.avg_s === null || r?.avg_s === undefined ? null : Number(r.avg_s);
     return {
+      users: Number(r?.users ?? 0),
       sessions: Number(r?.cur ?? 0),
       previousSessions: Number(r?.prev ?? 0),
       averageDurationS: avg === null || !Number.isFinite(avg) ? null : avg,
