@@ -1,11 +1,11 @@
 // GET /v1/search/sessions: the speech-coaching document's transcript search. The query is
 // normalised as transcripts are stored (lower case, letters, digits and apostrophes; other
 // characters are spaces) into up to MAX_WORDS words. A session matches when every word of the
-// query occurs, as a whole word, in its final transcript segments. ClickHouse finds them in one
-// grouped read of speech_segments (org, then user: the ORDER BY prefix; then the n-gram bloom
-// filter skip index of 0009 through multiSearchAny), ranks and pages them (count() OVER () for
-// the total), and a second read of the page's matching segments and their words gives the
-// highlights with times. Titles, types and dates come from PostgreSQL, for the page only.
+// query occurs, as a whole word, in its final transcript segments. The ClickHouse reads are in
+// store/speech-search.ts: matching and ranking from the inverted index speech_terms (migration
+// 0011: a primary-key range per word, positions for the phrase), paged there (count() OVER ()
+// for the total); then the page's matching segments and their words give the highlights with
+// times, while PostgreSQL gives titles, types and dates, in parallel.
 //
 // Relevance (0..1, documented in the README): 0.5 when the words occur together as the
 // phrase in one segment, plus 0.5 x min(1, occurrences of the query's words / (2 x words)).
@@ -13,7 +13,7 @@ import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { Scopes } from '../lib/principal.js';
 import { toNumber } from '../store/clickhouse.js';
-import { SpeechTables } from '../store/rows.js';
+import { pageDetails, searchTranscripts, type HighlightSegment as SegmentRow, type HighlightWord as WordRow } from '../store/speech-search.js';
 import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
@@ -45,31 +45,6 @@ interface SearchQuery {
   user_id?: string;
 }
 
-interface MatchRow {
-  session_id: string;
-  user_id: string;
-  started_ms: number | string;
-  relevance: number;
-  overall: number | null;
-  total: number | string;
-}
-
-interface SegmentRow {
-  session_id: string;
-  segment_index: number | string;
-  start_ms: number | string;
-  end_ms: number | string;
-  text: string;
-}
-
-interface WordRow {
-  session_id: string;
-  segment_index: number | string;
-  text: string;
-  start_ms: number | string;
-  end_ms: number | string;
-}
-
 export interface Highlight {
   text: string;
   start: number | null;
@@ -95,7 +70,7 @@ export function highlightsOf(words: string[], segments: SegmentRow[], wordsOf: (
       len = 1;
       at = tokens.findIndex((t) => words.includes(t));
     }
-    if (at < 0) continue; // matched as a substring only (multiSearchAny), not as a word
+    if (at < 0) continue; // its timed words hold no query word (they split differently from the text)
     const a = Math.max(0, at - CONTEXT_WORDS);
     const b = Math.min(tokens.length, at + len + CONTEXT_WORDS);
     const sec = (v: number | string) => roundTo(toNumber(v) / 1000, 3);
@@ -165,89 +140,15 @@ export async function registerSpeechSearchRoutes(app: FastifyInstance, ctx: AppC
       const page = q.page ?? 1;
       const limit = q.limit ?? 20;
       const sort = q.sort ?? 'relevance';
-      const segments = `${ctx.database}.${SpeechTables.speechSegments}`;
-      const where =
-        'org_id = {org:String}' +
-        (user === null ? '' : ' AND user_id = {user:String}') +
-        (from === null ? '' : ' AND audio_started_at >= fromUnixTimestamp64Milli({from:Int64})') +
-        (to === null ? '' : ' AND audio_started_at < fromUnixTimestamp64Milli({to:Int64})') +
-        ' AND is_final AND multiSearchAny(text, {words:Array(String)})';
-      // Candidates first, without FINAL (which must merge the versions of every key range it
-      // reads): sessions whose segments, all versions counted, hold every word, a superset of
-      // those that match under FINAL; the FINAL read then covers only these sessions (session_id
-      // follows org and user in the ORDER BY). Both reads use the skip index.
-      const candidates = `SELECT session_id FROM ${segments} WHERE ${where} GROUP BY session_id
-        HAVING arrayAll(c -> c > 0, sumForEach(arrayMap(w -> countSubstrings(concat(' ', text, ' '), w), {padded:Array(String)})))`;
-      const order =
-        sort === 'date' ? 'm.started_ms DESC, m.session_id'
-        : sort === 'score' ? 'sc.n > 0 DESC, sc.overall DESC, m.started_ms DESC, m.session_id'
-        : 'm.relevance DESC, m.started_ms DESC, m.session_id';
-      const params = {
-        org: p.orgId, user: user ?? '', from: from ?? 0, to: to ?? 0, words, limit, offset: (page - 1) * limit,
-        padded: words.map((w) => ` ${w} `), phrase: ` ${words.join(' ')} `,
-      };
-      const ch = clickhouseOf(ctx);
-      const rs = await ch.query({
-        query: `SELECT m.session_id AS session_id, m.user_id AS user_id, m.started_ms AS started_ms, m.relevance AS relevance,
-                       if(sc.n > 0, sc.overall, NULL) AS overall, count() OVER () AS total
-                FROM (
-                  SELECT session_id, any(user_id) AS user_id, toUnixTimestamp64Milli(any(audio_started_at)) AS started_ms,
-                         sumForEach(arrayMap(w -> countSubstrings(t, w), {padded:Array(String)})) AS per_word,
-                         countIf(position(t, {phrase:String}) > 0) AS phrase_segments,
-                         round(0.5 * (phrase_segments > 0) + 0.5 * least(1, arraySum(per_word) / (2 * length(per_word))), 3) AS relevance
-                  FROM (SELECT session_id, user_id, audio_started_at, concat(' ', text, ' ') AS t FROM ${segments} FINAL
-                        WHERE ${where} AND session_id IN (${candidates}))
-                  GROUP BY session_id
-                  HAVING arrayAll(c -> c > 0, per_word)
-                ) AS m
-                LEFT JOIN (
-                  SELECT session_id, argMax(overall, computed_at) AS overall, count() AS n
-                  FROM ${ctx.database}.${SpeechTables.speechScores} FINAL
-                  WHERE org_id = {org:String}${user === null ? '' : ' AND user_id = {user:String}'} AND session_id IN (${candidates})
-                  GROUP BY session_id
-                ) AS sc ON m.session_id = sc.session_id
-                ORDER BY ${order}
-                LIMIT {limit:UInt32} OFFSET {offset:UInt32}`,
-        query_params: params,
-        format: 'JSONEachRow',
+      // Matching and ranking from the inverted index of 0011 (store/speech-search.ts); then the
+      // page's scores and highlight rows and its PostgreSQL titles, independent reads, in parallel.
+      const { matches, total } = await searchTranscripts(clickhouseOf(ctx), ctx.database, {
+        orgId: p.orgId, userId: user, words, from, to, sort, limit, offset: (page - 1) * limit,
       });
-      const matches = await rs.json<MatchRow>();
-      let total = matches.length > 0 ? toNumber(matches[0].total) : 0;
-      if (matches.length === 0 && page > 1) {
-        // Past the last page: the total from a count of the same matches.
-        const c = await ch.query({
-          query: `SELECT count() AS n FROM (SELECT session_id FROM (SELECT session_id, concat(' ', text, ' ') AS t FROM ${segments} FINAL WHERE ${where})
-                  GROUP BY session_id HAVING arrayAll(c -> c > 0, sumForEach(arrayMap(w -> countSubstrings(t, w), {padded:Array(String)}))))`,
-          query_params: params,
-          format: 'JSONEachRow',
-        });
-        total = toNumber((await c.json<{ n: number | string }>())[0]?.n ?? 0);
-      }
-
-      const ids = matches.map((m) => m.session_id);
-      const [segs, timed, described] = ids.length === 0 ? [[], [], new Map()] as const : await Promise.all([
-        ch
-          .query({
-            query: `SELECT session_id, segment_index, start_ms, end_ms, text FROM ${segments} FINAL
-                    WHERE org_id = {org:String} AND session_id IN {ids:Array(String)} AND is_final AND multiSearchAny(text, {words:Array(String)})
-                    ORDER BY session_id, segment_index`,
-            query_params: { org: p.orgId, ids, words },
-            format: 'JSONEachRow',
-          })
-          .then((r) => r.json<SegmentRow>()),
-        ch
-          .query({
-            query: `SELECT session_id, segment_index, text, start_ms, end_ms FROM ${ctx.database}.${SpeechTables.speechWords} FINAL
-                    WHERE org_id = {org:String} AND session_id IN {ids:Array(String)}
-                      AND (session_id, segment_index) IN (SELECT session_id, segment_index FROM ${segments} FINAL
-                        WHERE org_id = {org:String} AND session_id IN {ids:Array(String)} AND is_final AND multiSearchAny(text, {words:Array(String)}))
-                    ORDER BY session_id, segment_index, word_index`,
-            query_params: { org: p.orgId, ids, words },
-            format: 'JSONEachRow',
-          })
-          .then((r) => r.json<WordRow>()),
-        speechRepo(ctx).describeMany(p.orgId, ids),
-      ]);
+      const ids = matches.map((m) => m.sessionId);
+      const [{ overall, segments: segs, words: timed }, described] = ids.length === 0
+        ? [{ overall: new Map<string, number>(), segments: [], words: [] }, new Map()] as const
+        : await Promise.all([pageDetails(clickhouseOf(ctx), ctx.database, p.orgId, matches), speechRepo(ctx).describeMany(p.orgId, ids)]);
       const segsOf = new Map<string, SegmentRow[]>();
       for (const s of segs) segsOf.set(s.session_id, [...(segsOf.get(s.session_id) ?? []), s]);
       const wordsOf = new Map<string, WordRow[]>();
@@ -259,20 +160,20 @@ export async function registerSpeechSearchRoutes(app: FastifyInstance, ctx: AppC
       }
       const results = [];
       for (const m of matches) {
-        const s = described.get(m.session_id);
+        const s = described.get(m.sessionId);
         if (!s) continue; // deleted from PostgreSQL; its ClickHouse rows are going
         results.push({
-          id: m.session_id,
+          id: m.sessionId,
           title: s.title,
           type: s.type,
-          score: m.overall === null ? null : roundTo(m.overall, 1),
+          score: overall.has(m.sessionId) ? roundTo(overall.get(m.sessionId)!, 1) : null,
           duration: roundTo(s.audioDurationS, 3),
           createdAt: new Date(s.createdAt).toISOString(),
-          highlights: highlightsOf(words, segsOf.get(m.session_id) ?? [], (seg) => wordsOf.get(`${seg.session_id}/${toNumber(seg.segment_index)}`) ?? []),
+          highlights: highlightsOf(words, segsOf.get(m.sessionId) ?? [], (seg) => wordsOf.get(`${seg.session_id}/${toNumber(seg.segment_index)}`) ?? []),
           relevance: m.relevance,
           // Attune's additions.
-          userId: m.user_id,
-          startedAt: new Date(toNumber(m.started_ms)).toISOString(),
+          userId: m.userId,
+          startedAt: new Date(m.startedMs).toISOString(),
         });
       }
       return withDocEnvelope({}, { results, pagination: { page, limit, total, pages: Math.ceil(total / limit) } }, req, ctx.clock());

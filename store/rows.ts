@@ -124,6 +124,8 @@ export const SpeechTables = {
   speechScores: 'speech_scores',
   speechFillers: 'speech_fillers',
   speechSummaries: 'speech_summaries',
+  /** Transcript search's inverted index (0011), written by a materialized view on speech_segments. */
+  speechTerms: 'speech_terms',
 } as const;
 
 /** What the user practises: the API's `type` field, stored as speech_sessions.kind. */
