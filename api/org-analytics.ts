@@ -152,6 +152,11 @@ export class OrgCoherenceReader {
     private readonly database: string,
   ) {}
 
+  /** Forgets every kept answer (the bench's cache-miss route). */
+  clear(): void {
+    this.answers.clear();
+  }
+
   /** The query run now, without the cache. */
   async fresh(params: CoherenceParams): Promise<CoherenceRow[]> {
     const rs = await this.client.query({ query: orgCoherenceQuery(this.database), query_params: { ...params }, format: 'JSONEachRow' });

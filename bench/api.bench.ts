@@ -17,12 +17,15 @@
 // (seeded), the analytics requests rotate over 7d, 30d and 90d. Metrics: p50 and p99 latency
 // per route (ms, wall clock around fetch), median over runs.
 //
-// Two analytics routes: `analytics` on data that do not change between requests (the
+// Three analytics routes: `analytics` on data that do not change between requests (the
 // coherence answers are then served from the route's cache, api/org-analytics.ts, after one
-// cheap version read), and `analytics_fresh`, the same requests each preceded (untimed) by the
-// insert of one window of the organisation, today, as a store taking live windows sees: the
-// version has changed, so each answer is computed afresh (version read, then the projection
-// query). Each route's run also records the garbage collections and the event-loop delay while
+// cheap version read); `analytics_uncached`, the same with the cache emptied (untimed) before
+// each request, so each answer is computed afresh (version read, then the projection query) on
+// the same merged parts: what the route cost before the cache, in the same run; and
+// `analytics_fresh`, each request preceded (untimed) by the insert of one window of the
+// organisation, today, as a store taking live windows sees: the version has changed and the
+// table holds one more small part each time (about 30 inserts a second, faster than the
+// windows sink writes; the active parts are recorded). Each route's run also records the garbage collections and the event-loop delay while
 // its requests ran, to tell a tail from GC or a blocked loop from one from the queries.
 import { performance, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { BenchRun, describeMetric, runsArg } from './lib/results.js';
@@ -154,6 +157,7 @@ async function main(): Promise<void> {
         return { path: `/v1/sessions/${sessionUuid(s)}`, token: userToken(s % USERS) };
       },
       analytics: (i) => ({ path: `/v1/organizations/${ORG}/analytics?period=${periods[i % 3]}`, token: admin }),
+      analytics_uncached: (i) => ({ path: `/v1/organizations/${ORG}/analytics?period=${periods[i % 3]}`, token: admin, before: async () => reader.clear() }),
       analytics_fresh: (i) => ({ path: `/v1/organizations/${ORG}/analytics?period=${periods[i % 3]}`, token: admin, before: insertWindow }),
     };
     // One more valid window of a bench user, ending now (a new part of coherence_windows).
@@ -170,6 +174,10 @@ async function main(): Promise<void> {
       });
     };
     const { coherenceReader } = await import('../api/org-analytics.js');
+    const activeParts = async () => {
+      const rs = await app.store.client.query({ query: `SELECT count() AS n FROM system.parts WHERE database = '${db}' AND table = 'coherence_windows' AND active`, format: 'JSONEachRow' });
+      return Number(((await rs.json()) as Array<{ n: number | string }>)[0].n);
+    };
     const reader = coherenceReader({ clickhouse: app.store.client, database: db });
     const names = Object.keys(routes);
     const samples: Record<string, { p50: number[]; p99: number[] }> = Object.fromEntries(names.map((n) => [n, { p50: [], p99: [] }]));
@@ -218,11 +226,12 @@ async function main(): Promise<void> {
           event_loop_delay_max_ms: eld.max / 1e6,
           cache_hits: reader.stats.hits - cache0.hits,
           cache_misses: reader.stats.misses - cache0.misses,
+          active_parts: await activeParts(),
         };
         perRun.push(entry);
         console.log(
           `run ${k + 1} ${name}: p50 ${entry.p50_ms.toFixed(1)} ms, p99 ${entry.p99_ms.toFixed(1)} ms; GC ${entry.gc_count} (max ${entry.gc_max_ms.toFixed(1)} ms), ` +
-            `loop delay p99 ${entry.event_loop_delay_p99_ms.toFixed(1)} ms, max ${entry.event_loop_delay_max_ms.toFixed(1)} ms; cache ${entry.cache_hits} hits, ${entry.cache_misses} misses`,
+            `loop delay p99 ${entry.event_loop_delay_p99_ms.toFixed(1)} ms, max ${entry.event_loop_delay_max_ms.toFixed(1)} ms; cache ${entry.cache_hits} hits, ${entry.cache_misses} misses; ${entry.active_parts} parts`,
         );
       }
     }
