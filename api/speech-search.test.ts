@@ -1,13 +1,19 @@
 // GET /v1/search/sessions over HTTP against chDB and the entity database: a phrase said in one
 // transcript among many is found, with its highlight and word times; the same phrase in
 // another user's and another org's sessions is not (admin:org sees the org's); all words are
-// needed, as whole words; sort by date and score; the document's pagination; the skip index
-// of migration 0009 is on the table.
+// needed, as whole words; sort by date and score; the document's pagination. The inverted
+// index of migration 0011 answers as a scan of the final transcripts would (matches, totals and
+// relevance recomputed here from the segments' text); a segment stored twice counts once; its
+// backfill indexes segments written before it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SPEECH_READ, startSpeechTestServer, type SpeechTestServer } from './speech-api.test-util.js';
 import { seedAnalysedSessions, seedTranscripts, type SeededSession } from './speech-reports.test-util.js';
 import { searchWords } from './speech-search.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultMigrationsDir } from '../store/migrate.js';
+import { splitSqlStatements } from '../store/sql-split.js';
 
 let srv: SpeechTestServer;
 const ORG = 'o-search';
@@ -131,13 +137,106 @@ test('filters by date; bad queries are 400 naming the field', async () => {
   }
 });
 
-test('migration 0009 put the n-gram bloom filter skip index on speech_segments.text', async () => {
+test('migration 0011 dropped the n-gram skip index of 0009 (the inverted index replaces it) and indexes words through its view', async () => {
   const rs = await srv.store.client.query({
-    query: `SELECT name, type_full, expr FROM system.data_skipping_indices WHERE database = '${srv.store.database}' AND table = 'speech_segments' AND name = 'text_ngram'`,
+    query: `SELECT name FROM system.data_skipping_indices WHERE database = '${srv.store.database}' AND table = 'speech_segments' AND name = 'text_ngram'`,
     format: 'JSONEachRow',
   });
-  const rows = (await rs.json()) as Array<{ type_full: string; expr: string }>;
-  assert.equal(rows.length, 1);
-  assert.match(rows[0].type_full, /^ngrambf_v1\(3, ?16384, ?3, ?0\)$/);
-  assert.equal(rows[0].expr, 'text');
+  assert.deepEqual(await rs.json(), []);
+  const views = await srv.store.client.query({
+    query: `SELECT name FROM system.tables WHERE database = '${srv.store.database}' AND name = 'speech_terms_mv' AND engine = 'MaterializedView'`,
+    format: 'JSONEachRow',
+  });
+  assert.equal(((await views.json()) as unknown[]).length, 1);
+});
+
+/** The final segments of u-s's sessions as FINAL reads them, split into words: what the index must reproduce. */
+async function transcripts(): Promise<Map<string, string[][]>> {
+  const rs = await srv.store.client.query({
+    query: `SELECT session_id, text FROM ${srv.store.table('speech_segments')} FINAL
+            WHERE org_id = {org:String} AND user_id = 'u-s' AND is_final ORDER BY session_id, segment_index`,
+    query_params: { org: ORG },
+    format: 'JSONEachRow',
+  });
+  const out = new Map<string, string[][]>();
+  for (const r of (await rs.json()) as Array<{ session_id: string; text: string }>) {
+    out.set(r.session_id, [...(out.get(r.session_id) ?? []), r.text.split(' ')]);
+  }
+  return out;
+}
+
+/** The README's relevance computed from the words of a session's segments; null: not a match. */
+function relevanceOf(words: string[], segments: string[][]): number | null {
+  const per = words.map((w) => segments.reduce((n, seg) => n + seg.filter((t) => t === w).length, 0));
+  if (per.some((n) => n === 0)) return null;
+  const phrase = segments.some((seg) => seg.some((_, i) => words.every((w, k) => seg[i + k] === w)));
+  return 0.5 * (phrase ? 1 : 0) + 0.5 * Math.min(1, per.reduce((a, b) => a + b, 0) / (2 * words.length));
+}
+
+test('the index answers as a scan of the transcripts: the same sessions, totals and relevance for common and rare queries', async () => {
+  const all = await transcripts();
+  // From the generated vocabulary: one word, words in and out of order, a phrase, and the test's phrase.
+  for (const q of ['customers', 'focus on', 'on focus', 'the next quarter', 'quality thank you', 'elephants purple', PHRASE]) {
+    const words = searchWords(q);
+    const expected = new Map<string, number>();
+    for (const [id, segs] of all) {
+      const r = relevanceOf(words, segs);
+      if (r !== null) expected.set(id, r);
+    }
+    const got = new Map<string, number>();
+    let total = -1;
+    for (let page = 1; ; page++) {
+      const d = (await search(`q=${encodeURIComponent(q)}&sort=date&limit=100&page=${page}`)).body.data;
+      total = d.pagination.total;
+      for (const r of d.results as Array<{ id: string; relevance: number }>) got.set(r.id, r.relevance);
+      if (page >= d.pagination.pages) break;
+    }
+    assert.ok(expected.size > 0, `"${q}" matches something`);
+    assert.equal(total, expected.size, `"${q}" total`);
+    assert.deepEqual([...got.keys()].sort(), [...expected.keys()].sort(), `"${q}" sessions`);
+    // Rounded to 3 decimals by ClickHouse: within half a thousandth.
+    for (const [id, r] of expected) assert.ok(Math.abs(got.get(id)! - r) <= 0.0005 + 1e-9, `"${q}" ${id}: ${got.get(id)} vs ${r}`);
+  }
+});
+
+test('a segment stored twice (the worker writes each final segment again with its word count) counts once; repeated words each count', async () => {
+  const [s] = await seedAnalysedSessions(srv, { orgId: ORG, userId: 'u-dup', n: 1, startAt: T0, stepMs: 0 });
+  const row = (segment_index: number, text: string, computed_at: number) => ({
+    session_id: s.id, org_id: ORG, user_id: 'u-dup', audio_started_at: s.startedAt, segment_index, start_ms: segment_index * 5000,
+    end_ms: segment_index * 5000 + 4000, text, word_count: text.split(' ').length, is_final: true, model: 'moonshine-tiny', computed_at,
+  });
+  await srv.insertRows('speech_segments', [row(0, 'the the plan the end', s.startedAt + 1), row(1, 'zanzibar', s.startedAt + 1)]);
+  await srv.insertRows('speech_segments', [row(0, 'the the plan the end', s.startedAt + 9), row(1, 'zanzibar', s.startedAt + 9)]);
+  const tok = srv.token('u-dup', ORG, SPEECH_READ);
+  const found = async (q: string) => (await search(`q=${encodeURIComponent(q)}`, tok)).body.data;
+  // the x 3, plan, end: 5 occurrences of 3 words, no phrase. Counted twice it would be 0.5.
+  const loose = await found('the plan end');
+  assert.equal(loose.pagination.total, 1);
+  assert.equal(loose.results[0].relevance, Math.round(0.5 * (5 / 6) * 1000) / 1000);
+  // No phrase: the first query word of each matching segment, 3 words either side.
+  assert.deepEqual(loose.results[0].highlights.map((h: { text: string }) => h.text), ['the the plan the']);
+  // The phrase, in segment 0.
+  assert.equal((await found('plan the end')).results[0].relevance, Math.round((0.5 + 0.5 * (5 / 6)) * 1000) / 1000);
+  // Words of two segments match, but not as a phrase across them.
+  const across = (await found('end zanzibar')).results[0];
+  assert.equal(across.relevance, 0.5 * (2 / 4));
+  assert.deepEqual(across.highlights.map((h: { text: string }) => h.text), ['the plan the end', 'zanzibar']);
+});
+
+test("0011's backfill indexes segments written before it", async () => {
+  const [s] = await seedAnalysedSessions(srv, { orgId: ORG, userId: 'u-old', n: 1, startAt: T0, stepMs: 0 });
+  await srv.insertRows('speech_segments', [
+    { session_id: s.id, org_id: ORG, user_id: 'u-old', audio_started_at: s.startedAt, segment_index: 0, start_ms: 0, end_ms: 2000, text: 'quokka marmalade', word_count: 2, is_final: true, model: 'moonshine-tiny', computed_at: s.startedAt + 1 },
+  ]);
+  const tok = srv.token('u-old', ORG, SPEECH_READ);
+  const total = async () => (await search('q=quokka+marmalade', tok)).body.data.pagination.total;
+  assert.equal(await total(), 1, 'the view indexed it');
+  // As if written before 0011: its index rows gone.
+  await srv.store.client.command({ query: `DELETE FROM ${srv.store.table('speech_terms')} WHERE session_id = {s:String}`, query_params: { s: s.id } });
+  assert.equal(await total(), 0);
+  const sql = readFileSync(join(defaultMigrationsDir(), '0011_speech_terms_index.sql'), 'utf8').replaceAll('{{database}}', srv.store.database);
+  const backfill = splitSqlStatements(sql).filter((st) => /^INSERT INTO/m.test(st));
+  assert.equal(backfill.length, 1);
+  await srv.store.client.command({ query: backfill[0] });
+  assert.equal(await total(), 1, 'the backfill indexed it again');
 });

@@ -32,6 +32,9 @@
 -- partitions would cut into one range per month. index_granularity 1024 (not 8192): a rare
 -- word's few rows are read as one granule of 1,024 rows; 1.1 M word rows are 1,100 marks.
 --
+-- 0009's n-gram bloom filter skip index on speech_segments.text is dropped: nothing reads it
+-- any more, and every insert of segments paid for it.
+--
 -- Same conventions as 0001_heart.sql; every statement is idempotent (the backfill inserts the
 -- same keys again, which collapse).
 
@@ -64,3 +67,6 @@ SELECT org_id, user_id, w.1, session_id, segment_index, w.2, audio_started_at, c
 FROM {{database}}.speech_segments
 ARRAY JOIN arrayFilter(x -> x.1 != '', arrayZip(splitByChar(' ', text), arrayMap(i -> toUInt32(i - 1), arrayEnumerate(splitByChar(' ', text))))) AS w
 WHERE is_final;
+
+ALTER TABLE {{database}}.speech_segments
+    DROP INDEX IF EXISTS text_ngram;
