@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestAttune, type TestAttune } from '../test/attune.js';
 import type { CoherenceWindowRow } from '../store/rows.js';
-import { coherenceReader, engagementTrend, orgCoherenceQuery, periodBounds, type CoherenceRow } from './org-analytics.js';
+import { coherenceReader, engagementTrend, orgCoherenceQuery, periodBounds, validCoherence } from './org-analytics.js';
 import { OrgAnalyticsRepository } from '../store/postgres/org-analytics-repo.js';
 
 const DAY = 86_400_000;
@@ -178,7 +178,7 @@ describe('organisation analytics over HTTP', () => {
         assert.equal(res.status, 200, JSON.stringify(res.body));
         const { prevFrom, from, to } = periodBounds(period, Date.now());
         const rows = await reader.fresh({ org: C, prevFrom: ymd(prevFrom), from: ymd(from), to: ymd(to) });
-        const cur = rows.find((r: CoherenceRow) => Number(r.cur) === 1);
+        const cur = validCoherence(rows, true);
         const expected = {
           active: Number(cur?.users ?? 0),
           average_coherence: cur && Number(cur.windows) > 0 ? Number((Number(cur.score_sum) / Number(cur.windows)).toFixed(4)) : null,
@@ -209,6 +209,9 @@ describe('organisation analytics over HTTP', () => {
     // A mutation deleting c2's window.
     await app.store.client.command({ query: `ALTER TABLE ${table} DELETE WHERE org_id = '${C}' AND user_id = 'c2' SETTINGS mutations_sync = 2` });
     assert.deepEqual(await same('after a delete'), { active: 1, average_coherence: 0.6, time_in_high_coherence: 50 });
+    // A window marked not valid counts nowhere, even with a score.
+    await insert([{ ...window(C, 'c3', 'sc3', today + 3 * 3600_000, 0.9), valid: false, invalid_reason: 'too_many_artifacts' }]);
+    assert.deepEqual(await same('after a window not valid'), { active: 1, average_coherence: 0.6, time_in_high_coherence: 50 });
   });
 
   test('the daily sessions rollup (0007) equals the direct computation after creates, ends, replays, moves and a delete', async () => {

