@@ -179,9 +179,14 @@ export async function startAttune(
   const topics = prefixedTopics(config.topicPrefix);
   // The bus connects (and checks its topics) while the databases open and migrate: each waits on
   // its own I/O, and after a crash every second before the first 202 counts (issue 10).
-  const busOpening = openBus(config, log, topics);
+  // Milliseconds from here to the end of each startup phase, logged with 'attune listening': after
+  // a crash every second before the first 202 counts, and this says which phase took them.
+  const startedAt = performance.now();
+  const startup: Record<string, number> = {};
+  const mark = <T>(phase: string, p: Promise<T>): Promise<T> => p.then((v) => ((startup[phase] = Math.round(performance.now() - startedAt)), v));
+  const busOpening = mark('bus', openBus(config, log, topics));
   busOpening.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-  const [sql, rawStore] = await Promise.all([openEntities(config), roles.api || sinks ? openStore(config, log) : null]).catch(async (err) => {
+  const [sql, rawStore] = await Promise.all([mark('postgres', openEntities(config)), roles.api || sinks ? mark('clickhouse', openStore(config, log)) : null]).catch(async (err) => {
     await busOpening.then((b) => b.close(), () => undefined);
     throw err;
   });
@@ -193,6 +198,7 @@ export async function startAttune(
       const { applied } = await migrate(store);
       if (applied.length > 0) log.info({ applied }, 'clickhouse migrations applied');
     }
+    startup.migrations = Math.round(performance.now() - startedAt);
   }
   const bus = instrumentBus(await busOpening, metrics, topics);
   const codec = await openCodec(config);
@@ -276,11 +282,14 @@ export async function startAttune(
       ingestLimit: config.ingestLimit,
       rateLimit: config.rateLimit,
     };
-    server = await buildServer(ctx, { metrics, metricsToken: config.metrics.token });
-    await hubsStarting;
+    server = await mark('server', buildServer(ctx, { metrics, metricsToken: config.metrics.token }));
+    await mark('liveHubs', hubsStarting);
     if (opts.listen !== false) {
       url = await server.listen({ host: config.host, port: config.port });
-      log.info({ url, roles }, 'attune listening');
+      startup.listening = Math.round(performance.now() - startedAt);
+      // From the process's start: what loading the modules took comes before startedAt.
+      startup.sinceProcessStart = Math.round(performance.now());
+      log.info({ url, roles, startupMs: startup }, 'attune listening');
     } else {
       await server.ready();
     }
