@@ -332,7 +332,8 @@ test("results of another user's or org's session are 404; a missing scope is 403
 });
 
 test('DELETE removes the session and every row of it in each speech table; others stay', async () => {
-  // speech_terms: transcript search's index (0011), written from speech_segments by a view.
+  // speech_terms: transcript search's index (0011), written from speech_segments by a view:
+  // the segment's own row and one per word.
   const tables = ['speech_segments', 'speech_words', 'speech_frames', 'speech_pauses', 'speech_fillers', 'speech_summaries', 'speech_scores', 'speech_terms'];
   const seed = async (s: SpeechSession) => {
     await srv.insertRows('speech_segments', [segment(s, 0, 'hello world')]);
@@ -359,7 +360,7 @@ test('DELETE removes the session and every row of it in each speech table; other
     `INSERT INTO speech_uploads (upload_id, session_id, org_id, user_id, file_name, created_at, updated_at) VALUES (gen_random_uuid(), $1, $2, $3, 'a.wav', now(), now()) RETURNING upload_id::text AS id`,
     [doomed.id, ORG, USER],
   );
-  const expected = { speech_segments: 1, speech_words: 2, speech_frames: 2, speech_pauses: 1, speech_fillers: 1, speech_summaries: 1, speech_scores: 1, speech_terms: 2 };
+  const expected = { speech_segments: 1, speech_words: 2, speech_frames: 2, speech_pauses: 1, speech_fillers: 1, speech_summaries: 1, speech_scores: 1, speech_terms: 3 };
   assert.deepEqual(await counts(doomed), expected);
   const writer = srv.token(USER, ORG, ['read:speech', 'write:speech']);
 

@@ -2,8 +2,8 @@
 // route holds no SQL. Matching and ranking read only the inverted index speech_terms (migration
 // 0011): the rows of the query's words are a primary-key range (org, user, term), so a rare
 // phrase reads a few rows and a common word its own rows, never the segments' text; positions
-// give the phrase and occurrence counts. The page's scores, segments and timed words follow in
-// one more query. What the index trusts about writers (a final segment's text is not replaced
+// give the phrase and occurrence counts. The page's scores, segments (from the index's segment
+// rows) and timed words follow in one more query. What the index trusts about writers (a final segment's text is not replaced
 // by another without deleting the session's rows) is in 0011's header.
 //
 // Measured before this (0009's n-gram skip index: candidates, then FINAL over their segments'
@@ -147,7 +147,8 @@ export function matchQueries(database: string, s: Pick<TranscriptSearch, 'orgId'
 
 /**
  * What a page shows besides the ranking: its sessions' latest overall scores, their matching
- * segments (text and times) and those segments' timed words. Every matching segment is read,
+ * segments (text and times: the segments' own rows in the index, 0011) and those segments'
+ * timed words (speech_words). Every matching segment is read,
  * not only the first few: a highlight comes from the first of them whose words hold a query
  * word, and the timed words could in principle split differently from the text.
  *
@@ -171,7 +172,7 @@ export async function pageDetails(
   const where = `${scope} AND session_id IN {ids:Array(String)} AND has({keys:Array(String)}, concat(session_id, '/', toString(segment_index)))`;
   const rs = await ch.query({
     query: `SELECT 'segment' AS kind, session_id, segment_index, start_ms, end_ms, text, 0 AS word_index, 0. AS overall
-            FROM ${database}.${SpeechTables.speechSegments} FINAL WHERE ${where} AND is_final
+            FROM ${database}.${SpeechTables.speechTerms} FINAL WHERE ${where} AND term = ''
             UNION ALL
             SELECT 'word', session_id, segment_index, start_ms, end_ms, text, word_index, 0.
             FROM ${database}.${SpeechTables.speechWords} FINAL WHERE ${where}
