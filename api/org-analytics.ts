@@ -126,8 +126,9 @@ export interface CoherenceParams {
 /**
  * What the coherence query's answer depends on, read cheaply: the active parts of
  * coherence_windows (name, rows, modification time) and the table's UUID. Every insert writes
- * a new part, every merge, mutation or lightweight delete replaces parts by parts of new names
- * (block numbers only grow, a mutation adds its version to the name), and a dropped and
+ * a new part, every merge or mutation replaces parts by parts of new names (block numbers
+ * only grow, a mutation adds its version to the name; lightweight DELETE and UPDATE are refused
+ * on this table, which has a projection and no _block_number column), and a dropped and
  * recreated table has another UUID (on a server's Atomic database) or parts written at another
  * time; so whenever a row the query reads can have changed, this list has changed. The
  * database name is an identifier checked by the store (assertIdentifier).
@@ -149,8 +150,9 @@ export function coherenceVersionQuery(database: string): string {
  *
  * The version is read before the query and the answer kept under it: if a write lands between
  * the two, the answer holds it but its version is already gone (part names never come back),
- * so no later request matches it. A store whose parts cannot be listed (no rights on
- * system.parts) is read afresh every time.
+ * so no later request matches it. When the parts cannot be read that request is computed
+ * afresh; a store that refuses system.parts (ACCESS_DENIED, a server without the grant) is
+ * read afresh from then on.
  */
 export class OrgCoherenceReader {
   private readonly answers = new LRUCache<string, { version: string; rows: CoherenceRow[] }>({ max: 1024 });
@@ -180,8 +182,9 @@ export class OrgCoherenceReader {
       const rs = await this.client.query({ query: coherenceVersionQuery(this.database), format: 'JSONEachRow' });
       const parts = (await rs.json()) as Array<{ name: string; rows: number | string; t: number | string; uuid: string }>;
       return parts.map((p) => `${p.uuid}/${p.name}/${p.rows}/${p.t}`).join(',');
-    } catch {
-      this.versioned = false;
+    } catch (err) {
+      const e = err as { code?: unknown; type?: unknown };
+      if (e.code === '497' || e.type === 'ACCESS_DENIED') this.versioned = false;
       return null;
     }
   }
