@@ -175,8 +175,8 @@ function relevanceOf(words: string[], segments: string[][]): number | null {
 
 test('the index answers as a scan of the transcripts: the same sessions, totals and relevance for common and rare queries', async () => {
   const all = await transcripts();
-  // From the generated vocabulary: one word, words in and out of order, a phrase, and the test's phrase.
-  for (const q of ['customers', 'focus on', 'on focus', 'the next quarter', 'quality thank you', 'elephants purple', PHRASE]) {
+  // From the generated vocabulary: one word, words in and out of order, phrases, a word twice, and the test's phrase.
+  for (const q of ['customers', 'focus on', 'on focus', 'the next quarter', 'quality thank you', 'the plan the', 'elephants purple', PHRASE]) {
     const words = searchWords(q);
     const expected = new Map<string, number>();
     for (const [id, segs] of all) {
