@@ -8,6 +8,11 @@ import { isAttuneError } from '../lib/errors.js';
 import { createStoreClient, queryRows, toEpochMs, toNullableNumber, toNumber } from './clickhouse.js';
 import { storeImplementations } from './test-stores.test-util.js';
 
+// Awaited before any test is registered: with --test-force-exit (scripts/run-tests.mjs) a file
+// exits once its registered tests end, so suites registered after a later top-level await
+// were never run (these files ran only their first tests).
+const implementations = await storeImplementations();
+
 test('toNumber normalises 64-bit values from either backend', () => {
   assert.equal(toNumber('12345678901'), 12345678901);
   assert.equal(toNumber(12345678901), 12345678901);
@@ -37,7 +42,7 @@ test('createStoreClient needs a url or a dataDir', async () => {
   );
 });
 
-for (const impl of await storeImplementations()) {
+for (const impl of implementations) {
   describe(`store client (${impl.kind})`, () => {
     after(() => impl.dispose());
 

@@ -21,6 +21,11 @@ function removeScratchDirs(): void {
 }
 after(removeScratchDirs);
 
+// Awaited before any test is registered: with --test-force-exit (scripts/run-tests.mjs) a file
+// exits once its registered tests end, so suites registered after a later top-level await
+// were never run (these files ran only their first tests).
+const implementations = await storeImplementations();
+
 test('migration files are read in version order with LF-normalised checksums', () => {
   const files = readMigrations(defaultMigrationsDir());
   assert.ok(files.length >= 1);
@@ -51,7 +56,7 @@ test('badly named and duplicate-version files are refused', () => {
   assert.throws(() => readMigrations(dir), /does not match NNNN_name.sql/);
 });
 
-for (const impl of await storeImplementations()) {
+for (const impl of implementations) {
   describe(`migrate (${impl.kind})`, () => {
     after(async () => {
       removeScratchDirs();

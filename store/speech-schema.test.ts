@@ -117,12 +117,17 @@ async function snapshot(store: StoreClient, table: string, orderBy: string): Pro
   return queryRows(store.client, `SELECT * FROM ${store.table(table)} FINAL ORDER BY ${orderBy}`);
 }
 
+// Awaited before any test is registered: with --test-force-exit (scripts/run-tests.mjs) a file
+// exits once its registered tests end, so suites registered after a later top-level await
+// were never run (these files ran only their first tests).
+const implementations = await storeImplementations();
+
 test('0002_speech follows 0001_heart in the migrations folder', () => {
   const names = readMigrations(defaultMigrationsDir()).map((f) => f.name);
   assert.deepEqual(names.slice(0, 2), ['0001_heart', '0002_speech']);
 });
 
-for (const impl of await storeImplementations()) {
+for (const impl of implementations) {
   describe(`speech schema (${impl.kind})`, () => {
     let store: StoreClient;
     before(async () => {
