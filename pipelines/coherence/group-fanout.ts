@@ -157,14 +157,7 @@ export class GroupFanout {
     return ends.map(({ participation: p, atMs, left }) => ({
       header: `${left ? 'left' : 'ended'}:${atMs}`,
       rec: {
-        mesh_id: p.meshId,
-        org_id: s.orgId,
-        participant_id: p.participantId,
-        user_id: s.userId,
-        session_id: s.sessionId,
-        device_id: s.deviceId,
-        window_start: w.windowStartMs,
-        window_end: w.windowEndMs,
+        ...participationFields(s, w, p),
         valid: false,
         coherence: null,
         coverage: 0,
@@ -173,10 +166,6 @@ export class GroupFanout {
         last_beat_at: null,
         sample_rate_hz: 4,
         series: [],
-        pacer_rate_bpm: p.breathingRateBpm,
-        coherence_threshold: p.coherenceThreshold,
-        threshold_duration_s: p.thresholdDurationS,
-        protocol: p.protocol,
       },
     }));
   }
@@ -194,14 +183,7 @@ export class GroupFanout {
     const lastBeatAt = w.count > w.contextCount ? w.beatTimesMs[w.count - 1] : null;
     this.stats.records += participations.length;
     return participations.map((p) => ({
-      mesh_id: p.meshId,
-      org_id: s.orgId,
-      participant_id: p.participantId,
-      user_id: s.userId,
-      session_id: s.sessionId,
-      device_id: s.deviceId,
-      window_start: w.windowStartMs,
-      window_end: w.windowEndMs,
+      ...participationFields(s, w, p),
       valid: m.valid,
       coherence: m.coherence,
       coverage: m.coverage,
@@ -210,10 +192,24 @@ export class GroupFanout {
       last_beat_at: lastBeatAt,
       sample_rate_hz: this.plan?.resampleHz ?? 4,
       series,
-      pacer_rate_bpm: p.breathingRateBpm,
-      coherence_threshold: p.coherenceThreshold,
-      threshold_duration_s: p.thresholdDurationS,
-      protocol: p.protocol,
     }));
   }
+}
+
+/** The fields of a repartition record that name the participation and the window, shared by windows and end markers. */
+function participationFields(s: { sessionId: string; userId: string; orgId: string; deviceId: string }, w: ClosedWindow, p: MeshParticipation) {
+  return {
+    mesh_id: p.meshId,
+    org_id: s.orgId,
+    participant_id: p.participantId,
+    user_id: s.userId,
+    session_id: s.sessionId,
+    device_id: s.deviceId,
+    window_start: w.windowStartMs,
+    window_end: w.windowEndMs,
+    pacer_rate_bpm: p.breathingRateBpm,
+    coherence_threshold: p.coherenceThreshold,
+    threshold_duration_s: p.thresholdDurationS,
+    protocol: p.protocol,
+  };
 }
