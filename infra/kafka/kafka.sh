@@ -169,9 +169,14 @@ format_storage() {
   if [[ -f "${DATA_DIR}/kraft-logs/meta.properties" ]]; then
     return 0
   fi
-  # A cluster id is 16 random bytes in unpadded URL-safe base64, as Kafka's Uuid prints it.
-  local cluster_id
-  cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  # A cluster id is 16 random bytes in unpadded URL-safe base64, as Kafka's Uuid prints it. Like
+  # Kafka's Uuid.randomUuid, draw again while it starts with '-': the storage tool reads such an
+  # id as an option ("argument --cluster-id/-t: expected one argument"; 1 start in 64 failed so
+  # in CI).
+  local cluster_id="-"
+  while [[ "${cluster_id}" == -* ]]; do
+    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+  done
   log "formatting ${DATA_DIR}/kraft-logs (cluster id ${cluster_id})"
   java_args
   "${JAVA_ARGS[@]}" kafka.tools.StorageTool format -t "${cluster_id}" \
