@@ -152,8 +152,17 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
 /** Whether a bus client's error (either client) means the brokers could not be reached. */
 function brokerUnreachable(err: unknown): boolean {
   if (isUnreachable(err)) return true;
-  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
+  // Walk causes and, for @platformatic/kafka's MultipleErrors (an AggregateError: "metadata
+  // failed 4 times" holding "Cannot connect to any broker" holding the socket's ECONNREFUSED),
+  // the errors it aggregates too.
+  type Nested = { code?: string; message?: string; cause?: unknown; errors?: unknown[] };
+  const queue: Array<{ e: Nested; depth: number }> = [{ e: err as Nested, depth: 0 }];
+  while (queue.length > 0) {
+    const { e, depth } = queue.shift()!;
+    if (!e || typeof e !== 'object' || depth > 10) continue;
     if (/ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ECONNRESET/.test(`${e.code ?? ''} ${e.message ?? ''}`)) return true;
+    if (e.cause) queue.push({ e: e.cause as Nested, depth: depth + 1 });
+    if (Array.isArray(e.errors)) for (const inner of e.errors) queue.push({ e: inner as Nested, depth: depth + 1 });
   }
   return false;
 }
