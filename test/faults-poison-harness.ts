@@ -363,14 +363,19 @@ export async function settle(d: Deployment, input: Input, ids: string[], timeout
  */
 export async function resultSinksCaughtUp(d: BusTarget, secret: string, timeoutMs: number): Promise<void> {
   const topics = prefixedTopics(d.prefix);
+  await groupsCaughtUp(d, secret, [
+    [groupIdFor(COHERENCE_WINDOWS_SINK_GROUP, topics), topics.coherenceWindows],
+    [groupIdFor(SESSION_EVENTS_SINK_GROUP, topics), topics.sessionEvents],
+  ], timeoutMs);
+}
+
+/** Waits until each consumer group has committed the end of its topic (as the topic is when asked). */
+export async function groupsCaughtUp(d: BusTarget, secret: string, pairs: ReadonlyArray<readonly [group: string, topic: string]>, timeoutMs: number): Promise<void> {
   const { bus } = await deploymentBus(d, secret);
   const admin = new Kafka({ clientId: 'faults-lag-probe', brokers: d.brokers, logLevel: logLevel.NOTHING }).admin();
   await admin.connect();
   try {
-    for (const [group, topic] of [
-      [groupIdFor(COHERENCE_WINDOWS_SINK_GROUP, topics), topics.coherenceWindows],
-      [groupIdFor(SESSION_EVENTS_SINK_GROUP, topics), topics.sessionEvents],
-    ] as const) {
+    for (const [group, topic] of pairs) {
       await waitFor(`${group} to commit the end of ${topic}`, async () => {
         const ends = await admin.fetchTopicOffsets(topic);
         const c = await bus.committed(group, topic);

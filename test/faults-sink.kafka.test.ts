@@ -17,7 +17,7 @@ import { groupIdFor } from '../pipelines/group-id.js';
 import { READINGS_SINK_GROUP } from '../pipelines/readings-sink.js';
 import { prefixedTopics } from '../schemas/topics.js';
 import { waitFor } from './attune.js';
-import { apiAnswers, cleanRun, createSessions, differences, inProcessDeployment, makeInput, normalise, settle, upload } from './faults-poison-harness.js';
+import { apiAnswers, cleanRun, createSessions, differences, groupsCaughtUp, inProcessDeployment, makeInput, normalise, settle, upload } from './faults-poison-harness.js';
 import { faultSuite } from './faults-suite.js';
 
 const OUTAGE_MS = 40_000;
@@ -74,6 +74,10 @@ test('ClickHouse inserts failing for 40 s: no tight retry loop, nothing committe
         const [{ n }] = await r.json<{ n: string }>();
         return Number(n) >= input.devices.reduce((s, dev) => s + dev.batches[0].reduce((m, x) => m + x.rr_intervals_ms.length, 0), 0);
       }, 60_000, 200);
+      // Rows become visible before the sink commits their offsets (it commits after the insert
+      // returns): the baseline is read once the commit of everything on the topic has landed,
+      // or a commit of rows stored before the outage would look like one made during it.
+      await groupsCaughtUp(d, secret, [[sinkGroup, topics.heartReadings]], 60_000);
       committedBefore = await running.bus.committed(sinkGroup, topics.heartReadings);
       global.gc?.();
       rssBefore = process.memoryUsage().rss;
