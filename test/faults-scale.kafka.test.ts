@@ -17,9 +17,15 @@ import { randomBytes } from 'node:crypto';
 import { apiAnswers, childDeployment, cleanRun, createSessions, differences, inProcessDeployment, makeInput, metricValue, normalise, settle, upload, type Deployment } from './faults-poison-harness.js';
 import { waitFor } from './attune.js';
 import { faultSuite } from './faults-suite.js';
+import { partitionForKey } from '../bus/partitioner.js';
 
 const secret = randomBytes(32).toString('hex');
-const input = makeInput({ devices: 4, durationS: 300, batchS: 60, secret });
+// Five devices, keyed by device id: on 3 partitions dev-00 and dev-02 hash to 0, dev-04 to 1,
+// dev-01 and dev-03 to 2 (bus/partitioner.ts, checked below), so however the group splits the 3
+// partitions between the two workers, each has sessions to compute. (With four devices
+// partition 1 had none, and one worker could sit idle: not scale-out.)
+const input = makeInput({ devices: 5, durationS: 300, batchS: 60, secret });
+const PARTITIONS = 3;
 const KILL_AT_ROUND = 2; // of 5: 40 % of the input acknowledged
 
 const suite = faultSuite(async (deployments) => {
@@ -33,6 +39,7 @@ const NO_CLICKHOUSE = 'http://127.0.0.1:9';
 test('two attune worker processes in one group, kill -9 of one mid-stream: zero differences from the clean single-process run', async (t) => {
   const opts = suite.options(t, secret);
   if (!opts) return;
+  assert.deepEqual(new Set(input.devices.map((d) => partitionForKey(d.id, PARTITIONS))), new Set([0, 1, 2]), 'every partition holds a device');
   const cleanP = cleanRun(opts('scale-clean'), input);
   cleanP.catch(() => undefined);
   try {
@@ -49,18 +56,13 @@ test('two attune worker processes in one group, kill -9 of one mid-stream: zero 
     let survivorW = w1;
     await upload(api, input, ids, async (round) => {
       if (round !== KILL_AT_ROUND) return;
-      // The worker killed holds work: its coherence worker has taken readings of its partitions.
-      // Which worker that is depends on the group's assignment and where the devices' keys
-      // hash (4 devices on 3 partitions may leave one worker without data): the one killed is
-      // one that has consumed readings (w2 when both have).
+      // Both workers hold work (every partition has a device): each has consumed readings of
+      // its partitions before one of them is killed.
       const consumed = async (w: Deployment) => metricValue(await (await fetch(w.metricsUrl!)).text(), 'attune_bus_records_consumed_total', { topic: `${api.prefix}attune.heart.readings.v1`, group: `${api.prefix}attune-coherence` });
-      let victim: typeof w1 | null = null;
-      await waitFor('a worker consuming readings', async () => {
-        victim = (await consumed(w2)) > 0 ? w2 : (await consumed(w1)) > 0 ? w1 : null;
-        return victim !== null;
-      }, 60_000, 250);
-      survivorW = victim === w2 ? w1 : w2;
-      await victim!.kill9();
+      await waitFor('both workers consuming readings', async () => (await consumed(w1)) > 0 && (await consumed(w2)) > 0, 60_000, 250);
+      const victim = w2;
+      survivorW = w1;
+      await victim.kill9();
       killedAt = Date.now();
     });
     await settle(api, input, ids);
