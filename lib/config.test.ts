@@ -20,6 +20,10 @@ test('Kafka brokers switch the bus; flags override the environment', () => {
   assert.equal(c.bus, 'kafka');
   assert.deepEqual(c.kafkaBrokers, ['a:9092', 'b:9093']);
   assert.equal(c.port, 9000);
+  // The maintained client by default (issue 10); kafkajs on request; anything else refused.
+  assert.equal(c.kafkaClient, 'platformatic');
+  assert.equal(loadConfig({ KAFKA_BROKERS: 'a:9092', ATTUNE_KAFKA_CLIENT: 'kafkajs' }).kafkaClient, 'kafkajs');
+  assert.throws(() => loadConfig({ KAFKA_BROKERS: 'a:9092', ATTUNE_KAFKA_CLIENT: 'librdkafka' }), (e: unknown) => e instanceof ConfigError && e.variable === 'ATTUNE_KAFKA_CLIENT');
 });
 
 test('a bad value is refused with one line naming the variable', () => {

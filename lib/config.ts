@@ -16,7 +16,7 @@ export interface AttuneConfig {
   kafkaClientId: string;
   /** Bound of one bus publish (ATTUNE_PUBLISH_TIMEOUT_MS, 5 s): past it the gateway answers 503 + Retry-After. */
   publishTimeoutMs: number;
-  /** The Kafka client behind the bus (ATTUNE_KAFKA_CLIENT): @platformatic/kafka or kafkajs. */
+  /** The Kafka client behind the bus (ATTUNE_KAFKA_CLIENT): @platformatic/kafka (the default: maintained) or kafkajs (no release since 2023). */
   kafkaClient: 'platformatic' | 'kafkajs';
   /** Consumer group session timeout (ATTUNE_KAFKA_SESSION_TIMEOUT_MS, 10 s): how long a crashed member holds its partitions. */
   kafkaSessionTimeoutMs: number;
@@ -329,7 +329,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     kafkaBrokers,
     kafkaClientId: e.KAFKA_CLIENT_ID ?? 'attune',
     publishTimeoutMs: int(e, 'ATTUNE_PUBLISH_TIMEOUT_MS', 5_000, 100, 120_000),
-    kafkaClient: oneOf(e, 'ATTUNE_KAFKA_CLIENT', ['platformatic', 'kafkajs'] as const, 'kafkajs'),
+    kafkaClient: oneOf(e, 'ATTUNE_KAFKA_CLIENT', ['platformatic', 'kafkajs'] as const, 'platformatic'),
     kafkaSessionTimeoutMs: int(e, 'ATTUNE_KAFKA_SESSION_TIMEOUT_MS', 10_000, 6_000, 300_000),
     kafkaConnectWaitMs: int(e, 'ATTUNE_KAFKA_CONNECT_WAIT_MS', 60_000, 0, 86_400_000),
     kafkaInstanceId: e.ATTUNE_KAFKA_INSTANCE_ID?.trim() || null,
