@@ -26,7 +26,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -155,7 +155,7 @@ async function deployment(name: string, brokers: string[]) {
   let stopping = false;
   const unexpectedExits: string[] = [];
   /** Times (epoch ms) the scenarios note: restartAt, first202At, ... */
-  const marks: Record<string, number> = {};
+  const marks: Record<string, number> & { startupPhases?: Record<string, number> } = {};
   /** /health/ready answers probed during a fault. */
   const probes: { at: number; status: number; bus?: string }[] = [];
   const start = (): Promise<Attune> =>
@@ -183,7 +183,10 @@ async function deployment(name: string, brokers: string[]) {
         const line = out.split('\n').find((l) => l.includes('attune listening'));
         if (!line) return;
         try {
-          resolve((current = { url: String(JSON.parse(line).url).replace('0.0.0.0', '127.0.0.1'), child }));
+          const listening = JSON.parse(line);
+          // The phases of the start (cli/roles.ts logs them), so a slow restart says where it went.
+          if (listening.startupMs) marks.startupPhases = listening.startupMs;
+          resolve((current = { url: String(listening.url).replace('0.0.0.0', '127.0.0.1'), child }));
         } catch {
           /* a partial line */
         }
@@ -586,7 +589,7 @@ test('kill -9 of the Attune process, then a restart: 202s resume within 10 s of 
   const { marks } = await settled(2);
   const listening = (marks.listeningAt - marks.restartAt) / 1000;
   const first202 = (marks.first202At - marks.restartAt) / 1000;
-  t.diagnostic(`after the restart: listening ${listening.toFixed(1)} s, first 202 ${first202.toFixed(1)} s`);
+  t.diagnostic(`after the restart: listening ${listening.toFixed(1)} s, first 202 ${first202.toFixed(1)} s; start phases (ms since the process began its start): ${JSON.stringify(marks.startupPhases ?? null)}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
   assert.ok(first202 <= 10, `the first 202 came ${first202.toFixed(1)} s after the restart (bar: 10 s)`);
 });
 
