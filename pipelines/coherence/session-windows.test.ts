@@ -269,6 +269,32 @@ test('retainedMinOffset is the oldest offset of a beat some open window still ne
   assert.throws(() => sw.add([base + 202_000], [1000], '9223372036854775808'), AttuneError);
 });
 
+test("a closed window's oldest offset is exact across 64-bit offsets (32-bit halves, past 2^53)", () => {
+  // The window cut compares offsets by their 32-bit halves: an older offset that differs only
+  // in its low half, or has a lower high half with a larger low half, or differs by 1 where a
+  // double cannot tell them apart, must still win.
+  const cases: Array<{ inOrder: bigint; older: bigint }> = [
+    { inOrder: 2n ** 32n + 5n, older: 2n ** 32n - 1n },
+    { inOrder: 2n ** 53n + 10n, older: 2n ** 53n + 1n },
+    { inOrder: 5n * 2n ** 40n + 100n, older: 5n * 2n ** 40n + 3n },
+    { inOrder: (1n << 63n) - 300n, older: (1n << 63n) - 299n - 200n },
+  ];
+  for (const { inOrder, older } of cases) {
+    const sw = new SessionWindows({ contextMs: 0 });
+    const base = 1_763_700_000_000;
+    for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], inOrder + BigInt(k));
+    sw.closeReady();
+    // A beat from an older record, out of order, inside the windows still open.
+    sw.add([base + 40_500], [500], older);
+    // Windows holding it close and are not handed over; the ring lets go of the beat itself.
+    for (let k = 101; k <= 200; k++) sw.add([base + k * 1000], [1000], inOrder + BigInt(k));
+    assert.ok(sw.pendingWindowCount > 0);
+    assert.equal(sw.retainedMinOffset(), older, `older ${older} among ${inOrder}+k`);
+    sw.closeReady();
+    assert.equal(sw.retainedMinOffset(), inOrder + 131n);
+  }
+});
+
 test('eviction keeps a session small over 24 h of beats', () => {
   const rr = loadRr('pyhrv_SampleNNISeriesLong_60min.rr_ms.txt');
   const sw = new SessionWindows();

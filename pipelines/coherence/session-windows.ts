@@ -86,6 +86,11 @@ export interface ClosedWindow {
   lateBeatCount: number;
 }
 
+/** Where a 64-bit element's high and low 32-bit halves sit in a typed-array view of its buffer (platform byte order). */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const HIGH = LITTLE_ENDIAN ? 1 : 0;
+const LOW = LITTLE_ENDIAN ? 0 : 1;
+
 interface PendingWindow {
   window: ClosedWindow;
   /** Oldest offset among the window's beats: a replay must start at or before it. */
@@ -116,6 +121,14 @@ export class SessionWindows {
   #times: Float64Array;
   #rr: Float64Array;
   #offsets: BigInt64Array;
+  /**
+   * #offsets' 64-bit words as 32-bit halves (views on its buffer): the oldest offset of a cut
+   * window is found by comparing these, because each element read from a BigInt64Array
+   * allocates a BigInt (about 120 reads a window showed as 1.5 µs a reading in bench:kafka's
+   * profile). Exact for every 64-bit offset.
+   */
+  #offsetHigh: Int32Array;
+  #offsetLow: Uint32Array;
   #head = 0;
   #size = 0;
 
@@ -152,6 +165,8 @@ export class SessionWindows {
     this.#times = new Float64Array(capacity);
     this.#rr = new Float64Array(capacity);
     this.#offsets = new BigInt64Array(capacity);
+    this.#offsetHigh = new Int32Array(this.#offsets.buffer);
+    this.#offsetLow = new Uint32Array(this.#offsets.buffer);
   }
 
   /** Beats that arrived after a window they belong to had closed (cumulative). */
@@ -359,6 +374,8 @@ export class SessionWindows {
     this.#times = times;
     this.#rr = rr;
     this.#offsets = offsets;
+    this.#offsetHigh = new Int32Array(offsets.buffer);
+    this.#offsetLow = new Uint32Array(offsets.buffer);
     this.#head = 0;
   }
 
@@ -405,16 +422,28 @@ export class SessionWindows {
     let last = first + contextCount;
     while (last < this.#size && this.#times[(this.#head + last) % cap] < endMs) last++;
     const count = last - first;
-    const beatTimesMs = new Float64Array(count);
-    const rrMs = new Float64Array(count);
-    let oldestOffset = this.#offsets[(this.#head + first) % cap];
+    // One buffer for both copies: a typed array over 64 bytes gets a backing store of its own
+    // outside V8's heap, which costs more to allocate and to collect than the copying.
+    const copies = new Float64Array(2 * count);
+    const beatTimesMs = copies.subarray(0, count);
+    const rrMs = copies.subarray(count);
+    const high = this.#offsetHigh;
+    const low = this.#offsetLow;
+    let oldestAt = (this.#head + first) % cap;
+    let oldestHigh = high[2 * oldestAt + HIGH];
+    let oldestLow = low[2 * oldestAt + LOW];
     for (let i = 0; i < count; i++) {
       const at = (this.#head + first + i) % cap;
       beatTimesMs[i] = this.#times[at];
       rrMs[i] = this.#rr[at];
-      const o = this.#offsets[at];
-      if (o < oldestOffset) oldestOffset = o;
+      const h = high[2 * at + HIGH];
+      if (h < oldestHigh || (h === oldestHigh && low[2 * at + LOW] < oldestLow)) {
+        oldestAt = at;
+        oldestHigh = h;
+        oldestLow = low[2 * at + LOW];
+      }
     }
+    const oldestOffset = this.#offsets[oldestAt];
     return {
       window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, contextCount, lateBeatCount: this.#lateBeatCount },
       oldestOffset,

@@ -378,22 +378,18 @@ export class CoherenceWorker {
     }
     let startMs = reading.recorded_at;
     for (const v of reading.rr_intervals_ms) startMs -= v;
-    const decision = st.guard.offer(startMs, reading.recorded_at, offset, { rec, reading, offset, index });
     touched.add(st);
-    this.quarantine(p, st, decision.quarantine);
-    if (decision.release.length > 1) this.stats.confirmedJumps++;
-    for (const g of decision.release) {
-      const rr = g.reading.rr_intervals_ms;
-      try {
-        this.stats.lateBeats += st.windows.add(beatTimes(g.reading.recorded_at, rr), rr, g.offset);
-      } catch (err) {
-        // Decodable but impossible (RR not a positive finite number, say, from another
-        // producer): set aside with the reason rather than block the partition.
-        p.outDeadLetters.push(this.deadLetterOf(g, { reasonCode: 'invalid_reading', reason: (err as Error).message }));
-        continue;
-      }
+    // The common case (nothing held, the reading continues the clock) without offer()'s
+    // decision object: the same outcome, the reading alone released.
+    if (st.guard.passes(startMs, reading.recorded_at)) this.addBeats(p, st, rec, reading, offset, index);
+    else {
+      const decision = st.guard.offer(startMs, reading.recorded_at, offset, { rec, reading, offset, index });
+      this.quarantine(p, st, decision.quarantine);
+      if (decision.release.length > 1) this.stats.confirmedJumps++;
+      for (const g of decision.release) this.addBeats(p, st, g.rec, g.reading, g.offset, g.index);
     }
-    for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
+    // Asked only when a window closed: closeReady() returns a fresh (empty) array otherwise, per reading.
+    if (st.windows.pendingWindowCount > 0) for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
     p.nextIdleEndMs = Math.min(p.nextIdleEndMs, this.idleEndAt(st));
     if (st.windows.maxEventTimeMs > p.maxEventTimeMs) {
       p.maxEventTimeMs = st.windows.maxEventTimeMs;
@@ -401,6 +397,18 @@ export class CoherenceWorker {
       // replay after a restart starts with the same partition event time (idle ends).
       p.tracker.setRetained(PARTITION_MAX, offset);
       if (p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
+    }
+  }
+
+  /** A released reading's beats into its session's windows. */
+  private addBeats(p: PartitionState, st: SessionState, rec: BusRecord, reading: HeartReadingRecord, offset: bigint, index: number | null): void {
+    const rr = reading.rr_intervals_ms;
+    try {
+      this.stats.lateBeats += st.windows.add(beatTimes(reading.recorded_at, rr), rr, offset);
+    } catch (err) {
+      // Decodable but impossible (RR not a positive finite number, say, from another
+      // producer): set aside with the reason rather than block the partition.
+      p.outDeadLetters.push(this.deadLetterOf({ rec, reading, offset, index }, { reasonCode: 'invalid_reading', reason: (err as Error).message }));
     }
   }
 
