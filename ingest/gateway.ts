@@ -354,7 +354,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         await budget.refund(device, req.body.readings.length);
         throw err;
       }
-      const sessionIds = [...new Set(records.map((r) => r.session_id).filter((s): s is string => s !== null))];
+      const sessionIds = sessionIdsOf(records);
       // The document's device fields: last_sync (this sync's acceptance), battery (the body's,
       // else the last reading's that has one) and last_worn, kept per device.
       if (ctx.users) {
@@ -385,6 +385,20 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       handleIngestSocket(ctx, socket, req, budget);
     },
   );
+}
+
+/** The sessions of the records, each once, in the order they first appear (one loop: up to 10,000 records a request). */
+export function sessionIdsOf(records: HeartReadingRecord[]): string[] {
+  const seen = new Set<string>();
+  let last: string | null = null;
+  for (const r of records) {
+    const s = r.session_id;
+    if (s !== null && s !== last) {
+      seen.add(s);
+      last = s;
+    }
+  }
+  return [...seen];
 }
 
 async function publish(ctx: AppContext, records: HeartReadingRecord[]): Promise<void> {

@@ -112,8 +112,25 @@ const validateEnvelopeFn: ValidateFunction = strictAjv.compile({
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** `null` means absent: a shallow copy without the null-valued fields (nulls inside arrays stay, and are refused). */
+/**
+ * `null` means absent: a shallow copy without the null-valued fields (nulls inside arrays stay,
+ * and are refused). A plain object (JSON.parse's) with no null field and no own `__proto__`
+ * key is returned as it is: the copy would have the same own fields in the same order and the
+ * same prototype, so validation and everything after it see the same thing. Once per reading
+ * on the sync route: the copy (and Object.entries' pairs) was the gateway's largest
+ * allocation per reading in bench:kafka's profile.
+ */
 function withoutNulls(o: Record<string, unknown>): Record<string, unknown> {
+  if (Object.getPrototypeOf(o) === Object.prototype) {
+    let copy = false;
+    for (const k in o) {
+      if (o[k] === null || k === '__proto__') {
+        copy = true;
+        break;
+      }
+    }
+    if (!copy) return o;
+  }
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(o)) if (v !== null) out[k] = v;
   return out;
@@ -130,21 +147,34 @@ function invalid(details: ErrorDetail<ReasonFor<'validation_error'>>[], what: st
  * (`/readings/3` on HTTP). Returns the reading without its null fields.
  */
 export function parseReading(value: unknown, field: string): ReadingInput {
+  return parseReadingAt(value, field, null);
+}
+
+/**
+ * parseReading of the reading at pointerOf(prefix, index), a pointer built only for an error:
+ * the sync route checks up to 10,000 readings a request and nearly all pass.
+ */
+function parseReadingAt(value: unknown, prefix: string, index: number | null): ReadingInput {
   if (!isObject(value)) {
+    const field = pointerOf(prefix, index);
     throw invalid([{ field, index: indexFromPath(field), reason: 'invalid_type', message: 'must be object' }], 'reading');
   }
   const r = withoutNulls(value);
-  if (!validateReadingFn(r)) throw invalid(detailsFromValidation(validateReadingFn.errors ?? [], field), 'reading');
+  if (!validateReadingFn(r)) throw invalid(detailsFromValidation(validateReadingFn.errors ?? [], pointerOf(prefix, index)), 'reading');
   const reading = r as unknown as ReadingInput;
   if (reading.hr === undefined && (reading.rr_intervals_ms?.length ?? 0) === 0) {
+    const field = pointerOf(prefix, index);
     throw invalid([{ field, index: indexFromPath(field), reason: 'required', message: 'must have hr or at least one RR interval' }], 'reading');
   }
   return reading;
 }
 
+/** A reading's JSON pointer: `prefix` itself (index null), or `prefix`/`index`. */
+const pointerOf = (prefix: string, index: number | null): string => (index === null ? prefix : `${prefix}/${index}`);
+
 /** Validates a list of readings (`prefix` is the list's pointer: `/readings`, or '' for a bare array); the first bad one throws. */
 export function parseReadings(list: unknown[], prefix: string): ReadingInput[] {
-  return list.map((r, i) => parseReading(r, `${prefix}/${i}`));
+  return list.map((r, i) => parseReadingAt(r, prefix, i));
 }
 
 /**
