@@ -18,9 +18,11 @@
 // against `baseline`.
 //
 // Each run also records the CPU seconds of the Attune process (all threads) and of the load
-// generator during the measured phase, and CPU µs per reading. BENCH_CPU_PROF=<dir> writes a CPU
-// profile of that phase (bench/lib/phase-profile.ts); bench/lib/cpu-profile-summary.ts sums it
-// per file/function and (stages=1) per pipeline stage.
+// generator during the measured phase, and CPU µs per reading; on Linux also the Attune
+// process's main thread alone (main_thread_cpu_us_per_reading: the event loop that runs the
+// gateway, the workers and the Kafka client, and so bounds the rate). BENCH_CPU_PROF=<dir>
+// writes a CPU profile of that phase (bench/lib/phase-profile.ts);
+// bench/lib/cpu-profile-summary.ts sums it per file/function and (stages=1) per pipeline stage.
 //
 //   npm run bench:kafka [-- readings=300000 runs=3 clients=platformatic,kafkajs modes=pipeline,baseline]
 //
@@ -131,11 +133,21 @@ async function pipeline(client: Client, total: number) {
       seconds: round(seconds, 2),
       attune_cpu_s: cpu.cpu_s,
       cpu_us_per_reading: round((cpu.cpu_s * 1e6) / accepted, 1),
+      ...mainThread(cpu.main_thread_cpu_s, accepted),
       load_generator_cpu_s: load.cpu_s,
+      threads_cpu_s: cpu.threads_cpu_s,
     };
   } finally {
     await app.cleanup();
   }
+}
+
+/**
+ * The Attune process's main thread alone (where the gateway, the workers and the Kafka client
+ * run, so what bounds the rate: 50,000 readings/s leaves it 20 µs a reading), where /proc has it.
+ */
+function mainThread(cpuS: number | null, readings: number): Record<string, number> {
+  return cpuS === null ? {} : { main_thread_cpu_s: cpuS, main_thread_cpu_us_per_reading: round((cpuS * 1e6) / readings, 1) };
 }
 
 /** The readings of the load generator's requests (bench/lib/sync-load.ts), as the gateway's HeartReading records. */
@@ -293,7 +305,7 @@ async function baseline(client: Client, total: number, single: boolean) {
     await closeWriter();
     const stored = await count(app, table);
     if (stored < total) throw new Error(`baseline: ${stored} of ${total} rows stored`);
-    return { readings: total, records: [...consumed.values()].reduce((a, b) => a + b, 0), readings_per_s: Math.round(total / seconds), seconds: round(seconds, 2), join_s: round((began - subscribed) / 1000, 2), attune_cpu_s: cpu.cpu_s, cpu_us_per_reading: round((cpu.cpu_s * 1e6) / total, 1) };
+    return { readings: total, records: [...consumed.values()].reduce((a, b) => a + b, 0), readings_per_s: Math.round(total / seconds), seconds: round(seconds, 2), join_s: round((began - subscribed) / 1000, 2), attune_cpu_s: cpu.cpu_s, cpu_us_per_reading: round((cpu.cpu_s * 1e6) / total, 1), ...mainThread(cpu.main_thread_cpu_s, total), threads_cpu_s: cpu.threads_cpu_s };
   } finally {
     await app.cleanup();
   }
@@ -318,7 +330,7 @@ const bench = new BenchRun('kafka', {
     'Kafka clients behind the bus: sync endpoint → Kafka → real workers → heart_readings rows (pipeline), and records on a topic → consumer → BatchWriter → ClickHouse, no processing (baseline), per client; each measurement in its own process (chDB, PGlite), interleaved',
   options: { readings: total, runs, clients, devices: DEVICES, readings_per_request: READINGS_PER_REQUEST, concurrency: CONCURRENCY, partitions: PARTITIONS },
 });
-const results: Record<string, Array<Record<string, number>>> = {};
+const results: Record<string, Array<Record<string, number> & { threads_cpu_s?: Record<string, number> }>> = {};
 const failures: Record<string, string[]> = {};
 for (const round_ of interleavedOrder(variants, runs)) {
   for (const v of round_) {
@@ -342,6 +354,8 @@ for (const c of clients) {
     if (!results[`${c}_${m}`]) continue;
     rates[`${c}_${m}`] = bench.metric(`${c}_${m}_readings_per_s`, results[`${c}_${m}`].map((r) => r.readings_per_s), 'readings/s', 'higher');
     bench.metric(`${c}_${m}_cpu_us_per_reading`, results[`${c}_${m}`].map((r) => r.cpu_us_per_reading), 'µs', 'lower');
+    const main = results[`${c}_${m}`].map((r) => r.main_thread_cpu_us_per_reading).filter((v) => typeof v === 'number');
+    if (main.length === results[`${c}_${m}`].length) bench.metric(`${c}_${m}_main_thread_cpu_us_per_reading`, main, 'µs', 'lower');
   }
   if (!results[`${c}_pipeline`]) {
     summary[c] = { failed: true };

@@ -3,35 +3,109 @@
 // that phase only (setup excluded), written as <dir>/<name>-<pid>.cpuprofile. Summarise it
 // with bench/lib/cpu-profile-summary.ts.
 import { Session } from 'node:inspector/promises';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface MeasuredPhase {
-  /** Stops the clock (and the profiler); CPU seconds used by this process in the phase. */
-  end(): Promise<{ cpu_s: number }>;
+  /**
+   * Stops the clock (and the profiler); CPU seconds used by this process in the phase (all
+   * threads) and by its main thread alone (null where /proc is missing).
+   */
+  end(): Promise<{ cpu_s: number; main_thread_cpu_s: number | null; threads_cpu_s: Record<string, number> }>;
+}
+
+let clockTicks: number | null = null;
+
+/**
+ * CPU seconds of this process's main thread so far (Linux: /proc/self/task/<pid>/stat, user +
+ * system, in clock ticks of 10 ms), or null. The main thread is where the event loop, and so
+ * the gateway, the workers and the Kafka client, runs: the one that limits throughput, while
+ * process.cpuUsage() also counts chDB's and the compute thread's.
+ */
+export function mainThreadCpuS(): number | null {
+  return threadCpuS(String(process.pid))?.cpuS ?? null;
+}
+
+/** A thread's name and CPU seconds so far (user + system), from /proc; null without it. */
+function threadCpuS(tid: string): { name: string; cpuS: number } | null {
+  try {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): field 14 utime, 15 stime.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), cpuS: (Number(fields[11]) + Number(fields[12])) / clockTicks };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * CPU seconds of this process's threads so far, summed by thread name (V8's GC helpers, libuv's
+ * pool, chDB's, a worker thread's...); the main thread as `main`. Empty without /proc.
+ */
+export function threadsCpuS(): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    const t = threadCpuS(tid);
+    if (!t) continue;
+    const name = tid === String(process.pid) ? 'main' : t.name;
+    out.set(name, (out.get(name) ?? 0) + t.cpuS);
+  }
+  return out;
 }
 
 export async function measuredPhase(name: string): Promise<MeasuredPhase> {
   const dir = process.env.BENCH_CPU_PROF;
+  // BENCH_HEAP_PROF=<dir>: V8's sampling heap profile of the phase (what allocates, by function:
+  // the garbage the GC threads then collect), <dir>/<name>-<pid>.heapprofile.
+  const heapDir = process.env.BENCH_HEAP_PROF;
   let session: Session | null = null;
-  if (dir) {
+  if (dir || heapDir) {
     session = new Session();
     session.connect();
+  }
+  if (session && dir) {
     await session.post('Profiler.enable');
     await session.post('Profiler.setSamplingInterval', { interval: 500 });
     await session.post('Profiler.start');
   }
+  if (session && heapDir) {
+    await session.post('HeapProfiler.enable');
+    // Every 32 KB allocated on average; samples kept even once collected (includeObjectsCollectedBy*GC).
+    await session.post('HeapProfiler.startSampling', { samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true } as never);
+  }
+  const threads0 = threadsCpuS();
+  const main0 = mainThreadCpuS();
   const cpu0 = process.cpuUsage();
   return {
     async end() {
       const cpu = process.cpuUsage(cpu0);
+      const main1 = mainThreadCpuS();
+      // Threads that ended in the phase are missing here; ones that started count from 0.
+      const threads: Record<string, number> = {};
+      for (const [name, s] of [...threadsCpuS()].sort((a, b) => b[1] - a[1])) {
+        const d = Number((s - (threads0.get(name) ?? 0)).toFixed(2));
+        if (d > 0) threads[name] = d;
+      }
       if (session && dir) {
         const { profile } = await session.post('Profiler.stop');
         mkdirSync(dir, { recursive: true });
         writeFileSync(join(dir, `${name}-${process.pid}.cpuprofile`), JSON.stringify(profile));
-        session.disconnect();
       }
-      return { cpu_s: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)) };
+      if (session && heapDir) {
+        const { profile } = await session.post('HeapProfiler.stopSampling');
+        mkdirSync(heapDir, { recursive: true });
+        writeFileSync(join(heapDir, `${name}-${process.pid}.heapprofile`), JSON.stringify(profile));
+      }
+      session?.disconnect();
+      return { cpu_s: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)), main_thread_cpu_s: main0 === null || main1 === null ? null : Number((main1 - main0).toFixed(2)), threads_cpu_s: threads };
     },
   };
 }
