@@ -13,6 +13,8 @@
 #                          (default $ATTUNE_CACHE_DIR/kafka-$KAFKA_VERSION/run)
 #   KAFKA_PORT             client listener port on 127.0.0.1 (default 9092)
 #   KAFKA_CONTROLLER_PORT  KRaft controller port on 127.0.0.1 (default 9093)
+#   KAFKA_ADVERTISED_PORT  port the broker tells clients to connect to (default KAFKA_PORT); a
+#                          test puts a TCP proxy there to cut or delay the broker's answers
 #   KAFKA_HEAP_OPTS        JVM heap flags (default -Xms128m -Xmx512m)
 #   KAFKA_START_TIMEOUT    seconds to wait for the broker to be ready (default 120)
 #   KAFKA_STOP_TIMEOUT     seconds to wait after SIGTERM before SIGKILL (default 30)
@@ -30,6 +32,7 @@ KAFKA_HOME="${CACHE_ROOT}/kafka-${KAFKA_VERSION}"
 LIBS_DIR="${KAFKA_HOME}/libs"
 PORT="${KAFKA_PORT:-9092}"
 CONTROLLER_PORT="${KAFKA_CONTROLLER_PORT:-9093}"
+ADVERTISED_PORT="${KAFKA_ADVERTISED_PORT:-${PORT}}"
 HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}"
 START_TIMEOUT="${KAFKA_START_TIMEOUT:-120}"
 STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
@@ -110,7 +113,7 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:${CONTROLLER_PORT}
 listeners=PLAINTEXT://127.0.0.1:${PORT},CONTROLLER://127.0.0.1:${CONTROLLER_PORT}
-advertised.listeners=PLAINTEXT://127.0.0.1:${PORT}
+advertised.listeners=PLAINTEXT://127.0.0.1:${ADVERTISED_PORT}
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
