@@ -19,6 +19,8 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import { createKafkaBus } from './kafka.js';
+import { createPlatformaticKafkaBus } from './kafka-platformatic.js';
+import { isAttuneError } from '../lib/errors.js';
 import { privateBroker } from './outage.test-util.js';
 import { silentLogger } from '../lib/log.js';
 import { waitFor } from '../test/attune.js';
@@ -93,6 +95,7 @@ class CuttingProxy {
   }
 
   cutNextProduce(): void {
+    this.refused = 0;
     this.cut = new Promise<void>((resolve) => (this.onCut = resolve));
     this.mode = 'cut-next-produce';
   }
@@ -122,7 +125,7 @@ after(async () => {
 });
 
 for (const client of ['platformatic', 'kafkajs'] as const) {
-  test(`${client}: a produce written by the broker but never answered, then the broker unreachable: every acknowledged publish is on the topic once it is back`, async () => {
+  test(`${client}: a produce written by the broker but never answered, then the broker unreachable: every acknowledged publish is on the topic once it is back`, { timeout: 120_000 }, async () => {
     const topic = `lost-ack-${client}-${randomUUID().slice(0, 8)}`;
     const bus = await createKafkaBus({ client, brokers: [`127.0.0.1:${proxyPort}`], clientId: `attune-lost-ack-${client}`, log: silentLogger, requestTimeoutMs: 5_000, retryBackoffMs: 100 });
     buses.push(bus);
@@ -169,3 +172,44 @@ for (const client of ['platformatic', 'kafkajs'] as const) {
     }
   });
 }
+
+test('platformatic: while a produce waits for the broker, publishes past maxPendingBytes are refused at once (unavailable); the queued ones are written once it is back', { timeout: 120_000 }, async () => {
+  const topic = `pending-bound-${randomUUID().slice(0, 8)}`;
+  const bus = await createPlatformaticKafkaBus({ brokers: [`127.0.0.1:${proxyPort}`], clientId: 'attune-pending-bound', log: silentLogger, requestTimeoutMs: 5_000, maxPendingBytes: 3_500 });
+  buses.push(bus);
+  await bus.ensureTopics([{ topic, partitions: 1 }]);
+  const record = (name: string) => [{ key: 'device-1', value: Buffer.concat([Buffer.from(`${name}:`), Buffer.alloc(1_000, 0x61)]) }];
+  const settle = (p: Promise<void>) => p.then(() => 'accepted' as const, (err: unknown) => err);
+
+  await bus.publish(topic, record('r0'));
+  proxy.cutNextProduce();
+  const inFlight = settle(bus.publish(topic, record('in-flight')));
+  await proxy.cut;
+  await waitFor('the client retrying against the unreachable broker', () => proxy.refused >= 1, 30_000, 50);
+  // With its key a record is 1,011 bytes (1,018 the one in flight): that one and two more fit in
+  // 3,500 bytes (3,040), a third more not (4,051).
+  const queued = ['q1', 'q2'].map((n) => settle(bus.publish(topic, record(n))));
+  const refused = await settle(bus.publish(topic, record('q3')));
+  assert.ok(isAttuneError(refused) && refused.code === 'unavailable', `refused at once with unavailable, got ${String(refused)}`);
+  assert.equal((refused as { details?: Array<{ cause?: string }> }).details?.[0]?.cause, 'producer_queue_full');
+  proxy.pass();
+  assert.deepEqual(await Promise.all([inFlight, ...queued]), ['accepted', 'accepted', 'accepted']);
+  await bus.publish(topic, record('r4'));
+
+  const seen: string[] = [];
+  const sub = await bus.subscribe({
+    groupId: `pending-bound-reader-${randomUUID().slice(0, 8)}`,
+    topics: [topic],
+    fromBeginning: true,
+    ephemeral: true,
+    eachBatch: async (batch) => {
+      for (const r of batch.records) seen.push(r.value.toString().split(':')[0]);
+    },
+  });
+  try {
+    await waitFor('r4 read back', () => seen.includes('r4'), 60_000, 100);
+    assert.deepEqual([...new Set(seen)], ['r0', 'in-flight', 'q1', 'q2', 'r4'], 'every accepted publish, in order; the refused one never');
+  } finally {
+    await sub.stop();
+  }
+});

@@ -28,6 +28,7 @@ import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
 import { checkCommitOffset, interruptiblePauses, waitForLeaders } from './kafka-common.js';
+import { busUnavailable } from './publish-timeout.js';
 
 export interface PlatformaticKafkaBusOptions {
   brokers: string[];
@@ -54,7 +55,19 @@ export interface PlatformaticKafkaBusOptions {
    * the process.
    */
   subscribeTimeoutMs?: number;
+  /**
+   * Bytes (keys and values) of publishes waiting for the produce in flight, past which a new
+   * publish is refused at once with `unavailable` (default 64 MiB). While the broker is away
+   * the idempotent producer retries its produce until it is answered and every later publish
+   * waits behind it; without a bound an outage under load would queue records until the
+   * process ran out of memory (the gateway answers 503 after ATTUNE_PUBLISH_TIMEOUT_MS, but
+   * the records it gave up on stay queued and are written once the broker is back).
+   */
+  maxPendingBytes?: number;
 }
+
+/** Default bound of the publishes queued behind the produce in flight. */
+export const DEFAULT_MAX_PENDING_BYTES = 64 * 2 ** 20;
 
 const ALREADY_EXISTS = /TOPIC_ALREADY_EXISTS|already exists/i;
 
@@ -157,6 +170,12 @@ export class PlatformaticKafkaBus implements Bus {
   async publish(topic: string, records: OutgoingRecord[]): Promise<void> {
     this.checkOpen();
     if (records.length === 0) return;
+    let bytes = 0;
+    for (const r of records) bytes += r.value.length + r.key.length;
+    const max = this.opts.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES;
+    if (this.pendingBytes > 0 && this.pendingBytes + bytes > max) {
+      throw busUnavailable(`the Kafka producer has ${this.pendingBytes} bytes waiting for the broker (bound ${max}); retry later`, 'producer_queue_full');
+    }
     const messages = records.map((r) => ({
       topic,
       key: Buffer.from(r.key),
@@ -164,8 +183,9 @@ export class PlatformaticKafkaBus implements Bus {
       headers: r.headers ? new Map(Object.entries(r.headers).map(([k, v]) => [Buffer.from(k), Buffer.from(v)])) : undefined,
       timestamp: r.timestamp === undefined ? undefined : BigInt(r.timestamp),
     }));
+    this.pendingBytes += bytes;
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ messages, resolve, reject });
+      this.pending.push({ messages, bytes, resolve, reject });
       if (!this.sending) void this.sendPending();
     });
   }
@@ -174,7 +194,9 @@ export class PlatformaticKafkaBus implements Bus {
   // idempotent producer gets OUT_OF_ORDER_SEQUENCE_NUMBER from the broker (50 concurrent
   // sends: 10 refused). Publishes made meanwhile are coalesced into the next request, in
   // call order, so concurrency costs no throughput.
-  private readonly pending: Array<{ messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[]; resolve: () => void; reject: (err: unknown) => void }> = [];
+  private readonly pending: Array<{ messages: MessageToProduce<Buffer, Buffer, Buffer, Buffer>[]; bytes: number; resolve: () => void; reject: (err: unknown) => void }> = [];
+  /** Bytes of the publishes queued or in flight (see maxPendingBytes). */
+  private pendingBytes = 0;
   private sending = false;
 
   private async sendPending(): Promise<void> {
@@ -187,6 +209,8 @@ export class PlatformaticKafkaBus implements Bus {
           for (const p of batch) p.resolve();
         } catch (err) {
           for (const p of batch) p.reject(err);
+        } finally {
+          for (const p of batch) this.pendingBytes -= p.bytes;
         }
       }
     } finally {
