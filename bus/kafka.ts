@@ -1,10 +1,7 @@
-// The Bus over Apache Kafka. createKafkaBus picks the client: kafkajs by default (this file;
-// no release since 2023), or @platformatic/kafka (bus/kafka-platformatic.ts: maintained, pure
-// JavaScript, static membership) with client: 'platformatic' / ATTUNE_KAFKA_CLIENT=platformatic.
-// kafkajs stays the default until the platformatic adapter passes the whole fault suite: with
-// it, a second `attune worker` never took partitions in the scale-out scenario, and a broker
-// outage of 20 s ended the process (an unhandled findGroupCoordinator rejection), see the
-// README's Known limitations.
+// The Bus over Apache Kafka. createKafkaBus picks the client: @platformatic/kafka by default
+// (bus/kafka-platformatic.ts: maintained, pure JavaScript, static membership; the default
+// since it passed the whole fault suite, README's Known limitations), or kafkajs (this file;
+// no release since 2023) with client: 'kafkajs' / ATTUNE_KAFKA_CLIENT=kafkajs.
 // The kafkajs adapter:
 //  - publish: acks=-1 (all in-sync replicas), NOT kafkajs's idempotent producer (see
 //    KafkaBusOptions.idempotent: it lost acknowledged records across a broker restart), so a
@@ -59,7 +56,7 @@ export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 export const DEFAULT_HEARTBEAT_MS = 1_000;
 
 export interface KafkaBusOptions {
-  /** The client: kafkajs (this file, the default) or @platformatic/kafka (bus/kafka-platformatic.ts). */
+  /** The client: @platformatic/kafka (bus/kafka-platformatic.ts, the default) or kafkajs (this file). */
   client?: 'kafkajs' | 'platformatic';
   /** Static membership (platformatic only; kafkajs has none). */
   groupInstanceId?: string;
@@ -495,7 +492,7 @@ class KafkaBusImpl implements KafkaBus {
 
 /** Connects a producer and an admin client; consumers connect per subscription. */
 export async function createKafkaBus(opts: KafkaBusOptions): Promise<KafkaBus> {
-  if (opts.client === 'platformatic') {
+  if ((opts.client ?? 'platformatic') === 'platformatic') {
     const { createPlatformaticKafkaBus } = await import('./kafka-platformatic.js');
     return createPlatformaticKafkaBus({ ...opts, requestTimeoutMs: opts.requestTimeoutMs });
   }
