@@ -136,3 +136,56 @@ test('platformatic: two members of one group split 6 partitions, and the survivo
     await bus.close();
   }
 });
+
+test('platformatic: a subscribe and a publish made before their topic is in the broker\'s metadata wait for it instead of failing', { timeout: 120_000 }, async (t) => {
+  const brokers = await kafkaOrSkip(t);
+  if (!brokers) return;
+  // @platformatic/kafka 1.35 reports UNKNOWN_TOPIC_OR_PARTITION as a UserError it marks not
+  // retriable; a worker subscribing right after Attune created its topics on a loaded broker
+  // met it, and the process exited. Here the topic does not exist until the subscription has
+  // met that error (its warning logged) and a publish has been made.
+  const warnings: string[] = [];
+  const log = Object.assign(Object.create(silentLogger), {
+    warn: (obj: { err?: Error }, msg?: string) => void warnings.push(`${msg ?? ''} ${obj?.err?.message ?? ''}`),
+    child: () => log,
+  });
+  const bus = await createPlatformaticKafkaBus({ brokers, clientId: 'attune-unknown-topic', log, retryBackoffMs: 50, heartbeatIntervalMs: 500, sessionTimeoutMs: 10_000 });
+  const topic = `unknown-yet-${randomUUID().slice(0, 8)}`;
+  const seen: string[] = [];
+  try {
+    const subscribing = bus.subscribe({
+      groupId: `unknown-yet-${randomUUID().slice(0, 8)}`,
+      topics: [topic],
+      fromBeginning: true,
+      ephemeral: true,
+      eachBatch: async (batch) => {
+        for (const r of batch.records) seen.push(r.value.toString());
+      },
+    });
+    subscribing.catch(() => undefined);
+    const t0 = Date.now();
+    // (A subscribe that gave up instead fails the test at once, with its error.)
+    await Promise.race([
+      until('the subscription meeting the unknown topic', () => warnings.some((w) => /Unknown topic/.test(w)), 30_000),
+      subscribing.then(() => assert.fail('subscribed to a topic that does not exist')),
+    ]);
+    const t1 = Date.now();
+    const publishing = bus.publish(topic, [{ key: 'k', value: Buffer.from('hello') }]);
+    publishing.catch(() => undefined);
+    const other = await createPlatformaticKafkaBus({ brokers, clientId: 'attune-unknown-topic-admin', log: silentLogger });
+    try {
+      await other.ensureTopics([{ topic, partitions: 1 }]);
+    } finally {
+      await other.close();
+    }
+    const t2 = Date.now();
+    const sub = await subscribing;
+    await publishing;
+    const t3 = Date.now();
+    await until('the record consumed', () => seen.includes('hello'), 60_000);
+    t.diagnostic(`unknown topic met after ${t1 - t0} ms; topic created in ${t2 - t1} ms; subscribed and published ${t3 - t2} ms later; consumed ${Date.now() - t3} ms later`);
+    await sub.stop();
+  } finally {
+    await bus.close();
+  }
+});

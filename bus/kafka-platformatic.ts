@@ -71,11 +71,26 @@ export const DEFAULT_MAX_PENDING_BYTES = 64 * 2 ** 20;
 
 const ALREADY_EXISTS = /TOPIC_ALREADY_EXISTS|already exists/i;
 
-/** Whether a client error (or one it wraps) is the kind a later try may not meet: the network, a coordinator moving. */
+/**
+ * Topics Attune has just created (ensureTopics) that a broker's metadata does not list yet:
+ * @platformatic/kafka 1.35 turns UNKNOWN_TOPIC_OR_PARTITION into a UserError it marks not
+ * retriable. A worker subscribing right after the creation on a loaded broker met it (CI-like
+ * load ~10: "Unknown topic <prefix>attune.coherence.checkpoints.v1.", and the process exited).
+ */
+const UNKNOWN_TOPIC = /^Unknown (topic|partition) /;
+
+/** Whether a client error (or one it wraps) is the kind a later try may not meet: the network, a coordinator moving, a topic's metadata not there yet. */
 function transient(err: unknown): boolean {
-  const e = err as { canRetry?: unknown; errors?: unknown[] };
+  const e = err as { canRetry?: unknown; errors?: unknown[]; message?: unknown };
   if (e?.canRetry === true) return true;
+  if (unknownTopic(err)) return true;
   return Array.isArray(e?.errors) && e.errors.some(transient);
+}
+
+function unknownTopic(err: unknown): boolean {
+  const e = err as { errors?: unknown[]; message?: unknown };
+  if (typeof e?.message === 'string' && UNKNOWN_TOPIC.test(e.message)) return true;
+  return Array.isArray(e?.errors) && e.errors.some(unknownTopic);
 }
 
 function errorText(err: unknown): string {
@@ -204,8 +219,20 @@ export class PlatformaticKafkaBus implements Bus {
     try {
       while (this.pending.length > 0) {
         const batch = this.pending.splice(0);
+        const messages = batch.length === 1 ? batch[0].messages : batch.flatMap((p) => p.messages);
+        // A topic created a moment ago may not be in the broker's metadata yet (unknownTopic):
+        // sent again with a back-off for as long as ensureTopics would wait for it.
+        const deadline = Date.now() + (this.opts.topicReadyTimeoutMs ?? 30_000);
         try {
-          await this.producer.send({ acks: -1, messages: batch.length === 1 ? batch[0].messages : batch.flatMap((p) => p.messages) });
+          for (let backoff = 50; ; backoff = Math.min(backoff * 2, 1000)) {
+            try {
+              await this.producer.send({ acks: -1, messages });
+              break;
+            } catch (err) {
+              if (!unknownTopic(err) || this.closed || Date.now() + backoff > deadline) throw err;
+              await new Promise((r) => setTimeout(r, backoff));
+            }
+          }
           for (const p of batch) p.resolve();
         } catch (err) {
           for (const p of batch) p.reject(err);
