@@ -17,6 +17,7 @@ import { scoreFillers } from '../pipelines/speech/fillers/filler-score.js';
 import { resample } from '../ingest/audio/resample.js';
 import { waitFor, type TestAttune } from './attune.js';
 import { SpeechEventListener, createSpeechSession, streamLiveAudio, uploadWav, wavBytes } from './speech-client.js';
+import { loadavg } from 'node:os';
 
 export interface Clip {
   file: string;
@@ -234,6 +235,8 @@ export function speechScenario(t: TestContext['test'], getApp: () => TestAttune)
     const audioS = wav.samples.length / wav.sampleRate;
     assert.ok(metrics.length >= Math.floor(audioS) - 1, `metrics:update every second (${metrics.length} in ${audioS} s)`);
     // Each second's update arrives within a second of that second of audio being sent.
+    const lags = metrics.map((m) => Math.round(m.at - (live.startedAt + m.msg.payload.atMs)));
+    tc.diagnostic(`metrics:update after its second of audio, ms: ${lags.join(', ')} (load average ${loadavg()[0].toFixed(1)})`);
     for (const m of metrics) {
       const sentAt = live.startedAt + m.msg.payload.atMs;
       assert.ok(m.at - sentAt < 1000, `metrics for second ${m.msg.payload.second} arrived ${(m.at - sentAt).toFixed(0)} ms after its audio`);
