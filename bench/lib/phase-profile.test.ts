@@ -19,11 +19,13 @@ test('the main thread is counted apart from a worker thread busy at the same tim
   const phase = await measuredPhase('phase-profile-test');
   // The worker does twice the main thread's work: the process counts both, the main thread
   // only its own (about a third).
-  const worker = new Worker(`const { parentPort } = require('node:worker_threads'); let x = 0; for (let i = 0; i < ${1e8}; i++) x += Math.sqrt(x + i); parentPort.postMessage(x);`, { eval: true });
+  const worker = new Worker(`const { parentPort } = require('node:worker_threads'); let x = 0; for (let i = 0; i < ${1e8}; i++) x += Math.sqrt(x + i); parentPort.postMessage(x); parentPort.on('message', () => undefined);`, { eval: true });
   const done = new Promise((r) => worker.once('message', r));
   work(5e7);
   await done;
-  // Ended while the worker thread still exists (a thread gone before the end is not in the per-thread sums).
+  // Ended while the worker thread still exists (a thread gone before the end is not in the per-thread
+  // sums): its listener on parentPort keeps it alive until terminate(). Without it the thread
+  // sometimes exited between its message and end(), and its CPU was missing (1 run in 4 here, CI).
   const cpu = await phase.end();
   await worker.terminate();
   assert.ok(cpu.main_thread_cpu_s !== null && cpu.main_thread_cpu_s >= 0.05, `main thread ${cpu.main_thread_cpu_s} s`);
