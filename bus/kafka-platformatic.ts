@@ -80,18 +80,24 @@ const ALREADY_EXISTS = /TOPIC_ALREADY_EXISTS|already exists/i;
  */
 const UNKNOWN_TOPIC = /^Unknown (topic|partition) /;
 
+type ClientError = { canRetry?: unknown; errors?: unknown[]; message?: unknown } | undefined;
+
+/** Whether `err` or an error it aggregates (MultipleErrors' `errors`, at any depth) satisfies `test`. */
+function someNested(err: unknown, test: (e: NonNullable<ClientError>) => boolean): boolean {
+  const e = err as ClientError;
+  if (!e) return false;
+  return test(e) || (Array.isArray(e.errors) && e.errors.some((inner) => someNested(inner, test)));
+}
+
+const isUnknownTopic = (e: NonNullable<ClientError>) => typeof e.message === 'string' && UNKNOWN_TOPIC.test(e.message);
+
 /** Whether a client error (or one it wraps) is the kind a later try may not meet: the network, a coordinator moving, a topic's metadata not there yet. */
 function transient(err: unknown): boolean {
-  const e = err as { canRetry?: unknown; errors?: unknown[]; message?: unknown };
-  if (e?.canRetry === true) return true;
-  if (unknownTopic(err)) return true;
-  return Array.isArray(e?.errors) && e.errors.some(transient);
+  return someNested(err, (e) => e.canRetry === true || isUnknownTopic(e));
 }
 
 function unknownTopic(err: unknown): boolean {
-  const e = err as { errors?: unknown[]; message?: unknown };
-  if (typeof e?.message === 'string' && UNKNOWN_TOPIC.test(e.message)) return true;
-  return Array.isArray(e?.errors) && e.errors.some(unknownTopic);
+  return someNested(err, isUnknownTopic);
 }
 
 function errorText(err: unknown): string {
