@@ -12,7 +12,7 @@
 // Besides the answers, the suite holds the process's lifecycle to issue 10's bars: Attune keeps
 // running through both broker faults (no exit, no supervised restart) and /health/ready says
 // 503 while the broker is stopped, 200 once it is back; after the `kill -9` of Attune the first
-// 202 comes within 10 s of the restart; and a graceful stop (SIGTERM) leaves the consumer
+// 202 comes within 10 s of the restart (Attune runs from dist/, as installed: test/built-attune.ts); and a graceful stop (SIGTERM) leaves the consumer
 // groups at once: a second member of the readings sink's group holds every partition within
 // the session timeout (10 s) of the SIGTERM, which it could not if the member only expired.
 //
@@ -45,6 +45,7 @@ import { serverDatabase, serverDatabaseUrl } from '../store/postgres/test-databa
 import { KAFKA_SCRIPT, getTestServices } from './services.js';
 import { rsaReadings, waitFor } from './attune.js';
 import { requestUntil } from './faults-poison-harness.js';
+import { builtAttuneArgs } from './built-attune.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -99,6 +100,7 @@ const dirs: string[] = [];
 const children = new Set<ChildProcess>();
 
 before(async () => {
+  builtAttuneArgs(); // rebuilds dist/ now if it is stale, not inside a timed start
   pgUrl = await serverDatabaseUrl().catch(() => null);
   // The runs without a broker fault go to the test services' broker, at the same time as the
   // broker faults on the suite's own one (FAULTS_ONE_BROKER=1: all on the own broker, in turn).
@@ -160,7 +162,8 @@ async function deployment(name: string, brokers: string[]) {
   const probes: { at: number; status: number; bus?: string }[] = [];
   const start = (): Promise<Attune> =>
     new Promise<Attune>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then((m) => m.main(['all']))`], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      // The built product (dist/), as a supervisor restarts it: see test/built-attune.ts.
+      const child = spawn(process.execPath, [...builtAttuneArgs(), 'all'], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] });
       children.add(child);
       child.once('exit', (code, signal) => {
         children.delete(child);
