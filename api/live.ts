@@ -96,12 +96,14 @@ export function createCoherenceLiveHub(opts: LiveHubOptions, topics: TopicNames 
     resume: true,
     route(rec, topic) {
       const keys = [userKey(rec.org_id, rec.user_id), sessionKey(rec.session_id)];
+      // The envelope's timestamp is when the record was read, also for one built at a resume.
+      const receivedAt = opts.clock();
       if (topic === topics.coherenceWindows) {
         const w = rec as CoherenceWindowRecord;
-        return { keys, resumeKeys: keys, envelope: () => coherenceEnvelope(w, opts.clock()) };
+        return { keys, resumeKeys: keys, envelope: () => coherenceEnvelope(w, receivedAt) };
       }
       const e = rec as SessionEventRecord;
-      return { keys, resumeKeys: keys, envelope: () => sessionEventEnvelope(e, opts.clock()) };
+      return { keys, resumeKeys: keys, envelope: () => sessionEventEnvelope(e, receivedAt) };
     },
   });
 }
