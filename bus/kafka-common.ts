@@ -57,3 +57,31 @@ export function interruptiblePauses(): { pause(ms: number): Promise<void>; wakeA
     },
   };
 }
+
+/** An error as the Kafka clients nest them: kafkajs' `cause`, @platformatic/kafka's MultipleErrors (an AggregateError) `errors`. */
+export type NestedError = { code?: unknown; message?: unknown; canRetry?: unknown; cause?: unknown; errors?: unknown[] };
+
+/**
+ * Whether `err`, or an error it aggregates (`errors`, at any depth) or, with `causes`, one it
+ * was caused by, satisfies `test`. Breadth-first, at most `maxDepth` levels, each error once
+ * (a cycle of causes ends). Shared so that "is this the broker being unreachable" (cli/roles.ts)
+ * and "may a later try succeed" (bus/kafka-platformatic.ts) read a client's error trees alike.
+ */
+export function someNestedError(err: unknown, test: (e: NestedError) => boolean, opts: { causes?: boolean; maxDepth?: number } = {}): boolean {
+  const maxDepth = opts.maxDepth ?? 10;
+  const seen = new Set<object>();
+  let level: unknown[] = [err];
+  for (let depth = 0; depth <= maxDepth && level.length > 0; depth++) {
+    const next: unknown[] = [];
+    for (const e of level) {
+      if (!e || typeof e !== 'object' || seen.has(e)) continue;
+      seen.add(e);
+      const n = e as NestedError;
+      if (test(n)) return true;
+      if (opts.causes && n.cause) next.push(n.cause);
+      if (Array.isArray(n.errors)) next.push(...n.errors);
+    }
+    level = next;
+  }
+  return false;
+}

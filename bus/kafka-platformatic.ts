@@ -27,7 +27,7 @@ import { Admin, Base, Consumer, Producer, type Message, type MessageToProduce, t
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, waitForLeaders } from './kafka-common.js';
+import { checkCommitOffset, interruptiblePauses, someNestedError, waitForLeaders, type NestedError } from './kafka-common.js';
 import { busUnavailable } from './publish-timeout.js';
 import { murmur2 } from './partitioner.js';
 
@@ -80,24 +80,15 @@ const ALREADY_EXISTS = /TOPIC_ALREADY_EXISTS|already exists/i;
  */
 const UNKNOWN_TOPIC = /^Unknown (topic|partition) /;
 
-type ClientError = { canRetry?: unknown; errors?: unknown[]; message?: unknown } | undefined;
-
-/** Whether `err` or an error it aggregates (MultipleErrors' `errors`, at any depth) satisfies `test`. */
-function someNested(err: unknown, test: (e: NonNullable<ClientError>) => boolean): boolean {
-  const e = err as ClientError;
-  if (!e) return false;
-  return test(e) || (Array.isArray(e.errors) && e.errors.some((inner) => someNested(inner, test)));
-}
-
-const isUnknownTopic = (e: NonNullable<ClientError>) => typeof e.message === 'string' && UNKNOWN_TOPIC.test(e.message);
+const isUnknownTopic = (e: NestedError) => typeof e.message === 'string' && UNKNOWN_TOPIC.test(e.message);
 
 /** Whether a client error (or one it wraps) is the kind a later try may not meet: the network, a coordinator moving, a topic's metadata not there yet. */
 function transient(err: unknown): boolean {
-  return someNested(err, (e) => e.canRetry === true || isUnknownTopic(e));
+  return someNestedError(err, (e) => e.canRetry === true || isUnknownTopic(e));
 }
 
 function unknownTopic(err: unknown): boolean {
-  return someNested(err, isUnknownTopic);
+  return someNestedError(err, isUnknownTopic);
 }
 
 function errorText(err: unknown): string {

@@ -12,6 +12,7 @@ import { type Bus } from '../bus/types.js';
 import { prefixedTopics, type TopicNames } from '../schemas/topics.js';
 import { createEmbeddedBus } from '../bus/embedded.js';
 import { createKafkaBus, isUnreachable } from '../bus/kafka.js';
+import { someNestedError } from '../bus/kafka-common.js';
 import { withPublishTimeout } from '../bus/publish-timeout.js';
 import { createCodec, type Codec } from '../schemas/registry/codec.js';
 import { ConfluentSchemaRegistry, LocalSchemaRegistry, type SchemaRegistry } from '../schemas/registry/registry.js';
@@ -152,20 +153,12 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
 /** Whether a bus client's error (either client) means the brokers could not be reached. */
 function brokerUnreachable(err: unknown): boolean {
   if (isUnreachable(err)) return true;
-  // Walk causes and, for @platformatic/kafka's MultipleErrors (an AggregateError: "metadata
-  // failed 4 times" holding "Cannot connect to any broker" holding the socket's ECONNREFUSED),
-  // the errors it aggregates too.
-  type Nested = { code?: string; message?: string; cause?: unknown; errors?: unknown[] };
-  const queue: Array<{ e: Nested; depth: number }> = [{ e: err as Nested, depth: 0 }];
-  while (queue.length > 0) {
-    const { e, depth } = queue.shift()!;
-    if (!e || typeof e !== 'object' || depth > 10) continue;
-    if (/ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ECONNRESET/.test(`${e.code ?? ''} ${e.message ?? ''}`)) return true;
-    if (e.cause) queue.push({ e: e.cause as Nested, depth: depth + 1 });
-    if (Array.isArray(e.errors)) for (const inner of e.errors) queue.push({ e: inner as Nested, depth: depth + 1 });
-  }
-  return false;
+  // Causes and, for @platformatic/kafka's MultipleErrors (an AggregateError: "metadata failed 4
+  // times" holding "Cannot connect to any broker" holding the socket's ECONNREFUSED), the
+  // errors it aggregates too.
+  return someNestedError(err, (e) => UNREACHABLE.test(`${e.code ?? ''} ${e.message ?? ''}`), { causes: true });
 }
+const UNREACHABLE = /ECONNREFUSED|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|ECONNRESET/;
 
 export async function openCodec(config: AttuneConfig): Promise<Codec> {
   const registry: SchemaRegistry = config.schemaRegistryUrl
