@@ -1,5 +1,6 @@
 // Starts a whole Attune (every role, one process) for a test, on the embedded bus or on
 // Kafka, with chDB in a temporary directory or a ClickHouse server, listening on a free port.
+import { deleteTopicsWithPrefix } from './kafka-topics.js';
 import type { StoreClient } from '../store/clickhouse.js';
 import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -112,6 +113,9 @@ export async function startTestAttune(opts: TestAttuneOptions = {}): Promise<Tes
     async cleanup() {
       await running.stop();
       await entityDb?.dispose();
+      // Its own topics (a prefix this function made up, so no other deployment's): a failure
+      // to delete them fails no test, it only leaves them on the broker.
+      if (opts.kafkaBrokers && opts.topicPrefix === undefined) await deleteTopicsWithPrefix(opts.kafkaBrokers, topicPrefix).catch(() => undefined);
       if (ownDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

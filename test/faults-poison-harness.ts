@@ -9,6 +9,7 @@
 // chDB opens one data dir per process, so a deployment in a child process is read after it
 // stopped by another child: this file run as a script (H_F2_DUMP_DIR, H_F2_DUMP_DB) prints
 // the state as JSON. A deployment in the test process is read through its own store.
+import { deleteTopicsWithPrefix } from './kafka-topics.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
@@ -155,6 +156,12 @@ async function entityDatabase(o: DeploymentOptions): Promise<{ url: string; disp
 
 const keepDirs = () => process.env.FAULTS_KEEP_DIRS === '1';
 
+/** A deployment's topics, deleted by the one that made its prefix (not one that joined it), unless FAULTS_KEEP_DIRS=1 keeps everything for a look. */
+async function dropTopics(o: DeploymentOptions, prefix: string): Promise<void> {
+  if (o.join || keepDirs()) return;
+  await deleteTopicsWithPrefix(o.brokers, prefix).catch(() => undefined);
+}
+
 /** `attune all` in a child process (restarted if it dies on its own, as a supervisor would; the exit is recorded). */
 export async function childDeployment(o: DeploymentOptions): Promise<Deployment & { kill9(): Promise<void> }> {
   const { dataDir, prefix, database } = names(o);
@@ -241,6 +248,7 @@ export async function childDeployment(o: DeploymentOptions): Promise<Deployment 
       child?.kill('SIGKILL');
       await pg.dispose().catch(() => undefined);
       if (!keepDirs()) rmSync(dataDir, { recursive: true, force: true });
+      await dropTopics(o, prefix);
     },
   };
 }
@@ -277,6 +285,7 @@ export async function inProcessDeployment(o: DeploymentOptions): Promise<Deploym
       stopped = true;
       await pg.dispose().catch(() => undefined);
       if (!keepDirs()) rmSync(dataDir, { recursive: true, force: true });
+      await dropTopics(o, prefix);
     },
   };
 }

@@ -46,6 +46,7 @@ import { KAFKA_SCRIPT, getTestServices } from './services.js';
 import { rsaReadings, waitFor } from './attune.js';
 import { requestUntil } from './faults-poison-harness.js';
 import { builtAttuneArgs } from './built-attune.js';
+import { deleteTopicsWithPrefix } from './kafka-topics.js';
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -97,6 +98,8 @@ const alive = (pid: number) => {
 let pgUrl: string | null = null;
 let available = false;
 const dirs: string[] = [];
+/** Each deployment's topics, deleted after the file (test/kafka-topics.ts). */
+const topicSets: Array<{ brokers: string[]; prefix: string }> = [];
 const children = new Set<ChildProcess>();
 
 before(async () => {
@@ -118,7 +121,8 @@ after(async () => {
   for (const c of children) c.kill('SIGKILL');
   // FAULTS_KEEP_DIRS=1 keeps each run's data dir and attune.log for a look afterwards.
   if (process.env.FAULTS_KEEP_DIRS !== '1') for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  // The suite's own broker; the shared one is never touched.
+  if (process.env.FAULTS_KEEP_DIRS !== '1') await Promise.all(topicSets.map((t) => deleteTopicsWithPrefix(t.brokers, t.prefix).catch(() => undefined)));
+  // The suite's own broker is stopped; the shared one never is.
   await broker('stop').catch(() => undefined);
 });
 
@@ -132,6 +136,7 @@ async function deployment(name: string, brokers: string[]) {
   const dataDir = mkdtempSync(join(tmpdir(), `attune-faults-${name}-`));
   dirs.push(dataDir);
   const prefix = `faults-${name}-${randomUUID().slice(0, 8)}.`;
+  topicSets.push({ brokers, prefix });
   const database = `faults_${name.replace(/\W/g, '_')}_${randomUUID().replace(/-/g, '').slice(0, 8)}`;
   // Its own PostgreSQL database.
   const pg = await serverDatabase(pgUrl!);
