@@ -16,17 +16,19 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 /** tsconfig.build.json's include list, and the files it leaves out. */
 const SOURCE_DIRS = ['lib', 'bus', 'store', 'ingest', 'pipelines', 'http', 'api', 'cli', 'simulator', 'models', 'schemas'];
 const NOT_BUILT = /\.(test|test-util|contract|bench)\.ts$/;
-/** What the build compiles or copies (scripts/copy-assets.mjs). */
-const BUILT = /(\.ts|\.avsc|\.sql|\.json)$/;
+/** What the build compiles, and the assets it copies (scripts/copy-assets.mjs: only under schemas/). */
+const COMPILED = /\.ts$/;
+const ASSETS = /\.(avsc|sql|json)$/;
 
-function newestSource(dir: string): number {
+/** Newest mtime of what the build reads under `dir` (not models/files, fetched after the build). */
+function newestSource(dir: string, assets: boolean): number {
   let newest = 0;
   for (const name of readdirSync(dir)) {
-    if (name === 'node_modules' || name.startsWith('.')) continue;
+    if (name === 'node_modules' || name === 'files' || name.startsWith('.')) continue;
     const full = join(dir, name);
     const st = statSync(full);
-    if (st.isDirectory()) newest = Math.max(newest, newestSource(full));
-    else if (BUILT.test(name) && !NOT_BUILT.test(name)) newest = Math.max(newest, st.mtimeMs);
+    if (st.isDirectory()) newest = Math.max(newest, newestSource(full, assets));
+    else if ((COMPILED.test(name) && !NOT_BUILT.test(name)) || (assets && ASSETS.test(name))) newest = Math.max(newest, st.mtimeMs);
   }
   return newest;
 }
@@ -41,7 +43,7 @@ export function builtAttuneArgs(): string[] {
   const entry = join(root, 'dist', 'cli', 'main.js');
   if (!checked) {
     const builtAt = existsSync(entry) ? statSync(entry).mtimeMs : 0;
-    const newest = Math.max(...SOURCE_DIRS.map((d) => newestSource(join(root, d))));
+    const newest = Math.max(...SOURCE_DIRS.map((d) => newestSource(join(root, d), d === 'schemas')));
     if (newest > builtAt) {
       const res = spawnSync('npm', ['run', 'build'], { cwd: root, encoding: 'utf8' });
       if (res.status !== 0) throw new Error(`npm run build failed (dist/ was older than the sources):\n${res.stdout}\n${res.stderr}`);
