@@ -85,3 +85,29 @@ export function someNestedError(err: unknown, test: (e: NestedError) => boolean,
   }
   return false;
 }
+
+// kafkajs's errors, read by name only (no import of kafkajs: cli/roles.ts uses this whichever client runs).
+/** kafkajs's error names for "the broker (or its group coordinator) cannot be reached now". */
+const KAFKAJS_UNREACHABLE = new Set([
+  'KafkaJSNumberOfRetriesExceeded',
+  'KafkaJSConnectionError',
+  'KafkaJSConnectionClosedError',
+  'KafkaJSRequestTimeoutError',
+  'KafkaJSNoBrokerAvailableError',
+  'KafkaJSBrokerNotFound',
+  'KafkaJSGroupCoordinatorNotFound',
+]);
+
+/**
+ * Whether a kafkajs error says the broker is out of reach (connection refused or closed, a
+ * timeout, no coordinator, kafkajs's retries used up on any of these), anywhere in its cause
+ * chain, or is marked retriable: waiting helps. Anything else (authorization, an invalid
+ * topic) does not go away by waiting.
+ */
+export function isUnreachable(err: unknown): boolean {
+  for (let e = err as { name?: string; retriable?: boolean; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
+    if (e.retriable === true || (e.name !== undefined && KAFKAJS_UNREACHABLE.has(e.name))) return true;
+    if (e.name === 'KafkaJSNonRetriableError' && /group coordinator|No broker available/i.test(e.message ?? '')) return true;
+  }
+  return false;
+}

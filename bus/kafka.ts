@@ -22,7 +22,10 @@ import { partitionForKey } from './partitioner.js';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, waitForLeaders } from './kafka-common.js';
+import { checkCommitOffset, interruptiblePauses, isUnreachable, waitForLeaders } from './kafka-common.js';
+// Where they were first written; roles and tests import them from here too.
+export { isUnreachable } from './kafka-common.js';
+export { createKafkaBus } from './kafka-open.js';
 
 /**
  * kafkajs's DefaultPartitioner, decision for decision: a message's own partition, else its
@@ -153,30 +156,6 @@ function toBusRecord(topic: string, partition: number, m: KafkaMessage): BusReco
   };
 }
 
-/** kafkajs's error names for "the broker (or its group coordinator) cannot be reached now". */
-const UNREACHABLE = new Set([
-  'KafkaJSNumberOfRetriesExceeded',
-  'KafkaJSConnectionError',
-  'KafkaJSConnectionClosedError',
-  'KafkaJSRequestTimeoutError',
-  'KafkaJSNoBrokerAvailableError',
-  'KafkaJSBrokerNotFound',
-  'KafkaJSGroupCoordinatorNotFound',
-]);
-
-/**
- * Whether a kafkajs error says the broker is out of reach (connection refused or closed, a
- * timeout, no coordinator, kafkajs's retries used up on any of these), anywhere in its cause
- * chain, or is marked retriable: waiting helps. Anything else (authorization, an invalid
- * topic) does not go away by waiting.
- */
-export function isUnreachable(err: unknown): boolean {
-  for (let e = err as { name?: string; retriable?: boolean; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
-    if (e.retriable === true || (e.name !== undefined && UNREACHABLE.has(e.name))) return true;
-    if (e.name === 'KafkaJSNonRetriableError' && /group coordinator|No broker available/i.test(e.message ?? '')) return true;
-  }
-  return false;
-}
 
 /** Group errors after which a member must rejoin (kafkajs's isRebalancing, plus an unknown member). */
 const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'NOT_COORDINATOR', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
@@ -490,12 +469,8 @@ class KafkaBusImpl implements KafkaBus {
   }
 }
 
-/** Connects a producer and an admin client; consumers connect per subscription. */
-export async function createKafkaBus(opts: KafkaBusOptions): Promise<KafkaBus> {
-  if ((opts.client ?? 'platformatic') === 'platformatic') {
-    const { createPlatformaticKafkaBus } = await import('./kafka-platformatic.js');
-    return createPlatformaticKafkaBus({ ...opts, requestTimeoutMs: opts.requestTimeoutMs });
-  }
+/** The kafkajs bus: connects a producer and an admin client; consumers connect per subscription. Opened through createKafkaBus (bus/kafka-open.ts). */
+export async function createKafkajsBus(opts: KafkaBusOptions): Promise<KafkaBus> {
   const bus = new KafkaBusImpl(opts);
   await bus.connect();
   return bus;

@@ -181,4 +181,26 @@ test('the api role with CLICKHOUSE_URL and DATABASE_URL loads neither chDB, PGli
   assert.equal(started.server, true);
   assert.ok(run.packages.has('fastify') && run.packages.has('@clickhouse/client'), 'the recorder sees the api role\'s packages');
   assertNotLoaded(run, ['chdb', '@chdb/lib-linux-x64-gnu', '@electric-sql/pglite', 'onnxruntime-node', 'onnxruntime-common'], [NATIVE_CHDB, NATIVE_ONNX]);
+  // Nor what this configuration does not use: no Redis URL, no JWKS, the embedded bus.
+  assertNotLoaded(run, ['ioredis', 'jose', 'kafkajs', '@platformatic/kafka']);
+});
+
+test('the Kafka bus loads only the configured client: @platformatic/kafka (the default) without kafkajs, and kafkajs without it', async () => {
+  // Nothing listens on port 1: each open fails after its client's retries, having loaded its client.
+  const open = (client: string) =>
+    runChild(
+      `import { createKafkaBus } from './bus/kafka-open.ts';
+       import { silentLogger } from './lib/log.ts';
+       const opened = await createKafkaBus({ brokers: ['127.0.0.1:1'], clientId: 'lazy-load', log: silentLogger, client: ${JSON.stringify(client)} }).then(() => true, () => false);
+       console.log(JSON.stringify({ opened }));`,
+    );
+  const [platformatic, kafkajs] = await Promise.all([open('platformatic'), open('kafkajs')]);
+  for (const run of [platformatic, kafkajs]) {
+    assertOk(run);
+    assert.deepEqual(JSON.parse(run.stdout.trim().split('\n').at(-1)!), { opened: false });
+  }
+  assert.ok(platformatic.packages.has('@platformatic/kafka'), 'the recorder sees the client that was used');
+  assertNotLoaded(platformatic, ['kafkajs']);
+  assert.ok(kafkajs.packages.has('kafkajs'));
+  assertNotLoaded(kafkajs, ['@platformatic/kafka']);
 });

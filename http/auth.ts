@@ -11,7 +11,7 @@ import { KeyObject, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSigner, createVerifier, type Algorithm } from 'fast-jwt';
-import { createRemoteJWKSet, errors } from 'jose';
+import type { createRemoteJWKSet, errors as JoseErrors } from 'jose';
 import { AttuneError } from '../lib/errors.js';
 import { checkKeyFile, DIR_MODE, FILE_MODE } from '../lib/data-dir.js';
 import type { Principal, Scope } from '../lib/principal.js';
@@ -66,11 +66,18 @@ class KeysUnavailableError extends Error {}
  */
 function keyOf(opts: AuthOptions): string | ((decoded: { header: { kid?: string; alg?: string } }) => Promise<string>) {
   if (!opts.jwksUrl) return (opts.publicKey ?? opts.secret)!;
-  const jwks = createRemoteJWKSet(new URL(opts.jwksUrl), { timeoutDuration: 5_000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 });
+  const jwksUrl = new URL(opts.jwksUrl);
+  // jose (46 files) is imported with the first token to verify, not at every process start.
+  let remote: Promise<{ jwks: ReturnType<typeof createRemoteJWKSet>; errors: typeof JoseErrors }> | null = null;
   const pems = new WeakMap<object, string>();
   return async ({ header }) => {
     if (header.alg !== 'RS256') throw new Error(`the token's alg must be RS256, got ${String(header.alg)}`);
     if (typeof header.kid !== 'string' || header.kid === '') throw new Error('the token names no key (kid) of the JWKS');
+    remote ??= import('jose').then(({ createRemoteJWKSet, errors }) => ({
+      jwks: createRemoteJWKSet(jwksUrl, { timeoutDuration: 5_000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 }),
+      errors,
+    }));
+    const { jwks, errors } = await remote;
     let key: object;
     try {
       key = await jwks({ alg: 'RS256', kid: header.kid });

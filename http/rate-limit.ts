@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import rateLimitPlugin, { normalizeIP } from '@fastify/rate-limit';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { WebSocket } from 'ws';
 import { AttuneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
@@ -105,6 +105,9 @@ const userKey = (p: Pick<Principal, 'orgId' | 'userId'>) => `${p.orgId}/${p.user
 export async function createRateLimits(config: RateLimitConfig, log: Logger): Promise<RateLimits> {
   let redis: Redis | null = null;
   if (config.enabled && config.redisUrl) {
+    // Imported only with a Redis URL: most processes have none, and loading ioredis (46 files)
+    // would lengthen every start before Attune can listen.
+    const { Redis } = await import('ioredis');
     redis = new Redis(config.redisUrl, {
       lazyConnect: true,
       // A limiter that waits for Redis would stall every request: fail fast, let through.
