@@ -556,6 +556,14 @@ export class PlatformaticKafkaBus implements Bus {
 
 export async function createPlatformaticKafkaBus(opts: PlatformaticKafkaBusOptions): Promise<PlatformaticKafkaBus> {
   const bus = new PlatformaticKafkaBus(opts);
-  await bus.connect();
+  try {
+    await bus.connect();
+  } catch (err) {
+    // Close what a failed open made: its clients would otherwise go on trying the brokers in the
+    // background, one more set for every try of a starting process that waits for Kafka, and
+    // would keep a process that gives up from exiting.
+    await bus.close().catch((closeErr: unknown) => opts.log.debug({ err: closeErr }, 'closing a Kafka bus that failed to open failed'));
+    throw err;
+  }
   return bus;
 }
