@@ -11,7 +11,7 @@
 // Figures are CPU microseconds per reading (this process, all threads; robust to a loaded
 // machine, unlike wall time, which is recorded too), medians over interleaved runs.
 import { randomUUID } from 'node:crypto';
-import { createKafkaBus } from '../bus/kafka.js';
+import { createKafkaBus } from '../bus/kafka-open.js';
 import type { Bus, OutgoingRecord } from '../bus/types.js';
 import { silentLogger } from '../lib/log.js';
 import { createCodec } from '../schemas/registry/codec.js';

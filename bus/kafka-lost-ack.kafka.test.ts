@@ -18,7 +18,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import { createKafkaBus } from './kafka.js';
+import { createKafkaBus } from './kafka-open.js';
 import { createPlatformaticKafkaBus } from './kafka-platformatic.js';
 import { isAttuneError } from '../lib/errors.js';
 import { privateBroker } from './outage.test-util.js';

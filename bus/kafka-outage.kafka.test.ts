@@ -23,7 +23,7 @@
 import { test } from 'node:test';
 import { kafkaOrSkip } from '../test/services.js';
 import { silentLogger } from '../lib/log.js';
-import { createKafkaBus } from './kafka.js';
+import { createKafkaBus } from './kafka-open.js';
 import { withPublishTimeout } from './publish-timeout.js';
 import { FAULTS, outageScenario, privateBroker, recordFatal } from './outage.test-util.js';
 

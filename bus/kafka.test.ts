@@ -3,7 +3,7 @@
 // there is none.
 import { kafkaOrSkip } from '../test/services.js';
 import { silentLogger } from '../lib/log.js';
-import { createKafkaBus } from './kafka.js';
+import { createKafkaBus } from './kafka-open.js';
 import { runBusContract } from './bus.contract.js';
 import { runKafkaChecks } from './kafka.contract.js';
 

@@ -23,9 +23,8 @@ import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
 import { checkCommitOffset, interruptiblePauses, isUnreachable, waitForLeaders } from './kafka-common.js';
-// Where they were first written; roles and tests import them from here too.
+// Where it was first written; tests import it from here too.
 export { isUnreachable } from './kafka-common.js';
-export { createKafkaBus } from './kafka-open.js';
 
 /**
  * kafkajs's DefaultPartitioner, decision for decision: a message's own partition, else its
