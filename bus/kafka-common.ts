@@ -105,9 +105,13 @@ const KAFKAJS_UNREACHABLE = new Set([
  * topic) does not go away by waiting.
  */
 export function isUnreachable(err: unknown): boolean {
-  for (let e = err as { name?: string; retriable?: boolean; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 10; e = e.cause as typeof e, depth++) {
-    if (e.retriable === true || (e.name !== undefined && KAFKAJS_UNREACHABLE.has(e.name))) return true;
-    if (e.name === 'KafkaJSNonRetriableError' && /group coordinator|No broker available/i.test(e.message ?? '')) return true;
-  }
-  return false;
+  return someNestedError(
+    err,
+    (e) => {
+      const { name, retriable, message } = e as { name?: string; retriable?: boolean; message?: string };
+      if (retriable === true || (name !== undefined && KAFKAJS_UNREACHABLE.has(name))) return true;
+      return name === 'KafkaJSNonRetriableError' && /group coordinator|No broker available/i.test(message ?? '');
+    },
+    { causes: true, maxDepth: 9 },
+  );
 }

@@ -7,7 +7,7 @@ import type { KafkaBus, KafkaBusOptions } from './kafka.js';
 export async function createKafkaBus(opts: KafkaBusOptions): Promise<KafkaBus> {
   if ((opts.client ?? 'platformatic') === 'platformatic') {
     const { createPlatformaticKafkaBus } = await import('./kafka-platformatic.js');
-    return createPlatformaticKafkaBus({ ...opts, requestTimeoutMs: opts.requestTimeoutMs });
+    return createPlatformaticKafkaBus(opts);
   }
   const { createKafkajsBus } = await import('./kafka.js');
   return createKafkajsBus(opts);

@@ -1,10 +1,11 @@
-// isUnreachable (bus/kafka.ts): which kafkajs errors make a subscription wait for the broker
+// isUnreachable (bus/kafka-common.ts): which kafkajs errors make a subscription wait for the broker
 // (and a crashed consumer be replaced) rather than fail. The errors are built as kafkajs builds
 // them for what a broker outage looks like, and for errors waiting cannot fix.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import kafkajs from 'kafkajs';
-import { isUnreachable, mustRejoin } from './kafka.js';
+import { mustRejoin } from './kafka.js';
+import { isUnreachable } from './kafka-common.js';
 
 // kafkajs is CommonJS and its error classes are not detected as named exports (nor all typed).
 type ErrorClass = new (e: unknown, opts?: Record<string, unknown>) => Error & { retriable?: boolean };

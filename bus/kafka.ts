@@ -23,8 +23,6 @@ import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
 import { checkCommitOffset, interruptiblePauses, isUnreachable, waitForLeaders } from './kafka-common.js';
-// Where it was first written; tests import it from here too.
-export { isUnreachable } from './kafka-common.js';
 
 /**
  * kafkajs's DefaultPartitioner, decision for decision: a message's own partition, else its
