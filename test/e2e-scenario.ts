@@ -374,10 +374,17 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       await syncAll(app, token, 'dev-late', [...fresh.slice(0, 5), ...fresh.slice(6, 60)], 30, lateSession);
       await syncAll(app, token, 'dev-late', fresh.slice(5, 6), 1, lateSession);
       await waitFor('late beats to be counted', () => app.worker!.stats.lateBeats > lateBefore2, 20_000);
-      await app.sink!.flush();
-      // The late reading itself is stored with the raw beats.
-      const lateStored = await count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL WHERE session_id = {s:String}`, { s: lateSession });
-      assert.equal(lateStored, beats(fresh.slice(0, 60)));
+      // The late reading itself is stored with the raw beats. The readings sink is a consumer of
+      // its own: the worker counting the late beat does not mean the sink has read it yet (CI saw
+      // 0 of 100 rows after a flush), so wait for the rows, flushing what the sink holds.
+      const want = beats(fresh.slice(0, 60));
+      const rows = () => count(app, `SELECT count() AS n FROM ${app.database}.heart_readings FINAL WHERE session_id = {s:String}`, { s: lateSession });
+      const lateStored = await waitFor('the late session\'s readings stored', async () => {
+        await app.sink!.flush();
+        const n = await rows();
+        return n >= want ? n : null;
+      }, 20_000);
+      assert.equal(lateStored, want);
     });
 
     test('replay after a restart that committed nothing changes no answer', async () => {
