@@ -37,7 +37,9 @@ test('an upload analysed: streams, audio seconds, processing seconds, real-time 
   const up = await uploadWav(app.baseUrl, token, session.id, bytes, { fileName: CLIP });
   assert.equal(up.status, 202, JSON.stringify(up.body));
   // In-process, so no status polling over HTTP.
+  // Analysed (the worker published the results), then stored and completed (the speech results sink).
   await waitFor('the upload to be analysed', () => app.speechWorker!.stats.finalized >= 1 || app.speechWorker!.stats.failed > 0, 180_000, 100);
+  await waitFor('the results to be stored', () => app.speechResultsSink!.stats.completed >= 1, 60_000, 50);
   const wallS = (Date.now() - startedAt) / 1000;
   assert.equal(app.speechWorker!.stats.failed, 0);
 
@@ -48,7 +50,9 @@ test('an upload analysed: streams, audio seconds, processing seconds, real-time 
   const audioS = value(text, 'attune_speech_audio_seconds_total{source="upload"}')!;
   assert.ok(Math.abs(audioS - clipS) < 0.05, `audio ${audioS} s, the clip is ${clipS} s`);
   assert.equal(value(text, 'attune_speech_audio_seconds_total{source="live"}'), 0);
-  // Processing: from the first frame to the stored results, within the test's own wall time.
+  assert.equal(value(text, 'attune_speech_results_sink_completed_total'), 1);
+  assert.ok((value(text, 'attune_speech_results_sink_rows_total') ?? 0) > 10);
+  // Processing: from the first frame to the published results, within the test's own wall time.
   const processingS = value(text, 'attune_speech_processing_seconds_total{source="upload"}')!;
   assert.ok(processingS > 0 && processingS <= wallS, `processing ${processingS} s of ${wallS} s`);
   const rtf = value(text, 'attune_speech_real_time_factor{source="upload"}')!;

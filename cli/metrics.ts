@@ -13,6 +13,7 @@ import type { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import type { GroupWorker } from '../pipelines/group/worker.js';
 import type { GroupWindowsSink } from '../pipelines/sinks/group-windows-sink.js';
 import type { SpeechWorker } from '../pipelines/speech/worker.js';
+import type { SpeechResultsSink } from '../pipelines/sinks/speech-results-sink.js';
 import type { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 
 /** How long a scrape waits for a group's committed offsets (Kafka: one admin request) before it does without. */
@@ -228,6 +229,8 @@ export interface WorkerParts {
   groupWorker?: GroupWorker | null;
   groupWindowsSink?: GroupWindowsSink | null;
   speechWorker: SpeechWorker | null;
+  /** The speech results sink (the sink role); absent where a caller predates it. */
+  speechResultsSink?: SpeechResultsSink | null;
   sessionChanges: SessionChangesRelay | null;
   sessionDimension: SessionDimensionSink | null;
   live: LiveHub<unknown> | null;
@@ -304,8 +307,15 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
     const bySource = (pick: (t: { audioS: number; processingS: number; lastRealTimeFactor: number }) => number) => (): Sample[] =>
       (['live', 'upload'] as const).map((source) => [{ source }, pick(speechWorker.timing[source])]);
     metrics.counterFrom('attune_speech_audio_seconds_total', 'Seconds of audio in finalised speech streams, by source.', ['source'], bySource((t) => t.audioS));
-    metrics.counterFrom('attune_speech_processing_seconds_total', 'Wall-clock seconds from a finalised stream\'s first frame to its stored results, by source.', ['source'], bySource((t) => t.processingS));
+    metrics.counterFrom('attune_speech_processing_seconds_total', 'Wall-clock seconds from a finalised stream\'s first frame to its published results, by source.', ['source'], bySource((t) => t.processingS));
     metrics.gaugeFrom('attune_speech_real_time_factor', 'Processing time / audio duration of the last finalised stream, by source (rate of the two totals above for an average).', ['source'], bySource((t) => t.lastRealTimeFactor));
+  }
+  const speechSink = parts.speechResultsSink;
+  if (speechSink) {
+    const s = speechSink.stats;
+    metrics.counterFrom('attune_speech_results_sink_rows_total', 'Rows of the speech_* tables the speech results sink handed to its writers.', [], () => [[{}, s.rows]]);
+    metrics.counterFrom('attune_speech_results_sink_completed_total', 'Speech streams the speech results sink completed (results stored, session completed).', [], () => [[{}, s.completed]]);
+    metrics.counterFrom('attune_speech_results_sink_dead_lettered_total', 'Records the speech results sink dead-lettered.', [], () => [[{}, s.deadLettered]]);
   }
   for (const [hub, live] of [['coherence', parts.live], ['speech', parts.speechLive]] as const) {
     if (!live) continue;

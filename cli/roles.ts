@@ -38,6 +38,7 @@ import { createSpeechLiveHub } from '../api/speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
 import type { SpeechEventRecord } from '../schemas/records.js';
 import { SpeechWorker } from '../pipelines/speech/worker.js';
+import { SpeechResultsSink } from '../pipelines/sinks/speech-results-sink.js';
 import { SpeechToText } from '../pipelines/speech/stt.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
@@ -86,6 +87,7 @@ export interface RunningAttune {
   /** The sink role's writer of group windows (group_windows, group_participant_windows). */
   groupWindowsSink: GroupWindowsSink | null;
   speechWorker: SpeechWorker | null;
+  speechResultsSink: SpeechResultsSink | null;
   live: LiveHub<CoherenceLiveRecord> | null;
   speechLive: LiveHub<SpeechEventRecord> | null;
   /** This process's metrics (GET /metrics: cli/metrics.ts, http/metrics.ts). */
@@ -230,6 +232,7 @@ export async function startAttune(
   let groupWorker: GroupWorker | null = null;
   let groupWindowsSink: GroupWindowsSink | null = null;
   let speechWorker: SpeechWorker | null = null;
+  let speechResultsSink: SpeechResultsSink | null = null;
   let sessionChanges: SessionChangesRelay | null = null;
   let sessionDimension: SessionDimensionSink | null = null;
   let webhookDispatcher: WebhookDispatcher | null = null;
@@ -335,6 +338,10 @@ export async function startAttune(
       sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
       groupWindowsSink = new GroupWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'group-windows-sink' }), writer: config.writer });
       starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start(), groupWindowsSink.start());
+      if (config.speech.enabled) {
+        speechResultsSink = new SpeechResultsSink({ bus, topics, codec, store, sessions: speechSessions, uploads: speechUploads, log: log.child({ role: 'speech-results-sink' }), writer: config.writer });
+        starting.push(speechResultsSink.start());
+      }
     }
     // Webhooks run with the sinks: a completed session's figures and streaks come from ClickHouse.
     if (sinks && store && config.webhooks.enabled) {
@@ -360,13 +367,13 @@ export async function startAttune(
       sessionChanges = new SessionChangesRelay({ sql, bus, codec, topics, log: log.child({ role: 'session-changes' }) });
       sessionChanges.start();
     }
-    // The speech worker still writes ClickHouse itself, so it runs with the sinks.
-    if (sinks && store && config.speech.enabled) {
+    // The speech worker publishes its results (the speech results sink stores them): a compute
+    // worker like the coherence worker, it scales out with its consumer group.
+    if (roles.worker && config.speech.enabled) {
       speechWorker = new SpeechWorker({
         bus,
         topics,
         codec,
-        store,
         sessions: speechSessions,
         uploads: speechUploads,
         log: log.child({ role: 'speech-worker' }),
@@ -383,7 +390,7 @@ export async function startAttune(
     throw err;
   }
 
-  registerWorkerMetrics(metrics, { sink, worker, groupWorker, groupWindowsSink, speechWorker, sessionChanges, sessionDimension, live, speechLive });
+  registerWorkerMetrics(metrics, { sink, worker, groupWorker, groupWindowsSink, speechWorker, speechResultsSink, sessionChanges, sessionDimension, live, speechLive });
   let metricsListener: MetricsListener | null = null;
   if (config.metrics.port !== null && opts.listen !== false) {
     metricsListener = await startMetricsListener({ host: config.metrics.host, port: config.metrics.port, token: config.metrics.token, metrics, log });
@@ -409,6 +416,7 @@ export async function startAttune(
     groupWorker,
     groupWindowsSink,
     speechWorker,
+    speechResultsSink,
     live,
     speechLive,
     metrics,
@@ -422,7 +430,7 @@ export async function startAttune(
       // Every consumer, the live hubs' and the workers', leaves its group at once (in parallel),
       // so their partitions move on now: each waits for its fetch in flight, and one after the
       // other they held the workers' partitions ~10 s past a SIGTERM (the fault suite's check).
-      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), webhookDispatcher?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
+      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), speechResultsSink?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), webhookDispatcher?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();

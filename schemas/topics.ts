@@ -17,6 +17,11 @@ export const Topics = {
   sessionChanges: 'attune.session.changes.v1',
   /** Live speech events: asr:token, metrics:update, processing:status (SpeechEvent.avsc). */
   speechEvents: 'attune.speech.events.v1',
+  /**
+   * A speech stream's results, keyed by session id (SpeechResult.avsc): the speech worker
+   * publishes them, the speech results sink writes the speech_* tables and completes the session.
+   */
+  speechResults: 'attune.speech.results.v1',
   /** Live group (mesh) session events, keyed by mesh session id (MeshEvent.avsc). */
   meshEvents: 'attune.mesh.events.v1',
   /**

@@ -1,6 +1,8 @@
 // The speech worker over the embedded bus and chDB, with the real models: redelivered frames,
 // a worker replaced in the middle of a stream, an aborted stream and a broken record. The
-// results of every run must equal those of one clean pass (at-least-once, idempotent).
+// results of every run must equal those of one clean pass (at-least-once, idempotent). The
+// worker publishes its results; the speech results sink beside it (as in the sink role) stores
+// them and completes the session.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -22,6 +24,7 @@ import { waitFor } from '../../test/attune.js';
 import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
 import { readWavFile } from './wav.test-util.js';
 import { SpeechWorker } from './worker.js';
+import { SpeechResultsSink } from '../sinks/speech-results-sink.js';
 import { DEFAULT_UPLOAD_MODEL } from './default-models.js';
 
 const JFK = join(import.meta.dirname, '../../../shared/data/speech/jfk_1961_inaugural_M.wav');
@@ -33,6 +36,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SpeechSessionsRepository;
 let uploads: SpeechUploadsRepository;
+let sink: SpeechResultsSink;
 const audio = readWavFile(JFK).samples; // 16 kHz mono
 
 before(async () => {
@@ -45,9 +49,12 @@ before(async () => {
   entities = await entityTestDatabase();
   sessions = new SpeechSessionsRepository(entities.client);
   uploads = new SpeechUploadsRepository(entities.client);
+  sink = new SpeechResultsSink({ bus, codec, store, sessions, uploads, log: silentLogger, groupId: 'speech-results-test', writer: { maxDelayMs: 50 } });
+  await sink.start();
 });
 
 after(async () => {
+  await sink.stop();
   await bus.close();
   await store.close();
   await entities.dispose();
@@ -55,7 +62,7 @@ after(async () => {
 });
 
 function worker(groupId = 'speech-test'): SpeechWorker {
-  return new SpeechWorker({ bus, codec, store, sessions, uploads, log: silentLogger, groupId, writer: { maxDelayMs: 50 } });
+  return new SpeechWorker({ bus, codec, sessions, uploads, log: silentLogger, groupId });
 }
 
 async function newUpload(): Promise<{ sessionId: string; uploadId: string }> {

@@ -1,46 +1,32 @@
 // The speech worker: reads audio frames from the bus (uploads and live streams alike, keyed by
 // session), runs the speech pipeline on each stream as it arrives, sends live events and
-// writes the results to ClickHouse.
+// publishes the results to attune.speech.results.v1 (Kafka in, Kafka out, issue 10): the speech
+// results sink (pipelines/sinks/speech-results-sink.ts) writes them to ClickHouse and completes
+// the session. The worker reads no ClickHouse and writes none, so it runs in the worker role and
+// scales out with its consumer group; its PostgreSQL writes are the upload's progress and a
+// stream's failure.
 //
 // Per stream: features and voice activity on every frame (fast, in the batch handler);
 // closed segments go to the recognition queue (one per worker, see stream/recognition.ts);
 // live streams also get partial results of the open segment about once a second and a
 // metrics:update for every second of audio; uploads get processing:status with progress and
 // an estimate of the time left. When the last frame arrives the stream is finalised: every
-// segment recognised, then words, fillers, pauses, frames, summary and scores are written and
-// the session is completed.
+// segment recognised, then words, fillers, pauses, frames, summary and scores are published
+// (the last record says the stream is complete; the sink completes the session once it has
+// stored everything before it).
 //
 // Delivery: at least once, like every other consumer here. A stream's state lives in memory,
 // so the committed offset of a partition never passes the first frame of a stream that is not
-// finalised: after a crash or a rebalance the new owner reads every unfinished stream again
-// from its first frame, and recomputes exactly the same results (same keys, newer computed_at:
-// ReplacingMergeTree keeps one copy) and the same event ids. Frames of a stream whose first
+// finalised (its results published): after a crash or a rebalance the new owner reads every
+// unfinished stream again from its first frame, and recomputes exactly the same results (same
+// keys, newer computed_at: ReplacingMergeTree keeps one copy) and the same event ids. Frames of a stream whose first
 // frame it did not see (the stream was finalised before the committed offset) are skipped.
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import { Topics } from '../../schemas/topics.js';
 import type { Logger } from '../../lib/log.js';
 import { AttuneError } from '../../lib/errors.js';
-import type { StoreClient } from '../../store/clickhouse.js';
-import { BatchWriter } from '../../store/batch-writer.js';
-import {
-  SpeechFillerColumns,
-  SpeechFrameColumns,
-  SpeechPauseColumns,
-  SpeechScoreColumns,
-  SpeechSegmentColumns,
-  SpeechSummaryColumns,
-  SpeechTables,
-  SpeechWordColumns,
-  type SpeechFillerRow,
-  type SpeechFrameRow,
-  type SpeechPauseRow,
-  type SpeechScoreRow,
-  type SpeechSegmentRow,
-  type SpeechSummaryRow,
-  type SpeechWordRow,
-} from '../../store/rows.js';
-import type { SpeechAudioFrame, SpeechEvent, SpeechEventType } from '../../schemas/registry/schemas.js';
+import type { SpeechAudioFrame, SpeechEvent, SpeechEventType, SpeechResult } from '../../schemas/registry/schemas.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
 import { deadLetter, deadLetterReason } from '../dead-letter.js';
@@ -56,6 +42,8 @@ import { RecognitionThread } from './stream/recognition-thread.js';
 import { assembleSessionResults, scoreInput, type SessionResults } from './stream/results.js';
 import type { SecondFeatures } from './stream/seconds.js';
 import { DEFAULT_LIVE_MODEL, DEFAULT_UPLOAD_MODEL } from './default-models.js';
+import { finalResultRecords, segmentResultRecord, type SpeechResultHead } from './result-records.js';
+import { speechStatusEvent } from './status-event.js';
 
 const RATE = 16_000;
 
@@ -63,7 +51,6 @@ export interface SpeechWorkerOptions {
   bus: Bus;
   topics?: TopicNames;
   codec: Codec;
-  store: StoreClient;
   sessions: SpeechSessionsRepository;
   uploads: SpeechUploadsRepository;
   log: Logger;
@@ -86,7 +73,8 @@ export interface SpeechWorkerOptions {
   maxRecognitionBacklogS?: number;
   /** Minimum wall time between two processing:status events of one upload (default 1000 ms). */
   statusIntervalMs?: number;
-  writer?: { maxRows?: number; maxDelayMs?: number };
+  /** Longest wait between two tries of publishing a stream's results while the bus refuses them (default 5000 ms). */
+  maxPublishBackoffMs?: number;
 }
 
 interface StreamSettings {
@@ -115,6 +103,8 @@ interface StreamState {
   expectedSamples: number | null;
   settings: StreamSettings;
   partitionKey: string;
+  /** What every result record of the stream carries. */
+  head: SpeechResultHead;
   firstOffset: bigint;
   nextSequence: number;
   analyzer: SpeechStreamAnalyzer;
@@ -170,15 +160,9 @@ export class SpeechWorker {
   private readonly finalizing = new Set<Promise<void>>();
   private recognition!: RecognitionThread;
   private scorer: ScoreModel | null = null;
-  private writers!: {
-    segments: BatchWriter<SpeechSegmentRow>;
-    words: BatchWriter<SpeechWordRow>;
-    frames: BatchWriter<SpeechFrameRow>;
-    pauses: BatchWriter<SpeechPauseRow>;
-    fillers: BatchWriter<SpeechFillerRow>;
-    summaries: BatchWriter<SpeechSummaryRow>;
-    scores: BatchWriter<SpeechScoreRow>;
-  };
+  /** Set by stop(): a stream whose results the bus is refusing stops retrying and stays uncommitted. */
+  private stopping = false;
+  private readonly wakeRetries = new Set<() => void>();
 
   constructor(private readonly opts: SpeechWorkerOptions) {
     this.topics = opts.topics ?? Topics;
@@ -189,19 +173,7 @@ export class SpeechWorker {
   }
 
   async start(): Promise<void> {
-    const { store, log } = this.opts;
-    const w = this.opts.writer ?? {};
-    const writer = <Row extends object>(table: string, columns: string[]) =>
-      new BatchWriter<Row>({ store, table, columns, compact: true, log, maxRows: w.maxRows ?? 5000, maxDelayMs: w.maxDelayMs ?? 200 });
-    this.writers = {
-      segments: writer(SpeechTables.speechSegments, SpeechSegmentColumns),
-      words: writer(SpeechTables.speechWords, SpeechWordColumns),
-      frames: writer(SpeechTables.speechFrames, SpeechFrameColumns),
-      pauses: writer(SpeechTables.speechPauses, SpeechPauseColumns),
-      fillers: writer(SpeechTables.speechFillers, SpeechFillerColumns),
-      summaries: writer(SpeechTables.speechSummaries, SpeechSummaryColumns),
-      scores: writer(SpeechTables.speechScores, SpeechScoreColumns),
-    };
+    this.stopping = false;
     // Models a worker cannot run without are opened up front, so a missing file fails the
     // start with the command that fetches it rather than the first stream. Recognition,
     // alignment and filled pauses run in their own thread (stream/recognition-thread.ts).
@@ -229,8 +201,9 @@ export class SpeechWorker {
     await this.subscription?.stop();
     this.subscription = null;
     // Streams still open stay uncommitted: they are re-read from their first frame next time.
+    this.stopping = true;
+    for (const wake of [...this.wakeRetries]) wake();
     await Promise.allSettled([...this.finalizing]);
-    if (this.writers) await Promise.allSettled(Object.values(this.writers).map((w) => w.close()));
     for (const s of this.streams.values()) this.dropStream(s);
     for (const vad of this.vadPool.splice(0)) await vad.release();
     await this.recognition?.close();
@@ -373,6 +346,15 @@ export class SpeechWorker {
       expectedSamples: frame.expected_samples ?? null,
       settings,
       partitionKey: `${part.topic}:${part.partition}`,
+      head: {
+        session_id: frame.session_id,
+        org_id: frame.org_id,
+        user_id: frame.user_id,
+        stream_id: frame.stream_id,
+        source: frame.source,
+        audio_started_at: frame.audio_started_at,
+        model: settings.model,
+      },
       firstOffset: offset,
       nextSequence: 0,
       analyzer: new SpeechStreamAnalyzer(vad),
@@ -421,7 +403,9 @@ export class SpeechWorker {
             ];
       if (s.source === 'upload') this.maybeUploadStatus(s, events);
       await this.publishEvents(events);
-      await this.writers.segments.add([this.segmentRow(s, t, true)]);
+      // The transcript so far, stored while the stream runs. Best effort like the live events:
+      // the final results carry every segment again.
+      await this.publish([segmentResultRecord(s.head, t, this.clock())]).catch((err) => this.log.warn({ err, session: s.sessionId }, 'speech segment result not published'));
       return t;
     });
     // A failed segment fails the stream at finalisation; do not leave the rejection unhandled.
@@ -457,6 +441,8 @@ export class SpeechWorker {
   private beginFinalize(s: StreamState): void {
     const p = this.finalize(s)
       .catch(async (err) => {
+        // Stopped while the bus refused the results: the stream is left uncommitted and read again.
+        if (err instanceof StreamLeftUncommitted) return;
         this.log.error({ err, session: s.sessionId, stream: s.id }, 'speech stream failed');
         await this.failStream(s, 'internal_error', (err as Error).message).catch(() => undefined);
       })
@@ -492,23 +478,14 @@ export class SpeechWorker {
       fluency: s.settings.fluency,
     });
     const scores = s.settings.scoring ? await this.score(results, s.analyzer.features.voicedF0.view()) : null;
-    await this.writeResults(s, transcripts, results, scores, now);
+    // Newer than every segment record the stream published (ReplacingMergeTree keeps the
+    // latest computed_at: the final rows, with their word counts, must win).
+    const computedAt = Math.max(now, this.clock());
+    const records = finalResultRecords(s.head, { transcripts, results, scores, prosody: s.settings.prosody, computedAt });
+    // Progress rows still in flight land before the sink marks the upload completed.
+    await s.uploadWrites;
+    await this.publishResults(s, records);
     const done = this.clock();
-    if (s.source === 'upload') {
-      // The results are stored: a lost progress row must not turn them into a failure.
-      await this.chainUploadWrite(s, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: done }, 'upload completion not recorded');
-    }
-    // The session last: a client that sees it completed finds its upload completed too.
-    await this.opts.sessions.update(s.sessionId, {
-      status: 'completed',
-      endedAt: s.audioStartedAt + durationMs,
-      audioDurationS: durationMs / 1000,
-    });
-    const events: SpeechEvent[] = [];
-    // score: the overall score (1 decimal, as the session list's `score`), null when not scored; the webhook's session.completed carries it (pipelines/webhooks).
-    const score = scores && Number.isFinite(scores.scores.overall) ? Math.round(scores.scores.overall * 10) / 10 : null;
-    this.statusEvent(s, events, 'done', 1, null, 'completed', { wordCount: results.summary.wordCount, durationS: durationMs / 1000, score });
-    await this.publishEvents(events);
     this.stats.finalized++;
     const timing = this.timing[s.source];
     timing.audioS += durationMs / 1000;
@@ -527,124 +504,39 @@ export class SpeechWorker {
     return this.scorer && input ? this.scorer.score(scoreFeatures(input)) : null;
   }
 
-  private async writeResults(s: StreamState, transcripts: SegmentTranscript[], r: SessionResults, scores: SpeechScores | null, computedAt: number): Promise<void> {
-    const base = { session_id: s.sessionId, org_id: s.orgId, user_id: s.userId, audio_started_at: s.audioStartedAt, computed_at: computedAt };
-    const model = s.settings.model;
-    const w = this.writers;
-    await w.words.add(
-      r.words.map((x) => ({
-        ...base,
-        segment_index: x.segmentIndex,
-        word_index: x.wordIndex,
-        text: x.text,
-        start_ms: x.startMs,
-        end_ms: Math.max(x.startMs, x.endMs),
-        confidence: x.confidence,
-        is_filler: x.isFiller,
-        filler: x.filler,
-        is_repetition: x.isRepetition,
-        timing_method: x.timingMethod,
-        model,
-      })),
-    );
-    await w.fillers.add(
-      r.fillers.map((f) => ({
-        ...base,
-        start_ms: Math.round(f.startMs),
-        end_ms: Math.round(f.endMs),
-        filler: f.filler,
-        source: f.source,
-        segment_index: f.wordIndex !== undefined ? (r.words[f.wordIndex]?.segmentIndex ?? null) : null,
-        word_index: f.wordIndex !== undefined ? (r.words[f.wordIndex]?.wordIndex ?? null) : null,
-      })),
-    );
-    await w.pauses.add(
-      r.pauses.map((p) => ({ ...base, start_ms: Math.round(p.startMs), end_ms: Math.round(p.endMs), duration_ms: Math.round(p.endMs) - Math.round(p.startMs), kind: p.kind })),
-    );
-    await w.frames.add(
-      r.frames.map((f) => ({
-        ...base,
-        second_index: f.index,
-        pitch_mean_hz: s.settings.prosody ? f.pitchMeanHz : null,
-        pitch_sd_hz: s.settings.prosody ? f.pitchSdHz : null,
-        volume_dbfs: f.volumeDbfs,
-        voiced_ratio: f.voicedRatio,
-        speech_ratio: f.speechRatio,
-        word_count: f.wordCount,
-        filler_count: f.fillerCount,
-        rolling_wpm: f.rollingWpm,
-      })),
-    );
-    // The segment rows again, final, with the word counts (segments were written as they came).
-    const wordsPerSegment = new Map<number, number>();
-    for (const x of r.words) wordsPerSegment.set(x.segmentIndex, (wordsPerSegment.get(x.segmentIndex) ?? 0) + 1);
-    await w.segments.add(transcripts.map((t) => ({ ...this.segmentRow(s, t, true), word_count: wordsPerSegment.get(t.index) ?? 0, computed_at: computedAt })));
-    const m = r.summary;
-    await w.summaries.add([
-      {
-        ...base,
-        duration_ms: m.durationMs,
-        speech_ms: Math.round(m.speechMs),
-        word_count: m.wordCount,
-        speaking_rate_wpm: m.speakingRateWpm,
-        articulation_rate_wpm: m.articulationRateWpm,
-        pause_count: m.pauseCount,
-        long_pause_count: m.longPauseCount,
-        pause_ratio: m.pauseRatio,
-        mean_pause_ms: m.meanPauseMs === null ? null : Math.round(m.meanPauseMs),
-        filler_count: m.fillerCount,
-        filler_rate_per_min: m.fillerRatePerMin,
-        repetition_count: m.repetitionCount,
-        // Prosody off: no pitch or volume figures are kept (the frames keep their dBFS, which the
-        // stored timeline needs; the API leaves volume out for such a session).
-        pitch_mean_hz: s.settings.prosody ? m.pitchMeanHz : null,
-        pitch_sd_hz: s.settings.prosody ? m.pitchSdHz : null,
-        pitch_min_hz: s.settings.prosody ? m.pitchMinHz : null,
-        pitch_max_hz: s.settings.prosody ? m.pitchMaxHz : null,
-        pitch_variability_st: s.settings.prosody ? m.pitchVariabilitySt : null,
-        monotone: s.settings.prosody ? m.monotone : null,
-        volume_mean_dbfs: s.settings.prosody ? m.volumeMeanDbfs : null,
-        volume_sd_db: s.settings.prosody ? m.volumeSdDb : null,
-        model,
-      },
-    ]);
-    if (scores) {
-      await w.scores.add([
-        {
-          session_id: s.sessionId,
-          org_id: s.orgId,
-          user_id: s.userId,
-          model: scores.model,
-          overall: scores.scores.overall,
-          clarity: scores.scores.clarity,
-          pace: scores.scores.pace,
-          engagement: scores.scores.engagement,
-          confidence: scores.scores.confidence,
-          features_json: JSON.stringify(scores.features),
-          weights_json: JSON.stringify(scores.weights ?? {}),
-          factors_json: JSON.stringify(scores.factors ?? {}),
-          computed_at: computedAt,
-        },
-      ]);
+  /**
+   * Publishes a stream's final results, retrying while the bus refuses them (a broker outage
+   * must not fail a stream whose analysis is done): the stream stays uncommitted meanwhile.
+   * On stop() it gives up, and the stream is read again from its first frame next time.
+   */
+  private async publishResults(s: StreamState, records: SpeechResult[]): Promise<void> {
+    let backoff = 200;
+    for (;;) {
+      try {
+        await this.publish(records);
+        return;
+      } catch (err) {
+        if (this.stopping) throw new StreamLeftUncommitted();
+        this.log.warn({ err, session: s.sessionId, stream: s.id, retryInMs: backoff }, 'speech results not published; retrying');
+        await new Promise<void>((resolve) => {
+          // A back-off between tries, not synchronisation: stop() ends it at once.
+          const wake = () => {
+            clearTimeout(timer);
+            this.wakeRetries.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, backoff);
+          this.wakeRetries.add(wake);
+        });
+        backoff = Math.min(backoff * 2, this.opts.maxPublishBackoffMs ?? 5000);
+        if (this.stopping) throw new StreamLeftUncommitted();
+      }
     }
-    await Promise.all(Object.values(w).map((x) => x.flush()));
   }
 
-  private segmentRow(s: StreamState, t: SegmentTranscript, isFinal: boolean): SpeechSegmentRow {
-    return {
-      session_id: s.sessionId,
-      org_id: s.orgId,
-      user_id: s.userId,
-      audio_started_at: s.audioStartedAt,
-      segment_index: t.index,
-      start_ms: t.startMs,
-      end_ms: t.endMs,
-      text: t.text,
-      word_count: t.words.length,
-      is_final: isFinal,
-      model: t.model,
-      computed_at: this.clock(),
-    };
+  private async publish(records: SpeechResult[]): Promise<void> {
+    const encoded = await Promise.all(records.map(async (r) => ({ key: r.session_id, value: await this.opts.codec.encode(Topics.speechResults, r), timestamp: r.computed_at })));
+    await this.opts.bus.publish(this.topics.speechResults, encoded);
   }
 
   private async failStream(s: StreamState, code: string, message: string, opts: { recordFailure?: boolean } = {}): Promise<void> {
@@ -758,17 +650,7 @@ export class SpeechWorker {
     status: string,
     extra: Record<string, unknown> = {},
   ): void {
-    const pct = Math.round(progress * 100);
-    events.push(
-      this.event(s, 'processing:status', `${s.sessionId}:status:${s.id}:${stage}:${pct}`, {
-        ...(s.source === 'upload' ? { uploadId: s.id } : { streamId: s.id }),
-        status,
-        stage,
-        progress: round(progress, 3),
-        etaS: etaS === null ? null : round(etaS, 1),
-        ...extra,
-      }),
-    );
+    events.push(speechStatusEvent({ sessionId: s.sessionId, orgId: s.orgId, userId: s.userId, streamId: s.id, source: s.source }, this.clock(), stage, progress, etaS, status, extra));
   }
 
   /** Upload progress: analysis counts half, recognition the other half (storing is quick). */
@@ -817,6 +699,13 @@ export class SpeechWorker {
       // Live events are best effort: the results are in ClickHouse either way.
       this.log.warn({ err }, 'speech events not published');
     }
+  }
+}
+
+/** finalize() gave up because the worker stops: not a failure of the stream. */
+class StreamLeftUncommitted extends Error {
+  constructor() {
+    super('the worker stopped before the results were published; the stream will be read again');
   }
 }
 

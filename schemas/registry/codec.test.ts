@@ -142,6 +142,7 @@ test('evolution: a record written with an older schema decodes with the defaults
     { id: 10, subject: `${Topics.groupParticipantWindows}-value`, schema: await manifest.getSchema(10) },
     { id: 11, subject: `${Topics.groupWindows}-value`, schema: await manifest.getSchema(11) },
     { id: 12, subject: `${Topics.heartReadings}-io.attune.heart.v1.HeartReadingBatch`, schema: await manifest.getSchema(12) },
+    { id: 13, subject: `${Topics.speechResults}-value`, schema: await manifest.getSchema(13) },
     { id: 100, subject, schema: olderHeartReadingSchema() },
   ]);
   // An old producer: its codec writes HeartReading with id 100.

@@ -151,6 +151,119 @@ export interface SpeechEvent {
   payload_json?: string;
 }
 
+export interface SpeechResultSegment {
+  segment_index: number;
+  start_ms: number;
+  end_ms: number;
+  text: string;
+  word_count: number;
+  is_final: boolean;
+  model: string;
+}
+
+export interface SpeechResultWord {
+  segment_index: number;
+  word_index: number;
+  text: string;
+  start_ms: number;
+  end_ms: number;
+  confidence?: number | null;
+  is_filler: boolean;
+  filler: string;
+  is_repetition: boolean;
+  timing_method: string;
+}
+
+export interface SpeechResultFiller {
+  start_ms: number;
+  end_ms: number;
+  filler: string;
+  source: string;
+  segment_index?: number | null;
+  word_index?: number | null;
+}
+
+export interface SpeechResultPause {
+  start_ms: number;
+  end_ms: number;
+  duration_ms: number;
+  kind: string;
+}
+
+export interface SpeechResultFrame {
+  second_index: number;
+  pitch_mean_hz?: number | null;
+  pitch_sd_hz?: number | null;
+  volume_dbfs: number;
+  voiced_ratio: number;
+  speech_ratio: number;
+  word_count: number;
+  filler_count: number;
+  rolling_wpm: number;
+}
+
+export interface SpeechResultSummary {
+  duration_ms: number;
+  speech_ms: number;
+  word_count: number;
+  speaking_rate_wpm: number;
+  articulation_rate_wpm: number;
+  pause_count: number;
+  long_pause_count: number;
+  pause_ratio: number;
+  mean_pause_ms?: number | null;
+  filler_count: number;
+  filler_rate_per_min: number;
+  repetition_count: number;
+  pitch_mean_hz?: number | null;
+  pitch_sd_hz?: number | null;
+  pitch_min_hz?: number | null;
+  pitch_max_hz?: number | null;
+  pitch_variability_st?: number | null;
+  monotone?: boolean | null;
+  volume_mean_dbfs?: number | null;
+  volume_sd_db?: number | null;
+}
+
+export interface SpeechResultScores {
+  model: string;
+  overall: number;
+  clarity: number;
+  pace: number;
+  engagement: number;
+  confidence: number;
+  features_json: string;
+  weights_json: string;
+  factors_json: string;
+}
+
+export interface SpeechResultCompletion {
+  duration_ms: number;
+  word_count: number;
+  score?: number | null;
+  record_count: number;
+}
+
+/** A speech stream's results on attune.speech.results.v1 (SpeechResult.avsc). */
+export interface SpeechResult {
+  session_id: string;
+  org_id: string;
+  user_id: string;
+  stream_id: string;
+  source: SpeechAudioSource;
+  audio_started_at: number;
+  computed_at: number;
+  model: string;
+  segments?: SpeechResultSegment[];
+  words?: SpeechResultWord[];
+  fillers?: SpeechResultFiller[];
+  pauses?: SpeechResultPause[];
+  frames?: SpeechResultFrame[];
+  summary?: SpeechResultSummary | null;
+  scores?: SpeechResultScores | null;
+  completion?: SpeechResultCompletion | null;
+}
+
 export type MeshEventType = 'participant_joined' | 'participant_left' | 'session_ended' | 'group_coherence' | 'manifestation_event';
 
 export interface MeshEvent {
@@ -226,6 +339,7 @@ export interface TopicRecords {
   [Topics.deadLetter]: DeadLetter;
   [Topics.speechAudio]: SpeechAudioFrame;
   [Topics.speechEvents]: SpeechEvent;
+  [Topics.speechResults]: SpeechResult;
   [Topics.meshEvents]: MeshEvent;
   [Topics.groupParticipantWindows]: GroupParticipantWindow;
   [Topics.groupWindows]: GroupWindow;
@@ -242,6 +356,7 @@ export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.deadLetter]: 'DeadLetter.avsc',
   [Topics.speechAudio]: 'SpeechAudioFrame.avsc',
   [Topics.speechEvents]: 'SpeechEvent.avsc',
+  [Topics.speechResults]: 'SpeechResult.avsc',
   [Topics.meshEvents]: 'MeshEvent.avsc',
   [Topics.groupParticipantWindows]: 'GroupParticipantWindow.avsc',
   [Topics.groupWindows]: 'GroupWindow.avsc',
