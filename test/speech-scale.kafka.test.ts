@@ -1,0 +1,144 @@
+// The speech worker as a compute worker (issue 10: Kafka in, Kafka out): `attune worker` in its
+// own process, with no ClickHouse it could reach, analyses an upload; this process holds ingest,
+// the API and the sinks (no speech worker of its own), stores the results the worker publishes
+// and completes the session. The answers are those of the one-process deployment: the same
+// transcript, words and summary as `attune all` gives for the same clip.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getTestServices } from './services.js';
+import { startTestAttune, waitFor, type TestAttune } from './attune.js';
+import { createSpeechSession, uploadWav } from './speech-client.js';
+import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
+import { stopAttuneProcesses } from './attune-process.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const CLIP = join(root, '../shared/data/speech/jfk_1961_inaugural_M.wav');
+/** Nothing listens here: a worker that tried to write ClickHouse would fail. */
+const NO_CLICKHOUSE = 'http://127.0.0.1:9';
+
+const services = await getTestServices({ needKafka: true }).catch((err: Error) => {
+  if (process.env.CI === 'true') throw err;
+  return null;
+});
+const databaseUrl = await serverDatabaseUrl();
+if ((!services?.kafkaBrokers || !databaseUrl) && process.env.CI === 'true') throw new Error('CI needs Kafka and PostgreSQL for the speech scale-out test');
+const skip = services?.kafkaBrokers && databaseUrl ? undefined : 'needs Kafka and a PostgreSQL server (infra/kafka/kafka.sh, infra/postgres/postgres.sh)';
+
+const children: ChildProcess[] = [];
+let entities: TestDatabase | null = null;
+let split: TestAttune | null = null;
+let whole: TestAttune | null = null;
+// One data dir for both in-process Attunes (chDB opens one per process), a database each.
+const dataDir = mkdtempSync(join(tmpdir(), 'attune-speech-scale-'));
+
+/** `attune worker` in a child; resolves once its roles have started (it logs its metrics listener last). */
+function startWorkerProcess(env: Record<string, string>): Promise<void> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then((m) => m.main(['worker']))`], {
+    cwd: root,
+    env: { ...process.env, LOG_LEVEL: 'info', ATTUNE_METRICS_PORT: '0', ATTUNE_METRICS_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('metrics listening')) resolve();
+    });
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => reject(new Error(`attune worker exited with ${code} before starting:\n${err}\n${out.slice(-2000)}`)));
+  });
+}
+
+before(async () => {
+  if (skip) return;
+  entities = await serverDatabase(databaseUrl!);
+  const topicPrefix = `speech-scale-${randomUUID().slice(0, 8)}.`;
+  // Ingest, the API and every sink, and no compute: entities on the shared PostgreSQL database
+  // (given as DATABASE_URL, so `entities: 'pglite'` only stops the helper from making its own).
+  split = await startTestAttune({
+    kafkaBrokers: services!.kafkaBrokers,
+    clickhouseUrl: services!.clickhouseUrl,
+    roles: { ingest: true, api: true, sink: true, worker: false },
+    topicPrefix,
+    dataDir,
+    entities: 'pglite',
+    env: { DATABASE_URL: entities.url! },
+  });
+  assert.equal(split.speechWorker, null, 'no speech worker in the sink process');
+  assert.ok(split.speechResultsSink, 'the speech results sink runs with the sinks');
+  await startWorkerProcess({
+    KAFKA_BROKERS: services!.kafkaBrokers!.join(','),
+    DATABASE_URL: entities.url!,
+    CLICKHOUSE_URL: NO_CLICKHOUSE,
+    ATTUNE_TOPIC_PREFIX: topicPrefix,
+    ATTUNE_TOPIC_PARTITIONS: '3',
+    JWT_SECRET: 'not-used-by-the-worker-role-0123456789abcdef',
+    ...(process.env.ATTUNE_KAFKA_CLIENT ? { ATTUNE_KAFKA_CLIENT: process.env.ATTUNE_KAFKA_CLIENT } : {}),
+  });
+  // The one-process reference: everything in one Attune, on topics of its own.
+  whole = await startTestAttune({ kafkaBrokers: services!.kafkaBrokers, clickhouseUrl: services!.clickhouseUrl, dataDir });
+});
+
+after(async () => {
+  await stopAttuneProcesses(children);
+  await split?.cleanup();
+  await whole?.cleanup();
+  await entities?.dispose();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function analyse(app: TestAttune): Promise<Record<string, unknown>> {
+  const token = app.token('scale-user', 'scale-org');
+  const session = await createSpeechSession(app.baseUrl, token, { type: 'speech', title: 'scale-out' });
+  const up = await uploadWav(app.baseUrl, token, session.id, readFileSync(CLIP), { fileName: 'jfk.wav' });
+  assert.equal(up.status, 202, JSON.stringify(up.body));
+  const status = await waitFor(
+    'the upload to be analysed',
+    async () => {
+      const r = await app.request('GET', `/v1/speech-sessions/${session.id}/upload/${up.body.upload_id}/status`, { token });
+      return r.body.status === 'completed' || r.body.status === 'failed' ? r.body : null;
+    },
+    240_000,
+    200,
+  );
+  assert.equal(status.status, 'completed', JSON.stringify(status));
+  const get = async (path: string) => {
+    const r = await app.request('GET', `/v1/speech-sessions/${session.id}${path}`, { token });
+    assert.equal(r.status, 200, `${path}: ${JSON.stringify(r.body)}`);
+    return r.body;
+  };
+  const s = await get('');
+  const transcript = await get('/transcript');
+  const fluency = await get('/fluency');
+  return {
+    status: s.status,
+    text: transcript.text,
+    words: transcript.words.map((w: any) => [w.word ?? w.text, w.start_ms, w.end_ms, w.timing_method]),
+    fluency: comparable(fluency),
+  };
+}
+
+/** What differs between two runs of the same clip by design: ids, times of computation and the response's meta. */
+const VOLATILE = new Set(['session_id', 'sessionId', 'id', 'upload_id', 'uploadId', 'computed_at', 'computedAt', 'timestamp', 'meta', 'request_id', 'requestId']);
+function comparable(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(comparable);
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).filter(([k]) => !VOLATILE.has(k)).map(([k, x]) => [k, comparable(x)]));
+  return v;
+}
+
+test('an upload analysed by `attune worker` in another process (no ClickHouse) is stored and completed by the sinks, with the answers of one process', { skip }, async () => {
+  const apart = await analyse(split!);
+  const together = await analyse(whole!);
+  assert.equal(apart.status, 'completed');
+  assert.ok((apart.words as unknown[]).length >= 20, `${(apart.words as unknown[]).length} words`);
+  assert.deepEqual(apart, together);
+  assert.ok(split!.speechResultsSink!.stats.completed >= 1);
+});
