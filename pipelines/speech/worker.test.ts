@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { createEmbeddedBus } from '../../bus/embedded.js';
 import { type Bus, type OutgoingRecord } from '../../bus/types.js';
 import { Topics } from '../../schemas/topics.js';
-import { createCodec } from '../../schemas/registry/codec.js';
+import { createCodec, decodeRecord } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, queryRows, type StoreClient } from '../../store/clickhouse.js';
 import { migrate } from '../../store/migrate.js';
@@ -21,7 +21,7 @@ import type { Codec } from '../../schemas/registry/codec.js';
 import { frameAudio } from '../../schemas/audio-frames.js';
 import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
-import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
+import type { SpeechAudioFrame, SpeechResult } from '../../schemas/registry/schemas.js';
 import { readWavFile } from './wav.test-util.js';
 import { SpeechWorker } from './worker.js';
 import { SpeechResultsSink } from '../sinks/speech-results-sink.js';
@@ -173,6 +173,46 @@ test('frames delivered twice and a worker replaced mid-stream give exactly the r
     assert.deepEqual(replayed, reference);
   } finally {
     await second.stop();
+  }
+});
+
+test('a bus refusing the final results for a while delays the stream, never fails it: the same results once it takes them', async () => {
+  // The stream's last record (with `completion`) is refused twice, as in a broker outage.
+  let refused = 0;
+  const flaky: Bus = {
+    get kind() {
+      return bus.kind;
+    },
+    ensureTopics: (specs) => bus.ensureTopics(specs),
+    publish: async (topic, records) => {
+      if (topic === Topics.speechResults && refused < 2) {
+        for (const r of records) {
+          let d = decodeRecord<SpeechResult>(codec, r.value as Buffer);
+          if (d instanceof Promise) d = await d;
+          if (d.completion) {
+            refused++;
+            throw new Error('broker unavailable (test)');
+          }
+        }
+      }
+      await bus.publish(topic, records);
+    },
+    subscribe: (o) => bus.subscribe(o),
+    committed: (g, t) => bus.committed(g, t),
+    close: () => bus.close(),
+  };
+  const w = new SpeechWorker({ bus: flaky, codec, sessions, uploads, log: silentLogger, groupId: 'speech-flaky', maxPublishBackoffMs: 100 });
+  await w.start();
+  try {
+    const { sessionId, uploadId } = await newUpload();
+    await bus.publish(Topics.speechAudio, await streamRecords(sessionId, uploadId));
+    assert.equal((await completed(sessionId)).status, 'completed');
+    assert.equal(refused, 2);
+    // (A new group reads the topic from its start: the earlier tests' streams are finalised again too.)
+    assert.equal(w.stats.failed, 0);
+    assert.deepEqual(await results(sessionId), reference);
+  } finally {
+    await w.stop();
   }
 });
 

@@ -44,6 +44,7 @@ import type { SecondFeatures } from './stream/seconds.js';
 import { DEFAULT_LIVE_MODEL, DEFAULT_UPLOAD_MODEL } from './default-models.js';
 import { finalResultRecords, segmentResultRecord, type SpeechResultHead } from './result-records.js';
 import { speechStatusEvent } from './status-event.js';
+import { publishSpeechResults } from './publish-results.js';
 
 const RATE = 16_000;
 
@@ -505,17 +506,18 @@ export class SpeechWorker {
   }
 
   /**
-   * Publishes a stream's final results, retrying while the bus refuses them (a broker outage
-   * must not fail a stream whose analysis is done): the stream stays uncommitted meanwhile.
-   * On stop() it gives up, and the stream is read again from its first frame next time.
+   * Publishes a stream's final results (publish-results.ts), retrying while the bus refuses
+   * them: a broker outage must not fail a stream whose analysis is done; the stream stays
+   * uncommitted meanwhile. On stop() it gives up, and the stream is read again from its first
+   * frame next time.
    */
   private async publishResults(s: StreamState, records: SpeechResult[]): Promise<void> {
     let backoff = 200;
-    for (;;) {
-      try {
-        await this.publish(records);
-        return;
-      } catch (err) {
+    await publishSpeechResults(records, {
+      bus: this.opts.bus,
+      topics: this.topics,
+      codec: this.opts.codec,
+      retry: async (err) => {
         if (this.stopping) throw new StreamLeftUncommitted();
         this.log.warn({ err, session: s.sessionId, stream: s.id, retryInMs: backoff }, 'speech results not published; retrying');
         await new Promise<void>((resolve) => {
@@ -530,8 +532,8 @@ export class SpeechWorker {
         });
         backoff = Math.min(backoff * 2, this.opts.maxPublishBackoffMs ?? 5000);
         if (this.stopping) throw new StreamLeftUncommitted();
-      }
-    }
+      },
+    });
   }
 
   private async publish(records: SpeechResult[]): Promise<void> {
