@@ -9,7 +9,7 @@ import type { SpeechResult } from '../../schemas/registry/schemas.js';
 import { Topics } from '../../schemas/topics.js';
 import { finalResultRecords, notASpeechResult, segmentResultRecord, speechResultRows, type SpeechResultHead, type SpeechResultRows } from './result-records.js';
 import type { SegmentTranscript } from './stream/recognition.js';
-import type { SessionResults } from './stream/results.js';
+import { syntheticResults } from './result-records.test-util.js';
 import type { SpeechScores } from './scoring/index.js';
 
 const head: SpeechResultHead = {
@@ -21,57 +21,6 @@ const head: SpeechResultHead = {
   audio_started_at: Date.UTC(2026, 11, 3, 9),
   model: 'moonshine-base',
 };
-
-/** Results of `seconds` of speech: ~2.8 words a second in 6 s segments, a pause per segment, a filler every 20 words. */
-function syntheticResults(seconds: number): { transcripts: SegmentTranscript[]; results: SessionResults } {
-  const transcripts: SegmentTranscript[] = [];
-  const words: SessionResults['words'] = [];
-  const fillers: SessionResults['fillers'] = [];
-  const pauses: SessionResults['pauses'] = [];
-  for (let seg = 0; seg * 6000 < seconds * 1000; seg++) {
-    const startMs = seg * 6000;
-    const texts: string[] = [];
-    for (let i = 0; i < 16; i++) {
-      const filler = (seg * 16 + i) % 20 === 0;
-      const text = filler ? 'um' : `word${(seg * 16 + i) % 997}`;
-      texts.push(text);
-      // Fractions, as syllable estimates give: the records carry whole milliseconds.
-      const wStart = startMs + i * 330.4;
-      words.push({ segmentIndex: seg, wordIndex: i, text, startMs: wStart, endMs: wStart + 290.7, isFiller: filler, filler: filler ? 'um' : '', isRepetition: false, timingMethod: 'forced_alignment', confidence: i === 3 ? null : 0.9 });
-      if (filler) fillers.push({ startMs: wStart, endMs: wStart + 290.7, filler: 'um', source: 'both', wordIndex: words.length - 1 });
-    }
-    fillers.push({ startMs: startMs + 5400.2, endMs: startMs + 5700.9, filler: 'filled_pause', source: 'acoustic' });
-    pauses.push({ startMs: startMs + 5300, endMs: startMs + 6000, durationMs: 700, kind: seg % 5 === 0 ? 'long' : 'natural' });
-    transcripts.push({ index: seg, startMs, endMs: startMs + 5300, speechStartMs: startMs, speechEndMs: startMs + 5300, text: texts.join(' '), words: [], confidence: 0.9, model: head.model, timingMethod: 'forced_alignment', filledPauses: [], computeMs: 0 });
-  }
-  const frames: SessionResults['frames'] = [];
-  for (let i = 0; i < seconds; i++) {
-    frames.push({ index: i, pitchMeanHz: i % 7 === 0 ? null : 120 + (i % 13), pitchSdHz: i % 7 === 0 ? null : 12.5, volumeDbfs: -23.25, voicedRatio: 0.61, speechRatio: 0.8, wordCount: 3, fillerCount: 0, rollingWpm: 150.5 } as SessionResults['frames'][number]);
-  }
-  const summary: SessionResults['summary'] = {
-    durationMs: seconds * 1000,
-    speechMs: seconds * 800.4,
-    wordCount: words.length,
-    speakingRateWpm: 160,
-    articulationRateWpm: 190,
-    pauseCount: pauses.length,
-    longPauseCount: pauses.filter((p) => p.kind === 'long').length,
-    pauseRatio: 0.11,
-    meanPauseMs: 700.4,
-    fillerCount: fillers.length,
-    fillerRatePerMin: 2.5,
-    repetitionCount: 0,
-    pitchMeanHz: 126,
-    pitchSdHz: 18,
-    pitchMinHz: 95,
-    pitchMaxHz: 170,
-    pitchVariabilitySt: 2.4,
-    monotone: false,
-    volumeMeanDbfs: -23,
-    volumeSdDb: 4,
-  };
-  return { transcripts, results: { text: '', words, fillers, pauses, frames, rates: {} as SessionResults['rates'], summary } };
-}
 
 const scores = {
   model: 'rubric-v1',
@@ -97,7 +46,7 @@ function allRows(records: SpeechResult[]): SpeechResultRows {
 
 test("an hour of results: records under Kafka's 1 MB, the completion on the last only, the same rows as one unsplit record after the Avro round trip", async () => {
   const c = await codec();
-  const { transcripts, results } = syntheticResults(3600);
+  const { transcripts, results } = syntheticResults(3600, head.model);
   const computedAt = Date.UTC(2026, 11, 3, 10);
   const records = finalResultRecords(head, { transcripts, results, scores, prosody: true, computedAt });
   assert.ok(records.length > 1, `${records.length} records`);
@@ -142,7 +91,7 @@ test("an hour of results: records under Kafka's 1 MB, the completion on the last
 });
 
 test('prosody off: no pitch or volume figures (the frames keep their level); not scored: no score row, score null', () => {
-  const { transcripts, results } = syntheticResults(30);
+  const { transcripts, results } = syntheticResults(30, head.model);
   const [r] = finalResultRecords(head, { transcripts, results, scores: null, prosody: false, computedAt: 1 });
   const rows = speechResultRows(r);
   assert.ok(rows.frames.every((f) => f.pitch_mean_hz === null && f.pitch_sd_hz === null && f.volume_dbfs === -23.25));
