@@ -19,8 +19,9 @@
 // so the committed offset of a partition never passes the first frame of a stream that is not
 // finalised (its results published): after a crash or a rebalance the new owner reads every
 // unfinished stream again from its first frame, and recomputes exactly the same results (same
-// keys, newer computed_at: ReplacingMergeTree keeps one copy) and the same event ids. Frames of a stream whose first
-// frame it did not see (the stream was finalised before the committed offset) are skipped.
+// keys, newer computed_at: ReplacingMergeTree keeps one copy) and the same event ids. Frames of
+// a stream whose first frame it did not see (the stream was finalised before the committed
+// offset) are skipped.
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import { Topics } from '../../schemas/topics.js';
