@@ -338,10 +338,10 @@ export async function startAttune(
       sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
       groupWindowsSink = new GroupWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'group-windows-sink' }), writer: config.writer });
       starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start(), groupWindowsSink.start());
-      if (config.speech.enabled) {
-        speechResultsSink = new SpeechResultsSink({ bus, topics, codec, store, sessions: speechSessions, uploads: speechUploads, log: log.child({ role: 'speech-results-sink' }), writer: config.writer });
-        starting.push(speechResultsSink.start());
-      }
+      // Whatever ATTUNE_SPEECH says here: it loads no models, and the speech worker may run in
+      // other processes (a sink host left without it would leave their sessions processing).
+      speechResultsSink = new SpeechResultsSink({ bus, topics, codec, store, sessions: speechSessions, uploads: speechUploads, log: log.child({ role: 'speech-results-sink' }), writer: config.writer });
+      starting.push(speechResultsSink.start());
     }
     // Webhooks run with the sinks: a completed session's figures and streaks come from ClickHouse.
     if (sinks && store && config.webhooks.enabled) {

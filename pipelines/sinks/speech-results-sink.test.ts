@@ -19,8 +19,9 @@ import { migrate } from '../../store/migrate.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
 import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import { silentLogger } from '../../lib/log.js';
+import { AttuneError } from '../../lib/errors.js';
 import { waitFor } from '../../test/attune.js';
-import { finalResultRecords, segmentResultRecord, type SpeechResultHead } from '../speech/result-records.js';
+import { finalResultRecords, segmentResultRecord, speechResultRows, type SpeechResultHead } from '../speech/result-records.js';
 import type { SessionResults } from '../speech/stream/results.js';
 import type { SegmentTranscript } from '../speech/stream/recognition.js';
 import { SpeechResultsSink } from './speech-results-sink.js';
@@ -155,7 +156,8 @@ test('a stream split over several records: rows stored, then upload and session 
     assert.equal(Number(first.frames[0].n), 40);
     assert.deepEqual(first.summary.map((r) => [Number(r.word_count), Number(r.pause_count), Number(r.mean_pause_ms), r.model]), [[40, 4, 6000, 'moonshine-base']]);
     assert.equal(first.scores.length, 1);
-    assert.equal(sink.stats.completed, 1);
+    // Counted once the update has returned to the sink (a moment after PostgreSQL shows it).
+    await waitFor('counted as completed', () => sink.stats.completed === 1, 10_000, 10);
     await waitFor('dead-lettered', () => sink.stats.deadLettered === 2, 10_000, 20);
 
     const id = `${head.session_id}:status:${head.stream_id}:done:100`;
@@ -191,6 +193,9 @@ test('a stream split over several records: rows stored, then upload and session 
     try {
       await waitFor('replayed', () => replay.stats.completed === 1, 20_000, 20);
       await replay.flush();
+      // Every row written again (under FINAL the same rows, so also count what it wrote).
+      const rowsOfStream = records.reduce((n, r) => n + Object.values(speechResultRows(r)).reduce((m, rows) => m + rows.length, 0), 0);
+      assert.deepEqual([replay.stats.rows, sink.stats.rows], [rowsOfStream, rowsOfStream]);
       assert.deepEqual(await stored(head.session_id), first);
       assert.equal((await sessions.get(head.session_id))?.status, 'completed');
     } finally {
@@ -254,9 +259,60 @@ test('while inserts fail the session is not completed; it is once the rows are s
     assert.equal(s?.status, 'completed');
     assert.equal(refusals, 0, 'the refused inserts happened');
     assert.equal(summariesAtCompletion.get(head.session_id), 1, 'the summary row was stored before the session was completed');
+    await waitFor('counted as completed', () => sink.stats.completed === 1 && completedIds.size === 1, 10_000, 10);
     assert.deepEqual([...completedIds], [head.session_id], 'the deleted session is passed, not completed');
-    assert.equal(sink.stats.completed, 1);
     assert.equal((await stored(gone.session_id)).words.length, 40, "the deleted session's rows are stored all the same");
+  } finally {
+    await sink.stop();
+  }
+});
+
+test('a completion PostgreSQL refuses for good (a coded error) is dead-lettered with the reason and passed; a failure to reach PostgreSQL is retried', async () => {
+  const refused = await newUpload();
+  const later = await newUpload();
+  let unreachable = 2;
+  const flaky = new Proxy(sessions, {
+    get(target, prop) {
+      if (prop === 'update') {
+        return async (id: string, patch: Parameters<SpeechSessionsRepository['update']>[1]) => {
+          if (id === refused.session_id) throw new AttuneError('conflict', 'session in a state that refuses it (test)', [{ field: 'status', reason: 'version_conflict' }]);
+          if (id === later.session_id && unreachable > 0) {
+            unreachable--;
+            throw new Error('connect ECONNREFUSED (test)');
+          }
+          return target.update(id, patch);
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  const topics = prefixedTopics('sink-c.');
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+  const sink = new SpeechResultsSink({ bus, topics, codec, store, sessions: flaky, uploads, log: silentLogger, groupId: 'speech-results-c', writer: { maxDelayMs: 20 } });
+  await sink.start();
+  try {
+    await bus.publish(topics.speechResults, await encode([...streamResults(refused, 1e9), ...streamResults(later, 1e9)]));
+    assert.equal((await waitFor('the later session completed', async () => ((await sessions.get(later.session_id))?.status === 'completed' ? sessions.get(later.session_id) : null), 60_000, 50))?.status, 'completed');
+    assert.equal(unreachable, 0, 'the unreachable tries happened and were retried');
+    await waitFor('counted', () => sink.stats.completed === 1 && sink.stats.deadLettered === 1, 10_000, 10);
+    assert.equal((await sessions.get(refused.session_id))?.status, 'processing');
+    const reasons: string[] = [];
+    const dl = await bus.subscribe({
+      groupId: 'speech-results-c-dl',
+      topics: [topics.deadLetter],
+      fromBeginning: true,
+      eachBatch: async (batch) => {
+        for (const rec of batch.records) {
+          let d = decodeRecord<DeadLetter>(codec, rec.value);
+          if (d instanceof Promise) d = await d;
+          reasons.push(`${d.reason_code}: ${d.reason}`);
+        }
+      },
+    });
+    await waitFor('the dead letter read', () => reasons.length === 1, 10_000, 20);
+    await dl.stop();
+    assert.match(reasons[0], /^version_conflict: completion refused: conflict: session in a state that refuses it/);
   } finally {
     await sink.stop();
   }

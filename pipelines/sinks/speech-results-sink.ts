@@ -13,8 +13,11 @@
 // stream after a crash) are one row under FINAL; completing twice sets the same values and
 // sends the same event id. While inserts fail the writers hold their rows (and, past their
 // buffers, block the handler): the partition delivers nothing new and nothing is lost. A
-// completion whose session no longer exists (deleted meanwhile) is logged and passed; any other
-// PostgreSQL failure rejects the batch, which the bus delivers again.
+// completion whose session no longer exists (deleted meanwhile) is logged and passed; one that
+// PostgreSQL refuses for good (a coded error: a conflict, an invalid value) is dead-lettered
+// with the reason and passed, so no record can stall the partition; a failure to reach
+// PostgreSQL is retried in place (back-off 200 ms doubling to 5 s) while the partition waits,
+// as a failing insert is; a stop gives up and the batch is delivered again next time.
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import { AttuneError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
@@ -34,7 +37,7 @@ import {
   SpeechTables,
   SpeechWordColumns,
 } from '../../store/rows.js';
-import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
+import { deadLetter, deadLetterReason, type DeadLetterInput } from '../dead-letter.js';
 import { groupIdFor } from '../group-id.js';
 import { notASpeechResult, speechResultRows, type SpeechResultRows } from '../speech/result-records.js';
 import { speechStatusEvent } from '../speech/status-event.js';
@@ -67,6 +70,7 @@ export class SpeechResultsSink {
   readonly stats = { records: 0, rows: 0, completed: 0, deadLettered: 0 };
   private subscription: Subscription | null = null;
   private stopping = false;
+  private readonly wakeRetries = new Set<() => void>();
   private readonly writers: Writers;
   private readonly topics: TopicNames;
   private readonly clock: () => number;
@@ -105,7 +109,7 @@ export class SpeechResultsSink {
       fromBeginning: true,
       eachBatch: async (batch) => {
         const bad: DeadLetterInput[] = [];
-        const completions: SpeechResult[] = [];
+        const completions: Array<{ result: SpeechResult; record: BusRecord }> = [];
         const rows: SpeechResultRows = { segments: [], words: [], fillers: [], pauses: [], frames: [], summaries: [], scores: [] };
         for (const rec of batch.records) {
           try {
@@ -119,7 +123,7 @@ export class SpeechResultsSink {
             this.stats.records++;
             const of = speechResultRows(r);
             for (const k of Object.keys(rows) as Array<keyof SpeechResultRows>) for (const row of of[k]) (rows[k] as object[]).push(row);
-            if (r.completion) completions.push(r);
+            if (r.completion) completions.push({ result: r, record: rec as BusRecord });
           } catch (err) {
             bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
           }
@@ -156,7 +160,7 @@ export class SpeechResultsSink {
             if (this.stopping) throw err;
           }
         }
-        for (const r of completions) await this.complete(r);
+        for (const c of completions) await this.complete(c.result, c.record);
         this.commit(batch.topic, batch.partition, next);
       },
     });
@@ -169,20 +173,54 @@ export class SpeechResultsSink {
   }
 
   /** The upload, then the session, completed; then the `done` event (after a crash in between, all again). */
-  private async complete(r: SpeechResult): Promise<void> {
+  private async complete(r: SpeechResult, record: BusRecord): Promise<void> {
     const c = r.completion!;
-    const now = this.clock();
-    try {
-      if (r.source === 'upload') {
-        await this.opts.uploads.update(r.stream_id, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: now });
+    let now = this.clock();
+    for (let backoff = 200; ; backoff = Math.min(backoff * 2, 5000)) {
+      try {
+        if (r.source === 'upload') {
+          await this.opts.uploads.update(r.stream_id, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: now });
+        }
+        await this.opts.sessions.update(r.session_id, { status: 'completed', endedAt: r.audio_started_at + c.duration_ms, audioDurationS: c.duration_ms / 1000 });
+        break;
+      } catch (err) {
+        if (err instanceof AttuneError && err.code !== 'unavailable') return this.notCompleted(r, record, err);
+        // Not reached (a connection error): wait and try again, unless the sink stops.
+        if (this.stopping) throw err;
+        this.opts.log.warn({ err, session: r.session_id, retryInMs: backoff }, 'speech stream not completed yet: PostgreSQL failed; retrying');
+        await new Promise<void>((resolve) => {
+          // A back-off between tries, not synchronisation: stop() ends it at once.
+          const wake = () => {
+            clearTimeout(timer);
+            this.wakeRetries.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(wake, backoff);
+          this.wakeRetries.add(wake);
+        });
+        if (this.stopping) throw err;
+        now = this.clock();
       }
-      await this.opts.sessions.update(r.session_id, { status: 'completed', endedAt: r.audio_started_at + c.duration_ms, audioDurationS: c.duration_ms / 1000 });
-    } catch (err) {
-      if (!(err instanceof AttuneError && err.code === 'not_found')) throw err;
+    }
+    await this.completed(r, now);
+  }
+
+  /** A completion PostgreSQL refused with a coded error: passed (deleted session) or dead-lettered. */
+  private async notCompleted(r: SpeechResult, record: BusRecord, err: AttuneError): Promise<void> {
+    if (err.code === 'not_found') {
       // Deleted while it was processed: its rows are stored, there is nothing to complete.
       this.opts.log.warn({ session: r.session_id, stream: r.stream_id, err }, 'speech results of a session that no longer exists');
       return;
     }
+    // Refused for good: trying again would stall the partition.
+    this.opts.log.error({ session: r.session_id, stream: r.stream_id, err }, 'speech stream not completed: dead-lettered');
+    await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, [{ record, reasonCode: deadLetterReason(err), reason: `completion refused: ${err.code}: ${err.message}` }], this.clock());
+    this.stats.deadLettered++;
+  }
+
+  /** Counted, and the `done` event sent (best effort). */
+  private async completed(r: SpeechResult, now: number): Promise<void> {
+    const c = r.completion!;
     this.stats.completed++;
     // score: the webhook's session.completed carries it (pipelines/webhooks).
     const event = speechStatusEvent(
@@ -209,6 +247,7 @@ export class SpeechResultsSink {
 
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const wake of [...this.wakeRetries]) wake();
     await this.flush().catch((err) => this.opts.log.warn({ err }, 'speech results sink: final flush failed; rows will be replayed'));
     await this.subscription?.stop();
     await Promise.all(Object.values(this.writers).map((w) => w.close().catch(() => undefined)));

@@ -3,8 +3,8 @@
 // publishes the results to attune.speech.results.v1 (Kafka in, Kafka out, issue 10): the speech
 // results sink (pipelines/sinks/speech-results-sink.ts) writes them to ClickHouse and completes
 // the session. The worker reads no ClickHouse and writes none, so it runs in the worker role and
-// scales out with its consumer group; its PostgreSQL writes are the upload's progress and a
-// stream's failure.
+// scales out with its consumer group; its PostgreSQL writes are the upload's progress, a live
+// session's `processing` once its audio ends, and a stream's failure.
 //
 // Per stream: features and voice activity on every frame (fast, in the batch handler);
 // closed segments go to the recognition queue (one per worker, see stream/recognition.ts);
