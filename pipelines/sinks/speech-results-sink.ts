@@ -20,6 +20,7 @@
 // as a failing insert is; a stop gives up and the batch is delivered again next time.
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import { AttuneError } from '../../lib/errors.js';
+import { Delays } from '../../lib/delays.js';
 import type { Logger } from '../../lib/log.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SpeechResult } from '../../schemas/registry/schemas.js';
@@ -70,7 +71,7 @@ export class SpeechResultsSink {
   readonly stats = { records: 0, rows: 0, completed: 0, deadLettered: 0 };
   private subscription: Subscription | null = null;
   private stopping = false;
-  private readonly wakeRetries = new Set<() => void>();
+  private readonly delays = new Delays();
   private readonly writers: Writers;
   private readonly topics: TopicNames;
   private readonly clock: () => number;
@@ -188,16 +189,7 @@ export class SpeechResultsSink {
         // Not reached (a connection error): wait and try again, unless the sink stops.
         if (this.stopping) throw err;
         this.opts.log.warn({ err, session: r.session_id, retryInMs: backoff }, 'speech stream not completed yet: PostgreSQL failed; retrying');
-        await new Promise<void>((resolve) => {
-          // A back-off between tries, not synchronisation: stop() ends it at once.
-          const wake = () => {
-            clearTimeout(timer);
-            this.wakeRetries.delete(wake);
-            resolve();
-          };
-          const timer = setTimeout(wake, backoff);
-          this.wakeRetries.add(wake);
-        });
+        await this.delays.wait(backoff); // stop() ends it at once
         if (this.stopping) throw err;
         now = this.clock();
       }
@@ -247,7 +239,7 @@ export class SpeechResultsSink {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    for (const wake of [...this.wakeRetries]) wake();
+    this.delays.wakeAll();
     await this.flush().catch((err) => this.opts.log.warn({ err }, 'speech results sink: final flush failed; rows will be replayed'));
     await this.subscription?.stop();
     await Promise.all(Object.values(this.writers).map((w) => w.close().catch(() => undefined)));

@@ -27,6 +27,7 @@ import type { TopicNames } from '../../schemas/topics.js';
 import { Topics } from '../../schemas/topics.js';
 import type { Logger } from '../../lib/log.js';
 import { AttuneError } from '../../lib/errors.js';
+import { Delays } from '../../lib/delays.js';
 import type { SpeechAudioFrame, SpeechEvent, SpeechEventType, SpeechResult } from '../../schemas/registry/schemas.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
@@ -164,7 +165,7 @@ export class SpeechWorker {
   private scorer: ScoreModel | null = null;
   /** Set by stop(): a stream whose results the bus is refusing stops retrying and stays uncommitted. */
   private stopping = false;
-  private readonly wakeRetries = new Set<() => void>();
+  private readonly delays = new Delays();
 
   constructor(private readonly opts: SpeechWorkerOptions) {
     this.topics = opts.topics ?? Topics;
@@ -204,7 +205,7 @@ export class SpeechWorker {
     this.subscription = null;
     // Streams still open stay uncommitted: they are re-read from their first frame next time.
     this.stopping = true;
-    for (const wake of [...this.wakeRetries]) wake();
+    this.delays.wakeAll();
     await Promise.allSettled([...this.finalizing]);
     for (const s of this.streams.values()) this.dropStream(s);
     for (const vad of this.vadPool.splice(0)) await vad.release();
@@ -521,16 +522,7 @@ export class SpeechWorker {
       retry: async (err) => {
         if (this.stopping) throw new StreamLeftUncommitted();
         this.log.warn({ err, session: s.sessionId, stream: s.id, retryInMs: backoff }, 'speech results not published; retrying');
-        await new Promise<void>((resolve) => {
-          // A back-off between tries, not synchronisation: stop() ends it at once.
-          const wake = () => {
-            clearTimeout(timer);
-            this.wakeRetries.delete(wake);
-            resolve();
-          };
-          const timer = setTimeout(wake, backoff);
-          this.wakeRetries.add(wake);
-        });
+        await this.delays.wait(backoff); // stop() ends it at once
         backoff = Math.min(backoff * 2, this.opts.maxPublishBackoffMs ?? 5000);
         if (this.stopping) throw new StreamLeftUncommitted();
       },
