@@ -86,7 +86,9 @@ export interface RunningAttune {
   groupWorker: GroupWorker | null;
   /** The sink role's writer of group windows (group_windows, group_participant_windows). */
   groupWindowsSink: GroupWindowsSink | null;
+  /** The worker role's speech worker (audio frames → live speech events and speech results); null with ATTUNE_SPEECH=0. */
   speechWorker: SpeechWorker | null;
+  /** The sink role's writer of speech results (the speech_* tables), which completes speech sessions. */
   speechResultsSink: SpeechResultsSink | null;
   live: LiveHub<CoherenceLiveRecord> | null;
   speechLive: LiveHub<SpeechEventRecord> | null;
