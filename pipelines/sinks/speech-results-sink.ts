@@ -206,7 +206,8 @@ export class SpeechResultsSink {
     }
     // Refused for good: trying again would stall the partition.
     this.opts.log.error({ session: r.session_id, stream: r.stream_id, err }, 'speech stream not completed: dead-lettered');
-    await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, [{ record, reasonCode: deadLetterReason(err), reason: `completion refused: ${err.code}: ${err.message}` }], this.clock());
+    const why = `completion refused: ${err.code}: ${err.message}`;
+    await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, [{ record, reasonCode: deadLetterReason(err), reason: why }], this.clock());
     this.stats.deadLettered++;
   }
 
