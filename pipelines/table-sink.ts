@@ -5,7 +5,7 @@
 // changes no answer.
 import type { Bus, BusRecord, Subscription } from '../bus/types.js';
 import type { Logger } from '../lib/log.js';
-import type { Codec } from '../schemas/registry/codec.js';
+import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import type { TopicNames } from '../schemas/topics.js';
 import type { BatchWriter } from '../store/batch-writer.js';
 import { deadLetter, type DeadLetterInput } from './dead-letter.js';
@@ -43,4 +43,25 @@ export async function finishSinkBatch<Row extends object>(
       sink.log.warn({ err, partition: batch.partition }, `${sink.name} commit failed; the rows will be replayed`);
     });
   });
+}
+
+/**
+ * A sink batch's records decoded, in order; what does not decode ('undecodable') or is not the
+ * record the topic carries (`invalid` says why: 'invalid_record') as dead letters.
+ */
+export async function decodeSinkBatch<Rec>(codec: Codec, records: BusRecord[], invalid: (r: unknown) => string | null): Promise<{ good: Array<{ value: Rec; record: BusRecord }>; bad: DeadLetterInput[] }> {
+  const good: Array<{ value: Rec; record: BusRecord }> = [];
+  const bad: DeadLetterInput[] = [];
+  for (const record of records) {
+    try {
+      let value = decodeRecord<Rec>(codec, record.value);
+      if (value instanceof Promise) value = await value;
+      const wrong = invalid(value);
+      if (wrong) bad.push({ record, reasonCode: 'invalid_record', reason: wrong });
+      else good.push({ value, record });
+    } catch (err) {
+      bad.push({ record, reasonCode: 'undecodable', reason: (err as Error).message });
+    }
+  }
+  return { good, bad };
 }

@@ -10,9 +10,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 /**
  * Runs `attune <commands[0]>`, then `attune <commands[1]>` … in one child (e.g. ['migrate',
  * 'api']: a single role does not migrate) and resolves with the URL it listens on. The child is
- * pushed to `children` at once, so the caller's after() can stop it whatever happens.
+ * pushed to `children` at once, so the caller's after() can stop it whatever happens. A role
+ * without HTTP (`worker`, `sink`) is waited for by `readyLog: 'metrics listening'` (with
+ * ATTUNE_METRICS_PORT set; it logs that after its roles have started): the URL is then /metrics'.
  */
-export function startAttuneProcess(commands: string[], env: Record<string, string>, children: ChildProcess[]): Promise<string> {
+export function startAttuneProcess(commands: string[], env: Record<string, string>, children: ChildProcess[], readyLog = 'attune listening'): Promise<string> {
   const calls = commands.map((c) => `await m.main([${JSON.stringify(c)}]);`).join(' ');
   const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then(async (m) => { ${calls} })`], {
     cwd: root,
@@ -26,7 +28,7 @@ export function startAttuneProcess(commands: string[], env: Record<string, strin
     child.stdout!.on('data', (d: Buffer) => {
       out += d.toString();
       for (const line of out.split('\n')) {
-        if (!line.includes('attune listening')) continue;
+        if (!line.includes(readyLog)) continue;
         try {
           resolve(String(JSON.parse(line).url).replace('0.0.0.0', '127.0.0.1'));
         } catch {
@@ -35,7 +37,7 @@ export function startAttuneProcess(commands: string[], env: Record<string, strin
       }
     });
     child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => reject(new Error(`attune ${commands.join(' + ')} exited with ${code} before listening:\n${err}\n${out.slice(-2000)}`)));
+    child.once('exit', (code) => reject(new Error(`attune ${commands.join(' + ')} exited with ${code} before "${readyLog}":\n${err}\n${out.slice(-2000)}`)));
   });
 }
 

@@ -6,7 +6,7 @@
 // process is killed (-9) mid-upload and replaced; and a 4-hour upload's results pass the broker.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +18,7 @@ import { startTestAttune, waitFor, type TestAttune } from './attune.js';
 import { createSpeechSession, uploadWav, wavBytes } from './speech-client.js';
 import { readWavFile } from '../pipelines/speech/wav.test-util.js';
 import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
-import { stopAttuneProcesses } from './attune-process.js';
+import { startAttuneProcess, stopAttuneProcesses } from './attune-process.js';
 import { finalResultRecords } from '../pipelines/speech/result-records.js';
 import { syntheticResults } from '../pipelines/speech/result-records.test-util.js';
 import { publishSpeechResults } from '../pipelines/speech/publish-results.js';
@@ -47,31 +47,9 @@ const dataDir = mkdtempSync(join(tmpdir(), 'attune-speech-scale-'));
 
 let workerEnv: Record<string, string> = {};
 
-/** `attune worker` in a child; resolves with its /metrics URL once its roles have started (it logs its metrics listener last). */
+/** `attune worker` in a child; resolves with its /metrics URL once its roles have started. */
 function startWorkerProcess(env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `import('./cli/main.ts').then((m) => m.main(['worker']))`], {
-    cwd: root,
-    env: { ...process.env, LOG_LEVEL: 'info', ATTUNE_METRICS_PORT: '0', ATTUNE_METRICS_HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout!.on('data', (d: Buffer) => {
-      out += d.toString();
-      for (const line of out.split('\n')) {
-        if (!line.includes('metrics listening')) continue;
-        try {
-          resolve(String(JSON.parse(line).url));
-        } catch {
-          /* a partial line: wait for the rest */
-        }
-      }
-    });
-    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
-    child.once('exit', (code) => reject(new Error(`attune worker exited with ${code} before starting:\n${err}\n${out.slice(-2000)}`)));
-  });
+  return startAttuneProcess(['worker'], { LOG_LEVEL: 'info', ATTUNE_METRICS_PORT: '0', ATTUNE_METRICS_HOST: '127.0.0.1', ...env }, children, 'metrics listening');
 }
 
 before(async () => {

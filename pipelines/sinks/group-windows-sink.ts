@@ -5,15 +5,16 @@
 // then block the handler. Both tables are ReplacingMergeTrees on the natural key, so a group
 // window written again (the group worker republishing after a crash, a sink replay) is one row
 // under FINAL, with the same values: replaying a group's input gives the same stored windows.
-import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
+import type { Bus, Subscription } from '../../bus/types.js';
 import type { Logger } from '../../lib/log.js';
-import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { Codec } from '../../schemas/registry/codec.js';
 import type { GroupWindowRecord } from '../../schemas/records.js';
 import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { BatchWriter } from '../../store/batch-writer.js';
 import type { StoreClient } from '../../store/clickhouse.js';
 import { Tables, type GroupParticipantWindowRow, type GroupWindowRow } from '../../store/rows.js';
-import { deadLetter, type DeadLetterInput } from '../dead-letter.js';
+import { deadLetter } from '../dead-letter.js';
+import { decodeSinkBatch } from '../table-sink.js';
 import { groupIdFor } from '../group-id.js';
 
 export const GROUP_WINDOWS_SINK_GROUP = 'attune-group-windows-sink';
@@ -90,56 +91,45 @@ export class GroupWindowsSink {
       eachBatch: async (batch) => {
         const windows: GroupWindowRow[] = [];
         const participants: GroupParticipantWindowRow[] = [];
-        const bad: DeadLetterInput[] = [];
         const now = this.clock();
-        for (const rec of batch.records) {
-          try {
-            let r = decodeRecord<GroupWindowRecord>(this.opts.codec, rec.value);
-            if (r instanceof Promise) r = await r;
-            const wrong = notAGroupWindow(r);
-            if (wrong) {
-              bad.push({ record: rec as BusRecord, reasonCode: 'invalid_record', reason: wrong });
-              continue;
-            }
-            this.stats.records++;
-            windows.push({
+        const { good, bad } = await decodeSinkBatch<GroupWindowRecord>(this.opts.codec, batch.records, notAGroupWindow);
+        for (const { value: r } of good) {
+          this.stats.records++;
+          windows.push({
+            org_id: r.org_id,
+            group_id: r.mesh_id,
+            window_start: r.window_start,
+            window_end: r.window_end,
+            participant_count: r.participant_count,
+            present_count: r.present_count,
+            coherence: r.coherence,
+            sync_r: r.sync_r,
+            plv: r.plv,
+            sync_z: r.sync_z,
+            sync_p: r.sync_p,
+            surrogate_count: r.surrogate_count,
+            breathing_sync: r.breathing_sync,
+            xcorr_max: r.xcorr_max,
+            xcorr_lag_s: r.xcorr_lag_s,
+            computed_at: now,
+          });
+          for (const q of r.participants) {
+            participants.push({
               org_id: r.org_id,
               group_id: r.mesh_id,
-              window_start: r.window_start,
+              participant_id: q.participant_id,
+              user_id: q.user_id,
               window_end: r.window_end,
-              participant_count: r.participant_count,
-              present_count: r.present_count,
-              coherence: r.coherence,
-              sync_r: r.sync_r,
-              plv: r.plv,
-              sync_z: r.sync_z,
-              sync_p: r.sync_p,
-              surrogate_count: r.surrogate_count,
-              breathing_sync: r.breathing_sync,
-              xcorr_max: r.xcorr_max,
-              xcorr_lag_s: r.xcorr_lag_s,
+              counted: q.counted,
+              coherence: q.coherence,
+              contribution_weight: q.contribution_weight,
+              phase_locking: q.phase_locking,
+              breathing_rate_bpm: q.breathing_rate_bpm,
+              breathing_sync: q.breathing_sync,
+              artifact_ratio: q.artifact_ratio,
+              coverage: q.coverage,
               computed_at: now,
             });
-            for (const q of r.participants) {
-              participants.push({
-                org_id: r.org_id,
-                group_id: r.mesh_id,
-                participant_id: q.participant_id,
-                user_id: q.user_id,
-                window_end: r.window_end,
-                counted: q.counted,
-                coherence: q.coherence,
-                contribution_weight: q.contribution_weight,
-                phase_locking: q.phase_locking,
-                breathing_rate_bpm: q.breathing_rate_bpm,
-                breathing_sync: q.breathing_sync,
-                artifact_ratio: q.artifact_ratio,
-                coverage: q.coverage,
-                computed_at: now,
-              });
-            }
-          } catch (err) {
-            bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
           }
         }
         if (bad.length > 0) {

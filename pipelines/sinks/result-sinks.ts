@@ -13,17 +13,16 @@
 // checkpoint, pipelines/coherence/checkpoints.ts) or a sink replay after a crash is inserted
 // once. A session's windows come in window-end order: they are keyed by session id, so one
 // partition holds them, and the worker never publishes a window at or before one it published.
-import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
+import type { Bus, Subscription } from '../../bus/types.js';
 import type { Logger } from '../../lib/log.js';
-import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { Codec } from '../../schemas/registry/codec.js';
 import type { CoherenceWindowRecord, SessionEventRecord } from '../../schemas/records.js';
 import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { BatchWriter } from '../../store/batch-writer.js';
 import type { StoreClient } from '../../store/clickhouse.js';
 import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
-import type { DeadLetterInput } from '../dead-letter.js';
 import { groupIdFor } from '../group-id.js';
-import { finishSinkBatch } from '../table-sink.js';
+import { decodeSinkBatch, finishSinkBatch } from '../table-sink.js';
 
 export const COHERENCE_WINDOWS_SINK_GROUP = 'attune-coherence-windows-sink';
 export const SESSION_EVENTS_SINK_GROUP = 'attune-session-events-sink';
@@ -100,19 +99,9 @@ abstract class ResultSink<Rec, Row extends object> {
       fromBeginning: true,
       onAssignment: () => this.onAssignment(),
       eachBatch: async (batch) => {
-        const good: Rec[] = [];
-        const bad: DeadLetterInput[] = [];
-        for (const rec of batch.records) {
-          try {
-            let r = decodeRecord<Rec>(this.opts.codec, rec.value);
-            if (r instanceof Promise) r = await r;
-            const wrong = this.spec.invalid(r);
-            if (wrong) bad.push({ record: rec as BusRecord, reasonCode: 'invalid_record', reason: wrong });
-            else good.push(r);
-          } catch (err) {
-            bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
-          }
-        }
+        const decoded = await decodeSinkBatch<Rec>(this.opts.codec, batch.records, this.spec.invalid);
+        const good = decoded.good.map((g) => g.value);
+        const bad = decoded.bad;
         const rows = await this.rows(good);
         this.stats.records += good.length;
         this.stats.rows += rows.length;

@@ -89,6 +89,19 @@ function streamResults(head: SpeechResultHead, budgetBytes: number): SpeechResul
   ];
 }
 
+/** `target` with one method replaced by `wrap(original)`; every other property is the target's. */
+function replacing<T extends object, K extends keyof T>(target: T, name: K, wrap: (original: T[K]) => T[K]): T {
+  const original = (target[name] as (...a: unknown[]) => unknown).bind(target) as T[K];
+  const replaced = wrap(original);
+  return new Proxy(target, {
+    get(t, prop) {
+      if (prop === name) return replaced;
+      const value = Reflect.get(t, prop, t);
+      return typeof value === 'function' ? value.bind(t) : value;
+    },
+  });
+}
+
 async function encode(records: SpeechResult[]): Promise<OutgoingRecord[]> {
   return Promise.all(records.map(async (r) => ({ key: r.session_id, value: await codec.encode(Topics.speechResults, r) })));
 }
@@ -209,40 +222,24 @@ test('a stream split over several records: rows stored, then upload and session 
 test('while inserts fail the session is not completed; it is once the rows are stored. A session deleted meanwhile does not stall the partition', async () => {
   // speech_summaries refuses its first 6 inserts (longer than the writer's 5 tries before flush() gives up).
   let refusals = 6;
-  const client = new Proxy(store.client, {
-    get(target, prop) {
-      if (prop === 'insert') {
-        return async (params: Parameters<StoreClient['client']['insert']>[0]) => {
-          if (String(params.table).endsWith('speech_summaries') && refusals > 0) {
-            refusals--;
-            throw new Error('insert refused (test)');
-          }
-          return target.insert(params);
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
+  const client = replacing(store.client, 'insert', (insert) => async (params) => {
+    if (String(params.table).endsWith('speech_summaries') && refusals > 0) {
+      refusals--;
+      throw new Error('insert refused (test)');
+    }
+    return insert(params);
   });
   // What the summaries table held when the sink completed each session, and which it completed.
   const summariesAtCompletion = new Map<string, number>();
   const completedIds = new Set<string>();
-  const watched = new Proxy(sessions, {
-    get(target, prop) {
-      if (prop === 'update') {
-        return async (id: string, patch: Parameters<SpeechSessionsRepository['update']>[1]) => {
-          if (patch.status === 'completed') {
-            const [row] = await queryRows<{ n: string }>(store.client, `SELECT count() AS n FROM ${store.database}.speech_summaries WHERE session_id = {s:String}`, { s: id });
-            summariesAtCompletion.set(id, Number(row.n));
-          }
-          const updated = await target.update(id, patch);
-          if (patch.status === 'completed') completedIds.add(id);
-          return updated;
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
+  const watched = replacing(sessions, 'update', (update) => async (id, patch, opts) => {
+    if (patch.status === 'completed') {
+      const [row] = await queryRows<{ n: string }>(store.client, `SELECT count() AS n FROM ${store.database}.speech_summaries WHERE session_id = {s:String}`, { s: id });
+      summariesAtCompletion.set(id, Number(row.n));
+    }
+    const updated = await update(id, patch, opts);
+    if (patch.status === 'completed') completedIds.add(id);
+    return updated;
   });
   // Topics of this test's own, so the refusals fall on its records.
   const topics = prefixedTopics('sink-b.');
@@ -271,21 +268,13 @@ test('a completion PostgreSQL refuses for good (a coded error) is dead-lettered 
   const refused = await newUpload();
   const later = await newUpload();
   let unreachable = 2;
-  const flaky = new Proxy(sessions, {
-    get(target, prop) {
-      if (prop === 'update') {
-        return async (id: string, patch: Parameters<SpeechSessionsRepository['update']>[1]) => {
-          if (id === refused.session_id) throw new AttuneError('conflict', 'session in a state that refuses it (test)', [{ field: 'status', reason: 'version_conflict' }]);
-          if (id === later.session_id && unreachable > 0) {
-            unreachable--;
-            throw new Error('connect ECONNREFUSED (test)');
-          }
-          return target.update(id, patch);
-        };
-      }
-      const value = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
+  const flaky = replacing(sessions, 'update', (update) => async (id, patch, opts) => {
+    if (id === refused.session_id) throw new AttuneError('conflict', 'session in a state that refuses it (test)', [{ field: 'status', reason: 'version_conflict' }]);
+    if (id === later.session_id && unreachable > 0) {
+      unreachable--;
+      throw new Error('connect ECONNREFUSED (test)');
+    }
+    return update(id, patch, opts);
   });
   const topics = prefixedTopics('sink-c.');
   await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));

@@ -22,7 +22,7 @@ import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import { AttuneError } from '../../lib/errors.js';
 import { Delays } from '../../lib/delays.js';
 import type { Logger } from '../../lib/log.js';
-import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import type { Codec } from '../../schemas/registry/codec.js';
 import type { SpeechResult } from '../../schemas/registry/schemas.js';
 import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { BatchWriter } from '../../store/batch-writer.js';
@@ -38,7 +38,8 @@ import {
   SpeechTables,
   SpeechWordColumns,
 } from '../../store/rows.js';
-import { deadLetter, deadLetterReason, type DeadLetterInput } from '../dead-letter.js';
+import { deadLetter, deadLetterReason } from '../dead-letter.js';
+import { decodeSinkBatch } from '../table-sink.js';
 import { groupIdFor } from '../group-id.js';
 import { notASpeechResult, speechResultRows, type SpeechResultRows } from '../speech/result-records.js';
 import { speechStatusEvent } from '../speech/status-event.js';
@@ -109,25 +110,14 @@ export class SpeechResultsSink {
       topics: [this.topics.speechResults],
       fromBeginning: true,
       eachBatch: async (batch) => {
-        const bad: DeadLetterInput[] = [];
+        const { good, bad } = await decodeSinkBatch<SpeechResult>(this.opts.codec, batch.records, notASpeechResult);
         const completions: Array<{ result: SpeechResult; record: BusRecord }> = [];
         const rows: SpeechResultRows = { segments: [], words: [], fillers: [], pauses: [], frames: [], summaries: [], scores: [] };
-        for (const rec of batch.records) {
-          try {
-            let r = decodeRecord<SpeechResult>(this.opts.codec, rec.value);
-            if (r instanceof Promise) r = await r;
-            const wrong = notASpeechResult(r);
-            if (wrong) {
-              bad.push({ record: rec as BusRecord, reasonCode: 'invalid_record', reason: wrong });
-              continue;
-            }
-            this.stats.records++;
-            const of = speechResultRows(r);
-            for (const k of Object.keys(rows) as Array<keyof SpeechResultRows>) for (const row of of[k]) (rows[k] as object[]).push(row);
-            if (r.completion) completions.push({ result: r, record: rec as BusRecord });
-          } catch (err) {
-            bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
-          }
+        for (const { value: r, record } of good) {
+          this.stats.records++;
+          const of = speechResultRows(r);
+          for (const k of Object.keys(rows) as Array<keyof SpeechResultRows>) for (const row of of[k]) (rows[k] as object[]).push(row);
+          if (r.completion) completions.push({ result: r, record });
         }
         if (bad.length > 0) {
           await deadLetter(this.opts.bus, this.topics, this.opts.codec, this.groupId, bad, this.clock());

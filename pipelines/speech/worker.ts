@@ -106,8 +106,6 @@ interface StreamState {
   expectedSamples: number | null;
   settings: StreamSettings;
   partitionKey: string;
-  /** What every result record of the stream carries. */
-  head: SpeechResultHead;
   firstOffset: bigint;
   nextSequence: number;
   analyzer: SpeechStreamAnalyzer;
@@ -349,15 +347,6 @@ export class SpeechWorker {
       expectedSamples: frame.expected_samples ?? null,
       settings,
       partitionKey: `${part.topic}:${part.partition}`,
-      head: {
-        session_id: frame.session_id,
-        org_id: frame.org_id,
-        user_id: frame.user_id,
-        stream_id: frame.stream_id,
-        source: frame.source,
-        audio_started_at: frame.audio_started_at,
-        model: settings.model,
-      },
       firstOffset: offset,
       nextSequence: 0,
       analyzer: new SpeechStreamAnalyzer(vad),
@@ -408,7 +397,9 @@ export class SpeechWorker {
       await this.publishEvents(events);
       // The transcript so far, stored while the stream runs. Best effort like the live events:
       // the final results carry every segment again.
-      await this.publish([segmentResultRecord(s.head, t, this.clock())]).catch((err) => this.log.warn({ err, session: s.sessionId }, 'speech segment result not published'));
+      await publishSpeechResults([segmentResultRecord(resultHead(s), t, this.clock())], { bus: this.opts.bus, topics: this.topics, codec: this.opts.codec, retry: (err) => Promise.reject(err) }).catch((err) =>
+        this.log.warn({ err, session: s.sessionId }, 'speech segment result not published'),
+      );
       return t;
     });
     // A failed segment fails the stream at finalisation; do not leave the rejection unhandled.
@@ -484,7 +475,7 @@ export class SpeechWorker {
     // Newer than every segment record the stream published (ReplacingMergeTree keeps the
     // latest computed_at: the final rows, with their word counts, must win).
     const computedAt = Math.max(now, this.clock());
-    const records = finalResultRecords(s.head, { transcripts, results, scores, prosody: s.settings.prosody, computedAt });
+    const records = finalResultRecords(resultHead(s), { transcripts, results, scores, prosody: s.settings.prosody, computedAt });
     // Progress rows still in flight land before the sink marks the upload completed.
     await s.uploadWrites;
     await this.publishResults(s, records);
@@ -527,11 +518,6 @@ export class SpeechWorker {
         if (this.stopping) throw new StreamLeftUncommitted();
       },
     });
-  }
-
-  private async publish(records: SpeechResult[]): Promise<void> {
-    const encoded = await Promise.all(records.map(async (r) => ({ key: r.session_id, value: await this.opts.codec.encode(Topics.speechResults, r), timestamp: r.computed_at })));
-    await this.opts.bus.publish(this.topics.speechResults, encoded);
   }
 
   private async failStream(s: StreamState, code: string, message: string, opts: { recordFailure?: boolean } = {}): Promise<void> {
@@ -695,6 +681,11 @@ export class SpeechWorker {
       this.log.warn({ err }, 'speech events not published');
     }
   }
+}
+
+/** What every result record of the stream carries. */
+function resultHead(s: StreamState): SpeechResultHead {
+  return { session_id: s.sessionId, org_id: s.orgId, user_id: s.userId, stream_id: s.id, source: s.source, audio_started_at: s.audioStartedAt, model: s.settings.model };
 }
 
 /** finalize() gave up because the worker stops: not a failure of the stream. */
