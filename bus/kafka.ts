@@ -153,7 +153,6 @@ function toBusRecord(topic: string, partition: number, m: KafkaMessage): BusReco
   };
 }
 
-
 /** Group errors after which a member must rejoin (kafkajs's isRebalancing, plus an unknown member). */
 const REJOIN = new Set(['REBALANCE_IN_PROGRESS', 'NOT_COORDINATOR_FOR_GROUP', 'NOT_COORDINATOR', 'ILLEGAL_GENERATION', 'UNKNOWN_MEMBER_ID', 'FENCED_INSTANCE_ID']);
 
