@@ -174,7 +174,7 @@ test('worker stats are read at each scrape: totals as counters, live sockets and
   const worker = { stats: { readings: 5, windows: 4, validWindows: 3, lateBeats: 2, quarantinedReadings: 1, implausibleReadings: 0 }, openSessionCount: 1 };
   const live = { stats: { clients: 2, delivered: 9, slowDisconnects: 1 } };
   const speechWorker = {
-    stats: { frames: 10, streams: 2, finalized: 1, failed: 0 },
+    stats: { frames: 10, streams: 2, finalized: 1, failed: 0, skipped: 4 },
     queue: { recognitionBacklogS: 3.5, openStreams: 1, finalizing: 0 },
     timing: { live: { audioS: 0, processingS: 0, lastRealTimeFactor: 0 }, upload: { audioS: 60, processingS: 6, lastRealTimeFactor: 0.1 } },
   };
@@ -188,6 +188,7 @@ test('worker stats are read at each scrape: totals as counters, live sockets and
   assert.equal(value(text, 'attune_live_sockets{hub="coherence"}'), 2);
   assert.equal(value(text, 'attune_live_evictions_total{hub="coherence",reason="slow"}'), 1);
   assert.equal(value(text, 'attune_speech_recognition_backlog_seconds'), 3.5);
+  assert.equal(value(text, 'attune_speech_frames_skipped_total'), 4);
   assert.equal(value(text, 'attune_speech_real_time_factor{source="upload"}'), 0.1);
   // The next scrape reads the new values (a counter never shows less than its source).
   worker.stats.lateBeats = 7;

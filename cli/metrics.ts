@@ -296,6 +296,12 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
       [{ outcome: 'failed' }, s.failed],
     ]);
     metrics.counterFrom('attune_speech_frames_total', 'Audio frames the speech worker read.', [], () => [[{}, s.frames]]);
+    metrics.counterFrom(
+      'attune_speech_frames_skipped_total',
+      'Audio frames read again and skipped: of a stream finalised before the committed offset, or of a session already completed.',
+      [],
+      () => [[{}, s.skipped]],
+    );
     metrics.gaugeFrom('attune_speech_queue', 'What waits in the speech worker: open streams, streams being finalised.', ['queue'], () => {
       const q = speechWorker.queue;
       return [

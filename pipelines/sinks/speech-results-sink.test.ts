@@ -21,6 +21,7 @@ import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test
 import { silentLogger } from '../../lib/log.js';
 import { AttuneError } from '../../lib/errors.js';
 import { waitFor } from '../../test/attune.js';
+import { readTopicUntil } from '../../test/read-topic.js';
 import { finalResultRecords, segmentResultRecord, speechResultRows, type SpeechResultHead } from '../speech/result-records.js';
 import type { SessionResults } from '../speech/stream/results.js';
 import type { SegmentTranscript } from '../speech/stream/recognition.js';
@@ -121,23 +122,15 @@ async function stored(sessionId: string) {
 /** Every `done` status event on the speech events topic, by event id. */
 async function doneEvents(groupId: string, until: (events: Map<string, SpeechEvent>) => boolean): Promise<Map<string, SpeechEvent>> {
   const events = new Map<string, SpeechEvent>();
-  const sub = await bus.subscribe({
+  await readTopicUntil<SpeechEvent>(bus, codec, {
     groupId,
-    topics: [Topics.speechEvents],
-    fromBeginning: true,
-    eachBatch: async (batch) => {
-      for (const rec of batch.records) {
-        let e = decodeRecord<SpeechEvent>(codec, rec.value);
-        if (e instanceof Promise) e = await e;
-        if (e.event_id.endsWith(':done:100')) events.set(e.event_id, e);
-      }
+    topic: Topics.speechEvents,
+    what: 'done events',
+    onValue: (e) => {
+      if (e.event_id.endsWith(':done:100')) events.set(e.event_id, e);
     },
+    until: () => until(events),
   });
-  try {
-    await waitFor('done events', () => until(events), 20_000, 20);
-  } finally {
-    await sub.stop();
-  }
   return events;
 }
 
@@ -183,20 +176,15 @@ test('a stream split over several records: rows stored, then upload and session 
 
     // The dead letters name why.
     const reasons: string[] = [];
-    const dl = await bus.subscribe({
+    await readTopicUntil<DeadLetter>(bus, codec, {
       groupId: 'speech-results-a-dl',
-      topics: [Topics.deadLetter],
-      fromBeginning: true,
-      eachBatch: async (batch) => {
-        for (const rec of batch.records) {
-          let d = decodeRecord<DeadLetter>(codec, rec.value);
-          if (d instanceof Promise) d = await d;
-          if (d.source_topic === Topics.speechResults) reasons.push(`${d.reason_code}: ${d.reason}`);
-        }
+      topic: Topics.deadLetter,
+      what: 'dead letters read',
+      onValue: (d) => {
+        if (d.source_topic === Topics.speechResults) reasons.push(`${d.reason_code}: ${d.reason}`);
       },
+      until: () => reasons.length === 2,
     });
-    await waitFor('dead letters read', () => reasons.length === 2, 10_000, 20);
-    await dl.stop();
     assert.deepEqual(reasons.map((r) => r.split(':')[0]).sort(), ['invalid_record', 'undecodable']);
     assert.ok(reasons.some((r) => /no session_id \/ stream_id|stream_id/.test(r)), reasons.join(' | '));
 
@@ -287,20 +275,13 @@ test('a completion PostgreSQL refuses for good (a coded error) is dead-lettered 
     await waitFor('counted', () => sink.stats.completed === 1 && sink.stats.deadLettered === 1, 10_000, 10);
     assert.equal((await sessions.get(refused.session_id))?.status, 'processing');
     const reasons: string[] = [];
-    const dl = await bus.subscribe({
+    await readTopicUntil<DeadLetter>(bus, codec, {
       groupId: 'speech-results-c-dl',
-      topics: [topics.deadLetter],
-      fromBeginning: true,
-      eachBatch: async (batch) => {
-        for (const rec of batch.records) {
-          let d = decodeRecord<DeadLetter>(codec, rec.value);
-          if (d instanceof Promise) d = await d;
-          reasons.push(`${d.reason_code}: ${d.reason}`);
-        }
-      },
+      topic: topics.deadLetter,
+      what: 'the dead letter read',
+      onValue: (d) => void reasons.push(`${d.reason_code}: ${d.reason}`),
+      until: () => reasons.length === 1,
     });
-    await waitFor('the dead letter read', () => reasons.length === 1, 10_000, 20);
-    await dl.stop();
     assert.match(reasons[0], /^version_conflict: completion refused: conflict: session in a state that refuses it/);
   } finally {
     await sink.stop();

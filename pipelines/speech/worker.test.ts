@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus } from '../../bus/embedded.js';
 import { type Bus, type OutgoingRecord } from '../../bus/types.js';
-import { Topics } from '../../schemas/topics.js';
+import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { createCodec, decodeRecord } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import { createStoreClient, queryRows, type StoreClient } from '../../store/clickhouse.js';
@@ -21,7 +21,8 @@ import type { Codec } from '../../schemas/registry/codec.js';
 import { frameAudio } from '../../schemas/audio-frames.js';
 import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
-import type { SpeechAudioFrame, SpeechResult } from '../../schemas/registry/schemas.js';
+import { readTopicUntil } from '../../test/read-topic.js';
+import type { SpeechAudioFrame, SpeechEvent, SpeechResult } from '../../schemas/registry/schemas.js';
 import { readWavFile } from './wav.test-util.js';
 import { SpeechWorker } from './worker.js';
 import { SpeechResultsSink } from '../sinks/speech-results-sink.js';
@@ -61,8 +62,8 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function worker(groupId = 'speech-test'): SpeechWorker {
-  return new SpeechWorker({ bus, codec, sessions, uploads, log: silentLogger, groupId });
+function worker(groupId = 'speech-test', topics: TopicNames = Topics): SpeechWorker {
+  return new SpeechWorker({ bus, codec, sessions, uploads, log: silentLogger, groupId, topics });
 }
 
 async function newUpload(): Promise<{ sessionId: string; uploadId: string }> {
@@ -149,25 +150,29 @@ test('one clean pass: the upload is analysed, stored, the session and upload com
 });
 
 test('frames delivered twice and a worker replaced mid-stream give exactly the results of one pass', async () => {
+  // An input topic of its own: a new group reading the shared one would start with the earlier
+  // tests' streams (completed, so skipped and committed past).
+  const topics = { ...Topics, speechAudio: `${Topics.speechAudio}.replay-test` };
+  await bus.ensureTopics([{ topic: topics.speechAudio, partitions: 1 }]);
   const { sessionId, uploadId } = await newUpload();
   const records = await streamRecords(sessionId, uploadId);
   // First worker sees the first half (and the first frames twice), then stops before the end.
   const half = Math.floor(records.length / 2);
-  const first = worker('speech-replay');
+  const first = worker('speech-replay', topics);
   await first.start();
-  await bus.publish(Topics.speechAudio, [...records.slice(0, half), ...records.slice(0, 2)]);
+  await bus.publish(topics.speechAudio, [...records.slice(0, half), ...records.slice(0, 2)]);
   await waitFor('first half read', () => first.stats.frames >= half + 2, 30_000, 20);
   await first.stop();
-  const committed = await bus.committed('speech-replay', Topics.speechAudio);
+  const committed = await bus.committed('speech-replay', topics.speechAudio);
   const partitionOffset = [...committed.values()].reduce((n, o) => Math.max(n, Number(o)), 0);
   assert.equal(partitionOffset, 0, 'nothing committed past the first frame of an unfinished stream');
   assert.equal((await sessions.get(sessionId))?.status, 'processing');
 
   // The replacement re-reads the stream from its first frame and finishes it.
-  const second = worker('speech-replay');
+  const second = worker('speech-replay', topics);
   await second.start();
   try {
-    await bus.publish(Topics.speechAudio, records.slice(half));
+    await bus.publish(topics.speechAudio, records.slice(half));
     assert.equal((await completed(sessionId)).status, 'completed');
     const replayed = await results(sessionId);
     assert.deepEqual(replayed, reference);
@@ -176,9 +181,85 @@ test('frames delivered twice and a worker replaced mid-stream give exactly the r
   }
 });
 
+test('a stream read again after its results were published never moves a completed upload or session back, and one of a completed session is skipped', async () => {
+  // An input topic of its own, so the worker's counters are this stream's alone.
+  const topics = { ...Topics, speechAudio: `${Topics.speechAudio}.reread-test` };
+  await bus.ensureTopics([{ topic: topics.speechAudio, partitions: 1 }]);
+  const { sessionId, uploadId } = await newUpload();
+  const records = await streamRecords(sessionId, uploadId);
+  // What the worker's upload writes return, once the sink has completed the upload.
+  const afterCompletion: string[] = [];
+  let holdNextWrite: (() => Promise<void>) | null = null;
+  const watchedUploads = new Proxy(uploads, {
+    get(target, prop, receiver) {
+      if (prop !== 'update') return Reflect.get(target, prop, receiver);
+      return async (...args: Parameters<SpeechUploadsRepository['update']>) => {
+        const hold = args[0] === uploadId ? holdNextWrite : null;
+        holdNextWrite = null;
+        if (hold) await hold();
+        const u = await target.update(...args);
+        if (hold || afterCompletion.length > 0) afterCompletion.push(u.status);
+        return u;
+      };
+    },
+  });
+  const w = new SpeechWorker({ bus, codec, sessions, uploads: watchedUploads, log: silentLogger, groupId: 'speech-reread', topics });
+  const committedOffset = async () => [...(await bus.committed('speech-reread', topics.speechAudio)).values()].reduce((n, o) => n + Number(o), 0);
+  // The sink is behind: the worker publishes the stream's results and commits past it.
+  await sink.stop();
+  await w.start();
+  try {
+    await bus.publish(topics.speechAudio, records);
+    await waitFor('results published and the stream committed', async () => w.stats.finalized === 1 && (await committedOffset()) === records.length, 120_000, 50);
+    assert.equal((await sessions.get(sessionId))?.status, 'processing');
+
+    // The stream is read again (as after a crash before the commit). Its first upload write is
+    // held until the sink, back, has completed the upload from the first pass's results.
+    holdNextWrite = async () => {
+      sink = new SpeechResultsSink({ bus, codec, store, sessions, uploads, log: silentLogger, groupId: 'speech-results-test', writer: { maxDelayMs: 50 } });
+      await sink.start();
+      await waitFor('upload completed by the sink', async () => (await uploads.get(uploadId))?.status === 'completed', 30_000, 20);
+    };
+    await bus.publish(topics.speechAudio, records);
+    await waitFor('read again and completed again', async () => w.stats.finalized === 2 && sink.stats.completed === 2 && (await committedOffset()) === 2 * records.length, 120_000, 50);
+    assert.ok(afterCompletion.length >= 2, `${afterCompletion.length} upload writes after the completion`);
+    assert.deepEqual(new Set(afterCompletion), new Set(['completed']), 'no write moved the upload back from completed');
+    const u = await uploads.get(uploadId);
+    assert.deepEqual([u?.status, u?.progress, u?.stage], ['completed', 1, 'done']);
+    assert.equal((await sessions.get(sessionId))?.status, 'completed');
+    assert.deepEqual(await results(sessionId), reference, 'the results of one pass');
+
+    // The session's events, in order: after the first `done`, nothing says processing.
+    const events: Array<{ id: string; status: string }> = [];
+    await readTopicUntil<SpeechEvent>(bus, codec, {
+      groupId: 'speech-reread-events',
+      topic: Topics.speechEvents,
+      what: 'both done events',
+      onValue: (e) => {
+        if (e.session_id === sessionId && e.type === 'processing:status') events.push({ id: e.event_id, status: (JSON.parse(e.payload_json ?? '{}') as { status: string }).status });
+      },
+      until: () => events.filter((e) => e.id.endsWith(':done:100')).length === 2,
+    });
+    const firstDone = events.findIndex((e) => e.id.endsWith(':done:100'));
+    assert.ok(events.slice(0, firstDone).some((e) => e.status === 'processing'), 'the first pass sent progress');
+    assert.deepEqual(events.slice(firstDone + 1).filter((e) => e.status !== 'completed'), [], 'nothing after the completion but the sink sending done again');
+
+    // Read a third time, now that the session is completed: skipped whole, nothing written.
+    const before = await uploads.get(uploadId);
+    const skipped = w.stats.skipped;
+    await bus.publish(topics.speechAudio, records);
+    await waitFor('third read committed', async () => (await committedOffset()) === 3 * records.length, 30_000, 20);
+    assert.equal(w.stats.skipped - skipped, records.length, 'every frame of the stream skipped');
+    assert.deepEqual([w.stats.streams, w.stats.finalized], [2, 2], 'no stream opened, nothing recognised');
+    assert.deepEqual(await uploads.get(uploadId), before);
+  } finally {
+    await w.stop();
+  }
+});
+
 test('a bus refusing the final results for a while delays the stream, never fails it: the same results once it takes them', async () => {
   // The stream's last record (with `completion`) is refused twice, as in a broker outage (only
-  // this test's stream: the new group also reads the earlier tests' streams again).
+  // this test's stream's: the new group also reads the earlier tests' records).
   let refused = 0;
   let target = '';
   const flaky: Bus = {
@@ -211,7 +292,7 @@ test('a bus refusing the final results for a while delays the stream, never fail
     await bus.publish(Topics.speechAudio, await streamRecords(sessionId, uploadId));
     assert.equal((await completed(sessionId)).status, 'completed');
     assert.equal(refused, 2);
-    // (A new group reads the topic from its start: the earlier tests' streams are finalised again too.)
+    // (A new group reads the topic from its start: the earlier tests' streams are skipped, their sessions completed.)
     assert.equal(w.stats.failed, 0);
     assert.deepEqual(await results(sessionId), reference);
   } finally {

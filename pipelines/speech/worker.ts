@@ -22,6 +22,15 @@
 // keys, newer computed_at: ReplacingMergeTree keeps one copy) and the same event ids. Frames of
 // a stream whose first frame it did not see (the stream was finalised before the committed
 // offset) are skipped.
+//
+// A stream can be read again after its session was completed: the worker crashed or lost its
+// partitions after the sink had completed the session but before the worker committed past the
+// stream. A stream whose session is completed when its first frame is read is skipped whole (its
+// results are stored: the sink completes a session only once every row before the completion is
+// durable). One the sink completes while it is being read again (the sink was behind) finishes,
+// but every PostgreSQL write of the worker carries `unlessStatus: completed`, so no progress or
+// failure moves the upload or the session back, and once a write finds it completed the stream
+// sends no more processing:status events.
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import { Topics } from '../../schemas/topics.js';
@@ -130,7 +139,12 @@ interface StreamState {
    */
   uploadWrites: Promise<void>;
   failed: boolean;
+  /** A write found the upload or session completed already (the stream is being read again): no more status events. */
+  completedBefore: boolean;
 }
+
+/** The worker's PostgreSQL writes never change a completed upload or session (see the header). */
+const UNLESS_COMPLETED = { unlessStatus: ['completed'] } as const;
 
 interface PartitionState {
   topic: string;
@@ -301,6 +315,13 @@ export class SpeechWorker {
         this.stats.skipped++;
         return;
       }
+      if (await this.sessionCompleted(frame)) {
+        // Read again after its session was completed: its results are stored (see the header).
+        // Its later frames find no open stream and are skipped like any finalised stream's.
+        this.stats.skipped++;
+        this.log.info({ session: frame.session_id, stream: frame.stream_id }, 'speech stream of a completed session skipped');
+        return;
+      }
       s = await this.openStream(frame, part, offset);
     }
     if (s.failed) return;
@@ -334,6 +355,16 @@ export class SpeechWorker {
     if (frame.is_last) this.beginFinalize(s);
   }
 
+  /** Whether the frame's session is completed; a PostgreSQL that cannot answer says no (the stream is read, the writes stay guarded). */
+  private async sessionCompleted(frame: SpeechAudioFrame): Promise<boolean> {
+    try {
+      return (await this.opts.sessions.get(frame.session_id))?.status === 'completed';
+    } catch (err) {
+      this.log.warn({ err, session: frame.session_id }, 'reading the session failed; reading its stream');
+      return false;
+    }
+  }
+
   private async openStream(frame: SpeechAudioFrame, part: PartitionState, offset: bigint): Promise<StreamState> {
     const settings = this.parseSettings(frame.settings_json, frame.source);
     const vad = await this.takeVad();
@@ -365,6 +396,7 @@ export class SpeechWorker {
       lastProgressStored: -1,
       uploadWrites: Promise.resolve(),
       failed: false,
+      completedBefore: false,
     };
     this.streams.set(s.id, s);
     this.stats.streams++;
@@ -455,7 +487,7 @@ export class SpeechWorker {
       const events: SpeechEvent[] = s.settings.realTime ? step.seconds.map((second) => this.metricsEvent(s, second)) : [];
       this.statusEvent(s, events, 'transcription', 0.9, null, 'processing');
       await this.publishEvents(events);
-      await this.opts.sessions.update(s.sessionId, { status: 'processing', endedAt: s.audioStartedAt + durationMs, audioDurationS: durationMs / 1000 }).catch((err) => this.log.warn({ err }, 'session update failed'));
+      await this.updateSession(s, { status: 'processing', endedAt: s.audioStartedAt + durationMs, audioDurationS: durationMs / 1000 });
     }
     const transcripts = await Promise.all(s.transcripts);
     if (s.failed) return;
@@ -539,7 +571,17 @@ export class SpeechWorker {
     if (s.source === 'upload') {
       await this.chainUploadWrite(s, { status: 'failed', errorCode: code, errorMessage: message, completedAt: now, etaS: null }, 'upload update failed');
     }
-    await this.opts.sessions.update(s.sessionId, { status: 'failed' }).catch((err) => this.log.warn({ err }, 'session update failed'));
+    await this.updateSession(s, { status: 'failed' });
+  }
+
+  /** Writes the session unless it is completed already (then the stream is being read again); a failure is logged, never thrown. */
+  private async updateSession(s: StreamState, patch: Parameters<SpeechWorkerOptions['sessions']['update']>[1]): Promise<void> {
+    try {
+      const session = await this.opts.sessions.update(s.sessionId, patch, UNLESS_COMPLETED);
+      if (session.status === 'completed') s.completedBefore = true;
+    } catch (err) {
+      this.log.warn({ err }, 'session update failed');
+    }
   }
 
   private completeStream(s: StreamState): void {
@@ -631,6 +673,7 @@ export class SpeechWorker {
     status: string,
     extra: Record<string, unknown> = {},
   ): void {
+    if (s.completedBefore) return; // its `done` was sent when the sink completed it
     events.push(speechStatusEvent({ sessionId: s.sessionId, orgId: s.orgId, userId: s.userId, streamId: s.id, source: s.source }, this.clock(), stage, progress, etaS, status, extra));
   }
 
@@ -661,8 +704,10 @@ export class SpeechWorker {
   /** Writes the upload row after every earlier write of this stream; a failure is logged, never thrown. */
   private chainUploadWrite(s: StreamState, change: Parameters<SpeechWorkerOptions['uploads']['update']>[1], failure: string): Promise<void> {
     s.uploadWrites = s.uploadWrites.then(() =>
-      this.opts.uploads.update(s.id, change).then(
-        () => undefined,
+      this.opts.uploads.update(s.id, change, UNLESS_COMPLETED).then(
+        (upload) => {
+          if (upload.status === 'completed') s.completedBefore = true;
+        },
         (err) => this.log.warn({ err, upload: s.id }, failure),
       ),
     );

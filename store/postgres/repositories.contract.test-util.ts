@@ -286,6 +286,26 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       await assert.rejects(uploads.create({ sessionId: 's1', orgId: 'org-up', userId: 'u1', fileName: '' }), isCode('not_found'));
     });
 
+    test('uploads and speech sessions: a write with unlessStatus leaves a record in one of those statuses as stored and says so; otherwise it writes', async () => {
+      const s = await speech.create({ orgId: 'org-up', userId: 'u1', type: 'speech' });
+      const u = await uploads.create({ sessionId: s.id, orgId: 'org-up', userId: 'u1', fileName: 'talk.wav' });
+      const guard = { unlessStatus: ['completed'] };
+      const progress = await uploads.update(u.id, { status: 'processing', stage: 'analysis', progress: 0.2 }, guard);
+      assert.deepEqual([progress.status, progress.progress, progress.version], ['processing', 0.2, 2], 'not completed: written');
+      const done = await uploads.update(u.id, { status: 'completed', stage: 'done', progress: 1, completedAt: now });
+      const late = await uploads.update(u.id, { status: 'processing', stage: 'analysis', progress: 0 }, guard);
+      assert.deepEqual(late, done, 'completed: returned as stored');
+      assert.deepEqual(await uploads.get(u.id), done, 'and nothing written');
+      await assert.rejects(uploads.update('00000000-0000-4000-8000-000000000006', { progress: 0 }, guard), isCode('not_found'));
+
+      const processing = await speech.update(s.id, { status: 'processing' }, guard);
+      assert.equal(processing.status, 'processing');
+      const completed = await speech.update(s.id, { status: 'completed', audioDurationS: 12 });
+      assert.deepEqual(await speech.update(s.id, { status: 'failed' }, guard), completed, 'a late failure does not undo a completed session');
+      assert.deepEqual(await speech.get(s.id), completed);
+      await assert.rejects(speech.update('00000000-0000-4000-8000-000000000007', { status: 'failed' }, guard), isCode('not_found'));
+    });
+
     // Mesh (group) sessions: store/postgres/mesh-repo.ts, schemas/postgres/0003_mesh.sql.
     const viewer = (org: string, userId: string, admin = false): MeshViewer => ({ orgId: org, userId, admin });
 

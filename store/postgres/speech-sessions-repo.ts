@@ -19,6 +19,7 @@ import {
   emptyToNull,
   explainMiss,
   isUuid,
+  keptRow,
   jsonObject,
   ms,
   msOrNull,
@@ -433,8 +434,9 @@ export class SpeechSessionsRepository {
 
   /**
    * Changes the patched fields in one statement; nothing else is overwritten. not_found when
-   * absent; VersionConflictError when expectedVersion is given and no longer stored. A session
-   * that becomes failed or completed releases its open audio stream (outcome failed / ended).
+   * absent; VersionConflictError when expectedVersion is given and no longer stored; with
+   * `unlessStatus`, a session in one of those statuses is returned unchanged. A session that
+   * becomes failed or completed releases its open audio stream (outcome failed / ended).
    */
   async update(id: string, patch: SpeechSessionPatch, opts: UpdateOptions = {}): Promise<SpeechSession> {
     if (!isUuid(id)) throw notFound(id);
@@ -442,7 +444,11 @@ export class SpeechSessionsRepository {
     const closes = patch.status === 'failed' || patch.status === 'completed';
     const run = async (q: SqlQueryable) => {
       const row = await updateFromPatch<SessionRow>(q, sessionUpdate, id, patch, now, opts);
-      if (!row) return explainMiss(q, { table: 'speech_sessions', key: 'session_id', entity: 'speech session' }, id, opts.expectedVersion);
+      if (!row) {
+        const kept = await keptRow<SessionRow>(q, sessionUpdate, id, opts);
+        if (kept) return sessionFromRow(kept);
+        return explainMiss(q, { table: 'speech_sessions', key: 'session_id', entity: 'speech session' }, id, opts.expectedVersion);
+      }
       if (closes) await releaseOpen(q, id, now, patch.status === 'failed' ? 'failed' : 'ended', null);
       return sessionFromRow(row);
     };
@@ -562,11 +568,19 @@ export class SpeechUploadsRepository {
     return rows.length === 0 ? null : uploadFromRow(rows[0]);
   }
 
-  /** Changes the patched fields in one statement; not_found when absent; VersionConflictError on a stale expectedVersion. */
+  /**
+   * Changes the patched fields in one statement; not_found when absent; VersionConflictError on a
+   * stale expectedVersion; with `unlessStatus`, an upload in one of those statuses is returned
+   * unchanged.
+   */
   async update(id: string, patch: SpeechUploadPatch, opts: UpdateOptions = {}): Promise<SpeechUpload> {
     if (!isUuid(id)) throw uploadNotFound(id);
     const row = await updateFromPatch<UploadRow>(this.sql, uploadUpdate, id, patch as Record<string, unknown>, this.now, opts);
-    if (!row) return explainMiss(this.sql, { table: 'speech_uploads', key: 'upload_id', entity: 'upload' }, id, opts.expectedVersion);
+    if (!row) {
+      const kept = await keptRow<UploadRow>(this.sql, uploadUpdate, id, opts);
+      if (kept) return uploadFromRow(kept);
+      return explainMiss(this.sql, { table: 'speech_uploads', key: 'upload_id', entity: 'upload' }, id, opts.expectedVersion);
+    }
     return uploadFromRow(row);
   }
 }

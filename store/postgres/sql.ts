@@ -42,6 +42,13 @@ export const isVersionConflict = (e: unknown): e is VersionConflictError => e in
 export interface UpdateOptions {
   /** The version the caller read: the write happens only if it is still the stored one, else VersionConflictError. */
   expectedVersion?: number;
+  /**
+   * Statuses the write must not change (the table has a `status` column): when the stored row
+   * has one of them, nothing is written and the row is returned as stored, without an error.
+   * A writer that may be late or repeated (a stream read again after a crash) passes the final
+   * statuses, so it never moves a finished record back.
+   */
+  unlessStatus?: readonly string[];
 }
 
 /** How a patch field maps to a column. */
@@ -55,9 +62,10 @@ export interface ColumnSpec {
 
 /**
  * UPDATE <table> SET <patched columns>, version = version + 1, updated_at = a strictly later
- * instant WHERE <key> = $1 [AND version = expected] RETURNING <returning>. Fields whose value
- * is undefined are left alone. Returns the row, or null when no row matched (absent, or
- * another version): the caller tells which with `explainMiss`.
+ * instant WHERE <key> = $1 [AND version = expected] [AND status not in unlessStatus] RETURNING
+ * <returning>. Fields whose value is undefined are left alone. Returns the row, or null when no
+ * row matched (absent, another version, or a status it must not change): the caller tells which
+ * with `keptRow` and `explainMiss`.
  */
 export async function updateFromPatch<R>(
   q: SqlQueryable,
@@ -82,7 +90,21 @@ export async function updateFromPatch<R>(
     params.push(opts.expectedVersion);
     where += ` AND version = $${params.length}`;
   }
+  if (opts.unlessStatus?.length) {
+    params.push([...opts.unlessStatus]);
+    where += ` AND status <> ALL($${params.length}::text[])`;
+  }
   const { rows } = await q.query<R>(`UPDATE ${spec.table} SET ${sets.join(', ')} WHERE ${where} RETURNING ${spec.returning}`, params);
+  return rows[0] ?? null;
+}
+
+/**
+ * After a write with `unlessStatus` matched no row: the stored row when its status is one of
+ * those (the write was skipped on purpose), else null (absent, or another version).
+ */
+export async function keptRow<R>(q: SqlQueryable, spec: { table: string; key: string; returning: string }, id: string, opts: UpdateOptions): Promise<R | null> {
+  if (!opts.unlessStatus?.length) return null;
+  const { rows } = await q.query<R>(`SELECT ${spec.returning} FROM ${spec.table} WHERE ${spec.key} = $1 AND status = ANY($2::text[])`, [id, [...opts.unlessStatus]]);
   return rows[0] ?? null;
 }
 
