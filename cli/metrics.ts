@@ -14,6 +14,7 @@ import type { GroupWorker } from '../pipelines/group/worker.js';
 import type { GroupWindowsSink } from '../pipelines/sinks/group-windows-sink.js';
 import type { SpeechWorker } from '../pipelines/speech/worker.js';
 import type { SpeechResultsSink } from '../pipelines/sinks/speech-results-sink.js';
+import type { AudioStreamLeases } from '../ingest/audio/stream-leases.js';
 import type { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 
 /** How long a scrape waits for a group's committed offsets (Kafka: one admin request) before it does without. */
@@ -235,11 +236,21 @@ export interface WorkerParts {
   sessionDimension: SessionDimensionSink | null;
   live: LiveHub<unknown> | null;
   speechLive: LiveHub<unknown> | null;
+  /** Audio stream leases (the ingest role); absent where a caller predates them. */
+  audioLeases?: AudioStreamLeases | null;
 }
 
 /** The workers' and live hubs' `stats`, read at each scrape. */
 export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): void {
   const { sink, worker, speechWorker, sessionChanges, sessionDimension } = parts;
+  const leases = parts.audioLeases;
+  if (leases) {
+    metrics.counterFrom('attune_audio_streams_lost_total', 'Audio streams ended because their lease passed: swept (of a process that died: end marker published) or held here and ended by another process.', ['by'], () => [
+      [{ by: 'swept' }, leases.stats.swept],
+      [{ by: 'other_process' }, leases.stats.lostHeld],
+    ]);
+    metrics.counterFrom('attune_audio_lease_failures_total', 'Lease rounds (renewal and sweep) that failed (PostgreSQL or the bus); retried a third of the lease later.', [], () => [[{}, leases.stats.failures]]);
+  }
   if (sink) {
     metrics.counterFrom('attune_readings_sink_readings_total', 'Heart readings the readings sink turned into rows.', [], () => [[{}, sink.stats.readings]]);
     metrics.counterFrom('attune_readings_sink_rows_total', 'heart_readings rows (one per beat) the readings sink handed to its writer.', [], () => [[{}, sink.stats.rows]]);

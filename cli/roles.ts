@@ -40,6 +40,7 @@ import type { SpeechEventRecord } from '../schemas/records.js';
 import { SpeechWorker } from '../pipelines/speech/worker.js';
 import { SpeechResultsSink } from '../pipelines/sinks/speech-results-sink.js';
 import { SpeechToText } from '../pipelines/speech/stt.js';
+import { AudioStreamLeases } from '../ingest/audio/stream-leases.js';
 import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import { GroupWorker } from '../pipelines/group/worker.js';
@@ -242,6 +243,11 @@ export async function startAttune(
   let speechLive: LiveHub<SpeechEventRecord> | null = null;
   let server: FastifyInstance | null = null;
   let url: string | null = null;
+  // Where ingest runs: renews the claims of the audio streams this process holds, and ends
+  // those whose process died (their lease passed).
+  const audioLeases = roles.ingest
+    ? new AudioStreamLeases({ sessions: speechSessions, uploads: speechUploads, bus, topics, codec, log: log.child({ role: 'audio-leases' }), leaseMs: config.audioLeaseMs, clock })
+    : null;
   if (roles.api || roles.ingest) {
     // The live hubs join their groups while the server builds (CPU: route schemas compile), and
     // before it listens, so no socket is accepted before its hub consumes.
@@ -273,6 +279,7 @@ export async function startAttune(
       apiKeys: { repo: apiKeys, auth: keyAuth },
       webhooks: { repo: webhooks, guard: webhookGuard },
       orgAnalytics: new OrgAnalyticsRepository(sql),
+      audioLeases: audioLeases ?? undefined,
       speechUploadLimits: config.speechUpload,
       maxStoredJsonBytes: config.maxStoredJsonBytes,
       httpTimeouts: config.httpTimeouts,
@@ -391,8 +398,9 @@ export async function startAttune(
     await server?.close().catch(() => undefined);
     throw err;
   }
+  audioLeases?.start();
 
-  registerWorkerMetrics(metrics, { sink, worker, groupWorker, groupWindowsSink, speechWorker, speechResultsSink, sessionChanges, sessionDimension, live, speechLive });
+  registerWorkerMetrics(metrics, { sink, worker, groupWorker, groupWindowsSink, speechWorker, speechResultsSink, sessionChanges, sessionDimension, live, speechLive, audioLeases });
   let metricsListener: MetricsListener | null = null;
   if (config.metrics.port !== null && opts.listen !== false) {
     metricsListener = await startMetricsListener({ host: config.metrics.host, port: config.metrics.port, token: config.metrics.token, metrics, log });
@@ -429,6 +437,8 @@ export async function startAttune(
       await metricsListener?.close();
       // Stop taking input first, then drain the workers, then close the adapters.
       await server?.close();
+      // The sockets and uploads closed with the server have released their claims.
+      await audioLeases?.stop();
       // Every consumer, the live hubs' and the workers', leaves its group at once (in parallel),
       // so their partitions move on now: each waits for its fetch in flight, and one after the
       // other they held the workers' partitions ~10 s past a SIGTERM (the fault suite's check).

@@ -64,6 +64,12 @@ export interface AppContext {
   speechLive?: LiveHub<unknown>;
   /** Synchronous speech-to-text (POST /v1/speech/stt, ingest/audio/stt.ts): pipelines/speech/stt.ts, wired by cli/roles.ts; the route is left out when absent. */
   speechToText?: SpeechToTextService;
+  /**
+   * Leases of the audio streams this process holds (ingest/audio/stream-leases.ts): a claim is
+   * renewed while held; `onLost` runs if another process ended it. Absent: claims get the
+   * default lease and are not renewed (tests that need no renewal).
+   */
+  audioLeases?: { readonly leaseMs: number; hold(streamId: string, onLost: () => void): void; drop(streamId: string): void };
   /** Speech file upload limits (config.speechUpload); 200 MB and 4 h when absent. */
   speechUploadLimits?: { maxBytes: number; maxDurationS: number };
   /** Group (mesh) sessions; the mesh routes are registered only where this is present (api/mesh-sessions.ts). */

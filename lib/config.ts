@@ -79,6 +79,8 @@ export interface AttuneConfig {
   };
   /** Speech file uploads: larger or longer files are refused with 413. */
   speechUpload: { maxBytes: number; maxDurationS: number };
+  /** ATTUNE_AUDIO_LEASE_S: how long an audio stream's claim lasts unless its ingest process renews it (ingest/audio/stream-leases.ts). */
+  audioLeaseMs: number;
   /** Largest stored JSON field (session metadata, speech-session settings, upload metadata), bytes. */
   maxStoredJsonBytes: number;
   /** Origins whose pages may read answers (CORS, http/response-headers.ts): ATTUNE_CORS_ORIGINS, a comma list or `*`; empty (default): no CORS headers. */
@@ -392,6 +394,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       maxBytes: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_BYTES', 200 * 1024 * 1024, 1024, 4 * 1024 * 1024 * 1024),
       maxDurationS: int(e, 'ATTUNE_SPEECH_UPLOAD_MAX_DURATION_S', 4 * 3600, 1, 24 * 3600),
     },
+    audioLeaseMs: int(e, 'ATTUNE_AUDIO_LEASE_S', 60, 1, 3600) * 1000,
     maxStoredJsonBytes: int(e, 'ATTUNE_MAX_STORED_JSON_BYTES', 16_384, 1_024, 1_048_576),
     corsOrigins: corsOrigins(e, 'ATTUNE_CORS_ORIGINS'),
     errorDocsUrl: url(e, 'ATTUNE_ERROR_DOCS_URL'),

@@ -160,6 +160,8 @@ export const Reasons = {
   rate_limited: r('rate_limited', "Over a rate limit (the token's tier: requests a minute or a second; a device's or a user's readings per second): Retry-After and retry_after_s say when to retry."),
   socket_quota: r('rate_limited', "A WebSocket beyond the open sockets per user of the token's tier (free 1, plus 2, pro 5): closed with 4029."),
   shutting_down: r('unavailable', 'The server is shutting down.'),
+  stream_lost: r('unavailable', 'A live audio socket closed with 4503: this server could not renew the stream claim within ATTUNE_AUDIO_LEASE_S and another process ended the stream; the audio received until then is analysed.'),
+  ingest_lost: r('unavailable', "An upload failed (error.code unavailable): the process receiving it stopped before its end and another ended its stream after ATTUNE_AUDIO_LEASE_S; upload the file again."),
   stt_busy: r('unavailable', 'POST /v1/speech/stt: as many recognitions are running or waiting in this process as it takes; retry after Retry-After.'),
   // Bus, schema registry and storage.
   bus_publish_failed: r('unavailable', 'The bus did not accept a record.'),

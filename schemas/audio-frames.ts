@@ -3,6 +3,16 @@
 // per-session sequence number so a consumer can spot gaps and duplicates, and the offset
 // of its first sample so every later timestamp is exact in samples, not wall-clock.
 
+/**
+ * The sequence of a stream's end marker: a last frame (is_last, no samples) that another ingest
+ * process publishes when the one holding the stream stopped renewing its claim (it died; see
+ * ingest/audio/stream-leases.ts). It ends the stream after the frames before it on the
+ * partition, whatever their count: with aborted_reason (an upload cut short) the stream fails,
+ * without (a live connection, whose audio so far is analysed, as when a client goes away) it
+ * is finalised. A stream already ended, or never opened, ignores it.
+ */
+export const STREAM_LOST_SEQUENCE = -1;
+
 /** Hard limit on a bus record's audio payload. */
 export const MAX_FRAME_BYTES = 64 * 1024;
 /**

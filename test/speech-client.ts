@@ -100,14 +100,18 @@ export class SpeechEventListener {
 export interface LiveStreamResult {
   /** performance.now() when the start message was acknowledged (the audio's time origin). */
   startedAt: number;
-  /** performance.now() when stop was sent. */
+  /** performance.now() when stop was sent (withoutStop: when the last audio was). */
   stoppedAt: number;
   stopped: { stream_id: string; samples: number; duration_s: number };
+  /** The started message's stream id. */
+  streamId: string;
 }
 
 /**
  * Streams `samples` (mono, at `sampleRate`) to `/v1/ingest/audio/{id}` as PCM16 messages of
  * `chunkMs`, each sent when its audio would have been spoken (real-time pace), then stops.
+ * withoutStop: leaves the socket open after the audio and resolves at once (`stopped` has no
+ * samples); `onOpenSocket` gets the socket to end it.
  */
 export async function streamLiveAudio(
   baseUrl: string,
@@ -115,7 +119,7 @@ export async function streamLiveAudio(
   sessionId: string,
   samples: Float32Array,
   sampleRate: number,
-  opts: { chunkMs?: number; realtime?: boolean; onSent?: (sentMs: number) => void } = {},
+  opts: { chunkMs?: number; realtime?: boolean; onSent?: (sentMs: number) => void; withoutStop?: boolean; onOpenSocket?: (ws: WebSocket) => void } = {},
 ): Promise<LiveStreamResult> {
   const ws = new WebSocket(wsUrl(baseUrl, `/v1/ingest/audio/${sessionId}`, token));
   const replies: any[] = [];
@@ -146,8 +150,9 @@ export async function streamLiveAudio(
     ws.once('open', () => resolve());
     ws.once('error', reject);
   });
+  opts.onOpenSocket?.(ws);
   ws.send(JSON.stringify({ type: 'start', sample_rate: sampleRate, encoding: 'pcm16' }));
-  await next('started');
+  const { stream_id: streamId } = await next('started');
   const startedAt = performance.now();
   const chunk = Math.round(((opts.chunkMs ?? 20) * sampleRate) / 1000);
   for (let at = 0; at < samples.length; at += chunk) {
@@ -161,8 +166,9 @@ export async function streamLiveAudio(
     opts.onSent?.(((Math.min(samples.length, at + chunk)) * 1000) / sampleRate);
   }
   const stoppedAt = performance.now();
+  if (opts.withoutStop) return { startedAt, stoppedAt, stopped: { stream_id: streamId, samples: 0, duration_s: 0 }, streamId };
   ws.send(JSON.stringify({ type: 'stop' }));
   const stopped = await next('stopped');
   await closed;
-  return { startedAt, stoppedAt, stopped };
+  return { startedAt, stoppedAt, stopped, streamId };
 }

@@ -4,6 +4,9 @@
 // and completes the session. The answers are those of the one-process deployment: the same
 // transcript, words and fluency as `attune all` gives for the same audio, also when the worker
 // process is killed (-9) mid-upload and replaced; and a 4-hour upload's results pass the broker.
+// An `attune ingest` process killed (-9) with a live socket open: this process, an ingest too,
+// ends the stream once its lease has passed, and the audio that arrived is analysed as a clean
+// stop would have it.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
@@ -15,7 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { getTestServices } from './services.js';
 import { prefixedTopics, Topics } from '../schemas/topics.js';
 import { startTestAttune, waitFor, type TestAttune } from './attune.js';
-import { createSpeechSession, uploadWav, wavBytes } from './speech-client.js';
+import { createSpeechSession, streamLiveAudio, uploadWav, wavBytes } from './speech-client.js';
+import { readTopicUntil } from './read-topic.js';
+import type { SpeechAudioFrame } from '../schemas/registry/schemas.js';
 import { readWavFile } from '../pipelines/speech/wav.test-util.js';
 import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
 import { startAttuneProcess, stopAttuneProcesses } from './attune-process.js';
@@ -46,6 +51,11 @@ let whole: TestAttune | null = null;
 const dataDir = mkdtempSync(join(tmpdir(), 'attune-speech-scale-'));
 
 let workerEnv: Record<string, string> = {};
+let topicPrefix = '';
+/** Shared by this process and the ingest child, so either takes the tokens minted here. */
+const JWT_SECRET = randomUUID().replace(/-/g, '') + randomUUID().replace(/-/g, '');
+/** Short leases, so a dead ingest process's stream is ended in seconds (ATTUNE_AUDIO_LEASE_S). */
+const LEASE_S = '3';
 
 /** `attune worker` in a child; resolves with its /metrics URL once its roles have started. */
 function startWorkerProcess(env: Record<string, string>): Promise<string> {
@@ -55,7 +65,7 @@ function startWorkerProcess(env: Record<string, string>): Promise<string> {
 before(async () => {
   if (skip) return;
   entities = await serverDatabase(databaseUrl!);
-  const topicPrefix = `speech-scale-${randomUUID().slice(0, 8)}.`;
+  topicPrefix = `speech-scale-${randomUUID().slice(0, 8)}.`;
   // Ingest, the API and every sink, and no compute: entities on the shared PostgreSQL database
   // (given as DATABASE_URL, so `entities: 'pglite'` only stops the helper from making its own).
   split = await startTestAttune({
@@ -65,7 +75,7 @@ before(async () => {
     topicPrefix,
     dataDir,
     entities: 'pglite',
-    env: { DATABASE_URL: entities.url! },
+    env: { DATABASE_URL: entities.url!, JWT_SECRET, ATTUNE_AUDIO_LEASE_S: LEASE_S },
   });
   assert.equal(split.speechWorker, null, 'no speech worker in the sink process');
   assert.ok(split.speechResultsSink, 'the speech results sink runs with the sinks');
@@ -197,4 +207,55 @@ test('kill -9 of the speech worker process mid-upload: a new one reads the strea
   const spoken = 3 * readdirSync(REAL_SPEECH).filter((n) => n.endsWith('.txt')).reduce((n, f) => n + readFileSync(join(REAL_SPEECH, f), 'utf8').split(/\s+/).filter(Boolean).length, 0);
   assert.ok((apart.words as unknown[]).length >= 0.9 * spoken, `${(apart.words as unknown[]).length} words of ${spoken} spoken`);
   assert.deepEqual(apart, together);
+});
+
+test('kill -9 of an ingest process with a live socket open: another ingest process ends the stream once its lease has passed, and the audio that arrived is analysed as a clean stop would have it', { skip }, async () => {
+  const ingestUrl = await startAttuneProcess(['ingest'], { ...workerEnv, JWT_SECRET, ATTUNE_AUDIO_LEASE_S: LEASE_S }, children);
+  const victim = children[children.length - 1];
+  const app = split!;
+  const token = app.token('scale-user', 'scale-org');
+  const clip = readWavFile(CLIP);
+  assert.equal(clip.sampleRate, 16_000);
+  const lost = await createSpeechSession(app.baseUrl, token, { type: 'speech', title: 'ingest killed mid-stream' });
+  let socket: { terminate(): void } | null = null;
+  const sent = await streamLiveAudio(ingestUrl, token, lost.id, clip.samples, 16_000, { realtime: false, withoutStop: true, onOpenSocket: (ws) => (socket = ws) });
+  // Every sample is on the bus (16 kHz in, so no resampler holds any back): then the process dies.
+  let onBus = 0;
+  await readTopicUntil<SpeechAudioFrame>(app.bus, app.codec, {
+    groupId: `lost-stream-${randomUUID().slice(0, 8)}`,
+    topic: prefixedTopics(topicPrefix).speechAudio,
+    what: 'the live audio on the bus',
+    onValue: (f) => {
+      if (f.stream_id === sent.streamId) onBus += f.pcm16.length / 2;
+    },
+    until: () => onBus >= clip.samples.length,
+    timeoutMs: 60_000,
+  });
+  const exited = new Promise((r) => victim.once('exit', r));
+  victim.kill('SIGKILL');
+  await exited;
+  children.splice(children.indexOf(victim), 1);
+  (socket as { terminate(): void } | null)?.terminate();
+
+  const get = async (a: TestAttune, t: string, path: string) => (await a.request('GET', path, { token: t })).body;
+  const status = await waitFor('the lost stream analysed', async () => {
+    const s = await get(app, token, `/v1/speech-sessions/${lost.id}`);
+    return s.status === 'completed' || s.status === 'failed' ? s.status : null;
+  }, 120_000, 200);
+  assert.equal(status, 'completed');
+  const { rows } = await entities!.client.query<{ outcome: string }>('SELECT outcome FROM speech_audio_streams WHERE stream_id = $1', [sent.streamId]);
+  assert.deepEqual(rows, [{ outcome: 'lost' }], 'ended by the lease sweep, not by its own process');
+
+  // The same audio sent to one Attune and stopped cleanly.
+  const wholeToken = whole!.token('scale-user', 'scale-org');
+  const clean = await createSpeechSession(whole!.baseUrl, wholeToken, { type: 'speech', title: 'clean stop' });
+  await streamLiveAudio(whole!.baseUrl, wholeToken, clean.id, clip.samples, 16_000, { realtime: false });
+  await waitFor('the clean stream analysed', async () => ((await get(whole!, wholeToken, `/v1/speech-sessions/${clean.id}`)).status === 'completed' ? true : null), 120_000, 200);
+  const answer = async (a: TestAttune, t: string, id: string) => {
+    const transcript = await get(a, t, `/v1/speech-sessions/${id}/transcript`);
+    return { text: transcript.text, words: transcript.words.map((w: any) => [w.word ?? w.text, w.start_ms, w.end_ms]), fluency: comparable(await get(a, t, `/v1/speech-sessions/${id}/fluency`)) };
+  };
+  const afterLoss = await answer(app, token, lost.id);
+  assert.ok(afterLoss.words.length >= 20, `${afterLoss.words.length} words`);
+  assert.deepEqual(afterLoss, await answer(whole!, wholeToken, clean.id));
 });

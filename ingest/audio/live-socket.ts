@@ -190,11 +190,14 @@ class LiveAudioConnection {
     // exactly one gets it; the other is refused with 4409.
     const streamId = `live-${randomUUID()}`;
     try {
-      claimed = await this.repos!.sessions.claimForAudio(session.id, { source: 'live', startedAt: receivedAt, sampleRateHz: sampleRate, streamId });
+      claimed = await this.repos!.sessions.claimForAudio(session.id, { source: 'live', startedAt: receivedAt, sampleRateHz: sampleRate, streamId, leaseMs: this.ctx.audioLeases?.leaseMs });
     } catch (err) {
       const code = isAttuneError(err) && err.code === 'conflict' ? LiveAudioCloseCodes.conflict : LiveAudioCloseCodes.unavailable;
       return this.refuse(err, code);
     }
+    // Renewed while the socket streams; if another process ended it (this one could not renew
+    // for a whole lease), the audio would go nowhere: the socket is closed.
+    this.ctx.audioLeases?.hold(streamId, () => this.onLeaseLost());
     this.sampleRate = sampleRate;
     this.publisher = new SpeechAudioPublisher(
       { bus: this.ctx.bus, topics: this.ctx.topics, codec: this.ctx.codec },
@@ -277,15 +280,28 @@ class LiveAudioConnection {
     await this.repos!.sessions.releaseAudio(this.session!.id, { outcome: 'ended', streamId: publisher.streamId }).catch((err) => {
       this.ctx.log.error({ err, session_id: this.session!.id }, 'live audio: could not release the stream claim');
     });
+    this.ctx.audioLeases?.drop(publisher.streamId);
     const samples = publisher.samplesPublished;
     this.ctx.log.info({ session_id: this.session!.id, stream_id: publisher.streamId, samples, by_client: byClient }, 'live speech stream ended');
     this.send({ type: 'stopped', stream_id: publisher.streamId, samples, duration_s: samples / BUS_SAMPLE_RATE });
     if (this.socket.readyState === this.socket.OPEN) this.socket.close(1000, 'stopped');
   }
 
+  /** Another process ended the stream (its lease passed): what arrives now would be dropped. */
+  private onLeaseLost(): void {
+    if (this.state !== 'streaming') return;
+    this.state = 'finished';
+    this.resume();
+    this.refuse(
+      new AttuneError('unavailable', 'the stream was ended: this server could not renew its claim in time; the audio received so far is analysed', [{ reason: 'stream_lost' }]),
+      LiveAudioCloseCodes.unavailable,
+    );
+  }
+
   /** The bus failed: tell the client, end the stream as aborted, fail the session. */
   private async failStream(err: unknown): Promise<void> {
     this.state = 'finished';
+    if (this.publisher) this.ctx.audioLeases?.drop(this.publisher.streamId);
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) this.ctx.log.error({ err }, 'live audio failed');
     const reason = String(coded.details[0]?.reason ?? coded.code);

@@ -357,6 +357,8 @@ class UploadJob {
   private decoder: AudioFileDecoder | null = null;
   private publisher: SpeechAudioPublisher | null = null;
   private claimed = false;
+  /** Another process ended the stream (this one could not renew its lease): nothing more may go out. */
+  private leaseLost = false;
 
   constructor(
     private readonly ctx: AppContext,
@@ -398,7 +400,14 @@ class UploadJob {
   private async publish(pieces: Float32Array[]): Promise<void> {
     const decoder = this.decoder!;
     if (!this.publisher && decoder.info) await this.start(decoder.info, decoder.bytesReceived);
+    this.checkLease();
     for (const samples of pieces) await this.publisher!.write(samples);
+  }
+
+  private checkLease(): void {
+    if (this.leaseLost) {
+      throw new AttuneError('unavailable', 'the upload was ended: this server could not renew its claim in time; upload the file again', [{ reason: 'stream_lost' }]);
+    }
   }
 
   /** Header read (the decoder has refused what the pipeline cannot take): claim the session, describe the file. */
@@ -406,8 +415,11 @@ class UploadJob {
     const encoding = format.encoding;
     const sampleFrames = format.declaredFrames;
     const upload = this.upload!;
-    await this.repos.sessions.claimForAudio(this.session.id, { source: 'upload', startedAt: this.startedAt, sampleRateHz: format.sampleRate, streamId: upload.id });
+    await this.repos.sessions.claimForAudio(this.session.id, { source: 'upload', startedAt: this.startedAt, sampleRateHz: format.sampleRate, streamId: upload.id, leaseMs: this.ctx.audioLeases?.leaseMs });
     this.claimed = true;
+    this.ctx.audioLeases?.hold(upload.id, () => {
+      this.leaseLost = true;
+    });
     this.upload = await this.repos.uploads.update(upload.id, {
       status: 'processing',
       stage: 'receiving',
@@ -443,10 +455,12 @@ class UploadJob {
     const decoder = this.decoder!;
     const durationS = decoder.durationS;
     await this.repos.uploads.update(upload.id, { sizeBytes: decoder.bytesReceived, audioDurationS: durationS });
+    this.checkLease();
     await this.repos.sessions.update(this.session.id, { endedAt: this.ctx.clock(), audioDurationS: durationS });
     await this.publisher!.end();
     // The audio is all on the bus: the claim ends (the session stays 'processing').
     await this.repos.sessions.releaseAudio(this.session.id, { outcome: 'ended', streamId: upload.id });
+    this.ctx.audioLeases?.drop(upload.id);
     this.ctx.log.info(
       { session_id: this.session.id, upload_id: upload.id, format: decoder.format, bytes: decoder.bytesReceived, duration_s: durationS, frames: this.publisher!.framesPublished },
       'speech upload received',
@@ -464,6 +478,7 @@ class UploadJob {
     if (!isAttuneError(err)) this.ctx.log.error({ err, session_id: this.session.id }, 'speech upload failed');
     const reason = String(coded.details[0]?.reason ?? coded.code);
     const now = this.ctx.clock();
+    if (this.upload) this.ctx.audioLeases?.drop(this.upload.id);
     const steps: Array<[string, () => Promise<unknown>]> = [];
     if (this.publisher && !this.publisher.ended) steps.push(['abort stream', () => this.publisher!.abort(reason)]);
     if (this.upload) {

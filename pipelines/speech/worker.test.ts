@@ -18,7 +18,7 @@ import { migrate } from '../../store/migrate.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
 import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import type { Codec } from '../../schemas/registry/codec.js';
-import { frameAudio } from '../../schemas/audio-frames.js';
+import { frameAudio, STREAM_LOST_SEQUENCE } from '../../schemas/audio-frames.js';
 import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
 import { readTopicUntil } from '../../test/read-topic.js';
@@ -74,7 +74,11 @@ async function newUpload(): Promise<{ sessionId: string; uploadId: string }> {
 }
 
 /** The stream's records: 2 s frames, then an empty last frame (or one with aborted_reason). */
-async function streamRecords(sessionId: string, streamId: string, opts: { abort?: string; frames?: number; samples?: Float32Array; settings?: Record<string, unknown> } = {}): Promise<OutgoingRecord[]> {
+async function streamRecords(
+  sessionId: string,
+  streamId: string,
+  opts: { abort?: string; frames?: number; samples?: Float32Array; settings?: Record<string, unknown>; source?: 'upload' | 'live'; withoutLast?: boolean; endMarker?: { reason: string | null } } = {},
+): Promise<OutgoingRecord[]> {
   const samples = opts.samples ?? audio;
   const frames = frameAudio(samples).slice(0, opts.frames);
   const base: Omit<SpeechAudioFrame, 'sequence' | 'sample_offset' | 'pcm16' | 'is_last'> = {
@@ -82,7 +86,7 @@ async function streamRecords(sessionId: string, streamId: string, opts: { abort?
     org_id: 'o1',
     user_id: 'u1',
     stream_id: streamId,
-    source: 'upload',
+    source: opts.source ?? 'upload',
     aborted_reason: null,
     audio_started_at: Date.UTC(2026, 10, 1, 9),
     source_sample_rate_hz: 16000,
@@ -92,7 +96,9 @@ async function streamRecords(sessionId: string, streamId: string, opts: { abort?
   };
   const values = frames.map((f) => ({ ...base, sequence: f.sequence, sample_offset: f.sampleOffset, pcm16: f.payload, is_last: false }));
   const end = frames.length > 0 ? frames[frames.length - 1].sampleOffset + frames[frames.length - 1].sampleCount : 0;
-  values.push({ ...base, sequence: frames.length, sample_offset: end, pcm16: Buffer.alloc(0), is_last: true, aborted_reason: opts.abort ?? null });
+  if (!opts.withoutLast) values.push({ ...base, sequence: frames.length, sample_offset: end, pcm16: Buffer.alloc(0), is_last: true, aborted_reason: opts.abort ?? null });
+  // The marker another ingest process publishes when this stream's process died (ingest/audio/stream-leases.ts).
+  if (opts.endMarker) values.push({ ...base, sequence: STREAM_LOST_SEQUENCE, sample_offset: 0, pcm16: Buffer.alloc(0), is_last: true, aborted_reason: opts.endMarker.reason });
   return Promise.all(values.map(async (v) => ({ key: sessionId, value: await codec.encode(Topics.speechAudio, v) })));
 }
 
@@ -324,6 +330,52 @@ test('an aborted stream is dropped with no results, a stream with a missing fram
 
     await bus.publish(Topics.speechAudio, [{ key: 'x', value: Buffer.from('not avro') }]);
     await waitFor('dead-lettered', () => w.stats.deadLettered === 1, 10_000, 20);
+  } finally {
+    await w.stop();
+  }
+});
+
+test("a stream whose ingest died ends at its end marker: a live one is analysed with the audio that arrived, an upload fails, a live one with no audio fails its session; a marker after the last frame changes nothing", async () => {
+  const w = worker('speech-markers');
+  await w.start();
+  const live = async () => {
+    const s = await sessions.create({ orgId: 'o1', userId: 'u1', type: 'speech', title: 'live, ingest lost' });
+    const streamId = `live-${s.id}`;
+    await sessions.claimForAudio(s.id, { source: 'live', startedAt: Date.UTC(2026, 10, 1, 9), sampleRateHz: 16000, streamId });
+    return { sessionId: s.id, streamId };
+  };
+  try {
+    // Live: 3 frames (6 s) went out, then the process died; the marker ends the stream there.
+    const cut = await live();
+    await bus.publish(Topics.speechAudio, await streamRecords(cut.sessionId, cut.streamId, { source: 'live', frames: 3, withoutLast: true, endMarker: { reason: null } }));
+    const s = await completed(cut.sessionId);
+    assert.equal(s.status, 'completed');
+    assert.ok(Math.abs((s.audioDurationS ?? 0) - 6) < 0.01, `${s.audioDurationS} s analysed`);
+    const stored = await results(cut.sessionId);
+    assert.ok(stored.words.length >= 5, `${stored.words.length} words of the first 6 s`);
+    assert.deepEqual(stored.words.slice(0, 3).map((r) => String(r.text).toLowerCase().replace(/[^a-z]/g, '')), reference.words.slice(0, 3).map((r) => String(r.text).toLowerCase().replace(/[^a-z]/g, '')), 'the same first words as the whole clip');
+
+    // An upload cut short: the stream fails (the ingest that swept it marked the rows).
+    const failedBefore = w.stats.failed;
+    const upload = await newUpload();
+    await bus.publish(Topics.speechAudio, await streamRecords(upload.sessionId, upload.uploadId, { frames: 2, withoutLast: true, endMarker: { reason: 'ingest_lost: test' } }));
+    await waitFor('the upload stream failed', () => w.stats.failed === failedBefore + 1, 30_000, 20);
+
+    // A live stream lost before any audio: its session, still recording, fails (a new stream may be claimed).
+    const silent = await live();
+    await bus.publish(Topics.speechAudio, await streamRecords(silent.sessionId, silent.streamId, { source: 'live', frames: 0, withoutLast: true, endMarker: { reason: null } }));
+    assert.equal((await completed(silent.sessionId)).status, 'failed');
+    assert.equal((await sessions.claimAudioStream(silent.sessionId, { source: 'live', startedAt: Date.UTC(2026, 10, 1, 10), sampleRateHz: 16000 })).session.status, 'recording');
+
+    // The process died after the last frame went out: the marker finds the stream ended.
+    const whole = await newUpload();
+    await bus.publish(Topics.speechAudio, await streamRecords(whole.sessionId, whole.uploadId, { endMarker: { reason: 'ingest_lost: test' } }));
+    assert.equal((await completed(whole.sessionId)).status, 'completed');
+    assert.deepEqual(await results(whole.sessionId), reference);
+
+    // Nothing is left open: every partition is committed to its end.
+    await w.drain();
+    await waitFor('no stream open', () => w.queue.openStreams === 0, 10_000, 20);
   } finally {
     await w.stop();
   }

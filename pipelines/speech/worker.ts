@@ -31,6 +31,11 @@
 // but every PostgreSQL write of the worker carries `unlessStatus: completed`, so no progress or
 // failure moves the upload or the session back, and once a write finds it completed the stream
 // sends no more processing:status events.
+//
+// A stream whose ingest process died has no last frame; another ingest process, finding its
+// claim's lease passed, publishes its end marker (sequence STREAM_LOST_SEQUENCE,
+// schemas/audio-frames.ts): a live stream is then finalised with the audio that arrived, an
+// upload fails. So no stream stays open for ever, holding back its partition's commit.
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import { Topics } from '../../schemas/topics.js';
@@ -42,7 +47,7 @@ import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import type { SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
 import { deadLetter, deadLetterReason } from '../dead-letter.js';
 import { groupIdFor } from '../group-id.js';
-import { fromPcm16 } from '../../schemas/audio-frames.js';
+import { fromPcm16, STREAM_LOST_SEQUENCE } from '../../schemas/audio-frames.js';
 import { SileroVad } from './vad/silero.js';
 import { findPauses, type PauseOptions } from './vad/segments.js';
 import { liveFillerCount } from './fillers/live-count.js';
@@ -141,6 +146,8 @@ interface StreamState {
   failed: boolean;
   /** A write found the upload or session completed already (the stream is being read again): no more status events. */
   completedBefore: boolean;
+  /** Its last frame (or an end marker) was read: the stream is being finalised or has failed. */
+  ended: boolean;
 }
 
 /** The worker's PostgreSQL writes never change a completed upload or session (see the header). */
@@ -309,6 +316,19 @@ export class SpeechWorker {
 
   private async onFrame(frame: SpeechAudioFrame, part: PartitionState, offset: bigint): Promise<void> {
     let s = this.streams.get(frame.stream_id);
+    if (frame.sequence === STREAM_LOST_SEQUENCE) {
+      // The stream's ingest process was lost and another ended it (schemas/audio-frames.ts).
+      if (!s || s.ended || s.failed) {
+        this.stats.skipped++;
+        if (!s && frame.source === 'live' && !frame.aborted_reason) await this.failLiveSessionWithoutAudio(frame);
+        return;
+      }
+      s.ended = true;
+      this.log.info({ session: s.sessionId, stream: s.id, reason: frame.aborted_reason, frames: s.nextSequence }, 'speech stream ended by its end marker (its ingest was lost)');
+      if (frame.aborted_reason) await this.failStream(s, 'aborted', frame.aborted_reason, { recordFailure: false });
+      else this.beginFinalize(s);
+      return;
+    }
     if (!s) {
       if (frame.sequence !== 0) {
         // Its first frame is before our starting offset: that stream was finalised already.
@@ -352,7 +372,27 @@ export class SpeechWorker {
       }
       await this.publishEvents(events);
     }
-    if (frame.is_last) this.beginFinalize(s);
+    if (frame.is_last) {
+      s.ended = true;
+      this.beginFinalize(s);
+    }
+  }
+
+  /**
+   * An end marker of a live stream this worker never opened: no frame of it came before the
+   * marker (its first frame would have opened it), so the connection was lost before any audio.
+   * A session still `recording` (its stream did not end normally: that sets `processing`)
+   * fails, so a new stream may be claimed; any other status is left alone (a replay).
+   */
+  private async failLiveSessionWithoutAudio(frame: SpeechAudioFrame): Promise<void> {
+    try {
+      const session = await this.opts.sessions.get(frame.session_id);
+      if (session?.status !== 'recording') return;
+      await this.opts.sessions.update(frame.session_id, { status: 'failed', endedAt: frame.audio_started_at }, { unlessStatus: ['completed', 'failed', 'processing'] });
+      this.log.info({ session: frame.session_id, stream: frame.stream_id }, 'live session failed: its ingest was lost before any audio');
+    } catch (err) {
+      this.log.warn({ err, session: frame.session_id }, 'failing a live session without audio failed');
+    }
   }
 
   /** Whether the frame's session is completed; a PostgreSQL that cannot answer says no (the stream is read, the writes stay guarded). */
@@ -397,6 +437,7 @@ export class SpeechWorker {
       uploadWrites: Promise.resolve(),
       failed: false,
       completedBefore: false,
+      ended: false,
     };
     this.streams.set(s.id, s);
     this.stats.streams++;

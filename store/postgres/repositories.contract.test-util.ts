@@ -237,6 +237,48 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       await sql.query(`INSERT INTO speech_audio_streams (stream_id, session_id, source, claimed_at) VALUES ('next', $1, 'live', now())`, [s.id]);
     });
 
+    test('speech audio: a claim is a lease; renewing extends it; a passed lease is swept once (by one of two sweepers at once), released as lost, with what its end marker needs', async () => {
+      const t0 = now;
+      const claim = async (source: 'live' | 'upload', leaseMs: number, streamId: string) => {
+        const s = await speech.create({ orgId: 'org-lease', userId: 'u1', type: 'speech', settings: { min_pause_ms: 300 } });
+        await speech.claimAudioStream(s.id, { source, startedAt: t0 - 1000, sampleRateHz: 44_100, streamId, leaseMs });
+        return s.id;
+      };
+      const live = await claim('live', 1000, 'lease-live');
+      const upload = await claim('upload', 1000, 'lease-upload');
+      const healthy = await claim('live', 60_000, 'lease-healthy');
+      assert.equal((await speech.openAudioStream(live))?.leaseUntil, t0 + 1000);
+      now = t0 + 500;
+      assert.deepEqual(await speech.renewAudioLeases(['lease-live', 'lease-missing'], 1000), new Set(['lease-live']));
+      assert.equal((await speech.openAudioStream(live))?.leaseUntil, t0 + 1500);
+
+      now = t0 + 1200; // the upload's lease has passed, the renewed live one has not
+      const seen: string[][] = [];
+      const first = await speech.sweepLostAudioStreams(async (lost) => void seen.push(lost.map((l) => l.streamId)));
+      assert.deepEqual(first.map((l) => l.streamId).filter((id) => id.startsWith('lease-')), ['lease-upload']);
+      assert.deepEqual(first.find((l) => l.streamId === 'lease-upload'), {
+        streamId: 'lease-upload', sessionId: upload, orgId: 'org-lease', userId: 'u1', source: 'upload', holder: first[0].holder, startedAt: t0 - 1000, sampleRateHz: 44_100, settings: { min_pause_ms: 300 },
+      });
+      assert.deepEqual(seen, [first.map((l) => l.streamId)], 'called with them before the release');
+      const released = await sql.query<{ outcome: string; lease_until: Date | null }>('SELECT outcome, lease_until FROM speech_audio_streams WHERE stream_id = $1', ['lease-upload']);
+      assert.deepEqual(released.rows.map((r) => [r.outcome, r.lease_until]), [['lost', null]]);
+      assert.equal(await speech.openAudioStream(upload), null);
+
+      // A failed marker publish releases nothing: the next sweep takes it again.
+      now = t0 + 1600;
+      await assert.rejects(speech.sweepLostAudioStreams(async () => Promise.reject(new Error('bus down'))), /bus down/);
+      assert.equal((await speech.openAudioStream(live))?.streamId, 'lease-live');
+      // Two sweepers at once: each lost stream goes to exactly one of them.
+      const [a, b] = await Promise.all([speech.sweepLostAudioStreams(async () => undefined), speech.sweepLostAudioStreams(async () => undefined)]);
+      const ours = [...a, ...b].map((l) => l.streamId).filter((id) => id.startsWith('lease-'));
+      assert.deepEqual(ours, ['lease-live']);
+      assert.equal(await speech.openAudioStream(live), null);
+      assert.equal((await speech.openAudioStream(healthy))?.streamId, 'lease-healthy', 'a lease not passed is kept');
+      assert.deepEqual(await speech.renewAudioLeases(['lease-live', 'lease-healthy'], 1000), new Set(['lease-healthy']), 'the holder learns its stream was ended');
+      await speech.releaseAudio(healthy, { outcome: 'ended' });
+      now = t0;
+    });
+
     test('speech sessions: list filters by user, status, type and created_at, newest first, page by page', async () => {
       const org = 'org-list';
       const made = [];

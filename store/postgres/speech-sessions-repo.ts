@@ -90,9 +90,29 @@ export interface AudioStreamClaim {
   claimedAt: number;
   releasedAt: number | null;
   outcome: AudioStreamOutcome | null;
+  /** Until when the holder has the open stream (epoch ms); null once released, or for a claim made before leases. */
+  leaseUntil: number | null;
 }
 
-export type AudioStreamOutcome = 'ended' | 'failed' | 'aborted' | 'superseded';
+/** `lost`: its lease passed (the holding process died or stopped renewing) and another process ended it. */
+export type AudioStreamOutcome = 'ended' | 'failed' | 'aborted' | 'superseded' | 'lost';
+
+/** An open stream whose lease had passed, as taken by sweepLostAudioStreams, with what its end marker needs. */
+export interface LostAudioStream {
+  streamId: string;
+  sessionId: string;
+  orgId: string;
+  userId: string;
+  source: 'upload' | 'live';
+  holder: string;
+  /** The session's audio start and rate (the claim set them). */
+  startedAt: number;
+  sampleRateHz: number;
+  settings: Record<string, unknown>;
+}
+
+/** How long a claim lasts unless renewed (ATTUNE_AUDIO_LEASE_S). */
+export const DEFAULT_AUDIO_LEASE_MS = 60_000;
 
 export type SpeechSessionPatch = Partial<
   Pick<SpeechSession, 'status' | 'source' | 'startedAt' | 'endedAt' | 'audioDurationS' | 'sampleRateHz' | 'title' | 'description' | 'settings' | 'expectedDurationS'>
@@ -177,6 +197,7 @@ interface StreamRow {
   claimed_at: Date;
   released_at: Date | null;
   outcome: AudioStreamOutcome | null;
+  lease_until: Date | null;
 }
 
 const SESSION_COLUMNS = `session_id::text AS session_id, org_id, user_id, title, description, kind, expected_duration_s, settings, status, source,
@@ -185,7 +206,7 @@ const SESSION_COLUMNS = `session_id::text AS session_id, org_id, user_id, title,
 const SESSION_LIST_COLUMNS = SESSION_COLUMNS.replace(' settings,', '');
 const UPLOAD_COLUMNS = `upload_id::text AS upload_id, session_id::text AS session_id, org_id, user_id, status, stage, progress, eta_s, file_name,
   size_bytes, encoding, channel_count, sample_rate_hz, audio_duration_s, metadata, error_code, error_message, version, created_at, updated_at, completed_at`;
-const STREAM_COLUMNS = 'stream_id, session_id::text AS session_id, source, holder, claimed_at, released_at, outcome';
+const STREAM_COLUMNS = 'stream_id, session_id::text AS session_id, source, holder, claimed_at, released_at, outcome, lease_until';
 
 function sessionFromRow(r: SessionRow): SpeechSession {
   return {
@@ -244,6 +265,7 @@ function streamFromRow(r: StreamRow): AudioStreamClaim {
     claimedAt: ms(r.claimed_at),
     releasedAt: msOrNull(r.released_at),
     outcome: r.outcome,
+    leaseUntil: msOrNull(r.lease_until),
   };
 }
 
@@ -314,6 +336,8 @@ export interface ClaimAudio {
   streamId?: string;
   /** Who holds it, shown to operators; host/pid by default. */
   holder?: string;
+  /** How long the claim lasts unless renewed (renewAudioLeases); DEFAULT_AUDIO_LEASE_MS by default. */
+  leaseMs?: number;
 }
 
 export class SpeechSessionsRepository {
@@ -482,8 +506,8 @@ export class SpeechSessionsRepository {
         // A retry after a failure: a stream the failure left open is over.
         await releaseOpen(tx, id, now, 'superseded', null);
         const { rows: streams } = await tx.query<StreamRow>(
-          `INSERT INTO speech_audio_streams (stream_id, session_id, source, holder, claimed_at) VALUES ($1, $2, $3, $4, $5) RETURNING ${STREAM_COLUMNS}`,
-          [streamId, id, audio.source, audio.holder ?? this.holder, toDate(now)],
+          `INSERT INTO speech_audio_streams (stream_id, session_id, source, holder, claimed_at, lease_until) VALUES ($1, $2, $3, $4, $5, $6) RETURNING ${STREAM_COLUMNS}`,
+          [streamId, id, audio.source, audio.holder ?? this.holder, toDate(now), toDate(now + (audio.leaseMs ?? DEFAULT_AUDIO_LEASE_MS))],
         );
         const row = await updateFromPatch<SessionRow>(
           tx,
@@ -516,6 +540,69 @@ export class SpeechSessionsRepository {
   async releaseAudio(id: string, opts: { outcome: Exclude<AudioStreamOutcome, 'superseded'>; streamId?: string }): Promise<boolean> {
     if (!isUuid(id)) return false;
     return (await releaseOpen(this.sql, id, this.now, opts.outcome, opts.streamId ?? null)) > 0;
+  }
+
+  /**
+   * Extends the leases of the open streams among `streamIds` to now + leaseMs. Returns the ids
+   * still open (renewed): a held id missing from it was ended by another process (its lease
+   * had passed) or released.
+   */
+  async renewAudioLeases(streamIds: readonly string[], leaseMs: number): Promise<Set<string>> {
+    if (streamIds.length === 0) return new Set();
+    const { rows } = await this.sql.query<{ stream_id: string }>(
+      'UPDATE speech_audio_streams SET lease_until = $2 WHERE stream_id = ANY($1::text[]) AND released_at IS NULL RETURNING stream_id',
+      [[...streamIds], toDate(this.now + leaseMs)],
+    );
+    return new Set(rows.map((r) => r.stream_id));
+  }
+
+  /**
+   * Ends up to `limit` open streams whose lease has passed: in one transaction, locks them
+   * (SKIP LOCKED: processes sweeping at once take different ones), calls `beforeRelease` with
+   * them (the caller publishes their end markers; if it throws, nothing is released and the
+   * next sweep tries again), then releases them with outcome 'lost'. Returns them.
+   */
+  async sweepLostAudioStreams(beforeRelease: (lost: LostAudioStream[]) => Promise<void>, limit = 100): Promise<LostAudioStream[]> {
+    const now = this.now;
+    return this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<{
+        stream_id: string;
+        session_id: string;
+        org_id: string;
+        user_id: string;
+        source: 'upload' | 'live';
+        holder: string;
+        started_at: Date | null;
+        sample_rate_hz: number | null;
+        settings: Record<string, unknown> | string | null;
+      }>(
+        `SELECT a.stream_id, a.session_id::text AS session_id, s.org_id, s.user_id, a.source, a.holder, s.started_at, s.sample_rate_hz, s.settings
+         FROM speech_audio_streams a JOIN speech_sessions s ON s.session_id = a.session_id
+         WHERE a.released_at IS NULL AND a.lease_until < $1
+         ORDER BY a.lease_until LIMIT $2
+         FOR UPDATE OF a SKIP LOCKED`,
+        [toDate(now), limit],
+      );
+      if (rows.length === 0) return [];
+      const lost: LostAudioStream[] = rows.map((r) => ({
+        streamId: r.stream_id,
+        sessionId: r.session_id,
+        orgId: r.org_id,
+        userId: r.user_id,
+        source: r.source,
+        holder: r.holder,
+        startedAt: msOrNull(r.started_at) ?? now,
+        sampleRateHz: Number(r.sample_rate_hz ?? 16000),
+        settings: jsonObject(r.settings),
+      }));
+      await beforeRelease(lost);
+      await tx.query(
+        `UPDATE speech_audio_streams SET released_at = GREATEST($2, claimed_at), outcome = 'lost', lease_until = NULL
+         WHERE stream_id = ANY($1::text[]) AND released_at IS NULL`,
+        [lost.map((l) => l.streamId), toDate(now)],
+      );
+      return lost;
+    });
   }
 
   /** The session's open audio stream, or null. */
