@@ -246,7 +246,7 @@ export async function startAttune(
   // Where ingest runs: renews the claims of the audio streams this process holds, and ends
   // those whose process died (their lease passed).
   const audioLeases = roles.ingest
-    ? new AudioStreamLeases({ sessions: speechSessions, uploads: speechUploads, bus, topics, codec, log: log.child({ role: 'audio-leases' }), leaseMs: config.audioLeaseMs, clock })
+    ? new AudioStreamLeases({ sessions: speechSessions, bus, topics, codec, log: log.child({ role: 'audio-leases' }), leaseMs: config.audioLeaseMs, clock })
     : null;
   if (roles.api || roles.ingest) {
     // The live hubs join their groups while the server builds (CPU: route schemas compile), and

@@ -42,7 +42,7 @@ after(async () => {
 });
 
 function leases(over: Partial<ConstructorParameters<typeof AudioStreamLeases>[0]> = {}): AudioStreamLeases {
-  return new AudioStreamLeases({ sessions, uploads, bus, topics: Topics, codec, log: silentLogger, leaseMs: LEASE_MS, clock: () => now, ...over });
+  return new AudioStreamLeases({ sessions, bus, topics: Topics, codec, log: silentLogger, leaseMs: LEASE_MS, clock: () => now, ...over });
 }
 
 async function claimed(source: 'live' | 'upload', holder: string): Promise<{ sessionId: string; streamId: string }> {
@@ -117,7 +117,7 @@ test("a held stream's lease is renewed; the streams of a process that died are e
   assert.deepEqual(lostHere, []);
 });
 
-test('a bus refusing the markers releases nothing: the next round ends the stream; a holder whose stream another process ended is told once', async () => {
+test('a bus refusing the markers changes nothing, and no sweep follows for a lease; then the stream is ended; a holder whose stream another process ended is told once', async () => {
   let refuse = true;
   const flakyBus: Bus = new Proxy(bus, {
     get(target, prop, receiver) {
@@ -132,6 +132,11 @@ test('a bus refusing the markers releases nothing: the next round ends the strea
   assert.deepEqual([sweeper.stats.failures, sweeper.stats.swept], [1, 0]);
   assert.equal((await sessions.openAudioStream(dead.sessionId))?.streamId, dead.streamId, 'still open');
   refuse = false;
+  // After a failed round no sweep for a lease (the processes alive renew first).
+  await sweeper.tick();
+  assert.equal(sweeper.stats.swept, 0);
+  assert.equal((await sessions.openAudioStream(dead.sessionId))?.streamId, dead.streamId);
+  now += LEASE_MS;
   await sweeper.tick();
   assert.equal(sweeper.stats.swept, 1);
   assert.equal(await sessions.openAudioStream(dead.sessionId), null);

@@ -6,13 +6,18 @@
 //    the event loop stalled) and its holder is told, so it stops sending audio nobody reads;
 //  - it sweeps claims whose lease has passed (their process died): for each it publishes the
 //    stream's end marker (schemas/audio-frames.ts STREAM_LOST_SEQUENCE) to the audio topic,
-//    then releases the claim as `lost`, in one transaction (a marker the bus refused leaves
-//    the claim for the next sweep; a marker published twice is harmless). An upload cut short
-//    is failed (upload and session, `ingest_lost`, never over a completed one); a live
-//    stream is finalised by the speech worker with the audio that arrived, as when a client
-//    goes away.
+//    then, in the same transaction, fails an upload cut short (upload and session,
+//    `ingest_lost`, never over a completed or failed one) and releases the claim as `lost` (a
+//    marker the bus refused changes nothing and the next sweep tries again; a marker
+//    published twice is harmless). A live stream is finalised by the speech worker with the
+//    audio that arrived, as when a client goes away.
+//  - after a round that failed (PostgreSQL unreachable: nobody could renew), it does not sweep
+//    for one lease of rounds that work, so the processes still alive renew their claims
+//    before anyone takes them for dead.
 // Renewal and sweeps run on the wall clock: they decide only when a dead process's stream is
-// ended, not what the results are (those follow from the frames before the marker).
+// ended, not what the results are (those follow from the frames before the marker). Leases
+// are written and compared on each process's clock: hosts must agree within a fraction of the
+// lease (NTP does; 60 s by default).
 import type { Bus } from '../../bus/types.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import type { Codec } from '../../schemas/registry/codec.js';
@@ -20,11 +25,10 @@ import type { SpeechAudioFrame } from '../../schemas/registry/schemas.js';
 import { Topics } from '../../schemas/topics.js';
 import { STREAM_LOST_SEQUENCE } from '../../schemas/audio-frames.js';
 import type { Logger } from '../../lib/log.js';
-import type { LostAudioStream, SpeechSessionsRepository, SpeechUploadsRepository } from '../../store/postgres/speech-sessions-repo.js';
+import type { LostAudioStream, SpeechSessionsRepository } from '../../store/postgres/speech-sessions-repo.js';
 
 export interface AudioStreamLeasesOptions {
   sessions: SpeechSessionsRepository;
-  uploads: SpeechUploadsRepository;
   bus: Bus;
   topics: TopicNames;
   codec: Codec;
@@ -41,6 +45,8 @@ export class AudioStreamLeases {
   private readonly held = new Map<string, () => void>();
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
+  /** No sweep before this (clock ms): set a lease ahead by a failed round. */
+  private sweepFrom = -Infinity;
   readonly stats = { renewals: 0, lostHeld: 0, swept: 0, failures: 0 };
 
   constructor(private readonly opts: AudioStreamLeasesOptions) {}
@@ -83,11 +89,16 @@ export class AudioStreamLeases {
   private async round(): Promise<void> {
     try {
       await this.renew();
-      await this.sweep();
+      if (this.now() >= this.sweepFrom) await this.sweep();
     } catch (err) {
       this.stats.failures++;
-      this.opts.log.warn({ err }, 'audio stream leases: renewal or sweep failed; next round in a third of the lease');
+      this.sweepFrom = this.now() + this.opts.leaseMs;
+      this.opts.log.warn({ err }, 'audio stream leases: renewal or sweep failed; next round in a third of the lease, no sweep for a lease');
     }
+  }
+
+  private now(): number {
+    return (this.opts.clock ?? Date.now)();
   }
 
   private async renew(): Promise<void> {
@@ -108,25 +119,18 @@ export class AudioStreamLeases {
   }
 
   private async sweep(): Promise<void> {
-    const lost = await this.opts.sessions.sweepLostAudioStreams((streams) => this.publishMarkers(streams));
-    if (lost.length === 0) return;
+    const lost = await this.opts.sessions.sweepLostAudioStreams((streams) => this.publishMarkers(streams), {
+      code: 'unavailable',
+      message: `${INGEST_LOST}: the process receiving the upload stopped before its end; upload the file again`,
+    });
     this.stats.swept += lost.length;
-    const now = (this.opts.clock ?? Date.now)();
     for (const l of lost) {
       this.opts.log.warn({ stream_id: l.streamId, session_id: l.sessionId, source: l.source, holder: l.holder }, 'audio stream of a lost ingest process ended');
-      if (l.source !== 'upload') continue;
-      const message = `${INGEST_LOST}: the process receiving the upload stopped before its end; upload the file again`;
-      await this.opts.uploads
-        .update(l.streamId, { status: 'failed', errorCode: 'unavailable', errorMessage: message, completedAt: now, etaS: null }, { unlessStatus: ['completed', 'failed'] })
-        .catch((err) => this.opts.log.warn({ err, stream_id: l.streamId }, 'failing the lost upload failed'));
-      await this.opts.sessions
-        .update(l.sessionId, { status: 'failed', endedAt: now }, { unlessStatus: ['completed', 'failed'] })
-        .catch((err) => this.opts.log.warn({ err, session_id: l.sessionId }, 'failing the session of the lost upload failed'));
     }
   }
 
   private async publishMarkers(lost: LostAudioStream[]): Promise<void> {
-    const sentAt = (this.opts.clock ?? Date.now)();
+    const sentAt = this.now();
     const records = await Promise.all(
       lost.map(async (l) => {
         const marker: SpeechAudioFrame = {

@@ -485,7 +485,9 @@ class UploadJob {
       const id = this.upload.id;
       steps.push(['mark upload failed', () => this.repos.uploads.update(id, { status: 'failed', errorCode: coded.code, errorMessage: coded.message, completedAt: now })]);
     }
-    if (this.claimed) steps.push(['mark session failed', () => this.repos.sessions.update(this.session.id, { status: 'failed', endedAt: now })]);
+    // A stream another process ended (its lease passed) was failed with its session there; the
+    // session may have taken a new stream since, which this late write must not fail.
+    if (this.claimed && !this.leaseLost) steps.push(['mark session failed', () => this.repos.sessions.update(this.session.id, { status: 'failed', endedAt: now })]);
     for (const [what, step] of steps) {
       try {
         await step();

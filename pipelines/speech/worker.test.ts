@@ -336,7 +336,10 @@ test('an aborted stream is dropped with no results, a stream with a missing fram
 });
 
 test("a stream whose ingest died ends at its end marker: a live one is analysed with the audio that arrived, an upload fails, a live one with no audio fails its session; a marker after the last frame changes nothing", async () => {
-  const w = worker('speech-markers');
+  // An input topic of its own, so the worker's counters are this test's streams alone.
+  const topics = { ...Topics, speechAudio: `${Topics.speechAudio}.markers-test` };
+  await bus.ensureTopics([{ topic: topics.speechAudio, partitions: 2 }]);
+  const w = worker('speech-markers', topics);
   await w.start();
   const live = async () => {
     const s = await sessions.create({ orgId: 'o1', userId: 'u1', type: 'speech', title: 'live, ingest lost' });
@@ -345,11 +348,17 @@ test("a stream whose ingest died ends at its end marker: a live one is analysed 
     return { sessionId: s.id, streamId };
   };
   try {
-    // Live: 3 frames (6 s) went out, then the process died; the marker ends the stream there.
+    // Live: 3 frames (6 s) went out, then the marker ended the stream there; what its holder
+    // still sent after it (a process that could not renew, not dead) is not part of it.
     const cut = await live();
-    await bus.publish(Topics.speechAudio, await streamRecords(cut.sessionId, cut.streamId, { source: 'live', frames: 3, withoutLast: true, endMarker: { reason: null } }));
-    const s = await completed(cut.sessionId);
-    assert.equal(s.status, 'completed');
+    const late = (await streamRecords(cut.sessionId, cut.streamId, { source: 'live' })).slice(3);
+    await bus.publish(topics.speechAudio, [...(await streamRecords(cut.sessionId, cut.streamId, { source: 'live', frames: 3, withoutLast: true, endMarker: { reason: null } })), ...late]);
+    assert.equal((await completed(cut.sessionId)).status, 'completed');
+    // Once everything read is handled: one stream finalised, once, with the 6 s before the marker.
+    await waitFor('every record read', () => w.stats.frames === 4 + late.length, 30_000, 20);
+    await w.drain();
+    assert.deepEqual([w.stats.finalized, w.stats.skipped], [1, late.length], 'the frames after the marker are skipped; its late last frame finalises nothing');
+    const s = (await sessions.get(cut.sessionId))!;
     assert.ok(Math.abs((s.audioDurationS ?? 0) - 6) < 0.01, `${s.audioDurationS} s analysed`);
     const stored = await results(cut.sessionId);
     assert.ok(stored.words.length >= 5, `${stored.words.length} words of the first 6 s`);
@@ -358,22 +367,22 @@ test("a stream whose ingest died ends at its end marker: a live one is analysed 
     // An upload cut short: the stream fails (the ingest that swept it marked the rows).
     const failedBefore = w.stats.failed;
     const upload = await newUpload();
-    await bus.publish(Topics.speechAudio, await streamRecords(upload.sessionId, upload.uploadId, { frames: 2, withoutLast: true, endMarker: { reason: 'ingest_lost: test' } }));
+    await bus.publish(topics.speechAudio, await streamRecords(upload.sessionId, upload.uploadId, { frames: 2, withoutLast: true, endMarker: { reason: 'ingest_lost: test' } }));
     await waitFor('the upload stream failed', () => w.stats.failed === failedBefore + 1, 30_000, 20);
 
     // A live stream lost before any audio: its session, still recording, fails (a new stream may be claimed).
     const silent = await live();
-    await bus.publish(Topics.speechAudio, await streamRecords(silent.sessionId, silent.streamId, { source: 'live', frames: 0, withoutLast: true, endMarker: { reason: null } }));
+    await bus.publish(topics.speechAudio, await streamRecords(silent.sessionId, silent.streamId, { source: 'live', frames: 0, withoutLast: true, endMarker: { reason: null } }));
     assert.equal((await completed(silent.sessionId)).status, 'failed');
     assert.equal((await sessions.claimAudioStream(silent.sessionId, { source: 'live', startedAt: Date.UTC(2026, 10, 1, 10), sampleRateHz: 16000 })).session.status, 'recording');
 
     // The process died after the last frame went out: the marker finds the stream ended.
     const whole = await newUpload();
-    await bus.publish(Topics.speechAudio, await streamRecords(whole.sessionId, whole.uploadId, { endMarker: { reason: 'ingest_lost: test' } }));
+    await bus.publish(topics.speechAudio, await streamRecords(whole.sessionId, whole.uploadId, { endMarker: { reason: 'ingest_lost: test' } }));
     assert.equal((await completed(whole.sessionId)).status, 'completed');
     assert.deepEqual(await results(whole.sessionId), reference);
 
-    // Nothing is left open: every partition is committed to its end.
+    // No stream is left open.
     await w.drain();
     await waitFor('no stream open', () => w.queue.openStreams === 0, 10_000, 20);
   } finally {

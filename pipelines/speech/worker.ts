@@ -35,7 +35,8 @@
 // A stream whose ingest process died has no last frame; another ingest process, finding its
 // claim's lease passed, publishes its end marker (sequence STREAM_LOST_SEQUENCE,
 // schemas/audio-frames.ts): a live stream is then finalised with the audio that arrived, an
-// upload fails. So no stream stays open for ever, holding back its partition's commit.
+// upload fails. So the stream of a process that died does not stay open, holding back its
+// partition's commit.
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import { Topics } from '../../schemas/topics.js';
@@ -150,8 +151,13 @@ interface StreamState {
   ended: boolean;
 }
 
-/** The worker's PostgreSQL writes never change a completed upload or session (see the header). */
+/**
+ * The worker's PostgreSQL writes never change a completed upload or session (see the header);
+ * progress and `processing` never undo a failure either (an upload whose ingest was lost, failed
+ * by the lease sweep while the worker is behind).
+ */
 const UNLESS_COMPLETED = { unlessStatus: ['completed'] } as const;
+const UNLESS_FINISHED = { unlessStatus: ['completed', 'failed'] } as const;
 
 interface PartitionState {
   topic: string;
@@ -345,6 +351,12 @@ export class SpeechWorker {
       s = await this.openStream(frame, part, offset);
     }
     if (s.failed) return;
+    if (s.ended) {
+      // After its last frame or its end marker (a holder still sending after another process
+      // ended its stream): the stream's audio is what came before.
+      this.stats.skipped++;
+      return;
+    }
     if (frame.sequence < s.nextSequence) return; // redelivered
     if (frame.sequence > s.nextSequence) {
       await this.failStream(s, 'internal_error', `audio frames missing: expected frame ${s.nextSequence}, got ${frame.sequence}`);
@@ -387,7 +399,9 @@ export class SpeechWorker {
   private async failLiveSessionWithoutAudio(frame: SpeechAudioFrame): Promise<void> {
     try {
       const session = await this.opts.sessions.get(frame.session_id);
-      if (session?.status !== 'recording') return;
+      // The marker carries the lost stream's start (the sweep read it while that stream held the
+      // session); a session started again since is another stream's.
+      if (session?.status !== 'recording' || session.startedAt !== frame.audio_started_at) return;
       await this.opts.sessions.update(frame.session_id, { status: 'failed', endedAt: frame.audio_started_at }, { unlessStatus: ['completed', 'failed', 'processing'] });
       this.log.info({ session: frame.session_id, stream: frame.stream_id }, 'live session failed: its ingest was lost before any audio');
     } catch (err) {
@@ -618,7 +632,7 @@ export class SpeechWorker {
   /** Writes the session unless it is completed already (then the stream is being read again); a failure is logged, never thrown. */
   private async updateSession(s: StreamState, patch: Parameters<SpeechWorkerOptions['sessions']['update']>[1]): Promise<void> {
     try {
-      const session = await this.opts.sessions.update(s.sessionId, patch, UNLESS_COMPLETED);
+      const session = await this.opts.sessions.update(s.sessionId, patch, patch.status === 'processing' ? UNLESS_FINISHED : UNLESS_COMPLETED);
       if (session.status === 'completed') s.completedBefore = true;
     } catch (err) {
       this.log.warn({ err }, 'session update failed');
@@ -745,7 +759,7 @@ export class SpeechWorker {
   /** Writes the upload row after every earlier write of this stream; a failure is logged, never thrown. */
   private chainUploadWrite(s: StreamState, change: Parameters<SpeechWorkerOptions['uploads']['update']>[1], failure: string): Promise<void> {
     s.uploadWrites = s.uploadWrites.then(() =>
-      this.opts.uploads.update(s.id, change, UNLESS_COMPLETED).then(
+      this.opts.uploads.update(s.id, change, change.status === 'processing' ? UNLESS_FINISHED : UNLESS_COMPLETED).then(
         (upload) => {
           if (upload.status === 'completed') s.completedBefore = true;
         },

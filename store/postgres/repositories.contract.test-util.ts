@@ -244,6 +244,11 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
         await speech.claimAudioStream(s.id, { source, startedAt: t0 - 1000, sampleRateHz: 44_100, streamId, leaseMs });
         return s.id;
       };
+      // An upload's stream id is its upload id.
+      const uploadSession = await speech.create({ orgId: 'org-lease', userId: 'u1', type: 'speech' });
+      const lostUpload = await uploads.create({ sessionId: uploadSession.id, orgId: 'org-lease', userId: 'u1', fileName: 'cut.wav' });
+      await speech.claimAudioStream(uploadSession.id, { source: 'upload', startedAt: t0 - 1000, sampleRateHz: 16_000, streamId: lostUpload.id, leaseMs: 1000 });
+      const LOST_UPLOAD = { code: 'unavailable', message: 'ingest_lost: test' };
       const live = await claim('live', 1000, 'lease-live');
       const upload = await claim('upload', 1000, 'lease-upload');
       const healthy = await claim('live', 60_000, 'lease-healthy');
@@ -254,22 +259,27 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
 
       now = t0 + 1200; // the upload's lease has passed, the renewed live one has not
       const seen: string[][] = [];
-      const first = await speech.sweepLostAudioStreams(async (lost) => void seen.push(lost.map((l) => l.streamId)));
-      assert.deepEqual(first.map((l) => l.streamId).filter((id) => id.startsWith('lease-')), ['lease-upload']);
+      const first = await speech.sweepLostAudioStreams(async (lost) => void seen.push(lost.map((l) => l.streamId)), LOST_UPLOAD);
+      assert.deepEqual(first.map((l) => l.streamId).filter((id) => id.startsWith('lease-') || id === lostUpload.id).sort(), [lostUpload.id, 'lease-upload'].sort());
+      // The upload stream's upload and session failed with the claim's release; a live one's session is left to the worker.
+      const failedUpload = await uploads.get(lostUpload.id);
+      assert.deepEqual([failedUpload?.status, failedUpload?.errorCode, failedUpload?.errorMessage, failedUpload?.completedAt], ['failed', 'unavailable', 'ingest_lost: test', now]);
+      assert.deepEqual([(await speech.get(uploadSession.id))?.status, (await speech.get(uploadSession.id))?.endedAt], ['failed', now]);
+      assert.equal((await speech.get(upload))?.status, 'failed', 'an upload stream without an upload row: its session fails all the same');
       assert.deepEqual(first.find((l) => l.streamId === 'lease-upload'), {
         streamId: 'lease-upload', sessionId: upload, orgId: 'org-lease', userId: 'u1', source: 'upload', holder: first[0].holder, startedAt: t0 - 1000, sampleRateHz: 44_100, settings: { min_pause_ms: 300 },
       });
-      assert.deepEqual(seen, [first.map((l) => l.streamId)], 'called with them before the release');
+      assert.deepEqual(seen, [first.map((l) => l.streamId)], 'the callback got them');
       const released = await sql.query<{ outcome: string; lease_until: Date | null }>('SELECT outcome, lease_until FROM speech_audio_streams WHERE stream_id = $1', ['lease-upload']);
       assert.deepEqual(released.rows.map((r) => [r.outcome, r.lease_until]), [['lost', null]]);
       assert.equal(await speech.openAudioStream(upload), null);
 
       // A failed marker publish releases nothing: the next sweep takes it again.
       now = t0 + 1600;
-      await assert.rejects(speech.sweepLostAudioStreams(async () => Promise.reject(new Error('bus down'))), /bus down/);
+      await assert.rejects(speech.sweepLostAudioStreams(async () => Promise.reject(new Error('bus down')), LOST_UPLOAD), /bus down/);
       assert.equal((await speech.openAudioStream(live))?.streamId, 'lease-live');
       // Two sweepers at once: each lost stream goes to exactly one of them.
-      const [a, b] = await Promise.all([speech.sweepLostAudioStreams(async () => undefined), speech.sweepLostAudioStreams(async () => undefined)]);
+      const [a, b] = await Promise.all([speech.sweepLostAudioStreams(async () => undefined, LOST_UPLOAD), speech.sweepLostAudioStreams(async () => undefined, LOST_UPLOAD)]);
       const ours = [...a, ...b].map((l) => l.streamId).filter((id) => id.startsWith('lease-'));
       assert.deepEqual(ours, ['lease-live']);
       assert.equal(await speech.openAudioStream(live), null);

@@ -559,10 +559,16 @@ export class SpeechSessionsRepository {
   /**
    * Ends up to `limit` open streams whose lease has passed: in one transaction, locks them
    * (SKIP LOCKED: processes sweeping at once take different ones), calls `beforeRelease` with
-   * them (the caller publishes their end markers; if it throws, nothing is released and the
-   * next sweep tries again), then releases them with outcome 'lost'. Returns them.
+   * them (the caller publishes their end markers; if it throws, nothing is changed and the
+   * next sweep tries again), fails each upload stream's upload (with `uploadError`) and its
+   * session, unless completed or failed already, and releases them with outcome 'lost'.
+   * Returns them.
    */
-  async sweepLostAudioStreams(beforeRelease: (lost: LostAudioStream[]) => Promise<void>, limit = 100): Promise<LostAudioStream[]> {
+  async sweepLostAudioStreams(
+    beforeRelease: (lost: LostAudioStream[]) => Promise<void>,
+    uploadError: { code: string; message: string },
+    limit = 100,
+  ): Promise<LostAudioStream[]> {
     const now = this.now;
     return this.sql.transaction(async (tx) => {
       const { rows } = await tx.query<{
@@ -596,6 +602,15 @@ export class SpeechSessionsRepository {
         settings: jsonObject(r.settings),
       }));
       await beforeRelease(lost);
+      const finished = { unlessStatus: ['completed', 'failed'] };
+      for (const l of lost) {
+        if (l.source !== 'upload') continue;
+        // An upload's stream id is its upload id (a uuid); a claim made otherwise has no upload row.
+        if (isUuid(l.streamId)) {
+          await updateFromPatch(tx, uploadUpdate, l.streamId, { status: 'failed', errorCode: uploadError.code, errorMessage: uploadError.message, completedAt: now, etaS: null }, now, finished);
+        }
+        await updateFromPatch(tx, sessionUpdate, l.sessionId, { status: 'failed', endedAt: now }, now, finished);
+      }
       await tx.query(
         `UPDATE speech_audio_streams SET released_at = GREATEST($2, claimed_at), outcome = 'lost', lease_until = NULL
          WHERE stream_id = ANY($1::text[]) AND released_at IS NULL`,
@@ -615,7 +630,7 @@ export class SpeechSessionsRepository {
 
 async function releaseOpen(q: SqlQueryable, sessionId: string, now: number, outcome: AudioStreamOutcome, streamId: string | null): Promise<number> {
   const { rowCount } = await q.query(
-    `UPDATE speech_audio_streams SET released_at = GREATEST($2, claimed_at), outcome = $3
+    `UPDATE speech_audio_streams SET released_at = GREATEST($2, claimed_at), outcome = $3, lease_until = NULL
      WHERE session_id = $1 AND released_at IS NULL AND ($4::text IS NULL OR stream_id = $4::text)`,
     [sessionId, toDate(now), outcome, streamId],
   );
