@@ -177,6 +177,65 @@ test('retention keeps uncommitted records however old', async () => {
   await bus.close();
 });
 
+test('group retention: a group with no member whose last commit is older than groupRetentionMs stops holding records; a member keeps its group from expiring', async () => {
+  let clock = 1_000_000;
+  const bus = await createEmbeddedBus({ log: silentLogger, retentionMs: 1000, groupRetentionMs: 10_000, now: () => clock });
+  await bus.ensureTopics([{ topic: 'gret', partitions: 1 }]);
+  await bus.publish('gret', Array.from({ length: 100 }, (_, i) => rec('k', String(i))));
+  const stalled = await collect(bus, 'stalled', 'gret');
+  await stalled.inbox.until('100', () => stalled.inbox.records.length === 100);
+  await stalled.sub.commit('gret', 0, '5');
+  const gone = await collect(bus, 'gone', 'gret');
+  await gone.inbox.until('100', () => gone.inbox.records.length === 100);
+  await gone.sub.commit('gret', 0, '50');
+  await gone.sub.stop();
+
+  clock += 5000; // past retentionMs, within groupRetentionMs
+  await bus.enforceRetention();
+  assert.equal(bus.stats()[0].startOffset, 5);
+  clock += 20_000; // both commits are old now; 'stalled' still has its member
+  await bus.enforceRetention();
+  assert.equal(bus.stats()[0].startOffset, 5, 'a group with a member never expires, however old its commit');
+  await stalled.sub.stop();
+  await bus.enforceRetention();
+  assert.equal(bus.stats()[0].startOffset, 100, 'with no member left, neither group holds anything');
+
+  // The group that comes back starts from the earliest record kept.
+  await bus.publish('gret', [rec('k', 'after')]);
+  const back = await collect(bus, 'gone', 'gret');
+  await back.inbox.until('1', () => back.inbox.records.length === 1);
+  assert.deepEqual(back.inbox.records.map((r) => [r.offset, r.value.toString()]), [['100', 'after']]);
+  await bus.close();
+});
+
+test('group retention (disk): the last commit time is kept with the offsets, so a reopened bus still knows how long a group has been gone', async () => {
+  const dir = await tempDir();
+  let clock = 9_000_000;
+  const opts: EmbeddedBusOptions = { dir, log: silentLogger, retentionMs: 1000, groupRetentionMs: 100_000, segmentBytes: 2048, now: () => clock };
+  let bus = await createEmbeddedBus(opts);
+  await bus.ensureTopics([{ topic: 'dgret', partitions: 1 }]);
+  for (let i = 0; i < 40; i++) await bus.publish('dgret', [rec('k', `value-${i}-`.padEnd(100, 'x'))]);
+  const c = await collect(bus, 'gone', 'dgret');
+  await c.inbox.until('40', () => c.inbox.records.length === 40);
+  await c.sub.commit('dgret', 0, '10');
+  await c.sub.stop();
+  await bus.close();
+
+  clock += 50_000; // within the group retention: the reopened bus keeps what 'gone' needs
+  bus = await createEmbeddedBus(opts);
+  await bus.enforceRetention();
+  const held = bus.stats()[0].startOffset;
+  assert.ok(held <= 10, `start ${held}: records from offset 10 on are kept for 'gone'`);
+  await bus.close();
+
+  clock += 60_000; // 110 s after its last commit
+  bus = await createEmbeddedBus(opts);
+  await bus.enforceRetention();
+  assert.ok(bus.stats()[0].startOffset > 10, `start ${bus.stats()[0].startOffset}: the expired group holds nothing`);
+  assert.equal((await segmentFiles(dir, 'dgret')).length, 1, 'only the active segment is left');
+  await bus.close();
+});
+
 test('a consumer behind the in-memory tail reads older records from the segment files', async () => {
   const dir = await tempDir();
   const bus = await createEmbeddedBus({ dir, log: silentLogger, memoryBytesPerPartition: 8 * 1024, maxBatchRecords: 300 });

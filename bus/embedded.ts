@@ -19,6 +19,10 @@
 // Retention: a record may be deleted once it is below every group's committed offset
 // (or the start position of a live member that has not committed yet) and older than
 // `retentionMs`. On disk, whole closed segments are deleted; segments roll by size or age.
+// A group with no member whose last commit is older than `groupRetentionMs` (7 days, as
+// Kafka's offsets.retention.minutes) no longer holds records: a consumer that was removed or
+// renamed (a role turned off, another topic prefix) would otherwise keep every record from
+// its last commit on, for ever. If it comes back, it starts from the earliest record kept.
 //
 // Consumption follows the Bus contract: members of a group split the partitions (assigned
 // round-robin per topic in join order; a join or leave moves only the partitions that
@@ -58,6 +62,8 @@ export interface EmbeddedBusOptions {
   retentionMs?: number;
   /** How often retention runs (default 10 s). */
   retentionCheckMs?: number;
+  /** How long a group with no member keeps holding records after its last commit (default 7 days). */
+  groupRetentionMs?: number;
   /** Segment roll size (default 64 MiB) and age (default retentionMs / 6). */
   segmentBytes?: number;
   segmentMs?: number;
@@ -397,6 +403,7 @@ class EmbeddedBusImpl implements EmbeddedBus {
   private readonly now: () => number;
   private readonly defaultPartitions: number;
   private readonly retentionMs: number;
+  private readonly groupRetentionMs: number;
   private readonly memoryCap: number;
   private readonly publishTimeoutMs: number;
   private readonly segmentBytes: number;
@@ -407,6 +414,7 @@ class EmbeddedBusImpl implements EmbeddedBus {
     this.now = opts.now ?? Date.now;
     this.defaultPartitions = opts.defaultPartitions ?? 6;
     this.retentionMs = opts.retentionMs ?? 60 * 60 * 1000;
+    this.groupRetentionMs = opts.groupRetentionMs ?? 7 * 24 * 3600 * 1000;
     this.memoryCap = opts.memoryBytesPerPartition ?? 16 * 1024 * 1024;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 30_000;
     this.segmentBytes = opts.segmentBytes ?? 64 * 1024 * 1024;
@@ -576,13 +584,18 @@ class EmbeddedBusImpl implements EmbeddedBus {
     s?.resolve();
   }
 
-  /** Lowest offset some group still needs: committed, or where a live member of an uncommitted group is. */
+  /**
+   * Lowest offset some group still needs: committed (unless the group is expired: no member,
+   * last commit over groupRetentionMs ago), or where a live member of an uncommitted group is.
+   */
   private retentionFloor(partition: Partition): number {
     let floor = Infinity;
     const groupsSeen = new Set<string>();
+    const expiredBefore = this.now() - this.groupRetentionMs;
     for (const [groupId, parts] of this.offsets.groupsOf(partition.topic)) {
       const c = parts.get(partition.index);
       if (c !== undefined) {
+        if (!this.groups.get(groupId)?.members.length && (this.offsets.lastCommitAt(groupId) ?? 0) < expiredBefore) continue;
         floor = Math.min(floor, c);
         groupsSeen.add(groupId);
       }
@@ -709,7 +722,7 @@ class EmbeddedBusImpl implements EmbeddedBus {
         { reason: 'not_assigned', topic, partition },
       ]);
     }
-    await this.offsets.commit(member.group.id, topic, partition, Number(offset));
+    await this.offsets.commit(member.group.id, topic, partition, Number(offset), this.now());
     this.signalSpace();
   }
 
