@@ -7,6 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
 import { ALL_SCOPES, startTestAttune, type TestAttune } from '../test/attune.js';
 import { createLogger } from '../lib/log.js';
 import { serverDatabase, serverDatabaseUrl, type TestDatabase } from '../store/postgres/test-databases.test-util.js';
@@ -152,4 +153,47 @@ test('who may create which key: admin:org, only scopes the creator holds, an exp
   const other = a.token('admin-x', 'org-other', [...ALL_SCOPES, 'admin:org']);
   assert.deepEqual((await a.request('GET', '/v1/api-keys', { token: other })).body.api_keys, []);
   assert.equal((await a.request('DELETE', `/v1/api-keys/${expiring.body.id}`, { token: other })).status, 404);
+});
+
+test('a WebSocket opened with an API key, or with a token exchanged for one, is closed (4401, invalid_api_key) once the key is revoked; one opened by a person stays open', async (t) => {
+  if (skip) return t.skip(skip);
+  const created = await createKey({ name: 'socket device', scopes: ['write:readings', 'write:devices'] });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const key: string = created.body.key;
+  assert.equal((await b.request('POST', '/v1/devices', { headers: { 'x-api-key': key }, body: { device_id: 'strap-ws' } })).status, 201);
+  const jwt: string = (await form(a, `grant_type=client_credentials&client_secret=${encodeURIComponent(key)}`)).body.access_token;
+  /** A live readings socket on B, authenticated; resolves with its close code and last error when it closes. */
+  const open = async (token: string) => {
+    const ws = new WebSocket(`${b.baseUrl.replace(/^http/, 'ws')}/v1/ingest/devices/strap-ws?token=${encodeURIComponent(token)}`);
+    let lastError: any = null;
+    const authenticated = new Promise<void>((resolve, reject) => {
+      ws.on('message', (d) => {
+        const m = JSON.parse(String(d));
+        if (m.type === 'authenticated') resolve();
+        if (m.type === 'error') lastError = m.error;
+      });
+      ws.once('close', (code) => reject(new Error(`closed with ${code} before authenticating: ${JSON.stringify(lastError)}`)));
+    });
+    const closed = new Promise<{ code: number; error: any; at: number }>((resolve) => ws.once('close', (code) => resolve({ code, error: lastError, at: Date.now() })));
+    await authenticated;
+    return { ws, closed };
+  };
+  const byKey = await open(key);
+  const byToken = await open(jwt);
+  const byPerson = await open(b.token(ADMIN, ORG, [...ALL_SCOPES, 'admin:org']));
+
+  const revoked = await a.request('DELETE', `/v1/api-keys/${created.body.id}`, { token: adminToken });
+  assert.equal(revoked.status, 200);
+  const at = Date.now();
+  // Closed on the other instance by the key check (every 1 s, key state cached 500 ms there):
+  // the wait's bound is that design's 1.5 s plus room for a loaded machine.
+  const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('sockets still open 5 s after the revocation')), 5000).unref());
+  const [k, tk] = await Promise.race([Promise.all([byKey.closed, byToken.closed]), deadline]);
+  t.diagnostic(`key socket closed ${k.at - at} ms after the revocation, token socket ${tk.at - at} ms`);
+  for (const c of [k, tk]) {
+    assert.equal(c.code, 4401);
+    assert.deepEqual([c.error?.code, c.error?.details?.[0]?.reason], ['unauthorized', 'invalid_api_key']);
+  }
+  assert.equal(byPerson.ws.readyState, WebSocket.OPEN, "a person's socket is not the key's");
+  byPerson.ws.close();
 });

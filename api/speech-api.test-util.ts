@@ -16,6 +16,8 @@ import type { StoreClient } from '../store/clickhouse.js';
 import { migrate } from '../store/migrate.js';
 import { storeImplementations, type StoreImplementation } from '../store/test-stores.test-util.js';
 import { createAuthenticator, type Authenticator } from '../http/auth.js';
+import { withApiKeys } from '../http/api-key-auth.js';
+import { ApiKeysRepository } from '../store/postgres/api-keys-repo.js';
 import type { AppContext } from '../http/context.js';
 import { createCoherenceLiveHub } from './live.js';
 import { buildServer } from '../cli/server.js';
@@ -34,6 +36,8 @@ export interface SpeechTestServer {
   bus: Bus;
   codec: Codec;
   auth: Authenticator;
+  /** API keys, which the server's authenticator takes beside its tokens (as in cli/roles.ts). */
+  apiKeys: ApiKeysRepository;
   speechSessions: SpeechSessionsRepository;
   speechLive: LiveHub<SpeechEventRecord>;
   token(userId: string, orgId: string, scopes?: string[]): string;
@@ -73,10 +77,15 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
   const bus = await createEmbeddedBus({ log: silentLogger, defaultPartitions: 2 });
   await bus.ensureTopics(Object.values(Topics).map((topic) => ({ topic, partitions: 2 })));
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
-  const auth = createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' });
   const clock = Date.now;
-  const liveOptions = { maxBufferedMessages: opts.maxBufferedMessages ?? 1024, heartbeatMs: 30_000 };
   const entities = await entityTestDatabase();
+  const apiKeys = new ApiKeysRepository(entities.client, { clock });
+  const auth = withApiKeys(createAuthenticator({ secret: randomBytes(32).toString('hex'), publicKey: null, issuer: 'attune-test', audience: 'attune-test' }), {
+    keys: apiKeys,
+    tokenSecret: randomBytes(32).toString('hex'),
+    audience: 'attune-test',
+  });
+  const liveOptions = { maxBufferedMessages: opts.maxBufferedMessages ?? 1024, heartbeatMs: 30_000 };
   const speechSessions = new SpeechSessionsRepository(entities.client, { clock });
   const speechLive = createSpeechLiveHub({ log: silentLogger, ...liveOptions, clock }, Topics);
   await speechLive.start(bus, codec);
@@ -111,6 +120,7 @@ export async function startSpeechTestServer(opts: { maxBufferedMessages?: number
     bus,
     codec,
     auth,
+    apiKeys,
     speechSessions,
     speechLive,
     token: (userId, orgId, scopes = SPEECH_ALL) => auth.sign({ userId, orgId, scopes, ttlSeconds: 600 }),

@@ -104,6 +104,25 @@ test('a bad or missing token and a token without read:speech are refused at conn
   assert.equal(srv.speechLive.listeners, 0);
 });
 
+test('a client connected with an API key is disconnected, with the coded error, once the key is revoked; one connected with a person\'s token stays', async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-sio', userId: 'owner', type: 'speech' });
+  const { apiKey, key } = await srv.apiKeys.create({ orgId: 'o-sio', createdBy: 'owner', name: 'dashboard', scopes: ['read:speech'], expiresAt: null });
+  const byKey = connect(`/v1/speech-sessions/${s.id}`, key);
+  const byPerson = connect(`/v1/speech-sessions/${s.id}`, srv.token('owner', 'o-sio', SPEECH_READ));
+  await waitUntil('both connected', () => byKey.connected && byPerson.connected);
+  let disconnected = '';
+  byKey.socket.on('disconnect', (reason) => (disconnected = reason));
+  await srv.apiKeys.revoke('o-sio', apiKey.id);
+  // The key is checked again every second (its state cached 500 ms): waitUntil's own bound.
+  await waitUntil('the key client disconnected', () => disconnected);
+  assert.equal(disconnected, 'io server disconnect');
+  const err = byKey.events.find((e) => e.name === 'error');
+  assert.deepEqual([err?.body.code, err?.body.details?.[0]?.reason], ['unauthorized', 'invalid_api_key']);
+  assert.equal(byPerson.socket.connected, true, "a person's connection is not the key's");
+  byPerson.socket.close();
+  await waitUntil('listeners removed', () => srv.speechLive.listeners === 0);
+});
+
 test("another organisation's or user's session is an error, not data: not_found at connect in its namespace, an error event for subscribe", async () => {
   const s = await srv.speechSessions.create({ orgId: 'o-sio', userId: 'owner', type: 'speech' });
   for (const token of [srv.token('owner', 'another-org', SPEECH_READ), srv.token('intruder', 'o-sio', SPEECH_READ)]) {

@@ -31,6 +31,7 @@ import { AttuneError, isAttuneError } from '../lib/errors.js';
 import { Scopes } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { bearerToken, requireScope, type VerifiedToken } from '../http/auth.js';
+import { KEY_CHECK_MS } from '../http/http-auth.js';
 import type { Envelope } from '../http/live-hub.js';
 import { speechSessionKey } from './speech-live.js';
 
@@ -43,6 +44,8 @@ const MAX_TIMER_MS = 2 ** 30;
 
 interface SocketData {
   principal: VerifiedToken;
+  /** The credential, kept only when it is an API key's (checked again every KEY_CHECK_MS). */
+  keyCredential: string | null;
   /** Hub listeners of the sessions this socket watches, by session id. */
   watching: Map<string, () => void>;
 }
@@ -115,6 +118,7 @@ export async function registerSpeechSocketIo(app: FastifyInstance, ctx: AppConte
       const p = await ctx.auth.verify(token);
       requireScope(p, Scopes.readSpeech);
       socket.data.principal = p;
+      socket.data.keyCredential = p.apiKeyId ? token : null;
       socket.data.watching = new Map();
       next();
     } catch (err) {
@@ -145,7 +149,25 @@ export async function registerSpeechSocketIo(app: FastifyInstance, ctx: AppConte
       timer.unref();
     };
     arm();
-    socket.once('disconnect', () => clearTimeout(timer));
+    // Opened with an API key (or a token exchanged for one): disconnected once the key is
+    // revoked or expired, as the WebSockets are (http/http-auth.ts).
+    const credential = socket.data.keyCredential;
+    const check = credential
+      ? setInterval(async () => {
+          try {
+            await ctx.auth.verify(credential);
+          } catch (err) {
+            if (!isAttuneError(err) || err.code !== 'unauthorized' || !socket.connected) return; // PostgreSQL not answering: keep it
+            socket.emit('error', errorBody(err));
+            socket.disconnect(true);
+          }
+        }, KEY_CHECK_MS)
+      : undefined;
+    check?.unref();
+    socket.once('disconnect', () => {
+      clearTimeout(timer);
+      clearInterval(check);
+    });
   };
   // Packets waiting in each engine.io connection's write buffer, from its public events
   // (packetCreate adds one; drain: the buffer went to the transport).

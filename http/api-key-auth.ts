@@ -87,6 +87,7 @@ export function withApiKeys(base: Authenticator, opts: ApiKeyAuthOptions): ApiKe
     orgId: key.orgId,
     scopes: new Set(key.scopes),
     expiresAt: Math.min(until, key.expiresAt ?? Infinity),
+    apiKeyId: key.id,
   });
 
   return {

@@ -39,6 +39,8 @@ export interface AuthOptions {
 /** A verified token: who, and until when (ms since the epoch) the token is valid. */
 export interface VerifiedToken extends Principal {
   expiresAt: number;
+  /** The API key behind the credential (the key itself, or a token exchanged for it): revocable while a socket is open. */
+  apiKeyId?: string;
 }
 
 export interface Authenticator {

@@ -3,6 +3,9 @@
 // `{"type":"authenticate","token":…}` message within 10 s. A socket lives no longer than its
 // token: at the token's expiry it is closed with 4401, unless the client has sent a fresh
 // `authenticate` message (same user and organisation) before then, which moves the deadline.
+// A socket authenticated by an API key (or a token exchanged for one) has its credential
+// checked again every KEY_CHECK_MS: once the key is revoked or expired it is closed with 4401
+// (invalid_api_key), as HTTP requests are refused (the key's state is cached 500 ms).
 // HTTP routes are authenticated by the hook in auth-plugin.ts.
 import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
@@ -14,6 +17,8 @@ import { routeAuthOf } from './auth-plugin.js';
 /** WebSocket close codes: 4401/4403 mirror HTTP 401/403 in the 4000-4999 application range. */
 export const CloseCodes = { unauthorized: 4401, forbidden: 4403, notFound: 4404, rateLimited: 4029, slowConsumer: 4008, authTimeout: 4401, unavailable: 4503, internalError: 1011 } as const;
 
+/** How often an open socket's API key is checked again (with the 500 ms key cache: closed within 1.5 s of a revocation). */
+export const KEY_CHECK_MS = 1000;
 /** setTimeout's longest delay (2^31 − 1 ms is about 24.8 days); longer deadlines are re-armed. */
 const MAX_TIMER_MS = 2 ** 30;
 /** How long an expiry waits for a fresh token that is being checked when it falls due. */
@@ -95,6 +100,9 @@ export function socketAuth(
   const scope = declared.scope;
   let principal: VerifiedToken | null = null;
   let expiry: NodeJS.Timeout | undefined;
+  /** The credential the principal came from, while it is an API key's. */
+  let keyCredential: string | null = null;
+  let keyCheck: NodeJS.Timeout | undefined;
   // Once the socket closed or was refused, nothing that finishes later (a slow token check,
   // onAuthenticated) may register it or arm a timer for it.
   let over = false;
@@ -102,6 +110,7 @@ export function socketAuth(
   const fail = (err: unknown) => {
     over = true;
     clearTimeout(expiry);
+    clearInterval(keyCheck);
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) ctx.log.error({ err }, 'websocket authentication failed');
     if (socket.readyState === socket.OPEN) {
@@ -126,6 +135,22 @@ export function socketAuth(
     );
     expiry.unref();
   };
+  /** Watches the API key behind `token` (if any): revoked or expired, the socket closes. */
+  const watchKey = (p: VerifiedToken, token: string) => {
+    keyCredential = p.apiKeyId ? token : null;
+    if (!keyCredential || keyCheck || over) return;
+    keyCheck = setInterval(async () => {
+      const credential = keyCredential;
+      if (!credential || over) return;
+      try {
+        await ctx.auth.verify(credential);
+      } catch (err) {
+        // Only a refusal closes the socket; PostgreSQL not answering does not.
+        if (isAttuneError(err) && err.code === 'unauthorized' && credential === keyCredential && !over) fail(err);
+      }
+    }, KEY_CHECK_MS);
+    keyCheck.unref();
+  };
   const accept = async (token: string): Promise<boolean> => {
     try {
       const p = await ctx.auth.verify(token);
@@ -139,6 +164,7 @@ export function socketAuth(
       principal = p;
       clearTimeout(timer);
       armExpiry(p.expiresAt);
+      watchKey(p, token);
       return true;
     } catch (err) {
       if (!over) fail(err);
@@ -155,6 +181,7 @@ export function socketAuth(
     over = true;
     clearTimeout(timer);
     clearTimeout(expiry);
+    clearInterval(keyCheck);
   });
   const initial = token ? accept(token) : Promise.resolve(false);
   return {
@@ -181,6 +208,7 @@ export function socketAuth(
           if (over) return;
           principal = p;
           armExpiry(p.expiresAt);
+          watchKey(p, msg.token);
           if (socket.readyState === socket.OPEN) socket.send(JSON.stringify({ type: 'reauthenticated', expires_at: new Date(p.expiresAt).toISOString() }));
         } catch (err) {
           if (!over) fail(err);
