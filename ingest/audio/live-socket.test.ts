@@ -15,6 +15,9 @@ import { readFileSync } from 'node:fs';
 import { resample } from './resample.js';
 import { toPcm16 } from '../../schemas/audio-frames.js';
 import { LiveAudioCloseCodes, PAUSE_AFTER_S } from './live-socket.js';
+import { AudioStreamLeases } from './stream-leases.js';
+import { STREAM_LOST_SEQUENCE } from '../../schemas/audio-frames.js';
+import { silentLogger } from '../../lib/log.js';
 import { startIngestTestServer, streamPcm, waitFor, type IngestTestServer } from './speech-ingest.test-util.js';
 
 const data = new URL('../../../shared/data/', import.meta.url).pathname;
@@ -22,13 +25,15 @@ const data = new URL('../../../shared/data/', import.meta.url).pathname;
 const clip48 = parseWav(readFileSync(`${data}pitch/mic_F01_sa1.wav`));
 const pcm48 = toPcm16(clip48.samples);
 
-/** The bus may be held back by the test (back-pressure). */
+/** The bus may be held back by the test (back-pressure), or refuse every publish (an outage). */
 let gate: Promise<void> | null = null;
+let busDown = false;
 const gatedBus = (bus: Bus): Bus => ({
   kind: bus.kind,
   ensureTopics: (s) => bus.ensureTopics(s),
   publish: async (topic, records) => {
     if (gate) await gate;
+    if (busDown) throw new Error('broker unavailable (test)');
     return bus.publish(topic, records);
   },
   subscribe: (o) => bus.subscribe(o),
@@ -186,6 +191,33 @@ describe('streaming', () => {
     assert.equal(stopped.samples, audio.length / 2);
     const stream = await srv.frames.finished(started.stream_id);
     assert.ok(streamPcm(stream).equals(audio));
+  });
+});
+
+describe('the bus failing mid-stream', () => {
+  test('the client gets 4503; with the abort not published either, the claim is left to the lease sweep, which ends the stream once the bus is back (the audio that arrived stays the stream\'s)', async () => {
+    const { session, c, started } = await startedClient('u-live', 'o-live', 16000);
+    const second = toPcm16(resample(clip48.samples.subarray(0, 48000), 48000, 16000));
+    await c.sendAsync(second);
+    await waitFor('the first second on the bus', () => (srv.frames.streams.get(started.stream_id)?.frames.length ?? 0) > 0);
+    busDown = true;
+    try {
+      await c.sendAsync(second);
+      assert.equal((await c.closed).code, LiveAudioCloseCodes.unavailable);
+    } finally {
+      busDown = false;
+    }
+    // Failing the session would have released the claim and left the stream open on the bus.
+    assert.equal((await srv.sessions.get(session.id))?.status, 'recording');
+    assert.equal((await srv.sessions.openAudioStream(session.id))?.streamId, started.stream_id);
+    // The lease passes (as if a minute went by) and any ingest process's sweep ends the stream.
+    await srv.entities.client.query("UPDATE speech_audio_streams SET lease_until = now() - interval '1 second' WHERE stream_id = $1", [started.stream_id]);
+    const leases = new AudioStreamLeases({ sessions: srv.sessions, bus: srv.bus, topics: srv.ctx.topics, codec: srv.codec, log: silentLogger, leaseMs: 60_000 });
+    await leases.tick();
+    assert.equal(leases.stats.swept, 1);
+    const stream = await srv.frames.finished(started.stream_id);
+    assert.deepEqual([stream.last!.sequence, stream.last!.aborted_reason], [STREAM_LOST_SEQUENCE, null], 'a live stream: its audio so far is analysed');
+    assert.equal(await srv.sessions.openAudioStream(session.id), null);
   });
 });
 

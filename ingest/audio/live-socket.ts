@@ -305,10 +305,18 @@ class LiveAudioConnection {
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) this.ctx.log.error({ err }, 'live audio failed');
     const reason = String(coded.details[0]?.reason ?? coded.code);
-    await this.publisher?.abort(reason).catch((e) => this.ctx.log.error({ err: e }, 'live audio: could not abort the stream'));
-    if (this.session && this.repos) {
+    let ended = true;
+    await this.publisher?.abort(reason).catch((e) => {
+      ended = false;
+      this.ctx.log.error({ err: e }, 'live audio: could not abort the stream; its lease will end it');
+    });
+    if (this.session && this.repos && ended) {
       await this.repos.sessions.update(this.session.id, { status: 'failed', endedAt: this.ctx.clock() }).catch((e) => this.ctx.log.error({ err: e }, 'live audio: could not fail the session'));
     }
+    // Not ended (the bus took no abort either): failing the session would release the claim and
+    // leave the stream open on the bus for good. The claim, no longer renewed, is left to the
+    // lease sweep (stream-leases.ts), which publishes the stream's end marker once the bus takes
+    // it: the audio that arrived is analysed, as for a process that died.
     this.refuse(coded, coded.statusCode >= 500 ? LiveAudioCloseCodes.unavailable : LiveAudioCloseCodes.badRequest);
   }
 

@@ -480,14 +480,34 @@ class UploadJob {
     const now = this.ctx.clock();
     if (this.upload) this.ctx.audioLeases?.drop(this.upload.id);
     const steps: Array<[string, () => Promise<unknown>]> = [];
-    if (this.publisher && !this.publisher.ended) steps.push(['abort stream', () => this.publisher!.abort(reason)]);
+    let streamEnded = true;
+    if (this.publisher && !this.publisher.ended) {
+      steps.push([
+        'abort stream',
+        () =>
+          this.publisher!.abort(reason).catch((abortErr) => {
+            streamEnded = false;
+            throw abortErr;
+          }),
+      ]);
+    }
     if (this.upload) {
       const id = this.upload.id;
       steps.push(['mark upload failed', () => this.repos.uploads.update(id, { status: 'failed', errorCode: coded.code, errorMessage: coded.message, completedAt: now })]);
     }
     // A stream another process ended (its lease passed) was failed with its session there; the
-    // session may have taken a new stream since, which this late write must not fail.
-    if (this.claimed && !this.leaseLost) steps.push(['mark session failed', () => this.repos.sessions.update(this.session.id, { status: 'failed', endedAt: now })]);
+    // session may have taken a new stream since, which this late write must not fail. A stream
+    // whose abort the bus did not take keeps its claim, unrenewed: failing the session would
+    // release it and leave the stream open on the bus; the lease sweep ends both instead.
+    if (this.claimed && !this.leaseLost) {
+      steps.push([
+        'mark session failed',
+        async () => {
+          if (streamEnded) await this.repos.sessions.update(this.session.id, { status: 'failed', endedAt: now });
+          else this.ctx.log.warn({ session_id: this.session.id }, 'speech upload: the abort was not published; the stream lease will end it and fail the session');
+        },
+      ]);
+    }
     for (const [what, step] of steps) {
       try {
         await step();
