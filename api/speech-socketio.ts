@@ -31,7 +31,7 @@ import { AttuneError, isAttuneError } from '../lib/errors.js';
 import { Scopes } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { bearerToken, requireScope, type VerifiedToken } from '../http/auth.js';
-import { KEY_CHECK_MS } from '../http/http-auth.js';
+import { watchApiKey } from '../http/http-auth.js';
 import type { Envelope } from '../http/live-hub.js';
 import { speechSessionKey } from './speech-live.js';
 
@@ -152,21 +152,15 @@ export async function registerSpeechSocketIo(app: FastifyInstance, ctx: AppConte
     // Opened with an API key (or a token exchanged for one): disconnected once the key is
     // revoked or expired, as the WebSockets are (http/http-auth.ts).
     const credential = socket.data.keyCredential;
-    const check = credential
-      ? setInterval(async () => {
-          try {
-            await ctx.auth.verify(credential);
-          } catch (err) {
-            if (!isAttuneError(err) || err.code !== 'unauthorized' || !socket.connected) return; // PostgreSQL not answering: keep it
-            socket.emit('error', errorBody(err));
-            socket.disconnect(true);
-          }
-        }, KEY_CHECK_MS)
+    const stopKeyWatch = credential
+      ? watchApiKey(ctx.auth, () => (socket.connected ? credential : null), (err) => {
+          socket.emit('error', errorBody(err));
+          socket.disconnect(true);
+        })
       : undefined;
-    check?.unref();
     socket.once('disconnect', () => {
       clearTimeout(timer);
-      clearInterval(check);
+      stopKeyWatch?.();
     });
   };
   // Packets waiting in each engine.io connection's write buffer, from its public events

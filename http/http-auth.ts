@@ -19,6 +19,26 @@ export const CloseCodes = { unauthorized: 4401, forbidden: 4403, notFound: 4404,
 
 /** How often an open socket's API key is checked again (with the 500 ms key cache: closed within 1.5 s of a revocation). */
 export const KEY_CHECK_MS = 1000;
+/**
+ * Checks the API key credential `current()` returns (null: none to check now) again every
+ * KEY_CHECK_MS, and calls `onRefused` with the refusal once the key is revoked or expired.
+ * Any other failure (PostgreSQL not answering) leaves the connection open. Returns the stop.
+ */
+export function watchApiKey(auth: Authenticator, current: () => string | null, onRefused: (err: AttuneError) => void): () => void {
+  const timer = setInterval(async () => {
+    const credential = current();
+    if (!credential) return;
+    try {
+      await auth.verify(credential);
+    } catch (err) {
+      // The credential still the connection's (not replaced by a re-authentication meanwhile).
+      if (isAttuneError(err) && err.code === 'unauthorized' && credential === current()) onRefused(err);
+    }
+  }, KEY_CHECK_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 /** setTimeout's longest delay (2^31 − 1 ms is about 24.8 days); longer deadlines are re-armed. */
 const MAX_TIMER_MS = 2 ** 30;
 /** How long an expiry waits for a fresh token that is being checked when it falls due. */
@@ -102,7 +122,7 @@ export function socketAuth(
   let expiry: NodeJS.Timeout | undefined;
   /** The credential the principal came from, while it is an API key's. */
   let keyCredential: string | null = null;
-  let keyCheck: NodeJS.Timeout | undefined;
+  let stopKeyWatch: (() => void) | undefined;
   // Once the socket closed or was refused, nothing that finishes later (a slow token check,
   // onAuthenticated) may register it or arm a timer for it.
   let over = false;
@@ -110,7 +130,7 @@ export function socketAuth(
   const fail = (err: unknown) => {
     over = true;
     clearTimeout(expiry);
-    clearInterval(keyCheck);
+    stopKeyWatch?.();
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) ctx.log.error({ err }, 'websocket authentication failed');
     if (socket.readyState === socket.OPEN) {
@@ -138,18 +158,8 @@ export function socketAuth(
   /** Watches the API key behind `token` (if any): revoked or expired, the socket closes. */
   const watchKey = (p: VerifiedToken, token: string) => {
     keyCredential = p.apiKeyId ? token : null;
-    if (!keyCredential || keyCheck || over) return;
-    keyCheck = setInterval(async () => {
-      const credential = keyCredential;
-      if (!credential || over) return;
-      try {
-        await ctx.auth.verify(credential);
-      } catch (err) {
-        // Only a refusal closes the socket; PostgreSQL not answering does not.
-        if (isAttuneError(err) && err.code === 'unauthorized' && credential === keyCredential && !over) fail(err);
-      }
-    }, KEY_CHECK_MS);
-    keyCheck.unref();
+    if (!keyCredential || stopKeyWatch || over) return;
+    stopKeyWatch = watchApiKey(ctx.auth, () => (over ? null : keyCredential), fail);
   };
   const accept = async (token: string): Promise<boolean> => {
     try {
@@ -181,7 +191,7 @@ export function socketAuth(
     over = true;
     clearTimeout(timer);
     clearTimeout(expiry);
-    clearInterval(keyCheck);
+    stopKeyWatch?.();
   });
   const initial = token ? accept(token) : Promise.resolve(false);
   return {

@@ -156,8 +156,7 @@ interface StreamState {
  * progress and `processing` never undo a failure either (an upload whose ingest was lost, failed
  * by the lease sweep while the worker is behind).
  */
-const UNLESS_COMPLETED = { unlessStatus: ['completed'] } as const;
-const UNLESS_FINISHED = { unlessStatus: ['completed', 'failed'] } as const;
+const guardFor = (status: string | undefined) => ({ unlessStatus: status === 'processing' ? ['completed', 'failed'] : ['completed'] });
 
 interface PartitionState {
   topic: string;
@@ -632,7 +631,7 @@ export class SpeechWorker {
   /** Writes the session unless it is completed already (then the stream is being read again); a failure is logged, never thrown. */
   private async updateSession(s: StreamState, patch: Parameters<SpeechWorkerOptions['sessions']['update']>[1]): Promise<void> {
     try {
-      const session = await this.opts.sessions.update(s.sessionId, patch, patch.status === 'processing' ? UNLESS_FINISHED : UNLESS_COMPLETED);
+      const session = await this.opts.sessions.update(s.sessionId, patch, guardFor(patch.status));
       if (session.status === 'completed') s.completedBefore = true;
     } catch (err) {
       this.log.warn({ err }, 'session update failed');
@@ -759,7 +758,7 @@ export class SpeechWorker {
   /** Writes the upload row after every earlier write of this stream; a failure is logged, never thrown. */
   private chainUploadWrite(s: StreamState, change: Parameters<SpeechWorkerOptions['uploads']['update']>[1], failure: string): Promise<void> {
     s.uploadWrites = s.uploadWrites.then(() =>
-      this.opts.uploads.update(s.id, change, change.status === 'processing' ? UNLESS_FINISHED : UNLESS_COMPLETED).then(
+      this.opts.uploads.update(s.id, change, guardFor(change.status)).then(
         (upload) => {
           if (upload.status === 'completed') s.completedBefore = true;
         },

@@ -17,9 +17,8 @@ import { canAccess, type Principal } from '../../lib/principal.js';
 import { SqlStates, sqlState, type SqlClient, type SqlQueryable } from './client.js';
 import {
   emptyToNull,
-  explainMiss,
   isUuid,
-  keptRow,
+  keptRowOrMiss,
   jsonObject,
   ms,
   msOrNull,
@@ -468,11 +467,7 @@ export class SpeechSessionsRepository {
     const closes = patch.status === 'failed' || patch.status === 'completed';
     const run = async (q: SqlQueryable) => {
       const row = await updateFromPatch<SessionRow>(q, sessionUpdate, id, patch, now, opts);
-      if (!row) {
-        const kept = await keptRow<SessionRow>(q, sessionUpdate, id, opts);
-        if (kept) return sessionFromRow(kept);
-        return explainMiss(q, { table: 'speech_sessions', key: 'session_id', entity: 'speech session' }, id, opts.expectedVersion);
-      }
+      if (!row) return sessionFromRow(await keptRowOrMiss<SessionRow>(q, sessionUpdate, 'speech session', id, opts));
       if (closes) await releaseOpen(q, id, now, patch.status === 'failed' ? 'failed' : 'ended', null);
       return sessionFromRow(row);
     };
@@ -678,11 +673,7 @@ export class SpeechUploadsRepository {
   async update(id: string, patch: SpeechUploadPatch, opts: UpdateOptions = {}): Promise<SpeechUpload> {
     if (!isUuid(id)) throw uploadNotFound(id);
     const row = await updateFromPatch<UploadRow>(this.sql, uploadUpdate, id, patch as Record<string, unknown>, this.now, opts);
-    if (!row) {
-      const kept = await keptRow<UploadRow>(this.sql, uploadUpdate, id, opts);
-      if (kept) return uploadFromRow(kept);
-      return explainMiss(this.sql, { table: 'speech_uploads', key: 'upload_id', entity: 'upload' }, id, opts.expectedVersion);
-    }
+    if (!row) return uploadFromRow(await keptRowOrMiss<UploadRow>(this.sql, uploadUpdate, 'upload', id, opts));
     return uploadFromRow(row);
   }
 }

@@ -65,7 +65,7 @@ export interface ColumnSpec {
  * instant WHERE <key> = $1 [AND version = expected] [AND status not in unlessStatus] RETURNING
  * <returning>. Fields whose value is undefined are left alone. Returns the row, or null when no
  * row matched (absent, another version, or a status it must not change): the caller tells which
- * with `keptRow` and `explainMiss`.
+ * with `keptRowOrMiss` (or `explainMiss`).
  */
 export async function updateFromPatch<R>(
   q: SqlQueryable,
@@ -99,13 +99,15 @@ export async function updateFromPatch<R>(
 }
 
 /**
- * After a write with `unlessStatus` matched no row: the stored row when its status is one of
- * those (the write was skipped on purpose), else null (absent, or another version).
+ * After an updateFromPatch that matched no row: the stored row when its status is one of
+ * `opts.unlessStatus` (the write was skipped on purpose); otherwise explainMiss's error.
  */
-export async function keptRow<R>(q: SqlQueryable, spec: { table: string; key: string; returning: string }, id: string, opts: UpdateOptions): Promise<R | null> {
-  if (!opts.unlessStatus?.length) return null;
-  const { rows } = await q.query<R>(`SELECT ${spec.returning} FROM ${spec.table} WHERE ${spec.key} = $1 AND status = ANY($2::text[])`, [id, [...opts.unlessStatus]]);
-  return rows[0] ?? null;
+export async function keptRowOrMiss<R>(q: SqlQueryable, spec: { table: string; key: string; returning: string }, entity: string, id: string, opts: UpdateOptions): Promise<R> {
+  if (opts.unlessStatus?.length) {
+    const { rows } = await q.query<R>(`SELECT ${spec.returning} FROM ${spec.table} WHERE ${spec.key} = $1 AND status = ANY($2::text[])`, [id, [...opts.unlessStatus]]);
+    if (rows[0]) return rows[0];
+  }
+  return explainMiss(q, { table: spec.table, key: spec.key, entity }, id, opts.expectedVersion);
 }
 
 /** After a write matched no row: not_found when the record is absent, else the version conflict. */
