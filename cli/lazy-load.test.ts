@@ -162,6 +162,21 @@ test('the speech modules load onnxruntime only when a model is opened', async ()
   assert.ok(run.packages.has('onnxruntime-node'));
 });
 
+test('the Moonshine vocabulary (llama-tokenizer-js) loads at the first decode, not with the speech modules', async () => {
+  const imports = `import { SpeechWorker } from './pipelines/speech/worker.ts';
+     import { decodeTokens } from './pipelines/speech/asr/tokenizer.ts';
+     if (typeof SpeechWorker !== 'function') throw new Error('imports');`;
+  const without = await runChild(imports);
+  assertOk(without);
+  assertNotLoaded(without, ['llama-tokenizer-js']);
+  // And the recorder sees it once a decode needs it.
+  const decoded = await runChild(`${imports}
+     console.log(JSON.stringify(decodeTokens([1, 15043, 2])));`);
+  assertOk(decoded);
+  assert.ok(decoded.packages.has('llama-tokenizer-js'), [...decoded.packages].join(', '));
+  assert.equal(JSON.parse(decoded.stdout.trim()), 'Hello');
+});
+
 test('the api role with CLICKHOUSE_URL and DATABASE_URL loads neither chDB, PGlite nor onnxruntime', async () => {
   const dataDir = join(work, 'api');
   const run = await runChild(

@@ -201,6 +201,7 @@ export async function startAttune(
   if (opts.migrate) {
     const entities = await migratePostgres(sql);
     if (entities.applied.length > 0) log.info({ applied: entities.applied }, 'postgres migrations applied');
+    startup.postgresMigrations = Math.round(performance.now() - startedAt);
     if (store) {
       const { applied } = await migrate(store);
       if (applied.length > 0) log.info({ applied }, 'clickhouse migrations applied');

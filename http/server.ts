@@ -12,6 +12,7 @@ import { registerOpenApi } from './openapi.js';
 import { registerResponseHeaders } from './response-headers.js';
 import { registerTextGuard } from './text-guard.js';
 import { registerRateLimit, trustProxyOption } from './rate-limit.js';
+import { createLazySchemaCompilers } from './lazy-schema-compilers.js';
 
 export const API_VERSION = '0.1.0';
 
@@ -31,7 +32,13 @@ export interface HttpServerLimits {
  */
 export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'rateLimit' | 'corsOrigins' | 'errorDocsUrl'>, limits: HttpServerLimits): Promise<FastifyInstance> {
   const timeouts: HttpTimeouts = { ...DEFAULT_HTTP_TIMEOUTS, ...limits.timeouts };
+  // Route schemas are compiled at their first use or just after listening, not before it
+  // (http/lazy-schema-compilers.ts: a restarted process takes requests sooner). Fastify treats
+  // these as custom compilers, so it does not lower-case the keys of a `headers` schema: none
+  // of Attune's routes has one; one that did would name its headers in lower case.
+  const schemas = createLazySchemaCompilers();
   const app = Fastify({
+    schemaController: schemas.schemaController,
     // pino's Logger and fastify's FastifyBaseLogger differ only in generics.
     loggerInstance: ctx.log as unknown as FastifyBaseLogger,
     // One log line per request would dominate the logs of an ingest gateway; errors are logged.
@@ -64,6 +71,17 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'r
     return503OnClosing: false,
   });
   registerErrorHandling(app, { docsUrl: ctx.errorDocsUrl });
+  let closing = false;
+  app.addHook('onListen', (done) => {
+    void schemas.warmUp((err, what) => {
+      if (!closing) ctx.log.error({ err, schema: what }, 'a route schema does not compile; its requests will answer 500');
+    }, () => closing);
+    done();
+  });
+  app.addHook('onClose', (_app, done) => {
+    closing = true;
+    done();
+  });
   registerBodyRateGuard(app, timeouts);
   // CORS for ATTUNE_CORS_ORIGINS only, and Cache-Control: no-store on every answer but the
   // docs' files (http/response-headers.ts); before the rate limit, so a 429 carries them too.

@@ -3,8 +3,7 @@
 // A word's confidence is the geometric mean of its tokens' probabilities, exp(mean log p): a
 // word is as sure as its tokens on average, and one unsure token of three pulls it down by a
 // third of its log. Pure: ids and log-probabilities in, numbers out.
-import llamaTokenizer from 'llama-tokenizer-js';
-import { decodeTokens, isTextToken } from './tokenizer.js';
+import { decodeTokens, isTextToken, llamaTokenizer } from './tokenizer.js';
 
 export interface TokenWord {
   /** The word's text as decoded (with its punctuation). */
@@ -30,7 +29,7 @@ export function tokenWords(tokens: readonly number[], logProbs: readonly number[
   for (let i = 0; i < tokens.length; i++) {
     const id = tokens[i];
     if (!isTextToken(id) || !Number.isFinite(logProbs[i])) continue;
-    const piece: string = llamaTokenizer.vocabById[id] ?? '';
+    const piece: string = llamaTokenizer().vocabById[id] ?? '';
     if (piece.startsWith(WORD_START)) flush();
     ids.push(id);
     lps.push(logProbs[i]);

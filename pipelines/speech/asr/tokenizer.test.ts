@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { BOS_TOKEN, EOS_TOKEN, decodePartial, decodeTokens, encodeText, isTextToken, vocabularySize } from './tokenizer.js';
 
 test('the vocabulary is LLaMA SentencePiece with 32,000 pieces', () => {
-  assert.equal(vocabularySize, 32000);
+  assert.equal(vocabularySize(), 32000);
   assert.equal(isTextToken(BOS_TOKEN), false);
   assert.equal(isTextToken(EOS_TOKEN), false);
   assert.equal(isTextToken(0), false);
