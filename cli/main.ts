@@ -261,6 +261,19 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger, grou
   if (command !== 'all' && config.bus === 'embedded') {
     log.warn('running a single role on the embedded bus: other processes cannot reach it; set KAFKA_BROKERS to scale out');
   }
+  // The signals are taken before the start, not after it: the process listens before its
+  // workers have joined their groups (cli/roles.ts), and a SIGTERM in between (a rolling
+  // deploy, a supervisor giving up on a slow start) would otherwise kill it without leaving
+  // its groups or closing its clients. A signal then stops it once the start has finished; a
+  // second one, during the start or the stop, exits at once.
+  let signalled: string | null = null;
+  let onSignal = (signal: string): void => {
+    if (signalled) process.exit(1);
+    signalled = signal;
+    log.info({ signal }, 'signal during the start: stopping once it has finished (a second signal exits at once)');
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
   const { startAttune, startSimulator } = await import('./roles.js');
   const running = await startAttune(config, roles, log.child({ roles: command }), { migrate: command === 'all' });
   const controller = new AbortController();
@@ -281,7 +294,7 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger, grou
   }
   let stopping = false;
   const shutdown = async (signal: string) => {
-    if (stopping) return;
+    if (stopping) process.exit(1);
     stopping = true;
     log.info({ signal }, 'shutting down');
     controller.abort();
@@ -289,6 +302,6 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger, grou
     await running.stop();
     process.exit(0);
   };
-  process.once('SIGINT', () => void shutdown('SIGINT'));
-  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  onSignal = (signal) => void shutdown(signal);
+  if (signalled) onSignal(signalled);
 }
