@@ -63,7 +63,7 @@ export async function seedAnalysedSessions(srv: SpeechTestServer, o: SeedOptions
        FROM unnest($1::uuid[], $4::text[], $5::float8[], $6::float8[]) AS t(id, title, started, dur)`,
       [part.map((s) => s.id), o.orgId, o.userId, part.map((s) => s.title), part.map((s) => s.startedAt), part.map((s) => s.durationMs)],
     );
-    const common = (s: SeededSession) => ({ session_id: s.id, org_id: s.orgId, user_id: s.userId });
+    const common = (s: SeededSession) => ({ session_id: s.id, stream_id: 'seeded', org_id: s.orgId, user_id: s.userId });
     await srv.insertRows(
       'speech_summaries',
       part.map(

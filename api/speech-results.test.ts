@@ -29,7 +29,7 @@ async function newSession(status: SpeechSession['status'] = 'processing'): Promi
   return status === 'processing' ? (await srv.speechSessions.get(s.id))! : srv.speechSessions.update(s.id, { status });
 }
 
-const common = (s: SpeechSession) => ({ session_id: s.id, org_id: ORG, user_id: USER, audio_started_at: AUDIO_AT });
+const common = (s: SpeechSession) => ({ session_id: s.id, stream_id: 'upload-1', org_id: ORG, user_id: USER, audio_started_at: AUDIO_AT });
 
 function segment(s: SpeechSession, i: number, text: string, over: Partial<SpeechSegmentRow> = {}): SpeechSegmentRow {
   return { ...common(s), segment_index: i, start_ms: i * 4000, end_ms: i * 4000 + 3000, text, word_count: text.split(' ').length, is_final: true, model: 'moonshine-tiny', computed_at: T0, ...over };
@@ -285,7 +285,7 @@ test('scores: 404 saying why until computed, then the latest model with features
   assert.equal(processing.body.error.message, 'no scores yet: session is processing');
 
   const row = (model: string, overall: number, computedAt: number): SpeechScoreRow => ({
-    session_id: s.id, org_id: ORG, user_id: USER, model, overall, clarity: 71.3, pace: 88.8, engagement: 54.2, confidence: 66.6,
+    session_id: s.id, stream_id: 'upload-1', org_id: ORG, user_id: USER, model, overall, clarity: 71.3, pace: 88.8, engagement: 54.2, confidence: 66.6,
     features_json: JSON.stringify({ speaking_rate_wpm: 150, filler_rate_per_min: 4 }),
     weights_json: JSON.stringify({ pace: { speaking_rate_wpm: 0.7 } }),
     factors_json: JSON.stringify({ pace: { speaking_rate_wpm: 12.5 } }),

@@ -200,7 +200,7 @@ test('GET one: the summary once speech_summaries has a row (the latest version)'
   const created = await srv.request('POST', '/v1/speech-sessions', { token, body: { type: 'speech' } });
   const id = created.body.id;
   const base: SpeechSummaryRow = {
-    session_id: id, org_id: 'o-sum', user_id: 'u-sum', audio_started_at: Date.UTC(2025, 4, 1), duration_ms: 90_000, speech_ms: 72_000,
+    session_id: id, stream_id: 'upload-1', org_id: 'o-sum', user_id: 'u-sum', audio_started_at: Date.UTC(2025, 4, 1), duration_ms: 90_000, speech_ms: 72_000,
     word_count: 210, speaking_rate_wpm: 140, articulation_rate_wpm: 175, pause_count: 12, long_pause_count: 2, pause_ratio: 0.2,
     mean_pause_ms: 640, filler_count: 4, filler_rate_per_min: 2.6666667, repetition_count: 1, pitch_mean_hz: 182.5, pitch_sd_hz: 31.2,
     pitch_min_hz: 130, pitch_max_hz: 250, pitch_variability_st: 2.9, monotone: false, volume_mean_dbfs: -23.4, volume_sd_db: 4.1,

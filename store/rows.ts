@@ -137,6 +137,8 @@ export type SpeechPauseKind = 'natural' | 'long';
 
 export interface SpeechSegmentRow {
   session_id: string;
+  /** The upload or live stream whose analysis wrote the row (0012). */
+  stream_id: string;
   org_id: string;
   user_id: string;
   audio_started_at: number;
@@ -152,6 +154,8 @@ export interface SpeechSegmentRow {
 
 export interface SpeechWordRow {
   session_id: string;
+  /** The upload or live stream whose analysis wrote the row (0012). */
+  stream_id: string;
   org_id: string;
   user_id: string;
   audio_started_at: number;
@@ -173,6 +177,8 @@ export interface SpeechWordRow {
 
 export interface SpeechFrameRow {
   session_id: string;
+  /** The upload or live stream whose analysis wrote the row (0012). */
+  stream_id: string;
   org_id: string;
   user_id: string;
   audio_started_at: number;
@@ -193,6 +199,8 @@ export interface SpeechFrameRow {
 
 export interface SpeechPauseRow {
   session_id: string;
+  /** The upload or live stream whose analysis wrote the row (0012). */
+  stream_id: string;
   org_id: string;
   user_id: string;
   audio_started_at: number;
@@ -205,6 +213,8 @@ export interface SpeechPauseRow {
 
 export interface SpeechScoreRow {
   session_id: string;
+  /** The upload or live stream whose analysis wrote the row (0012). */
+  stream_id: string;
   org_id: string;
   user_id: string;
   model: string;
@@ -222,22 +232,22 @@ export interface SpeechScoreRow {
 
 /** Column order (the tables' order) for compact inserts of each speech row type. */
 export const SpeechSegmentColumns: Array<keyof SpeechSegmentRow> = [
-  'session_id', 'org_id', 'user_id', 'audio_started_at', 'segment_index', 'start_ms', 'end_ms', 'text', 'word_count',
+  'session_id', 'stream_id', 'org_id', 'user_id', 'audio_started_at', 'segment_index', 'start_ms', 'end_ms', 'text', 'word_count',
   'is_final', 'model', 'computed_at',
 ];
 export const SpeechWordColumns: Array<keyof SpeechWordRow> = [
-  'session_id', 'org_id', 'user_id', 'audio_started_at', 'segment_index', 'word_index', 'text', 'start_ms', 'end_ms',
+  'session_id', 'stream_id', 'org_id', 'user_id', 'audio_started_at', 'segment_index', 'word_index', 'text', 'start_ms', 'end_ms',
   'confidence', 'is_filler', 'filler', 'is_repetition', 'timing_method', 'model', 'computed_at',
 ];
 export const SpeechFrameColumns: Array<keyof SpeechFrameRow> = [
-  'session_id', 'org_id', 'user_id', 'audio_started_at', 'second_index', 'pitch_mean_hz', 'pitch_sd_hz', 'volume_dbfs',
+  'session_id', 'stream_id', 'org_id', 'user_id', 'audio_started_at', 'second_index', 'pitch_mean_hz', 'pitch_sd_hz', 'volume_dbfs',
   'voiced_ratio', 'speech_ratio', 'word_count', 'filler_count', 'rolling_wpm', 'computed_at',
 ];
 export const SpeechPauseColumns: Array<keyof SpeechPauseRow> = [
-  'session_id', 'org_id', 'user_id', 'audio_started_at', 'start_ms', 'end_ms', 'duration_ms', 'kind', 'computed_at',
+  'session_id', 'stream_id', 'org_id', 'user_id', 'audio_started_at', 'start_ms', 'end_ms', 'duration_ms', 'kind', 'computed_at',
 ];
 export const SpeechScoreColumns: Array<keyof SpeechScoreRow> = [
-  'session_id', 'org_id', 'user_id', 'model', 'overall', 'clarity', 'pace', 'engagement', 'confidence', 'features_json',
+  'session_id', 'stream_id', 'org_id', 'user_id', 'model', 'overall', 'clarity', 'pace', 'engagement', 'confidence', 'features_json',
   'weights_json', 'factors_json', 'computed_at',
 ];
 
@@ -246,6 +256,8 @@ export type SpeechFillerSource = 'transcript' | 'acoustic' | 'both';
 
 export interface SpeechFillerRow {
   session_id: string;
+  /** The upload or live stream whose analysis wrote the row (0012). */
+  stream_id: string;
   org_id: string;
   user_id: string;
   audio_started_at: number;
@@ -261,6 +273,8 @@ export interface SpeechFillerRow {
 
 export interface SpeechSummaryRow {
   session_id: string;
+  /** The upload or live stream whose analysis wrote the row (0012). */
+  stream_id: string;
   org_id: string;
   user_id: string;
   audio_started_at: number;
@@ -289,11 +303,11 @@ export interface SpeechSummaryRow {
 }
 
 export const SpeechFillerColumns: Array<keyof SpeechFillerRow> = [
-  'session_id', 'org_id', 'user_id', 'audio_started_at', 'start_ms', 'end_ms', 'filler', 'source', 'segment_index',
+  'session_id', 'stream_id', 'org_id', 'user_id', 'audio_started_at', 'start_ms', 'end_ms', 'filler', 'source', 'segment_index',
   'word_index', 'computed_at',
 ];
 export const SpeechSummaryColumns: Array<keyof SpeechSummaryRow> = [
-  'session_id', 'org_id', 'user_id', 'audio_started_at', 'duration_ms', 'speech_ms', 'word_count', 'speaking_rate_wpm',
+  'session_id', 'stream_id', 'org_id', 'user_id', 'audio_started_at', 'duration_ms', 'speech_ms', 'word_count', 'speaking_rate_wpm',
   'articulation_rate_wpm', 'pause_count', 'long_pause_count', 'pause_ratio', 'mean_pause_ms', 'filler_count',
   'filler_rate_per_min', 'repetition_count', 'pitch_mean_hz', 'pitch_sd_hz', 'pitch_min_hz', 'pitch_max_hz',
   'pitch_variability_st', 'monotone', 'volume_mean_dbfs', 'volume_sd_db', 'model', 'computed_at',

@@ -142,9 +142,10 @@ for (const impl of await storeImplementations()) {
       // A view stores nothing: its columns are documented in its comment (user_daily_coherence,
       // computed from coherence_windows FINAL since 0006, and group_daily_coherence from
       // group_windows FINAL, 0007; the one materialized view left copies segments' words into
-      // transcript search's ReplacingMergeTree index, 0011, and counts nothing).
+      // transcript search's ReplacingMergeTree index, 0011, with the stream id since 0012, and
+      // counts nothing).
       const views = new Set(tables.filter((t) => t.engine === 'MaterializedView' || t.engine === 'View').map((t) => t.name));
-      assert.deepEqual([...views], ['group_daily_coherence', 'speech_terms_mv', 'user_daily_coherence']);
+      assert.deepEqual([...views], ['group_daily_coherence', 'speech_terms_stream_mv', 'user_daily_coherence']);
       const columns = await queryRows<{ table: string; name: string; comment: string }>(
         store.client,
         'SELECT table, name, comment FROM system.columns WHERE database = {db:String}',

@@ -25,7 +25,7 @@ import { storeImplementations } from './test-stores.test-util.js';
 const speechTableNames: string[] = Object.values(SpeechTables);
 const t0 = Date.UTC(2026, 10, 30, 23, 59, 58, 250); // two seconds before a month boundary
 const who = { org_id: 'org-a', user_id: 'user-1' };
-const audio = { session_id: 'speech-1', ...who, audio_started_at: t0 };
+const audio = { session_id: 'speech-1', stream_id: 'upload-1', ...who, audio_started_at: t0 };
 
 const segmentRows = (computed_at: number, is_final: boolean): SpeechSegmentRow[] => [
   { ...audio, segment_index: 0, start_ms: 120, end_ms: 1_900, text: is_final ? 'um hello everyone' : 'um hello', word_count: is_final ? 3 : 2, is_final, model: 'moonshine-tiny', computed_at },
@@ -80,6 +80,7 @@ const pauseRows = (): SpeechPauseRow[] => [
 const scoreRows = (): SpeechScoreRow[] =>
   ['rubric-v1', 'trained-2026-11'].map((model, i) => ({
     session_id: 'speech-1',
+    stream_id: 'upload-1',
     ...who,
     model,
     overall: 72.5 + i,

@@ -62,19 +62,19 @@ async function newUpload(): Promise<SpeechResultHead> {
   return { session_id: s.id, org_id: 'o1', user_id: 'u1', stream_id: u.id, source: 'upload', audio_started_at: STARTED, model: 'moonshine-base' };
 }
 
-/** 40 s of results: 4 segments of 10 words, one pause each, a frame a second. */
-function streamResults(head: SpeechResultHead, budgetBytes: number): SpeechResult[] {
+/** 40 s of results: 4 segments of 10 words (or `segments`), one pause each (`pauseAtMs` into its 10 s), a frame a second. */
+function streamResults(head: SpeechResultHead, budgetBytes: number, segments = 4, pauseAtMs = 4000): SpeechResult[] {
   const transcripts: SegmentTranscript[] = [];
   const words: SessionResults['words'] = [];
   const pauses: SessionResults['pauses'] = [];
-  for (let seg = 0; seg < 4; seg++) {
+  for (let seg = 0; seg < segments; seg++) {
     const texts: string[] = [];
     for (let i = 0; i < 10; i++) {
       texts.push(`w${seg}${i}`);
       words.push({ segmentIndex: seg, wordIndex: i, text: `w${seg}${i}`, startMs: seg * 10_000 + i * 400, endMs: seg * 10_000 + i * 400 + 350, isFiller: false, filler: '', isRepetition: false, timingMethod: 'forced_alignment', confidence: 0.8 });
     }
     transcripts.push({ index: seg, startMs: seg * 10_000, endMs: seg * 10_000 + 4000, speechStartMs: seg * 10_000, speechEndMs: seg * 10_000 + 4000, text: texts.join(' '), words: [], model: head.model, timingMethod: 'forced_alignment', filledPauses: [], computeMs: 0 });
-    pauses.push({ startMs: seg * 10_000 + 4000, endMs: seg * 10_000 + 10_000, durationMs: 6000, kind: 'long' });
+    pauses.push({ startMs: seg * 10_000 + pauseAtMs, endMs: seg * 10_000 + 10_000, durationMs: 10_000 - pauseAtMs, kind: 'long' });
   }
   const frames = Array.from({ length: 40 }, (_, i) => ({ index: i, pitchMeanHz: 110, pitchSdHz: 9, volumeDbfs: -20, voicedRatio: 0.5, speechRatio: 0.4, wordCount: 1, fillerCount: 0, rollingWpm: 60 })) as unknown as SessionResults['frames'];
   const summary: SessionResults['summary'] = {
@@ -114,6 +114,7 @@ async function stored(sessionId: string) {
     segments: await q('SELECT segment_index, text, word_count FROM DB.speech_segments FINAL WHERE session_id = {s:String} ORDER BY segment_index'),
     pauses: await q('SELECT start_ms, duration_ms, kind FROM DB.speech_pauses FINAL WHERE session_id = {s:String} ORDER BY start_ms'),
     frames: await q('SELECT count() AS n FROM DB.speech_frames FINAL WHERE session_id = {s:String}'),
+    terms: await q('SELECT count() AS n FROM DB.speech_terms FINAL WHERE session_id = {s:String}'),
     summary: await q('SELECT word_count, pause_count, mean_pause_ms, model FROM DB.speech_summaries FINAL WHERE session_id = {s:String}'),
     scores: await q('SELECT model, overall FROM DB.speech_scores FINAL WHERE session_id = {s:String}'),
   };
@@ -164,6 +165,8 @@ test('a stream split over several records: rows stored, then upload and session 
     assert.equal(first.scores.length, 1);
     // Counted once the update has returned to the sink (a moment after PostgreSQL shows it).
     await waitFor('counted as completed', () => sink.stats.completed === 1, 10_000, 10);
+    assert.equal(sink.stats.otherStreamDeletes, 0, 'a first run has no other stream\'s rows to delete');
+    assert.equal(Number(first.terms[0].n), 4 * 11, 'transcript search: a row per segment and per word');
     await waitFor('dead-lettered', () => sink.stats.deadLettered === 2, 10_000, 20);
 
     const id = `${head.session_id}:status:${head.stream_id}:done:100`;
@@ -199,6 +202,53 @@ test('a stream split over several records: rows stored, then upload and session 
       assert.deepEqual([replay.stats.rows, sink.stats.rows], [rowsOfStream, rowsOfStream]);
       assert.deepEqual(await stored(head.session_id), first);
       assert.equal((await sessions.get(head.session_id))?.status, 'completed');
+    } finally {
+      await replay.stop();
+    }
+  } finally {
+    await sink.stop();
+  }
+});
+
+test('a retry after a failed run: once it completes, only its rows are stored (not the failed run\'s other pauses, segments, words and terms); a replay gives the same', async () => {
+  const sink = new SpeechResultsSink({ bus, codec, store, sessions, uploads, log: silentLogger, groupId: 'speech-results-retry', writer: { maxDelayMs: 20 } });
+  await sink.start();
+  try {
+    // The failed run: its rows are published (4 segments, pauses 4 s into each 10 s), never its completion.
+    const failed = await newUpload();
+    const failedRecords = streamResults(failed, 1500).filter((r) => !r.completion);
+    await bus.publish(Topics.speechResults, await encode(failedRecords));
+    await waitFor('the failed run\'s rows stored', async () => (await sink.flush(), (await stored(failed.session_id)).words.length === 40), 20_000, 20);
+    await uploads.update(failed.stream_id, { status: 'failed', errorCode: 'unavailable', errorMessage: 'ingest lost', completedAt: STARTED + 50_000 });
+    await sessions.update(failed.session_id, { status: 'failed' });
+
+    // The retry, new audio: 2 segments, pauses 5 s into each 10 s.
+    const u = await uploads.create({ sessionId: failed.session_id, orgId: 'o1', userId: 'u1', fileName: 'b.wav' });
+    await sessions.claimForAudio(failed.session_id, { source: 'upload', startedAt: STARTED, sampleRateHz: 16000 });
+    const retry: SpeechResultHead = { ...failed, stream_id: u.id };
+    await bus.publish(Topics.speechResults, await encode(streamResults(retry, 1500, 2, 5000)));
+    await waitFor('the retry completed', async () => (await sessions.get(failed.session_id))?.status === 'completed', 20_000, 20);
+
+    const after = await stored(failed.session_id);
+    assert.deepEqual(after.segments.map((r) => Number(r.segment_index)), [0, 1]);
+    assert.equal(after.words.length, 20);
+    assert.deepEqual(after.pauses.map((r) => Number(r.start_ms)), [5000, 15_000], 'the failed run\'s pauses (4,000, 14,000, 24,000, 34,000 ms) are gone');
+    assert.equal(Number(after.terms[0].n), 2 * 11, 'transcript search finds only the retry\'s words');
+    assert.equal(Number(after.frames[0].n), 40);
+    const streams = await queryRows<{ stream_id: string }>(store.client, `SELECT DISTINCT stream_id FROM ${store.database}.speech_words FINAL WHERE session_id = {s:String}`, { s: failed.session_id });
+    assert.deepEqual(streams.map((r) => r.stream_id), [u.id], 'every row names the stream that wrote it');
+    assert.ok(sink.stats.otherStreamDeletes >= 5, `${sink.stats.otherStreamDeletes} tables cleaned`); // segments, words, frames, pauses, terms
+
+    // The whole topic again, in another group: the failed run's rows are written again, then
+    // the retry's completion deletes them again.
+    const replay = new SpeechResultsSink({ bus, codec, store, sessions, uploads, log: silentLogger, groupId: 'speech-results-retry-replay', writer: { maxDelayMs: 20 } });
+    await replay.start();
+    try {
+      // Caught up with the first sink (which read the whole topic too, earlier tests' records
+      // included) once it has read as many records and completed as many streams.
+      await waitFor('replayed', () => replay.stats.records >= sink.stats.records && replay.stats.completed >= sink.stats.completed, 30_000, 20);
+      await replay.flush();
+      assert.deepEqual(await stored(failed.session_id), after);
     } finally {
       await replay.stop();
     }

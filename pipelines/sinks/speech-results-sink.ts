@@ -8,6 +8,9 @@
 // session completed finds its upload completed too, and its results stored), then publishes
 // the processing:status `done` event. Only then is the partition's offset committed.
 //
+// Before that, once its rows are stored, the session's rows of its other streams (a failed run
+// that a retry replaces) are deleted: deleteOtherStreams, 0012_speech_stream_id.sql.
+//
 // Idempotent on replay: every table is a ReplacingMergeTree on the rows' natural key with
 // computed_at as the version, so rows written twice (a sink replay, a worker that recomputed a
 // stream after a crash) are one row under FINAL; completing twice sets the same values and
@@ -69,7 +72,7 @@ type Writers = Record<keyof SpeechResultRows, TableWriter>;
 
 export class SpeechResultsSink {
   readonly groupId: string;
-  readonly stats = { records: 0, rows: 0, completed: 0, deadLettered: 0 };
+  readonly stats = { records: 0, rows: 0, completed: 0, deadLettered: 0, otherStreamDeletes: 0 };
   private subscription: Subscription | null = null;
   private stopping = false;
   private readonly delays = new Delays();
@@ -169,6 +172,7 @@ export class SpeechResultsSink {
     let now = this.clock();
     for (let backoff = 200; ; backoff = Math.min(backoff * 2, 5000)) {
       try {
+        await this.deleteOtherStreams(r);
         if (r.source === 'upload') {
           await this.opts.uploads.update(r.stream_id, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: now });
         }
@@ -178,13 +182,39 @@ export class SpeechResultsSink {
         if (err instanceof AttuneError && err.code !== 'unavailable') return this.notCompleted(r, record, err);
         // Not reached (a connection error): wait and try again, unless the sink stops.
         if (this.stopping) throw err;
-        this.opts.log.warn({ err, session: r.session_id, retryInMs: backoff }, 'speech stream not completed yet: PostgreSQL failed; retrying');
+        this.opts.log.warn({ err, session: r.session_id, retryInMs: backoff }, 'speech stream not completed yet: PostgreSQL or ClickHouse failed; retrying');
         await this.delays.wait(backoff); // stop() ends it at once
         if (this.stopping) throw err;
         now = this.clock();
       }
     }
     await this.completed(r, now);
+  }
+
+  /**
+   * Deletes the session's rows written by its other streams (a failed run before this one:
+   * 0012_speech_stream_id.sql), in every speech table, once this stream's rows are stored and
+   * before the session says completed. One query finds the tables that have any (usually none:
+   * a first run), and only those get a lightweight DELETE. Rows without a stream id (written
+   * before 0012) are left: the stream that wrote them may be this one.
+   */
+  private async deleteOtherStreams(r: SpeechResult): Promise<void> {
+    const { store } = this.opts;
+    const where = `org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String} AND stream_id NOT IN ('', {stream:String})`;
+    const params = { org: r.org_id, user: r.user_id, sid: r.session_id, stream: r.stream_id };
+    const tables: string[] = Object.values(SpeechTables);
+    const rs = await store.client.query({
+      query: tables.map((t) => `SELECT '${t}' AS t FROM ${store.table(t)} WHERE ${where}`).join(' UNION ALL '),
+      query_params: params,
+      format: 'JSONEachRow',
+    });
+    const stale = new Set(((await rs.json()) as Array<{ t: string }>).map((x) => x.t));
+    for (const t of tables) {
+      if (!stale.has(t)) continue;
+      await store.client.command({ query: `DELETE FROM ${store.table(t)} WHERE ${where}`, query_params: params });
+      this.stats.otherStreamDeletes++;
+    }
+    if (stale.size > 0) this.opts.log.info({ session: r.session_id, stream: r.stream_id, tables: [...stale] }, 'rows of the session\'s earlier streams deleted');
   }
 
   /** A completion PostgreSQL refused with a coded error: passed (deleted session) or dead-lettered. */

@@ -105,7 +105,7 @@ test('a segment record carries one final segment and nothing else; records of ot
   const t: SegmentTranscript = { index: 4, startMs: 1000.6, endMs: 2500, speechStartMs: 1000, speechEndMs: 2500, text: 'hello there', words: [{} as never, {} as never], model: 'moonshine-tiny', timingMethod: 'syllable_estimate', filledPauses: [], computeMs: 0 };
   const r = segmentResultRecord({ ...head, source: 'live' }, t, 42);
   const rows = speechResultRows(r);
-  assert.deepEqual(rows.segments, [{ session_id: head.session_id, org_id: 'o1', user_id: 'u1', audio_started_at: head.audio_started_at, computed_at: 42, segment_index: 4, start_ms: 1001, end_ms: 2500, text: 'hello there', word_count: 2, is_final: true, model: 'moonshine-tiny' }]);
+  assert.deepEqual(rows.segments, [{ session_id: head.session_id, stream_id: head.stream_id, org_id: 'o1', user_id: 'u1', audio_started_at: head.audio_started_at, computed_at: 42, segment_index: 4, start_ms: 1001, end_ms: 2500, text: 'hello there', word_count: 2, is_final: true, model: 'moonshine-tiny' }]);
   assert.equal(rows.words.length + rows.frames.length + rows.summaries.length + rows.scores.length, 0);
   assert.equal(r.completion, null);
   assert.equal(notASpeechResult(r), null);

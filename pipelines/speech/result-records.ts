@@ -204,7 +204,7 @@ export interface SpeechResultRows {
 
 /** The table rows a record stands for (a record notASpeechResult accepted). */
 export function speechResultRows(rec: SpeechResult): SpeechResultRows {
-  const base = { session_id: rec.session_id, org_id: rec.org_id, user_id: rec.user_id, audio_started_at: rec.audio_started_at, computed_at: rec.computed_at };
+  const base = { session_id: rec.session_id, stream_id: rec.stream_id, org_id: rec.org_id, user_id: rec.user_id, audio_started_at: rec.audio_started_at, computed_at: rec.computed_at };
   const s = rec.summary ?? null;
   const sc = rec.scores ?? null;
   return {
@@ -231,7 +231,7 @@ export function speechResultRows(rec: SpeechResult): SpeechResultRows {
           },
         ]
       : [],
-    scores: sc ? [{ session_id: rec.session_id, org_id: rec.org_id, user_id: rec.user_id, computed_at: rec.computed_at, ...sc }] : [],
+    scores: sc ? [{ session_id: rec.session_id, stream_id: rec.stream_id, org_id: rec.org_id, user_id: rec.user_id, computed_at: rec.computed_at, ...sc }] : [],
   };
 }
 
