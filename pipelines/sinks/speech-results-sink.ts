@@ -48,6 +48,8 @@ import { notASpeechResult, speechResultRows, type SpeechResultRows } from '../sp
 import { speechStatusEvent } from '../speech/status-event.js';
 
 export const SPEECH_RESULTS_SINK_GROUP = 'attune-speech-results-sink';
+/** How long a completion waits on ClickHouse to delete the rows of the session's other streams. */
+export const DELETE_OTHER_STREAMS_GIVE_UP_MS = 60_000;
 
 export interface SpeechResultsSinkOptions {
   bus: Bus;
@@ -72,7 +74,7 @@ type Writers = Record<keyof SpeechResultRows, TableWriter>;
 
 export class SpeechResultsSink {
   readonly groupId: string;
-  readonly stats = { records: 0, rows: 0, completed: 0, deadLettered: 0, otherStreamDeletes: 0 };
+  readonly stats = { records: 0, rows: 0, completed: 0, deadLettered: 0, otherStreamDeletes: 0, otherStreamDeleteFailures: 0 };
   private subscription: Subscription | null = null;
   private stopping = false;
   private readonly delays = new Delays();
@@ -169,10 +171,10 @@ export class SpeechResultsSink {
   /** The upload, then the session, completed; then the `done` event (after a crash in between, all again). */
   private async complete(r: SpeechResult, record: BusRecord): Promise<void> {
     const c = r.completion!;
+    await this.deleteOtherStreamsRetrying(r);
     let now = this.clock();
     for (let backoff = 200; ; backoff = Math.min(backoff * 2, 5000)) {
       try {
-        await this.deleteOtherStreams(r);
         if (r.source === 'upload') {
           await this.opts.uploads.update(r.stream_id, { status: 'completed', stage: 'done', progress: 1, etaS: null, completedAt: now });
         }
@@ -182,7 +184,7 @@ export class SpeechResultsSink {
         if (err instanceof AttuneError && err.code !== 'unavailable') return this.notCompleted(r, record, err);
         // Not reached (a connection error): wait and try again, unless the sink stops.
         if (this.stopping) throw err;
-        this.opts.log.warn({ err, session: r.session_id, retryInMs: backoff }, 'speech stream not completed yet: PostgreSQL or ClickHouse failed; retrying');
+        this.opts.log.warn({ err, session: r.session_id, retryInMs: backoff }, 'speech stream not completed yet: PostgreSQL failed; retrying');
         await this.delays.wait(backoff); // stop() ends it at once
         if (this.stopping) throw err;
         now = this.clock();
@@ -203,8 +205,12 @@ export class SpeechResultsSink {
     const where = `org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String} AND stream_id NOT IN ('', {stream:String})`;
     const params = { org: r.org_id, user: r.user_id, sid: r.session_id, stream: r.stream_id };
     const tables: string[] = Object.values(SpeechTables);
+    // One row at most per table. speech_terms is ordered by (org, user, term, session): its
+    // probe reads the segments' own rows (term ''), a key range, not every term of the user;
+    // a run that wrote any term wrote those.
+    const probe = (t: string) => `(SELECT '${t}' AS t FROM ${store.table(t)} WHERE ${where}${t === SpeechTables.speechTerms ? " AND term = ''" : ''} LIMIT 1)`;
     const rs = await store.client.query({
-      query: tables.map((t) => `SELECT '${t}' AS t FROM ${store.table(t)} WHERE ${where}`).join(' UNION ALL '),
+      query: tables.map(probe).join(' UNION ALL '),
       query_params: params,
       format: 'JSONEachRow',
     });
@@ -215,6 +221,31 @@ export class SpeechResultsSink {
       this.stats.otherStreamDeletes++;
     }
     if (stale.size > 0) this.opts.log.info({ session: r.session_id, stream: r.stream_id, tables: [...stale] }, 'rows of the session\'s earlier streams deleted');
+  }
+
+  /**
+   * deleteOtherStreams, tried again (back-off 200 ms doubling to 5 s) while ClickHouse fails,
+   * for DELETE_OTHER_STREAMS_GIVE_UP_MS at most: then the completion goes on without it (logged
+   * at error, counted), so an error that waiting does not cure (a user without the DELETE
+   * grant, say) costs the session its cleanup, never the partition its progress.
+   */
+  private async deleteOtherStreamsRetrying(r: SpeechResult): Promise<void> {
+    const giveUpAt = this.clock() + DELETE_OTHER_STREAMS_GIVE_UP_MS;
+    for (let backoff = 200; ; backoff = Math.min(backoff * 2, 5000)) {
+      try {
+        return await this.deleteOtherStreams(r);
+      } catch (err) {
+        if (this.stopping) throw err;
+        if (this.clock() >= giveUpAt) {
+          this.stats.otherStreamDeleteFailures++;
+          this.opts.log.error({ err, session: r.session_id, stream: r.stream_id }, 'rows of the session\'s earlier streams not deleted: ClickHouse kept failing; completing without');
+          return;
+        }
+        this.opts.log.warn({ err, session: r.session_id, retryInMs: backoff }, 'deleting rows of the session\'s earlier streams failed; retrying');
+        await this.delays.wait(backoff);
+        if (this.stopping) throw err;
+      }
+    }
   }
 
   /** A completion PostgreSQL refused with a coded error: passed (deleted session) or dead-lettered. */
