@@ -263,6 +263,35 @@ test('a stream read again after its results were published never moves a complet
   }
 });
 
+test('a failed stream read again after a retry of its session was claimed is skipped whole', async () => {
+  const topics = { ...Topics, speechAudio: `${Topics.speechAudio}.superseded-test` };
+  await bus.ensureTopics([{ topic: topics.speechAudio, partitions: 1 }]);
+  const s = await sessions.create({ orgId: 'o1', userId: 'u1', type: 'speech', title: 'retried' });
+  const first = await uploads.create({ sessionId: s.id, orgId: 'o1', userId: 'u1', fileName: 'a.wav' });
+  await sessions.claimForAudio(s.id, { source: 'upload', startedAt: Date.UTC(2026, 10, 1, 9), sampleRateHz: 16000, streamId: first.id });
+  assert.equal(await sessions.streamSuperseded(s.id, first.id), false, 'open: not superseded');
+  await sessions.update(s.id, { status: 'failed' }); // releases its stream (outcome failed)
+  assert.equal(await sessions.streamSuperseded(s.id, first.id), false, 'released, no retry yet');
+  const retry = await uploads.create({ sessionId: s.id, orgId: 'o1', userId: 'u1', fileName: 'b.wav' });
+  await sessions.claimForAudio(s.id, { source: 'upload', startedAt: Date.UTC(2026, 10, 1, 9), sampleRateHz: 16000, streamId: retry.id });
+  assert.equal(await sessions.streamSuperseded(s.id, first.id), true);
+  assert.equal(await sessions.streamSuperseded(s.id, retry.id), false);
+
+  // The failed run's frames, read again (a rebalance while the retry runs).
+  const records = await streamRecords(s.id, first.id, { frames: 2 });
+  const w = worker('speech-superseded', topics);
+  await w.start();
+  try {
+    await bus.publish(topics.speechAudio, records);
+    const committed = async () => [...(await bus.committed('speech-superseded', topics.speechAudio)).values()].reduce((n, o) => n + Number(o), 0);
+    await waitFor('the stream committed', async () => (await committed()) === records.length, 30_000, 20);
+    assert.deepEqual([w.stats.skipped, w.stats.streams, w.stats.finalized], [records.length, 0, 0], 'every frame skipped, no stream opened');
+    assert.equal((await sessions.get(s.id))?.status, 'processing', 'the retry\'s session untouched');
+  } finally {
+    await w.stop();
+  }
+});
+
 test('a bus refusing the final results for a while delays the stream, never fails it: the same results once it takes them', async () => {
   // The stream's last record (with `completion`) is refused twice, as in a broker outage (only
   // this test's stream's: the new group also reads the earlier tests' records).

@@ -27,7 +27,9 @@
 // partitions after the sink had completed the session but before the worker committed past the
 // stream. A stream whose session is completed when its first frame is read is skipped whole (its
 // results are stored: the sink completes a session only once every row before the completion is
-// durable). One the sink completes while it is being read again (the sink was behind) finishes,
+// durable), and so is one released before a newer stream of its session was claimed (a failed
+// run a retry replaced: its results would come after the retry's completion, which deletes the
+// rows of the session's other streams, and stay). One the sink completes while it is being read again (the sink was behind) finishes,
 // but every PostgreSQL write of the worker carries `unlessStatus: completed`, so no progress or
 // failure moves the upload or the session back, and once a write finds it completed the stream
 // sends no more processing:status events.
@@ -340,11 +342,14 @@ export class SpeechWorker {
         this.stats.skipped++;
         return;
       }
-      if (await this.sessionCompleted(frame)) {
-        // Read again after its session was completed: its results are stored (see the header).
-        // Its later frames find no open stream and are skipped like any finalised stream's.
+      const stale = await this.staleStream(frame);
+      if (stale) {
+        // Read again after its session was completed (its results are stored: see the header),
+        // or after a newer stream of the session was claimed (a retry after this one failed:
+        // results of this one would land after the retry's and stay). Its later frames find no
+        // open stream and are skipped like any finalised stream's.
         this.stats.skipped++;
-        this.log.info({ session: frame.session_id, stream: frame.stream_id }, 'speech stream of a completed session skipped');
+        this.log.info({ session: frame.session_id, stream: frame.stream_id, why: stale }, 'speech stream skipped');
         return;
       }
       s = await this.openStream(frame, part, offset);
@@ -409,12 +414,14 @@ export class SpeechWorker {
   }
 
   /** Whether the frame's session is completed; a PostgreSQL that cannot answer says no (the stream is read, the writes stay guarded). */
-  private async sessionCompleted(frame: SpeechAudioFrame): Promise<boolean> {
+  /** Why a stream whose first frame is read should not be analysed: its session completed, or a newer stream claimed. */
+  private async staleStream(frame: SpeechAudioFrame): Promise<'session_completed' | 'superseded' | null> {
     try {
-      return (await this.opts.sessions.get(frame.session_id))?.status === 'completed';
+      if ((await this.opts.sessions.get(frame.session_id))?.status === 'completed') return 'session_completed';
+      return (await this.opts.sessions.streamSuperseded(frame.session_id, frame.stream_id)) ? 'superseded' : null;
     } catch (err) {
       this.log.warn({ err, session: frame.session_id }, 'reading the session failed; reading its stream');
-      return false;
+      return null;
     }
   }
 

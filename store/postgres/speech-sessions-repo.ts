@@ -529,6 +529,24 @@ export class SpeechSessionsRepository {
   }
 
   /**
+   * Whether another stream of the session was claimed after `streamId` was released (a retry
+   * after a failure): the released stream's frames, read again from the bus, are not to be
+   * analysed, or their results would come after the retry's. False when `streamId` has no
+   * claim row or is still open.
+   */
+  async streamSuperseded(sessionId: string, streamId: string): Promise<boolean> {
+    if (!isUuid(sessionId)) return false;
+    const { rows } = await this.sql.query<{ superseded: boolean }>(
+      `SELECT EXISTS (
+         SELECT 1 FROM speech_audio_streams o JOIN speech_audio_streams n ON n.session_id = o.session_id
+         WHERE o.session_id = $1 AND o.stream_id = $2 AND o.released_at IS NOT NULL AND n.stream_id <> o.stream_id AND n.claimed_at >= o.released_at
+       ) AS superseded`,
+      [sessionId, streamId],
+    );
+    return rows[0]?.superseded === true;
+  }
+
+  /**
    * Closes the session's open audio stream (only `streamId`'s when given). Returns whether one
    * was open. Idempotent: releasing a released stream changes nothing.
    */
