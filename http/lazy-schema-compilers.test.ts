@@ -73,6 +73,7 @@ test('warmUp compiles every schema left, and reports one that does not compile; 
   // Compiled by the warm-up: served without compiling again, and the broken one fails alone.
   assert.equal((await app.inject({ method: 'GET', url: '/other?q=1' })).statusCode, 200);
   assert.equal((await app.inject({ method: 'GET', url: '/broken' })).statusCode, 500);
+  assert.equal((await app.inject({ method: 'GET', url: '/broken?q=2' })).statusCode, 500, 'and again (its compile error kept)');
   await app.close();
 });
 

@@ -33,8 +33,9 @@ export interface LazySchemaCompilers {
   readonly pending: number;
   /**
    * Compiles every schema not compiled yet, one per turn of the event loop (setImmediate, so
-   * requests and I/O go between them). A schema that fails is reported through `onError` and
-   * left to fail again at its first use, as Fastify's eager compile would have failed the start.
+   * requests and I/O go between them). A schema that fails is reported through `onError`, and
+   * its requests answer 500 with that error (Fastify's eager compile would have failed the
+   * start: the OpenAPI test checks every route's schema compiles).
    */
   warmUp(onError: (err: unknown, what: string) => void, stopped?: () => boolean): Promise<void>;
 }
@@ -43,14 +44,19 @@ export function createLazySchemaCompilers(): LazySchemaCompilers {
   /** Compiles of schemas not used yet, by a description for the logs. */
   const pending = new Map<() => void, string>();
 
-  /** A memo of `compile`, listed in `pending` until its first call. */
+  /** A memo of `compile` (or of its error: a schema that does not compile is not tried again), listed in `pending` until its first call. */
   const once = <T>(compile: () => T, what: string): (() => T) => {
-    let compiled: { fn: T } | undefined;
+    let compiled: { fn: T } | { error: unknown } | undefined;
     const get = (): T => {
       if (compiled === undefined) {
-        compiled = { fn: compile() };
+        try {
+          compiled = { fn: compile() };
+        } catch (error) {
+          compiled = { error };
+        }
         pending.delete(warm);
       }
+      if ('error' in compiled) throw compiled.error;
       return compiled.fn;
     };
     const warm = (): void => void get();
@@ -106,7 +112,6 @@ export function createLazySchemaCompilers(): LazySchemaCompilers {
         const next = pending.entries().next();
         if (next.done) return;
         const [warm, what] = next.value;
-        // Taken off first: a schema that throws is not tried again here (its first use will).
         pending.delete(warm);
         try {
           warm();

@@ -16,6 +16,18 @@ import { createLazySchemaCompilers } from './lazy-schema-compilers.js';
 
 export const API_VERSION = '0.1.0';
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The route schemas' compilation (http/lazy-schema-compilers.ts). */
+    routeSchemas: {
+      /** Resolves once the warm-up after listening has compiled every schema: those that failed. */
+      warmedUp: Promise<string[]>;
+      /** Schemas not compiled yet. */
+      pending(): number;
+    };
+  }
+}
+
 export interface HttpServerLimits {
   /** Largest request body, bytes. */
   bodyLimit: number;
@@ -72,10 +84,16 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'r
   });
   registerErrorHandling(app, { docsUrl: ctx.errorDocsUrl });
   let closing = false;
+  let warmedUp!: (failures: string[]) => void;
+  app.decorate('routeSchemas', { warmedUp: new Promise<string[]>((resolve) => (warmedUp = resolve)), pending: () => schemas.pending });
   app.addHook('onListen', (done) => {
-    void schemas.warmUp((err, what) => {
-      if (!closing) ctx.log.error({ err, schema: what }, 'a route schema does not compile; its requests will answer 500');
-    }, () => closing);
+    const failures: string[] = [];
+    void schemas
+      .warmUp((err, what) => {
+        failures.push(what);
+        if (!closing) ctx.log.error({ err, schema: what }, 'a route schema does not compile; its requests will answer 500');
+      }, () => closing)
+      .then(() => warmedUp(failures));
     done();
   });
   app.addHook('onClose', (_app, done) => {
