@@ -263,11 +263,17 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger, grou
   }
   // The signals are taken before the start, not after it: the process listens before its
   // workers have joined their groups (cli/roles.ts), and a SIGTERM in between (a rolling
-  // deploy, a supervisor giving up on a slow start) would otherwise kill it without leaving
-  // its groups or closing its clients. A signal then stops it once the start has finished; a
-  // second one, during the start or the stop, exits at once.
+  // deploy, a supervisor's stop) would otherwise kill it without leaving its groups or
+  // closing its clients. A signal before it listens exits at once (nothing was accepted yet,
+  // and the start may be waiting on Kafka for a minute or on another process's migrations);
+  // one after stops it once the start has finished; a second one exits at once.
+  let listening = false;
   let signalled: string | null = null;
   let onSignal = (signal: string): void => {
+    if (!listening) {
+      log.info({ signal }, 'signal before the server listened: exiting');
+      process.exit(0);
+    }
     if (signalled) process.exit(1);
     signalled = signal;
     log.info({ signal }, 'signal during the start: stopping once it has finished (a second signal exits at once)');
@@ -275,7 +281,8 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger, grou
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   const { startAttune, startSimulator } = await import('./roles.js');
-  const running = await startAttune(config, roles, log.child({ roles: command }), { migrate: command === 'all' });
+  const running = await startAttune(config, roles, log.child({ roles: command }), { migrate: command === 'all', onListening: () => (listening = true) });
+  listening = true; // a role without a server (attune worker) has nothing to wait for
   const controller = new AbortController();
   let simulator: Promise<unknown> | null = null;
   if (config.simulate && running.url) {

@@ -176,7 +176,7 @@ export async function startAttune(
   config: AttuneConfig,
   roles: Roles,
   log: Logger,
-  opts: { migrate?: boolean; listen?: boolean } = {},
+  opts: { migrate?: boolean; listen?: boolean; onListening?: () => void } = {},
 ): Promise<RunningAttune> {
   const clock = Date.now;
   const metrics = new Metrics();
@@ -305,6 +305,7 @@ export async function startAttune(
       // From the process's start: what loading the modules took comes before startedAt.
       startup.sinceProcessStart = Math.round(performance.now());
       log.info({ url, roles, startupMs: startup }, 'attune listening');
+      opts.onListening?.();
     } else {
       await server.ready();
     }

@@ -1,9 +1,9 @@
-// A SIGTERM (or SIGINT) while `attune all` is still starting stops it cleanly once the start
-// has finished: exit 0 after 'shutting down', as a SIGTERM later would. Before, the handlers
-// were installed only after the start, which ends after the process listens (the workers join
-// their groups last), so a signal in that span (a rolling deploy, a supervisor's stop) killed
-// the process outright, without leaving its consumer groups or closing its stores. A second
-// signal exits at once.
+// A SIGTERM (or SIGINT) while `attune all` is still starting: before it listens it exits at
+// once (status 0); once it listens it stops cleanly when the start has finished (exit 0 after
+// 'shutting down'), as a SIGTERM later would. Before, the handlers were installed only after
+// the start, which ends after the process listens (the workers join their groups last), so a
+// signal in that span (a rolling deploy, a supervisor's stop) killed the process outright,
+// without leaving its consumer groups or closing its stores.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -46,7 +46,7 @@ function lineWith(child: ChildProcess, output: () => string, text: string, ms = 
   });
 }
 
-test('a SIGTERM during the start stops attune all cleanly once it has started: exit 0, not killed', { timeout: 180_000 }, async () => {
+test('a SIGTERM before the server listens exits at once, with status 0 (nothing was accepted yet)', { timeout: 180_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'attune-signals-'));
   try {
     const { child, output, exited } = startAll(dataDir);
@@ -56,24 +56,23 @@ test('a SIGTERM during the start stops attune all cleanly once it has started: e
     const { code, signal } = await exited;
     const out = output();
     assert.deepEqual({ code, signal }, { code: 0, signal: null }, out.slice(-2000));
-    assert.match(out, /signal during the start: stopping once it has finished/);
-    assert.ok(out.indexOf('attune listening') < out.indexOf('"shutting down"'), 'the start finished, then the stop ran');
-    assert.match(out, /"signal":"SIGTERM","msg":"shutting down"/);
+    assert.match(out, /signal before the server listened: exiting/);
+    assert.ok(!out.includes('attune listening'), 'it never listened');
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
 });
 
-test('a second signal during the start exits at once, with status 1', { timeout: 180_000 }, async () => {
+test('a SIGTERM as soon as it listens (its workers may still be joining) stops it cleanly: exit 0 after shutting down, not killed', { timeout: 180_000 }, async () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'attune-signals-'));
   try {
     const { child, output, exited } = startAll(dataDir);
-    await lineWith(child, output, 'store connected');
-    child.kill('SIGINT');
-    await lineWith(child, output, 'signal during the start');
-    child.kill('SIGINT');
+    await lineWith(child, output, 'attune listening');
+    child.kill('SIGTERM');
     const { code, signal } = await exited;
-    assert.deepEqual({ code, signal }, { code: 1, signal: null }, output().slice(-2000));
+    const out = output();
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, out.slice(-2000));
+    assert.match(out, /"signal":"SIGTERM","msg":"shutting down"/);
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }
