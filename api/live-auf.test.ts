@@ -220,6 +220,41 @@ describe('live sockets of a whole Attune', () => {
     user.ws.close();
   });
 
+  test('provisional windows: only to sockets that ask (?provisional=true), with an id of their own; none after its final window; not kept for resume', async () => {
+    const s = await app.request('POST', '/v1/sessions', { token, body: { type: 'coherence' } });
+    assert.equal(s.status, 201, JSON.stringify(s.body));
+    const sid = s.body.id as string;
+    const plain = await open(`${wsBase}/v1/sessions/${sid}/stream?token=${token}`);
+    const live = await open(`${wsBase}/v1/sessions/${sid}/stream?token=${token}&provisional=true`);
+    const auf = await open(`${wsBase}/v1/coherence?token=${token}&provisional=1`, [AUF_PROTOCOL]);
+    for (const c of [plain, live, auf]) await waitFor('subscribed', () => c.inbox.find((m) => m.type === 'subscribed'), 10_000, 10);
+    assert.equal(live.inbox[0].payload.provisional, true);
+    assert.equal(plain.inbox[0].payload.provisional, undefined);
+    const P = Topics.coherenceWindowsProvisional;
+    const F = Topics.coherenceWindows;
+    app.live!.publish({ ...window(sid, 10), coherence: 0.5 }, P);
+    for (const i of [8, 9, 10]) app.live!.publish(window(sid, i), F);
+    // Read late from its topic: the final window of both ends went out already.
+    app.live!.publish(window(sid, 10), P);
+    app.live!.publish(window(sid, 9), P);
+    app.live!.publish(window(sid, 11), P);
+    app.live!.publish(window(sid, 12), F);
+    const updates = (c: { inbox: any[] }) => c.inbox.filter((m) => m.type === 'coherence_update');
+    for (const c of [plain, live, auf]) await waitFor('the last final window', () => updates(c).some((m) => m.id === `${sid}:${window(sid, 12).window_end}`), 5_000, 10);
+    const seen = (c: { inbox: any[] }) => updates(c).map((m) => `${(m.payload ?? m.data).provisional ? 'P' : 'F'}${((Date.parse((m.payload ?? m.data).window_end) - 1_064_000) / 5000).toFixed(0)}`);
+    assert.deepEqual(seen(plain), ['F8', 'F9', 'F10', 'F12']);
+    assert.deepEqual(seen(live), ['P10', 'F8', 'F9', 'F10', 'P11', 'F12']);
+    assert.deepEqual(seen(auf), seen(live));
+    const p10 = updates(live)[0];
+    assert.equal(p10.id, `${sid}:${window(sid, 10).window_end}:provisional`);
+    assert.equal(p10.payload.coherence, 0.5);
+    assert.equal(updates(live)[3].id, `${sid}:${window(sid, 10).window_end}`);
+    assert.equal(updates(live)[3].payload.provisional, false);
+    const kept = (app.live as unknown as LiveHub).buffered(`session:${sid}`);
+    assert.deepEqual(kept.map((e) => e.id), [8, 9, 10, 12].map((i) => `${sid}:${window(sid, i).window_end}`));
+    for (const c of [plain, live, auf]) c.ws.close();
+  });
+
   test('the resume buffer is bounded per session', async () => {
     const sid = 'bounded-session';
     for (let i = 0; i < 500; i++) app.live!.publish(window(sid, i), Topics.coherenceWindows);

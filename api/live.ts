@@ -38,10 +38,15 @@ import { PROTOCOLS } from './sessions.js';
 
 export type CoherenceEnvelope = Envelope<'coherence_update' | 'session_event'>;
 
-export function coherenceEnvelope(w: CoherenceWindowRecord, now: number): CoherenceEnvelope {
+/**
+ * A window's `coherence_update`. A provisional one (the window read before its allowed
+ * lateness ran out, live display only) has an id of its own, so that a client keeping ids
+ * does not take the final one for a repeat.
+ */
+export function coherenceEnvelope(w: CoherenceWindowRecord, now: number, provisional = false): CoherenceEnvelope {
   return {
     // Deterministic: a window re-sent after a worker restart carries the same id.
-    id: `${w.session_id}:${w.window_end}`,
+    id: provisional ? `${w.session_id}:${w.window_end}:provisional` : `${w.session_id}:${w.window_end}`,
     type: 'coherence_update',
     timestamp: iso(now),
     payload: {
@@ -64,6 +69,7 @@ export function coherenceEnvelope(w: CoherenceWindowRecord, now: number): Cohere
       breathing_rate: w.breathing_rate_bpm,
       peak_frequency_hz: w.peak_frequency_hz,
       artifact_ratio: w.artifact_ratio,
+      provisional,
     },
   };
 }
@@ -87,12 +93,16 @@ export type CoherenceLiveRecord = CoherenceWindowRecord | SessionEventRecord;
 
 const userKey = (orgId: string, userId: string) => `user:${orgId}/${userId}`;
 const sessionKey = (sessionId: string) => `session:${sessionId}`;
+/** Sockets that asked for provisional windows (`?provisional=true`) are attached under these too. */
+const provisionalKey = (key: string) => `provisional:${key}`;
 
 /** The hub of the coherence live routes: windows and session events to their user's and session's sockets. */
 export function createCoherenceLiveHub(opts: LiveHubOptions, topics: TopicNames = Topics): LiveHub<CoherenceLiveRecord> {
+  /** Per session, the newest final window end routed (the sessions of the last hours). */
+  const finalThrough = new LRUCache<string, number>({ max: 20_000 });
   return new LiveHub<CoherenceLiveRecord>(opts, {
     name: 'live',
-    topics: [topics.coherenceWindows, topics.sessionEvents],
+    topics: [topics.coherenceWindows, topics.sessionEvents, topics.coherenceWindowsProvisional],
     resume: true,
     route(rec, topic) {
       const keys = [userKey(rec.org_id, rec.user_id), sessionKey(rec.session_id)];
@@ -100,7 +110,15 @@ export function createCoherenceLiveHub(opts: LiveHubOptions, topics: TopicNames 
       const receivedAt = opts.clock();
       if (topic === topics.coherenceWindows) {
         const w = rec as CoherenceWindowRecord;
+        if (w.window_end > (finalThrough.get(w.session_id) ?? -Infinity)) finalThrough.set(w.session_id, w.window_end);
         return { keys, resumeKeys: keys, envelope: () => coherenceEnvelope(w, receivedAt) };
+      }
+      if (topic === topics.coherenceWindowsProvisional) {
+        const w = rec as CoherenceWindowRecord;
+        // The two topics are read independently: a provisional window whose final one was
+        // already sent would only take the display back. Not kept for resume.
+        if (w.window_end <= (finalThrough.get(w.session_id) ?? -Infinity)) return null;
+        return { keys: keys.map(provisionalKey), envelope: () => coherenceEnvelope(w, receivedAt, true) };
       }
       const e = rec as SessionEventRecord;
       return { keys, resumeKeys: keys, envelope: () => sessionEventEnvelope(e, receivedAt) };
@@ -193,6 +211,11 @@ function lastIdOf(v: unknown): string | null {
   return null;
 }
 
+/** `?provisional=true` (or 1) on the upgrade: this socket also gets provisional windows. */
+function wantsProvisional(v: unknown): boolean {
+  return v === 'true' || v === '1';
+}
+
 function envelopeText(client: LiveClient, type: string, now: number, payload: Record<string, unknown>): void {
   client.sendEnvelope({ id: randomUUID(), type, timestamp: iso(now), payload }, true);
 }
@@ -227,13 +250,14 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
       c.sendEnvelope({ id: randomUUID(), type: 'error', timestamp: iso(ctx.clock()), payload: { code: 'not_found', message, details: [{ field: 'sessionId', reason: 'not_found' }] } }, true);
     return {
       attach(p: VerifiedToken, key: string, subscribed: Record<string, unknown>): boolean {
-        const c = hub!.attach(socket, [key]);
+        const query = req.query as Record<string, unknown> | undefined;
+        const c = hub!.attach(socket, wantsProvisional(query?.provisional) ? [key, provisionalKey(key)] : [key]);
         if (!c) return false;
         if (socket.protocol === AUF_PROTOCOL) c.render = auf;
         client = c;
         ownKey = key;
         principal = p;
-        resume(c, key, lastIdOf((req.query as Record<string, unknown> | undefined)?.last_id), subscribed);
+        resume(c, key, lastIdOf(query?.last_id), wantsProvisional(query?.provisional) ? { ...subscribed, provisional: true } : subscribed);
         return true;
       },
       async control(msg: unknown): Promise<void> {

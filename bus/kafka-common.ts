@@ -3,6 +3,7 @@
 // with the same error, the same check of a committed offset, the same interruptible back-off.
 // Written once so that the adapters cannot drift apart on what a caller sees.
 import { AttuneError } from '../lib/errors.js';
+import type { TopicSpec } from './types.js';
 
 /**
  * Polls `leadersReady` (every partition of `names` has a leader) with a back-off of 50 ms
@@ -114,4 +115,12 @@ export function isUnreachable(err: unknown): boolean {
     },
     { causes: true, maxDepth: 9 },
   );
+}
+
+/** A topic spec's Kafka topic configs (cleanup.policy, retention.ms), as name/value pairs. */
+export function topicConfigs(s: TopicSpec): Array<{ name: string; value: string }> {
+  const out: Array<{ name: string; value: string }> = [];
+  if (s.compacted) out.push({ name: 'cleanup.policy', value: 'compact' });
+  if (s.retentionMs !== undefined) out.push({ name: 'retention.ms', value: String(s.retentionMs) });
+  return out;
 }

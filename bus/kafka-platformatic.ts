@@ -27,7 +27,7 @@ import { Admin, Base, Consumer, Producer, type Message, type MessageToProduce, t
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, someNestedError, waitForLeaders, type NestedError } from './kafka-common.js';
+import { checkCommitOffset, interruptiblePauses, someNestedError, topicConfigs, waitForLeaders, type NestedError } from './kafka-common.js';
 import { busUnavailable } from './publish-timeout.js';
 import { murmur2 } from './partitioner.js';
 
@@ -168,7 +168,7 @@ export class PlatformaticKafkaBus implements Bus {
           topics: [s.topic],
           partitions: s.partitions,
           replicas: this.opts.replicationFactor ?? -1,
-          configs: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+          configs: topicConfigs(s),
         });
       } catch (err) {
         if (!ALREADY_EXISTS.test(errorText(err))) throw err;

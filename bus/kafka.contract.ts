@@ -37,6 +37,38 @@ export function runKafkaChecks(name: string, make: KafkaBusFactory): void {
     }
   });
 
+  test(`${name}: ensureTopics sets a topic's retention.ms and compaction as its spec says`, async (t) => {
+    const brokers = await kafkaOrSkip(t);
+    if (!brokers) return;
+    const bus = await make(brokers, { clientId: 'attune-bus-test' });
+    const id = randomUUID().slice(0, 8);
+    const [short, compacted, plain] = [`kafka.retention.${id}`, `kafka.compacted.${id}`, `kafka.plain.${id}`];
+    const kafka = new Kafka({ brokers, clientId: 'attune-bus-check', logLevel: logLevel.NOTHING });
+    const admin = kafka.admin();
+    try {
+      await bus.ensureTopics([
+        { topic: short, partitions: 1, retentionMs: 3_600_000 },
+        { topic: compacted, partitions: 1, compacted: true },
+        { topic: plain, partitions: 1 },
+      ]);
+      await admin.connect();
+      const described = await admin.describeConfigs({
+        includeSynonyms: false,
+        resources: [short, compacted, plain].map((name) => ({ type: 2 /* TOPIC */, name, configNames: ['retention.ms', 'cleanup.policy'] })),
+      });
+      const config = (topic: string, key: string) => described.resources.find((r) => r.resourceName === topic)?.configEntries.find((e) => e.configName === key)?.configValue;
+      assert.equal(config(short, 'retention.ms'), '3600000');
+      assert.equal(config(short, 'cleanup.policy'), 'delete');
+      assert.equal(config(compacted, 'cleanup.policy'), 'compact');
+      // The broker's own retention where the spec says nothing.
+      assert.notEqual(config(plain, 'retention.ms'), '3600000');
+      assert.equal(config(plain, 'cleanup.policy'), 'delete');
+    } finally {
+      await admin.disconnect();
+      await bus.close();
+    }
+  });
+
   test(`${name}: concurrent publishes all land, none twice`, async (t) => {
     const brokers = await kafkaOrSkip(t);
     if (!brokers) return;

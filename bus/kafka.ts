@@ -22,7 +22,7 @@ import { partitionForKey } from './partitioner.js';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, isUnreachable, waitForLeaders } from './kafka-common.js';
+import { checkCommitOffset, interruptiblePauses, isUnreachable, topicConfigs, waitForLeaders } from './kafka-common.js';
 
 /**
  * kafkajs's DefaultPartitioner, decision for decision: a message's own partition, else its
@@ -220,7 +220,7 @@ class KafkaBusImpl implements KafkaBus {
             topic: s.topic,
             numPartitions: s.partitions,
             replicationFactor: this.opts.replicationFactor ?? -1,
-            configEntries: s.compacted ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+            configEntries: topicConfigs(s),
           })),
         });
         break;

@@ -41,6 +41,11 @@ export interface TopicSpec {
    * entity states. The embedded log keeps every record, which reads the same.
    */
   compacted?: boolean;
+  /**
+   * How long Kafka keeps records, ms (retention.ms), for topics only live readers need.
+   * Default: the broker's. The embedded log already drops what no committing group needs.
+   */
+  retentionMs?: number;
 }
 
 export interface TopicPartition {

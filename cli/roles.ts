@@ -116,8 +116,17 @@ export async function openEntities(config: AttuneConfig): Promise<SqlClient> {
   return createSqlClient({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
 }
 
+/** Kafka's retention.ms for the provisional windows topic (schemas/topics.ts). */
+export const PROVISIONAL_RETENTION_MS = 3_600_000;
+
 export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNames): Promise<Bus> {
-  const specs = Object.values(topics).map((topic) => ({ topic, partitions: config.topicPartitions, compacted: topic === topics.sessionChanges }));
+  const specs = Object.values(topics).map((topic) => ({
+    topic,
+    partitions: config.topicPartitions,
+    compacted: topic === topics.sessionChanges,
+    // Live display only: an hour covers any reader's restart; nothing replays it.
+    ...(topic === topics.coherenceWindowsProvisional ? { retentionMs: PROVISIONAL_RETENTION_MS } : {}),
+  }));
   if (config.bus === 'embedded') {
     const bus = await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
     await bus.ensureTopics(specs);
@@ -325,6 +334,7 @@ export async function startAttune(
         log: log.child({ role: 'coherence-worker' }),
         allowedLatenessMs: config.coherence.allowedLatenessMs,
         sessionIdleEndMs: config.coherence.sessionIdleEndMs,
+        provisionalWindows: config.coherence.provisionalWindows,
         // Mesh participations (PostgreSQL): group participants' windows also go to the group repartition topic.
         groups: new MeshRepository(sql, { clock }),
       });

@@ -55,6 +55,8 @@ export interface AttuneConfig {
      * is ended and its last windows closed (as its end call would); never the wall clock.
      */
     sessionIdleEndMs: number;
+    /** Publish provisional windows for live display (pipelines/coherence/worker.ts). */
+    provisionalWindows: boolean;
   };
   writer: { maxRows: number; maxDelayMs: number };
   /**
@@ -355,6 +357,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     coherence: {
       allowedLatenessMs: int(e, 'ATTUNE_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),
       sessionIdleEndMs: int(e, 'ATTUNE_SESSION_IDLE_END_MS', 300_000, 10_000, 86_400_000),
+      provisionalWindows: bool(e, 'ATTUNE_PROVISIONAL_WINDOWS', true),
     },
     httpTimeouts: {
       headersTimeoutMs: int(e, 'HTTP_HEADERS_TIMEOUT_S', 10, 1, 300) * 1000,

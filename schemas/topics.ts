@@ -6,6 +6,13 @@
 export const Topics = {
   heartReadings: 'attune.heart.readings.v1',
   coherenceWindows: 'attune.coherence.windows.v1',
+  /**
+   * Provisional windows for live display (CoherenceWindow.avsc, keyed by session id): a
+   * window the session's beats have passed but that is not final yet (the allowed lateness
+   * has not run out), read from the beats at hand. Only the live fan-out reads them; the
+   * final window of the same end follows on coherenceWindows. Kept an hour.
+   */
+  coherenceWindowsProvisional: 'attune.coherence.windows.provisional.v1',
   sessionEvents: 'attune.session.events.v1',
   deadLetter: 'attune.deadletter.v1',
   /** Speech audio, mono 16 kHz PCM16 frames keyed by speech session (SpeechAudioFrame.avsc). */

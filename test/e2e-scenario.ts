@@ -487,12 +487,15 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       const id = await startSession(app, token, 'dev-live', start);
       const all = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/coherence?token=${token}`);
       const one = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/sessions/${id}/stream`);
-      const received = { all: [] as any[], one: [] as any[] };
+      // Asks for provisional windows too.
+      const prov = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/sessions/${id}/stream?token=${token}&provisional=true`);
+      const received = { all: [] as any[], one: [] as any[], prov: [] as any[] };
       all.on('message', (d) => received.all.push(JSON.parse(d.toString())));
       one.on('message', (d) => received.one.push(JSON.parse(d.toString())));
+      prov.on('message', (d) => received.prov.push(JSON.parse(d.toString())));
       await new Promise((r) => one.once('open', r));
       one.send(JSON.stringify({ type: 'authenticate', token }));
-      await waitFor('both subscriptions', () => received.all.some((m) => m.type === 'subscribed') && received.one.some((m) => m.type === 'subscribed'), 10_000);
+      await waitFor('the subscriptions', () => (['all', 'one', 'prov'] as const).every((k) => received[k].some((m) => m.type === 'subscribed')), 10_000);
       try {
         await syncAll(app, token, 'dev-live', rsaReadings({ startMs: start + 250, durationS: 150, seed: 3 }), 10, id);
         const update = await waitFor('a coherence_update', () => received.all.find((m) => m.type === 'coherence_update'), 20_000);
@@ -504,9 +507,23 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
         assert.ok(update.id && update.timestamp);
         await waitFor('updates on the session stream', () => received.one.filter((m) => m.type === 'coherence_update').length >= 3, 20_000);
         await waitFor('a session_event', () => received.one.find((m) => m.type === 'session_event' && m.payload.event === 'coherence_threshold_reached'), 20_000);
+        // Through the worker, the provisional topic and the live hub: a provisional window came
+        // before the final one of the same end; the socket that did not ask got none.
+        const updates = (k: 'one' | 'prov') => received[k].filter((m) => m.type === 'coherence_update');
+        const provisional = await waitFor('a provisional window', () => {
+          const p = updates('prov').filter((m) => m.payload.provisional === true);
+          return p.length > 0 ? p : null;
+        }, 20_000);
+        for (const p of provisional) {
+          assert.equal(p.id, `${id}:${Date.parse(p.payload.window_end)}:provisional`);
+          const finalAt = updates('prov').findIndex((m) => m.id === `${id}:${Date.parse(p.payload.window_end)}`);
+          if (finalAt >= 0) assert.ok(finalAt > updates('prov').indexOf(p), 'the final window came after the provisional one');
+        }
+        assert.ok(updates('one').every((m) => m.payload.provisional === false));
       } finally {
         all.close();
         one.close();
+        prov.close();
       }
       // A stranger cannot subscribe to this session.
       const stranger = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/sessions/${id}/stream?token=${app.token('user-b', ORG)}`);

@@ -109,6 +109,56 @@ test('windows close on event time only: the same records give the same windows h
   assert.deepEqual(sw.closeReady(), []);
 });
 
+test('provisionalWindow: the newest window the beats have passed, before it is final; asking changes no final window', () => {
+  const readings = readingsFrom(loadRr('nsrdb_16539_seg09_5min.rr_ms.txt'), t0, 3);
+  const plain = feed(new SessionWindows(), readings).windows;
+  const sw = new SessionWindows();
+  const finals: ClosedWindow[] = [];
+  const provisional = new Map<number, ClosedWindow>();
+  for (const r of readings) {
+    sw.add(beatTimes(r.recordedAt, r.rr), r.rr, r.offset);
+    finals.push(...sw.closeReady());
+    const p = sw.provisionalWindow();
+    if (p === null) continue;
+    // Passed by the beats (end ≤ newest beat), never final yet.
+    assert.ok(p.windowEndMs <= sw.maxEventTimeMs && p.windowEndMs > sw.closedThroughMs, `${p.windowEndMs}`);
+    assert.equal(p.windowEndMs, Math.floor(sw.maxEventTimeMs / 5000) * 5000);
+    assert.equal(p.windowEndMs - p.windowStartMs, 64_000);
+    provisional.set(p.windowEndMs, p);
+  }
+  assert.deepEqual(finals, plain);
+  // Every final window but the first few (before 64 s of beats) had a provisional reading,
+  // and in-order beats leave it equal to the final one: nothing came late.
+  let compared = 0;
+  for (const f of finals) {
+    const p = provisional.get(f.windowEndMs);
+    if (!p) continue;
+    compared++;
+    assert.deepEqual([...p.beatTimesMs], [...f.beatTimesMs]);
+    assert.equal(p.contextCount, f.contextCount);
+  }
+  assert.ok(compared >= finals.length - 2, `${compared} of ${finals.length}`);
+  // Once everything is closed there is nothing provisional.
+  sw.closeAll();
+  assert.equal(sw.provisionalWindow(), null);
+});
+
+test('provisionalWindow: a window whose own span holds no beat (the beats jumped past it) has none', () => {
+  const b = Math.ceil(t0 / 5000) * 5000;
+  const sw = new SessionWindows();
+  sw.add([b + 1000, b + 2000], [1000, 1000], 0n);
+  // The newest beat 30 s on: the window ending there holds the first two beats.
+  sw.add([b + 30_000], [1000], 1n);
+  assert.equal(sw.provisionalWindow()?.windowEndMs, b + 30_000);
+  // The newest beat 200 s on, exactly at a step: it belongs to the window after the one ending
+  // at it, and that one's own 64 s hold no beat.
+  sw.add([b + 200_000], [1000], 2n);
+  assert.equal(sw.provisionalWindow(), null);
+  // One beat inside it: now it has one.
+  sw.add([b + 199_000], [1000], 3n);
+  assert.equal(sw.provisionalWindow()?.windowEndMs, b + 200_000);
+});
+
 test('out-of-order readings within the allowed lateness land in the right windows', () => {
   const readings = readingsFrom(loadRr('nsrdb_16272_seg116_5min.rr_ms.txt'), t0, 2);
   // Hold back every third reading by two readings (a few seconds, well inside 10 s).

@@ -266,6 +266,24 @@ export class SessionWindows {
   }
 
   /**
+   * A provisional reading of the newest window the session's beats have passed but that is
+   * not final yet: end ≤ the newest beat, end > every closed window's. It is cut from the
+   * beats held now, so beats still to come within the allowed lateness can change it; the
+   * final window of the same end comes from closeReady() once the watermark passes it. Null
+   * when every window the beats have passed is closed, or the window has no beat of its own.
+   * Reads the state, never changes it: calling it or not gives the same final windows.
+   */
+  provisionalWindow(): ClosedWindow | null {
+    if (this.#size === 0) return null;
+    const end = this.#floorToStep(this.#maxEventTimeMs);
+    if (end <= this.#closedThroughMs) return null;
+    const start = end - this.windowMs;
+    const firstOwn = this.#lowerBound(start);
+    if (firstOwn >= this.#size || this.#times[(this.#head + firstOwn) % this.#times.length] >= end) return null;
+    return this.#cut(start, end).window;
+  }
+
+  /**
    * Closes every remaining window up to the first one that ends after the last beat (an
    * ended or idle session; the caller decides, it has the clock) and returns all closed
    * windows not yet handed over. The buffers are emptied; beats added afterwards are late

@@ -16,7 +16,7 @@ import { migrate } from '../../store/migrate.js';
 import { DevicesRepository, SessionsRepository } from '../../store/postgres/sessions-repo.js';
 import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import type { Codec } from '../../schemas/registry/codec.js';
-import { readingId, type HeartReadingRecord } from '../../schemas/records.js';
+import { readingId, type CoherenceWindowRecord, type HeartReadingRecord } from '../../schemas/records.js';
 import { silentLogger } from '../../lib/log.js';
 import { rsaReadings, waitFor } from '../../test/attune.js';
 import { partitionForKey } from '../../bus/partitioner.js';
@@ -46,7 +46,7 @@ before(async () => {
   sessions = new SessionsRepository(entities.client);
   // A session's device must be registered (a foreign key in PostgreSQL).
   const devices = new DevicesRepository(entities.client);
-  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky', 'dev-clean', 'dev-paused', 'dev-quiet']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
+  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky', 'dev-clean', 'dev-paused', 'dev-quiet', 'dev-prov-on', 'dev-prov-off']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
 });
 
 after(async () => {
@@ -332,5 +332,82 @@ test('a silent session is ended once the event time of its partition is sessionI
     assert.ok(lastEnd > lastQuiet && lastEnd - 5_000 <= lastQuiet, 'through the window holding the last beat');
   } finally {
     await w.stop();
+  }
+});
+
+test('provisional windows: each window the beats have passed goes out once before its final one, on its own topic; the final windows are those of a worker without them', async (t) => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  const on = await sessions.create({ ...opts, deviceId: 'dev-prov-on' });
+  const off = await sessions.create({ ...opts, deviceId: 'dev-prov-off' });
+  // What the worker publishes, in the order it publishes it (final and provisional topics).
+  const log: Array<{ topic: 'final' | 'provisional'; session: string; endMs: number; w: CoherenceWindowRecord }> = [];
+  const run = async (prefix: string, sessionId: string, deviceId: string, provisionalWindows: boolean) => {
+    const topics = prefixedTopics(prefix);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+    const runSinks = new TestResultSinks(bus, codec, store, topics);
+    moreSinks.push(runSinks);
+    const watched: Bus = {
+      ...bus,
+      kind: bus.kind,
+      publish: async (topic, records) => {
+        await bus.publish(topic, records);
+        const kind = topic === topics.coherenceWindows ? 'final' : topic === topics.coherenceWindowsProvisional ? 'provisional' : null;
+        if (kind) for (const r of records) {
+          const w = await codec.decode<CoherenceWindowRecord>(r.value as Buffer);
+          log.push({ topic: kind, session: w.session_id, endMs: w.window_end, w });
+        }
+      },
+    };
+    const w = flushingThrough(new CoherenceWorker({ bus: watched, topics, codec, sessions, log: silentLogger, groupId: `${prefix}group`, provisionalWindows }), runSinks);
+    await w.start();
+    try {
+      // Live-like: 8 readings (about 7 s) at a time, each piece handled before the next is sent.
+      for (let from = 0; from < readings.length; from += 8) {
+        const to = Math.min(from + 8, readings.length);
+        await publishReadings(sessionId, deviceId, from, to, topics.heartReadings);
+        await waitFor(`readings up to ${to}`, () => w.stats.readings === to, 30_000, 10);
+        await w.flush();
+      }
+      await waitFor('the session to end', () => w.openSessionCount === 0, 30_000, 20);
+      await w.flush();
+    } finally {
+      await w.stop();
+    }
+    return w.stats;
+  };
+  const offStats = await run('prov-off.', off.id, 'dev-prov-off', false);
+  const onStats = await run('prov-on.', on.id, 'dev-prov-on', true);
+  assert.equal(offStats.provisionalWindows, 0);
+  assert.equal(log.filter((e) => e.session === off.id && e.topic === 'provisional').length, 0);
+
+  // Stored (and so every API answer): the same windows with and without provisional ones.
+  const expected = await windowMetrics(off.id);
+  assert.ok(expected.length > 20);
+  assert.deepEqual(await windowMetrics(on.id), expected);
+
+  const mine = log.filter((e) => e.session === on.id);
+  const provisional = mine.filter((e) => e.topic === 'provisional');
+  const finals = new Map(mine.filter((e) => e.topic === 'final').map((e) => [e.endMs, e]));
+  assert.equal(onStats.provisionalWindows, provisional.length);
+  t.diagnostic(`${provisional.length} provisional windows, ${finals.size} final ones, ${readings.length} readings in pieces of 8`);
+  // One every 8 readings at most (one per batch); the pieces cross a window end each time.
+  assert.ok(provisional.length >= Math.floor(readings.length / 8) - 3, `${provisional.length} provisional windows`);
+  const ends = provisional.map((e) => e.endMs);
+  assert.deepEqual(ends, [...new Set(ends)].sort((a, b) => a - b), 'each end once, in order');
+  for (const p of provisional) {
+    const at = mine.indexOf(p);
+    const final = finals.get(p.endMs);
+    assert.ok(final, `a final window ends at ${p.endMs - start} ms too`);
+    assert.ok(mine.indexOf(final) > at, `the provisional window ending ${p.endMs - start} ms came first`);
+    // In order, nothing late: the beats of the window were all there, so it reads as its final one.
+    const { late_beat_count: _a, ...pv } = p.w;
+    const { late_beat_count: _b, ...fv } = final.w;
+    assert.deepEqual(pv, fv);
+  }
+  // The live window runs ahead of the final one by the allowed lateness: at each provisional
+  // publish, the newest final window ends at least 10 s earlier.
+  for (const p of provisional) {
+    const before = mine.slice(0, mine.indexOf(p)).filter((e) => e.topic === 'final');
+    if (before.length > 0) assert.ok(p.endMs - before[before.length - 1].endMs >= 10_000, `${p.endMs - before[before.length - 1].endMs} ms ahead`);
   }
 });

@@ -90,6 +90,13 @@ export interface CoherenceWorkerOptions {
    * are also published on the group repartition topic (group-fanout.ts). Without it, none are.
    */
   groups?: ParticipationSource;
+  /**
+   * Publish provisional windows on the coherenceWindowsProvisional topic for live display:
+   * after each batch, per session it touched, the newest window its beats have passed that
+   * is not final yet (SessionWindows.provisionalWindow), once per window end. They change
+   * nothing that is stored: only the live fan-out reads that topic. Default true.
+   */
+  provisionalWindows?: boolean;
 }
 
 interface SessionState {
@@ -105,6 +112,8 @@ interface SessionState {
   emittedThroughMs: number;
   /** Ended (marker or idle end): said in its last checkpoint. */
   ended: boolean;
+  /** The newest window end published provisionally (each end once, in this process). */
+  provisionalThroughMs: number;
 }
 
 interface Guarded {
@@ -135,7 +144,10 @@ interface PartitionState {
    * first on the next try (the bus redelivers the failed batch), before any commit.
    */
   pendingClosed: ClosedOf[];
+  /** Provisional windows cut after the last batch, to compute and publish after its output. */
+  pendingProvisional: ClosedOf[];
   outWindows: CoherenceWindowRecord[];
+  outProvisional: CoherenceWindowRecord[];
   outEvents: SessionEventRecord[];
   outDeadLetters: DeadLetterInput[];
   /**
@@ -174,6 +186,10 @@ export interface CoherenceWorkerStats {
   endMarkers: number;
   /** Sessions taken over (restart, rebalance) whose state came from a checkpoint. */
   restoredSessions: number;
+  /** Provisional windows published (live display only). */
+  provisionalWindows: number;
+  /** Publishes of provisional windows that failed (logged; nothing stored depends on them). */
+  provisionalFailures: number;
 }
 
 /** Key under which the partition's newest-beat record is retained (no session id looks like it). */
@@ -197,6 +213,8 @@ export class CoherenceWorker {
     idleEndedSessions: 0,
     endMarkers: 0,
     restoredSessions: 0,
+    provisionalWindows: 0,
+    provisionalFailures: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
   private readonly pool: MetricsPool;
@@ -259,7 +277,9 @@ export class CoherenceWorker {
         maxEventTimeMs: -Infinity,
         nextIdleEndMs: Infinity,
         pendingClosed: [],
+        pendingProvisional: [],
         outWindows: [],
+        outProvisional: [],
         outEvents: [],
         outDeadLetters: [],
         outGroup: [],
@@ -354,6 +374,14 @@ export class CoherenceWorker {
       p.tracker.processed(offset);
     }
     for (const st of touched) p.tracker.setRetained(st.id, this.retainedMinOffset(st));
+    if (this.opts.provisionalWindows !== false) {
+      for (const st of touched) {
+        const w = st.windows.provisionalWindow();
+        if (w === null || w.windowEndMs <= st.provisionalThroughMs || w.windowEndMs <= st.emittedThroughMs) continue;
+        st.provisionalThroughMs = w.windowEndMs;
+        p.pendingProvisional.push({ st, w });
+      }
+    }
     await this.drain(p);
   }
 
@@ -485,9 +513,20 @@ export class CoherenceWorker {
    * outbox as it was when it fails, so a retry picks up where this one stopped.
    */
   private async drain(p: PartitionState): Promise<void> {
+    if (p.pendingProvisional.length > 0 && p.pendingClosed.length === 0) {
+      const provisional = p.pendingProvisional;
+      const metrics = await this.pool.compute(provisional.map((c) => c.w));
+      p.pendingProvisional = [];
+      for (let i = 0; i < provisional.length; i++) p.outProvisional.push(this.windowRecord(provisional[i].st, provisional[i].w, metrics[i]));
+    }
     if (p.pendingClosed.length > 0) {
       const closed = p.pendingClosed;
-      const metrics = await this.pool.compute(closed.map((c) => c.w));
+      // The provisional windows ride along in the same call to the metrics threads.
+      const provisional = p.pendingProvisional;
+      const all = await this.pool.compute([...closed.map((c) => c.w), ...provisional.map((c) => c.w)]);
+      const metrics = all.slice(0, closed.length);
+      p.pendingProvisional = [];
+      for (let i = 0; i < provisional.length; i++) p.outProvisional.push(this.windowRecord(provisional[i].st, provisional[i].w, all[closed.length + i]));
       // Group participations are looked up before the outbox moves on, so a failed lookup
       // leaves the closed windows where they were (the windows a replay suppresses need none).
       const fanout = this.groupFanout;
@@ -524,6 +563,31 @@ export class CoherenceWorker {
     p.outGroup = [];
     p.outEvents = [];
     p.outCheckpoints = new Set();
+    if (p.outProvisional.length > 0) await this.publishProvisional(p);
+  }
+
+  /**
+   * Publishes the provisional windows, after the final ones and the commit: live display only,
+   * so a failure is logged and counted, never retried and never a reason to replay the batch.
+   * A provisional window whose final one was published meanwhile is dropped.
+   */
+  private async publishProvisional(p: PartitionState): Promise<void> {
+    const windows = p.outProvisional;
+    p.outProvisional = [];
+    try {
+      const recs = [];
+      for (const w of windows) {
+        const st = p.sessions.get(w.session_id);
+        if (!st || w.window_end <= st.emittedThroughMs) continue;
+        recs.push({ key: w.session_id, value: await this.opts.codec.encode(Topics.coherenceWindowsProvisional, w), timestamp: w.window_end });
+      }
+      if (recs.length === 0) return;
+      await this.opts.bus.publish(this.topics.coherenceWindowsProvisional, recs);
+      this.stats.provisionalWindows += recs.length;
+    } catch (err) {
+      this.stats.provisionalFailures++;
+      this.opts.log.warn({ err, partition: p.tracker.partition, windows: windows.length }, 'coherence worker: provisional windows not published (live display only; the final windows are unaffected)');
+    }
   }
 
   /** Creates state for sessions first seen in this batch, from their checkpoints (a takeover). */
@@ -561,6 +625,7 @@ export class CoherenceWorker {
         threshold,
         emittedThroughMs,
         ended: false,
+        provisionalThroughMs: -Infinity,
       });
     }
   }
@@ -591,18 +656,9 @@ export class CoherenceWorker {
     };
   }
 
-  /** Emits the window (and any event it completes); false when it was suppressed (published before a restart). */
-  private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): boolean {
-    // The threshold tracker sees replayed windows too, so a streak survives a restart.
-    const reached = st.threshold?.update({ windowEndMs: w.windowEndMs, valid: m.valid, coherence: m.coherence }) ?? [];
-    if (w.windowEndMs <= st.emittedThroughMs) {
-      this.stats.suppressedWindows++;
-      return false;
-    }
-    st.emittedThroughMs = w.windowEndMs;
-    this.stats.windows++;
-    if (m.valid) this.stats.validWindows++;
-    windows.push({
+  /** The window's record, as the coherenceWindows topic (and the provisional one) carry it. */
+  private windowRecord(st: SessionState, w: ClosedWindow, m: WindowMetrics): CoherenceWindowRecord {
+    return {
       session_id: st.id,
       user_id: st.userId,
       org_id: st.orgId,
@@ -627,7 +683,21 @@ export class CoherenceWorker {
       beat_count: w.count - w.contextCount,
       artifact_ratio: m.artifactRatio,
       late_beat_count: w.lateBeatCount,
-    });
+    };
+  }
+
+  /** Emits the window (and any event it completes); false when it was suppressed (published before a restart). */
+  private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): boolean {
+    // The threshold tracker sees replayed windows too, so a streak survives a restart.
+    const reached = st.threshold?.update({ windowEndMs: w.windowEndMs, valid: m.valid, coherence: m.coherence }) ?? [];
+    if (w.windowEndMs <= st.emittedThroughMs) {
+      this.stats.suppressedWindows++;
+      return false;
+    }
+    st.emittedThroughMs = w.windowEndMs;
+    this.stats.windows++;
+    if (m.valid) this.stats.validWindows++;
+    windows.push(this.windowRecord(st, w, m));
     for (const e of reached) {
       this.stats.events++;
       events.push(this.eventRecord(st, e));

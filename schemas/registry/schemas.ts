@@ -334,6 +334,7 @@ export interface GroupWindow {
 export interface TopicRecords {
   [Topics.heartReadings]: HeartReading;
   [Topics.coherenceWindows]: CoherenceWindow;
+  [Topics.coherenceWindowsProvisional]: CoherenceWindow;
   [Topics.sessionEvents]: SessionEvent;
   [Topics.sessionChanges]: SessionChange;
   [Topics.deadLetter]: DeadLetter;
@@ -351,6 +352,7 @@ export type AttuneRecord = TopicRecords[TopicName];
 export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.heartReadings]: 'HeartReading.avsc',
   [Topics.coherenceWindows]: 'CoherenceWindow.avsc',
+  [Topics.coherenceWindowsProvisional]: 'CoherenceWindow.avsc',
   [Topics.sessionEvents]: 'SessionEvent.avsc',
   [Topics.sessionChanges]: 'SessionChange.avsc',
   [Topics.deadLetter]: 'DeadLetter.avsc',
