@@ -99,7 +99,7 @@
 // only for a misplaced beat (4.); the range rule
 // (5., 6.). Not followed from NeuroKit2: its ectopic correction re-times the beat closing the
 // flagged interval, which for a premature beat is the on-time beat after the pause (it corrects
-// 3 of the 204 injected pairs of fixtures/reference-artifacts.json as a pair); here the
+// 6 of the 204 injected pairs of fixtures/reference-artifacts.json as a pair); here the
 // misplaced beat, the one before it, is re-timed. The paper's 91-beat
 // thresholds are computed over the context plus the slice: for a 64 s window about 105–135
 // beats at rest, so each beat's 91-beat neighbourhood is almost full except for the last 45
