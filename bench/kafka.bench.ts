@@ -49,7 +49,7 @@ import type { RecordBatch as BusBatch } from '../bus/types.js';
 import { BenchRun, describeMetric, relativeResultPath, runsArg } from './lib/results.js';
 import { runChild } from './lib/child.js';
 import { interleavedOrder, round } from './lib/stats.js';
-import { measuredPhase } from './lib/phase-profile.js';
+import { measuredPhase, type PhaseCpu } from './lib/phase-profile.js';
 
 const TARGET_READINGS_PER_S = 50_000;
 const TARGET_RATIO = 0.7;
@@ -135,11 +135,26 @@ async function pipeline(client: Client, total: number) {
       cpu_us_per_reading: round((cpu.cpu_s * 1e6) / accepted, 1),
       ...mainThread(cpu.main_thread_cpu_s, accepted),
       load_generator_cpu_s: load.cpu_s,
+      ...machineAndBroker(cpu, seconds, accepted),
       threads_cpu_s: cpu.threads_cpu_s,
     };
   } finally {
     await app.cleanup();
   }
+}
+
+/**
+ * The whole machine's busy cores in the phase and the local broker's CPU (where /proc has them):
+ * whether the 2 cores were the bound, and what the broker took of them.
+ */
+function machineAndBroker(cpu: PhaseCpu, seconds: number, readings: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  if (cpu.machine_busy_cpu_s !== null) out.machine_busy_cores = round(cpu.machine_busy_cpu_s / seconds, 2);
+  if (cpu.broker_cpu_s !== null) {
+    out.broker_cpu_s = cpu.broker_cpu_s;
+    out.broker_cpu_us_per_reading = round((cpu.broker_cpu_s * 1e6) / readings, 1);
+  }
+  return out;
 }
 
 /**
@@ -305,7 +320,7 @@ async function baseline(client: Client, total: number, single: boolean) {
     await closeWriter();
     const stored = await count(app, table);
     if (stored < total) throw new Error(`baseline: ${stored} of ${total} rows stored`);
-    return { readings: total, records: [...consumed.values()].reduce((a, b) => a + b, 0), readings_per_s: Math.round(total / seconds), seconds: round(seconds, 2), join_s: round((began - subscribed) / 1000, 2), attune_cpu_s: cpu.cpu_s, cpu_us_per_reading: round((cpu.cpu_s * 1e6) / total, 1), ...mainThread(cpu.main_thread_cpu_s, total), threads_cpu_s: cpu.threads_cpu_s };
+    return { readings: total, records: [...consumed.values()].reduce((a, b) => a + b, 0), readings_per_s: Math.round(total / seconds), seconds: round(seconds, 2), join_s: round((began - subscribed) / 1000, 2), attune_cpu_s: cpu.cpu_s, cpu_us_per_reading: round((cpu.cpu_s * 1e6) / total, 1), ...mainThread(cpu.main_thread_cpu_s, total), ...machineAndBroker(cpu, seconds, total), threads_cpu_s: cpu.threads_cpu_s };
   } finally {
     await app.cleanup();
   }
@@ -356,6 +371,10 @@ for (const c of clients) {
     bench.metric(`${c}_${m}_cpu_us_per_reading`, results[`${c}_${m}`].map((r) => r.cpu_us_per_reading), 'µs', 'lower');
     const main = results[`${c}_${m}`].map((r) => r.main_thread_cpu_us_per_reading).filter((v) => typeof v === 'number');
     if (main.length === results[`${c}_${m}`].length) bench.metric(`${c}_${m}_main_thread_cpu_us_per_reading`, main, 'µs', 'lower');
+    const busy = results[`${c}_${m}`].map((r) => r.machine_busy_cores).filter((v) => typeof v === 'number');
+    if (busy.length === results[`${c}_${m}`].length) bench.metric(`${c}_${m}_machine_busy_cores`, busy, 'cores', 'lower');
+    const broker = results[`${c}_${m}`].map((r) => r.broker_cpu_us_per_reading).filter((v) => typeof v === 'number');
+    if (broker.length === results[`${c}_${m}`].length) bench.metric(`${c}_${m}_broker_cpu_us_per_reading`, broker, 'µs', 'lower');
   }
   if (!results[`${c}_pipeline`]) {
     summary[c] = { failed: true };

@@ -1,10 +1,11 @@
 // The measured phase's CPU accounting (bench/lib/phase-profile.ts): the main thread's own CPU
 // and the per-thread sums come from /proc, so they are checked against work done here.
 import { test } from 'node:test';
+import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
-import { mainThreadCpuS, measuredPhase, threadsCpuS } from './phase-profile.js';
+import { mainThreadCpuS, measuredPhase, processesCpuS, threadsCpuS } from './phase-profile.js';
 
 /** A fixed amount of work (CPU time, whatever the load): `n` square roots. */
 const work = (n: number) => {
@@ -34,4 +35,21 @@ test('the main thread is counted apart from a worker thread busy at the same tim
   assert.ok(cpu.main_thread_cpu_s <= 0.6 * cpu.cpu_s, `main thread ${cpu.main_thread_cpu_s} s of the process's ${cpu.cpu_s} s: the worker's work is not the main thread's`);
   assert.ok((threadsCpuS().get('main') ?? 0) >= before! + cpu.main_thread_cpu_s - 0.02);
   assert.ok(Object.values(cpu.threads_cpu_s).reduce((a, b) => a + b, 0) >= 0.9 * cpu.cpu_s - 0.05, 'the threads add up to the process');
+  // The machine was at least as busy as this process (other processes add to it).
+  assert.ok(cpu.machine_busy_cpu_s !== null && cpu.machine_busy_cpu_s >= 0.9 * cpu.cpu_s - 0.05, `machine ${cpu.machine_busy_cpu_s} s, process ${cpu.cpu_s} s`);
+});
+
+test('processesCpuS counts the processes whose command line matches, and says null when none does', async () => {
+  const marker = `phase-profile-busy-${process.pid}`;
+  // A child that does a fixed amount of work (a few tenths of a second of CPU, whatever the
+  // load), its command line carrying the marker; measured while it waits on stdin.
+  const child = spawn(process.execPath, ['-e', `let x = 0; for (let i = 0; i < 5e7; i++) x += Math.sqrt(x + i); process.stdout.write(String(x > 0)); process.stdin.resume();`, marker], { stdio: ['pipe', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    const s = processesCpuS(marker);
+    assert.ok(s !== null && s >= 0.1, `${s} s`);
+    assert.equal(processesCpuS(`${marker}-nobody`), null);
+  } finally {
+    child.kill();
+  }
 });

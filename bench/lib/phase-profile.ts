@@ -12,8 +12,61 @@ export interface MeasuredPhase {
    * Stops the clock (and the profiler); CPU seconds used by this process in the phase (all
    * threads) and by its main thread alone (null where /proc is missing).
    */
-  end(): Promise<{ cpu_s: number; main_thread_cpu_s: number | null; threads_cpu_s: Record<string, number> }>;
+  end(): Promise<PhaseCpu>;
 }
+
+export interface PhaseCpu {
+  cpu_s: number;
+  main_thread_cpu_s: number | null;
+  threads_cpu_s: Record<string, number>;
+  /**
+   * Busy CPU seconds of the whole machine in the phase (every process, every core; /proc/stat),
+   * so a reader can tell a rate bound by the machine's CPU from one bound by a single thread.
+   */
+  machine_busy_cpu_s: number | null;
+  /** CPU seconds of the local Kafka broker's JVM in the phase (a process running kafka.Kafka), null when none runs here. */
+  broker_cpu_s: number | null;
+}
+
+/** Busy CPU seconds of the machine so far, all cores (/proc/stat's cpu line less idle and iowait), or null. */
+export function machineBusyCpuS(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const ticks = line.trim().split(/\s+/).slice(1).map(Number);
+    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    const busy = ticks.slice(0, 8).reduce((a, b) => a + b, 0) - ticks[3] - ticks[4];
+    return busy / clockTicks;
+  } catch {
+    return null;
+  }
+}
+
+/** CPU seconds so far (user + system) of the processes whose command line contains `match`; null when none does. */
+export function processesCpuS(match: string): number | null {
+  let total: number | null = null;
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return null;
+  }
+  for (const pid of pids) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(match)) continue;
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+      total = (total ?? 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks;
+    } catch {
+      // Gone meanwhile, or not readable: not counted.
+    }
+  }
+  return total;
+}
+
+/** Kafka's main class, in the command line of a broker JVM (infra/kafka/kafka.sh starts one). */
+const KAFKA_BROKER_CLASS = 'kafka.Kafka';
 
 let clockTicks: number | null = null;
 
@@ -83,11 +136,15 @@ export async function measuredPhase(name: string): Promise<MeasuredPhase> {
   }
   const threads0 = threadsCpuS();
   const main0 = mainThreadCpuS();
+  const machine0 = machineBusyCpuS();
+  const broker0 = processesCpuS(KAFKA_BROKER_CLASS);
   const cpu0 = process.cpuUsage();
   return {
     async end() {
       const cpu = process.cpuUsage(cpu0);
       const main1 = mainThreadCpuS();
+      const machine1 = machineBusyCpuS();
+      const broker1 = processesCpuS(KAFKA_BROKER_CLASS);
       // Threads that ended in the phase are missing here; ones that started count from 0.
       const threads: Record<string, number> = {};
       for (const [name, s] of [...threadsCpuS()].sort((a, b) => b[1] - a[1])) {
@@ -105,7 +162,14 @@ export async function measuredPhase(name: string): Promise<MeasuredPhase> {
         writeFileSync(join(heapDir, `${name}-${process.pid}.heapprofile`), JSON.stringify(profile));
       }
       session?.disconnect();
-      return { cpu_s: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)), main_thread_cpu_s: main0 === null || main1 === null ? null : Number((main1 - main0).toFixed(2)), threads_cpu_s: threads };
+      const diff = (a: number | null, b: number | null) => (a === null || b === null ? null : Number((b - a).toFixed(2)));
+      return {
+        cpu_s: Number(((cpu.user + cpu.system) / 1e6).toFixed(2)),
+        main_thread_cpu_s: diff(main0, main1),
+        threads_cpu_s: threads,
+        machine_busy_cpu_s: diff(machine0, machine1),
+        broker_cpu_s: diff(broker0, broker1),
+      };
     },
   };
 }
