@@ -15,7 +15,8 @@
 // AS heart_readings (see baseline()). `baseline_single` is the baseline before that change, kept
 // so older results stay comparable: one HeartReading record per reading, one 5-column row per
 // record, nothing decoded (modes=pipeline,baseline,baseline_single). The summary's ratio is
-// against `baseline`.
+// against `baseline`. `pipeline_final_only` is the pipeline with ATTUNE_PROVISIONAL_WINDOWS=false
+// (no provisional windows for live display, as before they existed), for what they cost.
 //
 // Each run also records the CPU seconds of the Attune process (all threads) and of the load
 // generator during the measured phase, and CPU µs per reading; on Linux also the Attune
@@ -61,7 +62,7 @@ const PARTITIONS = 6;
 const WRITER = { maxRows: 50_000, maxDelayMs: 1000 };
 const WRITER_ENV = { ATTUNE_WRITE_BATCH_ROWS: String(WRITER.maxRows), ATTUNE_WRITE_FLUSH_MS: String(WRITER.maxDelayMs) };
 type Client = 'platformatic' | 'kafkajs';
-type Mode = 'pipeline' | 'baseline' | 'baseline_single';
+type Mode = 'pipeline' | 'pipeline_final_only' | 'baseline' | 'baseline_single';
 /** The Attune process's port (the bench's own range; one measured process at a time). */
 const PORT = '18660';
 
@@ -75,12 +76,20 @@ async function count(app: TestAttune, table: string): Promise<number> {
 }
 
 /** Sync endpoint → Kafka → readings sink and coherence worker → heart_readings. */
-async function pipeline(client: Client, total: number) {
+async function pipeline(client: Client, total: number, provisionalWindows = true) {
   const app = await startTestAttune({
     kafkaBrokers: await brokers(),
     topicPrefix: `bench-${randomUUID().slice(0, 8)}.`,
     entities: 'pglite',
-    env: { ATTUNE_KAFKA_CLIENT: client, PORT, ...WRITER_ENV, ATTUNE_TOPIC_PARTITIONS: String(PARTITIONS), ATTUNE_RATE_LIMIT_READINGS_PER_S: '0', ATTUNE_RATE_LIMIT: 'off' },
+    env: {
+      ATTUNE_KAFKA_CLIENT: client,
+      PORT,
+      ...WRITER_ENV,
+      ATTUNE_TOPIC_PARTITIONS: String(PARTITIONS),
+      ATTUNE_RATE_LIMIT_READINGS_PER_S: '0',
+      ATTUNE_RATE_LIMIT: 'off',
+      ATTUNE_PROVISIONAL_WINDOWS: String(provisionalWindows),
+    },
   });
   try {
     const token = app.token('bench-user', 'bench-org');
@@ -330,7 +339,7 @@ const args = new Map(process.argv.slice(2).map((a) => a.split('=') as [string, s
 if (args.has('--child')) {
   const [client, mode] = args.get('--child')!.split(',') as [Client, Mode];
   const total = Number(args.get('readings'));
-  const r = mode === 'pipeline' ? await pipeline(client, total) : await baseline(client, total, mode === 'baseline_single');
+  const r = mode === 'pipeline' || mode === 'pipeline_final_only' ? await pipeline(client, total, mode === 'pipeline') : await baseline(client, total, mode === 'baseline_single');
   console.log('RESULT ' + JSON.stringify(r));
   process.exit(0);
 }
@@ -395,6 +404,12 @@ for (const c of clients) {
     s[m === 'baseline' ? 'ratio' : 'ratio_to_single'] = ratio;
     if (m === 'baseline') s.meets_ratio = ratio >= TARGET_RATIO;
     line += `, ${m} ${describeMetric(b, 0, ' readings/s')}, ratio ${ratio}` + (m === 'baseline' ? ` (target ${TARGET_RATIO}: ${ratio >= TARGET_RATIO ? 'met' : 'NOT met'})` : '');
+  }
+  const f = rates[`${c}_pipeline_final_only`];
+  if (f) {
+    s.final_only_median = f.median;
+    s.ratio_to_final_only = round(p.median / f.median, 2);
+    line += `, final windows only ${describeMetric(f, 0, ' readings/s')} (with provisional windows: ${s.ratio_to_final_only} of it)`;
   }
   summary[c] = s;
   console.log(line);
