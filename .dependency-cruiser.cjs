@@ -9,6 +9,8 @@
 //   store/   bus/   schemas/      ClickHouse/Postgres, the bus, Avro records and the codec
 //   simulator/                    simulated devices for `attune all --simulate` (talks HTTP only)
 //   lib/                          config, logging, errors, the principal: imports nothing of ours
+//   examples/                     standalone programs for users (a webhook receiver): import nothing
+//                                 of Attune; only their tests do
 //
 // Test files (*.test.ts, *.test-util.ts, *.contract.ts), benchmarks (*.bench.ts, bench/),
 // scripts/ and test/ are tooling: product code may not import them, and they are
@@ -39,12 +41,13 @@ module.exports = {
     layer('http-below-routes', 'http', ['pipelines', 'api', 'ingest', 'cli'], 'http/ is what api/ and ingest/ share; it knows neither.'),
     layer('api-not-ingest', 'api', ['ingest', 'pipelines', 'models', 'cli'], 'api/ and ingest/ never import each other; cli/ composes them.'),
     layer('ingest-not-api', 'ingest', ['api', 'pipelines', 'models', 'cli'], 'api/ and ingest/ never import each other; cli/ composes them.'),
+    layer('examples-standalone', 'examples', ['lib', 'schemas', 'store', 'bus', 'models', 'pipelines', 'http', 'api', 'ingest', 'cli', 'simulator'], 'An example is a user\'s program: it runs with Node alone, copied anywhere.'),
     {
       name: 'known-folders',
       comment: 'Imports reach only folders with a place in the layers above: a new folder needs its rule first.',
       severity: 'error',
       from: {},
-      to: { pathNot: '^(lib|schemas|store|bus|models|pipelines|http|api|ingest|cli|simulator|infra|bench|scripts|test)/|(^|/)node_modules/', dependencyTypesNot: ['core'] },
+      to: { pathNot: '^(lib|schemas|store|bus|models|pipelines|http|api|ingest|cli|simulator|infra|bench|scripts|test|examples)/|(^|/)node_modules/', dependencyTypesNot: ['core'] },
     },
     {
       name: 'native-modules-on-demand',

@@ -21,7 +21,7 @@ import { Topics } from '../../schemas/topics.js';
 import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import { WebhooksRepository, type Webhook } from '../../store/postgres/webhooks-repo.js';
 import { waitFor } from '../../test/attune.js';
-import { MAX_ATTEMPTS, RETRY_DELAYS_S, WebhookDispatcher, type WebhookDispatcherOptions } from './dispatcher.js';
+import { MAX_ATTEMPTS, RETRY_DELAYS_S, SIGNATURE_TOLERANCE_S, verifyTimestampedSignature, WebhookDispatcher, type WebhookDispatcherOptions } from './dispatcher.js';
 
 // ---- The document's verification function, verbatim but for the parameter types. ----
 function verifyWebhook(payload: string, signature: string, secret: string) {
@@ -266,6 +266,22 @@ test('a receiver that keeps failing is retried with exponential back-off for ove
   const spanH = (attemptsAt[attemptsAt.length - 1] - first) / 3600_000;
   assert.ok(spanH >= 24, `retried for ${spanH} h`);
   assert.equal(receiver.received.length, MAX_ATTEMPTS, 'each attempt reached the receiver');
+  // Each attempt signed at its own time: it verifies then, and a copy of the first sent again
+  // more than the tolerance later does not (within it, the event id tells a repeat), nor one
+  // with another secret or body.
+  receiver.received.forEach((r, i) => {
+    const header = String(r.headers['x-attune-signature']);
+    assert.equal(header.split(',')[0], `t=${Math.floor(attemptsAt[i] / 1000)}`);
+    assert.equal(verifyTimestampedSignature(r.body, header, SECRET, attemptsAt[i]), true, `attempt ${i + 1}`);
+    assert.equal(verifyTimestampedSignature(r.body, header, SECRET, attemptsAt[i] + (SIGNATURE_TOLERANCE_S - 1) * 1000), true, 'a slow network, within the tolerance');
+    const replayed = verifyTimestampedSignature(receiver.received[0].body, String(receiver.received[0].headers['x-attune-signature']), SECRET, attemptsAt[i]);
+    assert.equal(replayed, attemptsAt[i] - attemptsAt[0] <= SIGNATURE_TOLERANCE_S * 1000, `the first attempt replayed at attempt ${i + 1}'s time`);
+    assert.equal(verifyTimestampedSignature(r.body, header, 'another-secret', attemptsAt[i]), false);
+    assert.equal(verifyTimestampedSignature(r.body.replace('"type"', '"typ"'), header, SECRET, attemptsAt[i]), false);
+    // The document's body-only signature is the same on every attempt.
+    assert.equal(r.headers['x-auf-signature'], receiver.received[0].headers['x-auf-signature']);
+  });
+  assert.equal(verifyTimestampedSignature('{}', 'v1=abc', SECRET, attemptsAt[0]), false, 'no time');
   receiver.received = [];
   receiver.status = 200;
 });

@@ -11,14 +11,16 @@
 //     organisation subscribed to its type, with the exact body that will be signed.
 //  3. Delivery: due deliveries are taken FOR UPDATE SKIP LOCKED with a lease, POSTed with
 //     `X-AUF-Signature: sha256=<hex HMAC-SHA256 of the raw body with the webhook's secret>`
-//     (the coherence platform document's verifyWebhook), and recorded. A 2xx is delivered;
+//     (the coherence platform document's verifyWebhook) and `X-Attune-Signature: t=…,v1=…`
+//     (the same HMAC over the attempt's time and the body, for receivers that refuse replays),
+//     and recorded. A 2xx is delivered;
 //     anything else (other status, timeout, refused connection, refused address) is retried
 //     after RETRY_DELAYS_S[attempt - 1]: 30 s doubling to 6 h, 14 attempts over 26.5 h, then
 //     failed. The SSRF guard (lib/net-guard.ts) runs inside the connection's DNS lookup.
 // All state is in PostgreSQL, so a restart loses nothing: pending deliveries are taken again.
 // Time comes from `clock` (injectable: the tests drive two minutes of receiver downtime and
 // the back-off without sleeping).
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { isIP } from 'node:net';
@@ -49,6 +51,40 @@ export const SIGNATURE_HEADER = 'x-auf-signature';
 /** The document's signature: `sha256=` + hex HMAC-SHA256 of the raw body. */
 export function signatureOf(body: string, secret: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/**
+ * Attune's own signature, beside the document's: `t=<unix seconds of this attempt>,v1=<hex
+ * HMAC-SHA256 of "<t>.<raw body>">`. The document's signature covers the body only, so a
+ * captured delivery verifies for ever; this one binds the attempt's time, so a receiver that
+ * also checks the time (verifyTimestampedSignature) refuses a copy sent again later. Each
+ * attempt is signed at its own time.
+ */
+export const TIMESTAMPED_SIGNATURE_HEADER = 'x-attune-signature';
+/** How far from the receiver's clock a timestamped signature's time may be, by default, seconds. */
+export const SIGNATURE_TOLERANCE_S = 300;
+
+export function timestampedSignatureOf(body: string, secret: string, atMs: number): string {
+  const t = Math.floor(atMs / 1000);
+  return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
+}
+
+/**
+ * What a receiver checks (in Node; examples/webhook-receiver.mjs has the same, standalone): the
+ * header is well formed, its time within `toleranceS` of `nowMs`, and one of its v1 signatures
+ * matches the raw body under the secret (compared in constant time).
+ */
+export function verifyTimestampedSignature(body: string, header: string, secret: string, nowMs: number, toleranceS = SIGNATURE_TOLERANCE_S): boolean {
+  let t: number | null = null;
+  const candidates: string[] = [];
+  for (const part of header.split(',')) {
+    const [k, v] = part.split('=', 2);
+    if (k === 't' && /^\d{1,12}$/.test(v ?? '')) t = Number(v);
+    else if (k === 'v1' && /^[0-9a-f]{64}$/.test(v ?? '')) candidates.push(v);
+  }
+  if (t === null || candidates.length === 0 || Math.abs(nowMs / 1000 - t) > toleranceS) return false;
+  const expected = Buffer.from(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'));
+  return candidates.some((c) => timingSafeEqual(Buffer.from(c), expected));
 }
 
 /**
@@ -356,6 +392,7 @@ export class WebhookDispatcher {
       [SIGNATURE_HEADER]: signatureOf(d.body, d.secret),
       // The speech-coaching document's name for the same signature.
       'x-webhook-signature': signatureOf(d.body, d.secret),
+      [TIMESTAMPED_SIGNATURE_HEADER]: timestampedSignatureOf(d.body, d.secret, this.clock()),
       'x-auf-event-id': d.eventId,
       'x-auf-delivery': d.id,
       'x-auf-attempt': String(d.attempts),
