@@ -190,6 +190,38 @@ test('a delivery that failed while the receiver was down is sent after Attune re
   const d = log.body.deliveries.find((x: { id: string }) => x.id === failed.id);
   assert.deepEqual([d.status, d.attempts, d.last_status_code, d.last_error], ['delivered', 2, 200, null]);
 
+  // Paused, then that delivery sent again by hand: held while paused, sent once resumed.
+  const paused = await app.request('PATCH', `/v1/webhooks/${hookId}`, { token: admin, body: { active: false } });
+  assert.deepEqual([paused.status, paused.body.active], [200, false]);
+  assert.equal((await app.request('GET', `/v1/webhooks/${hookId}`, { token: admin })).body.active, false);
+  assert.equal((await app.request('PATCH', `/v1/webhooks/${hookId}`, { token: admin, body: {} })).status, 400);
+  assert.equal((await app.request('PATCH', `/v1/webhooks/${hookId}`, { token: admin, body: { secret: 'new' } })).status, 400);
+  const privateUrl = await app.request('PATCH', `/v1/webhooks/${hookId}`, { token: admin, body: { url: 'http://10.0.0.1/x' } });
+  assert.equal(privateUrl.body.error?.details?.[0]?.reason, 'private_address');
+  assert.equal((await app.request('PATCH', `/v1/webhooks/${hookId}`, { token: app.token('u-9', ORG), body: { active: true } })).status, 403);
+  assert.equal((await app.request('PATCH', '/v1/webhooks/00000000-0000-4000-8000-000000000000', { token: admin, body: { active: true } })).status, 404);
+  const again = await app.request('POST', `/v1/webhooks/${hookId}/deliveries/${failed.id}/redeliver`, { token: admin });
+  assert.deepEqual([again.status, again.body.status, again.body.attempts], [202, 'pending', 2]);
+  assert.equal((await app.request('POST', `/v1/webhooks/${hookId}/deliveries/123456789/redeliver`, { token: admin })).status, 404);
+  const copies = () => receiver.received.filter((r) => r.headers['x-auf-delivery'] === failed.id).length;
+  const before = copies();
+  // The dispatcher goes on meanwhile: another, active webhook gets a new session's start, sent
+  // after the redelivery was due; the paused webhook's delivery stays pending, unattempted.
+  const other = await app.request('POST', '/v1/webhooks', { token: admin, body: { url: HOOK_URL, events: ['session.started'], secret: SECRET } });
+  assert.equal(other.status, 201);
+  const s2 = await app.request('POST', '/v1/sessions', { token: user, body: { type: 'solo' } });
+  await waitFor('the other webhook\'s delivery', () => receiver.payloads().some((p) => p.type === 'session.started' && p.data.session_id === s2.body.id), 30_000, 100);
+  assert.equal(copies(), before);
+  const heldLog = await app.request('GET', `/v1/webhooks/${hookId}/deliveries`, { token: admin });
+  assert.deepEqual(
+    (({ status, attempts }) => [status, attempts])(heldLog.body.deliveries.find((x: { id: string }) => x.id === failed.id)),
+    ['pending', 2],
+  );
+  assert.equal((await app.request('PATCH', `/v1/webhooks/${hookId}`, { token: admin, body: { active: true, description: 'resumed' } })).body.description, 'resumed');
+  await waitFor('the delivery sent again', () => copies() === before + 1, 30_000, 100);
+  const resent = receiver.received.filter((r) => r.headers['x-auf-delivery'] === failed.id).at(-1)!;
+  assert.equal(resent.headers['x-auf-attempt'], '3');
+
   // Deleting the webhook removes it and its log.
   assert.equal((await app.request('DELETE', `/v1/webhooks/${hookId}`, { token: admin })).status, 200);
   assert.equal((await app.request('GET', `/v1/webhooks/${hookId}`, { token: admin })).status, 404);

@@ -25,7 +25,7 @@ const webhookSchema = {
     events: { type: 'array', items: { type: 'string' } },
     description: { type: 'string' },
     created_at: { type: 'string', format: 'date-time' },
-    active: { type: 'boolean' },
+    active: { type: 'boolean', description: 'false: paused; events still become deliveries, held pending and sent in order once it is active again (held over 30 days: dropped).' },
   },
   required: ['id', 'url', 'events', 'description', 'created_at', 'active'],
 } as const;
@@ -51,7 +51,7 @@ const deliverySchema = {
 const idParams = { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] } as const;
 const isoOrNull = (t: number | null) => (t === null ? null : iso(t));
 
-const webhookJson = (w: Webhook) => ({ id: w.id, url: w.url, events: w.events, description: w.description, created_at: iso(w.createdAt), active: true });
+const webhookJson = (w: Webhook) => ({ id: w.id, url: w.url, events: w.events, description: w.description, created_at: iso(w.createdAt), active: w.active });
 const deliveryJson = (d: WebhookDelivery) => ({
   id: d.id,
   event_id: d.eventId,
@@ -124,6 +124,62 @@ export async function registerWebhookRoutes(app: FastifyInstance, ctx: AppContex
       schema: { tags: ['webhooks'], summary: 'One webhook.', security, params: idParams, response: { 200: webhookSchema, '4xx': errorBodySchema } },
     },
     async (req) => webhookJson(await hooks.repo.get(principalOf(req).orgId, req.params.id)),
+  );
+
+  app.patch<{ Params: { id: string }; Body: { active?: boolean; events?: string[]; url?: string; description?: string } }>(
+    '/v1/webhooks/:id',
+    {
+      config: { auth: { scope: Scopes.adminOrg } },
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Pause (active: false) or resume a webhook, or change its events, URL or description. The secret cannot be changed: register a new webhook.',
+        security,
+        params: idParams,
+        body: {
+          type: 'object',
+          properties: {
+            active: { type: 'boolean' },
+            events: { type: 'array', items: { type: 'string', enum: [...WEBHOOK_EVENTS] }, minItems: 1, maxItems: WEBHOOK_EVENTS.length, uniqueItems: true },
+            url: { type: 'string', minLength: 1, maxLength: 2048 },
+            description: { type: 'string', maxLength: 200 },
+          },
+          additionalProperties: false,
+          minProperties: 1,
+        },
+        response: { 200: webhookSchema, '4xx': errorBodySchema },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      let url: string | undefined;
+      if (req.body.url !== undefined) {
+        const check = await checkUrl(req.body.url, hooks.guard);
+        if (!check.ok) throw new AttuneError('validation_error', `webhook url refused: ${check.message}`, [{ field: '/url', reason: check.reason, message: check.message }]);
+        url = check.url.toString();
+      }
+      return webhookJson(await hooks.repo.update(p.orgId, req.params.id, { active: req.body.active, events: req.body.events, url, description: req.body.description }));
+    },
+  );
+
+  app.post<{ Params: { id: string; delivery_id: string } }>(
+    '/v1/webhooks/:id/deliveries/:delivery_id/redeliver',
+    {
+      config: { auth: { scope: Scopes.adminOrg } },
+      schema: {
+        tags: ['webhooks'],
+        summary: 'Send a delivery again (a failed one, or one the receiver lost): pending, due now, with the whole retry schedule ahead; the same event id and body, signed at the new attempt.',
+        security,
+        params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 }, delivery_id: { type: 'string', maxLength: 20 } }, required: ['id', 'delivery_id'] },
+        body: { type: ['object', 'null'], properties: {}, additionalProperties: false, description: 'Nothing (an empty object or no body).' },
+        response: { 202: deliverySchema, '4xx': errorBodySchema },
+      },
+    },
+    async (req, reply) => {
+      const d = await hooks.repo.redeliver(principalOf(req).orgId, req.params.id, req.params.delivery_id, ctx.clock());
+      if (!d) throw new AttuneError('not_found', `delivery ${req.params.delivery_id} not found`, [{ field: 'delivery_id', reason: 'not_found' }]);
+      void reply.status(202);
+      return deliveryJson(d);
+    },
   );
 
   app.delete<{ Params: { id: string } }>(

@@ -445,3 +445,69 @@ test('delivered and failed deliveries and their events are forgotten after 30 da
   assert.equal((await repo.deliveries(org, broken.id, 5))[0].status, 'pending');
   assert.equal(await eventCount(org), 1, 'the event stays while a delivery names it');
 });
+
+test('a paused webhook holds its deliveries and sends them in order when resumed; a delivery sent again by hand has the whole retry schedule ahead', async () => {
+  const org = 'org-paused';
+  const hook = await webhook(org);
+  const d = await dispatcher();
+  now = T0 + 2000 * 3600_000;
+  receiver.received = [];
+  receiver.status = 200;
+  await repo.update(org, hook.id, { active: false });
+  assert.equal((await repo.get(org, hook.id)).active, false);
+  await publishChange(sessionChange('sess_paused_1', org, { status: 'active', ended_at: null }));
+  await waitFor('the started event', async () => (await eventCount(org)) === 1);
+  // Paused: the event becomes a delivery, held, never attempted, however long.
+  for (let i = 0; i < 3; i++) {
+    await d.runOnce();
+    now += 3600_000;
+  }
+  let [held] = await repo.deliveries(org, hook.id, 5);
+  assert.deepEqual([held.status, held.attempts], ['pending', 0]);
+  assert.equal(receiver.received.filter((r) => r.headers['x-auf-delivery'] === held.id).length, 0);
+  // Resumed: sent at once, delivered.
+  await repo.update(org, hook.id, { active: true });
+  await d.runOnce();
+  [held] = await repo.deliveries(org, hook.id, 5);
+  assert.deepEqual([held.status, held.attempts], ['delivered', 1]);
+
+  // Sent again by hand (the receiver lost it): pending, due now, then delivered once more,
+  // the same event id and body, attempt 2 in the header.
+  const again = await repo.redeliver(org, hook.id, held.id, now);
+  assert.deepEqual([again?.status, again?.nextAttemptAt], ['pending', now]);
+  await d.runOnce();
+  const mine = receiver.received.filter((r) => r.headers['x-auf-delivery'] === held.id);
+  assert.equal(mine.length, 2);
+  assert.equal(mine[1].body, mine[0].body);
+  assert.deepEqual([mine[0].headers['x-auf-attempt'], mine[1].headers['x-auf-attempt']], ['1', '2']);
+  assert.equal((await repo.deliveries(org, hook.id, 5))[0].status, 'delivered');
+
+  // A failed delivery sent again gets the schedule from its start: 30 s after the next failure, not "failed".
+  receiver.status = 500;
+  const failing = await repo.create({ orgId: org, createdBy: 'admin', url: `http://127.0.0.1:${PORT}/other`, events: ['session.completed'], secret: SECRET, description: '' });
+  await publishChange(sessionChange('sess_paused_2', org));
+  await waitFor('the completed event', async () => (await eventCount(org)) === 3);
+  now += 60_000; // past the settle time
+  for (let i = 0; i < 40; i++) {
+    await d.runOnce();
+    const [x] = await repo.deliveries(org, failing.id, 1);
+    if (x && x.status !== 'pending') break;
+    if (x) now = x.nextAttemptAt!;
+  }
+  let [f] = await repo.deliveries(org, failing.id, 1);
+  assert.deepEqual([f.status, f.attempts], ['failed', MAX_ATTEMPTS]);
+  await repo.redeliver(org, failing.id, f.id, now);
+  await d.runOnce();
+  [f] = await repo.deliveries(org, failing.id, 1);
+  assert.deepEqual([f.status, f.attempts, f.nextAttemptAt], ['pending', MAX_ATTEMPTS + 1, now + RETRY_DELAYS_S[0] * 1000]);
+  assert.equal(await repo.redeliver(org, failing.id, '999999999', now), null, 'no such delivery');
+  await assert.rejects(repo.redeliver('another-org', failing.id, f.id, now), /not found/);
+
+  // Paused for longer than the log is kept: held deliveries older than 30 days are dropped.
+  await repo.update(org, failing.id, { active: false });
+  now += 31 * 86_400_000;
+  await d.runOnce();
+  assert.deepEqual(await repo.deliveries(org, failing.id, 5), []);
+  receiver.status = 200;
+  receiver.received = [];
+});

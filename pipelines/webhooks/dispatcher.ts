@@ -405,7 +405,9 @@ export class WebhookDispatcher {
     }
     const at = this.clock();
     const delivered = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
-    const next = delivered || d.attempts >= MAX_ATTEMPTS ? null : at + RETRY_DELAYS_S[d.attempts - 1] * 1000;
+    // The schedule counts from the last redelivery by hand (scheduleAttempts), the header and log from the first attempt.
+    const n = d.scheduleAttempts;
+    const next = delivered || n >= MAX_ATTEMPTS ? null : at + RETRY_DELAYS_S[n - 1] * 1000;
     await this.opts.webhooks.recordAttempt(d.id, { delivered, statusCode: result.statusCode, error: delivered ? null : result.error ?? `HTTP ${result.statusCode}`, nextAttemptAt: next, at });
     if (delivered) this.stats.delivered++;
     else {

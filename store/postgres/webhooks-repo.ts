@@ -17,6 +17,8 @@ export interface Webhook {
   events: string[];
   description: string;
   createdAt: number;
+  /** false: paused (deliveries held pending, none attempted). */
+  active: boolean;
 }
 
 export interface WebhookDelivery {
@@ -59,6 +61,8 @@ export interface DueDelivery {
   body: string;
   /** Attempts including the one now being made. */
   attempts: number;
+  /** Attempts including this one since the delivery was last sent again by hand (the retry schedule's count). */
+  scheduleAttempts: number;
   createdAt: number;
 }
 
@@ -70,8 +74,9 @@ interface WebhookRow {
   events: string[];
   description: string;
   created_at: Date;
+  active: boolean;
 }
-const WEBHOOK_COLUMNS = 'webhook_id::text AS webhook_id, org_id, created_by, url, events, description, created_at';
+const WEBHOOK_COLUMNS = 'webhook_id::text AS webhook_id, org_id, created_by, url, events, description, created_at, active';
 const toWebhook = (r: WebhookRow): Webhook => ({
   id: r.webhook_id,
   orgId: r.org_id,
@@ -80,6 +85,7 @@ const toWebhook = (r: WebhookRow): Webhook => ({
   events: [...r.events],
   description: r.description,
   createdAt: ms(r.created_at),
+  active: r.active !== false,
 });
 
 interface DeliveryRow {
@@ -142,6 +148,37 @@ export class WebhooksRepository {
     const { rows } = await this.sql.query<WebhookRow>(`SELECT ${WEBHOOK_COLUMNS} FROM webhooks WHERE org_id = $1 AND webhook_id = $2`, [orgId, id]);
     if (rows.length === 0) throw notFound(id);
     return toWebhook(rows[0]);
+  }
+
+  /**
+   * Changes what is given: `active` (false pauses: deliveries are held pending, none is
+   * attempted; true resumes), the event types, the URL (checked by the caller), the description.
+   */
+  async update(orgId: string, id: string, change: { active?: boolean; events?: string[]; url?: string; description?: string }): Promise<Webhook> {
+    if (!isUuid(id)) throw notFound(id);
+    const { rows } = await this.sql.query<WebhookRow>(
+      `UPDATE webhooks SET active = COALESCE($3, active), events = COALESCE($4::text[], events), url = COALESCE($5, url), description = COALESCE($6, description)
+       WHERE org_id = $1 AND webhook_id = $2 RETURNING ${WEBHOOK_COLUMNS}`,
+      [orgId, id, change.active ?? null, change.events ?? null, change.url ?? null, change.description ?? null],
+    );
+    if (rows.length === 0) throw notFound(id);
+    return toWebhook(rows[0]);
+  }
+
+  /**
+   * Sends a delivery again by hand: pending, due at `now`, with the whole retry schedule ahead
+   * (the attempts so far stay counted). A delivered one is sent once more too (a receiver that
+   * lost what it stored). Null when the webhook has no such delivery.
+   */
+  async redeliver(orgId: string, id: string, deliveryId: string, now: number): Promise<WebhookDelivery | null> {
+    await this.get(orgId, id);
+    if (!/^\d{1,18}$/.test(deliveryId)) return null;
+    const { rows } = await this.sql.query<DeliveryRow>(
+      `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, schedule_from = attempts, delivered_at = NULL
+       WHERE webhook_id = $1 AND delivery_id = $2 RETURNING ${DELIVERY_COLUMNS}`,
+      [id, deliveryId, toDate(now)],
+    );
+    return rows.length === 0 ? null : toDelivery(rows[0]);
   }
 
   /** Deletes a webhook and its delivery log; pending deliveries are not sent. */
@@ -216,13 +253,15 @@ export class WebhooksRepository {
    * and the attempt is counted.
    */
   async takeDue(now: number, leaseMs: number, limit: number): Promise<DueDelivery[]> {
-    const { rows } = await this.sql.query<{ delivery_id: string | number; webhook_id: string; event_id: string; url: string; secret: string; body: string; attempts: number; created_at: Date }>(
+    // A paused webhook's deliveries stay pending, untouched, until it is active again.
+    const { rows } = await this.sql.query<{ delivery_id: string | number; webhook_id: string; event_id: string; url: string; secret: string; body: string; attempts: number; schedule_from: number; created_at: Date }>(
       `UPDATE webhook_deliveries d SET next_attempt_at = $2, attempts = d.attempts + 1, last_attempt_at = $1
        FROM webhooks w
        WHERE w.webhook_id = d.webhook_id AND d.delivery_id IN (
-         SELECT delivery_id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= $1
-         ORDER BY next_attempt_at, delivery_id LIMIT $3 FOR UPDATE SKIP LOCKED)
-       RETURNING d.delivery_id, d.webhook_id::text AS webhook_id, d.event_id, w.url, w.secret, d.body, d.attempts, d.created_at`,
+         SELECT dd.delivery_id FROM webhook_deliveries dd JOIN webhooks ww ON ww.webhook_id = dd.webhook_id
+         WHERE dd.status = 'pending' AND dd.next_attempt_at <= $1 AND ww.active
+         ORDER BY dd.next_attempt_at, dd.delivery_id LIMIT $3 FOR UPDATE OF dd SKIP LOCKED)
+       RETURNING d.delivery_id, d.webhook_id::text AS webhook_id, d.event_id, w.url, w.secret, d.body, d.attempts, d.schedule_from, d.created_at`,
       [toDate(now), toDate(now + leaseMs), limit],
     );
     return rows.map((r) => ({
@@ -233,6 +272,7 @@ export class WebhooksRepository {
       secret: r.secret,
       body: r.body,
       attempts: Number(r.attempts),
+      scheduleAttempts: Number(r.attempts) - Number(r.schedule_from),
       createdAt: ms(r.created_at),
     }));
   }
@@ -249,15 +289,20 @@ export class WebhooksRepository {
   /**
    * Forgets what is older than `before`: delivered and failed deliveries created before it,
    * then fanned-out events ready before it that no delivery names any more. Pending deliveries
-   * stay whatever their age (they are still to be tried).
+   * stay whatever their age (they are still to be tried), except those a paused webhook holds.
    */
   async prune(before: number): Promise<{ deliveries: number; events: number }> {
     const d = await this.sql.query(`DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at < $1`, [toDate(before)]);
+    // A paused webhook holds its deliveries, but not for longer than the log keeps anything.
+    const held = await this.sql.query(
+      `DELETE FROM webhook_deliveries d USING webhooks w WHERE w.webhook_id = d.webhook_id AND NOT w.active AND d.status = 'pending' AND d.created_at < $1`,
+      [toDate(before)],
+    );
     const e = await this.sql.query(
       `DELETE FROM webhook_events e WHERE fanned_out AND ready_at < $1 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d WHERE d.event_id = e.event_id)`,
       [toDate(before)],
     );
-    return { deliveries: d.rowCount, events: e.rowCount };
+    return { deliveries: d.rowCount + held.rowCount, events: e.rowCount };
   }
 
   /** Records a device's battery state; true when it has just fallen below the level (it was not low, or unknown). */
