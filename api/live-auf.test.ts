@@ -11,7 +11,7 @@ import { Topics } from '../schemas/topics.js';
 import { silentLogger } from '../lib/log.js';
 import type { CoherenceWindowRecord, SessionEventRecord } from '../schemas/records.js';
 import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
-import { ClientHeartbeat, LiveHub, MISSED_HEARTBEATS } from '../http/live-hub.js';
+import { ClientHeartbeat, LiveHub, MISSED_HEARTBEATS, type LiveClient } from '../http/live-hub.js';
 import type { HeartbeatTimers } from '../http/ws-heartbeat.js';
 import { AUF_PROTOCOL, aufMessage, breathingGuidance } from './live.js';
 
@@ -96,19 +96,30 @@ test('ClientHeartbeat: off until the first heartbeat; each one re-arms; three in
   assert.equal(errors.length, 1);
 });
 
+/** A hub's client on a real socket: `fn` gets the client (server side), the peer and what it received. */
+async function withHubClient(
+  hub: LiveHub<CoherenceWindowRecord>,
+  fn: (client: LiveClient, peer: { ws: WebSocket; inbox: any[] }) => Promise<void>,
+): Promise<void> {
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  try {
+    const serverSide = new Promise<import('ws').WebSocket>((resolve) => wss.once('connection', resolve));
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    const { port } = wss.address() as { port: number };
+    const peer = await open(`ws://127.0.0.1:${port}`);
+    await fn(hub.attach(await serverSide, ['k'])!, peer);
+  } finally {
+    await new Promise((r) => wss.close(r));
+  }
+}
+
 test('a LiveHub socket that heartbeats gets ping, and is closed with 4408 and a coded error after three missed (injected timers)', async () => {
   const timers = fakeTimers();
   const hub = new LiveHub<CoherenceWindowRecord>(
     { log: silentLogger, maxBufferedMessages: 64, heartbeatMs: 600_000, clock: () => Date.parse('2026-02-12T12:00:00Z'), heartbeatTimers: timers, clientHeartbeatMs: 1_000 },
     { name: 'test', topics: [], route: () => null },
   );
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
-  try {
-    const serverSide = new Promise<import('ws').WebSocket>((resolve) => wss.once('connection', resolve));
-    await new Promise<void>((r) => wss.once('listening', () => r()));
-    const { port } = wss.address() as { port: number };
-    const { ws, inbox } = await open(`ws://127.0.0.1:${port}`);
-    const client = hub.attach(await serverSide, ['k'])!;
+  await withHubClient(hub, async (client, { ws, inbox }) => {
     const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
     hub.heartbeat(client);
     const ping = await waitFor('ping', () => inbox.find((m) => m.type === 'ping'), 5_000, 10);
@@ -117,9 +128,24 @@ test('a LiveHub socket that heartbeats gets ping, and is closed with 4408 and a 
     assert.equal(await closed, 4408);
     const err = inbox.find((m) => m.type === 'error');
     assert.deepEqual([err?.error.code, err?.error.details[0].reason], ['request_timeout', 'heartbeat_timeout']);
-  } finally {
-    await new Promise((r) => wss.close(r));
-  }
+  });
+});
+
+test('a message superseded by one the client already had is dropped, also when it was held during a replay', async () => {
+  const hub = new LiveHub<CoherenceWindowRecord>({ log: silentLogger, maxBufferedMessages: 64, heartbeatMs: 600_000, clock: () => 0 }, { name: 'test', topics: [], route: () => null });
+  await withHubClient(hub, async (client, { ws, inbox }) => {
+    client.send('"F1"', 'F1');
+    client.send('"P1"', 'P1', false, 'F1'); // its final went out first: dropped
+    client.send('"P2"', 'P2', false, 'F2'); // no final yet: sent
+    client.hold();
+    client.send('"P3"', 'P3', false, 'F3'); // held...
+    client.send('"F3"', 'F3', true); // ...while a replay sends its final
+    client.release();
+    client.send('"end"', 'end');
+    await waitFor('the last message', () => inbox.includes('end'), 5_000, 10);
+    assert.deepEqual(inbox, ['F1', 'P2', 'F3', 'end']);
+    ws.close();
+  });
 });
 
 describe('live sockets of a whole Attune', () => {
@@ -237,6 +263,8 @@ describe('live sockets of a whole Attune', () => {
     // Read late from its topic: the final window of both ends went out already.
     app.live!.publish(window(sid, 10), P);
     app.live!.publish(window(sid, 9), P);
+    app.live!.publish(window(sid, 11), P);
+    // A worker that took the partition over reads it again: an older provisional window after a newer one.
     app.live!.publish(window(sid, 11), P);
     app.live!.publish(window(sid, 12), F);
     const updates = (c: { inbox: any[] }) => c.inbox.filter((m) => m.type === 'coherence_update');

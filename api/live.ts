@@ -95,15 +95,23 @@ const userKey = (orgId: string, userId: string) => `user:${orgId}/${userId}`;
 const sessionKey = (sessionId: string) => `session:${sessionId}`;
 /** Sockets that asked for provisional windows (`?provisional=true`) are attached under these too. */
 const provisionalKey = (key: string) => `provisional:${key}`;
+/** Per coherence hub: its open sockets that asked for provisional windows. */
+const provisionalSockets = new WeakMap<LiveHub<CoherenceLiveRecord>, { count: number }>();
 
 /** The hub of the coherence live routes: windows and session events to their user's and session's sockets. */
 export function createCoherenceLiveHub(opts: LiveHubOptions, topics: TopicNames = Topics): LiveHub<CoherenceLiveRecord> {
-  /** Per session, the newest final window end routed (the sessions of the last hours). */
-  const finalThrough = new LRUCache<string, number>({ max: 20_000 });
-  return new LiveHub<CoherenceLiveRecord>(opts, {
+  // Per session, the newest final and provisional window ends routed, for the most recently
+  // active sessions (about 100 bytes an entry). Past them, each client still drops a
+  // provisional window whose final one it had (LiveDelivery.supersededBy).
+  const finalThrough = new LRUCache<string, number>({ max: 100_000 });
+  const provisionalThrough = new LRUCache<string, number>({ max: 100_000 });
+  const asking = { count: 0 };
+  const hub = new LiveHub<CoherenceLiveRecord>(opts, {
     name: 'live',
     topics: [topics.coherenceWindows, topics.sessionEvents, topics.coherenceWindowsProvisional],
     resume: true,
+    // Provisional windows are decoded only while some socket asked for them.
+    wanted: (topic) => topic !== topics.coherenceWindowsProvisional || asking.count > 0,
     route(rec, topic) {
       const keys = [userKey(rec.org_id, rec.user_id), sessionKey(rec.session_id)];
       // The envelope's timestamp is when the record was read, also for one built at a resume.
@@ -115,15 +123,21 @@ export function createCoherenceLiveHub(opts: LiveHubOptions, topics: TopicNames 
       }
       if (topic === topics.coherenceWindowsProvisional) {
         const w = rec as CoherenceWindowRecord;
-        // The two topics are read independently: a provisional window whose final one was
-        // already sent would only take the display back. Not kept for resume.
+        // The two topics are read independently, and a worker that restarts or takes a
+        // partition over reads again what it had read: a provisional window whose final one, or
+        // a newer provisional one, was already sent would only take the display back. Not kept
+        // for resume.
         if (w.window_end <= (finalThrough.get(w.session_id) ?? -Infinity)) return null;
-        return { keys: keys.map(provisionalKey), envelope: () => coherenceEnvelope(w, receivedAt, true) };
+        if (w.window_end <= (provisionalThrough.get(w.session_id) ?? -Infinity)) return null;
+        provisionalThrough.set(w.session_id, w.window_end);
+        return { keys: keys.map(provisionalKey), envelope: () => coherenceEnvelope(w, receivedAt, true), supersededBy: `${w.session_id}:${w.window_end}` };
       }
       const e = rec as SessionEventRecord;
       return { keys, resumeKeys: keys, envelope: () => sessionEventEnvelope(e, receivedAt) };
     },
   });
+  provisionalSockets.set(hub, asking);
+  return hub;
 }
 
 /** The coherence platform document's WebSocket subprotocol. */
@@ -246,18 +260,25 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
     let client: LiveClient | null = null;
     let ownKey: string | null = null;
     let principal: VerifiedToken | null = null;
+    let provisional = false;
     const sendError = (c: LiveClient, message: string) =>
       c.sendEnvelope({ id: randomUUID(), type: 'error', timestamp: iso(ctx.clock()), payload: { code: 'not_found', message, details: [{ field: 'sessionId', reason: 'not_found' }] } }, true);
     return {
       attach(p: VerifiedToken, key: string, subscribed: Record<string, unknown>): boolean {
         const query = req.query as Record<string, unknown> | undefined;
-        const c = hub!.attach(socket, wantsProvisional(query?.provisional) ? [key, provisionalKey(key)] : [key]);
+        provisional = wantsProvisional(query?.provisional);
+        const c = hub!.attach(socket, provisional ? [key, provisionalKey(key)] : [key]);
         if (!c) return false;
+        const asking = provisional ? provisionalSockets.get(hub as LiveHub<CoherenceLiveRecord>) : undefined;
+        if (asking) {
+          asking.count++;
+          socket.once('close', () => asking.count--);
+        }
         if (socket.protocol === AUF_PROTOCOL) c.render = auf;
         client = c;
         ownKey = key;
         principal = p;
-        resume(c, key, lastIdOf(query?.last_id), wantsProvisional(query?.provisional) ? { ...subscribed, provisional: true } : subscribed);
+        resume(c, key, lastIdOf(query?.last_id), provisional ? { ...subscribed, provisional: true } : subscribed);
         return true;
       },
       async control(msg: unknown): Promise<void> {
@@ -280,7 +301,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
             key = sessionKey(s.id);
             payload = { session_id: s.id };
           }
-          resume(c, key, lastId, payload);
+          resume(c, key, lastId, provisional ? { ...payload, provisional: true } : payload);
         } finally {
           c.release();
         }

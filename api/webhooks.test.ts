@@ -202,6 +202,8 @@ test('a delivery that failed while the receiver was down is sent after Attune re
   assert.equal((await app.request('PATCH', '/v1/webhooks/00000000-0000-4000-8000-000000000000', { token: admin, body: { active: true } })).status, 404);
   const again = await app.request('POST', `/v1/webhooks/${hookId}/deliveries/${failed.id}/redeliver`, { token: admin });
   assert.deepEqual([again.status, again.body.status, again.body.attempts], [202, 'pending', 2]);
+  const twice = await app.request('POST', `/v1/webhooks/${hookId}/deliveries/${failed.id}/redeliver`, { token: admin });
+  assert.deepEqual([twice.status, twice.body.error?.details?.[0]?.reason], [409, 'delivery_pending']);
   assert.equal((await app.request('POST', `/v1/webhooks/${hookId}/deliveries/123456789/redeliver`, { token: admin })).status, 404);
   const copies = () => receiver.received.filter((r) => r.headers['x-auf-delivery'] === failed.id).length;
   const before = copies();

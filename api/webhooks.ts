@@ -167,7 +167,7 @@ export async function registerWebhookRoutes(app: FastifyInstance, ctx: AppContex
       config: { auth: { scope: Scopes.adminOrg } },
       schema: {
         tags: ['webhooks'],
-        summary: 'Send a delivery again (a failed one, or one the receiver lost): pending, due now, with the whole retry schedule ahead; the same event id and body, signed at the new attempt.',
+        summary: 'Send a delivered or failed delivery again (the receiver lost it, or was down past the retries): pending, due now, with the whole retry schedule ahead; the same event id and body, signed at the new attempt. 409 delivery_pending for one still pending.',
         security,
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 }, delivery_id: { type: 'string', maxLength: 20 } }, required: ['id', 'delivery_id'] },
         body: { type: ['object', 'null'], properties: {}, additionalProperties: false, description: 'Nothing (an empty object or no body).' },

@@ -263,9 +263,10 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
       [{ valid: 'true' }, s.validWindows],
       [{ valid: 'false' }, s.windows - s.validWindows],
     ]);
-    metrics.counterFrom('attune_coherence_provisional_windows_total', 'Provisional windows published for live display, and publishes of them that failed.', ['outcome'], () => [
+    metrics.counterFrom('attune_coherence_provisional_windows_total', 'Provisional windows for live display: published, failed (computing or publishing), or dropped while the round before them was in flight.', ['outcome'], () => [
       [{ outcome: 'published' }, s.provisionalWindows],
       [{ outcome: 'failed' }, s.provisionalFailures],
+      [{ outcome: 'dropped' }, s.provisionalDropped ?? 0],
     ]);
     metrics.counterFrom('attune_coherence_late_beats_total', 'Beats behind their session\'s watermark by more than the allowed lateness: stored, in no window.', [], () => [[{}, s.lateBeats]]);
     metrics.counterFrom('attune_coherence_quarantined_readings_total', 'Readings that would have jumped their session\'s clock, dead-lettered as future_beat.', [], () => [[{}, s.quarantinedReadings]]);

@@ -10,7 +10,9 @@
 // platform document's body-only signature (`X-AUF-Signature: sha256=…`) is sent too, for
 // receivers written against that document; it cannot tell a replay, so check this one.
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { realpathSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { pathToFileURL } from 'node:url';
 
 const TOLERANCE_S = 300;
 
@@ -23,14 +25,16 @@ export function verify(body, header, secret, nowMs = Date.now()) {
     if (k === 't' && /^\d{1,12}$/.test(v ?? '')) t = Number(v);
     else if (k === 'v1' && /^[0-9a-f]{64}$/.test(v ?? '')) sigs.push(v);
   }
-  if (t === null || sigs.length === 0 || Math.abs(nowMs / 1000 - t) > TOLERANCE_S) return false;
+  // Written so that a NaN time fails the check rather than passing it.
+  if (t === null || sigs.length === 0 || !(Math.abs(nowMs / 1000 - t) <= TOLERANCE_S)) return false;
   const expected = Buffer.from(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'));
   return sigs.some((s) => timingSafeEqual(Buffer.from(s), expected));
 }
 
 /** The receiver: `onEvent` gets each new, verified event once. */
 export function createReceiver({ secret, onEvent }) {
-  // Event ids seen in the last hour or so (a bounded set: the oldest go first).
+  // The last 100,000 event ids (the oldest go first): far more than a receiver gets within the
+  // 5 minutes a replay can pass the time check.
   const seen = new Set();
   return createServer((req, res) => {
     if (req.method !== 'POST') return res.writeHead(405).end();
@@ -53,13 +57,19 @@ export function createReceiver({ secret, onEvent }) {
       res.writeHead(204).end();
       if (seen.has(event.id)) return;
       seen.add(event.id);
-      if (seen.size > 10_000) seen.delete(seen.values().next().value);
-      onEvent(event);
+      if (seen.size > 100_000) seen.delete(seen.values().next().value);
+      try {
+        onEvent(event);
+      } catch (err) {
+        // Acknowledged already: log it, keep serving (a thrown handler must not stop the receiver).
+        console.error(`event ${event.id}: ${err?.message ?? err}`);
+      }
     });
   });
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+// Run as a program (not imported, as its test does).
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
   const secret = process.env.WEBHOOK_SECRET;
   if (!secret) {
     console.error('set WEBHOOK_SECRET to the webhook\'s secret');

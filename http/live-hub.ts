@@ -53,7 +53,7 @@ export class LiveClient {
   /** Ids of envelopes sent to this client (the last RECENT_IDS), so a replay sends none twice. */
   private readonly sentIds = new Set<string>();
   /** While held (a replay being prepared), live messages wait here, in order. */
-  private held: Array<{ text: string; id?: string }> | null = null;
+  private held: Array<{ text: string; id?: string; supersededBy?: string }> | null = null;
 
   constructor(
     readonly socket: WebSocket,
@@ -80,12 +80,18 @@ export class LiveClient {
   release(): void {
     const held = this.held;
     this.held = null;
-    for (const m of held ?? []) if (m.id === undefined || !this.sentIds.has(m.id)) this.send(m.text, m.id);
+    for (const m of held ?? []) if (m.id === undefined || !this.sentIds.has(m.id)) this.send(m.text, m.id, false, m.supersededBy);
   }
 
-  send(text: string, id?: string, now = false): void {
+  /**
+   * Sends a message (`now` passes a hold). `supersededBy`: the id of a message that makes this
+   * one pointless once this client has had it (a provisional window's final one): then this
+   * one is dropped, also when it was held and the other went out meanwhile.
+   */
+  send(text: string, id?: string, now = false, supersededBy?: string): void {
+    if (supersededBy !== undefined && this.sentIds.has(supersededBy)) return;
     if (this.held && !now) {
-      this.held.push({ text, id });
+      this.held.push({ text, id, supersededBy });
       return;
     }
     if (id !== undefined) {
@@ -160,6 +166,8 @@ export interface LiveDelivery {
   envelope: () => Envelope;
   /** Keys the envelope is kept under for resume (a session, a user); none: not kept. */
   resumeKeys?: readonly string[];
+  /** An envelope id that, once a client has had it, makes this one pointless for that client (LiveClient.send). */
+  supersededBy?: string;
 }
 
 export interface LiveHubOptions {
@@ -191,6 +199,8 @@ export interface LiveFeed<R> {
   topics: readonly string[];
   /** The delivery of one decoded record read from `topic`; null to drop it. */
   route(record: R, topic: string): LiveDelivery | null;
+  /** Whether a batch of `topic` is worth decoding now (default: always); false skips it whole. */
+  wanted?(topic: string): boolean;
 }
 
 /** A resume buffer's entry: the envelope once built, and how to build it. */
@@ -236,6 +246,7 @@ export class LiveHub<R = unknown> {
       eachBatch: async (batch) => {
         // Nobody listening and nothing to keep for resume: nothing to decode.
         if (this.all.size === 0 && this.listenerCount === 0 && !this.feed.resume) return;
+        if (this.feed.wanted && !this.feed.wanted(batch.topic)) return;
         for (const r of batch.records) {
           try {
             let rec = decodeRecord<R>(codec, r.value);
@@ -270,7 +281,7 @@ export class LiveHub<R = unknown> {
       for (const c of set) {
         let text = texts.get(c.render);
         if (text === undefined) texts.set(c.render, (text = renderWith(c.render, env)));
-        c.send(text, env.id);
+        c.send(text, env.id, false, delivery.supersededBy);
         this.stats.delivered++;
       }
     }

@@ -137,6 +137,7 @@ export const Reasons = {
   no_route: r('not_found', 'No route for this method and path.'),
   already_registered: r('conflict', 'The device is registered to another user.'),
   version_conflict: r('conflict', 'The record changed since the version given (optimistic concurrency).'),
+  delivery_pending: r('conflict', 'A webhook delivery still pending (due, or being attempted) cannot be sent again by hand: only a delivered or failed one.'),
   device_quota: r('conflict', "A new device beyond the devices per user of the token's tier (free 2, plus 5, pro 20)."),
   mesh_full: r('mesh_full', 'The mesh session has as many participants present as its max_participants.'),
   mesh_ended: r('conflict', 'The mesh session has ended: it can no longer be joined.'),

@@ -46,7 +46,7 @@ before(async () => {
   sessions = new SessionsRepository(entities.client);
   // A session's device must be registered (a foreign key in PostgreSQL).
   const devices = new DevicesRepository(entities.client);
-  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky', 'dev-clean', 'dev-paused', 'dev-quiet', 'dev-prov-on', 'dev-prov-off']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
+  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky', 'dev-clean', 'dev-paused', 'dev-quiet', 'dev-prov-on', 'dev-prov-off', 'dev-prov-stuck']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
 });
 
 after(async () => {
@@ -335,7 +335,7 @@ test('a silent session is ended once the event time of its partition is sessionI
   }
 });
 
-test('provisional windows: each window the beats have passed goes out once before its final one, on its own topic; the final windows are those of a worker without them', async (t) => {
+test('provisional windows: after each batch, the newest window the beats have passed goes out once, before its final one, on its own topic; the final windows are those of a worker without them', async (t) => {
   const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
   const on = await sessions.create({ ...opts, deviceId: 'dev-prov-on' });
   const off = await sessions.create({ ...opts, deviceId: 'dev-prov-off' });
@@ -361,7 +361,7 @@ test('provisional windows: each window the beats have passed goes out once befor
     const w = flushingThrough(new CoherenceWorker({ bus: watched, topics, codec, sessions, log: silentLogger, groupId: `${prefix}group`, provisionalWindows }), runSinks);
     await w.start();
     try {
-      // Live-like: 8 readings (about 7 s) at a time, each piece handled before the next is sent.
+      // Live-like: 8 readings (about 14 s of beats) at a time, each piece handled before the next is sent.
       for (let from = 0; from < readings.length; from += 8) {
         const to = Math.min(from + 8, readings.length);
         await publishReadings(sessionId, deviceId, from, to, topics.heartReadings);
@@ -409,5 +409,55 @@ test('provisional windows: each window the beats have passed goes out once befor
   for (const p of provisional) {
     const before = mine.slice(0, mine.indexOf(p)).filter((e) => e.topic === 'final');
     if (before.length > 0) assert.ok(p.endMs - before[before.length - 1].endMs >= 10_000, `${p.endMs - before[before.length - 1].endMs} ms ahead`);
+  }
+});
+
+test('a provisional publish that hangs or fails holds nothing up: every reading handled and every final window out meanwhile', async () => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  const session = await sessions.create({ ...opts, deviceId: 'dev-prov-stuck' });
+  const topics = prefixedTopics('prov-stuck.');
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+  let release: () => void = () => undefined;
+  const hung = new Promise<void>((r) => (release = r));
+  let provisionalCalls = 0;
+  let finals = 0;
+  const stuck: Bus = {
+    ...bus,
+    kind: bus.kind,
+    publish: async (topic, records) => {
+      if (topic === topics.coherenceWindowsProvisional) {
+        // The first round never answers until released; the ones after it fail.
+        if (provisionalCalls++ === 0) return hung;
+        throw new Error('provisional topic unavailable');
+      }
+      await bus.publish(topic, records);
+      if (topic === topics.coherenceWindows) finals += records.length;
+    },
+  };
+  const w = new CoherenceWorker({ bus: stuck, topics, codec, sessions, log: silentLogger, groupId: 'prov-stuck-group' });
+  await w.start();
+  try {
+    for (let from = 0; from < readings.length; from += 8) {
+      const to = Math.min(from + 8, readings.length);
+      await publishReadings(session.id, 'dev-prov-stuck', from, to, topics.heartReadings);
+      // Not flush(): it would wait for the hung round. The readings' handling must not.
+      await waitFor(`readings up to ${to}`, () => w.stats.readings === to, 30_000, 10);
+    }
+    await waitFor('the session to end, its last windows out', () => w.openSessionCount === 0 && finals === w.stats.windows, 30_000, 10);
+    assert.ok(finals > 20, `${finals} final windows`);
+    assert.equal(provisionalCalls, 1, 'one round in flight; the later ones were dropped, not queued');
+    assert.ok(w.stats.provisionalDropped > 0);
+    release();
+    await w.flush();
+    assert.equal(w.stats.provisionalWindows, 1);
+    // Released, the next rounds go to the bus again; here it refuses them: counted, nothing else.
+    const s2 = await sessions.create({ ...opts, deviceId: 'dev-prov-stuck' });
+    await publishReadings(s2.id, 'dev-prov-stuck', 0, 40, topics.heartReadings);
+    await waitFor('the second session\'s readings', () => w.stats.readings === readings.length + 40, 30_000, 10);
+    await w.flush();
+    assert.ok(provisionalCalls > 1 && w.stats.provisionalFailures > 0, `${provisionalCalls} calls, ${w.stats.provisionalFailures} failed`);
+  } finally {
+    release();
+    await w.stop();
   }
 });

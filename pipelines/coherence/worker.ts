@@ -146,8 +146,9 @@ interface PartitionState {
   pendingClosed: ClosedOf[];
   /** Provisional windows cut after the last batch, to compute and publish after its output. */
   pendingProvisional: ClosedOf[];
+  /** The provisional round being computed and published (outside the lock); null when none. */
+  provisionalInFlight: Promise<void> | null;
   outWindows: CoherenceWindowRecord[];
-  outProvisional: CoherenceWindowRecord[];
   outEvents: SessionEventRecord[];
   outDeadLetters: DeadLetterInput[];
   /**
@@ -188,8 +189,10 @@ export interface CoherenceWorkerStats {
   restoredSessions: number;
   /** Provisional windows published (live display only). */
   provisionalWindows: number;
-  /** Publishes of provisional windows that failed (logged; nothing stored depends on them). */
+  /** Provisional windows not published because computing or publishing them failed (logged; nothing stored depends on them). */
   provisionalFailures: number;
+  /** Provisional windows dropped because the round before them was still in flight (a slow bus). */
+  provisionalDropped: number;
 }
 
 /** Key under which the partition's newest-beat record is retained (no session id looks like it). */
@@ -215,6 +218,7 @@ export class CoherenceWorker {
     restoredSessions: 0,
     provisionalWindows: 0,
     provisionalFailures: 0,
+    provisionalDropped: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
   private readonly pool: MetricsPool;
@@ -278,8 +282,8 @@ export class CoherenceWorker {
         nextIdleEndMs: Infinity,
         pendingClosed: [],
         pendingProvisional: [],
+        provisionalInFlight: null,
         outWindows: [],
-        outProvisional: [],
         outEvents: [],
         outDeadLetters: [],
         outGroup: [],
@@ -513,20 +517,9 @@ export class CoherenceWorker {
    * outbox as it was when it fails, so a retry picks up where this one stopped.
    */
   private async drain(p: PartitionState): Promise<void> {
-    if (p.pendingProvisional.length > 0 && p.pendingClosed.length === 0) {
-      const provisional = p.pendingProvisional;
-      const metrics = await this.pool.compute(provisional.map((c) => c.w));
-      p.pendingProvisional = [];
-      for (let i = 0; i < provisional.length; i++) p.outProvisional.push(this.windowRecord(provisional[i].st, provisional[i].w, metrics[i]));
-    }
     if (p.pendingClosed.length > 0) {
       const closed = p.pendingClosed;
-      // The provisional windows ride along in the same call to the metrics threads.
-      const provisional = p.pendingProvisional;
-      const all = await this.pool.compute([...closed.map((c) => c.w), ...provisional.map((c) => c.w)]);
-      const metrics = all.slice(0, closed.length);
-      p.pendingProvisional = [];
-      for (let i = 0; i < provisional.length; i++) p.outProvisional.push(this.windowRecord(provisional[i].st, provisional[i].w, all[closed.length + i]));
+      const metrics = await this.pool.compute(closed.map((c) => c.w));
       // Group participations are looked up before the outbox moves on, so a failed lookup
       // leaves the closed windows where they were (the windows a replay suppresses need none).
       const fanout = this.groupFanout;
@@ -563,31 +556,43 @@ export class CoherenceWorker {
     p.outGroup = [];
     p.outEvents = [];
     p.outCheckpoints = new Set();
-    if (p.outProvisional.length > 0) await this.publishProvisional(p);
+    if (p.pendingProvisional.length > 0) this.startProvisional(p);
   }
 
   /**
-   * Publishes the provisional windows, after the final ones and the commit: live display only,
-   * so a failure is logged and counted, never retried and never a reason to replay the batch.
+   * Computes and publishes the batch's provisional windows after its final ones and the
+   * commit, outside the partition's lock: they are for live display only, so nothing waits for
+   * them, a failure (computing or publishing) is logged and counted and never a reason to
+   * replay, and while one round is in flight (a slow bus) newer ones are dropped, not queued.
    * A provisional window whose final one was published meanwhile is dropped.
    */
-  private async publishProvisional(p: PartitionState): Promise<void> {
-    const windows = p.outProvisional;
-    p.outProvisional = [];
-    try {
-      const recs = [];
-      for (const w of windows) {
-        const st = p.sessions.get(w.session_id);
-        if (!st || w.window_end <= st.emittedThroughMs) continue;
-        recs.push({ key: w.session_id, value: await this.opts.codec.encode(Topics.coherenceWindowsProvisional, w), timestamp: w.window_end });
-      }
-      if (recs.length === 0) return;
-      await this.opts.bus.publish(this.topics.coherenceWindowsProvisional, recs);
-      this.stats.provisionalWindows += recs.length;
-    } catch (err) {
-      this.stats.provisionalFailures++;
-      this.opts.log.warn({ err, partition: p.tracker.partition, windows: windows.length }, 'coherence worker: provisional windows not published (live display only; the final windows are unaffected)');
+  private startProvisional(p: PartitionState): void {
+    const windows = p.pendingProvisional;
+    p.pendingProvisional = [];
+    if (p.provisionalInFlight) {
+      this.stats.provisionalDropped += windows.length;
+      return;
     }
+    p.provisionalInFlight = (async () => {
+      try {
+        const metrics = await this.pool.compute(windows.map((c) => c.w));
+        const recs = [];
+        for (let i = 0; i < windows.length; i++) {
+          const { st, w } = windows[i];
+          if (p.sessions.get(st.id) !== st || w.windowEndMs <= st.emittedThroughMs) continue;
+          const rec = this.windowRecord(st, w, metrics[i]);
+          recs.push({ key: rec.session_id, value: await this.opts.codec.encode(Topics.coherenceWindowsProvisional, rec), timestamp: rec.window_end });
+        }
+        if (recs.length === 0) return;
+        await this.opts.bus.publish(this.topics.coherenceWindowsProvisional, recs);
+        this.stats.provisionalWindows += recs.length;
+      } catch (err) {
+        this.stats.provisionalFailures += windows.length;
+        this.opts.log.warn({ err, partition: p.tracker.partition, windows: windows.length }, 'coherence worker: provisional windows not published (live display only; the final windows are unaffected)');
+      } finally {
+        p.provisionalInFlight = null;
+      }
+    })();
   }
 
   /** Creates state for sessions first seen in this batch, from their checkpoints (a takeover). */
@@ -760,6 +765,8 @@ export class CoherenceWorker {
   /** Resolves once the work under way is done and every window and event emitted so far is on the bus. */
   async flush(): Promise<void> {
     await Promise.all([...this.partitions.values()].map((p) => p.lock));
+    // And the provisional rounds those batches started (they never throw).
+    await Promise.all([...this.partitions.values()].map((p) => p.provisionalInFlight));
   }
 
   async stop(): Promise<void> {

@@ -7,6 +7,7 @@
 // record makes.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { AttuneError } from '../../lib/errors.js';
 import crypto from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -501,6 +502,8 @@ test('a paused webhook holds its deliveries and sends them in order when resumed
   [f] = await repo.deliveries(org, failing.id, 1);
   assert.deepEqual([f.status, f.attempts, f.nextAttemptAt], ['pending', MAX_ATTEMPTS + 1, now + RETRY_DELAYS_S[0] * 1000]);
   assert.equal(await repo.redeliver(org, failing.id, '999999999', now), null, 'no such delivery');
+  // Pending again (its next attempt, maybe under way): not sent again by hand.
+  await assert.rejects(repo.redeliver(org, failing.id, f.id, now), (e: unknown) => e instanceof AttuneError && e.code === 'conflict' && e.details[0].reason === 'delivery_pending');
   await assert.rejects(repo.redeliver('another-org', failing.id, f.id, now), /not found/);
 
   // Paused for longer than the log is kept: held deliveries older than 30 days are dropped.

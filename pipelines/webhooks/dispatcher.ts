@@ -74,15 +74,16 @@ export function timestampedSignatureOf(body: string, secret: string, atMs: numbe
  * header is well formed, its time within `toleranceS` of `nowMs`, and one of its v1 signatures
  * matches the raw body under the secret (compared in constant time).
  */
-export function verifyTimestampedSignature(body: string, header: string, secret: string, nowMs: number, toleranceS = SIGNATURE_TOLERANCE_S): boolean {
+export function verifyTimestampedSignature(body: string, header: string | undefined, secret: string, nowMs: number, toleranceS = SIGNATURE_TOLERANCE_S): boolean {
   let t: number | null = null;
   const candidates: string[] = [];
-  for (const part of header.split(',')) {
+  for (const part of String(header ?? '').split(',')) {
     const [k, v] = part.split('=', 2);
     if (k === 't' && /^\d{1,12}$/.test(v ?? '')) t = Number(v);
     else if (k === 'v1' && /^[0-9a-f]{64}$/.test(v ?? '')) candidates.push(v);
   }
-  if (t === null || candidates.length === 0 || Math.abs(nowMs / 1000 - t) > toleranceS) return false;
+  // Written so that a NaN time or tolerance fails the check rather than passing it.
+  if (t === null || candidates.length === 0 || !(Math.abs(nowMs / 1000 - t) <= toleranceS)) return false;
   const expected = Buffer.from(createHmac('sha256', secret).update(`${t}.${body}`).digest('hex'));
   return candidates.some((c) => timingSafeEqual(Buffer.from(c), expected));
 }

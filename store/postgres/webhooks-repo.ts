@@ -166,19 +166,24 @@ export class WebhooksRepository {
   }
 
   /**
-   * Sends a delivery again by hand: pending, due at `now`, with the whole retry schedule ahead
-   * (the attempts so far stay counted). A delivered one is sent once more too (a receiver that
-   * lost what it stored). Null when the webhook has no such delivery.
+   * Sends a delivered or failed delivery again by hand (a receiver that lost what it stored, or
+   * was down for more than the retry schedule): pending, due at `now`, with the whole retry
+   * schedule ahead (the attempts so far stay counted). A pending one is refused (409
+   * delivery_pending): it is still to be tried, maybe right now, and its attempt's outcome
+   * would overwrite this. Null when the webhook has no such delivery.
    */
   async redeliver(orgId: string, id: string, deliveryId: string, now: number): Promise<WebhookDelivery | null> {
     await this.get(orgId, id);
     if (!/^\d{1,18}$/.test(deliveryId)) return null;
     const { rows } = await this.sql.query<DeliveryRow>(
       `UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = $3, schedule_from = attempts, delivered_at = NULL
-       WHERE webhook_id = $1 AND delivery_id = $2 RETURNING ${DELIVERY_COLUMNS}`,
+       WHERE webhook_id = $1 AND delivery_id = $2 AND status <> 'pending' RETURNING ${DELIVERY_COLUMNS}`,
       [id, deliveryId, toDate(now)],
     );
-    return rows.length === 0 ? null : toDelivery(rows[0]);
+    if (rows.length > 0) return toDelivery(rows[0]);
+    const { rows: exists } = await this.sql.query(`SELECT 1 FROM webhook_deliveries WHERE webhook_id = $1 AND delivery_id = $2`, [id, deliveryId]);
+    if (exists.length === 0) return null;
+    throw new AttuneError('conflict', `delivery ${deliveryId} is still pending: it will be tried again on its own`, [{ field: 'delivery_id', reason: 'delivery_pending' }]);
   }
 
   /** Deletes a webhook and its delivery log; pending deliveries are not sent. */
