@@ -14,7 +14,7 @@ import { realpathSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { pathToFileURL } from 'node:url';
 
-const TOLERANCE_S = 300;
+export const TOLERANCE_S = 300;
 
 /** True when `header` signs `body` with `secret` at a time within TOLERANCE_S of `nowMs`. */
 export function verify(body, header, secret, nowMs = Date.now()) {

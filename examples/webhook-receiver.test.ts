@@ -4,19 +4,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
-import { timestampedSignatureOf, verifyTimestampedSignature } from '../pipelines/webhooks/dispatcher.js';
+import { timestampedSignatureOf } from '../pipelines/webhooks/dispatcher.js';
 // @ts-expect-error an example in plain JavaScript, without types
 import { createReceiver, verify } from './webhook-receiver.mjs';
 
 const SECRET = 'whsec_example';
 
-test("the example's verify agrees with the dispatcher's signature and Attune's own check", () => {
+test("the example's verify accepts the dispatcher's signature within 5 minutes, and nothing else", () => {
   const body = JSON.stringify({ id: 'evt_1', type: 'session.started', created: '2026-12-04T06:00:00.000Z', data: {} });
   const at = Date.parse('2026-12-04T06:00:00Z');
   const header = timestampedSignatureOf(body, SECRET, at);
   for (const [now, ok] of [[at, true], [at + 299_000, true], [at - 299_000, true], [at + 301_000, false]] as const) {
     assert.equal(verify(body, header, SECRET, now), ok, `${(now - at) / 1000} s`);
-    assert.equal(verifyTimestampedSignature(body, header, SECRET, now), ok);
   }
   assert.equal(verify(body, header, 'other', at), false);
   assert.equal(verify(body + ' ', header, SECRET, at), false);

@@ -22,7 +22,10 @@ import { Topics } from '../../schemas/topics.js';
 import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import { WebhooksRepository, type Webhook } from '../../store/postgres/webhooks-repo.js';
 import { waitFor } from '../../test/attune.js';
-import { MAX_ATTEMPTS, RETRY_DELAYS_S, SIGNATURE_TOLERANCE_S, verifyTimestampedSignature, WebhookDispatcher, type WebhookDispatcherOptions } from './dispatcher.js';
+import { MAX_ATTEMPTS, RETRY_DELAYS_S, WebhookDispatcher, type WebhookDispatcherOptions } from './dispatcher.js';
+// The receiver's side of the timestamped signature, as a user runs it.
+// @ts-expect-error an example in plain JavaScript, without types
+import { TOLERANCE_S as SIGNATURE_TOLERANCE_S, verify as verifyTimestampedSignature } from '../../examples/webhook-receiver.mjs';
 
 // ---- The document's verification function, verbatim but for the parameter types. ----
 function verifyWebhook(payload: string, signature: string, secret: string) {
