@@ -28,15 +28,27 @@ export interface PhaseCpu {
   broker_cpu_s: number | null;
 }
 
+let clockTicks: number | null = null;
+
+/** Seconds in `ticks` of the kernel's clock (CLK_TCK, read once). */
+function ticksToS(ticks: number): number {
+  clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  return ticks / clockTicks;
+}
+
+/** A /proc/…/stat line's command name and CPU seconds (user + system: fields 14 and 15, after the name, which may hold spaces). */
+function statCpu(stat: string): { name: string; cpuS: number } {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), cpuS: ticksToS(Number(fields[11]) + Number(fields[12])) };
+}
+
 /** Busy CPU seconds of the machine so far, all cores (/proc/stat's cpu line less idle and iowait), or null. */
 export function machineBusyCpuS(): number | null {
   try {
     const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
     const ticks = line.trim().split(/\s+/).slice(1).map(Number);
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
     // user nice system idle iowait irq softirq steal (guest time is inside user already).
-    const busy = ticks.slice(0, 8).reduce((a, b) => a + b, 0) - ticks[3] - ticks[4];
-    return busy / clockTicks;
+    return ticksToS(ticks.slice(0, 8).reduce((a, b) => a + b, 0) - ticks[3] - ticks[4]);
   } catch {
     return null;
   }
@@ -54,10 +66,7 @@ export function processesCpuS(match: string): number | null {
   for (const pid of pids) {
     try {
       if (!readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(match)) continue;
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-      total = (total ?? 0) + (Number(fields[11]) + Number(fields[12])) / clockTicks;
+      total = (total ?? 0) + statCpu(readFileSync(`/proc/${pid}/stat`, 'utf8')).cpuS;
     } catch {
       // Gone meanwhile, or not readable: not counted.
     }
@@ -67,8 +76,6 @@ export function processesCpuS(match: string): number | null {
 
 /** Kafka's main class, in the command line of a broker JVM (infra/kafka/kafka.sh starts one). */
 const KAFKA_BROKER_CLASS = 'kafka.Kafka';
-
-let clockTicks: number | null = null;
 
 /**
  * CPU seconds of this process's main thread so far (Linux: /proc/self/task/<pid>/stat, user +
@@ -83,11 +90,7 @@ export function mainThreadCpuS(): number | null {
 /** A thread's name and CPU seconds so far (user + system), from /proc; null without it. */
 function threadCpuS(tid: string): { name: string; cpuS: number } | null {
   try {
-    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces): field 14 utime, 15 stime.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    clockTicks ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), cpuS: (Number(fields[11]) + Number(fields[12])) / clockTicks };
+    return statCpu(readFileSync(`/proc/self/task/${tid}/stat`, 'utf8'));
   } catch {
     return null;
   }
