@@ -338,7 +338,7 @@ export async function startAttune(
         // Mesh participations (PostgreSQL): group participants' windows also go to the group repartition topic.
         groups: new MeshRepository(sql, { clock }),
       });
-      groupWorker = new GroupWorker({ bus, topics, codec, log: log.child({ role: 'group-worker' }) });
+      groupWorker = new GroupWorker({ bus, topics, codec, log: log.child({ role: 'group-worker' }), allowedLatenessMs: config.group.allowedLatenessMs, earlyClose: config.group.earlyClose });
       starting.push(worker.start(), groupWorker.start());
     }
     if (sinks && store) {

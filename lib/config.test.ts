@@ -13,6 +13,16 @@ test('defaults: embedded bus, chDB in ./data, port 8080', () => {
   assert.ok(c.dataDir.endsWith('/data'));
   assert.equal(c.writer.maxRows, 50_000);
   assert.equal(c.coherence.allowedLatenessMs, 10_000);
+  assert.deepEqual(c.group, { allowedLatenessMs: 10_000, earlyClose: false });
+});
+
+test('the group worker: its own allowed lateness (for devices that upload in batches) and early close', () => {
+  assert.deepEqual(loadConfig({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '60000', ATTUNE_GROUP_EARLY_CLOSE: 'true' }).group, { allowedLatenessMs: 60_000, earlyClose: true });
+  // Independent of the coherence worker's.
+  assert.equal(loadConfig({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '60000' }).coherence.allowedLatenessMs, 10_000);
+  refuses({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '-1' }, 'ATTUNE_GROUP_ALLOWED_LATENESS_MS');
+  refuses({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '700000' }, 'ATTUNE_GROUP_ALLOWED_LATENESS_MS');
+  refuses({ ATTUNE_GROUP_EARLY_CLOSE: 'soon' }, 'ATTUNE_GROUP_EARLY_CLOSE');
 });
 
 test('Kafka brokers switch the bus; flags override the environment', () => {

@@ -58,6 +58,13 @@ export interface AttuneConfig {
     /** Publish provisional windows for live display (pipelines/coherence/worker.ts). */
     provisionalWindows: boolean;
   };
+  /**
+   * The group worker's (pipelines/group/group-windows.ts): how far the group's newest
+   * participant window must be past a group window for it to be final (a participant whose
+   * windows reach the worker later than that is left out of it), and whether a window closes
+   * as soon as everyone who could count in it has sent theirs.
+   */
+  group: { allowedLatenessMs: number; earlyClose: boolean };
   writer: { maxRows: number; maxDelayMs: number };
   /**
    * Per-device ingest limit (readings a second, and the burst saved up; 0 turns it off), and
@@ -358,6 +365,10 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       allowedLatenessMs: int(e, 'ATTUNE_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),
       sessionIdleEndMs: int(e, 'ATTUNE_SESSION_IDLE_END_MS', 300_000, 10_000, 86_400_000),
       provisionalWindows: bool(e, 'ATTUNE_PROVISIONAL_WINDOWS', true),
+    },
+    group: {
+      allowedLatenessMs: int(e, 'ATTUNE_GROUP_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),
+      earlyClose: bool(e, 'ATTUNE_GROUP_EARLY_CLOSE', false),
     },
     httpTimeouts: {
       headersTimeoutMs: int(e, 'HTTP_HEADERS_TIMEOUT_S', 10, 1, 300) * 1000,

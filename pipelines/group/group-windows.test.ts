@@ -27,8 +27,8 @@ function input(w: GroupParticipantWindowRecord, offset: number): ParticipantWind
   };
 }
 
-function run(records: GroupParticipantWindowRecord[]): ClosedGroupWindow[] {
-  const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6 });
+function run(records: GroupParticipantWindowRecord[], allowedLatenessMs?: number): ClosedGroupWindow[] {
+  const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6, allowedLatenessMs });
   const out: ClosedGroupWindow[] = [];
   records.forEach((r, i) => {
     g.add(input(r, i));
@@ -72,6 +72,37 @@ test('a phase-locked group: R high and significant, late joiner and drop-out cou
 test('another arrival order (each participant still in order) gives identical group windows', () => {
   const a = run(windowMajor(windows));
   for (const seed of [1, 2, 3]) assert.deepEqual(run(shuffledRounds(windows, seed)), a);
+});
+
+/** Window-major order, with participant j's windows reaching the worker `rounds` windows (5 s each) behind everyone else's. */
+function lagging<T>(w: (T | null)[][], j: number, rounds: number): T[] {
+  const out: T[] = [];
+  for (let k = 0; k < FIXTURE_WINDOWS + rounds; k++) {
+    w.forEach((row, i) => {
+      const x = i === j ? row[k - rounds] : row[k];
+      if (x) out.push(x);
+    });
+  }
+  return out;
+}
+
+test("a participant whose windows arrive 30 s behind the others': left out with the default lateness, counted as in order with a 40 s one", () => {
+  const inOrder = run(windowMajor(windows));
+  // p2's phone uploads in 30 s batches: each of its windows reaches the group worker after the
+  // others' ending 30 s later. The beats are the same; only their arrival differs.
+  const lagged10 = run(lagging(windows, 1, 6));
+  const counted = (c: ClosedGroupWindow[]) => c.map((x) => x.participants.filter((p) => p.counted).map((p) => p.participantId).join(','));
+  assert.equal(lagged10.length, inOrder.length);
+  // The arrival decides: p2 is late for every window but the last two (still open once the
+  // others' input has run out: nothing moves the group 10 s past them before p2's windows);
+  // everyone else counts as in order.
+  const withoutP2 = counted(inOrder).map((ids) => ids.split(',').filter((id) => id !== 'p2').join(','));
+  assert.deepEqual(counted(lagged10).slice(0, -2), withoutP2.slice(0, -2));
+  assert.deepEqual(counted(lagged10).slice(-2), counted(inOrder).slice(-2));
+  assert.notDeepEqual(lagged10, inOrder);
+  // ATTUNE_GROUP_ALLOWED_LATENESS_MS above the lag: the same windows as the in-order run.
+  assert.deepEqual(run(lagging(windows, 1, 6), 40_000), inOrder);
+  assert.deepEqual(run(windowMajor(windows), 40_000), inOrder);
 });
 
 test('a window is final once the group (or its partition) is the lateness past it, whoever has sent it', () => {
