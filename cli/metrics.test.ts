@@ -171,7 +171,7 @@ test('store inserts: batches, rows, latency and failures by table; other calls p
 
 test('worker stats are read at each scrape: totals as counters, live sockets and queues as gauges', async () => {
   const metrics = new Metrics({ defaultMetrics: false });
-  const worker = { stats: { readings: 5, windows: 4, validWindows: 3, lateBeats: 2, quarantinedReadings: 1, implausibleReadings: 0, provisionalWindows: 6, provisionalFailures: 1, provisionalDropped: 2 }, openSessionCount: 1 };
+  const worker = { stats: { readings: 5, windows: 4, validWindows: 3, lateBeats: 2, quarantinedReadings: 1, implausibleReadings: 0, provisionalWindows: 6, provisionalFailures: 1, provisionalDropped: 2, provisionalReused: 5 }, openSessionCount: 1 };
   const live = { stats: { clients: 2, delivered: 9, slowDisconnects: 1 } };
   const speechWorker = {
     stats: { frames: 10, streams: 2, finalized: 1, failed: 0, skipped: 4 },
@@ -187,6 +187,7 @@ test('worker stats are read at each scrape: totals as counters, live sockets and
   assert.equal(value(text, 'attune_coherence_provisional_windows_total{outcome="published"}'), 6);
   assert.equal(value(text, 'attune_coherence_provisional_windows_total{outcome="failed"}'), 1);
   assert.equal(value(text, 'attune_coherence_provisional_windows_total{outcome="dropped"}'), 2);
+  assert.equal(value(text, 'attune_coherence_final_windows_from_provisional_total'), 5);
   assert.match(text, /# TYPE attune_live_sockets gauge/);
   assert.equal(value(text, 'attune_live_sockets{hub="coherence"}'), 2);
   assert.equal(value(text, 'attune_live_evictions_total{hub="coherence",reason="slow"}'), 1);

@@ -268,6 +268,7 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
       [{ outcome: 'failed' }, s.provisionalFailures],
       [{ outcome: 'dropped' }, s.provisionalDropped ?? 0],
     ]);
+    metrics.counterFrom('attune_coherence_final_windows_from_provisional_total', 'Final windows cut from the same beats as their provisional window, whose metrics they took instead of computing them again.', [], () => [[{}, s.provisionalReused ?? 0]]);
     metrics.counterFrom('attune_coherence_late_beats_total', 'Beats behind their session\'s watermark by more than the allowed lateness: stored, in no window.', [], () => [[{}, s.lateBeats]]);
     metrics.counterFrom('attune_coherence_quarantined_readings_total', 'Readings that would have jumped their session\'s clock, dead-lettered as future_beat.', [], () => [[{}, s.quarantinedReadings]]);
     metrics.counterFrom('attune_coherence_implausible_readings_total', 'Readings failing the plausibility checks, dead-lettered.', [], () => [[{}, s.implausibleReadings]]);

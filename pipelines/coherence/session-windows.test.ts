@@ -143,6 +143,58 @@ test('provisionalWindow: the newest window the beats have passed, before it is f
   assert.equal(sw.provisionalWindow(), null);
 });
 
+test('revision: appends and evictions keep it, a beat inserted before the newest bumps it; a window cut again with the same revision holds the same beats', () => {
+  const readings = readingsFrom(loadRr('nsrdb_16539_seg09_5min.rr_ms.txt'), t0, 3);
+  const sw = new SessionWindows();
+  const provisional = new Map<number, ClosedWindow>();
+  let closed = 0;
+  let sameRevision = 0;
+  const check = (finals: ClosedWindow[]) => {
+    for (const f of finals) {
+      closed++;
+      const p = provisional.get(f.windowEndMs);
+      if (!p || p.revision !== f.revision) continue;
+      sameRevision++;
+      // The worker's condition for taking the provisional window's metrics: the same beats.
+      assert.equal(p.count, f.count);
+      assert.deepEqual([...p.beatTimesMs], [...f.beatTimesMs]);
+      assert.deepEqual([...p.rrMs], [...f.rrMs]);
+    }
+  };
+  // In order (evictions happen all along: 5 min of beats, windows of 64 s plus 60 s of context).
+  const half = Math.floor(readings.length / 2);
+  for (const r of readings.slice(0, half)) {
+    sw.add(beatTimes(r.recordedAt, r.rr), r.rr, r.offset);
+    check(sw.closeReady());
+    const p = sw.provisionalWindow();
+    if (p) provisional.set(p.windowEndMs, p);
+  }
+  assert.equal(sw.revision, 0);
+  assert.ok(sameRevision >= closed - 2 && closed > 10, `${sameRevision} of ${closed}`);
+  // A beat inside the newest provisional window, before the newest beat: bumped, and that
+  // window's final cut holds it, so the revisions differ.
+  const newest = Math.max(...provisional.keys());
+  const before = sw.revision;
+  sw.add([newest - 1500.5], [700], 10_000n);
+  assert.equal(sw.revision, before + 1);
+  const duplicate = sw.revision;
+  sw.add([newest - 1500.5], [700], 10_001n);
+  assert.equal(sw.revision, duplicate, 'a duplicate beat changes nothing');
+  const later: ClosedWindow[] = [];
+  for (const r of readings.slice(half)) {
+    sw.add(beatTimes(r.recordedAt, r.rr), r.rr, r.offset);
+    later.push(...sw.closeReady());
+  }
+  check(later);
+  const final = later.find((f) => f.windowEndMs === newest)!;
+  assert.ok([...final.beatTimesMs].includes(newest - 1500.5));
+  assert.ok(!provisional.get(newest)!.beatTimesMs.includes(newest - 1500.5));
+  assert.notEqual(final.revision, provisional.get(newest)!.revision, 'different beats, different revision');
+  const emptied = sw.revision;
+  sw.closeAll();
+  assert.equal(sw.revision, emptied + 1, 'emptying the buffers bumps it');
+});
+
 test('provisionalWindow: a window whose own span holds no beat (the beats jumped past it) has none', () => {
   const b = Math.ceil(t0 / 5000) * 5000;
   const sw = new SessionWindows();
@@ -172,7 +224,11 @@ test('out-of-order readings within the allowed lateness land in the right window
   const sw = new SessionWindows();
   const outOfOrder = feed(sw, shuffled);
   assert.equal(outOfOrder.late, 0);
-  assert.deepEqual(outOfOrder.windows, inOrder.windows);
+  // The same windows; only the instance's beat revision (how often beats came out of order) differs.
+  const beatsOf = ({ revision: _r, ...w }: ClosedWindow) => w;
+  assert.deepEqual(outOfOrder.windows.map(beatsOf), inOrder.windows.map(beatsOf));
+  assert.ok(sw.revision > 0);
+  assert.ok(inOrder.windows.every((w) => w.revision === 0));
   const beats = allBeats(readings);
   for (const w of outOfOrder.windows) assertWindowHolds(w, beats);
 });

@@ -84,6 +84,12 @@ export interface ClosedWindow {
    * instance has seen, so it is not reproduced by a replay from a committed offset.
    */
   lateBeatCount: number;
+  /**
+   * This instance's beat revision when the window was cut (SessionWindows.revision): two cuts
+   * of one window (same end) with the same revision hold the same beats, so their metrics are
+   * the same (the worker computes a final window that its provisional one already had once).
+   */
+  revision: number;
 }
 
 /** Where a 64-bit element's high and low 32-bit halves sit in a typed-array view of its buffer (platform byte order). */
@@ -137,6 +143,15 @@ export class SessionWindows {
   #closedThroughMs = -Infinity;
   #lateBeatCount = 0;
   #duplicateBeatCount = 0;
+  /**
+   * Bumped whenever the beats held change anywhere but at the newest end: a beat inserted
+   * before the newest one, or the buffers emptied. Appends (a beat after the newest) and
+   * evictions (beats no open window or its context needs) leave it. A window is cut only once
+   * the beats have passed its end (provisionalWindow: the newest beat is at or after it;
+   * closing: the watermark is), so later appends fall after it and evictions before its
+   * context: with the revision unchanged, a second cut holds exactly the first one's beats.
+   */
+  #revision = 0;
   #pending: PendingWindow[] = [];
 
   constructor(opts: SessionWindowsOptions = {}) {
@@ -167,6 +182,11 @@ export class SessionWindows {
     this.#offsets = new BigInt64Array(capacity);
     this.#offsetHigh = new Int32Array(this.#offsets.buffer);
     this.#offsetLow = new Uint32Array(this.#offsets.buffer);
+  }
+
+  /** See #revision: unchanged, a window cut again holds the same beats. */
+  get revision(): number {
+    return this.#revision;
   }
 
   /** Beats that arrived after a window they belong to had closed (cumulative). */
@@ -293,6 +313,7 @@ export class SessionWindows {
     const out = this.closeTail();
     this.#head = 0;
     this.#size = 0;
+    this.#revision++;
     return out;
   }
 
@@ -350,6 +371,7 @@ export class SessionWindows {
       this.#duplicateBeatCount++;
       return false;
     }
+    this.#revision++;
     for (let i = this.#size; i > pos; i--) {
       const to = (this.#head + i) % cap;
       const from = (this.#head + i - 1) % cap;
@@ -463,7 +485,7 @@ export class SessionWindows {
     }
     const oldestOffset = this.#offsets[oldestAt];
     return {
-      window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, contextCount, lateBeatCount: this.#lateBeatCount },
+      window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, contextCount, lateBeatCount: this.#lateBeatCount, revision: this.#revision },
       oldestOffset,
     };
   }

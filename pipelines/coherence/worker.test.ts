@@ -389,6 +389,10 @@ test('provisional windows: after each batch, the newest window the beats have pa
   const provisional = mine.filter((e) => e.topic === 'provisional');
   const finals = new Map(mine.filter((e) => e.topic === 'final').map((e) => [e.endMs, e]));
   assert.equal(onStats.provisionalWindows, provisional.length);
+  // In order, every final window that had a provisional one is cut from the same beats: its
+  // metrics are taken from it, not computed twice (and the stored windows above are the same).
+  assert.equal(onStats.provisionalReused, provisional.length);
+  assert.equal(offStats.provisionalReused, 0);
   t.diagnostic(`${provisional.length} provisional windows, ${finals.size} final ones, ${readings.length} readings in pieces of 8`);
   // One every 8 readings at most (one per batch); the pieces cross a window end each time.
   assert.ok(provisional.length >= Math.floor(readings.length / 8) - 3, `${provisional.length} provisional windows`);
