@@ -75,7 +75,7 @@ test('attune all --simulate: the simulated group is listed active at once, with 
     const p = got.payload;
     t.diagnostic(`group listed ${listedS.toFixed(1)} s after the server listened; first group_coherence ${((got.at - opened) / 1000).toFixed(1)} s after the socket opened: ${JSON.stringify({ participant_count: p.participant_count, coherence: p.coherence, sync_r: p.sync_r, sync_p: p.sync_p })}`);
     assert.ok(Number(p.participant_count) >= 1 && Number(p.participant_count) <= 8, JSON.stringify(p));
-    assert.ok(Number(p.coherence) >= 0 && Number(p.coherence) <= 1, JSON.stringify(p));
+    assert.ok(typeof p.coherence === 'number' && p.coherence >= 0 && p.coherence <= 1, JSON.stringify(p));
     // Synchrony needs two counted participants: null below that, a figure from there on.
     if (Number(p.participant_count) < 2) assert.ok(p.sync_r === null && p.sync_p === null, JSON.stringify(p));
     const s = (await waitFor('group_coherence with two counted participants', () => synced, 30_000)).payload;

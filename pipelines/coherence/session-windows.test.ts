@@ -180,16 +180,23 @@ test('revision: appends and evictions keep it, a beat inserted before the newest
   const duplicate = sw.revision;
   sw.add([newest - 1500.5], [700], 10_001n);
   assert.equal(sw.revision, duplicate, 'a duplicate beat changes nothing');
+  const first = provisional.get(newest)!;
   const later: ClosedWindow[] = [];
+  const comparedBefore = sameRevision;
   for (const r of readings.slice(half)) {
     sw.add(beatTimes(r.recordedAt, r.rr), r.rr, r.offset);
-    later.push(...sw.closeReady());
+    const finals = sw.closeReady();
+    later.push(...finals);
+    check(finals);
+    const p = sw.provisionalWindow();
+    if (p) provisional.set(p.windowEndMs, p);
   }
-  check(later);
+  // Cut again after the bump (the later provisional windows), same revision: same beats again.
+  assert.ok(sameRevision - comparedBefore > 10, `${sameRevision - comparedBefore} compared after the bump`);
   const final = later.find((f) => f.windowEndMs === newest)!;
   assert.ok([...final.beatTimesMs].includes(newest - 1500.5));
-  assert.ok(!provisional.get(newest)!.beatTimesMs.includes(newest - 1500.5));
-  assert.notEqual(final.revision, provisional.get(newest)!.revision, 'different beats, different revision');
+  assert.ok(!first.beatTimesMs.includes(newest - 1500.5));
+  assert.notEqual(final.revision, first.revision, 'different beats, different revision');
   const emptied = sw.revision;
   sw.closeAll();
   assert.equal(sw.revision, emptied + 1, 'emptying the buffers bumps it');

@@ -46,7 +46,7 @@ before(async () => {
   sessions = new SessionsRepository(entities.client);
   // A session's device must be registered (a foreign key in PostgreSQL).
   const devices = new DevicesRepository(entities.client);
-  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky', 'dev-clean', 'dev-paused', 'dev-quiet', 'dev-prov-on', 'dev-prov-off', 'dev-prov-stuck']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
+  for (const id of ['dev-ref', 'dev-resumed', 'dev-ref2', 'dev-flaky', 'dev-clean', 'dev-paused', 'dev-quiet', 'dev-prov-on', 'dev-prov-off', 'dev-prov-stuck', 'dev-prov-ooo-on', 'dev-prov-ooo-off']) await devices.register({ id, orgId: 'o1', userId: 'u1' });
 });
 
 after(async () => {
@@ -335,46 +335,54 @@ test('a silent session is ended once the event time of its partition is sessionI
   }
 });
 
+type PublishedWindow = { topic: 'final' | 'provisional'; session: string; endMs: number; w: CoherenceWindowRecord };
+
+/**
+ * One worker (provisional windows on or off) fed `series` live-like: 8 readings (about 14 s of
+ * beats) at a time, each piece handled before the next is sent, until the session ends; what
+ * it publishes on the final and provisional topics goes to `log`, in order.
+ */
+async function provisionalRun(prefix: string, sessionId: string, deviceId: string, provisionalWindows: boolean, log: PublishedWindow[], series = readings) {
+  const topics = prefixedTopics(prefix);
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+  const runSinks = new TestResultSinks(bus, codec, store, topics);
+  moreSinks.push(runSinks);
+  const watched: Bus = {
+    ...bus,
+    kind: bus.kind,
+    publish: async (topic, records) => {
+      await bus.publish(topic, records);
+      const kind = topic === topics.coherenceWindows ? 'final' : topic === topics.coherenceWindowsProvisional ? 'provisional' : null;
+      if (kind) for (const r of records) {
+        const w = await codec.decode<CoherenceWindowRecord>(r.value as Buffer);
+        log.push({ topic: kind, session: w.session_id, endMs: w.window_end, w });
+      }
+    },
+  };
+  const w = flushingThrough(new CoherenceWorker({ bus: watched, topics, codec, sessions, log: silentLogger, groupId: `${prefix}group`, provisionalWindows }), runSinks);
+  await w.start();
+  try {
+    for (let from = 0; from < series.length; from += 8) {
+      const to = Math.min(from + 8, series.length);
+      await publishReadings(sessionId, deviceId, from, to, topics.heartReadings, series);
+      await waitFor(`readings up to ${to}`, () => w.stats.readings === to, 30_000, 10);
+      await w.flush();
+    }
+    await waitFor('the session to end', () => w.openSessionCount === 0, 30_000, 20);
+    await w.flush();
+  } finally {
+    await w.stop();
+  }
+  return w.stats;
+}
+
 test('provisional windows: after each batch, the newest window the beats have passed goes out once, before its final one, on its own topic; the final windows are those of a worker without them', async (t) => {
   const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
   const on = await sessions.create({ ...opts, deviceId: 'dev-prov-on' });
   const off = await sessions.create({ ...opts, deviceId: 'dev-prov-off' });
   // What the worker publishes, in the order it publishes it (final and provisional topics).
-  const log: Array<{ topic: 'final' | 'provisional'; session: string; endMs: number; w: CoherenceWindowRecord }> = [];
-  const run = async (prefix: string, sessionId: string, deviceId: string, provisionalWindows: boolean) => {
-    const topics = prefixedTopics(prefix);
-    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
-    const runSinks = new TestResultSinks(bus, codec, store, topics);
-    moreSinks.push(runSinks);
-    const watched: Bus = {
-      ...bus,
-      kind: bus.kind,
-      publish: async (topic, records) => {
-        await bus.publish(topic, records);
-        const kind = topic === topics.coherenceWindows ? 'final' : topic === topics.coherenceWindowsProvisional ? 'provisional' : null;
-        if (kind) for (const r of records) {
-          const w = await codec.decode<CoherenceWindowRecord>(r.value as Buffer);
-          log.push({ topic: kind, session: w.session_id, endMs: w.window_end, w });
-        }
-      },
-    };
-    const w = flushingThrough(new CoherenceWorker({ bus: watched, topics, codec, sessions, log: silentLogger, groupId: `${prefix}group`, provisionalWindows }), runSinks);
-    await w.start();
-    try {
-      // Live-like: 8 readings (about 14 s of beats) at a time, each piece handled before the next is sent.
-      for (let from = 0; from < readings.length; from += 8) {
-        const to = Math.min(from + 8, readings.length);
-        await publishReadings(sessionId, deviceId, from, to, topics.heartReadings);
-        await waitFor(`readings up to ${to}`, () => w.stats.readings === to, 30_000, 10);
-        await w.flush();
-      }
-      await waitFor('the session to end', () => w.openSessionCount === 0, 30_000, 20);
-      await w.flush();
-    } finally {
-      await w.stop();
-    }
-    return w.stats;
-  };
+  const log: PublishedWindow[] = [];
+  const run = (prefix: string, sessionId: string, deviceId: string, provisionalWindows: boolean) => provisionalRun(prefix, sessionId, deviceId, provisionalWindows, log);
   const offStats = await run('prov-off.', off.id, 'dev-prov-off', false);
   const onStats = await run('prov-on.', on.id, 'dev-prov-on', true);
   assert.equal(offStats.provisionalWindows, 0);
@@ -414,6 +422,42 @@ test('provisional windows: after each batch, the newest window the beats have pa
     const before = mine.slice(0, mine.indexOf(p)).filter((e) => e.topic === 'final');
     if (before.length > 0) assert.ok(p.endMs - before[before.length - 1].endMs >= 10_000, `${p.endMs - before[before.length - 1].endMs} ms ahead`);
   }
+});
+
+test("a beat that comes after its window's provisional one: that final window is computed again, and the stored windows are those of a worker without provisional windows", async () => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  const on = await sessions.create({ ...opts, deviceId: 'dev-prov-ooo-on' });
+  const off = await sessions.create({ ...opts, deviceId: 'dev-prov-ooo-off' });
+  // Piece 4 (series positions 32..39) is readings 32..40 but one, which comes first in piece 5:
+  // one that ends before the window the piece's newest beat has passed (its provisional one),
+  // so that window's provisional cut lacks its beats and its final cut has them. A few seconds
+  // late, well inside the allowed lateness: no beat is late.
+  const newest = Date.parse(readings[40].timestamp);
+  const passedEnd = Math.floor(newest / 5000) * 5000;
+  const held = [...Array(8).keys()].map((i) => 32 + i).filter((j) => Date.parse(readings[j].timestamp) < passedEnd).pop()!;
+  assert.ok(held !== undefined && passedEnd - Date.parse(readings[held].timestamp) < 10_000);
+  const series = [...readings.slice(0, held), ...readings.slice(held + 1, 41), readings[held], ...readings.slice(41)];
+  assert.equal(series.indexOf(readings[held]), 40);
+  const log: PublishedWindow[] = [];
+  const offStats = await provisionalRun('prov-ooo-off.', off.id, 'dev-prov-ooo-off', false, log, series);
+  const onStats = await provisionalRun('prov-ooo-on.', on.id, 'dev-prov-ooo-on', true, log, series);
+  assert.equal(offStats.lateBeats + onStats.lateBeats, 0);
+  // Stored: the same windows with and without provisional ones.
+  const expected = await windowMetrics(off.id);
+  assert.ok(expected.length > 20);
+  assert.deepEqual(await windowMetrics(on.id), expected);
+  // The provisional window at passedEnd lacked the held beats and its final one has them.
+  const mine = log.filter((e) => e.session === on.id);
+  const provisional = mine.find((e) => e.topic === 'provisional' && e.endMs === passedEnd);
+  const final = mine.find((e) => e.topic === 'final' && e.endMs === passedEnd);
+  assert.ok(provisional && final, `a provisional and a final window end at ${passedEnd - start} ms`);
+  const { late_beat_count: _a, ...pv } = provisional.w;
+  const { late_beat_count: _b, ...fv } = final.w;
+  assert.notDeepEqual(pv, fv);
+  // So that final window, and the others still open when the held beats came, were computed
+  // again; the rest took their provisional metrics.
+  const provisionalCount = mine.filter((e) => e.topic === 'provisional').length;
+  assert.ok(onStats.provisionalReused < provisionalCount && onStats.provisionalReused >= provisionalCount - 4, `${onStats.provisionalReused} of ${provisionalCount} reused`);
 });
 
 test('a provisional publish that hangs or fails holds nothing up: every reading handled and every final window out meanwhile', async () => {

@@ -542,7 +542,7 @@ export class CoherenceWorker {
   private async drain(p: PartitionState): Promise<void> {
     if (p.pendingClosed.length > 0) {
       const closed = p.pendingClosed;
-      const metrics = await this.metricsOf(closed);
+      const { metrics, reused } = await this.metricsOf(closed);
       // Group participations are looked up before the outbox moves on, so a failed lookup
       // leaves the closed windows where they were (the windows a replay suppresses need none).
       const fanout = this.groupFanout;
@@ -550,6 +550,8 @@ export class CoherenceWorker {
         ? await Promise.all(closed.map((c) => (c.w.windowEndMs > c.st.emittedThroughMs ? fanout.lookup(c.st.orgId, c.st.userId, c.st.deviceId, c.w.windowEndMs) : { current: [], ends: [] })))
         : null;
       p.pendingClosed = [];
+      this.stats.provisionalReused += reused;
+      this.releaseMemos(closed);
       // The last window of a session that ended tells the group worker the participant's input
       // ended (GroupWindows: a group whose participants all ended closes its last windows).
       const lastOfEnded = new Map<SessionState, number>();
@@ -586,20 +588,25 @@ export class CoherenceWorker {
    * The metrics of closed windows, in order: a window its session's provisional memo already
    * holds (the same beats) takes those; the others are computed.
    */
-  private async metricsOf(closed: ClosedOf[]): Promise<WindowMetrics[]> {
+  private async metricsOf(closed: ClosedOf[]): Promise<{ metrics: WindowMetrics[]; reused: number }> {
     const known = closed.map(({ st, w }) => {
-      const memos = st.provisionalMemos;
-      // Windows close in end order: a memo for this end or an earlier one is used now or never.
-      while (memos.length > 0 && memos[0].windowEndMs < w.windowEndMs) memos.shift();
-      if (memos.length === 0 || memos[0].windowEndMs !== w.windowEndMs) return null;
-      const m = memos.shift()!;
-      return m.revision === w.revision && m.count === w.count ? m.metrics : null;
+      const m = st.provisionalMemos.find((x) => x.windowEndMs === w.windowEndMs);
+      return m && m.revision === w.revision && m.count === w.count ? m.metrics : null;
     });
     const computed = await this.pool.compute(closed.filter((_, i) => known[i] === null).map((c) => c.w));
     let next = 0;
-    const metrics = known.map((m) => m ?? computed[next++]);
-    this.stats.provisionalReused += closed.length - computed.length;
-    return metrics;
+    return { metrics: known.map((m) => m ?? computed[next++]), reused: closed.length - computed.length };
+  }
+
+  /**
+   * Once closed windows have left the outbox: their sessions' memos for them, or for earlier
+   * ends, are used or never will be (windows close in end order).
+   */
+  private releaseMemos(closed: ClosedOf[]): void {
+    for (const { st, w } of closed) {
+      const memos = st.provisionalMemos;
+      while (memos.length > 0 && memos[0].windowEndMs <= w.windowEndMs) memos.shift();
+    }
   }
 
   /**

@@ -57,7 +57,7 @@ export interface GroupWorkerOptions {
   /**
    * Close a group window as soon as everyone who could still count in it has sent theirs
    * (GroupWindows' early close: the same windows, each out 12-14 s after its end live instead
-   * of 20-21 s). Default false: it drops the first 10 s of each participant's run, so a new
+   * of 20-21 s). Default false: it drops the first allowedLatenessMs (10 s) of each participant's run, so a new
    * group's first group_coherence comes later (26.9 s after the socket opened in
    * test/npm-start-group's setup, against 21.1 s without, same load), and issue 11's mark is
    * the first one within 30 s.
