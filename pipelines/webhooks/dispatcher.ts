@@ -66,7 +66,6 @@ export function timestampedSignatureOf(body: string, secret: string, atMs: numbe
   return `t=${t},v1=${createHmac('sha256', secret).update(`${t}.${body}`).digest('hex')}`;
 }
 
-
 /**
  * The speech-coaching document's top-level webhook fields, for its session.completed (a speech
  * session, Attune's speech.session.completed: /sessions is /v1/speech-sessions there, so its
