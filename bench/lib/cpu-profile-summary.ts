@@ -13,6 +13,7 @@
 // Self time is attributed from the samples (each sample's node, weighted by its time delta).
 // Files are shortened to the package (node_modules/<pkg>) or the repository path.
 import { readFileSync } from 'node:fs';
+import { REPO_ROOT } from './results.js';
 
 interface ProfileNode {
   id: number;
@@ -35,8 +36,8 @@ function shortFile(url: string): string {
     return 'npm:' + (rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]);
   }
   if (url.startsWith('node:')) return url;
-  const repo = url.indexOf('/work/main/');
-  return repo >= 0 ? url.slice(repo + '/work/main/'.length) : url.replace(/^file:\/\//, '');
+  const path = url.replace(/^file:\/\//, '');
+  return path.startsWith(REPO_ROOT) ? path.slice(REPO_ROOT.length) : path;
 }
 
 /** Stages of bench:kafka's pipeline, by the file of a frame: repository files first, then libraries. */

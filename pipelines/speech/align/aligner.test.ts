@@ -1,4 +1,4 @@
-// Forced alignment on the real clips of /work/shared/data/speech, checked against an independent
+// Forced alignment on the real clips of ../shared/data/speech, checked against an independent
 // reference: Silero VAD speech edges (needs the fetched model: `node models/fetch.mjs --only silero`).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,9 +11,10 @@ import { speechSegments } from '../vad/segments.js';
 import { type AlignOutcome, WordAligner, derivePronunciation, fillerGrammar } from './aligner.js';
 import { scoreFillers } from '../fillers/filler-score.js';
 import { MIN_ALIGNED_MS } from '../fillers/evidence.js';
+import { REAL_SPEECH } from '../fillers/filler-clips.test-util.js';
 
 const SR = 16_000;
-const dir = '/work/shared/data/speech';
+const dir = REAL_SPEECH;
 const clip = (name: string) => {
   const wav = readWavFile(`${dir}/${name}.wav`);
   assert.equal(wav.sampleRate, SR);

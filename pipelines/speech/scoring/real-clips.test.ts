@@ -14,8 +14,9 @@ import { SileroVad } from '../vad/silero.js';
 import { readWavFile } from '../wav.test-util.js';
 import { scoreFeatures, type ScoreFeatures } from './features.js';
 import { ScoreModel, type SpeechScores } from './model.js';
+import { REAL_SPEECH } from '../fillers/filler-clips.test-util.js';
 
-const speechDir = '/work/shared/data/speech';
+const speechDir = REAL_SPEECH;
 let dir: string;
 let model: ScoreModel;
 const results = new Map<string, { features: ScoreFeatures; scores: SpeechScores }>();

@@ -6,9 +6,10 @@ import { frameVolumes } from '../volume.js';
 import { readWavFile } from '../wav.test-util.js';
 import { type Pause, findPauses, speechSegments } from './segments.js';
 import { SILERO_CHUNK, SileroVad } from './silero.js';
+import { REAL_SPEECH } from '../fillers/filler-clips.test-util.js';
 
 const SR = 16_000;
-const speechDir = '/work/shared/data/speech';
+const speechDir = REAL_SPEECH;
 const load16k = (name: string) => {
   const wav = readWavFile(`${speechDir}/${name}`);
   assert.equal(wav.sampleRate, SR);
