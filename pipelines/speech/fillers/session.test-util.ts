@@ -9,13 +9,14 @@ import { assembleSessionResults, type SessionResults } from '../stream/results.j
 import type { SecondFeatures } from '../stream/seconds.js';
 import { MoonshineRecognizer } from '../asr/moonshine.js';
 import { WordAligner } from '../align/index.js';
+import type { SpeechSegment } from '../vad/segments.js';
 
 const SR = 16_000;
 /** 20 ms pieces, as a live client sends them. */
 const PIECE = 320;
 
 export interface SessionRunner {
-  run(samples: Float32Array): Promise<{ transcripts: SegmentTranscript[]; results: SessionResults }>;
+  run(samples: Float32Array): Promise<{ transcripts: SegmentTranscript[]; results: SessionResults; segments: readonly SpeechSegment[] }>;
   release(): Promise<void>;
 }
 
@@ -44,7 +45,7 @@ export async function openSessionRunner(model = 'moonshine-tiny'): Promise<Sessi
         voicedF0: analyzer.features.voicedF0.view(),
         frameDbfs: analyzer.features.frameDbfs.view(),
       });
-      return { transcripts, results };
+      return { transcripts, results, segments: analyzer.allSegments };
     },
     async release() {
       await Promise.all([vad.release(), recognizer.release()]);

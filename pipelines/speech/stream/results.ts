@@ -5,7 +5,7 @@
 // repetitions) run over the whole transcript, not per segment, because their context ("and
 // so", "I mean it") can cross a segment boundary.
 import { pitchStats } from '../pitch-stats.js';
-import { findPauses, type Pause, type PauseOptions, type SpeechSegment } from '../vad/segments.js';
+import { findPauses, silentPauses, type Pause, type PauseOptions, type SpeechSegment } from '../vad/segments.js';
 import { detectFillers, detectRepetitions, RollingWpm, speechRates, type SpeechRates } from '../metrics/index.js';
 import { mergeFillerEvidence, type FillerEvent } from '../fillers/index.js';
 import type { WordTimingMethod } from '../align/index.js';
@@ -140,7 +140,12 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
   }));
 
   const segments = input.speechSegments;
-  const pauses = findPauses(segments, input.pauses);
+  // Silent pauses: a filler voice activity scored as non-speech is cut out of its gap (a
+  // hesitation is a filled pause, counted with the fillers, not silence as well). Only fillers
+  // placed by the audio: a transcript filler whose times are the syllable spread (alignment
+  // failed) may sit anywhere in its utterance, real silence included.
+  const placed = fillers.filter((f) => f.source !== 'transcript' || (f.wordIndex !== undefined && flat[f.wordIndex]?.method === 'forced_alignment'));
+  const pauses = silentPauses(findPauses(segments, input.pauses), placed, input.pauses);
   const firstSpeechMs = segments.length > 0 ? (segments[0].speechStartSample * 1000) / 16_000 : 0;
   const lastSpeechMs = segments.length > 0 ? (segments[segments.length - 1].speechEndSample * 1000) / 16_000 : 0;
   const spanMs = Math.max(0, lastSpeechMs - firstSpeechMs);

