@@ -36,6 +36,8 @@ def write(folder, out):
             if call(grid, "Get label of interval", 1, i) == "sounding":
                 spans.append([round(call(grid, "Get start time of interval", 1, i) * 1000), round(call(grid, "Get end time of interval", 1, i) * 1000)])
         clips[os.path.basename(path)] = {"sounding_ms": sum(b - a for a, b in spans), "spans_ms": spans, "duration_ms": round(sound.duration * 1000)}
+    if not clips:
+        sys.exit(f"no .wav files in {os.path.join(data, folder)}: pass the shared data folder (../shared/data), not one of its subfolders")
     result = {
         "doc": f"Phonation time of each clip in ../shared/data/{folder} by Praat's To TextGrid (silences) (100 Hz, -25 dB, 0.25 s, 0.05 s), made by scripts/reference/praat_speaking_time.py.",
         "praat": parselmouth.PRAAT_VERSION,

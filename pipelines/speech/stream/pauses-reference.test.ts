@@ -10,8 +10,9 @@
 // breathy releases) as speech and so starts pauses later; and in a noisy recording Praat finds no
 // silence at all (the cold-corpus clip). What is asserted is what both must agree on: on the clean
 // speech clips every silence of Praat's of at least 500 ms is a pause (500 ms: the spliced-silence
-// end-to-end test's "long silence") and every pause lies on a silence of Praat's; on every clip,
-// no pause holds a filler placed in the audio (silentPauses). The rest is printed.
+// end-to-end test's "long silence") and every pause overlaps a silence of Praat's; on every clip,
+// no pause holds an acoustic filler (a guard on silentPauses' use in results.ts). The rest is
+// printed.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -70,12 +71,12 @@ test('the reference covers every shared speech and filler recording', () => {
 
 test('no pause holds a filler the audio placed: a hesitation is a filled pause, not silence as well', () => {
   for (const c of clips) {
-    const placed = c.fillers.filter((f) => f.source !== 'transcript');
+    const placed = c.fillers.filter((f) => f.source === 'acoustic');
     for (const p of c.pauses) assert.ok(!placed.some((f) => overlaps(p, f)), `${c.file}: pause ${fmt([p])} holds a filler (${fmt(placed)})`);
   }
 });
 
-test('clean speech clips: every silence of Praat\'s of at least 500 ms is a pause, and every pause lies on one of its silences', (t) => {
+test('clean speech clips: every silence of Praat\'s of at least 500 ms is a pause, and every pause overlaps one of its silences', (t) => {
   const startLag: number[] = [];
   const endLag: number[] = [];
   const unmatched: Span[] = [];

@@ -238,7 +238,8 @@ export function silentPauses(pauses: readonly Pause[], sounds: ReadonlyArray<{ s
     let from = p.startMs;
     let cut = false;
     for (const s of cuts) {
-      if (s.endMs <= from || s.startMs >= p.endMs) continue;
+      if (s.startMs >= p.endMs) break; // sorted by start: none later reaches this pause
+      if (s.endMs <= from) continue;
       cut = true;
       if (s.startMs > from) keep(from, s.startMs);
       from = Math.max(from, s.endMs);
