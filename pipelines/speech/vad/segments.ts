@@ -210,8 +210,11 @@ export const DEFAULT_PAUSE_OPTIONS: Required<PauseOptions> = { minPauseMs: 250, 
 /** The pause between two consecutive segments, or null when the gap is shorter than minPauseMs. */
 export function pauseBetween(previous: SpeechSegment, next: SpeechSegment, opts: PauseOptions = {}): Pause | null {
   const { minPauseMs, longPauseMs, sampleRate } = { ...DEFAULT_PAUSE_OPTIONS, ...opts };
-  const startMs = (previous.speechEndSample * 1000) / sampleRate;
-  const endMs = (next.speechStartSample * 1000) / sampleRate;
+  return pauseOf((previous.speechEndSample * 1000) / sampleRate, (next.speechStartSample * 1000) / sampleRate, minPauseMs, longPauseMs);
+}
+
+/** The silence from startMs to endMs as a pause of its kind, or null when under minPauseMs. */
+function pauseOf(startMs: number, endMs: number, minPauseMs: number, longPauseMs: number): Pause | null {
   const durationMs = endMs - startMs;
   if (durationMs < minPauseMs) return null;
   return { startMs, endMs, durationMs, kind: durationMs >= longPauseMs ? 'long' : 'natural' };
@@ -231,22 +234,19 @@ export function silentPauses(pauses: readonly Pause[], sounds: ReadonlyArray<{ s
   const cuts = sounds.filter((s) => s.endMs > s.startMs).sort((a, b) => a.startMs - b.startMs);
   const out: Pause[] = [];
   const keep = (startMs: number, endMs: number) => {
-    const durationMs = endMs - startMs;
-    if (durationMs >= minPauseMs) out.push({ startMs, endMs, durationMs, kind: durationMs >= longPauseMs ? 'long' : 'natural' });
+    const pause = pauseOf(startMs, endMs, minPauseMs, longPauseMs);
+    if (pause) out.push(pause);
   };
   for (const p of pauses) {
     let from = p.startMs;
-    let cut = false;
     for (const s of cuts) {
       if (s.startMs >= p.endMs) break; // sorted by start: none later reaches this pause
       if (s.endMs <= from) continue;
-      cut = true;
       if (s.startMs > from) keep(from, s.startMs);
       from = Math.max(from, s.endMs);
       if (from >= p.endMs) break;
     }
-    if (!cut) out.push(p);
-    else if (from < p.endMs) keep(from, p.endMs);
+    if (from < p.endMs) keep(from, p.endMs);
   }
   return out;
 }
