@@ -168,6 +168,8 @@ for (const impl of implementations) {
         assert.ok(t.comment.trim().length > 0, `table ${t.name} has a comment`);
         assert.equal(t.engine, 'ReplacingMergeTree', `${t.name} collapses replays`);
       }
+      // 0013: a pause is a silent one (fillers cut out), and the schema a data scientist reads says so.
+      assert.match(tables.find((t) => t.name === 'speech_pauses')!.comment, /^Silent pauses: .*fillers .* cut out/);
       // The tables that grow with the audio's length are partitioned by month.
       for (const name of ['speech_words', 'speech_frames', 'speech_segments', 'speech_pauses']) {
         assert.match(tables.find((t) => t.name === name)!.partition_key, /toYYYYMM\(audio_started_at\)/, name);
