@@ -22,7 +22,7 @@ test('an acoustic hit on a transcript filled pause makes one "both" event spanni
   const events = mergeFillerEvidence(words, hits, [pause(650, 980)]);
   const um = events.filter((e) => e.filler === 'um');
   assert.equal(um.length, 1);
-  assert.deepEqual(um[0], { startMs: 600, endMs: 980, filler: 'um', source: 'both', wordIndex: 2 });
+  assert.deepEqual(um[0], { startMs: 600, endMs: 980, filler: 'um', source: 'both', wordIndex: 2, heard: { startMs: 650, endMs: 980 } });
   assert.equal(events.length, 2);
 });
 
@@ -41,7 +41,7 @@ test('an acoustic hit that only grazes a word (< 30% of it) stands as "filled_pa
   // 1400–1900: 100 ms on "home" (20% of 500 ms), the rest after the last word.
   const events = mergeFillerEvidence(words, hits, [pause(1400, 1900)]);
   const acoustic = events.filter((e) => e.source === 'acoustic');
-  assert.deepEqual(acoustic, [{ startMs: 1400, endMs: 1900, filler: 'filled_pause', source: 'acoustic' }]);
+  assert.deepEqual(acoustic, [{ startMs: 1400, endMs: 1900, filler: 'filled_pause', source: 'acoustic', heard: { startMs: 1400, endMs: 1900 } }]);
   // 35% on the word: dropped.
   assert.equal(mergeFillerEvidence(words, hits, [pause(1325, 1825)]).filter((e) => e.source === 'acoustic').length, 0);
 });
@@ -73,7 +73,7 @@ test('word times derived from the transcript (alignment, syllable spread) do not
 
 test('a filled pause the alignment named is reported under its name, not "filled_pause"', () => {
   const named: FilledPause = { ...pause(2000, 2400), name: 'uh', foundBy: 'alignment' };
-  assert.deepEqual(mergeFillerEvidence(words, hits, [named]).filter((e) => e.source === 'acoustic'), [{ startMs: 2000, endMs: 2400, filler: 'uh', source: 'acoustic' }]);
+  assert.deepEqual(mergeFillerEvidence(words, hits, [named]).filter((e) => e.source === 'acoustic'), [{ startMs: 2000, endMs: 2400, filler: 'uh', source: 'acoustic', heard: { startMs: 2000, endMs: 2400 } }]);
 });
 
 test('an audio filler right beside a transcript "um" (under 50 ms apart) is the same filler', () => {
@@ -95,7 +95,7 @@ test('a transcript "uh" the alignment squeezed under 150 ms beside the hesitatio
   ];
   const audio = { ...pause(1150, 1900), name: 'uh' as const, foundBy: 'alignment' as const };
   const one = mergeFillerEvidence(said, detectFillers(said), [audio]);
-  assert.deepEqual(one.map((e) => [e.filler, e.source, e.startMs, e.endMs, e.wordIndex]), [['uh', 'both', 1000, 1900, 1]]);
+  assert.deepEqual(one.map((e) => [e.filler, e.source, e.startMs, e.endMs, e.wordIndex, e.heard]), [['uh', 'both', 1000, 1900, 1, { startMs: 1150, endMs: 1900 }]]);
   // 300 ms apart: two fillers.
   assert.equal(mergeFillerEvidence(said, detectFillers(said), [{ ...audio, startMs: 1360, endMs: 1900 }]).length, 2);
   // A transcript "uh" of normal length beside an audio filler 80 ms on: two ("uh ... um" said).

@@ -44,7 +44,17 @@ export interface FillerEvent {
   source: 'transcript' | 'acoustic' | 'both';
   /** Index of the transcript word, when the transcript has it. */
   wordIndex?: number;
+  /**
+   * The span the acoustic rules heard ('acoustic' and 'both' events; the union of the hits
+   * joined in), which can be narrower than the event: a 'both' event spans its transcript word
+   * too, and a word timed by the syllable spread may sit anywhere in its utterance, so only this
+   * span says where the audio holds the filler (results.ts cuts it out of the silent pauses).
+   */
+  heard?: { startMs: number; endMs: number };
 }
+
+const unionOf = (a: { startMs: number; endMs: number } | undefined, b: { startMs: number; endMs: number } | undefined) =>
+  a && b ? { startMs: Math.min(a.startMs, b.startMs), endMs: Math.max(a.endMs, b.endMs) } : a ?? b;
 
 /** A transcript filled pause aligned shorter than this is squeezed (see above). */
 export const SQUEEZED_FILLER_MS = 150;
@@ -130,6 +140,7 @@ export function mergeFillerEvidence(
       e.startMs = Math.min(e.startMs, hit.startMs);
       e.endMs = Math.max(e.endMs, hit.endMs);
       e.source = 'both';
+      e.heard = unionOf(e.heard, { startMs: hit.startMs, endMs: hit.endMs });
       // Its audio is found: no longer squeezed.
       squeezed.delete(e);
       joined = true;
@@ -142,7 +153,7 @@ export function mergeFillerEvidence(
       wordOverlap += overlapMs(explaining[k], hit);
     }
     if (wordOverlap >= DRAWN_OUT_SHARE * hitMs) continue;
-    events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: hit.name ?? 'filled_pause', source: 'acoustic' });
+    events.push({ startMs: hit.startMs, endMs: hit.endMs, filler: hit.name ?? 'filled_pause', source: 'acoustic', heard: { startMs: hit.startMs, endMs: hit.endMs } });
   }
   return joinSqueezed(events.sort((a, b) => a.startMs - b.startMs || a.endMs - b.endMs), squeezed);
 }
@@ -166,6 +177,8 @@ function joinSqueezed(events: FillerEvent[], squeezed: Set<FillerEvent>): Filler
     };
     const wordIndex = longer.wordIndex ?? shorter.wordIndex;
     if (wordIndex !== undefined) joined.wordIndex = wordIndex;
+    const heard = unionOf(a.heard, b.heard);
+    if (heard) joined.heard = heard;
     // Still squeezed when all of it is that short ("um uh" written for one hesitation, both squeezed).
     if (joined.endMs - joined.startMs < SQUEEZED_FILLER_MS) squeezed.add(joined);
     return joined;

@@ -60,7 +60,7 @@ test('a transcript "um" cuts the gap when the alignment placed it, not when its 
   assert.deepEqual(spans(s), [[2000, 4000, 'long']], 'a filler placed by counting syllables says nothing about where the silence is');
 });
 
-test('an "um" the audio also heard (source both) cuts the gap only where the alignment placed the word: the event spans the word\'s time too', () => {
+test('an "um" the audio also heard (source both) cuts the whole event where the alignment placed the word, and only the heard span where the syllable spread timed it', () => {
   const um = (method: TranscriptWord['method']) => [...words.slice(0, 2), word('um', 2400, 3500, method), ...words.slice(2)].map((w) => ({ ...w, method }));
   const aligned = results(transcript(um('forced_alignment'), [filledPause(2500, 3200)]));
   assert.deepEqual(aligned.fillers.map((f) => f.source), ['both']);
@@ -68,5 +68,6 @@ test('an "um" the audio also heard (source both) cuts the gap only where the ali
   assert.ok(aligned.pauses.every((p) => p.endMs <= 2500 || p.startMs >= 3200), JSON.stringify(aligned.pauses));
   const spread = results(transcript(um('syllable_estimate'), [filledPause(2500, 3200)]));
   assert.deepEqual(spread.fillers.map((f) => f.source), ['both']);
-  assert.deepEqual(spans(spread), [[2000, 4000, 'long']]);
+  assert.deepEqual(spread.fillers.map((f) => [f.startMs, f.endMs]), [[2400, 3500]], 'the event spans the spread word');
+  assert.deepEqual(spans(spread), [[2000, 2500, 'natural'], [3200, 4000, 'natural']], 'the audio heard the filler at 2500–3200 ms: that is not silence');
 });

@@ -141,12 +141,13 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
 
   const segments = input.speechSegments;
   // Silent pauses: a filler voice activity scored as non-speech is cut out of its gap (a
-  // hesitation is a filled pause, counted with the fillers, not silence as well). Only fillers
-  // placed by the audio: the acoustic rules' own, or a transcript word's ('transcript', 'both')
-  // when the alignment placed it; a word whose times are the syllable spread (alignment failed)
-  // may sit anywhere in its utterance, real silence included, and a 'both' event spans that
-  // word's time too.
-  const placed = fillers.filter((f) => f.source === 'acoustic' || (f.wordIndex !== undefined && flat[f.wordIndex]?.method === 'forced_alignment'));
+  // hesitation is a filled pause, counted with the fillers, not silence as well). Only where the
+  // audio placed a filler: a transcript word's whole event ('transcript', 'both') when the
+  // alignment placed the word, otherwise only what the acoustic rules heard (an 'acoustic'
+  // event, or the hits a 'both' event joined). A word whose times are the syllable spread
+  // (alignment failed) may sit anywhere in its utterance, real silence included, and a 'both'
+  // event spans that word's time too.
+  const placed = fillers.flatMap((f) => (f.wordIndex !== undefined && flat[f.wordIndex]?.method === 'forced_alignment' ? [f] : f.heard ? [f.heard] : []));
   const pauses = silentPauses(findPauses(segments, input.pauses), placed, input.pauses);
   const firstSpeechMs = segments.length > 0 ? (segments[0].speechStartSample * 1000) / 16_000 : 0;
   const lastSpeechMs = segments.length > 0 ? (segments[segments.length - 1].speechEndSample * 1000) / 16_000 : 0;
