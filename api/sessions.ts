@@ -111,7 +111,7 @@ const metricsSchema = {
     partial_window_count: { type: 'integer', description: "Windows whose data did not reach one of their edges (the session's first and last minute, the edges of a dropout)." },
     invalid_reasons: {
       type: 'object',
-      description: 'Windows left out of the averages, by reason (partial, too_few_beats, low_coverage, too_many_artifacts, long_gap).',
+      description: 'Windows left out of the averages, by reason (partial, too_few_beats, low_coverage, too_many_artifacts, irregular_rhythm, long_gap).',
       additionalProperties: { type: 'integer' },
     },
   },
@@ -128,7 +128,7 @@ const timelinePointSchema = {
     hrv: { type: ['number', 'null'] },
     breathing_rate: { type: ['number', 'null'] },
     valid: { type: 'boolean', description: 'Trusted and counted in the averages; the metrics are null when false.' },
-    invalid_reason: { type: ['string', 'null'], description: 'Why not valid: partial, too_few_beats, low_coverage, too_many_artifacts or long_gap; null when valid.' },
+    invalid_reason: { type: ['string', 'null'], description: 'Why not valid: partial, too_few_beats, low_coverage, too_many_artifacts, irregular_rhythm or long_gap; null when valid.' },
     partial: { type: 'boolean', description: "The window's data does not reach one of its edges (e.g. the session's first minute)." },
     coverage: { type: ['number', 'null'], description: 'Share of the window covered by clean beats, 0..1 (null for windows stored before it was recorded).' },
     longest_gap_ms: { type: ['number', 'null'], description: 'Longest stretch of the window without clean beats, ms, edges included.' },

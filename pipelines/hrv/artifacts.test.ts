@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { cleanRr, cleanRrInto, createArtifactScratch, createCleanedRr, type CleanedRr } from './artifacts.js';
 import { computeTimeDomain } from './time-domain.js';
-import { beatTimesFromRr, injectEctopicBeats, joinAfterRemovingLong, synthesizeRr, type SyntheticRr } from './synthetic-rr.js';
+import { beatTimesFromRr, injectEctopicBeats, synthesizeRr } from './synthetic-rr.js';
+import { realisticSeries, sinusoidalRsaSeries, type LabelledSeries } from './artifact-free-series.test-util.js';
 
 /** Each kept interval equals the step between its beat time and the previous one. */
 function assertBeatTimesConsistent(c: CleanedRr): void {
@@ -216,72 +217,9 @@ function forEachWindow(t: Float64Array, rr: Float64Array, visit: (c: CleanedRr, 
   }
 }
 
-test('artifact-free RSA at 0.04–0.25 Hz, 50–150 ms amplitude, 60 and 75 bpm: no beat changed or removed, whole series or per window', () => {
+/** The series the cleaning changed, whole or one window at a time, with how many beats. */
+function touchedSeries(all: readonly LabelledSeries[]): string[] {
   const touched: string[] = [];
-  let series = 0;
-  for (const meanMs of [1000, 800]) {
-    for (let milliHz = 40; milliHz <= 250; milliHz += 5) {
-      for (const amplitude of [50, 100, 150]) {
-        for (const noiseMs of [0, 3]) {
-          const s = synthesizeRr({ durationMs: 600000, meanMs, rsaAmplitudeMs: amplitude, rsaFrequencyHz: milliHz / 1000, noiseMs, seed: milliHz });
-          series++;
-          const whole = cleanRr(s.beatTimesMs, s.rrMs);
-          let windowBeats = 0;
-          forEachWindow(s.beatTimesMs, s.rrMs, (c) => {
-            windowBeats += c.removed + c.corrected;
-          });
-          if (whole.removed + whole.corrected + windowBeats > 0) {
-            touched.push(`${meanMs} ms ${milliHz / 1000} Hz ${amplitude} ms noise ${noiseMs}: whole ${whole.removed + whole.corrected}, windows ${windowBeats}`);
-          }
-        }
-      }
-    }
-  }
-  assert.deepEqual(touched, [], `${touched.length} of ${series} series touched`);
-});
-
-/**
- * Artifact-free series closer to real records than a steady sinusoid: RSA on a wandering rate,
- * on steep climbs and falls of RR, joined after long intervals were cut out (as the NSRDB
- * segments were prepared), and a steady low-variability rhythm (as NSRDB 16272).
- */
-function realisticSeries(): { label: string; s: SyntheticRr }[] {
-  const out: { label: string; s: SyntheticRr }[] = [];
-  for (const meanMs of [700, 900, 1100]) {
-    for (const amplitude of [50, 100, 150]) {
-      for (const frequency of [0.06, 0.1, 0.15, 0.25]) {
-        for (const noiseMs of [3, 10]) {
-          const base = { durationMs: 600000, meanMs, rsaAmplitudeMs: amplitude, rsaFrequencyHz: frequency, noiseMs, seed: meanMs + amplitude + noiseMs };
-          const label = `${meanMs} ms ${amplitude} ms ${frequency} Hz noise ${noiseMs}`;
-          // The rate wanders by ±12 % over two minutes.
-          out.push({ label: `drift ${label}`, s: synthesizeRr({ ...base, driftAmplitudeMs: 0.12 * meanMs, driftFrequencyHz: 0.008 }) });
-          // RR climbs or falls by a quarter within 8 s, every minute.
-          const steps = Array.from({ length: 9 }, (_, i) => ({ atMs: 30000 + 60000 * i, deltaMs: (i % 2 ? -1 : 1) * 0.25 * meanMs, durationMs: 8000 }));
-          out.push({ label: `climbs ${label}`, s: synthesizeRr({ ...base, steps }) });
-          // Intervals over 1.2 s cut out and the rest joined.
-          const slow = synthesizeRr({ ...base, meanMs: Math.max(meanMs, 1000) });
-          out.push({ label: `joins ${label}`, s: joinAfterRemovingLong(slow.rrMs, 1200) });
-        }
-      }
-    }
-    for (const noiseMs of [5, 10, 20]) {
-      for (const amplitude of [10, 20, 30]) {
-        for (const seed of [1, 2, 3]) {
-          const s = synthesizeRr({ durationMs: 600000, meanMs, rsaAmplitudeMs: amplitude, rsaFrequencyHz: 0.25, noiseMs, seed: 100 * seed + noiseMs, driftAmplitudeMs: 30, driftFrequencyHz: 0.01 });
-          out.push({ label: `steady ${meanMs} ms ${amplitude} ms noise ${noiseMs} seed ${seed}`, s });
-        }
-      }
-    }
-  }
-  return out;
-}
-
-test('realistic artifact-free series (wandering rate, steep climbs and falls, joins, steady rhythm): no beat changed or removed, whole series or per window', () => {
-  // Before issue 7's second artifact round (Th1 floor at 20 % of RR, pair rules): 76 of the 297
-  // touched (drift 6 of 72, climbs 4, joins 1, steady 65 of 81), the very series the shared
-  // records resemble (NSRDB 16272 is a steady rhythm; the NSRDB segments are joined).
-  const touched: string[] = [];
-  const all = realisticSeries();
   for (const { label, s } of all) {
     const whole = cleanRr(s.beatTimesMs, s.rrMs);
     let windowBeats = 0;
@@ -290,6 +228,22 @@ test('realistic artifact-free series (wandering rate, steep climbs and falls, jo
     });
     if (whole.removed + whole.corrected + windowBeats > 0) touched.push(`${label}: whole ${whole.removed + whole.corrected}, windows ${windowBeats}`);
   }
+  return touched;
+}
+
+test('artifact-free RSA at 0.04–0.25 Hz, 50–150 ms amplitude, 60 and 75 bpm: no beat changed or removed, whole series or per window', () => {
+  const all = sinusoidalRsaSeries();
+  const touched = touchedSeries(all);
+  assert.equal(all.length, 516);
+  assert.deepEqual(touched, [], `${touched.length} of ${all.length} series touched`);
+});
+
+test('realistic artifact-free series (wandering rate, steep climbs and falls, joins, steady rhythm): no beat changed or removed, whole series or per window', () => {
+  // Before issue 7's second artifact round (Th1 floor at 20 % of RR, pair rules): 76 of the 297
+  // touched (drift 6 of 72, climbs 4, joins 1, steady 65 of 81), the very series the shared
+  // records resemble (NSRDB 16272 is a steady rhythm; the NSRDB segments are joined).
+  const all = realisticSeries();
+  const touched = touchedSeries(all);
   assert.ok(all.length > 200);
   const byKind = (kind: string) => `${touched.filter((x) => x.startsWith(kind)).length} of ${all.filter((x) => x.label.startsWith(kind)).length} ${kind}`;
   assert.deepEqual(touched, [], `${touched.length} of ${all.length} series touched: ${['drift', 'climbs', 'joins', 'steady'].map(byKind).join(', ')}`);

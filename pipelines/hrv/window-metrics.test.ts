@@ -1,8 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeWindowMetrics, createWindowPlan, windowCoverage, type WindowMetrics } from './window-metrics.js';
+import { computeWindowMetrics, createWindowPlan, irregularShare, windowCoverage, type WindowMetrics } from './window-metrics.js';
 import { AttuneError } from '../../lib/errors.js';
-import { beatTimesFromRr, createRandom, gaussian, synthesizeRr } from './synthetic-rr.js';
+import { beatTimesFromRr, createRandom, gaussian, injectEctopicBeats, synthesizeRr } from './synthetic-rr.js';
+import { realisticSeries, sinusoidalRsaSeries } from './artifact-free-series.test-util.js';
+import { loadRrRecording, rrDataDir } from './rr-recordings.test-util.js';
+import { readdirSync } from 'node:fs';
 
 const WINDOW = 64000;
 const BIN = 4 / 512;
@@ -193,6 +196,88 @@ test('a window with too many artifacts is invalid', () => {
   assert.equal(strict.valid, false);
   assert.equal(strict.invalidReason, 'too_many_artifacts');
   assert.equal(strict.artifactRatio, lenient.artifactRatio);
+});
+
+/** Every 64 s window, 5 s apart, of a series (from its first beat on, so none is partial). */
+function allWindows(t: Float64Array, rr: Float64Array, plan = createWindowPlan()): WindowMetrics[] {
+  const out: WindowMetrics[] = [];
+  for (let start = Math.ceil(t[0]); start + WINDOW <= t[t.length - 1]; start += 5000) out.push(computeWindowMetrics(t, rr, rr.length, start, start + WINDOW, plan));
+  return out;
+}
+
+test('irregularShare: Karlsson\'s 20 % from the neighbours\' mean, only across successive intervals', () => {
+  // 1000 900 1000 1300 1000: 900 is 10 % under 1000 (kept); 1300 is 30 % over 1000 (irregular).
+  const rr = Float64Array.of(1000, 900, 1000, 1300, 1000);
+  assert.equal(irregularShare(beatTimesFromRr(rr), rr, rr.length, 0.2), 1 / 3);
+  // Exactly 20 % off counts (Karlsson keeps an interval only strictly within).
+  const edge = Float64Array.of(1000, 1200, 1000);
+  assert.equal(irregularShare(beatTimesFromRr(edge), edge, 3, 0.2), 1);
+  // An interval removed before 1300 (its beat time jumps): 1300 has no successive neighbour before it.
+  const t = beatTimesFromRr(rr);
+  const gapped = Float64Array.from(t);
+  for (let i = 3; i < gapped.length; i++) gapped[i] += 700;
+  assert.equal(irregularShare(gapped, rr, rr.length, 0.2), 0);
+  assert.equal(irregularShare(t, rr, 2, 0.2), 0, 'no interval with two neighbours');
+});
+
+test('a rhythm the cleaning cannot read is invalid (irregular_rhythm): one premature beat in 5, bigeminy, an irregularly irregular rhythm', (t) => {
+  // Without rule 5 each of these windows passes rules 1-4 with nothing corrected, and reports an
+  // RMSSD several times the sinus rhythm's beneath it (10x at one in 5 in artifacts.test.ts).
+  const without = createWindowPlan({ maxIrregularShare: Infinity });
+  const cases: Array<{ label: string; t: Float64Array; rr: Float64Array; sinusRmssd?: number }> = [];
+  for (let seed = 1; seed <= 3; seed++) {
+    const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 40 + seed });
+    const sinusRmssd = allWindows(s.beatTimesMs, s.rrMs)[0].rmssdMs!;
+    for (const [label, every] of [['one in 5', 5], ['bigeminy', 2]] as const) {
+      const positions: number[] = [];
+      for (let k = 10; k + 2 < s.rrMs.length; k += every) positions.push(k);
+      const rr = injectEctopicBeats(s.rrMs, positions, positions.map(() => 0.3));
+      cases.push({ label: `${label}, seed ${seed}`, t: beatTimesFromRr(rr), rr, sinusRmssd });
+    }
+    // Atrial fibrillation's RR: independent intervals, 450–1150 ms.
+    const random = createRandom(700 + seed);
+    const rr = new Float64Array(400);
+    for (let i = 0; i < rr.length; i++) rr[i] = 450 + 700 * random();
+    cases.push({ label: `irregularly irregular, seed ${seed}`, t: beatTimesFromRr(rr), rr });
+  }
+  for (const c of cases) {
+    const before = allWindows(c.t, c.rr, without);
+    const after = allWindows(c.t, c.rr);
+    assert.ok(before.length > 20);
+    assert.equal(before.filter((m) => m.valid).length, before.length, `${c.label}: valid without rule 5`);
+    assert.deepEqual([...new Set(after.map((m) => m.invalidReason))], ['irregular_rhythm'], c.label);
+    assert.ok(after.every((m) => m.rmssdMs === null && m.coherence === null), c.label);
+    if (c.sinusRmssd !== undefined) t.diagnostic(`${c.label}: RMSSD without rule 5 ${before[0].rmssdMs!.toFixed(0)} ms, the sinus rhythm's ${c.sinusRmssd.toFixed(0)} ms`);
+  }
+  // One premature beat in 7 is corrected by the cleaning (artifacts.test.ts): valid.
+  const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 41 });
+  const positions: number[] = [];
+  for (let k = 10; k + 2 < s.rrMs.length; k += 7) positions.push(k);
+  const rr = injectEctopicBeats(s.rrMs, positions, positions.map(() => 0.3));
+  assert.ok(allWindows(beatTimesFromRr(rr), rr).every((m) => m.valid));
+});
+
+test('sinus rhythm is never an irregular rhythm: every artifact-free synthetic series and every window of every shared record', (t) => {
+  const flagged: string[] = [];
+  let windows = 0;
+  let highest = 0;
+  const check = (label: string, times: Float64Array, rr: Float64Array) => {
+    for (const m of allWindows(times, rr)) {
+      windows++;
+      if (m.invalidReason === 'irregular_rhythm') flagged.push(label);
+    }
+    highest = Math.max(highest, irregularShare(times, rr, rr.length, 0.2));
+  };
+  const synthetic = [...sinusoidalRsaSeries(), ...realisticSeries()];
+  for (const { label, s } of synthetic) check(label, s.beatTimesMs, s.rrMs);
+  const records = readdirSync(rrDataDir).filter((f) => f.endsWith('.rr_ms.txt'));
+  assert.equal(records.length, 8);
+  for (const name of records) {
+    const rr = loadRrRecording(name);
+    check(name, beatTimesFromRr(rr), rr);
+  }
+  t.diagnostic(`${synthetic.length} synthetic series and ${records.length} records, ${windows} windows; the highest share of a whole uncleaned series: ${(100 * highest).toFixed(1)} %`);
+  assert.deepEqual([...new Set(flagged)], []);
 });
 
 test('only the beats in [start, end) of a larger, partly filled buffer are used', () => {

@@ -15,7 +15,23 @@
 //      covers [beat time − RR, beat time], clipped to the window;
 //   4. at most `maxArtifactRatio` (25 %) of the input beats were removed or corrected: beyond
 //      that the corrections, not the heart, shape the series;
-//   5. no gap between covered stretches is longer than a quarter of a breath at the window's
+//   5. at most `maxIrregularShare` (25 %, as rule 4) of the clean intervals still differ by
+//      `irregularDeviation` (20 %) or more from the mean of the intervals on either side of
+//      them (Karlsson, Hörnsten, Rydberg & Wiklund 2012, "Automatic filtering of outliers in RR
+//      intervals before analysis of heart rate variability in Holter recordings", BioMedical
+//      Engineering OnLine 11:2; the hrv-analysis package's "karlsson" method), counted over the
+//      intervals whose neighbours are both successive. The cleaning (artifacts.ts) corrects
+//      ectopic beats only where normal beats outnumber them: from about one premature beat in
+//      5, in bigeminy and in atrial fibrillation its thresholds, computed from the spread of
+//      the beat-to-beat changes, widen until nothing is an outlier, nothing is corrected, and
+//      RMSSD comes out several times too high (10x at one in 5 in artifacts.test.ts) in a
+//      window that would pass rules 1-4. Those windows are 'irregular_rhythm'. Why 20 %: sinus
+//      rhythm varies smoothly (respiratory sinus arrhythmia is a sinusoid at the breathing
+//      rate, under half the heart rate), so an interval departs from its neighbours' mean by
+//      at most A(1 - cos 2 pi f RR): 15 % of RR for the deepest RSA the artifact-free test set
+//      holds (150 ms at 0.25 Hz and 60 bpm); a premature beat 20-40 % early with its
+//      compensatory pause departs by 27-67 % (the short interval and the long one both);
+//   6. no gap between covered stretches is longer than a quarter of a breath at the window's
 //      peak frequency (`maxGapBreaths` 0.25: 2.5 s at 6 breaths/min, 1 s at 15/min), nor
 //      longer than `maxGapMs` (5 s) whatever the peak.
 // Why: uncovered stretches are bridged by the spline (held flat at the edges). Inside the
@@ -32,13 +48,14 @@
 // Measured by scripts/measure/window-gaps.ts into pipelines/hrv/fixtures/window-gaps.json.
 // Every window reports its coverage and longest gap, valid or not, so a user can see why. An
 // invalid window reports null for every metric, and as invalidReason the first rule above it
-// fails ('partial', 'too_few_beats', 'low_coverage', 'too_many_artifacts', 'long_gap').
+// fails ('partial', 'too_few_beats', 'low_coverage', 'too_many_artifacts', 'irregular_rhythm',
+// 'long_gap').
 import { AttuneError } from '../../lib/errors.js';
 import { cleanRrInto, createArtifactScratch, createCleanedRr, type ArtifactScratch, type CleanedRr } from './artifacts.js';
 import { computeCoherence, createCoherenceResult, type CoherenceResult } from './coherence.js';
 import { createSplineScratch, resampleCubic, sampleCountFor, type SplineScratch } from './resample.js';
 import { createSpectrumPlan, powerSpectralDensity, type SpectrumPlan } from './spectrum.js';
-import { computeTimeDomain, createTimeDomainMetrics, type TimeDomainMetrics } from './time-domain.js';
+import { computeTimeDomain, createTimeDomainMetrics, SUCCESSIVE_TOLERANCE_MS, type TimeDomainMetrics } from './time-domain.js';
 
 export interface WindowMetrics {
   valid: boolean;
@@ -70,7 +87,7 @@ export interface WindowMetrics {
 }
 
 /** Why a window is invalid, in the order the rules are checked. */
-export const INVALID_REASONS = ['partial', 'too_few_beats', 'low_coverage', 'too_many_artifacts', 'long_gap'] as const;
+export const INVALID_REASONS = ['partial', 'too_few_beats', 'low_coverage', 'too_many_artifacts', 'irregular_rhythm', 'long_gap'] as const;
 export type InvalidReason = (typeof INVALID_REASONS)[number];
 
 /** Validity limits (see the header), measured by scripts/measure/window-gaps.ts. */
@@ -78,6 +95,10 @@ export const DEFAULT_MIN_COVERAGE = 0.9;
 export const DEFAULT_MAX_EDGE_GAP_MS = 4000;
 export const DEFAULT_MAX_GAP_BREATHS = 0.25;
 export const DEFAULT_MAX_GAP_MS = 5000;
+/** Karlsson's criterion: an interval this share or more away from its neighbours' mean (rule 5). */
+export const DEFAULT_IRREGULAR_DEVIATION = 0.2;
+/** Largest share of clean intervals that may still fail Karlsson's criterion (rule 5). */
+export const DEFAULT_MAX_IRREGULAR_SHARE = 0.25;
 
 export interface WindowPlanOptions {
   windowMs?: number;
@@ -89,6 +110,8 @@ export interface WindowPlanOptions {
   maxGapBreaths?: number;
   maxGapMs?: number;
   maxArtifactRatio?: number;
+  irregularDeviation?: number;
+  maxIrregularShare?: number;
 }
 
 /** Everything one window computation needs, made once and reused; not shared between threads. */
@@ -103,6 +126,8 @@ export interface WindowPlan {
   readonly maxGapBreaths: number;
   readonly maxGapMs: number;
   readonly maxArtifactRatio: number;
+  readonly irregularDeviation: number;
+  readonly maxIrregularShare: number;
   readonly spectrum: SpectrumPlan;
   readonly artifacts: ArtifactScratch;
   readonly cleaned: CleanedRr;
@@ -135,6 +160,8 @@ export function createWindowPlan(opts: WindowPlanOptions = {}): WindowPlan {
     maxGapBreaths: opts.maxGapBreaths ?? DEFAULT_MAX_GAP_BREATHS,
     maxGapMs: opts.maxGapMs ?? DEFAULT_MAX_GAP_MS,
     maxArtifactRatio: opts.maxArtifactRatio ?? 0.25,
+    irregularDeviation: opts.irregularDeviation ?? DEFAULT_IRREGULAR_DEVIATION,
+    maxIrregularShare: opts.maxIrregularShare ?? DEFAULT_MAX_IRREGULAR_SHARE,
     spectrum: createSpectrumPlan({ sampleCount, fftSize, sampleRateHz: resampleHz }),
     artifacts: createArtifactScratch(beatCapacity),
     cleaned: createCleanedRr(2 * beatCapacity),
@@ -212,6 +239,27 @@ export function windowCoverage(
   };
 }
 
+/**
+ * Share of the intervals of a time-ordered series that differ by `deviation` or more from the
+ * mean of the intervals before and after them (Karlsson's criterion), over the intervals whose
+ * neighbours are both successive to them (time-domain.ts' test: a beat-time step matching the
+ * RR within SUCCESSIVE_TOLERANCE_MS), so that a removed interval's neighbours are not compared
+ * across it. 0 when no interval has two successive neighbours.
+ */
+export function irregularShare(beatTimesMs: ArrayLike<number>, rrMs: ArrayLike<number>, count: number, deviation: number): number {
+  const successive = (i: number) => Math.abs(beatTimesMs[i] - beatTimesMs[i - 1] - rrMs[i]) <= SUCCESSIVE_TOLERANCE_MS;
+  let compared = 0;
+  let irregular = 0;
+  for (let i = 1; i + 1 < count; i++) {
+    if (!successive(i) || !successive(i + 1)) continue;
+    const around = (rrMs[i - 1] + rrMs[i + 1]) / 2;
+    compared++;
+    // ≥, as Karlsson's filter keeps an interval only when it is strictly within the share.
+    if (Math.abs(rrMs[i] - around) >= deviation * around) irregular++;
+  }
+  return compared > 0 ? irregular / compared : 0;
+}
+
 function invalidWindow(
   shape: Pick<WindowMetrics, 'beatCount' | 'artifactRatio' | 'coverage' | 'longestGapMs' | 'partial'>,
   invalidReason: InvalidReason,
@@ -268,6 +316,7 @@ export function computeWindowMetrics(
   else if (beatCount < plan.minBeats) invalidReason = 'too_few_beats';
   else if (cov.coverage < plan.minCoverage) invalidReason = 'low_coverage';
   else if (artifactRatio > plan.maxArtifactRatio) invalidReason = 'too_many_artifacts';
+  else if (irregularShare(cleaned.beatTimesMs, cleaned.rrMs, beatCount, plan.irregularDeviation) > plan.maxIrregularShare) invalidReason = 'irregular_rhythm';
   else if (cov.longestInteriorGapMs > plan.maxGapMs) invalidReason = 'long_gap';
   if (invalidReason !== null) return invalidWindow(shape, invalidReason);
 
@@ -285,7 +334,7 @@ export function computeWindowMetrics(
   // The spectrum plan then holds the window's periodogram (grid and lags) that coherence reads.
   powerSpectralDensity(plan.tachogram, plan.spectrum);
   const co = computeCoherence(plan.spectrum, plan.coherence);
-  // Rule 5 needs the breathing rate, so it is checked once the spectrum is known.
+  // Rule 6 needs the breathing rate, so it is checked once the spectrum is known.
   if (Number.isFinite(co.peakFrequencyHz) && (cov.longestInteriorGapMs / 1000) * co.peakFrequencyHz > plan.maxGapBreaths) {
     return invalidWindow(shape, 'long_gap');
   }
