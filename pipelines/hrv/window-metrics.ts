@@ -246,16 +246,20 @@ export function windowCoverage(
  * RR within SUCCESSIVE_TOLERANCE_MS), so that a removed interval's neighbours are not compared
  * across it. 0 when no interval has two successive neighbours.
  */
-export function irregularShare(beatTimesMs: ArrayLike<number>, rrMs: ArrayLike<number>, count: number, deviation: number): number {
-  const successive = (i: number) => Math.abs(beatTimesMs[i] - beatTimesMs[i - 1] - rrMs[i]) <= SUCCESSIVE_TOLERANCE_MS;
+export function irregularShare(beatTimesMs: Float64Array, rrMs: Float64Array, count: number, deviation: number): number {
   let compared = 0;
   let irregular = 0;
+  // Whether interval i follows interval i − 1 with no removed one between, carried along.
+  let joinedBefore = count > 1 && Math.abs(beatTimesMs[1] - beatTimesMs[0] - rrMs[1]) <= SUCCESSIVE_TOLERANCE_MS;
   for (let i = 1; i + 1 < count; i++) {
-    if (!successive(i) || !successive(i + 1)) continue;
-    const around = (rrMs[i - 1] + rrMs[i + 1]) / 2;
-    compared++;
-    // ≥, as Karlsson's filter keeps an interval only when it is strictly within the share.
-    if (Math.abs(rrMs[i] - around) >= deviation * around) irregular++;
+    const joinedAfter = Math.abs(beatTimesMs[i + 1] - beatTimesMs[i] - rrMs[i + 1]) <= SUCCESSIVE_TOLERANCE_MS;
+    if (joinedBefore && joinedAfter) {
+      const around = (rrMs[i - 1] + rrMs[i + 1]) / 2;
+      compared++;
+      // ≥, as Karlsson's filter keeps an interval only when it is strictly within the share.
+      if (Math.abs(rrMs[i] - around) >= deviation * around) irregular++;
+    }
+    joinedBefore = joinedAfter;
   }
   return compared > 0 ? irregular / compared : 0;
 }
