@@ -32,7 +32,7 @@ const settingsSchema = {
     'Analysis settings. Known keys are validated; other keys are kept as given (at most 50 keys). ' +
     `Defaults: min_pause_ms ${DEFAULT_SPEECH_SETTINGS.min_pause_ms}, long_pause_ms ${DEFAULT_SPEECH_SETTINGS.long_pause_ms}; without a model, uploads are recognised with moonshine-base and live streams with moonshine-tiny.`,
   properties: {
-    min_pause_ms: { type: 'integer', minimum: 100, maximum: 5000, description: 'Shortest non-speech gap counted as a pause, ms.' },
+    min_pause_ms: { type: 'integer', minimum: 100, maximum: 5000, description: 'Shortest silent pause, ms: a non-speech gap with the fillers the audio placed cut out, each part at least this long counted.' },
     long_pause_ms: { type: 'integer', minimum: 100, maximum: 60_000, description: 'Pauses at least this long are long pauses, ms; above min_pause_ms.' },
     model: { type: 'string', enum: [...SPEECH_MODELS], description: 'Speech recognition model.' },
     language: { type: 'string', enum: ['en'], description: 'Language spoken; English only.' },

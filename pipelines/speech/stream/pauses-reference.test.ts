@@ -9,9 +9,10 @@
 // Attune's a gap between voice-activity segments, which keeps soft word endings (fricatives,
 // breathy releases) as speech and so starts pauses later; and in a noisy recording Praat finds no
 // silence at all (the cold-corpus clip), or hears the background as sound: the acoustic-corpus
-// clip's pause at 17.2-18.4 s is sound to Praat, but its intensity there (61 dB mean, unvoiced,
-// centre of gravity 124 Hz) is that of the clip's first and last half second (61 and 60 dB),
-// with the loudest speech at 78 dB, within Praat's 25 dB (measured with parselmouth 0.4.7). What is asserted is what both must agree on: on the clean
+// clip's pause at 17.2-18.4 s is sound to Praat, but its intensity there (60.2 dB mean, 11 % of
+// frames voiced, centre of gravity 124 Hz) is that of the clip's first and last half second
+// (60.8 and 59.7 dB), with the loudest speech at 78.2 dB, within Praat's 25 dB
+// (scripts/reference/praat_span_levels.py, parselmouth 0.4.7). What is asserted is what both must agree on: on the clean
 // speech clips every silence of Praat's of at least 500 ms is a pause (500 ms: the spliced-silence
 // end-to-end test's "long silence") and every pause overlaps a silence of Praat's; on every clip,
 // no pause holds an acoustic filler (a guard on silentPauses' use in results.ts). The rest is
