@@ -60,6 +60,35 @@ test('a late beat (long then short, PNP) is detected as ectopic too', () => {
   assert.equal(c.removed + c.corrected, 1);
 });
 
+test('a premature beat without a compensatory pause (the next interval normal) is dropped; a misplaced beat is still re-timed', () => {
+  for (const [seed, prematurity] of [[21, 0.3], [22, 0.4], [23, 0.25]] as const) {
+    const s = rsaSeries(seed);
+    const k = 120;
+    // An atrial premature beat: interval k short, interval k + 1 as it was.
+    const rr = Float64Array.from(s.rrMs);
+    rr[k] = s.rrMs[k] * (1 - prematurity);
+    const times = beatTimesFromRr(rr);
+    const c = cleanRr(times, rr);
+    assert.deepEqual([c.premature, c.removed, c.corrected], [1, 1, 0], `seed ${seed}`);
+    assert.equal(c.count, rr.length - 1);
+    assert.ok(!Array.from(c.beatTimesMs).includes(times[k]), 'the premature beat is gone');
+    assert.ok(Array.from(c.rrMs).includes(rr[k + 1]), 'the interval after it is kept as it is');
+    // No successive difference is taken across the drop: RMSSD is the sinus rhythm's.
+    const clean = rmssd(s.rrMs);
+    assert.ok(Math.abs(rmssd(c.rrMs, c.beatTimesMs) - clean) / clean < 0.05, `seed ${seed}: RMSSD ${rmssd(c.rrMs, c.beatTimesMs)} vs ${clean}`);
+    assert.ok(rmssd(rr) > 1.1 * clean, 'left in, one beat in 300 inflates RMSSD by over 10 %');
+
+    // A misplaced beat (detected 30 % of an interval early: the pair sums to two normal ones) is re-timed.
+    const misplaced = Float64Array.from(s.rrMs);
+    const shift = prematurity * s.rrMs[k];
+    misplaced[k] -= shift;
+    misplaced[k + 1] += shift;
+    const m = cleanRr(beatTimesFromRr(misplaced), misplaced);
+    assert.equal(m.premature, 0, `seed ${seed}: a misplaced beat is not dropped`);
+    assert.equal(m.count, misplaced.length);
+  }
+});
+
 test('a missed beat (doubled RR) is split, even when the doubled RR exceeds 2000 ms', () => {
   for (const meanMs of [800, 1050]) {
     const s = rsaSeries(13, meanMs);
