@@ -257,12 +257,12 @@ test('a rhythm the cleaning cannot read is invalid (irregular_rhythm): one prema
   assert.ok(allWindows(beatTimesFromRr(rr), rr).every((m) => m.valid));
 });
 
-test('premature beats at every density: no valid window reports an RMSSD off by half where rule 5 reaches (a compensatory pause from one in 5, none from one in 3); the rest printed', (t) => {
-  // What neither the cleaning nor rule 5 reaches (printed, in the README's Known limitations):
-  // with a compensatory pause at one in 6 and 7 the window-by-window cleaning leaves some
-  // windows' beats uncorrected; without one (an atrial premature beat), at one in 4 to 7 the
-  // cleaning's thresholds are too wide to examine them (they are dropped from one in about 10:
-  // the next test), and each fails Karlsson's criterion once, under rule 5's 25 %.
+test('premature beats at every density: no valid window reports an RMSSD off by half where the cleaning or rule 5 reaches; the rest printed', (t) => {
+  // What neither reaches (printed, in the README's Known limitations): with a compensatory pause
+  // at one in 6 and 7 the window-by-window cleaning leaves some windows' beats uncorrected;
+  // without one (an atrial premature beat), at fixed spacing of one in 7 and 10, a few windows
+  // (phase-locked to the 0.1 Hz breathing, see the next test; or with the beat in their last
+  // interval, which cannot be judged yet).
   // A valid window's RMSSD against the same window of the sinus rhythm beneath (windows 5 s
   // apart from the first beat). Premature by 30 %: with a compensatory pause (the pair sums to
   // two normal intervals: a ventricular premature beat) or without (the beat after is a normal
@@ -294,10 +294,10 @@ test('premature beats at every density: no valid window reports an RMSSD off by 
       }
       const label = `${compensatory ? 'with' : 'without'} a compensatory pause, one in ${every}`;
       lines.push(`${label}: ${valid} of ${windows} windows valid, RMSSD off by half in ${wrongAfter} valid (${wrongBefore} without rule 5)`);
-      if (every <= (compensatory ? 5 : 3)) {
-        assert.equal(wrongAfter, 0, label);
-        assert.ok(wrongBefore > 0, `${label}: wrong without rule 5`);
-      }
+      // Reached: with a pause, up to one in 5 by rule 5 (the cleaning corrects none of them);
+      // without one, up to one in 6 by the cleaning (it drops them) and one in 20.
+      if (compensatory ? every <= 5 : every <= 6 || every === 20) assert.equal(wrongAfter, 0, label);
+      if (compensatory && every <= 5) assert.ok(wrongBefore > 0, `${label}: wrong without rule 5`);
     }
   }
   for (const line of lines) t.diagnostic(line);

@@ -36,12 +36,10 @@
 //      its compensatory pause departs by 27-50 % (the short interval) and 33-75 % (the long
 //      one). Sinus rhythm beyond what was checked can be flagged: RSA deeper at faster breathing
 //      (150 ms at 20 breaths/min and 60 bpm departs 22.5 %). Not caught (window-metrics.test.ts
-//      prints them): premature beats without a compensatory pause (atrial ones) at one in 4 to
-//      one in 7, too dense for the cleaning's thresholds to examine them (it drops them when
-//      sparser: artifacts.ts, isPremature) and each failing the criterion once, under 25 %;
-//      and with a compensatory pause at one in 6 or 7, some windows whose beats the
+//      prints them): with a compensatory pause at one in 6 or 7, some windows whose beats the
 //      window-by-window cleaning did not correct (26 and 20 of 141 valid with RMSSD off by more
-//      than half);
+//      than half); premature beats without one (atrial ones) the cleaning drops (artifacts.ts,
+//      isPremature), but at one in 7, 9 of 135 windows are still wrong;
 //   6. no gap between covered stretches is longer than a quarter of a breath at the window's
 //      peak frequency (`maxGapBreaths` 0.25: 2.5 s at 6 breaths/min, 1 s at 15/min), nor
 //      longer than `maxGapMs` (5 s) whatever the peak.
