@@ -6,20 +6,10 @@
 //   /opt/attune-ref/bin/python scripts/reference/kubios_synthetic.py /tmp/synthetic-rr.json
 // Not run by the tests; the figures it gives are quoted in pipelines/hrv/fixtures/README.md.
 import { writeFileSync } from 'node:fs';
-import { synthesizeRr } from '../../pipelines/hrv/synthetic-rr.js';
+import { sinusoidalRsaSeries } from '../../pipelines/hrv/artifact-free-series.test-util.js';
 
-const out: { label: string; rrMs: number[] }[] = [];
-// The same loops and options as the test (keep in step with artifacts.test.ts).
-for (const meanMs of [1000, 800]) {
-  for (let milliHz = 40; milliHz <= 250; milliHz += 5) {
-    for (const amplitude of [50, 100, 150]) {
-      for (const noiseMs of [0, 3]) {
-        const s = synthesizeRr({ durationMs: 600000, meanMs, rsaAmplitudeMs: amplitude, rsaFrequencyHz: milliHz / 1000, noiseMs, seed: milliHz });
-        out.push({ label: `${meanMs} ms ${milliHz / 1000} Hz ${amplitude} ms noise ${noiseMs}`, rrMs: Array.from(s.rrMs) });
-      }
-    }
-  }
-}
+// The same series as the test (pipelines/hrv/artifact-free-series.test-util.ts).
+const out = sinusoidalRsaSeries().map(({ label, s }) => ({ label, rrMs: Array.from(s.rrMs) }));
 const path = process.argv[2] ?? '/tmp/synthetic-rr.json';
 writeFileSync(path, JSON.stringify(out));
 console.log(`${out.length} series written to ${path}`);
