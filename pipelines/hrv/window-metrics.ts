@@ -25,7 +25,7 @@
 //      corrects ectopic beats only where normal beats outnumber them: from about one premature
 //      beat in 5, in bigeminy and in atrial fibrillation its thresholds, computed from the
 //      spread of the beat-to-beat changes, widen until nothing is an outlier, nothing is
-//      corrected, and RMSSD comes out 10-20 times the sinus rhythm's (window-metrics.test.ts) in
+//      corrected, and RMSSD comes out 10-21 times the sinus rhythm's (window-metrics.test.ts) in
 //      a window that passes rules 1-4; at one in 6 it corrects some windows' beats and not
 //      others'. Those windows are 'irregular_rhythm'. Counting the corrected beats with the
 //      irregular ones catches the half-corrected windows, where neither share alone passes

@@ -5,7 +5,7 @@
 -- outnumber them. From about one premature beat in 5, in bigeminy and in atrial fibrillation its
 -- thresholds, computed from the spread of the beat-to-beat changes, widen until nothing is an
 -- outlier: nothing is corrected, the window passed every rule of 0004, and it was stored valid
--- with an RMSSD 10-20 times the sinus rhythm's (pipelines/hrv/window-metrics.test.ts). Since this
+-- with an RMSSD 10-21 times the sinus rhythm's (pipelines/hrv/window-metrics.test.ts). Since this
 -- version the worker also calls a window invalid, invalid_reason irregular_rhythm, when its
 -- beats the cleaning corrected or removed and its clean intervals that still differ by 20 % or
 -- more from the mean of the two intervals beside them (Karlsson, Hörnsten, Rydberg & Wiklund
