@@ -223,7 +223,7 @@ test('irregularShare: Karlsson\'s 20 % from the neighbours\' mean, only across s
 test('a rhythm the cleaning cannot read is invalid (irregular_rhythm): one premature beat in 5, bigeminy, an irregularly irregular rhythm', (t) => {
   // Without rule 5 each of these windows passes rules 1-4 with nothing corrected, and reports an
   // RMSSD several times the sinus rhythm's beneath it (10x at one in 5 in artifacts.test.ts).
-  const without = createWindowPlan({ maxIrregularShare: Infinity });
+  const without = createWindowPlan({ maxIrregularShare: Infinity, maxIrregularRun: Infinity });
   const cases: Array<{ label: string; t: Float64Array; rr: Float64Array; sinusRmssd?: number }> = [];
   for (let seed = 1; seed <= 3; seed++) {
     const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 40 + seed });
@@ -267,7 +267,7 @@ test('premature beats at every density: no valid window reports an RMSSD off by 
   // two normal intervals: a ventricular premature beat) or without (the beat after is a normal
   // interval: an atrial one, which resets the sinus node).
   const wrong = (m: WindowMetrics, sinus: WindowMetrics) => m.valid && Math.abs(m.rmssdMs! / sinus.rmssdMs! - 1) > 0.5;
-  const without = createWindowPlan({ maxIrregularShare: Infinity });
+  const without = createWindowPlan({ maxIrregularShare: Infinity, maxIrregularRun: Infinity });
   const lines: string[] = [];
   for (const compensatory of [true, false]) {
     for (const every of [2, 3, 4, 5, 6, 7, 10, 20]) {

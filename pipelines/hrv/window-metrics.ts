@@ -21,7 +21,13 @@
 //      outliers in RR intervals before analysis of heart rate variability in Holter recordings",
 //      BioMedical Engineering OnLine 11:2; the hrv-analysis package's "karlsson" method; counted
 //      over the intervals whose neighbours are both successive) are together at most
-//      `maxIrregularShare` (25 %, rule 4's bound) of the window. The cleaning (artifacts.ts)
+//      `maxIrregularShare` (25 %, rule 4's bound) of the window, and no two intervals in a row
+//      fail that criterion (`maxIrregularRun` 1: two in a row are an ectopic beat the cleaning
+//      left, its short interval and its pause, and one such beat doubles a window's RMSSD; a
+//      single one is an irregular sinus beat, which the shared records have, never two in a
+//      row; sinus rhythm makes two in a row only with RSA of 150 ms or more at 0.3 breaths a
+//      beat or faster: 7-100 % of such windows are flagged, none up to 100 ms at 0.35 Hz and
+//      50-90 bpm). The cleaning (artifacts.ts)
 //      corrects ectopic beats only where normal beats outnumber them: from about one premature
 //      beat in 5, in bigeminy and in atrial fibrillation its thresholds, computed from the
 //      spread of the beat-to-beat changes, widen until nothing is an outlier, nothing is
@@ -37,8 +43,8 @@
 //      one). Sinus rhythm beyond what was checked can be flagged: RSA deeper at faster breathing
 //      (150 ms at 20 breaths/min and 60 bpm departs 22.5 %). Not caught (window-metrics.test.ts
 //      prints them): with a compensatory pause at one in 6 or 7, some windows whose beats the
-//      window-by-window cleaning did not correct (26 and 20 of 141 valid with RMSSD off by more
-//      than half); premature beats without one (atrial ones) the cleaning drops (artifacts.ts,
+//      window-by-window cleaning did not correct (2 and 20 of 141 valid with RMSSD off by more
+//      than half; at one in 7 a pair cut by the window's first or last edge); premature beats without one (atrial ones) the cleaning drops (artifacts.ts,
 //      isPremature), but at one in 7, 9 of 135 windows are still wrong;
 //   6. no gap between covered stretches is longer than a quarter of a breath at the window's
 //      peak frequency (`maxGapBreaths` 0.25: 2.5 s at 6 breaths/min, 1 s at 15/min), nor
@@ -108,6 +114,13 @@ export const DEFAULT_MAX_GAP_MS = 5000;
 export const DEFAULT_IRREGULAR_DEVIATION = 0.2;
 /** Largest share of a window's beats that the cleaning changed or that still fail Karlsson's criterion, together (rule 5). */
 export const DEFAULT_MAX_IRREGULAR_SHARE = 0.25;
+/**
+ * Most consecutive clean intervals that may fail Karlsson's criterion (rule 5). Two in a row are
+ * an ectopic beat the cleaning left (its short interval and its pause), or the start of a run of
+ * them, and one such beat left in a 64 s window raises its RMSSD by half or more; a single one
+ * is an irregular sinus beat (the shared records have those, never two in a row).
+ */
+export const DEFAULT_MAX_IRREGULAR_RUN = 1;
 
 export interface WindowPlanOptions {
   windowMs?: number;
@@ -121,6 +134,7 @@ export interface WindowPlanOptions {
   maxArtifactRatio?: number;
   irregularDeviation?: number;
   maxIrregularShare?: number;
+  maxIrregularRun?: number;
 }
 
 /** Everything one window computation needs, made once and reused; not shared between threads. */
@@ -137,6 +151,8 @@ export interface WindowPlan {
   readonly maxArtifactRatio: number;
   readonly irregularDeviation: number;
   readonly maxIrregularShare: number;
+  readonly maxIrregularRun: number;
+  readonly irregularity: Irregularity;
   readonly spectrum: SpectrumPlan;
   readonly artifacts: ArtifactScratch;
   readonly cleaned: CleanedRr;
@@ -171,6 +187,8 @@ export function createWindowPlan(opts: WindowPlanOptions = {}): WindowPlan {
     maxArtifactRatio: opts.maxArtifactRatio ?? 0.25,
     irregularDeviation: opts.irregularDeviation ?? DEFAULT_IRREGULAR_DEVIATION,
     maxIrregularShare: opts.maxIrregularShare ?? DEFAULT_MAX_IRREGULAR_SHARE,
+    maxIrregularRun: opts.maxIrregularRun ?? DEFAULT_MAX_IRREGULAR_RUN,
+    irregularity: createIrregularity(),
     spectrum: createSpectrumPlan({ sampleCount, fftSize, sampleRateHz: resampleHz }),
     artifacts: createArtifactScratch(beatCapacity),
     cleaned: createCleanedRr(2 * beatCapacity),
@@ -248,29 +266,62 @@ export function windowCoverage(
   };
 }
 
+export interface Irregularity {
+  /** Share of the compared intervals that fail Karlsson's criterion. */
+  share: number;
+  /** Most consecutive intervals that fail it (a non-successive interval ends a run). */
+  longestRun: number;
+}
+
+export function createIrregularity(): Irregularity {
+  return { share: 0, longestRun: 0 };
+}
+
 /**
- * Share of the intervals of a time-ordered series that differ by `deviation` or more from the
- * mean of the intervals before and after them (Karlsson's criterion), over the intervals whose
- * neighbours are both successive to them (time-domain.ts' test: a beat-time step matching the
- * RR within SUCCESSIVE_TOLERANCE_MS), so that a removed interval's neighbours are not compared
- * across it. 0 when no interval has two successive neighbours.
+ * The intervals of a time-ordered series that differ by `deviation` or more from the mean of the
+ * intervals before and after them (Karlsson's criterion): their share and their longest run,
+ * over the intervals whose neighbours are both successive to them (time-domain.ts' test: a
+ * beat-time step matching the RR within SUCCESSIVE_TOLERANCE_MS), so that a removed interval's
+ * neighbours are not compared across it. Share 0 when no interval has two successive neighbours.
  */
-export function irregularShare(beatTimesMs: Float64Array, rrMs: Float64Array, count: number, deviation: number): number {
+export function measureIrregularity(beatTimesMs: Float64Array, rrMs: Float64Array, count: number, deviation: number, out: Irregularity = createIrregularity()): Irregularity {
   let compared = 0;
   let irregular = 0;
+  let run = 0;
+  let longestRun = 0;
   // Whether interval i follows interval i − 1 with no removed one between, carried along.
   let joinedBefore = count > 1 && Math.abs(beatTimesMs[1] - beatTimesMs[0] - rrMs[1]) <= SUCCESSIVE_TOLERANCE_MS;
   for (let i = 1; i + 1 < count; i++) {
     const joinedAfter = Math.abs(beatTimesMs[i + 1] - beatTimesMs[i] - rrMs[i + 1]) <= SUCCESSIVE_TOLERANCE_MS;
+    run = joinedBefore ? run : 0;
     if (joinedBefore && joinedAfter) {
       const around = (rrMs[i - 1] + rrMs[i + 1]) / 2;
       compared++;
       // ≥, as Karlsson's filter keeps an interval only when it is strictly within the share.
-      if (Math.abs(rrMs[i] - around) >= deviation * around) irregular++;
+      if (Math.abs(rrMs[i] - around) >= deviation * around) {
+        irregular++;
+        run++;
+        if (run > longestRun) longestRun = run;
+      } else {
+        run = 0;
+      }
     }
     joinedBefore = joinedAfter;
   }
-  return compared > 0 ? irregular / compared : 0;
+  out.share = compared > 0 ? irregular / compared : 0;
+  out.longestRun = longestRun;
+  return out;
+}
+
+/** measureIrregularity's share alone. */
+export function irregularShare(beatTimesMs: Float64Array, rrMs: Float64Array, count: number, deviation: number): number {
+  return measureIrregularity(beatTimesMs, rrMs, count, deviation).share;
+}
+
+/** Rule 5 (see the header). */
+function isIrregularRhythm(cleaned: CleanedRr, artifactRatio: number, plan: WindowPlan): boolean {
+  const irregular = measureIrregularity(cleaned.beatTimesMs, cleaned.rrMs, cleaned.count, plan.irregularDeviation, plan.irregularity);
+  return artifactRatio + irregular.share > plan.maxIrregularShare || irregular.longestRun > plan.maxIrregularRun;
 }
 
 function invalidWindow(
@@ -329,9 +380,7 @@ export function computeWindowMetrics(
   else if (beatCount < plan.minBeats) invalidReason = 'too_few_beats';
   else if (cov.coverage < plan.minCoverage) invalidReason = 'low_coverage';
   else if (artifactRatio > plan.maxArtifactRatio) invalidReason = 'too_many_artifacts';
-  else if (artifactRatio + irregularShare(cleaned.beatTimesMs, cleaned.rrMs, beatCount, plan.irregularDeviation) > plan.maxIrregularShare) {
-    invalidReason = 'irregular_rhythm';
-  }
+  else if (isIrregularRhythm(cleaned, artifactRatio, plan)) invalidReason = 'irregular_rhythm';
   else if (cov.longestInteriorGapMs > plan.maxGapMs) invalidReason = 'long_gap';
   if (invalidReason !== null) return invalidWindow(shape, invalidReason);
 

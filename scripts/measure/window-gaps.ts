@@ -27,7 +27,7 @@ const PEAK_TOL_HZ = 0.01;
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 const rrDir = join(repoRoot, '../shared/data/rr');
 
-const permissive = createWindowPlan({ minCoverage: 0, maxGapMs: Infinity, maxEdgeGapMs: Infinity, maxGapBreaths: Infinity, maxIrregularShare: Infinity, minBeats: 10 });
+const permissive = createWindowPlan({ minCoverage: 0, maxGapMs: Infinity, maxEdgeGapMs: Infinity, maxGapBreaths: Infinity, maxIrregularShare: Infinity, maxIrregularRun: Infinity, minBeats: 10 });
 const strict = createWindowPlan();
 
 interface Series {
