@@ -27,7 +27,7 @@
 //      single one is an irregular sinus beat, which the shared records have, never two in a
 //      row; sinus rhythm makes two in a row only with RSA of 150 ms or more at 0.3 breaths a
 //      beat or faster: 7-100 % of such windows are flagged, none up to 100 ms at 0.35 Hz and
-//      50-90 bpm). The cleaning (artifacts.ts)
+//      50-90 bpm, measured once on 12-04, not a test). The cleaning (artifacts.ts)
 //      corrects ectopic beats only where normal beats outnumber them: from about one premature
 //      beat in 5, in bigeminy and in atrial fibrillation its thresholds, computed from the
 //      spread of the beat-to-beat changes, widen until nothing is an outlier, nothing is
@@ -40,12 +40,14 @@
 //      A(1 - cos 2 pi f RR) of RR = 1 s: 15 % for the deepest RSA the artifact-free test sets
 //      hold (A = 150 ms at f·RR = 0.25: 0.25 Hz at 60 bpm); a premature beat 20-40 % early with
 //      its compensatory pause departs by 27-50 % (the short interval) and 33-75 % (the long
-//      one). Sinus rhythm beyond what was checked can be flagged: RSA deeper at faster breathing
-//      (150 ms at 20 breaths/min and 60 bpm departs 22.5 %). Not caught (window-metrics.test.ts
-//      prints them): with a compensatory pause at one in 6 or 7, some windows whose beats the
-//      window-by-window cleaning did not correct (2 and 20 of 141 valid with RMSSD off by more
-//      than half; at one in 7 a pair cut by the window's first or last edge); premature beats without one (atrial ones) the cleaning drops (artifacts.ts,
-//      isPremature), but at one in 7, 9 of 135 windows are still wrong;
+//      one). Not caught (window-metrics.test.ts prints them): with a compensatory pause at one
+//      in 6 or 7, some windows whose beats the window-by-window cleaning did not correct (2 and
+//      20 of 141 valid with RMSSD off by more than half; at one in 7 a pair cut by the window's
+//      first or last edge); without one (atrial premature beats, which the cleaning drops:
+//      artifacts.ts, isPremature) at one in 4, and at one in 7 the windows whose last interval
+//      is one (9 of 135); and the onset of a bigeminy episode in a window's last 15-20 s, where
+//      the cleaning pairs some beats wrongly and leaves single irregular intervals (the
+//      end-to-end test prints those windows);
 //   6. no gap between covered stretches is longer than a quarter of a breath at the window's
 //      peak frequency (`maxGapBreaths` 0.25: 2.5 s at 6 breaths/min, 1 s at 15/min), nor
 //      longer than `maxGapMs` (5 s) whatever the peak.
