@@ -212,7 +212,8 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       for (let k = 0; k + 1 < flat.length; k++) {
         const a = flat[k];
         const b = flat[k + 1];
-        const rrA = sick[a.reading].rr_intervals_ms[a.index];
+        // The sinus rhythm's beat times (a pair keeps the time of its second beat).
+        const rrA = rs[a.reading].rr_intervals_ms[a.index];
         t += rrA;
         if (t < from || t >= to || k <= pairStart + 1) continue;
         const shift = Math.round(0.3 * rrA);
@@ -220,6 +221,8 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
         sick[b.reading].rr_intervals_ms[b.index] += shift;
         pairStart = k;
       }
+      const pairs = sick.flatMap((r, i) => r.rr_intervals_ms.filter((v, j) => v !== rs[i].rr_intervals_ms[j])).length / 2;
+      assert.ok(pairs >= 30, `${pairs} ectopic pairs in the minute`);
       let clock = start + 250;
       for (const r of sick) {
         clock += r.rr_intervals_ms.reduce((x, y) => x + y, 0);

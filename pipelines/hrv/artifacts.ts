@@ -88,7 +88,7 @@
 //      atrial premature beat).
 //      The paper re-times it as a misaligned beat, which leaves both intervals short by half its
 //      prematurity, and where such beats are frequent they widen Th1 until none is examined;
-//      left in or re-timed, one in a 64 s window doubled its RMSSD (fixtures/ARTIFACT-SPLIT.md,
+//      left in or re-timed, one in a 64 s window raised its RMSSD by half or more (fixtures/ARTIFACT-SPLIT.md,
 //      third round: 30 % early, one in 5, 6, 7, 10 and 20, every window valid with RMSSD off by
 //      more than half; after, 0, 0, 9, 1 and 0 such windows; at one in 4 no normal interval is
 //      steady enough around, 10 windows either way). On the shared records, clean or with
@@ -602,7 +602,7 @@ function classify(s: ArtifactScratch, n: number): void {
  * compensatory pause (an atrial premature beat, which resets the sinus node; or a spurious beat
  * of an optical sensor), to be dropped: its interval is not an NN interval, and left in, or
  * re-timed as a misplaced beat (both intervals become their mean, each still short by half the
- * prematurity), one such beat doubles a 64 s window's RMSSD (fixtures/ARTIFACT-SPLIT.md, third
+ * prematurity), one such beat raises a 64 s window's RMSSD by half or more (fixtures/ARTIFACT-SPLIT.md, third
  * round). Of the three readings of the pair, the one that leaves the intervals closest to the
  * straight line between rr[j − 1] and rr[j + 2] (level at rr[j − 1] when rr[j + 1] is the last) (mean absolute distance) wins, as isEctopicPair
  * decides a pair: left alone, re-timed (a misplaced beat: rr[j] + rr[j + 1] at two normal

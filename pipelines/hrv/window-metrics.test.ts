@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeWindowMetrics, createWindowPlan, irregularShare, windowCoverage, type WindowMetrics } from './window-metrics.js';
+import { computeWindowMetrics, createWindowPlan, irregularShare, measureIrregularity, windowCoverage, type WindowMetrics } from './window-metrics.js';
 import { AttuneError } from '../../lib/errors.js';
 import { beatTimesFromRr, createRandom, gaussian, injectEctopicBeats, synthesizeRr } from './synthetic-rr.js';
 import { realisticSeries, sinusoidalRsaSeries } from './artifact-free-series.test-util.js';
@@ -218,6 +218,23 @@ test('irregularShare: Karlsson\'s 20 % from the neighbours\' mean, only across s
   for (let i = 3; i < gapped.length; i++) gapped[i] += 700;
   assert.equal(irregularShare(gapped, rr, rr.length, 0.2), 0);
   assert.equal(irregularShare(t, rr, 2, 0.2), 0, 'no interval with two neighbours');
+});
+
+test('measureIrregularity: the longest run of irregular intervals; a removed interval ends a run, and the edges are never compared', () => {
+  const run = (rr: Float64Array, times = beatTimesFromRr(rr)) => measureIrregularity(times, rr, rr.length, 0.2).longestRun;
+  // An ectopic pair inside (700 short, 1300 its pause): two in a row.
+  assert.equal(run(Float64Array.of(1000, 1000, 700, 1300, 1000, 1000)), 2);
+  // One irregular sinus beat: a run of one.
+  assert.equal(run(Float64Array.of(1000, 1000, 1300, 1000, 1000)), 1);
+  // The pair at the last intervals: the last one has no neighbour after it, so one.
+  assert.equal(run(Float64Array.of(1000, 1000, 1000, 700, 1300)), 1);
+  // Two irregular intervals with a removed one between them: two runs of one.
+  const rr = Float64Array.of(1000, 1000, 1300, 1000, 1000, 700, 1000, 1000);
+  const times = beatTimesFromRr(rr);
+  for (let i = 4; i < times.length; i++) times[i] += 800; // an interval of 800 ms dropped before rr[4]
+  assert.equal(run(rr, times), 1);
+  // Bigeminy: every interval irregular.
+  assert.equal(run(Float64Array.of(1000, 700, 1300, 700, 1300, 700, 1300, 1000)), 6);
 });
 
 test('a rhythm the cleaning cannot read is invalid (irregular_rhythm): one premature beat in 5, bigeminy, an irregularly irregular rhythm', (t) => {

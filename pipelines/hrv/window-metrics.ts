@@ -23,11 +23,12 @@
 //      over the intervals whose neighbours are both successive) are together at most
 //      `maxIrregularShare` (25 %, rule 4's bound) of the window, and no two intervals in a row
 //      fail that criterion (`maxIrregularRun` 1: two in a row are an ectopic beat the cleaning
-//      left, its short interval and its pause, and one such beat doubles a window's RMSSD; a
+//      left, its short interval and its pause, and one such beat raises a window's RMSSD by half or more; a
 //      single one is an irregular sinus beat, which the shared records have, never two in a
-//      row; sinus rhythm makes two in a row only with RSA of 150 ms or more at 0.3 breaths a
-//      beat or faster: 7-100 % of such windows are flagged, none up to 100 ms at 0.35 Hz and
-//      50-90 bpm, measured once on 12-04, not a test). The cleaning (artifacts.ts)
+//      row; sinus rhythm makes two in a row only where its RSA departs 20 % from the
+//      neighbours' mean, A(1 - cos 2 pi f RR) >= 0.2 RR: measured once on 12-04, not a test,
+//      windows flagged at 50-90 bpm together, 150 ms of RSA at 0.3 and 0.35 Hz 7 and 65 %,
+//      200 ms at 0.25, 0.3 and 0.35 Hz 7, 82 and 100 %, none at 100-125 ms up to 0.35 Hz). The cleaning (artifacts.ts)
 //      corrects ectopic beats only where normal beats outnumber them: from about one premature
 //      beat in 5, in bigeminy and in atrial fibrillation its thresholds, computed from the
 //      spread of the beat-to-beat changes, widen until nothing is an outlier, nothing is
