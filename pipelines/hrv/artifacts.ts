@@ -173,10 +173,12 @@ const EXTRA = 3;
 const LONG_SHORT = 4;
 const PREMATURE = 5;
 /**
- * A short interval is dropped as premature only when it is this share or more under the mean of
- * the intervals on either side of it (Karlsson et al. 2012's outlier criterion; see isPremature).
+ * Karlsson et al. (2012)'s outlier criterion: an interval this share or more away from the mean of
+ * the intervals on either side of it. A short interval is dropped as premature only when it is
+ * that far under (isPremature); window-metrics.ts's rule 5 counts the clean intervals still that
+ * far off.
  */
-const PREMATURE_SHARE = 0.2;
+export const KARLSSON_SHARE = 0.2;
 
 /** The cleaned series plus what was done to it. Caller-owned; arrays grow when needed. */
 export interface CleanedRr {
@@ -474,7 +476,7 @@ function isEctopicPair(s: ArtifactScratch, n: number, j: number): boolean {
 }
 
 /** |rr[k] − mean of rr[k − 1] and rr[k + 1]| as a share of that mean; 0 where k lacks a neighbour. */
-function departure(rr: Float64Array, n: number, k: number): number {
+export function departure(rr: Float64Array, n: number, k: number): number {
   if (k < 1 || k + 1 >= n) return 0;
   const around = (rr[k - 1] + rr[k + 1]) / 2;
   return Math.abs(rr[k] - around) / around;
@@ -615,7 +617,7 @@ function classify(s: ArtifactScratch, n: number): void {
  * can fit the drop a little better (pyHRV injected pair 1541, 844 / 620 / 997 / 969 ms on a
  * real 789 / 828: drop 70 ms, re-timing 98 ms off the line); an uncompensated premature beat on
  * a smooth rhythm fits it by half its prematurity times RR against a few ms. A drop also needs
- * rr[j] at least PREMATURE_SHARE under its neighbours' mean. Sinus rhythm does not shorten one
+ * rr[j] at least KARLSSON_SHARE under its neighbours' mean. Sinus rhythm does not shorten one
  * beat by a fifth and recover on the next.
  */
 function isPremature(rr: Float64Array, n: number, j: number): boolean {
@@ -623,7 +625,7 @@ function isPremature(rr: Float64Array, n: number, j: number): boolean {
   const before = rr[j - 1];
   const short = rr[j];
   const after = rr[j + 1];
-  if (short > (1 - PREMATURE_SHARE) * ((before + after) / 2)) return false;
+  if (short > (1 - KARLSSON_SHARE) * ((before + after) / 2)) return false;
   // The rhythm around must be steadier than the beat is premature: each interval two and three
   // away on either side within half that share of the mean of its own neighbours. Deep respiratory
   // sinus arrhythmia at about three beats a breath (150-200 ms at 0.3 breaths a beat) departs
@@ -631,7 +633,7 @@ function isPremature(rr: Float64Array, n: number, j: number): boolean {
   // as well as a premature beat does, and there a premature beat cannot be told from the
   // breathing (the review of the third round: 2,846 sinus beats dropped in 162 of 720 such
   // series, compensated pairs dropped 2-34 times in 66-150).
-  const steady = PREMATURE_SHARE / 2;
+  const steady = KARLSSON_SHARE / 2;
   if (departure(rr, n, j - 3) >= steady || departure(rr, n, j - 2) >= steady || departure(rr, n, j + 2) >= steady || departure(rr, n, j + 3) >= steady) {
     return false;
   }

@@ -49,7 +49,7 @@ export {
   DEFAULT_MAX_IRREGULAR_SHARE,
   INVALID_REASONS,
   computeWindowMetrics,
-  irregularShare,
+  measureIrregularity,
   createWindowPlan,
   windowCoverage,
   type CoverageResult,

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { computeWindowMetrics, createWindowPlan, irregularShare, measureIrregularity, windowCoverage, type WindowMetrics } from './window-metrics.js';
+import { computeWindowMetrics, createWindowPlan, measureIrregularity, windowCoverage, type WindowMetrics } from './window-metrics.js';
 import { AttuneError } from '../../lib/errors.js';
 import { beatTimesFromRr, createRandom, gaussian, injectEctopicBeats, synthesizeRr } from './synthetic-rr.js';
 import { realisticSeries, sinusoidalRsaSeries } from './artifact-free-series.test-util.js';
@@ -205,19 +205,19 @@ function allWindows(t: Float64Array, rr: Float64Array, plan = createWindowPlan()
   return out;
 }
 
-test('irregularShare: Karlsson\'s 20 % from the neighbours\' mean, only across successive intervals', () => {
+test('measureIrregularity\'s share: Karlsson\'s 20 % from the neighbours\' mean, only across successive intervals', () => {
   // 1000 900 1000 1300 1000: 900 is 10 % under 1000 (kept); 1300 is 30 % over 1000 (irregular).
   const rr = Float64Array.of(1000, 900, 1000, 1300, 1000);
-  assert.equal(irregularShare(beatTimesFromRr(rr), rr, rr.length, 0.2), 1 / 3);
+  assert.equal(measureIrregularity(beatTimesFromRr(rr), rr, rr.length, 0.2).share, 1 / 3);
   // Exactly 20 % off counts (Karlsson keeps an interval only strictly within).
   const edge = Float64Array.of(1000, 1200, 1000);
-  assert.equal(irregularShare(beatTimesFromRr(edge), edge, 3, 0.2), 1);
+  assert.equal(measureIrregularity(beatTimesFromRr(edge), edge, 3, 0.2).share, 1);
   // An interval removed before 1300 (its beat time jumps): 1300 has no successive neighbour before it.
   const t = beatTimesFromRr(rr);
   const gapped = Float64Array.from(t);
   for (let i = 3; i < gapped.length; i++) gapped[i] += 700;
-  assert.equal(irregularShare(gapped, rr, rr.length, 0.2), 0);
-  assert.equal(irregularShare(t, rr, 2, 0.2), 0, 'no interval with two neighbours');
+  assert.equal(measureIrregularity(gapped, rr, rr.length, 0.2).share, 0);
+  assert.equal(measureIrregularity(t, rr, 2, 0.2).share, 0, 'no interval with two neighbours');
 });
 
 test('measureIrregularity: the longest run of irregular intervals; a removed interval ends a run, and the edges are never compared', () => {
@@ -358,7 +358,7 @@ test('sinus rhythm is never an irregular rhythm: every artifact-free synthetic s
       windows++;
       if (m.invalidReason === 'irregular_rhythm') flagged.push(label);
     }
-    highest = Math.max(highest, irregularShare(times, rr, rr.length, 0.2));
+    highest = Math.max(highest, measureIrregularity(times, rr, rr.length, 0.2).share);
   };
   const synthetic = [...sinusoidalRsaSeries(), ...realisticSeries()];
   for (const { label, s } of synthetic) check(label, s.beatTimesMs, s.rrMs);

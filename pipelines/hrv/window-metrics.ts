@@ -69,7 +69,7 @@
 // fails ('partial', 'too_few_beats', 'low_coverage', 'too_many_artifacts', 'irregular_rhythm',
 // 'long_gap').
 import { AttuneError } from '../../lib/errors.js';
-import { cleanRrInto, createArtifactScratch, createCleanedRr, type ArtifactScratch, type CleanedRr } from './artifacts.js';
+import { cleanRrInto, createArtifactScratch, createCleanedRr, departure, KARLSSON_SHARE, type ArtifactScratch, type CleanedRr } from './artifacts.js';
 import { computeCoherence, createCoherenceResult, type CoherenceResult } from './coherence.js';
 import { createSplineScratch, resampleCubic, sampleCountFor, type SplineScratch } from './resample.js';
 import { createSpectrumPlan, powerSpectralDensity, type SpectrumPlan } from './spectrum.js';
@@ -114,7 +114,7 @@ export const DEFAULT_MAX_EDGE_GAP_MS = 4000;
 export const DEFAULT_MAX_GAP_BREATHS = 0.25;
 export const DEFAULT_MAX_GAP_MS = 5000;
 /** Karlsson's criterion: an interval this share or more away from its neighbours' mean (rule 5). */
-export const DEFAULT_IRREGULAR_DEVIATION = 0.2;
+export const DEFAULT_IRREGULAR_DEVIATION = KARLSSON_SHARE;
 /** Largest share of a window's beats that the cleaning changed or that still fail Karlsson's criterion, together (rule 5). */
 export const DEFAULT_MAX_IRREGULAR_SHARE = 0.25;
 /**
@@ -296,29 +296,22 @@ export function measureIrregularity(beatTimesMs: Float64Array, rrMs: Float64Arra
   let joinedBefore = count > 1 && Math.abs(beatTimesMs[1] - beatTimesMs[0] - rrMs[1]) <= SUCCESSIVE_TOLERANCE_MS;
   for (let i = 1; i + 1 < count; i++) {
     const joinedAfter = Math.abs(beatTimesMs[i + 1] - beatTimesMs[i] - rrMs[i + 1]) <= SUCCESSIVE_TOLERANCE_MS;
-    run = joinedBefore ? run : 0;
-    if (joinedBefore && joinedAfter) {
-      const around = (rrMs[i - 1] + rrMs[i + 1]) / 2;
-      compared++;
-      // ≥, as Karlsson's filter keeps an interval only when it is strictly within the share.
-      if (Math.abs(rrMs[i] - around) >= deviation * around) {
-        irregular++;
-        run++;
-        if (run > longestRun) longestRun = run;
-      } else {
-        run = 0;
-      }
+    // ≥, as Karlsson's filter keeps an interval only when it is strictly within the share. An
+    // interval not compared (a removed one beside it) ends a run.
+    const compares = joinedBefore && joinedAfter;
+    if (compares) compared++;
+    if (compares && departure(rrMs, count, i) >= deviation) {
+      irregular++;
+      run++;
+      if (run > longestRun) longestRun = run;
+    } else {
+      run = 0;
     }
     joinedBefore = joinedAfter;
   }
   out.share = compared > 0 ? irregular / compared : 0;
   out.longestRun = longestRun;
   return out;
-}
-
-/** measureIrregularity's share alone. */
-export function irregularShare(beatTimesMs: Float64Array, rrMs: Float64Array, count: number, deviation: number): number {
-  return measureIrregularity(beatTimesMs, rrMs, count, deviation).share;
 }
 
 /** Rule 5 (see the header). */
