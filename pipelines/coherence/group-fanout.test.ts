@@ -4,7 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MeshParticipation } from '../../store/postgres/mesh-repo.js';
+import { computeWindowMetrics, createWindowPlan } from '../hrv/window-metrics.js';
 import { GroupFanout } from './group-fanout.js';
+import { SessionWindows } from './session-windows.js';
 
 const T = Date.UTC(2026, 11, 3, 6, 0, 0);
 const part = (over: Partial<MeshParticipation>): MeshParticipation => ({
@@ -63,4 +65,16 @@ test('marker records are invalid, empty windows of the participation, its end in
   assert.equal(m.rec.window_end, T + 65_000);
   assert.equal(m.rec.valid, false);
   assert.deepEqual(m.rec.series, []);
+});
+
+test("a window's last_beat_at is its own newest beat, not one of the lookahead beats handed over after its end", () => {
+  const f = fanout([]);
+  const sw = new SessionWindows();
+  // One beat a second for 100 s: the window ending at T + 65 s closes with 5 beats after it.
+  for (let k = 1; k <= 100; k++) sw.add([T + k * 1000 - 500], [1000], BigInt(k));
+  const w = sw.closeReady().find((x) => x.windowEndMs === T + 65_000)!;
+  assert.equal(w.lookaheadCount, 5);
+  const m = computeWindowMetrics(w.beatTimesMs, w.rrMs, w.count, w.windowStartMs, w.windowEndMs, createWindowPlan());
+  const [rec] = f.records({ sessionId: 's', userId: 'u', orgId: 'o', deviceId: 'd1' }, w, m, [part({})]);
+  assert.equal(rec.last_beat_at, T + 64_500);
 });

@@ -179,8 +179,9 @@ export class GroupFanout {
   ): GroupParticipantWindowRecord[] {
     if (participations.length === 0) return [];
     const series = this.seriesOf(w, m);
-    // The window's own beats come after its context beats; the newest is the last one.
-    const lastBeatAt = w.count > w.contextCount ? w.beatTimesMs[w.count - 1] : null;
+    // The window's own beats come after its context beats and before its lookahead.
+    const own = w.count - w.lookaheadCount;
+    const lastBeatAt = own > w.contextCount ? w.beatTimesMs[own - 1] : null;
     this.stats.records += participations.length;
     return participations.map((p) => ({
       ...participationFields(s, w, p),

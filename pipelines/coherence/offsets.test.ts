@@ -158,7 +158,7 @@ function runWorker(records: BusReading[], crashAfter: Set<number>, commitEvery: 
 const contents = (stored: Stored) =>
   [...stored.entries()]
     .sort(([a], [b]) => a.localeCompare(b))
-    .map(([id, ws]) => [id, ws.map((w) => [w.windowStartMs, w.windowEndMs, w.count, w.contextCount, Array.from(w.beatTimesMs), Array.from(w.rrMs)])]);
+    .map(([id, ws]) => [id, ws.map((w) => [w.windowStartMs, w.windowEndMs, w.count, w.contextCount, w.lookaheadCount, Array.from(w.beatTimesMs), Array.from(w.rrMs)])]);
 
 test('replay from the committed offset after crashes reproduces exactly the windows of an uninterrupted run', () => {
   let replayed = 0;
@@ -174,7 +174,9 @@ test('replay from the committed offset after crashes reproduces exactly the wind
     for (const ws of straight.stored.values()) {
       for (const w of ws) {
         const c = w.contextCount;
-        assert.ok(w.count > c && w.beatTimesMs[c] >= w.windowStartMs && w.beatTimesMs[w.count - 1] < w.windowEndMs);
+        const own = w.count - w.lookaheadCount;
+        assert.ok(own > c && w.beatTimesMs[c] >= w.windowStartMs && w.beatTimesMs[own - 1] < w.windowEndMs);
+        assert.ok(w.lookaheadCount === 0 || w.beatTimesMs[own] >= w.windowEndMs);
         assert.ok(c === 0 || (w.beatTimesMs[c - 1] < w.windowStartMs && w.beatTimesMs[0] >= w.windowStartMs - 60_000));
         for (let i = 1; i < w.count; i++) assert.ok(w.beatTimesMs[i] > w.beatTimesMs[i - 1]);
       }

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AttuneError } from '../../lib/errors.js';
 import { beatTimes, defaultContextMs, SessionWindows, type ClosedWindow } from './session-windows.js';
+import { LOOKAHEAD_BEATS } from '../hrv/artifacts.js';
 
 const rrDir = new URL('../../../shared/data/rr/', import.meta.url);
 const loadRr = (name: string): number[] =>
@@ -53,13 +54,24 @@ function allBeats(readings: Reading[]): { t: number; rr: number }[] {
 
 /**
  * The window hands over exactly its own beats, preceded by every beat of the `contextMs`
- * before its start (context for artifact cleaning).
+ * before its start (context for artifact cleaning) and followed by the first LOOKAHEAD_BEATS
+ * beats from its end on (lookahead for the cleaning; `beats` must be what was held when it closed).
  */
 function assertWindowHolds(w: ClosedWindow, beats: { t: number; rr: number }[], contextMs = defaultContextMs): void {
   const context = beats.filter((b) => b.t >= w.windowStartMs - contextMs && b.t < w.windowStartMs);
   const own = beats.filter((b) => b.t >= w.windowStartMs && b.t < w.windowEndMs);
-  const expected = [...context, ...own];
+  // Up to the first gap (an interval that does not reach back to the beat before it).
+  const after = beats.filter((b) => b.t >= w.windowEndMs).slice(0, LOOKAHEAD_BEATS);
+  const lastOwn = own.length > 0 ? own[own.length - 1] : context[context.length - 1];
+  const lookahead: typeof beats = [];
+  for (const b of after) {
+    const previous = lookahead.length > 0 ? lookahead[lookahead.length - 1] : lastOwn;
+    if (previous === undefined || Math.abs(b.t - b.rr - previous.t) > 10) break;
+    lookahead.push(b);
+  }
+  const expected = [...context, ...own, ...lookahead];
   assert.equal(w.contextCount, context.length, `context beats of window ending ${w.windowEndMs}`);
+  assert.equal(w.lookaheadCount, lookahead.length, `lookahead beats of window ending ${w.windowEndMs}`);
   assert.equal(w.count, expected.length, `beat count of window ending ${w.windowEndMs}`);
   assert.equal(w.beatTimesMs.length, w.count);
   assert.deepEqual(Array.from(w.beatTimesMs), expected.map((b) => b.t));
@@ -120,9 +132,11 @@ test('provisionalWindow: the newest window the beats have passed, before it is f
     finals.push(...sw.closeReady());
     const p = sw.provisionalWindow();
     if (p === null) continue;
-    // Passed by the beats (end ≤ newest beat), never final yet.
+    // Passed by the beats, with its lookahead held (end ≤ the fifth newest beat), never final yet.
     assert.ok(p.windowEndMs <= sw.maxEventTimeMs && p.windowEndMs > sw.closedThroughMs, `${p.windowEndMs}`);
-    assert.equal(p.windowEndMs, Math.floor(sw.maxEventTimeMs / 5000) * 5000);
+    const held = allBeats(readings).filter((b) => b.t <= sw.maxEventTimeMs);
+    assert.equal(p.windowEndMs, Math.floor(held[held.length - LOOKAHEAD_BEATS].t / 5000) * 5000);
+    assert.equal(p.lookaheadCount, LOOKAHEAD_BEATS);
     assert.equal(p.windowEndMs - p.windowStartMs, 64_000);
     provisional.set(p.windowEndMs, p);
   }
@@ -136,6 +150,7 @@ test('provisionalWindow: the newest window the beats have passed, before it is f
     compared++;
     assert.deepEqual([...p.beatTimesMs], [...f.beatTimesMs]);
     assert.equal(p.contextCount, f.contextCount);
+    assert.equal(p.lookaheadCount, f.lookaheadCount);
   }
   assert.ok(compared >= finals.length - 2, `${compared} of ${finals.length}`);
   // Once everything is closed there is nothing provisional.
@@ -204,7 +219,8 @@ test('revision: appends and evictions keep it, a beat inserted before the newest
 
 test('provisionalWindow: a window whose own span holds no beat (the beats jumped past it) has none', () => {
   const b = Math.ceil(t0 / 5000) * 5000;
-  const sw = new SessionWindows();
+  // No lookahead, so that single beats decide (the lookahead has its own test below).
+  const sw = new SessionWindows({ lookaheadBeats: 0 });
   sw.add([b + 1000, b + 2000], [1000, 1000], 0n);
   // The newest beat 30 s on: the window ending there holds the first two beats.
   sw.add([b + 30_000], [1000], 1n);
@@ -216,6 +232,41 @@ test('provisionalWindow: a window whose own span holds no beat (the beats jumped
   // One beat inside it: now it has one.
   sw.add([b + 199_000], [1000], 3n);
   assert.equal(sw.provisionalWindow()?.windowEndMs, b + 200_000);
+});
+
+test('lookahead: a window carries the first beats from its end on, and is provisional only once they are held', () => {
+  const b = Math.ceil(t0 / 5000) * 5000;
+  const sw = new SessionWindows();
+  // One beat a second from b + 1 s: the window ending at b + 5 s has beats at b + 1..4 s.
+  for (let k = 1; k <= 8; k++) {
+    sw.add([b + k * 1000], [1000], BigInt(k));
+    // The window ending at b + 5 s needs the beats at b + 5..9 s (5 of them) before it is provisional.
+    assert.equal(sw.provisionalWindow(), null, `after the beat at ${k} s`);
+  }
+  sw.add([b + 9000], [1000], 9n);
+  const p = sw.provisionalWindow()!;
+  assert.equal(p.windowEndMs, b + 5000);
+  assert.equal(p.lookaheadCount, LOOKAHEAD_BEATS);
+  assert.deepEqual(Array.from(p.beatTimesMs), [1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => b + k * 1000));
+  // It closes when the watermark (newest − 10 s) passes b + 5 s, with the same five after it.
+  let finals: ClosedWindow[] = [];
+  for (let k = 10; finals.length === 0; k++) {
+    sw.add([b + k * 1000], [1000], BigInt(k));
+    finals = sw.closeReady();
+  }
+  assert.equal(finals[0].windowEndMs, b + 5000);
+  assert.equal(finals[0].lookaheadCount, LOOKAHEAD_BEATS);
+  assert.deepEqual(Array.from(finals[0].beatTimesMs), Array.from(p.beatTimesMs));
+  assert.equal(finals[0].revision, p.revision);
+  // closeAll hands the tail windows over with what is held after them: the last has none.
+  const tail = sw.closeAll();
+  assert.equal(tail[tail.length - 1].lookaheadCount, 0);
+  assert.ok(tail.every((w) => w.lookaheadCount === w.count - w.contextCount - w.beatTimesMs.filter((t) => t >= w.windowStartMs && t < w.windowEndMs).length));
+  // lookaheadBeats: 0 hands over none; a negative count is refused.
+  const none = new SessionWindows({ lookaheadBeats: 0 });
+  for (let k = 1; k <= 20; k++) none.add([b + k * 1000], [1000], BigInt(k));
+  assert.ok(none.closeReady().every((w) => w.lookaheadCount === 0 && w.beatTimesMs.every((t) => t < w.windowEndMs)));
+  assert.throws(() => new SessionWindows({ lookaheadBeats: -1 }), AttuneError);
 });
 
 test('out-of-order readings within the allowed lateness land in the right windows', () => {
@@ -341,7 +392,9 @@ test('closeTail closes the tail but keeps the beats: resumed input gives the win
   for (const w of got.slice(0, whole.windows.length)) {
     // The one window closed early, ending after the last beat before the pause, holds what
     // had come; every other one holds exactly its beats, as if there had been no pause.
-    if (w.windowEndMs > lastBeforePause && w.windowEndMs - 5000 <= lastBeforePause) assertWindowHolds(w, beatsBeforePause);
+    // Windows just before it whose lookahead reaches past the pause hold what had come too.
+    const lookaheadCut = beatsBeforePause.filter((b) => b.t >= w.windowEndMs).length < LOOKAHEAD_BEATS;
+    if ((w.windowEndMs > lastBeforePause && w.windowEndMs - 5000 <= lastBeforePause) || (lookaheadCut && w.windowEndMs <= lastBeforePause)) assertWindowHolds(w, beatsBeforePause);
     else assertWindowHolds(w, beats);
   }
   // The beats after the pause that the early window missed are counted as late.

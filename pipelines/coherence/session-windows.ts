@@ -19,7 +19,14 @@
 // it the first beats of every window would be judged against half a neighbourhood. The
 // context is part of the state the record sequence determines, like the window's own beats,
 // and retainedMinOffset() covers it, so a replay or restart hands over the same context.
+//
+// Lookahead: a window also carries up to `lookaheadBeats` (5) beats from its end on, which the
+// cleaning reads to judge the window's last beats on their whole pattern (never as the
+// window's own; pipelines/hrv/artifacts.ts, 0.). A window closes once the watermark passes its
+// end, so for in-order beats the 10 s after the end are held by then; either way which beats
+// are held is decided by the record sequence, so a replay hands over the same ones.
 import { AttuneError } from '../../lib/errors.js';
+import { ADJACENT_TOLERANCE_MS, LOOKAHEAD_BEATS } from '../hrv/artifacts.js';
 import { parseOffset, type Offset } from './offsets.js';
 
 /**
@@ -61,6 +68,11 @@ export interface SessionWindowsOptions {
    * the window's own beats only.
    */
   contextMs?: number;
+  /**
+   * Beats from a window's end on handed over with it, read by the artifact cleaning only.
+   * Default LOOKAHEAD_BEATS (5); 0 hands over none.
+   */
+  lookaheadBeats?: number;
   /** Starting capacity of the beat buffers (grows by doubling). Default 128. */
   initialCapacity?: number;
 }
@@ -79,6 +91,8 @@ export interface ClosedWindow {
   count: number;
   /** Leading beats that lie before windowStartMs (context, not part of the window). */
   contextCount: number;
+  /** Trailing beats at or after windowEndMs (lookahead for the cleaning, not part of the window). */
+  lookaheadCount: number;
   /**
    * The session's cumulative late-beat count when the window closed. Counts only what this
    * instance has seen, so it is not reproduced by a replay from a committed offset.
@@ -122,6 +136,7 @@ export class SessionWindows {
   readonly stepMs: number;
   readonly allowedLatenessMs: number;
   readonly contextMs: number;
+  readonly lookaheadBeats: number;
 
   // Ring buffers, logical index i lives at (#head + i) % capacity, ascending time.
   #times: Float64Array;
@@ -171,6 +186,13 @@ export class SessionWindows {
       ]);
     }
     this.contextMs = context;
+    const lookahead = opts.lookaheadBeats ?? LOOKAHEAD_BEATS;
+    if (!Number.isInteger(lookahead) || lookahead < 0) {
+      throw new AttuneError('validation_error', 'lookaheadBeats must be a non-negative integer', [
+        { field: 'lookaheadBeats', reason: 'invalid_argument', message: `got ${lookahead}` },
+      ]);
+    }
+    this.lookaheadBeats = lookahead;
     if (this.stepMs > this.windowMs) {
       throw new AttuneError('validation_error', 'stepMs must not exceed windowMs', [
         { field: 'stepMs', reason: 'invalid_argument', message: `${this.stepMs} > windowMs ${this.windowMs}` },
@@ -287,15 +309,19 @@ export class SessionWindows {
 
   /**
    * A provisional reading of the newest window the session's beats have passed but that is
-   * not final yet: end ≤ the newest beat, end > every closed window's. It is cut from the
+   * not final yet: end ≤ the newest beat, end > every closed window's, and its lookahead
+   * (lookaheadBeats beats from its end on) held, so that its final window, cut from the same
+   * beats when nothing arrives out of order, has the same revision and count and takes its
+   * metrics (the worker's memo). It is cut from the
    * beats held now, so beats still to come within the allowed lateness can change it; the
    * final window of the same end comes from closeReady() once the watermark passes it. Null
    * when every window the beats have passed is closed, or the window has no beat of its own.
    * Reads the state, never changes it: calling it or not gives the same final windows.
    */
   provisionalWindow(): ClosedWindow | null {
-    if (this.#size === 0) return null;
-    const end = this.#floorToStep(this.#maxEventTimeMs);
+    if (this.#size === 0 || this.#size < this.lookaheadBeats) return null;
+    const newestWithLookahead = this.lookaheadBeats === 0 ? this.#maxEventTimeMs : this.#times[(this.#head + this.#size - this.lookaheadBeats) % this.#times.length];
+    const end = this.#floorToStep(newestWithLookahead);
     if (end <= this.#closedThroughMs) return null;
     const start = end - this.windowMs;
     const firstOwn = this.#lowerBound(start);
@@ -452,7 +478,8 @@ export class SessionWindows {
   }
 
   /**
-   * Copies the beats in [startMs − contextMs, endMs) out of the ring. Older beats may still
+   * Copies the beats in [startMs − contextMs, endMs), and up to lookaheadBeats from endMs on
+   * that follow without a gap, out of the ring. Older beats may still
    * be held after a gap jump; they are neither handed over nor counted in oldestOffset.
    */
   #cut(startMs: number, endMs: number): PendingWindow {
@@ -461,6 +488,16 @@ export class SessionWindows {
     const contextCount = this.#lowerBound(startMs) - first;
     let last = first + contextCount;
     while (last < this.#size && this.#times[(this.#head + last) % cap] < endMs) last++;
+    // The lookahead stops at a gap (a beat whose interval does not reach back to the one before
+    // it), as the cleaning stops reading there: beats after a gap say nothing about the window.
+    let lookaheadCount = 0;
+    while (lookaheadCount < this.lookaheadBeats && last < this.#size && last > 0) {
+      const at = (this.#head + last) % cap;
+      const before = (this.#head + last - 1) % cap;
+      if (Math.abs(this.#times[at] - this.#rr[at] - this.#times[before]) > ADJACENT_TOLERANCE_MS) break;
+      lookaheadCount++;
+      last++;
+    }
     const count = last - first;
     // One buffer for both copies: a typed array over 64 bytes gets a backing store of its own
     // outside V8's heap, which costs more to allocate and to collect than the copying.
@@ -485,7 +522,7 @@ export class SessionWindows {
     }
     const oldestOffset = this.#offsets[oldestAt];
     return {
-      window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, contextCount, lateBeatCount: this.#lateBeatCount, revision: this.#revision },
+      window: { windowStartMs: startMs, windowEndMs: endMs, beatTimesMs, rrMs, count, contextCount, lookaheadCount, lateBeatCount: this.#lateBeatCount, revision: this.#revision },
       oldestOffset,
     };
   }

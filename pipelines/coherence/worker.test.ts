@@ -22,6 +22,7 @@ import { rsaReadings, waitFor } from '../../test/attune.js';
 import { partitionForKey } from '../../bus/partitioner.js';
 import { CoherenceWorker } from './worker.js';
 import { endMarkerRecord } from './end-markers.js';
+import { beatTimes } from './session-windows.js';
 import { TestResultSinks, countingBus, flushingThrough, type CountingBus } from '../sinks/result-sinks.test-util.js';
 
 let dir: string;
@@ -397,6 +398,13 @@ test('provisional windows: after each batch, the newest window the beats have pa
   const provisional = mine.filter((e) => e.topic === 'provisional');
   const finals = new Map(mine.filter((e) => e.topic === 'final').map((e) => [e.endMs, e]));
   assert.equal(onStats.provisionalWindows, provisional.length);
+  // beat_count is the window's own beats: not its context before it, nor the lookahead after it
+  // that the cleaning reads.
+  const beatTimesAll = readings.flatMap((r) => Array.from(beatTimes(Date.parse(r.timestamp), r.rr_intervals_ms)));
+  for (const f of finals.values()) {
+    const own = beatTimesAll.filter((time) => time >= Number(f.w.window_start) && time < Number(f.w.window_end)).length;
+    assert.equal(f.w.beat_count, own, `beat_count of the window ending ${f.endMs - start} ms`);
+  }
   // In order, every final window that had a provisional one is cut from the same beats: its
   // metrics are taken from it, not computed twice (and the stored windows above are the same).
   assert.equal(onStats.provisionalReused, provisional.length);
@@ -416,11 +424,12 @@ test('provisional windows: after each batch, the newest window the beats have pa
     const { late_beat_count: _b, ...fv } = final.w;
     assert.deepEqual(pv, fv);
   }
-  // The live window runs ahead of the final one by the allowed lateness: at each provisional
-  // publish, the newest final window ends at least 10 s earlier.
+  // The live window runs ahead of the final one by the allowed lateness (10 s) less the beats
+  // it waits for after its end (the cleaning's lookahead, 5 beats: about 5 s here): at each
+  // provisional publish, the newest final window ends at least one step (5 s) earlier.
   for (const p of provisional) {
     const before = mine.slice(0, mine.indexOf(p)).filter((e) => e.topic === 'final');
-    if (before.length > 0) assert.ok(p.endMs - before[before.length - 1].endMs >= 10_000, `${p.endMs - before[before.length - 1].endMs} ms ahead`);
+    if (before.length > 0) assert.ok(p.endMs - before[before.length - 1].endMs >= 5_000, `${p.endMs - before[before.length - 1].endMs} ms ahead`);
   }
 });
 

@@ -737,8 +737,8 @@ export class CoherenceWorker {
       sdnn_ms: m.sdnnMs,
       pnn50_pct: m.pnn50Pct,
       // Beats in the window as received (before cleaning), as the column says; the context
-      // beats handed over before the window are not its own.
-      beat_count: w.count - w.contextCount,
+      // beats handed over before the window and the lookahead after it are not its own.
+      beat_count: w.count - w.contextCount - w.lookaheadCount,
       artifact_ratio: m.artifactRatio,
       late_beat_count: w.lateBeatCount,
     };

@@ -95,8 +95,10 @@ test('fixture covers every recording in the data folder', () => {
 // PAIR_EXCEPTIONS below; the strict bar is kept as a `todo` test so the shortfall stays visible.
 // Per 64 s window (as the stream cleans) the pair-in-window cases are reported, not asserted:
 // 2462 of 2476 (2439 before the pair rules of this round); the 14 left are pyHRV 2121 in each of
-// its 13 windows and Y3 meditation 307 in the one window whose last interval is its pause (the
-// window's end cuts the pattern; beats after a window are not read, see artifacts.ts 0.).
+// its 13 windows and Y3 meditation 307 in the one window whose last interval is its pause. That
+// one was put down to the window's end cutting the pattern; since the cleaning reads the 5 beats
+// after a window (artifacts.ts 0., fixtures/ARTIFACT-SPLIT.md fourth round) it is still not
+// corrected there, so that was not the whole cause (a held-out record: not examined beat by beat).
 // Whole record, before this round: 201 of 204 (pyHRV 1364 and 1766, on a steep climb of RR where
 // the paper's S12 test fails, and 2121); now 203 of 204.
 //
@@ -140,7 +142,7 @@ function pairFigures(): { lines: string[]; failures: string[]; wholeMissed: Map<
     for (const w of ref.windows) {
       const from = lowerBound(times, w.startMs);
       const to = lowerBound(times, w.startMs + reference.windowMs);
-      cleanRrInto(times, rr, from, to, out, scratch);
+      cleanRrInto(times, rr, from, to, out, scratch, times.length);
       for (const k of ref.injection.positions) {
         if (k < from || k + 1 >= to) continue; // the pair is not wholly inside this window
         inWindows++;
@@ -180,11 +182,12 @@ test('2 % injected ectopic beats: every injected pair corrected as a pair, no ex
 /**
  * Records where RMSSD after cleaning the injected record is within 10 % of the uncleaned clean
  * record's in fewer than 90 % of windows: the literal reading of the bar is not met there.
- * NSRDB 16539 (40 of 48 windows, 83.3 %) is an irregular reviewed NN series (steps of 200–300 ms
+ * NSRDB 16539 (41 of 48 windows, 85.4 %; 40, 83.3 %, before the cleaning read the 5 beats
+ * after a window) is an irregular reviewed NN series (steps of 200–300 ms
  * between neighbouring beats, intervals over 1.2 s cut out and the rest joined) where the paper's
  * thresholds, computed over a window, flag real beats of the clean record as well; NeuroKit2's
- * Kubios method, on the whole record, flags 5 real beats there too. Every one of the 8 windows
- * off (175–210 s, RMSSD 10–21 % low) holds beat 234, a real 1172 ms interval between 836 and
+ * Kubios method, on the whole record, flags 5 real beats there too. Every one of the 7 windows
+ * off (175–210 s, RMSSD 10–13 % low) holds beat 234, a real 1172 ms interval between 836 and
  * 938 ms that the cleaning still re-times: the two intervals' mean is within Th2 of medRR, Th2
  * being wide on this irregular record (see artifacts.ts 4.). Against the clean record as Attune
  * cleans it (what the injected ectopy costs) it passes. pyHRV was listed here too (89.0 %)
@@ -215,15 +218,15 @@ test('2 % injected ectopic beats: RMSSD within 10 % of the clean record in at le
       const end = w.startMs + reference.windowMs;
       const [cf, ct] = [lowerBound(cleanT, w.startMs), lowerBound(cleanT, end)];
       const [from, to] = [lowerBound(times, w.startMs), lowerBound(times, end)];
-      cleanRrInto(cleanT, clean, cf, ct, out, scratch);
+      cleanRrInto(cleanT, clean, cf, ct, out, scratch, cleanT.length);
       const cleanRecord = computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs;
-      // Without the context before the window (session-windows.ts hands over 60 s of it), for
-      // comparison: what the context is worth.
+      // Without the context before the window (session-windows.ts hands over 60 s of it) and the
+      // lookahead after it, for comparison: what they are worth.
       cleanRrInto(cleanT.subarray(cf, ct), clean.subarray(cf, ct), 0, ct - cf, out, scratch);
       const cleanRecordNoContext = computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs;
       cleanRrInto(times.subarray(from, to), rr.subarray(from, to), 0, to - from, out, scratch);
       if (within(computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs, cleanRecordNoContext, 0.1)) okNoContext++;
-      cleanRrInto(times, rr, from, to, out, scratch);
+      cleanRrInto(times, rr, from, to, out, scratch, times.length);
       const ours = computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs;
       if (within(ours, cleanRecord, 0.1)) ok++;
       if (within(ours, w.cleanRmssdMs, 0.1)) okRaw++;
@@ -270,7 +273,7 @@ test('clean real records: no beat removed; corrections counted beside NeuroKit2 
     for (const w of ref.windows) {
       const from = lowerBound(times, w.startMs);
       const to = lowerBound(times, w.startMs + reference.windowMs);
-      cleanRrInto(times, clean, from, to, out, scratch);
+      cleanRrInto(times, clean, from, to, out, scratch, times.length);
       windowRemoved += out.removed;
       for (let i = from; i < to; i++) if (!hasBeat(out.beatTimesMs, out.count, times[i])) touched.add(i);
     }
@@ -279,8 +282,10 @@ test('clean real records: no beat removed; corrections counted beside NeuroKit2 
       `${name} (${clean.length} beats): whole record ${whole.removed} removed + ${whole.corrected} corrected; ` +
         `${touched.size} beats moved or dropped in some window (${windowRemoved} drops at window edges); NeuroKit2 Kubios moves/deletes ${nk} peaks`,
     );
-    // A window's last interval, flagged but with no successor to share with, is dropped: that
-    // is a window edge, not the record, so only the whole record is held to "nothing dropped".
+    // A window's last interval, flagged with no successor to share with (none after the window
+    // without a gap), is dropped: that is a window edge, not the record, so only the whole
+    // record is held to "nothing dropped". With the 5 beats after a window read, no window of
+    // these records drops one (pyHRV had 1 before; fixtures/ARTIFACT-SPLIT.md fourth round).
     if (whole.removed > 0) dropped.push(`${name}: ${whole.removed} dropped`);
   }
   assert.deepEqual(dropped, []);
@@ -291,8 +296,8 @@ test('a real long interval that no short one compensates is left alone (pyHRV 82
   // is not a misplaced beat (the two intervals sum to 176 ms more than two local medians), so
   // since the second artifact round of fixtures/ARTIFACT-SPLIT.md it is left alone: asserted on
   // the whole record and in every window where the beat has its full 45-beat neighbourhood after
-  // it. Nearer a window's end the thresholds are computed on fewer beats (nothing after the
-  // window is read) and it may still be moved: counted, not asserted.
+  // it. Nearer a window's end the thresholds are computed on fewer beats (the cleaning's
+  // thresholds read nothing after the window) and it may still be moved: counted, not asserted.
   const name = 'pyhrv_SampleNNISeriesLong_60min.rr_ms.txt';
   const rr = loadRr(name);
   const times = beatTimesFromRr(rr);
@@ -310,7 +315,7 @@ test('a real long interval that no short one compensates is left alone (pyHRV 82
     const to = lowerBound(times, w.startMs + reference.windowMs);
     if (k < from || k + 1 >= to) continue;
     windows++;
-    cleanRrInto(times, rr, from, to, out, scratch);
+    cleanRrInto(times, rr, from, to, out, scratch, times.length);
     const isKept = hasBeat(out.beatTimesMs, out.count, times[k]);
     if (isKept) kept++;
     if (to - 1 - k >= 45) {

@@ -6,8 +6,15 @@
 //
 // 0. Context: up to 45 beats before the slice that lead into it without a gap are read too
 //    (never written out), so a window's first intervals have a dRR and the thresholds see up to
-//    ~110 of the paper's 91-beat neighbourhood. Beats after the slice are not read (in a live
-//    stream they do not exist yet).
+//    ~110 of the paper's 91-beat neighbourhood. Likewise up to LOOKAHEAD_BEATS (5) beats after
+//    the slice, when the caller has them, adjacent without a gap: read, never written out, so
+//    a window's last beats are judged on their whole pattern instead of a mirrored one (a
+//    premature beat in the last interval, a compensated pair cut by the window's end). A
+//    correction centred on the first of them re-times the slice's last beat and counts for the
+//    slice. The worker closes a window only once the watermark (the newest beat less the 10 s
+//    allowed lateness) passes its end, so those beats are held by then, and which of them are
+//    held is decided by the record sequence, as the context is (fixtures/ARTIFACT-SPLIT.md,
+//    fourth round).
 // 1. dRR[j] = rr[j] − rr[j−1] (dRR[0] = 0). Th1[j] = 5.2 · QD of |dRR| over the 91 beats
 //    centred on j (fewer at the ends), QD = (Q3 − Q1) / 2 with linearly interpolated quartiles,
 //    as NeuroKit2 computes it. dRR is normalised by Th1.
@@ -90,8 +97,9 @@
 //      prematurity, and where such beats are frequent they widen Th1 until none is examined;
 //      left in or re-timed, one in a 64 s window raised its RMSSD by half or more (fixtures/ARTIFACT-SPLIT.md,
 //      third round: 30 % early, one in 5, 6, 7, 10 and 20, every window valid with RMSSD off by
-//      more than half; after, 0, 0, 9, 1 and 0 such windows; at one in 4 no normal interval is
-//      steady enough around, 10 windows either way). On the shared records, clean or with
+//      more than half; after, 0, 0, 9, 1 and 0 such windows, and 0 at each once the 5 beats
+//      after a window are read, fourth round; at one in 4 no normal interval is steady enough
+//      around, 10 windows either way). On the shared records, clean or with
 //      injected pairs, no beat is read so: every figure of the reference tests is unchanged. On
 //      deep, fast RSA beyond the artifact-free sets (100–200 ms at 0.2–0.35 Hz, 50–90 bpm,
 //      96 series of 10 min) 1 sinus beat is dropped;
@@ -111,7 +119,8 @@
 // Each correction counts one corrected beat; each dropped interval one removed beat, counted
 // only for beats of the slice. artifactRatio = (removed + corrected) / input beats.
 //
-// Deviations from the paper, each measured in the comments where it is made: the Th1 bounds
+// Deviations from the paper, each measured in the comments where it is made: reading a slice
+// with context and lookahead (0.); the Th1 bounds
 // and its floor at 20 % of RR (3.); which of two passing beats is the ectopic centre, the pair
 // readings (isEctopicPair), the extra conditions on a missed beat, the long/short re-timing
 // only for a misplaced beat and the premature reading (4.); the range rule
@@ -121,13 +130,22 @@
 // misplaced beat, the one before it, is re-timed. The paper's 91-beat
 // thresholds are computed over the context plus the slice: for a 64 s window about 105–135
 // beats at rest, so each beat's 91-beat neighbourhood is almost full except for the last 45
-// beats of the window, whose neighbourhood is cut at the window's end.
+// beats of the window, whose neighbourhood is cut at the window's end (the lookahead, 0., is
+// read by the patterns, not by the thresholds or medRR).
 
 export const RR_MIN_MS = 300;
 export const RR_MAX_MS = 2000;
 const ALPHA = 5.2;
 const THRESHOLD_HALF_WIDTH = 45; // 91-beat window
 const MEDIAN_HALF_WIDTH = 5; // 11-beat window
+/**
+ * Beats after a slice that cleanRrInto reads when the caller has them (see 0.): the 11-beat
+ * median's half width, which also covers the furthest any reading looks ahead of a beat (four
+ * intervals, isPremature's steadiness test). The worker hands this many over with each window
+ * (pipelines/coherence/session-windows.ts); a live stream has them when the window closes,
+ * since the watermark trails the newest beat by the allowed lateness (10 s).
+ */
+export const LOOKAHEAD_BEATS = MEDIAN_HALF_WIDTH;
 const C1 = 0.13;
 const C2 = 0.17;
 const MIN_THRESHOLD_MS = 10;
@@ -650,16 +668,16 @@ function isPremature(rr: Float64Array, n: number, j: number): boolean {
 }
 
 /** Largest mismatch (ms) between a beat-time step and its RR for two intervals to be adjacent. */
-const ADJACENT_TOLERANCE_MS = 10;
+export const ADJACENT_TOLERANCE_MS = 10;
 
 /**
  * Cleans beats [from, to) of (beatTimesMs, rrMs) into `out`. beatTimesMs[i] is the time of the
  * beat closing rrMs[i]; times must increase. Up to 45 beats before `from` that lead without a
  * gap into it are read as context (never written out): they give the first intervals of the
  * slice a dRR and the thresholds more of the paper's 91 beats, so that an ectopic beat just
- * before or at the start of a window is judged as it would be in the middle. Beats from `to` on
- * are not read (in a live stream they do not exist yet). Allocates only when `out` or
- * `scratch` must grow.
+ * before or at the start of a window is judged as it would be in the middle. Up to
+ * LOOKAHEAD_BEATS beats from `to` on, below `readTo` (default `to`: none), that follow without a
+ * gap are read too, never written out (see 0.). Allocates only when `out` or `scratch` must grow.
  */
 export function cleanRrInto(
   beatTimesMs: Float64Array,
@@ -668,9 +686,11 @@ export function cleanRrInto(
   to: number,
   out: CleanedRr,
   scratch: ArtifactScratch,
+  readTo: number = to,
 ): CleanedRr {
   const inputCount = Math.max(0, to - from);
   let first = from;
+  let last = to;
   if (inputCount > 0) {
     while (
       first > 0 &&
@@ -679,9 +699,13 @@ export function cleanRrInto(
     ) {
       first--;
     }
+    const lookaheadEnd = Math.min(readTo, to + LOOKAHEAD_BEATS);
+    while (last < lookaheadEnd && Math.abs(beatTimesMs[last] - rrMs[last] - beatTimesMs[last - 1]) <= ADJACENT_TOLERANCE_MS) last++;
   }
   const context = from - first;
-  const n = inputCount + context;
+  // The slice is scratch indices [context, sliceEnd); the lookahead [sliceEnd, n).
+  const sliceEnd = context + inputCount;
+  const n = last - first;
   ensureScratch(scratch, n);
   ensureOutput(out, n);
   const { t, rr, drr, drrPaper, mrr, medRr, th2, work, sorted, median, lower, upper, action, source } = scratch;
@@ -696,13 +720,28 @@ export function cleanRrInto(
   let corrected = 0;
 
   if (n >= 3) {
+    // The local level and thresholds (medRR, Th1, Th2) come from the context and the slice only,
+    // held at the slice's last value over the lookahead: the lookahead replaces the mirror at the
+    // slice's end (dRR, S12, S22 and the readings see the real next intervals) and moves nothing
+    // else. Read into the rolling statistics as well, it moved the thresholds of the slice's last
+    // 45 beats: on the clean pyHRV record (a development record, fixtures/ARTIFACT-SPLIT.md fourth
+    // round) beats corrected summed over all windows 280 → 294 and two windows irregular, with
+    // medRR alone from the lookahead 288; this way 284, and no window's validity changes.
+    const levelCount = Math.max(sliceEnd, 1);
+    const holdOverLookahead = (a: Float64Array): void => {
+      for (let j = levelCount; j < n; j++) a[j] = a[levelCount - 1];
+    };
     drr[0] = 0;
     for (let j = 1; j < n; j++) drr[j] = rr[j] - rr[j - 1];
-    rollingQuantiles(rr, n, MEDIAN_HALF_WIDTH, sorted, medRr, null, null);
+    rollingQuantiles(rr, levelCount, MEDIAN_HALF_WIDTH, sorted, medRr, null, null);
+    holdOverLookahead(medRr);
     for (let j = 0; j < n; j++) work[j] = Math.abs(drr[j]);
     // Both forms of Th1 come from the same quartiles of |dRR|: one rolling pass. The bounded
     // one is never below MIN_STEP_SHARE_OF_RR of the local RR level (see 3.).
-    rollingQuantiles(work, n, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
+    rollingQuantiles(work, levelCount, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
+    holdOverLookahead(median);
+    holdOverLookahead(lower);
+    holdOverLookahead(upper);
     for (let j = 0; j < n; j++) {
       const d = drr[j];
       drrPaper[j] = d / threshold(lower[j], median[j], upper[j], TH1_PAPER);
@@ -714,7 +753,10 @@ export function cleanRrInto(
       mrr[j] = dev < 0 ? 2 * dev : dev;
       work[j] = Math.abs(mrr[j]);
     }
-    rollingQuantiles(work, n, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
+    rollingQuantiles(work, levelCount, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
+    holdOverLookahead(median);
+    holdOverLookahead(lower);
+    holdOverLookahead(upper);
     for (let j = 0; j < n; j++) {
       th2[j] = Math.max(threshold(lower[j], median[j], upper[j], TH2_BOUNDS), TH2_MIN_SHARE_OF_MEDIAN_RR * medRr[j]); // Th2 (ms)
       mrr[j] /= th2[j];
@@ -724,9 +766,10 @@ export function cleanRrInto(
     action.fill(NORMAL, 0, n);
   }
 
-  // Corrections run over context and slice alike (a context beat may be the one re-timed for a
-  // pair that ends in the slice); `source` remembers which input interval each output came
-  // from, and only outputs from the slice are kept and counted.
+  // Corrections run over context, slice and lookahead alike (a context beat may be the one
+  // re-timed for a pair that ends in the slice, the slice's last beat for a pair centred just
+  // after it); `source` remembers which input interval each output came from, and only outputs
+  // from the slice are kept and counted.
   const ot = out.beatTimesMs;
   const or = out.rrMs;
   let o = 0;
@@ -748,7 +791,9 @@ export function cleanRrInto(
         or[o] = mean;
         source[o] = j;
         o++;
-        if (j >= context) {
+        // Either of the two intervals in the slice: the centre, or its first interval (the
+        // slice's last) when the centre is the first beat read after the slice.
+        if (j >= context && j <= sliceEnd) {
           corrected++;
           out.ectopic++;
         }
@@ -763,7 +808,7 @@ export function cleanRrInto(
         or[o + 1] = half;
         source[o + 1] = j;
         o += 2;
-        if (j >= context) {
+        if (j >= context && j < sliceEnd) {
           corrected++;
           out.missed++;
         }
@@ -775,7 +820,8 @@ export function cleanRrInto(
         source[o] = j + 1;
         o++;
         j++;
-        if (j >= context) {
+        // The merged pair's first interval in the slice (its last, when the merge ends after it).
+        if (j >= context && j - 1 < sliceEnd) {
           corrected++;
           out.extra++;
         }
@@ -783,7 +829,7 @@ export function cleanRrInto(
       case PREMATURE:
         // Dropped; the next interval keeps its own beat times, so it is not successive to the
         // one before (no difference is taken across the drop) and the spline bridges the gap.
-        if (j >= context) {
+        if (j >= context && j < sliceEnd) {
           removed++;
           out.premature++;
         }
@@ -795,7 +841,7 @@ export function cleanRrInto(
         // (as before) deletes the two large differences around it, where interpolation keeps
         // half their power: on the clean NSRDB 16539 segment two removals cut a window's RMSSD
         // from 80.9 to 63.7 ms.
-        if (j >= context) out.longShort++;
+        if (j >= context && j < sliceEnd) out.longShort++;
         // An interval outside 300–2000 ms is a gap or a glitch, not a misplaced beat: sharing
         // it with a neighbour would spoil a good interval; it is dropped instead.
         const inRange = rr[j] >= RR_MIN_MS && rr[j] <= RR_MAX_MS;
@@ -809,7 +855,7 @@ export function cleanRrInto(
           source[o + 1] = j + 1;
           o += 2;
           j++;
-          if (j >= context) corrected++;
+          if (j >= context && j - 1 < sliceEnd) corrected++;
           break;
         }
         // The last interval has no neighbour to share with: dropped (the range check counts
@@ -821,16 +867,16 @@ export function cleanRrInto(
           o++;
           break;
         }
-        if (j >= context) removed++;
+        if (j >= context && j < sliceEnd) removed++;
         break;
       }
     }
   }
-  // Context dropped and range check last (see 6. above), compacting in place.
+  // Context and lookahead dropped and range check last (see 6. above), compacting in place.
   let kept = 0;
   let outOfRange = 0;
   for (let i = 0; i < o; i++) {
-    if (source[i] < context) continue;
+    if (source[i] < context || source[i] >= sliceEnd) continue;
     const r = or[i];
     if (r >= RR_MIN_MS && r <= RR_MAX_MS) {
       ot[kept] = ot[i];

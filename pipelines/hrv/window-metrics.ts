@@ -42,11 +42,10 @@
 //      hold (A = 150 ms at f·RR = 0.25: 0.25 Hz at 60 bpm); a premature beat 20-40 % early with
 //      its compensatory pause departs by 27-50 % (the short interval) and 33-75 % (the long
 //      one). Not caught (window-metrics.test.ts prints them): with a compensatory pause at one
-//      in 6 or 7, some windows whose beats the window-by-window cleaning did not correct (2 and
-//      20 of 141 valid with RMSSD off by more than half; at one in 7 a pair cut by the window's
-//      first or last edge); without one (atrial premature beats, which the cleaning drops:
-//      artifacts.ts, isPremature) at one in 4, and at one in 7 the windows whose last interval
-//      is one (9 of 135); and the onset of a bigeminy episode in a window's last 15-20 s, where
+//      in 6, some windows whose beats the window-by-window cleaning did not correct (1 of 141
+//      valid with RMSSD off by more than half); without one (atrial premature beats, which the
+//      cleaning drops: artifacts.ts, isPremature) at one in 4; and the onset of a bigeminy
+//      episode in a window's last 15-20 s, where
 //      the cleaning pairs some beats wrongly and leaves single irregular intervals (the
 //      end-to-end test prints those windows);
 //   6. no gap between covered stretches is longer than a quarter of a breath at the window's
@@ -364,7 +363,9 @@ export function computeWindowMetrics(
   }
   const from = lowerBound(beatTimesMs, count, windowStartMs);
   const to = lowerBound(beatTimesMs, count, windowEndMs);
-  const cleaned = cleanRrInto(beatTimesMs, rrMs, from, to, plan.cleaned, plan.artifacts);
+  // Beats after the window (up to LOOKAHEAD_BEATS, when the caller has them) are read by the
+  // cleaning, never written: the worker hands them over with the window (artifacts.ts, 0.).
+  const cleaned = cleanRrInto(beatTimesMs, rrMs, from, to, plan.cleaned, plan.artifacts, count);
   const beatCount = cleaned.count;
   const artifactRatio = cleaned.artifactRatio;
 

@@ -47,8 +47,9 @@ window that a live stream does not have when it closes the window.
 The causal Kubios reference (fields crKubiosCausal, peakHzKubiosCausal, beatCountKubiosCausal;
 the one pipelines/hrv/reference.test.ts holds the product path to, see fixtures/README.md): per
 window, the same NeuroKit2 call on exactly the beats Attune's cleaning (cleanRrInto) reads for the
-window: the window's beats plus up to CONTEXT_BEATS (45) beats before it (the shared records have
-no gaps, so always min(45, beats before the window)), as R peaks in integer microseconds from the
+window: the window's beats plus up to CONTEXT_BEATS (45) beats before it and up to LOOKAHEAD_BEATS
+(5) after it (the shared records have no gaps, so always min(45, beats before the window) and
+min(5, beats after it)), as R peaks in integer microseconds from the
 beat that opens the first interval read (time 0 for the record's first interval). The corrected
 beats whose time is in the window, with their corrected RR, go through the same coherence
 (taper-weighted detrend).
@@ -77,6 +78,7 @@ PEAK_LOW, PEAK_HIGH = 0.04, 0.26
 HALF_WIDTH = 0.015
 TOTAL_LOW, TOTAL_HIGH = 0.0033, 0.4
 CONTEXT_BEATS = 45  # beats before a window that pipelines/hrv/artifacts.ts cleanRrInto reads
+LOOKAHEAD_BEATS = 5  # beats after it that it reads (artifacts.ts LOOKAHEAD_BEATS)
 
 FREQS = np.fft.rfftfreq(NFFT, 1 / FS)
 DF = FREQS[1]
@@ -122,15 +124,17 @@ def kubios_corrected(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def kubios_causal(t: np.ndarray, rr: np.ndarray, start_ms: float) -> tuple[np.ndarray, np.ndarray]:
     """(beat times ms, RR ms) in [start, start + 64 s) after NeuroKit2's Kubios correction of the
-    beats Attune's cleaning reads for that window: its own and up to CONTEXT_BEATS before it."""
+    beats Attune's cleaning reads for that window: its own, up to CONTEXT_BEATS before it and up to
+    LOOKAHEAD_BEATS after it."""
     frm = int(np.searchsorted(t, start_ms, side="left"))
     to = int(np.searchsorted(t, start_ms + WINDOW_MS, side="left"))
     first = max(0, frm - CONTEXT_BEATS)
+    last = min(len(rr), to + LOOKAHEAD_BEATS)
     # Integer microseconds built as kubios_corrected builds the whole record's (each interval
     # rounded, then summed), so a beat has the same peak value in both: the opening beat (time 0
     # for the record's first interval), then each interval read added on.
     opening_us = int(np.sum(np.rint(rr[:first] * 1000).astype(np.int64)))
-    peaks_us = opening_us + np.concatenate([[0], np.cumsum(np.rint(rr[first:to] * 1000).astype(np.int64))])
+    peaks_us = opening_us + np.concatenate([[0], np.cumsum(np.rint(rr[first:last] * 1000).astype(np.int64))])
     _, fixed = nk.signal_fixpeaks(peaks_us, sampling_rate=1_000_000, method="kubios", iterative=True, show=False)
     fixed = np.asarray(fixed, dtype=np.int64)
     tk, rrk = fixed[1:] / 1000.0, np.diff(fixed) / 1000.0
@@ -181,7 +185,7 @@ def main() -> int:
             "(fields cr, peakHz, peakPower, totalPower) and plain linear detrend (crPlainDetrend, peakHzPlainDetrend); "
             "crKubios, peakHzKubios: taper-weighted, on the record after NeuroKit2 signal_fixpeaks(method='kubios', "
             "iterative=True), whole record; crKubiosCausal, peakHzKubiosCausal: the same on exactly the beats Attune's "
-            "cleaning reads for the window (its beats and up to 45 before it), corrected per window; "
+            "cleaning reads for the window (its beats, up to 45 before it and up to 5 after it), corrected per window; "
             f"periodic Hann; scipy.signal.periodogram with nfft={NFFT} (grid {DF:.3g} Hz); peak = largest value in "
             "0.04-0.26 Hz; peak band +-0.015 Hz; total 0.0033-0.4 Hz; CR = peak / (total - peak). Powers in ms^2."
         ),
