@@ -60,6 +60,24 @@ function lowerBound(a: Float64Array, v: number): number {
   return lo;
 }
 
+/**
+ * Cleans, as the stream does (context and lookahead), every reference window of `name` that holds
+ * intervals k and k + 1, and hands each result over; returns how many there were.
+ */
+function forEachWindowHolding(name: string, times: Float64Array, rr: Float64Array, k: number, visit: (out: CleanedRr, startMs: number, to: number) => void): number {
+  const out = createCleanedRr();
+  const scratch = createArtifactScratch();
+  let windows = 0;
+  for (const w of reference.recordings[name].windows) {
+    const from = lowerBound(times, w.startMs);
+    const to = lowerBound(times, w.startMs + reference.windowMs);
+    if (k < from || k + 1 >= to) continue;
+    windows++;
+    visit(cleanRrInto(times, rr, from, to, out, scratch, times.length), w.startMs, to);
+  }
+  return windows;
+}
+
 /** Whether `times[0 .. count)` contains v (to 1 µs). */
 function hasBeat(times: Float64Array, count: number, v: number): boolean {
   for (let i = 0; i < count; i++) if (Math.abs(times[i] - v) < 1e-3) return true;
@@ -301,24 +319,16 @@ test('a real long interval that no short one compensates is left alone (pyHRV 82
   assert.deepEqual([rr[k - 1], rr[k], rr[k + 1]], [820, 1133, 781], 'the record changed');
   const whole = cleanRr(times, rr);
   assert.ok(hasBeat(whole.beatTimesMs, whole.count, times[k]), 'beat moved on the whole record');
-  const out = createCleanedRr();
-  const scratch = createArtifactScratch();
-  let windows = 0;
   let full = 0;
   let kept = 0;
-  for (const w of reference.recordings[name].windows) {
-    const from = lowerBound(times, w.startMs);
-    const to = lowerBound(times, w.startMs + reference.windowMs);
-    if (k < from || k + 1 >= to) continue;
-    windows++;
-    cleanRrInto(times, rr, from, to, out, scratch, times.length);
+  const windows = forEachWindowHolding(name, times, rr, k, (out, startMs, to) => {
     const isKept = hasBeat(out.beatTimesMs, out.count, times[k]);
     if (isKept) kept++;
     if (to - 1 - k >= 45) {
       full++;
-      assert.ok(isKept, `beat moved in the window at ${w.startMs / 1000} s`);
+      assert.ok(isKept, `beat moved in the window at ${startMs / 1000} s`);
     }
-  }
+  });
   t.diagnostic(`kept in ${kept} of the ${windows} windows that hold it (asserted in the ${full} with 45 beats after it)`);
   assert.ok(full >= 5, `only ${full} windows with the beat's full neighbourhood`);
 });
@@ -339,17 +349,9 @@ test('two long intervals in a row are rhythm, not a misplaced beat: left alone o
     const whole = cleanRr(times, rr);
     const unchanged = (c: CleanedRr) => hasBeat(c.beatTimesMs, c.count, times[k]) && hasBeat(c.beatTimesMs, c.count, times[k + 1]);
     assert.ok(unchanged(whole), `${name} ${k}: changed on the whole record`);
-    const out = createCleanedRr();
-    const scratch = createArtifactScratch();
-    let windows = 0;
-    for (const w of reference.recordings[name].windows) {
-      const from = lowerBound(times, w.startMs);
-      const to = lowerBound(times, w.startMs + reference.windowMs);
-      if (k < from || k + 1 >= to) continue;
-      windows++;
-      cleanRrInto(times, rr, from, to, out, scratch, times.length);
-      assert.ok(unchanged(out), `${name} ${k}: changed in the window at ${w.startMs / 1000} s`);
-    }
+    const windows = forEachWindowHolding(name, times, rr, k, (out, startMs) => {
+      assert.ok(unchanged(out), `${name} ${k}: changed in the window at ${startMs / 1000} s`);
+    });
     assert.ok(windows >= 10, `${name}: ${windows} windows hold it`);
   }
 });
