@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AttuneError } from '../../lib/errors.js';
 import { beatTimes, defaultContextMs, SessionWindows, type ClosedWindow } from './session-windows.js';
-import { LOOKAHEAD_BEATS } from '../hrv/artifacts.js';
+import { LOOKAHEAD_BEATS, LOOKAHEAD_MS } from '../hrv/artifacts.js';
 
 const rrDir = new URL('../../../shared/data/rr/', import.meta.url);
 const loadRr = (name: string): number[] =>
@@ -61,7 +61,7 @@ function assertWindowHolds(w: ClosedWindow, beats: { t: number; rr: number }[], 
   const context = beats.filter((b) => b.t >= w.windowStartMs - contextMs && b.t < w.windowStartMs);
   const own = beats.filter((b) => b.t >= w.windowStartMs && b.t < w.windowEndMs);
   // Up to the first gap (an interval that does not reach back to the beat before it).
-  const after = beats.filter((b) => b.t >= w.windowEndMs).slice(0, LOOKAHEAD_BEATS);
+  const after = beats.filter((b) => b.t >= w.windowEndMs && b.t < w.windowEndMs + LOOKAHEAD_MS).slice(0, LOOKAHEAD_BEATS);
   const lastOwn = own.length > 0 ? own[own.length - 1] : context[context.length - 1];
   const lookahead: typeof beats = [];
   for (const b of after) {
@@ -103,9 +103,10 @@ test('in-order beats (real meditation recording) give a window every 5 s with ex
     if (i > 0) assert.equal(w.windowEndMs - windows[i - 1].windowEndMs, 5000);
     assertWindowHolds(w, beats);
   }
-  // Everything up to the watermark is closed, nothing after it.
+  // Everything whose end plus its lookahead span (5 s) the watermark has passed is closed,
+  // nothing after it.
   const lastEnd = windows[windows.length - 1].windowEndMs;
-  assert.equal(lastEnd, Math.floor((beats[beats.length - 1].t - 10_000) / 5000) * 5000);
+  assert.equal(lastEnd, Math.floor((beats[beats.length - 1].t - 10_000 - LOOKAHEAD_MS) / 5000) * 5000);
   // ~680 s recording → roughly 680/5 windows minus the 10 s lateness.
   assert.ok(windows.length > 130 && windows.length < 140, `got ${windows.length} windows`);
 });
@@ -132,11 +133,10 @@ test('provisionalWindow: the newest window the beats have passed, before it is f
     finals.push(...sw.closeReady());
     const p = sw.provisionalWindow();
     if (p === null) continue;
-    // Passed by the beats, with its lookahead held (end ≤ the fifth newest beat), never final yet.
-    assert.ok(p.windowEndMs <= sw.maxEventTimeMs && p.windowEndMs > sw.closedThroughMs, `${p.windowEndMs}`);
-    const held = allBeats(readings).filter((b) => b.t <= sw.maxEventTimeMs);
-    assert.equal(p.windowEndMs, Math.floor(held[held.length - LOOKAHEAD_BEATS].t / 5000) * 5000);
-    assert.equal(p.lookaheadCount, LOOKAHEAD_BEATS);
+    // Passed by the beats with its lookahead span (end + 5 s ≤ newest beat), never final yet.
+    assert.ok(p.windowEndMs + LOOKAHEAD_MS <= sw.maxEventTimeMs && p.windowEndMs > sw.closedThroughMs, `${p.windowEndMs}`);
+    assert.equal(p.windowEndMs, Math.floor((sw.maxEventTimeMs - LOOKAHEAD_MS) / 5000) * 5000);
+    assert.ok(p.lookaheadCount >= 3, `${p.lookaheadCount} lookahead beats`);
     assert.equal(p.windowEndMs - p.windowStartMs, 64_000);
     provisional.set(p.windowEndMs, p);
   }
@@ -234,39 +234,70 @@ test('provisionalWindow: a window whose own span holds no beat (the beats jumped
   assert.equal(sw.provisionalWindow()?.windowEndMs, b + 200_000);
 });
 
-test('lookahead: a window carries the first beats from its end on, and is provisional only once they are held', () => {
+test('lookahead: a window carries the first beats of the 5 s after its end, is provisional once they are passed, and closes once the watermark passes them', () => {
   const b = Math.ceil(t0 / 5000) * 5000;
   const sw = new SessionWindows();
-  // One beat a second from b + 1 s: the window ending at b + 5 s has beats at b + 1..4 s.
-  for (let k = 1; k <= 8; k++) {
+  // One beat a second from b + 1 s: the window ending at b + 5 s has beats at b + 1..4 s, and
+  // the beats at b + 5..9 s as its lookahead.
+  for (let k = 1; k <= 9; k++) {
     sw.add([b + k * 1000], [1000], BigInt(k));
-    // The window ending at b + 5 s needs the beats at b + 5..9 s (5 of them) before it is provisional.
     assert.equal(sw.provisionalWindow(), null, `after the beat at ${k} s`);
   }
-  sw.add([b + 9000], [1000], 9n);
+  sw.add([b + 10_000], [1000], 10n);
   const p = sw.provisionalWindow()!;
   assert.equal(p.windowEndMs, b + 5000);
   assert.equal(p.lookaheadCount, LOOKAHEAD_BEATS);
   assert.deepEqual(Array.from(p.beatTimesMs), [1, 2, 3, 4, 5, 6, 7, 8, 9].map((k) => b + k * 1000));
-  // It closes when the watermark (newest − 10 s) passes b + 5 s, with the same five after it.
+  // It closes when the watermark (newest − 10 s) passes b + 5 s + 5 s, with the same beats.
   let finals: ClosedWindow[] = [];
-  for (let k = 10; finals.length === 0; k++) {
+  let k = 11;
+  for (; finals.length === 0; k++) {
     sw.add([b + k * 1000], [1000], BigInt(k));
     finals = sw.closeReady();
   }
+  assert.equal(k - 1, 20, 'closed by the beat at b + 20 s');
   assert.equal(finals[0].windowEndMs, b + 5000);
-  assert.equal(finals[0].lookaheadCount, LOOKAHEAD_BEATS);
   assert.deepEqual(Array.from(finals[0].beatTimesMs), Array.from(p.beatTimesMs));
   assert.equal(finals[0].revision, p.revision);
   // closeAll hands the tail windows over with what is held after them: the last has none.
   const tail = sw.closeAll();
   assert.equal(tail[tail.length - 1].lookaheadCount, 0);
-  assert.ok(tail.every((w) => w.lookaheadCount === w.count - w.contextCount - w.beatTimesMs.filter((t) => t >= w.windowStartMs && t < w.windowEndMs).length));
-  // lookaheadBeats: 0 hands over none; a negative count is refused.
+  // At 40 bpm the 5 s after an end hold fewer beats: those are all the lookahead.
+  const slow = new SessionWindows();
+  for (let i = 1; i <= 40; i++) slow.add([b + i * 1500], [1500], BigInt(i));
+  for (const w of slow.closeReady()) assert.ok(w.lookaheadCount >= 3 && w.lookaheadCount <= 4 && w.beatTimesMs[w.count - 1] < w.windowEndMs + LOOKAHEAD_MS);
+  // lookaheadBeats: 0 hands over none and closes at the watermark; a negative count is refused.
   const none = new SessionWindows({ lookaheadBeats: 0 });
-  for (let k = 1; k <= 20; k++) none.add([b + k * 1000], [1000], BigInt(k));
-  assert.ok(none.closeReady().every((w) => w.lookaheadCount === 0 && w.beatTimesMs.every((t) => t < w.windowEndMs)));
+  for (let i = 1; i <= 20; i++) none.add([b + i * 1000], [1000], BigInt(i));
+  const closed = none.closeReady();
+  assert.equal(closed[closed.length - 1].windowEndMs, b + 10_000);
+  assert.ok(closed.every((w) => w.lookaheadCount === 0 && w.beatTimesMs.every((time) => time < w.windowEndMs)));
   assert.throws(() => new SessionWindows({ lookaheadBeats: -1 }), AttuneError);
+});
+
+test('a beat of a window\'s lookahead span that comes out of order, within the allowed lateness, is in its lookahead', () => {
+  // The review's case: a beat just after a window's end held back by almost the allowed
+  // lateness. Closing at the end itself handed the window over without it.
+  const readings = readingsFrom(loadRr('nsrdb_16272_seg116_5min.rr_ms.txt'), t0, 1);
+  const inOrder = feed(new SessionWindows(), readings).windows;
+  // Every reading whose beat is the first after a 5 s boundary comes after the readings of the
+  // next 9.3 s (under the 10 s lateness).
+  const shuffled: Reading[] = [];
+  const held: { r: Reading; until: number }[] = [];
+  let previous = -Infinity;
+  for (const r of readings) {
+    while (held.length > 0 && held[0].until <= r.recordedAt) shuffled.push(held.shift()!.r);
+    if (Math.floor(r.recordedAt / 5000) !== Math.floor(previous / 5000)) held.push({ r, until: r.recordedAt + 9300 });
+    else shuffled.push(r);
+    previous = r.recordedAt;
+  }
+  shuffled.push(...held.map((h) => h.r));
+  assert.equal(shuffled.length, readings.length);
+  const sw = new SessionWindows();
+  const outOfOrder = feed(sw, shuffled);
+  assert.equal(outOfOrder.late, 0);
+  const beatsOf = ({ revision: _r, ...w }: ClosedWindow) => w;
+  assert.deepEqual(outOfOrder.windows.map(beatsOf), inOrder.map(beatsOf));
 });
 
 test('out-of-order readings within the allowed lateness land in the right windows', () => {
@@ -292,8 +323,9 @@ test('out-of-order readings within the allowed lateness land in the right window
 });
 
 test('beats later than the allowed lateness are counted as late, and kept only for windows still open', () => {
-  // Lateness alone: no context before windows (the context test below covers that).
-  const sw = new SessionWindows({ contextMs: 0 });
+  // Lateness alone: no context before windows (the context test below covers that), no
+  // lookahead after them (the lookahead tests above cover that).
+  const sw = new SessionWindows({ contextMs: 0, lookaheadBeats: 0 });
   const base = 1_763_700_000_000; // on a 5 s boundary
   // One beat a second from base+1 s to base+100 s.
   for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(k));
@@ -416,7 +448,8 @@ test('a redelivered reading does not double its beats', () => {
 });
 
 test('retainedMinOffset is the oldest offset of a beat some open window still needs', () => {
-  const sw = new SessionWindows({ contextMs: 0 });
+  // No context and no lookahead: windows close when the watermark passes their end.
+  const sw = new SessionWindows({ contextMs: 0, lookaheadBeats: 0 });
   const base = 1_763_700_000_000;
   for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(1000 + k));
   sw.closeReady();
@@ -446,7 +479,7 @@ test("a closed window's oldest offset is exact across 64-bit offsets (32-bit hal
     { inOrder: (1n << 63n) - 300n, older: (1n << 63n) - 299n - 200n },
   ];
   for (const { inOrder, older } of cases) {
-    const sw = new SessionWindows({ contextMs: 0 });
+    const sw = new SessionWindows({ contextMs: 0, lookaheadBeats: 0 });
     const base = 1_763_700_000_000;
     for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], inOrder + BigInt(k));
     sw.closeReady();
@@ -489,15 +522,16 @@ test('eviction keeps a session small over 24 h of beats', () => {
       maxRetained = Math.max(maxRetained, sw.retainedBeatCount);
     }
   }
-  const expected = Math.floor((24 * 3600_000 - 10_000) / 5000);
+  const expected = Math.floor((24 * 3600_000 - 10_000 - LOOKAHEAD_MS) / 5000);
   assert.ok(Math.abs(windowCount - expected) <= 2, `${windowCount} windows, expected ≈ ${expected}`);
-  // 60 s of context + 64 + 10 + 5 s of beats at most (this recording stays below ~120 bpm).
+  // 60 s of context + 64 + 10 + 5 + 5 (lookahead) s of beats at most (this recording stays below ~120 bpm).
   assert.ok(maxRetained < 280, `max retained ${maxRetained}`);
   assert.ok(sw.capacity <= 512, `capacity ${sw.capacity}`);
 });
 
 test('a late beat no open window holds is kept as context for the next windows while it can still be context', () => {
-  const sw = new SessionWindows();
+  // No lookahead: windows close when the watermark passes their end (the times below).
+  const sw = new SessionWindows({ lookaheadBeats: 0 });
   const base = 1_763_700_000_000;
   for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(k));
   sw.closeReady();

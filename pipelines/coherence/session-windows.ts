@@ -20,13 +20,15 @@
 // context is part of the state the record sequence determines, like the window's own beats,
 // and retainedMinOffset() covers it, so a replay or restart hands over the same context.
 //
-// Lookahead: a window also carries up to `lookaheadBeats` (5) beats from its end on, which the
-// cleaning reads to judge the window's last beats on their whole pattern (never as the
-// window's own; pipelines/hrv/artifacts.ts, 0.). A window closes once the watermark passes its
-// end, so for in-order beats the 10 s after the end are held by then; either way which beats
-// are held is decided by the record sequence, so a replay hands over the same ones.
+// Lookahead: a window also carries up to `lookaheadBeats` (5) beats from its end on, within
+// LOOKAHEAD_MS (5 s) of it, which the cleaning reads to judge the window's last beats on their
+// whole pattern (never as the window's own; pipelines/hrv/artifacts.ts, 0.). So a window closes
+// only once the watermark passes its end plus that span: every beat of the span has then come
+// within the allowed lateness or is late, and the lookahead, like the window's own beats, does
+// not depend on the order they came in. (Closing at the end itself, as first done, let a beat
+// of the span that was under 10 s late miss its window's lookahead.)
 import { AttuneError } from '../../lib/errors.js';
-import { ADJACENT_TOLERANCE_MS, LOOKAHEAD_BEATS } from '../hrv/artifacts.js';
+import { ADJACENT_TOLERANCE_MS, LOOKAHEAD_BEATS, LOOKAHEAD_MS } from '../hrv/artifacts.js';
 import { parseOffset, type Offset } from './offsets.js';
 
 /**
@@ -69,8 +71,9 @@ export interface SessionWindowsOptions {
    */
   contextMs?: number;
   /**
-   * Beats from a window's end on handed over with it, read by the artifact cleaning only.
-   * Default LOOKAHEAD_BEATS (5); 0 hands over none.
+   * Beats from a window's end on (within LOOKAHEAD_MS) handed over with it, read by the artifact
+   * cleaning only; a window then closes LOOKAHEAD_MS later. Default LOOKAHEAD_BEATS (5); 0 hands
+   * over none and closes a window as soon as the watermark passes its end.
    */
   lookaheadBeats?: number;
   /** Starting capacity of the beat buffers (grows by doubling). Default 128. */
@@ -83,7 +86,8 @@ export interface ClosedWindow {
   windowEndMs: number;
   /**
    * End times of the beats handed over, ascending (a copy, `count` long): first
-   * `contextCount` beats of the context before windowStartMs, then the window's own beats.
+   * `contextCount` beats of the context before windowStartMs, then the window's own beats,
+   * then `lookaheadCount` beats from windowEndMs on.
    */
   beatTimesMs: Float64Array;
   /** RR interval ending at each beat, ms (a copy, `count` long). */
@@ -137,6 +141,8 @@ export class SessionWindows {
   readonly allowedLatenessMs: number;
   readonly contextMs: number;
   readonly lookaheadBeats: number;
+  /** Span after a window's end its lookahead is taken from: LOOKAHEAD_MS, or 0 without lookahead. */
+  readonly lookaheadMs: number;
 
   // Ring buffers, logical index i lives at (#head + i) % capacity, ascending time.
   #times: Float64Array;
@@ -193,6 +199,7 @@ export class SessionWindows {
       ]);
     }
     this.lookaheadBeats = lookahead;
+    this.lookaheadMs = lookahead > 0 ? LOOKAHEAD_MS : 0;
     if (this.stepMs > this.windowMs) {
       throw new AttuneError('validation_error', 'stepMs must not exceed windowMs', [
         { field: 'stepMs', reason: 'invalid_argument', message: `${this.stepMs} > windowMs ${this.windowMs}` },
@@ -226,7 +233,7 @@ export class SessionWindows {
     return this.#maxEventTimeMs;
   }
 
-  /** maxEventTime − allowedLateness; windows with end ≤ this are closed. */
+  /** maxEventTime − allowedLateness; windows with end + lookaheadMs ≤ this are closed. */
   get watermarkMs(): number {
     return this.#maxEventTimeMs - this.allowedLatenessMs;
   }
@@ -291,7 +298,7 @@ export class SessionWindows {
     this.#lateBeatCount += late;
     if (maxTime > this.#maxEventTimeMs) {
       this.#maxEventTimeMs = maxTime;
-      this.#closeThrough(this.#floorToStep(maxTime - this.allowedLatenessMs));
+      this.#closeThrough(this.#floorToStep(maxTime - this.allowedLatenessMs - this.lookaheadMs));
     }
     return late;
   }
@@ -309,19 +316,18 @@ export class SessionWindows {
 
   /**
    * A provisional reading of the newest window the session's beats have passed but that is
-   * not final yet: end ≤ the newest beat, end > every closed window's, and its lookahead
-   * (lookaheadBeats beats from its end on) held, so that its final window, cut from the same
-   * beats when nothing arrives out of order, has the same revision and count and takes its
-   * metrics (the worker's memo). It is cut from the
+   * not final yet: end + lookaheadMs ≤ the newest beat (its lookahead span passed, so that its
+   * final window, cut from the same beats when nothing arrives out of order, has the same
+   * revision and count and takes its metrics: the worker's memo), end > every closed window's.
+   * It is cut from the
    * beats held now, so beats still to come within the allowed lateness can change it; the
    * final window of the same end comes from closeReady() once the watermark passes it. Null
    * when every window the beats have passed is closed, or the window has no beat of its own.
    * Reads the state, never changes it: calling it or not gives the same final windows.
    */
   provisionalWindow(): ClosedWindow | null {
-    if (this.#size === 0 || this.#size < this.lookaheadBeats) return null;
-    const newestWithLookahead = this.lookaheadBeats === 0 ? this.#maxEventTimeMs : this.#times[(this.#head + this.#size - this.lookaheadBeats) % this.#times.length];
-    const end = this.#floorToStep(newestWithLookahead);
+    if (this.#size === 0) return null;
+    const end = this.#floorToStep(this.#maxEventTimeMs - this.lookaheadMs);
     if (end <= this.#closedThroughMs) return null;
     const start = end - this.windowMs;
     const firstOwn = this.#lowerBound(start);
@@ -478,8 +484,8 @@ export class SessionWindows {
   }
 
   /**
-   * Copies the beats in [startMs − contextMs, endMs), and up to lookaheadBeats from endMs on
-   * that follow without a gap, out of the ring. Older beats may still
+   * Copies the beats in [startMs − contextMs, endMs), and up to lookaheadBeats in
+   * [endMs, endMs + lookaheadMs) that follow without a gap, out of the ring. Older beats may still
    * be held after a gap jump; they are neither handed over nor counted in oldestOffset.
    */
   #cut(startMs: number, endMs: number): PendingWindow {
@@ -494,6 +500,7 @@ export class SessionWindows {
     while (lookaheadCount < this.lookaheadBeats && last < this.#size && last > 0) {
       const at = (this.#head + last) % cap;
       const before = (this.#head + last - 1) % cap;
+      if (this.#times[at] >= endMs + this.lookaheadMs) break;
       if (Math.abs(this.#times[at] - this.#rr[at] - this.#times[before]) > ADJACENT_TOLERANCE_MS) break;
       lookaheadCount++;
       last++;

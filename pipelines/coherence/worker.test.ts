@@ -23,6 +23,7 @@ import { partitionForKey } from '../../bus/partitioner.js';
 import { CoherenceWorker } from './worker.js';
 import { endMarkerRecord } from './end-markers.js';
 import { beatTimes } from './session-windows.js';
+import { LOOKAHEAD_MS } from '../hrv/artifacts.js';
 import { TestResultSinks, countingBus, flushingThrough, type CountingBus } from '../sinks/result-sinks.test-util.js';
 
 let dir: string;
@@ -424,12 +425,12 @@ test('provisional windows: after each batch, the newest window the beats have pa
     const { late_beat_count: _b, ...fv } = final.w;
     assert.deepEqual(pv, fv);
   }
-  // The live window runs ahead of the final one by the allowed lateness (10 s) less the beats
-  // it waits for after its end (the cleaning's lookahead, 5 beats: about 5 s here): at each
-  // provisional publish, the newest final window ends at least one step (5 s) earlier.
+  // The live window runs ahead of the final one by the allowed lateness: both wait for the
+  // lookahead span after their end (5 s), the final one for the watermark to pass it too. At
+  // each provisional publish, the newest final window ends at least 10 s earlier.
   for (const p of provisional) {
     const before = mine.slice(0, mine.indexOf(p)).filter((e) => e.topic === 'final');
-    if (before.length > 0) assert.ok(p.endMs - before[before.length - 1].endMs >= 5_000, `${p.endMs - before[before.length - 1].endMs} ms ahead`);
+    if (before.length > 0) assert.ok(p.endMs - before[before.length - 1].endMs >= 10_000, `${p.endMs - before[before.length - 1].endMs} ms ahead`);
   }
 });
 
@@ -442,9 +443,13 @@ test("a beat that comes after its window's provisional one: that final window is
   // so that window's provisional cut lacks its beats and its final cut has them. A few seconds
   // late, well inside the allowed lateness: no beat is late.
   const newest = Date.parse(readings[40].timestamp);
-  const passedEnd = Math.floor(newest / 5000) * 5000;
+  // The provisional window of a piece ends where its newest beat has passed the end and the
+  // lookahead span after it (LOOKAHEAD_MS).
+  const passedEnd = Math.floor((newest - LOOKAHEAD_MS) / 5000) * 5000;
   const held = [...Array(8).keys()].map((i) => 32 + i).filter((j) => Date.parse(readings[j].timestamp) < passedEnd).pop()!;
-  assert.ok(held !== undefined && passedEnd - Date.parse(readings[held].timestamp) < 10_000);
+  // In the last step of that window: the final windows are closed only up to 10 s before it, so
+  // it is not late (asserted below).
+  assert.ok(held !== undefined && passedEnd - Date.parse(readings[held].timestamp) < 5_000);
   const series = [...readings.slice(0, held), ...readings.slice(held + 1, 41), readings[held], ...readings.slice(41)];
   assert.equal(series.indexOf(readings[held]), 40);
   const log: PublishedWindow[] = [];

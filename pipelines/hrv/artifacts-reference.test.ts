@@ -9,7 +9,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { cleanRr, cleanRrInto, createArtifactScratch, createCleanedRr, type CleanedRr } from './artifacts.js';
+import { cleanRr, cleanRrInto, createArtifactScratch, createCleanedRr, LOOKAHEAD_MS, type CleanedRr } from './artifacts.js';
 import { computeTimeDomain } from './time-domain.js';
 import { beatTimesFromRr, injectEctopicBeats } from './synthetic-rr.js';
 import { loadRrRecording, rrDataDir } from './rr-recordings.test-util.js';
@@ -73,9 +73,14 @@ function forEachWindowHolding(name: string, times: Float64Array, rr: Float64Arra
     const to = lowerBound(times, w.startMs + reference.windowMs);
     if (k < from || k + 1 >= to) continue;
     windows++;
-    visit(cleanRrInto(times, rr, from, to, out, scratch, times.length), w.startMs, to);
+    visit(cleanRrInto(times, rr, from, to, out, scratch, lookaheadEnd(times, w.startMs)), w.startMs, to);
   }
   return windows;
+}
+
+/** Where the beats a window starting at startMs may read after it end: its lookahead span (window-metrics.ts). */
+function lookaheadEnd(times: Float64Array, startMs: number): number {
+  return lowerBound(times, startMs + reference.windowMs + LOOKAHEAD_MS);
 }
 
 /** Whether `times[0 .. count)` contains v (to 1 µs). */
@@ -160,7 +165,7 @@ function pairFigures(): { lines: string[]; failures: string[]; wholeMissed: Map<
     for (const w of ref.windows) {
       const from = lowerBound(times, w.startMs);
       const to = lowerBound(times, w.startMs + reference.windowMs);
-      cleanRrInto(times, rr, from, to, out, scratch, times.length);
+      cleanRrInto(times, rr, from, to, out, scratch, lookaheadEnd(times, w.startMs));
       for (const k of ref.injection.positions) {
         if (k < from || k + 1 >= to) continue; // the pair is not wholly inside this window
         inWindows++;
@@ -232,7 +237,7 @@ test('2 % injected ectopic beats: RMSSD within 10 % of the clean record in at le
       const end = w.startMs + reference.windowMs;
       const [cf, ct] = [lowerBound(cleanT, w.startMs), lowerBound(cleanT, end)];
       const [from, to] = [lowerBound(times, w.startMs), lowerBound(times, end)];
-      cleanRrInto(cleanT, clean, cf, ct, out, scratch, cleanT.length);
+      cleanRrInto(cleanT, clean, cf, ct, out, scratch, lookaheadEnd(cleanT, w.startMs));
       const cleanRecord = computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs;
       // Without the context before the window (session-windows.ts hands over 60 s of it) and the
       // lookahead after it, for comparison: what they are worth.
@@ -240,7 +245,7 @@ test('2 % injected ectopic beats: RMSSD within 10 % of the clean record in at le
       const cleanRecordNoContext = computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs;
       cleanRrInto(times.subarray(from, to), rr.subarray(from, to), 0, to - from, out, scratch);
       if (within(computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs, cleanRecordNoContext, 0.1)) okNoContext++;
-      cleanRrInto(times, rr, from, to, out, scratch, times.length);
+      cleanRrInto(times, rr, from, to, out, scratch, lookaheadEnd(times, w.startMs));
       const ours = computeTimeDomain(out.rrMs, out.count, out.beatTimesMs).rmssdMs;
       if (within(ours, cleanRecord, 0.1)) ok++;
       if (within(ours, w.cleanRmssdMs, 0.1)) okRaw++;
@@ -287,7 +292,7 @@ test('clean real records: no beat removed; corrections counted beside NeuroKit2 
     for (const w of ref.windows) {
       const from = lowerBound(times, w.startMs);
       const to = lowerBound(times, w.startMs + reference.windowMs);
-      cleanRrInto(times, clean, from, to, out, scratch, times.length);
+      cleanRrInto(times, clean, from, to, out, scratch, lookaheadEnd(times, w.startMs));
       windowRemoved += out.removed;
       for (let i = from; i < to; i++) if (!hasBeat(out.beatTimesMs, out.count, times[i])) touched.add(i);
     }

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cleanRr, cleanRrInto, createArtifactScratch, createCleanedRr, LOOKAHEAD_BEATS, type CleanedRr } from './artifacts.js';
+import { cleanRr, cleanRrInto, createArtifactScratch, createCleanedRr, LOOKAHEAD_BEATS, LOOKAHEAD_MS, type CleanedRr } from './artifacts.js';
 import { computeTimeDomain } from './time-domain.js';
 import { beatTimesFromRr, injectEctopicBeats, synthesizeRr } from './synthetic-rr.js';
 import { realisticSeries, sinusoidalRsaSeries, type LabelledSeries } from './artifact-free-series.test-util.js';
@@ -274,10 +274,12 @@ function forEachWindow(t: Float64Array, rr: Float64Array, visit: (c: CleanedRr, 
   const scratch = createArtifactScratch();
   let from = 0;
   let to = 0;
+  let ahead = 0;
   for (let start = 0; start + 64000 <= t[t.length - 1]; start += 5000) {
     while (from < t.length && t[from] < start) from++;
     while (to < t.length && t[to] < start + 64000) to++;
-    visit(cleanRrInto(t, rr, from, to, out, scratch, t.length), from, to);
+    while (ahead < t.length && t[ahead] < start + 64000 + LOOKAHEAD_MS) ahead++;
+    visit(cleanRrInto(t, rr, from, to, out, scratch, ahead), from, to);
   }
 }
 
@@ -461,8 +463,8 @@ test('lookahead: the beats after a window are read, never written: a pair or a p
     const blind = window(atrial, at, to);
     assert.equal(blind.premature, 0, `atrial p ${p}, no lookahead`);
   }
-  // The lookahead stops at a gap: beats after one are not read. The series cut 10 s after the
-  // window and resumed later reads like the series ending with the window.
+  // The lookahead stops at a gap: beats after one are not read. The series cut at the window's
+  // end and resumed 60 s later reads like the series ending with the window.
   const atrial = Float64Array.from(s.rrMs);
   atrial[k] = s.rrMs[k] * 0.7;
   const gt = Float64Array.from(beatTimesFromRr(atrial), (time, i) => (i >= to ? time + 60_000 : time));

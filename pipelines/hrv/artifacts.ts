@@ -159,6 +159,14 @@ const MEDIAN_HALF_WIDTH = 5; // 11-beat window
  * since the watermark trails the newest beat by the allowed lateness (10 s).
  */
 export const LOOKAHEAD_BEATS = MEDIAN_HALF_WIDTH;
+/**
+ * The span after a window's end within which those beats are read (window-metrics.ts) and
+ * handed over (session-windows.ts): 5 beats at 60 bpm or faster, fewer below. A span of event
+ * time, not a count, so that the worker can close a window once the watermark has passed the
+ * span: every beat of it then arrived within the allowed lateness or is late, and a window's
+ * lookahead is the same whatever order its beats came in.
+ */
+export const LOOKAHEAD_MS = 5000;
 const C1 = 0.13;
 const C2 = 0.17;
 const MIN_THRESHOLD_MS = 10;
@@ -510,8 +518,9 @@ function isEctopicPair(s: ArtifactScratch, n: number, j: number): boolean {
  * Whether the beat closing rr[j] reads as misplaced (detected early or late by some δ, which makes
  * one interval long and the next short by the same δ): against the straight line between the
  * intervals just outside the two (rr[j − 1] and rr[j + 2]; held level at the one there is at an
- * end of the data), rr[j] and rr[j + 1] depart in opposite directions, each by at least
- * MIN_PAIR_DEVIATION_SHARE. Two long (or two short) intervals in a row are real rhythm, however
+ * end of the data), rr[j] and rr[j + 1] depart in opposite directions, the larger by at least
+ * MIN_PAIR_DEVIATION_SHARE (the smaller by any amount: a compensated pair on a rising line,
+ * injected pyHRV pair 1541, has its pause only 7.5 % over the line). Two long (or two short) intervals in a row are real rhythm, however
  * close their mean is to the local median (fixtures/ARTIFACT-SPLIT.md, fifth round).
  */
 function isMisplacedBeat(rr: Float64Array, n: number, j: number): boolean {
@@ -825,7 +834,10 @@ export function cleanRrInto(
         source[o] = j;
         o++;
         // Either of the two intervals in the slice: the centre, or its first interval (the
-        // slice's last) when the centre is the first beat read after the slice.
+        // slice's last) when the centre is the first beat read after the slice. In that case the
+        // slice's last beat moves later, to the middle of the pair, and can land up to half an
+        // interval past the window's end; it stays the window's (the spline holds the tachogram
+        // flat past its last beat, and coverage is measured to the window's end).
         if (j >= context && j <= sliceEnd) {
           corrected++;
           out.ectopic++;
@@ -874,7 +886,9 @@ export function cleanRrInto(
         // (as before) deletes the two large differences around it, where interpolation keeps
         // half their power: on the clean NSRDB 16539 segment two removals cut a window's RMSSD
         // from 80.9 to 63.7 ms.
-        if (j >= context && j < sliceEnd) out.longShort++;
+        // Counted for the slice when what it changes is the slice's: a re-timing when rr[j] or
+        // rr[j + 1] is in it (as `corrected`), a drop when rr[j] is.
+        const inSlice = j >= context && j < sliceEnd;
         // An interval outside 300–2000 ms is a gap or a glitch, not a misplaced beat: sharing
         // it with a neighbour would spoil a good interval; it is dropped instead.
         const inRange = rr[j] >= RR_MIN_MS && rr[j] <= RR_MAX_MS;
@@ -888,11 +902,15 @@ export function cleanRrInto(
           source[o + 1] = j + 1;
           o += 2;
           j++;
-          if (j >= context && j - 1 < sliceEnd) corrected++;
+          if (j >= context && j - 1 < sliceEnd) {
+            corrected++;
+            out.longShort++;
+          }
           break;
         }
         // The last interval has no neighbour to share with: dropped (the range check counts
         // an out-of-range one).
+        if (inSlice) out.longShort++;
         if (!inRange) {
           ot[o] = t[j];
           or[o] = rr[j];
@@ -900,7 +918,7 @@ export function cleanRrInto(
           o++;
           break;
         }
-        if (j >= context && j < sliceEnd) removed++;
+        if (inSlice) removed++;
         break;
       }
     }

@@ -372,7 +372,8 @@ test('through the product path, every valid window matches the causal Kubios ref
     if (meetsBar(a) && PRODUCT_PATH_NOT_MET.includes(name)) t.diagnostic(`${name} now meets the bar: take it out of PRODUCT_PATH_NOT_MET`);
   }
   // For information, not asserted at the bar: the same windows against the references that
-  // read what the stream cannot (beats after the window) or none of the cleaning at all.
+  // read what the stream cannot (beats after the window beyond its 5 s lookahead) or none of the
+  // cleaning at all.
   // (The raw-RR reference on every window is asserted by its own test above.)
   for (const reference of ['mixed-whole', 'whole'] as const) {
     for (const { name, a } of productAgreement(reference)) t.diagnostic(`${reference} reference: ${agreementLine(name, a)}`);

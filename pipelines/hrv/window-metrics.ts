@@ -42,7 +42,7 @@
 //      hold (A = 150 ms at f·RR = 0.25: 0.25 Hz at 60 bpm); a premature beat 20-40 % early with
 //      its compensatory pause departs by 27-50 % (the short interval) and 33-75 % (the long
 //      one). Not caught (window-metrics.test.ts prints them): with a compensatory pause at one
-//      in 6, some windows whose beats the window-by-window cleaning did not correct (1 of 141
+//      in 6, some windows whose beats the window-by-window cleaning did not correct (2 of 141
 //      valid with RMSSD off by more than half); without one (atrial premature beats, which the
 //      cleaning drops: artifacts.ts, isPremature) at one in 4; and the onset of a bigeminy
 //      episode in a window's last 15-20 s, where
@@ -68,7 +68,7 @@
 // fails ('partial', 'too_few_beats', 'low_coverage', 'too_many_artifacts', 'irregular_rhythm',
 // 'long_gap').
 import { AttuneError } from '../../lib/errors.js';
-import { cleanRrInto, createArtifactScratch, createCleanedRr, departure, KARLSSON_SHARE, type ArtifactScratch, type CleanedRr } from './artifacts.js';
+import { cleanRrInto, createArtifactScratch, createCleanedRr, departure, KARLSSON_SHARE, LOOKAHEAD_MS, type ArtifactScratch, type CleanedRr } from './artifacts.js';
 import { computeCoherence, createCoherenceResult, type CoherenceResult } from './coherence.js';
 import { createSplineScratch, resampleCubic, sampleCountFor, type SplineScratch } from './resample.js';
 import { createSpectrumPlan, powerSpectralDensity, type SpectrumPlan } from './spectrum.js';
@@ -363,9 +363,11 @@ export function computeWindowMetrics(
   }
   const from = lowerBound(beatTimesMs, count, windowStartMs);
   const to = lowerBound(beatTimesMs, count, windowEndMs);
-  // Beats after the window (up to LOOKAHEAD_BEATS, when the caller has them) are read by the
-  // cleaning, never written: the worker hands them over with the window (artifacts.ts, 0.).
-  const cleaned = cleanRrInto(beatTimesMs, rrMs, from, to, plan.cleaned, plan.artifacts, count);
+  // Beats after the window (up to LOOKAHEAD_BEATS within LOOKAHEAD_MS of its end, when the caller
+  // has them) are read by the cleaning, never written: the worker hands them over with the
+  // window (artifacts.ts, 0.).
+  const readTo = lowerBound(beatTimesMs, count, windowEndMs + LOOKAHEAD_MS);
+  const cleaned = cleanRrInto(beatTimesMs, rrMs, from, to, plan.cleaned, plan.artifacts, readTo);
   const beatCount = cleaned.count;
   const artifactRatio = cleaned.artifactRatio;
 

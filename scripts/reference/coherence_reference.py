@@ -48,8 +48,8 @@ The causal Kubios reference (fields crKubiosCausal, peakHzKubiosCausal, beatCoun
 the one pipelines/hrv/reference.test.ts holds the product path to, see fixtures/README.md): per
 window, the same NeuroKit2 call on exactly the beats Attune's cleaning (cleanRrInto) reads for the
 window: the window's beats plus up to CONTEXT_BEATS (45) beats before it and up to LOOKAHEAD_BEATS
-(5) after it (the shared records have no gaps, so always min(45, beats before the window) and
-min(5, beats after it)), as R peaks in integer microseconds from the
+(5) in the LOOKAHEAD_MS (5 s) after it (the shared records have no gaps, so always min(45, beats
+before the window) and min(5, beats in the 5 s after it)), as R peaks in integer microseconds from the
 beat that opens the first interval read (time 0 for the record's first interval). The corrected
 beats whose time is in the window, with their corrected RR, go through the same coherence
 (taper-weighted detrend).
@@ -78,7 +78,8 @@ PEAK_LOW, PEAK_HIGH = 0.04, 0.26
 HALF_WIDTH = 0.015
 TOTAL_LOW, TOTAL_HIGH = 0.0033, 0.4
 CONTEXT_BEATS = 45  # beats before a window that pipelines/hrv/artifacts.ts cleanRrInto reads
-LOOKAHEAD_BEATS = 5  # beats after it that it reads (artifacts.ts LOOKAHEAD_BEATS)
+LOOKAHEAD_BEATS = 5  # beats after it that it reads (artifacts.ts LOOKAHEAD_BEATS) ...
+LOOKAHEAD_MS = 5_000  # ... within this span after its end (artifacts.ts LOOKAHEAD_MS)
 
 FREQS = np.fft.rfftfreq(NFFT, 1 / FS)
 DF = FREQS[1]
@@ -125,11 +126,12 @@ def kubios_corrected(rr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def kubios_causal(t: np.ndarray, rr: np.ndarray, start_ms: float) -> tuple[np.ndarray, np.ndarray]:
     """(beat times ms, RR ms) in [start, start + 64 s) after NeuroKit2's Kubios correction of the
     beats Attune's cleaning reads for that window: its own, up to CONTEXT_BEATS before it and up to
-    LOOKAHEAD_BEATS after it."""
+    LOOKAHEAD_BEATS in the LOOKAHEAD_MS after it."""
     frm = int(np.searchsorted(t, start_ms, side="left"))
     to = int(np.searchsorted(t, start_ms + WINDOW_MS, side="left"))
     first = max(0, frm - CONTEXT_BEATS)
-    last = min(len(rr), to + LOOKAHEAD_BEATS)
+    # Up to LOOKAHEAD_BEATS beats in the LOOKAHEAD_MS after the window's end (artifacts.ts).
+    last = min(to + LOOKAHEAD_BEATS, int(np.searchsorted(t, start_ms + WINDOW_MS + LOOKAHEAD_MS, side="left")))
     # Integer microseconds built as kubios_corrected builds the whole record's (each interval
     # rounded, then summed), so a beat has the same peak value in both: the opening beat (time 0
     # for the record's first interval), then each interval read added on.
@@ -185,7 +187,7 @@ def main() -> int:
             "(fields cr, peakHz, peakPower, totalPower) and plain linear detrend (crPlainDetrend, peakHzPlainDetrend); "
             "crKubios, peakHzKubios: taper-weighted, on the record after NeuroKit2 signal_fixpeaks(method='kubios', "
             "iterative=True), whole record; crKubiosCausal, peakHzKubiosCausal: the same on exactly the beats Attune's "
-            "cleaning reads for the window (its beats, up to 45 before it and up to 5 after it), corrected per window; "
+            "cleaning reads for the window (its beats, up to 45 before it and up to 5 in the 5 s after it), corrected per window; "
             f"periodic Hann; scipy.signal.periodogram with nfft={NFFT} (grid {DF:.3g} Hz); peak = largest value in "
             "0.04-0.26 Hz; peak band +-0.015 Hz; total 0.0033-0.4 Hz; CR = peak / (total - peak). Powers in ms^2."
         ),
