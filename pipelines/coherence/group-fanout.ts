@@ -15,7 +15,8 @@
 // the fetch carries a joined_at / left_at at or after it, so it cannot change the answer for
 // those windows. A window ending later than that refetches. The wall clock is used only to
 // know how fresh a cached answer is, never to decide what a window holds; live, windows close
-// about 10 s (the allowed lateness) after their end, so a user costs about one query per 10-15 s
+// about 15 s (the allowed lateness and the 5 s lookahead span) after their end, so a user costs
+// about one query per 15-20 s
 // while streaming, and a replay of old data one query per user.
 import type { MeshParticipation } from '../../store/postgres/mesh-repo.js';
 import type { GroupParticipantWindowRecord } from '../../schemas/records.js';

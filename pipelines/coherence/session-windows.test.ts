@@ -300,6 +300,32 @@ test('a beat of a window\'s lookahead span that comes out of order, within the a
   assert.deepEqual(outOfOrder.windows.map(beatsOf), inOrder.map(beatsOf));
 });
 
+test('with the lookahead: a beat of a closed window\'s lookahead span is late (that window would have read it), one after the span is not; nothing within the allowed lateness is', () => {
+  const base = 1_763_700_000_000; // on a 5 s boundary
+  const sw = new SessionWindows();
+  // One beat a second, base+1 s .. base+100 s, from offset 1.
+  for (let k = 1; k <= 100; k++) sw.add([base + k * 1000], [1000], BigInt(k));
+  sw.closeReady();
+  // Watermark base+90 s: windows whose end + 5 s ≤ base+90 s are closed, through base+85 s.
+  assert.equal(sw.closedThroughMs, base + 85_000);
+  // In [base+85 s, base+90 s): the closed window ending at base+85 s read that span.
+  assert.equal(sw.add([base + 87_500], [500], 101n), 1);
+  assert.equal(sw.lateBeatCount, 1);
+  // At base+90.5 s: past the span, not late (10 s behind the newest beat at most).
+  assert.equal(sw.add([base + 90_500], [500], 102n), 0);
+  // Both still land in the open windows that hold them.
+  let later: ClosedWindow[] = [];
+  for (let k = 101; k <= 110 && later.length === 0; k++) {
+    sw.add([base + k * 1000], [1000], BigInt(k + 2));
+    later = sw.closeReady();
+  }
+  assert.equal(later[0].windowEndMs, base + 90_000);
+  assert.ok(Array.from(later[0].beatTimesMs).includes(base + 87_500), 'the late beat is in its own window');
+  assert.equal(later[0].contextCount + later[0].lookaheadCount < later[0].count, true);
+  // The retained offset still covers what open windows and their context need.
+  assert.ok(sw.retainedMinOffset()! <= 31n);
+});
+
 test('out-of-order readings within the allowed lateness land in the right windows', () => {
   const readings = readingsFrom(loadRr('nsrdb_16272_seg116_5min.rr_ms.txt'), t0, 2);
   // Hold back every third reading by two readings (a few seconds, well inside 10 s).
@@ -429,8 +455,9 @@ test('closeTail closes the tail but keeps the beats: resumed input gives the win
     if ((w.windowEndMs > lastBeforePause && w.windowEndMs - 5000 <= lastBeforePause) || (lookaheadCut && w.windowEndMs <= lastBeforePause)) assertWindowHolds(w, beatsBeforePause);
     else assertWindowHolds(w, beats);
   }
-  // The beats after the pause that the early window missed are counted as late.
-  const missed = beats.filter((b) => b.t > lastBeforePause && b.t < tail[tail.length - 1].windowEndMs).length;
+  // The beats after the pause that the early window missed, or would have read as its
+  // lookahead, are counted as late.
+  const missed = beats.filter((b) => b.t > lastBeforePause && b.t < tail[tail.length - 1].windowEndMs + LOOKAHEAD_MS).length;
   assert.equal(after.late, missed);
 });
 

@@ -2,7 +2,7 @@
 //
 // Windows are [end − windowMs, end) with `end` a multiple of stepMs in epoch ms, so every
 // worker (and every replay) cuts the same windows. A window closes when the watermark,
-// maxEventTime − allowedLatenessMs, reaches its end. Closing happens inside add(), right
+// maxEventTime − allowedLatenessMs, reaches its end plus its lookahead span (below). Closing happens inside add(), right
 // after the record that moved the watermark, so what a window holds depends only on the
 // sequence of records, never on when the caller asks for closed windows; closeReady() just
 // hands them over. That is what makes a replay reproduce the windows (README.md).
@@ -11,7 +11,8 @@
 // tail in O(1); an out-of-order beat is placed by binary search and the later beats are
 // shifted by one (bounded by the beats of one window plus the lateness). Beats that no
 // open window can hold anymore, nor its context, are evicted from the head, so a session
-// keeps at most contextMs + windowMs + allowedLatenessMs + stepMs of beats.
+// keeps at most contextMs + windowMs + allowedLatenessMs + lookaheadMs + stepMs of beats (139 s
+// by default: about 190 beats at 80 bpm).
 //
 // Context: a closed window also carries the beats of the `contextMs` (60 s) before its start.
 // Artifact cleaning (pipelines/hrv/artifacts.ts) judges a beat against the 91 beats around
@@ -261,7 +262,8 @@ export class SessionWindows {
   /**
    * Adds the beats of one record (times ascending or not, with the RR interval ending at
    * each, all from the bus record at `offset`). Returns how many were late: their time lay
-   * before the end of the last closed window. Late beats still go into the windows that
+   * before the end of the last closed window plus its lookahead span, so a closed window would
+   * have read them (a beat of that span still lands in its own, open window). Late beats still go into the windows that
    * are open; those no open window can hold are dropped (and counted).
    *
    * Call it once per record, in offset order: lateness is judged against the watermark
@@ -277,6 +279,9 @@ export class SessionWindows {
     }
     const recordOffset = parseOffset(offset);
     const closedThrough = this.#closedThroughMs;
+    // Late: a closed window held it, or read it as its lookahead. Only beats more than the
+    // allowed lateness behind the newest can be (closing waits for the lookahead span).
+    const lateBefore = closedThrough + this.lookaheadMs;
     // A late beat is still kept while an open window can hold it or use it as context.
     const keepFrom = closedThrough + this.stepMs - this.windowMs - this.contextMs;
     let late = 0;
@@ -289,7 +294,7 @@ export class SessionWindows {
           { index: i, reason: 'invalid_argument', message: `time ${t}, rr ${rr}` },
         ]);
       }
-      if (t < closedThrough) {
+      if (t < lateBefore) {
         late++;
         if (t < keepFrom) continue;
       }
@@ -304,7 +309,7 @@ export class SessionWindows {
   }
 
   /**
-   * Windows that closed since the last call (end ≤ watermark), oldest first. Each has at
+   * Windows that closed since the last call (end + lookaheadMs ≤ watermark), oldest first. Each has at
    * least one beat; ends strictly increase across calls.
    */
   closeReady(): ClosedWindow[] {

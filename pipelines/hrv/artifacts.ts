@@ -154,9 +154,9 @@ const MEDIAN_HALF_WIDTH = 5; // 11-beat window
 /**
  * Beats after a slice that cleanRrInto reads when the caller has them (see 0.): the 11-beat
  * median's half width, which also covers the furthest any reading looks ahead of a beat (four
- * intervals, isPremature's steadiness test). The worker hands this many over with each window
- * (pipelines/coherence/session-windows.ts); a live stream has them when the window closes,
- * since the watermark trails the newest beat by the allowed lateness (10 s).
+ * intervals, isPremature's steadiness test). The worker hands up to this many, of the
+ * LOOKAHEAD_MS after the window, over with each window (pipelines/coherence/session-windows.ts),
+ * and closes a window only once the watermark has passed that span too.
  */
 export const LOOKAHEAD_BEATS = MEDIAN_HALF_WIDTH;
 /**
