@@ -103,3 +103,28 @@ test('passes() then offer() decides exactly as offer() alone, on random sequence
     }
   }
 });
+
+test('readings that came ahead of the ones before them, by less than the horizon, are released when those arrive; an outlier held with them is not', () => {
+  // Horizon 2 s, as with ATTUNE_ALLOWED_LATENESS_MS=2000. Readings of one second each.
+  const g = new SessionClockGuard<string>({ horizonMs: 2000, startMs: 0 });
+  for (let i = 0; i < 18; i++) offerSecond(g, i, i);
+  assert.equal(g.clockMs, 18_000);
+  // r21 and r22 come before r18..r20: both start more than 2 s past the clock, so both are held
+  // (they agree with each other, but two are short of the three that confirm a jump).
+  assert.deepEqual(offerSecond(g, 21, 21), { release: [], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 22, 22), { release: [], quarantine: [] });
+  // r18 continues the clock (now 19 s): r21 starts 2 s past it and comes along, then r22.
+  assert.deepEqual(offerSecond(g, 18, 18), { release: ['r18', 'r21', 'r22'], quarantine: [] });
+  assert.equal(g.clockMs, 23_000);
+  assert.equal(g.heldCount, 0);
+  // r19 and r20 arrive after: within the windows' lateness, they go through.
+  assert.deepEqual(offerSecond(g, 19, 19), { release: ['r19'], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 20, 20), { release: ['r20'], quarantine: [] });
+  // An outlier, then a reading that only came early: the outlier is quarantined by it (it does
+  // not join the outlier), and the early one released when the reading before it arrives.
+  assert.deepEqual(offerSecond(g, 300, 26, 'outlier'), { release: [], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 26, 27), { release: [], quarantine: ['outlier'] });
+  assert.deepEqual(offerSecond(g, 23, 23), { release: ['r23', 'r27'], quarantine: [] });
+  assert.equal(g.heldCount, 0);
+  assert.deepEqual(offerSecond(g, 24, 24), { release: ['r24'], quarantine: [] });
+});

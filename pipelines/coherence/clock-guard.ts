@@ -9,8 +9,9 @@
 //  - A reading that starts no later than clock + horizon (the horizon defaults to the allowed
 //    lateness, what the windowing can absorb) continues the session: it goes through.
 //  - A reading that starts beyond it is held, not applied. The readings that follow decide:
-//    one that continues the old clock means the held ones were outliers, and they are
-//    quarantined (dead-lettered as future_beat); readings that continue the held ones
+//    one that continues the old clock releases the held ones it brings within the horizon
+//    (they had only come ahead of it, as readings within the allowed lateness may) and means
+//    the others were outliers, which are quarantined (dead-lettered as future_beat); readings that continue the held ones
 //    confirm the jump (a device resuming after a real gap), and once `confirmReadings`
 //    readings agree they are all released in order, so the first beats after a gap are kept
 //    and cut into the same windows as if they had never been held.
@@ -109,10 +110,30 @@ export class SessionClockGuard<T> {
       return { release: [item], quarantine: [] };
     }
     if (continuesClock) {
-      // The session goes on where it was: the held readings were outliers.
-      const quarantine = this.#held.map((h) => h.item);
+      // The session goes on where it was. Held readings that it brings within the horizon
+      // continue it too, in their order (each may bring the next): a reading that came ahead of
+      // the ones before it, by less than the allowed lateness, is not an outlier, and releasing
+      // it makes the windows what in-order arrival makes them (the review of 2026-12-04: with
+      // the horizon at 2 s, a reading held 2.02 s ahead was quarantined when the one before it
+      // came 1.98 s behind it). The rest were outliers.
+      const decision = this.#pass(endMs, item, []);
+      let released = true;
+      while (released) {
+        released = false;
+        for (let i = 0; i < this.#held.length; i++) {
+          const h = this.#held[i];
+          if (h.startMs <= this.#clockMs + this.horizonMs) {
+            decision.release.push(h.item);
+            if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
+            this.#held.splice(i, 1);
+            released = true;
+            break;
+          }
+        }
+      }
+      for (const h of this.#held) decision.quarantine.push(h.item);
       this.#held = [];
-      return this.#pass(endMs, item, quarantine);
+      return decision;
     }
     let heldStart = Infinity;
     let heldEnd = -Infinity;
