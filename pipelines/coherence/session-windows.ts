@@ -2,8 +2,8 @@
 //
 // Windows are [end − windowMs, end) with `end` a multiple of stepMs in epoch ms, so every
 // worker (and every replay) cuts the same windows. A window closes when the watermark,
-// maxEventTime − allowedLatenessMs, reaches its end plus its lookahead span (below). Closing happens inside add(), right
-// after the record that moved the watermark, so what a window holds depends only on the
+// maxEventTime − allowedLatenessMs, reaches its end plus its lookahead span (below). Closing
+// happens inside add(), right after the record that moved the watermark, so what a window holds depends only on the
 // sequence of records, never on when the caller asks for closed windows; closeReady() just
 // hands them over. That is what makes a replay reproduce the windows (README.md).
 //
@@ -263,8 +263,8 @@ export class SessionWindows {
    * Adds the beats of one record (times ascending or not, with the RR interval ending at
    * each, all from the bus record at `offset`). Returns how many were late: their time lay
    * before the end of the last closed window plus its lookahead span, so a closed window would
-   * have read them (a beat of that span still lands in its own, open window). Late beats still go into the windows that
-   * are open; those no open window can hold are dropped (and counted).
+   * have read them (a beat of that span still lands in its own, open window). Late beats still
+   * go into the windows that are open; those no open window can hold are dropped (and counted).
    *
    * Call it once per record, in offset order: lateness is judged against the watermark
    * the previous records set, and the windows this record's beats close are cut before
@@ -309,8 +309,8 @@ export class SessionWindows {
   }
 
   /**
-   * Windows that closed since the last call (end + lookaheadMs ≤ watermark), oldest first. Each has at
-   * least one beat; ends strictly increase across calls.
+   * Windows that closed since the last call (end + lookaheadMs ≤ watermark), oldest first.
+   * Each has at least one beat; ends strictly increase across calls.
    */
   closeReady(): ClosedWindow[] {
     if (this.#pending.length === 0) return [];
@@ -344,7 +344,7 @@ export class SessionWindows {
    * Closes every remaining window up to the first one that ends after the last beat (an
    * ended or idle session; the caller decides, it has the clock) and returns all closed
    * windows not yet handed over. The buffers are emptied; beats added afterwards are late
-   * if they fall before that last window's end.
+   * if they fall before that last window's end plus its lookahead span.
    */
   closeAll(): ClosedWindow[] {
     const out = this.closeTail();
