@@ -520,8 +520,9 @@ function isEctopicPair(s: ArtifactScratch, n: number, j: number): boolean {
  * intervals just outside the two (rr[j − 1] and rr[j + 2]; held level at the one there is at an
  * end of the data), rr[j] and rr[j + 1] depart in opposite directions, the larger by at least
  * MIN_PAIR_DEVIATION_SHARE (the smaller by any amount: a compensated pair on a rising line,
- * injected pyHRV pair 1541, has its pause only 7.5 % over the line). Two long (or two short) intervals in a row are real rhythm, however
- * close their mean is to the local median (fixtures/ARTIFACT-SPLIT.md, fifth round).
+ * injected pyHRV pair 1541, has its pause only 7.5 % over the line). Two long (or two short)
+ * intervals in a row are real rhythm, however close their mean is to the local median
+ * (fixtures/ARTIFACT-SPLIT.md, fifth round).
  */
 function isMisplacedBeat(rr: Float64Array, n: number, j: number): boolean {
   const hasBefore = j >= 1;
