@@ -205,6 +205,43 @@ function allWindows(t: Float64Array, rr: Float64Array, plan = createWindowPlan()
   return out;
 }
 
+interface AgainstSinus {
+  windows: number;
+  valid: number;
+  /** Valid windows whose RMSSD is off the sinus rhythm's by more than half. */
+  wrong: number;
+  /** The same under `without`, when given. */
+  wrongWithout: number;
+  /** Valid windows whose RMSSD is within 10 % of the sinus rhythm's. */
+  within10: number;
+}
+
+/**
+ * 5 min of 60 ms RSA at 0.1 Hz, 60 bpm (3 seeds), with `inject` applied to its RR, window by
+ * window against the same windows of the sinus rhythm beneath (5 s apart from the first beat).
+ */
+function againstSinus(inject: (rr: Float64Array) => Float64Array, without?: ReturnType<typeof createWindowPlan>): AgainstSinus {
+  const a: AgainstSinus = { windows: 0, valid: 0, wrong: 0, wrongWithout: 0, within10: 0 };
+  const off = (m: WindowMetrics, sinus: WindowMetrics, share: number) => Math.abs(m.rmssdMs! / sinus.rmssdMs! - 1) > share;
+  for (let seed = 1; seed <= 3; seed++) {
+    const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 40 + seed });
+    const sinus = allWindows(s.beatTimesMs, s.rrMs);
+    const rr = inject(s.rrMs);
+    const times = beatTimesFromRr(rr, s.beatTimesMs[0] - s.rrMs[0]);
+    const after = allWindows(times, rr);
+    const before = without ? allWindows(times, rr, without) : [];
+    for (let i = 0; i < Math.min(sinus.length, after.length); i++) {
+      a.windows++;
+      if (without && before[i].valid && off(before[i], sinus[i], 0.5)) a.wrongWithout++;
+      if (!after[i].valid) continue;
+      a.valid++;
+      if (off(after[i], sinus[i], 0.5)) a.wrong++;
+      if (!off(after[i], sinus[i], 0.1)) a.within10++;
+    }
+  }
+  return a;
+}
+
 test('measureIrregularity\'s share: Karlsson\'s 20 % from the neighbours\' mean, only across successive intervals', () => {
   // 1000 900 1000 1300 1000: 900 is 10 % under 1000 (kept); 1300 is 30 % over 1000 (irregular).
   const rr = Float64Array.of(1000, 900, 1000, 1300, 1000);
@@ -285,31 +322,15 @@ test('premature beats at every density: no valid window reports an RMSSD off by 
   // apart from the first beat). Premature by 30 %: with a compensatory pause (the pair sums to
   // two normal intervals: a ventricular premature beat) or without (the beat after is a normal
   // interval: an atrial one, which resets the sinus node).
-  const wrong = (m: WindowMetrics, sinus: WindowMetrics) => m.valid && Math.abs(m.rmssdMs! / sinus.rmssdMs! - 1) > 0.5;
   const without = createWindowPlan({ maxIrregularShare: Infinity, maxIrregularRun: Infinity });
   const lines: string[] = [];
   for (const compensatory of [true, false]) {
     for (const every of [2, 3, 4, 5, 6, 7, 10, 20]) {
-      let windows = 0;
-      let wrongBefore = 0;
-      let wrongAfter = 0;
-      let valid = 0;
-      for (let seed = 1; seed <= 3; seed++) {
-        const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 40 + seed });
-        const sinus = allWindows(s.beatTimesMs, s.rrMs);
+      const { windows, valid, wrong: wrongAfter, wrongWithout: wrongBefore } = againstSinus((sinusRr) => {
         const positions: number[] = [];
-        for (let k = 10; k + 2 < s.rrMs.length; k += every) positions.push(k);
-        const rr = compensatory ? injectEctopicBeats(s.rrMs, positions, positions.map(() => 0.3)) : Float64Array.from(s.rrMs, (v, i) => (positions.includes(i) ? v * 0.7 : v));
-        const times = beatTimesFromRr(rr, s.beatTimesMs[0] - s.rrMs[0]);
-        const before = allWindows(times, rr, without);
-        const after = allWindows(times, rr);
-        for (let i = 0; i < Math.min(sinus.length, after.length); i++) {
-          windows++;
-          if (wrong(before[i], sinus[i])) wrongBefore++;
-          if (wrong(after[i], sinus[i])) wrongAfter++;
-          if (after[i].valid) valid++;
-        }
-      }
+        for (let k = 10; k + 2 < sinusRr.length; k += every) positions.push(k);
+        return compensatory ? injectEctopicBeats(sinusRr, positions, positions.map(() => 0.3)) : Float64Array.from(sinusRr, (v, i) => (positions.includes(i) ? v * 0.7 : v));
+      }, without);
       const label = `${compensatory ? 'with' : 'without'} a compensatory pause, one in ${every}`;
       lines.push(`${label}: ${valid} of ${windows} windows valid, RMSSD off by half in ${wrongAfter} valid (${wrongBefore} without rule 5)`);
       // Reached: with a pause, up to one in 5 by rule 5 (the cleaning corrects none of them),
@@ -412,4 +433,28 @@ test('the window length must match the plan', () => {
   const m = computeWindowMetrics(s.beatTimesMs, s.rrMs, s.rrMs.length, 20000, 52000, { ...plan, minBeats: 20 });
   assert.equal(m.valid, true);
   assert.ok(Math.abs(m.peakFrequencyHz! - 0.1) < 4 / 256);
+});
+
+test('two premature beats in a row (couplets, 30 % early), atrial or compensated, one every 20, 40 or 80 beats: no valid window reports an RMSSD off by half', (t) => {
+  // Before the couplet reading (fixtures/ARTIFACT-SPLIT.md, sixth round) 77–138 of 107–138 valid
+  // windows were off by half: an atrial couplet departs 17.6 % from its neighbours' means, under
+  // rule 5's 20 %, and a compensated one was half-corrected by the pair readings.
+  for (const compensated of [false, true]) {
+    for (const every of [20, 40, 80]) {
+      const { windows, valid, wrong, within10 } = againstSinus((sinusRr) => {
+        const rr = Float64Array.from(sinusRr);
+        for (let k = 10; k + 3 < rr.length; k += every) {
+          const [a, b] = [rr[k], rr[k + 1]];
+          rr[k] = 0.7 * a;
+          rr[k + 1] = 0.7 * b;
+          if (compensated) rr[k + 2] += 0.3 * (a + b);
+        }
+        return rr;
+      });
+      const label = `${compensated ? 'compensated' : 'atrial'} couplet, one every ${every} beats`;
+      t.diagnostic(`${label}: ${valid} of ${windows} windows valid, RMSSD off by half in ${wrong}, within 10 % in ${within10}`);
+      assert.ok(valid > 0, `${label}: no valid window`);
+      assert.equal(wrong, 0, label);
+    }
+  }
 });
