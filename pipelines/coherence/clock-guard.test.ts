@@ -25,7 +25,7 @@ test('a jump the next readings agree with is released whole, in order, and moves
   assert.deepEqual(offerSecond(g, 600, 1), { release: [], quarantine: [] });
   assert.deepEqual(offerSecond(g, 601, 2), { release: [], quarantine: [] });
   assert.equal(g.heldMinOffset(), 1n);
-  assert.deepEqual(offerSecond(g, 602, 3), { release: ['r1', 'r2', 'r3'], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 602, 3), { release: ['r1', 'r2', 'r3'], quarantine: [], jumped: true });
   assert.equal(g.clockMs, 603_000);
   assert.deepEqual(offerSecond(g, 603, 4), { release: ['r4'], quarantine: [] });
 });
@@ -44,7 +44,7 @@ test('the session start is the clock before any beat; drop() hands back what is 
   assert.deepEqual(g.drop(), ['year-ahead']);
   assert.equal(g.heldCount, 0);
   const off = new SessionClockGuard<string>({ horizonMs: 10_000, startMs: 0, confirmReadings: 1 });
-  assert.deepEqual(offerSecond(off, 245, 0), { release: ['r0'], quarantine: [] });
+  assert.deepEqual(offerSecond(off, 245, 0), { release: ['r0'], quarantine: [], jumped: true });
   const unknownStart = new SessionClockGuard<string>({ horizonMs: 0 });
   assert.deepEqual(offerSecond(unknownStart, 1e6, 0), { release: ['r0'], quarantine: [] });
 });
@@ -56,7 +56,7 @@ test('a late or re-uploaded reading while one is held decides nothing', () => {
   assert.deepEqual(offerSecond(g, 2, 6, 'again'), { release: ['again'], quarantine: [] });
   assert.equal(g.heldCount, 1);
   offerSecond(g, 601, 7);
-  assert.deepEqual(offerSecond(g, 602, 8), { release: ['resumed', 'r7', 'r8'], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 602, 8), { release: ['resumed', 'r7', 'r8'], quarantine: [], jumped: true });
 });
 
 test('passes() then offer() decides exactly as offer() alone, on random sequences with jumps, outliers and late readings', () => {
@@ -114,6 +114,7 @@ test('readings that came ahead of the ones before them, by less than the horizon
   assert.deepEqual(offerSecond(g, 21, 21), { release: [], quarantine: [] });
   assert.deepEqual(offerSecond(g, 22, 22), { release: [], quarantine: [] });
   // r18 continues the clock (now 19 s): r21 starts 2 s past it and comes along, then r22.
+  // Not a jump of the clock (the worker's confirmedJumps counts only those).
   assert.deepEqual(offerSecond(g, 18, 18), { release: ['r18', 'r21', 'r22'], quarantine: [] });
   assert.equal(g.clockMs, 23_000);
   assert.equal(g.heldCount, 0);

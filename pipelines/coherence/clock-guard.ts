@@ -37,6 +37,8 @@ export interface GuardDecision<T> {
   release: T[];
   /** Readings to dead-letter (future_beat). */
   quarantine: T[];
+  /** True when the held readings were confirmed as a jump of the clock (a gap), not just released. */
+  jumped?: boolean;
 }
 
 interface Held<T> {
@@ -170,6 +172,6 @@ export class SessionClockGuard<T> {
     const release = this.#held.map((h) => h.item);
     for (const h of this.#held) if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
     this.#held = [];
-    return { release, quarantine };
+    return { release, quarantine, jumped: true };
   }
 }

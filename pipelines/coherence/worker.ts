@@ -440,7 +440,7 @@ export class CoherenceWorker {
     else {
       const decision = st.guard.offer(startMs, reading.recorded_at, offset, { rec, reading, offset, index });
       this.quarantine(p, st, decision.quarantine);
-      if (decision.release.length > 1) this.stats.confirmedJumps++;
+      if (decision.jumped === true) this.stats.confirmedJumps++;
       for (const g of decision.release) this.addBeats(p, st, g.rec, g.reading, g.offset, g.index);
     }
     // Asked only when a window closed: closeReady() returns a fresh (empty) array otherwise, per reading.

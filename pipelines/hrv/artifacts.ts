@@ -141,8 +141,8 @@
 //      intervals ending where the pause ends (two beats re-timed).
 // 6. Finally intervals outside [300, 2000] ms are removed (after the correction, so a missed
 //    beat at a slow rate is split rather than dropped and an extra beat merged).
-// Each correction counts one corrected beat; each dropped interval one removed beat, counted
-// only for beats of the slice. artifactRatio = (removed + corrected) / input beats.
+// Each correction counts one corrected beat (a compensated couplet two: two beats move); each
+// dropped interval one removed beat; counted when what they change is the slice's. artifactRatio = (removed + corrected) / input beats.
 //
 // Deviations from the paper, each measured in the comments where it is made: reading a slice
 // with context and lookahead (0.); the Th1 bounds
@@ -242,7 +242,7 @@ export interface CleanedRr {
   inputCount: number;
   /** Intervals dropped: out of range (after correction), a last long or short one, and premature ones. */
   removed: number;
-  /** Beats corrected: ectopic + missed + extra + compensated long/short. */
+  /** Beats corrected: ectopic + missed + extra + compensated long/short + couplet (two a compensated couplet). */
   corrected: number;
   outOfRange: number;
   ectopic: number;
@@ -975,9 +975,10 @@ export function cleanRrInto(
           source[o] = j + k;
           o++;
         }
-        // Two beats re-timed, each counted where its interval is the slice's.
+        // Two beats re-timed: beat j + k changes rr[j + k] and rr[j + k + 1], and counts for the
+        // slice when either is the slice's (as the other corrections count).
         for (let k = 0; k < 2; k++) {
-          if (j + k >= context && j + k < sliceEnd) {
+          if (j + k + 1 >= context && j + k < sliceEnd) {
             corrected++;
             out.couplet++;
           }

@@ -453,8 +453,10 @@ test('two premature beats in a row (couplets, 30 % early), atrial or compensated
       });
       const label = `${compensated ? 'compensated' : 'atrial'} couplet, one every ${every} beats`;
       t.diagnostic(`${label}: ${valid} of ${windows} windows valid, RMSSD off by half in ${wrong}, within 10 % in ${within10}`);
-      assert.ok(valid > 0, `${label}: no valid window`);
       assert.equal(wrong, 0, label);
+      // Issue 7's bar for injected ectopy: RMSSD within 10 % in at least 90 % of windows (all
+      // windows, invalid ones counting as misses).
+      assert.ok(within10 >= 0.9 * windows, `${label}: RMSSD within 10 % in ${within10} of ${windows} windows`);
     }
   }
 });
