@@ -119,19 +119,11 @@ export class SessionClockGuard<T> {
       // the horizon at 2 s, a reading held 2.02 s ahead was quarantined when the one before it
       // came 1.98 s behind it). The rest were outliers.
       const decision = this.#pass(endMs, item, []);
-      let released = true;
-      while (released) {
-        released = false;
-        for (let i = 0; i < this.#held.length; i++) {
-          const h = this.#held[i];
-          if (h.startMs <= this.#clockMs + this.horizonMs) {
-            decision.release.push(h.item);
-            if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
-            this.#held.splice(i, 1);
-            released = true;
-            break;
-          }
-        }
+      let next: number;
+      while ((next = this.#held.findIndex((h) => h.startMs <= this.#clockMs + this.horizonMs)) >= 0) {
+        const [h] = this.#held.splice(next, 1);
+        decision.release.push(h.item);
+        if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
       }
       for (const h of this.#held) decision.quarantine.push(h.item);
       this.#held = [];

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { AttuneError } from '../../lib/errors.js';
 import { beatTimes, defaultContextMs, SessionWindows, type ClosedWindow } from './session-windows.js';
-import { LOOKAHEAD_BEATS, LOOKAHEAD_MS } from '../hrv/artifacts.js';
+import { ADJACENT_TOLERANCE_MS, LOOKAHEAD_BEATS, LOOKAHEAD_MS } from '../hrv/artifacts.js';
 
 const rrDir = new URL('../../../shared/data/rr/', import.meta.url);
 const loadRr = (name: string): number[] =>
@@ -66,7 +66,7 @@ function assertWindowHolds(w: ClosedWindow, beats: { t: number; rr: number }[], 
   const lookahead: typeof beats = [];
   for (const b of after) {
     const previous = lookahead.length > 0 ? lookahead[lookahead.length - 1] : lastOwn;
-    if (previous === undefined || Math.abs(b.t - b.rr - previous.t) > 10) break;
+    if (previous === undefined || Math.abs(b.t - b.rr - previous.t) > ADJACENT_TOLERANCE_MS) break;
     lookahead.push(b);
   }
   const expected = [...context, ...own, ...lookahead];

@@ -795,6 +795,11 @@ function readCouplet(rr: Float64Array, n: number, j: number): number {
   return COUPLET_NONE;
 }
 
+/** Sets values[from .. n) to values[from − 1] (a statistic held over the lookahead). */
+function holdLast(values: Float64Array, from: number, n: number): void {
+  for (let j = from; j < n; j++) values[j] = values[from - 1];
+}
+
 /** Largest mismatch (ms) between a beat-time step and its RR for two intervals to be adjacent. */
 export const ADJACENT_TOLERANCE_MS = 10;
 
@@ -856,20 +861,17 @@ export function cleanRrInto(
     // round) beats corrected summed over all windows 280 → 294 and two windows irregular, with
     // medRR alone from the lookahead 288; this way 284, and no window's validity changes.
     const levelCount = Math.max(sliceEnd, 1);
-    const holdOverLookahead = (a: Float64Array): void => {
-      for (let j = levelCount; j < n; j++) a[j] = a[levelCount - 1];
-    };
     drr[0] = 0;
     for (let j = 1; j < n; j++) drr[j] = rr[j] - rr[j - 1];
     rollingQuantiles(rr, levelCount, MEDIAN_HALF_WIDTH, sorted, medRr, null, null);
-    holdOverLookahead(medRr);
+    holdLast(medRr, levelCount, n);
     for (let j = 0; j < n; j++) work[j] = Math.abs(drr[j]);
     // Both forms of Th1 come from the same quartiles of |dRR|: one rolling pass. The bounded
     // one is never below MIN_STEP_SHARE_OF_RR of the local RR level (see 3.).
     rollingQuantiles(work, levelCount, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
-    holdOverLookahead(median);
-    holdOverLookahead(lower);
-    holdOverLookahead(upper);
+    holdLast(median, levelCount, n);
+    holdLast(lower, levelCount, n);
+    holdLast(upper, levelCount, n);
     for (let j = 0; j < n; j++) {
       const d = drr[j];
       drrPaper[j] = d / threshold(lower[j], median[j], upper[j], TH1_PAPER);
@@ -882,9 +884,9 @@ export function cleanRrInto(
       work[j] = Math.abs(mrr[j]);
     }
     rollingQuantiles(work, levelCount, THRESHOLD_HALF_WIDTH, sorted, median, lower, upper);
-    holdOverLookahead(median);
-    holdOverLookahead(lower);
-    holdOverLookahead(upper);
+    holdLast(median, levelCount, n);
+    holdLast(lower, levelCount, n);
+    holdLast(upper, levelCount, n);
     for (let j = 0; j < n; j++) {
       th2[j] = Math.max(threshold(lower[j], median[j], upper[j], TH2_BOUNDS), TH2_MIN_SHARE_OF_MEDIAN_RR * medRr[j]); // Th2 (ms)
       mrr[j] /= th2[j];
