@@ -2,6 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SessionClockGuard } from './clock-guard.js';
 
+/** A seeded generator (mulberry32), so a failure names a reproducible sequence. */
+function seededRandom(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
 // Readings of one second each, contiguous: reading i covers [i s, i+1 s).
 const offerSecond = (g: SessionClockGuard<string>, startS: number, offset: number, name = `r${offset}`) =>
   g.offer(startS * 1000, (startS + 1) * 1000, BigInt(offset), name);
@@ -30,12 +40,45 @@ test('a jump the next readings agree with is released whole, in order, and moves
   assert.deepEqual(offerSecond(g, 603, 4), { release: ['r4'], quarantine: [] });
 });
 
-test('two outliers that disagree with each other are both quarantined', () => {
+test('two outliers that disagree with each other are held apart, and both quarantined when the session goes on', () => {
   const g = new SessionClockGuard<string>({ horizonMs: 10_000, startMs: 0 });
   offerSecond(g, 0, 0);
   offerSecond(g, 300, 1, 'a');
-  assert.deepEqual(offerSecond(g, 90_000, 2, 'b'), { release: [], quarantine: ['a'] });
-  assert.deepEqual(offerSecond(g, 1, 3), { release: ['r3'], quarantine: ['b'] });
+  // 'b' does not judge 'a' (before 12-04 it quarantined it): each is a candidate of its own.
+  assert.deepEqual(offerSecond(g, 90_000, 2, 'b'), { release: [], quarantine: [] });
+  assert.equal(g.heldCount, 2);
+  assert.deepEqual(offerSecond(g, 1, 3), { release: ['r3'], quarantine: ['a', 'b'] });
+});
+
+test('candidates held apart: each confirms on its own readings, and a jump takes along the held readings it brings within the horizon', () => {
+  const g = new SessionClockGuard<string>({ horizonMs: 10_000, startMs: 0 });
+  offerSecond(g, 0, 0);
+  offerSecond(g, 90_000, 1, 'far');
+  offerSecond(g, 600, 2, 'j1');
+  offerSecond(g, 601, 3, 'j2');
+  assert.equal(g.heldCount, 3);
+  // The jump to 600 s is confirmed by its third reading; 'far' is still far past the new clock: held.
+  assert.deepEqual(offerSecond(g, 602, 4, 'j3'), { release: ['j1', 'j2', 'j3'], quarantine: [], jumped: true });
+  assert.equal(g.clockMs, 603_000);
+  assert.deepEqual(offerSecond(g, 603, 5), { release: ['r5'], quarantine: ['far'] });
+  // A reading that bridges two candidates joins them into one.
+  const b = new SessionClockGuard<string>({ horizonMs: 2000, startMs: 0, confirmReadings: 4 });
+  offerSecond(b, 0, 0);
+  offerSecond(b, 100, 1, 'x');
+  offerSecond(b, 104, 2, 'y');
+  offerSecond(b, 102, 3, 'bridge');
+  assert.deepEqual(offerSecond(b, 105, 4, 'z'), { release: ['x', 'y', 'bridge', 'z'], quarantine: [], jumped: true });
+});
+
+test('at most maxHeldReadings are held: past it the candidate held longest goes to quarantine', () => {
+  const g = new SessionClockGuard<string>({ horizonMs: 1000, startMs: 0, maxHeldReadings: 3 });
+  offerSecond(g, 0, 0);
+  offerSecond(g, 1000, 1, 'a');
+  offerSecond(g, 2000, 2, 'b');
+  offerSecond(g, 2001, 3, 'b2');
+  assert.deepEqual(offerSecond(g, 3000, 4, 'c'), { release: [], quarantine: ['a'] });
+  assert.equal(g.heldCount, 3);
+  assert.throws(() => new SessionClockGuard<string>({ horizonMs: 0, confirmReadings: 3, maxHeldReadings: 2 }), RangeError);
 });
 
 test('the session start is the clock before any beat; drop() hands back what is held; confirmReadings 1 turns it off', () => {
@@ -60,15 +103,7 @@ test('a late or re-uploaded reading while one is held decides nothing', () => {
 });
 
 test('passes() then offer() decides exactly as offer() alone, on random sequences with jumps, outliers and late readings', () => {
-  // A seeded generator, so a failure names a reproducible sequence.
-  let seed = 12345;
-  const random = () => {
-    // mulberry32
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4_294_967_296;
-  };
+  const random = seededRandom(12345);
   for (const confirmReadings of [1, 2, 3]) {
     for (let run = 0; run < 50; run++) {
       const opts = { horizonMs: 10_000, startMs: random() < 0.2 ? undefined : 0, confirmReadings };
@@ -121,11 +156,56 @@ test('readings that came ahead of the ones before them, by less than the horizon
   // r19 and r20 arrive after: within the windows' lateness, they go through.
   assert.deepEqual(offerSecond(g, 19, 19), { release: ['r19'], quarantine: [] });
   assert.deepEqual(offerSecond(g, 20, 20), { release: ['r20'], quarantine: [] });
-  // An outlier, then a reading that only came early: the outlier is quarantined by it (it does
-  // not join the outlier), and the early one released when the reading before it arrives.
+  // An outlier, then a reading that only came early: both are held (neither judges the other),
+  // and when the reading before the early one arrives it is released and the outlier quarantined.
   assert.deepEqual(offerSecond(g, 300, 26, 'outlier'), { release: [], quarantine: [] });
-  assert.deepEqual(offerSecond(g, 26, 27), { release: [], quarantine: ['outlier'] });
-  assert.deepEqual(offerSecond(g, 23, 23), { release: ['r23', 'r27'], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 26, 27), { release: [], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 23, 23), { release: ['r23', 'r27'], quarantine: ['outlier'] });
   assert.equal(g.heldCount, 0);
   assert.deepEqual(offerSecond(g, 24, 24), { release: ['r24'], quarantine: [] });
+  // The other order, the case left until 12-04: the early reading held first, then an outlier.
+  // Before, the outlier quarantined the early reading (in order it would have gone through).
+  // (The clock is at 27 s: r27, covering 26-27 s, came along with r23.)
+  assert.equal(g.clockMs, 27_000);
+  assert.deepEqual(offerSecond(g, 30, 32), { release: [], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 400, 33, 'outlier2'), { release: [], quarantine: [] });
+  assert.deepEqual(offerSecond(g, 28, 29), { release: ['r29', 'r32'], quarantine: ['outlier2'] });
+});
+
+test('what the guard releases and quarantines does not depend on arrival order within the horizon, an outlier anywhere among the readings', () => {
+  // Contiguous one-second readings, horizon 1.5 s. At a few random places a reading arrives
+  // before the two before it (order p+2, p, p+1): it starts 2 s past the clock, so it is held
+  // until p arrives and brings it within the horizon. One outlier 300 s ahead arrives at a
+  // random place, in half the runs just after such an early reading. Whatever the order,
+  // every reading but the outlier is released once and the outlier is quarantined (by a later
+  // reading or, last, by drop()). With one held set (before 12-04) an outlier arriving while
+  // an early reading was held quarantined that reading: this test then failed.
+  const random = seededRandom(99);
+  const n = 40;
+  let outlierWhileHeld = 0;
+  for (let run = 0; run < 300; run++) {
+    const order = Array.from({ length: n }, (_, i) => i);
+    const early: number[] = [];
+    for (let p = 2 + Math.floor(random() * 4); p + 2 < n; p += 5 + Math.floor(random() * 6)) {
+      order.splice(p, 3, p + 2, p, p + 1);
+      early.push(p);
+    }
+    const arrivals = order.map((i) => ({ startS: i, name: `r${i}` }));
+    const at = run % 2 === 0 ? early[Math.floor(random() * early.length)] + 1 : Math.floor(random() * (n + 1));
+    arrivals.splice(at, 0, { startS: 300 + n, name: 'outlier' });
+    const g = new SessionClockGuard<string>({ horizonMs: 1500, startMs: 0 });
+    const released: string[] = [];
+    const quarantined: string[] = [];
+    arrivals.forEach((a, offset) => {
+      if (a.name === 'outlier' && g.heldCount > 0) outlierWhileHeld++;
+      const d = offerSecond(g, a.startS, offset, a.name);
+      released.push(...d.release);
+      quarantined.push(...d.quarantine);
+    });
+    quarantined.push(...g.drop());
+    assert.deepEqual(quarantined, ['outlier'], `run ${run}: ${arrivals.map((a) => a.name).join(' ')}`);
+    assert.deepEqual(released.sort(), order.map((i) => `r${i}`).sort(), `run ${run}`);
+  }
+  // The case the test is for occurs: the outlier arrives while an early reading is held.
+  assert.ok(outlierWhileHeld >= 150, `${outlierWhileHeld} of 300 runs had the outlier arrive while a reading was held`);
 });

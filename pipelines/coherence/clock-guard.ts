@@ -8,13 +8,22 @@
 //
 //  - A reading that starts no later than clock + horizon (the horizon defaults to the allowed
 //    lateness, what the windowing can absorb) continues the session: it goes through.
-//  - A reading that starts beyond it is held, not applied. The readings that follow decide:
+//  - A reading that starts beyond it is held, not applied. Held readings form candidates:
+//    readings within the horizon of each other are one candidate (a later timeline, or a
+//    reading that only came early), and a held reading far from every candidate starts one of
+//    its own; none is judged by another candidate's arrival. The readings that follow decide:
 //    one that continues the old clock releases the held ones it brings within the horizon
 //    (they had only come ahead of it, as readings within the allowed lateness may) and means
-//    the others were outliers, which are quarantined (dead-lettered as future_beat); readings that continue the held ones
-//    confirm the jump (a device resuming after a real gap), and once `confirmReadings`
-//    readings agree they are all released in order, so the first beats after a gap are kept
-//    and cut into the same windows as if they had never been held.
+//    the others were outliers, which are quarantined (dead-lettered as future_beat); once
+//    `confirmReadings` readings of one candidate agree, the clock jumps to it (a device resuming
+//    after a real gap): they are released in order, with any other held reading then within
+//    the horizon, so the first beats after a gap are kept and cut into the same windows as if
+//    they had never been held. Why candidates: with one held set, an outlier arriving while a
+//    reading that only came early was held quarantined that reading, which in order would
+//    have gone through (the decision depended on arrival order; README, Known limitations
+//    until 12-04). At most `maxHeldReadings` are held: past it the candidate held longest
+//    (lowest first offset) other than the newest reading's is quarantined, so a flood of
+//    outliers cannot grow memory (the one case left where arrival order decides).
 //  - A late reading (ending at or before the clock, a re-upload say) goes through and
 //    decides nothing: only a reading that moves the old clock on refutes the held ones.
 //  - A held reading still undecided when its session is let go is quarantined too.
@@ -30,6 +39,8 @@ export interface ClockGuardOptions {
   confirmReadings?: number;
   /** The clock before any reading (the session's start), ms; -Infinity lets the first reading set it. */
   startMs?: number;
+  /** Readings held at most, all candidates together (default 3 × confirmReadings). */
+  maxHeldReadings?: number;
 }
 
 export interface GuardDecision<T> {
@@ -46,6 +57,8 @@ interface Held<T> {
   endMs: number;
   offset: bigint;
   item: T;
+  /** The candidate timeline it belongs to (readings within the horizon of each other share one). */
+  candidate: number;
 }
 
 export const defaultConfirmReadings = 3;
@@ -53,8 +66,11 @@ export const defaultConfirmReadings = 3;
 export class SessionClockGuard<T> {
   readonly horizonMs: number;
   readonly confirmReadings: number;
+  readonly maxHeldReadings: number;
   #clockMs: number;
+  /** Held readings in arrival (offset) order. */
   #held: Held<T>[] = [];
+  #nextCandidate = 0;
 
   constructor(opts: ClockGuardOptions) {
     if (!(opts.horizonMs >= 0)) throw new RangeError(`horizonMs must be ≥ 0, got ${opts.horizonMs}`);
@@ -62,6 +78,9 @@ export class SessionClockGuard<T> {
     if (!Number.isInteger(confirm) || confirm < 1) throw new RangeError(`confirmReadings must be a positive integer, got ${confirm}`);
     this.horizonMs = opts.horizonMs;
     this.confirmReadings = confirm;
+    const maxHeld = opts.maxHeldReadings ?? 3 * confirm;
+    if (!Number.isInteger(maxHeld) || maxHeld < confirm) throw new RangeError(`maxHeldReadings must be an integer ≥ confirmReadings, got ${maxHeld}`);
+    this.maxHeldReadings = maxHeld;
     this.#clockMs = opts.startMs ?? -Infinity;
   }
 
@@ -104,7 +123,7 @@ export class SessionClockGuard<T> {
     const continuesClock = this.#clockMs === -Infinity || startMs <= this.#clockMs + this.horizonMs;
     if (this.#held.length === 0) {
       if (continuesClock) return this.#pass(endMs, item, []);
-      return this.#hold(startMs, endMs, offset, item, []);
+      return this.#hold(startMs, endMs, offset, item);
     }
     if (continuesClock && endMs <= this.#clockMs) {
       // A late or re-uploaded reading: it goes through (the windows judge its lateness) but
@@ -119,30 +138,12 @@ export class SessionClockGuard<T> {
       // the horizon at 2 s, a reading held 2.02 s ahead was quarantined when the one before it
       // came 1.98 s behind it). The rest were outliers.
       const decision = this.#pass(endMs, item, []);
-      let next: number;
-      while ((next = this.#held.findIndex((h) => h.startMs <= this.#clockMs + this.horizonMs)) >= 0) {
-        const [h] = this.#held.splice(next, 1);
-        decision.release.push(h.item);
-        if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
-      }
+      this.#releaseWithinHorizon(decision.release);
       for (const h of this.#held) decision.quarantine.push(h.item);
       this.#held = [];
       return decision;
     }
-    let heldStart = Infinity;
-    let heldEnd = -Infinity;
-    for (const h of this.#held) {
-      heldStart = Math.min(heldStart, h.startMs);
-      heldEnd = Math.max(heldEnd, h.endMs);
-    }
-    if (startMs <= heldEnd + this.horizonMs && endMs >= heldStart - this.horizonMs) {
-      return this.#hold(startMs, endMs, offset, item, []);
-    }
-    // Ahead of the clock but not with the held ones either: they were outliers, and this
-    // one is the next candidate.
-    const quarantine = this.#held.map((h) => h.item);
-    this.#held = [];
-    return this.#hold(startMs, endMs, offset, item, quarantine);
+    return this.#hold(startMs, endMs, offset, item);
   }
 
   /** The held readings, to quarantine (the session is let go before they were confirmed). */
@@ -157,13 +158,67 @@ export class SessionClockGuard<T> {
     return { release: [item], quarantine };
   }
 
-  #hold(startMs: number, endMs: number, offset: bigint, item: T, quarantine: T[]): GuardDecision<T> {
-    this.#held.push({ startMs, endMs, offset, item });
-    if (this.#held.length < this.confirmReadings) return { release: [], quarantine };
-    // Confirmed: the clock jumps, and the held readings go to the windows in their order.
-    const release = this.#held.map((h) => h.item);
-    for (const h of this.#held) if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
-    this.#held = [];
-    return { release, quarantine, jumped: true };
+  /** Moves every held reading the clock brings within the horizon to `release`, each moving the clock on (so it may bring the next). */
+  #releaseWithinHorizon(release: T[]): void {
+    let next: number;
+    while ((next = this.#held.findIndex((h) => h.startMs <= this.#clockMs + this.horizonMs)) >= 0) {
+      const [h] = this.#held.splice(next, 1);
+      release.push(h.item);
+      if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
+    }
+  }
+
+  #hold(startMs: number, endMs: number, offset: bigint, item: T): GuardDecision<T> {
+    // The candidates this reading is within the horizon of: it joins them (and joins them to
+    // each other, when it bridges two); with none, it is a candidate of its own.
+    const joined = new Set<number>();
+    const spans = new Map<number, { start: number; end: number }>();
+    for (const h of this.#held) {
+      const sp = spans.get(h.candidate);
+      if (!sp) spans.set(h.candidate, { start: h.startMs, end: h.endMs });
+      else {
+        if (h.startMs < sp.start) sp.start = h.startMs;
+        if (h.endMs > sp.end) sp.end = h.endMs;
+      }
+    }
+    for (const [id, sp] of spans) if (startMs <= sp.end + this.horizonMs && endMs >= sp.start - this.horizonMs) joined.add(id);
+    let candidate: number;
+    if (joined.size === 0) candidate = this.#nextCandidate++;
+    else {
+      candidate = Math.min(...joined);
+      for (const h of this.#held) if (joined.has(h.candidate)) h.candidate = candidate;
+    }
+    this.#held.push({ startMs, endMs, offset, item, candidate });
+    const quarantine: T[] = [];
+    let members = 0;
+    for (const h of this.#held) if (h.candidate === candidate) members++;
+    if (members >= this.confirmReadings) {
+      // Confirmed: the clock jumps to this candidate, whose readings go to the windows in their
+      // order; a held reading that then lies within the horizon of the new clock (behind it, or
+      // just ahead) goes with them, and the others stay held: judged against the new clock.
+      const release: T[] = [];
+      const rest: Held<T>[] = [];
+      for (const h of this.#held) {
+        if (h.candidate === candidate) {
+          release.push(h.item);
+          if (h.endMs > this.#clockMs) this.#clockMs = h.endMs;
+        } else rest.push(h);
+      }
+      this.#held = rest;
+      this.#releaseWithinHorizon(release);
+      return { release, quarantine, jumped: true };
+    }
+    // Memory bound: past maxHeldReadings, the candidates held longest (other than this
+    // reading's) are quarantined whole.
+    while (this.#held.length > this.maxHeldReadings) {
+      const oldest = this.#held.find((h) => h.candidate !== candidate)!.candidate;
+      const keep: Held<T>[] = [];
+      for (const h of this.#held) {
+        if (h.candidate === oldest) quarantine.push(h.item);
+        else keep.push(h);
+      }
+      this.#held = keep;
+    }
+    return { release: [], quarantine };
   }
 }
