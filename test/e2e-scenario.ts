@@ -196,7 +196,7 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       assert.equal(events, 1, 'one coherence_threshold_reached for one sustained high-coherence streak');
     });
 
-    test('a minute of bigeminy: its windows are irregular_rhythm and in no average; trusted windows past its onset have the sinus RMSSD', async (ctx) => {
+    test('a minute of bigeminy: windows holding more than half a window of it are not trusted and in no average; every trusted window has the sinus RMSSD, its onset included', async (ctx) => {
       const token = app.token('user-bigeminy', ORG);
       const start = t0 - 10 * 60_000;
       const rs = rsaReadings({ startMs: start + 250, durationS: 240, breathHz: 0.1, seed: 17 });
@@ -234,10 +234,12 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       assertAveragesUseOnlyTrustedWindows(detail);
       const m = detail.metrics;
       assert.ok((m.invalid_reasons.irregular_rhythm ?? 0) >= 5, JSON.stringify(m.invalid_reasons));
-      // Every window holding 25 s or more of it is irregular. Trusted windows have the sinus
-      // rhythm's RMSSD, not the several-fold one of the bigeminy, except at its onset: in a
-      // window's last 15-20 s of it the cleaning pairs some beats wrongly and leaves single
-      // irregular intervals (README, Known limitations), printed here.
+      // Every window holding more than 32 s of it is not trusted: its pairs, each corrected
+      // once, are more than rule 4's 25 % of its intervals (a pair every two intervals: H / 128 s
+      // of them). Trusted windows have the sinus rhythm's RMSSD, not the several-fold one of the
+      // bigeminy, its onset included: until 12-04 the cleaning inverted the phase of the pairs
+      // after the first (fixtures/ARTIFACT-SPLIT.md, seventh round), and the windows ending 16
+      // and 21 s into it were trusted with RMSSD 81 and 103 ms against 32. Printed here.
       const trusted = detail.timeline.filter((p: any) => p.valid);
       assert.ok(trusted.length >= 5, `${trusted.length} trusted windows`);
       const sorted = trusted.map((p: any) => p.hrv as number).sort((x: number, y: number) => x - y);
@@ -246,12 +248,12 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       for (const p of detail.timeline) {
         const end = Date.parse(p.timestamp);
         const held = Math.min(end, to) - Math.max(end - 64_000, from);
-        if (held >= 25_000) assert.equal(p.invalid_reason, 'irregular_rhythm', `window ending ${end - start} ms holds ${held} ms of the bigeminy`);
+        if (held > 32_000) assert.ok(!p.valid && ['irregular_rhythm', 'too_many_artifacts'].includes(p.invalid_reason), `window ending ${end - start} ms holds ${held} ms of the bigeminy: ${p.invalid_reason}`);
         if (!p.valid) continue;
-        if (end > from && end < from + 25_000) onset.push(`${(end - from) / 1000} s in: RMSSD ${p.hrv}`);
-        else assert.ok(p.hrv < 1.5 * median, `window ending ${end - start} ms: RMSSD ${p.hrv}, median of trusted ${median}`);
+        if (end > from && end < from + 40_000) onset.push(`${(end - from) / 1000} s in: RMSSD ${p.hrv}`);
+        assert.ok(p.hrv < 1.5 * median, `window ending ${end - start} ms: RMSSD ${p.hrv}, median of trusted ${median}`);
       }
-      ctx.diagnostic(`trusted windows ending in the bigeminy's first 25 s: ${onset.join('; ') || 'none'} (median of trusted ${median})`);
+      ctx.diagnostic(`trusted windows ending in the bigeminy's first 40 s: ${onset.join('; ') || 'none'} (median of trusted ${median})`);
     });
 
     test('a 20 s dropout: the windows it spoils are on the timeline with a reason and in no average, the history counts only trusted windows', async () => {
