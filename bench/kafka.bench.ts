@@ -25,7 +25,7 @@
 // writes a CPU profile of that phase (bench/lib/phase-profile.ts);
 // bench/lib/cpu-profile-summary.ts sums it per file/function and (stages=1) per pipeline stage.
 //
-//   npm run bench:kafka [-- readings=300000 runs=3 clients=platformatic,kafkajs modes=pipeline,baseline]
+//   npm run bench:kafka [-- readings=300000 runs=3 warmup=1 clients=platformatic,kafkajs modes=pipeline,baseline]
 //
 // Every measurement runs in a child process of its own (chDB and PGlite open once per
 // process), interleaved across clients and modes, on port 18660 with a topic prefix of its own
@@ -348,20 +348,39 @@ const total = Number(args.get('readings') ?? 300_000);
 const runs = runsArg(args.get('runs'), 3);
 const clients = (args.get('clients') ?? 'platformatic,kafkajs').split(',') as Client[];
 const modes = (args.get('modes') ?? 'pipeline,baseline').split(',') as Mode[];
+const warmup = args.get('warmup') !== '0';
 const variants = clients.flatMap((c) => modes.map((m) => ({ client: c, mode: m })));
 const bench = new BenchRun('kafka', {
   description:
     'Kafka clients behind the bus: sync endpoint → Kafka → real workers → heart_readings rows (pipeline), and records on a topic → consumer → BatchWriter → ClickHouse, no processing (baseline), per client; each measurement in its own process (chDB, PGlite), interleaved',
-  options: { readings: total, runs, clients, devices: DEVICES, readings_per_request: READINGS_PER_REQUEST, concurrency: CONCURRENCY, partitions: PARTITIONS },
+  options: { readings: total, runs, warmup, clients, devices: DEVICES, readings_per_request: READINGS_PER_REQUEST, concurrency: CONCURRENCY, partitions: PARTITIONS },
 });
-const results: Record<string, Array<Record<string, number> & { threads_cpu_s?: Record<string, number> }>> = {};
+type RunResult = Record<string, number> & { threads_cpu_s?: Record<string, number> };
+const results: Record<string, RunResult[]> = {};
 const failures: Record<string, string[]> = {};
+const warmups: Record<string, RunResult | { failed: string }> = {};
+const runVariant = (v: { client: Client; mode: Mode }) =>
+  runChild(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${v.client},${v.mode}`, `readings=${total}`]) as Promise<RunResult>;
+// Warm-up: one run of each variant first, recorded apart (details.warmup) and in no median. The
+// broker is a JVM: the first runs after it starts pay its JIT compilation (measured 12-04: a
+// pipeline run on a broker just started 38,181 readings/s with the broker at 13.2 µs of CPU a
+// reading, the next ones 42,643 (12.7 µs) and 47,485 (8.2 µs), then 2.6-5.6 µs), which a broker
+// in service has long paid. Each measured run is still a fresh Attune process, its own JIT
+// warm-up included. warmup=0 skips it.
+if (warmup) {
+  for (const v of variants) {
+    const key = `${v.client}_${v.mode}`;
+    const r = await runVariant(v).catch((err: Error) => ({ failed: err.message }));
+    warmups[key] = r;
+    console.log(`${key} (warm-up, not counted): ${'failed' in r ? `FAILED ${r.failed}` : `${r.readings_per_s} readings/s (${r.seconds} s)`}`);
+  }
+}
 for (const round_ of interleavedOrder(variants, runs)) {
   for (const v of round_) {
     const key = `${v.client}_${v.mode}`;
     // A run that fails (e.g. the rows never all arrive) is kept as a failure, not retried:
     // how often a client fails is part of the comparison.
-    const r = await runChild(process.execPath, ['--max-semi-space-size=64', '--import', 'tsx', fileURLToPath(import.meta.url), `--child=${v.client},${v.mode}`, `readings=${total}`]).catch((err: Error) => {
+    const r = await runVariant(v).catch((err: Error) => {
       console.log(`${key}: FAILED ${err.message}`);
       (failures[key] ??= []).push(err.message);
       return null;
@@ -414,6 +433,6 @@ for (const c of clients) {
   summary[c] = s;
   console.log(line);
 }
-const file = bench.write({ target_readings_per_s: TARGET_READINGS_PER_S, target_ratio: TARGET_RATIO, summary, failures, runs: results });
+const file = bench.write({ target_readings_per_s: TARGET_READINGS_PER_S, target_ratio: TARGET_RATIO, summary, failures, warmup: warmups, runs: results });
 console.log(`wrote ${relativeResultPath(file)}`);
 process.exit(0);

@@ -99,6 +99,10 @@ function threadCpuS(tid: string): { name: string; cpuS: number } | null {
 /**
  * CPU seconds of this process's threads so far, summed by thread name (V8's GC helpers, libuv's
  * pool, chDB's, a worker thread's...); the main thread as `main`. Empty without /proc.
+ * BENCH_THREADS_BY_ID=1 keys them `name:tid` instead: Node names its GC helpers, worker threads
+ * and libuv's pool all `node`, so a worker thread (the coherence metrics thread) shows only as
+ * one `node` thread with its own id (12-04, a bench:kafka pipeline run: four started with the
+ * process, V8's GC helpers, 0.5-0.7 s each; one started later, by its id the metrics thread, 0.5 s).
  */
 export function threadsCpuS(): Map<string, number> {
   const out = new Map<string, number>();
@@ -111,7 +115,7 @@ export function threadsCpuS(): Map<string, number> {
   for (const tid of tids) {
     const t = threadCpuS(tid);
     if (!t) continue;
-    const name = tid === String(process.pid) ? 'main' : t.name;
+    const name = tid === String(process.pid) ? 'main' : (process.env.BENCH_THREADS_BY_ID ? `${t.name}:${tid}` : t.name);
     out.set(name, (out.get(name) ?? 0) + t.cpuS);
   }
   return out;
