@@ -133,11 +133,7 @@
 //      its pause read with the next short interval as a misplaced beat; on a synthetic grid,
 //      trusted windows ending 1–30 s into a bigeminy with RMSSD off by half 581 → 22 of
 //      892 → 1,409 trusted (development), 669 → 18 of 952 → 1,604 (held-out). Every figure of
-//      the reference tests and of the artifact-free and deep-RSA sets unchanged. Its end is read
-//      backwards from the steady rhythm after it (readRunsBackwards, eighth round: inside a run
-//      the thresholds are too wide to examine anything): trusted windows holding an episode's
-//      last 1–10 s at their start, 61 with 43 off by half → 480 with none (development), 59
-//      with 43 → 520 with none (held-out); every other figure unchanged;
+//      the reference tests and of the artifact-free and deep-RSA sets unchanged;
 //    Beyond the ends of the series dRR is mirrored (NeuroKit2's reflect padding). After a
 //    detection the intervals whose dRR it disturbed are not classified again.
 // 5. Correction, keeping each interval equal to the step between its beat times:
@@ -580,8 +576,13 @@ function isMisplacedBeat(rr: Float64Array, n: number, j: number): boolean {
  * as one.
  */
 function extendEctopicRun(s: ArtifactScratch, n: number, centre: number): number {
-  const { rr, action } = s;
-  while (centre + 2 < n && isPairAgainst(s, centre + 2, (rr[centre - 1] + rr[centre]) / 2)) {
+  const { rr, th2, action } = s;
+  while (centre + 2 < n) {
+    const level = (rr[centre - 1] + rr[centre]) / 2;
+    const short = rr[centre + 1];
+    const long = rr[centre + 2];
+    if (!(short < (1 - MIN_PAIR_DEVIATION_SHARE) * level && long > (1 + MIN_PAIR_DEVIATION_SHARE) * level)) break;
+    if (!(Math.abs((short + long) / 2 - level) < th2[centre + 2])) break;
     centre += 2;
     action[centre] = ECTOPIC;
   }
@@ -726,59 +727,6 @@ function classify(s: ArtifactScratch, n: number): void {
     }
     action[j] = LONG_SHORT;
     j += 2;
-  }
-  readRunsBackwards(s, n);
-}
-
-/**
- * Whether rr[c − 1] (short) and rr[c] (long) read as an ectopic pair against `level`: the first
- * MIN_PAIR_DEVIATION_SHARE or more under it, the second as much over it, their mean within Th2 of
- * it (extendEctopicRun's test, and readRunsBackwards').
- */
-function isPairAgainst(s: ArtifactScratch, c: number, level: number): boolean {
-  const { rr, th2 } = s;
-  const short = rr[c - 1];
-  const long = rr[c];
-  return (
-    short < (1 - MIN_PAIR_DEVIATION_SHARE) * level &&
-    long > (1 + MIN_PAIR_DEVIATION_SHARE) * level &&
-    Math.abs((short + long) / 2 - level) < th2[c]
-  );
-}
-
-/** Whether the action at k (none before the series) changes no interval after rr[k]: long/short, extra, premature and couplet readings reach into the next ones. */
-function leavesAlone(action: Uint8Array, k: number): boolean {
-  return k < 0 || action[k] === NORMAL || action[k] === ECTOPIC || action[k] === MISSED;
-}
-
-/**
- * The end of a run of ectopic pairs (bigeminy), read backwards from the steady rhythm after it
- * (not the paper's; fixtures/ARTIFACT-SPLIT.md, eighth round): where rr[j] and rr[j + 1] are
- * steady (within MIN_PAIR_DEVIATION_SHARE of each other) and the pair before them reads as an
- * ectopic pair against their level, that pair and every pair before it that reads as one against
- * the level of the pair after it are ectopic pairs, when there are at least two and
- * classification left all their intervals alone. Why: inside a bigeminy the 91-beat thresholds
- * are wide and nothing is examined, so the windows just after an episode, whose context is all
- * bigeminy, kept the pairs at their start uncorrected, and with only the last pause or one pair
- * inside, rule 5 (window-metrics.ts) trusted them: 43 of 61 such windows trusted in a synthetic
- * grid had RMSSD off by half. A single pair is left to the thresholds, as before.
- */
-function readRunsBackwards(s: ArtifactScratch, n: number): void {
-  const { rr, action } = s;
-  for (let j = 4; j + 1 < n; j++) {
-    if (action[j] !== NORMAL || action[j + 1] !== NORMAL) continue;
-    if (!(Math.abs(rr[j + 1] - rr[j]) <= MIN_PAIR_DEVIATION_SHARE * rr[j])) continue;
-    // Pairs ending at j − 1, j − 3, ...: count how many read as a run, none touched already.
-    let level = (rr[j] + rr[j + 1]) / 2;
-    let c = j - 1;
-    let pairs = 0;
-    while (c >= 1 && action[c] === NORMAL && action[c - 1] === NORMAL && leavesAlone(action, c - 2) && leavesAlone(action, c - 3) && isPairAgainst(s, c, level)) {
-      level = (rr[c - 1] + rr[c]) / 2;
-      pairs++;
-      c -= 2;
-    }
-    if (pairs < 2) continue;
-    for (let k = 0, centre = j - 1; k < pairs; k++, centre -= 2) action[centre] = ECTOPIC;
   }
 }
 

@@ -44,9 +44,10 @@
 //      one). Not caught (window-metrics.test.ts prints them): with a compensatory pause at one
 //      in 6, some windows whose beats the window-by-window cleaning did not correct (2 of 141
 //      valid with RMSSD off by more than half); without one (atrial premature beats, which the
-//      cleaning drops: artifacts.ts, isPremature) at one in 4. A bigeminy's first and last
-//      pairs are read as runs since 12-04 (artifacts.ts, extendEctopicRun and
-//      readRunsBackwards): windows holding up to 32 s of one pass rules 4 and 5, corrected;
+//      cleaning drops: artifacts.ts, isPremature) at one in 4; and the end of a bigeminy episode
+//      in a window's first 10 s, where the cleaning, starting inside it, reads the pairs'
+//      phase wrongly (its onset is read as a run of pairs since 12-04: artifacts.ts,
+//      extendEctopicRun; windows holding up to 32 s of it pass rules 4 and 5);
 //   6. no gap between covered stretches is longer than a quarter of a breath at the window's
 //      peak frequency (`maxGapBreaths` 0.25: 2.5 s at 6 breaths/min, 1 s at 15/min), nor
 //      longer than `maxGapMs` (5 s) whatever the peak.
