@@ -70,14 +70,20 @@ test('candidates held apart: each confirms on its own readings, and a jump takes
   assert.deepEqual(offerSecond(b, 105, 4, 'z'), { release: ['x', 'y', 'bridge', 'z'], quarantine: [], jumped: true });
 });
 
-test('at most maxHeldReadings are held: past it the candidate held longest goes to quarantine', () => {
+test('at most maxHeldReadings are held: past it every candidate but the newest reading\'s goes to quarantine', () => {
   const g = new SessionClockGuard<string>({ horizonMs: 1000, startMs: 0, maxHeldReadings: 3 });
   offerSecond(g, 0, 0);
   offerSecond(g, 1000, 1, 'a');
   offerSecond(g, 2000, 2, 'b');
   offerSecond(g, 2001, 3, 'b2');
-  assert.deepEqual(offerSecond(g, 3000, 4, 'c'), { release: [], quarantine: ['a'] });
-  assert.equal(g.heldCount, 3);
+  assert.deepEqual(offerSecond(g, 3000, 4, 'c'), { release: [], quarantine: ['a', 'b', 'b2'] });
+  assert.equal(g.heldCount, 1);
+  assert.equal(g.heldMinOffset(), 4n);
+  // The newest reading's candidate is kept whole, older members included.
+  offerSecond(g, 5000, 5, 'd');
+  offerSecond(g, 6000, 6, 'e');
+  assert.deepEqual(offerSecond(g, 3001, 7, 'c2'), { release: [], quarantine: ['d', 'e'] });
+  assert.equal(g.heldMinOffset(), 4n);
   assert.throws(() => new SessionClockGuard<string>({ horizonMs: 0, confirmReadings: 3, maxHeldReadings: 2 }), RangeError);
 });
 
@@ -208,4 +214,60 @@ test('what the guard releases and quarantines does not depend on arrival order w
   }
   // The case the test is for occurs: the outlier arrives while an early reading is held.
   assert.ok(outlierWhileHeld >= 150, `${outlierWhileHeld} of 300 runs had the outlier arrive while a reading was held`);
+});
+
+test('a restart at any point, replaying from the oldest held offset with the clock at the newest beat stored, stores the same readings (floods of outliers included)', () => {
+  // As the readings sink restarts: its commit never passes the oldest held reading, and a new
+  // guard starts with the clock at the newest beat it stored. Sequences of one-second readings
+  // with real gaps, early readings and floods of up to 14 outliers far ahead. With the memory
+  // bound evicting only the candidate held longest (12-04, before a review), a flood could
+  // evict readings newer than one still held; replayed without their candidate-mates they were
+  // then stored.
+  const random = seededRandom(2024);
+  const check = (seq: Array<{ startS: number; name: string }>, label: string) => {
+    const play = (from: number, startMs: number, stored: Set<string>, stopAt = seq.length) => {
+      const g = new SessionClockGuard<string>({ horizonMs: 2000, startMs });
+      let newest = startMs;
+      for (let i = from; i < stopAt; i++) {
+        const d = offerSecond(g, seq[i].startS, i, seq[i].name);
+        for (const name of d.release) {
+          stored.add(name);
+          newest = Math.max(newest, (seq.find((x) => x.name === name)!.startS + 1) * 1000);
+        }
+      }
+      return { g, newest };
+    };
+    const clean = new Set<string>();
+    play(0, 10_000, clean);
+    for (let crash = 1; crash < seq.length; crash++) {
+      const stored = new Set<string>();
+      const { g, newest } = play(0, 10_000, stored, crash);
+      const held = g.heldMinOffset();
+      play(held === null ? crash : Number(held), newest, stored);
+      assert.deepEqual([...stored].sort(), [...clean].sort(), `${label}, crash after ${crash}: ${seq.map((x) => `${x.name}@${x.startS}`).join(' ')}`);
+    }
+  };
+  // The review's case: a resumed session (A, 600 s on) interleaved with an outlier (B) and a
+  // flood (X) that passes the bound while A is two readings short of confirming.
+  const named = (name: string, startS: number) => ({ name, startS });
+  check(
+    [named('A1', 600), named('B1', 5000), named('A2', 601), ...Array.from({ length: 7 }, (_, k) => named(`X${k}`, 10_000 + 1000 * k)), named('A3', 602), named('A4', 603), named('A5', 604), named('A6', 605)],
+    'the review\'s case',
+  );
+  for (let run = 0; run < 200; run++) {
+    const seq: Array<{ startS: number; name: string }> = [];
+    let t = 10;
+    for (let i = 0; seq.length < 60; i++) {
+      const r = random();
+      if (r < 0.08) {
+        const flood = 1 + Math.floor(random() * 14);
+        for (let k = 0; k < flood; k++) seq.push({ startS: 5000 + Math.floor(random() * 100_000), name: `x${seq.length}` });
+      } else if (r < 0.12) {
+        t += 600 + Math.floor(random() * 600);
+        seq.push({ startS: t++, name: `r${seq.length}` });
+      } else if (r < 0.2 && seq.length > 0) seq.push({ startS: t + 3, name: `r${seq.length}` });
+      else seq.push({ startS: t++, name: `r${seq.length}` });
+    }
+    check(seq, `run ${run}`);
+  }
 });

@@ -21,9 +21,10 @@
 //    they had never been held. Why candidates: with one held set, an outlier arriving while a
 //    reading that only came early was held quarantined that reading, which in order would
 //    have gone through (the decision depended on arrival order; README, Known limitations
-//    until 12-04). At most `maxHeldReadings` are held: past it the candidate held longest
-//    (lowest first offset) other than the newest reading's is quarantined, so a flood of
-//    outliers cannot grow memory (the one case left where arrival order decides).
+//    until 12-04). At most `maxHeldReadings` are held: past it every candidate but the newest
+//    reading's is quarantined, so a flood of outliers cannot grow memory (the one case left
+//    where arrival order decides; as one held set did for every reading, which keeps replays
+//    from the oldest held offset consistent).
 //  - A late reading (ending at or before the clock, a re-upload say) goes through and
 //    decides nothing: only a reading that moves the old clock on refutes the held ones.
 //  - A held reading still undecided when its session is let go is quarantined too.
@@ -208,14 +209,18 @@ export class SessionClockGuard<T> {
       this.#releaseWithinHorizon(release);
       return { release, quarantine, jumped: true };
     }
-    // Memory bound: past maxHeldReadings, the candidates held longest (other than this
-    // reading's) are quarantined whole.
-    while (this.#held.length > this.maxHeldReadings) {
-      const oldest = this.#held.find((h) => h.candidate !== candidate)!.candidate;
+    // Memory bound: past maxHeldReadings, every other candidate is quarantined and only this
+    // reading's is kept (what one held set did for every reading before candidates). Not just
+    // the candidate held longest: a replay restarts at the oldest held reading's offset, and
+    // readings evicted while an older one stays held would be offered again there without the
+    // candidate-mates they had (a review of 12-04: a sink restarted in such a flood stored a
+    // reading the worker had dead-lettered). With everything else gone, the oldest held reading
+    // is this candidate's, and a replay from it meets the same readings in the same state.
+    if (this.#held.length > this.maxHeldReadings) {
       const keep: Held<T>[] = [];
       for (const h of this.#held) {
-        if (h.candidate === oldest) quarantine.push(h.item);
-        else keep.push(h);
+        if (h.candidate === candidate) keep.push(h);
+        else quarantine.push(h.item);
       }
       this.#held = keep;
     }

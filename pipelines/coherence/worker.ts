@@ -528,7 +528,7 @@ export class CoherenceWorker {
       p.outDeadLetters.push(
         this.deadLetterOf(g, {
           reasonCode: 'future_beat',
-          reason: `recorded_at ${new Date(g.reading.recorded_at).toISOString()} is ${ahead} s ahead of session ${st.id}'s clock; the readings after it did not confirm the jump`,
+          reason: `recorded_at ${new Date(g.reading.recorded_at).toISOString()} is ${ahead} s ahead of session ${st.id}'s clock; the readings after it did not confirm the jump (or more unconfirmed readings came than a session holds)`,
         }),
       );
       this.stats.quarantinedReadings++;
