@@ -451,6 +451,12 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       // Let the running worker finish writing (the ended sessions' last windows are in: their
       // timelines were awaited; the rest is closed by the watermark alone, in the replay too).
       await app.worker!.flush();
+      // ... and the windows sink write every window record the worker published (other
+      // sessions' windows were still arriving in ClickHouse during the replay otherwise: the count
+      // below read 187 against 173 in some runs).
+      const published = app.worker!.stats.windows;
+      await waitFor('the windows sink to take every window the worker emitted', () => app.windowsSink!.stats.records >= published, 30_000);
+      await app.windowsSink!.flush();
       const before = await app.request('GET', `/v1/sessions/${sessionId}`, { token: tokenA });
       const day = new Date(t0).toISOString().slice(0, 10);
       const histPath = `/v1/users/me/coherence?granularity=day&start_date=${day}&end_date=${day}`;
