@@ -262,6 +262,26 @@ export interface CleanedRr {
   /** Beats of compensated couplets re-timed (two a couplet; counted in corrected). */
   couplet: number;
   artifactRatio: number;
+  /**
+   * Up to EDGE_INTERVALS cleaned intervals just before the slice (the context's last, oldest
+   * first), with the times of the beats closing them: never part of the slice's output, read by
+   * window-metrics.ts's rule 5 so that a window's first interval is compared with its neighbours.
+   */
+  edgeBefore: CleanedEdge;
+}
+
+/** A few cleaned intervals beside a slice (see CleanedRr.edgeBefore). */
+export interface CleanedEdge {
+  count: number;
+  beatTimesMs: Float64Array;
+  rrMs: Float64Array;
+}
+
+/** How many cleaned intervals beside a slice CleanedRr keeps on each side. */
+export const EDGE_INTERVALS = 2;
+
+function createCleanedEdge(): CleanedEdge {
+  return { count: 0, beatTimesMs: new Float64Array(EDGE_INTERVALS), rrMs: new Float64Array(EDGE_INTERVALS) };
 }
 
 /** Reusable working arrays for `cleanRrInto`; grows when a call needs more. */
@@ -323,6 +343,7 @@ export function createCleanedRr(capacity = 512): CleanedRr {
     premature: 0,
     couplet: 0,
     artifactRatio: 0,
+    edgeBefore: createCleanedEdge(),
   };
 }
 
@@ -1068,11 +1089,29 @@ export function cleanRrInto(
       }
     }
   }
-  // Context and lookahead dropped and range check last (see 6. above), compacting in place.
+  // Context and lookahead dropped and range check last (see 6. above), compacting in place; the
+  // context's last cleaned intervals kept aside (edgeBefore), as they would be kept (in range).
   let kept = 0;
   let outOfRange = 0;
+  const before = out.edgeBefore;
+  before.count = 0;
   for (let i = 0; i < o; i++) {
-    if (source[i] < context || source[i] >= sliceEnd) continue;
+    if (source[i] < context) {
+      const r = or[i];
+      if (!(r >= RR_MIN_MS && r <= RR_MAX_MS)) continue;
+      if (before.count === EDGE_INTERVALS) {
+        for (let k = 1; k < EDGE_INTERVALS; k++) {
+          before.rrMs[k - 1] = before.rrMs[k];
+          before.beatTimesMs[k - 1] = before.beatTimesMs[k];
+        }
+        before.count--;
+      }
+      before.rrMs[before.count] = r;
+      before.beatTimesMs[before.count] = ot[i];
+      before.count++;
+      continue;
+    }
+    if (source[i] >= sliceEnd) continue;
     const r = or[i];
     if (r >= RR_MIN_MS && r <= RR_MAX_MS) {
       ot[kept] = ot[i];

@@ -41,13 +41,18 @@
 //      A(1 - cos 2 pi f RR) of RR = 1 s: 15 % for the deepest RSA the artifact-free test sets
 //      hold (A = 150 ms at f·RR = 0.25: 0.25 Hz at 60 bpm); a premature beat 20-40 % early with
 //      its compensatory pause departs by 27-50 % (the short interval) and 33-75 % (the long
-//      one). Not caught (window-metrics.test.ts prints them): with a compensatory pause at one
-//      in 6, some windows whose beats the window-by-window cleaning did not correct (2 of 141
-//      valid with RMSSD off by more than half); without one (atrial premature beats, which the
-//      cleaning drops: artifacts.ts, isPremature) at one in 4; and the end of a bigeminy episode
-//      in a window's first 10 s, where the cleaning, starting inside it, reads the pairs'
-//      phase wrongly (its onset is read as a run of pairs since 12-04: artifacts.ts,
-//      extendEctopicRun; windows holding up to 32 s of it pass rules 4 and 5);
+//      one). The runs also read the two cleaned intervals before the window (the context's
+//      last), so its first interval is compared and a pair the cleaning left across or at the
+//      window's start is two in a row (since 12-04, fixtures/ARTIFACT-SPLIT.md, ninth round:
+//      before, one premature beat in 6 with its pause left 2 of 141 windows valid and off by
+//      half, and the end of a bigeminy, which the cleaning cannot read from inside, 43 of 61
+//      trusted windows in a synthetic grid; now none of either). Not the intervals after it: on
+//      the pyHRV record the lookahead's cleaning split two real long intervals, and reading them
+//      flagged two windows of that normal record. The share is over the window's own intervals.
+//      Not caught (window-metrics.test.ts prints them): premature beats without a compensatory
+//      pause (atrial premature beats, which the cleaning drops: artifacts.ts, isPremature) at
+//      one in 4. A bigeminy's onset is read as a run of pairs (artifacts.ts, extendEctopicRun):
+//      windows holding up to 32 s of it pass rules 4 and 5, corrected;
 //   6. no gap between covered stretches is longer than a quarter of a breath at the window's
 //      peak frequency (`maxGapBreaths` 0.25: 2.5 s at 6 breaths/min, 1 s at 15/min), nor
 //      longer than `maxGapMs` (5 s) whatever the peak.
@@ -155,6 +160,8 @@ export interface WindowPlan {
   readonly maxIrregularShare: number;
   readonly maxIrregularRun: number;
   readonly irregularity: Irregularity;
+  /** The window's cleaned intervals with the ones before them, for rule 5 (isIrregularRhythm); grows when needed. */
+  readonly edges: { beatTimesMs: Float64Array; rrMs: Float64Array };
   readonly spectrum: SpectrumPlan;
   readonly artifacts: ArtifactScratch;
   readonly cleaned: CleanedRr;
@@ -191,6 +198,7 @@ export function createWindowPlan(opts: WindowPlanOptions = {}): WindowPlan {
     maxIrregularShare: opts.maxIrregularShare ?? DEFAULT_MAX_IRREGULAR_SHARE,
     maxIrregularRun: opts.maxIrregularRun ?? DEFAULT_MAX_IRREGULAR_RUN,
     irregularity: createIrregularity(),
+    edges: { beatTimesMs: new Float64Array(2 * beatCapacity + 8), rrMs: new Float64Array(2 * beatCapacity + 8) },
     spectrum: createSpectrumPlan({ sampleCount, fftSize, sampleRateHz: resampleHz }),
     artifacts: createArtifactScratch(beatCapacity),
     cleaned: createCleanedRr(2 * beatCapacity),
@@ -286,10 +294,22 @@ export function createIrregularity(): Irregularity {
  * beat-time step matching the RR within SUCCESSIVE_TOLERANCE_MS), so that a removed interval's
  * neighbours are not compared across it. Share 0 when no interval has two successive neighbours.
  */
-export function measureIrregularity(beatTimesMs: Float64Array, rrMs: Float64Array, count: number, deviation: number, out: Irregularity = createIrregularity()): Irregularity {
+export function measureIrregularity(
+  beatTimesMs: Float64Array,
+  rrMs: Float64Array,
+  count: number,
+  deviation: number,
+  out: Irregularity = createIrregularity(),
+  ownFrom = 0,
+  ownTo = count,
+): Irregularity {
+  // [ownFrom, ownTo) are the intervals measured (the window's); the others, beside them, are
+  // neighbours only: compared too, so that a run may start or end among them, but counted in
+  // neither the share nor a run that holds none of the measured ones.
   let compared = 0;
   let irregular = 0;
   let run = 0;
+  let runHoldsOwn = false;
   let longestRun = 0;
   // Whether interval i follows interval i − 1 with no removed one between, carried along.
   let joinedBefore = count > 1 && Math.abs(beatTimesMs[1] - beatTimesMs[0] - rrMs[1]) <= SUCCESSIVE_TOLERANCE_MS;
@@ -298,13 +318,19 @@ export function measureIrregularity(beatTimesMs: Float64Array, rrMs: Float64Arra
     // ≥, as Karlsson's filter keeps an interval only when it is strictly within the share. An
     // interval not compared (a removed one beside it) ends a run.
     const compares = joinedBefore && joinedAfter;
-    if (compares) compared++;
+    const own = i >= ownFrom && i < ownTo;
+    // The share is over the measured intervals with both neighbours among them, as without
+    // neighbours beside them (those only extend runs).
+    const counted = i > ownFrom && i + 1 < ownTo;
+    if (compares && counted) compared++;
     if (compares && departure(rrMs, count, i) >= deviation) {
-      irregular++;
+      if (counted) irregular++;
       run++;
-      if (run > longestRun) longestRun = run;
+      if (own) runHoldsOwn = true;
+      if (runHoldsOwn && run > longestRun) longestRun = run;
     } else {
       run = 0;
+      runHoldsOwn = false;
     }
     joinedBefore = joinedAfter;
   }
@@ -313,9 +339,30 @@ export function measureIrregularity(beatTimesMs: Float64Array, rrMs: Float64Arra
   return out;
 }
 
-/** Rule 5 (see the header). */
+/**
+ * Rule 5 (see the header). Its runs also read the cleaned intervals just before the window
+ * (CleanedRr.edgeBefore, where successive), so the window's first interval is compared and a
+ * run may start before it: a pair the cleaning left across or at the window's start (the
+ * context's last interval short and the window's first its pause, or both opening the window)
+ * is then two irregular intervals in a row, not one, which the rule allows (an irregular sinus
+ * beat). The share is over the window's own intervals as before. Not the intervals after it: on
+ * the pyHRV record (development) the lookahead's cleaning split two real long intervals, and
+ * reading them flagged two windows of that normal record (fixtures/ARTIFACT-SPLIT.md, ninth
+ * round).
+ */
 function isIrregularRhythm(cleaned: CleanedRr, artifactRatio: number, plan: WindowPlan): boolean {
-  const irregular = measureIrregularity(cleaned.beatTimesMs, cleaned.rrMs, cleaned.count, plan.irregularDeviation, plan.irregularity);
+  const before = cleaned.edgeBefore;
+  const n = before.count + cleaned.count;
+  if (plan.edges.rrMs.length < n) {
+    plan.edges.rrMs = new Float64Array(2 * n);
+    plan.edges.beatTimesMs = new Float64Array(2 * n);
+  }
+  const { rrMs, beatTimesMs } = plan.edges;
+  rrMs.set(before.rrMs.subarray(0, before.count), 0);
+  beatTimesMs.set(before.beatTimesMs.subarray(0, before.count), 0);
+  rrMs.set(cleaned.rrMs.subarray(0, cleaned.count), before.count);
+  beatTimesMs.set(cleaned.beatTimesMs.subarray(0, cleaned.count), before.count);
+  const irregular = measureIrregularity(beatTimesMs, rrMs, n, plan.irregularDeviation, plan.irregularity, before.count, n);
   return artifactRatio + irregular.share > plan.maxIrregularShare || irregular.longestRun > plan.maxIrregularRun;
 }
 
