@@ -358,10 +358,15 @@ function isIrregularRhythm(cleaned: CleanedRr, artifactRatio: number, plan: Wind
     plan.edges.beatTimesMs = new Float64Array(2 * n);
   }
   const { rrMs, beatTimesMs } = plan.edges;
-  rrMs.set(before.rrMs.subarray(0, before.count), 0);
-  beatTimesMs.set(before.beatTimesMs.subarray(0, before.count), 0);
-  rrMs.set(cleaned.rrMs.subarray(0, cleaned.count), before.count);
-  beatTimesMs.set(cleaned.beatTimesMs.subarray(0, cleaned.count), before.count);
+  // Plain loops, not set(subarray(...)): four subarray views a window showed in bench:coherence.
+  for (let i = 0; i < before.count; i++) {
+    rrMs[i] = before.rrMs[i];
+    beatTimesMs[i] = before.beatTimesMs[i];
+  }
+  for (let i = 0, o = before.count; i < cleaned.count; i++, o++) {
+    rrMs[o] = cleaned.rrMs[i];
+    beatTimesMs[o] = cleaned.beatTimesMs[i];
+  }
   const irregular = measureIrregularity(beatTimesMs, rrMs, n, plan.irregularDeviation, plan.irregularity, before.count, n);
   return artifactRatio + irregular.share > plan.maxIrregularShare || irregular.longestRun > plan.maxIrregularRun;
 }
