@@ -270,14 +270,14 @@ export interface CleanedRr {
   edgeBefore: CleanedEdge;
 }
 
-/** A few cleaned intervals beside a slice (see CleanedRr.edgeBefore). */
+/** A few cleaned intervals before a slice (see CleanedRr.edgeBefore). */
 export interface CleanedEdge {
   count: number;
   beatTimesMs: Float64Array;
   rrMs: Float64Array;
 }
 
-/** How many cleaned intervals beside a slice CleanedRr keeps on each side. */
+/** How many cleaned intervals before a slice CleanedRr keeps (edgeBefore). */
 export const EDGE_INTERVALS = 2;
 
 function createCleanedEdge(): CleanedEdge {
@@ -592,9 +592,11 @@ function isMisplacedBeat(rr: Float64Array, n: number, j: number): boolean {
  * (the third dRR an ectopic beat disturbs is its own), so at the onset of a bigeminy the next
  * premature beat's short interval was never examined and its pause was read with the following
  * short interval as a misplaced beat, inverting the pairs' phase (508 / 942 / 522 ms became
- * 508 / 732 / 732; fixtures/ARTIFACT-SPLIT.md, seventh round). Sinus rhythm has no 2-beat zigzag
- * of ±10 % (it would need a breath every two beats), so after a real ectopic pair it is not read
- * as one.
+ * 508 / 732 / 732; fixtures/ARTIFACT-SPLIT.md, seventh round). Sinus rhythm zigzags by ±10 %
+ * beat to beat only where a breath lasts about two beats (45 bpm, 200 ms of RSA at 0.35 Hz: the
+ * eighth round's backward reading, reverted, read such zigzags as runs); this reading starts only
+ * after a pair the classification found, and on a sinus grid (40–90 bpm, 50–200 ms at
+ * 0.04–0.35 Hz, 4,032 series) it changed no beat.
  */
 function extendEctopicRun(s: ArtifactScratch, n: number, centre: number): number {
   const { rr, th2, action } = s;
