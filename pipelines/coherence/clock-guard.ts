@@ -219,12 +219,10 @@ export class SessionClockGuard<T> {
       return { release, quarantine, jumped: true };
     }
     // Memory bound: past maxHeldReadings, every other candidate is quarantined and only this
-    // reading's is kept (what one held set did for every reading before candidates). Not just
-    // the candidate held longest: a replay restarts at the oldest held reading's offset, and
-    // readings evicted while an older one stays held would be offered again there without the
-    // candidate-mates they had (a review of 12-04: a sink restarted in such a flood stored a
-    // reading the worker had dead-lettered). With everything else gone, the oldest held reading
-    // is this candidate's, and a replay from it meets the same readings in the same state.
+    // reading's is kept (what one held set did for every reading before candidates). The one
+    // case where arrival order and a restart can change a decision (see the header): the
+    // eviction depends on every reading then held, and a replay from the oldest held offset
+    // does not see those before it.
     if (this.#held.length > this.maxHeldReadings) {
       const keep: Held<T>[] = [];
       for (const h of this.#held) {
