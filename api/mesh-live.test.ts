@@ -109,6 +109,45 @@ test('participant_joined / participant_left / session_ended cross the bus to ano
   await waitUntil('closed', () => watcher.closed);
 });
 
+test('?provisional=true: a socket also gets provisional group_coherence (not once its final one went out); other sockets and the pulses see only final ones', async () => {
+  const org = 'org-live-p';
+  const host = a.token('host', org);
+  const created = await a.request('POST', '/v1/mesh/sessions', { token: host, body: { name: 'Provisional circle', breathing_rate_bpm: 6, max_participants: 5 } });
+  assert.equal(created.status, 201);
+  const s = created.body;
+  const plain = client(b, `/v1/mesh/sessions/${s.id}/stream`, b.token('watcher', org));
+  const live = client(b, `/v1/mesh/sessions/${s.id}/stream?provisional=true`, b.token('watcher2', org));
+  await waitUntil('both subscribed', () => plain.messages.length > 0 && live.messages.length > 0);
+  const codec = await createCodec(LocalSchemaRegistry.fromManifest());
+  const t0 = Date.now();
+  const event = (end: number, provisional: boolean, syncR: number): MeshEvent => ({
+    event_id: `${s.id}:group_coherence:${end}${provisional ? ':provisional' : ''}`,
+    mesh_id: s.id,
+    org_id: org,
+    type: 'group_coherence',
+    occurred_at: end,
+    payload_json: JSON.stringify({ coherence: 0.7, participant_count: 2, sync_r: syncR, sync_p: 0.01, provisional }),
+  });
+  const send = (e: MeshEvent) => a.bus.publish(Topics.meshEvents, [{ key: s.id, value: codec.encode(Topics.meshEvents, e) }]);
+  await send(event(t0, false, 0.8));
+  await send(event(t0 + 5000, true, 0.5));
+  await waitUntil('the provisional one', () => ofType(live, 'group_coherence').length === 2);
+  // The pulses' group_sync stays the final window's.
+  const seen = plain.messages.length;
+  await waitUntil('a pulse after it', () => plain.messages.slice(seen).some((m) => m.type === 'sync_pulse'), 5_000);
+  assert.equal(plain.messages.slice(seen).find((m) => m.type === 'sync_pulse')!.payload!.group_sync, 0.8);
+  // A provisional window whose final one this socket has had (a replay, a slow worker): dropped.
+  await send(event(t0, true, 0.4));
+  await send(event(t0 + 5000, false, 0.9));
+  await waitUntil('the last final one', () => ofType(plain, 'group_coherence').length === 2 && ofType(live, 'group_coherence').length === 3);
+  assert.deepEqual(ofType(plain, 'group_coherence').map((m) => m.id), [`${s.id}:group_coherence:${t0}`, `${s.id}:group_coherence:${t0 + 5000}`]);
+  assert.deepEqual(ofType(live, 'group_coherence').map((m) => m.id), [`${s.id}:group_coherence:${t0}`, `${s.id}:group_coherence:${t0 + 5000}:provisional`, `${s.id}:group_coherence:${t0 + 5000}`]);
+  assert.deepEqual(ofType(live, 'group_coherence').map((m) => m.payload!.provisional), [false, true, false]);
+  plain.ws.close();
+  live.ws.close();
+  await waitUntil('closed', () => plain.closed && live.closed);
+});
+
 test('a private session refuses a stranger (4403 not_invited); another organisation gets 4404; a missing scope 4403', async () => {
   const org = 'org-live-private';
   const s = (await a.request('POST', '/v1/mesh/sessions', { token: a.token('host', org), body: { name: 'Private', visibility: 'private', invited_user_ids: ['kid'] } })).body;

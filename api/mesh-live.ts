@@ -41,6 +41,8 @@ interface PulseRecord {
 export type MeshLiveRecord = MeshEventRecord | PulseRecord;
 
 const meshKey = (meshId: string) => `mesh:${meshId}`;
+/** Sockets that asked for provisional group windows (`?provisional=true`) are attached under this too. */
+const provisionalMeshKey = (meshId: string) => `mesh-provisional:${meshId}`;
 
 function parsePayload(json: string): Record<string, unknown> {
   try {
@@ -91,7 +93,16 @@ export class MeshLive {
       route: (rec) => {
         if ('kind' in rec) return { keys: [meshKey(rec.mesh_id)], envelope: () => rec.envelope };
         if (rec.type === 'group_coherence') {
-          const r = parsePayload(rec.payload_json).sync_r;
+          const payload = parsePayload(rec.payload_json);
+          if (payload.provisional === true) {
+            // Only to the sockets that asked for them, and not once the final one went out.
+            return {
+              keys: [provisionalMeshKey(rec.mesh_id)],
+              envelope: () => meshEventEnvelope(rec),
+              supersededBy: rec.event_id.replace(/:provisional$/, ''),
+            };
+          }
+          const r = payload.sync_r;
           this.groupSync.set(rec.mesh_id, typeof r === 'number' && Number.isFinite(r) ? r : null);
         } else if (rec.type === 'session_ended') {
           this.ended.add(rec.mesh_id);
@@ -137,8 +148,8 @@ export class MeshLive {
   }
 
   /** Attaches a socket to session `s`'s stream and keeps its pulse running while any socket of it is open. */
-  attach(socket: WebSocket, s: MeshSession): boolean {
-    if (!this.hub.attach(socket, [meshKey(s.id)])) return false;
+  attach(socket: WebSocket, s: MeshSession, provisional = false): boolean {
+    if (!this.hub.attach(socket, provisional ? [meshKey(s.id), provisionalMeshKey(s.id)] : [meshKey(s.id)])) return false;
     let p = this.pulsing.get(s.id);
     if (!p) {
       const timer = setInterval(() => {
@@ -177,7 +188,7 @@ export async function publishMeshEvent(ctx: Pick<AppContext, 'bus' | 'codec' | '
 }
 
 export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, live: MeshLive, access: (id: string, v: MeshViewer) => Promise<{ session: MeshSession; participant: MeshParticipant | null }>): void {
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { provisional?: string } }>(
     '/v1/mesh/sessions/:id/stream',
     {
       config: { auth: { scope: Scopes.meshJoin, socket: true } },
@@ -187,16 +198,19 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
         summary:
           'Live events of one group session (WebSocket): participant_joined and participant_left {participant_id, position, user_id and display_name (null when anonymous), participant_count}, ' +
           `sync_pulse every ${PULSE_MS} ms {phase: inhale|exhale, progress 0..1, group_sync, breathing_rate_bpm, cycle}, session_ended, and group_coherence / manifestation_event from the group worker. ` +
+          'group_coherence comes once per 5 s window, final (payload provisional: false), 25-30 s after the window\'s end (the participants\' and the group\'s allowed lateness); ' +
+          'with ?provisional=true the socket also gets a provisional one per window (provisional: true, id ending :provisional) about 20 s sooner, read from the participants\' windows before their lateness ran out, for live display: key by payload.window_end, the final one follows. ' +
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs mesh:join. ' +
           'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}; then envelopes {"id","type","timestamp","payload"}. ' +
           'Close codes: 4401 unauthenticated, 4403 missing scope or a private session you are not invited to, 4404 no such session, 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader.',
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
       },
     },
-    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
+    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string }; Querystring: { provisional?: string } }>) => {
+      const provisional = req.query?.provisional === 'true' || req.query?.provisional === '1';
       const auth = socketAuth(ctx, socket, req, async (p) => {
         const { session } = await access(req.params.id, { orgId: p.orgId, userId: p.userId, admin: p.scopes.has(Scopes.adminOrg) });
-        if (!live.attach(socket, session)) return;
+        if (!live.attach(socket, session, provisional)) return;
         socket.send(
           subscribedEnvelope(ctx.clock(), {
             mesh_id: session.id,

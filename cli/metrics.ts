@@ -284,6 +284,10 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
     const s = group.stats;
     metrics.counterFrom('attune_group_participant_windows_total', "Participants' windows the group worker read.", [], () => [[{}, s.records]]);
     metrics.counterFrom('attune_group_windows_total', 'Group windows the group worker published.', [], () => [[{}, s.windows]]);
+    metrics.counterFrom('attune_group_provisional_windows_total', 'Provisional group windows for live display: published, or failed (a record not decodable as a participant window, computing or publishing; logged).', ['outcome'], () => [
+      [{ outcome: 'published' }, s.provisionalWindows],
+      [{ outcome: 'failed' }, s.provisionalFailures],
+    ]);
     metrics.counterFrom('attune_group_late_windows_total', "Participants' windows that came after their group window closed (ignored).", [], () => [[{}, s.lateWindows]]);
     metrics.counterFrom('attune_group_events_total', 'Live group events published, by type.', ['type'], () => [
       [{ type: 'group_coherence' }, s.events - s.manifestations],

@@ -116,7 +116,7 @@ export async function openEntities(config: AttuneConfig): Promise<SqlClient> {
   return createSqlClient({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
 }
 
-/** Kafka's retention.ms for the provisional windows topic (schemas/topics.ts). */
+/** Kafka's retention.ms for the provisional windows topics (schemas/topics.ts). */
 export const PROVISIONAL_RETENTION_MS = 3_600_000;
 
 export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNames): Promise<Bus> {
@@ -125,7 +125,7 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
     partitions: config.topicPartitions,
     compacted: topic === topics.sessionChanges,
     // Live display only: an hour covers any reader's restart; nothing replays it.
-    ...(topic === topics.coherenceWindowsProvisional ? { retentionMs: PROVISIONAL_RETENTION_MS } : {}),
+    ...(topic === topics.coherenceWindowsProvisional || topic === topics.groupParticipantWindowsProvisional ? { retentionMs: PROVISIONAL_RETENTION_MS } : {}),
   }));
   if (config.bus === 'embedded') {
     const bus = await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });

@@ -37,6 +37,12 @@ export const Topics = {
    * partition of the group worker (GroupParticipantWindow.avsc; pipelines/group/worker.ts).
    */
   groupParticipantWindows: 'attune.group.participant-windows.v1',
+  /**
+   * The participants' provisional windows (the coherenceWindowsProvisional ones of sessions in
+   * a group), keyed by mesh session id like groupParticipantWindows: the group worker's
+   * provisional group_coherence events are computed from them, for live display only. Kept an hour.
+   */
+  groupParticipantWindowsProvisional: 'attune.group.participant-windows.provisional.v1',
   /** Group windows (coherence, synchrony) of mesh sessions, keyed by mesh session id (GroupWindow.avsc). */
   groupWindows: 'attune.group.windows.v1',
 } as const;

@@ -78,3 +78,29 @@ test("a window's last_beat_at is its own newest beat, not one of the lookahead b
   const [rec] = f.records({ sessionId: 's', userId: 'u', orgId: 'o', deviceId: 'd1' }, w, m, [part({})]);
   assert.equal(rec.last_beat_at, T + 64_500);
 });
+
+test('lookupForDisplay (provisional windows): the cached answer whatever its age, one query only when there is none', async () => {
+  let now = T;
+  let queries = 0;
+  let list = [part({})];
+  const f = new GroupFanout({ source: { participationsOf: async () => (queries++, list) }, clock: () => now });
+  // Provisional windows end after the last fetch: lookup() would query for each one.
+  assert.equal((await f.lookupForDisplay('o', 'u', 'd1', T + 10_000)).length, 1);
+  assert.equal(queries, 1);
+  now = T + 30_000;
+  list = [];
+  assert.equal((await f.lookupForDisplay('o', 'u', 'd1', T + 35_000)).length, 1, 'the cached answer, not a query');
+  assert.equal(queries, 1);
+  // A final window's lookup refreshes the answer the provisional ones then use.
+  assert.equal((await f.lookup('o', 'u', 'd1', T + 20_000)).current.length, 0);
+  assert.equal(queries, 2);
+  assert.equal((await f.lookupForDisplay('o', 'u', 'd1', T + 40_000)).length, 0);
+  assert.equal(queries, 2);
+  // Joined after the window's end: not in it, cached or not.
+  list = [part({ joinedAt: T + 50_000 })];
+  now = T + 60_000;
+  await f.lookup('o', 'u', 'd1', T + 35_000);
+  assert.equal(queries, 3);
+  assert.equal((await f.lookupForDisplay('o', 'u', 'd1', T + 45_000)).length, 0);
+  assert.equal((await f.lookupForDisplay('o', 'u', 'd1', T + 55_000)).length, 1);
+});

@@ -69,12 +69,23 @@ interface Entry {
   list: MeshParticipation[];
 }
 
+/** A window of the user's session on `deviceId` ending at `windowEndMs` belongs to this participation. */
+function belongsAt(p: MeshParticipation, deviceId: string, windowEndMs: number): boolean {
+  return (
+    (p.deviceId === null || p.deviceId === '' || p.deviceId === deviceId) &&
+    p.joinedAt <= windowEndMs &&
+    (p.leftAt === null || windowEndMs <= p.leftAt) &&
+    p.startedAt <= windowEndMs &&
+    (p.endedAt === null || windowEndMs <= p.endedAt)
+  );
+}
+
 export class GroupFanout {
   private readonly cache = new Map<string, Entry>();
   private readonly inflight = new Map<string, Promise<Entry>>();
   private readonly clock: () => number;
   private plan: WindowPlan | null = null;
-  readonly stats = { queries: 0, records: 0 };
+  readonly stats = { queries: 0, records: 0, provisionalRecords: 0 };
 
   constructor(private readonly opts: GroupFanoutOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -104,15 +115,21 @@ export class GroupFanout {
       if (p.joinedAt > atMs || p.startedAt > atMs) continue;
       ends.push({ participation: p, atMs, left });
     }
-    const current = e.list.filter(
-      (p) =>
-        (p.deviceId === null || p.deviceId === '' || p.deviceId === deviceId) &&
-        p.joinedAt <= windowEndMs &&
-        (p.leftAt === null || windowEndMs <= p.leftAt) &&
-        p.startedAt <= windowEndMs &&
-        (p.endedAt === null || windowEndMs <= p.endedAt),
-    );
+    const current = e.list.filter((p) => belongsAt(p, deviceId, windowEndMs));
     return { current, ends };
+  }
+
+  /**
+   * lookup() for a provisional window (live display only): the cached answer whatever its age,
+   * fetched only when there is none. A provisional window ends after any answer was fetched, so
+   * lookup() would query PostgreSQL for every one (one query per user per 5 s); this way the
+   * final windows' lookups (one per user per 15-20 s) keep it fresh, and a join or leave shows
+   * in provisional windows once a final window's lookup has seen it.
+   */
+  async lookupForDisplay(orgId: string, userId: string, deviceId: string, windowEndMs: number): Promise<MeshParticipation[]> {
+    const e = this.cache.get(`${orgId}\u0000${userId}`);
+    if (!e || windowEndMs < e.sinceMs) return (await this.lookup(orgId, userId, deviceId, windowEndMs)).current;
+    return e.list.filter((p) => belongsAt(p, deviceId, windowEndMs));
   }
 
   private fetch(key: string, orgId: string, userId: string, windowEndMs: number): Promise<Entry> {
@@ -177,13 +194,15 @@ export class GroupFanout {
     w: ClosedWindow,
     m: WindowMetrics,
     participations: MeshParticipation[],
+    provisional = false,
   ): GroupParticipantWindowRecord[] {
     if (participations.length === 0) return [];
     const series = this.seriesOf(w, m);
     // The window's own beats come after its context beats and before its lookahead.
     const own = w.count - w.lookaheadCount;
     const lastBeatAt = own > w.contextCount ? w.beatTimesMs[own - 1] : null;
-    this.stats.records += participations.length;
+    if (provisional) this.stats.provisionalRecords += participations.length;
+    else this.stats.records += participations.length;
     return participations.map((p) => ({
       ...participationFields(s, w, p),
       valid: m.valid,

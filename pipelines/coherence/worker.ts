@@ -638,6 +638,20 @@ export class CoherenceWorker {
         if (recs.length === 0) return;
         await this.opts.bus.publish(this.topics.coherenceWindowsProvisional, recs);
         this.stats.provisionalWindows += recs.length;
+        // Group participants' provisional windows, for the group worker's provisional group windows.
+        const fanout = this.groupFanout;
+        if (!fanout) return;
+        const group = [];
+        for (let i = 0; i < windows.length; i++) {
+          const { st, w } = windows[i];
+          if (p.sessions.get(st.id) !== st || w.windowEndMs <= st.emittedThroughMs) continue;
+          const s = { sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId };
+          const current = await fanout.lookupForDisplay(st.orgId, st.userId, st.deviceId, w.windowEndMs);
+          for (const g of fanout.records(s, w, metrics[i], current, true)) {
+            group.push({ key: g.mesh_id, value: await this.opts.codec.encode(Topics.groupParticipantWindowsProvisional, g), timestamp: g.window_end });
+          }
+        }
+        if (group.length > 0) await this.opts.bus.publish(this.topics.groupParticipantWindowsProvisional, group);
       } catch (err) {
         this.stats.provisionalFailures += windows.length;
         this.opts.log.warn({ err, partition: p.tracker.partition, windows: windows.length }, 'coherence worker: provisional windows not published (live display only; the final windows are unaffected)');

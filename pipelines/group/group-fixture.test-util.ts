@@ -6,6 +6,7 @@
 import { Mulberry32, deriveSeed } from '../../lib/prng.js';
 import type { GroupParticipantWindowRecord } from '../../schemas/records.js';
 import { participantSeries, syntheticGroup } from './synthetic-group.js';
+import { participantWindowOf } from './worker.js';
 
 export const FIXTURE_T0 = Date.UTC(2026, 10, 2, 10, 0, 0);
 export const FIXTURE_WINDOWS = 30;
@@ -82,3 +83,6 @@ export function shuffledRounds<T>(w: (T | null)[][], seed: number): T[] {
   }
   return out;
 }
+
+/** A record as GroupWindows / ProvisionalGroupWindows take it, without its bus position (the worker's own mapping). */
+export const participantInput = participantWindowOf;

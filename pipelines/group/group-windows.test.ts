@@ -4,27 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSynchronyPlan } from './synchrony.js';
 import { GroupWindows, type ClosedGroupWindow, type ParticipantWindowInput } from './group-windows.js';
-import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
+import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, participantInput, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
 import type { GroupParticipantWindowRecord } from '../../schemas/records.js';
 
 const plan = createSynchronyPlan();
 
 function input(w: GroupParticipantWindowRecord, offset: number): ParticipantWindowInput {
-  return {
-    participantId: w.participant_id,
-    userId: w.user_id,
-    sessionId: w.session_id,
-    windowStartMs: w.window_start,
-    windowEndMs: w.window_end,
-    valid: w.valid,
-    coherence: w.coherence,
-    coverage: w.coverage,
-    artifactRatio: w.artifact_ratio,
-    breathingRateBpm: w.breathing_rate_bpm,
-    lastBeatMs: w.last_beat_at,
-    series: w.series,
-    offset: BigInt(offset),
-  };
+  return { ...participantInput(w), offset: BigInt(offset) };
 }
 
 function run(records: GroupParticipantWindowRecord[], allowedLatenessMs?: number): ClosedGroupWindow[] {

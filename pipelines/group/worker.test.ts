@@ -291,3 +291,51 @@ test("the group session's end reaches the worker as the participants' end marker
   const a = await stored('org-a');
   assert.deepEqual(windows.slice(0, 18), a.windows.slice(0, 18));
 });
+
+test('provisional participant windows give a provisional group_coherence per end, before its final one; the stored windows are unchanged', async () => {
+  const tp = await topicsFor('gp.');
+  const sink = await startSink(tp);
+  const w = await startWorker(tp);
+  stops.push(() => w.stop());
+  // Something on the provisional topic that is no participant window: counted, skipped, no dead letter.
+  await bus.publish(tp.groupParticipantWindowsProvisional, [{ key: MESH, value: Buffer.from('not avro at all') }]);
+  // Live, a window is read provisionally as the beats pass its end, and its final one comes
+  // ~20 s later. The two topics are read by two consumers whose relative pace this test does
+  // not control, so the provisional windows all go first here.
+  const records = windowMajor(fixtureWindows(MESH, 'org-p'));
+  for (const r of records) {
+    await bus.publish(tp.groupParticipantWindowsProvisional, [{ key: MESH, value: codec.encode(Topics.groupParticipantWindowsProvisional, r), timestamp: r.window_end }]);
+  }
+  await waitFor('the provisional group windows', () => w.stats.provisionalWindows >= FIXTURE_WINDOWS);
+  await publish(tp, records);
+  await untilStored(sink, CLOSED);
+  assert.deepEqual(await stored('org-p'), await stored('org-a'), 'the final path does not see the provisional windows');
+  const events = await meshEvents(tp, CLOSED + FIXTURE_WINDOWS);
+  const coherence = events.filter((e) => e.type === 'group_coherence');
+  const provisional = coherence.filter((e) => JSON.parse(e.payload_json).provisional === true);
+  const final = coherence.filter((e) => JSON.parse(e.payload_json).provisional === false);
+  assert.equal(final.length, CLOSED);
+  assert.equal(provisional.length, FIXTURE_WINDOWS, 'one per end, the last two too (their final ones wait for the lateness)');
+  assert.equal(w.stats.provisionalWindows, FIXTURE_WINDOWS);
+  assert.equal(w.stats.provisionalFailures, 1);
+  assert.equal(w.stats.deadLettered, 0);
+  for (const p of provisional) {
+    const end = p.occurred_at;
+    assert.equal(p.event_id, `${MESH}:group_coherence:${end}:provisional`);
+    const f = coherence.findIndex((e) => e.event_id === `${MESH}:group_coherence:${end}`);
+    if (f >= 0) assert.ok(coherence.indexOf(p) < f, `end ${(end - fixtureEnd(0)) / 5000}: the provisional one comes first`);
+    const pp = JSON.parse(p.payload_json);
+    for (const k of ['coherence', 'participant_count', 'present_count', 'sync_r', 'sync_p', 'plv', 'breathing_sync', 'window_end', 'weights']) assert.ok(k in pp, `${k} in a provisional payload`);
+  }
+  // Where the final window counts everyone present (no late joiner or drop-out history), the figures agree.
+  let same = 0;
+  for (const f of final) {
+    const fp = JSON.parse(f.payload_json);
+    const pp = JSON.parse(provisional.find((p) => p.occurred_at === f.occurred_at)!.payload_json);
+    if (fp.participant_count !== pp.participant_count) continue;
+    assert.equal(pp.coherence, fp.coherence);
+    assert.equal(pp.sync_r, fp.sync_r);
+    same++;
+  }
+  assert.ok(same >= 20, `${same} ends agree`);
+});

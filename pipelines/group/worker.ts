@@ -31,7 +31,9 @@ import { CheckpointTable, type SessionCheckpoint } from '../coherence/checkpoint
 import { ThresholdTracker } from '../coherence/threshold.js';
 import { PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
 import { createSynchronyPlan, type SynchronyPlan } from './synchrony.js';
+import type { GroupWindowResult } from './window.js';
 import { GroupWindows, type ClosedGroupWindow } from './group-windows.js';
+import { ProvisionalGroupWindows, type ProvisionalGroupWindow, type ProvisionalParticipantWindow } from './provisional-windows.js';
 
 export const GROUP_WORKER_GROUP = 'attune-group';
 
@@ -63,6 +65,12 @@ export interface GroupWorkerOptions {
    * the first one within 30 s.
    */
   earlyClose?: boolean;
+  /**
+   * Read the participants' provisional windows (groupParticipantWindowsProvisional) and publish
+   * provisional group_coherence events (payload `provisional: true`) for live display, ~20 s
+   * before the final ones (provisional-windows.ts). Default true.
+   */
+  provisionalWindows?: boolean;
   checkpointTopic?: string;
   checkpointPartitions?: number;
   /** Default: GROUP_WORKER_GROUP behind the topics' prefix. */
@@ -94,6 +102,10 @@ interface PartitionState {
 
 export interface GroupWorkerStats {
   records: number;
+  /** Provisional group windows published (live display only). */
+  provisionalWindows: number;
+  /** Provisional rounds that failed (decoding, computing or publishing): logged, never retried. */
+  provisionalFailures: number;
   windows: number;
   suppressedWindows: number;
   lateWindows: number;
@@ -131,15 +143,57 @@ const IDLE_GROUP_MS = 3_600_000;
 
 const nn = (v: number | null): number | null => (v === null || !Number.isFinite(v) ? null : v);
 
+/** A participant window record as GroupWindows and ProvisionalGroupWindows take it (without its bus position). */
+export function participantWindowOf(w: GroupParticipantWindowRecord): ProvisionalParticipantWindow {
+  return {
+    participantId: w.participant_id,
+    userId: w.user_id,
+    sessionId: w.session_id,
+    windowStartMs: w.window_start,
+    windowEndMs: w.window_end,
+    valid: w.valid,
+    coherence: w.valid ? nn(w.coherence) : null,
+    coverage: w.coverage,
+    artifactRatio: w.artifact_ratio,
+    breathingRateBpm: w.valid ? nn(w.breathing_rate_bpm) : null,
+    lastBeatMs: w.last_beat_at,
+    series: w.series,
+  };
+}
+
+/** group_coherence's payload (final and provisional). */
+function groupCoherencePayload(r: GroupWindowResult, presentCount: number, end: number, weights: Record<string, number>) {
+  return {
+    coherence: r.coherence,
+    participant_count: r.participantCount,
+    present_count: presentCount,
+    sync_r: nn(r.syncR),
+    sync_z: nn(r.syncZ),
+    sync_p: nn(r.syncP),
+    plv: nn(r.plv),
+    breathing_sync: nn(r.breathingSync),
+    window_end: new Date(end).toISOString(),
+    weights,
+  };
+}
+
 export class GroupWorker {
   readonly groupId: string;
-  readonly stats: GroupWorkerStats = { records: 0, windows: 0, suppressedWindows: 0, lateWindows: 0, events: 0, manifestations: 0, deadLettered: 0, restoredGroups: 0, inputEnds: 0 };
+  readonly stats: GroupWorkerStats = { records: 0, provisionalWindows: 0, provisionalFailures: 0, windows: 0, suppressedWindows: 0, lateWindows: 0, events: 0, manifestations: 0, deadLettered: 0, restoredGroups: 0, inputEnds: 0 };
   readonly checkpoints: CheckpointTable;
   private readonly partitions = new Map<string, PartitionState>();
   private readonly topics: TopicNames;
   private readonly clock: () => number;
   private readonly plan: SynchronyPlan = createSynchronyPlan();
   private subscription: Subscription | null = null;
+  private provisionalSubscription: Subscription | null = null;
+  /**
+   * Per group, its provisional windows and the newest final window end this process published
+   * (the provisional consumer's partitions need not be the final one's: a group's final
+   * windows may be another process's, and then its provisional ones come after them anyway).
+   */
+  private readonly provisional = new Map<string, { windows: ProvisionalGroupWindows; orgId: string; lastSeenMs: number }>();
+  private readonly finalThrough = new Map<string, number>();
 
   constructor(private readonly opts: GroupWorkerOptions) {
     this.topics = opts.topics ?? Topics;
@@ -164,6 +218,100 @@ export class GroupWorker {
       eachBatch: (batch) => this.withPartition(batch.topic, batch.partition, (p) => this.handleBatch(p, batch)),
       onAssignment: (assigned) => this.onAssignment(assigned),
     });
+    if (this.opts.provisionalWindows !== false) {
+      // Live display only: a group of its own that starts at the newest records and commits
+      // as it goes, so a restart neither replays old provisional windows nor holds the log.
+      this.provisionalSubscription = await this.opts.bus.subscribe({
+        groupId: `${this.groupId}-provisional`,
+        topics: [this.topics.groupParticipantWindowsProvisional],
+        fromBeginning: false,
+        eachBatch: (batch) => this.handleProvisional(batch),
+      });
+    }
+  }
+
+  /**
+   * Provisional participant windows in, provisional group_coherence events out. Nothing here
+   * is retried: a failure is logged and counted, and the final windows are unaffected.
+   */
+  private async handleProvisional(batch: RecordBatch): Promise<void> {
+    const events: MeshEventRecord[] = [];
+    try {
+      for (const rec of batch.records) {
+        let w: GroupParticipantWindowRecord;
+        try {
+          const d = decodeRecord<GroupParticipantWindowRecord>(this.opts.codec, rec.value);
+          w = d instanceof Promise ? await d : d;
+        } catch {
+          this.stats.provisionalFailures++;
+          continue;
+        }
+        if (notAParticipantWindow(w) !== null) {
+          this.stats.provisionalFailures++;
+          continue;
+        }
+        let g = this.provisional.get(w.mesh_id);
+        if (!g) {
+          g = {
+            windows: new ProvisionalGroupWindows({
+              groupId: w.mesh_id,
+              plan: this.plan,
+              pacerRateBpm: Number.isFinite(w.pacer_rate_bpm) && w.pacer_rate_bpm > 0 ? w.pacer_rate_bpm : null,
+              allowedLatenessMs: this.opts.allowedLatenessMs,
+              surrogates: this.opts.surrogates,
+            }),
+            orgId: w.org_id,
+            lastSeenMs: w.window_end,
+          };
+          this.provisional.set(w.mesh_id, g);
+        }
+        g.lastSeenMs = Math.max(g.lastSeenMs, w.window_end);
+        const final = this.finalThrough.get(w.mesh_id);
+        if (final !== undefined) g.windows.finalThrough(final);
+        const ready = g.windows.add(participantWindowOf(w));
+        for (const c of ready) events.push(this.provisionalEvent(w.mesh_id, g.orgId, c));
+      }
+      // Groups whose provisional input stopped an hour of event time ago are let go.
+      let newest = -Infinity;
+      for (const g of this.provisional.values()) newest = Math.max(newest, g.lastSeenMs);
+      for (const [id, g] of this.provisional) {
+        if (g.lastSeenMs < newest - IDLE_GROUP_MS) {
+          this.provisional.delete(id);
+          this.finalThrough.delete(id);
+        }
+      }
+      if (events.length > 0) {
+        const recs = [];
+        for (const e of events) recs.push({ key: e.mesh_id, value: await this.opts.codec.encode(Topics.meshEvents, e), timestamp: e.occurred_at });
+        await this.opts.bus.publish(this.topics.meshEvents, recs);
+        this.stats.provisionalWindows += events.length;
+      }
+    } catch (err) {
+      this.stats.provisionalFailures += Math.max(1, events.length);
+      this.opts.log.warn({ err, partition: batch.partition }, 'group worker: provisional group windows not published (live display only; the final windows are unaffected)');
+    }
+    const last = batch.records.at(-1);
+    if (last) {
+      this.provisionalSubscription?.commit(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString()).catch((err) => {
+        this.opts.log.warn({ err, partition: batch.partition }, 'group worker: provisional commit failed');
+      });
+    }
+  }
+
+  /** A provisional window's group_coherence: the final one's payload, `provisional: true`, its own event id. */
+  private provisionalEvent(meshId: string, orgId: string, c: ProvisionalGroupWindow): MeshEventRecord {
+    const r = c.result;
+    return {
+      event_id: `${meshId}:group_coherence:${c.windowEndMs}:provisional`,
+      mesh_id: meshId,
+      org_id: orgId,
+      type: 'group_coherence',
+      occurred_at: c.windowEndMs,
+      payload_json: JSON.stringify({
+        ...groupCoherencePayload(r, c.presentCount, c.windowEndMs, Object.fromEntries(r.participants.map((q) => [q.participantId, q.weight]))),
+        provisional: true,
+      }),
+    };
   }
 
   /** Groups with open windows. */
@@ -239,18 +387,7 @@ export class GroupWorker {
         continue;
       }
       const added = g.windows.add({
-        participantId: w.participant_id,
-        userId: w.user_id,
-        sessionId: w.session_id,
-        windowStartMs: w.window_start,
-        windowEndMs: w.window_end,
-        valid: w.valid,
-        coherence: w.valid ? nn(w.coherence) : null,
-        coverage: w.coverage,
-        artifactRatio: w.artifact_ratio,
-        breathingRateBpm: w.valid ? nn(w.breathing_rate_bpm) : null,
-        lastBeatMs: w.last_beat_at,
-        series: w.series,
+        ...participantWindowOf(w),
         offset,
         ends: rec.headers[PARTICIPANT_ENDED_HEADER] === 'true',
       });
@@ -324,6 +461,7 @@ export class GroupWorker {
       return;
     }
     g.emittedThroughMs = end;
+    this.finalThrough.set(g.id, end);
     this.stats.windows++;
     p.outWindows.push({
       mesh_id: g.id,
@@ -361,16 +499,8 @@ export class GroupWorker {
       type: 'group_coherence',
       occurred_at: end,
       payload_json: JSON.stringify({
-        coherence: r.coherence,
-        participant_count: r.participantCount,
-        present_count: c.presentCount,
-        sync_r: nn(r.syncR),
-        sync_z: nn(r.syncZ),
-        sync_p: nn(r.syncP),
-        plv: nn(r.plv),
-        breathing_sync: nn(r.breathingSync),
-        window_end: new Date(end).toISOString(),
-        weights: Object.fromEntries(c.participants.filter((q) => q.counted).map((q) => [q.participantId, q.weight])),
+        ...groupCoherencePayload(r, c.presentCount, end, Object.fromEntries(c.participants.filter((q) => q.counted).map((q) => [q.participantId, q.weight]))),
+        provisional: false,
       }),
     });
     this.stats.events++;
@@ -437,6 +567,7 @@ export class GroupWorker {
 
   async stop(): Promise<void> {
     await this.flush().catch((err) => this.opts.log.warn({ err }, 'group worker: final flush failed; records will be replayed'));
+    await this.provisionalSubscription?.stop();
     await this.subscription?.stop();
     await this.checkpoints.stop();
   }

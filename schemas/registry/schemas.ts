@@ -343,6 +343,7 @@ export interface TopicRecords {
   [Topics.speechResults]: SpeechResult;
   [Topics.meshEvents]: MeshEvent;
   [Topics.groupParticipantWindows]: GroupParticipantWindow;
+  [Topics.groupParticipantWindowsProvisional]: GroupParticipantWindow;
   [Topics.groupWindows]: GroupWindow;
 }
 export type TopicName = keyof TopicRecords;
@@ -361,6 +362,7 @@ export const topicSchemaFiles: Record<TopicName, string> = {
   [Topics.speechResults]: 'SpeechResult.avsc',
   [Topics.meshEvents]: 'MeshEvent.avsc',
   [Topics.groupParticipantWindows]: 'GroupParticipantWindow.avsc',
+  [Topics.groupParticipantWindowsProvisional]: 'GroupParticipantWindow.avsc',
   [Topics.groupWindows]: 'GroupWindow.avsc',
 };
 
