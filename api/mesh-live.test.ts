@@ -118,6 +118,8 @@ test('?provisional=true: a socket also gets provisional group_coherence (not onc
   const plain = client(b, `/v1/mesh/sessions/${s.id}/stream`, b.token('watcher', org));
   const live = client(b, `/v1/mesh/sessions/${s.id}/stream?provisional=true`, b.token('watcher2', org));
   await waitUntil('both subscribed', () => plain.messages.length > 0 && live.messages.length > 0);
+  assert.equal(live.messages[0].payload!.provisional, true);
+  assert.equal(plain.messages[0].payload!.provisional, undefined);
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
   const t0 = Date.now();
   const event = (end: number, provisional: boolean, syncR: number): MeshEvent => ({
@@ -136,8 +138,10 @@ test('?provisional=true: a socket also gets provisional group_coherence (not onc
   const seen = plain.messages.length;
   await waitUntil('a pulse after it', () => plain.messages.slice(seen).some((m) => m.type === 'sync_pulse'), 5_000);
   assert.equal(plain.messages.slice(seen).find((m) => m.type === 'sync_pulse')!.payload!.group_sync, 0.8);
-  // A provisional window whose final one this socket has had (a replay, a slow worker): dropped.
+  // A provisional window whose final one was routed (a replay, a slow worker), or older than a
+  // provisional one routed: dropped.
   await send(event(t0, true, 0.4));
+  await send(event(t0 + 5000, true, 0.45));
   await send(event(t0 + 5000, false, 0.9));
   await waitUntil('the last final one', () => ofType(plain, 'group_coherence').length === 2 && ofType(live, 'group_coherence').length === 3);
   assert.deepEqual(ofType(plain, 'group_coherence').map((m) => m.id), [`${s.id}:group_coherence:${t0}`, `${s.id}:group_coherence:${t0 + 5000}`]);

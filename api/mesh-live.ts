@@ -26,6 +26,7 @@ import { socketAuth } from '../http/http-auth.js';
 import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
 import type { MeshParticipant, MeshSession, MeshViewer } from '../store/postgres/mesh-repo.js';
 import { pacerAt } from './mesh-pacer.js';
+import { LRUCache } from 'lru-cache';
 
 /** How often a session's sockets get a sync_pulse, ms ("at least once a second"). */
 export const PULSE_MS = 500;
@@ -80,6 +81,9 @@ export class MeshLive {
   readonly hub: LiveHub<MeshLiveRecord>;
   /** The latest group synchrony (sync_r of group_coherence) per session. */
   private readonly groupSync = new Map<string, number | null>();
+  /** Per session, the newest final and provisional group window ends routed (recently active sessions, ~100 bytes each). */
+  private readonly finalThrough = new LRUCache<string, number>({ max: 100_000 });
+  private readonly provisionalThrough = new LRUCache<string, number>({ max: 100_000 });
   private readonly pulsing = new Map<string, Pulsing>();
   private readonly ended = new Set<string>();
 
@@ -95,13 +99,20 @@ export class MeshLive {
         if (rec.type === 'group_coherence') {
           const payload = parsePayload(rec.payload_json);
           if (payload.provisional === true) {
-            // Only to the sockets that asked for them, and not once the final one went out.
+            // Only to the sockets that asked for them. The final and provisional windows come
+            // from two consumers, and a worker taking a partition over may read again: a
+            // provisional window whose final one, or a newer provisional one, was already routed
+            // would only take the display back (as api/live.ts does for coherence windows).
+            if (rec.occurred_at <= (this.finalThrough.get(rec.mesh_id) ?? -Infinity)) return null;
+            if (rec.occurred_at <= (this.provisionalThrough.get(rec.mesh_id) ?? -Infinity)) return null;
+            this.provisionalThrough.set(rec.mesh_id, rec.occurred_at);
             return {
               keys: [provisionalMeshKey(rec.mesh_id)],
               envelope: () => meshEventEnvelope(rec),
               supersededBy: rec.event_id.replace(/:provisional$/, ''),
             };
           }
+          if (rec.occurred_at > (this.finalThrough.get(rec.mesh_id) ?? -Infinity)) this.finalThrough.set(rec.mesh_id, rec.occurred_at);
           const r = payload.sync_r;
           this.groupSync.set(rec.mesh_id, typeof r === 'number' && Number.isFinite(r) ? r : null);
         } else if (rec.type === 'session_ended') {
@@ -199,7 +210,7 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
           'Live events of one group session (WebSocket): participant_joined and participant_left {participant_id, position, user_id and display_name (null when anonymous), participant_count}, ' +
           `sync_pulse every ${PULSE_MS} ms {phase: inhale|exhale, progress 0..1, group_sync, breathing_rate_bpm, cycle}, session_ended, and group_coherence / manifestation_event from the group worker. ` +
           'group_coherence comes once per 5 s window, final (payload provisional: false), 25-30 s after the window\'s end (the participants\' and the group\'s allowed lateness); ' +
-          'with ?provisional=true the socket also gets a provisional one per window (provisional: true, id ending :provisional) about 20 s sooner, read from the participants\' windows before their lateness ran out, for live display: key by payload.window_end, the final one follows. ' +
+          'with ?provisional=true the socket also gets a provisional one per window (provisional: true, id ending :provisional) about 15 s sooner, read from the participants\' windows before their lateness ran out, for live display: key by payload.window_end, the final one follows. ' +
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs mesh:join. ' +
           'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}; then envelopes {"id","type","timestamp","payload"}. ' +
           'Close codes: 4401 unauthenticated, 4403 missing scope or a private session you are not invited to, 4404 no such session, 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader.',
@@ -217,6 +228,7 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
             status: session.status,
             participant_count: session.participantCount,
             breathing_rate_bpm: session.breathingRateBpm,
+            ...(provisional ? { provisional: true } : {}),
           }),
         );
       });

@@ -276,6 +276,10 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
     const fanout = worker.groupFanout;
     if (fanout) {
       metrics.counterFrom('attune_coherence_group_records_total', "Group participants' windows the coherence worker published on the group repartition topic.", [], () => [[{}, fanout.stats.records]]);
+      metrics.counterFrom('attune_coherence_group_provisional_records_total', "Group participants' provisional windows the coherence worker published (live display), or rounds of them that failed (logged).", ['outcome'], () => [
+        [{ outcome: 'published' }, s.provisionalGroupRecords],
+        [{ outcome: 'failed' }, s.provisionalGroupFailures],
+      ]);
       metrics.counterFrom('attune_coherence_group_lookups_total', 'PostgreSQL lookups of a user\'s mesh participations by the coherence worker.', [], () => [[{}, fanout.stats.queries]]);
     }
   }
@@ -284,9 +288,10 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
     const s = group.stats;
     metrics.counterFrom('attune_group_participant_windows_total', "Participants' windows the group worker read.", [], () => [[{}, s.records]]);
     metrics.counterFrom('attune_group_windows_total', 'Group windows the group worker published.', [], () => [[{}, s.windows]]);
-    metrics.counterFrom('attune_group_provisional_windows_total', 'Provisional group windows for live display: published, or failed (a record not decodable as a participant window, computing or publishing; logged).', ['outcome'], () => [
+    metrics.counterFrom('attune_group_provisional_windows_total', 'Provisional group windows for live display: published; failed (a record that is no participant window, or computing or publishing); skipped (older than 2 min, or at or before the final windows).', ['outcome'], () => [
       [{ outcome: 'published' }, s.provisionalWindows],
       [{ outcome: 'failed' }, s.provisionalFailures],
+      [{ outcome: 'skipped' }, s.provisionalSkipped],
     ]);
     metrics.counterFrom('attune_group_late_windows_total', "Participants' windows that came after their group window closed (ignored).", [], () => [[{}, s.lateWindows]]);
     metrics.counterFrom('attune_group_events_total', 'Live group events published, by type.', ['type'], () => [

@@ -124,7 +124,7 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
     topic,
     partitions: config.topicPartitions,
     compacted: topic === topics.sessionChanges,
-    // Live display only: an hour covers any reader's restart; nothing replays it.
+    // Live display only: an hour covers any reader's restart; no reader replays it (they start at the newest records).
     ...(topic === topics.coherenceWindowsProvisional || topic === topics.groupParticipantWindowsProvisional ? { retentionMs: PROVISIONAL_RETENTION_MS } : {}),
   }));
   if (config.bus === 'embedded') {
@@ -338,7 +338,7 @@ export async function startAttune(
         // Mesh participations (PostgreSQL): group participants' windows also go to the group repartition topic.
         groups: new MeshRepository(sql, { clock }),
       });
-      groupWorker = new GroupWorker({ bus, topics, codec, log: log.child({ role: 'group-worker' }), allowedLatenessMs: config.group.allowedLatenessMs, earlyClose: config.group.earlyClose });
+      groupWorker = new GroupWorker({ bus, topics, codec, log: log.child({ role: 'group-worker' }), allowedLatenessMs: config.group.allowedLatenessMs, earlyClose: config.group.earlyClose, provisionalWindows: config.coherence.provisionalWindows });
       starting.push(worker.start(), groupWorker.start());
     }
     if (sinks && store) {

@@ -2,7 +2,7 @@
 // /v1/mesh/sessions?status=active lists it, and its stream delivers group_coherence within 30 s.
 // The socket asks for provisional windows, as a live display does: since the coherence windows'
 // 5 s lookahead (12-04), the first final group window comes 25-30 s after the socket opens
-// (29.3 s on a quiet machine), the first provisional one ~20 s sooner.
+// (29.3 s on a quiet machine), the first provisional one ~15 s sooner.
 // `attune all` with the simulator on (ATTUNE_SIMULATE=1, what npm start's --simulate sets) in a
 // child process on the embedded default (embedded bus, chDB, PGlite in its own data directory),
 // as a user starts it; the speech worker off (it loads ~150 MB of models this test does not use).
@@ -58,7 +58,7 @@ test('attune all --simulate: the simulated group is listed active at once, with 
   assert.match(group.name, /^Simulated group \(8 participants, 6 with the pacer\)$/);
   assert.equal(group.breathing_rate_bpm, 6);
 
-  // A live display's socket: provisional group windows too (api/mesh-live.ts), each ~20 s
+  // A live display's socket: provisional group windows too (api/mesh-live.ts), each ~15 s
   // before its final one (which waits for the participants' and the group's lateness).
   const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/v1/mesh/sessions/${group.id}/stream?token=${token}&provisional=true`);
   const opened = Date.now();

@@ -215,6 +215,10 @@ export interface CoherenceWorkerStats {
   provisionalDropped: number;
   /** Final windows whose metrics were their provisional window's (the same beats: computed once). */
   provisionalReused: number;
+  /** Mesh participants' provisional windows published for the group worker (one per participation). */
+  provisionalGroupRecords: number;
+  /** Rounds of those that failed (a membership query, or publishing): logged. */
+  provisionalGroupFailures: number;
 }
 
 /** Key under which the partition's newest-beat record is retained (no session id looks like it). */
@@ -242,6 +246,8 @@ export class CoherenceWorker {
     provisionalFailures: 0,
     provisionalDropped: 0,
     provisionalReused: 0,
+    provisionalGroupRecords: 0,
+    provisionalGroupFailures: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
   private readonly pool: MetricsPool;
@@ -638,20 +644,7 @@ export class CoherenceWorker {
         if (recs.length === 0) return;
         await this.opts.bus.publish(this.topics.coherenceWindowsProvisional, recs);
         this.stats.provisionalWindows += recs.length;
-        // Group participants' provisional windows, for the group worker's provisional group windows.
-        const fanout = this.groupFanout;
-        if (!fanout) return;
-        const group = [];
-        for (let i = 0; i < windows.length; i++) {
-          const { st, w } = windows[i];
-          if (p.sessions.get(st.id) !== st || w.windowEndMs <= st.emittedThroughMs) continue;
-          const s = { sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId };
-          const current = await fanout.lookupForDisplay(st.orgId, st.userId, st.deviceId, w.windowEndMs);
-          for (const g of fanout.records(s, w, metrics[i], current, true)) {
-            group.push({ key: g.mesh_id, value: await this.opts.codec.encode(Topics.groupParticipantWindowsProvisional, g), timestamp: g.window_end });
-          }
-        }
-        if (group.length > 0) await this.opts.bus.publish(this.topics.groupParticipantWindowsProvisional, group);
+        await this.publishProvisionalGroup(p, windows, metrics);
       } catch (err) {
         this.stats.provisionalFailures += windows.length;
         this.opts.log.warn({ err, partition: p.tracker.partition, windows: windows.length }, 'coherence worker: provisional windows not published (live display only; the final windows are unaffected)');
@@ -659,6 +652,33 @@ export class CoherenceWorker {
         p.provisionalInFlight = null;
       }
     })();
+  }
+
+  /**
+   * The provisional windows of mesh participants, for the group worker's provisional group
+   * windows (part of the provisional round: its failure is logged and counted apart, never
+   * retried). Membership from the cache (GroupFanout.lookupForDisplay); the lookups that miss
+   * it run together.
+   */
+  private async publishProvisionalGroup(p: PartitionState, windows: ClosedOf[], metrics: WindowMetrics[]): Promise<void> {
+    const fanout = this.groupFanout;
+    if (!fanout) return;
+    try {
+      const live = windows.map((c, i) => ({ ...c, m: metrics[i] })).filter(({ st, w }) => p.sessions.get(st.id) === st && w.windowEndMs > st.emittedThroughMs);
+      const current = await Promise.all(live.map(({ st, w }) => fanout.lookupForDisplay(st.orgId, st.userId, st.deviceId, w.windowEndMs)));
+      const recs = [];
+      for (let i = 0; i < live.length; i++) {
+        const { st, w, m } = live[i];
+        for (const g of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, m, current[i], true)) {
+          recs.push({ key: g.mesh_id, value: await this.opts.codec.encode(Topics.groupParticipantWindowsProvisional, g), timestamp: g.window_end });
+        }
+      }
+      if (recs.length > 0) await this.opts.bus.publish(this.topics.groupParticipantWindowsProvisional, recs);
+      this.stats.provisionalGroupRecords += recs.length;
+    } catch (err) {
+      this.stats.provisionalGroupFailures++;
+      this.opts.log.warn({ err, partition: p.tracker.partition }, "coherence worker: mesh participants' provisional windows not published (live display only; the final windows are unaffected)");
+    }
   }
 
   /** Creates state for sessions first seen in this batch, from their checkpoints (a takeover). */

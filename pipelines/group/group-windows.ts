@@ -146,7 +146,7 @@ export interface ClosedGroupWindow {
 }
 
 /** a replaces b as the one window of a participant at an end (order-free rule, see the header). */
-function better(a: ParticipantWindowInput, b: ParticipantWindowInput): boolean {
+export function better(a: Omit<ParticipantWindowInput, 'offset'>, b: Omit<ParticipantWindowInput, 'offset'>): boolean {
   if (a.valid !== b.valid) return a.valid;
   if (a.coverage !== b.coverage) return a.coverage > b.coverage;
   return a.sessionId < b.sessionId;

@@ -110,3 +110,17 @@ test('memory stays bounded over a long run: ends are let go once given', () => {
   // At most the ends within the lateness of the newest one (10 s: 3 ends) are open.
   assert.ok(max <= 3, `${max} open ends`);
 });
+
+test("one participant streaming two sessions: the final windows' rule picks one window at an end, whatever the order", () => {
+  const results = [false, true].map((invalidFirst) => {
+    const g = new ProvisionalGroupWindows({ groupId: 'mesh-p', plan, pacerRateBpm: 6 });
+    const valid = input(windows[0][0]!);
+    const invalid = { ...valid, sessionId: 'session-other', valid: false, coherence: null, series: [] };
+    for (const w of invalidFirst ? [invalid, valid] : [valid, invalid]) g.add(w);
+    g.add(input(windows[1][0]!));
+    const [w0] = g.add(input(windows[0][1]!));
+    return w0.result;
+  });
+  assert.equal(results[0].participantCount, 2);
+  assert.deepEqual(results[1], results[0]);
+});

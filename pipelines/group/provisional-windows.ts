@@ -1,6 +1,6 @@
 // One group's provisional windows, for live display only: the participants' provisional
 // coherence windows in (the coherence worker's read of a window before its allowed lateness
-// has run out), provisional group windows out, about 20 s before the final ones.
+// has run out), provisional group windows out, about 15 s before the final ones.
 //
 // Why: a final group window waits for its participants' final windows (their 10 s lateness
 // and 5 s lookahead) and then for the group's own lateness (10 s), so live it comes 25-30 s
@@ -17,13 +17,19 @@
 // the group's newest provisional end is allowedLatenessMs past E (someone stopped sending).
 // In the group's first activeSpanMs, when who is in it is not known yet, E also waits for a
 // window past it. A participant whose first window comes after E was given counts from the
-// next end.
+// next end. What this cannot know, by design (the final windows know it):
+//  - a participant with no provisional window at E (their device uploads less often than every
+//    5 s, so the coherence worker reads only the newest window of each upload; or a round was
+//    dropped under load) who has sent a later one is not waited for, and is not counted at E;
+//  - when everyone stops within activeSpanMs of each other (the session's end), the ends the
+//    last of them did not reach are never given here (their final windows are, on the end
+//    markers); their state goes when the process's provisional input has moved 2 min on.
 // Counted at E: everyone with a valid provisional window there (no warm-up, no membership
 // history: GroupMembership's rules are the final windows'). The maths is computeGroupWindow's,
 // with the final window's seed, so at a live device's pace (the same beats in both) the
 // provisional figures are the final ones.
 import { AttuneError } from '../../lib/errors.js';
-import { DEFAULT_GROUP_LATENESS_MS, DEFAULT_RUN_GAP_MS, type ParticipantWindowInput } from './group-windows.js';
+import { DEFAULT_GROUP_LATENESS_MS, DEFAULT_RUN_GAP_MS, better, type ParticipantWindowInput } from './group-windows.js';
 import type { SynchronyPlan } from './synchrony.js';
 import { computeGroupWindow, groupWindowSeed, type GroupWindowResult } from './window.js';
 
@@ -91,8 +97,10 @@ export class ProvisionalGroupWindows {
     if (w.windowEndMs <= this.givenThroughMs) return [];
     let at = this.byEnd.get(w.windowEndMs);
     if (!at) this.byEnd.set(w.windowEndMs, (at = new Map()));
-    // A newer read of the same window (more beats in) replaces the older.
-    at.set(w.participantId, w);
+    // A newer read of the same session's window (more beats in) replaces the older; of two
+    // sessions of one participant (streaming from two devices), the final windows' rule picks.
+    const had = at.get(w.participantId);
+    if (!had || had.sessionId === w.sessionId || better(w, had)) at.set(w.participantId, w);
     // Participants silent for longer than the span are no longer waited for (nor remembered).
     for (const [id, end] of this.newest) if (end < this.maxEndMs - this.activeSpanMs) this.newest.delete(id);
     const out: ProvisionalGroupWindow[] = [];

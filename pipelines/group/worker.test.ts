@@ -14,7 +14,7 @@ import { migrate } from '../../store/migrate.js';
 import type { GroupParticipantWindowRecord, MeshEventRecord } from '../../schemas/records.js';
 import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
-import { GroupWorker } from './worker.js';
+import { GroupWorker, PROVISIONAL_MAX_AGE_MS } from './worker.js';
 import { GroupWindowsSink } from '../sinks/group-windows-sink.js';
 import { PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
 import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
@@ -61,8 +61,8 @@ async function publish(topics: TopicNames, records: GroupParticipantWindowRecord
 }
 
 /** A1's runs check the lateness rule (earlyClose false, the default); the early-close test the option. */
-function startWorker(topics: TopicNames, earlyClose = false): Promise<GroupWorker> {
-  const w = new GroupWorker({ bus, topics, codec, log: silentLogger, earlyClose });
+function startWorker(topics: TopicNames, earlyClose = false, clock?: () => number): Promise<GroupWorker> {
+  const w = new GroupWorker({ bus, topics, codec, log: silentLogger, earlyClose, clock });
   return w.start().then(() => w);
 }
 
@@ -295,12 +295,17 @@ test("the group session's end reaches the worker as the participants' end marker
 test('provisional participant windows give a provisional group_coherence per end, before its final one; the stored windows are unchanged', async () => {
   const tp = await topicsFor('gp.');
   const sink = await startSink(tp);
-  const w = await startWorker(tp);
+  // The wall clock at the fixture's first end (every window is within 2 min of it or later).
+  const now = () => fixtureEnd(0);
+  const w = await startWorker(tp, false, now);
   stops.push(() => w.stop());
   // Something on the provisional topic that is no participant window: counted, skipped, no dead letter.
   await bus.publish(tp.groupParticipantWindowsProvisional, [{ key: MESH, value: Buffer.from('not avro at all') }]);
+  // A window too old for a live display (2 min and more by the wall clock): not computed.
+  const stale = { ...fixtureWindows(MESH, 'org-p')[0][0]!, window_end: now() - PROVISIONAL_MAX_AGE_MS - 5000 };
+  await bus.publish(tp.groupParticipantWindowsProvisional, [{ key: MESH, value: codec.encode(Topics.groupParticipantWindowsProvisional, stale) }]);
   // Live, a window is read provisionally as the beats pass its end, and its final one comes
-  // ~20 s later. The two topics are read by two consumers whose relative pace this test does
+  // ~15 s later. The two topics are read by two consumers whose relative pace this test does
   // not control, so the provisional windows all go first here.
   const records = windowMajor(fixtureWindows(MESH, 'org-p'));
   for (const r of records) {
@@ -318,6 +323,7 @@ test('provisional participant windows give a provisional group_coherence per end
   assert.equal(provisional.length, FIXTURE_WINDOWS, 'one per end, the last two too (their final ones wait for the lateness)');
   assert.equal(w.stats.provisionalWindows, FIXTURE_WINDOWS);
   assert.equal(w.stats.provisionalFailures, 1);
+  assert.equal(w.stats.provisionalSkipped, 1);
   assert.equal(w.stats.deadLettered, 0);
   for (const p of provisional) {
     const end = p.occurred_at;
@@ -338,4 +344,25 @@ test('provisional participant windows give a provisional group_coherence per end
     same++;
   }
   assert.ok(same >= 20, `${same} ends agree`);
+});
+
+test('a restarted worker does not work through the provisional windows published while it was down: it starts at the newest', async () => {
+  const tr = await topicsFor('gr.');
+  const now = () => fixtureEnd(0);
+  const records = windowMajor(fixtureWindows(MESH, 'org-r'));
+  const send = (rs: GroupParticipantWindowRecord[]) =>
+    bus.publish(tr.groupParticipantWindowsProvisional, rs.map((r) => ({ key: MESH, value: codec.encode(Topics.groupParticipantWindowsProvisional, r), timestamp: r.window_end })));
+  const half = records.findIndex((r) => r.window_end === fixtureEnd(10));
+  const w1 = await startWorker(tr, false, now);
+  await send(records.slice(0, half));
+  await waitFor('the first worker computed ends 0-9', () => w1.stats.provisionalWindows >= 10);
+  await w1.stop();
+  await send(records.slice(half));
+  const w2 = await startWorker(tr, false, now);
+  stops.push(() => w2.stop());
+  // A record after the restart: once it is handled, anything before it would have been too.
+  await bus.publish(tr.groupParticipantWindowsProvisional, [{ key: MESH, value: Buffer.from('after the restart') }]);
+  await waitFor('the record after the restart handled', () => w2.stats.provisionalFailures >= 1);
+  assert.equal(w2.stats.provisionalWindows, 0, 'nothing published while it was down was computed');
+  assert.equal(w2.stats.provisionalSkipped, 0);
 });

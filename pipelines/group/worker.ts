@@ -18,7 +18,8 @@
 // A restart replays from the commit, rebuilds the open windows, suppresses those at or before
 // the checkpoint and continues the threshold streak from it, so a replay publishes no window
 // twice (a crash between 1 and 3 publishes some again, identical; the sink keeps one).
-// Event time only: nothing here reads a clock except to stamp dead letters and checkpoints.
+// Event time only: nothing here reads a clock except to stamp dead letters and checkpoints, and
+// to skip provisional windows too old for a live display (PROVISIONAL_MAX_AGE_MS).
 import type { Bus, BusRecord, RecordBatch, Subscription, TopicPartition } from '../../bus/types.js';
 import { Topics, internalTopic, type TopicNames } from '../../schemas/topics.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
@@ -67,7 +68,7 @@ export interface GroupWorkerOptions {
   earlyClose?: boolean;
   /**
    * Read the participants' provisional windows (groupParticipantWindowsProvisional) and publish
-   * provisional group_coherence events (payload `provisional: true`) for live display, ~20 s
+   * provisional group_coherence events (payload `provisional: true`) for live display, ~15 s
    * before the final ones (provisional-windows.ts). Default true.
    */
   provisionalWindows?: boolean;
@@ -104,8 +105,10 @@ export interface GroupWorkerStats {
   records: number;
   /** Provisional group windows published (live display only). */
   provisionalWindows: number;
-  /** Provisional rounds that failed (decoding, computing or publishing): logged, never retried. */
+  /** Provisional records or rounds that failed: a record that is no participant window (counted only), computing or publishing (logged); never retried. */
   provisionalFailures: number;
+  /** Provisional participant windows skipped: older than PROVISIONAL_MAX_AGE_MS by the wall clock, or at or before their group's final windows. */
+  provisionalSkipped: number;
   windows: number;
   suppressedWindows: number;
   lateWindows: number;
@@ -137,6 +140,14 @@ export function parseParticipationEnd(v: string): { left: boolean; atMs: number 
   const m = /^(left|ended):(-?\d+)$/.exec(v);
   return m ? { left: m[1] === 'left', atMs: Number(m[2]) } : null;
 }
+
+/**
+ * Provisional participant windows ending longer ago than this by the wall clock are not
+ * computed (a live display has no use for them), and a group's provisional state is let go once
+ * the provisional input of its process is this far past its own. The one use of the wall clock
+ * here outside stamps: provisional windows are allowed to depend on timing, final ones are not.
+ */
+export const PROVISIONAL_MAX_AGE_MS = 120_000;
 
 /** Event time after which a group with nothing open is let go, ms. */
 const IDLE_GROUP_MS = 3_600_000;
@@ -179,7 +190,7 @@ function groupCoherencePayload(r: GroupWindowResult, presentCount: number, end: 
 
 export class GroupWorker {
   readonly groupId: string;
-  readonly stats: GroupWorkerStats = { records: 0, provisionalWindows: 0, provisionalFailures: 0, windows: 0, suppressedWindows: 0, lateWindows: 0, events: 0, manifestations: 0, deadLettered: 0, restoredGroups: 0, inputEnds: 0 };
+  readonly stats: GroupWorkerStats = { records: 0, provisionalWindows: 0, provisionalFailures: 0, provisionalSkipped: 0, windows: 0, suppressedWindows: 0, lateWindows: 0, events: 0, manifestations: 0, deadLettered: 0, restoredGroups: 0, inputEnds: 0 };
   readonly checkpoints: CheckpointTable;
   private readonly partitions = new Map<string, PartitionState>();
   private readonly topics: TopicNames;
@@ -187,13 +198,8 @@ export class GroupWorker {
   private readonly plan: SynchronyPlan = createSynchronyPlan();
   private subscription: Subscription | null = null;
   private provisionalSubscription: Subscription | null = null;
-  /**
-   * Per group, its provisional windows and the newest final window end this process published
-   * (the provisional consumer's partitions need not be the final one's: a group's final
-   * windows may be another process's, and then its provisional ones come after them anyway).
-   */
+  /** Per group, its provisional windows (this process's partitions of the provisional topic). */
   private readonly provisional = new Map<string, { windows: ProvisionalGroupWindows; orgId: string; lastSeenMs: number }>();
-  private readonly finalThrough = new Map<string, number>();
 
   constructor(private readonly opts: GroupWorkerOptions) {
     this.topics = opts.topics ?? Topics;
@@ -219,14 +225,21 @@ export class GroupWorker {
       onAssignment: (assigned) => this.onAssignment(assigned),
     });
     if (this.opts.provisionalWindows !== false) {
-      // Live display only: a group of its own that starts at the newest records and commits
-      // as it goes, so a restart neither replays old provisional windows nor holds the log.
-      this.provisionalSubscription = await this.opts.bus.subscribe({
-        groupId: `${this.groupId}-provisional`,
-        topics: [this.topics.groupParticipantWindowsProvisional],
-        fromBeginning: false,
-        eachBatch: (batch) => this.handleProvisional(batch),
-      });
+      // Live display only: a group of its own (the processes share the partitions) that never
+      // commits, so a restart, or a partition taken over, starts at the newest records rather
+      // than working through what was published meanwhile; on the embedded bus it holds no log.
+      // Its failure to start costs the live display only: logged, the final path runs on.
+      try {
+        this.provisionalSubscription = await this.opts.bus.subscribe({
+          groupId: `${this.groupId}-provisional`,
+          topics: [this.topics.groupParticipantWindowsProvisional],
+          fromBeginning: false,
+          ephemeral: true,
+          eachBatch: (batch) => this.handleProvisional(batch),
+        });
+      } catch (err) {
+        this.opts.log.warn({ err }, 'group worker: the provisional group windows reader did not start (live display only; the final windows are unaffected)');
+      }
     }
   }
 
@@ -250,6 +263,13 @@ export class GroupWorker {
           this.stats.provisionalFailures++;
           continue;
         }
+        // Too old for a live display (a backlog after an outage), or its final group window is
+        // out (CheckpointTable: every process reads every group's, whichever process computes
+        // its final windows): skipped, not computed.
+        if (w.window_end < this.clock() - PROVISIONAL_MAX_AGE_MS || w.window_end <= (this.checkpoints.get(w.mesh_id)?.emittedThroughMs ?? -Infinity)) {
+          this.stats.provisionalSkipped++;
+          continue;
+        }
         let g = this.provisional.get(w.mesh_id);
         if (!g) {
           g = {
@@ -266,8 +286,8 @@ export class GroupWorker {
           this.provisional.set(w.mesh_id, g);
         }
         g.lastSeenMs = Math.max(g.lastSeenMs, w.window_end);
-        const final = this.finalThrough.get(w.mesh_id);
-        if (final !== undefined) g.windows.finalThrough(final);
+        const final = this.checkpoints.get(w.mesh_id)?.emittedThroughMs;
+        if (final !== undefined && final !== null) g.windows.finalThrough(final);
         const ready = g.windows.add(participantWindowOf(w));
         for (const c of ready) events.push(this.provisionalEvent(w.mesh_id, g.orgId, c));
       }
@@ -275,10 +295,7 @@ export class GroupWorker {
       let newest = -Infinity;
       for (const g of this.provisional.values()) newest = Math.max(newest, g.lastSeenMs);
       for (const [id, g] of this.provisional) {
-        if (g.lastSeenMs < newest - IDLE_GROUP_MS) {
-          this.provisional.delete(id);
-          this.finalThrough.delete(id);
-        }
+        if (g.lastSeenMs < newest - PROVISIONAL_MAX_AGE_MS) this.provisional.delete(id);
       }
       if (events.length > 0) {
         const recs = [];
@@ -289,12 +306,6 @@ export class GroupWorker {
     } catch (err) {
       this.stats.provisionalFailures += Math.max(1, events.length);
       this.opts.log.warn({ err, partition: batch.partition }, 'group worker: provisional group windows not published (live display only; the final windows are unaffected)');
-    }
-    const last = batch.records.at(-1);
-    if (last) {
-      this.provisionalSubscription?.commit(batch.topic, batch.partition, (BigInt(last.offset) + 1n).toString()).catch((err) => {
-        this.opts.log.warn({ err, partition: batch.partition }, 'group worker: provisional commit failed');
-      });
     }
   }
 
@@ -461,7 +472,6 @@ export class GroupWorker {
       return;
     }
     g.emittedThroughMs = end;
-    this.finalThrough.set(g.id, end);
     this.stats.windows++;
     p.outWindows.push({
       mesh_id: g.id,
