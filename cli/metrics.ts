@@ -272,6 +272,10 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
     metrics.counterFrom('attune_coherence_late_beats_total', 'Beats behind their session\'s watermark by more than the allowed lateness: stored, in no window.', [], () => [[{}, s.lateBeats]]);
     metrics.counterFrom('attune_coherence_quarantined_readings_total', 'Readings that would have jumped their session\'s clock, dead-lettered as future_beat.', [], () => [[{}, s.quarantinedReadings]]);
     metrics.counterFrom('attune_coherence_implausible_readings_total', 'Readings failing the plausibility checks, dead-lettered.', [], () => [[{}, s.implausibleReadings]]);
+    metrics.counterFrom('attune_coherence_guard_anchors_total', "Sessions taken over whose clock guard restarted from their checkpoint's anchor (anchored), or had none where the replay starts, or a checkpoint without anchors (missed: it restarted at the last window published).", ['outcome'], () => [
+      [{ outcome: 'anchored' }, s.guardAnchored],
+      [{ outcome: 'missed' }, s.guardAnchorMisses],
+    ]);
     metrics.gaugeFrom('attune_coherence_open_sessions', 'Sessions with open windows in the coherence worker.', [], () => [[{}, worker.openSessionCount]]);
     const fanout = worker.groupFanout;
     if (fanout) {

@@ -25,6 +25,19 @@ test('a checkpoint survives the wire; other values are ignored, never thrown', (
   assert.equal(decodeCheckpoint(Buffer.from('not json')), null);
   assert.equal(decodeCheckpoint(Buffer.from('{"v":2,"session_id":"x"}')), null);
   assert.equal(decodeCheckpoint(Buffer.from('[]')), null);
+  // The coherence worker's guard anchors (oldest first); a malformed list reads as none.
+  const anchored: SessionCheckpoint = {
+    ...none,
+    guard: [
+      { offset: '120', afterOffset: null, clockMs: 1_700_000_001_234, held: false },
+      { offset: null, afterOffset: '9007199254740993', clockMs: null, held: true },
+    ],
+  };
+  assert.deepEqual(decodeCheckpoint(encodeCheckpoint(anchored, 1)), anchored);
+  const wire = JSON.parse(encodeCheckpoint(anchored, 1).toString());
+  for (const bad of [[{ offset: '1', after_offset: '2', clock_ms: 1, held: false }], [{ offset: '-1', after_offset: null, clock_ms: 1, held: false }], [{ offset: '1', after_offset: null, clock_ms: 'x', held: false }], [], 'x']) {
+    assert.equal((decodeCheckpoint(Buffer.from(JSON.stringify({ ...wire, guard: bad }))) as SessionCheckpoint).guard, null, JSON.stringify(bad));
+  }
 });
 
 test('a threshold tracker restored from a snapshot fires as the one that never stopped, at every cut', () => {

@@ -29,6 +29,31 @@ export interface SessionCheckpoint {
   threshold: ThresholdSnapshot | null;
   /** The session ended (its end marker, or its idle end in event time). */
   ended: boolean;
+  /**
+   * Where a replay of the session's readings may start, and its clock guard there
+   * (GuardAnchor, oldest first); absent in checkpoints written before 2026-12-05, and in the
+   * group worker's.
+   */
+  guard?: GuardAnchor[] | null;
+}
+
+/**
+ * The coherence worker's clock guard at a session's first record at or after an offset the
+ * worker committed, or was about to, or started reading from (its anchor): a replay from that
+ * offset starts with that record, and a guard restarted with this clock decides every replayed
+ * reading as the uninterrupted run did. The newest anchor is retained (no commit passes it
+ * before the next checkpoint); the older ones cover commits issued but perhaps not yet
+ * acknowledged. See pipelines/coherence/README.md, "Restart state". `offset`
+ * null: the session had no record there yet; its next one comes after `afterOffset`, with the
+ * guard as it was then.
+ */
+export interface GuardAnchor {
+  offset: string | null;
+  afterOffset: string | null;
+  /** The guard's clock before that record (ms); null: none yet (-Infinity). */
+  clockMs: number | null;
+  /** The guard held readings then, that the record did not refute: the anchor cannot restore them, so a restart falls back. */
+  held: boolean;
 }
 
 interface CheckpointWire {
@@ -37,6 +62,7 @@ interface CheckpointWire {
   emitted_through_ms: number | null;
   threshold: { armed: boolean; last_end_ms: number | null; streak_first_end_ms: number | null; streak_window_count: number } | null;
   ended: boolean;
+  guard?: Array<{ offset: string | null; after_offset: string | null; clock_ms: number | null; held: boolean }> | null;
   written_at: number;
 }
 
@@ -75,6 +101,7 @@ export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
     emitted_through_ms: c.emittedThroughMs,
     threshold: t ? { armed: t.armed, last_end_ms: t.lastEndMs, streak_first_end_ms: t.streakFirstEndMs, streak_window_count: t.streakWindowCount } : null,
     ended: c.ended,
+    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held })) } : {}),
     written_at: now,
   };
   return Buffer.from(JSON.stringify(wire));
@@ -101,7 +128,33 @@ export function decodeCheckpoint(value: Buffer): SessionCheckpoint | { barrier: 
         ? { armed: t.armed === true, lastEndMs: num(t.last_end_ms), streakFirstEndMs: num(t.streak_first_end_ms), streakWindowCount: num(t.streak_window_count) ?? 0 }
         : null,
     ended: v.ended === true,
+    ...(v.guard !== undefined ? { guard: guardOf(v.guard) } : {}),
   };
+}
+
+const OFFSET = /^\d{1,19}$/;
+
+/** A checkpoint's guard anchors; null when absent or any is malformed (the restart then falls back). */
+function guardOf(list: unknown): GuardAnchor[] | null {
+  if (!Array.isArray(list) || list.length === 0 || list.length > 16) return null;
+  const out: GuardAnchor[] = [];
+  for (const g of list) {
+    const a = anchorOf(g);
+    if (a === null) return null;
+    out.push(a);
+  }
+  return out;
+}
+
+function anchorOf(g: unknown): GuardAnchor | null {
+  if (!g || typeof g !== 'object') return null;
+  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown };
+  const offset = typeof w.offset === 'string' && OFFSET.test(w.offset) ? w.offset : null;
+  const afterOffset = typeof w.after_offset === 'string' && OFFSET.test(w.after_offset) ? w.after_offset : null;
+  if ((offset === null) === (afterOffset === null)) return null;
+  const clockMs = typeof w.clock_ms === 'number' && Number.isFinite(w.clock_ms) ? w.clock_ms : null;
+  if (w.clock_ms !== null && clockMs === null) return null;
+  return { offset, afterOffset, clockMs, held: w.held === true };
 }
 
 export interface CheckpointTableOptions {

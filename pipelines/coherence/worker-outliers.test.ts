@@ -35,7 +35,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws', 'dev-sg', 'dev-sg-gap', 'dev-sg-off'];
+const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws', 'dev-sg', 'dev-sg-gap', 'dev-sg-off', 'dev-rq', 'dev-rq-ref'];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-outliers-'));
@@ -257,6 +257,138 @@ test('a worker stopped while it holds the outlier is replaced, and the replaceme
   assert.deepEqual(await windowMetrics(session.id), await windowMetrics(control.id));
   const dl = await deadLetters(topics, 1);
   assert.deepEqual(dl.map((d) => [d.reason_code, d.consumer_group]), [['future_beat', 'restart-group']]);
+});
+
+test('a worker restarted after it quarantined an outlier quarantines it again in the replay: the clock guard restarts from its checkpointed clock, not from the last window published', async () => {
+  const topics = await topicsFor('requarantine.');
+  const refTopics = await topicsFor('requarantine-ref.');
+  const session = await sessions.create({ ...sessionOpts, deviceId: 'dev-rq' });
+  const control = await sessions.create({ ...sessionOpts, deviceId: 'dev-rq-ref' });
+  // 60 s in, a reading dated 40 s ahead: past the 10 s horizon then, but behind the last window
+  // the worker will have published when it stops at 140 s (~125 s): with the guard's clock
+  // restarted there, the replay would take it as a late reading and put its beats in windows.
+  const k = readings.findIndex((r) => Date.parse(r.timestamp) > start + 60_000);
+  const at = Date.parse(readings[k].timestamp);
+  const poisoned: Array<Reading | Extra> = [...readings.slice(0, k), { recordedAt: at + 40_000, receivedAt: at, rr: [880, 910] }, ...readings.slice(k)];
+  const cut = poisoned.findIndex((r) => ('timestamp' in r ? Date.parse(r.timestamp) : r.recordedAt) > start + 140_000);
+
+  const ref = worker(refTopics, 'requarantine-ref-group');
+  await ref.start();
+  try {
+    await publish(refTopics.heartReadings, control.id, 'dev-rq-ref', poisoned);
+    await waitFor('the uninterrupted run flushed', () => ref.stats.readings === poisoned.length && ref.openSessionCount === 0, 30_000, 20);
+    await ref.flush();
+  } finally {
+    await ref.stop();
+  }
+  assert.equal(ref.stats.quarantinedReadings, 1);
+
+  const first = worker(topics, 'requarantine-group');
+  await first.start();
+  try {
+    await publish(topics.heartReadings, session.id, 'dev-rq', poisoned.slice(0, cut), false);
+    await waitFor('the first worker to read its share', () => first.stats.readings === cut, 30_000, 20);
+    await first.flush();
+  } finally {
+    await first.stop();
+  }
+  assert.equal(first.stats.quarantinedReadings, 1, 'quarantined before the stop, as in the uninterrupted run');
+  assert.ok(first.stats.windows > 10);
+
+  const second = worker(topics, 'requarantine-group');
+  await second.start();
+  try {
+    await publish(topics.heartReadings, session.id, 'dev-rq', poisoned.slice(cut));
+    await waitFor('the replacement to flush', () => second.openSessionCount === 0 && second.stats.readings >= poisoned.length - cut, 30_000, 20);
+    await second.flush();
+  } finally {
+    await second.stop();
+  }
+  assert.ok(second.stats.readings > poisoned.length - k, `the replay covers the outlier (${second.stats.readings} readings read)`);
+  assert.equal(second.stats.quarantinedReadings, 1, 'the replay quarantined it again');
+  assert.deepEqual([second.stats.guardAnchored, second.stats.guardAnchorMisses], [1, 0], "the guard restarted from the checkpoint's anchor");
+  assert.deepEqual(await windowMetrics(session.id), await windowMetrics(control.id));
+});
+
+test("restarts at several points of one partition holding three sessions with outliers 12-90 s ahead, one ending early: every run stores the uninterrupted run's windows", async () => {
+  const repo = new DevicesRepository(entities.client);
+  // Three sessions starting 0, 20 and 40 s apart (so the commit is held by another session's
+  // beats than the one restarting), 400 s long (restarts far from a session's first record,
+  // with the guard's clock well past its start), the first ending at 200 s while the others go
+  // on (a replay reads its end again); outliers 12-90 s ahead every ~35 s; one partition.
+  const durations = [200, 400, 400];
+  const series = [0, 1, 2].map((j) => {
+    const rs = rsaReadings({ startMs: start + 250 + 20_000 * j, durationS: durations[j], breathHz: 0.1, seed: 40 + j });
+    const out: Array<Reading | Extra> = [...rs];
+    for (let i = 0, at = 25_000 + 7_000 * j; at < durations[j] * 1000 - 20_000; i++, at += 35_000) {
+      const k = rs.findIndex((r) => Date.parse(r.timestamp) > start + 20_000 * j + at);
+      const t = Date.parse(rs[k].timestamp);
+      out.splice(k + i, 0, { recordedAt: t + [12_000, 40_000, 90_000, 25_000][i % 4], receivedAt: t, rr: [870, 905] });
+    }
+    if (j === 0) {
+      // 10 s before its end, one dated 20 s ahead: past the session's last beat, but within the
+      // horizon of its last window, where an old-style restart would start the guard.
+      const k = rs.findIndex((r) => Date.parse(r.timestamp) > start + durations[0] * 1000 - 10_000);
+      const t = Date.parse(rs[k].timestamp);
+      out.splice(out.indexOf(rs[k]), 0, { recordedAt: t + 20_000, receivedAt: t, rr: [870, 905] });
+    }
+    return out;
+  });
+  const timeOf = (r: Reading | Extra) => ('timestamp' in r ? Date.parse(r.timestamp) : (r.receivedAt ?? r.recordedAt));
+  // Each session's end marker right after its last reading.
+  type Item = { j: number; t: number; i: number; r: Reading | Extra | null };
+  const merged: Item[] = series
+    .flatMap((rs, j) => [...rs.map((r, i) => ({ j, r, t: timeOf(r), i })), { j, r: null, t: Math.max(...rs.map(timeOf)) + 1, i: rs.length }])
+    .sort((a, b) => a.t - b.t || a.j - b.j || a.i - b.i);
+  async function run(name: string, cuts: number[]) {
+    const topics = prefixedTopics(`${name}.`);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    const ids: string[] = [];
+    for (let j = 0; j < 3; j++) {
+      await repo.register({ id: `${name}-d${j}`, orgId: 'o1', userId: 'u1' });
+      ids.push((await sessions.create({ ...sessionOpts, deviceId: `${name}-d${j}` })).id);
+    }
+    const send = async (from: number, to: number) => {
+      const recs = [];
+      for (const { j, r, t } of merged.slice(from, to)) {
+        if (r) recs.push({ key: `${name}-d${j}`, value: await codec.encode(Topics.heartReadings, record(ids[j], `${name}-d${j}`, r)), timestamp: timeOf(r) });
+        else recs.push(await endMarkerRecord(codec, { sessionId: ids[j], deviceId: `${name}-d${j}`, userId: 'u1', orgId: 'o1', endedAtMs: t - 1 }));
+      }
+      await bus.publish(topics.heartReadings, recs);
+    };
+    const readingsIn = (from: number, to: number) => merged.slice(from, to).filter((m) => m.r !== null).length;
+    const bounds = [0, ...cuts, merged.length];
+    let anchored = 0;
+    let quarantined = 0;
+    for (let c = 1; c < bounds.length; c++) {
+      const w = worker(topics, `${name}-group`);
+      await w.start();
+      try {
+        await send(bounds[c - 1], bounds[c]);
+        // (A replay's readings count too, so a worker may stop a little before its cut: that
+        // only moves the restart point.)
+        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && w.stats.readings >= readingsIn(bounds[c - 1], bounds[c]), 60_000, 20);
+        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => w.stats.readings >= readingsIn(bounds[c - 1], bounds[c]), 60_000, 20);
+        await w.flush();
+      } finally {
+        await w.stop();
+      }
+      anchored += w.stats.guardAnchored;
+      quarantined += w.stats.quarantinedReadings;
+      assert.equal(w.stats.guardAnchorMisses, 0, `${name}: every restarted session found its anchor`);
+    }
+    return { windows: await Promise.all(ids.map((id) => windowMetrics(id))), anchored, quarantined };
+  }
+  const ref = await run('rqm-ref', []);
+  assert.deepEqual(ref.windows.map((w) => w.length > 30), [true, true, true]);
+  assert.ok(ref.quarantined >= 20, `${ref.quarantined} outliers quarantined in the uninterrupted run`);
+  const n = merged.length;
+  const endOfFirst = merged.findIndex((m) => m.j === 0 && m.r === null);
+  for (const cuts of [[Math.round(n * 0.3)], [endOfFirst + 5], [endOfFirst + 40], [Math.round(n * 0.7)], [Math.round(n * 0.9)], [Math.round(n * 0.45), Math.round(n * 0.8)]]) {
+    const got = await run(`rqm-${cuts.join('-')}`, cuts);
+    assert.ok(got.anchored >= cuts.length, `${got.anchored} sessions restarted from an anchor`);
+    for (let j = 0; j < 3; j++) assert.deepEqual(got.windows[j], ref.windows[j], `cuts ${cuts}: session ${j}`);
+  }
 });
 
 test('a device that really resumes after a 10-minute gap keeps its windows: the jump is confirmed, no beat is lost', async () => {

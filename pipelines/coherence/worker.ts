@@ -29,6 +29,9 @@
 //  - Restart state from Kafka (checkpoints.ts): per session the last window end published and
 //    the threshold tracker's state there, in a compacted topic. On first sight of a session
 //    the worker suppresses windows at or before that end and continues the tracker from it.
+//    The checkpoint also anchors the clock guard (anchorsOf): its clock at the session's first
+//    record at or after the commit, which the replay starts with, so the guard decides the
+//    replayed readings as before the restart.
 //    A crash between publishing windows and their checkpoint publishes those windows again
 //    (the same ones, computed again); the windows sink recognises them (sinks/).
 import { availableParallelism } from 'node:os';
@@ -46,7 +49,7 @@ import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
 import { ThresholdTracker, type SessionEventDescriptor } from './threshold.js';
-import { CheckpointTable, type SessionCheckpoint } from './checkpoints.js';
+import { CheckpointTable, type GuardAnchor, type SessionCheckpoint } from './checkpoints.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
@@ -107,6 +110,8 @@ interface SessionState {
   windows: SessionWindows;
   /** Holds readings that would jump the clock until the next ones confirm or refute them. */
   guard: SessionClockGuard<Guarded>;
+  /** Its records since its oldest anchor, with the guard before each (anchorsOf). */
+  guardLog: GuardLog;
   threshold: ThresholdTracker | null;
   /** Windows ending at or before this were published (by us, or before a restart: its checkpoint). */
   emittedThroughMs: number;
@@ -125,6 +130,46 @@ interface SessionState {
    */
   provisionalMemos: ProvisionalMemo[];
 }
+
+/**
+ * A session's records (offsets) since its oldest guard anchor, each with the clock guard's
+ * clock before the record's first reading and whether it held readings then: what a
+ * checkpoint's anchors are picked from (checkpoints.ts, GuardAnchor). `from`: every record of
+ * the session at or after it is in the log (null: not since the log last overflowed).
+ */
+interface GuardLog {
+  offsets: bigint[];
+  clocks: number[];
+  held: boolean[];
+  from: bigint | null;
+}
+
+/** Records a guard log keeps at most: past it (a session read for long without a window closing) it starts again, and the next anchors wait for it. */
+const MAX_GUARD_LOG = 10_000;
+/** Commit offsets issued per partition that a checkpoint's anchors cover (the newest, and earlier ones perhaps not acknowledged when a crash came). */
+const ANCHOR_FLOORS = 4;
+
+const finiteOrNull = (v: number): number | null => (Number.isFinite(v) ? v : null);
+
+/**
+ * The anchor a replay whose first record of the session is at `firstOffset` restarts its guard
+ * from: the one at exactly that record, or, past every anchored record, the one for the
+ * session's next record; none when readings were held there (not in a checkpoint) or when the
+ * replay starts elsewhere (a commit older than the anchors cover).
+ */
+function anchorFor(anchors: GuardAnchor[], firstOffset: bigint, ended: boolean): GuardAnchor | null {
+  for (const a of anchors) {
+    // A record after an ended session's checkpoint revives it: an uninterrupted run starts
+    // that guard afresh, whether or not it has read the checkpoint back yet, and so does this.
+    if (a.offset === null && ended) continue;
+    const hit = a.offset !== null ? BigInt(a.offset) === firstOffset : firstOffset > BigInt(a.afterOffset!);
+    if (hit) return a.held ? null : a;
+  }
+  return null;
+}
+
+/** The tracker key under which a session's newest guard anchor is retained. */
+const anchorKey = (sessionId: string) => `${sessionId}\u0000guard`;
 
 interface ProvisionalMemo {
   windowEndMs: number;
@@ -178,6 +223,18 @@ interface PartitionState {
   outGroup: Array<{ rec: GroupParticipantWindowRecord; ended: boolean; /** A marker: PARTICIPATION_END_HEADER's value. */ end?: string }>;
   /** Sessions whose checkpoint changed with the windows in the outbox: written after them. */
   outCheckpoints: Set<SessionState>;
+  /** The last commit offsets issued (oldest first, at most ANCHOR_FLOORS): the floors of the sessions' guard anchors. */
+  recentFloors: bigint[];
+  /** The first offset this process read of the partition (its replay's start): every record from it on was read. */
+  startOffset: bigint | null;
+  /** The record being applied (an end's offset, for `ending`). */
+  currentOffset: bigint;
+  /**
+   * Sessions ended here, with the offset of the record that ended them: checkpointed again
+   * (their guard anchors for each new commit) until the commit passes that record, since a
+   * replay from a commit before it replays their end too.
+   */
+  ending: Map<SessionState, bigint>;
   /** The checkpoint read barrier for this partition's new owner (set on its first batch). */
   synced: Promise<void> | null;
   /** Serialises the batches of one partition. */
@@ -215,6 +272,10 @@ export interface CoherenceWorkerStats {
   provisionalDropped: number;
   /** Final windows whose metrics were their provisional window's (the same beats: computed once). */
   provisionalReused: number;
+  /** Sessions taken over whose clock guard restarted from a checkpointed anchor (exactly where the replay starts). */
+  guardAnchored: number;
+  /** Sessions taken over whose checkpoint had anchors, none where the replay starts (a commit older than they cover, or readings held there): the guard restarted at the last window published. */
+  guardAnchorMisses: number;
   /** Mesh participants' provisional windows published for the group worker (one per participation). */
   provisionalGroupRecords: number;
   /** Rounds of those that failed (a membership query, or publishing): logged. */
@@ -247,6 +308,8 @@ export class CoherenceWorker {
     provisionalDropped: 0,
     provisionalReused: 0,
     provisionalGroupRecords: 0,
+    guardAnchored: 0,
+    guardAnchorMisses: 0,
     provisionalGroupFailures: 0,
   };
   private readonly partitions = new Map<string, PartitionState>();
@@ -317,6 +380,10 @@ export class CoherenceWorker {
         outDeadLetters: [],
         outGroup: [],
         outCheckpoints: new Set(),
+        recentFloors: [],
+        startOffset: null,
+        currentOffset: 0n,
+        ending: new Map(),
         synced: null,
         lock: Promise.resolve(),
       };
@@ -336,7 +403,7 @@ export class CoherenceWorker {
 
   private async handleBatch(p: PartitionState, batch: RecordBatch): Promise<void> {
     /** Per usable record, in order: its readings, and whether it is a batch record (HeartReadingBatch). */
-    const decoded: Array<{ readings: HeartReadingRecord[]; batched: boolean }> = [];
+    const decoded: Array<{ readings: HeartReadingRecord[]; batched: boolean; offset: bigint }> = [];
     const markers = new Map<string, EndMarker>();
     const bad: DeadLetterInput[] = [];
     for (const rec of batch.records) {
@@ -346,7 +413,7 @@ export class CoherenceWorker {
         let value = decodeReadingsValue(this.opts.codec, rec.value);
         if (value instanceof Promise) value = await value;
         if (value.kind === 'batch') {
-          decoded.push({ readings: value.readings, batched: true });
+          decoded.push({ readings: value.readings, batched: true, offset: BigInt(rec.offset) });
           continue;
         }
         const reading = value.value as HeartReadingRecord;
@@ -359,7 +426,7 @@ export class CoherenceWorker {
         // any handler on every redelivery and stall the partition (issue 10, item 2).
         const wrong = notAHeartReading(reading);
         if (wrong) bad.push({ record: rec, reasonCode: 'invalid_record', reason: wrong });
-        else decoded.push({ readings: [reading], batched: false });
+        else decoded.push({ readings: [reading], batched: false, offset: BigInt(rec.offset) });
       } catch (err) {
         bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
       }
@@ -375,7 +442,13 @@ export class CoherenceWorker {
       p.synced.catch(() => (p.synced = null));
     }
     await p.synced;
-    await this.loadSessions(p, decoded.flatMap((d) => d.readings));
+    if (p.startOffset === null && batch.records.length > 0) {
+      p.startOffset = BigInt(batch.records[0].offset);
+      // The commit this process started from is one a crash before its first commit lands
+      // brings the next replay back to: anchors cover it too.
+      p.recentFloors.push(p.startOffset);
+    }
+    await this.loadSessions(p, decoded);
 
     const touched = new Set<SessionState>();
     const badOffsets = new Set(bad.map((b) => b.record.offset));
@@ -383,6 +456,7 @@ export class CoherenceWorker {
     for (const rec of batch.records) {
       // Parsed once: offsets are 64-bit, and BigInt parsing per beat showed in profiles.
       const offset = BigInt(rec.offset);
+      p.currentOffset = offset;
       if (p.tracker.isProcessed(offset)) continue;
       if (badOffsets.has(rec.offset)) {
         p.tracker.processed(offset);
@@ -425,6 +499,11 @@ export class CoherenceWorker {
    */
   private applyReading(p: PartitionState, rec: BusRecord, offset: bigint, reading: HeartReadingRecord, index: number | null, touched: Set<SessionState>): void {
     this.stats.readings++;
+    const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
+    // Every record of a known session is logged (an implausible or HR-only one too: a replay's
+    // first record of the session may be one, and it must find its anchor).
+    let logged = false;
+    if (st) logged = this.logRecord(st, offset);
     // The gateway's plausibility checks, again: the bus also carries other producers' records.
     const implausible = implausibleReading(reading);
     if (implausible) {
@@ -432,7 +511,6 @@ export class CoherenceWorker {
       this.stats.implausibleReadings++;
       return;
     }
-    const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
     if (!st || reading.rr_intervals_ms.length === 0) {
       if (!reading.session_id) this.stats.readingsWithoutSession++;
       return;
@@ -448,6 +526,10 @@ export class CoherenceWorker {
       this.quarantine(p, st, decision.quarantine);
       if (decision.jumped === true) this.stats.confirmedJumps++;
       for (const g of decision.release) this.addBeats(p, st, g.rec, g.reading, g.offset, g.index);
+      // The record's first reading continued the clock, refuted every held reading and released
+      // none of them: a guard with nothing held would have decided it the same and be in the
+      // same state now, so a replay starting here needs no held readings.
+      if (logged && decision.release.length === 1 && decision.quarantine.length > 0 && st.guard.heldCount === 0) st.guardLog.held[st.guardLog.held.length - 1] = false;
     }
     // Asked only when a window closed: closeReady() returns a fresh (empty) array otherwise, per reading.
     if (st.windows.pendingWindowCount > 0) for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
@@ -459,6 +541,25 @@ export class CoherenceWorker {
       p.tracker.setRetained(PARTITION_MAX, offset);
       if (p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
     }
+  }
+
+  /** Logs the session's record at `offset` (its first reading) with the guard before it; true when this reading added the entry. */
+  private logRecord(st: SessionState, offset: bigint): boolean {
+    const log = st.guardLog;
+    const n = log.offsets.length;
+    if (n !== 0 && log.offsets[n - 1] === offset) return false;
+    if (n >= MAX_GUARD_LOG) {
+      // Read for long without a checkpoint: start again; anchors wait until the floors pass this.
+      log.offsets = [];
+      log.clocks = [];
+      log.held = [];
+      log.from = offset + 1n;
+      return false;
+    }
+    log.offsets.push(offset);
+    log.clocks.push(st.guard.clockMs);
+    log.held.push(st.guard.heldCount > 0);
+    return true;
   }
 
   /** A released reading's beats into its session's windows. */
@@ -495,9 +596,11 @@ export class CoherenceWorker {
     this.quarantine(p, st, st.guard.drop());
     for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w });
     p.tracker.setRetained(st.id, null);
+    p.tracker.setRetained(anchorKey(st.id), null);
     p.sessions.delete(st.id);
     st.ended = true;
     p.outCheckpoints.add(st);
+    p.ending.set(st, p.currentOffset);
     touched.delete(st);
     if (p.flushedThrough.size > 10_000) p.flushedThrough.clear();
     p.flushedThrough.set(st.id, Math.max(st.emittedThroughMs, st.windows.closedThroughMs));
@@ -681,12 +784,60 @@ export class CoherenceWorker {
     }
   }
 
+  /**
+   * The guard anchors of sessions about to be checkpointed (checkpoints.ts, GuardAnchor): for
+   * the commit about to be issued (computed without their previous anchors) and the last ones
+   * issued before it, each session's first record at or after it, with its guard's clock
+   * before that record. The newest anchor is retained, so no commit passes it before the
+   * session's next checkpoint: a replay from any commit from then on starts with that record.
+   * Each log is trimmed to its oldest anchor.
+   */
+  private anchorsOf(p: PartitionState, sessions: Set<SessionState>): Map<SessionState, GuardAnchor[]> {
+    const out = new Map<SessionState, GuardAnchor[]>();
+    // Ended ones too (p.ending), not retained: they are checkpointed again with each commit.
+    const live = [...sessions].filter((st) => (st.ended ? p.ending.has(st) : p.sessions.get(st.id) === st));
+    for (const st of live) if (!st.ended) p.tracker.setRetained(anchorKey(st.id), null);
+    const commit = p.tracker.commitOffset();
+    if (commit === null) return out;
+    const next = BigInt(p.tracker.nextOffset()!);
+    const floors = [...p.recentFloors, BigInt(commit)].filter((f, i, all) => i === 0 || f > all[i - 1]);
+    for (const st of live) {
+      const log = st.guardLog;
+      // The log must hold every record of the session from the oldest floor it answers for.
+      const usable = floors.filter((f) => log.from !== null && log.from <= f);
+      if (usable.length === 0) continue;
+      let i = 0;
+      while (i < log.offsets.length && log.offsets[i] < usable[0]) i++;
+      if (i > 0) {
+        log.offsets.splice(0, i);
+        log.clocks.splice(0, i);
+        log.held.splice(0, i);
+      }
+      log.from = usable[0];
+      const anchors: GuardAnchor[] = [];
+      let j = 0;
+      for (const f of usable) {
+        while (j < log.offsets.length && log.offsets[j] < f) j++;
+        const a: GuardAnchor =
+          j < log.offsets.length
+            ? { offset: log.offsets[j].toString(), afterOffset: null, clockMs: finiteOrNull(log.clocks[j]), held: log.held[j] }
+            : { offset: null, afterOffset: (next - 1n).toString(), clockMs: finiteOrNull(st.guard.clockMs), held: st.guard.heldCount > 0 };
+        const prev = anchors[anchors.length - 1];
+        if (!prev || prev.offset !== a.offset || prev.afterOffset !== a.afterOffset) anchors.push(a);
+      }
+      const newest = anchors[anchors.length - 1];
+      if (newest.offset !== null && !st.ended) p.tracker.setRetained(anchorKey(st.id), newest.offset);
+      out.set(st, anchors);
+    }
+    return out;
+  }
+
   /** Creates state for sessions first seen in this batch, from their checkpoints (a takeover). */
-  private async loadSessions(p: PartitionState, readings: HeartReadingRecord[]): Promise<void> {
-    const fresh = new Map<string, HeartReadingRecord>();
-    for (const r of readings) if (r.session_id && !p.sessions.has(r.session_id)) fresh.set(r.session_id, r);
+  private async loadSessions(p: PartitionState, records: Array<{ readings: HeartReadingRecord[]; offset: bigint }>): Promise<void> {
+    const fresh = new Map<string, { r: HeartReadingRecord; offset: bigint }>();
+    for (const { readings, offset } of records) for (const r of readings) if (r.session_id && !p.sessions.has(r.session_id) && !fresh.has(r.session_id)) fresh.set(r.session_id, { r, offset });
     if (fresh.size === 0) return;
-    for (const [id, r] of fresh) {
+    for (const [id, { r, offset: firstOffset }] of fresh) {
       const session = await this.opts.sessions.get(id);
       const cp = this.checkpoints.get(id);
       const threshold = session
@@ -699,6 +850,21 @@ export class CoherenceWorker {
       // The flushed-through mark covers a session this process ended, whose checkpoint its
       // reader may not have read back yet.
       const emittedThroughMs = Math.max(cp?.emittedThroughMs ?? -Infinity, p.flushedThrough.get(id) ?? -Infinity);
+      // The guard's clock where this replay of the session starts, when its checkpoint has it
+      // (the anchor for the commit the replay starts from); otherwise, before any beat, the
+      // session's start or the last window already published, so that even a session's first
+      // reading is held when it lies far past both (a replay then decides a reading that came
+      // more than the horizon ahead of the clock but behind that window otherwise than the run
+      // before it did: README, Known limitations).
+      const anchor = cp?.guard ? anchorFor(cp.guard, firstOffset, cp.ended) : null;
+      if (cp && !(cp.ended && anchor === null)) {
+        if (anchor) this.stats.guardAnchored++;
+        else this.stats.guardAnchorMisses++;
+      }
+      // Kept until the session's next checkpoint anchors it anew: a commit passing it before
+      // then would start the next replay at a record no anchor is for.
+      if (anchor) p.tracker.setRetained(anchorKey(id), firstOffset);
+      const guardStartMs = anchor ? (anchor.clockMs ?? -Infinity) : Math.max(session?.startedAt ?? -Infinity, emittedThroughMs);
       p.sessions.set(id, {
         id,
         userId: r.user_id,
@@ -708,11 +874,11 @@ export class CoherenceWorker {
         guard: new SessionClockGuard<Guarded>({
           horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
           confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
-          // Before any beat the clock is the session's start, or the last window already
-          // published (a restart or rebalance: the replay starts before it), so even a
-          // session's first reading is held when it lies far past both.
-          startMs: Math.max(session?.startedAt ?? -Infinity, emittedThroughMs),
+          startMs: guardStartMs,
         }),
+        // Every record of the session read from the partition's start on is logged (there
+        // were none before this one).
+        guardLog: { offsets: [], clocks: [], held: [], from: p.startOffset ?? firstOffset },
         threshold,
         emittedThroughMs,
         ended: false,
@@ -834,9 +1000,23 @@ export class CoherenceWorker {
       for (const e of events) recs.push({ key: e.session_id, value: await this.opts.codec.encode(Topics.sessionEvents, e), timestamp: e.occurred_at });
       await this.opts.bus.publish(this.topics.sessionEvents, recs);
     }
-    if (sessions.size > 0) await this.checkpoints.write([...sessions].map((st) => this.checkpointOf(st)));
+    // Ended sessions whose end a replay would still read are checkpointed again with anchors
+    // for this commit (a session revived since is checkpointed as the live one, only).
+    for (const st of p.ending.keys()) if (p.sessions.has(st.id)) p.ending.delete(st);
+    const checkpointed = p.ending.size > 0 ? new Set([...sessions, ...p.ending.keys()]) : sessions;
+    if (checkpointed.size > 0) {
+      const anchors = this.anchorsOf(p, checkpointed);
+      await this.checkpoints.write([...checkpointed].map((st) => ({ ...this.checkpointOf(st), guard: anchors.get(st) ?? null })));
+    }
     const commitAt = p.tracker.commitOffset();
     if (commitAt === null) return;
+    const floor = BigInt(commitAt);
+    for (const [st, endOffset] of p.ending) if (floor > endOffset) p.ending.delete(st);
+    const floors = p.recentFloors;
+    if (floors.length === 0 || floors[floors.length - 1] !== floor) {
+      floors.push(floor);
+      if (floors.length > ANCHOR_FLOORS) floors.shift();
+    }
     this.subscription?.commit(p.tracker.topic, p.tracker.partition, commitAt).catch((err) => {
       this.opts.log.warn({ err, partition: p.tracker.partition }, 'coherence commit failed; records will be replayed');
     });
