@@ -172,6 +172,11 @@ export function participantWindowOf(w: GroupParticipantWindowRecord): Provisiona
   };
 }
 
+/** The mesh session's pacer rate a participant window carries; null when it has none. */
+function pacerOf(w: GroupParticipantWindowRecord): number | null {
+  return Number.isFinite(w.pacer_rate_bpm) && w.pacer_rate_bpm > 0 ? w.pacer_rate_bpm : null;
+}
+
 /** group_coherence's payload (final and provisional). */
 function groupCoherencePayload(r: GroupWindowResult, presentCount: number, end: number, weights: Record<string, number>) {
   return {
@@ -276,7 +281,7 @@ export class GroupWorker {
             windows: new ProvisionalGroupWindows({
               groupId: w.mesh_id,
               plan: this.plan,
-              pacerRateBpm: Number.isFinite(w.pacer_rate_bpm) && w.pacer_rate_bpm > 0 ? w.pacer_rate_bpm : null,
+              pacerRateBpm: pacerOf(w),
               allowedLatenessMs: this.opts.allowedLatenessMs,
               surrogates: this.opts.surrogates,
             }),
@@ -449,7 +454,7 @@ export class GroupWorker {
       windows: new GroupWindows({
         groupId: w.mesh_id,
         plan: this.plan,
-        pacerRateBpm: Number.isFinite(w.pacer_rate_bpm) && w.pacer_rate_bpm > 0 ? w.pacer_rate_bpm : null,
+        pacerRateBpm: pacerOf(w),
         allowedLatenessMs: this.opts.allowedLatenessMs,
         surrogates: this.opts.surrogates,
         earlyClose: this.opts.earlyClose ?? false,
