@@ -389,6 +389,45 @@ test('an ectopic beat at any phase of slow deep RSA (rising, falling, peak, trou
   assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} ectopic beats miscorrected`);
 });
 
+test('a misplaced beat at any phase of slow RSA (0.05 and 0.1 Hz, 50–120 ms), detected 15–25 % late or early, is re-timed to the middle of its pair; faster breathing printed', (t) => {
+  // Detected late (long, then short), it had its short interval dropped as a premature beat, or
+  // was left, in 88–127 of 261 cases a cell (fixtures/ARTIFACT-SPLIT.md, tenth round).
+  const wrong: string[] = [];
+  for (const direction of ['late', 'early'] as const) {
+    for (const amplitude of [50, 80, 120]) {
+      for (const frequency of [0.05, 0.1, 0.15, 0.25]) {
+        const s = synthesizeRr({ durationMs: 300000, meanMs: 1000, rsaAmplitudeMs: amplitude, rsaFrequencyHz: frequency, noiseMs: 3, seed: 7 });
+        let cases = 0;
+        let missed = 0;
+        for (let k = 20; k < s.rrMs.length - 20; k += 3) {
+          for (const shift of [0.15, 0.2, 0.25]) {
+            const rr = Float64Array.from(s.rrMs);
+            const d = shift * s.rrMs[k] * (direction === 'late' ? 1 : -1);
+            rr[k] += d;
+            rr[k + 1] -= d;
+            const times = beatTimesFromRr(rr);
+            const c = cleanRr(times, rr);
+            const pair = (s.rrMs[k] + s.rrMs[k + 1]) / 2;
+            let i = 0;
+            while (i < c.count && Math.abs(c.beatTimesMs[i] - times[k - 1]) > 1e-6) i++;
+            const ok =
+              i + 2 < c.count &&
+              Math.abs(c.rrMs[i + 1] - pair) < 1e-6 &&
+              Math.abs(c.rrMs[i + 2] - pair) < 1e-6 &&
+              Math.abs(c.beatTimesMs[i + 2] - times[k + 1]) < 1e-6;
+            cases++;
+            if (ok) continue;
+            missed++;
+            if (frequency <= 0.1) wrong.push(`${direction} ${amplitude} ms ${frequency} Hz k ${k} ${100 * shift} %: ${rr[k - 1].toFixed(1)} / ${rr[k].toFixed(1)} / ${rr[k + 1].toFixed(1)}`);
+          }
+        }
+        t.diagnostic(`${direction}, ${amplitude} ms at ${frequency} Hz: ${cases - missed} of ${cases} re-timed`);
+      }
+    }
+  }
+  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} misplaced beats at slow breathing not re-timed`);
+});
+
 test('the reported rising-RR triple 929.7 / 656.3 / 1218.8 ms is corrected as a pair', () => {
   // Slow RSA climbing through the premature beat: 656.3 + 1218.8 = 1875.1 ms is two beats of
   // ~937.5 ms, the next step of the climb from 929.7 ms.

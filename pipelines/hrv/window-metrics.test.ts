@@ -443,6 +443,44 @@ test('sparse premature beats without a compensatory pause (one in 10 or 20, 30 o
   }
 });
 
+test('sparse misplaced beats (detected 15–25 % of an interval late or early, one in 10 or 20) are re-timed: RMSSD within 10 % of the sinus rhythm\'s in at least 90 % of windows, none trusted off by half', (t) => {
+  // A beat detected late (long, then short) had its short interval dropped as a premature beat
+  // and the long one left in (fixtures/ARTIFACT-SPLIT.md, tenth round): 15 % late, one in 10,
+  // left most windows off by more than 10 %.
+  for (const direction of ['late', 'early'] as const) {
+    for (const shift of [0.15, 0.2, 0.25]) {
+      for (const every of [10, 20]) {
+        let within = 0;
+        let windows = 0;
+        let offByHalf = 0;
+        for (let seed = 1; seed <= 3; seed++) {
+          const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 60 + seed });
+          const sinus = allWindows(s.beatTimesMs, s.rrMs);
+          // Spacing drawn around `every`, as in the test above, so the beats fall at every phase.
+          const random = createRandom(950 + seed);
+          const rr = Float64Array.from(s.rrMs);
+          for (let k = 10; k + 2 < rr.length; k += Math.round(every * (0.5 + random()))) {
+            const d = shift * s.rrMs[k] * (direction === 'late' ? 1 : -1);
+            rr[k] += d;
+            rr[k + 1] -= d;
+          }
+          const after = allWindows(beatTimesFromRr(rr, s.beatTimesMs[0] - s.rrMs[0]), rr);
+          for (let i = 0; i < Math.min(sinus.length, after.length); i++) {
+            windows++;
+            if (!after[i].valid) continue;
+            const off = Math.abs(after[i].rmssdMs! / sinus[i].rmssdMs! - 1);
+            if (off <= 0.1) within++;
+            if (off > 0.5) offByHalf++;
+          }
+        }
+        const line = `${100 * shift} % ${direction}, one in ${every}: RMSSD within 10 % in ${within} of ${windows} windows, ${offByHalf} trusted off by half`;
+        t.diagnostic(line);
+        assert.ok(within >= 0.9 * windows && offByHalf === 0, line);
+      }
+    }
+  }
+});
+
 test('sinus rhythm is never an irregular rhythm: every artifact-free synthetic series and every window of every shared record', (t) => {
   const flagged: string[] = [];
   let windows = 0;
