@@ -428,6 +428,26 @@ test('a misplaced beat at any phase of slow RSA (0.05 and 0.1 Hz, 50–120 ms), 
   assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} misplaced beats at slow breathing not re-timed`);
 });
 
+test('an extra beat on deep slow RSA (80–150 ms at 0.06 and 0.1 Hz) is merged back, not read as a late beat before it', () => {
+  // The late-beat reading first took the normal interval before an extra beat's halves for a
+  // long one (858.2 / 903.4 / 490.2 / 490.2 / 1069.8 ms became 858.2 / 696.8 / 696.8 / 780 / 780).
+  const wrong: string[] = [];
+  for (const amplitude of [80, 150]) {
+    for (const frequency of [0.06, 0.1]) {
+      const s = synthesizeRr({ durationMs: 300000, meanMs: 1000, rsaAmplitudeMs: amplitude, rsaFrequencyHz: frequency, noiseMs: 0, seed: 5 });
+      for (let k = 20; k < s.rrMs.length - 20; k += 7) {
+        for (const a of [0.3, 0.4, 0.5]) {
+          const rr = Float64Array.from([...s.rrMs.subarray(0, k), a * s.rrMs[k], (1 - a) * s.rrMs[k], ...s.rrMs.subarray(k + 1)]);
+          const c = cleanRr(beatTimesFromRr(rr), rr);
+          const merged = c.count === s.rrMs.length && c.extra === 1 && Array.from(c.rrMs.subarray(0, c.count)).every((v, i) => Math.abs(v - s.rrMs[i]) < 1e-6);
+          if (!merged) wrong.push(`${amplitude} ms ${frequency} Hz k ${k} split ${a}: ${Array.from(rr.subarray(k - 2, k + 3), (x) => x.toFixed(1)).join(' / ')}`);
+        }
+      }
+    }
+  }
+  assert.deepEqual(wrong.slice(0, 10), [], `${wrong.length} extra beats not merged`);
+});
+
 test('the reported rising-RR triple 929.7 / 656.3 / 1218.8 ms is corrected as a pair', () => {
   // Slow RSA climbing through the premature beat: 656.3 + 1218.8 = 1875.1 ms is two beats of
   // ~937.5 ms, the next step of the climb from 929.7 ms.
