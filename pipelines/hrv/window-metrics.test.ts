@@ -416,29 +416,67 @@ test('premature beats at every density: no valid window reports an RMSSD off by 
   for (const line of lines) t.diagnostic(line);
 });
 
+/**
+ * Artifacts injected by `inject` (on a copy of the clean intervals, at interval k) spaced around
+ * one in `every` (half to one and a half of it, so they do not all fall at one phase of the
+ * breathing: at a fixed 10 beats they would, with 0.1 Hz RSA at 60 bpm, and the differences
+ * dropped with them would always be the steepest), on 60 ms of RSA at 0.1 Hz, 60 bpm, 8 ms of
+ * noise, 3 seeds: windows whose RMSSD is within 10 % of the sinus rhythm's, and trusted windows
+ * off by more than half.
+ */
+function sparseArtifactAgreement(
+  every: number,
+  seeds: { series: number; spacing: number },
+  inject: (rr: Float64Array, k: number) => void,
+): { within: number; windows: number; offByHalf: number } {
+  let within = 0;
+  let windows = 0;
+  let offByHalf = 0;
+  for (let seed = 1; seed <= 3; seed++) {
+    const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: seeds.series + seed });
+    const sinus = allWindows(s.beatTimesMs, s.rrMs);
+    const random = createRandom(seeds.spacing + seed);
+    const rr = Float64Array.from(s.rrMs);
+    for (let k = 10; k + 2 < rr.length; k += Math.round(every * (0.5 + random()))) inject(rr, k);
+    const after = allWindows(beatTimesFromRr(rr, s.beatTimesMs[0] - s.rrMs[0]), rr);
+    for (let i = 0; i < Math.min(sinus.length, after.length); i++) {
+      windows++;
+      if (!after[i].valid) continue;
+      const off = Math.abs(after[i].rmssdMs! / sinus[i].rmssdMs! - 1);
+      if (off <= 0.1) within++;
+      if (off > 0.5) offByHalf++;
+    }
+  }
+  return { within, windows, offByHalf };
+}
+
+/** Premature beats without a compensatory pause (interval k shortened by `prematurity`), as sparseArtifactAgreement. */
+const sparsePrematureAgreement = (prematurity: number, every: number) =>
+  sparseArtifactAgreement(every, { series: 40, spacing: 900 }, (rr, k) => {
+    rr[k] *= 1 - prematurity;
+  });
+
 test('sparse premature beats without a compensatory pause (one in 10 or 20, 30 or 40 % early) are dropped: RMSSD within 10 % of the sinus rhythm\'s in at least 90 % of windows (issue 7\'s bar for injected pairs)', (t) => {
   for (const prematurity of [0.3, 0.4]) {
     for (const every of [10, 20]) {
-      let within = 0;
-      let windows = 0;
-      for (let seed = 1; seed <= 3; seed++) {
-        const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 40 + seed });
-        const sinus = allWindows(s.beatTimesMs, s.rrMs);
-        // Spacing drawn around `every` (half to one and a half of it), so the premature beats do
-        // not all fall at one phase of the breathing (at a fixed 10 beats they would, with 0.1 Hz
-        // RSA at 60 bpm, and the differences dropped with them would always be the steepest).
-        const random = createRandom(900 + seed);
-        const premature = new Set<number>();
-        for (let k = 10; k + 2 < s.rrMs.length; k += Math.round(every * (0.5 + random()))) premature.add(k);
-        const rr = Float64Array.from(s.rrMs, (v, i) => (premature.has(i) ? v * (1 - prematurity) : v));
-        const after = allWindows(beatTimesFromRr(rr, s.beatTimesMs[0] - s.rrMs[0]), rr);
-        for (let i = 0; i < Math.min(sinus.length, after.length); i++) {
-          windows++;
-          if (after[i].valid && Math.abs(after[i].rmssdMs! / sinus[i].rmssdMs! - 1) <= 0.1) within++;
-        }
-      }
+      const { within, windows } = sparsePrematureAgreement(prematurity, every);
       t.diagnostic(`${100 * prematurity} % early, one in ${every}: RMSSD within 10 % in ${within} of ${windows} windows`);
       assert.ok(within >= 0.9 * windows, `${100 * prematurity} % early, one in ${every}: ${within} of ${windows}`);
+    }
+  }
+});
+
+test('atrial premature beats only 15 or 20 % early, one in 20 or 40, on a steady rhythm: none trusted off by half (within 10 % printed)', (t) => {
+  // Under Karlsson's 20 % they were left in, and on a rhythm this steady one of them raised a
+  // window's RMSSD by half: all 141 windows at 15 % one in 20 (fixtures/ARTIFACT-SPLIT.md,
+  // eleventh round). The premature reading now takes a dip of 10–20 % where it is 7 times the
+  // rhythm's typical departure.
+  for (const prematurity of [0.15, 0.2]) {
+    for (const every of [20, 40]) {
+      const { within, windows, offByHalf } = sparsePrematureAgreement(prematurity, every);
+      const line = `${100 * prematurity} % early, one in ${every}: RMSSD within 10 % in ${within} of ${windows} windows, ${offByHalf} trusted off by half`;
+      t.diagnostic(line);
+      assert.equal(offByHalf, 0, line);
     }
   }
 });
@@ -450,29 +488,11 @@ test('sparse misplaced beats (detected 15–25 % of an interval late or early, o
   for (const direction of ['late', 'early'] as const) {
     for (const shift of [0.15, 0.2, 0.25]) {
       for (const every of [10, 20]) {
-        let within = 0;
-        let windows = 0;
-        let offByHalf = 0;
-        for (let seed = 1; seed <= 3; seed++) {
-          const s = synthesizeRr({ durationMs: 300_000, meanMs: 1000, rsaAmplitudeMs: 60, rsaFrequencyHz: 0.1, noiseMs: 8, seed: 60 + seed });
-          const sinus = allWindows(s.beatTimesMs, s.rrMs);
-          // Spacing drawn around `every`, as in the test above, so the beats fall at every phase.
-          const random = createRandom(950 + seed);
-          const rr = Float64Array.from(s.rrMs);
-          for (let k = 10; k + 2 < rr.length; k += Math.round(every * (0.5 + random()))) {
-            const d = shift * s.rrMs[k] * (direction === 'late' ? 1 : -1);
-            rr[k] += d;
-            rr[k + 1] -= d;
-          }
-          const after = allWindows(beatTimesFromRr(rr, s.beatTimesMs[0] - s.rrMs[0]), rr);
-          for (let i = 0; i < Math.min(sinus.length, after.length); i++) {
-            windows++;
-            if (!after[i].valid) continue;
-            const off = Math.abs(after[i].rmssdMs! / sinus[i].rmssdMs! - 1);
-            if (off <= 0.1) within++;
-            if (off > 0.5) offByHalf++;
-          }
-        }
+        const { within, windows, offByHalf } = sparseArtifactAgreement(every, { series: 60, spacing: 950 }, (rr, k) => {
+          const d = shift * rr[k] * (direction === 'late' ? 1 : -1);
+          rr[k] += d;
+          rr[k + 1] -= d;
+        });
         const line = `${100 * shift} % ${direction}, one in ${every}: RMSSD within 10 % in ${within} of ${windows} windows, ${offByHalf} trusted off by half`;
         t.diagnostic(line);
         assert.ok(within >= 0.9 * windows && offByHalf === 0, line);

@@ -53,9 +53,9 @@
 //      flagged two windows of that normal record. The share is over the window's own intervals.
 //      Not caught (window-metrics.test.ts prints them): premature beats without a compensatory
 //      pause (atrial premature beats, which the cleaning drops: artifacts.ts, isPremature) at
-//      one in 4, nor, at any density, ones only 15-20 % early, which the cleaning leaves in and
-//      which depart from their neighbours' mean by less than the 20 % here
-//      (fixtures/ARTIFACT-SPLIT.md, eleventh round). A bigeminy's onset is read as a run of pairs (artifacts.ts, extendEctopicRun):
+//      one in 4, nor ones only 15-20 % early that the cleaning leaves in (on a less steady
+//      rhythm, or closer than 3 beats apart: artifacts.ts, eleventh round), which depart from
+//      their neighbours' mean by less than the 20 % here. A bigeminy's onset is read as a run of pairs (artifacts.ts, extendEctopicRun):
 //      windows holding up to 32 s of it pass rules 4 and 5, corrected;
 //   6. no gap between covered stretches is longer than a quarter of a breath at the window's
 //      peak frequency (`maxGapBreaths` 0.25: 2.5 s at 6 breaths/min, 1 s at 15/min), nor
