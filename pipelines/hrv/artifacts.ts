@@ -600,13 +600,27 @@ function roughnessAsIs(rr: Float64Array, n: number, a: number): number {
  * medRR", long beats only).
  */
 function isEctopicPair(s: ArtifactScratch, n: number, j: number): boolean {
+  return isPairOnLine(s, n, j, false);
+}
+
+/**
+ * The tests isEctopicPair and isLateBeat share: against the straight line from rr[j − 2] to
+ * rr[j + 1], rr[j − 1] departs by at least MIN_PAIR_DEVIATION_SHARE one way (over it when
+ * `firstLong`, under it otherwise) and rr[j] as much the other; their mean is within Th2 of
+ * medRR; and re-centring the beat between them leaves the series smoother than leaving it alone
+ * or re-centring the beat after rr[j] instead.
+ */
+function isPairOnLine(s: ArtifactScratch, n: number, j: number, firstLong: boolean): boolean {
   const { rr, medRr, th2 } = s;
   if (j < 2 || j + 1 >= n) return false;
   const before = rr[j - 2];
   const step = (rr[j + 1] - before) / 3;
-  const shortEnough = rr[j - 1] < (1 - MIN_PAIR_DEVIATION_SHARE) * (before + step);
-  const longEnough = rr[j] > (1 + MIN_PAIR_DEVIATION_SHARE) * (before + 2 * step);
-  if (!shortEnough || !longEnough) return false;
+  const line1 = before + step;
+  const line2 = before + 2 * step;
+  const departs = firstLong
+    ? rr[j - 1] > (1 + MIN_PAIR_DEVIATION_SHARE) * line1 && rr[j] < (1 - MIN_PAIR_DEVIATION_SHARE) * line2
+    : rr[j - 1] < (1 - MIN_PAIR_DEVIATION_SHARE) * line1 && rr[j] > (1 + MIN_PAIR_DEVIATION_SHARE) * line2;
+  if (!departs) return false;
   if (!(Math.abs((rr[j - 1] + rr[j]) / 2 - medRr[j]) < th2[j])) return false;
   const recentred = roughnessAfterRecentring(rr, n, j - 1);
   return recentred < roughnessAfterRecentring(rr, n, j) && recentred < roughnessAsIs(rr, n, j - 1);
@@ -624,28 +638,21 @@ function isEctopicPair(s: ArtifactScratch, n: number, j: number): boolean {
  * examined with the pause after it (fixtures/ARTIFACT-SPLIT.md, tenth round).
  */
 function isLateBeat(s: ArtifactScratch, n: number, j: number): boolean {
-  const { rr, medRr, th2 } = s;
-  if (j < 2 || j + 1 >= n) return false;
-  const before = rr[j - 2];
-  const step = (rr[j + 1] - before) / 3;
-  const longEnough = rr[j - 1] > (1 + MIN_PAIR_DEVIATION_SHARE) * (before + step);
-  const shortEnough = rr[j] < (1 - MIN_PAIR_DEVIATION_SHARE) * (before + 2 * step);
-  if (!longEnough || !shortEnough) return false;
-  if (!(Math.abs((rr[j - 1] + rr[j]) / 2 - medRr[j]) < th2[j])) return false;
+  if (!isPairOnLine(s, n, j, true)) return false;
   // An extra beat splits one interval in two short ones, so rr[j + 1] is short too and the
   // normal rr[j − 1] stands over the line through rr[j + 1]: the two readings are weighed on the
   // line from rr[j − 2] to rr[j + 2] (held level at the end of the data), the late one with
   // rr[j − 1] + rr[j] as two intervals and rr[j + 1] as one, the extra one with rr[j − 1] as one
   // and rr[j] + rr[j + 1] merged. Without this, extra beats on RSA of 80 ms or more had a
   // normal beat re-timed instead of being merged (the tenth round's review).
+  const rr = s.rr;
+  const before = rr[j - 2];
   const far = j + 2 < n ? rr[j + 2] : before;
   const step4 = (far - before) / 4;
   const lateError = Math.abs(rr[j - 1] + rr[j] - (2 * before + 3 * step4)) + Math.abs(rr[j + 1] - (before + 3 * step4));
   const step3 = (far - before) / 3;
   const extraError = Math.abs(rr[j - 1] - (before + step3)) + Math.abs(rr[j] + rr[j + 1] - (before + 2 * step3));
-  if (extraError < lateError) return false;
-  const recentred = roughnessAfterRecentring(rr, n, j - 1);
-  return recentred < roughnessAfterRecentring(rr, n, j) && recentred < roughnessAsIs(rr, n, j - 1);
+  return extraError >= lateError;
 }
 
 /**
