@@ -255,6 +255,10 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
     metrics.counterFrom('attune_readings_sink_readings_total', 'Heart readings the readings sink turned into rows.', [], () => [[{}, sink.stats.readings]]);
     metrics.counterFrom('attune_readings_sink_rows_total', 'heart_readings rows (one per beat) the readings sink handed to its writer.', [], () => [[{}, sink.stats.rows]]);
     metrics.counterFrom('attune_readings_sink_dead_lettered_total', 'Records the readings sink dead-lettered.', [], () => [[{}, sink.stats.deadLettered]]);
+    metrics.counterFrom('attune_readings_sink_quarantined_total', 'Readings the readings sink\'s clock guard kept out of heart_readings (written to heart_readings_quarantined), by whether a replay quarantined them again because a run before had.', ['again'], () => [
+      [{ again: 'false' }, sink.stats.quarantined - sink.stats.quarantinedAgain],
+      [{ again: 'true' }, sink.stats.quarantinedAgain],
+    ]);
   }
   if (worker) {
     const s = worker.stats;

@@ -11,10 +11,32 @@
 // beats of a reading the worker judges a clock jump (a forged future reading) are not stored
 // either: the guard is pure, and decides from the session's sequence of readings alone. A
 // reading it holds is stored once the next readings confirm the jump, or never if they refute
-// it (the worker dead-letters it as future_beat; the sink counts it, `stats.quarantined`); the
-// partition's commit never passes a held reading. The guard's clock starts at the session's
-// started_at, or after a restart at the session's last stored beat (as the worker's starts at
-// its last published window), so a replay continues where the sink was.
+// it (the worker dead-letters it as future_beat; the sink writes it to
+// heart_readings_quarantined and counts it, `stats.quarantined`); the partition's commit never
+// passes a held reading.
+//
+// Restarts (a crash, a rebalance, a stop while another session of the partition holds a
+// reading): the replay starts at the commit, and rows of records after it may already be stored.
+// A session's guard restarts with its clock at the session's newest stored beat, which may be
+// ahead of where the replay starts, and the replay's readings are then judged as follows:
+//  - a reading the run before stored ends at or before that beat, so it goes through again
+//    and moves nothing (the guard passes a late reading whatever it holds);
+//  - a reading the run before quarantined is in heart_readings_quarantined, keyed by its record
+//    (topic, partition, offset, index in the record), and is quarantined again without being
+//    judged: judged from a newer clock it could have gone through;
+//  - the others, which the run before never decided, meet the guard in the state the run before
+//    had when it stopped deciding: its clock was that newest stored beat (a session's clock only
+//    moves by releasing readings, which are stored in order), and the readings it held are held
+//    again in order.
+// For that, a quarantined reading's row is durable before any row the sink takes after its
+// quarantine (the batch waits for it). The held readings' markers are only ahead of the rows:
+// a marker durable before the rows released before it costs nothing, as a reading held and then
+// quarantined never decides another (its candidate never confirmed; only the memory bound's
+// eviction reads it, a case the guard's header already names). Checked on a model of the
+// protocol (clock-guard.test.ts: 3 sessions, a crash at every batch end, after the commit, before
+// it, or with only the quarantined readings' rows durable: 0 of 9,621 restart points store other
+// readings, 1,056 without the list) and on the sink itself (worker-outliers.test.ts).
+// A session let go (its end marker, or silence) restarts its guard from the clock it had.
 import { type Bus, type BusRecord, type Subscription } from '../bus/types.js';
 import { Topics, type TopicNames } from '../schemas/topics.js';
 import type { Codec } from '../schemas/registry/codec.js';
@@ -22,7 +44,7 @@ import { decodeReadingsValue } from '../schemas/reading-batches.js';
 import type { Logger } from '../lib/log.js';
 import { BatchWriter } from '../store/batch-writer.js';
 import type { StoreClient } from '../store/clickhouse.js';
-import { HeartReadingColumns, Tables, type HeartReadingRow } from '../store/rows.js';
+import { HeartReadingColumns, Tables, type HeartReadingRow, type QuarantinedReadingRow } from '../store/rows.js';
 import type { HeartReadingRecord } from '../schemas/records.js';
 import { implausibleReading, notAHeartReading } from '../schemas/reading-limits.js';
 import { batchItemDeadLetter, type DeadLetterInput } from './dead-letter.js';
@@ -99,20 +121,44 @@ export interface ReadingsSinkOptions {
 
 interface Held {
   rows: HeartReadingRow[];
+  reading: HeartReadingRecord;
   offset: bigint;
+  /** Its index in its record (a HeartReadingBatch), 0 for a record of one reading. */
+  index: number;
 }
 
 interface GuardedPartition {
+  topic: string;
+  partition: number;
   guards: Map<string, SessionClockGuard<Held>>;
   /** Newest beat the guard let through in the partition, ms (event time). */
   maxEventTimeMs: number;
+  /** Sessions let go (end marker, silence) and the clock their guard had: a later reading of one restarts the guard there. Oldest first, at most MAX_LET_GO. */
+  letGoClocks: Map<string, number>;
+  /**
+   * Per session whose guard restarted from the store: its records (`offset:index`) that a run
+   * before quarantined (heart_readings_quarantined), at or after its first record read here.
+   */
+  quarantinedBefore: Map<string, Set<string>>;
 }
+
+type Step = { reading: HeartReadingRecord; offset: bigint; index: number } | { endOf: string };
+
+/**
+ * Let-go sessions whose clock a partition remembers. Past it the oldest is forgotten, and a later
+ * reading of it restarts its guard from its newest stored beat, which by then is its clock: that
+ * many sessions later, at least as many readings later, its rows have long been inserted (the
+ * writer inserts every 10,000 rows).
+ */
+const MAX_LET_GO = 100_000;
 
 export class ReadingsSink {
   private subscription: Subscription | null = null;
   private readonly writer: BatchWriter<HeartReadingRow>;
+  private readonly quarantineWriter: BatchWriter<QuarantinedReadingRow>;
   readonly groupId: string;
-  readonly stats = { readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0 };
+  /** `quarantinedAgain`: replayed readings quarantined because a run before did (heart_readings_quarantined), included in `quarantined`. */
+  readonly stats = { readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0 };
   private readonly partitions = new Map<number, GuardedPartition>();
 
   constructor(private readonly opts: ReadingsSinkOptions) {
@@ -126,6 +172,14 @@ export class ReadingsSink {
       maxDelayMs: opts.writer?.maxDelayMs,
       log: opts.log,
       onError: (err, f) => opts.log.error({ err, ...f }, 'heart_readings insert keeps failing; retrying, offsets held'),
+    });
+    // Flushed by each batch that quarantines (the rows after a quarantine wait for its row), so
+    // no timer batching is needed; rare (outliers only), so plain JSONEachRow.
+    this.quarantineWriter = new BatchWriter<QuarantinedReadingRow>({
+      store: opts.store,
+      table: Tables.heartReadingsQuarantined,
+      log: opts.log,
+      onError: (err, f) => opts.log.error({ err, ...f }, 'heart_readings_quarantined insert keeps failing; retrying, the partition waits'),
     });
   }
 
@@ -145,11 +199,11 @@ export class ReadingsSink {
         for (const k of [...this.partitions.keys()]) if (!keep.has(k)) this.partitions.delete(k);
       },
       eachBatch: async (batch) => {
-        const guarded = this.opts.sessions ? this.partitionOf(batch.partition) : null;
+        const guarded = this.opts.sessions ? this.partitionOf(batch.topic, batch.partition) : null;
         const rows: HeartReadingRow[] = [];
         const bad: DeadLetterInput[] = [];
         /** In guarded mode: the readings with beats and the end markers, in offset order, for the guard. */
-        const steps: Array<{ reading: HeartReadingRecord; offset: bigint } | { endOf: string }> = [];
+        const steps: Step[] = [];
         for (const rec of batch.records) {
           try {
             let decoded = decodeReadingsValue(this.opts.codec, rec.value);
@@ -168,7 +222,7 @@ export class ReadingsSink {
                   continue;
                 }
                 this.stats.readings++;
-                if (guarded && reading.session_id && reading.rr_intervals_ms.length > 0) steps.push({ reading, offset });
+                if (guarded && reading.session_id && reading.rr_intervals_ms.length > 0) steps.push({ reading, offset, index: i });
                 else readingToRows(reading, rows);
               }
               continue;
@@ -194,7 +248,7 @@ export class ReadingsSink {
               continue;
             }
             this.stats.readings++;
-            if (guarded && reading.session_id && reading.rr_intervals_ms.length > 0) steps.push({ reading, offset: BigInt(rec.offset) });
+            if (guarded && reading.session_id && reading.rr_intervals_ms.length > 0) steps.push({ reading, offset: BigInt(rec.offset), index: 0 });
             else readingToRows(reading, rows);
           } catch (err) {
             bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
@@ -210,12 +264,16 @@ export class ReadingsSink {
             bad.length = 0;
           }
           await this.prepareGuards(guarded, steps);
+          const quarantined: QuarantinedReadingRow[] = [];
           for (const step of steps) {
-            if ('endOf' in step) this.letGo(guarded, step.endOf);
-            else this.guard(guarded, step.reading, step.offset, rows);
+            if ('endOf' in step) this.letGo(guarded, step.endOf, quarantined);
+            else this.guard(guarded, step, rows, quarantined);
           }
           this.stats.held = this.heldCount();
           commitAt = this.commitOffset(guarded, batch.records);
+          // The quarantined readings' rows are durable before any row taken after them (see
+          // the header): a replay from an older commit finds them and quarantines them again.
+          if (quarantined.length > 0) await this.durable(this.quarantineWriter, quarantined);
         }
         this.stats.deadLettered += bad.length;
         this.stats.rows += rows.length;
@@ -224,37 +282,85 @@ export class ReadingsSink {
     });
   }
 
-  private partitionOf(partition: number): GuardedPartition {
-    let p = this.partitions.get(partition);
-    if (!p) this.partitions.set(partition, (p = { guards: new Map(), maxEventTimeMs: -Infinity }));
-    return p;
-  }
-
-  /** Creates the guards of sessions first seen in these steps (their start, their last stored beat). */
-  private async prepareGuards(p: GuardedPartition, steps: Array<{ reading: HeartReadingRecord; offset: bigint } | { endOf: string }>): Promise<void> {
-    const fresh = new Set<string>();
-    for (const s of steps) if ('reading' in s && !p.guards.has(s.reading.session_id!)) fresh.add(s.reading.session_id!);
-    for (const id of fresh) {
-      const session = await this.opts.sessions!.get(id);
-      const stored = await this.lastStoredBeat(id);
-      p.guards.set(
-        id,
-        new SessionClockGuard<Held>({
-          horizonMs: this.opts.clockHorizonMs ?? defaultAllowedLatenessMs,
-          confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
-          startMs: Math.max(session?.startedAt ?? -Infinity, stored),
-        }),
-      );
+  /**
+   * Inserts `rows` and waits until they are durable, however long ClickHouse refuses them (the
+   * writer retries; its flush reports each run of failures): the guards have already decided,
+   * so the batch cannot be given back to be decided again. Rejects only once the sink stops.
+   */
+  private async durable<Row extends object>(writer: BatchWriter<Row>, rows: Row[]): Promise<void> {
+    await writer.add(rows);
+    for (;;) {
+      try {
+        await writer.flush();
+        return;
+      } catch (err) {
+        if (this.stopping) throw err;
+        this.opts.log.warn({ err }, 'readings sink: quarantined readings not yet inserted; the partition waits');
+      }
     }
   }
 
-  /** Offers a reading to its session's guard; released rows go to `rows`. */
-  private guard(p: GuardedPartition, reading: HeartReadingRecord, offset: bigint, rows: HeartReadingRow[]): void {
-    let g = p.guards.get(reading.session_id!);
+  private stopping = false;
+
+  private partitionOf(topic: string, partition: number): GuardedPartition {
+    let p = this.partitions.get(partition);
+    if (!p) this.partitions.set(partition, (p = { topic, partition, guards: new Map(), maxEventTimeMs: -Infinity, letGoClocks: new Map(), quarantinedBefore: new Map() }));
+    return p;
+  }
+
+  private newGuard(startMs: number): SessionClockGuard<Held> {
+    return new SessionClockGuard<Held>({
+      horizonMs: this.opts.clockHorizonMs ?? defaultAllowedLatenessMs,
+      confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
+      startMs,
+    });
+  }
+
+  /**
+   * Creates the guards of sessions first seen in these steps: from the clock they had when let
+   * go, or else from their start and newest stored beat, with the records a run before
+   * quarantined (a restart: see the header).
+   */
+  private async prepareGuards(p: GuardedPartition, steps: Step[]): Promise<void> {
+    const fresh = new Map<string, { orgId: string; firstOffset: bigint }>();
+    for (const s of steps) {
+      if ('endOf' in s) continue;
+      const id = s.reading.session_id!;
+      if (!p.guards.has(id) && !fresh.has(id)) fresh.set(id, { orgId: s.reading.org_id, firstOffset: s.offset });
+    }
+    for (const [id, { orgId, firstOffset }] of fresh) {
+      const letGo = p.letGoClocks.get(id);
+      if (letGo !== undefined) {
+        p.letGoClocks.delete(id);
+        p.guards.set(id, this.newGuard(letGo));
+        continue;
+      }
+      const session = await this.opts.sessions!.get(id);
+      const stored = await this.lastStoredBeat(id);
+      const before = await this.quarantinedRecords(p, orgId, id, firstOffset);
+      if (before.size > 0) p.quarantinedBefore.set(id, before);
+      p.guards.set(id, this.newGuard(Math.max(session?.startedAt ?? -Infinity, stored)));
+    }
+  }
+
+  /** Offers a reading to its session's guard; released rows go to `rows`, quarantined readings to `quarantined`. */
+  private guard(p: GuardedPartition, step: { reading: HeartReadingRecord; offset: bigint; index: number }, rows: HeartReadingRow[], quarantined: QuarantinedReadingRow[]): void {
+    const { reading, offset, index } = step;
+    const sid = reading.session_id!;
+    const before = p.quarantinedBefore.get(sid);
+    if (before !== undefined && before.delete(`${offset}:${index}`)) {
+      // A run before quarantined this record: the same decision, without judging it again.
+      if (before.size === 0) p.quarantinedBefore.delete(sid);
+      this.stats.quarantined++;
+      this.stats.quarantinedAgain++;
+      return;
+    }
+    let g = p.guards.get(sid);
     if (!g) {
-      // Let go earlier in this batch (its marker, or silence) and read again: a fresh start.
-      g = new SessionClockGuard<Held>({ horizonMs: this.opts.clockHorizonMs ?? defaultAllowedLatenessMs, confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings });
-      p.guards.set(reading.session_id!, g);
+      // Let go earlier in this batch (its marker, or silence): its guard restarts where it was.
+      g = this.newGuard(p.letGoClocks.get(sid) ?? -Infinity);
+      p.letGoClocks.delete(sid);
+      p.guards.set(sid, g);
     }
     let startMs = reading.recorded_at;
     for (const v of reading.rr_intervals_ms) startMs -= v;
@@ -262,9 +368,10 @@ export class ReadingsSink {
     // out, as offer() would release them, without a held item and a decision per reading.
     if (g.passes(startMs, reading.recorded_at)) readingToRows(reading, rows);
     else {
-      const item: Held = { rows: [], offset };
+      const item: Held = { rows: [], reading, offset, index };
       readingToRows(reading, item.rows);
       const decision = g.offer(startMs, reading.recorded_at, offset, item);
+      for (const h of decision.quarantine) quarantined.push(this.quarantineRow(p, h, g.clockMs));
       this.stats.quarantined += decision.quarantine.length;
       for (const h of decision.release) for (const r of h.rows) rows.push(r);
     }
@@ -273,16 +380,42 @@ export class ReadingsSink {
       // A session silent for sessionIdleEndMs of its partition's event time is ended by the
       // worker, and what its guard holds is quarantined: the same here.
       const idle = this.opts.sessionIdleEndMs ?? 300_000;
-      for (const [sid, other] of p.guards) if (other.clockMs + idle < p.maxEventTimeMs) this.letGo(p, sid);
+      for (const [other, og] of p.guards) if (og.clockMs + idle < p.maxEventTimeMs) this.letGo(p, other, quarantined);
     }
   }
 
-  /** The session ended (its marker, or silence): what its guard still holds was never confirmed. */
-  private letGo(p: GuardedPartition, sessionId: string): void {
+  /** The session ended (its marker, or silence): what its guard still holds was never confirmed; its clock is kept. */
+  private letGo(p: GuardedPartition, sessionId: string, quarantined: QuarantinedReadingRow[]): void {
     const g = p.guards.get(sessionId);
     if (!g) return;
-    this.stats.quarantined += g.drop().length;
+    const dropped = g.drop();
+    for (const h of dropped) quarantined.push(this.quarantineRow(p, h, g.clockMs));
+    this.stats.quarantined += dropped.length;
     p.guards.delete(sessionId);
+    p.letGoClocks.set(sessionId, g.clockMs);
+    if (p.letGoClocks.size > MAX_LET_GO) p.letGoClocks.delete(p.letGoClocks.keys().next().value!);
+  }
+
+  private quarantineRow(p: GuardedPartition, h: Held, clockMs: number): QuarantinedReadingRow {
+    const r = h.reading;
+    return {
+      org_id: r.org_id,
+      user_id: r.user_id,
+      device_id: r.device_id,
+      session_id: r.session_id ?? '',
+      reading_id: r.reading_id,
+      recorded_at: r.recorded_at,
+      received_at: r.received_at,
+      rr_intervals_ms: r.rr_intervals_ms,
+      hr_bpm: r.hr_bpm,
+      source: r.source,
+      reason: 'future_beat',
+      session_clock_at: Number.isFinite(clockMs) ? Math.round(clockMs) : null,
+      source_topic: p.topic,
+      source_partition: p.partition,
+      source_offset: h.offset.toString(),
+      source_index: h.index,
+    };
   }
 
   private heldCount(): number {
@@ -314,15 +447,29 @@ export class ReadingsSink {
     return row && Number(row.n) > 0 ? Number(row.t) : -Infinity;
   }
 
+  /** The session's records in this partition at or after `fromOffset` that a run before quarantined, as `offset:index`. */
+  private async quarantinedRecords(p: GuardedPartition, orgId: string, sessionId: string, fromOffset: bigint): Promise<Set<string>> {
+    const rs = await this.opts.store.client.query({
+      query: `SELECT DISTINCT toString(source_offset) AS o, source_index AS i FROM ${this.opts.store.table(Tables.heartReadingsQuarantined)}
+              WHERE org_id = {org:String} AND session_id = {id:String} AND source_topic = {topic:String}
+                AND source_partition = {partition:UInt32} AND source_offset >= {from:UInt64}`,
+      query_params: { org: orgId, id: sessionId, topic: p.topic, partition: p.partition, from: fromOffset.toString() },
+      format: 'JSONEachRow',
+    });
+    return new Set(((await rs.json()) as Array<{ o: string; i: number | string }>).map((r) => `${r.o}:${Number(r.i)}`));
+  }
+
   /** Resolves once every row taken so far is in ClickHouse. */
   flush(): Promise<void> {
-    return this.writer.flush();
+    return Promise.all([this.writer.flush(), this.quarantineWriter.flush()]).then(() => undefined);
   }
 
   /** Flushes and commits what is buffered while still in the group, then leaves it. */
   async stop(): Promise<void> {
+    this.stopping = true;
     await this.writer.flush().catch((err) => this.opts.log.warn({ err }, 'readings sink: final flush failed; rows will be replayed'));
     await this.subscription?.stop();
     await this.writer.close().catch(() => undefined);
+    await this.quarantineWriter.close().catch(() => undefined);
   }
 }

@@ -7,6 +7,8 @@
 /** Table names, for BatchWriter and for SQL through StoreClient.table(). */
 export const Tables = {
   heartReadings: 'heart_readings',
+  /** Readings the clock guard kept out of heart_readings (schemas/clickhouse/0015_heart_readings_quarantined.sql). */
+  heartReadingsQuarantined: 'heart_readings_quarantined',
   coherenceWindows: 'coherence_windows',
   sessions: 'sessions',
   sessionEvents: 'session_events',
@@ -39,6 +41,28 @@ export interface HeartReadingRow {
   battery_level_pct: number | null;
   source: 'sync' | 'live' | 'simulator';
   received_at: number;
+}
+
+/** A reading the readings sink's clock guard quarantined (heart_readings_quarantined). */
+export interface QuarantinedReadingRow {
+  org_id: string;
+  user_id: string;
+  device_id: string;
+  session_id: string;
+  reading_id: string;
+  recorded_at: number;
+  received_at: number;
+  rr_intervals_ms: number[];
+  hr_bpm: number | null;
+  source: 'sync' | 'live' | 'simulator';
+  reason: 'future_beat';
+  /** ms; null when the session's guard had no clock. */
+  session_clock_at: number | null;
+  source_topic: string;
+  source_partition: number;
+  /** Offset as a decimal string (UInt64). */
+  source_offset: string;
+  source_index: number;
 }
 
 export interface CoherenceWindowRow {

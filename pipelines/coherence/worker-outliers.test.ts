@@ -35,7 +35,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws', 'dev-sg', 'dev-sg-gap', 'dev-sg-off', 'dev-rq', 'dev-rq-ref'];
+const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws', 'dev-sg', 'dev-sg-gap', 'dev-sg-off', 'dev-rq', 'dev-rq-ref', 'dev-lg-one', 'dev-lg-two'];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-outliers-'));
@@ -310,12 +310,17 @@ test('a worker restarted after it quarantined an outlier quarantines it again in
   assert.deepEqual(await windowMetrics(session.id), await windowMetrics(control.id));
 });
 
-test("restarts at several points of one partition holding three sessions with outliers 12-90 s ahead, one ending early: every run stores the uninterrupted run's windows", async () => {
-  const repo = new DevicesRepository(entities.client);
-  // Three sessions starting 0, 20 and 40 s apart (so the commit is held by another session's
-  // beats than the one restarting), 400 s long (restarts far from a session's first record,
-  // with the guard's clock well past its start), the first ending at 200 s while the others go
-  // on (a replay reads its end again); outliers 12-90 s ahead every ~35 s; one partition.
+type Merged = { j: number; t: number; i: number; r: Reading | Extra | null };
+const timeOf = (r: Reading | Extra) => ('timestamp' in r ? Date.parse(r.timestamp) : (r.receivedAt ?? r.recordedAt));
+
+/**
+ * Three sessions in one partition, starting 0, 20 and 40 s apart (so the commit is held by
+ * another session's beats than the one restarting), 400 s long (restarts far from a session's
+ * first record, with the guard's clock well past its start), the first ending at 200 s while the
+ * others go on (a replay reads its end again); outliers 12-90 s ahead every ~35 s. In partition
+ * order, each session's end marker right after its last reading (`r` null).
+ */
+function threeSessionsWithOutliers(): Merged[] {
   const durations = [200, 400, 400];
   const series = [0, 1, 2].map((j) => {
     const rs = rsaReadings({ startMs: start + 250 + 20_000 * j, durationS: durations[j], breathHz: 0.1, seed: 40 + j });
@@ -334,28 +339,39 @@ test("restarts at several points of one partition holding three sessions with ou
     }
     return out;
   });
-  const timeOf = (r: Reading | Extra) => ('timestamp' in r ? Date.parse(r.timestamp) : (r.receivedAt ?? r.recordedAt));
-  // Each session's end marker right after its last reading.
-  type Item = { j: number; t: number; i: number; r: Reading | Extra | null };
-  const merged: Item[] = series
+  return series
     .flatMap((rs, j) => [...rs.map((r, i) => ({ j, r, t: timeOf(r), i })), { j, r: null, t: Math.max(...rs.map(timeOf)) + 1, i: rs.length }])
     .sort((a, b) => a.t - b.t || a.j - b.j || a.i - b.i);
+}
+
+/** Publishes merged[from, to) to the topic, for the sessions `ids` of the devices `${name}-d${j}`. */
+async function sendMerged(topic: string, name: string, ids: string[], merged: Merged[], from: number, to: number): Promise<void> {
+  const recs = [];
+  for (const { j, r, t } of merged.slice(from, to)) {
+    if (r) recs.push({ key: `${name}-d${j}`, value: await codec.encode(Topics.heartReadings, record(ids[j], `${name}-d${j}`, r)), timestamp: timeOf(r) });
+    else recs.push(await endMarkerRecord(codec, { sessionId: ids[j], deviceId: `${name}-d${j}`, userId: 'u1', orgId: 'o1', endedAtMs: t - 1 }));
+  }
+  await bus.publish(topic, recs);
+}
+
+/** One-partition topics and three sessions (devices `${name}-d0..2`) for a run of threeSessionsWithOutliers. */
+async function threeSessionRun(name: string): Promise<{ topics: TopicNames; ids: string[] }> {
+  const repo = new DevicesRepository(entities.client);
+  const topics = prefixedTopics(`${name}.`);
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+  const ids: string[] = [];
+  for (let j = 0; j < 3; j++) {
+    await repo.register({ id: `${name}-d${j}`, orgId: 'o1', userId: 'u1' });
+    ids.push((await sessions.create({ ...sessionOpts, deviceId: `${name}-d${j}` })).id);
+  }
+  return { topics, ids };
+}
+
+test("restarts at several points of one partition holding three sessions with outliers 12-90 s ahead, one ending early: every run stores the uninterrupted run's windows", async () => {
+  const merged = threeSessionsWithOutliers();
   async function run(name: string, cuts: number[]) {
-    const topics = prefixedTopics(`${name}.`);
-    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
-    const ids: string[] = [];
-    for (let j = 0; j < 3; j++) {
-      await repo.register({ id: `${name}-d${j}`, orgId: 'o1', userId: 'u1' });
-      ids.push((await sessions.create({ ...sessionOpts, deviceId: `${name}-d${j}` })).id);
-    }
-    const send = async (from: number, to: number) => {
-      const recs = [];
-      for (const { j, r, t } of merged.slice(from, to)) {
-        if (r) recs.push({ key: `${name}-d${j}`, value: await codec.encode(Topics.heartReadings, record(ids[j], `${name}-d${j}`, r)), timestamp: timeOf(r) });
-        else recs.push(await endMarkerRecord(codec, { sessionId: ids[j], deviceId: `${name}-d${j}`, userId: 'u1', orgId: 'o1', endedAtMs: t - 1 }));
-      }
-      await bus.publish(topics.heartReadings, recs);
-    };
+    const { topics, ids } = await threeSessionRun(name);
+    const send = (from: number, to: number) => sendMerged(topics.heartReadings, name, ids, merged, from, to);
     const readingsIn = (from: number, to: number) => merged.slice(from, to).filter((m) => m.r !== null).length;
     const bounds = [0, ...cuts, merged.length];
     let anchored = 0;
@@ -389,6 +405,163 @@ test("restarts at several points of one partition holding three sessions with ou
     assert.ok(got.anchored >= cuts.length, `${got.anchored} sessions restarted from an anchor`);
     for (let j = 0; j < 3; j++) assert.deepEqual(got.windows[j], ref.windows[j], `cuts ${cuts}: session ${j}`);
   }
+});
+
+/** A bus whose subscriptions drop their commits while `drop.on`: a process that dies before its commits land. */
+function commitDropping(inner: Bus, drop: { on: boolean }): Bus {
+  return {
+    get kind() {
+      return inner.kind;
+    },
+    ensureTopics: (specs) => inner.ensureTopics(specs),
+    publish: (topic, records) => inner.publish(topic, records),
+    committed: (groupId, topic) => inner.committed(groupId, topic),
+    close: () => inner.close(),
+    subscribe: async (opts) => {
+      const sub = await inner.subscribe(opts);
+      return { commit: (topic, partition, offset) => (drop.on ? Promise.resolve() : sub.commit(topic, partition, offset)), stop: () => sub.stop() };
+    },
+  };
+}
+
+test("the readings sink restarted at several points, or after losing its commits, stores and quarantines exactly the uninterrupted run's readings", async () => {
+  // The worker's restart test above, for the sink: its guard restarts from each session's newest
+  // stored beat, which after a replay from an older commit (one another session's held reading
+  // kept back, or commits lost in a crash) lies ahead of where the replay starts; before
+  // heart_readings_quarantined, outliers the first run had quarantined were judged from it again
+  // and stored.
+  const merged = threeSessionsWithOutliers();
+  const storedIds = async (sessionId: string) => {
+    const rs = await store.client.query({
+      query: `SELECT DISTINCT reading_id FROM ${store.database}.heart_readings FINAL WHERE session_id = {s:String} ORDER BY reading_id`,
+      query_params: { s: sessionId },
+      format: 'JSONEachRow',
+    });
+    return ((await rs.json()) as Array<{ reading_id: string }>).map((r) => r.reading_id);
+  };
+  const quarantinedRows = async (sessionId: string) => {
+    const rs = await store.client.query({
+      query: `SELECT reading_id, toUnixTimestamp64Milli(session_clock_at) AS clock, reason, source_offset, source_index
+              FROM ${store.database}.heart_readings_quarantined FINAL WHERE session_id = {s:String} ORDER BY source_offset, source_index`,
+      query_params: { s: sessionId },
+      format: 'JSONEachRow',
+    });
+    return (await rs.json()) as Array<{ reading_id: string; clock: string | number; reason: string; source_offset: string | number; source_index: number }>;
+  };
+  async function run(name: string, cuts: number[], commitsLost: boolean) {
+    const { topics, ids } = await threeSessionRun(name);
+    const itemsIn = (from: number, to: number) => to - from;
+    const bounds = [0, ...cuts, merged.length];
+    const drop = { on: false };
+    let again = 0;
+    let quarantined = 0;
+    for (let c = 1; c < bounds.length; c++) {
+      // With commitsLost, every segment but the last loses its commits: the next process
+      // replays from the commit before it, with all of the segment's rows stored.
+      drop.on = commitsLost && c < bounds.length - 1;
+      const sink = new ReadingsSink({ bus: commitDropping(bus, drop), topics, codec, store, sessions, log: silentLogger, groupId: `${name}-sink`, writer: { maxDelayMs: 20 } });
+      await sink.start();
+      try {
+        await sendMerged(topics.heartReadings, name, ids, merged, bounds[c - 1], bounds[c]);
+        // (A replay's records count too, so a sink may stop a little before its cut: that only
+        // moves the restart point.)
+        await waitFor(`${name}: records up to ${bounds[c]} read`, () => sink.stats.readings + sink.stats.endMarkers >= itemsIn(bounds[c - 1], bounds[c]), 60_000, 20);
+        await sink.flush();
+      } finally {
+        await sink.stop();
+      }
+      again += (sink.stats as any).quarantinedAgain ?? 0;
+      quarantined += sink.stats.quarantined - ((sink.stats as any).quarantinedAgain ?? 0);
+    }
+    const outliers = ids.map((id, j) =>
+      merged.filter((m) => m.j === j && m.r !== null && !('timestamp' in m.r)).map((m) => readingId('o1', `${name}-d${j}`, (m.r as Extra).recordedAt)),
+    );
+    return { stored: await Promise.all(ids.map((id) => storedIds(id))), quarantinedRows: await Promise.all(ids.map((id) => quarantinedRows(id))), again, quarantined, ids, outliers };
+  }
+  const ref = await run('srq-ref', [], false);
+  assert.ok(ref.quarantined >= 20, `${ref.quarantined} outliers quarantined in the uninterrupted run`);
+  for (let j = 0; j < 3; j++) {
+    // Every outlier of the input is quarantined and listed, none stored (the 12-90 s jumps are never confirmed).
+    assert.deepEqual(ref.quarantinedRows[j].map((q) => q.reading_id).sort(), [...ref.outliers[j]].sort(), `session ${j}: the quarantined readings listed`);
+    assert.ok(ref.quarantinedRows[j].every((q) => q.reason === 'future_beat' && Number(q.clock) > start));
+    assert.ok(ref.outliers[j].every((id) => !ref.stored[j].includes(id)));
+  }
+  const n = merged.length;
+  const endOfFirst = merged.findIndex((m) => m.j === 0 && m.r === null);
+  let againTotal = 0;
+  for (const [cuts, lost] of [
+    [[Math.round(n * 0.3)], false],
+    [[endOfFirst + 5], true],
+    [[Math.round(n * 0.55)], true],
+    [[Math.round(n * 0.9)], false],
+    [[Math.round(n * 0.2), Math.round(n * 0.45), Math.round(n * 0.8)], true],
+  ] as Array<[number[], boolean]>) {
+    const got = await run(`srq-${cuts.join('-')}-${lost}`, cuts, lost);
+    againTotal += got.again;
+    // The reading ids carry the device, which differs per run: compare by position in the input.
+    for (let j = 0; j < 3; j++) {
+      const position = (run: { stored: string[][] }, name: string) => {
+        const byId = new Map(merged.filter((m) => m.j === j && m.r).map((m, k) => [readingId('o1', `${name}-d${j}`, 'timestamp' in m.r! ? Date.parse(m.r!.timestamp) : m.r!.recordedAt), k]));
+        return run.stored[j].map((id) => byId.get(id)).sort((a, b) => a! - b!);
+      };
+      assert.deepEqual(position(got, `srq-${cuts.join('-')}-${lost}`), position(ref, 'srq-ref'), `cuts ${cuts}${lost ? ', commits lost' : ''}: session ${j}'s stored readings`);
+      assert.equal(got.quarantinedRows[j].length, ref.quarantinedRows[j].length, `cuts ${cuts}${lost ? ', commits lost' : ''}: session ${j}'s quarantined readings`);
+      assert.deepEqual(got.quarantinedRows[j].map((q) => Number(q.clock)), ref.quarantinedRows[j].map((q) => Number(q.clock)), `cuts ${cuts}: the same clocks`);
+    }
+  }
+  // The path under test was taken: replays met readings a run before had quarantined.
+  assert.ok(againTotal >= 5, `${againTotal} replayed readings quarantined again`);
+});
+
+test('the readings sink decides a reading after a session was let go the same whether it comes in the same batch as the end or in a later one', async () => {
+  // Before 2026-12-05 a session let go earlier in the same batch got a guard with no clock (the
+  // reading 30 s ahead went through and was stored), and in a later batch one started at its
+  // newest stored beat (the same reading was held and quarantined): the answer depended on where
+  // the bus cut its batches. Now the guard restarts from the clock it had, in both.
+  const oneTopics = await topicsFor('sink-letgo-one.');
+  const twoTopics = await topicsFor('sink-letgo-two.');
+  const one = await sessions.create({ ...sessionOpts, deviceId: 'dev-lg-one' });
+  const two = await sessions.create({ ...sessionOpts, deviceId: 'dev-lg-two' });
+  const before = readings.slice(0, 60);
+  const last = Date.parse(before[before.length - 1].timestamp);
+  const ahead: Extra = { recordedAt: last + 30_000, receivedAt: last, rr: [870, 905] };
+  const after: Array<Reading | Extra> = [ahead, readings[60], readings[61]];
+  // Everything in one batch: published before the sink starts (one read takes up to 5,000 records).
+  await publish(oneTopics.heartReadings, one.id, 'dev-lg-one', before);
+  await publish(oneTopics.heartReadings, one.id, 'dev-lg-one', after, false);
+  const sinkOne = new ReadingsSink({ bus, topics: oneTopics, codec, store, sessions, log: silentLogger, groupId: 'sink-letgo-one', writer: { maxDelayMs: 20 } });
+  const sinkTwo = new ReadingsSink({ bus, topics: twoTopics, codec, store, sessions, log: silentLogger, groupId: 'sink-letgo-two', writer: { maxDelayMs: 20 } });
+  await sinkOne.start();
+  await sinkTwo.start();
+  try {
+    await waitFor('one batch read', () => sinkOne.stats.readings === before.length + after.length, 30_000, 20);
+    // The end in one batch, what follows in a later one.
+    await publish(twoTopics.heartReadings, two.id, 'dev-lg-two', before);
+    await waitFor('the first part read', () => sinkTwo.stats.endMarkers === 1, 30_000, 20);
+    await sinkTwo.flush();
+    await publish(twoTopics.heartReadings, two.id, 'dev-lg-two', after, false);
+    await waitFor('the rest read', () => sinkTwo.stats.readings === before.length + after.length, 30_000, 20);
+    await sinkOne.flush();
+    await sinkTwo.flush();
+  } finally {
+    await sinkOne.stop();
+    await sinkTwo.stop();
+  }
+  const storedCount = async (sessionId: string, readingIdOf: string) => {
+    const rs = await store.client.query({
+      query: `SELECT countIf(reading_id = {r:String}) AS ahead, uniqExact(reading_id) AS readings FROM ${store.database}.heart_readings FINAL WHERE session_id = {s:String}`,
+      query_params: { s: sessionId, r: readingIdOf },
+      format: 'JSONEachRow',
+    });
+    const [row] = (await rs.json()) as Array<{ ahead: string | number; readings: string | number }>;
+    return { ahead: Number(row.ahead), readings: Number(row.readings) };
+  };
+  const gotOne = await storedCount(one.id, readingId('o1', 'dev-lg-one', ahead.recordedAt));
+  const gotTwo = await storedCount(two.id, readingId('o1', 'dev-lg-two', ahead.recordedAt));
+  assert.deepEqual(gotOne, gotTwo, 'the same answer whatever the batches');
+  assert.deepEqual(gotOne, { ahead: 0, readings: before.length + 2 }, 'the reading 30 s ahead is quarantined, every other reading stored');
+  assert.equal(sinkOne.stats.quarantined, 1);
+  assert.equal(sinkTwo.stats.quarantined, 1);
 });
 
 test('a device that really resumes after a 10-minute gap keeps its windows: the jump is confirmed, no beat is lost', async () => {
