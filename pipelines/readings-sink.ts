@@ -17,8 +17,9 @@
 //
 // Restarts (a crash, a rebalance, a stop while another session of the partition holds a
 // reading): the replay starts at the commit, and rows of records after it may already be stored.
-// A session's guard restarts with its clock at the session's newest stored beat, which may be
-// ahead of where the replay starts, and the replay's readings are then judged as follows:
+// A session's guard restarts with its clock at the session's newest stored beat (beats only: a
+// reading with only a heart rate bypasses the guard), which may be ahead of where the replay
+// starts, and the replay's readings are then judged as follows:
 //  - a reading the run before stored ends at or before that beat, so it goes through again
 //    and moves nothing (the guard passes a late reading whatever it holds);
 //  - a reading the run before quarantined is in heart_readings_quarantined, keyed by its record
@@ -32,11 +33,25 @@
 // quarantine (the batch waits for it). The held readings' markers are only ahead of the rows:
 // a marker durable before the rows released before it costs nothing, as a reading held and then
 // quarantined never decides another (its candidate never confirmed; only the memory bound's
-// eviction reads it, a case the guard's header already names). Checked on a model of the
-// protocol (clock-guard.test.ts: 3 sessions, a crash at every batch end, after the commit, before
-// it, or with only the quarantined readings' rows durable: 0 of 9,621 restart points store other
-// readings, 1,056 without the list) and on the sink itself (worker-outliers.test.ts).
-// A session let go (its end marker, or silence) restarts its guard from the clock it had.
+// eviction reads it, a case the guard's header already names).
+// Idle ends read the partition's event time (its newest beat let through), which a replay must
+// have too: the record that set it is kept above the commit, as the coherence worker keeps it, so
+// a replay reads it again before any record after it. (Cost: while the session that set it is
+// silent, the commit waits there, and a restart reads the partition again from it.)
+// A record delivered again while this process keeps the partition (kafkajs restarts a rejoined
+// member's fetch at the commit) is skipped: it was offered to the guards once, its rows taken.
+// Checked on a model of the protocol (clock-guard.test.ts: 3 sessions, one bus batch per flush, a
+// crash at every batch end, after the commit, before it, or with only the quarantined readings'
+// rows durable: 0 of 9,621 restart points store other readings, 1,056 without the list; it has no
+// end markers, idle ends or heart-rate-only readings) and on the sink itself
+// (worker-outliers.test.ts: restarts and lost commits with three sessions and 26 outliers;
+// readings-sink.test.ts: an idle end after a restart, a heart rate alone, a redelivery). Not an
+// exhaustive proof: the review that found those three cases found no other.
+// A session let go (its end marker, or silence) restarts its guard from the clock it had. (The
+// coherence worker restarts an ended session's guard at the end of its last window instead, so
+// for a reading after a session's end the two can decide otherwise.)
+// While ClickHouse refuses the quarantined readings' rows the partition's batch waits (as the
+// writer's back-pressure makes it wait for rows); on the embedded bus a rebalance waits for it.
 import { type Bus, type BusRecord, type Subscription } from '../bus/types.js';
 import { Topics, type TopicNames } from '../schemas/topics.js';
 import type { Codec } from '../schemas/registry/codec.js';
@@ -133,6 +148,16 @@ interface GuardedPartition {
   guards: Map<string, SessionClockGuard<Held>>;
   /** Newest beat the guard let through in the partition, ms (event time). */
   maxEventTimeMs: number;
+  /**
+   * The record that set maxEventTimeMs: kept above the commit (as the coherence worker keeps
+   * it), so a replay reads it again before any later record and has the same partition event
+   * time for its idle ends.
+   */
+  maxEventTimeOffset: bigint | null;
+  /** The offset after the last record offered to the guards: one delivered again (a client that restarts its fetch at the commit without a new assignment) is skipped. */
+  nextOffset: bigint | null;
+  /** The let-go map forgot a session: from then on look-ups of the newest stored beat wait for the writer (see MAX_LET_GO). */
+  letGoForgot: boolean;
   /** Sessions let go (end marker, silence) and the clock their guard had: a later reading of one restarts the guard there. Oldest first, at most MAX_LET_GO. */
   letGoClocks: Map<string, number>;
   /**
@@ -145,10 +170,10 @@ interface GuardedPartition {
 type Step = { reading: HeartReadingRecord; offset: bigint; index: number } | { endOf: string };
 
 /**
- * Let-go sessions whose clock a partition remembers. Past it the oldest is forgotten, and a later
- * reading of it restarts its guard from its newest stored beat, which by then is its clock: that
- * many sessions later, at least as many readings later, its rows have long been inserted (the
- * writer inserts every 10,000 rows).
+ * Let-go sessions whose clock a partition remembers (a few megabytes at most). Past it the oldest
+ * is forgotten, and a later reading of it restarts its guard from its newest stored beat, which is
+ * its clock once the writer has inserted its rows: once the partition has forgotten one, each
+ * look-up first waits until every row taken is inserted.
  */
 const MAX_LET_GO = 100_000;
 
@@ -157,8 +182,14 @@ export class ReadingsSink {
   private readonly writer: BatchWriter<HeartReadingRow>;
   private readonly quarantineWriter: BatchWriter<QuarantinedReadingRow>;
   readonly groupId: string;
-  /** `quarantinedAgain`: replayed readings quarantined because a run before did (heart_readings_quarantined), included in `quarantined`. */
-  readonly stats = { readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0 };
+  /**
+   * `records`: records whose batch is handled (its rows handed to the writer). `quarantinedAgain`:
+   * replayed readings quarantined because a run before did (heart_readings_quarantined),
+   * included in `quarantined`.
+   */
+  readonly stats = { records: 0, readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0 };
+  /** Commits issued and not yet settled (flush() and stop() wait for them). */
+  private readonly commits = new Set<Promise<void>>();
   private readonly partitions = new Map<number, GuardedPartition>();
 
   constructor(private readonly opts: ReadingsSinkOptions) {
@@ -185,7 +216,7 @@ export class ReadingsSink {
 
   private get sinkContext(): TableSinkContext<HeartReadingRow> {
     const o = this.opts;
-    return { bus: o.bus, topics: o.topics ?? Topics, codec: o.codec, groupId: this.groupId, clock: o.clock ?? Date.now, log: o.log, writer: this.writer, subscription: () => this.subscription, name: 'readings sink' };
+    return { bus: o.bus, topics: o.topics ?? Topics, codec: o.codec, groupId: this.groupId, clock: o.clock ?? Date.now, log: o.log, writer: this.writer, subscription: () => this.subscription, name: 'readings sink', commits: this.commits };
   }
 
   async start(): Promise<void> {
@@ -205,6 +236,9 @@ export class ReadingsSink {
         /** In guarded mode: the readings with beats and the end markers, in offset order, for the guard. */
         const steps: Step[] = [];
         for (const rec of batch.records) {
+          // Delivered again while this process keeps the partition's guards (kafkajs restarts its
+          // fetch at the commit after a rejoin): offered once already, its rows taken.
+          if (guarded && guarded.nextOffset !== null && BigInt(rec.offset) < guarded.nextOffset) continue;
           try {
             let decoded = decodeReadingsValue(this.opts.codec, rec.value);
             if (decoded instanceof Promise) decoded = await decoded;
@@ -269,6 +303,8 @@ export class ReadingsSink {
             if ('endOf' in step) this.letGo(guarded, step.endOf, quarantined);
             else this.guard(guarded, step, rows, quarantined);
           }
+          const last = batch.records[batch.records.length - 1];
+          if (last) guarded.nextOffset = BigInt(last.offset) + 1n;
           this.stats.held = this.heldCount();
           commitAt = this.commitOffset(guarded, batch.records);
           // The quarantined readings' rows are durable before any row taken after them (see
@@ -278,6 +314,7 @@ export class ReadingsSink {
         this.stats.deadLettered += bad.length;
         this.stats.rows += rows.length;
         await finishSinkBatch(this.sinkContext, batch, rows, bad, commitAt);
+        this.stats.records += batch.records.length;
       },
     });
   }
@@ -304,7 +341,10 @@ export class ReadingsSink {
 
   private partitionOf(topic: string, partition: number): GuardedPartition {
     let p = this.partitions.get(partition);
-    if (!p) this.partitions.set(partition, (p = { topic, partition, guards: new Map(), maxEventTimeMs: -Infinity, letGoClocks: new Map(), quarantinedBefore: new Map() }));
+    if (!p) {
+      p = { topic, partition, guards: new Map(), maxEventTimeMs: -Infinity, maxEventTimeOffset: null, nextOffset: null, letGoForgot: false, letGoClocks: new Map(), quarantinedBefore: new Map() };
+      this.partitions.set(partition, p);
+    }
     return p;
   }
 
@@ -335,9 +375,8 @@ export class ReadingsSink {
         p.guards.set(id, this.newGuard(letGo));
         continue;
       }
-      const session = await this.opts.sessions!.get(id);
-      const stored = await this.lastStoredBeat(id);
-      const before = await this.quarantinedRecords(p, orgId, id, firstOffset);
+      if (p.letGoForgot) await this.writer.flush();
+      const [session, stored, before] = await Promise.all([this.opts.sessions!.get(id), this.lastStoredBeat(id), this.quarantinedRecords(p, orgId, id, firstOffset)]);
       if (before.size > 0) p.quarantinedBefore.set(id, before);
       p.guards.set(id, this.newGuard(Math.max(session?.startedAt ?? -Infinity, stored)));
     }
@@ -377,6 +416,7 @@ export class ReadingsSink {
     }
     if (g.clockMs > p.maxEventTimeMs) {
       p.maxEventTimeMs = g.clockMs;
+      p.maxEventTimeOffset = offset;
       // A session silent for sessionIdleEndMs of its partition's event time is ended by the
       // worker, and what its guard holds is quarantined: the same here.
       const idle = this.opts.sessionIdleEndMs ?? 300_000;
@@ -393,7 +433,10 @@ export class ReadingsSink {
     this.stats.quarantined += dropped.length;
     p.guards.delete(sessionId);
     p.letGoClocks.set(sessionId, g.clockMs);
-    if (p.letGoClocks.size > MAX_LET_GO) p.letGoClocks.delete(p.letGoClocks.keys().next().value!);
+    if (p.letGoClocks.size > MAX_LET_GO) {
+      p.letGoClocks.delete(p.letGoClocks.keys().next().value!);
+      p.letGoForgot = true;
+    }
   }
 
   private quarantineRow(p: GuardedPartition, h: Held, clockMs: number): QuarantinedReadingRow {
@@ -424,11 +467,12 @@ export class ReadingsSink {
     return n;
   }
 
-  /** Past the batch, unless a reading the guard holds is older: the commit never passes it. */
+  /** Past the batch, unless a reading the guard holds, or the record that set the partition's event time, is older: the commit never passes them. */
   private commitOffset(p: GuardedPartition, records: BusRecord[]): string | undefined {
     const last = records[records.length - 1];
     if (!last) return undefined;
     let min = BigInt(last.offset) + 1n;
+    if (p.maxEventTimeOffset !== null && p.maxEventTimeOffset < min) min = p.maxEventTimeOffset;
     for (const g of p.guards.values()) {
       const h = g.heldMinOffset();
       if (h !== null && h < min) min = h;
@@ -436,10 +480,14 @@ export class ReadingsSink {
     return min.toString();
   }
 
-  /** The session's newest stored beat, ms (-Infinity without one): where a restarted sink's guard clock starts. */
+  /**
+   * The session's newest stored beat, ms (-Infinity without one): where a restarted sink's guard
+   * clock starts. Beats only: a reading with only a heart rate is stored without the guard and
+   * never moves its clock.
+   */
   private async lastStoredBeat(sessionId: string): Promise<number> {
     const rs = await this.opts.store.client.query({
-      query: `SELECT toUnixTimestamp64Milli(max(event_time)) AS t, count() AS n FROM ${this.opts.store.table(Tables.heartReadings)} WHERE session_id = {id:String}`,
+      query: `SELECT toUnixTimestamp64Milli(max(event_time)) AS t, count() AS n FROM ${this.opts.store.table(Tables.heartReadings)} WHERE session_id = {id:String} AND rr_ms IS NOT NULL`,
       query_params: { id: sessionId },
       format: 'JSONEachRow',
     });
@@ -459,15 +507,21 @@ export class ReadingsSink {
     return new Set(((await rs.json()) as Array<{ o: string; i: number | string }>).map((r) => `${r.o}:${Number(r.i)}`));
   }
 
-  /** Resolves once every row taken so far is in ClickHouse. */
-  flush(): Promise<void> {
-    return Promise.all([this.writer.flush(), this.quarantineWriter.flush()]).then(() => undefined);
+  /** Resolves once every row taken so far is in ClickHouse and the commits that follow from it are answered. */
+  async flush(): Promise<void> {
+    await Promise.all([this.writer.flush(), this.quarantineWriter.flush()]);
+    await Promise.all([...this.commits]);
   }
 
-  /** Flushes and commits what is buffered while still in the group, then leaves it. */
+  /**
+   * Flushes and commits what is buffered while still in the group, then leaves it. (A batch still
+   * being handled then is committed only if its rows are inserted before the member has left;
+   * otherwise it is read again, as after a crash.)
+   */
   async stop(): Promise<void> {
     this.stopping = true;
     await this.writer.flush().catch((err) => this.opts.log.warn({ err }, 'readings sink: final flush failed; rows will be replayed'));
+    await Promise.all([...this.commits]);
     await this.subscription?.stop();
     await this.writer.close().catch(() => undefined);
     await this.quarantineWriter.close().catch(() => undefined);

@@ -21,6 +21,8 @@ export interface TableSinkContext<Row extends object> {
   subscription: () => Subscription | null;
   /** Names the sink in log lines. */
   name: string;
+  /** When given, each commit issued is in it until it settles, so a flush or a stop can wait for the commits of what is durable. */
+  commits?: Set<Promise<void>>;
 }
 
 export async function finishSinkBatch<Row extends object>(
@@ -39,9 +41,14 @@ export async function finishSinkBatch<Row extends object>(
   if (!last) return;
   const next = commitOffset ?? (BigInt(last.offset) + 1n).toString();
   await sink.writer.add(rows, () => {
-    sink.subscription()?.commit(batch.topic, batch.partition, next).catch((err) => {
+    const commit = sink.subscription()?.commit(batch.topic, batch.partition, next).catch((err) => {
       sink.log.warn({ err, partition: batch.partition }, `${sink.name} commit failed; the rows will be replayed`);
     });
+    if (commit && sink.commits) {
+      const commits = sink.commits;
+      commits.add(commit);
+      void commit.finally(() => commits.delete(commit));
+    }
   });
 }
 

@@ -9,11 +9,14 @@
 --  * a data scientist can see which readings a session lost and why, with the record they came
 --    from;
 --  * a sink restarted from an older commit (after a crash, a rebalance, or while another session
---    of its partition held a reading) decides each replayed reading as the run before it did: it
---    quarantines again exactly the records listed here, and judges the others from the session's
---    newest stored beat. Before this version it judged every replayed reading from that beat, up
---    to a commit's worth of readings ahead of where the replay starts, and a reading the first
---    run had quarantined could be stored (README, Known limitations until 2026-12-05).
+--    of its partition held a reading) quarantines again exactly the records listed here, and
+--    judges the others from the session's newest stored beat. Before this version it judged
+--    every replayed reading from that beat, up to a commit's worth of readings ahead of where
+--    the replay starts, and a reading the first run had quarantined could be stored (README,
+--    Known limitations until 2026-12-05; pipelines/readings-sink.ts says what is checked).
+--
+-- Keyed by session and source record, not by user and time as the other heart tables: the sink
+-- looks a session's rows up by record after a restart, and a session has few rows here.
 --
 -- Same conventions as 0001_heart.sql; every statement is idempotent.
 
