@@ -46,7 +46,8 @@
 // member's fetch at the commit) is skipped: it was offered to the guards once, its rows taken.
 // (With kafkajs, a member expelled by its session timeout that rejoins and is given the same
 // partition back keeps its guards although another member may have read on meanwhile: the
-// adapter reports only the new assignment. The default client's adapter reports the loss.)
+// adapter reports only the new assignment. The default client's adapter reports an empty
+// assignment when it replaces a consumer it lost; not tested for an expulsion.)
 // Checked on a model of the protocol (clock-guard.test.ts: 3 sessions, one bus batch per flush, a
 // crash at every batch end, after the commit, before it, or with only the quarantined readings'
 // rows durable: 0 of 9,621 restart points store other readings, 1,056 without the list; it has no
