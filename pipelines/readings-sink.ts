@@ -191,6 +191,8 @@ export class ReadingsSink {
   readonly stats = { records: 0, readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0 };
   /** Commits issued and not yet settled (flush() and stop() wait for them). */
   private readonly commits = new Set<Promise<void>>();
+  /** Set by stop(): a batch waiting for its quarantined readings' insert gives up. */
+  private stopping = false;
   private readonly partitions = new Map<number, GuardedPartition>();
 
   constructor(private readonly opts: ReadingsSinkOptions) {
@@ -237,16 +239,16 @@ export class ReadingsSink {
         /** In guarded mode: the readings with beats and the end markers, in offset order, for the guard. */
         const steps: Step[] = [];
         for (const rec of batch.records) {
+          const offset = guarded ? BigInt(rec.offset) : 0n;
           // Delivered again while this process keeps the partition's guards (kafkajs restarts its
           // fetch at the commit after a rejoin): offered once already, its rows taken.
-          if (guarded && guarded.nextOffset !== null && BigInt(rec.offset) < guarded.nextOffset) continue;
+          if (guarded && guarded.nextOffset !== null && offset < guarded.nextOffset) continue;
           try {
             let decoded = decodeReadingsValue(this.opts.codec, rec.value);
             if (decoded instanceof Promise) decoded = await decoded;
             if (decoded.kind === 'batch') {
               // Many readings in one record (HeartReadingBatch): each judged on its own, an
               // implausible one dead-lettered alone (with its index), the others stored.
-              const offset = guarded ? BigInt(rec.offset) : 0n;
               const readings = decoded.readings;
               for (let i = 0; i < readings.length; i++) {
                 const reading = readings[i];
@@ -283,7 +285,7 @@ export class ReadingsSink {
               continue;
             }
             this.stats.readings++;
-            if (guarded && reading.session_id && reading.rr_intervals_ms.length > 0) steps.push({ reading, offset: BigInt(rec.offset), index: 0 });
+            if (guarded && reading.session_id && reading.rr_intervals_ms.length > 0) steps.push({ reading, offset, index: 0 });
             else readingToRows(reading, rows);
           } catch (err) {
             bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
@@ -338,8 +340,6 @@ export class ReadingsSink {
     }
   }
 
-  private stopping = false;
-
   private partitionOf(topic: string, partition: number): GuardedPartition {
     let p = this.partitions.get(partition);
     if (!p) {
@@ -370,16 +370,11 @@ export class ReadingsSink {
       if (!p.guards.has(id) && !fresh.has(id)) fresh.set(id, { orgId: s.reading.org_id, firstOffset: s.offset });
     }
     for (const [id, { orgId, firstOffset }] of fresh) {
-      const letGo = p.letGoClocks.get(id);
-      if (letGo !== undefined) {
-        p.letGoClocks.delete(id);
-        p.guards.set(id, this.newGuard(letGo));
-        continue;
-      }
+      if (this.resumeLetGo(p, id)) continue;
       if (p.letGoForgot) await this.writer.flush();
       const [session, stored, before] = await Promise.all([this.opts.sessions!.get(id), this.lastStoredBeat(id), this.quarantinedRecords(p, orgId, id, firstOffset)]);
       if (before.size > 0) p.quarantinedBefore.set(id, before);
-      p.guards.set(id, this.newGuard(Math.max(session?.startedAt ?? -Infinity, stored)));
+      this.putGuard(p, id, Math.max(session?.startedAt ?? -Infinity, stored));
     }
   }
 
@@ -395,13 +390,8 @@ export class ReadingsSink {
       this.stats.quarantinedAgain++;
       return;
     }
-    let g = p.guards.get(sid);
-    if (!g) {
-      // Let go earlier in this batch (its marker, or silence): its guard restarts where it was.
-      g = this.newGuard(p.letGoClocks.get(sid) ?? -Infinity);
-      p.letGoClocks.delete(sid);
-      p.guards.set(sid, g);
-    }
+    // Missing only when let go earlier in this batch (its marker, or silence).
+    const g = p.guards.get(sid) ?? this.resumeLetGo(p, sid) ?? this.putGuard(p, sid, -Infinity);
     let startMs = reading.recorded_at;
     for (const v of reading.rr_intervals_ms) startMs -= v;
     // The common case (nothing held, the reading continues the clock): its rows go straight
@@ -422,6 +412,20 @@ export class ReadingsSink {
       const idle = this.opts.sessionIdleEndMs ?? 300_000;
       for (const [other, og] of p.guards) if (og.clockMs + idle < p.maxEventTimeMs) this.letGo(p, other, quarantined);
     }
+  }
+
+  /** A let-go session's guard, restarted at the clock it had (and put back); undefined when the partition has none for it. */
+  private resumeLetGo(p: GuardedPartition, sessionId: string): SessionClockGuard<Held> | undefined {
+    const clockMs = p.letGoClocks.get(sessionId);
+    if (clockMs === undefined) return undefined;
+    p.letGoClocks.delete(sessionId);
+    return this.putGuard(p, sessionId, clockMs);
+  }
+
+  private putGuard(p: GuardedPartition, sessionId: string, startMs: number): SessionClockGuard<Held> {
+    const g = this.newGuard(startMs);
+    p.guards.set(sessionId, g);
+    return g;
   }
 
   /** The session ended (its marker, or silence): what its guard still holds was never confirmed; its clock is kept. */
