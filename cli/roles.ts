@@ -33,6 +33,7 @@ import { DevicesRepository, SessionsRepository } from '../store/postgres/session
 import { SpeechSessionsRepository, SpeechUploadsRepository } from '../store/postgres/speech-sessions-repo.js';
 import { UsersRepository } from '../store/postgres/users-repo.js';
 import { MeshRepository } from '../store/postgres/mesh-repo.js';
+import { SinkProgressRepository } from '../store/postgres/sink-progress-repo.js';
 import { OrgAnalyticsRepository } from '../store/postgres/org-analytics-repo.js';
 import { createSpeechLiveHub } from '../api/speech-live.js';
 import type { LiveHub } from '../http/live-hub.js';
@@ -353,6 +354,8 @@ export async function startAttune(
         sessions,
         clockHorizonMs: config.coherence.allowedLatenessMs,
         sessionIdleEndMs: config.coherence.sessionIdleEndMs,
+        // The partition's event time per commit, so a new owner decides idle ends as the run before.
+        progress: new SinkProgressRepository(sql),
       });
       windowsSink = new CoherenceWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'windows-sink' }), writer: config.writer });
       eventsSink = new SessionEventsSink({ bus, topics, codec, store, log: log.child({ role: 'events-sink' }), writer: config.writer });

@@ -34,14 +34,25 @@
 // a marker durable before the rows released before it costs nothing, as a reading held and then
 // quarantined never decides another (its candidate never confirmed; only the memory bound's
 // eviction reads it, a case the guard's header already names).
-// Not restored: the partition's event time (its newest beat let through), which idle ends read.
-// A replay rebuilds it from the sessions it reads again, so while it has not yet read the one
-// that set it, a session 5 minutes or more behind the partition's newest beat that holds a
-// reading can be let go at another point than in the run before (readings-sink.test.ts, a `todo`
-// test: the review's case). The coherence worker keeps the record that set it above its commit;
-// the sink cannot without its commit staying behind its last record for as long as that session
-// is silent, which operators read as lag that never drains (the Kafka end-to-end tests wait for
-// it to drain), so restoring it needs the value kept beside the commit: not done.
+// The partition's event time (its newest beat let through), which idle ends read, cannot be
+// rebuilt from the records a replay reads again: the records that set it may lie before the
+// commit, and a replay that rebuilt it from the sessions it met let a session 5 minutes or more
+// behind go at another point than the run before (a review's case, 2026-12-05). So before each
+// commit the sink writes the partition's event time a replay from that offset starts with (the
+// progress table, Postgres readings_sink_progress): for a commit past the batch, the time after
+// it; for a commit held at a held reading, the time before that reading's record (kept with the
+// reading when it was held). A new owner starts from the row at or before where its delivery
+// starts. Why that is enough: a replay's guards start at their sessions' newest stored beats, so
+// its event time is never behind the run before's at the same record and never past the newest
+// the run before reached. A session that holds a reading in the replay held it, unconfirmed,
+// when the run before stopped; had the run before's event time moved past the session's clock
+// plus the idle span after the hold, it would have let the session go and listed the reading
+// as quarantined. So it did not, the replay's event time has no higher value to move to, and
+// the session's clock in the replay is the one it had when the run before stopped: the replay
+// does not let it go either. (The coherence worker keeps the record that set it above its commit instead;
+// for the sink that would hold its commit behind its last record for as long as that session is
+// silent, which reads as lag that never drains.) Checked by a random sweep
+// (readings-sink.test.ts), not proved.
 // A record delivered again while this process keeps the partition (kafkajs restarts a rejoined
 // member's fetch at the commit) is skipped: it was offered to the guards once, its rows taken.
 // (With kafkajs, a member expelled by its session timeout that rejoins and is given the same
@@ -76,6 +87,7 @@ import { asEndMarker } from './coherence/end-markers.js';
 import { SessionClockGuard, defaultConfirmReadings } from './coherence/clock-guard.js';
 import { defaultAllowedLatenessMs } from './coherence/session-windows.js';
 import type { SessionsRepository } from '../store/postgres/sessions-repo.js';
+import type { SinkProgressRepository } from '../store/postgres/sink-progress-repo.js';
 
 export const READINGS_SINK_GROUP = 'attune-readings-sink';
 
@@ -139,6 +151,12 @@ export interface ReadingsSinkOptions {
   confirmReadings?: number;
   /** As the coherence worker's: a session silent this long in its partition's event time lets go of what its guard holds. Default 300,000. */
   sessionIdleEndMs?: number;
+  /**
+   * Where the partition's event time is kept per commit (Postgres, readings_sink_progress): with
+   * it a new owner of a partition starts from the event time the run before had there (see the
+   * header). Without it a replay rebuilds it from the records it reads again.
+   */
+  progress?: Pick<SinkProgressRepository, 'record' | 'at'>;
 }
 
 interface Held {
@@ -147,6 +165,8 @@ interface Held {
   offset: bigint;
   /** Its index in its record (a HeartReadingBatch), 0 for a record of one reading. */
   index: number;
+  /** The partition's event time before its record: what a replay from its offset starts with. */
+  partitionTimeBefore: number;
 }
 
 interface GuardedPartition {
@@ -155,6 +175,14 @@ interface GuardedPartition {
   guards: Map<string, SessionClockGuard<Held>>;
   /** Newest beat the guard let through in the partition, ms (event time). */
   maxEventTimeMs: number;
+  /** maxEventTimeMs before the record being offered to the guards (`recordOffset`). */
+  recordStartMs: number;
+  recordOffset: bigint | null;
+  /** Whether maxEventTimeMs was looked up in the progress table (the partition's first batch here). */
+  restored: boolean;
+  /** The newest commit waiting for its progress row, and the loop writing them (one at a time, in order). */
+  pendingCommit: { offset: string; partitionTimeMs: number } | null;
+  committing: Promise<void> | null;
   /** The offset after the last record offered to the guards: one delivered again (a client that restarts its fetch at the commit without a new assignment) is skipped. */
   nextOffset: bigint | null;
   /** The let-go map forgot a session: from then on look-ups of the newest stored beat wait for the writer (see MAX_LET_GO). */
@@ -188,7 +216,7 @@ export class ReadingsSink {
    * replayed readings quarantined because a run before did (heart_readings_quarantined),
    * included in `quarantined`.
    */
-  readonly stats = { records: 0, readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0 };
+  readonly stats = { records: 0, readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0, partitionTimesRestored: 0 };
   /** Commits issued and not yet settled (flush() and stop() wait for them). */
   private readonly commits = new Set<Promise<void>>();
   /** Set by stop(): a batch waiting for its quarantined readings' insert gives up. */
@@ -292,6 +320,7 @@ export class ReadingsSink {
           }
         }
         let commitAt: string | undefined;
+        let commit: ((offset: string) => Promise<void>) | undefined;
         if (guarded) {
           // Everything that can fail (dead letters, look-ups) before the guards change, so a
           // batch delivered again after a failure is offered to them once.
@@ -300,23 +329,34 @@ export class ReadingsSink {
             this.stats.deadLettered += bad.length;
             bad.length = 0;
           }
+          if (!guarded.restored && batch.records.length > 0) await this.restorePartitionTime(guarded, BigInt(batch.records[0].offset));
           await this.prepareGuards(guarded, steps);
           const quarantined: QuarantinedReadingRow[] = [];
           for (const step of steps) {
             if ('endOf' in step) this.letGo(guarded, step.endOf, quarantined);
-            else this.guard(guarded, step, rows, quarantined);
+            else {
+              if (step.offset !== guarded.recordOffset) {
+                guarded.recordOffset = step.offset;
+                guarded.recordStartMs = guarded.maxEventTimeMs;
+              }
+              this.guard(guarded, step, rows, quarantined);
+            }
           }
           const last = batch.records[batch.records.length - 1];
           if (last) guarded.nextOffset = BigInt(last.offset) + 1n;
           this.stats.held = this.heldCount();
-          commitAt = this.commitOffset(guarded, batch.records);
+          const at = this.commitOffset(guarded, batch.records);
+          if (at) {
+            commitAt = at.offset;
+            if (this.opts.progress) commit = (offset) => this.commitWithProgress(guarded, offset, at.partitionTimeMs);
+          }
           // The quarantined readings' rows are durable before any row taken after them (see
           // the header): a replay from an older commit finds them and quarantines them again.
           if (quarantined.length > 0) await this.durable(this.quarantineWriter, quarantined);
         }
         this.stats.deadLettered += bad.length;
         this.stats.rows += rows.length;
-        await finishSinkBatch(this.sinkContext, batch, rows, bad, commitAt);
+        await finishSinkBatch(this.sinkContext, batch, rows, bad, commitAt, commit);
         this.stats.records += batch.records.length;
       },
     });
@@ -343,7 +383,21 @@ export class ReadingsSink {
   private partitionOf(topic: string, partition: number): GuardedPartition {
     let p = this.partitions.get(partition);
     if (!p) {
-      p = { topic, partition, guards: new Map(), maxEventTimeMs: -Infinity, nextOffset: null, letGoForgot: false, letGoClocks: new Map(), quarantinedBefore: new Map() };
+      p = {
+        topic,
+        partition,
+        guards: new Map(),
+        maxEventTimeMs: -Infinity,
+        recordStartMs: -Infinity,
+        recordOffset: null,
+        restored: false,
+        pendingCommit: null,
+        committing: null,
+        nextOffset: null,
+        letGoForgot: false,
+        letGoClocks: new Map(),
+        quarantinedBefore: new Map(),
+      };
       this.partitions.set(partition, p);
     }
     return p;
@@ -398,7 +452,7 @@ export class ReadingsSink {
     // out, as offer() would release them, without a held item and a decision per reading.
     if (g.passes(startMs, reading.recorded_at)) readingToRows(reading, rows);
     else {
-      const item: Held = { rows: [], reading, offset, index };
+      const item: Held = { rows: [], reading, offset, index, partitionTimeBefore: p.recordStartMs };
       readingToRows(reading, item.rows);
       const decision = g.offer(startMs, reading.recorded_at, offset, item);
       for (const h of decision.quarantine) quarantined.push(this.quarantineRow(p, h, g.clockMs));
@@ -471,16 +525,62 @@ export class ReadingsSink {
     return n;
   }
 
-  /** Past the batch, unless a reading the guard holds is older: the commit never passes it. */
-  private commitOffset(p: GuardedPartition, records: BusRecord[]): string | undefined {
+  /**
+   * Past the batch, unless a reading the guard holds is older: the commit never passes it. With
+   * the partition's event time a replay from there starts with (the progress table).
+   */
+  private commitOffset(p: GuardedPartition, records: BusRecord[]): { offset: string; partitionTimeMs: number } | undefined {
     const last = records[records.length - 1];
     if (!last) return undefined;
     let min = BigInt(last.offset) + 1n;
+    let partitionTimeMs = p.maxEventTimeMs;
     for (const g of p.guards.values()) {
-      const h = g.heldMinOffset();
-      if (h !== null && h < min) min = h;
+      const h = g.oldestHeld();
+      if (h !== null && h.offset < min) {
+        min = h.offset;
+        partitionTimeMs = h.item.partitionTimeBefore;
+      }
     }
-    return min.toString();
+    return { offset: min.toString(), partitionTimeMs };
+  }
+
+  /**
+   * Writes the progress row of a commit, then commits: the row is durable before the broker
+   * holds the commit. One loop per partition, in order; commits that pile up meanwhile are
+   * coalesced into the newest (each caller's promise settles once it, or a newer one, is done).
+   */
+  private commitWithProgress(p: GuardedPartition, offset: string, partitionTimeMs: number): Promise<void> {
+    p.pendingCommit = { offset, partitionTimeMs };
+    if (!p.committing) {
+      const run = async () => {
+        try {
+          while (p.pendingCommit) {
+            const c = p.pendingCommit;
+            p.pendingCommit = null;
+            await this.opts.progress!.record({ groupId: this.groupId, topic: p.topic, partition: p.partition }, BigInt(c.offset), Number.isFinite(c.partitionTimeMs) ? c.partitionTimeMs : null);
+            await this.subscription?.commit(p.topic, p.partition, c.offset);
+          }
+        } finally {
+          p.committing = null;
+        }
+      };
+      p.committing = run();
+    }
+    return p.committing;
+  }
+
+  /**
+   * A partition's first batch in this process: its event time as the run before had it at the
+   * newest commit at or before where the delivery starts (the progress table), so that idle ends
+   * are decided as they were. Without a row it stays unknown (-Infinity) and is rebuilt.
+   */
+  private async restorePartitionTime(p: GuardedPartition, firstOffset: bigint): Promise<void> {
+    if (this.opts.progress) {
+      const row = await this.opts.progress.at({ groupId: this.groupId, topic: p.topic, partition: p.partition }, firstOffset);
+      if (row && row.partitionTimeMs !== null && row.partitionTimeMs > p.maxEventTimeMs) p.maxEventTimeMs = row.partitionTimeMs;
+      if (row) this.stats.partitionTimesRestored++;
+    }
+    p.restored = true;
   }
 
   /**

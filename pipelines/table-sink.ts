@@ -32,6 +32,8 @@ export async function finishSinkBatch<Row extends object>(
   bad: DeadLetterInput[],
   /** The offset to commit once the rows are durable; default: past the batch's last record. */
   commitOffset?: string,
+  /** How to commit it; default: the subscription's commit. */
+  commit?: (offset: string) => Promise<void>,
 ): Promise<void> {
   if (bad.length > 0) {
     await deadLetter(sink.bus, sink.topics, sink.codec, sink.groupId, bad, sink.clock());
@@ -41,13 +43,14 @@ export async function finishSinkBatch<Row extends object>(
   if (!last) return;
   const next = commitOffset ?? (BigInt(last.offset) + 1n).toString();
   await sink.writer.add(rows, () => {
-    const commit = sink.subscription()?.commit(batch.topic, batch.partition, next).catch((err) => {
+    const issued = commit ? commit(next) : sink.subscription()?.commit(batch.topic, batch.partition, next);
+    const settled = issued?.catch((err) => {
       sink.log.warn({ err, partition: batch.partition }, `${sink.name} commit failed; the rows will be replayed`);
     });
-    if (commit && sink.commits) {
+    if (settled && sink.commits) {
       const commits = sink.commits;
-      commits.add(commit);
-      void commit.finally(() => commits.delete(commit));
+      commits.add(settled);
+      void settled.finally(() => commits.delete(settled));
     }
   });
 }

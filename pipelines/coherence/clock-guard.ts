@@ -110,6 +110,13 @@ export class SessionClockGuard<T> {
     return min;
   }
 
+  /** The held reading with the oldest offset (the first of them), or null. */
+  oldestHeld(): { offset: bigint; item: T } | null {
+    let min: Held<T> | null = null;
+    for (const h of this.#held) if (min === null || h.offset < min.offset) min = h;
+    return min === null ? null : { offset: min.offset, item: min.item };
+  }
+
   /**
    * The common case of offer() without its allocations: when nothing is held and the reading
    * continues the clock, it goes through (the clock moves on) and this returns true, exactly as

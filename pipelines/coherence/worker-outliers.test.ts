@@ -18,6 +18,8 @@ import { createStoreClient, type StoreClient } from '../../store/clickhouse.js';
 import { migrate } from '../../store/migrate.js';
 import { DevicesRepository, SessionsRepository } from '../../store/postgres/sessions-repo.js';
 import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
+import { SinkProgressRepository } from '../../store/postgres/sink-progress-repo.js';
+import { commitDropping } from '../../bus/commit-dropping.test-util.js';
 import { readingId, type HeartReadingRecord } from '../../schemas/records.js';
 import { silentLogger } from '../../lib/log.js';
 import { rsaReadings, waitFor } from '../../test/attune.js';
@@ -34,6 +36,7 @@ const sinks = new Map<string, TestResultSinks>();
 let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
+let progress: SinkProgressRepository;
 
 const devices = ['dev-ctl', 'dev-out', 'dev-off', 'dev-gap', 'dev-gap-ref', 'dev-bad', 'dev-bad-ref', 'dev-rs', 'dev-rs-ref', 'dev-ws', 'dev-sg', 'dev-sg-gap', 'dev-sg-off', 'dev-rq', 'dev-rq-ref', 'dev-lg-one', 'dev-lg-two'];
 
@@ -45,6 +48,7 @@ before(async () => {
   codec = (await createCodec(LocalSchemaRegistry.fromManifest())) as unknown as Codec;
   entities = await entityTestDatabase();
   sessions = new SessionsRepository(entities.client);
+  progress = new SinkProgressRepository(entities.client);
   const repo = new DevicesRepository(entities.client);
   for (const id of devices) await repo.register({ id, orgId: 'o1', userId: 'u1' });
 });
@@ -407,23 +411,6 @@ test("restarts at several points of one partition holding three sessions with ou
   }
 });
 
-/** A bus whose subscriptions drop their commits while `drop.on`: a process that dies before its commits land. */
-function commitDropping(inner: Bus, drop: { on: boolean }): Bus {
-  return {
-    get kind() {
-      return inner.kind;
-    },
-    ensureTopics: (specs) => inner.ensureTopics(specs),
-    publish: (topic, records) => inner.publish(topic, records),
-    committed: (groupId, topic) => inner.committed(groupId, topic),
-    close: () => inner.close(),
-    subscribe: async (opts) => {
-      const sub = await inner.subscribe(opts);
-      return { commit: (topic, partition, offset) => (drop.on ? Promise.resolve() : sub.commit(topic, partition, offset)), stop: () => sub.stop() };
-    },
-  };
-}
-
 test("the readings sink restarted at several points, or after losing its commits, stores and quarantines exactly the uninterrupted run's readings", async () => {
   // The worker's restart test above, for the sink: its guard restarts from each session's newest
   // stored beat, which after a replay from an older commit (one another session's held reading
@@ -458,7 +445,7 @@ test("the readings sink restarted at several points, or after losing its commits
       // With commitsLost, every segment but the last loses its commits: the next process
       // replays from the commit before it, with all of the segment's rows stored.
       drop.on = commitsLost && c < bounds.length - 1;
-      const sink = new ReadingsSink({ bus: commitDropping(bus, drop), topics, codec, store, sessions, log: silentLogger, groupId: `${name}-sink`, writer: { maxDelayMs: 20 } });
+      const sink = new ReadingsSink({ bus: commitDropping(bus, drop), topics, codec, store, sessions, progress, log: silentLogger, groupId: `${name}-sink`, writer: { maxDelayMs: 20 } });
       await sink.start();
       try {
         await sendMerged(topics.heartReadings, name, ids, merged, bounds[c - 1], bounds[c]);

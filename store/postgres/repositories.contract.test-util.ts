@@ -11,6 +11,7 @@ import { migratePostgres, readPgMigrations, defaultPgMigrationsDir } from './mig
 import { DevicesRepository, SessionsRepository } from './sessions-repo.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
 import { MeshRepository, type MeshViewer } from './mesh-repo.js';
+import { SinkProgressRepository, SINK_PROGRESS_KEPT } from './sink-progress-repo.js';
 import { isVersionConflict } from './sql.js';
 import type { TestDatabase } from './test-databases.test-util.js';
 
@@ -50,7 +51,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       );
       assert.deepEqual(
         rows.map((r) => r.name),
-        ['api_keys', 'devices', 'mesh_invitations', 'mesh_participants', 'mesh_sessions', 'org_daily_sessions', 'org_daily_sessions_counted', 'schema_migrations', 'session_changes', 'session_practice', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads', 'users', 'webhook_deliveries', 'webhook_device_battery', 'webhook_events', 'webhooks'],
+        ['api_keys', 'devices', 'mesh_invitations', 'mesh_participants', 'mesh_sessions', 'org_daily_sessions', 'org_daily_sessions_counted', 'readings_sink_progress', 'schema_migrations', 'session_changes', 'session_practice', 'sessions', 'speech_audio_streams', 'speech_sessions', 'speech_uploads', 'users', 'webhook_deliveries', 'webhook_device_battery', 'webhook_events', 'webhooks'],
       );
       const idx = await sql.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'speech_audio_streams_one_open_per_session'`);
       assert.match(idx.rows[0]?.indexdef ?? '', /UNIQUE INDEX .* \(session_id\) WHERE \(released_at IS NULL\)/);
@@ -502,6 +503,31 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       now = t0;
       void priv;
       void future;
+    });
+
+    test('readings sink progress: the newest row at or before an offset, per group and partition; a row written again takes the new value; the newest rows are kept by a prune', async () => {
+      const progress = new SinkProgressRepository(sql);
+      const key = { groupId: 'g-progress', topic: 'attune.heart.readings.v1', partition: 3 };
+      assert.equal(await progress.at(key, 100n), undefined);
+      await progress.record(key, 10n, null);
+      await progress.record(key, 20n, 1_764_000_000_123.5);
+      await progress.record({ ...key, partition: 4 }, 15n, 99);
+      await progress.record({ ...key, groupId: 'g-other' }, 15n, 98);
+      assert.equal(await progress.at(key, 9n), undefined);
+      assert.deepEqual(await progress.at(key, 10n), { commitOffset: 10n, partitionTimeMs: null });
+      assert.deepEqual(await progress.at(key, 19n), { commitOffset: 10n, partitionTimeMs: null });
+      assert.deepEqual(await progress.at(key, 20n), { commitOffset: 20n, partitionTimeMs: 1_764_000_000_123.5 });
+      assert.deepEqual(await progress.at(key, 2n ** 62n), { commitOffset: 20n, partitionTimeMs: 1_764_000_000_123.5 });
+      await progress.record(key, 20n, 5);
+      assert.deepEqual(await progress.at(key, 20n), { commitOffset: 20n, partitionTimeMs: 5 });
+      for (let o = 100; o < 100 + SINK_PROGRESS_KEPT + 30; o++) await progress.record(key, BigInt(o), o);
+      await progress.prune(key);
+      const { rows } = await sql.query<{ n: string | number; lo: string | number }>(`SELECT count(*) AS n, min(commit_offset) AS lo FROM readings_sink_progress WHERE group_id = $1 AND topic = $2 AND partition = $3`, [key.groupId, key.topic, key.partition]);
+      assert.deepEqual([Number(rows[0].n), Number(rows[0].lo)], [SINK_PROGRESS_KEPT, 130]);
+      assert.equal(await progress.at(key, 129n), undefined);
+      // Other partitions and groups keep theirs.
+      assert.deepEqual(await progress.at({ ...key, partition: 4 }, 15n), { commitOffset: 15n, partitionTimeMs: 99 });
+      assert.deepEqual(await progress.at({ ...key, groupId: 'g-other' }, 15n), { commitOffset: 15n, partitionTimeMs: 98 });
     });
   });
 }

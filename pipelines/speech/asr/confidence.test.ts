@@ -10,6 +10,7 @@ import { MoonshineRecognizer, logSoftmaxAt } from './moonshine.js';
 import { encodeText } from './tokenizer.js';
 import { tokenWords, utteranceConfidence } from './confidence.js';
 import { splitWords, wordConfidences } from '../stream/recognition.js';
+import { seededRandom } from '../../../test/seeded-random.js';
 
 const speechDir = new URL('../../../../shared/data/speech/', import.meta.url).pathname;
 const CLIPS = ['librispeech_251-137823-0002_M', 'librispeech_251-118436-0001_M', 'librispeech_3536-23268-0010_F', 'jfk_1961_inaugural_M'];
@@ -44,17 +45,7 @@ test('tokens are grouped into words at ▁ pieces, punctuation stays with its wo
   assert.equal(utteranceConfidence([], []), null);
 });
 
-/** mulberry32: a seeded PRNG, so the noise is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** The clip plus white Gaussian noise at `snrDb` (noise power from the clip's own mean power). */
 function withNoise(samples: Float32Array, snrDb: number, seed: number): Float32Array {

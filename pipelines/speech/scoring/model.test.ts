@@ -10,6 +10,7 @@ import { buildRubricModel, readRubric, type Rubric, type RubricFeature } from '.
 import { encodeModel, type OnnxModelSpec } from '../../../models/rubric/onnx-writer.mjs';
 import { FEATURE_NAMES, type ScoreFeatures } from './features.js';
 import { RUBRIC_BUILD_COMMAND, SCORE_NAMES, ScoreModel, rubricModelPath, type ScoreName } from './model.js';
+import { seededRandom } from '../../../test/seeded-random.js';
 
 const COMPONENTS = ['clarity', 'pace', 'engagement', 'confidence'] as const;
 const rubric: Rubric = readRubric();
@@ -48,17 +49,7 @@ function referenceScores(features: ScoreFeatures): { scores: Record<ScoreName, n
   return { scores, subscores };
 }
 
-/** Deterministic PRNG (mulberry32) so a failure can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const random = seededRandom;
 
 /** Values over each feature's whole scale: below its zero point, on the slopes, in the band, above. */
 function randomFeatures(next: () => number): ScoreFeatures {
