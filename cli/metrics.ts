@@ -259,6 +259,10 @@ export function registerWorkerMetrics(metrics: Metrics, parts: WorkerParts): voi
       [{ again: 'false' }, sink.stats.quarantined - sink.stats.quarantinedAgain],
       [{ again: 'true' }, sink.stats.quarantinedAgain],
     ]);
+    metrics.counterFrom('attune_readings_sink_partition_times_total', "Partitions the readings sink took over, by whether their event time was restored from readings_sink_progress (missing: a row was expected and not found; the event time is rebuilt from the records read again).", ['outcome'], () => [
+      [{ outcome: 'restored' }, sink.stats.partitionTimesRestored],
+      [{ outcome: 'missing' }, sink.stats.partitionTimesMissing],
+    ]);
   }
   if (worker) {
     const s = worker.stats;

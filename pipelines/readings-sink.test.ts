@@ -34,8 +34,9 @@ let bus: Bus;
 let codec: Codec;
 let pg: TestDatabase;
 let progress: SinkProgressRepository;
-// Every session started at T0 (the guard's clock before its first reading).
-const sessions = { get: async () => ({ startedAt: T0 }) } as unknown as Pick<SessionsRepository, 'get'>;
+// Every session started at T0 (the guard's clock before its first reading), unless set here.
+const startedAtOf = new Map<string, number>();
+const sessions = { get: async (id: string) => ({ startedAt: startedAtOf.get(id) ?? T0 }) } as unknown as Pick<SessionsRepository, 'get'>;
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'attune-readings-sink-'));
@@ -201,44 +202,22 @@ test('records delivered again without a new assignment (a client restarting its 
   // kafkajs restarts a rejoined member's fetch at the committed offset and may hand the same
   // partitions back; the sink keeps their guards. Two held outliers offered twice made a
   // candidate of four, which "confirmed" them (the review's case).
-  let opts: SubscribeOptions | null = null;
-  let committed = 0n;
-  const feeding: Bus = {
-    kind: 'embedded',
-    ensureTopics: async () => {},
-    publish: async () => {},
-    committed: async () => new Map(),
-    close: async () => {},
-    subscribe: async (o) => {
-      opts = o;
-      return {
-        commit: async (_topic, _partition, offset) => {
-          committed = BigInt(offset);
-        },
-        stop: async () => {},
-      };
-    },
-  };
-  const sink = new ReadingsSink({ bus: feeding, codec, store, sessions, log: silentLogger, writer: { maxDelayMs: 5 } });
+  const feed = feedingBus();
+  const sink = new ReadingsSink({ bus: feed.bus, codec, store, sessions, log: silentLogger, writer: { maxDelayMs: 5 } });
   await sink.start();
-  const items = [reading('S', 10, 10, 'S10'), reading('S', 20, 10, 'S20'), reading('S', 80, 5, 'S80-outlier'), reading('S', 85, 5, 'S85-outlier')];
-  const records: BusRecord[] = await Promise.all(
-    items.map(async (it, i) => {
-      const r = toRecord('redeliver', it as Extract<Item, { endS: number }>);
-      return { topic: Topics.heartReadings, partition: 0, offset: String(i), key: 'redeliver-S', value: await codec.encode(Topics.heartReadings, r), timestamp: r.recorded_at, headers: {} };
-    }),
-  );
+  const records = await encodedRecords('redeliver', [reading('S', 10, 10, 'S10'), reading('S', 20, 10, 'S20'), reading('S', 80, 5, 'S80-outlier'), reading('S', 85, 5, 'S85-outlier')]);
+  const committed = () => feed.commits[feed.commits.length - 1] ?? 0n;
   const deliver = async (from: number) => {
-    await opts!.onAssignment!([{ topic: Topics.heartReadings, partition: 0 }]);
-    await opts!.eachBatch({ topic: Topics.heartReadings, partition: 0, records: records.slice(from) });
+    await feed.opts().onAssignment!([{ topic: Topics.heartReadings, partition: 0 }]);
+    await feed.opts().eachBatch({ topic: Topics.heartReadings, partition: 0, records: records.slice(from) });
     await sink.flush();
   };
   try {
     await deliver(0);
     assert.equal(sink.stats.held, 2);
-    await waitFor('the commit', () => committed > 0n, 5_000, 5);
-    assert.ok(committed <= 2n, `committed ${committed}: never past a held reading`);
-    await deliver(Number(committed));
+    await waitFor('the commit', () => committed() > 0n, 5_000, 5);
+    assert.ok(committed() <= 2n, `committed ${committed()}: never past a held reading`);
+    await deliver(Number(committed()));
     assert.equal(sink.stats.held, 2, 'still held: the two outliers alone are no jump');
     const rs = await store.client.query({
       query: `SELECT uniqExact(reading_id) AS n, toUnixTimestamp64Milli(max(event_time)) AS t FROM ${store.table('heart_readings')} FINAL WHERE session_id = 'redeliver-S'`,
@@ -318,4 +297,151 @@ test('random interleavings: a sink stopped, or crashed after losing its commits,
   t.diagnostic(`${compared} restarted runs equal to the uninterrupted one; without the progress table ${differUnrestored} differ`);
   // The sweep reaches the case the table settles (without it some runs decide otherwise).
   assert.ok(differUnrestored > 0, 'no run differs without the progress table: the sweep does not reach the case');
+});
+
+test("a replayed reading the run before quarantined moves the partition's event time as its first offer did", async () => {
+  // V's session started at 500 s, so its guard's clock is 500 s before any beat: its readings,
+  // held, moved the partition's event time to 500 s in the run before, and were quarantined at
+  // its end marker. A replay skips them (listed as quarantined) and did not move the partition's
+  // event time: U's next reading (460 s) then moved it past W's clock plus the idle span, and W's
+  // real gap (held, confirmed after it) was quarantined (a review's case, 2026-12-05).
+  startedAtOf.set('f1-ref-V', T0 + 500_000);
+  startedAtOf.set('f1-cut-V', T0 + 500_000);
+  const items: Item[] = [];
+  for (let t = 10; t <= 450; t += 10) items.push(reading('U', t, 10, `U${t}`));
+  items.push(reading('U', 520.25, 5, 'U520-outlier'));
+  for (let t = 10; t <= 50; t += 10) items.push(reading('W', t, 10, `W${t}`));
+  items.push(reading('V', 540, 10, 'V540'), reading('V', 550, 10, 'V550'), { session: 'V', end: true });
+  items.push(reading('W', 200, 10, 'W200-gap'));
+  const cut = items.length;
+  items.push(reading('U', 460, 10, 'U460'), reading('W', 210, 10, 'W210'), reading('W', 220, 10, 'W220'), reading('W', 230, 10, 'W230'));
+  const clean = await run('f1-ref', items, [], { idleMs: 60_000 });
+  assert.ok(clean.stored.includes('W200-gap'), 'the uninterrupted run keeps the gap (confirmed)');
+  assert.deepEqual(clean.quarantined, ['U520-outlier', 'V540', 'V550']);
+  assert.deepEqual(await run('f1-cut', items, [cut], { idleMs: 60_000 }), clean);
+});
+
+/** A bus that hands the test the subscription's handlers and records its commits, in order; while `lose.on` they are lost (rejected). */
+function feedingBus(): { bus: Bus; opts: () => SubscribeOptions; commits: bigint[]; lose: { on: boolean } } {
+  let opts: SubscribeOptions | null = null;
+  const commits: bigint[] = [];
+  const lose = { on: false };
+  const bus: Bus = {
+    kind: 'embedded',
+    ensureTopics: async () => {},
+    publish: async () => {},
+    committed: async () => new Map(),
+    close: async () => {},
+    subscribe: async (o) => {
+      opts = o;
+      return {
+        commit: async (_topic, _partition, offset) => {
+          if (lose.on) throw new Error('commit lost (test)');
+          commits.push(BigInt(offset));
+        },
+        stop: async () => {},
+      };
+    },
+  };
+  return { bus, opts: () => opts!, commits, lose };
+}
+
+async function encodedRecords(run: string, items: Item[]): Promise<BusRecord[]> {
+  return Promise.all(
+    items.map(async (it, i) => {
+      const r = toRecord(run, it as Extract<Item, { endS: number }>);
+      return { topic: Topics.heartReadings, partition: 0, offset: String(i), key: r.device_id, value: await codec.encode(Topics.heartReadings, r), timestamp: r.recorded_at, headers: {} };
+    }),
+  );
+}
+
+test('records delivered again in several batches are skipped in every one of them, and the commit never goes back', async () => {
+  // The skip mark followed the last batch delivered, so after an older first batch delivered
+  // again it moved back, and the next one was offered to the guards a second time (the held
+  // outliers made a candidate of four and "confirmed" themselves); the commit moved back too.
+  const feed = feedingBus();
+  const sink = new ReadingsSink({ bus: feed.bus, codec, store, sessions, progress, groupId: 'redeliver-many-sink', log: silentLogger, writer: { maxDelayMs: 5 } });
+  await sink.start();
+  const records = await encodedRecords('redeliver-many', [reading('S', 10, 10, 'S10'), reading('S', 20, 10, 'S20'), reading('S', 30, 10, 'S30'), reading('S', 80.25, 5, 'S80-outlier'), reading('S', 85.25, 5, 'S85-outlier')]);
+  const deliver = async (from: number, to: number) => {
+    await feed.opts().eachBatch({ topic: Topics.heartReadings, partition: 0, records: records.slice(from, to) });
+    await sink.flush();
+  };
+  try {
+    await feed.opts().onAssignment!([{ topic: Topics.heartReadings, partition: 0 }]);
+    await deliver(0, 5);
+    assert.equal(sink.stats.held, 2);
+    await deliver(0, 2);
+    await deliver(2, 4);
+    await deliver(4, 5);
+    assert.equal(sink.stats.held, 2, 'still held: the two outliers alone are no jump');
+    assert.ok(feed.commits.length > 0);
+    for (let i = 1; i < feed.commits.length; i++) assert.ok(feed.commits[i] >= feed.commits[i - 1], `commits ${feed.commits.join(', ')}: never back`);
+    assert.ok(feed.commits.every((c) => c <= 3n), `commits ${feed.commits.join(', ')}: never past a held reading`);
+  } finally {
+    await sink.stop();
+  }
+});
+
+test('the progress row a restart needs survives any number of commits lost after the one the broker holds', async () => {
+  // Rows were pruned to the newest 100 whatever the broker held: 150 commits lost after it
+  // removed the row a new owner looks up. Now a partition's rows go only below a commit the
+  // broker acknowledged.
+  const feed = feedingBus();
+  const group = 'lost-many-sink';
+  const key = { groupId: group, topic: Topics.heartReadings, partition: 0 };
+  const sink = new ReadingsSink({ bus: feed.bus, codec, store, sessions, progress, groupId: group, log: silentLogger, writer: { maxDelayMs: 1 } });
+  await sink.start();
+  const items: Item[] = [];
+  for (let t = 10; t <= 3000; t += 10) items.push(reading('S', t, 10, `S${t}`));
+  const records = await encodedRecords('lost-many', items);
+  const inner = feed.opts();
+  try {
+    await inner.onAssignment!([{ topic: Topics.heartReadings, partition: 0 }]);
+    for (let i = 0; i < records.length; i++) {
+      // The first 120 records' commits reach the broker (two prunes), the rest are lost.
+      feed.lose.on = i >= 120;
+      await inner.eachBatch({ topic: Topics.heartReadings, partition: 0, records: [records[i]] });
+      await sink.flush();
+    }
+  } finally {
+    await sink.stop();
+  }
+  const acknowledged = feed.commits[feed.commits.length - 1];
+  assert.ok(acknowledged >= 100n, `acknowledged ${acknowledged}`);
+  const row = await progress.at(key, acknowledged);
+  assert.equal(row?.commitOffset, acknowledged, 'the row at the commit the broker holds is kept');
+  assert.equal(row?.partitionTimeMs, T0 + Number(acknowledged) * 10_000);
+  // And rows below an acknowledged commit were pruned.
+  assert.equal(await progress.at(key, 50n), undefined);
+});
+
+test('a progress row PostgreSQL refuses holds the commit back, and the commit lands once it is written, with no record after it', async () => {
+  const feed = feedingBus();
+  let refuse = 3;
+  const flaky = {
+    record: async (...a: Parameters<SinkProgressRepository['record']>) => {
+      if (refuse > 0) {
+        refuse--;
+        throw new Error('connection refused (test)');
+      }
+      return progress.record(...a);
+    },
+    at: progress.at.bind(progress),
+    prune: progress.prune.bind(progress),
+  };
+  const sink = new ReadingsSink({ bus: feed.bus, codec, store, sessions, progress: flaky, groupId: 'flaky-progress-sink', log: silentLogger, writer: { maxDelayMs: 1 } });
+  await sink.start();
+  const records = await encodedRecords('flaky-progress', [reading('S', 10, 10, 'S10'), reading('S', 20, 10, 'S20')]);
+  try {
+    await feed.opts().onAssignment!([{ topic: Topics.heartReadings, partition: 0 }]);
+    await feed.opts().eachBatch({ topic: Topics.heartReadings, partition: 0, records });
+    await sink.flush();
+    assert.deepEqual(feed.commits, [], 'no commit without its row');
+    await waitFor('the commit after the retries', () => feed.commits.length > 0, 10_000, 20);
+    assert.deepEqual(feed.commits, [2n]);
+    assert.deepEqual(await progress.at({ groupId: 'flaky-progress-sink', topic: Topics.heartReadings, partition: 0 }, 2n), { commitOffset: 2n, partitionTimeMs: T0 + 20_000 });
+  } finally {
+    await sink.stop();
+  }
 });

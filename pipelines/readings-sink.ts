@@ -42,9 +42,11 @@
 // progress table, Postgres readings_sink_progress): for a commit past the batch, the time after
 // it; for a commit held at a held reading, the time before that reading's record (kept with the
 // reading when it was held). A new owner starts from the row at or before where its delivery
-// starts. Why that is enough: a replay's guards start at their sessions' newest stored beats, so
-// its event time is never behind the run before's at the same record and never past the newest
-// the run before reached. A session that holds a reading in the replay held it, unconfirmed,
+// starts. Rows go only below a commit the broker acknowledged (commitWithProgress), and a
+// missing row is logged and counted. Why that is enough: a replay's guards start at their
+// sessions' newest stored beats, and a replayed reading listed as quarantined moves the event
+// time as its first offer did, so the replay's event time is never behind the run before's at
+// the same record and never past the newest the run before reached. A session that holds a reading in the replay held it, unconfirmed,
 // when the run before stopped; had the run before's event time moved past the session's clock
 // plus the idle span after the hold, it would have let the session go and listed the reading
 // as quarantined. So it did not, the replay's event time has no higher value to move to, and
@@ -156,7 +158,7 @@ export interface ReadingsSinkOptions {
    * it a new owner of a partition starts from the event time the run before had there (see the
    * header). Without it a replay rebuilds it from the records it reads again.
    */
-  progress?: Pick<SinkProgressRepository, 'record' | 'at'>;
+  progress?: Pick<SinkProgressRepository, 'record' | 'at' | 'prune'>;
 }
 
 interface Held {
@@ -183,6 +185,10 @@ interface GuardedPartition {
   /** The newest commit waiting for its progress row, and the loop writing them (one at a time, in order). */
   pendingCommit: { offset: string; partitionTimeMs: number } | null;
   committing: Promise<void> | null;
+  /** A commit waits for its progress row to be written again (PostgreSQL refused it). */
+  retryTimer: NodeJS.Timeout | null;
+  /** Commits acknowledged since the partition's progress rows were last pruned. */
+  acksSincePrune: number;
   /** The offset after the last record offered to the guards: one delivered again (a client that restarts its fetch at the commit without a new assignment) is skipped. */
   nextOffset: bigint | null;
   /** The let-go map forgot a session: from then on look-ups of the newest stored beat wait for the writer (see MAX_LET_GO). */
@@ -206,6 +212,9 @@ type Step = { reading: HeartReadingRecord; offset: bigint; index: number } | { e
  */
 const MAX_LET_GO = 100_000;
 
+/** Acknowledged commits of a partition between two prunes of its progress rows. */
+const PRUNE_AFTER_ACKS = 50;
+
 export class ReadingsSink {
   private subscription: Subscription | null = null;
   private readonly writer: BatchWriter<HeartReadingRow>;
@@ -216,7 +225,7 @@ export class ReadingsSink {
    * replayed readings quarantined because a run before did (heart_readings_quarantined),
    * included in `quarantined`.
    */
-  readonly stats = { records: 0, readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0, partitionTimesRestored: 0 };
+  readonly stats = { records: 0, readings: 0, rows: 0, deadLettered: 0, implausible: 0, endMarkers: 0, held: 0, quarantined: 0, quarantinedAgain: 0, partitionTimesRestored: 0, partitionTimesMissing: 0 };
   /** Commits issued and not yet settled (flush() and stop() wait for them). */
   private readonly commits = new Set<Promise<void>>();
   /** Set by stop(): a batch waiting for its quarantined readings' insert gives up. */
@@ -343,7 +352,8 @@ export class ReadingsSink {
             }
           }
           const last = batch.records[batch.records.length - 1];
-          if (last) guarded.nextOffset = BigInt(last.offset) + 1n;
+          // Never back: a batch delivered again (all of it skipped above) leaves it where it was.
+          if (last && (guarded.nextOffset === null || BigInt(last.offset) + 1n > guarded.nextOffset)) guarded.nextOffset = BigInt(last.offset) + 1n;
           this.stats.held = this.heldCount();
           const at = this.commitOffset(guarded, batch.records);
           if (at) {
@@ -393,6 +403,8 @@ export class ReadingsSink {
         restored: false,
         pendingCommit: null,
         committing: null,
+        retryTimer: null,
+        acksSincePrune: 0,
         nextOffset: null,
         letGoForgot: false,
         letGoClocks: new Map(),
@@ -442,6 +454,10 @@ export class ReadingsSink {
       if (before.size === 0) p.quarantinedBefore.delete(sid);
       this.stats.quarantined++;
       this.stats.quarantinedAgain++;
+      // The run before offered it, which moved the partition's event time to the guard's clock
+      // (a session's start, say, when the reading was held before any beat): so does the replay
+      // (a review's case, 2026-12-05).
+      this.advancePartitionTime(p, p.guards.get(sid) ?? this.resumeLetGo(p, sid) ?? this.putGuard(p, sid, -Infinity), quarantined);
       return;
     }
     // Missing only when let go earlier in this batch (its marker, or silence).
@@ -459,6 +475,11 @@ export class ReadingsSink {
       this.stats.quarantined += decision.quarantine.length;
       for (const h of decision.release) for (const r of h.rows) rows.push(r);
     }
+    this.advancePartitionTime(p, g, quarantined);
+  }
+
+  /** Moves the partition's event time to the guard's clock if that is newer, and lets go the sessions it leaves idle. */
+  private advancePartitionTime(p: GuardedPartition, g: SessionClockGuard<Held>, quarantined: QuarantinedReadingRow[]): void {
     if (g.clockMs > p.maxEventTimeMs) {
       p.maxEventTimeMs = g.clockMs;
       // A session silent for sessionIdleEndMs of its partition's event time is ended by the
@@ -532,7 +553,9 @@ export class ReadingsSink {
   private commitOffset(p: GuardedPartition, records: BusRecord[]): { offset: string; partitionTimeMs: number } | undefined {
     const last = records[records.length - 1];
     if (!last) return undefined;
-    let min = BigInt(last.offset) + 1n;
+    // Past every record offered (not only this batch's: a batch delivered again would move the
+    // commit back, with an event time that is not the one before it).
+    let min = p.nextOffset ?? BigInt(last.offset) + 1n;
     let partitionTimeMs = p.maxEventTimeMs;
     for (const g of p.guards.values()) {
       const h = g.oldestHeld();
@@ -548,17 +571,34 @@ export class ReadingsSink {
    * Writes the progress row of a commit, then commits: the row is durable before the broker
    * holds the commit. One loop per partition, in order; commits that pile up meanwhile are
    * coalesced into the newest (each caller's promise settles once it, or a newer one, is done).
+   * When PostgreSQL refuses the row, nothing is committed and the newest commit is tried again a
+   * second later (the rows are stored: only the commit waits, and a crash meanwhile replays).
+   * Every PRUNE_AFTER_ACKS acknowledged commits, the partition's rows below the acknowledged
+   * one go: the broker's commit never goes back past it (a new owner starts from it), so a
+   * replay never needs them, however many commits after it are lost.
    */
   private commitWithProgress(p: GuardedPartition, offset: string, partitionTimeMs: number): Promise<void> {
     p.pendingCommit = { offset, partitionTimeMs };
     if (!p.committing) {
       const run = async () => {
+        const key = { groupId: this.groupId, topic: p.topic, partition: p.partition };
         try {
           while (p.pendingCommit) {
             const c = p.pendingCommit;
             p.pendingCommit = null;
-            await this.opts.progress!.record({ groupId: this.groupId, topic: p.topic, partition: p.partition }, BigInt(c.offset), Number.isFinite(c.partitionTimeMs) ? c.partitionTimeMs : null);
+            try {
+              await this.opts.progress!.record(key, BigInt(c.offset), Number.isFinite(c.partitionTimeMs) ? c.partitionTimeMs : null);
+            } catch (err) {
+              this.opts.log.warn({ err, partition: p.partition, offset: c.offset }, 'readings sink: progress row not written (PostgreSQL); the commit waits and is tried again');
+              p.pendingCommit ??= c;
+              this.retryCommitLater(p);
+              return;
+            }
             await this.subscription?.commit(p.topic, p.partition, c.offset);
+            if (++p.acksSincePrune >= PRUNE_AFTER_ACKS) {
+              p.acksSincePrune = 0;
+              await this.opts.progress!.prune(key, BigInt(c.offset)).catch((err) => this.opts.log.warn({ err, partition: p.partition }, 'readings sink: old progress rows not pruned; tried again later'));
+            }
           }
         } finally {
           p.committing = null;
@@ -567,6 +607,17 @@ export class ReadingsSink {
       p.committing = run();
     }
     return p.committing;
+  }
+
+  private retryCommitLater(p: GuardedPartition): void {
+    if (p.retryTimer || this.stopping) return;
+    p.retryTimer = setTimeout(() => {
+      p.retryTimer = null;
+      const c = p.pendingCommit;
+      if (!c || this.stopping || this.partitions.get(p.partition) !== p) return;
+      void this.commitWithProgress(p, c.offset, c.partitionTimeMs).catch((err) => this.opts.log.warn({ err, partition: p.partition }, 'readings sink commit failed; the rows will be replayed'));
+    }, 1_000);
+    p.retryTimer.unref();
   }
 
   /**
@@ -579,6 +630,12 @@ export class ReadingsSink {
       const row = await this.opts.progress.at({ groupId: this.groupId, topic: p.topic, partition: p.partition }, firstOffset);
       if (row && row.partitionTimeMs !== null && row.partitionTimeMs > p.maxEventTimeMs) p.maxEventTimeMs = row.partitionTimeMs;
       if (row) this.stats.partitionTimesRestored++;
+      else if (firstOffset > 0n) {
+        // A group's first start reads from offset 0 with no row; past it, a row should be there
+        // (unless the topic's retention removed the records before, or the commits predate the table).
+        this.stats.partitionTimesMissing++;
+        this.opts.log.warn({ partition: p.partition, offset: firstOffset.toString() }, "readings sink: no progress row at or before the partition's first offset; its event time is rebuilt from the records read again");
+      }
     }
     p.restored = true;
   }
@@ -623,6 +680,7 @@ export class ReadingsSink {
    */
   async stop(): Promise<void> {
     this.stopping = true;
+    for (const p of this.partitions.values()) if (p.retryTimer) clearTimeout(p.retryTimer);
     await this.writer.flush().catch((err) => this.opts.log.warn({ err }, 'readings sink: final flush failed; rows will be replayed'));
     await Promise.all([...this.commits]);
     await this.subscription?.stop();

@@ -11,7 +11,7 @@ import { migratePostgres, readPgMigrations, defaultPgMigrationsDir } from './mig
 import { DevicesRepository, SessionsRepository } from './sessions-repo.js';
 import { SpeechSessionsRepository, SpeechUploadsRepository } from './speech-sessions-repo.js';
 import { MeshRepository, type MeshViewer } from './mesh-repo.js';
-import { SinkProgressRepository, SINK_PROGRESS_KEPT } from './sink-progress-repo.js';
+import { SinkProgressRepository } from './sink-progress-repo.js';
 import { isVersionConflict } from './sql.js';
 import type { TestDatabase } from './test-databases.test-util.js';
 
@@ -505,7 +505,7 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       void future;
     });
 
-    test('readings sink progress: the newest row at or before an offset, per group and partition; a row written again takes the new value; the newest rows are kept by a prune', async () => {
+    test('readings sink progress: the newest row at or before an offset, per group and partition; a row written again takes the new value; a prune drops the rows below an offset and no other', async () => {
       const progress = new SinkProgressRepository(sql);
       const key = { groupId: 'g-progress', topic: 'attune.heart.readings.v1', partition: 3 };
       assert.equal(await progress.at(key, 100n), undefined);
@@ -520,11 +520,12 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       assert.deepEqual(await progress.at(key, 2n ** 62n), { commitOffset: 20n, partitionTimeMs: 1_764_000_000_123.5 });
       await progress.record(key, 20n, 5);
       assert.deepEqual(await progress.at(key, 20n), { commitOffset: 20n, partitionTimeMs: 5 });
-      for (let o = 100; o < 100 + SINK_PROGRESS_KEPT + 30; o++) await progress.record(key, BigInt(o), o);
-      await progress.prune(key);
+      for (let o = 100; o < 400; o++) await progress.record(key, BigInt(o), o);
+      await progress.prune(key, 250n);
       const { rows } = await sql.query<{ n: string | number; lo: string | number }>(`SELECT count(*) AS n, min(commit_offset) AS lo FROM readings_sink_progress WHERE group_id = $1 AND topic = $2 AND partition = $3`, [key.groupId, key.topic, key.partition]);
-      assert.deepEqual([Number(rows[0].n), Number(rows[0].lo)], [SINK_PROGRESS_KEPT, 130]);
-      assert.equal(await progress.at(key, 129n), undefined);
+      assert.deepEqual([Number(rows[0].n), Number(rows[0].lo)], [150, 250]);
+      assert.equal(await progress.at(key, 249n), undefined);
+      assert.deepEqual(await progress.at(key, 250n), { commitOffset: 250n, partitionTimeMs: 250 });
       // Other partitions and groups keep theirs.
       assert.deepEqual(await progress.at({ ...key, partition: 4 }, 15n), { commitOffset: 15n, partitionTimeMs: 99 });
       assert.deepEqual(await progress.at({ ...key, groupId: 'g-other' }, 15n), { commitOffset: 15n, partitionTimeMs: 98 });

@@ -8,14 +8,7 @@ export interface SinkProgressKey {
   partition: number;
 }
 
-/** Rows kept per partition: the broker's commit may be older than the newest (a commit lost in a crash), never by this many. */
-export const SINK_PROGRESS_KEPT = 100;
-/** Writes to a partition between two prunes of its old rows. */
-const PRUNE_EVERY = 50;
-
 export class SinkProgressRepository {
-  private readonly writes = new Map<string, number>();
-
   constructor(private readonly sql: SqlClient) {}
 
   /** Records the partition's event time (ms; null: none yet) before the record at `commitOffset`. Written again with a new value, the newer wins. */
@@ -25,10 +18,6 @@ export class SinkProgressRepository {
        ON CONFLICT (group_id, topic, partition, commit_offset) DO UPDATE SET partition_time_ms = EXCLUDED.partition_time_ms, written_at = now()`,
       [key.groupId, key.topic, key.partition, commitOffset.toString(), partitionTimeMs],
     );
-    const k = `${key.groupId}\u0000${key.topic}\u0000${key.partition}`;
-    const n = (this.writes.get(k) ?? 0) + 1;
-    this.writes.set(k, n % PRUNE_EVERY);
-    if (n >= PRUNE_EVERY) await this.prune(key);
   }
 
   /**
@@ -47,13 +36,16 @@ export class SinkProgressRepository {
     return { commitOffset: BigInt(r.commit_offset), partitionTimeMs: r.partition_time_ms === null ? null : Number(r.partition_time_ms) };
   }
 
-  /** Deletes the partition's rows older than the newest SINK_PROGRESS_KEPT. */
-  async prune(key: SinkProgressKey): Promise<void> {
-    await this.sql.query(
-      `DELETE FROM readings_sink_progress WHERE group_id = $1 AND topic = $2 AND partition = $3 AND commit_offset < (
-         SELECT commit_offset FROM readings_sink_progress WHERE group_id = $1 AND topic = $2 AND partition = $3
-         ORDER BY commit_offset DESC OFFSET ${SINK_PROGRESS_KEPT - 1} LIMIT 1)`,
-      [key.groupId, key.topic, key.partition],
-    );
+  /**
+   * Deletes the partition's rows below `belowOffset` (the sink passes a commit the broker
+   * acknowledged: no replay starts before it).
+   */
+  async prune(key: SinkProgressKey, belowOffset: bigint): Promise<void> {
+    await this.sql.query(`DELETE FROM readings_sink_progress WHERE group_id = $1 AND topic = $2 AND partition = $3 AND commit_offset < $4`, [
+      key.groupId,
+      key.topic,
+      key.partition,
+      belowOffset.toString(),
+    ]);
   }
 }
