@@ -30,6 +30,7 @@
 import { performance, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { BenchRun, describeMetric, runsArg } from './lib/results.js';
 import { interleavedOrder } from './lib/stats.js';
+import { seededRandom } from '../test/seeded-random.js';
 
 const ORG = 'bench-org';
 const USERS = 500;
@@ -49,17 +50,7 @@ function quantile(sorted: number[], q: number): number {
   return sorted[Math.max(0, i)];
 }
 
-/** A small seeded generator (mulberry32), so every run asks the same requests. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 async function main(): Promise<void> {
   const { startTestAttune } = await import('../test/attune.js');

@@ -177,11 +177,6 @@ interface GuardedPartition {
   guards: Map<string, SessionClockGuard<Held>>;
   /** Newest beat the guard let through in the partition, ms (event time). */
   maxEventTimeMs: number;
-  /** maxEventTimeMs before the record being offered to the guards (`recordOffset`). */
-  recordStartMs: number;
-  recordOffset: bigint | null;
-  /** Whether maxEventTimeMs was looked up in the progress table (the partition's first batch here). */
-  restored: boolean;
   /** The newest commit waiting for its progress row, and the loop writing them (one at a time, in order). */
   pendingCommit: { offset: string; partitionTimeMs: number } | null;
   committing: Promise<void> | null;
@@ -338,17 +333,21 @@ export class ReadingsSink {
             this.stats.deadLettered += bad.length;
             bad.length = 0;
           }
-          if (!guarded.restored && batch.records.length > 0) await this.restorePartitionTime(guarded, BigInt(batch.records[0].offset));
+          // The partition's first batch here (nothing offered yet): its event time from the progress table.
+          if (guarded.nextOffset === null && batch.records.length > 0) await this.restorePartitionTime(guarded, BigInt(batch.records[0].offset));
           await this.prepareGuards(guarded, steps);
           const quarantined: QuarantinedReadingRow[] = [];
+          // The partition's event time before the record being offered (a record never spans batches).
+          let recordOffset: bigint | null = null;
+          let recordStartMs = -Infinity;
           for (const step of steps) {
             if ('endOf' in step) this.letGo(guarded, step.endOf, quarantined);
             else {
-              if (step.offset !== guarded.recordOffset) {
-                guarded.recordOffset = step.offset;
-                guarded.recordStartMs = guarded.maxEventTimeMs;
+              if (step.offset !== recordOffset) {
+                recordOffset = step.offset;
+                recordStartMs = guarded.maxEventTimeMs;
               }
-              this.guard(guarded, step, rows, quarantined);
+              this.guard(guarded, step, recordStartMs, rows, quarantined);
             }
           }
           const last = batch.records[batch.records.length - 1];
@@ -398,9 +397,6 @@ export class ReadingsSink {
         partition,
         guards: new Map(),
         maxEventTimeMs: -Infinity,
-        recordStartMs: -Infinity,
-        recordOffset: null,
-        restored: false,
         pendingCommit: null,
         committing: null,
         retryTimer: null,
@@ -445,7 +441,7 @@ export class ReadingsSink {
   }
 
   /** Offers a reading to its session's guard; released rows go to `rows`, quarantined readings to `quarantined`. */
-  private guard(p: GuardedPartition, step: { reading: HeartReadingRecord; offset: bigint; index: number }, rows: HeartReadingRow[], quarantined: QuarantinedReadingRow[]): void {
+  private guard(p: GuardedPartition, step: { reading: HeartReadingRecord; offset: bigint; index: number }, partitionTimeBefore: number, rows: HeartReadingRow[], quarantined: QuarantinedReadingRow[]): void {
     const { reading, offset, index } = step;
     const sid = reading.session_id!;
     const before = p.quarantinedBefore.get(sid);
@@ -468,7 +464,7 @@ export class ReadingsSink {
     // out, as offer() would release them, without a held item and a decision per reading.
     if (g.passes(startMs, reading.recorded_at)) readingToRows(reading, rows);
     else {
-      const item: Held = { rows: [], reading, offset, index, partitionTimeBefore: p.recordStartMs };
+      const item: Held = { rows: [], reading, offset, index, partitionTimeBefore };
       readingToRows(reading, item.rows);
       const decision = g.offer(startMs, reading.recorded_at, offset, item);
       for (const h of decision.quarantine) quarantined.push(this.quarantineRow(p, h, g.clockMs));
@@ -637,7 +633,6 @@ export class ReadingsSink {
         this.opts.log.warn({ partition: p.partition, offset: firstOffset.toString() }, "readings sink: no progress row at or before the partition's first offset; its event time is rebuilt from the records read again");
       }
     }
-    p.restored = true;
   }
 
   /**

@@ -105,9 +105,7 @@ export class SessionClockGuard<T> {
 
   /** Oldest offset among the held readings, or null. */
   heldMinOffset(): bigint | null {
-    let min: bigint | null = null;
-    for (const h of this.#held) if (min === null || h.offset < min) min = h.offset;
-    return min;
+    return this.#held.length === 0 ? null : this.oldestHeld()!.offset;
   }
 
   /** The held reading with the oldest offset (the first of them), or null. */
