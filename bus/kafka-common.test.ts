@@ -1,7 +1,8 @@
-// someNestedError: the one walk over a Kafka client's error tree (causes, aggregated errors).
+// someNestedError: the one walk over a Kafka client's error tree (causes, aggregated errors);
+// membershipContinues: when an adapter must tell its handlers that their partitions were taken.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { someNestedError, type NestedError } from './kafka-common.js';
+import { membershipContinues, someNestedError, type NestedError } from './kafka-common.js';
 
 const refused = (e: NestedError) => e.code === 'ECONNREFUSED';
 
@@ -29,4 +30,17 @@ test('is bounded: a cycle of causes ends, and nothing deeper than maxDepth is lo
   for (let i = 0; i < 5; i++) deep = { errors: [deep] };
   assert.equal(someNestedError(deep, refused, { maxDepth: 5 }), true);
   assert.equal(someNestedError(deep, refused, { maxDepth: 4 }), false);
+});
+
+test('a join continues a membership only as the same member, in the same or the next generation', () => {
+  const at = (memberId: string, generationId: number | null) => ({ memberId, generationId });
+  assert.equal(membershipContinues(at('m1', 4), at('m1', 5)), true, 'the next rebalance');
+  assert.equal(membershipContinues(at('m1', 4), at('m1', 4)), true, 'the same join reported again');
+  assert.equal(membershipContinues(at('m1', 4), at('m1', 6)), false, 'a generation missed: the partitions may have had another owner in it');
+  assert.equal(membershipContinues(at('m1', 4), at('m1', 3)), false);
+  assert.equal(membershipContinues(at('m1', 4), at('m2', 5)), false, 'expelled and rejoined, or a new consumer');
+  assert.equal(membershipContinues(at('m1', 4), at('m2', 4)), false, 'a static member replaced without a rebalance');
+  // kafkajs: no generations, the member id alone.
+  assert.equal(membershipContinues(at('m1', null), at('m1', null)), true);
+  assert.equal(membershipContinues(at('m1', null), at('m2', null)), false);
 });

@@ -124,3 +124,24 @@ export function topicConfigs(s: TopicSpec): Array<{ name: string; value: string 
   if (s.retentionMs !== undefined) out.push({ name: 'retention.ms', value: String(s.retentionMs) });
   return out;
 }
+
+/** A member's place in its group as a join reported it: kafkajs's join event carries no generation (null). */
+export interface GroupMembership {
+  memberId: string;
+  generationId: number | null;
+}
+
+/**
+ * Whether a join continues the membership of the join before it, so that a partition assigned
+ * in both was this member's in between and what its handlers hold for it is still true: the same
+ * member id, and the next generation (or the same one, reported again). A member expelled by its
+ * session timeout rejoins under a new id; a replaced consumer joins under a new id (or, with
+ * static membership, the old one in a later generation); a member whose SyncGroup was cut short by
+ * another rebalance skips a generation in which its partitions may have gone to another member,
+ * who may have committed on them. Without generations (kafkajs) only the member id is compared.
+ */
+export function membershipContinues(prev: GroupMembership, next: GroupMembership): boolean {
+  if (prev.memberId !== next.memberId) return false;
+  if (prev.generationId === null || next.generationId === null) return true;
+  return next.generationId === prev.generationId || next.generationId === prev.generationId + 1;
+}

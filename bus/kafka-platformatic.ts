@@ -27,7 +27,7 @@ import { Admin, Base, Consumer, Producer, type Message, type MessageToProduce, t
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, someNestedError, topicConfigs, waitForLeaders, type NestedError } from './kafka-common.js';
+import { checkCommitOffset, interruptiblePauses, membershipContinues, someNestedError, topicConfigs, waitForLeaders, type GroupMembership, type NestedError } from './kafka-common.js';
 import { busUnavailable } from './publish-timeout.js';
 import { murmur2 } from './partitioner.js';
 
@@ -286,6 +286,36 @@ export class PlatformaticKafkaBus implements Bus {
     // The partitions of the latest assignment: the stream may still hand over records of a
     // revoked partition fetched before the rebalance; those are the new owner's.
     let mine = new Set<string>();
+    // The membership the latest assignment came with (see the join handler).
+    let lastJoin: GroupMembership | null = null;
+    // Records the stream held when a join assigned partitions this member did not hold just
+    // before: how many are left to read, and those partitions. Such a partition starts at its
+    // commit; records of it fetched under an earlier ownership (left in the stream while the
+    // queues were full) would be taken for its start, and the ones between skipped.
+    // One segment per join that assigned such partitions: the records the stream held then (less
+    // those of earlier segments), read in order, and the partitions whose records among them are
+    // stale (a later join adds the partitions it newly assigns to every segment still unread).
+    let preJoin: Array<{ left: number; parts: Set<string> }> = [];
+    // When the group last told this member it is one: the time a heartbeat that was answered
+    // went out, or a join. A member that has not heard so for half its session timeout may have
+    // been expelled (a stalled process: the coordinator waits out the session, then gives the
+    // partitions away), and records its stream fetched meanwhile may be ones another member has
+    // handled and committed since. Handing them to the handlers with their stale state would let
+    // a zombie write what the rightful owner would not; so batches wait until the group answers
+    // again, which either confirms the membership or ends it (the client rejoins under a new
+    // member id: recover). The send time, not the answer's, because an answer that was on its
+    // way when the process stalled says nothing about the time since.
+    let confirmedAt = performance.now();
+    let beatSentAt = 0;
+    const confirmWaiters: Array<() => void> = [];
+    const confirmed = (at: number) => {
+      confirmedAt = Math.max(confirmedAt, at);
+      for (const wake of confirmWaiters.splice(0)) wake();
+    };
+    const unconfirmedAfterMs = consumerOptions.sessionTimeout / 2;
+    const membershipConfirmed = async (): Promise<void> => {
+      while (!stopping && performance.now() - confirmedAt > unconfirmedAfterMs) await new Promise<void>((r) => confirmWaiters.push(r));
+    };
 
     const drop = (st: PartitionState) => {
       const key = `${st.topic}:${st.partition}`;
@@ -295,11 +325,14 @@ export class PlatformaticKafkaBus implements Bus {
       parts.delete(key);
       if (st.running) retiring.set(key, st.running);
     };
-    const assign = (assigned: TopicPartition[]) => {
+    // `drainNow` false inside the join handler: a read there would start a fetch (Node calls
+    // _read) before the stream has seen the join, with the positions about to be reset.
+    const assign = (assigned: TopicPartition[], drainNow = true) => {
       const keep = new Set(assigned.map((tp) => `${tp.topic}:${tp.partition}`));
       mine = keep;
       for (const [key, st] of [...parts]) if (!keep.has(key)) drop(st);
-      drain();
+      if (drainNow) drain();
+      else process.nextTick(drain);
       log.debug({ assigned }, 'bus partitions assigned');
       if (opts.onAssignment) {
         const prev = assignmentDone;
@@ -318,6 +351,8 @@ export class PlatformaticKafkaBus implements Bus {
         let backoff = retryBackoffMs;
         let ok = false;
         while (!stopping && !st.revoked) {
+          await membershipConfirmed();
+          if (stopping || st.revoked) break;
           try {
             await opts.eachBatch({ topic: st.topic, partition: st.partition, records });
             ok = true;
@@ -332,6 +367,8 @@ export class PlatformaticKafkaBus implements Bus {
           }
         }
         if (!ok) return;
+        // Taken away meanwhile: drop() emptied the queue and counted it out of `buffered`.
+        if (st.revoked) return;
         st.queue.splice(0, take.length);
         buffered -= take.length;
         if (buffered < maxBuffered) drain();
@@ -356,6 +393,11 @@ export class PlatformaticKafkaBus implements Bus {
     // stalled a 300,000-reading bench run once, 161,000 rows in).
     const take = (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
       const key = `${m.topic}:${m.partition}`;
+      const seg = preJoin[0];
+      if (seg) {
+        if (--seg.left === 0) preJoin.shift();
+        if (seg.parts.has(key)) return;
+      }
       if (!mine.has(key)) return;
       let st = parts.get(key);
       if (!st) {
@@ -389,13 +431,57 @@ export class PlatformaticKafkaBus implements Bus {
         const assigned: TopicPartition[] = [];
         for (const a of payload.assignments ?? []) for (const p of a.partitions) assigned.push({ topic: a.topic, partition: p });
         assigned.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1));
-        assign(assigned);
+        // A join that does not continue the last one (membershipContinues): under another member
+        // id, the client rejoined by itself after its session timed out (a process stalled past
+        // it); under the same id, a generation it did not see (its SyncGroup cut short by another
+        // rebalance, which happens when several processes start together). Either way another
+        // member may have held its partitions and committed on them meanwhile. Replaced, not only
+        // reassigned: records fetched before may still be in this stream, or in a fetch answered
+        // after the join (which would put back the position it fetched from); a new consumer's
+        // stream starts at the commits, and the handlers, told the empty assignment, rebuild
+        // from them. The replacement rejoins under this member id, so without waiting out a
+        // session; it costs one more join round.
+        const prev = lastJoin;
+        const now: GroupMembership = { memberId: payload.memberId, generationId: payload.generationId ?? null };
+        lastJoin = now;
+        if (prev && !membershipContinues(prev, now)) {
+          const reason = prev.memberId !== now.memberId ? `the client rejoined its group as member ${now.memberId} after ${prev.memberId}` : `the client joined generation ${now.generationId} after ${prev.generationId}`;
+          if (recover(reason, undefined)) return;
+          assign([], false);
+        }
+        confirmed(performance.now());
+        const newly = assigned.map((tp) => `${tp.topic}:${tp.partition}`).filter((key) => !mine.has(key));
+        if (stream && newly.length > 0) {
+          // The stream goes on from the commits of the partitions assigned (it asks for them
+          // after each join), but only for a partition it has no position of its own for:
+          // @platformatic/kafka 1.35 keeps the position where it last fetched a partition it held
+          // before, when the partition has no commit (a fresh group), so records between the
+          // start and that position were never delivered. Forgetting the position makes it start
+          // the partition from its commit or, without one, from the earliest record.
+          // (A fetch answered after this join for a partition it asked for before would set the
+          // position again: that needs a partition taken and given back with one fetch in flight
+          // across both joins.)
+          for (const key of newly) stream.offsetsToFetch.delete(key);
+          let older = 0;
+          for (const seg of preJoin) {
+            older += seg.left;
+            for (const key of newly) seg.parts.add(key);
+          }
+          if (stream.readableLength > older) preJoin.push({ left: stream.readableLength - older, parts: new Set(newly) });
+        }
+        assign(assigned, false);
       });
       // @platformatic/kafka 1.35 stops heartbeating after a heartbeat error that does not ask
       // for a rejoin (its timer is cleared before the refresh meant to re-arm it), and emits
       // 'error' (which, unheard, throws out of a timer and ends the process) when a rejoin
       // fails, e.g. findGroupCoordinator while the broker is down. Either way the member is
       // lost: a new consumer takes over.
+      c.on('consumer:heartbeat:start', () => {
+        if (current()) beatSentAt = performance.now();
+      });
+      c.on('consumer:heartbeat:end', () => {
+        if (current() && beatSentAt > 0) confirmed(beatSentAt);
+      });
       c.on('consumer:heartbeat:error', (p: { error?: unknown }) => {
         if (current()) recover('a heartbeat failed', p?.error);
       });
@@ -451,8 +537,9 @@ export class PlatformaticKafkaBus implements Bus {
       }
     };
 
-    const recover = (reason: string, err: unknown) => {
-      if (stopping || recovering || !live) return;
+    /** Replaces a lost consumer; false when it cannot now (stopping, already replacing, not yet live). */
+    const recover = (reason: string, err: unknown): boolean => {
+      if (stopping || recovering || !live) return false;
       const old = consumer;
       const oldStream = stream;
       const memberId = old.memberId;
@@ -463,6 +550,10 @@ export class PlatformaticKafkaBus implements Bus {
       // handlers running now finish first (retiring).
       for (const st of [...parts.values()]) drop(st);
       assign([]);
+      // Reported empty already: the new consumer's first join starts afresh, from a new stream.
+      lastJoin = null;
+      preJoin = [];
+      beatSentAt = 0;
       void discard(old, oldStream);
       recovering = (async () => {
         let backoff = retryBackoffMs;
@@ -482,6 +573,7 @@ export class PlatformaticKafkaBus implements Bus {
       })().finally(() => {
         recovering = null;
       });
+      return true;
     };
 
     // A broker that cannot be reached yet (an outage while the workers start) is waited for.
@@ -508,6 +600,7 @@ export class PlatformaticKafkaBus implements Bus {
         stopped ??= (async () => {
           stopping = true;
           wakeAll();
+          for (const wake of confirmWaiters.splice(0)) wake();
           await recovering;
           await Promise.all([...parts.values()].map((st) => st.running));
           await Promise.all([...retiring.values()]);

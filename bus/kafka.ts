@@ -15,14 +15,14 @@
 //    succeeds, the subscription stops, or a rebalance takes the partition away (then the
 //    new owner starts again from the committed offset). kafkajs's own crash-and-restart
 //    path is never used for handler errors.
-//  - onAssignment: from the consumer's GROUP_JOIN event.
+//  - onAssignment: from the consumer's GROUP_JOIN event; empty first when the member id changed.
 import { Kafka, logLevel, type Admin, type Consumer, type EachBatchHandler, type ICustomPartitioner, type KafkaMessage, type LogEntry, type Producer } from 'kafkajs';
 import { randomBytes } from 'node:crypto';
 import { partitionForKey } from './partitioner.js';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, isUnreachable, topicConfigs, waitForLeaders } from './kafka-common.js';
+import { checkCommitOffset, interruptiblePauses, isUnreachable, membershipContinues, topicConfigs, waitForLeaders, type GroupMembership } from './kafka-common.js';
 
 /**
  * kafkajs's DefaultPartitioner, decision for decision: a message's own partition, else its
@@ -314,6 +314,8 @@ class KafkaBusImpl implements KafkaBus {
     // the subscription stops. The new member starts from the group's committed offsets, as
     // after any rebalance.
     let consumer!: Consumer;
+    // The membership of the latest join, over every consumer this subscription has had.
+    let lastJoin: GroupMembership | null = null;
     let restartDelay = restartBackoffMs;
     let restartTimer: NodeJS.Timeout | undefined;
     let restarting: Promise<void> | undefined;
@@ -335,9 +337,20 @@ class KafkaBusImpl implements KafkaBus {
         for (const topic of Object.keys(assignment).sort()) {
           for (const partition of [...assignment[topic]].sort((a, b) => a - b)) assigned.push({ topic, partition });
         }
+        // A member expelled by its session timeout (a process stalled past it), or a consumer
+        // replaced after a crash, joins under a new member id and may get the same partitions
+        // back after another member consumed and committed them: the empty assignment goes
+        // first, so handlers drop what they hold for them and rebuild from the commit.
+        // kafkajs's join event carries no generation, so a generation this member missed
+        // without losing its id (its SyncGroup cut short by another rebalance) is not seen.
+        const prev = lastJoin;
+        lastJoin = { memberId: event.payload.memberId, generationId: null };
+        const fresh = prev !== null && !membershipContinues(prev, lastJoin);
+        if (fresh) log.warn({ member_id: lastJoin.memberId, previous_member_id: prev.memberId }, 'kafka consumer joined as another member; its partitions are delivered again from the committed offsets');
         log.debug({ assigned }, 'bus partitions assigned');
         if (!opts.onAssignment) return;
         Promise.resolve()
+          .then(() => (fresh ? opts.onAssignment!([]) : undefined))
           .then(() => opts.onAssignment!(assigned))
           .catch((err) => log.error({ err }, 'onAssignment handler failed'));
       });

@@ -69,7 +69,13 @@ export interface SubscribeOptions {
    * drop what it has handled. Kafka keeps records by time anyway.
    */
   ephemeral?: boolean;
-  /** Called when this member's partitions change (before any batch of the new set). */
+  /**
+   * Called when this member's partitions change (before any batch of the new set). A partition
+   * in two calls in a row was this member's in between, as far as the client can tell: when the
+   * membership was interrupted (the member expelled and rejoined, its consumer replaced), an
+   * empty assignment is reported first, so state kept for a partition is dropped and rebuilt
+   * from the commit.
+   */
   onAssignment?: (assigned: TopicPartition[]) => void | Promise<void>;
 }
 
