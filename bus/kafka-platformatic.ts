@@ -23,12 +23,19 @@
 //    (bus/publish-timeout.ts: 503 + Retry-After at the gateway). A subscribe made while the
 //    broker is unreachable (a worker starting during an outage) waits for it, up to
 //    `subscribeTimeoutMs`.
+//  - Rebalances: a join that does not continue this member's last one (expelled by its session
+//    timeout and rejoined under a new id, or a generation it did not see) replaces the consumer
+//    too, so the handlers drop what they hold and rebuild from the commits; batches wait while
+//    the group has not answered for half the session timeout (a stalled member must not hand
+//    another member's records to its handlers); a partition assigned anew starts at its commit,
+//    whatever the stream fetched of it before (bus/records-before-join.ts).
 import { Admin, Base, Consumer, Producer, type Message, type MessageToProduce, type MessagesStream } from '@platformatic/kafka';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
 import { checkCommitOffset, interruptiblePauses, membershipContinues, someNestedError, topicConfigs, waitForLeaders, type GroupMembership, type NestedError } from './kafka-common.js';
 import { busUnavailable } from './publish-timeout.js';
+import { RecordsBeforeJoin } from './records-before-join.js';
 import { murmur2 } from './partitioner.js';
 
 export interface PlatformaticKafkaBusOptions {
@@ -288,14 +295,9 @@ export class PlatformaticKafkaBus implements Bus {
     let mine = new Set<string>();
     // The membership the latest assignment came with (see the join handler).
     let lastJoin: GroupMembership | null = null;
-    // Records the stream held when a join assigned partitions this member did not hold just
-    // before: how many are left to read, and those partitions. Such a partition starts at its
-    // commit; records of it fetched under an earlier ownership (left in the stream while the
-    // queues were full) would be taken for its start, and the ones between skipped.
-    // One segment per join that assigned such partitions: the records the stream held then (less
-    // those of earlier segments), read in order, and the partitions whose records among them are
-    // stale (a later join adds the partitions it newly assigns to every segment still unread).
-    let preJoin: Array<{ left: number; parts: Set<string> }> = [];
+    // Records the stream held when a join assigned partitions anew: dropped when read, as the
+    // stream fetches those partitions again from their commits (bus/records-before-join.ts).
+    const beforeJoin = new RecordsBeforeJoin();
     // When the group last told this member it is one: the time a heartbeat that was answered
     // went out, or a join. A member that has not heard so for half its session timeout may have
     // been expelled (a stalled process: the coordinator waits out the session, then gives the
@@ -393,11 +395,7 @@ export class PlatformaticKafkaBus implements Bus {
     // stalled a 300,000-reading bench run once, 161,000 rows in).
     const take = (m: Message<Buffer, Buffer, Buffer, Buffer>) => {
       const key = `${m.topic}:${m.partition}`;
-      const seg = preJoin[0];
-      if (seg) {
-        if (--seg.left === 0) preJoin.shift();
-        if (seg.parts.has(key)) return;
-      }
+      if (beforeJoin.stale(key)) return;
       if (!mine.has(key)) return;
       let st = parts.get(key);
       if (!st) {
@@ -452,22 +450,16 @@ export class PlatformaticKafkaBus implements Bus {
         confirmed(performance.now());
         const newly = assigned.map((tp) => `${tp.topic}:${tp.partition}`).filter((key) => !mine.has(key));
         if (stream && newly.length > 0) {
-          // The stream goes on from the commits of the partitions assigned (it asks for them
-          // after each join), but only for a partition it has no position of its own for:
-          // @platformatic/kafka 1.35 keeps the position where it last fetched a partition it held
-          // before, when the partition has no commit (a fresh group), so records between the
-          // start and that position were never delivered. Forgetting the position makes it start
-          // the partition from its commit or, without one, from the earliest record.
+          // After each join the stream asks for the commits of the partitions assigned and starts
+          // them there; but a partition without a commit (a fresh group) it starts where it last
+          // fetched it, if it held it before (@platformatic/kafka 1.35 fills only positions it
+          // has none of from the earliest offset), so the records between were never delivered.
+          // Forgetting the position makes it start such a partition at its earliest record.
           // (A fetch answered after this join for a partition it asked for before would set the
           // position again: that needs a partition taken and given back with one fetch in flight
           // across both joins.)
           for (const key of newly) stream.offsetsToFetch.delete(key);
-          let older = 0;
-          for (const seg of preJoin) {
-            older += seg.left;
-            for (const key of newly) seg.parts.add(key);
-          }
-          if (stream.readableLength > older) preJoin.push({ left: stream.readableLength - older, parts: new Set(newly) });
+          beforeJoin.joined(stream.readableLength, newly);
         }
         assign(assigned, false);
       });
@@ -552,7 +544,7 @@ export class PlatformaticKafkaBus implements Bus {
       assign([]);
       // Reported empty already: the new consumer's first join starts afresh, from a new stream.
       lastJoin = null;
-      preJoin = [];
+      beforeJoin.clear();
       beatSentAt = 0;
       void discard(old, oldStream);
       recovering = (async () => {

@@ -264,8 +264,31 @@ class KafkaBusImpl implements KafkaBus {
     let stopping = false;
     const { pause, wakeAll } = interruptiblePauses();
 
+    // When the group last told this member it is one: the send time of the latest heartbeat
+    // answered, or a join. kafkajs hands a fetched batch to eachBatch before it heartbeats, so a
+    // process that stalled past its session timeout (expelled meanwhile) would hand records
+    // another member has since handled and committed to handlers with stale state. So, as in
+    // bus/kafka-platformatic.ts, a batch waits while the group has not answered for half the
+    // session timeout, and a heartbeat sent now answers: it confirms the member, or fails and
+    // the member rejoins (the batch is delivered again from the commit). The send time, not the
+    // answer's, because an answer on its way when the process stalled says nothing about since.
+    const unconfirmedAfterMs = (this.opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS) / 2;
+    let confirmedAt = Date.now();
+    let heartbeatSentAt = 0;
+
     const eachBatch: EachBatchHandler = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
       if (batch.messages.length === 0) return;
+      while (Date.now() - confirmedAt > unconfirmedAfterMs) {
+        if (stopping || !isRunning() || isStale()) return;
+        try {
+          await heartbeat();
+        } catch (err) {
+          if (mustRejoin(err)) throw err;
+          log.warn({ err }, 'heartbeat before a batch failed; trying again');
+        }
+        // kafkajs sends at most one heartbeat an interval: the one answered may be older.
+        if (Date.now() - confirmedAt > unconfirmedAfterMs) await pause(heartbeatMs);
+      }
       const records = batch.messages.map((m) => toBusRecord(batch.topic, batch.partition, m));
       let backoff = retryBackoffMs;
       // A heartbeat (or the handler's own commit) refused because the group moved on: this
@@ -330,8 +353,15 @@ class KafkaBusImpl implements KafkaBus {
         maxWaitTimeInMs: this.opts.fetchMaxWaitMs ?? 1_000,
         allowAutoTopicCreation: false,
       });
+      c.on(c.events.REQUEST, (event) => {
+        if (c === consumer && event.payload.apiName === 'Heartbeat') heartbeatSentAt = event.payload.sentAt;
+      });
+      c.on(c.events.HEARTBEAT, () => {
+        if (c === consumer) confirmedAt = Math.max(confirmedAt, heartbeatSentAt);
+      });
       c.on(c.events.GROUP_JOIN, (event) => {
         restartDelay = restartBackoffMs;
+        if (c === consumer) confirmedAt = Date.now();
         const assignment = event.payload.memberAssignment as Record<string, number[]>;
         const assigned: TopicPartition[] = [];
         for (const topic of Object.keys(assignment).sort()) {
