@@ -272,23 +272,32 @@ class KafkaBusImpl implements KafkaBus {
     // session timeout, and a heartbeat sent now answers: it confirms the member, or fails and
     // the member rejoins (the batch is delivered again from the commit). The send time, not the
     // answer's, because an answer on its way when the process stalled says nothing about since.
-    const unconfirmedAfterMs = (this.opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS) / 2;
+    // A heartbeat that keeps failing for another reason (its coordinator gone) is thrown once the
+    // whole session timeout has passed, so that kafkajs's own recovery (find the coordinator,
+    // rejoin, or crash and be replaced) runs instead of the batch waiting for ever. A batch that
+    // waited across a join is not handed over: it was fetched for the generation before, and is
+    // fetched again from the commit.
+    const sessionTimeoutMs = this.opts.sessionTimeoutMs ?? DEFAULT_SESSION_TIMEOUT_MS;
+    const unconfirmedAfterMs = sessionTimeoutMs / 2;
     let confirmedAt = Date.now();
     let heartbeatSentAt = 0;
+    let joins = 0;
 
     const eachBatch: EachBatchHandler = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
       if (batch.messages.length === 0) return;
+      const joinsBefore = joins;
       while (Date.now() - confirmedAt > unconfirmedAfterMs) {
         if (stopping || !isRunning() || isStale()) return;
         try {
           await heartbeat();
         } catch (err) {
-          if (mustRejoin(err)) throw err;
+          if (mustRejoin(err) || Date.now() - confirmedAt > sessionTimeoutMs) throw err;
           log.warn({ err }, 'heartbeat before a batch failed; trying again');
         }
         // kafkajs sends at most one heartbeat an interval: the one answered may be older.
         if (Date.now() - confirmedAt > unconfirmedAfterMs) await pause(heartbeatMs);
       }
+      if (joins !== joinsBefore) return;
       const records = batch.messages.map((m) => toBusRecord(batch.topic, batch.partition, m));
       let backoff = retryBackoffMs;
       // A heartbeat (or the handler's own commit) refused because the group moved on: this
@@ -357,10 +366,12 @@ class KafkaBusImpl implements KafkaBus {
         if (c === consumer && event.payload.apiName === 'Heartbeat') heartbeatSentAt = event.payload.sentAt;
       });
       c.on(c.events.HEARTBEAT, () => {
-        if (c === consumer) confirmedAt = Math.max(confirmedAt, heartbeatSentAt);
+        // One heartbeat in flight at a time (kafkajs shares it): the latest request is this one.
+        if (c === consumer) confirmedAt = heartbeatSentAt;
       });
       c.on(c.events.GROUP_JOIN, (event) => {
         restartDelay = restartBackoffMs;
+        joins++;
         if (c === consumer) confirmedAt = Date.now();
         const assignment = event.payload.memberAssignment as Record<string, number[]>;
         const assigned: TopicPartition[] = [];
