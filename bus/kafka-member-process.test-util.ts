@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 
 export interface ChildMember {
   /** The latest assignment, null before the first. */
-  assigned: number[] | null;
+  readonly assigned: number[] | null;
   /** Every assignment reported, in order. */
-  assignments: number[][];
+  readonly assignments: number[][];
   /** What the member reported, in order: each assignment, and each batch as its handler started. */
   events: Array<{ assigned: number[] } | { handling: number; keys: string[] }>;
   /** Keys reported after their batch's commit. */
@@ -23,15 +23,25 @@ export interface ChildMember {
 export function childMember(brokers: string[], topic: string, group: string, client: 'platformatic' | 'kafkajs' = 'platformatic'): ChildMember {
   const script = fileURLToPath(new URL('./kafka-member.test-util.ts', import.meta.url));
   const child = spawn(process.execPath, ['--import', 'tsx', script, brokers.join(','), topic, group, client], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const m: ChildMember = { assigned: null, assignments: [], events: [], keys: new Set(), partitions: new Set(), subscribed: false, exited: false, stderr: '', child };
+  const m: ChildMember = {
+    get assignments() {
+      return this.events.flatMap((e) => ('assigned' in e ? [e.assigned] : []));
+    },
+    get assigned() {
+      return this.assignments.at(-1) ?? null;
+    },
+    events: [],
+    keys: new Set(),
+    partitions: new Set(),
+    subscribed: false,
+    exited: false,
+    stderr: '',
+    child,
+  };
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const msg = JSON.parse(line) as { assigned?: number[]; handling?: number; partition?: number; keys?: string[]; subscribed?: boolean };
     if (msg.handling !== undefined) m.events.push({ handling: msg.handling, keys: msg.keys! });
-    if (msg.assigned) {
-      m.events.push({ assigned: msg.assigned });
-      m.assigned = msg.assigned;
-      m.assignments.push(msg.assigned);
-    }
+    if (msg.assigned) m.events.push({ assigned: msg.assigned });
     if (msg.subscribed) m.subscribed = true;
     if (msg.partition !== undefined && msg.keys) {
       for (const k of msg.keys) m.keys.add(k);

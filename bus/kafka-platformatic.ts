@@ -315,8 +315,9 @@ export class PlatformaticKafkaBus implements Bus {
       for (const wake of confirmWaiters.splice(0)) wake();
     };
     const unconfirmedAfterMs = consumerOptions.sessionTimeout / 2;
+    const unconfirmed = () => !stopping && performance.now() - confirmedAt > unconfirmedAfterMs;
     const membershipConfirmed = async (): Promise<void> => {
-      while (!stopping && performance.now() - confirmedAt > unconfirmedAfterMs) await new Promise<void>((r) => confirmWaiters.push(r));
+      while (unconfirmed()) await new Promise<void>((r) => confirmWaiters.push(r));
     };
 
     const drop = (st: PartitionState) => {
@@ -353,7 +354,8 @@ export class PlatformaticKafkaBus implements Bus {
         let backoff = retryBackoffMs;
         let ok = false;
         while (!stopping && !st.revoked) {
-          await membershipConfirmed();
+          // Checked before awaiting: one more await per batch on the hot path otherwise.
+          if (unconfirmed()) await membershipConfirmed();
           if (stopping || st.revoked) break;
           try {
             await opts.eachBatch({ topic: st.topic, partition: st.partition, records });
