@@ -1,7 +1,8 @@
 // The bus contract and the Kafka checks against a real Kafka broker with the
 // @platformatic/kafka adapter (its compatibilityPartitioner must agree with bus/partitioner.ts),
 // and scale-out: two members of one group, one of them killed.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import { Consumer } from '@platformatic/kafka';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { kafkaOrSkip } from '../test/services.js';
@@ -158,7 +159,45 @@ test('platformatic: a subscribe and a publish made before their topic is in the 
 // while the partition was another member's.)
 test('platformatic: a partition taken away while the queues are full, then given back, is delivered from its commit without a gap', { timeout: 400_000 }, async (t) => {
   const brokers = await kafkaOrSkip(t);
-  if (!brokers) return;
+  if (brokers) await givenBack(t, brokers, false);
+});
+
+// The same, with a fetch of A's sent before the partition was taken away and answered only
+// after it was given back (two rebalances within one fetch: several members joining and
+// leaving at once). The fetch asked for the partition at A's position past everything it had
+// queued, so its answer, read after the second join, would set that position again and hand
+// over the records after it, skipping the ones between the commit and it. Before the fix
+// (12-05, evening) A received partition 1's 10 later records and its first (in a handler when
+// the partition was taken away), never the 49 between. Here the fetch is held on A's side (@platformatic/kafka's Consumer.fetch, which A's
+// stream calls, is wrapped by the test) rather than by timing, so the case is reached every
+// run; while it is held the stream sends no other fetch to that broker, as in the real case.
+test('platformatic: a fetch sent before a partition was taken away and answered after it was given back does not skip records', { timeout: 400_000 }, async (t) => {
+  const brokers = await kafkaOrSkip(t);
+  if (brokers) await givenBack(t, brokers, true);
+});
+
+type FetchCall = (this: Consumer<Buffer, Buffer, Buffer, Buffer>, options: unknown, callback?: unknown) => unknown;
+
+async function givenBack(t: TestContext, brokers: string[], fetchHeld: boolean): Promise<void> {
+  // Fetches of A's consumer are held while `holding`; `release` sends them.
+  let holding = false;
+  const held: Array<() => void> = [];
+  const release = () => {
+    holding = false;
+    for (const send of held.splice(0)) send();
+  };
+  const proto = Consumer.prototype as unknown as { fetch: FetchCall };
+  const fetchOnce = proto.fetch;
+  if (fetchHeld) {
+    proto.fetch = function (this: Consumer<Buffer, Buffer, Buffer, Buffer>, options: unknown, callback?: unknown) {
+      if (!holding || !callback || !this.clientId.startsWith('attune-regiven-a')) return fetchOnce.call(this, options, callback);
+      held.push(() => void fetchOnce.call(this, options, callback));
+      return undefined;
+    };
+  }
+  t.after(() => {
+    proto.fetch = fetchOnce;
+  });
   const keysOf = (partition: number, n: number, tag: string) => {
     const out: string[] = [];
     for (let i = 0; out.length < n; i++) if (partitionForKey(`${tag}-${i}`, 2) === partition) out.push(`${tag}-${i}`);
@@ -204,12 +243,21 @@ test('platformatic: a partition taken away while the queues are full, then given
         },
       });
       await until('A to hold both partitions, blocked in a batch of each', () => assignedA.at(-1)?.length === 2 && handling.size === 2, 60_000);
+      // A's stream has fetched every record (the next fetch asks partition 1 from offset 50);
+      // that fetch is held, and the records it will bring published meanwhile.
+      const more = fetchHeld ? keysOf(1, 10, `z${id}`) : [];
+      if (fetchHeld) {
+        holding = true;
+        await until('a fetch of A to be held', () => held.length > 0, 60_000);
+        await a.publish(topic, more.map((key) => ({ key, value: Buffer.from(key) })));
+      }
       let assignedB: number[] = [];
       // B's sink cannot write either: it reads and commits nothing.
       const subB = await b.subscribe({ groupId: group, topics: [topic], onAssignment: (x) => void (assignedB = x.map((tp) => tp.partition)), eachBatch: async () => undefined });
       await until('the two to share the partitions', () => assignedB.length === 1 && assignedA.at(-1)?.length === 1, 60_000);
       if (assignedB[0] !== 1) {
         t.diagnostic(`try ${attempt}: the other member got partition ${assignedB[0]}`);
+        release();
         open();
         await subB.stop();
         await subA.stop();
@@ -218,20 +266,25 @@ test('platformatic: a partition taken away while the queues are full, then given
       await subB.stop();
       const before = assignedA.length;
       await until('A to hold both partitions again', () => assignedA.length > before && assignedA.at(-1)?.length === 2, 60_000);
+      const heldAcross = held.length;
+      release();
       open();
-      await until('A to handle the last record of each partition', () => handled.has(zero.at(-1)!) && handled.has(one.at(-1)!), 60_000).catch((err: Error) =>
-        Promise.reject(new Error(`${err.message}; A's assignments ${JSON.stringify(assignedA)}; not handled: ${[...zero, ...one].filter((k) => !handled.has(k))}`)),
+      const all = [...zero, ...one, ...more];
+      await until('A to handle the last record of each partition', () => handled.has(zero.at(-1)!) && handled.has((more.length > 0 ? more : one).at(-1)!), 60_000).catch((err: Error) =>
+        Promise.reject(new Error(`${err.message}; A's assignments ${JSON.stringify(assignedA)}; not handled: ${all.filter((k) => !handled.has(k))}`)),
       );
-      t.diagnostic(`try ${attempt}; A's assignments ${JSON.stringify(assignedA)}`);
-      assert.deepEqual([...zero, ...one].filter((k) => !handled.has(k)), [], 'every record handled by A (it commits past what it skipped)');
+      t.diagnostic(`try ${attempt}; A's assignments ${JSON.stringify(assignedA)}${fetchHeld ? `; fetches held across both joins: ${heldAcross}` : ''}`);
+      if (fetchHeld) assert.ok(heldAcross > 0, 'a fetch of A was in flight across both joins');
+      assert.deepEqual(all.filter((k) => !handled.has(k)), [], 'every record handled by A (it commits past what it skipped)');
       // By the adapter's rebalance path, not by replacing a consumer it lost.
       assert.deepEqual(warnings.filter((w) => /consumer lost/.test(w)), [], 'no consumer replaced');
       await subA.stop();
       return;
     } finally {
+      release();
       open();
       await b.close();
       await a.close();
     }
   }
-});
+}

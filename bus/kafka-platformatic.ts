@@ -38,6 +38,13 @@ import { busUnavailable } from './publish-timeout.js';
 import { RecordsBeforeJoin } from './records-before-join.js';
 import { murmur2 } from './partitioner.js';
 
+type FetchRequest = Parameters<Consumer<Buffer, Buffer, Buffer, Buffer>['fetch']>[0];
+type FetchAnswer = Awaited<ReturnType<Consumer<Buffer, Buffer, Buffer, Buffer>['fetch']>>;
+interface FetchCall {
+  (options: FetchRequest): Promise<FetchAnswer>;
+  (options: FetchRequest, callback: (err: Error | null, response?: FetchAnswer) => void): void;
+}
+
 export interface PlatformaticKafkaBusOptions {
   brokers: string[];
   clientId: string;
@@ -426,8 +433,31 @@ export class PlatformaticKafkaBus implements Bus {
       consumer = c;
       if (memberId) c.memberId = memberId;
       const current = () => gen === generation && !stopping;
+      // A fetch the stream sent before a join and answered after it: the stream would set each
+      // partition's position past the records in the answer and hand them over. For a partition
+      // given back at that join (taken away by a join in between, so its queue was dropped) the
+      // answer's position is where this member last fetched it, not its commit, and the records
+      // from the commit to there were never delivered (bus/kafka-platformatic.test.ts, the fetch
+      // held across two joins). @platformatic/kafka 1.35 keeps no generation with a fetch, so
+      // its answer is emptied here: the positions stay as the join's refresh set them (the
+      // commits) and the next fetch asks again from there. Emptying an answer is always safe:
+      // nothing is handed over and no position moves, so those records are fetched again; it
+      // costs one fetch per rebalance. (Consumer.fetch is public and the only path the stream
+      // fetches by.)
+      let joins = 0;
+      const fetchOnce = c.fetch.bind(c) as FetchCall;
+      c.fetch = ((options: FetchRequest, callback?: (err: Error | null, response?: FetchAnswer) => void) => {
+        const sentAt = joins;
+        const emptiedIfStale = (response: FetchAnswer): FetchAnswer => {
+          if (joins !== sentAt) for (const topic of response.responses) for (const partition of topic.partitions) partition.records = undefined;
+          return response;
+        };
+        if (!callback) return fetchOnce(options).then(emptiedIfStale);
+        fetchOnce(options, (err, response) => callback(err, err || !response ? response : emptiedIfStale(response)));
+      }) as typeof c.fetch;
       c.on('consumer:group:join', (payload) => {
         if (!current()) return;
+        joins++;
         const assigned: TopicPartition[] = [];
         for (const a of payload.assignments ?? []) for (const p of a.partitions) assigned.push({ topic: a.topic, partition: p });
         assigned.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1));
@@ -456,10 +486,9 @@ export class PlatformaticKafkaBus implements Bus {
           // them there; but a partition without a commit (a fresh group) it starts where it last
           // fetched it, if it held it before (@platformatic/kafka 1.35 fills only positions it
           // has none of from the earliest offset), so the records between were never delivered.
-          // Forgetting the position makes it start such a partition at its earliest record.
-          // (A fetch answered after this join for a partition it asked for before would set the
-          // position again: that needs a partition taken and given back with one fetch in flight
-          // across both joins.)
+          // Forgetting the position makes it start such a partition at its earliest record. (A
+          // fetch sent before this join and answered after it would set the position again: its
+          // answer is emptied, see c.fetch above.)
           for (const key of newly) stream.offsetsToFetch.delete(key);
           beforeJoin.joined(stream.readableLength, newly);
         }
