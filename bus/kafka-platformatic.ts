@@ -36,15 +36,11 @@ import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, To
 import { checkCommitOffset, interruptiblePauses, membershipContinues, someNestedError, topicConfigs, waitForLeaders, type GroupMembership, type NestedError } from './kafka-common.js';
 import { busUnavailable } from './publish-timeout.js';
 import { RecordsBeforeJoin } from './records-before-join.js';
+import { fenceFetchesAcrossJoins, type FetchCall } from './fetches-across-joins.js';
 import { murmur2 } from './partitioner.js';
 
 type FetchRequest = Parameters<Consumer<Buffer, Buffer, Buffer, Buffer>['fetch']>[0];
 type FetchAnswer = Awaited<ReturnType<Consumer<Buffer, Buffer, Buffer, Buffer>['fetch']>>;
-interface FetchCall {
-  (options: FetchRequest): Promise<FetchAnswer>;
-  (options: FetchRequest, callback: (err: Error | null, response?: FetchAnswer) => void): void;
-}
-
 export interface PlatformaticKafkaBusOptions {
   brokers: string[];
   clientId: string;
@@ -433,31 +429,13 @@ export class PlatformaticKafkaBus implements Bus {
       consumer = c;
       if (memberId) c.memberId = memberId;
       const current = () => gen === generation && !stopping;
-      // A fetch the stream sent before a join and answered after it: the stream would set each
-      // partition's position past the records in the answer and hand them over. For a partition
-      // given back at that join (taken away by a join in between, so its queue was dropped) the
-      // answer's position is where this member last fetched it, not its commit, and the records
-      // from the commit to there were never delivered (bus/kafka-platformatic.test.ts, the fetch
-      // held across two joins). @platformatic/kafka 1.35 keeps no generation with a fetch, so
-      // its answer is emptied here: the positions stay as the join's refresh set them (the
-      // commits) and the next fetch asks again from there. Emptying an answer is always safe:
-      // nothing is handed over and no position moves, so those records are fetched again; it
-      // costs one fetch per rebalance. (Consumer.fetch is public and the only path the stream
-      // fetches by.)
-      let joins = 0;
-      const fetchOnce = c.fetch.bind(c) as FetchCall;
-      c.fetch = ((options: FetchRequest, callback?: (err: Error | null, response?: FetchAnswer) => void) => {
-        const sentAt = joins;
-        const emptiedIfStale = (response: FetchAnswer): FetchAnswer => {
-          if (joins !== sentAt) for (const topic of response.responses) for (const partition of topic.partitions) partition.records = undefined;
-          return response;
-        };
-        if (!callback) return fetchOnce(options).then(emptiedIfStale);
-        fetchOnce(options, (err, response) => callback(err, err || !response ? response : emptiedIfStale(response)));
-      }) as typeof c.fetch;
+      // Fetches sent before a join and answered after it are emptied, and ones built between a
+      // join and its refresh of the positions are not sent (bus/fetches-across-joins.ts).
+      const fence = fenceFetchesAcrossJoins<FetchRequest, FetchAnswer>(c.fetch.bind(c) as FetchCall<FetchRequest, FetchAnswer>);
+      c.fetch = fence.fetch as typeof c.fetch;
       c.on('consumer:group:join', (payload) => {
         if (!current()) return;
-        joins++;
+        fence.joined();
         const assigned: TopicPartition[] = [];
         for (const a of payload.assignments ?? []) for (const p of a.partitions) assigned.push({ topic: a.topic, partition: p });
         assigned.sort((x, y) => (x.topic === y.topic ? x.partition - y.partition : x.topic < y.topic ? -1 : 1));
@@ -487,8 +465,8 @@ export class PlatformaticKafkaBus implements Bus {
           // fetched it, if it held it before (@platformatic/kafka 1.35 fills only positions it
           // has none of from the earliest offset), so the records between were never delivered.
           // Forgetting the position makes it start such a partition at its earliest record. (A
-          // fetch sent before this join and answered after it would set the position again: its
-          // answer is emptied, see c.fetch above.)
+          // fetch sent before this join and answered after it would set the position again, and
+          // one built before the refresh would ask for no position: bus/fetches-across-joins.ts.)
           for (const key of newly) stream.offsetsToFetch.delete(key);
           beforeJoin.joined(stream.readableLength, newly);
         }
