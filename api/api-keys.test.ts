@@ -131,6 +131,8 @@ test('create, use on both instances, exchange, list, revoke: refused on the othe
   // The secret in no log line of either instance (captured at trace level, refusals included).
   a.server!.log.info({ req: { headers: { authorization: `Bearer ${key}`, 'x-api-key': key } }, body: { client_secret: key } }, 'a line carrying the credentials, as a careless log call would');
   assert.ok(logLines.some((l) => l.includes('request refused')), 'the capture sees the refusals');
+  // One `msg` key a line (the refusal's text was a second one, which JSON parsers drop).
+  assert.deepEqual(logLines.filter((l) => l.includes('request refused') && l.split('"msg":').length !== 2), []);
   assert.ok(logLines.some((l) => l.includes('[redacted]')), 'the careless line was redacted');
   const leaked = logLines.filter((l) => l.includes(secret) || l.includes(jwt));
   assert.deepEqual(leaked, []);

@@ -296,7 +296,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
           if (asked !== null && asked !== streamSession) {
             if (streamSession !== null) return sendError(c, `this socket streams session ${streamSession}`);
             const s = await ctx.sessions.get(asked);
-            if (!s || !canAccess(principal, s)) return sendError(c, `session ${asked} not found`);
+            if (!s || !canAccess(principal, s)) return sendError(c, `session ${JSON.stringify(asked)} not found`);
             starts.set(s.id, s.startedAt);
             key = sessionKey(s.id);
             payload = { session_id: s.id };
@@ -343,7 +343,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
       const live = liveSocket(socket, req, req.params.id);
       const auth = socketAuth(ctx, socket, req, async (p) => {
         const s = await ctx.sessions.get(req.params.id);
-        if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${req.params.id} not found`);
+        if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${JSON.stringify(req.params.id)} not found`);
         starts.set(s.id, s.startedAt);
         live.attach(p, sessionKey(s.id), { session_id: s.id });
       });

@@ -82,7 +82,14 @@ export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
     // a refusal is a close code the client can read rather than a failed upgrade.
     if (declared.socket) return;
     const token = credentialOf(req);
-    if (!token) throw new AttuneError('unauthorized', 'missing bearer token (Authorization: Bearer <jwt>)', [{ reason: 'missing_token' }]);
+    if (!token) {
+      // A header in another form (`Token …`, the token alone) is not "missing" to its sender;
+      // say what form is expected, without echoing the header (it may be the credential).
+      const message = req.headers.authorization
+        ? 'the Authorization header is not a bearer token: send Authorization: Bearer <jwt> (or X-API-Key: <API key>)'
+        : 'missing bearer token (Authorization: Bearer <jwt>)';
+      throw new AttuneError('unauthorized', message, [{ reason: 'missing_token' }]);
+    }
     const p = await auth.verify(token);
     requireScope(p, declared.scope);
     req.principal = p;

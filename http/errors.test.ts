@@ -81,7 +81,8 @@ test('400: schema failures carry the Ajv keyword as a catalogued reason and Ajv\
   const typeRes = await app.request('POST', '/v1/sessions', { token, body: { type: 'juggling' } });
   const e = assertCoded(typeRes.status, typeRes.body, 'validation_error', 'invalid_value');
   assert.equal(e.details[0].field, '/type');
-  assert.match(e.details[0].message, /must be equal to one of the allowed values/);
+  assert.match(e.details[0].message, /must be equal to one of the allowed values: .*"solo"/);
+  assert.ok(Array.isArray(e.details[0].allowed) && e.details[0].allowed.includes('solo'), JSON.stringify(e.details[0]));
   const patternRes = await app.request('POST', '/v1/sessions', { token, body: { device_id: 'has spaces' } });
   assert.equal(assertCoded(patternRes.status, patternRes.body, 'validation_error', 'invalid_format').details[0].field, '/device_id');
   // A batch names the index of the bad reading.
@@ -190,6 +191,16 @@ test('400: a request Node cannot parse', async () => {
 test('401 and 403 from the auth hook are coded too', async () => {
   const none = await app.request('GET', '/v1/sessions');
   assertCoded(none.status, none.body, 'unauthorized', 'missing_token');
+  assert.match(none.body.error.message, /^missing bearer token/);
+  // A header in another scheme: the same reason, a message that says which form is expected and
+  // does not echo the header.
+  const jwt = app.token('u1', 'o1', ['read:sessions']);
+  for (const authorization of [`Token ${jwt}`, jwt]) {
+    const other = await app.request('GET', '/v1/sessions', { headers: { authorization } });
+    assertCoded(other.status, other.body, 'unauthorized', 'missing_token');
+    assert.match(other.body.error.message, /not a bearer token: send Authorization: Bearer <jwt>/);
+    assert.ok(!JSON.stringify(other.body).includes(jwt.slice(-20)), 'the header is not echoed');
+  }
   const weak = await app.request('GET', '/v1/sessions', { token: app.token('u1', 'o1', ['read:coherence']) });
   assertCoded(weak.status, weak.body, 'forbidden', 'missing_scope');
 });

@@ -123,8 +123,28 @@ export function detailsFromValidation(issues: AjvIssue[], prefix = ''): ErrorDet
     if (v.keyword === 'additionalProperties' && typeof v.params?.additionalProperty === 'string') {
       field = `${field}/${v.params.additionalProperty}`;
     }
+    // A value outside a fixed list says which values the list has (Ajv's text does not).
+    const allowed = v.keyword === 'enum' ? v.params?.allowedValues : v.keyword === 'const' ? [v.params?.allowedValue] : undefined;
+    if (Array.isArray(allowed) && allowed.length <= 50) {
+      const shown = allowed.map((a) => JSON.stringify(a)).join(', ');
+      return { ...detail(field || '/', reasonForAjvKeyword(v.keyword), `${v.message ?? v.keyword}: ${shown}`), allowed };
+    }
     return detail(field || '/', reasonForAjvKeyword(v.keyword), v.message ?? v.keyword);
   });
+}
+
+/**
+ * Fields of `value` (an object) that `schema` does not list, as `unknown_field` details. For a
+ * validator that stops at its first error: an object missing a required field because its name
+ * is misspelled fails on `required` (or an anyOf of them) before `additionalProperties` is
+ * reached, and the misspelled name is the more useful thing to report.
+ */
+export function unknownFieldDetails(value: Record<string, unknown>, schema: { properties: Record<string, unknown> }, field: string): ErrorDetail<ValidationReason>[] {
+  const out: ErrorDetail<ValidationReason>[] = [];
+  for (const key of Object.keys(value)) {
+    if (!Object.prototype.hasOwnProperty.call(schema.properties, key)) out.push(detail(`${field}/${key}`, 'unknown_field', 'must NOT have additional properties'));
+  }
+  return out;
 }
 
 /** What a route accepts as a body, for a 415 (its schema's `consumes`, else JSON). */
@@ -185,7 +205,7 @@ export function errorBody(err: AttuneError, requestId: string, docsUrl: string |
  */
 export function frameworkErrorHandler(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
   const coded = toAttuneError(err, req);
-  req.log.info({ code: coded.code, msg: coded.message }, 'request refused');
+  req.log.info({ code: coded.code, error_message: coded.message }, 'request refused');
   void reply.status(coded.statusCode).send(errorBody(coded, String(req.id), errorDocsUrlOf(req.server)));
 }
 
@@ -255,7 +275,7 @@ export function registerErrorHandling(app: FastifyInstance, opts: { docsUrl?: st
   app.setErrorHandler((err: FastifyError, req: FastifyRequest, reply: FastifyReply) => {
     const coded = toAttuneError(err, req);
     if (coded.statusCode >= 500) req.log.error({ err }, 'request failed');
-    else req.log.info({ code: coded.code, msg: coded.message }, 'request refused');
+    else req.log.info({ code: coded.code, error_message: coded.message }, 'request refused');
     if (coded.statusCode === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(retryAfterS(coded)));
     void reply.status(coded.statusCode).send(errorBody(coded, String(req.id), docsUrl));
   });

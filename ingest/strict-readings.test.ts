@@ -148,6 +148,17 @@ describe('strict readings, alike on HTTP and WebSocket', () => {
     const ok = { timestamp: at(-60_000), hr: 60 };
     assert.deepEqual(fields(await refusedAlike(ws, { readings: [ok, { ...ok, bpm: 60 }] })), [['/readings/1/bpm', 1, 'unknown_field']]);
     assert.deepEqual(fields(await refusedAlike(ws, { readings: [ok], pad: 'x' })), [['/pad', undefined, 'unknown_field']]);
+    // A misspelled field that leaves a required one missing is named first, then what is missing.
+    assert.deepEqual(fields(await refusedAlike(ws, { readings: [ok, { timestamp: ok.timestamp, heart_rate: 60 }] })), [
+      ['/readings/1/heart_rate', 1, 'unknown_field'],
+      ['/readings/1', 1, 'required'],
+    ]);
+    const envelope = await sync({ reading: [ok] });
+    assert.equal(envelope.status, 400);
+    assert.deepEqual(fields(envelope.body.error.details), [
+      ['/reading', undefined, 'unknown_field'],
+      ['/readings', undefined, 'required'],
+    ]);
     // The coherence platform document's body: readings with timestamp, hrv, hr, coherence; battery_level and last_worn beside them.
     await acceptedAlike(ws, {
       readings: [{ timestamp: new Date(Date.now() - 40_000).toISOString().replace(/\.\d{3}Z$/, 'Z'), hrv: 45, hr: 72, coherence: 0.62 }],
