@@ -113,7 +113,7 @@ test('a session started and completed reaches the receiver, signed, with the doc
   await receiver.up();
   app = await startOpen();
   const admin = app.token('admin-1', ORG, [...ALL_SCOPES, 'admin:org']);
-  const created = await app.request('POST', '/v1/webhooks', { token: admin, body: { url: HOOK_URL, events: ['session.started', 'session.completed', 'user.streak_milestone'], secret: SECRET } });
+  const created = await app.request('POST', '/v1/webhooks', { token: admin, body: { url: HOOK_URL, events: ['session.started', 'session.completed', 'user.streak_milestone', 'device.low_battery'], secret: SECRET } });
   assert.equal(created.status, 201, JSON.stringify(created.body));
   assert.ok(!JSON.stringify(created.body).includes(SECRET), 'the secret is not returned');
   const refused = await app.request('POST', '/v1/webhooks', { token: admin, body: { url: 'http://127.0.0.2:18432/x', events: ['session.started'], secret: SECRET } });
@@ -125,7 +125,9 @@ test('a session started and completed reaches the receiver, signed, with the doc
   const s = await app.request('POST', '/v1/sessions', { token: user, body: { type: 'solo', protocol: 'heart_breath_sync', target_duration: 600, started_at: new Date(start).toISOString() } });
   assert.equal(s.status, 201, JSON.stringify(s.body));
   const sid: string = s.body.id;
-  const readings = rsaReadings({ startMs: start + 250, durationS: 150, breathHz: 0.1, seed: 5 });
+  // The strap's battery falls below 15 % in the last 30 readings: one device.low_battery (the
+  // gateway publishes readings in batch records, which the dispatcher did not read until 12-05).
+  const readings = rsaReadings({ startMs: start + 250, durationS: 150, breathHz: 0.1, seed: 5 }).map((r, i, all) => ({ ...r, battery_level: i < all.length - 30 ? 40 : 10 }));
   for (let i = 0; i < readings.length; i += 60) {
     const r: { status: number; body: unknown } = await app!.request('POST', '/v1/devices/hook-strap/sync', { token: user, body: { session_id: sid, readings: readings.slice(i, i + 60) } });
     assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -149,6 +151,10 @@ test('a session started and completed reaches the receiver, signed, with the doc
     assert.ok(completed.data[f] >= 0 && completed.data[f] <= 1);
   }
   assert.ok(completed.data.peak_coherence >= completed.data.average_coherence);
+
+  await waitFor('device.low_battery at the receiver', () => receiver.payloads().some((p) => p.type === 'device.low_battery'), 30_000, 200);
+  const battery = receiver.payloads().filter((p) => p.type === 'device.low_battery');
+  assert.deepEqual(battery.map((p) => [p.data.device_id, p.data.battery_level, p.data.threshold]), [['hook-strap', 10, 15]], 'once per fall');
 
   const log = await app.request('GET', `/v1/webhooks/${created.body.id}/deliveries`, { token: admin });
   assert.equal(log.status, 200, JSON.stringify(log.body));

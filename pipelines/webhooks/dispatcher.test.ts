@@ -19,6 +19,7 @@ import { createCodec, type Codec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
 import type { SessionChange } from '../../schemas/registry/schemas.js';
 import { Topics } from '../../schemas/topics.js';
+import { toBatches } from '../../schemas/reading-batches.js';
 import { entityTestDatabase, type TestDatabase } from '../../store/postgres/test-databases.test-util.js';
 import { WebhooksRepository, type Webhook } from '../../store/postgres/webhooks-repo.js';
 import { waitFor } from '../../test/attune.js';
@@ -367,9 +368,16 @@ test('low battery through the bus: decoded only while a webhook takes device.low
     reading_id: `b${n}`, device_id: 'solas-9', user_id: 'u9', org_id: org, session_id: null, recorded_at: T0 + n * 1000, received_at: T0 + n * 1000,
     hr_bpm: 60, rr_intervals_ms: [1000], device_hrv_ms: null, device_coherence: null, battery_level_pct: level, source: 'sync' as const,
   });
-  for (const [level, n] of [[40, 1], [14, 2], [12, 3], [16, 4], [8, 5]]) {
-    await bus.publish(Topics.heartReadings, [{ key: 'solas-9', value: await codec.encode(Topics.heartReadings, reading(level, n)) }]);
-  }
+  // As the gateway publishes them: a request's readings in one HeartReadingBatch record (until
+  // 12-05 the dispatcher read only single HeartReading records, so no gateway reading ever made
+  // a low-battery event), and a single record as older producers wrote.
+  const asBatch = async (rs: ReturnType<typeof reading>[]) => {
+    const [b] = toBatches(rs.map((r) => ({ ...r, received_at: T0 })));
+    return { key: b.device_id, value: await codec.encodeRecord('HeartReadingBatch', b) };
+  };
+  await bus.publish(Topics.heartReadings, [await asBatch([reading(40, 1), reading(14, 2), reading(12, 3)])]);
+  await bus.publish(Topics.heartReadings, [{ key: 'solas-9', value: await codec.encode(Topics.heartReadings, reading(16, 4)) }]);
+  await bus.publish(Topics.heartReadings, [await asBatch([reading(8, 5)])]);
   await waitFor('two low-battery events', async () => (await eventCount(org)) === 2);
   now = T0 + 300 * 3600_000;
   await d.runOnce(); // (the refused loopback deliveries of the test before are due again too)

@@ -28,6 +28,7 @@ import type { Bus, Subscription } from '../../bus/types.js';
 import type { Logger } from '../../lib/log.js';
 import { addressAllowed, guardedLookup, PrivateAddressError, type NetGuardOptions } from '../../lib/net-guard.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
+import { decodeReadingsValue } from '../../schemas/reading-batches.js';
 import type { HeartReading, MeshEvent, SessionChange, SpeechEvent } from '../../schemas/registry/schemas.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import type { StoreClient } from '../../store/clickhouse.js';
@@ -152,14 +153,23 @@ export class WebhookDispatcher {
         const events: WebhookEventInput[] = [];
         const skip = batch.topic === t.heartReadings && !(await this.wantsBattery());
         for (const rec of skip ? [] : batch.records) {
-          let value: unknown;
+          let values: unknown[];
           try {
-            value = decodeRecord(this.opts.codec, rec.value);
-            if (value instanceof Promise) value = await value;
+            if (batch.topic === t.heartReadings) {
+              // The gateway publishes a request's readings as HeartReadingBatch records: each
+              // reading of one can report a battery level.
+              let v = decodeReadingsValue(this.opts.codec, rec.value);
+              if (v instanceof Promise) v = await v;
+              values = v.kind === 'batch' ? v.readings : [v.value];
+            } else {
+              let value = decodeRecord<unknown>(this.opts.codec, rec.value);
+              if (value instanceof Promise) value = await value;
+              values = [value];
+            }
           } catch {
             continue; // undecodable: the workers dead-letter it; nothing a webhook can report
           }
-          events.push(...(await this.eventsOf(batch.topic, value)));
+          for (const value of values) events.push(...(await this.eventsOf(batch.topic, value)));
         }
         if (events.length > 0) {
           await this.opts.webhooks.addEvents(events);
