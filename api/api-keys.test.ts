@@ -159,6 +159,34 @@ test('who may create which key: admin:org, only scopes the creator holds, an exp
   assert.equal((await a.request('DELETE', `/v1/api-keys/${expiring.body.id}`, { token: other })).status, 404);
 });
 
+test("a key runs at its creator's rate-limit tier (the creating token's tier claim), with the key and with a token exchanged for it; a creator without one leaves the default tier", async (t) => {
+  if (skip) return t.skip(skip);
+  const limitOf = async (headers: Record<string, string>) => {
+    const res = await fetch(`${a.baseUrl}/v1/users/me`, { headers });
+    assert.equal(res.status, 200, await res.clone().text());
+    return Number(res.headers.get('x-ratelimit-limit'));
+  };
+  // (Test Attunes run with an enterprise default tier, so the creator's tier here is another.)
+  const tieredAdmin = a.auth.sign({ userId: 'admin-ent', orgId: ORG, scopes: [...ALL_SCOPES, 'admin:org'], tier: 'plus' });
+  const byTiered = await createKey({ name: 'plus backend', scopes: ['read:user'] }, tieredAdmin);
+  assert.equal(byTiered.status, 201, JSON.stringify(byTiered.body));
+  assert.equal(byTiered.body.tier, 'plus');
+  const byDefault = await createKey({ name: 'default backend', scopes: ['read:user'] });
+  assert.equal(byDefault.body.tier, null, 'the admin token carries no tier');
+  const listed = (await a.request('GET', '/v1/api-keys', { token: adminToken })).body.api_keys as Array<{ id: string; tier: string | null }>;
+  assert.equal(listed.find((k) => k.id === byTiered.body.id)?.tier, 'plus');
+
+  const tieredLimit = await limitOf({ authorization: `Bearer ${tieredAdmin}` });
+  const defaultLimit = await limitOf({ authorization: `Bearer ${adminToken}` });
+  assert.notEqual(tieredLimit, defaultLimit, `the plus tier's ${tieredLimit} requests/min, the default's ${defaultLimit}`);
+  assert.equal(await limitOf({ authorization: `Bearer ${byTiered.body.key}` }), tieredLimit, 'the key, as Bearer');
+  assert.equal(await limitOf({ 'x-api-key': byTiered.body.key }), tieredLimit, 'the key, as X-API-Key');
+  const exchanged = await form(a, `grant_type=client_credentials&client_secret=${encodeURIComponent(byTiered.body.key)}`);
+  assert.equal(exchanged.status, 200);
+  assert.equal(await limitOf({ authorization: `Bearer ${exchanged.body.access_token}` }), tieredLimit, 'a token exchanged for it');
+  assert.equal(await limitOf({ authorization: `Bearer ${byDefault.body.key}` }), defaultLimit);
+});
+
 test('a WebSocket opened with an API key, or with a token exchanged for one, is closed (4401, invalid_api_key) once the key is revoked; one opened by a person stays open', async (t) => {
   if (skip) return t.skip(skip);
   const created = await createKey({ name: 'socket device', scopes: ['write:readings', 'write:devices'] });

@@ -25,12 +25,13 @@ const apiKeySchema = {
     name: { type: 'string' },
     scopes: { type: 'array', items: { type: 'string' } },
     created_by: { type: 'string', description: 'The admin who created the key; requests made with it act as this user.' },
+    tier: { type: ['string', 'null'], enum: ['free', 'plus', 'pro', 'enterprise', null], description: "The rate-limit tier of the token that created the key, which requests made with the key get; null: the deployment's default tier." },
     created_at: { type: 'string', format: 'date-time' },
     expires_at: { type: ['string', 'null'], format: 'date-time' },
     revoked_at: { type: ['string', 'null'], format: 'date-time' },
     status: { type: 'string', enum: ['active', 'revoked', 'expired'] },
   },
-  required: ['id', 'client_id', 'name', 'scopes', 'created_by', 'created_at', 'expires_at', 'revoked_at', 'status'],
+  required: ['id', 'client_id', 'name', 'scopes', 'created_by', 'tier', 'created_at', 'expires_at', 'revoked_at', 'status'],
 } as const;
 
 const createdKeySchema = {
@@ -51,6 +52,7 @@ function keyJson(k: ApiKey, now: number) {
     name: k.name,
     scopes: k.scopes,
     created_by: k.createdBy,
+    tier: k.tier,
     created_at: iso(k.createdAt),
     expires_at: k.expiresAt === null ? null : iso(k.expiresAt),
     revoked_at: k.revokedAt === null ? null : iso(k.revokedAt),
@@ -114,7 +116,8 @@ export async function registerApiKeyRoutes(app: FastifyInstance, ctx: AppContext
           throw new AttuneError('validation_error', 'expires_at must be a date-time in the future', [{ field: '/expires_at', reason: 'out_of_range' }]);
         }
       }
-      const { apiKey, key } = await keys.repo.create({ orgId: p.orgId, createdBy: p.userId, name: req.body.name ?? '', scopes: req.body.scopes, expiresAt });
+      // The key acts as its creator, at the creator's tier (the creating token's `tier` claim).
+      const { apiKey, key } = await keys.repo.create({ orgId: p.orgId, createdBy: p.userId, name: req.body.name ?? '', scopes: req.body.scopes, tier: p.tier ?? null, expiresAt });
       void reply.status(201);
       return { ...keyJson(apiKey, ctx.clock()), key };
     },

@@ -88,6 +88,7 @@ export function withApiKeys(base: Authenticator, opts: ApiKeyAuthOptions): ApiKe
     scopes: new Set(key.scopes),
     expiresAt: Math.min(until, key.expiresAt ?? Infinity),
     apiKeyId: key.id,
+    ...(key.tier ? { tier: key.tier } : {}),
   });
 
   return {

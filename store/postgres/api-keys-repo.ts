@@ -6,6 +6,7 @@
 // and a key is checked on every request (a KDF would cost ~50-100 ms of CPU each).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AttuneError } from '../../lib/errors.js';
+import { isTier, type Tier } from '../../lib/tiers.js';
 import type { SqlClient } from './client.js';
 import { ms, msOrNull, toDate, toDateOrNull } from './sql.js';
 
@@ -16,6 +17,8 @@ export interface ApiKey {
   createdBy: string;
   name: string;
   scopes: string[];
+  /** The creating token's rate-limit tier, which requests made with the key get; null: the default tier. */
+  tier: Tier | null;
   createdAt: number;
   expiresAt: number | null;
   revokedAt: number | null;
@@ -28,6 +31,7 @@ interface Row {
   created_by: string;
   name: string;
   scopes: string[];
+  tier: string | null;
   secret_sha256?: Buffer | Uint8Array;
   created_at: Date;
   expires_at: Date | null;
@@ -35,7 +39,7 @@ interface Row {
   last_used_at: Date | null;
 }
 
-const COLUMNS = 'key_id, org_id, created_by, name, scopes, created_at, expires_at, revoked_at, last_used_at';
+const COLUMNS = 'key_id, org_id, created_by, name, scopes, tier, created_at, expires_at, revoked_at, last_used_at';
 const KEY_PATTERN = /^atk_(ak_[0-9a-f]{16})\.([A-Za-z0-9_-]{43})$/;
 
 const toKey = (r: Row): ApiKey => ({
@@ -44,6 +48,7 @@ const toKey = (r: Row): ApiKey => ({
   createdBy: r.created_by,
   name: r.name,
   scopes: [...r.scopes],
+  tier: isTier(r.tier) ? r.tier : null,
   createdAt: ms(r.created_at),
   expiresAt: msOrNull(r.expires_at),
   revokedAt: msOrNull(r.revoked_at),
@@ -67,13 +72,13 @@ export class ApiKeysRepository {
   }
 
   /** Creates a key; the secret is in `key` and is never stored or shown again. */
-  async create(input: { orgId: string; createdBy: string; name: string; scopes: string[]; expiresAt: number | null }): Promise<{ apiKey: ApiKey; key: string }> {
+  async create(input: { orgId: string; createdBy: string; name: string; scopes: string[]; tier?: Tier | null; expiresAt: number | null }): Promise<{ apiKey: ApiKey; key: string }> {
     const id = `ak_${randomBytes(8).toString('hex')}`;
     const secret = randomBytes(32).toString('base64url');
     const { rows } = await this.sql.query<Row>(
-      `INSERT INTO api_keys (key_id, org_id, created_by, name, scopes, secret_sha256, created_at, expires_at)
-       VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8) RETURNING ${COLUMNS}`,
-      [id, input.orgId, input.createdBy, input.name, input.scopes, sha256(secret), toDate(this.clock()), toDateOrNull(input.expiresAt)],
+      `INSERT INTO api_keys (key_id, org_id, created_by, name, scopes, secret_sha256, created_at, expires_at, tier)
+       VALUES ($1, $2, $3, $4, $5::text[], $6, $7, $8, $9) RETURNING ${COLUMNS}`,
+      [id, input.orgId, input.createdBy, input.name, input.scopes, sha256(secret), toDate(this.clock()), toDateOrNull(input.expiresAt), input.tier ?? null],
     );
     return { apiKey: toKey(rows[0]), key: `atk_${id}.${secret}` };
   }
