@@ -14,6 +14,7 @@ import type { AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import { apiKeyIdOf, type ApiKey } from '../store/postgres/api-keys-repo.js';
+import { TIER_NAMES } from '../lib/tiers.js';
 
 const ALL_SCOPES = Object.values(Scopes);
 
@@ -25,7 +26,7 @@ const apiKeySchema = {
     name: { type: 'string' },
     scopes: { type: 'array', items: { type: 'string' } },
     created_by: { type: 'string', description: 'The admin who created the key; requests made with it act as this user.' },
-    tier: { type: ['string', 'null'], enum: ['free', 'plus', 'pro', 'enterprise', null], description: "The rate-limit tier of the token that created the key, which requests made with the key get; null: the deployment's default tier." },
+    tier: { type: ['string', 'null'], enum: [...TIER_NAMES, null], description: "The rate-limit tier of the token that created the key, which requests made with the key get; null: the deployment's default tier." },
     created_at: { type: 'string', format: 'date-time' },
     expires_at: { type: ['string', 'null'], format: 'date-time' },
     revoked_at: { type: ['string', 'null'], format: 'date-time' },

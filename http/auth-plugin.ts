@@ -85,9 +85,11 @@ export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
     if (!token) {
       // A header in another form (`Token …`, the token alone) is not "missing" to its sender;
       // say what form is expected, without echoing the header (it may be the credential).
-      const message = req.headers.authorization
-        ? 'the Authorization header is not a bearer token: send Authorization: Bearer <jwt> (or X-API-Key: <API key>)'
-        : 'missing bearer token (Authorization: Bearer <jwt>)';
+      const given = req.headers.authorization?.trim() ?? '';
+      const message =
+        given !== '' && !/^bearer$/i.test(given)
+          ? 'the Authorization header is not a bearer token: send Authorization: Bearer <jwt> (or X-API-Key: <API key>)'
+          : 'missing bearer token (Authorization: Bearer <jwt>)';
       throw new AttuneError('unauthorized', message, [{ reason: 'missing_token' }]);
     }
     const p = await auth.verify(token);

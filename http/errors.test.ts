@@ -13,7 +13,7 @@ import { silentLogger } from '../lib/log.js';
 import { Limits } from '../ingest/readings.js';
 import { createAuthenticator } from './auth.js';
 import { createHttpServer } from './server.js';
-import { detailsFromValidation, reasonForAjvKeyword } from './errors.js';
+import { detailsFromValidation, reasonForAjvKeyword, unknownFieldDetails } from './errors.js';
 
 let app: TestAttune;
 let token: string;
@@ -92,6 +92,16 @@ test('400: schema failures carry the Ajv keyword as a catalogued reason and Ajv\
   assert.equal(b.details[0].index, 1);
   assert.match(b.details[0].field, /^\/readings\/1\/rr_intervals_ms\/0$/);
   assert.match(b.details[0].message, /^must be >= \d+$/);
+});
+
+test('unknown fields are named, at most 10 of them, each cut to 64 characters', () => {
+  const body: Record<string, unknown> = { readings: [], session_id: 's' };
+  body['x'.repeat(100)] = 1;
+  for (let i = 0; i < 30; i++) body[`k${i}`] = i;
+  const details = unknownFieldDetails(body, { properties: { readings: {}, session_id: {} } }, '');
+  assert.equal(details.length, 10);
+  assert.deepEqual(details.slice(0, 2).map((d) => [d.field, d.reason]), [[`/${'x'.repeat(64)}`, 'unknown_field'], ['/k0', 'unknown_field']]);
+  assert.deepEqual(unknownFieldDetails({ readings: [] }, { properties: { readings: {} } }, '/readings/0'), []);
 });
 
 test('Ajv keywords map onto catalogued validation reasons', () => {
@@ -195,6 +205,8 @@ test('401 and 403 from the auth hook are coded too', async () => {
   // A header in another scheme: the same reason, a message that says which form is expected and
   // does not echo the header.
   const jwt = app.token('u1', 'o1', ['read:sessions']);
+  const bare = await app.request('GET', '/v1/sessions', { headers: { authorization: 'Bearer' } });
+  assert.match(bare.body.error.message, /^missing bearer token/, 'a scheme without a token is a missing token');
   for (const authorization of [`Token ${jwt}`, jwt]) {
     const other = await app.request('GET', '/v1/sessions', { headers: { authorization } });
     assertCoded(other.status, other.body, 'unauthorized', 'missing_token');

@@ -344,6 +344,32 @@ test('events of the other topics: low battery once per fall below 15 %, mesh thr
   assert.deepEqual(await types(Topics.speechEvents, { ...speech, payload_json: '{"status":"processing"}' }), []);
 });
 
+test('a fall whose event could not be stored is reported when its batch comes again (the state and the event are written together)', async () => {
+  // The dispatcher's batch: events from each record, then stored; here the store fails once,
+  // as a database hiccup would, and the bus hands the same batch over again.
+  class FlakyRepo extends WebhooksRepository {
+    failures = 1;
+    override async addEvents(events: Parameters<WebhooksRepository['addEvents']>[0], q?: Parameters<WebhooksRepository['addEvents']>[1]): Promise<void> {
+      if (this.failures-- > 0) throw new Error('database hiccup');
+      return super.addEvents(events, q);
+    }
+  }
+  const flaky = new FlakyRepo(db.client, { clock });
+  const d = await dispatcher({ webhooks: flaky });
+  const r = {
+    reading_id: 'f1', device_id: 'solas-f', user_id: 'uf', org_id: 'org-flaky', session_id: null, recorded_at: T0, received_at: T0,
+    hr_bpm: 60, rr_intervals_ms: [1000], device_hrv_ms: null, device_coherence: null, battery_level_pct: 9, source: 'sync' as const,
+  };
+  const batch = async () => {
+    const events = await d.eventsOf(Topics.heartReadings, r);
+    await flaky.addEvents(events);
+    return events.map((e) => e.type);
+  };
+  await assert.rejects(batch(), /database hiccup/);
+  assert.deepEqual(await batch(), ['device.low_battery'], 'the redelivered batch reports the fall');
+  assert.equal(await eventCount('org-flaky'), 1);
+});
+
 test('low battery through the bus: decoded only while a webhook takes device.low_battery; one event per fall', async () => {
   for (const d of running.splice(0)) await d.stop();
   const org = 'org-battery';

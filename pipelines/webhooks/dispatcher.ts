@@ -149,6 +149,11 @@ export class WebhookDispatcher {
       groupId: groupIdFor('attune-webhooks', t),
       topics: [t.sessionChanges, t.meshEvents, t.speechEvents, t.heartReadings],
       fromBeginning: false,
+      // The devices' battery states seen here are a cache of PostgreSQL's; a partition that
+      // moved to another dispatcher and back may have changed them meanwhile.
+      onAssignment: () => {
+        this.battery.clear();
+      },
       eachBatch: async (batch) => {
         const events: WebhookEventInput[] = [];
         const skip = batch.topic === t.heartReadings && !(await this.wantsBattery());
@@ -260,20 +265,20 @@ export class WebhookDispatcher {
       const low = r.battery_level_pct < LOW_BATTERY_PCT;
       const k = `${r.org_id}/${r.device_id}`;
       if (this.battery.get(k) === low) return [];
-      const fell = await this.opts.webhooks.batteryFell(r.org_id, r.device_id, low);
+      const event: WebhookEventInput = {
+        eventId: eventIdOf(`device.low_battery:${r.org_id}:${r.device_id}:${r.reading_id}`),
+        orgId: r.org_id,
+        type: 'device.low_battery',
+        created: r.recorded_at,
+        subject: {},
+        data: { device_id: r.device_id, user_id: r.user_id, battery_level: r.battery_level_pct, threshold: LOW_BATTERY_PCT, recorded_at: iso(r.recorded_at) },
+        readyAt: now,
+      };
+      // Stored with the state change, in one transaction; returned too (stored again as a no-op:
+      // its id is deterministic) so that the caller counts it and wakes the fan-out.
+      const fell = await this.opts.webhooks.batteryFell(r.org_id, r.device_id, low, event);
       this.battery.set(k, low);
-      if (!fell) return [];
-      return [
-        {
-          eventId: eventIdOf(`device.low_battery:${r.org_id}:${r.device_id}:${r.reading_id}`),
-          orgId: r.org_id,
-          type: 'device.low_battery',
-          created: r.recorded_at,
-          subject: {},
-          data: { device_id: r.device_id, user_id: r.user_id, battery_level: r.battery_level_pct, threshold: LOW_BATTERY_PCT, recorded_at: iso(r.recorded_at) },
-          readyAt: now,
-        },
-      ];
+      return fell ? [event] : [];
     }
     return [];
   }

@@ -311,13 +311,20 @@ export class WebhooksRepository {
   }
 
   /** Records a device's battery state; true when it has just fallen below the level (it was not low, or unknown). */
-  async batteryFell(orgId: string, deviceId: string, low: boolean): Promise<boolean> {
-    const { rows } = await this.sql.query<{ low: boolean }>(
-      `INSERT INTO webhook_device_battery (org_id, device_id, low) VALUES ($1, $2, $3)
-       ON CONFLICT (org_id, device_id) DO UPDATE SET low = EXCLUDED.low WHERE webhook_device_battery.low IS DISTINCT FROM EXCLUDED.low
-       RETURNING low`,
-      [orgId, deviceId, low],
-    );
-    return rows.length > 0 && rows[0].low === true;
+  async batteryFell(orgId: string, deviceId: string, low: boolean, event?: WebhookEventInput): Promise<boolean> {
+    // The state and the event it makes are written together: with the state saved first and
+    // the event after, a failure in between (the batch then redelivered) found the device
+    // already low and the fall was never reported.
+    return this.sql.transaction(async (tx) => {
+      const { rows } = await tx.query<{ low: boolean }>(
+        `INSERT INTO webhook_device_battery (org_id, device_id, low) VALUES ($1, $2, $3)
+         ON CONFLICT (org_id, device_id) DO UPDATE SET low = EXCLUDED.low WHERE webhook_device_battery.low IS DISTINCT FROM EXCLUDED.low
+         RETURNING low`,
+        [orgId, deviceId, low],
+      );
+      const fell = rows.length > 0 && rows[0].low === true;
+      if (fell && event) await this.addEvents([event], tx);
+      return fell;
+    });
   }
 }
