@@ -195,8 +195,9 @@ test('a WebSocket opened with an API key, or with a token exchanged for one, is 
   assert.equal((await b.request('POST', '/v1/devices', { headers: { 'x-api-key': key }, body: { device_id: 'strap-ws' } })).status, 201);
   const jwt: string = (await form(a, `grant_type=client_credentials&client_secret=${encodeURIComponent(key)}`)).body.access_token;
   /** A live readings socket on B, authenticated; resolves with its close code and last error when it closes. */
-  const open = async (token: string) => {
-    const ws = new WebSocket(`${b.baseUrl.replace(/^http/, 'ws')}/v1/ingest/devices/strap-ws?token=${encodeURIComponent(token)}`);
+  const open = async (token: string, header = false) => {
+    const url = `${b.baseUrl.replace(/^http/, 'ws')}/v1/ingest/devices/strap-ws`;
+    const ws = header ? new WebSocket(url, { headers: { 'x-api-key': token } }) : new WebSocket(`${url}?token=${encodeURIComponent(token)}`);
     let lastError: any = null;
     const authenticated = new Promise<void>((resolve, reject) => {
       ws.on('message', (d) => {
@@ -211,6 +212,8 @@ test('a WebSocket opened with an API key, or with a token exchanged for one, is 
     return { ws, closed };
   };
   const byKey = await open(key);
+  // X-API-Key opens a socket as it does an HTTP route.
+  const byKeyHeader = await open(key, true);
   const byToken = await open(jwt);
   const byPerson = await open(b.token(ADMIN, ORG, [...ALL_SCOPES, 'admin:org']));
 
@@ -220,9 +223,9 @@ test('a WebSocket opened with an API key, or with a token exchanged for one, is 
   // Closed on the other instance by the key check (every 1 s, key state cached 500 ms there):
   // the wait's bound is that design's 1.5 s plus room for a loaded machine.
   const deadline = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('sockets still open 5 s after the revocation')), 5000).unref());
-  const [k, tk] = await Promise.race([Promise.all([byKey.closed, byToken.closed]), deadline]);
+  const [k, kh, tk] = await Promise.race([Promise.all([byKey.closed, byKeyHeader.closed, byToken.closed]), deadline]);
   t.diagnostic(`key socket closed ${k.at - at} ms after the revocation, token socket ${tk.at - at} ms`);
-  for (const c of [k, tk]) {
+  for (const c of [k, kh, tk]) {
     assert.equal(c.code, 4401);
     assert.deepEqual([c.error?.code, c.error?.details?.[0]?.reason], ['unauthorized', 'invalid_api_key']);
   }

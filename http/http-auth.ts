@@ -182,7 +182,13 @@ export function socketAuth(
     }
   };
   const query = req.query as Record<string, unknown> | undefined;
-  const token = bearerToken(req.headers.authorization) ?? (typeof query?.token === 'string' ? query.token : null);
+  // As on HTTP routes (auth-plugin.ts credentialOf): a bearer token, else an X-API-Key header;
+  // and, for browsers, which cannot set headers on a socket, ?token=.
+  const apiKeyHeader = req.headers['x-api-key'];
+  const token =
+    bearerToken(req.headers.authorization) ??
+    (typeof apiKeyHeader === 'string' && apiKeyHeader.trim() !== '' ? apiKeyHeader.trim() : null) ??
+    (typeof query?.token === 'string' ? query.token : null);
   const timer = setTimeout(() => {
     if (!principal) fail(new AttuneError('unauthorized', 'no authentication within 10 s', [{ reason: 'auth_timeout' }]));
   }, timeoutMs);
