@@ -9,7 +9,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import type { Scope } from '../lib/principal.js';
-import { bearerToken, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
+import { headerCredential, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
 import { apiKeyIdOf, looksLikeApiKey } from '../store/postgres/api-keys-repo.js';
 
 export type RouteAuth = { scope: Scope; socket?: boolean } | 'public';
@@ -104,8 +104,7 @@ export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
  * X-AUF-Client-ID header, when sent, must name the key's id.
  */
 export function credentialOf(req: FastifyRequest): string | null {
-  const header = req.headers['x-api-key'];
-  const token = bearerToken(req.headers.authorization) ?? (typeof header === 'string' && header.trim() !== '' ? header.trim() : null);
+  const token = headerCredential(req.headers);
   const clientId = req.headers['x-auf-client-id'];
   if (token && looksLikeApiKey(token) && typeof clientId === 'string' && apiKeyIdOf(token) !== clientId.trim()) {
     throw new AttuneError('unauthorized', 'X-AUF-Client-ID does not name the API key sent', [{ reason: 'invalid_api_key' }]);

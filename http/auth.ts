@@ -209,3 +209,9 @@ export function bearerToken(header: string | undefined): string | null {
   const m = /^Bearer\s+(.+)$/i.exec(header.trim());
   return m ? m[1].trim() : null;
 }
+
+/** A request's credential from its headers: a bearer token, else an `X-API-Key` header (an API key or a JWT). */
+export function headerCredential(headers: { authorization?: string; 'x-api-key'?: string | string[] }): string | null {
+  const apiKey = headers['x-api-key'];
+  return bearerToken(headers.authorization) ?? (typeof apiKey === 'string' && apiKey.trim() !== '' ? apiKey.trim() : null);
+}

@@ -150,6 +150,17 @@ export function unknownFieldDetails(value: Record<string, unknown>, schema: { pr
   return out;
 }
 
+/**
+ * detailsFromValidation for a validator that stopped at its first error, with the fields of
+ * `value` that `schema` does not list named first when everything else is a missing field (a
+ * misspelling: `heart_rate` for `hr`).
+ */
+export function detailsNamingUnknownFields(issues: AjvIssue[], value: Record<string, unknown>, schema: { properties: Record<string, unknown> }, field: string): ErrorDetail<ValidationReason>[] {
+  const details = detailsFromValidation(issues, field);
+  const onlyMissing = details.length > 0 && details.every((d) => d.reason === 'required');
+  return onlyMissing ? [...unknownFieldDetails(value, schema, field), ...details] : details;
+}
+
 /** What a route accepts as a body, for a 415 (its schema's `consumes`, else JSON). */
 export function acceptedContentTypes(req?: FastifyRequest): string[] {
   const consumes = (req?.routeOptions?.schema as { consumes?: unknown } | undefined)?.consumes;

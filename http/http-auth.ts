@@ -11,7 +11,7 @@ import type { FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { bearerToken, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
+import { headerCredential, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
 import { routeAuthOf } from './auth-plugin.js';
 
 /** WebSocket close codes: 4401/4403 mirror HTTP 401/403 in the 4000-4999 application range. */
@@ -182,13 +182,8 @@ export function socketAuth(
     }
   };
   const query = req.query as Record<string, unknown> | undefined;
-  // As on HTTP routes (auth-plugin.ts credentialOf): a bearer token, else an X-API-Key header;
-  // and, for browsers, which cannot set headers on a socket, ?token=.
-  const apiKeyHeader = req.headers['x-api-key'];
-  const token =
-    bearerToken(req.headers.authorization) ??
-    (typeof apiKeyHeader === 'string' && apiKeyHeader.trim() !== '' ? apiKeyHeader.trim() : null) ??
-    (typeof query?.token === 'string' ? query.token : null);
+  // The headers as on HTTP routes; and, for browsers, which cannot set headers on a socket, ?token=.
+  const token = headerCredential(req.headers) ?? (typeof query?.token === 'string' ? query.token : null);
   const timer = setTimeout(() => {
     if (!principal) fail(new AttuneError('unauthorized', 'no authentication within 10 s', [{ reason: 'auth_timeout' }]));
   }, timeoutMs);

@@ -6,7 +6,7 @@ import { AttuneError, type ErrorDetail, type ReasonFor } from '../lib/errors.js'
 import { parseTimestamp } from '../lib/time.js';
 import { ReadingLimits } from '../schemas/reading-limits.js';
 import type { HeartReading } from '../schemas/registry/schemas.js';
-import { detailsFromValidation, indexFromPath, unknownFieldDetails } from '../http/errors.js';
+import { detailsNamingUnknownFields, indexFromPath } from '../http/errors.js';
 
 export const Limits = {
   ...ReadingLimits,
@@ -160,14 +160,9 @@ function parseReadingAt(value: unknown, prefix: string, index: number | null): R
     throw invalid([{ field, index: indexFromPath(field), reason: 'invalid_type', message: 'must be object' }], 'reading');
   }
   const r = withoutNulls(value);
-  if (!validateReadingFn(r)) {
-    const at = pointerOf(prefix, index);
-    const details = detailsFromValidation(validateReadingFn.errors ?? [], at);
-    // `{"timestamp":…, "heart_rate":60}` fails on "hr or rr_intervals_ms" first: name the
-    // misspelled field too, first.
-    const required = details.length > 0 && details.every((d) => d.reason === 'required');
-    throw invalid(required ? [...unknownFieldDetails(r, readingSchema, at), ...details] : details, 'reading');
-  }
+  // `{"timestamp":…, "heart_rate":60}` fails on "hr or rr_intervals_ms" first: the misspelled
+  // field is named too, first.
+  if (!validateReadingFn(r)) throw invalid(detailsNamingUnknownFields(validateReadingFn.errors ?? [], r, readingSchema, pointerOf(prefix, index)), 'reading');
   const reading = r as unknown as ReadingInput;
   if (reading.hr === undefined && (reading.rr_intervals_ms?.length ?? 0) === 0) {
     const field = pointerOf(prefix, index);
@@ -191,11 +186,7 @@ export function parseReadings(list: unknown[], prefix: string): ReadingInput[] {
 export function parseSyncBody(value: unknown): SyncBody {
   if (!isObject(value)) throw invalid([{ field: '/', reason: 'invalid_type', message: 'must be object' }], 'body');
   const body = withoutNulls(value);
-  if (!validateEnvelopeFn(body)) {
-    const details = detailsFromValidation(validateEnvelopeFn.errors ?? [], '');
-    const required = details.length > 0 && details.every((d) => d.reason === 'required');
-    throw invalid(required ? [...unknownFieldDetails(body, syncBodySchema, ''), ...details] : details, 'body');
-  }
+  if (!validateEnvelopeFn(body)) throw invalid(detailsNamingUnknownFields(validateEnvelopeFn.errors ?? [], body, syncBodySchema, ''), 'body');
   const b = body as unknown as SyncBody;
   if (b.last_worn !== undefined && Number.isNaN(parseTimestamp(b.last_worn))) {
     throw invalid([{ field: '/last_worn', reason: 'invalid_timestamp', message: 'must be ISO-8601 with a zone, or epoch milliseconds' }], 'body');
