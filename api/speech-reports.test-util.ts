@@ -103,10 +103,21 @@ const VOCABULARY = (
  * segments of 12 words drawn from a fixed vocabulary by the session's index, or the given
  * text for session ids in `texts` (its first segment). Returns the words of every segment.
  */
+/**
+ * Words as the recogniser writes them (the stored text is the transcript's): the first
+ * capitalised, a comma after every fifth, a full stop at the end.
+ */
+function asWritten(words: string[]): string[] {
+  return words.map((w, k) => {
+    const t = k === 0 ? w[0].toUpperCase() + w.slice(1) : w;
+    return k === words.length - 1 ? `${t}.` : k % 5 === 4 ? `${t},` : t;
+  });
+}
+
 export async function seedTranscripts(
   srv: SpeechTestServer,
   sessions: SeededSession[],
-  o: { perSession: number; texts?: Map<string, string>; words?: boolean; chunk?: number },
+  o: { perSession: number; texts?: Map<string, string>; words?: boolean; chunk?: number; written?: boolean },
 ): Promise<void> {
   const segRows: object[] = [];
   const wordRows: object[] = [];
@@ -118,7 +129,8 @@ export async function seedTranscripts(
     const s = sessions[n];
     for (let seg = 0; seg < o.perSession; seg++) {
       const given = seg === 0 ? o.texts?.get(s.id) : undefined;
-      const words = given ? given.split(' ') : Array.from({ length: 12 }, (_, k) => VOCABULARY[(n * 7 + seg * 13 + k * 3) % VOCABULARY.length]);
+      const generated = Array.from({ length: 12 }, (_, k) => VOCABULARY[(n * 7 + seg * 13 + k * 3) % VOCABULARY.length]);
+      const words = given ? given.split(' ') : o.written ? asWritten(generated) : generated;
       const start = seg * 6000;
       const common = { session_id: s.id, org_id: s.orgId, user_id: s.userId, audio_started_at: s.startedAt, segment_index: seg, computed_at: s.startedAt + 1 };
       segRows.push({ ...common, start_ms: start, end_ms: start + words.length * 400, text: words.join(' '), word_count: words.length, is_final: true, model: 'moonshine-tiny' });

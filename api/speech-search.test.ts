@@ -4,7 +4,9 @@
 // needed, as whole words; sort by date and score; the document's pagination. The inverted
 // index of migration 0011 answers as a scan of the final transcripts would (matches, totals and
 // relevance recomputed here from the segments' text); a segment stored twice counts once; its
-// backfill indexes segments written before it.
+// backfill indexes segments written before it. Transcripts are stored as the recogniser writes
+// them (capitals, punctuation): the index and the highlights find their words as the query's are
+// normalised (migration 0017).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SPEECH_READ, startSpeechTestServer, type SpeechTestServer } from './speech-api.test-util.js';
@@ -31,8 +33,8 @@ before(async () => {
   const other = await seedAnalysedSessions(srv, { orgId: ORG, userId: 'u-other', n: 20, startAt: T0, stepMs: 3_600_000 });
   const elsewhere = await seedAnalysedSessions(srv, { orgId: 'o-elsewhere', userId: 'u-s', n: 20, startAt: T0, stepMs: 3_600_000 });
   // The phrase, mid-sentence, in one of u-s's sessions, one of u-other's and one of another org's.
-  const said = `so today i think ${PHRASE} in the morning`;
-  await seedTranscripts(srv, mine, { perSession: 8, texts: new Map([[target.id, said]]) });
+  const said = 'So, today I think Purple Elephants dance quietly in the morning.';
+  await seedTranscripts(srv, mine, { perSession: 8, texts: new Map([[target.id, said]]), written: true });
   await seedTranscripts(srv, other, { perSession: 3, texts: new Map([[other[5].id, said]]) });
   await seedTranscripts(srv, elsewhere, { perSession: 3, texts: new Map([[elsewhere[7].id, said]]) });
 });
@@ -65,9 +67,10 @@ test('a phrase from one transcript among 400 is found, only that session, with t
   assert.equal(r.score, target.overall);
   assert.equal(r.createdAt, new Date(target.startedAt).toISOString());
   assert.equal(r.relevance, 0.5 + 0.5 * Math.min(1, 3 / 6));
-  // "so today i think purple elephants dance quietly in the morning", word k at k x 0.4 s for
-  // 0.3 s: words 4..6 matched, 3 of context either side, so words 1..9 (0.4 s to 9 x 0.4 + 0.3 s).
-  assert.deepEqual(r.highlights, [{ text: 'today i think purple elephants dance quietly in the', start: 0.4, end: 3.9 }]);
+  // "So, today I think Purple Elephants dance quietly in the morning.", word k at k x 0.4 s for
+  // 0.3 s: words 4..6 matched, 3 of context either side, so words 1..9 (0.4 s to 9 x 0.4 + 0.3 s),
+  // as written.
+  assert.deepEqual(r.highlights, [{ text: 'today I think Purple Elephants dance quietly in the', start: 0.4, end: 3.9 }]);
 });
 
 test('tenants: another user of the org and another org have the phrase too; each sees only its own, an org admin sees both of the org', async () => {
@@ -91,9 +94,10 @@ test('every word is needed, as a whole word: a missing word or a word fragment f
 });
 
 test('common words: the documented pagination, and sort by date and by score', async () => {
-  // "customers" is in some generated segments: count the sessions that have it.
+  // "customers" is in some generated segments (as written: "Customers" first, "customers," in
+  // places): count the sessions that have it.
   const rs = await srv.store.client.query({
-    query: `SELECT uniqExact(session_id) AS n FROM ${srv.store.table('speech_segments')} WHERE org_id = '${ORG}' AND user_id = 'u-s' AND hasToken(text, 'customers')`,
+    query: `SELECT uniqExact(session_id) AS n FROM ${srv.store.table('speech_segments')} WHERE org_id = '${ORG}' AND user_id = 'u-s' AND hasTokenCaseInsensitive(text, 'customers')`,
     format: 'JSONEachRow',
   });
   const n = Number(((await rs.json()) as Array<{ n: number }>)[0].n);
@@ -137,7 +141,7 @@ test('filters by date; bad queries are 400 naming the field', async () => {
   }
 });
 
-test('migration 0011 dropped the n-gram skip index of 0009 (the inverted index replaces it) and indexes words through a view (0012\'s, with the stream id)', async () => {
+test('migration 0011 dropped the n-gram skip index of 0009 (the inverted index replaces it) and indexes words through one view (0017\'s)', async () => {
   const rs = await srv.store.client.query({
     query: `SELECT name FROM system.data_skipping_indices WHERE database = '${srv.store.database}' AND table = 'speech_segments' AND name = 'text_ngram'`,
     format: 'JSONEachRow',
@@ -147,10 +151,10 @@ test('migration 0011 dropped the n-gram skip index of 0009 (the inverted index r
     query: `SELECT name FROM system.tables WHERE database = '${srv.store.database}' AND name LIKE 'speech_terms%mv' AND engine = 'MaterializedView'`,
     format: 'JSONEachRow',
   });
-  assert.deepEqual(await views.json(), [{ name: 'speech_terms_stream_mv' }], 'one view writes the index: 0011\'s is dropped');
+  assert.deepEqual(await views.json(), [{ name: 'speech_terms_words_mv' }], 'one view writes the index: 0011\'s and 0012\'s are dropped');
 });
 
-/** The final segments of u-s's sessions as FINAL reads them, split into words: what the index must reproduce. */
+/** The final segments of u-s's sessions as FINAL reads them, split into words as a query is: what the index must reproduce. */
 async function transcripts(): Promise<Map<string, string[][]>> {
   const rs = await srv.store.client.query({
     query: `SELECT session_id, text FROM ${srv.store.table('speech_segments')} FINAL
@@ -160,7 +164,7 @@ async function transcripts(): Promise<Map<string, string[][]>> {
   });
   const out = new Map<string, string[][]>();
   for (const r of (await rs.json()) as Array<{ session_id: string; text: string }>) {
-    out.set(r.session_id, [...(out.get(r.session_id) ?? []), r.text.split(' ')]);
+    out.set(r.session_id, [...(out.get(r.session_id) ?? []), searchWords(r.text)]);
   }
   return out;
 }
@@ -223,20 +227,56 @@ test('a segment stored twice (the worker writes each final segment again with it
   assert.deepEqual(across.highlights.map((h: { text: string }) => h.text), ['the plan the end', 'zanzibar']);
 });
 
-test("0011's backfill indexes segments written before it", async () => {
+test('written transcripts (capitals, punctuation) are found by their words: every occurrence counts, phrases across punctuation, highlights as written', async () => {
+  const [s] = await seedAnalysedSessions(srv, { orgId: ORG, userId: 'u-jfk', n: 1, startAt: T0, stepMs: 0 });
+  // As the recogniser wrote the shared JFK clip, and a second segment with accents and an apostrophe.
+  const texts = ['And so, my fellow Americans: ask not what your country can do for you. Ask what you can do for your country.', "Élan vital — don't stop."];
+  await seedTranscripts(srv, [s], { perSession: 1, texts: new Map([[s.id, texts[0]]]) });
+  await srv.insertRows('speech_segments', [
+    { session_id: s.id, org_id: ORG, user_id: 'u-jfk', audio_started_at: s.startedAt, segment_index: 1, start_ms: 20_000, end_ms: 22_000, text: texts[1], word_count: 5, is_final: true, model: 'moonshine-tiny', computed_at: s.startedAt + 1 },
+  ]);
+  const tok = srv.token('u-jfk', ORG, SPEECH_READ);
+  const found = async (q: string) => (await search(`q=${encodeURIComponent(q)}`, tok)).body.data;
+  // Capitalised, and before a colon: found (before 0017 the index held "Americans:").
+  const americans = await found('americans');
+  assert.equal(americans.pagination.total, 1);
+  assert.equal(americans.results[0].relevance, 0.75, 'the phrase (one word), once: 0.5 + 0.5 x min(1, 1 / 2)');
+  assert.deepEqual(americans.results[0].highlights.map((h: { text: string }) => h.text), ['so, my fellow Americans: ask not what']);
+  // "country" twice, the second before a full stop: both count, 0.5 + 0.5 x min(1, 2 / 2) (was 0.75).
+  assert.equal((await found('country')).results[0].relevance, 1);
+  // A phrase across punctuation, and the segment with no timed words (its text, its times).
+  // americans 1, ask 2, not 1: 0.5 + 0.5 x 4 / 6.
+  assert.equal((await found('Americans, ask not')).results[0].relevance, 0.833);
+  const elan = (await found('élan vital')).results[0];
+  assert.equal(elan.relevance, 0.75);
+  assert.deepEqual(elan.highlights, [{ text: "Élan vital — don't stop.", start: 20, end: 22 }]);
+  assert.equal((await found("DON'T")).pagination.total, 1);
+  // Still whole words only.
+  assert.equal((await found('countr')).pagination.total, 0);
+});
+
+test("0017's rebuild indexes segments written before it as words", async () => {
   const [s] = await seedAnalysedSessions(srv, { orgId: ORG, userId: 'u-old', n: 1, startAt: T0, stepMs: 0 });
   await srv.insertRows('speech_segments', [
-    { session_id: s.id, org_id: ORG, user_id: 'u-old', audio_started_at: s.startedAt, segment_index: 0, start_ms: 0, end_ms: 2000, text: 'quokka marmalade', word_count: 2, is_final: true, model: 'moonshine-tiny', computed_at: s.startedAt + 1 },
+    { session_id: s.id, org_id: ORG, user_id: 'u-old', audio_started_at: s.startedAt, segment_index: 0, start_ms: 0, end_ms: 2000, text: 'Quokka marmalade, please.', word_count: 3, is_final: true, model: 'moonshine-tiny', computed_at: s.startedAt + 1 },
   ]);
   const tok = srv.token('u-old', ORG, SPEECH_READ);
-  const total = async () => (await search('q=quokka+marmalade', tok)).body.data.pagination.total;
+  const total = async () => (await search('q=quokka+marmalade+please', tok)).body.data.pagination.total;
   assert.equal(await total(), 1, 'the view indexed it');
-  // As if written before 0011: its index rows gone.
-  await srv.store.client.command({ query: `DELETE FROM ${srv.store.table('speech_terms')} WHERE session_id = {s:String}`, query_params: { s: s.id } });
+  // As if indexed before 0017: its rows as 0011's split on spaces wrote them.
+  await srv.store.client.command({ query: `DELETE FROM ${srv.store.table('speech_terms')} WHERE session_id = {s:String} AND term != ''`, query_params: { s: s.id } });
+  await srv.insertRows('speech_terms', ['Quokka', 'marmalade,', 'please.'].map((term, word_index) => ({
+    org_id: ORG, user_id: 'u-old', term, session_id: s.id, segment_index: 0, word_index, audio_started_at: s.startedAt, start_ms: 0, end_ms: 0, text: '', computed_at: s.startedAt + 1,
+  })));
   assert.equal(await total(), 0);
-  const sql = readFileSync(join(defaultMigrationsDir(), '0011_speech_terms_index.sql'), 'utf8').replaceAll('{{database}}', srv.store.database);
-  const backfill = splitSqlStatements(sql).filter((st) => /^INSERT INTO/m.test(st));
-  assert.equal(backfill.length, 1);
-  await srv.store.client.command({ query: backfill[0] });
-  assert.equal(await total(), 1, 'the backfill indexed it again');
+  // The whole migration, as a second process migrating at once would run it again.
+  const sql = readFileSync(join(defaultMigrationsDir(), '0017_speech_terms_words.sql'), 'utf8').replaceAll('{{database}}', srv.store.database);
+  for (const statement of splitSqlStatements(sql)) await srv.store.client.command({ query: statement });
+  assert.equal(await total(), 1, 'the rebuild indexed it as words');
+  const left = await srv.store.client.query({
+    query: `SELECT count() AS n FROM ${srv.store.table('speech_terms')} WHERE session_id = {s:String} AND term IN ('Quokka', 'marmalade,', 'please.')`,
+    query_params: { s: s.id },
+    format: 'JSONEachRow',
+  });
+  assert.equal(Number(((await left.json()) as Array<{ n: number | string }>)[0].n), 0, "the old split's rows are gone");
 });

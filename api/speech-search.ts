@@ -62,17 +62,25 @@ export function highlightsOf(words: string[], segments: SegmentRow[], wordsOf: (
   for (const seg of segments) {
     if (out.length >= MAX_HIGHLIGHTS) break;
     const timed = wordsOf(seg);
+    // Tokens as written ("Americans:", "country."), shown as they are; matched by their words
+    // as the query's are normalised (a token may hold none, "—", or several, "well-known").
     const tokens = timed.length > 0 ? timed.map((w) => w.text) : seg.text.split(' ').filter((t) => t !== '');
+    const said: Array<{ word: string; token: number }> = [];
+    tokens.forEach((t, token) => {
+      for (const word of searchWords(t)) said.push({ word, token });
+    });
     let at = -1;
     let len = words.length;
-    for (let i = 0; i + words.length <= tokens.length && at < 0; i++) if (words.every((w, k) => tokens[i + k] === w)) at = i;
+    for (let i = 0; i + words.length <= said.length && at < 0; i++) if (words.every((w, k) => said[i + k].word === w)) at = i;
     if (at < 0) {
       len = 1;
-      at = tokens.findIndex((t) => words.includes(t));
+      at = said.findIndex((s) => words.includes(s.word));
     }
     if (at < 0) continue; // its timed words hold no query word (they split differently from the text)
-    const a = Math.max(0, at - CONTEXT_WORDS);
-    const b = Math.min(tokens.length, at + len + CONTEXT_WORDS);
+    const first = said[at].token;
+    const last = said[at + len - 1].token;
+    const a = Math.max(0, first - CONTEXT_WORDS);
+    const b = Math.min(tokens.length, last + 1 + CONTEXT_WORDS);
     const sec = (v: number | string) => roundTo(toNumber(v) / 1000, 3);
     out.push(
       timed.length > 0

@@ -145,7 +145,7 @@ for (const impl of await storeImplementations()) {
       // transcript search's ReplacingMergeTree index, 0011, with the stream id since 0012, and
       // counts nothing).
       const views = new Set(tables.filter((t) => t.engine === 'MaterializedView' || t.engine === 'View').map((t) => t.name));
-      assert.deepEqual([...views], ['group_daily_coherence', 'speech_terms_stream_mv', 'user_daily_coherence']);
+      assert.deepEqual([...views], ['group_daily_coherence', 'speech_terms_words_mv', 'user_daily_coherence']);
       const columns = await queryRows<{ table: string; name: string; comment: string }>(
         store.client,
         'SELECT table, name, comment FROM system.columns WHERE database = {db:String}',
