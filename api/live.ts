@@ -30,7 +30,7 @@ import type { CoherenceWindowRecord, SessionEventRecord } from '../schemas/recor
 import { Scopes, canAccess } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
-import { LiveHub, onAuthenticateMessages, type Envelope, type EnvelopeRenderer, type LiveClient, type LiveHubOptions } from '../http/live-hub.js';
+import { LiveHub, controlOf, lastIdOf, onAuthenticateMessages, subscribeWithResume, type Envelope, type EnvelopeRenderer, type LiveClient, type LiveHubOptions } from '../http/live-hub.js';
 import type { VerifiedToken } from '../http/auth.js';
 import { randomUUID } from 'node:crypto';
 import { pacerAt } from './mesh-pacer.js';
@@ -209,29 +209,9 @@ class SessionStarts {
   }
 }
 
-/** A control message's fields, bare (`{type, sessionId}`) or in an envelope (`{type, payload: {…}}`). */
-function controlOf(msg: unknown): { type: string; fields: Record<string, unknown> } | null {
-  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return null;
-  const m = msg as Record<string, unknown>;
-  if (typeof m.type !== 'string') return null;
-  const payload = m.payload && typeof m.payload === 'object' && !Array.isArray(m.payload) ? (m.payload as Record<string, unknown>) : {};
-  return { type: m.type, fields: { ...m, ...payload } };
-}
-
-/** A message id given as lastVersion / last_id: a string, or a number written as one. */
-function lastIdOf(v: unknown): string | null {
-  if (typeof v === 'string' && v !== '' && v.length <= 200) return v;
-  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
-  return null;
-}
-
 /** `?provisional=true` (or 1) on the upgrade: this socket also gets provisional windows. */
 function wantsProvisional(v: unknown): boolean {
   return v === 'true' || v === '1';
-}
-
-function envelopeText(client: LiveClient, type: string, now: number, payload: Record<string, unknown>): void {
-  client.sendEnvelope({ id: randomUUID(), type, timestamp: iso(now), payload }, true);
 }
 
 export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext): Promise<void> {
@@ -241,13 +221,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
   // One renderer for every auf client: the hub writes each record's text once for all of them.
   const auf: EnvelopeRenderer = (env) => JSON.stringify(aufMessage(env, (id) => starts.get(id)));
 
-  /** Sends `subscribed` (with how a resume went) and then the messages missed after `lastId`, ahead of anything held. */
-  function resume(c: LiveClient, key: string, lastId: string | null, payload: Record<string, unknown>): void {
-    const plan = lastId === null ? { envelopes: [], found: false } : hub!.missed(c, key, lastId);
-    const info = lastId === null ? {} : { last_id: lastId, replayed: plan.envelopes.length, complete: plan.found };
-    envelopeText(c, 'subscribed', ctx.clock(), { ...payload, ...info });
-    for (const env of plan.envelopes) c.sendEnvelope(env, true);
-  }
+  const resume = (c: LiveClient, key: string, lastId: string | null, payload: Record<string, unknown>) => subscribeWithResume(hub, c, key, lastId, payload, ctx.clock());
 
   /**
    * One live socket: attached under `key` once authenticated, in the format its subprotocol

@@ -166,3 +166,60 @@ test('a private session refuses a stranger (4403 not_invited); another organisat
   await waitUntil('the invitee subscribed', () => kid.messages.some((m) => m.type === 'subscribed'));
   kid.ws.close();
 });
+
+test('resume: a socket that reconnects with the last id it saw gets the events it missed, in order, once (not pulses or provisional windows); heartbeat is answered with ping', async () => {
+  const org = 'org-live-resume';
+  const host = a.token('host', org);
+  const s = (await a.request('POST', '/v1/mesh/sessions', { token: host, body: { name: 'Resume circle', breathing_rate_bpm: 6, max_participants: 5 } })).body;
+  const codec = await createCodec(LocalSchemaRegistry.fromManifest());
+  const t0 = Date.now();
+  const window = (end: number, provisional = false): MeshEvent => ({
+    event_id: `${s.id}:group_coherence:${end}${provisional ? ':provisional' : ''}`, mesh_id: s.id, org_id: org, type: 'group_coherence', occurred_at: end,
+    payload_json: JSON.stringify({ coherence: 0.7, participant_count: 2, sync_r: 0.8, sync_p: 0.01, provisional }),
+  });
+  const send = (e: MeshEvent) => a.bus.publish(Topics.meshEvents, [{ key: s.id, value: codec.encode(Topics.meshEvents, e) }]);
+
+  const first = client(b, `/v1/mesh/sessions/${s.id}/stream`, b.token('watcher', org));
+  const reference = client(b, `/v1/mesh/sessions/${s.id}/stream`, b.token('watcher2', org));
+  await waitUntil('subscribed', () => first.messages.length > 0 && reference.messages.length > 0);
+  // The session-sync document's heartbeat: answered with ping {timestamp}.
+  first.ws.send(JSON.stringify({ id: 'h1', type: 'heartbeat', timestamp: new Date().toISOString(), payload: {} }));
+  await waitUntil('ping', () => ofType(first, 'ping').length === 1);
+  assert.equal(typeof ofType(first, 'ping')[0].payload!.timestamp, 'string');
+
+  await send(window(t0));
+  await waitUntil('the first window', () => ofType(first, 'group_coherence').length === 1);
+  const lastSeen = ofType(first, 'group_coherence')[0].id!;
+  first.ws.close();
+  await waitUntil('closed', () => first.closed);
+
+  // Missed while away: a join, two windows, a provisional one.
+  await a.request('POST', `/v1/mesh/sessions/${s.id}/join`, { token: a.token('ua', org), body: { display_name: 'Ann' } });
+  await send(window(t0 + 5000));
+  await send(window(t0 + 10_000, true));
+  await send(window(t0 + 10_000));
+  await waitUntil('the reference saw them', () => ofType(reference, 'group_coherence').length === 3 && ofType(reference, 'participant_joined').length === 1);
+  const missed = reference.messages.filter((m) => m.type === 'participant_joined' || m.type === 'group_coherence').slice(1).map((m) => m.id);
+  assert.equal(missed.length, 3);
+
+  const back = client(b, `/v1/mesh/sessions/${s.id}/stream?last_id=${encodeURIComponent(lastSeen)}`, b.token('watcher', org));
+  await waitUntil('subscribed and the missed events', () => back.messages.filter((m) => m.type !== 'sync_pulse' && m.type !== 'heartbeat').length >= 4);
+  const got = back.messages.filter((m) => m.type !== 'sync_pulse' && m.type !== 'heartbeat');
+  assert.equal(got[0].type, 'subscribed');
+  assert.deepEqual({ ...got[0].payload }, { mesh_id: s.id, status: 'active', participant_count: 1, breathing_rate_bpm: 6, last_id: lastSeen, replayed: 3, complete: true });
+  assert.deepEqual(got.slice(1, 4).map((m) => m.id), missed);
+
+  // The same through a subscribe message: nothing after the newest; an unknown id gets all kept
+  // that this socket was not sent (the first window, seen by the socket before), complete false.
+  back.ws.send(JSON.stringify({ type: 'subscribe', payload: { lastVersion: missed[2] } }));
+  back.ws.send(JSON.stringify({ type: 'subscribe', payload: { lastVersion: 'no-such-id' } }));
+  await waitUntil('two more subscribed', () => ofType(back, 'subscribed').length === 3);
+  const [, newest, unknown] = ofType(back, 'subscribed');
+  assert.deepEqual([newest.payload!.replayed, newest.payload!.complete], [0, true]);
+  assert.deepEqual([unknown.payload!.replayed, unknown.payload!.complete], [1, false]);
+  await waitUntil('the first window again', () => ofType(back, 'group_coherence').some((m) => m.id === lastSeen));
+  assert.equal(ofType(back, 'group_coherence').length, 3, 'each window once on this socket');
+  back.ws.close();
+  reference.ws.close();
+  await waitUntil('closed', () => back.closed && reference.closed);
+});

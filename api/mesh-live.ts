@@ -23,7 +23,7 @@ import type { MeshEventRecord } from '../schemas/records.js';
 import type { MeshEventType } from '../schemas/registry/schemas.js';
 import type { AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
-import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
+import { LiveHub, controlOf, lastIdOf, onAuthenticateMessages, subscribeWithResume, type Envelope, type LiveClient, type LiveHubOptions } from '../http/live-hub.js';
 import type { MeshParticipant, MeshSession, MeshViewer } from '../store/postgres/mesh-repo.js';
 import { pacerAt } from './mesh-pacer.js';
 import { LRUCache } from 'lru-cache';
@@ -93,6 +93,10 @@ export class MeshLive {
   ) {
     this.hub = new LiveHub<MeshLiveRecord>(opts, {
       name: 'mesh-live',
+      // The session-sync document's resume from the last seen message: the session's events
+      // are kept (read even while nobody listens), pulses and provisional windows are not (a
+      // pulse is stale at once; a provisional window's final one is kept).
+      resume: true,
       topics: [topics.meshEvents],
       route: (rec) => {
         if ('kind' in rec) return { keys: [meshKey(rec.mesh_id)], envelope: () => rec.envelope };
@@ -119,7 +123,7 @@ export class MeshLive {
           this.ended.add(rec.mesh_id);
           this.stopPulses(rec.mesh_id);
         }
-        return { keys: [meshKey(rec.mesh_id)], envelope: () => meshEventEnvelope(rec) };
+        return { keys: [meshKey(rec.mesh_id)], resumeKeys: [meshKey(rec.mesh_id)], envelope: () => meshEventEnvelope(rec) };
       },
     });
   }
@@ -158,9 +162,15 @@ export class MeshLive {
     };
   }
 
-  /** Attaches a socket to session `s`'s stream and keeps its pulse running while any socket of it is open. */
-  attach(socket: WebSocket, s: MeshSession, provisional = false): boolean {
-    if (!this.hub.attach(socket, provisional ? [meshKey(s.id), provisionalMeshKey(s.id)] : [meshKey(s.id)])) return false;
+  /**
+   * Attaches a socket to session `s`'s stream and keeps its pulse running while any socket of
+   * it is open; then sends `subscribed` and the events kept after `lastId` (a resume), in the
+   * same turn so nothing live comes between. Null when the socket closed already.
+   */
+  attach(socket: WebSocket, s: MeshSession, provisional: boolean, lastId: string | null, subscribed: Record<string, unknown>): LiveClient | null {
+    const client = this.hub.attach(socket, provisional ? [meshKey(s.id), provisionalMeshKey(s.id)] : [meshKey(s.id)]);
+    if (!client) return null;
+    subscribeWithResume(this.hub, client, meshKey(s.id), lastId, subscribed, this.opts.clock());
     let p = this.pulsing.get(s.id);
     if (!p) {
       const timer = setInterval(() => {
@@ -176,7 +186,20 @@ export class MeshLive {
       const q = this.pulsing.get(s.id);
       if (q && --q.sockets <= 0) this.stopPulses(s.id);
     });
-    return true;
+    return client;
+  }
+
+  /**
+   * A control message of an attached socket: `heartbeat` → `ping` (and from then on missed
+   * heartbeats time it out), `subscribe` with `lastVersion` / `last_id` → `subscribed` and the
+   * events it missed, as on the coherence sockets.
+   */
+  control(client: LiveClient, meshId: string, msg: unknown, subscribed: () => Record<string, unknown>): void {
+    const m = controlOf(msg);
+    if (!m) return;
+    if (m.type === 'heartbeat') return this.hub.heartbeat(client);
+    if (m.type !== 'subscribe') return;
+    subscribeWithResume(this.hub, client, meshKey(meshId), lastIdOf(m.fields.lastVersion ?? m.fields.last_id), subscribed(), this.opts.clock());
   }
 
   private stopPulses(meshId: string): void {
@@ -199,7 +222,7 @@ export async function publishMeshEvent(ctx: Pick<AppContext, 'bus' | 'codec' | '
 }
 
 export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, live: MeshLive, access: (id: string, v: MeshViewer) => Promise<{ session: MeshSession; participant: MeshParticipant | null }>): void {
-  app.get<{ Params: { id: string }; Querystring: { provisional?: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { provisional?: string; last_id?: string } }>(
     '/v1/mesh/sessions/:id/stream',
     {
       config: { auth: { scope: Scopes.meshJoin, socket: true } },
@@ -213,26 +236,30 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
           'with ?provisional=true the socket also gets a provisional one per window (provisional: true, id ending :provisional) about 15 s sooner, read from the participants\' windows before their lateness ran out, for live display: key by payload.window_end, the final one follows. ' +
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs mesh:join. ' +
           'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}; then envelopes {"id","type","timestamp","payload"}. ' +
+          'Resume: the id of the last message seen, as ?last_id= on the upgrade or in a {"type":"subscribe","payload":{"lastVersion":"<id>"}} message, gets the session\'s events after it (not pulses or provisional windows) right after subscribed, which then carries last_id, replayed and complete (false: the id is no longer kept, everything kept is sent). ' +
+          '{"type":"heartbeat"} is answered with ping {timestamp}; after the first, 3 missed heartbeat intervals close the socket (4408). ' +
           'Close codes: 4401 unauthenticated, 4403 missing scope or a private session you are not invited to, 4404 no such session, 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader.',
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
       },
     },
-    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string }; Querystring: { provisional?: string } }>) => {
+    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string }; Querystring: { provisional?: string; last_id?: string } }>) => {
       const provisional = req.query?.provisional === 'true' || req.query?.provisional === '1';
+      let attached: { client: LiveClient; subscribed: () => Record<string, unknown> } | null = null;
       const auth = socketAuth(ctx, socket, req, async (p) => {
         const { session } = await access(req.params.id, { orgId: p.orgId, userId: p.userId, admin: p.scopes.has(Scopes.adminOrg) });
-        if (!live.attach(socket, session, provisional)) return;
-        socket.send(
-          subscribedEnvelope(ctx.clock(), {
-            mesh_id: session.id,
-            status: session.status,
-            participant_count: session.participantCount,
-            breathing_rate_bpm: session.breathingRateBpm,
-            ...(provisional ? { provisional: true } : {}),
-          }),
-        );
+        const subscribed = () => ({
+          mesh_id: session.id,
+          status: session.status,
+          participant_count: session.participantCount,
+          breathing_rate_bpm: session.breathingRateBpm,
+          ...(provisional ? { provisional: true } : {}),
+        });
+        const client = live.attach(socket, session, provisional, lastIdOf(req.query?.last_id), subscribed());
+        if (client) attached = { client, subscribed };
       });
-      onAuthenticateMessages(socket, auth);
+      onAuthenticateMessages(socket, auth, (msg) => {
+        if (attached) live.control(attached.client, req.params.id, msg, attached.subscribed);
+      });
     },
   );
 }

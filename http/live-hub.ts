@@ -499,6 +499,34 @@ export function subscribedEnvelope(now: number, payload: Record<string, unknown>
   return JSON.stringify({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload } satisfies Envelope);
 }
 
+/** A control message's fields, bare (`{type, sessionId}`) or in an envelope (`{type, payload: {…}}`). */
+export function controlOf(msg: unknown): { type: string; fields: Record<string, unknown> } | null {
+  if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return null;
+  const m = msg as Record<string, unknown>;
+  if (typeof m.type !== 'string') return null;
+  const payload = m.payload && typeof m.payload === 'object' && !Array.isArray(m.payload) ? (m.payload as Record<string, unknown>) : {};
+  return { type: m.type, fields: { ...m, ...payload } };
+}
+
+/** A message id given as lastVersion / last_id: a string, or a number written as one. */
+export function lastIdOf(v: unknown): string | null {
+  if (typeof v === 'string' && v !== '' && v.length <= 200) return v;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return null;
+}
+
+/**
+ * Sends `subscribed` (with how a resume went: `last_id`, `replayed`, `complete`) and then the
+ * envelopes kept under `key` after `lastId` that the client missed, ahead of anything held
+ * (the session-sync document's resume from the last seen message).
+ */
+export function subscribeWithResume(hub: LiveHub<never>, c: LiveClient, key: string, lastId: string | null, payload: Record<string, unknown>, now: number): void {
+  const plan = lastId === null ? { envelopes: [], found: false } : hub.missed(c, key, lastId);
+  const info = lastId === null ? {} : { last_id: lastId, replayed: plan.envelopes.length, complete: plan.found };
+  c.sendEnvelope({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload: { ...payload, ...info } }, true);
+  for (const env of plan.envelopes) c.sendEnvelope(env, true);
+}
+
 /**
  * Live sockets read authenticate messages: the first one (when the upgrade carried no token)
  * and fresh ones before the token expires. Once authenticated, any other message goes to
