@@ -23,7 +23,7 @@ import type { MeshEventRecord } from '../schemas/records.js';
 import type { MeshEventType } from '../schemas/registry/schemas.js';
 import type { AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
-import { LiveHub, controlOf, lastIdOf, onAuthenticateMessages, subscribeWithResume, type Envelope, type LiveClient, type LiveHubOptions } from '../http/live-hub.js';
+import { LiveHub, lastIdOf, onAuthenticateMessages, streamControl, subscribeWithResume, type Envelope, type LiveClient, type LiveHubOptions } from '../http/live-hub.js';
 import type { MeshParticipant, MeshSession, MeshViewer } from '../store/postgres/mesh-repo.js';
 import { pacerAt } from './mesh-pacer.js';
 import { LRUCache } from 'lru-cache';
@@ -195,11 +195,7 @@ export class MeshLive {
    * events it missed, as on the coherence sockets.
    */
   control(client: LiveClient, meshId: string, msg: unknown, subscribed: () => Record<string, unknown>): void {
-    const m = controlOf(msg);
-    if (!m) return;
-    if (m.type === 'heartbeat') return this.hub.heartbeat(client);
-    if (m.type !== 'subscribe') return;
-    subscribeWithResume(this.hub, client, meshKey(meshId), lastIdOf(m.fields.lastVersion ?? m.fields.last_id), subscribed(), this.opts.clock());
+    streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock);
   }
 
   private stopPulses(meshId: string): void {

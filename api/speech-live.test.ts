@@ -156,3 +156,25 @@ test('a client that stops reading is dropped; the one that reads gets every even
   assert.equal(fast.ws.readyState, WebSocket.OPEN);
   fast.ws.close();
 });
+
+test('resume: a client reconnecting with the last id it saw gets the events it missed, in order; heartbeat is answered with ping', async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-r', type: 'speech' });
+  const token = srv.token('u-r', 'o-live', SPEECH_READ);
+  const first = client(`/v1/speech-sessions/${s.id}/stream?token=${token}`);
+  await waitUntil('subscribed', () => first.messages.length > 0);
+  first.ws.send(JSON.stringify({ type: 'heartbeat' }));
+  await waitUntil('ping', () => first.messages.some((m) => m.type === 'ping'));
+  await srv.publishEvents([event(s, 1, 'metrics:update', { second: 0 })]);
+  await waitUntil('the first event', () => events(first).some((m) => m.type === 'metrics:update'));
+  first.ws.close();
+  await waitUntil('closed', () => first.closed);
+  await srv.publishEvents([event(s, 2, 'asr:token', { text: 'so', isFinal: false }), event(s, 3, 'metrics:update', { second: 1 })]);
+  // The events are read by the hub whether or not anyone listens: wait until they are kept.
+  await waitUntil('kept', () => srv.speechLive.buffered(`speech-session:${s.id}`).length === 3);
+  const back = client(`/v1/speech-sessions/${s.id}/stream?token=${token}&last_id=${encodeURIComponent(`${s.id}:metrics:update:1`)}`);
+  await waitUntil('subscribed and two events', () => back.messages.length >= 3);
+  assert.deepEqual(back.messages[0].payload, { session_id: s.id, status: 'created', last_id: `${s.id}:metrics:update:1`, replayed: 2, complete: true });
+  assert.deepEqual(back.messages.slice(1, 3).map((m) => m.id), [`${s.id}:asr:token:2`, `${s.id}:metrics:update:3`]);
+  back.ws.close();
+  await waitUntil('closed', () => back.closed);
+});

@@ -12,7 +12,7 @@ import type { SpeechEventRecord } from '../schemas/records.js';
 import { Scopes } from '../lib/principal.js';
 import { type AppContext } from '../http/context.js';
 import { socketAuth } from '../http/http-auth.js';
-import { LiveHub, onAuthenticateMessages, subscribedEnvelope, type Envelope, type LiveHubOptions } from '../http/live-hub.js';
+import { LiveHub, lastIdOf, onAuthenticateMessages, streamControl, subscribeWithResume, type Envelope, type LiveClient, type LiveHubOptions } from '../http/live-hub.js';
 
 /** Attune's envelope plus `data`: the event as the speech-coaching document names it (its events are `{type, data}`). */
 export type SpeechEnvelope = Envelope<SpeechEventType> & { data: Record<string, unknown> };
@@ -73,8 +73,11 @@ export const speechSessionKey = (sessionId: string) => `speech-session:${session
 export function createSpeechLiveHub(opts: LiveHubOptions, topics: TopicNames = Topics): LiveHub<SpeechEventRecord> {
   return new LiveHub<SpeechEventRecord>(opts, {
     name: 'speech-live',
+    // The session-sync document's resume from the last seen message: each session's last
+    // events are kept (read even while nobody listens).
+    resume: true,
     topics: [topics.speechEvents],
-    route: (e) => ({ keys: [speechSessionKey(e.session_id)], envelope: () => speechEventEnvelope(e) }),
+    route: (e) => ({ keys: [speechSessionKey(e.session_id)], resumeKeys: [speechSessionKey(e.session_id)], envelope: () => speechEventEnvelope(e) }),
   });
 }
 
@@ -83,7 +86,7 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
   const sessions = ctx.speechSessions;
   if (!hub || !sessions) throw new Error('the live speech stream needs a SpeechLiveHub and a SpeechSessionsRepository');
 
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: { last_id?: string } }>(
     '/v1/speech-sessions/:id/stream',
     {
       config: { auth: { scope: Scopes.readSpeech, socket: true } },
@@ -94,17 +97,25 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
           'Live events of one speech session (WebSocket): asr:token (partial and final transcript), metrics:update (at least once a second while audio flows) and processing:status (stage, progress, eta). ' +
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs read:speech. ' +
           'The first message is {"type":"subscribed","payload":{"session_id","status"}}; then envelopes {"id","type","timestamp","payload"}. ' +
+          'Resume: the id of the last message seen, as ?last_id= on the upgrade or in a {"type":"subscribe","payload":{"lastVersion":"<id>"}} message, gets the session\'s last 60 events after it right after subscribed (which then carries last_id, replayed, complete); {"type":"heartbeat"} is answered with ping {timestamp}. ' +
           'Close codes: 4401 unauthenticated, 4403 missing scope, 4404 no such session (or not yours), 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader (all of them: docs/websocket-protocols.md).',
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
       },
     },
-    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
+    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string }; Querystring: { last_id?: string } }>) => {
+      let attached: { client: LiveClient; key: string; subscribed: () => Record<string, unknown> } | null = null;
       const auth = socketAuth(ctx, socket, req, async (p) => {
         const s = await sessions.getVisible(p, req.params.id);
-        if (!hub.attach(socket, [speechSessionKey(s.id)])) return;
-        socket.send(subscribedEnvelope(ctx.clock(), { session_id: s.id, status: s.status }));
+        const key = speechSessionKey(s.id);
+        const client = hub.attach(socket, [key]);
+        if (!client) return;
+        const subscribed = () => ({ session_id: s.id, status: s.status });
+        subscribeWithResume(hub, client, key, lastIdOf(req.query?.last_id), subscribed(), ctx.clock());
+        attached = { client, key, subscribed };
       });
-      onAuthenticateMessages(socket, auth);
+      onAuthenticateMessages(socket, auth, (msg) => {
+        if (attached) streamControl(hub, attached.client, attached.key, msg, attached.subscribed, ctx.clock);
+      });
     },
   );
 }

@@ -494,11 +494,6 @@ export function disconnectSlowClient(c: LiveClient, log: Logger): boolean {
   return true;
 }
 
-/** The first message after attaching: which stream the socket now receives. */
-export function subscribedEnvelope(now: number, payload: Record<string, unknown>): string {
-  return JSON.stringify({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload } satisfies Envelope);
-}
-
 /** A control message's fields, bare (`{type, sessionId}`) or in an envelope (`{type, payload: {…}}`). */
 export function controlOf(msg: unknown): { type: string; fields: Record<string, unknown> } | null {
   if (!msg || typeof msg !== 'object' || Array.isArray(msg)) return null;
@@ -525,6 +520,19 @@ export function subscribeWithResume(hub: LiveHub<never>, c: LiveClient, key: str
   const info = lastId === null ? {} : { last_id: lastId, replayed: plan.envelopes.length, complete: plan.found };
   c.sendEnvelope({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload: { ...payload, ...info } }, true);
   for (const env of plan.envelopes) c.sendEnvelope(env, true);
+}
+
+/**
+ * The control messages of a socket that streams one key: `heartbeat` → `ping` (and from then on
+ * missed heartbeats time it out), `subscribe` with `lastVersion` / `last_id` → `subscribed` and
+ * what it missed (subscribeWithResume). Other messages are ignored.
+ */
+export function streamControl(hub: LiveHub<never>, c: LiveClient, key: string, msg: unknown, subscribed: () => Record<string, unknown>, now: () => number): void {
+  const m = controlOf(msg);
+  if (!m) return;
+  if (m.type === 'heartbeat') return hub.heartbeat(c);
+  if (m.type !== 'subscribe') return;
+  subscribeWithResume(hub, c, key, lastIdOf(m.fields.lastVersion ?? m.fields.last_id), subscribed(), now());
 }
 
 /**
