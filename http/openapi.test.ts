@@ -135,7 +135,16 @@ test('Cache-Control: no-store on every API answer (data, errors, 404), not on th
     const res = await fetch(`${app.baseUrl}${path}`, { headers: auth ? { authorization: `Bearer ${token}` } : {} });
     assert.equal(res.status, status, path);
     assert.equal(res.headers.get('cache-control'), 'no-store', `${path} (${status})`);
+    assert.match(res.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, `${path} (${status}): a generated request id`);
     await res.arrayBuffer();
+  }
+  // The client's own id comes back, on a success and in an error's header and body alike.
+  for (const [path, status] of [['/health', 200], ['/v1/sessions', 401]] as const) {
+    const res = await fetch(`${app.baseUrl}${path}`, { headers: { 'x-request-id': 'my-req-42' } });
+    assert.equal(res.status, status);
+    assert.equal(res.headers.get('x-request-id'), 'my-req-42', path);
+    const body = (await res.json()) as { error?: { request_id: string } };
+    if (status !== 200) assert.equal(body.error!.request_id, 'my-req-42');
   }
   const ui = await fetch(`${app.baseUrl}/docs/static/swagger-ui.css`);
   assert.equal(ui.status, 200);
@@ -152,13 +161,18 @@ test('CORS: a configured origin gets the headers and its preflight works; anothe
   assert.match(allowed.headers.get('access-control-expose-headers') ?? '', /Retry-After/);
   await allowed.arrayBuffer();
 
+  assert.equal(allowed.headers.get('access-control-allow-credentials'), 'true');
   const preflight = (origin: string) =>
-    fetch(`${app.baseUrl}/v1/sessions`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' } });
+    fetch(`${app.baseUrl}/v1/sessions`, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-requested-with' } });
   const ok = await preflight(ALLOWED);
   assert.equal(ok.status, 204);
   assert.equal(ok.headers.get('access-control-allow-origin'), ALLOWED);
   assert.deepEqual(ok.headers.get('access-control-allow-methods')?.split(/,\s*/), CORS_METHODS);
-  assert.match(ok.headers.get('access-control-allow-headers') ?? '', /Authorization/);
+  // The session-sync document's preflight answer: its three request headers, credentials, a day.
+  const allowedHeaders = (ok.headers.get('access-control-allow-headers') ?? '').split(/,\s*/).map((h) => h.toLowerCase());
+  for (const h of ['authorization', 'content-type', 'x-requested-with']) assert.ok(allowedHeaders.includes(h), `${h} in ${allowedHeaders}`);
+  assert.equal(ok.headers.get('access-control-allow-credentials'), 'true');
+  assert.equal(ok.headers.get('access-control-max-age'), '86400');
   await ok.arrayBuffer();
 
   const other = 'https://evil.example';
