@@ -378,7 +378,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
     },
   );
 
-  app.get<{ Querystring: { limit?: number; cursor?: string; status?: 'active' | 'ended'; user_id?: string; include?: 'metadata' } }>(
+  app.get<{ Querystring: { limit?: number; cursor?: string; status?: 'active' | 'ended' | 'completed'; user_id?: string; include?: 'metadata' } }>(
     '/v1/sessions',
     {
       config: { auth: { scope: Scopes.readSessions } },
@@ -392,7 +392,11 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
           properties: {
             limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
             cursor: { type: 'string', maxLength: 300 },
-            status: { type: 'string', enum: ['active', 'ended'] },
+            status: {
+              type: 'string',
+              enum: ['active', 'ended', 'completed'],
+              description: 'active, or ended: every ended session, whether it is shown as ended or (started with a protocol) as completed; completed is the same filter, so a client can pass back the status it was given.',
+            },
             user_id: { type: 'string', maxLength: 128 },
             include: { type: 'string', enum: ['metadata'], description: 'Put each session\'s metadata in the items.' },
           },
@@ -422,7 +426,7 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       const rows = await ctx.sessions.list({
         orgId: p.orgId,
         userId,
-        status: req.query.status,
+        status: req.query.status === 'completed' ? 'ended' : req.query.status,
         limit: limit + 1,
         before: req.query.cursor ? decodeCursor(req.query.cursor) : undefined,
         withMetadata: req.query.include === 'metadata',

@@ -80,5 +80,12 @@ test('sessions: the end stores notes and a rating 1-5; a rating out of range is 
   assert.deepEqual([plainEnd.body.status, plainEnd.body.protocol], ['ended', null]);
   const list = await app.request('GET', '/v1/sessions', { token });
   assert.deepEqual(list.body.data.map((x: { status: string }) => x.status).sort(), ['completed', 'ended']);
+  // The list filters by the status it answers: `completed` (the document's word) lists ended sessions, as `ended` does.
+  for (const status of ['completed', 'ended']) {
+    const ended = await app.request('GET', `/v1/sessions?status=${status}`, { token });
+    assert.equal(ended.status, 200, JSON.stringify(ended.body));
+    assert.deepEqual(ended.body.data.map((x: { id: string }) => x.id).sort(), [s.body.id, plain.body.id].sort(), status);
+  }
+  assert.deepEqual((await app.request('GET', '/v1/sessions?status=active', { token })).body.data, []);
   assert.equal((await app.request('GET', '/v1/users/me', { token })).body.stats.total_sessions, 2);
 });
