@@ -136,6 +136,22 @@ describe('mesh sessions API (PGlite)', () => {
     assert.deepEqual([badDevice.status, reason(badDevice)], [400, 'not_registered']);
   });
 
+  test('leaving an ended session changes nothing: its participant count stays, left_at is the end for one there to the end', async () => {
+    const org = 'org-mesh-leave-ended';
+    const host = srv.token('host', org);
+    const s = (await create(host, { name: 'Ends', max_participants: 5 })).body;
+    await join(srv.token('ua', org), s.id);
+    await join(srv.token('ub', org), s.id);
+    const ended = await srv.request('POST', `/v1/mesh/sessions/${s.id}/end`, { token: host });
+    assert.equal(ended.status, 200);
+    assert.equal(ended.body.participant_count, 2);
+    const late = await srv.request('POST', `/v1/mesh/sessions/${s.id}/leave`, { token: srv.token('ub', org) });
+    assert.deepEqual([late.status, late.body.left, late.body.left_at], [200, true, ended.body.ended_at]);
+    const after = await srv.request('GET', `/v1/mesh/sessions/${s.id}`, { token: host });
+    assert.equal(after.body.participant_count, 2, 'who was there at the end is its record');
+    assert.equal((await srv.request('POST', `/v1/mesh/sessions/${s.id}/leave`, { token: srv.token('never', org) })).status, 404);
+  });
+
   test('concurrent joins for the last seat in one process: exactly one admitted', async () => {
     const org = 'org-mesh-race';
     for (let round = 0; round < 5; round++) {

@@ -554,7 +554,9 @@ export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext):
       config: { auth: { scope: Scopes.meshJoin } },
       schema: {
         tags: ['mesh'],
-        summary: 'Leave a group session (idempotent). Your seat is free for others; joining again brings back the same participant.',
+        summary:
+          'Leave a group session (idempotent). Your seat is free for others; joining again brings back the same participant. ' +
+          'Once the session has ended nothing changes (left_at: when you left, or the session\'s end if you were there to the end).',
         security: [{ bearerAuth: [] }],
         params: idParams,
         body: { type: ['object', 'null'], properties: {}, additionalProperties: false, description: 'Nothing (an empty object or no body).' },
@@ -569,7 +571,7 @@ export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext):
     },
     async (req) => {
       const p = principalOf(req);
-      const { participant, left, participantCount } = await mesh().leave(req.params.id, viewerOf(p));
+      const { participant, left, participantCount, sessionEndedAt } = await mesh().leave(req.params.id, viewerOf(p));
       if (left && participant.leftAt !== null) {
         await publishMeshEvent(ctx, log, {
           event_id: `${participant.meshId}:participant_left:${participant.id}:${participant.leftAt}`,
@@ -580,7 +582,8 @@ export async function registerMeshRoutes(app: FastifyInstance, ctx: AppContext):
           payload: participantPayload(participant, participantCount),
         });
       }
-      return { left: true, participant_id: participant.id, left_at: iso(participant.leftAt ?? ctx.clock()) };
+      // After the session's end nothing changes: a participant present at the end left with it.
+      return { left: true, participant_id: participant.id, left_at: iso(participant.leftAt ?? sessionEndedAt ?? ctx.clock()) };
     },
   );
 

@@ -455,14 +455,24 @@ export class MeshRepository {
     }
   }
 
-  /** The viewer leaves (idempotent: leaving again answers the same row). not_found when they never joined. */
-  async leave(id: string, viewer: MeshViewer): Promise<{ participant: MeshParticipant; left: boolean; participantCount: number }> {
+  /**
+   * The viewer leaves (idempotent: leaving again answers the same row). not_found when they
+   * never joined. Once the session has ended nothing changes (left: false): who was present at
+   * its end is its record, which a late leave would rewrite (its participant_count fell).
+   */
+  async leave(id: string, viewer: MeshViewer): Promise<{ participant: MeshParticipant; left: boolean; participantCount: number; sessionEndedAt?: number | null }> {
     if (!isUuid(id)) throw notFound(id);
     const now = this.now;
     return this.sql.transaction(async (tx) => {
       // The session row lock orders a leave with the joins counting seats.
-      const locked = await tx.query<{ org_id: string }>('SELECT org_id FROM mesh_sessions WHERE mesh_id = $1 FOR UPDATE', [id]);
+      const locked = await tx.query<MeshRow>(`SELECT ${MESH_COLUMNS} FROM mesh_sessions s WHERE s.mesh_id = $1 FOR UPDATE`, [id]);
       if (!locked.rows[0] || locked.rows[0].org_id !== viewer.orgId) throw notFound(id);
+      const session = meshFromRow(locked.rows[0], now);
+      if (session.status === 'ended') {
+        const mine = await tx.query<ParticipantRow>(`SELECT ${PARTICIPANT_COLUMNS} FROM mesh_participants WHERE mesh_id = $1 AND user_id = $2`, [id, viewer.userId]);
+        if (!mine.rows[0]) throw new AttuneError('not_found', `you are not a participant of mesh session ${id}`, [{ field: 'id', reason: 'not_found' }]);
+        return { participant: participantFromRow(mine.rows[0]), left: false, participantCount: await presentCount(tx, id), sessionEndedAt: session.endedAt ?? session.scheduledEnd };
+      }
       const { rows } = await tx.query<ParticipantRow>(
         `UPDATE mesh_participants SET left_at = GREATEST($3, joined_at) WHERE mesh_id = $1 AND user_id = $2 AND left_at IS NULL RETURNING ${PARTICIPANT_COLUMNS}`,
         [id, viewer.userId, toDate(now)],
