@@ -35,6 +35,7 @@ import type { VerifiedToken } from '../http/auth.js';
 import { randomUUID } from 'node:crypto';
 import { pacerAt } from './mesh-pacer.js';
 import { PROTOCOLS } from './sessions.js';
+import { socketErrorMessage } from '../http/errors.js';
 
 export type CoherenceEnvelope = Envelope<'coherence_update' | 'session_event'>;
 
@@ -236,7 +237,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
     let principal: VerifiedToken | null = null;
     let provisional = false;
     const sendError = (c: LiveClient, message: string) =>
-      c.sendEnvelope({ id: randomUUID(), type: 'error', timestamp: iso(ctx.clock()), payload: { code: 'not_found', message, details: [{ field: 'sessionId', reason: 'not_found' }] } }, true);
+      c.sendEnvelope(socketErrorMessage({ code: 'not_found', message, details: [{ field: 'sessionId', reason: 'not_found' }] }, null, ctx.clock()), true);
     return {
       attach(p: VerifiedToken, key: string, subscribed: Record<string, unknown>): boolean {
         const query = req.query as Record<string, unknown> | undefined;

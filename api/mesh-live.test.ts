@@ -161,6 +161,10 @@ test('a private session refuses a stranger (4403 not_invited); another organisat
   const kid = client(a, `/v1/mesh/sessions/${s.id}/stream`, a.token('kid', org));
   await waitUntil('three refused', () => stranger.closed && elsewhere.closed && noScope.closed);
   assert.deepEqual([stranger.closed!.code, stranger.messages[0].error!.details[0].reason], [4403, 'not_invited']);
+  // The coded error before the close is a session-sync envelope too: {id, type, timestamp, payload: {code, message, …}}.
+  const refusal = stranger.messages[0];
+  assert.deepEqual([refusal.type, typeof refusal.id, typeof refusal.timestamp, refusal.payload!.code, refusal.payload!.details[0].reason], ['error', 'string', 'string', 'forbidden', 'not_invited']);
+  assert.deepEqual(refusal.payload, refusal.error);
   assert.equal(elsewhere.closed!.code, 4404);
   assert.equal(noScope.closed!.code, 4403);
   await waitUntil('the invitee subscribed', () => kid.messages.some((m) => m.type === 'subscribed'));

@@ -16,9 +16,22 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { AttuneError, isAttuneError, type ErrorCode, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
 import { MAX_BODY_JSON_DEPTH, bodyTooDeep, jsonBytesDepth } from '../lib/json-limits.js';
 import { invalidText, jsonBytesHaveNul } from '../lib/text-limits.js';
+import { iso } from '../lib/time.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string; documentation_url?: string };
+}
+
+/**
+ * A coded error as a WebSocket message: the session-sync document's envelope (`{id, type:
+ * "error", timestamp, payload: {code, message, …}}`, its client reads `payload.code`) with the
+ * HTTP body's fields in `payload`, and the same object as `error` beside it, the shape these
+ * messages had before (its clients read `error.code`). `id`: the message answered, when there
+ * is one (the readings socket's), else a fresh one.
+ */
+export function socketErrorMessage<I = string>(e: Pick<AttuneError, 'code' | 'message' | 'details'>, requestId: string | null, now: number, id?: I) {
+  const body = { code: e.code, message: e.message, details: e.details, ...(requestId === null ? {} : { request_id: requestId }) };
+  return { id: id ?? randomUUID(), type: 'error' as const, timestamp: iso(now), payload: body, error: body };
 }
 
 /** The README's heading of the error catalogue, as an anchor. */

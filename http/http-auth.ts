@@ -13,6 +13,7 @@ import { AttuneError, isAttuneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { headerCredential, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
 import { routeAuthOf } from './auth-plugin.js';
+import { socketErrorMessage } from './errors.js';
 
 /** WebSocket close codes: 4401/4403 mirror HTTP 401/403 in the 4000-4999 application range. */
 export const CloseCodes = { unauthorized: 4401, forbidden: 4403, notFound: 4404, rateLimited: 4029, slowConsumer: 4008, authTimeout: 4401, unavailable: 4503, internalError: 1011 } as const;
@@ -134,7 +135,7 @@ export function socketAuth(
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) ctx.log.error({ err }, 'websocket authentication failed');
     if (socket.readyState === socket.OPEN) {
-      socket.send(JSON.stringify({ type: 'error', error: { code: coded.code, message: coded.message, details: coded.details, request_id: String(req.id) } }));
+      socket.send(JSON.stringify(socketErrorMessage(coded, String(req.id), ctx.clock())));
       socket.close(closeCodeOf(coded), coded.code);
     }
   };

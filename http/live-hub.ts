@@ -26,6 +26,7 @@ import { iso } from '../lib/time.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import { CloseCodes, type SocketAuth } from './http-auth.js';
 import { WS_TIMEOUT, realTimers, watchSocket, type HeartbeatTimers } from './ws-heartbeat.js';
+import { socketErrorMessage } from './errors.js';
 
 /** What every live message looks like on the socket. */
 export interface Envelope<T extends string = string> {
@@ -384,7 +385,7 @@ export class LiveHub<R = unknown> {
     this.stats.clients = this.all.size;
     const clientBeat = new ClientHeartbeat(socket, this.opts.clientHeartbeatMs ?? DEFAULT_CLIENT_HEARTBEAT_MS, this.opts.heartbeatTimers ?? realTimers, (text) => {
       this.opts.log.info({ code: 'request_timeout', reason: 'heartbeat_timeout', close_code: WS_TIMEOUT, socket: this.feed.name }, `websocket closed: ${text}`);
-      client.send(JSON.stringify({ type: 'error', error: { code: 'request_timeout', message: `socket closed: ${text}`, details: [{ reason: 'heartbeat_timeout' }] } }));
+      client.send(JSON.stringify(socketErrorMessage({ code: 'request_timeout', message: `socket closed: ${text}`, details: [{ reason: 'heartbeat_timeout' }] }, null, this.opts.clock())));
     });
     this.heartbeats.set(client, clientBeat);
     // Pong only: these sockets read nothing but authenticate messages, so a quiet client that
@@ -397,7 +398,7 @@ export class LiveHub<R = unknown> {
       name: this.feed.name,
       onPing: () => client.sendEnvelope(heartbeatEnvelopeOf(this.opts.clock())),
       // As before every coded close (docs/websocket-protocols.md), though a peer that stopped answering rarely reads it.
-      onTimeout: (t) => client.send(JSON.stringify({ type: 'error', error: { code: 'request_timeout', message: `socket closed: ${t.text}`, details: [{ reason: t.reason }] } })),
+      onTimeout: (t) => client.send(JSON.stringify(socketErrorMessage({ code: 'request_timeout', message: `socket closed: ${t.text}`, details: [{ reason: t.reason }] }, null, this.opts.clock()))),
     });
     socket.once('close', () => {
       client.closed = true;

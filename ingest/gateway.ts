@@ -7,7 +7,7 @@ import { AttuneError, isAttuneError, type ErrorDetail, type ReasonFor } from '..
 import { ReadingBudget } from '../lib/token-bucket.js';
 import { Scopes, canAccess, type Principal } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
-import { errorBodySchema } from '../http/errors.js';
+import { errorBodySchema, socketErrorMessage } from '../http/errors.js';
 import { CloseCodes, reauthenticationAhead, socketAuth } from '../http/http-auth.js';
 import { heartbeatSettings, watchSocket } from '../http/ws-heartbeat.js';
 import { principalOf } from '../http/auth-plugin.js';
@@ -433,7 +433,7 @@ function handleIngestSocket(
   const sendError = (id: unknown, err: unknown) => {
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) ctx.log.error({ err }, 'live ingest failed');
-    send({ type: 'error', id, error: { code: coded.code, message: coded.message, details: coded.details, request_id: String(req.id) } });
+    send(socketErrorMessage(coded, String(req.id), ctx.clock(), id));
   };
   const auth = socketAuth(ctx, socket, req, async (p) => {
     device = await ownedDevice(ctx, p, req.params.device_id);

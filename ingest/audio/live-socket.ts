@@ -35,6 +35,7 @@ import { WS_TIMEOUT, heartbeatSettings, watchSocket } from '../../http/ws-heartb
 import type { SpeechSession } from '../../store/postgres/speech-sessions-repo.js';
 import { LiveFraming, SpeechAudioPublisher, BUS_SAMPLE_RATE } from './publisher.js';
 import { SpeechScopes, audioConflict, speechRepos, takesAudio, type SpeechRepos } from './speech-access.js';
+import { socketErrorMessage } from '../../http/errors.js';
 
 export const LIVE_SAMPLE_RATES = [16000, 44100, 48000] as const;
 /** Close codes of this socket beyond the shared ones: 4000 + the HTTP status. */
@@ -351,7 +352,7 @@ class LiveAudioConnection {
   private sendError(err: unknown): void {
     const coded = isAttuneError(err) ? err : new AttuneError('internal_error', 'internal error');
     if (!isAttuneError(err)) this.ctx.log.error({ err }, 'live audio failed');
-    this.send({ type: 'error', error: { code: coded.code, message: coded.message, details: coded.details, request_id: String(this.req.id) } });
+    this.send(socketErrorMessage(coded, String(this.req.id), this.ctx.clock()));
   }
 
   /** Answers with the error and closes the socket with `code`. */
