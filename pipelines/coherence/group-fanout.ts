@@ -31,6 +31,16 @@ import type { ClosedWindow } from './session-windows.js';
 export const PARTICIPANT_ENDED_HEADER = 'attune-participant-ended';
 
 /**
+ * Header of a participant window record (or end marker) closed by its session's end (the end
+ * call's marker, or its idle end) rather than by its watermark: published at once, up to the
+ * allowed lateness ahead of where the participant's windows would otherwise be. The group worker
+ * takes it as data but not as event time (GroupWindows: it does not move the group's watermark),
+ * so one participant's end does not close group windows that the others' windows, held by their
+ * own lateness, have yet to reach.
+ */
+export const PARTICIPANT_FLUSHED_HEADER = 'attune-participant-flushed';
+
+/**
  * Header of a marker record (not a window): the participant's input to the group ended, value
  * `left:<ms>` (they left the group at that time) or `ended:<ms>` (the group session ended then).
  * Published with the participant's first window past the end (window_end is that window's,

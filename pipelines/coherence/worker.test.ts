@@ -22,7 +22,9 @@ import { rsaReadings, waitFor } from '../../test/attune.js';
 import { partitionForKey } from '../../bus/partitioner.js';
 import { CoherenceWorker } from './worker.js';
 import { endMarkerRecord } from './end-markers.js';
-import { beatTimes } from './session-windows.js';
+import { beatTimes, defaultAllowedLatenessMs } from './session-windows.js';
+import { PARTICIPANT_ENDED_HEADER, PARTICIPANT_FLUSHED_HEADER } from './group-fanout.js';
+import type { MeshParticipation } from '../../store/postgres/mesh-repo.js';
 import { LOOKAHEAD_MS } from '../hrv/artifacts.js';
 import { TestResultSinks, countingBus, flushingThrough, type CountingBus } from '../sinks/result-sinks.test-util.js';
 
@@ -522,4 +524,50 @@ test('a provisional publish that hangs or fails holds nothing up: every reading 
     release();
     await w.stop();
   }
+});
+
+test("a group participant's windows closed by its session's end carry the flushed header (the group worker does not take them as event time); those its watermark closed do not", async () => {
+  const opts = { orgId: 'o1', userId: 'u1', startedAt: start, coherenceThreshold: 0.5, thresholdDurationS: 30 };
+  await new DevicesRepository(entities.client).register({ id: 'dev-fanout', orgId: 'o1', userId: 'u1' });
+  const s = await sessions.create({ ...opts, deviceId: 'dev-fanout' });
+  const topics = prefixedTopics('fanout.');
+  await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 2 })));
+  const fanoutSinks = new TestResultSinks(bus, codec, store, topics);
+  moreSinks.push(fanoutSinks);
+  const participation: MeshParticipation = {
+    meshId: '0b0f9a56-5d0e-4c53-9d55-2f3a8f7f1c01', orgId: 'o1', participantId: 'p1', userId: 'u1', deviceId: null, joinedAt: start - 1000, leftAt: null,
+    startedAt: start - 1000, endedAt: null, breathingRateBpm: 6, coherenceThreshold: 0.5, thresholdDurationS: 30, protocol: 'heart_breath_sync',
+  };
+  const groups = { participationsOf: async () => [participation] };
+  const seen: Array<{ end: number; headers: Record<string, string> }> = [];
+  const sub = await bus.subscribe({
+    groupId: 'fanout-reader',
+    topics: [topics.groupParticipantWindows],
+    fromBeginning: true,
+    eachBatch: async (b) => {
+      for (const r of b.records) seen.push({ end: Number(r.timestamp), headers: { ...(r.headers ?? {}) } });
+    },
+  });
+  const w = flushingThrough(new CoherenceWorker({ bus, topics, codec, sessions, log: silentLogger, groupId: 'fanout-group', groups }), fanoutSinks);
+  await w.start();
+  try {
+    await publishReadings(s.id, 'dev-fanout', 0, readings.length, topics.heartReadings);
+    await waitFor('the session to end', () => w.stats.readings === readings.length && w.openSessionCount === 0, 30_000, 20);
+    await w.flush();
+    await waitFor('its last window on the group topic', () => seen.some((x) => x.headers[PARTICIPANT_ENDED_HEADER] === 'true'), 30_000, 20);
+  } finally {
+    await w.stop();
+    await sub.stop();
+  }
+  seen.sort((a, b) => a.end - b.end);
+  const flushed = seen.map((x) => x.headers[PARTICIPANT_FLUSHED_HEADER] === 'true');
+  const first = flushed.indexOf(true);
+  assert.ok(first > 10, `${first} windows closed by the watermark`);
+  assert.ok(flushed.slice(first).every(Boolean), 'the flushed ones are the last');
+  assert.ok(seen.length - first >= 2, `${seen.length - first} closed by the end`);
+  // The watermark closes a window once the newest beat is the lateness and the look-ahead past
+  // its end: those after that waited for the end.
+  const lastBeat = Date.parse(readings[readings.length - 1].timestamp);
+  for (const [i, x] of seen.entries()) assert.equal(flushed[i], x.end > lastBeat - defaultAllowedLatenessMs - LOOKAHEAD_MS, `window ending ${x.end - lastBeat} ms from the last beat`);
+  assert.equal(seen.at(-1)!.headers[PARTICIPANT_ENDED_HEADER], 'true');
 });

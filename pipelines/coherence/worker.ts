@@ -53,7 +53,7 @@ import { CheckpointTable, type GuardAnchor, type SessionCheckpoint } from './che
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
 import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
-import { GroupFanout, PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER, type ParticipationSource } from './group-fanout.js';
+import { GroupFanout, PARTICIPANT_ENDED_HEADER, PARTICIPANT_FLUSHED_HEADER, PARTICIPATION_END_HEADER, type ParticipationSource } from './group-fanout.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
 
@@ -192,6 +192,8 @@ interface Guarded {
 interface ClosedOf {
   st: SessionState;
   w: ClosedWindow;
+  /** Closed by the session's end, not its watermark (PARTICIPANT_FLUSHED_HEADER). */
+  flushed?: boolean;
 }
 
 interface PartitionState {
@@ -220,7 +222,7 @@ interface PartitionState {
    * Group participants' windows (repartition topic, keyed by mesh session), published with the
    * windows; `ended`: the session's last window (it ended: marker or idle end).
    */
-  outGroup: Array<{ rec: GroupParticipantWindowRecord; ended: boolean; /** A marker: PARTICIPATION_END_HEADER's value. */ end?: string }>;
+  outGroup: Array<{ rec: GroupParticipantWindowRecord; ended: boolean; /** A marker: PARTICIPATION_END_HEADER's value. */ end?: string; flushed?: boolean }>;
   /** Sessions whose checkpoint changed with the windows in the outbox: written after them. */
   outCheckpoints: Set<SessionState>;
   /** The last commit offsets issued (oldest first, at most ANCHOR_FLOORS): the floors of the sessions' guard anchors. */
@@ -594,7 +596,7 @@ export class CoherenceWorker {
    */
   private endSession(p: PartitionState, st: SessionState, touched: Set<SessionState>): void {
     this.quarantine(p, st, st.guard.drop());
-    for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w });
+    for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w, flushed: true });
     p.tracker.setRetained(st.id, null);
     p.tracker.setRetained(anchorKey(st.id), null);
     p.sessions.delete(st.id);
@@ -667,15 +669,16 @@ export class CoherenceWorker {
       for (let i = 0; i < closed.length; i++) if (closed[i].st.ended) lastOfEnded.set(closed[i].st, i);
       for (let i = 0; i < closed.length; i++) {
         const { st, w } = closed[i];
+        const flushed = closed[i].flushed === true;
         const emitted = this.emit(st, w, metrics[i], p.outWindows, p.outEvents);
         if (emitted && fanout && groups && groups[i].current.length > 0) {
           const ended = lastOfEnded.get(st) === i;
-          for (const rec of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i].current)) p.outGroup.push({ rec, ended });
+          for (const rec of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i].current)) p.outGroup.push({ rec, ended, flushed });
         }
         // The first window past a leave or the group session's end: a marker after the
         // participant's last window for that group (GroupWindows.endInput).
         if (emitted && fanout && groups && groups[i].ends.length > 0) {
-          for (const m of fanout.endMarkers({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, groups[i].ends)) p.outGroup.push({ rec: m.rec, ended: true, end: m.header });
+          for (const m of fanout.endMarkers({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, groups[i].ends)) p.outGroup.push({ rec: m.rec, ended: true, end: m.header, flushed });
         }
         p.outCheckpoints.add(st);
       }
@@ -974,7 +977,7 @@ export class CoherenceWorker {
     windows: CoherenceWindowRecord[],
     events: SessionEventRecord[],
     sessions: Set<SessionState>,
-    group: Array<{ rec: GroupParticipantWindowRecord; ended: boolean; /** A marker: PARTICIPATION_END_HEADER's value. */ end?: string }>,
+    group: Array<{ rec: GroupParticipantWindowRecord; ended: boolean; /** A marker: PARTICIPATION_END_HEADER's value. */ end?: string; flushed?: boolean }>,
   ): Promise<void> {
     if (windows.length > 0) {
       const recs = [];
@@ -984,13 +987,17 @@ export class CoherenceWorker {
     if (group.length > 0) {
       // Keyed by the group: one group's windows, from every participant, on one partition.
       const recs = [];
-      for (const { rec: g, ended, end } of group) {
+      for (const { rec: g, ended, end, flushed } of group) {
+        // About the stream, not the window: no schema change for them.
+        const headers: Record<string, string> = {
+          ...(ended ? { [PARTICIPANT_ENDED_HEADER]: 'true', ...(end ? { [PARTICIPATION_END_HEADER]: end } : {}) } : {}),
+          ...(flushed ? { [PARTICIPANT_FLUSHED_HEADER]: 'true' } : {}),
+        };
         recs.push({
           key: g.mesh_id,
           value: await this.opts.codec.encode(Topics.groupParticipantWindows, g),
           timestamp: g.window_end,
-          // About the stream, not the window: no schema change for it.
-          ...(ended ? { headers: { [PARTICIPANT_ENDED_HEADER]: 'true', ...(end ? { [PARTICIPATION_END_HEADER]: end } : {}) } } : {}),
+          ...(Object.keys(headers).length > 0 ? { headers } : {}),
         });
       }
       await this.opts.bus.publish(this.topics.groupParticipantWindows, recs);

@@ -155,6 +155,43 @@ test("once every participant's input has ended (their session's last window), th
   assert.equal(feed(windowMajor(windows), (r) => last(r) && r.participant_id !== 'p3').length, FIXTURE_WINDOWS - 2);
 });
 
+test("participants ending their sessions seconds apart: the first one's flushed last windows do not close windows the other's have yet to reach", () => {
+  // Two participants in lockstep. Each one's coherence worker publishes its window ending at E
+  // once its watermark passes E + 20 s (lateness and look-ahead), except at its session's end,
+  // when every window not yet out goes at once (flushed), the last marked `ends`. p1 ends 0.5 s
+  // after its last window's end, p2 3 s later.
+  const two = windows.slice(0, 2) as GroupParticipantWindowRecord[][];
+  const delayMs = 20_000;
+  const endAt = [fixtureEnd(FIXTURE_WINDOWS - 1) + 500, fixtureEnd(FIXTURE_WINDOWS - 1) + 3500];
+  const published = two.flatMap((row, j) =>
+    row.map((w, k) => {
+      const due = w.window_end + delayMs;
+      const flushed = due > endAt[j];
+      return { w, j, at: flushed ? endAt[j] : due, flushed, ends: k === row.length - 1 };
+    }),
+  );
+  published.sort((x, y) => x.at - y.at || x.j - y.j || x.w.window_end - y.w.window_end);
+  const feed = (asFlushed: boolean) => {
+    const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6 });
+    const out: ClosedGroupWindow[] = [];
+    published.forEach((x, i) => {
+      g.add({ ...input(x.w, i), ends: x.ends, flushed: asFlushed && x.flushed });
+      out.push(...g.closeReady());
+    });
+    return { out, late: g.lateCount };
+  };
+  const counted = (c: ClosedGroupWindow[]) => c.map((x) => x.result.participantCount);
+  const ideal = run(windowMajor(two));
+  assert.deepEqual(counted(ideal), Array(FIXTURE_WINDOWS).fill(2));
+  const got = feed(true);
+  assert.equal(got.late, 0);
+  assert.deepEqual(got.out, ideal, 'the same group windows as an in-order arrival');
+  // Taken as event time (before), p1's flushed windows closed two windows p2's had not reached.
+  const before = feed(false);
+  assert.equal(before.late, 2);
+  assert.equal(counted(before.out).filter((n) => n === 1).length, 2);
+});
+
 // Issue 11 (G): early close, and the end of a participant's input (a leave, the group session's end).
 
 type Item = { w: GroupParticipantWindowRecord } | { end: { participant_id: string; window_end: number; at: number; left: boolean } };

@@ -21,6 +21,12 @@
 //   (`ends`: the coherence worker marks a session's last window when the session ended), all
 //   open ends close; each participant's windows come before their end, so whatever the arrival
 //   order, every window is in by then.
+//   A session's end closes its last windows at once, not after the lateness (`flushed`: up to
+//   the coherence lateness plus its 5 s look-ahead ahead of where the participant's windows
+//   would be): taken as event time, one participant's end closed group windows whose other
+//   participants' windows were still held by their own lateness, and those came late (two
+//   participants in lockstep ending 3 s apart: the second dropped from two group windows).
+//   A flushed window is data but not event time: it never moves the group's newest end.
 //   Early close (`earlyClose`, the worker's default): E also closes as soon as every
 //   participant who could still send a window counted at E has sent one ending at or after E
 //   (or ended). Who that is follows from the data alone, under the same arrival assumption (a
@@ -79,6 +85,11 @@ export interface ParticipantWindowInput {
   offset: bigint;
   /** The participant's session ended with this window (their input ended). */
   ends?: boolean;
+  /**
+   * Closed by the participant's session end, not by its watermark (PARTICIPANT_FLUSHED_HEADER):
+   * data, but not event time, so it does not move the group's watermark (see the header).
+   */
+  flushed?: boolean;
 }
 
 export interface GroupWindowsOptions {
@@ -106,6 +117,8 @@ export interface ParticipantInputEnd {
   /** True: they left the group (status `left`); false: the group session ended. */
   left: boolean;
   offset: bigint;
+  /** Published with a window closed by the participant's session end: not event time. */
+  flushed?: boolean;
 }
 
 interface ParticipantInput {
@@ -206,7 +219,7 @@ export class GroupWindows {
     if (this.earlyClose && w.windowEndMs < p.runStartMs + this.latenessMs) {
       // The warm-up of a run: dropped whenever it comes (see the header).
       this.warmupCount++;
-      if (w.windowEndMs > this.maxEndMs) this.maxEndMs = w.windowEndMs;
+      if (!w.flushed && w.windowEndMs > this.maxEndMs) this.maxEndMs = w.windowEndMs;
       this.closeWhatIsFinal(this.allEnded());
       return true;
     }
@@ -224,7 +237,7 @@ export class GroupWindows {
       this.duplicateCount++;
       if (better(w, had)) at.set(w.participantId, { ...w, offset: had.offset < w.offset ? had.offset : w.offset });
     } else at.set(w.participantId, w);
-    if (w.windowEndMs > this.maxEndMs) this.maxEndMs = w.windowEndMs;
+    if (!w.flushed && w.windowEndMs > this.maxEndMs) this.maxEndMs = w.windowEndMs;
     this.closeWhatIsFinal(this.allEnded());
     return true;
   }
@@ -240,7 +253,7 @@ export class GroupWindows {
     const p = this.track(e.participantId, e.windowEndMs, e.offset);
     p.ended = true;
     if (e.left) this.membership.leave(e.participantId, this.earlyClose && !inRun ? Math.max(e.atMs, e.windowEndMs + this.latenessMs) : e.atMs);
-    if (e.windowEndMs > this.maxEndMs) this.maxEndMs = e.windowEndMs;
+    if (!e.flushed && e.windowEndMs > this.maxEndMs) this.maxEndMs = e.windowEndMs;
     this.closeWhatIsFinal(this.allEnded());
   }
 

@@ -16,7 +16,7 @@ import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
 import { GroupWorker, PROVISIONAL_MAX_AGE_MS } from './worker.js';
 import { GroupWindowsSink } from '../sinks/group-windows-sink.js';
-import { PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
+import { PARTICIPANT_ENDED_HEADER, PARTICIPANT_FLUSHED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
 import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
 
 const MESH = '6f1d0c2e-8a57-4d0b-9a43-1c1b2f7d0e11';
@@ -290,6 +290,34 @@ test("the group session's end reaches the worker as the participants' end marker
   // The same windows as the run without an end (org-a) up to window 17, which that run closed too.
   const a = await stored('org-a');
   assert.deepEqual(windows.slice(0, 18), a.windows.slice(0, 18));
+});
+
+test("two participants ending their sessions 3 s apart: every group window stored counts both (the first one's flushed windows are not event time)", async () => {
+  // As the coherence workers publish them: a window ending at E once its participant's
+  // watermark passes E + 20 s, except at the session's end, when the rest go at once with the
+  // flushed header (the last one also ended). p1 ends 0.5 s after its last window's end, p2 3 s later.
+  const tj = await topicsFor('gj.');
+  const sink = await startSink(tj);
+  const w = await startWorker(tj);
+  stops.push(() => w.stop());
+  const two = fixtureWindows(MESH, 'org-j').slice(0, 2) as GroupParticipantWindowRecord[][];
+  const endAt = [fixtureEnd(FIXTURE_WINDOWS - 1) + 500, fixtureEnd(FIXTURE_WINDOWS - 1) + 3500];
+  const out = two.flatMap((row, j) =>
+    row.map((r, k) => {
+      const due = r.window_end + 20_000;
+      return { r, j, at: Math.min(due, endAt[j]), flushed: due > endAt[j], ended: k === row.length - 1 };
+    }),
+  );
+  out.sort((x, y) => x.at - y.at || x.j - y.j || x.r.window_end - y.r.window_end);
+  for (const x of out) {
+    const headers = { ...(x.ended ? { [PARTICIPANT_ENDED_HEADER]: 'true' } : {}), ...(x.flushed ? { [PARTICIPANT_FLUSHED_HEADER]: 'true' } : {}) };
+    await bus.publish(tj.groupParticipantWindows, [{ key: MESH, value: codec.encode(Topics.groupParticipantWindows, x.r), timestamp: x.r.window_end, headers }]);
+  }
+  await untilStored(sink, FIXTURE_WINDOWS);
+  const { windows } = await stored('org-j');
+  assert.deepEqual(windows.map((x) => x.end_ms), Array.from({ length: FIXTURE_WINDOWS }, (_, k) => fixtureEnd(k)));
+  assert.deepEqual(windows.map((x) => x.participant_count), Array(FIXTURE_WINDOWS).fill(2));
+  assert.equal(w.stats.lateWindows, 0);
 });
 
 test('provisional participant windows give a provisional group_coherence per end, before its final one; the stored windows are unchanged', async () => {

@@ -30,7 +30,7 @@ import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from '../coherence/offsets.js';
 import { CheckpointTable, type SessionCheckpoint } from '../coherence/checkpoints.js';
 import { ThresholdTracker } from '../coherence/threshold.js';
-import { PARTICIPANT_ENDED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
+import { PARTICIPANT_ENDED_HEADER, PARTICIPANT_FLUSHED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
 import { createSynchronyPlan, type SynchronyPlan } from './synchrony.js';
 import type { GroupWindowResult } from './window.js';
 import { GroupWindows, type ClosedGroupWindow } from './group-windows.js';
@@ -391,13 +391,15 @@ export class GroupWorker {
       this.stats.records++;
       const g = this.groupOf(p, w);
       const endHeader = rec.headers[PARTICIPATION_END_HEADER];
+      // Closed by the participant's session end: data, not event time (GroupWindows' header).
+      const flushed = rec.headers[PARTICIPANT_FLUSHED_HEADER] === 'true';
       const end = endHeader === undefined ? null : parseParticipationEnd(endHeader);
       if (end) {
         // A marker, not a window: the participant's input to the group ended.
-        g.windows.endInput({ participantId: w.participant_id, windowEndMs: w.window_end, atMs: end.atMs, left: end.left, offset });
+        g.windows.endInput({ participantId: w.participant_id, windowEndMs: w.window_end, atMs: end.atMs, left: end.left, offset, flushed });
         this.stats.inputEnds++;
         touched.add(g);
-        if (w.window_end > p.maxEndMs) p.maxEndMs = w.window_end;
+        if (!flushed && w.window_end > p.maxEndMs) p.maxEndMs = w.window_end;
         for (const c of g.windows.closeReady()) this.emit(p, g, c);
         p.tracker.processed(offset);
         continue;
@@ -406,10 +408,11 @@ export class GroupWorker {
         ...participantWindowOf(w),
         offset,
         ends: rec.headers[PARTICIPANT_ENDED_HEADER] === 'true',
+        flushed,
       });
       if (!added) this.stats.lateWindows++;
       touched.add(g);
-      if (w.window_end > p.maxEndMs) p.maxEndMs = w.window_end;
+      if (!flushed && w.window_end > p.maxEndMs) p.maxEndMs = w.window_end;
       for (const c of g.windows.closeReady()) this.emit(p, g, c);
       p.tracker.processed(offset);
     }
