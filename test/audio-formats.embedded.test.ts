@@ -118,8 +118,11 @@ describe('audio formats and speech to text, embedded', () => {
       assert.ok(Math.abs(b.duration_seconds - 11) < 0.03, `${b.duration_seconds}`);
       assert.equal(b.words.length, wavText.split(' ').length);
       let previous = 0;
+      // The document's words carry no punctuation; `text` is the word as written, and the words as written are the text.
+      assert.deepEqual(b.words.map((w: { text: string }) => w.text).join(' '), wavText);
       for (const w of b.words) {
         assert.equal(typeof w.word, 'string');
+        assert.match(w.word, /^[\p{L}\p{N}].*[\p{L}\p{N}]$|^[\p{L}\p{N}]$/u, `"${w.word}" has no punctuation around it`);
         assert.ok(w.start >= previous - 0.001 && w.end >= w.start && w.end <= b.duration_seconds + 0.001, `${w.word} ${w.start}-${w.end} in seconds, in order`);
         previous = w.start;
       }

@@ -59,7 +59,8 @@ const resultSchema = {
       items: {
         type: 'object',
         properties: {
-          word: { type: 'string', description: 'As recognised, with its punctuation.' },
+          word: { type: 'string', description: 'As recognised, without the punctuation around it (the document\'s "Hello" of "Hello, welcome").' },
+          text: { type: 'string', description: 'As recognised, with its punctuation ("Hello,").' },
           start: { type: 'number', description: 'Seconds from the start of the audio.' },
           end: { type: 'number' },
           timing_method: { type: 'string', enum: ['forced_alignment', 'syllable_estimate'], description: 'How the times were found.' },

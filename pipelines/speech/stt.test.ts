@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readWavFile } from './wav.test-util.js';
 import { wordErrors } from './asr/wer.js';
 import { AttuneError } from '../../lib/errors.js';
-import { SpeechToText, sttResult } from './stt.js';
+import { SpeechToText, bareWord, sttResult } from './stt.js';
 
 const data = new URL('../../../shared/data/speech/', import.meta.url).pathname;
 
@@ -54,7 +54,9 @@ test('sttResult: utterances joined into one text, words in seconds, confidence t
     ({ index, startMs: words[0]?.startMs ?? 0, endMs: words.at(-1)?.endMs ?? 0, speechStartMs: 0, speechEndMs: 0, text, words, model: 'm', timingMethod: 'forced_alignment', filledPauses: [], computeMs: 0 }) as never;
   const r = sttResult([seg(0, 'Hello there.', [word('Hello', 120, 480, 0.9), word('there.', 500, 910, 0.7)]), seg(1, '', []), seg(2, 'Bye', [word('Bye', 2000, 2345, 0.5)])], 3.2, 'm');
   assert.equal(r.text, 'Hello there. Bye');
-  assert.deepEqual(r.words.map((w) => [w.word, w.start, w.end]), [['Hello', 0.12, 0.48], ['there.', 0.5, 0.91], ['Bye', 2, 2.345]]);
+  // The document's words carry no punctuation ("Hello, welcome" → "Hello"); `text` keeps it.
+  assert.deepEqual(r.words.map((w) => [w.word, w.text, w.start, w.end]), [['Hello', 'Hello', 0.12, 0.48], ['there', 'there.', 0.5, 0.91], ['Bye', 'Bye', 2, 2.345]]);
+  assert.deepEqual(["you,", '"Quoted!"', "don't", 'well-known.', '—', "'90s"].map(bareWord), ['you', 'Quoted', "don't", 'well-known', '—', '90s']);
   assert.equal(r.confidence, 0.7);
   assert.equal(r.segments.length, 2, 'an empty utterance is not a segment');
   const partial = sttResult([seg(0, 'Hi you', [word('Hi', 0, 100, 0.9), word('you', 100, 200)])], 1, 'm');

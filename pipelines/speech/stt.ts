@@ -26,7 +26,10 @@ const RATE = 16_000;
 const STEP = 32_000;
 
 export interface SttWord {
+  /** The word as recognised, without the punctuation around it ("you," → "you"; the document's "Hello" of "Hello, welcome"). */
   word: string;
+  /** As the recogniser wrote it, with its punctuation (Attune's addition). */
+  text: string;
   /** Seconds from the start of the clip. */
   start: number;
   end: number;
@@ -128,13 +131,19 @@ export class SpeechToText {
   }
 }
 
+/** A recognised token without the punctuation before and after it (case and inner apostrophes and hyphens kept); itself when that leaves nothing. */
+export function bareWord(token: string): string {
+  const bare = token.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
+  return bare === '' ? token : bare;
+}
+
 /** The answer of POST /v1/speech/stt from the utterances' transcripts. */
 export function sttResult(transcripts: SegmentTranscript[], durationS: number, model: string): SttResult {
   const words: SttWord[] = [];
   const confidences: number[] = [];
   for (const t of transcripts) {
     for (const w of t.words) {
-      words.push({ word: w.text, start: round3(w.startMs / 1000), end: round3(w.endMs / 1000), timing_method: w.method });
+      words.push({ word: bareWord(w.text), text: w.text, start: round3(w.startMs / 1000), end: round3(w.endMs / 1000), timing_method: w.method });
       // Token probabilities, where the recogniser reports them per word.
       const c = (w as { confidence?: unknown }).confidence;
       if (typeof c === 'number' && Number.isFinite(c)) confidences.push(c);
