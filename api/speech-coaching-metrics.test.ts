@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { linearTrend, lessIsBetter, overallFluency, pitchTrend, volumeTrend } from './speech-coaching-metrics.js';
+import { docFluency } from './speech-doc.js';
 
 test('linearTrend: the fitted change over the span against the threshold; noise around a flat line is stable', () => {
   const line = (slope: number) => Array.from({ length: 11 }, (_, t) => ({ t, v: slope * t + (t % 2 === 0 ? 0.4 : -0.4) }));
@@ -32,4 +33,10 @@ test('overallFluency: 100 x mean of the three rate sub-scores on the rubric band
   assert.equal(overallFluency({ durationS: 120, fillerCount: 14, repetitionCount: 7, longPauseCount: 10 }), 50);
   assert.equal(overallFluency({ durationS: 60, fillerCount: 30, repetitionCount: 10, longPauseCount: 10 }), 0);
   assert.equal(overallFluency({ durationS: 0, fillerCount: 0, repetitionCount: 0, longPauseCount: 0 }), null);
+});
+
+test('the fluency of a recording without a word is null, not 100: silence is not perfect fluency', () => {
+  const silent = { duration_s: 5, word_count: 0, pauses: { long_count: 0 }, fillers: { by_filler: [] }, repetitions: { count: 0 }, repeatedWords: [] };
+  assert.equal(docFluency(silent).overallFluency, null);
+  assert.equal(docFluency({ ...silent, word_count: 12 }).overallFluency, 100);
 });

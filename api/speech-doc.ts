@@ -212,6 +212,8 @@ export function docInlineScores(s: ScoresIn) {
 
 export interface FluencyIn {
   duration_s: number;
+  /** Words recognised; 0: nothing was said, so there is no fluency to rate. */
+  word_count?: number;
   pauses: { long_count: number };
   fillers: { by_filler: Array<{ filler: string; count: number; timestamps_ms: number[] }> };
   repetitions: { count: number };
@@ -244,6 +246,7 @@ export function docFluency(f: FluencyIn) {
   return {
     fillerWords: f.fillers.by_filler.map((x) => ({ word: x.filler, count: x.count, timestamps: x.timestamps_ms.map(s3), frequency: total > 0 ? r(x.count / total, 4) : 0 })),
     repetitions: [...byPhrase].map(([phrase, ts]) => ({ phrase, count: ts.length, timestamps: ts })).sort((a, b) => b.count - a.count || a.timestamps[0] - b.timestamps[0]),
-    overallFluency: overallFluency({ durationS: f.duration_s, fillerCount: total, repetitionCount: f.repetitions.count, longPauseCount: f.pauses.long_count }),
+    // Silence is not perfect fluency: without a word there is nothing to rate (null, as without audio).
+    overallFluency: f.word_count === 0 ? null : overallFluency({ durationS: f.duration_s, fillerCount: total, repetitionCount: f.repetitions.count, longPauseCount: f.pauses.long_count }),
   };
 }
