@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { SpeechScoreRow, SpeechSummaryRow } from '../store/rows.js';
 import type { SpeechTestServer } from './speech-api.test-util.js';
+import { normaliseWord } from '../lib/words.js';
 
 export interface SeededSession {
   id: string;
@@ -137,7 +138,8 @@ export async function seedTranscripts(
       if (o.words !== false) {
         words.forEach((w, k) =>
           wordRows.push({
-            ...common, word_index: k, text: w, start_ms: start + k * 400, end_ms: start + k * 400 + 300, confidence: 0.9, is_filler: false, filler: '',
+            // As the speech worker stores them: each word's normalised form (lib/words.ts).
+            ...common, word_index: k, text: normaliseWord(w), start_ms: start + k * 400, end_ms: start + k * 400 + 300, confidence: 0.9, is_filler: false, filler: '',
             is_repetition: false, timing_method: 'forced_alignment', model: 'moonshine-tiny',
           }),
         );

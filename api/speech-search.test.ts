@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SPEECH_READ, startSpeechTestServer, type SpeechTestServer } from './speech-api.test-util.js';
 import { seedAnalysedSessions, seedTranscripts, type SeededSession } from './speech-reports.test-util.js';
-import { searchWords } from './speech-search.js';
+import { highlightsOf, searchWords } from './speech-search.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultMigrationsDir } from '../store/migrate.js';
@@ -50,6 +50,18 @@ async function search(query: string, tok = token) {
 test('query words are normalised as transcripts are stored', () => {
   assert.deepEqual(searchWords('  Purple, ELEPHANTS!  dance—quietly? '), ['purple', 'elephants', 'dance', 'quietly']);
   assert.deepEqual(searchWords("don't  stop"), ["don't", 'stop']);
+});
+
+test('highlights show the text as written, with the times of the stored words (each the normalised form of one written token)', () => {
+  const seg = { session_id: 's', segment_index: 0, start_ms: 0, end_ms: 9000, text: 'And so, my fellow Americans: ask not — what your country' };
+  // As the speech worker stores them: normalised, no word for the dash (lib/words.ts splitWords).
+  const norms = ['and', 'so', 'my', 'fellow', 'americans', 'ask', 'not', 'what', 'your', 'country'];
+  const timed = norms.map((text, k) => ({ session_id: 's', segment_index: 0, text, start_ms: 1000 + 500 * k, end_ms: 1400 + 500 * k }));
+  // "americans": tokens 1..7 of the text (3 either side, the dash one of them); times from "so" to "not".
+  assert.deepEqual(highlightsOf(['americans'], [seg], () => timed), [{ text: 'so, my fellow Americans: ask not —', start: 1.5, end: 4.4 }]);
+  assert.deepEqual(highlightsOf(['not', 'what'], [seg], () => timed), [{ text: 'fellow Americans: ask not — what your country', start: 2.5, end: 5.9 }], 'a phrase across the dash');
+  // Stored words that are not this text's (another split): the segment's times.
+  assert.deepEqual(highlightsOf(['country'], [seg], () => timed.slice(1)), [{ text: '— what your country', start: 0, end: 9 }]);
 });
 
 test('a phrase from one transcript among 400 is found, only that session, with the highlight and its word times in seconds', async () => {

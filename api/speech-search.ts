@@ -1,6 +1,6 @@
 // GET /v1/search/sessions: the speech-coaching document's transcript search. The query is
-// normalised as transcripts are stored (lower case, letters, digits and apostrophes; other
-// characters are spaces) into up to MAX_WORDS words. A session matches when every word of the
+// normalised as the index (migration 0017) splits transcripts (lower case, letters, digits and
+// apostrophes; other characters are spaces) into up to MAX_WORDS words. A session matches when every word of the
 // query occurs, as a whole word, in its final transcript segments. The ClickHouse reads are in
 // store/speech-search.ts: matching and ranking from the inverted index speech_terms (migration
 // 0011: a primary-key range per word, positions for the phrase), paged there (count() OVER ()
@@ -11,6 +11,7 @@
 // phrase in one segment, plus 0.5 x min(1, occurrences of the query's words / (2 x words)).
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
+import { splitWords } from '../lib/words.js';
 import { Scopes } from '../lib/principal.js';
 import { toNumber } from '../store/clickhouse.js';
 import { pageDetails, searchTranscripts, type HighlightSegment as SegmentRow, type HighlightWord as WordRow } from '../store/speech-search.js';
@@ -26,7 +27,7 @@ export const MAX_HIGHLIGHTS = 3;
 export const CONTEXT_WORDS = 3;
 export const SEARCH_SORTS = ['relevance', 'date', 'score'] as const;
 
-/** The query's words, normalised as transcripts are stored. */
+/** The query's words, as the index (migration 0017) splits a segment's text: runs of letters, digits and apostrophes, lower case. */
 export function searchWords(q: string): string[] {
   return q
     .toLowerCase()
@@ -54,17 +55,28 @@ export interface Highlight {
 /**
  * Up to MAX_HIGHLIGHTS highlights from a session's matching segments (in time order): the first
  * occurrence of the phrase in a segment, else of its first query word present, with
- * CONTEXT_WORDS words either side; times from the words' timings (seconds), or the segment's
- * when it has no words stored.
+ * CONTEXT_WORDS words either side, as the segment's text writes them ("Americans:"); times from
+ * the words' timings (seconds) when the stored words are that text's (lib/words.ts splitWords:
+ * speech_words holds each word's normalised form, one per word of the text), else the segment's.
  */
 export function highlightsOf(words: string[], segments: SegmentRow[], wordsOf: (seg: SegmentRow) => WordRow[]): Highlight[] {
   const out: Highlight[] = [];
   for (const seg of segments) {
     if (out.length >= MAX_HIGHLIGHTS) break;
     const timed = wordsOf(seg);
-    // Tokens as written ("Americans:", "country."), shown as they are; matched by their words
-    // as the query's are normalised (a token may hold none, "—", or several, "well-known").
-    const tokens = timed.length > 0 ? timed.map((w) => w.text) : seg.text.split(' ').filter((t) => t !== '');
+    // Tokens as written ("Americans:", "—"), shown as they are; each stored word is the
+    // normalised form of one of them (lib/words.ts: the tokens splitWords keeps), which gives
+    // the tokens their times when the stored words are that text's.
+    const written = seg.text.split(/\s+/).filter((t) => t !== '');
+    const tokens = written.length > 0 ? written : timed.map((w) => w.text);
+    const timedAt: Array<number | null> = [];
+    let n = 0;
+    for (const t of tokens) {
+      const kept = written.length === 0 ? [{ norm: t }] : splitWords(t);
+      timedAt.push(kept.length === 1 && n < timed.length && timed[n].text === kept[0].norm ? n++ : kept.length === 0 ? null : -1);
+    }
+    const timesFit = n === timed.length && timed.length > 0 && !timedAt.includes(-1);
+    // Matched by their words as the query's are normalised (a token may hold several, "well-known").
     const said: Array<{ word: string; token: number }> = [];
     tokens.forEach((t, token) => {
       for (const word of searchWords(t)) said.push({ word, token });
@@ -76,15 +88,16 @@ export function highlightsOf(words: string[], segments: SegmentRow[], wordsOf: (
       len = 1;
       at = said.findIndex((s) => words.includes(s.word));
     }
-    if (at < 0) continue; // its timed words hold no query word (they split differently from the text)
+    if (at < 0) continue;
     const first = said[at].token;
     const last = said[at + len - 1].token;
     const a = Math.max(0, first - CONTEXT_WORDS);
     const b = Math.min(tokens.length, last + 1 + CONTEXT_WORDS);
     const sec = (v: number | string) => roundTo(toNumber(v) / 1000, 3);
+    const inRange = timedAt.slice(a, b).filter((i): i is number => i !== null && i >= 0);
     out.push(
-      timed.length > 0
-        ? { text: tokens.slice(a, b).join(' '), start: sec(timed[a].start_ms), end: sec(timed[b - 1].end_ms) }
+      timesFit && inRange.length > 0
+        ? { text: tokens.slice(a, b).join(' '), start: sec(timed[inRange[0]].start_ms), end: sec(timed[inRange[inRange.length - 1]].end_ms) }
         : { text: tokens.slice(a, b).join(' '), start: sec(seg.start_ms), end: sec(seg.end_ms) },
     );
   }

@@ -41,7 +41,17 @@ export interface StoreClient {
   table(name: string): string;
   ping(): Promise<boolean>;
   close(): Promise<void>;
+  /**
+   * A client for statements that may run for minutes (migrations' backfills and rebuilds: an
+   * INSERT … SELECT over every transcript). The server client's requests time out after 30 s,
+   * and a migration that timed out is not recorded, so the next start runs it again from the
+   * start. Absent: `client` has no such limit (chDB, in process).
+   */
+  longRunning?: ClickHouseClient;
 }
+
+/** The long-running client's request timeout (StoreClient.longRunning): an hour. */
+export const LONG_REQUEST_TIMEOUT_MS = 3_600_000;
 
 const identifier = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -59,6 +69,7 @@ export async function createStoreClient(opts: StoreClientOptions): Promise<Store
   const database = assertIdentifier(opts.database, 'database');
   const log = opts.log.child({ component: 'store' });
   let client: ClickHouseClient;
+  let longRunning: ClickHouseClient | undefined;
   let kind: StoreClient['kind'];
 
   if (opts.url) {
@@ -80,6 +91,7 @@ export async function createStoreClient(opts: StoreClientOptions): Promise<Store
       await bootstrap.close();
     }
     client = createClient({ ...common, database });
+    longRunning = createClient({ ...common, database, request_timeout: LONG_REQUEST_TIMEOUT_MS });
   } else {
     if (!opts.dataDir) {
       throw new AttuneError('validation_error', 'the store needs either a ClickHouse url or a dataDir for chDB', [
@@ -106,6 +118,7 @@ export async function createStoreClient(opts: StoreClientOptions): Promise<Store
   let closed = false;
   return {
     client,
+    ...(longRunning ? { longRunning } : {}),
     kind,
     database,
     table: (name: string) => `${database}.${assertIdentifier(name, 'table')}`,
@@ -121,6 +134,7 @@ export async function createStoreClient(opts: StoreClientOptions): Promise<Store
       if (closed) return;
       closed = true;
       await client.close();
+      await longRunning?.close();
     },
   };
 }

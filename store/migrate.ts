@@ -151,7 +151,8 @@ COMMENT 'Schema migrations applied to this database by store/migrate.ts, one row
     const statements = migrationStatements(file, store.database);
     const started = Date.now();
     for (const statement of statements) {
-      await store.client.command({ query: statement });
+      // A backfill or rebuild (0011, 0017) can outlast the server client's 30 s request timeout.
+      await (store.longRunning ?? store.client).command({ query: statement });
     }
     await store.client.insert({
       table: migrationsTable,

@@ -20,7 +20,7 @@ export interface TranscriptSearch {
   orgId: string;
   /** One user's sessions; null: the whole org's (an org admin). */
   userId: string | null;
-  /** Query words, normalised as transcripts are stored (duplicates and order kept). */
+  /** Query words, split as the index splits transcripts (0017; duplicates and order kept). */
   words: string[];
   /** Audio start bounds, epoch ms (from inclusive, to exclusive); null: unbounded. */
   from: number | null;

@@ -23,9 +23,13 @@
 -- table is emptied and every final segment indexed again from speech_segments. An insert
 -- while this runs is indexed by the new view, by the rebuild, or both (the same keys, which
 -- collapse; search counts each (segment, position, term) once). Search finds less than it
--- should between the TRUNCATE and the end of the INSERT; this runs once, at migration time.
--- Every statement is idempotent: run again (two processes migrating at once), it empties and
--- rebuilds the same rows.
+-- should between the TRUNCATE and the end of the INSERT; this runs once, at migration time,
+-- through the store's long-running client (no 30 s request timeout: a rebuild over many
+-- transcripts takes longer, and a timed-out migration is not recorded, so every start would
+-- begin it again). A session deleted while the INSERT reads speech_segments may get its index
+-- rows back; search leaves it out of its results (its PostgreSQL row is gone) but counts it in
+-- `total` until the next delete of its rows. Every statement is idempotent: run again (two
+-- processes migrating at once), it empties and rebuilds the same rows.
 --
 -- Same conventions as 0001_heart.sql.
 

@@ -14,6 +14,7 @@ import { spreadBySyllables, type AlignedFiller, type WordAligner, type WordTimin
 import { findFilledPauses, type FilledPause } from '../fillers/index.js';
 import { tokenWords, utteranceConfidence } from '../asr/confidence.js';
 import type { ClosedSegment } from './analyzer.js';
+import { splitWords } from '../../../lib/words.js';
 
 export interface TranscriptWord {
   /** As recognised, with its punctuation ("Americans,"): the filler rules read punctuation. */
@@ -50,23 +51,8 @@ export interface SegmentTranscript {
   computeMs: number;
 }
 
-/** Lower case, letters/digits/apostrophes/inner hyphens only: "Americans," → "americans". */
-export function normaliseWord(text: string): string {
-  return text
-    .toLowerCase()
-    .replace(/[’‘]/g, "'")
-    .replace(/[^a-z0-9'\- ]/g, '')
-    .replace(/^[-']+|[-']+$/g, '');
-}
-
-/** Recognised text to words (whitespace-separated), dropping tokens with no letters or digits. */
-export function splitWords(text: string): Array<{ text: string; norm: string }> {
-  return text
-    .split(/\s+/)
-    .filter((t) => t.length > 0)
-    .map((t) => ({ text: t, norm: normaliseWord(t) }))
-    .filter((w) => /[a-z0-9]/.test(w.norm));
-}
+// The word split lives in lib/ (the API finds stored words in their segment's text with it).
+export { normaliseWord, splitWords } from '../../../lib/words.js';
 
 /**
  * Each word of splitWords(text) with the confidence of the token word it came from (a token
