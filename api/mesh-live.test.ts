@@ -194,6 +194,10 @@ test('resume: a socket that reconnects with the last id it saw gets the events i
   await send(window(t0));
   await waitUntil('the first window', () => ofType(first, 'group_coherence').length === 1);
   const lastSeen = ofType(first, 'group_coherence')[0].id!;
+  // What a client most often saw last is a pulse (every 500 ms; pulses are not kept).
+  const windowAt = first.messages.findIndex((m) => m.id === lastSeen);
+  await waitUntil('a pulse after it', () => first.messages.slice(windowAt).some((m) => m.type === 'sync_pulse'), 5_000);
+  const lastPulse = first.messages.slice(windowAt).find((m) => m.type === 'sync_pulse')!.id!;
   first.ws.close();
   await waitUntil('closed', () => first.closed);
 
@@ -213,6 +217,17 @@ test('resume: a socket that reconnects with the last id it saw gets the events i
   assert.deepEqual({ ...got[0].payload }, { mesh_id: s.id, status: 'active', participant_count: 1, breathing_rate_bpm: 6, last_id: lastSeen, replayed: 3, complete: true });
   assert.deepEqual(got.slice(1, 4).map((m) => m.id), missed);
 
+  // From the pulse: the events routed from 2 s before it, so the three missed ones, and the
+  // window the client had (routed within the margin) again, which its id tells.
+  const fromPulse = client(b, `/v1/mesh/sessions/${s.id}/stream?last_id=${encodeURIComponent(lastPulse)}`, b.token('watcher', org));
+  await waitUntil('subscribed from the pulse', () => ofType(fromPulse, 'subscribed').length === 1 && fromPulse.messages.filter((m) => m.type === 'group_coherence' || m.type === 'participant_joined').length >= 3);
+  const sub = ofType(fromPulse, 'subscribed')[0].payload!;
+  assert.deepEqual([sub.last_id, sub.complete], [lastPulse, true]);
+  const replayed = fromPulse.messages.filter((m) => m.type === 'group_coherence' || m.type === 'participant_joined').map((m) => m.id);
+  assert.deepEqual(replayed.filter((id) => id !== lastSeen), missed, 'every missed event, in order');
+  assert.equal(sub.replayed, replayed.length);
+  fromPulse.ws.close();
+
   // The same through a subscribe message: nothing after the newest; an unknown id gets all kept
   // that this socket was not sent (the first window, seen by the socket before), complete false.
   back.ws.send(JSON.stringify({ type: 'subscribe', payload: { lastVersion: missed[2] } }));
@@ -225,5 +240,5 @@ test('resume: a socket that reconnects with the last id it saw gets the events i
   assert.equal(ofType(back, 'group_coherence').length, 3, 'each window once on this socket');
   back.ws.close();
   reference.ws.close();
-  await waitUntil('closed', () => back.closed && reference.closed);
+  await waitUntil('closed', () => back.closed && reference.closed && fromPulse.closed);
 });

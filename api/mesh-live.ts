@@ -31,6 +31,22 @@ import { LRUCache } from 'lru-cache';
 /** How often a session's sockets get a sync_pulse, ms ("at least once a second"). */
 export const PULSE_MS = 500;
 
+/**
+ * A resume from a sync_pulse (the message a group socket's client most often saw last; pulses
+ * are not kept) replays the events routed from this long before the pulse: another API process
+ * may have routed an event the client saw a little later than the one it saw it on did. Events
+ * the client had come again (their ids tell), none is lost.
+ */
+export const PULSE_RESUME_MARGIN_MS = 2_000;
+
+/** The resume instant of a sync_pulse id of session `meshId` (`<mesh>:sync_pulse:<ms>`), less the margin; null for any other id. */
+export function pulseResumeSince(meshId: string, lastId: string): number | null {
+  const prefix = `${meshId}:sync_pulse:`;
+  if (!lastId.startsWith(prefix)) return null;
+  const t = Number(lastId.slice(prefix.length));
+  return Number.isSafeInteger(t) ? t - PULSE_RESUME_MARGIN_MS : null;
+}
+
 export type MeshEnvelope = Envelope<MeshEventType | 'sync_pulse'>;
 
 /** A pulse computed in this process: delivered through the hub, never through the bus. */
@@ -79,13 +95,16 @@ interface Pulsing {
 /** The hub of the mesh streams and the pulse timers of the sessions watched in this process. */
 export class MeshLive {
   readonly hub: LiveHub<MeshLiveRecord>;
-  /** The latest group synchrony (sync_r of group_coherence) per session. */
-  private readonly groupSync = new Map<string, number | null>();
+  /**
+   * The latest group synchrony (sync_r of group_coherence) per session. Bounded: every mesh
+   * event of the deployment is routed here (the hub keeps them for resume, listeners or not).
+   */
+  private readonly groupSync = new LRUCache<string, { r: number | null }>({ max: 100_000 });
   /** Per session, the newest final and provisional group window ends routed (recently active sessions, ~100 bytes each). */
   private readonly finalThrough = new LRUCache<string, number>({ max: 100_000 });
   private readonly provisionalThrough = new LRUCache<string, number>({ max: 100_000 });
   private readonly pulsing = new Map<string, Pulsing>();
-  private readonly ended = new Set<string>();
+  private readonly ended = new LRUCache<string, true>({ max: 100_000 });
 
   constructor(
     private readonly opts: LiveHubOptions & { pulseMs?: number },
@@ -118,9 +137,9 @@ export class MeshLive {
           }
           if (rec.occurred_at > (this.finalThrough.get(rec.mesh_id) ?? -Infinity)) this.finalThrough.set(rec.mesh_id, rec.occurred_at);
           const r = payload.sync_r;
-          this.groupSync.set(rec.mesh_id, typeof r === 'number' && Number.isFinite(r) ? r : null);
+          this.groupSync.set(rec.mesh_id, { r: typeof r === 'number' && Number.isFinite(r) ? r : null });
         } else if (rec.type === 'session_ended') {
-          this.ended.add(rec.mesh_id);
+          this.ended.set(rec.mesh_id, true);
           this.stopPulses(rec.mesh_id);
         }
         return { keys: [meshKey(rec.mesh_id)], resumeKeys: [meshKey(rec.mesh_id)], envelope: () => meshEventEnvelope(rec) };
@@ -155,7 +174,7 @@ export class MeshLive {
       payload: {
         phase: pacer.phase,
         progress: Number(pacer.progress.toFixed(4)),
-        group_sync: this.groupSync.get(s.id) ?? null,
+        group_sync: this.groupSync.get(s.id)?.r ?? null,
         breathing_rate_bpm: s.breathingRateBpm,
         cycle: pacer.cycle,
       },
@@ -170,7 +189,7 @@ export class MeshLive {
   attach(socket: WebSocket, s: MeshSession, provisional: boolean, lastId: string | null, subscribed: Record<string, unknown>): LiveClient | null {
     const client = this.hub.attach(socket, provisional ? [meshKey(s.id), provisionalMeshKey(s.id)] : [meshKey(s.id)]);
     if (!client) return null;
-    subscribeWithResume(this.hub, client, meshKey(s.id), lastId, subscribed, this.opts.clock());
+    subscribeWithResume(this.hub, client, meshKey(s.id), lastId, subscribed, this.opts.clock(), (id) => pulseResumeSince(s.id, id));
     let p = this.pulsing.get(s.id);
     if (!p) {
       const timer = setInterval(() => {
@@ -195,7 +214,7 @@ export class MeshLive {
    * events it missed, as on the coherence sockets.
    */
   control(client: LiveClient, meshId: string, msg: unknown, subscribed: () => Record<string, unknown>): void {
-    streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock);
+    streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock, (id) => pulseResumeSince(meshId, id));
   }
 
   private stopPulses(meshId: string): void {
@@ -233,6 +252,7 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs mesh:join. ' +
           'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}; then envelopes {"id","type","timestamp","payload"}. ' +
           'Resume: the id of the last message seen, as ?last_id= on the upgrade or in a {"type":"subscribe","payload":{"lastVersion":"<id>"}} message, gets the session\'s events after it (not pulses or provisional windows) right after subscribed, which then carries last_id, replayed and complete (false: the id is no longer kept, everything kept is sent). ' +
+          `A sync_pulse id resumes from that pulse's instant less ${PULSE_RESUME_MARGIN_MS / 1000} s (events the client had may come again; their ids tell). ` +
           '{"type":"heartbeat"} is answered with ping {timestamp}; after the first, 3 missed heartbeat intervals close the socket (4408). ' +
           'Close codes: 4401 unauthenticated, 4403 missing scope or a private session you are not invited to, 4404 no such session, 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader.',
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },

@@ -27,11 +27,12 @@ export interface ErrorBody {
  * "error", timestamp, payload: {code, message, …}}`, its client reads `payload.code`) with the
  * HTTP body's fields in `payload`, and the same object as `error` beside it, the shape these
  * messages had before (its clients read `error.code`). `id`: the message answered, when there
- * is one (the readings socket's), else a fresh one.
+ * is one (the readings socket's; null there for an error about the socket itself), else a fresh one.
  */
 export function socketErrorMessage<I = string>(e: Pick<AttuneError, 'code' | 'message' | 'details'>, requestId: string | null, now: number, id?: I) {
   const body = { code: e.code, message: e.message, details: e.details, ...(requestId === null ? {} : { request_id: requestId }) };
-  return { id: id ?? randomUUID(), type: 'error' as const, timestamp: iso(now), payload: body, error: body };
+  // A null id (the readings socket: an error about the socket, not one message) stays null.
+  return { id: id === undefined ? randomUUID() : id, type: 'error' as const, timestamp: iso(now), payload: body, error: body };
 }
 
 /** The README's heading of the error catalogue, as an anchor. */

@@ -208,6 +208,8 @@ export interface LiveFeed<R> {
 interface KeptEnvelope {
   env: Envelope | null;
   make: () => Envelope;
+  /** This process's clock when the record was routed (a resume from a message that is not kept: missed()). */
+  at: number;
 }
 
 function envelopeOf(k: KeptEnvelope): Envelope {
@@ -229,6 +231,8 @@ export class LiveHub<R = unknown> {
    * in bench:kafka with nobody resuming (H6's CPU profile), for what is almost never read.
    */
   private readonly resume = new Map<string, KeptEnvelope[]>();
+  /** Per resume key, when the newest envelope dropped from its buffer was routed (none dropped: absent). */
+  private readonly droppedThrough = new Map<string, number>();
   private readonly heartbeats = new WeakMap<LiveClient, ClientHeartbeat>();
 
   constructor(
@@ -270,7 +274,7 @@ export class LiveHub<R = unknown> {
     let kept: KeptEnvelope | null = null;
     if (this.feed.resume && delivery.resumeKeys?.length) {
       // One entry shared by the keys (a session's and its user's), so it is built at most once.
-      kept = { env: null, make: delivery.envelope };
+      kept = { env: null, make: delivery.envelope, at: this.opts.clock() };
       for (const key of delivery.resumeKeys) this.keep(key, kept);
     }
     // One text per format (clients of one format share it).
@@ -339,9 +343,16 @@ export class LiveHub<R = unknown> {
     else buf = [];
     this.resume.set(key, buf);
     buf.push(env);
-    if (buf.length > perKey) buf.splice(0, buf.length - perKey);
+    if (buf.length > perKey) {
+      const dropped = buf.splice(0, buf.length - perKey);
+      this.droppedThrough.set(key, dropped[dropped.length - 1].at);
+    }
     const maxKeys = this.opts.resumeMaxKeys ?? 2_000;
-    while (this.resume.size > maxKeys) this.resume.delete(this.resume.keys().next().value as string);
+    while (this.resume.size > maxKeys) {
+      const oldest = this.resume.keys().next().value as string;
+      this.resume.delete(oldest);
+      this.droppedThrough.delete(oldest);
+    }
   }
 
   /** Envelopes kept under `key` (oldest first). */
@@ -359,11 +370,22 @@ export class LiveHub<R = unknown> {
     return { replayed: plan.envelopes.length, found: plan.found };
   }
 
-  /** What replay() would send, without sending it. */
-  missed(client: LiveClient, key: string, lastId: string): { envelopes: Envelope[]; found: boolean } {
-    const buf = (this.resume.get(key) ?? []).map(envelopeOf);
-    const at = buf.findIndex((e) => e.id === lastId);
-    return { envelopes: buf.slice(at + 1).filter((e) => !client.hasSent(e.id)), found: at >= 0 };
+  /**
+   * What replay() would send, without sending it. `sinceMs`: when `lastId` is not kept, the
+   * instant of that message if the route can tell it (a group socket's sync_pulse id carries
+   * it): the kept envelopes routed after it are sent instead of all of them, `found` unless one
+   * routed after it was dropped from the buffer.
+   */
+  missed(client: LiveClient, key: string, lastId: string, sinceMs: number | null = null): { envelopes: Envelope[]; found: boolean } {
+    const kept = this.resume.get(key) ?? [];
+    const at = kept.findIndex((k) => envelopeOf(k).id === lastId);
+    if (at < 0 && sinceMs !== null) {
+      const after = kept.filter((k) => k.at > sinceMs).map(envelopeOf);
+      // Complete unless an envelope routed after that instant was dropped (or nothing is kept: the key may have been let go).
+      const dropped = this.droppedThrough.get(key);
+      return { envelopes: after.filter((e) => !client.hasSent(e.id)), found: kept.length > 0 && (dropped === undefined || dropped <= sinceMs) };
+    }
+    return { envelopes: kept.slice(at + 1).map(envelopeOf).filter((e) => !client.hasSent(e.id)), found: at >= 0 };
   }
 
   /**
@@ -516,8 +538,16 @@ export function lastIdOf(v: unknown): string | null {
  * envelopes kept under `key` after `lastId` that the client missed, ahead of anything held
  * (the session-sync document's resume from the last seen message).
  */
-export function subscribeWithResume(hub: LiveHub<never>, c: LiveClient, key: string, lastId: string | null, payload: Record<string, unknown>, now: number): void {
-  const plan = lastId === null ? { envelopes: [], found: false } : hub.missed(c, key, lastId);
+export function subscribeWithResume(
+  hub: LiveHub<never>,
+  c: LiveClient,
+  key: string,
+  lastId: string | null,
+  payload: Record<string, unknown>,
+  now: number,
+  sinceOf: (lastId: string) => number | null = () => null,
+): void {
+  const plan = lastId === null ? { envelopes: [], found: false } : hub.missed(c, key, lastId, sinceOf(lastId));
   const info = lastId === null ? {} : { last_id: lastId, replayed: plan.envelopes.length, complete: plan.found };
   c.sendEnvelope({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload: { ...payload, ...info } }, true);
   for (const env of plan.envelopes) c.sendEnvelope(env, true);
@@ -528,12 +558,20 @@ export function subscribeWithResume(hub: LiveHub<never>, c: LiveClient, key: str
  * missed heartbeats time it out), `subscribe` with `lastVersion` / `last_id` → `subscribed` and
  * what it missed (subscribeWithResume). Other messages are ignored.
  */
-export function streamControl(hub: LiveHub<never>, c: LiveClient, key: string, msg: unknown, subscribed: () => Record<string, unknown>, now: () => number): void {
+export function streamControl(
+  hub: LiveHub<never>,
+  c: LiveClient,
+  key: string,
+  msg: unknown,
+  subscribed: () => Record<string, unknown>,
+  now: () => number,
+  sinceOf?: (lastId: string) => number | null,
+): void {
   const m = controlOf(msg);
   if (!m) return;
   if (m.type === 'heartbeat') return hub.heartbeat(c);
   if (m.type !== 'subscribe') return;
-  subscribeWithResume(hub, c, key, lastIdOf(m.fields.lastVersion ?? m.fields.last_id), subscribed(), now());
+  subscribeWithResume(hub, c, key, lastIdOf(m.fields.lastVersion ?? m.fields.last_id), subscribed(), now(), sinceOf);
 }
 
 /**

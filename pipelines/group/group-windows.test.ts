@@ -171,8 +171,8 @@ test("participants ending their sessions seconds apart: the first one's flushed 
     }),
   );
   published.sort((x, y) => x.at - y.at || x.j - y.j || x.w.window_end - y.w.window_end);
-  const feed = (asFlushed: boolean) => {
-    const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6 });
+  const feed = (asFlushed: boolean, earlyClose = false) => {
+    const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6, earlyClose });
     const out: ClosedGroupWindow[] = [];
     published.forEach((x, i) => {
       g.add({ ...input(x.w, i), ends: x.ends, flushed: asFlushed && x.flushed });
@@ -186,6 +186,16 @@ test("participants ending their sessions seconds apart: the first one's flushed 
   const got = feed(true);
   assert.equal(got.late, 0);
   assert.deepEqual(got.out, ideal, 'the same group windows as an in-order arrival');
+  // With early close too: the windows of an in-order arrival with early close.
+  const early = feed(true, true);
+  assert.equal(early.late, 0);
+  const inOrderEarly = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6, earlyClose: true });
+  const idealEarly: ClosedGroupWindow[] = [];
+  windowMajor(two).forEach((r, i) => {
+    inOrderEarly.add({ ...input(r, i), ends: r.window_end === fixtureEnd(FIXTURE_WINDOWS - 1) });
+    idealEarly.push(...inOrderEarly.closeReady());
+  });
+  assert.deepEqual(early.out, idealEarly);
   // Taken as event time (before), p1's flushed windows closed two windows p2's had not reached.
   const before = feed(false);
   assert.equal(before.late, 2);

@@ -170,7 +170,10 @@ export class GroupWindows {
   private readonly membership: GroupMembership;
   private readonly latenessMs: number;
   private readonly byEnd = new Map<number, Map<string, ParticipantWindowInput>>();
+  /** The group's event time: the newest window end that is not flushed (the lateness rule's). */
   private maxEndMs = -Infinity;
+  /** The newest window end of any kind (newestInputMs). */
+  private newestSeenMs = -Infinity;
   /** Per participant seen: runs, and whether their newest window ended their input. */
   private readonly inputs = new Map<string, ParticipantInput>();
   private readonly earlyClose: boolean;
@@ -202,9 +205,13 @@ export class GroupWindows {
     return this.opts.pacerRateBpm;
   }
 
-  /** Newest window (or end marker) end added, warm-ups included; -Infinity before any. */
+  /**
+   * Newest window (or end marker) end added, warm-ups and flushed windows included (whether
+   * the group is still being fed: its worker lets go of a group idle for an hour of event
+   * time); -Infinity before any. Not the watermark, which flushed windows do not move.
+   */
   get newestInputMs(): number {
-    return this.maxEndMs;
+    return this.newestSeenMs;
   }
 
   /** Windows still open (ends not yet closed). */
@@ -214,6 +221,7 @@ export class GroupWindows {
 
   /** Adds one participant window; closes what it makes final. False when late (ignored). */
   add(w: ParticipantWindowInput): boolean {
+    if (w.windowEndMs > this.newestSeenMs) this.newestSeenMs = w.windowEndMs;
     const p = this.track(w.participantId, w.windowEndMs, w.offset);
     p.ended = w.ends === true;
     if (this.earlyClose && w.windowEndMs < p.runStartMs + this.latenessMs) {
@@ -248,6 +256,7 @@ export class GroupWindows {
    * that makes final (every participant ended: all open ends).
    */
   endInput(e: ParticipantInputEnd): void {
+    if (e.windowEndMs > this.newestSeenMs) this.newestSeenMs = e.windowEndMs;
     const prev = this.inputs.get(e.participantId);
     const inRun = prev !== undefined && !prev.ended && e.windowEndMs - prev.newestEndMs <= this.runGapMs;
     const p = this.track(e.participantId, e.windowEndMs, e.offset);
