@@ -50,6 +50,8 @@ async function search(query: string, tok = token) {
 test('query words are normalised as transcripts are stored', () => {
   assert.deepEqual(searchWords('  Purple, ELEPHANTS!  dance—quietly? '), ['purple', 'elephants', 'dance', 'quietly']);
   assert.deepEqual(searchWords("don't  stop"), ["don't", 'stop']);
+  // Apostrophes: inside a word only; a typographic one is an apostrophe.
+  assert.deepEqual(searchWords("The students' books, don’t — 'cause O'Brien's"), ['the', 'students', 'books', "don't", 'cause', "o'brien's"]);
 });
 
 test('highlights show the text as written, with the times of the stored words (each the normalised form of one written token)', () => {
@@ -242,7 +244,7 @@ test('a segment stored twice (the worker writes each final segment again with it
 test('written transcripts (capitals, punctuation) are found by their words: every occurrence counts, phrases across punctuation, highlights as written', async () => {
   const [s] = await seedAnalysedSessions(srv, { orgId: ORG, userId: 'u-jfk', n: 1, startAt: T0, stepMs: 0 });
   // As the recogniser wrote the shared JFK clip, and a second segment with accents and an apostrophe.
-  const texts = ['And so, my fellow Americans: ask not what your country can do for you. Ask what you can do for your country.', "Élan vital — don't stop."];
+  const texts = ['And so, my fellow Americans: ask not what your country can do for you. Ask what you can do for your country.', "Élan vital — don’t stop, students'."];
   await seedTranscripts(srv, [s], { perSession: 1, texts: new Map([[s.id, texts[0]]]) });
   await srv.insertRows('speech_segments', [
     { session_id: s.id, org_id: ORG, user_id: 'u-jfk', audio_started_at: s.startedAt, segment_index: 1, start_ms: 20_000, end_ms: 22_000, text: texts[1], word_count: 5, is_final: true, model: 'moonshine-tiny', computed_at: s.startedAt + 1 },
@@ -261,8 +263,10 @@ test('written transcripts (capitals, punctuation) are found by their words: ever
   assert.equal((await found('Americans, ask not')).results[0].relevance, 0.833);
   const elan = (await found('élan vital')).results[0];
   assert.equal(elan.relevance, 0.75);
-  assert.deepEqual(elan.highlights, [{ text: "Élan vital — don't stop.", start: 20, end: 22 }]);
+  assert.deepEqual(elan.highlights, [{ text: 'Élan vital — don’t stop,', start: 20, end: 22 }]);
+  // A typographic apostrophe in the text, a plain one in the query; an apostrophe at a word's edge is not part of it.
   assert.equal((await found("DON'T")).pagination.total, 1);
+  assert.equal((await found('students')).pagination.total, 1);
   // Still whole words only.
   assert.equal((await found('countr')).pagination.total, 0);
 });

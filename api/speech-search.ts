@@ -1,6 +1,6 @@
 // GET /v1/search/sessions: the speech-coaching document's transcript search. The query is
-// normalised as the index (migration 0017) splits transcripts (lower case, letters, digits and
-// apostrophes; other characters are spaces) into up to MAX_WORDS words. A session matches when every word of the
+// split as the index (migration 0017) splits transcripts (lower case; letters and digits with
+// single inner apostrophes; anything else separates words) into up to MAX_WORDS words. A session matches when every word of the
 // query occurs, as a whole word, in its final transcript segments. The ClickHouse reads are in
 // store/speech-search.ts: matching and ranking from the inverted index speech_terms (migration
 // 0011: a primary-key range per word, positions for the phrase), paged there (count() OVER ()
@@ -27,15 +27,13 @@ export const MAX_HIGHLIGHTS = 3;
 export const CONTEXT_WORDS = 3;
 export const SEARCH_SORTS = ['relevance', 'date', 'score'] as const;
 
-/** The query's words, as the index (migration 0017) splits a segment's text: runs of letters, digits and apostrophes, lower case. */
+/** The query's words, as the index (migration 0017) splits a segment's text: letters and digits with single inner apostrophes, lower case. */
 export function searchWords(q: string): string[] {
-  return q
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}']+/gu, ' ')
-    .trim()
-    .split(' ')
-    .filter((w) => w !== '');
+  return q.toLowerCase().replace(/’/g, "'").match(SEARCH_WORD) ?? [];
 }
+
+/** A word: letters and digits, with single inner apostrophes (migration 0017's regular expression). */
+const SEARCH_WORD = /[\p{L}\p{N}]+(?:'[\p{L}\p{N}]+)*/gu;
 
 interface SearchQuery {
   q: string;

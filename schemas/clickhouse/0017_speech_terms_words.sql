@@ -11,10 +11,11 @@
 -- shared JFK clip: `q=americans` found nothing; `q=country` scored 0.75 where both of the
 -- clip's two "country" count (1.0).
 --
--- Now a segment's terms are extractAll(lowerUTF8(text), '[\p{L}\p{N}'']+'): its runs of
--- letters, digits and apostrophes, lower case: the same words searchWords makes of a query
--- (api/speech-search.test.ts checks the two agree on text with capitals, punctuation and
--- accents). word_index is the word's place in that list, so consecutive words of a phrase
+-- Now a segment's terms are its words: runs of letters and digits, joined by single inner
+-- apostrophes ("don't", "o'brien's"; a typographic ’ counts as '), lower case; the apostrophes
+-- at a word's edges are not part of it ("students'" is "students"). The same words
+-- searchWords makes of a query (api/speech-search.test.ts checks the two agree on text with
+-- capitals, punctuation, apostrophes and accents). word_index is the word's place in that list, so consecutive words of a phrase
 -- have consecutive positions whatever punctuation is between them. The segment's own row
 -- (term empty) keeps the text as written, for the highlights.
 --
@@ -41,7 +42,7 @@ FROM
     -- Renamed so that the output columns start_ms, end_ms and text do not shadow them.
     SELECT org_id, user_id, session_id, stream_id, segment_index, audio_started_at, computed_at, is_final,
         start_ms AS seg_start_ms, end_ms AS seg_end_ms, text AS seg_text,
-        extractAll(lowerUTF8(text), '[\\p{L}\\p{N}'']+') AS seg_words
+        extractAll(replaceAll(lowerUTF8(text), '’', ''''), '[\\p{L}\\p{N}]+(?:''[\\p{L}\\p{N}]+)*') AS seg_words
     FROM {{database}}.speech_segments
 )
 ARRAY JOIN arrayConcat(
@@ -54,7 +55,7 @@ COMMENT 'Writes speech_terms from every insert into speech_segments: for each fi
 DROP VIEW IF EXISTS {{database}}.speech_terms_stream_mv;
 
 ALTER TABLE {{database}}.speech_terms
-    COMMENT COLUMN term 'A word of a final segment''s text: a run of letters, digits and apostrophes, in lower case (extractAll(lowerUTF8(text), ''[\\p{L}\\p{N}'''']+''), 0017), as GET /v1/search/sessions normalises its query. The empty string for the segment''s own row (text and times).';
+    COMMENT COLUMN term 'A word of a final segment''s text, in lower case: a run of letters and digits, with single inner apostrophes (don''t; a typographic one counts as an apostrophe) (0017), as GET /v1/search/sessions splits its query. The empty string for the segment''s own row (text and times).';
 
 ALTER TABLE {{database}}.speech_terms
     COMMENT COLUMN word_index 'Position of the word among the segment''s words as term defines them, 0..n-1 (0017: punctuation between two words does not separate their positions); 0 on the segment''s row. Not speech_words.word_index, which counts the recogniser''s tokens.';
@@ -67,7 +68,7 @@ SELECT org_id, user_id, w.1, session_id, stream_id, segment_index, w.2, audio_st
 FROM
 (
     SELECT org_id, user_id, session_id, stream_id, segment_index, audio_started_at, computed_at, is_final, start_ms, end_ms, text,
-        extractAll(lowerUTF8(text), '[\\p{L}\\p{N}'']+') AS seg_words
+        extractAll(replaceAll(lowerUTF8(text), '’', ''''), '[\\p{L}\\p{N}]+(?:''[\\p{L}\\p{N}]+)*') AS seg_words
     FROM {{database}}.speech_segments
 )
 ARRAY JOIN arrayConcat(
