@@ -31,6 +31,7 @@ interface Message {
   type: string;
   timestamp?: string;
   payload?: Record<string, any>;
+  data?: Record<string, any>;
   error?: { code: string; details: Array<{ reason: string }> };
 }
 interface Client {
@@ -69,6 +70,8 @@ test('participant_joined / participant_left / session_ended cross the bus to ano
   const [j1, j2] = ofType(watcher, 'participant_joined');
   assert.deepEqual(j1.payload, { participant_id: joined.body.participant_id, position: 1, user_id: 'ua', display_name: 'Ann', anonymous: false, participant_count: 1 });
   assert.deepEqual(j2.payload, { participant_id: anon.body.participant_id, position: 2, user_id: null, display_name: null, anonymous: true, participant_count: 2 });
+  // The same fields in `data`, where the coherence platform document's socket messages carry theirs.
+  assert.deepEqual(j1.data, j1.payload);
   assert.match(j1.id!, new RegExp(`^${s.id}:participant_joined:`));
 
   // Pulses: every one on the pacer for its own instant, none more than a second after the last.
@@ -77,6 +80,7 @@ test('participant_joined / participant_left / session_ended cross the bus to ano
   for (const { m } of pulses) {
     const expected = pacerAt(Date.parse(s.started_at), 6, Date.parse(m.timestamp!))!;
     assert.deepEqual(m.payload, { phase: expected.phase, progress: Number(expected.progress.toFixed(4)), group_sync: null, breathing_rate_bpm: 6, cycle: expected.cycle });
+    assert.deepEqual(m.data, m.payload);
   }
   const gaps = pulses.slice(1).map((p, i) => Date.parse(p.m.timestamp!) - Date.parse(pulses[i].m.timestamp!));
   assert.ok(Math.max(...gaps) <= 1000, `pulse gaps ${gaps}`);

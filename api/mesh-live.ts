@@ -47,7 +47,12 @@ export function pulseResumeSince(meshId: string, lastId: string): number | null 
   return Number.isSafeInteger(t) ? t - PULSE_RESUME_MARGIN_MS : null;
 }
 
-export type MeshEnvelope = Envelope<MeshEventType | 'sync_pulse'>;
+/**
+ * The session-sync envelope plus `data`, the same object as `payload`: the coherence platform
+ * document's mesh messages name no place for their fields, and its other socket messages carry
+ * them in `data` (`{type, timestamp, data}`), so a client of the document finds them there too.
+ */
+export type MeshEnvelope = Envelope<MeshEventType | 'sync_pulse'> & { data: Record<string, unknown> };
 
 /** A pulse computed in this process: delivered through the hub, never through the bus. */
 interface PulseRecord {
@@ -72,7 +77,8 @@ function parsePayload(json: string): Record<string, unknown> {
 
 /** The envelope of a bus event; timestamp is when it occurred. */
 export function meshEventEnvelope(e: MeshEventRecord): MeshEnvelope {
-  return { id: e.event_id, type: e.type, timestamp: iso(e.occurred_at), payload: parsePayload(e.payload_json) };
+  const payload = parsePayload(e.payload_json);
+  return { id: e.event_id, type: e.type, timestamp: iso(e.occurred_at), payload, data: payload };
 }
 
 /** What participant_joined / participant_left say about a participant: no name or user id when anonymous. */
@@ -167,18 +173,14 @@ export class MeshLive {
     if (this.ended.has(s.id) || (end !== null && t >= end)) return null;
     const pacer = pacerAt(s.startedAt ?? s.scheduledStart, s.breathingRateBpm, t);
     if (!pacer) return null;
-    return {
-      id: `${s.id}:sync_pulse:${t}`,
-      type: 'sync_pulse',
-      timestamp: iso(t),
-      payload: {
-        phase: pacer.phase,
-        progress: Number(pacer.progress.toFixed(4)),
-        group_sync: this.groupSync.get(s.id)?.r ?? null,
-        breathing_rate_bpm: s.breathingRateBpm,
-        cycle: pacer.cycle,
-      },
+    const payload = {
+      phase: pacer.phase,
+      progress: Number(pacer.progress.toFixed(4)),
+      group_sync: this.groupSync.get(s.id)?.r ?? null,
+      breathing_rate_bpm: s.breathingRateBpm,
+      cycle: pacer.cycle,
     };
+    return { id: `${s.id}:sync_pulse:${t}`, type: 'sync_pulse', timestamp: iso(t), payload, data: payload };
   }
 
   /**

@@ -638,8 +638,8 @@ describe('coherence platform document: request examples replayed verbatim', () =
 
       // The Mesh WebSocket Protocol: the document names each message's fields in a comment of its
       // switch ("// { coherence: 0.78, participant_count: 127 }", "// { user_id, display_name,
-      // position }"). Attune's stream carries them in the session-sync envelope's payload
-      // (README, Group sessions). Each documented field must be there, with the type of the
+      // position }"). Attune's stream carries them in the session-sync envelope's payload and
+      // in data, where the document's other socket messages have theirs (README, Group sessions). Each documented field must be there, with the type of the
       // value shown where the comment shows one.
       const block = docBlocks(markdown).find((b) => b.subsection === 'Mesh WebSocket Protocol' && b.lang === 'javascript');
       assert.ok(block, 'the document shows the mesh WebSocket protocol');
@@ -668,6 +668,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
           const path = `${d.type}.${f.name}`;
           const got = msg.payload[f.name];
           if (!(f.name in msg.payload)) fieldChecks.push({ path, ok: false, problem: 'missing' });
+          else if ((msg as { data?: Record<string, unknown> }).data?.[f.name] !== got) fieldChecks.push({ path: `${path} (data)`, ok: false, problem: 'not in data as in payload' });
           else if (f.value === undefined) fieldChecks.push({ path, ok: true });
           else fieldChecks.push(...checkShape({ [f.name]: f.value }, { [f.name]: got }, d.type, NULLABLE));
         }
