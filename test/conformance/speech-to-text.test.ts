@@ -73,6 +73,13 @@ describe('communication platform document: POST /api/v1/speech/stt', () => {
     for (const w of body.words) assert.ok(w.start >= 0 && w.end > w.start && w.end <= CLIP_S + 0.05, `${w.word}: ${w.start}-${w.end} s`);
     // The words spread over the clip (seconds, not fractions of it): the last ends past 8 s.
     assert.ok(body.words.at(-1).end > 8, `last word ends at ${body.words.at(-1).end} s`);
-    assert.equal(body.words.map((w: any) => w.word).join(' '), body.text);
+    // The document's words carry no punctuation ("Hello, welcome" → "Hello"); Attune's `text`
+    // is each word as written, and those make up the text.
+    assert.equal(body.words.map((w: any) => w.text).join(' '), body.text);
+    for (const w of body.words) {
+      assert.match(w.word, /^[\p{L}\p{N}](?:.*[\p{L}\p{N}])?$/u, `"${w.word}" has no punctuation around it`);
+      assert.ok(w.text.includes(w.word), `"${w.word}" is "${w.text}" without its punctuation`);
+    }
+    assert.ok(body.words.some((w: any) => w.text !== w.word), 'the clip has punctuated words ("you,")');
   });
 });
