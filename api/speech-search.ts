@@ -67,13 +67,20 @@ export function highlightsOf(words: string[], segments: SegmentRow[], wordsOf: (
     // the tokens their times when the stored words are that text's.
     const written = seg.text.split(/\s+/).filter((t) => t !== '');
     const tokens = written.length > 0 ? written : timed.map((w) => w.text);
+    // Per token, the index of its stored word; null for a token no word stands for ("—").
     const timedAt: Array<number | null> = [];
     let n = 0;
+    let timesFit = timed.length > 0;
     for (const t of tokens) {
-      const kept = written.length === 0 ? [{ norm: t }] : splitWords(t);
-      timedAt.push(kept.length === 1 && n < timed.length && timed[n].text === kept[0].norm ? n++ : kept.length === 0 ? null : -1);
+      const norms = written.length === 0 ? [t] : splitWords(t).map((w) => w.norm);
+      if (norms.length === 0) {
+        timedAt.push(null);
+        continue;
+      }
+      if (norms.length !== 1 || timed[n]?.text !== norms[0]) timesFit = false;
+      timedAt.push(n++);
     }
-    const timesFit = n === timed.length && timed.length > 0 && !timedAt.includes(-1);
+    if (n !== timed.length) timesFit = false;
     // Matched by their words as the query's are normalised (a token may hold several, "well-known").
     const said: Array<{ word: string; token: number }> = [];
     tokens.forEach((t, token) => {
@@ -92,7 +99,7 @@ export function highlightsOf(words: string[], segments: SegmentRow[], wordsOf: (
     const a = Math.max(0, first - CONTEXT_WORDS);
     const b = Math.min(tokens.length, last + 1 + CONTEXT_WORDS);
     const sec = (v: number | string) => roundTo(toNumber(v) / 1000, 3);
-    const inRange = timedAt.slice(a, b).filter((i): i is number => i !== null && i >= 0);
+    const inRange = timedAt.slice(a, b).filter((i): i is number => i !== null);
     out.push(
       timesFit && inRange.length > 0
         ? { text: tokens.slice(a, b).join(' '), start: sec(timed[inRange[0]].start_ms), end: sec(timed[inRange[inRange.length - 1]].end_ms) }

@@ -25,7 +25,7 @@ import type { Logger } from '../lib/log.js';
 import { iso } from '../lib/time.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import { CloseCodes, type SocketAuth } from './http-auth.js';
-import { WS_TIMEOUT, realTimers, watchSocket, type HeartbeatTimers } from './ws-heartbeat.js';
+import { WS_TIMEOUT, realTimers, watchSocket, type HeartbeatTimers, type WsTimeoutReason } from './ws-heartbeat.js';
 import { socketErrorMessage } from './errors.js';
 
 /** What every live message looks like on the socket. */
@@ -143,12 +143,6 @@ const renderWith = (r: EnvelopeRenderer | null, env: Envelope) => (r ? r(env) : 
 
 /** Client heartbeats missed in a row that time a socket out (session-sync document). */
 export const MISSED_HEARTBEATS = 3;
-
-/** What a replay did: how many messages it sent, and whether the last id was found (false: the buffer no longer reaches back to it, or never had it, and everything it holds was sent). */
-export interface ReplayResult {
-  replayed: number;
-  found: boolean;
-}
 
 export interface LiveStats {
   clients: number;
@@ -361,17 +355,8 @@ export class LiveHub<R = unknown> {
   }
 
   /**
-   * Sends `client` the envelopes kept under `key` after the one with id `lastId` (all of them
-   * when it is not among them), skipping any it was sent already, past any hold.
-   */
-  replay(client: LiveClient, key: string, lastId: string): ReplayResult {
-    const plan = this.missed(client, key, lastId);
-    for (const env of plan.envelopes) client.sendEnvelope(env, true);
-    return { replayed: plan.envelopes.length, found: plan.found };
-  }
-
-  /**
-   * What replay() would send, without sending it. `sinceMs`: when `lastId` is not kept, the
+   * The envelopes kept under `key` after the one with id `lastId` (all of them when it is not
+   * among them) that `client` was not sent already (subscribeWithResume sends them). `sinceMs`: when `lastId` is not kept, the
    * instant of that message if the route can tell it (a group socket's sync_pulse id carries
    * it): the kept envelopes routed after it are sent instead of all of them, `found` unless one
    * routed after it was dropped from the buffer.
@@ -405,9 +390,12 @@ export class LiveHub<R = unknown> {
     }
     this.all.add(client);
     this.stats.clients = this.all.size;
+    // The coded error before a timeout's close (docs/websocket-protocols.md).
+    const sendTimeout = (text: string, reason: WsTimeoutReason | 'heartbeat_timeout') =>
+      client.send(JSON.stringify(socketErrorMessage({ code: 'request_timeout', message: `socket closed: ${text}`, details: [{ reason }] }, null, this.opts.clock())));
     const clientBeat = new ClientHeartbeat(socket, this.opts.clientHeartbeatMs ?? DEFAULT_CLIENT_HEARTBEAT_MS, this.opts.heartbeatTimers ?? realTimers, (text) => {
       this.opts.log.info({ code: 'request_timeout', reason: 'heartbeat_timeout', close_code: WS_TIMEOUT, socket: this.feed.name }, `websocket closed: ${text}`);
-      client.send(JSON.stringify(socketErrorMessage({ code: 'request_timeout', message: `socket closed: ${text}`, details: [{ reason: 'heartbeat_timeout' }] }, null, this.opts.clock())));
+      sendTimeout(text, 'heartbeat_timeout');
     });
     this.heartbeats.set(client, clientBeat);
     // Pong only: these sockets read nothing but authenticate messages, so a quiet client that
@@ -420,7 +408,7 @@ export class LiveHub<R = unknown> {
       name: this.feed.name,
       onPing: () => client.sendEnvelope(heartbeatEnvelopeOf(this.opts.clock())),
       // As before every coded close (docs/websocket-protocols.md), though a peer that stopped answering rarely reads it.
-      onTimeout: (t) => client.send(JSON.stringify(socketErrorMessage({ code: 'request_timeout', message: `socket closed: ${t.text}`, details: [{ reason: t.reason }] }, null, this.opts.clock()))),
+      onTimeout: (t) => sendTimeout(t.text, t.reason),
     });
     socket.once('close', () => {
       client.closed = true;
