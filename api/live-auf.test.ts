@@ -11,7 +11,7 @@ import { Topics } from '../schemas/topics.js';
 import { silentLogger } from '../lib/log.js';
 import type { CoherenceWindowRecord, SessionEventRecord } from '../schemas/records.js';
 import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
-import { ClientHeartbeat, LiveHub, MISSED_HEARTBEATS, type LiveClient } from '../http/live-hub.js';
+import { ClientHeartbeat, DEFAULT_CLIENT_HEARTBEAT_TIMEOUT_MS, LiveHub, type LiveClient } from '../http/live-hub.js';
 import type { HeartbeatTimers } from '../http/ws-heartbeat.js';
 import { AUF_PROTOCOL, aufMessage, breathingGuidance } from './live.js';
 
@@ -78,21 +78,24 @@ test('aufMessage: the document shapes, the pacer at the session start, duration_
   assert.deepEqual([ev.type, ev.event, ev.data.threshold, ev.data.duration_above], ['session_event', 'coherence_threshold_reached', 0.7, 30]);
 });
 
-test('ClientHeartbeat: off until the first heartbeat; each one re-arms; three intervals without one close with 4408', () => {
+test('ClientHeartbeat: off until the first heartbeat; each one re-arms; the session-sync document\'s 120 s without one close with 4408', () => {
   const timers = fakeTimers();
   const closes: Array<[number, string]> = [];
   const errors: string[] = [];
   const socket = { readyState: 1, OPEN: 1, close: (code: number, reason: string) => closes.push([code, reason]) } as any;
-  const hb = new ClientHeartbeat(socket, 30_000, timers, (t) => errors.push(t));
+  assert.equal(DEFAULT_CLIENT_HEARTBEAT_TIMEOUT_MS, 120_000, 'the document\'s limits table: connection timeout 120 s (no heartbeat)');
+  const hb = new ClientHeartbeat(socket, DEFAULT_CLIENT_HEARTBEAT_TIMEOUT_MS, timers, (t) => errors.push(t));
   timers.advance(10 * 30_000);
   assert.equal(closes.length, 0, 'a client that never sends one is not timed out by them');
   hb.beat();
   timers.advance(2 * 30_000);
   hb.beat();
-  timers.advance(MISSED_HEARTBEATS * 30_000 - 1);
-  assert.equal(closes.length, 0, 'just under three intervals since the last heartbeat');
+  timers.advance(100_000);
+  assert.equal(closes.length, 0, 'three 30 s heartbeats missed, but not yet the document\'s 120 s');
+  timers.advance(19_999);
+  assert.equal(closes.length, 0, 'just under 120 s since the last heartbeat');
   timers.advance(1);
-  assert.deepEqual(closes, [[4408, 'heartbeat_timeout: no heartbeat for 90 s']]);
+  assert.deepEqual(closes, [[4408, 'heartbeat_timeout: no heartbeat for 120 s']]);
   assert.equal(errors.length, 1);
 });
 
@@ -116,7 +119,7 @@ async function withHubClient(
 test('a LiveHub socket that heartbeats gets ping, and is closed with 4408 and a coded error after three missed (injected timers)', async () => {
   const timers = fakeTimers();
   const hub = new LiveHub<CoherenceWindowRecord>(
-    { log: silentLogger, maxBufferedMessages: 64, heartbeatMs: 600_000, clock: () => Date.parse('2026-02-12T12:00:00Z'), heartbeatTimers: timers, clientHeartbeatMs: 1_000 },
+    { log: silentLogger, maxBufferedMessages: 64, heartbeatMs: 600_000, clock: () => Date.parse('2026-02-12T12:00:00Z'), heartbeatTimers: timers, clientHeartbeatTimeoutMs: 3_000 },
     { name: 'test', topics: [], route: () => null },
   );
   await withHubClient(hub, async (client, { ws, inbox }) => {

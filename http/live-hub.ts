@@ -10,9 +10,9 @@
 //  - a client's format: a socket may get each envelope rendered its own way (the coherence
 //    platform's `auf-protocol-v1` messages, api/live.ts); one text per format per record;
 //  - client heartbeats: a `{"type":"heartbeat"}` message is answered with a `ping` message,
-//    and a client that has sent one and then misses MISSED_HEARTBEATS in a row (nothing for
-//    3 x clientHeartbeatMs) is closed with 4408 (`heartbeat_timeout`); clients that never send
-//    one are kept by WebSocket pongs alone, as before;
+//    and a client that has sent one and then sends none for the document's connection timeout
+//    (120 s: its three missed 30 s heartbeats and one interval's grace) is closed with 4408
+//    (`heartbeat_timeout`); clients that never send one are kept by WebSocket pongs alone;
 //  - resume: the feed's envelopes are kept under their resume keys (a session, a user) in a
 //    bounded buffer, the last `resumePerKey` of each of at most `resumeMaxKeys` keys (least
 //    recently written dropped first), even while nobody listens; a client that reconnects
@@ -141,8 +141,13 @@ export type EnvelopeRenderer = (env: Envelope) => string;
 
 const renderWith = (r: EnvelopeRenderer | null, env: Envelope) => (r ? r(env) : JSON.stringify(env));
 
-/** Client heartbeats missed in a row that time a socket out (session-sync document). */
-export const MISSED_HEARTBEATS = 3;
+/**
+ * How long after its last heartbeat a client that sends them is timed out. The session-sync
+ * document says both "missing 3 consecutive heartbeats = connection timeout" (30 s apart) and,
+ * in its limits table, "connection timeout: 120 seconds (no heartbeat)"; the larger one is kept
+ * so that a client written against either reading is never cut off early.
+ */
+export const DEFAULT_CLIENT_HEARTBEAT_TIMEOUT_MS = 120_000;
 
 export interface LiveStats {
   clients: number;
@@ -174,16 +179,13 @@ export interface LiveHubOptions {
   clock: () => number;
   /** The heartbeat's timers (tests); real ones when absent. Also the client heartbeats' timers. */
   heartbeatTimers?: HeartbeatTimers;
-  /** Interval of client heartbeat messages (the session-sync document's 30 s); MISSED_HEARTBEATS of them missed time a socket out. */
-  clientHeartbeatMs?: number;
+  /** Time after a client's last heartbeat message at which it is timed out (default DEFAULT_CLIENT_HEARTBEAT_TIMEOUT_MS). */
+  clientHeartbeatTimeoutMs?: number;
   /** Envelopes kept per resume key (default 60: 5 min of a session's 5 s windows; a session's and its user's keys share the envelope objects). */
   resumePerKey?: number;
   /** Resume keys kept (default 2,000; the least recently written is dropped first). */
   resumeMaxKeys?: number;
 }
-
-/** The session-sync document's heartbeat interval. */
-export const DEFAULT_CLIENT_HEARTBEAT_MS = 30_000;
 
 export interface LiveFeed<R> {
   /** Names the consumer group (with host, pid and a random suffix) and the log lines. */
@@ -393,7 +395,7 @@ export class LiveHub<R = unknown> {
     // The coded error before a timeout's close (docs/websocket-protocols.md).
     const sendTimeout = (text: string, reason: WsTimeoutReason | 'heartbeat_timeout') =>
       client.send(JSON.stringify(socketErrorMessage({ code: 'request_timeout', message: `socket closed: ${text}`, details: [{ reason }] }, null, this.opts.clock())));
-    const clientBeat = new ClientHeartbeat(socket, this.opts.clientHeartbeatMs ?? DEFAULT_CLIENT_HEARTBEAT_MS, this.opts.heartbeatTimers ?? realTimers, (text) => {
+    const clientBeat = new ClientHeartbeat(socket, this.opts.clientHeartbeatTimeoutMs ?? DEFAULT_CLIENT_HEARTBEAT_TIMEOUT_MS, this.opts.heartbeatTimers ?? realTimers, (text) => {
       this.opts.log.info({ code: 'request_timeout', reason: 'heartbeat_timeout', close_code: WS_TIMEOUT, socket: this.feed.name }, `websocket closed: ${text}`);
       sendTimeout(text, 'heartbeat_timeout');
     });
@@ -425,7 +427,7 @@ export class LiveHub<R = unknown> {
     return client;
   }
 
-  /** A client's `heartbeat` message: answered with a `ping` message; from now on MISSED_HEARTBEATS missed in a row close the socket. */
+  /** A client's `heartbeat` message: answered with a `ping` message; from now on the heartbeat timeout applies to the socket. */
   heartbeat(client: LiveClient): void {
     this.heartbeats.get(client)?.beat();
     client.sendEnvelope(pingEnvelope(this.opts.clock()));
@@ -446,7 +448,7 @@ export function pingEnvelope(now: number): Envelope<'ping'> {
 
 /**
  * The session-sync document's client heartbeats on one socket: off until the client's first
- * heartbeat; then MISSED_HEARTBEATS intervals without one close the socket with 4408
+ * heartbeat; then `timeoutMs` without one closes the socket with 4408
  * (`heartbeat_timeout: …`), after `onTimeout` (which sends the coded error message).
  */
 export class ClientHeartbeat {
@@ -455,7 +457,7 @@ export class ClientHeartbeat {
 
   constructor(
     private readonly socket: Pick<WebSocket, 'close' | 'readyState' | 'OPEN'>,
-    private readonly intervalMs: number,
+    private readonly timeoutMs: number,
     private readonly timers: HeartbeatTimers,
     private readonly onTimeout: (text: string) => void,
   ) {}
@@ -463,7 +465,7 @@ export class ClientHeartbeat {
   beat(): void {
     if (this.stopped) return;
     if (this.timer !== null) this.timers.clearTimeout(this.timer);
-    const limit = this.intervalMs * MISSED_HEARTBEATS;
+    const limit = this.timeoutMs;
     this.timer = this.timers.setTimeout(() => {
       this.timer = null;
       if (this.stopped || this.socket.readyState !== this.socket.OPEN) return;

@@ -156,7 +156,7 @@ export const Reasons = {
   websocket_only: r('upgrade_required', 'A plain HTTP request to a WebSocket route (send Upgrade: websocket).'),
   request_timeout: r('request_timeout', 'The request was not received in time.'),
   ping_timeout: r('request_timeout', 'A WebSocket did not answer a ping before the next one was due (the socket closes with 4408).'),
-  heartbeat_timeout: r('request_timeout', 'A live WebSocket client that sends heartbeat messages missed three in a row (the socket closes with 4408).'),
+  heartbeat_timeout: r('request_timeout', 'A live WebSocket client that sends heartbeat messages sent none for 120 s (the socket closes with 4408).'),
   idle_timeout: r('request_timeout', 'An ingest WebSocket sent no message for ATTUNE_WS_IDLE_TIMEOUT_S (the socket closes with 4408).'),
   rate_limited: r('rate_limited', "Over a rate limit (the token's tier: requests a minute or a second; a device's or a user's readings per second): Retry-After and retry_after_s say when to retry."),
   socket_quota: r('rate_limited', "A WebSocket beyond the open sockets per user of the token's tier (free 1, plus 2, pro 5): closed with 4029."),
