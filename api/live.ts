@@ -10,8 +10,8 @@
 //    data}` (coherence_update with coherence, hrv, hr, breathing_phase, breathing_progress)
 //    and `{type: "session_event", event, data}`, each with its `id` too; without it, the
 //    session-sync envelope stays the default;
-//  - `{"type":"heartbeat"}` (bare or as an envelope) is answered with `ping`; three missed
-//    heartbeats time the socket out (http/live-hub.ts);
+//  - `{"type":"heartbeat"}` (bare or as an envelope) is answered with `ping`; 120 s without
+//    one times the socket out (http/live-hub.ts);
 //  - resume: the last message id a client saw, as `?last_id=` on the upgrade or as
 //    `lastVersion` of a `subscribe` message (`{type:"subscribe", payload:{sessionId,
 //    lastVersion}}`), gets the messages after it from the hub's bounded buffers (per session

@@ -255,7 +255,7 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
           'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}; then envelopes {"id","type","timestamp","payload"}. ' +
           'Resume: the id of the last message seen, as ?last_id= on the upgrade or in a {"type":"subscribe","payload":{"lastVersion":"<id>"}} message, gets the session\'s events after it (not pulses or provisional windows) right after subscribed, which then carries last_id, replayed and complete (false: the id is no longer kept, everything kept is sent). ' +
           `A sync_pulse id resumes from that pulse's instant less ${PULSE_RESUME_MARGIN_MS / 1000} s (events the client had may come again; their ids tell). ` +
-          '{"type":"heartbeat"} is answered with ping {timestamp}; after the first, 3 missed heartbeat intervals close the socket (4408). ' +
+          '{"type":"heartbeat"} is answered with ping {timestamp}; after the first, 120 s without one close the socket (4408). ' +
           'Close codes: 4401 unauthenticated, 4403 missing scope or a private session you are not invited to, 4404 no such session, 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader.',
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
       },
