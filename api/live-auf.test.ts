@@ -1,7 +1,7 @@
 // The live coherence sockets' issue-12 parts, against a whole embedded Attune (records are
 // handed to its live hub as the bus would): the coherence platform's `auf-protocol-v1`
 // message shapes (breathing phase from the pacer at the session's start), the session-sync
-// envelope staying the default, client heartbeats answered with ping (and three missed ones
+// envelope staying the default, client heartbeats answered with ping (and a silence past the timeout
 // closing the socket, on injected timers), and resume from the last message id (`?last_id=`
 // and `subscribe` with lastVersion) before live messages, from a bounded buffer.
 import { after, before, describe, test } from 'node:test';
@@ -116,7 +116,7 @@ async function withHubClient(
   }
 }
 
-test('a LiveHub socket that heartbeats gets ping, and is closed with 4408 and a coded error after three missed (injected timers)', async () => {
+test('a LiveHub socket that heartbeats gets ping, and is closed with 4408 and a coded error after the heartbeat timeout (injected timers)', async () => {
   const timers = fakeTimers();
   const hub = new LiveHub<CoherenceWindowRecord>(
     { log: silentLogger, maxBufferedMessages: 64, heartbeatMs: 600_000, clock: () => Date.parse('2026-02-12T12:00:00Z'), heartbeatTimers: timers, clientHeartbeatTimeoutMs: 3_000 },
