@@ -246,3 +246,24 @@ test('resume: a socket that reconnects with the last id it saw gets the events i
   reference.ws.close();
   await waitUntil('closed', () => back.closed && reference.closed && fromPulse.closed);
 });
+
+test('a later subscribe reports the group as it is then: participants who joined since, and its end', async () => {
+  const org = 'org-resub';
+  const host = a.token('host', org);
+  const s = (await a.request('POST', '/v1/mesh/sessions', { token: host, body: { name: 'Later', breathing_rate_bpm: 6, max_participants: 5 } })).body;
+  const watcher = client(b, `/v1/mesh/sessions/${s.id}/stream`, b.token('watcher', org));
+  await waitUntil('subscribed', () => ofType(watcher, 'subscribed').length === 1);
+  assert.equal(ofType(watcher, 'subscribed')[0].payload!.participant_count, 0);
+  await a.request('POST', `/v1/mesh/sessions/${s.id}/join`, { token: a.token('ua', org) });
+  await waitUntil('participant_joined', () => ofType(watcher, 'participant_joined').length === 1);
+  watcher.ws.send(JSON.stringify({ type: 'subscribe' }));
+  await waitUntil('subscribed again', () => ofType(watcher, 'subscribed').length === 2);
+  assert.deepEqual(ofType(watcher, 'subscribed')[1].payload, { mesh_id: s.id, status: 'active', participant_count: 1, breathing_rate_bpm: 6 });
+  assert.equal((await a.request('POST', `/v1/mesh/sessions/${s.id}/end`, { token: host })).status, 200);
+  await waitUntil('session_ended', () => ofType(watcher, 'session_ended').length === 1);
+  watcher.ws.send(JSON.stringify({ type: 'subscribe' }));
+  await waitUntil('subscribed a third time', () => ofType(watcher, 'subscribed').length === 3);
+  assert.equal(ofType(watcher, 'subscribed')[2].payload!.status, 'ended');
+  watcher.ws.close();
+  await waitUntil('closed', () => watcher.closed);
+});

@@ -215,8 +215,8 @@ export class MeshLive {
    * heartbeats time it out), `subscribe` with `lastVersion` / `last_id` → `subscribed` and the
    * events it missed, as on the coherence sockets.
    */
-  control(client: LiveClient, meshId: string, msg: unknown, subscribed: () => Record<string, unknown>): void {
-    streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock, (id) => pulseResumeSince(meshId, id));
+  control(client: LiveClient, meshId: string, msg: unknown, subscribed: () => Promise<Record<string, unknown>>): Promise<void> {
+    return streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock, (id) => pulseResumeSince(meshId, id));
   }
 
   private stopPulses(meshId: string): void {
@@ -262,21 +262,23 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { id: string }; Querystring: { provisional?: string; last_id?: string } }>) => {
       const provisional = req.query?.provisional === 'true' || req.query?.provisional === '1';
-      let attached: { client: LiveClient; subscribed: () => Record<string, unknown> } | null = null;
+      let attached: { client: LiveClient; subscribed: () => Promise<Record<string, unknown>> } | null = null;
       const auth = socketAuth(ctx, socket, req, async (p) => {
-        const { session } = await access(req.params.id, { orgId: p.orgId, userId: p.userId, admin: p.scopes.has(Scopes.adminOrg) });
-        const subscribed = () => ({
+        const caller = { orgId: p.orgId, userId: p.userId, admin: p.scopes.has(Scopes.adminOrg) };
+        const subscribedOf = (session: MeshSession) => ({
           mesh_id: session.id,
           status: session.status,
           participant_count: session.participantCount,
           breathing_rate_bpm: session.breathingRateBpm,
           ...(provisional ? { provisional: true } : {}),
         });
-        const client = live.attach(socket, session, provisional, lastIdOf(req.query?.last_id), subscribed());
-        if (client) attached = { client, subscribed };
+        const { session } = await access(req.params.id, caller);
+        const client = live.attach(socket, session, provisional, lastIdOf(req.query?.last_id), subscribedOf(session));
+        // A later subscribe reports the group as it is then (participants joined, ended).
+        if (client) attached = { client, subscribed: async () => subscribedOf((await access(req.params.id, caller)).session) };
       });
-      onAuthenticateMessages(socket, auth, (msg) => {
-        if (attached) live.control(attached.client, req.params.id, msg, attached.subscribed);
+      onAuthenticateMessages(socket, auth, async (msg) => {
+        if (attached) await live.control(attached.client, req.params.id, msg, attached.subscribed);
       });
     },
   );

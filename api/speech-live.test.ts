@@ -178,3 +178,24 @@ test('resume: a client reconnecting with the last id it saw gets the events it m
   back.ws.close();
   await waitUntil('closed', () => back.closed);
 });
+
+test('a later subscribe reports the session as it is then (created → recording); a deleted session gets an error message', async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-rs', type: 'speech' });
+  const c = client(`/v1/speech-sessions/${s.id}/stream?token=${srv.token('u-rs', 'o-live', SPEECH_READ)}`);
+  await waitUntil('subscribed', () => c.messages.length > 0);
+  assert.deepEqual(c.messages[0].payload, { session_id: s.id, status: 'created' });
+  await srv.speechSessions.claimForAudio(s.id, { source: 'live', startedAt: Date.now(), sampleRateHz: 16_000 });
+  await srv.publishEvents([event(s, 1, 'metrics:update', { second: 0 }), event(s, 2, 'metrics:update', { second: 1 })]);
+  await waitUntil('two events', () => events(c).length === 2);
+  c.ws.send(JSON.stringify({ type: 'subscribe', payload: { lastVersion: `${s.id}:metrics:update:1` } }));
+  await waitUntil('subscribed again', () => c.messages.length >= 4);
+  // Nothing replayed: the event after the id went out live on this socket already.
+  assert.deepEqual(c.messages[3].payload, { session_id: s.id, status: 'recording', last_id: `${s.id}:metrics:update:1`, replayed: 0, complete: true });
+  await srv.speechSessions.delete(s.id);
+  c.ws.send(JSON.stringify({ type: 'subscribe' }));
+  await waitUntil('an error message', () => c.messages.some((m) => m.type === 'error'));
+  const err = c.messages.find((m) => m.type === 'error')!;
+  assert.equal((err.payload as { code: string }).code, 'not_found');
+  c.ws.close();
+  await waitUntil('closed', () => c.closed);
+});

@@ -103,18 +103,22 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
       },
     },
     (socket: WebSocket, req: FastifyRequest<{ Params: { id: string }; Querystring: { last_id?: string } }>) => {
-      let attached: { client: LiveClient; key: string; subscribed: () => Record<string, unknown> } | null = null;
+      let attached: { client: LiveClient; key: string; subscribed: () => Promise<Record<string, unknown>> } | null = null;
       const auth = socketAuth(ctx, socket, req, async (p) => {
         const s = await sessions.getVisible(p, req.params.id);
         const key = speechSessionKey(s.id);
         const client = hub.attach(socket, [key]);
         if (!client) return;
-        const subscribed = () => ({ session_id: s.id, status: s.status });
-        subscribeWithResume(hub, client, key, lastIdOf(req.query?.last_id), subscribed(), ctx.clock());
+        subscribeWithResume(hub, client, key, lastIdOf(req.query?.last_id), { session_id: s.id, status: s.status }, ctx.clock());
+        // A later subscribe reports the session as it is then (recording → completed).
+        const subscribed = async () => {
+          const now = await sessions.getVisible(p, s.id);
+          return { session_id: now.id, status: now.status };
+        };
         attached = { client, key, subscribed };
       });
-      onAuthenticateMessages(socket, auth, (msg) => {
-        if (attached) streamControl(hub, attached.client, attached.key, msg, attached.subscribed, ctx.clock);
+      onAuthenticateMessages(socket, auth, async (msg) => {
+        if (attached) await streamControl(hub, attached.client, attached.key, msg, attached.subscribed, ctx.clock);
       });
     },
   );

@@ -26,7 +26,7 @@ import { iso } from '../lib/time.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import { CloseCodes, type SocketAuth } from './http-auth.js';
 import { WS_TIMEOUT, realTimers, watchSocket, type HeartbeatTimers, type WsTimeoutReason } from './ws-heartbeat.js';
-import { socketErrorMessage } from './errors.js';
+import { socketErrorMessage, toAttuneError } from './errors.js';
 
 /** What every live message looks like on the socket. */
 export interface Envelope<T extends string = string> {
@@ -547,21 +547,34 @@ export function subscribeWithResume(
  * The control messages of a socket that streams one key: `heartbeat` → `ping` (and from then on
  * missed heartbeats time it out), `subscribe` with `lastVersion` / `last_id` → `subscribed` and
  * what it missed (subscribeWithResume). Other messages are ignored.
+ *
+ * `subscribed` reads the stream's state now (a session's status changes while a socket is
+ * open); live messages wait while it does, so that the missed ones still go first. When it
+ * fails (the session was deleted meanwhile) the client gets the error as a message.
  */
-export function streamControl(
+export async function streamControl(
   hub: LiveHub<never>,
   c: LiveClient,
   key: string,
   msg: unknown,
-  subscribed: () => Record<string, unknown>,
+  subscribed: () => Record<string, unknown> | Promise<Record<string, unknown>>,
   now: () => number,
   sinceOf?: (lastId: string) => number | null,
-): void {
+): Promise<void> {
   const m = controlOf(msg);
   if (!m) return;
   if (m.type === 'heartbeat') return hub.heartbeat(c);
   if (m.type !== 'subscribe') return;
-  subscribeWithResume(hub, c, key, lastIdOf(m.fields.lastVersion ?? m.fields.last_id), subscribed(), now(), sinceOf);
+  const lastId = lastIdOf(m.fields.lastVersion ?? m.fields.last_id);
+  c.hold();
+  try {
+    const payload = await subscribed();
+    subscribeWithResume(hub, c, key, lastId, payload, now(), sinceOf);
+  } catch (err) {
+    c.sendEnvelope(socketErrorMessage(toAttuneError(err as Error), null, now()), true);
+  } finally {
+    c.release();
+  }
 }
 
 /**
