@@ -40,7 +40,8 @@ options (each also an environment variable, see README):
   --simulate          all: also run the simulator (unless ATTUNE_SIMULATE=0)
   --devices N         simulate/all: simulated devices (ATTUNE_SIM_DEVICES, default 3)
   --url URL           simulate: server to drive (default http://127.0.0.1:$PORT)
-  --duration S        simulate: stop after S seconds of simulated time (default: run until Ctrl-C, in real time)
+  --duration S        simulate: stop after S seconds of simulated time, sent at once as history (default: run until Ctrl-C,
+                      in real time); with --group, history predates the joins, so no group windows (README)
   --group N           simulate: a public group (mesh) session of N simulated participants;
                       all --simulate: its size (ATTUNE_SIM_GROUP, default 8; 0: no group)
   --locked-share X    simulate/all: share of the group breathing in phase with the pacer, 0..1 (default 0.75)
