@@ -386,6 +386,24 @@ test('beats later than the allowed lateness are counted as late, and kept only f
   for (const w of before) assert.ok(!Array.from(w.beatTimesMs).includes(base + 88_500));
 });
 
+test('a re-sent copy of a beat still held is not late (a retried upload); one no longer held counts as late', () => {
+  const sw = new SessionWindows({ lookaheadBeats: 0 });
+  const base = 1_763_700_000_000;
+  for (let k = 1; k <= 200; k++) sw.add([base + k * 1000], [1000], BigInt(k));
+  assert.equal(sw.closedThroughMs, base + 190_000);
+  // The last 20 s again, the first 10 of them behind the closed windows' end: the same times.
+  const again = Array.from({ length: 20 }, (_, i) => base + (181 + i) * 1000);
+  assert.equal(sw.add(again, new Array(20).fill(1000), 201n), 0);
+  assert.equal(sw.duplicateBeatCount, 20);
+  // A new beat among them is late as before.
+  assert.equal(sw.add([base + 185_500], [500], 202n), 1);
+  // A copy of the first beat: no window (or context) holds it any more, so it cannot be told
+  // from a late one.
+  assert.equal(sw.add([base + 1000], [1000], 203n), 1);
+  assert.equal(sw.lateBeatCount, 2);
+  assert.equal(sw.duplicateBeatCount, 20);
+});
+
 test('gaps longer than a window are skipped, not filled with empty windows', () => {
   const rr = loadRr('nsrdb_19140_seg073_5min.rr_ms.txt');
   const first = readingsFrom(rr.slice(0, 120), t0, 4, 0n);

@@ -265,6 +265,8 @@ export class SessionWindows {
    * before the end of the last closed window plus its lookahead span, so a closed window would
    * have read them (a beat of that span still lands in its own, open window). Late beats still
    * go into the windows that are open; those no open window can hold are dropped (and counted).
+   * A beat with the time of one still held is a re-sent copy: ignored and not counted (one older
+   * than the beats held, the open windows and their context, cannot be told from a late one).
    *
    * Call it once per record, in offset order: lateness is judged against the watermark
    * the previous records set, and the windows this record's beats close are cut before
@@ -294,11 +296,17 @@ export class SessionWindows {
           { index: i, reason: 'invalid_argument', message: `time ${t}, rr ${rr}` },
         ]);
       }
-      if (t < lateBefore) {
+      if (t < lateBefore && t < keepFrom) {
+        // No open window can hold it, and it is no longer held to compare: counted late,
+        // whether it is new or a re-sent copy of a beat a closed window had.
         late++;
-        if (t < keepFrom) continue;
+        continue;
       }
-      if (this.#insert(t, rr, recordOffset) && t > maxTime) maxTime = t;
+      // A beat with the very time of one held is a re-sent copy (a retried upload, a replay):
+      // ignored, and not late, since the windows it belongs to had it.
+      if (!this.#insert(t, rr, recordOffset)) continue;
+      if (t < lateBefore) late++;
+      else if (t > maxTime) maxTime = t;
     }
     this.#lateBeatCount += late;
     if (maxTime > this.#maxEventTimeMs) {
