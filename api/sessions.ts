@@ -10,10 +10,11 @@ import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { ListedSession, Session } from '../store/postgres/sessions-repo.js';
 import type { SessionPractice } from '../store/postgres/users-repo.js';
+import { HIGH_COHERENCE_SCORE, deviceSteps, summariseDeviceSteps } from '../store/device-figures.js';
 import { checkStoredJson, defaultStoredJsonLimits } from '../lib/json-limits.js';
 
-/** A window counts as high coherence at this score or above (also in the daily rollup). */
-export const HIGH_COHERENCE_SCORE = 0.5;
+/** A window counts as high coherence at this score or above (store/device-figures.ts: also the daily rollups' 0.5). */
+export { HIGH_COHERENCE_SCORE };
 /** Seconds each window stands for: windows are emitted every 5 s of event time. */
 export const WINDOW_STEP_S = 5;
 
@@ -106,6 +107,13 @@ const metricsSchema = {
       description:
         "0..1, how closely the measured breathing rate followed the protocol's paced rate (6 breaths/min): mean over valid windows of max(0, 1 - |measured - paced| / 1.8 breaths/min); null without a protocol.",
     },
+    metrics_source: {
+      type: ['string', 'null'],
+      enum: ['rr', 'device', null],
+      description:
+        "Where the figures come from: rr, Attune's coherence windows computed from the RR intervals; device, the heart rate, HRV and coherence the session's devices reported themselves (readings without RR intervals, as the coherence platform document's sync sends them), means over the session's 5 s steps, when no window was computed; null, neither.",
+    },
+    device_reading_count: { type: 'integer', description: 'Readings the device figures are computed from (metrics_source device); 0 otherwise.' },
     window_count: { type: 'integer' },
     valid_window_count: { type: 'integer', description: 'Windows the averages are computed from.' },
     partial_window_count: { type: 'integer', description: "Windows whose data did not reach one of their edges (the session's first and last minute, the edges of a dropout)." },
@@ -230,7 +238,8 @@ const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a +
 
 /**
  * Metrics and timeline from one read of the session's windows, so the two always agree
- * (two queries could straddle an insert).
+ * (two queries could straddle an insert). A session without any window (its devices sent no RR
+ * intervals) gets the figures its devices reported instead (store/device-figures.ts).
  */
 export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: number | null = null) {
   const rs = await clickhouseOf(ctx).query({
@@ -254,6 +263,10 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
     const reason = r.invalid_reason ?? (r.partial ? 'partial' : 'unknown');
     invalidReasons[reason] = (invalidReasons[reason] ?? 0) + 1;
   }
+  if (rows.length === 0) {
+    const device = await deviceMetrics(ctx, s);
+    if (device) return device;
+  }
   const pick = (k: keyof TimelineRow) => valid.map((r) => r[k]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   const coherence = pick('coherence');
   return {
@@ -267,6 +280,8 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
       average_hrv: round(mean(pick('hrv')), 2),
       average_breathing_rate: round(mean(pick('breathing_rate')), 2),
       breathing_sync_score: round(breathingSyncScore(pick('breathing_rate'), pacedBpm)),
+      metrics_source: valid.length > 0 ? ('rr' as const) : null,
+      device_reading_count: 0,
       window_count: rows.length,
       valid_window_count: valid.length,
       partial_window_count: rows.filter((r) => Boolean(r.partial)).length,
@@ -285,6 +300,49 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
       partial: Boolean(r.partial),
       coverage: round(r.coverage, 3),
       longest_gap_ms: round(r.longest_gap_ms, 0),
+    })),
+  };
+}
+
+/**
+ * The metrics and timeline of a session from what its devices reported (heart rate, HRV,
+ * coherence in the device's own scale), in 5 s steps; null when they reported none of them.
+ * Nothing Attune computes from RR intervals is there (coherence ratio, breathing rate).
+ */
+async function deviceMetrics(ctx: AppContext, s: Session) {
+  const steps = await deviceSteps(clickhouseOf(ctx), ctx.database, { orgId: s.orgId, userId: s.userId, sessionId: s.id, startedAtMs: s.startedAt });
+  if (steps.length === 0) return null;
+  const d = summariseDeviceSteps(steps, HIGH_COHERENCE_SCORE);
+  return {
+    metrics: {
+      average_coherence: round(d.averageCoherence),
+      peak_coherence: round(d.peakCoherence),
+      time_in_high_coherence: d.highCoherenceS,
+      coherence_ratio: null,
+      average_hr: round(d.averageHrBpm, 2),
+      average_hrv: round(d.averageHrvMs, 2),
+      average_breathing_rate: null,
+      breathing_sync_score: null,
+      metrics_source: 'device' as const,
+      device_reading_count: d.readings,
+      window_count: 0,
+      valid_window_count: 0,
+      partial_window_count: 0,
+      invalid_reasons: {},
+    },
+    timeline: steps.map((x) => ({
+      time: Math.round((x.endMs - s.startedAt) / 1000),
+      timestamp: iso(x.endMs),
+      coherence: round(x.coherence),
+      coherence_ratio: null,
+      hr: round(x.hrBpm, 2),
+      hrv: round(x.hrvMs, 2),
+      breathing_rate: null,
+      valid: true,
+      invalid_reason: null,
+      partial: false,
+      coverage: null,
+      longest_gap_ms: null,
     })),
   };
 }

@@ -427,8 +427,8 @@ test("session.completed reads its figures from ClickHouse; a streak of 7, 30 or 
     client: {
       query: async ({ query }: { query: string }) => {
         queries.push(query);
-        const rows = query.includes('avg(coherence)')
-          ? [{ n: '24', average: 0.612345, peak: 0.9 }]
+        const rows = query.includes('avgIf(coherence')
+          ? [{ windows: '30', n: '24', average: 0.612345, peak: 0.9 }]
           : practiceDays.map((d) => ({ d, today: day(0) }));
         return { json: async () => rows };
       },
@@ -453,7 +453,7 @@ test("session.completed reads its figures from ClickHouse; a streak of 7, 30 or 
   const got = receiver.received.map((r) => JSON.parse(r.body));
   const completed = got.filter((p) => p.type === 'session.completed');
   assert.equal(completed.length, 3);
-  assert.deepEqual([completed[0].data.average_coherence, completed[0].data.peak_coherence, completed[0].data.valid_window_count], [0.6123, 0.9, 24]);
+  assert.deepEqual([completed[0].data.average_coherence, completed[0].data.peak_coherence, completed[0].data.valid_window_count, completed[0].data.metrics_source], [0.6123, 0.9, 24, 'rr']);
   const milestones = got.filter((p) => p.type === 'user.streak_milestone');
   assert.deepEqual(milestones.map((p) => [p.data.user_id, p.data.streak_days, p.data.date, p.data.session_id]), [['u-streak', 7, day(0), 'sess-streak-7']]);
   assert.ok(queries.some((q) => q.includes('GROUP BY d')), 'the practice days were asked');

@@ -29,6 +29,7 @@ import type { Logger } from '../../lib/log.js';
 import { addressAllowed, guardedLookup, PrivateAddressError, type NetGuardOptions } from '../../lib/net-guard.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import { decodeReadingsValue } from '../../schemas/reading-batches.js';
+import { HIGH_COHERENCE_SCORE, deviceSteps, summariseDeviceSteps } from '../../store/device-figures.js';
 import type { HeartReading, MeshEvent, SessionChange, SpeechEvent } from '../../schemas/registry/schemas.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import type { StoreClient } from '../../store/clickhouse.js';
@@ -316,18 +317,35 @@ export class WebhookDispatcher {
     let average: number | null = null;
     let peak: number | null = null;
     let validWindows = 0;
+    let source: 'rr' | 'device' | null = null;
     const store = this.opts.store;
     if (store) {
+      const trusted = 'valid AND NOT partial AND coherence IS NOT NULL';
       const rs = await store.client.query({
-        query: `SELECT count() AS n, avg(coherence) AS average, max(coherence) AS peak FROM ${store.database}.coherence_windows FINAL
-                WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String} AND valid AND NOT partial AND coherence IS NOT NULL`,
+        query: `SELECT count() AS windows, countIf(${trusted}) AS n, avgIf(coherence, ${trusted}) AS average, maxIf(coherence, ${trusted}) AS peak
+                FROM ${store.database}.coherence_windows FINAL
+                WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}`,
         query_params: { org: s.org_id, user: s.user_id, sid: s.session_id },
         format: 'JSONEachRow',
       });
-      const [row] = (await rs.json()) as Array<{ n: string | number; average: number | null; peak: number | null }>;
+      const [row] = (await rs.json()) as Array<{ windows: string | number; n: string | number; average: number | null; peak: number | null }>;
       validWindows = Number(row?.n ?? 0);
       average = validWindows > 0 ? round(row.average) : null;
       peak = validWindows > 0 ? round(row.peak) : null;
+      if (validWindows > 0) source = 'rr';
+      else if (Number(row?.windows ?? 0) === 0) {
+        // No RR intervals, so no window: the figures the devices reported, as the session's
+        // detail shows them (api/sessions.ts, store/device-figures.ts).
+        const d = summariseDeviceSteps(
+          await deviceSteps(store.client, store.database, { orgId: s.org_id, userId: s.user_id, sessionId: s.session_id, startedAtMs: s.started_at }),
+          HIGH_COHERENCE_SCORE,
+        );
+        if (d.readings > 0) {
+          source = 'device';
+          average = d.averageCoherence === null ? null : round(d.averageCoherence);
+          peak = d.peakCoherence === null ? null : round(d.peakCoherence);
+        }
+      }
       const milestone = await this.streakMilestone(tx, s, store);
       if (milestone) await this.opts.webhooks.addEvents([milestone], tx);
     }
@@ -338,6 +356,7 @@ export class WebhookDispatcher {
       average_coherence: average,
       peak_coherence: peak,
       valid_window_count: validWindows,
+      metrics_source: source,
       started_at: iso(s.started_at),
       ended_at: iso(s.ended_at),
     };

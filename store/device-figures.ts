@@ -1,0 +1,105 @@
+// What a session's devices reported themselves, for sessions Attune computed nothing for.
+//
+// The coherence platform document's sync reading is `{timestamp, hrv, hr, coherence}`: the
+// device's own heart rate, HRV and coherence, with no RR intervals. Attune computes its figures
+// (coherence windows) from RR intervals only, so a client sending exactly the document's readings
+// had sessions whose metrics were all null and whose timeline was empty (found by a walkthrough:
+// 46 readings accepted, nothing shown). The readings are stored (heart_readings: hr_bpm,
+// device_hrv_ms, device_coherence); this module reads them back per 5 s step of the session,
+// so the session's detail and its session.completed webhook can show what the device measured,
+// labelled as such, when no window was computed. Nothing is derived from them: RR intervals
+// cannot be recovered from a heart rate, and a device's coherence is its own algorithm's (kept in
+// its own scale).
+import type { ClickHouseClient } from './clickhouse.js';
+import { toNumber } from './clickhouse.js';
+import { Tables } from './rows.js';
+
+/**
+ * A coherence score at or above this is "high coherence": the API's time_in_high_coherence,
+ * and the daily rollup views (0006, 0007) count windows from it.
+ */
+export const HIGH_COHERENCE_SCORE = 0.5;
+
+/** The step of the device timeline: the coherence windows' step, so both timelines read alike. */
+export const DEVICE_STEP_MS = 5_000;
+
+export interface DeviceStep {
+  /** End of the 5 s step, epoch ms (steps counted from the session's start). */
+  endMs: number;
+  readings: number;
+  /** Means of the step's readings that carried the value; null when none did. */
+  hrBpm: number | null;
+  hrvMs: number | null;
+  coherence: number | null;
+}
+
+interface StepRow {
+  step: number | string;
+  readings: number | string;
+  hr: number | null;
+  hrv: number | null;
+  coherence: number | null;
+}
+
+const finiteOrNull = (v: number | null) => (v === null || !Number.isFinite(v) ? null : v);
+
+/**
+ * The session's device-reported values in 5 s steps from `startedAtMs`, oldest first: each
+ * reading counted once (its first beat's row; a reading with RR intervals repeats its heart
+ * rate on every beat), at its stored time. Steps without a device value are left out.
+ */
+export async function deviceSteps(
+  client: ClickHouseClient,
+  database: string,
+  s: { orgId: string; userId: string; sessionId: string; startedAtMs: number },
+): Promise<DeviceStep[]> {
+  const rs = await client.query({
+    query: `SELECT intDiv(toUnixTimestamp64Milli(event_time) - {start:Int64}, ${DEVICE_STEP_MS}) AS step,
+              count() AS readings, avg(hr_bpm) AS hr, avg(device_hrv_ms) AS hrv, avg(device_coherence) AS coherence
+            FROM ${database}.${Tables.heartReadings} FINAL
+            WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String} AND beat_index = 0
+              AND (hr_bpm IS NOT NULL OR device_hrv_ms IS NOT NULL OR device_coherence IS NOT NULL)
+            GROUP BY step
+            ORDER BY step`,
+    query_params: { org: s.orgId, user: s.userId, sid: s.sessionId, start: s.startedAtMs },
+    format: 'JSONEachRow',
+  });
+  const rows = (await rs.json()) as StepRow[];
+  return rows.map((r) => {
+    const step = toNumber(r.step);
+    // A reading dated before the session's start (within the allowed lateness) falls in a
+    // negative step; its step ends where the step's arithmetic says.
+    return {
+      endMs: s.startedAtMs + (step + 1) * DEVICE_STEP_MS,
+      readings: toNumber(r.readings),
+      hrBpm: finiteOrNull(r.hr),
+      hrvMs: finiteOrNull(r.hrv),
+      coherence: finiteOrNull(r.coherence),
+    };
+  });
+}
+
+export interface DeviceSummary {
+  readings: number;
+  averageHrBpm: number | null;
+  averageHrvMs: number | null;
+  averageCoherence: number | null;
+  peakCoherence: number | null;
+  /** 5 s for each step whose mean device coherence is at or above `highAt`. */
+  highCoherenceS: number;
+}
+
+/** Session figures from its device steps: means over the steps that carried each value. */
+export function summariseDeviceSteps(steps: readonly DeviceStep[], highAt: number): DeviceSummary {
+  const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
+  const values = (k: 'hrBpm' | 'hrvMs' | 'coherence') => steps.map((x) => x[k]).filter((v): v is number => v !== null);
+  const coherence = values('coherence');
+  return {
+    readings: steps.reduce((n, x) => n + x.readings, 0),
+    averageHrBpm: mean(values('hrBpm')),
+    averageHrvMs: mean(values('hrvMs')),
+    averageCoherence: mean(coherence),
+    peakCoherence: coherence.length === 0 ? null : coherence.reduce((a, b) => (b > a ? b : a), -Infinity),
+    highCoherenceS: (coherence.filter((c) => c >= highAt).length * DEVICE_STEP_MS) / 1000,
+  };
+}
