@@ -19,8 +19,10 @@
 //    to any: increasing).
 //  - trends.top_protocol: the protocol of most sessions started in the period (ties: the
 //    first by name); null when none names a protocol.
-//  - wellness_impact (estimated_stress_reduction, productivity_correlation) is not answered:
-//    Attune measures no stress and no productivity, so there is nothing to estimate them from.
+//  - wellness_impact (estimated_stress_reduction, productivity_correlation) is answered with
+//    both null: Attune measures no stress and no productivity, so there is nothing to estimate
+//    them from; the object is there so that a client reading the document's fields gets null
+//    rather than a TypeError (until 12-06 it was left out).
 //
 // Where the figures come from: the coherence figures and active users from ClickHouse's
 // projection org_daily_users of coherence_windows (schemas/clickhouse/0010, replacing 0008's
@@ -267,6 +269,14 @@ export async function registerOrgAnalyticsRoutes(app: FastifyInstance, ctx: AppC
                   top_protocol: { type: ['string', 'null'], description: 'Protocol of most sessions started in the period.' },
                 },
               },
+              wellness_impact: {
+                type: 'object',
+                description: 'The document\'s estimates; always null: Attune measures no stress and no productivity (README, Organisation analytics).',
+                properties: {
+                  estimated_stress_reduction: { type: 'null' },
+                  productivity_correlation: { type: 'null' },
+                },
+              },
             },
           },
           '4xx': errorBodySchema,
@@ -310,6 +320,7 @@ export async function registerOrgAnalyticsRoutes(app: FastifyInstance, ctx: AppC
           engagement_trend: engagementTrend(s.sessions, s.previousSessions),
           top_protocol: s.topProtocol,
         },
+        wellness_impact: { estimated_stress_reduction: null, productivity_correlation: null },
       };
     },
   );

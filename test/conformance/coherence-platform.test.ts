@@ -311,7 +311,7 @@ describe('coherence platform document: request examples replayed verbatim', () =
     assert.deepEqual(res.body.data_points.map((d: { date: string }) => d.date), ['2026-01-19', '2026-01-31'], 'data_points kept beside data');
   });
 
-  test('Analytics Endpoints (Enterprise) / Organization Dashboard: every documented field but wellness_impact, for an organisation admin', async () => {
+  test('Analytics Endpoints (Enterprise) / Organization Dashboard: every documented field, wellness_impact\'s null, for an organisation admin', async () => {
     const e = bySubsection('Organization Dashboard');
     // A session 40 days ago, in the 30 days before the example's period, so coherence_improvement has both periods to compare.
     const before30 = Math.floor((Date.now() - 40 * 86_400_000) / 5000) * 5000 + 4000;
@@ -325,13 +325,14 @@ describe('coherence platform document: request examples replayed verbatim', () =
     const body = (await res.json()) as Record<string, any>;
     examplesReplayed++;
     assert.equal(res.status, 200, JSON.stringify(body));
-    // wellness_impact is left out on purpose (no measurable basis; README "Organisation analytics").
-    const { wellness_impact: _omitted, ...documented } = e.response as Record<string, unknown>;
-    const checks = checkShape(documented, body, '', NULLABLE);
+    // wellness_impact's figures are null on purpose (no measurable basis; README "Organisation
+    // analytics"): present, so a client reading them gets null, not a TypeError.
+    const noBasis = 'Attune measures no stress and no productivity: null, not an estimate (README, Organisation analytics)';
+    const checks = checkShape(e.response, body, '', { ...NULLABLE, 'wellness_impact.estimated_stress_reduction': noBasis, 'wellness_impact.productivity_correlation': noBasis });
     fieldChecks.push(...checks);
     assert.deepEqual(checks.filter((c) => !c.ok), [], JSON.stringify(body));
     assert.equal(body.period, '30d');
-    assert.equal(body.wellness_impact, undefined);
+    assert.deepEqual(body.wellness_impact, { estimated_stress_reduction: null, productivity_correlation: null });
     // Sessions of the last 30 days: the recent seed and the created one are heart_breath_sync, and the protocol test started two of each protocol.
     assert.equal(body.trends.top_protocol, 'heart_breath_sync');
     assert.ok(body.users.active >= 1 && body.users.total >= body.users.active, JSON.stringify(body.users));
