@@ -14,8 +14,14 @@ import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { Webhook, WebhookDelivery } from '../store/postgres/webhooks-repo.js';
 
-/** The event types (as pipelines/webhooks/dispatcher.ts WEBHOOK_EVENT_TYPES; api/ does not import pipelines/). */
-export const WEBHOOK_EVENTS = ['session.started', 'session.completed', 'user.streak_milestone', 'mesh.threshold_reached', 'device.low_battery', 'speech.session.completed'] as const;
+/**
+ * The event types a webhook may list: those the dispatcher sends (pipelines/webhooks/dispatcher.ts
+ * WEBHOOK_EVENT_TYPES; api/ does not import pipelines/), and the document's user.tier_upgraded,
+ * accepted and never sent (tiers come with the identity provider's token, not from a billing
+ * event Attune could see): a client subscribing to every documented event type had its whole
+ * registration refused.
+ */
+export const WEBHOOK_EVENTS = ['session.started', 'session.completed', 'user.streak_milestone', 'user.tier_upgraded', 'mesh.threshold_reached', 'device.low_battery', 'speech.session.completed'] as const;
 
 const webhookSchema = {
   type: 'object',
