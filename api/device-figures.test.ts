@@ -3,7 +3,8 @@
 // reported (metrics_source device: means over the session's 5 s steps, a timeline point a step),
 // and so does its session.completed webhook. Before, every figure was null and the timeline
 // empty: Attune computes its own figures from RR intervals only. A session with RR intervals
-// keeps Attune's figures, whatever its device also reported.
+// keeps Attune's figures, whatever its device also reported. The document's battery_level beside
+// the readings (the battery at sync time) sends device.low_battery.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -35,7 +36,7 @@ after(async () => {
 
 test("the document's readings (hr, hrv, coherence; no RR): the session shows what the device reported, and so does session.completed", async () => {
   const admin = app.token('admin-df', ORG, [...ALL_SCOPES, 'admin:org']);
-  const hook = await app.request('POST', '/v1/webhooks', { token: admin, body: { url: `http://127.0.0.1:${PORT}/hook`, events: ['session.completed'], secret: 'device-figures-secret' } });
+  const hook = await app.request('POST', '/v1/webhooks', { token: admin, body: { url: `http://127.0.0.1:${PORT}/hook`, events: ['session.completed', 'device.low_battery'], secret: 'device-figures-secret' } });
   assert.equal(hook.status, 201, JSON.stringify(hook.body));
   const user = app.token('u-doc', ORG);
   assert.equal((await app.request('POST', '/v1/devices', { token: user, body: { device_id: 'doc-strap' } })).status, 201);
@@ -105,4 +106,20 @@ test('a session with RR intervals keeps the figures Attune computes from them, w
   assert.equal(detail.metrics.device_reading_count, 0);
   assert.ok(detail.metrics.average_coherence > 0.5, `a 0.1 Hz rhythm is coherent: ${detail.metrics.average_coherence}, not the device's 0.01`);
   assert.ok(detail.metrics.average_hrv > 20, `RMSSD from the RR intervals, not the device's 5: ${detail.metrics.average_hrv}`);
+});
+
+test("the document's battery_level beside the readings sends device.low_battery when it falls below 15 %", async () => {
+  const user = app.token('u-battery', ORG);
+  assert.equal((await app.request('POST', '/v1/devices', { token: user, body: { device_id: 'doc-strap-2' } })).status, 201);
+  const sync = async (minutesAgo: number, battery: number) => {
+    const at = new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    const res = await app.request('POST', '/v1/devices/doc-strap-2/sync', { token: user, body: { readings: [{ timestamp: at, hrv: 44, hr: 71, coherence: 0.5 }], battery_level: battery, last_worn: at } });
+    assert.equal(res.status, 202, JSON.stringify(res.body));
+    return at;
+  };
+  await sync(2, 87);
+  const at = await sync(1, 10);
+  const alert = await waitFor('device.low_battery', () => received.find((p) => p.type === 'device.low_battery' && p.data.device_id === 'doc-strap-2'), 30_000, 200);
+  assert.deepEqual([alert.data.battery_level, alert.data.threshold, alert.data.recorded_at], [10, 15, at]);
+  assert.equal(received.filter((p) => p.type === 'device.low_battery' && p.data.device_id === 'doc-strap-2').length, 1, 'once: 87 % was no alert');
 });

@@ -207,6 +207,20 @@ export async function toRecords(
   return out;
 }
 
+/**
+ * The coherence platform document's sync body carries the battery at sync time
+ * (`battery_level` beside `readings`), not per reading. It goes on the newest reading when that
+ * reading has no level of its own, so that it is stored with the readings and the webhook
+ * dispatcher, which reads levels from the readings on the bus, sends device.low_battery for it
+ * (a client following the document never got the alert).
+ */
+export function withSyncBattery(records: HeartReadingRecord[], battery: number | null | undefined): void {
+  if (battery === undefined || battery === null || records.length === 0) return;
+  let newest = 0;
+  for (let i = 1; i < records.length; i++) if (records[i].recorded_at >= records[newest].recorded_at) newest = i;
+  if (records[newest].battery_level_pct === null) records[newest].battery_level_pct = battery;
+}
+
 /** The readings budget of the gateway (see readingBudget). */
 interface Budget {
   /** Takes `readings` from the device's and its user's budgets, or returns a coded 429 saying when to retry. */
@@ -349,6 +363,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       let records: HeartReadingRecord[];
       try {
         records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source);
+        withSyncBattery(records, req.body.battery_level);
         await publish(ctx, records);
       } catch (err) {
         await budget.refund(device, req.body.readings.length);

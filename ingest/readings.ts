@@ -75,7 +75,7 @@ export const syncBodySchema = {
   properties: {
     session_id: { ...ID, description: 'Session for every reading that does not name its own.' },
     readings: { type: 'array', minItems: 1, maxItems: Limits.maxReadingsPerBatch, items: readingSchema },
-    battery_level: { type: 'number', minimum: 0, maximum: 100, description: 'Battery at sync time, percent (coherence platform document). Checked, not stored: a reading carries its own battery_level.' },
+    battery_level: { type: 'number', minimum: 0, maximum: 100, description: 'Battery at sync time, percent (coherence platform document): the device\'s level, and the newest reading\'s battery_level when that reading has none (so it can send device.low_battery).' },
     last_worn: { ...TIMESTAMP, description: `When the device was last worn (coherence platform document): ${TIMESTAMP.description} Checked for type, not stored.` },
   },
   required: ['readings'],
