@@ -558,6 +558,12 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       const p = principalOf(req);
       const s = await visibleSession(ctx, p, req.params.id);
       const at = req.body?.ended_at === undefined ? undefined : sessionTime(req.body.ended_at, '/ended_at', ctx.clock());
+      // An end before the start is a client's mistake (a clock, a time zone), not a 0 s session.
+      if (at !== undefined && at < s.startedAt) {
+        throw new AttuneError('validation_error', 'ended_at is before the session started', [
+          { field: '/ended_at', reason: 'out_of_range', message: `must not be before started_at ${iso(s.startedAt)}` },
+        ]);
+      }
       const ended = await ctx.sessions.end(s, at);
       if (!ctx.users) return sessionJson(ended);
       const given = req.body?.notes !== undefined || req.body?.subjective_rating !== undefined;

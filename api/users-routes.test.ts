@@ -68,6 +68,9 @@ test('sessions: the end stores notes and a rating 1-5; a rating out of range is 
   assert.equal(s.status, 201, JSON.stringify(s.body));
   const bad = await app.request('POST', `/v1/sessions/${s.body.id}/end`, { token, body: { subjective_rating: 6 } });
   assert.equal(bad.status, 400);
+  // An end before the start is refused, naming the field (it was clamped to a 0 s session).
+  const early = await app.request('POST', `/v1/sessions/${s.body.id}/end`, { token, body: { ended_at: new Date(Date.parse(s.body.started_at) - 60_000).toISOString() } });
+  assert.deepEqual([early.status, early.body.error?.details?.[0]?.field, early.body.error?.details?.[0]?.reason], [400, '/ended_at', 'out_of_range']);
   assert.equal((await app.request('GET', `/v1/sessions/${s.body.id}`, { token })).body.status, 'active', 'a refused end ends nothing');
   const end = await app.request('POST', `/v1/sessions/${s.body.id}/end`, { token, body: { notes: 'ok', subjective_rating: 5 } });
   assert.deepEqual([end.status, end.body.status, end.body.notes, end.body.subjective_rating, end.body.intention], [200, 'completed', 'ok', 5, 'calm']);
