@@ -191,7 +191,7 @@ export function sessionJson(s: Session | ListedSession, practice?: SessionPracti
  */
 export async function visibleSession(ctx: AppContext, p: Principal, id: string, opts: { fresh?: boolean } = {}): Promise<Session> {
   const s = await ctx.sessions.get(id, opts);
-  if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${JSON.stringify(id)} not found`);
+  if (!s || !canAccess(p, s)) throw new AttuneError('not_found', `session ${JSON.stringify(id)} not found`, [{ field: 'session_id', reason: 'not_found' }]);
   return s;
 }
 

@@ -68,6 +68,9 @@ test('sessions: the end stores notes and a rating 1-5; a rating out of range is 
   assert.equal(s.status, 201, JSON.stringify(s.body));
   const bad = await app.request('POST', `/v1/sessions/${s.body.id}/end`, { token, body: { subjective_rating: 6 } });
   assert.equal(bad.status, 400);
+  // An unknown session is a 404 naming the path parameter.
+  const unknown = await app.request('GET', '/v1/sessions/00000000-0000-4000-8000-000000000000', { token });
+  assert.deepEqual([unknown.status, unknown.body.error.code, unknown.body.error.details], [404, 'not_found', [{ field: 'session_id', reason: 'not_found' }]]);
   // An end before the start is refused, naming the field (it was clamped to a 0 s session).
   const early = await app.request('POST', `/v1/sessions/${s.body.id}/end`, { token, body: { ended_at: new Date(Date.parse(s.body.started_at) - 60_000).toISOString() } });
   assert.deepEqual([early.status, early.body.error?.details?.[0]?.field, early.body.error?.details?.[0]?.reason], [400, '/ended_at', 'out_of_range']);
