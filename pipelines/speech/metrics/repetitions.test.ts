@@ -23,6 +23,11 @@ const CASES: [string, [string, number][]][] = [
   ['he said no. No one came', []],
   ['I think we should go', []],
   ['go to the the shop and and back', [['the', 2], ['and', 2]]],
+  // Runs made only of fillers are fillers (detectFillers counts each word), not repetitions too.
+  ['uh, um, uh, um, for a', []],
+  ['you know, you know, it', []],
+  // A filler phrase repeated with a word that is not a filler is a stumble.
+  ['um I um I think', [['um i', 2]]],
 ];
 
 for (const [sentence, expected] of CASES) {

@@ -6,13 +6,16 @@
 // - "is is" is grammatical after a pseudo-cleft ("what it is is", "the thing is is"), so it is
 //   excluded when what/thing/problem/point/question occurs in the four words before; else disfluent.
 // - Emphatic reduplication ("very very", "no no", "bye bye", "so so") is a choice, not a stumble.
-// - Filled pauses ("um um") are fillers, reported by detectFillers, not repetitions here.
+// - Fillers are reported by detectFillers, not repetitions here: a filled pause said twice
+//   ("um um"), and any run of copies made only of fillers ("uh um, uh um", "you know, you know"),
+//   whose every word detectFillers counts already (before 12-06 such a run was counted twice:
+//   as its fillers and as a repetition).
 // - A sentence end between the copies ("...said no. No one...") breaks a repetition; a comma
 //   ("I, I think") does not.
 //
 // Comparison is on the normalised form (case and punctuation ignored). The longest phrase wins, and
 // a run of copies ("I I I") is one repetition with `occurrences` = 3.
-import { filledPauseName } from './fillers.js';
+import { detectFillers, filledPauseName } from './fillers.js';
 import { type Token, tokenize } from './tokens.js';
 import type { TimedWord } from './types.js';
 
@@ -63,6 +66,12 @@ function excluded(tokens: Token[], i: number, n: number): boolean {
 
 export function detectRepetitions(words: readonly TimedWord[]): Repetition[] {
   const tokens = tokenize(words);
+  const fillerWords = new Set<number>();
+  for (const h of detectFillers(words)) for (let k = 0; k < h.wordCount; k++) fillerWords.add(h.wordIndex + k);
+  const allFillers = (from: number, to: number) => {
+    for (let k = from; k < to; k++) if (!fillerWords.has(tokens[k].wordIndex)) return false;
+    return true;
+  };
   const found: Repetition[] = [];
   let i = 0;
   while (i < tokens.length) {
@@ -71,6 +80,7 @@ export function detectRepetitions(words: readonly TimedWord[]): Repetition[] {
       if (!sameCopy(tokens, i, i + n, n) || excluded(tokens, i, n)) continue;
       let copies = 2;
       while (sameCopy(tokens, i + (copies - 1) * n, i + copies * n, n)) copies++;
+      if (allFillers(i, i + copies * n)) continue;
       const last = tokens[i + copies * n - 1];
       const restartsMs: number[] = [];
       for (let c = 1; c < copies; c++) restartsMs.push(tokens[i + c * n].startMs);
