@@ -212,6 +212,8 @@ export function docInlineScores(s: ScoresIn) {
 
 export interface FluencyIn {
   duration_s: number;
+  /** First to last speech, s (null without words): what the rates per minute divide by. */
+  span_s?: number | null;
   /** Words recognised; 0: nothing was said, so there is no fluency to rate. */
   word_count?: number;
   pauses: { long_count: number };
@@ -247,6 +249,6 @@ export function docFluency(f: FluencyIn) {
     fillerWords: f.fillers.by_filler.map((x) => ({ word: x.filler, count: x.count, timestamps: x.timestamps_ms.map(s3), frequency: total > 0 ? r(x.count / total, 4) : 0 })),
     repetitions: [...byPhrase].map(([phrase, ts]) => ({ phrase, count: ts.length, timestamps: ts })).sort((a, b) => b.count - a.count || a.timestamps[0] - b.timestamps[0]),
     // Silence is not perfect fluency: without a word there is nothing to rate (null, as without audio).
-    overallFluency: f.word_count === 0 ? null : overallFluency({ durationS: f.duration_s, fillerCount: total, repetitionCount: f.repetitions.count, longPauseCount: f.pauses.long_count }),
+    overallFluency: f.word_count === 0 ? null : overallFluency({ durationS: f.span_s ?? f.duration_s, fillerCount: total, repetitionCount: f.repetitions.count, longPauseCount: f.pauses.long_count }),
   };
 }

@@ -279,7 +279,8 @@ export async function readFluency(ctx: AppContext, s: SpeechSession) {
     ),
   ]);
   if (!summary) throw notComputedYet('fluency', s);
-  const minutes = summary.duration_s / 60;
+  // Per minute of speech, first to last (as the summary's filler rate and the scores).
+  const minutes = (summary.span_s ?? 0) / 60;
   const perMinute = (count: number) => (minutes > 0 ? roundTo(count / minutes, 2)! : 0);
   const byFiller = new Map<string, number[]>();
   for (const f of fillers) {
@@ -296,6 +297,7 @@ export async function readFluency(ctx: AppContext, s: SpeechSession) {
     articulation_rate_wpm: summary.articulation_rate_wpm,
     word_count: summary.word_count,
     duration_s: summary.duration_s,
+    span_s: summary.span_s,
     speech_s: summary.speech_s,
     pauses: {
       count: summary.pause_count,
@@ -554,10 +556,11 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
               status: statusSchema,
               model: { type: 'string' },
               computed_at: { type: 'string', format: 'date-time' },
-              speaking_rate_wpm: { type: 'number', description: 'Words over the whole audio, pauses included.' },
-              articulation_rate_wpm: { type: 'number', description: 'Words over speaking time.' },
+              speaking_rate_wpm: { type: 'number', description: 'Words per minute from the start of the first speech to the end of the last, pauses included (silence before and after is not counted).' },
+              articulation_rate_wpm: { type: 'number', description: 'Words over phonation time.' },
               word_count: { type: 'integer' },
-              duration_s: { type: 'number' },
+              duration_s: { type: 'number', description: 'Length of the audio.' },
+              span_s: { type: ['number', 'null'], description: 'Seconds from the first to the last speech (null without words): what every rate per minute here divides by.' },
               speech_s: { type: 'number' },
               pauses: {
                 type: 'object',
@@ -579,7 +582,7 @@ export async function registerSpeechResultRoutes(app: FastifyInstance, ctx: AppC
                 type: 'object',
                 properties: {
                   count: { type: 'integer' },
-                  rate_per_min: { type: 'number' },
+                  rate_per_min: { type: 'number', description: 'Fillers per minute from the first to the last speech (span_s).' },
                   by_filler: {
                     type: 'array',
                     items: {

@@ -201,7 +201,7 @@ test('GET one: the summary once speech_summaries has a row (the latest version)'
   const id = created.body.id;
   const base: SpeechSummaryRow = {
     session_id: id, stream_id: 'upload-1', org_id: 'o-sum', user_id: 'u-sum', audio_started_at: Date.UTC(2025, 4, 1), duration_ms: 90_000, speech_ms: 72_000,
-    word_count: 210, speaking_rate_wpm: 140, articulation_rate_wpm: 175, pause_count: 12, long_pause_count: 2, pause_ratio: 0.2,
+    word_count: 210, speaking_rate_wpm: 180, articulation_rate_wpm: 175, pause_count: 12, long_pause_count: 2, pause_ratio: 0.2,
     mean_pause_ms: 640, filler_count: 4, filler_rate_per_min: 2.6666667, repetition_count: 1, pitch_mean_hz: 182.5, pitch_sd_hz: 31.2,
     pitch_min_hz: 130, pitch_max_hz: 250, pitch_variability_st: 2.9, monotone: false, volume_mean_dbfs: -23.4, volume_sd_db: 4.1,
     model: 'moonshine-tiny', computed_at: Date.UTC(2025, 4, 1, 0, 2),
@@ -210,8 +210,11 @@ test('GET one: the summary once speech_summaries has a row (the latest version)'
   const res = await srv.request('GET', `/v1/speech-sessions/${id}`, { token });
   assert.equal(res.status, 200);
   assert.deepEqual(res.body.summary, {
-    duration_s: 90, speech_s: 72, word_count: 210, speaking_rate_wpm: 140, articulation_rate_wpm: 175, pause_count: 12, long_pause_count: 2,
-    pause_ratio: 0.2, mean_pause_ms: 640, filler_count: 4, filler_rate_per_min: 2.67, repetition_count: 1,
+    // Speech from first to last over 70 s of the 90 s of audio (210 words at 180 wpm): the filler
+    // rate is per minute of that span, as the speaking rate (the stored row's 2.67 a minute of
+    // audio is how rows before 12-06 were written).
+    duration_s: 90, span_s: 70, speech_s: 72, word_count: 210, speaking_rate_wpm: 180, articulation_rate_wpm: 175, pause_count: 12, long_pause_count: 2,
+    pause_ratio: 0.2, mean_pause_ms: 640, filler_count: 4, filler_rate_per_min: 3.43, repetition_count: 1,
     pitch: { mean_hz: 182.5, sd_hz: 31.2, min_hz: 130, max_hz: 250, variability_st: 2.9, monotone: false },
     volume: { mean_dbfs: -23.4, sd_db: 4.1 },
     model: 'moonshine-tiny', computed_at: '2025-05-01T00:02:00.000Z',

@@ -79,17 +79,18 @@ export const speechSummarySchema = {
   type: ['object', 'null'],
   description: 'Delivery metrics of the analysed audio; null until the analysis has stored them.',
   properties: {
-    duration_s: { type: 'number' },
-    speech_s: { type: 'number', description: 'Time voice activity detection marked as speech.' },
+    duration_s: { type: 'number', description: 'Length of the audio.' },
+    span_s: { type: ['number', 'null'], description: 'Seconds from the first to the last speech (null without words): what every rate per minute divides by.' },
+    speech_s: { type: 'number', description: 'Phonation time: voiced speech, silences of 250 ms or more removed (README, How speech is analysed).' },
     word_count: { type: 'integer' },
-    speaking_rate_wpm: { type: 'number', description: 'Words per minute over the whole audio, pauses included.' },
+    speaking_rate_wpm: { type: 'number', description: 'Words per minute from the start of the first speech to the end of the last, pauses included (silence before and after is not counted).' },
     articulation_rate_wpm: { type: 'number', description: 'Words per minute over speaking time.' },
     pause_count: { type: 'integer' },
     long_pause_count: { type: 'integer' },
     pause_ratio: { type: 'number', description: 'Share of the time between the first and the last speech that is pauses, 0..1.' },
     mean_pause_ms: { type: ['integer', 'null'] },
     filler_count: { type: 'integer' },
-    filler_rate_per_min: { type: 'number' },
+    filler_rate_per_min: { type: 'number', description: 'Fillers per minute from the first to the last speech (span_s).' },
     repetition_count: { type: 'integer' },
     pitch: {
       type: 'object',
@@ -225,18 +226,28 @@ export async function readSpeechSummary(ctx: AppContext, s: SpeechSession) {
   const rows = (await rs.json()) as SummaryRow[];
   if (rows.length === 0) return null;
   const r = rows[0];
+  const wordCount = toNumber(r.word_count);
+  const fillerCount = toNumber(r.filler_count);
+  // The span the speaking rate divides by (first to last speech), which every rate per minute
+  // uses (the scores' too: pipelines/speech/stream/results.ts scoreInput), so that silence
+  // before and after the speaker, a recorder left running, dilutes none of them. Read back from
+  // the speaking rate; rows before 12-06 stored filler_rate_per_min per minute of audio, so it
+  // is recomputed here for every row.
+  const spanS = wordCount > 0 && r.speaking_rate_wpm > 0 ? (wordCount / r.speaking_rate_wpm) * 60 : null;
   return {
     duration_s: toNumber(r.duration_ms) / 1000,
+    /** Seconds from the first to the last speech (null without words): the time rates per minute divide by. */
+    span_s: spanS === null ? null : roundTo(spanS, 3),
     speech_s: toNumber(r.speech_ms) / 1000,
-    word_count: toNumber(r.word_count),
+    word_count: wordCount,
     speaking_rate_wpm: roundTo(r.speaking_rate_wpm, 1) ?? 0,
     articulation_rate_wpm: roundTo(r.articulation_rate_wpm, 1) ?? 0,
     pause_count: toNumber(r.pause_count),
     long_pause_count: toNumber(r.long_pause_count),
     pause_ratio: roundTo(r.pause_ratio, 4) ?? 0,
     mean_pause_ms: toNullableNumber(r.mean_pause_ms),
-    filler_count: toNumber(r.filler_count),
-    filler_rate_per_min: roundTo(r.filler_rate_per_min, 2) ?? 0,
+    filler_count: fillerCount,
+    filler_rate_per_min: spanS === null ? 0 : (roundTo(fillerCount / (spanS / 60), 2) ?? 0),
     repetition_count: toNumber(r.repetition_count),
     pitch: {
       mean_hz: roundTo(r.pitch_mean_hz, 2),

@@ -1,8 +1,10 @@
 // The feature vector that delivery scores are computed from, built from the pipeline's
 // results (rates, pauses, fillers, repetitions, pitch and volume). Pure: numbers in, numbers out.
 //
-// Per-minute rates divide by the total time (durationMs), as the filler report does, so that
-// "fillers per minute" means the same everywhere. Empty inputs give the neutral value the
+// Per-minute rates divide by durationMs, which the pipeline gives as the span from the first to
+// the last speech (pipelines/speech/stream/results.ts scoreInput), the time the API's speaking
+// rate, filler rate and fluency divide by too, so that "fillers per minute" means the same
+// everywhere and silence before and after the speaker dilutes nothing. Empty inputs give the neutral value the
 // rubric documents (0, or -100 dBFS for a volume with no speech seconds) rather than NaN,
 // because an ONNX graph would turn NaN into NaN scores.
 import { AttuneError } from '../../../lib/errors.js';
@@ -27,19 +29,19 @@ export const FEATURE_NAMES = [
 export type FeatureName = (typeof FEATURE_NAMES)[number];
 
 export interface ScoreFeatures {
-  /** Words per minute over total time, pauses included. */
+  /** Words per minute over durationMs (first to last speech), pauses included. */
   speaking_rate_wpm: number;
-  /** Words per minute over speaking time (voice activity). */
+  /** Words per minute over speaking time (speechMs: phonation time). */
   articulation_rate_wpm: number;
-  /** Pause time over total time, 0..1. */
+  /** Pause time over durationMs, 0..1. */
   pause_ratio: number;
-  /** Long pauses per minute of total time. */
+  /** Long pauses per minute of durationMs. */
   long_pauses_per_min: number;
   /** Mean pause duration in seconds; 0 without pauses. */
   mean_pause_s: number;
-  /** Filler words per minute of total time. */
+  /** Filler words per minute of durationMs. */
   filler_rate_per_min: number;
-  /** Repetitions per minute of total time. */
+  /** Repetitions per minute of durationMs. */
   repetition_rate_per_min: number;
   /** Population SD of voiced f0 in semitones from the median (as pitchStats); 0 without voiced frames. */
   pitch_variability_st: number;
@@ -49,7 +51,7 @@ export interface ScoreFeatures {
   volume_variability_db: number;
   /** Mean of the per-second dBFS of seconds with speech; NO_SPEECH_DBFS when there are none. */
   mean_volume_dbfs: number;
-  /** Speaking time over total time, 0..1. */
+  /** Speaking time (speechMs: phonation time) over durationMs, 0..1. */
   speech_ratio: number;
 }
 

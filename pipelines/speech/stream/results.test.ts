@@ -71,3 +71,15 @@ test('an "um" the audio also heard (source both) cuts the whole event where the 
   assert.deepEqual(spread.fillers.map((f) => [f.startMs, f.endMs]), [[2400, 3500]], 'the event spans the spread word');
   assert.deepEqual(spans(spread), [[2000, 2500, 'natural'], [3200, 4000, 'natural']], 'the audio heard the filler at 2500–3200 ms: that is not silence');
 });
+
+test('the filler rate is per minute of speech, first to last, as the speaking rate: silence after the speaker dilutes neither', () => {
+  const aligned = [...words.slice(0, 2), word('um', 2600, 3300), ...words.slice(2)];
+  const t = transcript(aligned);
+  const tight = assembleSessionResults({ durationMs: 6000, transcripts: [t], speechSegments: segments, seconds: [], voicedF0: new Float32Array(0) });
+  // The same speech with the recorder left running 54 s after it.
+  const padded = assembleSessionResults({ durationMs: 60_000, transcripts: [t], speechSegments: segments, seconds: [], voicedF0: new Float32Array(0) });
+  assert.equal(tight.summary.fillerCount, 1);
+  assert.equal(tight.summary.fillerRatePerMin, 10, 'one filler in the 6 s from the first to the last speech');
+  assert.equal(padded.summary.fillerRatePerMin, tight.summary.fillerRatePerMin);
+  assert.equal(padded.summary.speakingRateWpm, tight.summary.speakingRateWpm);
+});

@@ -47,6 +47,7 @@ export interface SessionSummary {
   pauseRatio: number;
   meanPauseMs: number | null;
   fillerCount: number;
+  /** Fillers per minute from the first to the last speech (the speaking rate's span). */
   fillerRatePerMin: number;
   repetitionCount: number;
   pitchMeanHz: number | null;
@@ -181,7 +182,11 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
     volumeMean !== null && speechSeconds.length > 1
       ? Math.sqrt(speechSeconds.reduce((n, s) => n + (s.volumeDbfs - volumeMean) ** 2, 0) / speechSeconds.length)
       : null;
-  const minutes = input.durationMs / 60_000;
+  // Per minute of the span from the first to the last speech, as the speaking rate and the
+  // scores (scoreInput): a recorder left running before or after the speaker dilutes nothing.
+  // (Until 12-06 per minute of audio: the same clip padded with 40 s of silence read 7.5
+  // fillers a minute where its scores counted 56.5.)
+  const minutes = rates.totalMs / 60_000;
   const summary: SessionSummary = {
     durationMs: input.durationMs,
     speechMs: rates.speakingMs,
