@@ -105,3 +105,20 @@ test('a transcript "uh" the alignment squeezed under 150 ms beside the hesitatio
   const two = [said[0], { ...said[1], text: 'um', startMs: 1000, endMs: 1080 }, { text: 'uh', startMs: 1080, endMs: 1110, timingMethod: 'forced_alignment' as const }, said[2]];
   assert.deepEqual(mergeFillerEvidence(two, detectFillers(two), [{ ...audio, startMs: 1190 }]).map((e) => [e.filler, e.source, e.startMs, e.endMs]), [['uh', 'both', 1000, 1900]]);
 });
+
+test('one audio hit over two transcript filled pauses is cut between them: two events, not overlapping, each from its own word', () => {
+  // "uh" 0–300, "um" 900–1200, words of "and" and "then" around them; one hum 300–900 between.
+  const ws = [
+    { text: 'uh,', startMs: 0, endMs: 300 },
+    { text: 'um,', startMs: 900, endMs: 1200 },
+    { text: 'then', startMs: 1500, endMs: 1800 },
+  ];
+  const events = mergeFillerEvidence(ws, detectFillers(ws), [pause(300, 900)]);
+  assert.deepEqual(
+    events.map((e) => [e.filler, e.startMs, e.endMs, e.source, e.heard?.startMs, e.heard?.endMs]),
+    [
+      ['uh', 0, 600, 'both', 300, 600],
+      ['um', 600, 1200, 'both', 600, 900],
+    ],
+  );
+});
