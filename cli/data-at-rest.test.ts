@@ -142,7 +142,7 @@ test('an existing 0755 data directory is closed to 0700 at startup', async () =>
   assert.match(r.stdout + r.stderr, /now 0700/);
 });
 
-test('token --scopes all signs every scope Attune knows; other names are kept as given', async () => {
+test('token --scopes all signs every scope Attune knows; other names are kept as given, with a warning', async () => {
   const { Scopes } = await import('../lib/principal.js');
   const dataDir = join(freshBase(), 'data');
   const r = await runToExit(['token', '--user', 'u1', '--org', 'o1', '--scopes', 'all extra:scope'], env(dataDir));
@@ -152,4 +152,5 @@ test('token --scopes all signs every scope Attune knows; other names are kept as
   for (const s of Object.values(Scopes)) assert.ok(signed.has(s), `missing ${s}: ${[...signed].join(' ')}`);
   assert.ok(signed.has('extra:scope'));
   assert.ok(!signed.has('all'));
+  assert.match(r.stderr, /no route checks extra:scope \(signed as given/, 'a name no route checks (a typo, most likely) is pointed out');
 });

@@ -194,6 +194,11 @@ async function run(argv: string[]): Promise<void> {
       // left with a list that misses the scopes of newer routes.
       const named = (values.scopes ?? 'read:sessions read:coherence').split(/[\s,]+/).filter(Boolean);
       const scopes = named.flatMap((s) => (s === 'all' ? Object.values(Scopes) : [s]));
+      // Signed as given (an identity provider's tokens may carry other services' scopes too),
+      // but a name no route checks is most likely a typo that would only show later as a 403.
+      const known = new Set<string>(Object.values(Scopes));
+      const unknown = scopes.filter((s) => !known.has(s));
+      if (unknown.length > 0) process.stderr.write(`attune token: no route checks ${unknown.join(', ')} (signed as given; Attune's scopes: ${[...known].join(' ')})\n`);
       const tier = values.tier === undefined ? undefined : tierOfClaim(values.tier);
       if (tier === null) fail(`--tier must be one of ${TIER_NAMES.join(', ')}`);
       const { authFromConfig } = await import('./auth-config.js');
