@@ -10,7 +10,7 @@ import { errorBodySchema } from '../http/errors.js';
 import { principalOf } from '../http/auth-plugin.js';
 import type { ListedSession, Session } from '../store/postgres/sessions-repo.js';
 import type { SessionPractice } from '../store/postgres/users-repo.js';
-import { HIGH_COHERENCE_SCORE, deviceSteps, summariseDeviceSteps } from '../store/device-figures.js';
+import { HIGH_COHERENCE_SCORE, deviceFigures, summariseDeviceSteps } from '../store/device-figures.js';
 import { checkStoredJson, defaultStoredJsonLimits } from '../lib/json-limits.js';
 
 /** A window counts as high coherence at this score or above (store/device-figures.ts: also the daily rollups' 0.5). */
@@ -95,9 +95,12 @@ const metricsSchema = {
   type: 'object',
   description: `Averages over ${TRUSTED}; partial and gapped windows are on the timeline but in no average.`,
   properties: {
-    average_coherence: { type: ['number', 'null'], description: `Mean coherence score (0..1) over ${TRUSTED}.` },
+    average_coherence: { type: ['number', 'null'], description: `Mean coherence score (0..1) over ${TRUSTED}; with metrics_source device, the mean of the device's own values, in its scale.` },
     peak_coherence: { type: ['number', 'null'] },
-    time_in_high_coherence: { type: 'number', description: `Seconds with coherence >= ${HIGH_COHERENCE_SCORE}.` },
+    time_in_high_coherence: {
+      type: ['number', 'null'],
+      description: `Seconds with coherence >= ${HIGH_COHERENCE_SCORE}; null only for device figures (metrics_source device) in a scale other than 0..1.`,
+    },
     coherence_ratio: { type: ['number', 'null'], description: 'Mean McCraty coherence ratio.' },
     average_hr: { type: ['number', 'null'], description: 'Beats per minute.' },
     average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
@@ -306,12 +309,15 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
 
 /**
  * The metrics and timeline of a session from what its devices reported (heart rate, HRV,
- * coherence in the device's own scale), in 5 s steps; null when they reported none of them.
+ * coherence in the device's own scale), in 5 s steps; null when they reported none of them or
+ * any reading of the session has RR intervals.
  * Nothing Attune computes from RR intervals is there (coherence ratio, breathing rate).
  */
 async function deviceMetrics(ctx: AppContext, s: Session) {
-  const steps = await deviceSteps(clickhouseOf(ctx), ctx.database, { orgId: s.orgId, userId: s.userId, sessionId: s.id, startedAtMs: s.startedAt });
-  if (steps.length === 0) return null;
+  const { rrReadings, steps } = await deviceFigures(clickhouseOf(ctx), ctx.database, { orgId: s.orgId, userId: s.userId, sessionId: s.id, startedAtMs: s.startedAt });
+  // A session with RR intervals gets Attune's figures once its windows are in, never the
+  // device's meanwhile (which would switch source as the windows arrive).
+  if (rrReadings > 0 || steps.length === 0) return null;
   const d = summariseDeviceSteps(steps, HIGH_COHERENCE_SCORE);
   return {
     metrics: {

@@ -56,7 +56,7 @@ export function lessIsBetter(value: number, ideal: number, zero: number): number
   return (zero - value) / (zero - ideal);
 }
 
-/** The rubric's bands of the three disfluency rates, per minute of total time: [ideal up to, zero at]. */
+/** The rubric's bands of the three disfluency rates, per minute from the first to the last speech: [ideal up to, zero at]. */
 export const FLUENCY_BANDS = {
   fillersPerMin: [2, 12],
   repetitionsPerMin: [1, 6],

@@ -279,8 +279,10 @@ export async function readFluency(ctx: AppContext, s: SpeechSession) {
     ),
   ]);
   if (!summary) throw notComputedYet('fluency', s);
-  // Per minute of speech, first to last (as the summary's filler rate and the scores).
-  const minutes = (summary.span_s ?? 0) / 60;
+  // Per minute of speech, first to last (as the summary's filler rate and the scores); without
+  // words, from the summary's rate, which the pipeline computed over that span.
+  const minutes =
+    summary.span_s !== null ? summary.span_s / 60 : summary.filler_rate_per_min > 0 ? summary.filler_count / summary.filler_rate_per_min : 0;
   const perMinute = (count: number) => (minutes > 0 ? roundTo(count / minutes, 2)! : 0);
   const byFiller = new Map<string, number[]>();
   for (const f of fillers) {

@@ -247,7 +247,9 @@ export async function readSpeechSummary(ctx: AppContext, s: SpeechSession) {
     pause_ratio: roundTo(r.pause_ratio, 4) ?? 0,
     mean_pause_ms: toNullableNumber(r.mean_pause_ms),
     filler_count: fillerCount,
-    filler_rate_per_min: spanS === null ? 0 : (roundTo(fillerCount / (spanS / 60), 2) ?? 0),
+    // Without words the span cannot be read back (fillers heard only in the audio, say): the
+    // stored rate, which the pipeline computed over the span since 12-06.
+    filler_rate_per_min: spanS === null ? (roundTo(r.filler_rate_per_min, 2) ?? 0) : (roundTo(fillerCount / (spanS / 60), 2) ?? 0),
     repetition_count: toNumber(r.repetition_count),
     pitch: {
       mean_hz: roundTo(r.pitch_mean_hz, 2),

@@ -88,7 +88,12 @@ test('last_sync and battery: from the sync body, else from the last reading with
   await waitFor('authenticated', () => inbox.find((m) => m.type === 'authenticated'), 10_000);
   ws.send(JSON.stringify({ type: 'readings', id: 'live-1', readings: [{ timestamp: Date.now() - 1000, hr: 72, battery_level: 42 }] }));
   await waitFor('the ack', () => inbox.find((m) => m.type === 'ack' && m.id === 'live-1'), 10_000);
-  ws.close();
   d = await device();
   assert.equal(d.battery_level, 42);
+  // The document's battery beside the readings, on the socket as over HTTP: the device's level.
+  ws.send(JSON.stringify({ type: 'readings', id: 'live-2', readings: [{ timestamp: Date.now() - 500, hr: 72 }], battery_level: 33 }));
+  await waitFor('the second ack', () => inbox.find((m) => m.type === 'ack' && m.id === 'live-2'), 10_000);
+  ws.close();
+  d = await device();
+  assert.equal(d.battery_level, 33);
 });

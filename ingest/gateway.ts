@@ -496,6 +496,7 @@ function handleIngestSocket(
       try {
         let readings: ReadingInput[];
         let sessionId: string | undefined;
+        let bodyBattery: number | undefined;
         let prefix = '';
         // The same validation as the sync route (parseSyncBody / parseReadings), so a reading
         // is accepted or refused alike, with the same details, on HTTP and here.
@@ -505,6 +506,7 @@ function handleIngestSocket(
           const parsed = parseSyncBody(body);
           readings = parsed.readings;
           sessionId = parsed.session_id;
+          bodyBattery = parsed.battery_level;
           prefix = '/readings';
         } else {
           const list: unknown[] = Array.isArray(msg) ? msg : [m];
@@ -527,6 +529,7 @@ function handleIngestSocket(
         let records: HeartReadingRecord[];
         try {
           records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);
+          withSyncBattery(records, bodyBattery);
           await publish(ctx, records);
         } catch (err) {
           await budget.refund(device, readings.length);
@@ -536,7 +539,7 @@ function handleIngestSocket(
         // Live readings count as a sync of the device too (last_sync and battery in GET /v1/users/me).
         const synced = device;
         if (ctx.users && synced) {
-          let battery: number | undefined;
+          let battery = bodyBattery;
           for (let i = readings.length - 1; battery === undefined && i >= 0; i--) battery = readings[i].battery_level;
           await ctx.users.noteSync(synced.orgId, synced.id, { at: ctx.clock(), batteryLevel: battery ?? null }).catch((err) => {
             ctx.log.warn({ err, device_id: synced.id }, 'recording the sync on the device failed');

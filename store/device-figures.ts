@@ -7,7 +7,8 @@
 // 46 readings accepted, nothing shown). The readings are stored (heart_readings: hr_bpm,
 // device_hrv_ms, device_coherence); this module reads them back per 5 s step of the session,
 // so the session's detail and its session.completed webhook can show what the device measured,
-// labelled as such, when no window was computed. Nothing is derived from them: RR intervals
+// labelled as such, when the session has no RR intervals at all (a session with them waits for
+// its windows, whatever its device also reported). Nothing is derived from them: RR intervals
 // cannot be recovered from a heart rate, and a device's coherence is its own algorithm's (kept in
 // its own scale).
 import type { ClickHouseClient } from './clickhouse.js';
@@ -43,50 +44,68 @@ interface StepRow {
 
 const finiteOrNull = (v: number | null) => (v === null || !Number.isFinite(v) ? null : v);
 
+export interface DeviceFigures {
+  /** Readings of the session with RR intervals: when there are any, Attune computes the figures, not the device. */
+  rrReadings: number;
+  /** Steps with a device value, oldest first. */
+  steps: DeviceStep[];
+}
+
 /**
  * The session's device-reported values in 5 s steps from `startedAtMs`, oldest first: each
  * reading counted once (its first beat's row; a reading with RR intervals repeats its heart
- * rate on every beat), at its stored time. Steps without a device value are left out.
+ * rate on every beat), at its stored time; and how many of its readings carried RR intervals.
+ * Steps without a device value are left out.
  */
-export async function deviceSteps(
+export async function deviceFigures(
   client: ClickHouseClient,
   database: string,
   s: { orgId: string; userId: string; sessionId: string; startedAtMs: number },
-): Promise<DeviceStep[]> {
+): Promise<DeviceFigures> {
+  // floor, not intDiv: intDiv truncates toward zero, which would put a reading 3 s before the
+  // session's start (the allowed lateness lets one in) into step 0.
   const rs = await client.query({
-    query: `SELECT intDiv(toUnixTimestamp64Milli(event_time) - {start:Int64}, ${DEVICE_STEP_MS}) AS step,
-              count() AS readings, avg(hr_bpm) AS hr, avg(device_hrv_ms) AS hrv, avg(device_coherence) AS coherence
+    query: `SELECT toInt64(floor((toUnixTimestamp64Milli(event_time) - {start:Int64}) / ${DEVICE_STEP_MS})) AS step,
+              countIf(hr_bpm IS NOT NULL OR device_hrv_ms IS NOT NULL OR device_coherence IS NOT NULL) AS readings,
+              countIf(rr_ms IS NOT NULL) AS rr_readings,
+              avg(hr_bpm) AS hr, avg(device_hrv_ms) AS hrv, avg(device_coherence) AS coherence
             FROM ${database}.${Tables.heartReadings} FINAL
             WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String} AND beat_index = 0
-              AND (hr_bpm IS NOT NULL OR device_hrv_ms IS NOT NULL OR device_coherence IS NOT NULL)
             GROUP BY step
             ORDER BY step`,
     query_params: { org: s.orgId, user: s.userId, sid: s.sessionId, start: s.startedAtMs },
     format: 'JSONEachRow',
   });
-  const rows = (await rs.json()) as StepRow[];
-  return rows.map((r) => {
-    const step = toNumber(r.step);
-    // A reading dated before the session's start (within the allowed lateness) falls in a
-    // negative step; its step ends where the step's arithmetic says.
-    return {
-      endMs: s.startedAtMs + (step + 1) * DEVICE_STEP_MS,
-      readings: toNumber(r.readings),
+  const rows = (await rs.json()) as Array<StepRow & { rr_readings: number | string }>;
+  let rrReadings = 0;
+  const steps: DeviceStep[] = [];
+  for (const r of rows) {
+    rrReadings += toNumber(r.rr_readings);
+    const readings = toNumber(r.readings);
+    if (readings === 0) continue;
+    steps.push({
+      endMs: s.startedAtMs + (toNumber(r.step) + 1) * DEVICE_STEP_MS,
+      readings,
       hrBpm: finiteOrNull(r.hr),
       hrvMs: finiteOrNull(r.hrv),
       coherence: finiteOrNull(r.coherence),
-    };
-  });
+    });
+  }
+  return { rrReadings, steps };
 }
 
 export interface DeviceSummary {
   readings: number;
   averageHrBpm: number | null;
   averageHrvMs: number | null;
+  /** In the device's own scale (ingest takes 0–100). */
   averageCoherence: number | null;
   peakCoherence: number | null;
-  /** 5 s for each step whose mean device coherence is at or above `highAt`. */
-  highCoherenceS: number;
+  /**
+   * 5 s for each step whose mean device coherence is at or above `highAt`; null when a value
+   * lies above 1: the device's scale is not the 0..1 score `highAt` is a point of.
+   */
+  highCoherenceS: number | null;
 }
 
 /** Session figures from its device steps: means over the steps that carried each value. */
@@ -100,6 +119,6 @@ export function summariseDeviceSteps(steps: readonly DeviceStep[], highAt: numbe
     averageHrvMs: mean(values('hrvMs')),
     averageCoherence: mean(coherence),
     peakCoherence: coherence.length === 0 ? null : coherence.reduce((a, b) => (b > a ? b : a), -Infinity),
-    highCoherenceS: (coherence.filter((c) => c >= highAt).length * DEVICE_STEP_MS) / 1000,
+    highCoherenceS: coherence.some((c) => c > 1) ? null : (coherence.filter((c) => c >= highAt).length * DEVICE_STEP_MS) / 1000,
   };
 }

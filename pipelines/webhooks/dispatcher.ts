@@ -29,7 +29,7 @@ import type { Logger } from '../../lib/log.js';
 import { addressAllowed, guardedLookup, PrivateAddressError, type NetGuardOptions } from '../../lib/net-guard.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import { decodeReadingsValue } from '../../schemas/reading-batches.js';
-import { HIGH_COHERENCE_SCORE, deviceSteps, summariseDeviceSteps } from '../../store/device-figures.js';
+import { HIGH_COHERENCE_SCORE, deviceFigures, summariseDeviceSteps } from '../../store/device-figures.js';
 import type { HeartReading, MeshEvent, SessionChange, SpeechEvent } from '../../schemas/registry/schemas.js';
 import type { TopicNames } from '../../schemas/topics.js';
 import type { StoreClient } from '../../store/clickhouse.js';
@@ -336,11 +336,11 @@ export class WebhookDispatcher {
       else if (Number(row?.windows ?? 0) === 0) {
         // No RR intervals, so no window: the figures the devices reported, as the session's
         // detail shows them (api/sessions.ts, store/device-figures.ts).
-        const d = summariseDeviceSteps(
-          await deviceSteps(store.client, store.database, { orgId: s.org_id, userId: s.user_id, sessionId: s.session_id, startedAtMs: s.started_at }),
-          HIGH_COHERENCE_SCORE,
-        );
-        if (d.readings > 0) {
+        const figures = await deviceFigures(store.client, store.database, { orgId: s.org_id, userId: s.user_id, sessionId: s.session_id, startedAtMs: s.started_at });
+        const d = summariseDeviceSteps(figures.steps, HIGH_COHERENCE_SCORE);
+        // Only for a session without RR intervals: one with them whose windows are not in yet
+        // (the settle time passed first) keeps null figures rather than the device's.
+        if (figures.rrReadings === 0 && d.readings > 0) {
           source = 'device';
           average = d.averageCoherence === null ? null : round(d.averageCoherence);
           peak = d.peakCoherence === null ? null : round(d.peakCoherence);

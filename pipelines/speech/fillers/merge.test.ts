@@ -122,3 +122,17 @@ test('one audio hit over two transcript filled pauses is cut between them: two e
     ],
   );
 });
+
+test('a transcript filler left no part of a hit is not marked heard: a squeezed "uh" beside an "um" the hit covers still joins it', () => {
+  const ws = [
+    { text: 'well', startMs: 0, endMs: 900 },
+    { text: 'um', startMs: 1000, endMs: 1700 },
+    { text: 'uh', startMs: 1700, endMs: 1760 },
+    { text: 'then', startMs: 2000, endMs: 2400 },
+  ];
+  const events = mergeFillerEvidence(ws, detectFillers(ws), [pause(1050, 1690)]);
+  assert.deepEqual(
+    events.map((e) => [e.filler, e.startMs, e.endMs, e.source, e.heard?.startMs, e.heard?.endMs]),
+    [['um', 1000, 1760, 'both', 1050, 1690]],
+  );
+});

@@ -149,11 +149,11 @@ export function mergeFillerEvidence(
       const cut = (a: { endMs: number }, b: { startMs: number }) => (a.endMs + b.startMs) / 2;
       const lo = k > 0 ? Math.max(hit.startMs, cut(touched[k - 1], touched[k])) : hit.startMs;
       const hi = k < touched.length - 1 ? Math.min(hit.endMs, cut(touched[k], touched[k + 1])) : hit.endMs;
-      if (lo < hi) {
-        e.startMs = Math.min(e.startMs, lo);
-        e.endMs = Math.max(e.endMs, hi);
-        e.heard = unionOf(e.heard, { startMs: lo, endMs: hi });
-      }
+      // A filler left no part of the hit (its neighbours' sides cover it) was not heard in it.
+      if (!(lo < hi)) continue;
+      e.startMs = Math.min(e.startMs, lo);
+      e.endMs = Math.max(e.endMs, hi);
+      e.heard = unionOf(e.heard, { startMs: lo, endMs: hi });
       e.source = 'both';
       // Its audio is found: no longer squeezed.
       squeezed.delete(e);
