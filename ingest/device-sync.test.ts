@@ -48,6 +48,43 @@ test("the device quota counts devices registered by serial: a free-tier user's t
   assert.deepEqual([byId.status, byId.body.error.details[0].reason], [409, 'device_quota'], 'the two forms share the quota');
 });
 
+test('a removed device frees its place in the quota, takes no readings and leaves the user\'s devices; registering it again restores it, by id or serial', async () => {
+  // The plus tier: 5 devices (and a burst of requests this test stays within).
+  const token = app.auth.sign({ userId: 'u-rm', orgId: 'o-dev', scopes: SCOPES, tier: 'plus' });
+  const a = await app.request('POST', '/v1/devices', { token, body: { device_id: 'strap-rm-a' } });
+  const b = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-RM-1' } });
+  assert.deepEqual([a.status, b.status], [201, 201]);
+  for (const id of ['strap-rm-x', 'strap-rm-y', 'strap-rm-z']) assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: id } })).status, 201);
+  const now = Date.now();
+  assert.equal((await app.request('POST', '/v1/devices/strap-rm-a/sync', { token, body: { readings: [{ timestamp: now - 60_000, hr: 70 }] } })).status, 202);
+  assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'strap-rm-c' } })).status, 409, 'the tier is full');
+
+  // Another user cannot remove it; the owner can, once.
+  const stranger = await app.request('DELETE', '/v1/devices/strap-rm-a', { token: app.token('u-stranger', 'o-dev', SCOPES) });
+  assert.deepEqual([stranger.status, stranger.body.error.details[0]], [404, { field: 'device_id', reason: 'unknown_device' }]);
+  const removed = await app.request('DELETE', '/v1/devices/strap-rm-a', { token });
+  assert.deepEqual([removed.status, removed.body], [200, { device_id: 'strap-rm-a', removed: true }]);
+  assert.equal((await app.request('DELETE', '/v1/devices/strap-rm-a', { token })).status, 404, 'removed already');
+  const sync = await app.request('POST', '/v1/devices/strap-rm-a/sync', { token, body: { readings: [{ timestamp: now - 30_000, hr: 70 }] } });
+  assert.deepEqual([sync.status, sync.body.error.details[0].reason], [404, 'unknown_device']);
+  const me = await app.request('GET', '/v1/users/me', { token });
+  assert.deepEqual(me.body.devices.map((d: { id: string }) => d.id), [b.body.id, 'strap-rm-x', 'strap-rm-y', 'strap-rm-z']);
+
+  // Its place is free: another device fits, and then the removed one no longer does.
+  assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'strap-rm-c' } })).status, 201);
+  assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'strap-rm-a' } })).status, 409, 'registering it again counts it again');
+  // The serial form: removed, then registered again by serial, the same id back (201: it counts again).
+  assert.equal((await app.request('DELETE', `/v1/devices/${b.body.id}`, { token })).status, 200);
+  const back = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-RM-1' } });
+  assert.deepEqual([back.status, back.body.id], [201, b.body.id]);
+  assert.equal((await app.request('POST', `/v1/devices/${b.body.id}/sync`, { token, body: { readings: [{ timestamp: now - 20_000, hr: 71 }] } })).status, 202);
+  // By id: strap-rm-c removed, strap-rm-a registered again in its place, to its readings.
+  assert.equal((await app.request('DELETE', '/v1/devices/strap-rm-c', { token })).status, 200);
+  const restored = await app.request('POST', '/v1/devices', { token, body: { device_id: 'strap-rm-a' } });
+  assert.equal(restored.status, 201, JSON.stringify(restored.body));
+  assert.equal((await app.request('POST', '/v1/devices/strap-rm-a/sync', { token, body: { readings: [{ timestamp: now - 10_000, hr: 72 }] } })).status, 202);
+});
+
 test('a user is created on first sight: registering a device by id, before any call of /v1/users/me', async () => {
   const token = app.token('u-first-sight', 'o-dev', SCOPES);
   assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'first-sight-strap' } })).status, 201);

@@ -323,6 +323,33 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
     },
   );
 
+  app.delete<{ Params: { device_id: string } }>(
+    '/v1/devices/:device_id',
+    {
+      config: { auth: { scope: Scopes.writeDevices } },
+      schema: {
+        tags: ['ingest'],
+        summary:
+          "Remove a device of the caller's (an organisation admin: of the organisation's): it stops counting toward the tier's device quota and takes no more readings (404 unknown_device), and leaves the user's devices. Its sessions and readings stay. Registering it again (by id or serial number) restores it.",
+        security: [{ bearerAuth: [] }],
+        params: deviceIdParam,
+        response: {
+          200: { type: 'object', properties: { device_id: { type: 'string' }, removed: { type: 'boolean' } }, required: ['device_id', 'removed'] },
+          '4xx': errorBodySchema,
+        },
+      },
+    },
+    async (req) => {
+      const p = principalOf(req);
+      const device = await ownedDevice(ctx, p, req.params.device_id);
+      if (!(await ctx.devices.remove(device.orgId, device.userId, device.id))) {
+        // Removed by a concurrent request since it was read.
+        throw new AttuneError('not_found', `device ${device.id} is not registered`, [{ field: 'device_id', reason: 'unknown_device' }]);
+      }
+      return { device_id: device.id, removed: true };
+    },
+  );
+
   app.post<{ Params: { device_id: string }; Body: SyncBody }>(
     '/v1/devices/:device_id/sync',
     {

@@ -402,23 +402,27 @@ export class DevicesRepository {
   /**
    * Registers device `id` in organisation `orgId` to `userId`; re-registering by its user
    * updates name, model and firmware (those given). The same id in another organisation is
-   * another device. Registered to another user of the same organisation: conflict.
+   * another device. Registered to another user of the same organisation: conflict. A removed
+   * device (remove) is registered again, to whoever registers it (created true).
    */
   async register(input: { id: string; orgId: string; userId: string; name?: string; model?: string; firmware?: string }): Promise<{ device: Device; created: boolean }> {
     const now = toDate(this.now);
     // One statement: concurrent registrations of one id cannot both insert, and the owner
-    // check and the update see the same row.
+    // check and the update see the same row (the CTE reads the row as it was before).
     const { rows } = await this.sql.query<DeviceRow>(
-      `INSERT INTO devices AS d (org_id, device_id, user_id, name, model, firmware, registered_at, updated_at)
+      `WITH before AS (SELECT removed_at FROM devices WHERE org_id = $1 AND device_id = $2)
+       INSERT INTO devices AS d (org_id, device_id, user_id, name, model, firmware, registered_at, updated_at)
        VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, ''), COALESCE($6, ''), $7, $7)
        ON CONFLICT (org_id, device_id) DO UPDATE SET
+         user_id = EXCLUDED.user_id,
          name = COALESCE($4, d.name),
          model = COALESCE($5, d.model),
          firmware = COALESCE($6, d.firmware),
+         removed_at = NULL,
          version = d.version + 1,
          updated_at = GREATEST($7, d.updated_at + interval '1 millisecond')
-       WHERE d.user_id = EXCLUDED.user_id
-       RETURNING ${DEVICE_COLUMNS}, (xmax = 0) AS created`,
+       WHERE d.user_id = EXCLUDED.user_id OR d.removed_at IS NOT NULL
+       RETURNING ${DEVICE_COLUMNS}, (xmax = 0 OR COALESCE((SELECT removed_at IS NOT NULL FROM before), false)) AS created`,
       [input.orgId, input.id, input.userId, input.name ?? null, input.model ?? null, input.firmware ?? null, now],
     );
     if (rows.length === 0) {
@@ -429,18 +433,35 @@ export class DevicesRepository {
     return { device, created: rows[0].created === true };
   }
 
-  /** How many devices are registered to a user (not cached: the device quota counts them, http/rate-limit.ts). */
+  /**
+   * Removes the user's device `id` (schemas/postgres/0013): kept for its sessions and readings,
+   * but it counts toward no quota and takes no readings until registered again. False when the
+   * user has no such device (another user's, unknown, or removed already). Other processes
+   * may accept its readings for up to cacheTtlMs more.
+   */
+  async remove(orgId: string, userId: string, id: string): Promise<boolean> {
+    const now = toDate(this.now);
+    const { rowCount } = await this.sql.query(
+      `UPDATE devices SET removed_at = $4, version = version + 1, updated_at = GREATEST($4, updated_at + interval '1 millisecond')
+       WHERE org_id = $1 AND device_id = $2 AND user_id = $3 AND removed_at IS NULL`,
+      [orgId, id, userId, now],
+    );
+    this.cache.delete(`${orgId}/${id}`);
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** How many devices are registered to a user, removed ones not counted (not cached: the device quota counts them, http/rate-limit.ts). */
   async countOfUser(orgId: string, userId: string): Promise<number> {
-    const { rows } = await this.sql.query<{ n: number | string }>('SELECT count(*) AS n FROM devices WHERE org_id = $1 AND user_id = $2', [orgId, userId]);
+    const { rows } = await this.sql.query<{ n: number | string }>('SELECT count(*) AS n FROM devices WHERE org_id = $1 AND user_id = $2 AND removed_at IS NULL', [orgId, userId]);
     return Number(rows[0]?.n ?? 0);
   }
 
-  /** Device `id` of organisation `orgId` (cached for at most cacheTtlMs), or null. */
+  /** Device `id` of organisation `orgId` (cached for at most cacheTtlMs), or null (also when removed). */
   async get(orgId: string, id: string): Promise<Device | null> {
     const key = `${orgId}/${id}`;
     const hit = this.cache.get(key);
     if (hit) return hit;
-    const { rows } = await this.sql.query<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND device_id = $2`, [orgId, id]);
+    const { rows } = await this.sql.query<DeviceRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND device_id = $2 AND removed_at IS NULL`, [orgId, id]);
     if (rows.length === 0) return null;
     const d = deviceFromRow(rows[0]);
     this.cache.set(key, d);

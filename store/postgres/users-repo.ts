@@ -47,6 +47,8 @@ export interface DeviceProfile {
   batteryLevel: number | null;
   lastWorn: number | null;
   version: number;
+  /** Removed by its user (DELETE /v1/devices/{id}): counts toward no quota, takes no readings. */
+  removed: boolean;
 }
 
 export interface SessionPractice {
@@ -100,10 +102,11 @@ interface DeviceProfileRow {
   battery_level_pct: number | null;
   last_worn_at: Date | null;
   version: number;
+  removed_at: Date | null;
   created?: boolean;
 }
 
-const DEVICE_COLUMNS = 'device_id, org_id, user_id, device_type, serial_number, firmware, name, model, registered_at, last_seen_at, battery_level_pct, last_worn_at, version';
+const DEVICE_COLUMNS = 'device_id, org_id, user_id, device_type, serial_number, firmware, name, model, registered_at, last_seen_at, battery_level_pct, last_worn_at, version, removed_at';
 
 const deviceFromRow = (r: DeviceProfileRow): DeviceProfile => ({
   id: r.device_id,
@@ -119,6 +122,7 @@ const deviceFromRow = (r: DeviceProfileRow): DeviceProfile => ({
   batteryLevel: numOrNull(r.battery_level_pct),
   lastWorn: msOrNull(r.last_worn_at),
   version: num(r.version),
+  removed: r.removed_at !== null && r.removed_at !== undefined,
 });
 
 interface PracticeRow {
@@ -259,7 +263,7 @@ export class UsersRepository {
    */
   async registerDevice(input: { orgId: string; userId: string; type: string; serialNumber: string; firmware?: string }): Promise<{ device: DeviceProfile; created: boolean }> {
     const now = toDate(this.now);
-    const existing = await this.deviceBySerial(input.orgId, input.serialNumber);
+    const existing = await this.deviceBySerial(input.orgId, input.serialNumber, { removed: true });
     if (existing) return this.reRegister(existing, input, now);
     try {
       const { rows } = await this.sql.query<DeviceProfileRow>(
@@ -272,7 +276,7 @@ export class UsersRepository {
     } catch (err) {
       // Another registration of the same serial won the race: answer as if it came first.
       if (sqlState(err) !== SqlStates.uniqueViolation) throw err;
-      const winner = await this.deviceBySerial(input.orgId, input.serialNumber);
+      const winner = await this.deviceBySerial(input.orgId, input.serialNumber, { removed: true });
       if (!winner) throw err;
       return this.reRegister(winner, input, now);
     }
@@ -283,22 +287,27 @@ export class UsersRepository {
     input: { orgId: string; userId: string; type: string; serialNumber: string; firmware?: string },
     now: Date,
   ): Promise<{ device: DeviceProfile; created: boolean }> {
-    if (existing.userId !== input.userId) {
+    // A removed device is registered again, to whoever registers it (created: it counts again).
+    if (existing.userId !== input.userId && !existing.removed) {
       throw new AttuneError('conflict', `serial number ${input.serialNumber} is registered to another user`, [{ field: '/serial_number', reason: 'already_registered' }]);
     }
     const { rows } = await this.sql.query<DeviceProfileRow>(
-      `UPDATE devices SET device_type = $3, firmware = COALESCE($4, firmware), version = version + 1,
+      `UPDATE devices SET user_id = $6, device_type = $3, firmware = COALESCE($4, firmware), removed_at = NULL, version = version + 1,
          updated_at = GREATEST($5, updated_at + interval '1 millisecond')
-       WHERE org_id = $1 AND device_id = $2 AND user_id = $6
+       WHERE org_id = $1 AND device_id = $2 AND (user_id = $6 OR removed_at IS NOT NULL)
        RETURNING ${DEVICE_COLUMNS}`,
       [input.orgId, existing.id, input.type, input.firmware ?? null, now, input.userId],
     );
     if (!rows[0]) throw new AttuneError('conflict', `serial number ${input.serialNumber} is registered to another user`, [{ field: '/serial_number', reason: 'already_registered' }]);
-    return { device: deviceFromRow(rows[0]), created: false };
+    return { device: deviceFromRow(rows[0]), created: existing.removed };
   }
 
-  async deviceBySerial(orgId: string, serialNumber: string): Promise<DeviceProfile | null> {
-    const { rows } = await this.sql.query<DeviceProfileRow>(`SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND serial_number = $2`, [orgId, serialNumber]);
+  /** The device with this serial number; a removed one only with `removed` (the quota counts only the others). */
+  async deviceBySerial(orgId: string, serialNumber: string, opts: { removed?: boolean } = {}): Promise<DeviceProfile | null> {
+    const { rows } = await this.sql.query<DeviceProfileRow>(
+      `SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND serial_number = $2${opts.removed ? '' : ' AND removed_at IS NULL'}`,
+      [orgId, serialNumber],
+    );
     return rows[0] ? deviceFromRow(rows[0]) : null;
   }
 
@@ -312,7 +321,7 @@ export class UsersRepository {
   async devicesOf(orgId: string, userId: string): Promise<DeviceProfile[]> {
     await this.flushSyncs();
     const { rows } = await this.sql.query<DeviceProfileRow>(
-      `SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND user_id = $2 ORDER BY registered_at, device_id`,
+      `SELECT ${DEVICE_COLUMNS} FROM devices WHERE org_id = $1 AND user_id = $2 AND removed_at IS NULL ORDER BY registered_at, device_id`,
       [orgId, userId],
     );
     return rows.map(deviceFromRow);
