@@ -33,6 +33,14 @@ test('registration: by serial (server id, 200 on repeat, 409 for another user of
   assert.deepEqual([byId.body.device_id, byId.body.id, byId.body.name, byId.body.model, byId.body.firmware, byId.body.type], ['H10-legacy', 'H10-legacy', 'strap', 'Polar H10', '3.1', '']);
   const neither = await app.request('POST', '/v1/devices', { token, body: { type: 'solas' } });
   assert.equal(neither.status, 400, JSON.stringify(neither.body));
+  // The forms mixed: the document's type and firmware_version kept with device_id (they were
+  // dropped); a serial number with device_id is refused, naming it.
+  const mixed = await app.request('POST', '/v1/devices', { token, body: { device_id: 'solas-own-id', type: 'solas', firmware_version: '2.0.1' } });
+  assert.equal(mixed.status, 201, JSON.stringify(mixed.body));
+  assert.deepEqual([mixed.body.type, mixed.body.firmware_version, mixed.body.firmware, mixed.body.model], ['solas', '2.0.1', '2.0.1', 'solas']);
+  const withSerial = await app.request('POST', '/v1/devices', { token, body: { device_id: 'solas-own-id-2', type: 'solas', serial_number: 'SOL-MIX-1' } });
+  assert.deepEqual([withSerial.status, withSerial.body.error.details[0].field], [400, '/serial_number']);
+  assert.equal((await app.request('DELETE', '/v1/devices/solas-own-id', { token })).status, 200);
 
   const me = await app.request('GET', '/v1/users/me', { token });
   assert.deepEqual(me.body.devices.map((d: { id: string }) => d.id), [a.body.id, 'H10-legacy']);

@@ -305,6 +305,14 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         });
       }
       const deviceId = req.body.device_id;
+      // The two forms mixed: the document's type and firmware_version are kept (they were
+      // dropped without a word); a serial number names a device the server gives the id of,
+      // which a client naming the id cannot also ask for.
+      if (req.body.serial_number !== undefined) {
+        throw new AttuneError('validation_error', 'serial_number registers a device by serial, with an id the server assigns: send it without device_id, or device_id without it', [
+          { field: '/serial_number', reason: 'invalid_value', message: 'not with device_id' },
+        ]);
+      }
       await users?.ensure(p.orgId, p.userId);
       const register = () =>
         ctx.devices.register({
@@ -312,8 +320,9 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
           orgId: p.orgId,
           userId: p.userId,
           name: req.body.name,
-          model: req.body.model,
-          firmware: req.body.firmware,
+          model: req.body.model ?? req.body.type,
+          firmware: req.body.firmware ?? req.body.firmware_version,
+          type: req.body.type,
         });
       // Devices per user by tier (http/rate-limit.ts): a new one beyond it is 409 device_quota.
       const { device, created } = app.rateLimits ? await app.rateLimits.withDeviceQuota(p, deviceId, ctx.devices, register) : await register();

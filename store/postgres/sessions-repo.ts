@@ -405,25 +405,26 @@ export class DevicesRepository {
    * another device. Registered to another user of the same organisation: conflict. A removed
    * device (remove) is registered again, to whoever registers it (created true).
    */
-  async register(input: { id: string; orgId: string; userId: string; name?: string; model?: string; firmware?: string }): Promise<{ device: Device; created: boolean }> {
+  async register(input: { id: string; orgId: string; userId: string; name?: string; model?: string; firmware?: string; type?: string }): Promise<{ device: Device; created: boolean }> {
     const now = toDate(this.now);
     // One statement: concurrent registrations of one id cannot both insert, and the owner
     // check and the update see the same row (the CTE reads the row as it was before).
     const { rows } = await this.sql.query<DeviceRow>(
       `WITH before AS (SELECT removed_at FROM devices WHERE org_id = $1 AND device_id = $2)
-       INSERT INTO devices AS d (org_id, device_id, user_id, name, model, firmware, registered_at, updated_at)
-       VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, ''), COALESCE($6, ''), $7, $7)
+       INSERT INTO devices AS d (org_id, device_id, user_id, name, model, firmware, device_type, registered_at, updated_at)
+       VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, ''), COALESCE($6, ''), $8, $7, $7)
        ON CONFLICT (org_id, device_id) DO UPDATE SET
          user_id = EXCLUDED.user_id,
          name = COALESCE($4, d.name),
          model = COALESCE($5, d.model),
          firmware = COALESCE($6, d.firmware),
+         device_type = COALESCE($8, d.device_type),
          removed_at = NULL,
          version = d.version + 1,
          updated_at = GREATEST($7, d.updated_at + interval '1 millisecond')
        WHERE d.user_id = EXCLUDED.user_id OR d.removed_at IS NOT NULL
        RETURNING ${DEVICE_COLUMNS}, (xmax = 0 OR COALESCE((SELECT removed_at IS NOT NULL FROM before), false)) AS created`,
-      [input.orgId, input.id, input.userId, input.name ?? null, input.model ?? null, input.firmware ?? null, now],
+      [input.orgId, input.id, input.userId, input.name ?? null, input.model ?? null, input.firmware ?? null, now, input.type ?? null],
     );
     if (rows.length === 0) {
       throw new AttuneError('conflict', `device ${input.id} is registered to another user`, [{ field: '/device_id', reason: 'already_registered' }]);
