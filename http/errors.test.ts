@@ -262,3 +262,11 @@ test('503: a request that arrives on a kept-alive connection while the server cl
   assertCoded(status, JSON.parse(second.slice(second.indexOf('\r\n\r\n') + 4)), 'unavailable', 'shutting_down');
   assert.match(second, /connection: close/i);
 });
+
+test('400: a query or path parameter is named as the routes name theirs (?limit, :org_id), a body field as a JSON pointer', async () => {
+  const query = await app.request('GET', '/v1/sessions?limit=0', { token });
+  assert.equal(assertCoded(query.status, query.body, 'validation_error', 'out_of_range').details[0].field, '?limit');
+  const speech = await app.request('GET', '/v1/speech-sessions/00000000-0000-4000-8000-000000000000/metrics?granularity=hour', { token });
+  assert.equal(speech.status, 400, JSON.stringify(speech.body));
+  assert.equal(speech.body.error.details[0].field, '?granularity');
+});

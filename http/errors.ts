@@ -186,7 +186,11 @@ export function toAttuneError(err: FastifyError | Error, req?: FastifyRequest): 
   const fe = err as FastifyError & { validation?: AjvIssue[]; validationContext?: string };
   if (fe.validation) {
     const prefix = fe.validationContext === 'querystring' ? '?' : fe.validationContext === 'params' ? ':' : '';
-    const details = detailsFromValidation(fe.validation, prefix);
+    // A query or path parameter is named as the routes name theirs (`?limit`, `:org_id`), not
+    // with the JSON pointer's slash Ajv gives it (`?/limit`); a body field stays a pointer.
+    const details = detailsFromValidation(fe.validation, prefix).map((d) =>
+      prefix !== '' && typeof d.field === 'string' && d.field.startsWith(`${prefix}/`) ? { ...d, field: prefix + d.field.slice(prefix.length + 1) } : d,
+    );
     const first = details[0];
     return new AttuneError('validation_error', `invalid ${fe.validationContext ?? 'request'}: ${first?.field ?? ''} ${first?.message ?? ''}`.trim(), details);
   }

@@ -399,7 +399,7 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       assert.equal(numeric.status, 202, JSON.stringify(numeric.body));
       const badQuery = await app.request('GET', '/v1/users/me/coherence?granularity=hour', { token: tokenA });
       assert.equal(badQuery.status, 400);
-      assert.equal(badQuery.body.error.details[0].field, '?/granularity');
+      assert.equal(badQuery.body.error.details[0].field, '?granularity');
     });
 
     test('out-of-order beats land in the same windows as in-order ones; too-late beats are counted', async () => {
