@@ -57,6 +57,17 @@ test('independent random phases: R within 3/√N of √π/(2√N) in every seed,
   assert.ok(runs - significant >= 0.95 * runs, `p > 0.05 in ${runs - significant} of ${runs} seeds`);
 });
 
+test('a pair in perfect lockstep (one series twice) is as significant as 100 surrogates can say: no surrogate keeps their alignment', () => {
+  for (let seed = 1; seed <= 20; seed++) {
+    const [x] = syntheticGroup({ n: 1, lockedShare: 0, seed, lockedPhaseSdRad: 0.2 }).series;
+    const s = computeSynchrony(plan, [x, Float64Array.from(x)], { seed, crossCorrelation: false });
+    assert.ok(Math.abs(s.r! - 1) < 1e-12, `seed ${seed}: R ${s.r}`);
+    // Before 12-06 each participant's shift was drawn on its own, so in about 1 surrogate of 25
+    // the two kept their relative alignment, scored R = 1 too, and p rose to 0.03-0.1.
+    assert.equal(s.p, 1 / 101, `seed ${seed}: p ${s.p}`);
+  }
+});
+
 test('half the group locked: R between the independent and the all-in-phase group of the same seed', () => {
   for (const n of [10, 50, 200]) {
     for (let seed = 1; seed <= 20; seed++) {

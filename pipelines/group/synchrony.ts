@@ -15,10 +15,10 @@
 //           no O(N·L) identity: the one above gives the mean of the real part, PPC)
 //   locking_j = |(1/L) Σ_t u_j(t) conj(ψ_j(t))|, ψ_j = (Z − u_j)/|Z − u_j|: j's phase-locking to
 //           the mean phase of the others
-//   surrogates: S sets of independent circular shifts, participant j's phasors read at
-//           (t + s_j) mod L with s_j uniform in [⌈L/4⌉, L − ⌈L/4⌉] (at least a quarter window
-//           from no shift either way), R_s computed as R; z = (R − mean R_s)/sd R_s (sd with
-//           S − 1), p = (1 + #{R_s ≥ R}) / (1 + S).
+//   surrogates: S sets of circular shifts, participant j's phasors read at (t + s_j) mod L,
+//           s_0 = 0 and, for j ≥ 1, s_j uniform in [⌈L/4⌉, L − ⌈L/4⌉] (at least a quarter
+//           window from participant 0 either way), R_s computed as R; z = (R − mean R_s)/sd R_s
+//           (sd with S − 1), p = (1 + #{R_s ≥ R}) / (1 + S).
 //
 // Pure: numbers in, numbers out; every random draw comes from mulberry32 seeded by `seed`.
 import FFT from 'fft.js';
@@ -299,7 +299,15 @@ export function computeSynchrony(plan: SynchronyPlan, series: readonly ArrayLike
   const span = L - 2 * q + 1;
   const shifts = plan.shifts;
   const rng = new Mulberry32(deriveSeed(opts.seed, 0));
-  for (let s = 0; s < S; s++) for (let j = 0; j < n; j++) shifts[j * S + s] = q + Math.floor(rng.next() * span);
+  // Participant 0 stays put and the others move: only shifts relative to one another change R,
+  // and independent shifts for everyone left two participants' relative shift at 0 (their
+  // observed alignment) in 1 surrogate of `span`, so a pair in perfect lockstep read p 0.03-0.1
+  // (a walkthrough, 2026-12-06). Now every other participant is at least a quarter window from
+  // participant 0 in every surrogate.
+  for (let s = 0; s < S; s++) {
+    shifts[s] = 0;
+    for (let j = 1; j < n; j++) shifts[j * S + s] = q + Math.floor(rng.next() * span);
+  }
   sumRe.fill(0, 0, S * L);
   sumIm.fill(0, 0, S * L);
   for (let j = 0; j < n; j++) {
