@@ -77,12 +77,12 @@ const deviceJson = (d: Device) => ({
   registered_at: new Date(d.registeredAt).toISOString(),
 });
 
+const unknownDevice = (deviceId: string) => new AttuneError('not_found', `device ${deviceId} is not registered`, [{ field: 'device_id', reason: 'unknown_device' }]);
+
 /** The device, if `p` may send readings for it. Unknown and foreign devices look the same (404). */
 async function ownedDevice(ctx: AppContext, p: Principal, deviceId: string): Promise<Device> {
   const device = await ctx.devices.get(p.orgId, deviceId);
-  if (!device || !canAccess(p, device)) {
-    throw new AttuneError('not_found', `device ${deviceId} is not registered`, [{ field: 'device_id', reason: 'unknown_device' }]);
-  }
+  if (!device || !canAccess(p, device)) throw unknownDevice(deviceId);
   return device;
 }
 
@@ -351,10 +351,8 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
     async (req) => {
       const p = principalOf(req);
       const device = await ownedDevice(ctx, p, req.params.device_id);
-      if (!(await ctx.devices.remove(device.orgId, device.userId, device.id))) {
-        // Removed by a concurrent request since it was read.
-        throw new AttuneError('not_found', `device ${device.id} is not registered`, [{ field: 'device_id', reason: 'unknown_device' }]);
-      }
+      // False: removed by a concurrent request since it was read.
+      if (!(await ctx.devices.remove(device.orgId, device.userId, device.id))) throw unknownDevice(device.id);
       return { device_id: device.id, removed: true };
     },
   );

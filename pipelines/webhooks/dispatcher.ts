@@ -342,8 +342,8 @@ export class WebhookDispatcher {
         // (the settle time passed first) keeps null figures rather than the device's.
         if (figures.rrReadings === 0 && d.readings > 0) {
           source = 'device';
-          average = d.averageCoherence === null ? null : round(d.averageCoherence);
-          peak = d.peakCoherence === null ? null : round(d.peakCoherence);
+          average = round(d.averageCoherence);
+          peak = round(d.peakCoherence);
         }
       }
       const milestone = await this.streakMilestone(tx, s, store);
