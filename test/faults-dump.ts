@@ -11,11 +11,10 @@ const q = async (query: string) => (await store.client.query({ query, format: 'J
 const db = store.database;
 try {
   const out = {
-    // Every column but computed_at (when it was computed) and late_beat_count ("since the worker
-    // took the session", by design not replay-stable; 0 for this in-order input anyway).
+    // Every column but computed_at (when it was computed).
     windows: await q(`SELECT session_id, user_id, org_id, device_id, toUnixTimestamp64Milli(window_start) AS start_ms, toUnixTimestamp64Milli(window_end) AS end_ms,
                         valid, invalid_reason, partial, coverage, longest_gap_ms, coherence, coherence_ratio, peak_frequency_hz, breathing_rate_bpm,
-                        mean_hr_bpm, rmssd_ms, sdnn_ms, pnn50_pct, beat_count, artifact_ratio
+                        mean_hr_bpm, rmssd_ms, sdnn_ms, pnn50_pct, beat_count, artifact_ratio, late_beat_count
                       FROM ${db}.coherence_windows FINAL ORDER BY device_id, window_end`),
     // Rows as inserted, without FINAL: a window inserted twice is counted twice by the daily rollup.
     windowRowsInserted: await q(`SELECT count() AS n FROM ${db}.coherence_windows`),

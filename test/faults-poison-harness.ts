@@ -472,10 +472,10 @@ export async function storeState(store: StoreClient): Promise<StoreState> {
   const q = async (query: string) => (await store.client.query({ query, format: 'JSONEachRow' })).json<any>();
   const db = store.database;
   return {
-    // Every column but computed_at (when) and late_beat_count (by design not replay-stable).
+    // Every column but computed_at (when it was computed).
     windows: await q(`SELECT session_id, user_id, org_id, device_id, toUnixTimestamp64Milli(window_start) AS start_ms, toUnixTimestamp64Milli(window_end) AS end_ms,
                         valid, invalid_reason, partial, coverage, longest_gap_ms, coherence, coherence_ratio, peak_frequency_hz, breathing_rate_bpm,
-                        mean_hr_bpm, rmssd_ms, sdnn_ms, pnn50_pct, beat_count, artifact_ratio
+                        mean_hr_bpm, rmssd_ms, sdnn_ms, pnn50_pct, beat_count, artifact_ratio, late_beat_count
                       FROM ${db}.coherence_windows FINAL ORDER BY device_id, window_end`),
     // Rows as inserted (no FINAL): a row inserted twice counts twice.
     windowRowsInserted: await q(`SELECT count() AS n FROM ${db}.coherence_windows`),

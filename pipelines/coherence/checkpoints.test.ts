@@ -29,11 +29,15 @@ test('a checkpoint survives the wire; other values are ignored, never thrown', (
   const anchored: SessionCheckpoint = {
     ...none,
     guard: [
-      { offset: '120', afterOffset: null, clockMs: 1_700_000_001_234, held: false },
-      { offset: null, afterOffset: '9007199254740993', clockMs: null, held: true },
+      { offset: '120', afterOffset: null, clockMs: 1_700_000_001_234, held: false, lateBeats: 17 },
+      { offset: null, afterOffset: '9007199254740993', clockMs: null, held: true, lateBeats: 0 },
     ],
   };
   assert.deepEqual(decodeCheckpoint(encodeCheckpoint(anchored, 1)), anchored);
+  // An anchor written before late_beats was kept reads with none (the replay counts from 0).
+  const older = JSON.parse(encodeCheckpoint(anchored, 1).toString());
+  for (const g of older.guard) delete g.late_beats;
+  assert.deepEqual((decodeCheckpoint(Buffer.from(JSON.stringify(older))) as SessionCheckpoint).guard?.map((a) => a.lateBeats), [null, null]);
   const wire = JSON.parse(encodeCheckpoint(anchored, 1).toString());
   for (const bad of [[{ offset: '1', after_offset: '2', clock_ms: 1, held: false }], [{ offset: '-1', after_offset: null, clock_ms: 1, held: false }], [{ offset: '1', after_offset: null, clock_ms: 'x', held: false }], [], 'x']) {
     assert.equal((decodeCheckpoint(Buffer.from(JSON.stringify({ ...wire, guard: bad }))) as SessionCheckpoint).guard, null, JSON.stringify(bad));

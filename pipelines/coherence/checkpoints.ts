@@ -54,6 +54,12 @@ export interface GuardAnchor {
   clockMs: number | null;
   /** The guard held readings then, that the record did not refute: the anchor cannot restore them, so a restart falls back. */
   held: boolean;
+  /**
+   * The session's late beats counted before that record (late_beat_count is cumulative per
+   * session, so a replay starting there continues from it); null in checkpoints written
+   * before 2026-12-06 (the replay then counts from 0).
+   */
+  lateBeats: number | null;
 }
 
 interface CheckpointWire {
@@ -62,7 +68,7 @@ interface CheckpointWire {
   emitted_through_ms: number | null;
   threshold: { armed: boolean; last_end_ms: number | null; streak_first_end_ms: number | null; streak_window_count: number } | null;
   ended: boolean;
-  guard?: Array<{ offset: string | null; after_offset: string | null; clock_ms: number | null; held: boolean }> | null;
+  guard?: Array<{ offset: string | null; after_offset: string | null; clock_ms: number | null; held: boolean; late_beats?: number | null }> | null;
   written_at: number;
 }
 
@@ -101,7 +107,7 @@ export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
     emitted_through_ms: c.emittedThroughMs,
     threshold: t ? { armed: t.armed, last_end_ms: t.lastEndMs, streak_first_end_ms: t.streakFirstEndMs, streak_window_count: t.streakWindowCount } : null,
     ended: c.ended,
-    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held })) } : {}),
+    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats })) } : {}),
     written_at: now,
   };
   return Buffer.from(JSON.stringify(wire));
@@ -148,13 +154,14 @@ function guardOf(list: unknown): GuardAnchor[] | null {
 
 function anchorOf(g: unknown): GuardAnchor | null {
   if (!g || typeof g !== 'object') return null;
-  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown };
+  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown; late_beats?: unknown };
   const offset = typeof w.offset === 'string' && OFFSET.test(w.offset) ? w.offset : null;
   const afterOffset = typeof w.after_offset === 'string' && OFFSET.test(w.after_offset) ? w.after_offset : null;
   if ((offset === null) === (afterOffset === null)) return null;
   const clockMs = typeof w.clock_ms === 'number' && Number.isFinite(w.clock_ms) ? w.clock_ms : null;
   if (w.clock_ms !== null && clockMs === null) return null;
-  return { offset, afterOffset, clockMs, held: w.held === true };
+  const lateBeats = typeof w.late_beats === 'number' && Number.isSafeInteger(w.late_beats) && w.late_beats >= 0 ? w.late_beats : null;
+  return { offset, afterOffset, clockMs, held: w.held === true, lateBeats };
 }
 
 export interface CheckpointTableOptions {

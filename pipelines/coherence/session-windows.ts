@@ -79,6 +79,12 @@ export interface SessionWindowsOptions {
   lookaheadBeats?: number;
   /** Starting capacity of the beat buffers (grows by doubling). Default 128. */
   initialCapacity?: number;
+  /**
+   * Late beats counted before this instance (lateBeatCount starts here). A worker resuming a
+   * session mid-stream passes the count its checkpoint anchored at the record the replay starts
+   * with, so the count it stamps on windows is the uninterrupted run's. Default 0.
+   */
+  lateBeatCount?: number;
 }
 
 export interface ClosedWindow {
@@ -200,6 +206,13 @@ export class SessionWindows {
       ]);
     }
     this.lookaheadBeats = lookahead;
+    const lateBeats = opts.lateBeatCount ?? 0;
+    if (!Number.isSafeInteger(lateBeats) || lateBeats < 0) {
+      throw new AttuneError('validation_error', 'lateBeatCount must be a non-negative integer', [
+        { field: 'lateBeatCount', reason: 'invalid_argument', message: `got ${lateBeats}` },
+      ]);
+    }
+    this.#lateBeatCount = lateBeats;
     this.lookaheadMs = lookahead > 0 ? LOOKAHEAD_MS : 0;
     if (this.stepMs > this.windowMs) {
       throw new AttuneError('validation_error', 'stepMs must not exceed windowMs', [
@@ -219,7 +232,7 @@ export class SessionWindows {
     return this.#revision;
   }
 
-  /** Beats that arrived after a window they belong to had closed (cumulative). */
+  /** Beats that arrived after a window they belong to had closed (cumulative, from opts.lateBeatCount). */
   get lateBeatCount(): number {
     return this.#lateBeatCount;
   }

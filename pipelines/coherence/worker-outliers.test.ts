@@ -112,10 +112,11 @@ async function publish(topic: string, sessionId: string, deviceId: string, serie
   await bus.publish(topic, recs);
 }
 
-async function windowMetrics(sessionId: string) {
+/** The session's stored windows (with `late`, their late_beat_count too). */
+async function windowMetrics(sessionId: string, late = false) {
   const rs = await store.client.query({
     query: `SELECT toUnixTimestamp64Milli(window_end) AS end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
-              coherence, coherence_ratio, mean_hr_bpm, rmssd_ms, sdnn_ms, beat_count, artifact_ratio
+              coherence, coherence_ratio, mean_hr_bpm, rmssd_ms, sdnn_ms, beat_count, artifact_ratio${late ? ', late_beat_count' : ''}
             FROM ${store.database}.coherence_windows FINAL WHERE session_id = {s:String} ORDER BY window_end`,
     query_params: { s: sessionId },
     format: 'JSONEachRow',
@@ -334,6 +335,13 @@ function threeSessionsWithOutliers(): Merged[] {
       const t = Date.parse(rs[k].timestamp);
       out.splice(k + i, 0, { recordedAt: t + [12_000, 40_000, 90_000, 25_000][i % 4], receivedAt: t, rr: [870, 905] });
     }
+    // Every 45 s from 170 s on, two beats dated 150 s back arrive: older than any window still
+    // open or its context, so they are dropped and counted late (late_beat_count).
+    for (let at = 170_000 + 9_000 * j; at < durations[j] * 1000 - 5_000; at += 45_000) {
+      const k = rs.findIndex((r) => Date.parse(r.timestamp) > start + 20_000 * j + at);
+      const t = Date.parse(rs[k].timestamp);
+      out.splice(out.indexOf(rs[k]), 0, { recordedAt: t - 150_000 + 437, receivedAt: t, rr: [880, 910] });
+    }
     if (j === 0) {
       // 10 s before its end, one dated 20 s ahead: past the session's last beat, but within the
       // horizon of its last window, where an old-style restart would start the guard.
@@ -397,11 +405,17 @@ test("restarts at several points of one partition holding three sessions with ou
       quarantined += w.stats.quarantinedReadings;
       assert.equal(w.stats.guardAnchorMisses, 0, `${name}: every restarted session found its anchor`);
     }
-    return { windows: await Promise.all(ids.map((id) => windowMetrics(id))), anchored, quarantined };
+    return { windows: await Promise.all(ids.map((id) => windowMetrics(id, true))), anchored, quarantined };
   }
   const ref = await run('rqm-ref', []);
   assert.deepEqual(ref.windows.map((w) => w.length > 30), [true, true, true]);
   assert.ok(ref.quarantined >= 20, `${ref.quarantined} outliers quarantined in the uninterrupted run`);
+  // late_beat_count is cumulative per session: a restart must continue it, not count from 0.
+  // Every beat of the readings dated back is late (the generator's, counted here).
+  const lastLate = ref.windows.map((ws) => Number(ws[ws.length - 1].late_beat_count));
+  const datedBack = [0, 1, 2].map((j) => merged.filter((m) => m.j === j && m.r !== null && !('timestamp' in m.r) && m.r.recordedAt < (m.r.receivedAt ?? 0)).reduce((n, m) => n + (m.r as Extra).rr.length, 0));
+  assert.ok(datedBack.every((n) => n > 0));
+  assert.deepEqual(lastLate, datedBack, 'late beats counted in the uninterrupted run');
   const n = merged.length;
   const endOfFirst = merged.findIndex((m) => m.j === 0 && m.r === null);
   for (const cuts of [[Math.round(n * 0.3)], [endOfFirst + 5], [endOfFirst + 40], [Math.round(n * 0.7)], [Math.round(n * 0.9)], [Math.round(n * 0.45), Math.round(n * 0.8)]]) {
@@ -460,7 +474,8 @@ test("the readings sink restarted at several points, or after losing its commits
       quarantined += sink.stats.quarantined - ((sink.stats as any).quarantinedAgain ?? 0);
     }
     const outliers = ids.map((_, j) =>
-      merged.filter((m) => m.j === j && m.r !== null && !('timestamp' in m.r)).map((m) => readingId('o1', `${name}-d${j}`, (m.r as Extra).recordedAt)),
+      // The readings dated ahead (those dated back are late, not outliers).
+      merged.filter((m) => m.j === j && m.r !== null && !('timestamp' in m.r) && m.r.recordedAt > (m.r.receivedAt ?? m.r.recordedAt)).map((m) => readingId('o1', `${name}-d${j}`, (m.r as Extra).recordedAt)),
     );
     return { stored: await Promise.all(ids.map((id) => storedIds(id))), quarantinedRows: await Promise.all(ids.map((id) => quarantinedRows(id))), again, quarantined, ids, outliers };
   }

@@ -141,6 +141,8 @@ interface GuardLog {
   offsets: bigint[];
   clocks: number[];
   held: boolean[];
+  /** The session's late beats counted before the record (SessionWindows.lateBeatCount). */
+  late: number[];
   from: bigint | null;
 }
 
@@ -555,12 +557,14 @@ export class CoherenceWorker {
       log.offsets = [];
       log.clocks = [];
       log.held = [];
+      log.late = [];
       log.from = offset + 1n;
       return false;
     }
     log.offsets.push(offset);
     log.clocks.push(st.guard.clockMs);
     log.held.push(st.guard.heldCount > 0);
+    log.late.push(st.windows.lateBeatCount);
     return true;
   }
 
@@ -815,6 +819,7 @@ export class CoherenceWorker {
         log.offsets.splice(0, i);
         log.clocks.splice(0, i);
         log.held.splice(0, i);
+        log.late.splice(0, i);
       }
       log.from = usable[0];
       const anchors: GuardAnchor[] = [];
@@ -823,8 +828,8 @@ export class CoherenceWorker {
         while (j < log.offsets.length && log.offsets[j] < f) j++;
         const a: GuardAnchor =
           j < log.offsets.length
-            ? { offset: log.offsets[j].toString(), afterOffset: null, clockMs: finiteOrNull(log.clocks[j]), held: log.held[j] }
-            : { offset: null, afterOffset: (next - 1n).toString(), clockMs: finiteOrNull(st.guard.clockMs), held: st.guard.heldCount > 0 };
+            ? { offset: log.offsets[j].toString(), afterOffset: null, clockMs: finiteOrNull(log.clocks[j]), held: log.held[j], lateBeats: log.late[j] }
+            : { offset: null, afterOffset: (next - 1n).toString(), clockMs: finiteOrNull(st.guard.clockMs), held: st.guard.heldCount > 0, lateBeats: st.windows.lateBeatCount };
         const prev = anchors[anchors.length - 1];
         if (!prev || prev.offset !== a.offset || prev.afterOffset !== a.afterOffset) anchors.push(a);
       }
@@ -873,7 +878,9 @@ export class CoherenceWorker {
         userId: r.user_id,
         orgId: r.org_id,
         deviceId: r.device_id,
-        windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs }),
+        // The late beats counted before the replay's first record, as the uninterrupted run
+        // had them (late_beat_count is cumulative per session); 0 without an anchor.
+        windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs, lateBeatCount: anchor?.lateBeats ?? 0 }),
         guard: new SessionClockGuard<Guarded>({
           horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
           confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
@@ -881,7 +888,7 @@ export class CoherenceWorker {
         }),
         // Every record of the session read from the partition's start on is logged (there
         // were none before this one).
-        guardLog: { offsets: [], clocks: [], held: [], from: p.startOffset ?? firstOffset },
+        guardLog: { offsets: [], clocks: [], held: [], late: [], from: p.startOffset ?? firstOffset },
         threshold,
         emittedThroughMs,
         ended: false,
