@@ -16,11 +16,11 @@ function contextWith(rows: object[]): AppContext {
 
 const trusted = (endS: number, coherence: number) => ({
   window_end_ms: endS * 1000, valid: 1, invalid_reason: null, partial: 0, coverage: 0.985, longest_gap_ms: 1010.4,
-  coherence, coherence_ratio: coherence / (1 - coherence), hr: 60, hrv: 40, breathing_rate: 6,
+  coherence, coherence_ratio: coherence / (1 - coherence), hr: 60, hrv: 40, breathing_rate: 6, sdnn: 50, pnn50: 12, late_beat_count: 0,
 });
 const untrusted = (endS: number, reason: string, partial: boolean, coverage: number | null) => ({
   window_end_ms: endS * 1000, valid: 0, invalid_reason: reason, partial: partial ? 1 : 0, coverage, longest_gap_ms: 12_000,
-  coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null,
+  coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null, sdnn: null, pnn50: null, late_beat_count: 0,
 });
 
 test('averages use only trusted windows; partial and gapped windows are counted by reason and shown on the timeline', async () => {
@@ -42,12 +42,24 @@ test('averages use only trusted windows; partial and gapped windows are counted 
   assert.deepEqual(metrics.invalid_reasons, { partial: 3, long_gap: 1, low_coverage: 1 });
   assert.deepEqual(timeline.map((p) => p.valid), [false, false, true, false, false, true, false]);
   assert.deepEqual(timeline[0], {
-    time: 5, timestamp: new Date(5000).toISOString(), coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null,
+    time: 5, timestamp: new Date(5000).toISOString(), coherence: null, coherence_ratio: null, hr: null, hrv: null, breathing_rate: null, sdnn: null, pnn50: null,
     valid: false, invalid_reason: 'partial', partial: true, coverage: 0.07, longest_gap_ms: 12_000,
   });
   assert.deepEqual([timeline[2].coverage, timeline[2].longest_gap_ms, timeline[2].invalid_reason], [0.985, 1010, null]);
   assert.deepEqual(timeline.map((p) => p.time), [5, 60, 65, 70, 75, 80, 85], 'seconds from the start');
   assert.equal(metrics.breathing_sync_score, null, 'no protocol, no pace');
+});
+
+test('SDNN and pNN50 are averaged over the trusted windows like RMSSD; late_beat_count is the newest window\'s (cumulative per session)', async () => {
+  const rows = [
+    { ...trusted(65, 0.5), sdnn: 40, pnn50: 10, late_beat_count: 0 },
+    { ...untrusted(70, 'long_gap', false, 0.6), sdnn: 300, pnn50: 90, late_beat_count: 3 },
+    { ...trusted(75, 0.5), sdnn: 60, pnn50: 20, late_beat_count: 3 },
+    { ...trusted(80, 0.5), sdnn: 50, pnn50: 30, late_beat_count: 7 },
+  ];
+  const { metrics, timeline } = await sessionMetrics(contextWith(rows), session);
+  assert.deepEqual([metrics.average_sdnn, metrics.average_pnn50, metrics.late_beat_count], [50, 20, 7]);
+  assert.deepEqual(timeline.map((p) => [p.sdnn, p.pnn50]), [[40, 10], [300, 90], [60, 20], [50, 30]]);
 });
 
 test("breathing_sync_score: the trusted windows' breathing rate against the protocol's pace", async () => {

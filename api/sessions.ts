@@ -89,7 +89,7 @@ const sessionJsonSchema = {
   },
 } as const;
 
-const TRUSTED = 'valid windows only (a full 64 s of data with no long gap: see README "How coherence is computed")';
+const TRUSTED = 'valid windows only (data reaching within 4 s of both edges of the 64 s window, clean beats covering at least 90 % of it, no long gap: see README "How coherence is computed")';
 
 const metricsSchema = {
   type: 'object',
@@ -104,6 +104,8 @@ const metricsSchema = {
     coherence_ratio: { type: ['number', 'null'], description: 'Mean McCraty coherence ratio.' },
     average_hr: { type: ['number', 'null'], description: 'Beats per minute.' },
     average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
+    average_sdnn: { type: ['number', 'null'], description: 'Mean SDNN (standard deviation of the NN intervals, n - 1), ms; null for device figures.' },
+    average_pnn50: { type: ['number', 'null'], description: 'Mean pNN50 (share of successive NN differences over 50 ms), percent; null for device figures.' },
     average_breathing_rate: { type: ['number', 'null'], description: 'Breaths per minute.' },
     breathing_sync_score: {
       type: ['number', 'null'],
@@ -118,6 +120,11 @@ const metricsSchema = {
     },
     device_reading_count: { type: 'integer', description: 'Readings the device figures are computed from (metrics_source device); 0 otherwise.' },
     window_count: { type: 'integer' },
+    late_beat_count: {
+      type: 'integer',
+      description:
+        "Beats that arrived after the windows they belong to had closed (more than the allowed lateness behind the session's newest beat), up to the close of its last window: they are stored as raw beats but in no window; 0 for device figures.",
+    },
     valid_window_count: { type: 'integer', description: 'Windows the averages are computed from.' },
     partial_window_count: { type: 'integer', description: "Windows whose data did not reach one of their edges (the session's first and last minute, the edges of a dropout)." },
     invalid_reasons: {
@@ -138,6 +145,8 @@ const timelinePointSchema = {
     hr: { type: ['number', 'null'] },
     hrv: { type: ['number', 'null'] },
     breathing_rate: { type: ['number', 'null'] },
+    sdnn: { type: ['number', 'null'], description: 'SDNN, ms.' },
+    pnn50: { type: ['number', 'null'], description: 'pNN50, percent.' },
     valid: { type: 'boolean', description: 'Trusted and counted in the averages; the metrics are null when false.' },
     invalid_reason: { type: ['string', 'null'], description: 'Why not valid: partial, too_few_beats, low_coverage, too_many_artifacts, irregular_rhythm or long_gap; null when valid.' },
     partial: { type: 'boolean', description: "The window's data does not reach one of its edges (e.g. the session's first minute)." },
@@ -234,6 +243,9 @@ interface TimelineRow {
   hr: number | null;
   hrv: number | null;
   breathing_rate: number | null;
+  sdnn: number | null;
+  pnn50: number | null;
+  late_beat_count: number | string | null;
 }
 
 const round = (v: number | null, digits = 4) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(digits)));
@@ -248,7 +260,7 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
   const rs = await clickhouseOf(ctx).query({
     query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
               coherence, coherence_ratio,
-              mean_hr_bpm AS hr, rmssd_ms AS hrv, breathing_rate_bpm AS breathing_rate
+              mean_hr_bpm AS hr, rmssd_ms AS hrv, breathing_rate_bpm AS breathing_rate, sdnn_ms AS sdnn, pnn50_pct AS pnn50, late_beat_count
             FROM ${ctx.database}.coherence_windows FINAL
             WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}
             ORDER BY window_end`,
@@ -281,11 +293,15 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
       coherence_ratio: round(mean(pick('coherence_ratio'))),
       average_hr: round(mean(pick('hr')), 2),
       average_hrv: round(mean(pick('hrv')), 2),
+      average_sdnn: round(mean(pick('sdnn')), 2),
+      average_pnn50: round(mean(pick('pnn50')), 2),
       average_breathing_rate: round(mean(pick('breathing_rate')), 2),
       breathing_sync_score: round(breathingSyncScore(pick('breathing_rate'), pacedBpm)),
       metrics_source: valid.length > 0 ? ('rr' as const) : null,
       device_reading_count: 0,
       window_count: rows.length,
+      // Cumulative per session (since ClickHouse 0020 replay-stable): the newest window's count.
+      late_beat_count: rows.reduce((n, r) => Math.max(n, Number(r.late_beat_count ?? 0)), 0),
       valid_window_count: valid.length,
       partial_window_count: rows.filter((r) => Boolean(r.partial)).length,
       invalid_reasons: invalidReasons,
@@ -298,6 +314,8 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
       hr: round(r.hr, 2),
       hrv: round(r.hrv, 2),
       breathing_rate: round(r.breathing_rate, 2),
+      sdnn: round(r.sdnn, 2),
+      pnn50: round(r.pnn50, 2),
       valid: trusted(r),
       invalid_reason: r.invalid_reason,
       partial: Boolean(r.partial),
@@ -327,11 +345,14 @@ async function deviceMetrics(ctx: AppContext, s: Session) {
       coherence_ratio: null,
       average_hr: round(d.averageHrBpm, 2),
       average_hrv: round(d.averageHrvMs, 2),
+      average_sdnn: null,
+      average_pnn50: null,
       average_breathing_rate: null,
       breathing_sync_score: null,
       metrics_source: 'device' as const,
       device_reading_count: d.readings,
       window_count: 0,
+      late_beat_count: 0,
       valid_window_count: 0,
       partial_window_count: 0,
       invalid_reasons: {},
@@ -344,6 +365,8 @@ async function deviceMetrics(ctx: AppContext, s: Session) {
       hr: round(x.hrBpm, 2),
       hrv: round(x.hrvMs, 2),
       breathing_rate: null,
+      sdnn: null,
+      pnn50: null,
       valid: true,
       invalid_reason: null,
       partial: false,
