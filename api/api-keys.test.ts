@@ -153,6 +153,15 @@ test('who may create which key: admin:org, only scopes the creator holds, an exp
   assert.equal(expiring.status, 201);
   const ex = await a.request('POST', '/v1/auth/token', { body: { grant_type: 'client_credentials', client_secret: expiring.body.key } });
   assert.ok(ex.body.expires_in <= 900 && ex.body.expires_in > 0);
+  // A key (or a token exchanged for one) creates no key, whatever its scopes: a leaked admin
+  // key made a child with no expiry that outlived the parent's revocation.
+  const adminKey = await createKey({ scopes: ['admin:org', 'read:user'], expires_at: new Date(Date.now() + 3600_000).toISOString() });
+  assert.equal(adminKey.status, 201, JSON.stringify(adminKey.body));
+  const adminKeyToken = (await a.request('POST', '/v1/auth/token', { body: { grant_type: 'client_credentials', client_secret: adminKey.body.key } })).body.access_token;
+  for (const token of [adminKey.body.key, adminKeyToken]) {
+    const child = await createKey({ scopes: ['read:user'] }, token);
+    assert.deepEqual([child.status, child.body.error?.details?.[0]?.reason], [403, 'api_key_credential'], JSON.stringify(child.body));
+  }
   // Another organisation's admin neither sees nor revokes it.
   const other = a.token('admin-x', 'org-other', [...ALL_SCOPES, 'admin:org']);
   assert.deepEqual((await a.request('GET', '/v1/api-keys', { token: other })).body.api_keys, []);
@@ -231,4 +240,31 @@ test('a WebSocket opened with an API key, or with a token exchanged for one, is 
   }
   assert.equal(byPerson.ws.readyState, WebSocket.OPEN, "a person's socket is not the key's");
   byPerson.ws.close();
+});
+
+test("a socket's X-AUF-Client-ID must name the API key, as on HTTP routes: another key's id closes it (4401, invalid_api_key)", async (t) => {
+  if (skip) return t.skip(skip);
+  const created = await createKey({ name: 'client id socket', scopes: ['write:readings', 'write:devices'] });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const key: string = created.body.key;
+  assert.equal((await b.request('POST', '/v1/devices', { headers: { 'x-api-key': key }, body: { device_id: 'strap-client-id' } })).status, 201);
+  const url = `${b.baseUrl.replace(/^http/, 'ws')}/v1/ingest/devices/strap-client-id`;
+  /** The first answer of a socket opened with the key as Bearer and `clientId`: authenticated, or its close code and error. */
+  const first = (clientId: string) =>
+    new Promise<{ authenticated: boolean; code?: number; error?: any }>((resolve) => {
+      const ws = new WebSocket(url, { headers: { authorization: `Bearer ${key}`, 'x-auf-client-id': clientId } });
+      let error: any = null;
+      ws.on('message', (d) => {
+        const m = JSON.parse(String(d));
+        if (m.type === 'authenticated') {
+          resolve({ authenticated: true });
+          ws.close();
+        }
+        if (m.type === 'error') error = m.error;
+      });
+      ws.once('close', (code) => resolve({ authenticated: false, code, error }));
+    });
+  assert.deepEqual(await first(created.body.id), { authenticated: true });
+  const other = await first('ak_0000000000000000');
+  assert.deepEqual([other.authenticated, other.code, other.error?.details?.[0]?.reason], [false, 4401, 'invalid_api_key']);
 });

@@ -3,7 +3,8 @@
 // short-lived token signed by Attune (http/api-key-auth.ts). People's logins stay with the
 // organisation's identity provider: Attune has no password or authorization-code flow.
 //  - POST /v1/api-keys (admin:org): the secret (`key`) is in this answer only; its scopes must
-//    be among the creator's; an optional expires_at in the future.
+//    be among the creator's; an optional expires_at in the future; not with an API key's
+//    credential (403 api_key_credential): only a person creates keys.
 //  - GET /v1/api-keys (admin:org): the organisation's keys, never a secret.
 //  - DELETE /v1/api-keys/{id} (admin:org): revokes; every instance refuses the key within 1 s.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -106,6 +107,13 @@ export async function registerApiKeyRoutes(app: FastifyInstance, ctx: AppContext
     },
     async (req, reply) => {
       const p = principalOf(req);
+      // Only a person (a token of the organisation's identity provider) creates keys. A key
+      // that could mint keys would outlive its own expiry and revocation: a leaked admin key
+      // made a child key with no expiry that still worked after the parent was revoked, listed
+      // as the admin's (a security review).
+      if (p.apiKeyId !== undefined) {
+        throw new AttuneError('forbidden', 'an API key (or a token exchanged for one) cannot create API keys: create keys with a token of a person', [{ reason: 'api_key_credential' }]);
+      }
       const missing = req.body.scopes.filter((s) => !p.scopes.has(s));
       if (missing.length > 0) {
         throw new AttuneError('forbidden', `a key may carry only scopes its creator holds; missing ${missing.join(', ')}`, [{ field: '/scopes', reason: 'scope_not_held', scopes: missing }]);

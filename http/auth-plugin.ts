@@ -105,11 +105,16 @@ export function registerAuth(app: FastifyInstance, auth: Authenticator): void {
  */
 export function credentialOf(req: FastifyRequest): string | null {
   const token = headerCredential(req.headers);
-  const clientId = req.headers['x-auf-client-id'];
-  if (token && looksLikeApiKey(token) && typeof clientId === 'string' && apiKeyIdOf(token) !== clientId.trim()) {
+  if (token) assertClientId(token, req.headers);
+  return token;
+}
+
+/** Throws 401 invalid_api_key when `token` is an API key and X-AUF-Client-ID, sent, names another key (HTTP routes and sockets alike). */
+export function assertClientId(token: string, headers: FastifyRequest['headers']): void {
+  const clientId = headers['x-auf-client-id'];
+  if (looksLikeApiKey(token) && typeof clientId === 'string' && apiKeyIdOf(token) !== clientId.trim()) {
     throw new AttuneError('unauthorized', 'X-AUF-Client-ID does not name the API key sent', [{ reason: 'invalid_api_key' }]);
   }
-  return token;
 }
 
 /** The authenticated caller of a route that declared a scope. */

@@ -12,7 +12,7 @@ import type { WebSocket } from 'ws';
 import { AttuneError, isAttuneError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { headerCredential, requireScope, type Authenticator, type VerifiedToken } from './auth.js';
-import { routeAuthOf } from './auth-plugin.js';
+import { assertClientId, routeAuthOf } from './auth-plugin.js';
 import { socketErrorMessage } from './errors.js';
 
 /** WebSocket close codes: 4401/4403 mirror HTTP 401/403 in the 4000-4999 application range. */
@@ -164,6 +164,9 @@ export function socketAuth(
   };
   const accept = async (token: string): Promise<boolean> => {
     try {
+      // The upgrade's X-AUF-Client-ID, when sent, must name the API key, as on HTTP routes
+      // (it was checked there only, so a socket took any client id).
+      assertClientId(token, req.headers);
       const p = await ctx.auth.verify(token);
       requireScope(p, scope);
       if (over) return false;

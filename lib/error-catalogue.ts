@@ -129,6 +129,7 @@ export const Reasons = {
   other_organisation: r('forbidden', "The path names an organisation other than the token's (organisation analytics)."),
   invalid_api_key: r('unauthorized', 'The API key is unknown, revoked or expired, its secret is wrong, or X-AUF-Client-ID / client_id names another key.'),
   scope_not_held: r('forbidden', "An API key asked for a scope its creator's token does not hold."),
+  api_key_credential: r('forbidden', 'API keys are created with a token of a person, not with an API key or a token exchanged for one.'),
   unsupported_grant_type: r('validation_error', 'POST /v1/auth/token takes only grant_type=client_credentials (people log in at the identity provider).'),
   private_address: r('validation_error', 'A webhook URL whose host is or resolves to a loopback, private or link-local address (allowed only with ATTUNE_WEBHOOKS_ALLOW_PRIVATE or ATTUNE_WEBHOOKS_ALLOW_HOSTS).'),
   jwks_unavailable: r('unavailable', "The identity provider's keys cannot be read."),
