@@ -142,3 +142,29 @@ test('last_sync and battery: from the sync body, else from the last reading with
   d = await device();
   assert.equal(d.battery_level, 33);
 });
+
+test('a live ingest socket opened before its device was removed takes no more readings: the next message is 404 unknown_device and the socket closes (4404); the new owner of the id gets nothing from it', async () => {
+  const token = app.token('u-rm-live', 'o-dev', SCOPES);
+  const id = 'strap-rm-live';
+  assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: id } })).status, 201);
+  const ws = new WebSocket(`${app.baseUrl.replace('http', 'ws')}/v1/ingest/devices/${id}?token=${token}`);
+  const inbox: Array<{ type: string; id?: unknown; error?: { code: string; details?: Array<{ reason: string }> } }> = [];
+  ws.on('message', (m) => inbox.push(JSON.parse(m.toString())));
+  const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+  await waitFor('authenticated', () => inbox.find((m) => m.type === 'authenticated'), 10_000);
+  ws.send(JSON.stringify({ type: 'readings', id: 'before', readings: [{ timestamp: Date.now() - 1000, hr: 72 }] }));
+  await waitFor('the ack', () => inbox.find((m) => m.type === 'ack' && m.id === 'before'), 10_000);
+
+  assert.equal((await app.request('DELETE', `/v1/devices/${id}`, { token })).status, 200);
+  // Another user of the organisation registers the id.
+  const other = app.token('u-rm-live-2', 'o-dev', SCOPES);
+  assert.equal((await app.request('POST', '/v1/devices', { token: other, body: { device_id: id } })).status, 201);
+  ws.send(JSON.stringify({ type: 'readings', id: 'after', readings: [{ timestamp: Date.now() - 500, hr: 72, battery_level: 3 }] }));
+  assert.equal(await closed, 4404);
+  const refusal = inbox.find((m) => m.type === 'error' && m.id === 'after');
+  assert.deepEqual([refusal?.error?.code, refusal?.error?.details?.[0]?.reason], ['not_found', 'unknown_device'], JSON.stringify(inbox));
+  assert.equal(inbox.find((m) => m.type === 'ack' && m.id === 'after'), undefined);
+  const me = await app.request('GET', '/v1/users/me', { token: other });
+  const d = me.body.devices.find((x: { id: string }) => x.id === id);
+  assert.deepEqual([d.battery_level, d.last_sync], [null, null], "the old socket wrote nothing onto the new owner's device");
+});

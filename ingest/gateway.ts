@@ -527,6 +527,17 @@ function handleIngestSocket(
       if (await auth.handleReauthentication(msg)) return;
       const m = msg as Record<string, unknown>;
       const clientId = m && typeof m === 'object' && !Array.isArray(m) && m.id !== undefined ? m.id : id;
+      // The device again for each message, as the sync route does for each request: one removed
+      // since the socket opened (DELETE /v1/devices/{id}), or registered again by another user,
+      // takes no more readings here either. The check at connect alone let an open socket go on
+      // syncing a removed device, and write its battery onto the new owner's (a security review).
+      try {
+        device = await ownedDevice(ctx, auth.principal, req.params.device_id);
+      } catch (err) {
+        sendError(clientId, err);
+        if (isAttuneError(err) && err.code === 'not_found') socket.close(CloseCodes.notFound, 'not_found');
+        return;
+      }
       try {
         let readings: ReadingInput[];
         let sessionId: string | undefined;

@@ -415,7 +415,12 @@ export class DevicesRepository {
        VALUES ($1, $2, $3, COALESCE($4, ''), COALESCE($5, ''), COALESCE($6, ''), $8, $7, $7)
        ON CONFLICT (org_id, device_id) DO UPDATE SET
          user_id = EXCLUDED.user_id,
-         name = COALESCE($4, d.name),
+         -- A removed device registered by another user starts afresh: its last owner's name for
+         -- it, last sync, battery and last-worn time are not the new owner's to see.
+         name = CASE WHEN d.user_id = EXCLUDED.user_id THEN COALESCE($4, d.name) ELSE EXCLUDED.name END,
+         last_seen_at = CASE WHEN d.user_id = EXCLUDED.user_id THEN d.last_seen_at END,
+         battery_level_pct = CASE WHEN d.user_id = EXCLUDED.user_id THEN d.battery_level_pct END,
+         last_worn_at = CASE WHEN d.user_id = EXCLUDED.user_id THEN d.last_worn_at END,
          model = COALESCE($5, d.model),
          firmware = COALESCE($6, d.firmware),
          device_type = COALESCE($8, d.device_type),
