@@ -20,7 +20,7 @@
 // fewer than two periods).
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
-import { int64 } from '../lib/time.js';
+import { int64, withinQueryTimes } from '../lib/time.js';
 import { Scopes } from '../lib/principal.js';
 import { clickhouseOf, type AppContext } from '../http/context.js';
 import { errorBodySchema } from '../http/errors.js';
@@ -108,6 +108,7 @@ function parseDate(v: string | undefined, field: string, def: number): number {
   // Date.parse rolls 2026-02-31 over to March; a date that does not print back is not real.
   if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) !== v) t = NaN;
   if (Number.isNaN(t)) throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD`, [{ field: `?${field}`, reason: 'invalid_date' }]);
+  if (!withinQueryTimes(t)) throw new AttuneError('validation_error', `${field} must lie between 1970-01-01 and 2299-12-31`, [{ field: `?${field}`, reason: 'out_of_range' }]);
   return t;
 }
 

@@ -3,7 +3,7 @@
 // sessions': a user sees their own sessions, an org admin the org's; anything else is a 404.
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
-import { iso, parseTimestamp } from '../lib/time.js';
+import { iso, parseTimestamp, withinQueryTimes } from '../lib/time.js';
 import { toNullableNumber, toNumber } from '../store/clickhouse.js';
 import { SpeechTables, type SpeechSessionKind, type SpeechSessionStatus } from '../store/rows.js';
 import { Scopes, type Principal } from '../lib/principal.js';
@@ -168,13 +168,17 @@ export function effectiveSettings(given: Record<string, unknown> | undefined, li
  * day) or an ISO-8601 timestamp with a zone, or epoch ms.
  */
 export function dateBound(v: string, field: 'from' | 'to' | 'startDate' | 'endDate'): number {
+  const inRange = (t: number) => {
+    if (withinQueryTimes(t)) return t;
+    throw new AttuneError('validation_error', `${field} must lie between 1970-01-01 and 2299-12-31`, [{ field: `?${field}`, reason: 'out_of_range' }]);
+  };
   if (/^\d{4}-\d{2}-\d{2}$/.test(v)) {
     const t = Date.parse(`${v}T00:00:00Z`);
     // Date.parse rolls 2026-02-31 over to March; a date that does not print back is not real.
-    if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === v) return field === 'to' || field === 'endDate' ? t + 86_400_000 : t;
+    if (!Number.isNaN(t) && new Date(t).toISOString().slice(0, 10) === v) return inRange(field === 'to' || field === 'endDate' ? t + 86_400_000 : t);
   } else {
     const t = parseTimestamp(v);
-    if (!Number.isNaN(t)) return Math.round(t);
+    if (!Number.isNaN(t)) return inRange(Math.round(t));
   }
   throw new AttuneError('validation_error', `${field} must be a date YYYY-MM-DD or an ISO-8601 timestamp with a zone`, [{ field: `?${field}`, reason: 'invalid_date' }]);
 }

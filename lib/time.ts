@@ -19,3 +19,14 @@ export function parseTimestamp(v: unknown): number {
 }
 
 export const iso = (ms: number): string => new Date(ms).toISOString();
+
+/**
+ * The times a date filter of a query may name: 1970-01-01 to the end of 2299 (ClickHouse's
+ * DateTime64 ends there; nothing Attune stores lies outside). Beyond them a filter reached
+ * PostgreSQL or ClickHouse as a year 0 or +010000 and came back as a 500 (a security review).
+ */
+export const QUERY_TIME_MIN_MS = 0;
+export const QUERY_TIME_MAX_MS = Date.UTC(2300, 0, 1);
+
+/** Whether `ms` lies within QUERY_TIME_MIN_MS..QUERY_TIME_MAX_MS. */
+export const withinQueryTimes = (ms: number): boolean => ms >= QUERY_TIME_MIN_MS && ms <= QUERY_TIME_MAX_MS;
