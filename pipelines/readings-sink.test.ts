@@ -171,6 +171,10 @@ test('a sink restarted while a session far behind the partition holds a real gap
   items.push({ session: 'R', end: true });
   for (let t = 10; t <= 350; t += 10) items.push(reading('Q', t, 10, `Q${t}`));
   items.push(reading('W', 10, 10, 'W10'), reading('W', 210, 10, 'W210-gap'));
+  // V sends after W (a session at 20 s), so W's silence counts from there: from 480 s in the
+  // run before, from where the replay's event time is at V's reading in a replay without the
+  // table (without V, W's silence would count from Q's next reading in both).
+  items.push(reading('V', 20, 10, 'V20'));
   const cut = items.length;
   items.push(reading('Q', 360, 10, 'Q360'), reading('W', 220, 10, 'W220'), reading('W', 230, 10, 'W230'), reading('W', 240, 10, 'W240'));
   const clean = await run('idle-ref', items, []);

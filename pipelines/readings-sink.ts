@@ -191,6 +191,15 @@ interface GuardedPartition {
   /** Sessions let go (end marker, silence) and the clock their guard had: a later reading of one restarts the guard there. Oldest first, at most MAX_LET_GO. */
   letGoClocks: Map<string, number>;
   /**
+   * Per guarded session, the partition's event time at the first reading of another session
+   * after its newest one: silence counts from it too, as the coherence worker's idle end does
+   * (a session behind the others of its partition but still sending is not silent). Absent
+   * for the sessions in lastSenders (their reading is the partition's newest) and for those
+   * not heard since this process took the partition.
+   */
+  quietFrom: Map<string, number>;
+  lastSenders: Set<string>;
+  /**
    * Per session whose guard restarted from the store: its records (`offset:index`) that a run
    * before quarantined (heart_readings_quarantined), at or after its first record read here.
    */
@@ -404,6 +413,8 @@ export class ReadingsSink {
         nextOffset: null,
         letGoForgot: false,
         letGoClocks: new Map(),
+        quietFrom: new Map(),
+        lastSenders: new Set(),
         quarantinedBefore: new Map(),
       };
       this.partitions.set(partition, p);
@@ -453,7 +464,7 @@ export class ReadingsSink {
       // The run before offered it, which moved the partition's event time to the guard's clock
       // (a session's start, say, when the reading was held before any beat): so does the replay
       // (a review's case, 2026-12-05).
-      this.advancePartitionTime(p, p.guards.get(sid) ?? this.resumeLetGo(p, sid) ?? this.putGuard(p, sid, -Infinity), quarantined);
+      this.advancePartitionTime(p, p.guards.get(sid) ?? this.resumeLetGo(p, sid) ?? this.putGuard(p, sid, -Infinity), quarantined, sid);
       return;
     }
     // Missing only when let go earlier in this batch (its marker, or silence).
@@ -471,17 +482,30 @@ export class ReadingsSink {
       this.stats.quarantined += decision.quarantine.length;
       for (const h of decision.release) for (const r of h.rows) rows.push(r);
     }
-    this.advancePartitionTime(p, g, quarantined);
+    this.advancePartitionTime(p, g, quarantined, sid);
   }
 
   /** Moves the partition's event time to the guard's clock if that is newer, and lets go the sessions it leaves idle. */
-  private advancePartitionTime(p: GuardedPartition, g: SessionClockGuard<Held>, quarantined: QuarantinedReadingRow[]): void {
-    if (g.clockMs > p.maxEventTimeMs) {
-      p.maxEventTimeMs = g.clockMs;
+  private advancePartitionTime(p: GuardedPartition, g: SessionClockGuard<Held>, quarantined: QuarantinedReadingRow[], sessionId?: string): void {
+    const moved = g.clockMs > p.maxEventTimeMs;
+    if (moved) p.maxEventTimeMs = g.clockMs;
+    if (sessionId !== undefined) {
+      // The sessions that sent the readings before this one start their silence here.
+      if (!(p.lastSenders.size === 1 && p.lastSenders.has(sessionId))) {
+        for (const s of p.lastSenders) if (s !== sessionId) p.quietFrom.set(s, p.maxEventTimeMs);
+        p.lastSenders.clear();
+      }
+      p.quietFrom.delete(sessionId);
+      p.lastSenders.add(sessionId);
+    }
+    if (moved) {
       // A session silent for sessionIdleEndMs of its partition's event time is ended by the
       // worker, and what its guard holds is quarantined: the same here.
       const idle = this.opts.sessionIdleEndMs ?? 300_000;
-      for (const [other, og] of p.guards) if (og.clockMs + idle < p.maxEventTimeMs) this.letGo(p, other, quarantined);
+      for (const [other, og] of p.guards) {
+        if (p.lastSenders.has(other)) continue;
+        if (Math.max(og.clockMs, p.quietFrom.get(other) ?? -Infinity) + idle < p.maxEventTimeMs) this.letGo(p, other, quarantined);
+      }
     }
   }
 
@@ -507,6 +531,8 @@ export class ReadingsSink {
     for (const h of dropped) quarantined.push(this.quarantineRow(p, h, g.clockMs));
     this.stats.quarantined += dropped.length;
     p.guards.delete(sessionId);
+    p.quietFrom.delete(sessionId);
+    p.lastSenders.delete(sessionId);
     p.letGoClocks.set(sessionId, g.clockMs);
     if (p.letGoClocks.size > MAX_LET_GO) {
       p.letGoClocks.delete(p.letGoClocks.keys().next().value!);

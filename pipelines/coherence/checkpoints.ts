@@ -60,6 +60,15 @@ export interface GuardAnchor {
    * before 2026-12-06 (the replay then counts from 0).
    */
   lateBeats: number | null;
+  /**
+   * Before that record: the session's quietFromMs (its idle end counts from it; null: none, or
+   * a checkpoint written before 2026-12-06), whether its reading was the partition's newest
+   * (sentLast: quietFromMs not set yet), and the partition's event time (a replay whose first
+   * record is this one starts from it).
+   */
+  quietFromMs?: number | null;
+  sentLast?: boolean;
+  partitionMaxMs?: number | null;
 }
 
 interface CheckpointWire {
@@ -68,7 +77,16 @@ interface CheckpointWire {
   emitted_through_ms: number | null;
   threshold: { armed: boolean; last_end_ms: number | null; streak_first_end_ms: number | null; streak_window_count: number } | null;
   ended: boolean;
-  guard?: Array<{ offset: string | null; after_offset: string | null; clock_ms: number | null; held: boolean; late_beats?: number | null }> | null;
+  guard?: Array<{
+    offset: string | null;
+    after_offset: string | null;
+    clock_ms: number | null;
+    held: boolean;
+    late_beats?: number | null;
+    quiet_from_ms?: number | null;
+    sent_last?: boolean;
+    partition_max_ms?: number | null;
+  }> | null;
   written_at: number;
 }
 
@@ -107,7 +125,7 @@ export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
     emitted_through_ms: c.emittedThroughMs,
     threshold: t ? { armed: t.armed, last_end_ms: t.lastEndMs, streak_first_end_ms: t.streakFirstEndMs, streak_window_count: t.streakWindowCount } : null,
     ended: c.ended,
-    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats })) } : {}),
+    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats, quiet_from_ms: a.quietFromMs ?? null, sent_last: a.sentLast === true, partition_max_ms: a.partitionMaxMs ?? null })) } : {}),
     written_at: now,
   };
   return Buffer.from(JSON.stringify(wire));
@@ -154,14 +172,15 @@ function guardOf(list: unknown): GuardAnchor[] | null {
 
 function anchorOf(g: unknown): GuardAnchor | null {
   if (!g || typeof g !== 'object') return null;
-  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown; late_beats?: unknown };
+  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown; late_beats?: unknown; quiet_from_ms?: unknown; sent_last?: unknown; partition_max_ms?: unknown };
   const offset = typeof w.offset === 'string' && OFFSET.test(w.offset) ? w.offset : null;
   const afterOffset = typeof w.after_offset === 'string' && OFFSET.test(w.after_offset) ? w.after_offset : null;
   if ((offset === null) === (afterOffset === null)) return null;
   const clockMs = typeof w.clock_ms === 'number' && Number.isFinite(w.clock_ms) ? w.clock_ms : null;
   if (w.clock_ms !== null && clockMs === null) return null;
   const lateBeats = typeof w.late_beats === 'number' && Number.isSafeInteger(w.late_beats) && w.late_beats >= 0 ? w.late_beats : null;
-  return { offset, afterOffset, clockMs, held: w.held === true, lateBeats };
+  const finite = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
+  return { offset, afterOffset, clockMs, held: w.held === true, lateBeats, quietFromMs: finite(w.quiet_from_ms), sentLast: w.sent_last === true, partitionMaxMs: finite(w.partition_max_ms) };
 }
 
 export interface CheckpointTableOptions {

@@ -158,14 +158,18 @@ test('batch records give the windows and rows of single records; an implausible 
   const manyTopics = await topicsFor('batches-many.');
   const one = await sessions.create({ ...sessionOpts, deviceId: 'dev-one' });
   const many = await sessions.create({ ...sessionOpts, deviceId: 'dev-many' });
-  // In the batched series: an RR of 99,999 ms at position 20 (record 0, index 20), and 60 s in
+  // In the batched series: an RR of 99,999 ms among the first readings (record 0), and 60 s in
   // a reading dated 240 s ahead (plausible, received then: the clock guard quarantines it).
   const k = readings.findIndex((r) => Date.parse(r.timestamp) > start + 60_000);
   const at = Date.parse(readings[k].timestamp);
   const implausible: Extra = { recordedAt: Date.parse(readings[20].timestamp) - 300, receivedAt: start + 3_600_000, rr: [99_999] };
   const outlier: Extra = { recordedAt: at + 240_000, receivedAt: start + 3_600_000, rr: [880, 910] };
   const series: Reading[] = [...readings.slice(0, 20), implausible, ...readings.slice(20, k), outlier, ...readings.slice(k)];
-  const outlierAt = k + 1;
+  // Where they travel: the gateway publishes a request's readings in time order.
+  const timeOf = (r: Reading) => ('timestamp' in r ? Date.parse(r.timestamp) : r.recordedAt);
+  const published = series.slice().sort((a, b) => timeOf(a) - timeOf(b));
+  const implausibleAt = published.indexOf(implausible);
+  const outlierAt = published.indexOf(outlier);
   assert.ok(outlierAt % PER_RECORD !== 0 && Math.floor(outlierAt / PER_RECORD) > 0, 'the outlier is inside a later batch');
 
   const w1 = worker(oneTopics, 'batches-one-worker');
@@ -219,8 +223,8 @@ test('batch records give the windows and rows of single records; an implausible 
   assert.equal(sinkRr.reason_code, 'implausible_rr');
   assert.equal(dl.length, 3);
   for (const [d, pos, reading] of [
-    [rr, 20, implausible],
-    [sinkRr, 20, implausible],
+    [rr, implausibleAt, implausible],
+    [sinkRr, implausibleAt, implausible],
     [future, outlierAt, outlier],
   ] as const) {
     const offset = manyRecords[Math.floor(pos / PER_RECORD)].offset;

@@ -747,3 +747,64 @@ test('records of another schema on the readings topic are dead-lettered (invalid
   ]);
   assert.ok(dl.every((d) => /not a HeartReading record/.test(d.reason)), dl.map((d) => d.reason).join('; '));
 });
+
+/**
+ * One partition: device d0 uploads a recording made 30 minutes before d1's, which streams at
+ * the same time; their readings arrive interleaved, one of each in turn.
+ */
+function laggingPair(): Merged[] {
+  const behind = rsaReadings({ startMs: start + 250 - 1_800_000, durationS: 400, breathHz: 0.1, seed: 61 });
+  const live = rsaReadings({ startMs: start + 250, durationS: 400, breathHz: 0.1, seed: 62 });
+  const out: Merged[] = [];
+  const n = Math.max(behind.length, live.length);
+  for (let i = 0; i < n; i++) {
+    if (i < behind.length) out.push({ j: 0, r: behind[i], t: out.length, i });
+    if (i < live.length) out.push({ j: 1, r: live[i], t: out.length, i });
+  }
+  out.push({ j: 0, r: null, t: timeOf(behind[behind.length - 1]) + 1, i: behind.length });
+  out.push({ j: 1, r: null, t: timeOf(live[live.length - 1]) + 1, i: live.length });
+  return out;
+}
+
+test("a session uploading a recording 30 minutes behind another of its partition's, interleaved with it, is not ended for silence at every reading of the other: its windows are those it has alone, through restarts too", async () => {
+  const merged = laggingPair();
+  async function run(name: string, devices: number[], cuts: number[]) {
+    const repo = new DevicesRepository(entities.client);
+    const topics = prefixedTopics(`${name}.`);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    const ids: string[] = [];
+    for (let j = 0; j < 2; j++) {
+      await repo.register({ id: `${name}-d${j}`, orgId: 'o1', userId: 'u1' });
+      ids.push((await sessions.create({ ...sessionOpts, startedAt: j === 0 ? start - 1_800_000 : start, deviceId: `${name}-d${j}` })).id);
+    }
+    const input = merged.filter((m) => devices.includes(m.j));
+    const bounds = [0, ...cuts, input.length];
+    let idleEnded = 0;
+    for (let c = 1; c < bounds.length; c++) {
+      const w = worker(topics, `${name}-group`);
+      await w.start();
+      try {
+        await sendMerged(topics.heartReadings, name, ids, input, bounds[c - 1], bounds[c]);
+        const readingsIn = input.slice(bounds[c - 1], bounds[c]).filter((m) => m.r !== null).length;
+        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && w.stats.readings >= readingsIn, 60_000, 20);
+        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => w.stats.readings >= readingsIn, 60_000, 20);
+        await w.flush();
+      } finally {
+        await w.stop();
+      }
+      idleEnded += w.stats.idleEndedSessions;
+    }
+    return { windows: await Promise.all(ids.map((id) => windowMetrics(id, true))), idleEnded };
+  }
+  const alone = await run('lag-alone', [0], []);
+  const together = await run('lag-both', [0, 1], []);
+  const valid = (ws: Array<{ valid: boolean | number }>) => ws.filter((w) => Boolean(w.valid)).length;
+  assert.ok(alone.windows[0].length > 70 && valid(alone.windows[0]) > 60, `alone: ${alone.windows[0].length} windows, ${valid(alone.windows[0])} valid`);
+  assert.equal(together.idleEnded, 0, 'neither session was silent');
+  assert.deepEqual(together.windows[0], alone.windows[0], 'the session behind has the windows it has alone');
+  const n = merged.length;
+  for (const cuts of [[Math.round(n * 0.35)], [Math.round(n * 0.2), Math.round(n * 0.7)]]) {
+    const got = await run(`lag-${cuts.join('-')}`, [0, 1], cuts);
+    assert.deepEqual(got.windows, together.windows, `cuts ${cuts}`);
+  }
+});

@@ -112,6 +112,16 @@ interface SessionState {
   guard: SessionClockGuard<Guarded>;
   /** Its records since its oldest anchor, with the guard before each (anchorsOf). */
   guardLog: GuardLog;
+  /**
+   * The partition's event time at the first reading of another session after this session's
+   * newest one (-Infinity before any; null while its reading is the partition's newest): the
+   * session is silent only once the partition's event time has moved sessionIdleEndMs past
+   * this too (idleEndAt). Without it, a device uploading a recording made half an hour
+   * earlier, while another device of its partition streamed live, had its session ended at
+   * every reading of the other's, its windows flushed from partial buffers and its next
+   * readings dropped (a walkthrough: 0 valid windows of 60).
+   */
+  quietFromMs: number | null;
   threshold: ThresholdTracker | null;
   /** Windows ending at or before this were published (by us, or before a restart: its checkpoint). */
   emittedThroughMs: number;
@@ -143,6 +153,10 @@ interface GuardLog {
   held: boolean[];
   /** The session's late beats counted before the record (SessionWindows.lateBeatCount). */
   late: number[];
+  /** The session's quietFromMs before the record. */
+  quiet: Array<number | null>;
+  /** The partition's event time before the record. */
+  partitionMax: number[];
   from: bigint | null;
 }
 
@@ -207,6 +221,8 @@ interface PartitionState {
   maxEventTimeMs: number;
   /** No session is idle-ended before maxEventTimeMs passes this (a lower bound). */
   nextIdleEndMs: number;
+  /** The sessions whose readings are the partition's newest (no other session's since): their quietFromMs is null. */
+  lastSenders: Set<SessionState>;
   /**
    * The outbox. Once a record is applied its windows leave the session state, so what they
    * produce must not be lost if computing or writing them fails: it waits here and is sent
@@ -376,6 +392,7 @@ export class CoherenceWorker {
         flushedThrough: new Map(),
         maxEventTimeMs: -Infinity,
         nextIdleEndMs: Infinity,
+        lastSenders: new Set(),
         pendingClosed: [],
         pendingProvisional: [],
         provisionalInFlight: null,
@@ -507,7 +524,7 @@ export class CoherenceWorker {
     // Every record of a known session is logged (an implausible or HR-only one too: a replay's
     // first record of the session may be one, and it must find its anchor).
     let logged = false;
-    if (st) logged = this.logRecord(st, offset);
+    if (st) logged = this.logRecord(p, st, offset);
     // The gateway's plausibility checks, again: the bus also carries other producers' records.
     const implausible = implausibleReading(reading);
     if (implausible) {
@@ -538,17 +555,30 @@ export class CoherenceWorker {
     // Asked only when a window closed: closeReady() returns a fresh (empty) array otherwise, per reading.
     if (st.windows.pendingWindowCount > 0) for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
     p.nextIdleEndMs = Math.min(p.nextIdleEndMs, this.idleEndAt(st));
-    if (st.windows.maxEventTimeMs > p.maxEventTimeMs) {
+    const moved = st.windows.maxEventTimeMs > p.maxEventTimeMs;
+    if (moved) {
       p.maxEventTimeMs = st.windows.maxEventTimeMs;
       // The record that set the partition's event time is kept above the commit, so a
       // replay after a restart starts with the same partition event time (idle ends).
       p.tracker.setRetained(PARTITION_MAX, offset);
-      if (p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
     }
+    // Silence counts from the partition's event time at the first reading of another session
+    // (quietFromMs): the sessions that sent the readings before this one start theirs here.
+    if (p.lastSenders.size > 0 && !(p.lastSenders.size === 1 && p.lastSenders.has(st))) {
+      for (const s of p.lastSenders) {
+        if (s === st) continue;
+        s.quietFromMs = p.maxEventTimeMs;
+        p.nextIdleEndMs = Math.min(p.nextIdleEndMs, this.idleEndAt(s));
+      }
+      p.lastSenders.clear();
+    }
+    st.quietFromMs = null;
+    p.lastSenders.add(st);
+    if (moved && p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
   }
 
   /** Logs the session's record at `offset` (its first reading) with the guard before it; true when this reading added the entry. */
-  private logRecord(st: SessionState, offset: bigint): boolean {
+  private logRecord(p: PartitionState, st: SessionState, offset: bigint): boolean {
     const log = st.guardLog;
     const n = log.offsets.length;
     if (n !== 0 && log.offsets[n - 1] === offset) return false;
@@ -558,6 +588,8 @@ export class CoherenceWorker {
       log.clocks = [];
       log.held = [];
       log.late = [];
+      log.quiet = [];
+      log.partitionMax = [];
       log.from = offset + 1n;
       return false;
     }
@@ -565,6 +597,8 @@ export class CoherenceWorker {
     log.clocks.push(st.guard.clockMs);
     log.held.push(st.guard.heldCount > 0);
     log.late.push(st.windows.lateBeatCount);
+    log.quiet.push(st.quietFromMs);
+    log.partitionMax.push(p.maxEventTimeMs);
     return true;
   }
 
@@ -586,9 +620,14 @@ export class CoherenceWorker {
     return batchItemDeadLetter(this.opts.codec, g.rec, g.index, g.reading, why.reasonCode, why.reason);
   }
 
-  /** When the partition's event time ends the session for silence: its newest beat (or clock) + sessionIdleEndMs. */
+  /**
+   * When the partition's event time ends the session for silence: sessionIdleEndMs after its
+   * newest beat (or clock) and after the partition's event time at its newest record (a session
+   * behind the others of its partition but still sending is not silent).
+   */
   private idleEndAt(st: SessionState): number {
-    const last = Math.max(st.windows.maxEventTimeMs, st.guard.clockMs);
+    if (st.quietFromMs === null) return Infinity;
+    const last = Math.max(st.windows.maxEventTimeMs, st.guard.clockMs, st.quietFromMs);
     return last === -Infinity ? Infinity : last + this.sessionIdleEndMs;
   }
 
@@ -604,6 +643,7 @@ export class CoherenceWorker {
     p.tracker.setRetained(st.id, null);
     p.tracker.setRetained(anchorKey(st.id), null);
     p.sessions.delete(st.id);
+    p.lastSenders.delete(st);
     st.ended = true;
     p.outCheckpoints.add(st);
     p.ending.set(st, p.currentOffset);
@@ -820,6 +860,8 @@ export class CoherenceWorker {
         log.clocks.splice(0, i);
         log.held.splice(0, i);
         log.late.splice(0, i);
+        log.quiet.splice(0, i);
+        log.partitionMax.splice(0, i);
       }
       log.from = usable[0];
       const anchors: GuardAnchor[] = [];
@@ -828,8 +870,26 @@ export class CoherenceWorker {
         while (j < log.offsets.length && log.offsets[j] < f) j++;
         const a: GuardAnchor =
           j < log.offsets.length
-            ? { offset: log.offsets[j].toString(), afterOffset: null, clockMs: finiteOrNull(log.clocks[j]), held: log.held[j], lateBeats: log.late[j] }
-            : { offset: null, afterOffset: (next - 1n).toString(), clockMs: finiteOrNull(st.guard.clockMs), held: st.guard.heldCount > 0, lateBeats: st.windows.lateBeatCount };
+            ? {
+                offset: log.offsets[j].toString(),
+                afterOffset: null,
+                clockMs: finiteOrNull(log.clocks[j]),
+                held: log.held[j],
+                lateBeats: log.late[j],
+                quietFromMs: log.quiet[j] === null ? null : finiteOrNull(log.quiet[j]!),
+                sentLast: log.quiet[j] === null,
+                partitionMaxMs: finiteOrNull(log.partitionMax[j]),
+              }
+            : {
+                offset: null,
+                afterOffset: (next - 1n).toString(),
+                clockMs: finiteOrNull(st.guard.clockMs),
+                held: st.guard.heldCount > 0,
+                lateBeats: st.windows.lateBeatCount,
+                quietFromMs: st.quietFromMs === null ? null : finiteOrNull(st.quietFromMs),
+                sentLast: st.quietFromMs === null,
+                partitionMaxMs: finiteOrNull(p.maxEventTimeMs),
+              };
         const prev = anchors[anchors.length - 1];
         if (!prev || prev.offset !== a.offset || prev.afterOffset !== a.afterOffset) anchors.push(a);
       }
@@ -872,6 +932,12 @@ export class CoherenceWorker {
       // Kept until the session's next checkpoint anchors it anew: a commit passing it before
       // then would start the next replay at a record no anchor is for.
       if (anchor) p.tracker.setRetained(anchorKey(id), firstOffset);
+      // The partition's event time before the first record this owner reads, as the run
+      // before had it there: the records that set it may lie before the commit, and a replay
+      // that rebuilt it from what it reads again would judge silences against a lower time.
+      if (anchor?.partitionMaxMs != null && p.startOffset !== null && firstOffset === p.startOffset && p.maxEventTimeMs === -Infinity) {
+        p.maxEventTimeMs = anchor.partitionMaxMs;
+      }
       const guardStartMs = anchor ? (anchor.clockMs ?? -Infinity) : Math.max(session?.startedAt ?? -Infinity, emittedThroughMs);
       p.sessions.set(id, {
         id,
@@ -888,13 +954,18 @@ export class CoherenceWorker {
         }),
         // Every record of the session read from the partition's start on is logged (there
         // were none before this one).
-        guardLog: { offsets: [], clocks: [], held: [], late: [], from: p.startOffset ?? firstOffset },
+        guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], partitionMax: [], from: p.startOffset ?? firstOffset },
+        // Where the run before had it before this record (an anchor written before 2026-12-06:
+        // from its newest beat only, as then).
+        quietFromMs: anchor?.sentLast ? null : (anchor?.quietFromMs ?? -Infinity),
         threshold,
         emittedThroughMs,
         ended: false,
         provisionalThroughMs: -Infinity,
         provisionalMemos: [],
       });
+      const created = p.sessions.get(id)!;
+      if (created.quietFromMs === null) p.lastSenders.add(created);
     }
   }
 
