@@ -3,8 +3,10 @@
 // delivery with the coherence platform document's own verifyWebhook (copied below, and checked
 // against the document's text); the receiver is down for two minutes of that clock while the
 // dispatcher restarts, and the deliveries arrive once each at the back-off's times; the retry
-// schedule lasts over 24 h; a loopback URL is refused at delivery time; and the events each bus
-// record makes.
+// schedule lasts over 24 h; a loopback URL is refused at delivery time; the events each bus
+// record makes; and a receiver that answers 200 and then trickles its body for ever: its attempt
+// is cut at the total deadline and retried, and meanwhile another organisation's deliveries go
+// out (the running loop, as in production).
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AttuneError } from '../../lib/errors.js';
@@ -43,6 +45,9 @@ function verifyWebhook(payload: string, signature: string, secret: string) {
 
 const DOC = fileURLToPath(new URL('../../../shared/seeds/000_b16363771ac160cb.txt', import.meta.url));
 const PORT = 18431;
+/** The trickling receiver's port. */
+const SLOW_PORT = 18433;
+const SLOW_URL = `http://127.0.0.1:${SLOW_PORT}/auf-webhook`;
 const SECRET = 'your-webhook-secret';
 const T0 = Date.parse('2026-12-03T06:00:00Z');
 
@@ -75,6 +80,49 @@ class Receiver {
   }
 }
 
+/**
+ * A receiver on SLOW_PORT that reads the request, answers 200 at once and then sends its body a
+ * piece every `everyMs` (by default a byte every 200 ms, well inside any idle timeout) and never
+ * ends it; `open`: answers under way (the dispatcher has not closed the connection yet).
+ */
+class TricklingReceiver {
+  requests: IncomingHttpHeaders[] = [];
+  open = 0;
+  written = 0;
+  private server: Server | null = null;
+  constructor(private readonly piece = '.', private readonly everyMs = 200) {
+    trickling.push(this);
+  }
+  async up(): Promise<void> {
+    this.server = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        this.requests.push(req.headers);
+        this.open++;
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const send = () => {
+          res.write(this.piece);
+          this.written += this.piece.length;
+        };
+        send();
+        const timer = setInterval(send, this.everyMs);
+        res.on('close', () => {
+          clearInterval(timer);
+          this.open--;
+        });
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(SLOW_PORT, '127.0.0.1', resolve));
+  }
+  async down(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    if (s) await new Promise<void>((resolve) => { s.closeAllConnections(); s.close(() => resolve()); });
+  }
+}
+
+/** Every trickling receiver, closed after the tests too (a dispatcher stuck on one would keep the process alive). */
+const trickling: TricklingReceiver[] = [];
 let db: TestDatabase;
 let bus: Bus;
 let codec: Codec;
@@ -146,6 +194,7 @@ before(async () => {
   repo = new WebhooksRepository(db.client, { clock });
 });
 after(async () => {
+  for (const r of trickling) await r.down();
   for (const d of running) await d.stop();
   await receiver.down();
   await bus?.close();
@@ -550,4 +599,98 @@ test('a paused webhook holds its deliveries and sends them in order when resumed
   assert.deepEqual(await repo.deliveries(org, failing.id, 5), []);
   receiver.status = 200;
   receiver.received = [];
+});
+
+test('a receiver that answers 200 and trickles its body for ever: the attempt is a timeout failure at its deadline, retried by the back-off', { timeout: 60_000 }, async () => {
+  for (const d of running.splice(0)) await d.stop();
+  const org = 'org-trickle';
+  const slow = new TricklingReceiver();
+  await slow.up();
+  try {
+    const hook = await webhook(org, SLOW_URL);
+    const deadlineMs = 1_500;
+    const d = await dispatcher({ timeoutMs: deadlineMs });
+    now = T0 + 3000 * 3600_000;
+    await publishChange(sessionChange('sess_trickle', org, { status: 'active', ended_at: null }));
+    await waitFor('the started event', async () => (await eventCount(org)) === 1);
+    for (const [attempt, retryS] of [[1, RETRY_DELAYS_S[0]], [2, RETRY_DELAYS_S[1]]]) {
+      const written = slow.written;
+      const t = performance.now();
+      assert.equal(await d.runOnce(), 1);
+      const took = performance.now() - t;
+      // Cut at the total deadline (the idle timeout alone never fired: a byte every 200 ms).
+      assert.ok(took >= deadlineMs - 50 && took < deadlineMs + 1_000, `attempt ${attempt} ended after ${Math.round(took)} ms`);
+      assert.ok(slow.written - written >= 5, 'the receiver trickled its answer meanwhile');
+      const [x] = await repo.deliveries(org, hook.id, 1);
+      assert.deepEqual([x.status, x.attempts, x.lastStatusCode], ['pending', attempt, null]);
+      assert.equal(x.lastError, `timeout: the answer (HTTP 200) did not complete within ${deadlineMs} ms`);
+      assert.equal(x.nextAttemptAt, now + retryS * 1000);
+      await waitFor('the connection closed by the dispatcher', () => slow.open === 0, 5_000, 20);
+      assert.equal(slow.requests.length, attempt);
+      now = x.nextAttemptAt!;
+    }
+    await repo.delete(org, hook.id);
+  } finally {
+    await slow.down();
+  }
+});
+
+test('an answer longer than 64 KiB is not read to its end: its status counts, well before the deadline', { timeout: 60_000 }, async () => {
+  for (const d of running.splice(0)) await d.stop();
+  const org = 'org-flood';
+  const flood = new TricklingReceiver('x'.repeat(16 * 1024), 5);
+  await flood.up();
+  try {
+    const hook = await webhook(org, SLOW_URL);
+    const d = await dispatcher({ timeoutMs: 5_000 });
+    now = T0 + 3500 * 3600_000;
+    await publishChange(sessionChange('sess_flood', org, { status: 'active', ended_at: null }));
+    await waitFor('the started event', async () => (await eventCount(org)) === 1);
+    const t = performance.now();
+    assert.equal(await d.runOnce(), 1);
+    assert.ok(performance.now() - t < 2_500, 'not read until the deadline');
+    const [x] = await repo.deliveries(org, hook.id, 1);
+    assert.deepEqual([x.status, x.attempts, x.lastStatusCode, x.lastError], ['delivered', 1, 200, null]);
+    await waitFor('the connection closed by the dispatcher', () => flood.open === 0, 5_000, 20);
+    await repo.delete(org, hook.id);
+  } finally {
+    await flood.down();
+  }
+});
+
+test("one organisation's trickling receiver does not hold up another organisation's deliveries (the running loop: no round waits for every attempt)", { timeout: 60_000 }, async () => {
+  for (const d of running.splice(0)) await d.stop();
+  const slow = new TricklingReceiver();
+  await slow.up();
+  receiver.status = 200;
+  try {
+    const slowHook = await webhook('org-slow', SLOW_URL);
+    const fastHook = await webhook('org-fast');
+    now = T0 + 4000 * 3600_000;
+    const deadlineMs = 8_000;
+    // The running loop, as in production (not runOnce): polls every 50 ms and on each new batch.
+    await dispatcher({ timeoutMs: deadlineMs, pollMs: 50 });
+    await publishChange(sessionChange('sess_slow', 'org-slow', { status: 'active', ended_at: null }));
+    await waitFor("the slow receiver's attempt under way", () => slow.open === 1, 10_000, 20);
+    // A session starts in another organisation while that attempt trickles on.
+    const t = performance.now();
+    await publishChange(sessionChange('sess_fast', 'org-fast', { status: 'active', ended_at: null }));
+    const fast = await waitFor("org-fast's delivery", async () => (await repo.deliveries('org-fast', fastHook.id, 1)).find((x) => x.status === 'delivered'), 3_000, 20);
+    const took = performance.now() - t;
+    assert.equal(fast.attempts, 1);
+    assert.ok(took < deadlineMs / 2, `delivered after ${Math.round(took)} ms`);
+    // Meanwhile the slow attempt is still under way, its outcome not yet recorded.
+    const [held] = await repo.deliveries('org-slow', slowHook.id, 1);
+    assert.deepEqual([held.status, held.attempts, held.lastError, slow.open], ['pending', 1, null, 1]);
+    // Then it is cut at its deadline and waits for its retry.
+    const cut = await waitFor('the slow attempt cut at its deadline', async () => (await repo.deliveries('org-slow', slowHook.id, 1)).find((x) => x.lastError !== null), deadlineMs + 5_000, 50);
+    assert.match(cut.lastError ?? '', /^timeout: the answer \(HTTP 200\) did not complete within 8000 ms$/);
+    assert.deepEqual([cut.status, cut.attempts, cut.nextAttemptAt], ['pending', 1, now + RETRY_DELAYS_S[0] * 1000]);
+    await waitFor('the connection closed by the dispatcher', () => slow.open === 0, 5_000, 20);
+    await repo.delete('org-slow', slowHook.id);
+    await repo.delete('org-fast', fastHook.id);
+  } finally {
+    // (Against a dispatcher whose round never ends, this is what lets it stop.)
+    await slow.down();
+  }
 });

@@ -17,9 +17,21 @@
 //     anything else (other status, timeout, refused connection, refused address) is retried
 //     after RETRY_DELAYS_S[attempt - 1]: 30 s doubling to 6 h, 14 attempts over 26.5 h, then
 //     failed. The SSRF guard (lib/net-guard.ts) runs inside the connection's DNS lookup.
+//     Each attempt has a total deadline (`timeoutMs`, 10 s by default) covering the DNS
+//     lookup, the connection, the answer's headers and its whole body (read up to
+//     MAX_RESPONSE_BYTES, the rest not read): a receiver that answers 200 and then trickles its
+//     body is cut off at the deadline and the attempt is a failure (timeout), retried as above.
+//     The lease is the deadline + LEASE_MARGIN_MS (30 s), so another dispatcher takes a
+//     delivery again only once its attempt here is over, or this dispatcher died.
+//  Fan-out and delivery do not wait for each other: fan-out runs on each poll and each new
+//  batch; attempts run in a pool of at most `concurrency` (20) in flight, each recorded when it
+//  ends, and due deliveries are taken (oldest due first) as slots free. One slow receiver holds
+//  one slot for at most the deadline, not a round of every organisation's deliveries (until
+//  12-06 a round waited for all 20 of its attempts, and a receiver trickling its answer held it
+//  for ever, so no organisation's webhooks were fanned out or sent).
 // All state is in PostgreSQL, so a restart loses nothing: pending deliveries are taken again.
 // Time comes from `clock` (injectable: the tests drive two minutes of receiver downtime and
-// the back-off without sleeping).
+// the back-off without sleeping); only an attempt's deadline is a timer of real time.
 import { createHash, createHmac } from 'node:crypto';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -49,6 +61,14 @@ export const LOW_BATTERY_PCT = 15;
 export const RETENTION_MS = 30 * 86_400_000;
 export const STREAK_MILESTONES = [7, 30, 100];
 export const SIGNATURE_HEADER = 'x-auf-signature';
+/** One attempt's total deadline by default (connect, headers and the whole answer), ms. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** A delivery's lease is the attempt's deadline plus this (time to record the outcome). */
+export const LEASE_MARGIN_MS = 30_000;
+/** Attempts in flight at once in one dispatcher, by default. */
+export const DEFAULT_CONCURRENCY = 20;
+/** The receiver's answer is read up to this many bytes; the rest is not read (its status counts). */
+export const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /** The document's signature: `sha256=` + hex HMAC-SHA256 of the raw body. */
 export function signatureOf(body: string, secret: string): string {
@@ -102,11 +122,13 @@ export interface WebhookDispatcherOptions {
   settleMs?: number;
   /** Poll of the outbox when idle, ms (default 1000). 0: no timer (tests call runOnce). */
   pollMs?: number;
-  /** One attempt's timeout, ms (default 10 s). */
+  /** One attempt's total deadline, ms (default 10 s): connect, headers and the whole answer. */
   timeoutMs?: number;
+  /** Attempts in flight at once (default 20); due deliveries are taken as slots free. */
+  concurrency?: number;
   /** How long delivered and failed deliveries, and their events, are kept (default 30 days; pruned hourly). */
   retentionMs?: number;
-  /** The HTTP sender (tests may replace it); the guarded node:http(s) request by default. */
+  /** The HTTP sender (tests may replace it; the deadline is then its own); the guarded node:http(s) request by default. */
   send?: (d: DueDelivery, headers: Record<string, string>) => Promise<SendResult>;
 }
 
@@ -128,6 +150,18 @@ export class WebhookDispatcher {
   private running: Promise<unknown> = Promise.resolve();
   private stopped = true;
   private readonly clock: () => number;
+  private readonly timeoutMs: number;
+  private readonly leaseMs: number;
+  private readonly concurrency: number;
+  /** The attempts under way (at most `concurrency`), each settled once its outcome is recorded. */
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Takes of due deliveries, one at a time (so that the pool never holds more than `concurrency`). */
+  private taking: Promise<unknown> = Promise.resolve();
+  /** The last take filled every free slot: more may be due, so a slot that frees takes again. */
+  private moreDue = false;
+  /** The running loop's filling of free slots, and whether it should look again when done. */
+  private pumping: Promise<void> | null = null;
+  private pumpAgain = false;
   /** Devices' last known battery state (low or not), so PostgreSQL is asked only on a change. */
   private readonly battery = new Map<string, boolean>();
   /**
@@ -141,6 +175,9 @@ export class WebhookDispatcher {
 
   constructor(private readonly opts: WebhookDispatcherOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.leaseMs = this.timeoutMs + LEASE_MARGIN_MS;
+    this.concurrency = Math.max(1, Math.floor(opts.concurrency ?? DEFAULT_CONCURRENCY));
   }
 
   async start(): Promise<void> {
@@ -195,6 +232,14 @@ export class WebhookDispatcher {
     await this.subscription?.stop();
     this.subscription = null;
     await this.running.catch(() => undefined);
+    await this.pumping;
+    // Each ends within its deadline; an attempt cut short here would only be retried after its lease.
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** The running loop (a timer) takes and attempts deliveries; with pollMs 0 only runOnce does. */
+  private get looping(): boolean {
+    return !this.stopped && (this.opts.pollMs ?? 1000) > 0;
   }
 
   private async wantsBattery(): Promise<boolean> {
@@ -284,8 +329,29 @@ export class WebhookDispatcher {
     return [];
   }
 
-  /** One round: fan out every ready event, then attempt every due delivery. Returns the attempts made. */
+  /**
+   * For tests (pollMs 0) and tools: fan out every ready event, then attempt every due delivery
+   * through the pool, and wait for the attempts this call started. Returns how many it started.
+   * The running loop does not call it: it fans out (tick) and fills the pool (pump) without
+   * waiting for any attempt.
+   */
   async runOnce(): Promise<number> {
+    await this.fanOutReady();
+    let attempts = 0;
+    const mine: Promise<void>[] = [];
+    for (;;) {
+      const { started, more } = await this.take();
+      attempts += started.length;
+      mine.push(...started);
+      if (!more) break;
+      if (this.inFlight.size >= this.concurrency) await Promise.race(this.inFlight);
+    }
+    await Promise.all(mine);
+    return attempts;
+  }
+
+  /** Prunes the outbox (hourly), then fans out every ready event. Never waits for an attempt. */
+  private async fanOutReady(): Promise<void> {
     const now = this.clock();
     if (now - this.prunedAt >= 3600_000) {
       this.prunedAt = now;
@@ -295,15 +361,58 @@ export class WebhookDispatcher {
     while ((await this.opts.webhooks.fanOut(now, 100, (e, tx) => this.complete(e, tx), (e) => this.render(e))) === 100) {
       // more ready events
     }
-    let attempts = 0;
-    for (;;) {
-      const due = await this.opts.webhooks.takeDue(this.clock(), (this.opts.timeoutMs ?? 10_000) + 30_000, 20);
-      if (due.length === 0) break;
-      await Promise.all(due.map((d) => this.attempt(d)));
-      attempts += due.length;
-      if (due.length < 20) break;
+  }
+
+  /**
+   * Takes as many due deliveries as the pool has free slots and starts their attempts (not
+   * waited for). `more`: every free slot was filled (or none was free), so more may be due.
+   */
+  private take(): Promise<{ started: Promise<void>[]; more: boolean }> {
+    const next = this.taking.then(async () => {
+      const free = this.concurrency - this.inFlight.size;
+      if (free <= 0) return { started: [], more: true };
+      const due = await this.opts.webhooks.takeDue(this.clock(), this.leaseMs, free);
+      this.moreDue = due.length === free;
+      return { started: due.map((d) => this.launch(d)), more: this.moreDue };
+    });
+    this.taking = next.catch(() => undefined);
+    return next;
+  }
+
+  /** One attempt in the pool: it ends on its own (within the deadline) and frees its slot. */
+  private launch(d: DueDelivery): Promise<void> {
+    const p: Promise<void> = this.attempt(d)
+      .catch((err) => {
+        // Not recorded (PostgreSQL unreachable?): the lease runs out and the delivery is taken again.
+        this.opts.log.warn({ err, delivery: d.id }, 'webhook attempt not recorded; retried after its lease');
+      })
+      .finally(() => {
+        this.inFlight.delete(p);
+        if (this.moreDue) this.pump();
+      });
+    this.inFlight.add(p);
+    return p;
+  }
+
+  /** The running loop's filling of free slots (after a fan-out, a poll, or an attempt's end). */
+  private pump(): void {
+    if (!this.looping) return;
+    if (this.pumping) {
+      this.pumpAgain = true;
+      return;
     }
-    return attempts;
+    this.pumping = (async () => {
+      do {
+        this.pumpAgain = false;
+        const { more } = await this.take();
+        // Slots freed while taking, and more is due: take again.
+        if (more && this.inFlight.size < this.concurrency) this.pumpAgain = true;
+      } while (this.pumpAgain && this.looping);
+    })()
+      .catch((err) => this.opts.log.warn({ err }, 'webhook deliveries could not be taken; retrying'))
+      .finally(() => {
+        this.pumping = null;
+      });
   }
 
   private render(e: ReadyEvent & { data: Record<string, unknown> }): string {
@@ -417,7 +526,8 @@ export class WebhookDispatcher {
       result = { statusCode: null, error: (err as Error).message };
     }
     const at = this.clock();
-    const delivered = result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
+    // A 2xx whose answer did not complete (error set: the deadline passed) is not delivered.
+    const delivered = result.error === null && result.statusCode !== null && result.statusCode >= 200 && result.statusCode < 300;
     // The schedule counts from the last redelivery by hand (scheduleAttempts), the header and log from the first attempt.
     const n = d.scheduleAttempts;
     const next = delivered || n >= MAX_ATTEMPTS ? null : at + RETRY_DELAYS_S[n - 1] * 1000;
@@ -430,28 +540,67 @@ export class WebhookDispatcher {
     }
   }
 
-  /** POST with the SSRF guard in the connection's DNS lookup; no redirects followed. */
+  /**
+   * POST with the SSRF guard in the connection's DNS lookup; no redirects followed. One total
+   * deadline (`timeoutMs`) for the lookup, the connection, the headers and the whole answer:
+   * node's `timeout` option is only an idle-socket timeout, which a receiver sending a byte now
+   * and then never trips. A timer rather than `AbortSignal.timeout`: it is cleared as soon as
+   * the attempt ends (no timer left per attempt), and the outcome says which stage the deadline
+   * cut (an AbortError would not); on expiry the request and its socket are destroyed.
+   */
   private post(d: DueDelivery, headers: Record<string, string>): Promise<SendResult> {
     const u = new URL(d.url);
     const host = u.hostname.replace(/^\[|\]$/g, '');
     if (isIP(host) && !addressAllowed(this.opts.guard, host)) {
       return Promise.resolve({ statusCode: null, error: `private_address: ${host} may not be reached` });
     }
-    const timeoutMs = this.opts.timeoutMs ?? 10_000;
+    const timeoutMs = this.timeoutMs;
     return new Promise((resolve) => {
+      let settled = false;
+      let status: number | null = null;
+      let deadline: NodeJS.Timeout | undefined;
+      const finish = (r: SendResult) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(deadline);
+        resolve(r);
+      };
       const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(
         u,
-        { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(d.body)) }, lookup: guardedLookup(this.opts.guard) as never, timeout: timeoutMs },
+        { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(d.body)) }, lookup: guardedLookup(this.opts.guard) as never },
         (res: IncomingMessage) => {
-          res.resume(); // the receiver's body is not read
-          res.on('end', () => resolve({ statusCode: res.statusCode ?? null, error: null }));
-          res.on('error', () => resolve({ statusCode: res.statusCode ?? null, error: null }));
+          status = res.statusCode ?? null;
+          // The answer's body is read (to its end, which is when the attempt is over) but not
+          // kept; past MAX_RESPONSE_BYTES it is not read further: its status is the outcome.
+          let bytes = 0;
+          res.on('data', (chunk: Buffer) => {
+            bytes += chunk.length;
+            if (bytes > MAX_RESPONSE_BYTES) {
+              finish({ statusCode: status, error: null });
+              req.destroy();
+            }
+          });
+          res.on('end', () => finish({ statusCode: status, error: null }));
+          res.on('error', (err) => finish({ statusCode: null, error: `HTTP ${status}, answer cut off: ${err.message}` }));
+          res.on('close', () => finish({ statusCode: null, error: `HTTP ${status}, answer cut off` }));
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      req.on('error', (err) => resolve({ statusCode: null, error: err instanceof PrivateAddressError ? `private_address: ${err.message}` : err.message }));
+      deadline = setTimeout(() => {
+        finish({ statusCode: null, error: status === null ? `timeout: no answer within ${timeoutMs} ms` : `timeout: the answer (HTTP ${status}) did not complete within ${timeoutMs} ms` });
+        req.destroy();
+      }, timeoutMs);
+      req.on('error', (err) => finish({ statusCode: null, error: err instanceof PrivateAddressError ? `private_address: ${err.message}` : err.message }));
       req.end(d.body);
     });
+  }
+
+  /** The running loop's round: fan out what is ready, then fill the pool's free slots (not waiting for attempts). */
+  private async tick(): Promise<void> {
+    try {
+      await this.fanOutReady();
+    } finally {
+      this.pump();
+    }
   }
 
   private kick(): void {
@@ -464,7 +613,7 @@ export class WebhookDispatcher {
     this.timer = setTimeout(() => {
       this.timer = null;
       this.running = this.running
-        .then(() => this.runOnce())
+        .then(() => this.tick())
         .catch((err) => this.opts.log.warn({ err }, 'webhook dispatcher round failed; retrying'))
         .finally(() => this.schedule(this.opts.pollMs ?? 1000));
     }, delayMs);
