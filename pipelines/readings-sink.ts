@@ -85,7 +85,7 @@ import { implausibleReading, notAHeartReading } from '../schemas/reading-limits.
 import { batchItemDeadLetter, type DeadLetterInput } from './dead-letter.js';
 import { finishSinkBatch, type TableSinkContext } from './table-sink.js';
 import { groupIdFor } from './group-id.js';
-import { asEndMarker } from './coherence/end-markers.js';
+import { asEndMarker, asSettingsMarker } from './coherence/end-markers.js';
 import { SessionClockGuard, defaultConfirmReadings } from './coherence/clock-guard.js';
 import { defaultAllowedLatenessMs } from './coherence/session-windows.js';
 import type { SessionsRepository } from '../store/postgres/sessions-repo.js';
@@ -313,6 +313,8 @@ export class ReadingsSink {
               if (guarded) steps.push({ endOf: marker.sessionId });
               continue;
             }
+            // A session's settings marker: for the coherence worker's threshold; no rows.
+            if (asSettingsMarker(reading)) continue;
             const wrong = notAHeartReading(reading);
             if (wrong) {
               bad.push({ record: rec, reasonCode: 'invalid_record', reason: wrong });

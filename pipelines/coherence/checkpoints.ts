@@ -30,6 +30,12 @@ export interface SessionCheckpoint {
   /** The session ended (its end marker, or its idle end in event time). */
   ended: boolean;
   /**
+   * The threshold settings the tracker judged by when this was written, and the session's
+   * version they are from (a settings marker, end-markers.ts); absent in checkpoints written
+   * before 2026-12-06 and for sessions without a tracker (then PostgreSQL's are read).
+   */
+  settings?: { coherenceThreshold: number; thresholdDurationS: number; version: number };
+  /**
    * Where a replay of the session's readings may start, and its clock guard there
    * (GuardAnchor, oldest first); absent in checkpoints written before 2026-12-05, and in the
    * group worker's.
@@ -75,8 +81,9 @@ interface CheckpointWire {
   v: 1;
   session_id: string;
   emitted_through_ms: number | null;
-  threshold: { armed: boolean; last_end_ms: number | null; streak_first_end_ms: number | null; streak_window_count: number } | null;
+  threshold: { armed: boolean; last_end_ms: number | null; streak_first_end_ms: number | null; streak_window_count: number; value?: number; hold_ms?: number } | null;
   ended: boolean;
+  settings?: { coherence_threshold: number; threshold_duration_s: number; version: number };
   guard?: Array<{
     offset: string | null;
     after_offset: string | null;
@@ -123,8 +130,18 @@ export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
     v: 1,
     session_id: c.sessionId,
     emitted_through_ms: c.emittedThroughMs,
-    threshold: t ? { armed: t.armed, last_end_ms: t.lastEndMs, streak_first_end_ms: t.streakFirstEndMs, streak_window_count: t.streakWindowCount } : null,
+    threshold: t
+      ? {
+          armed: t.armed,
+          last_end_ms: t.lastEndMs,
+          streak_first_end_ms: t.streakFirstEndMs,
+          streak_window_count: t.streakWindowCount,
+          ...(t.threshold !== undefined ? { value: t.threshold } : {}),
+          ...(t.holdMs !== undefined ? { hold_ms: t.holdMs } : {}),
+        }
+      : null,
     ended: c.ended,
+    ...(c.settings ? { settings: { coherence_threshold: c.settings.coherenceThreshold, threshold_duration_s: c.settings.thresholdDurationS, version: c.settings.version } } : {}),
     ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats, quiet_from_ms: a.quietFromMs ?? null, sent_last: a.sentLast === true, partition_max_ms: a.partitionMaxMs ?? null })) } : {}),
     written_at: now,
   };
@@ -149,11 +166,28 @@ export function decodeCheckpoint(value: Buffer): SessionCheckpoint | { barrier: 
     emittedThroughMs: num(v.emitted_through_ms),
     threshold:
       t && typeof t === 'object'
-        ? { armed: t.armed === true, lastEndMs: num(t.last_end_ms), streakFirstEndMs: num(t.streak_first_end_ms), streakWindowCount: num(t.streak_window_count) ?? 0 }
+        ? {
+            armed: t.armed === true,
+            lastEndMs: num(t.last_end_ms),
+            streakFirstEndMs: num(t.streak_first_end_ms),
+            streakWindowCount: num(t.streak_window_count) ?? 0,
+            ...(num(t.value) !== null ? { threshold: num(t.value)! } : {}),
+            ...(num(t.hold_ms) !== null && num(t.hold_ms)! > 0 ? { holdMs: num(t.hold_ms)! } : {}),
+          }
         : null,
     ended: v.ended === true,
+    ...settingsOf(v.settings),
     ...(v.guard !== undefined ? { guard: guardOf(v.guard) } : {}),
   };
+}
+
+/** A checkpoint's settings, when present and well-formed (else none: PostgreSQL's are read). */
+function settingsOf(s: unknown): Pick<SessionCheckpoint, 'settings'> {
+  const w = s as { coherence_threshold?: unknown; threshold_duration_s?: unknown; version?: unknown } | null | undefined;
+  if (!w || typeof w !== 'object') return {};
+  const { coherence_threshold: t, threshold_duration_s: d, version } = w;
+  if (typeof t !== 'number' || !Number.isFinite(t) || typeof d !== 'number' || !(d > 0) || typeof version !== 'number' || !Number.isInteger(version)) return {};
+  return { settings: { coherenceThreshold: t, thresholdDurationS: d, version } };
 }
 
 const OFFSET = /^\d{1,19}$/;

@@ -13,7 +13,7 @@ import type { SessionChange } from '../../schemas/registry/schemas.js';
 import { notAHeartReading } from '../../schemas/reading-limits.js';
 import { silentLogger } from '../../lib/log.js';
 import { waitFor } from '../../test/attune.js';
-import { SessionEndMarkers, asEndMarker, endMarkerRecord } from './end-markers.js';
+import { SessionEndMarkers, asEndMarker, asSettingsMarker, endMarkerRecord } from './end-markers.js';
 
 let bus: Bus;
 let codec: Codec;
@@ -74,4 +74,28 @@ test('asEndMarker recognises only markers', async () => {
   assert.equal(asEndMarker(await decodeRecord(codec, other)), null);
   assert.equal(asEndMarker(null), null);
   assert.equal(asEndMarker({ type: 'session_end_marker' }), null);
+});
+
+test("a session's later change (a PATCH: version > 1) gets a settings marker with its threshold settings, keyed by its device; its creation gets none", async () => {
+  const markers = new SessionEndMarkers({ bus, codec, topics: prefixedTopics('settings-markers.'), log: silentLogger });
+  const t = prefixedTopics('settings-markers.');
+  await bus.ensureTopics(Object.values(t).map((topic) => ({ topic, partitions: 3 })));
+  const seen: BusRecord[] = [];
+  const sub = await bus.subscribe({ groupId: 'settings-markers-reader', topics: [t.heartReadings], fromBeginning: true, ephemeral: true, eachBatch: async (b) => void seen.push(...b.records) });
+  await markers.start();
+  try {
+    const created = change('s-patched', 'active', 'dev-p', 1);
+    const patched = { ...change('s-patched', 'active', 'dev-p', 3), coherence_threshold: 0.35, threshold_duration_s: 12 };
+    await bus.publish(t.sessionChanges, await Promise.all([created, patched].map(async (c) => ({ key: c.session_id, value: await codec.encode(Topics.sessionChanges, c) }))));
+    await waitFor('the settings marker', () => markers.stats.settingsMarkers === 1 && seen.length === 1, 10_000, 20);
+    const [rec] = seen;
+    assert.equal(rec.key, 'dev-p');
+    const value = await decodeRecord(codec, rec.value);
+    assert.deepEqual(asSettingsMarker(value), { sessionId: 's-patched', coherenceThreshold: 0.35, thresholdDurationS: 12, version: 3 });
+    assert.equal(asEndMarker(value), null);
+    assert.equal(markers.stats.markers, 0);
+  } finally {
+    await markers.stop();
+    await sub.stop();
+  }
 });

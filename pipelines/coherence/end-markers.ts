@@ -25,6 +25,16 @@ import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { groupIdFor } from '../group-id.js';
 
 export const END_MARKER_TYPE = 'session_end_marker';
+/**
+ * A change of a session's threshold settings (PATCH coherence_threshold / threshold_duration_s),
+ * put into the readings partition like an end marker, so the worker applies it at the same
+ * place in every run and replay: the windows it closes after the marker are judged with the new
+ * settings, those before with the old. (Read from PostgreSQL once per session, the settings a
+ * running worker used were those of when it first saw the session, and a restart switched
+ * them, restoring the old streak under the new threshold: the stored events depended on when
+ * the worker restarted; a walkthrough.)
+ */
+export const SETTINGS_MARKER_TYPE = 'session_settings_marker';
 export const END_MARKERS_GROUP = 'attune-coherence-end-markers';
 
 export interface EndMarker {
@@ -45,6 +55,43 @@ export async function endMarkerRecord(codec: Codec, m: EndMarker & { userId: str
     payload_json: JSON.stringify({ device_id: m.deviceId }),
   };
   return { key: m.deviceId, value: await codec.encode(Topics.sessionEvents, rec), timestamp: m.endedAtMs };
+}
+
+export interface SettingsMarker {
+  sessionId: string;
+  coherenceThreshold: number;
+  thresholdDurationS: number;
+  /** The session's version the settings are from: a marker read again, or older than what the worker has, changes nothing. */
+  version: number;
+}
+
+/** The settings marker for a session's change, keyed like its readings (by device). */
+export async function settingsMarkerRecord(codec: Codec, m: SettingsMarker & { deviceId: string; userId: string; orgId: string; changedAtMs: number }): Promise<OutgoingRecord> {
+  const rec: SessionEventRecord = {
+    event_id: `${m.sessionId}:${SETTINGS_MARKER_TYPE}:${m.version}`,
+    session_id: m.sessionId,
+    user_id: m.userId,
+    org_id: m.orgId,
+    type: SETTINGS_MARKER_TYPE,
+    occurred_at: m.changedAtMs,
+    payload_json: JSON.stringify({ device_id: m.deviceId, coherence_threshold: m.coherenceThreshold, threshold_duration_s: m.thresholdDurationS, version: m.version }),
+  };
+  return { key: m.deviceId, value: await codec.encode(Topics.sessionEvents, rec), timestamp: m.changedAtMs };
+}
+
+/** The settings marker a decoded readings-topic value is, or null when it is something else (or malformed). */
+export function asSettingsMarker(v: unknown): SettingsMarker | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const r = v as Record<string, unknown>;
+  if (r.type !== SETTINGS_MARKER_TYPE || typeof r.session_id !== 'string') return null;
+  try {
+    const p = JSON.parse(String(r.payload_json ?? '{}')) as Record<string, unknown>;
+    const { coherence_threshold: t, threshold_duration_s: d, version } = p;
+    if (typeof t !== 'number' || !Number.isFinite(t) || typeof d !== 'number' || !(d > 0) || typeof version !== 'number' || !Number.isInteger(version)) return null;
+    return { sessionId: r.session_id, coherenceThreshold: t, thresholdDurationS: d, version };
+  } catch {
+    return null;
+  }
 }
 
 /** The end marker a decoded readings-topic value is, or null when it is something else. */
@@ -74,7 +121,7 @@ export interface SessionEndMarkersOptions {
 export class SessionEndMarkers {
   private subscription: Subscription | null = null;
   readonly groupId: string;
-  readonly stats = { markers: 0, endedWithoutDevice: 0, undecodable: 0 };
+  readonly stats = { markers: 0, settingsMarkers: 0, endedWithoutDevice: 0, undecodable: 0 };
 
   constructor(private readonly opts: SessionEndMarkersOptions) {
     this.groupId = opts.groupId ?? groupIdFor(END_MARKERS_GROUP, opts.topics);
@@ -98,7 +145,26 @@ export class SessionEndMarkers {
             this.stats.undecodable++;
             continue;
           }
-          if (change.status !== 'ended' || change.ended_at === null || change.ended_at === undefined) continue;
+          if (change.status !== 'ended' || change.ended_at === null || change.ended_at === undefined) {
+            // A change after the session's creation (version 1) may be of its threshold
+            // settings: the marker carries them, and the worker applies only a newer version.
+            if (change.version > 1 && change.device_id) {
+              out.push(
+                await settingsMarkerRecord(this.opts.codec, {
+                  sessionId: change.session_id,
+                  deviceId: change.device_id,
+                  userId: change.user_id,
+                  orgId: change.org_id,
+                  coherenceThreshold: change.coherence_threshold,
+                  thresholdDurationS: change.threshold_duration_s,
+                  version: change.version,
+                  changedAtMs: change.updated_at,
+                }),
+              );
+              this.stats.settingsMarkers++;
+            }
+            continue;
+          }
           if (!change.device_id) {
             // Its readings may come from any of the user's devices: no one partition to mark.
             // Its windows close on the event-time idle end instead.
@@ -106,10 +172,10 @@ export class SessionEndMarkers {
             continue;
           }
           out.push(await endMarkerRecord(this.opts.codec, { sessionId: change.session_id, deviceId: change.device_id, userId: change.user_id, orgId: change.org_id, endedAtMs: change.ended_at }));
+          this.stats.markers++;
         }
         if (out.length > 0) {
           await this.opts.bus.publish(topics.heartReadings, out);
-          this.stats.markers += out.length;
         }
         const last = batch.records[batch.records.length - 1];
         if (last) {

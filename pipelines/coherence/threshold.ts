@@ -61,12 +61,16 @@ export interface ThresholdSnapshot {
   lastEndMs: number | null;
   streakFirstEndMs: number | null;
   streakWindowCount: number;
+  /** The settings it judged by (absent in snapshots written before 2026-12-06: restore keeps the tracker's). */
+  threshold?: number;
+  holdMs?: number;
 }
 
 export class ThresholdTracker {
   readonly sessionId: string;
-  readonly threshold: number;
-  readonly holdMs: number;
+  /** Changed only by reconfigure(). */
+  threshold: number;
+  holdMs: number;
   readonly stepMs: number;
   readonly hysteresis: number;
 
@@ -105,6 +109,8 @@ export class ThresholdTracker {
       lastEndMs: this.#lastEndMs === -Infinity ? null : this.#lastEndMs,
       streakFirstEndMs: this.#streakFirstEndMs,
       streakWindowCount: this.#streakWindowCount,
+      threshold: this.threshold,
+      holdMs: this.holdMs,
     };
   }
 
@@ -113,6 +119,25 @@ export class ThresholdTracker {
     this.#lastEndMs = s.lastEndMs ?? -Infinity;
     this.#streakFirstEndMs = s.streakFirstEndMs;
     this.#streakWindowCount = s.streakWindowCount;
+    if (s.threshold !== undefined && Number.isFinite(s.threshold)) this.threshold = s.threshold;
+    if (s.holdMs !== undefined && s.holdMs > 0 && Number.isFinite(s.holdMs)) this.holdMs = s.holdMs;
+  }
+
+  /**
+   * New settings from the next window on (the session's threshold or hold was changed): a
+   * streak begun under the old ones ends here, and a new one starts with the next qualifying
+   * window; armed or not stays as it was, so a crossing already reported is not reported again
+   * for the same run of high scores.
+   */
+  reconfigure(threshold: number, holdMs: number): void {
+    if (!Number.isFinite(threshold) || !(holdMs > 0) || !Number.isFinite(holdMs)) {
+      throw new AttuneError('validation_error', 'invalid threshold settings', [{ reason: 'invalid_argument', message: `threshold ${threshold}, holdMs ${holdMs}` }]);
+    }
+    if (threshold === this.threshold && holdMs === this.holdMs) return;
+    this.threshold = threshold;
+    this.holdMs = holdMs;
+    this.#streakFirstEndMs = null;
+    this.#streakWindowCount = 0;
   }
 
   /** False between an event and the drop below threshold − hysteresis that re-arms it. */

@@ -25,7 +25,7 @@ import { silentLogger } from '../../lib/log.js';
 import { rsaReadings, waitFor } from '../../test/attune.js';
 import { ReadingsSink } from '../readings-sink.js';
 import { CoherenceWorker } from './worker.js';
-import { endMarkerRecord } from './end-markers.js';
+import { endMarkerRecord, settingsMarkerRecord } from './end-markers.js';
 import { TestResultSinks, countingBus, flushingThrough, type CountingBus } from '../sinks/result-sinks.test-util.js';
 
 let dir: string;
@@ -806,5 +806,73 @@ test("a session uploading a recording 30 minutes behind another of its partition
   for (const cuts of [[Math.round(n * 0.35)], [Math.round(n * 0.2), Math.round(n * 0.7)]]) {
     const got = await run(`lag-${cuts.join('-')}`, [0, 1], cuts);
     assert.deepEqual(got.windows, together.windows, `cuts ${cuts}`);
+  }
+});
+
+test("a session's threshold settings changed mid-stream (a settings marker in its partition) judge the windows closed after the marker, in an uninterrupted run and through restarts alike", async () => {
+  const series = rsaReadings({ startMs: start + 250, durationS: 400, breathHz: 0.1, seed: 71 });
+  const at = series.findIndex((r) => Date.parse(r.timestamp) > start + 200_000);
+  const events = async (sessionId: string) => {
+    const rs = await store.client.query({
+      query: `SELECT event_id, type, toUnixTimestamp64Milli(occurred_at) AS at_ms, payload_json FROM ${store.database}.session_events FINAL WHERE session_id = {s:String} ORDER BY occurred_at`,
+      query_params: { s: sessionId },
+      format: 'JSONEachRow',
+    });
+    return (await rs.json()) as Array<{ event_id: string; type: string; at_ms: string | number; payload_json: string }>;
+  };
+  /** Readings, the settings marker (version 2, and again, and an older version 1 after it: neither changes anything), the end marker; cut into worker runs at `cuts`. */
+  async function run(name: string, cuts: number[], withMarker = true) {
+    const topics = prefixedTopics(`${name}.`);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    const device = `${name}-d`;
+    await new DevicesRepository(entities.client).register({ id: device, orgId: 'o1', userId: 'u1' });
+    // Unreachable at first: 0.99 held 30 s; then 0.3 held 10 s.
+    const session = await sessions.create({ ...sessionOpts, coherenceThreshold: 0.99, thresholdDurationS: 30, deviceId: device });
+    const marker = (version: number) =>
+      settingsMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', coherenceThreshold: version === 2 ? 0.3 : 0.8, thresholdDurationS: version === 2 ? 10 : 20, version, changedAtMs: start + 200_000 });
+    const recs = [];
+    for (let i = 0; i < series.length; i++) {
+      if (withMarker && i === at) recs.push(await marker(2), await marker(2));
+      if (withMarker && i === at + 20) recs.push(await marker(1));
+      recs.push({ key: device, value: await codec.encode(Topics.heartReadings, record(session.id, device, series[i])), timestamp: Date.parse(series[i].timestamp) });
+    }
+    recs.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[series.length - 1].timestamp) }));
+    const bounds = [0, ...cuts, recs.length];
+    let applied = 0;
+    for (let c = 1; c < bounds.length; c++) {
+      const w = worker(topics, `${name}-group`);
+      await w.start();
+      try {
+        await bus.publish(topics.heartReadings, recs.slice(bounds[c - 1], bounds[c]));
+        const count = bounds[c] - bounds[c - 1];
+        const seen = () => w.stats.readings + w.stats.settingsMarkers + w.stats.endMarkers;
+        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && seen() >= count, 60_000, 20);
+        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => seen() >= count, 60_000, 20);
+        await w.flush();
+      } finally {
+        await w.stop();
+      }
+      applied += w.stats.settingsApplied;
+    }
+    return { events: await events(session.id), windows: await windowMetrics(session.id, true), applied };
+  }
+  const unchanged = await run('settings-none', [], false);
+  assert.equal(unchanged.events.length, 0, 'nothing reaches 0.99');
+  const ref = await run('settings-ref', []);
+  assert.equal(ref.applied, 1, 'version 2 applied once; its copy and the older version 1 changed nothing');
+  assert.ok(ref.events.length >= 1, `${ref.events.length} events after the change`);
+  const markerAt = Date.parse(series[at].timestamp);
+  for (const e of ref.events) {
+    const p = JSON.parse(e.payload_json);
+    assert.deepEqual([p.threshold, p.hold_s], [0.3, 10], e.payload_json);
+    // Windows close 15 s of beats after their end (lateness and lookahead): those closed after
+    // the marker end after it, less that.
+    assert.ok(Number(e.at_ms) > markerAt - 15_000, `event at ${Number(e.at_ms) - start} ms, the marker at ${markerAt - start} ms`);
+  }
+  assert.deepEqual(ref.windows, unchanged.windows, 'settings change no window');
+  const n = series.length + 4;
+  for (const cuts of [[at - 30], [at + 1], [at + 2, at + 60], [Math.round(n * 0.8)]]) {
+    const got = await run(`settings-${cuts.join('-')}`, cuts);
+    assert.deepEqual(got.events, ref.events.map((e) => ({ ...e, event_id: e.event_id.replace(/^[^:]+/, got.events[0]?.event_id.split(':')[0] ?? '') })), `cuts ${cuts}: the same events`);
   }
 });

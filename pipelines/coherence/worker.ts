@@ -52,7 +52,7 @@ import { ThresholdTracker, type SessionEventDescriptor } from './threshold.js';
 import { CheckpointTable, type GuardAnchor, type SessionCheckpoint } from './checkpoints.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
-import { SessionEndMarkers, asEndMarker, type EndMarker } from './end-markers.js';
+import { SessionEndMarkers, asEndMarker, asSettingsMarker, type EndMarker, type SettingsMarker } from './end-markers.js';
 import { GroupFanout, PARTICIPANT_ENDED_HEADER, PARTICIPANT_FLUSHED_HEADER, PARTICIPATION_END_HEADER, type ParticipationSource } from './group-fanout.js';
 
 export const COHERENCE_GROUP = 'attune-coherence';
@@ -123,6 +123,13 @@ interface SessionState {
    */
   quietFromMs: number | null;
   threshold: ThresholdTracker | null;
+  /**
+   * The session's threshold settings where the partition's reading has got to (PostgreSQL at
+   * first sight, a checkpoint, or a settings marker since), with the session's version they are
+   * from; null when the session was not found. A window closed takes the settings of its close
+   * with it: the tracker is set to them when the window is emitted, after the batch.
+   */
+  settings: ThresholdSettings | null;
   /** Windows ending at or before this were published (by us, or before a restart: its checkpoint). */
   emittedThroughMs: number;
   /** Ended (marker or idle end): said in its last checkpoint. */
@@ -205,9 +212,18 @@ interface Guarded {
   index: number | null;
 }
 
+/** A session's threshold settings and the version of the session they are from. */
+interface ThresholdSettings {
+  threshold: number;
+  holdMs: number;
+  version: number;
+}
+
 interface ClosedOf {
   st: SessionState;
   w: ClosedWindow;
+  /** The session's settings when the window closed (its events are judged by them). */
+  settings?: ThresholdSettings | null;
   /** Closed by the session's end, not its watermark (PARTICIPANT_FLUSHED_HEADER). */
   flushed?: boolean;
 }
@@ -282,6 +298,9 @@ export interface CoherenceWorkerStats {
   idleEndedSessions: number;
   /** End markers read (a repeated one, or one for a session with nothing open, closes nothing). */
   endMarkers: number;
+  /** Settings markers read, and those that changed a session's threshold settings. */
+  settingsMarkers: number;
+  settingsApplied: number;
   /** Sessions taken over (restart, rebalance) whose state came from a checkpoint. */
   restoredSessions: number;
   /** Provisional windows published (live display only). */
@@ -322,6 +341,8 @@ export class CoherenceWorker {
     endedSessions: 0,
     idleEndedSessions: 0,
     endMarkers: 0,
+    settingsMarkers: 0,
+    settingsApplied: 0,
     restoredSessions: 0,
     provisionalWindows: 0,
     provisionalFailures: 0,
@@ -426,6 +447,7 @@ export class CoherenceWorker {
     /** Per usable record, in order: its readings, and whether it is a batch record (HeartReadingBatch). */
     const decoded: Array<{ readings: HeartReadingRecord[]; batched: boolean; offset: bigint }> = [];
     const markers = new Map<string, EndMarker>();
+    const settingsMarkers = new Map<string, SettingsMarker>();
     const bad: DeadLetterInput[] = [];
     for (const rec of batch.records) {
       // A batch delivered again after a failure: what was applied stays applied.
@@ -441,6 +463,11 @@ export class CoherenceWorker {
         const marker = asEndMarker(reading);
         if (marker) {
           markers.set(rec.offset, marker);
+          continue;
+        }
+        const settings = asSettingsMarker(reading);
+        if (settings) {
+          settingsMarkers.set(rec.offset, settings);
           continue;
         }
         // A record of another schema decodes too; used as a reading it would throw outside
@@ -480,6 +507,12 @@ export class CoherenceWorker {
       p.currentOffset = offset;
       if (p.tracker.isProcessed(offset)) continue;
       if (badOffsets.has(rec.offset)) {
+        p.tracker.processed(offset);
+        continue;
+      }
+      const settings = settingsMarkers.get(rec.offset);
+      if (settings) {
+        this.applySettings(p, settings);
         p.tracker.processed(offset);
         continue;
       }
@@ -553,7 +586,7 @@ export class CoherenceWorker {
       if (logged && decision.release.length === 1 && decision.quarantine.length > 0 && st.guard.heldCount === 0) st.guardLog.held[st.guardLog.held.length - 1] = false;
     }
     // Asked only when a window closed: closeReady() returns a fresh (empty) array otherwise, per reading.
-    if (st.windows.pendingWindowCount > 0) for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w });
+    if (st.windows.pendingWindowCount > 0) for (const w of st.windows.closeReady()) p.pendingClosed.push({ st, w, settings: st.settings });
     p.nextIdleEndMs = Math.min(p.nextIdleEndMs, this.idleEndAt(st));
     const moved = st.windows.maxEventTimeMs > p.maxEventTimeMs;
     if (moved) {
@@ -602,6 +635,24 @@ export class CoherenceWorker {
     return true;
   }
 
+  /**
+   * A session's new threshold settings (end-markers.ts, SETTINGS_MARKER_TYPE), from here on in
+   * the partition: the windows closed after this record are judged by them. A marker of a
+   * version the session already has (read again in a replay, or older than what PostgreSQL
+   * gave at first sight) changes nothing; a session with no state here takes its settings from
+   * PostgreSQL when its first reading comes.
+   */
+  private applySettings(p: PartitionState, m: SettingsMarker): void {
+    this.stats.settingsMarkers++;
+    const st = p.sessions.get(m.sessionId);
+    if (!st || m.version <= (st.settings?.version ?? 0)) return;
+    st.settings = { threshold: m.coherenceThreshold, holdMs: m.thresholdDurationS * 1000, version: m.version };
+    this.stats.settingsApplied++;
+    // Checkpointed before the commit passes the marker: a replay from a later commit reads
+    // the settings there.
+    p.outCheckpoints.add(st);
+  }
+
   /** A released reading's beats into its session's windows. */
   private addBeats(p: PartitionState, st: SessionState, rec: BusRecord, reading: HeartReadingRecord, offset: bigint, index: number | null): void {
     const rr = reading.rr_intervals_ms;
@@ -639,7 +690,7 @@ export class CoherenceWorker {
    */
   private endSession(p: PartitionState, st: SessionState, touched: Set<SessionState>): void {
     this.quarantine(p, st, st.guard.drop());
-    for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w, flushed: true });
+    for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w, flushed: true, settings: st.settings });
     p.tracker.setRetained(st.id, null);
     p.tracker.setRetained(anchorKey(st.id), null);
     p.sessions.delete(st.id);
@@ -714,7 +765,7 @@ export class CoherenceWorker {
       for (let i = 0; i < closed.length; i++) {
         const { st, w } = closed[i];
         const flushed = closed[i].flushed === true;
-        const emitted = this.emit(st, w, metrics[i], p.outWindows, p.outEvents);
+        const emitted = this.emit(st, w, metrics[i], p.outWindows, p.outEvents, closed[i].settings);
         if (emitted && fanout && groups && groups[i].current.length > 0) {
           const ended = lastOfEnded.get(st) === i;
           for (const rec of fanout.records({ sessionId: st.id, userId: st.userId, orgId: st.orgId, deviceId: st.deviceId }, w, metrics[i], groups[i].current)) p.outGroup.push({ rec, ended, flushed });
@@ -908,9 +959,14 @@ export class CoherenceWorker {
     for (const [id, { r, offset: firstOffset }] of fresh) {
       const session = await this.opts.sessions.get(id);
       const cp = this.checkpoints.get(id);
-      const threshold = session
-        ? new ThresholdTracker({ sessionId: id, threshold: session.coherenceThreshold, holdMs: session.thresholdDurationS * 1000 })
-        : null;
+      // The settings the session had where the checkpoint was written (its settings markers
+      // before that are behind the commit), else PostgreSQL's now.
+      const saved = cp?.settings ?? (session ? { coherenceThreshold: session.coherenceThreshold, thresholdDurationS: session.thresholdDurationS, version: session.version } : null);
+      const settings: ThresholdSettings | null = saved ? { threshold: saved.coherenceThreshold, holdMs: saved.thresholdDurationS * 1000, version: saved.version } : null;
+      // The tracker with the settings it judged the last window by (in its snapshot, when the
+      // checkpoint has them), so that a change since is applied, and its streak ended, exactly
+      // where the uninterrupted run did: at the next window.
+      const threshold = settings ? new ThresholdTracker({ sessionId: id, threshold: settings.threshold, holdMs: settings.holdMs }) : null;
       // The tracker continues from its state right after the last window published: replayed
       // windows at or before it are ignored by it, the next ones fire as an uninterrupted run.
       if (threshold && cp?.threshold) threshold.restore(cp.threshold);
@@ -959,6 +1015,7 @@ export class CoherenceWorker {
         // from its newest beat only, as then).
         quietFromMs: anchor?.sentLast ? null : (anchor?.quietFromMs ?? -Infinity),
         threshold,
+        settings,
         emittedThroughMs,
         ended: false,
         provisionalThroughMs: -Infinity,
@@ -974,6 +1031,7 @@ export class CoherenceWorker {
       sessionId: st.id,
       emittedThroughMs: st.emittedThroughMs === -Infinity ? null : st.emittedThroughMs,
       threshold: st.threshold?.snapshot() ?? null,
+      ...(st.settings ? { settings: { coherenceThreshold: st.settings.threshold, thresholdDurationS: st.settings.holdMs / 1000, version: st.settings.version } } : {}),
       ended: st.ended,
     };
   }
@@ -1026,7 +1084,13 @@ export class CoherenceWorker {
   }
 
   /** Emits the window (and any event it completes); false when it was suppressed (published before a restart). */
-  private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[]): boolean {
+  private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[], settings?: ThresholdSettings | null): boolean {
+    // The settings the window closed under (a settings marker may have come since, later in
+    // the same batch: it judges the windows closed after it).
+    if (settings) {
+      if (st.threshold) st.threshold.reconfigure(settings.threshold, settings.holdMs);
+      else st.threshold = new ThresholdTracker({ sessionId: st.id, threshold: settings.threshold, holdMs: settings.holdMs });
+    }
     // The threshold tracker sees replayed windows too, so a streak survives a restart.
     const reached = st.threshold?.update({ windowEndMs: w.windowEndMs, valid: m.valid, coherence: m.coherence }) ?? [];
     if (w.windowEndMs <= st.emittedThroughMs) {
