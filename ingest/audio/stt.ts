@@ -163,7 +163,7 @@ async function decodeTo16k(file: AsyncIterable<Buffer>, field: string, limits: S
     }
   };
   try {
-    for await (const chunk of fileChunks(file)) take(await decoder.push(chunk));
+    for await (const chunk of fileChunks(file)) take(await decoder.push(chunk, take));
     if (truncatedByLimit()) {
       throw new AttuneError('payload_too_large', `file is larger than ${limits.maxBytes} bytes`, [{ field, reason: 'too_large', max_bytes: limits.maxBytes }]);
     }

@@ -387,7 +387,7 @@ class UploadJob {
     });
     const decoder = (this.decoder = new AudioFileDecoder({ maxBytes: this.limits.maxBytes, maxDurationS: this.limits.maxDurationS, field: 'file' }));
     try {
-      for await (const chunk of fileChunks(part.file)) await this.publish(await decoder.push(chunk));
+      for await (const chunk of fileChunks(part.file)) await this.publish(await decoder.push(chunk, (pieces) => this.publish(pieces)));
       // The multipart limit cuts the file short without an error of its own.
       if (part.file.truncated) throw fileTooLarge(this.limits);
       await this.publish(await decoder.end());

@@ -22,6 +22,13 @@ export function unsupportedCodec(field: string, container: string, codec: string
   ]);
 }
 
+/** At most this many channels (mixed to one). */
+export const MAX_CHANNELS = 2;
+
+export function unsupportedChannels(field: string, channels: number): AttuneError {
+  return new AttuneError('unsupported_media_type', `${channels} channels; send mono or stereo`, [{ field, reason: 'unsupported_channel_count', channels }]);
+}
+
 export function undecodable(field: string, format: string, message: string, extra: Record<string, unknown> = {}): AttuneError {
   return new AttuneError('validation_error', `not a readable ${format} file: ${message}`, [{ field, reason: 'undecodable_audio', format, message, ...extra }]);
 }

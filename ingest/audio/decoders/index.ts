@@ -12,14 +12,14 @@
 // whose first bytes match no accepted format.
 import { AttuneError } from '../../../lib/errors.js';
 import { WavStreamParser, type WavFormat } from '../wav-stream.js';
-import { type AudioEncoding, type AudioFormatDecoder, type DecodedAudioInfo } from './types.js';
+import { type AudioEncoding, type AudioFormatDecoder, type AudioSink, type DecodedAudioInfo } from './types.js';
 import { Mp3Decoder } from './mp3.js';
 import { OggOpusDecoder } from './ogg.js';
 import { WebmOpusDecoder } from './webm.js';
-import { undecodable, unsupportedFormat } from './errors.js';
+import { MAX_CHANNELS, undecodable, unsupportedChannels, unsupportedFormat } from './errors.js';
 
 export { ACCEPTED_AUDIO_FORMATS, ACCEPTED_AUDIO_TYPES } from './errors.js';
-export type { AudioEncoding, DecodedAudioInfo } from './types.js';
+export type { AudioEncoding, AudioSink, DecodedAudioInfo } from './types.js';
 
 export type AudioContainer = 'wav' | 'mp3' | 'ogg' | 'webm';
 
@@ -95,8 +95,7 @@ function wavEncoding(f: WavFormat): AudioEncoding {
   ]);
 }
 
-/** At most this many channels (mixed to one). */
-export const MAX_CHANNELS = 2;
+export { MAX_CHANNELS } from './errors.js';
 
 /**
  * One audio file, streamed: push() the bytes as they arrive, end() when the body is over.
@@ -133,7 +132,14 @@ export class AudioFileDecoder {
     return info ? this.samplesOut / info.sampleRate : 0;
   }
 
-  async push(chunk: Buffer): Promise<Float32Array[]> {
+  /**
+   * Feeds the next bytes. With a sink, the samples go to it as each Ogg page or WebM block is
+   * decoded (awaited) and push() resolves with the rest; without one, all of them come back. The
+   * duration limit is applied to every page or block either way: Opus expands 3 bytes into
+   * 120 ms, so one 64 KB chunk can hold hours of audio (400 KB of such Ogg pages held 950 MB
+   * of samples at once before they were counted).
+   */
+  async push(chunk: Buffer, sink?: AudioSink): Promise<Float32Array[]> {
     this.bytesReceived += chunk.length;
     if (this.bytesReceived > this.opts.maxBytes) {
       throw new AttuneError('payload_too_large', `file is larger than ${this.opts.maxBytes} bytes`, [{ field: this.field, reason: 'too_large', max_bytes: this.opts.maxBytes }]);
@@ -145,7 +151,14 @@ export class AudioFileDecoder {
       this.head = null;
       this.decoder = this.open(chunk);
     }
-    return this.count(await this.decoder.push(chunk));
+    const kept: Float32Array[] = [];
+    const emit = async (pieces: Float32Array[]) => {
+      this.count(pieces);
+      if (sink) await sink(pieces);
+      else kept.push(...pieces);
+    };
+    const rest = this.count(await this.decoder.push(chunk, emit));
+    return kept.length > 0 ? [...kept, ...rest] : rest;
   }
 
   async end(): Promise<Float32Array[]> {
@@ -186,11 +199,7 @@ export class AudioFileDecoder {
     const info = this.decoder!.info;
     if (info && !this.checkedInfo) {
       this.checkedInfo = true;
-      if (info.channels > MAX_CHANNELS) {
-        throw new AttuneError('unsupported_media_type', `${info.channels} channels; send mono or stereo`, [
-          { field: this.field, reason: 'unsupported_channel_count', channels: info.channels },
-        ]);
-      }
+      if (info.channels > MAX_CHANNELS) throw unsupportedChannels(this.field, info.channels);
       if (info.declaredS !== null && info.declaredS > this.opts.maxDurationS) throw this.tooLong(info.declaredS);
     }
     for (const p of pieces) this.samplesOut += p.length;

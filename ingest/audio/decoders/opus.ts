@@ -5,7 +5,7 @@
 // any other rate. The decoder drops the stream's pre-skip (encoder delay) itself.
 import { OpusDecoder } from 'opus-decoder';
 import { mixToMono } from './types.js';
-import { undecodable } from './errors.js';
+import { MAX_CHANNELS, undecodable, unsupportedChannels } from './errors.js';
 
 export const OPUS_RATE = 48000;
 
@@ -42,6 +42,8 @@ export class OpusPacketDecoder {
   ) {}
 
   async open(head: OpusHead): Promise<void> {
+    // Refused before the first packet: a multichannel stream (up to 255) decodes every channel.
+    if (head.channels > MAX_CHANNELS) throw unsupportedChannels(this.field, head.channels);
     this.decoder = new OpusDecoder({ ...head });
     await this.decoder.ready;
   }

@@ -17,13 +17,20 @@ export interface DecodedAudioInfo {
   declaredS: number | null;
 }
 
+/** Where a decoder may hand samples as it goes, rather than collect a whole chunk's. */
+export type AudioSink = (pieces: Float32Array[]) => Promise<void> | void;
+
 export interface AudioFormatDecoder {
   /** For messages: WAV, MP3, Ogg Opus, WebM Opus. */
   readonly format: string;
   /** Set once the header has been read (before that, push() may return nothing). */
   readonly info: DecodedAudioInfo | null;
-  /** Feeds the next bytes; resolves with the mono samples they completed. */
-  push(chunk: Buffer): Promise<Float32Array[]>;
+  /**
+   * Feeds the next bytes; resolves with the mono samples they completed. A decoder whose
+   * output can far outgrow its input (Opus) gives each page's or block's samples to `emit`,
+   * when there is one, as it decodes them.
+   */
+  push(chunk: Buffer, emit?: AudioSink): Promise<Float32Array[]>;
   /** The input is over: the rest of the samples; throws a coded 400 when the file was cut short. */
   end(): Promise<Float32Array[]>;
   /** Releases WebAssembly memory; safe to call twice. */

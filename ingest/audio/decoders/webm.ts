@@ -9,10 +9,11 @@
 // track's number and codec (Tracks/TrackEntry), its OpusHead (CodecPrivate), and the payloads of
 // its SimpleBlocks and Blocks. So the walker descends into the few master elements that lead
 // there (unknown size or not), skips everything else by its size without reading it, and keeps
-// only the bytes of the element it is reading (a block: at most MAX_BLOCK_BYTES). The blocks'
-// lacing (Xiph, EBML, fixed) is undone by ebml-block, a small maintained parser of exactly that.
+// only the bytes of the element it is reading (a block: at most MAX_BLOCK_BYTES) and the
+// tracks' headers (at most MAX_WEBM_TRACKS of them). The blocks' lacing (Xiph, EBML, fixed;
+// at most 256 frames) is undone by ebml-block, a small maintained parser of exactly that.
 import { createRequire } from 'node:module';
-import { type AudioFormatDecoder, type DecodedAudioInfo } from './types.js';
+import { type AudioFormatDecoder, type AudioSink, type DecodedAudioInfo } from './types.js';
 import { truncated, undecodable, unsupportedCodec } from './errors.js';
 import { OPUS_RATE, OpusPacketDecoder, parseOpusHead } from './opus.js';
 
@@ -50,6 +51,14 @@ const READ = new Set<number>([ID.DocType, ID.TrackNumber, ID.TrackType, ID.Codec
 /** A block larger than this is not audio an upload sends (an Opus packet is at most ~1.3 KB a 20 ms frame). */
 const MAX_BLOCK_BYTES = 1024 * 1024;
 const MAX_HEADER_ELEMENT_BYTES = 64 * 1024;
+/**
+ * At most this many TrackEntry elements in a file (all Tracks elements together): a recording
+ * has one audio track, a screen or call recording a video track or two besides. Each is kept
+ * until the first block (an object, and its CodecPrivate of up to MAX_HEADER_ELEMENT_BYTES):
+ * without a bound, 2-byte empty TrackEntries grew the heap by about 75 bytes each, so a 4 MB
+ * file by 300 MB and a 200 MB upload past the heap limit.
+ */
+export const MAX_WEBM_TRACKS = 16;
 const TRACK_TYPE_AUDIO = 2;
 
 interface Track {
@@ -99,8 +108,8 @@ export class WebmOpusDecoder implements AudioFormatDecoder {
     this.opus = new OpusPacketDecoder(field, FORMAT);
   }
 
-  async push(chunk: Buffer): Promise<Float32Array[]> {
-    const buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
+  async push(chunk: Buffer, emit?: AudioSink): Promise<Float32Array[]> {
+    let buf = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     const out: Float32Array[] = [];
     let p = 0;
     for (;;) {
@@ -113,9 +122,16 @@ export class WebmOpusDecoder implements AudioFormatDecoder {
       if (this.reading) {
         const { id, size } = this.reading;
         if (buf.length - p < size) break;
-        out.push(...(await this.element(id, buf.subarray(p, p + size))));
+        const pieces = await this.element(id, buf.subarray(p, p + size));
         p += size;
         this.reading = null;
+        if (emit && pieces.length > 0) {
+          // Kept consistent first: emit may throw (the duration limit), ending the upload.
+          this.offset += p;
+          buf = buf.subarray(p);
+          p = 0;
+          await emit(pieces);
+        } else out.push(...pieces);
         continue;
       }
       const idv = readVint(buf, p, true);
@@ -130,7 +146,12 @@ export class WebmOpusDecoder implements AudioFormatDecoder {
       if (this.offset === 0 && p === idLen + sizeLen && id !== ID.EBML) throw undecodable(this.field, FORMAT, 'no EBML header');
       if (DESCEND.has(id)) {
         if (id === ID.Segment && size >= 0) this.segmentEnd = bodyAt + size;
-        if (id === ID.TrackEntry) this.tracks.push({ number: null, type: null, codec: null, codecPrivate: null });
+        if (id === ID.TrackEntry) {
+          if (this.tracks.length >= MAX_WEBM_TRACKS) {
+            throw undecodable(this.field, FORMAT, `more than ${MAX_WEBM_TRACKS} tracks (TrackEntry at byte ${bodyAt})`, { max_tracks: MAX_WEBM_TRACKS });
+          }
+          this.tracks.push({ number: null, type: null, codec: null, codecPrivate: null });
+        }
         continue;
       }
       if (size < 0) throw undecodable(this.field, FORMAT, `element 0x${id.toString(16)} of unknown size at byte ${bodyAt}`);
