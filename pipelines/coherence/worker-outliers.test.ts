@@ -876,3 +876,50 @@ test("a session's threshold settings changed mid-stream (a settings marker in it
     assert.deepEqual(got.events, ref.events.map((e) => ({ ...e, event_id: e.event_id.replace(/^[^:]+/, got.events[0]?.event_id.split(':')[0] ?? '') })), `cuts ${cuts}: the same events`);
   }
 });
+
+test("readings after a session's end marker revive it the same whether they come in the batch of the end or in a later one", async () => {
+  const series = rsaReadings({ startMs: start + 250, durationS: 300, breathHz: 0.1, seed: 81 });
+  const endAt = series.findIndex((r) => Date.parse(r.timestamp) > start + 150_000);
+  async function run(name: string, split: boolean) {
+    const topics = prefixedTopics(`${name}.`);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    const device = `${name}-d`;
+    await new DevicesRepository(entities.client).register({ id: device, orgId: 'o1', userId: 'u1' });
+    const session = await sessions.create({ ...sessionOpts, coherenceThreshold: 0.3, thresholdDurationS: 10, deviceId: device });
+    const enc = async (r: Reading) => ({ key: device, value: await codec.encode(Topics.heartReadings, record(session.id, device, r)), timestamp: Date.parse(r.timestamp) });
+    const first = [];
+    for (const r of series.slice(0, endAt)) first.push(await enc(r));
+    // The end call after the first 150 s; the device syncs the rest after it (late for the
+    // session's windows: they revive it, and windows up to its last one are not stored again).
+    first.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[endAt - 1].timestamp) }));
+    const rest = [];
+    for (const r of series.slice(endAt)) rest.push(await enc(r));
+    rest.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[series.length - 1].timestamp) }));
+    const w = worker(topics, `${name}-group`);
+    await w.start();
+    try {
+      if (split) {
+        await bus.publish(topics.heartReadings, first);
+        await waitFor(`${name}: the first end read`, () => w.stats.endMarkers >= 1, 30_000, 20);
+        await bus.publish(topics.heartReadings, rest);
+      } else await bus.publish(topics.heartReadings, [...first, ...rest]);
+      await waitFor(`${name}: flushed`, () => w.stats.endMarkers >= 2 && w.openSessionCount === 0 && w.stats.readings >= series.length, 60_000, 20);
+      await w.flush();
+    } finally {
+      await w.stop();
+    }
+    const rs = await store.client.query({
+      query: `SELECT toUnixTimestamp64Milli(occurred_at) AS at_ms, payload_json FROM ${store.database}.session_events FINAL WHERE session_id = {s:String} ORDER BY occurred_at`,
+      query_params: { s: session.id },
+      format: 'JSONEachRow',
+    });
+    return { windows: await windowMetrics(session.id, true), events: await rs.json(), revivedInBatch: (w.stats as any).revivedInBatch ?? 0 };
+  }
+  const split = await run('revive-split', true);
+  const oneBatch = await run('revive-one', false);
+  const endMs = Date.parse(series[endAt - 1].timestamp);
+  assert.ok(split.windows.some((w) => Number(w.end_ms) > endMs + 60_000), 'windows after the end: the session was revived');
+  assert.deepEqual(oneBatch.windows, split.windows);
+  assert.deepEqual(oneBatch.events, split.events);
+  assert.equal(oneBatch.revivedInBatch, 1, 'revived in the batch of its end');
+});

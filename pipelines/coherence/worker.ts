@@ -130,6 +130,13 @@ interface SessionState {
    * with it: the tracker is set to them when the window is emitted, after the batch.
    */
   settings: ThresholdSettings | null;
+  /** The session's start (PostgreSQL), -Infinity when it was not found. */
+  startedAtMs: number;
+  /**
+   * Revived in the batch that ended it (revive): its tracker is the ended state's as it stands
+   * once that state's last windows are emitted, taken at this state's first window.
+   */
+  inheritFrom: SessionState | null;
   /** Windows ending at or before this were published (by us, or before a restart: its checkpoint). */
   emittedThroughMs: number;
   /** Ended (marker or idle end): said in its last checkpoint. */
@@ -233,6 +240,15 @@ interface PartitionState {
   sessions: Map<string, SessionState>;
   /** Sessions ended (marker or idle end): how far they were emitted, in case a late reading comes. */
   flushedThrough: Map<string, number>;
+  /**
+   * The newest checkpoint this owner wrote for each session it ended: a reading that revives
+   * one restores from it, as a replay would from the topic. (The checkpoint table's reader may
+   * not have read it back yet, and a revival restored from an older one, with a tracker a
+   * stream of windows behind: whether an event fired depended on the reader's progress.)
+   */
+  endedCheckpoints: Map<string, SessionCheckpoint>;
+  /** Sessions ended in the batch being read (a later reading of one in it revives it: revive). */
+  endedInBatch: Map<string, SessionState>;
   /** Newest beat time of the partition, ms (event time). */
   maxEventTimeMs: number;
   /** No session is idle-ended before maxEventTimeMs passes this (a lower bound). */
@@ -301,6 +317,8 @@ export interface CoherenceWorkerStats {
   /** Settings markers read, and those that changed a session's threshold settings. */
   settingsMarkers: number;
   settingsApplied: number;
+  /** Sessions revived by a reading in the batch that ended them (revive). */
+  revivedInBatch: number;
   /** Sessions taken over (restart, rebalance) whose state came from a checkpoint. */
   restoredSessions: number;
   /** Provisional windows published (live display only). */
@@ -343,6 +361,7 @@ export class CoherenceWorker {
     endMarkers: 0,
     settingsMarkers: 0,
     settingsApplied: 0,
+    revivedInBatch: 0,
     restoredSessions: 0,
     provisionalWindows: 0,
     provisionalFailures: 0,
@@ -411,6 +430,8 @@ export class CoherenceWorker {
         tracker: new PartitionOffsetTracker(topic, partition),
         sessions: new Map(),
         flushedThrough: new Map(),
+        endedCheckpoints: new Map(),
+        endedInBatch: new Map(),
         maxEventTimeMs: -Infinity,
         nextIdleEndMs: Infinity,
         lastSenders: new Set(),
@@ -497,6 +518,7 @@ export class CoherenceWorker {
       p.recentFloors.push(p.startOffset);
     }
     await this.loadSessions(p, decoded);
+    p.endedInBatch.clear();
 
     const touched = new Set<SessionState>();
     const badOffsets = new Set(bad.map((b) => b.record.offset));
@@ -553,7 +575,12 @@ export class CoherenceWorker {
    */
   private applyReading(p: PartitionState, rec: BusRecord, offset: bigint, reading: HeartReadingRecord, index: number | null, touched: Set<SessionState>): void {
     this.stats.readings++;
-    const st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
+    let st = reading.session_id ? p.sessions.get(reading.session_id) : undefined;
+    if (!st && reading.session_id) {
+      // Any reading of it, as loadSessions takes any (its first record in the next batch).
+      const ended = p.endedInBatch.get(reading.session_id);
+      if (ended) st = this.revive(p, ended, reading, offset);
+    }
     // Every record of a known session is logged (an implausible or HR-only one too: a replay's
     // first record of the session may be one, and it must find its anchor).
     let logged = false;
@@ -695,6 +722,7 @@ export class CoherenceWorker {
     p.tracker.setRetained(anchorKey(st.id), null);
     p.sessions.delete(st.id);
     p.lastSenders.delete(st);
+    p.endedInBatch.set(st.id, st);
     st.ended = true;
     p.outCheckpoints.add(st);
     p.ending.set(st, p.currentOffset);
@@ -951,6 +979,44 @@ export class CoherenceWorker {
     return out;
   }
 
+  /**
+   * A reading of a session ended earlier in this batch (its marker, or silence) revives it here,
+   * as the next batch would from the ended checkpoint (loadSessions: no anchor, the guard from
+   * the session's start or its last window, windows up to the flushed one suppressed, the
+   * tracker as the ended state left it). Before, such a reading was dropped in the batch of the
+   * end and revived the session in a later one: the windows depended on where the bus cut its
+   * batches.
+   */
+  private revive(p: PartitionState, ended: SessionState, r: HeartReadingRecord, offset: bigint): SessionState {
+    const emittedThroughMs = Math.max(ended.emittedThroughMs, p.flushedThrough.get(ended.id) ?? -Infinity);
+    const st: SessionState = {
+      id: ended.id,
+      userId: r.user_id,
+      orgId: r.org_id,
+      deviceId: r.device_id,
+      windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs }),
+      guard: new SessionClockGuard<Guarded>({
+        horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
+        confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
+        startMs: Math.max(ended.startedAtMs, emittedThroughMs),
+      }),
+      guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], partitionMax: [], from: p.startOffset ?? offset },
+      quietFromMs: -Infinity,
+      threshold: null,
+      settings: ended.settings,
+      startedAtMs: ended.startedAtMs,
+      inheritFrom: ended,
+      emittedThroughMs,
+      ended: false,
+      provisionalThroughMs: -Infinity,
+      provisionalMemos: [],
+    };
+    p.sessions.set(st.id, st);
+    p.endedInBatch.delete(st.id);
+    this.stats.revivedInBatch++;
+    return st;
+  }
+
   /** Creates state for sessions first seen in this batch, from their checkpoints (a takeover). */
   private async loadSessions(p: PartitionState, records: Array<{ readings: HeartReadingRecord[]; offset: bigint }>): Promise<void> {
     const fresh = new Map<string, { r: HeartReadingRecord; offset: bigint }>();
@@ -958,7 +1024,8 @@ export class CoherenceWorker {
     if (fresh.size === 0) return;
     for (const [id, { r, offset: firstOffset }] of fresh) {
       const session = await this.opts.sessions.get(id);
-      const cp = this.checkpoints.get(id);
+      const cp = p.endedCheckpoints.get(id) ?? this.checkpoints.get(id);
+      p.endedCheckpoints.delete(id);
       // The settings the session had where the checkpoint was written (its settings markers
       // before that are behind the commit), else PostgreSQL's now.
       const saved = cp?.settings ?? (session ? { coherenceThreshold: session.coherenceThreshold, thresholdDurationS: session.thresholdDurationS, version: session.version } : null);
@@ -1016,6 +1083,8 @@ export class CoherenceWorker {
         quietFromMs: anchor?.sentLast ? null : (anchor?.quietFromMs ?? -Infinity),
         threshold,
         settings,
+        startedAtMs: session?.startedAt ?? -Infinity,
+        inheritFrom: null,
         emittedThroughMs,
         ended: false,
         provisionalThroughMs: -Infinity,
@@ -1085,6 +1154,16 @@ export class CoherenceWorker {
 
   /** Emits the window (and any event it completes); false when it was suppressed (published before a restart). */
   private emit(st: SessionState, w: ClosedWindow, m: WindowMetrics, windows: CoherenceWindowRecord[], events: SessionEventRecord[], settings?: ThresholdSettings | null): boolean {
+    if (st.inheritFrom) {
+      // Revived in the batch that ended it: the ended state's windows, all before this one in
+      // the batch, are emitted; its tracker now is what its checkpoint holds.
+      const from = st.inheritFrom.threshold;
+      st.inheritFrom = null;
+      if (from) {
+        st.threshold = new ThresholdTracker({ sessionId: st.id, threshold: from.threshold, holdMs: from.holdMs });
+        st.threshold.restore(from.snapshot());
+      }
+    }
     // The settings the window closed under (a settings marker may have come since, later in
     // the same batch: it judges the windows closed after it).
     if (settings) {
@@ -1155,7 +1234,13 @@ export class CoherenceWorker {
     const checkpointed = p.ending.size > 0 ? new Set([...sessions, ...p.ending.keys()]) : sessions;
     if (checkpointed.size > 0) {
       const anchors = this.anchorsOf(p, checkpointed);
-      await this.checkpoints.write([...checkpointed].map((st) => ({ ...this.checkpointOf(st), guard: anchors.get(st) ?? null })));
+      const written = [...checkpointed].map((st) => ({ ...this.checkpointOf(st), guard: anchors.get(st) ?? null }));
+      await this.checkpoints.write(written);
+      for (const c of written) {
+        if (!c.ended) continue;
+        if (p.endedCheckpoints.size > 10_000 && !p.endedCheckpoints.has(c.sessionId)) p.endedCheckpoints.clear();
+        p.endedCheckpoints.set(c.sessionId, c);
+      }
     }
     const commitAt = p.tracker.commitOffset();
     if (commitAt === null) return;
