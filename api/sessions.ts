@@ -300,7 +300,8 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
       metrics_source: valid.length > 0 ? ('rr' as const) : null,
       device_reading_count: 0,
       window_count: rows.length,
-      // Cumulative per session (since ClickHouse 0020 replay-stable): the newest window's count.
+      // Cumulative per session (since ClickHouse 0020 replay-stable): the highest (a session
+      // revived after its end counts anew).
       late_beat_count: rows.reduce((n, r) => Math.max(n, Number(r.late_beat_count ?? 0)), 0),
       valid_window_count: valid.length,
       partial_window_count: rows.filter((r) => Boolean(r.partial)).length,

@@ -31,6 +31,7 @@ import { AttuneError, isAttuneError } from '../lib/errors.js';
 import { Scopes } from '../lib/principal.js';
 import type { AppContext } from '../http/context.js';
 import { bearerToken, requireScope, type VerifiedToken } from '../http/auth.js';
+import { assertClientId } from '../http/auth-plugin.js';
 import { watchApiKey } from '../http/http-auth.js';
 import type { Envelope } from '../http/live-hub.js';
 import { speechSessionKey } from './speech-live.js';
@@ -115,6 +116,8 @@ export async function registerSpeechSocketIo(app: FastifyInstance, ctx: AppConte
       const auth = socket.handshake.auth as { token?: unknown } | undefined;
       const token = typeof auth?.token === 'string' && auth.token ? auth.token : bearerToken(socket.handshake.headers.authorization);
       if (!token) throw new AttuneError('unauthorized', "no token: connect with io(url, {auth: {token: '<jwt or API key>'}})", [{ reason: 'missing_token' }]);
+      // X-AUF-Client-ID, when the handshake sends it, must name the API key (as on every route and socket).
+      assertClientId(token, socket.handshake.headers);
       const p = await ctx.auth.verify(token);
       requireScope(p, Scopes.readSpeech);
       socket.data.principal = p;

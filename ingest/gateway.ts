@@ -221,6 +221,17 @@ export function withSyncBattery(records: HeartReadingRecord[], battery: number |
   if (records[newest].battery_level_pct === null) records[newest].battery_level_pct = battery;
 }
 
+/**
+ * The battery a sync leaves its device at: the body's, else that of its newest reading (by
+ * time, not by place in the request: readings may come in any order) that has one.
+ */
+export function syncBattery(records: HeartReadingRecord[], body: number | null | undefined): number | null {
+  if (body !== undefined && body !== null) return body;
+  let best: HeartReadingRecord | null = null;
+  for (const r of records) if (r.battery_level_pct !== null && (best === null || r.recorded_at >= best.recorded_at)) best = r;
+  return best?.battery_level_pct ?? null;
+}
+
 /** The readings budget of the gateway (see readingBudget). */
 interface Budget {
   /** Takes `readings` from the device's and its user's budgets, or returns a coded 429 saying when to retry. */
@@ -407,8 +418,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       // The document's device fields: last_sync (this sync's acceptance), battery (the body's,
       // else the last reading's that has one) and last_worn, kept per device.
       if (ctx.users) {
-        let battery = req.body.battery_level;
-        for (let i = req.body.readings.length - 1; battery === undefined && i >= 0; i--) battery = req.body.readings[i].battery_level;
+        const battery = syncBattery(records, req.body.battery_level);
         const lastWorn = req.body.last_worn === undefined ? null : Math.round(parseTimestamp(req.body.last_worn));
         // The readings are on the bus: a failed bookkeeping write must not turn that into an error.
         await ctx.users.noteSync(device.orgId, device.id, { at: ctx.clock(), batteryLevel: battery ?? null, lastWorn }).catch((err) => {
@@ -584,8 +594,7 @@ function handleIngestSocket(
         // Live readings count as a sync of the device too (last_sync and battery in GET /v1/users/me).
         const synced = device;
         if (ctx.users && synced) {
-          let battery = bodyBattery;
-          for (let i = readings.length - 1; battery === undefined && i >= 0; i--) battery = readings[i].battery_level;
+          const battery = syncBattery(records, bodyBattery);
           await ctx.users.noteSync(synced.orgId, synced.id, { at: ctx.clock(), batteryLevel: battery ?? null }).catch((err) => {
             ctx.log.warn({ err, device_id: synced.id }, 'recording the sync on the device failed');
           });

@@ -821,16 +821,19 @@ test("a session's threshold settings changed mid-stream (a settings marker in it
     return (await rs.json()) as Array<{ event_id: string; type: string; at_ms: string | number; payload_json: string }>;
   };
   /** Readings, the settings marker (version 2, and again, and an older version 1 after it: neither changes anything), the end marker; cut into worker runs at `cuts`. */
-  async function run(name: string, cuts: number[], withMarker = true) {
+  async function run(name: string, cuts: number[], withMarker = true, opts: { patchedBefore?: boolean; markerFirst?: boolean } = {}) {
     const topics = prefixedTopics(`${name}.`);
     await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
     const device = `${name}-d`;
     await new DevicesRepository(entities.client).register({ id: device, orgId: 'o1', userId: 'u1' });
     // Unreachable at first: 0.99 held 30 s; then 0.3 held 10 s.
     const session = await sessions.create({ ...sessionOpts, coherenceThreshold: 0.99, thresholdDurationS: 30, deviceId: device });
+    // The row already at version 2 when the worker first sees the session (a worker behind the PATCH).
+    if (opts.patchedBefore) await sessions.update(session.id, { coherenceThreshold: 0.3, thresholdDurationS: 10 });
     const marker = (version: number) =>
       settingsMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', coherenceThreshold: version === 2 ? 0.3 : 0.8, thresholdDurationS: version === 2 ? 10 : 20, version, changedAtMs: start + 200_000 });
     const recs = [];
+    if (opts.markerFirst) recs.push(await marker(2));
     for (let i = 0; i < series.length; i++) {
       if (withMarker && i === at) recs.push(await marker(2), await marker(2));
       if (withMarker && i === at + 20) recs.push(await marker(1));
@@ -870,11 +873,27 @@ test("a session's threshold settings changed mid-stream (a settings marker in it
     assert.ok(Number(e.at_ms) > markerAt - 15_000, `event at ${Number(e.at_ms) - start} ms, the marker at ${markerAt - start} ms`);
   }
   assert.deepEqual(ref.windows, unchanged.windows, 'settings change no window');
+  /** Events equal but for the session id that begins their ids. */
+  const sameEvents = (got: typeof ref.events, want: typeof ref.events) => {
+    const strip = (es: typeof ref.events) => es.map((e) => ({ ...e, event_id: e.event_id.split(':').slice(1).join(':') }));
+    assert.deepEqual(strip(got), strip(want));
+  };
   const n = series.length + 4;
   for (const cuts of [[at - 30], [at + 1], [at + 2, at + 60], [Math.round(n * 0.8)]]) {
     const got = await run(`settings-${cuts.join('-')}`, cuts);
     assert.deepEqual(got.events, ref.events.map((e) => ({ ...e, event_id: e.event_id.replace(/^[^:]+/, got.events[0]?.event_id.split(':')[0] ?? '') })), `cuts ${cuts}: the same events`);
   }
+  // A worker that first sees the session after the PATCH reached PostgreSQL, but before its
+  // marker reached the partition, judges the windows before the marker by the settings the
+  // session was created with: the same events as one that kept up.
+  const behind = await run('settings-behind', [], true, { patchedBefore: true });
+  sameEvents(behind.events, ref.events);
+  // The marker before the session's first reading (the PATCH came first): the new settings from
+  // its first window, in an uninterrupted run and with a restart right after the marker.
+  const first = await run('settings-first', [], true, { markerFirst: true });
+  assert.ok(first.events.length >= 1 && Number(first.events[0].at_ms) < markerAt - 15_000, `an event before the mid-stream marker: ${first.events.map((e) => Number(e.at_ms) - start)}`);
+  const firstCut = await run('settings-first-cut', [1], true, { markerFirst: true });
+  sameEvents(firstCut.events, first.events);
 });
 
 test("readings after a session's end marker revive it the same whether they come in the batch of the end or in a later one", async () => {

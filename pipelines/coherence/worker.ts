@@ -241,12 +241,15 @@ interface PartitionState {
   /** Sessions ended (marker or idle end): how far they were emitted, in case a late reading comes. */
   flushedThrough: Map<string, number>;
   /**
-   * The newest checkpoint this owner wrote for each session it ended: a reading that revives
-   * one restores from it, as a replay would from the topic. (The checkpoint table's reader may
-   * not have read it back yet, and a revival restored from an older one, with a tracker a
-   * stream of windows behind: whether an event fired depended on the reader's progress.)
+   * The newest checkpoint this owner wrote for each session it ended, or whose settings a
+   * marker changed while it had no state here: a reading that revives (or first brings) one
+   * restores from it, as a replay would from the topic. (The checkpoint table's reader may not
+   * have read it back yet, and a revival restored from an older one, with a tracker a stream of
+   * windows behind: whether an event fired depended on the reader's progress.)
    */
-  endedCheckpoints: Map<string, SessionCheckpoint>;
+  localCheckpoints: Map<string, SessionCheckpoint>;
+  /** Checkpoints of sessions without state (a settings marker), to write with the batch's. */
+  outLooseCheckpoints: SessionCheckpoint[];
   /** Sessions ended in the batch being read (a later reading of one in it revives it: revive). */
   endedInBatch: Map<string, SessionState>;
   /** Newest beat time of the partition, ms (event time). */
@@ -430,7 +433,8 @@ export class CoherenceWorker {
         tracker: new PartitionOffsetTracker(topic, partition),
         sessions: new Map(),
         flushedThrough: new Map(),
-        endedCheckpoints: new Map(),
+        localCheckpoints: new Map(),
+        outLooseCheckpoints: [],
         endedInBatch: new Map(),
         maxEventTimeMs: -Infinity,
         nextIdleEndMs: Infinity,
@@ -671,13 +675,27 @@ export class CoherenceWorker {
    */
   private applySettings(p: PartitionState, m: SettingsMarker): void {
     this.stats.settingsMarkers++;
-    const st = p.sessions.get(m.sessionId);
-    if (!st || m.version <= (st.settings?.version ?? 0)) return;
-    st.settings = { threshold: m.coherenceThreshold, holdMs: m.thresholdDurationS * 1000, version: m.version };
+    const settings: ThresholdSettings = { threshold: m.coherenceThreshold, holdMs: m.thresholdDurationS * 1000, version: m.version };
+    // Ended in this batch: its ended checkpoint, written with the batch, carries them.
+    const st = p.sessions.get(m.sessionId) ?? p.endedInBatch.get(m.sessionId);
+    if (!st) {
+      // No state here (not seen yet, or ended before this batch): kept in its checkpoint, so
+      // that it starts from them whenever its readings come, in this run or a replay.
+      const base = p.localCheckpoints.get(m.sessionId) ?? this.checkpoints.get(m.sessionId) ?? { sessionId: m.sessionId, emittedThroughMs: null, threshold: null, ended: false };
+      if (m.version <= (base.settings?.version ?? 0)) return;
+      const next: SessionCheckpoint = { ...base, settings: { coherenceThreshold: m.coherenceThreshold, thresholdDurationS: m.thresholdDurationS, version: m.version } };
+      if (p.localCheckpoints.size > 10_000 && !p.localCheckpoints.has(m.sessionId)) p.localCheckpoints.clear();
+      p.localCheckpoints.set(m.sessionId, next);
+      p.outLooseCheckpoints.push(next);
+      this.stats.settingsApplied++;
+      return;
+    }
+    if (m.version <= (st.settings?.version ?? 0)) return;
+    st.settings = settings;
     this.stats.settingsApplied++;
     // Checkpointed before the commit passes the marker: a replay from a later commit reads
     // the settings there.
-    p.outCheckpoints.add(st);
+    if (!st.ended) p.outCheckpoints.add(st);
   }
 
   /** A released reading's beats into its session's windows. */
@@ -1001,7 +1019,7 @@ export class CoherenceWorker {
         startMs: Math.max(ended.startedAtMs, emittedThroughMs),
       }),
       guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], partitionMax: [], from: p.startOffset ?? offset },
-      quietFromMs: -Infinity,
+      quietFromMs: null,
       threshold: null,
       settings: ended.settings,
       startedAtMs: ended.startedAtMs,
@@ -1024,11 +1042,15 @@ export class CoherenceWorker {
     if (fresh.size === 0) return;
     for (const [id, { r, offset: firstOffset }] of fresh) {
       const session = await this.opts.sessions.get(id);
-      const cp = p.endedCheckpoints.get(id) ?? this.checkpoints.get(id);
-      p.endedCheckpoints.delete(id);
+      const cp = p.localCheckpoints.get(id) ?? this.checkpoints.get(id);
+      p.localCheckpoints.delete(id);
       // The settings the session had where the checkpoint was written (its settings markers
       // before that are behind the commit), else PostgreSQL's now.
-      const saved = cp?.settings ?? (session ? { coherenceThreshold: session.coherenceThreshold, thresholdDurationS: session.thresholdDurationS, version: session.version } : null);
+      // Without a checkpoint's: the settings it was created with (version 1; the markers of its
+      // changes come in the partition), else, for a session created before they were recorded,
+      // its current ones.
+      const initial = cp?.settings || !session ? null : await this.opts.sessions.initialSettings(id);
+      const saved = cp?.settings ?? (initial ? { ...initial, version: 1 } : session ? { coherenceThreshold: session.coherenceThreshold, thresholdDurationS: session.thresholdDurationS, version: session.version } : null);
       const settings: ThresholdSettings | null = saved ? { threshold: saved.coherenceThreshold, holdMs: saved.thresholdDurationS * 1000, version: saved.version } : null;
       // The tracker with the settings it judged the last window by (in its snapshot, when the
       // checkpoint has them), so that a change since is applied, and its streak ended, exactly
@@ -1078,9 +1100,10 @@ export class CoherenceWorker {
         // Every record of the session read from the partition's start on is logged (there
         // were none before this one).
         guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], partitionMax: [], from: p.startOffset ?? firstOffset },
-        // Where the run before had it before this record (an anchor written before 2026-12-06:
-        // from its newest beat only, as then).
-        quietFromMs: anchor?.sentLast ? null : (anchor?.quietFromMs ?? -Infinity),
+        // Where the run before had it before this record; without an anchor (its first record
+        // in this run, a revival) null: no silence ends it before its first reading here, which
+        // may come after other sessions' readings in this batch.
+        quietFromMs: anchor && !anchor.sentLast && anchor.quietFromMs != null ? anchor.quietFromMs : null,
         threshold,
         settings,
         startedAtMs: session?.startedAt ?? -Infinity,
@@ -1091,7 +1114,7 @@ export class CoherenceWorker {
         provisionalMemos: [],
       });
       const created = p.sessions.get(id)!;
-      if (created.quietFromMs === null) p.lastSenders.add(created);
+      if (anchor?.sentLast) p.lastSenders.add(created);
     }
   }
 
@@ -1232,14 +1255,18 @@ export class CoherenceWorker {
     // for this commit (a session revived since is checkpointed as the live one, only).
     for (const st of p.ending.keys()) if (p.sessions.has(st.id)) p.ending.delete(st);
     const checkpointed = p.ending.size > 0 ? new Set([...sessions, ...p.ending.keys()]) : sessions;
-    if (checkpointed.size > 0) {
+    // Sessions without state whose settings a marker changed (applySettings); one that has state
+    // again is checkpointed as such.
+    const loose = p.outLooseCheckpoints.filter((c) => !p.sessions.has(c.sessionId));
+    p.outLooseCheckpoints = [];
+    if (checkpointed.size > 0 || loose.length > 0) {
       const anchors = this.anchorsOf(p, checkpointed);
-      const written = [...checkpointed].map((st) => ({ ...this.checkpointOf(st), guard: anchors.get(st) ?? null }));
+      const written = [...[...checkpointed].map((st) => ({ ...this.checkpointOf(st), guard: anchors.get(st) ?? null })), ...loose];
       await this.checkpoints.write(written);
       for (const c of written) {
         if (!c.ended) continue;
-        if (p.endedCheckpoints.size > 10_000 && !p.endedCheckpoints.has(c.sessionId)) p.endedCheckpoints.clear();
-        p.endedCheckpoints.set(c.sessionId, c);
+        if (p.localCheckpoints.size > 10_000 && !p.localCheckpoints.has(c.sessionId)) p.localCheckpoints.clear();
+        p.localCheckpoints.set(c.sessionId, c);
       }
     }
     const commitAt = p.tracker.commitOffset();

@@ -203,8 +203,8 @@ export class SessionsRepository {
     try {
       const { rows } = await this.sql.query<SessionRow>(
         `INSERT INTO sessions (session_id, org_id, user_id, device_id, kind, title, status, started_at, coherence_threshold,
-           threshold_duration_s, metadata, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9, $10::jsonb, $11, $11)
+           threshold_duration_s, metadata, created_at, updated_at, initial_coherence_threshold, initial_threshold_duration_s)
+         VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9, $10::jsonb, $11, $11, $8, $9)
          RETURNING ${SESSION_COLUMNS}`,
         [
           randomUUID(),
@@ -227,6 +227,22 @@ export class SessionsRepository {
       }
       throw err;
     }
+  }
+
+  /**
+   * The threshold settings session `id` was created with (its version 1; migration 0014), or
+   * null when it has none recorded (created before 0014, a mesh participation) or does not exist.
+   * Read by the coherence worker when it first sees a session (not cached: once per session).
+   */
+  async initialSettings(id: string): Promise<{ coherenceThreshold: number; thresholdDurationS: number } | null> {
+    if (!isUuid(id)) return null;
+    const { rows } = await this.sql.query<{ t: number | string | null; d: number | string | null }>(
+      'SELECT initial_coherence_threshold AS t, initial_threshold_duration_s AS d FROM sessions WHERE session_id = $1',
+      [id],
+    );
+    const r = rows[0];
+    if (!r || r.t === null || r.d === null) return null;
+    return { coherenceThreshold: Number(r.t), thresholdDurationS: Number(r.d) };
   }
 
   /**

@@ -293,6 +293,11 @@ export class UsersRepository {
     }
     const { rows } = await this.sql.query<DeviceProfileRow>(
       `UPDATE devices SET user_id = $6, device_type = $3, firmware = COALESCE($4, firmware), removed_at = NULL, version = version + 1,
+         -- Another user's now: its last owner's name, last sync, battery and last-worn time go (as DevicesRepository.register).
+         name = CASE WHEN user_id = $6 THEN name ELSE '' END,
+         last_seen_at = CASE WHEN user_id = $6 THEN last_seen_at END,
+         battery_level_pct = CASE WHEN user_id = $6 THEN battery_level_pct END,
+         last_worn_at = CASE WHEN user_id = $6 THEN last_worn_at END,
          updated_at = GREATEST($5, updated_at + interval '1 millisecond')
        WHERE org_id = $1 AND device_id = $2 AND (user_id = $6 OR removed_at IS NOT NULL)
        RETURNING ${DEVICE_COLUMNS}`,
@@ -390,7 +395,7 @@ export class UsersRepository {
          last_seen_at = GREATEST(COALESCE(last_seen_at, $3), $3),
          battery_level_pct = CASE WHEN $4::double precision IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= $3) THEN $4 ELSE battery_level_pct END,
          last_worn_at = CASE WHEN $5::timestamptz IS NOT NULL THEN GREATEST(COALESCE(last_worn_at, $5), $5) ELSE last_worn_at END
-       WHERE org_id = $1 AND device_id = $2`,
+       WHERE org_id = $1 AND device_id = $2 AND removed_at IS NULL`,
       [orgId, deviceId, toDate(s.at), s.batteryLevel ?? null, toDateOrNull(s.lastWorn)],
     );
   }
