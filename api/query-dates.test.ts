@@ -30,7 +30,7 @@ test('out-of-range dates on the speech list, reports, search and coherence histo
     assert.equal(res.status, 400, `${path}: ${JSON.stringify(res.body)}`);
     assert.deepEqual([res.body.error.details[0].field, res.body.error.details[0].reason], [field, 'out_of_range'], path);
   }
-  for (const path of ['/v1/speech-sessions?from=1970-01-01&to=2299-12-31', '/v1/reports/sessions?startDate=2026-01-01&endDate=2026-02-01', '/v1/users/me/coherence?start_date=2026-01-01&end_date=2026-01-31']) {
+  for (const path of ['/v1/speech-sessions?from=1970-01-01&to=2299-12-31', '/v1/reports/sessions?startDate=2026-01-01&endDate=2026-02-01', '/v1/users/me/coherence?start_date=2026-01-01&end_date=2026-01-31', '/v1/users/me/coherence?start_date=2299-12-01&end_date=2299-12-31', '/v1/reports/sessions?startDate=2299-12-01&endDate=2299-12-31']) {
     const res = await app.request('GET', path, { token });
     assert.equal(res.status, 200, `${path}: ${JSON.stringify(res.body)}`);
   }

@@ -65,11 +65,6 @@ export class OggPageGate {
     }
   }
 
-  /** Bytes of a page still expected, or of its header read: the file was cut inside a page. */
-  get inPage(): boolean {
-    return this.headLen > 0 || this.bodyLeft > 0;
-  }
-
   private page(): void {
     const h = this.head;
     const serial = h.readInt32LE(14);
