@@ -1080,7 +1080,9 @@ export class CoherenceWorker {
       // The partition's event time before the first record this owner reads, as the run
       // before had it there: the records that set it may lie before the commit, and a replay
       // that rebuilt it from what it reads again would judge silences against a lower time.
-      if (anchor?.partitionMaxMs != null && p.startOffset !== null && firstOffset === p.startOffset && p.maxEventTimeMs === -Infinity) {
+      // (Only an anchor at that very record: one for a record after an offset holds the time
+      // when it was written, which records since may have moved.)
+      if (anchor?.offset != null && anchor.partitionMaxMs != null && p.startOffset !== null && firstOffset === p.startOffset && p.maxEventTimeMs === -Infinity) {
         p.maxEventTimeMs = anchor.partitionMaxMs;
       }
       const guardStartMs = anchor ? (anchor.clockMs ?? -Infinity) : Math.max(session?.startedAt ?? -Infinity, emittedThroughMs);
