@@ -15,8 +15,8 @@ import { defaultReadingsPerRecord, toBatches } from '../schemas/reading-batches.
  * HeartReading record per reading, as before batches. Every record of a call goes in one
  * publish, so the bus keeps all of them or the call fails.
  *
- * The readings go out in time order (recorded_at; the request's order among equal times),
- * whatever order the request listed them in. The coherence worker reads a partition's readings
+ * Each session's readings go out in time order (recorded_at; the request's order among equal
+ * times; inTimeOrder), whatever order the request listed them in. The coherence worker reads a partition's readings
  * one by one, and the newest moves the session's watermark: a request listing its readings
  * newest first had all but its newest beats judged late and dropped from the windows (a
  * walkthrough: 4 windows of 60 from a 5-minute record sent in one request, every reading
@@ -51,10 +51,33 @@ export async function publishReadings(
   await bus.publish(topics.heartReadings, out);
 }
 
-/** The records sorted by recorded_at (stable: the given order among equal times); the same array when already in order. */
+/**
+ * Each session's records in time order (recorded_at; stable: the given order among equal
+ * times), the sessions in the order they first appear; the same array when every session's
+ * records already are. By session first, not by time across sessions: a request with two
+ * sessions' readings sorted by time alone would alternate between them, one batch record each.
+ */
 export function inTimeOrder(records: HeartReadingRecord[]): HeartReadingRecord[] {
-  for (let i = 1; i < records.length; i++) {
-    if (records[i].recorded_at < records[i - 1].recorded_at) return records.slice().sort((a, b) => a.recorded_at - b.recorded_at);
+  const newest = new Map<string, number>();
+  let ordered = true;
+  for (const r of records) {
+    const key = r.session_id ?? '';
+    const before = newest.get(key);
+    if (before !== undefined && r.recorded_at < before) {
+      ordered = false;
+      break;
+    }
+    newest.set(key, r.recorded_at);
   }
-  return records;
+  if (ordered) return records;
+  const bySession = new Map<string, HeartReadingRecord[]>();
+  for (const r of records) {
+    const key = r.session_id ?? '';
+    let list = bySession.get(key);
+    if (!list) bySession.set(key, (list = []));
+    list.push(r);
+  }
+  const out: HeartReadingRecord[] = [];
+  for (const list of bySession.values()) out.push(...list.sort((a, b) => a.recorded_at - b.recorded_at));
+  return out;
 }

@@ -20,13 +20,19 @@ after(async () => {
   await app?.cleanup();
 });
 
-test('inTimeOrder sorts by recorded_at, keeps the given order among equal times, and returns the same array when already in order', () => {
-  const r = (t: number, id: string) => ({ recorded_at: t, id }) as never as Parameters<typeof inTimeOrder>[0][number];
+test('inTimeOrder puts each session\'s records in time order (the given order among equal times), sessions as they first appear, and returns the same array when already in order', () => {
+  const r = (t: number, id: string, session = 's1') => ({ recorded_at: t, id, session_id: session }) as never as Parameters<typeof inTimeOrder>[0][number];
+  const ids = (xs: Parameters<typeof inTimeOrder>[0]) => xs.map((x) => (x as unknown as { id: string }).id);
   const sorted = [r(1, 'a'), r(2, 'b'), r(2, 'c'), r(5, 'd')];
   assert.equal(inTimeOrder(sorted), sorted);
   const mixed = [r(5, 'd'), r(2, 'b'), r(1, 'a'), r(2, 'c')];
-  assert.deepEqual(inTimeOrder(mixed).map((x) => (x as unknown as { id: string }).id), ['a', 'b', 'c', 'd']);
-  assert.deepEqual(mixed.map((x) => (x as unknown as { id: string }).id), ['d', 'b', 'a', 'c'], 'the given array is left as it was');
+  assert.deepEqual(ids(inTimeOrder(mixed)), ['a', 'b', 'c', 'd']);
+  assert.deepEqual(ids(mixed), ['d', 'b', 'a', 'c'], 'the given array is left as it was');
+  // Two sessions: each in time order, kept together (one batch record each), in order of first appearance.
+  const two = [r(9, 'y2', 's2'), r(3, 'x2'), r(1, 'y1', 's2'), r(2, 'x1')];
+  assert.deepEqual(ids(inTimeOrder(two)), ['y1', 'y2', 'x1', 'x2']);
+  const interleavedInOrder = [r(1, 'x1'), r(1, 'y1', 's2'), r(2, 'x2'), r(2, 'y2', 's2')];
+  assert.equal(inTimeOrder(interleavedInOrder), interleavedInOrder, 'each session already in order: unchanged');
 });
 
 test("a 5-minute record sent in one request gives the same windows and answer whether its readings are in order, newest first or shuffled", async () => {
