@@ -117,6 +117,9 @@ async function analyse(app: TestAttune, wav: Buffer = readFileSync(CLIP), whileA
     200,
   );
   assert.equal(status.status, 'completed', JSON.stringify(status));
+  // The sink marks the upload completed, then the session (speech-results-sink.ts): wait for
+  // both, or a loaded machine reads the session between the two (ci86 read 'processing').
+  await waitFor('the session completed', async () => (await app.request('GET', `/v1/speech-sessions/${session.id}`, { token })).body.status === 'completed', 60_000, 100);
   const get = async (path: string) => {
     const r = await app.request('GET', `/v1/speech-sessions/${session.id}${path}`, { token });
     assert.equal(r.status, 200, `${path}: ${JSON.stringify(r.body)}`);
