@@ -163,8 +163,8 @@ test('a sink restarted while a session far behind the partition holds a real gap
   // R leads the partition to 480 s and ends; Q is at 350 s; W starts late (a backlog from 10 s)
   // and jumps 200 s (a real gap), confirmed by the readings after it. The partition's event time
   // stays at 480 s, so the uninterrupted run never lets W go. A replay that rebuilds the
-  // partition's event time from the sessions it reads again (Q's next reading moves it to
-  // 360 s) lets W go and quarantines the gap's first reading (a review's case, 2026-12-05). With
+  // partition's event time from the sessions it reads again (Q's next readings move it from
+  // 360 s to 520 s) lets W go and quarantines the gap's first reading (a review's case, 2026-12-05). With
   // the progress table the replay starts at 480 s, as the run before had it there.
   const items: Item[] = [];
   for (let t = 10; t <= 480; t += 10) items.push(reading('R', t, 10, `R${t}`));
@@ -176,7 +176,11 @@ test('a sink restarted while a session far behind the partition holds a real gap
   // table (without V, W's silence would count from Q's next reading in both).
   items.push(reading('V', 20, 10, 'V20'));
   const cut = items.length;
-  items.push(reading('Q', 360, 10, 'Q360'), reading('W', 220, 10, 'W220'), reading('W', 230, 10, 'W230'), reading('W', 240, 10, 'W240'));
+  // Q goes on to 520 s: in a replay without the table that is more than half the idle span past
+  // 360 s, where W was found silent (due), so W is let go; the run before never found W silent
+  // (its silence counts from 480 s there).
+  for (let t = 360; t <= 520; t += 10) items.push(reading('Q', t, 10, `Q${t}`));
+  items.push(reading('W', 220, 10, 'W220'), reading('W', 230, 10, 'W230'), reading('W', 240, 10, 'W240'));
   const clean = await run('idle-ref', items, []);
   assert.ok(clean.stored.includes('W210-gap'), 'the uninterrupted run keeps the gap (confirmed)');
   assert.deepEqual(clean.quarantined, []);

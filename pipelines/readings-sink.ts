@@ -199,6 +199,10 @@ interface GuardedPartition {
    */
   quietFrom: Map<string, number>;
   lastSenders: Set<string>;
+  /** Sessions found silent for half the idle span, and the partition's event time then: let go after another half (the worker's dueFromMs). */
+  dueFrom: Map<string, number>;
+  /** Sessions whose end marker was applied here (oldest first, at most MAX_LET_GO). */
+  endedByMarker: Set<string>;
   /**
    * Per session whose guard restarted from the store: its records (`offset:index`) that a run
    * before quarantined (heart_readings_quarantined), at or after its first record read here.
@@ -352,8 +356,14 @@ export class ReadingsSink {
           let recordOffset: bigint | null = null;
           let recordStartMs = -Infinity;
           for (const step of steps) {
-            if ('endOf' in step) this.letGo(guarded, step.endOf, quarantined);
-            else {
+            if ('endOf' in step) {
+              // A session's end is applied once, as the coherence worker does: its marker written
+              // again (a later change of the ended session) lets go no guard revived since.
+              if (guarded.endedByMarker.has(step.endOf)) continue;
+              if (guarded.endedByMarker.size >= MAX_LET_GO) guarded.endedByMarker.delete(guarded.endedByMarker.values().next().value!);
+              guarded.endedByMarker.add(step.endOf);
+              this.letGo(guarded, step.endOf, quarantined);
+            } else {
               if (step.offset !== recordOffset) {
                 recordOffset = step.offset;
                 recordStartMs = guarded.maxEventTimeMs;
@@ -417,6 +427,8 @@ export class ReadingsSink {
         letGoClocks: new Map(),
         quietFrom: new Map(),
         lastSenders: new Set(),
+        dueFrom: new Map(),
+        endedByMarker: new Set(),
         quarantinedBefore: new Map(),
       };
       this.partitions.set(partition, p);
@@ -498,15 +510,19 @@ export class ReadingsSink {
         p.lastSenders.clear();
       }
       p.quietFrom.delete(sessionId);
+      p.dueFrom.delete(sessionId);
       p.lastSenders.add(sessionId);
     }
     if (moved) {
       // A session silent for sessionIdleEndMs of its partition's event time is ended by the
       // worker, and what its guard holds is quarantined: the same here.
-      const idle = this.opts.sessionIdleEndMs ?? 300_000;
+      const half = (this.opts.sessionIdleEndMs ?? 300_000) / 2;
       for (const [other, og] of p.guards) {
         if (p.lastSenders.has(other)) continue;
-        if (Math.max(og.clockMs, p.quietFrom.get(other) ?? -Infinity) + idle < p.maxEventTimeMs) this.letGo(p, other, quarantined);
+        const due = p.dueFrom.get(other);
+        if (due === undefined) {
+          if (Math.max(og.clockMs, p.quietFrom.get(other) ?? -Infinity) + half < p.maxEventTimeMs) p.dueFrom.set(other, p.maxEventTimeMs);
+        } else if (due + half < p.maxEventTimeMs) this.letGo(p, other, quarantined);
       }
     }
   }
@@ -534,6 +550,7 @@ export class ReadingsSink {
     this.stats.quarantined += dropped.length;
     p.guards.delete(sessionId);
     p.quietFrom.delete(sessionId);
+    p.dueFrom.delete(sessionId);
     p.lastSenders.delete(sessionId);
     p.letGoClocks.set(sessionId, g.clockMs);
     if (p.letGoClocks.size > MAX_LET_GO) {

@@ -29,8 +29,8 @@ test('a checkpoint survives the wire; other values are ignored, never thrown', (
   const anchored: SessionCheckpoint = {
     ...none,
     guard: [
-      { offset: '120', afterOffset: null, clockMs: 1_700_000_001_234, held: false, lateBeats: 17, quietFromMs: 1_700_000_002_000, sentLast: false, partitionMaxMs: 1_700_000_003_000 },
-      { offset: null, afterOffset: '9007199254740993', clockMs: null, held: true, lateBeats: 0, quietFromMs: null, sentLast: true, partitionMaxMs: null },
+      { offset: '120', afterOffset: null, clockMs: 1_700_000_001_234, held: false, lateBeats: 17, quietFromMs: 1_700_000_002_000, sentLast: false, dueFromMs: 1_700_000_002_500, partitionMaxMs: 1_700_000_003_000 },
+      { offset: null, afterOffset: '9007199254740993', clockMs: null, held: true, lateBeats: 0, quietFromMs: null, sentLast: true, dueFromMs: null, partitionMaxMs: null },
     ],
   };
   assert.deepEqual(decodeCheckpoint(encodeCheckpoint(anchored, 1)), anchored);

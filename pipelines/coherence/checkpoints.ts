@@ -35,6 +35,8 @@ export interface SessionCheckpoint {
    * before 2026-12-06 and for sessions without a tracker (then PostgreSQL's are read).
    */
   settings?: { coherenceThreshold: number; thresholdDurationS: number; version: number };
+  /** Its end marker was applied (a state revived since ignores that marker written again). */
+  endedByMarker?: boolean;
   /**
    * Where a replay of the session's readings may start, and its clock guard there
    * (GuardAnchor, oldest first); absent in checkpoints written before 2026-12-05, and in the
@@ -74,6 +76,8 @@ export interface GuardAnchor {
    */
   quietFromMs?: number | null;
   sentLast?: boolean;
+  /** The session's dueFromMs before the record (null: not due). */
+  dueFromMs?: number | null;
   partitionMaxMs?: number | null;
 }
 
@@ -84,6 +88,7 @@ interface CheckpointWire {
   threshold: { armed: boolean; last_end_ms: number | null; streak_first_end_ms: number | null; streak_window_count: number; value?: number; hold_ms?: number } | null;
   ended: boolean;
   settings?: { coherence_threshold: number; threshold_duration_s: number; version: number };
+  ended_by_marker?: boolean;
   guard?: Array<{
     offset: string | null;
     after_offset: string | null;
@@ -92,6 +97,7 @@ interface CheckpointWire {
     late_beats?: number | null;
     quiet_from_ms?: number | null;
     sent_last?: boolean;
+    due_from_ms?: number | null;
     partition_max_ms?: number | null;
   }> | null;
   written_at: number;
@@ -141,8 +147,9 @@ export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
         }
       : null,
     ended: c.ended,
+    ...(c.endedByMarker ? { ended_by_marker: true } : {}),
     ...(c.settings ? { settings: { coherence_threshold: c.settings.coherenceThreshold, threshold_duration_s: c.settings.thresholdDurationS, version: c.settings.version } } : {}),
-    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats, quiet_from_ms: a.quietFromMs ?? null, sent_last: a.sentLast === true, partition_max_ms: a.partitionMaxMs ?? null })) } : {}),
+    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats, quiet_from_ms: a.quietFromMs ?? null, sent_last: a.sentLast === true, due_from_ms: a.dueFromMs ?? null, partition_max_ms: a.partitionMaxMs ?? null })) } : {}),
     written_at: now,
   };
   return Buffer.from(JSON.stringify(wire));
@@ -177,6 +184,7 @@ export function decodeCheckpoint(value: Buffer): SessionCheckpoint | { barrier: 
         : null,
     ended: v.ended === true,
     ...settingsOf(v.settings),
+    ...(v.ended_by_marker === true ? { endedByMarker: true } : {}),
     ...(v.guard !== undefined ? { guard: guardOf(v.guard) } : {}),
   };
 }
@@ -206,7 +214,7 @@ function guardOf(list: unknown): GuardAnchor[] | null {
 
 function anchorOf(g: unknown): GuardAnchor | null {
   if (!g || typeof g !== 'object') return null;
-  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown; late_beats?: unknown; quiet_from_ms?: unknown; sent_last?: unknown; partition_max_ms?: unknown };
+  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown; late_beats?: unknown; quiet_from_ms?: unknown; sent_last?: unknown; due_from_ms?: unknown; partition_max_ms?: unknown };
   const offset = typeof w.offset === 'string' && OFFSET.test(w.offset) ? w.offset : null;
   const afterOffset = typeof w.after_offset === 'string' && OFFSET.test(w.after_offset) ? w.after_offset : null;
   if ((offset === null) === (afterOffset === null)) return null;
@@ -214,7 +222,7 @@ function anchorOf(g: unknown): GuardAnchor | null {
   if (w.clock_ms !== null && clockMs === null) return null;
   const lateBeats = typeof w.late_beats === 'number' && Number.isSafeInteger(w.late_beats) && w.late_beats >= 0 ? w.late_beats : null;
   const finite = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
-  return { offset, afterOffset, clockMs, held: w.held === true, lateBeats, quietFromMs: finite(w.quiet_from_ms), sentLast: w.sent_last === true, partitionMaxMs: finite(w.partition_max_ms) };
+  return { offset, afterOffset, clockMs, held: w.held === true, lateBeats, quietFromMs: finite(w.quiet_from_ms), sentLast: w.sent_last === true, dueFromMs: finite(w.due_from_ms), partitionMaxMs: finite(w.partition_max_ms) };
 }
 
 export interface CheckpointTableOptions {

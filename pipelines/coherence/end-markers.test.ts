@@ -99,3 +99,24 @@ test("a session's later change (a PATCH: version > 1) gets a settings marker wit
     await sub.stop();
   }
 });
+
+test("an ended session changed before or after its end (version above 2) gets its settings marker before its end marker", async () => {
+  const t = prefixedTopics('ended-settings.');
+  await bus.ensureTopics(Object.values(t).map((topic) => ({ topic, partitions: 3 })));
+  const markers = new SessionEndMarkers({ bus, codec, topics: t, log: silentLogger });
+  const seen: BusRecord[] = [];
+  const sub = await bus.subscribe({ groupId: 'ended-settings-reader', topics: [t.heartReadings], fromBeginning: true, ephemeral: true, eachBatch: async (b) => void seen.push(...b.records) });
+  await markers.start();
+  try {
+    // A PATCH and the end call read by the relay as one state (version 3).
+    const ended = { ...change('s-patch-end', 'ended', 'dev-e', 3), coherence_threshold: 0.35, threshold_duration_s: 12 };
+    await bus.publish(t.sessionChanges, [{ key: ended.session_id, value: await codec.encode(Topics.sessionChanges, ended) }]);
+    await waitFor('both markers', () => seen.length === 2, 10_000, 20);
+    const [first, second] = await Promise.all(seen.map((r) => decodeRecord(codec, r.value)));
+    assert.deepEqual(asSettingsMarker(first), { sessionId: 's-patch-end', coherenceThreshold: 0.35, thresholdDurationS: 12, version: 3 });
+    assert.equal(asEndMarker(second)?.sessionId, 's-patch-end');
+  } finally {
+    await markers.stop();
+    await sub.stop();
+  }
+});

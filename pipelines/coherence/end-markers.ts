@@ -145,33 +145,35 @@ export class SessionEndMarkers {
             this.stats.undecodable++;
             continue;
           }
-          if (change.status !== 'ended' || change.ended_at === null || change.ended_at === undefined) {
-            // A change after the session's creation (version 1) may be of its threshold
-            // settings: the marker carries them, and the worker applies only a newer version.
-            if (change.version > 1 && change.device_id) {
-              out.push(
-                await settingsMarkerRecord(this.opts.codec, {
-                  sessionId: change.session_id,
-                  deviceId: change.device_id,
-                  userId: change.user_id,
-                  orgId: change.org_id,
-                  coherenceThreshold: change.coherence_threshold,
-                  thresholdDurationS: change.threshold_duration_s,
-                  version: change.version,
-                  changedAtMs: change.updated_at,
-                }),
-              );
-              this.stats.settingsMarkers++;
-            }
-            continue;
+          const ended = change.status === 'ended' && change.ended_at !== null && change.ended_at !== undefined;
+          // A change after the session's creation (version 1) may be of its threshold settings:
+          // the marker carries them, and the worker applies only a newer version. An ended
+          // session's state carries them too when a change came before or after the end (its
+          // version is then above 2: creation, end), whether the relay published the changes
+          // apart or as one state: before the end marker, so its last windows are judged by them.
+          if (change.version > (ended ? 2 : 1) && change.device_id) {
+            out.push(
+              await settingsMarkerRecord(this.opts.codec, {
+                sessionId: change.session_id,
+                deviceId: change.device_id,
+                userId: change.user_id,
+                orgId: change.org_id,
+                coherenceThreshold: change.coherence_threshold,
+                thresholdDurationS: change.threshold_duration_s,
+                version: change.version,
+                changedAtMs: change.updated_at,
+              }),
+            );
+            this.stats.settingsMarkers++;
           }
+          if (!ended) continue;
           if (!change.device_id) {
             // Its readings may come from any of the user's devices: no one partition to mark.
             // Its windows close on the event-time idle end instead.
             this.stats.endedWithoutDevice++;
             continue;
           }
-          out.push(await endMarkerRecord(this.opts.codec, { sessionId: change.session_id, deviceId: change.device_id, userId: change.user_id, orgId: change.org_id, endedAtMs: change.ended_at }));
+          out.push(await endMarkerRecord(this.opts.codec, { sessionId: change.session_id, deviceId: change.device_id, userId: change.user_id, orgId: change.org_id, endedAtMs: change.ended_at! }));
           this.stats.markers++;
         }
         if (out.length > 0) {

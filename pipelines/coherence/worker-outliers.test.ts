@@ -913,7 +913,6 @@ test("readings after a session's end marker revive it the same whether they come
     first.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[endAt - 1].timestamp) }));
     const rest = [];
     for (const r of series.slice(endAt)) rest.push(await enc(r));
-    rest.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[series.length - 1].timestamp) }));
     const w = worker(topics, `${name}-group`);
     await w.start();
     try {
@@ -922,7 +921,8 @@ test("readings after a session's end marker revive it the same whether they come
         await waitFor(`${name}: the first end read`, () => w.stats.endMarkers >= 1, 30_000, 20);
         await bus.publish(topics.heartReadings, rest);
       } else await bus.publish(topics.heartReadings, [...first, ...rest]);
-      await waitFor(`${name}: flushed`, () => w.stats.endMarkers >= 2 && w.openSessionCount === 0 && w.stats.readings >= series.length, 60_000, 20);
+      // (The revived session stays open: its windows close by the watermark, its last ones at an idle end.)
+      await waitFor(`${name}: read`, () => w.stats.readings >= series.length, 60_000, 20);
       await w.flush();
     } finally {
       await w.stop();
@@ -941,4 +941,94 @@ test("readings after a session's end marker revive it the same whether they come
   assert.deepEqual(oneBatch.windows, split.windows);
   assert.deepEqual(oneBatch.events, split.events);
   assert.equal(oneBatch.revivedInBatch, 1, 'revived in the batch of its end');
+});
+
+test("two sessions 45 and 25 minutes behind a live one of their partition, interleaved with it: the live one's first reading, far ahead, ends neither (each keeps the windows it has alone)", async () => {
+  const series = [
+    rsaReadings({ startMs: start + 250 - 2_700_000, durationS: 400, breathHz: 0.1, seed: 91 }),
+    rsaReadings({ startMs: start + 250 - 1_500_000, durationS: 400, breathHz: 0.1, seed: 92 }),
+    rsaReadings({ startMs: start + 250, durationS: 400, breathHz: 0.1, seed: 93 }),
+  ];
+  // In chunks of 12 readings, in turn; the live device joins after the others' first chunks.
+  const interleave = (devices: number[]) => {
+    const out: Merged[] = [];
+    const at = devices.map(() => 0);
+    for (let round = 0; at.some((k, d) => k < series[devices[d]].length); round++) {
+      devices.forEach((j, d) => {
+        if (j === 2 && round === 0) return;
+        for (let n = 0; n < 12 && at[d] < series[j].length; n++, at[d]++) out.push({ j, r: series[j][at[d]], t: out.length, i: at[d] });
+      });
+    }
+    for (const j of devices) out.push({ j, r: null, t: timeOf(series[j][series[j].length - 1]) + 1, i: series[j].length });
+    return out;
+  };
+  async function run(name: string, devices: number[], cuts: number[] = []) {
+    const repo = new DevicesRepository(entities.client);
+    const topics = prefixedTopics(`${name}.`);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    const ids: string[] = [];
+    for (let j = 0; j < 3; j++) {
+      await repo.register({ id: `${name}-d${j}`, orgId: 'o1', userId: 'u1' });
+      ids.push((await sessions.create({ ...sessionOpts, startedAt: [start - 2_700_000, start - 1_500_000, start][j], deviceId: `${name}-d${j}` })).id);
+    }
+    const input = interleave(devices);
+    const bounds = [0, ...cuts, input.length];
+    for (let c = 1; c < bounds.length; c++) {
+      const w = worker(topics, `${name}-group`);
+      await w.start();
+      try {
+        await sendMerged(topics.heartReadings, name, ids, input, bounds[c - 1], bounds[c]);
+        const readingsIn = input.slice(bounds[c - 1], bounds[c]).filter((m) => m.r !== null).length;
+        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && w.stats.readings >= readingsIn, 60_000, 20);
+        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => w.stats.readings >= readingsIn, 60_000, 20);
+        await w.flush();
+      } finally {
+        await w.stop();
+      }
+    }
+    return Promise.all(ids.map((id) => windowMetrics(id, true)));
+  }
+  const alone0 = (await run('lag3-alone0', [0]))[0];
+  const alone1 = (await run('lag3-alone1', [1]))[1];
+  const all = await run('lag3-all', [0, 1, 2]);
+  assert.ok(alone0.filter((w) => Boolean(w.valid)).length > 60);
+  assert.deepEqual(all[0], alone0, '45 min behind');
+  assert.deepEqual(all[1], alone1, '25 min behind');
+  const n = interleave([0, 1, 2]).length;
+  assert.deepEqual(await run('lag3-cut', [0, 1, 2], [Math.round(n * 0.5)]), all, 'with a restart half way');
+});
+
+test("an end marker written again after readings revived the ended session ends nothing: the same windows as without it", async () => {
+  const series = rsaReadings({ startMs: start + 250, durationS: 300, breathHz: 0.1, seed: 95 });
+  const endAt = series.findIndex((r) => Date.parse(r.timestamp) > start + 150_000);
+  const again = series.findIndex((r) => Date.parse(r.timestamp) > start + 220_000);
+  async function run(name: string, repeat: boolean) {
+    const topics = prefixedTopics(`${name}.`);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    const device = `${name}-d`;
+    await new DevicesRepository(entities.client).register({ id: device, orgId: 'o1', userId: 'u1' });
+    const session = await sessions.create({ ...sessionOpts, deviceId: device });
+    const end = () => endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[endAt - 1].timestamp) });
+    const recs = [];
+    for (let i = 0; i < series.length; i++) {
+      if (i === endAt) recs.push(await end());
+      // The relay writes the marker again (a later change of the ended session: a title, say).
+      if (repeat && i === again) recs.push(await end());
+      recs.push({ key: device, value: await codec.encode(Topics.heartReadings, record(session.id, device, series[i])), timestamp: Date.parse(series[i].timestamp) });
+    }
+    const w = worker(topics, `${name}-group`);
+    await w.start();
+    try {
+      await bus.publish(topics.heartReadings, recs);
+      await waitFor(`${name}: read`, () => w.stats.readings >= series.length, 60_000, 20);
+      await w.flush();
+    } finally {
+      await w.stop();
+    }
+    return { windows: await windowMetrics(session.id, true), repeated: w.stats.repeatedEndMarkers };
+  }
+  const once = await run('endtwice-once', false);
+  const twice = await run('endtwice-twice', true);
+  assert.deepEqual(twice.windows, once.windows);
+  assert.equal(twice.repeated, 1);
 });

@@ -304,16 +304,18 @@ test('a silent session is ended once the event time of its partition is sessionI
   await w.start();
   const cut = readings.findIndex((r) => Date.parse(r.timestamp) > start + 70_000);
   const lastQuiet = Date.parse(readings[cut - 1].timestamp);
-  // The busy device's readings, [from, from + 20 s), without an end marker.
-  const sendBusy = async (from: number) => {
-    const rs = rsaReadings({ startMs: from, durationS: 20, seed: 3 });
+  // The busy device's readings, [from, from + durationS), without an end marker. It streams on
+  // from before the quiet device stops: silence counts while the partition's time moves with
+  // readings, not across a jump (a device joining far ahead ends nobody at once).
+  const sendBusy = async (from: number, durationS: number) => {
+    const rs = rsaReadings({ startMs: from, durationS, seed: 3 });
     await publishReadings(busy.id, `dev-busy-${other}`, 0, rs.length - 1, topics.heartReadings, rs);
     return rs.length - 1;
   };
   try {
     await publishReadings(quiet.id, 'dev-quiet', 0, cut, topics.heartReadings);
     // Within the idle span of the quiet session's last beat: it stays open, and its oldest offset held.
-    let sent = cut + (await sendBusy(lastQuiet + idleEndMs - 30_000));
+    let sent = cut + (await sendBusy(lastQuiet - 5_000, (idleEndMs - 10_000 + 5_000) / 1000));
     await waitFor('the busy readings', () => w.stats.readings === sent, 30_000, 20);
     assert.equal(w.stats.idleEndedSessions, 0);
     assert.equal(w.openSessionCount, 2);
@@ -322,7 +324,7 @@ test('a silent session is ended once the event time of its partition is sessionI
     assert.ok(BigInt(held) < BigInt(cut), `commit ${held} holds the quiet session's beats (offsets below ${cut})`);
     const before = await windowMetrics(quiet.id);
     // Past it: the quiet session is ended, its last windows closed, and the commit moves past its offsets.
-    sent += await sendBusy(lastQuiet + idleEndMs + 10_000);
+    sent += await sendBusy(lastQuiet + idleEndMs - 10_000, 30);
     await waitFor('the quiet session to be ended', () => w.stats.readings === sent && w.stats.idleEndedSessions === 1, 30_000, 20);
     assert.equal(w.openSessionCount, 1);
     await waitFor('the commit to move on', async () => {

@@ -122,6 +122,15 @@ interface SessionState {
    * readings dropped (a walkthrough: 0 valid windows of 60).
    */
   quietFromMs: number | null;
+  /**
+   * The partition's event time when the session was first found silent (half the idle span
+   * past its newest beat and quietFromMs); null while it is not. It is ended only once the
+   * partition's event time has moved another half span without a reading of it: a jump of the
+   * partition's time (a device further ahead sending its first reading) makes it due, not
+   * ended, and its next reading clears it (a re-check: a session 45 min behind, interleaved
+   * with one 25 min behind, was ended when a live device's first reading jumped the time).
+   */
+  dueFromMs: number | null;
   threshold: ThresholdTracker | null;
   /**
    * The session's threshold settings where the partition's reading has got to (PostgreSQL at
@@ -141,6 +150,12 @@ interface SessionState {
   emittedThroughMs: number;
   /** Ended (marker or idle end): said in its last checkpoint. */
   ended: boolean;
+  /**
+   * Its end marker was read (by this state or the one it revived from): the session's end is
+   * applied once; a marker written again (any later change of the ended session, a relay
+   * replaying its changes) ends no state revived by readings after the end.
+   */
+  endedByMarker: boolean;
   /** The newest window end published provisionally (each end once, in this process). */
   provisionalThroughMs: number;
   /**
@@ -167,8 +182,9 @@ interface GuardLog {
   held: boolean[];
   /** The session's late beats counted before the record (SessionWindows.lateBeatCount). */
   late: number[];
-  /** The session's quietFromMs before the record. */
+  /** The session's quietFromMs and dueFromMs before the record. */
   quiet: Array<number | null>;
+  due: Array<number | null>;
   /** The partition's event time before the record. */
   partitionMax: number[];
   from: bigint | null;
@@ -322,6 +338,8 @@ export interface CoherenceWorkerStats {
   settingsApplied: number;
   /** Sessions revived by a reading in the batch that ended them (revive). */
   revivedInBatch: number;
+  /** End markers of a session whose end was applied already (its state revived since): ignored. */
+  repeatedEndMarkers: number;
   /** Sessions taken over (restart, rebalance) whose state came from a checkpoint. */
   restoredSessions: number;
   /** Provisional windows published (live display only). */
@@ -365,6 +383,7 @@ export class CoherenceWorker {
     settingsMarkers: 0,
     settingsApplied: 0,
     revivedInBatch: 0,
+    repeatedEndMarkers: 0,
     restoredSessions: 0,
     provisionalWindows: 0,
     provisionalFailures: 0,
@@ -546,10 +565,11 @@ export class CoherenceWorker {
       if (marker) {
         this.stats.endMarkers++;
         const st = p.sessions.get(marker.sessionId);
-        if (st) {
+        if (st && !st.endedByMarker) {
+          st.endedByMarker = true;
           this.endSession(p, st, touched);
           this.stats.endedSessions++;
-        }
+        } else if (st) this.stats.repeatedEndMarkers++;
         p.tracker.processed(offset);
         continue;
       }
@@ -637,6 +657,7 @@ export class CoherenceWorker {
       p.lastSenders.clear();
     }
     st.quietFromMs = null;
+    st.dueFromMs = null;
     p.lastSenders.add(st);
     if (moved && p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
   }
@@ -653,6 +674,7 @@ export class CoherenceWorker {
       log.held = [];
       log.late = [];
       log.quiet = [];
+      log.due = [];
       log.partitionMax = [];
       log.from = offset + 1n;
       return false;
@@ -662,6 +684,7 @@ export class CoherenceWorker {
     log.held.push(st.guard.heldCount > 0);
     log.late.push(st.windows.lateBeatCount);
     log.quiet.push(st.quietFromMs);
+    log.due.push(st.dueFromMs);
     log.partitionMax.push(p.maxEventTimeMs);
     return true;
   }
@@ -723,8 +746,10 @@ export class CoherenceWorker {
    */
   private idleEndAt(st: SessionState): number {
     if (st.quietFromMs === null) return Infinity;
+    const half = this.sessionIdleEndMs / 2;
+    if (st.dueFromMs !== null) return st.dueFromMs + half;
     const last = Math.max(st.windows.maxEventTimeMs, st.guard.clockMs, st.quietFromMs);
-    return last === -Infinity ? Infinity : last + this.sessionIdleEndMs;
+    return last === -Infinity ? Infinity : last + half;
   }
 
   /**
@@ -756,6 +781,12 @@ export class CoherenceWorker {
       const at = this.idleEndAt(st);
       if (at >= p.maxEventTimeMs) {
         next = Math.min(next, at);
+        continue;
+      }
+      if (st.dueFromMs === null) {
+        // Silent for half the span: due from here; ended if the next half passes without it.
+        st.dueFromMs = p.maxEventTimeMs;
+        next = Math.min(next, this.idleEndAt(st));
         continue;
       }
       this.endSession(p, st, touched);
@@ -958,6 +989,7 @@ export class CoherenceWorker {
         log.held.splice(0, i);
         log.late.splice(0, i);
         log.quiet.splice(0, i);
+        log.due.splice(0, i);
         log.partitionMax.splice(0, i);
       }
       log.from = usable[0];
@@ -975,6 +1007,7 @@ export class CoherenceWorker {
                 lateBeats: log.late[j],
                 quietFromMs: log.quiet[j] === null ? null : finiteOrNull(log.quiet[j]!),
                 sentLast: log.quiet[j] === null,
+                dueFromMs: log.due[j],
                 partitionMaxMs: finiteOrNull(log.partitionMax[j]),
               }
             : {
@@ -985,6 +1018,7 @@ export class CoherenceWorker {
                 lateBeats: st.windows.lateBeatCount,
                 quietFromMs: st.quietFromMs === null ? null : finiteOrNull(st.quietFromMs),
                 sentLast: st.quietFromMs === null,
+                dueFromMs: st.dueFromMs,
                 partitionMaxMs: finiteOrNull(p.maxEventTimeMs),
               };
         const prev = anchors[anchors.length - 1];
@@ -1018,14 +1052,16 @@ export class CoherenceWorker {
         confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
         startMs: Math.max(ended.startedAtMs, emittedThroughMs),
       }),
-      guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], partitionMax: [], from: p.startOffset ?? offset },
+      guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], due: [], partitionMax: [], from: p.startOffset ?? offset },
       quietFromMs: null,
+      dueFromMs: null,
       threshold: null,
       settings: ended.settings,
       startedAtMs: ended.startedAtMs,
       inheritFrom: ended,
       emittedThroughMs,
       ended: false,
+      endedByMarker: ended.endedByMarker,
       provisionalThroughMs: -Infinity,
       provisionalMemos: [],
     };
@@ -1101,17 +1137,20 @@ export class CoherenceWorker {
         }),
         // Every record of the session read from the partition's start on is logged (there
         // were none before this one).
-        guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], partitionMax: [], from: p.startOffset ?? firstOffset },
+        guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], due: [], partitionMax: [], from: p.startOffset ?? firstOffset },
         // Where the run before had it before this record; without an anchor (its first record
         // in this run, a revival) null: no silence ends it before its first reading here, which
         // may come after other sessions' readings in this batch.
         quietFromMs: anchor && !anchor.sentLast && anchor.quietFromMs != null ? anchor.quietFromMs : null,
+        dueFromMs: anchor?.dueFromMs ?? null,
         threshold,
         settings,
         startedAtMs: session?.startedAt ?? -Infinity,
         inheritFrom: null,
         emittedThroughMs,
         ended: false,
+        // (An ended checkpoint's anchor resumes the state before its end: its marker is ahead.)
+        endedByMarker: cp?.endedByMarker === true && !(cp.ended && anchor !== null),
         provisionalThroughMs: -Infinity,
         provisionalMemos: [],
       });
@@ -1127,6 +1166,7 @@ export class CoherenceWorker {
       threshold: st.threshold?.snapshot() ?? null,
       ...(st.settings ? { settings: { coherenceThreshold: st.settings.threshold, thresholdDurationS: st.settings.holdMs / 1000, version: st.settings.version } } : {}),
       ended: st.ended,
+      ...(st.endedByMarker ? { endedByMarker: true } : {}),
     };
   }
 
