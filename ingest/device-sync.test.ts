@@ -85,6 +85,15 @@ test('a removed device frees its place in the quota, takes no readings and leave
   assert.equal((await app.request('DELETE', `/v1/devices/${b.body.id}`, { token })).status, 200);
   const back = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-RM-1' } });
   assert.deepEqual([back.status, back.body.id], [201, b.body.id]);
+  // Removed again and registered by serial by another user: none of its last owner's sync,
+  // battery or name comes with it.
+  assert.equal((await app.request('POST', `/v1/devices/${b.body.id}/sync`, { token, body: { readings: [{ timestamp: now - 25_000, hr: 70 }], battery_level: 66 } })).status, 202);
+  assert.equal((await app.request('DELETE', `/v1/devices/${b.body.id}`, { token })).status, 200);
+  const otherUser = app.auth.sign({ userId: 'u-rm-serial-2', orgId: 'o-dev', scopes: SCOPES, tier: 'plus' });
+  const taken = await app.request('POST', '/v1/devices', { token: otherUser, body: { type: 'solas', serial_number: 'SOL-RM-1' } });
+  assert.deepEqual([taken.status, taken.body.id, taken.body.last_sync, taken.body.battery_level], [201, b.body.id, null, null], JSON.stringify(taken.body));
+  assert.equal((await app.request('DELETE', `/v1/devices/${b.body.id}`, { token: otherUser })).status, 200);
+  assert.equal((await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-RM-1' } })).status, 201);
   assert.equal((await app.request('POST', `/v1/devices/${b.body.id}/sync`, { token, body: { readings: [{ timestamp: now - 20_000, hr: 71 }] } })).status, 202);
   // By id: strap-rm-c removed, strap-rm-a registered again in its place, to its readings.
   assert.equal((await app.request('DELETE', '/v1/devices/strap-rm-c', { token })).status, 200);

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { rsaReadings, startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
 import { createRandom } from '../pipelines/hrv/synthetic-rr.js';
 import { inTimeOrder } from './publisher.js';
+import { syncBattery } from './gateway.js';
 
 const ORG = 'org-reading-order';
 let app: TestAttune;
@@ -98,4 +99,13 @@ test('beats sent later than the allowed lateness are counted in the session deta
     return tl && tl.length > 0 && Date.parse(tl[tl.length - 1].timestamp) > lastBeat ? res.body : null;
   }, 60_000, 200);
   assert.equal(detail.metrics.late_beat_count, lateBeats, JSON.stringify(detail.metrics));
+});
+
+test("a sync's battery is the body's, else its newest reading's by time that has one (not the last in the request)", () => {
+  const r = (t: number, battery: number | null) => ({ recorded_at: t, battery_level_pct: battery }) as never as Parameters<typeof syncBattery>[0][number];
+  // Newest first in the request: the newest reading's 40, not the last-listed (oldest) 90.
+  assert.equal(syncBattery([r(3, 40), r(2, null), r(1, 90)], undefined), 40);
+  assert.equal(syncBattery([r(1, 90), r(3, null), r(2, 55)], undefined), 55, 'the newest with one');
+  assert.equal(syncBattery([r(1, 90)], 12), 12, "the body's first");
+  assert.equal(syncBattery([r(1, null)], undefined), null);
 });
