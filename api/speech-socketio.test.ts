@@ -29,8 +29,8 @@ interface Got {
 }
 
 /** A socket.io client that records every event, as the document writes it: io(url, {auth: {token}}). */
-function connect(path: string, token: string | null, transports?: string[]): Got {
-  const socket = io(`${srv.baseUrl}${path}`, { auth: token === null ? {} : { token }, reconnection: false, forceNew: true, ...(transports ? { transports } : {}) });
+function connect(path: string, token: string | null, transports?: string[], extraHeaders?: Record<string, string>): Got {
+  const socket = io(`${srv.baseUrl}${path}`, { auth: token === null ? {} : { token }, reconnection: false, forceNew: true, ...(transports ? { transports } : {}), ...(extraHeaders ? { extraHeaders } : {}) });
   sockets.push(socket);
   const got: Got = { socket, events: [], connectError: null, connected: false };
   socket.onAny((name, body) => got.events.push({ name, body }));
@@ -120,6 +120,17 @@ test('a client connected with an API key is disconnected, with the coded error, 
   assert.deepEqual([err?.body.code, err?.body.details?.[0]?.reason], ['unauthorized', 'invalid_api_key']);
   assert.equal(byPerson.socket.connected, true, "a person's connection is not the key's");
   byPerson.socket.close();
+  await waitUntil('listeners removed', () => srv.speechLive.listeners === 0);
+});
+
+test("X-AUF-Client-ID on the handshake must name the API key, as on every route and socket: another key's id is refused at connect (invalid_api_key)", async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-sio', userId: 'owner', type: 'speech' });
+  const { apiKey, key } = await srv.apiKeys.create({ orgId: 'o-sio', createdBy: 'owner', name: 'client id', scopes: ['read:speech'], expiresAt: null });
+  const right = connect(`/v1/speech-sessions/${s.id}`, key, ['polling'], { 'x-auf-client-id': apiKey.id });
+  const wrong = connect(`/v1/speech-sessions/${s.id}`, key, ['polling'], { 'x-auf-client-id': 'ak_0000000000000000' });
+  await waitUntil('both answered', () => right.connected && wrong.connectError !== null);
+  assert.deepEqual([wrong.connected, wrong.connectError?.data?.code, wrong.connectError?.data?.details?.[0]?.reason], [false, 'unauthorized', 'invalid_api_key']);
+  right.socket.close();
   await waitUntil('listeners removed', () => srv.speechLive.listeners === 0);
 });
 
