@@ -421,7 +421,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
         const battery = syncBattery(records, req.body.battery_level);
         const lastWorn = req.body.last_worn === undefined ? null : Math.round(parseTimestamp(req.body.last_worn));
         // The readings are on the bus: a failed bookkeeping write must not turn that into an error.
-        await ctx.users.noteSync(device.orgId, device.id, { at: ctx.clock(), batteryLevel: battery ?? null, lastWorn }).catch((err) => {
+        await ctx.users.noteSync(device.orgId, device.id, { at: ctx.clock(), batteryLevel: battery ?? null, lastWorn, userId: device.userId }).catch((err) => {
           ctx.log.warn({ err, device_id: device.id }, 'recording the sync on the device failed');
         });
       }
@@ -595,7 +595,7 @@ function handleIngestSocket(
         const synced = device;
         if (ctx.users && synced) {
           const battery = syncBattery(records, bodyBattery);
-          await ctx.users.noteSync(synced.orgId, synced.id, { at: ctx.clock(), batteryLevel: battery ?? null }).catch((err) => {
+          await ctx.users.noteSync(synced.orgId, synced.id, { at: ctx.clock(), batteryLevel: battery ?? null, userId: synced.userId }).catch((err) => {
             ctx.log.warn({ err, device_id: synced.id }, 'recording the sync on the device failed');
           });
         }

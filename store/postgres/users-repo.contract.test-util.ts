@@ -135,6 +135,20 @@ export function usersContract(label: string, open: () => Promise<TestDatabase>):
       assert.deepEqual(await stored(), [t + 2000, 79]);
     });
 
+    test("sync bookkeeping: a sync held back while its device was removed and taken by another user is not written onto theirs", async () => {
+      const held = new UsersRepository(sql, { clock, syncWriteIntervalMs: 600_000 });
+      const { device } = await held.registerDevice({ orgId: 'org-s', userId: 'u1', type: 'solas', serialNumber: 'SOL-T' });
+      const t = Date.UTC(2026, 1, 2, 8, 0, 0);
+      await held.noteSync('org-s', device.id, { at: t, batteryLevel: 50, userId: 'u1' });
+      await held.noteSync('org-s', device.id, { at: t + 2000, batteryLevel: 40, userId: 'u1' });
+      assert.equal(held.pendingSyncCount, 1, 'the second sync is held');
+      assert.equal(await devices.remove('org-s', 'u1', device.id), true);
+      const taken = await held.registerDevice({ orgId: 'org-s', userId: 'u2', type: 'solas', serialNumber: 'SOL-T' });
+      assert.equal(taken.device.id, device.id);
+      const d = (await held.device('org-s', device.id))!;
+      assert.deepEqual([d.userId, d.lastSync, d.batteryLevel], ['u2', null, null], "none of u1's syncs on u2's device");
+    });
+
     test('sessions: kind solo, practice fields at the start, notes and rating at the end; counts', async () => {
       const s = await sessions.create({ orgId: 'org-p', userId: 'u1', type: 'solo' });
       assert.equal(s.type, 'solo');

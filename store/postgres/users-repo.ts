@@ -159,6 +159,8 @@ export function deviceProfileJson(d: DeviceProfile) {
 interface PendingSync {
   orgId: string;
   deviceId: string;
+  /** The device's user when it synced (null: not said): written only while the device is still theirs. */
+  userId: string | null;
   at: number;
   batteryLevel: number | null;
   lastWorn: number | null;
@@ -171,6 +173,7 @@ function mergeSync(a: PendingSync | undefined, b: PendingSync): PendingSync {
   return {
     orgId: b.orgId,
     deviceId: b.deviceId,
+    userId: b.userId,
     at: newer.at,
     batteryLevel: newer.batteryLevel ?? older.batteryLevel,
     lastWorn: a.lastWorn === null ? b.lastWorn : b.lastWorn === null ? a.lastWorn : Math.max(a.lastWorn, b.lastWorn),
@@ -340,9 +343,11 @@ export class UsersRepository {
    * this process's reads (device, devicesOf) write what is waiting first. Other processes see
    * a sync within the interval; a crash loses at most that much of last_sync.
    */
-  async noteSync(orgId: string, deviceId: string, s: { at: number; batteryLevel?: number | null; lastWorn?: number | null }): Promise<void> {
-    const key = `${orgId}/${deviceId}`;
-    this.pendingSyncs.set(key, mergeSync(this.pendingSyncs.get(key), { orgId, deviceId, at: s.at, batteryLevel: s.batteryLevel ?? null, lastWorn: s.lastWorn ?? null }));
+  async noteSync(orgId: string, deviceId: string, s: { at: number; batteryLevel?: number | null; lastWorn?: number | null; userId?: string }): Promise<void> {
+    // Per owner too: a sync held while the device was removed and taken by another user is
+    // not theirs, and is written only while it is still its owner's (updateSync).
+    const key = `${orgId}/${deviceId}/${s.userId ?? ''}`;
+    this.pendingSyncs.set(key, mergeSync(this.pendingSyncs.get(key), { orgId, deviceId, userId: s.userId ?? null, at: s.at, batteryLevel: s.batteryLevel ?? null, lastWorn: s.lastWorn ?? null }));
     const interval = this.opts.syncWriteIntervalMs ?? 1_000;
     const last = this.lastSyncWrite.get(key);
     const wall = Date.now();
@@ -390,13 +395,14 @@ export class UsersRepository {
 
   private async updateSync(s: PendingSync): Promise<void> {
     const { orgId, deviceId } = s;
+    // Never onto a removed device, nor onto one another user has registered since the sync.
     await this.sql.query(
       `UPDATE devices SET
          last_seen_at = GREATEST(COALESCE(last_seen_at, $3), $3),
          battery_level_pct = CASE WHEN $4::double precision IS NOT NULL AND (last_seen_at IS NULL OR last_seen_at <= $3) THEN $4 ELSE battery_level_pct END,
          last_worn_at = CASE WHEN $5::timestamptz IS NOT NULL THEN GREATEST(COALESCE(last_worn_at, $5), $5) ELSE last_worn_at END
-       WHERE org_id = $1 AND device_id = $2 AND removed_at IS NULL`,
-      [orgId, deviceId, toDate(s.at), s.batteryLevel ?? null, toDateOrNull(s.lastWorn)],
+       WHERE org_id = $1 AND device_id = $2 AND removed_at IS NULL AND ($6::text IS NULL OR user_id = $6)`,
+      [orgId, deviceId, toDate(s.at), s.batteryLevel ?? null, toDateOrNull(s.lastWorn), s.userId],
     );
   }
 
