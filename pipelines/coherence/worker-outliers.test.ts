@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus } from '../../bus/embedded.js';
-import { type Bus } from '../../bus/types.js';
+import { type Bus, type OutgoingRecord } from '../../bus/types.js';
 import { Topics, prefixedTopics, type TopicNames } from '../../schemas/topics.js';
 import { createCodec, decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
@@ -152,6 +152,55 @@ function sinksFor(topics: TopicNames): TestResultSinks {
 
 function worker(topics: TopicNames, groupId: string, extra: { confirmReadings?: number } = {}): CoherenceWorker {
   return flushingThrough(new CoherenceWorker({ bus, topics, codec, sessions, log: silentLogger, groupId, ...extra }), sinksFor(topics));
+}
+
+/**
+ * A worker per segment of `count` input items cut at `cuts` (a restart at each cut):
+ * `send(from, to)` publishes items [from, to), and a worker has read them once `seen(w)` reaches
+ * `expected(from, to)`; the last one also waits until every session is flushed. Each stopped
+ * worker goes to `done`. (A replay's records count too, so a worker may stop a little before
+ * its cut: that only moves the restart point.)
+ */
+async function runSegments(opts: {
+  name: string;
+  topics: TopicNames;
+  count: number;
+  cuts: number[];
+  send: (from: number, to: number) => Promise<unknown>;
+  expected: (from: number, to: number) => number;
+  seen?: (w: CoherenceWorker) => number;
+  done?: (w: CoherenceWorker) => void;
+}): Promise<void> {
+  const { name, topics, cuts } = opts;
+  const seen = opts.seen ?? ((w: CoherenceWorker) => w.stats.readings);
+  const bounds = [0, ...cuts, opts.count];
+  for (let c = 1; c < bounds.length; c++) {
+    const w = worker(topics, `${name}-group`);
+    await w.start();
+    try {
+      await opts.send(bounds[c - 1], bounds[c]);
+      const n = opts.expected(bounds[c - 1], bounds[c]);
+      if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && seen(w) >= n, 60_000, 20);
+      else await waitFor(`${name}: records up to ${bounds[c]} read`, () => seen(w) >= n, 60_000, 20);
+      await w.flush();
+    } finally {
+      await w.stop();
+    }
+    opts.done?.(w);
+  }
+}
+
+/** runSegments over interleaved readings of the sessions `ids` (sendMerged's input), counting readings. */
+function runMergedSegments(name: string, topics: TopicNames, ids: string[], input: Merged[], cuts: number[], done?: (w: CoherenceWorker) => void): Promise<void> {
+  return runSegments({
+    name,
+    topics,
+    count: input.length,
+    cuts,
+    send: (from, to) => sendMerged(topics.heartReadings, name, ids, input, from, to),
+    expected: (from, to) => input.slice(from, to).filter((m) => m.r !== null).length,
+    done,
+  });
 }
 
 test('one reading 4 minutes ahead moves no window: it is quarantined (future_beat), dead-lettered and counted', async () => {
@@ -383,28 +432,13 @@ test("restarts at several points of one partition holding three sessions with ou
   const merged = threeSessionsWithOutliers();
   async function run(name: string, cuts: number[]) {
     const { topics, ids } = await threeSessionRun(name);
-    const send = (from: number, to: number) => sendMerged(topics.heartReadings, name, ids, merged, from, to);
-    const readingsIn = (from: number, to: number) => merged.slice(from, to).filter((m) => m.r !== null).length;
-    const bounds = [0, ...cuts, merged.length];
     let anchored = 0;
     let quarantined = 0;
-    for (let c = 1; c < bounds.length; c++) {
-      const w = worker(topics, `${name}-group`);
-      await w.start();
-      try {
-        await send(bounds[c - 1], bounds[c]);
-        // (A replay's readings count too, so a worker may stop a little before its cut: that
-        // only moves the restart point.)
-        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && w.stats.readings >= readingsIn(bounds[c - 1], bounds[c]), 60_000, 20);
-        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => w.stats.readings >= readingsIn(bounds[c - 1], bounds[c]), 60_000, 20);
-        await w.flush();
-      } finally {
-        await w.stop();
-      }
+    await runMergedSegments(name, topics, ids, merged, cuts, (w) => {
       anchored += w.stats.guardAnchored;
       quarantined += w.stats.quarantinedReadings;
       assert.equal(w.stats.guardAnchorMisses, 0, `${name}: every restarted session found its anchor`);
-    }
+    });
     return { windows: await Promise.all(ids.map((id) => windowMetrics(id, true))), anchored, quarantined };
   }
   const ref = await run('rqm-ref', []);
@@ -778,22 +812,8 @@ test("a session uploading a recording 30 minutes behind another of its partition
       ids.push((await sessions.create({ ...sessionOpts, startedAt: j === 0 ? start - 1_800_000 : start, deviceId: `${name}-d${j}` })).id);
     }
     const input = merged.filter((m) => devices.includes(m.j));
-    const bounds = [0, ...cuts, input.length];
     let idleEnded = 0;
-    for (let c = 1; c < bounds.length; c++) {
-      const w = worker(topics, `${name}-group`);
-      await w.start();
-      try {
-        await sendMerged(topics.heartReadings, name, ids, input, bounds[c - 1], bounds[c]);
-        const readingsIn = input.slice(bounds[c - 1], bounds[c]).filter((m) => m.r !== null).length;
-        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && w.stats.readings >= readingsIn, 60_000, 20);
-        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => w.stats.readings >= readingsIn, 60_000, 20);
-        await w.flush();
-      } finally {
-        await w.stop();
-      }
-      idleEnded += w.stats.idleEndedSessions;
-    }
+    await runMergedSegments(name, topics, ids, input, cuts, (w) => (idleEnded += w.stats.idleEndedSessions));
     return { windows: await Promise.all(ids.map((id) => windowMetrics(id, true))), idleEnded };
   }
   const alone = await run('lag-alone', [0], []);
@@ -832,7 +852,7 @@ test("a session's threshold settings changed mid-stream (a settings marker in it
     if (opts.patchedBefore) await sessions.update(session.id, { coherenceThreshold: 0.3, thresholdDurationS: 10 });
     const marker = (version: number) =>
       settingsMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', coherenceThreshold: version === 2 ? 0.3 : 0.8, thresholdDurationS: version === 2 ? 10 : 20, version, changedAtMs: start + 200_000 });
-    const recs = [];
+    const recs: OutgoingRecord[] = [];
     if (opts.markerFirst) recs.push(await marker(2));
     for (let i = 0; i < series.length; i++) {
       if (withMarker && i === at) recs.push(await marker(2), await marker(2));
@@ -840,23 +860,17 @@ test("a session's threshold settings changed mid-stream (a settings marker in it
       recs.push({ key: device, value: await codec.encode(Topics.heartReadings, record(session.id, device, series[i])), timestamp: Date.parse(series[i].timestamp) });
     }
     recs.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[series.length - 1].timestamp) }));
-    const bounds = [0, ...cuts, recs.length];
     let applied = 0;
-    for (let c = 1; c < bounds.length; c++) {
-      const w = worker(topics, `${name}-group`);
-      await w.start();
-      try {
-        await bus.publish(topics.heartReadings, recs.slice(bounds[c - 1], bounds[c]));
-        const count = bounds[c] - bounds[c - 1];
-        const seen = () => w.stats.readings + w.stats.settingsMarkers + w.stats.endMarkers;
-        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && seen() >= count, 60_000, 20);
-        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => seen() >= count, 60_000, 20);
-        await w.flush();
-      } finally {
-        await w.stop();
-      }
-      applied += w.stats.settingsApplied;
-    }
+    await runSegments({
+      name,
+      topics,
+      count: recs.length,
+      cuts,
+      send: (from, to) => bus.publish(topics.heartReadings, recs.slice(from, to)),
+      expected: (from, to) => to - from,
+      seen: (w) => w.stats.readings + w.stats.settingsMarkers + w.stats.endMarkers,
+      done: (w) => (applied += w.stats.settingsApplied),
+    });
     return { events: await events(session.id), windows: await windowMetrics(session.id, true), applied };
   }
   const unchanged = await run('settings-none', [], false);
@@ -972,20 +986,7 @@ test("two sessions 45 and 25 minutes behind a live one of their partition, inter
       ids.push((await sessions.create({ ...sessionOpts, startedAt: [start - 2_700_000, start - 1_500_000, start][j], deviceId: `${name}-d${j}` })).id);
     }
     const input = interleave(devices);
-    const bounds = [0, ...cuts, input.length];
-    for (let c = 1; c < bounds.length; c++) {
-      const w = worker(topics, `${name}-group`);
-      await w.start();
-      try {
-        await sendMerged(topics.heartReadings, name, ids, input, bounds[c - 1], bounds[c]);
-        const readingsIn = input.slice(bounds[c - 1], bounds[c]).filter((m) => m.r !== null).length;
-        if (c === bounds.length - 1) await waitFor(`${name}: flushed`, () => w.openSessionCount === 0 && w.stats.readings >= readingsIn, 60_000, 20);
-        else await waitFor(`${name}: records up to ${bounds[c]} read`, () => w.stats.readings >= readingsIn, 60_000, 20);
-        await w.flush();
-      } finally {
-        await w.stop();
-      }
-    }
+    await runMergedSegments(name, topics, ids, input, cuts);
     return Promise.all(ids.map((id) => windowMetrics(id, true)));
   }
   const alone0 = (await run('lag3-alone0', [0]))[0];
