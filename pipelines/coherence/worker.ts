@@ -1041,18 +1041,10 @@ export class CoherenceWorker {
    */
   private revive(p: PartitionState, ended: SessionState, r: HeartReadingRecord, offset: bigint): SessionState {
     const emittedThroughMs = Math.max(ended.emittedThroughMs, p.flushedThrough.get(ended.id) ?? -Infinity);
-    const st: SessionState = {
+    const st = this.newSessionState(p, r, offset, {
       id: ended.id,
-      userId: r.user_id,
-      orgId: r.org_id,
-      deviceId: r.device_id,
-      windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs }),
-      guard: new SessionClockGuard<Guarded>({
-        horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
-        confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
-        startMs: Math.max(ended.startedAtMs, emittedThroughMs),
-      }),
-      guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], due: [], partitionMax: [], from: p.startOffset ?? offset },
+      lateBeats: 0,
+      guardStartMs: Math.max(ended.startedAtMs, emittedThroughMs),
       quietFromMs: null,
       dueFromMs: null,
       threshold: null,
@@ -1060,15 +1052,40 @@ export class CoherenceWorker {
       startedAtMs: ended.startedAtMs,
       inheritFrom: ended,
       emittedThroughMs,
-      ended: false,
       endedByMarker: ended.endedByMarker,
-      provisionalThroughMs: -Infinity,
-      provisionalMemos: [],
-    };
+    });
     p.sessions.set(st.id, st);
     p.endedInBatch.delete(st.id);
     this.stats.revivedInBatch++;
     return st;
+  }
+
+  /** A session's state from its first record here (`r` at `firstOffset`) and what it starts from. */
+  private newSessionState(
+    p: PartitionState,
+    r: HeartReadingRecord,
+    firstOffset: bigint,
+    v: Pick<SessionState, 'id' | 'quietFromMs' | 'dueFromMs' | 'threshold' | 'settings' | 'startedAtMs' | 'inheritFrom' | 'emittedThroughMs' | 'endedByMarker'> & { lateBeats: number; guardStartMs: number },
+  ): SessionState {
+    const { lateBeats, guardStartMs, ...rest } = v;
+    return {
+      ...rest,
+      userId: r.user_id,
+      orgId: r.org_id,
+      deviceId: r.device_id,
+      windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs, lateBeatCount: lateBeats }),
+      guard: new SessionClockGuard<Guarded>({
+        horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
+        confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
+        startMs: guardStartMs,
+      }),
+      // Every record of the session read from the partition's start on is logged (there were
+      // none before this one).
+      guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], due: [], partitionMax: [], from: p.startOffset ?? firstOffset },
+      ended: false,
+      provisionalThroughMs: -Infinity,
+      provisionalMemos: [],
+    };
   }
 
   /** Creates state for sessions first seen in this batch, from their checkpoints (a takeover). */
@@ -1122,22 +1139,12 @@ export class CoherenceWorker {
         p.maxEventTimeMs = anchor.partitionMaxMs;
       }
       const guardStartMs = anchor ? (anchor.clockMs ?? -Infinity) : Math.max(session?.startedAt ?? -Infinity, emittedThroughMs);
-      p.sessions.set(id, {
+      const created = this.newSessionState(p, r, firstOffset, {
         id,
-        userId: r.user_id,
-        orgId: r.org_id,
-        deviceId: r.device_id,
         // The late beats counted before the replay's first record, as the uninterrupted run
         // had them (late_beat_count is cumulative per session); 0 without an anchor.
-        windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs, lateBeatCount: anchor?.lateBeats ?? 0 }),
-        guard: new SessionClockGuard<Guarded>({
-          horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
-          confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
-          startMs: guardStartMs,
-        }),
-        // Every record of the session read from the partition's start on is logged (there
-        // were none before this one).
-        guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], due: [], partitionMax: [], from: p.startOffset ?? firstOffset },
+        lateBeats: anchor?.lateBeats ?? 0,
+        guardStartMs,
         // Where the run before had it before this record; without an anchor (its first record
         // in this run, a revival) null: no silence ends it before its first reading here, which
         // may come after other sessions' readings in this batch.
@@ -1148,13 +1155,10 @@ export class CoherenceWorker {
         startedAtMs: session?.startedAt ?? -Infinity,
         inheritFrom: null,
         emittedThroughMs,
-        ended: false,
         // (An ended checkpoint's anchor resumes the state before its end: its marker is ahead.)
         endedByMarker: cp?.endedByMarker === true && !(cp.ended && anchor !== null),
-        provisionalThroughMs: -Infinity,
-        provisionalMemos: [],
       });
-      const created = p.sessions.get(id)!;
+      p.sessions.set(id, created);
       if (anchor?.sentLast) p.lastSenders.add(created);
     }
   }
