@@ -58,6 +58,10 @@ export async function publishReadings(
  * sessions' readings sorted by time alone would alternate between them, one batch record each.
  */
 export function inTimeOrder(records: HeartReadingRecord[]): HeartReadingRecord[] {
+  // The usual request, in time order throughout: one pass, nothing allocated.
+  let sorted = true;
+  for (let i = 1; sorted && i < records.length; i++) sorted = records[i].recorded_at >= records[i - 1].recorded_at;
+  if (sorted) return records;
   const newest = new Map<string, number>();
   let ordered = true;
   for (const r of records) {
