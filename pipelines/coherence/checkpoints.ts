@@ -38,6 +38,12 @@ export interface SessionCheckpoint {
   /** Its end marker was applied (a state revived since ignores that marker written again). */
   endedByMarker?: boolean;
   /**
+   * An ended session's late beats at its end (late_beat_count is cumulative per session: a
+   * revival by readings after the end continues it); absent in checkpoints written before
+   * 2026-12-06 (the revival then counts from 0) and in those of sessions not ended.
+   */
+  lateBeats?: number;
+  /**
    * Where a replay of the session's readings may start, and its clock guard there
    * (GuardAnchor, oldest first); absent in checkpoints written before 2026-12-05, and in the
    * group worker's.
@@ -89,6 +95,7 @@ interface CheckpointWire {
   ended: boolean;
   settings?: { coherence_threshold: number; threshold_duration_s: number; version: number };
   ended_by_marker?: boolean;
+  late_beats?: number;
   guard?: Array<{
     offset: string | null;
     after_offset: string | null;
@@ -148,6 +155,7 @@ export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
       : null,
     ended: c.ended,
     ...(c.endedByMarker ? { ended_by_marker: true } : {}),
+    ...(c.lateBeats !== undefined ? { late_beats: c.lateBeats } : {}),
     ...(c.settings ? { settings: { coherence_threshold: c.settings.coherenceThreshold, threshold_duration_s: c.settings.thresholdDurationS, version: c.settings.version } } : {}),
     ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats, quiet_from_ms: a.quietFromMs ?? null, sent_last: a.sentLast === true, due_from_ms: a.dueFromMs ?? null, partition_max_ms: a.partitionMaxMs ?? null })) } : {}),
     written_at: now,
@@ -185,6 +193,7 @@ export function decodeCheckpoint(value: Buffer): SessionCheckpoint | { barrier: 
     ended: v.ended === true,
     ...settingsOf(v.settings),
     ...(v.ended_by_marker === true ? { endedByMarker: true } : {}),
+    ...(typeof v.late_beats === 'number' && Number.isSafeInteger(v.late_beats) && v.late_beats >= 0 ? { lateBeats: v.late_beats } : {}),
     ...(v.guard !== undefined ? { guard: guardOf(v.guard) } : {}),
   };
 }

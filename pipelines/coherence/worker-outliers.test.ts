@@ -957,6 +957,75 @@ test("readings after a session's end marker revive it the same whether they come
   assert.equal(oneBatch.revivedInBatch, 1, 'revived in the batch of its end');
 });
 
+test("late beats counted before a session's end go on in the windows of its revival: in the batch of the end, in a later one, and after a restart between", async () => {
+  const series: Array<Reading | Extra> = [...rsaReadings({ startMs: start + 250, durationS: 300, breathHz: 0.1, seed: 83 })];
+  // Two beats dated 150 s back at 100 s and at 120 s (before the end at 150 s), and two at 250 s
+  // (after it, in the revived session): each older than every window still open, so late.
+  for (const at of [100_000, 120_000, 250_000]) {
+    const k = series.findIndex((r) => 'timestamp' in r && Date.parse(r.timestamp) > start + at);
+    const t = Date.parse((series[k] as Reading).timestamp);
+    series.splice(k, 0, { recordedAt: t - 150_000 + 437, receivedAt: t, rr: [880, 910] });
+  }
+  const endAt = series.findIndex((r) => 'timestamp' in r && Date.parse(r.timestamp) > start + 150_000);
+  const endMs = timeOf(series[endAt - 1]);
+  const datedBack = (rs: Array<Reading | Extra>) => rs.reduce((n, r) => n + ('timestamp' in r ? 0 : r.rr.length), 0);
+  async function run(name: string, mode: 'one' | 'split' | 'restart') {
+    const topics = prefixedTopics(`${name}.`);
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    const device = `${name}-d`;
+    await new DevicesRepository(entities.client).register({ id: device, orgId: 'o1', userId: 'u1' });
+    await new DevicesRepository(entities.client).register({ id: `${name}-o`, orgId: 'o1', userId: 'u1' });
+    const session = await sessions.create({ ...sessionOpts, deviceId: device });
+    const enc = async (r: Reading | Extra) => ({ key: device, value: await codec.encode(Topics.heartReadings, record(session.id, device, r)), timestamp: timeOf(r) });
+    const first = [];
+    for (const r of series.slice(0, endAt)) first.push(await enc(r));
+    first.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: endMs }));
+    const rest = [];
+    for (const r of series.slice(endAt)) rest.push(await enc(r));
+    if (mode === 'restart') {
+      // Another session's reading after the end, so that the commit passes the end marker: the
+      // replay then starts after the end, and the revival restores from the ended checkpoint.
+      const other = await sessions.create({ ...sessionOpts, startedAt: endMs, deviceId: `${name}-o` });
+      first.push({ key: device, value: await codec.encode(Topics.heartReadings, record(other.id, `${name}-o`, series[endAt] as Reading)), timestamp: endMs + 1 });
+    }
+    const parts = mode === 'one' ? [[...first, ...rest]] : [first, rest];
+    const readingsIn = mode === 'one' ? [series.length] : [endAt + (mode === 'restart' ? 1 : 0), series.length - endAt];
+    let w: CoherenceWorker | null = null;
+    for (let i = 0; i < parts.length; i++) {
+      if (!w) {
+        w = worker(topics, `${name}-group`);
+        await w.start();
+      }
+      const readingsBefore = w.stats.readings;
+      await bus.publish(topics.heartReadings, parts[i]);
+      const current = w;
+      await waitFor(`${name}: part ${i} read`, () => current.stats.readings - readingsBefore >= readingsIn[i], 60_000, 20);
+      await current.flush();
+      // A restart after the end: the revival restores from the ended checkpoint.
+      if (mode === 'restart' && i === 0) {
+        await current.stop();
+        w = null;
+      }
+    }
+    await w!.stop();
+    if (mode === 'restart') assert.deepEqual([w!.stats.restoredSessions, w!.stats.endMarkers], [1, 0], 'the replay starts after the end: restored from the ended checkpoint');
+    return windowMetrics(session.id, true);
+  }
+  const before = datedBack(series.slice(0, endAt));
+  const total = datedBack(series);
+  assert.deepEqual([before, total], [4, 6]);
+  for (const mode of ['one', 'split', 'restart'] as const) {
+    const windows = await run(`late-revive-${mode}`, mode);
+    // The end closes the windows up to the first one ending after the last beat (ends 5 s apart).
+    const lastBeforeEnd = windows.filter((w) => Number(w.end_ms) <= endMs + 5_000).at(-1)!;
+    assert.equal(Number(lastBeforeEnd.late_beat_count), before, `${mode}: the late beats before the end`);
+    const revived = windows.filter((w) => Number(w.end_ms) > endMs + 5_000);
+    assert.ok(revived.length > 5, `${mode}: windows after the end (revived)`);
+    assert.ok(revived.every((w) => Number(w.late_beat_count) >= before), `${mode}: the revival goes on from the end's count: ${revived.map((w) => w.late_beat_count)}`);
+    assert.equal(Number(revived.at(-1)!.late_beat_count), total, `${mode}: every late beat of the session`);
+  }
+});
+
 test("two sessions 45 and 25 minutes behind a live one of their partition, interleaved with it: the live one's first reading, far ahead, ends neither (each keeps the windows it has alone)", async () => {
   const series = [
     rsaReadings({ startMs: start + 250 - 2_700_000, durationS: 400, breathHz: 0.1, seed: 91 }),

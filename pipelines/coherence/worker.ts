@@ -1043,7 +1043,9 @@ export class CoherenceWorker {
     const emittedThroughMs = Math.max(ended.emittedThroughMs, p.flushedThrough.get(ended.id) ?? -Infinity);
     const st = this.newSessionState(p, r, offset, {
       id: ended.id,
-      lateBeats: 0,
+      // Cumulative per session: the count goes on from the end's, as a revival from the ended
+      // checkpoint in a later batch (loadSessions) continues it.
+      lateBeats: ended.windows.lateBeatCount,
       guardStartMs: Math.max(ended.startedAtMs, emittedThroughMs),
       quietFromMs: null,
       dueFromMs: null,
@@ -1142,8 +1144,10 @@ export class CoherenceWorker {
       const created = this.newSessionState(p, r, firstOffset, {
         id,
         // The late beats counted before the replay's first record, as the uninterrupted run
-        // had them (late_beat_count is cumulative per session); 0 without an anchor.
-        lateBeats: anchor?.lateBeats ?? 0,
+        // had them (late_beat_count is cumulative per session). A revival (an ended
+        // checkpoint, no anchor: the replay starts after the end) goes on from the count at the
+        // end; otherwise 0 without an anchor.
+        lateBeats: anchor ? (anchor.lateBeats ?? 0) : cp?.ended ? (cp.lateBeats ?? 0) : 0,
         guardStartMs,
         // Where the run before had it before this record; without an anchor (its first record
         // in this run, a revival) null: no silence ends it before its first reading here, which
@@ -1171,6 +1175,7 @@ export class CoherenceWorker {
       ...(st.settings ? { settings: { coherenceThreshold: st.settings.threshold, thresholdDurationS: st.settings.holdMs / 1000, version: st.settings.version } } : {}),
       ended: st.ended,
       ...(st.endedByMarker ? { endedByMarker: true } : {}),
+      ...(st.ended ? { lateBeats: st.windows.lateBeatCount } : {}),
     };
   }
 
