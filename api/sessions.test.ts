@@ -74,3 +74,13 @@ test('windows stored before the trust columns existed (NULL coverage) keep the v
   assert.deepEqual([metrics.valid_window_count, metrics.average_coherence], [1, 0.5]);
   assert.deepEqual([timeline[0].coverage, timeline[0].longest_gap_ms], [null, null]);
 });
+
+test("average_breathing_rate is the median of the trusted windows' breathing rates: windows where slow drift outweighs the breathing do not pull it down", async () => {
+  // Breathing paced at 15/min; two windows whose highest spectral point is drift at the band's edge.
+  const rates = [15, 14.8, 15.2, 2.4, 15, 2.6, 15.1];
+  const rows = [...rates.map((b, i) => ({ ...trusted(65 + 5 * i, 0.6), breathing_rate: b })), { ...untrusted(105, 'long_gap', false, 0.5), breathing_rate: 3 }];
+  const { metrics } = await sessionMetrics(contextWith(rows), session);
+  assert.equal(metrics.average_breathing_rate, 15, 'the middle of the seven trusted windows; the untrusted one left out');
+  const even = await sessionMetrics(contextWith(rows.slice(0, 6)), session);
+  assert.equal(even.metrics.average_breathing_rate, 14.9, 'an even count: the mean of the two middle values (14.8 and 15)');
+});

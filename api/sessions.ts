@@ -106,7 +106,7 @@ const metricsSchema = {
     average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
     average_sdnn: { type: ['number', 'null'], description: 'Mean SDNN (standard deviation of the NN intervals, n - 1), ms; null for device figures.' },
     average_pnn50: { type: ['number', 'null'], description: 'Mean pNN50 (share of successive NN differences over 50 ms), percent; null for device figures.' },
-    average_breathing_rate: { type: ['number', 'null'], description: 'Breaths per minute.' },
+    average_breathing_rate: { type: ['number', 'null'], description: "Breaths per minute: the median of the trusted windows' breathing rates (each window's dominant HRV rhythm; a window dominated by slow drift reads low, and the median keeps such windows from pulling the figure down)." },
     breathing_sync_score: {
       type: ['number', 'null'],
       description:
@@ -250,6 +250,13 @@ interface TimelineRow {
 
 const round = (v: number | null, digits = 4) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(digits)));
 const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
+/** The middle value (the mean of the two middle ones for an even count); null for none. */
+function median(xs: number[]): number | null {
+  if (xs.length === 0) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
 
 /**
  * Metrics and timeline from one read of the session's windows, so the two always agree
@@ -295,13 +302,17 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
       average_hrv: round(mean(pick('hrv')), 2),
       average_sdnn: round(mean(pick('sdnn')), 2),
       average_pnn50: round(mean(pick('pnn50')), 2),
-      average_breathing_rate: round(mean(pick('breathing_rate')), 2),
+      // The median, not the mean: a window's breathing rate is its dominant HRV rhythm, and in a
+      // window where slow drift outweighs the breathing it reads 2-5/min beside neighbours that
+      // read the breathing; the mean of that mix is neither (a metronome-paced record at
+      // 15/min, meditation_M2 in ../shared/data/rr: mean 12.3, median 14.6).
+      average_breathing_rate: round(median(pick('breathing_rate')), 2),
       breathing_sync_score: round(breathingSyncScore(pick('breathing_rate'), pacedBpm)),
       metrics_source: valid.length > 0 ? ('rr' as const) : null,
       device_reading_count: 0,
       window_count: rows.length,
-      // Cumulative per session (since ClickHouse 0020 replay-stable): the highest (a session
-      // revived after its end counts anew).
+      // Cumulative per session (since ClickHouse 0020 replay-stable, and a revival after the
+      // end goes on from the count at the end): the highest.
       late_beat_count: rows.reduce((n, r) => Math.max(n, Number(r.late_beat_count ?? 0)), 0),
       valid_window_count: valid.length,
       partial_window_count: rows.filter((r) => Boolean(r.partial)).length,
