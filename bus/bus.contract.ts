@@ -4,7 +4,7 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { partitionForKey } from './partitioner.js';
+import { keysCoveringPartitions, partitionForKey } from './partitioner.js';
 import type { Bus, BusRecord, RecordBatch, Subscription, TopicPartition } from './types.js';
 
 export interface BusContractOptions {
@@ -134,6 +134,18 @@ export function runBusContract(name: string, makeBus: (t: TestContext) => Promis
       await bus.ensureTopics([{ topic: t, partitions: 2 }]);
       await bus.publish(t, []);
       assert.deepEqual(await bus.committed('nobody-' + uid(), t), new Map());
+    }));
+
+    test('partitionCount answers the partitions of a topic, and keysCoveringPartitions reaches each once', withBus(async (bus, { topic, group, subs }) => {
+      const t1 = topic('count-one');
+      const t5 = topic('count-five');
+      await bus.ensureTopics([{ topic: t1, partitions: 1 }, { topic: t5, partitions: 5 }]);
+      assert.equal(await bus.partitionCount(t1), 1);
+      assert.equal(await bus.partitionCount(t5), 5);
+      await bus.publish(t5, keysCoveringPartitions(5, 'every-').map((key) => rec(key, key)));
+      const { inbox } = await consume(bus, subs, group('count'), [t5]);
+      await inbox.until('5 records', () => inbox.records.length >= 5);
+      assert.deepEqual(inbox.records.map((r) => r.partition).sort(), [0, 1, 2, 3, 4]);
     }));
 
     test('records of one key keep their order and land on the partitionForKey partition', withBus(async (bus, { topic, group, subs }) => {

@@ -11,6 +11,7 @@ export function commitDropping(inner: Bus, drop: { on: boolean }): Bus {
     ensureTopics: (specs) => inner.ensureTopics(specs),
     publish: (topic, records) => inner.publish(topic, records),
     committed: (groupId, topic) => inner.committed(groupId, topic),
+    partitionCount: (topic) => inner.partitionCount(topic),
     close: () => inner.close(),
     subscribe: async (opts) => {
       const sub = await inner.subscribe(opts);

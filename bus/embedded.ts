@@ -730,6 +730,11 @@ class EmbeddedBusImpl implements EmbeddedBus {
     return new Map([...this.offsets.topicOffsets(groupId, topic)].map(([p, o]) => [p, String(o)]));
   }
 
+  async partitionCount(topic: string): Promise<number> {
+    this.checkOpen();
+    return (await this.topic(topic)).partitions.length;
+  }
+
   stats(): PartitionStats[] {
     const out: PartitionStats[] = [];
     for (const t of this.openTopics.values()) {

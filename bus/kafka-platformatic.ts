@@ -616,6 +616,14 @@ export class PlatformaticKafkaBus implements Bus {
     return sub;
   }
 
+  async partitionCount(topic: string): Promise<number> {
+    this.checkOpen();
+    const meta = await this.admin.metadata({ topics: [topic], forceUpdate: true });
+    const t = meta.topics.get(topic);
+    if (!t || t.partitions.length === 0) throw new Error(`topic ${topic}: no partitions in the broker's metadata`);
+    return t.partitions.length;
+  }
+
   async committed(groupId: string, topic: string): Promise<Map<number, string>> {
     this.checkOpen();
     const out = new Map<number, string>();

@@ -486,6 +486,14 @@ class KafkaBusImpl implements KafkaBus {
     return sub;
   }
 
+  async partitionCount(topic: string): Promise<number> {
+    this.checkOpen();
+    const meta = await this.admin.fetchTopicMetadata({ topics: [topic] });
+    const t = meta.topics.find((x) => x.name === topic);
+    if (!t || t.partitions.length === 0) throw new Error(`topic ${topic}: no partitions in the broker's metadata`);
+    return t.partitions.length;
+  }
+
   async committed(groupId: string, topic: string): Promise<Map<number, string>> {
     this.checkOpen();
     // A fresh broker answers "coordinator loading" while it creates __consumer_offsets:

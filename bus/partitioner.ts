@@ -39,3 +39,30 @@ export function partitionForKey(key: string | Uint8Array, numPartitions: number)
   const bytes = typeof key === 'string' ? Buffer.from(key, 'utf8') : key;
   return (murmur2(bytes) & 0x7fffffff) % numPartitions;
 }
+
+const coveringKeyCache = new Map<string, string[]>();
+
+/**
+ * One key per partition of an n-partition topic: the i-th lands in partition i (murmur2, as
+ * the bus partitions). For records every partition must see once (a read barrier, a marker
+ * for a session whose readings may be in any partition).
+ */
+export function keysCoveringPartitions(partitions: number, prefix: string): string[] {
+  const cacheKey = `${partitions}\u0000${prefix}`;
+  let keys = coveringKeyCache.get(cacheKey);
+  if (keys) return keys;
+  const found: Array<string | undefined> = new Array(partitions);
+  let left = partitions;
+  for (let j = 0; left > 0; j++) {
+    const key = `${prefix}${j}`;
+    const p = partitionForKey(key, partitions);
+    if (found[p] === undefined) {
+      found[p] = key;
+      left--;
+    }
+  }
+  keys = found as string[];
+  if (coveringKeyCache.size > 64) coveringKeyCache.clear();
+  coveringKeyCache.set(cacheKey, keys);
+  return keys;
+}

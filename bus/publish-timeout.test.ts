@@ -20,6 +20,7 @@ function stubBus(publish: (topic: string, records: OutgoingRecord[]) => Promise<
     },
     subscribe: async () => ({ commit: async () => undefined, stop: async () => undefined }),
     committed: async () => new Map([[0, '7']]),
+    partitionCount: async () => 1,
     close: async () => undefined,
   };
   return bus;

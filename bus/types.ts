@@ -95,5 +95,11 @@ export interface Bus {
   subscribe(opts: SubscribeOptions): Promise<Subscription>;
   /** Committed offsets of a group (for lag metrics and tests). */
   committed(groupId: string, topic: string): Promise<Map<number, string>>;
+  /**
+   * How many partitions an existing topic has now (the broker's metadata; a topic's count only
+   * grows): for records every partition must see (a marker for a session whose readings may be
+   * in any partition).
+   */
+  partitionCount(topic: string): Promise<number>;
   close(): Promise<void>;
 }

@@ -339,6 +339,7 @@ function feedingBus(): { bus: Bus; opts: () => SubscribeOptions; commits: bigint
     ensureTopics: async () => {},
     publish: async () => {},
     committed: async () => new Map(),
+    partitionCount: async () => 1,
     close: async () => {},
     subscribe: async (o) => {
       opts = o;

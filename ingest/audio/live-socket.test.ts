@@ -38,6 +38,7 @@ const gatedBus = (bus: Bus): Bus => ({
   },
   subscribe: (o) => bus.subscribe(o),
   committed: (g, t) => bus.committed(g, t),
+  partitionCount: (t) => bus.partitionCount(t),
   close: () => bus.close(),
 });
 

@@ -40,6 +40,7 @@ class RecordingBus {
       },
       subscribe: async () => ({ commit: async () => {}, stop: async () => {} }),
       committed: async () => new Map(),
+      partitionCount: async () => 1,
       close: async () => {},
     };
   }

@@ -17,7 +17,7 @@
 // in the table.
 import { randomUUID } from 'node:crypto';
 import type { Bus, BusRecord, Subscription } from '../../bus/types.js';
-import { partitionForKey } from '../../bus/partitioner.js';
+import { keysCoveringPartitions } from '../../bus/partitioner.js';
 import type { Logger } from '../../lib/log.js';
 import type { ThresholdSnapshot } from './threshold.js';
 
@@ -118,23 +118,8 @@ interface BarrierWire {
 const BARRIER_PREFIX = '\u0000barrier:';
 
 /** One key per partition of an n-partition topic (murmur2, as the bus partitions), for barriers. */
-const barrierKeyCache = new Map<number, string[]>();
 export function barrierKeys(partitions: number): string[] {
-  let keys = barrierKeyCache.get(partitions);
-  if (keys) return keys;
-  const found: Array<string | undefined> = new Array(partitions);
-  let left = partitions;
-  for (let j = 0; left > 0; j++) {
-    const key = `${BARRIER_PREFIX}${j}`;
-    const p = partitionForKey(key, partitions);
-    if (found[p] === undefined) {
-      found[p] = key;
-      left--;
-    }
-  }
-  keys = found as string[];
-  barrierKeyCache.set(partitions, keys);
-  return keys;
+  return keysCoveringPartitions(partitions, BARRIER_PREFIX);
 }
 
 export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {

@@ -1,6 +1,6 @@
 // SessionEndMarkers over the embedded bus: an ended session's change becomes one marker on the
-// readings topic, in the partition of the session's device (after its readings), and nothing
-// else does.
+// readings topic, in the partition of the session's device (after its readings), or one in
+// every partition for a session without a device, and nothing else does.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createEmbeddedBus } from '../../bus/embedded.js';
@@ -35,7 +35,7 @@ function change(id: string, status: 'active' | 'ended', deviceId: string, versio
   };
 }
 
-test('an ended session gets one marker on the readings topic, keyed and partitioned like its device\'s readings; other changes get none', async () => {
+test('an ended session gets one marker on the readings topic, keyed and partitioned like its device\'s readings (one in every partition without a device); other changes get none', async () => {
   const markers = new SessionEndMarkers({ bus, codec, topics, log: silentLogger });
   const seen: BusRecord[] = [];
   const sub = await bus.subscribe({
@@ -53,8 +53,12 @@ test('an ended session gets one marker on the readings topic, keyed and partitio
       change('s-nodevice', 'ended', '', 2),
     ];
     await bus.publish(topics.sessionChanges, await Promise.all(changes.map(async (c) => ({ key: c.session_id, value: await codec.encode(Topics.sessionChanges, c) }))));
-    await waitFor('the marker', () => markers.stats.markers === 1 && markers.stats.endedWithoutDevice === 1 && seen.length === 1, 10_000, 20);
-    const [rec] = seen;
+    await waitFor('the markers', () => markers.stats.markers === 1 && markers.stats.endedWithoutDevice === 1 && seen.length === 4, 10_000, 20);
+    const rec = seen.find((r) => r.key === 'dev-b')!;
+    // The session without a device: its readings may be in any partition, so a marker in each.
+    const deviceless = seen.filter((r) => r !== rec);
+    assert.deepEqual(deviceless.map((r) => r.partition).sort(), [0, 1, 2]);
+    for (const r of deviceless) assert.deepEqual(asEndMarker(await decodeRecord(codec, r.value)), { sessionId: 's-nodevice', deviceId: '', endedAtMs: changes[2].ended_at });
     assert.equal(rec.key, 'dev-b');
     assert.equal(rec.partition, partitionForKey('dev-b', 3));
     const value = await decodeRecord(codec, rec.value);

@@ -11,11 +11,14 @@
 // the same partition, after every reading the gateway acknowledged before the end call. The
 // worker closes the session's last windows when it reaches the marker, at the same place in
 // every run and every replay. A marker written twice (a redelivered change, a later change of
-// an ended session) finds nothing open and closes nothing.
+// an ended session) finds nothing open and closes nothing. A session started without a device
+// takes readings from any of its user's devices, so from any partition: its end marker is
+// written to every partition of the readings topic, and the one holding its state acts on it.
 //
 // A marker is a SessionEvent record (type `session_end_marker`) on the readings topic: no new
 // schema, and consumers that do not know it dead-letter it as "not a HeartReading" rather than
 // mistaking it for one. Attune's own readers (the coherence worker, the readings sink) skip it.
+import { keysCoveringPartitions } from '../../bus/partitioner.js';
 import type { Bus, OutgoingRecord, Subscription } from '../../bus/types.js';
 import type { Logger } from '../../lib/log.js';
 import { decodeRecord, type Codec } from '../../schemas/registry/codec.js';
@@ -43,8 +46,14 @@ export interface EndMarker {
   endedAtMs: number;
 }
 
-/** The marker record for a session's end, keyed like its readings (by device). */
-export async function endMarkerRecord(codec: Codec, m: EndMarker & { userId: string; orgId: string }): Promise<OutgoingRecord> {
+/** Keys of a device-less session's end markers, one per partition of the readings topic (keysCoveringPartitions). */
+const DEVICELESS_MARKER_KEY_PREFIX = '\u0000session-end:';
+
+/**
+ * The marker record for a session's end, keyed like its readings (by device), or by `key` (a
+ * session without a device: one marker per partition).
+ */
+export async function endMarkerRecord(codec: Codec, m: EndMarker & { userId: string; orgId: string; key?: string }): Promise<OutgoingRecord> {
   const rec: SessionEventRecord = {
     event_id: `${m.sessionId}:${END_MARKER_TYPE}`,
     session_id: m.sessionId,
@@ -54,7 +63,7 @@ export async function endMarkerRecord(codec: Codec, m: EndMarker & { userId: str
     occurred_at: m.endedAtMs,
     payload_json: JSON.stringify({ device_id: m.deviceId }),
   };
-  return { key: m.deviceId, value: await codec.encode(Topics.sessionEvents, rec), timestamp: m.endedAtMs };
+  return { key: m.key ?? m.deviceId, value: await codec.encode(Topics.sessionEvents, rec), timestamp: m.endedAtMs };
 }
 
 export interface SettingsMarker {
@@ -135,6 +144,8 @@ export class SessionEndMarkers {
       fromBeginning: true,
       eachBatch: async (batch) => {
         const out: OutgoingRecord[] = [];
+        // Read once per batch that ends a session without a device (a topic's count only grows).
+        let readingsPartitions: number | undefined;
         for (const rec of batch.records) {
           let change: SessionChange;
           try {
@@ -167,13 +178,20 @@ export class SessionEndMarkers {
             this.stats.settingsMarkers++;
           }
           if (!ended) continue;
+          const marker = { sessionId: change.session_id, deviceId: change.device_id, userId: change.user_id, orgId: change.org_id, endedAtMs: change.ended_at! };
           if (!change.device_id) {
-            // Its readings may come from any of the user's devices: no one partition to mark.
-            // Its windows close on the event-time idle end instead.
+            // Its readings may come from any of the user's devices, so from any partition: a
+            // marker in every partition, after every reading acknowledged before the end call;
+            // the partition that holds the session's state closes its last windows, the others
+            // hold none and pass. (Without it such a session, as the platform document creates
+            // them, closed only on the idle end, and in a partition where nothing else moved its
+            // last windows were never stored: a walkthrough, 56 windows of 62.)
+            readingsPartitions ??= await this.opts.bus.partitionCount(topics.heartReadings);
+            for (const key of keysCoveringPartitions(readingsPartitions, DEVICELESS_MARKER_KEY_PREFIX)) out.push(await endMarkerRecord(this.opts.codec, { ...marker, key }));
             this.stats.endedWithoutDevice++;
             continue;
           }
-          out.push(await endMarkerRecord(this.opts.codec, { sessionId: change.session_id, deviceId: change.device_id, userId: change.user_id, orgId: change.org_id, endedAtMs: change.ended_at! }));
+          out.push(await endMarkerRecord(this.opts.codec, marker));
           this.stats.markers++;
         }
         if (out.length > 0) {

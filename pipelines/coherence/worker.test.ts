@@ -210,6 +210,7 @@ test('windows whose publish failed are sent on the redelivery: none lost, none t
     },
     subscribe: (o) => bus.subscribe(o),
     committed: (g, t) => bus.committed(g, t),
+    partitionCount: (t) => bus.partitionCount(t),
     close: () => bus.close(),
   };
   const w = flushingThrough(new CoherenceWorker({ bus: flaky, codec, sessions, log: silentLogger, groupId: 'flaky-group' }), sinks);

@@ -28,6 +28,7 @@ export function countingBus(bus: Bus): CountingBus {
     },
     subscribe: (o) => bus.subscribe(o),
     committed: (g, t) => bus.committed(g, t),
+    partitionCount: (t) => bus.partitionCount(t),
     close: () => bus.close(),
     published: (topic) => counts.get(topic) ?? 0,
   };

@@ -317,6 +317,7 @@ test('a bus refusing the final results for a while delays the stream, never fail
     },
     subscribe: (o) => bus.subscribe(o),
     committed: (g, t) => bus.committed(g, t),
+    partitionCount: (t) => bus.partitionCount(t),
     close: () => bus.close(),
   };
   const w = new SpeechWorker({ bus: flaky, codec, sessions, uploads, log: silentLogger, groupId: 'speech-flaky', maxPublishBackoffMs: 100 });
