@@ -158,6 +158,12 @@ test('a session started and completed reaches the receiver, signed, with the doc
     assert.ok(completed.data[f] >= 0 && completed.data[f] <= 1);
   }
   assert.ok(completed.data.peak_coherence >= completed.data.average_coherence);
+  // The figures are the session's, all its windows in: those GET answers.
+  const detail = await app.request('GET', `/v1/sessions/${sid}`, { token: user });
+  assert.deepEqual(
+    [completed.data.average_coherence, completed.data.peak_coherence, completed.data.valid_window_count],
+    [detail.body.metrics.average_coherence, detail.body.metrics.peak_coherence, detail.body.metrics.valid_window_count],
+  );
 
   await waitFor('device.low_battery at the receiver', () => receiver.payloads().some((p) => p.type === 'device.low_battery'), 30_000, 200);
   const battery = receiver.payloads().filter((p) => p.type === 'device.low_battery');

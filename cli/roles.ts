@@ -381,6 +381,7 @@ export async function startAttune(
         guard: webhookGuard,
         // A completed session's event waits for its last windows (they close after the end).
         settleMs: config.webhooks.settleMs ?? config.coherence.allowedLatenessMs + 20_000,
+        maxSettleMs: config.webhooks.maxSettleMs,
       });
       starting.push(webhookDispatcher.start());
     }

@@ -134,9 +134,10 @@ export interface AttuneConfig {
    * Webhooks (pipelines/webhooks/): ATTUNE_WEBHOOKS_ALLOW_PRIVATE=1 lets them reach loopback,
    * private and link-local addresses; ATTUNE_WEBHOOKS_ALLOW_HOSTS names hosts or CIDRs that
    * may be reached although private (comma list). ATTUNE_WEBHOOKS=0 runs no dispatcher.
-   * ATTUNE_WEBHOOKS_SETTLE_MS: how long session.completed waits for the session's last windows.
+   * ATTUNE_WEBHOOKS_SETTLE_MS: how long session.completed waits for the session's last windows;
+   * ATTUNE_WEBHOOKS_MAX_SETTLE_MS: how long at most, when they do not reach its last beat by then.
    */
-  webhooks: { enabled: boolean; allowPrivate: boolean; allowHosts: string[]; settleMs: number | null };
+  webhooks: { enabled: boolean; allowPrivate: boolean; allowHosts: string[]; settleMs: number | null; maxSettleMs: number };
 }
 
 export class ConfigError extends Error {
@@ -430,6 +431,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
       allowHosts: (e.ATTUNE_WEBHOOKS_ALLOW_HOSTS ?? '').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean),
       // How long a completed session's event waits for its last windows; default the allowed lateness + 20 s.
       settleMs: e.ATTUNE_WEBHOOKS_SETTLE_MS === undefined ? null : int(e, 'ATTUNE_WEBHOOKS_SETTLE_MS', 30_000, 0, 3_600_000),
+      maxSettleMs: int(e, 'ATTUNE_WEBHOOKS_MAX_SETTLE_MS', 600_000, 0, 86_400_000),
     },
   };
 }

@@ -477,8 +477,10 @@ test("session.completed reads its figures from ClickHouse; a streak of 7, 30 or 
       query: async ({ query }: { query: string }) => {
         queries.push(query);
         const rows = query.includes('avgIf(coherence')
-          ? [{ windows: '30', n: '24', average: 0.612345, peak: 0.9 }]
-          : practiceDays.map((d) => ({ d, today: day(0) }));
+          ? [{ windows: '30', n: '24', average: 0.612345, peak: 0.9, last_end: String(T0) }]
+          : query.includes('heart_readings')
+            ? [{ last_beat: String(T0 - 2000), beats: '150' }]
+            : practiceDays.map((d) => ({ d, today: day(0) }));
         return { json: async () => rows };
       },
     },
@@ -507,6 +509,65 @@ test("session.completed reads its figures from ClickHouse; a streak of 7, 30 or 
   assert.deepEqual(milestones.map((p) => [p.data.user_id, p.data.streak_days, p.data.date, p.data.session_id]), [['u-streak', 7, day(0), 'sess-streak-7']]);
   assert.ok(queries.some((q) => q.includes('GROUP BY d')), 'the practice days were asked');
   assert.equal((await repo.deliveries(org, hook.id, 10)).length, 4);
+});
+
+test("session.completed waits until the stored windows reach the session's last beat (a worker behind), then has their figures; at most ATTUNE_WEBHOOKS_MAX_SETTLE_MS, then the windows there are", async () => {
+  for (const d of running.splice(0)) await d.stop();
+  const org = 'org-behind';
+  await repo.create({ orgId: org, createdBy: 'admin', url: `http://127.0.0.1:${PORT}/auf-webhook`, events: ['session.completed'], secret: SECRET, description: '' });
+  // The session's last RR beat dated up to its end is 4.2 s before it: the end closes windows
+  // up to the one ending on the next 5 s grid point after that beat.
+  const lastBeat = T0 - 4200;
+  const needEnd = Math.floor(lastBeat / 5000) * 5000 + 5000;
+  // What ClickHouse holds, as the worker and the sinks get on: windows up to `storedThrough`.
+  const storedThrough = new Map<string, number>();
+  const store = {
+    database: 'attune',
+    client: {
+      query: async ({ query, query_params }: { query: string; query_params: { sid: string } }) => {
+        const through = storedThrough.get(query_params.sid)!;
+        const rows = query.includes('avgIf(coherence')
+          ? [{ windows: '40', n: '30', average: through >= needEnd ? 0.7 : 0.5, peak: 0.9, last_end: String(through) }]
+          : query.includes('heart_readings')
+            ? [{ last_beat: String(lastBeat), beats: '600' }]
+            : [];
+        return { json: async () => rows };
+      },
+    },
+  };
+  const d = await dispatcher({ store: store as never, settleMs: 30_000, maxSettleMs: 300_000 });
+  receiver.received = [];
+  const mine = () => receiver.received.map((r) => JSON.parse(r.body)).filter((p) => p.data.user_id === 'u-behind');
+  const publishEnded = async (sid: string) => {
+    await publishChange(sessionChange(sid, org, { user_id: 'u-behind' }));
+    await waitFor(`the event of ${sid}`, async () => {
+      const { rows } = await db.client.query<{ n: string | number }>("SELECT count(*) AS n FROM webhook_events WHERE org_id = $1 AND subject->>'session_id' = $2", [org, sid]);
+      return Number(rows[0].n) === 1;
+    });
+  };
+  const start = now;
+  // The worker is 25 s behind: at the settle time the windows end 20 s short of the last one.
+  storedThrough.set('sess-behind', needEnd - 20_000);
+  await publishEnded('sess-behind');
+  now = start + 30_000;
+  await d.runOnce();
+  assert.deepEqual(mine(), [], 'not sent while the last windows are not in');
+  storedThrough.set('sess-behind', needEnd);
+  now = start + 60_000;
+  await d.runOnce();
+  assert.deepEqual(mine().map((p) => [p.data.session_id, p.data.average_coherence]), [['sess-behind', 0.7]], 'sent once they are, with their figures');
+
+  // Never complete (a worker down): sent after the longest wait, with the windows stored so far.
+  storedThrough.set('sess-stuck', needEnd - 60_000);
+  await publishEnded('sess-stuck');
+  const ended = now;
+  for (now = ended + 30_000; now < ended + 30_000 + 300_000; now += 30_000) {
+    await d.runOnce();
+    assert.equal(mine().length, 1, `still waiting ${(now - ended) / 1000} s after the end`);
+  }
+  now = ended + 30_000 + 300_000;
+  await d.runOnce();
+  assert.deepEqual(mine().map((p) => [p.data.session_id, p.data.average_coherence]).at(-1), ['sess-stuck', 0.5]);
 });
 
 test('delivered and failed deliveries and their events are forgotten after 30 days; pending ones stay', async () => {

@@ -46,8 +46,9 @@ import type { HeartReading, MeshEvent, SessionChange, SpeechEvent } from '../../
 import type { TopicNames } from '../../schemas/topics.js';
 import type { StoreClient } from '../../store/clickhouse.js';
 import type { SqlClient, SqlQueryable } from '../../store/postgres/client.js';
-import type { DueDelivery, ReadyEvent, WebhookEventInput, WebhooksRepository } from '../../store/postgres/webhooks-repo.js';
+import type { DueDelivery, Postponed, ReadyEvent, WebhookEventInput, WebhooksRepository } from '../../store/postgres/webhooks-repo.js';
 import { groupIdFor } from '../group-id.js';
+import { defaultStepMs } from '../coherence/session-windows.js';
 
 /** The event types a webhook may subscribe to. */
 export const WEBHOOK_EVENT_TYPES = ['session.started', 'session.completed', 'user.streak_milestone', 'mesh.threshold_reached', 'device.low_battery', 'speech.session.completed'] as const;
@@ -120,6 +121,12 @@ export interface WebhookDispatcherOptions {
   guard: NetGuardOptions;
   /** How long a completed session's event waits for its last windows (default 30 s). */
   settleMs?: number;
+  /**
+   * How long it waits at most when, after settleMs, its windows do not reach its last beat yet
+   * (a worker or sink behind: it looks again every settleMs); then it is sent with the windows
+   * there are. Default 10 min.
+   */
+  maxSettleMs?: number;
   /** Poll of the outbox when idle, ms (default 1000). 0: no timer (tests call runOnce). */
   pollMs?: number;
   /** One attempt's total deadline, ms (default 10 s): connect, headers and the whole answer. */
@@ -415,14 +422,44 @@ export class WebhookDispatcher {
       });
   }
 
+  /**
+   * When to look again at a completed session whose windows do not reach its last beat (one
+   * with RR intervals dated up to its end), or null when they do, when it has none, or when it
+   * has waited maxSettleMs. The end call's marker closes windows up to the first one ending
+   * after the last beat (5 s grid); the settle time is a guess of how long that takes, and a
+   * worker or sink behind it (a backlog, a restart) made the webhook carry the figures of the
+   * windows stored so far, which GET then no longer gave.
+   */
+  private async windowsPending(store: StoreClient, s: { session_id: string; user_id: string; org_id: string; ended_at: number; waiting_since?: number }, lastWindowEndMs: number | null): Promise<number | null> {
+    const now = this.clock();
+    const settle = this.opts.settleMs ?? 30_000;
+    if (s.waiting_since !== undefined && now - s.waiting_since >= (this.opts.maxSettleMs ?? 600_000)) {
+      this.opts.log.warn({ session_id: s.session_id, last_window_end: lastWindowEndMs }, 'session.completed sent with the windows stored so far: its last windows did not come within the longest settle time');
+      return null;
+    }
+    const rs = await store.client.query({
+      query: `SELECT toUnixTimestamp64Milli(max(event_time)) AS last_beat, count() AS beats
+              FROM ${store.database}.heart_readings
+              WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}
+                AND rr_ms IS NOT NULL AND event_time <= fromUnixTimestamp64Milli({ended:Int64})`,
+      query_params: { org: s.org_id, user: s.user_id, sid: s.session_id, ended: s.ended_at },
+      format: 'JSONEachRow',
+    });
+    const [beats] = (await rs.json()) as Array<{ last_beat: string | number | null; beats: string | number }>;
+    if (!beats || Number(beats.beats) === 0) return null;
+    const needEnd = Math.floor(Number(beats.last_beat) / defaultStepMs) * defaultStepMs + defaultStepMs;
+    if (lastWindowEndMs !== null && lastWindowEndMs >= needEnd) return null;
+    return now + Math.max(settle, 1000);
+  }
+
   private render(e: ReadyEvent & { data: Record<string, unknown> }): string {
     return JSON.stringify({ id: e.eventId, type: e.type, created: iso(e.created), ...documentFields(e), data: e.data });
   }
 
-  /** The data of an event that waited (session.completed), and the streak milestone it may make. */
-  private async complete(e: ReadyEvent, tx: SqlQueryable): Promise<Record<string, unknown> | null> {
+  /** The data of an event that waited (session.completed), and the streak milestone it may make; or, while its windows are not all in, when to look again. */
+  private async complete(e: ReadyEvent, tx: SqlQueryable): Promise<Record<string, unknown> | Postponed | null> {
     if (e.type !== 'session.completed') return null;
-    const s = e.subject as { session_id: string; user_id: string; org_id: string; started_at: number; ended_at: number };
+    const s = e.subject as { session_id: string; user_id: string; org_id: string; started_at: number; ended_at: number; waiting_since?: number };
     let average: number | null = null;
     let peak: number | null = null;
     let validWindows = 0;
@@ -431,13 +468,16 @@ export class WebhookDispatcher {
     if (store) {
       const trusted = 'valid AND NOT partial AND coherence IS NOT NULL';
       const rs = await store.client.query({
-        query: `SELECT count() AS windows, countIf(${trusted}) AS n, avgIf(coherence, ${trusted}) AS average, maxIf(coherence, ${trusted}) AS peak
+        query: `SELECT count() AS windows, countIf(${trusted}) AS n, avgIf(coherence, ${trusted}) AS average, maxIf(coherence, ${trusted}) AS peak,
+                       toUnixTimestamp64Milli(max(window_end)) AS last_end
                 FROM ${store.database}.coherence_windows FINAL
                 WHERE org_id = {org:String} AND user_id = {user:String} AND session_id = {sid:String}`,
         query_params: { org: s.org_id, user: s.user_id, sid: s.session_id },
         format: 'JSONEachRow',
       });
-      const [row] = (await rs.json()) as Array<{ windows: string | number; n: string | number; average: number | null; peak: number | null }>;
+      const [row] = (await rs.json()) as Array<{ windows: string | number; n: string | number; average: number | null; peak: number | null; last_end: string | number | null }>;
+      const waitUntil = await this.windowsPending(store, s, Number(row?.windows ?? 0) > 0 ? Number(row.last_end) : null);
+      if (waitUntil !== null) return { postponeUntil: waitUntil, subject: { ...s, waiting_since: s.waiting_since ?? this.clock() } };
       validWindows = Number(row?.n ?? 0);
       average = validWindows > 0 ? round(row.average) : null;
       peak = validWindows > 0 ? round(row.peak) : null;

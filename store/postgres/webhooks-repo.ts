@@ -51,6 +51,12 @@ export interface WebhookEventInput {
 
 export interface ReadyEvent extends WebhookEventInput {}
 
+/** What fan-out does with a ready event whose data is not complete yet: it waits until `until`, its subject replaced. */
+export interface Postponed {
+  postponeUntil: number;
+  subject: Record<string, unknown>;
+}
+
 /** A delivery taken for an attempt, with what it needs to be sent. */
 export interface DueDelivery {
   id: string;
@@ -225,7 +231,7 @@ export class WebhooksRepository {
   async fanOut(
     now: number,
     limit: number,
-    complete: (e: ReadyEvent, tx: SqlQueryable) => Promise<Record<string, unknown> | null>,
+    complete: (e: ReadyEvent, tx: SqlQueryable) => Promise<Record<string, unknown> | Postponed | null>,
     render: (e: ReadyEvent & { data: Record<string, unknown> }) => string,
   ): Promise<number> {
     return this.sql.transaction(async (tx) => {
@@ -236,7 +242,12 @@ export class WebhooksRepository {
       );
       for (const r of rows) {
         const e: ReadyEvent = { eventId: r.event_id, orgId: r.org_id, type: r.type, created: ms(r.created), subject: r.subject ?? {}, data: r.data, readyAt: ms(r.ready_at) };
-        const data = e.data ?? (await complete(e, tx));
+        const done = e.data ?? (await complete(e, tx));
+        if (done !== null && 'postponeUntil' in done && typeof done.postponeUntil === 'number') {
+          await tx.query(`UPDATE webhook_events SET ready_at = $2, subject = $3::jsonb WHERE event_id = $1`, [e.eventId, toDate(done.postponeUntil), JSON.stringify(done.subject)]);
+          continue;
+        }
+        const data = done as Record<string, unknown> | null;
         if (data !== null) {
           const body = render({ ...e, data });
           await tx.query(
