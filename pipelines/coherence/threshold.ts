@@ -45,6 +45,19 @@ export interface ThresholdReachedPayload {
   windowCount: number;
 }
 
+/**
+ * The stored and published payload of a coherence_threshold_reached event
+ * (session_events.payload_json; its column comment names these fields, ClickHouse 0021).
+ */
+export function thresholdReachedPayloadJson(p: ThresholdReachedPayload): string {
+  return JSON.stringify({
+    threshold: p.threshold,
+    hold_s: p.holdMs / 1000,
+    coherence: p.coherence,
+    streak_start: new Date(p.streakStartMs).toISOString(),
+  });
+}
+
 export interface SessionEventDescriptor {
   /** `${sessionId}:coherence_threshold_reached:${windowEndMs}`: a replay yields the same id. */
   eventId: string;

@@ -48,7 +48,7 @@ import { batchItemDeadLetter, deadLetter, type DeadLetterInput } from '../dead-l
 import { groupIdFor } from '../group-id.js';
 import { PartitionOffsetTracker } from './offsets.js';
 import { SessionWindows, beatTimes, defaultAllowedLatenessMs, defaultContextMs, defaultStepMs, defaultWindowMs, type ClosedWindow } from './session-windows.js';
-import { ThresholdTracker, type SessionEventDescriptor } from './threshold.js';
+import { ThresholdTracker, thresholdReachedPayloadJson, type SessionEventDescriptor } from './threshold.js';
 import { CheckpointTable, type GuardAnchor, type SessionCheckpoint } from './checkpoints.js';
 import { SessionClockGuard, defaultConfirmReadings } from './clock-guard.js';
 import { implausibleReading, notAHeartReading } from '../../schemas/reading-limits.js';
@@ -1187,12 +1187,7 @@ export class CoherenceWorker {
       org_id: st.orgId,
       type: e.type,
       occurred_at: e.occurredAtMs,
-      payload_json: JSON.stringify({
-        threshold: e.payload.threshold,
-        hold_s: e.payload.holdMs / 1000,
-        coherence: e.payload.coherence,
-        streak_start: new Date(e.payload.streakStartMs).toISOString(),
-      }),
+      payload_json: thresholdReachedPayloadJson(e.payload),
     };
   }
 
