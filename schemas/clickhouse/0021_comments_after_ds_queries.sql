@@ -1,0 +1,46 @@
+-- 0021_comments_after_ds_queries: table and column comments that said something other than
+-- what the tables hold, found by loading real recordings through the API (re-sent readings, a
+-- restart mid-session, a PATCH of a session's threshold, a group session, speech uploads) and
+-- querying the tables with only the README and these comments, beside the API's answers. The
+-- data is unchanged; only the comments in system.tables and system.columns are.
+--  * sessions: not one row per version. The relay publishes a session's state when it changes,
+--    so changes close together are one row (a PATCH just after the create left no row with the
+--    create's settings), and merges keep the latest only. A changed threshold judges only the
+--    windows closed after it reaches the worker, so the settings a past window or event was
+--    judged by are not here; session_events.payload_json has them for each event;
+--  * session_events.payload_json: its fields were not named anywhere a query could see;
+--  * heart_readings: the version key is the ORDER BY, which holds event_time, so a reading sent
+--    again under the same timestamp with other RR intervals (same reading_id) keeps the beats
+--    of both uploads under FINAL (seen: 9 rows for a reading of 5 beats re-sent with 4);
+--  * speech_segments.is_final: no stored row is partial (partial text is only sent live);
+--  * speech_words.text: apostrophes inside a word are kept (i'm, there's);
+--  * speech_fillers.filler: a filler found only in the audio is named um, uh or hmm when forced
+--    alignment names it, filled_pause only otherwise;
+--  * speech_summaries.repetition_count: repetitions, not repeated words: "words words words
+--    words" is one repetition and three is_repetition words.
+-- Same conventions as 0001_heart.sql; every statement is idempotent.
+
+ALTER TABLE {{database}}.sessions
+    MODIFY COMMENT 'Sessions, the dimension to join facts with: the state of a session after a change in PostgreSQL (where sessions live), built from the compacted topic attune.session.changes.v1. Query with FINAL (or argMax(col, updated_at)) for the current state; updated_at strictly increases per session. Not a history: changes close together are published as one row (a PATCH just after the create leaves no row with the create''s settings) and merges keep only the latest, so the coherence_threshold and threshold_duration_s a past window was judged by may not be here (a change applies to the windows closed after it reaches the worker); each coherence_threshold_reached row of session_events has its own in payload_json.';
+
+ALTER TABLE {{database}}.sessions
+    COMMENT COLUMN coherence_threshold 'Coherence score 0..1 the user aims to hold, as of this row: a coherence_threshold_reached event fires when it is held for threshold_duration_s. A change (PATCH /v1/sessions/{id}) applies to the windows closed after it reaches the worker; the settings an event was judged by are in its session_events.payload_json (threshold, hold_s). The API''s time_in_high_coherence counts windows scoring at least 0.5 whatever this is.',
+    COMMENT COLUMN threshold_duration_s 'How long the coherence score must stay at or above coherence_threshold, seconds, as of this row (see coherence_threshold: a change applies from the windows closed after it reaches the worker).';
+
+ALTER TABLE {{database}}.session_events
+    COMMENT COLUMN payload_json 'Event-specific fields, a JSON object. coherence_threshold_reached: threshold (the score 0..1 it was judged by), hold_s (the seconds it had to be held), coherence (the score of the window that completed the hold), streak_start (ISO-8601 UTC start of the streak''s span); threshold and hold_s are the session''s settings in force when the window closed, which sessions does not keep.';
+
+ALTER TABLE {{database}}.heart_readings
+    MODIFY COMMENT 'Heartbeats: one row per beat (RR interval) of every accepted heart reading, or one row per reading when it carried only a heart rate. Replays and duplicate uploads of the same reading are collapsed by ReplacingMergeTree on the ORDER BY (org_id, user_id, session_id, event_time, reading_id, beat_index), so query with FINAL. The same reading sent under another session (or under none, then under a session created after it) is another row: to count each beat once across sessions, add LIMIT 1 BY reading_id, beat_index (ordered by received_at DESC for the latest). A reading sent again under the same timestamp with other RR intervals (same reading_id) has other event_times, so FINAL keeps the beats of both uploads (received_at tells them apart): keep one upload per reading with (session_id, reading_id, received_at) IN (SELECT session_id, reading_id, max(received_at) ... GROUP BY session_id, reading_id).';
+
+ALTER TABLE {{database}}.speech_segments
+    COMMENT COLUMN is_final 'True on every stored row: partial text of a live segment still open is only sent to live sockets, never stored (the column was meant for stored partial results, which a final one would replace under FINAL).';
+
+ALTER TABLE {{database}}.speech_words
+    COMMENT COLUMN text 'The word as recognised, lower case, punctuation removed except apostrophes inside the word (e.g. um, hello, i''m, there''s).';
+
+ALTER TABLE {{database}}.speech_fillers
+    COMMENT COLUMN filler 'Which filler: um, uh, er, ah, hmm, like, you know, I mean, so, basically, actually, literally (from the transcript); for one found only in the audio (source acoustic), um, uh or hmm when forced alignment named it, else filled_pause (its vowel not named).';
+
+ALTER TABLE {{database}}.speech_summaries
+    COMMENT COLUMN repetition_count 'Repetitions: a word or a 2-3-word phrase said again right away, each run once however many copies ("words words words words" is one, "we should we should" one). speech_words.is_repetition marks every word of each copy after the first (three and two words there), so sum(is_repetition) is not this count.';
