@@ -206,6 +206,8 @@ for (const impl of await storeImplementations()) {
       assert.match(comment('speech_fillers', 'filler'), /source acoustic\), um, uh or hmm when forced alignment named it, else filled_pause/);
       assert.match(comment('speech_segments', 'is_final'), /^True on every stored row/);
       assert.match(comment('speech_words', 'text'), /apostrophes inside the word/);
+      // computed_at of the window tables is the sink's clock (result-sinks.ts, group-windows-sink.ts).
+      for (const t of ['coherence_windows', 'group_windows', 'group_participant_windows']) assert.match(comment(t, 'computed_at'), /sink's clock/, t);
 
       // The README names every table whose columns have no comment.
       const bare = [...new Set(cols.filter((c) => String(c.comment).trim() === '').map((c) => String(c.table)))].sort();

@@ -12,6 +12,10 @@
 --  * heart_readings: the version key is the ORDER BY, which holds event_time, so a reading sent
 --    again under the same timestamp with other RR intervals (same reading_id) keeps the beats
 --    of both uploads under FINAL (seen: 9 rows for a reading of 5 beats re-sent with 4);
+--  * coherence_windows, group_windows, group_participant_windows.computed_at: the sink's clock
+--    when it wrote the batch, not the worker's when it computed the window; and the windows
+--    sink skips a session's window at or before the newest one stored, so a recomputed window
+--    (after a restart) does not replace the stored one;
 --  * speech_segments.is_final: no stored row is partial (partial text is only sent live);
 --  * speech_words.text: apostrophes inside a word are kept (i'm, there's);
 --  * speech_fillers.filler: a filler found only in the audio is named um, uh or hmm when forced
@@ -44,3 +48,12 @@ ALTER TABLE {{database}}.speech_fillers
 
 ALTER TABLE {{database}}.speech_summaries
     COMMENT COLUMN repetition_count 'Repetitions: a word or a 2-3-word phrase said again right away, each run once however many copies ("words words words words" is one, "we should we should" one). speech_words.is_repetition marks every word of each copy after the first (three and two words there), so sum(is_repetition) is not this count.';
+
+ALTER TABLE {{database}}.coherence_windows
+    COMMENT COLUMN computed_at 'When the windows sink wrote the window (UTC): the sink''s clock as it wrote the batch, not when the worker computed it, so computed_at - window_end is how long the window took to reach this table. Also the ReplacingMergeTree version; the sink skips a window of a session at or before the newest one stored for it, so a window the worker computes again (a restart, a replay) does not replace the stored one.';
+
+ALTER TABLE {{database}}.group_windows
+    COMMENT COLUMN computed_at 'When the group windows sink wrote the window (UTC): the sink''s clock as it wrote the batch, not when the group worker computed it. Also the ReplacingMergeTree version.';
+
+ALTER TABLE {{database}}.group_participant_windows
+    COMMENT COLUMN computed_at 'When the group windows sink wrote the row (UTC): the sink''s clock as it wrote the batch, not when the group worker computed it. Also the ReplacingMergeTree version.';
