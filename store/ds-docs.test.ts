@@ -206,6 +206,12 @@ for (const impl of await storeImplementations()) {
       assert.match(comment('speech_fillers', 'filler'), /source acoustic\), um, uh or hmm when forced alignment named it, else filled_pause/);
       assert.match(comment('speech_segments', 'is_final'), /^True on every stored row/);
       assert.match(comment('speech_words', 'text'), /apostrophes inside the word/);
+      // 0 fillers and repetitions, and NULL pitch, also mean "not looked for" (the session's settings).
+      for (const c of ['filler_count', 'filler_rate_per_min', 'repetition_count']) assert.match(comment('speech_summaries', c), /enableFluencyAnalysis false/, c);
+      assert.match(comment('speech_words', 'is_filler'), /enableFluencyAnalysis false/);
+      assert.match(tableComment('speech_fillers'), /enableFluencyAnalysis false/);
+      for (const c of ['pitch_mean_hz', 'volume_mean_dbfs']) assert.match(comment('speech_summaries', c), /enableProsodyAnalysis (was )?false/, c);
+      assert.match(comment('speech_frames', 'pitch_mean_hz'), /enableProsodyAnalysis false/);
       // computed_at of the window tables is the sink's clock (result-sinks.ts, group-windows-sink.ts).
       for (const t of ['coherence_windows', 'group_windows', 'group_participant_windows']) assert.match(comment(t, 'computed_at'), /sink's clock/, t);
 

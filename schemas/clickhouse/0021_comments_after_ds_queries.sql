@@ -16,6 +16,13 @@
 --    when it wrote the batch, not the worker's when it computed the window; and the windows
 --    sink skips a session's window at or before the newest one stored, so a recomputed window
 --    (after a restart) does not replace the stored one;
+--  * speech results of a session whose settings turned fluency analysis off
+--    (enableFluencyAnalysis false, PostgreSQL speech_sessions.settings): filler_count,
+--    filler_rate_per_min and repetition_count are 0, no word is_filler, speech_fillers has no row,
+--    and the pauses are the uncut gaps (seen on the shared MFA clip with 6 fillers: 0 fillers,
+--    1 pause of 2,080 ms against 2), with nothing in ClickHouse that says fillers were not looked
+--    for; with enableProsodyAnalysis false the pitch and volume figures are NULL, which the
+--    comments gave only for audio with nothing voiced;
 --  * speech_segments.is_final: no stored row is partial (partial text is only sent live);
 --  * speech_words.text: apostrophes inside a word are kept (i'm, there's);
 --  * speech_fillers.filler: a filler found only in the audio is named um, uh or hmm when forced
@@ -47,7 +54,29 @@ ALTER TABLE {{database}}.speech_fillers
     COMMENT COLUMN filler 'Which filler: um, uh, er, ah, hmm, like, you know, I mean, so, basically, actually, literally (from the transcript); for one found only in the audio (source acoustic), um, uh or hmm when forced alignment named it, else filled_pause (its vowel not named).';
 
 ALTER TABLE {{database}}.speech_summaries
-    COMMENT COLUMN repetition_count 'Repetitions: a word or a 2-3-word phrase said again right away, each run once however many copies ("words words words words" is one, "we should we should" one). speech_words.is_repetition marks every word of each copy after the first (three and two words there), so sum(is_repetition) is not this count.';
+    COMMENT COLUMN repetition_count 'Repetitions: a word or a 2-3-word phrase said again right away, each run once however many copies ("words words words words" is one, "we should we should" one). speech_words.is_repetition marks every word of each copy after the first (three and two words there), so sum(is_repetition) is not this count. 0, not looked for, when the session''s settings had enableFluencyAnalysis false (PostgreSQL speech_sessions.settings).',
+    COMMENT COLUMN filler_count 'Fillers (speech_fillers rows), from the transcript and the audio. 0, not looked for, when the session''s settings had enableFluencyAnalysis false (PostgreSQL speech_sessions.settings; the API then answers /fluency with 404): leave those sessions out of filler statistics.',
+    COMMENT COLUMN filler_rate_per_min 'Fillers per minute from the start of the first speech to the end of the last, as speaking_rate_wpm (since 0019; rows written before are per minute of the whole recording: filler_count / (word_count / speaking_rate_wpm) gives the current reading for every row with words). 0, not looked for, when the session''s settings had enableFluencyAnalysis false (see filler_count).',
+    COMMENT COLUMN pause_count 'Pauses (speech_pauses rows): silent gaps of at least the minimum pause (250 ms by default), fillers cut out (see speech_pauses; before migration 0013, uncut voice-activity gaps; also uncut when the session''s settings had enableFluencyAnalysis false, since no fillers were looked for).',
+    COMMENT COLUMN pitch_mean_hz 'Mean fundamental frequency over all voiced 10 ms frames, hertz; NULL when nothing was voiced, or when the session''s settings had enableProsodyAnalysis false (as every pitch and volume column here).',
+    COMMENT COLUMN pitch_sd_hz 'Standard deviation of the fundamental frequency, hertz; NULL when nothing was voiced or enableProsodyAnalysis was false.',
+    COMMENT COLUMN pitch_min_hz 'Lowest fundamental frequency (5th percentile of voiced frames, robust to octave errors), hertz; NULL when nothing was voiced or enableProsodyAnalysis was false.',
+    COMMENT COLUMN pitch_max_hz 'Highest fundamental frequency (95th percentile of voiced frames), hertz; NULL when nothing was voiced or enableProsodyAnalysis was false.',
+    COMMENT COLUMN pitch_variability_st 'Standard deviation of the fundamental frequency in semitones (relative to its mean): intonation, comparable across voices; NULL when nothing was voiced or enableProsodyAnalysis was false.',
+    COMMENT COLUMN monotone 'True when pitch_variability_st is below the monotone threshold (pipelines/speech/pitch-stats.ts); NULL when nothing was voiced or enableProsodyAnalysis was false.',
+    COMMENT COLUMN volume_mean_dbfs 'Mean loudness of the seconds with speech, dBFS; NULL without speech or when enableProsodyAnalysis was false.',
+    COMMENT COLUMN volume_sd_db 'Standard deviation of the per-second loudness over seconds with speech, dB: vocal dynamics; NULL with fewer than two such seconds or when enableProsodyAnalysis was false.';
+
+ALTER TABLE {{database}}.speech_fillers
+    MODIFY COMMENT 'Filler words and filled pauses of a speech session, one row each, from the transcript rules and the acoustic detector merged. Natural key (session_id, start_ms); query with FINAL. A session whose settings had enableFluencyAnalysis false (PostgreSQL speech_sessions.settings) has no row here because fillers were not looked for, not because it had none.';
+
+ALTER TABLE {{database}}.speech_words
+    COMMENT COLUMN is_filler 'True when the word is (part of) a filler such as um, uh or a filler use of like; context rules decide, so that like in "I like tea" is false. False on every word of a session whose settings had enableFluencyAnalysis false (not looked for).',
+    COMMENT COLUMN is_repetition 'True when the word is part of a copy, after the first, of a word or phrase said again right away ("the the": the second the); false on every word of a session whose settings had enableFluencyAnalysis false (not looked for).';
+
+ALTER TABLE {{database}}.speech_frames
+    COMMENT COLUMN pitch_mean_hz 'Mean fundamental frequency (YIN, 60..500 Hz) over the voiced 10 ms frames of the second, hertz; NULL when no frame was voiced, or when the session''s settings had enableProsodyAnalysis false.',
+    COMMENT COLUMN pitch_sd_hz 'Standard deviation of the fundamental frequency over the voiced frames of the second, hertz; NULL when fewer than two frames were voiced, or when the session''s settings had enableProsodyAnalysis false.';
 
 ALTER TABLE {{database}}.coherence_windows
     COMMENT COLUMN computed_at 'When the windows sink wrote the window (UTC): the sink''s clock as it wrote the batch, not when the worker computed it, so computed_at - window_end is how long the window took to reach this table. Also the ReplacingMergeTree version; the sink skips a window of a session at or before the newest one stored for it, so a window the worker computes again (a restart, a replay) does not replace the stored one.';
