@@ -121,6 +121,48 @@ for (const impl of implementations) {
       await store.close();
     });
 
+    test('a store upgraded from an older version, with rows in it, ends with the schema of a fresh one', async () => {
+      // Data scientists read the schema (types, defaults, column order, comments, keys, skip
+      // indexes, projections); an upgrade must not leave it different from a fresh install.
+      // Cut points: before the entities moved to PostgreSQL (0005), before the projections and
+      // the terms index (0008-0012), and before the newest files.
+      const schemaOf = async (store: Awaited<ReturnType<typeof impl.open>>) => {
+        const db = store.database;
+        const strip = (v: unknown) => String(v).replaceAll(`${db}.`, 'DB.').replace(/UUID '[^']*'/g, "UUID ''");
+        const q = async (sql: string) => (await queryRows<Record<string, unknown>>(store.client, sql, { db })).map((r) => JSON.stringify(r, (_k, v) => (typeof v === 'string' ? strip(v) : v)));
+        return {
+          tables: await q('SELECT name, engine, create_table_query, comment, sorting_key, partition_key, primary_key FROM system.tables WHERE database = {db:String} ORDER BY name'),
+          columns: await q('SELECT table, name, position, type, default_kind, default_expression, comment FROM system.columns WHERE database = {db:String} ORDER BY table, position'),
+          indexes: await q('SELECT table, name, type_full, expr, granularity FROM system.data_skipping_indices WHERE database = {db:String} ORDER BY table, name'),
+          projections: await q('SELECT table, name FROM system.projections WHERE database = {db:String} ORDER BY table, name'),
+        };
+      };
+      const fresh = await impl.open();
+      await migrate(fresh);
+      const expected = await schemaOf(fresh);
+      await fresh.close();
+      const files = readMigrations(defaultMigrationsDir());
+      for (const upTo of ['0004', '0010', files.at(-2)!.version]) {
+        const store = await impl.open();
+        const dir = mkdtempSync(join(tmpdir(), 'attune-migrations-'));
+        scratchDirs.push(dir);
+        for (const f of files.filter((x) => x.version <= upTo)) cpSync(f.path, join(dir, `${f.name}.sql`));
+        await migrate(store, { dir });
+        await store.client.command({
+          query: `INSERT INTO ${store.table('coherence_windows')} (session_id, user_id, org_id, device_id, window_start, window_end, valid, coherence, coherence_ratio, beat_count, artifact_ratio, late_beat_count, computed_at)
+                  VALUES ('s', 'u', 'o', 'd', '2026-01-01 00:00:00', '2026-01-01 00:01:04', true, 0.5, 1, 70, 0, 0, '2026-01-01 00:02:00')`,
+        });
+        await store.client.command({
+          query: `INSERT INTO ${store.table('speech_segments')} (session_id, org_id, user_id, audio_started_at, segment_index, start_ms, end_ms, text, word_count, is_final, model, computed_at)
+                  VALUES ('s', 'o', 'u', '2026-01-01 00:00:00', 0, 0, 1000, 'Hello, world', 2, true, 'm', '2026-01-01 00:02:00')`,
+        });
+        await migrate(store);
+        const got = await schemaOf(store);
+        for (const k of Object.keys(expected) as Array<keyof typeof expected>) assert.deepEqual(got[k], expected[k], `upgraded from ${upTo}: ${k}`);
+        await store.close();
+      }
+    });
+
     test('refuses with a coded error when an applied file was changed, and applies nothing', async () => {
       const store = await impl.open();
       const dir = copyOfMigrations();
