@@ -13,6 +13,7 @@ import { splitSqlStatements } from './sql-split.js';
 import { Tables, type CoherenceWindowRow, type HeartReadingRow } from './rows.js';
 import { storeImplementations } from './test-stores.test-util.js';
 import { thresholdReachedPayloadJson } from '../pipelines/coherence/threshold.js';
+import { SessionClockGuard } from '../pipelines/coherence/clock-guard.js';
 import { detectRepetitions } from '../pipelines/speech/metrics/repetitions.js';
 
 const readme = readFileSync(fileURLToPath(new URL('../README.md', import.meta.url)), 'utf8');
@@ -212,6 +213,13 @@ for (const impl of await storeImplementations()) {
       assert.match(tableComment('speech_fillers'), /enableFluencyAnalysis false/);
       for (const c of ['pitch_mean_hz', 'volume_mean_dbfs']) assert.match(comment('speech_summaries', c), /enableProsodyAnalysis (was )?false/, c);
       assert.match(comment('speech_frames', 'pitch_mean_hz'), /enableProsodyAnalysis false/);
+      // The guard's clock before any beat is the session's start (readings-sink.ts starts it
+      // there): a reading held and quarantined then has that as session_clock_at, not NULL.
+      const guard = new SessionClockGuard<string>({ horizonMs: 10_000, startMs: t0 });
+      assert.equal(guard.offer(t0 + 27_000, t0 + 30_000, 1n, 'only reading').release.length, 0, 'held');
+      assert.deepEqual(guard.drop(), ['only reading']);
+      assert.equal(guard.clockMs, t0);
+      assert.match(comment('heart_readings_quarantined', 'session_clock_at'), /before any, the session's start/);
       // computed_at of the window tables is the sink's clock (result-sinks.ts, group-windows-sink.ts).
       for (const t of ['coherence_windows', 'group_windows', 'group_participant_windows']) assert.match(comment(t, 'computed_at'), /sink's clock/, t);
 

@@ -23,6 +23,9 @@
 --    1 pause of 2,080 ms against 2), with nothing in ClickHouse that says fillers were not looked
 --    for; with enableProsodyAnalysis false the pitch and volume figures are NULL, which the
 --    comments gave only for audio with nothing voiced;
+--  * heart_readings_quarantined.session_clock_at and reason: the guard's clock starts at the
+--    session's start, so a reading held before any beat (seen: a session's only reading, 30 s
+--    after its start, then the end) has session_clock_at = sessions.started_at, not NULL;
 --  * speech_segments.is_final: no stored row is partial (partial text is only sent live);
 --  * speech_words.text: apostrophes inside a word are kept (i'm, there's);
 --  * speech_fillers.filler: a filler found only in the audio is named um, uh or hmm when forced
@@ -86,3 +89,7 @@ ALTER TABLE {{database}}.group_windows
 
 ALTER TABLE {{database}}.group_participant_windows
     COMMENT COLUMN computed_at 'When the group windows sink wrote the row (UTC): the sink''s clock as it wrote the batch, not when the group worker computed it. Also the ReplacingMergeTree version.';
+
+ALTER TABLE {{database}}.heart_readings_quarantined
+    COMMENT COLUMN session_clock_at 'The clock guard''s clock when the reading was quarantined (UTC): the session''s newest beat let through, or, before any, the session''s start (started_at; the guard starts its clock there, or at the newest stored beat when later); NULL when neither was known.',
+    COMMENT COLUMN reason 'Why it was kept out: future_beat (it started more than the allowed lateness past the guard''s clock, session_clock_at: the session''s newest beat, or its start before any beat, and the readings after it did not confirm the jump, or the session ended first). The coherence worker dead-letters the same reading with the same code.';
