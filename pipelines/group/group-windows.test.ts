@@ -286,6 +286,29 @@ test('a leave counts from its event time: left from the next window, in both clo
   }
 });
 
+test('a participant who leaves and joins again counts again after the return, in both close rules and any arrival order', () => {
+  // p3 leaves 2 s after window 12 (marker at 13), sends nothing for 13..17 and joins again: its
+  // windows from 18 on belong to the group again (the fan-out publishes them).
+  const items = withLeave();
+  const j = FIXTURE_PARTICIPANTS.indexOf('p3');
+  for (let k = 18; k < FIXTURE_WINDOWS; k++) items[j][k] = { w: windows[j][k]! };
+  for (const earlyClose of [false, true]) {
+    const { out } = feedItems(windowMajor(items), { earlyClose });
+    const at = (k: number) => out.find((c) => c.windowEndMs === fixtureEnd(k))!;
+    const status = (k: number) => at(k).membership.statuses.find((s) => s.participantId === 'p3')!.status;
+    for (const k of [13, 17]) assert.equal(status(k), 'left', `window ${k}, earlyClose ${earlyClose}`);
+    // Back from its first window after the return (with early close, after that run's 10 s warm-up).
+    const back = earlyClose ? 20 : 18;
+    if (earlyClose) assert.equal(status(19), 'left');
+    for (let k = back; k < FIXTURE_WINDOWS; k++) {
+      assert.equal(status(k), 'active', `window ${k}, earlyClose ${earlyClose}`);
+      assert.ok(at(k).membership.contributing.includes('p3'), `p3 counted at window ${k}, earlyClose ${earlyClose}`);
+    }
+    assert.ok(at(back).membership.changes.some((c) => c.participantId === 'p3' && c.from === 'left' && c.to === 'active'));
+    for (const seed of [1, 2, 3, 4]) assert.deepEqual(feedItems(shuffledRounds(items, seed), { earlyClose }).out, out, `seed ${seed}, earlyClose ${earlyClose}`);
+  }
+});
+
 test("the group session's end (every participant's end marker) closes the group's last windows at once, in any arrival order", () => {
   for (const earlyClose of [false, true]) {
     const items = asItems(windows);

@@ -50,7 +50,8 @@
 //   the group session ended, published after their last window for it): the participant counts
 //   as ended (as their session's last window does) and, when they left, is `left` from their
 //   leave's event time (with early close, from the marker's end plus the lateness when the
-//   marker itself opens a run, so that it too cannot arrive after a window it changes closed).
+//   marker itself opens a run, so that it too cannot arrive after a window it changes closed),
+//   until their first window after it (they joined again): back from that window's end.
 // - Closing E: GroupMembership decides who counts (active with a valid window at E; late joiners
 //   from their first valid window; inactive after 15 s of event time without a beat), and
 //   computeGroupWindow computes coherence (weighted), R, PLV, z, p (surrogates seeded by
@@ -235,6 +236,14 @@ export class GroupWindows {
       this.lateCount++;
       return false;
     }
+    // A window after the participant's leave: the coherence fan-out publishes a participant's
+    // windows only while they belong to the group (joined_at <= E <= left_at), so this one comes
+    // from their joining again. Without this they stayed `left` for good (GroupMembership's
+    // leave has no end but a join, which nothing called): someone who left and came back was
+    // never counted again. Dated at the window's end, so open windows before it stay `left`
+    // whatever the arrival order.
+    const leftAt = this.membership.leftAt(w.participantId);
+    if (leftAt !== null && w.windowEndMs > leftAt) this.membership.join(w.participantId, w.windowEndMs);
     let at = this.byEnd.get(w.windowEndMs);
     if (!at) {
       at = new Map();

@@ -117,3 +117,45 @@ test('the windows depend on the observations, not on when they arrived before th
   assert.equal(inOrder.lateObservations, 1);
   assert.throws(() => inOrder.close(ends[5]), /increasing/);
 });
+
+test('a return dated in event time (join(id, atMs)): left until it, back from it, whether it was learnt before or after the windows in between closed', () => {
+  const T0 = 4_000_000;
+  const ends = Array.from({ length: 32 }, (_, i) => T0 + 65_000 + i * STEP);
+  const last = ends[ends.length - 1];
+  const leaveAt = T0 + 90_000;
+  const backAt = T0 + 120_000;
+  // b leaves at 90 s and sends again from 120 s.
+  const obs = [observations('a', T0, last), observations('b', T0, leaveAt - 1), observations('b', backAt, last)].flat();
+  const statuses = (learnEarly: boolean) => {
+    const m = new GroupMembership();
+    const out: string[] = [];
+    if (learnEarly) {
+      for (const o of obs) m.observe(o);
+      m.leave('b', leaveAt);
+      m.join('b', backAt);
+    }
+    for (const end of ends) {
+      if (!learnEarly) {
+        for (const o of obs.filter((o) => o.windowEndMs === end)) m.observe(o);
+        if (end === leaveAt) m.leave('b', leaveAt);
+        if (end === backAt) m.join('b', backAt);
+      }
+      const w = m.close(end);
+      out.push(`${w.statuses.find((s) => s.participantId === 'b')!.status}:${w.contributing.includes('b')}`);
+    }
+    return out;
+  };
+  const early = statuses(true);
+  assert.deepEqual(early, statuses(false));
+  ends.forEach((end, i) => {
+    if (end < leaveAt) assert.equal(early[i], 'active:true', `${end - T0}`);
+    else if (end < backAt) assert.equal(early[i], 'left:false', `${end - T0}`);
+    else if (end < backAt + 64_000) assert.ok(!early[i].startsWith('left'), `${end - T0}: ${early[i]}`); // back; its windows partial at first
+    else assert.equal(early[i], 'active:true', `${end - T0}`);
+  });
+  // A return at or before the leave changes nothing.
+  const m = new GroupMembership();
+  m.leave('c', leaveAt);
+  m.join('c', leaveAt);
+  assert.equal(m.leftAt('c'), leaveAt);
+});

@@ -9,7 +9,9 @@
 //   - `inactive`    when their newest beat seen (in windows ending ≤ E) is ≥ inactiveAfterMs
 //                   (15 s) before E, or they have no beat at all: excluded until they return;
 //   - `left`        after leave() at or before E, until join() again (readings a device keeps
-//                   sending after its user left do not bring them back);
+//                   sending after its user left do not bring them back); join(id, atMs) dates
+//                   the return in event time (left in [leave, atMs), back from atMs), so the
+//                   windows do not depend on when the return was learnt before their close;
 //   - `active`      otherwise.
 // A participant *contributes* to window E (its maths: R, PLV, coherence) when active and their
 // own window ending at E is valid. An active participant whose window at E is invalid (a burst
@@ -57,6 +59,8 @@ interface Member {
   lastBeatMs: number | null;
   everValid: boolean;
   leftAtMs: number | null;
+  /** A return after leftAtMs, in event time (join(id, atMs)); applied by the first close at or after it. */
+  backAtMs: number | null;
   status: MemberStatus | null;
 }
 
@@ -85,7 +89,7 @@ export class GroupMembership {
   #member(id: string): Member {
     let m = this.#members.get(id);
     if (!m) {
-      m = { pending: [], lastBeatMs: null, everValid: false, leftAtMs: null, status: null };
+      m = { pending: [], lastBeatMs: null, everValid: false, leftAtMs: null, backAtMs: null, status: null };
       this.#members.set(id, m);
     }
     return m;
@@ -107,15 +111,31 @@ export class GroupMembership {
 
   /** The participant left the session at `atMs` (event time): excluded from windows ending at or after it. */
   leave(participantId: string, atMs: number): void {
-    this.#member(participantId).leftAtMs = atMs;
+    const m = this.#member(participantId);
+    m.leftAtMs = atMs;
+    m.backAtMs = null;
   }
 
   /**
-   * The participant joined (again): a participant who left counts again from the next close
-   * (subject to the rules above). Observations alone also register a participant.
+   * The participant joined (again). Without `atMs`: a participant who left counts again from
+   * the next close. With `atMs` (event time): they are `left` in the windows ending in
+   * [their leave, atMs) and back from atMs on, whatever windows are still open when this is
+   * called (so the result does not depend on when the return was seen); a return at or before
+   * the leave changes nothing. Subject to the rules above either way. Observations alone also
+   * register a participant.
    */
-  join(participantId: string): void {
-    this.#member(participantId).leftAtMs = null;
+  join(participantId: string, atMs?: number): void {
+    const m = this.#member(participantId);
+    if (atMs === undefined) {
+      m.leftAtMs = null;
+      m.backAtMs = null;
+    } else if (m.leftAtMs !== null && atMs > m.leftAtMs && (m.backAtMs === null || atMs < m.backAtMs)) m.backAtMs = atMs;
+  }
+
+  /** The event time of the participant's leave not yet followed by a return, or null. */
+  leftAt(participantId: string): number | null {
+    const m = this.#members.get(participantId);
+    return m && m.backAtMs === null ? m.leftAtMs : null;
   }
 
   /** Decides group window E (> the previous one). */
@@ -141,6 +161,10 @@ export class GroupMembership {
         if (o.windowEndMs === windowEndMs && o.valid) validAtEnd = true;
       }
       if (used > 0) m.pending.splice(0, used);
+      if (m.backAtMs !== null && m.backAtMs <= windowEndMs) {
+        m.leftAtMs = null;
+        m.backAtMs = null;
+      }
       let status: MemberStatus;
       if (m.leftAtMs !== null && m.leftAtMs <= windowEndMs) status = 'left';
       else if (!m.everValid) status = 'waiting';
