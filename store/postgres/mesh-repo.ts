@@ -522,19 +522,27 @@ export class MeshRepository {
    * ended before `sinceMs`, with what the group worker needs of the session: for the coherence
    * worker, which decides per window whether it belongs to a group (pipelines/group/README.md,
    * "Which windows belong to a group"). One indexed query (mesh_participants_user_idx).
+   * A session's end is its effective one (status follows the clock, see the header): ended_at
+   * is stored only when a writer locked the row after the end, so a session that ended by its
+   * duration usually has none. Until 2026-12-06 the query read the stored column alone, oldest
+   * participation first, at most 100: a user who had sat to the end of 100 sessions with a
+   * duration got those back for every window and not the session they had just joined, whose
+   * group then never counted them. The newest 100 are kept (returned oldest first).
    */
   async participationsOf(orgId: string, userId: string, sinceMs: number): Promise<MeshParticipation[]> {
     const now = this.now;
+    const end = `COALESCE(s.ended_at, s.scheduled_start + s.duration_s * interval '1 second')`;
     const { rows } = await this.sql.query<ParticipantRow & MeshRow>(
       `SELECT p.participant_id::text AS participant_id, p.user_id, p.display_name, p.device_id, p.position, p.intention, p.anonymous,
               p.joined_at, p.left_at, ${MESH_COLUMNS}
          FROM mesh_participants p JOIN mesh_sessions s ON s.mesh_id = p.mesh_id
         WHERE p.org_id = $1 AND p.user_id = $2 AND (p.left_at IS NULL OR p.left_at > $3)
-          AND (s.ended_at IS NULL OR s.ended_at > $3)
-        ORDER BY p.joined_at, p.participant_id
+          AND (${end} IS NULL OR ${end} > $3)
+        ORDER BY p.joined_at DESC, p.participant_id DESC
         LIMIT 100`,
       [orgId, userId, toDate(sinceMs)],
     );
+    rows.reverse();
     return rows.map((r) => {
       const s = meshFromRow(r, now);
       return {

@@ -505,6 +505,27 @@ export function repositoryContract(label: string, open: () => Promise<TestDataba
       void future;
     });
 
+    test("mesh: participationsOf answers the user's current session after 100 that ended by their duration (the stored ended_at is empty for those)", async () => {
+      const mesh = new MeshRepository(sql, { clock });
+      const org = 'org-mesh-daily';
+      const t0 = now;
+      // A daily 10-minute circle the user sits to the end of, 101 days running: nobody ends it by
+      // hand, so its row keeps ended_at empty; its status follows the clock.
+      for (let day = 0; day < 101; day++) {
+        now = t0 + day * 86_400_000;
+        const s = await mesh.create({ orgId: org, hostUserId: 'host', name: `Daily ${day}`, visibility: 'public', maxParticipants: 10, durationS: 600 });
+        await mesh.join(s.id, viewer(org, 'regular'));
+      }
+      now = t0 + 101 * 86_400_000;
+      const today = await mesh.create({ orgId: org, hostUserId: 'host', name: 'Today', visibility: 'public', maxParticipants: 10, durationS: 600 });
+      const joined = await mesh.join(today.id, viewer(org, 'regular'));
+      now += 120_000;
+      // What the coherence fan-out asks for a window ending now (its look-back: an hour).
+      const list = await mesh.participationsOf(org, 'regular', now - 3_600_000);
+      assert.deepEqual(list.map((p) => [p.meshId, p.participantId, p.endedAt]), [[today.id, joined.participant.id, today.scheduledEnd]]);
+      now = t0;
+    });
+
     test('readings sink progress: the newest row at or before an offset, per group and partition; a row written again takes the new value; a prune drops the rows below an offset and no other', async () => {
       const progress = new SinkProgressRepository(sql);
       const key = { groupId: 'g-progress', topic: 'attune.heart.readings.v1', partition: 3 };
