@@ -102,8 +102,16 @@ export interface MetricsIn {
   prosody: boolean;
 }
 
-/** Seconds with at least half speech count for loudness (as the summary's volume). */
-const SPEECH_SECOND = 0.5;
+/**
+ * Seconds with at least half a second of speech count for loudness, as for the summary's volume
+ * (pipelines/speech/stream/results.ts, isSpeechSecond): every second but the last is whole, and
+ * the last, shorter one counts by its speech time, not its ratio of a few samples (a 14 ms tail
+ * of silence put −120 dBFS into min and the trend).
+ */
+function isSpeechSecond(x: { second: number; speech_ratio: number }, durationS: number | null): boolean {
+  const length = durationS === null ? 1 : Math.max(0, Math.min(1, durationS - x.second));
+  return x.speech_ratio * length >= 0.5;
+}
 
 export function docPauses(pauses: MetricsIn['pauses']) {
   return pauses.map((p) => ({ start: s3(p.start_ms), end: s3(p.end_ms), duration: s3(p.duration_ms), type: p.kind }));
@@ -123,7 +131,7 @@ function pitchStats(m: MetricsIn): { mean: number; std: number; min: number; max
 
 function volumeStats(m: MetricsIn): { mean: number; std: number; min: number; max: number; trend: Trend } | null {
   const v = m.summary?.volume;
-  const speech = m.seconds.filter((x) => x.speech_ratio >= SPEECH_SECOND);
+  const speech = m.seconds.filter((x) => isSpeechSecond(x, m.summary ? m.summary.duration_s : null));
   if (!v || v.mean_dbfs === null || speech.length === 0) return null;
   const db = speech.map((x) => x.volume_dbfs);
   return {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { FilledPause } from '../fillers/filled-pauses.js';
 import type { SpeechSegment } from '../vad/segments.js';
 import type { SegmentTranscript, TranscriptWord } from './recognition.js';
-import { assembleSessionResults } from './results.js';
+import { assembleSessionResults, scoreInput } from './results.js';
 
 const SR = 16_000;
 const speech = (startMs: number, endMs: number): SpeechSegment => ({
@@ -82,4 +82,26 @@ test('the filler rate is per minute of speech, first to last, as the speaking ra
   assert.equal(tight.summary.fillerRatePerMin, 10, 'one filler in the 6 s from the first to the last speech');
   assert.equal(padded.summary.fillerRatePerMin, tight.summary.fillerRatePerMin);
   assert.equal(padded.summary.speakingRateWpm, tight.summary.speakingRateWpm);
+});
+
+test("volume counts the seconds with at least half a second of speech: a few ms of audio past the last whole second is not one of them", () => {
+  const second = (index: number, volumeDbfs: number, speechRatio: number) => ({ index, pitchMeanHz: null, pitchSdHz: null, volumeDbfs, voicedRatio: 0, speechRatio });
+  const whole = [second(0, -20, 1), second(1, -22, 0.9), second(2, -21, 0.6)];
+  const input = (durationMs: number, tail: ReturnType<typeof second>[]) => ({
+    durationMs,
+    transcripts: [transcript(words)],
+    speechSegments: segments,
+    seconds: [...whole, ...tail],
+    voicedF0: new Float32Array(0),
+  });
+  // 14 ms of silence after the speech (a WebM's last Opus frame, a recorder's tail): voice
+  // activity's hangover scores it mostly speech, but it is 8 ms of speech, not half a second.
+  const tail = assembleSessionResults(input(3014, [second(3, -120, 0.57)]));
+  assert.equal(tail.summary.volumeMeanDbfs, -21);
+  assert.ok(Math.abs(tail.summary.volumeSdDb! - Math.sqrt(2 / 3)) < 1e-9, `SD ${tail.summary.volumeSdDb}`);
+  assert.deepEqual(scoreInput(tail, new Float32Array(0))?.secondVolumesDbfs, [-20, -22, -21]);
+  // A last second of 700 ms, 90 % of it speech (630 ms), counts.
+  const long = assembleSessionResults(input(3700, [second(3, -23, 0.9)]));
+  assert.equal(long.summary.volumeMeanDbfs, -21.5);
+  assert.deepEqual(scoreInput(long, new Float32Array(0))?.secondVolumesDbfs, [-20, -22, -21, -23]);
 });

@@ -115,6 +115,20 @@ function sessionWordsOnly(input: readonly SegmentTranscript[]): ReturnType<typeo
   return { transcripts, flat, timed, hits: [], fillers: [] };
 }
 
+/**
+ * Whether a second counts for the session's volume (mean, SD, the scores' volume features): at
+ * least half a second of it speech. Every second but the last is whole, so this is its speech
+ * ratio ≥ 0.5; the last holds only what is left of the audio, and its ratio is of those few
+ * samples: 14 ms of silence after the JFK clip (voice activity's hangover scores it 0.57 speech)
+ * counted as a whole second at −120 dBFS and took the volume SD from 3.2 to 30.9 dB and
+ * engagement from 99.7 to 74.7; a WebM of the clip (its Opus frames end 14 ms after the audio)
+ * read 11.0 dB where the Ogg of the same audio read 3.25.
+ */
+export function isSpeechSecond(s: Pick<SecondFeatures, 'index' | 'speechRatio'>, durationMs: number): boolean {
+  const lengthMs = Math.max(0, Math.min(1000, durationMs - s.index * 1000));
+  return s.speechRatio * lengthMs >= 500;
+}
+
 export function assembleSessionResults(input: SessionResultsInput): SessionResults {
   const fluency = input.fluency !== false;
   const { transcripts, flat, timed, hits, fillers } = fluency ? sessionFillers(input.transcripts) : sessionWordsOnly(input.transcripts);
@@ -176,7 +190,7 @@ export function assembleSessionResults(input: SessionResultsInput): SessionResul
   }
 
   const stats = pitchStats(input.voicedF0, new Uint8Array(input.voicedF0.length).fill(1));
-  const speechSeconds = input.seconds.filter((s) => s.speechRatio >= 0.5);
+  const speechSeconds = input.seconds.filter((s) => isSpeechSecond(s, input.durationMs));
   const volumeMean = speechSeconds.length > 0 ? speechSeconds.reduce((n, s) => n + s.volumeDbfs, 0) / speechSeconds.length : null;
   const volumeSd =
     volumeMean !== null && speechSeconds.length > 1
@@ -227,6 +241,6 @@ export function scoreInput(results: SessionResults, voicedF0: Float32Array): Sco
     fillerCount: results.summary.fillerCount,
     repetitionCount: results.summary.repetitionCount,
     pitchHz: voicedF0,
-    secondVolumesDbfs: results.frames.filter((f) => f.speechRatio >= 0.5).map((f) => f.volumeDbfs),
+    secondVolumesDbfs: results.frames.filter((f) => isSpeechSecond(f, results.summary.durationMs)).map((f) => f.volumeDbfs),
   };
 }
