@@ -110,6 +110,19 @@ for (const f of FORMATS) {
   });
 }
 
+test("WebM's DiscardPadding is dropped: the WebM clips decode to the Ogg's samples, not one Opus frame's padding more", async () => {
+  // The three files hold the same Opus packets (ffmpeg -bitexact, one encoder); the Ogg ends
+  // its audio with the last page's granule position, the WebMs with a DiscardPadding of
+  // 13.5 ms (648 samples at 48 kHz) on the last BlockGroup.
+  const ogg = await decodeAll(clip('jfk.opus.ogg'), 4096);
+  assert.equal(ogg.samples.length, 528_000, 'the Ogg is the original 11 s at 48 kHz');
+  for (const file of ['jfk.webm', 'jfk.live.webm']) {
+    const webm = await decodeAll(clip(file), 4096);
+    assert.equal(webm.samples.length, ogg.samples.length, `${file}: ${webm.samples.length} samples`);
+    assert.ok(Buffer.from(webm.samples.buffer).equals(Buffer.from(ogg.samples.buffer)), `${file}: the Ogg's samples`);
+  }
+});
+
 test('the output does not depend on how the bytes are cut (13-byte, 4 KB and whole-file chunks)', async () => {
   for (const f of FORMATS) {
     const bytes = clip(f.file);

@@ -7,7 +7,7 @@
 // MediaRecorder writes: a Segment and Clusters of unknown size (all size bits 1), whose end is
 // only the start of the next element. An upload needs three things from the file: the audio
 // track's number and codec (Tracks/TrackEntry), its OpusHead (CodecPrivate), and the payloads of
-// its SimpleBlocks and Blocks. So the walker descends into the few master elements that lead
+// its SimpleBlocks and Blocks (a BlockGroup with its DiscardPadding). So the walker descends into the few master elements that lead
 // there (unknown size or not), skips everything else by its size without reading it, and keeps
 // only the bytes of the element it is reading (a block: at most MAX_BLOCK_BYTES) and the
 // tracks' headers (at most MAX_WEBM_TRACKS of them). The blocks' lacing (Xiph, EBML, fixed;
@@ -41,15 +41,22 @@ const ID = {
   Cluster: 0x1f43b675,
   BlockGroup: 0xa0,
   Block: 0xa1,
+  DiscardPadding: 0x75a2,
   SimpleBlock: 0xa3,
 } as const;
 
 /** Masters walked into: their children are read in turn, whatever their own size says. */
-const DESCEND = new Set<number>([ID.EBML, ID.Segment, ID.Tracks, ID.TrackEntry, ID.Cluster, ID.BlockGroup]);
-/** Elements whose bodies are read. */
-const READ = new Set<number>([ID.DocType, ID.TrackNumber, ID.TrackType, ID.CodecID, ID.CodecPrivate, ID.Block, ID.SimpleBlock]);
+const DESCEND = new Set<number>([ID.EBML, ID.Segment, ID.Tracks, ID.TrackEntry, ID.Cluster]);
+/**
+ * Elements whose bodies are read. A BlockGroup is read whole (its size is always known; only
+ * Segments and Clusters may have an unknown one) because its DiscardPadding comes after its
+ * Block and says how much of the Block's decoded audio is encoder padding.
+ */
+const READ = new Set<number>([ID.DocType, ID.TrackNumber, ID.TrackType, ID.CodecID, ID.CodecPrivate, ID.BlockGroup, ID.Block, ID.SimpleBlock]);
 /** A block larger than this is not audio an upload sends (an Opus packet is at most ~1.3 KB a 20 ms frame). */
 const MAX_BLOCK_BYTES = 1024 * 1024;
+/** A BlockGroup: its Block plus a few small elements (references, duration, padding). */
+const MAX_BLOCK_GROUP_BYTES = MAX_BLOCK_BYTES + 1024;
 const MAX_HEADER_ELEMENT_BYTES = 64 * 1024;
 /**
  * At most this many TrackEntry elements in a file (all Tracks elements together): a recording
@@ -66,6 +73,30 @@ interface Track {
   type: number | null;
   codec: string | null;
   codecPrivate: Uint8Array | null;
+}
+
+/** A big-endian two's-complement integer of 1–8 bytes (EBML's signed integer). */
+function signedInt(b: Uint8Array): number {
+  let v = b[0] >= 0x80 ? b[0] - 0x100 : b[0];
+  for (let i = 1; i < b.length; i++) v = v * 256 + b[i];
+  return v;
+}
+
+/** The pieces without `n` samples at their end (or start). */
+function dropSamples(pieces: Float32Array[], n: number, atEnd: boolean): Float32Array[] {
+  const total = pieces.reduce((k, x) => k + x.length, 0);
+  const keep = Math.max(0, total - n);
+  const out: Float32Array[] = [];
+  let skip = atEnd ? 0 : total - keep;
+  let left = keep;
+  for (const x of pieces) {
+    const from = Math.min(skip, x.length);
+    skip -= from;
+    const take = Math.min(left, x.length - from);
+    if (take > 0) out.push(x.subarray(from, from + take));
+    left -= take;
+  }
+  return out;
 }
 
 /** Reads an EBML variable-length integer at `p`: [value, length], null when more bytes are needed; value -1 = unknown size. */
@@ -156,7 +187,7 @@ export class WebmOpusDecoder implements AudioFormatDecoder {
       }
       if (size < 0) throw undecodable(this.field, FORMAT, `element 0x${id.toString(16)} of unknown size at byte ${bodyAt}`);
       if (READ.has(id)) {
-        const max = id === ID.Block || id === ID.SimpleBlock ? MAX_BLOCK_BYTES : MAX_HEADER_ELEMENT_BYTES;
+        const max = id === ID.BlockGroup ? MAX_BLOCK_GROUP_BYTES : id === ID.Block || id === ID.SimpleBlock ? MAX_BLOCK_BYTES : MAX_HEADER_ELEMENT_BYTES;
         if (size > max) throw undecodable(this.field, FORMAT, `element 0x${id.toString(16)} of ${size} bytes at byte ${bodyAt}`);
         this.reading = { id, size };
       } else {
@@ -204,20 +235,51 @@ export class WebmOpusDecoder implements AudioFormatDecoder {
       case ID.CodecPrivate:
         if (track) track.codecPrivate = Buffer.from(body);
         return [];
-      default: {
+      case ID.BlockGroup:
+        return this.blockGroup(body);
+      default:
         // Block or SimpleBlock.
-        if (!this.audio) await this.openTrack();
-        let block: ParsedBlock;
-        try {
-          block = parseBlock(body);
-        } catch (err) {
-          throw undecodable(this.field, FORMAT, `a block cannot be parsed (${(err as Error).message})`);
-        }
-        if (block.trackNumber !== this.audio!.number) return [];
-        this.blocks += 1;
-        return this.opus.decode(block.frames);
-      }
+        return this.block(body, 0);
     }
+  }
+
+  /**
+   * A BlockGroup's Block, less its DiscardPadding: the nanoseconds of the decoded audio that
+   * are encoder padding, at the Block's end (positive) or start (negative), as Matroska defines
+   * it. ffmpeg writes one on the last block, where the Opus frame runs past the audio (13.5 ms
+   * on the JFK clip's WebM, which decoded 14 ms longer than its Ogg); Ogg says the same with
+   * the last page's granule position (ogg.ts).
+   */
+  private async blockGroup(body: Buffer): Promise<Float32Array[]> {
+    let block: Buffer | null = null;
+    let discardNs = 0;
+    for (let p = 0; p < body.length; ) {
+      const idv = readVint(body, p, true);
+      const sizev = idv ? readVint(body, p + idv[1], false) : null;
+      if (!idv || !sizev || idv[0] < 0 || sizev[0] < 0) throw undecodable(this.field, FORMAT, 'a BlockGroup whose elements cannot be read');
+      const at = p + idv[1] + sizev[1];
+      const end = at + sizev[0];
+      if (end > body.length) throw undecodable(this.field, FORMAT, 'a BlockGroup element runs past the group');
+      if (idv[0] === ID.Block) block = body.subarray(at, end);
+      else if (idv[0] === ID.DiscardPadding && end - at >= 1 && end - at <= 8) discardNs = signedInt(body.subarray(at, end));
+      p = end;
+    }
+    return block === null ? [] : this.block(block, discardNs);
+  }
+
+  /** A Block or SimpleBlock of the audio track decoded, with `discardNs` of padding dropped (see blockGroup). */
+  private async block(body: Buffer, discardNs: number): Promise<Float32Array[]> {
+    if (!this.audio) await this.openTrack();
+    let block: ParsedBlock;
+    try {
+      block = parseBlock(body);
+    } catch (err) {
+      throw undecodable(this.field, FORMAT, `a block cannot be parsed (${(err as Error).message})`);
+    }
+    if (block.trackNumber !== this.audio!.number) return [];
+    this.blocks += 1;
+    const pieces = this.opus.decode(block.frames);
+    return discardNs === 0 ? pieces : dropSamples(pieces, Math.round((Math.abs(discardNs) * OPUS_RATE) / 1e9), discardNs > 0);
   }
 
   /** Opens the first audio track's decoder at the first block (the Tracks element comes before the Clusters). */
