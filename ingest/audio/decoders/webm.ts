@@ -7,8 +7,9 @@
 // MediaRecorder writes: a Segment and Clusters of unknown size (all size bits 1), whose end is
 // only the start of the next element. An upload needs three things from the file: the audio
 // track's number and codec (Tracks/TrackEntry), its OpusHead (CodecPrivate), and the payloads of
-// its SimpleBlocks and Blocks (a BlockGroup with its DiscardPadding). So the walker descends into the few master elements that lead
-// there (unknown size or not), skips everything else by its size without reading it, and keeps
+// its SimpleBlocks and Blocks (a BlockGroup whole, for its DiscardPadding). So the walker
+// descends into the few master elements that lead there (unknown size or not), skips
+// everything else by its size without reading it, and keeps
 // only the bytes of the element it is reading (a block: at most MAX_BLOCK_BYTES) and the
 // tracks' headers (at most MAX_WEBM_TRACKS of them). The blocks' lacing (Xiph, EBML, fixed;
 // at most 256 frames) is undone by ebml-block, a small maintained parser of exactly that.
