@@ -16,6 +16,32 @@ import { createLazySchemaCompilers } from './lazy-schema-compilers.js';
 
 export const API_VERSION = '0.1.0';
 
+/** How long a peer has to answer the closing handshake of a stopping server before its socket is destroyed. */
+export const SHUTDOWN_CLOSE_GRACE_MS = 2_000;
+
+/**
+ * The WebSocket plugin's preClose: every socket is closed with 1001 ("going away", reason
+ * `server shutting down`), so a client can tell a restart (reconnect and resume) from a
+ * refusal; the plugin's own closed them without a code (the client saw 1005). A peer that
+ * does not answer the closing handshake (it stopped reading, or vanished) is destroyed after
+ * SHUTDOWN_CLOSE_GRACE_MS: the HTTP server's close waits for every connection, upgraded ones
+ * too, and ws alone gives such a peer 30 s, which held a SIGTERM that long.
+ */
+function closeSocketsOnStop(this: FastifyInstance, done: () => void): void {
+  const wss = this.websocketServer;
+  for (const client of wss.clients) client.close(1001, 'server shutting down');
+  if (wss.clients.size > 0) {
+    const timer = setTimeout(() => {
+      for (const client of wss.clients) client.terminate();
+    }, SHUTDOWN_CLOSE_GRACE_MS);
+    timer.unref();
+    wss.once('close', () => clearTimeout(timer));
+  }
+  // New upgrades are refused meanwhile (503 shutting_down, http/errors.ts); ws's 'close' comes once every client has gone.
+  wss.close();
+  done();
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** The route schemas' compilation (http/lazy-schema-compilers.ts). */
@@ -109,7 +135,7 @@ export async function createHttpServer(ctx: Pick<AppContext, 'log' | 'auth' | 'r
 
   // A message over the limit closes its socket with 4413 and a coded reason, logged at info
   // (ws alone closes with 1009, an empty reason, and an error with a stack): http/ws-limits.ts.
-  await app.register(websocket, { options: { maxPayload: limits.maxWsMessageBytes }, errorHandler: wsErrorHandler });
+  await app.register(websocket, { options: { maxPayload: limits.maxWsMessageBytes }, errorHandler: wsErrorHandler, preClose: closeSocketsOnStop });
   app.websocketServer.on('connection', wsConnectionHook(limits.maxWsMessageBytes));
   // The OpenAPI document and UI (http/openapi.ts), after the WebSocket plugin: its route hook
   // lists the sockets that plugin hides and adds the coded error answers to every route.
