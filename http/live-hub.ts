@@ -206,7 +206,12 @@ interface KeptEnvelope {
   make: () => Envelope;
   /** This process's clock when the record was routed (a resume from a message that is not kept: missed()). */
   at: number;
+  /** The hub's count of kept envelopes when this one was kept (its position: a resume from a heartbeat or ping, missed()). */
+  seq: number;
 }
+
+/** Heartbeat and ping ids a hub remembers with its position when it sent them (a resume from one: LiveHub.missed). */
+const MAX_MARKS = 20_000;
 
 function envelopeOf(k: KeptEnvelope): Envelope {
   return (k.env ??= k.make());
@@ -229,6 +234,19 @@ export class LiveHub<R = unknown> {
   private readonly resume = new Map<string, KeptEnvelope[]>();
   /** Per resume key, when the newest envelope dropped from its buffer was routed (none dropped: absent). */
   private readonly droppedThrough = new Map<string, number>();
+  /** Envelopes kept so far (each kept envelope's `seq`). */
+  private seq = 0;
+  /** Per resume key, the seq of the newest envelope dropped from its buffer. */
+  private readonly droppedSeq = new Map<string, number>();
+  /** The newest seq of any buffer let go whole (resumeMaxKeys). */
+  private evictedThroughSeq = 0;
+  /**
+   * The ids of the heartbeat and ping envelopes sent lately (the last MAX_MARKS), with the
+   * hub's seq when each was sent. A client's last message is often one of them (a heartbeat
+   * comes with every ping); one that resumes from it gets the kept envelopes after it, not
+   * the whole buffer again (missed()).
+   */
+  private readonly marks = new Map<string, number>();
   private readonly heartbeats = new WeakMap<LiveClient, ClientHeartbeat>();
 
   constructor(
@@ -270,7 +288,7 @@ export class LiveHub<R = unknown> {
     let kept: KeptEnvelope | null = null;
     if (this.feed.resume && delivery.resumeKeys?.length) {
       // One entry shared by the keys (a session's and its user's), so it is built at most once.
-      kept = { env: null, make: delivery.envelope, at: this.opts.clock() };
+      kept = { env: null, make: delivery.envelope, at: this.opts.clock(), seq: ++this.seq };
       for (const key of delivery.resumeKeys) this.keep(key, kept);
     }
     // One text per format (clients of one format share it).
@@ -342,12 +360,16 @@ export class LiveHub<R = unknown> {
     if (buf.length > perKey) {
       const dropped = buf.splice(0, buf.length - perKey);
       this.droppedThrough.set(key, dropped[dropped.length - 1].at);
+      this.droppedSeq.set(key, dropped[dropped.length - 1].seq);
     }
     const maxKeys = this.opts.resumeMaxKeys ?? 2_000;
     while (this.resume.size > maxKeys) {
       const oldest = this.resume.keys().next().value as string;
+      const gone = this.resume.get(oldest)!;
+      if (gone.length > 0) this.evictedThroughSeq = Math.max(this.evictedThroughSeq, gone[gone.length - 1].seq);
       this.resume.delete(oldest);
       this.droppedThrough.delete(oldest);
+      this.droppedSeq.delete(oldest);
     }
   }
 
@@ -361,11 +383,20 @@ export class LiveHub<R = unknown> {
    * among them) that `client` was not sent already (subscribeWithResume sends them). `sinceMs`: when `lastId` is not kept, the
    * instant of that message if the route can tell it (a group socket's sync_pulse id carries
    * it): the kept envelopes routed after it are sent instead of all of them, `found` unless one
-   * routed after it was dropped from the buffer.
+   * routed after it was dropped from the buffer. A heartbeat or ping id this hub sent (marked())
+   * gets the envelopes kept after it was sent.
    */
   missed(client: LiveClient, key: string, lastId: string, sinceMs: number | null = null): { envelopes: Envelope[]; found: boolean } {
     const kept = this.resume.get(key) ?? [];
     const at = kept.findIndex((k) => envelopeOf(k).id === lastId);
+    const mark = at < 0 ? this.marks.get(lastId) : undefined;
+    if (mark !== undefined) {
+      // A heartbeat or ping this hub sent: everything kept before it went to that socket ahead
+      // of it (a client's messages go out in order), so the ones kept after it are what it
+      // missed. Complete unless one of those was dropped, or a buffer was let go since.
+      const after = kept.filter((k) => k.seq > mark).map(envelopeOf);
+      return { envelopes: after.filter((e) => !client.hasSent(e.id)), found: (this.droppedSeq.get(key) ?? 0) <= mark && this.evictedThroughSeq <= mark };
+    }
     if (at < 0 && sinceMs !== null) {
       const after = kept.filter((k) => k.at > sinceMs).map(envelopeOf);
       // Complete unless an envelope routed after that instant was dropped (or nothing is kept: the key may have been let go).
@@ -408,7 +439,7 @@ export class LiveHub<R = unknown> {
       timers: this.opts.heartbeatTimers,
       log: this.opts.log,
       name: this.feed.name,
-      onPing: () => client.sendEnvelope(heartbeatEnvelopeOf(this.opts.clock())),
+      onPing: () => client.sendEnvelope(this.marked(heartbeatEnvelopeOf(this.opts.clock()))),
       // As before every coded close (docs/websocket-protocols.md), though a peer that stopped answering rarely reads it.
       onTimeout: (t) => sendTimeout(t.text, t.reason),
     });
@@ -430,7 +461,15 @@ export class LiveHub<R = unknown> {
   /** A client's `heartbeat` message: answered with a `ping` message; from now on the heartbeat timeout applies to the socket. */
   heartbeat(client: LiveClient): void {
     this.heartbeats.get(client)?.beat();
-    client.sendEnvelope(pingEnvelope(this.opts.clock()));
+    client.sendEnvelope(this.marked(pingEnvelope(this.opts.clock())));
+  }
+
+  /** Notes a heartbeat or ping envelope's id with the hub's position (a resume from it: missed()). */
+  private marked<E extends Envelope>(env: E): E {
+    if (!this.feed.resume) return env;
+    this.marks.set(env.id, this.seq);
+    if (this.marks.size > MAX_MARKS) this.marks.delete(this.marks.keys().next().value as string);
+    return env;
   }
 
   async stop(): Promise<void> {
