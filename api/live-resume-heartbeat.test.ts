@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startTestAttune, waitFor, type TestAttune } from '../test/attune.js';
 import type { CoherenceWindowRecord } from '../schemas/records.js';
+import { silentLogger } from '../lib/log.js';
+import { LiveHub, type LiveClient } from '../http/live-hub.js';
 
 let app: TestAttune;
 before(async () => {
@@ -59,3 +61,33 @@ for (const kind of ['ping', 'heartbeat'] as const) {
     await waitFor('the second socket gone', () => app.live!.stats.clients === 0, 10_000, 10);
   });
 }
+
+test('a resume from a ping is complete unless its own key lost envelopes after it (other keys let go do not matter)', () => {
+  const sent: string[] = [];
+  const hub = new LiveHub<{ key: string; id: string }>(
+    { log: silentLogger, maxBufferedMessages: 100, heartbeatMs: 30_000, clock: () => 0, resumeMaxKeys: 2, resumePerKey: 2 },
+    { name: 'test', resume: true, topics: [], route: (r) => ({ keys: [r.key], resumeKeys: [r.key], envelope: () => ({ id: r.id, type: 'x', timestamp: '', payload: {} }) }) },
+  );
+  const client = { sendEnvelope: (e: { id: string }) => sent.push(e.id), hasSent: () => false } as unknown as LiveClient;
+  const ping = () => {
+    hub.heartbeat(client);
+    return sent.at(-1)!;
+  };
+  hub.publish({ key: 'A', id: 'a1' }, 't');
+  const p1 = ping();
+  hub.publish({ key: 'A', id: 'a2' }, 't');
+  hub.publish({ key: 'B', id: 'b1' }, 't');
+  hub.publish({ key: 'C', id: 'c1' }, 't'); // A, written least recently, is let go with a2
+  const plan = (key: string, id: string) => {
+    const m = hub.missed(client, key, id);
+    return { ids: m.envelopes.map((e) => e.id), found: m.found };
+  };
+  assert.deepEqual(plan('C', p1), { ids: ['c1'], found: true });
+  assert.deepEqual(plan('A', p1), { ids: [], found: false });
+  const p2 = ping();
+  hub.publish({ key: 'C', id: 'c2' }, 't');
+  hub.publish({ key: 'C', id: 'c3' }, 't'); // C keeps 2: c1 dropped, but it came before p2
+  assert.deepEqual(plan('C', p2), { ids: ['c2', 'c3'], found: true });
+  hub.publish({ key: 'C', id: 'c4' }, 't'); // c2, after p2, dropped
+  assert.deepEqual(plan('C', p2), { ids: ['c3', 'c4'], found: false });
+});

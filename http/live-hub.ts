@@ -238,8 +238,10 @@ export class LiveHub<R = unknown> {
   private seq = 0;
   /** Per resume key, the seq of the newest envelope dropped from its buffer. */
   private readonly droppedSeq = new Map<string, number>();
-  /** The newest seq of any buffer let go whole (resumeMaxKeys). */
-  private evictedThroughSeq = 0;
+  /** Per key whose buffer was let go whole (resumeMaxKeys), the newest seq it held (the last MAX_MARKS keys). */
+  private readonly evictedSeq = new Map<string, number>();
+  /** The newest seq of the evicted keys forgotten from evictedSeq. */
+  private evictedForgottenSeq = 0;
   /**
    * The ids of the heartbeat and ping envelopes sent lately (the last MAX_MARKS), with the
    * hub's seq when each was sent. A client's last message is often one of them (a heartbeat
@@ -366,7 +368,15 @@ export class LiveHub<R = unknown> {
     while (this.resume.size > maxKeys) {
       const oldest = this.resume.keys().next().value as string;
       const gone = this.resume.get(oldest)!;
-      if (gone.length > 0) this.evictedThroughSeq = Math.max(this.evictedThroughSeq, gone[gone.length - 1].seq);
+      if (gone.length > 0) {
+        this.evictedSeq.delete(oldest);
+        this.evictedSeq.set(oldest, gone[gone.length - 1].seq);
+        if (this.evictedSeq.size > MAX_MARKS) {
+          const [forgotten, seq] = this.evictedSeq.entries().next().value as [string, number];
+          this.evictedSeq.delete(forgotten);
+          this.evictedForgottenSeq = Math.max(this.evictedForgottenSeq, seq);
+        }
+      }
       this.resume.delete(oldest);
       this.droppedThrough.delete(oldest);
       this.droppedSeq.delete(oldest);
@@ -393,9 +403,10 @@ export class LiveHub<R = unknown> {
     if (mark !== undefined) {
       // A heartbeat or ping this hub sent: everything kept before it went to that socket ahead
       // of it (a client's messages go out in order), so the ones kept after it are what it
-      // missed. Complete unless one of those was dropped, or a buffer was let go since.
+      // missed. Complete unless one of those was dropped, or the key's buffer was let go since.
       const after = kept.filter((k) => k.seq > mark).map(envelopeOf);
-      return { envelopes: after.filter((e) => !client.hasSent(e.id)), found: (this.droppedSeq.get(key) ?? 0) <= mark && this.evictedThroughSeq <= mark };
+      const evicted = this.evictedSeq.get(key) ?? this.evictedForgottenSeq;
+      return { envelopes: after.filter((e) => !client.hasSent(e.id)), found: (this.droppedSeq.get(key) ?? 0) <= mark && evicted <= mark };
     }
     if (at < 0 && sinceMs !== null) {
       const after = kept.filter((k) => k.at > sinceMs).map(envelopeOf);
