@@ -23,6 +23,7 @@ import type { WebSocket } from 'ws';
 import type { Bus, Subscription } from '../bus/types.js';
 import type { Logger } from '../lib/log.js';
 import { iso } from '../lib/time.js';
+import { AttuneError } from '../lib/errors.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import { CloseCodes, type SocketAuth } from './http-auth.js';
 import { WS_TIMEOUT, realTimers, watchSocket, type HeartbeatTimers, type WsTimeoutReason } from './ws-heartbeat.js';
@@ -637,8 +638,14 @@ export function onAuthenticateMessages(socket: WebSocket, auth: SocketAuth, onCo
   // Checks run one at a time; a client that sends faster than tokens can be checked is not
   // reading the protocol, and is closed rather than queued without bound.
   let pending = 0;
+  let refused = false;
   socket.on('message', (data: Buffer) => {
     if (++pending > MAX_PENDING_AUTH_MESSAGES) {
+      if (refused) return;
+      refused = true;
+      // As before every coded close (docs/websocket-protocols.md): the error message, then the close.
+      const e = new AttuneError('rate_limited', `more than ${MAX_PENDING_AUTH_MESSAGES} messages waiting to be read on this socket; send fewer at once`, [{ reason: 'rate_limited' }]);
+      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(socketErrorMessage(e, null, Date.now())));
       socket.close(CloseCodes.rateLimited, 'rate_limited');
       return;
     }
