@@ -70,6 +70,24 @@ test('the bus down (or a check that hangs past its 2 s bound): 503 unhealthy; li
   assert.equal(live.statusCode, 200);
 });
 
+test('Redis that hangs (its connection open, the client still ready) or refuses: 200 degraded, cache disconnected; one that answers: healthy', async () => {
+  const states: Array<[string, { status: string; ping(): Promise<unknown> }, string, string]> = [
+    ['hangs', { status: 'ready', ping: () => new Promise(() => {}) }, 'degraded', 'disconnected'],
+    ['fails', { status: 'ready', ping: () => Promise.reject(new Error('Command timed out')) }, 'degraded', 'disconnected'],
+    ['gone', { status: 'reconnecting', ping: () => Promise.reject(new Error('closed')) }, 'degraded', 'disconnected'],
+    ['answers', { status: 'ready', ping: () => Promise.resolve('PONG') }, 'healthy', 'connected'],
+  ];
+  for (const [what, redis, status, cache] of states) {
+    const app = Fastify();
+    servers.push(app);
+    app.decorate('rateLimits', { redis } as never);
+    const ctx = { health: [{ name: 'postgres', check: () => Promise.resolve(true) }, { name: 'bus', check: () => Promise.resolve(true) }], roles: { api: true }, clock: () => 0 } as unknown as AppContext;
+    await registerHealthRoutes(app, ctx);
+    const res = await app.inject({ method: 'GET', url: '/health' });
+    assert.deepEqual([what, res.statusCode, res.json().status, res.json().services.cache], [what, 200, status, cache]);
+  }
+});
+
 test('a whole embedded Attune answers healthy', async () => {
   const attune = await startTestAttune({ entities: 'pglite' });
   try {

@@ -41,21 +41,21 @@ export const attuneVersion: string = (() => {
   return 'unknown';
 })();
 
+/** Whether `check` answers true within CHECK_TIMEOUT_MS (a failure or a hang is false). */
+async function answers(check: () => Promise<boolean>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), CHECK_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([check().catch(() => false), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 async function runChecks(ctx: AppContext): Promise<Record<string, 'up' | 'down'>> {
-  const results = await Promise.all(
-    ctx.health.map(async (h) => {
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), CHECK_TIMEOUT_MS);
-      });
-      try {
-        const ok = await Promise.race([h.check().catch(() => false), timeout]);
-        return [h.name, ok ? 'up' : 'down'] as const;
-      } finally {
-        clearTimeout(timer);
-      }
-    }),
-  );
+  const results = await Promise.all(ctx.health.map(async (h) => [h.name, (await answers(() => h.check())) ? 'up' : 'down'] as const));
   return Object.fromEntries(results);
 }
 
@@ -91,10 +91,14 @@ export async function registerHealthRoutes(app: FastifyInstance, ctx: AppContext
   };
   const readySchema = { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' }, status: { type: 'string', enum: ['ok', 'degraded'] }, checks: checksSchema, roles: rolesSchema } };
   const roles = Object.entries(ctx.roles).filter(([, on]) => on).map(([r]) => r);
-  const cacheState = (): 'connected' | 'disconnected' | 'not_configured' => {
-    const redis = (app as unknown as { rateLimits?: { redis: { status: string } | null } | null }).rateLimits?.redis;
+  // Redis answers a PING within the checks' bound, as the other dependencies answer theirs: a
+  // Redis that hangs (its connection still open, so the client still says `ready`) is
+  // disconnected too (it was reported connected while every limit waited out its timeout).
+  const cacheState = async (): Promise<'connected' | 'disconnected' | 'not_configured'> => {
+    const redis = (app as unknown as { rateLimits?: { redis: { status: string; ping(): Promise<unknown> } | null } | null }).rateLimits?.redis;
     if (!redis) return 'not_configured';
-    return redis.status === 'ready' ? 'connected' : 'disconnected';
+    if (redis.status !== 'ready') return 'disconnected';
+    return (await answers(async () => (await redis.ping()) === 'PONG')) ? 'connected' : 'disconnected';
   };
 
   app.get(
@@ -104,8 +108,7 @@ export async function registerHealthRoutes(app: FastifyInstance, ctx: AppContext
       schema: { tags: ['health'], summary: 'Status of this process and its dependencies (200 healthy or degraded, 503 unhealthy).', response: { 200: healthSchema, 503: healthSchema } },
     },
     async (_req, reply) => {
-      const checks = await runChecks(ctx);
-      const cache = cacheState();
+      const [checks, cache] = await Promise.all([runChecks(ctx), cacheState()]);
       const services: Record<string, string> = {};
       for (const [name, state] of Object.entries(checks)) services[SERVICE_NAMES[name] ?? name] = state === 'up' ? 'connected' : 'disconnected';
       services.cache = cache;
