@@ -177,10 +177,17 @@ test('a WebSocket message of 64 KB + 1 closes with 4413 and a coded reason, logg
   ws.send(Buffer.alloc(MAX_WS, 97));
   assert.equal(await reply, `got ${MAX_WS}`);
   const closed = new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: String(reason) })));
+  const messages: any[] = [];
+  ws.on('message', (m) => messages.push(JSON.parse(String(m))));
   const before = lines.length;
   ws.send(Buffer.alloc(MAX_WS + 1, 97));
   const { code, reason } = await closed;
   assert.equal(code, WS_MESSAGE_TOO_LARGE);
+  // The coded error message comes first, as before every coded close.
+  assert.deepEqual(
+    messages.map((m) => [m.type, m.payload?.code, m.payload?.details?.[0]?.reason, m.error?.code]),
+    [['error', 'payload_too_large', 'message_too_large', 'payload_too_large']],
+  );
   assert.match(reason, /^payload_too_large: .*65536 bytes/);
   const logged = lines.slice(before).filter((l) => /websocket/.test(l.msg));
   assert.ok(logged.length >= 1, JSON.stringify(lines.slice(before)));

@@ -4,10 +4,13 @@
 // carries Attune's code instead, 4413 (HTTP 413 in the 4000-4999 application range) with the
 // reason "payload_too_large: …", and the refusal is logged at info. ws calls `close(1009)` on
 // the socket from its receiver's error handler before emitting the error, so each socket's
-// `close` maps that one call onto the coded close; every other close passes through.
+// `close` maps that one call onto the coded close, after the coded error message (`payload_too_large`,
+// reason `message_too_large`); every other close passes through.
 import type { IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
+import { AttuneError } from '../lib/errors.js';
+import { socketErrorMessage } from './errors.js';
 
 /** Close code for a message over the size limit. */
 export const WS_MESSAGE_TOO_LARGE = 4413;
@@ -24,7 +27,15 @@ export function wsConnectionHook(maxBytes: number): (socket: WebSocket, req: Inc
   const reason = messageTooLargeReason(maxBytes);
   return (socket) => {
     const close = socket.close.bind(socket);
-    socket.close = (code?: number, data?: string | Buffer) => (code === 1009 && data === undefined ? close(WS_MESSAGE_TOO_LARGE, reason) : close(code, data));
+    socket.close = (code?: number, data?: string | Buffer) => {
+      if (code !== 1009 || data !== undefined) return close(code, data);
+      // As before every coded close (docs/websocket-protocols.md), the error message first; it went without one.
+      if (socket.readyState === socket.OPEN) {
+        const e = new AttuneError('payload_too_large', `a message may be at most ${maxBytes} bytes`, [{ reason: 'message_too_large' }]);
+        socket.send(JSON.stringify(socketErrorMessage(e, null, Date.now())));
+      }
+      return close(WS_MESSAGE_TOO_LARGE, reason);
+    };
   };
 }
 
