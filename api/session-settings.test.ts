@@ -22,12 +22,12 @@ after(async () => {
   await app?.cleanup();
 });
 
-test('a threshold changed mid-session fires coherence_threshold_reached by the new settings for the windows after the change', async () => {
-  const user = app.token('u-settings', 'o-settings');
-  const device = 'settings-strap';
+for (const named of [true, false]) test(`a threshold changed mid-session fires coherence_threshold_reached by the new settings for the windows after the change (a session ${named ? 'with' : 'without'} a device)`, async () => {
+  const user = app.token(`u-settings-${named}`, 'o-settings');
+  const device = `settings-strap-${named}`;
   assert.equal((await app.request('POST', '/v1/devices', { token: user, body: { device_id: device } })).status, 201);
   const start = Math.floor((Date.now() - 10 * 60_000) / 5000) * 5000;
-  const s = await app.request('POST', '/v1/sessions', { token: user, body: { type: 'solo', device_id: device, started_at: new Date(start).toISOString(), coherence_threshold: 0.99, threshold_duration_s: 30 } });
+  const s = await app.request('POST', '/v1/sessions', { token: user, body: { type: 'solo', ...(named ? { device_id: device } : {}), started_at: new Date(start).toISOString(), coherence_threshold: 0.99, threshold_duration_s: 30 } });
   assert.equal(s.status, 201, JSON.stringify(s.body));
   const sid: string = s.body.id;
   const readings = rsaReadings({ startMs: start + 250, durationS: 300, breathHz: 0.1, seed: 13 });
@@ -37,10 +37,12 @@ test('a threshold changed mid-session fires coherence_threshold_reached by the n
   assert.equal((await app.request('POST', `/v1/devices/${device}/sync`, { token: user, body: { session_id: sid, readings: readings.slice(0, half) } })).status, 202);
   await waitFor('the first half read', () => worker.stats.readings - readBefore >= half, 30_000, 50);
 
+  const appliedBefore = worker.stats.settingsApplied;
   const patched = await app.request('PATCH', `/v1/sessions/${sid}`, { token: user, body: { coherence_threshold: 0.3, threshold_duration_s: 10 } });
   assert.equal(patched.status, 200, JSON.stringify(patched.body));
-  // The change reaches the worker through its readings partition, after the first half.
-  await waitFor('the settings applied', () => worker.stats.settingsApplied >= 1, 30_000, 50);
+  // The change reaches the worker through its readings partition, after the first half (a
+  // session without a device: through every partition, the one with its readings among them).
+  await waitFor('the settings applied', () => worker.stats.settingsApplied > appliedBefore, 30_000, 50);
   assert.equal((await app.request('POST', `/v1/devices/${device}/sync`, { token: user, body: { session_id: sid, readings: readings.slice(half) } })).status, 202);
   assert.equal((await app.request('POST', `/v1/sessions/${sid}/end`, { token: user, body: { ended_at: new Date(start + 301_000).toISOString() } })).status, 200);
 

@@ -124,3 +124,22 @@ test("an ended session changed before or after its end (version above 2) gets it
     await sub.stop();
   }
 });
+
+test("a session without a device gets its settings marker in every partition (everyPartition), as its end marker", async () => {
+  const t = prefixedTopics('bare-settings-markers.');
+  await bus.ensureTopics(Object.values(t).map((topic) => ({ topic, partitions: 3 })));
+  const markers = new SessionEndMarkers({ bus, codec, topics: t, log: silentLogger });
+  const seen: BusRecord[] = [];
+  const sub = await bus.subscribe({ groupId: 'bare-settings-reader', topics: [t.heartReadings], fromBeginning: true, ephemeral: true, eachBatch: async (b) => void seen.push(...b.records) });
+  await markers.start();
+  try {
+    const patched = { ...change('s-bare', 'active', '', 3), coherence_threshold: 0.35, threshold_duration_s: 12 };
+    await bus.publish(t.sessionChanges, [{ key: patched.session_id, value: await codec.encode(Topics.sessionChanges, patched) }]);
+    await waitFor('the settings markers', () => seen.length === 3, 10_000, 20);
+    assert.deepEqual(seen.map((r) => r.partition).sort(), [0, 1, 2]);
+    for (const r of seen) assert.deepEqual(asSettingsMarker(await decodeRecord(codec, r.value)), { sessionId: 's-bare', coherenceThreshold: 0.35, thresholdDurationS: 12, version: 3, everyPartition: true });
+  } finally {
+    await markers.stop();
+    await sub.stop();
+  }
+});

@@ -13,7 +13,9 @@
 // every run and every replay. A marker written twice (a redelivered change, a later change of
 // an ended session) finds nothing open and closes nothing. A session started without a device
 // takes readings from any of its user's devices, so from any partition: its end marker is
-// written to every partition of the readings topic, and the one holding its state acts on it.
+// written to every partition of the readings topic, and the one holding its state acts on it;
+// so is a change of its settings (a partition without its state keeps the settings under a key
+// of its own in the checkpoint table, for when the session's readings come to it).
 //
 // A marker is a SessionEvent record (type `session_end_marker`) on the readings topic: no new
 // schema, and consumers that do not know it dead-letter it as "not a HeartReading" rather than
@@ -48,6 +50,8 @@ export interface EndMarker {
 
 /** Keys of a device-less session's end markers, one per partition of the readings topic (keysCoveringPartitions). */
 const DEVICELESS_MARKER_KEY_PREFIX = '\u0000session-end:';
+/** Keys of a device-less session's settings markers, one per partition. */
+const DEVICELESS_SETTINGS_KEY_PREFIX = '\u0000session-settings:';
 
 /**
  * The marker record for a session's end, keyed like its readings (by device), or by `key` (a
@@ -72,10 +76,12 @@ export interface SettingsMarker {
   thresholdDurationS: number;
   /** The session's version the settings are from: a marker read again, or older than what the worker has, changes nothing. */
   version: number;
+  /** The session has no device: the marker is in every partition of the readings topic (its readings may be in any). */
+  everyPartition?: boolean;
 }
 
-/** The settings marker for a session's change, keyed like its readings (by device). */
-export async function settingsMarkerRecord(codec: Codec, m: SettingsMarker & { deviceId: string; userId: string; orgId: string; changedAtMs: number }): Promise<OutgoingRecord> {
+/** The settings marker for a session's change, keyed like its readings (by device), or by `key` (a session without a device: one per partition). */
+export async function settingsMarkerRecord(codec: Codec, m: SettingsMarker & { deviceId: string; userId: string; orgId: string; changedAtMs: number; key?: string }): Promise<OutgoingRecord> {
   const rec: SessionEventRecord = {
     event_id: `${m.sessionId}:${SETTINGS_MARKER_TYPE}:${m.version}`,
     session_id: m.sessionId,
@@ -85,7 +91,7 @@ export async function settingsMarkerRecord(codec: Codec, m: SettingsMarker & { d
     occurred_at: m.changedAtMs,
     payload_json: JSON.stringify({ device_id: m.deviceId, coherence_threshold: m.coherenceThreshold, threshold_duration_s: m.thresholdDurationS, version: m.version }),
   };
-  return { key: m.deviceId, value: await codec.encode(Topics.sessionEvents, rec), timestamp: m.changedAtMs };
+  return { key: m.key ?? m.deviceId, value: await codec.encode(Topics.sessionEvents, rec), timestamp: m.changedAtMs };
 }
 
 /** The settings marker a decoded readings-topic value is, or null when it is something else (or malformed). */
@@ -95,9 +101,9 @@ export function asSettingsMarker(v: unknown): SettingsMarker | null {
   if (r.type !== SETTINGS_MARKER_TYPE || typeof r.session_id !== 'string') return null;
   try {
     const p = JSON.parse(String(r.payload_json ?? '{}')) as Record<string, unknown>;
-    const { coherence_threshold: t, threshold_duration_s: d, version } = p;
+    const { coherence_threshold: t, threshold_duration_s: d, version, device_id: deviceId } = p;
     if (typeof t !== 'number' || !Number.isFinite(t) || typeof d !== 'number' || !(d > 0) || typeof version !== 'number' || !Number.isInteger(version)) return null;
-    return { sessionId: r.session_id, coherenceThreshold: t, thresholdDurationS: d, version };
+    return { sessionId: r.session_id, coherenceThreshold: t, thresholdDurationS: d, version, ...(deviceId === '' ? { everyPartition: true } : {}) };
   } catch {
     return null;
   }
@@ -144,7 +150,7 @@ export class SessionEndMarkers {
       fromBeginning: true,
       eachBatch: async (batch) => {
         const out: OutgoingRecord[] = [];
-        // Read once per batch that ends a session without a device (a topic's count only grows).
+        // Read once per batch that ends or changes a session without a device (a topic's count only grows).
         let readingsPartitions: number | undefined;
         for (const rec of batch.records) {
           let change: SessionChange;
@@ -162,19 +168,23 @@ export class SessionEndMarkers {
           // session's state carries them too when a change came before or after the end (its
           // version is then above 2: creation, end), whether the relay published the changes
           // apart or as one state: before the end marker, so its last windows are judged by them.
-          if (change.version > (ended ? 2 : 1) && change.device_id) {
-            out.push(
-              await settingsMarkerRecord(this.opts.codec, {
-                sessionId: change.session_id,
-                deviceId: change.device_id,
-                userId: change.user_id,
-                orgId: change.org_id,
-                coherenceThreshold: change.coherence_threshold,
-                thresholdDurationS: change.threshold_duration_s,
-                version: change.version,
-                changedAtMs: change.updated_at,
-              }),
-            );
+          if (change.version > (ended ? 2 : 1)) {
+            const settings = {
+              sessionId: change.session_id,
+              deviceId: change.device_id,
+              userId: change.user_id,
+              orgId: change.org_id,
+              coherenceThreshold: change.coherence_threshold,
+              thresholdDurationS: change.threshold_duration_s,
+              version: change.version,
+              changedAtMs: change.updated_at,
+            };
+            if (change.device_id) out.push(await settingsMarkerRecord(this.opts.codec, settings));
+            else {
+              // Without a device, in every partition, as its end marker (below).
+              readingsPartitions ??= await this.opts.bus.partitionCount(topics.heartReadings);
+              for (const key of keysCoveringPartitions(readingsPartitions, DEVICELESS_SETTINGS_KEY_PREFIX)) out.push(await settingsMarkerRecord(this.opts.codec, { ...settings, key }));
+            }
             this.stats.settingsMarkers++;
           }
           if (!ended) continue;

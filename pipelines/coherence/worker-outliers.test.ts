@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createEmbeddedBus } from '../../bus/embedded.js';
 import { type Bus, type OutgoingRecord } from '../../bus/types.js';
+import { keysCoveringPartitions } from '../../bus/partitioner.js';
 import { Topics, prefixedTopics, type TopicNames } from '../../schemas/topics.js';
 import { createCodec, decodeRecord, type Codec } from '../../schemas/registry/codec.js';
 import { LocalSchemaRegistry } from '../../schemas/registry/registry.js';
@@ -841,25 +842,32 @@ test("a session's threshold settings changed mid-stream (a settings marker in it
     return (await rs.json()) as Array<{ event_id: string; type: string; at_ms: string | number; payload_json: string }>;
   };
   /** Readings, the settings marker (version 2, and again, and an older version 1 after it: neither changes anything), the end marker; cut into worker runs at `cuts`. */
-  async function run(name: string, cuts: number[], withMarker = true, opts: { patchedBefore?: boolean; markerFirst?: boolean } = {}) {
+  async function run(name: string, cuts: number[], withMarker = true, opts: { patchedBefore?: boolean; markerFirst?: boolean; deviceless?: boolean } = {}) {
     const topics = prefixedTopics(`${name}.`);
-    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
+    // A session without a device: its markers in each of 3 partitions, as the relay writes them.
+    const partitions = opts.deviceless ? 3 : 1;
+    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions })));
     const device = `${name}-d`;
     await new DevicesRepository(entities.client).register({ id: device, orgId: 'o1', userId: 'u1' });
     // Unreachable at first: 0.99 held 30 s; then 0.3 held 10 s.
-    const session = await sessions.create({ ...sessionOpts, coherenceThreshold: 0.99, thresholdDurationS: 30, deviceId: device });
+    const session = await sessions.create({ ...sessionOpts, coherenceThreshold: 0.99, thresholdDurationS: 30, ...(opts.deviceless ? {} : { deviceId: device }) });
     // The row already at version 2 when the worker first sees the session (a worker behind the PATCH).
     if (opts.patchedBefore) await sessions.update(session.id, { coherenceThreshold: 0.3, thresholdDurationS: 10 });
+    const markedKeys = opts.deviceless ? keysCoveringPartitions(partitions, 'settings-marker-') : [device];
     const marker = (version: number) =>
-      settingsMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', coherenceThreshold: version === 2 ? 0.3 : 0.8, thresholdDurationS: version === 2 ? 10 : 20, version, changedAtMs: start + 200_000 });
+      Promise.all(
+        markedKeys.map((key) =>
+          settingsMarkerRecord(codec, { sessionId: session.id, deviceId: opts.deviceless ? '' : device, key, userId: 'u1', orgId: 'o1', coherenceThreshold: version === 2 ? 0.3 : 0.8, thresholdDurationS: version === 2 ? 10 : 20, version, changedAtMs: start + 200_000 }),
+        ),
+      );
     const recs: OutgoingRecord[] = [];
-    if (opts.markerFirst) recs.push(await marker(2));
+    if (opts.markerFirst) recs.push(...(await marker(2)));
     for (let i = 0; i < series.length; i++) {
-      if (withMarker && i === at) recs.push(await marker(2), await marker(2));
-      if (withMarker && i === at + 20) recs.push(await marker(1));
+      if (withMarker && i === at) recs.push(...(await marker(2)), ...(await marker(2)));
+      if (withMarker && i === at + 20) recs.push(...(await marker(1)));
       recs.push({ key: device, value: await codec.encode(Topics.heartReadings, record(session.id, device, series[i])), timestamp: Date.parse(series[i].timestamp) });
     }
-    recs.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[series.length - 1].timestamp) }));
+    for (const key of markedKeys) recs.push(await endMarkerRecord(codec, { sessionId: session.id, deviceId: opts.deviceless ? '' : device, key, userId: 'u1', orgId: 'o1', endedAtMs: Date.parse(series[series.length - 1].timestamp) }));
     let applied = 0;
     await runSegments({
       name,
@@ -908,6 +916,11 @@ test("a session's threshold settings changed mid-stream (a settings marker in it
   assert.ok(first.events.length >= 1 && Number(first.events[0].at_ms) < markerAt - 15_000, `an event before the mid-stream marker: ${first.events.map((e) => Number(e.at_ms) - start)}`);
   const firstCut = await run('settings-first-cut', [1], true, { markerFirst: true });
   sameEvents(firstCut.events, first.events);
+  // A session without a device (the platform document's): its markers in every partition, its
+  // readings in one. The same events as with a device, mid-stream and before its first reading,
+  // with restarts between the copies and after them.
+  for (const cuts of [[], [at + 2], [at + 7]]) sameEvents((await run(`settings-bare-${cuts.join('-')}`, cuts, true, { deviceless: true })).events, ref.events);
+  for (const cuts of [[], [2], [3]]) sameEvents((await run(`settings-bare-first-${cuts.join('-')}`, cuts, true, { markerFirst: true, deviceless: true })).events, first.events);
 });
 
 test("readings after a session's end marker revive it the same whether they come in the batch of the end or in a later one", async () => {

@@ -214,6 +214,12 @@ function anchorFor(anchors: GuardAnchor[], firstOffset: bigint, ended: boolean):
   return null;
 }
 
+/**
+ * The checkpoint table's key for the settings a device-less session's marker (in every
+ * partition) left in a partition that had no state of the session.
+ */
+const looseSettingsKey = (sessionId: string, partition: number) => `${sessionId}\u0000settings@${partition}`;
+
 /** The tracker key under which a session's newest guard anchor is retained. */
 const anchorKey = (sessionId: string) => `${sessionId}\u0000guard`;
 
@@ -703,7 +709,21 @@ export class CoherenceWorker {
     const st = p.sessions.get(m.sessionId) ?? p.endedInBatch.get(m.sessionId);
     if (!st) {
       // No state here (not seen yet, or ended before this batch): kept in its checkpoint, so
-      // that it starts from them whenever its readings come, in this run or a replay.
+      // that it starts from them whenever its readings come, in this run or a replay. A session
+      // without a device has its marker in every partition and its state in (at most) one of
+      // them: the others keep the settings under a key of this partition's, never in the
+      // session's checkpoint, which a copy written here could overwrite with a stale one.
+      if (m.everyPartition) {
+        const key = looseSettingsKey(m.sessionId, p.tracker.partition);
+        const held = p.localCheckpoints.get(key) ?? this.checkpoints.get(key);
+        if (m.version <= (held?.settings?.version ?? 0)) return;
+        const loose: SessionCheckpoint = { sessionId: key, emittedThroughMs: null, threshold: null, ended: false, settings: { coherenceThreshold: m.coherenceThreshold, thresholdDurationS: m.thresholdDurationS, version: m.version } };
+        if (p.localCheckpoints.size > 10_000 && !p.localCheckpoints.has(key)) p.localCheckpoints.clear();
+        p.localCheckpoints.set(key, loose);
+        p.outLooseCheckpoints.push(loose);
+        this.stats.settingsApplied++;
+        return;
+      }
       const base = p.localCheckpoints.get(m.sessionId) ?? this.checkpoints.get(m.sessionId) ?? { sessionId: m.sessionId, emittedThroughMs: null, threshold: null, ended: false };
       if (m.version <= (base.settings?.version ?? 0)) return;
       const next: SessionCheckpoint = { ...base, settings: { coherenceThreshold: m.coherenceThreshold, thresholdDurationS: m.thresholdDurationS, version: m.version } };
@@ -1099,13 +1119,18 @@ export class CoherenceWorker {
       const session = await this.opts.sessions.get(id);
       const cp = p.localCheckpoints.get(id) ?? this.checkpoints.get(id);
       p.localCheckpoints.delete(id);
+      // A session without a device: its settings markers read here before its first reading.
+      const looseKey = looseSettingsKey(id, p.tracker.partition);
+      const loose = (p.localCheckpoints.get(looseKey) ?? this.checkpoints.get(looseKey))?.settings;
       // The settings the session had where the checkpoint was written (its settings markers
       // before that are behind the commit), else PostgreSQL's now.
       // Without a checkpoint's: the settings it was created with (version 1; the markers of its
       // changes come in the partition), else, for a session created before they were recorded,
       // its current ones.
-      const initial = cp?.settings || !session ? null : await this.opts.sessions.initialSettings(id);
-      const saved = cp?.settings ?? (initial ? { ...initial, version: 1 } : session ? { coherenceThreshold: session.coherenceThreshold, thresholdDurationS: session.thresholdDurationS, version: session.version } : null);
+      // Markers read here without its state (loose), when newer than the checkpoint's.
+      const marked = loose && loose.version > (cp?.settings?.version ?? 0) ? loose : cp?.settings;
+      const initial = marked || !session ? null : await this.opts.sessions.initialSettings(id);
+      const saved = marked ?? (initial ? { ...initial, version: 1 } : session ? { coherenceThreshold: session.coherenceThreshold, thresholdDurationS: session.thresholdDurationS, version: session.version } : null);
       const settings: ThresholdSettings | null = saved ? { threshold: saved.coherenceThreshold, holdMs: saved.thresholdDurationS * 1000, version: saved.version } : null;
       // The tracker with the settings it judged the last window by (in its snapshot, when the
       // checkpoint has them), so that a change since is applied, and its streak ended, exactly
