@@ -77,6 +77,18 @@ test('400: a body that is not JSON', async () => {
   assert.equal(e.details[0].field, '/');
 });
 
+test('an empty JSON body (Content-Type set, nothing sent) is no body: a call that takes none succeeds; one that needs a body names the field', async () => {
+  const s = await app.request('POST', '/v1/sessions', { token, body: { type: 'solo' } });
+  assert.equal(s.status, 201, JSON.stringify(s.body));
+  for (const body of ['', '  \r\n']) {
+    const res = await fetch(`${app.baseUrl}/v1/sessions/${s.body.id}/end`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body });
+    assert.equal(res.status, 200, await res.text());
+  }
+  const d = await fetch(`${app.baseUrl}/v1/devices`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '' });
+  const dBody = await d.json();
+  assert.equal(assertCoded(d.status, dBody, 'validation_error', 'invalid_type').details[0].field, '/', JSON.stringify(dBody));
+});
+
 test('400: schema failures carry the Ajv keyword as a catalogued reason and Ajv\'s text as message', async () => {
   const typeRes = await app.request('POST', '/v1/sessions', { token, body: { type: 'juggling' } });
   const e = assertCoded(typeRes.status, typeRes.body, 'validation_error', 'invalid_value');

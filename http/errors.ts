@@ -278,6 +278,14 @@ export function registerJsonBodyParser(app: FastifyInstance, maxDepth = MAX_BODY
   const parse = app.getDefaultJsonParser(onProtoPoisoning ?? 'error', onConstructorPoisoning ?? 'error');
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body, done) => {
     const bytes = body as Buffer;
+    // An empty body (or only whitespace) is no body, as without a content type: clients that
+    // set `Content-Type: application/json` on every request send it with the calls that take
+    // none (leave, end), which Fastify's parser refused as invalid JSON (a walkthrough). A
+    // route that needs a body still says which field is missing.
+    if (isBlank(bytes)) {
+      done(null, undefined);
+      return;
+    }
     if (jsonBytesDepth(bytes, maxDepth) > maxDepth) {
       done(bodyTooDeep(maxDepth), undefined);
       return;
@@ -289,6 +297,15 @@ export function registerJsonBodyParser(app: FastifyInstance, maxDepth = MAX_BODY
     }
     parse(req, bytes.toString('utf8'), done);
   });
+}
+
+/** Nothing but JSON whitespace (RFC 8259: space, tab, line feed, carriage return). */
+function isBlank(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i];
+    if (b !== 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return false;
+  }
+  return true;
 }
 
 /** Seconds a 503 tells the client to wait: a detail's retry_after_s (e.g. a bus that cannot take data), else 5. */

@@ -55,7 +55,7 @@ export const Reasons = {
   invalid_format: r('validation_error', 'A string does not match its pattern or format.'),
   invalid_value: r('validation_error', 'A value is not one of those allowed.'),
   unknown_field: r('validation_error', 'A field that the schema does not define.'),
-  invalid_json: r('validation_error', 'The body or message is not valid JSON.'),
+  invalid_json: r('validation_error', 'The body or message is not valid JSON (an empty body, or one of whitespace only, is no body: a route that takes none answers as without it).'),
   json_too_large: r('validation_error', 'A stored JSON field (metadata, settings) is larger than allowed (16 KB by default).'),
   json_too_deep: r('validation_error', 'JSON nested deeper than allowed (a body 64 levels, a stored field 32).'),
   invalid_text: r('validation_error', 'Text with a NUL character (U+0000), or stored JSON with an unpaired UTF-16 surrogate: neither can be stored.'),
