@@ -25,6 +25,8 @@ interface Answer {
   status: number;
   headers: Headers;
   body: any;
+  /** When the answer came (ms). */
+  at: number;
 }
 
 async function call(path: string, token?: string, init: RequestInit = {}): Promise<Answer> {
@@ -32,7 +34,7 @@ async function call(path: string, token?: string, init: RequestInit = {}): Promi
   if (token) headers.authorization = `Bearer ${token}`;
   const res = await fetch(app.baseUrl + path, { ...init, headers });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null };
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : null, at: Date.now() };
 }
 
 const limitHeaders = (a: Answer) => ({
@@ -66,6 +68,12 @@ test('free tier: the 61st request in a minute is a coded 429 with Retry-After; e
   assert.equal(answers.length, 61, 'the 61st request of the minute is the one refused for the minute');
   answers.forEach((a, i) => {
     const h = limitHeaders(a);
+    if (a.body?.error?.details?.[0]?.window === 'second') {
+      // A burst refusal: the second window's headers (the burst, none left, its end).
+      assert.deepEqual([h.limit, h.remaining], [10, 0], `request ${i + 1}: a burst refusal's headers`);
+      assert.ok(h.reset >= Math.floor(a.at / 1000) && h.reset <= Math.ceil(a.at / 1000) + 1, `request ${i + 1}: X-RateLimit-Reset ${h.reset}, sent at ${a.at / 1000}`);
+      return;
+    }
     assert.equal(h.limit, 60, `request ${i + 1}: X-RateLimit-Limit`);
     assert.equal(h.remaining, Math.max(0, 60 - (i + 1)), `request ${i + 1}: X-RateLimit-Remaining`);
     // Reset is the end of the minute window, in Unix seconds.
@@ -100,6 +108,11 @@ test('free tier burst: of 11 requests at once, one is refused for the second win
   assert.equal(answers.filter((a) => a.status === 200).length, 10);
   assert.equal(refused[0].body.error.details[0].window, 'second');
   assert.equal(refused[0].headers.get('retry-after'), '1');
+  // The limit that refused it, and its reset within a second or two: a client that waits for
+  // X-RateLimit-Reset, as the session-sync document's example does, waits about Retry-After.
+  const h = limitHeaders(refused[0]);
+  assert.deepEqual([h.limit, h.remaining], [10, 0]);
+  assert.ok(h.reset - Date.now() / 1000 <= 2, `X-RateLimit-Reset ${h.reset} is ${h.reset - Date.now() / 1000} s away`);
   // Waiting as told is enough.
   await new Promise((r) => setTimeout(r, 1000));
   assert.equal((await call('/v1/sessions', token)).status, 200);

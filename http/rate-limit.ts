@@ -8,7 +8,8 @@
 //   - X-RateLimit-Limit (requests a minute), X-RateLimit-Remaining (left in this minute) and
 //     X-RateLimit-Reset (when the minute window ends, Unix seconds, as in the platform
 //     document) on every response except the health probes, which are not limited: a load
-//     balancer probes from one address and must never be refused.
+//     balancer probes from one address and must never be refused. A 429 for the burst carries
+//     the second window's instead (its limit, 0 left, its end).
 //   - open WebSockets per user (1, 2, 5, unlimited), all kinds together (live ingest, live
 //     audio, live coherence, live speech): one more is closed with 4029 `rate_limited`
 //     (reason socket_quota) right after it authenticates.
@@ -449,6 +450,14 @@ export async function registerRateLimit(app: FastifyInstance, ctx: { rateLimit?:
     if (!over) return;
     const retryAfterS = Math.max(1, over.r.ttlInSeconds);
     void reply.header('retry-after', String(retryAfterS));
+    if (over.window === 'second' && second.ttl > 0) {
+      // Refused for the burst: the headers are the second window's, so a client that waits for
+      // X-RateLimit-Reset (the session-sync document's example) waits the second it must, not
+      // to the end of the minute (up to 59 s; a walkthrough).
+      void reply.header('x-ratelimit-limit', String(Tiers[tier].burst));
+      void reply.header('x-ratelimit-remaining', '0');
+      void reply.header('x-ratelimit-reset', String(Math.ceil((now + second.ttl) / 1000)));
+    }
     throw new AttuneError(
       'rate_limited',
       over.window === 'minute'
