@@ -3,6 +3,7 @@
 // the first sample of the session's audio, scores 0..100. The rules behind the derived figures
 // (trends, overall fluency, factors, improvements) are in the README's speech section.
 import { iso } from '../lib/time.js';
+import { writtenForms } from '../lib/words.js';
 import { pitchTrend, volumeTrend, overallFluency, type Trend } from './speech-coaching-metrics.js';
 import { BENCHMARKS, coachingCategories, coachingImprovements, type Category } from './speech-coaching-scores.js';
 import type { ListedSpeechSession, SpeechSession } from '../store/postgres/speech-sessions-repo.js';
@@ -75,13 +76,33 @@ export function docTranscript(t: TranscriptIn) {
     const m = mean(xs ?? []);
     return m === null ? null : r(m, 4);
   };
+  const written = writtenWords(t);
   return {
     text: t.text,
     confidence: conf(all),
     language: 'en',
-    wordTimings: t.words.map((w) => ({ word: w.text, start: s3(w.start_ms), end: s3(w.end_ms), confidence: w.confidence })),
+    // As the segment's text writes them ("Americans" of "Americans,", the document's "Good"):
+    // speech_words holds each word's normalised form.
+    wordTimings: t.words.map((w, i) => ({ word: written[i], start: s3(w.start_ms), end: s3(w.end_ms), confidence: w.confidence })),
     segments: t.segments.filter((g) => g.is_final).map((g) => ({ start: s3(g.start_ms), end: s3(g.end_ms), text: g.text, confidence: conf(bySegment.get(g.index)) })),
   };
+}
+
+/** Each word of the transcript as its segment's text writes it (lib/words.ts writtenForms), in the order of t.words. */
+function writtenWords(t: TranscriptIn): string[] {
+  const textOf = new Map(t.segments.map((g) => [g.index, g.text]));
+  const bySegment = new Map<number, number[]>();
+  t.words.forEach((w, i) => {
+    let list = bySegment.get(w.segment_index);
+    if (!list) bySegment.set(w.segment_index, (list = []));
+    list.push(i);
+  });
+  const out = t.words.map((w) => w.text);
+  for (const [index, at] of bySegment) {
+    const forms = writtenForms(textOf.get(index) ?? '', at.map((i) => t.words[i].text));
+    at.forEach((i, k) => (out[i] = forms[k]));
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- metrics

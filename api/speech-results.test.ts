@@ -91,6 +91,26 @@ test('transcript: final segments joined in order, every word with its times, par
   ], 'final segments only');
 });
 
+test("the document's wordTimings give each word as its segment's text writes it (\"Good\", \"Americans\"); a word the text does not hold (an acoustic filler) as stored", async () => {
+  const s = await newSession();
+  await srv.insertRows('speech_segments', [segment(s, 0, 'Good morning, fellow Americans!'), segment(s, 1, "I'm here — well-known.")]);
+  await srv.insertRows('speech_words', [
+    word(s, 0, 0, 'good'),
+    word(s, 0, 1, 'um', { is_filler: true, filler: 'um', confidence: null, timing_method: 'syllable_estimate' }),
+    word(s, 0, 2, 'morning'),
+    word(s, 0, 3, 'fellow'),
+    word(s, 0, 4, 'americans'),
+    word(s, 1, 0, "i'm"),
+    word(s, 1, 1, 'here'),
+    word(s, 1, 2, 'well-known'),
+  ]);
+  const res = await srv.request('GET', `/v1/speech-sessions/${s.id}/transcript`, { token });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  assert.deepEqual(res.body.data.transcript.wordTimings.map((w: { word: string }) => w.word), ['Good', 'um', 'morning', 'fellow', 'Americans', "I'm", 'here', 'well-known']);
+  // Attune's own words stay the stored, normalised forms.
+  assert.deepEqual(res.body.words.map((w: { text: string }) => w.text), ['good', 'um', 'morning', 'fellow', 'americans', "i'm", 'here', 'well-known']);
+});
+
 test('transcript of a session with nothing stored yet: empty, with its status', async () => {
   const s = await newSession('created');
   const res = await srv.request('GET', `/v1/speech-sessions/${s.id}/transcript`, { token });

@@ -15,6 +15,9 @@
 // is refused with 503 and Retry-After (the recogniser is one thread; more waiting would only
 // time out).
 import { AttuneError } from '../../lib/errors.js';
+import { bareWord } from '../../lib/words.js';
+
+export { bareWord };
 import { SpeechStreamAnalyzer, type ClosedSegment } from './stream/analyzer.js';
 import { RecognitionThread } from './stream/recognition-thread.js';
 import type { SegmentTranscript } from './stream/recognition.js';
@@ -129,12 +132,6 @@ export class SpeechToText {
     const transcripts: SegmentTranscript[] = await Promise.all(segments.map((s) => this.recognition!.final(s, this.model)));
     return sttResult(transcripts, samples.length / RATE, this.model);
   }
-}
-
-/** A recognised token without the punctuation before and after it (case and inner apostrophes and hyphens kept); itself when that leaves nothing. */
-export function bareWord(token: string): string {
-  const bare = token.replace(/^[^\p{L}\p{N}]+|[^\p{L}\p{N}]+$/gu, '');
-  return bare === '' ? token : bare;
 }
 
 /** The answer of POST /v1/speech/stt from the utterances' transcripts. */
