@@ -10,6 +10,7 @@ const metrics = (durationS: number, seconds: MetricsIn['seconds']): MetricsIn =>
   seconds,
   pauses: [],
   prosody: true,
+  fluency: true,
 });
 const second = (s: number, dbfs: number, ratio: number) => ({ second: s, pitch_mean_hz: null, volume_dbfs: dbfs, speech_ratio: ratio });
 

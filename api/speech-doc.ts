@@ -112,7 +112,8 @@ export interface MetricsIn {
     duration_s: number;
     speaking_rate_wpm: number;
     pause_count: number;
-    filler_count: number;
+    /** Null: fluency analysis was off. */
+    filler_count: number | null;
     pitch: { mean_hz: number | null; sd_hz: number | null; min_hz: number | null; max_hz: number | null };
     volume: { mean_dbfs: number | null; sd_db: number | null };
   } | null;
@@ -121,6 +122,8 @@ export interface MetricsIn {
   seconds: Array<{ second: number; pitch_mean_hz: number | null; volume_dbfs: number; speech_ratio: number }>;
   pauses: Array<{ start_ms: number; end_ms: number; duration_ms: number; kind: string }>;
   prosody: boolean;
+  /** Fluency analysis was on (fillers looked for); off: the filler figures are null, not 0. */
+  fluency: boolean;
 }
 
 /**
@@ -181,7 +184,7 @@ export function docMetrics(m: MetricsIn) {
       wpm: m.summary ? m.summary.speaking_rate_wpm : 0,
       totalPauses: m.summary ? m.summary.pause_count : pauses.length,
       pauseTime: r(pauses.reduce((a, p) => a + p.duration, 0), 3),
-      fillerWords: m.summary ? m.summary.filler_count : 0,
+      fillerWords: !m.fluency ? null : m.summary ? m.summary.filler_count : 0,
     },
     timeline: m.buckets.map((b) => ({
       timestamp: s3(b.start_ms),

@@ -17,7 +17,8 @@ export interface SeededSession {
   wordCount: number;
   wpm: number;
   pauses: number;
-  fillers: number;
+  /** null: analysed with fluency analysis off (the report says none was looked for). */
+  fillers: number | null;
   /** null: no speech_scores row. */
   overall: number | null;
 }
@@ -71,7 +72,7 @@ export async function seedAnalysedSessions(srv: SpeechTestServer, o: SeedOptions
         (s): SpeechSummaryRow => ({
           ...common(s), audio_started_at: s.startedAt, duration_ms: s.durationMs, speech_ms: s.durationMs - 5000, word_count: s.wordCount,
           speaking_rate_wpm: s.wpm, articulation_rate_wpm: s.wpm + 10, pause_count: s.pauses, long_pause_count: Math.floor(s.pauses / 3), pause_ratio: 0.1,
-          mean_pause_ms: s.pauses > 0 ? 400 : null, filler_count: s.fillers, filler_rate_per_min: s.fillers, repetition_count: 1, pitch_mean_hz: 150,
+          mean_pause_ms: s.pauses > 0 ? 400 : null, filler_count: s.fillers ?? 0, filler_rate_per_min: s.fillers ?? 0, repetition_count: 1, pitch_mean_hz: 150,
           pitch_sd_hz: 20, pitch_min_hz: 100, pitch_max_hz: 200, pitch_variability_st: 2.5, monotone: false, volume_mean_dbfs: -20, volume_sd_db: 3,
           model: 'moonshine-tiny', computed_at: s.startedAt + s.durationMs,
         }),

@@ -129,8 +129,9 @@ export async function* reportRows(ctx: AppContext, f: ReportFilter): AsyncGenera
         wpm: roundTo(r.speaking_rate_wpm, 1),
         totalPauses: toNumber(r.pause_count),
         longPauses: toNumber(r.long_pause_count),
-        fillerWords: toNumber(r.filler_count),
-        repetitions: toNumber(r.repetition_count),
+        // Not looked for with fluency analysis off: null, not a count of none.
+        fillerWords: s.fluencyOff ? null : toNumber(r.filler_count),
+        repetitions: s.fluencyOff ? null : toNumber(r.repetition_count),
         score: sc ? roundTo(sc.overall, 1) : null,
         clarity: sc ? roundTo(sc.clarity, 1) : null,
         pace: sc ? roundTo(sc.pace, 1) : null,

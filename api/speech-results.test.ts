@@ -291,6 +291,11 @@ test('settings enableFluencyAnalysis / enableScoring false: /fluency and /scores
   assert.ok('transcript' in doc && 'metrics' in doc);
   assert.equal(doc.metrics.wpm, 150);
   assert.deepEqual(doc.metrics.pitch.range, [110, 200]);
+  // Fillers and repetitions were not looked for: null, not the stored zeros (a count of none).
+  assert.deepEqual([detail.body.summary.filler_count, detail.body.summary.filler_rate_per_min, detail.body.summary.repetition_count], [null, null, null]);
+  assert.equal(doc.metrics.summary.fillerWords, null);
+  const metrics = await srv.request('GET', `/v1/speech-sessions/${s.id}/metrics`, { token });
+  assert.equal(metrics.body.data.metrics.summary.fillerWords, null);
 });
 
 test('scores: 404 saying why until computed, then the latest model with features, weights and factors', async () => {

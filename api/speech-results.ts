@@ -279,10 +279,12 @@ export async function readFluency(ctx: AppContext, s: SpeechSession) {
     ),
   ]);
   if (!summary) throw notComputedYet('fluency', s);
+  // Asked only with fluency analysis on (GET /fluency is 404 otherwise), where they are counts.
+  const fillerCount = summary.filler_count ?? 0;
+  const fillerRate = summary.filler_rate_per_min ?? 0;
   // Per minute of speech, first to last (as the summary's filler rate and the scores); without
   // words, from the summary's rate, which the pipeline computed over that span.
-  const minutes =
-    summary.span_s !== null ? summary.span_s / 60 : summary.filler_rate_per_min > 0 ? summary.filler_count / summary.filler_rate_per_min : 0;
+  const minutes = summary.span_s !== null ? summary.span_s / 60 : fillerRate > 0 ? fillerCount / fillerRate : 0;
   const perMinute = (count: number) => (minutes > 0 ? roundTo(count / minutes, 2)! : 0);
   const byFiller = new Map<string, number[]>();
   for (const f of fillers) {
@@ -309,15 +311,15 @@ export async function readFluency(ctx: AppContext, s: SpeechSession) {
       items: pauses.map((x) => ({ start_ms: toNumber(x.start_ms), end_ms: toNumber(x.end_ms), duration_ms: toNumber(x.duration_ms), kind: x.kind })),
     },
     fillers: {
-      count: summary.filler_count,
-      rate_per_min: summary.filler_rate_per_min,
+      count: fillerCount,
+      rate_per_min: fillerRate,
       by_filler: [...byFiller]
         .map(([filler, timestamps]) => ({ filler, count: timestamps.length, rate_per_min: perMinute(timestamps.length), timestamps_ms: timestamps }))
         .sort((a, b) => b.count - a.count || a.filler.localeCompare(b.filler)),
       items: fillers.map((f) => ({ start_ms: toNumber(f.start_ms), end_ms: toNumber(f.end_ms), filler: f.filler, source: f.source })),
     },
     repetitions: {
-      count: summary.repetition_count,
+      count: summary.repetition_count ?? 0,
       items: repetitions.map((r) => ({ text: r.text, start_ms: toNumber(r.start_ms) })),
     },
     pitch: summary.pitch,
@@ -360,6 +362,7 @@ export async function readDocMetricsInput(ctx: AppContext, s: SpeechSession, gra
     seconds: seconds.map((x) => ({ second: toNumber(x.second_index), pitch_mean_hz: roundTo(x.pitch_mean_hz, 2), volume_dbfs: roundTo(x.volume_dbfs, 2) ?? -120, speech_ratio: roundTo(x.speech_ratio, 4) ?? 0 })),
     pauses: pauses.map((x) => ({ start_ms: toNumber(x.start_ms), end_ms: toNumber(x.end_ms), duration_ms: toNumber(x.duration_ms), kind: x.kind })),
     prosody: docSettingOn(s.settings, 'enableProsodyAnalysis'),
+    fluency: docSettingOn(s.settings, 'enableFluencyAnalysis'),
   };
 }
 

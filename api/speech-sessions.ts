@@ -13,7 +13,7 @@ import { principalOf } from '../http/auth-plugin.js';
 import type { ListedSpeechSession, SpeechSession, SpeechSessionsRepository } from '../store/postgres/speech-sessions-repo.js';
 import { checkStoredJson, defaultStoredJsonLimits, type StoredJsonLimits } from '../lib/json-limits.js';
 import { docEnvelopeSchema, openObject, withDocEnvelope } from '../http/doc-envelope.js';
-import { docSession, sessionUrls } from './speech-doc.js';
+import { docSession, docSettingOn, sessionUrls } from './speech-doc.js';
 
 export const SPEECH_SESSION_TYPES: readonly SpeechSessionKind[] = ['presentation', 'interview', 'conversation', 'speech'];
 export const SPEECH_SESSION_STATUSES: readonly SpeechSessionStatus[] = ['created', 'recording', 'processing', 'completed', 'failed'];
@@ -89,9 +89,9 @@ export const speechSummarySchema = {
     long_pause_count: { type: 'integer' },
     pause_ratio: { type: 'number', description: 'Share of the time between the first and the last speech that is pauses, 0..1.' },
     mean_pause_ms: { type: ['integer', 'null'] },
-    filler_count: { type: 'integer' },
-    filler_rate_per_min: { type: 'number', description: 'Fillers per minute from the first to the last speech (span_s).' },
-    repetition_count: { type: 'integer' },
+    filler_count: { type: ['integer', 'null'], description: 'Null when the session was analysed with enableFluencyAnalysis false (fillers not looked for).' },
+    filler_rate_per_min: { type: ['number', 'null'], description: 'Fillers per minute from the first to the last speech (span_s); null as filler_count.' },
+    repetition_count: { type: ['integer', 'null'], description: 'Null as filler_count.' },
     pitch: {
       type: 'object',
       properties: {
@@ -232,6 +232,7 @@ export async function readSpeechSummary(ctx: AppContext, s: SpeechSession) {
   const r = rows[0];
   const wordCount = toNumber(r.word_count);
   const fillerCount = toNumber(r.filler_count);
+  const fluency = docSettingOn(s.settings, 'enableFluencyAnalysis');
   // The span the speaking rate divides by (first to last speech), which every rate per minute
   // uses (the scores' too: pipelines/speech/stream/results.ts scoreInput), so that silence
   // before and after the speaker, a recorder left running, dilutes none of them. Read back from
@@ -250,11 +251,13 @@ export async function readSpeechSummary(ctx: AppContext, s: SpeechSession) {
     long_pause_count: toNumber(r.long_pause_count),
     pause_ratio: roundTo(r.pause_ratio, 4) ?? 0,
     mean_pause_ms: toNullableNumber(r.mean_pause_ms),
-    filler_count: fillerCount,
+    // Fluency analysis off: fillers and repetitions were not looked for, and the stored zeros
+    // (ClickHouse 0021) are not a count of none.
+    filler_count: fluency ? fillerCount : null,
     // Without words the span cannot be read back (fillers heard only in the audio, say): the
     // stored rate, which the pipeline computed over the span since 12-06.
-    filler_rate_per_min: spanS === null ? (roundTo(r.filler_rate_per_min, 2) ?? 0) : (roundTo(fillerCount / (spanS / 60), 2) ?? 0),
-    repetition_count: toNumber(r.repetition_count),
+    filler_rate_per_min: !fluency ? null : spanS === null ? (roundTo(r.filler_rate_per_min, 2) ?? 0) : (roundTo(fillerCount / (spanS / 60), 2) ?? 0),
+    repetition_count: fluency ? toNumber(r.repetition_count) : null,
     pitch: {
       mean_hz: roundTo(r.pitch_mean_hz, 2),
       sd_hz: roundTo(r.pitch_sd_hz, 2),

@@ -139,7 +139,10 @@ export interface SpeechSessionFilter {
 }
 
 /** What a report or a search result shows of a session besides its ClickHouse figures. */
-export type DescribedSpeechSession = Pick<SpeechSession, 'title' | 'type' | 'status' | 'createdAt' | 'audioDurationS'>;
+export type DescribedSpeechSession = Pick<SpeechSession, 'title' | 'type' | 'status' | 'createdAt' | 'audioDurationS'> & {
+  /** Analysed with the speech-coaching document's enableFluencyAnalysis false: no fillers or repetitions were looked for. */
+  fluencyOff: boolean;
+};
 
 /** A speech session as a list gives it: settings only when asked for (SpeechSessionFilter.withSettings). */
 export type ListedSpeechSession = Omit<SpeechSession, 'settings'> & { settings?: Record<string, unknown> };
@@ -418,11 +421,14 @@ export class SpeechSessionsRepository {
     const out = new Map<string, DescribedSpeechSession>();
     const uuids = ids.filter(isUuid);
     if (uuids.length === 0) return out;
-    const { rows } = await this.sql.query<{ session_id: string; title: string; kind: SpeechSessionKind; status: SpeechSessionStatus; created_at: Date; audio_duration_s: number | null }>(
-      'SELECT session_id::text AS session_id, title, kind, status, created_at, audio_duration_s FROM speech_sessions WHERE org_id = $1 AND session_id = ANY($2::uuid[])',
+    // The one setting a report needs, not the settings (up to 16 KB a session).
+    const { rows } = await this.sql.query<{ session_id: string; title: string; kind: SpeechSessionKind; status: SpeechSessionStatus; created_at: Date; audio_duration_s: number | null; fluency_off: boolean }>(
+      `SELECT session_id::text AS session_id, title, kind, status, created_at, audio_duration_s,
+              COALESCE(settings->'enableFluencyAnalysis' = 'false'::jsonb, false) AS fluency_off
+       FROM speech_sessions WHERE org_id = $1 AND session_id = ANY($2::uuid[])`,
       [orgId, uuids],
     );
-    for (const r of rows) out.set(r.session_id, { title: r.title, type: r.kind, status: r.status, createdAt: ms(r.created_at), audioDurationS: numOrNull(r.audio_duration_s) });
+    for (const r of rows) out.set(r.session_id, { title: r.title, type: r.kind, status: r.status, createdAt: ms(r.created_at), audioDurationS: numOrNull(r.audio_duration_s), fluencyOff: r.fluency_off === true });
     return out;
   }
 
