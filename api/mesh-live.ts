@@ -111,6 +111,8 @@ export class MeshLive {
   private readonly provisionalThrough = new LRUCache<string, number>({ max: 100_000 });
   private readonly pulsing = new Map<string, Pulsing>();
   private readonly ended = new LRUCache<string, true>({ max: 100_000 });
+  /** The newest participant_count a join or leave said, per session (for a session_ended by its duration). */
+  private readonly participantCounts = new LRUCache<string, number>({ max: 100_000 });
 
   constructor(
     private readonly opts: LiveHubOptions & { pulseMs?: number },
@@ -147,6 +149,9 @@ export class MeshLive {
         } else if (rec.type === 'session_ended') {
           this.ended.set(rec.mesh_id, true);
           this.stopPulses(rec.mesh_id);
+        } else if (rec.type === 'participant_joined' || rec.type === 'participant_left') {
+          const n = parsePayload(rec.payload_json).participant_count;
+          if (typeof n === 'number') this.participantCounts.set(rec.mesh_id, n);
         }
         return { keys: [meshKey(rec.mesh_id)], resumeKeys: [meshKey(rec.mesh_id)], envelope: () => meshEventEnvelope(rec) };
       },
@@ -195,7 +200,8 @@ export class MeshLive {
     let p = this.pulsing.get(s.id);
     if (!p) {
       const timer = setInterval(() => {
-        const envelope = this.pulseAt(s, this.opts.clock());
+        const now = this.opts.clock();
+        const envelope = this.pulseAt(s, now) ?? this.endedByDuration(s, now);
         if (envelope) this.hub.publish({ kind: 'pulse', mesh_id: s.id, envelope }, '');
       }, this.opts.pulseMs ?? PULSE_MS);
       timer.unref();
@@ -217,6 +223,20 @@ export class MeshLive {
    */
   control(client: LiveClient, meshId: string, msg: unknown, subscribed: () => Promise<Record<string, unknown>>): Promise<void> {
     return streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock, (id) => pulseResumeSince(meshId, id));
+  }
+
+  /**
+   * A session that ends by its duration (no end call, so no session_ended on the bus): its
+   * sockets in this process get session_ended at the planned end, once, with the id the end
+   * call's would have, and its pulse stops. Until 12-06 the pulses stopped and nothing said
+   * why (a walkthrough: no session_ended in the 20 s after a 60 s session's end).
+   */
+  private endedByDuration(s: Pick<MeshSession, 'id' | 'scheduledEnd' | 'endedAt' | 'participantCount'>, t: number): MeshEnvelope | null {
+    if (s.endedAt !== null || s.scheduledEnd === null || t < s.scheduledEnd || this.ended.has(s.id)) return null;
+    this.ended.set(s.id, true);
+    queueMicrotask(() => this.stopPulses(s.id));
+    const payload = { ended_at: iso(s.scheduledEnd), participant_count: this.participantCounts.get(s.id) ?? s.participantCount };
+    return { id: `${s.id}:session_ended`, type: 'session_ended', timestamp: iso(s.scheduledEnd), payload, data: payload };
   }
 
   private stopPulses(meshId: string): void {
