@@ -1,7 +1,7 @@
 // The health probes in the session-sync document's shapes (../shared/seeds 001, "Health
 // Endpoints"), with the fields Attune answered before kept: status healthy / degraded /
 // unhealthy by the documented rule and its status code, services as the document names them,
-// /health/ready {ready} (503 when a dependency is down) and /health/live {alive}. Dependency
+// /health/ready {ready} (503 when PostgreSQL or the bus is down) and /health/live {alive}. Dependency
 // checks are stand-ins here, so each state can be made; a whole Attune answers healthy.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,18 +54,20 @@ test('every dependency up: 200 healthy with the document fields, services named 
   assert.deepEqual([live.statusCode, live.json()], [200, { alive: true, status: 'ok' }]);
 });
 
-test('ClickHouse down: 200 degraded, not ready (503 {ready: false})', async () => {
+test('ClickHouse down: 200 degraded, and ready (ingest and PostgreSQL-only calls go on: 200 {ready: true, status: degraded})', async () => {
   const app = await serverWith({ postgres: true, clickhouse: false, bus: true });
   const res = await app.inject({ method: 'GET', url: '/health' });
   assert.deepEqual([res.statusCode, res.json().status, res.json().services.clickhouse], [200, 'degraded', 'disconnected']);
   const ready = await app.inject({ method: 'GET', url: '/health/ready' });
-  assert.deepEqual([ready.statusCode, ready.json().ready, ready.json().checks.clickhouse], [503, false, 'down']);
+  assert.deepEqual([ready.statusCode, ready.json().ready, ready.json().status, ready.json().checks.clickhouse], [200, true, 'degraded', 'down']);
 });
 
 test('the bus down (or a check that hangs past its 2 s bound): 503 unhealthy; live stays 200', async () => {
   const app = await serverWith({ postgres: true, bus: 'hang' });
   const res = await app.inject({ method: 'GET', url: '/health' });
   assert.deepEqual([res.statusCode, res.json().status, res.json().services.messageQueue], [503, 'unhealthy', 'disconnected']);
+  const ready = await app.inject({ method: 'GET', url: '/health/ready' });
+  assert.deepEqual([ready.statusCode, ready.json().ready], [503, false], 'nothing can be taken in: not ready');
   const live = await app.inject({ method: 'GET', url: '/health/live' });
   assert.equal(live.statusCode, 200);
 });
