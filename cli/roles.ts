@@ -46,7 +46,7 @@ import { ReadingsSink } from '../pipelines/readings-sink.js';
 import { CoherenceWorker } from '../pipelines/coherence/worker.js';
 import { GroupWorker } from '../pipelines/group/worker.js';
 import { GroupWindowsSink } from '../pipelines/sinks/group-windows-sink.js';
-import { CoherenceWindowsSink, SessionEventsSink } from '../pipelines/sinks/result-sinks.js';
+import { CoherenceWindowsSink, GroupEventsSink, SessionEventsSink } from '../pipelines/sinks/result-sinks.js';
 import { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 import { runSimulator } from '../simulator/index.js';
 import { Metrics } from '../lib/metrics.js';
@@ -88,6 +88,8 @@ export interface RunningAttune {
   groupWorker: GroupWorker | null;
   /** The sink role's writer of group windows (group_windows, group_participant_windows). */
   groupWindowsSink: GroupWindowsSink | null;
+  /** The sink role's writer of group (mesh) events but group_coherence (group_events). */
+  groupEventsSink: GroupEventsSink | null;
   /** The worker role's speech worker (audio frames → live speech events and speech results); null with ATTUNE_SPEECH=0. */
   speechWorker: SpeechWorker | null;
   /** The sink role's writer of speech results (the speech_* tables), which completes speech sessions. */
@@ -245,6 +247,7 @@ export async function startAttune(
   let worker: CoherenceWorker | null = null;
   let groupWorker: GroupWorker | null = null;
   let groupWindowsSink: GroupWindowsSink | null = null;
+  let groupEventsSink: GroupEventsSink | null = null;
   let speechWorker: SpeechWorker | null = null;
   let speechResultsSink: SpeechResultsSink | null = null;
   let sessionChanges: SessionChangesRelay | null = null;
@@ -361,7 +364,8 @@ export async function startAttune(
       eventsSink = new SessionEventsSink({ bus, topics, codec, store, log: log.child({ role: 'events-sink' }), writer: config.writer });
       sessionDimension = new SessionDimensionSink({ bus, topics, codec, store, log: log.child({ role: 'session-dimension' }), writer: config.writer });
       groupWindowsSink = new GroupWindowsSink({ bus, topics, codec, store, log: log.child({ role: 'group-windows-sink' }), writer: config.writer });
-      starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start(), groupWindowsSink.start());
+      groupEventsSink = new GroupEventsSink({ bus, topics, codec, store, log: log.child({ role: 'group-events-sink' }), writer: config.writer });
+      starting.push(sink.start(), windowsSink.start(), eventsSink.start(), sessionDimension.start(), groupWindowsSink.start(), groupEventsSink.start());
       // Whatever ATTUNE_SPEECH says here: it loads no models, and the speech worker may run in
       // other processes (a sink host left without it would leave their sessions processing).
       speechResultsSink = new SpeechResultsSink({ bus, topics, codec, store, sessions: speechSessions, uploads: speechUploads, log: log.child({ role: 'speech-results-sink' }), writer: config.writer });
@@ -441,6 +445,7 @@ export async function startAttune(
     worker,
     groupWorker,
     groupWindowsSink,
+    groupEventsSink,
     speechWorker,
     speechResultsSink,
     live,
@@ -458,7 +463,7 @@ export async function startAttune(
       // Every consumer, the live hubs' and the workers', leaves its group at once (in parallel),
       // so their partitions move on now: each waits for its fetch in flight, and one after the
       // other they held the workers' partitions ~10 s past a SIGTERM (the fault suite's check).
-      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), speechResultsSink?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), webhookDispatcher?.stop(), windowsSink?.stop(), eventsSink?.stop()]);
+      await Promise.all([groupWorker?.stop(), groupWindowsSink?.stop(), live?.stop(), speechLive?.stop(), sink?.stop(), worker?.stop(), speechWorker?.stop(), speechResultsSink?.stop(), sessionChanges?.stop(), sessionDimension?.stop(), webhookDispatcher?.stop(), windowsSink?.stop(), eventsSink?.stop(), groupEventsSink?.stop()]);
       await bus.close();
       await store?.close();
       await sql.close();

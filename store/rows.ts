@@ -17,6 +17,8 @@ export const Tables = {
   groupWindows: 'group_windows',
   groupParticipantWindows: 'group_participant_windows',
   groupDailyCoherence: 'group_daily_coherence',
+  /** Group (mesh) session events but group_coherence (schemas/clickhouse/0022_group_events.sql). */
+  groupEvents: 'group_events',
   schemaMigrations: 'schema_migrations',
 } as const;
 
@@ -120,6 +122,16 @@ export interface SessionEventRow {
   type: string;
   occurred_at: number;
   payload_json: string;
+}
+
+export interface GroupEventRow {
+  event_id: string;
+  org_id: string;
+  group_id: string;
+  type: string;
+  occurred_at: number;
+  payload_json: string;
+  computed_at: number;
 }
 
 /** Column order for compact (JSONCompactEachRow) inserts of each row type. */

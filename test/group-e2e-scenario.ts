@@ -146,6 +146,24 @@ export function groupEndToEnd(name: string, setup: () => Promise<TestAttune | nu
           if (Number(r.n) > 0) assert.ok(Math.abs(r.w - 1) < 1e-9, `weights of ${r.end_ms} sum to ${r.w}`);
         }
 
+        // The joins are in group_events (0022) for a data scientist, one row each under FINAL.
+        const joins = await waitFor(
+          'the three joins in group_events',
+          async () => {
+            const rs = await app.store.client.query({
+              query: `SELECT JSONExtractString(payload_json, 'participant_id') AS participant_id FROM ${app.database}.group_events FINAL
+                      WHERE org_id = {org:String} AND group_id = {id:String} AND type = 'participant_joined' ORDER BY occurred_at`,
+              query_params: { org: ORG, id: meshId },
+              format: 'JSONEachRow',
+            });
+            const r = (await rs.json()) as Array<{ participant_id: string }>;
+            return r.length >= 3 ? r : null;
+          },
+          30_000,
+          200,
+        );
+        assert.deepEqual(joins.map((j) => j.participant_id).sort(), participants.map((p) => p.participantId).sort());
+
         // GET /metrics counts the group path (cli/metrics.ts).
         const text = await app.metrics.text();
         const metric = (series: string) => Number(text.split('\n').find((l) => l.startsWith(series + ' '))?.slice(series.length + 1));

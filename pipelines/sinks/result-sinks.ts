@@ -1,6 +1,7 @@
 // The result sinks (issue 10: compute workers are Kafka in, Kafka out): the coherence worker
 // publishes windows and session events; these consumers, in groups of their own, write them to
-// ClickHouse. Like the readings sink (table-sink.ts): rows batched by BatchWriter, a partition's
+// ClickHouse (and the group events sink writes the API's and the group worker's mesh events).
+// Like the readings sink (table-sink.ts): rows batched by BatchWriter, a partition's
 // offset committed only once the rows before it are inserted, and while inserts fail the writer
 // holds its rows and, past its buffer, blocks the handler, so the partition delivers nothing new
 // (the bus keeps the member alive meanwhile) and nothing is lost.
@@ -16,16 +17,17 @@
 import type { Bus, Subscription } from '../../bus/types.js';
 import type { Logger } from '../../lib/log.js';
 import type { Codec } from '../../schemas/registry/codec.js';
-import type { CoherenceWindowRecord, SessionEventRecord } from '../../schemas/records.js';
+import type { CoherenceWindowRecord, MeshEventRecord, SessionEventRecord } from '../../schemas/records.js';
 import { Topics, type TopicNames } from '../../schemas/topics.js';
 import { BatchWriter } from '../../store/batch-writer.js';
 import type { StoreClient } from '../../store/clickhouse.js';
-import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type SessionEventRow } from '../../store/rows.js';
+import { CoherenceWindowColumns, Tables, type CoherenceWindowRow, type GroupEventRow, type SessionEventRow } from '../../store/rows.js';
 import { groupIdFor } from '../group-id.js';
 import { decodeSinkBatch, finishSinkBatch } from '../table-sink.js';
 
 export const COHERENCE_WINDOWS_SINK_GROUP = 'attune-coherence-windows-sink';
 export const SESSION_EVENTS_SINK_GROUP = 'attune-session-events-sink';
+export const GROUP_EVENTS_SINK_GROUP = 'attune-group-events-sink';
 
 export interface ResultSinkOptions {
   bus: Bus;
@@ -200,5 +202,38 @@ export class SessionEventsSink extends ResultSink<SessionEventRecord, SessionEve
 
   protected async rows(records: SessionEventRecord[]): Promise<SessionEventRow[]> {
     return records.map((e) => ({ event_id: e.event_id, session_id: e.session_id, org_id: e.org_id, user_id: e.user_id, type: e.type, occurred_at: e.occurred_at, payload_json: e.payload_json }));
+  }
+}
+
+/** Why a decoded value is not a mesh event, or null. */
+export function notAMeshEvent(r: unknown): string | null {
+  const e = r as Partial<MeshEventRecord> | null;
+  if (!e || typeof e !== 'object') return 'not a record';
+  if (typeof e.event_id !== 'string' || e.event_id === '') return 'not a MeshEvent: no event_id';
+  if (typeof e.type !== 'string' || typeof e.occurred_at !== 'number' || typeof e.mesh_id !== 'string' || e.mesh_id === '') return 'not a MeshEvent: no type / occurred_at / mesh_id';
+  return null;
+}
+
+/**
+ * attune.mesh.events.v1 → group_events (ReplacingMergeTree on event_id), every type but
+ * group_coherence: its final figures are group_windows' rows, and its provisional copies are
+ * never stored.
+ */
+export class GroupEventsSink extends ResultSink<MeshEventRecord, GroupEventRow> {
+  constructor(opts: ResultSinkOptions) {
+    super(opts, {
+      group: GROUP_EVENTS_SINK_GROUP,
+      topic: (t) => t.meshEvents,
+      table: Tables.groupEvents,
+      name: 'group events sink',
+      invalid: notAMeshEvent,
+    });
+  }
+
+  protected async rows(records: MeshEventRecord[]): Promise<GroupEventRow[]> {
+    const now = this.clock();
+    return records
+      .filter((e) => e.type !== 'group_coherence')
+      .map((e) => ({ event_id: e.event_id, org_id: e.org_id, group_id: e.mesh_id, type: e.type, occurred_at: e.occurred_at, payload_json: e.payload_json, computed_at: now }));
   }
 }
