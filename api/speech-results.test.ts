@@ -294,8 +294,10 @@ test('settings enableFluencyAnalysis / enableScoring false: /fluency and /scores
   // Fillers and repetitions were not looked for: null, not the stored zeros (a count of none).
   assert.deepEqual([detail.body.summary.filler_count, detail.body.summary.filler_rate_per_min, detail.body.summary.repetition_count], [null, null, null]);
   assert.equal(doc.metrics.summary.fillerWords, null);
+  await srv.insertRows('speech_frames', [frame(s, 0, { filler_count: 0 })]);
   const metrics = await srv.request('GET', `/v1/speech-sessions/${s.id}/metrics`, { token });
   assert.equal(metrics.body.data.metrics.summary.fillerWords, null);
+  assert.deepEqual(metrics.body.buckets.map((b: { filler_count: number | null }) => b.filler_count), [null], 'per bucket too');
 });
 
 test('scores: 404 saying why until computed, then the latest model with features, weights and factors', async () => {

@@ -162,7 +162,7 @@ const bucketSchema = {
     voiced_ratio: { type: 'number' },
     speech_ratio: { type: 'number', description: 'Share of the bucket marked as speech by voice activity detection.' },
     word_count: { type: 'integer' },
-    filler_count: { type: 'integer' },
+    filler_count: { type: ['integer', 'null'], description: 'Null when the session was analysed with enableFluencyAnalysis false (fillers not looked for).' },
     wpm: { type: 'number', description: 'Words starting in the bucket per minute of the bucket.' },
     rolling_wpm: { type: 'number', description: 'Rolling 30 s words per minute at the last second of the bucket.' },
   },
@@ -220,6 +220,7 @@ export async function readMetrics(ctx: AppContext, s: SpeechSession, granularity
     s,
     { n },
   );
+  const fluency = docSettingOn(s.settings, 'enableFluencyAnalysis');
   return {
     session_id: s.id,
     status: s.status,
@@ -238,7 +239,8 @@ export async function readMetrics(ctx: AppContext, s: SpeechSession, granularity
         voiced_ratio: roundTo(r.voiced_ratio, 4) ?? 0,
         speech_ratio: roundTo(r.speech_ratio, 4) ?? 0,
         word_count: words,
-        filler_count: toNumber(r.filler_count),
+        // Not looked for with fluency analysis off: null, as the summary's.
+        filler_count: fluency ? toNumber(r.filler_count) : null,
         wpm: roundTo((words * 60_000) / (endMs - startMs), 1) ?? 0,
         rolling_wpm: roundTo(r.rolling_wpm, 1) ?? 0,
       };

@@ -270,6 +270,12 @@ interface PartitionState {
    * windows behind: whether an event fired depended on the reader's progress.)
    */
   localCheckpoints: Map<string, SessionCheckpoint>;
+  /**
+   * Device-less sessions' settings from markers read here without their state (looseSettingsKey),
+   * until the checkpoint table's reader has them; apart from localCheckpoints, so that they never
+   * push its ended checkpoints out.
+   */
+  looseSettings: Map<string, NonNullable<SessionCheckpoint['settings']>>;
   /** Checkpoints of sessions without state (a settings marker), to write with the batch's. */
   outLooseCheckpoints: SessionCheckpoint[];
   /** Sessions ended in the batch being read (a later reading of one in it revives it: revive). */
@@ -459,6 +465,7 @@ export class CoherenceWorker {
         sessions: new Map(),
         flushedThrough: new Map(),
         localCheckpoints: new Map(),
+        looseSettings: new Map(),
         outLooseCheckpoints: [],
         endedInBatch: new Map(),
         maxEventTimeMs: -Infinity,
@@ -715,12 +722,16 @@ export class CoherenceWorker {
       // session's checkpoint, which a copy written here could overwrite with a stale one.
       if (m.everyPartition) {
         const key = looseSettingsKey(m.sessionId, p.tracker.partition);
-        const held = p.localCheckpoints.get(key) ?? this.checkpoints.get(key);
-        if (m.version <= (held?.settings?.version ?? 0)) return;
-        const loose: SessionCheckpoint = { sessionId: key, emittedThroughMs: null, threshold: null, ended: false, settings: { coherenceThreshold: m.coherenceThreshold, thresholdDurationS: m.thresholdDurationS, version: m.version } };
-        if (p.localCheckpoints.size > 10_000 && !p.localCheckpoints.has(key)) p.localCheckpoints.clear();
-        p.localCheckpoints.set(key, loose);
-        p.outLooseCheckpoints.push(loose);
+        const held = p.looseSettings.get(m.sessionId) ?? this.checkpoints.get(key)?.settings ?? this.checkpoints.get(m.sessionId)?.settings;
+        if (m.version <= (held?.version ?? 0)) return;
+        // The relay writes a marker for every change of the session (its title too): only one
+        // that changes the settings is kept here, or each title PATCH would leave a key per
+        // partition in the checkpoint table for good.
+        if (held && held.coherenceThreshold === m.coherenceThreshold && held.thresholdDurationS === m.thresholdDurationS) return;
+        const settings = { coherenceThreshold: m.coherenceThreshold, thresholdDurationS: m.thresholdDurationS, version: m.version };
+        if (p.looseSettings.size > 10_000 && !p.looseSettings.has(m.sessionId)) p.looseSettings.clear();
+        p.looseSettings.set(m.sessionId, settings);
+        p.outLooseCheckpoints.push({ sessionId: key, emittedThroughMs: null, threshold: null, ended: false, settings });
         this.stats.settingsApplied++;
         return;
       }
@@ -1120,8 +1131,8 @@ export class CoherenceWorker {
       const cp = p.localCheckpoints.get(id) ?? this.checkpoints.get(id);
       p.localCheckpoints.delete(id);
       // A session without a device: its settings markers read here before its first reading.
-      const looseKey = looseSettingsKey(id, p.tracker.partition);
-      const loose = (p.localCheckpoints.get(looseKey) ?? this.checkpoints.get(looseKey))?.settings;
+      const loose = p.looseSettings.get(id) ?? this.checkpoints.get(looseSettingsKey(id, p.tracker.partition))?.settings;
+      p.looseSettings.delete(id);
       // The settings the session had where the checkpoint was written (its settings markers
       // before that are behind the commit), else PostgreSQL's now.
       // Without a checkpoint's: the settings it was created with (version 1; the markers of its

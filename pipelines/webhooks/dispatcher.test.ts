@@ -568,6 +568,15 @@ test("session.completed waits until the stored windows reach the session's last 
   now = ended + 30_000 + 300_000;
   await d.runOnce();
   assert.deepEqual(mine().map((p) => [p.data.session_id, p.data.average_coherence]).at(-1), ['sess-stuck', 0.5]);
+
+  // ATTUNE_WEBHOOKS_MAX_SETTLE_MS=0: sent at the settle time, whatever is stored.
+  for (const x of running.splice(0)) await x.stop();
+  const d0 = await dispatcher({ store: store as never, settleMs: 30_000, maxSettleMs: 0 });
+  storedThrough.set('sess-nowait', needEnd - 60_000);
+  await publishEnded('sess-nowait');
+  now += 30_000;
+  await d0.runOnce();
+  assert.deepEqual(mine().map((p) => p.data.session_id).at(-1), 'sess-nowait');
 });
 
 test('delivered and failed deliveries and their events are forgotten after 30 days; pending ones stay', async () => {

@@ -433,7 +433,8 @@ export class WebhookDispatcher {
   private async windowsPending(store: StoreClient, s: { session_id: string; user_id: string; org_id: string; ended_at: number; waiting_since?: number }, lastWindowEndMs: number | null): Promise<number | null> {
     const now = this.clock();
     const settle = this.opts.settleMs ?? 30_000;
-    if (s.waiting_since !== undefined && now - s.waiting_since >= (this.opts.maxSettleMs ?? 600_000)) {
+    // Counted from the first look (the settle time after the end was read).
+    if (now - (s.waiting_since ?? now) >= (this.opts.maxSettleMs ?? 600_000)) {
       this.opts.log.warn({ session_id: s.session_id, last_window_end: lastWindowEndMs }, 'session.completed sent with the windows stored so far: its last windows did not come within the longest settle time');
       return null;
     }
