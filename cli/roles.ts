@@ -342,7 +342,7 @@ export async function startAttune(
         // Mesh participations (PostgreSQL): group participants' windows also go to the group repartition topic.
         groups: new MeshRepository(sql, { clock }),
       });
-      groupWorker = new GroupWorker({ bus, topics, codec, log: log.child({ role: 'group-worker' }), allowedLatenessMs: config.group.allowedLatenessMs, earlyClose: config.group.earlyClose, provisionalWindows: config.coherence.provisionalWindows });
+      groupWorker = new GroupWorker({ bus, topics, codec, log: log.child({ role: 'group-worker' }), allowedLatenessMs: config.group.allowedLatenessMs, silentAfterMs: config.group.silentAfterMs, earlyClose: config.group.earlyClose, provisionalWindows: config.coherence.provisionalWindows });
       starting.push(worker.start(), groupWorker.start());
     }
     if (sinks && store) {

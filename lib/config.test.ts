@@ -13,11 +13,13 @@ test('defaults: embedded bus, chDB in ./data, port 8080', () => {
   assert.ok(c.dataDir.endsWith('/data'));
   assert.equal(c.writer.maxRows, 50_000);
   assert.equal(c.coherence.allowedLatenessMs, 10_000);
-  assert.deepEqual(c.group, { allowedLatenessMs: 10_000, earlyClose: false });
+  assert.deepEqual(c.group, { allowedLatenessMs: 10_000, earlyClose: false, silentAfterMs: 120_000 });
 });
 
 test('the group worker: its own allowed lateness (for devices that upload in batches) and early close', () => {
-  assert.deepEqual(loadConfig({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '60000', ATTUNE_GROUP_EARLY_CLOSE: 'true' }).group, { allowedLatenessMs: 60_000, earlyClose: true });
+  assert.deepEqual(loadConfig({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '60000', ATTUNE_GROUP_EARLY_CLOSE: 'true' }).group, { allowedLatenessMs: 60_000, earlyClose: true, silentAfterMs: 120_000 });
+  assert.equal(loadConfig({ ATTUNE_GROUP_SILENT_AFTER_MS: '600000' }).group.silentAfterMs, 600_000);
+  refuses({ ATTUNE_GROUP_SILENT_AFTER_MS: '5000' }, 'ATTUNE_GROUP_SILENT_AFTER_MS');
   // Independent of the coherence worker's.
   assert.equal(loadConfig({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '60000' }).coherence.allowedLatenessMs, 10_000);
   refuses({ ATTUNE_GROUP_ALLOWED_LATENESS_MS: '-1' }, 'ATTUNE_GROUP_ALLOWED_LATENESS_MS');

@@ -64,7 +64,7 @@ export interface AttuneConfig {
    * windows reach the worker later than that is left out of it), and whether a window closes
    * as soon as everyone who could count in it has sent theirs.
    */
-  group: { allowedLatenessMs: number; earlyClose: boolean };
+  group: { allowedLatenessMs: number; earlyClose: boolean; silentAfterMs: number };
   writer: { maxRows: number; maxDelayMs: number };
   /**
    * Per-device ingest limit (readings a second, and the burst saved up; 0 turns it off), and
@@ -370,6 +370,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     group: {
       allowedLatenessMs: int(e, 'ATTUNE_GROUP_ALLOWED_LATENESS_MS', 10_000, 0, 600_000),
       earlyClose: bool(e, 'ATTUNE_GROUP_EARLY_CLOSE', false),
+      silentAfterMs: int(e, 'ATTUNE_GROUP_SILENT_AFTER_MS', 120_000, 10_000, 86_400_000),
     },
     httpTimeouts: {
       headersTimeoutMs: int(e, 'HTTP_HEADERS_TIMEOUT_S', 10, 1, 300) * 1000,

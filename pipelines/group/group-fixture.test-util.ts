@@ -84,5 +84,39 @@ export function shuffledRounds<T>(w: (T | null)[][], seed: number): T[] {
   return out;
 }
 
+/**
+ * Window-major order up to window `from`; from there participant j's window k reaches the
+ * worker after everyone else's window k + rounds (a phone uploading in batches, an upload
+ * paused): the group has had a window of theirs before the delay starts.
+ */
+export function delayedFrom<T>(w: (T | null)[][], j: number, from: number, rounds: number): T[] {
+  const out: T[] = [];
+  for (let k = 0; k < FIXTURE_WINDOWS + rounds; k++) {
+    w.forEach((row, i) => {
+      if (i !== j) {
+        if (row[k]) out.push(row[k]!);
+        return;
+      }
+      if (k < from && row[k]) out.push(row[k]!);
+      const d = k - rounds;
+      if (d >= from && d < FIXTURE_WINDOWS && row[d]) out.push(row[d]!);
+    });
+  }
+  return out;
+}
+
+/**
+ * Window-major order, but the windows [from, to) (the backlog after a server outage) reach the
+ * worker participant by participant, in `order`: one participant's whole backlog first, then the
+ * next one's; then window-major again.
+ */
+export function outage<T>(w: (T | null)[][], from: number, to: number, order: number[]): T[] {
+  const out: T[] = [];
+  for (let k = 0; k < from; k++) for (const row of w) if (row[k]) out.push(row[k]!);
+  for (const j of order) for (let k = from; k < to; k++) if (w[j][k]) out.push(w[j][k]!);
+  for (let k = to; k < FIXTURE_WINDOWS; k++) for (const row of w) if (row[k]) out.push(row[k]!);
+  return out;
+}
+
 /** A record as GroupWindows / ProvisionalGroupWindows take it, without its bus position (the worker's own mapping). */
 export const participantInput = participantWindowOf;

@@ -3,8 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSynchronyPlan } from './synchrony.js';
+import { Mulberry32 } from '../../lib/prng.js';
 import { GroupWindows, type ClosedGroupWindow, type ParticipantWindowInput } from './group-windows.js';
-import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, participantInput, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
+import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, delayedFrom, fixtureEnd, fixtureWindows, outage, participantInput, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
 import type { GroupParticipantWindowRecord } from '../../schemas/records.js';
 
 const plan = createSynchronyPlan();
@@ -72,26 +73,82 @@ function lagging<T>(w: (T | null)[][], j: number, rounds: number): T[] {
   return out;
 }
 
-test("a participant whose windows arrive 30 s behind the others': left out with the default lateness, counted as in order with a 40 s one", () => {
-  const inOrder = run(windowMajor(windows));
-  // p2's phone uploads in 30 s batches: each of its windows reaches the group worker after the
-  // others' ending 30 s later. The beats are the same; only their arrival differs.
-  const lagged10 = run(lagging(windows, 1, 6));
+/** Feeds records in order; the closed windows and the late count. */
+function runCounting(records: GroupParticipantWindowRecord[], opts: { allowedLatenessMs?: number; earlyClose?: boolean; silentAfterMs?: number } = {}) {
+  const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6, ...opts });
+  const out: ClosedGroupWindow[] = [];
+  records.forEach((r, i) => {
+    g.add(input(r, i));
+    out.push(...g.closeReady());
+  });
+  out.push(...g.closeAll());
+  return { out, late: g.lateCount };
+}
+
+test("the same participant windows in event order, with one participant's 30 s behind the others', and after an outage participant by participant: identical group windows", () => {
+  const inOrder = runCounting(windowMajor(windows));
+  assert.equal(inOrder.late, 0);
   const counted = (c: ClosedGroupWindow[]) => c.map((x) => x.participants.filter((p) => p.counted).map((p) => p.participantId).join(','));
-  assert.equal(lagged10.length, inOrder.length);
-  // The arrival decides: p2 is late for every window but the last two (still open once the
-  // others' input has run out: nothing moves the group 10 s past them before p2's windows);
-  // everyone else counts as in order.
-  const withoutP2 = counted(inOrder).map((ids) => ids.split(',').filter((id) => id !== 'p2').join(','));
-  assert.deepEqual(counted(lagged10).slice(0, -2), withoutP2.slice(0, -2));
-  assert.deepEqual(counted(lagged10).slice(-2), counted(inOrder).slice(-2));
-  assert.notDeepEqual(lagged10, inOrder);
-  // ATTUNE_GROUP_ALLOWED_LATENESS_MS above the lag: the same windows as the in-order run.
-  assert.deepEqual(run(lagging(windows, 1, 6), 40_000), inOrder);
-  assert.deepEqual(run(windowMajor(windows), 40_000), inOrder);
+  // p2's phone uploads in 30 s batches from window 2 on: each of its windows reaches the group
+  // worker after the others' ending 30 s later. The beats are the same; only their arrival
+  // differs. The group waits for p2 (known, neither ended nor silent) at every window.
+  const delayed = runCounting(delayedFrom(windows, 1, 2, 6));
+  assert.equal(delayed.late, 0);
+  assert.deepEqual(counted(delayed.out), counted(inOrder.out));
+  assert.deepEqual(delayed.out, inOrder.out, 'participant counts, R, PLV, z, p, weights: all the same');
+  // p4 (whose own data stops for 15..20) lagging instead, and 60 s behind.
+  assert.deepEqual(runCounting(delayedFrom(windows, 3, 1, 6)).out, inOrder.out);
+  assert.deepEqual(runCounting(delayedFrom(windows, 1, 1, 12)).out, inOrder.out);
+  // A 50 s outage (windows 10..19): on restart each participant's backlog arrives whole, one
+  // participant after another (the first to resend jumps the group's time by 50 s).
+  for (const order of [
+    [0, 1, 2, 3, 4],
+    [4, 3, 2, 1, 0],
+    [3, 0, 4, 2, 1],
+  ]) {
+    const o = runCounting(outage(windows, 10, 20, order));
+    assert.equal(o.late, 0, `order ${order}`);
+    assert.deepEqual(o.out, inOrder.out, `order ${order}`);
+  }
+  // With early close as well (the same windows as its own in-order run).
+  const early = runCounting(windowMajor(windows), { earlyClose: true });
+  assert.deepEqual(runCounting(delayedFrom(windows, 1, 2, 6), { earlyClose: true }).out, early.out);
+  assert.deepEqual(runCounting(outage(windows, 10, 20, [2, 0, 4, 1, 3]), { earlyClose: true }).out, early.out);
+  // What the group cannot wait for: a participant it has not heard of. p2's windows lagging 30 s
+  // from its very first: the windows the others close before p2's first one arrives lack p2
+  // (the lateness rule still bounds this case, as before).
+  const unknown = runCounting(lagging(windows, 1, 6));
+  assert.ok(unknown.late > 0);
+  assert.ok(counted(unknown.out)[0].split(',').every((id) => id !== 'p2'));
+  assert.deepEqual(counted(unknown.out).slice(8), counted(inOrder.out).slice(8), 'once p2 is known, it is waited for');
 });
 
-test('a window is final once the group (or its partition) is the lateness past it, whoever has sent it', () => {
+test('any interleaving of the participants\' windows (each participant\'s in order, everyone heard from at the start) gives the in-order group windows', () => {
+  // The merges below put a participant up to 26 windows (130 s) behind another: the silence
+  // bound is set above the whole fixture (150 s), so nobody is taken as gone.
+  const silentAfterMs = 600_000;
+  for (const earlyClose of [false, true]) {
+    const inOrder = runCounting(windowMajor(windows), { earlyClose }).out;
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      // Every participant's first window, then a random merge of the rest: any participant may
+      // run any distance ahead of the others (arbitrary delays, stalls, backlogs).
+      const rng = new Mulberry32(seed);
+      const rest = windows.map((row) => row.filter((w): w is GroupParticipantWindowRecord => w !== null));
+      const order: GroupParticipantWindowRecord[] = rest.map((row) => row.shift()!);
+      while (rest.some((row) => row.length > 0)) {
+        const open = rest.filter((row) => row.length > 0);
+        const row = open[Math.floor(rng.next() * open.length)];
+        const n = 1 + Math.floor(rng.next() * 8);
+        order.push(...row.splice(0, n));
+      }
+      const got = runCounting(order, { earlyClose, silentAfterMs });
+      assert.equal(got.late, 0, `seed ${seed}, earlyClose ${earlyClose}`);
+      assert.deepEqual(got.out, inOrder, `seed ${seed}, earlyClose ${earlyClose}`);
+    }
+  }
+});
+
+test('a window is final once every participant present has got to it (or ended, or gone silent) and the group is the lateness past it', () => {
   const g = new GroupWindows({ groupId: 'mesh-2', plan, pacerRateBpm: null, allowedLatenessMs: 10_000 });
   const [p1, p2] = [windows[0], windows[1]];
   g.add(input(p1[0]!, 0));
@@ -102,22 +159,95 @@ test('a window is final once the group (or its partition) is the lateness past i
   assert.deepEqual(
     g.closeReady().map((c) => c.windowEndMs),
     [fixtureEnd(0)],
-    '10 s past window 0: final',
+    '10 s past window 0, and both have sent it: final',
   );
   g.add(input(p1[3]!, 4));
+  assert.equal(g.closeReady().length, 0, "p1 is 10 s past window 1, but p2 has not got there: p2's window 1 is awaited");
+  assert.equal(g.add(input(p2[1]!, 5)), true, "p2's window 1 is not late");
   const [c1] = g.closeReady();
   assert.equal(c1.windowEndMs, fixtureEnd(1));
-  assert.equal(c1.result.participantCount, 1, "p2's window 1 had not come: it was 10 s behind p1");
-  assert.equal(g.add(input(p2[1]!, 5)), false, "p2's window 1 is late now");
-  assert.equal(g.lateCount, 1);
+  assert.equal(c1.result.participantCount, 2);
+  assert.equal(g.lateCount, 0);
+  // Open: windows 2 and 3 (p1's offsets 3 and 4); p2's newest record (offset 5) is kept too, so a
+  // restart knows to wait for p2 again.
   assert.equal(g.retainedMinOffset(), 3n);
-  // The partition's event time closes what this group's own input no longer moves.
-  assert.equal(g.advance(fixtureEnd(20)), true);
+  // The partition's event time moving on closes nothing p2 may still send (p2 silent for 95 s).
+  assert.equal(g.advance(fixtureEnd(20)), false);
+  // p2 silent for silentAfterMs (120 s of the group's event time): it no longer holds windows.
+  assert.equal(g.advance(fixtureEnd(1) + 120_000), true);
   assert.deepEqual(
     g.closeReady().map((c) => c.windowEndMs),
     [fixtureEnd(2), fixtureEnd(3)],
   );
+  assert.equal(g.retainedMinOffset(), 4n, "nothing open; p1's newest record, p1 still live");
+  g.advance(fixtureEnd(3) + 120_000);
   assert.equal(g.retainedMinOffset(), null);
+});
+
+test("a participant who leaves, or whose session ends, does not hold the others' windows; one silent without an end does until silentAfterMs", () => {
+  // p3 stops after window 12 and the others stream on; nothing is flushed (no closeAll).
+  const j = FIXTURE_PARTICIPANTS.indexOf('p3');
+  const stop = (last: Item | null): (Item | null)[][] => {
+    const items = asItems(windows);
+    for (let k = 13; k < FIXTURE_WINDOWS; k++) items[j][k] = null;
+    if (last) items[j][13] = last;
+    return items;
+  };
+  // Without p3 from 13 on, the others' windows close on the lateness rule (the first window at
+  // k + 2), except 15..20, which p4 (no data there, no end) holds until its window 21.
+  const indexOf = (order: (Item | GroupParticipantWindowRecord | null)[], k: number, id?: string) =>
+    order.findIndex((it) => {
+      const w = it && ('w' in it ? it.w : 'window_end' in it ? it : null);
+      return w !== null && w.window_end === fixtureEnd(k) && (id === undefined || w.participant_id === id);
+    });
+  const byLateness = (k: number, order: (Item | GroupParticipantWindowRecord | null)[]) => Math.max(indexOf(order, k + 2), k >= 15 && k <= 20 ? indexOf(order, 21, 'p4') : -1);
+  for (const earlyClose of [false, true]) {
+    // It left 2 s after window 12 (the fan-out's marker at 13).
+    const left = stop({ end: { participant_id: 'p3', window_end: fixtureEnd(13), at: fixtureEnd(12) + 2000, left: true } });
+    const l = feedItems(windowMajor(left), { earlyClose, flush: false });
+    assert.equal(l.out.at(-1)!.windowEndMs, fixtureEnd(earlyClose ? FIXTURE_WINDOWS - 1 : FIXTURE_WINDOWS - 3), `left, earlyClose ${earlyClose}`);
+    if (!earlyClose) for (let k = 13; k < FIXTURE_WINDOWS - 2; k++) assert.equal(l.closedAt.get(fixtureEnd(k)), byLateness(k, windowMajor(left)), `left: window ${k}`);
+    // Its session ended with window 12 (the coherence worker's last-window header).
+    const ended = windows.map((row) => row.slice());
+    for (let k = 13; k < FIXTURE_WINDOWS; k++) ended[j][k] = null;
+    const endedOrder = windowMajor(ended);
+    const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6, earlyClose });
+    const out: ClosedGroupWindow[] = [];
+    const closedAt = new Map<number, number>();
+    endedOrder.forEach((w, i) => {
+      g.add({ ...input(w, i), ends: w.participant_id === 'p3' && w.window_end === fixtureEnd(12) });
+      for (const c of g.closeReady()) {
+        closedAt.set(c.windowEndMs, i);
+        out.push(c);
+      }
+    });
+    assert.equal(out.at(-1)!.windowEndMs, fixtureEnd(earlyClose ? FIXTURE_WINDOWS - 1 : FIXTURE_WINDOWS - 3), `ended, earlyClose ${earlyClose}`);
+    if (!earlyClose) for (let k = 13; k < FIXTURE_WINDOWS - 2; k++) assert.equal(closedAt.get(fixtureEnd(k)), byLateness(k, endedOrder), `ended: window ${k}`);
+  }
+  // Silent without an end (no marker, no last window): it holds window 13 on...
+  const silent = windows.map((row) => row.slice());
+  for (let k = 13; k < FIXTURE_WINDOWS; k++) silent[j][k] = null;
+  const feedSilent = (silentAfterMs?: number) => {
+    const g = new GroupWindows({ groupId: 'mesh-1', plan, pacerRateBpm: 6, silentAfterMs });
+    const out: ClosedGroupWindow[] = [];
+    windowMajor(silent).forEach((w, i) => {
+      g.add(input(w, i));
+      out.push(...g.closeReady());
+    });
+    return { out, g };
+  };
+  const held = feedSilent();
+  assert.equal(held.out.at(-1)!.windowEndMs, fixtureEnd(12));
+  assert.equal(held.g.openEndCount, FIXTURE_WINDOWS - 13);
+  // ...until the group's event time is silentAfterMs past its newest window (here 30 s: from
+  // window 18 on), then the lateness rule again.
+  const bounded = feedSilent(30_000);
+  assert.equal(bounded.out.at(-1)!.windowEndMs, fixtureEnd(FIXTURE_WINDOWS - 3));
+  assert.deepEqual(
+    bounded.out.map((c) => c.result),
+    held.out.map((c) => c.result).concat(held.g.closeAll().map((c) => c.result)).slice(0, FIXTURE_WINDOWS - 2),
+    'the same windows',
+  );
 });
 
 test('two windows of one participant for one end keep the same one whatever their order', () => {
@@ -196,10 +326,11 @@ test("participants ending their sessions seconds apart: the first one's flushed 
     idealEarly.push(...inOrderEarly.closeReady());
   });
   assert.deepEqual(early.out, idealEarly);
-  // Taken as event time (before), p1's flushed windows closed two windows p2's had not reached.
-  const before = feed(false);
-  assert.equal(before.late, 2);
-  assert.equal(counted(before.out).filter((n) => n === 1).length, 2);
+  // Taken as event time, p1's flushed windows move the group 10 s past two windows p2's have
+  // not reached; p2 (still streaming: not ended) holds them all the same.
+  const asEventTime = feed(false);
+  assert.equal(asEventTime.late, 0);
+  assert.deepEqual(asEventTime.out, ideal);
 });
 
 // Issue 11 (G): early close, and the end of a participant's input (a leave, the group session's end).
@@ -237,13 +368,12 @@ test('early close: each window closes as soon as its last participant has sent i
   // Window-major order: window k is complete with p5's window k (p5 sends every window).
   const order = windowMajor(items);
   const lastOf = (k: number) => order.findIndex((it) => it && 'w' in it && it.w.participant_id === 'p5' && it.w.window_end === fixtureEnd(k));
-  const firstOf = (k: number) => order.findIndex((it) => it && 'w' in it && it.w.window_end === fixtureEnd(k));
+  const p4At = (k: number) => order.findIndex((it) => it && 'w' in it && it.w.participant_id === 'p4' && it.w.window_end === fixtureEnd(k));
   let previous = -1;
   for (let k = 2; k < FIXTURE_WINDOWS; k++) {
-    // p4, silent from 15, might still send windows for 15..18 (its newest, 14, is within the
-    // lateness plus the run gap): those wait for the lateness rule, the first window at k + 2;
-    // windows close in order (19 after 18).
-    const expected = Math.max(previous, k >= 15 && k <= 18 ? firstOf(k + 2) : lastOf(k));
+    // p4, silent from 15 without an end, holds 15..20 until its next record (window 21, the
+    // warm-up of a new run) shows it has none for them: its windows come in order.
+    const expected = Math.max(previous, k >= 15 && k <= 20 ? p4At(21) : lastOf(k));
     assert.equal(closedAt.get(fixtureEnd(k)), expected, `window ${k}`);
     previous = expected;
   }

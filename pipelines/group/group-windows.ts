@@ -8,29 +8,52 @@
 //   two devices into a group joined without a device, or a window published twice) keep one, by
 //   a rule that does not depend on arrival order: valid before invalid, then the higher
 //   coverage, then the smaller session id.
-// - When a group window is final (its watermark): E closes when the group's newest window end,
-//   or its partition's (advance(): other groups moving on), is allowedLatenessMs (10 s) past E.
-//   Event time only, and the same for any arrival order in which no participant's window comes
-//   after another's ending allowedLatenessMs or more later: each participant's windows arrive
-//   in order (one session's windows are published in order and keyed by the group), so then
-//   every window for E is in before E closes. Windows ending at or before the last closed end
-//   are late: counted, ignored. A group whose input stops keeps its last windows open until its
-//   partition's event time moves on; a partition where nothing moves closes nothing (the
+// - When a group window is final: by the event-time progress of every participant present, not
+//   by the group's newest one. Each participant's session is a stream (participant and session
+//   id: one session's windows are published in order by its coherence worker and keyed by the
+//   group, so they reach this partition in order). E closes when
+//     (a) every stream seen has got to E: it sent its window for E (valid or not), or a later
+//         one (so it has none for E), or it ended (its session's last window, `ends`; its
+//         participation end marker, endInput(): a leave or the group session's end), or it is
+//         silent: not ended and its newest window ends silentAfterMs (120 s) or more before the
+//         group's event time (see below); and
+//     (b) the group's newest non-flushed window end, or its partition's (advance(): other groups
+//         moving on), is allowedLatenessMs (10 s) past E (or early close's rule, below).
+//   (a) makes the windows a function of the input: a participant whose windows come 30 s
+//   behind the others' (a phone uploading in batches, a paused upload, the backlog after an
+//   outage resent device by device) is waited for, and every window for E is in when E closes,
+//   whatever the arrival order. (b) bounds only what (a) cannot see: a participant the group has
+//   not heard from yet (a joiner, whose first window must come within the lateness of the
+//   others' to count from its first end; after that they are waited for). Windows ending at or
+//   before the last closed end are late: counted, ignored.
+//   A stream that goes silent without ending (a phone switched off, an app killed) holds the
+//   group's windows after its newest one until its session ends (the coherence worker's end
+//   marker or its idle end reach here as the session's last window, `ends`) or until it is
+//   silentAfterMs behind the group's (or partition's) event time. The coherence worker's idle
+//   end alone does not bound it: it moves with its own partition's event time, and a session
+//   alone on a quiet partition is never idle-ended. Past silentAfterMs the arrival decides again
+//   (a stream that much behind is treated as gone; its windows, if they come, are late).
+//   A restart must know every live stream again: retainedMinOffset() keeps the newest record of
+//   each stream neither ended nor silent (with nothing open too), so the replay reads it.
+//   A group whose input stops keeps its last windows open until its partition's event time moves
+//   on (and its streams got there); a partition where nothing moves closes nothing (the
 //   coherence worker's rule for idle sessions).
-//   Except at the end: when every participant seen has sent the last window of their session
-//   (`ends`: the coherence worker marks a session's last window when the session ended), all
-//   open ends close; each participant's windows come before their end, so whatever the arrival
-//   order, every window is in by then.
+//   Except at the end: when every stream seen has ended (`ends`: the coherence worker marks a
+//   session's last window when the session ended; or its end marker), all open ends close; each
+//   stream's windows come before its end, so whatever the arrival order, every window is in by
+//   then.
 //   A session's end closes its last windows at once, not after the lateness (`flushed`: up to
 //   the coherence lateness plus its 5 s look-ahead ahead of where the participant's windows
 //   would be): taken as event time, one participant's end closed group windows whose other
 //   participants' windows were still held by their own lateness, and those came late (two
-//   participants in lockstep ending 3 s apart: the second dropped from two group windows).
-//   A flushed window is data but not event time: it never moves the group's newest end.
-//   Early close (`earlyClose`, the worker's default): E also closes as soon as every
+//   participants in lockstep ending 3 s apart: the second dropped from two group windows; (a)
+//   now holds those windows too). A flushed window is data but not event time: it never moves
+//   the group's newest end.
+//   Early close (`earlyClose`, off by default in the worker): (b) is also met as soon as every
 //   participant who could still send a window counted at E has sent one ending at or after E
-//   (or ended). Who that is follows from the data alone, under the same arrival assumption (a
-//   window at e is in before any window ending at e + allowedLatenessMs or later):
+//   (or ended); (a) applies all the same. Who that is follows from the data alone, under the
+//   lateness rule's arrival assumption for participants not yet heard of (a window at e is in
+//   before any window ending at e + allowedLatenessMs or later):
 //     - a participant's windows form runs: a window more than runGapMs (15 s) after their
 //       previous one, or after their input ended, starts a new run. The first
 //       allowedLatenessMs of a run (its warm-up: the windows ending before start + lateness) are
@@ -40,7 +63,7 @@
 //       depended on the arrival order and this one does not;
 //     - a participant in a run that started at or before E - lateness, not ended, whose newest
 //       window ends before E but after E - lateness - runGapMs, may still send windows counted
-//       at E: E waits for them (and closes on the lateness rule if they fell silent);
+//       at E: E waits for them (as (a) does for every stream, ended or silent aside);
 //     - anyone else can only still send windows ending after E - lateness that start a new run
 //       (dropped at E) or none.
 //   So an early-closed E holds exactly the windows the lateness rule would give it. Live, a group
@@ -67,6 +90,12 @@ import { computeGroupWindow, groupWindowSeed, type GroupWindowResult } from './w
 export const DEFAULT_GROUP_LATENESS_MS = 10_000;
 /** A participant's window this long (or more) after their previous one starts a new run (early close). */
 export const DEFAULT_RUN_GAP_MS = 15_000;
+/**
+ * A participant's stream whose newest window ends this long (or more) before the group's event
+ * time no longer holds the group's windows (the bound on a participant gone silent without an
+ * end; see the header).
+ */
+export const DEFAULT_GROUP_SILENT_AFTER_MS = 120_000;
 
 export interface ParticipantWindowInput {
   participantId: string;
@@ -106,6 +135,12 @@ export interface GroupWindowsOptions {
   earlyClose?: boolean;
   /** Early close: a gap longer than this between a participant's windows starts a new run. Default 15,000 ms. */
   runGapMs?: number;
+  /**
+   * A participant's stream (one session's windows) that has not ended and whose newest window
+   * ends this far or more behind the group's event time stops holding the group's windows.
+   * Default 120,000 ms; taken as allowedLatenessMs when below it.
+   */
+  silentAfterMs?: number;
 }
 
 /** The end of a participant's input to the group (the coherence fan-out's marker record). */
@@ -120,6 +155,21 @@ export interface ParticipantInputEnd {
   offset: bigint;
   /** Published with a window closed by the participant's session end: not event time. */
   flushed?: boolean;
+  /** The session whose window carried the marker (its stream ends); absent: every stream of the participant. */
+  sessionId?: string;
+}
+
+/**
+ * One session's windows for the group (a participant streaming from one device): the coherence
+ * worker publishes them in order, so its newest window end is how far it has got in event time.
+ */
+interface ParticipantStream {
+  /** Newest window (or end marker) end seen. */
+  newestEndMs: number;
+  /** Its newest record ended it (the session's last window, or a participation end marker). */
+  ended: boolean;
+  /** The bus offset of its newest record (a restart replays from it to know the stream again). */
+  offset: bigint;
 }
 
 interface ParticipantInput {
@@ -177,6 +227,13 @@ export class GroupWindows {
   private newestSeenMs = -Infinity;
   /** Per participant seen: runs, and whether their newest window ended their input. */
   private readonly inputs = new Map<string, ParticipantInput>();
+  /** Per participant and session seen (participantId NUL sessionId): how far it has got (the finality rule). */
+  private readonly streams = new Map<string, ParticipantStream>();
+  /** Streams not ended, by newest end (how many at each): what isFinal checks, without a pass over every stream. */
+  private readonly pendingByEnd = new Map<number, number>();
+  /** Streams not ended. */
+  private notEnded = 0;
+  private readonly silentAfterMs: number;
   private readonly earlyClose: boolean;
   private readonly runGapMs: number;
   /** The partition's event time (advance()). */
@@ -193,6 +250,8 @@ export class GroupWindows {
     this.latenessMs = opts.allowedLatenessMs ?? DEFAULT_GROUP_LATENESS_MS;
     this.earlyClose = opts.earlyClose === true;
     this.runGapMs = opts.runGapMs ?? DEFAULT_RUN_GAP_MS;
+    // Never below the lateness: a stream that far behind would not have held the window before either.
+    this.silentAfterMs = Math.max(opts.silentAfterMs ?? DEFAULT_GROUP_SILENT_AFTER_MS, this.latenessMs);
     if (!(this.latenessMs >= 0)) {
       throw new AttuneError('validation_error', 'allowedLatenessMs must be >= 0', [{ field: 'allowedLatenessMs', reason: 'invalid_argument', message: `got ${this.latenessMs}` }]);
     }
@@ -223,6 +282,7 @@ export class GroupWindows {
   /** Adds one participant window; closes what it makes final. False when late (ignored). */
   add(w: ParticipantWindowInput): boolean {
     if (w.windowEndMs > this.newestSeenMs) this.newestSeenMs = w.windowEndMs;
+    this.trackStream(w.participantId, w.sessionId, w.windowEndMs, w.offset, w.ends === true);
     const p = this.track(w.participantId, w.windowEndMs, w.offset);
     p.ended = w.ends === true;
     if (this.earlyClose && w.windowEndMs < p.runStartMs + this.latenessMs) {
@@ -270,9 +330,68 @@ export class GroupWindows {
     const inRun = prev !== undefined && !prev.ended && e.windowEndMs - prev.newestEndMs <= this.runGapMs;
     const p = this.track(e.participantId, e.windowEndMs, e.offset);
     p.ended = true;
+    if (e.sessionId !== undefined) this.trackStream(e.participantId, e.sessionId, e.windowEndMs, e.offset, true);
+    else {
+      const prefix = `${e.participantId}\u0000`;
+      for (const [key, st] of this.streams) {
+        if (!key.startsWith(prefix) || e.windowEndMs < st.newestEndMs) continue;
+        this.unpend(st);
+        st.ended = true;
+      }
+      this.trackStream(e.participantId, '', e.windowEndMs, e.offset, true);
+    }
     if (e.left) this.membership.leave(e.participantId, this.earlyClose && !inRun ? Math.max(e.atMs, e.windowEndMs + this.latenessMs) : e.atMs);
     if (!e.flushed && e.windowEndMs > this.maxEndMs) this.maxEndMs = e.windowEndMs;
     this.closeWhatIsFinal(this.allEnded());
+  }
+
+  /**
+   * Records a session's window (or end marker) at `endMs` in its stream: its newest record says
+   * how far it has got and whether it ended (an older one, a record published again, changes
+   * neither).
+   */
+  private trackStream(participantId: string, sessionId: string, endMs: number, offset: bigint, ended: boolean): void {
+    const key = `${participantId}\u0000${sessionId}`;
+    let s = this.streams.get(key);
+    if (!s) {
+      s = { newestEndMs: endMs, ended, offset };
+      this.streams.set(key, s);
+      this.pend(s);
+      return;
+    }
+    if (endMs < s.newestEndMs) return;
+    this.unpend(s);
+    // A record at the same end as the one that ended it (published again) does not reopen it.
+    s.ended = ended || (endMs === s.newestEndMs && s.ended);
+    s.newestEndMs = endMs;
+    s.offset = offset;
+    this.pend(s);
+  }
+
+  private pend(s: ParticipantStream): void {
+    if (s.ended) return;
+    this.notEnded++;
+    this.pendingByEnd.set(s.newestEndMs, (this.pendingByEnd.get(s.newestEndMs) ?? 0) + 1);
+  }
+
+  private unpend(s: ParticipantStream): void {
+    if (s.ended) return;
+    this.notEnded--;
+    // An end isFinal let go of (silent: it never holds again) may be gone already.
+    const n = this.pendingByEnd.get(s.newestEndMs);
+    if (n === undefined) return;
+    if (n <= 1) this.pendingByEnd.delete(s.newestEndMs);
+    else this.pendingByEnd.set(s.newestEndMs, n - 1);
+  }
+
+  /** The group's event time: its newest window end that is not flushed, or its partition's. */
+  private eventTimeMs(): number {
+    return Math.max(this.maxEndMs, this.externalEndMs);
+  }
+
+  /** A stream that may still send windows the group must wait for: not ended, not silent. */
+  private live(s: ParticipantStream, now: number): boolean {
+    return !s.ended && now - s.newestEndMs < this.silentAfterMs;
   }
 
   /** Records a participant's window (or end marker) at `endMs` in their runs. */
@@ -330,7 +449,11 @@ export class GroupWindows {
     return out;
   }
 
-  /** Oldest bus offset an open window still needs; null when none. */
+  /**
+   * Oldest bus offset the group still needs: its open windows' records, and the newest record
+   * of every stream that has neither ended nor gone silent (a restart must know the stream again
+   * to wait for it, even with nothing open); null when none.
+   */
   retainedMinOffset(): bigint | null {
     let min: bigint | null = null;
     let firstOpen = Infinity;
@@ -338,22 +461,34 @@ export class GroupWindows {
       if (end < firstOpen) firstOpen = end;
       for (const w of at.values()) if (min === null || w.offset < min) min = w.offset;
     }
-    if (min === null || !this.earlyClose) return min;
-    // Early close: also what rebuilds every participant's run at the open ends.
-    const horizon = firstOpen - this.replayHorizonMs();
-    for (const p of this.inputs.values()) for (const r of p.recent) if (r.endMs >= horizon && r.offset < min) min = r.offset;
+    if (min !== null && this.earlyClose) {
+      // Early close: also what rebuilds every participant's run at the open ends.
+      const horizon = firstOpen - this.replayHorizonMs();
+      for (const p of this.inputs.values()) for (const r of p.recent) if (r.endMs >= horizon && r.offset < min) min = r.offset;
+    }
+    const now = this.eventTimeMs();
+    for (const s of this.streams.values()) if (this.live(s, now) && (min === null || s.offset < min)) min = s.offset;
     return min;
   }
 
-  /** Every participant seen has ended their input: nothing more will come for the open ends. */
+  /** Every stream seen has ended: nothing more will come for the open ends. */
   private allEnded(): boolean {
-    if (this.inputs.size === 0) return false;
-    for (const p of this.inputs.values()) if (!p.ended) return false;
-    return true;
+    return this.streams.size > 0 && this.notEnded === 0;
   }
 
   private isFinal(end: number): boolean {
-    if (Math.max(this.maxEndMs, this.externalEndMs) - end >= this.latenessMs) return true;
+    const now = this.eventTimeMs();
+    // Every stream present at E has got to E (sent its window there, valid or not, or a later
+    // one: its windows come in order), or ended, or gone silent (see the header).
+    for (const e of this.pendingByEnd.keys()) {
+      if (now - e >= this.silentAfterMs) {
+        // Silent from here on (the group's event time never goes back): let it go.
+        this.pendingByEnd.delete(e);
+        continue;
+      }
+      if (e < end) return false;
+    }
+    if (now - end >= this.latenessMs) return true;
     if (!this.earlyClose) return false;
     // Early close (see the header): nobody who could still send a window counted at E.
     for (const p of this.inputs.values()) {

@@ -17,7 +17,7 @@ import { waitFor } from '../../test/attune.js';
 import { GroupWorker, PROVISIONAL_MAX_AGE_MS } from './worker.js';
 import { GroupWindowsSink } from '../sinks/group-windows-sink.js';
 import { PARTICIPANT_ENDED_HEADER, PARTICIPANT_FLUSHED_HEADER, PARTICIPATION_END_HEADER } from '../coherence/group-fanout.js';
-import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, fixtureEnd, fixtureWindows, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
+import { FIXTURE_PARTICIPANTS, FIXTURE_WINDOWS, delayedFrom, fixtureEnd, fixtureWindows, outage, shuffledRounds, windowMajor } from './group-fixture.test-util.js';
 
 const MESH = '6f1d0c2e-8a57-4d0b-9a43-1c1b2f7d0e11';
 /**
@@ -221,6 +221,41 @@ test("a group whose participants' sessions all ended stores its last windows too
     const c = await bus.committed(w.groupId, te.groupParticipantWindows);
     return [...c.values()].reduce((s, o) => s + Number(o), 0) === published;
   });
+});
+
+test("one participant's windows 30 s behind the others', an outage's backlog participant by participant, and a restart mid-delay: the stored group windows of the in-order input", async () => {
+  const last = (r: GroupParticipantWindowRecord) => r.window_end === fixtureEnd(FIXTURE_WINDOWS - 1);
+  const runOf = async (prefix: string, org: string, order: (w: (GroupParticipantWindowRecord | null)[][]) => GroupParticipantWindowRecord[], restartAfter?: number) => {
+    const t = await topicsFor(prefix);
+    const sink = await startSink(t);
+    const records = order(fixtureWindows(MESH, org));
+    let w = await startWorker(t);
+    if (restartAfter !== undefined) {
+      await publish(t, records.slice(0, restartAfter), last);
+      await waitFor('the first worker has taken its records', () => w.stats.records >= restartAfter);
+      await w.stop();
+      w = await startWorker(t);
+      await publish(t, records.slice(restartAfter), last);
+    } else await publish(t, records, last);
+    const worker = w;
+    stops.push(() => worker.stop());
+    await untilStored(sink, FIXTURE_WINDOWS);
+    assert.equal(worker.stats.lateWindows, 0, prefix);
+    return stored(org);
+  };
+  const inOrder = await runOf('gl1.', 'org-l1', windowMajor);
+  assert.equal(inOrder.windows.length, FIXTURE_WINDOWS);
+  // p2 uploading 30 s behind the others from window 2 on.
+  assert.deepEqual(await runOf('gl2.', 'org-l2', (w) => delayedFrom(w, 1, 2, 6)), inOrder);
+  // A 50 s outage (windows 10..19): p4's backlog whole first, then p1's, p5's, p3's, p2's.
+  assert.deepEqual(await runOf('gl3.', 'org-l3', (w) => outage(w, 10, 20, [3, 0, 4, 2, 1])), inOrder);
+  // p2 30 s behind, and the worker replaced while the others are ahead of it (after 60 records):
+  // the replacement knows to wait for p2 (its newest record was kept uncommitted).
+  assert.deepEqual(await runOf('gl4.', 'org-l4', (w) => delayedFrom(w, 1, 2, 6), 60), inOrder);
+  // The outage's backlog with the worker replaced once p1's whole backlog is in (50 records
+  // before the outage, then p1's 10): the open windows are p1's alone, and the others' newest
+  // records, before them, are kept for the replacement, which waits for them as the first did.
+  assert.deepEqual(await runOf('gl5.', 'org-l5', (w) => outage(w, 10, 20, [0, 3, 4, 2, 1]), 60), inOrder);
 });
 
 test('early close (earlyClose: true): every window out without waiting for the lateness, the same stored windows in another arrival order and across a restart', async () => {

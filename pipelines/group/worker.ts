@@ -53,8 +53,16 @@ export interface GroupWorkerOptions {
   topics?: TopicNames;
   codec: Codec;
   log: Logger;
-  /** How far the group's (or its partition's) newest window end must be past a window for it to close, ms. Default 10,000. */
+  /**
+   * How far the group's (or its partition's) newest window end must be past a window for it to
+   * close, ms, besides every participant present having got there (GroupWindows). Default 10,000.
+   */
   allowedLatenessMs?: number;
+  /**
+   * A participant's session that has not ended and whose newest window is this far behind the
+   * group's (or its partition's) event time stops holding the group's windows, ms. Default 120,000.
+   */
+  silentAfterMs?: number;
   /** Surrogates per window (at least 100). Default 100. */
   surrogates?: number;
   /**
@@ -396,7 +404,7 @@ export class GroupWorker {
       const end = endHeader === undefined ? null : parseParticipationEnd(endHeader);
       if (end) {
         // A marker, not a window: the participant's input to the group ended.
-        g.windows.endInput({ participantId: w.participant_id, windowEndMs: w.window_end, atMs: end.atMs, left: end.left, offset, flushed });
+        g.windows.endInput({ participantId: w.participant_id, sessionId: w.session_id, windowEndMs: w.window_end, atMs: end.atMs, left: end.left, offset, flushed });
         this.stats.inputEnds++;
         touched.add(g);
         if (!flushed && w.window_end > p.maxEndMs) p.maxEndMs = w.window_end;
@@ -459,6 +467,7 @@ export class GroupWorker {
         plan: this.plan,
         pacerRateBpm: pacerOf(w),
         allowedLatenessMs: this.opts.allowedLatenessMs,
+        silentAfterMs: this.opts.silentAfterMs,
         surrogates: this.opts.surrogates,
         earlyClose: this.opts.earlyClose ?? false,
       }),
