@@ -209,9 +209,12 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
         window_count: int64(r.window_count),
       }));
       const windows = points.reduce((a, x) => a + x.window_count, 0);
-      const slope = trendSlope(points.map((x) => x.average_coherence));
+      // From the periods' unrounded means: averaging the rounded ones made the same windows'
+      // period_average depend on the granularity (0.5617 by day, 0.5618 by week and in
+      // /v1/users/me's stats, for three days of one session each).
+      const slope = trendSlope(rows.map((r) => Number(r.average_coherence)));
       // Weighted by windows, so a long day counts more than a short one.
-      const average = windows === 0 ? null : r4(points.reduce((a, x) => a + x.average_coherence * x.window_count, 0) / windows);
+      const average = windows === 0 ? null : r4(rows.reduce((a, r) => a + Number(r.average_coherence) * int64(r.window_count), 0) / windows);
       const data = points.map((x, i) => ({
         ...x,
         sessions: int64(rows[i].sessions),
