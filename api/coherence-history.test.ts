@@ -50,3 +50,25 @@ test('period_average is the same by day and by week (from unrounded period means
   assert.equal(byDay.body.summary.trend_slope, 0.1335);
   assert.equal(byDay.body.summary.trend, 'improving');
 });
+
+test('the trend counts periods without data as the time they are: the same windows give the same trend by day and by week', async () => {
+  // Monday 2026-04-06 and Tuesday 04-07, then Monday 04-27 (three weeks later), one window each.
+  const mon = Date.parse('2026-04-06T06:00:00Z');
+  const days = [0, 1, 21];
+  const scores = [0.6148, 0.5515, 0.5793];
+  const rows = days.map((d, i) => window('u-trend', `s-trend-${i}`, mon + d * DAY, scores[i]));
+  await app.store.client.insert({ table: app.store.table('coherence_windows'), values: rows, format: 'JSONEachRow' });
+  const token = app.token('u-trend', 'o-hist', ['read:coherence']);
+  const q = (g: string) => app.request('GET', `/v1/users/me/coherence?start_date=2026-04-06&end_date=2026-04-30&granularity=${g}`, { token });
+  const byDay = (await q('day')).body.summary;
+  const byWeek = (await q('week')).body.summary;
+  // by day: x = 0, 1, 21: slope -0.00030 a day; by the point index it was -0.0177 a day ("declining", -6.1 %)
+  assert.equal(byDay.trend, 'stable', JSON.stringify(byDay));
+  assert.equal(byDay.trend_slope, -0.0003);
+  // change over the 21 days the data spans: -0.0063 of 0.5819: -1.1 %
+  assert.equal(byDay.trend_percentage, -1.1);
+  // by week: weeks 0 (two windows, 0.58315) and 3 (0.5793): -0.0013 a week, -0.0039 over the span
+  assert.equal(byWeek.trend, 'stable', JSON.stringify(byWeek));
+  assert.equal(byWeek.trend_slope, -0.0013);
+  assert.equal(byWeek.trend_percentage, -0.7);
+});

@@ -13,11 +13,13 @@
 // `summary` (period_average, trend, trend_percentage), and Attune's earlier `data_points`
 // (time_in_high_coherence in seconds) and summary fields, unchanged.
 //
-// Trend rule: a least-squares line through the periods' average scores (x = period index).
-// trend is stable when the line changes by less than TREND_STABLE_SLOPE (0.01 of score) per
-// period, else improving or declining by its sign; trend_percentage is the line's change over
-// the whole range (slope x (periods - 1)) as a percentage of period_average, 1 decimal (0 with
-// fewer than two periods).
+// Trend rule: a least-squares line through the periods' average scores, each at its place in
+// the calendar (x = the period's position in days, weeks or months, so a period without data
+// counts as the time it is). trend is stable when the line changes by less than
+// TREND_STABLE_SLOPE (0.01 of score) per period, else improving or declining by its sign;
+// trend_percentage is the line's change from the first period with data to the last (slope x
+// their distance in periods) as a percentage of period_average, 1 decimal (0 with fewer than
+// two periods).
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64, withinQueryTimes } from '../lib/time.js';
@@ -81,25 +83,45 @@ const r1 = (v: number) => Number(v.toFixed(1));
 
 const r4 = (v: number | null) => (v === null || !Number.isFinite(v) ? null : Number(v.toFixed(4)));
 
-/** Least-squares slope of y over the point index: the change of the average per period. */
-export function trendSlope(values: number[]): number {
+/**
+ * Least-squares slope of y over the periods' positions (default: the point index): the change of
+ * the average per period. The history passes each period's position in the calendar
+ * (periodPosition), so periods without data count as the time they are: by the index, three
+ * practice days of which two were 19 days before the third read as a change per day 19 times
+ * too steep ("declining" by day and "stable" by week for the same windows).
+ */
+export function trendSlope(values: number[], positions: number[] = values.map((_, i) => i)): number {
   const n = values.length;
   if (n < 2) return 0;
-  const mx = (n - 1) / 2;
+  const mx = positions.reduce((a, b) => a + b, 0) / n;
   const my = values.reduce((a, b) => a + b, 0) / n;
   let num = 0;
   let den = 0;
   for (let i = 0; i < n; i++) {
-    num += (i - mx) * (values[i] - my);
-    den += (i - mx) ** 2;
+    num += (positions[i] - mx) * (values[i] - my);
+    den += (positions[i] - mx) ** 2;
   }
-  return num / den;
+  return den === 0 ? 0 : num / den;
 }
 
-/** The trend line's change over `n` periods as a percentage of the period average (1 decimal); 0 with fewer than two periods. */
-export function trendPercentage(slope: number, n: number, average: number | null): number {
+/** A period's position in periods of its granularity, from its first day (YYYY-MM-DD). */
+export function periodPosition(date: string, granularity: Granularity): number {
+  const t = Date.parse(`${date}T00:00:00Z`);
+  if (granularity === 'month') {
+    const d = new Date(t);
+    return d.getUTCFullYear() * 12 + d.getUTCMonth();
+  }
+  const days = Math.round(t / 86_400_000);
+  return granularity === 'week' ? days / 7 : days;
+}
+
+/**
+ * The trend line's change over the data's span (`span` periods, default n - 1: consecutive
+ * periods) as a percentage of the period average (1 decimal); 0 with fewer than two periods.
+ */
+export function trendPercentage(slope: number, n: number, average: number | null, span = n - 1): number {
   if (n < 2 || average === null || average === 0) return 0;
-  return Number(((100 * slope * (n - 1)) / average).toFixed(1));
+  return Number(((100 * slope * span) / average).toFixed(1));
 }
 
 function parseDate(v: string | undefined, field: string, def: number): number {
@@ -212,7 +234,9 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
       // From the periods' unrounded means: averaging the rounded ones made the same windows'
       // period_average depend on the granularity (0.5617 by day, 0.5618 by week and in
       // /v1/users/me's stats, for three days of one session each).
-      const slope = trendSlope(rows.map((r) => Number(r.average_coherence)));
+      const positions = rows.map((r) => periodPosition(r.bucket, granularity));
+      const slope = trendSlope(rows.map((r) => Number(r.average_coherence)), positions);
+      const span = positions.length < 2 ? 0 : positions[positions.length - 1] - positions[0];
       // Weighted by windows, so a long day counts more than a short one.
       const average = windows === 0 ? null : r4(rows.reduce((a, r) => a + Number(r.average_coherence) * int64(r.window_count), 0) / windows);
       const data = points.map((x, i) => ({
@@ -232,7 +256,7 @@ export async function registerCoherenceRoutes(app: FastifyInstance, ctx: AppCont
         data_points: points,
         summary: {
           period_average: average,
-          trend_percentage: trendPercentage(slope, points.length, average),
+          trend_percentage: trendPercentage(slope, points.length, average, span),
           average_coherence: average,
           peak_coherence: points.length === 0 ? null : Math.max(...points.map((x) => x.peak_coherence)),
           time_in_high_coherence: points.reduce((a, x) => a + x.time_in_high_coherence, 0),
