@@ -177,3 +177,22 @@ test('a live ingest socket opened before its device was removed takes no more re
   const d = me.body.devices.find((x: { id: string }) => x.id === id);
   assert.deepEqual([d.battery_level, d.last_sync], [null, null], "the old socket wrote nothing onto the new owner's device");
 });
+
+test("last_worn takes the readings' bounds: a date in the future (a device's wrong clock) is 400 and the device keeps its last_worn, which a later true one still moves", async () => {
+  // Before, 2030-01-01 was taken and, the latest seen being kept, stayed the device's last_worn for good.
+  const token = app.token('u-worn', 'o-dev', SCOPES);
+  const id = (await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-W-1' } })).body.id as string;
+  const now = Date.now();
+  const device = async () => (await app.request('GET', '/v1/users/me', { token })).body.devices.find((d: { id: string }) => d.id === id);
+  const sync = (lastWorn: string) => app.request('POST', `/v1/devices/${id}/sync`, { token, body: { readings: [{ timestamp: now - 60_000, hrv: 45, hr: 72, coherence: 0.62 }], battery_level: 80, last_worn: lastWorn } });
+  assert.equal((await sync(new Date(now - 30_000).toISOString())).status, 202);
+  const future = await sync('2030-01-01T00:00:00Z');
+  assert.equal(future.status, 400, JSON.stringify(future.body));
+  assert.deepEqual([future.body.error.details[0].field, future.body.error.details[0].reason], ['/last_worn', 'out_of_range']);
+  const old = await sync('1999-12-31T23:59:59Z');
+  assert.equal(old.status, 400, JSON.stringify(old.body));
+  assert.equal(Date.parse((await device()).last_worn), now - 30_000);
+  await new Promise((r) => setTimeout(r, 1100)); // the device's sync figures are written at most once a second
+  assert.equal((await sync(new Date(now - 10_000).toISOString())).status, 202);
+  await waitFor('the newer last_worn', async () => Date.parse((await device()).last_worn) === now - 10_000, 10_000);
+});

@@ -19,7 +19,7 @@ import { parseTimestamp } from '../lib/time.js';
 import { deviceProfileJson } from '../store/postgres/users-repo.js';
 import { Ajv } from 'ajv';
 import type { FastifySchemaCompiler } from 'fastify';
-import { Limits, checkTimestamps, defaultReadingRules, parseReadings, parseSyncBody, syncBodySchema, type ReadingInput, type ReadingRules, type SyncBody } from './readings.js';
+import { Limits, checkLastWorn, checkTimestamps, defaultReadingRules, parseReadings, parseSyncBody, syncBodySchema, type ReadingInput, type ReadingRules, type SyncBody } from './readings.js';
 
 /** Messages one live-ingest socket may have waiting before it is closed as too fast. */
 export const MAX_QUEUED_MESSAGES = 64;
@@ -399,6 +399,7 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       await ctx.users?.ensure(device.orgId, device.userId);
       // The simulator says who it is, so its data can be told apart from real devices' in the tables.
       const source = req.headers['user-agent']?.startsWith('attune-simulator') ? 'simulator' : 'sync';
+      checkLastWorn(req.body.last_worn, ctx.clock(), readingRulesOf(ctx).maxFutureMs);
       const limited = await budget.take(device, req.body.readings.length);
       if (limited) {
         const after = limited.details[0].retry_after_s;

@@ -76,7 +76,7 @@ export const syncBodySchema = {
     session_id: { ...ID, description: 'Session for every reading that does not name its own.' },
     readings: { type: 'array', minItems: 1, maxItems: Limits.maxReadingsPerBatch, items: readingSchema },
     battery_level: { type: 'number', minimum: 0, maximum: 100, description: 'Battery at sync time, percent (coherence platform document): the device\'s level, and the newest reading\'s battery_level when that reading has none (so it can send device.low_battery).' },
-    last_worn: { ...TIMESTAMP, description: `When the device was last worn (coherence platform document): ${TIMESTAMP.description} Checked for type, not stored.` },
+    last_worn: { ...TIMESTAMP, description: `When the device was last worn (coherence platform document): ${TIMESTAMP.description} Kept on the device (the latest seen; GET /v1/users/me); at most as far in the future as a reading's timestamp, not before 2000.` },
   },
   required: ['readings'],
   additionalProperties: false,
@@ -197,6 +197,21 @@ export function parseSyncBody(value: unknown): SyncBody {
 /** Validates one reading (kept for callers of the old name; same rules as parseReading). */
 export function validateReading(value: unknown, index: number, prefix = ''): ReadingInput {
   return parseReading(value, `${prefix}/${index}`);
+}
+
+/**
+ * A sync body's last_worn (the coherence platform document's) is kept per device as the latest
+ * one seen, so it takes the readings' bounds: at most `maxFutureMs` ahead of `now` and not
+ * before 2000. Before, any date passed, and one from a device with a wrong clock (2030) stayed
+ * the device's last_worn for good, every later, true one being older.
+ */
+export function checkLastWorn(lastWorn: string | number | undefined, now: number, maxFutureMs: number = Limits.maxFutureMs): void {
+  if (lastWorn === undefined) return;
+  const t = parseTimestamp(lastWorn);
+  if (t > now + maxFutureMs) {
+    throw invalid([{ field: '/last_worn', reason: 'out_of_range', message: `is more than ${maxFutureMs / 1000} s in the future` }], 'body');
+  }
+  if (t < Date.UTC(2000, 0, 1)) throw invalid([{ field: '/last_worn', reason: 'out_of_range', message: 'is before the year 2000' }], 'body');
 }
 
 /**
