@@ -14,7 +14,7 @@ import { createSigner, createVerifier, type Algorithm } from 'fast-jwt';
 import type { createRemoteJWKSet, errors as JoseErrors } from 'jose';
 import { AttuneError } from '../lib/errors.js';
 import { checkKeyFile, DIR_MODE, FILE_MODE } from '../lib/data-dir.js';
-import type { Principal, Scope } from '../lib/principal.js';
+import { hasScope, type Principal, type Scope } from '../lib/principal.js';
 import { tierOfClaim, type Tier } from '../lib/tiers.js';
 
 export interface TokenClaims {
@@ -199,7 +199,7 @@ export function loadOrCreateSecret(dataDir: string): string {
 }
 
 export function requireScope(p: Principal, scope: Scope): void {
-  if (!p.scopes.has(scope)) {
+  if (!hasScope(p, scope)) {
     throw new AttuneError('forbidden', `this route needs the ${scope} scope`, [{ reason: 'missing_scope', scope }]);
   }
 }

@@ -102,6 +102,26 @@ test('a removed device frees its place in the quota, takes no readings and leave
   assert.equal((await app.request('POST', '/v1/devices/strap-rm-a/sync', { token, body: { readings: [{ timestamp: now - 10_000, hr: 72 }] } })).status, 202);
 });
 
+test("the coherence platform document's scopes are enough: write:user registers and removes a device, write:sessions syncs its readings; neither alone does the other's", async () => {
+  // Every scope the document lists; Attune's write:devices and write:readings are not among them.
+  const documented = ['read:user', 'write:user', 'read:sessions', 'write:sessions', 'read:coherence', 'mesh:join'];
+  const token = app.token('u-doc-scopes', 'o-doc-scopes', documented);
+  const reg = await app.request('POST', '/v1/devices', { token, body: { type: 'solas', serial_number: 'SOL-DOC-1', firmware_version: '2.1.4' } });
+  assert.equal(reg.status, 201, JSON.stringify(reg.body));
+  const sync = await app.request('POST', `/v1/devices/${reg.body.id}/sync`, { token, body: { readings: [{ timestamp: new Date(Date.now() - 60_000).toISOString(), hrv: 45, hr: 72, coherence: 0.62 }], battery_level: 87 } });
+  assert.equal(sync.status, 202, JSON.stringify(sync.body));
+  assert.equal((await app.request('DELETE', `/v1/devices/${reg.body.id}`, { token })).status, 200);
+  // write:sessions alone does not register a device, nor write:user alone sync.
+  const sessionsOnly = app.token('u-doc-scopes-2', 'o-doc-scopes', ['write:sessions']);
+  const refused = await app.request('POST', '/v1/devices', { token: sessionsOnly, body: { type: 'solas', serial_number: 'SOL-DOC-2' } });
+  assert.deepEqual([refused.status, refused.body.error.details[0].scope], [403, 'write:devices']);
+  const userOnly = app.token('u-doc-scopes-3', 'o-doc-scopes', ['write:user']);
+  const own = await app.request('POST', '/v1/devices', { token: userOnly, body: { device_id: 'doc-scopes-strap' } });
+  assert.equal(own.status, 201, JSON.stringify(own.body));
+  const noSync = await app.request('POST', '/v1/devices/doc-scopes-strap/sync', { token: userOnly, body: { readings: [{ timestamp: new Date(Date.now() - 60_000).toISOString(), hr: 70 }] } });
+  assert.deepEqual([noSync.status, noSync.body.error.details[0].scope], [403, 'write:readings']);
+});
+
 test('a user is created on first sight: registering a device by id, before any call of /v1/users/me', async () => {
   const token = app.token('u-first-sight', 'o-dev', SCOPES);
   assert.equal((await app.request('POST', '/v1/devices', { token, body: { device_id: 'first-sight-strap' } })).status, 201);

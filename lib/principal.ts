@@ -25,6 +25,23 @@ export const Scopes = {
 } as const;
 export type Scope = (typeof Scopes)[keyof typeof Scopes];
 
+/**
+ * Attune's scopes the coherence platform document's own scopes cover: its list has no device or
+ * readings scope, so a client holding every scope it names could not register a device or sync
+ * (403; a walkthrough). Registering and removing one's devices is managing one's profile
+ * (write:user); sending readings into one's sessions is managing them (write:sessions). The
+ * finer scopes still work alone.
+ */
+export const IMPLIED_BY: Partial<Record<Scope, readonly Scope[]>> = {
+  [Scopes.writeDevices]: [Scopes.writeUser],
+  [Scopes.writeReadings]: [Scopes.writeSessions],
+};
+
+/** Whether `p` holds `scope`, itself or through a scope that covers it (IMPLIED_BY). */
+export function hasScope(p: Pick<Principal, 'scopes'>, scope: Scope): boolean {
+  return p.scopes.has(scope) || (IMPLIED_BY[scope]?.some((s) => p.scopes.has(s)) ?? false);
+}
+
 export interface Principal {
   userId: string;
   orgId: string;
