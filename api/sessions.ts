@@ -348,7 +348,7 @@ async function deviceMetrics(ctx: AppContext, s: Session) {
   // A session with RR intervals gets Attune's figures once its windows are in, never the
   // device's meanwhile (which would switch source as the windows arrive).
   if (rrReadings > 0 || steps.length === 0) return null;
-  const d = summariseDeviceSteps(steps, HIGH_COHERENCE_SCORE);
+  const d = summariseDeviceSteps(steps, HIGH_COHERENCE_SCORE, s.startedAt);
   return {
     metrics: {
       average_coherence: round(d.averageCoherence),

@@ -24,6 +24,13 @@ export const HIGH_COHERENCE_SCORE = 0.5;
 /** The step of the device timeline: the coherence windows' step, so both timelines read alike. */
 export const DEVICE_STEP_MS = 5_000;
 
+/**
+ * The longest time one device reading stands for in time_in_high_coherence: a coherence score
+ * describes the rhythm of about the last minute (Attune's windows are 64 s), so a reading after
+ * a pause in readings does not count the whole pause.
+ */
+export const DEVICE_READING_HOLD_MS = 64_000;
+
 export interface DeviceStep {
   /** End of the 5 s step, epoch ms (steps counted from the session's start). */
   endMs: number;
@@ -102,14 +109,17 @@ export interface DeviceSummary {
   averageCoherence: number | null;
   peakCoherence: number | null;
   /**
-   * 5 s for each step whose mean device coherence is at or above `highAt`; null when a value
-   * lies above 1: the device's scale is not the 0..1 score `highAt` is a point of.
+   * Seconds whose device coherence is at or above `highAt`: each step with a coherence stands
+   * for the time since the step before it with a reading (or the session's start), at least its
+   * 5 s and at most DEVICE_READING_HOLD_MS. Until 12-06 every step counted 5 s, so a device
+   * reporting once a minute read 50 s of 600 all high (a walkthrough). Null when a value lies
+   * above 1: the device's scale is not the 0..1 score `highAt` is a point of.
    */
   highCoherenceS: number | null;
 }
 
-/** Session figures from its device steps: means over the steps that carried each value. */
-export function summariseDeviceSteps(steps: readonly DeviceStep[], highAt: number): DeviceSummary {
+/** Session figures from its device steps (`startedAtMs`: the session's start): means over the steps that carried each value. */
+export function summariseDeviceSteps(steps: readonly DeviceStep[], highAt: number, startedAtMs?: number): DeviceSummary {
   const mean = (xs: number[]) => (xs.length === 0 ? null : xs.reduce((a, b) => a + b, 0) / xs.length);
   const values = (k: 'hrBpm' | 'hrvMs' | 'coherence') => steps.map((x) => x[k]).filter((v): v is number => v !== null);
   const coherence = values('coherence');
@@ -119,6 +129,18 @@ export function summariseDeviceSteps(steps: readonly DeviceStep[], highAt: numbe
     averageHrvMs: mean(values('hrvMs')),
     averageCoherence: mean(coherence),
     peakCoherence: coherence.length === 0 ? null : coherence.reduce((a, b) => (b > a ? b : a), -Infinity),
-    highCoherenceS: coherence.some((c) => c > 1) ? null : (coherence.filter((c) => c >= highAt).length * DEVICE_STEP_MS) / 1000,
+    highCoherenceS: coherence.some((c) => c > 1) ? null : highCoherenceMs(steps, highAt, startedAtMs) / 1000,
   };
+}
+
+/** The time the steps' coherence is at or above `highAt` (DeviceSummary.highCoherenceS). */
+function highCoherenceMs(steps: readonly DeviceStep[], highAt: number, startedAtMs: number | undefined): number {
+  let ms = 0;
+  let prevEnd = startedAtMs ?? (steps.length > 0 ? steps[0].endMs - DEVICE_STEP_MS : 0);
+  for (const x of steps) {
+    const covered = Math.min(Math.max(x.endMs - prevEnd, DEVICE_STEP_MS), DEVICE_READING_HOLD_MS);
+    if (x.coherence !== null && x.coherence >= highAt) ms += covered;
+    prevEnd = Math.max(prevEnd, x.endMs);
+  }
+  return ms;
 }

@@ -487,7 +487,7 @@ export class WebhookDispatcher {
         // No RR intervals, so no window: the figures the devices reported, as the session's
         // detail shows them (api/sessions.ts, store/device-figures.ts).
         const figures = await deviceFigures(store.client, store.database, { orgId: s.org_id, userId: s.user_id, sessionId: s.session_id, startedAtMs: s.started_at });
-        const d = summariseDeviceSteps(figures.steps, HIGH_COHERENCE_SCORE);
+        const d = summariseDeviceSteps(figures.steps, HIGH_COHERENCE_SCORE, s.started_at);
         // Only for a session without RR intervals: one with them whose windows are not in yet
         // (the settle time passed first) keeps null figures rather than the device's.
         if (figures.rrReadings === 0 && d.readings > 0) {
