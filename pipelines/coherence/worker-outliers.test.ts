@@ -416,15 +416,15 @@ async function sendMerged(topic: string, name: string, ids: string[], merged: Me
   await bus.publish(topic, recs);
 }
 
-/** One-partition topics and three sessions (devices `${name}-d0..2`) for a run of threeSessionsWithOutliers. */
-async function threeSessionRun(name: string): Promise<{ topics: TopicNames; ids: string[] }> {
+/** One-partition topics and three sessions (devices `${name}-d0..2`, session j started at `startedAt(j)`) for a run of interleaved sessions. */
+async function threeSessionRun(name: string, startedAt: (j: number) => number = () => start): Promise<{ topics: TopicNames; ids: string[] }> {
   const repo = new DevicesRepository(entities.client);
   const topics = prefixedTopics(`${name}.`);
   await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
   const ids: string[] = [];
   for (let j = 0; j < 3; j++) {
     await repo.register({ id: `${name}-d${j}`, orgId: 'o1', userId: 'u1' });
-    ids.push((await sessions.create({ ...sessionOpts, deviceId: `${name}-d${j}` })).id);
+    ids.push((await sessions.create({ ...sessionOpts, startedAt: startedAt(j), deviceId: `${name}-d${j}` })).id);
   }
   return { topics, ids };
 }
@@ -1059,14 +1059,7 @@ test("two sessions 45 and 25 minutes behind a live one of their partition, inter
     return out;
   };
   async function run(name: string, devices: number[], cuts: number[] = []) {
-    const repo = new DevicesRepository(entities.client);
-    const topics = prefixedTopics(`${name}.`);
-    await bus.ensureTopics(Object.values(topics).map((topic) => ({ topic, partitions: 1 })));
-    const ids: string[] = [];
-    for (let j = 0; j < 3; j++) {
-      await repo.register({ id: `${name}-d${j}`, orgId: 'o1', userId: 'u1' });
-      ids.push((await sessions.create({ ...sessionOpts, startedAt: [start - 2_700_000, start - 1_500_000, start][j], deviceId: `${name}-d${j}` })).id);
-    }
+    const { topics, ids } = await threeSessionRun(name, (j) => [start - 2_700_000, start - 1_500_000, start][j]);
     const input = interleave(devices);
     await runMergedSegments(name, topics, ids, input, cuts);
     return Promise.all(ids.map((id) => windowMetrics(id, true)));

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readWavFile } from './wav.test-util.js';
 import { wordErrors } from './asr/wer.js';
 import { AttuneError } from '../../lib/errors.js';
-import { SpeechToText, bareWord, sttResult } from './stt.js';
+import { SpeechToText, sttResult } from './stt.js';
+import { bareWord } from '../../lib/words.js';
 
 const data = new URL('../../../shared/data/speech/', import.meta.url).pathname;
 

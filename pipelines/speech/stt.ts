@@ -16,8 +16,6 @@
 // time out).
 import { AttuneError } from '../../lib/errors.js';
 import { bareWord } from '../../lib/words.js';
-
-export { bareWord };
 import { SpeechStreamAnalyzer, type ClosedSegment } from './stream/analyzer.js';
 import { RecognitionThread } from './stream/recognition-thread.js';
 import type { SegmentTranscript } from './stream/recognition.js';
