@@ -222,7 +222,8 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
   // One renderer for every auf client: the hub writes each record's text once for all of them.
   const auf: EnvelopeRenderer = (env) => JSON.stringify(aufMessage(env, (id) => starts.get(id)));
 
-  const resume = (c: LiveClient, key: string, lastId: string | null, payload: Record<string, unknown>) => subscribeWithResume(hub, c, key, lastId, payload, ctx.clock());
+  const resume = (c: LiveClient, key: string, lastId: string | null, payload: Record<string, unknown>, connected?: { sessionId: string | null }) =>
+    subscribeWithResume(hub, c, key, lastId, payload, ctx.clock(), undefined, connected);
 
   /**
    * One live socket: attached under `key` once authenticated, in the format its subprotocol
@@ -253,7 +254,7 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
         client = c;
         ownKey = key;
         principal = p;
-        resume(c, key, lastIdOf(query?.last_id), provisional ? { ...subscribed, provisional: true } : subscribed);
+        resume(c, key, lastIdOf(query?.last_id), provisional ? { ...subscribed, provisional: true } : subscribed, { sessionId: streamSession });
         return true;
       },
       async control(msg: unknown): Promise<void> {
@@ -261,9 +262,15 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
         const m = controlOf(msg);
         if (!c || !m || !ownKey || !principal) return;
         if (m.type === 'heartbeat') return hub!.heartbeat(c);
-        if (m.type !== 'subscribe') return;
-        const lastId = lastIdOf(m.fields.lastVersion ?? m.fields.last_id);
+        if (m.type !== 'subscribe' && m.type !== 'unsubscribe') return;
         const asked = typeof m.fields.sessionId === 'string' ? m.fields.sessionId : typeof m.fields.session_id === 'string' ? m.fields.session_id : null;
+        // unsubscribe: this socket's stream, or on a user's socket one of the user's sessions
+        // (its messages come under the session's key too); a later subscribe lets them through.
+        const streamKeys = (k: string) => [k, provisionalKey(k)];
+        const mutedKeys = streamKeys(asked !== null && streamSession === null ? sessionKey(asked) : ownKey);
+        if (m.type === 'unsubscribe') return c.mute(mutedKeys);
+        c.unmute(mutedKeys);
+        const lastId = lastIdOf(m.fields.lastVersion ?? m.fields.last_id);
         c.hold();
         try {
           let key = ownKey;

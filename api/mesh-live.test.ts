@@ -39,13 +39,21 @@ interface Client {
   messages: Message[];
   received: number[];
   closed: { code: number } | null;
+  /** The session-sync document's `connected` messages, apart (each checked to follow the socket's first `subscribed`). */
+  connected: Message[];
 }
 
 function client(srv: MeshTestServer, path: string, token: string): Client {
   const ws = new WebSocket(`${srv.wsUrl}${path}`, { headers: { authorization: `Bearer ${token}` } });
-  const c: Client = { ws, messages: [], received: [], closed: null };
+  const c: Client = { ws, messages: [], received: [], closed: null, connected: [] };
   ws.on('message', (d) => {
-    c.messages.push(JSON.parse(d.toString()));
+    const m = JSON.parse(d.toString());
+    if (m.type === 'connected') {
+      assert.deepEqual([c.messages.map((x) => x.type), c.connected.length], [['subscribed'], 0], 'connected comes once, right after the first subscribed');
+      c.connected.push(m);
+      return;
+    }
+    c.messages.push(m);
     c.received.push(Date.now());
   });
   ws.on('close', (code) => (c.closed = { code }));

@@ -196,7 +196,7 @@ export class MeshLive {
   attach(socket: WebSocket, s: MeshSession, provisional: boolean, lastId: string | null, subscribed: Record<string, unknown>): LiveClient | null {
     const client = this.hub.attach(socket, provisional ? [meshKey(s.id), provisionalMeshKey(s.id)] : [meshKey(s.id)]);
     if (!client) return null;
-    subscribeWithResume(this.hub, client, meshKey(s.id), lastId, subscribed, this.opts.clock(), (id) => pulseResumeSince(s.id, id));
+    subscribeWithResume(this.hub, client, meshKey(s.id), lastId, subscribed, this.opts.clock(), (id) => pulseResumeSince(s.id, id), { sessionId: s.id });
     let p = this.pulsing.get(s.id);
     if (!p) {
       const timer = setInterval(() => {
@@ -222,7 +222,7 @@ export class MeshLive {
    * events it missed, as on the coherence sockets.
    */
   control(client: LiveClient, meshId: string, msg: unknown, subscribed: () => Promise<Record<string, unknown>>): Promise<void> {
-    return streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock, (id) => pulseResumeSince(meshId, id));
+    return streamControl(this.hub, client, meshKey(meshId), msg, subscribed, this.opts.clock, (id) => pulseResumeSince(meshId, id), [meshKey(meshId), provisionalMeshKey(meshId)]);
   }
 
   /**
@@ -272,7 +272,7 @@ export function registerMeshStreamRoute(app: FastifyInstance, ctx: AppContext, l
           'group_coherence comes once per 5 s window, final (payload provisional: false), 25-30 s after the window\'s end (the participants\' and the group\'s allowed lateness); ' +
           'with ?provisional=true the socket also gets a provisional one per window (provisional: true, id ending :provisional) about 15 s sooner, read from the participants\' windows before their lateness ran out, for live display: key by payload.window_end, the final one follows. ' +
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs mesh:join. ' +
-          'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}; then envelopes {"id","type","timestamp","payload"}. ' +
+          'The first message is {"type":"subscribed","payload":{"mesh_id","status","participant_count","breathing_rate_bpm"}}, the second {"type":"connected","payload":{"sessionId","serverTime"}}; then envelopes {"id","type","timestamp","payload"}. {"type":"unsubscribe"} stops them until the next subscribe; ack is ignored. ' +
           'Resume: the id of the last message seen, as ?last_id= on the upgrade or in a {"type":"subscribe","payload":{"lastVersion":"<id>"}} message, gets the session\'s events after it (not pulses or provisional windows) right after subscribed, which then carries last_id, replayed and complete (false: the id is no longer kept, everything kept is sent). ' +
           `A sync_pulse id resumes from that pulse's instant less ${PULSE_RESUME_MARGIN_MS / 1000} s (events the client had may come again; their ids tell). ` +
           '{"type":"heartbeat"} is answered with ping {timestamp}; after the first, 120 s without one close the socket (4408). ' +

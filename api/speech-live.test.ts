@@ -23,13 +23,21 @@ interface Received {
   messages: Array<{ id: string; type: string; timestamp: string; payload: Record<string, unknown>; data?: Record<string, unknown> }>;
   closed: { code: number; reason: string } | null;
   ws: WebSocket;
+  /** The session-sync document's `connected` messages, apart (each checked to follow the socket's first `subscribed`). */
+  connected: Array<{ type: string; payload?: Record<string, unknown> }>;
 }
 
 /** A client that records every message and its close. */
 function client(path: string, headers: Record<string, string> = {}): Received {
   const ws = new WebSocket(`${srv.wsUrl}${path}`, { headers });
-  const r: Received = { messages: [], closed: null, ws };
-  ws.on('message', (d) => r.messages.push(JSON.parse(d.toString())));
+  const r: Received = { messages: [], closed: null, ws, connected: [] };
+  ws.on('message', (d) => {
+    const m = JSON.parse(d.toString());
+    if (m.type !== 'connected') return r.messages.push(m);
+    assert.deepEqual([r.messages.map((x) => x.type), r.connected.length], [['subscribed'], 0], 'connected comes once, right after the first subscribed');
+    assert.deepEqual(Object.keys(m.payload).sort(), ['serverTime', 'sessionId']);
+    r.connected.push(m);
+  });
   ws.on('close', (code, reason) => (r.closed = { code, reason: reason.toString() }));
   return r;
 }
@@ -196,6 +204,27 @@ test('a later subscribe reports the session as it is then (created → recording
   await waitUntil('an error message', () => c.messages.some((m) => m.type === 'error'));
   const err = c.messages.find((m) => m.type === 'error')!;
   assert.equal((err.payload as { code: string }).code, 'not_found');
+  c.ws.close();
+  await waitUntil('closed', () => c.closed);
+});
+
+test('unsubscribe stops the session\'s events on this socket until the next subscribe, which replays what came meanwhile from lastVersion', async () => {
+  const s = await srv.speechSessions.create({ orgId: 'o-live', userId: 'u-un', type: 'speech' });
+  const c = client(`/v1/speech-sessions/${s.id}/stream?token=${srv.token('u-un', 'o-live', SPEECH_READ)}`);
+  await waitUntil('connected', () => c.connected.length === 1);
+  await srv.publishEvents([event(s, 1, 'metrics:update', { second: 0 })]);
+  await waitUntil('the first event', () => events(c).length === 1);
+  c.ws.send(JSON.stringify({ type: 'unsubscribe', payload: { sessionId: s.id } }));
+  c.ws.send(JSON.stringify({ type: 'heartbeat' }));
+  await waitUntil('ping', () => c.messages.some((m) => m.type === 'ping'));
+  await srv.publishEvents([event(s, 2, 'metrics:update', { second: 1 })]);
+  await waitUntil('kept', () => srv.speechLive.buffered(`speech-session:${s.id}`).length === 2);
+  c.ws.send(JSON.stringify({ type: 'subscribe', payload: { lastVersion: `${s.id}:metrics:update:1` } }));
+  await waitUntil('subscribed again, with the missed event', () => events(c).filter((m) => m.type === 'metrics:update').length === 2);
+  const types = c.messages.filter((m) => m.type !== 'heartbeat').map((m) => m.type);
+  // Nothing between the unsubscribe and the second subscribed: the event came by the replay.
+  assert.deepEqual(types, ['subscribed', 'metrics:update', 'ping', 'subscribed', 'metrics:update']);
+  assert.equal(c.messages.filter((m) => m.type === 'subscribed')[1].payload!.replayed, 1);
   c.ws.close();
   await waitUntil('closed', () => c.closed);
 });

@@ -96,7 +96,7 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
         summary:
           'Live events of one speech session (WebSocket): asr:token (partial and final transcript), metrics:update (at least once a second while audio flows) and processing:status (stage, progress, eta). ' +
           'Authenticate with Authorization: Bearer, ?token=, or a first {"type":"authenticate","token":"<jwt>"} message; needs read:speech. ' +
-          'The first message is {"type":"subscribed","payload":{"session_id","status"}}; then envelopes {"id","type","timestamp","payload"}. ' +
+          'The first message is {"type":"subscribed","payload":{"session_id","status"}}, the second {"type":"connected","payload":{"sessionId","serverTime"}}; then envelopes {"id","type","timestamp","payload"}. {"type":"unsubscribe"} stops them until the next subscribe; ack is ignored. ' +
           'Resume: the id of the last message seen, as ?last_id= on the upgrade or in a {"type":"subscribe","payload":{"lastVersion":"<id>"}} message, gets the session\'s last 60 events after it right after subscribed (which then carries last_id, replayed, complete); {"type":"heartbeat"} is answered with ping {timestamp}. ' +
           'Close codes: 4401 unauthenticated, 4403 missing scope, 4404 no such session (or not yours), 4408 no pong before the next ping, 4029 over the open-socket quota, 4008 too slow a reader (all of them: docs/websocket-protocols.md).',
         params: { type: 'object', properties: { id: { type: 'string', maxLength: 64 } }, required: ['id'] },
@@ -109,7 +109,7 @@ export async function registerSpeechLiveRoutes(app: FastifyInstance, ctx: AppCon
         const key = speechSessionKey(s.id);
         const client = hub.attach(socket, [key]);
         if (!client) return;
-        subscribeWithResume(hub, client, key, lastIdOf(req.query?.last_id), { session_id: s.id, status: s.status }, ctx.clock());
+        subscribeWithResume(hub, client, key, lastIdOf(req.query?.last_id), { session_id: s.id, status: s.status }, ctx.clock(), undefined, { sessionId: s.id });
         // A later subscribe reports the session as it is then (recording → completed).
         const subscribed = async () => {
           const now = await sessions.getVisible(p, s.id);

@@ -56,6 +56,12 @@ export class LiveClient {
   private readonly sentIds = new Set<string>();
   /** While held (a replay being prepared), live messages wait here, in order. */
   private held: Array<{ text: string; id?: string; supersededBy?: string }> | null = null;
+  /**
+   * Keys this client unsubscribed from (the session-sync document's `unsubscribe`): a message
+   * routed under any of them is not sent to it, whichever of its keys it came by (a user's
+   * socket muting one of the user's sessions). Null when none, the common case.
+   */
+  muted: Set<string> | null = null;
 
   constructor(
     readonly socket: WebSocket,
@@ -66,6 +72,27 @@ export class LiveClient {
   /** Sends an envelope (its id noted, rendered in the client's format); `now` passes a hold (a replay). */
   sendEnvelope(env: Envelope, now = false): void {
     this.send(renderWith(this.render, env), env.id, now);
+  }
+
+  /** Stops the messages routed under `keys` (unsubscribe), until unmute. */
+  mute(keys: readonly string[]): void {
+    this.muted ??= new Set();
+    for (const k of keys) this.muted.add(k);
+  }
+
+  /** Lets the messages routed under `keys` through again (a subscribe after an unsubscribe). */
+  unmute(keys: readonly string[]): void {
+    if (this.muted === null) return;
+    for (const k of keys) this.muted.delete(k);
+    if (this.muted.size === 0) this.muted = null;
+  }
+
+  /** Whether this client unsubscribed from one of `keys`. */
+  mutes(keys: readonly string[]): boolean {
+    const m = this.muted;
+    if (m === null) return false;
+    for (const k of keys) if (m.has(k)) return true;
+    return false;
   }
 
   /** Whether an envelope with this id went to this client already. */
@@ -301,6 +328,7 @@ export class LiveHub<R = unknown> {
       if (!set) continue;
       env ??= kept ? envelopeOf(kept) : delivery.envelope();
       for (const c of set) {
+        if (c.muted !== null && c.mutes(delivery.keys)) continue;
         let text = texts.get(c.render);
         if (text === undefined) texts.set(c.render, (text = renderWith(c.render, env)));
         c.send(text, env.id, false, delivery.supersededBy);
@@ -575,9 +603,21 @@ export function lastIdOf(v: unknown): string | null {
 }
 
 /**
- * Sends `subscribed` (with how a resume went: `last_id`, `replayed`, `complete`) and then the
+ * The session-sync document's `connected` envelope, sent once a live socket is authenticated,
+ * right after Attune's own `subscribed`: `{sessionId, serverTime}` (no sessionId on a socket that
+ * streams all of a user's sessions).
+ */
+export function connectedEnvelope(sessionId: string | null, now: number): Envelope<'connected'> {
+  const serverTime = iso(now);
+  return { id: randomUUID(), type: 'connected', timestamp: serverTime, payload: sessionId === null ? { serverTime } : { sessionId, serverTime } };
+}
+
+/**
+ * Sends `subscribed` (with how a resume went: `last_id`, `replayed`, `complete`), at a socket's
+ * first subscription (`connected` given) the session-sync document's `connected`, and then the
  * envelopes kept under `key` after `lastId` that the client missed, ahead of anything held
- * (the session-sync document's resume from the last seen message).
+ * (the session-sync document's resume from the last seen message). `subscribed` stays the first
+ * message, as Attune's clients have read it since before `connected` (2026-12-06).
  */
 export function subscribeWithResume(
   hub: LiveHub<never>,
@@ -587,17 +627,21 @@ export function subscribeWithResume(
   payload: Record<string, unknown>,
   now: number,
   sinceOf: (lastId: string) => number | null = () => null,
+  connected?: { sessionId: string | null },
 ): void {
   const plan = lastId === null ? { envelopes: [], found: false } : hub.missed(c, key, lastId, sinceOf(lastId));
   const info = lastId === null ? {} : { last_id: lastId, replayed: plan.envelopes.length, complete: plan.found };
   c.sendEnvelope({ id: randomUUID(), type: 'subscribed', timestamp: iso(now), payload: { ...payload, ...info } }, true);
+  if (connected) c.sendEnvelope(connectedEnvelope(connected.sessionId, now), true);
   for (const env of plan.envelopes) c.sendEnvelope(env, true);
 }
 
 /**
  * The control messages of a socket that streams one key: `heartbeat` → `ping` (and from then on
  * missed heartbeats time it out), `subscribe` with `lastVersion` / `last_id` → `subscribed` and
- * what it missed (subscribeWithResume). Other messages are ignored.
+ * what it missed (subscribeWithResume), `unsubscribe` → no more messages of the stream (the key,
+ * or `mutedKeys` when given: its provisional key too) until the next `subscribe`. Other messages
+ * (the document's `ack`: resume goes by the id a client last saw) are ignored.
  *
  * `subscribed` reads the stream's state now (a session's status changes while a socket is
  * open); live messages wait while it does, so that the missed ones still go first. When it
@@ -611,11 +655,14 @@ export async function streamControl(
   subscribed: () => Record<string, unknown> | Promise<Record<string, unknown>>,
   now: () => number,
   sinceOf?: (lastId: string) => number | null,
+  mutedKeys?: readonly string[],
 ): Promise<void> {
   const m = controlOf(msg);
   if (!m) return;
   if (m.type === 'heartbeat') return hub.heartbeat(c);
+  if (m.type === 'unsubscribe') return c.mute(mutedKeys ?? [key]);
   if (m.type !== 'subscribe') return;
+  c.unmute(mutedKeys ?? [key]);
   const lastId = lastIdOf(m.fields.lastVersion ?? m.fields.last_id);
   c.hold();
   try {
