@@ -8,7 +8,8 @@
 //
 // Options: --url (http://localhost:8080), --file (a text file of RR intervals in ms, one per
 // line; default the slow-breathing meditation recording in ../shared/data/rr/), --minutes (5,
-// from the recording's start), --device (example-strap).
+// from the recording's start), --device (example-strap), --after-end (end the session first and
+// sync afterwards, as a device that keeps its beats until it is back in range).
 //
 // What it does, in the order a device app would:
 //  1. POST /v1/devices registers the device (200 when it already is);
@@ -17,7 +18,9 @@
 //     dated outside its session or in the future);
 //  3. POST /v1/devices/{id}/sync sends the beats as readings of 5 intervals each (a reading's
 //     timestamp is when its last interval ended), 1,000 readings to a request;
-//  4. POST /v1/sessions/{id}/end ends the session, which closes its last 64 s windows;
+//  4. POST /v1/sessions/{id}/end ends the session, which closes its last 64 s windows (with
+//     --after-end, step 4 comes before step 3: the request that reaches the session's end
+//     closes them);
 //  5. GET /v1/sessions/{id} until its timeline reaches the end, then prints the metrics.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -59,7 +62,7 @@ export function readingsOf(rrMs, startMs, untilMs) {
 }
 
 /** Sends the first `minutes` of `rrMs` as a session of `deviceId`; answers the session as GET gives it. */
-export async function syncRecording({ url, token, rrMs, minutes = 5, deviceId = 'example-strap', now = Date.now(), waitMs = 60_000 }) {
+export async function syncRecording({ url, token, rrMs, minutes = 5, deviceId = 'example-strap', now = Date.now(), waitMs = 60_000, afterEnd = false, ended = async (_sessionId) => {} }) {
   const call = async (method, path, body) => {
     const res = await fetch(`${url}${path}`, {
       method,
@@ -75,11 +78,16 @@ export async function syncRecording({ url, token, rrMs, minutes = 5, deviceId = 
   await call('POST', '/v1/devices', { device_id: deviceId, name: 'Example strap' });
   const session = await call('POST', '/v1/sessions', { type: 'solo', protocol: 'heart_breath_sync', device_id: deviceId, started_at: startMs, title: 'Example recording' });
   let accepted = 0;
+  if (afterEnd) {
+    await call('POST', `/v1/sessions/${session.id}/end`, { ended_at: new Date(now).toISOString() });
+    // (A device syncs when it is back in range, minutes later; a test waits here until the end has reached the worker.)
+    await ended(session.id);
+  }
   for (let i = 0; i < readings.length; i += READINGS_PER_REQUEST) {
     const answer = await call('POST', `/v1/devices/${encodeURIComponent(deviceId)}/sync`, { session_id: session.id, readings: readings.slice(i, i + READINGS_PER_REQUEST) });
     accepted += answer.accepted;
   }
-  await call('POST', `/v1/sessions/${session.id}/end`, {});
+  if (!afterEnd) await call('POST', `/v1/sessions/${session.id}/end`, {});
   // The last windows are computed once the end reaches the worker: wait until the timeline
   // has the window that ends with the session (its last point starts 64 s before the end).
   const lastBeatS = (readings.at(-1).timestamp - startMs) / 1000;
@@ -100,6 +108,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
       file: { type: 'string', default: DEFAULT_FILE },
       minutes: { type: 'string', default: '5' },
       device: { type: 'string', default: 'example-strap' },
+      'after-end': { type: 'boolean', default: false },
     },
   });
   if (!values.token) {
@@ -112,6 +121,7 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
     rrMs: readIntervals(values.file),
     minutes: Number(values.minutes),
     deviceId: values.device,
+    afterEnd: values['after-end'],
   });
   const windows = session.timeline.filter((p) => p.valid);
   console.log(`session ${sessionId}: ${accepted} of ${readings} readings accepted; ${session.metrics.valid_window_count} valid windows`);

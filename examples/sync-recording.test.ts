@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
-import { startTestAttune } from '../test/attune.js';
+import { startTestAttune, waitFor } from '../test/attune.js';
 // @ts-expect-error an example in plain JavaScript, without types
 import { readIntervals, readingsOf, syncRecording } from './sync-recording.mjs';
 
@@ -42,6 +42,27 @@ test('the example sends a real recording and reads back its breathing rate and h
     const sent = readingsOf(rrMs, now - Math.round(MINUTES * 60_000), now).flatMap((r: { rr_intervals_ms: number[] }) => r.rr_intervals_ms);
     const meanHr = 60_000 / (sent.reduce((a: number, b: number) => a + b, 0) / sent.length);
     assert.ok(Math.abs(session.metrics.average_hr - meanHr) <= 1.5, `average_hr ${session.metrics.average_hr}, the beats' ${meanHr.toFixed(2)} bpm`);
+  } finally {
+    await attune.cleanup();
+  }
+});
+
+test('synced after the end call (a device back in range): the request that reaches the end closes the last windows, and the session reads as when synced before the end', { timeout: 180_000 }, async () => {
+  const attune = await startTestAttune();
+  try {
+    const token = attune.token('example-user', 'example-org', ['write:devices', 'write:sessions', 'write:readings', 'read:sessions']);
+    const rrMs: number[] = readIntervals(M2);
+    const now = Date.now();
+    const before = await syncRecording({ url: attune.baseUrl, token, rrMs, minutes: 5, deviceId: 'strap-before', now });
+    // Before 2026-12-06 the last windows of a session synced after its end closed only at an
+    // idle end in event time: in a quiet partition never (this wait failed).
+    // The sync comes after the end has reached the worker, as a device back in range minutes later.
+    const markersBefore = attune.worker!.stats.endMarkers;
+    const ended = () => waitFor('the end marker read', () => attune.worker!.stats.endMarkers > markersBefore, 30_000, 20);
+    const after = await syncRecording({ url: attune.baseUrl, token, rrMs, minutes: 5, deviceId: 'strap-after', now, afterEnd: true, waitMs: 30_000, ended });
+    assert.equal(after.accepted, after.readings);
+    const strip = (s: { timeline: unknown[]; metrics: Record<string, unknown> }) => ({ timeline: s.timeline, metrics: s.metrics });
+    assert.deepEqual(strip(after.session), strip(before.session));
   } finally {
     await attune.cleanup();
   }

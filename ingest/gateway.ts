@@ -120,7 +120,8 @@ const usableBy = (s: Session, d: Device) => s.deviceId === '' || s.deviceId === 
 /**
  * Turns validated readings into bus records: timestamps checked, sessions resolved. Throws
  * a coded error naming the first bad field (with its index) and accepts nothing then, so a
- * client can fix and resend the whole batch.
+ * client can fix and resend the whole batch. `sessionEnds` is given the ended_at of every
+ * session of the readings that had ended (publishReadings writes it on their batches).
  */
 export async function toRecords(
   ctx: AppContext,
@@ -129,6 +130,7 @@ export async function toRecords(
   batchSessionId: string | undefined,
   source: HeartReadingRecord['source'],
   prefix = '/readings',
+  sessionEnds: Map<string, number> | null = null,
 ): Promise<HeartReadingRecord[]> {
   const now = ctx.clock();
   const rules = readingRulesOf(ctx);
@@ -159,6 +161,7 @@ export async function toRecords(
         explicit.set(named, s);
       }
       sessionId = s.id;
+      if (s.endedAt !== null) sessionEnds?.set(s.id, s.endedAt);
       // A reading belongs to the session it names only while that session runs, give or take
       // the allowed lateness before its start and the grace after its end.
       const from = s.startedAt - rules.sessionLeadMs;
@@ -184,6 +187,7 @@ export async function toRecords(
       }
       const active = await ctx.sessions.activeAt(device.orgId, device.userId, times[i]);
       sessionId = active && usableBy(active, device) ? active.id : null;
+      if (sessionId !== null && active!.endedAt !== null) sessionEnds?.set(sessionId, active!.endedAt);
     }
     out[i] = {
       reading_id: readingId(device.orgId, device.id, times[i]),
@@ -408,9 +412,10 @@ export async function registerIngestRoutes(app: FastifyInstance, ctx: AppContext
       }
       let records: HeartReadingRecord[];
       try {
-        records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source);
+        const ends = new Map<string, number>();
+        records = await toRecords(ctx, device, req.body.readings, req.body.session_id, source, undefined, ends);
         withSyncBattery(records, req.body.battery_level);
-        await publish(ctx, records);
+        await publish(ctx, records, ends);
       } catch (err) {
         await budget.refund(device, req.body.readings.length);
         throw err;
@@ -461,9 +466,9 @@ export function sessionIdsOf(records: HeartReadingRecord[]): string[] {
   return [...seen];
 }
 
-async function publish(ctx: AppContext, records: HeartReadingRecord[]): Promise<void> {
+async function publish(ctx: AppContext, records: HeartReadingRecord[], sessionEnds: ReadonlyMap<string, number>): Promise<void> {
   try {
-    await publishReadings(ctx.bus, ctx.topics, ctx.codec, records, ctx.ingestLimit.readingsPerRecord);
+    await publishReadings(ctx.bus, ctx.topics, ctx.codec, records, ctx.ingestLimit.readingsPerRecord, sessionEnds);
   } catch (err) {
     ctx.log.error({ err }, 'publishing readings failed');
     throw new AttuneError('unavailable', 'the bus did not accept the readings; nothing was stored, retry later');
@@ -584,9 +589,10 @@ function handleIngestSocket(
         if (limited) throw limited;
         let records: HeartReadingRecord[];
         try {
-          records = await toRecords(ctx, device, readings, sessionId, 'live', prefix);
+          const ends = new Map<string, number>();
+          records = await toRecords(ctx, device, readings, sessionId, 'live', prefix, ends);
           withSyncBattery(records, bodyBattery);
-          await publish(ctx, records);
+          await publish(ctx, records, ends);
         } catch (err) {
           await budget.refund(device, readings.length);
           throw err;

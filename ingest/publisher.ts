@@ -13,7 +13,9 @@ import { defaultReadingsPerRecord, toBatches } from '../schemas/reading-batches.
  * session go into one HeartReadingBatch record (schemas/reading-batches.ts: a Kafka record per
  * reading cost the clients more CPU than everything else in the pipeline); 1 publishes one
  * HeartReading record per reading, as before batches. Every record of a call goes in one
- * publish, so the bus keeps all of them or the call fails.
+ * publish, so the bus keeps all of them or the call fails. `sessionEnds`: the ended_at of the
+ * sessions that had ended when the readings were accepted, written on their batches
+ * (session_ended_at: how the coherence worker closes the last windows of a sync after the end).
  *
  * Each session's readings go out in time order (recorded_at; the request's order among equal
  * times; inTimeOrder), whatever order the request listed them in. The coherence worker reads a partition's readings
@@ -29,6 +31,7 @@ export async function publishReadings(
   codec: Codec,
   records: HeartReadingRecord[],
   readingsPerRecord: number = defaultReadingsPerRecord,
+  sessionEnds: ReadonlyMap<string, number> | null = null,
 ): Promise<void> {
   if (records.length === 0) return;
   records = inTimeOrder(records);
@@ -40,7 +43,7 @@ export async function publishReadings(
       out[i] = { key: r.device_id, value: codec.encode(Topics.heartReadings, r), timestamp: r.recorded_at };
     }
   } else {
-    out = toBatches(records, readingsPerRecord).map((b) => {
+    out = toBatches(records, readingsPerRecord, undefined, sessionEnds).map((b) => {
       let newest = -Infinity;
       for (const r of b.readings) if (r.recorded_at > newest) newest = r.recorded_at;
       // The newest reading's time: a broker's time-based retention never drops a record

@@ -60,18 +60,29 @@ test('toBatches cuts a batch before its estimated bytes pass the bound, whatever
   });
 });
 
-test('a batch record goes through the codec with its own schema id (12) and dispatches as a batch; single readings and end markers as before', async () => {
+test('a batch record goes through the codec with its own schema id (16; 12 before session_ended_at) and dispatches as a batch; single readings and end markers as before', async () => {
   const codec = await createCodec(LocalSchemaRegistry.fromManifest());
-  assert.equal(codec.schemaIdOfRecord('HeartReadingBatch'), 12);
+  assert.equal(codec.schemaIdOfRecord('HeartReadingBatch'), 16);
   const rs = Array.from({ length: 12 }, (_, i) => reading(i));
   const [batch] = toBatches(rs);
   const bytes = codec.encodeRecord('HeartReadingBatch', batch);
-  assert.equal(readSchemaId(bytes), 12);
-  assert.equal(codec.recordNameOf(12), HEART_READING_BATCH);
+  assert.equal(readSchemaId(bytes), 16);
+  assert.equal(codec.recordNameOf(16), HEART_READING_BATCH);
   const got = decodeReadingsValue(codec, bytes);
   assert.ok(!(got instanceof Promise), 'known schema: decoded synchronously');
   assert.equal(got.kind, 'batch');
   assert.deepEqual(got.kind === 'batch' && got.readings, rs);
+  assert.equal(got.kind === 'batch' && got.sessionEndedAtMs, null);
+  // A session that had ended when the readings were accepted: its ended_at on the batch.
+  const ended = toBatches(rs, undefined, undefined, new Map([[rs[0].session_id!, 1_700_000_123_000]]));
+  const back = await decodeReadingsValue(codec, codec.encodeRecord('HeartReadingBatch', ended[0]));
+  assert.deepEqual(back.kind === 'batch' && [back.sessionEndedAtMs, back.readings], [1_700_000_123_000, rs]);
+  // Batches already on the topic, written before the field (id 12), read as before.
+  const v1 = await createCodec(LocalSchemaRegistry.fromManifest(), { recordSchemas: { HeartReadingBatch: loadSchemaFile('HeartReadingBatch.v1.avsc') } });
+  assert.equal(v1.schemaIdOfRecord('HeartReadingBatch'), 12);
+  const { session_ended_at: _e, ...oldBatch } = batch;
+  const old = await decodeReadingsValue(codec, v1.encodeRecord('HeartReadingBatch', oldBatch as HeartReadingBatchRecord));
+  assert.deepEqual(old.kind === 'batch' && [old.sessionEndedAtMs, old.readings], [null, rs]);
   // A single HeartReading on the same topic is not a batch.
   const single = await decodeReadingsValue(codec, codec.encode(Topics.heartReadings, rs[3]));
   assert.equal(single.kind, 'single');

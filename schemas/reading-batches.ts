@@ -52,8 +52,15 @@ const sameBatch = (a: HeartReadingRecord, b: HeartReadingRecord): boolean =>
  * Packs readings, in their order, into batch records: consecutive readings of the same device,
  * session, user, organisation, received_at and source share one, up to `maxReadings` readings
  * and about `maxBytes` bytes. Expanding the batches (expandBatch) gives the readings back.
+ * `sessionEnds`: the ended_at of the sessions that had ended when the readings were accepted,
+ * written as session_ended_at on each such session's last batch.
  */
-export function toBatches(records: HeartReadingRecord[], maxReadings: number = defaultReadingsPerRecord, maxBytes: number = maxBatchBytes): HeartReadingBatchRecord[] {
+export function toBatches(
+  records: HeartReadingRecord[],
+  maxReadings: number = defaultReadingsPerRecord,
+  maxBytes: number = maxBatchBytes,
+  sessionEnds: ReadonlyMap<string, number> | null = null,
+): HeartReadingBatchRecord[] {
   if (!(Number.isInteger(maxReadings) && maxReadings >= 1)) throw new RangeError(`maxReadings must be a positive integer, got ${maxReadings}`);
   const out: HeartReadingBatchRecord[] = [];
   let cur: HeartReadingBatchRecord | null = null;
@@ -62,7 +69,7 @@ export function toBatches(records: HeartReadingRecord[], maxReadings: number = d
   for (const r of records) {
     const size = itemBytes(r);
     if (cur === null || !sameBatch(first!, r) || cur.readings.length >= maxReadings || (cur.readings.length > 0 && bytes + size > maxBytes)) {
-      cur = { device_id: r.device_id, user_id: r.user_id, org_id: r.org_id, session_id: r.session_id, received_at: r.received_at, source: r.source, readings: [] };
+      cur = { device_id: r.device_id, user_id: r.user_id, org_id: r.org_id, session_id: r.session_id, received_at: r.received_at, source: r.source, readings: [], session_ended_at: null };
       first = r;
       bytes = 0;
       out.push(cur);
@@ -78,6 +85,18 @@ export function toBatches(records: HeartReadingRecord[], maxReadings: number = d
     };
     cur.readings.push(item);
     bytes += size;
+  }
+  if (sessionEnds !== null && sessionEnds.size > 0) {
+    // On the last batch of each session only: the worker closes the session's last windows
+    // after the record that carries it, and a request's own readings must all be in by then
+    // (how many records a request takes is the gateway's business, not the device's).
+    const marked = new Set<string>();
+    for (let i = out.length - 1; i >= 0; i--) {
+      const id = out[i].session_id;
+      if (id === null || marked.has(id)) continue;
+      marked.add(id);
+      out[i].session_ended_at = sessionEnds.get(id) ?? null;
+    }
   }
   return out;
 }
@@ -114,10 +133,12 @@ export function expandBatch(b: HeartReadingBatchRecord): HeartReadingRecord[] {
  * (expanded), or anything else as decoded (a single HeartReading, an end marker, another
  * producer's record: the caller checks which).
  */
-export type ReadingsTopicValue = { kind: 'batch'; readings: HeartReadingRecord[] } | { kind: 'single'; value: unknown };
+export type ReadingsTopicValue = { kind: 'batch'; readings: HeartReadingRecord[]; sessionEndedAtMs: number | null } | { kind: 'single'; value: unknown };
 
 const dispatch = (codec: Codec, buf: Buffer, value: unknown): ReadingsTopicValue =>
-  codec.recordNameOf(readSchemaId(buf)) === HEART_READING_BATCH ? { kind: 'batch', readings: expandBatch(value as HeartReadingBatchRecord) } : { kind: 'single', value };
+  codec.recordNameOf(readSchemaId(buf)) === HEART_READING_BATCH
+    ? { kind: 'batch', readings: expandBatch(value as HeartReadingBatchRecord), sessionEndedAtMs: (value as HeartReadingBatch).session_ended_at ?? null }
+    : { kind: 'single', value };
 
 /**
  * Decodes a readings-topic value (synchronously when its writer schema is known, as

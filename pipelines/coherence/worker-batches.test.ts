@@ -34,7 +34,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-one', 'dev-many', 'dev-rs-ref', 'dev-rs'];
+const devices = ['dev-one', 'dev-many', 'dev-rs-ref', 'dev-rs', 'dev-end-ref', 'dev-end-run', 'dev-end-restart'];
 const PER_RECORD = 25;
 
 before(async () => {
@@ -279,4 +279,50 @@ test('a worker replaced mid-stream resumes from the batch record its oldest open
   // It replayed from a committed offset inside the first part (at least one batch record again).
   assert.ok(second.stats.readings > readings.length - cut, `replayed ${second.stats.readings - (readings.length - cut)} readings`);
   assert.deepEqual(await windowMetrics(session.id), await windowMetrics(control.id));
+});
+
+test('a backlog synced after the end call, in three requests: the one that reaches the end closes the last windows; an uninterrupted run and one restarted between requests store the windows of the same beats synced before the end', async () => {
+  const refTopics = await topicsFor('end-after-ref.');
+  const ref = await sessions.create({ ...sessionOpts, deviceId: 'dev-end-ref' });
+  const r = worker(refTopics, 'end-after-ref');
+  await r.start();
+  try {
+    await publish(refTopics, ref.id, 'dev-end-ref', readings, PER_RECORD);
+    await waitFor('the reference flushed', () => r.stats.readings === readings.length && r.openSessionCount === 0, 30_000, 20);
+    await r.flush();
+  } finally {
+    await r.stop();
+  }
+  const endMs = Math.max(...readings.map((x) => Date.parse(x.timestamp)));
+  const thirds = [0, Math.floor(readings.length / 3), Math.floor((2 * readings.length) / 3), readings.length];
+  for (const [device, restart] of [['dev-end-run', false], ['dev-end-restart', true]] as const) {
+    const topics = await topicsFor(`end-after-${device}.`);
+    const s = await sessions.create({ ...sessionOpts, deviceId: device });
+    // The end call first, then three requests, each stamped with the session's end as the gateway does after it.
+    await bus.publish(topics.heartReadings, [await endMarkerRecord(codec, { sessionId: s.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: endMs })]);
+    let w = worker(topics, `end-after-${device}`);
+    await w.start();
+    let read = 0;
+    try {
+      for (let i = 0; i < 3; i++) {
+        const part = readings.slice(thirds[i], thirds[i + 1]).map((x) => record(s.id, device, { recordedAt: Date.parse(x.timestamp), receivedAt: start + 3_600_000 + i, rr: x.rr_intervals_ms }));
+        await publishReadings(bus, topics, codec, part, PER_RECORD, new Map([[s.id, endMs]]));
+        read += part.length;
+        const current = w;
+        // (After the restart the replay's readings count too: the last request is in once it closed the tail.)
+        await waitFor(`request ${i} read`, () => current.stats.readings >= read && (i < 2 || current.stats.closedAfterEnd >= 1), 30_000, 20);
+        await current.flush();
+        if (restart && i === 1) {
+          await current.stop();
+          w = worker(topics, `end-after-${device}`);
+          await w.start();
+          read = 0;
+        }
+      }
+      assert.equal(w.stats.closedAfterEnd, 1, 'the last request closed the tail');
+    } finally {
+      await w.stop();
+    }
+    assert.deepEqual(await windowMetrics(s.id), await windowMetrics(ref.id), device);
+  }
 });

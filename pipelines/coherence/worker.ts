@@ -350,6 +350,8 @@ export interface CoherenceWorkerStats {
   settingsApplied: number;
   /** Sessions revived by a reading in the batch that ended them (revive). */
   revivedInBatch: number;
+  /** Records synced after their session's end that reached it and closed its last windows (closeAfterEnd). */
+  closedAfterEnd: number;
   /** End markers of a session whose end was applied already (its state revived since): ignored. */
   repeatedEndMarkers: number;
   /** Sessions taken over (restart, rebalance) whose state came from a checkpoint. */
@@ -395,6 +397,7 @@ export class CoherenceWorker {
     settingsMarkers: 0,
     settingsApplied: 0,
     revivedInBatch: 0,
+    closedAfterEnd: 0,
     repeatedEndMarkers: 0,
     restoredSessions: 0,
     provisionalWindows: 0,
@@ -502,7 +505,7 @@ export class CoherenceWorker {
 
   private async handleBatch(p: PartitionState, batch: RecordBatch): Promise<void> {
     /** Per usable record, in order: its readings, and whether it is a batch record (HeartReadingBatch). */
-    const decoded: Array<{ readings: HeartReadingRecord[]; batched: boolean; offset: bigint }> = [];
+    const decoded: Array<{ readings: HeartReadingRecord[]; batched: boolean; offset: bigint; sessionEndedAtMs: number | null }> = [];
     const markers = new Map<string, EndMarker>();
     const settingsMarkers = new Map<string, SettingsMarker>();
     const bad: DeadLetterInput[] = [];
@@ -513,7 +516,7 @@ export class CoherenceWorker {
         let value = decodeReadingsValue(this.opts.codec, rec.value);
         if (value instanceof Promise) value = await value;
         if (value.kind === 'batch') {
-          decoded.push({ readings: value.readings, batched: true, offset: BigInt(rec.offset) });
+          decoded.push({ readings: value.readings, batched: true, offset: BigInt(rec.offset), sessionEndedAtMs: value.sessionEndedAtMs });
           continue;
         }
         const reading = value.value as HeartReadingRecord;
@@ -531,7 +534,7 @@ export class CoherenceWorker {
         // any handler on every redelivery and stall the partition (issue 10, item 2).
         const wrong = notAHeartReading(reading);
         if (wrong) bad.push({ record: rec, reasonCode: 'invalid_record', reason: wrong });
-        else decoded.push({ readings: [reading], batched: false, offset: BigInt(rec.offset) });
+        else decoded.push({ readings: [reading], batched: false, offset: BigInt(rec.offset), sessionEndedAtMs: null });
       } catch (err) {
         bad.push({ record: rec, reasonCode: 'undecodable', reason: (err as Error).message });
       }
@@ -589,8 +592,9 @@ export class CoherenceWorker {
       // A batch record's readings one by one, exactly as if each had its own record at this
       // offset: the windows, the clock guard and the retained offsets see the same sequence.
       // The record counts as processed once all of them are applied (nothing here awaits).
-      const { readings, batched } = decoded[di++];
+      const { readings, batched, sessionEndedAtMs } = decoded[di++];
       for (let i = 0; i < readings.length; i++) this.applyReading(p, rec, offset, readings[i], batched ? i : null, touched);
+      if (sessionEndedAtMs !== null && readings.length > 0) this.closeAfterEnd(p, readings[0].session_id, sessionEndedAtMs);
       p.tracker.processed(offset);
     }
     for (const st of touched) p.tracker.setRetained(st.id, this.retainedMinOffset(st));
@@ -768,6 +772,25 @@ export class CoherenceWorker {
   private deadLetterOf(g: Guarded, why: Pick<DeadLetterInput, 'reasonCode' | 'reason'>): DeadLetterInput {
     if (g.index === null) return { record: g.rec, ...why };
     return batchItemDeadLetter(this.opts.codec, g.rec, g.index, g.reading, why.reasonCode, why.reason);
+  }
+
+  /**
+   * A batch record accepted after its session had ended (a sync after the end call: its
+   * session_ended_at). Its beats came after the end marker, which closed what the session had
+   * then; without this the windows they fill closed only at an idle end in event time, in a
+   * quiet partition never (and session.completed waited its bound). Once the session's beats
+   * reach its end (less the allowed lateness: the device's clock and the gateway's grace), no
+   * beat is still to come but the few the gateway's grace lets in, so its last windows close
+   * here, as the end marker closes them for beats that came before it. The beats stay held
+   * (closeTail), so a later upload's windows still have their context. A function of the
+   * records alone: a replay closes the same windows. A backlog that stops short of the end
+   * (the sensor taken off before the end call) still waits for an idle end.
+   */
+  private closeAfterEnd(p: PartitionState, sessionId: string | null, endedAtMs: number): void {
+    const st = sessionId === null ? undefined : p.sessions.get(sessionId);
+    if (!st || st.windows.maxEventTimeMs < endedAtMs - st.windows.allowedLatenessMs) return;
+    this.stats.closedAfterEnd++;
+    for (const w of st.windows.closeTail()) p.pendingClosed.push({ st, w, flushed: true, settings: st.settings });
   }
 
   /**

@@ -145,6 +145,7 @@ test('evolution: a record written with an older schema decodes with the defaults
     { id: 13, subject: `${Topics.speechResults}-value`, schema: await manifest.getSchema(13) },
     { id: 14, subject: `${Topics.coherenceWindowsProvisional}-value`, schema: await manifest.getSchema(14) },
     { id: 15, subject: `${Topics.groupParticipantWindowsProvisional}-value`, schema: await manifest.getSchema(15) },
+    { id: 16, subject: `${Topics.heartReadings}-io.attune.heart.v1.HeartReadingBatch`, schema: await manifest.getSchema(16) },
     { id: 100, subject, schema: olderHeartReadingSchema() },
   ]);
   // An old producer: its codec writes HeartReading with id 100.

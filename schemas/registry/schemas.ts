@@ -51,6 +51,8 @@ export interface HeartReadingBatch {
   received_at: number;
   source?: IngestSource;
   readings: HeartReadingBatchItem[];
+  /** The session's ended_at when the readings were accepted after its end (schema id 16 on; null otherwise). */
+  session_ended_at?: number | null;
 }
 
 export interface CoherenceWindow {
