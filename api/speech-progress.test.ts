@@ -75,3 +75,40 @@ test('metrics selects the fields; an unknown metric is 400; another user needs a
   const other = (await srv.request('GET', '/v1/analytics/progress?user_id=u-other', { token: admin })).body.data.analytics;
   assert.equal(other.practiceTime.sessions, 5);
 });
+
+test('change is the difference of the current and previous figures as shown (each to 0.1), and the trend follows it', async () => {
+  // One scored session per window and user, with scores whose means round apart: 85.46 and 80.34
+  // show as 85.5 and 80.3, so the change shown must be 5.2 (the unrounded difference, 5.12,
+  // rounds to 5.1); 80.46 against 79.54 shows as 80.5 and 79.5: a change of 1.0, improving
+  // (0.92 unrounded: 0.9, stable).
+  const now = Date.now();
+  const seed = async (userId: string, scores: Array<{ at: number; overall: number }>) => {
+    const rows = scores.map((x, i) => ({ id: `00000000-0000-4000-8000-${userId.padStart(8, '0')}${String(i).padStart(4, '0')}`, ...x }));
+    const common = (r: { id: string }) => ({ session_id: r.id, stream_id: 'seeded', org_id: ORG, user_id: userId });
+    await srv.insertRows('speech_summaries', rows.map((r) => ({
+      ...common(r), audio_started_at: r.at, duration_ms: 60_000, speech_ms: 55_000, word_count: 100, speaking_rate_wpm: 120, articulation_rate_wpm: 130,
+      pause_count: 3, long_pause_count: 1, pause_ratio: 0.1, mean_pause_ms: 400, filler_count: 0, filler_rate_per_min: 0, repetition_count: 0,
+      pitch_mean_hz: 150, pitch_sd_hz: 20, pitch_min_hz: 100, pitch_max_hz: 200, pitch_variability_st: 2.5, monotone: false, volume_mean_dbfs: -20,
+      volume_sd_db: 3, model: 'moonshine-tiny', computed_at: r.at + 60_000,
+    })));
+    await srv.insertRows('speech_scores', rows.map((r) => ({
+      ...common(r), model: 'rubric-v1', overall: r.overall, clarity: r.overall, pace: r.overall, engagement: r.overall, confidence: r.overall,
+      features_json: '{}', weights_json: '{}', factors_json: '{}', computed_at: r.at + 60_000,
+    })));
+  };
+  await seed('u-r1', [{ at: now - 40 * DAY, overall: 80.34 }, { at: now - 2 * DAY, overall: 85.46 }]);
+  await seed('u-r2', [{ at: now - 40 * DAY, overall: 79.54 }, { at: now - 2 * DAY, overall: 80.46 }]);
+  const admin = srv.token('boss', ORG, ['read:speech', 'admin:org']);
+  const a1 = (await srv.request('GET', '/v1/analytics/progress?period=month&user_id=u-r1', { token: admin })).body.data.analytics;
+  assert.deepEqual(a1.overallScore, { current: 85.5, previous: 80.3, change: 5.2, trend: 'improving' });
+  assert.deepEqual(a1.categoryScores.pace, { current: 85.5, previous: 80.3, change: 5.2 });
+  assert.ok(a1.improvements.every((i: { improvement: number }) => i.improvement === 5.2));
+  const a2 = (await srv.request('GET', '/v1/analytics/progress?period=month&user_id=u-r2', { token: admin })).body.data.analytics;
+  assert.deepEqual(a2.overallScore, { current: 80.5, previous: 79.5, change: 1, trend: 'improving' });
+  for (const a of [a1, a2]) {
+    for (const c of ['clarity', 'pace', 'engagement', 'confidence']) {
+      const x = a.categoryScores[c];
+      assert.equal(x.change, Number((x.current - x.previous).toFixed(1)), `${c}: change = current - previous as shown`);
+    }
+  }
+});

@@ -6,9 +6,10 @@
 //
 // Rules (also in the README):
 //  - overallScore and categoryScores.{clarity, pace, engagement, confidence}: `current` and
-//    `previous` the mean of the scored sessions' latest scores in each window (null without
-//    one), `change` current - previous (null unless both); overallScore.trend `improving` when
-//    change >= +1 point, `declining` when <= -1, `stable` between, null without a change.
+//    `previous` the mean of the scored sessions' latest scores in each window, to 0.1 (null
+//    without one), `change` current - previous of those rounded figures (null unless both), so
+//    the three agree as shown; overallScore.trend `improving` when change >= +1 point,
+//    `declining` when <= -1, `stable` between, null without a change.
 //  - practiceTime: `total` seconds of analysed audio in the current window, `sessions` how many,
 //    `average` total / sessions (null without sessions).
 //  - improvements: the categories whose change is positive, largest first, each with
@@ -104,11 +105,15 @@ export async function registerSpeechProgressRoutes(app: FastifyInstance, ctx: Ap
       const cur = rows.find((r) => Boolean(toNumber(r.is_current as number)));
       const prev = rows.find((r) => !toNumber(r.is_current as number));
       const mean = (r: WindowRow | undefined, c: (typeof SCORES)[number]) => (r && toNumber(r.scored) > 0 ? r[c] / toNumber(r.scored) : null);
+      // change is the difference of the figures shown (each rounded to 0.1 first), so that
+      // current - previous = change on a dashboard, and the trend follows the change shown
+      // (until 12-06 it was the rounded difference of the unrounded means: 85.46 and 80.34
+      // showed as 85.5 and 80.3 with a change of 5.1).
       const compare = (c: (typeof SCORES)[number]) => {
-        const current = mean(cur, c);
-        const previous = mean(prev, c);
-        const change = current !== null && previous !== null ? current - previous : null;
-        return { current: roundTo(current, 1), previous: roundTo(previous, 1), change: roundTo(change, 1) };
+        const current = roundTo(mean(cur, c), 1);
+        const previous = roundTo(mean(prev, c), 1);
+        const change = current !== null && previous !== null ? roundTo(current - previous, 1) : null;
+        return { current, previous, change };
       };
       const analytics: Record<string, unknown> = { period };
       if (wanted.includes('overallScore')) {
