@@ -102,7 +102,8 @@ test('JSON: the document\'s report (summary, trends, downloadUrl) and the same s
   assert.equal(typeof body.meta.requestId, 'string');
   const report = body.data.report;
   assert.equal(report.type, 'sessions');
-  assert.deepEqual(report.period, { start: '2026-03-01T00:00:00.000Z', end: '2026-04-01T00:00:00.000Z' });
+  // Inclusive, as the document's November report ends 2023-11-30T23:59:59Z: March ends on March 31.
+  assert.deepEqual(report.period, { start: '2026-03-01T00:00:00.000Z', end: '2026-03-31T23:59:59.999Z' });
   const scored = mine.filter((s) => s.overall !== null);
   assert.equal(report.summary.totalSessions, mine.length);
   assert.equal(report.summary.totalDuration, mine.reduce((a, s) => a + s.durationMs, 0) / 1000);
@@ -114,6 +115,11 @@ test('JSON: the document\'s report (summary, trends, downloadUrl) and the same s
   assert.ok(report.trends.scores.every((d: { averageScore: number }) => d.averageScore >= 50 && d.averageScore <= 99));
   const dl = new URL(report.downloadUrl);
   assert.equal(dl.searchParams.get('format'), 'csv');
+  // The download covers the same period: the same report id and period as JSON, and its file is named by the period's days.
+  dl.searchParams.set('format', 'json');
+  const again = JSON.parse((await get(`${dl.pathname}${dl.search}`)).text).data.report;
+  assert.deepEqual([again.id, again.period], [report.id, report.period]);
+  assert.match(String((await fetch(report.downloadUrl, { headers: { authorization: `Bearer ${token}` } })).headers.get('content-disposition')), /filename="sessions-2026-03-01-2026-03-31\.csv"/);
   const [, ...rows] = parseCsv(csv.text);
   assert.equal(report.sessions.length, rows.length);
   report.sessions.forEach((s: Record<string, unknown>, i: number) => {

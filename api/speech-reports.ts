@@ -277,7 +277,11 @@ export async function registerSpeechReportRoutes(app: FastifyInstance, ctx: AppC
         throw new AttuneError('validation_error', `a report covers at most ${MAX_REPORT_DAYS} days`, [{ field: '?endDate', reason: 'invalid_range', message: `more than ${MAX_REPORT_DAYS} days after startDate` }]);
       }
       const f: ReportFilter = { org: p.orgId, user: q.user_id ?? (isAdmin ? null : p.userId), from, to };
-      const period = { start: new Date(from).toISOString(), end: new Date(to).toISOString() };
+      // The document's period is inclusive: a November report ends "2023-11-30T23:59:59Z". So
+      // period.end is the last instant covered (to - 1 ms: a date as endDate ends at its
+      // 23:59:59.999), where it was the exclusive bound, the next day's midnight, which a client
+      // of the document shows as one day too many (a March report "ending" April 1).
+      const period = { start: new Date(from).toISOString(), end: new Date(to - 1).toISOString() };
       const id = `report_${createHash('sha256').update(JSON.stringify([f.org, f.user, from, to])).digest('hex').slice(0, 16)}`;
 
       if (format === 'csv') {
@@ -298,7 +302,8 @@ export async function registerSpeechReportRoutes(app: FastifyInstance, ctx: AppC
       const { summary, trends } = await reportSummary(ctx, f);
       const csvUrl = new URL(`${req.protocol}://${req.host}/v1/reports/sessions`);
       csvUrl.searchParams.set('startDate', period.start);
-      csvUrl.searchParams.set('endDate', period.end);
+      // endDate as a timestamp is exclusive: the same bound as this report's.
+      csvUrl.searchParams.set('endDate', new Date(to).toISOString());
       csvUrl.searchParams.set('format', 'csv');
       if (q.user_id) csvUrl.searchParams.set('user_id', q.user_id);
       const report = { id, type: 'sessions', period, summary, trends, downloadUrl: csvUrl.toString() };

@@ -769,7 +769,7 @@ describe('speech-coaching document: request examples replayed verbatim', () => {
     // Every session is today's: the earlier half of the day (its UTC days are the halves' unit) has none.
     assert.equal(r.summary.improvement, null);
     assert.deepEqual(r.trends.scores.map((x: { date: string }) => x.date), [today]);
-    assert.deepEqual([Date.parse(r.period.start), Date.parse(r.period.end)], [Date.parse(`${today}T00:00:00Z`), Date.parse(`${today}T00:00:00Z`) + 86_400_000], JSON.stringify(r.period));
+    assert.deepEqual([Date.parse(r.period.start), Date.parse(r.period.end)], [Date.parse(`${today}T00:00:00Z`), Date.parse(`${today}T00:00:00Z`) + 86_400_000 - 1], JSON.stringify(r.period));
 
     const csv = await fetch(r.downloadUrl, { headers: { authorization: `Bearer ${token}` } });
     requests++;
