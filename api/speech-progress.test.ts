@@ -67,6 +67,9 @@ test('week: nothing in the current week, the month-old sessions are the previous
 test('metrics selects the fields; an unknown metric is 400; another user needs admin:org', async () => {
   const a = (await srv.request('GET', '/v1/analytics/progress?metrics=practiceTime', { token })).body.data.analytics;
   assert.deepEqual(Object.keys(a).sort(), ['period', 'practiceTime', 'window']);
+  // Empty (or only commas): the default, every metric, as without the parameter.
+  const all = (await srv.request('GET', '/v1/analytics/progress', { token })).body.data.analytics;
+  for (const q of ['metrics=', 'metrics=,']) assert.deepEqual(Object.keys((await srv.request('GET', `/v1/analytics/progress?${q}`, { token })).body.data.analytics).sort(), Object.keys(all).sort(), q);
   const bad = await srv.request('GET', '/v1/analytics/progress?metrics=practiceTime,mood', { token });
   assert.equal(bad.status, 400);
   assert.equal(bad.body.error.details[0].field, '?metrics');

@@ -77,7 +77,9 @@ export async function registerSpeechProgressRoutes(app: FastifyInstance, ctx: Ap
       const p = principalOf(req);
       const q = req.query;
       const period = q.period ?? 'month';
-      const wanted = q.metrics === undefined ? [...PROGRESS_METRICS] : q.metrics.split(',').map((m) => m.trim()).filter((m) => m !== '');
+      // `metrics=` with nothing in it (a dashboard's empty selection sent as is) is the default, all of them: it answered none.
+      const listed = q.metrics === undefined ? [] : q.metrics.split(',').map((m) => m.trim()).filter((m) => m !== '');
+      const wanted = listed.length === 0 ? [...PROGRESS_METRICS] : listed;
       for (const m of wanted) {
         if (!(PROGRESS_METRICS as readonly string[]).includes(m)) {
           throw new AttuneError('validation_error', `unknown metric ${JSON.stringify(m)} (known: ${PROGRESS_METRICS.join(', ')})`, [{ field: '?metrics', reason: 'invalid_value' }]);
