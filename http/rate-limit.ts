@@ -446,7 +446,7 @@ export async function registerRateLimit(app: FastifyInstance, ctx: { rateLimit?:
       void reply.header('x-ratelimit-remaining', String(minute.remaining));
       void reply.header('x-ratelimit-reset', String(Math.ceil((now + minute.ttl) / 1000)));
     }
-    const over = minute.isExceeded ? { window: 'minute', r: minute } : second.isExceeded ? { window: 'second', r: second } : null;
+    const over = refusalOf(minute, second);
     if (!over) return;
     const retryAfterS = Math.max(1, over.r.ttlInSeconds);
     void reply.header('retry-after', String(retryAfterS));
@@ -461,11 +461,33 @@ export async function registerRateLimit(app: FastifyInstance, ctx: { rateLimit?:
     throw new AttuneError(
       'rate_limited',
       over.window === 'minute'
-        ? `over ${Tiers[tier].perMinute} requests a minute (${tier} tier); retry in ${retryAfterS} s`
+        ? minute.isExceeded
+          ? `over ${Tiers[tier].perMinute} requests a minute (${tier} tier); retry in ${retryAfterS} s`
+          : `over ${Tiers[tier].burst} requests a second (${tier} tier burst), and that was the last of the minute's ${Tiers[tier].perMinute}; retry in ${retryAfterS} s`
         : `over ${Tiers[tier].burst} requests a second (${tier} tier burst); retry in ${retryAfterS} s`,
       [{ reason: 'rate_limited', window: over.window, tier, limit: over.window === 'minute' ? Tiers[tier].perMinute : Tiers[tier].burst, retry_after_s: retryAfterS }],
     );
   });
+}
+
+/** What a fixed-window limiter answered for one request (the fields the refusal reads). */
+interface WindowAnswer {
+  isExceeded: boolean;
+  remaining: number;
+  ttl: number;
+  ttlInSeconds: number;
+}
+
+/**
+ * Which window refuses a request, if any. The minute's when it is exceeded, and also when the
+ * burst refused a request that was the minute's last allowed one (none left, not yet over): no
+ * request passes before the minute ends then, so a refusal naming the second ("retry in 1 s")
+ * sent the client back into a refusal for the minute (a review of 12-06). Otherwise the
+ * second's when it is exceeded.
+ */
+export function refusalOf<R extends WindowAnswer>(minute: R, second: R): { window: 'minute' | 'second'; r: R } | null {
+  if (minute.isExceeded || (second.isExceeded && minute.remaining === 0)) return { window: 'minute', r: minute };
+  return second.isExceeded ? { window: 'second', r: second } : null;
 }
 
 /**
