@@ -46,7 +46,7 @@ import type { HeartReading, MeshEvent, SessionChange, SpeechEvent } from '../../
 import type { TopicNames } from '../../schemas/topics.js';
 import type { StoreClient } from '../../store/clickhouse.js';
 import type { SqlClient, SqlQueryable } from '../../store/postgres/client.js';
-import type { DueDelivery, Postponed, ReadyEvent, WebhookEventInput, WebhooksRepository } from '../../store/postgres/webhooks-repo.js';
+import type { Completed, DueDelivery, Postponed, ReadyEvent, WebhookEventInput, WebhooksRepository } from '../../store/postgres/webhooks-repo.js';
 import { groupIdFor } from '../group-id.js';
 import { defaultStepMs } from '../coherence/session-windows.js';
 
@@ -365,7 +365,7 @@ export class WebhookDispatcher {
       const pruned = await this.opts.webhooks.prune(now - (this.opts.retentionMs ?? RETENTION_MS));
       if (pruned.deliveries + pruned.events > 0) this.opts.log.info(pruned, 'webhook outbox pruned');
     }
-    while ((await this.opts.webhooks.fanOut(now, 100, (e, tx) => this.complete(e, tx), (e) => this.render(e))) === 100) {
+    while ((await this.opts.webhooks.fanOut(now, 100, (e) => this.complete(e), (e) => this.render(e))) === 100) {
       // more ready events
     }
   }
@@ -458,13 +458,14 @@ export class WebhookDispatcher {
   }
 
   /** The data of an event that waited (session.completed), and the streak milestone it may make; or, while its windows are not all in, when to look again. */
-  private async complete(e: ReadyEvent, tx: SqlQueryable): Promise<Record<string, unknown> | Postponed | null> {
-    if (e.type !== 'session.completed') return null;
+  private async complete(e: ReadyEvent): Promise<Completed | Postponed> {
+    if (e.type !== 'session.completed') return { data: null };
     const s = e.subject as { session_id: string; user_id: string; org_id: string; started_at: number; ended_at: number; waiting_since?: number };
     let average: number | null = null;
     let peak: number | null = null;
     let validWindows = 0;
     let source: 'rr' | 'device' | null = null;
+    const events: WebhookEventInput[] = [];
     const store = this.opts.store;
     if (store) {
       const trusted = 'valid AND NOT partial AND coherence IS NOT NULL';
@@ -496,10 +497,10 @@ export class WebhookDispatcher {
           peak = round(d.peakCoherence);
         }
       }
-      const milestone = await this.streakMilestone(tx, s, store);
-      if (milestone) await this.opts.webhooks.addEvents([milestone], tx);
+      const milestone = await this.streakMilestone(s, store);
+      if (milestone) events.push(milestone);
     }
-    return {
+    const data = {
       user_id: s.user_id,
       session_id: s.session_id,
       duration: Math.max(0, Math.round((s.ended_at - s.started_at) / 1000)),
@@ -510,6 +511,7 @@ export class WebhookDispatcher {
       started_at: iso(s.started_at),
       ended_at: iso(s.ended_at),
     };
+    return { data, events };
   }
 
   /**
@@ -518,8 +520,8 @@ export class WebhookDispatcher {
    * ending on the session's day; an event when that is 7, 30 or 100. Its id names the user,
    * the milestone and the day, so a streak reaches each milestone once.
    */
-  private async streakMilestone(tx: SqlQueryable, s: { session_id: string; user_id: string; org_id: string; ended_at: number }, store: StoreClient): Promise<WebhookEventInput | null> {
-    const { rows } = await tx.query<{ timezone: string }>('SELECT timezone FROM users WHERE org_id = $1 AND user_id = $2', [s.org_id, s.user_id]);
+  private async streakMilestone(s: { session_id: string; user_id: string; org_id: string; ended_at: number }, store: StoreClient): Promise<WebhookEventInput | null> {
+    const { rows } = await this.opts.sql.query<{ timezone: string }>('SELECT timezone FROM users WHERE org_id = $1 AND user_id = $2', [s.org_id, s.user_id]);
     const tz = rows[0]?.timezone ?? 'UTC';
     const rs = await store.client.query({
       query: `SELECT toString(toDate(window_end, {tz:String})) AS d, toString(toDate(fromUnixTimestamp64Milli({end:Int64}), {tz:String})) AS today

@@ -57,6 +57,12 @@ export interface Postponed {
   subject: Record<string, unknown>;
 }
 
+/** A ready event's data, filled (null: dropped), with events it makes (stored with its fan-out, in one transaction). */
+export interface Completed {
+  data: Record<string, unknown> | null;
+  events?: WebhookEventInput[];
+}
+
 /** A delivery taken for an attempt, with what it needs to be sent. */
 export interface DueDelivery {
   id: string;
@@ -225,29 +231,50 @@ export class WebhooksRepository {
   /**
    * Fans out up to `limit` ready events: `complete` fills the data of those that have none
    * (null: the event is dropped, e.g. its session vanished), then one delivery per webhook of
-   * the event's organisation subscribed to its type, with the body `render` makes. One
-   * transaction; the events are locked, so two dispatchers never fan out one event twice.
+   * the event's organisation subscribed to its type, with the body `render` makes. Returns how
+   * many events it fanned out or postponed.
+   *
+   * Two steps: `complete` runs before the transaction (it reads ClickHouse: a session's windows
+   * and beats, a user's streak), then one transaction locks the events still not fanned out and
+   * applies what it found, so two dispatchers never fan out one event twice (the second skips
+   * it, or finds it done). Until 12-06 `complete` ran inside the transaction, which held the
+   * PostgreSQL connection through the ClickHouse queries: with PGlite, the one connection, every
+   * other request waited for them (a review).
    */
   async fanOut(
     now: number,
     limit: number,
-    complete: (e: ReadyEvent, tx: SqlQueryable) => Promise<Record<string, unknown> | Postponed | null>,
+    complete: (e: ReadyEvent) => Promise<Completed | Postponed>,
     render: (e: ReadyEvent & { data: Record<string, unknown> }) => string,
   ): Promise<number> {
+    type Row = { event_id: string; org_id: string; type: string; created: Date; subject: Record<string, unknown>; data: Record<string, unknown> | null; ready_at: Date };
+    const { rows: candidates } = await this.sql.query<Row>(
+      `SELECT event_id, org_id, type, created, subject, data, ready_at FROM webhook_events
+       WHERE NOT fanned_out AND ready_at <= $1 ORDER BY ready_at, event_id LIMIT $2`,
+      [toDate(now), limit],
+    );
+    if (candidates.length === 0) return 0;
+    const outcomes = new Map<string, Completed | Postponed>();
+    for (const r of candidates) {
+      const e: ReadyEvent = { eventId: r.event_id, orgId: r.org_id, type: r.type, created: ms(r.created), subject: r.subject ?? {}, data: r.data, readyAt: ms(r.ready_at) };
+      outcomes.set(e.eventId, e.data !== null ? { data: e.data } : await complete(e));
+    }
     return this.sql.transaction(async (tx) => {
-      const { rows } = await tx.query<{ event_id: string; org_id: string; type: string; created: Date; subject: Record<string, unknown>; data: Record<string, unknown> | null; ready_at: Date }>(
+      // Those still to fan out (another dispatcher may have done some meanwhile, or hold them).
+      const { rows } = await tx.query<Row>(
         `SELECT event_id, org_id, type, created, subject, data, ready_at FROM webhook_events
-         WHERE NOT fanned_out AND ready_at <= $1 ORDER BY ready_at, event_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
-        [toDate(now), limit],
+         WHERE event_id = ANY($1::text[]) AND NOT fanned_out AND ready_at <= $2 ORDER BY ready_at, event_id FOR UPDATE SKIP LOCKED`,
+        [candidates.map((r) => r.event_id), toDate(now)],
       );
       for (const r of rows) {
         const e: ReadyEvent = { eventId: r.event_id, orgId: r.org_id, type: r.type, created: ms(r.created), subject: r.subject ?? {}, data: r.data, readyAt: ms(r.ready_at) };
-        const done = e.data ?? (await complete(e, tx));
-        if (done !== null && 'postponeUntil' in done && typeof done.postponeUntil === 'number') {
+        const done = outcomes.get(e.eventId)!;
+        if ('postponeUntil' in done) {
           await tx.query(`UPDATE webhook_events SET ready_at = $2, subject = $3::jsonb WHERE event_id = $1`, [e.eventId, toDate(done.postponeUntil), JSON.stringify(done.subject)]);
           continue;
         }
-        const data = done as Record<string, unknown> | null;
+        if (done.events?.length) await this.addEvents(done.events, tx);
+        const data = done.data;
         if (data !== null) {
           const body = render({ ...e, data });
           await tx.query(
