@@ -34,7 +34,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-one', 'dev-many', 'dev-rs-ref', 'dev-rs', 'dev-end-ref', 'dev-end-run', 'dev-end-restart'];
+const devices = ['dev-one', 'dev-many', 'dev-rs-ref', 'dev-rs', 'dev-end-ref', 'dev-end-run', 'dev-end-restart', 'dev-end-part', 'dev-end-part-rs'];
 const PER_RECORD = 25;
 
 before(async () => {
@@ -324,5 +324,56 @@ test('a backlog synced after the end call, in three requests: the one that reach
       await w.stop();
     }
     assert.deepEqual(await windowMetrics(s.id), await windowMetrics(ref.id), device);
+  }
+});
+
+test('a session synced partly before the end call and the rest after it: the windows after the flushed ones keep the beats before the end (the end kept them), as if all had come before the end, through a restart too', async () => {
+  const refTopics = await topicsFor('end-part-ref.');
+  const ref = await sessions.create({ ...sessionOpts, deviceId: 'dev-end-ref' });
+  const r = worker(refTopics, 'end-part-ref');
+  await r.start();
+  try {
+    await publish(refTopics, ref.id, 'dev-end-ref', readings, PER_RECORD);
+    await waitFor('the reference flushed', () => r.stats.readings === readings.length && r.openSessionCount === 0, 30_000, 20);
+    await r.flush();
+  } finally {
+    await r.stop();
+  }
+  const reference = await windowMetrics(ref.id);
+  const endMs = Math.max(...readings.map((x) => Date.parse(x.timestamp)));
+  const cut = Math.floor(readings.length * 0.6);
+  const cutMs = Date.parse(readings[cut - 1].timestamp);
+  for (const [device, restart] of [['dev-end-part', false], ['dev-end-part-rs', true]] as const) {
+    const topics = await topicsFor(`end-part-${device}.`);
+    const s = await sessions.create({ ...sessionOpts, deviceId: device });
+    const rec = (x: (typeof readings)[number], i: number) => record(s.id, device, { recordedAt: Date.parse(x.timestamp), receivedAt: start + 3_600_000 + i, rr: x.rr_intervals_ms });
+    let w = worker(topics, `end-part-${device}`);
+    await w.start();
+    try {
+      // Live until the cut, then the end call (the device out of range), then its backlog.
+      await publishReadings(bus, topics, codec, readings.slice(0, cut).map((x) => rec(x, 0)), PER_RECORD);
+      await bus.publish(topics.heartReadings, [await endMarkerRecord(codec, { sessionId: s.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: endMs })]);
+      const first = w;
+      await waitFor('the end read', () => first.stats.readings === cut && first.stats.endMarkers === 1, 30_000, 20);
+      await first.flush();
+      if (restart) {
+        await first.stop();
+        w = worker(topics, `end-part-${device}`);
+        await w.start();
+      }
+      await publishReadings(bus, topics, codec, readings.slice(cut).map((x) => rec(x, 1)), PER_RECORD, new Map([[s.id, endMs]]));
+      const current = w;
+      await waitFor('the backlog read', () => current.stats.closedAfterEnd === 1, 30_000, 20);
+      await current.flush();
+    } finally {
+      await w.stop();
+    }
+    const got = await windowMetrics(s.id);
+    const { late_beat_count: _l, ...shape } = reference[0];
+    const strip = (x: Record<string, unknown>) => Object.fromEntries(Object.keys(shape).map((k) => [k, x[k]]));
+    // The windows the end closed early (their last beats came after it) differ; every other is the reference's.
+    const early = (x: Record<string, unknown>) => Number(x.end_ms) > cutMs - 20_000 && Number(x.end_ms) <= cutMs + 5_000;
+    assert.deepEqual(got.map((x) => Number(x.end_ms)), reference.map((x) => Number(x.end_ms)), `${device}: every window`);
+    assert.deepEqual(got.filter((x) => !early(x)).map(strip), reference.filter((x) => !early(x)).map(strip), device);
   }
 });

@@ -223,6 +223,9 @@ const looseSettingsKey = (sessionId: string, partition: number) => `${sessionId}
 /** The tracker key under which a session's newest guard anchor is retained. */
 const anchorKey = (sessionId: string) => `${sessionId}\u0000guard`;
 
+/** The tracker key under which the beats of an ended session's tail are retained (PartitionState.endedTails). */
+const tailKey = (sessionId: string) => `${sessionId}\u0000tail`;
+
 interface ProvisionalMemo {
   windowEndMs: number;
   revision: number;
@@ -280,6 +283,16 @@ interface PartitionState {
   outLooseCheckpoints: SessionCheckpoint[];
   /** Sessions ended in the batch being read (a later reading of one in it revives it: revive). */
   endedInBatch: Map<string, SessionState>;
+  /**
+   * The beats a session ended by its marker still held for later windows and their context
+   * (closeTail), until the partition's event time passes `dropAtMs` (the idle-end span after its
+   * last beat): a revival (readings synced after the end call) continues these windows, so the
+   * windows after the flushed ones have the beats before the end. Their offsets stay retained
+   * (tailKey) while they are kept, so a replay after a restart rebuilds them.
+   */
+  endedTails: Map<string, { windows: SessionWindows; dropAtMs: number }>;
+  /** No ended tail is dropped before maxEventTimeMs passes this (a lower bound). */
+  nextTailDropMs: number;
   /** Newest beat time of the partition, ms (event time). */
   maxEventTimeMs: number;
   /** No session is idle-ended before maxEventTimeMs passes this (a lower bound). */
@@ -471,6 +484,8 @@ export class CoherenceWorker {
         looseSettings: new Map(),
         outLooseCheckpoints: [],
         endedInBatch: new Map(),
+        endedTails: new Map(),
+        nextTailDropMs: Infinity,
         maxEventTimeMs: -Infinity,
         nextIdleEndMs: Infinity,
         lastSenders: new Set(),
@@ -583,7 +598,12 @@ export class CoherenceWorker {
         const st = p.sessions.get(marker.sessionId);
         if (st && !st.endedByMarker) {
           st.endedByMarker = true;
-          this.endSession(p, st, touched);
+          // Beats that stop short of the end (less the allowed lateness) may still come in a sync
+          // after the end call: the tail is kept for them. A session whose beats reach its end
+          // lets its beats go at once, as before (keeping every ended session's tail would hold
+          // back the partition's commit, and rewrite its checkpoint with each commit, for no use).
+          const behind = st.windows.maxEventTimeMs < marker.endedAtMs - st.windows.allowedLatenessMs;
+          this.endSession(p, st, touched, behind);
           this.stats.endedSessions++;
         } else if (st) this.stats.repeatedEndMarkers++;
         p.tracker.processed(offset);
@@ -677,6 +697,7 @@ export class CoherenceWorker {
     st.dueFromMs = null;
     p.lastSenders.add(st);
     if (moved && p.maxEventTimeMs > p.nextIdleEndMs) this.endIdle(p, touched);
+    if (moved && p.maxEventTimeMs > p.nextTailDropMs) this.dropTails(p);
   }
 
   /** Logs the session's record at `offset` (its first reading) with the guard before it; true when this reading added the entry. */
@@ -812,9 +833,12 @@ export class CoherenceWorker {
    * confirmed and are quarantined; its state and retained offsets are let go. `flushedThrough`
    * remembers how far it was emitted, in case a late reading of it comes after all.
    */
-  private endSession(p: PartitionState, st: SessionState, touched: Set<SessionState>): void {
+  private endSession(p: PartitionState, st: SessionState, touched: Set<SessionState>, keepTail = false): void {
     this.quarantine(p, st, st.guard.drop());
-    for (const w of st.windows.closeAll()) p.pendingClosed.push({ st, w, flushed: true, settings: st.settings });
+    // The end marker closes the same windows either way; it keeps the beats later windows would
+    // read (a sync after the end call), until the partition's event time lets them go.
+    for (const w of keepTail ? st.windows.closeTail() : st.windows.closeAll()) p.pendingClosed.push({ st, w, flushed: true, settings: st.settings });
+    if (keepTail) this.keepTail(p, st);
     p.tracker.setRetained(st.id, null);
     p.tracker.setRetained(anchorKey(st.id), null);
     p.sessions.delete(st.id);
@@ -826,6 +850,37 @@ export class CoherenceWorker {
     touched.delete(st);
     if (p.flushedThrough.size > 10_000) p.flushedThrough.clear();
     p.flushedThrough.set(st.id, Math.max(st.emittedThroughMs, st.windows.closedThroughMs));
+  }
+
+  /** Keeps an ended session's tail beats (PartitionState.endedTails), their offsets retained. */
+  private keepTail(p: PartitionState, st: SessionState): void {
+    const oldest = st.windows.retainedMinOffset();
+    if (oldest === null) return;
+    const dropAtMs = st.windows.maxEventTimeMs + this.sessionIdleEndMs;
+    p.endedTails.set(st.id, { windows: st.windows, dropAtMs });
+    p.tracker.setRetained(tailKey(st.id), oldest);
+    p.nextTailDropMs = Math.min(p.nextTailDropMs, dropAtMs);
+  }
+
+  /** An ended session's tail, taken by its revival (its offsets are the revived state's from here on). */
+  private takeTail(p: PartitionState, sessionId: string): SessionWindows | null {
+    const tail = p.endedTails.get(sessionId);
+    if (!tail) return null;
+    p.endedTails.delete(sessionId);
+    p.tracker.setRetained(tailKey(sessionId), null);
+    return tail.windows;
+  }
+
+  /** Lets go of the ended tails the partition's event time has passed. */
+  private dropTails(p: PartitionState): void {
+    let next = Infinity;
+    for (const [id, tail] of p.endedTails) {
+      if (tail.dropAtMs < p.maxEventTimeMs) {
+        p.endedTails.delete(id);
+        p.tracker.setRetained(tailKey(id), null);
+      } else next = Math.min(next, tail.dropAtMs);
+    }
+    p.nextTailDropMs = next;
   }
 
   /** Ends the sessions the partition's event time has left sessionIdleEndMs behind. */
@@ -1109,6 +1164,7 @@ export class CoherenceWorker {
       inheritFrom: ended,
       emittedThroughMs,
       endedByMarker: ended.endedByMarker,
+      tail: this.takeTail(p, ended.id),
     });
     p.sessions.set(st.id, st);
     p.endedInBatch.delete(st.id);
@@ -1121,15 +1177,16 @@ export class CoherenceWorker {
     p: PartitionState,
     r: HeartReadingRecord,
     firstOffset: bigint,
-    v: Pick<SessionState, 'id' | 'quietFromMs' | 'dueFromMs' | 'threshold' | 'settings' | 'startedAtMs' | 'inheritFrom' | 'emittedThroughMs' | 'endedByMarker'> & { lateBeats: number; guardStartMs: number },
+    v: Pick<SessionState, 'id' | 'quietFromMs' | 'dueFromMs' | 'threshold' | 'settings' | 'startedAtMs' | 'inheritFrom' | 'emittedThroughMs' | 'endedByMarker'> & { lateBeats: number; guardStartMs: number; tail?: SessionWindows | null },
   ): SessionState {
-    const { lateBeats, guardStartMs, ...rest } = v;
+    const { lateBeats, guardStartMs, tail, ...rest } = v;
     return {
       ...rest,
       userId: r.user_id,
       orgId: r.org_id,
       deviceId: r.device_id,
-      windows: new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs, lateBeatCount: lateBeats }),
+      // A revival continues the ended session's tail when it is still kept (its late count with it).
+      windows: tail ?? new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs, lateBeatCount: lateBeats }),
       guard: new SessionClockGuard<Guarded>({
         horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
         confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
@@ -1220,6 +1277,7 @@ export class CoherenceWorker {
         emittedThroughMs,
         // (An ended checkpoint's anchor resumes the state before its end: its marker is ahead.)
         endedByMarker: cp?.endedByMarker === true && !(cp.ended && anchor !== null),
+        tail: cp?.ended && anchor === null ? this.takeTail(p, id) : null,
       });
       p.sessions.set(id, created);
       if (anchor?.sentLast) p.lastSenders.add(created);
