@@ -79,7 +79,9 @@ test("the document's readings (hr, hrv, coherence; no RR): the session shows wha
   assert.equal(m.peak_coherence, 0.7, 'a step mean: step 3 is 0.6 (0.3 and 0.9), the last 12 are 0.7');
   // Steps at or above 0.5: the last 12, and step 3: 13 steps of 5 s.
   assert.equal(m.time_in_high_coherence, 13 * 5);
-  assert.deepEqual([m.coherence_ratio, m.average_breathing_rate, m.window_count, m.valid_window_count], [null, null, 0, 0]);
+  assert.deepEqual([m.mean_coherence_ratio, m.average_breathing_rate, m.window_count, m.valid_window_count], [null, null, 0, 0]);
+  // The document's coherence_ratio: the share of the session's time (to now: it is active) in high coherence.
+  assert.ok(Math.abs(m.coherence_ratio - (13 * 5) / detail.duration) < 2e-3, `coherence_ratio ${m.coherence_ratio}, ${13 * 5} s of ${detail.duration}`);
   assert.equal(detail.timeline.length, 25);
   assert.deepEqual(detail.timeline.slice(0, 3).map((p: { time: number }) => p.time), [0, 5, 10], 'a point at the end of each 5 s step, the one before the start too');
   assert.deepEqual([detail.timeline[0].hr, detail.timeline[0].coherence], [60, 0.1]);

@@ -84,3 +84,17 @@ test("average_breathing_rate is the median of the trusted windows' breathing rat
   const even = await sessionMetrics(contextWith(rows.slice(0, 6)), session);
   assert.equal(even.metrics.average_breathing_rate, 14.9, 'an even count: the mean of the two middle values (14.8 and 15)');
 });
+
+test("coherence_ratio is the coherence platform document's share of the session's time in high coherence (its example: 412 s of 623, 0.66); the mean McCraty ratio is mean_coherence_ratio", async () => {
+  const ended = { ...session, endedAt: 623_000 } as Session;
+  // 82 trusted windows at 0.8 (high: 410 s) and 20 at 0.3.
+  const rows = [...Array.from({ length: 82 }, (_, i) => trusted(70 + 5 * i, 0.8)), ...Array.from({ length: 20 }, (_, i) => trusted(480 + 5 * i, 0.3))];
+  const { metrics } = await sessionMetrics(contextWith(rows), ended);
+  assert.equal(metrics.time_in_high_coherence, 410);
+  assert.equal(metrics.coherence_ratio, Number((410 / 623).toFixed(4)));
+  // McCraty ratios of the windows: 0.8 / 0.2 = 4 and 0.3 / 0.7.
+  assert.equal(metrics.mean_coherence_ratio, Number(((82 * 4 + 20 * (0.3 / 0.7)) / 102).toFixed(4)));
+  // An active session: to now.
+  const active = await sessionMetrics({ ...contextWith(rows), clock: () => 820_000 } as unknown as AppContext, session);
+  assert.equal(active.metrics.coherence_ratio, 0.5);
+});

@@ -1,6 +1,8 @@
 // Session routes: create, list (cursor-paginated, newest first), read with coherence metrics
 // and a timeline, change (optimistic versions), and end. Wherever the API says `coherence` it means the 0..1 score; the raw
-// McCraty ratio is `coherence_ratio`.
+// McCraty ratio is a window's `coherence_ratio` (timeline, live, ClickHouse) and the session's
+// `mean_coherence_ratio`; the session's `metrics.coherence_ratio` is the coherence platform
+// document's: the share of the session's time in high coherence.
 import type { FastifyInstance } from 'fastify';
 import { AttuneError } from '../lib/errors.js';
 import { int64, iso, parseTimestamp } from '../lib/time.js';
@@ -101,7 +103,12 @@ const metricsSchema = {
       type: ['number', 'null'],
       description: `Seconds with coherence >= ${HIGH_COHERENCE_SCORE}; null only for device figures (metrics_source device) in a scale other than 0..1.`,
     },
-    coherence_ratio: { type: ['number', 'null'], description: 'Mean McCraty coherence ratio.' },
+    coherence_ratio: {
+      type: ['number', 'null'],
+      description:
+        "0..1, the coherence platform document's: time_in_high_coherence over the session's duration (to now while active), the share of its time in high coherence (the document's example: 412 s of 623, 0.66); null when either is unknown. Until 2026-12-06 this was the mean McCraty ratio, now mean_coherence_ratio.",
+    },
+    mean_coherence_ratio: { type: ['number', 'null'], description: "Mean McCraty coherence ratio (peak-band power / the rest) over the trusted windows; null for device figures." },
     average_hr: { type: ['number', 'null'], description: 'Beats per minute.' },
     average_hrv: { type: ['number', 'null'], description: 'Mean RMSSD, ms.' },
     average_sdnn: { type: ['number', 'null'], description: 'Mean SDNN (standard deviation of the NN intervals, n - 1), ms; null for device figures.' },
@@ -263,6 +270,13 @@ function median(xs: number[]): number | null {
  * (two queries could straddle an insert). A session without any window (its devices sent no RR
  * intervals) gets the figures its devices reported instead (store/device-figures.ts).
  */
+/** The coherence platform document's coherence_ratio: the share of the session's time (to `now` while active) in high coherence, 0..1. */
+function highCoherenceShare(s: Session, highS: number | null, now: number): number | null {
+  const durationS = Math.round(((s.endedAt ?? now) - s.startedAt) / 1000);
+  if (highS === null || !(durationS > 0)) return null;
+  return round(Math.min(1, highS / durationS));
+}
+
 export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: number | null = null) {
   const rs = await clickhouseOf(ctx).query({
     query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
@@ -291,13 +305,15 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
   }
   const pick = (k: keyof TimelineRow) => valid.map((r) => r[k]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
   const coherence = pick('coherence');
+  const highS = coherence.filter((c) => c >= HIGH_COHERENCE_SCORE).length * WINDOW_STEP_S;
   return {
     metrics: {
       average_coherence: round(mean(coherence)),
       // A loop, not Math.max(...xs): a session of weeks has more windows than call arguments may be.
       peak_coherence: coherence.length === 0 ? null : round(coherence.reduce((a, b) => (b > a ? b : a), -Infinity)),
-      time_in_high_coherence: coherence.filter((c) => c >= HIGH_COHERENCE_SCORE).length * WINDOW_STEP_S,
-      coherence_ratio: round(mean(pick('coherence_ratio'))),
+      time_in_high_coherence: highS,
+      coherence_ratio: valid.length === 0 ? null : highCoherenceShare(s, highS, ctx.clock?.() ?? Date.now()),
+      mean_coherence_ratio: round(mean(pick('coherence_ratio'))),
       average_hr: round(mean(pick('hr')), 2),
       average_hrv: round(mean(pick('hrv')), 2),
       average_sdnn: round(mean(pick('sdnn')), 2),
@@ -354,7 +370,8 @@ async function deviceMetrics(ctx: AppContext, s: Session) {
       average_coherence: round(d.averageCoherence),
       peak_coherence: round(d.peakCoherence),
       time_in_high_coherence: d.highCoherenceS,
-      coherence_ratio: null,
+      coherence_ratio: highCoherenceShare(s, d.highCoherenceS, ctx.clock?.() ?? Date.now()),
+      mean_coherence_ratio: null,
       average_hr: round(d.averageHrBpm, 2),
       average_hrv: round(d.averageHrvMs, 2),
       average_sdnn: null,

@@ -86,7 +86,9 @@ function assertAveragesUseOnlyTrustedWindows(detail: any) {
   const avg = (k: string) => trusted.reduce((a: number, p: any) => a + p[k], 0) / trusted.length;
   // The timeline rounds to 4 (coherence) or 2 digits: the averages agree to that.
   assert.ok(Math.abs(m.average_coherence - avg('coherence')) < 1e-3, `${m.average_coherence} vs ${avg('coherence')}`);
-  assert.ok(Math.abs(m.coherence_ratio - avg('coherence_ratio')) < 1e-3);
+  assert.ok(Math.abs(m.mean_coherence_ratio - avg('coherence_ratio')) < 1e-3);
+  // The coherence platform document's coherence_ratio: the share of the session's time in high coherence.
+  assert.ok(Math.abs(m.coherence_ratio - Math.min(1, m.time_in_high_coherence / detail.duration)) < 2e-3, `coherence_ratio ${m.coherence_ratio}: ${m.time_in_high_coherence} s of ${detail.duration}`);
   assert.ok(Math.abs(m.average_hr - avg('hr')) < 0.01);
   assert.ok(Math.abs(m.average_hrv - avg('hrv')) < 0.01);
   assert.equal(m.time_in_high_coherence, 5 * trusted.filter((p: any) => p.coherence >= 0.5).length);
@@ -148,7 +150,8 @@ export function endToEndSuite(name: string, setup: () => Promise<TestAttune | nu
       const m = detail.metrics;
       assert.ok(m.average_coherence > 0.6, `average coherence ${m.average_coherence}`);
       assert.ok(m.peak_coherence >= m.average_coherence);
-      assert.ok(m.coherence_ratio > 1.5, `coherence ratio ${m.coherence_ratio}`);
+      assert.ok(m.mean_coherence_ratio > 1.5, `mean coherence ratio ${m.mean_coherence_ratio}`);
+      assert.ok(m.coherence_ratio > 0 && m.coherence_ratio <= 1, `coherence ratio ${m.coherence_ratio} (a share)`);
       assert.ok(Math.abs(m.average_breathing_rate - 6) < 0.6, `breathing ${m.average_breathing_rate}`);
       assert.ok(Math.abs(m.average_hr - 60000 / 900) < 3, `hr ${m.average_hr}`);
       assert.ok(m.average_hrv > 20, `rmssd ${m.average_hrv}`);

@@ -276,6 +276,13 @@ describe('coherence platform document: request examples replayed verbatim', () =
     assert.ok(timeline.some((p) => p.valid), 'valid points');
     // Breathing paced at 0.1 Hz against the protocol's 6 breaths a minute: well in sync.
     assert.ok(res.body.metrics.breathing_sync_score > 0.8, JSON.stringify(res.body.metrics));
+    // coherence_ratio as the document's example has it: time_in_high_coherence over the
+    // duration (412 s of 623: 0.66), a share a client shows as a percentage; until 12-06 it was
+    // the mean McCraty ratio (above 1 for this session: mean_coherence_ratio now).
+    const m = res.body.metrics;
+    assert.ok(m.coherence_ratio >= 0 && m.coherence_ratio <= 1, `coherence_ratio ${m.coherence_ratio}`);
+    assert.equal(m.coherence_ratio, Number((m.time_in_high_coherence / 623).toFixed(4)));
+    assert.ok(m.mean_coherence_ratio > 1, `mean_coherence_ratio ${m.mean_coherence_ratio}`);
   });
 
   test('User Endpoints / Update User Profile: the documented body is stored', async () => {
