@@ -85,3 +85,29 @@ test('warmUp stops when told to', async () => {
   assert.equal(schemas.pending, 6, 'two compiled, then stopped');
   await app.close();
 });
+
+test('a query or path number too large for a double (Infinity once coerced) is refused, not passed on', async () => {
+  // ajv coerces "1e400" (or 400 nines) to Infinity and checks maximum/minimum on finite
+  // numbers only: `?limit=1e400` passed `maximum: 200` and reached PostgreSQL as a 500.
+  const schemas = createLazySchemaCompilers();
+  const app = Fastify({ schemaController: schemas.schemaController, ajv: AJV });
+  app.get(
+    '/list',
+    { schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: 200 }, ids: { type: 'array', items: { type: 'number' } } } } } },
+    async (req) => ({ limit: String((req.query as { limit?: number }).limit) }),
+  );
+  app.post('/n/:n', { schema: { params: { type: 'object', properties: { n: { type: 'number' } } }, body: { type: 'object', properties: { x: { type: 'number' } } } } }, async () => ({ ok: true }));
+  for (const url of ['/list?limit=1e400', `/list?limit=${'9'.repeat(400)}`, '/list?limit=-1e400', '/list?ids=1&ids=1e999']) {
+    const res = await app.inject(url);
+    assert.equal(res.statusCode, 400, url);
+    assert.match(res.json().message, /querystring\/(limit|ids) must be a finite number/, url);
+  }
+  const param = await app.inject({ method: 'POST', url: '/n/1e400', payload: {} });
+  assert.equal(param.statusCode, 400);
+  assert.match(param.json().message, /params\/n must be a finite number/);
+  // Ordinary values are unchanged, and a body's number is the schema's alone to judge.
+  assert.deepEqual((await app.inject('/list?limit=200')).json(), { limit: '200' });
+  assert.equal((await app.inject('/list?limit=201')).statusCode, 400);
+  assert.equal((await app.inject({ method: 'POST', url: '/n/1.5', payload: { x: 2 } })).statusCode, 200);
+  await app.close();
+});

@@ -40,6 +40,27 @@ export interface LazySchemaCompilers {
   warmUp(onError: (err: unknown, what: string) => void, stopped?: () => boolean): Promise<void>;
 }
 
+/**
+ * The parts whose strings ajv coerces to numbers. A digit string too long for a double
+ * ("1e400", or 400 nines) coerces to Infinity, and ajv (strictNumbers) applies `maximum` and
+ * `minimum` only to finite numbers, so `?limit=1e400` passed `maximum: 200` and reached
+ * PostgreSQL as a 500 (`invalid input syntax for type bigint: "Infinity"`). A JSON body cannot
+ * carry one past its schema (JSON.parse gives Infinity, which the type check refuses).
+ */
+const COERCED_PARTS = new Set(['querystring', 'params', 'headers']);
+
+/** An ajv-shaped issue for the first non-finite number in a coerced object (top level or an array in it), else null. */
+function nonFiniteIssue(data: unknown): { instancePath: string; keyword: string; params: Record<string, unknown>; message: string } | null {
+  if (data === null || typeof data !== 'object') return null;
+  for (const [key, value] of Object.entries(data)) {
+    const values = Array.isArray(value) ? value : [value];
+    if (values.some((v) => typeof v === 'number' && !Number.isFinite(v))) {
+      return { instancePath: `/${key}`, keyword: 'maximum', params: {}, message: 'must be a finite number' };
+    }
+  }
+  return null;
+}
+
 export function createLazySchemaCompilers(): LazySchemaCompilers {
   /** Compiles of schemas not used yet, by a description for the logs. */
   const pending = new Map<() => void, string>();
@@ -64,13 +85,20 @@ export function createLazySchemaCompilers(): LazySchemaCompilers {
     return get;
   };
 
-  const lazyValidator = (compile: () => Validator, what: string): Validator => {
+  const lazyValidator = (compile: () => Validator, what: string, coercedPart: boolean): Validator => {
     const get = once(compile, what);
     const validate: Validator = function (data: unknown, ctx?: unknown) {
       const fn = get();
       const out = ctx === undefined ? fn(data) : fn(data, ctx);
       // Fastify reads the errors from the function it was given (ajv sets them on its own).
       validate.errors = fn.errors;
+      if (out === true && coercedPart) {
+        const bad = nonFiniteIssue(data);
+        if (bad) {
+          validate.errors = [bad];
+          return false;
+        }
+      }
       return out;
     };
     // Fastify passes ajv functions their parent (so that coercion may replace a root value)
@@ -91,7 +119,8 @@ export function createLazySchemaCompilers(): LazySchemaCompilers {
   const serializerFactory = SerializerSelector();
 
   const lazyValidatorCompiler = <C extends AnyFn>(compiler: C): C =>
-    ((route: Parameters<C>[0]) => lazyValidator(() => compiler(route), describe(route))) as C;
+    ((route: Parameters<C>[0]) =>
+      lazyValidator(() => compiler(route), describe(route), COERCED_PARTS.has((route as { httpPart?: string }).httpPart ?? ''))) as C;
 
   return {
     schemaController: {
