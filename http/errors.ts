@@ -15,7 +15,7 @@ import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AttuneError, isAttuneError, type ErrorCode, type ErrorDetail, type ReasonFor } from '../lib/errors.js';
 import { MAX_BODY_JSON_DEPTH, bodyTooDeep, jsonBytesDepth } from '../lib/json-limits.js';
-import { invalidText, jsonBytesHaveNul } from '../lib/text-limits.js';
+import { invalidText, jsonBytesHaveNul, nulPointer } from '../lib/text-limits.js';
 import { iso } from '../lib/time.js';
 
 export interface ErrorBody {
@@ -291,8 +291,15 @@ export function registerJsonBodyParser(app: FastifyInstance, maxDepth = MAX_BODY
       return;
     }
     // A \u0000 in any string: PostgreSQL stores no NUL (lib/text-limits.ts).
+    // Named by its pointer (the body parsed only on this refusal's path), '/' when the body is not JSON either.
     if (jsonBytesHaveNul(bytes)) {
-      done(invalidText('/'), undefined);
+      let field = '/';
+      try {
+        field = nulPointer(JSON.parse(bytes.toString('utf8'))) ?? '/';
+      } catch {
+        // not JSON: the NUL is still the first thing wrong with it that can be named
+      }
+      done(invalidText(field), undefined);
       return;
     }
     parse(req, bytes.toString('utf8'), done);

@@ -8,6 +8,25 @@ export function registerTextGuard(app: FastifyInstance): void {
   app.addHook('onRequest', async (req) => {
     if (!req.url.includes('%00')) return;
     const q = req.url.indexOf('?');
-    throw invalidText(q !== -1 && req.url.indexOf('%00', q) !== -1 ? '?' : ':');
+    if (q === -1 || req.url.indexOf('%00', q) === -1) throw invalidText(':');
+    throw invalidText(`?${queryNameWithNul(req.url.slice(q + 1))}`);
   });
+}
+
+/** The name of the first query parameter whose name or value has a %00 (as the client wrote it when it does not decode). */
+function queryNameWithNul(query: string): string {
+  for (const pair of query.split('&')) {
+    if (!pair.includes('%00')) continue;
+    const eq = pair.indexOf('=');
+    const raw = (eq === -1 ? pair : pair.slice(0, eq)).replace(/\+/g, ' ');
+    let name: string;
+    try {
+      name = decodeURIComponent(raw);
+    } catch {
+      name = raw;
+    }
+    // A NUL in the name itself is shown escaped: the detail is logged and sent back.
+    return name.replace(/\0/g, '\\u0000');
+  }
+  return '';
 }

@@ -25,6 +25,23 @@ export function unstorableJsonText(text: string): 'nul' | 'surrogate' | null {
   return m[0].toLowerCase().endsWith('u0000') ? 'nul' : 'surrogate';
 }
 
+/**
+ * The JSON pointer of the first string (a value or a key) with a NUL in a parsed body, else
+ * null: what a refusal names, so `{"title":"a\u0000b"}` is refused as `/title`, not `/`. Run
+ * only once a NUL is known to be there (jsonBytesHaveNul), so it costs nothing otherwise.
+ */
+export function nulPointer(value: unknown, path = ''): string | null {
+  if (typeof value === 'string') return value.includes('\0') ? path || '/' : null;
+  if (value === null || typeof value !== 'object') return null;
+  for (const [key, v] of Object.entries(value)) {
+    const here = `${path}/${key.replace(/~/g, '~0').replace(/\//g, '~1').replace(/\0/g, '\\u0000')}`;
+    if (key.includes('\0')) return here;
+    const found = nulPointer(v, here);
+    if (found) return found;
+  }
+  return null;
+}
+
 /** The refusal of text with a NUL (or, in stored JSON, a lone surrogate), naming the field. */
 export function invalidText(field: string, what: 'nul' | 'surrogate' = 'nul'): AttuneError {
   const message = what === 'nul' ? 'contains a NUL character (U+0000), which cannot be stored' : 'contains an unpaired UTF-16 surrogate, which cannot be stored';

@@ -24,13 +24,15 @@ function assertInvalidText(res: { status: number; body: any }, field: string, wh
   assert.match(res.body.error.message, what);
 }
 
-test('a NUL (\\u0000) in any string of a JSON body is a 400 invalid_text (PostgreSQL stored none: 500)', async () => {
-  assertInvalidText(await app.request('POST', '/v1/sessions', { token, body: { title: 'a\u0000b' } }), '/');
-  assertInvalidText(await app.request('POST', '/v1/speech-sessions', { token, body: { type: 'presentation', description: '\u0000' } }), '/');
-  assertInvalidText(await app.request('POST', '/v1/devices', { token, body: { device_id: 'd-nul', name: 'x\u0000' } }), '/');
+test('a NUL (\\u0000) in any string of a JSON body is a 400 invalid_text naming its field (PostgreSQL stored none: 500)', async () => {
+  // Named by the field's pointer (until 12-06 every one was '/', the whole body).
+  assertInvalidText(await app.request('POST', '/v1/sessions', { token, body: { title: 'a\u0000b' } }), '/title');
+  assertInvalidText(await app.request('POST', '/v1/speech-sessions', { token, body: { type: 'presentation', description: '\u0000' } }), '/description');
+  assertInvalidText(await app.request('POST', '/v1/devices', { token, body: { device_id: 'd-nul', name: 'x\u0000' } }), '/name');
+  assertInvalidText(await app.request('POST', '/v1/sessions', { token, body: { metadata: { 'a/b\u0000': 1 } } }), '/metadata/a~1b\\u0000');
   const s = await app.request('POST', '/v1/sessions', { token, body: {} });
   assert.equal(s.status, 201);
-  assertInvalidText(await app.request('PATCH', `/v1/sessions/${s.body.id}`, { token, body: { metadata: { k: ['\u0000'] } } }), '/');
+  assertInvalidText(await app.request('PATCH', `/v1/sessions/${s.body.id}`, { token, body: { metadata: { k: ['\u0000'] } } }), '/metadata/k/0');
   // An escaped backslash before "u0000" is text, not a NUL.
   const literal = await app.request('POST', '/v1/sessions', { token, body: { title: '\\u0000' } });
   assert.equal(literal.status, 201);
@@ -49,8 +51,19 @@ test('a lone UTF-16 surrogate in stored JSON (metadata, settings) is a 400 inval
 });
 
 test('a %00 in a path parameter or query value is a 400 invalid_text before any route', async () => {
-  assertInvalidText(await app.request('GET', '/v1/sessions?user_id=a%00b', { token }), '?');
+  // A query value is named as its parameter (until 12-06 a bare '?').
+  assertInvalidText(await app.request('GET', '/v1/sessions?limit=5&user_id=a%00b', { token }), '?user_id');
+  assertInvalidText(await app.request('GET', '/v1/sessions?st%00atus=x', { token }), '?st\\u0000atus');
   assertInvalidText(await app.request('GET', '/v1/speech-sessions/x%00/transcript', { token }), ':');
+});
+
+test('a query number too long for a double (Infinity once coerced) is a 400 naming it, not a 500 from PostgreSQL', async () => {
+  for (const url of ['/v1/sessions?limit=1e400', `/v1/speech-sessions?page=${'9'.repeat(400)}`, '/v1/mesh/sessions?page=-1e400']) {
+    const res = await app.request('GET', url, { token });
+    assert.equal(res.status, 400, `${url}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.error.details[0].reason, 'out_of_range');
+    assert.match(res.body.error.details[0].field, /^\?(limit|page)$/);
+  }
 });
 
 test('PATCH version beyond a 32-bit integer is a 400 (it reached PostgreSQL as a 500)', async () => {
