@@ -55,6 +55,8 @@ export interface IngestTestOptions {
   keepAudio?: boolean;
   /** The embedded bus's in-memory tail per partition (its default is 16 MB). */
   busMemoryBytesPerPartition?: number;
+  /** POST /v1/speech/stt's recogniser (the route is registered only with one). */
+  speechToText?: AppContext['speechToText'];
 }
 
 async function buildApp(ctx: AppContext): Promise<FastifyInstance> {
@@ -91,6 +93,7 @@ export async function startIngestTestServer(opts: IngestTestOptions = {}): Promi
     roles: { ingest: true, api: false, worker: false },
     liveOptions: { maxBufferedMessages: 256, heartbeatMs: 30_000 },
     ingestLimit: { readingsPerS: 0, burst: 0 },
+    ...(opts.speechToText ? { speechToText: opts.speechToText } : {}),
   };
   const frames = await FrameCollector.start(bus, codec, opts.keepAudio ?? true);
   const app = await buildApp(ctx);

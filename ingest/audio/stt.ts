@@ -14,6 +14,7 @@ import { AttuneError } from '../../lib/errors.js';
 import type { AppContext, SpeechToTextService } from '../../http/context.js';
 import { errorBodySchema } from '../../http/errors.js';
 import { documentedBody } from '../../http/openapi.js';
+import { discardRestOfBody } from '../../http/refused-body.js';
 import { AudioFileDecoder, ACCEPTED_AUDIO_FORMATS, ACCEPTED_AUDIO_TYPES } from './decoders/index.js';
 import { createResampler, type Resampler } from './resample.js';
 import { BUS_SAMPLE_RATE } from './publisher.js';
@@ -107,9 +108,9 @@ export async function registerSpeechToTextRoute(app: FastifyInstance, ctx: AppCo
         try {
           samples = await receiveAudio(req, limits);
         } catch (err) {
-          // The rest of a refused body is not worth reading (as the upload route does): the
-          // connection closes after the answer instead of carrying a half-read body into the next request.
-          void reply.header('connection', 'close');
+          // The rest of a refused body is read and dropped (bounded), so that a client still
+          // sending it reads the answer (http/refused-body.ts).
+          discardRestOfBody(req, reply);
           throw err;
         }
         try {

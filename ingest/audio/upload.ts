@@ -16,6 +16,7 @@ import type { AppContext } from '../../http/context.js';
 import { errorBodySchema } from '../../http/errors.js';
 import { docEnvelopeSchema, withDocEnvelope } from '../../http/doc-envelope.js';
 import { documentedBody } from '../../http/openapi.js';
+import { discardRestOfBody } from '../../http/refused-body.js';
 import { invalidText } from '../../lib/text-limits.js';
 import { principalOf } from '../../http/auth-plugin.js';
 import type { SpeechSession, SpeechUpload } from '../../store/postgres/speech-sessions-repo.js';
@@ -280,8 +281,9 @@ async function receiveUpload(ctx: AppContext, limits: SpeechUploadLimits, req: F
     if (!job.fileReceived) throw new AttuneError('validation_error', 'the audio file is missing: send it in field "file"', [{ field: 'file', reason: 'required' }]);
     return await job.finish();
   } catch (err) {
-    // The rest of a refused body is not worth reading.
-    void reply.header('connection', 'close');
+    // The rest of a refused body is read and dropped (bounded), so that a client still
+    // sending it reads the answer (http/refused-body.ts).
+    discardRestOfBody(req, reply);
     throw await job.fail(err);
   }
 }
