@@ -19,7 +19,7 @@ import { invalidText, jsonBytesHaveNul, nulPointer } from '../lib/text-limits.js
 import { iso } from '../lib/time.js';
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string; documentation_url?: string };
+  error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string; field?: string; retry_after?: number; documentation_url?: string };
 }
 
 /**
@@ -59,6 +59,8 @@ export const errorBodySchema = {
         message: { type: 'string' },
         details: { type: 'array', items: { type: 'object', additionalProperties: true } },
         request_id: { type: 'string' },
+        field: { type: 'string', description: "The field a 4xx is about, as a name (the communication platform document's `field`): the first detail's field without its leading /, ? or :." },
+        retry_after: { type: 'integer', description: "Seconds to wait, as Retry-After says (429, and 503 where it is sent): the communication platform document's `retry_after`." },
         documentation_url: { type: 'string', format: 'uri', description: "The README's error catalogue (only where ATTUNE_ERROR_DOCS_URL is set)." },
       },
       required: ['code', 'message', 'details', 'request_id'],
@@ -227,6 +229,14 @@ export function toAttuneError(err: FastifyError | Error, req?: FastifyRequest): 
 
 export function errorBody(err: AttuneError, requestId: string, docsUrl: string | null = null): ErrorBody {
   const body: ErrorBody = { error: { code: err.code, message: err.message, details: err.details, request_id: requestId } };
+  // The communication platform document's error fields (../shared/seeds 003, "Error
+  // Responses"), beside the details they repeat: `field`, the field a 4xx names, as a name
+  // ("email"; Attune's pointer without its leading "/", "?" or ":"), and `retry_after`, the
+  // seconds of its 429 (and of a 503 with Retry-After).
+  const field = err.statusCode < 500 ? err.details.find((d) => typeof d.field === 'string' && d.field.replace(/^[/?:]/, '') !== '')?.field : undefined;
+  if (field !== undefined) body.error.field = field.replace(/^[/?:]/, '');
+  const retry = err.details.find((d) => typeof d.retry_after_s === 'number' && d.retry_after_s > 0)?.retry_after_s as number | undefined;
+  if (retry !== undefined) body.error.retry_after = Math.ceil(retry);
   if (docsUrl) body.error.documentation_url = documentationUrl(docsUrl);
   return body;
 }

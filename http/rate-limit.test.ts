@@ -92,6 +92,8 @@ test('free tier: the 61st request in a minute is a coded 429 with Retry-After; e
   const retryAfter = Number(last.headers.get('retry-after'));
   assert.ok(retryAfter >= 1 && retryAfter <= 60, `retry-after ${retryAfter}`);
   assert.equal(last.body.error.details[0].retry_after_s, retryAfter);
+  // The communication platform document's 429 body names the wait too, as `error.retry_after`.
+  assert.equal(last.body.error.retry_after, retryAfter);
   assert.ok(Math.abs(limitHeaders(last).reset - (Date.now() / 1000 + retryAfter)) <= 2, 'Retry-After agrees with X-RateLimit-Reset');
   // Burst refusals on the way (sequential requests are faster than 10 a second) said 1 s.
   for (const a of answers.slice(0, -1).filter((x) => x.status === 429)) assert.equal(a.headers.get('retry-after'), '1');
