@@ -147,7 +147,7 @@ test('a session started and completed reaches the receiver, signed, with the doc
   const payloads = receiver.payloads().filter((p) => p.data.session_id === sid);
   assert.deepEqual(payloads.map((p) => p.type).sort(), ['session.completed', 'session.started'], 'each once');
   const completed = payloads.find((p) => p.type === 'session.completed')!;
-  assert.deepEqual(Object.keys(completed), ['id', 'type', 'created', 'data']);
+  assert.deepEqual(Object.keys(completed), ['id', 'type', 'created', 'event', 'timestamp', 'data']);
   assert.match(completed.id, /^evt_/);
   assert.equal(completed.created, new Date(endedAt).toISOString());
   // The document's example payload: user_id, session_id, duration, average_coherence, peak_coherence.

@@ -269,7 +269,9 @@ test('receiver down for 2 minutes while the dispatcher restarts: each event arri
     return JSON.parse(r.body);
   });
   const [completed, started] = bodies;
-  assert.deepEqual(Object.keys(completed), ['id', 'type', 'created', 'data']);
+  assert.deepEqual(Object.keys(completed), ['id', 'type', 'created', 'event', 'timestamp', 'data']);
+  // The communication platform document's payload style too: {event, timestamp, data}.
+  assert.deepEqual([completed.event, completed.timestamp], [completed.type, completed.created]);
   assert.equal(completed.type, 'session.completed');
   assert.match(completed.id, /^evt_[0-9a-f]{24}$/);
   assert.equal(completed.created, new Date(T0).toISOString());

@@ -90,13 +90,15 @@ export function timestampedSignatureOf(body: string, secret: string, atMs: numbe
 }
 
 /**
- * The speech-coaching document's top-level webhook fields, for its session.completed (a speech
+ * The documents' top-level webhook fields. The speech-coaching document's, for its session.completed (a speech
  * session, Attune's speech.session.completed: /sessions is /v1/speech-sessions there, so its
  * event type has the same prefix): {event: "session.completed", sessionId, userId, timestamp}
  * beside Attune's {id, type, created}; its data {status, score, duration} is in `data`.
  */
 function documentFields(e: { type: string; created: number; data: Record<string, unknown> }): Record<string, unknown> {
-  if (e.type !== 'speech.session.completed') return {};
+  // Every other event: the communication platform document's payload style, {event, timestamp,
+  // data}, beside Attune's {id, type, created} (its clients read `event` and `timestamp`).
+  if (e.type !== 'speech.session.completed') return { event: e.type, timestamp: iso(e.created) };
   return { event: 'session.completed', sessionId: e.data.speech_session_id ?? null, userId: e.data.user_id ?? null, timestamp: iso(e.created) };
 }
 
