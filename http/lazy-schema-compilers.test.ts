@@ -111,3 +111,15 @@ test('a query or path number too large for a double (Infinity once coerced) is r
   assert.equal((await app.inject({ method: 'POST', url: '/n/1.5', payload: { x: 2 } })).statusCode, 200);
   await app.close();
 });
+
+test('a JSON body is validated as sent, never coerced (a number for a string is a 400); query and path values are coerced as text', async () => {
+  const { app } = server();
+  const coerced = await app.inject({ method: 'POST', url: '/things/abc?n=5&tags=x', payload: { name: 'a' } });
+  assert.deepEqual([coerced.statusCode, coerced.json().n, coerced.json().tags], [200, 5, ['x']]);
+  for (const name of [123, true, ['a']]) {
+    const res = await app.inject({ method: 'POST', url: '/things/abc', payload: { name } });
+    assert.equal(res.statusCode, 400, `name ${JSON.stringify(name)}: ${res.body}`);
+    assert.match(res.json().message, /name/);
+  }
+  await app.close();
+});

@@ -125,7 +125,15 @@ export function createLazySchemaCompilers(): LazySchemaCompilers {
   return {
     schemaController: {
       compilersFactory: {
-        buildValidator: (externalSchemas: unknown, options: unknown) => lazyValidatorCompiler((validatorFactory as AnyFn)(externalSchemas, options)),
+        buildValidator: (externalSchemas: unknown, options: unknown) => {
+          // Bodies are JSON, typed by the client: no coercion there ({"coherence_threshold": true}
+          // was stored as 1, "12" as 12; a walkthrough of the wellness document's schema
+          // validation). Query strings, path parameters and headers are text: coerced, as before.
+          const o = options as { customOptions?: Record<string, unknown> };
+          const coercing = lazyValidatorCompiler((validatorFactory as AnyFn)(externalSchemas, options));
+          const strict = lazyValidatorCompiler((validatorFactory as AnyFn)(externalSchemas, { ...o, customOptions: { ...o.customOptions, coerceTypes: false } }));
+          return (route: { httpPart?: string }) => (route.httpPart === 'body' ? strict(route) : coercing(route));
+        },
         buildSerializer: (externalSchemas: unknown, options: unknown) => {
           const compiler = (serializerFactory as AnyFn)(externalSchemas, options);
           return (route: any) => lazySerializer(() => compiler(route), describe(route));
