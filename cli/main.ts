@@ -147,7 +147,11 @@ async function run(argv: string[]): Promise<void> {
     if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`);
     throw err;
   }
-  const log = createLogger({ level: config.logLevel });
+  // A command whose answer is its standard output (a token, what migrate applied) logs to
+  // standard error, so that TOKEN=$(attune token …) holds the token alone (a warning about the
+  // data directory's mode came before it, an STT walkthrough found).
+  const toStderr = command === 'token' || command === 'migrate';
+  const log = createLogger({ level: config.logLevel, stderr: toStderr });
   const groupFlags = groupOptions(values);
   if ((Object.hasOwn(ROLE_SETS, command) || command === 'migrate' || command === 'token') && usesDataDir(command, config)) {
     const { fixedFrom } = secureDataDir(config.dataDir);

@@ -25,7 +25,7 @@ export const REDACTED_PATHS = [
 ];
 
 /** One structured logger per process; roles take children (`log.child({ role: 'worker' })`). `destination`: tests capture the lines. */
-export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream } = {}): Logger {
+export function createLogger(opts: { level?: string; name?: string; destination?: pino.DestinationStream; stderr?: boolean } = {}): Logger {
   const options: LoggerOptions = {
     name: opts.name ?? 'attune',
     level: opts.level ?? process.env.LOG_LEVEL ?? 'info',
@@ -33,7 +33,8 @@ export function createLogger(opts: { level?: string; name?: string; destination?
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  const destination = opts.destination ?? (opts.stderr ? pino.destination(2) : undefined);
+  return destination ? pino(options, destination) : pino(options);
 }
 
 /** A logger that drops everything, for tests and benchmarks. */
