@@ -281,18 +281,24 @@ test('a worker replaced mid-stream resumes from the batch record its oldest open
   assert.deepEqual(await windowMetrics(session.id), await windowMetrics(control.id));
 });
 
-test('a backlog synced after the end call, in three requests: the one that reaches the end closes the last windows; an uninterrupted run and one restarted between requests store the windows of the same beats synced before the end', async () => {
-  const refTopics = await topicsFor('end-after-ref.');
+/** The reference for a sync after the end: the same readings, all synced before the end call (its marker after them). */
+async function syncedBeforeTheEnd(name: string): Promise<{ id: string }> {
+  const topics = await topicsFor(`${name}.`);
   const ref = await sessions.create({ ...sessionOpts, deviceId: 'dev-end-ref' });
-  const r = worker(refTopics, 'end-after-ref');
+  const r = worker(topics, name);
   await r.start();
   try {
-    await publish(refTopics, ref.id, 'dev-end-ref', readings, PER_RECORD);
+    await publish(topics, ref.id, 'dev-end-ref', readings, PER_RECORD);
     await waitFor('the reference flushed', () => r.stats.readings === readings.length && r.openSessionCount === 0, 30_000, 20);
     await r.flush();
   } finally {
     await r.stop();
   }
+  return ref;
+}
+
+test('a backlog synced after the end call, in three requests: the one that reaches the end closes the last windows; an uninterrupted run and one restarted between requests store the windows of the same beats synced before the end', async () => {
+  const ref = await syncedBeforeTheEnd('end-after-ref');
   const endMs = Math.max(...readings.map((x) => Date.parse(x.timestamp)));
   const thirds = [0, Math.floor(readings.length / 3), Math.floor((2 * readings.length) / 3), readings.length];
   for (const [device, restart] of [['dev-end-run', false], ['dev-end-restart', true]] as const) {
@@ -328,17 +334,7 @@ test('a backlog synced after the end call, in three requests: the one that reach
 });
 
 test('a session synced partly before the end call and the rest after it: the windows after the flushed ones keep the beats before the end (the end kept them), as if all had come before the end, through a restart too', async () => {
-  const refTopics = await topicsFor('end-part-ref.');
-  const ref = await sessions.create({ ...sessionOpts, deviceId: 'dev-end-ref' });
-  const r = worker(refTopics, 'end-part-ref');
-  await r.start();
-  try {
-    await publish(refTopics, ref.id, 'dev-end-ref', readings, PER_RECORD);
-    await waitFor('the reference flushed', () => r.stats.readings === readings.length && r.openSessionCount === 0, 30_000, 20);
-    await r.flush();
-  } finally {
-    await r.stop();
-  }
+  const ref = await syncedBeforeTheEnd('end-part-ref');
   const reference = await windowMetrics(ref.id);
   const endMs = Math.max(...readings.map((x) => Date.parse(x.timestamp)));
   const cut = Math.floor(readings.length * 0.6);
