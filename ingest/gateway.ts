@@ -14,6 +14,7 @@ import { principalOf } from '../http/auth-plugin.js';
 import type { SharedReadingBudget } from '../http/rate-limit.js';
 import type { Device, Session } from '../store/postgres/sessions-repo.js';
 import { publishReadings } from './publisher.js';
+import { busUnavailable } from '../bus/publish-timeout.js';
 import { readingId, type HeartReadingRecord } from '../schemas/records.js';
 import { parseTimestamp } from '../lib/time.js';
 import { deviceProfileJson } from '../store/postgres/users-repo.js';
@@ -470,8 +471,13 @@ async function publish(ctx: AppContext, records: HeartReadingRecord[], sessionEn
   try {
     await publishReadings(ctx.bus, ctx.topics, ctx.codec, records, ctx.ingestLimit.readingsPerRecord, sessionEnds);
   } catch (err) {
-    ctx.log.error({ err }, 'publishing readings failed');
-    throw new AttuneError('unavailable', 'the bus did not accept the readings; nothing was stored, retry later');
+    // The 503 says why and when to retry, as documented (Delivery guarantees): bus_publish_failed
+    // with retry_after_s (the Retry-After header), and the bus's own cause (publish_timeout, …).
+    // Until 12-06 it answered `details: []`, dropping both.
+    const inner = isAttuneError(err) ? err.details.find((d) => typeof d.cause === 'string')?.cause : undefined;
+    const cause = typeof inner === 'string' ? inner : (err as Error)?.message ?? String(err);
+    ctx.log.error({ err, readings: records.length }, 'publishing readings failed');
+    throw busUnavailable('the bus did not accept the readings; nothing was stored, retry later', cause);
   }
 }
 
