@@ -175,6 +175,7 @@ export const Reasons = {
   invalid_topic_name: r('validation_error', 'A topic name that is not allowed.'),
   invalid_offset: r('validation_error', 'An offset that is not a non-negative 64-bit integer.'),
   store_unavailable: r('unavailable', 'The store (ClickHouse) cannot be reached or refused a query.'),
+  database_unavailable: r('unavailable', 'PostgreSQL (DATABASE_URL) cannot be reached or dropped the connection; retry after Retry-After.'),
   write_failed: r('unavailable', 'Rows could not be written after retries.'),
   registry_error: r('unavailable', 'The schema registry cannot be reached or refused a request.'),
   unknown_schema_id: r('not_found', 'A record names a schema id the registry does not know.'),

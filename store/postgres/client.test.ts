@@ -64,3 +64,40 @@ test('importing the client module loads neither driver; a server client loads pg
   );
   assert.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { before: false, after: true, kind: 'pg' });
 });
+
+test('a PostgreSQL server that cannot be reached: query, exec and transaction reject with unavailable / database_unavailable (a 503), not the driver error (a 500)', { timeout: 60_000 }, async () => {
+  const { createServer } = await import('node:net');
+  const { isAttuneError } = await import('../../lib/errors.js');
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  await new Promise((r) => srv.close(r));
+  const sql = await createSqlClient({ databaseUrl: `postgres://attune:attune@127.0.0.1:${port}/attune` });
+  try {
+    const unavailable = (e: unknown) => {
+      assert.ok(isAttuneError(e), `an AttuneError, got ${String(e)}`);
+      assert.equal(e.code, 'unavailable');
+      assert.equal(e.statusCode, 503);
+      assert.equal(e.details[0]?.reason, 'database_unavailable');
+      assert.equal(typeof e.details[0]?.retry_after_s, 'number');
+      assert.match(e.message, /ECONNREFUSED/);
+      return true;
+    };
+    await assert.rejects(sql.query('SELECT 1'), unavailable);
+    await assert.rejects(sql.exec('SELECT 1'), unavailable);
+    await assert.rejects(sql.transaction(async (tx) => tx.query('SELECT 1')), unavailable);
+  } finally {
+    await sql.close();
+  }
+});
+
+test('isDatabaseUnreachable: connection failures and shutdown states, not answers to the statement', async () => {
+  const { isDatabaseUnreachable } = await import('./client.js');
+  const coded = (message: string, code?: string) => Object.assign(new Error(message), code === undefined ? {} : { code });
+  for (const e of [coded('connect ECONNREFUSED 127.0.0.1:5432', 'ECONNREFUSED'), coded('terminating connection due to administrator command', '57P01'), coded('the database system is starting up', '57P03'), coded('x', '08006'), coded('Connection terminated unexpectedly'), coded('timeout exceeded when trying to connect')]) {
+    assert.equal(isDatabaseUnreachable(e), true, e.message);
+  }
+  for (const e of [coded('duplicate key value violates unique constraint', '23505'), coded('syntax error at or near "x"', '42601'), coded('password authentication failed for user "attune"', '28P01'), 'ECONNREFUSED']) {
+    assert.equal(isDatabaseUnreachable(e), false, String(e));
+  }
+});

@@ -45,6 +45,41 @@ export interface PgClientOptions {
   applicationName?: string;
 }
 
+/** Seconds a client is told to wait when PostgreSQL cannot be reached (Retry-After). */
+export const DATABASE_RETRY_AFTER_S = 5;
+
+/** Network failures of the connection itself (not an answer from the server). */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EPIPE']);
+/** SQLSTATEs of a server that cannot serve now: connection exceptions (class 08), shutdown, start-up, too many connections. */
+const UNAVAILABLE_STATES = new Set(['57P01', '57P02', '57P03', '53300']);
+/** pg and pg-pool's own messages for a lost or timed-out connection. */
+const LOST = /^Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/;
+
+/**
+ * Whether `err` says PostgreSQL could not be reached (refused, reset, timed out, shutting
+ * down), as opposed to an answer to the statement (a constraint, a syntax error).
+ */
+export function isDatabaseUnreachable(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && (NETWORK_CODES.has(code) || UNAVAILABLE_STATES.has(code) || code.startsWith('08'))) return true;
+  if (err instanceof AggregateError && err.errors.some(isDatabaseUnreachable)) return true;
+  return LOST.test(err.message);
+}
+
+/**
+ * `err` as `unavailable` / database_unavailable (a 503 with Retry-After on HTTP, where it was
+ * a 500 internal_error) when it says PostgreSQL could not be reached; anything else as it is.
+ */
+export function databaseError(err: unknown): unknown {
+  if (!isDatabaseUnreachable(err)) return err;
+  const e = new AttuneError('unavailable', `PostgreSQL is unavailable (${(err as Error).message || (err as { code?: string }).code}); retry later`, [
+    { reason: 'database_unavailable', retry_after_s: DATABASE_RETRY_AFTER_S },
+  ]);
+  (e as Error & { cause?: unknown }).cause = err;
+  return e;
+}
+
 /** A `pg` Pool on a PostgreSQL server. */
 export async function createPgClient(opts: PgClientOptions): Promise<SqlClient> {
   const { default: pg } = await import('pg');
@@ -58,14 +93,17 @@ export async function createPgClient(opts: PgClientOptions): Promise<SqlClient> 
   // An idle connection that the server drops (restart, network) must not crash the process;
   // the pool replaces it on the next checkout.
   pool.on('error', () => {});
+  // A server that cannot be reached is `unavailable` (database_unavailable): a 503 with
+  // Retry-After on HTTP, not a 500 (until 12-06, a device syncing while PostgreSQL restarted
+  // got 500 internal_error, which it must not retry).
   const wrap = (q: { query: (text: string, values?: unknown[]) => Promise<{ rows: unknown[]; rowCount: number | null }> }): SqlQueryable => ({
     async query<R>(sql: string, params: readonly unknown[] = []) {
-      const r = await q.query(sql, params as unknown[]);
+      const r = await q.query(sql, params as unknown[]).catch((err: unknown) => Promise.reject(databaseError(err)));
       return { rows: r.rows as R[], rowCount: r.rowCount ?? 0 };
     },
     async exec(sql: string) {
       // No parameters: the simple query protocol, which runs several statements.
-      await q.query(sql);
+      await q.query(sql).catch((err: unknown) => Promise.reject(databaseError(err)));
     },
   });
   const base = wrap(pool);
@@ -73,7 +111,7 @@ export async function createPgClient(opts: PgClientOptions): Promise<SqlClient> 
     kind: 'pg',
     ...base,
     async transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> {
-      const conn = await pool.connect();
+      const conn = await pool.connect().catch((err: unknown) => Promise.reject(databaseError(err)));
       let broken = false;
       try {
         await conn.query('BEGIN');
