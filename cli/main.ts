@@ -86,6 +86,8 @@ export async function main(argv: string[]): Promise<void> {
     await run(argv);
   } catch (err) {
     failOnInsecure(err);
+    // A configuration a dependency refused (PostgreSQL's credentials in DATABASE_URL): one line naming the variable.
+    if (err instanceof ConfigError) fail(`invalid configuration: ${err.message}`);
     // A dependency that never came up (Kafka past ATTUNE_KAFKA_CONNECT_WAIT_MS): one line
     // naming it and a non-zero exit (1: the environment, not the command line), no stack trace.
     if (isAttuneError(err) && err.code === 'unavailable') {
@@ -174,7 +176,7 @@ async function run(argv: string[]): Promise<void> {
         import('../store/migrate.js'),
         import('../store/postgres/migrate.js'),
       ]);
-      const sql = await openEntities(config);
+      const sql = await openEntities(config, log, { wait: true });
       try {
         const { applied } = await migratePostgres(sql);
         process.stdout.write(applied.length ? `postgres applied: ${applied.join(', ')}\n` : 'postgres up to date\n');
@@ -268,6 +270,13 @@ function groupOptions(values: { 'locked-share'?: string; 'breathing-rate'?: stri
 
 async function runRoles(command: string, config: AttuneConfig, log: Logger, groupFlags: ReturnType<typeof groupOptions>): Promise<void> {
   const roles = ROLE_SETS[command];
+  // One role on Kafka is one process of several, which must share one PostgreSQL: without
+  // DATABASE_URL this one would keep devices and sessions in a PGlite folder of its own, never
+  // migrated, which no other process sees (until 12-06 it started so, and answered every sync
+  // 500 "relation … does not exist").
+  if (command !== 'all' && config.bus === 'kafka' && !config.databaseUrl) {
+    fail(`invalid configuration: DATABASE_URL: \`attune ${command}\` on Kafka needs the PostgreSQL server every process of the deployment shares (postgres://user:password@host:port/db); only \`attune all\` may run without it (PGlite in ATTUNE_DATA_DIR)`);
+  }
   if (command !== 'all' && config.bus === 'embedded') {
     log.warn('running a single role on the embedded bus: other processes cannot reach it; set KAFKA_BROKERS to scale out');
   }
@@ -291,7 +300,7 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger, grou
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
   const { startAttune, startSimulator } = await import('./roles.js');
-  const running = await startAttune(config, roles, log.child({ roles: command }), { migrate: command === 'all', onListening: () => (listening = true) });
+  const running = await startAttune(config, roles, log.child({ roles: command }), { migrate: command === 'all', waitForPostgres: true, onListening: () => (listening = true) });
   listening = true; // a role without a server (attune worker) has nothing to wait for
   const controller = new AbortController();
   let simulator: Promise<unknown> | null = null;

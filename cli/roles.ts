@@ -5,9 +5,9 @@
 // ClickHouse writer.
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { AttuneConfig } from '../lib/config.js';
+import { ConfigError, type AttuneConfig } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
-import { AttuneError } from '../lib/errors.js';
+import { AttuneError, isAttuneError } from '../lib/errors.js';
 import { type Bus } from '../bus/types.js';
 import { prefixedTopics, type TopicNames } from '../schemas/topics.js';
 import { createEmbeddedBus } from '../bus/embedded.js';
@@ -115,8 +115,59 @@ export async function openStore(config: AttuneConfig, log: Logger): Promise<Stor
 }
 
 /** The entity database: the PostgreSQL server of DATABASE_URL, else PGlite in `${dataDir}/postgres`. */
-export async function openEntities(config: AttuneConfig): Promise<SqlClient> {
-  return createSqlClient({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+/** The entity database; with `wait` (the `attune` command), a PostgreSQL server is checked first (waitForPostgres). */
+export async function openEntities(config: AttuneConfig, log?: Logger, opts: { wait?: boolean } = {}): Promise<SqlClient> {
+  const sql = await createSqlClient({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  if (!opts.wait || sql.kind !== 'pg' || !config.databaseUrl) return sql;
+  try {
+    await waitForPostgres(sql, config.databaseUrl, config.postgresConnectWaitMs, log);
+  } catch (err) {
+    await sql.close().catch(() => undefined);
+    throw err;
+  }
+  return sql;
+}
+
+/** host:port/database of a PostgreSQL URL, without the user and password (for messages). */
+export function postgresTarget(databaseUrl: string): string {
+  try {
+    const u = new URL(databaseUrl);
+    return `${u.hostname}:${u.port || '5432'}${u.pathname}`;
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/**
+ * A starting process checks its PostgreSQL server before it listens: until 12-06 a process
+ * with a wrong DATABASE_URL (a closed port, a wrong password) listened as if nothing were
+ * wrong, and answered 500 to every request needing PostgreSQL. A server that cannot be reached
+ * (refused, reset, starting up) is waited for, with a back-off and each attempt logged, for
+ * ATTUNE_POSTGRES_CONNECT_WAIT_MS, as Kafka is, then the start fails with one line naming it
+ * (exit 1); a refusal that waiting cannot cure (credentials, a missing database) fails at
+ * once as a configuration error naming DATABASE_URL (exit 2).
+ */
+export async function waitForPostgres(sql: SqlClient, databaseUrl: string, waitMs: number, log?: Logger): Promise<void> {
+  const target = postgresTarget(databaseUrl);
+  const deadline = Date.now() + waitMs;
+  for (let delay = 1_000, attempt = 1; ; attempt++, delay = Math.min(delay * 2, 10_000)) {
+    try {
+      await sql.query('SELECT 1');
+      return;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (!(isAttuneError(err) && err.code === 'unavailable')) {
+        throw new ConfigError('DATABASE_URL', `PostgreSQL at ${target} refused the connection: ${message}`);
+      }
+      const givingUp = Date.now() + delay > deadline;
+      log?.warn({ postgres: target, attempt, retry_in_ms: givingUp ? null : delay, err: message }, givingUp ? 'PostgreSQL unreachable at start; giving up' : 'PostgreSQL unreachable at start; waiting for it');
+      if (givingUp) {
+        const cause = ((err as Error & { cause?: Error }).cause ?? (err as Error)).message;
+        throw new AttuneError('unavailable', `PostgreSQL at ${target} (DATABASE_URL) unreachable for ${Math.round(waitMs / 1000)} s (ATTUNE_POSTGRES_CONNECT_WAIT_MS): ${cause}`);
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
 }
 
 /** Kafka's retention.ms for the provisional windows topics (schemas/topics.ts). */
@@ -188,7 +239,7 @@ export async function startAttune(
   config: AttuneConfig,
   roles: Roles,
   log: Logger,
-  opts: { migrate?: boolean; listen?: boolean; onListening?: () => void } = {},
+  opts: { migrate?: boolean; listen?: boolean; onListening?: () => void; /** Check PostgreSQL before listening (openEntities' wait): the `attune` command. */ waitForPostgres?: boolean } = {},
 ): Promise<RunningAttune> {
   const clock = Date.now;
   const metrics = new Metrics();
@@ -205,7 +256,7 @@ export async function startAttune(
   const mark = <T>(phase: string, p: Promise<T>): Promise<T> => p.then((v) => ((startup[phase] = Math.round(performance.now() - startedAt)), v));
   const busOpening = mark('bus', openBus(config, log, topics));
   busOpening.catch(() => undefined); // awaited below; a failure meanwhile is not unhandled
-  const [sql, rawStore] = await Promise.all([mark('postgres', openEntities(config)), roles.api || sinks ? mark('clickhouse', openStore(config, log)) : null]).catch(async (err) => {
+  const [sql, rawStore] = await Promise.all([mark('postgres', openEntities(config, log, { wait: opts.waitForPostgres })), roles.api || sinks ? mark('clickhouse', openStore(config, log)) : null]).catch(async (err) => {
     await busOpening.then((b) => b.close(), () => undefined);
     throw err;
   });

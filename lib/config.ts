@@ -22,6 +22,8 @@ export interface AttuneConfig {
   kafkaSessionTimeoutMs: number;
   /** How long a starting process waits for an unreachable Kafka (ATTUNE_KAFKA_CONNECT_WAIT_MS, 60 s) before it exits with a clear error. */
   kafkaConnectWaitMs: number;
+  /** How long a starting process waits for an unreachable PostgreSQL server (ATTUNE_POSTGRES_CONNECT_WAIT_MS, 60 s) before it exits with a clear error. */
+  postgresConnectWaitMs: number;
   /** Static group membership (ATTUNE_KAFKA_INSTANCE_ID, platformatic only): a restarted process with the same id gets its partitions back at once. */
   kafkaInstanceId: string | null;
   schemaRegistryUrl: string | null;
@@ -344,6 +346,7 @@ export function loadConfig(env: Env = process.env, flags: Env = {}): AttuneConfi
     kafkaClient: oneOf(e, 'ATTUNE_KAFKA_CLIENT', ['platformatic', 'kafkajs'] as const, 'platformatic'),
     kafkaSessionTimeoutMs: int(e, 'ATTUNE_KAFKA_SESSION_TIMEOUT_MS', 10_000, 6_000, 300_000),
     kafkaConnectWaitMs: int(e, 'ATTUNE_KAFKA_CONNECT_WAIT_MS', 60_000, 0, 86_400_000),
+    postgresConnectWaitMs: int(e, 'ATTUNE_POSTGRES_CONNECT_WAIT_MS', 60_000, 0, 86_400_000),
     kafkaInstanceId: e.ATTUNE_KAFKA_INSTANCE_ID?.trim() || null,
     schemaRegistryUrl: url(e, 'SCHEMA_REGISTRY_URL'),
     topicPartitions: int(e, 'ATTUNE_TOPIC_PARTITIONS', 6, 1, 1024),
