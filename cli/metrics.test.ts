@@ -201,3 +201,26 @@ test('worker stats are read at each scrape: totals as counters, live sockets and
   assert.equal(value(text, 'attune_coherence_late_beats_total'), 7);
   assert.equal(value(text, 'attune_live_sockets{hub="coherence"}'), 0);
 });
+
+test('the coherence checkpoint reader on Kafka (a group of its own that never commits) reports no lag; its records are counted', async () => {
+  const { CheckpointTable } = await import('../pipelines/coherence/checkpoints.js');
+  const metrics = new Metrics({ defaultMetrics: false });
+  const inner = await embeddedBus();
+  // The table picks its Kafka behaviour from bus.kind: the embedded log seen as Kafka.
+  const asKafka = new Proxy(inner, { get: (t, p) => (p === 'kind' ? 'kafka' : typeof Reflect.get(t, p) === 'function' ? Reflect.get(t, p).bind(t) : Reflect.get(t, p)) }) as Bus;
+  const bus = instrumentBus(asKafka, metrics, Topics);
+  const table = new CheckpointTable({ bus, topic: 'metrics-test.checkpoints.v1', groupId: 'g-cp', log: silentLogger, partitions: 2 });
+  await table.start();
+  try {
+    await table.write(Array.from({ length: 30 }, (_, i) => ({ sessionId: `s${i}`, emittedThroughMs: 1_700_000_000_000 + i, threshold: null, ended: false })));
+    await table.sync();
+    assert.equal(table.size, 30);
+    const text = await metrics.text();
+    const consumed = [...series(text, 'attune_bus_records_consumed_total').entries()].filter(([k]) => k.includes('g-cp-'));
+    assert.ok(consumed.reduce((n, [, v]) => n + v, 0) >= 30, `its records are counted: ${JSON.stringify(consumed)}`);
+    const lag = [...series(text, 'attune_consumer_lag').entries()].filter(([k]) => k.includes('g-cp'));
+    assert.deepEqual(lag, [], 'no lag series for a reader that never commits');
+  } finally {
+    await table.stop();
+  }
+});

@@ -262,6 +262,11 @@ export class CheckpointTable {
       groupId,
       topics: [topic],
       fromBeginning: true,
+      // On Kafka the reader never commits and no one replays its group (the next process reads
+      // from the start under a new one): it is no consumer that lags, so attune_consumer_lag
+      // leaves it out as it does live fan-out (until 12-06 it reported every checkpoint ever
+      // read as lag, e.g. 732 records that never drained, on every worker process).
+      ephemeral: !embedded,
       onAssignment: (assigned) => {
         const n = assigned.filter((a) => a.topic === topic).length;
         if (n > 0) this.partitions = Math.max(this.partitions ?? 0, n);
