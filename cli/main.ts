@@ -29,6 +29,9 @@ commands:
   all                 every role in one process (embedded default)
   ingest | worker | sink | api
                       one role, for scale-out against Kafka, PostgreSQL and a ClickHouse server
+  api,sink (any roles joined by commas)
+                      several roles in one process: without a ClickHouse server, the API and
+                      the sinks share one process (chDB is one process's)
   migrate             apply pending PostgreSQL (entities) and ClickHouse (facts) migrations
   simulate            drive a running server with simulated devices
                       (--group N: a simulated group session of N participants instead)
@@ -59,6 +62,38 @@ const ROLE_SETS: Record<string, Roles> = {
   sink: { ingest: false, api: false, worker: false, sink: true },
   api: { ingest: false, api: true, worker: false, sink: false },
 };
+
+/**
+ * The roles a command runs: `all`, one role, or several joined by commas (`api,sink`: on a
+ * machine without a ClickHouse server the API must share a process with the sinks, as chDB
+ * is one process's); null when it is not a role command.
+ */
+export function rolesOf(command: string): Roles | null {
+  if (Object.hasOwn(ROLE_SETS, command)) return ROLE_SETS[command];
+  const names = command.split(',');
+  if (names.length < 2 || names.some((n) => n === 'all' || !Object.hasOwn(ROLE_SETS, n))) return null;
+  const roles: Roles = { ingest: false, api: false, worker: false, sink: false };
+  for (const n of names) for (const [k, v] of Object.entries(ROLE_SETS[n])) if (v) roles[k as keyof Roles] = true;
+  return roles;
+}
+
+/**
+ * Start-up warnings about ClickHouse for one process of several (Kafka): chDB (no
+ * CLICKHOUSE_URL) is this process's alone, so an API without the sinks in the same process
+ * reads tables no sink writes (every history empty), and sinks without the API write tables
+ * no API reads. Until 12-06 both started without a word (an operator walkthrough: a session
+ * of 61 stored windows read back with no metrics and an empty timeline).
+ */
+export function clickhouseWarnings(roles: Roles, config: Pick<AttuneConfig, 'bus' | 'clickhouseUrl'>): string[] {
+  if (config.bus !== 'kafka' || config.clickhouseUrl) return [];
+  if (roles.api && !roles.sink) {
+    return ['CLICKHOUSE_URL is not set: this API reads chDB in ATTUNE_DATA_DIR, which no sink writes (chDB is one process\'s), so histories and session figures stay empty; set CLICKHOUSE_URL to the ClickHouse server the sinks write to, or run the API with the sinks in one process (`attune api,sink`)'];
+  }
+  if (roles.sink && !roles.api) {
+    return ['CLICKHOUSE_URL is not set: these sinks write chDB in ATTUNE_DATA_DIR, which no other process can read (chDB is one process\'s), so no API process sees what they store; set CLICKHOUSE_URL to a ClickHouse server, or run the sinks with the API in one process (`attune api,sink`)'];
+  }
+  return [];
+}
 
 function fail(message: string): never {
   process.stderr.write(`attune: ${message}\n`);
@@ -155,7 +190,7 @@ async function run(argv: string[]): Promise<void> {
   const toStderr = command === 'token' || command === 'migrate';
   const log = createLogger({ level: config.logLevel, stderr: toStderr });
   const groupFlags = groupOptions(values);
-  if ((Object.hasOwn(ROLE_SETS, command) || command === 'migrate' || command === 'token') && usesDataDir(command, config)) {
+  if ((rolesOf(command) !== null || command === 'migrate' || command === 'token') && usesDataDir(command, config)) {
     const { fixedFrom } = secureDataDir(config.dataDir);
     if (fixedFrom) log.warn({ dataDir: config.dataDir, was: fixedFrom }, 'the data directory was open to group or others: now 0700');
     // The key file is checked before any database opens, so a refusal is immediate.
@@ -248,6 +283,7 @@ async function run(argv: string[]): Promise<void> {
       return;
     }
     default:
+      if (rolesOf(command)) return runRoles(command, config, log, groupFlags);
       fail(`unknown command "${command}"\n${USAGE}`);
   }
 }
@@ -269,7 +305,7 @@ function groupOptions(values: { 'locked-share'?: string; 'breathing-rate'?: stri
 }
 
 async function runRoles(command: string, config: AttuneConfig, log: Logger, groupFlags: ReturnType<typeof groupOptions>): Promise<void> {
-  const roles = ROLE_SETS[command];
+  const roles = rolesOf(command)!;
   // One role on Kafka is one process of several, which must share one PostgreSQL: without
   // DATABASE_URL this one would keep devices and sessions in a PGlite folder of its own, never
   // migrated, which no other process sees (until 12-06 it started so, and answered every sync
@@ -277,6 +313,7 @@ async function runRoles(command: string, config: AttuneConfig, log: Logger, grou
   if (command !== 'all' && config.bus === 'kafka' && !config.databaseUrl) {
     fail(`invalid configuration: DATABASE_URL: \`attune ${command}\` on Kafka needs the PostgreSQL server every process of the deployment shares (postgres://user:password@host:port/db); only \`attune all\` may run without it (PGlite in ATTUNE_DATA_DIR)`);
   }
+  for (const warning of clickhouseWarnings(roles, config)) log.warn({ roles: command }, warning);
   if (command !== 'all' && config.bus === 'embedded') {
     log.warn('running a single role on the embedded bus: other processes cannot reach it; set KAFKA_BROKERS to scale out');
   }
