@@ -49,11 +49,14 @@ test('attune api,sink starts one process with both roles (the API routes and the
       child.stdout.on('data', (d: Buffer) => {
         out += d.toString();
         const line = out.split('\n').find((l) => l.includes('"attune listening"'));
-        if (line) resolve(JSON.parse(line));
+        if (line) resolve({ ...JSON.parse(line), raw: line });
       });
       child.once('exit', (code) => reject(new Error(`exited ${code}: ${err.slice(-800)}`)));
     });
-    assert.deepEqual(listening.roles, { ingest: false, api: true, worker: false, sink: true });
+    assert.equal(listening.roles, 'api,sink', 'the command, bound on every line of its logger');
+    assert.deepEqual(listening.enabled_roles, ['api', 'sink']);
+    // Structured logs: no key twice in the line (it had "roles" twice: the command and the flags).
+    assert.equal(listening.raw.split('"roles":').length - 1, 1, listening.raw);
     const health: any = await (await fetch(`${listening.url}/health`)).json();
     assert.deepEqual(health.roles, ['api', 'sink']);
     assert.equal(health.checks.clickhouse, 'up');

@@ -368,7 +368,10 @@ export async function startAttune(
       startup.listening = Math.round(performance.now() - startedAt);
       // From the process's start: what loading the modules took comes before startedAt.
       startup.sinceProcessStart = Math.round(performance.now());
-      log.info({ url, roles, startupMs: startup }, 'attune listening');
+      // The roles as /health lists them; not under `roles`, which the command's logger already
+      // binds (the command's name): the line had two `roles` keys until 12-06, which log
+      // pipelines that reject or merge duplicate keys read as one or the other.
+      log.info({ url, enabled_roles: (Object.keys(roles) as (keyof Roles)[]).filter((k) => roles[k]), startupMs: startup }, 'attune listening');
       opts.onListening?.();
     } else {
       await server.ready();
