@@ -73,7 +73,8 @@ export function isDatabaseUnreachable(err: unknown): boolean {
  */
 export function databaseError(err: unknown): unknown {
   if (!isDatabaseUnreachable(err)) return err;
-  const e = new AttuneError('unavailable', `PostgreSQL is unavailable (${(err as Error).message || (err as { code?: string }).code}); retry later`, [
+  // The client's message names no host or port (the driver's, in `cause`, is for the logs).
+  const e = new AttuneError('unavailable', 'PostgreSQL is unavailable; retry later', [
     { reason: 'database_unavailable', retry_after_s: DATABASE_RETRY_AFTER_S },
   ]);
   (e as Error & { cause?: unknown }).cause = err;
