@@ -36,6 +36,9 @@ commands:
   simulate            drive a running server with simulated devices
                       (--group N: a simulated group session of N participants instead)
   token               print a development JWT
+  deadletters         print the dead letters on Kafka (ATTUNE_TOPIC_PREFIX's), one JSON object a line:
+                      source topic/partition/offset, reason, consumer group, time, the original value
+                      (--reason CODE, --limit N, --idle-ms MS: stop after MS without a record, default 3000)
 
 options (each also an environment variable, see README):
   --port N            PORT (default 8080)
@@ -155,6 +158,9 @@ async function run(argv: string[]): Promise<void> {
         scopes: { type: 'string' },
         ttl: { type: 'string' },
         tier: { type: 'string' },
+        reason: { type: 'string' },
+        limit: { type: 'string' },
+        'idle-ms': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -280,6 +286,23 @@ async function run(argv: string[]): Promise<void> {
           })
         : await (await import('./roles.js')).startSimulator(config, baseUrl, auth, log, controller.signal);
       process.stdout.write(JSON.stringify(stats) + '\n');
+      return;
+    }
+    case 'deadletters': {
+      if (config.bus !== 'kafka') fail('deadletters reads Kafka (KAFKA_BROKERS): on the embedded bus the dead letters are in the running process\'s log; /metrics counts them (attune_dead_letters_total)');
+      const limit = values.limit === undefined ? undefined : Number(values.limit);
+      if (limit !== undefined && !(Number.isInteger(limit) && limit > 0)) fail(`--limit must be a positive integer, got "${values.limit}"`);
+      const idleMs = values['idle-ms'] === undefined ? 3_000 : Number(values['idle-ms']);
+      if (!(Number.isInteger(idleMs) && idleMs >= 100 && idleMs <= 600_000)) fail(`--idle-ms must be an integer 100..600000, got "${values['idle-ms']}"`);
+      // Lines on stdout, the process's own log on stderr (warnings only unless LOG_LEVEL says more).
+      const quiet = createLogger({ level: process.env.LOG_LEVEL ?? 'warn', destination: process.stderr });
+      const [{ openBus, openCodec }, { printDeadLetters }, { prefixedTopics }] = await Promise.all([import('./roles.js'), import('./deadletters.js'), import('../schemas/topics.js')]);
+      const bus = await openBus(config, quiet, prefixedTopics(config.topicPrefix));
+      try {
+        await printDeadLetters(config, quiet, { reason: values.reason, limit, idleMs, write: (l) => process.stdout.write(l) }, { bus, codec: await openCodec(config) });
+      } finally {
+        await bus.close();
+      }
       return;
     }
     default:

@@ -1,0 +1,141 @@
+// `attune deadletters`: prints the dead letters of a deployment (its ATTUNE_TOPIC_PREFIX) on
+// Kafka, one JSON object a line, oldest first in each partition: where the record came from
+// (topic, partition, offset, and its index in a batch record), the catalogued reason, the free
+// text, the consumer group that gave up on it, when, the key, and the original value (base64,
+// and decoded when it is an Avro record Attune knows). Dead letters are Avro on the topic, so
+// kcat shows their headers but not their body; this reads both, with no tool beyond Attune.
+//
+// It reads under a group of its own that never commits (nothing is consumed for anyone else)
+// and stops once no record has come for --idle-ms (default 3000) after the last one, or
+// after --limit lines. --reason filters on the reason code.
+import { randomUUID } from 'node:crypto';
+import type { AttuneConfig } from '../lib/config.js';
+import type { Logger } from '../lib/log.js';
+import type { Bus, BusRecord } from '../bus/types.js';
+import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
+import { prefixedTopics } from '../schemas/topics.js';
+
+export interface DeadLetterLine {
+  topic: string;
+  partition: number;
+  offset: string;
+  reason_code: string;
+  reason: string;
+  consumer_group: string;
+  failed_at: string;
+  source_topic: string;
+  source_partition: number;
+  source_offset: string;
+  /** The reading's index in a batch record (header attune-source-index), else null. */
+  source_index: number | null;
+  key: string;
+  /** The original value, base64. */
+  value_base64: string;
+  /** The original value decoded, when it is an Avro record of Attune's; else null (undecodable). */
+  value: unknown;
+}
+
+interface DeadLetterValue {
+  source_topic: string;
+  source_partition: number;
+  source_offset: string;
+  key: string;
+  value: Buffer;
+  reason_code: string;
+  reason: string;
+  failed_at: number | Date;
+  consumer_group: string;
+}
+
+/** A dead letter record as one line (headers when its body cannot be read). */
+export async function deadLetterLine(codec: Codec, rec: BusRecord): Promise<DeadLetterLine> {
+  const h = rec.headers;
+  let v: DeadLetterValue | null = null;
+  try {
+    v = await decodeRecord<DeadLetterValue>(codec, rec.value);
+  } catch {
+    v = null;
+  }
+  const original = v ? Buffer.from(v.value) : null;
+  let decoded: unknown = null;
+  if (original) {
+    try {
+      decoded = await decodeRecord(codec, original);
+    } catch {
+      decoded = null;
+    }
+  }
+  const failedAt = v ? new Date(v.failed_at).toISOString() : (h['attune-failed-at'] ?? '');
+  const index = h['attune-source-index'];
+  return {
+    topic: rec.topic,
+    partition: rec.partition,
+    offset: rec.offset,
+    reason_code: v?.reason_code ?? h['attune-reason'] ?? 'unknown',
+    reason: v?.reason ?? '',
+    consumer_group: v?.consumer_group ?? h['attune-consumer-group'] ?? '',
+    failed_at: failedAt,
+    source_topic: v?.source_topic ?? h['attune-source-topic'] ?? '',
+    source_partition: v ? v.source_partition : Number(h['attune-source-partition'] ?? -1),
+    source_offset: v?.source_offset ?? h['attune-source-offset'] ?? '',
+    source_index: index === undefined ? null : Number(index),
+    key: v?.key ?? rec.key,
+    value_base64: original ? original.toString('base64') : '',
+    value: decoded,
+  };
+}
+
+/** JSON with Buffers as base64 and bigints as strings (decoded Avro values may hold both). */
+function toJson(line: DeadLetterLine): string {
+  return JSON.stringify(line, (_k, v: unknown) => {
+    if (typeof v === 'bigint') return v.toString();
+    if (v && typeof v === 'object' && (v as { type?: string }).type === 'Buffer' && Array.isArray((v as { data?: unknown }).data)) return Buffer.from((v as { data: number[] }).data).toString('base64');
+    return v;
+  });
+}
+
+export interface DeadLettersOptions {
+  reason?: string;
+  limit?: number;
+  idleMs: number;
+  write: (line: string) => void;
+}
+
+/** Prints the deployment's dead letters; resolves with how many were printed. */
+export async function printDeadLetters(config: AttuneConfig, log: Logger, opts: DeadLettersOptions, open: { bus: Bus; codec: Codec }): Promise<number> {
+  const { bus, codec } = open;
+  const topic = prefixedTopics(config.topicPrefix).deadLetter;
+  let printed = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  let idle: NodeJS.Timeout = setTimeout(done, opts.idleMs);
+  const touch = () => {
+    clearTimeout(idle);
+    idle = setTimeout(done, opts.idleMs);
+  };
+  const sub = await bus.subscribe({
+    groupId: `${config.topicPrefix}attune-deadletters-reader-${randomUUID().slice(0, 8)}`,
+    topics: [topic],
+    fromBeginning: true,
+    ephemeral: true,
+    eachBatch: async (batch) => {
+      touch();
+      for (const rec of batch.records) {
+        if (opts.limit !== undefined && printed >= opts.limit) return done();
+        const line = await deadLetterLine(codec, rec);
+        if (opts.reason && line.reason_code !== opts.reason) continue;
+        opts.write(toJson(line) + '\n');
+        printed++;
+      }
+      if (opts.limit !== undefined && printed >= opts.limit) done();
+    },
+  });
+  try {
+    await finished;
+  } finally {
+    clearTimeout(idle);
+    await sub.stop();
+  }
+  log.debug({ topic, printed }, 'dead letters printed');
+  return printed;
+}
