@@ -3,7 +3,8 @@
 // with the same error, the same check of a committed offset, the same interruptible back-off.
 // Written once so that the adapters cannot drift apart on what a caller sees.
 import { AttuneError } from '../lib/errors.js';
-import type { TopicSpec } from './types.js';
+import type { TopicPartition, TopicSpec } from './types.js';
+import type { Logger } from '../lib/log.js';
 
 /**
  * Polls `leadersReady` (every partition of `names` has a leader) with a back-off of 50 ms
@@ -144,4 +145,18 @@ export function membershipContinues(prev: GroupMembership, next: GroupMembership
   if (prev.memberId !== next.memberId) return false;
   if (prev.generationId === null || next.generationId === null) return true;
   return next.generationId === prev.generationId || next.generationId === prev.generationId + 1;
+}
+
+/**
+ * Logs a consumer's new assignment, `{partitions: {topic: [0, 2]}}` beside the group its logger
+ * binds: at info for the groups that commit (an operator reading a worker's or a sink's log sees
+ * which partitions each process holds after every rebalance), at debug for live fan-out and
+ * other readers of every partition. Until 12-06 every assignment was at debug only.
+ */
+export function logAssignment(log: Logger, assigned: TopicPartition[], ephemeral: boolean): void {
+  const partitions: Record<string, number[]> = {};
+  for (const a of assigned) (partitions[a.topic] ??= []).push(a.partition);
+  for (const list of Object.values(partitions)) list.sort((x, y) => x - y);
+  if (ephemeral) log.debug({ partitions }, 'bus partitions assigned');
+  else log.info({ partitions }, 'bus partitions assigned');
 }

@@ -33,7 +33,7 @@ import { Admin, Base, Consumer, Producer, type Message, type MessageToProduce, t
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, membershipContinues, someNestedError, topicConfigs, waitForLeaders, type GroupMembership, type NestedError } from './kafka-common.js';
+import { checkCommitOffset, logAssignment, interruptiblePauses, membershipContinues, someNestedError, topicConfigs, waitForLeaders, type GroupMembership, type NestedError } from './kafka-common.js';
 import { busUnavailable } from './publish-timeout.js';
 import { RecordsBeforeJoin } from './records-before-join.js';
 import { fenceFetchesAcrossJoins, type FetchCall } from './fetches-across-joins.js';
@@ -339,7 +339,7 @@ export class PlatformaticKafkaBus implements Bus {
       for (const [key, st] of [...parts]) if (!keep.has(key)) drop(st);
       if (drainNow) drain();
       else process.nextTick(drain);
-      log.debug({ assigned }, 'bus partitions assigned');
+      logAssignment(log, assigned, opts.ephemeral === true);
       if (opts.onAssignment) {
         const prev = assignmentDone;
         assignmentDone = prev

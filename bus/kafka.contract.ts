@@ -8,12 +8,46 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, logLevel } from 'kafkajs';
 import { kafkaOrSkip } from '../test/services.js';
 import { partitionForKey } from './partitioner.js';
-import type { Bus } from './types.js';
+import type { Bus, TopicPartition } from './types.js';
+import { Writable } from 'node:stream';
+import { createLogger, type Logger } from '../lib/log.js';
 import { childMember, until, type ChildMember } from './kafka-member-process.test-util.js';
 
-export type KafkaBusFactory = (brokers: string[], opts: { clientId: string; sessionTimeoutMs?: number; heartbeatIntervalMs?: number }) => Promise<Bus>;
+export type KafkaBusFactory = (brokers: string[], opts: { clientId: string; sessionTimeoutMs?: number; heartbeatIntervalMs?: number; log?: Logger }) => Promise<Bus>;
 
 export function runKafkaChecks(name: 'platformatic' | 'kafkajs', make: KafkaBusFactory): void {
+  test(`${name}: a consumer's assignment is logged at info with its group and partitions (live fan-out at debug)`, async (t) => {
+    const brokers = await kafkaOrSkip(t);
+    if (!brokers) return;
+    const lines: Array<Record<string, unknown>> = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l.trim()) lines.push(JSON.parse(l));
+        done();
+      },
+    });
+    const bus = await make(brokers, { clientId: 'attune-bus-assign-log', log: createLogger({ level: 'info', destination: sink }) });
+    const id = randomUUID().slice(0, 8);
+    const topic = `kafka.assign-log.${id}`;
+    try {
+      await bus.ensureTopics([{ topic, partitions: 3 }]);
+      let got: TopicPartition[] = [];
+      const sub = await bus.subscribe({ groupId: `assign-log-${id}`, topics: [topic], fromBeginning: true, eachBatch: async () => undefined, onAssignment: (a) => void (got = a) });
+      const live = await bus.subscribe({ groupId: `assign-log-live-${id}`, topics: [topic], fromBeginning: false, ephemeral: true, eachBatch: async () => undefined });
+      await until('the assignment', () => got.length === 3, 60_000);
+      const assigned = lines.filter((l) => l.msg === 'bus partitions assigned');
+      const mine = assigned.filter((l) => l.group === `assign-log-${id}`);
+      assert.ok(mine.length >= 1, JSON.stringify(assigned));
+      assert.equal(mine.at(-1)!.level, 30);
+      assert.deepEqual(mine.at(-1)!.partitions, { [topic]: [0, 1, 2] });
+      assert.deepEqual(assigned.filter((l) => l.group === `assign-log-live-${id}`), [], 'live fan-out stays at debug');
+      await live.stop();
+      await sub.stop();
+    } finally {
+      await bus.close();
+    }
+  });
+
   test(`${name}: publish places keys where bus/partitioner.ts says, as seen by a plain kafkajs consumer`, async (t) => {
     const brokers = await kafkaOrSkip(t);
     if (!brokers) return;

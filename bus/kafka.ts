@@ -22,7 +22,7 @@ import { partitionForKey } from './partitioner.js';
 import type { Logger } from '../lib/log.js';
 import { AttuneError } from '../lib/errors.js';
 import type { Bus, BusRecord, OutgoingRecord, SubscribeOptions, Subscription, TopicPartition, TopicSpec } from './types.js';
-import { checkCommitOffset, interruptiblePauses, isUnreachable, membershipContinues, topicConfigs, waitForLeaders, type GroupMembership } from './kafka-common.js';
+import { checkCommitOffset, logAssignment, interruptiblePauses, isUnreachable, membershipContinues, topicConfigs, waitForLeaders, type GroupMembership } from './kafka-common.js';
 
 /**
  * kafkajs's DefaultPartitioner, decision for decision: a message's own partition, else its
@@ -388,7 +388,7 @@ class KafkaBusImpl implements KafkaBus {
         lastJoin = { memberId: event.payload.memberId, generationId: null };
         const fresh = prev !== null && !membershipContinues(prev, lastJoin);
         if (fresh) log.warn({ member_id: lastJoin.memberId, previous_member_id: prev.memberId }, 'kafka consumer joined as another member; its partitions are delivered again from the committed offsets');
-        log.debug({ assigned }, 'bus partitions assigned');
+        logAssignment(log, assigned, opts.ephemeral === true);
         if (!opts.onAssignment) return;
         Promise.resolve()
           .then(() => (fresh ? opts.onAssignment!([]) : undefined))
