@@ -50,6 +50,7 @@ import { CoherenceWindowsSink, GroupEventsSink, SessionEventsSink } from '../pip
 import { SessionChangesRelay, SessionDimensionSink } from '../pipelines/session-changes.js';
 import { runSimulator } from '../simulator/index.js';
 import { Metrics } from '../lib/metrics.js';
+import { probeAnswers } from '../http/health.js';
 import { startMetricsListener, type MetricsListener } from '../http/metrics.js';
 import { instrumentBus, instrumentStore, registerWorkerMetrics } from './metrics.js';
 
@@ -313,6 +314,12 @@ export async function startAttune(
   const audioLeases = roles.ingest
     ? new AudioStreamLeases({ sessions: speechSessions, bus, topics, codec, log: log.child({ role: 'audio-leases' }), leaseMs: config.audioLeaseMs, clock })
     : null;
+  // What /health and /health/ready check (on the main port, or the metrics port without one).
+  const healthChecks: AppContext['health'] = [
+    { name: 'postgres', check: async () => (await sql.query('SELECT 1'), true) },
+    ...(store ? [{ name: 'clickhouse', check: () => store.ping() }] : []),
+    { name: 'bus', check: async () => (await bus.committed('attune-health', topics.heartReadings), true) },
+  ];
   if (roles.api || roles.ingest) {
     // The live hubs join their groups while the server builds (CPU: route schemas compile), and
     // before it listens, so no socket is accepted before its hub consumes.
@@ -350,11 +357,7 @@ export async function startAttune(
       httpTimeouts: config.httpTimeouts,
       corsOrigins: config.corsOrigins,
       errorDocsUrl: config.errorDocsUrl,
-      health: [
-        { name: 'postgres', check: async () => (await sql.query('SELECT 1'), true) },
-        ...(store ? [{ name: 'clickhouse', check: () => store.ping() }] : []),
-        { name: 'bus', check: async () => (await bus.committed('attune-health', topics.heartReadings), true) },
-      ],
+      health: healthChecks,
       clock,
       roles: { ...roles },
       liveOptions: config.live,
@@ -477,7 +480,9 @@ export async function startAttune(
   registerWorkerMetrics(metrics, { sink, worker, groupWorker, groupWindowsSink, speechWorker, speechResultsSink, sessionChanges, sessionDimension, live, speechLive, audioLeases });
   let metricsListener: MetricsListener | null = null;
   if (config.metrics.port !== null && opts.listen !== false) {
-    metricsListener = await startMetricsListener({ host: config.metrics.host, port: config.metrics.port, token: config.metrics.token, metrics, log });
+    // A process without an HTTP server (worker, sink) answers its health probes here.
+    const probes = server ? undefined : probeAnswers(healthChecks, (Object.keys(roles) as (keyof Roles)[]).filter((k) => roles[k]));
+    metricsListener = await startMetricsListener({ host: config.metrics.host, port: config.metrics.port, token: config.metrics.token, metrics, log, probes });
     log.info({ url: `${metricsListener.url}/metrics` }, 'metrics listening');
   }
 

@@ -58,9 +58,32 @@ async function answers(check: () => Promise<boolean>): Promise<boolean> {
   }
 }
 
-async function runChecks(ctx: AppContext): Promise<Record<string, 'up' | 'down'>> {
+async function runChecks(ctx: Pick<AppContext, 'health'>): Promise<Record<string, 'up' | 'down'>> {
   const results = await Promise.all(ctx.health.map(async (h) => [h.name, (await answers(() => h.check())) ? 'up' : 'down'] as const));
   return Object.fromEntries(results);
+}
+
+/**
+ * The probes of a process without an HTTP server (`attune worker`, `attune sink`), served on
+ * its metrics listener (ATTUNE_METRICS_PORT): `/health/live` and `/health/ready` with the
+ * bodies and statuses of the main port's, from the same checks (no Redis: these roles use
+ * none). null for any other path. Until 12-06 such a process had no probe at all (404).
+ */
+export function probeAnswers(health: AppContext['health'], roles: string[]): (path: string) => Promise<{ statusCode: number; body: unknown } | null> {
+  return async (path) => {
+    if (path === '/health/live') return { statusCode: 200, body: { alive: true, status: 'ok' } };
+    if (path !== '/health/ready' && path !== '/health') return null;
+    const checks = await runChecks({ health });
+    if (path === '/health') {
+      const status = healthStatus(checks, 'not_configured');
+      const services: Record<string, string> = { cache: 'not_configured' };
+      for (const [name, state] of Object.entries(checks)) services[SERVICE_NAMES[name] ?? name] = state === 'up' ? 'connected' : 'disconnected';
+      return { statusCode: status === 'unhealthy' ? 503 : 200, body: { status, timestamp: new Date().toISOString(), version: attuneVersion, services, uptime: Math.floor(process.uptime()), checks, roles } };
+    }
+    const ready = Object.entries(checks).every(([name, c]) => c === 'up' || !ESSENTIAL.has(name));
+    const all = Object.values(checks).every((c) => c === 'up');
+    return { statusCode: ready ? 200 : 503, body: { ready, status: all ? 'ok' : 'degraded', checks, roles } };
+  };
 }
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';

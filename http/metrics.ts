@@ -99,10 +99,26 @@ function sendError(res: ServerResponse, err: AttuneError, extra: Record<string, 
  * The metrics listener: GET (or HEAD) /metrics, nothing else, on its own port. Short timeouts:
  * a scrape is one small request.
  */
-export async function startMetricsListener(opts: { host: string; port: number; token: string | null; metrics: Metrics; log: Logger }): Promise<MetricsListener> {
+export async function startMetricsListener(opts: {
+  host: string;
+  port: number;
+  token: string | null;
+  metrics: Metrics;
+  log: Logger;
+  /** A process without an HTTP server: its health probes (http/health.ts probeAnswers), served here without the token. */
+  probes?: (path: string) => Promise<{ statusCode: number; body: unknown } | null>;
+}): Promise<MetricsListener> {
   const { metrics, token, log } = opts;
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
+    if (opts.probes && (req.method === 'GET' || req.method === 'HEAD')) {
+      const probe = await opts.probes(path);
+      if (probe) {
+        res.writeHead(probe.statusCode, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(req.method === 'HEAD' ? undefined : JSON.stringify(probe.body));
+        return;
+      }
+    }
     if (path !== '/metrics') return sendError(res, new AttuneError('not_found', `no route ${req.method} ${path} on the metrics port`, [{ reason: 'no_route' }]));
     if (req.method !== 'GET' && req.method !== 'HEAD') return sendError(res, new AttuneError('not_found', `no route ${req.method} ${path} on the metrics port`, [{ reason: 'no_route' }]), { allow: 'GET, HEAD' });
     if (token !== null && !metricsTokenMatches(req.headers.authorization, token)) return sendError(res, tokenError(req.headers.authorization));
