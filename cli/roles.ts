@@ -174,6 +174,26 @@ export async function waitForPostgres(sql: SqlClient, databaseUrl: string, waitM
 /** Kafka's retention.ms for the provisional windows topics (schemas/topics.ts). */
 export const PROVISIONAL_RETENTION_MS = 3_600_000;
 
+/**
+ * Attune creates its topics with ATTUNE_TOPIC_PARTITIONS partitions and never changes an
+ * existing one: a topic that has another count keeps it. Logged once at start, naming the
+ * topics and counts, so an operator who raised the setting to run more workers learns that
+ * nothing changed (until 12-06 nothing said so). Returns the topics that differ; a failed
+ * metadata read is logged at debug and skipped (the start goes on).
+ */
+export async function warnOnPartitionCounts(bus: Pick<Bus, 'partitionCount'>, topicNames: string[], expected: number, log: Logger): Promise<string[]> {
+  const counts = await Promise.all(topicNames.map((t) => bus.partitionCount(t).then((n) => [t, n] as const, () => [t, null] as const)));
+  const differ = counts.filter(([, n]) => n !== null && n !== expected);
+  if (differ.length > 0) {
+    log.warn(
+      { expected, topics: Object.fromEntries(differ) },
+      `ATTUNE_TOPIC_PARTITIONS is ${expected}, but ${differ.length} existing topic(s) have another partition count, which they keep: Attune creates topics, never changes them (add partitions with Kafka's own tools; a changed count sends keys to other partitions)`,
+    );
+  }
+  if (counts.some(([, n]) => n === null)) log.debug({ topics: counts.filter(([, n]) => n === null).map(([t]) => t) }, 'partition counts not read');
+  return differ.map(([t]) => t);
+}
+
 export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNames): Promise<Bus> {
   const specs = Object.values(topics).map((topic) => ({
     topic,
@@ -185,6 +205,7 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
   if (config.bus === 'embedded') {
     const bus = await createEmbeddedBus({ dir: join(config.dataDir, 'bus'), defaultPartitions: config.topicPartitions, log });
     await bus.ensureTopics(specs);
+    await warnOnPartitionCounts(bus, specs.map((s) => s.topic), config.topicPartitions, log);
     return withPublishTimeout(bus, config.publishTimeoutMs);
   }
   // A process started while Kafka is away (both restarted by an orchestrator, the broker
@@ -203,6 +224,7 @@ export async function openBus(config: AttuneConfig, log: Logger, topics: TopicNa
         groupInstanceId: config.kafkaInstanceId ?? undefined,
       });
       await bus.ensureTopics(specs);
+      await warnOnPartitionCounts(bus, specs.map((s) => s.topic), config.topicPartitions, log);
       // Every publish settles within ATTUNE_PUBLISH_TIMEOUT_MS: the gateway answers 503 + Retry-After, never hangs.
       return withPublishTimeout(bus, config.publishTimeoutMs);
     } catch (err) {
