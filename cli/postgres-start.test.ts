@@ -70,6 +70,7 @@ test('PostgreSQL unreachable at start: waits (logged), then exits 1 with one lin
   const attempts = r.out.split('\n').filter((l) => l.includes('PostgreSQL unreachable at start'));
   assert.ok(attempts.length >= 2, `each attempt is logged: ${attempts.length}`);
   assert.match(attempts.at(-1)!, /giving up/);
+  assert.match(attempts[0], /"err":"connect ECONNREFUSED/, 'each attempt logs the driver\'s error');
 });
 
 test('PostgreSQL refusing the password: exit 2 at once, naming DATABASE_URL, no password', { timeout: 60_000 }, async (t) => {

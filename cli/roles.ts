@@ -161,9 +161,10 @@ export async function waitForPostgres(sql: SqlClient, databaseUrl: string, waitM
         throw new ConfigError('DATABASE_URL', `PostgreSQL at ${target} refused the connection: ${message}`);
       }
       const givingUp = Date.now() + delay > deadline;
-      log?.warn({ postgres: target, attempt, retry_in_ms: givingUp ? null : delay, err: message }, givingUp ? 'PostgreSQL unreachable at start; giving up' : 'PostgreSQL unreachable at start; waiting for it');
+      // The driver's error (connect ECONNREFUSED …), not the clients' generic 503 message.
+      const cause = ((err as Error & { cause?: Error }).cause ?? (err as Error)).message;
+      log?.warn({ postgres: target, attempt, retry_in_ms: givingUp ? null : delay, err: cause }, givingUp ? 'PostgreSQL unreachable at start; giving up' : 'PostgreSQL unreachable at start; waiting for it');
       if (givingUp) {
-        const cause = ((err as Error & { cause?: Error }).cause ?? (err as Error)).message;
         throw new AttuneError('unavailable', `PostgreSQL at ${target} (DATABASE_URL) unreachable for ${Math.round(waitMs / 1000)} s (ATTUNE_POSTGRES_CONNECT_WAIT_MS): ${cause}`);
       }
       await new Promise((r) => setTimeout(r, delay));
