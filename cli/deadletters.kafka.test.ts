@@ -77,7 +77,12 @@ test('attune deadletters prints each dead letter of its prefix with source, reas
 });
 
 test('attune deadletters without Kafka: exit 2, saying where dead letters are on the embedded bus', { timeout: 60_000 }, async () => {
-  const r = await attune(['deadletters'], { KAFKA_BROKERS: '', ATTUNE_DATA_DIR: mkdtempSync(join(tmpdir(), 'attune-deadletters-')), JWT_SECRET: randomBytes(32).toString('hex') });
-  assert.equal(r.code, 2);
-  assert.match(r.err, /^attune: deadletters reads Kafka \(KAFKA_BROKERS\)/m);
+  const dataDir = mkdtempSync(join(tmpdir(), 'attune-deadletters-'));
+  try {
+    const r = await attune(['deadletters'], { KAFKA_BROKERS: '', ATTUNE_DATA_DIR: dataDir, JWT_SECRET: randomBytes(32).toString('hex') });
+    assert.equal(r.code, 2);
+    assert.match(r.err, /^attune: deadletters reads Kafka \(KAFKA_BROKERS\)/m);
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 });
