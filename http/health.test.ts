@@ -67,7 +67,7 @@ test('the bus down (or a check that hangs past its 2 s bound): 503 unhealthy; li
   const res = await app.inject({ method: 'GET', url: '/health' });
   assert.deepEqual([res.statusCode, res.json().status, res.json().services.messageQueue], [503, 'unhealthy', 'disconnected']);
   const ready = await app.inject({ method: 'GET', url: '/health/ready' });
-  assert.deepEqual([ready.statusCode, ready.json().ready], [503, false], 'nothing can be taken in: not ready');
+  assert.deepEqual([ready.statusCode, ready.json().ready, ready.json().status], [503, false, 'unavailable'], 'nothing can be taken in: not ready');
   const live = await app.inject({ method: 'GET', url: '/health/live' });
   assert.equal(live.statusCode, 200);
 });

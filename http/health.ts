@@ -80,13 +80,23 @@ export function probeAnswers(health: AppContext['health'], roles: string[]): (pa
       for (const [name, state] of Object.entries(checks)) services[SERVICE_NAMES[name] ?? name] = state === 'up' ? 'connected' : 'disconnected';
       return { statusCode: status === 'unhealthy' ? 503 : 200, body: { status, timestamp: new Date().toISOString(), version: attuneVersion, services, uptime: Math.floor(process.uptime()), checks, roles } };
     }
-    const ready = Object.entries(checks).every(([name, c]) => c === 'up' || !ESSENTIAL.has(name));
-    const all = Object.values(checks).every((c) => c === 'up');
-    return { statusCode: ready ? 200 : 503, body: { ready, status: all ? 'ok' : 'degraded', checks, roles } };
+    const { ready, status } = readiness(checks);
+    return { statusCode: ready ? 200 : 503, body: { ready, status, checks, roles } };
   };
 }
 
 export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+/**
+ * /health/ready: ready while PostgreSQL and the bus answer; its status ok (every check up),
+ * degraded (ready, ClickHouse or another non-essential check down) or unavailable (not ready;
+ * until 12-06 it said degraded then too, where /health says unhealthy: an operator walkthrough).
+ */
+function readiness(checks: Record<string, string>): { ready: boolean; status: 'ok' | 'degraded' | 'unavailable' } {
+  const ready = Object.entries(checks).every(([name, c]) => c === 'up' || !ESSENTIAL.has(name));
+  if (!ready) return { ready, status: 'unavailable' };
+  return { ready, status: Object.values(checks).every((c) => c === 'up') ? 'ok' : 'degraded' };
+}
 
 /** The status rule above, from the checks and Redis' state (null: not configured). */
 export function healthStatus(checks: Record<string, 'up' | 'down'>, cache: 'connected' | 'disconnected' | 'not_configured'): HealthStatus {
@@ -116,7 +126,7 @@ export async function registerHealthRoutes(app: FastifyInstance, ctx: AppContext
       roles: rolesSchema,
     },
   };
-  const readySchema = { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' }, status: { type: 'string', enum: ['ok', 'degraded'] }, checks: checksSchema, roles: rolesSchema } };
+  const readySchema = { type: 'object', required: ['ready'], properties: { ready: { type: 'boolean' }, status: { type: 'string', enum: ['ok', 'degraded', 'unavailable'] }, checks: checksSchema, roles: rolesSchema } };
   const roles = Object.entries(ctx.roles).filter(([, on]) => on).map(([r]) => r);
   // Redis answers a PING within the checks' bound, as the other dependencies answer theirs: a
   // Redis that hangs (its connection still open, so the client still says `ready`) is
@@ -156,9 +166,8 @@ export async function registerHealthRoutes(app: FastifyInstance, ctx: AppContext
     { config: { auth: 'public' }, schema: { tags: ['health'], summary: 'Ready to take traffic: 200 {ready: true} while PostgreSQL and the bus answer (status degraded when ClickHouse does not: ingest goes on), else 503 {ready: false}.', response: { 200: readySchema, 503: readySchema } } },
     async (_req, reply) => {
       const checks = await runChecks(ctx);
-      const ready = Object.entries(checks).every(([name, c]) => c === 'up' || !ESSENTIAL.has(name));
-      const all = Object.values(checks).every((c) => c === 'up');
-      return reply.status(ready ? 200 : 503).send({ ready, status: all ? 'ok' : 'degraded', checks, roles });
+      const { ready, status } = readiness(checks);
+      return reply.status(ready ? 200 : 503).send({ ready, status, checks, roles });
     },
   );
   app.get(
