@@ -85,6 +85,13 @@ export interface GuardAnchor {
   /** The session's dueFromMs before the record (null: not due). */
   dueFromMs?: number | null;
   partitionMaxMs?: number | null;
+  /**
+   * The session's end marker had been applied before that record (its state was revived by
+   * readings after the end): a replay starting there ignores that marker written again, one
+   * starting before the end applies it. Absent in checkpoints written before 2026-12-06 (the
+   * checkpoint's own endedByMarker then decides).
+   */
+  endedByMarker?: boolean;
 }
 
 interface CheckpointWire {
@@ -106,6 +113,7 @@ interface CheckpointWire {
     sent_last?: boolean;
     due_from_ms?: number | null;
     partition_max_ms?: number | null;
+    ended_by_marker?: boolean;
   }> | null;
   written_at: number;
 }
@@ -142,7 +150,7 @@ export function encodeCheckpoint(c: SessionCheckpoint, now: number): Buffer {
     ...(c.endedByMarker ? { ended_by_marker: true } : {}),
     ...(c.lateBeats !== undefined ? { late_beats: c.lateBeats } : {}),
     ...(c.settings ? { settings: { coherence_threshold: c.settings.coherenceThreshold, threshold_duration_s: c.settings.thresholdDurationS, version: c.settings.version } } : {}),
-    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats, quiet_from_ms: a.quietFromMs ?? null, sent_last: a.sentLast === true, due_from_ms: a.dueFromMs ?? null, partition_max_ms: a.partitionMaxMs ?? null })) } : {}),
+    ...(c.guard ? { guard: c.guard.map((a) => ({ offset: a.offset, after_offset: a.afterOffset, clock_ms: a.clockMs, held: a.held, late_beats: a.lateBeats, quiet_from_ms: a.quietFromMs ?? null, sent_last: a.sentLast === true, due_from_ms: a.dueFromMs ?? null, partition_max_ms: a.partitionMaxMs ?? null, ...(a.endedByMarker !== undefined ? { ended_by_marker: a.endedByMarker } : {}) })) } : {}),
     written_at: now,
   };
   return Buffer.from(JSON.stringify(wire));
@@ -208,7 +216,7 @@ function guardOf(list: unknown): GuardAnchor[] | null {
 
 function anchorOf(g: unknown): GuardAnchor | null {
   if (!g || typeof g !== 'object') return null;
-  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown; late_beats?: unknown; quiet_from_ms?: unknown; sent_last?: unknown; due_from_ms?: unknown; partition_max_ms?: unknown };
+  const w = g as { offset?: unknown; after_offset?: unknown; clock_ms?: unknown; held?: unknown; late_beats?: unknown; quiet_from_ms?: unknown; sent_last?: unknown; due_from_ms?: unknown; partition_max_ms?: unknown; ended_by_marker?: unknown };
   const offset = typeof w.offset === 'string' && OFFSET.test(w.offset) ? w.offset : null;
   const afterOffset = typeof w.after_offset === 'string' && OFFSET.test(w.after_offset) ? w.after_offset : null;
   if ((offset === null) === (afterOffset === null)) return null;
@@ -216,7 +224,7 @@ function anchorOf(g: unknown): GuardAnchor | null {
   if (w.clock_ms !== null && clockMs === null) return null;
   const lateBeats = typeof w.late_beats === 'number' && Number.isSafeInteger(w.late_beats) && w.late_beats >= 0 ? w.late_beats : null;
   const finite = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : null);
-  return { offset, afterOffset, clockMs, held: w.held === true, lateBeats, quietFromMs: finite(w.quiet_from_ms), sentLast: w.sent_last === true, dueFromMs: finite(w.due_from_ms), partitionMaxMs: finite(w.partition_max_ms) };
+  return { offset, afterOffset, clockMs, held: w.held === true, lateBeats, quietFromMs: finite(w.quiet_from_ms), sentLast: w.sent_last === true, dueFromMs: finite(w.due_from_ms), partitionMaxMs: finite(w.partition_max_ms), ...(typeof w.ended_by_marker === 'boolean' ? { endedByMarker: w.ended_by_marker } : {}) };
 }
 
 export interface CheckpointTableOptions {

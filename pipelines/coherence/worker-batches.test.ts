@@ -34,7 +34,7 @@ let codec: Codec;
 let entities: TestDatabase;
 let sessions: SessionsRepository;
 
-const devices = ['dev-one', 'dev-many', 'dev-rs-ref', 'dev-rs', 'dev-end-ref', 'dev-end-run', 'dev-end-restart', 'dev-end-part', 'dev-end-part-rs'];
+const devices = ['dev-one', 'dev-many', 'dev-rs-ref', 'dev-rs', 'dev-end-ref', 'dev-end-run', 'dev-end-restart', 'dev-end-part', 'dev-end-part-rs', 'dev-tail-run', 'dev-tail-rs', 'dev-guard-run', 'dev-guard-rs'];
 const PER_RECORD = 25;
 
 before(async () => {
@@ -372,4 +372,105 @@ test('a session synced partly before the end call and the rest after it: the win
     assert.deepEqual(got.map((x) => Number(x.end_ms)), reference.map((x) => Number(x.end_ms)), `${device}: every window`);
     assert.deepEqual(got.filter((x) => !early(x)).map(strip), reference.filter((x) => !early(x)).map(strip), device);
   }
+});
+
+// The revived state holds the tail's beats, so the commit stays before the end marker: a replay
+// after a restart reads records from before the end first. Until the review of 12-06 its
+// checkpoint's anchors named the revival's first record only, the replay missed them and its
+// windows counted late beats from 0 (5 in the uninterrupted run).
+test('a kept tail revived by a short request, then a restart before the rest: the windows after it (late_beat_count included) are those of the uninterrupted run', async () => {
+  const endMs = Math.max(...readings.map((x) => Date.parse(x.timestamp)));
+  const cut = Math.floor(readings.length * 0.6);
+  // A request after the end short enough that the revived windows still hold beats from before the end marker.
+  const mid = cut + 15;
+  const results: Array<Array<Record<string, unknown>>> = [];
+  for (const [device, restart] of [['dev-tail-run', false], ['dev-tail-rs', true]] as const) {
+    const topics = await topicsFor(`tail-rs-${device}.`);
+    const s = await sessions.create({ ...sessionOpts, deviceId: device });
+    const rec = (x: (typeof readings)[number], i: number) => record(s.id, device, { recordedAt: Date.parse(x.timestamp), receivedAt: start + 3_600_000 + i, rr: x.rr_intervals_ms });
+    let w = worker(topics, `tail-rs-${device}`);
+    await w.start();
+    try {
+      await publishReadings(bus, topics, codec, readings.slice(0, cut).map((x) => rec(x, 0)), PER_RECORD);
+      await bus.publish(topics.heartReadings, [await endMarkerRecord(codec, { sessionId: s.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: endMs })]);
+      await publishReadings(bus, topics, codec, readings.slice(cut, mid).map((x) => rec(x, 1)), PER_RECORD, new Map([[s.id, endMs]]));
+      const first = w;
+      await waitFor('the short request read', () => first.stats.readings === mid && first.stats.endMarkers === 1, 30_000, 20);
+      await first.flush();
+      if (restart) {
+        await first.stop();
+        w = worker(topics, `tail-rs-${device}`);
+        await w.start();
+      }
+      await publishReadings(bus, topics, codec, readings.slice(mid).map((x) => rec(x, 2)), PER_RECORD, new Map([[s.id, endMs]]));
+      const current = w;
+      await waitFor('the rest read', () => current.stats.closedAfterEnd === 1, 30_000, 20);
+      await current.flush();
+      if (restart) {
+        // The replay started before the end marker, at a record its checkpoint anchors, and applied the end again.
+        assert.ok(current.stats.readings > readings.length - mid, `replayed ${current.stats.readings - (readings.length - mid)} readings`);
+        assert.deepEqual([current.stats.guardAnchored, current.stats.guardAnchorMisses, current.stats.endedSessions], [1, 0, 1]);
+      }
+    } finally {
+      await w.stop();
+    }
+    results.push(await windowMetrics(s.id));
+  }
+  const [run, restarted] = results;
+  assert.ok(run.some((x) => Number(x.late_beat_count) > 0), 'the revival counts the beats the end closed early as late');
+  const noLate = (xs: Array<Record<string, unknown>>) => xs.map(({ late_beat_count: _l, ...r }) => r);
+  assert.deepEqual(noLate(restarted), noLate(run), "the windows but their late count");
+  assert.deepEqual(restarted, run);
+});
+
+test("a kept tail revived, a reading 23 s ahead quarantined after the end, then a restart: the replay's guard restarts where the end left it and quarantines it again", async () => {
+  const endMs = Math.max(...readings.map((x) => Date.parse(x.timestamp)));
+  const cut = Math.floor(readings.length * 0.6);
+  const cutMs = Date.parse(readings[cut - 1].timestamp);
+  const k = readings.findIndex((x) => Date.parse(x.timestamp) > cutMs + 5_000);
+  const m = readings.findIndex((x) => Date.parse(x.timestamp) > cutMs + 40_000);
+  // About 23 s ahead of the readings synced just before it: the guard holds it, the next request
+  // refutes it. (Behind the window end the restarted run's checkpoint had published, plus the horizon.)
+  const outlier: Extra = { recordedAt: cutMs + 30_000, receivedAt: 0, rr: [880, 910] };
+  const results: Array<Array<Record<string, unknown>>> = [];
+  for (const [device, restart] of [['dev-guard-run', false], ['dev-guard-rs', true]] as const) {
+    const topics = await topicsFor(`guard-rs-${device}.`);
+    const s = await sessions.create({ ...sessionOpts, deviceId: device });
+    const rec = (x: (typeof readings)[number], i: number) => record(s.id, device, { recordedAt: Date.parse(x.timestamp), receivedAt: start + 3_600_000 + i, rr: x.rr_intervals_ms });
+    const ends = new Map([[s.id, endMs]]);
+    let w = worker(topics, `guard-rs-${device}`);
+    await w.start();
+    let quarantined = 0;
+    try {
+      await publishReadings(bus, topics, codec, readings.slice(0, cut).map((x) => rec(x, 0)), PER_RECORD);
+      await bus.publish(topics.heartReadings, [await endMarkerRecord(codec, { sessionId: s.id, deviceId: device, userId: 'u1', orgId: 'o1', endedAtMs: endMs })]);
+      // After the end call: a few seconds of the backlog, the outlier alone, then the next minute.
+      await publishReadings(bus, topics, codec, readings.slice(cut, k).map((x) => rec(x, 1)), PER_RECORD, ends);
+      await publishReadings(bus, topics, codec, [record(s.id, device, { ...outlier, receivedAt: start + 3_600_002 })], PER_RECORD, ends);
+      await publishReadings(bus, topics, codec, readings.slice(k, m).map((x) => rec(x, 3)), PER_RECORD, ends);
+      const first = w;
+      await waitFor('the backlog so far read', () => first.stats.readings === m + 1 && first.stats.endMarkers === 1, 30_000, 20);
+      await first.flush();
+      quarantined += first.stats.quarantinedReadings;
+      if (restart) {
+        await first.stop();
+        w = worker(topics, `guard-rs-${device}`);
+        await w.start();
+      }
+      await publishReadings(bus, topics, codec, readings.slice(m).map((x) => rec(x, 4)), PER_RECORD, ends);
+      const current = w;
+      await waitFor('the rest read', () => current.stats.closedAfterEnd === 1, 30_000, 20);
+      await current.flush();
+      if (restart) {
+        assert.equal(current.stats.guardAnchored, 1, 'the replay started at an anchored record before the end');
+        // The replay decides the outlier again, as the run before it did.
+        assert.equal(current.stats.quarantinedReadings, 1, 'quarantined again in the replay');
+      }
+    } finally {
+      await w.stop();
+    }
+    assert.equal(quarantined, 1, `${device}: the outlier quarantined`);
+    results.push(await windowMetrics(s.id));
+  }
+  assert.deepEqual(results[1], results[0]);
 });

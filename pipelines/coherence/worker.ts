@@ -187,6 +187,8 @@ interface GuardLog {
   due: Array<number | null>;
   /** The partition's event time before the record. */
   partitionMax: number[];
+  /** The session's endedByMarker before the record (a revived tail's log goes on from its end's). */
+  marked: boolean[];
   from: bigint | null;
 }
 
@@ -225,6 +227,18 @@ const anchorKey = (sessionId: string) => `${sessionId}\u0000guard`;
 
 /** The tracker key under which the beats of an ended session's tail are retained (PartitionState.endedTails). */
 const tailKey = (sessionId: string) => `${sessionId}\u0000tail`;
+
+/**
+ * An ended session's tail kept for its revival: its windows, and its guard log, which the
+ * revived state goes on with. The revived state's retained offsets (the tail's beats) keep the
+ * commit before the end marker, so a replay after a restart starts with records from before the
+ * end: its checkpoint's anchors must be at those records (with the end marker not yet applied
+ * there), or the replay misses them and restarts the late count and the clock guard.
+ */
+interface EndedTail {
+  windows: SessionWindows;
+  guardLog: GuardLog;
+}
 
 interface ProvisionalMemo {
   windowEndMs: number;
@@ -290,7 +304,7 @@ interface PartitionState {
    * windows after the flushed ones have the beats before the end. Their offsets stay retained
    * (tailKey) while they are kept, so a replay after a restart rebuilds them.
    */
-  endedTails: Map<string, { windows: SessionWindows; dropAtMs: number }>;
+  endedTails: Map<string, EndedTail & { dropAtMs: number }>;
   /** No ended tail is dropped before maxEventTimeMs passes this (a lower bound). */
   nextTailDropMs: number;
   /** Newest beat time of the partition, ms (event time). */
@@ -714,6 +728,7 @@ export class CoherenceWorker {
       log.quiet = [];
       log.due = [];
       log.partitionMax = [];
+      log.marked = [];
       log.from = offset + 1n;
       return false;
     }
@@ -724,6 +739,7 @@ export class CoherenceWorker {
     log.quiet.push(st.quietFromMs);
     log.due.push(st.dueFromMs);
     log.partitionMax.push(p.maxEventTimeMs);
+    log.marked.push(st.endedByMarker);
     return true;
   }
 
@@ -857,18 +873,18 @@ export class CoherenceWorker {
     const oldest = st.windows.retainedMinOffset();
     if (oldest === null) return;
     const dropAtMs = st.windows.maxEventTimeMs + this.sessionIdleEndMs;
-    p.endedTails.set(st.id, { windows: st.windows, dropAtMs });
+    p.endedTails.set(st.id, { windows: st.windows, guardLog: st.guardLog, dropAtMs });
     p.tracker.setRetained(tailKey(st.id), oldest);
     p.nextTailDropMs = Math.min(p.nextTailDropMs, dropAtMs);
   }
 
   /** An ended session's tail, taken by its revival (its offsets are the revived state's from here on). */
-  private takeTail(p: PartitionState, sessionId: string): SessionWindows | null {
+  private takeTail(p: PartitionState, sessionId: string): EndedTail | null {
     const tail = p.endedTails.get(sessionId);
     if (!tail) return null;
     p.endedTails.delete(sessionId);
     p.tracker.setRetained(tailKey(sessionId), null);
-    return tail.windows;
+    return { windows: tail.windows, guardLog: tail.guardLog };
   }
 
   /** Lets go of the ended tails the partition's event time has passed. */
@@ -1100,6 +1116,7 @@ export class CoherenceWorker {
         log.quiet.splice(0, i);
         log.due.splice(0, i);
         log.partitionMax.splice(0, i);
+        log.marked.splice(0, i);
       }
       log.from = usable[0];
       const anchors: GuardAnchor[] = [];
@@ -1118,6 +1135,7 @@ export class CoherenceWorker {
                 sentLast: log.quiet[j] === null,
                 dueFromMs: log.due[j],
                 partitionMaxMs: finiteOrNull(log.partitionMax[j]),
+                endedByMarker: log.marked[j],
               }
             : {
                 offset: null,
@@ -1129,6 +1147,7 @@ export class CoherenceWorker {
                 sentLast: st.quietFromMs === null,
                 dueFromMs: st.dueFromMs,
                 partitionMaxMs: finiteOrNull(p.maxEventTimeMs),
+                endedByMarker: st.endedByMarker,
               };
         const prev = anchors[anchors.length - 1];
         if (!prev || prev.offset !== a.offset || prev.afterOffset !== a.afterOffset) anchors.push(a);
@@ -1177,7 +1196,7 @@ export class CoherenceWorker {
     p: PartitionState,
     r: HeartReadingRecord,
     firstOffset: bigint,
-    v: Pick<SessionState, 'id' | 'quietFromMs' | 'dueFromMs' | 'threshold' | 'settings' | 'startedAtMs' | 'inheritFrom' | 'emittedThroughMs' | 'endedByMarker'> & { lateBeats: number; guardStartMs: number; tail?: SessionWindows | null },
+    v: Pick<SessionState, 'id' | 'quietFromMs' | 'dueFromMs' | 'threshold' | 'settings' | 'startedAtMs' | 'inheritFrom' | 'emittedThroughMs' | 'endedByMarker'> & { lateBeats: number; guardStartMs: number; tail?: EndedTail | null },
   ): SessionState {
     const { lateBeats, guardStartMs, tail, ...rest } = v;
     return {
@@ -1186,15 +1205,18 @@ export class CoherenceWorker {
       orgId: r.org_id,
       deviceId: r.device_id,
       // A revival continues the ended session's tail when it is still kept (its late count with it).
-      windows: tail ?? new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs, lateBeatCount: lateBeats }),
+      windows: tail?.windows ?? new SessionWindows({ allowedLatenessMs: this.opts.allowedLatenessMs, lateBeatCount: lateBeats }),
       guard: new SessionClockGuard<Guarded>({
         horizonMs: this.opts.clockHorizonMs ?? this.opts.allowedLatenessMs ?? defaultAllowedLatenessMs,
         confirmReadings: this.opts.confirmReadings ?? defaultConfirmReadings,
-        startMs: guardStartMs,
+        // A revived tail's guard starts where its end closed it (the end of its last window), as
+        // in the run that ended it: a replay's checkpoint has published further, and its
+        // emittedThroughMs would start the guard later than the uninterrupted run's.
+        startMs: tail ? Math.max(rest.startedAtMs, tail.windows.closedThroughMs) : guardStartMs,
       }),
       // Every record of the session read from the partition's start on is logged (there were
       // none before this one).
-      guardLog: { offsets: [], clocks: [], held: [], late: [], quiet: [], due: [], partitionMax: [], from: p.startOffset ?? firstOffset },
+      guardLog: tail?.guardLog ?? { offsets: [], clocks: [], held: [], late: [], quiet: [], due: [], partitionMax: [], marked: [], from: p.startOffset ?? firstOffset },
       ended: false,
       provisionalThroughMs: -Infinity,
       provisionalMemos: [],
@@ -1276,7 +1298,9 @@ export class CoherenceWorker {
         inheritFrom: null,
         emittedThroughMs,
         // (An ended checkpoint's anchor resumes the state before its end: its marker is ahead.)
-        endedByMarker: cp?.endedByMarker === true && !(cp.ended && anchor !== null),
+        // An anchor says whether the marker had been applied at its record (before a revived
+        // tail's end: not yet, so the replay applies it again, as the run did).
+        endedByMarker: anchor?.endedByMarker ?? (cp?.endedByMarker === true && !(cp.ended && anchor !== null)),
         tail: cp?.ended && anchor === null ? this.takeTail(p, id) : null,
       });
       p.sessions.set(id, created);
