@@ -6,8 +6,8 @@
 // kcat shows their headers but not their body; this reads both, with no tool beyond Attune.
 //
 // It reads under a group of its own that never commits (nothing is consumed for anyone else)
-// and stops once no record has come for --idle-ms (default 3000) after the last one, or
-// after --limit lines. --reason filters on the reason code.
+// and stops once no record has come for --idle-ms (default 3000) after the last one (or after
+// its group's assignment, when there is none), or after --limit lines. --reason filters on the reason code.
 import { randomUUID } from 'node:crypto';
 import type { AttuneConfig } from '../lib/config.js';
 import type { Logger } from '../lib/log.js';
@@ -94,10 +94,16 @@ function toJson(line: DeadLetterLine): string {
   });
 }
 
+/** How long the reader waits for its group's assignment before it gives up (the --idle-ms span counts from there). */
+export const DEFAULT_JOIN_WAIT_MS = 60_000;
+
 export interface DeadLettersOptions {
   reason?: string;
   limit?: number;
+  /** Stop after this long without a record, counted from the group's assignment. */
   idleMs: number;
+  /** At most this long for the assignment (default DEFAULT_JOIN_WAIT_MS). */
+  joinWaitMs?: number;
   write: (line: string) => void;
 }
 
@@ -108,7 +114,15 @@ export async function printDeadLetters(config: AttuneConfig, log: Logger, opts: 
   let printed = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  let idle: NodeJS.Timeout = setTimeout(done, opts.idleMs);
+  // The idle span counts from the group's assignment, not from the subscribe: joining a new
+  // group takes a while on Kafka (a broker's group.initial.rebalance.delay.ms is 3 s by
+  // default), and until 12-06 the default --idle-ms of 3 s ran out during the join, printing
+  // nothing where dead letters were. The join itself is bounded apart (joinWaitMs).
+  let assigned = false;
+  let idle: NodeJS.Timeout = setTimeout(() => {
+    log.warn({ topic, waited_ms: opts.joinWaitMs ?? DEFAULT_JOIN_WAIT_MS }, 'dead letters: no partition of the topic was assigned in time; nothing read');
+    done();
+  }, Math.max(opts.idleMs, opts.joinWaitMs ?? DEFAULT_JOIN_WAIT_MS));
   const touch = () => {
     clearTimeout(idle);
     idle = setTimeout(done, opts.idleMs);
@@ -118,7 +132,13 @@ export async function printDeadLetters(config: AttuneConfig, log: Logger, opts: 
     topics: [topic],
     fromBeginning: true,
     ephemeral: true,
+    onAssignment: (parts) => {
+      if (assigned || !parts.some((x) => x.topic === topic)) return;
+      assigned = true;
+      touch();
+    },
     eachBatch: async (batch) => {
+      assigned = true;
       touch();
       for (const rec of batch.records) {
         if (opts.limit !== undefined && printed >= opts.limit) return done();

@@ -38,7 +38,7 @@ commands:
   token               print a development JWT
   deadletters         print the dead letters on Kafka (ATTUNE_TOPIC_PREFIX's), one JSON object a line:
                       source topic/partition/offset, reason, consumer group, time, the original value
-                      (--reason CODE, --limit N, --idle-ms MS: stop after MS without a record, default 3000)
+                      (--reason CODE, --limit N, --idle-ms MS: stop after MS without a record once assigned, default 3000)
 
 options (each also an environment variable, see README):
   --port N            PORT (default 8080)
