@@ -345,6 +345,12 @@ interface PartitionState {
    * replay from a commit before it replays their end too.
    */
   ending: Map<SessionState, bigint>;
+  /**
+   * The checkpoint last written for each session in `ending` (JSON): one the next commit would
+   * write the same (the commit and its floors unchanged: a kept tail holds the commit before
+   * the end for up to sessionIdleEndMs of event time) is not written again.
+   */
+  endingWritten: Map<SessionState, string>;
   /** The checkpoint read barrier for this partition's new owner (set on its first batch). */
   synced: Promise<void> | null;
   /** Serialises the batches of one partition. */
@@ -515,6 +521,7 @@ export class CoherenceWorker {
         startOffset: null,
         currentOffset: 0n,
         ending: new Map(),
+        endingWritten: new Map(),
         synced: null,
         lock: Promise.resolve(),
       };
@@ -1448,8 +1455,23 @@ export class CoherenceWorker {
     p.outLooseCheckpoints = [];
     if (checkpointed.size > 0 || loose.length > 0) {
       const anchors = this.anchorsOf(p, checkpointed);
-      const written = [...[...checkpointed].map((st) => ({ ...this.checkpointOf(st), guard: anchors.get(st) ?? null })), ...loose];
-      await this.checkpoints.write(written);
+      const again: Array<[SessionState, string]> = [];
+      const fresh: SessionCheckpoint[] = [];
+      for (const st of checkpointed) {
+        const c = { ...this.checkpointOf(st), guard: anchors.get(st) ?? null };
+        if (p.ending.has(st)) {
+          // Rewritten with each commit while a replay would still read its end: only when it
+          // changed (until 12-06 every batch rewrote every such session's, the same, for as long
+          // as a kept tail held the commit: 3.4x the checkpoint records in a review's run).
+          const json = JSON.stringify(c);
+          if (!sessions.has(st) && p.endingWritten.get(st) === json) continue;
+          again.push([st, json]);
+        }
+        fresh.push(c);
+      }
+      const written = [...fresh, ...loose];
+      if (written.length > 0) await this.checkpoints.write(written);
+      for (const [st, json] of again) p.endingWritten.set(st, json);
       for (const c of written) {
         if (!c.ended) continue;
         if (p.localCheckpoints.size > 10_000 && !p.localCheckpoints.has(c.sessionId)) p.localCheckpoints.clear();
@@ -1460,6 +1482,7 @@ export class CoherenceWorker {
     if (commitAt === null) return;
     const floor = BigInt(commitAt);
     for (const [st, endOffset] of p.ending) if (floor > endOffset) p.ending.delete(st);
+    for (const st of p.endingWritten.keys()) if (!p.ending.has(st)) p.endingWritten.delete(st);
     const floors = p.recentFloors;
     if (floors.length === 0 || floors[floors.length - 1] !== floor) {
       floors.push(floor);
