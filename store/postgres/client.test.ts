@@ -102,3 +102,45 @@ test('isDatabaseUnreachable: connection failures and shutdown states, not answer
     assert.equal(isDatabaseUnreachable(e), false, String(e));
   }
 });
+
+test('a connection the server drops once it is handed out: the transaction rejects with unavailable / database_unavailable at BEGIN, and the process survives (the client\'s error event was uncaught)', { timeout: 60_000 }, async () => {
+  const { createServer } = await import('node:net');
+  const { isAttuneError } = await import('../../lib/errors.js');
+  // A server that completes the start-up (AuthenticationOk, ReadyForQuery) and closes the
+  // connection at its first statement: a PostgreSQL restarted while the connection was idle.
+  const srv = createServer((socket) => {
+    let started = false;
+    socket.on('data', () => {
+      if (!started) {
+        started = true;
+        const auth = Buffer.from([0x52, 0, 0, 0, 8, 0, 0, 0, 0]);
+        const ready = Buffer.from([0x5a, 0, 0, 0, 5, 0x49]);
+        socket.write(Buffer.concat([auth, ready]));
+        return;
+      }
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const port = (srv.address() as { port: number }).port;
+  const sql = await createSqlClient({ databaseUrl: `postgres://attune:attune@127.0.0.1:${port}/attune` });
+  try {
+    let ran = false;
+    await assert.rejects(
+      sql.transaction(async (tx) => {
+        ran = true;
+        return tx.query('SELECT 1');
+      }),
+      (e: unknown) => {
+        assert.ok(isAttuneError(e), `an AttuneError, got ${String(e)}`);
+        assert.deepEqual([e.code, e.statusCode, e.details[0]?.reason], ['unavailable', 503, 'database_unavailable']);
+        return true;
+      },
+    );
+    assert.equal(ran, false, 'it failed at BEGIN');
+  } finally {
+    await sql.close();
+    await new Promise((r) => srv.close(r));
+  }
+});

@@ -113,20 +113,36 @@ export async function createPgClient(opts: PgClientOptions): Promise<SqlClient> 
     ...base,
     async transaction<T>(fn: (tx: SqlQueryable) => Promise<T>): Promise<T> {
       const conn = await pool.connect().catch((err: unknown) => Promise.reject(databaseError(err)));
+      // A checked-out client whose connection dies emits 'error', and pg-pool listens only while
+      // it is idle: without a listener here, PostgreSQL dropping the connection during a
+      // transaction threw an uncaught 'error' and ended the process (found in the review of
+      // 12-06). The statement in flight rejects with the same error, handled below.
+      let dead = false;
+      const onError = () => {
+        dead = true;
+      };
+      conn.on('error', onError);
       let broken = false;
+      // BEGIN and COMMIT too: a connection the server dropped since the pool handed it out fails
+      // there first (until the review of 12-06 that was the driver's error, a 500).
+      const control = (statement: string) => conn.query(statement).catch((err: unknown) => Promise.reject(databaseError(err)));
       try {
-        await conn.query('BEGIN');
+        await control('BEGIN');
         const out = await fn(wrap(conn));
-        await conn.query('COMMIT');
+        await control('COMMIT');
         return out;
       } catch (err) {
-        await conn.query('ROLLBACK').catch(() => {
-          broken = true;
-        });
+        if (dead) broken = true;
+        else {
+          await conn.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+        }
         throw err;
       } finally {
-        // A connection whose ROLLBACK failed is in an unknown state: destroy it.
-        conn.release(broken);
+        conn.removeListener('error', onError);
+        // A connection whose ROLLBACK failed (or that died) is in an unknown state: destroy it.
+        conn.release(broken || dead);
       }
     },
     async close() {
