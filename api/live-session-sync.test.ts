@@ -119,3 +119,21 @@ test('unsubscribe on a session\'s own socket stops its messages (final and provi
   c.ws.close();
   await waitFor('socket gone', () => app.live!.stats.clients === 0, 10_000, 10);
 });
+
+test("unsubscribe without a session on the user's socket stops all of its sessions; a subscribe of one lets the stream through again", async () => {
+  const token = app.token(USER, ORG, ['read:coherence', 'read:sessions', 'write:sessions']);
+  const a = await createSession(token);
+  const c = client(`/v1/coherence?token=${token}`);
+  await waitFor('connected', () => c.msgs.some((m) => m.type === 'connected'), 10_000, 10);
+  c.send('unsubscribe', {});
+  c.send('heartbeat', {});
+  await waitFor('ping', () => c.msgs.some((m) => m.type === 'ping'), 10_000, 10);
+  app.live!.publish(window(a, 0), Topics.coherenceWindows);
+  c.send('subscribe', { sessionId: a });
+  await waitFor('subscribed to a', () => c.msgs.filter((m) => m.type === 'subscribed').length === 2, 10_000, 10);
+  assert.deepEqual(c.updates(a), [], 'nothing while unsubscribed');
+  app.live!.publish(window(a, 1), Topics.coherenceWindows);
+  await waitFor("a's window after subscribe", () => c.updates(a).length === 1, 10_000, 10);
+  c.ws.close();
+  await waitFor('socket gone', () => app.live!.stats.clients === 0, 10_000, 10);
+});

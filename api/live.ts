@@ -269,7 +269,10 @@ export async function registerLiveRoutes(app: FastifyInstance, ctx: AppContext):
         const streamKeys = (k: string) => [k, provisionalKey(k)];
         const mutedKeys = streamKeys(asked !== null && streamSession === null ? sessionKey(asked) : ownKey);
         if (m.type === 'unsubscribe') return c.mute(mutedKeys);
-        c.unmute(mutedKeys);
+        // A subscribe lets the socket's own stream through again too: on a user's socket whose
+        // whole stream was unsubscribed, a session's messages come by the user's key as well
+        // (a review: subscribing to one session after that left its messages muted).
+        c.unmute([...mutedKeys, ...streamKeys(ownKey)]);
         const lastId = lastIdOf(m.fields.lastVersion ?? m.fields.last_id);
         c.hold();
         try {
