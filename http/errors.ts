@@ -17,6 +17,7 @@ import { AttuneError, isAttuneError, type ErrorCode, type ErrorDetail, type Reas
 import { MAX_BODY_JSON_DEPTH, bodyTooDeep, jsonBytesDepth } from '../lib/json-limits.js';
 import { invalidText, jsonBytesHaveNul, nulPointer } from '../lib/text-limits.js';
 import { iso } from '../lib/time.js';
+import { discardRestOfBody } from './refused-body.js';
 
 export interface ErrorBody {
   error: { code: ErrorCode; message: string; details: ErrorDetail[]; request_id: string; field?: string; retry_after?: number; documentation_url?: string };
@@ -343,6 +344,15 @@ export function registerErrorHandling(app: FastifyInstance, opts: { docsUrl?: st
     if (coded.statusCode >= 500) req.log.error({ err }, 'request failed');
     else req.log.info({ code: coded.code, error_message: coded.message }, 'request refused');
     if (coded.statusCode === 503 && !reply.hasHeader('retry-after')) void reply.header('retry-after', String(retryAfterS(coded)));
+    // Fastify answers a body refused while it is still coming (over the body limit, a parser's
+    // error) with Connection: close: the kernel then resets the connection with the client's
+    // bytes unread, and a client still sending (Node's fetch) fails with EPIPE instead of
+    // reading the 413 (an STT walkthrough: a 20 MB JSON body to the sync route, 1 try in 3).
+    // The rest is read and dropped, bounded, and the connection stays (http/refused-body.ts).
+    if (!req.raw.complete && String(reply.getHeader('connection') ?? '').toLowerCase() === 'close') {
+      reply.removeHeader('connection');
+      discardRestOfBody(req, reply);
+    }
     void reply.status(coded.statusCode).send(errorBody(coded, String(req.id), docsUrl));
   });
   app.setNotFoundHandler((req, reply) => {
