@@ -14,6 +14,7 @@ import type { Logger } from '../lib/log.js';
 import type { Bus, BusRecord } from '../bus/types.js';
 import { decodeRecord, type Codec } from '../schemas/registry/codec.js';
 import { prefixedTopics } from '../schemas/topics.js';
+import type { DeadLetter } from '../schemas/registry/schemas.js';
 
 export interface DeadLetterLine {
   topic: string;
@@ -35,17 +36,8 @@ export interface DeadLetterLine {
   value: unknown;
 }
 
-interface DeadLetterValue {
-  source_topic: string;
-  source_partition: number;
-  source_offset: string;
-  key: string;
-  value: Buffer;
-  reason_code: string;
-  reason: string;
-  failed_at: number | Date;
-  consumer_group: string;
-}
+/** A decoded dead letter (the schema's, its timestamp as the decoder may give it). */
+type DeadLetterValue = Omit<DeadLetter, 'failed_at'> & { failed_at: number | Date };
 
 /** A dead letter record as one line (headers when its body cannot be read). */
 export async function deadLetterLine(codec: Codec, rec: BusRecord): Promise<DeadLetterLine> {

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { freePort } from '../test/ports.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,13 +17,7 @@ import { serverDatabaseUrl } from '../store/postgres/test-databases.test-util.js
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+const closedPort = freePort;
 
 /** Runs `attune <role>` until it exits (or it listens: then it is stopped and `listened` is true). */
 async function run(role: string, env: Record<string, string>): Promise<{ code: number | null; out: string; err: string; listened: boolean }> {
