@@ -265,19 +265,24 @@ function median(xs: number[]): number | null {
   return s.length % 2 === 1 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** A session's duration, s: from its start to its end, or to `now` while it is active (the document's `duration`). */
+export function sessionDurationS(s: Session, now: number): number {
+  return Math.max(0, Math.round(((s.endedAt ?? now) - s.startedAt) / 1000));
+}
+
+/** The coherence platform document's coherence_ratio: the share of the session's duration in high coherence, 0..1. */
+function highCoherenceShare(highS: number | null, durationS: number): number | null {
+  if (highS === null || !(durationS > 0)) return null;
+  return round(Math.min(1, highS / durationS));
+}
+
 /**
  * Metrics and timeline from one read of the session's windows, so the two always agree
  * (two queries could straddle an insert). A session without any window (its devices sent no RR
  * intervals) gets the figures its devices reported instead (store/device-figures.ts).
  */
-/** The coherence platform document's coherence_ratio: the share of the session's time (to `now` while active) in high coherence, 0..1. */
-function highCoherenceShare(s: Session, highS: number | null, now: number): number | null {
-  const durationS = Math.round(((s.endedAt ?? now) - s.startedAt) / 1000);
-  if (highS === null || !(durationS > 0)) return null;
-  return round(Math.min(1, highS / durationS));
-}
-
-export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: number | null = null) {
+export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: number | null = null, now: number = ctx.clock?.() ?? Date.now()) {
+  const durationS = sessionDurationS(s, now);
   const rs = await clickhouseOf(ctx).query({
     query: `SELECT toUnixTimestamp64Milli(window_end) AS window_end_ms, valid, invalid_reason, partial, coverage, longest_gap_ms,
               coherence, coherence_ratio,
@@ -300,7 +305,7 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
     invalidReasons[reason] = (invalidReasons[reason] ?? 0) + 1;
   }
   if (rows.length === 0) {
-    const device = await deviceMetrics(ctx, s);
+    const device = await deviceMetrics(ctx, s, durationS);
     if (device) return device;
   }
   const pick = (k: keyof TimelineRow) => valid.map((r) => r[k]).filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
@@ -312,7 +317,7 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
       // A loop, not Math.max(...xs): a session of weeks has more windows than call arguments may be.
       peak_coherence: coherence.length === 0 ? null : round(coherence.reduce((a, b) => (b > a ? b : a), -Infinity)),
       time_in_high_coherence: highS,
-      coherence_ratio: valid.length === 0 ? null : highCoherenceShare(s, highS, ctx.clock?.() ?? Date.now()),
+      coherence_ratio: valid.length === 0 ? null : highCoherenceShare(highS, durationS),
       mean_coherence_ratio: round(mean(pick('coherence_ratio'))),
       average_hr: round(mean(pick('hr')), 2),
       average_hrv: round(mean(pick('hrv')), 2),
@@ -359,7 +364,7 @@ export async function sessionMetrics(ctx: AppContext, s: Session, pacedBpm: numb
  * any reading of the session has RR intervals.
  * Nothing Attune computes from RR intervals is there (coherence ratio, breathing rate).
  */
-async function deviceMetrics(ctx: AppContext, s: Session) {
+async function deviceMetrics(ctx: AppContext, s: Session, durationS: number) {
   const { rrReadings, steps } = await deviceFigures(clickhouseOf(ctx), ctx.database, { orgId: s.orgId, userId: s.userId, sessionId: s.id, startedAtMs: s.startedAt });
   // A session with RR intervals gets Attune's figures once its windows are in, never the
   // device's meanwhile (which would switch source as the windows arrive).
@@ -370,7 +375,7 @@ async function deviceMetrics(ctx: AppContext, s: Session) {
       average_coherence: round(d.averageCoherence),
       peak_coherence: round(d.peakCoherence),
       time_in_high_coherence: d.highCoherenceS,
-      coherence_ratio: highCoherenceShare(s, d.highCoherenceS, ctx.clock?.() ?? Date.now()),
+      coherence_ratio: highCoherenceShare(d.highCoherenceS, durationS),
       mean_coherence_ratio: null,
       average_hr: round(d.averageHrBpm, 2),
       average_hrv: round(d.averageHrvMs, 2),
@@ -585,8 +590,10 @@ export async function registerSessionRoutes(app: FastifyInstance, ctx: AppContex
       const s = await visibleSession(ctx, p, req.params.id, { fresh: true });
       const practice = ctx.users ? await ctx.users.practice(s.id) : undefined;
       const paced = practice?.protocol ? PROTOCOLS[practice.protocol as ProtocolId].breathingRateBpm : null;
-      const { metrics, timeline } = await sessionMetrics(ctx, s, paced);
-      const duration = Math.max(0, Math.round(((s.endedAt ?? ctx.clock()) - s.startedAt) / 1000));
+      // One instant for the duration and the share of it in high coherence (an active session's grow).
+      const now = ctx.clock();
+      const { metrics, timeline } = await sessionMetrics(ctx, s, paced, now);
+      const duration = sessionDurationS(s, now);
       return { ...sessionJson(s, practice, websocketUrl(req, s.id)), duration, metrics, timeline };
     },
   );
