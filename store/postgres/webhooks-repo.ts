@@ -248,6 +248,7 @@ export class WebhooksRepository {
     render: (e: ReadyEvent & { data: Record<string, unknown> }) => string,
   ): Promise<number> {
     type Row = { event_id: string; org_id: string; type: string; created: Date; subject: Record<string, unknown>; data: Record<string, unknown> | null; ready_at: Date };
+    const readyEventOf = (r: Row): ReadyEvent => ({ eventId: r.event_id, orgId: r.org_id, type: r.type, created: ms(r.created), subject: r.subject ?? {}, data: r.data, readyAt: ms(r.ready_at) });
     const { rows: candidates } = await this.sql.query<Row>(
       `SELECT event_id, org_id, type, created, subject, data, ready_at FROM webhook_events
        WHERE NOT fanned_out AND ready_at <= $1 ORDER BY ready_at, event_id LIMIT $2`,
@@ -256,7 +257,7 @@ export class WebhooksRepository {
     if (candidates.length === 0) return 0;
     const outcomes = new Map<string, Completed | Postponed>();
     for (const r of candidates) {
-      const e: ReadyEvent = { eventId: r.event_id, orgId: r.org_id, type: r.type, created: ms(r.created), subject: r.subject ?? {}, data: r.data, readyAt: ms(r.ready_at) };
+      const e = readyEventOf(r);
       outcomes.set(e.eventId, e.data !== null ? { data: e.data } : await complete(e));
     }
     return this.sql.transaction(async (tx) => {
@@ -267,7 +268,7 @@ export class WebhooksRepository {
         [candidates.map((r) => r.event_id), toDate(now)],
       );
       for (const r of rows) {
-        const e: ReadyEvent = { eventId: r.event_id, orgId: r.org_id, type: r.type, created: ms(r.created), subject: r.subject ?? {}, data: r.data, readyAt: ms(r.ready_at) };
+        const e = readyEventOf(r);
         const done = outcomes.get(e.eventId)!;
         if ('postponeUntil' in done) {
           await tx.query(`UPDATE webhook_events SET ready_at = $2, subject = $3::jsonb WHERE event_id = $1`, [e.eventId, toDate(done.postponeUntil), JSON.stringify(done.subject)]);
